@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cm_conf.h -- the federation configuration (DESIGN.md, "Configuration").
+ *
+ * One JSON file is read by every program through this one loader. Loading
+ * validates the whole file, not only the caller's section, so each program's
+ * --check-config checks everything. Every error names the file, the JSON path
+ * and the reason:
+ *
+ *     conf/federation.json: members.jpn.region: unknown region "ap-east-9"
+ *
+ * Unknown keys are rejected the same way. Cross references (member -> region,
+ * member zone -> region's zones, client network -> region, proxy listener ->
+ * member and service) are resolved to indexes at load time, so consumers never
+ * look names up on a hot path.
+ *
+ * A loaded struct cm_conf is immutable and reference counted: a reload builds a
+ * new one, and readers that still hold the old one keep it alive.
+ *
+ *   cm_conf
+ *    +- regions[]        name, zones[]
+ *    +- members[]        name, region (index), zone (index or -1), lb
+ *    +- services[]       "ns/name", port, check, policy, aliases[]
+ *    +- client_networks[] prefix -> region (index)
+ *    +- latency_ms       region x region matrix (symmetric, fallback only)
+ *    +- dnsd, health, proxy, etcd sections
+ */
+#ifndef COMMON_CM_CONF_H
+#define COMMON_CM_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/cm_net.h"
+
+#define CM_CONF_ERR_MAX    512
+#define CM_LATENCY_UNKNOWN UINT32_MAX
+
+struct cm_conf_region {
+    char *name;   /* owned, e.g. "us-east-1" */
+    char **zones; /* owned array of owned strings, e.g. "us-east-1a" */
+    size_t zone_count;
+};
+
+enum cm_lb_mode {
+    CM_LB_NATIVE = 0, /* the member's Service has its own load balancer */
+    CM_LB_PROXY = 1,  /* fedgslb-proxy stands in at lb.address */
+};
+
+struct cm_conf_member {
+    char *name;       /* owned, e.g. "usa" */
+    size_t region;    /* index into cm_conf.regions */
+    int zone;         /* index into that region's zones, -1 when not given */
+    char *kubeconfig; /* owned path, NULL when not given */
+    char *context;    /* owned, NULL when not given */
+    enum cm_lb_mode lb_mode;
+    char *lb_address; /* owned textual IP, NULL unless lb.mode is "proxy" */
+};
+
+enum cm_check_type {
+    CM_CHECK_HTTP = 0,
+    CM_CHECK_HTTPS = 1,
+    CM_CHECK_TCP = 2,
+};
+
+struct cm_conf_check {
+    enum cm_check_type type; /* default http */
+    char *path;              /* owned, default "/healthz" */
+    char *host;              /* owned Host header / SNI, NULL = address */
+    char *expect_body;       /* owned substring, NULL = any */
+    uint16_t status_min;     /* expected statuses, default 200-399 */
+    uint16_t status_max;
+    uint16_t port;        /* 0 = the service port */
+    bool tls_verify;      /* default true */
+    uint32_t interval_ms; /* default 10000, 100..3600000 */
+    uint32_t timeout_ms;  /* default 3000, 10..60000, < interval */
+    uint32_t rise;        /* default 2, 1..100 */
+    uint32_t fall;        /* default 3, 1..100 */
+};
+
+enum cm_all_down {
+    CM_ALL_DOWN_FAIL_OPEN = 0,   /* answer every member, ranked, at min_ttl_s */
+    CM_ALL_DOWN_FAIL_CLOSED = 1, /* NODATA with a short negative TTL */
+    CM_ALL_DOWN_SORRY = 2,       /* CNAME to policy.sorry_target */
+};
+
+struct cm_conf_policy {
+    enum cm_all_down all_down; /* "fail-open" (default), "fail-closed", "sorry:<name>" */
+    char *sorry_target;        /* owned absolute domain name, NULL unless SORRY */
+    uint32_t max_answers;      /* default 8, 1..64 */
+    uint32_t latency_slack_ms; /* default 5, 0..10000 */
+};
+
+struct cm_conf_service {
+    char *key;     /* owned "ns/name", e.g. "default/web" */
+    char *ns;      /* owned, "default" */
+    char *name;    /* owned, "web" */
+    uint16_t port; /* 1..65535, required */
+    struct cm_conf_check check;
+    struct cm_conf_policy policy;
+    char **aliases; /* owned absolute names (no trailing dot), lowercased */
+    size_t alias_count;
+};
+
+struct cm_conf_client_net {
+    char *cidr;         /* owned, as written */
+    int family;         /* AF_INET or AF_INET6 */
+    uint8_t addr[16];   /* network address, host bits zero */
+    uint8_t prefix_len; /* 0..32 or 0..128 */
+    size_t region;      /* index into cm_conf.regions */
+};
+
+struct cm_conf_control {
+    bool enabled; /* false when the section is absent */
+    struct cm_addr listen;
+    char *token_file; /* owned path, NULL = no auth for writes (loopback only) */
+    char *token;      /* owned secret read from token_file; never logged */
+};
+
+struct cm_conf_dnsd {
+    bool present;           /* the "dnsd" section exists */
+    struct cm_addr *listen; /* owned array */
+    size_t listen_count;
+    size_t region;                /* index; default region for unknown clients */
+    char *zone_file;              /* owned path, required when present */
+    uint32_t ttl_s;               /* default 30 */
+    uint32_t min_ttl_s;           /* default 5, <= ttl_s */
+    uint32_t workers;             /* default 2, 1..64 */
+    bool ecs;                     /* default true */
+    char *state_file;             /* owned path, NULL = none */
+    uint32_t tcp_idle_timeout_ms; /* default 10000 (RFC 7766 suggests ~10 s) */
+    uint32_t tcp_max_conns;       /* default 1024 per worker */
+    uint32_t max_udp_size;        /* default 1232 (DNS flag day 2020) */
+    struct cm_conf_control control;
+};
+
+struct cm_conf_health {
+    bool present;
+    size_t vantage;    /* region index */
+    char **publish_to; /* owned URLs */
+    size_t publish_to_count;
+    uint32_t publish_interval_ms; /* default 10000 */
+    char *state_file;
+    struct cm_conf_control control;
+};
+
+struct cm_conf_proxy_listen {
+    struct cm_addr address;
+    size_t member;  /* index into cm_conf.members */
+    size_t service; /* index into cm_conf.services */
+};
+
+struct cm_conf_proxy {
+    bool present;
+    struct cm_conf_proxy_listen *listen;
+    size_t listen_count;
+    char *state_file;
+    struct cm_conf_control control;
+};
+
+struct cm_conf_etcd {
+    bool present;
+    char **endpoints;
+    size_t endpoint_count;
+    char *prefix; /* default "/fedgslb/" */
+};
+
+struct cm_conf {
+    char *path;       /* owned, the file it was read from */
+    char *federation; /* owned, a DNS label, e.g. "myfed" */
+    char *zone;       /* owned, lowercased, no trailing dot */
+    struct cm_conf_region *regions;
+    size_t region_count;
+    struct cm_conf_member *members;
+    size_t member_count;
+    struct cm_conf_service *services;
+    size_t service_count;
+    struct cm_conf_client_net *client_networks;
+    size_t client_network_count;
+    uint32_t *latency_ms; /* region_count^2, [a * region_count + b]; diagonal 0;
+                             CM_LATENCY_UNKNOWN where not configured */
+    struct cm_conf_dnsd dnsd;
+    struct cm_conf_health health;
+    struct cm_conf_proxy proxy;
+    struct cm_conf_etcd etcd;
+    int refs; /* private: use cm_conf_ref/unref */
+};
+
+/**
+ * Reads and validates @path. On success *out is a new conf with one reference.
+ * On failure returns CM_ECONFIG (or CM_ENOENT / CM_EPARSE / CM_ENOMEM) and
+ * writes "file: path: reason" into @err (@errlen bytes, CM_CONF_ERR_MAX is
+ * enough). Relative paths inside the file are kept as written (they resolve
+ * against the working directory, as DESIGN.md's example assumes).
+ */
+int cm_conf_load(const char *path, struct cm_conf **out, char *err, size_t errlen);
+
+/** The same from a JSON text; @name stands for the file name in errors. */
+int cm_conf_load_string(const char *name, const char *text, struct cm_conf **out, char *err,
+                        size_t errlen);
+
+/** Takes a reference; returns @conf. Not thread-safe against unref of the last one. */
+struct cm_conf *cm_conf_ref(struct cm_conf *conf);
+/** Drops a reference; frees on the last. Accepts NULL. Atomic. */
+void cm_conf_unref(struct cm_conf *conf);
+
+/** Index of the named region / member / service ("ns/name"), or -1. */
+int cm_conf_region_index(const struct cm_conf *conf, const char *name);
+int cm_conf_member_index(const struct cm_conf *conf, const char *name);
+int cm_conf_service_index(const struct cm_conf *conf, const char *key);
+
+/** Static latency between two regions, CM_LATENCY_UNKNOWN if not configured. */
+uint32_t cm_conf_latency(const struct cm_conf *conf, size_t region_a, size_t region_b);
+
+#endif /* COMMON_CM_CONF_H */

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cm_err.c -- CM_* codes to text. */
+#include "common/cm_err.h"
+
+#include <string.h>
+
+int cm_err_from_errno(int errnum)
+{
+    if (errnum <= 0)
+        return CM_EIO;
+    return -errnum;
+}
+
+const char *cm_strerror(int code)
+{
+    switch (code) {
+    case CM_OK:
+        return "success";
+    case CM_EPARSE:
+        return "parse error";
+    case CM_ETOOBIG:
+        return "too big";
+    case CM_ECONFIG:
+        return "invalid configuration";
+    case CM_ESTATE:
+        return "invalid state document";
+    case CM_EAUTH:
+        return "authentication failed";
+    case CM_ENOTSUP:
+        return "not supported";
+    default:
+        break;
+    }
+    if (code < 0 && code > -4096)
+        return strerrordesc_np(-code) != NULL ? strerrordesc_np(-code) : "unknown errno";
+    return "unknown error";
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cm_lpm.h -- longest-prefix match over IPv4 and IPv6 prefixes
+ * (client_networks: CIDR -> region).
+ *
+ * Built once, then read-only: lookups never allocate and may run from any
+ * number of threads at once. The lookup also says how many leading bits of the
+ * address decided the result (scope_len), which is what an EDNS Client Subnet
+ * answer must echo as its SCOPE PREFIX-LENGTH (RFC 7871 §7.2.1): every address
+ * sharing those bits gets the same result.
+ */
+#ifndef COMMON_CM_LPM_H
+#define COMMON_CM_LPM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct cm_lpm;
+
+struct cm_lpm_result {
+    bool found;          /* some prefix matched */
+    uint32_t value;      /* the matched prefix's value (valid when found) */
+    uint8_t matched_len; /* the matched prefix's length (valid when found) */
+    uint8_t scope_len;   /* leading bits of the address that decided the result */
+};
+
+/** A new empty table; NULL on allocation failure. */
+struct cm_lpm *cm_lpm_new(void);
+/** Accepts NULL. */
+void cm_lpm_free(struct cm_lpm *lpm);
+
+/**
+ * Adds @addr/@prefix_len (@family AF_INET: 4 bytes, <= 32; AF_INET6: 16 bytes,
+ * <= 128) with @value. Host bits beyond the prefix are ignored. Re-adding the
+ * same prefix replaces its value. CM_EINVAL, CM_ENOMEM.
+ */
+int cm_lpm_insert(struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned prefix_len,
+                  uint32_t value);
+
+/**
+ * Finds the longest prefix containing the first @addr_bits bits of @addr
+ * (32 or 128 for a full address; an ECS SOURCE PREFIX-LENGTH otherwise).
+ * Prefixes longer than @addr_bits never match. Fills @res and returns
+ * res->found.
+ */
+bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned addr_bits,
+                   struct cm_lpm_result *res);
+
+#endif /* COMMON_CM_LPM_H */

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cm_state.h -- the state document v1: the contract between fedgslb-health
+ * and its consumers (DESIGN.md, "State document v1").
+ *
+ * One document is what one vantage (a health checker in one region) sees:
+ *
+ *   cm_state                       vantage, generation, generated_at
+ *    +- members[]                  per member: region, zone, api, rtt_ms
+ *    +- services[]                 "ns/name", port
+ *        +- members[]              addresses, hostname, ready endpoints,
+ *                                  healthy, pending, rtt_ms, reason, ...
+ *
+ * Parsing validates everything and explains the first problem with its JSON
+ * path ("services.default/web.members.usa.addresses[1]: not an IP address").
+ * Unknown fields are allowed (the contract lets producers add fields) and are
+ * kept through a parse/serialize round trip. A parsed document is immutable.
+ *
+ * Merging several vantages' documents (cm_merged) gives consumers one view:
+ * a member is down for a service only when a strict majority of the vantages
+ * that report it say so (a tie keeps it up), and each vantage supplies the RTT
+ * row for its own region.
+ */
+#ifndef COMMON_CM_STATE_H
+#define COMMON_CM_STATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/cm_net.h"
+
+struct cm_conf;
+
+#define CM_STATE_VERSION 1
+#define CM_STATE_ERR_MAX 512
+
+struct cm_state_member {
+    char *name;    /* owned */
+    char *region;  /* owned, NULL when absent */
+    char *zone;    /* owned, NULL when absent */
+    char *api;     /* owned, "ok", "stale", "unreachable", ...; NULL when absent */
+    double rtt_ms; /* NAN when not measured */
+};
+
+struct cm_state_endpoint {
+    char *member;              /* owned member name */
+    bool via_proxy;            /* answered with the proxy's address */
+    struct cm_addr *addresses; /* owned; port 0 */
+    size_t address_count;
+    char *hostname;  /* owned, NULL: a load balancer known by name only */
+    char **backends; /* owned "ip:port" strings (proxy mode) */
+    size_t backend_count;
+    uint32_t ready_endpoints;
+    bool healthy;
+    bool pending;  /* verdict may be about to flip */
+    double rtt_ms; /* NAN when not measured */
+    char *reason;  /* owned, NULL when absent */
+};
+
+struct cm_state_service {
+    char *key;                         /* owned "ns/name" */
+    uint16_t port;                     /* 0 when absent */
+    struct cm_state_endpoint *members; /* owned array */
+    size_t member_count;
+};
+
+struct cm_state {
+    int version;   /* always CM_STATE_VERSION after a successful parse */
+    char *vantage; /* owned region name */
+    uint64_t generation;
+    char *generated_at;        /* owned RFC 3339 text as received */
+    int64_t generated_at_unix; /* seconds since the epoch, parsed from generated_at */
+    struct cm_state_member *members;
+    size_t member_count;
+    struct cm_state_service *services;
+    size_t service_count;
+    json_t *json; /* owned reference to the document as received */
+};
+
+/**
+ * Parses and validates a document. On success *out is a new document owned by
+ * the caller. On failure returns CM_ESTATE (CM_EPARSE for invalid JSON,
+ * CM_ENOMEM) and explains in @err, with the JSON path of the first problem.
+ */
+int cm_state_parse(const char *text, size_t len, struct cm_state **out, char *err, size_t errlen);
+/** The same from a jansson value (borrowed; the state takes its own reference). */
+int cm_state_from_json(json_t *doc, struct cm_state **out, char *err, size_t errlen);
+
+/**
+ * Checks a parsed document against the configuration: the vantage must be a
+ * configured region and every member a configured member. Services need not
+ * be configured (health may discover annotated ones). CM_ESTATE with a reason.
+ */
+int cm_state_check_conf(const struct cm_state *st, const struct cm_conf *conf, char *err,
+                        size_t errlen);
+
+/** Serializes (compact, sorted keys); caller frees with free(). NULL on ENOMEM. */
+char *cm_state_dump(const struct cm_state *st);
+
+/** Accepts NULL. */
+void cm_state_free(struct cm_state *st);
+
+/** Lookups; NULL when absent. */
+const struct cm_state_service *cm_state_service_find(const struct cm_state *st, const char *key);
+const struct cm_state_endpoint *cm_state_endpoint_find(const struct cm_state_service *svc,
+                                                       const char *member);
+
+/* ---- merged view over several vantages ---- */
+
+struct cm_merged_endpoint {
+    size_t member;                       /* index into conf->members */
+    bool present;                        /* some vantage reports this member for this service */
+    bool healthy;                        /* majority verdict (ties keep it up) */
+    bool pending;                        /* any reporting vantage says pending */
+    unsigned votes_up;                   /* vantages saying healthy */
+    unsigned votes_down;                 /* vantages saying unhealthy */
+    const struct cm_state_endpoint *src; /* borrowed: addresses, hostname, reason, ready
+                                            endpoints from the newest document reporting it */
+};
+
+struct cm_merged_service {
+    const char *key; /* borrowed from a source document */
+    int conf_index;  /* index into conf->services, -1 for discovered services */
+    uint16_t port;
+    struct cm_merged_endpoint *members; /* owned, conf->member_count entries, by member index */
+};
+
+struct cm_merged {
+    size_t region_count; /* conf->region_count */
+    size_t member_count; /* conf->member_count */
+    /* rtt_ms[region * member_count + member]: RTT measured from the vantage in
+     * that region to the member (member-level rtt_ms), NAN when that region has
+     * no vantage or no measurement. */
+    double *rtt_ms;
+    struct cm_merged_service *services; /* owned, sorted by key */
+    size_t service_count;
+    const struct cm_state **docs; /* borrowed: the inputs, which must outlive the merge */
+    size_t doc_count;
+};
+
+/**
+ * Merges @count documents (at most one per vantage; borrowed, must outlive
+ * the result) under @conf. Members or vantages unknown to @conf are ignored.
+ * CM_ENOMEM is the only failure.
+ */
+int cm_merged_build(const struct cm_state *const *docs, size_t count, const struct cm_conf *conf,
+                    struct cm_merged **out);
+
+/**
+ * RTT for @service_member as seen from @region: the per-service rtt_ms of the
+ * vantage in that region if reported, else that vantage's member rtt_ms, else
+ * NAN. (The static latency matrix is the caller's fallback.)
+ */
+double cm_merged_rtt(const struct cm_merged *m, size_t region, const struct cm_merged_service *svc,
+                     size_t member);
+
+/** Accepts NULL. Does not free the source documents. */
+void cm_merged_free(struct cm_merged *m);
+
+#endif /* COMMON_CM_STATE_H */

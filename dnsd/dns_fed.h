@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dns_fed.h -- the federated answer table: every federated name x every
+ * client region -> a compiled answer (DESIGN.md, "Names served" and "How an
+ * answer is chosen").
+ *
+ * Names, for zone Z, federation F, service ns/svc, region R, zone AZ:
+ *   svc.ns.F.svc.Z           global
+ *   svc.ns.F.svc.R.Z         regional  (CNAME to global when no healthy member in R)
+ *   svc.ns.F.svc.AZ.R.Z      zonal     (CNAME to regional when none in AZ)
+ *   every services.*.aliases name      (answers as the global name)
+ * plus every empty non-terminal above them (e.g. F.svc.Z, R.Z), so that the
+ * query path can answer NODATA rather than NXDOMAIN for them.
+ *
+ * The table is built from the configuration, the merged state of all vantages
+ * and the operator's drains, whenever any of them changes, and is then
+ * immutable: the query path only looks up and copies. Ranking (dns_rank_*)
+ * is the single decision procedure used by both the table build and
+ * /v1/explain, so the two cannot disagree.
+ *
+ * Within a (name, region) the members tied within latency_slack_ms share the
+ * answers in proportion to their ready endpoints: the build precomputes one
+ * variant per tied member and a 64-slot weighted slot table; the query path
+ * picks slot = client_hash % 64, where client_hash is a hash of the client's
+ * subnet (/24 or /56), so a subnet always gets the same answer.
+ */
+#ifndef DNSD_DNS_FED_H
+#define DNSD_DNS_FED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "dnsd/dns_rrset.h"
+
+struct cm_conf;
+struct cm_merged;
+struct dns_fed;
+
+#define DNS_FED_SLOTS 64
+
+/* Operator drains: members taken out of every answer (control API). */
+struct dns_drains {
+    const bool *drained; /* borrowed, conf->member_count entries; NULL = none drained */
+};
+
+enum dns_fed_match {
+    DNS_FED_NONE = 0, /* not a federated name nor above one: ask the static zone */
+    DNS_FED_ENT = 1,  /* an empty non-terminal above federated names: NODATA */
+    DNS_FED_NAME = 2, /* a federated name: see the answer */
+};
+
+/* What a query for a federated name gets. Everything is borrowed from the table. */
+struct dns_fed_answer {
+    const struct dns_rrset *cname; /* non-NULL: the name is a CNAME for this client
+                                      (level up, hostname LB, sorry target); the query
+                                      path chases it within the zone */
+    const struct dns_rrset *rrset; /* A or AAAA for the qtype; NULL with cname == NULL:
+                                      NODATA */
+    uint32_t negative_ttl;         /* TTL of the SOA in a NODATA answer */
+    bool client_dependent;         /* the answer depends on the client's region/subnet
+                                      (drives the ECS scope) */
+    bool fail_open;                /* nothing healthy: all members answered */
+    int service;                   /* index in the table's service list, for metrics */
+};
+
+/**
+ * Builds the table. @merged may be NULL (no state yet: every member is
+ * unknown, which fails open). CM_ENOMEM, or CM_ECONFIG with a reason in @err.
+ * The table keeps no pointer into @conf, @merged or @drains.
+ */
+int dns_fed_build(const struct cm_conf *conf, const struct cm_merged *merged,
+                  const struct dns_drains *drains, struct dns_fed **out, char *err, size_t errlen);
+/** Accepts NULL. */
+void dns_fed_free(struct dns_fed *fed);
+
+/**
+ * Query-path lookup of @qname (lowercased wire format) for @qtype (A, AAAA,
+ * or anything else: then only a CNAME or NODATA comes back), for a client in
+ * @region with @client_hash. Never allocates.
+ */
+enum dns_fed_match dns_fed_lookup(const struct dns_fed *fed, const uint8_t *qname, size_t qname_len,
+                                  uint16_t qtype, unsigned region, uint32_t client_hash,
+                                  struct dns_fed_answer *out);
+
+/** Number of federated names and services (metrics, logs, benchmarks). */
+size_t dns_fed_name_count(const struct dns_fed *fed);
+size_t dns_fed_service_count(const struct dns_fed *fed);
+/** Service key ("ns/name") of index @i, for metrics labels. */
+const char *dns_fed_service_key(const struct dns_fed *fed, size_t i);
+
+/**
+ * The decision for @qname (presentation form) and a client in @region with
+ * @client_hash, as JSON: the level and service, every candidate member with
+ * health, reason, drain, RTT and its source ("measured by vantage X" or
+ * "static latency_ms"), the rule that decided, the TTL and why. NULL when the
+ * name is not federated. Same code as the table build.
+ */
+json_t *dns_fed_explain(const struct cm_conf *conf, const struct cm_merged *merged,
+                        const struct dns_drains *drains, const char *qname, unsigned region,
+                        uint32_t client_hash);
+
+#endif /* DNSD_DNS_FED_H */

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dns_query.h -- answering one query: bytes in, bytes out, no I/O.
+ *
+ * The transport glue (dns_server) hands over the request and a response
+ * buffer; this module parses with the dns_wire reader, decides, and writes the
+ * response with the dns_wire writer, using only the view and the stack: no
+ * allocation, no locks, no system calls. Tests and fuzzers drive it with
+ * byte arrays.
+ *
+ * Behaviour (RFC 1034/1035, 2308, 6891, 7766, 7871, 8482, 8020):
+ *  - responses (QR=1) and packets shorter than a header: dropped (return 0);
+ *  - QDCOUNT != 1, malformed question or OPT: FORMERR (OPT echoed if parsed);
+ *  - opcode other than QUERY: NOTIMP; EDNS version > 0: BADVERS;
+ *  - outside the zone or class not IN: REFUSED; AXFR/IXFR: REFUSED (we do not
+ *    transfer) ; in zone: AA, answer / CNAME chain / NODATA / NXDOMAIN with the
+ *    SOA in authority (negative TTL per RFC 2308), referral below a cut;
+ *  - ANY: one RRset (RFC 8482 §4.2), never the whole node;
+ *  - the question is echoed with its original letter case;
+ *  - UDP: at most the client's EDNS size (min 512, max dnsd.max_udp_size),
+ *    TC=1 when the answer does not fit; TCP: up to 65535;
+ *  - EDNS Client Subnet: used for location when dnsd.ecs, echoed with a
+ *    SCOPE PREFIX-LENGTH (0 for answers that do not depend on the client).
+ */
+#ifndef DNSD_DNS_QUERY_H
+#define DNSD_DNS_QUERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct dns_view;
+
+/* What happened, for the caller's metrics. */
+struct dns_query_info {
+    uint16_t qtype;  /* 0 when no question was parsed */
+    uint8_t rcode;   /* extended rcode (BADVERS = 16) */
+    bool tc;         /* truncated */
+    bool ecs;        /* an ECS option was present and used */
+    bool federated;  /* answered from the federated table */
+    bool fail_open;  /* the answer failed open */
+    int service;     /* federated service index, -1 otherwise */
+    unsigned region; /* client region used */
+};
+
+/**
+ * Answers @req (@req_len bytes) from @client over UDP (@tcp false) or TCP.
+ * Writes the response into @resp (@resp_cap bytes, at least 512; 65535 for
+ * TCP) and returns its length, or 0 when nothing must be sent.
+ */
+size_t dns_query_process(const struct dns_view *view, const uint8_t *req, size_t req_len,
+                         uint8_t *resp, size_t resp_cap, const struct sockaddr *client, bool tcp,
+                         struct dns_query_info *info);
+
+/** Client location as the query path computes it, for /v1/explain. */
+struct dns_client_loc {
+    unsigned region;      /* region index */
+    uint32_t client_hash; /* subnet hash used to pick among tied members */
+    uint8_t scope_len;    /* ECS scope prefix length that the location implies */
+    const char *how;      /* static text: "ecs client_networks", "source address
+                             client_networks", "dnsd.region default" */
+};
+
+/**
+ * Locates a client from its address (@family AF_INET/AF_INET6, raw bytes) and
+ * the number of significant bits (32/128, or an ECS source prefix length).
+ */
+void dns_query_locate(const struct dns_view *view, int family, const uint8_t *addr,
+                      unsigned addr_bits, bool from_ecs, struct dns_client_loc *loc);
+
+#endif /* DNSD_DNS_QUERY_H */

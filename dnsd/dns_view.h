@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dns_view.h -- one immutable snapshot of everything a query needs.
+ *
+ *   dns_view ----> cm_conf      (reference)   settings, regions, TTLs
+ *            ----> dns_zone     (reference)   static records from the zone file
+ *            ----> dns_fed      (owned)       federated answer table
+ *            ----> cm_lpm       (owned)       client_networks -> region
+ *
+ * The main thread builds a new view whenever the configuration, the zone,
+ * the state or the drains change, and hands it to every worker; a worker
+ * switches between two queries, so a query always sees one consistent view
+ * and never waits. The last reference frees the view.
+ */
+#ifndef DNSD_DNS_VIEW_H
+#define DNSD_DNS_VIEW_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cm_conf;
+struct cm_lpm;
+struct cm_merged;
+struct dns_drains;
+struct dns_fed;
+struct dns_zone;
+
+struct dns_view {
+    _Atomic int refs;
+    struct cm_conf *conf;    /* reference held */
+    struct dns_zone *zone;   /* reference held */
+    struct dns_fed *fed;     /* owned */
+    struct cm_lpm *lpm;      /* owned; values are region indexes */
+    unsigned default_region; /* conf->dnsd.region */
+    uint64_t serial;         /* increases with every view built */
+};
+
+/**
+ * Builds a view with one reference. Takes its own references to @conf and
+ * @zone. @merged and @drains are only read during the call. CM_* code with a
+ * reason in @err.
+ */
+int dns_view_new(struct cm_conf *conf, struct dns_zone *zone, const struct cm_merged *merged,
+                 const struct dns_drains *drains, uint64_t serial, struct dns_view **out, char *err,
+                 size_t errlen);
+
+struct dns_view *dns_view_ref(struct dns_view *view);
+/** Atomic; frees on the last reference. Accepts NULL. */
+void dns_view_unref(struct dns_view *view);
+
+#endif /* DNSD_DNS_VIEW_H */

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Installs the Debian 12 packages fedgslb needs to build, test and demo.
+# Idempotent: installs only what is missing. Must run as root (or via sudo).
+set -euo pipefail
+
+PACKAGES=(
+    # build
+    build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
+    libldns-dev libevent-dev libjansson-dev libcurl4-openssl-dev libssl-dev libyaml-dev
+    # tests
+    libcmocka-dev python3 python3-dnspython python3-pytest
+    dnsutils knot-dnsutils ldnsutils dnsperf curl iproute2 procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null; then SUDO=sudo; else
+        echo "deps: missing packages (${missing[*]}) and not root: install them as root" >&2
+        exit 1
+    fi
+else
+    SUDO=
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
