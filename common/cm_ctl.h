@@ -81,9 +81,31 @@ int cm_ctl_body(struct evhttp_request *req, struct cm_buf *body);
 /** Looks up a decoded query parameter; NULL when absent. Borrowed from @q. */
 const char *cm_ctl_query_param(const struct evkeyvalq *q, const char *key);
 
+/**
+ * The TCP port the listener is bound to (useful when conf->listen has port 0),
+ * or -1 if it cannot be read.
+ */
+int cm_ctl_port(const struct cm_ctl *ctl);
+/**
+ * Sets the request body cap (default and ceiling CM_CTL_BODY_MAX; 0 means the
+ * default). A larger body gets 413 before any handler runs.
+ */
+void cm_ctl_set_body_max(struct cm_ctl *ctl, size_t max);
+/**
+ * Initializes @q (no TAILQ_INIT needed) and parses the query string of @req
+ * into it (decoded keys and values; '+' is a space, as in forms). The caller
+ * calls evhttp_clear_headers(@q) afterwards, also on error. CM_EPARSE on a
+ * malformed query string (a key without '=').
+ */
+int cm_ctl_query_parse(struct evhttp_request *req, struct evkeyvalq *q);
+
 /* Prometheus text helpers: "# HELP", "# TYPE" once per family, then samples. */
 void cm_metrics_family(struct cm_buf *out, const char *name, const char *type, const char *help);
 /** @labels is preformatted 'a="b",c="d"' or NULL. */
 void cm_metrics_sample(struct cm_buf *out, const char *name, const char *labels, double value);
+/** Appends @value escaped as a label value: backslash, double quote, newline. */
+void cm_metrics_label_escape(struct cm_buf *out, const char *value);
+/** Appends key="value" (value escaped) to @labels, after a comma if not empty. */
+void cm_metrics_label(struct cm_buf *labels, const char *key, const char *value);
 
 #endif /* COMMON_CM_CTL_H */

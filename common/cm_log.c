@@ -75,7 +75,8 @@ static size_t json_escape(char *buf, size_t len, size_t cap, const char *s)
     return len;
 }
 
-static void log_vwrite(enum cm_log_level level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void log_vwrite(enum cm_log_level level,
+                                                             const char *fmt, va_list ap)
 {
     char msg[LOG_LINE_MAX];
     char line[LOG_LINE_MAX + 256];
