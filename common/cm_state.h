@@ -36,6 +36,11 @@ struct cm_conf;
 #define CM_STATE_VERSION 1
 #define CM_STATE_ERR_MAX 512
 
+/* Limits enforced by the parser (each rejection says which was exceeded). */
+#define CM_STATE_MAX_BYTES    (64u * 1024u * 1024u) /* document text */
+#define CM_STATE_MAX_SERVICES 100000u               /* services per document */
+#define CM_STATE_MAX_MEMBERS  1000u                 /* members per service, and top-level members */
+
 struct cm_state_member {
     char *name;    /* owned */
     char *region;  /* owned, NULL when absent */
@@ -62,7 +67,7 @@ struct cm_state_endpoint {
 struct cm_state_service {
     char *key;                         /* owned "ns/name" */
     uint16_t port;                     /* 0 when absent */
-    struct cm_state_endpoint *members; /* owned array */
+    struct cm_state_endpoint *members; /* owned array, sorted by member name */
     size_t member_count;
 };
 
@@ -70,11 +75,11 @@ struct cm_state {
     int version;   /* always CM_STATE_VERSION after a successful parse */
     char *vantage; /* owned region name */
     uint64_t generation;
-    char *generated_at;        /* owned RFC 3339 text as received */
-    int64_t generated_at_unix; /* seconds since the epoch, parsed from generated_at */
-    struct cm_state_member *members;
+    char *generated_at;              /* owned RFC 3339 text as received */
+    int64_t generated_at_unix;       /* seconds since the epoch, parsed from generated_at */
+    struct cm_state_member *members; /* owned, sorted by name */
     size_t member_count;
-    struct cm_state_service *services;
+    struct cm_state_service *services; /* owned, sorted by key */
     size_t service_count;
     json_t *json; /* owned reference to the document as received */
 };
@@ -82,10 +87,21 @@ struct cm_state {
 /**
  * Parses and validates a document. On success *out is a new document owned by
  * the caller. On failure returns CM_ESTATE (CM_EPARSE for invalid JSON,
- * CM_ENOMEM) and explains in @err, with the JSON path of the first problem.
+ * CM_ETOOBIG above CM_STATE_MAX_BYTES, CM_ENOMEM) and explains in @err, with
+ * the JSON path of the first problem.
+ *
+ * Field rules: "version" (1), "vantage", "generation" and "generated_at"
+ * (RFC 3339 UTC, "Z", optional fraction) are required; "members" and
+ * "services" are optional objects (absent = empty). Per endpoint only
+ * "healthy" is required; "pending" and "via_proxy" default to false,
+ * "ready_endpoints" to 0, lists to empty. Optional strings and rtt_ms may be
+ * null (= absent). Service keys are "namespace/name", each a DNS-1123 label.
  */
 int cm_state_parse(const char *text, size_t len, struct cm_state **out, char *err, size_t errlen);
-/** The same from a jansson value (borrowed; the state takes its own reference). */
+/**
+ * The same from a jansson value (borrowed; the state takes its own reference,
+ * so the caller must not modify @doc afterwards).
+ */
 int cm_state_from_json(json_t *doc, struct cm_state **out, char *err, size_t errlen);
 
 /**
@@ -118,13 +134,22 @@ struct cm_merged_endpoint {
     unsigned votes_down;                 /* vantages saying unhealthy */
     const struct cm_state_endpoint *src; /* borrowed: addresses, hostname, reason, ready
                                             endpoints from the newest document reporting it */
+    /* private to cm_state.c: region_count per-service rtt_ms values, one per
+     * region whose vantage reports this endpoint (NAN otherwise); NULL when
+     * !present. Points into cm_merged_service.rtt_block. Use cm_merged_rtt(). */
+    const double *rtt_by_region;
 };
 
 struct cm_merged_service {
-    const char *key; /* borrowed from a source document */
-    int conf_index;  /* index into conf->services, -1 for discovered services */
-    uint16_t port;
+    const char *key;                    /* borrowed from a source document; owned (key_owned) for a
+                                           configured service that no document reports */
+    int conf_index;                     /* index into conf->services, -1 for discovered services */
+    uint16_t port;                      /* the configured port; for discovered services the port of
+                                           the newest document that gives one; 0 if none */
     struct cm_merged_endpoint *members; /* owned, conf->member_count entries, by member index */
+    /* private to cm_state.c */
+    char *key_owned;   /* owned copy of a configured key, NULL when borrowed */
+    double *rtt_block; /* owned: region_count doubles per present member */
 };
 
 struct cm_merged {
@@ -136,14 +161,21 @@ struct cm_merged {
     double *rtt_ms;
     struct cm_merged_service *services; /* owned, sorted by key */
     size_t service_count;
-    const struct cm_state **docs; /* borrowed: the inputs, which must outlive the merge */
+    const struct cm_state **docs; /* owned array of borrowed pointers: all the inputs, as
+                                     given (the documents must outlive the merge) */
     size_t doc_count;
 };
 
 /**
  * Merges @count documents (at most one per vantage; borrowed, must outlive
- * the result) under @conf. Members or vantages unknown to @conf are ignored.
- * CM_ENOMEM is the only failure.
+ * the result) under @conf. Members or vantages unknown to @conf are ignored:
+ * a document whose vantage is not a configured region neither votes nor gives
+ * RTTs. Should two documents share a vantage anyway, only the newest
+ * (generated_at, then generation) counts. The services are the union of the
+ * documents' services and the configured ones; a configured service nobody
+ * reports has every member present=false. A member that is not present is
+ * never healthy. CM_ENOMEM is the only failure. @conf (borrowed) is only read
+ * during the call. The result is immutable: safe for concurrent readers.
  */
 int cm_merged_build(const struct cm_state *const *docs, size_t count, const struct cm_conf *conf,
                     struct cm_merged **out);

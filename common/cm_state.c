@@ -1,0 +1,988 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cm_state.c -- the state document v1: parsing with validation, serializing,
+ * lookups, checking against the configuration, and merging vantages.
+ *
+ * Parsing is a recursive descent over the jansson tree. Each level knows its
+ * JSON path ("services.default/web.members.usa") and the first problem found
+ * is reported as "<path>: <reason>". The parsed arrays are sorted by name so
+ * lookups are binary searches; the jansson tree is kept for serializing, which
+ * is how unknown fields survive a round trip.
+ */
+#include "common/cm_state.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/cm_conf.h"
+#include "common/cm_err.h"
+
+#define PATH_MAX_LEN  CM_STATE_ERR_MAX
+#define QUOTE_MAX_LEN 64 /* bytes of an offending value quoted in an error */
+
+struct pctx {
+    char *err;
+    size_t errlen;
+};
+
+static int fail(struct pctx *c, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct pctx *c, const char *path, const char *fmt, ...)
+{
+    char msg[CM_STATE_ERR_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (c->err != NULL && c->errlen > 0)
+        snprintf(c->err, c->errlen, "%s: %s", path, msg);
+    return CM_ESTATE;
+}
+
+/* A printable, bounded copy of @s for an error message (no quotes or control
+ * bytes from the peer end up in logs). */
+static void quote(char *buf, size_t cap, const char *s)
+{
+    size_t i = 0, n = 0;
+
+    for (; s[i] != '\0' && n + 4 < cap && i < QUOTE_MAX_LEN; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        buf[n++] = (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\') ? '?' : (char)ch;
+    }
+    if (s[i] != '\0' && n + 4 <= cap) {
+        memcpy(buf + n, "...", 3);
+        n += 3;
+    }
+    buf[n] = '\0';
+}
+
+/* Paths longer than the buffer are cut short; they are only for messages. */
+static void path_fmt(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void path_fmt(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+}
+
+static void path_join(char *buf, size_t cap, const char *parent, const char *key)
+{
+    if (parent[0] == '\0')
+        path_fmt(buf, cap, "%s", key);
+    else
+        path_fmt(buf, cap, "%s.%s", parent, key);
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+
+    if (p != NULL)
+        memcpy(p, s, n);
+    return p;
+}
+
+/* ---- field readers: each reports "<parent>.<key>: <reason>" ---- */
+
+/* A string field; absent or null gives *out = NULL unless @required. */
+static int get_string(struct pctx *c, json_t *obj, const char *parent, const char *key,
+                      bool required, bool nonempty, char **out)
+{
+    char path[PATH_MAX_LEN];
+    json_t *v = json_object_get(obj, key);
+    const char *s;
+
+    *out = NULL;
+    path_join(path, sizeof(path), parent, key);
+    if (v == NULL || (json_is_null(v) && !required)) {
+        if (required)
+            return fail(c, path, "missing");
+        return CM_OK;
+    }
+    if (!json_is_string(v))
+        return fail(c, path, nonempty ? "must be a non-empty string" : "must be a string");
+    s = json_string_value(v);
+    if (strlen(s) != json_string_length(v))
+        return fail(c, path, "contains a NUL byte");
+    if (nonempty && s[0] == '\0')
+        return fail(c, path, "must be a non-empty string");
+    *out = dup_str(s);
+    return *out == NULL ? CM_ENOMEM : CM_OK;
+}
+
+static int get_bool(struct pctx *c, json_t *obj, const char *parent, const char *key, bool required,
+                    bool *out)
+{
+    char path[PATH_MAX_LEN];
+    json_t *v = json_object_get(obj, key);
+
+    path_join(path, sizeof(path), parent, key);
+    if (v == NULL) {
+        *out = false;
+        return required ? fail(c, path, "missing") : CM_OK;
+    }
+    if (!json_is_boolean(v))
+        return fail(c, path, "must be a boolean");
+    *out = json_is_true(v);
+    return CM_OK;
+}
+
+/* An integer in [0, max]; absent gives @def unless @required. */
+static int get_uint(struct pctx *c, json_t *obj, const char *parent, const char *key, bool required,
+                    uint64_t max, uint64_t def, uint64_t *out)
+{
+    char path[PATH_MAX_LEN];
+    json_t *v = json_object_get(obj, key);
+    json_int_t i;
+
+    path_join(path, sizeof(path), parent, key);
+    *out = def;
+    if (v == NULL)
+        return required ? fail(c, path, "missing") : CM_OK;
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return fail(c, path, "must be a non-negative integer");
+    i = json_integer_value(v);
+    if ((uint64_t)i > max)
+        return fail(c, path, "too large (%lld, max %llu)", (long long)i, (unsigned long long)max);
+    *out = (uint64_t)i;
+    return CM_OK;
+}
+
+/* rtt_ms: a number >= 0, or null / absent (NAN). */
+static int get_rtt(struct pctx *c, json_t *obj, const char *parent, double *out)
+{
+    char path[PATH_MAX_LEN];
+    json_t *v = json_object_get(obj, "rtt_ms");
+
+    *out = NAN;
+    if (v == NULL || json_is_null(v))
+        return CM_OK;
+    path_join(path, sizeof(path), parent, "rtt_ms");
+    if (!json_is_number(v) || !(json_number_value(v) >= 0) || isinf(json_number_value(v)))
+        return fail(c, path, "must be a non-negative number or null");
+    *out = json_number_value(v);
+    return CM_OK;
+}
+
+/* An optional object; absent or null gives *out = NULL. */
+static int get_object(struct pctx *c, json_t *obj, const char *parent, const char *key,
+                      json_t **out)
+{
+    char path[PATH_MAX_LEN];
+    json_t *v = json_object_get(obj, key);
+
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return CM_OK;
+    path_join(path, sizeof(path), parent, key);
+    if (!json_is_object(v))
+        return fail(c, path, "must be an object");
+    *out = v;
+    return CM_OK;
+}
+
+/* An optional array; absent or null gives *out = NULL. */
+static int get_array(struct pctx *c, json_t *obj, const char *parent, const char *key, json_t **out)
+{
+    char path[PATH_MAX_LEN];
+    json_t *v = json_object_get(obj, key);
+
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return CM_OK;
+    path_join(path, sizeof(path), parent, key);
+    if (!json_is_array(v))
+        return fail(c, path, "must be an array");
+    *out = v;
+    return CM_OK;
+}
+
+/* ---- RFC 3339 ---- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    int64_t era, yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static bool digits(const char *s, size_t n, unsigned *out)
+{
+    unsigned v = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS[.frac]Z" (T/Z in either case); seconds since the epoch,
+ * fraction dropped. A leap second (:60) counts as the next second. */
+static bool parse_rfc3339_utc(const char *s, int64_t *out)
+{
+    static const unsigned mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    unsigned year, mon, day, hour, min, sec;
+    size_t i = 19;
+    bool leap;
+
+    if (strlen(s) < 20 || !digits(s, 4, &year) || s[4] != '-' || !digits(s + 5, 2, &mon) ||
+        s[7] != '-' || !digits(s + 8, 2, &day) || (s[10] != 'T' && s[10] != 't') ||
+        !digits(s + 11, 2, &hour) || s[13] != ':' || !digits(s + 14, 2, &min) || s[16] != ':' ||
+        !digits(s + 17, 2, &sec))
+        return false;
+    if (s[i] == '.') {
+        size_t start = ++i;
+        while (s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == start)
+            return false;
+    }
+    if ((s[i] != 'Z' && s[i] != 'z') || s[i + 1] != '\0')
+        return false;
+    leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (mon < 1 || mon > 12 || day < 1 || day > mdays[mon - 1] || (mon == 2 && day == 29 && !leap))
+        return false;
+    if (hour > 23 || min > 59 || sec > 60)
+        return false;
+    *out = days_from_civil(year, mon, day) * 86400 + hour * 3600 + min * 60 + sec;
+    return true;
+}
+
+/* ---- names ---- */
+
+/* DNS-1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 bytes. */
+static bool is_label(const char *s, size_t n)
+{
+    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return false;
+    return true;
+}
+
+static bool is_service_key(const char *key)
+{
+    const char *slash = strchr(key, '/');
+
+    return slash != NULL && is_label(key, (size_t)(slash - key)) &&
+           is_label(slash + 1, strlen(slash + 1));
+}
+
+/* ---- the document ---- */
+
+static void endpoint_fini(struct cm_state_endpoint *ep)
+{
+    free(ep->member);
+    free(ep->addresses);
+    free(ep->hostname);
+    for (size_t i = 0; i < ep->backend_count; i++)
+        free(ep->backends[i]);
+    free(ep->backends);
+    free(ep->reason);
+}
+
+void cm_state_free(struct cm_state *st)
+{
+    if (st == NULL)
+        return;
+    free(st->vantage);
+    free(st->generated_at);
+    for (size_t i = 0; i < st->member_count; i++) {
+        free(st->members[i].name);
+        free(st->members[i].region);
+        free(st->members[i].zone);
+        free(st->members[i].api);
+    }
+    free(st->members);
+    for (size_t i = 0; i < st->service_count; i++) {
+        struct cm_state_service *svc = &st->services[i];
+        for (size_t j = 0; j < svc->member_count; j++)
+            endpoint_fini(&svc->members[j]);
+        free(svc->members);
+        free(svc->key);
+    }
+    free(st->services);
+    json_decref(st->json);
+    free(st);
+}
+
+static int parse_addresses(struct pctx *c, json_t *obj, const char *path,
+                           struct cm_state_endpoint *ep)
+{
+    char p[PATH_MAX_LEN], q[QUOTE_MAX_LEN + 8];
+    json_t *arr, *v;
+    size_t i;
+    int rc;
+
+    rc = get_array(c, obj, path, "addresses", &arr);
+    if (rc != CM_OK || arr == NULL || json_array_size(arr) == 0)
+        return rc;
+    ep->addresses = calloc(json_array_size(arr), sizeof(*ep->addresses));
+    if (ep->addresses == NULL)
+        return CM_ENOMEM;
+    json_array_foreach(arr, i, v)
+    {
+        path_fmt(p, sizeof(p), "%s.addresses[%zu]", path, i);
+        if (!json_is_string(v))
+            return fail(c, p, "must be a string");
+        if (cm_ip_parse(json_string_value(v), &ep->addresses[i]) != CM_OK) {
+            quote(q, sizeof(q), json_string_value(v));
+            return fail(c, p, "not an IP address \"%s\"", q);
+        }
+        ep->address_count++;
+    }
+    return CM_OK;
+}
+
+static int parse_backends(struct pctx *c, json_t *obj, const char *path,
+                          struct cm_state_endpoint *ep)
+{
+    char p[PATH_MAX_LEN], q[QUOTE_MAX_LEN + 8];
+    struct cm_addr a;
+    json_t *arr, *v;
+    size_t i;
+    int rc;
+
+    rc = get_array(c, obj, path, "backends", &arr);
+    if (rc != CM_OK || arr == NULL || json_array_size(arr) == 0)
+        return rc;
+    ep->backends = calloc(json_array_size(arr), sizeof(*ep->backends));
+    if (ep->backends == NULL)
+        return CM_ENOMEM;
+    json_array_foreach(arr, i, v)
+    {
+        path_fmt(p, sizeof(p), "%s.backends[%zu]", path, i);
+        if (!json_is_string(v))
+            return fail(c, p, "must be a string");
+        if (cm_addr_parse(json_string_value(v), 0, &a) != CM_OK) {
+            quote(q, sizeof(q), json_string_value(v));
+            return fail(c, p, "not an \"ip:port\" address \"%s\"", q);
+        }
+        ep->backends[i] = dup_str(json_string_value(v));
+        if (ep->backends[i] == NULL)
+            return CM_ENOMEM;
+        ep->backend_count++;
+    }
+    return CM_OK;
+}
+
+static int parse_endpoint(struct pctx *c, json_t *obj, const char *path, const char *name,
+                          struct cm_state_endpoint *ep)
+{
+    uint64_t ready;
+    int rc;
+
+    ep->rtt_ms = NAN;
+    ep->member = dup_str(name);
+    if (ep->member == NULL)
+        return CM_ENOMEM;
+    if (!json_is_object(obj))
+        return fail(c, path, "must be an object");
+    rc = parse_addresses(c, obj, path, ep);
+    if (rc == CM_OK)
+        rc = get_string(c, obj, path, "hostname", false, true, &ep->hostname);
+    if (rc == CM_OK)
+        rc = parse_backends(c, obj, path, ep);
+    if (rc == CM_OK)
+        rc = get_uint(c, obj, path, "ready_endpoints", false, UINT32_MAX, 0, &ready);
+    if (rc == CM_OK) {
+        ep->ready_endpoints = (uint32_t)ready;
+        rc = get_bool(c, obj, path, "healthy", true, &ep->healthy);
+    }
+    if (rc == CM_OK)
+        rc = get_bool(c, obj, path, "pending", false, &ep->pending);
+    if (rc == CM_OK)
+        rc = get_bool(c, obj, path, "via_proxy", false, &ep->via_proxy);
+    if (rc == CM_OK)
+        rc = get_rtt(c, obj, path, &ep->rtt_ms);
+    if (rc == CM_OK)
+        rc = get_string(c, obj, path, "reason", false, false, &ep->reason);
+    return rc;
+}
+
+static int cmp_endpoint(const void *a, const void *b)
+{
+    return strcmp(((const struct cm_state_endpoint *)a)->member,
+                  ((const struct cm_state_endpoint *)b)->member);
+}
+
+static int parse_service(struct pctx *c, const char *key, json_t *obj, const char *path,
+                         struct cm_state_service *svc)
+{
+    char p[PATH_MAX_LEN], mpath[PATH_MAX_LEN];
+    const char *name;
+    json_t *members, *v;
+    int rc;
+
+    svc->key = dup_str(key);
+    if (svc->key == NULL)
+        return CM_ENOMEM;
+    if (!json_is_object(obj))
+        return fail(c, path, "must be an object");
+    v = json_object_get(obj, "port");
+    if (v != NULL) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535) {
+            path_join(p, sizeof(p), path, "port");
+            return fail(c, p, "must be an integer 1..65535");
+        }
+        svc->port = (uint16_t)json_integer_value(v);
+    }
+    rc = get_object(c, obj, path, "members", &members);
+    if (rc != CM_OK || members == NULL || json_object_size(members) == 0)
+        return rc;
+    path_join(mpath, sizeof(mpath), path, "members");
+    if (json_object_size(members) > CM_STATE_MAX_MEMBERS)
+        return fail(c, mpath, "too many members (%zu, max %u)", json_object_size(members),
+                    CM_STATE_MAX_MEMBERS);
+    svc->members = calloc(json_object_size(members), sizeof(*svc->members));
+    if (svc->members == NULL)
+        return CM_ENOMEM;
+    json_object_foreach(members, name, v)
+    {
+        if (name[0] == '\0')
+            return fail(c, mpath, "empty member name");
+        path_join(p, sizeof(p), mpath, name);
+        rc = parse_endpoint(c, v, p, name, &svc->members[svc->member_count++]);
+        if (rc != CM_OK)
+            return rc;
+    }
+    qsort(svc->members, svc->member_count, sizeof(*svc->members), cmp_endpoint);
+    return CM_OK;
+}
+
+static int cmp_service(const void *a, const void *b)
+{
+    return strcmp(((const struct cm_state_service *)a)->key,
+                  ((const struct cm_state_service *)b)->key);
+}
+
+static int cmp_member(const void *a, const void *b)
+{
+    return strcmp(((const struct cm_state_member *)a)->name,
+                  ((const struct cm_state_member *)b)->name);
+}
+
+static int parse_members(struct pctx *c, json_t *doc, struct cm_state *st)
+{
+    char p[PATH_MAX_LEN];
+    const char *name;
+    json_t *members, *v;
+    int rc;
+
+    rc = get_object(c, doc, "", "members", &members);
+    if (rc != CM_OK || members == NULL || json_object_size(members) == 0)
+        return rc;
+    if (json_object_size(members) > CM_STATE_MAX_MEMBERS)
+        return fail(c, "members", "too many members (%zu, max %u)", json_object_size(members),
+                    CM_STATE_MAX_MEMBERS);
+    st->members = calloc(json_object_size(members), sizeof(*st->members));
+    if (st->members == NULL)
+        return CM_ENOMEM;
+    json_object_foreach(members, name, v)
+    {
+        struct cm_state_member *m = &st->members[st->member_count++];
+
+        m->rtt_ms = NAN;
+        if (name[0] == '\0')
+            return fail(c, "members", "empty member name");
+        m->name = dup_str(name);
+        if (m->name == NULL)
+            return CM_ENOMEM;
+        path_join(p, sizeof(p), "members", name);
+        if (!json_is_object(v))
+            return fail(c, p, "must be an object");
+        rc = get_string(c, v, p, "region", false, false, &m->region);
+        if (rc == CM_OK)
+            rc = get_string(c, v, p, "zone", false, false, &m->zone);
+        if (rc == CM_OK)
+            rc = get_string(c, v, p, "api", false, false, &m->api);
+        if (rc == CM_OK)
+            rc = get_rtt(c, v, p, &m->rtt_ms);
+        if (rc != CM_OK)
+            return rc;
+    }
+    qsort(st->members, st->member_count, sizeof(*st->members), cmp_member);
+    return CM_OK;
+}
+
+static int parse_services(struct pctx *c, json_t *doc, struct cm_state *st)
+{
+    char p[PATH_MAX_LEN], q[QUOTE_MAX_LEN + 8];
+    const char *key;
+    json_t *services, *v;
+    int rc;
+
+    rc = get_object(c, doc, "", "services", &services);
+    if (rc != CM_OK || services == NULL || json_object_size(services) == 0)
+        return rc;
+    if (json_object_size(services) > CM_STATE_MAX_SERVICES)
+        return fail(c, "services", "too many services (%zu, max %u)", json_object_size(services),
+                    CM_STATE_MAX_SERVICES);
+    st->services = calloc(json_object_size(services), sizeof(*st->services));
+    if (st->services == NULL)
+        return CM_ENOMEM;
+    json_object_foreach(services, key, v)
+    {
+        if (!is_service_key(key)) {
+            quote(q, sizeof(q), key);
+            return fail(c, "services", "key \"%s\" is not \"namespace/name\"", q);
+        }
+        path_join(p, sizeof(p), "services", key);
+        rc = parse_service(c, key, v, p, &st->services[st->service_count++]);
+        if (rc != CM_OK)
+            return rc;
+    }
+    qsort(st->services, st->service_count, sizeof(*st->services), cmp_service);
+    return CM_OK;
+}
+
+static int parse_header(struct pctx *c, json_t *doc, struct cm_state *st)
+{
+    char q[QUOTE_MAX_LEN + 8];
+    json_t *v;
+    int rc;
+
+    v = json_object_get(doc, "version");
+    if (v == NULL)
+        return fail(c, "version", "missing");
+    if (!json_is_integer(v))
+        return fail(c, "version", "must be an integer");
+    if (json_integer_value(v) != CM_STATE_VERSION)
+        return fail(c, "version", "unsupported version %lld", (long long)json_integer_value(v));
+    st->version = CM_STATE_VERSION;
+    rc = get_string(c, doc, "", "vantage", true, true, &st->vantage);
+    if (rc == CM_OK)
+        rc = get_uint(c, doc, "", "generation", true, INT64_MAX, 0, &st->generation);
+    if (rc == CM_OK)
+        rc = get_string(c, doc, "", "generated_at", true, false, &st->generated_at);
+    if (rc == CM_OK && !parse_rfc3339_utc(st->generated_at, &st->generated_at_unix)) {
+        quote(q, sizeof(q), st->generated_at);
+        rc = fail(c, "generated_at", "not an RFC 3339 UTC timestamp \"%s\"", q);
+    }
+    return rc;
+}
+
+int cm_state_from_json(json_t *doc, struct cm_state **out, char *err, size_t errlen)
+{
+    struct pctx c = {.err = err, .errlen = errlen};
+    struct cm_state *st = NULL;
+    int rc;
+
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (doc == NULL || !json_is_object(doc))
+        return fail(&c, "document", "must be a JSON object");
+    st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return CM_ENOMEM;
+    st->json = json_incref(doc);
+    rc = parse_header(&c, doc, st);
+    if (rc == CM_OK)
+        rc = parse_members(&c, doc, st);
+    if (rc == CM_OK)
+        rc = parse_services(&c, doc, st);
+    if (rc == CM_ENOMEM)
+        fail(&c, "document", "out of memory");
+    if (rc != CM_OK)
+        goto out;
+    *out = st;
+    st = NULL;
+out:
+    cm_state_free(st);
+    return rc;
+}
+
+int cm_state_parse(const char *text, size_t len, struct cm_state **out, char *err, size_t errlen)
+{
+    struct pctx c = {.err = err, .errlen = errlen};
+    json_error_t jerr;
+    json_t *doc;
+    int rc;
+
+    if (len > CM_STATE_MAX_BYTES) {
+        fail(&c, "document", "too large (%zu bytes, max %u)", len, CM_STATE_MAX_BYTES);
+        return CM_ETOOBIG;
+    }
+    doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (doc == NULL) {
+        fail(&c, "document", "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+             jerr.text);
+        return CM_EPARSE;
+    }
+    rc = cm_state_from_json(doc, out, err, errlen);
+    json_decref(doc);
+    return rc;
+}
+
+char *cm_state_dump(const struct cm_state *st)
+{
+    return json_dumps(st->json, JSON_SORT_KEYS | JSON_COMPACT);
+}
+
+const struct cm_state_service *cm_state_service_find(const struct cm_state *st, const char *key)
+{
+    struct cm_state_service k = {.key = (char *)(uintptr_t)key};
+
+    if (st == NULL || st->service_count == 0)
+        return NULL;
+    return bsearch(&k, st->services, st->service_count, sizeof(k), cmp_service);
+}
+
+const struct cm_state_endpoint *cm_state_endpoint_find(const struct cm_state_service *svc,
+                                                       const char *member)
+{
+    struct cm_state_endpoint k = {.member = (char *)(uintptr_t)member};
+
+    if (svc == NULL || svc->member_count == 0)
+        return NULL;
+    return bsearch(&k, svc->members, svc->member_count, sizeof(k), cmp_endpoint);
+}
+
+int cm_state_check_conf(const struct cm_state *st, const struct cm_conf *conf, char *err,
+                        size_t errlen)
+{
+    struct pctx c = {.err = err, .errlen = errlen};
+    char p[PATH_MAX_LEN], q[QUOTE_MAX_LEN + 8];
+
+    if (cm_conf_region_index(conf, st->vantage) < 0) {
+        quote(q, sizeof(q), st->vantage);
+        return fail(&c, "vantage", "unknown region \"%s\"", q);
+    }
+    for (size_t i = 0; i < st->member_count; i++) {
+        if (cm_conf_member_index(conf, st->members[i].name) < 0) {
+            path_join(p, sizeof(p), "members", st->members[i].name);
+            return fail(&c, p, "unknown member");
+        }
+    }
+    for (size_t i = 0; i < st->service_count; i++) {
+        const struct cm_state_service *svc = &st->services[i];
+        for (size_t j = 0; j < svc->member_count; j++) {
+            if (cm_conf_member_index(conf, svc->members[j].member) < 0) {
+                path_fmt(p, sizeof(p), "services.%s.members.%s", svc->key, svc->members[j].member);
+                return fail(&c, p, "unknown member");
+            }
+        }
+    }
+    return CM_OK;
+}
+
+/* ---- merged view over several vantages ---- */
+
+/* A document that counts in the merge, with its vantage's region index. */
+struct used_doc {
+    const struct cm_state *doc; /* borrowed */
+    size_t region;
+};
+
+/* A service key to merge; from_doc keys are borrowed from a document,
+ * the others from the configuration (copied before the merge returns). */
+struct key_ref {
+    const char *key;
+    bool from_doc;
+};
+
+static bool doc_newer(const struct cm_state *a, const struct cm_state *b)
+{
+    if (a->generated_at_unix != b->generated_at_unix)
+        return a->generated_at_unix > b->generated_at_unix;
+    return a->generation > b->generation;
+}
+
+static int cmp_key_ref(const void *a, const void *b)
+{
+    const struct key_ref *x = a, *y = b;
+    int d = strcmp(x->key, y->key);
+
+    return d != 0 ? d : (int)y->from_doc - (int)x->from_doc; /* document keys first */
+}
+
+static size_t at_least_one(size_t n)
+{
+    return n == 0 ? 1 : n;
+}
+
+void cm_merged_free(struct cm_merged *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < m->service_count; i++) {
+        free(m->services[i].members);
+        free(m->services[i].rtt_block);
+        free(m->services[i].key_owned);
+    }
+    free(m->services);
+    free(m->rtt_ms);
+    free(m->docs);
+    free(m);
+}
+
+/* The documents that count: a configured vantage, and the newest per vantage. */
+static int select_docs(const struct cm_state *const *docs, size_t count, const struct cm_conf *conf,
+                       struct used_doc **out, size_t *nused)
+{
+    struct used_doc *used = calloc(at_least_one(count), sizeof(*used));
+    size_t n = 0;
+
+    if (used == NULL)
+        return CM_ENOMEM;
+    for (size_t i = 0; i < count; i++) {
+        int r = docs[i] == NULL ? -1 : cm_conf_region_index(conf, docs[i]->vantage);
+        size_t j = 0;
+
+        if (r < 0)
+            continue;
+        while (j < n && used[j].region != (size_t)r)
+            j++;
+        if (j == n)
+            used[n++] = (struct used_doc){.doc = docs[i], .region = (size_t)r};
+        else if (doc_newer(docs[i], used[j].doc))
+            used[j].doc = docs[i];
+    }
+    *out = used;
+    *nused = n;
+    return CM_OK;
+}
+
+/* Sorted, de-duplicated union of the documents' and the configured service keys. */
+static int collect_keys(const struct used_doc *used, size_t nused, const struct cm_conf *conf,
+                        struct key_ref **out, size_t *nkeys)
+{
+    size_t total = conf->service_count, n = 0, k = 0;
+    struct key_ref *keys;
+
+    for (size_t d = 0; d < nused; d++)
+        total += used[d].doc->service_count;
+    keys = calloc(at_least_one(total), sizeof(*keys));
+    if (keys == NULL)
+        return CM_ENOMEM;
+    for (size_t d = 0; d < nused; d++)
+        for (size_t i = 0; i < used[d].doc->service_count; i++)
+            keys[n++] = (struct key_ref){.key = used[d].doc->services[i].key, .from_doc = true};
+    for (size_t i = 0; i < conf->service_count; i++)
+        keys[n++] = (struct key_ref){.key = conf->services[i].key, .from_doc = false};
+    qsort(keys, n, sizeof(*keys), cmp_key_ref);
+    for (size_t i = 0; i < n; i++)
+        if (k == 0 || strcmp(keys[k - 1].key, keys[i].key) != 0)
+            keys[k++] = keys[i];
+    *out = keys;
+    *nkeys = k;
+    return CM_OK;
+}
+
+/*
+ * Counts the votes for one service. found[d] receives the service as document
+ * d reports it (or NULL); src_doc (member_count entries, zeroed) tracks which
+ * document supplied each member's src.
+ */
+static void merge_votes(struct cm_merged_service *ms, const struct used_doc *used, size_t nused,
+                        const struct cm_conf *conf, const struct cm_state_service **found,
+                        const struct cm_state **src_doc)
+{
+    const struct cm_state *port_doc = NULL;
+
+    for (size_t d = 0; d < nused; d++) {
+        const struct cm_state *doc = used[d].doc;
+        const struct cm_state_service *s = cm_state_service_find(doc, ms->key);
+
+        found[d] = s;
+        if (s == NULL)
+            continue;
+        if (ms->conf_index < 0 && s->port != 0 && (port_doc == NULL || doc_newer(doc, port_doc))) {
+            ms->port = s->port;
+            port_doc = doc;
+        }
+        for (size_t i = 0; i < s->member_count; i++) {
+            const struct cm_state_endpoint *ep = &s->members[i];
+            int idx = cm_conf_member_index(conf, ep->member);
+            struct cm_merged_endpoint *me;
+
+            if (idx < 0)
+                continue;
+            me = &ms->members[idx];
+            me->present = true;
+            if (ep->healthy)
+                me->votes_up++;
+            else
+                me->votes_down++;
+            me->pending = me->pending || ep->pending;
+            if (me->src == NULL || doc_newer(doc, src_doc[idx])) {
+                me->src = ep;
+                src_doc[idx] = doc;
+            }
+        }
+    }
+    for (size_t i = 0; i < conf->member_count; i++)
+        ms->members[i].healthy =
+            ms->members[i].present && !(ms->members[i].votes_down > ms->members[i].votes_up);
+}
+
+/* Per-service RTTs: one row of region_count values per present member. */
+static int merge_rtts(struct cm_merged_service *ms, const struct used_doc *used, size_t nused,
+                      const struct cm_conf *conf, const struct cm_state_service *const *found)
+{
+    size_t nregion = conf->region_count, present = 0, k = 0;
+
+    for (size_t i = 0; i < conf->member_count; i++)
+        present += ms->members[i].present;
+    if (present == 0 || nregion == 0)
+        return CM_OK;
+    ms->rtt_block = malloc(present * nregion * sizeof(*ms->rtt_block));
+    if (ms->rtt_block == NULL)
+        return CM_ENOMEM;
+    for (size_t i = 0; i < present * nregion; i++)
+        ms->rtt_block[i] = NAN;
+    for (size_t i = 0; i < conf->member_count; i++)
+        if (ms->members[i].present)
+            ms->members[i].rtt_by_region = ms->rtt_block + nregion * k++;
+    for (size_t d = 0; d < nused; d++) {
+        for (size_t i = 0; found[d] != NULL && i < found[d]->member_count; i++) {
+            const struct cm_state_endpoint *ep = &found[d]->members[i];
+            int idx = cm_conf_member_index(conf, ep->member);
+            size_t row;
+
+            if (idx < 0)
+                continue;
+            row = (size_t)(ms->members[idx].rtt_by_region - ms->rtt_block);
+            ms->rtt_block[row + used[d].region] = ep->rtt_ms;
+        }
+    }
+    return CM_OK;
+}
+
+/* Member-level RTT rows: each vantage's row for its own region. */
+static int merge_matrix(struct cm_merged *m, const struct used_doc *used, size_t nused,
+                        const struct cm_conf *conf)
+{
+    size_t cells = m->region_count * m->member_count;
+
+    m->rtt_ms = malloc(at_least_one(cells) * sizeof(*m->rtt_ms));
+    if (m->rtt_ms == NULL)
+        return CM_ENOMEM;
+    for (size_t i = 0; i < at_least_one(cells); i++)
+        m->rtt_ms[i] = NAN;
+    for (size_t d = 0; d < nused; d++) {
+        for (size_t i = 0; i < used[d].doc->member_count; i++) {
+            int idx = cm_conf_member_index(conf, used[d].doc->members[i].name);
+            if (idx >= 0)
+                m->rtt_ms[used[d].region * m->member_count + (size_t)idx] =
+                    used[d].doc->members[i].rtt_ms;
+        }
+    }
+    return CM_OK;
+}
+
+/* Fills service @k of @m from key @kr. */
+static int merge_service(struct cm_merged *m, const struct key_ref *kr, const struct used_doc *used,
+                         size_t nused, const struct cm_conf *conf,
+                         const struct cm_state_service **found, const struct cm_state **src_doc)
+{
+    struct cm_merged_service *ms = &m->services[m->service_count++];
+
+    if (kr->from_doc) {
+        ms->key = kr->key;
+    } else {
+        ms->key_owned = dup_str(kr->key);
+        if (ms->key_owned == NULL)
+            return CM_ENOMEM;
+        ms->key = ms->key_owned;
+    }
+    ms->conf_index = cm_conf_service_index(conf, ms->key);
+    if (ms->conf_index >= 0)
+        ms->port = conf->services[ms->conf_index].port;
+    ms->members = calloc(at_least_one(conf->member_count), sizeof(*ms->members));
+    if (ms->members == NULL)
+        return CM_ENOMEM;
+    for (size_t i = 0; i < conf->member_count; i++) {
+        ms->members[i].member = i;
+        src_doc[i] = NULL;
+    }
+    merge_votes(ms, used, nused, conf, found, src_doc);
+    return merge_rtts(ms, used, nused, conf, found);
+}
+
+int cm_merged_build(const struct cm_state *const *docs, size_t count, const struct cm_conf *conf,
+                    struct cm_merged **out)
+{
+    struct cm_merged *m = NULL;
+    struct used_doc *used = NULL;
+    struct key_ref *keys = NULL;
+    const struct cm_state_service **found = NULL;
+    const struct cm_state **src_doc = NULL;
+    size_t nused = 0, nkeys = 0;
+    int rc = CM_ENOMEM;
+
+    m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        goto out;
+    m->region_count = conf->region_count;
+    m->member_count = conf->member_count;
+    m->docs = calloc(at_least_one(count), sizeof(*m->docs));
+    if (m->docs == NULL)
+        goto out;
+    for (size_t i = 0; i < count; i++)
+        m->docs[i] = docs[i];
+    m->doc_count = count;
+    rc = select_docs(docs, count, conf, &used, &nused);
+    if (rc == CM_OK)
+        rc = merge_matrix(m, used, nused, conf);
+    if (rc == CM_OK)
+        rc = collect_keys(used, nused, conf, &keys, &nkeys);
+    if (rc != CM_OK)
+        goto out;
+    rc = CM_ENOMEM;
+    m->services = calloc(at_least_one(nkeys), sizeof(*m->services));
+    found = calloc(at_least_one(nused), sizeof(*found));
+    src_doc = calloc(at_least_one(conf->member_count), sizeof(*src_doc));
+    if (m->services == NULL || found == NULL || src_doc == NULL)
+        goto out;
+    for (size_t k = 0; k < nkeys; k++) {
+        rc = merge_service(m, &keys[k], used, nused, conf, found, src_doc);
+        if (rc != CM_OK)
+            goto out;
+    }
+    rc = CM_OK;
+    *out = m;
+    m = NULL;
+out:
+    free(src_doc);
+    free(found);
+    free(keys);
+    free(used);
+    cm_merged_free(m);
+    return rc;
+}
+
+double cm_merged_rtt(const struct cm_merged *m, size_t region, const struct cm_merged_service *svc,
+                     size_t member)
+{
+    if (m == NULL || region >= m->region_count || member >= m->member_count)
+        return NAN;
+    if (svc != NULL && svc->members[member].rtt_by_region != NULL) {
+        double v = svc->members[member].rtt_by_region[region];
+        if (!isnan(v))
+            return v;
+    }
+    return m->rtt_ms[region * m->member_count + member];
+}

@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_cm_lpm.c -- longest-prefix match: semantics, scope_len, brute-force cross-check. */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+
+#include "common/cm_err.h"
+#include "common/cm_lpm.h"
+
+struct lookup_case {
+    const char *addr;
+    unsigned addr_bits;
+    bool found;
+    uint32_t value;
+    uint8_t matched_len;
+    uint8_t scope_len;
+};
+
+static int parse(const char *s, uint8_t out[16])
+{
+    memset(out, 0, 16);
+    if (inet_pton(AF_INET, s, out) == 1)
+        return AF_INET;
+    if (inet_pton(AF_INET6, s, out) == 1)
+        return AF_INET6;
+    fail_msg("bad test address %s", s);
+    return -1;
+}
+
+static void add(struct cm_lpm *lpm, const char *addr, unsigned len, uint32_t value)
+{
+    uint8_t a[16];
+    int family = parse(addr, a);
+
+    assert_int_equal(cm_lpm_insert(lpm, family, a, len, value), CM_OK);
+}
+
+static void check_cases(const struct cm_lpm *lpm, const struct lookup_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct lookup_case *c = &cases[i];
+        struct cm_lpm_result r;
+        uint8_t a[16];
+        int family = parse(c->addr, a);
+        bool found = cm_lpm_lookup(lpm, family, a, c->addr_bits, &r);
+
+        print_message("case %s/%u\n", c->addr, c->addr_bits);
+        assert_int_equal(found, c->found);
+        assert_int_equal(r.found, c->found);
+        if (c->found) {
+            assert_int_equal(r.value, c->value);
+            assert_int_equal(r.matched_len, c->matched_len);
+        }
+        assert_int_equal(r.scope_len, c->scope_len);
+    }
+}
+
+static void test_empty(void **state)
+{
+    struct cm_lpm *lpm = cm_lpm_new();
+    const struct lookup_case cases[] = {
+        {"10.1.2.3", 32, false, 0, 0, 0},
+        {"2001:db8::1", 128, false, 0, 0, 0},
+        {"10.1.2.3", 0, false, 0, 0, 0},
+    };
+
+    (void)state;
+    assert_non_null(lpm);
+    check_cases(lpm, cases, sizeof(cases) / sizeof(cases[0]));
+    cm_lpm_free(lpm);
+    cm_lpm_free(NULL);
+}
+
+static void test_nested_v4(void **state)
+{
+    struct cm_lpm *lpm = cm_lpm_new();
+    const struct lookup_case cases[] = {
+        /* 10.1.2.3 hits the /24; all 32 bits were given, walk stops at 24
+         * (leaf, no deeper prefixes) */
+        {"10.1.2.3", 32, true, 2, 24, 24},
+        /* 10.1.3.1: /16 matches; at depth 23 bit is 1, the /24 side is 0 ->
+         * bit 23 decided: scope 24 */
+        {"10.1.3.1", 32, true, 1, 16, 24},
+        /* 10.1.128.0: diverges from 10.1.2.0 at bit 16 -> scope 17 */
+        {"10.1.128.0", 32, true, 1, 16, 17},
+        /* 10.2.0.0: diverges from 10.1 at bit 14 (10.1 = 00000001, 10.2 =
+         * 00000010) -> scope 15 */
+        {"10.2.0.0", 32, true, 0, 8, 15},
+        /* 11.0.0.0: diverges from 10 at bit 7 -> no match, scope 8 */
+        {"11.0.0.0", 32, false, 0, 0, 8},
+        /* 192.0.2.1: diverges at bit 0 -> scope 1 */
+        {"192.0.2.1", 32, false, 0, 0, 1},
+        /* ECS /16: the /24 is longer than the source: /16 matches, scope 16 */
+        {"10.1.2.0", 16, true, 1, 16, 16},
+        /* ECS /24 gets the /24 */
+        {"10.1.2.0", 24, true, 2, 24, 24},
+        /* ECS /20: longer prefixes exist below, scope = source length */
+        {"10.1.0.0", 20, true, 1, 16, 20},
+        /* ECS /12: only the /8 may match */
+        {"10.1.0.0", 12, true, 0, 8, 12},
+        /* ECS /4: nothing of length <= 4 exists */
+        {"10.0.0.0", 4, false, 0, 0, 4},
+        /* ECS /0 */
+        {"10.0.0.0", 0, false, 0, 0, 0},
+        /* too many bits are clamped to 32 */
+        {"10.1.2.3", 200, true, 2, 24, 24},
+    };
+
+    (void)state;
+    assert_non_null(lpm);
+    add(lpm, "10.0.0.0", 8, 0);
+    add(lpm, "10.1.0.0", 16, 1);
+    add(lpm, "10.1.2.0", 24, 2);
+    check_cases(lpm, cases, sizeof(cases) / sizeof(cases[0]));
+    cm_lpm_free(lpm);
+}
+
+static void test_default_and_hosts(void **state)
+{
+    struct cm_lpm *lpm = cm_lpm_new();
+    const struct lookup_case cases[] = {
+        {"192.0.2.1", 32, true, 7, 32, 32},
+        {"192.0.2.0", 32, true, 9, 0, 32}, /* only bit 31 differs from the host */
+        {"8.8.8.8", 32, true, 9, 0, 1},
+        {"0.0.0.0", 0, true, 9, 0, 0},
+        {"192.0.2.1", 24, true, 9, 0, 24},
+        {"2001:db8::1", 128, true, 8, 128, 128},
+        {"2001:db8::2", 128, false, 0, 0, 127}, /* ...01 vs ...10 differ at bit 126 */
+        {"2001:db8::", 64, false, 0, 0, 64},
+        {"3000::", 128, false, 0, 0, 4}, /* 2 = 0010, 3 = 0011: bit 3 */
+    };
+
+    (void)state;
+    assert_non_null(lpm);
+    add(lpm, "0.0.0.0", 0, 9);
+    add(lpm, "192.0.2.1", 32, 7);
+    add(lpm, "2001:db8::1", 128, 8);
+    check_cases(lpm, cases, sizeof(cases) / sizeof(cases[0]));
+    cm_lpm_free(lpm);
+}
+
+static void test_v6_and_families(void **state)
+{
+    struct cm_lpm *lpm = cm_lpm_new();
+    const struct lookup_case cases[] = {
+        {"2001:db8:1:2::1", 128, true, 1, 48, 49},
+        {"2001:db8:1:8000::1", 128, true, 3, 49, 49},
+        {"2001:db8:2::1", 128, false, 0, 0, 47},
+        {"2001:db8:1::", 56, true, 1, 48, 49},
+        {"::ffff:10.1.2.3", 128, false, 0, 0, 3},
+        /* v4 table is separate: the ::/0-like v6 data does not leak */
+        {"10.1.2.3", 32, false, 0, 0, 0},
+    };
+
+    (void)state;
+    assert_non_null(lpm);
+    add(lpm, "2001:db8:1::", 48, 1);
+    add(lpm, "2001:db8:1:8000::", 49, 3);
+    check_cases(lpm, cases, sizeof(cases) / sizeof(cases[0]));
+    cm_lpm_free(lpm);
+}
+
+static void test_replace_and_host_bits(void **state)
+{
+    struct cm_lpm *lpm = cm_lpm_new();
+    struct cm_lpm_result r;
+    uint8_t a[16];
+
+    (void)state;
+    assert_non_null(lpm);
+    add(lpm, "10.1.2.3", 16, 1); /* host bits ignored: 10.1.0.0/16 */
+    add(lpm, "10.1.0.0", 16, 5); /* replaces */
+    parse("10.1.200.1", a);
+    assert_true(cm_lpm_lookup(lpm, AF_INET, a, 32, &r));
+    assert_int_equal(r.value, 5);
+    assert_int_equal(r.matched_len, 16);
+    assert_int_equal(r.scope_len, 16);
+    cm_lpm_free(lpm);
+}
+
+static void test_invalid(void **state)
+{
+    struct cm_lpm *lpm = cm_lpm_new();
+    struct cm_lpm_result r;
+    uint8_t a[16] = {0};
+
+    (void)state;
+    assert_non_null(lpm);
+    assert_int_equal(cm_lpm_insert(lpm, AF_INET, a, 33, 1), CM_EINVAL);
+    assert_int_equal(cm_lpm_insert(lpm, AF_INET6, a, 129, 1), CM_EINVAL);
+    assert_int_equal(cm_lpm_insert(lpm, AF_UNIX, a, 8, 1), CM_EINVAL);
+    assert_false(cm_lpm_lookup(lpm, AF_UNIX, a, 8, &r));
+    assert_false(r.found);
+    assert_int_equal(r.scope_len, 0);
+    cm_lpm_free(lpm);
+}
+
+/* ---- randomized cross-check against a linear scan ---- */
+
+struct ref_prefix {
+    uint8_t addr[16];
+    unsigned len;
+    uint32_t value;
+};
+
+/* Deterministic xorshift64*. */
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ull;
+}
+
+static unsigned bit_at(const uint8_t *a, unsigned i)
+{
+    return (a[i / 8] >> (7 - i % 8)) & 1u;
+}
+
+/* Number of leading bits @a and @b share, at most @max. */
+static unsigned common_len(const uint8_t *a, const uint8_t *b, unsigned max)
+{
+    unsigned i = 0;
+
+    while (i < max && bit_at(a, i) == bit_at(b, i))
+        i++;
+    return i;
+}
+
+/*
+ * Reference scope_len, derived from the prefix set alone: the walk reaches
+ * depth D = min(addr_bits, longest agreement with any stored prefix); it stops
+ * there with scope addr_bits if the bits ran out, D + 1 if some longer prefix
+ * agrees on D bits (and so went the other way at bit D), else D.
+ */
+static unsigned ref_scope(const struct ref_prefix *p, size_t n, const uint8_t *addr,
+                          unsigned addr_bits)
+{
+    unsigned depth = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = common_len(addr, p[i].addr, p[i].len);
+        if (c > depth)
+            depth = c;
+    }
+    if (depth >= addr_bits)
+        return addr_bits;
+    for (size_t i = 0; i < n; i++)
+        if (p[i].len > depth && common_len(addr, p[i].addr, depth) == depth)
+            return depth + 1;
+    return depth;
+}
+
+static void random_family(int family, unsigned bits, uint64_t seed)
+{
+    enum { NPREFIX = 300, NLOOKUP = 10000 };
+    struct ref_prefix *p = calloc(NPREFIX, sizeof(*p));
+    struct cm_lpm *lpm = cm_lpm_new();
+    size_t n = 0;
+    unsigned nbytes = bits / 8;
+
+    assert_non_null(p);
+    assert_non_null(lpm);
+    /* Clustered prefixes so that nesting and near misses are common: the first
+     * 16 bits come from a small set. */
+    for (size_t i = 0; i < NPREFIX; i++) {
+        struct ref_prefix pr;
+        uint64_t r = rng_next(&seed);
+
+        memset(&pr, 0, sizeof(pr));
+        for (unsigned b = 0; b < nbytes; b++)
+            pr.addr[b] = (uint8_t)rng_next(&seed);
+        pr.addr[0] = (uint8_t)(10 + (r & 3));
+        pr.addr[1] = (uint8_t)((r >> 2) & 7);
+        pr.len = (unsigned)((r >> 8) % (bits + 1));
+        pr.value = (uint32_t)(r >> 32);
+        for (unsigned b = pr.len; b < bits; b++) /* clear host bits */
+            pr.addr[b / 8] &= (uint8_t) ~(0x80u >> (b % 8));
+        assert_int_equal(cm_lpm_insert(lpm, family, pr.addr, pr.len, pr.value), CM_OK);
+        /* replacement: the later value wins in the reference too */
+        size_t j;
+        for (j = 0; j < n; j++)
+            if (p[j].len == pr.len && memcmp(p[j].addr, pr.addr, nbytes) == 0)
+                break;
+        p[j] = pr;
+        if (j == n)
+            n++;
+    }
+    for (size_t i = 0; i < NLOOKUP; i++) {
+        uint8_t addr[16] = {0};
+        uint64_t r = rng_next(&seed);
+        unsigned addr_bits = (r & 1) ? bits : (unsigned)((r >> 1) % (bits + 1));
+        struct cm_lpm_result res;
+        const struct ref_prefix *best = NULL;
+
+        if (i % 2 == 0) { /* near a stored prefix */
+            memcpy(addr, p[(r >> 16) % n].addr, nbytes);
+            addr[(r >> 24) % nbytes] ^= (uint8_t)(1u << ((r >> 40) % 8));
+        } else {
+            for (unsigned b = 0; b < nbytes; b++)
+                addr[b] = (uint8_t)rng_next(&seed);
+            addr[0] = (uint8_t)(10 + ((r >> 20) & 3));
+        }
+        for (size_t j = 0; j < n; j++)
+            if (p[j].len <= addr_bits && common_len(addr, p[j].addr, p[j].len) == p[j].len &&
+                (best == NULL || p[j].len > best->len))
+                best = &p[j];
+        cm_lpm_lookup(lpm, family, addr, addr_bits, &res);
+        assert_int_equal(res.found, best != NULL);
+        if (best != NULL) {
+            assert_int_equal(res.value, best->value);
+            assert_int_equal(res.matched_len, best->len);
+        }
+        assert_int_equal(res.scope_len, ref_scope(p, n, addr, addr_bits));
+        assert_true(res.scope_len <= addr_bits);
+        /* The scope promise: no prefix that could match part of the group of
+         * addresses sharing scope_len bits is longer than scope_len. */
+        for (size_t j = 0; j < n; j++)
+            if (p[j].len > res.scope_len && p[j].len <= addr_bits)
+                assert_true(common_len(addr, p[j].addr, res.scope_len) < res.scope_len);
+    }
+    cm_lpm_free(lpm);
+    free(p);
+}
+
+static void test_random_v4(void **state)
+{
+    (void)state;
+    random_family(AF_INET, 32, 0x9e3779b97f4a7c15ull);
+}
+
+static void test_random_v6(void **state)
+{
+    (void)state;
+    random_family(AF_INET6, 128, 0x2545f4914f6cdd1dull);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_nested_v4),
+        cmocka_unit_test(test_default_and_hosts),
+        cmocka_unit_test(test_v6_and_families),
+        cmocka_unit_test(test_replace_and_host_bits),
+        cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_random_v4),
+        cmocka_unit_test(test_random_v6),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
