@@ -9,10 +9,17 @@
  *
  *     conf/federation.json: members.jpn.region: unknown region "ap-east-9"
  *
- * Unknown keys are rejected the same way. Cross references (member -> region,
+ * Unknown keys are rejected the same way ("dnsd.lsiten: unknown key"), and a
+ * JSON syntax error names the line and column instead of a path
+ * ("conf/federation.json: line 3, column 7: ..."). Cross references (member -> region,
  * member zone -> region's zones, client network -> region, proxy listener ->
  * member and service) are resolved to indexes at load time, so consumers never
  * look names up on a hot path.
+ *
+ * Schema rules beyond DESIGN.md's example: a JSON null means "the default";
+ * an absent dnsd/health/proxy/etcd section (or control block) leaves its
+ * struct zeroed with present/enabled false; map keys and index order follow
+ * the file. The tables live in cm_conf_schema.c (STYLE.md section 8).
  *
  * A loaded struct cm_conf is immutable and reference counted: a reload builds a
  * new one, and readers that still hold the old one keep it alive.
@@ -28,6 +35,7 @@
 #ifndef COMMON_CM_CONF_H
 #define COMMON_CM_CONF_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -124,14 +132,14 @@ struct cm_conf_dnsd {
     size_t listen_count;
     size_t region;                /* index; default region for unknown clients */
     char *zone_file;              /* owned path, required when present */
-    uint32_t ttl_s;               /* default 30 */
-    uint32_t min_ttl_s;           /* default 5, <= ttl_s */
+    uint32_t ttl_s;               /* default 30, 1..86400 */
+    uint32_t min_ttl_s;           /* default 5, 0..86400, <= ttl_s */
     uint32_t workers;             /* default 2, 1..64 */
     bool ecs;                     /* default true */
     char *state_file;             /* owned path, NULL = none */
-    uint32_t tcp_idle_timeout_ms; /* default 10000 (RFC 7766 suggests ~10 s) */
-    uint32_t tcp_max_conns;       /* default 1024 per worker */
-    uint32_t max_udp_size;        /* default 1232 (DNS flag day 2020) */
+    uint32_t tcp_idle_timeout_ms; /* default 10000 (RFC 7766 suggests ~10 s), 100..3600000 */
+    uint32_t tcp_max_conns;       /* default 1024 per worker, 1..65536 */
+    uint32_t max_udp_size;        /* default 1232 (DNS flag day 2020), 512..4096 */
     struct cm_conf_control control;
 };
 
@@ -140,7 +148,7 @@ struct cm_conf_health {
     size_t vantage;    /* region index */
     char **publish_to; /* owned URLs */
     size_t publish_to_count;
-    uint32_t publish_interval_ms; /* default 10000 */
+    uint32_t publish_interval_ms; /* default 10000, 100..3600000 */
     char *state_file;
     struct cm_conf_control control;
 };
@@ -184,7 +192,7 @@ struct cm_conf {
     struct cm_conf_health health;
     struct cm_conf_proxy proxy;
     struct cm_conf_etcd etcd;
-    int refs; /* private: use cm_conf_ref/unref */
+    _Atomic int refs; /* private: use cm_conf_ref/unref */
 };
 
 /**

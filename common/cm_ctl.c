@@ -386,6 +386,20 @@ static void ctl_metrics(struct cm_ctl *ctl, struct evhttp_request *req)
     cm_buf_fini(&out);
 }
 
+/*
+ * Our own failures are 5xx; a document older than the one held is 409
+ * (Conflict: the sender may retry with a newer one); everything else is the
+ * document's fault, 400.
+ */
+static int state_put_status(int rc)
+{
+    if (rc == CM_ENOMEM || rc == CM_EIO || rc == CM_ENOSPC)
+        return 500;
+    if (rc == CM_EEXIST)
+        return 409;
+    return 400;
+}
+
 static void ctl_state_put(struct cm_ctl *ctl, struct evhttp_request *req)
 {
     struct cm_buf body;
@@ -411,8 +425,7 @@ static void ctl_state_put(struct cm_ctl *ctl, struct evhttp_request *req)
         cm_ctl_reply_json(req, 200, json_pack("{s:b}", "ok", 1));
         goto out;
     }
-    /* Our own failures are 5xx; everything else is the document's fault. */
-    cm_ctl_reply_error(req, rc == CM_ENOMEM || rc == CM_EIO || rc == CM_ENOSPC ? 500 : 400, "%s",
+    cm_ctl_reply_error(req, state_put_status(rc), "%s",
                        reason[0] != '\0' ? reason : cm_strerror(rc));
 out:
     cm_buf_fini(&body);

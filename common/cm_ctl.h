@@ -8,7 +8,8 @@
  *            GET /v1/state           the daemon's state document(s), JSON
  *            PUT /v1/state           bearer token; 400 + reason on a bad
  *                                    document (the old state stays), 401
- *                                    without a valid token
+ *                                    without a valid token, 409 for a
+ *                                    document older than the one held
  * Daemons add their own routes (dnsd: /v1/explain, /v1/members/NAME/drain).
  * Every error reply is JSON: {"error": "reason"}. Request bodies are capped.
  * Tokens are compared in constant time and never logged.

@@ -1,0 +1,968 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cm_conf_schema.c -- the configuration schema as data (one table per JSON
+ * object of DESIGN.md "Configuration") and the callbacks for what a table
+ * cannot say: cross references, CIDRs, status ranges, the all_down policy,
+ * the static latency matrix and reading control tokens.
+ *
+ * Callbacks only store owned copies; whatever they allocate outside the
+ * tables' items is freed by the owning schema's release callback.
+ */
+#include "common/cm_conf_schema.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/cm_conf.h"
+#include "common/cm_err.h"
+#include "common/cm_str.h"
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A control token file larger than this is refused. */
+#define TOKEN_MAX      4096
+#define LATENCY_MAX_MS 100000
+
+/* Enum fields are written through int *. */
+_Static_assert(sizeof(enum cm_lb_mode) == sizeof(int), "enum cm_lb_mode is int-sized");
+_Static_assert(sizeof(enum cm_check_type) == sizeof(int), "enum cm_check_type is int-sized");
+
+/* ---- names and keys -------------------------------------------------------- */
+
+static int key_label(struct cm_conf_parse *p, void *base, void *field)
+{
+    const char *s = *(char **)field;
+    char q[CM_CONF_QUOTE_MAX];
+
+    (void)base;
+    if (cm_conf_is_label(s, strlen(s)))
+        return CM_OK;
+    return cm_conf_fail(p, "not a DNS label %s (lowercase letters, digits and hyphens, at most 63)",
+                        cm_conf_quote(s, q, sizeof(q)));
+}
+
+/* "ns/name": both DNS labels; fills the service's ns and name. */
+static int key_service(struct cm_conf_parse *p, void *base, void *field)
+{
+    struct cm_conf_service *svc = base;
+    const char *key = *(char **)field;
+    const char *slash = strchr(key, '/');
+    char q[CM_CONF_QUOTE_MAX];
+
+    if (slash == NULL || !cm_conf_is_label(key, (size_t)(slash - key)) ||
+        !cm_conf_is_label(slash + 1, strlen(slash + 1)))
+        return cm_conf_fail(p, "not a service key %s (\"namespace/name\", both DNS labels)",
+                            cm_conf_quote(key, q, sizeof(q)));
+    svc->ns = strndup(key, (size_t)(slash - key));
+    svc->name = strdup(slash + 1);
+    if (svc->ns == NULL || svc->name == NULL)
+        return cm_conf_oom(p);
+    return CM_OK;
+}
+
+static void service_release(void *base)
+{
+    struct cm_conf_service *svc = base;
+
+    free(svc->ns);
+    free(svc->name);
+    svc->ns = NULL;
+    svc->name = NULL;
+}
+
+static int starts_with_slash(struct cm_conf_parse *p, void *base, void *field)
+{
+    (void)base;
+    if ((*(char **)field)[0] != '/')
+        return cm_conf_fail(p, "must start with \"/\"");
+    return CM_OK;
+}
+
+static int http_url(struct cm_conf_parse *p, void *base, void *field)
+{
+    const char *s = *(char **)field, *rest = NULL;
+    char q[CM_CONF_QUOTE_MAX];
+
+    (void)base;
+    if ((cm_str_skip_prefix(s, "http://", &rest) || cm_str_skip_prefix(s, "https://", &rest)) &&
+        rest[0] != '\0' && rest[0] != '/')
+        return CM_OK;
+    return cm_conf_fail(p, "not an http(s) URL %s", cm_conf_quote(s, q, sizeof(q)));
+}
+
+/* ---- regions and members --------------------------------------------------- */
+
+static int region_post(struct cm_conf_parse *p, void *base)
+{
+    const struct cm_conf_region *r = base;
+    char q[CM_CONF_QUOTE_MAX], key[32];
+
+    for (size_t i = 1; i < r->zone_count; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(r->zones[i], r->zones[j]) != 0)
+                continue;
+            snprintf(key, sizeof(key), "zones[%zu]", i);
+            return cm_conf_fail_at(p, key, "duplicate zone %s",
+                                   cm_conf_quote(r->zones[i], q, sizeof(q)));
+        }
+    }
+    return CM_OK;
+}
+
+static int member_zone(struct cm_conf_parse *p, json_t *v, void *base, void *field)
+{
+    struct cm_conf_member *m = base;
+    const struct cm_conf_region *r = &p->conf->regions[m->region];
+    char q[CM_CONF_QUOTE_MAX];
+
+    (void)field;
+    m->zone = -1;
+    if (v == NULL)
+        return CM_OK;
+    if (!json_is_string(v))
+        return cm_conf_fail(p, "must be a string");
+    for (size_t i = 0; i < r->zone_count; i++) {
+        if (strcmp(r->zones[i], json_string_value(v)) == 0) {
+            m->zone = (int)i;
+            return CM_OK;
+        }
+    }
+    return cm_conf_fail(p, "zone %s is not a zone of region \"%s\"",
+                        cm_conf_quote(json_string_value(v), q, sizeof(q)), r->name);
+}
+
+static int lb_post(struct cm_conf_parse *p, void *base)
+{
+    const struct cm_conf_member *m = base;
+
+    /* The path already ends in ".lb": this schema fills the member itself. */
+    if (m->lb_mode == CM_LB_PROXY && m->lb_address == NULL)
+        return cm_conf_fail_at(p, "address", "required when mode is \"proxy\"");
+    if (m->lb_mode != CM_LB_PROXY && m->lb_address != NULL)
+        return cm_conf_fail_at(p, "address", "only allowed when mode is \"proxy\"");
+    return CM_OK;
+}
+
+/* ---- services ---------------------------------------------------------------- */
+
+static bool parse_status_text(const char *s, uint64_t *lo, uint64_t *hi)
+{
+    const char *dash = strchr(s, '-');
+
+    if (dash == NULL) {
+        if (!cm_parse_u64(s, 999, lo))
+            return false;
+        *hi = *lo;
+        return true;
+    }
+    return cm_parse_u64_n(s, (size_t)(dash - s), 999, lo) && cm_parse_u64(dash + 1, 999, hi);
+}
+
+/* "200-399", "204" or [200, 399]. */
+static int check_status(struct cm_conf_parse *p, json_t *v, void *base, void *field)
+{
+    struct cm_conf_check *c = base;
+    uint64_t lo = 200, hi = 399;
+    bool ok = true;
+
+    (void)field;
+    if (v != NULL && json_is_string(v)) {
+        ok = parse_status_text(json_string_value(v), &lo, &hi);
+    } else if (v != NULL) {
+        json_t *a = json_array_get(v, 0), *b = json_array_get(v, 1);
+        ok = json_is_array(v) && json_array_size(v) == 2 && json_is_integer(a) &&
+             json_is_integer(b) && json_integer_value(a) >= 0 && json_integer_value(b) >= 0;
+        if (ok) {
+            lo = (uint64_t)json_integer_value(a);
+            hi = (uint64_t)json_integer_value(b);
+        }
+    }
+    if (!ok)
+        return cm_conf_fail(p,
+                            "must be a status range \"min-max\" or [min, max], e.g. \"200-399\"");
+    if (lo < 100 || hi > 599 || lo > hi)
+        return cm_conf_fail(p, "must be a range of status codes within 100-599, min <= max");
+    c->status_min = (uint16_t)lo;
+    c->status_max = (uint16_t)hi;
+    return CM_OK;
+}
+
+static int check_post(struct cm_conf_parse *p, void *base)
+{
+    const struct cm_conf_check *c = base;
+
+    if (c->timeout_ms >= c->interval_ms)
+        return cm_conf_fail_at(p, "timeout_ms", "must be less than interval_ms (%" PRIu32 ")",
+                               c->interval_ms);
+    return CM_OK;
+}
+
+static int policy_all_down(struct cm_conf_parse *p, json_t *v, void *base, void *field)
+{
+    struct cm_conf_policy *pol = base;
+    char q[CM_CONF_QUOTE_MAX];
+    const char *s, *rest;
+
+    (void)field;
+    pol->all_down = CM_ALL_DOWN_FAIL_OPEN;
+    if (v == NULL)
+        return CM_OK;
+    s = json_is_string(v) ? json_string_value(v) : "";
+    if (strcmp(s, "fail-open") == 0)
+        return CM_OK;
+    if (strcmp(s, "fail-closed") == 0) {
+        pol->all_down = CM_ALL_DOWN_FAIL_CLOSED;
+        return CM_OK;
+    }
+    if (!cm_str_skip_prefix(s, "sorry:", &rest))
+        return cm_conf_fail(p, "must be \"fail-open\", \"fail-closed\" or \"sorry:<domain>\"%s%s",
+                            json_is_string(v) ? ", not " : "",
+                            json_is_string(v) ? cm_conf_quote(s, q, sizeof(q)) : "");
+    pol->sorry_target = strdup(rest);
+    if (pol->sorry_target == NULL)
+        return cm_conf_oom(p);
+    if (!cm_conf_domain_normalize(pol->sorry_target))
+        return cm_conf_fail(p, "not a domain name %s after \"sorry:\"",
+                            cm_conf_quote(rest, q, sizeof(q)));
+    pol->all_down = CM_ALL_DOWN_SORRY;
+    return CM_OK;
+}
+
+static void policy_release(void *base)
+{
+    struct cm_conf_policy *pol = base;
+
+    free(pol->sorry_target);
+    pol->sorry_target = NULL;
+}
+
+static int alias_in_zone(struct cm_conf_parse *p, void *base, void *field)
+{
+    const char *alias = *(char **)field, *zone = p->conf->zone;
+    size_t alen = strlen(alias), zlen = strlen(zone);
+    char q[CM_CONF_QUOTE_MAX];
+
+    (void)base;
+    if (strcmp(alias, zone) == 0 || (alen > zlen + 1 && alias[alen - zlen - 1] == '.' &&
+                                     strcmp(alias + alen - zlen, zone) == 0))
+        return CM_OK;
+    return cm_conf_fail(p, "alias %s is outside zone \"%s\"", cm_conf_quote(alias, q, sizeof(q)),
+                        zone);
+}
+
+/* ---- client networks ------------------------------------------------------------ */
+
+/* Zeroes the host bits of @addr beyond @plen; true if any were set. */
+static bool clear_host_bits(uint8_t *addr, size_t bytes, unsigned plen)
+{
+    bool had = false;
+
+    for (size_t i = 0; i < bytes; i++) {
+        unsigned keep = plen >= 8 * (i + 1) ? 8 : (plen > 8 * i ? plen - 8 * (unsigned)i : 0);
+        uint8_t mask = (uint8_t)(keep == 0 ? 0 : 0xffu << (8 - keep));
+        had = had || (addr[i] & (uint8_t)~mask) != 0;
+        addr[i] &= mask;
+    }
+    return had;
+}
+
+static int cidr_parse(struct cm_conf_parse *p, void *base, void *field)
+{
+    struct cm_conf_client_net *cn = base;
+    const char *s = *(char **)field, *slash = strchr(s, '/');
+    char host[INET6_ADDRSTRLEN], q[CM_CONF_QUOTE_MAX], net[INET6_ADDRSTRLEN];
+    size_t hlen = slash != NULL ? (size_t)(slash - s) : sizeof(host), bytes = 16;
+    uint64_t plen = 0;
+
+    if (hlen >= sizeof(host))
+        return cm_conf_fail(p, "not a CIDR %s", cm_conf_quote(s, q, sizeof(q)));
+    memcpy(host, s, hlen);
+    host[hlen] = '\0';
+    cn->family = AF_INET6;
+    if (inet_pton(AF_INET, host, cn->addr) == 1) {
+        cn->family = AF_INET;
+        bytes = 4;
+    } else if (inet_pton(AF_INET6, host, cn->addr) != 1) {
+        return cm_conf_fail(p, "not a CIDR %s", cm_conf_quote(s, q, sizeof(q)));
+    }
+    if (!cm_parse_u64(slash + 1, bytes * 8, &plen))
+        return cm_conf_fail(p, "not a CIDR %s (prefix length 0..%zu)",
+                            cm_conf_quote(s, q, sizeof(q)), bytes * 8);
+    cn->prefix_len = (uint8_t)plen;
+    if (clear_host_bits(cn->addr, bytes, (unsigned)plen)) {
+        inet_ntop(cn->family, cn->addr, net, sizeof(net));
+        return cm_conf_fail(p, "host bits set in %s (the network is %s/%u)",
+                            cm_conf_quote(s, q, sizeof(q)), net, (unsigned)plen);
+    }
+    return CM_OK;
+}
+
+/* ---- latency matrix ------------------------------------------------------------- */
+
+/* latency_ms.<a>.<b> = v, mirrored to <b>.<a>. */
+static int latency_cell(struct cm_conf_parse *p, size_t a, const char *bname, json_t *v)
+{
+    struct cm_conf *conf = p->conf;
+    size_t n = conf->region_count;
+    char q[CM_CONF_QUOTE_MAX];
+    int b = cm_conf_region_index(conf, bname);
+    uint32_t ms, cur;
+    int rc;
+
+    if (b < 0)
+        return cm_conf_fail(p, "unknown region %s", cm_conf_quote(bname, q, sizeof(q)));
+    rc = cm_conf_get_uint(p, v, 0, LATENCY_MAX_MS, &ms);
+    if (rc != CM_OK)
+        return rc;
+    if ((size_t)b == a)
+        return ms == 0 ? CM_OK : cm_conf_fail(p, "must be 0 (a region to itself)");
+    cur = conf->latency_ms[a * n + (size_t)b];
+    if (cur != CM_LATENCY_UNKNOWN && cur != ms)
+        return cm_conf_fail(p, "%" PRIu32 " contradicts latency_ms.%s.%s = %" PRIu32, ms, bname,
+                            conf->regions[a].name, cur);
+    conf->latency_ms[a * n + (size_t)b] = ms;
+    conf->latency_ms[(size_t)b * n + a] = ms;
+    return CM_OK;
+}
+
+static int latency_row(struct cm_conf_parse *p, const char *aname, json_t *row)
+{
+    char q[CM_CONF_QUOTE_MAX];
+    int a = cm_conf_region_index(p->conf, aname);
+    int rc = CM_OK;
+
+    if (a < 0)
+        return cm_conf_fail(p, "unknown region %s", cm_conf_quote(aname, q, sizeof(q)));
+    if (!json_is_object(row))
+        return cm_conf_fail(p, "must be an object");
+    for (void *it = json_object_iter(row); it != NULL && rc == CM_OK;
+         it = json_object_iter_next(row, it)) {
+        size_t old = cm_conf_path_push(p, json_object_iter_key(it));
+        rc = latency_cell(p, (size_t)a, json_object_iter_key(it), json_object_iter_value(it));
+        cm_conf_path_pop(p, old);
+    }
+    return rc;
+}
+
+static int latency_parse(struct cm_conf_parse *p, json_t *v, void *base, void *field)
+{
+    struct cm_conf *conf = base;
+    size_t n = conf->region_count;
+    int rc = CM_OK;
+
+    (void)field;
+    conf->latency_ms = malloc(n * n * sizeof(uint32_t) + 1);
+    if (conf->latency_ms == NULL)
+        return cm_conf_oom(p);
+    for (size_t i = 0; i < n * n; i++)
+        conf->latency_ms[i] = i / n == i % n ? 0 : CM_LATENCY_UNKNOWN;
+    if (v == NULL)
+        return CM_OK;
+    if (!json_is_object(v))
+        return cm_conf_fail(p, "must be an object");
+    for (void *it = json_object_iter(v); it != NULL && rc == CM_OK;
+         it = json_object_iter_next(v, it)) {
+        size_t old = cm_conf_path_push(p, json_object_iter_key(it));
+        rc = latency_row(p, json_object_iter_key(it), json_object_iter_value(it));
+        cm_conf_path_pop(p, old);
+    }
+    return rc;
+}
+
+/* ---- daemon sections --------------------------------------------------------------- */
+
+/* Reads the secret from token_file. Messages name the file, never the content. */
+static int read_token(struct cm_conf_parse *p, void *base, void *field)
+{
+    struct cm_conf_control *c = base;
+    const char *path = *(char **)field;
+    char buf[TOKEN_MAX + 1], q[CM_CONF_QUOTE_MAX];
+    size_t len = 0;
+    ssize_t n = 1;
+    int fd, rc = CM_OK;
+
+    cm_conf_quote(path, q, sizeof(q));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1)
+        return cm_conf_fail(p, "cannot read %s: %s", q, cm_strerror(cm_err_from_errno(errno)));
+    while (len < sizeof(buf) && n != 0) {
+        n = read(fd, buf + len, sizeof(buf) - len);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1) {
+            rc = cm_conf_fail(p, "cannot read %s: %s", q, cm_strerror(cm_err_from_errno(errno)));
+            goto out;
+        }
+        len += (size_t)n;
+    }
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        len--;
+    if (len > TOKEN_MAX)
+        rc = cm_conf_fail(p, "token file %s is larger than %d bytes", q, TOKEN_MAX);
+    else if (len == 0)
+        rc = cm_conf_fail(p, "token file %s is empty", q);
+    for (size_t i = 0; rc == CM_OK && i < len; i++) {
+        if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+            rc = cm_conf_fail(p, "token file %s must hold one line of printable text", q);
+    }
+    if (rc == CM_OK) {
+        c->token = strndup(buf, len);
+        if (c->token == NULL)
+            rc = cm_conf_oom(p);
+    }
+out:
+    explicit_bzero(buf, sizeof(buf));
+    close(fd);
+    return rc;
+}
+
+static void control_release(void *base)
+{
+    struct cm_conf_control *c = base;
+
+    if (c->token != NULL)
+        explicit_bzero(c->token, strlen(c->token));
+    free(c->token);
+    c->token = NULL;
+}
+
+static int dnsd_post(struct cm_conf_parse *p, void *base)
+{
+    const struct cm_conf_dnsd *d = base;
+
+    if (d->min_ttl_s > d->ttl_s)
+        return cm_conf_fail_at(p, "min_ttl_s", "must not exceed ttl_s (%" PRIu32 ")", d->ttl_s);
+    return CM_OK;
+}
+
+static int proxy_member(struct cm_conf_parse *p, void *base, void *field)
+{
+    const struct cm_conf_member *m = &p->conf->members[*(size_t *)field];
+
+    (void)base;
+    if (m->lb_mode != CM_LB_PROXY)
+        return cm_conf_fail(p, "member \"%s\" does not have lb.mode \"proxy\"", m->name);
+    return CM_OK;
+}
+
+/* ---- whole-file checks ------------------------------------------------------------- */
+
+struct alias_ref {
+    const char *name;
+    size_t service;
+    size_t index;
+};
+
+static int alias_cmp(const void *a, const void *b)
+{
+    const struct alias_ref *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+
+    if (c != 0)
+        return c;
+    if (x->service != y->service)
+        return x->service < y->service ? -1 : 1;
+    return x->index < y->index ? -1 : (x->index > y->index);
+}
+
+/* An alias names one service only. Sorted, so large files stay fast. */
+static int root_post(struct cm_conf_parse *p, void *base)
+{
+    const struct cm_conf *conf = base;
+    struct alias_ref *refs;
+    size_t n = 0, k = 0;
+    char key[CM_CONF_PATH_MAX], q[CM_CONF_QUOTE_MAX];
+    int rc = CM_OK;
+
+    for (size_t i = 0; i < conf->service_count; i++)
+        n += conf->services[i].alias_count;
+    refs = calloc(n + 1, sizeof(*refs));
+    if (refs == NULL)
+        return cm_conf_oom(p);
+    for (size_t i = 0; i < conf->service_count; i++) {
+        for (size_t j = 0; j < conf->services[i].alias_count; j++)
+            refs[k++] = (struct alias_ref){conf->services[i].aliases[j], i, j};
+    }
+    qsort(refs, n, sizeof(*refs), alias_cmp);
+    for (size_t i = 1; i < n && rc == CM_OK; i++) {
+        if (strcmp(refs[i].name, refs[i - 1].name) != 0)
+            continue;
+        snprintf(key, sizeof(key), "services.%s.aliases[%zu]", conf->services[refs[i].service].key,
+                 refs[i].index);
+        rc = cm_conf_fail_at(p, key, "alias %s is already used by service \"%s\"",
+                             cm_conf_quote(refs[i].name, q, sizeof(q)),
+                             conf->services[refs[i - 1].service].key);
+    }
+    free(refs);
+    return rc;
+}
+
+static void root_release(void *base)
+{
+    struct cm_conf *conf = base;
+
+    free(conf->path);
+    free(conf->latency_ms);
+    conf->path = NULL;
+    conf->latency_ms = NULL;
+}
+
+/* ---- the tables ------------------------------------------------------------------- */
+
+static const char *const lb_modes[] = {"native", "proxy", NULL};
+static const char *const check_types[] = {"http", "https", "tcp", NULL};
+
+static const struct cm_conf_item control_items[] = {
+    {.key = "listen",
+     .type = CM_CONF_ADDR,
+     .offset = offsetof(struct cm_conf_control, listen),
+     .required = true},
+    {.key = "token_file",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_control, token_file),
+     .validate = read_token},
+};
+static const struct cm_conf_schema control_schema = {
+    .items = control_items,
+    .count = COUNT(control_items),
+    .section = true,
+    .present_offset = offsetof(struct cm_conf_control, enabled),
+    .release = control_release,
+};
+
+static const struct cm_conf_item dnsd_items[] = {
+    {.key = "listen",
+     .type = CM_CONF_ARRAY,
+     .elem_type = CM_CONF_ADDR,
+     .offset = offsetof(struct cm_conf_dnsd, listen),
+     .count_offset = offsetof(struct cm_conf_dnsd, listen_count),
+     .min = 1,
+     .max = 64,
+     .def_str = "127.0.0.1:5300"},
+    {.key = "region",
+     .type = CM_CONF_REF,
+     .ref = CM_CONF_REF_REGION,
+     .offset = offsetof(struct cm_conf_dnsd, region),
+     .required = true},
+    {.key = "zone_file",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_dnsd, zone_file),
+     .required = true},
+    {.key = "ttl_s",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd, ttl_s),
+     .min = 1,
+     .max = 86400,
+     .def_uint = 30},
+    {.key = "min_ttl_s",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd, min_ttl_s),
+     .min = 0,
+     .max = 86400,
+     .def_uint = 5},
+    {.key = "workers",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd, workers),
+     .min = 1,
+     .max = 64,
+     .def_uint = 2},
+    {.key = "ecs",
+     .type = CM_CONF_BOOL,
+     .offset = offsetof(struct cm_conf_dnsd, ecs),
+     .def_bool = true},
+    {.key = "state_file", .type = CM_CONF_STR, .offset = offsetof(struct cm_conf_dnsd, state_file)},
+    {.key = "tcp_idle_timeout_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd, tcp_idle_timeout_ms),
+     .min = 100,
+     .max = 3600000,
+     .def_uint = 10000},
+    {.key = "tcp_max_conns",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd, tcp_max_conns),
+     .min = 1,
+     .max = 65536,
+     .def_uint = 1024},
+    {.key = "max_udp_size",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd, max_udp_size),
+     .min = 512,
+     .max = 4096,
+     .def_uint = 1232},
+    {.key = "control",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_dnsd, control),
+     .sub = &control_schema},
+};
+static const struct cm_conf_schema dnsd_schema = {
+    .items = dnsd_items,
+    .count = COUNT(dnsd_items),
+    .section = true,
+    .present_offset = offsetof(struct cm_conf_dnsd, present),
+    .post = dnsd_post,
+};
+
+static const struct cm_conf_item health_items[] = {
+    {.key = "vantage",
+     .type = CM_CONF_REF,
+     .ref = CM_CONF_REF_REGION,
+     .offset = offsetof(struct cm_conf_health, vantage),
+     .required = true},
+    {.key = "publish_to",
+     .type = CM_CONF_ARRAY,
+     .elem_type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_health, publish_to),
+     .count_offset = offsetof(struct cm_conf_health, publish_to_count),
+     .max = 64,
+     .validate = http_url},
+    {.key = "publish_interval_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_health, publish_interval_ms),
+     .min = 100,
+     .max = 3600000,
+     .def_uint = 10000},
+    {.key = "state_file",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_health, state_file)},
+    {.key = "control",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_health, control),
+     .sub = &control_schema},
+};
+static const struct cm_conf_schema health_schema = {
+    .items = health_items,
+    .count = COUNT(health_items),
+    .section = true,
+    .present_offset = offsetof(struct cm_conf_health, present),
+};
+
+static const struct cm_conf_item proxy_listen_items[] = {
+    {.key = "address",
+     .type = CM_CONF_ADDR,
+     .offset = offsetof(struct cm_conf_proxy_listen, address),
+     .required = true},
+    {.key = "member",
+     .type = CM_CONF_REF,
+     .ref = CM_CONF_REF_MEMBER,
+     .offset = offsetof(struct cm_conf_proxy_listen, member),
+     .required = true,
+     .validate = proxy_member},
+    {.key = "service",
+     .type = CM_CONF_REF,
+     .ref = CM_CONF_REF_SERVICE,
+     .offset = offsetof(struct cm_conf_proxy_listen, service),
+     .required = true},
+};
+static const struct cm_conf_schema proxy_listen_schema = {
+    .items = proxy_listen_items,
+    .count = COUNT(proxy_listen_items),
+    .size = sizeof(struct cm_conf_proxy_listen),
+};
+
+static const struct cm_conf_item proxy_items[] = {
+    {.key = "listen",
+     .type = CM_CONF_ARRAY,
+     .elem_type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_proxy, listen),
+     .count_offset = offsetof(struct cm_conf_proxy, listen_count),
+     .max = 1024,
+     .sub = &proxy_listen_schema},
+    {.key = "state_file",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_proxy, state_file)},
+    {.key = "control",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_proxy, control),
+     .sub = &control_schema},
+};
+static const struct cm_conf_schema proxy_schema = {
+    .items = proxy_items,
+    .count = COUNT(proxy_items),
+    .section = true,
+    .present_offset = offsetof(struct cm_conf_proxy, present),
+};
+
+static const struct cm_conf_item etcd_items[] = {
+    {.key = "endpoints",
+     .type = CM_CONF_ARRAY,
+     .elem_type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_etcd, endpoints),
+     .count_offset = offsetof(struct cm_conf_etcd, endpoint_count),
+     .required = true,
+     .min = 1,
+     .max = 64,
+     .validate = http_url},
+    {.key = "prefix",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_etcd, prefix),
+     .def_str = "/fedgslb/",
+     .validate = starts_with_slash},
+};
+static const struct cm_conf_schema etcd_schema = {
+    .items = etcd_items,
+    .count = COUNT(etcd_items),
+    .section = true,
+    .present_offset = offsetof(struct cm_conf_etcd, present),
+};
+
+static const struct cm_conf_item region_items[] = {
+    {.key = "zones",
+     .type = CM_CONF_ARRAY,
+     .elem_type = CM_CONF_LABEL,
+     .offset = offsetof(struct cm_conf_region, zones),
+     .count_offset = offsetof(struct cm_conf_region, zone_count),
+     .max = 64},
+};
+static const struct cm_conf_schema region_schema = {
+    .items = region_items,
+    .count = COUNT(region_items),
+    .size = sizeof(struct cm_conf_region),
+    .name_offset = offsetof(struct cm_conf_region, name),
+    .key_check = key_label,
+    .post = region_post,
+};
+
+/* "lb" fills fields of the member struct itself (offset 0). */
+static const struct cm_conf_item lb_items[] = {
+    {.key = "mode",
+     .type = CM_CONF_ENUM,
+     .offset = offsetof(struct cm_conf_member, lb_mode),
+     .names = lb_modes,
+     .def_uint = CM_LB_NATIVE},
+    {.key = "address", .type = CM_CONF_IP, .offset = offsetof(struct cm_conf_member, lb_address)},
+};
+static const struct cm_conf_schema lb_schema = {
+    .items = lb_items,
+    .count = COUNT(lb_items),
+    .post = lb_post,
+};
+
+static const struct cm_conf_item member_items[] = {
+    {.key = "region",
+     .type = CM_CONF_REF,
+     .ref = CM_CONF_REF_REGION,
+     .offset = offsetof(struct cm_conf_member, region),
+     .required = true},
+    {.key = "zone",
+     .type = CM_CONF_CUSTOM,
+     .offset = offsetof(struct cm_conf_member, zone),
+     .parse = member_zone},
+    {.key = "kubeconfig",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_member, kubeconfig)},
+    {.key = "context", .type = CM_CONF_STR, .offset = offsetof(struct cm_conf_member, context)},
+    {.key = "lb", .type = CM_CONF_OBJECT, .offset = 0, .sub = &lb_schema},
+};
+static const struct cm_conf_schema member_schema = {
+    .items = member_items,
+    .count = COUNT(member_items),
+    .size = sizeof(struct cm_conf_member),
+    .name_offset = offsetof(struct cm_conf_member, name),
+    .key_check = key_label,
+};
+
+static const struct cm_conf_item check_items[] = {
+    {.key = "type",
+     .type = CM_CONF_ENUM,
+     .offset = offsetof(struct cm_conf_check, type),
+     .names = check_types,
+     .def_uint = CM_CHECK_HTTP},
+    {.key = "path",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_check, path),
+     .def_str = "/healthz",
+     .validate = starts_with_slash},
+    {.key = "host", .type = CM_CONF_STR, .offset = offsetof(struct cm_conf_check, host)},
+    {.key = "expect_body",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_check, expect_body)},
+    {.key = "status",
+     .type = CM_CONF_CUSTOM,
+     .offset = offsetof(struct cm_conf_check, status_min),
+     .parse = check_status},
+    {.key = "port",
+     .type = CM_CONF_U16,
+     .offset = offsetof(struct cm_conf_check, port),
+     .min = 0,
+     .max = 65535,
+     .def_uint = 0},
+    {.key = "tls_verify",
+     .type = CM_CONF_BOOL,
+     .offset = offsetof(struct cm_conf_check, tls_verify),
+     .def_bool = true},
+    {.key = "interval_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_check, interval_ms),
+     .min = 100,
+     .max = 3600000,
+     .def_uint = 10000},
+    {.key = "timeout_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_check, timeout_ms),
+     .min = 10,
+     .max = 60000,
+     .def_uint = 3000},
+    {.key = "rise",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_check, rise),
+     .min = 1,
+     .max = 100,
+     .def_uint = 2},
+    {.key = "fall",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_check, fall),
+     .min = 1,
+     .max = 100,
+     .def_uint = 3},
+};
+static const struct cm_conf_schema check_schema = {
+    .items = check_items,
+    .count = COUNT(check_items),
+    .post = check_post,
+};
+
+static const struct cm_conf_item policy_items[] = {
+    {.key = "all_down",
+     .type = CM_CONF_CUSTOM,
+     .offset = offsetof(struct cm_conf_policy, all_down),
+     .parse = policy_all_down},
+    {.key = "max_answers",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_policy, max_answers),
+     .min = 1,
+     .max = 64,
+     .def_uint = 8},
+    {.key = "latency_slack_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_policy, latency_slack_ms),
+     .min = 0,
+     .max = 10000,
+     .def_uint = 5},
+};
+static const struct cm_conf_schema policy_schema = {
+    .items = policy_items,
+    .count = COUNT(policy_items),
+    .release = policy_release,
+};
+
+static const struct cm_conf_item service_items[] = {
+    {.key = "port",
+     .type = CM_CONF_U16,
+     .offset = offsetof(struct cm_conf_service, port),
+     .required = true,
+     .min = 1,
+     .max = 65535},
+    {.key = "check",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_service, check),
+     .sub = &check_schema},
+    {.key = "policy",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_service, policy),
+     .sub = &policy_schema},
+    {.key = "aliases",
+     .type = CM_CONF_ARRAY,
+     .elem_type = CM_CONF_DOMAIN,
+     .offset = offsetof(struct cm_conf_service, aliases),
+     .count_offset = offsetof(struct cm_conf_service, alias_count),
+     .max = 256,
+     .validate = alias_in_zone},
+};
+static const struct cm_conf_schema service_schema = {
+    .items = service_items,
+    .count = COUNT(service_items),
+    .size = sizeof(struct cm_conf_service),
+    .name_offset = offsetof(struct cm_conf_service, key),
+    .key_check = key_service,
+    .release = service_release,
+};
+
+static const struct cm_conf_item client_net_items[] = {
+    {.key = "cidr",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_client_net, cidr),
+     .required = true,
+     .validate = cidr_parse},
+    {.key = "region",
+     .type = CM_CONF_REF,
+     .ref = CM_CONF_REF_REGION,
+     .offset = offsetof(struct cm_conf_client_net, region),
+     .required = true},
+};
+static const struct cm_conf_schema client_net_schema = {
+    .items = client_net_items,
+    .count = COUNT(client_net_items),
+    .size = sizeof(struct cm_conf_client_net),
+};
+
+/* Order matters: a table's references point only to tables above them. */
+static const struct cm_conf_item root_items[] = {
+    {.key = "federation",
+     .type = CM_CONF_LABEL,
+     .offset = offsetof(struct cm_conf, federation),
+     .required = true},
+    {.key = "zone",
+     .type = CM_CONF_DOMAIN,
+     .offset = offsetof(struct cm_conf, zone),
+     .required = true},
+    {.key = "regions",
+     .type = CM_CONF_MAP,
+     .offset = offsetof(struct cm_conf, regions),
+     .count_offset = offsetof(struct cm_conf, region_count),
+     .required = true,
+     .min = 1,
+     .max = 256,
+     .sub = &region_schema},
+    {.key = "members",
+     .type = CM_CONF_MAP,
+     .offset = offsetof(struct cm_conf, members),
+     .count_offset = offsetof(struct cm_conf, member_count),
+     .required = true,
+     .max = 1024,
+     .sub = &member_schema},
+    {.key = "services",
+     .type = CM_CONF_MAP,
+     .offset = offsetof(struct cm_conf, services),
+     .count_offset = offsetof(struct cm_conf, service_count),
+     .max = 100000, /* as many as a state document may carry */
+     .sub = &service_schema},
+    {.key = "client_networks",
+     .type = CM_CONF_ARRAY,
+     .elem_type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf, client_networks),
+     .count_offset = offsetof(struct cm_conf, client_network_count),
+     .max = 1000000,
+     .sub = &client_net_schema},
+    {.key = "latency_ms",
+     .type = CM_CONF_CUSTOM,
+     .offset = offsetof(struct cm_conf, latency_ms),
+     .parse = latency_parse},
+    {.key = "dnsd",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf, dnsd),
+     .sub = &dnsd_schema},
+    {.key = "health",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf, health),
+     .sub = &health_schema},
+    {.key = "proxy",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf, proxy),
+     .sub = &proxy_schema},
+    {.key = "etcd",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf, etcd),
+     .sub = &etcd_schema},
+};
+const struct cm_conf_schema cm_conf_root_schema = {
+    .items = root_items,
+    .count = COUNT(root_items),
+    .size = sizeof(struct cm_conf),
+    .post = root_post,
+    .release = root_release,
+};

@@ -1,0 +1,684 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_cm_conf.c -- the configuration loader: the example file, defaults, and
+ * the exact "file: path: reason" text of every class of error. */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/cm_conf.h"
+#include "common/cm_err.h"
+
+/* Test JSON is written with ' for " to stay readable; this swaps them back.
+ * Returns an owned string. */
+static char *dq(const char *s)
+{
+    char *out = strdup(s);
+
+    assert_non_null(out);
+    for (char *c = out; *c != '\0'; c++) {
+        if (*c == '\'')
+            *c = '"';
+    }
+    return out;
+}
+
+/* A small valid federation; tests add keys to it through fmt's %s. */
+#define BASE                                                                                       \
+    "'federation': 'f', 'zone': 'Z.Test.',"                                                        \
+    "'regions': {'r1': {'zones': ['r1a', 'r1b']}, 'r2': {}},"                                      \
+    "'members': {'m1': {'region': 'r1', 'zone': 'r1b'},"                                           \
+    "            'm2': {'region': 'r2', 'lb': {'mode': 'proxy', 'address': '192.0.2.7'}}}"
+
+#define SVC "'services': {'default/web': {'port': 80}}"
+
+static int load(const char *squoted, struct cm_conf **out, char *err)
+{
+    char *text = dq(squoted);
+    int rc;
+
+    err[0] = '\0';
+    rc = cm_conf_load_string("t.json", text, out, err, CM_CONF_ERR_MAX);
+    free(text);
+    return rc;
+}
+
+static struct cm_conf *load_ok(const char *squoted)
+{
+    char err[CM_CONF_ERR_MAX];
+    struct cm_conf *conf = NULL;
+
+    if (load(squoted, &conf, err) != CM_OK)
+        fail_msg("unexpected error: %s", err);
+    assert_non_null(conf);
+    return conf;
+}
+
+static void expect_err(const char *squoted, int code, const char *want)
+{
+    char err[CM_CONF_ERR_MAX];
+    struct cm_conf *conf = NULL;
+    int rc = load(squoted, &conf, err);
+
+    assert_null(conf);
+    assert_int_equal(rc, code);
+    assert_string_equal(err, want);
+}
+
+/* Writes @content into a new temporary file; returns its owned path. */
+static char *temp_file(const char *content)
+{
+    char *path = strdup("/tmp/test_cm_conf_XXXXXX");
+    int fd;
+
+    assert_non_null(path);
+    fd = mkstemp(path);
+    assert_true(fd != -1);
+    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    close(fd);
+    return path;
+}
+
+/* The shipped example, loaded from the repository root as the daemons do. */
+static struct cm_conf *load_example(void)
+{
+    char err[CM_CONF_ERR_MAX] = "";
+    struct cm_conf *c = NULL;
+
+    assert_int_equal(chdir(FEDGSLB_SOURCE_DIR), 0); /* paths in the file are repo-relative */
+    if (cm_conf_load("conf/federation.json", &c, err, sizeof(err)) != CM_OK)
+        fail_msg("%s", err);
+    return c;
+}
+
+static void test_example_regions_members(void **state)
+{
+    struct cm_conf *c = load_example();
+
+    (void)state;
+    assert_string_equal(c->path, "conf/federation.json");
+    assert_string_equal(c->federation, "myfed");
+    assert_string_equal(c->zone, "fed.example.test");
+    assert_int_equal(c->region_count, 3);
+    assert_int_equal(cm_conf_region_index(c, "us-east-1"), 0);
+    assert_int_equal(cm_conf_region_index(c, "eu-west-1"), 1);
+    assert_int_equal(cm_conf_region_index(c, "ap-northeast-1"), 2);
+    assert_int_equal(cm_conf_region_index(c, "nowhere"), -1);
+    assert_int_equal(c->regions[0].zone_count, 2);
+    assert_string_equal(c->regions[0].zones[1], "us-east-1b");
+
+    assert_int_equal(c->member_count, 3);
+    assert_int_equal(cm_conf_member_index(c, "jpn"), 2);
+    assert_int_equal(c->members[2].region, 2);
+    assert_int_equal(c->members[2].zone, 0);
+    assert_int_equal(c->members[2].lb_mode, CM_LB_PROXY);
+    assert_string_equal(c->members[2].lb_address, "198.51.100.7");
+    assert_int_equal(c->members[0].lb_mode, CM_LB_NATIVE);
+    assert_null(c->members[0].lb_address);
+    assert_string_equal(c->members[1].kubeconfig, "conf/kubeconfig.yaml");
+    assert_string_equal(c->members[1].context, "eur");
+    cm_conf_unref(c);
+}
+
+static void test_example_services(void **state)
+{
+    struct cm_conf *c = load_example();
+    int web, api, store;
+
+    (void)state;
+    web = cm_conf_service_index(c, "default/web");
+    api = cm_conf_service_index(c, "default/api");
+    store = cm_conf_service_index(c, "shop/store");
+    assert_int_equal(web, 0);
+    assert_int_equal(api, 1);
+    assert_int_equal(store, 2);
+    assert_int_equal(cm_conf_service_index(c, "default/nope"), -1);
+    assert_string_equal(c->services[web].ns, "default");
+    assert_string_equal(c->services[web].name, "web");
+    assert_int_equal(c->services[web].port, 80);
+    assert_int_equal(c->services[web].check.type, CM_CHECK_HTTP);
+    assert_int_equal(c->services[web].check.status_min, 200);
+    assert_int_equal(c->services[web].check.status_max, 399);
+    assert_true(c->services[web].check.tls_verify);
+    assert_int_equal(c->services[web].alias_count, 2);
+    assert_string_equal(c->services[web].aliases[0], "web.fed.example.test");
+    assert_int_equal(c->services[api].check.type, CM_CHECK_TCP);
+    assert_string_equal(c->services[api].check.path, "/healthz"); /* default */
+    assert_int_equal(c->services[api].policy.all_down, CM_ALL_DOWN_FAIL_CLOSED);
+    assert_int_equal(c->services[store].check.status_max, 299);
+    assert_false(c->services[store].check.tls_verify);
+    assert_int_equal(c->services[store].policy.all_down, CM_ALL_DOWN_SORRY);
+    assert_string_equal(c->services[store].policy.sorry_target, "sorry.fed.example.test");
+    assert_int_equal(c->services[store].policy.max_answers, 8); /* default */
+    cm_conf_unref(c);
+}
+
+static void test_example_networks_latency(void **state)
+{
+    struct cm_conf *c = load_example();
+    const struct cm_conf_client_net *cn;
+    char ip[INET6_ADDRSTRLEN];
+
+    (void)state;
+    assert_int_equal(c->client_network_count, 6);
+    cn = &c->client_networks[0];
+    assert_int_equal(cn->family, AF_INET);
+    assert_int_equal(cn->prefix_len, 16);
+    assert_int_equal(cn->region, 0);
+    inet_ntop(AF_INET, cn->addr, ip, sizeof(ip));
+    assert_string_equal(ip, "10.1.0.0");
+    cn = &c->client_networks[5];
+    assert_int_equal(cn->family, AF_INET6);
+    assert_int_equal(cn->prefix_len, 48);
+    assert_int_equal(cn->region, 2);
+    inet_ntop(AF_INET6, cn->addr, ip, sizeof(ip));
+    assert_string_equal(ip, "2001:db8:3::");
+
+    assert_int_equal(cm_conf_latency(c, 0, 1), 70);
+    assert_int_equal(cm_conf_latency(c, 1, 0), 70);
+    assert_int_equal(cm_conf_latency(c, 2, 1), 220);
+    assert_int_equal(cm_conf_latency(c, 2, 0), 150);
+    assert_int_equal(cm_conf_latency(c, 1, 1), 0);
+    assert_int_equal(cm_conf_latency(c, 0, 3), CM_LATENCY_UNKNOWN);
+    cm_conf_unref(c);
+}
+
+static void test_example_sections(void **state)
+{
+    struct cm_conf *c = load_example();
+
+    (void)state;
+    assert_true(c->dnsd.present);
+    assert_int_equal(c->dnsd.listen_count, 2);
+    assert_int_equal(c->dnsd.listen[1].ss.ss_family, AF_INET6);
+    assert_int_equal(c->dnsd.region, 0);
+    assert_string_equal(c->dnsd.zone_file, "conf/fed.example.test.zone");
+    assert_int_equal(c->dnsd.ttl_s, 30);
+    assert_int_equal(c->dnsd.max_udp_size, 1232);
+    assert_true(c->dnsd.control.enabled);
+    assert_non_null(c->dnsd.control.token);
+    assert_null(strchr(c->dnsd.control.token, '\n'));
+    assert_true(c->health.present);
+    assert_int_equal(c->health.vantage, 0);
+    assert_int_equal(c->health.publish_to_count, 2);
+    assert_true(c->proxy.present);
+    assert_int_equal(c->proxy.listen_count, 1);
+    assert_int_equal(c->proxy.listen[0].member, 2);
+    assert_int_equal(c->proxy.listen[0].service, 0);
+    assert_true(c->etcd.present);
+    assert_string_equal(c->etcd.prefix, "/fedgslb/");
+    cm_conf_unref(c);
+}
+
+static void test_defaults(void **state)
+{
+    struct cm_conf *c;
+    char ip[CM_ADDR_STRLEN];
+
+    (void)state;
+    c = load_ok("{" BASE ", " SVC ", 'dnsd': {'region': 'r2', 'zone_file': 'z'}}");
+    assert_string_equal(c->zone, "z.test"); /* lowercased, trailing dot gone */
+    assert_int_equal(c->members[0].zone, 1);
+    assert_int_equal(c->members[1].zone, -1);
+    assert_int_equal(c->services[0].check.interval_ms, 10000);
+    assert_int_equal(c->services[0].check.timeout_ms, 3000);
+    assert_int_equal(c->services[0].check.rise, 2);
+    assert_int_equal(c->services[0].check.fall, 3);
+    assert_int_equal(c->services[0].check.port, 0);
+    assert_string_equal(c->services[0].check.path, "/healthz");
+    assert_null(c->services[0].check.host);
+    assert_int_equal(c->services[0].policy.all_down, CM_ALL_DOWN_FAIL_OPEN);
+    assert_int_equal(c->services[0].policy.latency_slack_ms, 5);
+    assert_int_equal(c->services[0].alias_count, 0);
+    assert_int_equal(cm_conf_latency(c, 0, 1), CM_LATENCY_UNKNOWN);
+    assert_int_equal(cm_conf_latency(c, 1, 1), 0);
+    assert_int_equal(c->client_network_count, 0);
+    assert_true(c->dnsd.present);
+    assert_int_equal(c->dnsd.region, 1);
+    assert_int_equal(c->dnsd.listen_count, 1);
+    cm_addr_format((const struct sockaddr *)&c->dnsd.listen[0].ss, ip, sizeof(ip));
+    assert_string_equal(ip, "127.0.0.1:5300");
+    assert_int_equal(c->dnsd.min_ttl_s, 5);
+    assert_int_equal(c->dnsd.workers, 2);
+    assert_true(c->dnsd.ecs);
+    assert_int_equal(c->dnsd.tcp_idle_timeout_ms, 10000);
+    assert_int_equal(c->dnsd.tcp_max_conns, 1024);
+    assert_false(c->dnsd.control.enabled);
+    assert_false(c->health.present);
+    assert_false(c->proxy.present);
+    assert_false(c->etcd.present);
+    cm_conf_unref(c);
+
+    /* null means "the default" */
+    c = load_ok("{" BASE ", 'services': {'a/b': {'port': 1, 'check': {'rise': null}}}}");
+    assert_int_equal(c->services[0].check.rise, 2);
+    cm_conf_unref(c);
+}
+
+static void test_unknown_key(void **state)
+{
+    (void)state;
+    expect_err("{" BASE ", 'bogus': 1}", CM_ECONFIG, "t.json: bogus: unknown key");
+    expect_err("{" BASE ", 'dnsd': {'lsiten': [], 'region': 'r1', 'zone_file': 'z'}}", CM_ECONFIG,
+               "t.json: dnsd.lsiten: unknown key");
+    expect_err("{" BASE ", 'services': {'default/web': {'port': 80, 'check': {'rize': 2}}}}",
+               CM_ECONFIG, "t.json: services.default/web.check.rize: unknown key");
+}
+
+static void test_unknown_region(void **state)
+{
+    (void)state;
+    expect_err("{'federation': 'f', 'zone': 'z.test', 'regions': {'r1': {}},"
+               " 'members': {'jpn': {'region': 'ap-east-9'}}}",
+               CM_ECONFIG, "t.json: members.jpn.region: unknown region \"ap-east-9\"");
+    expect_err("{" BASE ", 'client_networks': [{'cidr': '10.0.0.0/8', 'region': 'r3'}]}",
+               CM_ECONFIG, "t.json: client_networks[0].region: unknown region \"r3\"");
+    expect_err("{" BASE ", 'health': {'vantage': 'mars'}}", CM_ECONFIG,
+               "t.json: health.vantage: unknown region \"mars\"");
+}
+
+static void test_bad_zone_for_region(void **state)
+{
+    (void)state;
+    expect_err("{'federation': 'f', 'zone': 'z.test', 'regions': {'r1': {'zones': ['r1a']},"
+               " 'r2': {'zones': ['r2a']}}, 'members': {'m': {'region': 'r1', 'zone': 'r2a'}}}",
+               CM_ECONFIG, "t.json: members.m.zone: zone \"r2a\" is not a zone of region \"r1\"");
+    expect_err("{'federation': 'f', 'zone': 'z.test', 'regions': {'r1': {'zones': ['a', 'a']}},"
+               " 'members': {}}",
+               CM_ECONFIG, "t.json: regions.r1.zones[1]: duplicate zone \"a\"");
+}
+
+static void test_bad_cidr(void **state)
+{
+    (void)state;
+    expect_err("{" BASE ", 'client_networks': [{'cidr': '10.0.0.0/33', 'region': 'r1'}]}",
+               CM_ECONFIG,
+               "t.json: client_networks[0].cidr: not a CIDR \"10.0.0.0/33\" (prefix length 0..32)");
+    expect_err("{" BASE ", 'client_networks': [{'cidr': '10.0.0.0/8', 'region': 'r1'},"
+               " {'cidr': '10.1.2.3/16', 'region': 'r2'}]}",
+               CM_ECONFIG,
+               "t.json: client_networks[1].cidr: host bits set in \"10.1.2.3/16\" "
+               "(the network is 10.1.0.0/16)");
+    expect_err("{" BASE ", 'client_networks': [{'cidr': '2001:db8:1::1/48', 'region': 'r1'}]}",
+               CM_ECONFIG,
+               "t.json: client_networks[0].cidr: host bits set in \"2001:db8:1::1/48\" "
+               "(the network is 2001:db8:1::/48)");
+    expect_err("{" BASE ", 'client_networks': [{'cidr': 'ten/8', 'region': 'r1'}]}", CM_ECONFIG,
+               "t.json: client_networks[0].cidr: not a CIDR \"ten/8\"");
+    expect_err("{" BASE ", 'client_networks': [{'cidr': '10.0.0.0', 'region': 'r1'}]}", CM_ECONFIG,
+               "t.json: client_networks[0].cidr: not a CIDR \"10.0.0.0\"");
+}
+
+static void test_good_cidr(void **state)
+{
+    struct cm_conf *c;
+
+    (void)state;
+    c = load_ok("{" BASE ", 'client_networks': [{'cidr': '0.0.0.0/0', 'region': 'r1'},"
+                " {'cidr': '192.0.2.128/25', 'region': 'r2'}, {'cidr': '::/0', 'region': 'r2'}]}");
+    assert_int_equal(c->client_network_count, 3);
+    assert_int_equal(c->client_networks[0].prefix_len, 0);
+    assert_int_equal(c->client_networks[1].addr[3], 128);
+    assert_int_equal(c->client_networks[1].region, 1);
+    assert_int_equal(c->client_networks[2].family, AF_INET6);
+    cm_conf_unref(c);
+}
+
+static void test_bad_address(void **state)
+{
+    (void)state;
+    expect_err("{" BASE ", 'dnsd': {'listen': ['127.0.0.1:53', '1.2.3.4:99999'], 'region': 'r1',"
+               " 'zone_file': 'z'}}",
+               CM_ECONFIG, "t.json: dnsd.listen[1]: not an address \"1.2.3.4:99999\"");
+    expect_err("{" BASE ", 'dnsd': {'listen': [], 'region': 'r1', 'zone_file': 'z'}}", CM_ECONFIG,
+               "t.json: dnsd.listen: must have at least 1 entry");
+    expect_err("{'federation': 'f', 'zone': 'z.test', 'regions': {'r1': {}}, 'members': {'m':"
+               " {'region': 'r1', 'lb': {'mode': 'proxy', 'address': 'lb.example'}}}}",
+               CM_ECONFIG, "t.json: members.m.lb.address: not an IP address \"lb.example\"");
+}
+
+static void test_out_of_range(void **state)
+{
+    (void)state;
+    expect_err("{" BASE ", 'services': {'default/web': {'port': 80, 'check': {'rise': 0}}}}",
+               CM_ECONFIG, "t.json: services.default/web.check.rise: must be between 1 and 100");
+    expect_err("{" BASE ", 'services': {'default/web': {'port': 65536}}}", CM_ECONFIG,
+               "t.json: services.default/web.port: must be between 1 and 65535");
+    expect_err("{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z', 'max_udp_size': 511}}",
+               CM_ECONFIG, "t.json: dnsd.max_udp_size: must be between 512 and 4096");
+    expect_err("{" BASE ", 'services': {'a/b': {'port': 1, 'policy': {'max_answers': -1}}}}",
+               CM_ECONFIG, "t.json: services.a/b.policy.max_answers: must be between 1 and 64");
+}
+
+static void test_wrong_type(void **state)
+{
+    (void)state;
+    expect_err("{" BASE ", 'services': {'default/web': {'port': '80'}}}", CM_ECONFIG,
+               "t.json: services.default/web.port: must be an integer");
+    expect_err("{" BASE ", 'services': {'default/web': {'port': 80.5}}}", CM_ECONFIG,
+               "t.json: services.default/web.port: must be an integer");
+    expect_err("{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z', 'ecs': 'yes'}}", CM_ECONFIG,
+               "t.json: dnsd.ecs: must be true or false");
+    expect_err("{'federation': 'f', 'zone': 'z.test', 'regions': {'r1': {'zones': 'r1a'}}}",
+               CM_ECONFIG, "t.json: regions.r1.zones: must be an array");
+    expect_err("{" BASE ", 'dnsd': []}", CM_ECONFIG, "t.json: dnsd: must be an object");
+    expect_err("{" BASE ", 'services': {'a/b': {'port': 1, 'check': {'type': 'icmp'}}}}",
+               CM_ECONFIG,
+               "t.json: services.a/b.check.type: must be one of \"http\", \"https\", \"tcp\", "
+               "not \"icmp\"");
+    expect_err("[1, 2]", CM_ECONFIG, "t.json: must be an object");
+}
+
+static void test_syntax_errors(void **state)
+{
+    (void)state;
+    expect_err("{'federation': 'f', 'federation': 'g'}", CM_EPARSE,
+               "t.json: line 1, column 32: duplicate object key near '\"federation\"'");
+    expect_err("{\n  'federation': 'f'\n  'zone': 'z'\n}", CM_EPARSE,
+               "t.json: line 3, column 8: '}' expected near '\"zone\"'");
+    expect_err("", CM_EPARSE, "t.json: line 1, column 0: '[' or '{' expected near end of file");
+}
+
+static void test_missing_required(void **state)
+{
+    (void)state;
+    expect_err("{'zone': 'z.test', 'regions': {'r1': {}}, 'members': {}}", CM_ECONFIG,
+               "t.json: federation: missing required key");
+    expect_err("{" BASE ", 'dnsd': {'region': 'r1'}}", CM_ECONFIG,
+               "t.json: dnsd.zone_file: missing required key");
+    expect_err("{" BASE ", 'services': {'a/b': {}}}", CM_ECONFIG,
+               "t.json: services.a/b.port: missing required key");
+    expect_err("{'federation': 'f', 'zone': 'z.test', 'regions': {}, 'members': {}}", CM_ECONFIG,
+               "t.json: regions: must have at least 1 entry");
+    expect_err("{'federation': 'f', 'zone': 'z.test', 'regions': {'r1': {}}, 'members':"
+               " {'m': {'region': 'r1', 'lb': {'mode': 'proxy'}}}}",
+               CM_ECONFIG, "t.json: members.m.lb.address: required when mode is \"proxy\"");
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    expect_err("{'federation': 'MyFed', 'zone': 'z.test'}", CM_ECONFIG,
+               "t.json: federation: not a DNS label \"MyFed\" (lowercase letters, digits and "
+               "hyphens, at most 63)");
+    expect_err("{'federation': 'f', 'zone': 'a..b'}", CM_ECONFIG,
+               "t.json: zone: not a domain name \"a..b\"");
+    expect_err("{'federation': 'f', 'zone': 'z.test', 'regions': {'r_1': {}}}", CM_ECONFIG,
+               "t.json: regions.r_1: not a DNS label \"r_1\" (lowercase letters, digits and "
+               "hyphens, at most 63)");
+    expect_err("{" BASE ", 'services': {'web': {'port': 80}}}", CM_ECONFIG,
+               "t.json: services.web: not a service key \"web\" (\"namespace/name\", both DNS "
+               "labels)");
+}
+
+static void test_aliases(void **state)
+{
+    struct cm_conf *c;
+
+    (void)state;
+    c = load_ok("{" BASE
+                ", 'services': {'a/b': {'port': 1, 'aliases': ['Web.Z.test.', 'z.test']}}}");
+    assert_string_equal(c->services[0].aliases[0], "web.z.test");
+    assert_string_equal(c->services[0].aliases[1], "z.test");
+    cm_conf_unref(c);
+    expect_err("{" BASE ", 'services': {'default/web': {'port': 80,"
+               " 'aliases': ['web.example.com']}}}",
+               CM_ECONFIG,
+               "t.json: services.default/web.aliases[0]: alias \"web.example.com\" is outside zone "
+               "\"z.test\"");
+    expect_err("{" BASE ", 'services': {'a/b': {'port': 1, 'aliases': ['xz.test']}}}", CM_ECONFIG,
+               "t.json: services.a/b.aliases[0]: alias \"xz.test\" is outside zone \"z.test\"");
+    expect_err("{" BASE ", 'services': {'a/b': {'port': 1, 'aliases': ['w.z.test']},"
+               " 'a/c': {'port': 1, 'aliases': ['x.z.test', 'W.z.test']}}}",
+               CM_ECONFIG,
+               "t.json: services.a/c.aliases[1]: alias \"w.z.test\" is already used by service "
+               "\"a/b\"");
+}
+
+static void test_all_down_policy(void **state)
+{
+    struct cm_conf *c;
+
+    (void)state;
+    c = load_ok("{" BASE ", 'services': {'a/b': {'port': 1, 'policy': {'all_down':"
+                " 'sorry:Sorry.Example.ORG.'}}}}");
+    assert_int_equal(c->services[0].policy.all_down, CM_ALL_DOWN_SORRY);
+    assert_string_equal(c->services[0].policy.sorry_target, "sorry.example.org");
+    cm_conf_unref(c);
+    expect_err("{" BASE ", 'services': {'a/b': {'port': 1, 'policy': {'all_down': 'sorry:'}}}}",
+               CM_ECONFIG,
+               "t.json: services.a/b.policy.all_down: not a domain name \"\" after \"sorry:\"");
+    expect_err("{" BASE ", 'services': {'a/b': {'port': 1, 'policy': {'all_down': 'sorry-page'}}}}",
+               CM_ECONFIG,
+               "t.json: services.a/b.policy.all_down: must be \"fail-open\", \"fail-closed\" or "
+               "\"sorry:<domain>\", not \"sorry-page\"");
+    expect_err("{" BASE ", 'services': {'a/b': {'port': 1, 'policy': {'all_down': 1}}}}",
+               CM_ECONFIG,
+               "t.json: services.a/b.policy.all_down: must be \"fail-open\", \"fail-closed\" or "
+               "\"sorry:<domain>\"");
+}
+
+static void test_check_status_and_timeouts(void **state)
+{
+    struct cm_conf *c;
+
+    (void)state;
+    c = load_ok("{" BASE ", 'services': {'a/b': {'port': 1, 'check': {'status': [200, 204]}},"
+                " 'a/c': {'port': 1, 'check': {'status': '204'}}}}");
+    assert_int_equal(c->services[0].check.status_min, 200);
+    assert_int_equal(c->services[0].check.status_max, 204);
+    assert_int_equal(c->services[1].check.status_min, 204);
+    assert_int_equal(c->services[1].check.status_max, 204);
+    cm_conf_unref(c);
+    expect_err("{" BASE ", 'services': {'a/b': {'port': 1, 'check': {'status': '399-200'}}}}",
+               CM_ECONFIG,
+               "t.json: services.a/b.check.status: must be a range of status codes within "
+               "100-599, min <= max");
+    expect_err("{" BASE ", 'services': {'a/b': {'port': 1, 'check': {'status': 'ok'}}}}",
+               CM_ECONFIG,
+               "t.json: services.a/b.check.status: must be a status range \"min-max\" or "
+               "[min, max], e.g. \"200-399\"");
+    expect_err("{" BASE ", 'services': {'a/b': {'port': 1, 'check': {'interval_ms': 1000,"
+               " 'timeout_ms': 1000}}}}",
+               CM_ECONFIG,
+               "t.json: services.a/b.check.timeout_ms: must be less than interval_ms (1000)");
+    expect_err("{" BASE ", 'services': {'a/b': {'port': 1, 'check': {'path': 'healthz'}}}}",
+               CM_ECONFIG, "t.json: services.a/b.check.path: must start with \"/\"");
+}
+
+static void test_min_ttl(void **state)
+{
+    (void)state;
+    expect_err("{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z', 'min_ttl_s': 31}}",
+               CM_ECONFIG, "t.json: dnsd.min_ttl_s: must not exceed ttl_s (30)");
+    expect_err("{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z', 'ttl_s': 10,"
+               " 'min_ttl_s': 20}}",
+               CM_ECONFIG, "t.json: dnsd.min_ttl_s: must not exceed ttl_s (10)");
+}
+
+static void test_proxy_listen(void **state)
+{
+    struct cm_conf *c;
+
+    (void)state;
+    c = load_ok("{" BASE ", " SVC ", 'proxy': {'listen': [{'address': '[::1]:8080',"
+                " 'member': 'm2', 'service': 'default/web'}]}}");
+    assert_int_equal(c->proxy.listen[0].member, 1);
+    assert_int_equal(c->proxy.listen[0].service, 0);
+    assert_int_equal(c->proxy.listen[0].address.ss.ss_family, AF_INET6);
+    cm_conf_unref(c);
+    expect_err("{" BASE ", " SVC ", 'proxy': {'listen': [{'address': '127.0.0.1:8080',"
+               " 'member': 'xyz', 'service': 'default/web'}]}}",
+               CM_ECONFIG, "t.json: proxy.listen[0].member: unknown member \"xyz\"");
+    expect_err("{" BASE ", " SVC ", 'proxy': {'listen': [{'address': '127.0.0.1:8080',"
+               " 'member': 'm1', 'service': 'default/web'}]}}",
+               CM_ECONFIG,
+               "t.json: proxy.listen[0].member: member \"m1\" does not have lb.mode \"proxy\"");
+    expect_err("{" BASE ", " SVC ", 'proxy': {'listen': [{'address': '127.0.0.1:8080',"
+               " 'member': 'm2', 'service': 'default/api'}]}}",
+               CM_ECONFIG, "t.json: proxy.listen[0].service: unknown service \"default/api\"");
+}
+
+static void test_latency(void **state)
+{
+    struct cm_conf *c;
+
+    (void)state;
+    c = load_ok("{" BASE ", 'latency_ms': {'r2': {'r1': 40, 'r2': 0}, 'r1': {'r2': 40}}}");
+    assert_int_equal(cm_conf_latency(c, 0, 1), 40);
+    assert_int_equal(cm_conf_latency(c, 1, 0), 40);
+    assert_int_equal(cm_conf_latency(c, 0, 0), 0);
+    cm_conf_unref(c);
+    expect_err("{" BASE ", 'latency_ms': {'r1': {'r9': 40}}}", CM_ECONFIG,
+               "t.json: latency_ms.r1.r9: unknown region \"r9\"");
+    expect_err("{" BASE ", 'latency_ms': {'r1': {'r2': 40}, 'r2': {'r1': 41}}}", CM_ECONFIG,
+               "t.json: latency_ms.r2.r1: 41 contradicts latency_ms.r1.r2 = 40");
+    expect_err("{" BASE ", 'latency_ms': {'r1': {'r1': 3}}}", CM_ECONFIG,
+               "t.json: latency_ms.r1.r1: must be 0 (a region to itself)");
+    expect_err("{" BASE ", 'latency_ms': {'r1': {'r2': 100001}}}", CM_ECONFIG,
+               "t.json: latency_ms.r1.r2: must be between 0 and 100000");
+}
+
+static void test_token_file(void **state)
+{
+    char *good = temp_file("s3cr3t-value\r\n");
+    char *empty = temp_file("\n");
+    char *two = temp_file("s3cr3t-value\nmore\n");
+    char json[1024], err[CM_CONF_ERR_MAX], want[CM_CONF_ERR_MAX];
+    struct cm_conf *c = NULL;
+
+    (void)state;
+    snprintf(json, sizeof(json),
+             "{" BASE ", 'health': {'vantage': 'r1', 'control': {'listen': '127.0.0.1:9154',"
+             " 'token_file': '%s'}}}",
+             good);
+    c = load_ok(json);
+    assert_true(c->health.control.enabled);
+    assert_string_equal(c->health.control.token, "s3cr3t-value");
+    assert_string_equal(c->health.control.token_file, good);
+    cm_conf_unref(c);
+
+    snprintf(json, sizeof(json),
+             "{" BASE ", 'health': {'vantage': 'r1', 'control': {'listen': '127.0.0.1:9154',"
+             " 'token_file': '%s'}}}",
+             empty);
+    snprintf(want, sizeof(want), "t.json: health.control.token_file: token file \"%s\" is empty",
+             empty);
+    expect_err(json, CM_ECONFIG, want);
+
+    snprintf(json, sizeof(json),
+             "{" BASE ", 'health': {'vantage': 'r1', 'control': {'listen': '127.0.0.1:9154',"
+             " 'token_file': '%s'}}}",
+             two);
+    assert_int_equal(load(json, &c, err), CM_ECONFIG);
+    assert_null(strstr(err, "s3cr3t")); /* a secret never reaches a message */
+    assert_non_null(strstr(err, "must hold one line"));
+
+    expect_err("{" BASE ", 'health': {'vantage': 'r1', 'control': {'listen': '127.0.0.1:9154',"
+               " 'token_file': '/nonexistent/token'}}}",
+               CM_ECONFIG,
+               "t.json: health.control.token_file: cannot read \"/nonexistent/token\": "
+               "No such file or directory");
+    expect_err("{" BASE ", 'health': {'vantage': 'r1', 'control': {}}}", CM_ECONFIG,
+               "t.json: health.control.listen: missing required key");
+    unlink(good);
+    unlink(empty);
+    unlink(two);
+    free(good);
+    free(empty);
+    free(two);
+}
+
+static void test_load_file_errors(void **state)
+{
+    char err[CM_CONF_ERR_MAX];
+    struct cm_conf *c = NULL;
+    char *path = temp_file("{\n'federation': 'f'\n");
+
+    (void)state;
+    assert_int_equal(cm_conf_load("/nonexistent/fed.json", &c, err, sizeof(err)), CM_ENOENT);
+    assert_null(c);
+    assert_string_equal(err, "/nonexistent/fed.json: cannot read: No such file or directory");
+    assert_int_equal(cm_conf_load(path, &c, err, sizeof(err)), CM_EPARSE);
+    assert_null(c);
+    assert_non_null(strstr(err, ": line 2, column 1: "));
+    unlink(path);
+    free(path);
+}
+
+/* Found by fuzz_cm_conf: quoting a value full of escapes wrote one byte past
+ * the quote buffer. */
+static void test_bug_quote_overflow(void **state)
+{
+    /* 3 plain bytes, then 4-byte escapes: the 22nd escape ended at the limit */
+    char json[1024] = "{'federation': 'f', 'zone': 'abc";
+    char err[CM_CONF_ERR_MAX];
+    struct cm_conf *c = NULL;
+    size_t len;
+
+    (void)state;
+    for (int i = 0; i < 60; i++)
+        strncat(json, "\\u007f", sizeof(json) - strlen(json) - 1);
+    strncat(json, "'}", sizeof(json) - strlen(json) - 1);
+    assert_int_equal(load(json, &c, err), CM_ECONFIG);
+    len = strlen(err);
+    assert_true(len > 40);
+    assert_string_equal(err + len - 4, "...\"");
+    assert_non_null(strstr(err, "t.json: zone: not a domain name \"abc\\x7f\\x7f"));
+}
+
+static void test_ref_unref(void **state)
+{
+    struct cm_conf *c = load_ok("{" BASE "}");
+
+    (void)state;
+    assert_ptr_equal(cm_conf_ref(c), c);
+    assert_int_equal(atomic_load(&c->refs), 2);
+    cm_conf_unref(c);
+    assert_int_equal(atomic_load(&c->refs), 1);
+    assert_string_equal(c->federation, "f"); /* still alive */
+    cm_conf_unref(c);                        /* freed: ASan would flag a leak or double free */
+    cm_conf_unref(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_example_regions_members),
+        cmocka_unit_test(test_example_services),
+        cmocka_unit_test(test_example_networks_latency),
+        cmocka_unit_test(test_example_sections),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_unknown_key),
+        cmocka_unit_test(test_unknown_region),
+        cmocka_unit_test(test_bad_zone_for_region),
+        cmocka_unit_test(test_bad_cidr),
+        cmocka_unit_test(test_good_cidr),
+        cmocka_unit_test(test_bad_address),
+        cmocka_unit_test(test_out_of_range),
+        cmocka_unit_test(test_wrong_type),
+        cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_missing_required),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_aliases),
+        cmocka_unit_test(test_all_down_policy),
+        cmocka_unit_test(test_check_status_and_timeouts),
+        cmocka_unit_test(test_min_ttl),
+        cmocka_unit_test(test_proxy_listen),
+        cmocka_unit_test(test_latency),
+        cmocka_unit_test(test_token_file),
+        cmocka_unit_test(test_load_file_errors),
+        cmocka_unit_test(test_bug_quote_overflow),
+        cmocka_unit_test(test_ref_unref),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
