@@ -1,0 +1,650 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dns_ctl.c -- dnsd's control routes and metrics.
+ *
+ * /v1/explain answers from the same view and the same merge the workers use:
+ * the client is located with dns_query_locate, the decision comes from
+ * dns_fed_explain (the table's own ranking), and the "response" part runs a
+ * real query packet through dns_query_process and decodes the bytes with
+ * ldns (control path only), so the explanation cannot disagree with DNS.
+ */
+#include "dnsd/dns_ctl.h"
+
+#include <ctype.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <ldns/ldns.h>
+
+#include "common/cm_conf.h"
+#include "common/cm_ctl.h"
+#include "common/cm_err.h"
+#include "common/cm_log.h"
+#include "common/cm_net.h"
+#include "common/cm_state.h"
+#include "common/cm_str.h"
+#include "dnsd/dns_fed.h"
+#include "dnsd/dns_query.h"
+#include "dnsd/dns_server.h"
+#include "dnsd/dns_state.h"
+#include "dnsd/dns_view.h"
+#include "dnsd/dns_zone.h"
+
+#define EXPLAIN_EDNS_SIZE 4096
+#define EXPLAIN_QUERY_ID  0x4558 /* "EX" */
+#define DNS_OPT_ECS       8
+
+struct dns_ctl {
+    struct cm_ctl *ctl; /* owned */
+    struct dns_ctl_env *env;
+};
+
+uint64_t dns_ctl_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- state ---- */
+
+static json_t *state_get(void *arg)
+{
+    struct dns_ctl_env *env = arg;
+
+    return dns_state_to_json(env->state, env->view != NULL ? env->view->serial : 0);
+}
+
+static int state_put(void *arg, const char *body, size_t len, char *err, size_t errlen)
+{
+    struct dns_ctl_env *env = arg;
+    int rc = dns_state_put(env->state, body, len, dns_ctl_now_ms(), err, errlen);
+
+    if (rc != CM_OK)
+        cm_log_info("state rejected: %s", err);
+    return rc;
+}
+
+/* ---- members and drains ---- */
+
+static json_t *member_json(const struct dns_ctl_env *env, size_t i)
+{
+    const struct cm_conf *conf = dns_state_conf(env->state);
+    const struct cm_conf_member *m = &conf->members[i];
+
+    return json_pack("{s:s,s:s,s:s?,s:b}", "member", m->name, "region",
+                     conf->regions[m->region].name, "zone",
+                     m->zone >= 0 ? conf->regions[m->region].zones[m->zone] : NULL, "drained",
+                     dns_state_is_drained(env->state, i));
+}
+
+static void route_members(void *arg, struct evhttp_request *req, const char *rest)
+{
+    struct dns_ctl_env *env = arg;
+    const struct cm_conf *conf = dns_state_conf(env->state);
+    json_t *list;
+
+    if (rest[0] != '\0' && strcmp(rest, "/") != 0) {
+        cm_ctl_reply_error(req, 404, "not found");
+        return;
+    }
+    list = json_array();
+    for (size_t i = 0; list != NULL && i < conf->member_count; i++)
+        json_array_append_new(list, member_json(env, i));
+    cm_ctl_reply_json(req, 200, json_pack("{s:o*}", "members", list));
+}
+
+static void route_drain(void *arg, struct evhttp_request *req, const char *rest)
+{
+    struct dns_ctl_env *env = arg;
+    bool drain = evhttp_request_get_command(req) == EVHTTP_REQ_PUT;
+    char name[256];
+    char err[CM_STATE_ERR_MAX] = "";
+    const char *slash = strchr(rest, '/');
+    size_t len;
+    int rc;
+
+    if (slash == NULL || strcmp(slash, "/drain") != 0 || slash == rest) {
+        cm_ctl_reply_error(req, 404, "not found; use /v1/members/NAME/drain");
+        return;
+    }
+    len = (size_t)(slash - rest);
+    if (len >= sizeof(name)) {
+        cm_ctl_reply_error(req, 404, "unknown member");
+        return;
+    }
+    memcpy(name, rest, len);
+    name[len] = '\0';
+    rc = dns_state_set_drain(env->state, name, drain, err, sizeof(err));
+    if (rc == CM_ENOENT) {
+        cm_ctl_reply_error(req, 404, "unknown member \"%s\"", name);
+        return;
+    }
+    if (rc != CM_OK) {
+        cm_ctl_reply_error(req, rc == CM_ENOMEM ? 500 : 400, "%s",
+                           err[0] != '\0' ? err : cm_strerror(rc));
+        return;
+    }
+    cm_ctl_reply_json(req, 200, json_pack("{s:s,s:b}", "member", name, "drained", drain));
+}
+
+/* ---- explain ---- */
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+struct explain_client {
+    struct cm_addr addr; /* the source address (port 0), host bits cleared when ECS */
+    int family;
+    uint8_t *bytes; /* into addr */
+    unsigned bits;  /* 32/128, or the ECS source prefix length */
+    bool has_ecs;
+};
+
+static int explain_client_parse(const char *client, const char *ecs, struct explain_client *c,
+                                char *err, size_t errlen)
+{
+    unsigned full;
+    uint64_t bits;
+
+    if (client == NULL || cm_ip_parse(client, &c->addr) != CM_OK) {
+        errf(err, errlen, "client: not a numeric IP address");
+        return CM_EINVAL;
+    }
+    c->family = c->addr.ss.ss_family;
+    if (c->family == AF_INET) {
+        c->bytes = (uint8_t *)&((struct sockaddr_in *)&c->addr.ss)->sin_addr;
+        full = 32;
+    } else {
+        c->bytes = (uint8_t *)&((struct sockaddr_in6 *)&c->addr.ss)->sin6_addr;
+        full = 128;
+    }
+    c->bits = full;
+    c->has_ecs = ecs != NULL;
+    if (ecs == NULL)
+        return CM_OK;
+    if (!cm_parse_u64(ecs, full, &bits)) {
+        errf(err, errlen, "ecs: not a prefix length 0..%u", full);
+        return CM_EINVAL;
+    }
+    c->bits = (unsigned)bits;
+    /* RFC 7871 §6: address bits beyond the source prefix must be zero. */
+    for (unsigned i = 0; i < full / 8; i++) {
+        unsigned keep = c->bits > i * 8 ? c->bits - i * 8 : 0;
+
+        if (keep < 8)
+            c->bytes[i] &= (uint8_t)(0xff00u >> keep);
+    }
+    return CM_OK;
+}
+
+/* The wire query a resolver would send: RD=0, EDNS0, ECS when asked. */
+static int explain_query(const ldns_rdf *qname, uint16_t qtype, const struct explain_client *c,
+                         uint8_t *q, size_t cap, size_t *qlen)
+{
+    size_t nlen = ldns_rdf_size(qname);
+    size_t addr_len = (c->bits + 7) / 8;
+    size_t opt_len = c->has_ecs ? 4 + 4 + addr_len : 0;
+    size_t len = 12 + nlen + 4 + 11 + opt_len;
+    uint8_t *p = q;
+
+    if (len > cap)
+        return CM_ETOOBIG;
+    memset(q, 0, 12);
+    q[0] = EXPLAIN_QUERY_ID >> 8;
+    q[1] = EXPLAIN_QUERY_ID & 0xff;
+    q[5] = 1;  /* QDCOUNT */
+    q[11] = 1; /* ARCOUNT: OPT */
+    p += 12;
+    memcpy(p, ldns_rdf_data(qname), nlen);
+    p += nlen;
+    *p++ = (uint8_t)(qtype >> 8);
+    *p++ = (uint8_t)qtype;
+    *p++ = 0;
+    *p++ = 1; /* IN */
+    *p++ = 0; /* OPT owner: root */
+    *p++ = 0;
+    *p++ = 41;
+    *p++ = EXPLAIN_EDNS_SIZE >> 8;
+    *p++ = EXPLAIN_EDNS_SIZE & 0xff;
+    *p++ = 0; /* extended rcode, version, flags */
+    *p++ = 0;
+    *p++ = 0;
+    *p++ = 0;
+    *p++ = (uint8_t)(opt_len >> 8);
+    *p++ = (uint8_t)opt_len;
+    if (c->has_ecs) {
+        *p++ = 0;
+        *p++ = DNS_OPT_ECS;
+        *p++ = (uint8_t)((4 + addr_len) >> 8);
+        *p++ = (uint8_t)(4 + addr_len);
+        *p++ = 0;
+        *p++ = c->family == AF_INET ? 1 : 2;
+        *p++ = (uint8_t)c->bits;
+        *p++ = 0; /* scope */
+        memcpy(p, c->bytes, addr_len);
+        p += addr_len;
+    }
+    *qlen = (size_t)(p - q);
+    return CM_OK;
+}
+
+static json_t *rr_list_json(const ldns_rr_list *list)
+{
+    json_t *arr = json_array();
+
+    for (size_t i = 0; arr != NULL && i < ldns_rr_list_rr_count(list); i++) {
+        char *s = ldns_rr2str(ldns_rr_list_rr(list, i));
+        size_t n;
+
+        if (s == NULL)
+            continue;
+        n = strlen(s);
+        while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+            s[--n] = '\0';
+        json_array_append_new(arr, json_string(s));
+        LDNS_FREE(s);
+    }
+    return arr;
+}
+
+/* The ECS scope of a response, -1 when it has no ECS option. */
+static int response_ecs_scope(const ldns_pkt *pkt)
+{
+    const ldns_rdf *data = ldns_pkt_edns_data(pkt);
+    const uint8_t *p;
+    size_t len, pos = 0;
+
+    if (data == NULL)
+        return -1;
+    p = ldns_rdf_data(data);
+    len = ldns_rdf_size(data);
+    while (len - pos >= 4) {
+        unsigned code = ((unsigned)p[pos] << 8) | p[pos + 1];
+        size_t olen = ((size_t)p[pos + 2] << 8) | p[pos + 3];
+
+        if (len - pos - 4 < olen)
+            break;
+        if (code == DNS_OPT_ECS && olen >= 4)
+            return p[pos + 4 + 3];
+        pos += 4 + olen;
+    }
+    return -1;
+}
+
+static const char *rcode_name(unsigned rcode)
+{
+    const ldns_lookup_table *lt;
+
+    if (rcode == 16)
+        return "BADVERS";
+    lt = ldns_lookup_by_id(ldns_rcodes, (int)rcode);
+    return lt != NULL ? lt->name : "unknown";
+}
+
+static json_t *flags_json(const ldns_pkt *pkt)
+{
+    json_t *f = json_array();
+
+    if (f == NULL)
+        return NULL;
+    if (ldns_pkt_qr(pkt))
+        json_array_append_new(f, json_string("qr"));
+    if (ldns_pkt_aa(pkt))
+        json_array_append_new(f, json_string("aa"));
+    if (ldns_pkt_tc(pkt))
+        json_array_append_new(f, json_string("tc"));
+    if (ldns_pkt_rd(pkt))
+        json_array_append_new(f, json_string("rd"));
+    if (ldns_pkt_ra(pkt))
+        json_array_append_new(f, json_string("ra"));
+    if (ldns_pkt_ad(pkt))
+        json_array_append_new(f, json_string("ad"));
+    if (ldns_pkt_cd(pkt))
+        json_array_append_new(f, json_string("cd"));
+    return f;
+}
+
+/* Runs one query through the query path and decodes the answer. */
+static json_t *explain_response(const struct dns_view *view, const ldns_rdf *qname, uint16_t qtype,
+                                const struct explain_client *c)
+{
+    uint8_t q[512];
+    uint8_t *resp = NULL;
+    size_t qlen, rlen;
+    struct dns_query_info info;
+    ldns_pkt *pkt = NULL;
+    json_t *out = NULL;
+    int scope;
+
+    if (explain_query(qname, qtype, c, q, sizeof(q), &qlen) != CM_OK)
+        return json_pack("{s:s}", "error", "query too large");
+    resp = malloc(65535);
+    if (resp == NULL)
+        return NULL;
+    memset(&info, 0, sizeof(info));
+    info.service = -1;
+    rlen = dns_query_process(view, q, qlen, resp, 65535, (const struct sockaddr *)&c->addr.ss,
+                             false, &info);
+    if (rlen == 0) {
+        out = json_pack("{s:s}", "error", "no response (the query would be dropped)");
+        goto out;
+    }
+    if (ldns_wire2pkt(&pkt, resp, rlen) != LDNS_STATUS_OK) {
+        out =
+            json_pack("{s:s,s:I}", "error", "response does not parse", "length", (json_int_t)rlen);
+        goto out;
+    }
+    scope = response_ecs_scope(pkt);
+    out = json_pack("{s:s,s:o*,s:o*,s:o*,s:o*,s:o,s:b,s:b,s:I}", "rcode", rcode_name(info.rcode),
+                    "flags", flags_json(pkt), "answer", rr_list_json(ldns_pkt_answer(pkt)),
+                    "authority", rr_list_json(ldns_pkt_authority(pkt)), "additional",
+                    rr_list_json(ldns_pkt_additional(pkt)), "ecs_scope",
+                    scope >= 0 ? json_integer(scope) : json_null(), "federated", info.federated,
+                    "fail_open", info.fail_open, "size", (json_int_t)rlen);
+out:
+    ldns_pkt_free(pkt);
+    free(resp);
+    return out;
+}
+
+/* "Web.Fed.Example.Test." -> "web.fed.example.test" for dns_fed_explain. */
+static void name_normalize(const char *name, char *out, size_t cap)
+{
+    size_t n = cm_strlcpy(out, name, cap);
+
+    if (n >= cap)
+        n = cap - 1;
+    if (n > 1 && out[n - 1] == '.')
+        out[--n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)tolower((unsigned char)out[i]);
+}
+
+static json_t *explain_client_json(const struct explain_client *c, const struct dns_client_loc *loc,
+                                   const struct cm_conf *conf, bool ecs_used)
+{
+    char ip[CM_ADDR_STRLEN];
+
+    cm_ip_format((const struct sockaddr *)&c->addr.ss, ip, sizeof(ip));
+    return json_pack("{s:s,s:o,s:s,s:s,s:i,s:I,s:b}", "address", ip, "ecs_prefix",
+                     c->has_ecs ? json_integer(c->bits) : json_null(), "region",
+                     loc->region < conf->region_count ? conf->regions[loc->region].name : "?",
+                     "how", loc->how != NULL ? loc->how : "", "scope_len", (int)loc->scope_len,
+                     "client_hash", (json_int_t)loc->client_hash, "ecs_used", ecs_used);
+}
+
+int dns_ctl_explain(const struct dns_ctl_env *env, const char *name, const char *client,
+                    const char *ecs, json_t **out, char *err, size_t errlen)
+{
+    const struct dns_view *view = env->view;
+    struct explain_client c;
+    struct dns_client_loc loc;
+    struct dns_drains drains;
+    ldns_rdf *qname = NULL;
+    char norm[DNS_NAME_MAX + 2];
+    json_t *decision, *doc;
+    bool ecs_used;
+    int rc;
+
+    if (view == NULL) {
+        errf(err, errlen, "no view yet");
+        return CM_EAGAIN;
+    }
+    if (name == NULL || name[0] == '\0' || strlen(name) > DNS_NAME_MAX) {
+        errf(err, errlen, "name: missing or too long");
+        return CM_EINVAL;
+    }
+    if (ldns_str2rdf_dname(&qname, name) != LDNS_STATUS_OK) {
+        errf(err, errlen, "name: not a domain name");
+        return CM_EINVAL;
+    }
+    rc = explain_client_parse(client, ecs, &c, err, errlen);
+    if (rc != CM_OK)
+        goto out;
+    ecs_used = c.has_ecs && view->conf->dnsd.ecs;
+    memset(&loc, 0, sizeof(loc));
+    dns_query_locate(view, c.family, c.bytes, ecs_used ? c.bits : (c.family == AF_INET ? 32 : 128),
+                     ecs_used, &loc);
+    name_normalize(name, norm, sizeof(norm));
+    dns_state_drains(env->state, &drains);
+    decision = dns_fed_explain(view->conf, dns_state_merged(env->state), &drains, norm, loc.region,
+                               loc.client_hash);
+    doc = json_pack("{s:s,s:o*,s:o,s:{s:o*,s:o*},s:I}", "name", name, "client",
+                    explain_client_json(&c, &loc, view->conf, ecs_used), "decision",
+                    decision != NULL ? decision : json_null(), "response", "A",
+                    explain_response(view, qname, DNS_TYPE_A, &c), "AAAA",
+                    explain_response(view, qname, DNS_TYPE_AAAA, &c), "view_serial",
+                    (json_int_t)view->serial);
+    if (doc == NULL) {
+        rc = CM_ENOMEM;
+        errf(err, errlen, "out of memory");
+        goto out;
+    }
+    *out = doc;
+out:
+    ldns_rdf_deep_free(qname);
+    return rc;
+}
+
+static void route_explain(void *arg, struct evhttp_request *req, const char *rest)
+{
+    struct dns_ctl_env *env = arg;
+    struct evkeyvalq q;
+    char err[256] = "";
+    json_t *doc = NULL;
+    int rc;
+
+    if (rest[0] != '\0') {
+        cm_ctl_reply_error(req, 404, "not found");
+        return;
+    }
+    TAILQ_INIT(&q);
+    if (cm_ctl_query_parse(req, &q) != CM_OK) {
+        cm_ctl_reply_error(req, 400, "malformed query string");
+        goto out;
+    }
+    rc = dns_ctl_explain(env, cm_ctl_query_param(&q, "name"), cm_ctl_query_param(&q, "client"),
+                         cm_ctl_query_param(&q, "ecs"), &doc, err, sizeof(err));
+    if (rc == CM_OK)
+        cm_ctl_reply_json(req, 200, doc);
+    else
+        cm_ctl_reply_error(req, rc == CM_EINVAL ? 400 : rc == CM_EAGAIN ? 503 : 500, "%s", err);
+out:
+    evhttp_clear_headers(&q);
+}
+
+/* ---- metrics ---- */
+
+static void sample_label(struct cm_buf *out, const char *family, const char *key, const char *value,
+                         double v)
+{
+    struct cm_buf labels;
+
+    cm_buf_init(&labels, 1024);
+    cm_metrics_label(&labels, key, value);
+    cm_metrics_sample(out, family, cm_buf_cstr(&labels), v);
+    cm_buf_fini(&labels);
+}
+
+static void metrics_server(const struct dns_ctl_env *env, const struct dns_server_stats *s,
+                           struct cm_buf *out)
+{
+    static const char *const transports[DNS_STAT_TRANSPORT_COUNT] = {"udp", "tcp"};
+    const struct dns_fed *fed = env->view != NULL ? env->view->fed : NULL;
+    size_t nsvc = fed != NULL ? dns_fed_service_count(fed) : 0;
+
+    cm_metrics_family(out, "fedgslb_dns_queries_total", "counter",
+                      "DNS queries received, by transport and query type.");
+    for (int t = 0; t < DNS_STAT_TRANSPORT_COUNT; t++) {
+        for (int k = 0; k < DNS_STAT_QTYPE_COUNT; k++) {
+            char lbl[64];
+
+            snprintf(lbl, sizeof(lbl), "transport=\"%s\",qtype=\"%s\"", transports[t],
+                     dns_stat_qtype_name((enum dns_stat_qtype)k));
+            cm_metrics_sample(out, "fedgslb_dns_queries_total", lbl, (double)s->queries[t][k]);
+        }
+    }
+    cm_metrics_family(out, "fedgslb_dns_responses_total", "counter", "DNS responses, by rcode.");
+    for (unsigned r = 0; r < DNS_STAT_RCODES; r++) {
+        if (s->responses[r] == 0 && r != 0 && r != 3 && r != 5)
+            continue;
+        sample_label(out, "fedgslb_dns_responses_total", "rcode",
+                     r == DNS_STAT_RCODES - 1 ? "other" : rcode_name(r), (double)s->responses[r]);
+    }
+    cm_metrics_family(out, "fedgslb_dns_truncated_total", "counter", "Responses sent with TC=1.");
+    cm_metrics_sample(out, "fedgslb_dns_truncated_total", NULL, (double)s->truncated);
+    cm_metrics_family(out, "fedgslb_dns_ecs_queries_total", "counter",
+                      "Queries whose EDNS Client Subnet option was used.");
+    cm_metrics_sample(out, "fedgslb_dns_ecs_queries_total", NULL, (double)s->ecs);
+    cm_metrics_family(out, "fedgslb_dns_dropped_total", "counter",
+                      "Packets not answered (malformed, responses) or not sent.");
+    cm_metrics_sample(out, "fedgslb_dns_dropped_total", NULL, (double)s->dropped);
+    cm_metrics_family(out, "fedgslb_dns_tcp_connections_total", "counter",
+                      "TCP connections, by outcome.");
+    sample_label(out, "fedgslb_dns_tcp_connections_total", "result", "accepted",
+                 (double)s->tcp_accepted);
+    sample_label(out, "fedgslb_dns_tcp_connections_total", "result", "refused",
+                 (double)s->tcp_refused);
+    sample_label(out, "fedgslb_dns_tcp_connections_total", "result", "closed_idle",
+                 (double)s->tcp_closed_idle);
+    cm_metrics_family(out, "fedgslb_dns_answers_total", "counter",
+                      "Answers from the federated table, by service.");
+    for (size_t i = 0; i < nsvc && i < DNS_STAT_SERVICES; i++)
+        sample_label(out, "fedgslb_dns_answers_total", "service", dns_fed_service_key(fed, i),
+                     (double)s->answers[i]);
+    cm_metrics_family(out, "fedgslb_dns_fail_open_total", "counter",
+                      "Federated answers that failed open (nothing healthy), by service.");
+    for (size_t i = 0; i < nsvc && i < DNS_STAT_SERVICES; i++)
+        sample_label(out, "fedgslb_dns_fail_open_total", "service", dns_fed_service_key(fed, i),
+                     (double)s->fail_open[i]);
+}
+
+static void metrics_state(const struct dns_ctl_env *env, struct cm_buf *out)
+{
+    const struct cm_conf *conf = dns_state_conf(env->state);
+    uint64_t now = dns_ctl_now_ms();
+    size_t n = dns_state_vantage_count(env->state);
+
+    cm_metrics_family(out, "fedgslb_state_generation", "gauge",
+                      "Generation of the last accepted state document, by vantage.");
+    for (size_t i = 0; i < n; i++) {
+        const struct cm_state *doc = dns_state_vantage(env->state, i, NULL);
+
+        sample_label(out, "fedgslb_state_generation", "vantage", doc->vantage,
+                     (double)doc->generation);
+    }
+    cm_metrics_family(out, "fedgslb_state_age_seconds", "gauge",
+                      "Seconds since the vantage's last document was accepted.");
+    for (size_t i = 0; i < n; i++) {
+        uint64_t at = 0;
+        const struct cm_state *doc = dns_state_vantage(env->state, i, &at);
+
+        sample_label(out, "fedgslb_state_age_seconds", "vantage", doc->vantage,
+                     now > at ? (double)(now - at) / 1000.0 : 0.0);
+    }
+    cm_metrics_family(out, "fedgslb_member_drained", "gauge",
+                      "1 when the operator drained the member.");
+    for (size_t i = 0; i < conf->member_count; i++)
+        sample_label(out, "fedgslb_member_drained", "member", conf->members[i].name,
+                     dns_state_is_drained(env->state, i) ? 1 : 0);
+}
+
+static void metrics(void *arg, struct cm_buf *out)
+{
+    struct dns_ctl_env *env = arg;
+    struct dns_server_stats *s = calloc(1, sizeof(*s));
+
+    if (s != NULL) {
+        if (env->server != NULL)
+            dns_server_stats(env->server, s);
+        metrics_server(env, s, out);
+        free(s);
+    }
+    cm_metrics_family(out, "fedgslb_dns_table_builds_total", "counter",
+                      "Answer tables (views) built since start.");
+    cm_metrics_sample(out, "fedgslb_dns_table_builds_total", NULL, (double)env->table_builds);
+    cm_metrics_family(out, "fedgslb_dns_table_build_seconds", "gauge",
+                      "Duration of the last answer table build.");
+    cm_metrics_sample(out, "fedgslb_dns_table_build_seconds", NULL, env->last_build_s);
+    cm_metrics_family(out, "fedgslb_dns_view_serial", "gauge", "Serial of the view in service.");
+    cm_metrics_sample(out, "fedgslb_dns_view_serial", NULL,
+                      env->view != NULL ? (double)env->view->serial : 0);
+    metrics_state(env, out);
+    cm_metrics_family(out, "fedgslb_dns_zone_names", "gauge", "Owner names in the static zone.");
+    cm_metrics_sample(out, "fedgslb_dns_zone_names", NULL,
+                      env->view != NULL ? (double)dns_zone_name_count(env->view->zone) : 0);
+    cm_metrics_family(out, "fedgslb_dns_fed_names", "gauge", "Names in the federated table.");
+    cm_metrics_sample(out, "fedgslb_dns_fed_names", NULL,
+                      env->view != NULL ? (double)dns_fed_name_count(env->view->fed) : 0);
+}
+
+/* ---- lifecycle ---- */
+
+int dns_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
+                struct dns_ctl_env *env, struct dns_ctl **out, char *err, size_t errlen)
+{
+    struct cm_ctl_callbacks cbs = {
+        .metrics = metrics, .state_get = state_get, .state_put = state_put, .arg = env};
+    struct dns_ctl *dc = calloc(1, sizeof(*dc));
+    int rc;
+
+    if (dc == NULL)
+        return CM_ENOMEM;
+    dc->env = env;
+    rc = cm_ctl_new(base, conf, &cbs, &dc->ctl, err, errlen);
+    if (rc != CM_OK)
+        goto out;
+    rc = cm_ctl_route(dc->ctl, EVHTTP_REQ_GET, "/v1/members", false, route_members, env);
+    if (rc == CM_OK)
+        rc = cm_ctl_route(dc->ctl, EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE, "/v1/members/", true,
+                          route_drain, env);
+    if (rc == CM_OK)
+        rc = cm_ctl_route(dc->ctl, EVHTTP_REQ_GET, "/v1/explain", false, route_explain, env);
+    if (rc != CM_OK) {
+        errf(err, errlen, "control API: cannot register routes: %s", cm_strerror(rc));
+        goto out;
+    }
+    *out = dc;
+    dc = NULL;
+out:
+    dns_ctl_free(dc);
+    return rc;
+}
+
+void dns_ctl_free(struct dns_ctl *ctl)
+{
+    if (ctl == NULL)
+        return;
+    cm_ctl_free(ctl->ctl);
+    free(ctl);
+}
+
+int dns_ctl_set_token(struct dns_ctl *ctl, const char *token)
+{
+    return cm_ctl_set_token(ctl->ctl, token);
+}
+
+int dns_ctl_port(const struct dns_ctl *ctl)
+{
+    return cm_ctl_port(ctl->ctl);
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dns_ctl.h -- dnsd's side of the control API (on common/cm_ctl), in the
+ * main thread's event loop.
+ *
+ *   GET  /v1/state                  vantages, merge, drains, view serial
+ *   PUT  /v1/state                  one vantage's document (bearer token)
+ *   GET  /v1/members                every member with its drained flag
+ *   PUT  /v1/members/NAME/drain     drain NAME (bearer token)
+ *   DELETE /v1/members/NAME/drain   undrain NAME (bearer token)
+ *   GET  /v1/explain?name=N&client=IP[&ecs=BITS]
+ *                                   client location, the ranking decision
+ *                                   and the exact A and AAAA responses, all
+ *                                   from the view that answers queries
+ *   GET  /metrics                   dnsd's Prometheus families
+ *
+ * The routes read a struct dns_ctl_env owned by the main program, which
+ * keeps it current (the view pointer changes with every swap). Everything
+ * runs in the main thread, like the state store.
+ */
+#ifndef DNSD_DNS_CTL_H
+#define DNSD_DNS_CTL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+struct cm_conf_control;
+struct dns_ctl;
+struct dns_server;
+struct dns_state;
+struct dns_view;
+
+struct dns_ctl_env {
+    struct dns_state *state;   /* borrowed */
+    struct dns_server *server; /* borrowed; NULL when no server runs */
+    struct dns_view *view;     /* borrowed: the view the workers were last handed */
+    uint64_t table_builds;     /* views built successfully since start */
+    double last_build_s;       /* duration of the last successful build */
+};
+
+/**
+ * Binds the control listener described by @conf on @base and registers the
+ * routes. @env is borrowed and must outlive the ctl. CM_* code with a reason
+ * in @err.
+ */
+int dns_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
+                struct dns_ctl_env *env, struct dns_ctl **out, char *err, size_t errlen);
+/** Accepts NULL. */
+void dns_ctl_free(struct dns_ctl *ctl);
+/** Replaces the bearer token (reload); NULL disables auth. */
+int dns_ctl_set_token(struct dns_ctl *ctl, const char *token);
+/** The bound TCP port, or -1. */
+int dns_ctl_port(const struct dns_ctl *ctl);
+
+/**
+ * The /v1/explain document for @name (presentation form), @client (numeric
+ * IP) and @ecs (source prefix length as text, or NULL). On success *out is a
+ * new reference. CM_EINVAL with a reason in @err for bad parameters,
+ * CM_ENOMEM otherwise.
+ */
+int dns_ctl_explain(const struct dns_ctl_env *env, const char *name, const char *client,
+                    const char *ecs, json_t **out, char *err, size_t errlen);
+
+/** Monotonic milliseconds (the clock dns_state's times use). */
+uint64_t dns_ctl_now_ms(void);
+
+#endif /* DNSD_DNS_CTL_H */

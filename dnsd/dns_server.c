@@ -1,0 +1,973 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dns_server.c -- worker threads, UDP (recvmmsg/sendmmsg batches) and TCP
+ * (RFC 7766: framing, pipelining, idle timeout, bounded buffers).
+ *
+ * Each worker owns its event_base, sockets, buffers, connection pool and
+ * counters; the only thing shared with the main thread is the mailbox (a
+ * mutex-protected pending view and stop flag, signalled with event_active).
+ */
+#include "dnsd/dns_server.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <event2/thread.h>
+
+#include "common/cm_conf.h"
+#include "common/cm_err.h"
+#include "common/cm_log.h"
+#include "common/cm_net.h"
+#include "dnsd/dns_query.h"
+#include "dnsd/dns_rrset.h"
+#include "dnsd/dns_view.h"
+
+#define UDP_BATCH         32   /* messages per recvmmsg */
+#define UDP_REQ_MAX       4096 /* a larger UDP query is dropped */
+#define UDP_BUDGET        4    /* batches per wakeup, then back to the loop */
+#define TCP_ACCEPT_BUDGET 16   /* accepts per wakeup */
+#define TCP_QUERY_BUDGET  32   /* queries per connection per wakeup */
+#define TCP_MSG_MAX       65535
+#define TCP_RBUF          (TCP_MSG_MAX + 2)
+#define TCP_WBUF_MARK     16384 /* stop reading while more output than this is queued */
+#define TCP_WBUF          (TCP_WBUF_MARK + TCP_MSG_MAX + 2)
+#define TCP_BACKLOG       256
+
+struct worker_stats {
+    _Atomic uint64_t queries[DNS_STAT_TRANSPORT_COUNT][DNS_STAT_QTYPE_COUNT];
+    _Atomic uint64_t responses[DNS_STAT_RCODES];
+    _Atomic uint64_t truncated;
+    _Atomic uint64_t ecs;
+    _Atomic uint64_t dropped;
+    _Atomic uint64_t tcp_accepted;
+    _Atomic uint64_t tcp_refused;
+    _Atomic uint64_t tcp_closed_idle;
+    _Atomic uint64_t answers[DNS_STAT_SERVICES];
+    _Atomic uint64_t fail_open[DNS_STAT_SERVICES];
+};
+
+struct dns_worker;
+
+struct listener {
+    struct dns_worker *w;
+    int fd;
+    struct event *ev; /* owned */
+};
+
+enum conn_state {
+    CONN_FREE = 0,    /* in the worker's freelist */
+    CONN_OPEN = 1,    /* reading queries and answering them */
+    CONN_CLOSING = 2, /* no more reading: flush the answers, then close */
+};
+
+struct tcp_conn {
+    struct dns_worker *w;
+    enum conn_state state;
+    int fd;
+    bool reading; /* ev_read is added */
+    bool writing; /* ev_write is added */
+    struct event ev_read;
+    struct event ev_write;
+    struct event ev_idle;
+    struct sockaddr_storage peer;
+    size_t rlen; /* bytes in rbuf: zero or more length-prefixed queries */
+    size_t wpos; /* wbuf[wpos, wlen) is still to be sent */
+    size_t wlen;
+    TAILQ_ENTRY(tcp_conn) link; /* active list (least recently used first) or freelist */
+    uint8_t rbuf[TCP_RBUF];
+    uint8_t wbuf[TCP_WBUF];
+};
+
+TAILQ_HEAD(conn_list, tcp_conn);
+
+struct dns_worker {
+    struct dns_server *srv;
+    unsigned id;
+    pthread_t thread;
+    bool started;
+    struct event_base *base; /* owned */
+    struct dns_view *view;   /* one reference; touched only by the worker once started */
+
+    pthread_mutex_t lock;       /* protects the mailbox */
+    struct dns_view *mbox_view; /* pending view (one reference), NULL if none */
+    bool mbox_stop;
+    struct event *mbox_ev;  /* owned; activated by the main thread */
+    struct event *grace_ev; /* owned; stop deadline */
+    bool stopping;
+
+    struct listener *udp; /* owned, one per listen address */
+    struct listener *tcp;
+    size_t sock_count;
+
+    struct mmsghdr rmsg[UDP_BATCH];
+    struct mmsghdr smsg[UDP_BATCH];
+    struct iovec riov[UDP_BATCH];
+    struct iovec siov[UDP_BATCH];
+    struct sockaddr_storage names[UDP_BATCH];
+    uint8_t *rbufs; /* owned, UDP_BATCH x UDP_REQ_MAX */
+    uint8_t *sbufs; /* owned, UDP_BATCH x resp_cap */
+    size_t resp_cap;
+
+    struct conn_list active;
+    struct conn_list free;
+    size_t conn_count; /* allocated, <= max_conns */
+    size_t active_count;
+    size_t max_conns;
+    struct timeval idle_tv;
+
+    struct cm_log_ratelimit rl;
+    struct worker_stats stats;
+};
+
+struct dns_server {
+    struct dns_worker *workers; /* owned array */
+    size_t worker_count;
+    struct cm_addr *listen; /* owned copy of dnsd.listen */
+    size_t listen_count;
+    bool started;
+    bool stopped;
+};
+
+static const char *const qtype_names[DNS_STAT_QTYPE_COUNT] = {
+    "A", "AAAA", "ANY", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT", "other",
+};
+
+const char *dns_stat_qtype_name(enum dns_stat_qtype q)
+{
+    return q < DNS_STAT_QTYPE_COUNT ? qtype_names[q] : "other";
+}
+
+/* Single writer per counter: a relaxed load + store is enough and avoids a locked add. */
+static inline void bump(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+static enum dns_stat_qtype qtype_bucket(uint16_t qtype)
+{
+    switch (qtype) {
+    case DNS_TYPE_A:
+        return DNS_STAT_QTYPE_A;
+    case DNS_TYPE_AAAA:
+        return DNS_STAT_QTYPE_AAAA;
+    case DNS_TYPE_ANY:
+        return DNS_STAT_QTYPE_ANY;
+    case DNS_TYPE_CNAME:
+        return DNS_STAT_QTYPE_CNAME;
+    case DNS_TYPE_MX:
+        return DNS_STAT_QTYPE_MX;
+    case DNS_TYPE_NS:
+        return DNS_STAT_QTYPE_NS;
+    case DNS_TYPE_PTR:
+        return DNS_STAT_QTYPE_PTR;
+    case DNS_TYPE_SOA:
+        return DNS_STAT_QTYPE_SOA;
+    case DNS_TYPE_SRV:
+        return DNS_STAT_QTYPE_SRV;
+    case DNS_TYPE_TXT:
+        return DNS_STAT_QTYPE_TXT;
+    default:
+        return DNS_STAT_QTYPE_OTHER;
+    }
+}
+
+static void count_query(struct dns_worker *w, enum dns_stat_transport t,
+                        const struct dns_query_info *info, size_t resp_len)
+{
+    struct worker_stats *s = &w->stats;
+
+    bump(&s->queries[t][qtype_bucket(info->qtype)]);
+    if (resp_len == 0) {
+        bump(&s->dropped);
+        return;
+    }
+    bump(&s->responses[info->rcode < DNS_STAT_RCODES ? info->rcode : DNS_STAT_RCODES - 1]);
+    if (info->tc)
+        bump(&s->truncated);
+    if (info->ecs)
+        bump(&s->ecs);
+    if (info->federated && info->service >= 0 && info->service < DNS_STAT_SERVICES) {
+        bump(&s->answers[info->service]);
+        if (info->fail_open)
+            bump(&s->fail_open[info->service]);
+    }
+}
+
+static void query_info_init(struct dns_query_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->service = -1;
+}
+
+/* ---- UDP ---- */
+
+static void udp_send(struct dns_worker *w, int fd, unsigned count)
+{
+    unsigned sent = 0;
+
+    while (sent < count) {
+        int n = sendmmsg(fd, &w->smsg[sent], count - sent, MSG_DONTWAIT);
+
+        if (n == -1) {
+            int e = errno;
+
+            if (e == EINTR)
+                continue;
+            if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) {
+                for (; sent < count; sent++)
+                    bump(&w->stats.dropped);
+                return;
+            }
+            /* This one destination failed (e.g. unreachable): skip it. */
+            cm_log_ratelimited(&w->rl, CM_LOG_WARN, "worker=%u udp send: %s", w->id,
+                               cm_strerror(cm_err_from_errno(e)));
+            bump(&w->stats.dropped);
+            sent++;
+            continue;
+        }
+        sent += (unsigned)n;
+    }
+}
+
+/* One recvmmsg batch: answers it and returns the number of messages read. */
+static int udp_batch(struct dns_worker *w, int fd)
+{
+    unsigned out = 0;
+    int n;
+
+    for (unsigned i = 0; i < UDP_BATCH; i++) {
+        struct msghdr *h = &w->rmsg[i].msg_hdr;
+
+        w->riov[i].iov_base = w->rbufs + (size_t)i * UDP_REQ_MAX;
+        w->riov[i].iov_len = UDP_REQ_MAX;
+        memset(h, 0, sizeof(*h));
+        h->msg_name = &w->names[i];
+        h->msg_namelen = sizeof(w->names[i]);
+        h->msg_iov = &w->riov[i];
+        h->msg_iovlen = 1;
+    }
+    n = recvmmsg(fd, w->rmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
+    if (n == -1) {
+        int e = errno;
+
+        if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR)
+            cm_log_ratelimited(&w->rl, CM_LOG_WARN, "worker=%u udp receive: %s", w->id,
+                               cm_strerror(cm_err_from_errno(e)));
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        const struct msghdr *h = &w->rmsg[i].msg_hdr;
+        uint8_t *resp = w->sbufs + (size_t)out * w->resp_cap;
+        struct dns_query_info info;
+        size_t len;
+
+        query_info_init(&info);
+        if ((h->msg_flags & MSG_TRUNC) != 0) {
+            bump(&w->stats.queries[DNS_STAT_UDP][DNS_STAT_QTYPE_OTHER]);
+            bump(&w->stats.dropped);
+            continue;
+        }
+        len = dns_query_process(w->view, w->riov[i].iov_base, w->rmsg[i].msg_len, resp, w->resp_cap,
+                                (const struct sockaddr *)&w->names[i], false, &info);
+        count_query(w, DNS_STAT_UDP, &info, len);
+        if (len == 0)
+            continue;
+        w->siov[out].iov_base = resp;
+        w->siov[out].iov_len = len;
+        memset(&w->smsg[out], 0, sizeof(w->smsg[out]));
+        w->smsg[out].msg_hdr.msg_name = &w->names[i];
+        w->smsg[out].msg_hdr.msg_namelen = h->msg_namelen;
+        w->smsg[out].msg_hdr.msg_iov = &w->siov[out];
+        w->smsg[out].msg_hdr.msg_iovlen = 1;
+        out++;
+    }
+    if (out > 0)
+        udp_send(w, fd, out);
+    return n;
+}
+
+static void udp_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct listener *l = arg;
+
+    (void)what;
+    for (int b = 0; b < UDP_BUDGET; b++) {
+        if (udp_batch(l->w, fd) < UDP_BATCH)
+            break;
+    }
+}
+
+/* ---- TCP ---- */
+
+static void conn_close(struct tcp_conn *c)
+{
+    struct dns_worker *w = c->w;
+
+    assert(c->state != CONN_FREE);
+    event_del(&c->ev_read);
+    event_del(&c->ev_write);
+    event_del(&c->ev_idle);
+    close(c->fd);
+    c->fd = -1;
+    c->state = CONN_FREE;
+    TAILQ_REMOVE(&w->active, c, link);
+    TAILQ_INSERT_HEAD(&w->free, c, link);
+    w->active_count--;
+    if (w->stopping && w->active_count == 0)
+        event_base_loopbreak(w->base);
+}
+
+static void conn_set_reading(struct tcp_conn *c, bool on)
+{
+    if (on == c->reading)
+        return;
+    if (on)
+        event_add(&c->ev_read, NULL);
+    else
+        event_del(&c->ev_read);
+    c->reading = on;
+}
+
+/* Reading goes on while open, the output is below the mark and rbuf has room. */
+static void conn_update_reading(struct tcp_conn *c)
+{
+    conn_set_reading(c, c->state == CONN_OPEN && c->wlen - c->wpos <= TCP_WBUF_MARK &&
+                            c->rlen < TCP_RBUF);
+}
+
+/* Writes what it can. May close @c (check c->state afterwards). */
+static void conn_flush(struct tcp_conn *c)
+{
+    while (c->wpos < c->wlen) {
+        ssize_t n = write(c->fd, c->wbuf + c->wpos, c->wlen - c->wpos);
+
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (!c->writing) {
+                    event_add(&c->ev_write, NULL);
+                    c->writing = true;
+                }
+                return;
+            }
+            conn_close(c);
+            return;
+        }
+        c->wpos += (size_t)n;
+    }
+    c->wpos = 0;
+    c->wlen = 0;
+    if (c->writing) {
+        event_del(&c->ev_write);
+        c->writing = false;
+    }
+    if (c->state == CONN_CLOSING)
+        conn_close(c);
+}
+
+/* True when one more maximal answer fits in wbuf (compacting it if needed). */
+static bool conn_wbuf_room(struct tcp_conn *c)
+{
+    if (TCP_WBUF - c->wlen >= TCP_MSG_MAX + 2)
+        return true;
+    if (c->wpos > 0) {
+        memmove(c->wbuf, c->wbuf + c->wpos, c->wlen - c->wpos);
+        c->wlen -= c->wpos;
+        c->wpos = 0;
+    }
+    return TCP_WBUF - c->wlen >= TCP_MSG_MAX + 2;
+}
+
+/*
+ * Answers the complete queries in rbuf, in order, up to the budget, then
+ * flushes. May close @c.
+ */
+static void conn_process(struct tcp_conn *c)
+{
+    struct dns_worker *w = c->w;
+    size_t pos = 0;
+    bool answered = false;
+    bool more = false;
+
+    for (int budget = TCP_QUERY_BUDGET; c->rlen - pos >= 2; budget--) {
+        size_t mlen = ((size_t)c->rbuf[pos] << 8) | c->rbuf[pos + 1];
+        struct dns_query_info info;
+        size_t len;
+
+        if (mlen < 12) {
+            cm_log_debug("worker=%u tcp: message length %zu < 12; closing", w->id, mlen);
+            bump(&w->stats.dropped);
+            conn_close(c);
+            return;
+        }
+        if (c->rlen - pos < 2 + mlen)
+            break;
+        if (budget == 0 || !conn_wbuf_room(c)) {
+            more = budget == 0;
+            break;
+        }
+        query_info_init(&info);
+        len = dns_query_process(w->view, c->rbuf + pos + 2, mlen, c->wbuf + c->wlen + 2,
+                                TCP_MSG_MAX, (const struct sockaddr *)&c->peer, true, &info);
+        count_query(w, DNS_STAT_TCP, &info, len);
+        if (len > 0) {
+            c->wbuf[c->wlen] = (uint8_t)(len >> 8);
+            c->wbuf[c->wlen + 1] = (uint8_t)len;
+            c->wlen += 2 + len;
+        }
+        pos += 2 + mlen;
+        answered = true;
+    }
+    if (pos > 0) {
+        memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
+        c->rlen -= pos;
+    }
+    if (answered) {
+        evtimer_add(&c->ev_idle, &w->idle_tv);
+        TAILQ_REMOVE(&w->active, c, link);
+        TAILQ_INSERT_TAIL(&w->active, c, link);
+    }
+    conn_flush(c);
+    if (c->state == CONN_FREE)
+        return;
+    conn_update_reading(c);
+    if (more && c->reading) /* budget spent with queries left: come back next round */
+        event_active(&c->ev_read, EV_READ, 0);
+}
+
+static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct tcp_conn *c = arg;
+    ssize_t n;
+
+    (void)what;
+    if (c->state != CONN_OPEN)
+        return;
+    if (c->rlen < TCP_RBUF) {
+        n = read(fd, c->rbuf + c->rlen, TCP_RBUF - c->rlen);
+        if (n == 0) {
+            /* The peer is done sending: answer what is complete, flush, close. */
+            conn_process(c);
+            if (c->state == CONN_FREE)
+                return;
+            c->state = CONN_CLOSING;
+            conn_set_reading(c, false);
+            conn_flush(c);
+            return;
+        }
+        if (n == -1) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                conn_close(c);
+                return;
+            }
+        } else {
+            c->rlen += (size_t)n;
+        }
+    }
+    conn_process(c);
+}
+
+static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct tcp_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    assert(c->state == CONN_OPEN || c->state == CONN_CLOSING);
+    conn_flush(c);
+    if (c->state == CONN_OPEN && c->wpos == c->wlen && c->rlen > 0)
+        conn_process(c); /* queries waiting for output room */
+    else if (c->state == CONN_OPEN)
+        conn_update_reading(c);
+}
+
+static void conn_idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct tcp_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    assert(c->state != CONN_FREE);
+    bump(&c->w->stats.tcp_closed_idle);
+    conn_close(c);
+}
+
+/* A connection from the pool; NULL when the pool is full and the oldest is busy. */
+static struct tcp_conn *conn_get(struct dns_worker *w)
+{
+    struct tcp_conn *c = TAILQ_FIRST(&w->free);
+
+    if (c != NULL) {
+        TAILQ_REMOVE(&w->free, c, link);
+        return c;
+    }
+    if (w->conn_count < w->max_conns) {
+        c = calloc(1, sizeof(*c));
+        if (c != NULL) {
+            w->conn_count++;
+            c->w = w;
+            c->fd = -1;
+        }
+        return c;
+    }
+    c = TAILQ_FIRST(&w->active);
+    if (c == NULL || c->rlen > 0 || c->wlen > c->wpos || c->state != CONN_OPEN)
+        return NULL;
+    bump(&w->stats.tcp_closed_idle);
+    conn_close(c);
+    TAILQ_REMOVE(&w->free, c, link);
+    return c;
+}
+
+static void conn_open(struct dns_worker *w, struct tcp_conn *c, int fd,
+                      const struct sockaddr_storage *peer)
+{
+    c->state = CONN_OPEN;
+    c->fd = fd;
+    c->peer = *peer;
+    c->rlen = 0;
+    c->wpos = 0;
+    c->wlen = 0;
+    c->reading = false;
+    c->writing = false;
+    event_assign(&c->ev_read, w->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
+    event_assign(&c->ev_write, w->base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
+    evtimer_assign(&c->ev_idle, w->base, conn_idle_cb, c);
+    TAILQ_INSERT_TAIL(&w->active, c, link);
+    w->active_count++;
+    evtimer_add(&c->ev_idle, &w->idle_tv);
+    conn_set_reading(c, true);
+}
+
+static void accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+    struct listener *l = arg;
+    struct dns_worker *w = l->w;
+
+    (void)what;
+    for (int i = 0; i < TCP_ACCEPT_BUDGET; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        struct tcp_conn *c;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd == -1) {
+            int e = errno;
+
+            if (e == EINTR || e == ECONNABORTED)
+                continue;
+            if (e != EAGAIN && e != EWOULDBLOCK)
+                cm_log_ratelimited(&w->rl, CM_LOG_WARN, "worker=%u tcp accept: %s", w->id,
+                                   cm_strerror(cm_err_from_errno(e)));
+            return;
+        }
+        c = conn_get(w);
+        if (c == NULL) {
+            bump(&w->stats.tcp_refused);
+            close(fd);
+            continue;
+        }
+        bump(&w->stats.tcp_accepted);
+        conn_open(w, c, fd, &ss);
+    }
+}
+
+/* ---- mailbox, stop ---- */
+
+static void listeners_close(struct dns_worker *w)
+{
+    for (size_t i = 0; i < w->sock_count; i++) {
+        if (w->udp[i].ev != NULL)
+            event_free(w->udp[i].ev);
+        w->udp[i].ev = NULL;
+        if (w->udp[i].fd >= 0)
+            close(w->udp[i].fd);
+        w->udp[i].fd = -1;
+        if (w->tcp[i].ev != NULL)
+            event_free(w->tcp[i].ev);
+        w->tcp[i].ev = NULL;
+        if (w->tcp[i].fd >= 0)
+            close(w->tcp[i].fd);
+        w->tcp[i].fd = -1;
+    }
+}
+
+static void grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct dns_worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    while (!TAILQ_EMPTY(&w->active))
+        conn_close(TAILQ_FIRST(&w->active));
+    event_base_loopbreak(w->base);
+}
+
+static void worker_begin_stop(struct dns_worker *w)
+{
+    struct timeval grace = {DNS_SERVER_STOP_GRACE_MS / 1000,
+                            (DNS_SERVER_STOP_GRACE_MS % 1000) * 1000};
+    struct tcp_conn *c, *next;
+
+    w->stopping = true;
+    /* Answer what already sits in the UDP receive queues (one budget), then close. */
+    for (size_t i = 0; i < w->sock_count; i++) {
+        if (w->udp[i].fd >= 0)
+            udp_cb(w->udp[i].fd, EV_READ, &w->udp[i]);
+    }
+    listeners_close(w);
+    for (c = TAILQ_FIRST(&w->active); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->state == CONN_OPEN)
+            conn_process(c);
+        if (c->state == CONN_FREE)
+            continue;
+        c->state = CONN_CLOSING;
+        conn_set_reading(c, false);
+        conn_flush(c);
+    }
+    if (w->active_count == 0) {
+        event_base_loopbreak(w->base);
+        return;
+    }
+    w->grace_ev = evtimer_new(w->base, grace_cb, w);
+    if (w->grace_ev == NULL || evtimer_add(w->grace_ev, &grace) != 0)
+        grace_cb(-1, 0, w);
+}
+
+static void mbox_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct dns_worker *w = arg;
+    struct dns_view *view;
+    bool stop;
+
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&w->lock);
+    view = w->mbox_view;
+    w->mbox_view = NULL;
+    stop = w->mbox_stop;
+    pthread_mutex_unlock(&w->lock);
+    if (view != NULL) {
+        dns_view_unref(w->view);
+        w->view = view;
+    }
+    if (stop && !w->stopping)
+        worker_begin_stop(w);
+}
+
+static void *worker_main(void *arg)
+{
+    struct dns_worker *w = arg;
+
+    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+/* ---- setup ---- */
+
+static int worker_open_sockets(struct dns_server *srv, struct dns_worker *w, char *err,
+                               size_t errlen)
+{
+    for (size_t i = 0; i < srv->listen_count; i++) {
+        const struct cm_addr *a = &srv->listen[i];
+        char name[CM_ADDR_STRLEN];
+        int ufd, tfd;
+
+        cm_addr_format((const struct sockaddr *)&a->ss, name, sizeof(name));
+        ufd = cm_net_listen(a, SOCK_DGRAM, true, 0);
+        if (ufd < 0) {
+            snprintf(err, errlen, "dnsd.listen %s: cannot bind UDP: %s", name, cm_strerror(ufd));
+            return ufd;
+        }
+        w->udp[i].fd = ufd;
+        tfd = cm_net_listen(a, SOCK_STREAM, true, TCP_BACKLOG);
+        if (tfd < 0) {
+            snprintf(err, errlen, "dnsd.listen %s: cannot listen on TCP: %s", name,
+                     cm_strerror(tfd));
+            return tfd;
+        }
+        w->tcp[i].fd = tfd;
+        w->udp[i].ev = event_new(w->base, ufd, EV_READ | EV_PERSIST, udp_cb, &w->udp[i]);
+        w->tcp[i].ev = event_new(w->base, tfd, EV_READ | EV_PERSIST, accept_cb, &w->tcp[i]);
+        if (w->udp[i].ev == NULL || w->tcp[i].ev == NULL || event_add(w->udp[i].ev, NULL) != 0 ||
+            event_add(w->tcp[i].ev, NULL) != 0) {
+            snprintf(err, errlen, "dnsd.listen %s: cannot register events", name);
+            return CM_ENOMEM;
+        }
+    }
+    return CM_OK;
+}
+
+/*
+ * SO_REUSEPORT would let a second copy of dnsd bind the same address and
+ * silently take half the traffic: first bind each address once without it,
+ * so an address in use is a clear error at start.
+ */
+static int probe_addresses(const struct dns_server *srv, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < srv->listen_count; i++) {
+        const int types[2] = {SOCK_DGRAM, SOCK_STREAM};
+
+        for (int t = 0; t < 2; t++) {
+            int fd = cm_net_listen(&srv->listen[i], types[t], false, TCP_BACKLOG);
+            char name[CM_ADDR_STRLEN];
+
+            if (fd >= 0) {
+                close(fd);
+                continue;
+            }
+            cm_addr_format((const struct sockaddr *)&srv->listen[i].ss, name, sizeof(name));
+            snprintf(err, errlen, "dnsd.listen %s: cannot bind %s: %s", name,
+                     types[t] == SOCK_DGRAM ? "UDP" : "TCP", cm_strerror(fd));
+            return fd;
+        }
+    }
+    return CM_OK;
+}
+
+static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id,
+                       const struct cm_conf *conf, struct dns_view *view, char *err, size_t errlen)
+{
+    uint32_t udp_max = conf->dnsd.max_udp_size;
+
+    w->srv = srv;
+    w->id = id;
+    pthread_mutex_init(&w->lock, NULL);
+    TAILQ_INIT(&w->active);
+    TAILQ_INIT(&w->free);
+    w->max_conns = conf->dnsd.tcp_max_conns > 0 ? conf->dnsd.tcp_max_conns : 1;
+    w->idle_tv.tv_sec = conf->dnsd.tcp_idle_timeout_ms / 1000;
+    w->idle_tv.tv_usec = (suseconds_t)(conf->dnsd.tcp_idle_timeout_ms % 1000) * 1000;
+    w->rl.burst = 10;
+    w->rl.period_s = 60;
+    w->resp_cap = udp_max < 512 ? 512 : udp_max > TCP_MSG_MAX ? TCP_MSG_MAX : udp_max;
+    w->view = dns_view_ref(view);
+    w->udp = calloc(srv->listen_count + 1, sizeof(*w->udp));
+    w->tcp = calloc(srv->listen_count + 1, sizeof(*w->tcp));
+    w->rbufs = malloc((size_t)UDP_BATCH * UDP_REQ_MAX);
+    w->sbufs = malloc((size_t)UDP_BATCH * w->resp_cap);
+    w->base = event_base_new();
+    if (w->udp == NULL || w->tcp == NULL || w->rbufs == NULL || w->sbufs == NULL ||
+        w->base == NULL) {
+        snprintf(err, errlen, "worker %u: out of memory", id);
+        return CM_ENOMEM;
+    }
+    for (size_t i = 0; i < srv->listen_count; i++) {
+        w->udp[i].w = w;
+        w->udp[i].fd = -1;
+        w->tcp[i].w = w;
+        w->tcp[i].fd = -1;
+    }
+    w->sock_count = srv->listen_count;
+    w->mbox_ev = event_new(w->base, -1, 0, mbox_cb, w);
+    if (w->mbox_ev == NULL) {
+        snprintf(err, errlen, "worker %u: out of memory", id);
+        return CM_ENOMEM;
+    }
+    return worker_open_sockets(srv, w, err, errlen);
+}
+
+static void worker_fini(struct dns_worker *w)
+{
+    struct tcp_conn *c;
+
+    if (w->base == NULL && w->view == NULL)
+        return;
+    while ((c = TAILQ_FIRST(&w->active)) != NULL)
+        conn_close(c);
+    while ((c = TAILQ_FIRST(&w->free)) != NULL) {
+        TAILQ_REMOVE(&w->free, c, link);
+        free(c);
+    }
+    if (w->udp != NULL && w->tcp != NULL)
+        listeners_close(w);
+    free(w->udp);
+    free(w->tcp);
+    if (w->grace_ev != NULL)
+        event_free(w->grace_ev);
+    if (w->mbox_ev != NULL)
+        event_free(w->mbox_ev);
+    if (w->base != NULL)
+        event_base_free(w->base);
+    free(w->rbufs);
+    free(w->sbufs);
+    dns_view_unref(w->mbox_view);
+    dns_view_unref(w->view);
+    pthread_mutex_destroy(&w->lock);
+}
+
+int dns_server_new(const struct cm_conf *conf, struct dns_view *view, struct dns_server **out,
+                   char *err, size_t errlen)
+{
+    struct dns_server *srv;
+    int rc = CM_OK;
+
+    if (evthread_use_pthreads() != 0) {
+        snprintf(err, errlen, "libevent: cannot enable threads");
+        return CM_ENOMEM;
+    }
+    if (conf->dnsd.listen_count == 0 || conf->dnsd.workers == 0) {
+        snprintf(err, errlen, "dnsd: no listen address or no worker");
+        return CM_ECONFIG;
+    }
+    srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return CM_ENOMEM;
+    srv->listen = calloc(conf->dnsd.listen_count, sizeof(*srv->listen));
+    srv->workers = calloc(conf->dnsd.workers, sizeof(*srv->workers));
+    if (srv->listen == NULL || srv->workers == NULL) {
+        rc = CM_ENOMEM;
+        goto out;
+    }
+    memcpy(srv->listen, conf->dnsd.listen, conf->dnsd.listen_count * sizeof(*srv->listen));
+    srv->listen_count = conf->dnsd.listen_count;
+    rc = probe_addresses(srv, err, errlen);
+    if (rc != CM_OK)
+        goto out;
+    for (unsigned i = 0; i < conf->dnsd.workers; i++) {
+        srv->worker_count = i + 1;
+        rc = worker_init(srv, &srv->workers[i], i, conf, view, err, errlen);
+        if (rc != CM_OK)
+            goto out;
+    }
+    *out = srv;
+    srv = NULL;
+out:
+    dns_server_free(srv);
+    return rc;
+}
+
+int dns_server_start(struct dns_server *srv, char *err, size_t errlen)
+{
+    sigset_t all, old;
+    int rc = CM_OK;
+
+    /* Signals are for the main thread's event loop only. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (size_t i = 0; i < srv->worker_count; i++) {
+        struct dns_worker *w = &srv->workers[i];
+        int e = pthread_create(&w->thread, NULL, worker_main, w);
+
+        if (e != 0) {
+            snprintf(err, errlen, "worker %zu: cannot start thread: %s", i,
+                     cm_strerror(cm_err_from_errno(e)));
+            rc = cm_err_from_errno(e);
+            break;
+        }
+        w->started = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    srv->started = true;
+    return rc;
+}
+
+void dns_server_set_view(struct dns_server *srv, struct dns_view *view)
+{
+    for (size_t i = 0; i < srv->worker_count; i++) {
+        struct dns_worker *w = &srv->workers[i];
+        struct dns_view *old;
+
+        dns_view_ref(view);
+        pthread_mutex_lock(&w->lock);
+        old = w->mbox_view;
+        w->mbox_view = view;
+        pthread_mutex_unlock(&w->lock);
+        dns_view_unref(old); /* superseded before the worker took it */
+        event_active(w->mbox_ev, EV_READ, 0);
+    }
+}
+
+bool dns_server_conf_matches(const struct dns_server *srv, const struct cm_conf *conf)
+{
+    if (conf->dnsd.workers != srv->worker_count || conf->dnsd.listen_count != srv->listen_count)
+        return false;
+    for (size_t i = 0; i < srv->listen_count; i++) {
+        const struct cm_addr *a = &srv->listen[i];
+        const struct cm_addr *b = &conf->dnsd.listen[i];
+
+        if (a->len != b->len || memcmp(&a->ss, &b->ss, a->len) != 0)
+            return false;
+    }
+    return true;
+}
+
+static uint64_t ld(const _Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+void dns_server_stats(const struct dns_server *srv, struct dns_server_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < srv->worker_count; i++) {
+        const struct worker_stats *s = &srv->workers[i].stats;
+
+        for (int t = 0; t < DNS_STAT_TRANSPORT_COUNT; t++) {
+            for (int q = 0; q < DNS_STAT_QTYPE_COUNT; q++)
+                out->queries[t][q] += ld(&s->queries[t][q]);
+        }
+        for (int r = 0; r < DNS_STAT_RCODES; r++)
+            out->responses[r] += ld(&s->responses[r]);
+        for (int k = 0; k < DNS_STAT_SERVICES; k++) {
+            out->answers[k] += ld(&s->answers[k]);
+            out->fail_open[k] += ld(&s->fail_open[k]);
+        }
+        out->truncated += ld(&s->truncated);
+        out->ecs += ld(&s->ecs);
+        out->dropped += ld(&s->dropped);
+        out->tcp_accepted += ld(&s->tcp_accepted);
+        out->tcp_refused += ld(&s->tcp_refused);
+        out->tcp_closed_idle += ld(&s->tcp_closed_idle);
+    }
+}
+
+void dns_server_stop(struct dns_server *srv)
+{
+    if (srv == NULL || srv->stopped)
+        return;
+    srv->stopped = true;
+    for (size_t i = 0; i < srv->worker_count; i++) {
+        struct dns_worker *w = &srv->workers[i];
+
+        if (!w->started)
+            continue;
+        pthread_mutex_lock(&w->lock);
+        w->mbox_stop = true;
+        pthread_mutex_unlock(&w->lock);
+        event_active(w->mbox_ev, EV_READ, 0);
+    }
+    for (size_t i = 0; i < srv->worker_count; i++) {
+        struct dns_worker *w = &srv->workers[i];
+
+        if (w->started)
+            pthread_join(w->thread, NULL);
+        w->started = false;
+    }
+}
+
+void dns_server_free(struct dns_server *srv)
+{
+    if (srv == NULL)
+        return;
+    dns_server_stop(srv);
+    for (size_t i = 0; i < srv->worker_count; i++)
+        worker_fini(&srv->workers[i]);
+    free(srv->workers);
+    free(srv->listen);
+    free(srv);
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dns_server.h -- the network side of dnsd: worker threads, UDP and TCP.
+ *
+ *   main thread                         worker 0..N-1 (own event_base each)
+ *   -----------                         -----------------------------------
+ *   dns_server_new: opens, per worker   UDP: recvmmsg batch -> dns_query_process
+ *     and per listen address, one UDP        -> sendmmsg, 4 batches per wakeup
+ *     socket and one TCP listener with  TCP: accept (capped) -> conn from a
+ *     SO_REUSEPORT (the kernel spreads       per-worker pool (<= tcp_max_conns),
+ *     the load)                              2-byte framing, pipelined queries
+ *   dns_server_set_view(view) --------->     answered in order, idle timeout
+ *     mailbox + event_active per worker  view swap between two callbacks
+ *   dns_server_stats: sums the workers'  single-writer counters
+ *
+ * Nothing on the query path allocates: each worker preallocates its UDP batch
+ * and response buffers at start; TCP connections come from the worker's pool
+ * (allocated on first use, then recycled), each with a fixed read buffer (one
+ * 65535-byte message) and write buffer. Queries never wait on the main
+ * thread: a new view is delivered through a mailbox and taken between two
+ * callbacks; the worker drops its old view's reference itself.
+ *
+ * Listen addresses and the worker count are fixed at start: a reload that
+ * changes them is logged as needing a restart (dns_server_conf_matches) and
+ * the old sockets stay open.
+ */
+#ifndef DNSD_DNS_SERVER_H
+#define DNSD_DNS_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cm_conf;
+struct dns_server;
+struct dns_view;
+
+enum dns_stat_qtype {
+    DNS_STAT_QTYPE_A = 0,
+    DNS_STAT_QTYPE_AAAA = 1,
+    DNS_STAT_QTYPE_ANY = 2,
+    DNS_STAT_QTYPE_CNAME = 3,
+    DNS_STAT_QTYPE_MX = 4,
+    DNS_STAT_QTYPE_NS = 5,
+    DNS_STAT_QTYPE_PTR = 6,
+    DNS_STAT_QTYPE_SOA = 7,
+    DNS_STAT_QTYPE_SRV = 8,
+    DNS_STAT_QTYPE_TXT = 9,
+    DNS_STAT_QTYPE_OTHER = 10, /* everything else, and no parsable question */
+    DNS_STAT_QTYPE_COUNT = 11,
+};
+
+enum dns_stat_transport {
+    DNS_STAT_UDP = 0,
+    DNS_STAT_TCP = 1,
+    DNS_STAT_TRANSPORT_COUNT = 2,
+};
+
+#define DNS_STAT_RCODES   24   /* rcodes 0..22 counted each; 23 = anything higher */
+#define DNS_STAT_SERVICES 1024 /* federated services counted by table index */
+
+/* Sums over all workers since start. Counters are read racily: each value is
+ * exact, but the set is not one instant. Service counters are indexed by the
+ * federated table's service index (dns_fed_service_key of the current view);
+ * a reload that reorders services mixes their history. */
+struct dns_server_stats {
+    uint64_t queries[DNS_STAT_TRANSPORT_COUNT][DNS_STAT_QTYPE_COUNT];
+    uint64_t responses[DNS_STAT_RCODES]; /* by rcode, responses actually produced */
+    uint64_t truncated;                  /* responses with TC=1 */
+    uint64_t ecs;                        /* queries whose ECS option was used */
+    uint64_t dropped;                    /* packets not answered, or not sent */
+    uint64_t tcp_accepted;               /* TCP connections accepted */
+    uint64_t tcp_refused;                /* refused: pool full, none idle */
+    uint64_t tcp_closed_idle;            /* closed by idle timeout or for a newcomer */
+    uint64_t answers[DNS_STAT_SERVICES]; /* federated answers by service index */
+    uint64_t fail_open[DNS_STAT_SERVICES];
+};
+
+/** Name of a qtype bucket ("A", "AAAA", ..., "other"), static. */
+const char *dns_stat_qtype_name(enum dns_stat_qtype q);
+
+/**
+ * Opens every socket for @conf->dnsd (workers x listen addresses x UDP+TCP)
+ * and prepares the workers with a reference to @view each; no thread runs
+ * yet. On failure returns a CM_* code with the address and reason in @err.
+ * Calls evthread_use_pthreads().
+ */
+int dns_server_new(const struct cm_conf *conf, struct dns_view *view, struct dns_server **out,
+                   char *err, size_t errlen);
+
+/** Starts the worker threads. CM_* code with a reason in @err. */
+int dns_server_start(struct dns_server *srv, char *err, size_t errlen);
+
+/**
+ * Hands @view to every worker (one reference taken per worker; the caller
+ * keeps its own). Main thread only; never blocks on the workers.
+ */
+void dns_server_set_view(struct dns_server *srv, struct dns_view *view);
+
+/**
+ * True when @conf has the same listen addresses and worker count as the
+ * running server, i.e. a reload needs no new sockets.
+ */
+bool dns_server_conf_matches(const struct dns_server *srv, const struct cm_conf *conf);
+
+/** Sums the workers' counters into @out. Any thread. */
+void dns_server_stats(const struct dns_server *srv, struct dns_server_stats *out);
+
+/**
+ * Graceful stop: every worker closes its listeners, answers what is already
+ * queued (bounded: one UDP budget, TCP output flushed for at most
+ * DNS_SERVER_STOP_GRACE_MS), then its thread is joined. Idempotent.
+ */
+void dns_server_stop(struct dns_server *srv);
+#define DNS_SERVER_STOP_GRACE_MS 1000
+
+/** Stops if needed, closes everything, drops the view references. Accepts NULL. */
+void dns_server_free(struct dns_server *srv);
+
+#endif /* DNSD_DNS_SERVER_H */

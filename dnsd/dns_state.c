@@ -1,0 +1,691 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dns_state.c -- the vantage documents, their merge, drains and the state file.
+ *
+ * Invariant: st->merged is the merge of st->docs under st->conf, and it is
+ * what the owner's current view was built from. Every change goes through
+ * commit(), which builds the candidate merge, calls apply, and only then
+ * swaps the candidate in.
+ */
+#include "dnsd/dns_state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cm_conf.h"
+#include "common/cm_err.h"
+#include "common/cm_log.h"
+#include "common/cm_state.h"
+#include "common/cm_str.h"
+#include "dnsd/dns_fed.h"
+
+#define DEFAULT_PUBLISH_INTERVAL_MS 10000u
+
+struct vantage {
+    struct cm_state *doc; /* owned */
+    uint64_t accepted_ms; /* monotonic time of the last accepted push */
+};
+
+struct dns_state {
+    struct cm_conf *conf; /* reference held */
+    char *path;           /* owned; NULL = no state file */
+    dns_state_apply_fn *apply;
+    void *apply_arg;
+    struct vantage *v; /* owned array of v_count */
+    size_t v_count;
+    bool *drained; /* owned, conf->member_count entries (NULL when 0 members) */
+    struct cm_merged *merged;
+};
+
+/* A change being prepared: what the store will hold if apply accepts it. */
+struct candidate {
+    struct cm_conf *conf; /* borrowed */
+    struct vantage *v;    /* owned array */
+    size_t v_count;
+    bool *drained; /* owned */
+};
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+uint64_t dns_state_expiry_ms(const struct cm_conf *conf)
+{
+    uint64_t interval = DEFAULT_PUBLISH_INTERVAL_MS;
+
+    if (conf->health.publish_interval_ms != 0)
+        interval = conf->health.publish_interval_ms;
+    return 3 * interval;
+}
+
+static bool *drained_alloc(size_t count)
+{
+    return calloc(count > 0 ? count : 1, sizeof(bool));
+}
+
+static struct cm_merged *merged_empty(struct cm_conf *conf)
+{
+    struct cm_merged *m = NULL;
+
+    if (cm_merged_build(NULL, 0, conf, &m) != CM_OK)
+        return NULL;
+    return m;
+}
+
+struct dns_state *dns_state_new(struct cm_conf *conf, const char *path, dns_state_apply_fn *apply,
+                                void *arg)
+{
+    struct dns_state *st = calloc(1, sizeof(*st));
+
+    if (st == NULL)
+        return NULL;
+    st->conf = cm_conf_ref(conf);
+    st->apply = apply;
+    st->apply_arg = arg;
+    st->drained = drained_alloc(conf->member_count);
+    st->merged = merged_empty(conf);
+    if (path != NULL)
+        st->path = strdup(path);
+    if (st->drained == NULL || st->merged == NULL || (path != NULL && st->path == NULL)) {
+        dns_state_free(st);
+        return NULL;
+    }
+    return st;
+}
+
+static void vantages_free(struct vantage *v, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        cm_state_free(v[i].doc);
+    free(v);
+}
+
+void dns_state_free(struct dns_state *st)
+{
+    if (st == NULL)
+        return;
+    cm_merged_free(st->merged);
+    vantages_free(st->v, st->v_count);
+    free(st->drained);
+    free(st->path);
+    cm_conf_unref(st->conf);
+    free(st);
+}
+
+static bool doc_in(const struct cm_state *doc, const struct vantage *v, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (v[i].doc == doc)
+            return true;
+    }
+    return false;
+}
+
+static int merge_docs(const struct vantage *v, size_t count, struct cm_conf *conf,
+                      struct cm_merged **out)
+{
+    const struct cm_state **docs = calloc(count > 0 ? count : 1, sizeof(*docs));
+    int rc;
+
+    if (docs == NULL)
+        return CM_ENOMEM;
+    for (size_t i = 0; i < count; i++)
+        docs[i] = v[i].doc;
+    rc = cm_merged_build(docs, count, conf, out);
+    free(docs);
+    return rc;
+}
+
+/*
+ * Makes @c live. Takes ownership of the candidate's arrays either way. Docs in
+ * the candidate but not in the store are new (freed on failure); docs in the
+ * store but not in the candidate are dropped (freed on success).
+ */
+static int commit(struct dns_state *st, struct candidate *c, char *err, size_t errlen)
+{
+    struct cm_merged *merged = NULL;
+    struct dns_drains drains = {.drained = c->drained};
+    int rc;
+
+    rc = merge_docs(c->v, c->v_count, c->conf, &merged);
+    if (rc != CM_OK) {
+        errf(err, errlen, "cannot merge state: %s", cm_strerror(rc));
+        goto fail;
+    }
+    if (st->apply != NULL) {
+        rc = st->apply(st->apply_arg, c->conf, merged, &drains, err, errlen);
+        if (rc != CM_OK)
+            goto fail;
+    }
+    cm_merged_free(st->merged);
+    st->merged = merged;
+    for (size_t i = 0; i < st->v_count; i++) {
+        if (!doc_in(st->v[i].doc, c->v, c->v_count))
+            cm_state_free(st->v[i].doc);
+    }
+    free(st->v);
+    st->v = c->v;
+    st->v_count = c->v_count;
+    free(st->drained);
+    st->drained = c->drained;
+    if (c->conf != st->conf) {
+        cm_conf_unref(st->conf);
+        st->conf = cm_conf_ref(c->conf);
+    }
+    rc = dns_state_save(st);
+    if (rc != CM_OK)
+        cm_log_warn("state file %s: cannot write: %s", st->path, cm_strerror(rc));
+    return CM_OK;
+fail:
+    cm_merged_free(merged);
+    for (size_t i = 0; i < c->v_count; i++) {
+        if (!doc_in(c->v[i].doc, st->v, st->v_count))
+            cm_state_free(c->v[i].doc);
+    }
+    free(c->v);
+    free(c->drained);
+    return rc;
+}
+
+/* A candidate equal to the current store (arrays copied, docs shared). */
+static int candidate_copy(const struct dns_state *st, size_t extra, struct candidate *c)
+{
+    c->conf = st->conf;
+    c->v_count = st->v_count;
+    c->v = calloc(st->v_count + extra + 1, sizeof(*c->v));
+    c->drained = drained_alloc(st->conf->member_count);
+    if (c->v == NULL || c->drained == NULL) {
+        free(c->v);
+        free(c->drained);
+        return CM_ENOMEM;
+    }
+    if (st->v_count > 0)
+        memcpy(c->v, st->v, st->v_count * sizeof(*c->v));
+    memcpy(c->drained, st->drained, st->conf->member_count * sizeof(bool));
+    return CM_OK;
+}
+
+static ssize_t vantage_find(const struct vantage *v, size_t count, const char *name)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(v[i].doc->vantage, name) == 0)
+            return (ssize_t)i;
+    }
+    return -1;
+}
+
+int dns_state_put(struct dns_state *st, const char *text, size_t len, uint64_t now_ms, char *err,
+                  size_t errlen)
+{
+    struct cm_state *doc = NULL;
+    const struct cm_state *accepted;
+    struct candidate c;
+    ssize_t held;
+    int rc;
+
+    rc = cm_state_parse(text, len, &doc, err, errlen);
+    if (rc != CM_OK)
+        return rc;
+    rc = cm_state_check_conf(doc, st->conf, err, errlen);
+    if (rc != CM_OK)
+        goto out;
+    held = vantage_find(st->v, st->v_count, doc->vantage);
+    if (held >= 0) {
+        const struct cm_state *old = st->v[held].doc;
+
+        if (doc->generation == old->generation && json_equal(doc->json, old->json)) {
+            st->v[held].accepted_ms = now_ms; /* idempotent re-push: the vantage is alive */
+            rc = CM_OK;
+            goto out;
+        }
+        if (doc->generation <= old->generation) {
+            errf(err, errlen, "stale generation %" PRIu64 " <= %" PRIu64 " from vantage %s",
+                 doc->generation, old->generation, doc->vantage);
+            rc = CM_EEXIST;
+            goto out;
+        }
+    }
+    rc = candidate_copy(st, 1, &c);
+    if (rc != CM_OK)
+        goto out;
+    if (held >= 0) {
+        c.v[held].doc = doc;
+        c.v[held].accepted_ms = now_ms;
+    } else {
+        c.v[c.v_count].doc = doc;
+        c.v[c.v_count].accepted_ms = now_ms;
+        c.v_count++;
+    }
+    accepted = doc;
+    doc = NULL; /* the candidate owns it now */
+    rc = commit(st, &c, err, errlen);
+    if (rc == CM_OK) /* the store owns it now */
+        cm_log_info("state accepted: vantage=%s generation=%" PRIu64, accepted->vantage,
+                    accepted->generation);
+out:
+    cm_state_free(doc);
+    return rc;
+}
+
+int dns_state_set_drain(struct dns_state *st, const char *member, bool drained, char *err,
+                        size_t errlen)
+{
+    struct candidate c;
+    int idx = cm_conf_member_index(st->conf, member);
+    int rc;
+
+    if (idx < 0) {
+        errf(err, errlen, "unknown member \"%s\"", member);
+        return CM_ENOENT;
+    }
+    if (st->drained[idx] == drained)
+        return CM_OK;
+    rc = candidate_copy(st, 0, &c);
+    if (rc != CM_OK)
+        return rc;
+    c.drained[idx] = drained;
+    rc = commit(st, &c, err, errlen);
+    if (rc == CM_OK)
+        cm_log_info("member %s: drained=%s", member, drained ? "true" : "false");
+    return rc;
+}
+
+int dns_state_expire(struct dns_state *st, uint64_t now_ms)
+{
+    uint64_t limit = dns_state_expiry_ms(st->conf);
+    struct candidate c;
+    char err[CM_STATE_ERR_MAX];
+    size_t kept = 0;
+    int dropped = 0;
+    int rc;
+
+    for (size_t i = 0; i < st->v_count; i++) {
+        if (now_ms > st->v[i].accepted_ms && now_ms - st->v[i].accepted_ms > limit)
+            dropped++;
+    }
+    if (dropped == 0)
+        return 0;
+    rc = candidate_copy(st, 0, &c);
+    if (rc != CM_OK)
+        return rc;
+    for (size_t i = 0; i < st->v_count; i++) {
+        if (now_ms > st->v[i].accepted_ms && now_ms - st->v[i].accepted_ms > limit)
+            continue;
+        c.v[kept++] = st->v[i];
+    }
+    c.v_count = kept;
+    for (size_t i = 0; i < st->v_count; i++) {
+        if (now_ms > st->v[i].accepted_ms && now_ms - st->v[i].accepted_ms > limit)
+            cm_log_warn("vantage %s expired: no document for %" PRIu64 " ms (limit %" PRIu64
+                        " ms, generation %" PRIu64 "); dropping it from the merge",
+                        st->v[i].doc->vantage, now_ms - st->v[i].accepted_ms, limit,
+                        st->v[i].doc->generation);
+    }
+    rc = commit(st, &c, err, sizeof(err));
+    if (rc != CM_OK) {
+        cm_log_error("vantage expiry: cannot apply: %s; will retry", err);
+        return rc;
+    }
+    return dropped;
+}
+
+int dns_state_set_conf(struct dns_state *st, struct cm_conf *conf, char *err, size_t errlen)
+{
+    struct candidate c = {.conf = conf};
+    char why[CM_STATE_ERR_MAX];
+
+    c.v = calloc(st->v_count + 1, sizeof(*c.v));
+    c.drained = drained_alloc(conf->member_count);
+    if (c.v == NULL || c.drained == NULL) {
+        free(c.v);
+        free(c.drained);
+        return CM_ENOMEM;
+    }
+    for (size_t i = 0; i < st->v_count; i++) {
+        if (cm_state_check_conf(st->v[i].doc, conf, why, sizeof(why)) != CM_OK) {
+            cm_log_warn("state of vantage %s dropped by the new configuration: %s",
+                        st->v[i].doc->vantage, why);
+            continue;
+        }
+        c.v[c.v_count++] = st->v[i];
+    }
+    for (size_t i = 0; i < st->conf->member_count; i++) {
+        int idx;
+
+        if (!st->drained[i])
+            continue;
+        idx = cm_conf_member_index(conf, st->conf->members[i].name);
+        if (idx < 0)
+            cm_log_warn("drain of member %s dropped: not in the new configuration",
+                        st->conf->members[i].name);
+        else
+            c.drained[idx] = true;
+    }
+    return commit(st, &c, err, errlen);
+}
+
+const struct cm_merged *dns_state_merged(const struct dns_state *st)
+{
+    return st->merged;
+}
+
+void dns_state_drains(const struct dns_state *st, struct dns_drains *out)
+{
+    out->drained = st->drained;
+}
+
+bool dns_state_is_drained(const struct dns_state *st, size_t member)
+{
+    return member < st->conf->member_count && st->drained[member];
+}
+
+struct cm_conf *dns_state_conf(const struct dns_state *st)
+{
+    return st->conf;
+}
+
+size_t dns_state_vantage_count(const struct dns_state *st)
+{
+    return st->v_count;
+}
+
+const struct cm_state *dns_state_vantage(const struct dns_state *st, size_t i,
+                                         uint64_t *accepted_ms)
+{
+    if (i >= st->v_count)
+        return NULL;
+    if (accepted_ms != NULL)
+        *accepted_ms = st->v[i].accepted_ms;
+    return st->v[i].doc;
+}
+
+static json_t *drained_json(const struct dns_state *st)
+{
+    json_t *arr = json_array();
+
+    for (size_t i = 0; arr != NULL && i < st->conf->member_count; i++) {
+        if (st->drained[i])
+            json_array_append_new(arr, json_string(st->conf->members[i].name));
+    }
+    return arr;
+}
+
+static json_t *merged_json(const struct dns_state *st)
+{
+    const struct cm_merged *m = st->merged;
+    json_t *out = json_object();
+
+    for (size_t s = 0; out != NULL && s < m->service_count; s++) {
+        const struct cm_merged_service *svc = &m->services[s];
+        json_t *members = json_object();
+
+        for (size_t i = 0; members != NULL && i < m->member_count; i++) {
+            const struct cm_merged_endpoint *ep = &svc->members[i];
+
+            if (!ep->present)
+                continue;
+            json_object_set_new(members, st->conf->members[ep->member].name,
+                                json_pack("{s:b,s:I,s:I,s:b,s:b}", "healthy", ep->healthy,
+                                          "votes_up", (json_int_t)ep->votes_up, "votes_down",
+                                          (json_int_t)ep->votes_down, "pending", ep->pending,
+                                          "drained", dns_state_is_drained(st, ep->member)));
+        }
+        json_object_set_new(out, svc->key, members);
+    }
+    return out;
+}
+
+json_t *dns_state_to_json(const struct dns_state *st, uint64_t view_serial)
+{
+    json_t *vantages = json_object();
+
+    for (size_t i = 0; vantages != NULL && i < st->v_count; i++)
+        json_object_set(vantages, st->v[i].doc->vantage, st->v[i].doc->json);
+    return json_pack("{s:i,s:o*,s:o*,s:o*,s:I}", "version", DNS_STATE_FILE_VERSION, "vantages",
+                     vantages, "merged", merged_json(st), "drained", drained_json(st),
+                     "view_serial", (json_int_t)view_serial);
+}
+
+/* ---- state file ---- */
+
+static int fsync_dir_of(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    int fd, rc = CM_OK;
+
+    if (slash == NULL) {
+        cm_strlcpy(dir, ".", sizeof(dir));
+    } else if (slash == path) {
+        cm_strlcpy(dir, "/", sizeof(dir));
+    } else {
+        if ((size_t)(slash - path) >= sizeof(dir))
+            return CM_ETOOBIG;
+        memcpy(dir, path, (size_t)(slash - path));
+        dir[slash - path] = '\0';
+    }
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1)
+        return cm_err_from_errno(errno);
+    if (fsync(fd) == -1)
+        rc = cm_err_from_errno(errno);
+    close(fd);
+    return rc;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            return cm_err_from_errno(errno);
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return CM_OK;
+}
+
+static char *state_file_text(const struct dns_state *st)
+{
+    json_t *docs = json_array();
+    json_t *root;
+    char *text;
+
+    for (size_t i = 0; docs != NULL && i < st->v_count; i++)
+        json_array_append(docs, st->v[i].doc->json);
+    root = json_pack("{s:i,s:o*,s:o*}", "version", DNS_STATE_FILE_VERSION, "documents", docs,
+                     "drained", drained_json(st));
+    if (root == NULL)
+        return NULL;
+    text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(root);
+    return text;
+}
+
+int dns_state_save(const struct dns_state *st)
+{
+    char tmp[4096];
+    char *text = NULL;
+    int fd = -1;
+    int rc;
+
+    if (st->path == NULL)
+        return CM_OK;
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", st->path, (long)getpid()) >= (int)sizeof(tmp))
+        return CM_ETOOBIG;
+    text = state_file_text(st);
+    if (text == NULL)
+        return CM_ENOMEM;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd == -1) {
+        rc = cm_err_from_errno(errno);
+        goto out;
+    }
+    rc = write_all(fd, text, strlen(text));
+    if (rc == CM_OK)
+        rc = write_all(fd, "\n", 1);
+    if (rc == CM_OK && fsync(fd) == -1)
+        rc = cm_err_from_errno(errno);
+    if (close(fd) == -1 && rc == CM_OK)
+        rc = cm_err_from_errno(errno);
+    fd = -1;
+    if (rc == CM_OK && rename(tmp, st->path) == -1)
+        rc = cm_err_from_errno(errno);
+    if (rc == CM_OK)
+        rc = fsync_dir_of(st->path);
+out:
+    if (rc != CM_OK && fd == -1)
+        unlink(tmp);
+    free(text);
+    return rc;
+}
+
+/* Keeps the newest document per vantage in @v (takes ownership of @doc). */
+static void loaded_add(struct vantage *v, size_t *count, struct cm_state *doc, uint64_t now_ms)
+{
+    ssize_t i = vantage_find(v, *count, doc->vantage);
+
+    if (i < 0) {
+        v[*count].doc = doc;
+        v[*count].accepted_ms = now_ms;
+        (*count)++;
+    } else if (doc->generation > v[i].doc->generation) {
+        cm_state_free(v[i].doc);
+        v[i].doc = doc;
+    } else {
+        cm_state_free(doc);
+    }
+}
+
+static int load_documents(struct dns_state *st, json_t *docs, struct vantage **out,
+                          size_t *out_count, uint64_t now_ms)
+{
+    size_t n = json_array_size(docs);
+    struct vantage *v = calloc(n + 1, sizeof(*v));
+    size_t count = 0;
+
+    if (v == NULL)
+        return CM_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        struct cm_state *doc = NULL;
+        char err[CM_STATE_ERR_MAX];
+        int rc = cm_state_from_json(json_array_get(docs, i), &doc, err, sizeof(err));
+
+        if (rc == CM_OK)
+            rc = cm_state_check_conf(doc, st->conf, err, sizeof(err));
+        if (rc == CM_ENOMEM) {
+            cm_state_free(doc);
+            vantages_free(v, count);
+            return rc;
+        }
+        if (rc != CM_OK) {
+            cm_log_warn("state file %s: documents[%zu] skipped: %s", st->path, i, err);
+            cm_state_free(doc);
+            continue;
+        }
+        loaded_add(v, &count, doc, now_ms);
+    }
+    *out = v;
+    *out_count = count;
+    return CM_OK;
+}
+
+static void load_drains(struct dns_state *st, json_t *names, bool *drained)
+{
+    size_t i;
+    json_t *name;
+
+    json_array_foreach(names, i, name)
+    {
+        int idx =
+            json_is_string(name) ? cm_conf_member_index(st->conf, json_string_value(name)) : -1;
+
+        if (idx < 0)
+            cm_log_warn("state file %s: drained[%zu] skipped: not a configured member", st->path,
+                        i);
+        else
+            drained[idx] = true;
+    }
+}
+
+int dns_state_load(struct dns_state *st, uint64_t now_ms)
+{
+    json_error_t jerr;
+    json_t *root = NULL;
+    json_t *docs, *drains;
+    struct vantage *v = NULL;
+    size_t count = 0;
+    struct cm_merged *merged = NULL;
+    bool *drained = NULL;
+    int rc = CM_OK;
+
+    if (st->path == NULL)
+        return CM_OK;
+    if (access(st->path, F_OK) == -1 && errno == ENOENT) {
+        cm_log_info("state file %s: not found; starting with no state", st->path);
+        return CM_OK;
+    }
+    root = json_load_file(st->path, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        cm_log_warn("state file %s: line %d: %s; starting with no state", st->path, jerr.line,
+                    jerr.text);
+        return CM_OK;
+    }
+    docs = json_object_get(root, "documents");
+    drains = json_object_get(root, "drained");
+    if (!json_is_object(root) || json_integer_value(json_object_get(root, "version")) != 1 ||
+        !json_is_array(docs) || (drains != NULL && !json_is_array(drains))) {
+        cm_log_warn("state file %s: not a version 1 dnsd state file; starting with no state",
+                    st->path);
+        goto out;
+    }
+    rc = load_documents(st, docs, &v, &count, now_ms);
+    if (rc != CM_OK)
+        goto out;
+    drained = drained_alloc(st->conf->member_count);
+    if (drained == NULL) {
+        rc = CM_ENOMEM;
+        goto out;
+    }
+    load_drains(st, drains, drained);
+    rc = merge_docs(v, count, st->conf, &merged);
+    if (rc != CM_OK)
+        goto out;
+    cm_merged_free(st->merged);
+    st->merged = merged;
+    vantages_free(st->v, st->v_count);
+    st->v = v;
+    st->v_count = count;
+    v = NULL;
+    count = 0;
+    free(st->drained);
+    st->drained = drained;
+    drained = NULL;
+    cm_log_info("state file %s: loaded %zu vantage document(s)", st->path, st->v_count);
+out:
+    vantages_free(v, count);
+    free(drained);
+    json_decref(root);
+    return rc;
+}

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dns_state.h -- what dnsd knows about the federation's health: the last
+ * accepted state document of every vantage, their merge, and the operator's
+ * drains, kept in the state file across restarts.
+ *
+ *   PUT /v1/state ---> dns_state_put --+                      +--> state file
+ *   drain / undrain -> dns_state_set_drain --> candidate --> apply(conf,
+ *   1 s timer -------> dns_state_expire ---+    merge        merged, drains)
+ *   SIGHUP ----------> dns_state_set_conf -+                  = build a view
+ *
+ * Every change is computed as a candidate (documents + drains), merged, and
+ * handed to the owner's apply callback (which builds a new dns_view and hands
+ * it to the server). Only when apply succeeds is the candidate committed and
+ * the state file rewritten (atomically); otherwise nothing changes and the
+ * caller gets the reason. So the merge held here is always the one the
+ * current view was built from, and /v1/explain can use it.
+ *
+ * Rules:
+ *  - at most one document per vantage; a document whose generation is <= the
+ *    held one's is rejected (CM_EEXIST, "stale generation N <= M from vantage
+ *    V"), except an identical re-push of the same generation, which is
+ *    accepted without change (it only refreshes the vantage's age);
+ *  - a vantage whose last document was accepted more than
+ *    dns_state_expiry_ms() ago is dropped from the merge (dns_state_expire);
+ *  - drains are per member, kept by name across configuration reloads.
+ *
+ * Not thread-safe: everything runs in the main thread. Time is passed in
+ * (monotonic milliseconds) so tests need no clock.
+ */
+#ifndef DNSD_DNS_STATE_H
+#define DNSD_DNS_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct cm_conf;
+struct cm_merged;
+struct cm_state;
+struct dns_drains;
+struct dns_state;
+
+#define DNS_STATE_FILE_VERSION 1
+
+/**
+ * Makes a candidate live (normally: builds a view from it). @conf, @merged and
+ * @drains are borrowed for the call. Returns CM_OK, or a CM_* code with a
+ * reason in @err, in which case the candidate is discarded.
+ */
+typedef int dns_state_apply_fn(void *arg, struct cm_conf *conf, const struct cm_merged *merged,
+                               const struct dns_drains *drains, char *err, size_t errlen);
+
+/**
+ * A new, empty store for @conf (a reference is taken). @path is the state
+ * file (copied; NULL = none). @apply may be NULL (every candidate accepted).
+ * NULL on allocation failure.
+ */
+struct dns_state *dns_state_new(struct cm_conf *conf, const char *path, dns_state_apply_fn *apply,
+                                void *arg);
+/** Accepts NULL. */
+void dns_state_free(struct dns_state *st);
+
+/**
+ * Loads the state file, if any, replacing the store's contents without calling
+ * apply (the caller builds its first view from dns_state_merged()). A missing
+ * file is normal; an unreadable or corrupt file is logged as a warning and the
+ * store starts empty; documents that no longer pass cm_state_check_conf and
+ * drains of unknown members are skipped with a warning. Every loaded vantage
+ * counts as accepted at @now_ms. Fails only with CM_ENOMEM.
+ */
+int dns_state_load(struct dns_state *st, uint64_t now_ms);
+
+/**
+ * Accepts one document (JSON text, @len bytes). CM_OK when accepted (or an
+ * identical re-push); CM_EPARSE / CM_ESTATE for a bad document; CM_EEXIST for
+ * a stale generation; the apply callback's code when the view cannot be
+ * built. Every failure leaves the store unchanged and explains in @err.
+ */
+int dns_state_put(struct dns_state *st, const char *text, size_t len, uint64_t now_ms, char *err,
+                  size_t errlen);
+
+/** Drains or undrains @member (by name). CM_ENOENT for an unknown member. */
+int dns_state_set_drain(struct dns_state *st, const char *member, bool drained, char *err,
+                        size_t errlen);
+
+/**
+ * Drops vantages not heard from for longer than dns_state_expiry_ms(). Returns
+ * the number dropped (0 if none), or a negative CM_* code when apply failed
+ * (the store is then unchanged and the next call tries again).
+ */
+int dns_state_expire(struct dns_state *st, uint64_t now_ms);
+
+/**
+ * Switches to a new configuration (reference taken on success): documents that
+ * fail cm_state_check_conf against it are dropped and drains are carried over
+ * by name, then apply is called with @conf. On failure nothing changes.
+ */
+int dns_state_set_conf(struct dns_state *st, struct cm_conf *conf, char *err, size_t errlen);
+
+/** 3 x health.publish_interval_ms (10 s when not configured). */
+uint64_t dns_state_expiry_ms(const struct cm_conf *conf);
+
+/* ---- read access (borrowed; valid until the next change) ---- */
+
+/** The merge of the held documents; never NULL after dns_state_new. */
+const struct cm_merged *dns_state_merged(const struct dns_state *st);
+/** Drains by conf member index, for dns_view_new / dns_fed_explain. */
+void dns_state_drains(const struct dns_state *st, struct dns_drains *out);
+bool dns_state_is_drained(const struct dns_state *st, size_t member);
+struct cm_conf *dns_state_conf(const struct dns_state *st);
+
+size_t dns_state_vantage_count(const struct dns_state *st);
+/** The @i-th held document and when it was accepted (monotonic ms). */
+const struct cm_state *dns_state_vantage(const struct dns_state *st, size_t i,
+                                         uint64_t *accepted_ms);
+
+/**
+ * GET /v1/state: {"version":1, "vantages":{V: document}, "merged": {service:
+ * {member: {healthy, votes_up, votes_down, pending, drained}}}, "drained":
+ * [names], "view_serial": @view_serial}. New reference; NULL on ENOMEM.
+ */
+json_t *dns_state_to_json(const struct dns_state *st, uint64_t view_serial);
+
+/** Writes the state file now (atomically). CM_OK when there is no file. */
+int dns_state_save(const struct dns_state *st);
+
+#endif /* DNSD_DNS_STATE_H */

@@ -1,0 +1,428 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dnsd_main.c -- fedgslb-dnsd: command line, startup, reload and stop.
+ *
+ * The main thread owns the configuration, the zone, the state store, the
+ * control API and the current view; the workers (dns_server) only ever see
+ * views. Every change (state push, drain, vantage expiry, SIGHUP) builds a
+ * complete new view first and hands it over only when the build succeeded,
+ * so a bad input never takes the old answers away. Sockets stay open across
+ * reloads: no query is dropped.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "common/cm_conf.h"
+#include "common/cm_err.h"
+#include "common/cm_log.h"
+#include "common/cm_net.h"
+#include "dnsd/dns_ctl.h"
+#include "dnsd/dns_fed.h"
+#include "dnsd/dns_server.h"
+#include "dnsd/dns_state.h"
+#include "dnsd/dns_view.h"
+#include "dnsd/dns_zone.h"
+
+#ifndef FEDGSLB_VERSION
+#define FEDGSLB_VERSION "0.1.0"
+#endif
+
+#define ERR_MAX 1024
+
+struct dnsd {
+    const char *config_path;
+    struct cm_conf *conf;       /* reference: the configuration in service */
+    struct dns_zone *zone;      /* reference: the zone in service */
+    struct dns_zone *next_zone; /* during a reload: the zone views are built with */
+    struct dns_state *state;    /* owned */
+    struct dns_view *view;      /* reference: the view the workers were last handed */
+    uint64_t serial;
+    struct dns_server *server; /* owned; NULL in --check-config */
+    struct dns_ctl *ctl;       /* owned; NULL when dnsd.control is absent */
+    struct dns_ctl_env env;
+    struct event_base *base; /* owned */
+    struct event *ev_hup, *ev_term, *ev_int, *ev_tick;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: fedgslb-dnsd --config FILE [--check-config] [--log-format text|json]\n"
+                 "                    [--log-level error|warn|info|debug] [--foreground]\n"
+                 "       fedgslb-dnsd --help | --version\n"
+                 "\n"
+                 "Authoritative DNS server for a federation zone. Runs in the foreground and\n"
+                 "logs to stderr. SIGHUP reloads the configuration and zone; SIGTERM stops.\n");
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* dns_state's apply: builds the view for a candidate and puts it in service. */
+static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *merged,
+                      const struct dns_drains *drains, char *err, size_t errlen)
+{
+    struct dnsd *d = arg;
+    struct dns_zone *zone = d->next_zone != NULL ? d->next_zone : d->zone;
+    struct dns_view *view = NULL;
+    uint64_t t0 = now_us(), dt;
+    int rc;
+
+    rc = dns_view_new(conf, zone, merged, drains, d->serial + 1, &view, err, errlen);
+    if (rc != CM_OK) {
+        cm_log_warn("view build failed: %s; keeping view serial=%" PRIu64, err, d->serial);
+        return rc;
+    }
+    dt = now_us() - t0;
+    d->serial++;
+    cm_log_info("view built: serial=%" PRIu64 " fed_names=%zu zone_names=%zu services=%zu "
+                "build_us=%" PRIu64,
+                view->serial, dns_fed_name_count(view->fed), dns_zone_name_count(view->zone),
+                dns_fed_service_count(view->fed), dt);
+    if (d->server != NULL)
+        dns_server_set_view(d->server, view);
+    dns_view_unref(d->view);
+    d->view = view;
+    d->env.view = view;
+    d->env.table_builds++;
+    d->env.last_build_s = (double)dt / 1e6;
+    return CM_OK;
+}
+
+/* Configuration + zone; "file: path: reason" in @err on failure. */
+static int load_conf_zone(const char *path, struct cm_conf **conf_out, struct dns_zone **zone_out,
+                          char *err, size_t errlen)
+{
+    struct cm_conf *conf = NULL;
+    int rc;
+
+    rc = cm_conf_load(path, &conf, err, errlen);
+    if (rc != CM_OK)
+        return rc;
+    if (!conf->dnsd.present) {
+        snprintf(err, errlen, "%s: dnsd: section missing", path);
+        cm_conf_unref(conf);
+        return CM_ECONFIG;
+    }
+    rc = dns_zone_load(conf->dnsd.zone_file, conf->zone, zone_out, err, errlen);
+    if (rc != CM_OK) {
+        cm_conf_unref(conf);
+        return rc;
+    }
+    *conf_out = conf;
+    return CM_OK;
+}
+
+/* Loads everything and builds the first view; --check-config stops here. */
+static int dnsd_prepare(struct dnsd *d, char *err, size_t errlen)
+{
+    struct dns_drains drains;
+    int rc;
+
+    rc = load_conf_zone(d->config_path, &d->conf, &d->zone, err, errlen);
+    if (rc != CM_OK)
+        return rc;
+    d->state = dns_state_new(d->conf, d->conf->dnsd.state_file, apply_view, d);
+    if (d->state == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return CM_ENOMEM;
+    }
+    rc = dns_state_load(d->state, dns_ctl_now_ms());
+    if (rc != CM_OK) {
+        snprintf(err, errlen, "state file: %s", cm_strerror(rc));
+        return rc;
+    }
+    d->env.state = d->state;
+    dns_state_drains(d->state, &drains);
+    return apply_view(d, d->conf, dns_state_merged(d->state), &drains, err, errlen);
+}
+
+static bool control_equal(const struct cm_conf_control *a, const struct cm_conf_control *b)
+{
+    return a->enabled == b->enabled &&
+           (!a->enabled || (a->listen.len == b->listen.len &&
+                            memcmp(&a->listen.ss, &b->listen.ss, a->listen.len) == 0));
+}
+
+static bool str_equal(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Settings fixed at start: warn that changing them needs a restart. */
+static void reload_warn_fixed(const struct dnsd *d, const struct cm_conf *nconf)
+{
+    const struct cm_conf_dnsd *o = &d->conf->dnsd, *n = &nconf->dnsd;
+
+    if (d->server != NULL && !dns_server_conf_matches(d->server, nconf))
+        cm_log_warn("reload: dnsd.listen or dnsd.workers changed; this needs a restart "
+                    "(the old sockets stay open)");
+    if (o->tcp_idle_timeout_ms != n->tcp_idle_timeout_ms || o->tcp_max_conns != n->tcp_max_conns ||
+        o->max_udp_size != n->max_udp_size)
+        cm_log_warn("reload: dnsd.tcp_idle_timeout_ms, tcp_max_conns or max_udp_size changed; "
+                    "this needs a restart to take full effect");
+    if (!control_equal(&o->control, &n->control))
+        cm_log_warn("reload: dnsd.control.listen changed; this needs a restart");
+    if (!str_equal(o->state_file, n->state_file))
+        cm_log_warn("reload: dnsd.state_file changed; this needs a restart");
+}
+
+static void dnsd_reload(struct dnsd *d)
+{
+    struct cm_conf *nconf = NULL;
+    struct dns_zone *nzone = NULL;
+    char err[ERR_MAX] = "";
+    int rc;
+
+    cm_log_info("reload: reading %s", d->config_path);
+    rc = load_conf_zone(d->config_path, &nconf, &nzone, err, sizeof(err));
+    if (rc != CM_OK) {
+        cm_log_error("reload failed: %s; keeping the old configuration", err);
+        return;
+    }
+    reload_warn_fixed(d, nconf);
+    d->next_zone = nzone;
+    rc = dns_state_set_conf(d->state, nconf, err, sizeof(err));
+    d->next_zone = NULL;
+    if (rc != CM_OK) {
+        cm_log_error("reload failed: %s; keeping the old configuration", err);
+        dns_zone_unref(nzone);
+        cm_conf_unref(nconf);
+        return;
+    }
+    if (d->ctl != NULL && dns_ctl_set_token(d->ctl, nconf->dnsd.control.token) != CM_OK)
+        cm_log_warn("reload: cannot update the control API token");
+    dns_zone_unref(d->zone);
+    d->zone = nzone;
+    cm_conf_unref(d->conf);
+    d->conf = nconf;
+    cm_log_info("reload done: serial=%" PRIu64 " services=%zu members=%zu zone_names=%zu",
+                d->serial, nconf->service_count, nconf->member_count, dns_zone_name_count(nzone));
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct dnsd *d = arg;
+
+    (void)what;
+    if (sig == SIGHUP) {
+        dnsd_reload(d);
+        return;
+    }
+    cm_log_info("signal %d: stopping", (int)sig);
+    event_base_loopbreak(d->base);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct dnsd *d = arg;
+
+    (void)fd;
+    (void)what;
+    dns_state_expire(d->state, dns_ctl_now_ms());
+}
+
+static int dnsd_events(struct dnsd *d)
+{
+    struct timeval one_s = {1, 0};
+
+    d->ev_hup = evsignal_new(d->base, SIGHUP, on_signal, d);
+    d->ev_term = evsignal_new(d->base, SIGTERM, on_signal, d);
+    d->ev_int = evsignal_new(d->base, SIGINT, on_signal, d);
+    d->ev_tick = event_new(d->base, -1, EV_PERSIST, on_tick, d);
+    if (d->ev_hup == NULL || d->ev_term == NULL || d->ev_int == NULL || d->ev_tick == NULL)
+        return CM_ENOMEM;
+    if (evsignal_add(d->ev_hup, NULL) != 0 || evsignal_add(d->ev_term, NULL) != 0 ||
+        evsignal_add(d->ev_int, NULL) != 0 || event_add(d->ev_tick, &one_s) != 0)
+        return CM_ENOMEM;
+    return CM_OK;
+}
+
+static int dnsd_start(struct dnsd *d, char *err, size_t errlen)
+{
+    const struct cm_conf_dnsd *dc = &d->conf->dnsd;
+    int rc;
+
+    d->base = event_base_new();
+    if (d->base == NULL) {
+        snprintf(err, errlen, "cannot create the event loop");
+        return CM_ENOMEM;
+    }
+    if (dc->control.enabled) {
+        rc = dns_ctl_new(d->base, &dc->control, &d->env, &d->ctl, err, errlen);
+        if (rc != CM_OK)
+            return rc;
+    }
+    rc = dns_server_new(d->conf, d->view, &d->server, err, errlen);
+    if (rc != CM_OK)
+        return rc;
+    d->env.server = d->server;
+    rc = dns_server_start(d->server, err, errlen);
+    if (rc != CM_OK)
+        return rc;
+    rc = dnsd_events(d);
+    if (rc != CM_OK) {
+        snprintf(err, errlen, "cannot register signal handlers");
+        return rc;
+    }
+    for (size_t i = 0; i < dc->listen_count; i++) {
+        char a[CM_ADDR_STRLEN];
+
+        cm_addr_format((const struct sockaddr *)&dc->listen[i].ss, a, sizeof(a));
+        cm_log_info("listening on %s udp+tcp workers=%u", a, dc->workers);
+    }
+    if (d->ctl != NULL) {
+        char a[CM_ADDR_STRLEN];
+
+        cm_addr_format((const struct sockaddr *)&dc->control.listen.ss, a, sizeof(a));
+        cm_log_info("control API listening on %s port=%d auth=%s", a, dns_ctl_port(d->ctl),
+                    dc->control.token != NULL ? "token" : "none");
+    }
+    return CM_OK;
+}
+
+static void dnsd_fini(struct dnsd *d)
+{
+    dns_server_free(d->server); /* graceful: joins the workers */
+    d->server = NULL;
+    d->env.server = NULL;
+    dns_ctl_free(d->ctl);
+    if (d->ev_hup != NULL)
+        event_free(d->ev_hup);
+    if (d->ev_term != NULL)
+        event_free(d->ev_term);
+    if (d->ev_int != NULL)
+        event_free(d->ev_int);
+    if (d->ev_tick != NULL)
+        event_free(d->ev_tick);
+    if (d->base != NULL)
+        event_base_free(d->base);
+    dns_view_unref(d->view);
+    dns_state_free(d->state);
+    dns_zone_unref(d->zone);
+    cm_conf_unref(d->conf);
+}
+
+struct options {
+    const char *config;
+    bool check;
+    enum cm_log_format format;
+    enum cm_log_level level;
+};
+
+/* Returns -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},     {"check-config", no_argument, NULL, 'k'},
+        {"log-format", required_argument, NULL, 'f'}, {"log-level", required_argument, NULL, 'l'},
+        {"foreground", no_argument, NULL, 'F'},       {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0},
+    };
+    int opt;
+
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            o->config = optarg;
+            break;
+        case 'k':
+            o->check = true;
+            break;
+        case 'f':
+            if (!cm_log_parse_format(optarg, &o->format)) {
+                fprintf(stderr, "fedgslb-dnsd: --log-format: expected text or json\n");
+                return 2;
+            }
+            break;
+        case 'l':
+            if (!cm_log_parse_level(optarg, &o->level)) {
+                fprintf(stderr, "fedgslb-dnsd: --log-level: expected error, warn, info or debug\n");
+                return 2;
+            }
+            break;
+        case 'F':
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("fedgslb-dnsd %s\n", FEDGSLB_VERSION);
+            return 0;
+        default:
+            fprintf(stderr, "fedgslb-dnsd: unknown or incomplete option \"%s\"\n",
+                    argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "fedgslb-dnsd: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (o->config == NULL) {
+        fprintf(stderr, "fedgslb-dnsd: --config FILE is required\n");
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {.format = CM_LOG_TEXT, .level = CM_LOG_INFO};
+    struct dnsd d;
+    char err[ERR_MAX] = "";
+    int rc;
+
+    rc = parse_args(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    cm_log_init("dnsd", o.format, o.level);
+    signal(SIGPIPE, SIG_IGN);
+    if (evthread_use_pthreads() != 0) {
+        fprintf(stderr, "fedgslb-dnsd: libevent: cannot enable threads\n");
+        return 1;
+    }
+    memset(&d, 0, sizeof(d));
+    d.config_path = o.config;
+    rc = dnsd_prepare(&d, err, sizeof(err));
+    if (rc != CM_OK) {
+        fprintf(stderr, "%s\n", err);
+        dnsd_fini(&d);
+        return 1;
+    }
+    if (o.check) {
+        printf("config OK: %zu services, %zu members, zone %s (%zu names)\n", d.conf->service_count,
+               d.conf->member_count, d.conf->zone, dns_zone_name_count(d.zone));
+        dnsd_fini(&d);
+        return 0;
+    }
+    rc = dnsd_start(&d, err, sizeof(err));
+    if (rc != CM_OK) {
+        cm_log_error("cannot start: %s", err);
+        dnsd_fini(&d);
+        return 1;
+    }
+    cm_log_info("fedgslb-dnsd %s started: zone=%s serial=%" PRIu64, FEDGSLB_VERSION, d.conf->zone,
+                d.serial);
+    event_base_dispatch(d.base);
+    cm_log_info("stopping: finishing queued queries");
+    dnsd_fini(&d);
+    cm_log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_dns_state.c -- dnsd's state store: vantages, generations, expiry, drains, state file. */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "common/cm_conf.h"
+#include "common/cm_err.h"
+#include "common/cm_state.h"
+#include "dnsd/dns_fed.h"
+#include "dnsd/dns_state.h"
+
+#define CONF_HEAD                                                                                  \
+    "{\"federation\": \"myfed\", \"zone\": \"fed.example.test\","                                  \
+    " \"regions\": {\"us-east-1\": {\"zones\": [\"us-east-1a\"]},"                                 \
+    "              \"eu-west-1\": {\"zones\": [\"eu-west-1a\"]}},"
+#define SERVICES " \"services\": {\"default/web\": {\"port\": 80}}"
+
+/* usa, eur; publish every 2 s: vantages expire after 6 s. */
+static const char conf_text[] =
+    CONF_HEAD " \"members\": {\"usa\": {\"region\": \"us-east-1\"},"
+              "             \"eur\": {\"region\": \"eu-west-1\"}}," SERVICES ","
+              " \"health\": {\"vantage\": \"us-east-1\", \"publish_interval_ms\": 2000}}";
+/* Members reordered, plus one; no health section (expiry 30 s). */
+static const char conf2_text[] =
+    CONF_HEAD " \"members\": {\"eur\": {\"region\": \"eu-west-1\"},"
+              "             \"jpn\": {\"region\": \"eu-west-1\"},"
+              "             \"usa\": {\"region\": \"us-east-1\"}}," SERVICES "}";
+/* Only eur; region us-east-1 gone, so the us-east-1 vantage's documents are invalid. */
+static const char conf3_text[] =
+    "{\"federation\": \"myfed\", \"zone\": \"fed.example.test\","
+    " \"regions\": {\"eu-west-1\": {\"zones\": [\"eu-west-1a\"]}},"
+    " \"members\": {\"eur\": {\"region\": \"eu-west-1\"}}," SERVICES "}";
+
+#define DOC_MAX 1024
+
+struct fixture {
+    struct cm_conf *conf;
+    struct dns_state *st;
+    char dir[64];
+    char path[128];
+    int applies;    /* apply calls */
+    bool fail_next; /* the next apply fails */
+};
+
+static struct cm_conf *conf_load(const char *text)
+{
+    char err[CM_CONF_ERR_MAX];
+    struct cm_conf *conf = NULL;
+
+    if (cm_conf_load_string("test.json", text, &conf, err, sizeof(err)) != CM_OK)
+        fail_msg("config: %s", err);
+    return conf;
+}
+
+/* One vantage's document: usa and eur for default/web, with their health. */
+static const char *doc_text(char *buf, size_t cap, const char *vantage, unsigned gen, bool usa_up,
+                            bool eur_up)
+{
+    int n = snprintf(buf, cap,
+                     "{\"version\": 1, \"vantage\": \"%s\", \"generation\": %u,"
+                     " \"generated_at\": \"2026-11-21T07:00:00Z\", \"members\": {},"
+                     " \"services\": {\"default/web\": {\"port\": 80, \"members\": {"
+                     "  \"usa\": {\"addresses\": [\"192.0.2.10\"], \"ready_endpoints\": 1,"
+                     "           \"healthy\": %s},"
+                     "  \"eur\": {\"addresses\": [\"192.0.2.20\"], \"ready_endpoints\": 1,"
+                     "           \"healthy\": %s}}}}}",
+                     vantage, gen, usa_up ? "true" : "false", eur_up ? "true" : "false");
+
+    assert_true(n > 0 && (size_t)n < cap);
+    return buf;
+}
+
+static int apply_cb(void *arg, struct cm_conf *conf, const struct cm_merged *merged,
+                    const struct dns_drains *drains, char *err, size_t errlen)
+{
+    struct fixture *f = arg;
+
+    assert_non_null(conf);
+    assert_non_null(merged);
+    assert_non_null(drains);
+    if (f->fail_next) {
+        f->fail_next = false;
+        snprintf(err, errlen, "view build failed on purpose");
+        return CM_ECONFIG;
+    }
+    f->applies++;
+    return CM_OK;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/test_dns_state.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/dnsd-state.json", f->dir);
+    f->conf = conf_load(conf_text);
+    f->st = dns_state_new(f->conf, f->path, apply_cb, f);
+    assert_non_null(f->st);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    DIR *d;
+    struct dirent *e;
+
+    dns_state_free(f->st);
+    cm_conf_unref(f->conf);
+    d = opendir(f->dir);
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        char p[512];
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
+        unlink(p);
+    }
+    if (d != NULL)
+        closedir(d);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static int put(struct fixture *f, const char *vantage, unsigned gen, bool usa_up, bool eur_up,
+               uint64_t now, char *err, size_t errlen)
+{
+    char buf[DOC_MAX];
+    const char *text = doc_text(buf, sizeof(buf), vantage, gen, usa_up, eur_up);
+
+    return dns_state_put(f->st, text, strlen(text), now, err, errlen);
+}
+
+static const struct cm_merged_endpoint *merged_ep(const struct dns_state *st, const char *member)
+{
+    const struct cm_merged *m = dns_state_merged(st);
+    int idx = cm_conf_member_index(dns_state_conf(st), member);
+
+    assert_true(idx >= 0);
+    for (size_t i = 0; i < m->service_count; i++) {
+        if (strcmp(m->services[i].key, "default/web") == 0)
+            return &m->services[i].members[idx];
+    }
+    fail_msg("default/web not in the merge");
+    return NULL;
+}
+
+static void test_put_accept_and_replace(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    uint64_t at = 0;
+
+    assert_int_equal(dns_state_vantage_count(f->st), 0);
+    assert_int_equal(put(f, "us-east-1", 5, true, true, 1000, err, sizeof(err)), CM_OK);
+    assert_int_equal(f->applies, 1);
+    assert_int_equal(dns_state_vantage_count(f->st), 1);
+    assert_true(merged_ep(f->st, "eur")->healthy);
+
+    /* A newer generation from the same vantage replaces the document. */
+    assert_int_equal(put(f, "us-east-1", 6, true, false, 2000, err, sizeof(err)), CM_OK);
+    assert_int_equal(f->applies, 2);
+    assert_int_equal(dns_state_vantage_count(f->st), 1);
+    assert_int_equal(dns_state_vantage(f->st, 0, &at)->generation, 6);
+    assert_int_equal(at, 2000);
+    assert_false(merged_ep(f->st, "eur")->healthy);
+
+    /* A second vantage is merged: 1 up, 1 down is a tie, which keeps eur up. */
+    assert_int_equal(put(f, "eu-west-1", 1, true, true, 2500, err, sizeof(err)), CM_OK);
+    assert_int_equal(dns_state_vantage_count(f->st), 2);
+    assert_true(merged_ep(f->st, "eur")->healthy);
+    assert_int_equal(merged_ep(f->st, "eur")->votes_up, 1);
+    assert_int_equal(merged_ep(f->st, "eur")->votes_down, 1);
+}
+
+static void test_put_stale_generation(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    uint64_t at = 0;
+
+    assert_int_equal(put(f, "eu-west-1", 7, true, true, 1000, err, sizeof(err)), CM_OK);
+    /* Older: rejected with the reason; the held document stays. */
+    assert_int_equal(put(f, "eu-west-1", 6, true, false, 1100, err, sizeof(err)), CM_EEXIST);
+    assert_string_equal(err, "stale generation 6 <= 7 from vantage eu-west-1");
+    /* Same generation, other content: rejected too. */
+    assert_int_equal(put(f, "eu-west-1", 7, false, false, 1200, err, sizeof(err)), CM_EEXIST);
+    assert_string_equal(err, "stale generation 7 <= 7 from vantage eu-west-1");
+    assert_true(merged_ep(f->st, "eur")->healthy);
+    assert_int_equal(f->applies, 1);
+    /* Same generation, same content: accepted without a rebuild, age refreshed. */
+    assert_int_equal(put(f, "eu-west-1", 7, true, true, 1300, err, sizeof(err)), CM_OK);
+    assert_int_equal(f->applies, 1);
+    dns_state_vantage(f->st, 0, &at);
+    assert_int_equal(at, 1300);
+}
+
+static void test_put_rejected(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    const char *garbage = "{\"version\": 1, ";
+    char unknown_member[DOC_MAX], *pos;
+
+    assert_int_equal(dns_state_put(f->st, garbage, strlen(garbage), 1, err, sizeof(err)),
+                     CM_EPARSE);
+    /* A vantage that is not a configured region. */
+    assert_int_equal(put(f, "ap-east-9", 1, true, true, 1, err, sizeof(err)), CM_ESTATE);
+    assert_non_null(strstr(err, "ap-east-9"));
+    /* A member that is not configured. */
+    doc_text(unknown_member, sizeof(unknown_member), "eu-west-1", 1, true, true);
+    pos = strstr(unknown_member, "\"eur\"");
+    assert_non_null(pos);
+    pos[1] = 'x'; /* "eur" -> "xur" */
+    assert_int_equal(
+        dns_state_put(f->st, unknown_member, strlen(unknown_member), 1, err, sizeof(err)),
+        CM_ESTATE);
+    assert_int_equal(dns_state_vantage_count(f->st), 0);
+    assert_int_equal(f->applies, 0);
+    assert_int_equal(access(f->path, F_OK), -1); /* nothing accepted, nothing written */
+
+    /* The view cannot be built: rejected with the builder's reason, state unchanged. */
+    assert_int_equal(put(f, "eu-west-1", 3, true, true, 1, err, sizeof(err)), CM_OK);
+    f->fail_next = true;
+    assert_int_equal(put(f, "eu-west-1", 4, false, false, 2, err, sizeof(err)), CM_ECONFIG);
+    assert_string_equal(err, "view build failed on purpose");
+    assert_int_equal(dns_state_vantage(f->st, 0, NULL)->generation, 3);
+    assert_true(merged_ep(f->st, "eur")->healthy);
+}
+
+static void test_expiry(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+
+    assert_int_equal(dns_state_expiry_ms(f->conf), 6000);
+    assert_int_equal(put(f, "us-east-1", 1, true, true, 1000, err, sizeof(err)), CM_OK);
+    assert_int_equal(put(f, "eu-west-1", 1, true, false, 4000, err, sizeof(err)), CM_OK);
+    assert_int_equal(dns_state_expire(f->st, 7000), 0); /* exactly 3 intervals: still fresh */
+    assert_int_equal(dns_state_expire(f->st, 7001), 1);
+    assert_int_equal(dns_state_vantage_count(f->st), 1);
+    assert_string_equal(dns_state_vantage(f->st, 0, NULL)->vantage, "eu-west-1");
+    assert_false(merged_ep(f->st, "eur")->healthy); /* only eu-west-1's verdict is left */
+
+    /* When the rebuild fails the vantage stays, and the next tick retries. */
+    f->fail_next = true;
+    assert_true(dns_state_expire(f->st, 20000) < 0);
+    assert_int_equal(dns_state_vantage_count(f->st), 1);
+    assert_int_equal(dns_state_expire(f->st, 20000), 1);
+    assert_int_equal(dns_state_vantage_count(f->st), 0);
+    /* An expired vantage may start over with a lower generation (restarted checker). */
+    assert_int_equal(put(f, "us-east-1", 0, true, true, 21000, err, sizeof(err)), CM_OK);
+}
+
+static void test_drains(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    struct dns_drains drains;
+    struct cm_conf *conf2 = conf_load(conf2_text);
+    struct cm_conf *conf3 = conf_load(conf3_text);
+    json_t *doc;
+
+    assert_int_equal(dns_state_set_drain(f->st, "nope", true, err, sizeof(err)), CM_ENOENT);
+    assert_int_equal(dns_state_set_drain(f->st, "eur", true, err, sizeof(err)), CM_OK);
+    assert_int_equal(f->applies, 1);
+    assert_true(dns_state_is_drained(f->st, 1));
+    assert_false(dns_state_is_drained(f->st, 0));
+    dns_state_drains(f->st, &drains);
+    assert_true(drains.drained[1]);
+    /* Setting it again changes nothing. */
+    assert_int_equal(dns_state_set_drain(f->st, "eur", true, err, sizeof(err)), CM_OK);
+    assert_int_equal(f->applies, 1);
+    doc = dns_state_to_json(f->st, 9);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(doc, "drained"), 0)),
+                        "eur");
+    assert_int_equal(json_integer_value(json_object_get(doc, "view_serial")), 9);
+    json_decref(doc);
+
+    /* A rejected apply leaves the drain as it was. */
+    f->fail_next = true;
+    assert_int_equal(dns_state_set_drain(f->st, "eur", false, err, sizeof(err)), CM_ECONFIG);
+    assert_true(dns_state_is_drained(f->st, 1));
+
+    /* Reload: drains follow the member's name to its new index. */
+    assert_int_equal(put(f, "us-east-1", 1, true, true, 1, err, sizeof(err)), CM_OK);
+    assert_int_equal(dns_state_set_conf(f->st, conf2, err, sizeof(err)), CM_OK);
+    assert_ptr_equal(dns_state_conf(f->st), conf2);
+    assert_true(dns_state_is_drained(f->st, (size_t)cm_conf_member_index(conf2, "eur")));
+    assert_false(dns_state_is_drained(f->st, (size_t)cm_conf_member_index(conf2, "usa")));
+    assert_int_equal(dns_state_vantage_count(f->st), 1);
+
+    /* A configuration without the us-east-1 region drops that vantage's document. */
+    assert_int_equal(dns_state_set_conf(f->st, conf3, err, sizeof(err)), CM_OK);
+    assert_int_equal(dns_state_vantage_count(f->st), 0);
+    assert_true(dns_state_is_drained(f->st, 0));
+    cm_conf_unref(conf2);
+    cm_conf_unref(conf3);
+}
+
+static bool dir_has_only_state_file(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int files = 0;
+    bool ok = true;
+
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        files++;
+        ok = ok && strcmp(e->d_name, "dnsd-state.json") == 0;
+    }
+    if (d != NULL)
+        closedir(d);
+    return d != NULL && ok && files == 1;
+}
+
+static void test_state_file_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    struct dns_state *st2;
+    json_t *file;
+    json_error_t jerr;
+
+    assert_int_equal(put(f, "us-east-1", 11, true, false, 1, err, sizeof(err)), CM_OK);
+    assert_int_equal(put(f, "eu-west-1", 12, true, true, 2, err, sizeof(err)), CM_OK);
+    assert_int_equal(dns_state_set_drain(f->st, "usa", true, err, sizeof(err)), CM_OK);
+    /* Written atomically: the file and no leftover temporary. */
+    assert_true(dir_has_only_state_file(f->dir));
+    file = json_load_file(f->path, 0, &jerr);
+    assert_non_null(file);
+    assert_int_equal(json_integer_value(json_object_get(file, "version")), 1);
+    assert_int_equal(json_array_size(json_object_get(file, "documents")), 2);
+    json_decref(file);
+
+    /* A new store (restart) serves the same state at once, aged from load time. */
+    st2 = dns_state_new(f->conf, f->path, apply_cb, f);
+    assert_non_null(st2);
+    assert_int_equal(dns_state_load(st2, 50000), CM_OK);
+    assert_int_equal(f->applies, 3); /* loading does not apply */
+    assert_int_equal(dns_state_vantage_count(st2), 2);
+    assert_true(dns_state_is_drained(st2, 0));
+    assert_true(merged_ep(st2, "eur")->healthy); /* tie keeps eur up */
+    assert_int_equal(dns_state_expire(st2, 50000 + 6000), 0);
+    /* The generations survive: an old push is still stale after the restart. */
+    assert_int_equal(
+        put(&(struct fixture){.st = st2}, "us-east-1", 10, true, true, 50001, err, sizeof(err)),
+        CM_EEXIST);
+    dns_state_free(st2);
+}
+
+static void test_state_file_corrupt(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    FILE *fp;
+    struct cm_conf *conf3 = conf_load(conf3_text);
+    struct dns_state *st3;
+
+    /* Not JSON at all: a warning, an empty store. */
+    fp = fopen(f->path, "w");
+    assert_non_null(fp);
+    fputs("{\"version\": 1, \"documents\": [tru", fp);
+    fclose(fp);
+    assert_int_equal(dns_state_load(f->st, 1), CM_OK);
+    assert_int_equal(dns_state_vantage_count(f->st), 0);
+    /* Wrong shape: same. */
+    fp = fopen(f->path, "w");
+    assert_non_null(fp);
+    fputs("{\"version\": 2, \"documents\": {}}", fp);
+    fclose(fp);
+    assert_int_equal(dns_state_load(f->st, 1), CM_OK);
+    assert_int_equal(dns_state_vantage_count(f->st), 0);
+    /* No file: fine. */
+    unlink(f->path);
+    assert_int_equal(dns_state_load(f->st, 1), CM_OK);
+
+    /* Documents that no longer fit the configuration are skipped; the rest loads. */
+    assert_int_equal(put(f, "us-east-1", 1, true, true, 1, err, sizeof(err)), CM_OK);
+    assert_int_equal(put(f, "eu-west-1", 1, true, true, 1, err, sizeof(err)), CM_OK);
+    st3 = dns_state_new(conf3, f->path, NULL, NULL);
+    assert_non_null(st3);
+    assert_int_equal(dns_state_load(st3, 1), CM_OK);
+    assert_int_equal(dns_state_vantage_count(st3), 0); /* both mention usa, not in conf3 */
+    dns_state_free(st3);
+    cm_conf_unref(conf3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_put_accept_and_replace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_stale_generation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drains, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_file_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_file_corrupt, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
