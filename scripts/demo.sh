@@ -71,7 +71,7 @@ check() {
     got=$(answer "$1" "$2")
     local mark=ok
     case " $got " in *" $3 "*) ;; *) mark="UNEXPECTED (wanted $3)"; fails=$((fails + 1)) ;; esac
-    printf '  %-52s %-14s %-40s %s\n' "$1" "$2" "$got" "$mark"
+    printf '  %-60s %-12s %-28s %s\n' "$1" "$2" "$got" "$mark"
 }
 
 say "1. fedgslb-dnsd serves $zone on 127.0.0.1:$dns_port; pushing the sample state of three vantages"
@@ -87,7 +87,7 @@ us=10.1.0.0/24   # client_networks: us-east-1
 eu=10.2.0.0/24   # client_networks: eu-west-1
 
 say "2. What clients in two regions get (dig +subnet, EDNS Client Subnet)"
-printf '  %-52s %-14s %-40s\n' NAME CLIENT ANSWER
+printf '  %-60s %-12s %s\n' NAME CLIENT ANSWER
 check "$global" "$us" 192.0.2.10
 check "$global" "$eu" 192.0.2.20
 check "$regional_us" "$us" 192.0.2.10
@@ -100,12 +100,15 @@ curl -fsS "$ctl/v1/explain?name=$global&client=10.2.0.1" |
     /usr/bin/python3 -c '
 import json, sys
 e = json.load(sys.stdin)
-c, d = e["client"], e["decision"]
+c, r = e["client"], e["decision"]
+d = r["decision"]
 print("  client region: %s (%s)" % (c["region"], c["how"]))
-for m in d["candidates"]:
+for m in r["candidates"]:
     print("  %-4s %-15s healthy=%-5s rtt=%7.1f ms (%s)" % (m["member"], m["region"],
           m["healthy"], m["rtt_ms"], m["rtt_source"]))
-print("  rule: %s -> %s, ttl %s (%s)" % (d["rule"], d["chosen"], d["ttl"], d["ttl_reason"]))
+print("  rule: %s -> %s, ttl %s (%s)" % (d["rule"], ",".join(d["chosen"]), d["ttl"],
+                                         d["ttl_reason"]))
+print("  records: " + "; ".join(e["response"]["A"]["answer"]))
 '
 
 say "4. eur's load balancer fails (every vantage reports it down): eu clients move to usa"
@@ -122,7 +125,7 @@ for path in sorted(glob.glob("conf/state/*.json")):
                                  headers={"Authorization": "Bearer " + token})
     urllib.request.urlopen(req).read()
 PY
-printf '  %-52s %-14s %-40s\n' NAME CLIENT ANSWER
+printf '  %-60s %-12s %s\n' NAME CLIENT ANSWER
 check "$global" "$eu" 192.0.2.10
 check "$zonal_eu" "$eu" 192.0.2.10
 echo "  (the zonal and regional names are CNAMEs up to the global name now:)"
