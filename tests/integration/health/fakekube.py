@@ -1,0 +1,1277 @@
+# SPDX-License-Identifier: Apache-2.0
+"""fakekube -- a faithful fake Kubernetes API server for the health tests.
+
+No real API server can be installed here, so this module serves the few
+read paths fedgslb-health uses, the way kube-apiserver serves them: the same
+URLs, JSON shapes, list pagination, watch streams (HTTP/1.1 chunked, one JSON
+event per line), bookmarks, 401/403/410 Status objects, TLS with a private CA
+and optional client-certificate authentication. Standard library only, plus
+the `openssl` command for certificates.
+
+API (other tests rely on it; keep it stable)
+--------------------------------------------
+    fk = FakeKube(name, workdir, token="tok-<name>", tls=True,
+                  client_cert_auth=False, host="127.0.0.1", port=0)
+        The port is chosen at construction (port=0: a free one), so url and a
+        kubeconfig can be written before start(). With tls=True a CA, a server
+        certificate (SAN IP:127.0.0.1, IP:<host>, DNS:localhost) and a client
+        certificate (CN=fedgslb-health, O=system:masters) are generated under
+        workdir/<name>/. client_cert_auth=True makes the server require a client
+        certificate signed by its CA (ssl.CERT_REQUIRED); a verified
+        certificate then authenticates the request and no token is needed.
+    fk.start(); fk.stop(); fk.restart(new_history=False)
+        stop() closes the listening socket and every open connection (watch
+        streams included) at once. start() listens again on the same port.
+        restart(new_history=True) also restamps every object in a new,
+        unrelated resourceVersion sequence and forgets the old history: any
+        old resourceVersion then gets 410 Expired (watch: ERROR event), and old
+        continue tokens get HTTP 410. Objects survive restarts (etcd does).
+    fk.url            "https://127.0.0.1:PORT" ("http://..." when tls=False)
+    fk.host, fk.port, fk.name, fk.token, fk.user (the identity in 403 texts)
+    fk.ca_file, fk.ca_pem (str), fk.client_cert_file, fk.client_key_file,
+    fk.client_cert_pem, fk.client_key_pem (None when tls=False)
+    fk.bookmark_interval = 1.0   seconds between BOOKMARK events
+    fk.resource_version          current global resourceVersion (int)
+
+  Kubeconfig:
+    write_kubeconfig(path, [(context_name, fk, style), ...], current_context=None)
+        Writes a kubeconfig as kubectl writes one: apiVersion, clusters
+        (cluster name = context name), contexts, current-context (default: the
+        first member), kind: Config, preferences: {}, users (user name =
+        "<context>-admin"). Styles:
+          "token-ca-data"  certificate-authority-data + token
+          "insecure"       insecure-skip-tls-verify: true + token
+          "client-cert"    certificate-authority-data + client-certificate-data
+                           + client-key-data
+          "token-ca-file"  certificate-authority: <path to fk.ca_file> + token
+          "token-file"     certificate-authority-data + tokenFile: <file holding
+                           the token, written beside the kubeconfig>
+    fk.kubeconfig_entry(context_name, style) -> {"cluster":..., "user":...,
+        "context":...} (the named entries as dicts)
+    fk.write_kubeconfig_entry(path, context_name=None, style="token-ca-data")
+        write_kubeconfig(path, [(context_name or fk.name, fk, style)])
+
+  Objects (each change takes the next global resourceVersion and is recorded
+  in the watch history):
+    fk.add_service(ns, name, ports=None, type="LoadBalancer", lb_ingress=None,
+                   annotations=None, labels=None, ip_family="IPv4") -> obj
+        ports default [{"name":"http","port":80,"protocol":"TCP",
+        "nodePort":30080}]; targetPort defaults to port; nodePort is dropped
+        for ClusterIP. lb_ingress default [{"ip":"192.0.2.10"}] for
+        LoadBalancer (pass [] for a pending LB, or [{"hostname":"lb.example"}]).
+    fk.modify_service(ns, name, ports=..., type=..., lb_ingress=...,
+                      annotations=..., labels=..., mutate=callable(obj)) -> obj
+    fk.delete_service(ns, name)     also deletes its EndpointSlices, as the
+                                    garbage collector does
+    fk.set_endpoints(ns, service, ready=1, not_ready=0, slices=1,
+                     family="IPv4", terminating=0, zone=None, port=None) -> [slices]
+        Spreads the endpoints over `slices` discovery.k8s.io/v1 EndpointSlices
+        named "<service>-<suffix>", labelled kubernetes.io/service-name and
+        endpointslice.kubernetes.io/managed-by. Each endpoint has addresses,
+        conditions {ready, serving, terminating}, nodeName, zone, targetRef.
+        Slice ports mirror the Service's targetPorts (or `port`). Existing
+        slices are updated in place (MODIFIED), surplus ones deleted. An empty
+        slice has "endpoints": null, as the real controller writes it.
+    fk.delete_endpoints(ns, service)
+    fk.add_node(name, internal_ip, external_ip=None, ready=True, zone=None)
+    fk.set_node_ready(name, ready, status=None)   status: "True"/"False"/"Unknown"
+    fk.delete_node(name)
+    fk.get(resource, ns, name) -> a copy of the stored object or None
+        (resource: "services", "endpointslices", "nodes")
+
+  Faults (each switchable at run time):
+    fk.deny(resource, on=True)  requests for that resource -> 403 Forbidden
+    fk.drop_streams()   every open watch stream gets a partial event line
+                        (inside a chunk) and then an abrupt close; returns how
+                        many were dropped
+    fk.hang(on)         accepted connections get no answer (not even the TLS
+                        handshake) and open watch streams stall until hang(False)
+    fk.garbage(on)      lists and watch events are answered with invalid JSON
+    fk.set_ready(ok)    /readyz answers 500 when ok is False
+    fk.compact()        forgets the event history (and continue tokens): older
+                        resourceVersions become "too old"
+    fk.open_watches()   number of open watch streams
+    fk.requests         list of {"path", "query", "watch", "user", "status"},
+                        one per answered API request (fk.clear_requests())
+
+Served paths (GET only)
+-----------------------
+    /api/v1/services, /api/v1/namespaces/{ns}/services[/{name}]
+    /apis/discovery.k8s.io/v1/endpointslices,
+    /apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices[/{name}]
+    /api/v1/nodes[/{name}]
+    /readyz /healthz /livez (no auth, "ok") and /version (JSON)
+  List: {"kind":"ServiceList","apiVersion":"v1","metadata":{"resourceVersion":
+  "N"[,"continue":"...","remainingItemCount":K]},"items":[...]}; items carry
+  no kind/apiVersion, as in the real API. ?limit=N&continue=TOKEN paginates a
+  consistent snapshot; an expired token -> 410 Status (reason Expired).
+  ?labelSelector= (k=v, k==v, k!=v, k, !k; comma = and) and ?fieldSelector=
+  (metadata.name, metadata.namespace) filter lists and watches.
+  Watch: ?watch=1|true[&resourceVersion=RV][&allowWatchBookmarks=true]
+  [&timeoutSeconds=N]. Without RV (or RV "0") the current objects come first
+  as ADDED; with RV the history after RV is replayed, then live events follow.
+  A compacted RV gets a 200 stream with one ERROR event carrying a Status
+  {"code":410,"reason":"Expired","message":"too old resource version: X (Y)"}
+  and the stream ends. timeoutSeconds ends the stream cleanly (final chunk).
+  Auth: "Authorization: Bearer <token>" else 401 Status (reason Unauthorized).
+"""
+
+import base64
+import bisect
+import copy
+import hashlib
+import http.server
+import json
+import os
+import socket
+import socketserver
+import ssl
+import subprocess
+import threading
+import time
+import urllib.parse
+import uuid
+
+RESOURCES = {
+    # resource: (apiVersion, kind, group, namespaced)
+    "services": ("v1", "Service", "", True),
+    "endpointslices": ("discovery.k8s.io/v1", "EndpointSlice", "discovery.k8s.io", True),
+    "nodes": ("v1", "Node", "", False),
+}
+
+HISTORY_MAX = 20000
+SNAPSHOTS_MAX = 64
+
+
+def _now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _status(code, reason, message, details=None):
+    st = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+          "message": message, "reason": reason, "code": code}
+    if details:
+        st["details"] = details
+    return st
+
+
+def _free_port(host):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _gen_certs(d, name, host):
+    """CA, server and client certificates (EC P-256) in directory d."""
+    os.makedirs(d, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "3650",
+             "-subj", "/CN=fakekube-%s-ca" % name,
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    sans = ["IP:127.0.0.1", "DNS:localhost", "DNS:kubernetes",
+            "DNS:kubernetes.default.svc"]
+    if host not in ("127.0.0.1", "localhost"):
+        sans.append(("IP:" if host.replace(".", "").replace(":", "").isalnum() and
+                     any(c.isdigit() for c in host) else "DNS:") + host)
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=serverAuth\nsubjectAltName=%s\n" % ",".join(sans))
+    with open(os.path.join(d, "client.ext"), "w") as f:
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=clientAuth\n")
+    for who, subj in (("server", "/CN=kube-apiserver"),
+                      ("client", "/O=system:masters/CN=fedgslb-health")):
+        _openssl("req", "-new", *ec, "-keyout", who + ".key", "-out", who + ".csr",
+                 "-subj", subj, cwd=d)
+        _openssl("x509", "-req", "-in", who + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-out", who + ".crt", "-days", "3650",
+                 "-extfile", who + ".ext", cwd=d)
+
+
+class _Selector:
+    """labelSelector (equality and existence) plus a metadata fieldSelector."""
+
+    def __init__(self, label_sel, field_sel):
+        self.labels = self._parse(label_sel)
+        self.fields = self._parse(field_sel)
+
+    @staticmethod
+    def _parse(text):
+        reqs = []
+        for part in (text or "").split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "!=" in part:
+                k, v = part.split("!=", 1)
+                reqs.append(("!=", k.strip(), v.strip()))
+            elif "==" in part:
+                k, v = part.split("==", 1)
+                reqs.append(("=", k.strip(), v.strip()))
+            elif "=" in part:
+                k, v = part.split("=", 1)
+                reqs.append(("=", k.strip(), v.strip()))
+            elif part.startswith("!"):
+                reqs.append(("!", part[1:].strip(), None))
+            else:
+                reqs.append(("exists", part, None))
+        return reqs
+
+    @staticmethod
+    def _match(reqs, values):
+        for op, k, v in reqs:
+            have = values.get(k)
+            if op == "=" and have != v:
+                return False
+            if op == "!=" and have == v:
+                return False
+            if op == "exists" and have is None:
+                return False
+            if op == "!" and have is not None:
+                return False
+        return True
+
+    def match(self, obj):
+        md = obj.get("metadata", {})
+        if not self._match(self.labels, md.get("labels") or {}):
+            return False
+        fields = {"metadata.name": md.get("name"), "metadata.namespace": md.get("namespace")}
+        return self._match(self.fields, fields)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, addr, fk):
+        self.fk = fk
+        if ":" in addr[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(addr, _Handler)
+
+    def server_bind(self):
+        # HTTPServer.server_bind would look up the FQDN of the address.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = self.server_address[0]
+        self.server_port = self.server_address[1]
+
+    def finish_request(self, request, client_address):
+        # Runs in the connection's own thread: the TLS handshake happens here,
+        # so a slow or hung client never blocks accept().
+        fk = self.fk
+        conn = request
+        fk._track(conn, True)
+        try:
+            if not fk._wait_unhung():
+                return
+            if fk._ssl_ctx is not None:
+                request.settimeout(10)
+                try:
+                    conn = fk._ssl_ctx.wrap_socket(request, server_side=True)
+                except (ssl.SSLError, OSError):
+                    return
+                conn.settimeout(None)
+                fk._track(request, False)
+                fk._track(conn, True)
+            self.RequestHandlerClass(conn, client_address, self)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            fk._track(conn, False)
+            if conn is not request:
+                try:
+                    conn.close()
+                except OSError:
+                    pass
+
+
+class _Dropped(Exception):
+    pass
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "fakekube"
+    sys_version = ""
+
+    def log_message(self, fmt, *args):  # quiet
+        pass
+
+    # -- plumbing --------------------------------------------------------------
+    def _send_json(self, code, obj, raw=None):
+        body = raw if raw is not None else json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Audit-Id", str(uuid.uuid4()))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def _send_text(self, code, text):
+        body = text.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def _chunk(self, data):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _user(self, fk):
+        """The authenticated user, or None."""
+        if fk.client_cert_auth and fk.tls:
+            try:
+                cert = self.connection.getpeercert()
+            except (AttributeError, ValueError):
+                cert = None
+            if cert:
+                for rdn in cert.get("subject", ()):
+                    for k, v in rdn:
+                        if k == "commonName":
+                            return v
+                return "unknown"
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("Bearer ") and auth[7:].strip() == fk.token:
+            return fk.user
+        return None
+
+    def do_POST(self):
+        self._send_json(405, _status(405, "MethodNotAllowed",
+                                     "the server does not allow this method on the "
+                                     "requested resource"))
+
+    do_PUT = do_POST
+    do_DELETE = do_POST
+    do_PATCH = do_POST
+
+    def do_GET(self):
+        fk = self.server.fk
+        if not fk._wait_unhung():
+            self.close_connection = True
+            return
+        url = urllib.parse.urlsplit(self.path)
+        q = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        path = url.path.rstrip("/") or "/"
+        if path in ("/readyz", "/healthz", "/livez"):
+            if path == "/readyz" and not fk._ready:
+                self._send_text(500, "[-]etcd failed: reason withheld\nreadyz check failed\n")
+            else:
+                self._send_text(200, "ok")
+            return
+        user = self._user(fk)
+        if user is None:
+            fk._log(path, q, False, None, 401)
+            self._send_json(401, _status(401, "Unauthorized", "Unauthorized"))
+            return
+        if path == "/version":
+            self._send_json(200, {"major": "1", "minor": "29", "gitVersion": "v1.29.4",
+                                  "gitCommit": "55019c83b0fd51ef4ced8c29eec2c4847f896e74",
+                                  "gitTreeState": "clean",
+                                  "buildDate": "2024-04-16T15:03:39Z",
+                                  "goVersion": "go1.21.9", "compiler": "gc",
+                                  "platform": "linux/amd64"})
+            return
+        route = fk._route(path)
+        if route is None:
+            fk._log(path, q, False, user, 404)
+            self._send_json(404, _status(404, "NotFound", "the server could not find the "
+                                         "requested resource"))
+            return
+        res, ns, name = route
+        watch = q.get("watch", "") in ("1", "true", "True")
+        verb = "watch" if watch else ("get" if name else "list")
+        if fk._denied(res):
+            fk._log(path, q, watch, user, 403)
+            self._send_json(403, fk._forbidden(res, ns, verb, user))
+            return
+        fk._log(path, q, watch, user, 200)
+        if name:
+            self._get_one(fk, res, ns, name)
+        elif watch:
+            self._watch(fk, res, ns, q)
+        else:
+            self._list(fk, res, ns, q)
+
+    # -- get / list -------------------------------------------------------------
+    def _get_one(self, fk, res, ns, name):
+        obj = fk.get(res, ns, name)
+        if obj is None:
+            self._send_json(404, _status(404, "NotFound", '%s "%s" not found' % (res, name),
+                                         {"name": name, "kind": res}))
+        elif fk._garbage:
+            self._send_json(200, None, raw=fk._garbage_bytes(res))
+        else:
+            self._send_json(200, obj)
+
+    def _list(self, fk, res, ns, q):
+        try:
+            code, body = fk._list(res, ns, q)
+        except ValueError as e:
+            code, body = 400, _status(400, "BadRequest", str(e))
+        if code == 200 and fk._garbage:
+            self._send_json(200, None, raw=fk._garbage_bytes(res))
+        else:
+            self._send_json(code, body)
+
+    # -- watch ------------------------------------------------------------------
+    def _watch(self, fk, res, ns, q):
+        try:
+            timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else None
+        except ValueError:
+            self._send_json(400, _status(400, "BadRequest", "invalid timeoutSeconds"))
+            return
+        bookmarks = q.get("allowWatchBookmarks", "") in ("1", "true", "True")
+        sel = _Selector(q.get("labelSelector"), q.get("fieldSelector"))
+        rv = q.get("resourceVersion", "")
+        if rv not in ("", "0"):
+            try:
+                if int(rv) < 0:
+                    raise ValueError
+            except ValueError:
+                self._send_json(400, _status(400, "BadRequest",
+                                             "invalid resource version: %s" % rv))
+                return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Audit-Id", str(uuid.uuid4()))
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        stream = fk._open_stream(self)
+        try:
+            self._watch_loop(fk, stream, res, ns, sel, rv, timeout, bookmarks)
+        except _Dropped:
+            self.close_connection = True
+        except (OSError, ssl.SSLError, ValueError):
+            self.close_connection = True
+        finally:
+            fk._close_stream(stream)
+
+    def _emit(self, fk, stream, lines):
+        for line in lines:
+            if stream["drop"]:
+                self._drop(fk, stream)
+                raise _Dropped()
+            self._chunk(line)
+
+    def _watch_loop(self, fk, stream, res, ns, sel, rv, timeout, bookmarks):
+        start = time.monotonic()
+        deadline = start + timeout if timeout is not None else None
+        with fk._cond:
+            if rv in ("", "0"):
+                pos = fk._rv
+                first = [fk._event_line("ADDED", o, res)
+                         for o in fk._current(res, ns, sel)]
+            elif int(rv) < fk._history_start:
+                first = [fk._event_line("ERROR", _status(
+                    410, "Expired", "too old resource version: %s (%d)"
+                    % (rv, fk._history_start)), res)]
+                pos = None
+            else:
+                pos = int(rv)
+                first = []
+            gen = fk._generation
+        self._emit(fk, stream, first)
+        if pos is None:
+            self._chunk(b"")  # end of stream after the ERROR event
+            return
+        next_bm = time.monotonic() + fk.bookmark_interval
+        while True:
+            with fk._cond:
+                while True:
+                    now = time.monotonic()
+                    if stream["drop"] or fk._stopping or gen != fk._generation:
+                        break
+                    if fk._hanging:
+                        fk._cond.wait(0.5)  # a hung server sends nothing at all
+                        continue
+                    if deadline is not None and now >= deadline:
+                        break
+                    if (fk._rv > pos or (bookmarks and now >= next_bm)):
+                        break
+                    waits = [0.5]
+                    if deadline is not None:
+                        waits.append(deadline - now)
+                    if bookmarks:
+                        waits.append(max(0.0, next_bm - now))
+                    fk._cond.wait(max(0.01, min(waits)))
+                if stream["drop"]:
+                    lines = None
+                elif fk._stopping or gen != fk._generation:
+                    raise _Dropped()
+                elif deadline is not None and time.monotonic() >= deadline and not fk._hanging:
+                    lines = []
+                    pos = -1
+                else:
+                    lines = [fk._event_line(t, o, res)
+                             for (t, o) in fk._events_after(pos, res, ns, sel)]
+                    pos = fk._rv
+                    if bookmarks and time.monotonic() >= next_bm:
+                        lines.append(fk._event_line("BOOKMARK", {
+                            "kind": RESOURCES[res][1], "apiVersion": RESOURCES[res][0],
+                            "metadata": {"resourceVersion": str(pos)}}, res))
+                        next_bm = time.monotonic() + fk.bookmark_interval
+            if lines is None:
+                self._drop(fk, stream)
+                raise _Dropped()
+            if pos == -1:
+                self._chunk(b"")  # timeoutSeconds: clean end
+                return
+            self._emit(fk, stream, lines)
+
+    def _drop(self, fk, stream):
+        """A partial event line inside a chunk, then an abrupt close."""
+        line = fk._event_line("MODIFIED", {"kind": "Status", "metadata": {},
+                                           "message": "x" * 64}, "services")
+        try:
+            self.wfile.write(b"%x\r\n%s" % (len(line), line[: len(line) // 2]))
+            self.wfile.flush()
+        except OSError:
+            pass
+        try:
+            socket.socket.shutdown(self.connection, socket.SHUT_RDWR)
+        except OSError:
+            pass
+        stream["dropped"].set()
+
+
+class FakeKube:
+    """One fake member cluster API server. See the module docstring."""
+
+    def __init__(self, name, workdir, token=None, tls=True, client_cert_auth=False,
+                 host="127.0.0.1", port=0):
+        self.name = name
+        self.workdir = workdir
+        self.token = token if token is not None else "tok-%s" % name
+        self.tls = tls
+        self.client_cert_auth = client_cert_auth
+        self.host = host
+        self.port = port or _free_port(host)
+        self.user = "system:serviceaccount:fedgslb-system:fedgslb-health"
+        self.bookmark_interval = 1.0
+        self.requests = []
+        self._cond = threading.Condition()
+        self._objects = {}  # (res, ns, name) -> obj (with kind/apiVersion)
+        self._rv_base = 1000
+        self._rv = self._rv_base
+        self._history_start = self._rv  # RVs below this are "too old"
+        self._hist_rvs = []
+        self._hist = []  # (rv, res, type, obj)
+        self._snapshots = {}  # id -> (rv, res, [items])
+        self._generation = 0  # bumped by stop(): streams of an old server end
+        self._streams = []
+        self._conns = set()
+        self._denied_res = set()
+        self._hanging = False
+        self._garbage = False
+        self._ready = True
+        self._stopping = False
+        self._server = None
+        self._thread = None
+        self._ssl_ctx = None
+        self._ip_seq = 0
+        self.ca_file = self.client_cert_file = self.client_key_file = None
+        self.ca_pem = self.client_cert_pem = self.client_key_pem = None
+        self.certdir = os.path.join(workdir, name)
+        os.makedirs(self.certdir, exist_ok=True)
+        if tls:
+            _gen_certs(self.certdir, name, host)
+            self.ca_file = os.path.join(self.certdir, "ca.crt")
+            self.client_cert_file = os.path.join(self.certdir, "client.crt")
+            self.client_key_file = os.path.join(self.certdir, "client.key")
+            self.server_cert_file = os.path.join(self.certdir, "server.crt")
+            self.server_key_file = os.path.join(self.certdir, "server.key")
+            with open(self.ca_file) as f:
+                self.ca_pem = f.read()
+            with open(self.client_cert_file) as f:
+                self.client_cert_pem = f.read()
+            with open(self.client_key_file) as f:
+                self.client_key_pem = f.read()
+
+    # -- lifecycle -------------------------------------------------------------
+    @property
+    def url(self):
+        h = "[%s]" % self.host if ":" in self.host else self.host
+        return "%s://%s:%d" % ("https" if self.tls else "http", h, self.port)
+
+    @property
+    def resource_version(self):
+        with self._cond:
+            return self._rv
+
+    def _make_ssl(self):
+        if not self.tls:
+            return None
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(self.server_cert_file, self.server_key_file)
+        if self.client_cert_auth:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(self.ca_file)
+        return ctx
+
+    def start(self):
+        if self._server is not None:
+            return self
+        self._ssl_ctx = self._make_ssl()
+        with self._cond:
+            self._stopping = False
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                self._server = _Server((self.host, self.port), self)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05},
+                                        name="fakekube-%s" % self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        srv = self._server
+        if srv is None:
+            return
+        with self._cond:
+            self._stopping = True
+            self._generation += 1
+            self._cond.notify_all()
+            conns = list(self._conns)
+        srv.shutdown()
+        srv.server_close()
+        for c in conns:
+            try:
+                socket.socket.shutdown(c, socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._thread.join(5)
+        self._server = None
+        self._thread = None
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            with self._cond:
+                if not self._streams:
+                    break
+            time.sleep(0.01)
+
+    def restart(self, new_history=False):
+        self.stop()
+        if new_history:
+            self._new_history()
+        self.start()
+        return self
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _new_history(self):
+        with self._cond:
+            # A new, unrelated sequence that starts well above the old one, so
+            # that every old RV is "too old" for the new history.
+            self._rv_base = self._rv + 100000 + int.from_bytes(os.urandom(2), "big") * 7
+            self._rv = self._rv_base
+            self._hist_rvs, self._hist = [], []
+            self._snapshots.clear()
+            for obj in self._objects.values():
+                self._rv += 1
+                obj["metadata"]["resourceVersion"] = str(self._rv)
+            self._history_start = self._rv
+            self._generation += 1
+            self._cond.notify_all()
+
+    # -- faults -----------------------------------------------------------------
+    def deny(self, resource, on=True):
+        with self._cond:
+            (self._denied_res.add if on else self._denied_res.discard)(resource)
+
+    def hang(self, on):
+        with self._cond:
+            self._hanging = bool(on)
+            self._cond.notify_all()
+
+    def garbage(self, on):
+        with self._cond:
+            self._garbage = bool(on)
+
+    def set_ready(self, ok):
+        self._ready = bool(ok)
+
+    def compact(self):
+        with self._cond:
+            self._hist_rvs, self._hist = [], []
+            self._snapshots.clear()
+            self._history_start = self._rv
+
+    def drop_streams(self, timeout=2.0):
+        with self._cond:
+            streams = list(self._streams)
+            for s in streams:
+                s["drop"] = True
+            self._cond.notify_all()
+        for s in streams:
+            s["closed"].wait(timeout)
+        return len(streams)
+
+    def open_watches(self):
+        with self._cond:
+            return len(self._streams)
+
+    def clear_requests(self):
+        with self._cond:
+            self.requests = []
+
+    # -- internals used by the handler -------------------------------------------
+    def _track(self, conn, add):
+        with self._cond:
+            (self._conns.add if add else self._conns.discard)(conn)
+
+    def _wait_unhung(self):
+        """Blocks while hanging; False when the server stops meanwhile."""
+        with self._cond:
+            gen = self._generation
+            while self._hanging and not self._stopping and gen == self._generation:
+                self._cond.wait(0.5)
+            return not self._stopping and gen == self._generation
+
+    def _log(self, path, q, watch, user, status):
+        with self._cond:
+            self.requests.append({"path": path, "query": dict(q), "watch": watch,
+                                  "user": user, "status": status})
+            if len(self.requests) > 10000:
+                del self.requests[:5000]
+
+    def _denied(self, res):
+        with self._cond:
+            return res in self._denied_res
+
+    def _forbidden(self, res, ns, verb, user):
+        group = RESOURCES[res][2]
+        where = ('in the namespace "%s"' % ns) if ns else "at the cluster scope"
+        msg = '%s is forbidden: User "%s" cannot %s resource "%s" in API group "%s" %s' % (
+            res if not group else "%s.%s" % (res, group), user, verb, res, group, where)
+        return _status(403, "Forbidden", msg,
+                       {"kind": res} if not group else {"group": group, "kind": res})
+
+    @staticmethod
+    def _route(path):
+        p = path.strip("/").split("/")
+        if p[:2] == ["api", "v1"]:
+            rest = p[2:]
+            group_res = ("services", "nodes")
+        elif p[:3] == ["apis", "discovery.k8s.io", "v1"]:
+            rest = p[3:]
+            group_res = ("endpointslices",)
+        else:
+            return None
+        ns = None
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            ns = rest[1]
+            rest = rest[2:]
+        if not rest or rest[0] not in group_res or len(rest) > 2:
+            return None
+        res = rest[0]
+        if ns is not None and not RESOURCES[res][3]:
+            return None
+        name = rest[1] if len(rest) == 2 else None
+        if name is not None and RESOURCES[res][3] and ns is None:
+            return None
+        return res, ns, name
+
+    def _garbage_bytes(self, res):
+        return (b'{"kind":"%sList","apiVersion":"v1","metadata":{"resourceVersion":"%d"},'
+                b'"items":[{"metadata":{"name":"x",,\x00\xff}}' %
+                (RESOURCES[res][1].encode(), self._rv))
+
+    @staticmethod
+    def _strip(obj):
+        o = copy.deepcopy(obj)
+        o.pop("kind", None)
+        o.pop("apiVersion", None)
+        return o
+
+    def _current(self, res, ns, sel):
+        """Matching objects sorted by (namespace, name); lock held."""
+        out = []
+        for (r, n, _), o in sorted(self._objects.items(), key=lambda kv: kv[0]):
+            if r == res and (ns is None or n == ns) and sel.match(o):
+                out.append(o)
+        return out
+
+    def _list(self, res, ns, q):
+        sel = _Selector(q.get("labelSelector"), q.get("fieldSelector"))
+        limit = q.get("limit", "")
+        try:
+            limit = int(limit) if limit else 0
+        except ValueError:
+            raise ValueError("invalid limit: %s" % limit)
+        apiv, kind = RESOURCES[res][0], RESOURCES[res][1]
+        with self._cond:
+            cont = q.get("continue")
+            if cont:
+                try:
+                    tok = json.loads(base64.urlsafe_b64decode(cont.encode()))
+                    sid, offset, rv = tok["id"], int(tok["start"]), int(tok["rv"])
+                except (ValueError, KeyError, TypeError):
+                    raise ValueError("invalid continue token")
+                snap = self._snapshots.get(sid)
+                if snap is None or snap[1] != res:
+                    return 410, _status(
+                        410, "Expired",
+                        "The provided continue parameter is too old to display a consistent "
+                        "list result. You can start a new list without the continue "
+                        "parameter.")
+                items = snap[2]
+            else:
+                rv = self._rv
+                items = [self._strip(o) for o in self._current(res, ns, sel)]
+                offset = 0
+                sid = None
+            page = items[offset:offset + limit] if limit > 0 else items[offset:]
+            end = offset + len(page)
+            md = {"resourceVersion": str(rv)}
+            if end < len(items):
+                if sid is None:
+                    sid = uuid.uuid4().hex
+                    self._snapshots[sid] = (rv, res, items)
+                    while len(self._snapshots) > SNAPSHOTS_MAX:
+                        self._snapshots.pop(next(iter(self._snapshots)))
+                md["continue"] = base64.urlsafe_b64encode(json.dumps(
+                    {"v": "meta.k8s.io/v1", "rv": rv, "start": end, "id": sid}).encode()).decode()
+                md["remainingItemCount"] = len(items) - end
+            return 200, {"kind": kind + "List", "apiVersion": apiv, "metadata": md,
+                         "items": copy.deepcopy(page)}
+
+    def _events_after(self, pos, res, ns, sel):
+        i = bisect.bisect_right(self._hist_rvs, pos)
+        out = []
+        for rv, r, t, o in self._hist[i:]:
+            if r != res:
+                continue
+            if ns is not None and o["metadata"].get("namespace") != ns:
+                continue
+            if sel.match(o):
+                out.append((t, o))
+        return out
+
+    def _event_line(self, etype, obj, res):
+        if self._garbage and etype != "ERROR":
+            return b'{"type":"%s","object":{"kind":"%s",,"metadata":{\xff\n' % (
+                etype.encode(), RESOURCES[res][1].encode())
+        return json.dumps({"type": etype, "object": obj}).encode() + b"\n"
+
+    def _open_stream(self, handler):
+        s = {"handler": handler, "drop": False, "closed": threading.Event(),
+             "dropped": threading.Event()}
+        with self._cond:
+            self._streams.append(s)
+        return s
+
+    def _close_stream(self, s):
+        with self._cond:
+            if s in self._streams:
+                self._streams.remove(s)
+        s["closed"].set()
+
+    def _record(self, res, etype, obj):
+        """Stores a change: takes the next RV; lock held."""
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        snap = copy.deepcopy(obj)
+        self._hist_rvs.append(self._rv)
+        self._hist.append((self._rv, res, etype, snap))
+        if len(self._hist) > HISTORY_MAX:
+            cut = len(self._hist) - HISTORY_MAX // 2
+            self._history_start = self._hist_rvs[cut]
+            del self._hist[:cut]
+            del self._hist_rvs[:cut]
+        self._cond.notify_all()
+
+    def _meta(self, name, ns=None, labels=None, annotations=None, generate_name=None):
+        md = {"name": name}
+        if generate_name:
+            md["generateName"] = generate_name
+        if ns is not None:
+            md["namespace"] = ns
+        md.update({"uid": str(uuid.uuid4()), "resourceVersion": "0",
+                   "creationTimestamp": _now()})
+        md["labels"] = dict(labels or {})
+        md["annotations"] = dict(annotations or {})
+        return md
+
+    # -- objects: services ----------------------------------------------------------
+    def get(self, resource, ns, name):
+        with self._cond:
+            o = self._objects.get((resource, ns if RESOURCES[resource][3] else None, name))
+            return copy.deepcopy(o) if o is not None else None
+
+    def _cluster_ip(self, family):
+        self._ip_seq += 1
+        n = self._ip_seq
+        if family == "IPv6":
+            return "fd00:10:96::%x" % (n + 0x100)
+        return "10.96.%d.%d" % ((n // 250) % 256, n % 250 + 2)
+
+    @staticmethod
+    def _svc_ports(ports, stype):
+        out = []
+        for i, p in enumerate(ports):
+            q = {"name": p.get("name", "port-%d" % i) if len(ports) > 1 or "name" in p
+                 else None,
+                 "protocol": p.get("protocol", "TCP"), "port": int(p["port"]),
+                 "targetPort": p.get("targetPort", int(p["port"]))}
+            if q["name"] is None:
+                del q["name"]
+            if stype in ("NodePort", "LoadBalancer"):
+                q["nodePort"] = int(p.get("nodePort", 30000 + (int(p["port"]) * 7 + i) % 2767))
+            out.append(q)
+        return out
+
+    def _build_service(self, obj, ports, stype, lb_ingress):
+        spec = obj["spec"]
+        spec["ports"] = self._svc_ports(ports, stype)
+        spec["type"] = stype
+        for k in ("externalTrafficPolicy", "allocateLoadBalancerNodePorts"):
+            spec.pop(k, None)
+        if stype in ("NodePort", "LoadBalancer"):
+            spec["externalTrafficPolicy"] = "Cluster"
+        if stype == "LoadBalancer":
+            spec["allocateLoadBalancerNodePorts"] = True
+            obj["status"] = {"loadBalancer": {"ingress": copy.deepcopy(lb_ingress)}
+                             if lb_ingress else {}}
+        else:
+            obj["status"] = {"loadBalancer": {}}
+
+    def add_service(self, ns, name, ports=None, type="LoadBalancer", lb_ingress=None,
+                    annotations=None, labels=None, ip_family="IPv4"):
+        if ports is None:
+            ports = [{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}]
+        if lb_ingress is None:
+            lb_ingress = [{"ip": "192.0.2.10"}] if type == "LoadBalancer" else []
+        with self._cond:
+            if ("services", ns, name) in self._objects:
+                raise KeyError("service %s/%s exists" % (ns, name))
+            cip = self._cluster_ip(ip_family)
+            obj = {"kind": "Service", "apiVersion": "v1",
+                   "metadata": self._meta(name, ns, labels, annotations),
+                   "spec": {"selector": {"app": name}, "clusterIP": cip,
+                            "clusterIPs": [cip], "sessionAffinity": "None",
+                            "ipFamilies": [ip_family], "ipFamilyPolicy": "SingleStack",
+                            "internalTrafficPolicy": "Cluster"}}
+            self._build_service(obj, ports, type, lb_ingress)
+            self._objects[("services", ns, name)] = obj
+            self._record("services", "ADDED", obj)
+            return copy.deepcopy(obj)
+
+    def modify_service(self, ns, name, ports=None, type=None, lb_ingress=None,
+                       annotations=None, labels=None, mutate=None):
+        with self._cond:
+            obj = self._objects[("services", ns, name)]
+            stype = type or obj["spec"]["type"]
+            if ports is None:
+                ports = obj["spec"]["ports"]
+            if lb_ingress is None:
+                lb_ingress = obj["status"].get("loadBalancer", {}).get("ingress", [])
+                if stype == "LoadBalancer" and obj["spec"]["type"] != "LoadBalancer":
+                    lb_ingress = [{"ip": "192.0.2.10"}]
+            self._build_service(obj, ports, stype, lb_ingress)
+            if annotations is not None:
+                obj["metadata"]["annotations"] = dict(annotations)
+            if labels is not None:
+                obj["metadata"]["labels"] = dict(labels)
+            if mutate is not None:
+                mutate(obj)
+            self._record("services", "MODIFIED", obj)
+            return copy.deepcopy(obj)
+
+    def delete_service(self, ns, name):
+        with self._cond:
+            obj = self._objects.pop(("services", ns, name))
+            self._record("services", "DELETED", obj)
+            self._delete_slices_locked(ns, name)
+
+    # -- objects: endpoint slices -------------------------------------------------------
+    def _slices_of(self, ns, service):
+        return sorted((k, o) for k, o in self._objects.items()
+                      if k[0] == "endpointslices" and k[1] == ns
+                      and o["metadata"]["labels"].get("kubernetes.io/service-name") == service)
+
+    def _delete_slices_locked(self, ns, service):
+        for k, o in self._slices_of(ns, service):
+            del self._objects[k]
+            self._record("endpointslices", "DELETED", o)
+
+    def _node_names(self):
+        names = sorted(n for (r, _, n) in self._objects if r == "nodes")
+        return names or ["node-1", "node-2", "node-3"]
+
+    def _endpoint(self, ns, service, family, s, i, cond, zone, nodes):
+        h = hashlib.sha1(("%s/%s/%d/%d" % (ns, service, s, i)).encode()).hexdigest()
+        if family == "IPv6":
+            addr = "fd00:10:244:%x::%x" % (s + 1, i + 1)
+        else:
+            addr = "10.244.%d.%d" % (s + 1, i + 1)
+        node = nodes[(s + i) % len(nodes)]
+        ep = {"addresses": [addr], "conditions": cond, "nodeName": node,
+              "targetRef": {"kind": "Pod", "namespace": ns,
+                            "name": "%s-%s-%s" % (service, h[:10], h[10:15]),
+                            "uid": str(uuid.UUID(h[:32]))}}
+        ep["zone"] = zone or self._node_zone(node)
+        return ep
+
+    def _node_zone(self, node):
+        o = self._objects.get(("nodes", None, node))
+        if o is not None:
+            return o["metadata"]["labels"].get("topology.kubernetes.io/zone", "zone-a")
+        return "zone-a"
+
+    def _slice_ports(self, ns, service, port):
+        if port is not None:
+            return [{"name": "http", "protocol": "TCP", "port": int(port)}]
+        svc = self._objects.get(("services", ns, service))
+        if svc is None:
+            return [{"name": "http", "protocol": "TCP", "port": 8080}]
+        out = []
+        for p in svc["spec"]["ports"]:
+            tp = p.get("targetPort", p["port"])
+            out.append({"name": p.get("name", ""), "protocol": p.get("protocol", "TCP"),
+                        "port": tp if isinstance(tp, int) else p["port"]})
+        return out
+
+    def set_endpoints(self, ns, service, ready=1, not_ready=0, slices=1, family="IPv4",
+                      terminating=0, zone=None, port=None):
+        slices = max(1, int(slices))
+        conds = ([{"ready": True, "serving": True, "terminating": False}] * ready +
+                 [{"ready": False, "serving": False, "terminating": False}] * not_ready +
+                 [{"ready": False, "serving": True, "terminating": True}] * terminating)
+        with self._cond:
+            nodes = self._node_names()
+            ports = self._slice_ports(ns, service, port)
+            existing = self._slices_of(ns, service)
+            svc = self._objects.get(("services", ns, service))
+            out = []
+            for s in range(slices):
+                mine = [(i, c) for i, c in enumerate(conds) if i % slices == s]
+                eps = [self._endpoint(ns, service, family, s, i, dict(c), zone, nodes)
+                       for i, c in mine]
+                if s < len(existing):
+                    obj = existing[s][1]
+                    etype = "MODIFIED"
+                else:
+                    sfx = hashlib.sha1(("%s/%s/%d/%s" % (ns, service, s, uuid.uuid4()))
+                                       .encode()).hexdigest()[:5]
+                    labels = {"kubernetes.io/service-name": service,
+                              "endpointslice.kubernetes.io/managed-by":
+                                  "endpointslice-controller.k8s.io"}
+                    obj = {"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
+                           "metadata": self._meta("%s-%s" % (service, sfx), ns, labels,
+                                                  generate_name=service + "-")}
+                    if svc is not None:
+                        obj["metadata"]["ownerReferences"] = [{
+                            "apiVersion": "v1", "kind": "Service", "name": service,
+                            "uid": svc["metadata"]["uid"], "controller": True,
+                            "blockOwnerDeletion": True}]
+                    etype = "ADDED"
+                    self._objects[("endpointslices", ns, obj["metadata"]["name"])] = obj
+                obj["metadata"]["annotations"] = {
+                    "endpoints.kubernetes.io/last-change-trigger-time": _now()}
+                obj["addressType"] = family
+                obj["endpoints"] = eps if eps else None
+                obj["ports"] = copy.deepcopy(ports)
+                self._record("endpointslices", etype, obj)
+                out.append(copy.deepcopy(obj))
+            for k, o in existing[slices:]:
+                del self._objects[k]
+                self._record("endpointslices", "DELETED", o)
+            return out
+
+    def delete_endpoints(self, ns, service):
+        with self._cond:
+            self._delete_slices_locked(ns, service)
+
+    # -- objects: nodes -------------------------------------------------------------------
+    @staticmethod
+    def _node_conditions(status):
+        t = _now()
+        reason, msg = {
+            "True": ("KubeletReady", "kubelet is posting ready status"),
+            "False": ("KubeletNotReady", "container runtime network not ready"),
+            "Unknown": ("NodeStatusUnknown", "Kubelet stopped posting node status."),
+        }[status]
+        conds = []
+        for ctype, r, m in (("MemoryPressure", "KubeletHasSufficientMemory",
+                             "kubelet has sufficient memory available"),
+                            ("DiskPressure", "KubeletHasNoDiskPressure",
+                             "kubelet has no disk pressure"),
+                            ("PIDPressure", "KubeletHasSufficientPID",
+                             "kubelet has sufficient PID available")):
+            conds.append({"type": ctype, "status": "False", "lastHeartbeatTime": t,
+                          "lastTransitionTime": t, "reason": r, "message": m})
+        conds.append({"type": "Ready", "status": status, "lastHeartbeatTime": t,
+                      "lastTransitionTime": t, "reason": reason, "message": msg})
+        return conds
+
+    def add_node(self, name, internal_ip, external_ip=None, ready=True, zone=None):
+        zone = zone or "%s-zone-a" % self.name
+        with self._cond:
+            if ("nodes", None, name) in self._objects:
+                raise KeyError("node %s exists" % name)
+            labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                      "kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+                      "beta.kubernetes.io/arch": "amd64",
+                      "node.kubernetes.io/instance-type": "m5.large",
+                      "topology.kubernetes.io/region": "%s-region" % self.name,
+                      "topology.kubernetes.io/zone": zone}
+            addrs = [{"type": "InternalIP", "address": internal_ip}]
+            if external_ip:
+                addrs.append({"type": "ExternalIP", "address": external_ip})
+            addrs.append({"type": "Hostname", "address": name})
+            n = sum(1 for k in self._objects if k[0] == "nodes")
+            obj = {"kind": "Node", "apiVersion": "v1",
+                   "metadata": self._meta(name, None, labels, {
+                       "node.alpha.kubernetes.io/ttl": "0",
+                       "volumes.kubernetes.io/controller-managed-attach-detach": "true"}),
+                   "spec": {"podCIDR": "10.244.%d.0/24" % n, "podCIDRs": ["10.244.%d.0/24" % n],
+                            "providerID": "fake://%s/%s" % (self.name, name)},
+                   "status": {"addresses": addrs,
+                              "conditions": self._node_conditions("True" if ready else "False"),
+                              "capacity": {"cpu": "2", "memory": "8023104Ki", "pods": "110"},
+                              "allocatable": {"cpu": "2", "memory": "7920704Ki", "pods": "110"},
+                              "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                              "nodeInfo": {"kubeletVersion": "v1.29.4",
+                                           "kubeProxyVersion": "v1.29.4",
+                                           "containerRuntimeVersion": "containerd://1.7.13",
+                                           "operatingSystem": "linux",
+                                           "architecture": "amd64",
+                                           "osImage": "Debian GNU/Linux 12 (bookworm)",
+                                           "kernelVersion": "6.1.0-18-amd64",
+                                           "machineID": uuid.uuid4().hex,
+                                           "systemUUID": str(uuid.uuid4()),
+                                           "bootID": str(uuid.uuid4())}}}
+            if not ready:
+                obj["spec"]["taints"] = [{"key": "node.kubernetes.io/not-ready",
+                                          "effect": "NoSchedule"}]
+            self._objects[("nodes", None, name)] = obj
+            self._record("nodes", "ADDED", obj)
+            return copy.deepcopy(obj)
+
+    def set_node_ready(self, name, ready, status=None):
+        status = status or ("True" if ready else "False")
+        with self._cond:
+            obj = self._objects[("nodes", None, name)]
+            obj["status"]["conditions"] = self._node_conditions(status)
+            obj["spec"].pop("taints", None)
+            if status != "True":
+                key = ("node.kubernetes.io/unreachable" if status == "Unknown"
+                       else "node.kubernetes.io/not-ready")
+                obj["spec"]["taints"] = [{"key": key, "effect": "NoSchedule",
+                                          "timeAdded": _now()}]
+            self._record("nodes", "MODIFIED", obj)
+            return copy.deepcopy(obj)
+
+    def delete_node(self, name):
+        with self._cond:
+            obj = self._objects.pop(("nodes", None, name))
+            self._record("nodes", "DELETED", obj)
+
+    # -- kubeconfig ---------------------------------------------------------------------
+    def kubeconfig_entry(self, context_name, style="token-ca-data", token_file=None):
+        user = "%s-admin" % context_name
+        b64 = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
+        cluster = {"server": self.url}
+        u = {}
+        if style == "insecure":
+            cluster["insecure-skip-tls-verify"] = True
+        elif style == "token-ca-file":
+            cluster["certificate-authority"] = self.ca_file
+        elif self.tls:
+            cluster["certificate-authority-data"] = b64(self.ca_pem)
+        if style == "client-cert":
+            u["client-certificate-data"] = b64(self.client_cert_pem)
+            u["client-key-data"] = b64(self.client_key_pem)
+        elif style == "token-file":
+            u["tokenFile"] = token_file or "%s.token" % context_name
+        elif style in ("token-ca-data", "insecure", "token-ca-file"):
+            u["token"] = self.token
+        else:
+            raise ValueError("unknown kubeconfig style %r" % style)
+        return {"cluster": {"name": context_name, "cluster": cluster},
+                "user": {"name": user, "user": u},
+                "context": {"name": context_name,
+                            "context": {"cluster": context_name, "user": user}}}
+
+    def write_kubeconfig_entry(self, path, context_name=None, style="token-ca-data"):
+        write_kubeconfig(path, [(context_name or self.name, self, style)])
+        return path
+
+
+def _yaml_scalar(v):
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    s = str(v)
+    safe = all(c.isalnum() or c in "-_./:+=" for c in s) and s and not s[0] in "-:" \
+        and s.lower() not in ("true", "false", "yes", "no", "on", "off", "null", "y", "n", "~")
+    return s if safe else json.dumps(s)
+
+
+def write_kubeconfig(path, members, current_context=None):
+    """members: [(context_name, FakeKube, style)]; see the module docstring."""
+    clusters, users, contexts = [], [], []
+    kdir = os.path.dirname(os.path.abspath(path))
+    for ctx, fk, style in members:
+        e = fk.kubeconfig_entry(ctx, style)
+        if style == "token-file":
+            with open(os.path.join(kdir, e["user"]["user"]["tokenFile"]), "w") as f:
+                f.write(fk.token + "\n")
+        clusters.append(e["cluster"])
+        users.append(e["user"])
+        contexts.append(e["context"])
+    cur = current_context if current_context is not None else (
+        members[0][0] if members else "")
+    out = ["apiVersion: v1", "clusters:"]
+    for c in clusters:
+        out.append("- cluster:")
+        for k in sorted(c["cluster"]):
+            out.append("    %s: %s" % (k, _yaml_scalar(c["cluster"][k])))
+        out.append("  name: %s" % _yaml_scalar(c["name"]))
+    out.append("contexts:")
+    for c in contexts:
+        out.append("- context:")
+        for k in sorted(c["context"]):
+            out.append("    %s: %s" % (k, _yaml_scalar(c["context"][k])))
+        out.append("  name: %s" % _yaml_scalar(c["name"]))
+    out.append("current-context: %s" % (_yaml_scalar(cur) if cur else '""'))
+    out.append("kind: Config")
+    out.append("preferences: {}")
+    out.append("users:")
+    for u in users:
+        out.append("- name: %s" % _yaml_scalar(u["name"]))
+        out.append("  user:")
+        for k in sorted(u["user"]):
+            out.append("    %s: %s" % (k, _yaml_scalar(u["user"][k])))
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+    return path
