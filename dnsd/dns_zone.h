@@ -66,6 +66,13 @@ uint32_t dns_zone_negative_ttl(const struct dns_zone *zone);
 enum dns_zone_match dns_zone_find(const struct dns_zone *zone, const uint8_t *qname,
                                   size_t qname_len, const struct dns_node **node);
 
+/**
+ * The node named exactly @name (lowercased wire format), ignoring zone cuts
+ * and wildcards: for glue and additional-section data. NULL if none.
+ */
+const struct dns_node *dns_zone_lookup_exact(const struct dns_zone *zone, const uint8_t *name,
+                                             size_t len);
+
 /** The RRset of @type at @node, or NULL. */
 const struct dns_rrset *dns_node_rrset(const struct dns_node *node, uint16_t type);
 

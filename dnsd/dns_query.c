@@ -1,0 +1,518 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dns_query.c -- one query in, one response out (see dns_query.h).
+ *
+ * Flow: parse (dns_wire) -> fixed refusals and errors -> locate the client
+ * -> resolve: federated table first, then the static zone, following CNAMEs
+ * within the zone -> additional data -> OPT. The answer and authority
+ * sections are written under a cap that keeps room for the OPT RR; if they
+ * do not fit, they are rolled back and TC is set. Additional data is best
+ * effort, except in-domain glue in a referral (RFC 9471).
+ *
+ * Everything lives on the stack: no allocation, no locks, no system calls.
+ */
+#include "dnsd/dns_query.h"
+
+#include <netinet/in.h>
+#include <string.h>
+
+#include "common/cm_conf.h"
+#include "common/cm_err.h"
+#include "common/cm_lpm.h"
+#include "dnsd/dns_fed.h"
+#include "dnsd/dns_view.h"
+#include "dnsd/dns_wire.h"
+#include "dnsd/dns_zone.h"
+
+#define MAX_CNAME_HOPS  8
+#define HASH_BITS_V4    24
+#define HASH_BITS_V6    56
+#define DEFAULT_MAX_UDP 1232
+#define TCP_MAX         65535
+#define TYPE_TKEY       249
+#define TYPE_TSIG       250
+#define MAX_ADDITIONAL  16
+#define REQ_FLAGS_KEPT  (0x7800u | DNS_FLAG_RD | DNS_FLAG_CD) /* opcode, RD, CD */
+
+enum step_result {
+    STEP_DONE = 0,  /* the answer is complete */
+    STEP_CHASE = 1, /* a CNAME was written: continue with its target */
+    STEP_FULL = 2,  /* answer or authority did not fit: truncate */
+};
+
+struct qctx {
+    const struct dns_view *view;
+    const struct dns_request *req;
+    uint16_t qtype; /* the question's type; A once ANY meets a federated name */
+    struct dns_query_info *info;
+    struct dns_writer w;
+    struct dns_client_loc loc;
+    uint16_t flags;        /* flags to set in the header at the end */
+    uint8_t rcode;         /* extended rcode */
+    bool client_dependent; /* some part of the answer depends on the client */
+    const uint8_t *next;   /* CNAME target after STEP_CHASE, borrowed */
+    size_t next_len;
+    const struct dns_node *added[MAX_ADDITIONAL]; /* nodes already in additional */
+    unsigned added_count;
+};
+
+static uint16_t max_udp(const struct dns_view *view)
+{
+    uint32_t m = view->conf != NULL ? view->conf->dnsd.max_udp_size : 0;
+
+    if (m == 0)
+        m = DEFAULT_MAX_UDP;
+    if (m < DNS_UDP_MIN)
+        m = DNS_UDP_MIN;
+    return m > TCP_MAX ? TCP_MAX : (uint16_t)m;
+}
+
+static bool ecs_enabled(const struct dns_view *view)
+{
+    return view->conf == NULL || view->conf->dnsd.ecs;
+}
+
+static size_t response_limit(const struct dns_view *view, const struct dns_request *req,
+                             size_t resp_cap, bool tcp)
+{
+    size_t limit;
+
+    if (tcp) {
+        limit = TCP_MAX;
+    } else if (req->edns.present) {
+        limit = req->edns.udp_size < max_udp(view) ? req->edns.udp_size : max_udp(view);
+        if (limit < DNS_UDP_MIN)
+            limit = DNS_UDP_MIN;
+    } else {
+        limit = DNS_UDP_MIN;
+    }
+    return limit < resp_cap ? limit : resp_cap;
+}
+
+/* ---- client location ---- */
+
+static uint32_t subnet_hash(int family, const uint8_t *addr, unsigned bits)
+{
+    uint32_t h = 2166136261u; /* FNV-1a over family, bit count and the masked prefix */
+    unsigned bytes = (bits + 7) / 8;
+
+    h = (h ^ (uint32_t)family) * 16777619u;
+    h = (h ^ bits) * 16777619u;
+    for (unsigned i = 0; i < bytes; i++) {
+        uint8_t b = addr[i];
+        if (i == bytes - 1 && bits % 8 != 0)
+            b &= (uint8_t)(0xFFu << (8 - bits % 8));
+        h = (h ^ b) * 16777619u;
+    }
+    /* murmur3 finalizer: spread the bits before the caller's "% 64" */
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h;
+}
+
+void dns_query_locate(const struct dns_view *view, int family, const uint8_t *addr,
+                      unsigned addr_bits, bool from_ecs, struct dns_client_loc *loc)
+{
+    struct cm_lpm_result res;
+    unsigned max_bits = family == AF_INET ? 32 : 128;
+    unsigned hash_bits = family == AF_INET ? HASH_BITS_V4 : HASH_BITS_V6;
+    uint8_t scope = 0;
+
+    memset(&res, 0, sizeof(res));
+    if (addr_bits > max_bits)
+        addr_bits = max_bits;
+    loc->region = view->default_region;
+    loc->how = "dnsd.region default";
+    if (view->lpm != NULL) {
+        if (cm_lpm_lookup(view->lpm, family, addr, addr_bits, &res) &&
+            (view->conf == NULL || res.value < view->conf->region_count)) {
+            loc->region = res.value;
+            loc->how = from_ecs ? "ecs client_networks" : "source address client_networks";
+        }
+        scope = res.scope_len;
+    }
+    if (hash_bits > addr_bits)
+        hash_bits = addr_bits;
+    loc->client_hash = subnet_hash(family, addr, hash_bits);
+    /* The answer may depend on the region (lpm scope) and on the subnet hash. */
+    loc->scope_len = scope > hash_bits ? scope : (uint8_t)hash_bits;
+}
+
+static void locate_client(struct qctx *q, const struct sockaddr *client)
+{
+    const struct dns_ecs *ecs = &q->req->edns.ecs;
+
+    if (ecs->present && ecs_enabled(q->view) && ecs->source_len > 0) {
+        dns_query_locate(q->view, ecs->family == 1 ? AF_INET : AF_INET6, ecs->addr, ecs->source_len,
+                         true, &q->loc);
+        q->info->ecs = true;
+        return;
+    }
+    if (client != NULL && client->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)client;
+        dns_query_locate(q->view, AF_INET, (const uint8_t *)&sin->sin_addr, 32, false, &q->loc);
+        return;
+    }
+    if (client != NULL && client->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)client;
+        const uint8_t *a = sin6->sin6_addr.s6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+            dns_query_locate(q->view, AF_INET, a + 12, 32, false, &q->loc);
+        else
+            dns_query_locate(q->view, AF_INET6, a, 128, false, &q->loc);
+        return;
+    }
+    q->loc.region = q->view->default_region;
+    q->loc.client_hash = 0;
+    q->loc.scope_len = 0;
+    q->loc.how = "dnsd.region default";
+}
+
+/* ---- answer pieces ---- */
+
+static int put(struct qctx *q, enum dns_section sec, const uint8_t *owner, size_t owner_len,
+               const struct dns_rrset *rs, uint32_t ttl)
+{
+    return dns_writer_rrset(&q->w, sec, owner, owner_len, rs, ttl);
+}
+
+/* NODATA or NXDOMAIN: the apex SOA in authority with the negative TTL (RFC 2308 §3). */
+static enum step_result negative(struct qctx *q, uint8_t rcode, uint32_t ttl)
+{
+    const struct dns_node *apex = dns_zone_apex(q->view->zone);
+
+    q->rcode = rcode;
+    q->flags |= DNS_FLAG_AA;
+    if (put(q, DNS_SEC_AUTHORITY, apex->name, apex->name_len, dns_zone_soa(q->view->zone), ttl) !=
+        CM_OK)
+        return STEP_FULL;
+    return STEP_DONE;
+}
+
+/* Adds the A and AAAA RRsets of @node to the additional section; false if one
+ * did not fit (it is then left out). */
+static bool add_addresses(struct qctx *q, const struct dns_node *node, const uint8_t *name,
+                          size_t len)
+{
+    static const uint16_t types[] = {DNS_TYPE_A, DNS_TYPE_AAAA};
+    bool all = true;
+
+    for (unsigned i = 0; i < q->added_count; i++) {
+        if (q->added[i] == node)
+            return true; /* two NS/MX names for one host: its addresses once */
+    }
+    if (q->added_count < MAX_ADDITIONAL)
+        q->added[q->added_count++] = node;
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        const struct dns_rrset *rs = dns_node_rrset(node, types[i]);
+        if (rs != NULL && put(q, DNS_SEC_ADDITIONAL, name, len, rs, rs->ttl) != CM_OK)
+            all = false;
+    }
+    return all;
+}
+
+/* Additional-section processing for NS and MX targets in the zone. */
+static void additional_cb(const uint8_t *name, size_t len, void *arg)
+{
+    struct qctx *q = arg;
+    uint8_t lc[DNS_WIRE_NAMEMAX];
+    const struct dns_node *node;
+
+    dns_name_lower(lc, name, len);
+    if (dns_zone_find(q->view->zone, lc, len, &node) == DNS_ZONE_FOUND)
+        (void)add_addresses(q, node, name, len);
+}
+
+struct glue_ctx {
+    struct qctx *q;
+    const struct dns_node *cut;
+    bool missing; /* in-domain glue that did not fit */
+};
+
+static bool is_under(const uint8_t *name, size_t len, const uint8_t *parent, size_t plen)
+{
+    size_t o = 0;
+
+    while (len - o > plen && name[o] != 0)
+        o += 1u + name[o];
+    return len - o == plen && memcmp(name + o, parent, plen) == 0;
+}
+
+static void glue_cb(const uint8_t *name, size_t len, void *arg)
+{
+    struct glue_ctx *g = arg;
+    uint8_t lc[DNS_WIRE_NAMEMAX];
+    const struct dns_node *node;
+
+    dns_name_lower(lc, name, len);
+    node = dns_zone_lookup_exact(g->q->view->zone, lc, len);
+    if (node == NULL)
+        return;
+    if (!add_addresses(g->q, node, name, len) && is_under(lc, len, g->cut->name, g->cut->name_len))
+        g->missing = true;
+}
+
+/* A referral to the zone cut @cut: NS in authority, glue in additional. */
+static enum step_result referral(struct qctx *q, const struct dns_node *cut)
+{
+    const struct dns_rrset *ns = dns_node_rrset(cut, DNS_TYPE_NS);
+    struct glue_ctx g = {.q = q, .cut = cut, .missing = false};
+
+    if (ns == NULL)
+        return STEP_DONE;
+    if (put(q, DNS_SEC_AUTHORITY, cut->name, cut->name_len, ns, ns->ttl) != CM_OK)
+        return STEP_FULL;
+    dns_rrset_targets(ns, glue_cb, &g);
+    /* RFC 9471 §3: all in-domain glue, or TC */
+    return g.missing ? STEP_FULL : STEP_DONE;
+}
+
+static enum step_result write_cname(struct qctx *q, const uint8_t *owner, size_t owner_len,
+                                    const struct dns_rrset *cname)
+{
+    if (put(q, DNS_SEC_ANSWER, owner, owner_len, cname, cname->ttl) != CM_OK)
+        return STEP_FULL;
+    /* RFC 1034 §4.3.2: a CNAME matches qtype CNAME, and ANY, without a chase */
+    if (q->qtype == DNS_TYPE_CNAME || q->qtype == DNS_TYPE_ANY)
+        return STEP_DONE;
+    q->next_len = dns_rrset_cname_target(cname, &q->next);
+    return q->next_len > 0 ? STEP_CHASE : STEP_DONE;
+}
+
+static enum step_result fed_answer(struct qctx *q, const struct dns_fed_answer *fa,
+                                   const uint8_t *owner, size_t owner_len)
+{
+    q->info->federated = true;
+    q->info->service = fa->service;
+    q->info->fail_open = q->info->fail_open || fa->fail_open;
+    if (fa->client_dependent)
+        q->client_dependent = true;
+    if (q->qtype == DNS_TYPE_ANY)
+        q->qtype = DNS_TYPE_A; /* a federated name answers ANY as A, chase included */
+    q->flags |= DNS_FLAG_AA;
+    if (fa->cname != NULL)
+        return write_cname(q, owner, owner_len, fa->cname);
+    if (fa->rrset != NULL) {
+        if (put(q, DNS_SEC_ANSWER, owner, owner_len, fa->rrset, fa->rrset->ttl) != CM_OK)
+            return STEP_FULL;
+        return STEP_DONE;
+    }
+    return negative(q, DNS_RCODE_NOERROR, fa->negative_ttl);
+}
+
+static enum step_result static_answer(struct qctx *q, const struct dns_node *node,
+                                      const uint8_t *owner, size_t owner_len)
+{
+    uint16_t qtype = q->qtype;
+    const struct dns_rrset *rs;
+
+    q->flags |= DNS_FLAG_AA;
+    if (qtype == DNS_TYPE_ANY) /* RFC 8482 §4.2: one RRset, the lowest type */
+        rs = node->rrset_count > 0 ? &node->rrsets[0] : NULL;
+    else
+        rs = dns_node_rrset(node, qtype);
+    if (rs != NULL) {
+        if (put(q, DNS_SEC_ANSWER, owner, owner_len, rs, rs->ttl) != CM_OK)
+            return STEP_FULL;
+        dns_rrset_targets(rs, additional_cb, q);
+        return STEP_DONE;
+    }
+    rs = dns_node_rrset(node, DNS_TYPE_CNAME);
+    if (rs != NULL)
+        return write_cname(q, owner, owner_len, rs);
+    return negative(q, DNS_RCODE_NOERROR, dns_zone_negative_ttl(q->view->zone));
+}
+
+/* One name of the chain: @owner as written, @lc its lowercased copy. */
+static enum step_result step(struct qctx *q, const uint8_t *owner, const uint8_t *lc, size_t len,
+                             unsigned hop)
+{
+    const struct dns_view *v = q->view;
+    const struct dns_node *node = NULL;
+    uint16_t qtype = q->qtype;
+
+    if (v->fed != NULL) {
+        struct dns_fed_answer fa;
+        memset(&fa, 0, sizeof(fa));
+        uint16_t ftype = qtype == DNS_TYPE_ANY ? DNS_TYPE_A : qtype;
+        enum dns_fed_match m =
+            dns_fed_lookup(v->fed, lc, len, ftype, q->loc.region, q->loc.client_hash, &fa);
+        if (m == DNS_FED_NAME)
+            return fed_answer(q, &fa, owner, len);
+        if (m == DNS_FED_ENT)
+            return negative(q, DNS_RCODE_NOERROR, dns_zone_negative_ttl(v->zone));
+    }
+    switch (dns_zone_find(v->zone, lc, len, &node)) {
+    case DNS_ZONE_OUTSIDE:
+        if (hop == 0)
+            q->rcode = DNS_RCODE_REFUSED;
+        return STEP_DONE; /* a CNAME target elsewhere: the resolver goes on */
+    case DNS_ZONE_NXDOMAIN:
+        return negative(q, DNS_RCODE_NXDOMAIN, dns_zone_negative_ttl(v->zone));
+    case DNS_ZONE_DELEGATED:
+        /* DS at the cut belongs to the parent side (RFC 4035 §3.1.4.1) */
+        if (qtype == DNS_TYPE_DS && node->name_len == len)
+            return static_answer(q, node, owner, len);
+        return referral(q, node);
+    case DNS_ZONE_FOUND:
+        return static_answer(q, node, owner, len);
+    }
+    return STEP_DONE;
+}
+
+static bool name_eq_nocase(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    if (alen != blen)
+        return false;
+    for (size_t i = 0; i < alen; i++) {
+        uint8_t x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (uint8_t)(x + 32);
+        if (y >= 'A' && y <= 'Z')
+            y = (uint8_t)(y + 32);
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
+/* Answers the question, following at most MAX_CNAME_HOPS CNAMEs, never the same name twice. */
+static enum step_result resolve(struct qctx *q)
+{
+    const uint8_t *seen[MAX_CNAME_HOPS + 1];
+    size_t seen_len[MAX_CNAME_HOPS + 1];
+    uint8_t lc[DNS_WIRE_NAMEMAX];
+    const uint8_t *owner = q->req->qname;
+    size_t len = q->req->qname_len;
+
+    memcpy(lc, q->req->qname_lc, len);
+    for (unsigned hop = 0; hop <= MAX_CNAME_HOPS; hop++) {
+        seen[hop] = owner;
+        seen_len[hop] = len;
+        enum step_result r = step(q, owner, lc, len, hop);
+        if (r != STEP_CHASE)
+            return r;
+        for (unsigned i = 0; i <= hop; i++) {
+            if (name_eq_nocase(seen[i], seen_len[i], q->next, q->next_len))
+                return STEP_DONE; /* CNAME loop: stop with what we have */
+        }
+        owner = q->next;
+        len = q->next_len;
+        dns_name_lower(lc, owner, len);
+    }
+    return STEP_DONE;
+}
+
+/* ---- responses ---- */
+
+static uint16_t base_flags(const struct dns_request *req)
+{
+    return (uint16_t)(DNS_FLAG_QR | (req->flags & REQ_FLAGS_KEPT));
+}
+
+/* Bytes kept free for the OPT RR while the sections are written. */
+static size_t opt_reserve(const struct dns_request *req)
+{
+    return req->edns.present ? dns_writer_opt_len(&req->edns.ecs) : 0;
+}
+
+/* Writes OPT when the query had one; the ECS option is echoed with @scope. */
+static void finish_opt(struct qctx *q, uint8_t scope)
+{
+    const struct dns_edns *e = &q->req->edns;
+
+    if (!e->present)
+        return;
+    dns_writer_set_cap(&q->w, q->w.cap + opt_reserve(q->req));
+    (void)dns_writer_opt(&q->w, max_udp(q->view), q->rcode, e->do_bit, &e->ecs, scope);
+}
+
+/* An error response: header, the question if it parsed, OPT if it parsed. */
+static size_t error_response(struct qctx *q, uint8_t *resp, size_t limit, uint8_t rcode)
+{
+    const struct dns_request *req = q->req;
+
+    q->rcode = rcode;
+    dns_writer_init(&q->w, resp, limit - opt_reserve(req));
+    if (dns_writer_header(&q->w, req->id, base_flags(req), req->has_question) != CM_OK)
+        return 0;
+    if (req->has_question &&
+        dns_writer_question(&q->w, req->qname, req->qname_len, req->qtype, req->qclass) != CM_OK)
+        return 0;
+    dns_writer_set_rcode(&q->w, (uint8_t)(rcode & 0x0F));
+    finish_opt(q, 0);
+    q->info->rcode = rcode;
+    return dns_writer_finish(&q->w);
+}
+
+static size_t answer_response(struct qctx *q, uint8_t *resp, size_t limit,
+                              const struct sockaddr *client)
+{
+    const struct dns_request *req = q->req;
+
+    locate_client(q, client);
+    q->info->region = q->loc.region;
+    dns_writer_init(&q->w, resp, limit - opt_reserve(req));
+    if (dns_writer_header(&q->w, req->id, base_flags(req), true) != CM_OK ||
+        dns_writer_question(&q->w, req->qname, req->qname_len, req->qtype, req->qclass) != CM_OK)
+        return 0;
+    struct dns_wmark after_question = dns_writer_mark(&q->w);
+    if (resolve(q) == STEP_FULL) {
+        /* RFC 2181 §9: the answer does not fit; say so and let the client retry over TCP. */
+        dns_writer_rollback(&q->w, after_question);
+        q->flags |= DNS_FLAG_TC;
+        q->info->tc = true;
+    }
+    dns_writer_set_flags(&q->w, q->flags, 0);
+    dns_writer_set_rcode(&q->w, (uint8_t)(q->rcode & 0x0F));
+    uint8_t scope = 0;
+    if (q->info->ecs && q->client_dependent)
+        scope = q->loc.scope_len;
+    finish_opt(q, scope);
+    q->info->rcode = q->rcode;
+    return dns_writer_finish(&q->w);
+}
+
+size_t dns_query_process(const struct dns_view *view, const uint8_t *req, size_t req_len,
+                         uint8_t *resp, size_t resp_cap, const struct sockaddr *client, bool tcp,
+                         struct dns_query_info *info)
+{
+    struct dns_query_info scratch;
+    struct dns_request r;
+    struct qctx q;
+
+    if (info == NULL)
+        info = &scratch;
+    memset(info, 0, sizeof(*info));
+    info->service = -1;
+    info->region = view->default_region;
+    if (req_len < DNS_HEADER_LEN || resp_cap < DNS_UDP_MIN || (req[2] & 0x80) != 0)
+        return 0;
+    enum dns_parse_status st = dns_wire_parse(req, req_len, &r);
+    if (st == DNS_PARSE_SHORT)
+        return 0;
+    memset(&q, 0, sizeof(q));
+    q.view = view;
+    q.req = &r;
+    q.qtype = r.qtype;
+    q.info = info;
+    if (r.has_question)
+        info->qtype = r.qtype;
+    size_t limit = response_limit(view, &r, resp_cap, tcp);
+
+    if (r.opcode != DNS_OPCODE_QUERY)
+        return error_response(&q, resp, limit, DNS_RCODE_NOTIMP);
+    if (st != DNS_PARSE_OK)
+        return error_response(&q, resp, limit, DNS_RCODE_FORMERR);
+    if (r.edns.present && r.edns.version > 0)
+        return error_response(&q, resp, limit, DNS_RCODE_BADVERS);
+    if (r.qtype == DNS_TYPE_OPT || r.qtype == TYPE_TKEY || r.qtype == TYPE_TSIG)
+        return error_response(&q, resp, limit, DNS_RCODE_FORMERR);
+    if (r.qclass != DNS_CLASS_IN || r.qtype == DNS_TYPE_AXFR || r.qtype == DNS_TYPE_IXFR ||
+        view->zone == NULL)
+        return error_response(&q, resp, limit, DNS_RCODE_REFUSED);
+    return answer_response(&q, resp, limit, client);
+}

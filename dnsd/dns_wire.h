@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dns_wire.h -- the query path's own DNS wire reader and response writer.
+ *
+ * Pure code: bytes in, bytes out, no allocation, no I/O (ldns allocates per
+ * packet, so it is used only at load time and in tests).
+ *
+ * Reader: dns_wire_parse() checks a query completely before anything is
+ * looked up: the header, exactly one question whose name is read without
+ * compression (label <= 63, name <= 255), the answer and authority sections
+ * skipped with bounds checks, and the additional section scanned for one OPT
+ * RR (RFC 6891) with its EDNS Client Subnet option (RFC 7871 §6).
+ *
+ * Writer: struct dns_writer writes a response into a caller's buffer with a
+ * hard cap. Names are compressed against the names already written (a small
+ * fixed table of offsets): owner names usually become a pointer to the
+ * question at offset 12. Inside RDATA only NS, CNAME, PTR, MX and SOA names
+ * are compressed (RFC 3597 §4). Every write either completes or leaves the
+ * buffer as it was; a mark/rollback pair undoes several writes at once, which
+ * is how an answer that does not fit becomes TC=1.
+ *
+ *   buf: | header 12 | question | answer RRs | authority RRs | additional | OPT |
+ *          ^counts patched by dns_writer_finish()
+ */
+#ifndef DNSD_DNS_WIRE_H
+#define DNSD_DNS_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dnsd/dns_rrset.h"
+
+#define DNS_HEADER_LEN   12
+#define DNS_LABEL_MAX    63
+#define DNS_WIRE_NAMEMAX 255 /* same as DNS_NAME_MAX in dns_zone.h */
+#define DNS_UDP_MIN      512 /* RFC 1035 §4.2.1 */
+#define DNS_EDNS_OPT_ECS 8   /* RFC 7871 */
+#define DNS_TYPE_DS      43
+
+/* Header flag bits (second and third header bytes as one 16-bit word). */
+#define DNS_FLAG_QR 0x8000u
+#define DNS_FLAG_AA 0x0400u
+#define DNS_FLAG_TC 0x0200u
+#define DNS_FLAG_RD 0x0100u
+#define DNS_FLAG_RA 0x0080u
+#define DNS_FLAG_AD 0x0020u
+#define DNS_FLAG_CD 0x0010u
+
+enum dns_rcode {
+    DNS_RCODE_NOERROR = 0,
+    DNS_RCODE_FORMERR = 1,
+    DNS_RCODE_SERVFAIL = 2,
+    DNS_RCODE_NXDOMAIN = 3,
+    DNS_RCODE_NOTIMP = 4,
+    DNS_RCODE_REFUSED = 5,
+    DNS_RCODE_BADVERS = 16, /* extended: needs an OPT RR */
+};
+
+enum dns_opcode {
+    DNS_OPCODE_QUERY = 0,
+};
+
+enum dns_section {
+    DNS_SEC_ANSWER = 0,
+    DNS_SEC_AUTHORITY = 1,
+    DNS_SEC_ADDITIONAL = 2,
+};
+
+enum dns_parse_status {
+    DNS_PARSE_OK = 0,      /* everything checked */
+    DNS_PARSE_SHORT = 1,   /* shorter than a header: drop */
+    DNS_PARSE_FORMERR = 2, /* malformed: answer FORMERR; see has_question / edns.present */
+};
+
+/* EDNS Client Subnet as received (RFC 7871 §6); valid when present. */
+struct dns_ecs {
+    bool present;
+    uint16_t family;    /* 1 = IPv4, 2 = IPv6 */
+    uint8_t source_len; /* SOURCE PREFIX-LENGTH, <= 32 / 128 */
+    uint8_t scope_len;  /* always 0 in a valid query */
+    uint8_t addr[16];   /* the address, zero-padded beyond source_len */
+};
+
+struct dns_edns {
+    bool present;      /* one valid OPT RR at root was read */
+    uint16_t udp_size; /* requestor's payload size (as sent, may be < 512) */
+    uint8_t ext_rcode; /* upper 8 bits of the extended rcode */
+    uint8_t version;
+    bool do_bit;
+    struct dns_ecs ecs;
+};
+
+/* A parsed query. Pointers borrow from the packet given to dns_wire_parse(). */
+struct dns_request {
+    uint16_t id;
+    uint16_t flags; /* header bytes 2-3 */
+    uint8_t opcode;
+    uint16_t qdcount, ancount, nscount, arcount;
+    bool has_question;                  /* the question was read and is valid */
+    const uint8_t *qname;               /* original case, uncompressed, in the packet */
+    uint8_t qname_len;                  /* bytes, root label included */
+    uint8_t qname_lc[DNS_WIRE_NAMEMAX]; /* lowercased copy, for lookups */
+    uint16_t qtype;
+    uint16_t qclass;
+    struct dns_edns edns;
+};
+
+/**
+ * Parses @pkt (@len bytes). Fills @req as far as it got: has_question and
+ * edns.present say which parts are valid even when FORMERR is returned.
+ * Never reads outside @pkt.
+ */
+enum dns_parse_status dns_wire_parse(const uint8_t *pkt, size_t len, struct dns_request *req);
+
+/**
+ * Checks an uncompressed wire name at @p (at most @avail bytes): labels <= 63,
+ * total <= 255, ends with the root label. Returns its length, or 0 if invalid.
+ */
+size_t dns_name_check(const uint8_t *p, size_t avail);
+
+/** Copies @len bytes of wire name from @src to @dst, lowercasing ASCII letters. */
+void dns_name_lower(uint8_t *dst, const uint8_t *src, size_t len);
+
+/* Response writer. Fields are private to dns_wire.c: use the functions. */
+#define DNS_COMP_MAX 64
+
+struct dns_writer {
+    uint8_t *buf;                /* borrowed response buffer */
+    size_t cap;                  /* writes never go past buf + cap */
+    size_t len;                  /* bytes written */
+    uint16_t counts[3];          /* RRs per section (answer, authority, additional) */
+    uint8_t comp_count;          /* entries used in comp[] */
+    uint16_t comp[DNS_COMP_MAX]; /* offsets of labels written, for compression */
+};
+
+struct dns_wmark {
+    size_t len;
+    uint16_t counts[3];
+    uint8_t comp_count;
+};
+
+/** Starts a response in @buf (@cap bytes). */
+void dns_writer_init(struct dns_writer *w, uint8_t *buf, size_t cap);
+
+/** Changes the cap, e.g. to keep room for the OPT RR; never above the real buffer size. */
+void dns_writer_set_cap(struct dns_writer *w, size_t cap);
+
+/**
+ * Writes the 12-byte header with zero counts (QDCOUNT from @has_question).
+ * CM_ENOSPC if it does not fit.
+ */
+int dns_writer_header(struct dns_writer *w, uint16_t id, uint16_t flags, bool has_question);
+
+/** Sets or clears header flag bits (already written header). */
+void dns_writer_set_flags(struct dns_writer *w, uint16_t set, uint16_t clear);
+/** Sets the 4-bit RCODE in the header. */
+void dns_writer_set_rcode(struct dns_writer *w, uint8_t rcode);
+
+/** Writes the question (name as given, uncompressed) right after the header. */
+int dns_writer_question(struct dns_writer *w, const uint8_t *qname, size_t qname_len,
+                        uint16_t qtype, uint16_t qclass);
+
+/**
+ * Writes every record of @rs into @sec with owner @owner (wire name, any case,
+ * compressed when possible) and TTL @ttl. All or nothing: CM_ENOSPC leaves
+ * the writer unchanged.
+ */
+int dns_writer_rrset(struct dns_writer *w, enum dns_section sec, const uint8_t *owner,
+                     size_t owner_len, const struct dns_rrset *rs, uint32_t ttl);
+
+/**
+ * Writes an OPT RR into the additional section: our @udp_size, the upper bits
+ * of @ext_rcode, version 0, @do_bit, and, when @ecs is non-NULL and present,
+ * an ECS option echoing family, source prefix and address with @scope_len.
+ */
+int dns_writer_opt(struct dns_writer *w, uint16_t udp_size, uint16_t ext_rcode, bool do_bit,
+                   const struct dns_ecs *ecs, uint8_t scope_len);
+
+/** Bytes dns_writer_opt() needs for these arguments. */
+size_t dns_writer_opt_len(const struct dns_ecs *ecs);
+
+struct dns_wmark dns_writer_mark(const struct dns_writer *w);
+void dns_writer_rollback(struct dns_writer *w, struct dns_wmark m);
+
+/** Patches the section counts into the header; returns the message length. */
+size_t dns_writer_finish(struct dns_writer *w);
+
+/**
+ * Calls @fn for each domain name inside the RDATA of the records of @rs that
+ * is a target for additional-section processing (NS: the host, MX: the
+ * exchange). Names are uncompressed wire form, borrowed from @rs.
+ */
+typedef void dns_rdata_name_fn(const uint8_t *name, size_t len, void *arg);
+void dns_rrset_targets(const struct dns_rrset *rs, dns_rdata_name_fn *fn, void *arg);
+
+/** The first domain name in a CNAME rrset's RDATA; its length or 0. */
+size_t dns_rrset_cname_target(const struct dns_rrset *rs, const uint8_t **name);
+
+#endif /* DNSD_DNS_WIRE_H */

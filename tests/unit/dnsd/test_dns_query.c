@@ -1,0 +1,887 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_dns_query.c -- query processing, end to end on byte arrays: hand-built
+ * queries in, responses decoded with ldns.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <ldns/ldns.h>
+
+#include "common/cm_conf.h"
+#include "common/cm_err.h"
+#include "common/cm_lpm.h"
+#include "common/cm_state.h"
+#include "dnsd/dns_fed.h"
+#include "dnsd/dns_query.h"
+#include "dnsd/dns_view.h"
+#include "dnsd/dns_wire.h"
+#include "dnsd/dns_zone.h"
+
+#define ORIGIN "fed.example.test"
+
+static const char ZONE[] = "$TTL 300\n"
+                           "@ IN SOA ns1 hostmaster 1 7200 900 1209600 60\n"
+                           "@ IN NS ns1\n"
+                           "@ IN NS ns2\n"
+                           "@ IN MX 10 mail\n"
+                           "@ IN A 192.0.2.10\n"
+                           "ns1 IN A 192.0.2.1\n"
+                           "ns2 IN A 192.0.2.2\n"
+                           "ns2 IN AAAA 2001:db8::2\n"
+                           "mail IN A 192.0.2.25\n"
+                           "www IN A 192.0.2.80\n"
+                           "alias IN CNAME www\n"
+                           "alias2 IN CNAME Alias\n"
+                           "out IN CNAME www.example.org.\n"
+                           "nxalias IN CNAME missing\n"
+                           "loop1 IN CNAME loop2\n"
+                           "loop2 IN CNAME LOOP1\n"
+                           "a.b.c IN TXT \"deep\"\n"
+                           "sub IN NS ns.sub\n"
+                           "sub IN NS ns.other.test.\n"
+                           "ns.sub IN A 192.0.2.53\n"
+                           "*.wild IN A 192.0.2.99\n"
+                           "multi IN A 192.0.2.5\n"
+                           "multi IN AAAA 2001:db8::5\n"
+                           "multi IN TXT \"t\"\n";
+
+struct fixture {
+    struct cm_conf conf;
+    struct dns_view view;
+    uint8_t resp[65535];
+    struct dns_query_info info;
+    struct sockaddr_in client4;
+};
+
+/* ---- packet builder ---- */
+
+struct pkt {
+    uint8_t b[2048];
+    size_t len;
+};
+
+static void p_u8(struct pkt *p, unsigned v)
+{
+    p->b[p->len++] = (uint8_t)v;
+}
+
+static void p_u16(struct pkt *p, unsigned v)
+{
+    p_u8(p, v >> 8);
+    p_u8(p, v & 0xFF);
+}
+
+static void p_name(struct pkt *p, const char *dotted)
+{
+    const char *s = dotted;
+
+    while (*s != '\0') {
+        const char *dot = strchr(s, '.');
+        size_t l = dot != NULL ? (size_t)(dot - s) : strlen(s);
+        p_u8(p, (unsigned)l);
+        memcpy(p->b + p->len, s, l);
+        p->len += l;
+        s += l;
+        if (*s == '.')
+            s++;
+    }
+    p_u8(p, 0);
+}
+
+static void p_query_full(struct pkt *p, unsigned id, unsigned flags, const char *name,
+                         unsigned qtype, unsigned qclass, unsigned arcount)
+{
+    p->len = 0;
+    p_u16(p, id);
+    p_u16(p, flags);
+    p_u16(p, 1);
+    p_u16(p, 0);
+    p_u16(p, 0);
+    p_u16(p, arcount);
+    p_name(p, name);
+    p_u16(p, qtype);
+    p_u16(p, qclass);
+}
+
+static void p_query(struct pkt *p, const char *name, unsigned qtype)
+{
+    p_query_full(p, 0x4242, 0x0100, name, qtype, DNS_CLASS_IN, 0);
+}
+
+/* An OPT with an optional ECS option (family 0 = none). */
+static void p_opt(struct pkt *p, unsigned udp, unsigned version, unsigned family, unsigned source,
+                  const uint8_t *addr)
+{
+    size_t addr_len = (source + 7) / 8;
+
+    p_u8(p, 0);
+    p_u16(p, DNS_TYPE_OPT);
+    p_u16(p, udp);
+    p_u8(p, 0);
+    p_u8(p, version);
+    p_u16(p, 0x8000);
+    if (family == 0) {
+        p_u16(p, 0);
+        return;
+    }
+    p_u16(p, (unsigned)(8 + addr_len));
+    p_u16(p, 8);
+    p_u16(p, (unsigned)(4 + addr_len));
+    p_u16(p, family);
+    p_u8(p, source);
+    p_u8(p, 0);
+    if (addr_len > 0)
+        memcpy(p->b + p->len, addr, addr_len);
+    p->len += addr_len;
+}
+
+/* ---- fixture ---- */
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    char dir[] = "/tmp/test_dns_query.XXXXXX";
+    char path[64], err[512];
+    static const uint8_t net1[4] = {10, 1, 0, 0};
+    static const uint8_t net2[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 1};
+
+    assert_non_null(f);
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/zone", dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(ZONE, fp);
+    fclose(fp);
+    int rc = dns_zone_load(path, ORIGIN, &f->view.zone, err, sizeof(err));
+    if (rc != CM_OK)
+        fail_msg("%s", err);
+    unlink(path);
+    rmdir(dir);
+
+    f->conf.region_count = 3;
+    f->conf.dnsd.ecs = true;
+    f->conf.dnsd.max_udp_size = 1232;
+    f->conf.dnsd.region = 0;
+    f->view.conf = &f->conf;
+    f->view.default_region = 0;
+    f->view.fed = NULL; /* static behaviour only */
+    f->view.lpm = cm_lpm_new();
+    assert_non_null(f->view.lpm);
+    assert_int_equal(cm_lpm_insert(f->view.lpm, AF_INET, net1, 16, 1), CM_OK);
+    assert_int_equal(cm_lpm_insert(f->view.lpm, AF_INET6, net2, 48, 2), CM_OK);
+    f->client4.sin_family = AF_INET;
+    f->client4.sin_port = htons(5353);
+    inet_pton(AF_INET, "192.0.2.200", &f->client4.sin_addr);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    dns_zone_unref(f->view.zone);
+    cm_lpm_free(f->view.lpm);
+    free(f);
+    return 0;
+}
+
+static size_t run(struct fixture *f, const struct pkt *p, bool tcp)
+{
+    return dns_query_process(&f->view, p->b, p->len, f->resp, tcp ? 65535 : 4096,
+                             (const struct sockaddr *)&f->client4, tcp, &f->info);
+}
+
+static ldns_pkt *ask(struct fixture *f, const struct pkt *p, bool tcp)
+{
+    size_t n = run(f, p, tcp);
+    ldns_pkt *pkt = NULL;
+
+    assert_true(n >= 12);
+    assert_int_equal(ldns_wire2pkt(&pkt, f->resp, n), LDNS_STATUS_OK);
+    return pkt;
+}
+
+static char *rdf_str(const ldns_rdf *rdf)
+{
+    return ldns_rdf2str(rdf);
+}
+
+static void assert_owner(ldns_rr *rr, const char *want)
+{
+    char *s = rdf_str(ldns_rr_owner(rr));
+    assert_string_equal(s, want);
+    free(s);
+}
+
+static void assert_rdata(ldns_rr *rr, size_t i, const char *want)
+{
+    char *s = rdf_str(ldns_rr_rdf(rr, i));
+    assert_string_equal(s, want);
+    free(s);
+}
+
+/* ---- tests ---- */
+
+static void test_drop(void **state)
+{
+    struct fixture *f = *state;
+    struct pkt p;
+
+    p_query(&p, "www." ORIGIN, DNS_TYPE_A);
+    assert_int_equal(dns_query_process(&f->view, p.b, 11, f->resp, 512, NULL, false, &f->info), 0);
+    p.b[2] |= 0x80; /* QR: a response */
+    assert_int_equal(run(f, &p, false), 0);
+}
+
+static void test_formerr(void **state)
+{
+    struct fixture *f = *state;
+    struct pkt p;
+
+    /* a pointer in the question: no question echoed */
+    p_query(&p, "www." ORIGIN, DNS_TYPE_A);
+    p.b[12 + 4] = 0xC0;
+    p.b[12 + 5] = 12;
+    size_t n = run(f, &p, false);
+    assert_int_equal(n, 12);
+    assert_int_equal(f->resp[0], 0x42);
+    assert_int_equal(f->resp[2], 0x81); /* QR, RD */
+    assert_int_equal(f->resp[3] & 0x0F, DNS_RCODE_FORMERR);
+    assert_int_equal(f->resp[5], 0); /* QDCOUNT */
+    assert_int_equal(f->info.rcode, DNS_RCODE_FORMERR);
+
+    /* a bad ECS: question and OPT echoed, without ECS */
+    p_query_full(&p, 7, 0, "www." ORIGIN, DNS_TYPE_A, DNS_CLASS_IN, 1);
+    p_opt(&p, 4096, 0, 1, 24, (const uint8_t *)"\x0a\x01\x02");
+    p.b[p.len - 4] = 25; /* source 25 with 3 address bytes */
+    ldns_pkt *r = ask(f, &p, false);
+    assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_FORMERR);
+    assert_int_equal(ldns_pkt_qdcount(r), 1);
+    assert_true(ldns_pkt_edns(r));
+    assert_int_equal(ldns_pkt_edns_udp_size(r), 1232);
+    assert_int_equal(ldns_pkt_ancount(r), 0);
+    ldns_pkt_free(r);
+
+    /* qtype OPT */
+    p_query(&p, "www." ORIGIN, DNS_TYPE_OPT);
+    r = ask(f, &p, false);
+    assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_FORMERR);
+    ldns_pkt_free(r);
+}
+
+static void test_notimp_badvers(void **state)
+{
+    struct fixture *f = *state;
+    struct pkt p;
+
+    p_query_full(&p, 9, 0x1000, "www." ORIGIN, DNS_TYPE_A, DNS_CLASS_IN, 0); /* opcode 2 */
+    ldns_pkt *r = ask(f, &p, false);
+    assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NOTIMPL);
+    assert_int_equal(ldns_pkt_get_opcode(r), 2);
+    assert_int_equal(ldns_pkt_ancount(r), 0);
+    ldns_pkt_free(r);
+
+    p_query_full(&p, 9, 0, "www." ORIGIN, DNS_TYPE_A, DNS_CLASS_IN, 1);
+    p_opt(&p, 4096, 1, 0, 0, NULL);
+    r = ask(f, &p, false);
+    assert_int_equal(ldns_pkt_get_rcode(r), 0);
+    assert_true(ldns_pkt_edns(r));
+    assert_int_equal(ldns_pkt_edns_extended_rcode(r), 1); /* 16 >> 4 */
+    assert_int_equal(ldns_pkt_edns_version(r), 0);
+    assert_int_equal(ldns_pkt_ancount(r), 0);
+    assert_int_equal(f->info.rcode, DNS_RCODE_BADVERS);
+    ldns_pkt_free(r);
+}
+
+static void test_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct pkt p;
+    const char *names[] = {"www.example.org", "example.test", "xfed.example.test"};
+
+    p_query_full(&p, 1, 0, "www." ORIGIN, DNS_TYPE_TXT, DNS_CLASS_CH, 0);
+    ldns_pkt *r = ask(f, &p, false);
+    assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_REFUSED);
+    assert_false(ldns_pkt_aa(r));
+    ldns_pkt_free(r);
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        p_query(&p, names[i], DNS_TYPE_A);
+        r = ask(f, &p, false);
+        assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_REFUSED);
+        assert_false(ldns_pkt_aa(r));
+        assert_int_equal(ldns_pkt_ancount(r), 0);
+        assert_int_equal(ldns_pkt_nscount(r), 0);
+        ldns_pkt_free(r);
+    }
+    p_query(&p, ORIGIN, DNS_TYPE_AXFR);
+    r = ask(f, &p, true);
+    assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_REFUSED);
+    ldns_pkt_free(r);
+    p_query(&p, ORIGIN, DNS_TYPE_IXFR);
+    r = ask(f, &p, false);
+    assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_REFUSED);
+    ldns_pkt_free(r);
+}
+
+static void test_answer_and_case(void **state)
+{
+    struct fixture *f = *state;
+    struct pkt p;
+
+    p_query_full(&p, 0xABCD, 0x0110, "WwW.Fed.Example.TEST", DNS_TYPE_A, DNS_CLASS_IN, 0);
+    size_t n = run(f, &p, false);
+    /* question echoed byte for byte, owner is a pointer to it */
+    assert_memory_equal(f->resp + 12, p.b + 12, p.len - 12);
+    assert_int_equal(f->resp[p.len], 0xC0);
+    assert_int_equal(f->resp[p.len + 1], 12);
+    ldns_pkt *r = NULL;
+    assert_int_equal(ldns_wire2pkt(&r, f->resp, n), LDNS_STATUS_OK);
+    assert_int_equal(ldns_pkt_id(r), 0xABCD);
+    assert_true(ldns_pkt_qr(r));
+    assert_true(ldns_pkt_aa(r));
+    assert_true(ldns_pkt_rd(r));
+    assert_true(ldns_pkt_cd(r));
+    assert_false(ldns_pkt_ra(r));
+    assert_false(ldns_pkt_tc(r));
+    assert_false(ldns_pkt_edns(r));
+    assert_int_equal(ldns_pkt_get_rcode(r), 0);
+    assert_int_equal(ldns_pkt_ancount(r), 1);
+    ldns_rr *a = ldns_rr_list_rr(ldns_pkt_answer(r), 0);
+    assert_owner(a, "WwW.Fed.Example.TEST.");
+    assert_rdata(a, 0, "192.0.2.80");
+    assert_int_equal(ldns_rr_ttl(a), 300);
+    assert_int_equal(f->info.qtype, DNS_TYPE_A);
+    assert_int_equal(f->info.rcode, 0);
+    assert_false(f->info.federated);
+    assert_int_equal(f->info.service, -1);
+    ldns_pkt_free(r);
+}
+
+static void test_negative(void **state)
+{
+    struct fixture *f = *state;
+    struct pkt p;
+    struct {
+        const char *name;
+        uint16_t qtype;
+        ldns_pkt_rcode rcode;
+    } cases[] = {
+        {"nope." ORIGIN, DNS_TYPE_A, LDNS_RCODE_NXDOMAIN},
+        {"x.www." ORIGIN, DNS_TYPE_A, LDNS_RCODE_NXDOMAIN},
+        {"www." ORIGIN, DNS_TYPE_AAAA, LDNS_RCODE_NOERROR},
+        {"b.c." ORIGIN, DNS_TYPE_A, LDNS_RCODE_NOERROR}, /* empty non-terminal (RFC 8020) */
+        {"c." ORIGIN, DNS_TYPE_ANY, LDNS_RCODE_NOERROR},
+        {ORIGIN, DNS_TYPE_TXT, LDNS_RCODE_NOERROR},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        p_query(&p, cases[i].name, cases[i].qtype);
+        ldns_pkt *r = ask(f, &p, false);
+        assert_int_equal(ldns_pkt_get_rcode(r), cases[i].rcode);
+        assert_true(ldns_pkt_aa(r));
+        assert_int_equal(ldns_pkt_ancount(r), 0);
+        assert_int_equal(ldns_pkt_nscount(r), 1);
+        ldns_rr *soa = ldns_rr_list_rr(ldns_pkt_authority(r), 0);
+        assert_int_equal(ldns_rr_get_type(soa), LDNS_RR_TYPE_SOA);
+        assert_owner(soa, "fed.example.test.");
+        assert_int_equal(ldns_rr_ttl(soa), 60); /* min(SOA TTL, MINIMUM), RFC 2308 */
+        ldns_pkt_free(r);
+    }
+}
+
+static void test_cname(void **state)
+{
+    struct fixture *f = *state;
+    struct pkt p;
+
+    p_query(&p, "alias2." ORIGIN, DNS_TYPE_A);
+    ldns_pkt *r = ask(f, &p, false);
+    assert_int_equal(ldns_pkt_get_rcode(r), 0);
+    assert_true(ldns_pkt_aa(r));
+    assert_int_equal(ldns_pkt_ancount(r), 3);
+    ldns_rr_list *an = ldns_pkt_answer(r);
+    assert_owner(ldns_rr_list_rr(an, 0), "alias2.fed.example.test.");
+    assert_rdata(ldns_rr_list_rr(an, 0), 0, "Alias.fed.example.test.");
+    assert_owner(ldns_rr_list_rr(an, 1), "Alias.fed.example.test.");
+    assert_rdata(ldns_rr_list_rr(an, 1), 0, "www.fed.example.test.");
+    assert_owner(ldns_rr_list_rr(an, 2), "www.fed.example.test.");
+    assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(an, 2)), LDNS_RR_TYPE_A);
+    ldns_pkt_free(r);
+
+    /* qtype CNAME: not chased */
+    p_query(&p, "alias2." ORIGIN, DNS_TYPE_CNAME);
+    r = ask(f, &p, false);
+    assert_int_equal(ldns_pkt_ancount(r), 1);
+    ldns_pkt_free(r);
+
+    /* target outside the zone: the CNAME alone */
+    p_query(&p, "out." ORIGIN, DNS_TYPE_A);
+    r = ask(f, &p, false);
+    assert_int_equal(ldns_pkt_get_rcode(r), 0);
+    assert_int_equal(ldns_pkt_ancount(r), 1);
+    assert_int_equal(ldns_pkt_nscount(r), 0);
+    ldns_pkt_free(r);
+
+    /* target missing: NXDOMAIN for the last name (RFC 6604), CNAME kept */
+    p_query(&p, "nxalias." ORIGIN, DNS_TYPE_A);
+    r = ask(f, &p, false);
+    assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NXDOMAIN);
+    assert_int_equal(ldns_pkt_ancount(r), 1);
+    assert_int_equal(ldns_pkt_nscount(r), 1);
+    ldns_pkt_free(r);
+
+    /* a loop: each CNAME once, then stop */
+    p_query(&p, "loop1." ORIGIN, DNS_TYPE_A);
+    r = ask(f, &p, false);
+    assert_int_equal(ldns_pkt_get_rcode(r), 0);
+    assert_int_equal(ldns_pkt_ancount(r), 2);
+    ldns_pkt_free(r);
+}
+
+static void test_cname_chain_limit(void **state)
+{
+    struct fixture *f = *state;
+    char text[4096], dir[] = "/tmp/test_dns_query.XXXXXX", path[64], err[256];
+    size_t n = 0;
+    struct pkt p;
+
+    n += (size_t)snprintf(text + n, sizeof(text) - n,
+                          "@ 300 IN SOA ns1 h 1 2 3 4 60\n@ 300 IN NS ns1\n");
+    for (int i = 0; i < 12; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "c%d 300 IN CNAME c%d\n", i, i + 1);
+    n += (size_t)snprintf(text + n, sizeof(text) - n, "c12 300 IN A 192.0.2.12\n");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/zone", dir);
+    FILE *fp = fopen(path, "w");
+    fputs(text, fp);
+    fclose(fp);
+    struct dns_zone *z = NULL, *saved = f->view.zone;
+    assert_int_equal(dns_zone_load(path, ORIGIN, &z, err, sizeof(err)), CM_OK);
+    unlink(path);
+    rmdir(dir);
+    f->view.zone = z;
+
+    p_query(&p, "c4." ORIGIN, DNS_TYPE_A); /* 8 CNAMEs then the A */
+    ldns_pkt *r = ask(f, &p, false);
+    assert_int_equal(ldns_pkt_ancount(r), 9);
+    assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(r), 8)), LDNS_RR_TYPE_A);
+    ldns_pkt_free(r);
+    p_query(&p, "c0." ORIGIN, DNS_TYPE_A); /* too long: stops after following 8 */
+    r = ask(f, &p, false);
+    assert_int_equal(ldns_pkt_get_rcode(r), 0);
+    assert_int_equal(ldns_pkt_ancount(r), 9);
+    assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(r), 8)), LDNS_RR_TYPE_CNAME);
+    ldns_pkt_free(r);
+
+    f->view.zone = saved;
+    dns_zone_unref(z);
+}
+
+static void test_referral(void **state)
+{
+    struct fixture *f = *state;
+    struct pkt p;
+    const char *names[] = {"sub." ORIGIN, "www.sub." ORIGIN, "a.b.sub." ORIGIN};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        p_query(&p, names[i], DNS_TYPE_A);
+        ldns_pkt *r = ask(f, &p, false);
+        assert_int_equal(ldns_pkt_get_rcode(r), 0);
+        assert_false(ldns_pkt_aa(r));
+        assert_int_equal(ldns_pkt_ancount(r), 0);
+        assert_int_equal(ldns_pkt_nscount(r), 2);
+        ldns_rr *ns = ldns_rr_list_rr(ldns_pkt_authority(r), 0);
+        assert_int_equal(ldns_rr_get_type(ns), LDNS_RR_TYPE_NS);
+        assert_owner(ns, "sub.fed.example.test.");
+        assert_int_equal(ldns_pkt_arcount(r), 1); /* glue for ns.sub only */
+        ldns_rr *glue = ldns_rr_list_rr(ldns_pkt_additional(r), 0);
+        assert_owner(glue, "ns.sub.fed.example.test.");
+        assert_rdata(glue, 0, "192.0.2.53");
+        ldns_pkt_free(r);
+    }
+    /* DS at the cut is the parent's: authoritative NODATA */
+    p_query(&p, "sub." ORIGIN, DNS_TYPE_DS);
+    ldns_pkt *r = ask(f, &p, false);
+    assert_true(ldns_pkt_aa(r));
+    assert_int_equal(ldns_pkt_ancount(r), 0);
+    assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_authority(r), 0)), LDNS_RR_TYPE_SOA);
+    ldns_pkt_free(r);
+}
+
+static void test_additional(void **state)
+{
+    struct fixture *f = *state;
+    struct pkt p;
+
+    p_query(&p, ORIGIN, DNS_TYPE_MX);
+    ldns_pkt *r = ask(f, &p, false);
+    assert_int_equal(ldns_pkt_ancount(r), 1);
+    assert_int_equal(ldns_pkt_arcount(r), 1);
+    assert_owner(ldns_rr_list_rr(ldns_pkt_additional(r), 0), "mail.fed.example.test.");
+    ldns_pkt_free(r);
+
+    p_query(&p, ORIGIN, DNS_TYPE_NS);
+    r = ask(f, &p, false);
+    assert_true(ldns_pkt_aa(r));
+    assert_int_equal(ldns_pkt_ancount(r), 2);
+    assert_int_equal(ldns_pkt_arcount(r), 3); /* ns1 A, ns2 A, ns2 AAAA */
+    ldns_pkt_free(r);
+}
+
+static void test_any_and_wildcard(void **state)
+{
+    struct fixture *f = *state;
+    struct pkt p;
+
+    p_query(&p, "multi." ORIGIN, DNS_TYPE_ANY);
+    ldns_pkt *r = ask(f, &p, false);
+    assert_int_equal(ldns_pkt_ancount(r), 1); /* RFC 8482: one RRset */
+    assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(r), 0)), LDNS_RR_TYPE_A);
+    ldns_pkt_free(r);
+
+    p_query(&p, "alias." ORIGIN, DNS_TYPE_ANY); /* the CNAME, not chased */
+    r = ask(f, &p, false);
+    assert_int_equal(ldns_pkt_ancount(r), 1);
+    assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(r), 0)), LDNS_RR_TYPE_CNAME);
+    ldns_pkt_free(r);
+
+    p_query(&p, "Host.Wild." ORIGIN, DNS_TYPE_A);
+    r = ask(f, &p, false);
+    assert_int_equal(ldns_pkt_ancount(r), 1);
+    assert_owner(ldns_rr_list_rr(ldns_pkt_answer(r), 0), "Host.Wild.fed.example.test.");
+    assert_rdata(ldns_rr_list_rr(ldns_pkt_answer(r), 0), 0, "192.0.2.99");
+    ldns_pkt_free(r);
+}
+
+static void test_truncation(void **state)
+{
+    struct fixture *f = *state;
+    char text[8192], dir[] = "/tmp/test_dns_query.XXXXXX", path[64], err[256];
+    size_t n = 0;
+    struct pkt p;
+    char chunk[201];
+
+    memset(chunk, 'x', 200);
+    chunk[200] = '\0';
+    n += (size_t)snprintf(text + n, sizeof(text) - n,
+                          "@ 300 IN SOA ns1 h 1 2 3 4 60\n@ 300 IN NS ns1\n");
+    for (int i = 0; i < 7; i++) /* 7 x ~215 bytes: > 1232, < 4096 */
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "big 300 IN TXT \"%d%s\"\n", i, chunk);
+    for (int i = 0; i < 4; i++) /* 4 x ~215 bytes: > 512, < 1232 */
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "mid 300 IN TXT \"%d%s\"\n", i, chunk);
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/zone", dir);
+    FILE *fp = fopen(path, "w");
+    fputs(text, fp);
+    fclose(fp);
+    struct dns_zone *z = NULL, *saved = f->view.zone;
+    assert_int_equal(dns_zone_load(path, ORIGIN, &z, err, sizeof(err)), CM_OK);
+    unlink(path);
+    rmdir(dir);
+    f->view.zone = z;
+
+    /* no EDNS: 512 */
+    p_query(&p, "mid." ORIGIN, DNS_TYPE_TXT);
+    size_t len = run(f, &p, false);
+    assert_true(len <= 512);
+    ldns_pkt *r = ask(f, &p, false);
+    assert_true(ldns_pkt_tc(r));
+    assert_true(f->info.tc);
+    assert_int_equal(ldns_pkt_qdcount(r), 1);
+    assert_int_equal(ldns_pkt_ancount(r), 0);
+    assert_int_equal(ldns_pkt_nscount(r), 0);
+    ldns_pkt_free(r);
+
+    /* EDNS 4096, but dnsd.max_udp_size 1232: mid fits, big does not */
+    p_query_full(&p, 1, 0, "mid." ORIGIN, DNS_TYPE_TXT, DNS_CLASS_IN, 1);
+    p_opt(&p, 4096, 0, 0, 0, NULL);
+    r = ask(f, &p, false);
+    assert_false(ldns_pkt_tc(r));
+    assert_int_equal(ldns_pkt_ancount(r), 4);
+    ldns_pkt_free(r);
+    p_query_full(&p, 1, 0, "big." ORIGIN, DNS_TYPE_TXT, DNS_CLASS_IN, 1);
+    p_opt(&p, 4096, 0, 0, 0, NULL);
+    len = run(f, &p, false);
+    assert_true(len <= 1232);
+    r = ask(f, &p, false);
+    assert_true(ldns_pkt_tc(r));
+    assert_true(ldns_pkt_edns(r)); /* OPT kept */
+    assert_int_equal(ldns_pkt_ancount(r), 0);
+    ldns_pkt_free(r);
+    /* a client size below 512 means 512 */
+    p_query_full(&p, 1, 0, "mid." ORIGIN, DNS_TYPE_TXT, DNS_CLASS_IN, 1);
+    p_opt(&p, 100, 0, 0, 0, NULL);
+    r = ask(f, &p, false);
+    assert_true(ldns_pkt_tc(r));
+    ldns_pkt_free(r);
+    /* ANY over UDP answers one RRset, so the big node does not truncate */
+    p_query(&p, "big." ORIGIN, DNS_TYPE_ANY);
+    r = ask(f, &p, false);
+    assert_true(ldns_pkt_tc(r)); /* the TXT RRset alone is still too big for 512 */
+    ldns_pkt_free(r);
+    /* TCP: everything */
+    p_query(&p, "big." ORIGIN, DNS_TYPE_TXT);
+    r = ask(f, &p, true);
+    assert_false(ldns_pkt_tc(r));
+    assert_int_equal(ldns_pkt_ancount(r), 7);
+    ldns_pkt_free(r);
+
+    f->view.zone = saved;
+    dns_zone_unref(z);
+}
+
+static void test_ecs_echo(void **state)
+{
+    struct fixture *f = *state;
+    struct pkt p;
+    static const uint8_t ecs_addr[3] = {10, 1, 2};
+
+    p_query_full(&p, 1, 0, "www." ORIGIN, DNS_TYPE_A, DNS_CLASS_IN, 1);
+    p_opt(&p, 4096, 0, 1, 24, ecs_addr);
+    size_t n = run(f, &p, false);
+    /* the response ends with the ECS option: family 1, source 24, scope 0, 10.1.2 */
+    const uint8_t tail[] = {0, 8, 0, 7, 0, 1, 24, 0, 10, 1, 2};
+    assert_memory_equal(f->resp + n - sizeof(tail), tail, sizeof(tail));
+    assert_true(f->info.ecs);
+    assert_int_equal(f->info.region, 1);
+    ldns_pkt *r = ask(f, &p, false);
+    assert_int_equal(ldns_pkt_ancount(r), 1);
+    assert_true(ldns_pkt_edns_do(r));
+    ldns_pkt_free(r);
+
+    /* ECS disabled: echoed with scope 0, location from the source address */
+    f->conf.dnsd.ecs = false;
+    n = run(f, &p, false);
+    assert_memory_equal(f->resp + n - sizeof(tail), tail, sizeof(tail));
+    assert_false(f->info.ecs);
+    assert_int_equal(f->info.region, 0);
+    f->conf.dnsd.ecs = true;
+
+    /* source prefix 0: not used for location */
+    p_query_full(&p, 1, 0, "www." ORIGIN, DNS_TYPE_A, DNS_CLASS_IN, 1);
+    p_opt(&p, 4096, 0, 1, 0, NULL);
+    n = run(f, &p, false);
+    const uint8_t tail0[] = {0, 8, 0, 4, 0, 1, 0, 0};
+    assert_memory_equal(f->resp + n - sizeof(tail0), tail0, sizeof(tail0));
+    assert_false(f->info.ecs);
+
+    /* source address in client_networks */
+    inet_pton(AF_INET, "10.1.200.1", &f->client4.sin_addr);
+    p_query(&p, "www." ORIGIN, DNS_TYPE_A);
+    run(f, &p, false);
+    assert_int_equal(f->info.region, 1);
+    inet_pton(AF_INET, "192.0.2.200", &f->client4.sin_addr);
+}
+
+static void test_locate(void **state)
+{
+    struct fixture *f = *state;
+    struct dns_client_loc loc, loc2;
+    uint8_t a[16];
+
+    inet_pton(AF_INET, "10.1.2.0", a);
+    dns_query_locate(&f->view, AF_INET, a, 24, true, &loc);
+    assert_int_equal(loc.region, 1);
+    assert_string_equal(loc.how, "ecs client_networks");
+    assert_true(loc.scope_len >= 24);
+
+    inet_pton(AF_INET, "10.1.2.77", a);
+    dns_query_locate(&f->view, AF_INET, a, 32, false, &loc2);
+    assert_int_equal(loc2.region, 1);
+    assert_string_equal(loc2.how, "source address client_networks");
+    assert_int_equal(loc2.client_hash, loc.client_hash); /* same /24 */
+    inet_pton(AF_INET, "10.1.3.77", a);
+    dns_query_locate(&f->view, AF_INET, a, 32, false, &loc2);
+    assert_int_not_equal(loc2.client_hash, loc.client_hash);
+
+    /* a /12 ECS prefix cannot tell 10.1/16: not found, default; hash over 12 bits */
+    inet_pton(AF_INET, "10.0.0.0", a);
+    dns_query_locate(&f->view, AF_INET, a, 12, true, &loc);
+    assert_int_equal(loc.region, 0);
+    assert_string_equal(loc.how, "dnsd.region default");
+    assert_true(loc.scope_len >= 12);
+
+    inet_pton(AF_INET6, "2001:db8:1:2::1", a);
+    dns_query_locate(&f->view, AF_INET6, a, 128, false, &loc);
+    assert_int_equal(loc.region, 2);
+    assert_true(loc.scope_len >= 56);
+    inet_pton(AF_INET6, "2001:db8:1:2:ffff::1", a);
+    dns_query_locate(&f->view, AF_INET6, a, 128, false, &loc2);
+    assert_int_equal(loc2.client_hash, loc.client_hash); /* same /56 */
+    inet_pton(AF_INET6, "2001:db8:2::1", a);
+    dns_query_locate(&f->view, AF_INET6, a, 128, false, &loc);
+    assert_int_equal(loc.region, 0);
+
+    /* an IPv4-mapped source address is located as IPv4 */
+    struct sockaddr_in6 s6;
+    struct pkt p;
+    memset(&s6, 0, sizeof(s6));
+    s6.sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "::ffff:10.1.9.9", &s6.sin6_addr);
+    p_query(&p, "www." ORIGIN, DNS_TYPE_A);
+    assert_true(dns_query_process(&f->view, p.b, p.len, f->resp, 512, (const struct sockaddr *)&s6,
+                                  false, &f->info) > 0);
+    assert_int_equal(f->info.region, 1);
+}
+
+/* A view built by dns_view_new with the federated table, when the config loads. */
+static const char FED_CONF[] =
+    "{\"federation\": \"myfed\", \"zone\": \"fed.example.test\","
+    " \"regions\": {\"us-east-1\": {\"zones\": [\"us-east-1a\"]},"
+    "              \"eu-west-1\": {\"zones\": [\"eu-west-1a\"]}},"
+    " \"members\": {\"usa\": {\"region\": \"us-east-1\", \"zone\": \"us-east-1a\","
+    "                         \"lb\": {\"mode\": \"proxy\", \"address\": \"198.51.100.1\"}},"
+    "               \"eur\": {\"region\": \"eu-west-1\", \"zone\": \"eu-west-1a\","
+    "                         \"lb\": {\"mode\": \"proxy\", \"address\": \"198.51.100.2\"}}},"
+    " \"services\": {\"default/web\": {\"port\": 80}},"
+    " \"client_networks\": [{\"cidr\": \"10.1.0.0/16\", \"region\": \"us-east-1\"},"
+    "                       {\"cidr\": \"10.2.0.0/16\", \"region\": \"eu-west-1\"}],"
+    " \"latency_ms\": {\"us-east-1\": {\"eu-west-1\": 70}},"
+    " \"dnsd\": {\"listen\": [\"127.0.0.1:5300\"], \"region\": \"us-east-1\","
+    "          \"zone_file\": \"unused.zone\"}}";
+
+/* usa healthy, eur down: eu-west-1's regional name becomes a CNAME to the global one. */
+static const char FED_STATE[] =
+    "{\"version\": 1, \"vantage\": \"us-east-1\", \"generation\": 1,"
+    " \"generated_at\": \"2026-11-21T07:00:00Z\","
+    " \"members\": {\"usa\": {\"region\": \"us-east-1\", \"api\": \"ok\"},"
+    "               \"eur\": {\"region\": \"eu-west-1\", \"api\": \"ok\"}},"
+    " \"services\": {\"default/web\": {\"port\": 80, \"members\": {"
+    "   \"usa\": {\"addresses\": [\"192.0.2.10\"], \"ready_endpoints\": 2, \"healthy\": true},"
+    "   \"eur\": {\"addresses\": [\"192.0.2.20\"], \"ready_endpoints\": 0,"
+    "           \"healthy\": false}}}}}";
+
+static void test_federated(void **state)
+{
+    struct fixture *f = *state;
+    struct cm_conf *conf = NULL;
+    struct cm_state *st = NULL;
+    struct cm_merged *merged = NULL;
+    struct dns_view *view = NULL;
+    char err[512];
+    struct pkt p;
+    static const uint8_t eu[3] = {10, 2, 3};
+
+    if (cm_conf_load_string("test.json", FED_CONF, &conf, err, sizeof(err)) != CM_OK)
+        fail_msg("conf: %s", err);
+    if (cm_state_parse(FED_STATE, strlen(FED_STATE), &st, err, sizeof(err)) != CM_OK)
+        fail_msg("state: %s", err);
+    const struct cm_state *docs[] = {st};
+    assert_int_equal(cm_merged_build(docs, 1, conf, &merged), CM_OK);
+    if (dns_view_new(conf, f->view.zone, merged, NULL, 1, &view, err, sizeof(err)) != CM_OK)
+        fail_msg("view: %s", err);
+
+    /* global name, client in eu-west-1 by ECS */
+    p_query_full(&p, 1, 0, "Web.Default.myfed.svc." ORIGIN, DNS_TYPE_A, DNS_CLASS_IN, 1);
+    p_opt(&p, 1232, 0, 1, 24, eu);
+    size_t n = dns_query_process(view, p.b, p.len, f->resp, 4096,
+                                 (const struct sockaddr *)&f->client4, false, &f->info);
+    ldns_pkt *r = NULL;
+    assert_int_equal(ldns_wire2pkt(&r, f->resp, n), LDNS_STATUS_OK);
+    assert_int_equal(ldns_pkt_get_rcode(r), 0);
+    assert_true(ldns_pkt_aa(r));
+    assert_true(f->info.federated);
+    assert_true(f->info.ecs);
+    assert_int_equal(f->info.service, 0);
+    assert_true(ldns_pkt_ancount(r) >= 1);
+    ldns_rr *a = ldns_rr_list_rr(ldns_pkt_answer(r), 0);
+    assert_owner(a, "Web.Default.myfed.svc.fed.example.test.");
+    assert_int_equal(ldns_rr_get_type(a), LDNS_RR_TYPE_A);
+    assert_rdata(a, 0, "192.0.2.10");
+    /* ECS echoed: family 1, source 24 */
+    const uint8_t ecs_head[] = {0, 8, 0, 7, 0, 1, 24};
+    assert_memory_equal(f->resp + n - 11, ecs_head, sizeof(ecs_head));
+    ldns_pkt_free(r);
+
+    /* an empty non-terminal above the federated names: NODATA */
+    p_query(&p, "myfed.svc." ORIGIN, DNS_TYPE_A);
+    n = dns_query_process(view, p.b, p.len, f->resp, 4096, NULL, false, &f->info);
+    assert_int_equal(ldns_wire2pkt(&r, f->resp, n), LDNS_STATUS_OK);
+    assert_int_equal(ldns_pkt_get_rcode(r), 0);
+    assert_int_equal(ldns_pkt_ancount(r), 0);
+    assert_int_equal(ldns_pkt_nscount(r), 1);
+    ldns_pkt_free(r);
+
+    /* static names still answer from the zone */
+    p_query(&p, "www." ORIGIN, DNS_TYPE_A);
+    n = dns_query_process(view, p.b, p.len, f->resp, 4096, NULL, false, &f->info);
+    assert_int_equal(ldns_wire2pkt(&r, f->resp, n), LDNS_STATUS_OK);
+    assert_int_equal(ldns_pkt_ancount(r), 1);
+    assert_false(f->info.federated);
+    ldns_pkt_free(r);
+
+    /* the regional name of a region with nothing healthy: a CNAME to the
+     * global name, chased to its addresses */
+    p_query(&p, "web.default.myfed.svc.eu-west-1." ORIGIN, DNS_TYPE_A);
+    n = dns_query_process(view, p.b, p.len, f->resp, 4096, NULL, false, &f->info);
+    assert_int_equal(ldns_wire2pkt(&r, f->resp, n), LDNS_STATUS_OK);
+    assert_int_equal(ldns_pkt_get_rcode(r), 0);
+    assert_true(ldns_pkt_aa(r));
+    assert_int_equal(ldns_pkt_ancount(r), 2);
+    ldns_rr_list *an = ldns_pkt_answer(r);
+    assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(an, 0)), LDNS_RR_TYPE_CNAME);
+    assert_rdata(ldns_rr_list_rr(an, 0), 0, "web.default.myfed.svc.fed.example.test.");
+    assert_owner(ldns_rr_list_rr(an, 1), "web.default.myfed.svc.fed.example.test.");
+    assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(an, 1)), LDNS_RR_TYPE_A);
+    assert_rdata(ldns_rr_list_rr(an, 1), 0, "192.0.2.10");
+    ldns_pkt_free(r);
+
+    /* ANY on a federated name answers as A, the CNAME chased too */
+    p_query(&p, "web.default.myfed.svc.eu-west-1." ORIGIN, DNS_TYPE_ANY);
+    n = dns_query_process(view, p.b, p.len, f->resp, 4096, NULL, false, &f->info);
+    assert_int_equal(ldns_wire2pkt(&r, f->resp, n), LDNS_STATUS_OK);
+    assert_int_equal(ldns_pkt_ancount(r), 2);
+    an = ldns_pkt_answer(r);
+    assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(an, 1)), LDNS_RR_TYPE_A);
+    ldns_pkt_free(r);
+
+    /* AAAA with only IPv4 members: NODATA with the SOA */
+    p_query(&p, "web.default.myfed.svc." ORIGIN, DNS_TYPE_AAAA);
+    n = dns_query_process(view, p.b, p.len, f->resp, 4096, NULL, false, &f->info);
+    assert_int_equal(ldns_wire2pkt(&r, f->resp, n), LDNS_STATUS_OK);
+    assert_int_equal(ldns_pkt_get_rcode(r), 0);
+    assert_true(ldns_pkt_aa(r));
+    assert_int_equal(ldns_pkt_ancount(r), 0);
+    assert_int_equal(ldns_pkt_nscount(r), 1);
+    assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_authority(r), 0)), LDNS_RR_TYPE_SOA);
+    ldns_pkt_free(r);
+
+    dns_view_unref(view);
+    cm_merged_free(merged);
+    cm_state_free(st);
+    cm_conf_unref(conf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_drop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_formerr, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notimp_badvers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_and_case, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_negative, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cname, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cname_chain_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_referral, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_additional, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_any_and_wildcard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ecs_echo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_locate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_federated, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
