@@ -861,7 +861,7 @@ static int add_ents(struct fed_build *b)
             continue;
         /* Ancestors strictly below the apex, bottom up; stop at a known ENT. */
         for (pos = 1u + wire[0]; pos < (size_t)head; pos += 1u + wire[pos]) {
-            uint32_t idx;
+            uint32_t idx = 0;
             int rc = name_add(b, wire + pos, len - pos, DNS_FED_ENT, -1, 0, &idx);
             if (rc == CM_EEXIST && fed->info[idx].match == DNS_FED_ENT)
                 break;

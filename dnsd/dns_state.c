@@ -42,6 +42,7 @@ struct dns_state {
     size_t v_count;
     bool *drained; /* owned, conf->member_count entries (NULL when 0 members) */
     struct cm_merged *merged;
+    bool all_silent; /* every vantage is past expiry; warned once */
 };
 
 /* A change being prepared: what the store will hold if apply accepts it. */
@@ -320,8 +321,25 @@ int dns_state_expire(struct dns_state *st, uint64_t now_ms)
         if (now_ms > st->v[i].accepted_ms && now_ms - st->v[i].accepted_ms > limit)
             dropped++;
     }
-    if (dropped == 0)
+    if (dropped == 0) {
+        st->all_silent = false;
         return 0;
+    }
+    /*
+     * When every vantage has gone silent, the health checkers (or the path to
+     * them) failed, not the members: keep serving the last known state rather
+     * than dropping to an empty merge. Losing the control plane is not an
+     * outage. The per-vantage age is in the metrics.
+     */
+    if ((size_t)dropped == st->v_count) {
+        if (!st->all_silent)
+            cm_log_warn("every vantage silent for more than %" PRIu64
+                        " ms: keeping the last known state until one publishes again",
+                        limit);
+        st->all_silent = true;
+        return 0;
+    }
+    st->all_silent = false;
     rc = candidate_copy(st, 0, &c);
     if (rc != CM_OK)
         return rc;

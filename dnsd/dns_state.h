@@ -22,7 +22,9 @@
  *    V"), except an identical re-push of the same generation, which is
  *    accepted without change (it only refreshes the vantage's age);
  *  - a vantage whose last document was accepted more than
- *    dns_state_expiry_ms() ago is dropped from the merge (dns_state_expire);
+ *    dns_state_expiry_ms() ago is dropped from the merge (dns_state_expire),
+ *    unless every vantage is that old: then the last known state is kept
+ *    (losing the health checkers is not an outage of the members);
  *  - drains are per member, kept by name across configuration reloads.
  *
  * Not thread-safe: everything runs in the main thread. Time is passed in

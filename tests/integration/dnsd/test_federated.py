@@ -556,18 +556,25 @@ def test_silent_vantage_expires(tmp_path):
     d = fedtest.start_dnsd(tmp_path, conf=conf, dns_port=port, ctl_port=cport)
     try:
         c = fedtest.Control(cport)
-        push(c, {v: services(down=["usa"]) for v in REGIONS})
+        # two of three vantages say usa is down: outvoted
+        push(c, {US: services(down=["usa"]), EU: services(down=["usa"]), AP: services()})
         assert members_of(q_ecs(d, US)) == {"eur"}
+        # only ap-northeast-1 keeps publishing: the silent two are dropped
         deadline = time.monotonic() + 6 * fedtest.SLOW
         while time.monotonic() < deadline:
+            push(c, {AP: services()})
             st, body = c.get("/v1/state")
-            if st == 200 and not body.get("vantages"):
+            if st == 200 and sorted(body.get("vantages") or {}) == [AP]:
                 break
             time.sleep(0.2)
-        assert st == 200 and not body.get("vantages"), f"vantages did not expire: {body}"
-        # a fresh document is accepted again and used
-        push(c, {v: services() for v in REGIONS})
+        assert sorted(body.get("vantages") or {}) == [AP], f"vantages did not expire: {body}"
         assert members_of(q_ecs(d, US)) == {"usa"}
+        # every vantage silent: the last known state stays (no empty zone)
+        time.sleep(4 * 0.5 * fedtest.SLOW)
+        st, body = c.get("/v1/state")
+        assert sorted(body.get("vantages") or {}) == [AP], body
+        assert members_of(q_ecs(d, US)) == {"usa"}
+        assert "every vantage silent" in d.log_text()
     finally:
         fedtest.finish(d)
 

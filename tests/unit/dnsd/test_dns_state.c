@@ -258,14 +258,23 @@ static void test_expiry(void **state)
     assert_string_equal(dns_state_vantage(f->st, 0, NULL)->vantage, "eu-west-1");
     assert_false(merged_ep(f->st, "eur")->healthy); /* only eu-west-1's verdict is left */
 
-    /* When the rebuild fails the vantage stays, and the next tick retries. */
-    f->fail_next = true;
-    assert_true(dns_state_expire(f->st, 20000) < 0);
+    /* The last vantage is never dropped: every checker silent keeps the last state. */
+    assert_int_equal(dns_state_expire(f->st, 20000), 0);
     assert_int_equal(dns_state_vantage_count(f->st), 1);
-    assert_int_equal(dns_state_expire(f->st, 20000), 1);
-    assert_int_equal(dns_state_vantage_count(f->st), 0);
+    assert_false(merged_ep(f->st, "eur")->healthy);
+
     /* An expired vantage may start over with a lower generation (restarted checker). */
     assert_int_equal(put(f, "us-east-1", 0, true, true, 21000, err, sizeof(err)), CM_OK);
+    assert_int_equal(dns_state_vantage_count(f->st), 2);
+
+    /* Now eu-west-1 is stale beside a fresh one. When the rebuild fails the vantage
+     * stays, and the next tick retries. */
+    f->fail_next = true;
+    assert_true(dns_state_expire(f->st, 21500) < 0);
+    assert_int_equal(dns_state_vantage_count(f->st), 2);
+    assert_int_equal(dns_state_expire(f->st, 21500), 1);
+    assert_int_equal(dns_state_vantage_count(f->st), 1);
+    assert_string_equal(dns_state_vantage(f->st, 0, NULL)->vantage, "us-east-1");
 }
 
 static void test_drains(void **state)
