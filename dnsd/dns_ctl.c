@@ -491,6 +491,7 @@ static void metrics_server(const struct dns_ctl_env *env, const struct dns_serve
 {
     static const char *const transports[DNS_STAT_TRANSPORT_COUNT] = {"udp", "tcp"};
     const struct dns_fed *fed = env->view != NULL ? env->view->fed : NULL;
+    const struct cm_conf *conf = env->view != NULL ? env->view->conf : NULL;
     size_t nsvc = fed != NULL ? dns_fed_service_count(fed) : 0;
 
     cm_metrics_family(out, "fedgslb_dns_queries_total", "counter",
@@ -537,6 +538,16 @@ static void metrics_server(const struct dns_ctl_env *env, const struct dns_serve
     for (size_t i = 0; i < nsvc && i < DNS_STAT_SERVICES; i++)
         sample_label(out, "fedgslb_dns_fail_open_total", "service", dns_fed_service_key(fed, i),
                      (double)s->fail_open[i]);
+    cm_metrics_family(out, "fedgslb_dns_fail_closed_total", "counter",
+                      "Federated answers that failed closed (NODATA by policy), by service.");
+    for (size_t i = 0; i < nsvc && i < DNS_STAT_SERVICES; i++)
+        sample_label(out, "fedgslb_dns_fail_closed_total", "service", dns_fed_service_key(fed, i),
+                     (double)s->fail_closed[i]);
+    cm_metrics_family(out, "fedgslb_dns_member_answers_total", "counter",
+                      "Federated answers that sent clients to a member, by member.");
+    for (size_t i = 0; conf != NULL && i < conf->member_count && i < DNS_STAT_MEMBERS; i++)
+        sample_label(out, "fedgslb_dns_member_answers_total", "member", conf->members[i].name,
+                     (double)s->member_answers[i]);
 }
 
 static void metrics_state(const struct dns_ctl_env *env, struct cm_buf *out)

@@ -71,10 +71,12 @@ struct fed_answer {
     uint32_t ttl;     /* negative TTL for NODATA */
     uint8_t variant_count;
     bool fail_open;
+    bool fail_closed;
 };
 
 struct fed_variant {
     uint32_t a, aaaa, cname; /* rrset indexes or FED_NONE */
+    int32_t member;          /* conf member index answered, -1 for none or several */
 };
 
 struct dns_fed {
@@ -377,7 +379,7 @@ static int addr_rrset(struct fed_build *b, const struct cm_state_endpoint *const
 }
 
 static int variant_add(struct fed_build *b, uint32_t a, uint32_t aaaa, uint32_t cname,
-                       uint32_t *out)
+                       int32_t member, uint32_t *out)
 {
     struct dns_fed *fed = b->fed;
     int rc =
@@ -385,7 +387,7 @@ static int variant_add(struct fed_build *b, uint32_t a, uint32_t aaaa, uint32_t 
 
     if (rc != CM_OK)
         return rc;
-    fed->variants[fed->variant_count] = (struct fed_variant){a, aaaa, cname};
+    fed->variants[fed->variant_count] = (struct fed_variant){a, aaaa, cname, member};
     *out = (uint32_t)fed->variant_count++;
     return CM_OK;
 }
@@ -411,7 +413,7 @@ static int member_variant(struct fed_build *b, const struct dns_rank_service *rs
         rc = cname_rrset(b, wire, wlen, rs->ttl, &cname);
     }
     if (rc == CM_OK)
-        rc = variant_add(b, a, aaaa, cname, &b->member_variant[m]);
+        rc = variant_add(b, a, aaaa, cname, (int32_t)m, &b->member_variant[m]);
     *out = b->member_variant[m];
     return rc;
 }
@@ -469,7 +471,7 @@ static int materialize_fail_open(struct fed_build *b, const struct dns_rank_serv
     if (rc != CM_OK || (a == FED_NONE && aaaa == FED_NONE))
         return rc; /* no address at all: NODATA */
     ans->variant_count = 1;
-    return variant_add(b, a, aaaa, FED_NONE, &ans->variant);
+    return variant_add(b, a, aaaa, FED_NONE, -1, &ans->variant);
 }
 
 static int materialize_cname(struct fed_build *b, const uint8_t *wire, size_t wlen, uint32_t ttl,
@@ -481,7 +483,7 @@ static int materialize_cname(struct fed_build *b, const uint8_t *wire, size_t wl
     if (rc != CM_OK)
         return rc;
     ans->variant_count = 1;
-    return variant_add(b, FED_NONE, FED_NONE, cname, &ans->variant);
+    return variant_add(b, FED_NONE, FED_NONE, cname, -1, &ans->variant);
 }
 
 static int materialize(struct fed_build *b, const struct dns_rank_service *rs,
@@ -504,6 +506,7 @@ static int materialize(struct fed_build *b, const struct dns_rank_service *rs,
         rc = materialize_fail_open(b, rs, d, &ans);
         break;
     case DNS_RANK_FAIL_CLOSED:
+        ans.fail_closed = true;
         break;
     case DNS_RANK_SORRY:
         wlen = dns_rank_name_wire(rs->policy->sorry_target, false, wire);
@@ -1114,6 +1117,7 @@ enum dns_fed_match dns_fed_lookup(const struct dns_fed *fed, const uint8_t *qnam
 
     memset(out, 0, sizeof(*out));
     out->service = -1;
+    out->member = -1;
     if (fed == NULL || qname_len == 0 || qname_len > DNS_RANK_NAME_MAX)
         return DNS_FED_NONE;
     idx = itab_find(&fed->names, qname, qname_len, fed_hash(qname, qname_len));
@@ -1130,6 +1134,7 @@ enum dns_fed_match dns_fed_lookup(const struct dns_fed *fed, const uint8_t *qnam
     out->service = ni->service;
     out->negative_ttl = ans->ttl;
     out->fail_open = ans->fail_open;
+    out->fail_closed = ans->fail_closed;
     out->client_dependent = !ni->uniform || ans->slots != FED_NONE;
     if (ans->variant_count == 0)
         return DNS_FED_NAME;
@@ -1137,6 +1142,7 @@ enum dns_fed_match dns_fed_lookup(const struct dns_fed *fed, const uint8_t *qnam
     if (ans->slots != FED_NONE)
         vi += fed->slots[ans->slots + client_hash % DNS_FED_SLOTS];
     v = &fed->variants[vi];
+    out->member = v->member;
     if (v->cname != FED_NONE)
         out->cname = &fed->rrsets[v->cname];
     else if (qtype == DNS_TYPE_A && v->a != FED_NONE)

@@ -63,7 +63,10 @@ struct dns_fed_answer {
     bool client_dependent;         /* the answer depends on the client's region/subnet
                                       (drives the ECS scope) */
     bool fail_open;                /* nothing healthy: all members answered */
+    bool fail_closed;              /* nothing healthy: NODATA by policy */
     int service;                   /* index in the table's service list, for metrics */
+    int member;                    /* conf member index answered, -1 when none or several
+                                      (CNAME up, fail-open, sorry), for metrics */
 };
 
 /**

@@ -288,6 +288,9 @@ static enum step_result fed_answer(struct qctx *q, const struct dns_fed_answer *
     q->info->federated = true;
     q->info->service = fa->service;
     q->info->fail_open = q->info->fail_open || fa->fail_open;
+    q->info->fail_closed = q->info->fail_closed || fa->fail_closed;
+    if (fa->member >= 0)
+        q->info->member = fa->member;
     if (fa->client_dependent)
         q->client_dependent = true;
     if (q->qtype == DNS_TYPE_ANY)
@@ -488,6 +491,7 @@ size_t dns_query_process(const struct dns_view *view, const uint8_t *req, size_t
         info = &scratch;
     memset(info, 0, sizeof(*info));
     info->service = -1;
+    info->member = -1;
     info->region = view->default_region;
     if (req_len < DNS_HEADER_LEN || resp_cap < DNS_UDP_MIN || (req[2] & 0x80) != 0)
         return 0;

@@ -34,14 +34,16 @@ struct dns_view;
 
 /* What happened, for the caller's metrics. */
 struct dns_query_info {
-    uint16_t qtype;  /* 0 when no question was parsed */
-    uint8_t rcode;   /* extended rcode (BADVERS = 16) */
-    bool tc;         /* truncated */
-    bool ecs;        /* an ECS option was present and used */
-    bool federated;  /* answered from the federated table */
-    bool fail_open;  /* the answer failed open */
-    int service;     /* federated service index, -1 otherwise */
-    unsigned region; /* client region used */
+    uint16_t qtype;   /* 0 when no question was parsed */
+    uint8_t rcode;    /* extended rcode (BADVERS = 16) */
+    bool tc;          /* truncated */
+    bool ecs;         /* an ECS option was present and used */
+    bool federated;   /* answered from the federated table */
+    bool fail_open;   /* the answer failed open */
+    bool fail_closed; /* the answer failed closed (NODATA by policy) */
+    int service;      /* federated service index, -1 otherwise */
+    int member;       /* conf member index answered, -1 when none or several */
+    unsigned region;  /* client region used */
 };
 
 /**

@@ -55,6 +55,8 @@ struct worker_stats {
     _Atomic uint64_t tcp_closed_idle;
     _Atomic uint64_t answers[DNS_STAT_SERVICES];
     _Atomic uint64_t fail_open[DNS_STAT_SERVICES];
+    _Atomic uint64_t fail_closed[DNS_STAT_SERVICES];
+    _Atomic uint64_t member_answers[DNS_STAT_MEMBERS];
 };
 
 struct dns_worker;
@@ -202,7 +204,11 @@ static void count_query(struct dns_worker *w, enum dns_stat_transport t,
         bump(&s->answers[info->service]);
         if (info->fail_open)
             bump(&s->fail_open[info->service]);
+        if (info->fail_closed)
+            bump(&s->fail_closed[info->service]);
     }
+    if (info->federated && info->member >= 0 && info->member < DNS_STAT_MEMBERS)
+        bump(&s->member_answers[info->member]);
 }
 
 static void query_info_init(struct dns_query_info *info)
@@ -926,7 +932,10 @@ void dns_server_stats(const struct dns_server *srv, struct dns_server_stats *out
         for (int k = 0; k < DNS_STAT_SERVICES; k++) {
             out->answers[k] += ld(&s->answers[k]);
             out->fail_open[k] += ld(&s->fail_open[k]);
+            out->fail_closed[k] += ld(&s->fail_closed[k]);
         }
+        for (int k = 0; k < DNS_STAT_MEMBERS; k++)
+            out->member_answers[k] += ld(&s->member_answers[k]);
         out->truncated += ld(&s->truncated);
         out->ecs += ld(&s->ecs);
         out->dropped += ld(&s->dropped);

@@ -58,6 +58,7 @@ enum dns_stat_transport {
 
 #define DNS_STAT_RCODES   24   /* rcodes 0..22 counted each; 23 = anything higher */
 #define DNS_STAT_SERVICES 1024 /* federated services counted by table index */
+#define DNS_STAT_MEMBERS  256  /* members counted by conf index */
 
 /* Sums over all workers since start. Counters are read racily: each value is
  * exact, but the set is not one instant. Service counters are indexed by the
@@ -74,6 +75,8 @@ struct dns_server_stats {
     uint64_t tcp_closed_idle;            /* closed by idle timeout or for a newcomer */
     uint64_t answers[DNS_STAT_SERVICES]; /* federated answers by service index */
     uint64_t fail_open[DNS_STAT_SERVICES];
+    uint64_t fail_closed[DNS_STAT_SERVICES];
+    uint64_t member_answers[DNS_STAT_MEMBERS]; /* federated answers by member index */
 };
 
 /** Name of a qtype bucket ("A", "AAAA", ..., "other"), static. */

@@ -524,6 +524,23 @@ def test_metrics_fail_open(dnsd, ctl):
     assert after > before, "fail-open must show in metrics"
 
 
+def test_metrics_member_answers_and_fail_closed(dnsd, ctl):
+    def member_is(m):
+        return lambda n, lab: n == "fedgslb_dns_member_answers_total" and lab.get("member") == m
+
+    def closed(n, lab):
+        return n == "fedgslb_dns_fail_closed_total" and lab.get("service") == "default/closed"
+
+    eur0 = _sum(ctl.metrics(), member_is("eur"))
+    for _ in range(3):
+        assert members_of(q_ecs(dnsd, EU)) == {"eur"}
+    assert _wait_metric(ctl, member_is("eur"), eur0 + 3) >= eur0 + 3
+    fc0 = _sum(ctl.metrics(), closed)
+    push_all(ctl, svc_down={"default/closed": ["usa", "eur", "jpn"]})
+    assert not q_ecs(dnsd, US, fed_name("closed")).answer
+    assert _wait_metric(ctl, closed, fc0 + 1) >= fc0 + 1, "fail-closed must show in metrics"
+
+
 def test_healthz_and_state_get(dnsd, ctl):
     st, body = fedtest.http(dnsd.ctl_port, "GET", "/healthz")
     assert st == 200
