@@ -1,0 +1,463 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * hc_cluster.c -- per-member caches and the API health checker.
+ *
+ * Caches are plain arrays searched linearly by namespace/name: a member has
+ * at most a few thousand Services and slices, and lookups happen only when
+ * the (debounced) report is rebuilt, never per event.
+ */
+#include "health/hc_cluster.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cm_err.h"
+#include "common/cm_log.h"
+#include "common/cm_str.h"
+#include "health/hc_http.h"
+#include "health/hc_kubeconfig.h"
+
+struct cache {
+    struct hc_k8s_obj **objs; /* owned array of owned objects */
+    size_t count;
+    size_t cap;
+};
+
+struct hc_cluster {
+    struct event_base *base;  /* borrowed */
+    struct hc_http *http;     /* borrowed */
+    char *name;               /* owned */
+    struct hc_kube_target *t; /* owned */
+    bool want_nodes;
+    struct hc_cluster_params p;
+    hc_cluster_changed_fn *changed;
+    void *arg;
+    struct hc_watch *watch[HC_K8S_KIND_COUNT]; /* owned; NULL when not watched */
+    bool watch_auth_failed[HC_K8S_KIND_COUNT];
+    struct cache cache[HC_K8S_KIND_COUNT];
+    /* readyz checker */
+    struct event *readyz_timer;     /* owned */
+    struct hc_http_req *readyz_req; /* borrowed handle while in flight */
+    bool use_healthz;               /* /readyz answered 404 */
+    bool reachable;                 /* hysteresis output */
+    bool readyz_auth_failed;        /* last failure was 401/403 */
+    uint32_t fails, oks;            /* consecutive */
+    char last_error[200];
+    uint64_t readyz_ok, readyz_failed;
+    enum hc_api_state api;
+    time_t last_seen;   /* last successful contact */
+    time_t frozen_seen; /* last_seen when the state last left HC_API_OK */
+    time_t bad_since;
+};
+
+static const char *const api_names[] = {"ok", "stale", "unreachable", "unauthorized"};
+
+const char *hc_api_state_name(enum hc_api_state s)
+{
+    return (unsigned)s < 4 ? api_names[s] : "unknown";
+}
+
+void hc_cluster_params_default(struct hc_cluster_params *p)
+{
+    p->readyz_interval_ms = 10000;
+    p->readyz_timeout_ms = 3000;
+    p->fall = 3;
+    p->rise = 1;
+    hc_watch_params_default(&p->watch);
+}
+
+static bool same_key(const struct hc_k8s_obj *o, const char *ns, const char *name)
+{
+    if (strcmp(o->name, name) != 0)
+        return false;
+    if (o->ns == NULL || ns == NULL)
+        return o->ns == ns;
+    return strcmp(o->ns, ns) == 0;
+}
+
+static long cache_find(const struct cache *c, const char *ns, const char *name)
+{
+    for (size_t i = 0; i < c->count; i++) {
+        if (same_key(c->objs[i], ns, name))
+            return (long)i;
+    }
+    return -1;
+}
+
+static void cache_clear(struct cache *c)
+{
+    for (size_t i = 0; i < c->count; i++)
+        hc_k8s_obj_free(c->objs[i]);
+    free(c->objs);
+    memset(c, 0, sizeof(*c));
+}
+
+/* Takes ownership of @obj in every case. */
+static void cache_put(struct cache *c, struct hc_k8s_obj *obj)
+{
+    long i = cache_find(c, obj->ns, obj->name);
+    struct hc_k8s_obj **n;
+
+    if (i >= 0) {
+        hc_k8s_obj_free(c->objs[i]);
+        c->objs[i] = obj;
+        return;
+    }
+    if (c->count == c->cap) {
+        size_t cap = c->cap == 0 ? 16 : c->cap * 2;
+
+        n = realloc(c->objs, cap * sizeof(*n));
+        if (n == NULL) {
+            cm_log_error("cache: out of memory; dropping object %s", obj->name);
+            hc_k8s_obj_free(obj);
+            return;
+        }
+        c->objs = n;
+        c->cap = cap;
+    }
+    c->objs[c->count++] = obj;
+}
+
+static void cache_del(struct cache *c, const struct hc_k8s_obj *obj)
+{
+    long i = cache_find(c, obj->ns, obj->name);
+
+    if (i < 0)
+        return;
+    hc_k8s_obj_free(c->objs[i]);
+    c->objs[i] = c->objs[--c->count];
+}
+
+static enum hc_api_state compute_api(const struct hc_cluster *c)
+{
+    if (!c->reachable)
+        return c->readyz_auth_failed ? HC_API_UNAUTHORIZED : HC_API_UNREACHABLE;
+    for (int k = 0; k < HC_K8S_KIND_COUNT; k++) {
+        if (c->watch_auth_failed[k])
+            return HC_API_UNAUTHORIZED;
+    }
+    for (int k = 0; k < HC_K8S_KIND_COUNT; k++) {
+        struct hc_watch_stats st;
+
+        if (c->watch[k] == NULL)
+            continue;
+        hc_watch_get_stats(c->watch[k], &st);
+        if (!st.synced || !st.healthy)
+            return HC_API_STALE;
+    }
+    return HC_API_OK;
+}
+
+static void refresh(struct hc_cluster *c, bool data_changed)
+{
+    enum hc_api_state n = compute_api(c);
+
+    if (n != c->api) {
+        if (n == HC_API_OK) {
+            cm_log_info("member=%s: API state %s -> ok", c->name, hc_api_state_name(c->api));
+            c->bad_since = 0;
+        } else {
+            if (c->api == HC_API_OK) {
+                c->bad_since = time(NULL);
+                c->frozen_seen = c->last_seen;
+            }
+            cm_log_warn("member=%s: API state %s -> %s; keeping last known data", c->name,
+                        hc_api_state_name(c->api), hc_api_state_name(n));
+        }
+        c->api = n;
+        data_changed = true;
+    }
+    if (data_changed && c->changed != NULL)
+        c->changed(c->arg);
+}
+
+/* ---- watch callbacks ---- */
+
+static void on_sync(void *arg, enum hc_k8s_kind kind, struct hc_k8s_obj **objs, size_t count)
+{
+    struct hc_cluster *c = arg;
+
+    cache_clear(&c->cache[kind]);
+    for (size_t i = 0; i < count; i++)
+        cache_put(&c->cache[kind], objs[i]);
+    c->last_seen = time(NULL);
+    refresh(c, true);
+}
+
+static void on_event(void *arg, enum hc_k8s_kind kind, enum hc_k8s_event_type type,
+                     struct hc_k8s_obj *obj)
+{
+    struct hc_cluster *c = arg;
+
+    if (type == HC_K8S_DELETED) {
+        cache_del(&c->cache[kind], obj);
+        hc_k8s_obj_free(obj);
+    } else {
+        cache_put(&c->cache[kind], obj);
+    }
+    c->last_seen = time(NULL);
+    refresh(c, true);
+}
+
+static void on_watch_status(void *arg, enum hc_k8s_kind kind, bool ok, long http_status)
+{
+    struct hc_cluster *c = arg;
+
+    c->watch_auth_failed[kind] = !ok && (http_status == 401 || http_status == 403);
+    refresh(c, false);
+}
+
+/* ---- readyz ---- */
+
+static void readyz_result(struct hc_cluster *c, bool ok, bool auth, const char *why)
+{
+    if (ok) {
+        c->readyz_ok++;
+        c->fails = 0;
+        c->oks++;
+        c->last_seen = time(NULL);
+        c->readyz_auth_failed = false;
+        if (!c->reachable && c->oks >= c->p.rise) {
+            cm_log_info("member=%s: API server reachable again", c->name);
+            c->reachable = true;
+        }
+    } else {
+        c->readyz_failed++;
+        c->oks = 0;
+        c->fails++;
+        c->readyz_auth_failed = auth;
+        if (c->fails == 1 || strcmp(c->last_error, why) != 0)
+            cm_log_warn("member=%s: API health check failed (%u/%u): %s", c->name, c->fails,
+                        c->p.fall, why);
+        cm_strlcpy(c->last_error, why, sizeof(c->last_error));
+        if (c->reachable && c->fails >= c->p.fall) {
+            cm_log_warn("member=%s: API server %s after %u failed checks; keeping last known "
+                        "data",
+                        c->name, auth ? "unauthorized" : "unreachable", c->fails);
+            c->reachable = false;
+        }
+    }
+    refresh(c, false);
+}
+
+static void readyz_start(struct hc_cluster *c);
+
+static void on_readyz_done(void *arg, int rc, long status, bool aborted, const char *reason)
+{
+    struct hc_cluster *c = arg;
+    char why[200];
+
+    (void)aborted;
+    c->readyz_req = NULL;
+    if (rc == CM_OK && status == 404 && !c->use_healthz) {
+        c->use_healthz = true; /* an older API server: fall back to /healthz */
+        readyz_start(c);
+        return;
+    }
+    if (rc == CM_OK && status >= 200 && status < 300) {
+        readyz_result(c, true, false, "");
+        return;
+    }
+    if (rc == CM_OK)
+        snprintf(why, sizeof(why), "GET %s: HTTP %ld%s", c->use_healthz ? "/healthz" : "/readyz",
+                 status, status == 401 || status == 403 ? " (credentials rejected)" : "");
+    else
+        snprintf(why, sizeof(why), "GET %s: %s", c->use_healthz ? "/healthz" : "/readyz", reason);
+    readyz_result(c, false, rc == CM_OK && (status == 401 || status == 403), why);
+}
+
+static void readyz_start(struct hc_cluster *c)
+{
+    struct hc_http_opts o = {.timeout_ms = c->p.readyz_timeout_ms,
+                             .connect_timeout_ms = c->p.readyz_timeout_ms,
+                             .on_done = on_readyz_done,
+                             .arg = c};
+    char url[2048];
+    int rc;
+
+    snprintf(url, sizeof(url), "%s%s", c->t->server, c->use_healthz ? "/healthz" : "/readyz");
+    rc = hc_http_get(c->http, c->t, url, &o, &c->readyz_req);
+    if (rc != CM_OK)
+        readyz_result(c, false, false, cm_strerror(rc));
+}
+
+static void on_readyz_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct hc_cluster *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (c->readyz_req != NULL) {
+        cm_log_debug("member=%s: health check still running; skipping this round", c->name);
+        return;
+    }
+    readyz_start(c);
+}
+
+struct hc_cluster *hc_cluster_new(struct event_base *base, struct hc_http *http, const char *name,
+                                  struct hc_kube_target *t, bool want_nodes,
+                                  const struct hc_cluster_params *p, hc_cluster_changed_fn *changed,
+                                  void *arg)
+{
+    struct hc_cluster *c = calloc(1, sizeof(*c));
+    struct hc_watch_cbs cbs = {
+        .sync = on_sync, .event = on_event, .status = on_watch_status, .arg = c};
+
+    if (c == NULL) {
+        hc_kube_target_free(t);
+        return NULL;
+    }
+    c->base = base;
+    c->http = http;
+    c->t = t;
+    c->want_nodes = want_nodes;
+    c->p = *p;
+    c->changed = changed;
+    c->arg = arg;
+    c->reachable = true;
+    c->api = HC_API_STALE;
+    c->bad_since = time(NULL);
+    c->name = strdup(name);
+    c->readyz_timer = event_new(base, -1, EV_PERSIST, on_readyz_timer, c);
+    if (c->name == NULL || c->readyz_timer == NULL)
+        goto fail;
+    for (int k = 0; k < HC_K8S_KIND_COUNT; k++) {
+        if (k == HC_K8S_NODE && !want_nodes)
+            continue;
+        c->watch[k] = hc_watch_new(base, http, t, c->name, (enum hc_k8s_kind)k, &p->watch, &cbs);
+        if (c->watch[k] == NULL)
+            goto fail;
+    }
+    return c;
+fail:
+    hc_cluster_free(c);
+    return NULL;
+}
+
+int hc_cluster_start(struct hc_cluster *c)
+{
+    struct timeval tv = {.tv_sec = c->p.readyz_interval_ms / 1000,
+                         .tv_usec = (c->p.readyz_interval_ms % 1000) * 1000};
+
+    cm_log_info("member=%s: watching %s (context %s)%s", c->name, c->t->server, c->t->context,
+                c->want_nodes ? " with nodes" : "");
+    for (int k = 0; k < HC_K8S_KIND_COUNT; k++) {
+        if (c->watch[k] != NULL && hc_watch_start(c->watch[k]) != CM_OK)
+            return CM_ENOMEM;
+    }
+    if (event_add(c->readyz_timer, &tv) != 0)
+        return CM_ENOMEM;
+    readyz_start(c);
+    return CM_OK;
+}
+
+void hc_cluster_free(struct hc_cluster *c)
+{
+    if (c == NULL)
+        return;
+    for (int k = 0; k < HC_K8S_KIND_COUNT; k++) {
+        hc_watch_free(c->watch[k]);
+        cache_clear(&c->cache[k]);
+    }
+    hc_http_req_cancel(c->readyz_req);
+    if (c->readyz_timer != NULL)
+        event_free(c->readyz_timer);
+    hc_kube_target_free(c->t);
+    free(c->name);
+    free(c);
+}
+
+const char *hc_cluster_name(const struct hc_cluster *c)
+{
+    return c->name;
+}
+
+const struct hc_kube_target *hc_cluster_target(const struct hc_cluster *c)
+{
+    return c->t;
+}
+
+bool hc_cluster_wants_nodes(const struct hc_cluster *c)
+{
+    return c->want_nodes;
+}
+
+enum hc_api_state hc_cluster_api(const struct hc_cluster *c)
+{
+    return c->api;
+}
+
+time_t hc_cluster_last_seen(const struct hc_cluster *c)
+{
+    return c->api == HC_API_OK ? c->last_seen : c->frozen_seen;
+}
+
+void hc_cluster_take_caches(struct hc_cluster *dst, struct hc_cluster *src)
+{
+    for (int k = 0; k < HC_K8S_KIND_COUNT; k++) {
+        if (dst->watch[k] == NULL)
+            continue;
+        cache_clear(&dst->cache[k]);
+        dst->cache[k] = src->cache[k];
+        memset(&src->cache[k], 0, sizeof(src->cache[k]));
+    }
+    dst->last_seen = src->last_seen;
+    dst->frozen_seen = src->api == HC_API_OK ? src->last_seen : src->frozen_seen;
+    dst->bad_since = src->api == HC_API_OK ? time(NULL) : src->bad_since;
+}
+
+time_t hc_cluster_bad_since(const struct hc_cluster *c)
+{
+    return c->api == HC_API_OK ? 0 : c->bad_since;
+}
+
+size_t hc_cluster_count(const struct hc_cluster *c, enum hc_k8s_kind kind)
+{
+    return c->cache[kind].count;
+}
+
+const struct hc_k8s_obj *hc_cluster_obj(const struct hc_cluster *c, enum hc_k8s_kind kind, size_t i)
+{
+    return i < c->cache[kind].count ? c->cache[kind].objs[i] : NULL;
+}
+
+const struct hc_k8s_obj *hc_cluster_service(const struct hc_cluster *c, const char *ns,
+                                            const char *name)
+{
+    long i = cache_find(&c->cache[HC_K8S_SERVICE], ns, name);
+
+    return i < 0 ? NULL : c->cache[HC_K8S_SERVICE].objs[i];
+}
+
+void hc_cluster_ready(const struct hc_cluster *c, const char *ns, const char *name, uint32_t *v4,
+                      uint32_t *v6)
+{
+    const struct cache *sl = &c->cache[HC_K8S_SLICE];
+
+    *v4 = *v6 = 0;
+    for (size_t i = 0; i < sl->count; i++) {
+        const struct hc_k8s_obj *o = sl->objs[i];
+
+        if (o->u.slice.service == NULL || strcmp(o->u.slice.service, name) != 0 || o->ns == NULL ||
+            strcmp(o->ns, ns) != 0)
+            continue;
+        if (o->u.slice.family == HC_K8S_IPV4)
+            *v4 += o->u.slice.ready;
+        else if (o->u.slice.family == HC_K8S_IPV6)
+            *v6 += o->u.slice.ready;
+    }
+}
+
+void hc_cluster_get_stats(const struct hc_cluster *c, struct hc_cluster_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (int k = 0; k < HC_K8S_KIND_COUNT; k++) {
+        if (c->watch[k] == NULL)
+            continue;
+        out->watched[k] = true;
+        hc_watch_get_stats(c->watch[k], &out->watch[k]);
+    }
+    out->readyz_ok = c->readyz_ok;
+    out->readyz_failed = c->readyz_failed;
+}

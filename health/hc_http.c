@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * hc_http.c -- libcurl multi_socket on libevent (curl docs/examples/
+ * multi-event.c): curl tells us which sockets to watch (socket callback) and
+ * when to call it back (timer callback); libevent tells curl what happened
+ * through curl_multi_socket_action(); finished transfers are collected with
+ * curl_multi_info_read() after every action.
+ *
+ * Invariant: a request is in h->reqs exactly while its easy handle is added
+ * to the multi handle. Done callbacks run after the request left both.
+ */
+#include "health/hc_http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+#include "common/cm_err.h"
+#include "common/cm_log.h"
+#include "common/cm_str.h"
+#include "health/hc_kubeconfig.h"
+
+struct hc_http {
+    struct event_base *base;  /* borrowed */
+    CURLM *multi;             /* owned */
+    struct event *timer;      /* owned: curl's single timeout */
+    struct hc_http_req *reqs; /* owned list of requests in flight */
+    size_t active;
+};
+
+struct hc_http_req {
+    struct hc_http *h;          /* borrowed */
+    CURL *easy;                 /* owned */
+    struct curl_slist *headers; /* owned; holds the bearer token: wiped on free */
+    struct hc_http_opts o;
+    bool aborted;
+    char errbuf[CURL_ERROR_SIZE];
+    struct hc_http_req *prev, *next;
+};
+
+/* Per-socket state, attached with curl_multi_assign(). */
+struct sock_ctx {
+    struct hc_http *h;
+    curl_socket_t fd;
+    struct event *ev; /* owned */
+};
+
+static void check_multi_info(struct hc_http *h);
+
+static void req_unlink(struct hc_http_req *r)
+{
+    struct hc_http *h = r->h;
+
+    if (r->prev != NULL)
+        r->prev->next = r->next;
+    else
+        h->reqs = r->next;
+    if (r->next != NULL)
+        r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+    h->active--;
+}
+
+static void req_free(struct hc_http_req *r)
+{
+    for (struct curl_slist *s = r->headers; s != NULL; s = s->next)
+        memset(s->data, 0, strlen(s->data)); /* the Authorization header */
+    curl_slist_free_all(r->headers);
+    curl_easy_cleanup(r->easy);
+    free(r);
+}
+
+static void on_socket_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct sock_ctx *sc = arg;
+    struct hc_http *h = sc->h;
+    int action =
+        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int running = 0;
+
+    curl_multi_socket_action(h->multi, fd, action, &running);
+    check_multi_info(h);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct hc_http *h = arg;
+    int running = 0;
+
+    (void)fd;
+    (void)what;
+    curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_multi_info(h);
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *arg)
+{
+    struct hc_http *h = arg;
+    struct timeval tv;
+
+    (void)multi;
+    if (timeout_ms < 0) {
+        evtimer_del(h->timer);
+        return 0;
+    }
+    tv.tv_sec = timeout_ms / 1000;
+    tv.tv_usec = (timeout_ms % 1000) * 1000;
+    /* 0 means "call socket_action now": the loop runs it on its next turn. */
+    return evtimer_add(h->timer, &tv) == 0 ? 0 : -1;
+}
+
+static int socket_cb(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
+{
+    struct hc_http *h = arg;
+    struct sock_ctx *sc = sockp;
+    short kind;
+
+    (void)easy;
+    if (what == CURL_POLL_REMOVE) {
+        if (sc != NULL) {
+            event_free(sc->ev);
+            free(sc);
+            curl_multi_assign(h->multi, s, NULL);
+        }
+        return 0;
+    }
+    kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0) |
+                   EV_PERSIST);
+    if (sc == NULL) {
+        sc = calloc(1, sizeof(*sc));
+        if (sc == NULL)
+            return -1;
+        sc->h = h;
+        sc->fd = s;
+        curl_multi_assign(h->multi, s, sc);
+    } else {
+        event_free(sc->ev);
+    }
+    sc->ev = event_new(h->base, s, kind, on_socket_event, sc);
+    if (sc->ev == NULL || event_add(sc->ev, NULL) != 0)
+        return -1;
+    return 0;
+}
+
+static int map_curl(CURLcode cc)
+{
+    switch (cc) {
+    case CURLE_OK:
+        return CM_OK;
+    case CURLE_OPERATION_TIMEDOUT:
+        return CM_ETIMEDOUT;
+    case CURLE_COULDNT_CONNECT:
+        return CM_ECONNREFUSED;
+    case CURLE_OUT_OF_MEMORY:
+        return CM_ENOMEM;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+        return CM_EACCES;
+    default:
+        return CM_EIO;
+    }
+}
+
+static void check_multi_info(struct hc_http *h)
+{
+    CURLMsg *msg;
+    int left;
+
+    while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
+        struct hc_http_req *r = NULL;
+        struct hc_http_opts o;
+        char reason[CURL_ERROR_SIZE];
+        long status = 0;
+        bool aborted;
+        int rc;
+
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+        rc = map_curl(msg->data.result);
+        cm_strlcpy(reason, r->errbuf[0] != '\0' ? r->errbuf : curl_easy_strerror(msg->data.result),
+                   sizeof(reason));
+        o = r->o;
+        aborted = r->aborted;
+        curl_multi_remove_handle(h->multi, r->easy);
+        req_unlink(r);
+        req_free(r);
+        if (o.on_done != NULL)
+            o.on_done(o.arg, rc, status, aborted, reason);
+    }
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    struct hc_http_req *r = arg;
+    size_t n = size * nmemb;
+    long status = 0;
+
+    if (r->o.on_data == NULL)
+        return n;
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (r->o.on_data(r->o.arg, status, ptr, n) != 0) {
+        r->aborted = true;
+        return 0; /* CURLE_WRITE_ERROR ends the transfer */
+    }
+    return n;
+}
+
+struct hc_http *hc_http_new(struct event_base *base)
+{
+    struct hc_http *h = calloc(1, sizeof(*h));
+
+    if (h == NULL)
+        return NULL;
+    h->base = base;
+    h->multi = curl_multi_init();
+    h->timer = evtimer_new(base, on_timer, h);
+    if (h->multi == NULL || h->timer == NULL) {
+        hc_http_free(h);
+        return NULL;
+    }
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+    curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    return h;
+}
+
+void hc_http_free(struct hc_http *h)
+{
+    if (h == NULL)
+        return;
+    while (h->reqs != NULL)
+        hc_http_req_cancel(h->reqs);
+    if (h->multi != NULL)
+        curl_multi_cleanup(h->multi);
+    if (h->timer != NULL)
+        event_free(h->timer);
+    free(h);
+}
+
+void hc_http_req_cancel(struct hc_http_req *r)
+{
+    if (r == NULL)
+        return;
+    curl_multi_remove_handle(r->h->multi, r->easy);
+    req_unlink(r);
+    req_free(r);
+}
+
+size_t hc_http_active(const struct hc_http *h)
+{
+    return h->active;
+}
+
+static int set_tls(CURL *e, const struct hc_kube_target *t)
+{
+    struct curl_blob b;
+    CURLcode cc = CURLE_OK;
+
+    if (t->ca_pem != NULL) {
+        b = (struct curl_blob){.data = t->ca_pem, .len = t->ca_pem_len, .flags = CURL_BLOB_COPY};
+        cc = curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
+    }
+    if (cc == CURLE_OK && t->insecure_skip_tls_verify) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        cc = curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (cc == CURLE_OK && t->client_cert_pem != NULL && t->client_key_pem != NULL) {
+        b = (struct curl_blob){
+            .data = t->client_cert_pem, .len = t->client_cert_pem_len, .flags = CURL_BLOB_COPY};
+        cc = curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &b);
+        curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+        if (cc == CURLE_OK) {
+            b = (struct curl_blob){
+                .data = t->client_key_pem, .len = t->client_key_pem_len, .flags = CURL_BLOB_COPY};
+            cc = curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &b);
+            curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+        }
+    }
+    if (cc == CURLE_OK && t->proxy_url != NULL)
+        cc = curl_easy_setopt(e, CURLOPT_PROXY, t->proxy_url);
+    return cc == CURLE_OK ? CM_OK : CM_EINVAL;
+}
+
+static int set_auth(struct hc_http_req *r, const struct hc_kube_target *t)
+{
+    struct curl_slist *l;
+
+    l = curl_slist_append(r->headers, "Accept: application/json");
+    if (l == NULL)
+        return CM_ENOMEM;
+    r->headers = l;
+    if (t->token != NULL) {
+        size_t n = strlen(t->token) + sizeof("Authorization: Bearer ");
+        char *hdr = malloc(n);
+
+        if (hdr == NULL)
+            return CM_ENOMEM;
+        snprintf(hdr, n, "Authorization: Bearer %s", t->token);
+        l = curl_slist_append(r->headers, hdr);
+        memset(hdr, 0, n);
+        free(hdr);
+        if (l == NULL)
+            return CM_ENOMEM;
+        r->headers = l;
+    } else if (t->username != NULL && t->client_cert_pem == NULL) {
+        curl_easy_setopt(r->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(r->easy, CURLOPT_USERNAME, t->username);
+        curl_easy_setopt(r->easy, CURLOPT_PASSWORD, t->password != NULL ? t->password : "");
+    }
+    curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
+    return CM_OK;
+}
+
+int hc_http_get(struct hc_http *h, const struct hc_kube_target *t, const char *url,
+                const struct hc_http_opts *o, struct hc_http_req **out)
+{
+    struct hc_http_req *r = calloc(1, sizeof(*r));
+    int rc = CM_ENOMEM;
+    CURL *e;
+
+    if (r == NULL)
+        return CM_ENOMEM;
+    r->h = h;
+    r->o = *o;
+    r->easy = e = curl_easy_init();
+    if (e == NULL)
+        goto out;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "fedgslb-health/0.1");
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000L);
+    rc = set_tls(e, t);
+    if (rc == CM_OK)
+        rc = set_auth(r, t);
+    if (rc != CM_OK)
+        goto out;
+    if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+        rc = CM_ENOMEM;
+        goto out;
+    }
+    r->next = h->reqs;
+    if (h->reqs != NULL)
+        h->reqs->prev = r;
+    h->reqs = r;
+    h->active++;
+    if (out != NULL)
+        *out = r;
+    r = NULL;
+out:
+    if (r != NULL)
+        req_free(r);
+    return rc;
+}

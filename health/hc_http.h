@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * hc_http.h -- HTTP requests to Kubernetes API servers on one libcurl multi
+ * handle driven by the caller's libevent loop (curl's multi-event.c pattern:
+ * CURLMOPT_SOCKETFUNCTION + CURLMOPT_TIMERFUNCTION, one event per socket,
+ * curl_multi_socket_action). No threads; HTTP/2 when the server offers it.
+ *
+ *   hc_http (one per process)
+ *    +- curl multi, timer event, socket events
+ *    +- hc_http_req ... one easy handle each, with TLS and credentials taken
+ *                       from a struct hc_kube_target at start
+ *
+ * Response bytes are handed to the request's data callback as they arrive
+ * (watch streams never end on their own); completion calls the done
+ * callback once, after the request has been released.
+ */
+#ifndef HEALTH_HC_HTTP_H
+#define HEALTH_HC_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/event.h>
+
+struct hc_http;
+struct hc_http_req;
+struct hc_kube_target;
+
+/**
+ * Response bytes (borrowed for the call). @status is the HTTP status of the
+ * response they belong to. Return 0 to go on, non-zero to abort the transfer
+ * (the done callback then gets aborted=true). Must not free or cancel any
+ * request.
+ */
+typedef int hc_http_data_fn(void *arg, long status, const char *data, size_t len);
+
+/**
+ * Completion. @rc is CM_OK when a complete HTTP response arrived (whatever
+ * its status), else a CM_* code (CM_ETIMEDOUT, CM_ECONNREFUSED, CM_EIO ...)
+ * with @reason (borrowed: curl's error text, never secrets). @aborted: the
+ * data callback stopped it. The request is already freed; starting new
+ * requests or cancelling others from here is fine.
+ */
+typedef void hc_http_done_fn(void *arg, int rc, long status, bool aborted, const char *reason);
+
+struct hc_http_opts {
+    long timeout_ms;         /* whole transfer; 0 = none (watch streams use a bound) */
+    long connect_timeout_ms; /* 0 = 10 s */
+    hc_http_data_fn *on_data;
+    hc_http_done_fn *on_done;
+    void *arg;
+};
+
+/** One multi handle on @base (borrowed; outlives it). NULL on failure. */
+struct hc_http *hc_http_new(struct event_base *base);
+/** Cancels every request (their done callbacks are NOT called). Accepts NULL. */
+void hc_http_free(struct hc_http *h);
+
+/**
+ * Starts GET @url (borrowed, copied) against @t (borrowed; must outlive the
+ * request). TLS trust, client certificate and bearer token come from @t.
+ * On success *out is a handle for hc_http_req_cancel() (may be NULL if not
+ * wanted); it stays valid until on_done runs.
+ */
+int hc_http_get(struct hc_http *h, const struct hc_kube_target *t, const char *url,
+                const struct hc_http_opts *o, struct hc_http_req **out);
+
+/** Stops a request without calling its done callback. Not from a data callback. */
+void hc_http_req_cancel(struct hc_http_req *r);
+
+/** Requests in flight. */
+size_t hc_http_active(const struct hc_http *h);
+
+#endif /* HEALTH_HC_HTTP_H */

@@ -1,0 +1,184 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Shared set-up of the fedgslb-health system tests: three fake member API
+servers (fakekube) behind one kubeconfig with three contexts (token + CA data,
+insecure-skip-tls-verify, client certificate), a federation config whose
+health section points at them, and the real fedgslb-health daemon with fast
+test timings. Helpers poll GET /v1/state until a condition holds."""
+
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+
+import fakekube  # noqa: E402
+import fedtest  # noqa: E402
+
+STYLES = {"usa": "token-ca-data", "eur": "insecure", "jpn": "client-cert"}
+
+# Test timings: fast API health checks and retries, short watch streams.
+FAST_ENV = {
+    "FEDGSLB_HEALTH_READYZ_INTERVAL_MS": "200",
+    "FEDGSLB_HEALTH_READYZ_TIMEOUT_MS": "400",
+    "FEDGSLB_HEALTH_READYZ_FALL": "3",
+    "FEDGSLB_HEALTH_READYZ_RISE": "1",
+    "FEDGSLB_HEALTH_BACKOFF_MIN_MS": "100",
+    "FEDGSLB_HEALTH_BACKOFF_MAX_MS": "800",
+    "FEDGSLB_HEALTH_WATCH_TIMEOUT_S": "30",
+    "FEDGSLB_HEALTH_LIST_TIMEOUT_MS": "1500",
+    "FEDGSLB_HEALTH_LIST_LIMIT": "2",
+}
+
+
+def health_config(tmp, kubeconfig, ctl_port, services=None, members=None, proxy=None):
+    """A federation config for fedgslb-health alone (no dnsd section)."""
+    tmp = str(tmp)
+    mem = {}
+    for name, m in fedtest.MEMBERS.items():
+        if members is not None and name not in members:
+            continue
+        e = dict(m)
+        e["kubeconfig"] = kubeconfig
+        e["context"] = name
+        if proxy and name in proxy:
+            e["lb"] = {"mode": "proxy", "address": proxy[name]}
+        mem[name] = e
+    return {
+        "federation": fedtest.FEDERATION,
+        "zone": fedtest.ZONE,
+        "regions": fedtest.REGIONS,
+        "members": mem,
+        "services": services if services is not None else {"default/web": {"port": 80}},
+        "health": {
+            "vantage": "us-east-1",
+            "state_file": os.path.join(tmp, "health-state.json"),
+            "control": {"listen": "127.0.0.1:%d" % ctl_port},
+        },
+    }
+
+
+class Cluster:
+    """Three fake members, a kubeconfig and a running fedgslb-health."""
+
+    def __init__(self, tmp, proxy=None, env=None, services=None):
+        self.tmp = str(tmp)
+        self.fakes = {}
+        for name in fedtest.MEMBERS:
+            fk = fakekube.FakeKube(name, self.tmp, client_cert_auth=(STYLES[name] == "client-cert"))
+            fk.bookmark_interval = 0.5
+            self.fakes[name] = fk
+        self.kubeconfig = os.path.join(self.tmp, "kubeconfig.yaml")
+        fakekube.write_kubeconfig(self.kubeconfig,
+                                  [(n, fk, STYLES[n]) for n, fk in self.fakes.items()])
+        self.ctl_port = fedtest.free_port(ipv6=False)
+        self.conf = health_config(self.tmp, self.kubeconfig, self.ctl_port, services=services,
+                                  proxy=proxy)
+        self.config_path = fedtest.write_config(self.tmp, self.conf, "health.json")
+        self.env = dict(FAST_ENV)
+        self.env.update(env or {})
+        self.daemon = None
+
+    def start_fakes(self):
+        for fk in self.fakes.values():
+            fk.start()
+        return self
+
+    def start(self):
+        exe = fedtest.binary("fedgslb-health")
+        log = os.path.join(self.tmp, "health.log")
+        self.daemon = fedtest.Daemon([exe, "--config", self.config_path, "--log-level", "debug"],
+                                     log, cwd=self.tmp, env=self.env)
+        self.daemon.ctl_port = self.ctl_port
+        self.daemon.start()
+        deadline = time.monotonic() + 10 * fedtest.SLOW
+        while time.monotonic() < deadline:
+            if not self.daemon.alive():
+                raise RuntimeError("fedgslb-health exited:\n" + self.daemon.log_text())
+            try:
+                st, _ = fedtest.http(self.ctl_port, "GET", "/healthz", timeout=0.5)
+                if st == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("fedgslb-health not ready:\n" + self.daemon.log_text())
+
+    def close(self):
+        err = None
+        if self.daemon is not None:
+            try:
+                fedtest.finish(self.daemon)
+            except AssertionError as e:
+                err = e
+            self.daemon = None
+        for fk in self.fakes.values():
+            try:
+                fk.stop()
+            except Exception:  # teardown goes on
+                pass
+        if err is not None:
+            raise err
+
+    def state(self):
+        st, doc = fedtest.http(self.ctl_port, "GET", "/v1/state")
+        assert st == 200, (st, doc)
+        return doc
+
+    def metrics(self):
+        st, text = fedtest.http(self.ctl_port, "GET", "/metrics")
+        assert st == 200, (st, text)
+        return fedtest.parse_metrics(text)
+
+    def log(self):
+        return self.daemon.log_text() if self.daemon is not None else ""
+
+    def wait(self, pred, timeout=1.0, what="condition"):
+        """Polls GET /v1/state until pred(doc) is truthy; returns the document."""
+        deadline = time.monotonic() + timeout * fedtest.SLOW
+        doc = None
+        while True:
+            doc = self.state()
+            try:
+                if pred(doc):
+                    return doc
+            except (KeyError, TypeError, IndexError):
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out after %.1fs waiting for %s; state:\n%s\nlog tail:\n%s"
+                                     % (timeout, what, json.dumps(doc, indent=1, sort_keys=True),
+                                        self.log()[-4000:]))
+            time.sleep(0.02)
+
+    def wait_log(self, text, timeout=5.0, start=0):
+        deadline = time.monotonic() + timeout * fedtest.SLOW
+        while time.monotonic() < deadline:
+            if text in self.log()[start:]:
+                return
+            time.sleep(0.05)
+        raise AssertionError("log line %r not seen; log tail:\n%s" % (text, self.log()[-4000:]))
+
+
+def entry(doc, svc, member):
+    """services[svc].members[member] or None."""
+    return doc.get("services", {}).get(svc, {}).get("members", {}).get(member)
+
+
+def api(doc, member):
+    return doc["members"][member]["api"]
+
+
+def validate(doc):
+    """The document is a valid state document v1 (the same checks dnsd applies)."""
+    assert doc["version"] == 1
+    assert isinstance(doc["generation"], int) and doc["generation"] > 0
+    assert doc["generated_at"].endswith("Z")
+    for key, svc in doc.get("services", {}).items():
+        assert "/" in key
+        for m, e in svc["members"].items():
+            assert m in doc["members"], m
+            assert isinstance(e["healthy"], bool)
+            assert e["pending"] is False
+            assert isinstance(e["reason"], str) and e["reason"]

@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_hc_k8s.c -- Kubernetes JSON parsers and the watch line splitter. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/cm_err.h"
+#include "health/hc_k8s.h"
+
+#define SVC_JSON                                                                                   \
+    "{\"metadata\":{\"name\":\"web\",\"namespace\":\"default\",\"resourceVersion\":\"17\","        \
+    "\"annotations\":{\"fedgslb.io/federate\":\"true\",\"fedgslb.io/health-path\":\"/hz\","        \
+    "\"fedgslb.io/health-port\":\"8080\"}},"                                                       \
+    "\"spec\":{\"type\":\"LoadBalancer\",\"ports\":[{\"name\":\"http\",\"port\":80,"               \
+    "\"protocol\":\"TCP\",\"nodePort\":30080},{\"port\":53,\"protocol\":\"UDP\"}]},"               \
+    "\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"192.0.2.10\"},{\"ip\":\"bogus\"},"       \
+    "{\"hostname\":\"lb.example\"},{\"ip\":\"2001:db8::1\"}]}}}"
+
+static void test_service(void **state)
+{
+    const char *line = "{\"type\":\"ADDED\",\"object\":" SVC_JSON "}";
+    struct hc_k8s_event ev;
+    char err[HC_K8S_ERR_MAX];
+    const struct hc_k8s_svc *s;
+
+    (void)state;
+    assert_int_equal(hc_k8s_event_parse(line, strlen(line), HC_K8S_SERVICE, &ev, err, sizeof(err)),
+                     CM_OK);
+    assert_int_equal(ev.type, HC_K8S_ADDED);
+    assert_string_equal(ev.resource_version, "17");
+    assert_string_equal(ev.obj->ns, "default");
+    assert_string_equal(ev.obj->name, "web");
+    s = &ev.obj->u.svc;
+    assert_string_equal(s->type, "LoadBalancer");
+    assert_int_equal(s->port_count, 2);
+    assert_int_equal(s->ports[0].port, 80);
+    assert_int_equal(s->ports[0].node_port, 30080);
+    assert_true(s->ports[0].is_tcp);
+    assert_false(s->ports[1].is_tcp);
+    assert_int_equal(s->lb_ip_count, 2); /* "bogus" dropped */
+    assert_string_equal(s->lb_ips[0], "192.0.2.10");
+    assert_string_equal(s->lb_ips[1], "2001:db8::1");
+    assert_int_equal(s->lb_hostname_count, 1);
+    assert_string_equal(s->lb_hostnames[0], "lb.example");
+    assert_true(s->federate);
+    assert_string_equal(s->health_path, "/hz");
+    assert_int_equal(s->health_port, 8080);
+    hc_k8s_event_fini(&ev);
+}
+
+static void test_service_minimal_and_bad(void **state)
+{
+    const char *ok = "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"a\","
+                     "\"namespace\":\"n\",\"annotations\":{\"fedgslb.io/federate\":\"yes\"}}}}";
+    const char *bad_port = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\","
+                           "\"namespace\":\"n\"},\"spec\":{\"ports\":[{\"port\":70000}]}}}";
+    const char *no_ns = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\"}}}";
+    struct hc_k8s_event ev;
+    char err[HC_K8S_ERR_MAX];
+
+    (void)state;
+    assert_int_equal(hc_k8s_event_parse(ok, strlen(ok), HC_K8S_SERVICE, &ev, err, sizeof(err)),
+                     CM_OK);
+    assert_int_equal(ev.type, HC_K8S_MODIFIED);
+    assert_false(ev.obj->u.svc.federate);
+    assert_null(ev.resource_version);
+    assert_int_equal(ev.obj->u.svc.port_count, 0);
+    hc_k8s_event_fini(&ev);
+    assert_int_equal(
+        hc_k8s_event_parse(bad_port, strlen(bad_port), HC_K8S_SERVICE, &ev, err, sizeof(err)),
+        CM_EPARSE);
+    assert_non_null(strstr(err, "spec.ports[0]"));
+    assert_int_equal(
+        hc_k8s_event_parse(no_ns, strlen(no_ns), HC_K8S_SERVICE, &ev, err, sizeof(err)), CM_EPARSE);
+    assert_non_null(strstr(err, "namespace"));
+}
+
+static void test_slice(void **state)
+{
+    const char *line =
+        "{\"type\":\"ADDED\",\"object\":{\"addressType\":\"IPv6\",\"metadata\":{\"name\":\"web-x\","
+        "\"namespace\":\"default\",\"labels\":{\"kubernetes.io/service-name\":\"web\"}},"
+        "\"endpoints\":[{\"addresses\":[\"fd00::1\"],\"conditions\":{\"ready\":true}},"
+        "{\"addresses\":[\"fd00::2\"],\"conditions\":{\"ready\":false}},"
+        "{\"addresses\":[\"fd00::3\"],\"conditions\":{}},"
+        "{\"addresses\":[\"fd00::4\"]}]}}";
+    const char *empty = "{\"type\":\"ADDED\",\"object\":{\"addressType\":\"IPv4\",\"metadata\":"
+                        "{\"name\":\"e\",\"namespace\":\"d\"},\"endpoints\":null}}";
+    struct hc_k8s_event ev;
+    char err[HC_K8S_ERR_MAX];
+
+    (void)state;
+    assert_int_equal(hc_k8s_event_parse(line, strlen(line), HC_K8S_SLICE, &ev, err, sizeof(err)),
+                     CM_OK);
+    assert_string_equal(ev.obj->u.slice.service, "web");
+    assert_int_equal(ev.obj->u.slice.family, HC_K8S_IPV6);
+    assert_int_equal(ev.obj->u.slice.ready, 3); /* absent ready = ready */
+    assert_int_equal(ev.obj->u.slice.not_ready, 1);
+    hc_k8s_event_fini(&ev);
+    assert_int_equal(hc_k8s_event_parse(empty, strlen(empty), HC_K8S_SLICE, &ev, err, sizeof(err)),
+                     CM_OK);
+    assert_null(ev.obj->u.slice.service);
+    assert_int_equal(ev.obj->u.slice.family, HC_K8S_IPV4);
+    assert_int_equal(ev.obj->u.slice.ready, 0);
+    hc_k8s_event_fini(&ev);
+}
+
+static void test_node(void **state)
+{
+    const char *line =
+        "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"n1\",\"resourceVersion\":"
+        "\"9\"},"
+        "\"status\":{\"conditions\":[{\"type\":\"MemoryPressure\",\"status\":\"False\"},"
+        "{\"type\":\"Ready\",\"status\":\"True\"}],\"addresses\":[{\"type\":\"Hostname\","
+        "\"address\":\"n1\"},{\"type\":\"InternalIP\",\"address\":\"10.0.0.5\"},"
+        "{\"type\":\"ExternalIP\",\"address\":\"198.51.100.5\"}]}}}";
+    struct hc_k8s_event ev;
+    char err[HC_K8S_ERR_MAX];
+
+    (void)state;
+    assert_int_equal(hc_k8s_event_parse(line, strlen(line), HC_K8S_NODE, &ev, err, sizeof(err)),
+                     CM_OK);
+    assert_null(ev.obj->ns);
+    assert_true(ev.obj->u.node.ready);
+    assert_string_equal(ev.obj->u.node.internal_ip, "10.0.0.5");
+    assert_string_equal(ev.obj->u.node.external_ip, "198.51.100.5");
+    hc_k8s_event_fini(&ev);
+}
+
+static void test_bookmark_error_garbage(void **state)
+{
+    const char *bm = "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"Service\",\"metadata\":"
+                     "{\"resourceVersion\":\"12345\"}}}";
+    const char *gone = "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"code\":410,"
+                       "\"reason\":\"Expired\",\"message\":\"too old resource version\"}}";
+    const char *bad[] = {
+        "{\"type\":\"ADDED\"",                   /* truncated */
+        "{\"type\":\"NOPE\",\"object\":{}}",     /* unknown type */
+        "{\"object\":{}}",                       /* no type */
+        "[1,2,3]",                               /* not an object */
+        "{\"type\":\"ADDED\",\"object\":5}",     /* object not an object */
+        "{\"type\":\"BOOKMARK\",\"object\":{}}", /* bookmark without RV */
+        "\x01\x02garbage",
+    };
+    struct hc_k8s_event ev;
+    char err[HC_K8S_ERR_MAX];
+
+    (void)state;
+    assert_int_equal(hc_k8s_event_parse(bm, strlen(bm), HC_K8S_SERVICE, &ev, err, sizeof(err)),
+                     CM_OK);
+    assert_int_equal(ev.type, HC_K8S_BOOKMARK);
+    assert_null(ev.obj);
+    assert_string_equal(ev.resource_version, "12345");
+    hc_k8s_event_fini(&ev);
+    assert_int_equal(hc_k8s_event_parse(gone, strlen(gone), HC_K8S_SERVICE, &ev, err, sizeof(err)),
+                     CM_OK);
+    assert_int_equal(ev.type, HC_K8S_ERROR);
+    assert_int_equal(ev.code, 410);
+    assert_string_equal(ev.message, "too old resource version");
+    hc_k8s_event_fini(&ev);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(
+            hc_k8s_event_parse(bad[i], strlen(bad[i]), HC_K8S_SERVICE, &ev, err, sizeof(err)),
+            CM_EPARSE);
+        assert_true(err[0] != '\0');
+        assert_null(ev.obj);
+    }
+}
+
+static void test_list(void **state)
+{
+    const char *body = "{\"kind\":\"ServiceList\",\"metadata\":{\"resourceVersion\":\"100\","
+                       "\"continue\":\"tok/+=\"},\"items\":[" SVC_JSON ","
+                       "{\"metadata\":{\"name\":\"b\",\"namespace\":\"x\"}}]}";
+    const char *last =
+        "{\"metadata\":{\"resourceVersion\":\"101\",\"continue\":\"\"},\"items\":[]}";
+    const char *bad = "{\"metadata\":{},\"items\":[{\"metadata\":{\"namespace\":\"x\"}}]}";
+    struct hc_k8s_list l;
+    char err[HC_K8S_ERR_MAX];
+
+    (void)state;
+    assert_int_equal(hc_k8s_list_parse(body, strlen(body), HC_K8S_SERVICE, &l, err, sizeof(err)),
+                     CM_OK);
+    assert_int_equal(l.count, 2);
+    assert_string_equal(l.resource_version, "100");
+    assert_string_equal(l.continue_token, "tok/+=");
+    assert_string_equal(l.items[1]->name, "b");
+    hc_k8s_list_fini(&l);
+    assert_int_equal(hc_k8s_list_parse(last, strlen(last), HC_K8S_SERVICE, &l, err, sizeof(err)),
+                     CM_OK);
+    assert_null(l.continue_token);
+    assert_int_equal(l.count, 0);
+    hc_k8s_list_fini(&l);
+    assert_int_equal(hc_k8s_list_parse(bad, strlen(bad), HC_K8S_SERVICE, &l, err, sizeof(err)),
+                     CM_EPARSE);
+    assert_non_null(strstr(err, "items[0]"));
+    assert_int_equal(hc_k8s_list_parse("{{{", 3, HC_K8S_SERVICE, &l, err, sizeof(err)), CM_EPARSE);
+}
+
+static void test_status(void **state)
+{
+    const char *b = "{\"kind\":\"Status\",\"code\":401,\"message\":\"Unauthorized\"}";
+    char msg[8];
+
+    (void)state;
+    assert_int_equal(hc_k8s_status_parse(b, strlen(b), msg, sizeof(msg)), 401);
+    assert_string_equal(msg, "Unautho");
+    assert_int_equal(hc_k8s_status_parse("x", 1, msg, sizeof(msg)), 0);
+    assert_string_equal(msg, "");
+}
+
+/* ---- splitter ---- */
+
+struct collect {
+    char lines[8][512];
+    size_t count;
+    size_t stop_at; /* return 7 when count reaches this (0 = never) */
+};
+
+static int collect_fn(void *arg, const char *line, size_t len)
+{
+    struct collect *c = arg;
+
+    assert_true(c->count < 8);
+    assert_true(len < sizeof(c->lines[0]));
+    memcpy(c->lines[c->count], line, len);
+    c->lines[c->count][len] = '\0';
+    c->count++;
+    return c->stop_at != 0 && c->count == c->stop_at ? 7 : 0;
+}
+
+static const char STREAM[] = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\","
+                             "\"namespace\":\"n\",\"resourceVersion\":\"1\"}}}\n"
+                             "\r\n\n"
+                             "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":"
+                             "{\"resourceVersion\":\"2\"}}}\r\n"
+                             "{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"a\","
+                             "\"namespace\":\"n\",\"resourceVersion\":\"3\"}}}\n"
+                             "{\"type\":\"ADD";
+
+static void check_stream(const struct collect *c, const struct hc_lines *ls)
+{
+    static const char *const types[] = {HC_K8S_ADDED == 0 ? "ADDED" : "", "BOOKMARK", "DELETED"};
+    static const enum hc_k8s_event_type etypes[] = {HC_K8S_ADDED, HC_K8S_BOOKMARK, HC_K8S_DELETED};
+
+    assert_int_equal(c->count, 3);
+    for (size_t i = 0; i < 3; i++) {
+        struct hc_k8s_event ev;
+        char err[HC_K8S_ERR_MAX];
+
+        assert_non_null(strstr(c->lines[i], types[i]));
+        assert_int_equal(hc_k8s_event_parse(c->lines[i], strlen(c->lines[i]), HC_K8S_SERVICE, &ev,
+                                            err, sizeof(err)),
+                         CM_OK);
+        assert_int_equal(ev.type, etypes[i]);
+        hc_k8s_event_fini(&ev);
+    }
+    assert_int_equal(hc_lines_pending(ls), strlen("{\"type\":\"ADD"));
+}
+
+static void test_split_every_position(void **state)
+{
+    size_t n = sizeof(STREAM) - 1;
+
+    (void)state;
+    for (size_t i = 0; i <= n; i++) {
+        for (size_t j = i; j <= n; j++) {
+            struct collect c = {.count = 0};
+            struct hc_lines ls;
+
+            hc_lines_init(&ls, 1024);
+            assert_int_equal(hc_lines_feed(&ls, STREAM, i, collect_fn, &c), CM_OK);
+            assert_int_equal(hc_lines_feed(&ls, STREAM + i, j - i, collect_fn, &c), CM_OK);
+            assert_int_equal(hc_lines_feed(&ls, STREAM + j, n - j, collect_fn, &c), CM_OK);
+            check_stream(&c, &ls);
+            hc_lines_fini(&ls);
+        }
+    }
+}
+
+static void test_split_byte_by_byte(void **state)
+{
+    struct collect c = {.count = 0};
+    struct hc_lines ls;
+
+    (void)state;
+    hc_lines_init(&ls, 1024);
+    for (size_t i = 0; i < sizeof(STREAM) - 1; i++)
+        assert_int_equal(hc_lines_feed(&ls, STREAM + i, 1, collect_fn, &c), CM_OK);
+    check_stream(&c, &ls);
+    hc_lines_reset(&ls);
+    assert_int_equal(hc_lines_pending(&ls), 0);
+    hc_lines_fini(&ls);
+}
+
+static void test_split_cap_and_stop(void **state)
+{
+    char big[100];
+    struct collect c = {.count = 0};
+    struct hc_lines ls;
+
+    (void)state;
+    memset(big, 'x', sizeof(big));
+    hc_lines_init(&ls, 64);
+    /* Exactly at the cap is fine; one more byte is not, whatever the chunking. */
+    assert_int_equal(hc_lines_feed(&ls, big, 64, collect_fn, &c), CM_OK);
+    assert_int_equal(hc_lines_feed(&ls, "\n", 1, collect_fn, &c), CM_OK);
+    assert_int_equal(c.count, 1);
+    assert_int_equal(strlen(c.lines[0]), 64);
+    assert_int_equal(hc_lines_feed(&ls, big, 40, collect_fn, &c), CM_OK);
+    assert_int_equal(hc_lines_feed(&ls, big, 25, collect_fn, &c), CM_ETOOBIG);
+    hc_lines_reset(&ls);
+    assert_int_equal(hc_lines_feed(&ls, big, 65, collect_fn, &c), CM_ETOOBIG);
+    hc_lines_reset(&ls);
+    /* A callback's non-zero return stops the feed and is passed through. */
+    c.count = 0;
+    c.stop_at = 2;
+    assert_int_equal(hc_lines_feed(&ls, "a\nb\nc\n", 6, collect_fn, &c), 7);
+    assert_int_equal(c.count, 2);
+    hc_lines_fini(&ls);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_service),
+        cmocka_unit_test(test_service_minimal_and_bad),
+        cmocka_unit_test(test_slice),
+        cmocka_unit_test(test_node),
+        cmocka_unit_test(test_bookmark_error_garbage),
+        cmocka_unit_test(test_list),
+        cmocka_unit_test(test_status),
+        cmocka_unit_test(test_split_every_position),
+        cmocka_unit_test(test_split_byte_by_byte),
+        cmocka_unit_test(test_split_cap_and_stop),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
