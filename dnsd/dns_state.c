@@ -21,6 +21,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_file.h"
 #include "common/cm_log.h"
 #include "common/cm_state.h"
 #include "common/cm_str.h"
@@ -483,47 +484,6 @@ json_t *dns_state_to_json(const struct dns_state *st, uint64_t view_serial)
 
 /* ---- state file ---- */
 
-static int fsync_dir_of(const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    int fd, rc = CM_OK;
-
-    if (slash == NULL) {
-        cm_strlcpy(dir, ".", sizeof(dir));
-    } else if (slash == path) {
-        cm_strlcpy(dir, "/", sizeof(dir));
-    } else {
-        if ((size_t)(slash - path) >= sizeof(dir))
-            return CM_ETOOBIG;
-        memcpy(dir, path, (size_t)(slash - path));
-        dir[slash - path] = '\0';
-    }
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd == -1)
-        return cm_err_from_errno(errno);
-    if (fsync(fd) == -1)
-        rc = cm_err_from_errno(errno);
-    close(fd);
-    return rc;
-}
-
-static int write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-
-        if (n == -1) {
-            if (errno == EINTR)
-                continue;
-            return cm_err_from_errno(errno);
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return CM_OK;
-}
-
 static char *state_file_text(const struct dns_state *st)
 {
     json_t *docs = json_array();
@@ -543,38 +503,17 @@ static char *state_file_text(const struct dns_state *st)
 
 int dns_state_save(const struct dns_state *st)
 {
-    char tmp[4096];
-    char *text = NULL;
-    int fd = -1;
+    char err[CM_STATE_ERR_MAX];
+    char *text;
     int rc;
 
     if (st->path == NULL)
         return CM_OK;
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", st->path, (long)getpid()) >= (int)sizeof(tmp))
-        return CM_ETOOBIG;
     text = state_file_text(st);
     if (text == NULL)
         return CM_ENOMEM;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd == -1) {
-        rc = cm_err_from_errno(errno);
-        goto out;
-    }
-    rc = write_all(fd, text, strlen(text));
-    if (rc == CM_OK)
-        rc = write_all(fd, "\n", 1);
-    if (rc == CM_OK && fsync(fd) == -1)
-        rc = cm_err_from_errno(errno);
-    if (close(fd) == -1 && rc == CM_OK)
-        rc = cm_err_from_errno(errno);
-    fd = -1;
-    if (rc == CM_OK && rename(tmp, st->path) == -1)
-        rc = cm_err_from_errno(errno);
-    if (rc == CM_OK)
-        rc = fsync_dir_of(st->path);
-out:
-    if (rc != CM_OK && fd == -1)
-        unlink(tmp);
+    /* The caller logs a failure with the path and the code. */
+    rc = cm_file_write_text_atomic(st->path, text, 0600, err, sizeof(err));
     free(text);
     return rc;
 }

@@ -18,6 +18,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_file.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
 #include "common/cm_state.h"
@@ -430,60 +431,17 @@ int hc_report_load_generation(const char *path, uint64_t *out, char *err, size_t
     return CM_OK;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-
-        if (w == -1) {
-            if (errno == EINTR)
-                continue;
-            return cm_err_from_errno(errno);
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return CM_OK;
-}
-
 int hc_report_write(const struct hc_report *r, const char *path, char *err, size_t errlen)
 {
-    char tmp[4096];
-    char *text = NULL;
-    int fd = -1;
+    char *text;
     int rc;
 
     if (r->doc == NULL)
         return CM_OK;
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
     text = json_dumps(r->doc, JSON_COMPACT | JSON_SORT_KEYS);
     if (text == NULL)
         return CM_ENOMEM;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd == -1) {
-        rc = cm_err_from_errno(errno);
-        snprintf(err, errlen, "%s: cannot create: %s", tmp, cm_strerror(rc));
-        goto out;
-    }
-    rc = write_all(fd, text, strlen(text));
-    if (rc == CM_OK)
-        rc = write_all(fd, "\n", 1);
-    if (rc == CM_OK && fsync(fd) == -1)
-        rc = cm_err_from_errno(errno);
-    if (close(fd) == -1 && rc == CM_OK)
-        rc = cm_err_from_errno(errno);
-    fd = -1;
-    if (rc != CM_OK) {
-        snprintf(err, errlen, "%s: cannot write: %s", tmp, cm_strerror(rc));
-        unlink(tmp);
-        goto out;
-    }
-    if (rename(tmp, path) == -1) {
-        rc = cm_err_from_errno(errno);
-        snprintf(err, errlen, "%s: cannot rename into place: %s", path, cm_strerror(rc));
-        unlink(tmp);
-    }
-out:
+    rc = cm_file_write_text_atomic(path, text, 0644, err, errlen);
     free(text);
     return rc;
 }
