@@ -11,12 +11,15 @@
  */
 #include "health/hc_http.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <openssl/crypto.h>
 
 #include "common/cm_err.h"
 #include "common/cm_log.h"
@@ -29,12 +32,14 @@ struct hc_http {
     struct event *timer;      /* owned: curl's single timeout */
     struct hc_http_req *reqs; /* owned list of requests in flight */
     size_t active;
+    struct cm_log_ratelimit token_rl; /* unreadable tokenFile warnings */
 };
 
 struct hc_http_req {
-    struct hc_http *h;          /* borrowed */
-    CURL *easy;                 /* owned */
-    struct curl_slist *headers; /* owned; holds the bearer token: wiped on free */
+    struct hc_http *h;             /* borrowed */
+    CURL *easy;                    /* owned */
+    struct curl_slist *headers;    /* owned; holds the bearer token: wiped on free */
+    struct curl_slist *connect_to; /* owned; CURLOPT_CONNECT_TO, NULL if none */
     struct hc_http_opts o;
     bool aborted;
     char errbuf[CURL_ERROR_SIZE];
@@ -64,12 +69,20 @@ static void req_unlink(struct hc_http_req *r)
     h->active--;
 }
 
+/* Header lists may hold an Authorization header: wiped before freeing. */
+static void wipe_headers(struct curl_slist *headers)
+{
+    for (struct curl_slist *s = headers; s != NULL; s = s->next)
+        OPENSSL_cleanse(s->data, strlen(s->data));
+    curl_slist_free_all(headers);
+}
+
 static void req_free(struct hc_http_req *r)
 {
-    for (struct curl_slist *s = r->headers; s != NULL; s = s->next)
-        memset(s->data, 0, strlen(s->data)); /* the Authorization header */
-    curl_slist_free_all(r->headers);
+    /* The easy handle first: it still points at both lists. */
     curl_easy_cleanup(r->easy);
+    wipe_headers(r->headers);
+    curl_slist_free_all(r->connect_to);
     free(r);
 }
 
@@ -187,6 +200,8 @@ static void check_multi_info(struct hc_http *h)
                    sizeof(reason));
         o = r->o;
         aborted = r->aborted;
+        if (o.on_info != NULL)
+            o.on_info(o.arg, msg->easy_handle);
         curl_multi_remove_handle(h->multi, r->easy);
         req_unlink(r);
         req_free(r);
@@ -218,6 +233,7 @@ struct hc_http *hc_http_new(struct event_base *base)
     if (h == NULL)
         return NULL;
     h->base = base;
+    h->token_rl = (struct cm_log_ratelimit)CM_LOG_RATELIMIT_INIT(1, 60);
     h->multi = curl_multi_init();
     h->timer = evtimer_new(base, on_timer, h);
     if (h->multi == NULL || h->timer == NULL) {
@@ -289,70 +305,161 @@ static int set_tls(CURL *e, const struct hc_kube_target *t)
     return cc == CURLE_OK ? CM_OK : CM_EINVAL;
 }
 
-static int set_auth(struct hc_http_req *r, const struct hc_kube_target *t)
+/*
+ * tls-server-name: libcurl 7.88 has no option for "verify and send SNI for
+ * this name, but connect to that host". The URL's host is what curl uses for
+ * both, so the request goes to https://<tls-server-name>:<port>/... with
+ * CURLOPT_CONNECT_TO pointing that name at the real server, and an explicit
+ * Host header keeps what the API server expects. @url is replaced by the
+ * rewritten one (owned by the caller, free with curl_free()).
+ */
+static int set_server_name(const struct hc_kube_target *t, const char *url, char **rewritten,
+                           struct curl_slist **headers, struct curl_slist **connect_to)
 {
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL;
+    char line[1024];
     struct curl_slist *l;
+    int rc = CM_EINVAL;
 
-    l = curl_slist_append(r->headers, "Accept: application/json");
-    if (l == NULL)
+    *rewritten = NULL;
+    if (u == NULL)
         return CM_ENOMEM;
-    r->headers = l;
-    if (t->token != NULL) {
-        size_t n = strlen(t->token) + sizeof("Authorization: Bearer ");
-        char *hdr = malloc(n);
-
-        if (hdr == NULL)
-            return CM_ENOMEM;
-        snprintf(hdr, n, "Authorization: Bearer %s", t->token);
-        l = curl_slist_append(r->headers, hdr);
-        memset(hdr, 0, n);
-        free(hdr);
-        if (l == NULL)
-            return CM_ENOMEM;
-        r->headers = l;
-    } else if (t->username != NULL && t->client_cert_pem == NULL) {
-        curl_easy_setopt(r->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(r->easy, CURLOPT_USERNAME, t->username);
-        curl_easy_setopt(r->easy, CURLOPT_PASSWORD, t->password != NULL ? t->password : "");
-    }
-    curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
-    return CM_OK;
-}
-
-int hc_http_get(struct hc_http *h, const struct hc_kube_target *t, const char *url,
-                const struct hc_http_opts *o, struct hc_http_req **out)
-{
-    struct hc_http_req *r = calloc(1, sizeof(*r));
-    int rc = CM_ENOMEM;
-    CURL *e;
-
-    if (r == NULL)
-        return CM_ENOMEM;
-    r->h = h;
-    r->o = *o;
-    r->easy = e = curl_easy_init();
-    if (e == NULL)
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
         goto out;
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "fedgslb-health/0.1");
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000L);
-    rc = set_tls(e, t);
-    if (rc == CM_OK)
-        rc = set_auth(r, t);
-    if (rc != CM_OK)
-        goto out;
-    if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+    snprintf(line, sizeof(line), "%s:%s:%s:%s", t->tls_server_name, port, host, port);
+    *connect_to = curl_slist_append(NULL, line);
+    snprintf(line, sizeof(line), "Host: %s:%s", host, port);
+    l = curl_slist_append(*headers, line);
+    if (*connect_to == NULL || l == NULL) {
         rc = CM_ENOMEM;
         goto out;
+    }
+    *headers = l;
+    if (curl_url_set(u, CURLUPART_HOST, t->tls_server_name, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_URL, rewritten, 0) != CURLUE_OK)
+        goto out;
+    rc = CM_OK;
+out:
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+#define TOKEN_FILE_MAX 16384
+
+/*
+ * The bearer token for this request. A tokenFile is read again for every
+ * request (projected service-account tokens rotate while we run); when it
+ * cannot be read the token loaded at start is used. @buf is wiped by the
+ * caller.
+ */
+static const char *current_token(struct hc_http *h, const struct hc_kube_target *t, char *buf,
+                                 size_t cap)
+{
+    size_t len = 0, start = 0;
+    ssize_t n;
+    int fd;
+
+    if (t->token_file == NULL)
+        return t->token;
+    fd = open(t->token_file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        goto fallback;
+    while (len < cap - 1 && (n = read(fd, buf + len, cap - 1 - len)) > 0)
+        len += (size_t)n;
+    close(fd);
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' ||
+                       buf[len - 1] == '\t'))
+        len--;
+    while (start < len && (buf[start] == ' ' || buf[start] == '\t' || buf[start] == '\n'))
+        start++;
+    buf[len] = '\0';
+    if (start < len && memchr(buf + start, '\0', len - start) == NULL)
+        return buf + start;
+fallback:
+    cm_log_ratelimited(
+        &h->token_rl, CM_LOG_WARN,
+        "context %s: tokenFile %s unreadable or empty; using the token read at start", t->context,
+        t->token_file);
+    return t->token;
+}
+
+static int auth_headers(struct hc_http *h, CURL *e, const struct hc_kube_target *t,
+                        struct curl_slist **headers)
+{
+    struct curl_slist *l;
+    char tokbuf[TOKEN_FILE_MAX];
+    const char *token;
+    int rc = CM_OK;
+
+    l = curl_slist_append(*headers, "Accept: application/json");
+    if (l == NULL)
+        return CM_ENOMEM;
+    *headers = l;
+    token = current_token(h, t, tokbuf, sizeof(tokbuf));
+    if (token != NULL) {
+        size_t n = strlen(token) + sizeof("Authorization: Bearer ");
+        char *hdr = malloc(n);
+
+        if (hdr == NULL) {
+            rc = CM_ENOMEM;
+            goto out;
+        }
+        snprintf(hdr, n, "Authorization: Bearer %s", token);
+        l = curl_slist_append(*headers, hdr);
+        OPENSSL_cleanse(hdr, n);
+        free(hdr);
+        if (l == NULL) {
+            rc = CM_ENOMEM;
+            goto out;
+        }
+        *headers = l;
+    } else if (t->username != NULL && t->client_cert_pem == NULL) {
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(e, CURLOPT_USERNAME, t->username);
+        curl_easy_setopt(e, CURLOPT_PASSWORD, t->password != NULL ? t->password : "");
+    }
+out:
+    OPENSSL_cleanse(tokbuf, sizeof(tokbuf));
+    return rc;
+}
+
+int hc_http_start(struct hc_http *h, CURL *easy, struct curl_slist *headers,
+                  struct curl_slist *connect_to, const struct hc_http_opts *o,
+                  struct hc_http_req **out)
+{
+    struct hc_http_req *r = calloc(1, sizeof(*r));
+
+    if (r == NULL) {
+        wipe_headers(headers);
+        curl_slist_free_all(connect_to);
+        curl_easy_cleanup(easy);
+        return CM_ENOMEM;
+    }
+    r->h = h;
+    r->o = *o;
+    r->easy = easy;
+    r->headers = headers;
+    r->connect_to = connect_to;
+    if (connect_to != NULL)
+        curl_easy_setopt(easy, CURLOPT_CONNECT_TO, connect_to);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)r);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000L);
+    if (headers != NULL)
+        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+    if (curl_multi_add_handle(h->multi, easy) != CURLM_OK) {
+        req_free(r);
+        return CM_ENOMEM;
     }
     r->next = h->reqs;
     if (h->reqs != NULL)
@@ -361,9 +468,35 @@ int hc_http_get(struct hc_http *h, const struct hc_kube_target *t, const char *u
     h->active++;
     if (out != NULL)
         *out = r;
-    r = NULL;
-out:
-    if (r != NULL)
-        req_free(r);
-    return rc;
+    return CM_OK;
+}
+
+int hc_http_get(struct hc_http *h, const struct hc_kube_target *t, const char *url,
+                const struct hc_http_opts *o, struct hc_http_req **out)
+{
+    struct curl_slist *headers = NULL, *connect_to = NULL;
+    char *rewritten = NULL;
+    CURL *e = curl_easy_init();
+    int rc;
+
+    if (e == NULL)
+        return CM_ENOMEM;
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "fedgslb-health/0.1");
+    rc = set_tls(e, t);
+    if (rc == CM_OK && t->tls_server_name != NULL)
+        rc = set_server_name(t, url, &rewritten, &headers, &connect_to);
+    if (rc == CM_OK)
+        rc = auth_headers(h, e, t, &headers);
+    if (rc == CM_OK)
+        curl_easy_setopt(e, CURLOPT_URL, rewritten != NULL ? rewritten : url);
+    curl_free(rewritten);
+    if (rc != CM_OK) {
+        wipe_headers(headers);
+        curl_slist_free_all(connect_to);
+        curl_easy_cleanup(e);
+        return rc;
+    }
+    return hc_http_start(h, e, headers, connect_to, o, out);
 }

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <curl/curl.h>
 #include <event2/event.h>
 
 struct hc_http;
@@ -43,11 +44,19 @@ typedef int hc_http_data_fn(void *arg, long status, const char *data, size_t len
  */
 typedef void hc_http_done_fn(void *arg, int rc, long status, bool aborted, const char *reason);
 
+/**
+ * Called once when a transfer ends (before the done callback, while the easy
+ * handle still exists) so the caller can read CURLINFO_* timings. @easy is
+ * borrowed; only curl_easy_getinfo() on it.
+ */
+typedef void hc_http_info_fn(void *arg, CURL *easy);
+
 struct hc_http_opts {
     long timeout_ms;         /* whole transfer; 0 = none (watch streams use a bound) */
     long connect_timeout_ms; /* 0 = 10 s */
     hc_http_data_fn *on_data;
     hc_http_done_fn *on_done;
+    hc_http_info_fn *on_info; /* optional */
     void *arg;
 };
 
@@ -64,6 +73,18 @@ void hc_http_free(struct hc_http *h);
  */
 int hc_http_get(struct hc_http *h, const struct hc_kube_target *t, const char *url,
                 const struct hc_http_opts *o, struct hc_http_req **out);
+
+/**
+ * Starts a transfer on an easy handle the caller configured (URL, method,
+ * request body, TLS, CURLOPT_CONNECT_TO ...). hc_http sets CURLOPT_PRIVATE,
+ * ERRORBUFFER, WRITEFUNCTION/WRITEDATA, NOSIGNAL, the timeouts from @o, and
+ * CURLOPT_HTTPHEADER to @headers and CURLOPT_CONNECT_TO to @connect_to (NULL =
+ * none). Takes ownership of @easy and both lists, also on failure; header strings are wiped when
+ * freed, since they may hold credentials. *out as for hc_http_get().
+ */
+int hc_http_start(struct hc_http *h, CURL *easy, struct curl_slist *headers,
+                  struct curl_slist *connect_to, const struct hc_http_opts *o,
+                  struct hc_http_req **out);
 
 /** Stops a request without calling its done callback. Not from a data callback. */
 void hc_http_req_cancel(struct hc_http_req *r);

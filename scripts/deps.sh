@@ -8,6 +8,7 @@ PACKAGES=(
     # build
     build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
     libldns-dev libevent-dev libjansson-dev libcurl4-openssl-dev libssl-dev libyaml-dev
+    libhttp-parser-dev
     # tests
     libcmocka-dev python3 python3-dnspython python3-pytest
     dnsutils knot-dnsutils ldnsutils dnsperf curl openssl iproute2 procps
