@@ -34,6 +34,7 @@
 #include "common/cm_str.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_query.h"
+#include "dnsd/dns_rank.h"
 #include "dnsd/dns_server.h"
 #include "dnsd/dns_state.h"
 #include "dnsd/dns_view.h"
@@ -446,12 +447,53 @@ out:
     return rc;
 }
 
+int dns_ctl_explain_region(const struct dns_ctl_env *env, const char *name, const char *region,
+                           json_t **out, char *err, size_t errlen)
+{
+    const struct dns_view *view = env->view;
+    struct dns_drains drains;
+    char norm[DNS_NAME_MAX + 2];
+    json_t *decision, *doc;
+    int r;
+
+    if (view == NULL) {
+        errf(err, errlen, "no view yet");
+        return CM_EAGAIN;
+    }
+    if (name == NULL || name[0] == '\0' || strlen(name) > DNS_NAME_MAX) {
+        errf(err, errlen, "name: missing or too long");
+        return CM_EINVAL;
+    }
+    r = region != NULL ? cm_conf_region_index(view->conf, region) : -1;
+    if (r < 0) {
+        errf(err, errlen, "region: unknown region \"%s\"", region != NULL ? region : "");
+        return CM_EINVAL;
+    }
+    name_normalize(name, norm, sizeof(norm));
+    dns_state_drains(env->state, &drains);
+    /* No client address: the slot of a shared answer is that of hash 0. */
+    decision =
+        dns_fed_explain(view->conf, dns_state_merged(env->state), &drains, norm, (unsigned)r, 0);
+    doc = json_pack("{s:s,s:{s:n,s:n,s:s,s:s,s:n,s:i,s:b},s:o,s:n,s:I}", "name", name, "client",
+                    "address", "ecs_prefix", "region", view->conf->regions[r].name, "how",
+                    "region parameter", "scope_len", "client_hash", 0, "ecs_used", false,
+                    "decision", decision != NULL ? decision : json_null(), "response",
+                    "view_serial", (json_int_t)view->serial);
+    if (doc == NULL) {
+        errf(err, errlen, "out of memory");
+        return CM_ENOMEM;
+    }
+    *out = doc;
+    return CM_OK;
+}
+
 static void route_explain(void *arg, struct evhttp_request *req, const char *rest)
 {
     struct dns_ctl_env *env = arg;
     struct evkeyvalq q;
     char err[256] = "";
     json_t *doc = NULL;
+    const char *client, *region;
     int rc;
 
     if (rest[0] != '\0') {
@@ -463,14 +505,156 @@ static void route_explain(void *arg, struct evhttp_request *req, const char *res
         cm_ctl_reply_error(req, 400, "malformed query string");
         goto out;
     }
-    rc = dns_ctl_explain(env, cm_ctl_query_param(&q, "name"), cm_ctl_query_param(&q, "client"),
-                         cm_ctl_query_param(&q, "ecs"), &doc, err, sizeof(err));
+    client = cm_ctl_query_param(&q, "client");
+    region = cm_ctl_query_param(&q, "region");
+    if (client != NULL && region != NULL) {
+        cm_ctl_reply_error(req, 400, "give client or region, not both");
+        goto out;
+    }
+    if (region != NULL && cm_ctl_query_param(&q, "ecs") != NULL) {
+        cm_ctl_reply_error(req, 400, "ecs: only with client");
+        goto out;
+    }
+    if (region != NULL)
+        rc = dns_ctl_explain_region(env, cm_ctl_query_param(&q, "name"), region, &doc, err,
+                                    sizeof(err));
+    else
+        rc = dns_ctl_explain(env, cm_ctl_query_param(&q, "name"), client,
+                             cm_ctl_query_param(&q, "ecs"), &doc, err, sizeof(err));
     if (rc == CM_OK)
         cm_ctl_reply_json(req, 200, doc);
     else
         cm_ctl_reply_error(req, rc == CM_EINVAL ? 400 : rc == CM_EAGAIN ? 503 : 500, "%s", err);
 out:
     evhttp_clear_headers(&q);
+}
+
+/* ---- answers ---- */
+
+/* One member of one service as the merge and the ranking see it. */
+static json_t *answers_member_json(const struct dns_rank_member *rm)
+{
+    const struct cm_state_endpoint *src = rm->present && rm->ep != NULL ? rm->ep->src : NULL;
+
+    return json_pack("{s:b,s:b,s:i,s:i,s:b,s:b,s:i,s:s?,s:b,s:s?}", "present", rm->present,
+                     "healthy", rm->healthy, "votes_up", rm->ep != NULL ? (int)rm->ep->votes_up : 0,
+                     "votes_down", rm->ep != NULL ? (int)rm->ep->votes_down : 0, "pending",
+                     rm->present && rm->ep->pending, "drained", rm->drained, "ready_endpoints",
+                     src != NULL ? (int)src->ready_endpoints : 0, "reason",
+                     src != NULL ? src->reason : NULL, "eligible", rm->eligible, "excluded",
+                     rm->why_not);
+}
+
+/* What clients of one region get for the service's global name. */
+static json_t *answers_decision_json(const struct dns_rank_service *rs,
+                                     const struct dns_rank_decision *d)
+{
+    const struct cm_conf *conf = rs->ctx->conf;
+    json_t *chosen = json_array();
+    const char *selected = NULL;
+    const char *cname = NULL;
+
+    for (size_t i = 0; chosen != NULL && i < d->chosen_count; i++)
+        json_array_append_new(chosen, json_string(conf->members[d->chosen[i]].name));
+    if (d->rule == DNS_RANK_BEST || d->rule == DNS_RANK_HOSTNAME)
+        selected = conf->members[d->chosen[0]].name;
+    if (d->rule == DNS_RANK_HOSTNAME)
+        cname = rs->members[d->chosen[0]].ep->src->hostname;
+    else if (d->rule == DNS_RANK_SORRY)
+        cname = rs->policy->sorry_target;
+    return json_pack("{s:s,s:o*,s:s?,s:s?,s:b,s:i}", "rule", dns_rank_rule_text(d->rule), "chosen",
+                     chosen, "member", selected, "cname", cname, "fail_open",
+                     d->rule == DNS_RANK_FAIL_OPEN, "ttl", (int)d->ttl);
+}
+
+static json_t *answers_service_json(const struct dns_rank_ctx *ctx,
+                                    const struct cm_merged_service *ms,
+                                    struct dns_rank_member *members, struct dns_rank_entry *ranked)
+{
+    const struct cm_conf *conf = ctx->conf;
+    const struct cm_conf_service *cs = ms->conf_index >= 0 ? &conf->services[ms->conf_index] : NULL;
+    struct dns_rank_scope scope = {.level = DNS_RANK_GLOBAL};
+    struct dns_rank_service rs;
+    struct dns_rank_decision d;
+    json_t *mem = json_object();
+    json_t *reg = json_object();
+
+    dns_rank_service_init(&rs, ctx, ms, cs != NULL ? &cs->policy : NULL, members);
+    for (size_t m = 0; mem != NULL && m < conf->member_count; m++)
+        json_object_set_new(mem, conf->members[m].name, answers_member_json(&members[m]));
+    for (size_t r = 0; reg != NULL && r < conf->region_count; r++) {
+        size_t n = dns_rank_order(&rs, r, ranked);
+
+        dns_rank_decide(&rs, &scope, ranked, n, &d);
+        json_object_set_new(reg, conf->regions[r].name, answers_decision_json(&rs, &d));
+    }
+    return json_pack("{s:b,s:o*,s:o*}", "configured", cs != NULL, "members", mem, "regions", reg);
+}
+
+int dns_ctl_answers(const struct dns_ctl_env *env, json_t **out, char *err, size_t errlen)
+{
+    const struct dns_view *view = env->view;
+    const struct cm_merged *merged = dns_state_merged(env->state);
+    struct dns_rank_member *members = NULL;
+    struct dns_rank_entry *ranked = NULL;
+    struct dns_rank_ctx ctx;
+    struct dns_drains drains;
+    json_t *svcs = NULL, *doc = NULL;
+    size_t nm;
+    int rc = CM_ENOMEM;
+
+    if (view == NULL) {
+        errf(err, errlen, "no view yet");
+        return CM_EAGAIN;
+    }
+    nm = view->conf->member_count > 0 ? view->conf->member_count : 1;
+    dns_state_drains(env->state, &drains);
+    if (dns_rank_ctx_init(&ctx, view->conf, merged, &drains) != CM_OK) {
+        errf(err, errlen, "out of memory");
+        return CM_ENOMEM;
+    }
+    members = calloc(nm, sizeof(*members));
+    ranked = calloc(nm, sizeof(*ranked));
+    svcs = json_object();
+    if (members == NULL || ranked == NULL || svcs == NULL)
+        goto out;
+    for (size_t i = 0; i < merged->service_count; i++) {
+        json_t *s = answers_service_json(&ctx, &merged->services[i], members, ranked);
+
+        if (s == NULL || json_object_set_new(svcs, merged->services[i].key, s) != 0)
+            goto out;
+    }
+    doc = json_pack("{s:O,s:I}", "services", svcs, "view_serial", (json_int_t)view->serial);
+    if (doc != NULL) {
+        *out = doc;
+        rc = CM_OK;
+    }
+out:
+    if (rc != CM_OK)
+        errf(err, errlen, "out of memory");
+    json_decref(svcs);
+    free(members);
+    free(ranked);
+    dns_rank_ctx_fini(&ctx);
+    return rc;
+}
+
+static void route_answers(void *arg, struct evhttp_request *req, const char *rest)
+{
+    struct dns_ctl_env *env = arg;
+    char err[256] = "";
+    json_t *doc = NULL;
+    int rc;
+
+    if (rest[0] != '\0' && strcmp(rest, "/") != 0) {
+        cm_ctl_reply_error(req, 404, "not found");
+        return;
+    }
+    rc = dns_ctl_answers(env, &doc, err, sizeof(err));
+    if (rc == CM_OK)
+        cm_ctl_reply_json(req, 200, doc);
+    else
+        cm_ctl_reply_error(req, rc == CM_EAGAIN ? 503 : 500, "%s", err);
 }
 
 /* ---- metrics ---- */
@@ -631,6 +815,8 @@ int dns_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
                           route_drain, env);
     if (rc == CM_OK)
         rc = cm_ctl_route(dc->ctl, EVHTTP_REQ_GET, "/v1/explain", false, route_explain, env);
+    if (rc == CM_OK)
+        rc = cm_ctl_route(dc->ctl, EVHTTP_REQ_GET, "/v1/answers", false, route_answers, env);
     if (rc != CM_OK) {
         errf(err, errlen, "control API: cannot register routes: %s", cm_strerror(rc));
         goto out;

@@ -12,6 +12,12 @@
  *                                   client location, the ranking decision
  *                                   and the exact A and AAAA responses, all
  *                                   from the view that answers queries
+ *   GET  /v1/explain?name=N&region=R
+ *                                   the decision for clients of region R
+ *                                   (no address, so no response part)
+ *   GET  /v1/answers                per service: every member's merged
+ *                                   verdict and, per client region, what
+ *                                   its global name answers (dns_rank)
  *   GET  /metrics                   dnsd's Prometheus families
  *
  * The routes read a struct dns_ctl_env owned by the main program, which
@@ -63,6 +69,27 @@ int dns_ctl_port(const struct dns_ctl *ctl);
  */
 int dns_ctl_explain(const struct dns_ctl_env *env, const char *name, const char *client,
                     const char *ecs, json_t **out, char *err, size_t errlen);
+
+/**
+ * The /v1/explain document for @name and the clients of region @region (a
+ * configured region name): the same decision as for an address located in
+ * that region, with client hash 0 and "response": null. New reference in
+ * *out; CM_EINVAL (unknown region, bad name), CM_EAGAIN (no view), CM_ENOMEM.
+ */
+int dns_ctl_explain_region(const struct dns_ctl_env *env, const char *name, const char *region,
+                           json_t **out, char *err, size_t errlen);
+
+/**
+ * The /v1/answers document: {"services": {KEY: {"configured": bool,
+ * "members": {M: {present, healthy, votes_up, votes_down, pending, drained,
+ * ready_endpoints, reason, eligible, excluded}}, "regions": {R: {rule,
+ * chosen: [M...], member (the one member answered, or null when several
+ * share or none), cname, fail_open, ttl}}}}, "view_serial": N}, computed
+ * from the merge and drains the view was built from, with the ranking of
+ * the table build (dns_rank) for each service's global name. New reference
+ * in *out; CM_EAGAIN (no view) or CM_ENOMEM with a reason in @err.
+ */
+int dns_ctl_answers(const struct dns_ctl_env *env, json_t **out, char *err, size_t errlen);
 
 /** Monotonic milliseconds (the clock dns_state's times use). */
 uint64_t dns_ctl_now_ms(void);

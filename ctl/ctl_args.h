@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ctl_args.h -- fedgslbctl's command line: global options (anywhere on the
+ * line), one command and its arguments. Pure: no I/O, so it is unit tested.
+ *
+ *   fedgslbctl [--config FILE] [--dnsd URL] [--health URL] [--proxy URL]
+ *              [--token-file FILE] [--json] [--timeout-ms N] COMMAND ...
+ *
+ * Every string in struct ctl_opts is borrowed from argv (or the environment
+ * value passed in) and lives as long as they do.
+ */
+#ifndef CTL_CTL_ARGS_H
+#define CTL_CTL_ARGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CTL_DEFAULT_CONFIG     "conf/federation.json"
+#define CTL_DEFAULT_TIMEOUT_MS 5000u
+#define CTL_MAX_TIMEOUT_MS     600000u
+
+enum ctl_cmd {
+    CTL_CMD_NONE = 0,         /* no command given: usage error */
+    CTL_CMD_HELP = 1,         /* --help / help */
+    CTL_CMD_STATUS = 2,       /* services x members, and who each region gets */
+    CTL_CMD_EXPLAIN = 3,      /* explain NAME --client IP | --region R */
+    CTL_CMD_DRAIN = 4,        /* drain MEMBER */
+    CTL_CMD_UNDRAIN = 5,      /* undrain MEMBER */
+    CTL_CMD_CHECK_CONFIG = 6, /* check-config */
+    CTL_CMD_STATE = 7,        /* state [dnsd|health|proxy]: raw GET /v1/state */
+};
+
+/* Which daemon's control API a command talks to. */
+enum ctl_daemon {
+    CTL_DAEMON_DNSD = 0,
+    CTL_DAEMON_HEALTH = 1,
+    CTL_DAEMON_PROXY = 2,
+};
+
+struct ctl_opts {
+    const char *config; /* never NULL after a successful parse */
+    bool config_given;  /* --config or $FEDGSLB_CONFIG, not the default */
+    const char *url[3]; /* --dnsd / --health / --proxy, by enum ctl_daemon; NULL = config */
+    const char *token_file;
+    bool json;
+    uint32_t timeout_ms;
+    enum ctl_cmd cmd;
+    enum ctl_daemon daemon; /* state: the daemon asked */
+    const char *arg;        /* explain: the name; drain/undrain: the member */
+    const char *client;     /* explain --client, address part */
+    const char *ecs;        /* explain --client IP/BITS or --ecs BITS: prefix length text */
+    const char *region;     /* explain --region */
+};
+
+/**
+ * Parses @argc/@argv (argv[0] is the program). @env_config is
+ * $FEDGSLB_CONFIG or NULL. CM_OK, or CM_EINVAL with a one-line reason in
+ * @err (a usage error). "--opt=value" and "--opt value" are both accepted.
+ */
+int ctl_args_parse(int argc, const char *const *argv, const char *env_config, struct ctl_opts *o,
+                   char *err, size_t errlen);
+
+/** The usage text (static). */
+const char *ctl_args_usage(void);
+
+/** "dnsd", "health" or "proxy". */
+const char *ctl_daemon_name(enum ctl_daemon d);
+
+#endif /* CTL_CTL_ARGS_H */
