@@ -70,6 +70,7 @@ enum cm_check_type {
     CM_CHECK_HTTP = 0,
     CM_CHECK_HTTPS = 1,
     CM_CHECK_TCP = 2,
+    CM_CHECK_NONE = 3, /* no data-plane probe: Kubernetes readiness only */
 };
 
 struct cm_conf_check {
@@ -148,15 +149,59 @@ struct cm_conf_health {
     size_t vantage;    /* region index */
     char **publish_to; /* owned URLs */
     size_t publish_to_count;
-    uint32_t publish_interval_ms; /* default 10000, 100..3600000 */
+    uint32_t publish_interval_ms;       /* default 10000, 100..3600000 */
+    struct cm_conf_check default_check; /* for services found by annotation only */
+    char *probe_source;                 /* owned IP literal the probes connect from, NULL = any */
     char *state_file;
     struct cm_conf_control control;
 };
 
+struct cm_conf_proxy_cert {
+    char *cert; /* owned path: PEM chain, leaf first */
+    char *key;  /* owned path: PEM private key */
+};
+
+struct cm_conf_proxy_tls {
+    bool enabled; /* the "tls" object exists */
+    struct cm_conf_proxy_cert
+        *certificates; /* owned, >= 1 when enabled; the first is the default */
+    size_t certificate_count;
+};
+
 struct cm_conf_proxy_listen {
     struct cm_addr address;
-    size_t member;  /* index into cm_conf.members */
-    size_t service; /* index into cm_conf.services */
+    size_t member;   /* index into cm_conf.members */
+    size_t service;  /* index into cm_conf.services */
+    char **backends; /* owned "ip:port" strings: static backends used until a state
+                        document provides some; NULL when not given */
+    size_t backend_count;
+    struct cm_conf_proxy_tls tls;
+};
+
+struct cm_conf_proxy_limits {
+    uint32_t request_line_bytes; /* default 8192, 256..1048576 */
+    uint32_t header_bytes;       /* default 32768, 1024..1048576 */
+    uint32_t header_count;       /* default 100, 8..1000 */
+    uint32_t body_bytes;         /* default 1073741824 (1 GiB), 0..4294967295 */
+};
+
+struct cm_conf_proxy_timeouts {
+    uint32_t header_ms;   /* default 10000: whole request head (slowloris) */
+    uint32_t idle_ms;     /* default 60000: idle keep-alive / stalled stream */
+    uint32_t connect_ms;  /* default 3000: upstream connect */
+    uint32_t response_ms; /* default 30000: request sent -> response head */
+    uint32_t drain_ms;    /* default 10000: SIGTERM grace for in-flight requests */
+};
+
+enum cm_access_log_format {
+    CM_ACCESS_LOG_OFF = 0,      /* default */
+    CM_ACCESS_LOG_JSON = 1,     /* one JSON object per line */
+    CM_ACCESS_LOG_COMBINED = 2, /* Apache/nginx "combined" */
+};
+
+struct cm_conf_proxy_access_log {
+    enum cm_access_log_format format;
+    char *path; /* owned; "-" (default) is stdout */
 };
 
 struct cm_conf_proxy {
@@ -165,6 +210,12 @@ struct cm_conf_proxy {
     size_t listen_count;
     char *state_file;
     struct cm_conf_control control;
+    uint32_t max_connections; /* default 10000, 1..1000000 */
+    struct cm_conf_proxy_limits limits;
+    struct cm_conf_proxy_timeouts timeouts_ms;
+    char **trusted_proxies; /* owned CIDR strings (validated: "10.0.0.0/8", "::1/128") */
+    size_t trusted_proxy_count;
+    struct cm_conf_proxy_access_log access_log;
 };
 
 struct cm_conf_etcd {

@@ -95,6 +95,18 @@ static int http_url(struct cm_conf_parse *p, void *base, void *field)
     return cm_conf_fail(p, "not an http(s) URL %s", cm_conf_quote(s, q, sizeof(q)));
 }
 
+static int ip_literal(struct cm_conf_parse *p, void *base, void *field)
+{
+    const char *s = *(char **)field;
+    char q[CM_CONF_QUOTE_MAX];
+    struct cm_addr a;
+
+    (void)base;
+    if (cm_ip_parse(s, &a) == CM_OK)
+        return CM_OK;
+    return cm_conf_fail(p, "not an IPv4 or IPv6 address %s", cm_conf_quote(s, q, sizeof(q)));
+}
+
 /* ---- regions and members --------------------------------------------------- */
 
 static int region_post(struct cm_conf_parse *p, void *base)
@@ -450,6 +462,57 @@ static int proxy_member(struct cm_conf_parse *p, void *base, void *field)
     return CM_OK;
 }
 
+static uint16_t addr_port(const struct cm_addr *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+    return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
+}
+
+/* proxy.listen[].backends[]: a numeric "ip:port" with a port. */
+static int proxy_backend(struct cm_conf_parse *p, void *base, void *field)
+{
+    const char *s = *(char **)field;
+    char q[CM_CONF_QUOTE_MAX];
+    struct cm_addr a;
+
+    (void)base;
+    if (cm_addr_parse(s, 0, &a) != CM_OK || addr_port(&a) == 0)
+        return cm_conf_fail(p, "not a numeric \"ip:port\" backend address: %s",
+                            cm_conf_quote(s, q, sizeof(q)));
+    return CM_OK;
+}
+
+/* proxy.trusted_proxies[]: a CIDR with no host bits set. */
+static int proxy_cidr(struct cm_conf_parse *p, void *base, void *field)
+{
+    struct cm_conf_client_net tmp;
+
+    (void)base;
+    memset(&tmp, 0, sizeof(tmp));
+    return cidr_parse(p, &tmp, field);
+}
+
+/* Two listeners cannot share an address. */
+static int proxy_post(struct cm_conf_parse *p, void *base)
+{
+    const struct cm_conf_proxy *px = base;
+    char key[64], a[CM_ADDR_STRLEN];
+
+    for (size_t i = 1; i < px->listen_count; i++) {
+        for (size_t j = 0; j < i; j++) {
+            const struct cm_addr *x = &px->listen[i].address, *y = &px->listen[j].address;
+
+            if (x->len != y->len || memcmp(&x->ss, &y->ss, x->len) != 0)
+                continue;
+            cm_addr_format((const struct sockaddr *)&x->ss, a, sizeof(a));
+            snprintf(key, sizeof(key), "listen[%zu].address", i);
+            return cm_conf_fail_at(p, key, "%s is already used by listen[%zu]", a, j);
+        }
+    }
+    return CM_OK;
+}
+
 /* ---- whole-file checks ------------------------------------------------------------- */
 
 struct alias_ref {
@@ -515,7 +578,7 @@ static void root_release(void *base)
 /* ---- the tables ------------------------------------------------------------------- */
 
 static const char *const lb_modes[] = {"native", "proxy", NULL};
-static const char *const check_types[] = {"http", "https", "tcp", NULL};
+static const char *const check_types[] = {"http", "https", "tcp", "none", NULL};
 
 static const struct cm_conf_item control_items[] = {
     {.key = "listen",
@@ -607,6 +670,8 @@ static const struct cm_conf_schema dnsd_schema = {
     .post = dnsd_post,
 };
 
+static const struct cm_conf_schema check_schema; /* defined with the services */
+
 static const struct cm_conf_item health_items[] = {
     {.key = "vantage",
      .type = CM_CONF_REF,
@@ -620,6 +685,14 @@ static const struct cm_conf_item health_items[] = {
      .count_offset = offsetof(struct cm_conf_health, publish_to_count),
      .max = 64,
      .validate = http_url},
+    {.key = "probe_source",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_health, probe_source),
+     .validate = ip_literal},
+    {.key = "default_check",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_health, default_check),
+     .sub = &check_schema},
     {.key = "publish_interval_ms",
      .type = CM_CONF_UINT,
      .offset = offsetof(struct cm_conf_health, publish_interval_ms),
@@ -641,6 +714,42 @@ static const struct cm_conf_schema health_schema = {
     .present_offset = offsetof(struct cm_conf_health, present),
 };
 
+static const char *const access_log_formats[] = {"off", "json", "combined", NULL};
+
+static const struct cm_conf_item proxy_cert_items[] = {
+    {.key = "cert",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_proxy_cert, cert),
+     .required = true},
+    {.key = "key",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_proxy_cert, key),
+     .required = true},
+};
+static const struct cm_conf_schema proxy_cert_schema = {
+    .items = proxy_cert_items,
+    .count = COUNT(proxy_cert_items),
+    .size = sizeof(struct cm_conf_proxy_cert),
+};
+
+static const struct cm_conf_item proxy_tls_items[] = {
+    {.key = "certificates",
+     .type = CM_CONF_ARRAY,
+     .elem_type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_proxy_tls, certificates),
+     .count_offset = offsetof(struct cm_conf_proxy_tls, certificate_count),
+     .required = true,
+     .min = 1,
+     .max = 256,
+     .sub = &proxy_cert_schema},
+};
+static const struct cm_conf_schema proxy_tls_schema = {
+    .items = proxy_tls_items,
+    .count = COUNT(proxy_tls_items),
+    .section = true,
+    .present_offset = offsetof(struct cm_conf_proxy_tls, enabled),
+};
+
 static const struct cm_conf_item proxy_listen_items[] = {
     {.key = "address",
      .type = CM_CONF_ADDR,
@@ -657,11 +766,106 @@ static const struct cm_conf_item proxy_listen_items[] = {
      .ref = CM_CONF_REF_SERVICE,
      .offset = offsetof(struct cm_conf_proxy_listen, service),
      .required = true},
+    {.key = "backends",
+     .type = CM_CONF_ARRAY,
+     .elem_type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_proxy_listen, backends),
+     .count_offset = offsetof(struct cm_conf_proxy_listen, backend_count),
+     .max = 4096,
+     .validate = proxy_backend},
+    {.key = "tls",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_proxy_listen, tls),
+     .sub = &proxy_tls_schema},
 };
 static const struct cm_conf_schema proxy_listen_schema = {
     .items = proxy_listen_items,
     .count = COUNT(proxy_listen_items),
     .size = sizeof(struct cm_conf_proxy_listen),
+};
+
+static const struct cm_conf_item proxy_limits_items[] = {
+    {.key = "request_line_bytes",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_proxy_limits, request_line_bytes),
+     .min = 256,
+     .max = 1048576,
+     .def_uint = 8192},
+    {.key = "header_bytes",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_proxy_limits, header_bytes),
+     .min = 1024,
+     .max = 1048576,
+     .def_uint = 32768},
+    {.key = "header_count",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_proxy_limits, header_count),
+     .min = 8,
+     .max = 1000,
+     .def_uint = 100},
+    {.key = "body_bytes",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_proxy_limits, body_bytes),
+     .min = 0,
+     .max = UINT32_MAX,
+     .def_uint = 1073741824u},
+};
+static const struct cm_conf_schema proxy_limits_schema = {
+    .items = proxy_limits_items,
+    .count = COUNT(proxy_limits_items),
+};
+
+static const struct cm_conf_item proxy_timeouts_items[] = {
+    {.key = "header",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_proxy_timeouts, header_ms),
+     .min = 10,
+     .max = 3600000,
+     .def_uint = 10000},
+    {.key = "idle",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_proxy_timeouts, idle_ms),
+     .min = 10,
+     .max = 3600000,
+     .def_uint = 60000},
+    {.key = "connect",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_proxy_timeouts, connect_ms),
+     .min = 10,
+     .max = 600000,
+     .def_uint = 3000},
+    {.key = "response",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_proxy_timeouts, response_ms),
+     .min = 10,
+     .max = 3600000,
+     .def_uint = 30000},
+    {.key = "drain",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_proxy_timeouts, drain_ms),
+     .min = 0,
+     .max = 3600000,
+     .def_uint = 10000},
+};
+static const struct cm_conf_schema proxy_timeouts_schema = {
+    .items = proxy_timeouts_items,
+    .count = COUNT(proxy_timeouts_items),
+};
+
+static const struct cm_conf_item proxy_access_log_items[] = {
+    {.key = "format",
+     .type = CM_CONF_ENUM,
+     .offset = offsetof(struct cm_conf_proxy_access_log, format),
+     .names = access_log_formats,
+     .def_uint = CM_ACCESS_LOG_OFF},
+    {.key = "path",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_proxy_access_log, path),
+     .def_str = "-"},
+};
+static const struct cm_conf_schema proxy_access_log_schema = {
+    .items = proxy_access_log_items,
+    .count = COUNT(proxy_access_log_items),
 };
 
 static const struct cm_conf_item proxy_items[] = {
@@ -679,12 +883,38 @@ static const struct cm_conf_item proxy_items[] = {
      .type = CM_CONF_OBJECT,
      .offset = offsetof(struct cm_conf_proxy, control),
      .sub = &control_schema},
+    {.key = "max_connections",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_proxy, max_connections),
+     .min = 1,
+     .max = 1000000,
+     .def_uint = 10000},
+    {.key = "limits",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_proxy, limits),
+     .sub = &proxy_limits_schema},
+    {.key = "timeouts_ms",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_proxy, timeouts_ms),
+     .sub = &proxy_timeouts_schema},
+    {.key = "trusted_proxies",
+     .type = CM_CONF_ARRAY,
+     .elem_type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_proxy, trusted_proxies),
+     .count_offset = offsetof(struct cm_conf_proxy, trusted_proxy_count),
+     .max = 1024,
+     .validate = proxy_cidr},
+    {.key = "access_log",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_proxy, access_log),
+     .sub = &proxy_access_log_schema},
 };
 static const struct cm_conf_schema proxy_schema = {
     .items = proxy_items,
     .count = COUNT(proxy_items),
     .section = true,
     .present_offset = offsetof(struct cm_conf_proxy, present),
+    .post = proxy_post,
 };
 
 static const struct cm_conf_item etcd_items[] = {

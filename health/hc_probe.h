@@ -59,6 +59,9 @@ struct hc_probes;
 
 struct hc_probes_params {
     uint32_t max_in_flight; /* default 512 */
+    /* IP literal the probes connect from ("" = any): a multi-homed checker
+     * probes from its public address (health.probe_source). */
+    char source[64];
 };
 
 enum hc_probe_verdict {
@@ -82,7 +85,11 @@ struct hc_probe_status {
     uint64_t runs, failures, skipped, deferred;
 };
 
-/** Verdict, pending state or reported RTT changed for some probe. */
+/**
+ * Verdict, pending state or reported RTT changed for some probe. Called from
+ * the loop once the probe's status is updated; it may reconcile
+ * (mark/ensure/sweep) or free the set.
+ */
 typedef void hc_probes_changed_fn(void *arg);
 
 void hc_probes_params_default(struct hc_probes_params *p);
@@ -93,6 +100,9 @@ struct hc_probes *hc_probes_new(struct event_base *base, struct hc_http *http,
                                 void *arg);
 /** Cancels every probe in flight (no callbacks). Accepts NULL. */
 void hc_probes_free(struct hc_probes *ps);
+
+/** Changes the source address (reload); applies from each probe's next run. */
+void hc_probes_set_source(struct hc_probes *ps, const char *source);
 
 /*
  * Reconciling with the wanted set, after every report rebuild:

@@ -64,7 +64,10 @@ void hc_publish_params_default(struct hc_publish_params *p);
 struct hc_publish *hc_publish_new(struct event_base *base, struct hc_http *http,
                                   const char *const *urls, size_t url_count, const char *token,
                                   const struct hc_publish_params *p);
-/** Cancels PUTs in flight. Accepts NULL. The token copy is wiped. */
+/**
+ * Cancels PUTs in flight. Accepts NULL. The token copy is wiped. Call it
+ * before hc_http_free() of the hc_http it was given.
+ */
 void hc_publish_free(struct hc_publish *pub);
 
 /**

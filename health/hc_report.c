@@ -8,6 +8,7 @@
  */
 #include "health/hc_report.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -24,19 +25,23 @@
 #include "common/cm_state.h"
 #include "common/cm_str.h"
 #include "health/hc_cluster.h"
+#include "health/hc_probe.h"
 
 struct hc_report {
     uint64_t generation;
-    json_t *doc; /* owned reference; NULL before the first update */
-    char *body;  /* owned: serialized content without generation / generated_at */
+    json_t *previous; /* owned reference: the state file's document, or NULL */
+    json_t *doc;      /* owned reference; NULL before the first update */
+    char *body;       /* owned: serialized content without generation / generated_at */
 };
 
-struct hc_report *hc_report_new(uint64_t generation)
+struct hc_report *hc_report_new(uint64_t generation, json_t *previous)
 {
     struct hc_report *r = calloc(1, sizeof(*r));
 
-    if (r != NULL)
+    if (r != NULL) {
         r->generation = generation;
+        r->previous = json_incref(previous);
+    }
     return r;
 }
 
@@ -44,6 +49,7 @@ void hc_report_free(struct hc_report *r)
 {
     if (r == NULL)
         return;
+    json_decref(r->previous);
     json_decref(r->doc);
     free(r->body);
     free(r);
@@ -51,7 +57,7 @@ void hc_report_free(struct hc_report *r)
 
 json_t *hc_report_doc(const struct hc_report *r)
 {
-    return r->doc;
+    return r->doc != NULL ? r->doc : r->previous;
 }
 
 uint64_t hc_report_generation(const struct hc_report *r)
@@ -146,77 +152,290 @@ static json_t *backends_json(const struct hc_cluster *c, const struct hc_k8s_por
     return out;
 }
 
+/* Everything one rebuild reads; all borrowed. */
+struct build_ctx {
+    const struct cm_conf *conf;
+    struct hc_cluster *const *clusters;
+    struct hc_probes *probes; /* NULL: Kubernetes data only */
+    const json_t *previous;   /* the last document published, or NULL */
+    time_t now;
+};
+
+/* "for 45 s", "for 12 min", "for 3 h": coarse, so the reason (and with it the
+ * document) changes a few times a minute at most. */
+static void outage_words(time_t since, time_t now, char *buf, size_t cap)
+{
+    long secs = since != 0 && now > since ? (long)(now - since) : 0;
+
+    if (secs < 60)
+        snprintf(buf, cap, "%ld s", secs / 15 * 15);
+    else if (secs < 3600)
+        snprintf(buf, cap, "%ld min", secs / 60);
+    else
+        snprintf(buf, cap, "%ld h", secs / 3600);
+}
+
+/* The configured service ns/name, or NULL (annotated services). */
+static const struct cm_conf_service *conf_service(const struct cm_conf *conf, const char *ns,
+                                                  const char *name)
+{
+    for (size_t i = 0; i < conf->service_count; i++) {
+        if (strcmp(conf->services[i].ns, ns) == 0 && strcmp(conf->services[i].name, name) == 0)
+            return &conf->services[i];
+    }
+    return NULL;
+}
+
+/* The proxy listener standing in for (member, service), or NULL. */
+static const struct cm_addr *proxy_listener(const struct cm_conf *conf, size_t member,
+                                            const struct cm_conf_service *svc)
+{
+    if (svc == NULL || !conf->proxy.present)
+        return NULL;
+    for (size_t i = 0; i < conf->proxy.listen_count; i++) {
+        const struct cm_conf_proxy_listen *l = &conf->proxy.listen[i];
+
+        if (l->member == member && &conf->services[l->service] == svc)
+            return &l->address;
+    }
+    return NULL;
+}
+
+/* One address of a (service, member) and what its probe says. */
+struct addr_probe {
+    const char *address;              /* borrowed, as reported */
+    const struct hc_probe_status *st; /* NULL: no probe (no probes object) */
+};
+
+/* The previous document's verdict for (service, member), or -1. */
+static int previous_healthy(const json_t *previous, const char *key, const char *member)
+{
+    const json_t *v = json_object_get(
+        json_object_get(
+            json_object_get(json_object_get(json_object_get(previous, "services"), key), "members"),
+            member),
+        "healthy");
+
+    return json_is_boolean(v) ? json_is_true(v) : -1;
+}
+
+struct probe_verdict {
+    bool up;                             /* at least one address up (unknown: seeded) */
+    bool pending;                        /* some address is pending or unknown */
+    bool any_known;                      /* some address has a result */
+    double rtt_ms;                       /* the lowest reported RTT of the up addresses; < 0 none */
+    const struct hc_probe_status *worst; /* for the reason: a down or pending probe */
+};
+
+static void judge_probes(const struct addr_probe *ap, size_t n, int seeded, struct probe_verdict *v)
+{
+    *v = (struct probe_verdict){.rtt_ms = -1};
+    for (size_t i = 0; i < n; i++) {
+        const struct hc_probe_status *st = ap[i].st;
+
+        if (st == NULL || st->verdict == HC_PROBE_UNKNOWN) {
+            v->pending = true;
+            if (seeded != 0)
+                v->up = true; /* no result yet: the last verdict, else benefit of the doubt */
+            continue;
+        }
+        v->any_known = true;
+        if (st->pending)
+            v->pending = true;
+        if (st->verdict == HC_PROBE_UP) {
+            v->up = true;
+            if (st->rtt_ms >= 0 && (v->rtt_ms < 0 || st->rtt_ms < v->rtt_ms))
+                v->rtt_ms = st->rtt_ms;
+        }
+        if (st->verdict == HC_PROBE_DOWN || st->pending) {
+            if (v->worst == NULL || st->verdict == HC_PROBE_DOWN)
+                v->worst = st;
+        }
+    }
+}
+
+/* "probe 3/3 failed: connection refused", "probe ok (12.3 ms)" ... */
+static void probe_words(const struct probe_verdict *v, char *buf, size_t cap)
+{
+    const struct hc_probe_status *w = v->worst;
+
+    if (w != NULL && w->verdict == HC_PROBE_DOWN && !w->pending)
+        snprintf(buf, cap, "probe %u/%u failed: %s",
+                 (unsigned)(w->streak < w->fall ? w->streak : w->fall), (unsigned)w->fall,
+                 w->last_error[0] != '\0' ? w->last_error : "failed");
+    else if (w != NULL && w->verdict == HC_PROBE_DOWN)
+        snprintf(buf, cap, "probe %u/%u ok; still down", (unsigned)w->streak, (unsigned)w->rise);
+    else if (w != NULL)
+        snprintf(buf, cap, "probe %u/%u failed: %s; still up", (unsigned)w->streak,
+                 (unsigned)w->fall, w->last_error[0] != '\0' ? w->last_error : "failed");
+    else if (!v->any_known)
+        snprintf(buf, cap, "awaiting first probe");
+    else if (v->rtt_ms >= 0)
+        snprintf(buf, cap, "probe ok (%.1f ms)", v->rtt_ms);
+    else
+        snprintf(buf, cap, "probe ok");
+}
+
 /* Verdict and reason in words. */
-static bool verdict(const struct hc_cluster *c, uint32_t ready, const char *lb, bool via_proxy,
-                    size_t backends, time_t now, char *reason, size_t cap)
+static bool verdict(const struct build_ctx *bc, const struct hc_cluster *c, bool probing,
+                    uint32_t ready, const char *lb, bool via_proxy, size_t backends,
+                    const struct probe_verdict *pv, char *reason, size_t cap)
 {
     enum hc_api_state api = hc_cluster_api(c);
     bool healthy = false;
+    char probe[HC_PROBE_ERR_MAX + 64];
     int n;
 
-    if (ready == 0)
+    probe_words(pv, probe, sizeof(probe));
+    /* With the API away, last-known readiness is not evidence: the probe decides. */
+    if (ready == 0 && (api == HC_API_OK || !probing))
         n = snprintf(reason, cap, "0 ready endpoints");
     else if (lb == NULL)
         n = snprintf(reason, cap, "%" PRIu32 " ready endpoint%s; no load balancer address", ready,
                      ready == 1 ? "" : "s");
-    else if (via_proxy && backends == 0)
+    else if (via_proxy && backends == 0 && (api == HC_API_OK || !probing))
         n = snprintf(reason, cap, "%" PRIu32 " ready endpoint%s; no ready node with a nodePort",
                      ready, ready == 1 ? "" : "s");
+    else if (probing && !pv->up)
+        n = snprintf(reason, cap, "%s", probe);
     else {
         healthy = true;
-        n = snprintf(reason, cap, "%" PRIu32 " ready endpoint%s; %s %s", ready,
-                     ready == 1 ? "" : "s", via_proxy ? "via proxy" : "load balancer", lb);
+        if (probing)
+            n = snprintf(reason, cap, "%" PRIu32 " ready endpoint%s; %s", ready,
+                         ready == 1 ? "" : "s", probe);
+        else
+            n = snprintf(reason, cap, "%" PRIu32 " ready endpoint%s; %s %s", ready,
+                         ready == 1 ? "" : "s", via_proxy ? "via proxy" : "load balancer", lb);
     }
     if (api != HC_API_OK && n > 0 && (size_t)n < cap) {
-        time_t since = hc_cluster_bad_since(c);
-        long secs = since != 0 && now > since ? (long)(now - since) : 0;
+        char len[32];
 
-        snprintf(reason + n, cap - (size_t)n, "; API %s for %ld s; last known data",
-                 api == HC_API_STALE ? "data stale" : hc_api_state_name(api), secs);
+        outage_words(hc_cluster_bad_since(c), bc->now, len, sizeof(len));
+        snprintf(reason + n, cap - (size_t)n, "; API %s for %s; last known data",
+                 api == HC_API_STALE ? "data stale" : hc_api_state_name(api), len);
     }
     return healthy;
 }
 
-static json_t *endpoint_json(const struct cm_conf_member *m, const struct hc_cluster *c,
-                             const struct hc_k8s_obj *so, uint16_t want_port, time_t now)
+static json_t *rtt_json(double ms)
 {
+    return ms >= 0 ? json_real((double)(long long)(ms * 10.0 + 0.5) / 10.0) : json_null();
+}
+
+static json_t *probes_json(const struct addr_probe *ap, size_t n)
+{
+    json_t *out = json_object();
+
+    for (size_t i = 0; out != NULL && i < n; i++) {
+        const struct hc_probe_status *st = ap[i].st;
+        const char *state = st == NULL || st->verdict == HC_PROBE_UNKNOWN ? "unknown"
+                            : st->verdict == HC_PROBE_UP                  ? "up"
+                                                                          : "down";
+        json_t *e = json_object();
+
+        if (e == NULL || set_new(e, "state", json_string(state)) != CM_OK ||
+            set_new(e, "rtt_ms", rtt_json(st != NULL ? st->rtt_ms : -1)) != CM_OK ||
+            set_new(e, "error", json_string(st != NULL ? st->last_error : "")) != CM_OK ||
+            set_new(out, ap[i].address, e) != CM_OK) {
+            json_decref(e);
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+#define MAX_ADDRS 16
+
+static json_t *endpoint_json(const struct build_ctx *bc, size_t mi, const struct hc_cluster *c,
+                             const struct hc_k8s_obj *so, const struct cm_conf_service *csvc)
+{
+    const struct cm_conf_member *m = &bc->conf->members[mi];
     const struct hc_k8s_svc *s = &so->u.svc;
-    const struct hc_k8s_port *port = pick_port(s, want_port);
+    const struct hc_k8s_port *port = pick_port(s, csvc != NULL ? csvc->port : 0);
     bool via_proxy = m->lb_mode == CM_LB_PROXY;
-    json_t *e = json_object(), *addrs = json_array(), *backends;
+    struct addr_probe ap[MAX_ADDRS];
+    struct probe_verdict pv;
+    const struct cm_conf_check *check =
+        csvc != NULL ? &csvc->check : &bc->conf->health.default_check;
+    bool probing = bc->probes != NULL && check->type != CM_CHECK_NONE;
+    char key[512], reason[512];
+    json_t *e = json_object(), *addrs = json_array(), *backends, *probes;
     const char *lb = NULL;
+    size_t nap = 0;
     uint32_t v4, v6;
-    char reason[256];
     int rc = CM_OK;
 
+    snprintf(key, sizeof(key), "%s/%s", so->ns, so->name);
     hc_cluster_ready(c, so->ns, so->name, &v4, &v6);
     if (via_proxy) {
         lb = m->lb_address;
         backends = backends_json(c, port);
-        if (lb != NULL && json_array_append_new(addrs, json_string(lb)) != 0)
-            rc = CM_ENOMEM;
+        if (lb != NULL)
+            ap[nap++] = (struct addr_probe){.address = lb};
     } else {
         backends = json_array();
-        for (size_t i = 0; i < s->lb_ip_count && rc == CM_OK; i++) {
-            if (json_array_append_new(addrs, json_string(s->lb_ips[i])) != 0)
-                rc = CM_ENOMEM;
-        }
-        lb = s->lb_ip_count > 0 ? s->lb_ips[0]
-                                : (s->lb_hostname_count > 0 ? s->lb_hostnames[0] : NULL);
+        for (size_t i = 0; i < s->lb_ip_count && nap < MAX_ADDRS; i++)
+            ap[nap++] = (struct addr_probe){.address = s->lb_ips[i]};
+        if (nap == 0 && s->lb_hostname_count > 0)
+            ap[nap++] = (struct addr_probe){.address = s->lb_hostnames[0]};
+        lb = nap > 0 ? ap[0].address : NULL;
     }
-    if (e == NULL || addrs == NULL || backends == NULL || rc != CM_OK) {
+    /* Probes: wanted (reconcile) and read. */
+    for (size_t i = 0; probing && i < nap; i++) {
+        const struct cm_addr *pl = via_proxy ? proxy_listener(bc->conf, mi, csvc) : NULL;
+        char target[CM_ADDR_STRLEN];
+        uint16_t pport;
+
+        if (pl != NULL) {
+            cm_ip_format((const struct sockaddr *)&pl->ss, target, sizeof(target));
+            pport = ntohs(pl->ss.ss_family == AF_INET6
+                              ? ((const struct sockaddr_in6 *)&pl->ss)->sin6_port
+                              : ((const struct sockaddr_in *)&pl->ss)->sin_port);
+        } else {
+            cm_strlcpy(target, ap[i].address, sizeof(target));
+            pport = check->port != 0      ? check->port
+                    : s->health_port != 0 ? s->health_port
+                    : port != NULL        ? port->port
+                                          : 80;
+        }
+        if (hc_probes_ensure(bc->probes, key, m->name, target, pport, check, s->health_path) !=
+            CM_OK)
+            rc = CM_ENOMEM;
+        ap[i].st = hc_probes_get(bc->probes, key, m->name, target);
+    }
+    judge_probes(ap, nap, previous_healthy(bc->previous, key, m->name), &pv);
+    /* Addresses: the ones whose probe is up, when any is; else all. */
+    for (size_t i = 0; i < nap && rc == CM_OK; i++) {
+        bool up = ap[i].st != NULL && ap[i].st->verdict == HC_PROBE_UP;
+
+        if (s->lb_ip_count == 0 && !via_proxy)
+            break; /* a hostname-only LB is answered as a CNAME: no addresses */
+        if (probing && pv.any_known && pv.up && !up && ap[i].st != NULL &&
+            ap[i].st->verdict != HC_PROBE_UNKNOWN)
+            continue;
+        if (json_array_append_new(addrs, json_string(ap[i].address)) != 0)
+            rc = CM_ENOMEM;
+    }
+    probes = probing ? probes_json(ap, nap) : json_object();
+    if (e == NULL || addrs == NULL || backends == NULL || probes == NULL || rc != CM_OK) {
         json_decref(e);
         json_decref(addrs);
         json_decref(backends);
+        json_decref(probes);
         return NULL;
     }
-    bool healthy =
-        verdict(c, v4 + v6, lb, via_proxy, json_array_size(backends), now, reason, sizeof(reason));
+    bool healthy = verdict(bc, c, probing, v4 + v6, lb, via_proxy, json_array_size(backends), &pv,
+                           reason, sizeof(reason));
     rc = set_new(e, "addresses", addrs);
     if (rc == CM_OK)
         rc = set_new(e, "backends", backends);
     else
         json_decref(backends);
+    if (rc == CM_OK)
+        rc = set_new(e, "probes", probes);
+    else
+        json_decref(probes);
     if (rc == CM_OK)
         rc = set_new(e, "hostname",
                      !via_proxy && s->lb_hostname_count > 0 ? json_string(s->lb_hostnames[0])
@@ -232,7 +451,9 @@ static json_t *endpoint_json(const struct cm_conf_member *m, const struct hc_clu
     if (rc == CM_OK)
         rc = set_new(e, "healthy", json_boolean(healthy));
     if (rc == CM_OK)
-        rc = set_new(e, "pending", json_false());
+        rc = set_new(e, "pending", json_boolean(probing && pv.pending));
+    if (rc == CM_OK && pv.rtt_ms >= 0)
+        rc = set_new(e, "rtt_ms", rtt_json(pv.rtt_ms));
     if (rc == CM_OK)
         rc = set_new(e, "via_proxy", json_boolean(via_proxy));
     if (rc == CM_OK)
@@ -249,13 +470,14 @@ static json_t *endpoint_json(const struct cm_conf_member *m, const struct hc_clu
 }
 
 /* Adds (or fills) services[key] from every member that has the Service. */
-static int add_service(json_t *services, const struct cm_conf *conf,
-                       struct hc_cluster *const *clusters, const char *ns, const char *name,
-                       uint16_t conf_port, time_t now)
+static int add_service(json_t *services, const struct build_ctx *bc, const char *ns,
+                       const char *name)
 {
+    const struct cm_conf *conf = bc->conf;
+    const struct cm_conf_service *csvc = conf_service(conf, ns, name);
     char key[512];
     json_t *svc, *members;
-    uint16_t port = conf_port;
+    uint16_t port = csvc != NULL ? csvc->port : 0;
 
     snprintf(key, sizeof(key), "%s/%s", ns, name);
     if (json_object_get(services, key) != NULL)
@@ -271,12 +493,12 @@ static int add_service(json_t *services, const struct cm_conf *conf,
         const struct hc_k8s_obj *so;
         json_t *e;
 
-        if (clusters[i] == NULL)
+        if (bc->clusters[i] == NULL)
             continue;
-        so = hc_cluster_service(clusters[i], ns, name);
+        so = hc_cluster_service(bc->clusters[i], ns, name);
         if (so == NULL)
             continue;
-        e = endpoint_json(&conf->members[i], clusters[i], so, conf_port, now);
+        e = endpoint_json(bc, i, bc->clusters[i], so, csvc);
         if (e == NULL || json_object_set_new(members, conf->members[i].name, e) != 0) {
             json_decref(svc);
             return CM_ENOMEM;
@@ -307,19 +529,19 @@ static bool valid_label(const char *s)
     return true;
 }
 
-static json_t *services_json(const struct cm_conf *conf, struct hc_cluster *const *clusters,
-                             time_t now)
+static json_t *services_json(const struct build_ctx *bc)
 {
+    const struct cm_conf *conf = bc->conf;
     json_t *out = json_object();
     int rc = out != NULL ? CM_OK : CM_ENOMEM;
 
     for (size_t i = 0; rc == CM_OK && i < conf->service_count; i++) {
         const struct cm_conf_service *s = &conf->services[i];
 
-        rc = add_service(out, conf, clusters, s->ns, s->name, s->port, now);
+        rc = add_service(out, bc, s->ns, s->name);
     }
     for (size_t m = 0; rc == CM_OK && m < conf->member_count; m++) {
-        const struct hc_cluster *c = clusters[m];
+        const struct hc_cluster *c = bc->clusters[m];
 
         for (size_t i = 0; c != NULL && rc == CM_OK && i < hc_cluster_count(c, HC_K8S_SERVICE);
              i++) {
@@ -328,7 +550,7 @@ static json_t *services_json(const struct cm_conf *conf, struct hc_cluster *cons
             /* Names the state document cannot carry are skipped, not fatal. */
             if (!so->u.svc.federate || !valid_label(so->ns) || !valid_label(so->name))
                 continue;
-            rc = add_service(out, conf, clusters, so->ns, so->name, 0, now);
+            rc = add_service(out, bc, so->ns, so->name);
         }
     }
     if (rc != CM_OK) {
@@ -338,9 +560,10 @@ static json_t *services_json(const struct cm_conf *conf, struct hc_cluster *cons
     return out;
 }
 
-static json_t *build(const struct cm_conf *conf, struct hc_cluster *const *clusters, time_t now)
+static json_t *build(const struct build_ctx *bc)
 {
-    json_t *doc = json_object();
+    const struct cm_conf *conf = bc->conf;
+    json_t *doc = json_object(), *members;
     int rc;
 
     if (doc == NULL)
@@ -348,10 +571,22 @@ static json_t *build(const struct cm_conf *conf, struct hc_cluster *const *clust
     rc = set_new(doc, "version", json_integer(CM_STATE_VERSION));
     if (rc == CM_OK)
         rc = set_new(doc, "vantage", json_string(conf->regions[conf->health.vantage].name));
+    /* Services first: they reconcile the probes the member RTTs come from. */
     if (rc == CM_OK)
-        rc = set_new(doc, "members", members_json(conf, clusters));
-    if (rc == CM_OK)
-        rc = set_new(doc, "services", services_json(conf, clusters, now));
+        rc = set_new(doc, "services", services_json(bc));
+    if (rc == CM_OK) {
+        members = members_json(conf, bc->clusters);
+        for (size_t i = 0; members != NULL && bc->probes != NULL && i < conf->member_count; i++) {
+            double rtt = hc_probes_member_rtt(bc->probes, conf->members[i].name);
+            json_t *me = json_object_get(members, conf->members[i].name);
+
+            if (rtt >= 0 && set_new(me, "rtt_ms", rtt_json(rtt)) != CM_OK) {
+                json_decref(members);
+                members = NULL;
+            }
+        }
+        rc = set_new(doc, "members", members);
+    }
     if (rc != CM_OK) {
         json_decref(doc);
         return NULL;
@@ -360,8 +595,14 @@ static json_t *build(const struct cm_conf *conf, struct hc_cluster *const *clust
 }
 
 int hc_report_update(struct hc_report *r, const struct cm_conf *conf,
-                     struct hc_cluster *const *clusters, time_t now, bool *changed)
+                     struct hc_cluster *const *clusters, struct hc_probes *probes, time_t now,
+                     bool *changed)
 {
+    struct build_ctx bc = {.conf = conf,
+                           .clusters = clusters,
+                           .probes = probes,
+                           .previous = r->doc != NULL ? r->doc : r->previous,
+                           .now = now};
     char err[CM_STATE_ERR_MAX] = "";
     struct cm_state *st = NULL;
     json_t *doc;
@@ -370,9 +611,13 @@ int hc_report_update(struct hc_report *r, const struct cm_conf *conf,
     int rc;
 
     *changed = false;
-    doc = build(conf, clusters, now);
+    if (probes != NULL)
+        hc_probes_mark(probes);
+    doc = build(&bc);
     if (doc == NULL)
-        return CM_ENOMEM;
+        return CM_ENOMEM; /* no sweep: a partial build must not stop probes */
+    if (probes != NULL)
+        hc_probes_sweep(probes);
     body = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     if (body == NULL) {
         json_decref(doc);
@@ -407,12 +652,13 @@ int hc_report_update(struct hc_report *r, const struct cm_conf *conf,
     return CM_OK;
 }
 
-int hc_report_load_generation(const char *path, uint64_t *out, char *err, size_t errlen)
+int hc_report_load(const char *path, uint64_t *gen, json_t **out, char *err, size_t errlen)
 {
     json_error_t je;
     json_t *doc, *g;
 
-    *out = 0;
+    *gen = 0;
+    *out = NULL;
     if (access(path, F_OK) != 0)
         return CM_OK;
     doc = json_load_file(path, 0, &je);
@@ -426,8 +672,8 @@ int hc_report_load_generation(const char *path, uint64_t *out, char *err, size_t
         json_decref(doc);
         return CM_EPARSE;
     }
-    *out = (uint64_t)json_integer_value(g);
-    json_decref(doc);
+    *gen = (uint64_t)json_integer_value(g);
+    *out = doc;
     return CM_OK;
 }
 

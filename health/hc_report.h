@@ -4,18 +4,35 @@
  * from the member caches and the configuration.
  *
  *   {"version":1, "vantage", "generation", "generated_at",
- *    "members":  {name: {region, zone, api, last_seen}},
+ *    "members":  {name: {region, zone, api, last_seen, rtt_ms}},
  *    "services": {"ns/name": {port, members: {name: {addresses, hostname,
  *                 port, ready_endpoints, ready_endpoints_ipv4,
- *                 ready_endpoints_ipv6, healthy, pending, reason,
- *                 via_proxy, backends[, check_path, check_port]}}}}}
+ *                 ready_endpoints_ipv6, healthy, pending, rtt_ms, reason,
+ *                 via_proxy, backends, probes: {address: {state, rtt_ms,
+ *                 error}}[, check_path, check_port]}}}}}
  *
  * Services are the configured ones plus every Service annotated
- * fedgslb.io/federate: "true" in any member. Healthy (Kubernetes side only;
- * data-plane probes come later) = ready endpoints > 0 and a load-balancer
- * address or hostname known (proxy mode: lb.address and a ready node with a
- * nodePort). A member whose API is not "ok" keeps its last-known data and
- * says so in `reason`.
+ * fedgslb.io/federate: "true" in any member (those use the default check,
+ * with the fedgslb.io/health-path and -port annotations applied).
+ *
+ * Healthy = (ready endpoints > 0, or the API is not ok and the last-known
+ * data is all we have) AND a load-balancer address known (proxy mode:
+ * lb.address and a ready node with a nodePort) AND the data-plane probe of
+ * at least one address up after hysteresis. `addresses` lists the addresses
+ * whose probe is up when at least one is (IPv4 and IPv6 are judged
+ * separately), else all of them, so a fail-open answer still has addresses.
+ * A probe with no result yet keeps the verdict of the previous document
+ * (the state file after a restart), else counts as up; either way the entry
+ * is `pending`. A member whose API is not "ok" keeps its last-known data and
+ * says so in `reason`, with the outage length rounded (15 s steps in the
+ * first minute, then minutes, then hours) so that the document does not
+ * change every second.
+ *
+ * Each update also reconciles the probe set: one probe per (service,
+ * member, address), at the check's port (else the fedgslb.io/health-port
+ * annotation, else the service port); a member in proxy mode is probed at
+ * its proxy listener (proxy.listen for that member and service) when one is
+ * configured, else at lb.address.
  *
  * The generation increases only when the content changes, and never goes
  * backwards across restarts (it is loaded from the state file).
@@ -32,32 +49,43 @@
 
 struct cm_conf;
 struct hc_cluster;
+struct hc_probes;
 struct hc_report;
 
-/** NULL on ENOMEM. @generation: the last generation published (0 = none). */
-struct hc_report *hc_report_new(uint64_t generation);
+/**
+ * NULL on ENOMEM. @generation: the last generation published (0 = none).
+ * @previous: the last document published (from the state file), or NULL;
+ * a reference is taken. It seeds verdicts of probes with no result yet.
+ */
+struct hc_report *hc_report_new(uint64_t generation, json_t *previous);
 void hc_report_free(struct hc_report *r);
 
 /**
  * Rebuilds the document. @clusters has conf->member_count entries, indexed
  * like conf->members (borrowed; NULL entries are reported with api
- * "unknown"). *changed is true when the content differs from the previous
- * build; only then do generation and generated_at move. The new document is
- * validated with cm_state_from_json(); on failure the previous one stays and
- * CM_ESTATE is returned with the reason logged.
+ * "unknown"). @probes (borrowed, may be NULL: Kubernetes data only) is
+ * reconciled with the wanted probes and supplies the data-plane verdicts. *changed is true when the
+ * content differs from the previous build; only then do generation and generated_at move. The new
+ * document is validated with cm_state_from_json(); on failure the previous one stays and CM_ESTATE
+ * is returned with the reason logged.
  */
 int hc_report_update(struct hc_report *r, const struct cm_conf *conf,
-                     struct hc_cluster *const *clusters, time_t now, bool *changed);
+                     struct hc_cluster *const *clusters, struct hc_probes *probes, time_t now,
+                     bool *changed);
 
-/** The current document (borrowed; NULL before the first update). */
+/**
+ * The current document (borrowed): the last one built, else the state
+ * file's, else NULL.
+ */
 json_t *hc_report_doc(const struct hc_report *r);
 uint64_t hc_report_generation(const struct hc_report *r);
 
 /**
- * Reads "generation" from a state file written earlier. A missing file gives
- * 0 and CM_OK; an unreadable or malformed one CM_EPARSE/CM_EIO with @err.
+ * Reads a state file written earlier: its "generation" into *gen and the
+ * document into *doc (new reference). A missing file gives 0, NULL and CM_OK;
+ * an unreadable or malformed one CM_EPARSE/CM_EIO with @err.
  */
-int hc_report_load_generation(const char *path, uint64_t *out, char *err, size_t errlen);
+int hc_report_load(const char *path, uint64_t *gen, json_t **doc, char *err, size_t errlen);
 
 /** Writes the current document to @path atomically (temp file, fsync, rename). */
 int hc_report_write(const struct hc_report *r, const char *path, char *err, size_t errlen);

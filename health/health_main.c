@@ -3,11 +3,13 @@
  * health_main.c -- fedgslb-health: command line, startup, reload and stop.
  *
  * One event loop drives everything: the curl multi handle (hc_http), one
- * hc_cluster per member (watches + API health), the control API, and the
- * report timer. Any cache change schedules a rebuild of the state document
- * 100 ms later (debounce); a changed document gets the next generation and is
- * written to health.state_file atomically. A 1 s tick rebuilds too, so the
- * "API unreachable for N s" reasons stay current.
+ * hc_cluster per member (watches + API health), the data-plane probes
+ * (hc_probes), the publisher (hc_publish), the control API, and the report
+ * timer. Any cache or probe change schedules a rebuild of the state document
+ * 100 ms later (debounce); a changed document gets the next generation, is
+ * written to health.state_file atomically and offered to the publisher, which
+ * pushes it to every health.publish_to control API. A 1 s tick rebuilds too,
+ * so the "API unreachable for N min" reasons stay current.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -27,9 +29,12 @@
 #include "common/cm_log.h"
 #include "common/cm_net.h"
 #include "common/cm_str.h"
+#include "common/cm_time.h"
 #include "health/hc_cluster.h"
 #include "health/hc_http.h"
 #include "health/hc_kubeconfig.h"
+#include "health/hc_probe.h"
+#include "health/hc_publish.h"
 #include "health/hc_report.h"
 
 #ifndef FEDGSLB_VERSION
@@ -46,10 +51,15 @@ struct health {
     struct event_base *base;      /* owned */
     struct hc_http *http;         /* owned */
     struct hc_cluster **clusters; /* owned, conf->member_count entries */
+    struct hc_probes *probes;     /* owned */
+    struct hc_publish *publish;   /* owned; NULL without health.publish_to */
     struct hc_report *report;     /* owned */
     struct cm_ctl *ctl;           /* owned; NULL without health.control */
     struct event *ev_hup, *ev_term, *ev_int, *ev_tick, *ev_debounce;
     uint64_t writes, write_errors;
+    bool synced;               /* every member listed once (or the grace ran out) */
+    uint64_t started_ms;       /* monotonic */
+    uint32_t startup_grace_ms; /* FEDGSLB_HEALTH_STARTUP_GRACE_MS */
 };
 
 static void usage(FILE *out)
@@ -73,7 +83,14 @@ static void usage(FILE *out)
                  "  FEDGSLB_HEALTH_BACKOFF_MAX_MS      longest retry delay [30000]\n"
                  "  FEDGSLB_HEALTH_WATCH_TIMEOUT_S     watch timeoutSeconds, +-10 s jitter [300]\n"
                  "  FEDGSLB_HEALTH_LIST_TIMEOUT_MS     list page timeout [30000]\n"
-                 "  FEDGSLB_HEALTH_LIST_LIMIT          list page size [500]\n");
+                 "  FEDGSLB_HEALTH_LIST_LIMIT          list page size [500]\n"
+                 "  FEDGSLB_HEALTH_MAX_PROBES          data-plane probes in flight [512]\n"
+                 "  FEDGSLB_HEALTH_STARTUP_GRACE_MS    wait for every member's first list\n"
+                 "                                     before publishing [30000]\n"
+                 "  FEDGSLB_HEALTH_PUBLISH_TIMEOUT_MS  timeout of one state push [5000]\n"
+                 "\n"
+                 "Documents are pushed to health.publish_to with the bearer token of\n"
+                 "health.control.token_file (one token for the federation's control APIs).\n");
 }
 
 static uint32_t env_u32(const char *name, uint32_t def, uint32_t min, uint32_t max)
@@ -172,25 +189,96 @@ static int load_targets(const struct cm_conf *conf, struct hc_kube_target ***out
 
 /* ---- report ---- */
 
+static void offer(struct health *h)
+{
+    json_t *doc = hc_report_doc(h->report);
+    char *text;
+
+    if (h->publish == NULL || doc == NULL)
+        return;
+    text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    if (text == NULL ||
+        hc_publish_offer(h->publish, hc_report_generation(h->report), text, strlen(text)) != CM_OK)
+        cm_log_error("cannot offer state generation %" PRIu64 " to the publisher: out of memory",
+                     hc_report_generation(h->report));
+    free(text);
+}
+
+static struct hc_publish *make_publish(struct health *h, const struct cm_conf *conf)
+{
+    struct hc_publish_params pp;
+
+    if (conf->health.publish_to_count == 0)
+        return NULL;
+    hc_publish_params_default(&pp);
+    pp.full_interval_ms = conf->health.publish_interval_ms;
+    pp.timeout_ms = env_u32("FEDGSLB_HEALTH_PUBLISH_TIMEOUT_MS", pp.timeout_ms, 50, 600000);
+    return hc_publish_new(h->base, h->http, (const char *const *)conf->health.publish_to,
+                          conf->health.publish_to_count, conf->health.control.token, &pp);
+}
+
+/*
+ * Until every member has listed its objects once (or been declared
+ * unreachable or unauthorized), a document would claim that services
+ * vanished: nothing is built or published then, and consumers keep the
+ * previous document (offered at start from the state file). The startup grace
+ * bounds the wait.
+ */
+static bool members_synced(struct health *h)
+{
+    if (h->synced)
+        return true;
+    for (size_t i = 0; i < h->conf->member_count; i++) {
+        struct hc_cluster_stats st;
+        enum hc_api_state api;
+
+        if (h->clusters[i] == NULL)
+            continue;
+        api = hc_cluster_api(h->clusters[i]);
+        if (api == HC_API_UNREACHABLE || api == HC_API_UNAUTHORIZED)
+            continue;
+        hc_cluster_get_stats(h->clusters[i], &st);
+        for (int k = 0; k < HC_K8S_KIND_COUNT; k++) {
+            if (st.watched[k] && st.watch[k].lists == 0) {
+                if (cm_mono_ms() - h->started_ms < h->startup_grace_ms)
+                    return false;
+                cm_log_warn("member %s has not listed its objects after %" PRIu32
+                            " ms; publishing without it",
+                            h->conf->members[i].name, h->startup_grace_ms);
+                h->synced = true;
+                return true;
+            }
+        }
+    }
+    h->synced = true;
+    cm_log_info("every member listed once: publishing state documents");
+    return true;
+}
+
 static void rebuild(struct health *h)
 {
     char err[ERR_MAX] = "";
     bool changed = false;
     int rc;
 
-    rc = hc_report_update(h->report, h->conf, h->clusters, time(NULL), &changed);
+    if (!members_synced(h))
+        return;
+    rc = hc_report_update(h->report, h->conf, h->clusters, h->probes, time(NULL), &changed);
     if (rc != CM_OK || !changed)
         return;
     cm_log_debug("state document generation=%" PRIu64, hc_report_generation(h->report));
-    if (h->conf->health.state_file == NULL)
-        return;
-    rc = hc_report_write(h->report, h->conf->health.state_file, err, sizeof(err));
-    if (rc != CM_OK) {
-        h->write_errors++;
-        cm_log_error("state file: %s", err);
-        return;
+    /* The state file first: a restart must never resume below a generation
+     * that a consumer has already seen. */
+    if (h->conf->health.state_file != NULL) {
+        rc = hc_report_write(h->report, h->conf->health.state_file, err, sizeof(err));
+        if (rc != CM_OK) {
+            h->write_errors++;
+            cm_log_error("state file: %s", err);
+        } else {
+            h->writes++;
+        }
     }
-    h->writes++;
+    offer(h);
 }
 
 static void on_debounce(evutil_socket_t fd, short what, void *arg)
@@ -222,6 +310,30 @@ static json_t *state_get(void *arg)
     json_t *doc = hc_report_doc(h->report);
 
     return doc != NULL ? json_incref(doc) : NULL;
+}
+
+static void probe_metrics(struct health *h, struct cm_buf *out)
+{
+    struct hc_probes_stats st;
+
+    hc_probes_get_stats(h->probes, &st);
+    cm_metrics_family(out, "fedgslb_health_probes", "gauge", "Data-plane probes configured");
+    cm_metrics_sample(out, "fedgslb_health_probes", NULL, (double)st.probes);
+    cm_metrics_family(out, "fedgslb_health_probes_in_flight", "gauge", "Probes running now");
+    cm_metrics_sample(out, "fedgslb_health_probes_in_flight", NULL, (double)st.in_flight);
+    cm_metrics_family(out, "fedgslb_health_probe_runs_total", "counter", "Probes run");
+    cm_metrics_sample(out, "fedgslb_health_probe_runs_total", NULL, (double)st.runs);
+    cm_metrics_family(out, "fedgslb_health_probe_failures_total", "counter", "Probes failed");
+    cm_metrics_sample(out, "fedgslb_health_probe_failures_total", NULL, (double)st.failures);
+    cm_metrics_family(out, "fedgslb_health_probe_skipped_total", "counter",
+                      "Probe turns skipped because the previous run was still in flight");
+    cm_metrics_sample(out, "fedgslb_health_probe_skipped_total", NULL, (double)st.skipped);
+    cm_metrics_family(out, "fedgslb_health_probe_deferred_total", "counter",
+                      "Probe turns deferred by the in-flight cap");
+    cm_metrics_sample(out, "fedgslb_health_probe_deferred_total", NULL, (double)st.deferred);
+    cm_metrics_family(out, "fedgslb_health_probe_lateness_max_ms", "gauge",
+                      "Longest delay of a probe start past its scheduled time");
+    cm_metrics_sample(out, "fedgslb_health_probe_lateness_max_ms", NULL, st.late_max_ms);
 }
 
 static void metrics(void *arg, struct cm_buf *out)
@@ -287,6 +399,9 @@ static void metrics(void *arg, struct cm_buf *out)
         }
     }
     cm_buf_fini(&lb);
+    probe_metrics(h, out);
+    if (h->publish != NULL)
+        hc_publish_metrics(h->publish, out);
 }
 
 /* ---- members ---- */
@@ -397,11 +512,19 @@ static void reload(struct health *h)
     }
     free_clusters(h->clusters, h->conf->member_count); /* the members not reused */
     h->clusters = cs;
+    /* Targets, token or interval may have changed: a new publisher gets the
+     * current document at once. */
+    hc_probes_set_source(h->probes, nconf->health.probe_source);
+    hc_publish_free(h->publish);
+    h->publish = make_publish(h, nconf);
+    if (nconf->health.publish_to_count > 0 && h->publish == NULL)
+        cm_log_error("reload: cannot create the publisher: out of memory");
     if (h->ctl != NULL && cm_ctl_set_token(h->ctl, nconf->health.control.token) != CM_OK)
         cm_log_warn("reload: cannot update the control API token");
     cm_conf_unref(h->conf);
     h->conf = nconf;
     rebuild(h);
+    offer(h);
     cm_log_info("reload done: members=%zu services=%zu", nconf->member_count, nconf->service_count);
 }
 
@@ -421,6 +544,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static int start(struct health *h, struct hc_kube_target **targets, char *err, size_t errlen)
 {
     struct cm_ctl_callbacks cbs = {.metrics = metrics, .state_get = state_get, .arg = h};
+    struct hc_probes_params pp;
     struct timeval one_s = {1, 0};
     int rc;
 
@@ -448,12 +572,30 @@ static int start(struct health *h, struct hc_kube_target **targets, char *err, s
         free(targets);
         return CM_ENOMEM;
     }
+    h->started_ms = cm_mono_ms();
+    h->startup_grace_ms = env_u32("FEDGSLB_HEALTH_STARTUP_GRACE_MS", 30000, 0, 3600000);
+    hc_probes_params_default(&pp);
+    pp.max_in_flight = env_u32("FEDGSLB_HEALTH_MAX_PROBES", pp.max_in_flight, 1, 100000);
+    if (h->conf->health.probe_source != NULL)
+        cm_strlcpy(pp.source, h->conf->health.probe_source, sizeof(pp.source));
+    h->probes = hc_probes_new(h->base, h->http, &pp, on_changed, h);
+    h->publish = make_publish(h, h->conf);
+    if (h->probes == NULL || (h->conf->health.publish_to_count > 0 && h->publish == NULL)) {
+        snprintf(err, errlen, "cannot create the probes or the publisher: out of memory");
+        for (size_t i = 0; i < h->conf->member_count; i++)
+            hc_kube_target_free(targets[i]);
+        free(targets);
+        return CM_ENOMEM;
+    }
     rc = make_clusters(h, h->conf, targets, NULL, NULL, &h->clusters);
     if (rc != CM_OK) {
         snprintf(err, errlen, "cannot start the member watchers: %s", cm_strerror(rc));
         return rc;
     }
     rebuild(h);
+    /* The document of the state file, until the first rebuild that differs:
+     * consumers that restarted with us get our last word at once. */
+    offer(h);
     if (h->conf->health.control.enabled) {
         rc = cm_ctl_new(h->base, &h->conf->health.control, &cbs, &h->ctl, err, errlen);
         if (rc != CM_OK)
@@ -469,6 +611,8 @@ static void fini(struct health *h)
     cm_ctl_free(h->ctl);
     if (h->conf != NULL)
         free_clusters(h->clusters, h->conf->member_count);
+    hc_publish_free(h->publish);
+    hc_probes_free(h->probes);
     hc_http_free(h->http);
     hc_report_free(h->report);
     if (h->ev_hup != NULL)
@@ -554,6 +698,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 /* Config, kubeconfigs, generation: everything --check-config checks. */
 static int prepare(struct health *h, struct hc_kube_target ***targets, char *err, size_t errlen)
 {
+    json_t *previous = NULL;
     uint64_t gen = 0;
     int rc;
 
@@ -568,7 +713,7 @@ static int prepare(struct health *h, struct hc_kube_target ***targets, char *err
     if (rc != CM_OK)
         return rc;
     if (h->conf->health.state_file != NULL) {
-        rc = hc_report_load_generation(h->conf->health.state_file, &gen, err, errlen);
+        rc = hc_report_load(h->conf->health.state_file, &gen, &previous, err, errlen);
         if (rc != CM_OK) {
             /* A damaged state file must not stop the checker; generations
              * restart above the current time so they still only go up. */
@@ -577,7 +722,8 @@ static int prepare(struct health *h, struct hc_kube_target ***targets, char *err
             rc = CM_OK;
         }
     }
-    h->report = hc_report_new(gen);
+    h->report = hc_report_new(gen, previous);
+    json_decref(previous);
     return h->report != NULL ? CM_OK : CM_ENOMEM;
 }
 

@@ -33,9 +33,18 @@ FAST_ENV = {
 }
 
 
-def health_config(tmp, kubeconfig, ctl_port, services=None, members=None, proxy=None):
-    """A federation config for fedgslb-health alone (no dnsd section)."""
+def health_config(tmp, kubeconfig, ctl_port, services=None, members=None, proxy=None,
+                  check=None):
+    """A federation config for fedgslb-health alone (no dnsd section).
+
+    `check` is every service's data-plane check; the default, type "none",
+    keeps these tests about the Kubernetes side (the load-balancer addresses
+    of the fake services are documentation addresses nothing answers on).
+    """
     tmp = str(tmp)
+    check = check if check is not None else {"type": "none"}
+    services = services if services is not None else {"default/web": {"port": 80}}
+    services = {k: dict(v, check=v.get("check", check)) for k, v in services.items()}
     mem = {}
     for name, m in fedtest.MEMBERS.items():
         if members is not None and name not in members:
@@ -51,9 +60,10 @@ def health_config(tmp, kubeconfig, ctl_port, services=None, members=None, proxy=
         "zone": fedtest.ZONE,
         "regions": fedtest.REGIONS,
         "members": mem,
-        "services": services if services is not None else {"default/web": {"port": 80}},
+        "services": services,
         "health": {
             "vantage": "us-east-1",
+            "default_check": check,
             "state_file": os.path.join(tmp, "health-state.json"),
             "control": {"listen": "127.0.0.1:%d" % ctl_port},
         },
@@ -140,11 +150,15 @@ class Cluster:
         deadline = time.monotonic() + timeout * fedtest.SLOW
         doc = None
         while True:
-            doc = self.state()
+            st, doc = fedtest.http(self.ctl_port, "GET", "/v1/state")
+            if st == 404:
+                doc = None  # nothing published yet: members still listing
+            else:
+                assert st == 200, (st, doc)
             try:
                 if pred(doc):
                     return doc
-            except (KeyError, TypeError, IndexError):
+            except (KeyError, TypeError, IndexError, AttributeError):
                 pass
             if time.monotonic() > deadline:
                 raise AssertionError("timed out after %.1fs waiting for %s; state:\n%s\nlog tail:\n%s"

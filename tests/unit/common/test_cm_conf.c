@@ -373,7 +373,7 @@ static void test_wrong_type(void **state)
     expect_err("{" BASE ", 'services': {'a/b': {'port': 1, 'check': {'type': 'icmp'}}}}",
                CM_ECONFIG,
                "t.json: services.a/b.check.type: must be one of \"http\", \"https\", \"tcp\", "
-               "not \"icmp\"");
+               "\"none\", not \"icmp\"");
     expect_err("[1, 2]", CM_ECONFIG, "t.json: must be an object");
 }
 
@@ -492,6 +492,32 @@ static void test_check_status_and_timeouts(void **state)
                "t.json: services.a/b.check.timeout_ms: must be less than interval_ms (1000)");
     expect_err("{" BASE ", 'services': {'a/b': {'port': 1, 'check': {'path': 'healthz'}}}}",
                CM_ECONFIG, "t.json: services.a/b.check.path: must start with \"/\"");
+}
+
+static void test_health_probe_keys(void **state)
+{
+    struct cm_conf *c;
+
+    (void)state;
+    c = load_ok("{" BASE ", 'services': {'a/b': {'port': 1, 'check': {'type': 'none'}}},"
+                " 'health': {'vantage': 'r1', 'probe_source': '127.0.3.1',"
+                " 'default_check': {'type': 'tcp', 'interval_ms': 5000}}}");
+    assert_int_equal(c->services[0].check.type, CM_CHECK_NONE);
+    assert_string_equal(c->health.probe_source, "127.0.3.1");
+    assert_int_equal(c->health.default_check.type, CM_CHECK_TCP);
+    assert_int_equal(c->health.default_check.interval_ms, 5000);
+    assert_int_equal(c->health.default_check.fall, 3);
+    cm_conf_unref(c);
+    /* Absent: the defaults of any check. */
+    c = load_ok("{" BASE ", 'health': {'vantage': 'r1'}}");
+    assert_null(c->health.probe_source);
+    assert_int_equal(c->health.default_check.type, CM_CHECK_HTTP);
+    assert_string_equal(c->health.default_check.path, "/healthz");
+    cm_conf_unref(c);
+    expect_err("{" BASE ", 'health': {'vantage': 'r1', 'probe_source': 'eth0'}}", CM_ECONFIG,
+               "t.json: health.probe_source: not an IPv4 or IPv6 address \"eth0\"");
+    expect_err("{" BASE ", 'health': {'vantage': 'r1', 'default_check': {'rise': 0}}}", CM_ECONFIG,
+               "t.json: health.default_check.rise: must be between 1 and 100");
 }
 
 static void test_min_ttl(void **state)
@@ -665,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_bad_address),
         cmocka_unit_test(test_out_of_range),
         cmocka_unit_test(test_wrong_type),
+        cmocka_unit_test(test_health_probe_keys),
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_names),
