@@ -32,6 +32,7 @@
 #include "common/cm_net.h"
 #include "common/cm_state.h"
 #include "common/cm_str.h"
+#include "common/cm_time.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_rank.h"
@@ -49,14 +50,6 @@ struct dns_ctl {
     struct dns_ctl_env *env;
 };
 
-uint64_t dns_ctl_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* ---- state ---- */
 
 static json_t *state_get(void *arg)
@@ -69,7 +62,7 @@ static json_t *state_get(void *arg)
 static int state_put(void *arg, const char *body, size_t len, char *err, size_t errlen)
 {
     struct dns_ctl_env *env = arg;
-    int rc = dns_state_put(env->state, body, len, dns_ctl_now_ms(), err, errlen);
+    int rc = dns_state_put(env->state, body, len, cm_mono_ms(), err, errlen);
 
     if (rc != CM_OK)
         cm_log_info("state rejected: %s", err);
@@ -737,7 +730,7 @@ static void metrics_server(const struct dns_ctl_env *env, const struct dns_serve
 static void metrics_state(const struct dns_ctl_env *env, struct cm_buf *out)
 {
     const struct cm_conf *conf = dns_state_conf(env->state);
-    uint64_t now = dns_ctl_now_ms();
+    uint64_t now = cm_mono_ms();
     size_t n = dns_state_vantage_count(env->state);
 
     cm_metrics_family(out, "fedgslb_state_generation", "gauge",

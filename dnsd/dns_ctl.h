@@ -91,7 +91,4 @@ int dns_ctl_explain_region(const struct dns_ctl_env *env, const char *name, cons
  */
 int dns_ctl_answers(const struct dns_ctl_env *env, json_t **out, char *err, size_t errlen);
 
-/** Monotonic milliseconds (the clock dns_state's times use). */
-uint64_t dns_ctl_now_ms(void);
-
 #endif /* DNSD_DNS_CTL_H */

@@ -9,7 +9,6 @@
  * so a bad input never takes the old answers away. Sockets stay open across
  * reloads: no query is dropped.
  */
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +23,8 @@
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
+#include "common/cm_opts.h"
+#include "common/cm_time.h"
 #include "dnsd/dns_ctl.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_server.h"
@@ -62,14 +63,6 @@ static void usage(FILE *out)
                  "logs to stderr. SIGHUP reloads the configuration and zone; SIGTERM stops.\n");
 }
 
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* dns_state's apply: builds the view for a candidate and puts it in service. */
 static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *merged,
                       const struct dns_drains *drains, char *err, size_t errlen)
@@ -77,7 +70,7 @@ static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *m
     struct dnsd *d = arg;
     struct dns_zone *zone = d->next_zone != NULL ? d->next_zone : d->zone;
     struct dns_view *view = NULL;
-    uint64_t t0 = now_us(), dt;
+    uint64_t t0 = cm_mono_us(), dt;
     int rc;
 
     rc = dns_view_new(conf, zone, merged, drains, d->serial + 1, &view, err, errlen);
@@ -85,7 +78,7 @@ static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *m
         cm_log_warn("view build failed: %s; keeping view serial=%" PRIu64, err, d->serial);
         return rc;
     }
-    dt = now_us() - t0;
+    dt = cm_mono_us() - t0;
     d->serial++;
     cm_log_info("view built: serial=%" PRIu64 " fed_names=%zu zone_names=%zu services=%zu "
                 "build_us=%" PRIu64,
@@ -139,7 +132,7 @@ static int dnsd_prepare(struct dnsd *d, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return CM_ENOMEM;
     }
-    rc = dns_state_load(d->state, dns_ctl_now_ms());
+    rc = dns_state_load(d->state, cm_mono_ms());
     if (rc != CM_OK) {
         snprintf(err, errlen, "state file: %s", cm_strerror(rc));
         return rc;
@@ -231,7 +224,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    dns_state_expire(d->state, dns_ctl_now_ms());
+    dns_state_expire(d->state, cm_mono_ms());
 }
 
 static int dnsd_events(struct dnsd *d)
@@ -315,81 +308,14 @@ static void dnsd_fini(struct dnsd *d)
     cm_conf_unref(d->conf);
 }
 
-struct options {
-    const char *config;
-    bool check;
-    enum cm_log_format format;
-    enum cm_log_level level;
-};
-
-/* Returns -1 to go on, else the exit code. */
-static int parse_args(int argc, char **argv, struct options *o)
-{
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},     {"check-config", no_argument, NULL, 'k'},
-        {"log-format", required_argument, NULL, 'f'}, {"log-level", required_argument, NULL, 'l'},
-        {"foreground", no_argument, NULL, 'F'},       {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0},
-    };
-    int opt;
-
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            o->config = optarg;
-            break;
-        case 'k':
-            o->check = true;
-            break;
-        case 'f':
-            if (!cm_log_parse_format(optarg, &o->format)) {
-                fprintf(stderr, "fedgslb-dnsd: --log-format: expected text or json\n");
-                return 2;
-            }
-            break;
-        case 'l':
-            if (!cm_log_parse_level(optarg, &o->level)) {
-                fprintf(stderr, "fedgslb-dnsd: --log-level: expected error, warn, info or debug\n");
-                return 2;
-            }
-            break;
-        case 'F':
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("fedgslb-dnsd %s\n", FEDGSLB_VERSION);
-            return 0;
-        default:
-            fprintf(stderr, "fedgslb-dnsd: unknown or incomplete option \"%s\"\n",
-                    argv[optind - 1]);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "fedgslb-dnsd: unexpected argument \"%s\"\n", argv[optind]);
-        usage(stderr);
-        return 2;
-    }
-    if (o->config == NULL) {
-        fprintf(stderr, "fedgslb-dnsd: --config FILE is required\n");
-        usage(stderr);
-        return 2;
-    }
-    return -1;
-}
-
 int main(int argc, char **argv)
 {
-    struct options o = {.format = CM_LOG_TEXT, .level = CM_LOG_INFO};
+    struct cm_opts o;
     struct dnsd d;
     char err[ERR_MAX] = "";
     int rc;
 
-    rc = parse_args(argc, argv, &o);
+    rc = cm_opts_parse(argc, argv, "fedgslb-dnsd", FEDGSLB_VERSION, usage, &o);
     if (rc >= 0)
         return rc;
     cm_log_init("dnsd", o.format, o.level);

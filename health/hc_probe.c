@@ -30,6 +30,7 @@
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_str.h"
+#include "common/cm_time.h"
 #include "health/hc_http.h"
 
 #define BODY_MAX             4096 /* bytes of body looked at for expect_body */
@@ -94,14 +95,6 @@ struct hc_probes {
 };
 
 static void on_turn(evutil_socket_t fd, short what, void *arg);
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static uint64_t rng_next(struct hc_probes *ps)
 {
@@ -265,7 +258,7 @@ struct hc_probes *hc_probes_new(struct event_base *base, struct hc_http *http,
         return NULL;
     }
     if (getrandom(&ps->rng, sizeof(ps->rng), GRND_NONBLOCK) != (ssize_t)sizeof(ps->rng))
-        ps->rng = mono_us();
+        ps->rng = cm_mono_us();
     ps->rng |= 1; /* xorshift state must not be 0 */
     return ps;
 }
@@ -616,7 +609,7 @@ static void probe_start(struct probe *p, uint64_t due, uint64_t now)
 /* Starts waiting probes while there are free slots. */
 static void start_waiting(struct hc_probes *ps)
 {
-    uint64_t now = mono_us();
+    uint64_t now = cm_mono_us();
 
     while (ps->qhead != NULL && ps->in_flight < ps->params.max_in_flight) {
         struct probe *p = ps->qhead;
@@ -634,7 +627,7 @@ static void on_turn(evutil_socket_t fd, short what, void *arg)
 {
     struct probe *p = arg;
     struct hc_probes *ps = p->ps;
-    uint64_t now = mono_us(), due = p->due_us;
+    uint64_t now = cm_mono_us(), due = p->due_us;
 
     (void)fd;
     (void)what;
@@ -772,7 +765,7 @@ int hc_probes_ensure(struct hc_probes *ps, const char *service, const char *memb
         return rc;
     }
     p->wanted = true;
-    now = mono_us();
+    now = cm_mono_us();
     if (fresh) {
         uint32_t first = p->interval_ms < FIRST_RUN_MAX_MS ? p->interval_ms : FIRST_RUN_MAX_MS;
 

@@ -11,7 +11,6 @@
  * pushes it to every health.publish_to control API. A 1 s tick rebuilds too,
  * so the "API unreachable for N min" reasons stay current.
  */
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +27,7 @@
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
+#include "common/cm_opts.h"
 #include "common/cm_str.h"
 #include "common/cm_time.h"
 #include "health/hc_cluster.h"
@@ -630,71 +630,6 @@ static void fini(struct health *h)
     cm_conf_unref(h->conf);
 }
 
-struct options {
-    const char *config;
-    bool check;
-    enum cm_log_format format;
-    enum cm_log_level level;
-};
-
-/* Returns -1 to go on, else the exit code. */
-static int parse_args(int argc, char **argv, struct options *o)
-{
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"check-config", no_argument, NULL, 'k'},
-        {"log-format", required_argument, NULL, 'f'},
-        {"log-level", required_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
-    int opt;
-
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            o->config = optarg;
-            break;
-        case 'k':
-            o->check = true;
-            break;
-        case 'f':
-            if (!cm_log_parse_format(optarg, &o->format)) {
-                fprintf(stderr, "fedgslb-health: --log-format: expected text or json\n");
-                return 2;
-            }
-            break;
-        case 'l':
-            if (!cm_log_parse_level(optarg, &o->level)) {
-                fprintf(stderr,
-                        "fedgslb-health: --log-level: expected error, warn, info or debug\n");
-                return 2;
-            }
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("fedgslb-health %s\n", FEDGSLB_VERSION);
-            return 0;
-        default:
-            fprintf(stderr, "fedgslb-health: unknown or incomplete option \"%s\"\n",
-                    argv[optind - 1]);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc || o->config == NULL) {
-        fprintf(stderr, "fedgslb-health: %s\n",
-                o->config == NULL ? "--config FILE is required" : "unexpected argument");
-        usage(stderr);
-        return 2;
-    }
-    return -1;
-}
-
 /* Config, kubeconfigs, generation: everything --check-config checks. */
 static int prepare(struct health *h, struct hc_kube_target ***targets, char *err, size_t errlen)
 {
@@ -729,13 +664,13 @@ static int prepare(struct health *h, struct hc_kube_target ***targets, char *err
 
 int main(int argc, char **argv)
 {
-    struct options o = {.format = CM_LOG_TEXT, .level = CM_LOG_INFO};
+    struct cm_opts o;
     struct hc_kube_target **targets = NULL;
     struct health h;
     char err[ERR_MAX] = "";
     int rc;
 
-    rc = parse_args(argc, argv, &o);
+    rc = cm_opts_parse(argc, argv, "fedgslb-health", FEDGSLB_VERSION, usage, &o);
     if (rc >= 0)
         return rc;
     cm_log_init("health", o.format, o.level);
