@@ -69,6 +69,13 @@ enum lbp_outcome {
     LBP_OUTCOME_ABANDONED = 5 /* client went away; not the backend's fault, not counted */
 };
 
+/** Active check verdict of a backend. */
+enum lbp_check_state {
+    LBP_CHECK_UNKNOWN = 0, /* no verdict yet (or checks off): counts as up */
+    LBP_CHECK_UP = 1,      /* `rise` consecutive passes */
+    LBP_CHECK_DOWN = 2,    /* `fall` consecutive failures */
+};
+
 struct lbp_backend_stats {
     const char *name; /* borrowed "ip:port" */
     bool check_up;    /* active check verdict (true while unknown) */
@@ -80,6 +87,10 @@ struct lbp_backend_stats {
     double latency_ewma_ms; /* < 0 when no sample */
     double success_rate;    /* over the last 100 outcomes, 1.0 when none */
     uint32_t idle;          /* idle connections held */
+    /* additions */
+    enum lbp_check_state check_state;
+    uint32_t consecutive_failures; /* the current streak feeding ejection */
+    uint64_t checks;               /* active checks completed */
 };
 
 struct lbp_pool_stats {
@@ -155,5 +166,47 @@ void lbp_pool_backend_stats(const struct lbp_pool *pool, size_t i, struct lbp_ba
 json_t *lbp_pool_json(const struct lbp_pool *pool);
 /** Prometheus lines, labels pool="<name>",backend="<ip:port>". */
 void lbp_pool_metrics(const struct lbp_pool *pool, struct cm_buf *out);
+
+/* ---- additions (lbp_backend.c) ----------------------------------------
+ *
+ * Details the declarations above leave open:
+ * - Outcomes: LBP_OUTCOME_TIMEOUT counts toward ejection like 5xx, connect
+ *   failures and resets; ABANDONED only decrements `outstanding` (not in
+ *   `requests`). requests = ok + 5xx + connect + reset + timeout. The latency
+ *   EWMA (alpha 0.25) takes OK and 5XX samples only; without new samples a
+ *   backend's latency drifts to the pool mean (the gap halves every 5 s), so
+ *   a backend that lost every choice after a slow answer is tried again.
+ * - An ejection over max_eject_percent is skipped and the consecutive count
+ *   starts over (one pool with a single backend never ejects it).
+ * - lbp_backend_idle_take() returns the connection with callbacks and
+ *   timeouts cleared, EV_READ enabled (it was, while idle) and watermarks as
+ *   the caller left them at put: set callbacks, timeouts and enable/disable
+ *   as needed. idle_put() on an ejected, check-down or removed backend
+ *   closes at once; an ejection or a "down" verdict closes the idle ones.
+ * - Active checks: per backend, every interval_ms +- 10 %, one deadline of
+ *   timeout_ms for connect + request + status line. http: "GET path
+ *   HTTP/1.1", Host = check->host or the backend address, Connection: close;
+ *   only the status line is judged ("HTTP/1.x NNN" within [status_min,
+ *   status_max]; expect_body is ignored). https: the same GET after a TLS
+ *   1.2+ handshake (SNI = check->host; the certificate is not verified:
+ *   nodes are addressed by IP). tcp: a connect that succeeds passes. Checks
+ *   go to the backend's own address and port (the nodePort): check->port is
+ *   ignored, since a node forwards only the nodePort.
+ */
+
+/** "unknown", "up", "down" (static storage). */
+const char *lbp_check_state_name(enum lbp_check_state s);
+
+/**
+ * Prometheus lines of @n pools (borrowed) with each family's HELP/TYPE once:
+ * use this rather than lbp_pool_metrics() per pool when there are several
+ * pools, since a family must not repeat its HELP/TYPE in one exposition.
+ * Families: fedgslb_proxy_backend_{requests_total, outcomes_total{outcome},
+ * success_rate, latency_ewma_seconds, ejected, ejections_total, outstanding,
+ * check_up, idle_connections}{pool,backend} and
+ * fedgslb_proxy_pool_{picks_total, panic_picks_total,
+ * ejections_skipped_total}{pool}.
+ */
+void lbp_pools_metrics(const struct lbp_pool *const *pools, size_t n, struct cm_buf *out);
 
 #endif /* LBPROXY_LBP_BACKEND_H */

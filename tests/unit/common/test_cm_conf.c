@@ -520,6 +520,77 @@ static void test_health_probe_keys(void **state)
                "t.json: health.default_check.rise: must be between 1 and 100");
 }
 
+static void test_proxy_options(void **state)
+{
+    struct cm_conf *c;
+
+    (void)state;
+    /* Defaults. */
+    c = load_ok("{" BASE ", " SVC ", 'proxy': {'listen': [{'address': '127.0.0.1:8080',"
+                " 'member': 'm2', 'service': 'default/web'}]}}");
+    assert_int_equal(c->proxy.max_connections, 10000);
+    assert_int_equal(c->proxy.limits.request_line_bytes, 8192);
+    assert_int_equal(c->proxy.limits.header_bytes, 32768);
+    assert_int_equal(c->proxy.limits.header_count, 100);
+    assert_int_equal(c->proxy.limits.body_bytes, 1073741824u);
+    assert_int_equal(c->proxy.timeouts_ms.header_ms, 10000);
+    assert_int_equal(c->proxy.timeouts_ms.idle_ms, 60000);
+    assert_int_equal(c->proxy.timeouts_ms.connect_ms, 3000);
+    assert_int_equal(c->proxy.timeouts_ms.response_ms, 30000);
+    assert_int_equal(c->proxy.timeouts_ms.drain_ms, 10000);
+    assert_int_equal(c->proxy.access_log.format, CM_ACCESS_LOG_OFF);
+    assert_string_equal(c->proxy.access_log.path, "-");
+    assert_int_equal(c->proxy.trusted_proxy_count, 0);
+    assert_int_equal(c->proxy.listen[0].backend_count, 0);
+    assert_false(c->proxy.listen[0].tls.enabled);
+    cm_conf_unref(c);
+    /* Everything given. */
+    c = load_ok("{" BASE ", " SVC ", 'proxy': {'listen': [{'address': '127.0.0.1:8443',"
+                " 'member': 'm2', 'service': 'default/web', 'backends': ['10.0.0.5:31234',"
+                " '[2001:db8::1]:31234'], 'tls': {'certificates': [{'cert': 'a.crt',"
+                " 'key': 'a.key'}, {'cert': 'b.crt', 'key': 'b.key'}]}}],"
+                " 'max_connections': 5, 'limits': {'header_count': 20},"
+                " 'timeouts_ms': {'header': 500}, 'trusted_proxies': ['10.0.0.0/8', '::1/128'],"
+                " 'access_log': {'format': 'json', 'path': 'x.log'}}}");
+    assert_int_equal(c->proxy.listen[0].backend_count, 2);
+    assert_string_equal(c->proxy.listen[0].backends[1], "[2001:db8::1]:31234");
+    assert_true(c->proxy.listen[0].tls.enabled);
+    assert_int_equal(c->proxy.listen[0].tls.certificate_count, 2);
+    assert_string_equal(c->proxy.listen[0].tls.certificates[1].key, "b.key");
+    assert_int_equal(c->proxy.max_connections, 5);
+    assert_int_equal(c->proxy.limits.header_count, 20);
+    assert_int_equal(c->proxy.limits.header_bytes, 32768);
+    assert_int_equal(c->proxy.timeouts_ms.header_ms, 500);
+    assert_int_equal(c->proxy.trusted_proxy_count, 2);
+    assert_int_equal(c->proxy.access_log.format, CM_ACCESS_LOG_JSON);
+    cm_conf_unref(c);
+#define PL                                                                                         \
+    "'proxy': {'listen': [{'address': '127.0.0.1:8080', 'member': 'm2',"                           \
+    " 'service': 'default/web'"
+    expect_err("{" BASE ", " SVC ", " PL ", 'backends': ['10.0.0.5']}]}}", CM_ECONFIG,
+               "t.json: proxy.listen[0].backends[0]: not a numeric \"ip:port\" backend "
+               "address: \"10.0.0.5\"");
+    expect_err("{" BASE ", " SVC ", " PL ", 'tls': {'certificates': []}}]}}", CM_ECONFIG,
+               "t.json: proxy.listen[0].tls.certificates: must have at least 1 entry");
+    expect_err("{" BASE ", " SVC ", " PL ", 'tls': {'certificates': [{'cert': 'a'}]}}]}}",
+               CM_ECONFIG, "t.json: proxy.listen[0].tls.certificates[0].key: missing required key");
+    expect_err("{" BASE ", " SVC ", " PL "}], 'trusted_proxies': ['10.0.0.1/8']}}", CM_ECONFIG,
+               "t.json: proxy.trusted_proxies[0]: host bits set in \"10.0.0.1/8\" (the network "
+               "is 10.0.0.0/8)");
+    expect_err("{" BASE ", " SVC ", " PL "}], 'limits': {'header_count': 1}}}", CM_ECONFIG,
+               "t.json: proxy.limits.header_count: must be between 8 and 1000");
+    expect_err("{" BASE ", " SVC ", " PL "}], 'access_log': {'format': 'xml'}}}", CM_ECONFIG,
+               "t.json: proxy.access_log.format: must be one of \"off\", \"json\", "
+               "\"combined\", not \"xml\"");
+    expect_err("{" BASE ", " SVC ", " PL "}, {'address': '127.0.0.1:8080', 'member': 'm2',"
+               " 'service': 'default/web'}]}}",
+               CM_ECONFIG,
+               "t.json: proxy.listen[1].address: 127.0.0.1:8080 is already used by listen[0]");
+    expect_err("{" BASE ", " SVC ", " PL "}], 'timeouts_ms': {'idel': 5}}}", CM_ECONFIG,
+               "t.json: proxy.timeouts_ms.idel: unknown key");
+#undef PL
+}
+
 static void test_min_ttl(void **state)
 {
     (void)state;
@@ -700,6 +771,7 @@ int main(void)
         cmocka_unit_test(test_check_status_and_timeouts),
         cmocka_unit_test(test_min_ttl),
         cmocka_unit_test(test_proxy_listen),
+        cmocka_unit_test(test_proxy_options),
         cmocka_unit_test(test_latency),
         cmocka_unit_test(test_token_file),
         cmocka_unit_test(test_load_file_errors),

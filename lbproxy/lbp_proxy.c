@@ -1,0 +1,823 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* lbp_proxy.c -- listeners, sites, pools and state documents; see lbp_proxy.h. */
+#include "lbproxy/lbp_proxy.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/listener.h>
+
+#include "common/cm_ctl.h"
+#include "common/cm_err.h"
+#include "common/cm_file.h"
+#include "common/cm_log.h"
+#include "common/cm_lpm.h"
+#include "common/cm_state.h"
+#include "lbproxy/lbp_backend.h"
+#include "lbproxy/lbp_tls.h"
+
+#define LBP_STATE_FILE_VERSION 1
+#define LBP_BACKLOG            1024
+
+/* ---- pools ----------------------------------------------------------------------- */
+
+static void poolref_unref(struct lbp_poolref *pr)
+{
+    if (pr == NULL || --pr->refs > 0)
+        return;
+    lbp_pool_free(pr->pool);
+    free(pr->key);
+    free(pr);
+}
+
+static void pool_key(const struct cm_conf *conf, const struct cm_conf_proxy_listen *l, char *buf,
+                     size_t cap)
+{
+    snprintf(buf, cap, "%s %s", conf->members[l->member].name, conf->services[l->service].key);
+}
+
+static struct lbp_poolref *pool_find(struct lbp_poolref **pools, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(pools[i]->key, key) == 0)
+            return pools[i];
+    }
+    return NULL;
+}
+
+static struct lbp_poolref *pool_new(struct lbp_proxy *px, const struct cm_conf *conf,
+                                    const struct cm_conf_proxy_listen *l, const char *key)
+{
+    struct lbp_poolref *pr = calloc(1, sizeof(*pr));
+    struct lbp_pool_params pp;
+
+    if (pr == NULL)
+        return NULL;
+    lbp_pool_params_default(&pp);
+    pr->refs = 1;
+    pr->key = strdup(key);
+    pr->pool = lbp_pool_new(px->base, key, &pp, &conf->services[l->service].check);
+    if (pr->key == NULL || pr->pool == NULL) {
+        lbp_pool_free(pr->pool);
+        free(pr->key);
+        free(pr);
+        return NULL;
+    }
+    return pr;
+}
+
+/* Backends of (member, service) from the newest document that lists some. */
+static const struct cm_state_endpoint *state_backends(const struct lbp_proxy *px,
+                                                      const char *member, const char *service)
+{
+    const struct cm_state_endpoint *best = NULL;
+    const struct cm_state *best_doc = NULL;
+
+    for (size_t i = 0; i < px->doc_count; i++) {
+        const struct cm_state *d = px->docs[i];
+        const struct cm_state_service *s = cm_state_service_find(d, service);
+        const struct cm_state_endpoint *ep = s != NULL ? cm_state_endpoint_find(s, member) : NULL;
+
+        if (ep == NULL || ep->backend_count == 0)
+            continue;
+        if (best_doc == NULL || d->generated_at_unix > best_doc->generated_at_unix ||
+            (d->generated_at_unix == best_doc->generated_at_unix &&
+             d->generation > best_doc->generation)) {
+            best = ep;
+            best_doc = d;
+        }
+    }
+    return best;
+}
+
+/* Applies state or static backends to every pool used by @conf's listeners. */
+static int pools_apply(struct lbp_proxy *px, const struct cm_conf *conf, char *err, size_t errlen)
+{
+    char key[256];
+
+    for (size_t i = 0; i < conf->proxy.listen_count; i++) {
+        const struct cm_conf_proxy_listen *l = &conf->proxy.listen[i];
+        const struct cm_state_endpoint *ep;
+        struct lbp_poolref *pr;
+        int rc;
+
+        pool_key(conf, l, key, sizeof(key));
+        pr = pool_find(px->pools, px->pool_count, key);
+        if (pr == NULL)
+            continue;
+        ep = state_backends(px, conf->members[l->member].name, conf->services[l->service].key);
+        if (ep != NULL)
+            rc = lbp_pool_set_backends(pr->pool, (const char *const *)ep->backends,
+                                       ep->backend_count, err, errlen);
+        else
+            rc = lbp_pool_set_backends(pr->pool, (const char *const *)l->backends, l->backend_count,
+                                       err, errlen);
+        if (rc != CM_OK)
+            return rc;
+        pr->from_state = ep != NULL;
+    }
+    return CM_OK;
+}
+
+/* ---- sites and listeners ---------------------------------------------------------- */
+
+void lbp_site_ref(struct lbp_site *s)
+{
+    s->refs++;
+}
+
+static void listener_unref(struct lbp_listener *l);
+
+void lbp_site_unref(struct lbp_site *s)
+{
+    if (s == NULL || --s->refs > 0)
+        return;
+    lbp_tls_unref(s->tls);
+    cm_lpm_free(s->trusted);
+    poolref_unref(s->pr);
+    listener_unref(s->lst);
+    free(s);
+}
+
+static void listener_close(struct lbp_listener *l)
+{
+    if (l->evl != NULL)
+        evconnlistener_free(l->evl);
+    l->evl = NULL;
+}
+
+static void listener_unref(struct lbp_listener *l)
+{
+    if (l == NULL || --l->refs > 0)
+        return;
+    listener_close(l);
+    free(l);
+}
+
+static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    struct lbp_listener *l = arg;
+    struct lbp_proxy *px = l->px;
+
+    (void)evl;
+    if (px->draining || l->site == NULL) {
+        close(fd);
+        return;
+    }
+    lbp_conn_accept(px, l->site, fd, sa, salen);
+    if (px->conn_count >= px->conf->proxy.max_connections && !px->accept_paused) {
+        px->accept_paused = true;
+        for (size_t i = 0; i < px->listener_count; i++) {
+            if (px->listeners[i]->evl != NULL)
+                evconnlistener_disable(px->listeners[i]->evl);
+        }
+        cm_log_warn("max_connections=%" PRIu32 " reached: accept paused",
+                    px->conf->proxy.max_connections);
+    }
+}
+
+void lbp_proxy_conn_gone(struct lbp_proxy *px)
+{
+    px->conn_count--;
+    if (px->accept_paused && !px->draining && px->conn_count < px->conf->proxy.max_connections) {
+        px->accept_paused = false;
+        for (size_t i = 0; i < px->listener_count; i++) {
+            if (px->listeners[i]->evl != NULL)
+                evconnlistener_enable(px->listeners[i]->evl);
+        }
+    }
+    if (px->draining && px->conn_count == 0)
+        event_base_loopbreak(px->base);
+}
+
+static int trusted_build(const struct cm_conf_proxy *pc, struct cm_lpm **out)
+{
+    struct cm_lpm *lpm;
+
+    *out = NULL;
+    if (pc->trusted_proxy_count == 0)
+        return CM_OK;
+    lpm = cm_lpm_new();
+    if (lpm == NULL)
+        return CM_ENOMEM;
+    for (size_t i = 0; i < pc->trusted_proxy_count; i++) {
+        const char *s = pc->trusted_proxies[i], *slash = strchr(s, '/');
+        char host[INET6_ADDRSTRLEN];
+        uint8_t addr[16];
+        uint64_t plen;
+        int fam = AF_INET;
+        size_t hlen = slash != NULL ? (size_t)(slash - s) : 0;
+
+        if (slash == NULL || hlen >= sizeof(host))
+            continue;
+        memcpy(host, s, hlen);
+        host[hlen] = '\0';
+        if (inet_pton(AF_INET, host, addr) != 1) {
+            fam = AF_INET6;
+            if (inet_pton(AF_INET6, host, addr) != 1)
+                continue;
+        }
+        if (!cm_parse_u64(slash + 1, fam == AF_INET ? 32 : 128, &plen))
+            continue;
+        if (cm_lpm_insert(lpm, fam, addr, (unsigned)plen, 1) != CM_OK) {
+            cm_lpm_free(lpm);
+            return CM_ENOMEM;
+        }
+    }
+    *out = lpm;
+    return CM_OK;
+}
+
+static int tls_build(const struct cm_conf_proxy_listen *l, struct lbp_tls **out, char *err,
+                     size_t errlen)
+{
+    struct lbp_tls_cert certs[256];
+    size_t n = l->tls.certificate_count < 256 ? l->tls.certificate_count : 256;
+
+    *out = NULL;
+    if (!l->tls.enabled)
+        return CM_OK;
+    for (size_t i = 0; i < n; i++) {
+        certs[i].cert_file = l->tls.certificates[i].cert;
+        certs[i].key_file = l->tls.certificates[i].key;
+    }
+    return lbp_tls_new(certs, n, out, err, errlen);
+}
+
+static struct lbp_site *site_new(struct lbp_proxy *px, const struct cm_conf *conf, size_t idx,
+                                 struct lbp_listener *lst, struct lbp_poolref *pr, char *err,
+                                 size_t errlen)
+{
+    const struct cm_conf_proxy *pc = &conf->proxy;
+    const struct cm_conf_proxy_listen *l = &pc->listen[idx];
+    struct lbp_site *s = calloc(1, sizeof(*s));
+    int rc;
+
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->refs = 1;
+    s->px = px;
+    s->lst = lst;
+    lst->refs++;
+    s->pr = pr;
+    pr->refs++;
+    s->lim = (struct lbp_http_limits){
+        .line_max = pc->limits.request_line_bytes,
+        .header_bytes_max = pc->limits.header_bytes,
+        .header_count_max = pc->limits.header_count,
+        .body_max = pc->limits.body_bytes,
+    };
+    s->to = pc->timeouts_ms;
+    cm_strlcpy(s->member, conf->members[l->member].name, sizeof(s->member));
+    cm_strlcpy(s->service, conf->services[l->service].key, sizeof(s->service));
+    rc = trusted_build(pc, &s->trusted);
+    if (rc == CM_OK)
+        rc = tls_build(l, &s->tls, err, errlen);
+    else
+        snprintf(err, errlen, "out of memory");
+    if (rc != CM_OK) {
+        lbp_site_unref(s);
+        return NULL;
+    }
+    return s;
+}
+
+static struct lbp_listener *listener_new(struct lbp_proxy *px, const struct cm_addr *addr,
+                                         char *err, size_t errlen)
+{
+    struct lbp_listener *l = calloc(1, sizeof(*l));
+    int fd;
+
+    if (l == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    l->refs = 1;
+    l->px = px;
+    l->addr = *addr;
+    cm_addr_format((const struct sockaddr *)&addr->ss, l->name, sizeof(l->name));
+    fd = cm_net_listen(addr, SOCK_STREAM, false, LBP_BACKLOG);
+    if (fd < 0) {
+        snprintf(err, errlen, "proxy.listen %s: cannot listen: %s", l->name, cm_strerror(fd));
+        free(l);
+        return NULL;
+    }
+    l->evl = evconnlistener_new(px->base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    if (l->evl == NULL) {
+        close(fd);
+        snprintf(err, errlen, "proxy.listen %s: cannot watch the socket", l->name);
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+static struct lbp_listener *listener_find(struct lbp_listener **ls, size_t n,
+                                          const struct cm_addr *a)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ls[i]->addr.len == a->len && memcmp(&ls[i]->addr.ss, &a->ss, a->len) == 0)
+            return ls[i];
+    }
+    return NULL;
+}
+
+/*
+ * Builds the listener and pool sets of @conf: existing listeners (same
+ * address) and pools (same member and service) are kept, the rest is new. On
+ * failure nothing in service changes.
+ */
+static int build_sets(struct lbp_proxy *px, struct cm_conf *conf, char *err, size_t errlen)
+{
+    const struct cm_conf_proxy *pc = &conf->proxy;
+    size_t n = pc->listen_count, np = 0;
+    struct lbp_listener **ls = calloc(n + 1, sizeof(*ls));
+    struct lbp_poolref **pools = calloc(n + 1, sizeof(*pools));
+    struct lbp_site **sites = calloc(n + 1, sizeof(*sites));
+    char key[256];
+    int rc = CM_OK;
+
+    if (ls == NULL || pools == NULL || sites == NULL) {
+        snprintf(err, errlen, "out of memory");
+        rc = CM_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n && rc == CM_OK; i++) {
+        const struct cm_conf_proxy_listen *l = &pc->listen[i];
+        struct lbp_poolref *pr;
+
+        pool_key(conf, l, key, sizeof(key));
+        pr = pool_find(pools, np, key);
+        if (pr == NULL) {
+            pr = pool_find(px->pools, px->pool_count, key);
+            if (pr != NULL)
+                pr->refs++;
+            else
+                pr = pool_new(px, conf, l, key);
+            if (pr == NULL) {
+                snprintf(err, errlen, "out of memory");
+                rc = CM_ENOMEM;
+                break;
+            }
+            pools[np++] = pr;
+        }
+        ls[i] = listener_find(px->listeners, px->listener_count, &l->address);
+        if (ls[i] != NULL)
+            ls[i]->refs++;
+        else
+            ls[i] = listener_new(px, &l->address, err, errlen);
+        if (ls[i] == NULL) {
+            rc = CM_EIO;
+            break;
+        }
+        sites[i] = site_new(px, conf, i, ls[i], pr, err, errlen);
+        if (sites[i] == NULL)
+            rc = CM_ECONFIG;
+    }
+    if (rc != CM_OK)
+        goto out;
+    /* Commit: swap in the new sets, drop the old ones. */
+    for (size_t i = 0; i < n; i++) {
+        lbp_site_unref(ls[i]->site);
+        ls[i]->site = sites[i];
+        sites[i] = NULL;
+    }
+    for (size_t i = 0; i < px->listener_count; i++) {
+        struct lbp_listener *old = px->listeners[i];
+
+        if (listener_find(ls, n, &old->addr) == NULL) {
+            cm_log_info("listener %s removed", old->name);
+            listener_close(old);
+            lbp_site_unref(old->site); /* drops the site's ref on old too */
+            old->site = NULL;
+        }
+        listener_unref(old);
+    }
+    for (size_t i = 0; i < px->pool_count; i++)
+        poolref_unref(px->pools[i]);
+    free(px->listeners);
+    free(px->pools);
+    px->listeners = ls;
+    px->listener_count = n;
+    px->pools = pools;
+    px->pool_count = np;
+    ls = NULL;
+    pools = NULL;
+out:
+    for (size_t i = 0; sites != NULL && i < n; i++)
+        lbp_site_unref(sites[i]);
+    for (size_t i = 0; ls != NULL && i < n; i++) {
+        if (ls[i] != NULL && ls[i]->refs == 1 && ls[i]->site == NULL)
+            listener_close(ls[i]);
+        listener_unref(ls[i]);
+    }
+    for (size_t i = 0; pools != NULL && i < np; i++)
+        poolref_unref(pools[i]);
+    free(ls);
+    free(pools);
+    free(sites);
+    return rc;
+}
+
+int lbp_proxy_new(struct event_base *base, struct cm_conf *conf, struct lbp_proxy **out, char *err,
+                  size_t errlen)
+{
+    struct lbp_proxy *px = calloc(1, sizeof(*px));
+    int rc;
+
+    if (px == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return CM_ENOMEM;
+    }
+    px->base = base;
+    px->conf = cm_conf_ref(conf);
+    TAILQ_INIT(&px->conns);
+    TAILQ_INIT(&px->free_conns);
+    rc = lbp_alog_open(conf->proxy.access_log.format, conf->proxy.access_log.path, &px->alog, err,
+                       errlen);
+    if (rc == CM_OK)
+        rc = build_sets(px, conf, err, errlen);
+    if (rc == CM_OK)
+        rc = pools_apply(px, conf, err, errlen);
+    if (rc != CM_OK) {
+        lbp_proxy_free(px);
+        return rc;
+    }
+    *out = px;
+    return CM_OK;
+}
+
+void lbp_proxy_free(struct lbp_proxy *px)
+{
+    struct lbp_conn *c;
+
+    if (px == NULL)
+        return;
+    px->draining = true;
+    while ((c = TAILQ_FIRST(&px->conns)) != NULL)
+        lbp_conn_close(c);
+    for (size_t i = 0; i < px->listener_count; i++) {
+        struct lbp_listener *l = px->listeners[i];
+
+        listener_close(l);
+        lbp_site_unref(l->site);
+        l->site = NULL;
+        listener_unref(l);
+    }
+    free(px->listeners);
+    for (size_t i = 0; i < px->pool_count; i++)
+        poolref_unref(px->pools[i]);
+    free(px->pools);
+    for (size_t i = 0; i < px->doc_count; i++)
+        cm_state_free(px->docs[i]);
+    free(px->docs);
+    lbp_conn_free_list(px);
+    lbp_alog_close(px->alog);
+    if (px->drain_timer != NULL)
+        event_free(px->drain_timer);
+    cm_conf_unref(px->conf);
+    free(px);
+}
+
+int lbp_proxy_reload(struct lbp_proxy *px, struct cm_conf *conf, char *err, size_t errlen)
+{
+    struct lbp_alog *alog = NULL;
+    int rc;
+
+    rc = lbp_alog_open(conf->proxy.access_log.format, conf->proxy.access_log.path, &alog, err,
+                       errlen);
+    if (rc != CM_OK)
+        return rc;
+    rc = build_sets(px, conf, err, errlen);
+    if (rc != CM_OK) {
+        lbp_alog_close(alog);
+        return rc;
+    }
+    lbp_alog_close(px->alog);
+    px->alog = alog;
+    cm_conf_unref(px->conf);
+    px->conf = cm_conf_ref(conf);
+    rc = pools_apply(px, conf, err, errlen);
+    if (rc != CM_OK)
+        cm_log_warn("reload: backends: %s", err);
+    if (px->accept_paused && px->conn_count < conf->proxy.max_connections) {
+        px->accept_paused = false;
+        for (size_t i = 0; i < px->listener_count; i++)
+            evconnlistener_enable(px->listeners[i]->evl);
+    } else if (px->accept_paused) {
+        for (size_t i = 0; i < px->listener_count; i++)
+            evconnlistener_disable(px->listeners[i]->evl);
+    }
+    return CM_OK;
+}
+
+/* ---- state documents ------------------------------------------------------------- */
+
+static bool doc_newer(const struct cm_state *a, const struct cm_state *b)
+{
+    if (a->generated_at_unix != b->generated_at_unix)
+        return a->generated_at_unix > b->generated_at_unix;
+    return a->generation > b->generation;
+}
+
+/* Every backend of the document that the proxy would use must parse. */
+static int doc_check_backends(const struct cm_state *st, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < st->service_count; i++) {
+        const struct cm_state_service *s = &st->services[i];
+
+        for (size_t j = 0; j < s->member_count; j++) {
+            const struct cm_state_endpoint *ep = &s->members[j];
+
+            for (size_t k = 0; k < ep->backend_count; k++) {
+                struct cm_addr a;
+
+                if (cm_addr_parse(ep->backends[k], 0, &a) != CM_OK) {
+                    snprintf(err, errlen, "services.%s.members.%s.backends[%zu]: not \"ip:port\"",
+                             s->key, ep->member, k);
+                    return CM_ESTATE;
+                }
+            }
+        }
+    }
+    return CM_OK;
+}
+
+/* Puts @st in place of its vantage's document (takes ownership on CM_OK). */
+static int doc_accept(struct lbp_proxy *px, struct cm_state *st, char *err, size_t errlen)
+{
+    struct cm_state **docs;
+
+    for (size_t i = 0; i < px->doc_count; i++) {
+        if (strcmp(px->docs[i]->vantage, st->vantage) != 0)
+            continue;
+        if (!doc_newer(st, px->docs[i])) {
+            snprintf(err, errlen, "vantage %s: generation %" PRIu64 " is not newer than %" PRIu64,
+                     st->vantage, st->generation, px->docs[i]->generation);
+            return CM_EEXIST;
+        }
+        cm_state_free(px->docs[i]);
+        px->docs[i] = st;
+        return CM_OK;
+    }
+    docs = realloc(px->docs, (px->doc_count + 1) * sizeof(*docs));
+    if (docs == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return CM_ENOMEM;
+    }
+    docs[px->doc_count++] = st;
+    px->docs = docs;
+    return CM_OK;
+}
+
+static void state_file_write(struct lbp_proxy *px)
+{
+    const char *path = px->conf->proxy.state_file;
+    json_t *root, *docs;
+    char *text;
+    char err[512];
+
+    if (path == NULL)
+        return;
+    docs = json_array();
+    for (size_t i = 0; docs != NULL && i < px->doc_count; i++)
+        json_array_append(docs, px->docs[i]->json);
+    root = json_pack("{s:i,s:o*}", "version", LBP_STATE_FILE_VERSION, "documents", docs);
+    text = root != NULL ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(root);
+    if (text == NULL) {
+        cm_log_warn("state file %s: out of memory", path);
+        return;
+    }
+    if (cm_file_write_text_atomic(path, text, 0644, err, sizeof(err)) != CM_OK)
+        cm_log_warn("state file: %s", err);
+    free(text);
+}
+
+static int state_take(struct lbp_proxy *px, json_t *doc, char *err, size_t errlen)
+{
+    struct cm_state *st = NULL;
+    int rc;
+
+    rc = cm_state_from_json(doc, &st, err, errlen);
+    if (rc == CM_OK)
+        rc = cm_state_check_conf(st, px->conf, err, errlen);
+    if (rc == CM_OK)
+        rc = doc_check_backends(st, err, errlen);
+    if (rc == CM_OK)
+        rc = doc_accept(px, st, err, errlen);
+    if (rc != CM_OK)
+        cm_state_free(st);
+    return rc;
+}
+
+int lbp_proxy_state_put(struct lbp_proxy *px, const char *body, size_t len, char *err,
+                        size_t errlen)
+{
+    struct cm_state *st = NULL;
+    int rc;
+
+    rc = cm_state_parse(body, len, &st, err, errlen);
+    if (rc == CM_OK)
+        rc = cm_state_check_conf(st, px->conf, err, errlen);
+    if (rc == CM_OK)
+        rc = doc_check_backends(st, err, errlen);
+    if (rc == CM_OK)
+        rc = doc_accept(px, st, err, errlen);
+    if (rc != CM_OK) {
+        cm_state_free(st);
+        px->state_rejects++;
+        cm_log_warn("state push rejected: %s", err);
+        return rc;
+    }
+    px->state_pushes++;
+    rc = pools_apply(px, px->conf, err, errlen);
+    if (rc != CM_OK)
+        cm_log_warn("state push: backends: %s", err);
+    state_file_write(px);
+    return CM_OK;
+}
+
+int lbp_proxy_load_state(struct lbp_proxy *px, char *err, size_t errlen)
+{
+    const char *path = px->conf->proxy.state_file;
+    json_error_t jerr;
+    json_t *root, *docs;
+    size_t i;
+    json_t *d;
+
+    if (path == NULL || access(path, F_OK) != 0)
+        return CM_OK;
+    root = json_load_file(path, 0, &jerr);
+    if (root == NULL) {
+        snprintf(err, errlen, "%s: line %d: %s", path, jerr.line, jerr.text);
+        return CM_EPARSE;
+    }
+    docs = json_object_get(root, "documents");
+    json_array_foreach(docs, i, d)
+    {
+        char why[CM_STATE_ERR_MAX];
+
+        json_incref(d);
+        if (state_take(px, d, why, sizeof(why)) != CM_OK)
+            cm_log_warn("state file %s: documents[%zu] ignored: %s", path, i, why);
+        json_decref(d);
+    }
+    json_decref(root);
+    cm_log_info("state file %s: %zu documents", path, px->doc_count);
+    return pools_apply(px, px->conf, err, errlen);
+}
+
+json_t *lbp_proxy_state_json(struct lbp_proxy *px)
+{
+    json_t *root = json_object(), *ls = json_array(), *docs = json_array();
+
+    for (size_t i = 0; i < px->listener_count; i++) {
+        const struct lbp_listener *l = px->listeners[i];
+        const struct lbp_site *s = l->site;
+
+        if (s == NULL)
+            continue;
+        json_array_append_new(
+            ls,
+            json_pack("{s:s,s:s,s:s,s:b,s:s,s:o*,s:{s:I,s:I,s:I}}", "address", l->name, "member",
+                      s->member, "service", s->service, "tls", s->tls != NULL, "backends_from",
+                      s->pr->from_state ? "state" : "static", "pool", lbp_pool_json(s->pr->pool),
+                      "connections", "active", (json_int_t)l->stats.conns_active, "total",
+                      (json_int_t)l->stats.conns_total, "requests", (json_int_t)l->stats.requests));
+    }
+    for (size_t i = 0; i < px->doc_count; i++)
+        json_array_append_new(docs, json_pack("{s:s,s:I,s:s}", "vantage", px->docs[i]->vantage,
+                                              "generation", (json_int_t)px->docs[i]->generation,
+                                              "generated_at", px->docs[i]->generated_at));
+    json_object_set_new(root, "listeners", ls);
+    json_object_set_new(root, "documents", docs);
+    json_object_set_new(root, "connections", json_integer((json_int_t)px->conn_count));
+    json_object_set_new(root, "draining", json_boolean(px->draining));
+    return root;
+}
+
+/* One family header per metric across every pool (Prometheus rejects repeats). */
+static void pool_metrics(const struct lbp_proxy *px, struct cm_buf *out)
+{
+    const struct lbp_pool *small[16];
+    const struct lbp_pool **pools = small;
+
+    if (px->pool_count == 0)
+        return;
+    if (px->pool_count > sizeof(small) / sizeof(small[0])) {
+        pools = calloc(px->pool_count, sizeof(*pools));
+        if (pools == NULL)
+            return;
+    }
+    for (size_t i = 0; i < px->pool_count; i++)
+        pools[i] = px->pools[i]->pool;
+    lbp_pools_metrics(pools, px->pool_count, out);
+    if (pools != small)
+        free(pools);
+}
+
+static void metric_l(struct cm_buf *out, const char *name, const struct lbp_listener *l,
+                     const char *extra, double v)
+{
+    struct cm_buf labels;
+
+    cm_buf_init(&labels, 1024);
+    cm_metrics_label(&labels, "listener", l->name);
+    if (l->site != NULL) {
+        cm_metrics_label(&labels, "member", l->site->member);
+        cm_metrics_label(&labels, "service", l->site->service);
+    }
+    if (extra != NULL)
+        cm_buf_printf(&labels, ",%s", extra);
+    cm_metrics_sample(out, name, cm_buf_cstr(&labels), v);
+    cm_buf_fini(&labels);
+}
+
+void lbp_proxy_metrics(struct lbp_proxy *px, struct cm_buf *out)
+{
+    static const char *const classes[] = {
+        "", "code=\"1xx\"", "code=\"2xx\"", "code=\"3xx\"", "code=\"4xx\"", "code=\"5xx\""};
+
+    cm_metrics_family(out, "fedgslb_proxy_connections", "gauge", "Open client connections.");
+    for (size_t i = 0; i < px->listener_count; i++)
+        metric_l(out, "fedgslb_proxy_connections", px->listeners[i], NULL,
+                 (double)px->listeners[i]->stats.conns_active);
+    cm_metrics_family(out, "fedgslb_proxy_connections_total", "counter",
+                      "Client connections accepted.");
+    for (size_t i = 0; i < px->listener_count; i++)
+        metric_l(out, "fedgslb_proxy_connections_total", px->listeners[i], NULL,
+                 (double)px->listeners[i]->stats.conns_total);
+    cm_metrics_family(out, "fedgslb_proxy_requests_total", "counter", "Requests received.");
+    for (size_t i = 0; i < px->listener_count; i++)
+        metric_l(out, "fedgslb_proxy_requests_total", px->listeners[i], NULL,
+                 (double)px->listeners[i]->stats.requests);
+    cm_metrics_family(out, "fedgslb_proxy_responses_total", "counter",
+                      "Responses to clients by status class.");
+    for (size_t i = 0; i < px->listener_count; i++) {
+        for (int k = 1; k <= 5; k++)
+            metric_l(out, "fedgslb_proxy_responses_total", px->listeners[i], classes[k],
+                     (double)px->listeners[i]->stats.status_class[k]);
+    }
+    cm_metrics_family(out, "fedgslb_proxy_bytes_total", "counter", "Bytes from/to clients.");
+    for (size_t i = 0; i < px->listener_count; i++) {
+        metric_l(out, "fedgslb_proxy_bytes_total", px->listeners[i], "direction=\"in\"",
+                 (double)px->listeners[i]->stats.bytes_in);
+        metric_l(out, "fedgslb_proxy_bytes_total", px->listeners[i], "direction=\"out\"",
+                 (double)px->listeners[i]->stats.bytes_out);
+    }
+    cm_metrics_family(out, "fedgslb_proxy_retries_total", "counter",
+                      "Requests retried on another backend.");
+    for (size_t i = 0; i < px->listener_count; i++)
+        metric_l(out, "fedgslb_proxy_retries_total", px->listeners[i], NULL,
+                 (double)px->listeners[i]->stats.retries);
+    cm_metrics_family(out, "fedgslb_proxy_timeouts_total", "counter",
+                      "Header, response and stream timeouts.");
+    for (size_t i = 0; i < px->listener_count; i++)
+        metric_l(out, "fedgslb_proxy_timeouts_total", px->listeners[i], NULL,
+                 (double)px->listeners[i]->stats.timeouts);
+    cm_metrics_family(out, "fedgslb_proxy_state_pushes_total", "counter",
+                      "State documents accepted.");
+    cm_metrics_sample(out, "fedgslb_proxy_state_pushes_total", NULL, (double)px->state_pushes);
+    pool_metrics(px, out);
+}
+
+static void drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct lbp_proxy *px = arg;
+
+    (void)fd;
+    (void)what;
+    cm_log_warn("drain timeout: closing %zu connections", px->conn_count);
+    event_base_loopbreak(px->base);
+}
+
+void lbp_proxy_drain(struct lbp_proxy *px)
+{
+    struct lbp_conn *c, *next;
+    uint32_t ms = px->conf->proxy.timeouts_ms.drain_ms;
+    struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)((ms % 1000u) * 1000u)};
+
+    px->draining = true;
+    for (size_t i = 0; i < px->listener_count; i++)
+        listener_close(px->listeners[i]);
+    for (c = TAILQ_FIRST(&px->conns); c != NULL; c = next) {
+        next = lbp_conn_next(c);
+        lbp_conn_drain(c);
+    }
+    if (px->conn_count == 0) {
+        event_base_loopbreak(px->base);
+        return;
+    }
+    px->drain_timer = evtimer_new(px->base, drain_timeout, px);
+    if (px->drain_timer != NULL)
+        evtimer_add(px->drain_timer, &tv);
+}

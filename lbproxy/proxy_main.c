@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * proxy_main.c -- fedgslb-proxy: command line, startup, reload and stop.
+ *
+ * One event loop runs everything: listeners, connections, backend pools and
+ * the control API. SIGHUP builds the new configuration's listeners and
+ * settings before anything is swapped (a bad file changes nothing; existing
+ * connections finish on the settings they started with). SIGTERM stops
+ * accepting and lets in-flight requests finish for proxy.timeouts_ms.drain.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "common/cm_conf.h"
+#include "common/cm_ctl.h"
+#include "common/cm_err.h"
+#include "common/cm_log.h"
+#include "common/cm_net.h"
+#include "common/cm_opts.h"
+#include "lbproxy/lbp_proxy.h"
+
+#ifndef FEDGSLB_VERSION
+#define FEDGSLB_VERSION "0.1.0"
+#endif
+
+#define ERR_MAX 1024
+
+struct proxyd {
+    const char *config_path;
+    struct cm_conf *conf;
+    struct event_base *base;
+    struct lbp_proxy *px;
+    struct cm_ctl *ctl;
+    struct event *ev_hup, *ev_term, *ev_int, *ev_tick;
+    bool stopping;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: fedgslb-proxy --config FILE [--check-config] [--log-format text|json]\n"
+                 "                     [--log-level error|warn|info|debug]\n"
+                 "       fedgslb-proxy --help | --version\n"
+                 "\n"
+                 "L7 HTTP(S) proxy standing in for members without a load balancer\n"
+                 "(proxy section of the federation config). SIGHUP reloads; SIGTERM drains\n"
+                 "and stops.\n");
+}
+
+static int load_conf(const char *path, struct cm_conf **out, char *err, size_t errlen)
+{
+    int rc = cm_conf_load(path, out, err, errlen);
+
+    if (rc != CM_OK)
+        return rc;
+    if (!(*out)->proxy.present) {
+        snprintf(err, errlen, "%s: proxy: section missing", path);
+        cm_conf_unref(*out);
+        *out = NULL;
+        return CM_ECONFIG;
+    }
+    return CM_OK;
+}
+
+static void ctl_metrics(void *arg, struct cm_buf *out)
+{
+    struct proxyd *d = arg;
+
+    lbp_proxy_metrics(d->px, out);
+}
+
+static json_t *ctl_state_get(void *arg)
+{
+    struct proxyd *d = arg;
+
+    return lbp_proxy_state_json(d->px);
+}
+
+static int ctl_state_put(void *arg, const char *body, size_t len, char *err, size_t errlen)
+{
+    struct proxyd *d = arg;
+
+    return lbp_proxy_state_put(d->px, body, len, err, errlen);
+}
+
+static void proxyd_reload(struct proxyd *d)
+{
+    struct cm_conf *nconf = NULL;
+    char err[ERR_MAX] = "";
+
+    cm_log_info("reload: reading %s", d->config_path);
+    if (load_conf(d->config_path, &nconf, err, sizeof(err)) != CM_OK) {
+        cm_log_error("reload failed: %s; keeping the old configuration", err);
+        return;
+    }
+    if (lbp_proxy_reload(d->px, nconf, err, sizeof(err)) != CM_OK) {
+        cm_log_error("reload failed: %s; keeping the old configuration", err);
+        cm_conf_unref(nconf);
+        return;
+    }
+    if (d->ctl != NULL && cm_ctl_set_token(d->ctl, nconf->proxy.control.token) != CM_OK)
+        cm_log_warn("reload: cannot update the control API token");
+    cm_conf_unref(d->conf);
+    d->conf = nconf;
+    cm_log_info("reload done: listeners=%zu", nconf->proxy.listen_count);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct proxyd *d = arg;
+
+    (void)what;
+    if (sig == SIGHUP) {
+        proxyd_reload(d);
+        return;
+    }
+    if (d->stopping) {
+        cm_log_info("signal %d again: stopping now", (int)sig);
+        event_base_loopbreak(d->base);
+        return;
+    }
+    d->stopping = true;
+    cm_log_info("signal %d: draining up to %u ms", (int)sig, d->conf->proxy.timeouts_ms.drain_ms);
+    lbp_proxy_drain(d->px);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxyd *d = arg;
+
+    (void)fd;
+    (void)what;
+    lbp_alog_flush(d->px->alog);
+}
+
+static int proxyd_start(struct proxyd *d, char *err, size_t errlen)
+{
+    const struct cm_conf_proxy *pc = &d->conf->proxy;
+    struct cm_ctl_callbacks cbs = {ctl_metrics, ctl_state_get, ctl_state_put, d};
+    struct timeval one_s = {1, 0};
+    int rc;
+
+    d->base = event_base_new();
+    if (d->base == NULL) {
+        snprintf(err, errlen, "cannot create the event loop");
+        return CM_ENOMEM;
+    }
+    rc = lbp_proxy_new(d->base, d->conf, &d->px, err, errlen);
+    if (rc != CM_OK)
+        return rc;
+    rc = lbp_proxy_load_state(d->px, err, errlen);
+    if (rc != CM_OK)
+        cm_log_warn("state file: %s", err);
+    if (pc->control.enabled) {
+        rc = cm_ctl_new(d->base, &pc->control, &cbs, &d->ctl, err, errlen);
+        if (rc != CM_OK)
+            return rc;
+    }
+    d->ev_hup = evsignal_new(d->base, SIGHUP, on_signal, d);
+    d->ev_term = evsignal_new(d->base, SIGTERM, on_signal, d);
+    d->ev_int = evsignal_new(d->base, SIGINT, on_signal, d);
+    d->ev_tick = event_new(d->base, -1, EV_PERSIST, on_tick, d);
+    if (d->ev_hup == NULL || d->ev_term == NULL || d->ev_int == NULL || d->ev_tick == NULL ||
+        evsignal_add(d->ev_hup, NULL) != 0 || evsignal_add(d->ev_term, NULL) != 0 ||
+        evsignal_add(d->ev_int, NULL) != 0 || event_add(d->ev_tick, &one_s) != 0) {
+        snprintf(err, errlen, "cannot register signal handlers");
+        return CM_ENOMEM;
+    }
+    for (size_t i = 0; i < pc->listen_count; i++) {
+        char a[CM_ADDR_STRLEN];
+
+        cm_addr_format((const struct sockaddr *)&pc->listen[i].address.ss, a, sizeof(a));
+        cm_log_info("listening on %s member=%s service=%s tls=%s", a,
+                    d->conf->members[pc->listen[i].member].name,
+                    d->conf->services[pc->listen[i].service].key,
+                    pc->listen[i].tls.enabled ? "yes" : "no");
+    }
+    if (d->ctl != NULL)
+        cm_log_info("control API listening on port=%d auth=%s", cm_ctl_port(d->ctl),
+                    pc->control.token != NULL ? "token" : "none");
+    return CM_OK;
+}
+
+static void proxyd_fini(struct proxyd *d)
+{
+    cm_ctl_free(d->ctl);
+    lbp_proxy_free(d->px);
+    if (d->ev_hup != NULL)
+        event_free(d->ev_hup);
+    if (d->ev_term != NULL)
+        event_free(d->ev_term);
+    if (d->ev_int != NULL)
+        event_free(d->ev_int);
+    if (d->ev_tick != NULL)
+        event_free(d->ev_tick);
+    if (d->base != NULL)
+        event_base_free(d->base);
+    cm_conf_unref(d->conf);
+}
+
+int main(int argc, char **argv)
+{
+    struct cm_opts o;
+    struct proxyd d;
+    char err[ERR_MAX] = "";
+    int rc;
+
+    rc = cm_opts_parse(argc, argv, "fedgslb-proxy", FEDGSLB_VERSION, usage, &o);
+    if (rc >= 0)
+        return rc;
+    cm_log_init("lbproxy", o.format, o.level);
+    signal(SIGPIPE, SIG_IGN);
+    memset(&d, 0, sizeof(d));
+    d.config_path = o.config;
+    rc = load_conf(o.config, &d.conf, err, sizeof(err));
+    if (rc != CM_OK) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (o.check) {
+        printf("config OK: %zu proxy listeners, %zu services, %zu members\n",
+               d.conf->proxy.listen_count, d.conf->service_count, d.conf->member_count);
+        proxyd_fini(&d);
+        return 0;
+    }
+    rc = proxyd_start(&d, err, sizeof(err));
+    if (rc != CM_OK) {
+        cm_log_error("cannot start: %s", err);
+        proxyd_fini(&d);
+        return 1;
+    }
+    cm_log_info("fedgslb-proxy %s started", FEDGSLB_VERSION);
+    event_base_dispatch(d.base);
+    cm_log_info("stopped");
+    proxyd_fini(&d);
+    return 0;
+}
