@@ -1,25 +1,33 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# The local demo: fedgslb-dnsd serves the example federation (conf/), the
-# sample state of three vantages is pushed to its control API, and dig shows
-# what clients in two regions get for a global, a regional and a zonal name,
-# then why (/v1/explain), then what happens when a member fails.
+# The README demo: the federation testbed of tests/e2e/ -- three regions on
+# one machine (fake member API servers, real HTTP backends behind delaying
+# relays, fedgslb-proxy for jpn, a fedgslb-health per region, fedgslb-dnsd as
+# ns1 and ns2), a client per region curling the one global name, and the
+# scenario of failures it survives, printed step by step.
 #
-#   scripts/demo.sh [--once] [--build-dir DIR] [--no-build]
+#   scripts/demo.sh [--once] [--no-build] [--build-dir DIR] [--loopback] [--dns-only]
 #
-# --once: exit 0 only if every answer is the expected one (used by the tests).
+# --once: exit 0 only if every step behaved as stated (used by the tests).
+# --loopback: do not use network namespaces even as root.
+# --dns-only: the small demo instead: fedgslb-dnsd alone with conf/ and the
+#             sample state documents (conf/state/), queried with dig.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_dir=build
 do_build=1
 once=0
+dns_only=0
+testbed_args=()
 while [ $# -gt 0 ]; do
     case "$1" in
-    --once) once=1 ;;
+    --once) once=1; testbed_args+=(--once) ;;
     --no-build) do_build=0 ;;
     --build-dir) build_dir=$2; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --loopback) testbed_args+=(--loopback) ;;
+    --dns-only) dns_only=1 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "demo: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -29,6 +37,12 @@ if [ $do_build -eq 1 ]; then
     scripts/deps.sh
     scripts/build.sh "$build_dir" >/dev/null
 fi
+
+if [ $dns_only -eq 0 ]; then
+    exec /usr/bin/python3 tests/e2e/testbed.py --build-dir "$build_dir" "${testbed_args[@]}"
+fi
+
+# ---- --dns-only: fedgslb-dnsd alone, fed the sample state documents ----
 
 conf=conf/federation.json
 dns_port=5300

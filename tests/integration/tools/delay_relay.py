@@ -10,6 +10,10 @@ longer (one round trip). The delay can depend on the client's source address
 from its own source address), and a source can be blocked (its connections
 are reset at once), to make one vantage see a member as down.
 
+The target may also be a list of (host, port): connections are then spread
+round-robin, skipping a target that refuses (a load balancer with two
+backends; it has no health checks of its own).
+
 As a module: DelayRelay(...).start() runs it in a background thread with its
 own asyncio loop; set_delay() / block() change it while it runs.
 As a program:
@@ -32,7 +36,8 @@ CHUNK = 65536
 class DelayRelay:
     def __init__(self, listen, target, delay_ms=0.0, per_source=None):
         self.listen = listen          # (host, port); port 0 = any
-        self.target = target          # (host, port)
+        self.target = target          # (host, port), or a list of them (round-robin)
+        self._next = 0
         self.delay_ms = float(delay_ms)
         self.per_source = dict(per_source or {})  # source ip -> delay ms
         self.blocked = set()
@@ -101,10 +106,15 @@ class DelayRelay:
     async def _shutdown(self):
         self._server.close()
         await self._server.wait_closed()
-        for t in list(self._tasks):
-            t.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Every task of this loop (connections, their pipes and senders).
+        me = asyncio.current_task()
+        for _ in range(3):
+            rest = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+            if not rest:
+                break
+            for t in rest:
+                t.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
 
     # ---- relaying ----
     async def _handle(self, reader, writer):
@@ -117,11 +127,11 @@ class DelayRelay:
                 _reset(writer)
                 return
             self.connections += 1
-            try:
-                up_r, up_w = await asyncio.open_connection(*self.target)
-            except OSError:
+            up = await self._connect()
+            if up is None:
                 _reset(writer)
                 return
+            up_r, up_w = up
             half = self.delay_for(source) / 2000.0
             await asyncio.gather(self._pipe(reader, up_w, half), self._pipe(up_r, writer, half))
         except (asyncio.CancelledError, ConnectionError, OSError):
@@ -131,6 +141,19 @@ class DelayRelay:
                 if w is not None:
                     w.close()
             self._tasks.discard(task)
+
+    async def _connect(self):
+        """Opens the upstream connection: the target, or the next of the list
+        that accepts. None when none does."""
+        targets = self.target if isinstance(self.target, list) else [self.target]
+        start = self._next
+        self._next += 1
+        for i in range(len(targets)):
+            try:
+                return await asyncio.open_connection(*targets[(start + i) % len(targets)])
+            except OSError:
+                continue
+        return None
 
     async def _pipe(self, reader, writer, half_s):
         """Copies reader -> writer, each chunk due half_s after it arrived."""
@@ -157,8 +180,9 @@ class DelayRelay:
                 if not data:
                     break
             await sender
-        except (ConnectionError, OSError):
+        except BaseException:  # also cancellation at stop(): end the sender too
             sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
             raise
 
 

@@ -11,13 +11,34 @@ import argparse
 import http.server
 import json
 import signal
-import socketserver
+import socket
+import sys
 import threading
 
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def __init__(self, *a, **kw):
+        self.conns = set()
+        self.conns_lock = threading.Lock()
+        super().__init__(*a, **kw)
+
+    def process_request(self, request, client_address):
+        with self.conns_lock:
+            self.conns.add(request)
+        super().process_request(request, client_address)
+
+    def handle_error(self, request, client_address):
+        # A client (or stop()) cutting a connection is not worth a traceback.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, OSError)):
+            super().handle_error(request, client_address)
+
+    def shutdown_request(self, request):
+        with self.conns_lock:
+            self.conns.discard(request)
+        super().shutdown_request(request)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -76,8 +97,17 @@ class HelloBackend:
         return self
 
     def stop(self):
+        """Stops like a dead process: no more connections, and the open ones
+        (keep-alive connections of a proxy, say) are cut."""
         self._server.shutdown()
         self._server.server_close()
+        with self._server.conns_lock:
+            conns = list(self._server.conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         if self._thread is not None:
             self._thread.join(10)
 
@@ -85,7 +115,7 @@ class HelloBackend:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--listen", required=True)
-    ap.add_argument("--hostname", default=socketserver.socket.gethostname())
+    ap.add_argument("--hostname", default=socket.gethostname())
     ap.add_argument("--zone", default="")
     a = ap.parse_args()
     host, _, port = a.listen.rpartition(":")
