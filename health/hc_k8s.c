@@ -385,10 +385,15 @@ static int parse_event_body(json_t *doc, enum hc_k8s_kind kind, struct hc_k8s_ev
         return CM_OK;
     }
     if (ev->type == HC_K8S_BOOKMARK) {
+        /* Every CM_EPARSE carries a reason: the watcher logs it. */
         rc = opt_str(json_object_get(o, "metadata"), "resourceVersion", &ev->resource_version);
-        if (rc == CM_OK && ev->resource_version == NULL)
-            rc = fail(err, errlen, "BOOKMARK without metadata.resourceVersion");
-        return rc;
+        if (rc != CM_OK)
+            return rc == CM_ENOMEM
+                       ? rc
+                       : fail(err, errlen, "BOOKMARK metadata.resourceVersion: not a string");
+        if (ev->resource_version == NULL)
+            return fail(err, errlen, "BOOKMARK without metadata.resourceVersion");
+        return CM_OK;
     }
     rc = parse_obj(o, kind, &ev->obj, err, errlen);
     if (rc == CM_OK && ev->obj->resource_version != NULL) {

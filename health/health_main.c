@@ -162,13 +162,8 @@ static int load_targets(const struct cm_conf *conf, struct hc_kube_target ***out
 
         rc = hc_kubeconfig_load(kubeconfig_path(m, pathbuf, sizeof(pathbuf)), m->context, &ts[i],
                                 kerr, sizeof(kerr));
-        if (rc == CM_OK) {
-            if (ts[i]->tls_server_name != NULL)
-                cm_log_warn("member=%s: context %s: tls-server-name is not supported by this "
-                            "build; the server name from the URL is used",
-                            m->name, ts[i]->context);
+        if (rc == CM_OK)
             continue;
-        }
         if (first == CM_OK)
             first = rc;
         n = snprintf(err + used, errlen - used, "%s%s: members.%s (context %s): %s",
@@ -297,11 +292,25 @@ static void on_changed(void *arg)
         evtimer_add(h->ev_debounce, &tv);
 }
 
+/*
+ * The only text that moves with the clock is "API ... for N min" of a member
+ * whose API is not ok: with every member ok the tick has nothing to do (a
+ * rebuild of a large federation costs real CPU).
+ */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
+    struct health *h = arg;
+
     (void)fd;
     (void)what;
-    rebuild(arg);
+    for (size_t i = 0; i < h->conf->member_count; i++) {
+        if (h->clusters[i] != NULL && hc_cluster_api(h->clusters[i]) != HC_API_OK) {
+            rebuild(h);
+            return;
+        }
+    }
+    if (!h->synced)
+        rebuild(h); /* the startup grace may have run out */
 }
 
 static json_t *state_get(void *arg)

@@ -98,8 +98,10 @@ def test_control_plane_loss_is_not_an_outage(one):
     one.stop_backend("usa")
     one.wait_answer("us-east-1", "eur", timeout=FLIP_BOUND_S + 5)
     doc = one.health_state("us-east-1")
-    assert "connection refused" in entry(doc, "usa")["reason"] or \
-        "reset" in entry(doc, "usa")["reason"], entry(doc, "usa")
+    # The relay accepts, fails to reach the dead backend and resets: curl
+    # reports a refused or a failed connect depending on the moment.
+    reason = entry(doc, "usa")["reason"]
+    assert any(w in reason for w in ("connection refused", "cannot connect", "reset")), reason
 
 
 def test_everything_down_fails_open(one):

@@ -11,7 +11,7 @@ the `openssl` command for certificates.
 API (other tests rely on it; keep it stable)
 --------------------------------------------
     fk = FakeKube(name, workdir, token="tok-<name>", tls=True,
-                  client_cert_auth=False, host="127.0.0.1", port=0)
+                  client_cert_auth=False, host="127.0.0.1", port=0, server_sans=None)
         The port is chosen at construction (port=0: a free one), so url and a
         kubeconfig can be written before start(). With tls=True a CA, a server
         certificate (SAN IP:127.0.0.1, IP:<host>, DNS:localhost) and a client
@@ -19,6 +19,9 @@ API (other tests rely on it; keep it stable)
         workdir/<name>/. client_cert_auth=True makes the server require a client
         certificate signed by its CA (ssl.CERT_REQUIRED); a verified
         certificate then authenticates the request and no token is needed.
+        server_sans: the server certificate's subjectAltName entries instead of
+        the default ones, e.g. ["DNS:kubernetes.internal"] for a certificate
+        that does not name 127.0.0.1 (tls-server-name tests).
     fk.start(); fk.stop(); fk.restart(new_history=False)
         stop() closes the listening socket and every open connection (watch
         streams included) at once. start() listens again on the same port.
@@ -31,6 +34,10 @@ API (other tests rely on it; keep it stable)
     fk.ca_file, fk.ca_pem (str), fk.client_cert_file, fk.client_key_file,
     fk.client_cert_pem, fk.client_key_pem (None when tls=False)
     fk.bookmark_interval = 1.0   seconds between BOOKMARK events
+    fk.token may be reassigned at run time (token rotation): from then on only
+        the new token is accepted (open watch streams stay; drop_streams()).
+    fk.tls_server_name = None    when set, kubeconfig entries carry it as the
+        cluster's tls-server-name
     fk.resource_version          current global resourceVersion (int)
 
   Kubeconfig:
@@ -91,8 +98,9 @@ API (other tests rely on it; keep it stable)
     fk.compact()        forgets the event history (and continue tokens): older
                         resourceVersions become "too old"
     fk.open_watches()   number of open watch streams
-    fk.requests         list of {"path", "query", "watch", "user", "status"},
-                        one per answered API request (fk.clear_requests())
+    fk.requests         list of {"path", "query", "watch", "user", "status", "host"},
+                        one per answered API request (fk.clear_requests());
+                        host is the request's Host header
 
 Served paths (GET only)
 -----------------------
@@ -168,7 +176,7 @@ def _openssl(*args, cwd):
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _gen_certs(d, name, host):
+def _gen_certs(d, name, host, sans=None):
     """CA, server and client certificates (EC P-256) in directory d."""
     os.makedirs(d, exist_ok=True)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
@@ -176,9 +184,10 @@ def _gen_certs(d, name, host):
              "-subj", "/CN=fakekube-%s-ca" % name,
              "-addext", "basicConstraints=critical,CA:TRUE",
              "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-    sans = ["IP:127.0.0.1", "DNS:localhost", "DNS:kubernetes",
-            "DNS:kubernetes.default.svc"]
-    if host not in ("127.0.0.1", "localhost"):
+    custom = sans is not None
+    sans = list(sans) if custom else ["IP:127.0.0.1", "DNS:localhost", "DNS:kubernetes",
+                                      "DNS:kubernetes.default.svc"]
+    if not custom and host not in ("127.0.0.1", "localhost"):
         sans.append(("IP:" if host.replace(".", "").replace(":", "").isalnum() and
                      any(c.isdigit() for c in host) else "DNS:") + host)
     with open(os.path.join(d, "server.ext"), "w") as f:
@@ -375,7 +384,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         user = self._user(fk)
         if user is None:
-            fk._log(path, q, False, None, 401)
+            fk._log(path, q, False, None, 401, self.headers.get("Host"))
             self._send_json(401, _status(401, "Unauthorized", "Unauthorized"))
             return
         if path == "/version":
@@ -388,7 +397,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         route = fk._route(path)
         if route is None:
-            fk._log(path, q, False, user, 404)
+            fk._log(path, q, False, user, 404, self.headers.get("Host"))
             self._send_json(404, _status(404, "NotFound", "the server could not find the "
                                          "requested resource"))
             return
@@ -396,10 +405,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         watch = q.get("watch", "") in ("1", "true", "True")
         verb = "watch" if watch else ("get" if name else "list")
         if fk._denied(res):
-            fk._log(path, q, watch, user, 403)
+            fk._log(path, q, watch, user, 403, self.headers.get("Host"))
             self._send_json(403, fk._forbidden(res, ns, verb, user))
             return
-        fk._log(path, q, watch, user, 200)
+        fk._log(path, q, watch, user, 200, self.headers.get("Host"))
         if name:
             self._get_one(fk, res, ns, name)
         elif watch:
@@ -425,6 +434,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             code, body = 400, _status(400, "BadRequest", str(e))
         if code == 200 and fk._garbage:
             self._send_json(200, None, raw=fk._garbage_bytes(res))
+        elif isinstance(body, bytes):
+            self._send_json(code, None, raw=body)
         else:
             self._send_json(code, body)
 
@@ -555,7 +566,7 @@ class FakeKube:
     """One fake member cluster API server. See the module docstring."""
 
     def __init__(self, name, workdir, token=None, tls=True, client_cert_auth=False,
-                 host="127.0.0.1", port=0):
+                 host="127.0.0.1", port=0, server_sans=None):
         self.name = name
         self.workdir = workdir
         self.token = token if token is not None else "tok-%s" % name
@@ -565,9 +576,14 @@ class FakeKube:
         self.port = port or _free_port(host)
         self.user = "system:serviceaccount:fedgslb-system:fedgslb-health"
         self.bookmark_interval = 1.0
+        self.tls_server_name = None
         self.requests = []
         self._cond = threading.Condition()
         self._objects = {}  # (res, ns, name) -> obj (with kind/apiVersion)
+        # Indexes kept by _record(), so that set_endpoints() stays cheap with
+        # thousands of objects (tests/bench/watch_bench.py).
+        self._slice_idx = {}  # (ns, service) -> set of endpointslice keys
+        self._node_set = set()  # node names
         self._rv_base = 1000
         self._rv = self._rv_base
         self._history_start = self._rv  # RVs below this are "too old"
@@ -591,7 +607,7 @@ class FakeKube:
         self.certdir = os.path.join(workdir, name)
         os.makedirs(self.certdir, exist_ok=True)
         if tls:
-            _gen_certs(self.certdir, name, host)
+            _gen_certs(self.certdir, name, host, server_sans)
             self.ca_file = os.path.join(self.certdir, "ca.crt")
             self.client_cert_file = os.path.join(self.certdir, "client.crt")
             self.client_key_file = os.path.join(self.certdir, "client.key")
@@ -755,10 +771,10 @@ class FakeKube:
                 self._cond.wait(0.5)
             return not self._stopping and gen == self._generation
 
-    def _log(self, path, q, watch, user, status):
+    def _log(self, path, q, watch, user, status, host=None):
         with self._cond:
             self.requests.append({"path": path, "query": dict(q), "watch": watch,
-                                  "user": user, "status": status})
+                                  "user": user, "status": status, "host": host})
             if len(self.requests) > 10000:
                 del self.requests[:5000]
 
@@ -805,11 +821,9 @@ class FakeKube:
                 (RESOURCES[res][1].encode(), self._rv))
 
     @staticmethod
-    def _strip(obj):
-        o = copy.deepcopy(obj)
-        o.pop("kind", None)
-        o.pop("apiVersion", None)
-        return o
+    def _strip_shallow(obj):
+        """The object without kind/apiVersion, sharing its values (lock held)."""
+        return {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
 
     def _current(self, res, ns, sel):
         """Matching objects sorted by (namespace, name); lock held."""
@@ -845,7 +859,9 @@ class FakeKube:
                 items = snap[2]
             else:
                 rv = self._rv
-                items = [self._strip(o) for o in self._current(res, ns, sel)]
+                # Each item is encoded once, under the lock (a consistent
+                # snapshot); pages are then joined from the encoded items.
+                items = [json.dumps(self._strip_shallow(o)) for o in self._current(res, ns, sel)]
                 offset = 0
                 sid = None
             page = items[offset:offset + limit] if limit > 0 else items[offset:]
@@ -860,8 +876,8 @@ class FakeKube:
                 md["continue"] = base64.urlsafe_b64encode(json.dumps(
                     {"v": "meta.k8s.io/v1", "rv": rv, "start": end, "id": sid}).encode()).decode()
                 md["remainingItemCount"] = len(items) - end
-            return 200, {"kind": kind + "List", "apiVersion": apiv, "metadata": md,
-                         "items": copy.deepcopy(page)}
+            head = json.dumps({"kind": kind + "List", "apiVersion": apiv, "metadata": md})
+            return 200, ('%s,"items":[%s]}' % (head[:-1], ",".join(page))).encode()
 
     def _events_after(self, pos, res, ns, sel):
         i = bisect.bisect_right(self._hist_rvs, pos)
@@ -894,8 +910,19 @@ class FakeKube:
                 self._streams.remove(s)
         s["closed"].set()
 
+    def _index(self, res, etype, obj):
+        md = obj["metadata"]
+        if res == "nodes":
+            (self._node_set.discard if etype == "DELETED" else self._node_set.add)(md["name"])
+        elif res == "endpointslices":
+            svc = (md.get("labels") or {}).get("kubernetes.io/service-name")
+            keys = self._slice_idx.setdefault((md.get("namespace"), svc), set())
+            key = (res, md.get("namespace"), md["name"])
+            (keys.discard if etype == "DELETED" else keys.add)(key)
+
     def _record(self, res, etype, obj):
         """Stores a change: takes the next RV; lock held."""
+        self._index(res, etype, obj)
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         snap = copy.deepcopy(obj)
@@ -1013,9 +1040,13 @@ class FakeKube:
 
     # -- objects: endpoint slices -------------------------------------------------------
     def _slices_of(self, ns, service):
-        return sorted((k, o) for k, o in self._objects.items()
-                      if k[0] == "endpointslices" and k[1] == ns
-                      and o["metadata"]["labels"].get("kubernetes.io/service-name") == service)
+        out = []
+        for k in self._slice_idx.get((ns, service), ()):
+            o = self._objects.get(k)
+            if o is not None and (o["metadata"].get("labels") or {}).get(
+                    "kubernetes.io/service-name") == service:
+                out.append((k, o))
+        return sorted(out)
 
     def _delete_slices_locked(self, ns, service):
         for k, o in self._slices_of(ns, service):
@@ -1023,7 +1054,7 @@ class FakeKube:
             self._record("endpointslices", "DELETED", o)
 
     def _node_names(self):
-        names = sorted(n for (r, _, n) in self._objects if r == "nodes")
+        names = sorted(n for n in self._node_set if ("nodes", None, n) in self._objects)
         return names or ["node-1", "node-2", "node-3"]
 
     def _endpoint(self, ns, service, family, s, i, cond, zone, nodes):
@@ -1200,6 +1231,8 @@ class FakeKube:
         user = "%s-admin" % context_name
         b64 = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
         cluster = {"server": self.url}
+        if self.tls_server_name:
+            cluster["tls-server-name"] = self.tls_server_name
         u = {}
         if style == "insecure":
             cluster["insecure-skip-tls-verify"] = True

@@ -173,6 +173,31 @@ static void test_bookmark_error_garbage(void **state)
     }
 }
 
+/* Bug found by fuzz_hc_k8s: a BOOKMARK whose resourceVersion is not a string
+ * failed with CM_EPARSE but no reason, so the watcher logged "garbage in
+ * watch stream: " with nothing after it. */
+static void test_bug_bookmark_rv_not_string_has_reason(void **state)
+{
+    const char *bad[] = {
+        "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":12345}}}",
+        "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":{}}}}",
+        "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":true}}}",
+    };
+    struct hc_k8s_event ev;
+    char err[HC_K8S_ERR_MAX];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(
+            hc_k8s_event_parse(bad[i], strlen(bad[i]), HC_K8S_SLICE, &ev, err, sizeof(err)),
+            CM_EPARSE);
+        assert_non_null(strstr(err, "resourceVersion"));
+        assert_null(ev.obj);
+        assert_null(ev.resource_version);
+    }
+}
+
 static void test_list(void **state)
 {
     const char *body = "{\"kind\":\"ServiceList\",\"metadata\":{\"resourceVersion\":\"100\","
@@ -334,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_slice),
         cmocka_unit_test(test_node),
         cmocka_unit_test(test_bookmark_error_garbage),
+        cmocka_unit_test(test_bug_bookmark_rv_not_string_has_reason),
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_status),
         cmocka_unit_test(test_split_every_position),
