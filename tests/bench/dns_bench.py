@@ -48,6 +48,9 @@ import time
 import urllib.error
 import urllib.request
 
+from benchproc import (CLK_TCK, fmt, loadavg, log, proc_table, run_captured, spawn, stop,  # noqa: E402
+                       stop_all, tree, tree_cpu, tree_rss_kib)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 TPL = os.path.join(HERE, "dns")
@@ -83,16 +86,7 @@ ANSWER_KIND = {
     "fedgslb": "latency-routed federated",
 }
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
-# Processes (Popen) we started and have not reaped yet; killed on any exit.
-_CHILDREN = []
-_PIDFILE = os.environ.get("FEDGSLB_BENCH_PIDFILE")
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- data
@@ -296,119 +290,8 @@ def fedgslb_files(d, port, control_port, n):
 # ---------------------------------------------------------------- processes
 
 
-def note_pids():
-    """Keeps dns_bench.sh's list of our live process groups current (its
-    EXIT trap kills what is left if this driver dies without cleaning up)."""
-    if _PIDFILE:
-        with open(_PIDFILE, "w") as f:
-            f.write("".join("%d\n" % p.pid for p in _CHILDREN))
-
-
-def spawn(argv, logpath, cpu):
-    """Starts @argv pinned to @cpu in its own process group."""
-    lf = open(logpath, "ab")
-    p = subprocess.Popen(
-        ["taskset", "-c", str(cpu)] + argv,
-        stdin=subprocess.DEVNULL,
-        stdout=lf,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    lf.close()
-    _CHILDREN.append(p)
-    note_pids()
-    return p
-
-
-def stop(p, grace=5.0):
-    """SIGTERM to the process group of @p, SIGKILL after @grace seconds."""
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
-    # children of the leader (NSD's server and xfrd processes) may outlive it
-    try:
-        os.killpg(p.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        p.wait(2)
-    except subprocess.TimeoutExpired:
-        pass
-    if p in _CHILDREN:
-        _CHILDREN.remove(p)
-        note_pids()
-
-
-def stop_all():
-    for p in list(_CHILDREN):
-        stop(p, grace=2.0)
-
-
 def run_dnsperf(argv, cpu, timeout):
-    p = subprocess.Popen(
-        ["taskset", "-c", str(cpu), "dnsperf"] + argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    _CHILDREN.append(p)
-    note_pids()
-    try:
-        out, _ = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        stop(p, grace=1.0)
-        raise RuntimeError("dnsperf did not finish within %d s" % timeout)
-    _CHILDREN.remove(p)
-    note_pids()
-    return p.returncode, out.decode("utf-8", "replace")
-
-
-def proc_table():
-    """pid -> (ppid, utime+stime ticks, rss pages) for every process."""
-    table = {}
-    for ent in os.listdir("/proc"):
-        if not ent.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % ent) as f:
-                st = f.read()
-        except OSError:
-            continue
-        rest = st[st.rindex(")") + 2 :].split()
-        # rest[0] is field 3 (state): ppid = field 4, utime = 14, stime = 15, rss = 24
-        table[int(ent)] = (int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[21]))
-    return table
-
-
-def tree(root, table):
-    kids = {}
-    for pid, (ppid, _, _) in table.items():
-        kids.setdefault(ppid, []).append(pid)
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        if pid in table:
-            out.append(pid)
-            todo.extend(kids.get(pid, []))
-    return out
-
-
-def tree_cpu(root):
-    """pid -> CPU ticks (user+sys, all threads) for @root and its descendants."""
-    t = proc_table()
-    return {pid: t[pid][1] for pid in tree(root, t)}
-
-
-def tree_rss_kib(root):
-    t = proc_table()
-    return sum(t[pid][2] for pid in tree(root, t)) * PAGE_KIB
+    return run_captured(["dnsperf"] + argv, cpu, timeout, "dnsperf")
 
 
 def tree_pss_kib(root):
@@ -840,10 +723,6 @@ def bench(order, a, tmp, qfile):
 # ---------------------------------------------------------------- report
 
 
-def fmt(v, spec):
-    return "-" if v is None else format(v, spec)
-
-
 def spread(vals):
     if not vals or len(vals) < 2:
         return "-"
@@ -950,14 +829,6 @@ def target(results):
 
 
 # ---------------------------------------------------------------- main
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return [float(x) for x in f.read().split()[:3]]
-    except OSError:
-        return None
 
 
 def tool_version(argv):

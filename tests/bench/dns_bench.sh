@@ -83,40 +83,6 @@ if ((want_fedgslb)) && [[ ! -x "$fedgslb" ]]; then
 fi
 
 # ---- run, and never leave a server behind ------------------------------------
-workdir=$(mktemp -d /tmp/fedgslb-dns-bench.XXXXXX)
-pidfile="$workdir/pids"
-: >"$pidfile"
-driver=
-# shellcheck disable=SC2317 # called from the EXIT trap
-cleanup() {
-    local pid
-    if [[ -n "$driver" ]] && kill -0 "$driver" 2>/dev/null; then
-        kill -TERM "$driver" 2>/dev/null || true # it stops its servers itself
-        wait "$driver" 2>/dev/null || true
-    fi
-    # Process groups the driver started and did not stop (a driver killed
-    # with SIGKILL): it keeps this list current.
-    while read -r pid; do
-        [[ "$pid" =~ ^[0-9]+$ ]] || continue
-        kill -KILL -- "-$pid" 2>/dev/null || true
-    done <"$pidfile"
-    if [[ " $* " != *" --keep-tmp "* ]]; then
-        rm -rf "$workdir"
-    fi
-}
-trap 'cleanup "${args[@]}"' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
-
-cpus=$(nproc)
-client_cpu=1
-((cpus >= 2)) || client_cpu=0
-# The driver itself stays on the client core; servers are pinned by the driver.
-# It runs in the background so that a signal to this script is handled at once.
-FEDGSLB_BENCH_PIDFILE="$pidfile" TMPDIR="$workdir" taskset -c "$client_cpu" \
-    /usr/bin/python3 tests/bench/dns_bench.py --fedgslb "$fedgslb" --client-cpu "$client_cpu" "$@" &
-driver=$!
-status=0
-wait "$driver" || status=$?
-driver=
-exit "$status"
+# shellcheck source=tests/bench/bench_run.sh
+. tests/bench/bench_run.sh
+bench_run dns tests/bench/dns_bench.py --fedgslb "$fedgslb" "$@"

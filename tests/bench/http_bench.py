@@ -42,6 +42,9 @@ import tempfile
 import time
 import urllib.request
 
+from benchproc import (CLK_TCK, fmt, loadavg, log, run_captured, spawn, stop, stop_all,  # noqa: E402
+                       tree_cpu, tree_rss_kib)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
@@ -54,121 +57,15 @@ LABELS = {
 }
 BODY_BYTES = 1024
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
-# Processes (Popen) we started and have not reaped yet; stopped on any exit.
-_CHILDREN = []
-_PIDFILE = os.environ.get("FEDGSLB_BENCH_PIDFILE")
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- processes
 
 
-def note_pids():
-    """Keeps http_bench.sh's list of our live process groups current (its
-    EXIT trap kills what is left if this driver dies without cleaning up)."""
-    if _PIDFILE:
-        with open(_PIDFILE, "w") as f:
-            f.write("".join("%d\n" % p.pid for p in _CHILDREN))
-
-
-def spawn(argv, logpath, cpu):
-    """Starts @argv pinned to @cpu in its own process group."""
-    lf = open(logpath, "ab")
-    p = subprocess.Popen(
-        ["taskset", "-c", str(cpu)] + argv,
-        stdin=subprocess.DEVNULL,
-        stdout=lf,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    lf.close()
-    _CHILDREN.append(p)
-    note_pids()
-    return p
-
-
-def stop(p, grace=5.0):
-    """SIGTERM to the process group of @p, SIGKILL after @grace seconds."""
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
-    # nginx's worker may outlive its master
-    try:
-        os.killpg(p.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        p.wait(2)
-    except subprocess.TimeoutExpired:
-        pass
-    if p in _CHILDREN:
-        _CHILDREN.remove(p)
-        note_pids()
-
-
-def stop_all():
-    for p in list(_CHILDREN):
-        stop(p, grace=2.0)
-
-
-def proc_table():
-    """pid -> (ppid, utime+stime ticks, rss pages) for every process."""
-    table = {}
-    for ent in os.listdir("/proc"):
-        if not ent.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % ent) as f:
-                st = f.read()
-        except OSError:
-            continue
-        rest = st[st.rindex(")") + 2 :].split()
-        # rest[0] is field 3 (state): ppid = field 4, utime = 14, stime = 15, rss = 24
-        table[int(ent)] = (int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[21]))
-    return table
-
-
-def tree(root, table):
-    kids = {}
-    for pid, (ppid, _, _) in table.items():
-        kids.setdefault(ppid, []).append(pid)
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        if pid in table:
-            out.append(pid)
-            todo.extend(kids.get(pid, []))
-    return out
-
-
-def tree_cpu(root):
-    """pid -> CPU ticks (user+sys, all threads) of @root and its descendants
-    (taskset execs in place, so @root is the server itself; for nginx the
-    tree is the master and its worker)."""
-    t = proc_table()
-    return {pid: t[pid][1] for pid in tree(root, t)}
-
-
 def cpu_delta_ticks(before, after):
     # a process that exists only in @after started during the run: all its time counts
     return sum(after[p] - before.get(p, 0) for p in after)
-
-
-def tree_rss_kib(root):
-    t = proc_table()
-    return sum(t[pid][2] for pid in tree(root, t)) * PAGE_KIB
 
 
 # ---------------------------------------------------------------- configs
@@ -372,22 +269,11 @@ def parse_wrk(out):
 
 
 def run_wrk(port, a, duration_s):
-    argv = ["taskset", "-c", str(a.client_cpu), "wrk", "-t", str(a.threads), "-c", str(a.connections),
-            "-d", "%ds" % duration_s, "--latency", "http://127.0.0.1:%d/" % port]
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, start_new_session=True)
-    _CHILDREN.append(p)
-    note_pids()
-    try:
-        out, _ = p.communicate(timeout=duration_s + 30)
-    except subprocess.TimeoutExpired:
-        stop(p, grace=1.0)
-        raise RuntimeError("wrk did not finish within %d s" % (duration_s + 30))
-    _CHILDREN.remove(p)
-    note_pids()
-    text = out.decode("utf-8", "replace")
-    if p.returncode != 0:
-        raise RuntimeError("wrk exited with %d: %s" % (p.returncode, text.strip()[-200:]))
+    argv = ["wrk", "-t", str(a.threads), "-c", str(a.connections), "-d", "%ds" % duration_s,
+            "--latency", "http://127.0.0.1:%d/" % port]
+    code, text = run_captured(argv, a.client_cpu, duration_s + 30, "wrk")
+    if code != 0:
+        raise RuntimeError("wrk exited with %d: %s" % (code, text.strip()[-200:]))
     return text
 
 
@@ -446,10 +332,6 @@ def summarize(runs):
 
 
 # ---------------------------------------------------------------- report
-
-
-def fmt(v, spec):
-    return "-" if v is None else format(v, spec)
 
 
 def spread(vals):
@@ -560,14 +442,6 @@ def print_target(tgt, results):
 
 
 # ---------------------------------------------------------------- main
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return [float(x) for x in f.read().split()[:3]]
-    except OSError:
-        return None
 
 
 def tool_version(argv):
