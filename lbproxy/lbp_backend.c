@@ -30,6 +30,8 @@
 #include "common/cm_log.h"
 #include "common/cm_net.h"
 #include "common/cm_str.h"
+#include "common/cm_time.h"
+#include "lbproxy/lbp_io.h"
 
 #define EWMA_ALPHA      0.25
 #define WINDOW_SIZE     100u /* outcomes in the success window */
@@ -39,6 +41,12 @@
  * the gap every STALE_HALF_LIFE_MS: a backend that lost every choice after
  * one slow answer is tried again (it would otherwise never get a sample). */
 #define STALE_HALF_LIFE_MS 5000u
+
+/* An idle keep-alive connection to a backend, and when it went idle. */
+struct idle_conn {
+    struct lbp_io *io;
+    uint64_t since_ms;
+};
 
 /* Active check of one backend. */
 enum check_phase {
@@ -79,8 +87,9 @@ struct lbp_backend {
 
     struct backend_check check;
 
-    struct bufferevent **idle; /* owned connections, LIFO */
+    struct idle_conn *idle; /* owned connections, LIFO: oldest first */
     uint32_t idle_count, idle_cap;
+    struct event *idle_timer; /* owned or NULL: closes the expired ones */
 };
 
 struct lbp_pool {
@@ -109,10 +118,7 @@ static void check_schedule(struct lbp_backend *b, uint32_t delay_ms);
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return cm_mono_ms();
 }
 
 /* xorshift64*: small, fast, good enough for load balancing. */
@@ -199,8 +205,10 @@ static struct lbp_backend *backend_new(struct lbp_pool *pool, const struct cm_ad
 static void idle_close_all(struct lbp_backend *b)
 {
     for (uint32_t i = 0; i < b->idle_count; i++)
-        bufferevent_free(b->idle[i]);
+        lbp_io_free(b->idle[i].io);
     b->idle_count = 0;
+    if (b->idle_timer != NULL)
+        event_del(b->idle_timer);
 }
 
 static void check_stop(struct lbp_backend *b)
@@ -236,6 +244,8 @@ void lbp_backend_unref(struct lbp_backend *b)
     if (--b->refs > 0)
         return;
     backend_detach(b);
+    if (b->idle_timer != NULL)
+        event_free(b->idle_timer);
     free(b->idle);
     free(b);
 }
@@ -659,83 +669,124 @@ const char *lbp_backend_name(const struct lbp_backend *b)
 
 /* ---- idle connections --------------------------------------------------- */
 
-static void idle_remove(struct lbp_backend *b, struct bufferevent *bev)
+static void idle_remove(struct lbp_backend *b, struct lbp_io *io)
 {
     for (uint32_t i = 0; i < b->idle_count; i++) {
-        if (b->idle[i] == bev) {
+        if (b->idle[i].io == io) {
             memmove(&b->idle[i], &b->idle[i + 1], (b->idle_count - i - 1) * sizeof(b->idle[0]));
             b->idle_count--;
             break;
         }
     }
-    bufferevent_free(bev);
+    lbp_io_free(io);
 }
 
 /* An idle upstream must not speak: any byte (or EOF) closes it. */
-static void idle_read_cb(struct bufferevent *bev, void *arg)
+static void idle_read_cb(struct lbp_io *io, void *arg)
 {
-    idle_remove(arg, bev);
+    idle_remove(arg, io);
 }
 
-static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
+static void idle_event_cb(struct lbp_io *io, short what, void *arg)
 {
-    (void)what; /* EOF, error or the idle timeout: all close */
-    idle_remove(arg, bev);
+    (void)what; /* EOF or error: both close */
+    idle_remove(arg, io);
 }
 
-void lbp_backend_idle_put(struct lbp_backend *b, struct bufferevent *bev)
+static void idle_timer_arm(struct lbp_backend *b, uint64_t now)
 {
-    const struct lbp_pool_params *p;
+    uint64_t due, wait;
     struct timeval tv;
 
-    if (bev == NULL)
+    if (b->idle_count == 0 || b->pool == NULL)
+        return;
+    due = b->idle[0].since_ms + b->pool->params.idle_timeout_ms;
+    wait = due > now ? due - now : 0;
+    tv.tv_sec = (time_t)(wait / 1000u);
+    tv.tv_usec = (suseconds_t)(wait % 1000u) * 1000;
+    event_add(b->idle_timer, &tv);
+}
+
+/* The oldest idle connections are at the bottom: close those past the timeout. */
+static void idle_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct lbp_backend *b = arg;
+    uint64_t now = now_ms();
+    uint32_t n = 0;
+
+    (void)fd;
+    (void)what;
+    if (b->pool == NULL)
+        return;
+    while (n < b->idle_count && b->idle[n].since_ms + b->pool->params.idle_timeout_ms <= now)
+        lbp_io_free(b->idle[n++].io);
+    if (n > 0) {
+        memmove(&b->idle[0], &b->idle[n], (b->idle_count - n) * sizeof(b->idle[0]));
+        b->idle_count -= n;
+    }
+    idle_timer_arm(b, now);
+}
+
+void lbp_backend_idle_put(struct lbp_backend *b, struct lbp_io *io)
+{
+    const struct lbp_pool_params *p;
+
+    if (io == NULL)
         return;
     if (b->pool == NULL || b->ejected || !backend_check_up(b) ||
-        evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
-        bufferevent_free(bev);
+        evbuffer_get_length(lbp_io_input(io)) > 0) {
+        lbp_io_free(io);
         return;
     }
     p = &b->pool->params;
-    if (b->idle_count >= p->idle_max) {
-        bufferevent_free(bev);
+    if (b->idle_count >= p->idle_max || p->idle_timeout_ms == 0) {
+        lbp_io_free(io);
         return;
+    }
+    if (b->idle_timer == NULL) {
+        b->idle_timer = evtimer_new(b->base, idle_timer_cb, b);
+        if (b->idle_timer == NULL) {
+            lbp_io_free(io);
+            return;
+        }
     }
     if (b->idle_count == b->idle_cap) {
         uint32_t ncap = b->idle_cap == 0 ? 4u : b->idle_cap * 2u;
-        struct bufferevent **nv;
+        struct idle_conn *nv;
 
         if (ncap > p->idle_max)
             ncap = p->idle_max;
         nv = realloc(b->idle, ncap * sizeof(*nv));
         if (nv == NULL) {
-            bufferevent_free(bev);
+            lbp_io_free(io);
             return;
         }
         b->idle = nv;
         b->idle_cap = ncap;
     }
-    tv.tv_sec = p->idle_timeout_ms / 1000u;
-    tv.tv_usec = (suseconds_t)(p->idle_timeout_ms % 1000u) * 1000;
-    bufferevent_setcb(bev, idle_read_cb, NULL, idle_event_cb, b);
-    bufferevent_set_timeouts(bev, &tv, NULL);
-    bufferevent_enable(bev, EV_READ);
-    b->idle[b->idle_count++] = bev;
+    lbp_io_setcb(io, idle_read_cb, NULL, idle_event_cb, b);
+    lbp_io_read_enable(io, true);
+    b->idle[b->idle_count].io = io;
+    b->idle[b->idle_count].since_ms = now_ms();
+    if (b->idle_count++ == 0)
+        idle_timer_arm(b, b->idle[0].since_ms);
 }
 
-struct bufferevent *lbp_backend_idle_take(struct lbp_backend *b)
+struct lbp_io *lbp_backend_idle_take(struct lbp_backend *b)
 {
     while (b->idle_count > 0) {
-        struct bufferevent *bev = b->idle[--b->idle_count];
+        struct lbp_io *io = b->idle[--b->idle_count].io;
 
         /* Data or EOF that the loop has not delivered yet: not reusable. */
-        if (evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
-            bufferevent_free(bev);
+        if (evbuffer_get_length(lbp_io_input(io)) > 0) {
+            lbp_io_free(io);
             continue;
         }
-        bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-        bufferevent_set_timeouts(bev, NULL, NULL);
-        return bev;
+        lbp_io_setcb(io, NULL, NULL, NULL, NULL);
+        return io;
     }
+    if (b->idle_timer != NULL)
+        event_del(b->idle_timer);
     return NULL;
 }
 

@@ -10,7 +10,7 @@
  *        +- passive outlier state: consecutive failures -> ejected
  *        +- active check: the service's check (http/https/tcp) on its own
  *           timer, rise/fall hysteresis
- *        +- idle keep-alive connections (owned bufferevents)
+ *        +- idle keep-alive connections (owned lbp_io streams)
  *
  * Choice: power of two choices. Two distinct random candidates among the
  * available backends (active check up or unknown, not ejected, not
@@ -48,6 +48,7 @@
 
 struct cm_buf;
 struct lbp_backend;
+struct lbp_io;
 struct lbp_pool;
 
 struct lbp_pool_params {
@@ -151,8 +152,8 @@ const char *lbp_backend_name(const struct lbp_backend *b);
  * any read event (an idle upstream must not send), error, idle timeout, or
  * when over idle_max.
  */
-struct bufferevent *lbp_backend_idle_take(struct lbp_backend *b);
-void lbp_backend_idle_put(struct lbp_backend *b, struct bufferevent *bev);
+struct lbp_io *lbp_backend_idle_take(struct lbp_backend *b);
+void lbp_backend_idle_put(struct lbp_backend *b, struct lbp_io *io);
 
 void lbp_pool_get_stats(const struct lbp_pool *pool, struct lbp_pool_stats *out);
 /** Stats of backend @i (0 .. lbp_pool_size - 1) in a stable order. */

@@ -10,7 +10,7 @@
  *
  * The next pipelined request is parsed only once the previous response is
  * complete; its bytes wait in the client's input buffer. Bytes move between
- * buffers with evbuffer_remove_buffer (no copies); each side stops reading
+ * buffers with lbp_io_move (no copies); each side stops reading
  * while the other side's output is above LBP_HIGH_WM and resumes at
  * LBP_LOW_WM. One timer per connection, whose meaning follows the state.
  */
@@ -26,8 +26,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <openssl/ssl.h>
@@ -36,6 +34,7 @@
 #include "common/cm_log.h"
 #include "common/cm_lpm.h"
 #include "lbproxy/lbp_backend.h"
+#include "lbproxy/lbp_io.h"
 #include "lbproxy/lbp_proxy.h"
 #include "lbproxy/lbp_tls.h"
 
@@ -69,8 +68,8 @@ struct lbp_conn {
     struct lbp_site *site; /* reference */
     enum conn_state state;
     enum conn_timer timer_kind;
-    struct bufferevent *cli; /* owned */
-    struct bufferevent *up;  /* owned, NULL when none */
+    struct lbp_io *cli; /* owned */
+    struct lbp_io *up;  /* owned, NULL when none */
     struct event timer;
     struct lbp_http_msg req, resp;
     bool msgs_ready;
@@ -93,12 +92,12 @@ struct lbp_conn {
     char referer[LBP_UA_LOG];
 };
 
-static void cli_read_cb(struct bufferevent *bev, void *arg);
-static void cli_write_cb(struct bufferevent *bev, void *arg);
-static void cli_event_cb(struct bufferevent *bev, short what, void *arg);
-static void up_read_cb(struct bufferevent *bev, void *arg);
-static void up_write_cb(struct bufferevent *bev, void *arg);
-static void up_event_cb(struct bufferevent *bev, short what, void *arg);
+static void cli_read_cb(struct lbp_io *io, void *arg);
+static void cli_write_cb(struct lbp_io *io, void *arg);
+static void cli_event_cb(struct lbp_io *io, short what, void *arg);
+static void up_read_cb(struct lbp_io *io, void *arg);
+static void up_write_cb(struct lbp_io *io, void *arg);
+static void up_event_cb(struct lbp_io *io, short what, void *arg);
 static void try_head(struct lbp_conn *c);
 static void pump_request(struct lbp_conn *c);
 static void pump_response(struct lbp_conn *c);
@@ -133,7 +132,7 @@ static void timer_progress(struct lbp_conn *c)
 static void up_free(struct lbp_conn *c)
 {
     if (c->up != NULL)
-        bufferevent_free(c->up);
+        lbp_io_free(c->up);
     c->up = NULL;
     c->up_eof = false;
     c->up_paused = false;
@@ -161,7 +160,7 @@ static void conn_free(struct lbp_conn *c)
     be_release(c);
     up_free(c);
     if (c->cli != NULL)
-        bufferevent_free(c->cli);
+        lbp_io_free(c->cli);
     c->cli = NULL;
     event_del(&c->timer);
     c->site->lst->stats.conns_active--;
@@ -208,18 +207,14 @@ void lbp_conn_close(struct lbp_conn *c)
  */
 static void closing_flushed(struct lbp_conn *c)
 {
-    evutil_socket_t fd = bufferevent_getfd(c->cli);
-
-    if (c->lingering || c->tls || fd < 0) {
+    if (c->lingering || c->tls || lbp_io_shutdown_wr(c->cli) != CM_OK) {
         conn_free(c);
         return;
     }
     c->lingering = true;
-    shutdown(fd, SHUT_WR);
-    evbuffer_drain(bufferevent_get_input(c->cli),
-                   evbuffer_get_length(bufferevent_get_input(c->cli)));
-    bufferevent_setwatermark(c->cli, EV_READ, 0, 0);
-    bufferevent_enable(c->cli, EV_READ);
+    evbuffer_drain(lbp_io_input(c->cli), evbuffer_get_length(lbp_io_input(c->cli)));
+    lbp_io_set_read_max(c->cli, 0);
+    lbp_io_read_enable(c->cli, true);
     timer_set(c, T_CLOSING, 1000);
 }
 
@@ -229,13 +224,12 @@ static void start_closing(struct lbp_conn *c)
     be_end(c, LBP_OUTCOME_ABANDONED);
     up_free(c);
     c->state = CS_CLOSING;
-    if (evbuffer_get_length(bufferevent_get_output(c->cli)) == 0) {
+    if (lbp_io_output_len(c->cli) == 0) {
         closing_flushed(c);
         return;
     }
-    bufferevent_disable(c->cli, EV_READ);
-    bufferevent_setwatermark(c->cli, EV_WRITE, 0, 0);
-    bufferevent_enable(c->cli, EV_WRITE);
+    lbp_io_read_enable(c->cli, false);
+    lbp_io_set_write_low(c->cli, 0);
     timer_set(c, T_CLOSING, c->site->to.drain_ms > 1000 ? c->site->to.drain_ms : 1000);
 }
 
@@ -287,7 +281,7 @@ static void reply_error(struct lbp_conn *c, uint16_t status)
         c->answered = true;
         c->status = status;
         if (lbp_http_write_error(status, &c->out) == CM_OK) {
-            bufferevent_write(c->cli, c->out.data, c->out.len);
+            lbp_io_write(c->cli, c->out.data, c->out.len);
             st->bytes_out += c->out.len;
             c->resp_bytes += c->out.len;
         }
@@ -330,7 +324,7 @@ static void start_request(struct lbp_conn *c, const char *data)
 {
     struct lbp_site *s = c->site;
     struct lbp_http_fwd fwd = {.client_ip = c->client_ip, .keep_xff = c->trusted, .tls = c->tls};
-    struct evbuffer *in = bufferevent_get_input(c->cli);
+    struct evbuffer *in = lbp_io_input(c->cli);
 
     s->lst->stats.requests++;
     c->t_start_us = now_us();
@@ -356,7 +350,7 @@ static void start_request(struct lbp_conn *c, const char *data)
 
 static void try_head(struct lbp_conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->cli);
+    struct evbuffer *in = lbp_io_input(c->cli);
     size_t len = evbuffer_get_length(in);
     size_t cap = (size_t)c->site->lim.line_max + c->site->lim.header_bytes_max;
     unsigned char *data;
@@ -389,8 +383,7 @@ static void try_head(struct lbp_conn *c)
 /* Moves request body bytes while the upstream output has room. */
 static void pump_request(struct lbp_conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->cli);
-    struct evbuffer *out;
+    struct evbuffer *in = lbp_io_input(c->cli);
     struct evbuffer_iovec v;
     size_t used;
     bool moved = false;
@@ -398,12 +391,11 @@ static void pump_request(struct lbp_conn *c)
 
     if (c->req_done || c->up == NULL || c->state != CS_EXCHANGE)
         return;
-    out = bufferevent_get_output(c->up);
-    while (!c->req_done && evbuffer_get_length(out) < LBP_HIGH_WM &&
+    while (!c->req_done && lbp_io_output_len(c->up) < LBP_HIGH_WM &&
            evbuffer_peek(in, -1, NULL, &v, 1) > 0) {
         rc = lbp_http_body_feed(&c->req, v.iov_base, v.iov_len, &used);
         if (used > 0) {
-            evbuffer_remove_buffer(in, out, used);
+            lbp_io_move(c->up, in, used);
             c->req_bytes += used;
             c->site->lst->stats.bytes_in += used;
             c->body_sent = true;
@@ -420,8 +412,8 @@ static void pump_request(struct lbp_conn *c)
     }
     if (moved)
         timer_progress(c);
-    if (!c->req_done && evbuffer_get_length(out) >= LBP_HIGH_WM) {
-        bufferevent_disable(c->cli, EV_READ);
+    if (!c->req_done && lbp_io_output_len(c->up) >= LBP_HIGH_WM) {
+        lbp_io_read_enable(c->cli, false);
         c->cli_paused = true;
     }
 }
@@ -443,22 +435,13 @@ static void send_head(struct lbp_conn *c)
     lbp_http_msg_reset(&c->resp);
     c->resp.skip_body = c->req.parser.method == HTTP_HEAD;
     c->resp_started = c->resp_head_done = c->resp_done = false;
-    bufferevent_write(c->up, c->head.data, c->head.len);
-    bufferevent_setwatermark(c->up, EV_WRITE, LBP_LOW_WM, 0);
-    bufferevent_setwatermark(c->up, EV_READ, 0, LBP_HIGH_WM);
-    bufferevent_setcb(c->up, up_read_cb, up_write_cb, up_event_cb, c);
-    bufferevent_enable(c->up, EV_READ | EV_WRITE);
+    lbp_io_write(c->up, c->head.data, c->head.len);
+    lbp_io_set_write_low(c->up, LBP_LOW_WM);
+    lbp_io_set_read_max(c->up, LBP_HIGH_WM);
+    lbp_io_setcb(c->up, up_read_cb, up_write_cb, up_event_cb, c);
+    lbp_io_read_enable(c->up, true);
     timer_set(c, T_RESPONSE, s->to.response_ms);
     pump_request(c);
-}
-
-static void set_nodelay(struct bufferevent *bev)
-{
-    int one = 1;
-    evutil_socket_t fd = bufferevent_getfd(bev);
-
-    if (fd >= 0)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 static void retry_or_fail(struct lbp_conn *c, enum lbp_outcome o);
@@ -467,6 +450,7 @@ static void connect_upstream(struct lbp_conn *c)
 {
     const struct sockaddr *sa;
     socklen_t salen;
+    int rc;
 
     /* Reuse idle connections only for requests that can be retried: a
      * reset of a reused connection must never lose a POST. */
@@ -479,21 +463,21 @@ static void connect_upstream(struct lbp_conn *c)
         }
     }
     c->up_reused = false;
-    c->up = bufferevent_socket_new(c->px->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (c->up == NULL) {
-        reply_error(c, 503);
-        return;
-    }
-    bufferevent_setcb(c->up, NULL, NULL, up_event_cb, c);
     c->state = CS_CONNECT;
     sa = lbp_backend_sockaddr(c->be, &salen);
     lbp_backend_begin(c->be);
     c->be_open = true;
-    if (bufferevent_socket_connect(c->up, sa, (int)salen) != 0) {
+    rc = lbp_io_connect(c->px->base, sa, salen, &c->up);
+    if (rc == CM_ENOMEM) {
+        be_end(c, LBP_OUTCOME_ABANDONED);
+        reply_error(c, 503);
+        return;
+    }
+    if (rc != CM_OK) {
         retry_or_fail(c, LBP_OUTCOME_CONNECT);
         return;
     }
-    set_nodelay(c->up);
+    lbp_io_setcb(c->up, NULL, NULL, up_event_cb, c);
     timer_set(c, T_CONNECT, c->site->to.connect_ms);
 }
 
@@ -539,8 +523,8 @@ static void response_head(struct lbp_conn *c, const char *data)
         /* Interim (100 Continue): forward and wait for the final head. */
         if (!http10 &&
             lbp_http_write_response(&c->resp, data, false, false, false, &c->out) == CM_OK)
-            bufferevent_write(c->cli, c->out.data, c->out.len);
-        evbuffer_drain(bufferevent_get_input(c->up), c->resp.head_len);
+            lbp_io_write(c->cli, c->out.data, c->out.len);
+        evbuffer_drain(lbp_io_input(c->up), c->resp.head_len);
         lbp_http_msg_reset(&c->resp);
         c->resp.skip_body = c->req.parser.method == HTTP_HEAD;
         return;
@@ -556,17 +540,17 @@ static void response_head(struct lbp_conn *c, const char *data)
         retry_or_fail(c, LBP_OUTCOME_RESET);
         return;
     }
-    bufferevent_write(c->cli, c->out.data, c->out.len);
+    lbp_io_write(c->cli, c->out.data, c->out.len);
     c->resp_bytes += c->out.len;
     c->site->lst->stats.bytes_out += c->out.len;
-    evbuffer_drain(bufferevent_get_input(c->up), c->resp.head_len);
+    evbuffer_drain(lbp_io_input(c->up), c->resp.head_len);
     timer_set(c, T_STREAM, c->site->to.idle_ms);
     if (tunnel) {
         be_end(c, LBP_OUTCOME_OK);
         c->state = CS_TUNNEL;
         c->close_after = true;
         log_request(c);
-        bufferevent_enable(c->cli, EV_READ);
+        lbp_io_read_enable(c->cli, true);
         c->cli_paused = false;
         cli_read_cb(c->cli, c);
         if (c->state == CS_TUNNEL)
@@ -578,18 +562,17 @@ static void response_head(struct lbp_conn *c, const char *data)
 
 static void pump_response(struct lbp_conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->up);
-    struct evbuffer *out = bufferevent_get_output(c->cli);
+    struct evbuffer *in = lbp_io_input(c->up);
     struct evbuffer_iovec v;
     size_t used;
     bool moved = false;
     int rc;
 
-    while (!c->resp_done && evbuffer_get_length(out) < LBP_HIGH_WM &&
+    while (!c->resp_done && lbp_io_output_len(c->cli) < LBP_HIGH_WM &&
            evbuffer_peek(in, -1, NULL, &v, 1) > 0) {
         rc = lbp_http_body_feed(&c->resp, v.iov_base, v.iov_len, &used);
         if (used > 0) {
-            evbuffer_remove_buffer(in, out, used);
+            lbp_io_move(c->cli, in, used);
             c->resp_bytes += used;
             c->site->lst->stats.bytes_out += used;
             moved = true;
@@ -615,8 +598,8 @@ static void pump_response(struct lbp_conn *c)
         }
         c->resp_done = true;
     }
-    if (!c->resp_done && evbuffer_get_length(out) >= LBP_HIGH_WM && c->up != NULL) {
-        bufferevent_disable(c->up, EV_READ);
+    if (!c->resp_done && lbp_io_output_len(c->cli) >= LBP_HIGH_WM && c->up != NULL) {
+        lbp_io_read_enable(c->up, false);
         c->up_paused = true;
     }
     if (c->resp_done && c->req_done)
@@ -632,9 +615,9 @@ static void finish_exchange(struct lbp_conn *c)
 
     be_end(c, c->status >= 500 ? LBP_OUTCOME_5XX : LBP_OUTCOME_OK);
     reuse = c->up != NULL && !c->up_eof && lbp_http_keep_alive(&c->resp) &&
-            !lbp_http_until_eof(&c->resp) && evbuffer_get_length(bufferevent_get_input(c->up)) == 0;
+            !lbp_http_until_eof(&c->resp) && evbuffer_get_length(lbp_io_input(c->up)) == 0;
     if (reuse) {
-        bufferevent_setcb(c->up, NULL, NULL, NULL, NULL);
+        lbp_io_setcb(c->up, NULL, NULL, NULL, NULL);
         lbp_backend_idle_put(c->be, c->up);
         c->up = NULL;
     } else {
@@ -657,10 +640,10 @@ static void finish_exchange(struct lbp_conn *c)
     c->latency_us = 0;
     c->req_bytes = c->resp_bytes = 0;
     if (c->cli_paused) {
-        bufferevent_enable(c->cli, EV_READ);
+        lbp_io_read_enable(c->cli, true);
         c->cli_paused = false;
     }
-    in = bufferevent_get_input(c->cli);
+    in = lbp_io_input(c->cli);
     if (evbuffer_get_length(in) > 0) {
         timer_set(c, T_HEADER, c->site->to.header_ms);
         try_head(c);
@@ -671,17 +654,17 @@ static void finish_exchange(struct lbp_conn *c)
 
 /* ---- tunnel ---------------------------------------------------------------------- */
 
-static void tunnel_move(struct lbp_conn *c, struct bufferevent *from, struct bufferevent *to)
+static void tunnel_move(struct lbp_conn *c, struct lbp_io *from, struct lbp_io *to)
 {
-    struct evbuffer *in = bufferevent_get_input(from), *out = bufferevent_get_output(to);
+    struct evbuffer *in = lbp_io_input(from);
     size_t n = evbuffer_get_length(in);
 
     if (n > 0) {
-        evbuffer_add_buffer(out, in);
+        lbp_io_move(to, in, n);
         timer_progress(c);
     }
-    if (evbuffer_get_length(out) >= LBP_HIGH_WM) {
-        bufferevent_disable(from, EV_READ);
+    if (lbp_io_output_len(to) >= LBP_HIGH_WM) {
+        lbp_io_read_enable(from, false);
         if (from == c->cli)
             c->cli_paused = true;
         else
@@ -691,11 +674,11 @@ static void tunnel_move(struct lbp_conn *c, struct bufferevent *from, struct buf
 
 /* ---- callbacks ------------------------------------------------------------------- */
 
-static void cli_read_cb(struct bufferevent *bev, void *arg)
+static void cli_read_cb(struct lbp_io *io, void *arg)
 {
     struct lbp_conn *c = arg;
 
-    (void)bev;
+    (void)io;
     switch (c->state) {
     case CS_HEAD:
         try_head(c);
@@ -708,27 +691,26 @@ static void cli_read_cb(struct bufferevent *bev, void *arg)
         break;
     case CS_CLOSING:
         if (c->lingering)
-            evbuffer_drain(bufferevent_get_input(c->cli),
-                           evbuffer_get_length(bufferevent_get_input(c->cli)));
+            evbuffer_drain(lbp_io_input(c->cli), evbuffer_get_length(lbp_io_input(c->cli)));
         break;
     default:
         break;
     }
 }
 
-static void cli_write_cb(struct bufferevent *bev, void *arg)
+static void cli_write_cb(struct lbp_io *io, void *arg)
 {
     struct lbp_conn *c = arg;
 
-    (void)bev;
+    (void)io;
     if (c->state == CS_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(c->cli)) == 0)
+        if (lbp_io_output_len(c->cli) == 0)
             closing_flushed(c);
         return;
     }
     if (c->up_paused && c->up != NULL) {
         c->up_paused = false;
-        bufferevent_enable(c->up, EV_READ);
+        lbp_io_read_enable(c->up, true);
         if (c->state == CS_TUNNEL)
             tunnel_move(c, c->up, c->cli);
         else if (c->state == CS_EXCHANGE && c->resp_head_done)
@@ -738,38 +720,37 @@ static void cli_write_cb(struct bufferevent *bev, void *arg)
     }
 }
 
-static void cli_event_cb(struct bufferevent *bev, short what, void *arg)
+static void cli_event_cb(struct lbp_io *io, short what, void *arg)
 {
     struct lbp_conn *c = arg;
 
-    (void)bev;
-    if (what & BEV_EVENT_CONNECTED)
+    (void)io;
+    if (what & LBP_IO_CONNECTED)
         return; /* TLS handshake done */
-    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && c->state == CS_EXCHANGE &&
-        c->req_done) {
+    if ((what & LBP_IO_EOF) && (what & LBP_IO_READING) && c->state == CS_EXCHANGE && c->req_done) {
         /* Half close after a complete request: answer, then close. */
         c->cli_eof = true;
         c->close_after = true;
-        bufferevent_disable(c->cli, EV_READ);
+        lbp_io_read_enable(c->cli, false);
         return;
     }
-    if (c->state == CS_HEAD && evbuffer_get_length(bufferevent_get_input(c->cli)) == 0 &&
-        (what & BEV_EVENT_EOF)) {
+    if (c->state == CS_HEAD && evbuffer_get_length(lbp_io_input(c->cli)) == 0 &&
+        (what & LBP_IO_EOF)) {
         conn_free(c);
         return;
     }
-    if (c->state == CS_TUNNEL && (what & BEV_EVENT_EOF) && c->up != NULL) {
+    if (c->state == CS_TUNNEL && (what & LBP_IO_EOF) && c->up != NULL) {
         tunnel_move(c, c->cli, c->up);
-        bufferevent_flush(c->up, EV_WRITE, BEV_FINISHED);
+        lbp_io_write_now(c->up);
     }
     be_end(c, LBP_OUTCOME_ABANDONED);
     conn_free(c);
 }
 
-static void up_read_cb(struct bufferevent *bev, void *arg)
+static void up_read_cb(struct lbp_io *io, void *arg)
 {
     struct lbp_conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = lbp_io_input(io);
     size_t cap = (size_t)c->site->lim.line_max + c->site->lim.header_bytes_max, len;
     unsigned char *data;
     int rc;
@@ -804,27 +785,27 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
         pump_response(c);
 }
 
-static void up_write_cb(struct bufferevent *bev, void *arg)
+static void up_write_cb(struct lbp_io *io, void *arg)
 {
     struct lbp_conn *c = arg;
 
-    (void)bev;
+    (void)io;
     if (!c->cli_paused)
         return;
     c->cli_paused = false;
-    bufferevent_enable(c->cli, EV_READ);
+    lbp_io_read_enable(c->cli, true);
     if (c->state == CS_TUNNEL)
         tunnel_move(c, c->cli, c->up);
     else
         pump_request(c);
 }
 
-static void up_event_cb(struct bufferevent *bev, short what, void *arg)
+static void up_event_cb(struct lbp_io *io, short what, void *arg)
 {
     struct lbp_conn *c = arg;
 
-    (void)bev;
-    if (what & BEV_EVENT_CONNECTED) {
+    (void)io;
+    if (what & LBP_IO_CONNECTED) {
         event_del(&c->timer);
         send_head(c);
         return;
@@ -841,13 +822,13 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (c->state != CS_EXCHANGE)
         return;
-    if (!c->resp_started && evbuffer_get_length(bufferevent_get_input(c->up)) == 0) {
+    if (!c->resp_started && evbuffer_get_length(lbp_io_input(c->up)) == 0) {
         retry_or_fail(c, LBP_OUTCOME_RESET);
         return;
     }
-    if (c->resp_head_done && (what & BEV_EVENT_EOF)) {
+    if (c->resp_head_done && (what & LBP_IO_EOF)) {
         c->up_eof = true;
-        bufferevent_disable(c->up, EV_READ);
+        lbp_io_read_enable(c->up, false);
         pump_response(c);
         return;
     }
@@ -871,7 +852,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     switch (kind) {
     case T_HEADER:
         c->site->lst->stats.timeouts++;
-        if (evbuffer_get_length(bufferevent_get_input(c->cli)) > 0 || c->req.parsed > 0) {
+        if (evbuffer_get_length(lbp_io_input(c->cli)) > 0 || c->req.parsed > 0) {
             c->site->lst->stats.requests++;
             reply_error(c, 408);
         } else {
@@ -1000,16 +981,11 @@ int lbp_conn_accept(struct lbp_proxy *px, struct lbp_site *site, int fd, const s
     if (c->tls) {
         SSL *ssl = lbp_tls_new_ssl(site->tls);
 
-        c->cli = ssl == NULL
-                     ? NULL
-                     : bufferevent_openssl_socket_new(px->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                      BEV_OPT_CLOSE_ON_FREE);
+        c->cli = ssl == NULL ? NULL : lbp_io_new_tls(px->base, fd, ssl);
         if (c->cli == NULL && ssl != NULL)
             SSL_free(ssl);
-        if (c->cli != NULL)
-            bufferevent_openssl_set_allow_dirty_shutdown(c->cli, 1);
     } else {
-        c->cli = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        c->cli = lbp_io_new(px->base, fd);
     }
     TAILQ_INSERT_TAIL(&px->conns, c, link);
     px->conn_count++;
@@ -1022,11 +998,9 @@ int lbp_conn_accept(struct lbp_proxy *px, struct lbp_site *site, int fd, const s
         return CM_ENOMEM;
     }
     c->state = CS_HEAD;
-    bufferevent_setcb(c->cli, cli_read_cb, cli_write_cb, cli_event_cb, c);
-    bufferevent_setwatermark(c->cli, EV_READ, 0,
-                             (size_t)site->lim.line_max + site->lim.header_bytes_max + 16384);
-    bufferevent_setwatermark(c->cli, EV_WRITE, LBP_LOW_WM, 0);
-    bufferevent_enable(c->cli, EV_READ | EV_WRITE);
+    lbp_io_setcb(c->cli, cli_read_cb, cli_write_cb, cli_event_cb, c);
+    lbp_io_set_read_max(c->cli, (size_t)site->lim.line_max + site->lim.header_bytes_max + 16384);
+    lbp_io_set_write_low(c->cli, LBP_LOW_WM);
     timer_set(c, T_HEADER, site->to.header_ms);
     return CM_OK;
 }
@@ -1038,7 +1012,7 @@ struct lbp_conn *lbp_conn_next(struct lbp_conn *c)
 
 void lbp_conn_drain(struct lbp_conn *c)
 {
-    if (c->state == CS_HEAD && evbuffer_get_length(bufferevent_get_input(c->cli)) == 0) {
+    if (c->state == CS_HEAD && evbuffer_get_length(lbp_io_input(c->cli)) == 0) {
         conn_free(c);
         return;
     }

@@ -33,6 +33,7 @@
 #include "common/cm_net.h"
 #include "common/cm_str.h"
 #include "lbproxy/lbp_backend.h"
+#include "lbproxy/lbp_io.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -467,12 +468,12 @@ struct conn_wait {
     bool connected, failed;
 };
 
-static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+static void conn_event_cb(struct lbp_io *io, short what, void *arg)
 {
     struct conn_wait *w = arg;
 
-    (void)bev;
-    if (what & BEV_EVENT_CONNECTED)
+    (void)io;
+    if (what & LBP_IO_CONNECTED)
         w->connected = true;
     else
         w->failed = true;
@@ -485,41 +486,39 @@ static bool conn_done(void *arg)
     return w->connected || w->failed;
 }
 
-/* A connected bufferevent to "ip:port" @name. */
-static struct bufferevent *connect_name(struct event_base *base, const char *name)
+/* A connected stream to "ip:port" @name. */
+static struct lbp_io *connect_name(struct event_base *base, const char *name)
 {
     struct cm_addr a;
     struct conn_wait w = {false, false};
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    struct lbp_io *io = NULL;
 
-    assert_non_null(bev);
     assert_int_equal(cm_addr_parse(name, 0, &a), CM_OK);
-    bufferevent_setcb(bev, NULL, NULL, conn_event_cb, &w);
-    assert_int_equal(bufferevent_socket_connect(bev, (struct sockaddr *)&a.ss, (int)a.len), 0);
+    assert_int_equal(lbp_io_connect(base, (struct sockaddr *)&a.ss, a.len, &io), CM_OK);
+    lbp_io_setcb(io, NULL, NULL, conn_event_cb, &w);
     assert_true(run_until(base, conn_done, &w, 5000));
     assert_true(w.connected);
-    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-    return bev;
+    lbp_io_setcb(io, NULL, NULL, NULL, NULL);
+    return io;
 }
 
-/* A connected bufferevent to @lfd's address; *peer is the accepted end. */
-static struct bufferevent *connect_to(struct event_base *base, int lfd, int *peer)
+/* A connected stream to @lfd's address; *peer is the accepted end. */
+static struct lbp_io *connect_to(struct event_base *base, int lfd, int *peer)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     struct conn_wait w = {false, false};
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    struct lbp_io *io = NULL;
 
-    assert_non_null(bev);
     assert_int_equal(getsockname(lfd, (struct sockaddr *)&ss, &len), 0);
-    bufferevent_setcb(bev, NULL, NULL, conn_event_cb, &w);
-    assert_int_equal(bufferevent_socket_connect(bev, (struct sockaddr *)&ss, (int)len), 0);
+    assert_int_equal(lbp_io_connect(base, (struct sockaddr *)&ss, len, &io), CM_OK);
+    lbp_io_setcb(io, NULL, NULL, conn_event_cb, &w);
     assert_true(run_until(base, conn_done, &w, 5000));
     assert_true(w.connected);
-    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    lbp_io_setcb(io, NULL, NULL, NULL, NULL);
     *peer = accept(lfd, NULL, NULL);
     assert_true(*peer >= 0);
-    return bev;
+    return io;
 }
 
 struct idle_wait {
@@ -545,7 +544,7 @@ static void test_idle_put_take(void **state)
     struct lbp_pool_params p;
     struct lbp_pool *pool;
     struct lbp_backend *b;
-    struct bufferevent *c1, *c2, *c3;
+    struct lbp_io *c1, *c2, *c3;
     struct lbp_backend_stats s;
     int p1, p2, p3;
 
@@ -586,8 +585,16 @@ static void test_idle_put_take(void **state)
     lbp_backend_idle_put(b, c1);
     c2 = lbp_backend_idle_take(b);
     assert_ptr_equal(c2, c1);
-    assert_int_equal(bufferevent_write(c2, "ping", 4), 0);
-    bufferevent_free(c2);
+    assert_int_equal(lbp_io_write(c2, "ping", 4), CM_OK);
+    lbp_io_write_now(c2);
+    assert_int_equal(lbp_io_output_len(c2), 0);
+    {
+        char got[4];
+
+        assert_int_equal(read(p1, got, sizeof(got)), 4);
+        assert_memory_equal(got, "ping", 4);
+    }
+    lbp_io_free(c2);
 
     close(p1);
     close(p2);
