@@ -31,13 +31,31 @@ static int on_first(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* The request or status line ended before @off (its CRLF included). */
+static int line_end(http_parser *p, uint32_t off)
+{
+    struct lbp_http_msg *m = msg_of(p);
+
+    m->line_done = true;
+    m->line_len = off >= 2 ? off - 2 : 0;
+    if (m->line_len > m->lim.line_max) {
+        m->status = p->type == HTTP_REQUEST ? 414 : 502;
+        return 1;
+    }
+    return 0;
+}
+
 static int on_field(http_parser *p, const char *at, size_t len)
 {
     struct lbp_http_msg *m = msg_of(p);
-    uint32_t off = (uint32_t)(at - m->base);
+    uint32_t off;
     struct lbp_http_hdr *h;
 
-    m->line_done = true;
+    if (m->headers_done)
+        return 0; /* trailer fields: passed through with the chunked body */
+    off = (uint32_t)(at - m->base);
+    if (!m->line_done && line_end(p, off) != 0)
+        return 1;
     if (m->hdr_count == 0 || m->in_value) {
         if (m->hdr_count >= m->lim.header_count_max) {
             m->status = p->type == HTTP_REQUEST ? 431 : 502;
@@ -56,11 +74,12 @@ static int on_field(http_parser *p, const char *at, size_t len)
 static int on_value(http_parser *p, const char *at, size_t len)
 {
     struct lbp_http_msg *m = msg_of(p);
-    uint32_t off = (uint32_t)(at - m->base);
+    uint32_t off;
     struct lbp_http_hdr *h;
 
-    if (m->hdr_count == 0)
+    if (m->hdr_count == 0 || m->headers_done)
         return 0;
+    off = (uint32_t)(at - m->base);
     h = &m->hdrs[m->hdr_count - 1];
     if (!m->in_value) {
         h->val_off = off;
@@ -74,20 +93,49 @@ static int on_headers_complete(http_parser *p)
 {
     struct lbp_http_msg *m = msg_of(p);
 
+    unsigned status = p->status_code;
+
     m->headers_done = true;
     http_parser_pause(p, 1);
+    /* 1xx, 204 and 304 end with their head whatever their framing headers
+     * say (RFC 9112 section 6.3); so does the answer to HEAD. */
+    if (p->type == HTTP_RESPONSE && (status / 100 == 1 || status == 204 || status == 304))
+        return 1;
     return m->skip_body ? 1 : 0;
+}
+
+/*
+ * The CRLF that must follow chunk data: libhttp-parser (non-strict, as
+ * Debian builds it) skips those two bytes unchecked, and a backend that reads
+ * them differently would frame the body differently. @q .. m->feed_end are
+ * the bytes after the data that are at hand; the rest is checked at the start
+ * of the next lbp_http_body_feed().
+ */
+static bool chunk_crlf(struct lbp_http_msg *m, const char *q)
+{
+    while (m->crlf_left > 0 && q < m->feed_end) {
+        if (*q++ != "\r\n"[2 - m->crlf_left])
+            return false;
+        m->crlf_left--;
+    }
+    return true;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct lbp_http_msg *m = msg_of(p);
 
-    (void)at;
     m->body_bytes += len;
     if (m->body_bytes > m->lim.body_max) {
         m->status = 413;
         return 1;
+    }
+    if ((p->flags & F_CHUNKED) && p->content_length == 0 && m->feed_end != NULL) {
+        m->crlf_left = 2;
+        if (!chunk_crlf(m, at + len)) {
+            m->status = p->type == HTTP_REQUEST ? 400 : 502;
+            return 1;
+        }
     }
     return 0;
 }
@@ -234,14 +282,45 @@ static void expect_token(struct lbp_http_msg *m, const char *data, const char *t
         m->expect_continue = true;
 }
 
+/* tchar (RFC 9110 section 5.6.2): what a field name is made of. */
+static bool is_tchar(unsigned char c)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c != '\0' && memchr(extra, c, sizeof(extra) - 1) != NULL);
+}
+
+/*
+ * A field line the parser let through but a strict peer would read
+ * differently: a name with anything but tchar (whitespace before the colon,
+ * RFC 9112 section 5.1), or a value holding CR or LF (obs-fold, section 5.2).
+ * Rejected rather than repaired.
+ */
+static bool field_ok(const char *data, const struct lbp_http_hdr *h)
+{
+    const unsigned char *n = (const unsigned char *)data + h->name_off;
+
+    if (h->name_len == 0)
+        return false;
+    for (uint32_t i = 0; i < h->name_len; i++) {
+        if (!is_tchar(n[i]))
+            return false;
+    }
+    return memchr(data + h->val_off, '\n', h->val_len) == NULL &&
+           memchr(data + h->val_off, '\r', h->val_len) == NULL;
+}
+
 /* Marks hop-by-hop headers and reads the framing ones; false on smuggling shapes. */
 static bool analyze(struct lbp_http_msg *m, const char *data)
 {
-    bool host = false;
+    unsigned hosts = 0;
 
     for (uint32_t i = 0; i < m->hdr_count; i++) {
         struct lbp_http_hdr *h = &m->hdrs[i];
 
+        if (!field_ok(data, h))
+            return false;
         h->kind = classify(data + h->name_off, h->name_len);
         switch (h->kind) {
         case LBP_H_CONNECTION:
@@ -262,7 +341,7 @@ static bool analyze(struct lbp_http_msg *m, const char *data)
             m->xff_count++;
             break;
         case LBP_H_HOST:
-            host = true;
+            hosts++;
             break;
         default:
             break;
@@ -276,9 +355,9 @@ static bool analyze(struct lbp_http_msg *m, const char *data)
     }
     if (m->cl_count > 1 || (m->cl_count > 0 && m->te_count > 0) || m->te_count > 1)
         return false;
-    /* HTTP/1.1 requests must name a host (RFC 9112 section 3.2). */
-    if (m->parser.type == HTTP_REQUEST && !host && m->parser.http_major == 1 &&
-        m->parser.http_minor >= 1)
+    /* HTTP/1.1 requests name exactly one host (RFC 9112 section 3.2). */
+    if (m->parser.type == HTTP_REQUEST &&
+        (hosts > 1 || (hosts == 0 && m->parser.http_major == 1 && m->parser.http_minor >= 1)))
         return false;
     return true;
 }
@@ -323,6 +402,8 @@ int lbp_http_head_parse(struct lbp_http_msg *m, const char *data, size_t len)
         if (HTTP_PARSER_ERRNO(&m->parser) == HPE_PAUSED)
             http_parser_pause(&m->parser, 0);
         m->head_len = (uint32_t)m->parsed;
+        if (!m->line_done && line_end(&m->parser, m->head_len - 2) != 0)
+            return fail(m, m->status);
         if (!analyze(m, data))
             return fail(m, bad_status(m));
         if (m->parser.type == HTTP_REQUEST && m->parser.content_length != ULLONG_MAX &&
@@ -336,7 +417,7 @@ int lbp_http_head_parse(struct lbp_http_msg *m, const char *data, size_t len)
     m->base = NULL;
     if (HTTP_PARSER_ERRNO(&m->parser) != HPE_OK)
         return fail(m, bad_status(m));
-    if (m->parsed >= cap || (!m->line_done && m->parsed > m->lim.line_max))
+    if (m->parsed >= cap || (!m->line_done && m->parsed > (size_t)m->lim.line_max + 2))
         return fail(m, !m->line_done && m->parser.type == HTTP_REQUEST
                            ? (m->first_len > 0 ? 414 : 400)
                            : (m->parser.type == HTTP_REQUEST ? 431 : 502));
@@ -352,7 +433,13 @@ int lbp_http_body_feed(struct lbp_http_msg *m, const char *data, size_t len, siz
         return LBP_HTTP_DONE;
     if (len == 0)
         return LBP_HTTP_MORE;
+    m->feed_end = data + len;
+    if (m->crlf_left > 0 && !chunk_crlf(m, data)) {
+        m->feed_end = NULL;
+        return fail(m, bad_status(m));
+    }
     n = http_parser_execute(&m->parser, &head_settings, data, len);
+    m->feed_end = NULL;
     *consumed = n;
     if (m->message_done) {
         http_parser_pause(&m->parser, 0);

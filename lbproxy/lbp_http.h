@@ -53,8 +53,8 @@ struct lbp_http_hdr {
 };
 
 struct lbp_http_limits {
-    uint32_t line_max;         /* request/status line bytes (414) */
-    uint32_t header_bytes_max; /* header section bytes (431) */
+    uint32_t line_max;         /* request/status line bytes, CRLF excluded (414) */
+    uint32_t header_bytes_max; /* the head may be line_max + header_bytes_max bytes (431) */
     uint32_t header_count_max; /* header lines (431) */
     uint64_t body_max;         /* request body bytes (413); UINT64_MAX = none */
 };
@@ -62,7 +62,7 @@ struct lbp_http_limits {
 enum lbp_http_rc {
     LBP_HTTP_MORE = 0,  /* need more bytes */
     LBP_HTTP_DONE = 1,  /* head complete (head_parse) / message complete (body_feed) */
-    LBP_HTTP_ERROR = -1 /* m->status says which reply (400, 413, 414, 431, 501, 502) */
+    LBP_HTTP_ERROR = -1 /* m->status says which reply (400, 405, 413, 414, 431, 501, 502) */
 };
 
 struct lbp_http_msg {
@@ -74,6 +74,9 @@ struct lbp_http_msg {
     uint32_t hdr_count;
     uint32_t first_off, first_len; /* request: URL; response: reason phrase */
     uint32_t head_len;             /* valid once the head is complete */
+    uint32_t line_len;             /* request/status line, once line_done */
+    const char *feed_end;          /* private: end of the bytes of a body_feed call */
+    uint8_t crlf_left;             /* private: CRLF bytes still due after chunk data */
     uint64_t body_bytes;           /* body bytes seen (chunk framing excluded) */
     uint16_t status;               /* error reply chosen on LBP_HTTP_ERROR */
     uint8_t cl_count, te_count, xff_count;
