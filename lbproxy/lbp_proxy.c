@@ -234,22 +234,6 @@ static int trusted_build(const struct cm_conf_proxy *pc, struct cm_lpm **out)
     return CM_OK;
 }
 
-static int tls_build(const struct cm_conf_proxy_listen *l, struct lbp_tls **out, char *err,
-                     size_t errlen)
-{
-    struct lbp_tls_cert certs[256];
-    size_t n = l->tls.certificate_count < 256 ? l->tls.certificate_count : 256;
-
-    *out = NULL;
-    if (!l->tls.enabled)
-        return CM_OK;
-    for (size_t i = 0; i < n; i++) {
-        certs[i].cert_file = l->tls.certificates[i].cert;
-        certs[i].key_file = l->tls.certificates[i].key;
-    }
-    return lbp_tls_new(certs, n, out, err, errlen);
-}
-
 static struct lbp_site *site_new(struct lbp_proxy *px, const struct cm_conf *conf, size_t idx,
                                  struct lbp_listener *lst, struct lbp_poolref *pr, char *err,
                                  size_t errlen)
@@ -280,7 +264,7 @@ static struct lbp_site *site_new(struct lbp_proxy *px, const struct cm_conf *con
     cm_strlcpy(s->service, conf->services[l->service].key, sizeof(s->service));
     rc = trusted_build(pc, &s->trusted);
     if (rc == CM_OK)
-        rc = tls_build(l, &s->tls, err, errlen);
+        rc = lbp_tls_from_listen(l, idx, &s->tls, err, errlen);
     else
         snprintf(err, errlen, "out of memory");
     if (rc != CM_OK) {

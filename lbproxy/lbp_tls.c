@@ -23,6 +23,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_str.h"
@@ -369,7 +370,7 @@ static int load_key(SSL_CTX *ctx, const struct lbp_tls_cert *c, char *err, size_
     if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
         ERR_clear_error();
         rc = CM_ECONFIG;
-        snprintf(err, errlen, "%s: does not match %s", c->key_file, c->cert_file);
+        snprintf(err, errlen, "%s: key does not match certificate %s", c->key_file, c->cert_file);
         goto out;
     }
 out:
@@ -378,14 +379,17 @@ out:
     return rc;
 }
 
-static int load_one(struct lbp_tls *t, size_t i, const struct lbp_tls_cert *c, char *err,
-                    size_t errlen)
+/* Loads entry @i; on failure *@part tells which of its files is to blame. */
+static int load_one(struct lbp_tls *t, size_t i, const struct lbp_tls_cert *c,
+                    enum lbp_tls_part *part, char *err, size_t errlen)
 {
     struct tls_cert *tc = &t->certs[i];
     X509 *leaf = NULL;
     int rc;
 
+    *part = LBP_TLS_PART_NONE;
     if (c->cert_file == NULL || c->key_file == NULL) {
+        *part = c->cert_file == NULL ? LBP_TLS_PART_CERT : LBP_TLS_PART_KEY;
         snprintf(err, errlen, "certificate %zu: cert_file and key_file are required", i);
         return CM_EINVAL;
     }
@@ -395,11 +399,16 @@ static int load_one(struct lbp_tls *t, size_t i, const struct lbp_tls_cert *c, c
     tc->ctx = ctx_new(err, errlen);
     if (tc->ctx == NULL)
         return CM_ENOMEM;
+    *part = LBP_TLS_PART_CERT;
     rc = load_chain(tc->ctx, c->cert_file, &leaf, err, errlen);
-    if (rc == CM_OK)
+    if (rc == CM_OK) {
+        *part = LBP_TLS_PART_KEY;
         rc = load_key(tc->ctx, c, err, errlen);
-    if (rc == CM_OK)
+    }
+    if (rc == CM_OK) {
+        *part = LBP_TLS_PART_CERT;
         rc = add_cert_names(t, i, leaf);
+    }
     if (rc == CM_ENOMEM)
         snprintf(err, errlen, "%s: out of memory", c->cert_file);
     X509_free(leaf);
@@ -423,6 +432,13 @@ static void tls_free(struct lbp_tls *t)
 int lbp_tls_new(const struct lbp_tls_cert *certs, size_t n, struct lbp_tls **out, char *err,
                 size_t errlen)
 {
+    return lbp_tls_new_at(certs, n, out, NULL, err, errlen);
+}
+
+int lbp_tls_new_at(const struct lbp_tls_cert *certs, size_t n, struct lbp_tls **out,
+                   struct lbp_tls_fault *fault, char *err, size_t errlen)
+{
+    struct lbp_tls_fault where = {0, LBP_TLS_PART_NONE};
     struct lbp_tls *t = NULL;
     int rc;
 
@@ -430,11 +446,13 @@ int lbp_tls_new(const struct lbp_tls_cert *certs, size_t n, struct lbp_tls **out
         err[0] = '\0';
     if (n == 0) {
         snprintf(err, errlen, "no certificate configured");
-        return CM_EINVAL;
+        rc = CM_EINVAL;
+        goto out;
     }
     if (get_ex_index() < 0) {
         snprintf(err, errlen, "SSL_get_ex_new_index failed");
-        return CM_ENOMEM;
+        rc = CM_ENOMEM;
+        goto out;
     }
     t = calloc(1, sizeof(*t));
     if (t == NULL || (t->certs = calloc(n, sizeof(*t->certs))) == NULL) {
@@ -445,7 +463,8 @@ int lbp_tls_new(const struct lbp_tls_cert *certs, size_t n, struct lbp_tls **out
     atomic_init(&t->refs, 1);
     t->count = n;
     for (size_t i = 0; i < n; i++) {
-        rc = load_one(t, i, &certs[i], err, errlen);
+        where.index = i;
+        rc = load_one(t, i, &certs[i], &where.part, err, errlen);
         if (rc != CM_OK)
             goto out;
     }
@@ -458,7 +477,50 @@ int lbp_tls_new(const struct lbp_tls_cert *certs, size_t n, struct lbp_tls **out
 out:
     if (t != NULL)
         tls_free(t);
+    if (rc != CM_OK && fault != NULL)
+        *fault = where;
     return rc;
+}
+
+int lbp_tls_from_listen(const struct cm_conf_proxy_listen *l, size_t idx, struct lbp_tls **out,
+                        char *err, size_t errlen)
+{
+    static const char *const part_key[] = {"", ".cert", ".key"};
+    const struct cm_conf_proxy_tls *tc = &l->tls;
+    struct lbp_tls_cert *certs = NULL;
+    struct lbp_tls_fault fault = {0, LBP_TLS_PART_NONE};
+    char reason[1024];
+    int rc;
+
+    *out = NULL;
+    if (errlen > 0)
+        err[0] = '\0';
+    if (!tc->enabled)
+        return CM_OK;
+    if (tc->certificate_count > 0) {
+        certs = calloc(tc->certificate_count, sizeof(*certs));
+        if (certs == NULL) {
+            snprintf(err, errlen, "proxy.listen[%zu].tls: out of memory", idx);
+            return CM_ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < tc->certificate_count; i++) {
+        certs[i].cert_file = tc->certificates[i].cert;
+        certs[i].key_file = tc->certificates[i].key;
+    }
+    rc = lbp_tls_new_at(certs, tc->certificate_count, out, &fault, reason, sizeof(reason));
+    if (rc != CM_OK && fault.part == LBP_TLS_PART_NONE && tc->certificate_count == 0)
+        snprintf(err, errlen, "proxy.listen[%zu].tls.certificates: %s", idx, reason);
+    else if (rc != CM_OK)
+        snprintf(err, errlen, "proxy.listen[%zu].tls.certificates[%zu]%s: %s", idx, fault.index,
+                 part_key[fault.part], reason);
+    free(certs);
+    return rc;
+}
+
+size_t lbp_tls_count(const struct lbp_tls *t)
+{
+    return t->count;
 }
 
 void lbp_tls_ref(struct lbp_tls *t)

@@ -31,10 +31,45 @@ struct lbp_tls_cert {
 /**
  * Loads @n (>= 1) certificates. On failure returns a CM_* code and a reason
  * naming the file and what is wrong ("conf/tls/a.crt: no certificate",
- * "conf/tls/a.key: does not match conf/tls/a.crt") in @err.
+ * "conf/tls/a.key: key does not match certificate conf/tls/a.crt") in @err.
  */
 int lbp_tls_new(const struct lbp_tls_cert *certs, size_t n, struct lbp_tls **out, char *err,
                 size_t errlen);
+
+/* The part of a certificate list that lbp_tls_new_at() blames for a failure. */
+enum lbp_tls_part {
+    LBP_TLS_PART_NONE = 0, /* the set as a whole (empty list, out of memory) */
+    LBP_TLS_PART_CERT = 1, /* certs[index].cert_file: unreadable, no certificate */
+    LBP_TLS_PART_KEY = 2,  /* certs[index].key_file: unreadable, no key, key mismatch */
+};
+
+struct lbp_tls_fault {
+    size_t index; /* entry at fault (0 for LBP_TLS_PART_NONE) */
+    enum lbp_tls_part part;
+};
+
+/**
+ * lbp_tls_new() that also says which entry and which file failed (@fault may
+ * be NULL; it is written only on failure).
+ */
+int lbp_tls_new_at(const struct lbp_tls_cert *certs, size_t n, struct lbp_tls **out,
+                   struct lbp_tls_fault *fault, char *err, size_t errlen);
+
+struct cm_conf_proxy_listen;
+
+/**
+ * The set of configuration entry proxy.listen[@idx] (@l borrowed), the one
+ * code path shared by the daemon (start, SIGHUP) and --check-config. CM_OK
+ * with *@out = NULL when the entry has no "tls". On failure @err holds the
+ * JSON path and the reason, e.g.
+ * "proxy.listen[0].tls.certificates[1].key: /etc/b.key: key does not match
+ * certificate /etc/b.crt". Reads files: call at startup/reload only.
+ */
+int lbp_tls_from_listen(const struct cm_conf_proxy_listen *l, size_t idx, struct lbp_tls **out,
+                        char *err, size_t errlen);
+
+/** Number of certificates in @t. */
+size_t lbp_tls_count(const struct lbp_tls *t);
 void lbp_tls_ref(struct lbp_tls *t);
 /** Drops a reference. Accepts NULL. */
 void lbp_tls_unref(struct lbp_tls *t);

@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "lbproxy/lbp_tls.h"
 
@@ -212,10 +213,101 @@ static void test_load_errors(void **state)
     /* The second entry is wrong: the message names it, nothing leaks. */
     c[0] = (struct lbp_tls_cert){a_crt, a_key};
     c[1] = (struct lbp_tls_cert){a_crt, b_key};
-    snprintf(want, sizeof(want), "%s: does not match %s", b_key, a_crt);
+    snprintf(want, sizeof(want), "%s: key does not match certificate %s", b_key, a_crt);
     expect_error(c, 2, CM_ECONFIG, want);
 
     expect_error(c, 0, CM_EINVAL, "no certificate configured");
+}
+
+static void expect_fault(const struct lbp_tls_cert *certs, size_t n, size_t index,
+                         enum lbp_tls_part part)
+{
+    struct lbp_tls_fault f = {99, LBP_TLS_PART_NONE};
+    struct lbp_tls *t = NULL;
+    char err[1024];
+
+    assert_int_not_equal(lbp_tls_new_at(certs, n, &t, &f, err, sizeof(err)), CM_OK);
+    assert_null(t);
+    assert_int_equal(f.index, index);
+    assert_int_equal(f.part, part);
+}
+
+/* lbp_tls_new_at() blames the entry and the file that is wrong. */
+static void test_fault_location(void **state)
+{
+    const struct fixture *fx = *state;
+    char *missing = path_of(fx, "missing.crt");
+    char *a_crt = path_of(fx, "a.crt"), *a_key = path_of(fx, "a.key");
+    char *b_crt = path_of(fx, "b.crt"), *b_key = path_of(fx, "b.key");
+    char *garbage = path_of(fx, "garbage.pem");
+    struct lbp_tls_cert c[3] = {{a_crt, a_key}, {b_crt, b_key}, {a_crt, a_key}};
+    struct lbp_tls_fault f = {99, LBP_TLS_PART_KEY};
+    struct lbp_tls *t = NULL;
+    char err[1024];
+
+    c[1].cert_file = missing;
+    expect_fault(c, 3, 1, LBP_TLS_PART_CERT);
+    c[1].cert_file = garbage;
+    expect_fault(c, 3, 1, LBP_TLS_PART_CERT);
+    c[1] = (struct lbp_tls_cert){b_crt, missing};
+    expect_fault(c, 3, 1, LBP_TLS_PART_KEY);
+    c[2] = (struct lbp_tls_cert){a_crt, b_key}; /* mismatch: the key is blamed */
+    c[1] = (struct lbp_tls_cert){b_crt, b_key};
+    expect_fault(c, 3, 2, LBP_TLS_PART_KEY);
+    expect_fault(c, 0, 0, LBP_TLS_PART_NONE);
+
+    /* Success leaves @fault alone. */
+    c[2] = (struct lbp_tls_cert){a_crt, a_key};
+    assert_int_equal(lbp_tls_new_at(c, 3, &t, &f, err, sizeof(err)), CM_OK);
+    assert_int_equal(f.index, 99);
+    assert_int_equal(lbp_tls_count(t), 3);
+    lbp_tls_unref(t);
+}
+
+/* The configuration entry's set: the JSON path and the reason in one line. */
+static void test_from_listen(void **state)
+{
+    const struct fixture *fx = *state;
+    char *a_crt = path_of(fx, "a.crt"), *a_key = path_of(fx, "a.key");
+    char *b_crt = path_of(fx, "b.crt"), *b_key = path_of(fx, "b.key");
+    char *missing = path_of(fx, "missing.key");
+    struct cm_conf_proxy_cert certs[2] = {{a_crt, a_key}, {b_crt, a_key}};
+    struct cm_conf_proxy_listen l;
+    struct lbp_tls *t = (struct lbp_tls *)&l; /* must be overwritten */
+    char err[2048], want[2048];
+
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(lbp_tls_from_listen(&l, 0, &t, err, sizeof(err)), CM_OK);
+    assert_null(t); /* no "tls": no set */
+
+    l.tls.enabled = true;
+    l.tls.certificates = certs;
+    l.tls.certificate_count = 2;
+    assert_int_equal(lbp_tls_from_listen(&l, 3, &t, err, sizeof(err)), CM_ECONFIG);
+    assert_null(t);
+    snprintf(want, sizeof(want),
+             "proxy.listen[3].tls.certificates[1].key: %s: key does not match certificate %s",
+             a_key, b_crt);
+    assert_string_equal(err, want);
+
+    certs[1] = (struct cm_conf_proxy_cert){missing, b_key};
+    assert_int_equal(lbp_tls_from_listen(&l, 0, &t, err, sizeof(err)), CM_ENOENT);
+    snprintf(want, sizeof(want),
+             "proxy.listen[0].tls.certificates[1].cert: %s: cannot read: No such file or directory",
+             missing);
+    assert_string_equal(err, want);
+
+    l.tls.certificate_count = 0;
+    assert_int_equal(lbp_tls_from_listen(&l, 0, &t, err, sizeof(err)), CM_EINVAL);
+    assert_string_equal(err, "proxy.listen[0].tls.certificates: no certificate configured");
+
+    certs[1] = (struct cm_conf_proxy_cert){b_crt, b_key};
+    l.tls.certificate_count = 2;
+    assert_int_equal(lbp_tls_from_listen(&l, 0, &t, err, sizeof(err)), CM_OK);
+    assert_non_null(t);
+    assert_string_equal(err, "");
+    assert_int_equal(lbp_tls_count(t), 2);
+    lbp_tls_unref(t);
 }
 
 /* An expired certificate loads (with a warning): better a browser warning
@@ -457,6 +549,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_ok),
         cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_fault_location),
+        cmocka_unit_test(test_from_listen),
         cmocka_unit_test(test_expired_is_warning),
         cmocka_unit_test(test_sni_exact),
         cmocka_unit_test(test_sni_wildcard),
