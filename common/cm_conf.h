@@ -179,18 +179,20 @@ struct cm_conf_proxy_listen {
 };
 
 struct cm_conf_proxy_limits {
-    uint32_t request_line_bytes; /* default 8192, 256..1048576 */
-    uint32_t header_bytes;       /* default 32768, 1024..1048576 */
-    uint32_t header_count;       /* default 100, 8..1000 */
-    uint32_t body_bytes;         /* default 1073741824 (1 GiB), 0..4294967295 */
+    uint32_t request_line_bytes;        /* default 8192, 256..1048576 */
+    uint32_t header_bytes;              /* default 32768, 1024..1048576 */
+    uint32_t header_count;              /* default 100, 8..1000 */
+    uint32_t body_bytes;                /* default 1073741824 (1 GiB), 0..4294967295 */
+    uint32_t upstream_idle_connections; /* kept per backend, default 1024, 0..100000 */
 };
 
 struct cm_conf_proxy_timeouts {
-    uint32_t header_ms;   /* default 10000: whole request head (slowloris) */
-    uint32_t idle_ms;     /* default 60000: idle keep-alive / stalled stream */
-    uint32_t connect_ms;  /* default 3000: upstream connect */
-    uint32_t response_ms; /* default 30000: request sent -> response head */
-    uint32_t drain_ms;    /* default 10000: SIGTERM grace for in-flight requests */
+    uint32_t header_ms;        /* default 10000: whole request head (slowloris) */
+    uint32_t idle_ms;          /* default 60000: idle keep-alive / stalled stream */
+    uint32_t connect_ms;       /* default 3000: upstream connect */
+    uint32_t response_ms;      /* default 30000: request sent -> response head */
+    uint32_t drain_ms;         /* default 10000: SIGTERM grace for in-flight requests */
+    uint32_t upstream_idle_ms; /* default 15000: an idle upstream connection is closed */
 };
 
 enum cm_access_log_format {

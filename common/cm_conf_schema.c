@@ -809,6 +809,12 @@ static const struct cm_conf_item proxy_limits_items[] = {
      .min = 0,
      .max = UINT32_MAX,
      .def_uint = 1073741824u},
+    {.key = "upstream_idle_connections",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_proxy_limits, upstream_idle_connections),
+     .min = 0,
+     .max = 100000,
+     .def_uint = 1024},
 };
 static const struct cm_conf_schema proxy_limits_schema = {
     .items = proxy_limits_items,
@@ -846,6 +852,12 @@ static const struct cm_conf_item proxy_timeouts_items[] = {
      .min = 0,
      .max = 3600000,
      .def_uint = 10000},
+    {.key = "upstream_idle",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_proxy_timeouts, upstream_idle_ms),
+     .min = 10,
+     .max = 3600000,
+     .def_uint = 15000},
 };
 static const struct cm_conf_schema proxy_timeouts_schema = {
     .items = proxy_timeouts_items,

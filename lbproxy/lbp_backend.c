@@ -180,7 +180,7 @@ void lbp_pool_params_default(struct lbp_pool_params *p)
     p->eject_base_ms = 30000;
     p->eject_max_ms = 300000;
     p->max_eject_percent = 50;
-    p->idle_max = 64;
+    p->idle_max = 1024;
     p->idle_timeout_ms = 15000;
     p->active_checks = true;
 }
@@ -770,6 +770,12 @@ void lbp_backend_idle_put(struct lbp_backend *b, struct lbp_io *io)
     b->idle[b->idle_count].since_ms = now_ms();
     if (b->idle_count++ == 0)
         idle_timer_arm(b, b->idle[0].since_ms);
+}
+
+void lbp_pool_set_idle(struct lbp_pool *pool, uint32_t idle_max, uint32_t idle_timeout_ms)
+{
+    pool->params.idle_max = idle_max;
+    pool->params.idle_timeout_ms = idle_timeout_ms;
 }
 
 struct lbp_io *lbp_backend_idle_take(struct lbp_backend *b)

@@ -56,7 +56,7 @@ struct lbp_pool_params {
     uint32_t eject_base_ms;     /* default 30000 */
     uint32_t eject_max_ms;      /* default 300000 */
     uint32_t max_eject_percent; /* default 50 */
-    uint32_t idle_max;          /* idle upstream connections kept per backend, default 64 */
+    uint32_t idle_max;          /* idle upstream connections kept per backend, default 1024 */
     uint32_t idle_timeout_ms; /* an idle upstream connection is closed after this, default 15000 */
     bool active_checks;       /* default true */
 };
@@ -153,6 +153,8 @@ const char *lbp_backend_name(const struct lbp_backend *b);
  * when over idle_max.
  */
 struct lbp_io *lbp_backend_idle_take(struct lbp_backend *b);
+/** New idle limits (a reload); connections over @idle_max close as they come back. */
+void lbp_pool_set_idle(struct lbp_pool *pool, uint32_t idle_max, uint32_t idle_timeout_ms);
 void lbp_backend_idle_put(struct lbp_backend *b, struct lbp_io *io);
 
 void lbp_pool_get_stats(const struct lbp_pool *pool, struct lbp_pool_stats *out);

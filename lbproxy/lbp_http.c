@@ -355,6 +355,9 @@ static bool analyze(struct lbp_http_msg *m, const char *data)
     }
     if (m->cl_count > 1 || (m->cl_count > 0 && m->te_count > 0) || m->te_count > 1)
         return false;
+    /* Three digits (RFC 9112 section 4); the parser takes fewer. */
+    if (m->parser.type == HTTP_RESPONSE && m->parser.status_code < 100)
+        return false;
     /* HTTP/1.1 requests name exactly one host (RFC 9112 section 3.2). */
     if (m->parser.type == HTTP_REQUEST &&
         (hosts > 1 || (hosts == 0 && m->parser.http_major == 1 && m->parser.http_minor >= 1)))
@@ -544,7 +547,8 @@ int lbp_http_write_request(const struct lbp_http_msg *m, const char *data,
     int rc;
 
     cm_buf_reset(out);
-    rc = cm_buf_printf(out, "%s ", lbp_http_method(m));
+    rc = cm_buf_append_str(out, lbp_http_method(m));
+    rc = rc != CM_OK ? rc : cm_buf_append(out, " ", 1);
     rc = rc != CM_OK ? rc : cm_buf_append(out, data + m->first_off, m->first_len);
     rc = rc != CM_OK ? rc : cm_buf_append_str(out, http10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
     for (uint32_t i = 0; i < m->hdr_count && rc == CM_OK; i++) {
@@ -571,10 +575,15 @@ int lbp_http_write_request(const struct lbp_http_msg *m, const char *data,
 int lbp_http_write_response(const struct lbp_http_msg *m, const char *data, bool close,
                             bool keep_alive10, bool tunnel, struct cm_buf *out)
 {
+    unsigned status = m->parser.status_code; /* 100..999: the parser takes 3 digits */
+    char line[13] = "HTTP/1.1 000 ";
     int rc;
 
+    line[9] = (char)('0' + status / 100 % 10);
+    line[10] = (char)('0' + status / 10 % 10);
+    line[11] = (char)('0' + status % 10);
     cm_buf_reset(out);
-    rc = cm_buf_printf(out, "HTTP/1.1 %u ", (unsigned)m->parser.status_code);
+    rc = cm_buf_append(out, line, sizeof(line));
     rc = rc != CM_OK ? rc : cm_buf_append(out, data + m->first_off, m->first_len);
     rc = rc != CM_OK ? rc : cm_buf_append(out, "\r\n", 2);
     for (uint32_t i = 0; i < m->hdr_count && rc == CM_OK; i++) {

@@ -59,6 +59,8 @@ static struct lbp_poolref *pool_new(struct lbp_proxy *px, const struct cm_conf *
     if (pr == NULL)
         return NULL;
     lbp_pool_params_default(&pp);
+    pp.idle_max = conf->proxy.limits.upstream_idle_connections;
+    pp.idle_timeout_ms = conf->proxy.timeouts_ms.upstream_idle_ms;
     pr->refs = 1;
     pr->key = strdup(key);
     pr->pool = lbp_pool_new(px->base, key, &pp, &conf->services[l->service].check);
@@ -342,9 +344,11 @@ static int build_sets(struct lbp_proxy *px, struct cm_conf *conf, char *err, siz
         pr = pool_find(pools, np, key);
         if (pr == NULL) {
             pr = pool_find(px->pools, px->pool_count, key);
-            if (pr != NULL)
+            if (pr != NULL) {
                 pr->refs++;
-            else
+                lbp_pool_set_idle(pr->pool, pc->limits.upstream_idle_connections,
+                                  pc->timeouts_ms.upstream_idle_ms);
+            } else
                 pr = pool_new(px, conf, l, key);
             if (pr == NULL) {
                 snprintf(err, errlen, "out of memory");

@@ -1418,6 +1418,14 @@ static void test_obs_fold_rejected(void **state)
     cm_buf_fini(&out);
 }
 
+/* A status code has three digits; the parser alone takes "HTTP/1.1 5 OK". */
+static void test_status_three_digits(void **state)
+{
+    (void)state;
+    expect_head_error(HTTP_RESPONSE, "HTTP/1.1 5 OK\r\nContent-Length: 0\r\n\r\n", 502);
+    expect_head_error(HTTP_RESPONSE, "HTTP/1.1 99 X\r\nContent-Length: 0\r\n\r\n", 502);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1458,6 +1466,7 @@ int main(void)
         cmocka_unit_test(test_chunk_data_needs_crlf),
         cmocka_unit_test(test_duplicate_host_rejected),
         cmocka_unit_test(test_obs_fold_rejected),
+        cmocka_unit_test(test_status_three_digits),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
