@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * lbp_backend.c -- the backend pool of one proxy listener: power-of-two
- * choice, passive outlier ejection, active checks and idle upstream
+ * choice, passive outlier ejection, active checks (run by lbp_check.c; the
+ * pool starts and stops them and acts on the verdict) and idle upstream
  * connections. Everything runs on the pool's event loop (one thread).
  *
  * Key invariant: a backend in pool->v holds one reference from the pool and
@@ -19,11 +20,8 @@
 #include <time.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <jansson.h>
-#include <openssl/ssl.h>
 
 #include "common/cm_ctl.h"
 #include "common/cm_err.h"
@@ -31,11 +29,11 @@
 #include "common/cm_net.h"
 #include "common/cm_str.h"
 #include "common/cm_time.h"
+#include "lbproxy/lbp_check.h"
 #include "lbproxy/lbp_io.h"
 
 #define EWMA_ALPHA      0.25
 #define WINDOW_SIZE     100u /* outcomes in the success window */
-#define CHECK_LINE_MAX  64u  /* bytes of a check response we look at */
 #define EJECT_LEVEL_MAX 16u  /* doubling steps kept (eject_max_ms caps anyway) */
 /* Without new samples a backend's latency drifts to the pool mean, halving
  * the gap every STALE_HALF_LIFE_MS: a backend that lost every choice after
@@ -46,21 +44,6 @@
 struct idle_conn {
     struct lbp_io *io;
     uint64_t since_ms;
-};
-
-/* Active check of one backend. */
-enum check_phase {
-    CHECK_IDLE = 0,    /* waiting for the next interval */
-    CHECK_RUNNING = 1, /* connecting / waiting for the status line */
-};
-
-struct backend_check {
-    enum check_phase phase;
-    enum lbp_check_state verdict;
-    struct event *timer;     /* owned: interval while idle, deadline while running */
-    struct bufferevent *bev; /* owned while running */
-    uint32_t passes, fails;  /* consecutive results of the current streak */
-    uint64_t runs;
 };
 
 struct lbp_backend {
@@ -85,7 +68,7 @@ struct lbp_backend {
     uint32_t eject_level;      /* next ejection lasts base << level */
     uint32_t ejections;
 
-    struct backend_check check;
+    struct lbp_check check; /* lbp_check.c's; started while in a pool with checks */
 
     struct idle_conn *idle; /* owned connections, LIFO: oldest first */
     uint32_t idle_count, idle_cap;
@@ -97,10 +80,7 @@ struct lbp_pool {
     char *name;              /* owned */
     struct lbp_pool_params params;
     bool has_check;
-    struct cm_conf_check check; /* path/host owned copies */
-    char *check_path;           /* owned */
-    char *check_host;           /* owned, NULL = backend address */
-    SSL_CTX *check_tls;         /* owned client context for https checks, else NULL */
+    struct lbp_check_conf checks; /* the service's check, when has_check */
 
     struct lbp_backend **v; /* owned references, in set order */
     size_t count;
@@ -109,10 +89,6 @@ struct lbp_pool {
     uint64_t rng;
     uint64_t picks, panic_picks, ejections, ejections_skipped;
 };
-
-static void backend_detach(struct lbp_backend *b);
-static SSL_CTX *check_tls_new(void);
-static void check_schedule(struct lbp_backend *b, uint32_t delay_ms);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -133,7 +109,7 @@ static uint64_t rng_next(uint64_t *s)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-static uint32_t rng_below(uint64_t *s, uint32_t n)
+uint32_t lbp_rng_below(uint64_t *s, uint32_t n)
 {
     return (uint32_t)((rng_next(s) >> 32) % n);
 }
@@ -169,7 +145,7 @@ static void backend_refresh(struct lbp_backend *b, uint64_t now)
 
 static bool backend_check_up(const struct lbp_backend *b)
 {
-    return b->check.verdict != LBP_CHECK_DOWN;
+    return lbp_check_verdict(&b->check) != LBP_CHECK_DOWN;
 }
 
 /* ---- lifetime ----------------------------------------------------------- */
@@ -185,6 +161,22 @@ void lbp_pool_params_default(struct lbp_pool_params *p)
     p->active_checks = true;
 }
 
+static void idle_close_all(struct lbp_backend *b)
+{
+    for (uint32_t i = 0; i < b->idle_count; i++)
+        lbp_io_free(b->idle[i].io);
+    b->idle_count = 0;
+    if (b->idle_timer != NULL)
+        event_del(b->idle_timer);
+}
+
+/* After every active check: a "down" backend keeps no idle connections. */
+static void backend_check_result(void *arg, enum lbp_check_state verdict)
+{
+    if (verdict == LBP_CHECK_DOWN)
+        idle_close_all(arg);
+}
+
 static struct lbp_backend *backend_new(struct lbp_pool *pool, const struct cm_addr *addr,
                                        const char *name)
 {
@@ -197,38 +189,15 @@ static struct lbp_backend *backend_new(struct lbp_pool *pool, const struct cm_ad
     b->base = pool->base;
     b->addr = *addr;
     cm_strlcpy(b->name, name, sizeof(b->name));
-    b->check.verdict = LBP_CHECK_UNKNOWN;
-    b->check.phase = CHECK_IDLE;
+    lbp_check_init(&b->check, b->name, &b->addr, backend_check_result, b);
     return b;
-}
-
-static void idle_close_all(struct lbp_backend *b)
-{
-    for (uint32_t i = 0; i < b->idle_count; i++)
-        lbp_io_free(b->idle[i].io);
-    b->idle_count = 0;
-    if (b->idle_timer != NULL)
-        event_del(b->idle_timer);
-}
-
-static void check_stop(struct lbp_backend *b)
-{
-    if (b->check.bev != NULL) {
-        bufferevent_free(b->check.bev);
-        b->check.bev = NULL;
-    }
-    if (b->check.timer != NULL) {
-        event_free(b->check.timer);
-        b->check.timer = NULL;
-    }
-    b->check.phase = CHECK_IDLE;
 }
 
 /* Leaves the pool: no idle connections, no checks, no pool pointer. */
 static void backend_detach(struct lbp_backend *b)
 {
     idle_close_all(b);
-    check_stop(b);
+    lbp_check_stop(&b->check);
     b->pool = NULL;
 }
 
@@ -265,45 +234,16 @@ struct lbp_pool *lbp_pool_new(struct event_base *base, const char *name,
         pool->params = *p;
     else
         lbp_pool_params_default(&pool->params);
+    /* The https client context only when checks will run. */
     if (check != NULL) {
+        if (lbp_check_conf_init(&pool->checks, check, pool->params.active_checks, base, pool->name,
+                                &pool->rng) != CM_OK)
+            goto fail;
         pool->has_check = true;
-        pool->check = *check;
-        pool->check_path = strdup(check->path != NULL ? check->path : "/healthz");
-        if (pool->check_path == NULL)
-            goto fail;
-        if (check->host != NULL) {
-            pool->check_host = strdup(check->host);
-            if (pool->check_host == NULL)
-                goto fail;
-        }
-        /* Only our own copies are reachable from the pool. */
-        pool->check.path = pool->check_path;
-        pool->check.host = pool->check_host;
-        pool->check.expect_body = NULL;
-        if (pool->check.interval_ms == 0)
-            pool->check.interval_ms = 10000;
-        if (pool->check.timeout_ms == 0)
-            pool->check.timeout_ms = 3000;
-        if (pool->check.rise == 0)
-            pool->check.rise = 1;
-        if (pool->check.fall == 0)
-            pool->check.fall = 1;
-        if (pool->check.status_min == 0 && pool->check.status_max == 0) {
-            pool->check.status_min = 200;
-            pool->check.status_max = 399;
-        }
-    }
-    if (pool->has_check && pool->check.type == CM_CHECK_HTTPS && pool->params.active_checks) {
-        pool->check_tls = check_tls_new();
-        if (pool->check_tls == NULL)
-            goto fail;
     }
     pool->rng = rng_seed(pool);
     return pool;
 fail:
-    SSL_CTX_free(pool->check_tls);
-    free(pool->check_host);
-    free(pool->check_path);
     free(pool->name);
     free(pool);
     return NULL;
@@ -319,9 +259,7 @@ void lbp_pool_free(struct lbp_pool *pool)
     }
     free(pool->v);
     free(pool->scratch);
-    SSL_CTX_free(pool->check_tls);
-    free(pool->check_host);
-    free(pool->check_path);
+    lbp_check_conf_fini(&pool->checks);
     free(pool->name);
     free(pool);
 }
@@ -340,16 +278,6 @@ static struct lbp_backend *pool_find(const struct lbp_pool *pool, const char *na
 static bool checks_enabled(const struct lbp_pool *pool)
 {
     return pool->has_check && pool->params.active_checks && pool->base != NULL;
-}
-
-/* First check soon after a backend appears, spread over a tenth of the interval. */
-static void check_start(struct lbp_pool *pool, struct lbp_backend *b)
-{
-    uint32_t spread = pool->check.interval_ms / 10u + 1u;
-
-    if (!checks_enabled(pool))
-        return;
-    check_schedule(b, rng_below(&pool->rng, spread));
 }
 
 /* Parses every address into @parsed and its canonical name into @names. */
@@ -386,9 +314,9 @@ static void pool_commit(struct lbp_pool *pool, struct lbp_backend **nv, size_t n
     pool->v = nv;
     pool->scratch = nscratch;
     pool->count = ncount;
-    for (size_t i = 0; i < pool->count; i++) {
-        if (pool->v[i]->check.timer == NULL)
-            check_start(pool, pool->v[i]);
+    for (size_t i = 0; i < pool->count && checks_enabled(pool); i++) {
+        if (!lbp_check_is_started(&pool->v[i]->check))
+            lbp_check_start(&pool->v[i]->check, &pool->checks);
     }
 }
 
@@ -526,8 +454,8 @@ struct lbp_backend *lbp_pool_pick(struct lbp_pool *pool, const struct lbp_backen
     if (k == 1) {
         won = pool->v[pool->scratch[0]];
     } else {
-        i = rng_below(&pool->rng, (uint32_t)k);
-        j = rng_below(&pool->rng, (uint32_t)k - 1u);
+        i = lbp_rng_below(&pool->rng, (uint32_t)k);
+        j = lbp_rng_below(&pool->rng, (uint32_t)k - 1u);
         if (j >= i)
             j++;
         a = pool->v[pool->scratch[i]];
@@ -796,225 +724,6 @@ struct lbp_io *lbp_backend_idle_take(struct lbp_backend *b)
     return NULL;
 }
 
-/* ---- active checks ------------------------------------------------------ */
-
-static void check_timer_cb(evutil_socket_t fd, short what, void *arg);
-
-/*
- * https checks: TLS 1.2+, SNI = check->host when set, and no certificate
- * verification: backends are nodes addressed by IP, and the check asks
- * "does a TLS server answer this path with a good status", not "is this
- * certificate valid for the public name" (the health checker does that
- * against the load balancer).
- */
-static SSL_CTX *check_tls_new(void)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-
-    if (ctx == NULL)
-        return NULL;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    return ctx;
-}
-
-/* A bufferevent for one check: plain, or TLS that reports CONNECTED after the handshake. */
-static struct bufferevent *check_bev_new(struct lbp_backend *b)
-{
-    struct lbp_pool *pool = b->pool;
-    struct bufferevent *bev;
-    SSL *ssl;
-
-    if (pool->check_tls == NULL)
-        return bufferevent_socket_new(b->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    ssl = SSL_new(pool->check_tls);
-    if (ssl == NULL)
-        return NULL;
-    if (pool->check_host != NULL)
-        SSL_set_tlsext_host_name(ssl, pool->check_host);
-    /* libevent 2.1 frees @ssl itself if it fails after taking it; a leak
-     * on the remaining ENOMEM path beats a double free. */
-    bev = bufferevent_openssl_socket_new(b->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                         BEV_OPT_CLOSE_ON_FREE);
-    if (bev != NULL)
-        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    return bev;
-}
-
-static void check_schedule(struct lbp_backend *b, uint32_t delay_ms)
-{
-    struct timeval tv;
-
-    if (b->check.timer == NULL) {
-        b->check.timer = evtimer_new(b->base, check_timer_cb, b);
-        if (b->check.timer == NULL)
-            return;
-    }
-    tv.tv_sec = delay_ms / 1000u;
-    tv.tv_usec = (suseconds_t)(delay_ms % 1000u) * 1000;
-    evtimer_add(b->check.timer, &tv);
-}
-
-/* interval +- 10 % */
-static uint32_t check_next_delay(struct lbp_pool *pool)
-{
-    uint32_t iv = pool->check.interval_ms;
-    uint32_t span = iv / 5u;
-
-    if (span == 0)
-        return iv;
-    return iv - iv / 10u + rng_below(&pool->rng, span + 1u);
-}
-
-static void check_done(struct lbp_backend *b, bool pass, const char *why)
-{
-    struct lbp_pool *pool = b->pool;
-    struct backend_check *c = &b->check;
-    enum lbp_check_state before = c->verdict;
-
-    if (c->bev != NULL) {
-        bufferevent_free(c->bev);
-        c->bev = NULL;
-    }
-    c->phase = CHECK_IDLE;
-    c->runs++;
-    if (pass) {
-        c->fails = 0;
-        c->passes++;
-        if (c->verdict != LBP_CHECK_UP && c->passes >= pool->check.rise)
-            c->verdict = LBP_CHECK_UP;
-    } else {
-        c->passes = 0;
-        c->fails++;
-        if (c->verdict != LBP_CHECK_DOWN && c->fails >= pool->check.fall)
-            c->verdict = LBP_CHECK_DOWN;
-    }
-    if (c->verdict == LBP_CHECK_DOWN)
-        idle_close_all(b);
-    if (c->verdict != before && (before != LBP_CHECK_UNKNOWN || c->verdict == LBP_CHECK_DOWN))
-        cm_log_info("backend check pool=\"%s\" backend=%s state=%s reason=%s", pool->name, b->name,
-                    c->verdict == LBP_CHECK_UP ? "up" : "down", why);
-    check_schedule(b, check_next_delay(pool));
-}
-
-/* "HTTP/1.x NNN" */
-static bool check_status_line(const char *line, size_t len, unsigned *status)
-{
-    uint64_t v;
-
-    if (len < 12 || memcmp(line, "HTTP/1.", 7) != 0 || line[8] != ' ')
-        return false;
-    if (!cm_parse_u64_n(line + 9, 3, 999, &v) || v < 100)
-        return false;
-    if (len > 12 && line[12] != ' ' && line[12] != '\r')
-        return false;
-    *status = (unsigned)v;
-    return true;
-}
-
-/* Judges the status line once there is enough of it (or at EOF). */
-static void check_judge(struct lbp_backend *b, struct bufferevent *bev, bool at_eof)
-{
-    struct evbuffer *in = bufferevent_get_input(bev);
-    char line[CHECK_LINE_MAX];
-    size_t len = evbuffer_get_length(in);
-    unsigned status = 0;
-
-    if (!at_eof && len < 13)
-        return; /* "HTTP/1.1 200" and one more byte: wait */
-    if (len > sizeof(line) - 1)
-        len = sizeof(line) - 1;
-    evbuffer_copyout(in, line, len);
-    line[len] = '\0';
-    if (!check_status_line(line, len, &status)) {
-        check_done(b, false, len == 0 ? "eof" : "bad-status-line");
-        return;
-    }
-    check_done(b, status >= b->pool->check.status_min && status <= b->pool->check.status_max,
-               "status");
-}
-
-static void check_read_cb(struct bufferevent *bev, void *arg)
-{
-    check_judge(arg, bev, false);
-}
-
-static void check_send_request(struct lbp_backend *b)
-{
-    const struct lbp_pool *pool = b->pool;
-    char host[CM_ADDR_STRLEN];
-
-    if (pool->check_host != NULL)
-        cm_strlcpy(host, pool->check_host, sizeof(host));
-    else
-        cm_strlcpy(host, b->name, sizeof(host));
-    evbuffer_add_printf(bufferevent_get_output(b->check.bev),
-                        "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: fedgslb-proxy-check\r\n"
-                        "Accept: */*\r\nConnection: close\r\n\r\n",
-                        pool->check_path, host);
-}
-
-static void check_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-    struct lbp_backend *b = arg;
-
-    if (what & BEV_EVENT_CONNECTED) {
-        /* tcp: connected is enough; http and https (handshake done) send a GET. */
-        if (b->pool->check.type == CM_CHECK_TCP) {
-            check_done(b, true, "connected");
-            return;
-        }
-        check_send_request(b);
-        bufferevent_enable(bev, EV_READ);
-        return;
-    }
-    if (what & BEV_EVENT_EOF) {
-        check_judge(b, bev, true);
-        return;
-    }
-    check_done(b, false, (what & BEV_EVENT_TIMEOUT) ? "timeout" : "error");
-}
-
-static void check_run(struct lbp_backend *b)
-{
-    struct lbp_pool *pool = b->pool;
-    struct backend_check *c = &b->check;
-    struct timeval tv;
-
-    c->bev = check_bev_new(b);
-    if (c->bev == NULL) {
-        check_done(b, false, "nomem");
-        return;
-    }
-    c->phase = CHECK_RUNNING;
-    bufferevent_setcb(c->bev, check_read_cb, NULL, check_event_cb, b);
-    /* One deadline for connect + request + status line: the timer. */
-    tv.tv_sec = pool->check.timeout_ms / 1000u;
-    tv.tv_usec = (suseconds_t)(pool->check.timeout_ms % 1000u) * 1000;
-    evtimer_add(c->timer, &tv);
-    if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&b->addr.ss,
-                                   (int)b->addr.len) != 0) {
-        /* the bufferevent may already have reported through check_event_cb */
-        if (c->phase == CHECK_RUNNING)
-            check_done(b, false, "connect");
-    }
-}
-
-static void check_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct lbp_backend *b = arg;
-
-    (void)fd;
-    (void)what;
-    if (b->pool == NULL)
-        return;
-    if (b->check.phase == CHECK_RUNNING) {
-        check_done(b, false, "timeout");
-        return;
-    }
-    check_run(b);
-}
-
 /* ---- stats -------------------------------------------------------------- */
 
 void lbp_pool_get_stats(const struct lbp_pool *pool, struct lbp_pool_stats *out)
@@ -1039,7 +748,7 @@ static void backend_stats(const struct lbp_backend *b, uint64_t now, struct lbp_
 {
     memset(out, 0, sizeof(*out));
     out->name = b->name;
-    out->check_state = b->check.verdict;
+    out->check_state = lbp_check_verdict(&b->check);
     out->check_up = backend_check_up(b);
     out->ejected = backend_is_ejected(b, now);
     out->ejected_ms_left = out->ejected ? b->ejected_until_ms - now : 0;
@@ -1056,7 +765,7 @@ static void backend_stats(const struct lbp_backend *b, uint64_t now, struct lbp_
         b->win_count > 0 ? (double)(b->win_count - b->win_fail) / (double)b->win_count : 1.0;
     out->idle = b->idle_count;
     out->consecutive_failures = b->consecutive;
-    out->checks = b->check.runs;
+    out->checks = lbp_check_runs(&b->check);
 }
 
 void lbp_pool_backend_stats(const struct lbp_pool *pool, size_t i, struct lbp_backend_stats *out)
@@ -1066,19 +775,6 @@ void lbp_pool_backend_stats(const struct lbp_pool *pool, size_t i, struct lbp_ba
         return;
     }
     backend_stats(pool->v[i], now_ms(), out);
-}
-
-const char *lbp_check_state_name(enum lbp_check_state s)
-{
-    switch (s) {
-    case LBP_CHECK_UP:
-        return "up";
-    case LBP_CHECK_DOWN:
-        return "down";
-    case LBP_CHECK_UNKNOWN:
-    default:
-        return "unknown";
-    }
 }
 
 static const char *pool_check_name(const struct lbp_pool *pool, const struct lbp_backend_stats *s)
