@@ -33,7 +33,8 @@
  *          output is discarded.
  *
  * Errors met while writing are reported from the event loop, never from
- * inside lbp_io_write/lbp_io_move. Reading stops while the input holds
+ * inside lbp_io_write/lbp_io_move, and only once: later writes return CM_OK
+ * and drop their bytes. Reading stops while the input holds
  * read_max bytes or more and resumes by itself once the owner drains it.
  */
 #ifndef LBPROXY_LBP_IO_H
@@ -97,7 +98,8 @@ int lbp_io_move(struct lbp_io *io, struct evbuffer *src, size_t len);
  * before freeing, e.g. the last bytes of a tunnel). TLS: nothing.
  */
 void lbp_io_write_now(struct lbp_io *io);
-/** Plain streams: half-close (shutdown SHUT_WR). CM_EINVAL for TLS. */
+/** Plain streams: half-close (shutdown SHUT_WR) now; call with the output empty. CM_EINVAL for TLS.
+ */
 int lbp_io_shutdown_wr(struct lbp_io *io);
 
 int lbp_io_fd(const struct lbp_io *io);
