@@ -31,7 +31,8 @@ struct hc_report {
     uint64_t generation;
     json_t *previous; /* owned reference: the state file's document, or NULL */
     json_t *doc;      /* owned reference; NULL before the first update */
-    char *body;       /* owned: serialized content without generation / generated_at */
+    char *text;       /* owned: hc_report_doc() serialized, made on first use; or NULL */
+    size_t text_len;
 };
 
 struct hc_report *hc_report_new(uint64_t generation, json_t *previous)
@@ -51,7 +52,7 @@ void hc_report_free(struct hc_report *r)
         return;
     json_decref(r->previous);
     json_decref(r->doc);
-    free(r->body);
+    free(r->text);
     free(r);
 }
 
@@ -63,6 +64,39 @@ json_t *hc_report_doc(const struct hc_report *r)
 uint64_t hc_report_generation(const struct hc_report *r)
 {
     return r->generation;
+}
+
+const char *hc_report_text(struct hc_report *r, size_t *len)
+{
+    json_t *doc = hc_report_doc(r);
+
+    if (r->text == NULL && doc != NULL) {
+        r->text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+        r->text_len = r->text != NULL ? strlen(r->text) : 0;
+    }
+    *len = r->text_len;
+    return r->text;
+}
+
+/*
+ * The fresh build says what @published (with its generation and
+ * generated_at) says. json_equal() walks both trees once; serializing both
+ * with sorted keys to compare strings cost several times more at 40,000
+ * entries.
+ */
+static bool same_content(json_t *fresh, json_t *published)
+{
+    const char *key;
+    json_t *v;
+
+    if (published == NULL || json_object_size(published) != json_object_size(fresh) + 2)
+        return false;
+    json_object_foreach(fresh, key, v)
+    {
+        if (!json_equal(v, json_object_get(published, key)))
+            return false;
+    }
+    return true;
 }
 
 void hc_report_time(time_t t, char *buf, size_t cap)
@@ -606,7 +640,6 @@ int hc_report_update(struct hc_report *r, const struct cm_conf *conf,
     char err[CM_STATE_ERR_MAX] = "";
     struct cm_state *st = NULL;
     json_t *doc;
-    char *body;
     char ts[32];
     int rc;
 
@@ -618,13 +651,7 @@ int hc_report_update(struct hc_report *r, const struct cm_conf *conf,
         return CM_ENOMEM; /* no sweep: a partial build must not stop probes */
     if (probes != NULL)
         hc_probes_sweep(probes);
-    body = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-    if (body == NULL) {
-        json_decref(doc);
-        return CM_ENOMEM;
-    }
-    if (r->body != NULL && strcmp(body, r->body) == 0) {
-        free(body);
+    if (same_content(doc, r->doc)) {
         json_decref(doc);
         return CM_OK;
     }
@@ -639,15 +666,14 @@ int hc_report_update(struct hc_report *r, const struct cm_conf *conf,
     }
     cm_state_free(st);
     if (rc != CM_OK) {
-        free(body);
         json_decref(doc);
         return rc;
     }
     r->generation++;
     json_decref(r->doc);
     r->doc = doc;
-    free(r->body);
-    r->body = body;
+    free(r->text);
+    r->text = NULL;
     *changed = true;
     return CM_OK;
 }
@@ -677,17 +703,15 @@ int hc_report_load(const char *path, uint64_t *gen, json_t **out, char *err, siz
     return CM_OK;
 }
 
-int hc_report_write(const struct hc_report *r, const char *path, char *err, size_t errlen)
+int hc_report_write(struct hc_report *r, const char *path, char *err, size_t errlen)
 {
-    char *text;
-    int rc;
+    const char *text;
+    size_t len;
 
     if (r->doc == NULL)
         return CM_OK;
-    text = json_dumps(r->doc, JSON_COMPACT | JSON_SORT_KEYS);
+    text = hc_report_text(r, &len);
     if (text == NULL)
         return CM_ENOMEM;
-    rc = cm_file_write_text_atomic(path, text, 0644, err, errlen);
-    free(text);
-    return rc;
+    return cm_file_write_text_atomic(path, text, 0644, err, errlen);
 }

@@ -79,6 +79,12 @@ int hc_report_update(struct hc_report *r, const struct cm_conf *conf,
  */
 json_t *hc_report_doc(const struct hc_report *r);
 uint64_t hc_report_generation(const struct hc_report *r);
+/**
+ * hc_report_doc() serialized (compact, sorted keys), made once per
+ * generation and kept (borrowed; valid until the next update that changes
+ * the document). NULL when there is no document, or on ENOMEM.
+ */
+const char *hc_report_text(struct hc_report *r, size_t *len);
 
 /**
  * Reads a state file written earlier: its "generation" into *gen and the
@@ -88,7 +94,7 @@ uint64_t hc_report_generation(const struct hc_report *r);
 int hc_report_load(const char *path, uint64_t *gen, json_t **doc, char *err, size_t errlen);
 
 /** Writes the current document to @path atomically (temp file, fsync, rename). */
-int hc_report_write(const struct hc_report *r, const char *path, char *err, size_t errlen);
+int hc_report_write(struct hc_report *r, const char *path, char *err, size_t errlen);
 
 /** RFC 3339 UTC ("2026-11-21T07:00:00Z") into @buf (>= 21 bytes). */
 void hc_report_time(time_t t, char *buf, size_t cap);

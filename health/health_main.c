@@ -186,17 +186,16 @@ static int load_targets(const struct cm_conf *conf, struct hc_kube_target ***out
 
 static void offer(struct health *h)
 {
-    json_t *doc = hc_report_doc(h->report);
-    char *text;
+    const char *text;
+    size_t len;
 
-    if (h->publish == NULL || doc == NULL)
+    if (h->publish == NULL || hc_report_doc(h->report) == NULL)
         return;
-    text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    text = hc_report_text(h->report, &len);
     if (text == NULL ||
-        hc_publish_offer(h->publish, hc_report_generation(h->report), text, strlen(text)) != CM_OK)
+        hc_publish_offer(h->publish, hc_report_generation(h->report), text, len) != CM_OK)
         cm_log_error("cannot offer state generation %" PRIu64 " to the publisher: out of memory",
                      hc_report_generation(h->report));
-    free(text);
 }
 
 static struct hc_publish *make_publish(struct health *h, const struct cm_conf *conf)
