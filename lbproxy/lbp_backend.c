@@ -92,11 +92,6 @@ struct lbp_pool {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static uint64_t now_ms(void)
-{
-    return cm_mono_ms();
-}
-
 /* xorshift64*: small, fast, good enough for load balancing. */
 static uint64_t rng_next(uint64_t *s)
 {
@@ -427,7 +422,7 @@ static double backend_score(const struct lbp_pool *pool, const struct lbp_backen
 
 struct lbp_backend *lbp_pool_pick(struct lbp_pool *pool, const struct lbp_backend *exclude)
 {
-    uint64_t now = now_ms();
+    uint64_t now = cm_mono_ms();
     size_t k = 0;
     struct lbp_backend *a, *c, *won;
     double mean = -1.0;
@@ -542,7 +537,7 @@ void lbp_backend_end(struct lbp_backend *b, enum lbp_outcome o, uint64_t latency
         b->outstanding--;
     if (o == LBP_OUTCOME_ABANDONED)
         return;
-    now = now_ms();
+    now = cm_mono_ms();
     backend_refresh(b, now); /* an ended ejection starts a new streak first */
     b->requests++;
     switch (o) {
@@ -639,7 +634,7 @@ static void idle_timer_arm(struct lbp_backend *b, uint64_t now)
 static void idle_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct lbp_backend *b = arg;
-    uint64_t now = now_ms();
+    uint64_t now = cm_mono_ms();
     uint32_t n = 0;
 
     (void)fd;
@@ -695,7 +690,7 @@ void lbp_backend_idle_put(struct lbp_backend *b, struct lbp_io *io)
     lbp_io_setcb(io, idle_read_cb, NULL, idle_event_cb, b);
     lbp_io_read_enable(io, true);
     b->idle[b->idle_count].io = io;
-    b->idle[b->idle_count].since_ms = now_ms();
+    b->idle[b->idle_count].since_ms = cm_mono_ms();
     if (b->idle_count++ == 0)
         idle_timer_arm(b, b->idle[0].since_ms);
 }
@@ -728,7 +723,7 @@ struct lbp_io *lbp_backend_idle_take(struct lbp_backend *b)
 
 void lbp_pool_get_stats(const struct lbp_pool *pool, struct lbp_pool_stats *out)
 {
-    uint64_t now = now_ms();
+    uint64_t now = cm_mono_ms();
 
     memset(out, 0, sizeof(*out));
     out->backends = pool->count;
@@ -774,7 +769,7 @@ void lbp_pool_backend_stats(const struct lbp_pool *pool, size_t i, struct lbp_ba
         memset(out, 0, sizeof(*out));
         return;
     }
-    backend_stats(pool->v[i], now_ms(), out);
+    backend_stats(pool->v[i], cm_mono_ms(), out);
 }
 
 static const char *pool_check_name(const struct lbp_pool *pool, const struct lbp_backend_stats *s)
@@ -811,7 +806,7 @@ json_t *lbp_pool_json(const struct lbp_pool *pool)
     json_t *arr = json_array();
     json_t *doc = NULL;
     struct lbp_pool_stats ps;
-    uint64_t now = now_ms();
+    uint64_t now = cm_mono_ms();
 
     if (arr == NULL)
         return NULL;
@@ -967,7 +962,7 @@ static void metric_backend(struct cm_buf *out, size_t m, const struct lbp_pool *
 
 void lbp_pools_metrics(const struct lbp_pool *const *pools, size_t n, struct cm_buf *out)
 {
-    uint64_t now = now_ms();
+    uint64_t now = cm_mono_ms();
 
     for (size_t m = 0; m < ARRAY_LEN(backend_metrics); m++) {
         cm_metrics_family(out, backend_metrics[m].name, backend_metrics[m].type,

@@ -33,6 +33,7 @@
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_lpm.h"
+#include "common/cm_time.h"
 #include "lbproxy/lbp_backend.h"
 #include "lbproxy/lbp_io.h"
 #include "lbproxy/lbp_proxy.h"
@@ -102,14 +103,6 @@ static void try_head(struct lbp_conn *c);
 static void pump_request(struct lbp_conn *c);
 static void pump_response(struct lbp_conn *c);
 static void connect_upstream(struct lbp_conn *c);
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void timer_set(struct lbp_conn *c, enum conn_timer kind, uint32_t ms)
 {
@@ -265,7 +258,7 @@ static void log_request(struct lbp_conn *c)
         .status = c->status,
         .bytes_in = c->req_bytes,
         .bytes_out = c->resp_bytes,
-        .duration_us = now_us() - c->t_start_us,
+        .duration_us = cm_mono_us() - c->t_start_us,
         .retries = c->attempts > 1 ? c->attempts - 1 : 0,
         .tls = c->tls,
     };
@@ -289,7 +282,7 @@ static void reply_error(struct lbp_conn *c, uint16_t status)
         if (status < 500)
             st->rejected++;
         if (c->t_start_us == 0)
-            c->t_start_us = now_us();
+            c->t_start_us = cm_mono_us();
         log_request(c);
     }
     start_closing(c);
@@ -327,7 +320,7 @@ static void start_request(struct lbp_conn *c, const char *data)
     struct evbuffer *in = lbp_io_input(c->cli);
 
     s->lst->stats.requests++;
-    c->t_start_us = now_us();
+    c->t_start_us = cm_mono_us();
     c->req_bytes = c->req.head_len;
     s->lst->stats.bytes_in += c->req.head_len;
     c->cli_keep = lbp_http_keep_alive(&c->req) && !c->px->draining;
@@ -431,7 +424,7 @@ static void send_head(struct lbp_conn *c)
         lbp_backend_begin(c->be);
         c->be_open = true;
     }
-    c->t_sent_us = now_us();
+    c->t_sent_us = cm_mono_us();
     lbp_http_msg_reset(&c->resp);
     c->resp.skip_body = c->req.parser.method == HTTP_HEAD;
     c->resp_started = c->resp_head_done = c->resp_done = false;
@@ -518,7 +511,7 @@ static void response_head(struct lbp_conn *c, const char *data)
     bool tunnel = status == 101 && c->req.parser.upgrade;
     bool close;
 
-    c->latency_us = now_us() - c->t_sent_us;
+    c->latency_us = cm_mono_us() - c->t_sent_us;
     if (status >= 100 && status < 200 && !tunnel) {
         /* Interim (100 Continue): forward and wait for the final head. */
         if (!http10 &&

@@ -61,19 +61,23 @@ static void io_write_handler(evutil_socket_t fd, short what, void *arg);
 
 /* ---- plain: read side ----------------------------------------------------- */
 
+/* Puts @ev in or out of the loop; @added is the flag that says where it is. */
+static void ev_set(struct lbp_io *io, struct event *ev, unsigned added, bool on)
+{
+    if (on && !(io->flags & added)) {
+        if (event_add(ev, NULL) == 0)
+            io->flags |= added;
+    } else if (!on && (io->flags & added)) {
+        event_del(ev);
+        io->flags &= ~added;
+    }
+}
+
 /* Puts the read event in or out of the loop to match the flags. */
 static void read_sync(struct lbp_io *io)
 {
-    bool want = (io->flags & (F_READ_ON | F_SUSPENDED | F_READ_DEAD)) == F_READ_ON &&
-                !(io->flags & F_CONNECTING);
-
-    if (want && !(io->flags & F_READ_ADDED)) {
-        if (event_add(&io->rev, NULL) == 0)
-            io->flags |= F_READ_ADDED;
-    } else if (!want && (io->flags & F_READ_ADDED)) {
-        event_del(&io->rev);
-        io->flags &= ~(unsigned)F_READ_ADDED;
-    }
+    ev_set(io, &io->rev, F_READ_ADDED,
+           (io->flags & (F_READ_ON | F_SUSPENDED | F_READ_DEAD | F_CONNECTING)) == F_READ_ON);
 }
 
 static void resume_off(struct lbp_io *io)
@@ -176,13 +180,7 @@ static void write_sched(struct lbp_io *io)
 
 static void write_wait(struct lbp_io *io, bool on)
 {
-    if (on && !(io->flags & F_WRITE_ADDED)) {
-        if (event_add(&io->wev, NULL) == 0)
-            io->flags |= F_WRITE_ADDED;
-    } else if (!on && (io->flags & F_WRITE_ADDED)) {
-        event_del(&io->wev);
-        io->flags &= ~(unsigned)F_WRITE_ADDED;
-    }
+    ev_set(io, &io->wev, F_WRITE_ADDED, on);
 }
 
 /*

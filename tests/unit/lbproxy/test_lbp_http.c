@@ -820,6 +820,15 @@ static void test_body_chunked_whole_message_bytewise(void **state)
 
 static void test_body_until_eof(void **state)
 {
+    static const struct {
+        enum http_parser_type type;
+        const char *head, *body;
+        uint16_t status;
+    } cut[] = {
+        {HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "ab", 502},
+        {HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "5\r\nab", 502},
+        {HTTP_REQUEST, "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", "ab", 400},
+    };
     struct lbp_http_msg m;
     size_t used;
 
@@ -846,32 +855,15 @@ static void test_body_until_eof(void **state)
     lbp_http_msg_fini(&m);
 
     /* With a length, a close before the end is an error. */
-    assert_int_equal(
-        head_of(&m, HTTP_RESPONSE, NULL, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"),
-        LBP_HTTP_DONE);
-    assert_false(lbp_http_until_eof(&m));
-    assert_int_equal(lbp_http_body_feed(&m, "ab", 2, &used), LBP_HTTP_MORE);
-    assert_int_equal(lbp_http_body_eof(&m), LBP_HTTP_ERROR);
-    assert_int_equal(m.status, 502);
-    lbp_http_msg_fini(&m);
-
-    assert_int_equal(
-        head_of(&m, HTTP_RESPONSE, NULL, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
-        LBP_HTTP_DONE);
-    assert_false(lbp_http_until_eof(&m));
-    assert_int_equal(lbp_http_body_feed(&m, "5\r\nab", 5, &used), LBP_HTTP_MORE);
-    assert_int_equal(lbp_http_body_eof(&m), LBP_HTTP_ERROR);
-    assert_int_equal(m.status, 502);
-    lbp_http_msg_fini(&m);
-
-    assert_int_equal(
-        head_of(&m, HTTP_REQUEST, NULL, "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"),
-        LBP_HTTP_DONE);
-    assert_false(lbp_http_until_eof(&m));
-    assert_int_equal(lbp_http_body_feed(&m, "ab", 2, &used), LBP_HTTP_MORE);
-    assert_int_equal(lbp_http_body_eof(&m), LBP_HTTP_ERROR);
-    assert_int_equal(m.status, 400);
-    lbp_http_msg_fini(&m);
+    for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
+        assert_int_equal(head_of(&m, cut[i].type, NULL, cut[i].head), LBP_HTTP_DONE);
+        assert_false(lbp_http_until_eof(&m));
+        assert_int_equal(lbp_http_body_feed(&m, cut[i].body, strlen(cut[i].body), &used),
+                         LBP_HTTP_MORE);
+        assert_int_equal(lbp_http_body_eof(&m), LBP_HTTP_ERROR);
+        assert_int_equal(m.status, cut[i].status);
+        lbp_http_msg_fini(&m);
+    }
 
     /* A request without a length has no body: it never runs until the close. */
     assert_int_equal(head_of(&m, HTTP_REQUEST, NULL, "POST / HTTP/1.0\r\n\r\n"), LBP_HTTP_DONE);
