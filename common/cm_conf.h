@@ -120,11 +120,40 @@ struct cm_conf_client_net {
     size_t region;      /* index into cm_conf.regions */
 };
 
+/* A vantage's own credential: it may PUT only that vantage's document. */
+struct cm_conf_vantage_token {
+    char *vantage;    /* owned map key: a region name */
+    char *token_file; /* owned path */
+    char *token;      /* owned secret read from token_file; never logged */
+};
+
+struct cm_conf_control_tls {
+    bool enabled;      /* the "tls" object exists: the listener speaks only TLS */
+    char *certificate; /* owned path: PEM chain, leaf first */
+    char *key;         /* owned path: PEM private key */
+    char *client_ca;   /* owned path, NULL = no client certificate asked */
+    char *ca_file;     /* owned path: the CA clients (fedgslbctl) verify us with, NULL = system */
+};
+
 struct cm_conf_control {
     bool enabled; /* false when the section is absent */
     struct cm_addr listen;
-    char *token_file; /* owned path, NULL = no auth for writes (loopback only) */
+    char *token_file; /* owned path of the operator token; NULL = no auth (loopback only) */
     char *token;      /* owned secret read from token_file; never logged */
+    struct cm_conf_vantage_token *vantage_tokens; /* owned, by vantage (region) name */
+    size_t vantage_token_count;
+    bool public_read;            /* reads need no token even off loopback (default false) */
+    uint32_t max_connections;    /* default 64, 1..4096 */
+    uint32_t request_timeout_ms; /* a request head must arrive within this; default 10000 */
+    struct cm_conf_control_tls tls;
+};
+
+/* What fedgslb-health presents to https:// publish_to targets. */
+struct cm_conf_publish_tls {
+    bool enabled;
+    char *ca_file;     /* owned path: the CA the targets' certificates chain to; NULL = system */
+    char *certificate; /* owned path: client certificate for mutual TLS, NULL = none */
+    char *key;         /* owned path: its key (required with certificate) */
 };
 
 struct cm_conf_dnsd {
@@ -153,6 +182,10 @@ struct cm_conf_health {
     struct cm_conf_check default_check; /* for services found by annotation only */
     char *probe_source;                 /* owned IP literal the probes connect from, NULL = any */
     char *state_file;
+    char *publish_token_file; /* owned path: this vantage's token for publishing, NULL = the
+                                 control token */
+    char *publish_token;      /* owned secret read from it; never logged */
+    struct cm_conf_publish_tls publish_tls;
     struct cm_conf_control control;
 };
 

@@ -20,12 +20,12 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_secret.h"
 #include "common/cm_str.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 /* A control token file larger than this is refused. */
-#define TOKEN_MAX      4096
 #define LATENCY_MAX_MS 100000
 
 /* Enum fields are written through int *. */
@@ -388,59 +388,96 @@ static int latency_parse(struct cm_conf_parse *p, json_t *v, void *base, void *f
 
 /* ---- daemon sections --------------------------------------------------------------- */
 
-/* Reads the secret from token_file. Messages name the file, never the content. */
+/* Reads a secret file into *dst. Messages name the file, never the content. */
+static int load_secret(struct cm_conf_parse *p, const char *path, char **dst)
+{
+    char why[CM_CONF_ERR_MAX];
+    int rc = cm_secret_read(path, dst, why, sizeof(why));
+
+    if (rc == CM_ENOMEM)
+        return cm_conf_oom(p);
+    if (rc != CM_OK)
+        return cm_conf_fail(p, "%s", why);
+    return CM_OK;
+}
+
+static void wipe_secret(char **s)
+{
+    if (*s != NULL)
+        explicit_bzero(*s, strlen(*s));
+    free(*s);
+    *s = NULL;
+}
+
 static int read_token(struct cm_conf_parse *p, void *base, void *field)
 {
-    struct cm_conf_control *c = base;
-    const char *path = *(char **)field;
-    char buf[TOKEN_MAX + 1], q[CM_CONF_QUOTE_MAX];
-    size_t len = 0;
-    ssize_t n = 1;
-    int fd, rc = CM_OK;
+    return load_secret(p, *(char **)field, &((struct cm_conf_control *)base)->token);
+}
 
-    cm_conf_quote(path, q, sizeof(q));
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd == -1)
-        return cm_conf_fail(p, "cannot read %s: %s", q, cm_strerror(cm_err_from_errno(errno)));
-    while (len < sizeof(buf) && n != 0) {
-        n = read(fd, buf + len, sizeof(buf) - len);
-        if (n == -1 && errno == EINTR)
-            continue;
-        if (n == -1) {
-            rc = cm_conf_fail(p, "cannot read %s: %s", q, cm_strerror(cm_err_from_errno(errno)));
-            goto out;
-        }
-        len += (size_t)n;
-    }
-    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-        len--;
-    if (len > TOKEN_MAX)
-        rc = cm_conf_fail(p, "token file %s is larger than %d bytes", q, TOKEN_MAX);
-    else if (len == 0)
-        rc = cm_conf_fail(p, "token file %s is empty", q);
-    for (size_t i = 0; rc == CM_OK && i < len; i++) {
-        if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
-            rc = cm_conf_fail(p, "token file %s must hold one line of printable text", q);
-    }
-    if (rc == CM_OK) {
-        c->token = strndup(buf, len);
-        if (c->token == NULL)
-            rc = cm_conf_oom(p);
-    }
-out:
-    explicit_bzero(buf, sizeof(buf));
-    close(fd);
-    return rc;
+static int read_vantage_token(struct cm_conf_parse *p, void *base, void *field)
+{
+    return load_secret(p, *(char **)field, &((struct cm_conf_vantage_token *)base)->token);
+}
+
+static int read_publish_token(struct cm_conf_parse *p, void *base, void *field)
+{
+    return load_secret(p, *(char **)field, &((struct cm_conf_health *)base)->publish_token);
 }
 
 static void control_release(void *base)
 {
-    struct cm_conf_control *c = base;
+    wipe_secret(&((struct cm_conf_control *)base)->token);
+}
 
-    if (c->token != NULL)
-        explicit_bzero(c->token, strlen(c->token));
-    free(c->token);
-    c->token = NULL;
+static void vantage_token_release(void *base)
+{
+    wipe_secret(&((struct cm_conf_vantage_token *)base)->token);
+}
+
+static void health_release(void *base)
+{
+    wipe_secret(&((struct cm_conf_health *)base)->publish_token);
+}
+
+/* A vantage token is named by the vantage (a region) it belongs to. */
+static int key_vantage(struct cm_conf_parse *p, void *base, void *field)
+{
+    const char *name = *(char **)field;
+    char q[CM_CONF_QUOTE_MAX];
+
+    (void)base;
+    if (cm_conf_region_index(p->conf, name) >= 0)
+        return CM_OK;
+    return cm_conf_fail(p, "unknown vantage %s: vantages are named by their region",
+                        cm_conf_quote(name, q, sizeof(q)));
+}
+
+/*
+ * Off loopback a control API must authenticate: a listener reachable from
+ * other hosts with no token would let anyone drain members or push state.
+ */
+static int control_post(struct cm_conf_parse *p, void *base)
+{
+    const struct cm_conf_control *c = base;
+    char addr[CM_ADDR_STRLEN];
+
+    if (c->token != NULL || c->vantage_token_count > 0 ||
+        cm_addr_is_loopback((const struct sockaddr *)&c->listen.ss))
+        return CM_OK;
+    cm_addr_format((const struct sockaddr *)&c->listen.ss, addr, sizeof(addr));
+    return cm_conf_fail_at(p, "listen",
+                           "%s is not a loopback address and no token is set: set token_file "
+                           "(and vantage_tokens), or listen on 127.0.0.1",
+                           addr);
+}
+
+static int publish_tls_post(struct cm_conf_parse *p, void *base)
+{
+    const struct cm_conf_publish_tls *t = base;
+
+    if ((t->certificate == NULL) != (t->key == NULL))
+        return cm_conf_fail(p, "certificate and key go together");
+    return CM_OK;
 }
 
 static int dnsd_post(struct cm_conf_parse *p, void *base)
@@ -580,6 +617,45 @@ static void root_release(void *base)
 static const char *const lb_modes[] = {"native", "proxy", NULL};
 static const char *const check_types[] = {"http", "https", "tcp", "none", NULL};
 
+static const struct cm_conf_item vantage_token_items[] = {
+    {.key = "token_file",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_vantage_token, token_file),
+     .required = true,
+     .validate = read_vantage_token},
+};
+static const struct cm_conf_schema vantage_token_schema = {
+    .items = vantage_token_items,
+    .count = COUNT(vantage_token_items),
+    .size = sizeof(struct cm_conf_vantage_token),
+    .name_offset = offsetof(struct cm_conf_vantage_token, vantage),
+    .key_check = key_vantage,
+    .release = vantage_token_release,
+};
+
+static const struct cm_conf_item control_tls_items[] = {
+    {.key = "certificate",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_control_tls, certificate),
+     .required = true},
+    {.key = "key",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_control_tls, key),
+     .required = true},
+    {.key = "client_ca",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_control_tls, client_ca)},
+    {.key = "ca_file",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_control_tls, ca_file)},
+};
+static const struct cm_conf_schema control_tls_schema = {
+    .items = control_tls_items,
+    .count = COUNT(control_tls_items),
+    .section = true,
+    .present_offset = offsetof(struct cm_conf_control_tls, enabled),
+};
+
 static const struct cm_conf_item control_items[] = {
     {.key = "listen",
      .type = CM_CONF_ADDR,
@@ -589,13 +665,57 @@ static const struct cm_conf_item control_items[] = {
      .type = CM_CONF_STR,
      .offset = offsetof(struct cm_conf_control, token_file),
      .validate = read_token},
+    {.key = "vantage_tokens",
+     .type = CM_CONF_MAP,
+     .offset = offsetof(struct cm_conf_control, vantage_tokens),
+     .count_offset = offsetof(struct cm_conf_control, vantage_token_count),
+     .max = 256,
+     .sub = &vantage_token_schema},
+    {.key = "public_read",
+     .type = CM_CONF_BOOL,
+     .offset = offsetof(struct cm_conf_control, public_read),
+     .def_bool = false},
+    {.key = "max_connections",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_control, max_connections),
+     .min = 1,
+     .max = 4096,
+     .def_uint = 64},
+    {.key = "request_timeout_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_control, request_timeout_ms),
+     .min = 100,
+     .max = 600000,
+     .def_uint = 10000},
+    {.key = "tls",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_control, tls),
+     .sub = &control_tls_schema},
 };
 static const struct cm_conf_schema control_schema = {
     .items = control_items,
     .count = COUNT(control_items),
     .section = true,
     .present_offset = offsetof(struct cm_conf_control, enabled),
+    .post = control_post,
     .release = control_release,
+};
+
+static const struct cm_conf_item publish_tls_items[] = {
+    {.key = "ca_file",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_publish_tls, ca_file)},
+    {.key = "certificate",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_publish_tls, certificate)},
+    {.key = "key", .type = CM_CONF_STR, .offset = offsetof(struct cm_conf_publish_tls, key)},
+};
+static const struct cm_conf_schema publish_tls_schema = {
+    .items = publish_tls_items,
+    .count = COUNT(publish_tls_items),
+    .section = true,
+    .present_offset = offsetof(struct cm_conf_publish_tls, enabled),
+    .post = publish_tls_post,
 };
 
 static const struct cm_conf_item dnsd_items[] = {
@@ -702,6 +822,14 @@ static const struct cm_conf_item health_items[] = {
     {.key = "state_file",
      .type = CM_CONF_STR,
      .offset = offsetof(struct cm_conf_health, state_file)},
+    {.key = "publish_token_file",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_health, publish_token_file),
+     .validate = read_publish_token},
+    {.key = "publish_tls",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_health, publish_tls),
+     .sub = &publish_tls_schema},
     {.key = "control",
      .type = CM_CONF_OBJECT,
      .offset = offsetof(struct cm_conf_health, control),
@@ -712,6 +840,7 @@ static const struct cm_conf_schema health_schema = {
     .count = COUNT(health_items),
     .section = true,
     .present_offset = offsetof(struct cm_conf_health, present),
+    .release = health_release,
 };
 
 static const char *const access_log_formats[] = {"off", "json", "combined", NULL};

@@ -1,35 +1,31 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cm_ctl.c -- the control API on libevent's evhttp: built-in routes, daemon
- * routes by longest prefix, bearer-token checks, JSON replies, and the
- * Prometheus text helpers.
+ * cm_ctl.c -- the control API's routing and access layer: built-in routes,
+ * daemon routes by longest prefix, tokens and what each grants, JSON replies,
+ * TLS settings, and the Prometheus text helpers. The connections themselves
+ * (framing, deadlines, caps) are in cm_ctl_conn.c.
  *
  * Everything runs in the event loop that owns the ctl; nothing here blocks.
- * Replies are counted by status code after the handler returns, so a handler
- * that answers later (evhttp_request_own) is not counted, and neither are the
- * replies libevent sends itself (413 on a too-long Content-Length, 501 for a
- * method outside GET/PUT/DELETE/POST, 400 for an unparsable request line).
+ * Replies are counted by status code as they are sent.
  */
 #include "common/cm_ctl.h"
 
 #include <math.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/queue.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "common/cm_conf.h"
+#include "common/cm_ctl_int.h"
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
@@ -38,41 +34,12 @@
 #define FEDGSLB_VERSION "unknown"
 #endif
 
-#define CTL_HEADERS_MAX  (16 * 1024) /* request line + headers */
-#define CTL_TIMEOUT_S    30          /* idle / read / write timeout */
-#define CTL_BACKLOG      128
 #define CTL_METRICS_MAX  (16u << 20) /* cap on one /metrics page */
-#define CTL_CODE_MAX     600         /* status codes counted: 100..599 */
 #define CTL_ERRMSG_MAX   512         /* longest error reason sent */
-#define CTL_METHODS      (EVHTTP_REQ_GET | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_POST)
 #define CTL_CT_JSON      "application/json"
 #define CTL_CT_TEXT      "text/plain; charset=utf-8"
 #define CTL_CT_PROM      "text/plain; version=0.0.4; charset=utf-8"
 #define CTL_AUTH_MISSING "missing or invalid bearer token"
-
-struct ctl_route {
-    unsigned methods;  /* EVHTTP_REQ_* mask */
-    char *prefix;      /* owned, starts with '/' */
-    size_t prefix_len; /* strlen(prefix) */
-    bool needs_auth;
-    cm_ctl_route_fn *fn;
-    void *arg; /* borrowed, the daemon's */
-};
-
-struct cm_ctl {
-    struct event_base *base;            /* borrowed */
-    struct evhttp *http;                /* owned */
-    struct evhttp_bound_socket *socket; /* owned by http */
-    char *token;                        /* owned secret, NULL = no auth; never logged */
-    size_t token_len;                   /* strlen(token) */
-    struct cm_ctl_callbacks cbs;        /* copied */
-    struct ctl_route *routes;           /* owned array */
-    size_t route_count;                 /* used entries of routes */
-    size_t body_max;                    /* <= CM_CTL_BODY_MAX */
-    double start_time_s;                /* process start, seconds since the epoch */
-    uint64_t replies[CTL_CODE_MAX];     /* replies sent, by status code */
-    char listen_text[CM_ADDR_STRLEN];   /* "127.0.0.1:9153", for logs */
-};
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -165,22 +132,24 @@ void cm_metrics_sample(struct cm_buf *out, const char *name, const char *labels,
 
 /* ---- replies ------------------------------------------------------------ */
 
-static void reply_raw(struct evhttp_request *req, int code, const char *ctype, const char *body,
+static void reply_raw(struct cm_ctl_req *req, int code, const char *ctype, const char *body,
                       size_t len)
 {
-    struct evkeyvalq *hdrs = evhttp_request_get_output_headers(req);
-
-    evhttp_remove_header(hdrs, "Content-Type");
-    evhttp_add_header(hdrs, "Content-Type", ctype);
-    evhttp_add_header(hdrs, "Cache-Control", "no-store");
-    evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
-    evhttp_send_reply(req, code, NULL, NULL);
+    ctl_conn_send(req, code, ctype, body, len);
 }
 
-void cm_ctl_reply_json(struct evhttp_request *req, int code, json_t *doc)
+void cm_ctl_reply_header(struct cm_ctl_req *req, const char *name, const char *value)
+{
+    if (strpbrk(name, "\r\n") != NULL || strpbrk(value, "\r\n") != NULL)
+        return;
+    cm_buf_printf(&req->headers, "%s: %s\r\n", name, value);
+}
+
+void cm_ctl_reply_json(struct cm_ctl_req *req, int code, json_t *doc)
 {
     static const char fail[] = "{\"error\":\"internal error: cannot serialize reply\"}\n";
     char *text = NULL;
+    size_t len;
 
     if (doc != NULL)
         text = json_dumps(doc, JSON_COMPACT);
@@ -189,12 +158,25 @@ void cm_ctl_reply_json(struct evhttp_request *req, int code, json_t *doc)
         reply_raw(req, 500, CTL_CT_JSON, fail, sizeof(fail) - 1);
         return;
     }
-    evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
+    /* The serializer left room for nothing: add the newline by copying once. */
+    len = strlen(text);
+    {
+        char *withnl = realloc(text, len + 2);
+
+        if (withnl == NULL) {
+            free(text);
+            reply_raw(req, 500, CTL_CT_JSON, fail, sizeof(fail) - 1);
+            return;
+        }
+        text = withnl;
+    }
+    text[len] = '\n';
+    text[len + 1] = '\0';
+    reply_raw(req, code, CTL_CT_JSON, text, len + 1);
     free(text);
-    reply_raw(req, code, CTL_CT_JSON, "\n", 1);
 }
 
-void cm_ctl_reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
+void cm_ctl_reply_error(struct cm_ctl_req *req, int code, const char *fmt, ...)
 {
     char msg[CTL_ERRMSG_MAX];
     json_t *s;
@@ -218,85 +200,52 @@ void cm_ctl_reply_error(struct evhttp_request *req, int code, const char *fmt, .
 
 static void allow_text(unsigned methods, char *buf, size_t cap)
 {
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } names[] = {
-        {EVHTTP_REQ_GET, "GET"},
-        {EVHTTP_REQ_PUT, "PUT"},
-        {EVHTTP_REQ_POST, "POST"},
-        {EVHTTP_REQ_DELETE, "DELETE"},
-    };
+    static const unsigned order[] = {CM_HTTP_GET, CM_HTTP_PUT, CM_HTTP_POST, CM_HTTP_DELETE};
     size_t used = 0;
 
     buf[0] = '\0';
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
         int n;
 
-        if ((methods & names[i].bit) == 0)
+        if ((methods & order[i]) == 0)
             continue;
-        n = snprintf(buf + used, cap - used, "%s%s", used > 0 ? ", " : "", names[i].name);
+        n = snprintf(buf + used, cap - used, "%s%s", used > 0 ? ", " : "",
+                     cm_http_method_name(order[i]));
         if (n < 0 || (size_t)n >= cap - used)
             return;
         used += (size_t)n;
     }
 }
 
-static void reply_405(struct evhttp_request *req, unsigned allowed)
+static void reply_405(struct cm_ctl_req *req, unsigned allowed)
 {
     char allow[64];
 
     allow_text(allowed, allow, sizeof(allow));
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    cm_ctl_reply_header(req, "Allow", allow);
     cm_ctl_reply_error(req, 405, "method not allowed; allowed: %s", allow);
-}
-
-static void reply_401(struct evhttp_request *req)
-{
-    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-                      "Bearer realm=\"fedgslb\"");
-    cm_ctl_reply_error(req, 401, CTL_AUTH_MISSING);
 }
 
 /* ---- request helpers ---------------------------------------------------- */
 
-int cm_ctl_body(struct evhttp_request *req, struct cm_buf *body)
+unsigned cm_ctl_req_method(const struct cm_ctl_req *req)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    size_t cap = body->max < CM_CTL_BODY_MAX ? body->max : CM_CTL_BODY_MAX;
-    struct evbuffer_ptr pos;
-    char chunk[4096];
-    int rc;
+    return req->method;
+}
 
+int cm_ctl_body(struct cm_ctl_req *req, struct cm_buf *body)
+{
     cm_buf_reset(body);
-    if (len > cap)
+    if (req->body.len > body->max)
         return CM_ETOOBIG;
     /* One append of nothing makes the buffer hold "" (never NULL) after. */
-    rc = cm_buf_append(body, "", 0);
-    if (rc != CM_OK)
-        return rc;
-    if (evbuffer_ptr_set(in, &pos, 0, EVBUFFER_PTR_SET) != 0)
-        return len == 0 ? CM_OK : CM_EIO;
-    while (body->len < len) {
-        size_t want = len - body->len < sizeof(chunk) ? len - body->len : sizeof(chunk);
-        ev_ssize_t got = evbuffer_copyout_from(in, &pos, chunk, want);
-
-        if (got <= 0) {
-            rc = CM_EIO;
-            break;
-        }
-        rc = cm_buf_append(body, chunk, (size_t)got);
-        if (rc != CM_OK)
-            break;
-        if (evbuffer_ptr_set(in, &pos, (size_t)got, EVBUFFER_PTR_ADD) != 0 && body->len < len) {
-            rc = CM_EIO;
-            break;
-        }
-    }
-    if (rc != CM_OK)
+    if (cm_buf_append(body, "", 0) != CM_OK)
+        return CM_ENOMEM;
+    if (req->body.len > 0 && cm_buf_append(body, req->body.data, req->body.len) != CM_OK) {
         cm_buf_reset(body);
-    return rc;
+        return CM_ENOMEM;
+    }
+    return CM_OK;
 }
 
 const char *cm_ctl_query_param(const struct evkeyvalq *q, const char *key)
@@ -311,18 +260,17 @@ const char *cm_ctl_query_param(const struct evkeyvalq *q, const char *key)
     return NULL;
 }
 
-int cm_ctl_query_parse(struct evhttp_request *req, struct evkeyvalq *q)
+int cm_ctl_query_parse(struct cm_ctl_req *req, struct evkeyvalq *q)
 {
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
-
     TAILQ_INIT(q);
-    if (query == NULL || query[0] == '\0')
+    if (req->query == NULL || req->query[0] == '\0')
         return CM_OK;
-    if (evhttp_parse_query_str(query, q) != 0)
+    if (evhttp_parse_query_str(req->query, q) != 0)
         return CM_EPARSE;
     return CM_OK;
 }
+
+/* ---- tokens and access -------------------------------------------------- */
 
 /* Compares in time that depends only on the secret's length. */
 static bool token_equal(const char *given, size_t given_len, const char *secret, size_t secret_len)
@@ -337,27 +285,74 @@ static bool token_equal(const char *given, size_t given_len, const char *secret,
     return diff == 0;
 }
 
-static bool ctl_authorized(const struct cm_ctl *ctl, struct evhttp_request *req)
+/* The token an Authorization value presents; every token is compared, so
+ * the time taken does not tell which one (nearly) matched. */
+static const struct ctl_token *token_lookup(const struct cm_ctl *ctl, const char *auth, size_t len)
 {
-    const char *h;
+    const struct ctl_token *hit = NULL;
 
-    if (ctl->token == NULL)
-        return true;
-    h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-        return false;
-    h += 7;
-    while (*h == ' ' || *h == '\t')
-        h++;
-    return token_equal(h, strlen(h), ctl->token, ctl->token_len);
+    if (auth == NULL || len < 7 || strncasecmp(auth, "Bearer ", 7) != 0)
+        return NULL;
+    auth += 7;
+    len -= 7;
+    while (len > 0 && (*auth == ' ' || *auth == '\t')) {
+        auth++;
+        len--;
+    }
+    for (size_t i = 0; i < ctl->token_count; i++) {
+        const struct ctl_token *t = &ctl->tokens[i];
+
+        if (token_equal(auth, len, t->secret, t->len) && hit == NULL)
+            hit = t;
+    }
+    return hit;
+}
+
+/* 0 when @who may use a route open to @access, else 401 or 403. */
+static int access_check(const struct cm_ctl *ctl, enum cm_ctl_access access,
+                        const struct ctl_token *who, bool token_given)
+{
+    if (access == CM_CTL_PUBLIC || ctl->token_count == 0)
+        return 0;
+    if (token_given && who == NULL)
+        return 401; /* a wrong token is an error even where none is needed */
+    switch (access) {
+    case CM_CTL_READ:
+        return ctl->open_read || who != NULL ? 0 : 401;
+    case CM_CTL_VANTAGE:
+        return who != NULL ? 0 : 401;
+    case CM_CTL_OPERATOR:
+        return who == NULL ? 401 : who->vantage == NULL ? 0 : 403;
+    default:
+        return 0;
+    }
+}
+
+static void reply_denied(struct cm_ctl_req *req, int code)
+{
+    if (code == 401) {
+        cm_ctl_reply_header(req, "WWW-Authenticate", "Bearer realm=\"fedgslb\"");
+        cm_ctl_reply_error(req, 401, CTL_AUTH_MISSING);
+    } else {
+        cm_ctl_reply_error(req, 403, "this token may not do that");
+    }
 }
 
 /* ---- built-in routes ---------------------------------------------------- */
 
-static void ctl_metrics(struct cm_ctl *ctl, struct evhttp_request *req)
+static void builtin_healthz(void *arg, struct cm_ctl_req *req, const char *rest)
 {
+    (void)arg;
+    (void)rest;
+    reply_raw(req, 200, CTL_CT_TEXT, "ok\n", 3);
+}
+
+static void builtin_metrics(void *arg, struct cm_ctl_req *req, const char *rest)
+{
+    struct cm_ctl *ctl = arg;
     struct cm_buf out, labels;
 
+    (void)rest;
     cm_buf_init(&out, CTL_METRICS_MAX);
     cm_buf_init(&labels, 256);
     cm_metrics_family(&out, "fedgslb_ctl_requests_total", "counter",
@@ -370,6 +365,24 @@ static void ctl_metrics(struct cm_ctl *ctl, struct evhttp_request *req)
         snprintf(lbl, sizeof(lbl), "code=\"%d\"", code);
         cm_metrics_sample(&out, "fedgslb_ctl_requests_total", lbl, (double)ctl->replies[code]);
     }
+    cm_metrics_family(&out, "fedgslb_ctl_connections", "gauge",
+                      "Control API connections open now.");
+    cm_metrics_sample(&out, "fedgslb_ctl_connections", NULL, (double)ctl->conn_count);
+    cm_metrics_family(&out, "fedgslb_ctl_connections_closed_total", "counter",
+                      "Control API connections closed by the server before their request was "
+                      "served: evicted (table full, oldest idle or unfinished head), refused "
+                      "(table full of busy connections), deadline (request not received in time).");
+    cm_metrics_sample(&out, "fedgslb_ctl_connections_closed_total", "reason=\"evicted\"",
+                      (double)ctl->evicted);
+    cm_metrics_sample(&out, "fedgslb_ctl_connections_closed_total", "reason=\"refused\"",
+                      (double)ctl->refused);
+    cm_metrics_sample(&out, "fedgslb_ctl_connections_closed_total", "reason=\"deadline\"",
+                      (double)ctl->timeouts);
+    cm_metrics_family(&out, "fedgslb_ctl_accept_exhausted_total", "counter",
+                      "Control API accept() failures for lack of descriptors or memory (each "
+                      "pauses accepting briefly).");
+    cm_metrics_sample(&out, "fedgslb_ctl_accept_exhausted_total", NULL,
+                      (double)ctl->accept_exhausted);
     cm_metrics_family(&out, "process_start_time_seconds", "gauge",
                       "Start time of the process since unix epoch in seconds.");
     cm_metrics_sample(&out, "process_start_time_seconds", NULL, ctl->start_time_s);
@@ -388,8 +401,8 @@ static void ctl_metrics(struct cm_ctl *ctl, struct evhttp_request *req)
 
 /*
  * Our own failures are 5xx; a document older than the one held is 409
- * (Conflict: the sender may retry with a newer one); everything else is the
- * document's fault, 400.
+ * (Conflict: the sender may retry with a newer one); another vantage's
+ * document is 403; everything else is the document's fault, 400.
  */
 static int state_put_status(int rc)
 {
@@ -397,53 +410,35 @@ static int state_put_status(int rc)
         return 500;
     if (rc == CM_EEXIST)
         return 409;
+    if (rc == CM_EACCES)
+        return 403;
     return 400;
 }
 
-static void ctl_state_put(struct cm_ctl *ctl, struct evhttp_request *req)
+static void builtin_state_put(void *arg, struct cm_ctl_req *req, const char *rest)
 {
-    struct cm_buf body;
+    struct cm_ctl *ctl = arg;
     char reason[CTL_ERRMSG_MAX] = "";
+    const char *vantage = req->who != NULL ? req->who->vantage : NULL;
     int rc;
 
-    if (!ctl_authorized(ctl, req)) {
-        reply_401(req);
-        return;
-    }
-    cm_buf_init(&body, ctl->body_max);
-    rc = cm_ctl_body(req, &body);
-    if (rc == CM_ETOOBIG) {
-        cm_ctl_reply_error(req, 413, "request body larger than %zu bytes", ctl->body_max);
-        goto out;
-    }
-    if (rc != CM_OK) {
-        cm_ctl_reply_error(req, 500, "cannot read request body: %s", cm_strerror(rc));
-        goto out;
-    }
-    rc = ctl->cbs.state_put(ctl->cbs.arg, cm_buf_cstr(&body), body.len, reason, sizeof(reason));
+    (void)rest;
+    rc = ctl->cbs.state_put(ctl->cbs.arg, cm_buf_cstr(&req->body), req->body.len, vantage, reason,
+                            sizeof(reason));
     if (rc == CM_OK) {
         cm_ctl_reply_json(req, 200, json_pack("{s:b}", "ok", 1));
-        goto out;
+        return;
     }
     cm_ctl_reply_error(req, state_put_status(rc), "%s",
                        reason[0] != '\0' ? reason : cm_strerror(rc));
-out:
-    cm_buf_fini(&body);
 }
 
-static void ctl_state(struct cm_ctl *ctl, struct evhttp_request *req, enum evhttp_cmd_type method)
+static void builtin_state_get(void *arg, struct cm_ctl_req *req, const char *rest)
 {
-    unsigned allowed = EVHTTP_REQ_GET | (ctl->cbs.state_put != NULL ? EVHTTP_REQ_PUT : 0u);
+    struct cm_ctl *ctl = arg;
     json_t *doc;
 
-    if (method == EVHTTP_REQ_PUT && ctl->cbs.state_put != NULL) {
-        ctl_state_put(ctl, req);
-        return;
-    }
-    if (method != EVHTTP_REQ_GET) {
-        reply_405(req, allowed);
-        return;
-    }
+    (void)rest;
     doc = ctl->cbs.state_get != NULL ? ctl->cbs.state_get(ctl->cbs.arg) : NULL;
     if (doc == NULL) {
         cm_ctl_reply_error(req, 404, "no state");
@@ -452,113 +447,239 @@ static void ctl_state(struct cm_ctl *ctl, struct evhttp_request *req, enum evhtt
     cm_ctl_reply_json(req, 200, doc);
 }
 
-/* True when @path is a built-in and the request was answered. */
-static bool ctl_builtin(struct cm_ctl *ctl, struct evhttp_request *req, enum evhttp_cmd_type method,
-                        const char *path)
+/* ---- routing ------------------------------------------------------------ */
+
+static int route_add(struct cm_ctl *ctl, unsigned methods, const char *prefix, bool exact,
+                     enum cm_ctl_access access, cm_ctl_route_fn *fn, void *arg)
 {
-    if (strcmp(path, "/healthz") == 0) {
-        if (method != EVHTTP_REQ_GET)
-            reply_405(req, EVHTTP_REQ_GET);
-        else
-            reply_raw(req, 200, CTL_CT_TEXT, "ok\n", 3);
-        return true;
+    struct ctl_route *routes, *r;
+
+    if (fn == NULL || prefix == NULL || prefix[0] != '/' || methods == 0 ||
+        (methods & ~(unsigned)CTL_METHODS) != 0)
+        return CM_EINVAL;
+    for (size_t i = 0; i < ctl->route_count; i++) {
+        if ((ctl->routes[i].methods & methods) != 0 && strcmp(ctl->routes[i].prefix, prefix) == 0)
+            return CM_EEXIST;
     }
-    if (strcmp(path, "/metrics") == 0) {
-        if (method != EVHTTP_REQ_GET)
-            reply_405(req, EVHTTP_REQ_GET);
-        else
-            ctl_metrics(ctl, req);
-        return true;
-    }
-    if (strcmp(path, "/v1/state") == 0) {
-        ctl_state(ctl, req, method);
-        return true;
-    }
-    return false;
+    routes = realloc(ctl->routes, (ctl->route_count + 1) * sizeof(*routes));
+    if (routes == NULL)
+        return CM_ENOMEM;
+    ctl->routes = routes;
+    r = &routes[ctl->route_count];
+    r->prefix = strdup(prefix);
+    if (r->prefix == NULL)
+        return CM_ENOMEM;
+    r->prefix_len = strlen(prefix);
+    r->exact = exact;
+    r->methods = methods;
+    r->access = access;
+    r->fn = fn;
+    r->arg = arg;
+    ctl->route_count++;
+    return CM_OK;
 }
 
-/* ---- daemon routes ------------------------------------------------------ */
+int cm_ctl_route(struct cm_ctl *ctl, unsigned methods, const char *prefix,
+                 enum cm_ctl_access access, cm_ctl_route_fn *fn, void *arg)
+{
+    return route_add(ctl, methods, prefix, false, access, fn, arg);
+}
 
-static void ctl_route_dispatch(struct cm_ctl *ctl, struct evhttp_request *req,
-                               enum evhttp_cmd_type method, const char *path)
+static bool route_matches(const struct ctl_route *r, const char *path)
+{
+    if (r->exact)
+        return strcmp(path, r->prefix) == 0;
+    return strncmp(path, r->prefix, r->prefix_len) == 0;
+}
+
+/* The longest matching prefix; several routes may share it, one per method. */
+static const struct ctl_route *route_find(const struct cm_ctl *ctl, const char *path,
+                                          unsigned method, unsigned *allowed)
 {
     const struct ctl_route *best = NULL, *hit = NULL;
-    unsigned allowed = 0;
 
+    *allowed = 0;
     for (size_t i = 0; i < ctl->route_count; i++) {
         const struct ctl_route *r = &ctl->routes[i];
 
-        if (strncmp(path, r->prefix, r->prefix_len) != 0)
-            continue;
-        if (best == NULL || r->prefix_len > best->prefix_len)
+        if (route_matches(r, path) && (best == NULL || r->prefix_len > best->prefix_len))
             best = r;
     }
-    if (best == NULL) {
-        cm_ctl_reply_error(req, 404, "not found");
-        return;
-    }
-    /* Several routes may share the winning prefix, one per method. */
-    for (size_t i = 0; i < ctl->route_count; i++) {
+    for (size_t i = 0; best != NULL && i < ctl->route_count; i++) {
         const struct ctl_route *r = &ctl->routes[i];
 
-        if (strcmp(r->prefix, best->prefix) != 0)
+        if (r->exact != best->exact || strcmp(r->prefix, best->prefix) != 0)
             continue;
-        allowed |= r->methods;
-        if ((r->methods & (unsigned)method) != 0)
+        *allowed |= r->methods;
+        if ((r->methods & method) != 0)
             hit = r;
+    }
+    return hit;
+}
+
+int ctl_req_admit(struct cm_ctl *ctl, struct cm_ctl_req *req, const struct cm_http_head *h)
+{
+    const struct ctl_route *hit;
+    unsigned allowed;
+    int code;
+
+    req->who = token_lookup(ctl, h->auth, h->auth_len);
+    hit = route_find(ctl, req->path, req->method, &allowed);
+    if (hit == NULL && allowed == 0) {
+        cm_ctl_reply_error(req, 404, "not found");
+        return 404;
+    }
+    if (hit == NULL && req->method == CM_HTTP_OTHER) {
+        cm_ctl_reply_error(req, 501, "method not implemented");
+        return 501;
     }
     if (hit == NULL) {
         reply_405(req, allowed);
-        return;
+        return 405;
     }
-    if (hit->needs_auth && !ctl_authorized(ctl, req)) {
-        reply_401(req);
-        return;
+    code = access_check(ctl, hit->access, req->who, h->auth != NULL);
+    if (code != 0) {
+        reply_denied(req, code);
+        return code;
     }
-    hit->fn(hit->arg, req, path + hit->prefix_len);
+    req->route = hit;
+    return 0;
 }
 
-static const char *method_name(enum evhttp_cmd_type m)
+void ctl_req_dispatch(struct cm_ctl *ctl, struct cm_ctl_req *req)
 {
-    switch (m) {
-    case EVHTTP_REQ_GET:
-        return "GET";
-    case EVHTTP_REQ_PUT:
-        return "PUT";
-    case EVHTTP_REQ_POST:
-        return "POST";
-    case EVHTTP_REQ_DELETE:
-        return "DELETE";
-    default:
-        return "other";
-    }
+    (void)ctl;
+    req->route->fn(req->route->arg, req, req->path + req->route->prefix_len);
 }
 
-static void ctl_dispatch(struct evhttp_request *req, void *arg)
-{
-    struct cm_ctl *ctl = arg;
-    enum evhttp_cmd_type method = evhttp_request_get_command(req);
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *raw = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-    char *path = NULL;
-    size_t path_len = 0;
-    int code;
+/* ---- settings: tokens, TLS ---------------------------------------------- */
 
-    if (raw == NULL || raw[0] == '\0')
-        raw = "/";
-    path = evhttp_uridecode(raw, 0, &path_len);
-    if (path == NULL)
-        cm_ctl_reply_error(req, 500, "out of memory");
-    else if (strlen(path) != path_len || path[0] != '/')
-        cm_ctl_reply_error(req, 400, "bad request path");
-    else if (!ctl_builtin(ctl, req, method, path))
-        ctl_route_dispatch(ctl, req, method, path);
-    /* The request stays alive until its reply is written by the loop. */
-    code = evhttp_request_get_response_code(req);
-    if (code >= 100 && code < CTL_CODE_MAX)
-        ctl->replies[code]++;
-    cm_log_debug("ctl request method=%s path=%.200s code=%d", method_name(method), raw, code);
-    free(path);
+static void tokens_free(struct ctl_token *tokens, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        explicit_bzero(tokens[i].secret, tokens[i].len);
+        free(tokens[i].secret);
+        free(tokens[i].vantage);
+    }
+    free(tokens);
+}
+
+static int token_add(struct ctl_token *t, const char *secret, const char *vantage)
+{
+    t->secret = strdup(secret);
+    t->len = strlen(secret);
+    t->vantage = vantage != NULL ? strdup(vantage) : NULL;
+    if (t->secret == NULL || (vantage != NULL && t->vantage == NULL))
+        return CM_ENOMEM;
+    return CM_OK;
+}
+
+/* The operator token first, then one per vantage. */
+static int tokens_from_conf(const struct cm_conf_control *conf, struct ctl_token **out,
+                            size_t *count)
+{
+    size_t n = (conf->token != NULL ? 1 : 0) + conf->vantage_token_count, used = 0;
+    struct ctl_token *t = calloc(n + 1, sizeof(*t));
+    int rc = CM_OK;
+
+    if (t == NULL)
+        return CM_ENOMEM;
+    if (conf->token != NULL)
+        rc = token_add(&t[used++], conf->token, NULL);
+    for (size_t i = 0; rc == CM_OK && i < conf->vantage_token_count; i++)
+        rc = token_add(&t[used++], conf->vantage_tokens[i].token, conf->vantage_tokens[i].vantage);
+    if (rc != CM_OK) {
+        tokens_free(t, used);
+        return rc;
+    }
+    *out = t;
+    *count = n;
+    return CM_OK;
+}
+
+/* "file: what failed: OpenSSL's reason". */
+static int tls_fail(char *err, size_t errlen, const char *what, const char *path)
+{
+    char reason[256] = "unknown error";
+    unsigned long e = ERR_get_error();
+
+    if (e != 0)
+        ERR_error_string_n(e, reason, sizeof(reason));
+    ERR_clear_error();
+    set_err(err, errlen, "control.tls.%s %s: %s", what, path, reason);
+    return CM_ECONFIG;
+}
+
+/* A server context from control.tls; NULL in *out when TLS is off. */
+static int tls_from_conf(const struct cm_conf_control_tls *tls, SSL_CTX **out, char *err,
+                         size_t errlen)
+{
+    SSL_CTX *ctx;
+    int rc = CM_OK;
+
+    *out = NULL;
+    if (!tls->enabled)
+        return CM_OK;
+    ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        return tls_fail(err, errlen, "certificate", tls->certificate);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, tls->certificate) != 1)
+        rc = tls_fail(err, errlen, "certificate", tls->certificate);
+    else if (SSL_CTX_use_PrivateKey_file(ctx, tls->key, SSL_FILETYPE_PEM) != 1)
+        rc = tls_fail(err, errlen, "key", tls->key);
+    else if (SSL_CTX_check_private_key(ctx) != 1)
+        rc = tls_fail(err, errlen, "key", tls->key);
+    if (rc == CM_OK && tls->client_ca != NULL) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(tls->client_ca);
+
+        if (names == NULL || SSL_CTX_load_verify_locations(ctx, tls->client_ca, NULL) != 1) {
+            sk_X509_NAME_pop_free(names, X509_NAME_free);
+            rc = tls_fail(err, errlen, "client_ca", tls->client_ca);
+        } else {
+            SSL_CTX_set_client_CA_list(ctx, names);
+            SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        }
+    }
+    if (rc != CM_OK) {
+        SSL_CTX_free(ctx);
+        return rc;
+    }
+    *out = ctx;
+    return CM_OK;
+}
+
+int cm_ctl_reload(struct cm_ctl *ctl, const struct cm_conf_control *conf, char *err, size_t errlen)
+{
+    struct ctl_token *tokens = NULL;
+    size_t count = 0;
+    SSL_CTX *ssl = NULL;
+    int rc;
+
+    rc = tls_from_conf(&conf->tls, &ssl, err, errlen);
+    if (rc != CM_OK)
+        return rc;
+    if (ctl->fd >= 0 && (ssl == NULL) != (ctl->ssl == NULL)) {
+        SSL_CTX_free(ssl);
+        set_err(err, errlen, "control.tls: turning TLS on or off needs a restart");
+        return CM_ECONFIG;
+    }
+    rc = tokens_from_conf(conf, &tokens, &count);
+    if (rc != CM_OK) {
+        SSL_CTX_free(ssl);
+        set_err(err, errlen, "control: out of memory");
+        return rc;
+    }
+    tokens_free(ctl->tokens, ctl->token_count);
+    ctl->tokens = tokens;
+    ctl->token_count = count;
+    SSL_CTX_free(ctl->ssl); /* open connections hold their own reference */
+    ctl->ssl = ssl;
+    ctl->head_ms = conf->request_timeout_ms > 0 ? conf->request_timeout_ms : CM_CTL_TIMEOUT_MS;
+    ctl->conn_max = conf->max_connections > 0 ? conf->max_connections : CM_CTL_CONN_MAX;
+    ctl->open_read =
+        conf->public_read || cm_addr_is_loopback((const struct sockaddr *)&conf->listen.ss);
+    return CM_OK;
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -606,32 +727,6 @@ static double process_start_time(void)
     return (double)btime + (double)start_ticks / (double)ticks_per_s;
 }
 
-static int ctl_bind(struct cm_ctl *ctl, const struct cm_conf_control *conf, char *err,
-                    size_t errlen)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    int fd;
-
-    cm_addr_format((const struct sockaddr *)&conf->listen.ss, ctl->listen_text,
-                   sizeof(ctl->listen_text));
-    fd = cm_net_listen(&conf->listen, SOCK_STREAM, false, CTL_BACKLOG);
-    if (fd < 0) {
-        set_err(err, errlen, "control.listen %s: %s", ctl->listen_text, cm_strerror(fd));
-        return fd;
-    }
-    ctl->socket = evhttp_accept_socket_with_handle(ctl->http, fd);
-    if (ctl->socket == NULL) {
-        close(fd);
-        set_err(err, errlen, "control.listen %s: cannot start the HTTP listener", ctl->listen_text);
-        return CM_ENOMEM;
-    }
-    /* With port 0 the kernel chose one: name that one in logs. */
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-        cm_addr_format((const struct sockaddr *)&ss, ctl->listen_text, sizeof(ctl->listen_text));
-    return CM_OK;
-}
-
 int cm_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
                const struct cm_ctl_callbacks *cbs, struct cm_ctl **out, char *err, size_t errlen)
 {
@@ -645,33 +740,31 @@ int cm_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
         return CM_ENOMEM;
     }
     ctl->base = base;
+    ctl->fd = -1;
+    TAILQ_INIT(&ctl->conns);
     ctl->body_max = CM_CTL_BODY_MAX;
+    ctl->rl = (struct cm_log_ratelimit)CM_LOG_RATELIMIT_INIT(5, 10);
     if (cbs != NULL)
         ctl->cbs = *cbs;
     ctl->start_time_s = process_start_time();
-    rc = cm_ctl_set_token(ctl, conf->token);
-    if (rc != CM_OK) {
-        set_err(err, errlen, "control.token: %s",
-                rc == CM_EINVAL ? "must not be empty" : cm_strerror(rc));
-        goto out;
-    }
-    ctl->http = evhttp_new(base);
-    if (ctl->http == NULL) {
-        rc = CM_ENOMEM;
-        set_err(err, errlen, "control: cannot create the HTTP server");
-        goto out;
-    }
-    evhttp_set_max_body_size(ctl->http, CM_CTL_BODY_MAX);
-    evhttp_set_max_headers_size(ctl->http, CTL_HEADERS_MAX);
-    evhttp_set_timeout(ctl->http, CTL_TIMEOUT_S);
-    evhttp_set_allowed_methods(ctl->http, CTL_METHODS);
-    evhttp_set_default_content_type(ctl->http, CTL_CT_JSON);
-    evhttp_set_gencb(ctl->http, ctl_dispatch, ctl);
-    rc = ctl_bind(ctl, conf, err, errlen);
+    rc = cm_ctl_reload(ctl, conf, err, errlen);
+    if (rc == CM_OK)
+        rc = route_add(ctl, CM_HTTP_GET, "/healthz", true, CM_CTL_PUBLIC, builtin_healthz, ctl);
+    if (rc == CM_OK)
+        rc = route_add(ctl, CM_HTTP_GET, "/metrics", true, CM_CTL_READ, builtin_metrics, ctl);
+    if (rc == CM_OK)
+        rc = route_add(ctl, CM_HTTP_GET, "/v1/state", true, CM_CTL_READ, builtin_state_get, ctl);
+    if (rc == CM_OK && ctl->cbs.state_put != NULL)
+        rc = route_add(ctl, CM_HTTP_PUT, "/v1/state", true, CM_CTL_VANTAGE, builtin_state_put, ctl);
+    if (rc == CM_ENOMEM)
+        set_err(err, errlen, "control: out of memory");
+    if (rc == CM_OK)
+        rc = ctl_listen_start(ctl, &conf->listen, err, errlen);
     if (rc != CM_OK)
         goto out;
-    cm_log_info("control API listening addr=%s auth=%s", ctl->listen_text,
-                ctl->token != NULL ? "bearer" : "none");
+    cm_log_info("control API listening addr=%s tls=%s auth=%s read=%s", ctl->listen_text,
+                ctl->ssl != NULL ? (conf->tls.client_ca != NULL ? "mutual" : "on") : "off",
+                ctl->token_count > 0 ? "bearer" : "none", ctl->open_read ? "open" : "token");
     *out = ctl;
     ctl = NULL; /* ownership moved to caller */
 out:
@@ -683,80 +776,25 @@ void cm_ctl_free(struct cm_ctl *ctl)
 {
     if (ctl == NULL)
         return;
-    if (ctl->http != NULL)
-        evhttp_free(ctl->http); /* closes the listener and every connection */
+    ctl_listen_stop(ctl);
     for (size_t i = 0; i < ctl->route_count; i++)
         free(ctl->routes[i].prefix);
     free(ctl->routes);
-    cm_ctl_set_token(ctl, NULL);
+    tokens_free(ctl->tokens, ctl->token_count);
+    SSL_CTX_free(ctl->ssl);
     free(ctl);
-}
-
-int cm_ctl_set_token(struct cm_ctl *ctl, const char *token)
-{
-    char *copy = NULL;
-
-    if (token != NULL) {
-        if (token[0] == '\0')
-            return CM_EINVAL;
-        copy = strdup(token);
-        if (copy == NULL)
-            return CM_ENOMEM;
-    }
-    if (ctl->token != NULL) {
-        explicit_bzero(ctl->token, ctl->token_len);
-        free(ctl->token);
-    }
-    ctl->token = copy;
-    ctl->token_len = copy != NULL ? strlen(copy) : 0;
-    return CM_OK;
-}
-
-int cm_ctl_route(struct cm_ctl *ctl, unsigned method, const char *prefix, bool needs_auth,
-                 cm_ctl_route_fn *fn, void *arg)
-{
-    struct ctl_route *routes, *r;
-
-    if (fn == NULL || prefix == NULL || prefix[0] != '/' || method == 0 ||
-        (method & ~(unsigned)CTL_METHODS) != 0)
-        return CM_EINVAL;
-    for (size_t i = 0; i < ctl->route_count; i++) {
-        if ((ctl->routes[i].methods & method) != 0 && strcmp(ctl->routes[i].prefix, prefix) == 0)
-            return CM_EEXIST;
-    }
-    routes = realloc(ctl->routes, (ctl->route_count + 1) * sizeof(*routes));
-    if (routes == NULL)
-        return CM_ENOMEM;
-    ctl->routes = routes;
-    r = &routes[ctl->route_count];
-    r->prefix = strdup(prefix);
-    if (r->prefix == NULL)
-        return CM_ENOMEM;
-    r->prefix_len = strlen(prefix);
-    r->methods = method;
-    r->needs_auth = needs_auth;
-    r->fn = fn;
-    r->arg = arg;
-    ctl->route_count++;
-    return CM_OK;
 }
 
 int cm_ctl_port(const struct cm_ctl *ctl)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
-    evutil_socket_t fd;
 
-    if (ctl == NULL || ctl->socket == NULL)
+    if (ctl == NULL || ctl->fd < 0)
         return -1;
-    fd = evhttp_bound_socket_get_fd(ctl->socket);
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+    if (getsockname(ctl->fd, (struct sockaddr *)&ss, &len) == -1)
         return -1;
-    if (ss.ss_family == AF_INET)
-        return ntohs(((const struct sockaddr_in *)&ss)->sin_port);
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
-    return -1;
+    return cm_addr_port((const struct sockaddr *)&ss);
 }
 
 void cm_ctl_set_body_max(struct cm_ctl *ctl, size_t max)
@@ -764,5 +802,4 @@ void cm_ctl_set_body_max(struct cm_ctl *ctl, size_t max)
     if (max == 0 || max > CM_CTL_BODY_MAX)
         max = CM_CTL_BODY_MAX;
     ctl->body_max = max;
-    evhttp_set_max_body_size(ctl->http, (ev_ssize_t)max);
 }

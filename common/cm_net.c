@@ -101,6 +101,31 @@ void cm_ip_format(const struct sockaddr *sa, char *buf, size_t cap)
         cm_strlcpy(buf, "?", cap);
 }
 
+int cm_addr_port(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+    if (sa->sa_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+    return -1;
+}
+
+bool cm_addr_is_loopback(const struct sockaddr *sa)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    const uint8_t *a6;
+
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >> 24) ==
+               127;
+    if (sa->sa_family != AF_INET6)
+        return false;
+    a6 = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+    if (memcmp(a6, mapped, sizeof(mapped)) == 0)
+        return a6[12] == 127;
+    return IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)(const void *)a6);
+}
+
 void cm_addr_format(const struct sockaddr *sa, char *buf, size_t cap)
 {
     char ip[INET6_ADDRSTRLEN];

@@ -27,6 +27,10 @@ int cm_ip_parse(const char *s, struct cm_addr *out);
 void cm_addr_format(const struct sockaddr *sa, char *buf, size_t cap);
 /** The address alone, without the port. */
 void cm_ip_format(const struct sockaddr *sa, char *buf, size_t cap);
+/** The port of an AF_INET/AF_INET6 address (host order), -1 for other families. */
+int cm_addr_port(const struct sockaddr *sa);
+/** True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+bool cm_addr_is_loopback(const struct sockaddr *sa);
 
 /**
  * Opens a non-blocking, close-on-exec socket bound to @addr: SO_REUSEADDR,

@@ -660,6 +660,15 @@ const struct cm_state_endpoint *cm_state_endpoint_find(const struct cm_state_ser
     return bsearch(&k, svc->members, svc->member_count, sizeof(k), cmp_endpoint);
 }
 
+int cm_state_check_writer(const struct cm_state *st, const char *vantage, char *err, size_t errlen)
+{
+    if (vantage == NULL || strcmp(vantage, st->vantage) == 0)
+        return CM_OK;
+    snprintf(err, errlen, "the token of vantage %s may not send vantage %s's document", vantage,
+             st->vantage);
+    return CM_EACCES;
+}
+
 int cm_state_check_conf(const struct cm_state *st, const struct cm_conf *conf, char *err,
                         size_t errlen)
 {

@@ -112,6 +112,13 @@ int cm_state_from_json(json_t *doc, struct cm_state **out, char *err, size_t err
 int cm_state_check_conf(const struct cm_state *st, const struct cm_conf *conf, char *err,
                         size_t errlen);
 
+/**
+ * Whether a writer limited to @vantage (NULL: the operator, any vantage) may
+ * send @st. CM_EACCES with a reason naming both vantages otherwise: one
+ * vantage's credential must not speak for the others (it could outvote them).
+ */
+int cm_state_check_writer(const struct cm_state *st, const char *vantage, char *err, size_t errlen);
+
 /** Serializes (compact, sorted keys); caller frees with free(). NULL on ENOMEM. */
 char *cm_state_dump(const struct cm_state *st);
 

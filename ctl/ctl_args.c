@@ -37,11 +37,14 @@ enum opt_id {
     OPT_CLIENT = 6,
     OPT_REGION = 7,
     OPT_ECS = 8,
+    OPT_CACERT = 9,
+    OPT_CERT = 10,
+    OPT_KEY = 11,
 };
 
 static const char *const value_opts[] = {
-    "--config",     "--dnsd",   "--health", "--proxy", "--token-file",
-    "--timeout-ms", "--client", "--region", "--ecs",
+    "--config", "--dnsd",   "--health", "--proxy",  "--token-file", "--timeout-ms",
+    "--client", "--region", "--ecs",    "--cacert", "--cert",       "--key",
 };
 
 static const char usage[] =
@@ -63,6 +66,9 @@ static const char usage[] =
     "  --health URL       health control API (default: health.control.listen)\n"
     "  --proxy URL        proxy control API (default: proxy.control.listen)\n"
     "  --token-file FILE  bearer token (default: the called section's control.token_file)\n"
+    "  --cacert FILE      CA for https control APIs (default: <section>.control.tls.ca_file)\n"
+    "  --cert FILE        client certificate, where control.tls.client_ca asks for one\n"
+    "  --key FILE         its private key\n"
     "  --json             machine-readable output\n"
     "  --timeout-ms N     per request (default 5000)\n"
     "\n"
@@ -118,6 +124,15 @@ static int set_value(struct ctl_opts *o, enum opt_id id, const char *v, char *er
         break;
     case OPT_TOKEN_FILE:
         o->token_file = v;
+        break;
+    case OPT_CACERT:
+        o->cacert = v;
+        break;
+    case OPT_CERT:
+        o->cert = v;
+        break;
+    case OPT_KEY:
+        o->key = v;
         break;
     case OPT_TIMEOUT:
         if (!cm_parse_u64(v, CTL_MAX_TIMEOUT_MS, &n) || n == 0)

@@ -43,6 +43,9 @@ struct ctl_opts {
     bool config_given;  /* --config or $FEDGSLB_CONFIG, not the default */
     const char *url[3]; /* --dnsd / --health / --proxy, by enum ctl_daemon; NULL = config */
     const char *token_file;
+    const char *cacert; /* CA file for https, NULL = the section's control.tls.ca_file */
+    const char *cert;   /* client certificate for mutual TLS, NULL = none */
+    const char *key;    /* its key */
     bool json;
     uint32_t timeout_ms;
     enum ctl_cmd cmd;

@@ -115,6 +115,13 @@ int ctl_http_request(const struct ctl_endpoint *ep, const char *method, const ch
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     }
     curl_easy_setopt(h, CURLOPT_URL, cm_buf_cstr(&url));
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (ep->ca_file != NULL)
+        curl_easy_setopt(h, CURLOPT_CAINFO, ep->ca_file);
+    if (ep->cert != NULL) {
+        curl_easy_setopt(h, CURLOPT_SSLCERT, ep->cert);
+        curl_easy_setopt(h, CURLOPT_SSLKEY, ep->key);
+    }
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     if (strcmp(method, "GET") == 0)
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
@@ -149,8 +156,9 @@ out:
     return rc;
 }
 
-char *ctl_http_url_from_listen(const char *listen)
+char *ctl_http_url_from_listen(const char *listen, bool tls)
 {
+    const char *scheme = tls ? "https" : "http";
     struct cm_buf b;
     const char *port;
     char *out;
@@ -158,11 +166,11 @@ char *ctl_http_url_from_listen(const char *listen)
 
     cm_buf_init(&b, 1024);
     if (cm_str_skip_prefix(listen, "0.0.0.0:", &port))
-        rc = cm_buf_printf(&b, "http://127.0.0.1:%s", port);
+        rc = cm_buf_printf(&b, "%s://127.0.0.1:%s", scheme, port);
     else if (cm_str_skip_prefix(listen, "[::]:", &port))
-        rc = cm_buf_printf(&b, "http://[::1]:%s", port);
+        rc = cm_buf_printf(&b, "%s://[::1]:%s", scheme, port);
     else
-        rc = cm_buf_printf(&b, "http://%s", listen);
+        rc = cm_buf_printf(&b, "%s://%s", scheme, listen);
     out = rc == CM_OK ? strdup(cm_buf_cstr(&b)) : NULL;
     cm_buf_fini(&b);
     return out;
@@ -178,48 +186,4 @@ char *ctl_http_escape(const char *s)
     out = strdup(e);
     curl_free(e);
     return out;
-}
-
-int ctl_token_read(const char *path, char **out, char *err, size_t errlen)
-{
-    char buf[CTL_TOKEN_MAX + 2];
-    size_t len;
-    FILE *fp = fopen(path, "r");
-    int rc = CM_OK;
-
-    if (fp == NULL) {
-        rc = cm_err_from_errno(errno);
-        snprintf(err, errlen, "cannot read token file %s: %s", path, cm_strerror(rc));
-        return rc;
-    }
-    len = fread(buf, 1, sizeof(buf) - 1, fp);
-    if (ferror(fp)) {
-        rc = CM_EIO;
-        snprintf(err, errlen, "cannot read token file %s", path);
-        goto out;
-    }
-    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-        len--;
-    buf[len] = '\0';
-    if (len > CTL_TOKEN_MAX || len == 0) {
-        rc = CM_EINVAL;
-        snprintf(err, errlen, "token file %s is %s", path, len == 0 ? "empty" : "too large");
-        goto out;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) {
-            rc = CM_EINVAL;
-            snprintf(err, errlen, "token file %s must hold one line of printable text", path);
-            goto out;
-        }
-    }
-    *out = strdup(buf);
-    if (*out == NULL) {
-        rc = CM_ENOMEM;
-        snprintf(err, errlen, "out of memory");
-    }
-out:
-    memset(buf, 0, sizeof(buf));
-    fclose(fp);
-    return rc;
 }

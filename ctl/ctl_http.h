@@ -8,6 +8,7 @@
 #ifndef CTL_CTL_HTTP_H
 #define CTL_CTL_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,9 +17,12 @@
 #define CTL_HTTP_BODY_MAX (64u << 20) /* largest reply accepted */
 
 struct ctl_endpoint {
-    const char *daemon; /* borrowed static name, "dnsd" */
-    char *base_url;     /* owned, "http://127.0.0.1:9153" (no trailing slash) */
-    char *token;        /* owned secret, NULL = none; never printed */
+    const char *daemon;  /* borrowed static name, "dnsd" */
+    char *base_url;      /* owned, "http://127.0.0.1:9153" (no trailing slash) */
+    char *token;         /* owned secret, NULL = none; never printed */
+    const char *ca_file; /* borrowed path: CA for https, NULL = the system's */
+    const char *cert;    /* borrowed path: client certificate, NULL = none */
+    const char *key;     /* borrowed path: its key */
     uint32_t timeout_ms;
 };
 
@@ -43,20 +47,11 @@ int ctl_http_request(const struct ctl_endpoint *ep, const char *method, const ch
                      const char *body, struct ctl_reply *out, char *err, size_t errlen);
 
 /**
- * "http://" + @listen (a "host:port" text from cm_addr_format), with a
- * wildcard address (0.0.0.0, [::]) replaced by the loopback of its family.
- * New string, or NULL on allocation failure.
+ * "http://" (or "https://" with @tls) + @listen (a "host:port" text from
+ * cm_addr_format), with a wildcard address (0.0.0.0, [::]) replaced by the
+ * loopback of its family. New string, or NULL on allocation failure.
  */
-char *ctl_http_url_from_listen(const char *listen);
-
-#define CTL_TOKEN_MAX 4096
-
-/**
- * Reads a bearer token file: one line of printable text (a trailing newline
- * is dropped), at most CTL_TOKEN_MAX bytes. *out is a new string. CM_* code
- * with a reason in @err that names the file, never its content.
- */
-int ctl_token_read(const char *path, char **out, char *err, size_t errlen);
+char *ctl_http_url_from_listen(const char *listen, bool tls);
 
 /** Percent-escapes @s for a URL path segment or query value. New string or NULL. */
 char *ctl_http_escape(const char *s);

@@ -19,6 +19,7 @@
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_net.h"
+#include "common/cm_secret.h"
 #include "common/cm_str.h"
 #include "ctl/ctl_args.h"
 #include "ctl/ctl_http.h"
@@ -117,13 +118,18 @@ static int endpoint_init(const struct ctl_run *run, enum ctl_daemon d, struct ct
         char listen[CM_ADDR_STRLEN];
 
         cm_addr_format((const struct sockaddr *)&c->listen.ss, listen, sizeof(listen));
-        ep->base_url = ctl_http_url_from_listen(listen);
+        ep->base_url = ctl_http_url_from_listen(listen, c->tls.enabled);
+        ep->ca_file = c->tls.ca_file;
     } else {
         fail("%s: no %s.control section; give --%s URL", o->config, name, name);
         return EXIT_USAGE;
     }
+    if (o->cacert != NULL)
+        ep->ca_file = o->cacert;
+    ep->cert = o->cert;
+    ep->key = o->key != NULL ? o->key : o->cert;
     if (o->token_file != NULL) {
-        if (ctl_token_read(o->token_file, &ep->token, err, sizeof(err)) != CM_OK) {
+        if (cm_secret_read(o->token_file, &ep->token, err, sizeof(err)) != CM_OK) {
             fail("%s", err);
             ctl_endpoint_fini(ep);
             return EXIT_USAGE;

@@ -59,10 +59,11 @@ static json_t *state_get(void *arg)
     return dns_state_to_json(env->state, env->view != NULL ? env->view->serial : 0);
 }
 
-static int state_put(void *arg, const char *body, size_t len, char *err, size_t errlen)
+static int state_put(void *arg, const char *body, size_t len, const char *writer, char *err,
+                     size_t errlen)
 {
     struct dns_ctl_env *env = arg;
-    int rc = dns_state_put(env->state, body, len, cm_mono_ms(), err, errlen);
+    int rc = dns_state_put(env->state, body, len, writer, cm_mono_ms(), err, errlen);
 
     if (rc != CM_OK)
         cm_log_info("state rejected: %s", err);
@@ -82,7 +83,7 @@ static json_t *member_json(const struct dns_ctl_env *env, size_t i)
                      dns_state_is_drained(env->state, i));
 }
 
-static void route_members(void *arg, struct evhttp_request *req, const char *rest)
+static void route_members(void *arg, struct cm_ctl_req *req, const char *rest)
 {
     struct dns_ctl_env *env = arg;
     const struct cm_conf *conf = dns_state_conf(env->state);
@@ -98,10 +99,10 @@ static void route_members(void *arg, struct evhttp_request *req, const char *res
     cm_ctl_reply_json(req, 200, json_pack("{s:o*}", "members", list));
 }
 
-static void route_drain(void *arg, struct evhttp_request *req, const char *rest)
+static void route_drain(void *arg, struct cm_ctl_req *req, const char *rest)
 {
     struct dns_ctl_env *env = arg;
-    bool drain = evhttp_request_get_command(req) == EVHTTP_REQ_PUT;
+    bool drain = cm_ctl_req_method(req) == CM_HTTP_PUT;
     char name[256];
     char err[CM_STATE_ERR_MAX] = "";
     const char *slash = strchr(rest, '/');
@@ -480,7 +481,7 @@ int dns_ctl_explain_region(const struct dns_ctl_env *env, const char *name, cons
     return CM_OK;
 }
 
-static void route_explain(void *arg, struct evhttp_request *req, const char *rest)
+static void route_explain(void *arg, struct cm_ctl_req *req, const char *rest)
 {
     struct dns_ctl_env *env = arg;
     struct evkeyvalq q;
@@ -632,7 +633,7 @@ out:
     return rc;
 }
 
-static void route_answers(void *arg, struct evhttp_request *req, const char *rest)
+static void route_answers(void *arg, struct cm_ctl_req *req, const char *rest)
 {
     struct dns_ctl_env *env = arg;
     char err[256] = "";
@@ -802,14 +803,14 @@ int dns_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
     rc = cm_ctl_new(base, conf, &cbs, &dc->ctl, err, errlen);
     if (rc != CM_OK)
         goto out;
-    rc = cm_ctl_route(dc->ctl, EVHTTP_REQ_GET, "/v1/members", false, route_members, env);
+    rc = cm_ctl_route(dc->ctl, CM_HTTP_GET, "/v1/members", CM_CTL_READ, route_members, env);
     if (rc == CM_OK)
-        rc = cm_ctl_route(dc->ctl, EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE, "/v1/members/", true,
+        rc = cm_ctl_route(dc->ctl, CM_HTTP_PUT | CM_HTTP_DELETE, "/v1/members/", CM_CTL_OPERATOR,
                           route_drain, env);
     if (rc == CM_OK)
-        rc = cm_ctl_route(dc->ctl, EVHTTP_REQ_GET, "/v1/explain", false, route_explain, env);
+        rc = cm_ctl_route(dc->ctl, CM_HTTP_GET, "/v1/explain", CM_CTL_READ, route_explain, env);
     if (rc == CM_OK)
-        rc = cm_ctl_route(dc->ctl, EVHTTP_REQ_GET, "/v1/answers", false, route_answers, env);
+        rc = cm_ctl_route(dc->ctl, CM_HTTP_GET, "/v1/answers", CM_CTL_READ, route_answers, env);
     if (rc != CM_OK) {
         errf(err, errlen, "control API: cannot register routes: %s", cm_strerror(rc));
         goto out;
@@ -829,9 +830,10 @@ void dns_ctl_free(struct dns_ctl *ctl)
     free(ctl);
 }
 
-int dns_ctl_set_token(struct dns_ctl *ctl, const char *token)
+int dns_ctl_reload(struct dns_ctl *ctl, const struct cm_conf_control *conf, char *err,
+                   size_t errlen)
 {
-    return cm_ctl_set_token(ctl->ctl, token);
+    return cm_ctl_reload(ctl->ctl, conf, err, errlen);
 }
 
 int dns_ctl_port(const struct dns_ctl *ctl)

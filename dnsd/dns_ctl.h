@@ -56,8 +56,9 @@ int dns_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
                 struct dns_ctl_env *env, struct dns_ctl **out, char *err, size_t errlen);
 /** Accepts NULL. */
 void dns_ctl_free(struct dns_ctl *ctl);
-/** Replaces the bearer token (reload); NULL disables auth. */
-int dns_ctl_set_token(struct dns_ctl *ctl, const char *token);
+/** Takes the control section's tokens and TLS files on reload (cm_ctl_reload). */
+int dns_ctl_reload(struct dns_ctl *ctl, const struct cm_conf_control *conf, char *err,
+                   size_t errlen);
 /** The bound TCP port, or -1. */
 int dns_ctl_port(const struct dns_ctl *ctl);
 

@@ -233,8 +233,8 @@ static ssize_t vantage_find(const struct vantage *v, size_t count, const char *n
     return -1;
 }
 
-int dns_state_put(struct dns_state *st, const char *text, size_t len, uint64_t now_ms, char *err,
-                  size_t errlen)
+int dns_state_put(struct dns_state *st, const char *text, size_t len, const char *writer,
+                  uint64_t now_ms, char *err, size_t errlen)
 {
     struct cm_state *doc = NULL;
     const struct cm_state *accepted;
@@ -245,7 +245,9 @@ int dns_state_put(struct dns_state *st, const char *text, size_t len, uint64_t n
     rc = cm_state_parse(text, len, &doc, err, errlen);
     if (rc != CM_OK)
         return rc;
-    rc = cm_state_check_conf(doc, st->conf, err, errlen);
+    rc = cm_state_check_writer(doc, writer, err, errlen);
+    if (rc == CM_OK)
+        rc = cm_state_check_conf(doc, st->conf, err, errlen);
     if (rc != CM_OK)
         goto out;
     held = vantage_find(st->v, st->v_count, doc->vantage);

@@ -81,8 +81,8 @@ int dns_state_load(struct dns_state *st, uint64_t now_ms);
  * a stale generation; the apply callback's code when the view cannot be
  * built. Every failure leaves the store unchanged and explains in @err.
  */
-int dns_state_put(struct dns_state *st, const char *text, size_t len, uint64_t now_ms, char *err,
-                  size_t errlen);
+int dns_state_put(struct dns_state *st, const char *text, size_t len, const char *writer,
+                  uint64_t now_ms, char *err, size_t errlen);
 
 /** Drains or undrains @member (by name). CM_ENOENT for an unknown member. */
 int dns_state_set_drain(struct dns_state *st, const char *member, bool drained, char *err,

@@ -195,8 +195,8 @@ static void dnsd_reload(struct dnsd *d)
         cm_conf_unref(nconf);
         return;
     }
-    if (d->ctl != NULL && dns_ctl_set_token(d->ctl, nconf->dnsd.control.token) != CM_OK)
-        cm_log_warn("reload: cannot update the control API token");
+    if (d->ctl != NULL && dns_ctl_reload(d->ctl, &nconf->dnsd.control, err, sizeof(err)) != CM_OK)
+        cm_log_warn("reload: control API settings not changed: %s", err);
     dns_zone_unref(d->zone);
     d->zone = nzone;
     cm_conf_unref(d->conf);

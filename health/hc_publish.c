@@ -86,6 +86,9 @@ void hc_publish_params_default(struct hc_publish_params *p)
     p->timeout_ms = 5000;
     p->backoff_min_ms = 250;
     p->backoff_max_ms = 10000;
+    p->ca_file = NULL;
+    p->cert = NULL;
+    p->key = NULL;
 }
 
 /* ---- documents ---------------------------------------------------------- */
@@ -360,6 +363,13 @@ static int build_request(struct pub_target *t, struct pub_doc *d, CURL **easy,
         curl_easy_setopt(e, CURLOPT_NOPROXY, "*") != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_USERAGENT, "fedgslb-health/0.1") != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT") != CURLE_OK)
+        return CM_ENOMEM;
+    if (t->pub->p.ca_file != NULL &&
+        curl_easy_setopt(e, CURLOPT_CAINFO, t->pub->p.ca_file) != CURLE_OK)
+        return CM_ENOMEM;
+    if (t->pub->p.cert != NULL &&
+        (curl_easy_setopt(e, CURLOPT_SSLCERT, t->pub->p.cert) != CURLE_OK ||
+         curl_easy_setopt(e, CURLOPT_SSLKEY, t->pub->p.key) != CURLE_OK))
         return CM_ENOMEM;
     /* The body stays valid: t->sending holds a reference until on_done. */
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->len);

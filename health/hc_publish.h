@@ -42,6 +42,11 @@ struct hc_publish_params {
     uint32_t timeout_ms;       /* per PUT, default 5000 */
     uint32_t backoff_min_ms;   /* default 250 */
     uint32_t backoff_max_ms;   /* default 10000 */
+    /* For https:// targets; borrowed paths that outlive the publisher (the
+     * conf they come from does). NULL = the system's CAs / no client cert. */
+    const char *ca_file;
+    const char *cert;
+    const char *key;
 };
 
 struct hc_publish_target_stats {

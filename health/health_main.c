@@ -207,8 +207,16 @@ static struct hc_publish *make_publish(struct health *h, const struct cm_conf *c
     hc_publish_params_default(&pp);
     pp.full_interval_ms = conf->health.publish_interval_ms;
     pp.timeout_ms = env_u32("FEDGSLB_HEALTH_PUBLISH_TIMEOUT_MS", pp.timeout_ms, 50, 600000);
+    pp.ca_file = conf->health.publish_tls.ca_file;
+    pp.cert = conf->health.publish_tls.certificate;
+    pp.key = conf->health.publish_tls.key;
+    /* A vantage's own token (it may write only its document), else the
+     * deployment's operator token. */
     return hc_publish_new(h->base, h->http, (const char *const *)conf->health.publish_to,
-                          conf->health.publish_to_count, conf->health.control.token, &pp);
+                          conf->health.publish_to_count,
+                          conf->health.publish_token != NULL ? conf->health.publish_token
+                                                             : conf->health.control.token,
+                          &pp);
 }
 
 /*
@@ -527,8 +535,8 @@ static void reload(struct health *h)
     h->publish = make_publish(h, nconf);
     if (nconf->health.publish_to_count > 0 && h->publish == NULL)
         cm_log_error("reload: cannot create the publisher: out of memory");
-    if (h->ctl != NULL && cm_ctl_set_token(h->ctl, nconf->health.control.token) != CM_OK)
-        cm_log_warn("reload: cannot update the control API token");
+    if (h->ctl != NULL && cm_ctl_reload(h->ctl, &nconf->health.control, err, sizeof(err)) != CM_OK)
+        cm_log_warn("reload: control API settings not changed: %s", err);
     cm_conf_unref(h->conf);
     h->conf = nconf;
     rebuild(h);

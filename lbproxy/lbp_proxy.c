@@ -607,13 +607,15 @@ static int state_take(struct lbp_proxy *px, json_t *doc, char *err, size_t errle
     return rc;
 }
 
-int lbp_proxy_state_put(struct lbp_proxy *px, const char *body, size_t len, char *err,
-                        size_t errlen)
+int lbp_proxy_state_put(struct lbp_proxy *px, const char *body, size_t len, const char *writer,
+                        char *err, size_t errlen)
 {
     struct cm_state *st = NULL;
     int rc;
 
     rc = cm_state_parse(body, len, &st, err, errlen);
+    if (rc == CM_OK)
+        rc = cm_state_check_writer(st, writer, err, errlen);
     if (rc == CM_OK)
         rc = cm_state_check_conf(st, px->conf, err, errlen);
     if (rc == CM_OK)

@@ -118,8 +118,8 @@ int lbp_proxy_reload(struct lbp_proxy *px, struct cm_conf *conf, char *err, size
 /** Loads proxy.state_file if any (a missing file is fine). */
 int lbp_proxy_load_state(struct lbp_proxy *px, char *err, size_t errlen);
 /** PUT /v1/state. */
-int lbp_proxy_state_put(struct lbp_proxy *px, const char *body, size_t len, char *err,
-                        size_t errlen);
+int lbp_proxy_state_put(struct lbp_proxy *px, const char *body, size_t len, const char *writer,
+                        char *err, size_t errlen);
 /** GET /v1/state: listeners with their pools (new reference). */
 json_t *lbp_proxy_state_json(struct lbp_proxy *px);
 void lbp_proxy_metrics(struct lbp_proxy *px, struct cm_buf *out);

@@ -109,11 +109,12 @@ static json_t *ctl_state_get(void *arg)
     return lbp_proxy_state_json(d->px);
 }
 
-static int ctl_state_put(void *arg, const char *body, size_t len, char *err, size_t errlen)
+static int ctl_state_put(void *arg, const char *body, size_t len, const char *writer, char *err,
+                         size_t errlen)
 {
     struct proxyd *d = arg;
 
-    return lbp_proxy_state_put(d->px, body, len, err, errlen);
+    return lbp_proxy_state_put(d->px, body, len, writer, err, errlen);
 }
 
 static void proxyd_reload(struct proxyd *d)
@@ -131,8 +132,8 @@ static void proxyd_reload(struct proxyd *d)
         cm_conf_unref(nconf);
         return;
     }
-    if (d->ctl != NULL && cm_ctl_set_token(d->ctl, nconf->proxy.control.token) != CM_OK)
-        cm_log_warn("reload: cannot update the control API token");
+    if (d->ctl != NULL && cm_ctl_reload(d->ctl, &nconf->proxy.control, err, sizeof(err)) != CM_OK)
+        cm_log_warn("reload: control API settings not changed: %s", err);
     cm_conf_unref(d->conf);
     d->conf = nconf;
     cm_log_info("reload done: listeners=%zu", nconf->proxy.listen_count);

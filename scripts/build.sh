@@ -5,5 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-build}
 shift || true
+# Git keeps no file modes but the executable bit, and the daemons refuse a
+# token file that group or others may read (as ssh does a key): the demo's.
+chmod 600 conf/*.token
 cmake -S . -B "$dir" -DWERROR=ON "$@" >/dev/null
 cmake --build "$dir" -j"$(nproc)"

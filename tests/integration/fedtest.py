@@ -115,6 +115,14 @@ def free_port(ipv6=True):
 
 # ---------------------------------------------------------------- zone file
 
+def write_secret(path, text):
+    """Writes a token file as the daemons require it: mode 0600, one line."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+    os.chmod(path, 0o600)
+
+
 def zone_text(zone=ZONE, serial=2024010101, extra=""):
     """A zone file with everything the static-zone tests need.
 
@@ -183,8 +191,7 @@ def base_config(tmp, dns_port, ctl_port, ipv6=True, **dnsd_over):
         with open(zone_file, "w") as f:
             f.write(zone_text())
     token_file = os.path.join(tmp, "control.token")
-    with open(token_file, "w") as f:
-        f.write(TOKEN + "\n")
+    write_secret(token_file, TOKEN)
     listen = [f"127.0.0.1:{dns_port}"]
     if ipv6 and have_ipv6():
         listen.append(f"[::1]:{dns_port}")

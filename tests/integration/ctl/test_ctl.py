@@ -199,6 +199,7 @@ def test_drain_unknown_member(dnsd):
 def test_wrong_token(dnsd, tmp_path):
     bad = tmp_path / "bad.token"
     bad.write_text("not-the-token-4242\n")
+    bad.chmod(0o600)
     p = ctl("--token-file", bad, "drain", "eur", config=dnsd.config_path)
     assert p.returncode == 3, (p.stdout, p.stderr)
     assert ("fedgslbctl: token rejected by dnsd (check --token-file / "
@@ -209,7 +210,7 @@ def test_wrong_token(dnsd, tmp_path):
 
 def test_token_file_right(dnsd, tmp_path):
     good = tmp_path / "good.token"
-    good.write_text(fedtest.TOKEN + "\n")
+    fedtest.write_secret(good, fedtest.TOKEN)
     url = f"http://127.0.0.1:{dnsd.ctl_port}"
     p = ctl("--dnsd", url, "--token-file", good, "undrain", "jpn", cwd=tmp_path)
     assert p.returncode == 0, p.stderr

@@ -208,8 +208,7 @@ def proxy_config(tmp, port, ctl_port, backends, proxy_over=None, listen_over=Non
                  extra_listen=()):
     tmp = str(tmp)
     token_file = os.path.join(tmp, "control.token")
-    with open(token_file, "w") as f:
-        f.write(TOKEN + "\n")
+    fedtest.write_secret(token_file, TOKEN)
     listen = {"address": f"127.0.0.1:{port}", "member": "jpn", "service": "default/web",
               "backends": list(backends)}
     listen.update(listen_over or {})

@@ -64,13 +64,18 @@ static json_t *fake_state_get(void *arg)
     return f->state == NULL ? NULL : json_incref(f->state);
 }
 
-static int fake_state_put(void *arg, const char *body, size_t len, char *err, size_t errlen)
+static int fake_state_put(void *arg, const char *body, size_t len, const char *writer, char *err,
+                          size_t errlen)
 {
     struct fixture *f = arg;
     json_error_t jerr;
     json_t *doc;
 
     assert_int_equal(body[len], '\0');
+    if (writer != NULL) {
+        snprintf(err, errlen, "vantage %s may not write", writer);
+        return CM_EACCES;
+    }
     doc = json_loadb(body, len, 0, &jerr);
     if (doc == NULL) {
         snprintf(err, errlen, "bad JSON: %s", jerr.text);
@@ -88,7 +93,7 @@ static int fake_state_put(void *arg, const char *body, size_t len, char *err, si
 }
 
 /* GET /v1/explain?name=..&client=..: echoes what it was given. */
-static void route_explain(void *arg, struct evhttp_request *req, const char *rest)
+static void route_explain(void *arg, struct cm_ctl_req *req, const char *rest)
 {
     struct evkeyvalq q;
     const char *name, *client;
@@ -112,7 +117,7 @@ static void route_explain(void *arg, struct evhttp_request *req, const char *res
 }
 
 /* POST /v1/members/NAME/drain: body read with a 16-byte cap. */
-static void route_members(void *arg, struct evhttp_request *req, const char *rest)
+static void route_members(void *arg, struct cm_ctl_req *req, const char *rest)
 {
     struct cm_buf body;
     int rc;
@@ -127,7 +132,7 @@ static void route_members(void *arg, struct evhttp_request *req, const char *res
     cm_buf_fini(&body);
 }
 
-static void route_v1(void *arg, struct evhttp_request *req, const char *rest)
+static void route_v1(void *arg, struct cm_ctl_req *req, const char *rest)
 {
     (void)arg;
     cm_ctl_reply_json(req, 200, json_pack("{s:s, s:s}", "route", "v1", "rest", rest));
@@ -252,11 +257,12 @@ static int fixture_open(struct fixture *f, char *token)
     assert_int_equal(cm_ctl_new(f->base, &conf, &cbs, &f->ctl, err, sizeof(err)), CM_OK);
     f->port = cm_ctl_port(f->ctl);
     assert_true(f->port > 0);
-    assert_int_equal(cm_ctl_route(f->ctl, EVHTTP_REQ_GET, "/v1/explain", false, route_explain, f),
-                     CM_OK);
-    assert_int_equal(cm_ctl_route(f->ctl, EVHTTP_REQ_POST, "/v1/members/", true, route_members, f),
-                     CM_OK);
-    assert_int_equal(cm_ctl_route(f->ctl, EVHTTP_REQ_GET, "/v1/", false, route_v1, f), CM_OK);
+    assert_int_equal(
+        cm_ctl_route(f->ctl, CM_HTTP_GET, "/v1/explain", CM_CTL_READ, route_explain, f), CM_OK);
+    assert_int_equal(
+        cm_ctl_route(f->ctl, CM_HTTP_POST, "/v1/members/", CM_CTL_OPERATOR, route_members, f),
+        CM_OK);
+    assert_int_equal(cm_ctl_route(f->ctl, CM_HTTP_GET, "/v1/", CM_CTL_READ, route_v1, f), CM_OK);
     return 0;
 }
 
@@ -435,14 +441,20 @@ static void test_state_put_auth(void **state)
     assert_int_equal(state_generation(f), 1);
 
     /* A reload changes the token. */
-    assert_int_equal(cm_ctl_set_token(f->ctl, "other"), CM_OK);
+    {
+        struct cm_conf_control conf;
+        char other[] = "other";
+        char err[256];
+
+        conf_loopback(&conf, other);
+        assert_int_equal(cm_ctl_reload(f->ctl, &conf, err, sizeof(err)), CM_OK);
+    }
     http_do(f, EVHTTP_REQ_PUT, "/v1/state", "Bearer " TOKEN, doc, sizeof(doc) - 1, &r);
     assert_int_equal(r.code, 401);
     reply_fini(&r);
     http_do(f, EVHTTP_REQ_PUT, "/v1/state", "Bearer other", doc, sizeof(doc) - 1, &r);
     assert_int_equal(r.code, 200);
     reply_fini(&r);
-    assert_int_equal(cm_ctl_set_token(f->ctl, ""), CM_EINVAL);
 }
 
 static void test_state_put_too_big(void **state)
@@ -572,14 +584,16 @@ static void test_route_register(void **state)
 {
     struct fixture *f = *state;
 
-    assert_int_equal(cm_ctl_route(f->ctl, EVHTTP_REQ_GET, "/v1/explain", false, route_v1, NULL),
+    assert_int_equal(cm_ctl_route(f->ctl, CM_HTTP_GET, "/v1/explain", CM_CTL_READ, route_v1, NULL),
                      CM_EEXIST);
-    assert_int_equal(cm_ctl_route(f->ctl, EVHTTP_REQ_GET, "v1", false, route_v1, NULL), CM_EINVAL);
-    assert_int_equal(cm_ctl_route(f->ctl, EVHTTP_REQ_PATCH, "/x", false, route_v1, NULL),
+    assert_int_equal(cm_ctl_route(f->ctl, CM_HTTP_GET, "v1", CM_CTL_READ, route_v1, NULL),
                      CM_EINVAL);
-    assert_int_equal(cm_ctl_route(f->ctl, EVHTTP_REQ_GET, "/x", false, NULL, NULL), CM_EINVAL);
-    assert_int_equal(cm_ctl_route(f->ctl, EVHTTP_REQ_DELETE, "/v1/explain", true, route_v1, NULL),
-                     CM_OK);
+    assert_int_equal(cm_ctl_route(f->ctl, CM_HTTP_HEAD, "/x", CM_CTL_READ, route_v1, NULL),
+                     CM_EINVAL);
+    assert_int_equal(cm_ctl_route(f->ctl, CM_HTTP_GET, "/x", CM_CTL_READ, NULL, NULL), CM_EINVAL);
+    assert_int_equal(
+        cm_ctl_route(f->ctl, CM_HTTP_DELETE, "/v1/explain", CM_CTL_OPERATOR, route_v1, NULL),
+        CM_OK);
 }
 
 static void test_noauth_writes_allowed(void **state)

@@ -144,7 +144,7 @@ static int put(struct fixture *f, const char *vantage, unsigned gen, bool usa_up
     char buf[DOC_MAX];
     const char *text = doc_text(buf, sizeof(buf), vantage, gen, usa_up, eur_up);
 
-    return dns_state_put(f->st, text, strlen(text), now, err, errlen);
+    return dns_state_put(f->st, text, strlen(text), NULL, now, err, errlen);
 }
 
 static const struct cm_merged_endpoint *merged_ep(const struct dns_state *st, const char *member)
@@ -218,7 +218,7 @@ static void test_put_rejected(void **state)
     const char *garbage = "{\"version\": 1, ";
     char unknown_member[DOC_MAX], *pos;
 
-    assert_int_equal(dns_state_put(f->st, garbage, strlen(garbage), 1, err, sizeof(err)),
+    assert_int_equal(dns_state_put(f->st, garbage, strlen(garbage), NULL, 1, err, sizeof(err)),
                      CM_EPARSE);
     /* A vantage that is not a configured region. */
     assert_int_equal(put(f, "ap-east-9", 1, true, true, 1, err, sizeof(err)), CM_ESTATE);
@@ -229,7 +229,7 @@ static void test_put_rejected(void **state)
     assert_non_null(pos);
     pos[1] = 'x'; /* "eur" -> "xur" */
     assert_int_equal(
-        dns_state_put(f->st, unknown_member, strlen(unknown_member), 1, err, sizeof(err)),
+        dns_state_put(f->st, unknown_member, strlen(unknown_member), NULL, 1, err, sizeof(err)),
         CM_ESTATE);
     assert_int_equal(dns_state_vantage_count(f->st), 0);
     assert_int_equal(f->applies, 0);
