@@ -447,6 +447,28 @@ static void builtin_state_get(void *arg, struct cm_ctl_req *req, const char *res
     cm_ctl_reply_json(req, 200, doc);
 }
 
+static void builtin_state_forget(void *arg, struct cm_ctl_req *req, const char *rest)
+{
+    struct cm_ctl *ctl = arg;
+    char reason[CTL_ERRMSG_MAX] = "";
+    int rc;
+
+    if (rest[0] == '\0' || strchr(rest, '/') != NULL) {
+        cm_ctl_reply_error(req, 404, "not found; use /v1/state/vantages/NAME");
+        return;
+    }
+    rc = ctl->cbs.state_forget(ctl->cbs.arg, rest, reason, sizeof(reason));
+    if (rc == CM_ENOENT) {
+        cm_ctl_reply_error(req, 404, "no document of vantage \"%s\"", rest);
+        return;
+    }
+    if (rc != CM_OK) {
+        cm_ctl_reply_error(req, 500, "%s", reason[0] != '\0' ? reason : cm_strerror(rc));
+        return;
+    }
+    cm_ctl_reply_json(req, 200, json_pack("{s:s,s:b}", "vantage", rest, "forgotten", 1));
+}
+
 /* ---- routing ------------------------------------------------------------ */
 
 static int route_add(struct cm_ctl *ctl, unsigned methods, const char *prefix, bool exact,
@@ -756,6 +778,9 @@ int cm_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
         rc = route_add(ctl, CM_HTTP_GET, "/v1/state", true, CM_CTL_READ, builtin_state_get, ctl);
     if (rc == CM_OK && ctl->cbs.state_put != NULL)
         rc = route_add(ctl, CM_HTTP_PUT, "/v1/state", true, CM_CTL_VANTAGE, builtin_state_put, ctl);
+    if (rc == CM_OK && ctl->cbs.state_forget != NULL)
+        rc = route_add(ctl, CM_HTTP_DELETE, "/v1/state/vantages/", false, CM_CTL_OPERATOR,
+                       builtin_state_forget, ctl);
     if (rc == CM_ENOMEM)
         set_err(err, errlen, "control: out of memory");
     if (rc == CM_OK)

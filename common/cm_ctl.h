@@ -10,6 +10,7 @@
  *                                    state stays), 401 without a valid token,
  *                                    403 for another vantage's document, 409
  *                                    for a document older than the one held
+ *            DELETE /v1/state/vantages/NAME   forget a vantage's document
  * Daemons add their own routes (dnsd: /v1/explain, /v1/members/NAME/drain).
  * Every error reply is JSON: {"error": "reason"}.
  *
@@ -72,6 +73,12 @@ typedef json_t *cm_ctl_state_get_fn(void *arg);
 typedef int cm_ctl_state_put_fn(void *arg, const char *body, size_t len, const char *vantage,
                                 char *err, size_t errlen);
 /**
+ * Drops @vantage's document (DELETE /v1/state/vantages/NAME, operator only):
+ * the remedy for a vantage credential abused to pin a huge generation.
+ * CM_ENOENT when no document of @vantage is held.
+ */
+typedef int cm_ctl_state_forget_fn(void *arg, const char *vantage, char *err, size_t errlen);
+/**
  * A daemon route. @path_rest is what follows the registered prefix (borrowed,
  * decoded path, no query string). Replies through cm_ctl_reply_*() before it
  * returns (a route that does not gets 500).
@@ -79,9 +86,10 @@ typedef int cm_ctl_state_put_fn(void *arg, const char *body, size_t len, const c
 typedef void cm_ctl_route_fn(void *arg, struct cm_ctl_req *req, const char *path_rest);
 
 struct cm_ctl_callbacks {
-    cm_ctl_metrics_fn *metrics;     /* may be NULL: only cm_ctl's own metrics */
-    cm_ctl_state_get_fn *state_get; /* may be NULL: 404 */
-    cm_ctl_state_put_fn *state_put; /* may be NULL: 405 */
+    cm_ctl_metrics_fn *metrics;           /* may be NULL: only cm_ctl's own metrics */
+    cm_ctl_state_get_fn *state_get;       /* may be NULL: 404 */
+    cm_ctl_state_put_fn *state_put;       /* may be NULL: 405 */
+    cm_ctl_state_forget_fn *state_forget; /* may be NULL: 404 */
     void *arg;
 };
 

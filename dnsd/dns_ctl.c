@@ -70,6 +70,13 @@ static int state_put(void *arg, const char *body, size_t len, const char *writer
     return rc;
 }
 
+static int state_forget(void *arg, const char *vantage, char *err, size_t errlen)
+{
+    struct dns_ctl_env *env = arg;
+
+    return dns_state_forget(env->state, vantage, err, errlen);
+}
+
 /* ---- members and drains ---- */
 
 static json_t *member_json(const struct dns_ctl_env *env, size_t i)
@@ -792,8 +799,11 @@ static void metrics(void *arg, struct cm_buf *out)
 int dns_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
                 struct dns_ctl_env *env, struct dns_ctl **out, char *err, size_t errlen)
 {
-    struct cm_ctl_callbacks cbs = {
-        .metrics = metrics, .state_get = state_get, .state_put = state_put, .arg = env};
+    struct cm_ctl_callbacks cbs = {.metrics = metrics,
+                                   .state_get = state_get,
+                                   .state_put = state_put,
+                                   .state_forget = state_forget,
+                                   .arg = env};
     struct dns_ctl *dc = calloc(1, sizeof(*dc));
     int rc;
 

@@ -311,6 +311,29 @@ int dns_state_set_drain(struct dns_state *st, const char *member, bool drained, 
     return rc;
 }
 
+int dns_state_forget(struct dns_state *st, const char *vantage, char *err, size_t errlen)
+{
+    ssize_t idx = vantage_find(st->v, st->v_count, vantage);
+    struct candidate c;
+    uint64_t generation;
+    int rc;
+
+    if (idx < 0)
+        return CM_ENOENT;
+    generation = st->v[idx].doc->generation;
+    rc = candidate_copy(st, 0, &c);
+    if (rc != CM_OK)
+        return rc;
+    memmove(&c.v[idx], &c.v[idx + 1], (c.v_count - (size_t)idx - 1) * sizeof(*c.v));
+    c.v_count--;
+    rc = commit(st, &c, err, errlen);
+    if (rc == CM_OK)
+        cm_log_warn("vantage %s forgotten by the operator (it held generation %" PRIu64
+                    "); its next document of any generation is accepted",
+                    vantage, generation);
+    return rc;
+}
+
 int dns_state_expire(struct dns_state *st, uint64_t now_ms)
 {
     uint64_t limit = dns_state_expiry_ms(st->conf);

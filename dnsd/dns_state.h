@@ -84,6 +84,14 @@ int dns_state_load(struct dns_state *st, uint64_t now_ms);
 int dns_state_put(struct dns_state *st, const char *text, size_t len, const char *writer,
                   uint64_t now_ms, char *err, size_t errlen);
 
+/**
+ * Drops @vantage's document from the store (the operator's remedy for a
+ * vantage whose credential was abused to pin a huge generation: after a new
+ * token, its next document of any generation is accepted). CM_ENOENT when
+ * the store holds no document of @vantage.
+ */
+int dns_state_forget(struct dns_state *st, const char *vantage, char *err, size_t errlen);
+
 /** Drains or undrains @member (by name). CM_ENOENT for an unknown member. */
 int dns_state_set_drain(struct dns_state *st, const char *member, bool drained, char *err,
                         size_t errlen);

@@ -276,13 +276,6 @@ static int dnsd_start(struct dnsd *d, char *err, size_t errlen)
         cm_addr_format((const struct sockaddr *)&dc->listen[i].ss, a, sizeof(a));
         cm_log_info("listening on %s udp+tcp workers=%u", a, dc->workers);
     }
-    if (d->ctl != NULL) {
-        char a[CM_ADDR_STRLEN];
-
-        cm_addr_format((const struct sockaddr *)&dc->control.listen.ss, a, sizeof(a));
-        cm_log_info("control API listening on %s port=%d auth=%s", a, dns_ctl_port(d->ctl),
-                    dc->control.token != NULL ? "token" : "none");
-    }
     return CM_OK;
 }
 

@@ -616,8 +616,6 @@ static int start(struct health *h, struct hc_kube_target **targets, char *err, s
         rc = cm_ctl_new(h->base, &h->conf->health.control, &cbs, &h->ctl, err, errlen);
         if (rc != CM_OK)
             return rc;
-        cm_log_info("control API listening on port=%d auth=%s", cm_ctl_port(h->ctl),
-                    h->conf->health.control.token != NULL ? "token" : "none");
     }
     return CM_OK;
 }

@@ -566,6 +566,26 @@ static int doc_accept(struct lbp_proxy *px, struct cm_state *st, char *err, size
     return CM_OK;
 }
 
+static void state_file_write(struct lbp_proxy *px);
+
+int lbp_proxy_state_forget(struct lbp_proxy *px, const char *vantage, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < px->doc_count; i++) {
+        if (strcmp(px->docs[i]->vantage, vantage) != 0)
+            continue;
+        cm_log_warn("vantage %s forgotten by the operator (it held generation %" PRIu64 ")",
+                    vantage, px->docs[i]->generation);
+        cm_state_free(px->docs[i]);
+        memmove(&px->docs[i], &px->docs[i + 1], (px->doc_count - i - 1) * sizeof(*px->docs));
+        px->doc_count--;
+        if (pools_apply(px, px->conf, err, errlen) != CM_OK)
+            cm_log_warn("state forget: backends: %s", err);
+        state_file_write(px);
+        return CM_OK;
+    }
+    return CM_ENOENT;
+}
+
 static void state_file_write(struct lbp_proxy *px)
 {
     const char *path = px->conf->proxy.state_file;

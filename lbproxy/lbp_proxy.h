@@ -120,6 +120,8 @@ int lbp_proxy_load_state(struct lbp_proxy *px, char *err, size_t errlen);
 /** PUT /v1/state. */
 int lbp_proxy_state_put(struct lbp_proxy *px, const char *body, size_t len, const char *writer,
                         char *err, size_t errlen);
+/** Drops @vantage's document (cm_ctl_state_forget_fn); CM_ENOENT when none is held. */
+int lbp_proxy_state_forget(struct lbp_proxy *px, const char *vantage, char *err, size_t errlen);
 /** GET /v1/state: listeners with their pools (new reference). */
 json_t *lbp_proxy_state_json(struct lbp_proxy *px);
 void lbp_proxy_metrics(struct lbp_proxy *px, struct cm_buf *out);

@@ -117,6 +117,13 @@ static int ctl_state_put(void *arg, const char *body, size_t len, const char *wr
     return lbp_proxy_state_put(d->px, body, len, writer, err, errlen);
 }
 
+static int ctl_state_forget(void *arg, const char *vantage, char *err, size_t errlen)
+{
+    struct proxyd *d = arg;
+
+    return lbp_proxy_state_forget(d->px, vantage, err, errlen);
+}
+
 static void proxyd_reload(struct proxyd *d)
 {
     struct cm_conf *nconf = NULL;
@@ -170,7 +177,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 static int proxyd_start(struct proxyd *d, char *err, size_t errlen)
 {
     const struct cm_conf_proxy *pc = &d->conf->proxy;
-    struct cm_ctl_callbacks cbs = {ctl_metrics, ctl_state_get, ctl_state_put, d};
+    struct cm_ctl_callbacks cbs = {.metrics = ctl_metrics,
+                                   .state_get = ctl_state_get,
+                                   .state_put = ctl_state_put,
+                                   .state_forget = ctl_state_forget,
+                                   .arg = d};
     struct timeval one_s = {1, 0};
     int rc;
 
@@ -209,9 +220,6 @@ static int proxyd_start(struct proxyd *d, char *err, size_t errlen)
                     d->conf->services[pc->listen[i].service].key,
                     pc->listen[i].tls.enabled ? "yes" : "no");
     }
-    if (d->ctl != NULL)
-        cm_log_info("control API listening on port=%d auth=%s", cm_ctl_port(d->ctl),
-                    pc->control.token != NULL ? "token" : "none");
     return CM_OK;
 }
 
