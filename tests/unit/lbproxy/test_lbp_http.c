@@ -1102,9 +1102,9 @@ static void test_write_request_versions_upgrade(void **state)
     expect_request("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", &test_fwd,
                    "GET /ws HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.7\r\n"
                    "X-Forwarded-Proto: http\r\nVia: 1.1 fedgslb-proxy\r\n\r\n");
-    /* Absolute-form target is passed as is. */
+    /* Absolute-form target: origin form, Host from the authority (RFC 9112 section 3.2.2). */
     expect_request("GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n", &test_fwd,
-                   "GET http://a/b HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.7\r\n"
+                   "GET /b HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.7\r\n"
                    "X-Forwarded-Proto: http\r\nVia: 1.1 fedgslb-proxy\r\n\r\n");
 }
 
