@@ -609,7 +609,7 @@ static int chunk_size_byte(struct lbp_chunk *k, unsigned char c)
 {
     int v = hex_value(c);
 
-    if (++k->line_len > LBP_CHUNK_LINE_MAX)
+    if (c != '\r' && ++k->line_len > LBP_CHUNK_LINE_MAX)
         return CK_BAD;
     if (k->state == CK_SIZE && v >= 0) {
         /* Leading zeros count too: a size has a bounded spelling, and
