@@ -1647,6 +1647,7 @@ static const struct {
     {"CR then X after ext", BYTES("5;a\rXhello\r\n0\r\n\r\n"), LBP_HTTP_ERROR},
     {"bare LF after data", BYTES("5\r\nhello\n0\r\n\r\n"), LBP_HTTP_ERROR},
     {"bare CR after data", BYTES("5\r\nhello\r0\r\n\r\n"), LBP_HTTP_ERROR},
+    {"X then LF after data", BYTES("5\r\nhelloX\n0\r\n\r\n"), LBP_HTTP_ERROR},
     {"last chunk bare LF", BYTES("0\n\r\n"), LBP_HTTP_ERROR},
     {"final line bare LF", BYTES("0\r\n\n"), LBP_HTTP_ERROR},
     {"trailer bare LF", BYTES("0\r\nX: y\n\r\n"), LBP_HTTP_ERROR},
