@@ -2,8 +2,9 @@
 /*
  * lbp_http.h -- HTTP/1.x message framing for the proxy on libhttp-parser:
  * one request or response head parsed into offsets, the body tracked to its
- * end (Content-Length, chunked passed through as-is, or until close), and the
- * forwarded head written in one piece.
+ * end (Content-Length, chunked passed through as-is once its framing is
+ * checked byte by byte, or until close), and the forwarded head written in
+ * one piece. Every framing line must end in exactly CRLF (see lbp_http.c).
  *
  *   bytes of the connection's input buffer (contiguous head, borrowed)
  *   |<- request line ->|<- header lines ------------>|<- body ...
@@ -65,6 +66,21 @@ enum lbp_http_rc {
     LBP_HTTP_ERROR = -1 /* m->status says which reply (400, 405, 413, 414, 431, 501, 502) */
 };
 
+/* Longest chunk-size line, extensions included, CRLF excluded (400/502 beyond). */
+#define LBP_CHUNK_LINE_MAX 4096u
+/* Hex digits of a chunk size, leading zeros included; the value stays below 2^63. */
+#define LBP_CHUNK_DIGITS_MAX 16u
+
+/* Where a chunked body stands; private to lbp_http.c. */
+struct lbp_chunk {
+    uint64_t left;          /* data bytes still due in the current chunk */
+    uint32_t line_len;      /* bytes of the current chunk-size or trailer line so far */
+    uint32_t trailer_bytes; /* trailer section so far (capped by lim.header_bytes_max) */
+    uint8_t state;          /* enum ck_state */
+    uint8_t digits;         /* hex digits of the current chunk size */
+    char name[20];          /* a trailer field name, truncated: enough to classify it */
+};
+
 struct lbp_http_msg {
     http_parser parser;
     struct lbp_http_limits lim;
@@ -75,10 +91,15 @@ struct lbp_http_msg {
     uint32_t first_off, first_len; /* request: URL; response: reason phrase */
     uint32_t head_len;             /* valid once the head is complete */
     uint32_t line_len;             /* request/status line, once line_done */
-    const char *feed_end;          /* private: end of the bytes of a body_feed call */
-    uint8_t crlf_left;             /* private: CRLF bytes still due after chunk data */
-    uint64_t body_bytes;           /* body bytes seen (chunk framing excluded) */
-    uint16_t status;               /* error reply chosen on LBP_HTTP_ERROR */
+    /* Request in absolute form ("GET http://a.example/p"): forwarded as
+     * target (origin form, "/" when empty) with Host set to authority. */
+    uint32_t target_off, target_len;
+    uint32_t authority_off, authority_len;
+    bool absolute;
+    bool chunked;        /* the final transfer coding is chunked */
+    struct lbp_chunk ck; /* private: chunked body framing */
+    uint64_t body_bytes; /* body bytes seen (chunk framing excluded) */
+    uint16_t status;     /* error reply chosen on LBP_HTTP_ERROR */
     uint8_t cl_count, te_count, xff_count;
     bool in_value, line_done, headers_done, message_done;
     bool skip_body;       /* response to HEAD: set before parsing */
@@ -105,7 +126,8 @@ int lbp_http_head_parse(struct lbp_http_msg *m, const char *data, size_t len);
 /**
  * Tracks @len body bytes (borrowed). *consumed (<= len) bytes belong to this
  * message; DONE when it ended there. ERROR: malformed chunking (400/502) or
- * over lim.body_max (413).
+ * over lim.body_max (413); *consumed is then 0, so that nothing of a call
+ * that found bad framing is forwarded.
  */
 int lbp_http_body_feed(struct lbp_http_msg *m, const char *data, size_t len, size_t *consumed);
 /** The peer closed: DONE if that ends the message (no length), else ERROR. */

@@ -18,6 +18,9 @@ static void check_offsets(const struct lbp_http_msg *m)
 {
     if ((size_t)m->first_off + m->first_len > m->head_len)
         abort();
+    if (m->absolute && ((size_t)m->target_off + m->target_len > m->head_len ||
+                        (size_t)m->authority_off + m->authority_len > m->head_len))
+        abort();
     for (uint32_t i = 0; i < m->hdr_count; i++) {
         const struct lbp_http_hdr *h = &m->hdrs[i];
 
@@ -62,8 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t used = 0, piece = left < 13 ? left : 13;
 
             rc = lbp_http_body_feed(&m, p, piece, &used);
-            if (used > piece)
-                abort();
+            if (used > piece || (rc == LBP_HTTP_ERROR && used != 0))
+                abort(); /* nothing of a failing call may be forwarded */
             p += used;
             left -= used;
             if (rc != LBP_HTTP_MORE || used == 0)

@@ -1102,9 +1102,9 @@ static void test_write_request_versions_upgrade(void **state)
     expect_request("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", &test_fwd,
                    "GET /ws HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.7\r\n"
                    "X-Forwarded-Proto: http\r\nVia: 1.1 fedgslb-proxy\r\n\r\n");
-    /* Absolute-form target is passed as is. */
+    /* Absolute-form target: origin form, Host from the authority (RFC 9112 section 3.2.2). */
     expect_request("GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n", &test_fwd,
-                   "GET http://a/b HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.7\r\n"
+                   "GET /b HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.7\r\n"
                    "X-Forwarded-Proto: http\r\nVia: 1.1 fedgslb-proxy\r\n\r\n");
 }
 
@@ -1418,6 +1418,352 @@ static void test_status_three_digits(void **state)
     expect_head_error(HTTP_RESPONSE, "HTTP/1.1 99 X\r\nContent-Length: 0\r\n\r\n", 502);
 }
 
+/* ---- bug: h1 smuggling (CRLF-only framing, strict TE/CL, absolute form) ---- */
+
+/* A byte string that may hold NUL: its length comes from the literal. */
+#define BYTES(lit)                                                                                 \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
+
+struct bytes {
+    const char *s;
+    size_t len;
+};
+
+/* Parses @in whole and byte by byte; both must give @rc and, on error, @status. */
+static void expect_head(enum http_parser_type type, struct bytes in, int rc, uint16_t status)
+{
+    struct lbp_http_msg m;
+
+    msg_init(&m, type, NULL);
+    assert_int_equal(lbp_http_head_parse(&m, in.s, in.len), rc);
+    assert_int_equal(m.status, rc == LBP_HTTP_ERROR ? status : 0);
+    lbp_http_msg_reset(&m);
+    assert_int_equal(parse_bytewise(&m, in.s, in.len, NULL), rc);
+    assert_int_equal(m.status, rc == LBP_HTTP_ERROR ? status : 0);
+    lbp_http_msg_fini(&m);
+}
+
+#define RQ(hdrs) BYTES("POST / HTTP/1.1\r\nHost: a\r\n" hdrs "\r\n")
+
+/* Every line of the head ends in exactly CRLF; values and targets hold no CTL. */
+static void test_smuggle_head_lines(void **state)
+{
+    static const struct {
+        struct bytes in;
+        int rc;
+    } cases[] = {
+        {BYTES("GET / HTTP/1.1\nHost: a\r\n\r\n"), LBP_HTTP_ERROR},
+        {BYTES("GET / HTTP/1.1\r\nHost: a\n\r\n"), LBP_HTTP_ERROR},
+        {BYTES("GET / HTTP/1.1\r\nHost: a\r\n\n"), LBP_HTTP_ERROR},
+        {BYTES("GET / HTTP/1.1\r\nHost: a\nX-Y: 1\n\n"), LBP_HTTP_ERROR},
+        {BYTES("GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n"), LBP_HTTP_ERROR},
+        {BYTES("GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n"), LBP_HTTP_ERROR},
+        {RQ("X: a\0b\r\n"), LBP_HTTP_ERROR},
+        {RQ("X: a\vb\r\n"), LBP_HTTP_ERROR},
+        {RQ("X: a\fb\r\n"), LBP_HTTP_ERROR},
+        {RQ("X: a\x7f\r\n"), LBP_HTTP_ERROR},
+        {BYTES("GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n"), LBP_HTTP_ERROR},
+        {BYTES("GET /a\fb HTTP/1.1\r\nHost: a\r\n\r\n"), LBP_HTTP_ERROR},
+        /* Allowed: HTAB inside a value, obs-text, leading empty line. */
+        {RQ("X: a\tb\r\n"), LBP_HTTP_DONE},
+        {RQ("X: caf\xc3\xa9\r\n"), LBP_HTTP_DONE},
+        {BYTES("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), LBP_HTTP_DONE},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_head(HTTP_REQUEST, cases[i].in, cases[i].rc, 400);
+}
+
+/* Transfer-Encoding: one line, tokens, chunked once and last; OWS is SP or HTAB only. */
+static void test_smuggle_te_values(void **state)
+{
+    static const struct {
+        struct bytes in;
+        int rc;
+    } cases[] = {
+        {RQ("Transfer-Encoding: xchunked\r\n"), LBP_HTTP_ERROR},
+        {RQ("Transfer-Encoding: chunkedx\r\n"), LBP_HTTP_ERROR},
+        {RQ("Transfer-Encoding: chunked, identity\r\n"), LBP_HTTP_ERROR},
+        {RQ("Transfer-Encoding: identity\r\n"), LBP_HTTP_ERROR},
+        {RQ("Transfer-Encoding: chunked, chunked\r\n"), LBP_HTTP_ERROR},
+        {RQ("Transfer-Encoding: , chunked\r\n"), LBP_HTTP_ERROR},
+        {RQ("Transfer-Encoding: chunked,\r\n"), LBP_HTTP_ERROR},
+        {RQ("Transfer-Encoding: chunked;q=1\r\n"), LBP_HTTP_ERROR},
+        {RQ("Transfer-Encoding: \"chunked\"\r\n"), LBP_HTTP_ERROR},
+        {RQ("Transfer-Encoding:\r\n"), LBP_HTTP_ERROR},
+        {RQ("Transfer-Encoding:\vchunked\r\n"), LBP_HTTP_ERROR},
+        {RQ("Transfer-Encoding: chunked\v\r\n"), LBP_HTTP_ERROR},
+        {RQ("Transfer-Encoding: \0chunked\r\n"), LBP_HTTP_ERROR},
+        {RQ("Transfer-Encoding: foo, chunked\r\n"), LBP_HTTP_ERROR},
+        {RQ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"), LBP_HTTP_ERROR},
+        {RQ("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"), LBP_HTTP_ERROR},
+        {RQ("Transfer-Encoding: chunked\r\nContent-Length: 0\r\n"), LBP_HTTP_ERROR},
+        {BYTES("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), LBP_HTTP_ERROR},
+        {BYTES("POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+         LBP_HTTP_ERROR},
+        /* OWS: SP and HTAB, any amount; names and codings are case-insensitive. */
+        {RQ("Transfer-Encoding:\tchunked\r\n"), LBP_HTTP_MORE},
+        {RQ("Transfer-Encoding:  \t chunked\r\n"), LBP_HTTP_MORE},
+        {RQ("transfer-encoding: CHUNKED\r\n"), LBP_HTTP_MORE},
+        {RQ("Transfer-Encoding: gzip,chunked\r\n"), LBP_HTTP_MORE},
+        /* libhttp-parser refuses OWS after the last coding and before a comma
+         * (stricter than RFC 9110, and harmless): so do we. */
+        {RQ("Transfer-Encoding: chunked \t\r\n"), LBP_HTTP_ERROR},
+        {RQ("Transfer-Encoding: gzip ,\tchunked\r\n"), LBP_HTTP_ERROR},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct lbp_http_msg m;
+        int rc;
+
+        msg_init(&m, HTTP_REQUEST, NULL);
+        rc = lbp_http_head_parse(&m, cases[i].in.s, cases[i].in.len);
+        if (cases[i].rc == LBP_HTTP_MORE) { /* accepted: a chunked body follows */
+            assert_int_equal(rc, LBP_HTTP_DONE);
+            assert_true(m.chunked);
+            assert_true(lbp_http_has_body(&m));
+        } else {
+            assert_int_equal(rc, LBP_HTTP_ERROR);
+            assert_int_equal(m.status, 400);
+        }
+        lbp_http_msg_fini(&m);
+    }
+}
+
+/* Content-Length = 1*DIGIT, one line, at most 19 digits. */
+static void test_smuggle_cl_values(void **state)
+{
+    static const struct {
+        struct bytes in;
+        int rc;
+        uint64_t len;
+    } cases[] = {
+        {RQ("Content-Length: +5\r\n"), LBP_HTTP_ERROR, 0},
+        {RQ("Content-Length: -5\r\n"), LBP_HTTP_ERROR, 0},
+        {RQ("Content-Length: 5, 5\r\n"), LBP_HTTP_ERROR, 0},
+        {RQ("Content-Length: 5,5\r\n"), LBP_HTTP_ERROR, 0},
+        {RQ("Content-Length: 5 5\r\n"), LBP_HTTP_ERROR, 0},
+        {RQ("Content-Length: 5\r\nContent-Length: 5\r\n"), LBP_HTTP_ERROR, 0},
+        {RQ("Content-Length: 5\r\nContent-Length: 7\r\n"), LBP_HTTP_ERROR, 0},
+        {RQ("Content-Length:\r\n"), LBP_HTTP_ERROR, 0},
+        {RQ("Content-Length: 5\v\r\n"), LBP_HTTP_ERROR, 0},
+        {RQ("Content-Length: 5\0\r\n"), LBP_HTTP_ERROR, 0},
+        {RQ("Content-Length: 1e3\r\n"), LBP_HTTP_ERROR, 0},
+        {RQ("Content-Length: 00000000000000000005\r\n"), LBP_HTTP_ERROR, 0},
+        {RQ("Content-Length: 99999999999999999999999\r\n"), LBP_HTTP_ERROR, 0},
+        {RQ("Content-Length: 005\r\n"), LBP_HTTP_DONE, 5},
+        {RQ("Content-Length: 0000000000000000005\r\n"), LBP_HTTP_DONE, 5},
+        {RQ("Content-Length:\t7 \r\n"), LBP_HTTP_DONE, 7},
+        /* libhttp-parser refuses a trailing HTAB (stricter than OWS, harmless). */
+        {RQ("Content-Length: 7\t\r\n"), LBP_HTTP_ERROR, 0},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct lbp_http_msg m;
+
+        msg_init(&m, HTTP_REQUEST, NULL);
+        assert_int_equal(lbp_http_head_parse(&m, cases[i].in.s, cases[i].in.len), cases[i].rc);
+        if (cases[i].rc == LBP_HTTP_ERROR)
+            assert_int_equal(m.status, 400);
+        else
+            assert_int_equal(m.parser.content_length, cases[i].len);
+        lbp_http_msg_fini(&m);
+    }
+}
+
+#define RESP(hdrs) BYTES("HTTP/1.1 200 OK\r\n" hdrs "\r\n")
+
+/* The same discipline for response heads: 502. */
+static void test_smuggle_response_head(void **state)
+{
+    static const struct bytes bad[] = {
+        BYTES("HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n"),
+        BYTES("HTTP/1.1 200 OK\r\nContent-Length: 0\n\r\n"),
+        BYTES("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\n"),
+        BYTES("HTTP/1.1 200 O\0K\r\nContent-Length: 0\r\n\r\n"),
+        RESP("Content-Length: +0\r\n"),
+        RESP("Content-Length: 0, 0\r\n"),
+        RESP("X: a\vb\r\nContent-Length: 0\r\n"),
+        RESP("Transfer-Encoding: chunked, chunked\r\n"),
+        RESP("Transfer-Encoding: chunked, gzip\r\n"),
+        RESP("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"),
+        BYTES("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_head(HTTP_RESPONSE, bad[i], LBP_HTTP_ERROR, 502);
+    /* A coding the proxy does not know is fine in a response: read until close. */
+    expect_head(HTTP_RESPONSE, (struct bytes)RESP("Transfer-Encoding: br\r\n"), LBP_HTTP_DONE, 0);
+}
+
+#define TE_HEAD_REQ  "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+#define TE_HEAD_RESP "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+/*
+ * Feeds @body after a chunked head, whole and then one byte per call: both
+ * must end with @rc (MORE: accepted so far; DONE: accepted and ended at the
+ * last byte) and, on error, @status with nothing of the failing call
+ * reported as consumed.
+ */
+static void expect_chunked(enum http_parser_type type, struct bytes body, int rc, uint16_t status)
+{
+    const char *head = type == HTTP_REQUEST ? TE_HEAD_REQ : TE_HEAD_RESP;
+    struct lbp_http_limits lim = test_lim;
+    struct lbp_http_msg m;
+    size_t used, i;
+    int got = LBP_HTTP_MORE;
+
+    if (type == HTTP_RESPONSE)
+        lim.body_max = UINT64_MAX; /* as the proxy sets it */
+    assert_int_equal(head_of(&m, type, &lim, head), LBP_HTTP_DONE);
+    assert_int_equal(lbp_http_body_feed(&m, body.s, body.len, &used), rc);
+    assert_int_equal(used, rc == LBP_HTTP_ERROR ? 0 : body.len);
+    assert_int_equal(m.status, rc == LBP_HTTP_ERROR ? status : 0);
+    lbp_http_msg_reset(&m);
+    assert_int_equal(parse_once(&m, head), LBP_HTTP_DONE);
+    for (i = 0; i < body.len && got == LBP_HTTP_MORE; i++)
+        got = lbp_http_body_feed(&m, body.s + i, 1, &used);
+    assert_int_equal(got, rc);
+    assert_int_equal(m.status, rc == LBP_HTTP_ERROR ? status : 0);
+    if (rc == LBP_HTTP_ERROR)
+        assert_int_equal(lbp_http_body_eof(&m), LBP_HTTP_ERROR);
+    lbp_http_msg_fini(&m);
+}
+
+static const struct {
+    const char *what;
+    struct bytes body;
+    int rc;
+} chunk_cases[] = {
+    {"bare LF after ext", BYTES("5;\nhello\r\n0\r\n\r\n"), LBP_HTTP_ERROR},
+    {"bare LF after size", BYTES("5\nhello\r\n0\r\n\r\n"), LBP_HTTP_ERROR},
+    {"CR then X after size", BYTES("5\rXhello\r\n0\r\n\r\n"), LBP_HTTP_ERROR},
+    {"CR then X after ext", BYTES("5;a\rXhello\r\n0\r\n\r\n"), LBP_HTTP_ERROR},
+    {"bare LF after data", BYTES("5\r\nhello\n0\r\n\r\n"), LBP_HTTP_ERROR},
+    {"bare CR after data", BYTES("5\r\nhello\r0\r\n\r\n"), LBP_HTTP_ERROR},
+    {"X then LF after data", BYTES("5\r\nhelloX\n0\r\n\r\n"), LBP_HTTP_ERROR},
+    {"last chunk bare LF", BYTES("0\n\r\n"), LBP_HTTP_ERROR},
+    {"final line bare LF", BYTES("0\r\n\n"), LBP_HTTP_ERROR},
+    {"trailer bare LF", BYTES("0\r\nX: y\n\r\n"), LBP_HTTP_ERROR},
+    {"trailer CR then X", BYTES("0\r\nX: y\rZ\r\n\r\n"), LBP_HTTP_ERROR},
+    {"trailer obs-fold SP", BYTES("0\r\nX: y\r\n z\r\n\r\n"), LBP_HTTP_ERROR},
+    {"trailer obs-fold HTAB", BYTES("0\r\nX: y\r\n\tz\r\n\r\n"), LBP_HTTP_ERROR},
+    {"trailer TE", BYTES("0\r\nTransfer-Encoding: chunked\r\n\r\n"), LBP_HTTP_ERROR},
+    {"trailer CL", BYTES("0\r\ncontent-length: 5\r\n\r\n"), LBP_HTTP_ERROR},
+    {"trailer Host", BYTES("0\r\nHost: evil\r\n\r\n"), LBP_HTTP_ERROR},
+    {"trailer Connection", BYTES("0\r\nConnection: close\r\n\r\n"), LBP_HTTP_ERROR},
+    {"trailer empty name", BYTES("0\r\n: y\r\n\r\n"), LBP_HTTP_ERROR},
+    {"trailer space in name", BYTES("0\r\nX Y: z\r\n\r\n"), LBP_HTTP_ERROR},
+    {"trailer NUL", BYTES("0\r\nX: a\0b\r\n\r\n"), LBP_HTTP_ERROR},
+    {"trailer no colon", BYTES("0\r\nGET /admin HTTP/1.1\r\n\r\n"), LBP_HTTP_ERROR},
+    {"size 17 digits", BYTES("00000000000000005\r\nhello\r\n0\r\n\r\n"), LBP_HTTP_ERROR},
+    {"size 2^63", BYTES("8000000000000000\r\n"), LBP_HTTP_ERROR},
+    {"size overflows", BYTES("10000000000000005\r\nhello\r\n0\r\n\r\n"), LBP_HTTP_ERROR},
+    {"size empty", BYTES(";a\r\nhello\r\n0\r\n\r\n"), LBP_HTTP_ERROR},
+    {"size signed", BYTES("+5\r\nhello\r\n0\r\n\r\n"), LBP_HTTP_ERROR},
+    {"size 0x", BYTES("0x5\r\nhello\r\n0\r\n\r\n"), LBP_HTTP_ERROR},
+    {"size SP before CRLF", BYTES("5 \r\nhello\r\n0\r\n\r\n"), LBP_HTTP_ERROR},
+    {"size HTAB before CRLF", BYTES("5\t\r\nhello\r\n0\r\n\r\n"), LBP_HTTP_ERROR},
+    {"ext NUL", BYTES("5;a\0b\r\nhello\r\n0\r\n\r\n"), LBP_HTTP_ERROR},
+    {"ext VT", BYTES("5;a\vb\r\nhello\r\n0\r\n\r\n"), LBP_HTTP_ERROR},
+    {"ext bare LF inside", BYTES("5;a\nb\r\nhello\r\n0\r\n\r\n"), LBP_HTTP_ERROR},
+    /* Accepted. */
+    {"16 digits", BYTES("0000000000000005\r\nhello\r\n0\r\n\r\n"), LBP_HTTP_DONE},
+    {"ext with BWS", BYTES("5 \t; a=\"b;c\"\r\nhello\r\n0;x\r\n\r\n"), LBP_HTTP_DONE},
+    {"trailers", BYTES("5\r\nhello\r\n0\r\nX-Sum: 1\r\nX-T:\tb c\r\n\r\n"), LBP_HTTP_DONE},
+    {"upper hex", BYTES("A\r\n0123456789\r\n0\r\n\r\n"), LBP_HTTP_DONE},
+    {"large size so far", BYTES("fff\r\nabc"), LBP_HTTP_MORE},
+};
+
+static void test_smuggle_chunk_lines(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(chunk_cases) / sizeof(chunk_cases[0]); i++) {
+        print_message("chunk case: %s\n", chunk_cases[i].what);
+        expect_chunked(HTTP_REQUEST, chunk_cases[i].body, chunk_cases[i].rc, 400);
+        expect_chunked(HTTP_RESPONSE, chunk_cases[i].body, chunk_cases[i].rc, 502);
+    }
+}
+
+/* A chunk-size line holds at most LBP_CHUNK_LINE_MAX bytes, extensions included. */
+static void test_smuggle_chunk_ext_cap(void **state)
+{
+    size_t cap = LBP_CHUNK_LINE_MAX;
+    char *body = malloc(cap + 32);
+    size_t len;
+
+    (void)state;
+    assert_non_null(body);
+    for (size_t ext = cap - 1; ext <= cap; ext++) {
+        /* "5;" + ext-1 bytes: a line of ext + 1 bytes. */
+        body[0] = '5';
+        body[1] = ';';
+        memset(body + 2, 'e', ext - 1);
+        len = ext + 1;
+        memcpy(body + len, "\r\nhello\r\n0\r\n\r\n", 14);
+        len += 14;
+        expect_chunked(HTTP_REQUEST, (struct bytes){body, len},
+                       ext + 1 <= cap ? LBP_HTTP_DONE : LBP_HTTP_ERROR, 400);
+    }
+    free(body);
+}
+
+/* The body limit applies at the chunk-size line, before any data. */
+static void test_smuggle_chunk_size_over_limit(void **state)
+{
+    (void)state;
+    expect_chunked(HTTP_REQUEST, (struct bytes)BYTES("1001\r\n"), LBP_HTTP_ERROR, 413);
+    expect_chunked(HTTP_REQUEST, (struct bytes)BYTES("1000\r\n"), LBP_HTTP_MORE, 0);
+    expect_chunked(HTTP_RESPONSE, (struct bytes)BYTES("7fffffffffffffff\r\nab"), LBP_HTTP_MORE, 0);
+}
+
+/* Absolute form: forwarded in origin form, Host is the authority (RFC 9112 section 3.2.2). */
+static void test_smuggle_absolute_form(void **state)
+{
+    static const struct {
+        const char *in, *want;
+    } ok[] = {
+        {"GET http://good/p?q HTTP/1.1\r\nHost: evil\r\nX: 1\r\n\r\n",
+         "GET /p?q HTTP/1.1\r\nHost: good\r\nX: 1\r\n"},
+        {"GET HTTP://good:8080 HTTP/1.1\r\nHost: good:8080\r\n\r\n",
+         "GET / HTTP/1.1\r\nHost: good:8080\r\n"},
+        {"GET https://good?x=1 HTTP/1.1\r\nHost: good\r\n\r\n",
+         "GET /?x=1 HTTP/1.1\r\nHost: good\r\n"},
+        {"GET http://good/ten HTTP/1.0\r\n\r\n", "GET /ten HTTP/1.0\r\nHost: good\r\n"},
+        {"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", "OPTIONS * HTTP/1.1\r\nHost: a\r\n"},
+    };
+    static const char *const bad[] = {
+        "GET http://user@good/p HTTP/1.1\r\nHost: good\r\n\r\n",
+        "GET http:///p HTTP/1.1\r\nHost: good\r\n\r\n",
+        "GET ftp://good/p HTTP/1.1\r\nHost: good\r\n\r\n",
+        "GET good/p HTTP/1.1\r\nHost: good\r\n\r\n",
+        "GET http://good/p HTTP/1.1\r\n\r\n",
+        "GET http://good/p HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    };
+    struct cm_buf out;
+
+    (void)state;
+    cm_buf_init(&out, 4096);
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        struct lbp_http_msg m;
+
+        assert_int_equal(head_of(&m, HTTP_REQUEST, NULL, ok[i].in), LBP_HTTP_DONE);
+        assert_int_equal(lbp_http_write_request(&m, ok[i].in, &test_fwd, &out), CM_OK);
+        assert_int_equal(strncmp(cm_buf_cstr(&out), ok[i].want, strlen(ok[i].want)), 0);
+        assert_null(strstr(cm_buf_cstr(&out), "evil"));
+        lbp_http_msg_fini(&m);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_head_error(HTTP_REQUEST, bad[i], 400);
+    cm_buf_fini(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1459,6 +1805,14 @@ int main(void)
         cmocka_unit_test(test_duplicate_host_rejected),
         cmocka_unit_test(test_obs_fold_rejected),
         cmocka_unit_test(test_status_three_digits),
+        cmocka_unit_test(test_smuggle_head_lines),
+        cmocka_unit_test(test_smuggle_te_values),
+        cmocka_unit_test(test_smuggle_cl_values),
+        cmocka_unit_test(test_smuggle_response_head),
+        cmocka_unit_test(test_smuggle_chunk_lines),
+        cmocka_unit_test(test_smuggle_chunk_ext_cap),
+        cmocka_unit_test(test_smuggle_chunk_size_over_limit),
+        cmocka_unit_test(test_smuggle_absolute_form),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
