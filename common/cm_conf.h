@@ -304,6 +304,16 @@ int cm_conf_region_index(const struct cm_conf *conf, const char *name);
 int cm_conf_member_index(const struct cm_conf *conf, const char *name);
 int cm_conf_service_index(const struct cm_conf *conf, const char *key);
 
+struct cm_buf;
+
+/**
+ * Writes the configuration reference (markdown: every key, its type,
+ * default, allowed values and meaning) into @out. CM_ECONFIG when a key has
+ * no meaning or a meaning names no key; each such problem is a line in
+ * @problems.
+ */
+int cm_conf_reference(struct cm_buf *out, struct cm_buf *problems);
+
 /** Static latency between two regions, CM_LATENCY_UNKNOWN if not configured. */
 uint32_t cm_conf_latency(const struct cm_conf *conf, size_t region_a, size_t region_b);
 

@@ -23,6 +23,7 @@ static const struct cmd_def cmds[] = {
     {"undrain", CTL_CMD_UNDRAIN, 1, 1},
     {"check-config", CTL_CMD_CHECK_CONFIG, 0, 0},
     {"state", CTL_CMD_STATE, 0, 1},
+    {"config-reference", CTL_CMD_CONFIG_REF, 0, 0},
     {"help", CTL_CMD_HELP, 0, 1},
 };
 
@@ -59,6 +60,7 @@ static const char usage[] =
     "                               take a member out of (or back into) every answer\n"
     "  check-config                 validate the configuration file\n"
     "  state [dnsd|health|proxy]    a daemon's GET /v1/state, as JSON\n"
+    "  config-reference             every configuration key (markdown, docs/configuration.md)\n"
     "\n"
     "options:\n"
     "  --config FILE      configuration (default $FEDGSLB_CONFIG, then " CTL_DEFAULT_CONFIG ")\n"

@@ -29,6 +29,7 @@ enum ctl_cmd {
     CTL_CMD_UNDRAIN = 5,      /* undrain MEMBER */
     CTL_CMD_CHECK_CONFIG = 6, /* check-config */
     CTL_CMD_STATE = 7,        /* state [dnsd|health|proxy]: raw GET /v1/state */
+    CTL_CMD_CONFIG_REF = 8,   /* config-reference: docs/configuration.md from the schema */
 };
 
 /* Which daemon's control API a command talks to. */

@@ -407,6 +407,25 @@ out:
     return ex;
 }
 
+/* The configuration reference; fails naming keys without a meaning. */
+static int cmd_config_reference(void)
+{
+    struct cm_buf out, problems;
+    int ex = EXIT_OK_;
+
+    cm_buf_init(&out, 1u << 20);
+    cm_buf_init(&problems, 1u << 16);
+    if (cm_conf_reference(&out, &problems) != CM_OK) {
+        fail("the configuration reference is incomplete:\n%s", cm_buf_cstr(&problems));
+        ex = EXIT_USAGE;
+    } else {
+        fputs(cm_buf_cstr(&out), stdout);
+    }
+    cm_buf_fini(&problems);
+    cm_buf_fini(&out);
+    return ex;
+}
+
 int main(int argc, char **argv)
 {
     struct ctl_opts o;
@@ -424,6 +443,8 @@ int main(int argc, char **argv)
     }
     if (o.cmd == CTL_CMD_CHECK_CONFIG)
         return cmd_check_config(&o);
+    if (o.cmd == CTL_CMD_CONFIG_REF)
+        return cmd_config_reference();
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fail("cannot initialise libcurl");
         return EXIT_USAGE;
