@@ -81,7 +81,9 @@ static void req_reset(struct cm_ctl_req *req)
     req->route = NULL;
     req->body_len = 0;
     req->code = 0;
-    cm_buf_reset(&req->body);
+    /* A body can be megabytes: give it back rather than keep it per connection. */
+    cm_buf_fini(&req->body);
+    cm_buf_init(&req->body, 0);
     cm_buf_reset(&req->headers);
 }
 
