@@ -72,6 +72,7 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    cm_log_debug("accept: listener=\"%s\" resuming", g->name);
     /* Cleared before the callback, which may look at it to decide. */
     g->paused = false;
     g->resume(g->arg);
@@ -127,17 +128,15 @@ static void log_failure(struct cm_accept_guard *g, int errnum, uint64_t now)
 
 /*
  * Pauses for the current back-off. The back-off doubles while the failures
- * go on and starts again from the minimum after a quiet spell, so one
- * exhaustion long ago does not make the next pause a long one.
+ * go on without an accept in between (cm_accept_guard_ok() starts it again
+ * from the minimum): a limit that is only tight costs short pauses, an
+ * exhausted table longer and longer ones.
  */
 static void pause_listener(struct cm_accept_guard *g, int errnum)
 {
     uint64_t now = cm_mono_ms();
     struct timeval tv;
 
-    if (g->last_fail_ms != 0 && now - g->last_fail_ms > 2 * CM_ACCEPT_BACKOFF_MAX_MS)
-        g->backoff_ms = CM_ACCEPT_BACKOFF_MIN_MS;
-    g->last_fail_ms = now;
     log_failure(g, errnum, now);
     tv.tv_sec = g->backoff_ms / 1000u;
     tv.tv_usec = (suseconds_t)(g->backoff_ms % 1000u) * 1000;
@@ -171,6 +170,11 @@ bool cm_accept_guard_error(struct cm_accept_guard *g, int errnum)
         pause_listener(g, errnum);
         return false;
     }
+}
+
+void cm_accept_guard_ok(struct cm_accept_guard *g)
+{
+    g->backoff_ms = CM_ACCEPT_BACKOFF_MIN_MS;
 }
 
 bool cm_accept_guard_paused(const struct cm_accept_guard *g)

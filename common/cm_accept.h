@@ -22,6 +22,7 @@
  *         EMFILE, ENFILE, ENOBUFS, ENOMEM  : false, paused; timer armed
  *         anything else                    : false, paused (never spin)
  *      timer fires --> resume (event_add, or the caller's callback)
+ *      accept() >= 0  --> cm_accept_guard_ok(g): the next pause is short again
  *
  * One guard per listening socket and event loop thread (dnsd has one per
  * worker and listen address); all calls but cm_accept_guard_exhausted() are
@@ -38,6 +39,7 @@
  *             continue;
  *         return;
  *     }
+ *     cm_accept_guard_ok(&l->guard);
  *
  * An evconnlistener (the proxy) uses cm_accept_guard_init() with callbacks
  * that disable/enable it, and calls cm_accept_guard_error() from its
@@ -76,7 +78,6 @@ struct cm_accept_guard {
     void *arg;
     bool paused;                /* the guard has the listener paused */
     uint32_t backoff_ms;        /* length of the next pause */
-    uint64_t last_fail_ms;      /* cm_mono_ms() of the last back-off failure */
     uint64_t last_log_ms;       /* when the last line was logged, 0 = never */
     uint64_t unlogged;          /* failures since that line */
     _Atomic uint64_t exhausted; /* EMFILE/ENFILE/ENOBUFS/ENOMEM since init */
@@ -111,6 +112,12 @@ void cm_accept_guard_fini(struct cm_accept_guard *g);
  * event loop (backlog empty, or the listener is now paused).
  */
 bool cm_accept_guard_error(struct cm_accept_guard *g, int errnum);
+
+/**
+ * Records a successful accept: the next pause starts from
+ * CM_ACCEPT_BACKOFF_MIN_MS again. Cheap (one store); call it on every accept.
+ */
+void cm_accept_guard_ok(struct cm_accept_guard *g);
 
 /** True while the guard holds the listener paused. Loop thread. */
 bool cm_accept_guard_paused(const struct cm_accept_guard *g);

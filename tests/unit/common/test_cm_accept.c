@@ -63,6 +63,7 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
                 continue;
             return;
         }
+        cm_accept_guard_ok(&f->guard);
         f->accepted++;
         close(fd);
     }
@@ -217,6 +218,8 @@ static void test_emfile_pauses_then_resumes(void **state)
     assert_false(cm_accept_guard_paused(&f->guard));
     assert_true(listening(f));
     assert_int_equal(cm_accept_guard_exhausted(&f->guard), 2);
+    /* The accept made the next pause a short one again. */
+    assert_int_equal(f->guard.backoff_ms, CM_ACCEPT_BACKOFF_MIN_MS);
 }
 
 static void test_backoff_is_capped(void **state)
