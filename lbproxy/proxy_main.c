@@ -146,6 +146,12 @@ static void proxyd_reload(struct proxyd *d)
         cm_log_error("reload failed: %s; keeping the old configuration", err);
         return;
     }
+    /* A larger max_connections must fit too (the limit was raised at start). */
+    if (check_nofile(nconf, false, err, sizeof(err)) != CM_OK) {
+        cm_log_error("reload failed: %s; keeping the old configuration", err);
+        cm_conf_unref(nconf);
+        return;
+    }
     if (lbp_proxy_reload(d->px, nconf, err, sizeof(err)) != CM_OK) {
         cm_log_error("reload failed: %s; keeping the old configuration", err);
         cm_conf_unref(nconf);

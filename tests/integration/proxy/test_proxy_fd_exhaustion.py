@@ -11,6 +11,7 @@ and resumes afterwards. Bounds are on resources (CPU time, log lines), not
 on latency."""
 
 import resource
+import signal
 import time
 
 import pytest
@@ -124,3 +125,23 @@ def test_bug_fd_exhaustion_refused_at_start(tmp_path, backend):
                        preexec_fn=nofile_preexec(NOFILE))
     assert r.returncode == 1
     assert want in r.stderr, r.stderr
+
+
+def test_bug_fd_exhaustion_reload_refused(tmp_path, backend):
+    """A reload whose max_connections cannot fit is refused; the old
+    configuration keeps serving."""
+    p = ph.start_proxy(tmp_path, [backend], nofile=NOFILE, proxy_over=FITS)
+    try:
+        conf = dict(p.conf)
+        conf["proxy"] = dict(conf["proxy"], max_connections=1000)
+        p.rewrite(conf)
+        p.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10 * ph.SLOW
+        while "reload failed" not in p.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "proxy.json: proxy.max_connections: 2 x 1000 connections" in p.log_text(), \
+            p.log_text()
+        st, _, _ = ph.get(p.port, "/")
+        assert st == 200
+    finally:
+        ph.fedtest.finish(p)
