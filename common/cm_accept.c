@@ -57,7 +57,8 @@ static enum accept_class classify(int errnum)
 
 static void event_pause(void *arg)
 {
-    event_del(arg);
+    if (event_del(arg) != 0)
+        cm_log_error("accept: cannot stop watching the listener");
 }
 
 static void event_resume(void *arg)
@@ -95,10 +96,7 @@ int cm_accept_guard_init(struct cm_accept_guard *g, struct event_base *base, con
 int cm_accept_guard_init_event(struct cm_accept_guard *g, struct event_base *base, const char *name,
                                struct event *listen_ev)
 {
-    int rc = cm_accept_guard_init(g, base, name, event_pause, event_resume, listen_ev);
-
-    g->listen_ev = listen_ev;
-    return rc;
+    return cm_accept_guard_init(g, base, name, event_pause, event_resume, listen_ev);
 }
 
 void cm_accept_guard_fini(struct cm_accept_guard *g)

@@ -43,7 +43,9 @@
  *
  * An evconnlistener (the proxy) uses cm_accept_guard_init() with callbacks
  * that disable/enable it, and calls cm_accept_guard_error() from its
- * evconnlistener_set_error_cb() callback with EVUTIL_SOCKET_ERROR().
+ * evconnlistener_set_error_cb() callback with EVUTIL_SOCKET_ERROR() (its
+ * return value does not matter there: libevent has left its accept loop),
+ * and cm_accept_guard_ok() from its accept callback.
  */
 #ifndef COMMON_CM_ACCEPT_H
 #define COMMON_CM_ACCEPT_H
@@ -72,8 +74,7 @@ typedef void cm_accept_resume_fn(void *arg);
 /* Embedded by the caller; the fields are private (read in tests only). */
 struct cm_accept_guard {
     struct event *timer;       /* owned; fires the resume */
-    struct event *listen_ev;   /* borrowed, or NULL with callbacks */
-    cm_accept_pause_fn *pause; /* NULL with listen_ev */
+    cm_accept_pause_fn *pause; /* the caller's, or event_del of the listener's event */
     cm_accept_resume_fn *resume;
     void *arg;
     bool paused;                /* the guard has the listener paused */
