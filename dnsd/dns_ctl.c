@@ -735,6 +735,20 @@ static void metrics_server(const struct dns_ctl_env *env, const struct dns_serve
                      (double)s->member_answers[i]);
 }
 
+/* Per listen address, summed over the workers' TCP listeners. */
+static void metrics_accept(const struct dns_server *srv, struct cm_buf *out)
+{
+    cm_metrics_family(out, "fedgslb_accept_exhausted_total", "counter",
+                      "Failed accepts for want of descriptors or memory (EMFILE, ENFILE, "
+                      "ENOBUFS, ENOMEM); each pauses the listener, by listener.");
+    for (size_t i = 0; srv != NULL && i < dns_server_listen_count(srv); i++) {
+        char name[CM_ADDR_STRLEN];
+        uint64_t n = dns_server_accept_exhausted(srv, i, name, sizeof(name));
+
+        sample_label(out, "fedgslb_accept_exhausted_total", "listener", name, (double)n);
+    }
+}
+
 static void metrics_state(const struct dns_ctl_env *env, struct cm_buf *out)
 {
     const struct cm_conf *conf = dns_state_conf(env->state);
@@ -776,6 +790,7 @@ static void metrics(void *arg, struct cm_buf *out)
         metrics_server(env, s, out);
         free(s);
     }
+    metrics_accept(env->server, out);
     cm_metrics_family(out, "fedgslb_dns_table_builds_total", "counter",
                       "Answer tables (views) built since start.");
     cm_metrics_sample(out, "fedgslb_dns_table_builds_total", NULL, (double)env->table_builds);

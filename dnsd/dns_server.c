@@ -11,6 +11,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,10 +26,12 @@
 #include <event2/event_struct.h>
 #include <event2/thread.h>
 
+#include "common/cm_accept.h"
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
+#include "common/cm_nofile.h"
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_rrset.h"
 #include "dnsd/dns_view.h"
@@ -43,6 +46,7 @@
 #define TCP_WBUF_MARK     16384 /* stop reading while more output than this is queued */
 #define TCP_WBUF          (TCP_WBUF_MARK + TCP_MSG_MAX + 2)
 #define TCP_BACKLOG       256
+#define WORKER_LOOP_FDS   3 /* epoll, the cross-thread notification, one spare */
 
 struct worker_stats {
     _Atomic uint64_t queries[DNS_STAT_TRANSPORT_COUNT][DNS_STAT_QTYPE_COUNT];
@@ -64,7 +68,8 @@ struct dns_worker;
 struct listener {
     struct dns_worker *w;
     int fd;
-    struct event *ev; /* owned */
+    struct event *ev;             /* owned */
+    struct cm_accept_guard guard; /* TCP only: pauses ev when accept runs out of descriptors */
 };
 
 enum conn_state {
@@ -573,13 +578,12 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
         if (fd == -1) {
             int e = errno;
 
-            if (e == EINTR || e == ECONNABORTED)
+            /* Out of descriptors: the guard pauses this listener (no spinning). */
+            if (cm_accept_guard_error(&l->guard, e))
                 continue;
-            if (e != EAGAIN && e != EWOULDBLOCK)
-                cm_log_ratelimited(&w->rl, CM_LOG_WARN, "worker=%u tcp accept: %s", w->id,
-                                   cm_strerror(cm_err_from_errno(e)));
             return;
         }
+        cm_accept_guard_ok(&l->guard);
         c = conn_get(w);
         if (c == NULL) {
             bump(&w->stats.tcp_refused);
@@ -602,6 +606,7 @@ static void listeners_close(struct dns_worker *w)
         if (w->udp[i].fd >= 0)
             close(w->udp[i].fd);
         w->udp[i].fd = -1;
+        cm_accept_guard_fini(&w->tcp[i].guard); /* before its event goes */
         if (w->tcp[i].ev != NULL)
             event_free(w->tcp[i].ev);
         w->tcp[i].ev = NULL;
@@ -685,6 +690,14 @@ static void *worker_main(void *arg)
 
 /* ---- setup ---- */
 
+static int listener_guard_init(struct dns_worker *w, struct listener *l, const char *addr)
+{
+    char name[CM_ACCEPT_NAME_MAX];
+
+    snprintf(name, sizeof(name), "dns tcp %s worker=%u", addr, w->id);
+    return cm_accept_guard_init_event(&l->guard, w->base, name, l->ev);
+}
+
 static int worker_open_sockets(struct dns_server *srv, struct dns_worker *w, char *err,
                                size_t errlen)
 {
@@ -712,6 +725,10 @@ static int worker_open_sockets(struct dns_server *srv, struct dns_worker *w, cha
         if (w->udp[i].ev == NULL || w->tcp[i].ev == NULL || event_add(w->udp[i].ev, NULL) != 0 ||
             event_add(w->tcp[i].ev, NULL) != 0) {
             snprintf(err, errlen, "dnsd.listen %s: cannot register events", name);
+            return CM_ENOMEM;
+        }
+        if (listener_guard_init(w, &w->tcp[i], name) != CM_OK) {
+            snprintf(err, errlen, "dnsd.listen %s: out of memory", name);
             return CM_ENOMEM;
         }
     }
@@ -943,6 +960,40 @@ void dns_server_stats(const struct dns_server *srv, struct dns_server_stats *out
         out->tcp_refused += ld(&s->tcp_refused);
         out->tcp_closed_idle += ld(&s->tcp_closed_idle);
     }
+}
+
+uint64_t dns_server_nofile_need(const struct cm_conf *conf, char *why, size_t cap)
+{
+    const struct cm_conf_dnsd *dc = &conf->dnsd;
+    uint64_t conns = dc->tcp_max_conns > 0 ? dc->tcp_max_conns : 1;
+    /* A UDP and a TCP socket per listen address, and the loop's epoll and eventfd. */
+    uint64_t sockets = 2 * (uint64_t)dc->listen_count + WORKER_LOOP_FDS;
+    uint64_t workers = dc->workers > 0 ? dc->workers : 1;
+
+    snprintf(why, cap,
+             "%" PRIu64 " workers x (%" PRIu64 " TCP connections + %" PRIu64
+             " sockets) + %d control + %d reserve",
+             workers, conns, sockets, CM_NOFILE_CONTROL, CM_NOFILE_RESERVE);
+    return workers * (conns + sockets) + CM_NOFILE_CONTROL + CM_NOFILE_RESERVE;
+}
+
+size_t dns_server_listen_count(const struct dns_server *srv)
+{
+    return srv->listen_count;
+}
+
+uint64_t dns_server_accept_exhausted(const struct dns_server *srv, size_t i, char *name, size_t cap)
+{
+    uint64_t sum = 0;
+
+    cm_addr_format((const struct sockaddr *)&srv->listen[i].ss, name, cap);
+    for (size_t k = 0; k < srv->worker_count; k++) {
+        const struct dns_worker *w = &srv->workers[k];
+
+        if (w->tcp != NULL && i < w->sock_count)
+            sum += cm_accept_guard_exhausted(&w->tcp[i].guard);
+    }
+    return sum;
 }
 
 void dns_server_stop(struct dns_server *srv)

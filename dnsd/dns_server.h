@@ -110,6 +110,25 @@ bool dns_server_conf_matches(const struct dns_server *srv, const struct cm_conf 
 void dns_server_stats(const struct dns_server *srv, struct dns_server_stats *out);
 
 /**
+ * The descriptors dnsd may hold with @conf: per worker its TCP connections
+ * (dnsd.tcp_max_conns) and sockets, plus the control API and a reserve
+ * (cm_nofile.h). How the sum is made goes into @why (@cap bytes, 160 is enough).
+ */
+uint64_t dns_server_nofile_need(const struct cm_conf *conf, char *why, size_t cap);
+
+/** Number of listen addresses (fixed at start). */
+size_t dns_server_listen_count(const struct dns_server *srv);
+
+/**
+ * Accept failures for want of descriptors or memory (cm_accept_guard) on the
+ * TCP listeners of listen address @i (< dns_server_listen_count), summed over
+ * the workers; its "ip:port" goes into @name (@cap bytes, CM_ADDR_STRLEN is
+ * enough). Any thread.
+ */
+uint64_t dns_server_accept_exhausted(const struct dns_server *srv, size_t i, char *name,
+                                     size_t cap);
+
+/**
  * Graceful stop: every worker closes its listeners, answers what is already
  * queued (bounded: one UDP budget, TCP output flushed for at most
  * DNS_SERVER_STOP_GRACE_MS), then its thread is joined. Idempotent.

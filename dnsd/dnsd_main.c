@@ -23,6 +23,7 @@
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
+#include "common/cm_nofile.h"
 #include "common/cm_opts.h"
 #include "common/cm_time.h"
 #include "dnsd/dns_ctl.h"
@@ -140,6 +141,25 @@ static int dnsd_prepare(struct dnsd *d, char *err, size_t errlen)
     d->env.state = d->state;
     dns_state_drains(d->state, &drains);
     return apply_view(d, d->conf, dns_state_merged(d->state), &drains, err, errlen);
+}
+
+/*
+ * The descriptor budget: the TCP tables, the control API and a reserve must
+ * fit in RLIMIT_NOFILE, or an exhausted table would starve the control API
+ * under a flood. Starting raises the soft limit to the hard one first;
+ * --check-config checks against the hard limit (what a start would get).
+ */
+static int dnsd_check_nofile(const struct dnsd *d, bool starting, char *err, size_t errlen)
+{
+    char why[256];
+    uint64_t limit, need;
+
+    if (starting)
+        cm_nofile_raise(&limit); /* on failure: the limit in force, logged */
+    else if (cm_nofile_hard(&limit) != CM_OK)
+        return CM_OK; /* nothing to check against */
+    need = dns_server_nofile_need(d->conf, why, sizeof(why));
+    return cm_nofile_check(d->conf->path, "dnsd.tcp_max_conns", why, need, limit, err, errlen);
 }
 
 static bool control_equal(const struct cm_conf_control *a, const struct cm_conf_control *b)
@@ -322,6 +342,15 @@ int main(int argc, char **argv)
     rc = dnsd_prepare(&d, err, sizeof(err));
     if (rc != CM_OK) {
         fprintf(stderr, "%s\n", err);
+        dnsd_fini(&d);
+        return 1;
+    }
+    rc = dnsd_check_nofile(&d, !o.check, err, sizeof(err));
+    if (rc != CM_OK) {
+        if (o.check)
+            fprintf(stderr, "%s\n", err);
+        else
+            cm_log_error("cannot start: %s", err);
         dnsd_fini(&d);
         return 1;
     }

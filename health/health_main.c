@@ -27,11 +27,13 @@
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
+#include "common/cm_nofile.h"
 #include "common/cm_opts.h"
 #include "common/cm_str.h"
 #include "common/cm_time.h"
 #include "health/hc_cluster.h"
 #include "health/hc_http.h"
+#include "health/hc_k8s.h"
 #include "health/hc_kubeconfig.h"
 #include "health/hc_probe.h"
 #include "health/hc_publish.h"
@@ -126,6 +128,41 @@ static void load_params(struct hc_cluster_params *p)
     p->watch.list_timeout_ms =
         env_u32("FEDGSLB_HEALTH_LIST_TIMEOUT_MS", p->watch.list_timeout_ms, 100, 600000);
     p->watch.page_limit = env_u32("FEDGSLB_HEALTH_LIST_LIMIT", p->watch.page_limit, 1, 100000);
+}
+
+/* Probes in flight at once (FEDGSLB_HEALTH_MAX_PROBES, else the default). */
+static uint32_t max_probes(void)
+{
+    struct hc_probes_params pp;
+
+    hc_probes_params_default(&pp);
+    return env_u32("FEDGSLB_HEALTH_MAX_PROBES", pp.max_in_flight, 1, 100000);
+}
+
+/*
+ * The descriptor budget: probes in flight, each member's API connections
+ * (a watch per kind and /readyz), the publish targets, the control API and a
+ * reserve must fit in RLIMIT_NOFILE. Starting raises the soft limit to the
+ * hard one first; --check-config checks against the hard limit.
+ */
+static int check_nofile(const struct cm_conf *conf, bool starting, char *err, size_t errlen)
+{
+    const uint64_t api = HC_K8S_KIND_COUNT + 1;
+    uint64_t limit, need, probes = max_probes();
+    char why[256];
+
+    if (starting)
+        cm_nofile_raise(&limit); /* on failure: the limit in force, logged */
+    else if (cm_nofile_hard(&limit) != CM_OK)
+        return CM_OK; /* nothing to check against */
+    snprintf(why, sizeof(why),
+             "%" PRIu64 " probes in flight + %zu members x %" PRIu64
+             " API connections + %zu publish targets + %d control + %d reserve",
+             probes, conf->member_count, api, conf->health.publish_to_count, CM_NOFILE_CONTROL,
+             CM_NOFILE_RESERVE);
+    need = probes + conf->member_count * api + conf->health.publish_to_count + CM_NOFILE_CONTROL +
+           CM_NOFILE_RESERVE;
+    return cm_nofile_check(conf->path, "health", why, need, limit, err, errlen);
 }
 
 static const char *kubeconfig_path(const struct cm_conf_member *m, char *buf, size_t cap)
@@ -591,7 +628,7 @@ static int start(struct health *h, struct hc_kube_target **targets, char *err, s
     h->started_ms = cm_mono_ms();
     h->startup_grace_ms = env_u32("FEDGSLB_HEALTH_STARTUP_GRACE_MS", 30000, 0, 3600000);
     hc_probes_params_default(&pp);
-    pp.max_in_flight = env_u32("FEDGSLB_HEALTH_MAX_PROBES", pp.max_in_flight, 1, 100000);
+    pp.max_in_flight = max_probes();
     if (h->conf->health.probe_source != NULL)
         cm_strlcpy(pp.source, h->conf->health.probe_source, sizeof(pp.source));
     h->probes = hc_probes_new(h->base, h->http, &pp, on_changed, h);
@@ -699,6 +736,19 @@ int main(int argc, char **argv)
     rc = prepare(&h, &targets, err, sizeof(err));
     if (rc != CM_OK) {
         fprintf(stderr, "%s\n", err);
+        fini(&h);
+        curl_global_cleanup();
+        return 1;
+    }
+    rc = check_nofile(h.conf, !o.check, err, sizeof(err));
+    if (rc != CM_OK) {
+        if (o.check)
+            fprintf(stderr, "%s\n", err);
+        else
+            cm_log_error("cannot start: %s", err);
+        for (size_t i = 0; targets != NULL && i < h.conf->member_count; i++)
+            hc_kube_target_free(targets[i]);
+        free(targets);
         fini(&h);
         curl_global_cleanup();
         return 1;

@@ -17,6 +17,7 @@
 #include "common/cm_file.h"
 #include "common/cm_log.h"
 #include "common/cm_lpm.h"
+#include "common/cm_nofile.h"
 #include "common/cm_state.h"
 #include "lbproxy/lbp_backend.h"
 #include "lbproxy/lbp_tls.h"
@@ -148,6 +149,7 @@ void lbp_site_unref(struct lbp_site *s)
 
 static void listener_close(struct lbp_listener *l)
 {
+    cm_accept_guard_fini(&l->guard); /* no resume after this */
     if (l->evl != NULL)
         evconnlistener_free(l->evl);
     l->evl = NULL;
@@ -161,6 +163,50 @@ static void listener_unref(struct lbp_listener *l)
     free(l);
 }
 
+/*
+ * Two independent reasons pause a listener: max_connections (px->accept_paused,
+ * all listeners) and its accept guard (descriptors exhausted, this listener).
+ * It accepts again only when neither holds.
+ */
+static void listener_watch(struct lbp_listener *l)
+{
+    if (l->evl == NULL || l->px->draining)
+        return;
+    if (l->px->accept_paused || cm_accept_guard_paused(&l->guard))
+        evconnlistener_disable(l->evl);
+    else
+        evconnlistener_enable(l->evl);
+}
+
+static void listeners_watch(struct lbp_proxy *px)
+{
+    for (size_t i = 0; i < px->listener_count; i++)
+        listener_watch(px->listeners[i]);
+}
+
+static void guard_pause(void *arg)
+{
+    struct lbp_listener *l = arg;
+
+    if (l->evl != NULL)
+        evconnlistener_disable(l->evl);
+}
+
+static void guard_resume(void *arg)
+{
+    listener_watch(arg);
+}
+
+/* evconnlistener's error callback: accept() failed with a non-retriable errno. */
+static void accept_error_cb(struct evconnlistener *evl, void *arg)
+{
+    struct lbp_listener *l = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+
+    (void)evl;
+    cm_accept_guard_error(&l->guard, e);
+}
+
 static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
@@ -168,6 +214,7 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     struct lbp_proxy *px = l->px;
 
     (void)evl;
+    cm_accept_guard_ok(&l->guard);
     if (px->draining || l->site == NULL) {
         close(fd);
         return;
@@ -175,10 +222,7 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     lbp_conn_accept(px, l->site, fd, sa, salen);
     if (px->conn_count >= px->conf->proxy.max_connections && !px->accept_paused) {
         px->accept_paused = true;
-        for (size_t i = 0; i < px->listener_count; i++) {
-            if (px->listeners[i]->evl != NULL)
-                evconnlistener_disable(px->listeners[i]->evl);
-        }
+        listeners_watch(px);
         cm_log_warn("max_connections=%" PRIu32 " reached: accept paused",
                     px->conf->proxy.max_connections);
     }
@@ -189,10 +233,7 @@ void lbp_proxy_conn_gone(struct lbp_proxy *px)
     px->conn_count--;
     if (px->accept_paused && !px->draining && px->conn_count < px->conf->proxy.max_connections) {
         px->accept_paused = false;
-        for (size_t i = 0; i < px->listener_count; i++) {
-            if (px->listeners[i]->evl != NULL)
-                evconnlistener_enable(px->listeners[i]->evl);
-        }
+        listeners_watch(px);
     }
     if (px->draining && px->conn_count == 0)
         event_base_loopbreak(px->base);
@@ -276,6 +317,14 @@ static struct lbp_site *site_new(struct lbp_proxy *px, const struct cm_conf *con
     return s;
 }
 
+static int listener_guard_init(struct lbp_listener *l)
+{
+    char name[CM_ACCEPT_NAME_MAX];
+
+    snprintf(name, sizeof(name), "proxy %s", l->name);
+    return cm_accept_guard_init(&l->guard, l->px->base, name, guard_pause, guard_resume, l);
+}
+
 static struct lbp_listener *listener_new(struct lbp_proxy *px, const struct cm_addr *addr,
                                          char *err, size_t errlen)
 {
@@ -300,6 +349,13 @@ static struct lbp_listener *listener_new(struct lbp_proxy *px, const struct cm_a
     if (l->evl == NULL) {
         close(fd);
         snprintf(err, errlen, "proxy.listen %s: cannot watch the socket", l->name);
+        free(l);
+        return NULL;
+    }
+    evconnlistener_set_error_cb(l->evl, accept_error_cb);
+    if (listener_guard_init(l) != CM_OK) {
+        snprintf(err, errlen, "proxy.listen %s: out of memory", l->name);
+        listener_close(l);
         free(l);
         return NULL;
     }
@@ -496,14 +552,9 @@ int lbp_proxy_reload(struct lbp_proxy *px, struct cm_conf *conf, char *err, size
     rc = pools_apply(px, conf, err, errlen);
     if (rc != CM_OK)
         cm_log_warn("reload: backends: %s", err);
-    if (px->accept_paused && px->conn_count < conf->proxy.max_connections) {
+    if (px->accept_paused && px->conn_count < conf->proxy.max_connections)
         px->accept_paused = false;
-        for (size_t i = 0; i < px->listener_count; i++)
-            evconnlistener_enable(px->listeners[i]->evl);
-    } else if (px->accept_paused) {
-        for (size_t i = 0; i < px->listener_count; i++)
-            evconnlistener_disable(px->listeners[i]->evl);
-    }
+    listeners_watch(px); /* new listeners start paused when a reason holds */
     return CM_OK;
 }
 
@@ -794,10 +845,31 @@ void lbp_proxy_metrics(struct lbp_proxy *px, struct cm_buf *out)
     for (size_t i = 0; i < px->listener_count; i++)
         metric_l(out, "fedgslb_proxy_timeouts_total", px->listeners[i], NULL,
                  (double)px->listeners[i]->stats.timeouts);
+    cm_metrics_family(out, "fedgslb_accept_exhausted_total", "counter",
+                      "Failed accepts for want of descriptors or memory (EMFILE, ENFILE, "
+                      "ENOBUFS, ENOMEM); each pauses the listener, by listener.");
+    for (size_t i = 0; i < px->listener_count; i++)
+        metric_l(out, "fedgslb_accept_exhausted_total", px->listeners[i], NULL,
+                 (double)cm_accept_guard_exhausted(&px->listeners[i]->guard));
     cm_metrics_family(out, "fedgslb_proxy_state_pushes_total", "counter",
                       "State documents accepted.");
     cm_metrics_sample(out, "fedgslb_proxy_state_pushes_total", NULL, (double)px->state_pushes);
     pool_metrics(px, out);
+}
+
+uint64_t lbp_proxy_nofile_need(const struct cm_conf *conf, char *why, size_t cap)
+{
+    const struct cm_conf_proxy *pc = &conf->proxy;
+    uint64_t conns = pc->max_connections;
+    uint64_t idle =
+        pc->limits.upstream_idle_connections < conns ? pc->limits.upstream_idle_connections : conns;
+    uint64_t listeners = pc->listen_count;
+
+    snprintf(why, cap,
+             "2 x %" PRIu64 " connections (client + upstream) + %" PRIu64 " listeners x (%" PRIu64
+             " idle upstream + 1 socket) + %d control + %d reserve",
+             conns, listeners, idle, CM_NOFILE_CONTROL, CM_NOFILE_RESERVE);
+    return 2 * conns + listeners * (idle + 1) + CM_NOFILE_CONTROL + CM_NOFILE_RESERVE;
 }
 
 static void drain_timeout(evutil_socket_t fd, short what, void *arg)

@@ -28,6 +28,7 @@
 #include <event2/listener.h>
 #include <jansson.h>
 
+#include "common/cm_accept.h"
 #include "common/cm_conf.h"
 #include "common/cm_net.h"
 #include "common/cm_str.h"
@@ -69,6 +70,9 @@ struct lbp_listener {
     struct evconnlistener *evl; /* owned; NULL once closed */
     struct lbp_site *site;      /* reference: settings for new connections */
     struct lbp_lstats stats;
+    /* Pauses evl when accept() runs out of descriptors. Accept runs only while
+     * neither the guard nor px->accept_paused (max_connections) holds it. */
+    struct cm_accept_guard guard;
 };
 
 struct lbp_site {
@@ -99,7 +103,7 @@ struct lbp_proxy {
     size_t conn_count;
     struct lbp_conn_list free_conns; /* recycled connection objects */
     size_t free_count;
-    bool accept_paused;
+    bool accept_paused; /* max_connections reached (the guards pause on their own) */
     bool draining;
     struct lbp_alog *alog; /* owned or NULL */
     struct event *drain_timer;
@@ -127,6 +131,15 @@ json_t *lbp_proxy_state_json(struct lbp_proxy *px);
 void lbp_proxy_metrics(struct lbp_proxy *px, struct cm_buf *out);
 /** SIGTERM: stop accepting, close idle connections; @done_cb runs when none is left. */
 void lbp_proxy_drain(struct lbp_proxy *px);
+/**
+ * The descriptors the proxy may hold with @conf: a client and an upstream
+ * connection per proxy.max_connections, idle upstream connections (at most
+ * min(upstream_idle_connections, max_connections) per listener's pool: an
+ * estimate, as backends come from state documents), the listening sockets,
+ * the control API and a reserve (cm_nofile.h). How the sum is made goes into
+ * @why (@cap bytes, 200 is enough).
+ */
+uint64_t lbp_proxy_nofile_need(const struct cm_conf *conf, char *why, size_t cap);
 /** Called by lbp_conn when a connection ends. */
 void lbp_proxy_conn_gone(struct lbp_proxy *px);
 

@@ -21,6 +21,7 @@
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
+#include "common/cm_nofile.h"
 #include "common/cm_opts.h"
 #include "lbproxy/lbp_proxy.h"
 #include "lbproxy/lbp_tls.h"
@@ -95,6 +96,25 @@ static size_t check_tls(const struct cm_conf *conf, size_t *cert_count)
     return bad;
 }
 
+/*
+ * The descriptor budget: max_connections (client and upstream), the idle
+ * upstream pools, the control API and a reserve must fit in RLIMIT_NOFILE.
+ * Starting raises the soft limit to the hard one first; --check-config
+ * checks against the hard limit (what a start would get).
+ */
+static int check_nofile(const struct cm_conf *conf, bool starting, char *err, size_t errlen)
+{
+    char why[256];
+    uint64_t limit, need;
+
+    if (starting)
+        cm_nofile_raise(&limit); /* on failure: the limit in force, logged */
+    else if (cm_nofile_hard(&limit) != CM_OK)
+        return CM_OK; /* nothing to check against */
+    need = lbp_proxy_nofile_need(conf, why, sizeof(why));
+    return cm_nofile_check(conf->path, "proxy.max_connections", why, need, limit, err, errlen);
+}
+
 static void ctl_metrics(void *arg, struct cm_buf *out)
 {
     struct proxyd *d = arg;
@@ -132,6 +152,12 @@ static void proxyd_reload(struct proxyd *d)
     cm_log_info("reload: reading %s", d->config_path);
     if (load_conf(d->config_path, &nconf, err, sizeof(err)) != CM_OK) {
         cm_log_error("reload failed: %s; keeping the old configuration", err);
+        return;
+    }
+    /* A larger max_connections must fit too (the limit was raised at start). */
+    if (check_nofile(nconf, false, err, sizeof(err)) != CM_OK) {
+        cm_log_error("reload failed: %s; keeping the old configuration", err);
+        cm_conf_unref(nconf);
         return;
     }
     if (lbp_proxy_reload(d->px, nconf, err, sizeof(err)) != CM_OK) {
@@ -268,6 +294,11 @@ int main(int argc, char **argv)
     if (o.check) {
         size_t certs = 0, bad = check_tls(d.conf, &certs);
 
+        if (check_nofile(d.conf, false, err, sizeof(err)) != CM_OK) {
+            fprintf(stderr, "%s\n", err);
+            bad++;
+        }
+
         if (bad == 0 && certs > 0)
             printf("config OK: %zu proxy listeners, %zu services, %zu members, "
                    "%zu TLS certificates loaded\n",
@@ -278,7 +309,9 @@ int main(int argc, char **argv)
         proxyd_fini(&d);
         return bad == 0 ? 0 : 1;
     }
-    rc = proxyd_start(&d, err, sizeof(err));
+    rc = check_nofile(d.conf, true, err, sizeof(err));
+    if (rc == CM_OK)
+        rc = proxyd_start(&d, err, sizeof(err));
     if (rc != CM_OK) {
         cm_log_error("cannot start: %s", err);
         proxyd_fini(&d);

@@ -167,7 +167,10 @@ def fedgslb_conf(d, port, backend_port):
                     "service": "default/web",
                     "backends": ["127.0.0.1:%d" % backend_port],
                 }
-            ]
+            ],
+            # 2 x 4096 + the idle pool fit the descriptor check under a hard
+            # RLIMIT_NOFILE of 10000+; far above the benchmark's concurrency
+            "max_connections": 4096,
         },
     }
     return write(os.path.join(d, "fedgslb-proxy.json"), json.dumps(conf, indent=2) + "\n")

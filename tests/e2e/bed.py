@@ -116,6 +116,8 @@ class Testbed(chain.Chain):
             "state_file": os.path.join(self.tmp, "proxy-state.json"),
             "control": {"listen": "127.0.0.1:%d" % self.proxy_ctl_port,
                         "token_file": token_file},
+            # fits the descriptor check under the hard RLIMIT_NOFILE of small hosts
+            "max_connections": 1000,
         }
         return conf
 

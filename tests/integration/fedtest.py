@@ -266,11 +266,12 @@ def fed_name(svc, ns="default", region=None, az=None):
 class Daemon:
     """One running program with its stderr captured to a file."""
 
-    def __init__(self, argv, log_path, cwd=None, env=None):
+    def __init__(self, argv, log_path, cwd=None, env=None, nofile=None):
         self.argv = argv
         self.log_path = log_path
         self.cwd = cwd
         self.env = env
+        self.nofile = nofile  # RLIMIT_NOFILE (soft = hard) to start under, None = inherit
         self.proc = None
         self.dns_port = None
         self.ctl_port = None
@@ -283,7 +284,8 @@ class Daemon:
         if self.env:
             env.update(self.env)
         self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=self.cwd, env=env)
+                                     stdin=subprocess.DEVNULL, cwd=self.cwd, env=env,
+                                     preexec_fn=nofile_preexec(self.nofile))
         LIVE.append(self)
         return self
 
@@ -347,7 +349,7 @@ class Daemon:
 
 
 def start_dnsd(tmp, conf=None, dns_port=None, ctl_port=None, extra_args=(), ready=True,
-               config_name="federation.json", **dnsd_over):
+               config_name="federation.json", nofile=None, **dnsd_over):
     """Writes a config (base_config unless @conf) and starts fedgslb-dnsd on it."""
     exe = binary("fedgslb-dnsd")
     dns_port = dns_port or free_port()
@@ -356,7 +358,7 @@ def start_dnsd(tmp, conf=None, dns_port=None, ctl_port=None, extra_args=(), read
         conf = base_config(tmp, dns_port, ctl_port, **dnsd_over)
     path = write_config(tmp, conf, config_name)
     log_path = os.path.join(str(tmp), f"dnsd-{dns_port}.log")
-    d = Daemon([exe, "--config", path] + list(extra_args), log_path, cwd=str(tmp))
+    d = Daemon([exe, "--config", path] + list(extra_args), log_path, cwd=str(tmp), nofile=nofile)
     d.dns_port = dns_port
     d.ctl_port = ctl_port if conf.get("dnsd", {}).get("control") else None
     d.config_path = path
@@ -365,6 +367,59 @@ def start_dnsd(tmp, conf=None, dns_port=None, ctl_port=None, extra_args=(), read
     if ready:
         d.wait_ready()
     return d
+
+
+def nofile_preexec(n):
+    """A preexec_fn that sets RLIMIT_NOFILE to (@n, @n), or None for @n None."""
+    if n is None:
+        return None
+    import resource
+
+    def set_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+    return set_limit
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of process @pid so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class Flood:
+    """@n TCP connections to 127.0.0.1:@port, each sending one byte and held
+    open until close(): the descriptor-exhaustion attack. Connections the
+    daemon does not accept still complete in its backlog (or are refused,
+    which is fine: the pressure is what counts)."""
+
+    def __init__(self, port, n=200):
+        self.socks = []
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            self.socks.append(s)
+        deadline = time.monotonic() + 2.0 * SLOW
+        for s in self.socks:
+            while time.monotonic() < deadline:
+                try:
+                    s.send(b"\x00")
+                    break
+                except (BlockingIOError, OSError):
+                    time.sleep(0.01)
+
+    def close(self):
+        for s in self.socks:
+            s.close()
+        self.socks = []
 
 
 def finish(d, expect_exit=0):

@@ -25,7 +25,7 @@ def fakes(tmp_path_factory):
     return tmp, fks
 
 
-def check(tmp, kubeconfig, env=None, **conf_over):
+def check(tmp, kubeconfig, env=None, nofile=None, **conf_over):
     exe = fedtest.binary("fedgslb-health")
     conf = hh.health_config(tmp, kubeconfig, fedtest.free_port(ipv6=False))
     conf["members"].update(conf_over.get("members", {}))
@@ -33,7 +33,8 @@ def check(tmp, kubeconfig, env=None, **conf_over):
     e = dict(os.environ)
     e.update(env or {})
     p = subprocess.run([exe, "--config", path, "--check-config"], capture_output=True,
-                       text=True, timeout=20 * fedtest.SLOW, env=e, cwd=tmp)
+                       text=True, timeout=20 * fedtest.SLOW, env=e, cwd=tmp,
+                       preexec_fn=fedtest.nofile_preexec(nofile))
     return p.returncode, p.stdout + p.stderr
 
 
@@ -149,3 +150,17 @@ def test_bad_config_file(fakes):
     rc, out = check(tmp, kc, members={"eur": m})
     assert rc == 1, out
     assert "members.eur.bogus" in out
+
+
+def test_bug_fd_exhaustion_limit_too_small(fakes):
+    """Probes in flight, the members' API connections, the control API and a
+    reserve must fit in RLIMIT_NOFILE: the file, the numbers and the fix."""
+    tmp, fks = fakes
+    kc = write_std(tmp, fks)
+    rc, out = check(tmp, kc, nofile=256)
+    assert rc == 1, out
+    assert ("check.json: health: 512 probes in flight + 3 members x 4 API connections + 0 publish"
+            " targets + 64 control + 64 reserve = 652 descriptors, but RLIMIT_NOFILE is 256:"
+            " lower it or raise the limit (LimitNOFILE= in the systemd unit)") in out, out
+    rc, out = check(tmp, kc, nofile=1024)
+    assert rc == 0, out

@@ -219,6 +219,8 @@ def proxy_config(tmp, port, ctl_port, backends, proxy_over=None, listen_over=Non
         "timeouts_ms": {"header": 2000, "idle": 5000, "connect": 1000, "response": 5000,
                         "drain": 5000},
         "access_log": {"format": "json", "path": os.path.join(tmp, "access.log")},
+        # fits the descriptor check under the hard RLIMIT_NOFILE of small test hosts
+        "max_connections": 1000,
     }
     proxy.update(proxy_over or {})
     return {
@@ -266,7 +268,7 @@ class Proxy(Daemon):
         return 0
 
 
-def start_proxy(tmp, backends, ready=True, **kw):
+def start_proxy(tmp, backends, ready=True, nofile=None, **kw):
     exe = fedtest.binary("fedgslb-proxy")
     port = free_port(ipv6=False)
     ctl_port = free_port(ipv6=False)
@@ -274,7 +276,7 @@ def start_proxy(tmp, backends, ready=True, **kw):
                                               for b in backends], **kw)
     path = fedtest.write_config(tmp, conf, "proxy.json")
     p = Proxy([exe, "--config", path, "--log-level", "info"],
-              os.path.join(str(tmp), f"proxy-{port}.log"), cwd=str(tmp))
+              os.path.join(str(tmp), f"proxy-{port}.log"), cwd=str(tmp), nofile=nofile)
     p.port, p.ctl_port, p.config_path, p.conf, p.tmp = port, ctl_port, path, conf, str(tmp)
     p.start()
     if ready:
