@@ -382,7 +382,7 @@ static void builtin_metrics(void *arg, struct cm_ctl_req *req, const char *rest)
                       "Control API accept() failures for lack of descriptors or memory (each "
                       "pauses accepting briefly).");
     cm_metrics_sample(&out, "fedgslb_ctl_accept_exhausted_total", NULL,
-                      (double)ctl->accept_exhausted);
+                      (double)cm_accept_guard_exhausted(&ctl->guard));
     cm_metrics_family(&out, "process_start_time_seconds", "gauge",
                       "Start time of the process since unix epoch in seconds.");
     cm_metrics_sample(&out, "process_start_time_seconds", NULL, ctl->start_time_s);

@@ -40,12 +40,10 @@
 
 #define CTL_BACKLOG       128
 #define CTL_ACCEPT_BUDGET 16         /* accepts per wakeup */
-#define CTL_HEAD_MS       10000      /* a request head must arrive within this */
 #define CTL_BODY_RATE     65536      /* bytes per second a body may take at the slowest */
 #define CTL_REPLY_MS      30000      /* a reply must be taken within this */
 #define CTL_LINGER_MS     2000       /* how long a refused body is discarded */
 #define CTL_LINGER_MAX    (1u << 20) /* and how much of it at most */
-#define CTL_RESUME_MS     100        /* accept pause after descriptor exhaustion */
 
 enum conn_state {
     CONN_HEAD = 0,   /* waiting for or reading a request head */
@@ -456,28 +454,6 @@ fail:
                        "control API: cannot take a connection: out of memory");
 }
 
-static void resume_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct cm_ctl *ctl = arg;
-
-    (void)fd;
-    (void)what;
-    event_add(ctl->accept_ev, NULL);
-}
-
-/* Out of descriptors: stop accepting for a moment (the backlog keeps them). */
-static void accept_pause(struct cm_ctl *ctl, int err)
-{
-    struct timeval tv = {.tv_sec = 0, .tv_usec = CTL_RESUME_MS * 1000};
-
-    ctl->accept_exhausted++;
-    event_del(ctl->accept_ev);
-    evtimer_add(ctl->resume_ev, &tv);
-    cm_log_ratelimited(&ctl->rl, CM_LOG_WARN,
-                       "control API %s: accept: %s; pausing %d ms (total %" PRIu64 ")",
-                       ctl->listen_text, strerror(err), CTL_RESUME_MS, ctl->accept_exhausted);
-}
-
 static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
     struct cm_ctl *ctl = arg;
@@ -485,19 +461,14 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
     (void)what;
     for (int i = 0; i < CTL_ACCEPT_BUDGET; i++) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        int err = errno;
 
         if (fd == -1) {
-            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
-                accept_pause(ctl, err);
-            else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR && err != ECONNABORTED &&
-                     err != EPROTO)
-                cm_log_ratelimited(&ctl->rl, CM_LOG_WARN, "control API %s: accept: %s",
-                                   ctl->listen_text, strerror(err));
-            if (err != EINTR && err != ECONNABORTED && err != EPROTO)
-                return;
-            continue;
+            /* Out of descriptors, the guard pauses this listener: no spinning. */
+            if (cm_accept_guard_error(&ctl->guard, errno))
+                continue;
+            return;
         }
+        cm_accept_guard_ok(&ctl->guard);
         if (!make_room(ctl)) {
             ctl->refused++;
             close(fd);
@@ -509,6 +480,7 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 
 int ctl_listen_start(struct cm_ctl *ctl, const struct cm_addr *listen, char *err, size_t errlen)
 {
+    char name[CM_ACCEPT_NAME_MAX];
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
 
@@ -521,15 +493,21 @@ int ctl_listen_start(struct cm_ctl *ctl, const struct cm_addr *listen, char *err
         snprintf(err, errlen, "control.listen %s: %s", ctl->listen_text, cm_strerror(rc));
         return rc;
     }
-    ctl->accept_ev = event_new(ctl->base, ctl->fd, EV_READ | EV_PERSIST, accept_cb, ctl);
-    ctl->resume_ev = evtimer_new(ctl->base, resume_cb, ctl);
-    if (ctl->accept_ev == NULL || ctl->resume_ev == NULL || event_add(ctl->accept_ev, NULL) != 0) {
-        snprintf(err, errlen, "control.listen %s: cannot start the listener", ctl->listen_text);
-        return CM_ENOMEM;
-    }
     /* With port 0 the kernel chose one: name that one in logs. */
     if (getsockname(ctl->fd, (struct sockaddr *)&ss, &len) == 0)
         cm_addr_format((const struct sockaddr *)&ss, ctl->listen_text, sizeof(ctl->listen_text));
+    snprintf(name, sizeof(name), "control %s", ctl->listen_text);
+    ctl->accept_ev = event_new(ctl->base, ctl->fd, EV_READ | EV_PERSIST, accept_cb, ctl);
+    if (ctl->accept_ev == NULL ||
+        cm_accept_guard_init_event(&ctl->guard, ctl->base, name, ctl->accept_ev) != CM_OK) {
+        snprintf(err, errlen, "control.listen %s: cannot start the listener", ctl->listen_text);
+        return CM_ENOMEM;
+    }
+    ctl->guard_ready = true;
+    if (event_add(ctl->accept_ev, NULL) != 0) {
+        snprintf(err, errlen, "control.listen %s: cannot start the listener", ctl->listen_text);
+        return CM_ENOMEM;
+    }
     return CM_OK;
 }
 
@@ -537,12 +515,12 @@ void ctl_listen_stop(struct cm_ctl *ctl)
 {
     while (ctl->conn_count > 0 && !TAILQ_EMPTY(&ctl->conns))
         conn_free(TAILQ_FIRST(&ctl->conns));
+    if (ctl->guard_ready)
+        cm_accept_guard_fini(&ctl->guard);
+    ctl->guard_ready = false;
     if (ctl->accept_ev != NULL)
         event_free(ctl->accept_ev);
-    if (ctl->resume_ev != NULL)
-        event_free(ctl->resume_ev);
     ctl->accept_ev = NULL;
-    ctl->resume_ev = NULL;
     if (ctl->fd >= 0)
         close(ctl->fd);
     ctl->fd = -1;

@@ -24,6 +24,7 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
+#include "common/cm_accept.h"
 #include "common/cm_ctl.h"
 #include "common/cm_http.h"
 #include "common/cm_log.h"
@@ -54,12 +55,13 @@ struct ctl_conn;
 TAILQ_HEAD(ctl_conn_list, ctl_conn);
 
 struct cm_ctl {
-    struct event_base *base;  /* borrowed */
-    int fd;                   /* listening socket, owned */
-    struct event *accept_ev;  /* owned, on fd */
-    struct event *resume_ev;  /* owned timer: accept again after descriptor exhaustion */
-    SSL_CTX *ssl;             /* owned; NULL = plain HTTP */
-    struct ctl_token *tokens; /* owned array; empty = no authentication (loopback only) */
+    struct event_base *base;      /* borrowed */
+    int fd;                       /* listening socket, owned */
+    struct event *accept_ev;      /* owned, on fd */
+    struct cm_accept_guard guard; /* pauses accept_ev when descriptors run out */
+    bool guard_ready;             /* guard initialised */
+    SSL_CTX *ssl;                 /* owned; NULL = plain HTTP */
+    struct ctl_token *tokens;     /* owned array; empty = no authentication (loopback only) */
     size_t token_count;
     bool open_read;              /* reads need no token: loopback listener or public_read */
     struct cm_ctl_callbacks cbs; /* copied */
@@ -76,7 +78,6 @@ struct cm_ctl {
     uint64_t evicted;               /* connections closed to make room */
     uint64_t refused;               /* connections closed at once: table full of busy ones */
     uint64_t timeouts;              /* connections closed at their deadline */
-    uint64_t accept_exhausted;      /* accept() failures for lack of descriptors */
     struct cm_log_ratelimit rl;     /* peer-triggered events */
     char listen_text[CM_ADDR_STRLEN];
 };

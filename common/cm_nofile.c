@@ -7,12 +7,18 @@
 #include <stdio.h>
 #include <sys/resource.h>
 
+#include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 
 static uint64_t rlim_u64(rlim_t v)
 {
     return v == RLIM_INFINITY ? UINT64_MAX : (uint64_t)v;
+}
+
+uint64_t cm_nofile_control(const struct cm_conf_control *control)
+{
+    return control->enabled ? (uint64_t)control->max_connections + 1 : 0;
 }
 
 int cm_nofile_raise(uint64_t *limit)

@@ -18,10 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Connections the control API serves at once (CM_CTL_CONN_MAX of the control
- * API's own HTTP server; libevent's evhttp has no cap, so this is the budget
- * the daemons keep for it). */
-#define CM_NOFILE_CONTROL 64
+struct cm_conf_control;
+
 /* Everything else a daemon opens: stdio, its event loops, listening sockets
  * of the control API, state and zone files, the access log. */
 #define CM_NOFILE_RESERVE 64
@@ -34,6 +32,9 @@
  */
 int cm_nofile_raise(uint64_t *limit);
 
+/** Descriptors a control API may hold: its listener and control.max_connections (0 if off). */
+uint64_t cm_nofile_control(const struct cm_conf_control *control);
+
 /** The hard RLIMIT_NOFILE (what cm_nofile_raise() raises to), for --check-config. */
 int cm_nofile_hard(uint64_t *limit);
 
@@ -42,7 +43,7 @@ int cm_nofile_hard(uint64_t *limit);
  * @err, "@file: @key: @breakdown = @need descriptors, but RLIMIT_NOFILE is
  * @limit: lower it or raise the limit (LimitNOFILE= in the systemd unit)".
  * @breakdown (borrowed) says how @need was counted, e.g. "2 workers x 1024
- * TCP connections + 64 control + 64 reserve".
+ * TCP connections + 65 control + 64 reserve".
  */
 int cm_nofile_check(const char *file, const char *key, const char *breakdown, uint64_t need,
                     uint64_t limit, char *err, size_t errlen);

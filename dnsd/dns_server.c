@@ -969,12 +969,13 @@ uint64_t dns_server_nofile_need(const struct cm_conf *conf, char *why, size_t ca
     /* A UDP and a TCP socket per listen address, and the loop's epoll and eventfd. */
     uint64_t sockets = 2 * (uint64_t)dc->listen_count + WORKER_LOOP_FDS;
     uint64_t workers = dc->workers > 0 ? dc->workers : 1;
+    uint64_t control = cm_nofile_control(&dc->control);
 
     snprintf(why, cap,
-             "%" PRIu64 " workers x (%" PRIu64 " TCP connections + %" PRIu64
-             " sockets) + %d control + %d reserve",
-             workers, conns, sockets, CM_NOFILE_CONTROL, CM_NOFILE_RESERVE);
-    return workers * (conns + sockets) + CM_NOFILE_CONTROL + CM_NOFILE_RESERVE;
+             "%" PRIu64 " workers x (%" PRIu64 " TCP connections + %" PRIu64 " sockets) + %" PRIu64
+             " control + %d reserve",
+             workers, conns, sockets, control, CM_NOFILE_RESERVE);
+    return workers * (conns + sockets) + control + CM_NOFILE_RESERVE;
 }
 
 size_t dns_server_listen_count(const struct dns_server *srv)

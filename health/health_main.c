@@ -157,11 +157,11 @@ static int check_nofile(const struct cm_conf *conf, bool starting, char *err, si
         return CM_OK; /* nothing to check against */
     snprintf(why, sizeof(why),
              "%" PRIu64 " probes in flight + %zu members x %" PRIu64
-             " API connections + %zu publish targets + %d control + %d reserve",
-             probes, conf->member_count, api, conf->health.publish_to_count, CM_NOFILE_CONTROL,
-             CM_NOFILE_RESERVE);
-    need = probes + conf->member_count * api + conf->health.publish_to_count + CM_NOFILE_CONTROL +
-           CM_NOFILE_RESERVE;
+             " API connections + %zu publish targets + %" PRIu64 " control + %d reserve",
+             probes, conf->member_count, api, conf->health.publish_to_count,
+             cm_nofile_control(&conf->health.control), CM_NOFILE_RESERVE);
+    need = probes + conf->member_count * api + conf->health.publish_to_count +
+           cm_nofile_control(&conf->health.control) + CM_NOFILE_RESERVE;
     return cm_nofile_check(conf->path, "health", why, need, limit, err, errlen);
 }
 

@@ -864,12 +864,13 @@ uint64_t lbp_proxy_nofile_need(const struct cm_conf *conf, char *why, size_t cap
     uint64_t idle =
         pc->limits.upstream_idle_connections < conns ? pc->limits.upstream_idle_connections : conns;
     uint64_t listeners = pc->listen_count;
+    uint64_t control = cm_nofile_control(&pc->control);
 
     snprintf(why, cap,
              "2 x %" PRIu64 " connections (client + upstream) + %" PRIu64 " listeners x (%" PRIu64
-             " idle upstream + 1 socket) + %d control + %d reserve",
-             conns, listeners, idle, CM_NOFILE_CONTROL, CM_NOFILE_RESERVE);
-    return 2 * conns + listeners * (idle + 1) + CM_NOFILE_CONTROL + CM_NOFILE_RESERVE;
+             " idle upstream + 1 socket) + %" PRIu64 " control + %d reserve",
+             conns, listeners, idle, control, CM_NOFILE_RESERVE);
+    return 2 * conns + listeners * (idle + 1) + control + CM_NOFILE_RESERVE;
 }
 
 static void drain_timeout(evutil_socket_t fd, short what, void *arg)

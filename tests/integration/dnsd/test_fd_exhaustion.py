@@ -111,8 +111,8 @@ def test_bug_fd_exhaustion_limit_lowered_after_start(tmp_path):
 def test_bug_fd_exhaustion_refused_at_start(tmp_path):
     """Limits that cannot fit: refused at start and by --check-config, with
     the file, the key, the numbers and the fix."""
-    want = (": dnsd.tcp_max_conns: 2 workers x (1024 TCP connections + 5 sockets) + 64 control"
-            " + 64 reserve = 2186 descriptors, but RLIMIT_NOFILE is 256: lower it or raise the"
+    want = (": dnsd.tcp_max_conns: 2 workers x (1024 TCP connections + 5 sockets) + 65 control"
+            " + 64 reserve = 2187 descriptors, but RLIMIT_NOFILE is 256: lower it or raise the"
             " limit (LimitNOFILE= in the systemd unit)")
     d = fedtest.start_dnsd(tmp_path, nofile=NOFILE, ready=False, workers=2, tcp_max_conns=1024,
                            ipv6=False)
@@ -125,3 +125,37 @@ def test_bug_fd_exhaustion_refused_at_start(tmp_path):
                     preexec_fn=fedtest.nofile_preexec(NOFILE))
     assert p.returncode == 1
     assert want in p.stderr, p.stderr
+
+
+def test_bug_fd_exhaustion_control_api(tmp_path):
+    """The same flood on the control API's port with the descriptors gone:
+    its listener pauses too (it spun in libevent's evhttp before), UDP keeps
+    answering, and /healthz answers again once the flood ends."""
+    d = fedtest.start_dnsd(tmp_path, nofile=NOFILE, **FITS)
+    try:
+        pid = d.proc.pid
+        low = fedtest.open_fds(pid) + 8
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (low, NOFILE))
+        lines0 = _log_lines(d)
+        cpu0, t0 = fedtest.cpu_seconds(pid), time.monotonic()
+        flood = Flood(d.ctl_port, 200)
+        try:
+            end = time.monotonic() + HOLD_S
+            _udp_answers(d)
+            time.sleep(max(0.0, end - time.monotonic()))
+            cpu, wall = fedtest.cpu_seconds(pid) - cpu0, time.monotonic() - t0
+        finally:
+            flood.close()
+        lines = _log_lines(d) - lines0
+        assert cpu < CPU_SHARE_MAX * wall, f"dnsd used {cpu:.2f} CPU-s in {wall:.2f} s"
+        assert lines < LOG_LINES_MAX, d.log_text()[-3000:]
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+        deadline = time.monotonic() + 10 * fedtest.SLOW
+        while fedtest.http(d.ctl_port, "GET", "/healthz", timeout=2.0)[0] != 200:
+            assert time.monotonic() < deadline, "the control API did not come back"
+            time.sleep(0.1)
+        m = fedtest.Control(d.ctl_port).metrics()
+        exhausted = [v for name, labels, v in m if name == "fedgslb_ctl_accept_exhausted_total"]
+        assert exhausted and exhausted[0] > 0, exhausted
+    finally:
+        fedtest.finish(d)

@@ -160,7 +160,7 @@ def test_bug_fd_exhaustion_limit_too_small(fakes):
     rc, out = check(tmp, kc, nofile=256)
     assert rc == 1, out
     assert ("check.json: health: 512 probes in flight + 3 members x 4 API connections + 0 publish"
-            " targets + 64 control + 64 reserve = 652 descriptors, but RLIMIT_NOFILE is 256:"
+            " targets + 65 control + 64 reserve = 653 descriptors, but RLIMIT_NOFILE is 256:"
             " lower it or raise the limit (LimitNOFILE= in the systemd unit)") in out, out
     rc, out = check(tmp, kc, nofile=1024)
     assert rc == 0, out

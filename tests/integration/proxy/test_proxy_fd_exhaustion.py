@@ -116,7 +116,7 @@ def test_bug_fd_exhaustion_refused_at_start(tmp_path, backend):
     """Limits that cannot fit: refused at start and by --check-config, with
     the file, the key, the numbers and the fix."""
     want = (": proxy.max_connections: 2 x 1000 connections (client + upstream) + 1 listeners"
-            " x (1000 idle upstream + 1 socket) + 64 control + 64 reserve = 3129 descriptors,"
+            " x (1000 idle upstream + 1 socket) + 65 control + 64 reserve = 3130 descriptors,"
             " but RLIMIT_NOFILE is 384: lower it or raise the limit (LimitNOFILE= in the"
             " systemd unit)")
     p = ph.start_proxy(tmp_path, [backend], ready=False, nofile=NOFILE)
