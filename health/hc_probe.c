@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -29,6 +28,7 @@
 
 #include "common/cm_err.h"
 #include "common/cm_log.h"
+#include "common/cm_rand.h"
 #include "common/cm_str.h"
 #include "common/cm_time.h"
 #include "health/hc_http.h"
@@ -87,7 +87,7 @@ struct hc_probes {
     size_t in_flight;
     struct probe *qhead, *qtail; /* waiting for a slot, FIFO */
 
-    uint64_t rng; /* xorshift64* state for jitter */
+    uint64_t rng; /* cm_rand state for jitter */
     uint64_t runs, failures, skipped, deferred;
     uint64_t late_count, late_hist[LATE_BUCKETS];
     double late_sum_ms, late_max_ms;
@@ -95,23 +95,6 @@ struct hc_probes {
 };
 
 static void on_turn(evutil_socket_t fd, short what, void *arg);
-
-static uint64_t rng_next(struct hc_probes *ps)
-{
-    uint64_t x = ps->rng;
-
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    ps->rng = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
-/* Uniform in [0, 1). */
-static double rng_unit(struct hc_probes *ps)
-{
-    return (double)(rng_next(ps) >> 11) / 9007199254740992.0;
-}
 
 static uint32_t key_hash(const char *service, const char *member, const char *address)
 {
@@ -257,9 +240,7 @@ struct hc_probes *hc_probes_new(struct event_base *base, struct hc_http *http,
         free(ps);
         return NULL;
     }
-    if (getrandom(&ps->rng, sizeof(ps->rng), GRND_NONBLOCK) != (ssize_t)sizeof(ps->rng))
-        ps->rng = cm_mono_us();
-    ps->rng |= 1; /* xorshift state must not be 0 */
+    cm_rand_seed(&ps->rng, ps);
     return ps;
 }
 
@@ -285,7 +266,7 @@ void hc_probes_free(struct hc_probes *ps)
 
 static uint64_t jittered_us(struct hc_probes *ps, uint32_t interval_ms)
 {
-    double f = 0.9 + 0.2 * rng_unit(ps); /* +-10 % */
+    double f = 0.9 + 0.2 * cm_rand_unit(&ps->rng); /* +-10 % */
 
     return (uint64_t)((double)interval_ms * 1000.0 * f);
 }
@@ -772,7 +753,7 @@ int hc_probes_ensure(struct hc_probes *ps, const char *service, const char *memb
         p->hnext = ps->buckets[h & (ps->nbuckets - 1)];
         ps->buckets[h & (ps->nbuckets - 1)] = p;
         ps->count++;
-        p->due_us = now + (uint64_t)(rng_unit(ps) * first * 1000.0);
+        p->due_us = now + (uint64_t)(cm_rand_unit(&ps->rng) * first * 1000.0);
         arm(p, now);
     } else if (p->interval_ms < old_interval && p->due_us > now + p->interval_ms * 1000ULL) {
         /* A much shorter interval should not wait out the old, long one. */

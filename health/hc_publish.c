@@ -25,6 +25,7 @@
 #include "common/cm_ctl.h"
 #include "common/cm_err.h"
 #include "common/cm_log.h"
+#include "common/cm_rand.h"
 #include "common/cm_str.h"
 #include "health/hc_http.h"
 
@@ -121,15 +122,6 @@ static void doc_unref(struct pub_doc *d)
 }
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static uint32_t rnd(struct hc_publish *pub, uint32_t n)
-{
-    /* xorshift64: jitter only, not security. */
-    pub->rng ^= pub->rng << 13;
-    pub->rng ^= pub->rng >> 7;
-    pub->rng ^= pub->rng << 17;
-    return n == 0 ? 0 : (uint32_t)(pub->rng % n);
-}
 
 static void timer_arm(struct event *ev, uint32_t ms)
 {
@@ -268,7 +260,7 @@ static void schedule_backoff(struct pub_target *t)
 
     backoff_step(t);
     j = t->backoff_ms / 5; /* +-20 % */
-    delay = t->backoff_ms - j + rnd(t->pub, 2 * j + 1);
+    delay = t->backoff_ms - j + cm_rand_below(&t->pub->rng, 2 * j + 1);
     t->state = TS_BACKOFF;
     timer_arm(t->timer, delay > 0 ? delay : 1);
 }
@@ -462,7 +454,7 @@ struct hc_publish *hc_publish_new(struct event_base *base, struct hc_http *http,
         pub->p.backoff_min_ms = 1;
     if (pub->p.backoff_max_ms < pub->p.backoff_min_ms)
         pub->p.backoff_max_ms = pub->p.backoff_min_ms;
-    pub->rng = ((uint64_t)(uintptr_t)pub ^ ((uint64_t)time(NULL) << 20)) | 1;
+    cm_rand_seed(&pub->rng, pub);
     pub->t = calloc(url_count > 0 ? url_count : 1, sizeof(*pub->t));
     if (pub->t == NULL || (token != NULL && (pub->token = strdup(token)) == NULL))
         goto fail;

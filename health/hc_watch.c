@@ -18,6 +18,7 @@
 
 #include "common/cm_err.h"
 #include "common/cm_log.h"
+#include "common/cm_rand.h"
 #include "common/cm_str.h"
 #include "health/hc_http.h"
 #include "health/hc_kubeconfig.h"
@@ -78,15 +79,6 @@ void hc_watch_params_default(struct hc_watch_params *p)
     p->page_limit = 500;
 }
 
-static uint32_t rnd(struct hc_watch *w, uint32_t n)
-{
-    /* xorshift64: jitter only, not security. */
-    w->rng ^= w->rng << 13;
-    w->rng ^= w->rng >> 7;
-    w->rng ^= w->rng << 17;
-    return n == 0 ? 0 : (uint32_t)(w->rng % n);
-}
-
 static const char *res(const struct hc_watch *w)
 {
     return hc_k8s_kind_name(w->kind);
@@ -145,7 +137,7 @@ static void backoff(struct hc_watch *w, const char *what, long status, const cha
         w->backoff_ms *= 2;
     else
         w->backoff_ms = w->p.backoff_max_ms;
-    delay = w->backoff_ms / 2 + rnd(w, w->backoff_ms / 2 + 1);
+    delay = w->backoff_ms / 2 + cm_rand_below(&w->rng, w->backoff_ms / 2 + 1);
     cm_log_warn("member=%s resource=%s: %s failed: %s%s; retry in %" PRIu32 " ms", w->member,
                 res(w), what, reason,
                 status == 401 || status == 403 ? " (credentials rejected)" : "", delay);
@@ -399,7 +391,7 @@ static void do_watch(struct hc_watch *w)
 
     /* Spread reconnects: timeoutSeconds within +-10 s of the base (290..310). */
     if (ts > 20)
-        ts = ts - 10 + rnd(w, 21);
+        ts = ts - 10 + cm_rand_below(&w->rng, 21);
     o.timeout_ms = (long)ts * 1000 + 30000; /* the server ends it first */
     w->state = WS_WATCHING;
     w->next = WN_NONE;
@@ -435,8 +427,7 @@ struct hc_watch *hc_watch_new(struct event_base *base, struct hc_http *http,
     w->kind = kind;
     w->p = *p;
     w->cbs = *cbs;
-    w->rng = ((uint64_t)time(NULL) << 16) ^ (uint64_t)(uintptr_t)w ^ ((uint64_t)kind << 40) ^
-             0x9e3779b97f4a7c15ull;
+    cm_rand_seed(&w->rng, w);
     cm_buf_init(&w->body, ERR_BODY_MAX);
     hc_lines_init(&w->lines, HC_K8S_LINE_MAX);
     w->timer = evtimer_new(base, on_timer, w);

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -27,6 +26,7 @@
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
+#include "common/cm_rand.h"
 #include "common/cm_str.h"
 #include "common/cm_time.h"
 #include "lbproxy/lbp_check.h"
@@ -91,35 +91,6 @@ struct lbp_pool {
 };
 
 /* ---- small helpers ------------------------------------------------------ */
-
-/* xorshift64*: small, fast, good enough for load balancing. */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
-uint32_t lbp_rng_below(uint64_t *s, uint32_t n)
-{
-    return (uint32_t)((rng_next(s) >> 32) % n);
-}
-
-static uint64_t rng_seed(const void *salt)
-{
-    uint64_t seed = 0;
-    struct timespec ts;
-
-    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed)) {
-        clock_gettime(CLOCK_REALTIME, &ts);
-        seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)salt;
-    }
-    return seed != 0 ? seed : 0x9E3779B97F4A7C15ULL;
-}
 
 static bool backend_is_ejected(const struct lbp_backend *b, uint64_t now)
 {
@@ -236,7 +207,7 @@ struct lbp_pool *lbp_pool_new(struct event_base *base, const char *name,
             goto fail;
         pool->has_check = true;
     }
-    pool->rng = rng_seed(pool);
+    cm_rand_seed(&pool->rng, pool);
     return pool;
 fail:
     free(pool->name);
@@ -449,8 +420,8 @@ struct lbp_backend *lbp_pool_pick(struct lbp_pool *pool, const struct lbp_backen
     if (k == 1) {
         won = pool->v[pool->scratch[0]];
     } else {
-        i = lbp_rng_below(&pool->rng, (uint32_t)k);
-        j = lbp_rng_below(&pool->rng, (uint32_t)k - 1u);
+        i = cm_rand_below(&pool->rng, (uint32_t)k);
+        j = cm_rand_below(&pool->rng, (uint32_t)k - 1u);
         if (j >= i)
             j++;
         a = pool->v[pool->scratch[i]];

@@ -23,6 +23,7 @@
 
 #include "common/cm_err.h"
 #include "common/cm_log.h"
+#include "common/cm_rand.h"
 #include "common/cm_str.h"
 
 #define CHECK_LINE_MAX 64u /* bytes of a check response we look at */
@@ -164,7 +165,7 @@ void lbp_check_start(struct lbp_check *c, const struct lbp_check_conf *conf)
     uint32_t spread = conf->check.interval_ms / 10u + 1u;
 
     c->conf = conf;
-    check_schedule(c, lbp_rng_below(conf->rng, spread));
+    check_schedule(c, cm_rand_below(conf->rng, spread));
 }
 
 /* interval +- 10 % */
@@ -175,7 +176,7 @@ static uint32_t check_next_delay(const struct lbp_check_conf *conf)
 
     if (span == 0)
         return iv;
-    return iv - iv / 10u + lbp_rng_below(conf->rng, span + 1u);
+    return iv - iv / 10u + cm_rand_below(conf->rng, span + 1u);
 }
 
 /* ---- one run ------------------------------------------------------------ */

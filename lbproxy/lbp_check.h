@@ -45,7 +45,7 @@ struct lbp_check_conf {
     SSL_CTX *tls;               /* owned client context for https checks, else NULL */
     struct event_base *base;    /* borrowed: the pool's loop */
     const char *pool_name;      /* borrowed: the pool's name, for logs */
-    uint64_t *rng;              /* borrowed: the pool's random state (lbp_rng_below) */
+    uint64_t *rng;              /* borrowed: the pool's random state (cm_rand) */
 };
 
 /**
@@ -117,10 +117,5 @@ static inline uint64_t lbp_check_runs(const struct lbp_check *c)
 {
     return c->runs;
 }
-
-/* ---- provided by lbp_backend.c ---------------------------------------- */
-
-/** A random number below @n (> 0) from the xorshift state @s (the pool's). */
-uint32_t lbp_rng_below(uint64_t *s, uint32_t n);
 
 #endif /* LBPROXY_LBP_CHECK_H */
