@@ -45,6 +45,7 @@
 #include <jansson.h>
 
 #include "common/cm_conf.h"
+#include "lbproxy/lbp_check.h"
 
 struct cm_buf;
 struct lbp_backend;
@@ -68,13 +69,6 @@ enum lbp_outcome {
     LBP_OUTCOME_RESET = 3,    /* closed or reset before a complete response */
     LBP_OUTCOME_TIMEOUT = 4,  /* upstream timeout after the request was sent */
     LBP_OUTCOME_ABANDONED = 5 /* client went away; not the backend's fault, not counted */
-};
-
-/** Active check verdict of a backend. */
-enum lbp_check_state {
-    LBP_CHECK_UNKNOWN = 0, /* no verdict yet (or checks off): counts as up */
-    LBP_CHECK_UP = 1,      /* `rise` consecutive passes */
-    LBP_CHECK_DOWN = 2,    /* `fall` consecutive failures */
 };
 
 struct lbp_backend_stats {
@@ -196,9 +190,6 @@ void lbp_pool_metrics(const struct lbp_pool *pool, struct cm_buf *out);
  *   go to the backend's own address and port (the nodePort): check->port is
  *   ignored, since a node forwards only the nodePort.
  */
-
-/** "unknown", "up", "down" (static storage). */
-const char *lbp_check_state_name(enum lbp_check_state s);
 
 /**
  * Prometheus lines of @n pools (borrowed) with each family's HELP/TYPE once:

@@ -3,7 +3,8 @@
  * lbp_check.h -- active health checks of the proxy's backends. Private to
  * lbproxy: the interface between lbp_backend.c (the pool, which decides
  * when a backend is checked and what a verdict means for traffic) and
- * lbp_check.c (running the checks). Users of the pool see lbp_backend.h.
+ * lbp_check.c (running the checks). lbp_backend.h includes it for the
+ * verdict; this header needs nothing of the pool's.
  *
  *   lbp_pool ----------- struct lbp_check_conf: the service's check with
  *    |                   defaults filled in, the https client context
@@ -35,7 +36,16 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_net.h"
-#include "lbproxy/lbp_backend.h"
+
+/** Active check verdict of a backend. */
+enum lbp_check_state {
+    LBP_CHECK_UNKNOWN = 0, /* no verdict yet (or checks off): counts as up */
+    LBP_CHECK_UP = 1,      /* `rise` consecutive passes */
+    LBP_CHECK_DOWN = 2,    /* `fall` consecutive failures */
+};
+
+/** "unknown", "up", "down" (static storage). */
+const char *lbp_check_state_name(enum lbp_check_state s);
 
 /* The pool's side of its backends' checks (embedded in struct lbp_pool). */
 struct lbp_check_conf {
