@@ -346,7 +346,7 @@ static json_t *explain_response(const struct dns_view *view, const ldns_rdf *qna
     memset(&info, 0, sizeof(info));
     info.service = -1;
     rlen = dns_query_process(view, q, qlen, resp, 65535, (const struct sockaddr *)&c->addr.ss,
-                             false, &info);
+                             false, &info, (uint32_t)time(NULL));
     if (rlen == 0) {
         out = json_pack("{s:s}", "error", "no response (the query would be dropped)");
         goto out;
