@@ -125,6 +125,7 @@ void dns_query_locate(const struct dns_view *view, int family, const uint8_t *ad
     struct cm_lpm_result res;
     unsigned max_bits = family == AF_INET ? 32 : 128;
     unsigned hash_bits = family == AF_INET ? HASH_BITS_V4 : HASH_BITS_V6;
+
     memset(&res, 0, sizeof(res));
     if (addr_bits > max_bits)
         addr_bits = max_bits;
