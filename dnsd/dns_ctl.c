@@ -39,6 +39,7 @@
 #include "dnsd/dns_server.h"
 #include "dnsd/dns_state.h"
 #include "dnsd/dns_view.h"
+#include "dnsd/dns_wire.h"
 #include "dnsd/dns_zone.h"
 
 #define EXPLAIN_EDNS_SIZE 4096
@@ -297,8 +298,10 @@ static const char *rcode_name(unsigned rcode)
 {
     const ldns_lookup_table *lt;
 
-    if (rcode == 16)
+    if (rcode == DNS_RCODE_BADVERS)
         return "BADVERS";
+    if (rcode == DNS_RCODE_BADCOOKIE)
+        return "BADCOOKIE";
     lt = ldns_lookup_by_id(ldns_rcodes, (int)rcode);
     return lt != NULL ? lt->name : "unknown";
 }

@@ -229,6 +229,10 @@ def test_cookie_require_and_rotation(tmp_path):
         assert ask(d, WEB, options=[dns.edns.GenericOption(COOKIE, forged)]).rcode() == 23
         # no COOKIE at all: the client cannot do cookies; answered
         assert ask(d, WEB).rcode() == dns.rcode.NOERROR
+        # counted under their own rcode label
+        bad = [v for n, lb, v in fedtest.Control(d.ctl_port).metrics()
+               if n == "fedgslb_dns_responses_total" and lb.get("rcode") == "BADCOOKIE"]
+        assert bad and bad[0] >= 2, bad
         # dig retries a BADCOOKIE with the cookie it got, and gets the answer
         out = fedtest.run(["dig", "@127.0.0.1", "-p", str(d.dns_port), WEB, "A"])
         assert "status: NOERROR" in out.stdout and V4["eur"] in out.stdout, out.stdout
