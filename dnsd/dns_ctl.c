@@ -39,6 +39,7 @@
 #include "dnsd/dns_server.h"
 #include "dnsd/dns_state.h"
 #include "dnsd/dns_view.h"
+#include "dnsd/dns_wire.h"
 #include "dnsd/dns_zone.h"
 
 #define EXPLAIN_EDNS_SIZE 4096
@@ -297,8 +298,10 @@ static const char *rcode_name(unsigned rcode)
 {
     const ldns_lookup_table *lt;
 
-    if (rcode == 16)
+    if (rcode == DNS_RCODE_BADVERS)
         return "BADVERS";
+    if (rcode == DNS_RCODE_BADCOOKIE)
+        return "BADCOOKIE";
     lt = ldns_lookup_by_id(ldns_rcodes, (int)rcode);
     return lt != NULL ? lt->name : "unknown";
 }
@@ -346,7 +349,7 @@ static json_t *explain_response(const struct dns_view *view, const ldns_rdf *qna
     memset(&info, 0, sizeof(info));
     info.service = -1;
     rlen = dns_query_process(view, q, qlen, resp, 65535, (const struct sockaddr *)&c->addr.ss,
-                             false, &info);
+                             false, &info, (uint32_t)time(NULL));
     if (rlen == 0) {
         out = json_pack("{s:s}", "error", "no response (the query would be dropped)");
         goto out;

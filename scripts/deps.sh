@@ -12,6 +12,8 @@ PACKAGES=(
     # tests
     libcmocka-dev python3 python3-dnspython python3-pytest
     dnsutils knot-dnsutils ldnsutils dnsperf curl openssl iproute2 procps
+    # resolver tests run their own unbound on a loopback port (never the system service)
+    unbound
 )
 
 missing=()
@@ -31,4 +33,24 @@ fi
 echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# Debian's unbound package enables and starts a system resolver on port 53.
+# The tests start their own unbound on a loopback port with their own config,
+# so the package must not start anything: a policy-rc.d that refuses every
+# start during the install (unless one is already there, as in containers),
+# then the service disabled and stopped in case systemd started it anyway.
+policy=/usr/sbin/policy-rc.d
+own_policy=
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+    own_policy=1
+fi
+rc=0
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+[ -n "$own_policy" ] && $SUDO rm -f "$policy"
+[ "$rc" -eq 0 ] || exit "$rc"
+if dpkg-query -W -f='${Status}' unbound 2>/dev/null | grep -q "install ok installed" &&
+    command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now unbound.service unbound-resolvconf.service >/dev/null 2>&1 || true
+fi
