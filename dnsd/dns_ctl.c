@@ -33,6 +33,7 @@
 #include "common/cm_state.h"
 #include "common/cm_str.h"
 #include "common/cm_time.h"
+#include "common/cm_ui.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_rank.h"
@@ -821,6 +822,11 @@ int dns_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
         rc = cm_ctl_route(dc->ctl, CM_HTTP_GET, "/v1/explain", CM_CTL_READ, route_explain, env);
     if (rc == CM_OK)
         rc = cm_ctl_route(dc->ctl, CM_HTTP_GET, "/v1/answers", CM_CTL_READ, route_answers, env);
+    if (rc == CM_OK)
+        rc = cm_ctl_route(dc->ctl, CM_HTTP_GET, "/v1/topology", CM_CTL_READ, dns_ctl_route_topology,
+                          env);
+    if (rc == CM_OK)
+        rc = cm_ui_register(dc->ctl, "dnsd.html", CM_CTL_READ);
     if (rc != CM_OK) {
         errf(err, errlen, "control API: cannot register routes: %s", cm_strerror(rc));
         goto out;

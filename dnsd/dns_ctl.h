@@ -18,6 +18,9 @@
  *   GET  /v1/answers                per service: every member's merged
  *                                   verdict and, per client region, what
  *                                   its global name answers (dns_rank)
+ *   GET  /v1/topology               regions, zones, members, static latency
+ *                                   and all-down policies (dns_topo.c)
+ *   GET  /ui/                       the status page (common/cm_ui.h)
  *   GET  /metrics                   dnsd's Prometheus families
  *
  * The routes read a struct dns_ctl_env owned by the main program, which
@@ -32,6 +35,8 @@
 
 #include <event2/event.h>
 #include <jansson.h>
+
+#include "common/cm_ctl.h"
 
 struct cm_conf_control;
 struct dns_ctl;
@@ -91,5 +96,10 @@ int dns_ctl_explain_region(const struct dns_ctl_env *env, const char *name, cons
  * in *out; CM_EAGAIN (no view) or CM_ENOMEM with a reason in @err.
  */
 int dns_ctl_answers(const struct dns_ctl_env *env, json_t **out, char *err, size_t errlen);
+
+/** The /v1/topology document (new reference; NULL on allocation failure). */
+json_t *dns_ctl_topology(const struct dns_ctl_env *env);
+/** The /v1/topology route (cm_ctl_route_fn; @arg is the env). */
+void dns_ctl_route_topology(void *arg, struct cm_ctl_req *req, const char *path_rest);
 
 #endif /* DNSD_DNS_CTL_H */

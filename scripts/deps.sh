@@ -12,6 +12,8 @@ PACKAGES=(
     # tests
     libcmocka-dev python3 python3-dnspython python3-pytest
     dnsutils knot-dnsutils ldnsutils dnsperf curl openssl iproute2 procps
+    # the status page in a real browser; alert rules (promtool ships in prometheus)
+    chromium chromium-driver python3-selenium prometheus
 )
 
 missing=()
@@ -32,3 +34,13 @@ echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian's prometheus package starts a system service on :9090; the tests run their
+# own on loopback ports, so the system one is only in the way: stop and disable it.
+if printf '%s\n' "${missing[@]}" | grep -qx prometheus; then
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+        $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/prometheus ]; then
+        $SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+        $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
+fi
