@@ -787,6 +787,7 @@ static void metrics(void *arg, struct cm_buf *out)
     cm_metrics_sample(out, "fedgslb_dns_view_serial", NULL,
                       env->view != NULL ? (double)env->view->serial : 0);
     metrics_state(env, out);
+    dns_ctl_metrics_health(env, out);
     cm_metrics_family(out, "fedgslb_dns_zone_names", "gauge", "Owner names in the static zone.");
     cm_metrics_sample(out, "fedgslb_dns_zone_names", NULL,
                       env->view != NULL ? (double)dns_zone_name_count(env->view->zone) : 0);

@@ -30,6 +30,7 @@
 #ifndef DNSD_DNS_CTL_H
 #define DNSD_DNS_CTL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,7 +51,14 @@ struct dns_ctl_env {
     struct dns_view *view;     /* borrowed: the view the workers were last handed */
     uint64_t table_builds;     /* views built successfully since start */
     double last_build_s;       /* duration of the last successful build */
+    uint64_t reloads_ok;       /* SIGHUP reloads that took the new configuration */
+    uint64_t reloads_failed;   /* and those that kept the old one */
+    bool reload_last_failed;   /* the last reload attempt failed */
+    double reload_last_unix_s; /* wall time of the last attempt, 0 when none */
 };
+
+/* Services with per-service series on /metrics at most (dns_metrics.c). */
+#define DNS_METRICS_SERVICES 2000
 
 /**
  * Binds the control listener described by @conf on @base and registers the
@@ -96,6 +104,9 @@ int dns_ctl_explain_region(const struct dns_ctl_env *env, const char *name, cons
  * in *out; CM_EAGAIN (no view) or CM_ENOMEM with a reason in @err.
  */
 int dns_ctl_answers(const struct dns_ctl_env *env, json_t **out, char *err, size_t errlen);
+
+/** Appends the health families (verdicts, RTT, reloads, state file): dns_metrics.c. */
+void dns_ctl_metrics_health(const struct dns_ctl_env *env, struct cm_buf *out);
 
 /** The /v1/topology document (new reference; NULL on allocation failure). */
 json_t *dns_ctl_topology(const struct dns_ctl_env *env);
