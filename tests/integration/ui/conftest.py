@@ -3,5 +3,7 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
+ROOT = os.path.dirname(HERE)
+for d in (HERE, ROOT, os.path.join(ROOT, "chain"), os.path.join(ROOT, "health"),
+          os.path.join(ROOT, "proxy"), os.path.join(ROOT, "tools")):
+    sys.path.insert(0, d)
