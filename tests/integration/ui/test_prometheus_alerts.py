@@ -122,3 +122,30 @@ def test_member_down_fires_and_resolves(prom):
     wait(lambda: alerts(port, "FedgslbMemberDown") == [], 20,
          "FedgslbMemberDown to resolve", dump)
     print("and resolved %.1f s after the recovery" % (time.monotonic() - t0))
+
+
+def test_dashboard_and_rules_queries_are_valid(prom):
+    """Every query of conf/grafana/fedgslb.json runs in Prometheus, and every
+    family the dashboard and the rules name is one docs/metrics.md lists."""
+    import urllib.parse
+    from test_metrics_doc import documented
+
+    bed, port, plog = prom
+    with open(os.path.join(fedtest.SOURCE_DIR, "conf", "grafana", "fedgslb.json")) as f:
+        dash = json.load(f)
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    assert len(exprs) > 10
+    doc = documented()
+    with open(RULES) as f:
+        rules = f.read()
+    for text in exprs + [rules]:
+        for fam in re.findall(r"\b(fedgslb_[a-z0-9_]+)", text):
+            assert fam in doc, "%s is not in docs/metrics.md" % fam
+    for e in exprs:
+        q = e.replace("$__rate_interval", "10s")
+        r = api(port, "/api/v1/query?" + urllib.parse.urlencode({"query": q}))
+        assert r["status"] == "success", (e, r)
+    # The health panel of the page's members has data from this dnsd.
+    r = api(port, "/api/v1/query?query=" + urllib.parse.quote(
+        'min by (service, member) (fedgslb_member_healthy{job="fedgslb-dnsd"})'))
+    assert len(r["data"]["result"]) == 15, r
