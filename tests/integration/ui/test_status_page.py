@@ -179,3 +179,60 @@ def test_token_field_is_sent(tmp_path, drv):
                  and not drv.find_element("id", "error").is_displayed(), "the page with the token")
     finally:
         b.close()
+
+
+def test_health_page_follows_a_probe_failure(tmp_path, drv):
+    """fedgslb-health's smaller page (its /v1/state) from the chain harness:
+    three fake members with real backends, one vantage."""
+    from chain import Chain, entry
+    import chain as ch
+
+    c = Chain(tmp_path).start()
+    try:
+        c.wait_health("us-east-1", lambda d: all(entry(d, m)["healthy"] for m in ch.MEMBER_INDEX),
+                      timeout=15, what="every member healthy")
+        drv.get("http://127.0.0.1:%d/ui/" % c.health_ports["us-east-1"])
+
+        def verdicts():
+            return drv.execute_script("""
+                const t = Array.from(document.querySelectorAll('#tables .block')).find(
+                    b => b.querySelector('h3').textContent === 'services.default/web.members');
+                if (!t) return null;
+                return Object.fromEntries(Array.from(t.querySelectorAll('tr[data-name]')).map(
+                    tr => [tr.dataset.name, tr.querySelector('td.verdict').dataset.verdict]));""")
+        # (pending while the vantage's verdicts may still flip, then healthy)
+        got = wait_for(drv, lambda: (lambda v: v if v and set(v.values()) == {"healthy"} else None)(
+            verdicts()), "every member healthy on the health page")
+        assert sorted(got) == ["eur", "jpn", "usa"], got
+        assert "vantage us-east-1" in drv.find_element("id", "fed").text
+        drv.save_screenshot(os.path.join(browser.artifacts_dir(), "health-page.png"))
+        drv.execute_script("window.scrollTo(0, 0)")
+        c.backends["eur"].set_status(500)
+        got = wait_for(drv, lambda: (lambda v: v if v and v.get("eur") == "down" else None)(
+            verdicts()), "eur down on the health page")
+        assert got["usa"] == "healthy" and got["jpn"] == "healthy", got
+        path = os.path.join(browser.artifacts_dir(), "health-eur-down.png")
+        drv.save_screenshot(path)
+        print("screenshot: " + path)
+    finally:
+        c.close()
+
+
+def test_proxy_page(tmp_path, drv):
+    import proxy_harness as ph
+    b = ph.Backend("b1").start()
+    p = ph.start_proxy(tmp_path, [b])
+    try:
+        drv.get("http://127.0.0.1:%d/ui/" % p.ctl_port)
+        wait_for(drv, lambda: dom_status(drv) == "live" and drv.find_elements(
+            "css selector", "#tables table"), "the proxy page")
+        path = os.path.join(browser.artifacts_dir(), "proxy-page.png")
+        drv.save_screenshot(path)
+        print("screenshot: " + path)
+    finally:
+        fedtest.finish(p)
+        b.stop()
+
+
+def dom_status(drv):
+    return drv.find_element("id", "status").text
