@@ -157,12 +157,9 @@ def test_drain_shows_on_the_page(bed, drv):
 
 
 def test_token_field_is_sent(tmp_path, drv):
-    """A listener off loopback wants a token for reads: the page shows why it
-    cannot read, and works once the operator enters the token (kept in
-    sessionStorage). The page itself is a read route: here it is loaded
-    through loopback's open reads... so use public_read=false on a
-    non-loopback address is not possible in a sandbox; instead a wrong token
-    must be refused (401) and a right one accepted."""
+    """The page's token field: what is typed goes into sessionStorage and on
+    every fetch as a bearer token. A wrong one is refused (401, even where
+    reads are open) and the page says so; the right one reads again."""
     b = UiBed(tmp_path).start()
     try:
         drv.get(b.base_url + "/ui/")
