@@ -33,6 +33,7 @@
 #include "common/cm_state.h"
 #include "common/cm_str.h"
 #include "common/cm_time.h"
+#include "common/cm_ui.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_rank.h"
@@ -804,6 +805,7 @@ static void metrics(void *arg, struct cm_buf *out)
     cm_metrics_sample(out, "fedgslb_dns_view_serial", NULL,
                       env->view != NULL ? (double)env->view->serial : 0);
     metrics_state(env, out);
+    dns_ctl_metrics_health(env, out);
     cm_metrics_family(out, "fedgslb_dns_zone_names", "gauge", "Owner names in the static zone.");
     cm_metrics_sample(out, "fedgslb_dns_zone_names", NULL,
                       env->view != NULL ? (double)dns_zone_name_count(env->view->zone) : 0);
@@ -839,6 +841,11 @@ int dns_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
         rc = cm_ctl_route(dc->ctl, CM_HTTP_GET, "/v1/explain", CM_CTL_READ, route_explain, env);
     if (rc == CM_OK)
         rc = cm_ctl_route(dc->ctl, CM_HTTP_GET, "/v1/answers", CM_CTL_READ, route_answers, env);
+    if (rc == CM_OK)
+        rc = cm_ctl_route(dc->ctl, CM_HTTP_GET, "/v1/topology", CM_CTL_READ, dns_ctl_route_topology,
+                          env);
+    if (rc == CM_OK)
+        rc = cm_ui_register(dc->ctl, "dnsd.html");
     if (rc != CM_OK) {
         errf(err, errlen, "control API: cannot register routes: %s", cm_strerror(rc));
         goto out;

@@ -14,6 +14,8 @@ PACKAGES=(
     dnsutils knot-dnsutils ldnsutils dnsperf curl openssl iproute2 procps
     # resolver tests run their own unbound on a loopback port (never the system service)
     unbound
+    # the status page in a real browser; alert rules (promtool ships in prometheus)
+    chromium chromium-driver python3-selenium prometheus
 )
 
 missing=()
@@ -34,11 +36,12 @@ echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 
-# Debian's unbound package enables and starts a system resolver on port 53.
-# The tests start their own unbound on a loopback port with their own config,
-# so the package must not start anything: a policy-rc.d that refuses every
-# start during the install (unless one is already there, as in containers),
-# then the service disabled and stopped in case systemd started it anyway.
+# Debian's unbound and prometheus packages enable and start system services
+# (a resolver on port 53, a server on 9090). The tests start their own on
+# loopback ports with their own configs, so the packages must not start
+# anything: a policy-rc.d that refuses every start during the install (unless
+# one is already there, as in containers), then the services disabled and
+# stopped in case systemd started them anyway.
 policy=/usr/sbin/policy-rc.d
 own_policy=
 if [ ! -e "$policy" ]; then
@@ -50,7 +53,10 @@ rc=0
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
 [ -n "$own_policy" ] && $SUDO rm -f "$policy"
 [ "$rc" -eq 0 ] || exit "$rc"
-if dpkg-query -W -f='${Status}' unbound 2>/dev/null | grep -q "install ok installed" &&
-    command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    $SUDO systemctl disable --now unbound.service unbound-resolvconf.service >/dev/null 2>&1 || true
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now unbound.service unbound-resolvconf.service \
+        prometheus.service >/dev/null 2>&1 || true
+elif [ -x /etc/init.d/prometheus ]; then
+    $SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
 fi
