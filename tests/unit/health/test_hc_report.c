@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_hc_report.c -- the state document built from the members' Kubernetes
- * data (health/hc_report.h), without data-plane probes: healthy = ready
- * endpoints > 0 and a load-balancer address known (proxy mode: lb.address
- * and a ready node with a nodePort); the reason strings; addresses,
- * hostname, backends; annotated services; an API outage in words; the
+ * data and probe verdicts (health/hc_report.h): healthy = ready endpoints > 0
+ * (or the API away and the probe up) and a load-balancer address known
+ * (proxy mode: lb.address and a ready node with a nodePort) and the probe
+ * up; the reason strings; addresses (only the probed-up ones when any is),
+ * hostname, backends; annotated services; an API outage in words; pending
+ * and the previous document's verdict for probes with no result yet; the
  * generation moving only with the content and continuing a previous one.
+ * Probes are real hc_probes GETs to the same fake server (127.0.0.1 and
+ * 127.0.0.2, told apart by the Host header).
  *
  * The members' API servers are one evhttp server on 127.0.0.1: member M's
  * kubeconfig server is http://127.0.0.1:PORT/M, lists come from the row's
@@ -40,6 +44,7 @@
 #include "health/hc_cluster.h"
 #include "health/hc_http.h"
 #include "health/hc_kubeconfig.h"
+#include "health/hc_probe.h"
 #include "health/hc_report.h"
 
 /* usa: a direct load balancer; jpn: proxy mode at 198.51.100.7. */
@@ -50,7 +55,8 @@ static const char conf_text[] =
     " 'members': {'usa': {'region': 'us-east-1', 'zone': 'us-east-1a'},"
     "             'jpn': {'region': 'ap-northeast-1',"
     "                     'lb': {'mode': 'proxy', 'address': '198.51.100.7'}}},"
-    " 'services': {'default/web': {'port': 80}},"
+    " 'services': {'default/web': {'port': 80,"
+    "                 'check': {'interval_ms': 100, 'timeout_ms': 90, 'rise': 1, 'fall': 1}}},"
     " 'health': {'vantage': 'us-east-1'}}";
 
 #define NMEMBERS 2
@@ -69,6 +75,9 @@ struct fx {
     struct evhttp *http;
     int port;
     struct api api[NMEMBERS];
+    int probe_status[2]; /* what GET /probe/... answers at 127.0.0.1 and 127.0.0.2 */
+    char svc_json[1024]; /* a Service built at run time */
+    struct hc_probes *probes;
     struct evhttp_request *held[HELD_MAX]; /* watch streams we owe an end */
     size_t held_count;
     struct hc_http *client;
@@ -111,6 +120,13 @@ static void on_request(struct evhttp_request *req, void *arg)
             a = &f->api[m];
             rest = uri + 1 + len;
         }
+    }
+    if (starts(uri, "/probe/")) {
+        const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+        int st = f->probe_status[host != NULL && starts(host, "127.0.0.2")];
+        evbuffer_add_printf(out, "%d", st);
+        evhttp_send_reply(req, st, NULL, NULL);
+        return;
     }
     if (a == NULL) {
         evhttp_send_error(req, 404, NULL);
@@ -201,6 +217,7 @@ static int teardown(void **state)
     struct fx *f = *state;
 
     stop_clusters(f);
+    hc_probes_free(f->probes);
     hc_http_free(f->client);
     event_base_loop(f->base, EVLOOP_NONBLOCK); /* the server sees the clients go */
     for (size_t i = 0; i < f->held_count; i++)
@@ -689,6 +706,159 @@ static void test_api_outage(void **state)
     hc_report_free(r);
 }
 
+/* ---- with data-plane probes -------------------------------------------- */
+
+static void no_op(void *arg)
+{
+    (void)arg;
+}
+
+static enum hc_probe_verdict probe_of(const struct fx *f, const char *address)
+{
+    const struct hc_probe_status *st = hc_probes_get(f->probes, "default/web", "usa", address);
+
+    return st != NULL ? st->verdict : HC_PROBE_UNKNOWN;
+}
+
+static bool probe1_up(const struct fx *f)
+{
+    return probe_of(f, "127.0.0.1") == HC_PROBE_UP;
+}
+
+static bool probe1_down(const struct fx *f)
+{
+    return probe_of(f, "127.0.0.1") == HC_PROBE_DOWN;
+}
+
+static bool probes_known(const struct fx *f)
+{
+    return probe_of(f, "127.0.0.1") != HC_PROBE_UNKNOWN &&
+           probe_of(f, "127.0.0.2") != HC_PROBE_UNKNOWN;
+}
+
+/* Builds, then checks usa's default/web entry. @reason: a prefix. */
+static json_t *update_check(struct fx *f, struct hc_report *r, time_t now, bool healthy,
+                            bool pending, const char *reason, const char *addresses)
+{
+    bool changed;
+    char addrs[256];
+    json_t *e;
+
+    assert_int_equal(hc_report_update(r, f->conf, f->clusters, f->probes, now, &changed), CM_OK);
+    e = endpoint(hc_report_doc(r), "default/web", "usa");
+    assert_non_null(e);
+    list_text(json_object_get(e, "addresses"), addrs, sizeof(addrs));
+    if (json_is_true(json_object_get(e, "healthy")) != healthy ||
+        json_is_true(json_object_get(e, "pending")) != pending ||
+        strncmp(json_string_value(json_object_get(e, "reason")), reason, strlen(reason)) != 0 ||
+        strcmp(addrs, addresses) != 0)
+        fail_msg("healthy %d pending %d reason '%s' addresses '%s'; want %d %d '%s...' '%s'",
+                 json_is_true(json_object_get(e, "healthy")),
+                 json_is_true(json_object_get(e, "pending")),
+                 json_string_value(json_object_get(e, "reason")), addrs, healthy, pending, reason,
+                 addresses);
+    return e;
+}
+
+/* usa's web Service with an LB at 127.0.0.1 (and @second), probed at the
+ * fake server's port and /probe/usa through the annotations. */
+static void probed_api(struct fx *f, const char *slices, bool second)
+{
+    struct hc_probes_params pp;
+
+    snprintf(f->svc_json, sizeof(f->svc_json),
+             "{\"metadata\":{\"name\":\"web\",\"namespace\":\"default\",\"annotations\":"
+             "{\"fedgslb.io/health-port\":\"%d\",\"fedgslb.io/health-path\":\"/probe/usa\"}},"
+             "\"spec\":{\"ports\":[" PORT80 "]},"
+             "\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"127.0.0.1\"}%s]}}}",
+             f->port, second ? ",{\"ip\":\"127.0.0.2\"}" : "");
+    memset(f->api, 0, sizeof(f->api));
+    f->api[0] = (struct api){f->svc_json, slices, NULL, 200};
+    start_clusters(f);
+    hc_probes_free(f->probes);
+    hc_probes_params_default(&pp);
+    f->probes = hc_probes_new(f->base, f->client, &pp, no_op, NULL);
+    assert_non_null(f->probes);
+}
+
+/* Healthy also needs the probe: awaiting, ok, failed; the API away lets the probe decide. */
+static void test_probe_verdicts(void **state)
+{
+    struct fx *f = *state;
+    struct hc_report *r = hc_report_new(0, NULL);
+    json_t *e;
+
+    f->probe_status[0] = 200;
+    probed_api(f, SLICE("w1", "web", "IPv4", READY("10.0.0.1")), false);
+    /* No result yet and no previous document: the benefit of the doubt, pending. */
+    e = update_check(f, r, 1000, true, true, "1 ready endpoint; awaiting first probe", "127.0.0.1");
+    assert_string_equal(json_string_value(json_object_get(e, "check_path")), "/probe/usa");
+    run_until(f, probe1_up, "probe up");
+    e = update_check(f, r, 1001, true, false, "1 ready endpoint; probe ok (", "127.0.0.1");
+    assert_true(json_is_object(json_object_get(json_object_get(e, "probes"), "127.0.0.1")));
+    f->probe_status[0] = 503;
+    run_until(f, probe1_down, "probe down");
+    update_check(f, r, 1002, false, false, "probe 1/1 failed: ", "127.0.0.1");
+    hc_report_free(r);
+}
+
+/* A restart: a probe with no result yet keeps the previous document's verdict. */
+static void test_probe_seeded(void **state)
+{
+    struct fx *f = *state;
+    struct hc_report *first = hc_report_new(0, NULL);
+    struct hc_report *r;
+
+    f->probe_status[0] = 503;
+    probed_api(f, SLICE("w1", "web", "IPv4", READY("10.0.0.1")), false);
+    update_check(f, first, 1000, true, true, "1 ready endpoint; awaiting first probe", "127.0.0.1");
+    run_until(f, probe1_down, "probe down");
+    update_check(f, first, 1001, false, false, "probe 1/1 failed: ", "127.0.0.1");
+    /* New probes (a restarted checker) seeded with that document: still down, pending. */
+    f->probe_status[0] = 200;
+    r = hc_report_new(hc_report_generation(first), hc_report_doc(first));
+    probed_api(f, SLICE("w1", "web", "IPv4", READY("10.0.0.1")), false);
+    update_check(f, r, 1002, false, true, "awaiting first probe", "127.0.0.1");
+    assert_int_equal(hc_report_generation(r), hc_report_generation(first) + 1);
+    hc_report_free(first);
+    hc_report_free(r);
+}
+
+/* With the API unreachable, last-known readiness is not evidence: the probe decides. */
+static void test_probe_decides_when_api_away(void **state)
+{
+    struct fx *f = *state;
+    struct hc_report *r = hc_report_new(0, NULL);
+
+    f->probe_status[0] = 200;
+    probed_api(f, SLICE("w1", "web", "IPv4", NOT_READY("10.0.0.1")), false);
+    /* The update wants the probe; nothing ready: down, whatever the probe says. */
+    update_check(f, r, 1000, false, true, "0 ready endpoints", "127.0.0.1");
+    run_until(f, probe1_up, "probe up");
+    update_check(f, r, 1001, false, false, "0 ready endpoints", "127.0.0.1");
+    f->api[0].readyz = 500;
+    run_until(f, usa_unreachable, "usa unreachable");
+    update_check(f, r, hc_cluster_bad_since(f->clusters[0]), true, false,
+                 "0 ready endpoints; probe ok (", "127.0.0.1");
+    hc_report_free(r);
+}
+
+/* Addresses: those whose probe is up when one is; all of them when none is. */
+static void test_probe_addresses(void **state)
+{
+    struct fx *f = *state;
+    struct hc_report *r = hc_report_new(0, NULL);
+
+    f->probe_status[0] = 200;
+    f->probe_status[1] = 503;
+    probed_api(f, SLICE("w1", "web", "IPv4", READY("10.0.0.1")), true);
+    update_check(f, r, 1000, true, true, "1 ready endpoint; awaiting first probe",
+                 "127.0.0.1,127.0.0.2");
+    run_until(f, probes_known, "both probes");
+    update_check(f, r, 1001, true, false, "1 ready endpoint; probe 1/1 failed", "127.0.0.1");
+    hc_report_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -696,6 +866,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_services, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_outage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_verdicts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_seeded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_decides_when_api_away, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_addresses, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
