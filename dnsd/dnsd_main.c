@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -24,6 +25,7 @@
 #include "common/cm_log.h"
 #include "common/cm_net.h"
 #include "common/cm_opts.h"
+#include "common/cm_priv.h"
 #include "common/cm_time.h"
 #include "dnsd/dns_ctl.h"
 #include "dnsd/dns_fed.h"
@@ -51,6 +53,7 @@ struct dnsd {
     struct dns_ctl_env env;
     struct event_base *base; /* owned */
     struct event *ev_hup, *ev_term, *ev_int, *ev_tick;
+    struct cm_priv priv; /* dnsd.user / dnsd.group, resolved at start */
 };
 
 static void usage(FILE *out)
@@ -127,6 +130,13 @@ static int dnsd_prepare(struct dnsd *d, char *err, size_t errlen)
     rc = load_conf_zone(d->config_path, &d->conf, &d->zone, err, errlen);
     if (rc != CM_OK)
         return rc;
+    if (d->conf->dnsd.group != NULL && d->conf->dnsd.user == NULL) {
+        snprintf(err, errlen, "%s: dnsd.group: needs dnsd.user", d->config_path);
+        return CM_ECONFIG;
+    }
+    rc = cm_priv_lookup(d->conf->dnsd.user, d->conf->dnsd.group, "dnsd", &d->priv, err, errlen);
+    if (rc != CM_OK)
+        return rc;
     d->state = dns_state_new(d->conf, d->conf->dnsd.state_file, apply_view, d);
     if (d->state == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -170,6 +180,15 @@ static void reload_warn_fixed(const struct dnsd *d, const struct cm_conf *nconf)
         cm_log_warn("reload: dnsd.control.listen changed; this needs a restart");
     if (!str_equal(o->state_file, n->state_file))
         cm_log_warn("reload: dnsd.state_file changed; this needs a restart");
+    if (!str_equal(o->user, n->user) || !str_equal(o->group, n->group))
+        cm_log_warn("reload: dnsd.user or dnsd.group changed; this needs a restart");
+    if (o->rrl.enabled != n->rrl.enabled ||
+        (n->rrl.enabled &&
+         (o->rrl.responses_per_second != n->rrl.responses_per_second ||
+          o->rrl.slip != n->rrl.slip || o->rrl.window_s != n->rrl.window_s ||
+          o->rrl.ipv4_prefix != n->rrl.ipv4_prefix || o->rrl.ipv6_prefix != n->rrl.ipv6_prefix ||
+          o->rrl.table_size != n->rrl.table_size || o->rrl.exempt_count != n->rrl.exempt_count)))
+        cm_log_warn("reload: dnsd.rrl changed; this needs a restart");
 }
 
 static void dnsd_reload(struct dnsd *d)
@@ -243,6 +262,39 @@ static int dnsd_events(struct dnsd *d)
     return CM_OK;
 }
 
+/*
+ * Every socket is bound: become dnsd.user, then make sure what must be read
+ * or written later (state file, reload of config, zone and token) still is.
+ */
+static int dnsd_drop_privileges(struct dnsd *d, char *err, size_t errlen)
+{
+    const struct cm_conf_dnsd *dc = &d->conf->dnsd;
+    int rc;
+
+    if (!d->priv.enabled) {
+        if (geteuid() == 0)
+            cm_log_warn("running as root: set dnsd.user (and dnsd.group) to drop privileges "
+                        "once the sockets are bound");
+        return CM_OK;
+    }
+    rc = cm_priv_drop(&d->priv, err, errlen);
+    if (rc != CM_OK)
+        return rc;
+    rc = cm_priv_check_access(&d->priv, "dnsd.state_file", dc->state_file, true, err, errlen);
+    if (rc == CM_OK)
+        rc = cm_priv_check_access(&d->priv, "configuration", d->config_path, false, err, errlen);
+    if (rc == CM_OK)
+        rc = cm_priv_check_access(&d->priv, "dnsd.zone_file", dc->zone_file, false, err, errlen);
+    if (rc == CM_OK && dc->control.enabled)
+        rc = cm_priv_check_access(&d->priv, "dnsd.control.token_file", dc->control.token_file,
+                                  false, err, errlen);
+    if (rc != CM_OK)
+        return rc;
+    cm_log_info("privileges dropped: user=%s uid=%u gid=%u capabilities=none", d->priv.user,
+                (unsigned)getuid(), (unsigned)getgid());
+    return CM_OK;
+}
+
 static int dnsd_start(struct dnsd *d, char *err, size_t errlen)
 {
     const struct cm_conf_dnsd *dc = &d->conf->dnsd;
@@ -259,6 +311,9 @@ static int dnsd_start(struct dnsd *d, char *err, size_t errlen)
             return rc;
     }
     rc = dns_server_new(d->conf, d->view, &d->server, err, errlen);
+    if (rc != CM_OK)
+        return rc;
+    rc = dnsd_drop_privileges(d, err, errlen);
     if (rc != CM_OK)
         return rc;
     d->env.server = d->server;
