@@ -229,8 +229,9 @@ static void test_bad_zones(void **state)
     expect_error("@ IN SOA ns1 h 1 2 3 4 5\n"
                  "@ IN NS ns1\n"
                  "www.other.test. IN A 192.0.2.1\n",
-                 3, "www.other.test. is outside the zone origin fed.example.test. (the "
-                    "configuration's zone)");
+                 3,
+                 "www.other.test. is outside the zone origin fed.example.test. (the "
+                 "configuration's zone)");
     expect_error("@ IN SOA ns1 h 1 2 3 4 5\n"
                  "@ IN NS ns1\n"
                  "www IN CNAME ns1\n"
@@ -303,14 +304,16 @@ static void test_actionable_errors(void **state)
     expect_error("$ORIGIN example.org.\n"
                  "@ IN SOA ns1 h 1 2 3 4 5\n"
                  "@ IN NS ns1\n",
-                 2, "the zone's apex is example.org. but the configuration's zone is "
-                    "fed.example.test.");
+                 2,
+                 "the zone's apex is example.org. but the configuration's zone is "
+                 "fed.example.test.");
     expect_error(HEAD "@ IN MX 70000 mail\n", 4,
                  "\"70000\" is not a number from 0 to 65535 (MX record of fed.example.test.)");
     expect_error(HEAD "host IN A 192.0.2.1\n"
                       "     IN AAAA 2001:db8::zz\n",
-                 5, "\"2001:db8::zz\" is not an IPv6 address (AAAA record of "
-                    "host.fed.example.test.)");
+                 5,
+                 "\"2001:db8::zz\" is not an IPv6 address (AAAA record of "
+                 "host.fed.example.test.)");
     expect_error(HEAD "www 60 IN MX 10\n", 4,
                  "MX record of www.fed.example.test.: missing a domain name (field 2 of 2)");
     expect_error(HEAD "www IN BOGUS 1\n", 4, "\"BOGUS\" is not a record type");
@@ -322,8 +325,9 @@ static void test_actionable_errors(void **state)
                  "    1 7200\n"
                  "    9x9 1209600 60 )\n"
                  "@ IN NS ns1\n",
-                 4, "\"9x9\" is not a time in seconds (or like 1h30m) (SOA record of "
-                    "fed.example.test.)");
+                 4,
+                 "\"9x9\" is not a time in seconds (or like 1h30m) (SOA record of "
+                 "fed.example.test.)");
     /* a quoted ")" or ";" is text, not syntax */
     struct dns_zone *z = load_text(HEAD "t IN TXT \"a ) b ; c\"\n");
     dns_zone_unref(z);
@@ -377,12 +381,9 @@ static void test_repo_zone(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_load_and_find),
-        cmocka_unit_test(test_delegation_and_wildcard),
-        cmocka_unit_test(test_refcount),
-        cmocka_unit_test(test_bad_zones),
-        cmocka_unit_test(test_actionable_errors),
-        cmocka_unit_test(test_relative_origin_and_case),
+        cmocka_unit_test(test_load_and_find),     cmocka_unit_test(test_delegation_and_wildcard),
+        cmocka_unit_test(test_refcount),          cmocka_unit_test(test_bad_zones),
+        cmocka_unit_test(test_actionable_errors), cmocka_unit_test(test_relative_origin_and_case),
         cmocka_unit_test(test_repo_zone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
