@@ -10,6 +10,7 @@ answered in full, and TCP is never limited. Bounded: a few thousand queries.
 import select
 import socket
 import struct
+import time
 
 import dns.exception
 import dns.flags
@@ -35,48 +36,48 @@ def dnsd(tmp_path_factory):
     fedtest.finish(d)
 
 
-def flood(port, source, count, name="host." + Z, batch=48, sockets=8):
-    """@count A queries from @source, @batch in flight at a time, spread over
-    @sockets source ports (so that SO_REUSEPORT spreads them over the workers,
-    as a spoofed flood with random ports would be).
+def flood(port, source, count, name="host." + Z, batch=64, sockets=16):
+    """@count A queries from @source as fast as the replies are read, spread
+    over @sockets source ports (so that SO_REUSEPORT spreads them over the
+    workers, as a spoofed flood with random ports would be).
 
     Returns (full, slipped, silent): full answers, TC=1 replies with no
     records, and queries that got nothing back."""
     wire = bytearray(dns.message.make_query(name, "A", use_edns=False).to_wire())
-    full = slipped = 0
+    counts = {"full": 0, "slipped": 0}
     socks = []
+
+    def drain(timeout):
+        while True:
+            r, _, _ = select.select(socks, [], [], timeout)
+            if not r:
+                return
+            for s in r:
+                data = s.recv(65535)
+                _, flags, _, an, ns, ar = fedtest.header(data)
+                if flags & 0x0200:
+                    assert an == 0 and ns == 0 and ar == 0, "slipped replies carry no records"
+                    counts["slipped"] += 1
+                else:
+                    assert an > 0
+                    counts["full"] += 1
+
     try:
         for _ in range(sockets):
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             socks.append(s)
             s.bind((source, 0))
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        sent = 0
-        while sent < count:
-            n = min(batch, count - sent)
-            for i in range(n):
+        for sent in range(0, count, batch):
+            for i in range(min(batch, count - sent)):
                 struct.pack_into("!H", wire, 0, (sent + i) & 0xFFFF)
-                socks[i % sockets].sendto(bytes(wire), ("127.0.0.1", port))
-            sent += n
-            got = 0
-            while got < n:
-                r, _, _ = select.select(socks, [], [], 0.3 * fedtest.SLOW)
-                if not r:
-                    break
-                for s in r:
-                    data = s.recv(65535)
-                    got += 1
-                    _, flags, _, an, ns, ar = fedtest.header(data)
-                    if flags & 0x0200:
-                        assert an == 0 and ns == 0 and ar == 0, "slipped replies carry no records"
-                        slipped += 1
-                    else:
-                        assert an > 0
-                        full += 1
+                socks[(sent + i) % sockets].sendto(bytes(wire), ("127.0.0.1", port))
+            drain(0.005)
+        drain(0.5 * fedtest.SLOW)
     finally:
         for s in socks:
             s.close()
-    return full, slipped, count - full - slipped
+    return counts["full"], counts["slipped"], count - counts["full"] - counts["slipped"]
 
 
 def _rrl_metrics(dnsd):
@@ -89,13 +90,19 @@ def _rrl_metrics(dnsd):
 
 def test_flood_is_limited_other_prefix_is_not(dnsd):
     before = _rrl_metrics(dnsd)
+    t0 = time.monotonic()
     full, slipped, silent = flood(dnsd.dns_port, "127.0.5.1", 2000)
-    print(f"flood 2000 from 127.0.5.1: full={full} slipped={slipped} silent={silent}")
-    # A few seconds at most: each worker lets RATE/s through per bucket, plus the burst.
-    assert full <= RATE * WORKERS * 8, (full, slipped, silent)
-    assert slipped >= 300 and silent >= 600, (full, slipped, silent)
-    # slip 2: about as many slipped as dropped
-    assert abs(slipped - silent) <= 0.3 * (slipped + silent), (slipped, silent)
+    elapsed = time.monotonic() - t0
+    print(f"flood 2000 from 127.0.5.1 in {elapsed:.1f} s: full={full} slipped={slipped} "
+          f"silent={silent}")
+    # Each worker lets RATE/s through per bucket (plus RATE of reserve at the
+    # start): a bound from the flood's own duration, not from a guess of it.
+    allowed = RATE * WORKERS * (int(elapsed) + 2)
+    assert full <= allowed, (full, slipped, silent, elapsed)
+    assert slipped + silent >= 2000 - allowed, (full, slipped, silent, elapsed)
+    # slip 2: about as many slipped as dropped (silent also counts what the
+    # kernel dropped, if the server fell behind)
+    assert slipped >= 0.3 * (2000 - full) and silent >= slipped * 0.8, (slipped, silent)
     # another address of the same /24 is in the same debt
     full2, slipped2, silent2 = flood(dnsd.dns_port, "127.0.5.77", 20)
     assert full2 == 0, (full2, slipped2, silent2)
@@ -108,8 +115,8 @@ def test_flood_is_limited_other_prefix_is_not(dnsd):
     r = query(dnsd, "host." + Z, source="127.0.5.1", tcp=True)
     assert fedtest.addresses(r) == {"192.0.2.80"}
     after = _rrl_metrics(dnsd)
-    assert after["dropped"] - before.get("dropped", 0) >= silent
-    assert after["slipped"] - before.get("slipped", 0) >= slipped
+    assert after["slipped"] - before.get("slipped", 0) >= slipped + slipped2
+    assert after["dropped"] - before.get("dropped", 0) >= 0.8 * slipped
     assert after["passed"] - before.get("passed", 0) >= full + 15
 
 
