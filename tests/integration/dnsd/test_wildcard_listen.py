@@ -4,6 +4,7 @@ address each query was sent to (IP_PKTINFO / IPV6_PKTINFO), not from the
 route's preferred source: resolvers drop replies from another address."""
 
 import socket
+import time
 
 import dns.message
 import dns.query
@@ -69,3 +70,56 @@ def test_ipv6_wildcard(dnsd):
 def test_tcp_on_wildcard(dnsd):
     r = fedtest.query(dnsd, "host." + Z, host="127.0.0.3", tcp=True)
     assert fedtest.addresses(r) == {"192.0.2.80"}
+
+
+PROBE = r"""
+import socket, sys
+import dns.message
+dst, src, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind((src, 0))
+s.settimeout(3)
+s.sendto(dns.message.make_query(sys.argv[4], "A").to_wire(), (dst, port))
+data, sender = s.recvfrom(65535)
+print(sender[0], sender[1], len(dns.message.from_wire(data).answer))
+"""
+
+
+def test_ipv6_wildcard_several_addresses(tmp_path):
+    """[::] with three IPv6 addresses on lo, in a network namespace the test
+    creates (root only): each reply comes from the address queried."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and ip(8) for a network namespace with extra IPv6 addresses")
+    ns = f"fedtest-h5-v6-{os.getpid()}"
+    if subprocess.run(["ip", "netns", "add", ns], capture_output=True).returncode != 0:
+        pytest.skip("cannot create a network namespace")
+    d = None
+    try:
+        ex = ["ip", "netns", "exec", ns]
+        subprocess.run(ex + ["ip", "link", "set", "lo", "up"], check=True)
+        for a in ("fd00:53::2", "fd00:53::3"):
+            subprocess.run(ex + ["ip", "-6", "addr", "add", f"{a}/128", "dev", "lo", "nodad"],
+                           check=True)
+        conf = fedtest.base_config(tmp_path, 5353, 8053, ipv6=False)
+        conf["dnsd"]["listen"] = ["[::]:5353"]
+        path = fedtest.write_config(tmp_path, conf)
+        d = fedtest.Daemon(ex + [fedtest.binary("fedgslb-dnsd"), "--config", path],
+                           os.path.join(str(tmp_path), "dnsd.log")).start()
+        for dst in ("fd00:53::2", "fd00:53::3", "::1"):
+            out = ""
+            for _ in range(100):  # until it serves
+                r = subprocess.run(ex + [sys.executable, "-c", PROBE, dst, "::1", "5353",
+                                         "host." + Z], capture_output=True, text=True)
+                out = r.stdout.split()
+                if r.returncode == 0:
+                    break
+                time.sleep(0.1)
+            assert out == [dst, "5353", "1"], (dst, out, d.log_text())
+    finally:
+        if d is not None:
+            assert d.stop() == 0
+        subprocess.run(["ip", "netns", "del", ns], check=False)
