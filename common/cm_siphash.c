@@ -2,6 +2,9 @@
 /* cm_siphash.c -- SipHash-2-4, after the reference implementation (CC0). */
 #include "common/cm_siphash.h"
 
+#include <endian.h>
+#include <string.h>
+
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 
 struct sip {
@@ -10,11 +13,10 @@ struct sip {
 
 static uint64_t le64(const uint8_t *p)
 {
-    uint64_t v = 0;
+    uint64_t v;
 
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
+    memcpy(&v, p, sizeof(v)); /* unaligned-safe; one load on x86 and arm64 */
+    return le64toh(v);
 }
 
 static void round2(struct sip *s, int rounds)
