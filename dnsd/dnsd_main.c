@@ -164,6 +164,17 @@ static bool str_equal(const char *a, const char *b)
     return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
+static bool exempt_equal(const struct cm_conf_dnsd_rrl *a, const struct cm_conf_dnsd_rrl *b)
+{
+    if (a->exempt_count != b->exempt_count)
+        return false;
+    for (size_t i = 0; i < a->exempt_count; i++) {
+        if (strcmp(a->exempt[i], b->exempt[i]) != 0)
+            return false;
+    }
+    return true;
+}
+
 /* Settings fixed at start: warn that changing them needs a restart. */
 static void reload_warn_fixed(const struct dnsd *d, const struct cm_conf *nconf)
 {
@@ -187,7 +198,7 @@ static void reload_warn_fixed(const struct dnsd *d, const struct cm_conf *nconf)
          (o->rrl.responses_per_second != n->rrl.responses_per_second ||
           o->rrl.slip != n->rrl.slip || o->rrl.window_s != n->rrl.window_s ||
           o->rrl.ipv4_prefix != n->rrl.ipv4_prefix || o->rrl.ipv6_prefix != n->rrl.ipv6_prefix ||
-          o->rrl.table_size != n->rrl.table_size || o->rrl.exempt_count != n->rrl.exempt_count)))
+          o->rrl.table_size != n->rrl.table_size || !exempt_equal(&o->rrl, &n->rrl))))
         cm_log_warn("reload: dnsd.rrl changed; this needs a restart");
 }
 
