@@ -32,6 +32,7 @@
 #include "common/cm_lpm.h"
 #include "common/cm_net.h"
 #include "common/cm_time.h"
+#include "dnsd/dns_pktinfo.h"
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_rrl.h"
 #include "dnsd/dns_rrset.h"
@@ -72,12 +73,6 @@ struct listener {
     int fd;
     bool pktinfo;     /* UDP on a wildcard address: replies leave from the query's destination */
     struct event *ev; /* owned */
-};
-
-/* Room for one IP_PKTINFO or IPV6_PKTINFO control message, aligned for cmsghdr. */
-union pktinfo_ctl {
-    struct cmsghdr align;
-    uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
 };
 
 enum conn_state {
@@ -130,10 +125,10 @@ struct dns_worker {
     struct iovec riov[UDP_BATCH];
     struct iovec siov[UDP_BATCH];
     struct sockaddr_storage names[UDP_BATCH];
-    union pktinfo_ctl rctl[UDP_BATCH]; /* destination address of each query (wildcard) */
-    union pktinfo_ctl sctl[UDP_BATCH]; /* source address of each reply (wildcard) */
-    uint8_t *rbufs;                    /* owned, UDP_BATCH x UDP_REQ_MAX */
-    uint8_t *sbufs;                    /* owned, UDP_BATCH x resp_cap */
+    union dns_pktinfo_ctl rctl[UDP_BATCH]; /* destination address of each query (wildcard) */
+    union dns_pktinfo_ctl sctl[UDP_BATCH]; /* source address of each reply (wildcard) */
+    uint8_t *rbufs;                        /* owned, UDP_BATCH x UDP_REQ_MAX */
+    uint8_t *sbufs;                        /* owned, UDP_BATCH x resp_cap */
     size_t resp_cap;
     struct dns_rrl *rrl; /* owned; NULL when dnsd.rrl is disabled */
 
@@ -300,74 +295,6 @@ static void udp_send(struct dns_worker *w, int fd, unsigned count)
     }
 }
 
-/*
- * A wildcard listener (0.0.0.0, ::) must answer from the address the query
- * was sent to, or the reply leaves from the route's preferred address and
- * the resolver drops it. The kernel says where each query went (IP_PKTINFO /
- * IPV6_RECVPKTINFO), and the same control message on the reply sets its
- * source (ipi_spec_dst / ipi6_addr).
- */
-static int pktinfo_enable(int fd, int family)
-{
-    int one = 1, rc;
-
-    if (family == AF_INET)
-        rc = setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
-    else
-        rc = setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
-    return rc == -1 ? cm_err_from_errno(errno) : CM_OK;
-}
-
-static bool addr_is_wildcard(const struct cm_addr *a)
-{
-    if (a->ss.ss_family == AF_INET)
-        return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr == htonl(INADDR_ANY);
-    return a->ss.ss_family == AF_INET6 &&
-           IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
-}
-
-/*
- * Copies the query's destination (from @rh's control data) into @ctl as the
- * reply's source control message; returns its msg_controllen, or 0 when the
- * query carried none (the reply would leave from the wrong address: the
- * caller drops it).
- */
-static size_t pktinfo_reply(struct msghdr *rh, union pktinfo_ctl *ctl)
-{
-    struct cmsghdr *in, *out = (struct cmsghdr *)ctl->buf;
-
-    if ((rh->msg_flags & MSG_CTRUNC) != 0)
-        return 0;
-    for (in = CMSG_FIRSTHDR(rh); in != NULL; in = CMSG_NXTHDR(rh, in)) {
-        memset(ctl, 0, sizeof(*ctl));
-        if (in->cmsg_level == IPPROTO_IP && in->cmsg_type == IP_PKTINFO &&
-            in->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
-            struct in_pktinfo src, dst;
-
-            memcpy(&src, CMSG_DATA(in), sizeof(src));
-            memset(&dst, 0, sizeof(dst));
-            dst.ipi_spec_dst = src.ipi_addr; /* the reply's source: where the query went */
-            out->cmsg_level = IPPROTO_IP;
-            out->cmsg_type = IP_PKTINFO;
-            out->cmsg_len = CMSG_LEN(sizeof(dst));
-            memcpy(CMSG_DATA(out), &dst, sizeof(dst));
-            return CMSG_SPACE(sizeof(dst));
-        }
-        if (in->cmsg_level == IPPROTO_IPV6 && in->cmsg_type == IPV6_PKTINFO &&
-            in->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
-            struct in6_pktinfo pi;
-
-            memcpy(&pi, CMSG_DATA(in), sizeof(pi)); /* address and interface (link-local) */
-            out->cmsg_level = IPPROTO_IPV6;
-            out->cmsg_type = IPV6_PKTINFO;
-            out->cmsg_len = CMSG_LEN(sizeof(pi));
-            memcpy(CMSG_DATA(out), &pi, sizeof(pi));
-            return CMSG_SPACE(sizeof(pi));
-        }
-    }
-    return 0;
-}
-
 /* One recvmmsg batch: answers it and returns the number of messages read. */
 static int udp_batch(struct dns_worker *w, const struct listener *l)
 {
@@ -415,7 +342,7 @@ static int udp_batch(struct dns_worker *w, const struct listener *l)
             continue;
         }
         if (l->pktinfo) {
-            ctl_len = pktinfo_reply(&w->rmsg[i].msg_hdr, &w->sctl[out]);
+            ctl_len = dns_pktinfo_reply(&w->rmsg[i].msg_hdr, &w->sctl[out]);
             if (ctl_len == 0) {
                 cm_log_ratelimited(&w->rl, CM_LOG_WARN,
                                    "worker=%u udp: query to a wildcard listener without its "
@@ -847,9 +774,9 @@ static int worker_open_sockets(struct dns_server *srv, struct dns_worker *w, cha
             return ufd;
         }
         w->udp[i].fd = ufd;
-        w->udp[i].pktinfo = addr_is_wildcard(a);
+        w->udp[i].pktinfo = dns_pktinfo_wildcard(a);
         if (w->udp[i].pktinfo) {
-            int rc = pktinfo_enable(ufd, a->ss.ss_family);
+            int rc = dns_pktinfo_enable(ufd, a->ss.ss_family);
 
             if (rc != CM_OK) {
                 snprintf(err, errlen, "dnsd.listen %s: cannot ask for destination addresses: %s",
