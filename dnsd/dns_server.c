@@ -295,14 +295,9 @@ static void udp_send(struct dns_worker *w, int fd, unsigned count)
     }
 }
 
-/* One recvmmsg batch: answers it and returns the number of messages read. */
-static int udp_batch(struct dns_worker *w, const struct listener *l)
+/* Points every recvmmsg slot at its buffers (and control area on a wildcard listener). */
+static void udp_batch_prepare(struct dns_worker *w, const struct listener *l)
 {
-    int fd = l->fd;
-    uint32_t now_s = 0;
-    unsigned out = 0;
-    int n;
-
     for (unsigned i = 0; i < UDP_BATCH; i++) {
         struct msghdr *h = &w->rmsg[i].msg_hdr;
 
@@ -318,7 +313,68 @@ static int udp_batch(struct dns_worker *w, const struct listener *l)
             h->msg_controllen = sizeof(w->rctl[i].buf);
         }
     }
-    n = recvmmsg(fd, w->rmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
+}
+
+/*
+ * Answers received message @i into sendmmsg slot @out; returns true when
+ * there is something to send (RRL and pktinfo applied), false to drop.
+ */
+static bool udp_answer(struct dns_worker *w, const struct listener *l, unsigned i, unsigned out,
+                       uint32_t now_s)
+{
+    const struct sockaddr *client = (const struct sockaddr *)&w->names[i];
+    struct msghdr *h = &w->rmsg[i].msg_hdr, *sh = &w->smsg[out].msg_hdr;
+    uint8_t *resp = w->sbufs + (size_t)out * w->resp_cap;
+    struct dns_query_info info;
+    size_t len, ctl_len = 0;
+
+    query_info_init(&info);
+    if ((h->msg_flags & MSG_TRUNC) != 0) {
+        bump(&w->stats.queries[DNS_STAT_UDP][DNS_STAT_QTYPE_OTHER]);
+        bump(&w->stats.dropped);
+        return false;
+    }
+    if (l->pktinfo) {
+        ctl_len = dns_pktinfo_reply(h, &w->sctl[out]);
+        if (ctl_len == 0) {
+            cm_log_ratelimited(&w->rl, CM_LOG_WARN,
+                               "worker=%u udp: query to a wildcard listener without its "
+                               "destination address; not answered",
+                               w->id);
+            bump(&w->stats.queries[DNS_STAT_UDP][DNS_STAT_QTYPE_OTHER]);
+            bump(&w->stats.dropped);
+            return false;
+        }
+    }
+    len = dns_query_process(w->view, w->riov[i].iov_base, w->rmsg[i].msg_len, resp, w->resp_cap,
+                            client, false, &info);
+    len = udp_rrl(w, client, &info, resp, len, now_s);
+    count_query(w, DNS_STAT_UDP, &info, len);
+    if (len == 0)
+        return false;
+    w->siov[out].iov_base = resp;
+    w->siov[out].iov_len = len;
+    memset(sh, 0, sizeof(*sh));
+    sh->msg_name = &w->names[i];
+    sh->msg_namelen = h->msg_namelen;
+    sh->msg_iov = &w->siov[out];
+    sh->msg_iovlen = 1;
+    if (ctl_len > 0) {
+        sh->msg_control = w->sctl[out].buf;
+        sh->msg_controllen = ctl_len;
+    }
+    return true;
+}
+
+/* One recvmmsg batch: answers it and returns the number of messages read. */
+static int udp_batch(struct dns_worker *w, const struct listener *l)
+{
+    uint32_t now_s = 0;
+    unsigned out = 0;
+    int n;
+
+    udp_batch_prepare(w, l);
+    n = recvmmsg(l->fd, w->rmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
     if (n == -1) {
         int e = errno;
 
@@ -330,50 +386,11 @@ static int udp_batch(struct dns_worker *w, const struct listener *l)
     if (w->rrl != NULL)
         now_s = (uint32_t)(cm_mono_ms() / 1000);
     for (int i = 0; i < n; i++) {
-        const struct msghdr *h = &w->rmsg[i].msg_hdr;
-        uint8_t *resp = w->sbufs + (size_t)out * w->resp_cap;
-        struct dns_query_info info;
-        size_t len, ctl_len = 0;
-
-        query_info_init(&info);
-        if ((h->msg_flags & MSG_TRUNC) != 0) {
-            bump(&w->stats.queries[DNS_STAT_UDP][DNS_STAT_QTYPE_OTHER]);
-            bump(&w->stats.dropped);
-            continue;
-        }
-        if (l->pktinfo) {
-            ctl_len = dns_pktinfo_reply(&w->rmsg[i].msg_hdr, &w->sctl[out]);
-            if (ctl_len == 0) {
-                cm_log_ratelimited(&w->rl, CM_LOG_WARN,
-                                   "worker=%u udp: query to a wildcard listener without its "
-                                   "destination address; not answered",
-                                   w->id);
-                bump(&w->stats.queries[DNS_STAT_UDP][DNS_STAT_QTYPE_OTHER]);
-                bump(&w->stats.dropped);
-                continue;
-            }
-        }
-        len = dns_query_process(w->view, w->riov[i].iov_base, w->rmsg[i].msg_len, resp, w->resp_cap,
-                                (const struct sockaddr *)&w->names[i], false, &info);
-        len = udp_rrl(w, (const struct sockaddr *)&w->names[i], &info, resp, len, now_s);
-        count_query(w, DNS_STAT_UDP, &info, len);
-        if (len == 0)
-            continue;
-        w->siov[out].iov_base = resp;
-        w->siov[out].iov_len = len;
-        memset(&w->smsg[out], 0, sizeof(w->smsg[out]));
-        w->smsg[out].msg_hdr.msg_name = &w->names[i];
-        w->smsg[out].msg_hdr.msg_namelen = h->msg_namelen;
-        w->smsg[out].msg_hdr.msg_iov = &w->siov[out];
-        w->smsg[out].msg_hdr.msg_iovlen = 1;
-        if (ctl_len > 0) {
-            w->smsg[out].msg_hdr.msg_control = w->sctl[out].buf;
-            w->smsg[out].msg_hdr.msg_controllen = ctl_len;
-        }
-        out++;
+        if (udp_answer(w, l, (unsigned)i, out, now_s))
+            out++;
     }
     if (out > 0)
-        udp_send(w, fd, out);
+        udp_send(w, l->fd, out);
     return n;
 }
 
