@@ -172,6 +172,21 @@ struct cm_conf_publish_tls {
     char *key;         /* owned path: its key (required with certificate) */
 };
 
+/* dnsd.rrl: response rate limiting (dnsd/dns_rrl.h). Absent = disabled. */
+struct cm_conf_dnsd_rrl {
+    bool present;                  /* the "rrl" object exists */
+    bool enabled;                  /* default false */
+    uint32_t responses_per_second; /* default 20, 1..1000000 */
+    uint32_t slip;                 /* default 2, 0..100 */
+    uint32_t window_s;             /* default 15, 1..3600 */
+    uint32_t ipv4_prefix;          /* default 24, 8..32 */
+    uint32_t ipv6_prefix;          /* default 56, 16..128 */
+    uint32_t table_size;           /* default 65536 buckets per worker, 1024..16777216 */
+    char **exempt;                 /* owned CIDR strings as written, default none */
+    size_t exempt_count;
+    struct cm_conf_client_net *exempt_nets; /* owned, exempt[] parsed (region unused) */
+};
+
 struct cm_conf_dnsd {
     bool present;           /* the "dnsd" section exists */
     struct cm_addr *listen; /* owned array */
@@ -191,6 +206,9 @@ struct cm_conf_dnsd {
     uint8_t nsid_data[CM_NSID_MAX]; /* the NSID payload decoded from nsid */
     size_t nsid_len;                /* 0 = no NSID */
     struct cm_conf_cookies cookies;
+    char *user;  /* owned: user to run as after binding, NULL = stay */
+    char *group; /* owned: group, NULL = the user's primary group */
+    struct cm_conf_dnsd_rrl rrl;
     struct cm_conf_control control;
 };
 

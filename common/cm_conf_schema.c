@@ -832,6 +832,91 @@ static const struct cm_conf_schema cookies_schema = {
     .release = cookies_release,
 };
 
+/* dnsd.rrl.exempt[]: parse each CIDR once more into exempt_nets (already validated). */
+static int rrl_post(struct cm_conf_parse *p, void *base)
+{
+    struct cm_conf_dnsd_rrl *r = base;
+
+    if (r->exempt_count == 0)
+        return CM_OK;
+    r->exempt_nets = calloc(r->exempt_count, sizeof(*r->exempt_nets));
+    if (r->exempt_nets == NULL)
+        return cm_conf_oom(p);
+    for (size_t i = 0; i < r->exempt_count; i++) {
+        int rc = cidr_parse(p, &r->exempt_nets[i], &r->exempt[i]);
+
+        if (rc != CM_OK)
+            return rc;
+    }
+    return CM_OK;
+}
+
+static void rrl_release(void *base)
+{
+    struct cm_conf_dnsd_rrl *r = base;
+
+    free(r->exempt_nets);
+    r->exempt_nets = NULL;
+}
+
+static const struct cm_conf_item rrl_items[] = {
+    {.key = "enabled",
+     .type = CM_CONF_BOOL,
+     .offset = offsetof(struct cm_conf_dnsd_rrl, enabled),
+     .def_bool = false},
+    {.key = "responses_per_second",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd_rrl, responses_per_second),
+     .min = 1,
+     .max = 1000000,
+     .def_uint = 20},
+    {.key = "slip",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd_rrl, slip),
+     .min = 0,
+     .max = 100,
+     .def_uint = 2},
+    {.key = "window_s",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd_rrl, window_s),
+     .min = 1,
+     .max = 3600,
+     .def_uint = 15},
+    {.key = "ipv4_prefix",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd_rrl, ipv4_prefix),
+     .min = 8,
+     .max = 32,
+     .def_uint = 24},
+    {.key = "ipv6_prefix",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd_rrl, ipv6_prefix),
+     .min = 16,
+     .max = 128,
+     .def_uint = 56},
+    {.key = "table_size",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd_rrl, table_size),
+     .min = 1024,
+     .max = 16777216,
+     .def_uint = 65536},
+    {.key = "exempt",
+     .type = CM_CONF_ARRAY,
+     .elem_type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_dnsd_rrl, exempt),
+     .count_offset = offsetof(struct cm_conf_dnsd_rrl, exempt_count),
+     .max = 1024,
+     .validate = proxy_cidr},
+};
+static const struct cm_conf_schema rrl_schema = {
+    .items = rrl_items,
+    .count = COUNT(rrl_items),
+    .section = true,
+    .present_offset = offsetof(struct cm_conf_dnsd_rrl, present),
+    .post = rrl_post,
+    .release = rrl_release,
+};
+
 static const struct cm_conf_item dnsd_items[] = {
     {.key = "listen",
      .type = CM_CONF_ARRAY,
@@ -899,6 +984,12 @@ static const struct cm_conf_item dnsd_items[] = {
      .type = CM_CONF_OBJECT,
      .offset = offsetof(struct cm_conf_dnsd, cookies),
      .sub = &cookies_schema},
+    {.key = "user", .type = CM_CONF_STR, .offset = offsetof(struct cm_conf_dnsd, user)},
+    {.key = "group", .type = CM_CONF_STR, .offset = offsetof(struct cm_conf_dnsd, group)},
+    {.key = "rrl",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_dnsd, rrl),
+     .sub = &rrl_schema},
     {.key = "control",
      .type = CM_CONF_OBJECT,
      .offset = offsetof(struct cm_conf_dnsd, control),

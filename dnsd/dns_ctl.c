@@ -709,6 +709,16 @@ static void metrics_server(const struct dns_ctl_env *env, const struct dns_serve
     cm_metrics_family(out, "fedgslb_dns_dropped_total", "counter",
                       "Packets not answered (malformed, responses) or not sent.");
     cm_metrics_sample(out, "fedgslb_dns_dropped_total", NULL, (double)s->dropped);
+    cm_metrics_family(out, "fedgslb_dns_rrl_responses_total", "counter",
+                      "UDP responses seen by response rate limiting (dnsd.rrl), by action.");
+    for (unsigned a = 0; a < DNS_RRL_ACTION_COUNT; a++)
+        sample_label(out, "fedgslb_dns_rrl_responses_total", "action",
+                     dns_rrl_action_name((enum dns_rrl_action)a), (double)s->rrl[a]);
+    cm_metrics_family(out, "fedgslb_dns_rrl_limited_total", "counter",
+                      "UDP responses slipped or dropped by rate limiting, by response class.");
+    for (unsigned c = 0; c < DNS_RRL_CLASS_COUNT; c++)
+        sample_label(out, "fedgslb_dns_rrl_limited_total", "class",
+                     dns_rrl_class_name((enum dns_rrl_class)c), (double)s->rrl_limited[c]);
     cm_metrics_family(out, "fedgslb_dns_tcp_connections_total", "counter",
                       "TCP connections, by outcome.");
     sample_label(out, "fedgslb_dns_tcp_connections_total", "result", "accepted",

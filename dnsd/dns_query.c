@@ -344,6 +344,14 @@ static enum step_result static_answer(struct qctx *q, const struct dns_node *nod
     return negative(q, DNS_RCODE_NOERROR, dns_zone_negative_ttl(q->view->zone));
 }
 
+/* The query's answer is a referral or a wildcard: its RRL bucket is the cut or the wildcard. */
+static void rrl_mark(struct qctx *q, enum dns_rrl_class cls, const struct dns_node *node)
+{
+    q->info->rrl_class = cls;
+    q->info->rrl_name = node->name;
+    q->info->rrl_name_len = node->name_len;
+}
+
 /* One name of the chain: @owner as written, @lc its lowercased copy. */
 static enum step_result step(struct qctx *q, const uint8_t *owner, const uint8_t *lc, size_t len,
                              unsigned hop)
@@ -374,8 +382,12 @@ static enum step_result step(struct qctx *q, const uint8_t *owner, const uint8_t
         /* DS at the cut belongs to the parent side (RFC 4035 §3.1.4.1) */
         if (qtype == DNS_TYPE_DS && node->name_len == len)
             return static_answer(q, node, owner, len);
+        if (hop == 0)
+            rrl_mark(q, DNS_RRL_REFERRAL, node);
         return referral(q, node);
     case DNS_ZONE_FOUND:
+        if (hop == 0 && node->name_len >= 2 && node->name[0] == 1 && node->name[1] == '*')
+            rrl_mark(q, DNS_RRL_WILDCARD, node);
         return static_answer(q, node, owner, len);
     }
     return STEP_DONE;
@@ -562,7 +574,33 @@ static size_t error_response(struct qctx *q, uint8_t *resp, size_t limit, uint8_
     dns_writer_set_rcode(&q->w, (uint8_t)(rcode & 0x0F));
     finish_opt(q, 0);
     q->info->rcode = rcode;
+    q->info->rrl_class = DNS_RRL_ERROR;
     return dns_writer_finish(&q->w);
+}
+
+/* The response's RRL class and bucket name, once it is written (dns_rrl.h). */
+static void rrl_classify(struct qctx *q, const uint8_t *resp, size_t len)
+{
+    struct dns_query_info *info = q->info;
+    const struct dns_node *apex;
+
+    if (q->rcode == DNS_RCODE_NXDOMAIN) {
+        apex = dns_zone_apex(q->view->zone);
+        info->rrl_class = DNS_RRL_NXDOMAIN;
+        info->rrl_name = apex->name;
+        info->rrl_name_len = apex->name_len;
+        return;
+    }
+    if (q->rcode != DNS_RCODE_NOERROR) {
+        info->rrl_class = DNS_RRL_ERROR;
+        return;
+    }
+    if (info->rrl_name != NULL) /* WILDCARD or REFERRAL, set by step() or referral() */
+        return;
+    info->rrl_name = q->req->qname;
+    info->rrl_name_len = q->req->qname_len;
+    info->rrl_class =
+        len >= DNS_HEADER_LEN && (resp[6] | resp[7]) != 0 ? DNS_RRL_POSITIVE : DNS_RRL_NODATA;
 }
 
 static size_t answer_response(struct qctx *q, uint8_t *resp, size_t limit,
@@ -587,7 +625,9 @@ static size_t answer_response(struct qctx *q, uint8_t *resp, size_t limit,
     dns_writer_set_rcode(&q->w, (uint8_t)(q->rcode & 0x0F));
     finish_opt(q, ecs_scope(q));
     q->info->rcode = q->rcode;
-    return dns_writer_finish(&q->w);
+    size_t len = dns_writer_finish(&q->w);
+    rrl_classify(q, resp, len);
+    return len;
 }
 
 size_t dns_query_process(const struct dns_view *view, const uint8_t *req, size_t req_len,

@@ -38,6 +38,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "dnsd/dns_rrl.h"
+
 struct dns_view;
 
 /* What happened, for the caller's metrics. */
@@ -54,6 +56,12 @@ struct dns_query_info {
     int service;       /* federated service index, -1 otherwise */
     int member;        /* conf member index answered, -1 when none or several */
     unsigned region;   /* client region used */
+    /* Response rate limiting: the response's class and the name its bucket
+     * is keyed by (dns_rrl.h), borrowed from the request packet or the view;
+     * valid while both are. NULL/0 for DNS_RRL_ERROR. */
+    enum dns_rrl_class rrl_class;
+    const uint8_t *rrl_name;
+    size_t rrl_name_len;
 };
 
 /**

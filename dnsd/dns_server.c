@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,9 +32,13 @@
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_log.h"
+#include "common/cm_lpm.h"
 #include "common/cm_net.h"
 #include "common/cm_nofile.h"
+#include "common/cm_time.h"
+#include "dnsd/dns_pktinfo.h"
 #include "dnsd/dns_query.h"
+#include "dnsd/dns_rrl.h"
 #include "dnsd/dns_rrset.h"
 #include "dnsd/dns_view.h"
 
@@ -62,6 +67,8 @@ struct worker_stats {
     _Atomic uint64_t fail_open[DNS_STAT_SERVICES];
     _Atomic uint64_t fail_closed[DNS_STAT_SERVICES];
     _Atomic uint64_t member_answers[DNS_STAT_MEMBERS];
+    _Atomic uint64_t rrl[DNS_RRL_ACTION_COUNT];
+    _Atomic uint64_t rrl_limited[DNS_RRL_CLASS_COUNT];
 };
 
 struct dns_worker;
@@ -69,7 +76,8 @@ struct dns_worker;
 struct listener {
     struct dns_worker *w;
     int fd;
-    struct event *ev;             /* owned */
+    bool pktinfo;     /* UDP on a wildcard address: replies leave from the query's destination */
+    struct event *ev; /* owned */
     struct cm_accept_guard guard; /* TCP only: pauses ev when accept runs out of descriptors */
 };
 
@@ -123,9 +131,12 @@ struct dns_worker {
     struct iovec riov[UDP_BATCH];
     struct iovec siov[UDP_BATCH];
     struct sockaddr_storage names[UDP_BATCH];
-    uint8_t *rbufs; /* owned, UDP_BATCH x UDP_REQ_MAX */
-    uint8_t *sbufs; /* owned, UDP_BATCH x resp_cap */
+    union dns_pktinfo_ctl rctl[UDP_BATCH]; /* destination address of each query (wildcard) */
+    union dns_pktinfo_ctl sctl[UDP_BATCH]; /* source address of each reply (wildcard) */
+    uint8_t *rbufs;                        /* owned, UDP_BATCH x UDP_REQ_MAX */
+    uint8_t *sbufs;                        /* owned, UDP_BATCH x resp_cap */
     size_t resp_cap;
+    struct dns_rrl *rrl; /* owned; NULL when dnsd.rrl is disabled */
 
     struct conn_list active;
     struct conn_list free;
@@ -143,6 +154,7 @@ struct dns_server {
     size_t worker_count;
     struct cm_addr *listen; /* owned copy of dnsd.listen */
     size_t listen_count;
+    struct cm_lpm *rrl_exempt; /* owned, read by every worker; NULL without RRL */
     bool started;
     bool stopped;
 };
@@ -217,6 +229,39 @@ static void count_query(struct dns_worker *w, enum dns_stat_transport t,
         bump(&s->member_answers[info->member]);
 }
 
+/*
+ * The query carried a valid server cookie (RFC 7873), which exempts it from
+ * RRL: a spoofed source cannot know the cookie.
+ */
+static bool query_cookie_valid(const struct dns_query_info *info)
+{
+    return info->cookie_valid;
+}
+
+/*
+ * RRL for one UDP response of @len bytes in @resp: returns the length to send
+ * (0 = drop). TCP is never limited: its source address is proven.
+ */
+static size_t udp_rrl(struct dns_worker *w, const struct sockaddr *client,
+                      struct dns_query_info *info, uint8_t *resp, size_t len, uint32_t now_s)
+{
+    enum dns_rrl_action a;
+
+    if (w->rrl == NULL || len == 0)
+        return len;
+    a = dns_rrl_check(w->rrl, client, info->rrl_class, info->rrl_name, info->rrl_name_len,
+                      query_cookie_valid(info), now_s);
+    bump(&w->stats.rrl[a]);
+    if (a == DNS_RRL_PASS || a == DNS_RRL_EXEMPT)
+        return len;
+    bump(&w->stats.rrl_limited[info->rrl_class < DNS_RRL_CLASS_COUNT ? info->rrl_class
+                                                                     : DNS_RRL_ERROR]);
+    if (a == DNS_RRL_DROP)
+        return 0;
+    info->tc = true;
+    return dns_rrl_slip(resp, len);
+}
+
 static void query_info_init(struct dns_query_info *info)
 {
     memset(info, 0, sizeof(*info));
@@ -253,12 +298,9 @@ static void udp_send(struct dns_worker *w, int fd, unsigned count)
     }
 }
 
-/* One recvmmsg batch: answers it and returns the number of messages read. */
-static int udp_batch(struct dns_worker *w, int fd)
+/* Points every recvmmsg slot at its buffers (and control area on a wildcard listener). */
+static void udp_batch_prepare(struct dns_worker *w, const struct listener *l)
 {
-    unsigned out = 0;
-    int n;
-
     for (unsigned i = 0; i < UDP_BATCH; i++) {
         struct msghdr *h = &w->rmsg[i].msg_hdr;
 
@@ -269,8 +311,73 @@ static int udp_batch(struct dns_worker *w, int fd)
         h->msg_namelen = sizeof(w->names[i]);
         h->msg_iov = &w->riov[i];
         h->msg_iovlen = 1;
+        if (l->pktinfo) {
+            h->msg_control = w->rctl[i].buf;
+            h->msg_controllen = sizeof(w->rctl[i].buf);
+        }
     }
-    n = recvmmsg(fd, w->rmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
+}
+
+/*
+ * Answers received message @i into sendmmsg slot @out; returns true when
+ * there is something to send (RRL and pktinfo applied), false to drop.
+ */
+static bool udp_answer(struct dns_worker *w, const struct listener *l, unsigned i, unsigned out,
+                       uint32_t wall_s, uint32_t mono_s)
+{
+    const struct sockaddr *client = (const struct sockaddr *)&w->names[i];
+    struct msghdr *h = &w->rmsg[i].msg_hdr, *sh = &w->smsg[out].msg_hdr;
+    uint8_t *resp = w->sbufs + (size_t)out * w->resp_cap;
+    struct dns_query_info info;
+    size_t len, ctl_len = 0;
+
+    query_info_init(&info);
+    if ((h->msg_flags & MSG_TRUNC) != 0) {
+        bump(&w->stats.queries[DNS_STAT_UDP][DNS_STAT_QTYPE_OTHER]);
+        bump(&w->stats.dropped);
+        return false;
+    }
+    if (l->pktinfo) {
+        ctl_len = dns_pktinfo_reply(h, &w->sctl[out]);
+        if (ctl_len == 0) {
+            cm_log_ratelimited(&w->rl, CM_LOG_WARN,
+                               "worker=%u udp: query to a wildcard listener without its "
+                               "destination address; not answered",
+                               w->id);
+            bump(&w->stats.queries[DNS_STAT_UDP][DNS_STAT_QTYPE_OTHER]);
+            bump(&w->stats.dropped);
+            return false;
+        }
+    }
+    len = dns_query_process(w->view, w->riov[i].iov_base, w->rmsg[i].msg_len, resp, w->resp_cap,
+                            client, false, &info, wall_s);
+    len = udp_rrl(w, client, &info, resp, len, mono_s);
+    count_query(w, DNS_STAT_UDP, &info, len);
+    if (len == 0)
+        return false;
+    w->siov[out].iov_base = resp;
+    w->siov[out].iov_len = len;
+    memset(sh, 0, sizeof(*sh));
+    sh->msg_name = &w->names[i];
+    sh->msg_namelen = h->msg_namelen;
+    sh->msg_iov = &w->siov[out];
+    sh->msg_iovlen = 1;
+    if (ctl_len > 0) {
+        sh->msg_control = w->sctl[out].buf;
+        sh->msg_controllen = ctl_len;
+    }
+    return true;
+}
+
+/* One recvmmsg batch: answers it and returns the number of messages read. */
+static int udp_batch(struct dns_worker *w, const struct listener *l)
+{
+    uint32_t wall_s, mono_s = 0;
+    unsigned out = 0;
+    int n;
+
+    udp_batch_prepare(w, l);
+    n = recvmmsg(l->fd, w->rmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
     if (n == -1) {
         int e = errno;
 
@@ -279,35 +386,17 @@ static int udp_batch(struct dns_worker *w, int fd)
                                cm_strerror(cm_err_from_errno(e)));
         return 0;
     }
-    uint32_t now_s = (uint32_t)time(NULL); /* cookie timestamps: one read per batch */
+    /* One clock read per batch each: wall seconds for cookie timestamps, a
+     * monotonic second for the rate limiter's buckets. */
+    wall_s = (uint32_t)time(NULL);
+    if (w->rrl != NULL)
+        mono_s = (uint32_t)(cm_mono_ms() / 1000);
     for (int i = 0; i < n; i++) {
-        const struct msghdr *h = &w->rmsg[i].msg_hdr;
-        uint8_t *resp = w->sbufs + (size_t)out * w->resp_cap;
-        struct dns_query_info info;
-        size_t len;
-
-        query_info_init(&info);
-        if ((h->msg_flags & MSG_TRUNC) != 0) {
-            bump(&w->stats.queries[DNS_STAT_UDP][DNS_STAT_QTYPE_OTHER]);
-            bump(&w->stats.dropped);
-            continue;
-        }
-        len = dns_query_process(w->view, w->riov[i].iov_base, w->rmsg[i].msg_len, resp, w->resp_cap,
-                                (const struct sockaddr *)&w->names[i], false, &info, now_s);
-        count_query(w, DNS_STAT_UDP, &info, len);
-        if (len == 0)
-            continue;
-        w->siov[out].iov_base = resp;
-        w->siov[out].iov_len = len;
-        memset(&w->smsg[out], 0, sizeof(w->smsg[out]));
-        w->smsg[out].msg_hdr.msg_name = &w->names[i];
-        w->smsg[out].msg_hdr.msg_namelen = h->msg_namelen;
-        w->smsg[out].msg_hdr.msg_iov = &w->siov[out];
-        w->smsg[out].msg_hdr.msg_iovlen = 1;
-        out++;
+        if (udp_answer(w, l, (unsigned)i, out, wall_s, mono_s))
+            out++;
     }
     if (out > 0)
-        udp_send(w, fd, out);
+        udp_send(w, l->fd, out);
     return n;
 }
 
@@ -315,9 +404,10 @@ static void udp_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct listener *l = arg;
 
+    (void)fd;
     (void)what;
     for (int b = 0; b < UDP_BUDGET; b++) {
-        if (udp_batch(l->w, fd) < UDP_BATCH)
+        if (udp_batch(l->w, l) < UDP_BATCH)
             break;
     }
 }
@@ -716,6 +806,16 @@ static int worker_open_sockets(struct dns_server *srv, struct dns_worker *w, cha
             return ufd;
         }
         w->udp[i].fd = ufd;
+        w->udp[i].pktinfo = dns_pktinfo_wildcard(a);
+        if (w->udp[i].pktinfo) {
+            int rc = dns_pktinfo_enable(ufd, a->ss.ss_family);
+
+            if (rc != CM_OK) {
+                snprintf(err, errlen, "dnsd.listen %s: cannot ask for destination addresses: %s",
+                         name, cm_strerror(rc));
+                return rc;
+            }
+        }
         tfd = cm_net_listen(a, SOCK_STREAM, true, TCP_BACKLOG);
         if (tfd < 0) {
             snprintf(err, errlen, "dnsd.listen %s: cannot listen on TCP: %s", name,
@@ -765,6 +865,56 @@ static int probe_addresses(const struct dns_server *srv, char *err, size_t errle
     return CM_OK;
 }
 
+/* The worker's RRL table, hashing under its own random key. */
+static int worker_rrl_new(const struct dns_server *srv, struct dns_worker *w,
+                          const struct cm_conf_dnsd_rrl *rc, char *err, size_t errlen)
+{
+    struct dns_rrl_params p = {
+        .rate = rc->responses_per_second,
+        .slip = rc->slip,
+        .window_s = rc->window_s,
+        .ipv4_prefix = (uint8_t)rc->ipv4_prefix,
+        .ipv6_prefix = (uint8_t)rc->ipv6_prefix,
+        .table_size = rc->table_size,
+        .exempt = srv->rrl_exempt,
+    };
+    uint8_t key[CM_SIPHASH_KEY_LEN];
+
+    if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
+        snprintf(err, errlen, "worker %u: dnsd.rrl: cannot read random bytes for the hash key",
+                 w->id);
+        return CM_EIO;
+    }
+    w->rrl = dns_rrl_new(&p, key);
+    if (w->rrl == NULL) {
+        snprintf(err, errlen, "worker %u: dnsd.rrl: out of memory for %u buckets", w->id,
+                 rc->table_size);
+        return CM_ENOMEM;
+    }
+    return CM_OK;
+}
+
+/* dnsd.rrl.exempt as a prefix table shared (read-only) by the workers. */
+static int rrl_exempt_new(struct dns_server *srv, const struct cm_conf_dnsd_rrl *rc, char *err,
+                          size_t errlen)
+{
+    srv->rrl_exempt = cm_lpm_new();
+    if (srv->rrl_exempt == NULL) {
+        snprintf(err, errlen, "dnsd.rrl.exempt: out of memory");
+        return CM_ENOMEM;
+    }
+    for (size_t i = 0; i < rc->exempt_count; i++) {
+        const struct cm_conf_client_net *n = &rc->exempt_nets[i];
+        int rc2 = cm_lpm_insert(srv->rrl_exempt, n->family, n->addr, n->prefix_len, 1);
+
+        if (rc2 != CM_OK) {
+            snprintf(err, errlen, "dnsd.rrl.exempt %s: %s", rc->exempt[i], cm_strerror(rc2));
+            return rc2;
+        }
+    }
+    return CM_OK;
+}
+
 static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id,
                        const struct cm_conf *conf, struct dns_view *view, char *err, size_t errlen)
 {
@@ -799,6 +949,12 @@ static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id
         w->tcp[i].fd = -1;
     }
     w->sock_count = srv->listen_count;
+    if (conf->dnsd.rrl.enabled) {
+        int rc = worker_rrl_new(srv, w, &conf->dnsd.rrl, err, errlen);
+
+        if (rc != CM_OK)
+            return rc;
+    }
     w->mbox_ev = event_new(w->base, -1, 0, mbox_cb, w);
     if (w->mbox_ev == NULL) {
         snprintf(err, errlen, "worker %u: out of memory", id);
@@ -831,6 +987,7 @@ static void worker_fini(struct dns_worker *w)
         event_base_free(w->base);
     free(w->rbufs);
     free(w->sbufs);
+    dns_rrl_free(w->rrl);
     dns_view_unref(w->mbox_view);
     dns_view_unref(w->view);
     pthread_mutex_destroy(&w->lock);
@@ -864,6 +1021,11 @@ int dns_server_new(const struct cm_conf *conf, struct dns_view *view, struct dns
     rc = probe_addresses(srv, err, errlen);
     if (rc != CM_OK)
         goto out;
+    if (conf->dnsd.rrl.enabled) {
+        rc = rrl_exempt_new(srv, &conf->dnsd.rrl, err, errlen);
+        if (rc != CM_OK)
+            goto out;
+    }
     for (unsigned i = 0; i < conf->dnsd.workers; i++) {
         srv->worker_count = i + 1;
         rc = worker_init(srv, &srv->workers[i], i, conf, view, err, errlen);
@@ -956,6 +1118,10 @@ void dns_server_stats(const struct dns_server *srv, struct dns_server_stats *out
         }
         for (int k = 0; k < DNS_STAT_MEMBERS; k++)
             out->member_answers[k] += ld(&s->member_answers[k]);
+        for (int k = 0; k < DNS_RRL_ACTION_COUNT; k++)
+            out->rrl[k] += ld(&s->rrl[k]);
+        for (int k = 0; k < DNS_RRL_CLASS_COUNT; k++)
+            out->rrl_limited[k] += ld(&s->rrl_limited[k]);
         out->truncated += ld(&s->truncated);
         out->ecs += ld(&s->ecs);
         out->dropped += ld(&s->dropped);
@@ -1033,5 +1199,6 @@ void dns_server_free(struct dns_server *srv)
         worker_fini(&srv->workers[i]);
     free(srv->workers);
     free(srv->listen);
+    cm_lpm_free(srv->rrl_exempt);
     free(srv);
 }

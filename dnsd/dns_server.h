@@ -31,6 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dnsd/dns_rrl.h"
+
 struct cm_conf;
 struct dns_server;
 struct dns_view;
@@ -77,6 +79,8 @@ struct dns_server_stats {
     uint64_t fail_open[DNS_STAT_SERVICES];
     uint64_t fail_closed[DNS_STAT_SERVICES];
     uint64_t member_answers[DNS_STAT_MEMBERS]; /* federated answers by member index */
+    uint64_t rrl[DNS_RRL_ACTION_COUNT];        /* UDP responses by RRL action (when enabled) */
+    uint64_t rrl_limited[DNS_RRL_CLASS_COUNT]; /* slipped or dropped, by response class */
 };
 
 /** Name of a qtype bucket ("A", "AAAA", ..., "other"), static. */

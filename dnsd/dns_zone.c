@@ -27,6 +27,7 @@
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "dnsd/dns_wire.h"
+#include "dnsd/dns_zone_diag.h"
 
 #define ZONE_DEFAULT_TTL 3600
 #define TYPE_RRSIG       46
@@ -51,6 +52,8 @@ struct dns_zone {
     bool has_wildcards;
 };
 
+#define ZONE_TEXT_MAX (256 << 20) /* a larger zone file is refused */
+
 /* One RR while loading. */
 struct zrec {
     uint8_t owner[DNS_NAME_MAX];
@@ -69,6 +72,8 @@ struct zname {
 
 struct zload {
     const char *path;
+    const char *text; /* borrowed: the whole file, for error messages */
+    size_t text_len;
     char *err;
     size_t errlen;
     uint8_t origin[DNS_NAME_MAX];
@@ -171,8 +176,17 @@ static int rr_to_rec(struct zload *zl, const ldns_rr *rr, int line)
     r->owner_len = (uint8_t)ldns_rdf_size(owner);
     dns_name_lower(r->owner, ldns_rdf_data(owner), r->owner_len);
     if (!name_is_under(r->owner, r->owner_len, zl->origin, zl->origin_len)) {
+        char origin[DNS_NAME_MAX * 4 + 8];
+
         name_to_text(r->owner, text, sizeof(text));
-        return load_fail(zl, line, CM_ECONFIG, "%s is outside the zone origin", text);
+        name_to_text(zl->origin, origin, sizeof(origin));
+        if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_SOA)
+            return load_fail(zl, line, CM_ECONFIG,
+                             "the zone's apex is %s but the configuration's zone is %s", text,
+                             origin);
+        return load_fail(zl, line, CM_ECONFIG,
+                         "%s is outside the zone origin %s (the configuration's zone)", text,
+                         origin);
     }
     r->type = (uint16_t)ldns_rr_get_type(rr);
     r->ttl = ldns_rr_ttl(rr);
@@ -203,6 +217,42 @@ out:
     return rc;
 }
 
+/* ldns refused the record on lines [@first, @last] (@s), or accepted it (@s OK)
+ * and check_ints() asks: says which field is wrong and why. */
+static int explain_rr(struct zload *zl, int first, int last, const ldns_rdf *prev, ldns_status s)
+{
+    char msg[512], prev_text[DNS_NAME_MAX * 4 + 8], origin[DNS_NAME_MAX * 4 + 8];
+    int line;
+
+    name_to_text(zl->origin, origin, sizeof(origin));
+    if (prev != NULL && ldns_rdf_size(prev) <= DNS_NAME_MAX)
+        name_to_text(ldns_rdf_data(prev), prev_text, sizeof(prev_text));
+    else
+        snprintf(prev_text, sizeof(prev_text), "%s", origin);
+    line =
+        dns_zone_diag_rr(zl->text, zl->text_len, first, last, prev_text, origin, msg, sizeof(msg));
+    if (line > 0)
+        return load_fail(zl, line, CM_EPARSE, "%s", msg);
+    if (s == LDNS_STATUS_OK) /* check_ints(): nothing wrong */
+        return CM_OK;
+    return load_fail(zl, last, CM_EPARSE, "%s", ldns_get_errorstr_by_id(s));
+}
+
+/*
+ * ldns stores an out-of-range number silently wrapped ("MX 70000" becomes
+ * 4464): for the types whose fields map one to one onto their text and
+ * carry numbers (MX, SRV, SOA), check the text too.
+ */
+static int check_ints(struct zload *zl, const ldns_rr *rr, int first, int last,
+                      const ldns_rdf *prev)
+{
+    ldns_rr_type t = ldns_rr_get_type(rr);
+
+    if (t != LDNS_RR_TYPE_MX && t != LDNS_RR_TYPE_SRV && t != LDNS_RR_TYPE_SOA)
+        return CM_OK;
+    return explain_rr(zl, first, last, prev, LDNS_STATUS_OK);
+}
+
 /* Reads every RR of @fp into zl->recs. */
 static int read_records(struct zload *zl, FILE *fp, const char *origin)
 {
@@ -231,7 +281,9 @@ static int read_records(struct zload *zl, FILE *fp, const char *origin)
         int rr_line = line > before ? line - 1 : line;
         switch (s) {
         case LDNS_STATUS_OK:
-            rc = rr_to_rec(zl, rr, rr_line);
+            rc = check_ints(zl, rr, before, rr_line, prev);
+            if (rc == CM_OK)
+                rc = rr_to_rec(zl, rr, rr_line);
             ldns_rr_free(rr);
             break;
         case LDNS_STATUS_SYNTAX_EMPTY:
@@ -242,7 +294,7 @@ static int read_records(struct zload *zl, FILE *fp, const char *origin)
             rc = load_fail(zl, rr_line, CM_ECONFIG, "$INCLUDE is not supported");
             break;
         default:
-            rc = load_fail(zl, rr_line, CM_EPARSE, "%s", ldns_get_errorstr_by_id(s));
+            rc = explain_rr(zl, before, rr_line, prev, s);
             break;
         }
     }
@@ -532,13 +584,48 @@ static void zone_free(struct dns_zone *z)
     free(z);
 }
 
+/* The whole file into *@out (owned, NUL-terminated) and zl->text; @fp rewound for ldns. */
+static int read_text(struct zload *zl, FILE *fp, char **out)
+{
+    size_t cap = 65536, len = 0;
+    char *buf = malloc(cap), *n;
+
+    while (buf != NULL) {
+        len += fread(buf + len, 1, cap - len - 1, fp);
+        if (ferror(fp)) {
+            free(buf);
+            return load_fail(zl, 0, CM_EIO, "cannot read");
+        }
+        if (feof(fp))
+            break;
+        if (cap >= ZONE_TEXT_MAX) {
+            free(buf);
+            return load_fail(zl, 0, CM_ETOOBIG, "larger than %d MB", ZONE_TEXT_MAX >> 20);
+        }
+        cap *= 2;
+        n = realloc(buf, cap);
+        if (n == NULL)
+            free(buf);
+        buf = n;
+    }
+    if (buf == NULL)
+        return CM_ENOMEM;
+    buf[len] = '\0';
+    rewind(fp);
+    *out = buf;
+    zl->text = buf;
+    zl->text_len = len;
+    return CM_OK;
+}
+
 int dns_zone_load(const char *path, const char *origin, struct dns_zone **out, char *err,
                   size_t errlen)
 {
     struct zload zl = {.path = path, .err = err, .errlen = errlen};
     struct dns_zone *z = NULL;
+    char *text = NULL, msg[256];
     FILE *fp;
-    int rc;
+    int rc, line;
 
     if (errlen > 0)
         err[0] = '\0';
@@ -546,6 +633,14 @@ int dns_zone_load(const char *path, const char *origin, struct dns_zone **out, c
     if (fp == NULL) {
         rc = cm_err_from_errno(errno);
         load_fail(&zl, 0, rc, "cannot open: %s", cm_strerror(rc));
+        goto out;
+    }
+    rc = read_text(&zl, fp, &text);
+    if (rc != CM_OK)
+        goto out;
+    line = dns_zone_diag_parens(zl.text, zl.text_len, msg, sizeof(msg));
+    if (line > 0) {
+        rc = load_fail(&zl, line, CM_EPARSE, "%s", msg);
         goto out;
     }
     rc = read_records(&zl, fp, origin);
@@ -573,6 +668,7 @@ out:
     for (size_t i = 0; i < zl.rec_count; i++)
         free(zl.recs[i].rdata);
     free(zl.recs);
+    free(text);
     if (fp != NULL)
         fclose(fp);
     return rc;

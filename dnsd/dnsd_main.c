@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -25,6 +26,7 @@
 #include "common/cm_net.h"
 #include "common/cm_nofile.h"
 #include "common/cm_opts.h"
+#include "common/cm_priv.h"
 #include "common/cm_time.h"
 #include "dnsd/dns_ctl.h"
 #include "dnsd/dns_fed.h"
@@ -52,6 +54,7 @@ struct dnsd {
     struct dns_ctl_env env;
     struct event_base *base; /* owned */
     struct event *ev_hup, *ev_term, *ev_int, *ev_tick;
+    struct cm_priv priv; /* dnsd.user / dnsd.group, resolved at start */
 };
 
 static void usage(FILE *out)
@@ -130,6 +133,13 @@ static int dnsd_prepare(struct dnsd *d, char *err, size_t errlen)
     rc = load_conf_zone(d->config_path, &d->conf, &d->zone, err, errlen);
     if (rc != CM_OK)
         return rc;
+    if (d->conf->dnsd.group != NULL && d->conf->dnsd.user == NULL) {
+        snprintf(err, errlen, "%s: dnsd.group: needs dnsd.user", d->config_path);
+        return CM_ECONFIG;
+    }
+    rc = cm_priv_lookup(d->conf->dnsd.user, d->conf->dnsd.group, "dnsd", &d->priv, err, errlen);
+    if (rc != CM_OK)
+        return rc;
     d->state = dns_state_new(d->conf, d->conf->dnsd.state_file, apply_view, d);
     if (d->state == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -176,6 +186,17 @@ static bool str_equal(const char *a, const char *b)
     return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
+static bool exempt_equal(const struct cm_conf_dnsd_rrl *a, const struct cm_conf_dnsd_rrl *b)
+{
+    if (a->exempt_count != b->exempt_count)
+        return false;
+    for (size_t i = 0; i < a->exempt_count; i++) {
+        if (strcmp(a->exempt[i], b->exempt[i]) != 0)
+            return false;
+    }
+    return true;
+}
+
 /* Settings fixed at start: warn that changing them needs a restart. */
 static void reload_warn_fixed(const struct dnsd *d, const struct cm_conf *nconf)
 {
@@ -192,6 +213,15 @@ static void reload_warn_fixed(const struct dnsd *d, const struct cm_conf *nconf)
         cm_log_warn("reload: dnsd.control.listen changed; this needs a restart");
     if (!str_equal(o->state_file, n->state_file))
         cm_log_warn("reload: dnsd.state_file changed; this needs a restart");
+    if (!str_equal(o->user, n->user) || !str_equal(o->group, n->group))
+        cm_log_warn("reload: dnsd.user or dnsd.group changed; this needs a restart");
+    if (o->rrl.enabled != n->rrl.enabled ||
+        (n->rrl.enabled &&
+         (o->rrl.responses_per_second != n->rrl.responses_per_second ||
+          o->rrl.slip != n->rrl.slip || o->rrl.window_s != n->rrl.window_s ||
+          o->rrl.ipv4_prefix != n->rrl.ipv4_prefix || o->rrl.ipv6_prefix != n->rrl.ipv6_prefix ||
+          o->rrl.table_size != n->rrl.table_size || !exempt_equal(&o->rrl, &n->rrl))))
+        cm_log_warn("reload: dnsd.rrl changed; this needs a restart");
 }
 
 /* Counted for fedgslb_reloads_total and fedgslb_reload_last_success. */
@@ -276,6 +306,39 @@ static int dnsd_events(struct dnsd *d)
     return CM_OK;
 }
 
+/*
+ * Every socket is bound: become dnsd.user, then make sure what must be read
+ * or written later (state file, reload of config, zone and token) still is.
+ */
+static int dnsd_drop_privileges(struct dnsd *d, char *err, size_t errlen)
+{
+    const struct cm_conf_dnsd *dc = &d->conf->dnsd;
+    int rc;
+
+    if (!d->priv.enabled) {
+        if (geteuid() == 0)
+            cm_log_warn("running as root: set dnsd.user (and dnsd.group) to drop privileges "
+                        "once the sockets are bound");
+        return CM_OK;
+    }
+    rc = cm_priv_drop(&d->priv, err, errlen);
+    if (rc != CM_OK)
+        return rc;
+    rc = cm_priv_check_access(&d->priv, "dnsd.state_file", dc->state_file, true, err, errlen);
+    if (rc == CM_OK)
+        rc = cm_priv_check_access(&d->priv, "configuration", d->config_path, false, err, errlen);
+    if (rc == CM_OK)
+        rc = cm_priv_check_access(&d->priv, "dnsd.zone_file", dc->zone_file, false, err, errlen);
+    if (rc == CM_OK && dc->control.enabled)
+        rc = cm_priv_check_access(&d->priv, "dnsd.control.token_file", dc->control.token_file,
+                                  false, err, errlen);
+    if (rc != CM_OK)
+        return rc;
+    cm_log_info("privileges dropped: user=%s uid=%u gid=%u capabilities=none", d->priv.user,
+                (unsigned)getuid(), (unsigned)getgid());
+    return CM_OK;
+}
+
 static int dnsd_start(struct dnsd *d, char *err, size_t errlen)
 {
     const struct cm_conf_dnsd *dc = &d->conf->dnsd;
@@ -292,6 +355,9 @@ static int dnsd_start(struct dnsd *d, char *err, size_t errlen)
             return rc;
     }
     rc = dns_server_new(d->conf, d->view, &d->server, err, errlen);
+    if (rc != CM_OK)
+        return rc;
+    rc = dnsd_drop_privileges(d, err, errlen);
     if (rc != CM_OK)
         return rc;
     d->env.server = d->server;

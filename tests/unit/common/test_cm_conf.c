@@ -333,6 +333,50 @@ static void test_good_cidr(void **state)
     cm_conf_unref(c);
 }
 
+/* dnsd.rrl: absent = off; defaults when present; exempt CIDRs parsed; dnsd.user/group. */
+static void test_dnsd_rrl_and_user(void **state)
+{
+    struct cm_conf *c;
+
+    (void)state;
+    c = load_ok("{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z'}}");
+    assert_false(c->dnsd.rrl.present);
+    assert_false(c->dnsd.rrl.enabled);
+    assert_null(c->dnsd.user);
+    assert_null(c->dnsd.group);
+    cm_conf_unref(c);
+    c = load_ok("{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z', 'user': 'nobody',"
+                " 'group': 'nogroup', 'rrl': {'enabled': true,"
+                " 'exempt': ['127.0.0.0/8', '2001:db8::/32']}}}");
+    assert_true(c->dnsd.rrl.enabled);
+    assert_int_equal(c->dnsd.rrl.responses_per_second, 20);
+    assert_int_equal(c->dnsd.rrl.slip, 2);
+    assert_int_equal(c->dnsd.rrl.window_s, 15);
+    assert_int_equal(c->dnsd.rrl.ipv4_prefix, 24);
+    assert_int_equal(c->dnsd.rrl.ipv6_prefix, 56);
+    assert_int_equal(c->dnsd.rrl.table_size, 65536);
+    assert_int_equal(c->dnsd.rrl.exempt_count, 2);
+    assert_int_equal(c->dnsd.rrl.exempt_nets[0].family, AF_INET);
+    assert_int_equal(c->dnsd.rrl.exempt_nets[0].prefix_len, 8);
+    assert_int_equal(c->dnsd.rrl.exempt_nets[1].family, AF_INET6);
+    assert_int_equal(c->dnsd.rrl.exempt_nets[1].prefix_len, 32);
+    assert_string_equal(c->dnsd.user, "nobody");
+    assert_string_equal(c->dnsd.group, "nogroup");
+    cm_conf_unref(c);
+    expect_err("{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z', 'rrl': {'exempt':"
+               " ['10.0.0.1/8']}}}",
+               CM_ECONFIG,
+               "t.json: dnsd.rrl.exempt[0]: host bits set in \"10.0.0.1/8\" (the network is "
+               "10.0.0.0/8)");
+    expect_err("{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z', 'rrl': {'slip': 101}}}",
+               CM_ECONFIG, "t.json: dnsd.rrl.slip: must be between 0 and 100");
+    expect_err("{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z', 'rrl': {'ipv4_prefix':"
+               " 33}}}",
+               CM_ECONFIG, "t.json: dnsd.rrl.ipv4_prefix: must be between 8 and 32");
+    expect_err("{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z', 'rrl': {'rate': 5}}}",
+               CM_ECONFIG, "t.json: dnsd.rrl.rate: unknown key");
+}
+
 static void test_bad_address(void **state)
 {
     (void)state;
@@ -853,6 +897,7 @@ int main(void)
         cmocka_unit_test(test_bad_zone_for_region),
         cmocka_unit_test(test_bad_cidr),
         cmocka_unit_test(test_good_cidr),
+        cmocka_unit_test(test_dnsd_rrl_and_user),
         cmocka_unit_test(test_bad_address),
         cmocka_unit_test(test_out_of_range),
         cmocka_unit_test(test_wrong_type),

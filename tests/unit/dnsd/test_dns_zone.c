@@ -229,7 +229,9 @@ static void test_bad_zones(void **state)
     expect_error("@ IN SOA ns1 h 1 2 3 4 5\n"
                  "@ IN NS ns1\n"
                  "www.other.test. IN A 192.0.2.1\n",
-                 3, "www.other.test. is outside the zone origin");
+                 3,
+                 "www.other.test. is outside the zone origin fed.example.test. (the "
+                 "configuration's zone)");
     expect_error("@ IN SOA ns1 h 1 2 3 4 5\n"
                  "@ IN NS ns1\n"
                  "www IN CNAME ns1\n"
@@ -274,6 +276,61 @@ static void test_bad_zones(void **state)
     char err[256];
     assert_int_equal(dns_zone_load("/nonexistent/zone", ORIGIN, &z, err, sizeof(err)), CM_ENOENT);
     assert_non_null(strstr(err, "/nonexistent/zone: cannot open"));
+}
+
+#define HEAD "$TTL 300\n@ IN SOA ns1 h 1 2 3 4 5\n@ IN NS ns1\n"
+
+/* Syntax errors say where the problem starts, what the text is and what was expected. */
+static void test_actionable_errors(void **state)
+{
+    (void)state;
+    expect_error(HEAD "; comment\n"
+                      "\n"
+                      "ns1 IN A 192.0.2.1\n"
+                      "mail IN A 192.0.2.2\n"
+                      "host IN A 192.0.2.3\n"
+                      "www IN A 127.0.0.256\n",
+                 9, "\"127.0.0.256\" is not an IPv4 address (A record of www.fed.example.test.)");
+    expect_error("$TTL 300\n"
+                 "\n"
+                 "@ IN SOA ns1 hostmaster (\n"
+                 "    1 7200 900\n"
+                 "    1209600 60\n"
+                 "@ IN NS ns1\n"
+                 "www IN A 192.0.2.1\n",
+                 3, "unbalanced parentheses: \"(\" opened here is never closed");
+    expect_error(HEAD "www IN A 192.0.2.1 ) ; stray\n", 4,
+                 "unbalanced parentheses: \")\" without a \"(\" before it");
+    expect_error("$ORIGIN example.org.\n"
+                 "@ IN SOA ns1 h 1 2 3 4 5\n"
+                 "@ IN NS ns1\n",
+                 2,
+                 "the zone's apex is example.org. but the configuration's zone is "
+                 "fed.example.test.");
+    expect_error(HEAD "@ IN MX 70000 mail\n", 4,
+                 "\"70000\" is not a number from 0 to 65535 (MX record of fed.example.test.)");
+    expect_error(HEAD "host IN A 192.0.2.1\n"
+                      "     IN AAAA 2001:db8::zz\n",
+                 5,
+                 "\"2001:db8::zz\" is not an IPv6 address (AAAA record of "
+                 "host.fed.example.test.)");
+    expect_error(HEAD "www 60 IN MX 10\n", 4,
+                 "MX record of www.fed.example.test.: missing a domain name (field 2 of 2)");
+    expect_error(HEAD "www IN BOGUS 1\n", 4, "\"BOGUS\" is not a record type");
+    expect_error(HEAD "abs.fed.example.test. IN A 192.0.2.1 192.0.2.2\n", 4,
+                 "\"192.0.2.2\": unexpected extra data (A record of abs.fed.example.test.");
+    /* multi-line record: the line of the bad field, not of the record's start */
+    expect_error("$TTL 300\n"
+                 "@ IN SOA ns1 h (\n"
+                 "    1 7200\n"
+                 "    9x9 1209600 60 )\n"
+                 "@ IN NS ns1\n",
+                 4,
+                 "\"9x9\" is not a time in seconds (or like 1h30m) (SOA record of "
+                 "fed.example.test.)");
+    /* a quoted ")" or ";" is text, not syntax */
+    struct dns_zone *z = load_text(HEAD "t IN TXT \"a ) b ; c\"\n");
+    dns_zone_unref(z);
 }
 
 static void test_relative_origin_and_case(void **state)
@@ -324,11 +381,9 @@ static void test_repo_zone(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_load_and_find),
-        cmocka_unit_test(test_delegation_and_wildcard),
-        cmocka_unit_test(test_refcount),
-        cmocka_unit_test(test_bad_zones),
-        cmocka_unit_test(test_relative_origin_and_case),
+        cmocka_unit_test(test_load_and_find),     cmocka_unit_test(test_delegation_and_wildcard),
+        cmocka_unit_test(test_refcount),          cmocka_unit_test(test_bad_zones),
+        cmocka_unit_test(test_actionable_errors), cmocka_unit_test(test_relative_origin_and_case),
         cmocka_unit_test(test_repo_zone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
