@@ -7,11 +7,13 @@ records; another /24 (127.0.6.x) and an exempt one (127.0.7.0/24) are
 answered in full, and TCP is never limited. Bounded: a few thousand queries.
 """
 
+import os
 import select
 import socket
 import struct
 import time
 
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
@@ -29,21 +31,25 @@ WORKERS = 2
 @pytest.fixture(scope="module")
 def dnsd(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dnsd-rrl")
+    secret = os.path.join(str(tmp), "cookie.secret")
+    fedtest.write_secret(secret, "e5e973e5a6b2a43f48e7dc849e37bfcf")
     d = fedtest.start_dnsd(tmp, workers=WORKERS, rrl={
         "enabled": True, "responses_per_second": RATE, "slip": 2, "window_s": 5,
-        "exempt": ["127.0.7.0/24", "::1/128"]})
+        "exempt": ["127.0.7.0/24", "::1/128"]}, cookies={"secret_file": secret})
     yield d
     fedtest.finish(d)
 
 
-def flood(port, source, count, name="host." + Z, batch=64, sockets=16):
+def flood(port, source, count, name="host." + Z, batch=64, sockets=16, options=None):
     """@count A queries from @source as fast as the replies are read, spread
     over @sockets source ports (so that SO_REUSEPORT spreads them over the
     workers, as a spoofed flood with random ports would be).
 
     Returns (full, slipped, silent): full answers, TC=1 replies with no
     records, and queries that got nothing back."""
-    wire = bytearray(dns.message.make_query(name, "A", use_edns=False).to_wire())
+    q = (dns.message.make_query(name, "A", use_edns=0, options=options) if options
+         else dns.message.make_query(name, "A", use_edns=False))
+    wire = bytearray(q.to_wire())
     counts = {"full": 0, "slipped": 0}
     socks = []
 
@@ -140,3 +146,22 @@ def test_dnspython_retries_slipped_over_tcp(dnsd):
         seen_tc = seen_tc or used_tcp
         assert fedtest.addresses(r) == {"192.0.2.80"}
     assert seen_tc
+
+
+def test_valid_server_cookie_is_exempt(dnsd):
+    """A source that proved its address with a server cookie (RFC 7873) is not
+    limited, even from the flooded /24: a spoofer cannot know the cookie."""
+    client = bytes.fromhex("2464c4abcf10c957")
+    q = dns.message.make_query("host." + Z, "A", use_edns=0,
+                               options=[dns.edns.GenericOption(10, client)])
+    # over TCP (never limited): this /24 may still be in debt from the flood above
+    r = dns.query.tcp(q, "127.0.0.1", port=dnsd.dns_port, timeout=2, source="127.0.5.60")
+    cookie = [o for o in r.options if o.otype == 10][0].data
+    assert cookie[:8] == client and len(cookie) == 24
+    full, slipped, silent = flood(dnsd.dns_port, "127.0.5.60", 600,
+                                  options=[dns.edns.GenericOption(10, cookie)])
+    assert (full, slipped, silent) == (600, 0, 0)
+    # the same flood with the client cookie alone is limited
+    full, slipped, silent = flood(dnsd.dns_port, "127.0.5.61", 600,
+                                  options=[dns.edns.GenericOption(10, client)])
+    assert full < 600
