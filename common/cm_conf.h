@@ -171,6 +171,7 @@ struct cm_conf_dnsd {
     uint32_t tcp_max_conns;       /* default 1024 per worker, 1..65536 */
     uint32_t max_udp_size;        /* default 1232 (DNS flag day 2020), 512..4096 */
     struct cm_conf_control control;
+    uint32_t tcp_max_conns_per_source; /* default 16 per worker and /32 or /64, 0 = off */
 };
 
 struct cm_conf_health {
