@@ -7,9 +7,13 @@
  *   dns_server_new: opens, per worker   UDP: recvmmsg batch -> dns_query_process
  *     and per listen address, one UDP        -> sendmmsg, 4 batches per wakeup
  *     socket and one TCP listener with  TCP: accept (capped) -> conn from a
- *     SO_REUSEPORT (the kernel spreads       per-worker pool (<= tcp_max_conns),
- *     the load)                              2-byte framing, pipelined queries
- *   dns_server_set_view(view) --------->     answered in order, idle timeout
+ *     SO_REUSEPORT (the kernel spreads       per-worker pool (<= tcp_max_conns;
+ *     the load)                              when full, the least recently used
+ *                                            idle or partial one goes; a cap per
+ *                                            source), 2-byte framing, pipelined
+ *                                            queries answered in order, one
+ *                                            deadline per query cycle
+ *   dns_server_set_view(view) --------->
  *     mailbox + event_active per worker  view swap between two callbacks
  *   dns_server_stats: sums the workers'  single-writer counters
  *
