@@ -47,8 +47,10 @@
 #define TCP_WBUF_MARK     16384 /* stop reading while more output than this is queued */
 #define TCP_WBUF          (TCP_WBUF_MARK + TCP_MSG_MAX + 2)
 #define TCP_BACKLOG       256
-#define TCP_EVICT_SCAN    16 /* connections looked at for one eviction, at most */
-#define WORKER_LOOP_FDS   3  /* epoll, the cross-thread notification, one spare */
+#define WORKER_LOOP_FDS   3 /* epoll, the cross-thread notification, one spare */
+
+/* At most this many least recently used connections are looked at for one to close. */
+#define TCP_EVICT_SCAN 16
 
 struct worker_stats {
     _Atomic uint64_t queries[DNS_STAT_TRANSPORT_COUNT][DNS_STAT_QTYPE_COUNT];
@@ -92,13 +94,13 @@ struct tcp_conn {
     struct event ev_write;
     struct event ev_idle;
     struct sockaddr_storage peer;
-    struct dns_src_node src; /* in w->src when the per-source cap is on */
-    size_t rlen;             /* bytes in rbuf: zero or more length-prefixed queries */
-    size_t wpos;             /* wbuf[wpos, wlen) is still to be sent */
+    size_t rlen; /* bytes in rbuf: zero or more length-prefixed queries */
+    size_t wpos; /* wbuf[wpos, wlen) is still to be sent */
     size_t wlen;
     /* Active list, least recently used first (a cycle starts at accept and at
      * each answered query; reads alone are no use), or the freelist. */
     TAILQ_ENTRY(tcp_conn) link;
+    struct dns_src_node src; /* in w->src when the per-source cap is on */
     uint8_t rbuf[TCP_RBUF];
     uint8_t wbuf[TCP_WBUF];
 };

@@ -75,10 +75,10 @@ struct dns_server_stats {
     uint64_t ecs;                        /* queries whose ECS option was used */
     uint64_t dropped;                    /* packets not answered, or not sent */
     uint64_t tcp_accepted;               /* TCP connections accepted */
-    uint64_t tcp_refused;     /* refused: table (or the source's share) full of busy ones */
-    uint64_t tcp_closed_idle; /* closed by the idle timeout */
-    uint64_t tcp_evicted;     /* idle or partial, closed for a newcomer in a full table */
-    uint64_t tcp_source_cap;  /* newcomers from a source at dnsd.tcp_max_conns_per_source */
+    uint64_t tcp_refused;                /* refused: table or source full of busy ones */
+    uint64_t tcp_closed_idle;            /* closed by the idle timeout (query deadline) */
+    uint64_t tcp_evicted;                /* idle or partial, closed for a newcomer */
+    uint64_t tcp_source_cap;             /* newcomers from a source at its cap */
     uint64_t answers[DNS_STAT_SERVICES]; /* federated answers by service index */
     uint64_t fail_open[DNS_STAT_SERVICES];
     uint64_t fail_closed[DNS_STAT_SERVICES];
