@@ -148,6 +148,22 @@ struct cm_conf_control {
     struct cm_conf_control_tls tls;
 };
 
+/* DNS cookies (RFC 7873, RFC 9018 server cookies): dnsd.cookies. */
+#define CM_COOKIE_SECRET_LEN 16
+struct cm_conf_cookies {
+    bool enabled;               /* the section exists */
+    char *secret_file;          /* owned path: 32 hex digits, mode 0600; required */
+    char *previous_secret_file; /* owned path, NULL = none: still accepted while rotating */
+    bool require;               /* UDP queries with a client cookie but no valid server
+                                   cookie get BADCOOKIE (default false) */
+    uint8_t secret[CM_COOKIE_SECRET_LEN];   /* read from secret_file; never logged */
+    uint8_t previous[CM_COOKIE_SECRET_LEN]; /* read from previous_secret_file */
+    bool has_previous;
+};
+
+/* dnsd.nsid: the NSID payload (RFC 5001) as bytes, at most CM_NSID_MAX. */
+#define CM_NSID_MAX 128
+
 /* What fedgslb-health presents to https:// publish_to targets. */
 struct cm_conf_publish_tls {
     bool enabled;
@@ -160,16 +176,21 @@ struct cm_conf_dnsd {
     bool present;           /* the "dnsd" section exists */
     struct cm_addr *listen; /* owned array */
     size_t listen_count;
-    size_t region;                /* index; default region for unknown clients */
-    char *zone_file;              /* owned path, required when present */
-    uint32_t ttl_s;               /* default 30, 1..86400 */
-    uint32_t min_ttl_s;           /* default 5, 0..86400, <= ttl_s */
-    uint32_t workers;             /* default 2, 1..64 */
-    bool ecs;                     /* default true */
-    char *state_file;             /* owned path, NULL = none */
-    uint32_t tcp_idle_timeout_ms; /* default 10000 (RFC 7766 suggests ~10 s), 100..3600000 */
-    uint32_t tcp_max_conns;       /* default 1024 per worker, 1..65536 */
-    uint32_t max_udp_size;        /* default 1232 (DNS flag day 2020), 512..4096 */
+    size_t region;                  /* index; default region for unknown clients */
+    char *zone_file;                /* owned path, required when present */
+    uint32_t ttl_s;                 /* default 30, 1..86400 */
+    uint32_t min_ttl_s;             /* default 5, 0..86400, <= ttl_s */
+    uint32_t workers;               /* default 2, 1..64 */
+    bool ecs;                       /* default true */
+    char *state_file;               /* owned path, NULL = none */
+    uint32_t tcp_idle_timeout_ms;   /* default 10000 (RFC 7766 suggests ~10 s), 100..3600000 */
+    uint32_t tcp_max_conns;         /* default 1024 per worker, 1..65536 */
+    uint32_t max_udp_size;          /* default 1232 (DNS flag day 2020), 512..4096 */
+    char *nsid;                     /* owned: dnsd.nsid as written ("text" or "hex:..."),
+                                       NULL = none */
+    uint8_t nsid_data[CM_NSID_MAX]; /* the NSID payload decoded from nsid */
+    size_t nsid_len;                /* 0 = no NSID */
+    struct cm_conf_cookies cookies;
     struct cm_conf_control control;
     uint32_t tcp_max_conns_per_source; /* default 16 per worker and /32 or /64, 0 = off */
 };

@@ -480,6 +480,97 @@ static int publish_tls_post(struct cm_conf_parse *p, void *base)
     return CM_OK;
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes @len hex digits of @s into @out (@len / 2 bytes); false if not hex. */
+static bool hex_decode(const char *s, size_t len, uint8_t *out)
+{
+    if (len % 2 != 0)
+        return false;
+    for (size_t i = 0; i < len; i += 2) {
+        int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i / 2] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+/* A cookie secret file: 16 bytes as 32 hex digits, a file only its owner may
+ * read (cm_secret_read). The message names the file, never the content. */
+static int read_cookie_secret(struct cm_conf_parse *p, const char *path, uint8_t *out)
+{
+    char *text = NULL;
+    int rc = load_secret(p, path, &text);
+
+    if (rc != CM_OK)
+        return rc;
+    size_t len = strlen(text);
+    bool ok = len == 2 * CM_COOKIE_SECRET_LEN && hex_decode(text, len, out);
+    wipe_secret(&text);
+    if (!ok)
+        return cm_conf_fail(p,
+                            "%s: not a cookie secret (32 hex digits: 16 bytes, e.g. from "
+                            "\"openssl rand -hex 16\")",
+                            path);
+    return CM_OK;
+}
+
+static int cookie_secret(struct cm_conf_parse *p, void *base, void *field)
+{
+    return read_cookie_secret(p, *(char **)field, ((struct cm_conf_cookies *)base)->secret);
+}
+
+static int cookie_previous(struct cm_conf_parse *p, void *base, void *field)
+{
+    struct cm_conf_cookies *c = base;
+    int rc = read_cookie_secret(p, *(char **)field, c->previous);
+
+    c->has_previous = rc == CM_OK;
+    return rc;
+}
+
+static void cookies_release(void *base)
+{
+    struct cm_conf_cookies *c = base;
+
+    explicit_bzero(c->secret, sizeof(c->secret));
+    explicit_bzero(c->previous, sizeof(c->previous));
+}
+
+/* dnsd.nsid: text as is, or "hex:" and an even number of hex digits. */
+static int nsid_parse(struct cm_conf_parse *p, void *base, void *field)
+{
+    struct cm_conf_dnsd *d = base;
+    const char *s = *(char **)field;
+    size_t len = strlen(s);
+    char q[CM_CONF_QUOTE_MAX];
+
+    if (strncmp(s, "hex:", 4) == 0) {
+        if (len - 4 == 0 || len - 4 > 2 * CM_NSID_MAX || !hex_decode(s + 4, len - 4, d->nsid_data))
+            return cm_conf_fail(p,
+                                "%s: \"hex:\" must be followed by 2 to %d hex digits, an even "
+                                "number",
+                                cm_conf_quote(s, q, sizeof(q)), 2 * CM_NSID_MAX);
+        d->nsid_len = (len - 4) / 2;
+        return CM_OK;
+    }
+    if (len > CM_NSID_MAX)
+        return cm_conf_fail(p, "longer than %d bytes", CM_NSID_MAX);
+    memcpy(d->nsid_data, s, len);
+    d->nsid_len = len;
+    return CM_OK;
+}
+
 static int dnsd_post(struct cm_conf_parse *p, void *base)
 {
     const struct cm_conf_dnsd *d = base;
@@ -718,6 +809,29 @@ static const struct cm_conf_schema publish_tls_schema = {
     .post = publish_tls_post,
 };
 
+static const struct cm_conf_item cookies_items[] = {
+    {.key = "secret_file",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_cookies, secret_file),
+     .required = true,
+     .validate = cookie_secret},
+    {.key = "previous_secret_file",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_cookies, previous_secret_file),
+     .validate = cookie_previous},
+    {.key = "require",
+     .type = CM_CONF_BOOL,
+     .offset = offsetof(struct cm_conf_cookies, require),
+     .def_bool = false},
+};
+static const struct cm_conf_schema cookies_schema = {
+    .items = cookies_items,
+    .count = COUNT(cookies_items),
+    .section = true,
+    .present_offset = offsetof(struct cm_conf_cookies, enabled),
+    .release = cookies_release,
+};
+
 static const struct cm_conf_item dnsd_items[] = {
     {.key = "listen",
      .type = CM_CONF_ARRAY,
@@ -783,6 +897,14 @@ static const struct cm_conf_item dnsd_items[] = {
      .min = 512,
      .max = 4096,
      .def_uint = 1232},
+    {.key = "nsid",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_dnsd, nsid),
+     .validate = nsid_parse},
+    {.key = "cookies",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_dnsd, cookies),
+     .sub = &cookies_schema},
     {.key = "control",
      .type = CM_CONF_OBJECT,
      .offset = offsetof(struct cm_conf_dnsd, control),

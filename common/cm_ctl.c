@@ -138,6 +138,12 @@ static void reply_raw(struct cm_ctl_req *req, int code, const char *ctype, const
     ctl_conn_send(req, code, ctype, body, len);
 }
 
+void cm_ctl_reply_bytes(struct cm_ctl_req *req, int code, const char *ctype, const void *body,
+                        size_t len)
+{
+    reply_raw(req, code, ctype, body, len);
+}
+
 void cm_ctl_reply_header(struct cm_ctl_req *req, const char *name, const char *value)
 {
     if (strpbrk(name, "\r\n") != NULL || strpbrk(value, "\r\n") != NULL)

@@ -125,6 +125,9 @@ void cm_ctl_reply_json(struct cm_ctl_req *req, int code, json_t *doc);
 /** Replies with @code and {"error": reason}. */
 void cm_ctl_reply_error(struct cm_ctl_req *req, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/** Replies with @code, @ctype and @len bytes of @body (copied). */
+void cm_ctl_reply_bytes(struct cm_ctl_req *req, int code, const char *ctype, const void *body,
+                        size_t len);
 /** Adds a header to the coming reply (@name and @value: no CR or LF). */
 void cm_ctl_reply_header(struct cm_ctl_req *req, const char *name, const char *value);
 /** The request body copied into @body, NUL-terminated (CM_ETOOBIG past body->max). */

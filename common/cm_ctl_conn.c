@@ -145,10 +145,13 @@ void ctl_conn_send(struct cm_ctl_req *req, int code, const char *ctype, const ch
     req->code = code;
     if (code >= 100 && code < CTL_CODE_MAX)
         c->ctl->replies[code]++;
-    evbuffer_add_printf(out,
-                        "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                        "Cache-Control: no-store\r\n%s",
+    /* Replies are not cached unless the route says otherwise (the status page's assets). */
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s",
                         code, cm_http_reason(code), ctype, len,
+                        req->headers.len > 0 &&
+                                strcasestr(cm_buf_cstr(&req->headers), "Cache-Control:") != NULL
+                            ? ""
+                            : "Cache-Control: no-store\r\n",
                         c->close_after ? "Connection: close\r\n" : "");
     evbuffer_add(out, req->headers.data != NULL ? req->headers.data : "", req->headers.len);
     evbuffer_add(out, "\r\n", 2);

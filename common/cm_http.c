@@ -102,6 +102,7 @@ const char *cm_http_reason(int code)
         {100, "Continue"},
         {200, "OK"},
         {204, "No Content"},
+        {302, "Found"},
         {400, "Bad Request"},
         {401, "Unauthorized"},
         {403, "Forbidden"},

@@ -58,11 +58,12 @@ bool cm_log_parse_level(const char *s, enum cm_log_level *out)
     return false;
 }
 
-/* Appends @s to @buf as the inside of a JSON string; returns the new length. */
-static size_t json_escape(char *buf, size_t len, size_t cap, const char *s)
+/* Appends up to @n bytes of @s (stopping at a NUL) as the inside of a JSON string. */
+static size_t json_escape_n(char *buf, size_t len, size_t cap, const char *s, size_t n)
 {
-    for (; *s != '\0' && len + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
+    for (size_t i = 0; i < n && s[i] != '\0' && len + 7 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+
         if (c == '"' || c == '\\') {
             buf[len++] = '\\';
             buf[len++] = (char)c;
@@ -73,6 +74,143 @@ static size_t json_escape(char *buf, size_t len, size_t cap, const char *s)
         }
     }
     return len;
+}
+
+static bool is_key_char(char c, bool first)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+           (!first && ((c >= '0' && c <= '9') || c == '.' || c == '-'));
+}
+
+/* The keys of a JSON line itself: a pair with one of them stays in "msg". */
+static bool is_reserved_key(const char *k, size_t n)
+{
+    static const char *const reserved[] = {"ts", "component", "level", "msg"};
+
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+        if (strlen(reserved[i]) == n && memcmp(reserved[i], k, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * One pair at @p: key=value, the value a double-quoted string (backslash
+ * escapes) or a run of non-space bytes. Fills the spans and returns the byte
+ * after the pair, or NULL when @p does not start a pair.
+ */
+static const char *pair_parse(const char *p, const char **key, size_t *key_len, const char **val,
+                              size_t *val_len, bool *quoted)
+{
+    const char *k = p;
+
+    if (!is_key_char(*p, true))
+        return NULL;
+    while (is_key_char(*p, false))
+        p++;
+    if (*p != '=' || is_reserved_key(k, (size_t)(p - k)))
+        return NULL;
+    *key = k;
+    *key_len = (size_t)(p - k);
+    p++;
+    *quoted = *p == '"';
+    if (*quoted) {
+        *val = ++p;
+        while (*p != '\0' && *p != '"')
+            p += p[0] == '\\' && p[1] != '\0' ? 2 : 1;
+        if (*p != '"')
+            return NULL;
+        *val_len = (size_t)(p - *val);
+        p++;
+    } else {
+        *val = p;
+        while (*p != '\0' && *p != ' ')
+            p++;
+        *val_len = (size_t)(p - *val);
+    }
+    return *p == ' ' || *p == '\0' ? p : NULL;
+}
+
+/* Whether everything from @p to the end is space-separated pairs. */
+static bool pairs_to_end(const char *p)
+{
+    const char *k, *v;
+    size_t kl, vl;
+    bool q;
+
+    if (*p == '\0')
+        return false;
+    while (*p != '\0') {
+        p = pair_parse(p, &k, &kl, &v, &vl, &q);
+        if (p == NULL)
+            return false;
+        while (*p == ' ')
+            p++;
+    }
+    return true;
+}
+
+/* Where the trailing key=value pairs of @msg begin; NULL when there are none. */
+static const char *pairs_start(const char *msg)
+{
+    for (const char *p = msg; *p != '\0'; p++) {
+        if ((p == msg || p[-1] == ' ') && *p != ' ' && pairs_to_end(p))
+            return p;
+    }
+    return NULL;
+}
+
+/* A value from between quotes: its backslash escapes undone. */
+static size_t json_unquote(char *buf, size_t len, size_t cap, const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] == '\\' && i + 1 < n)
+            i++;
+        len = json_escape_n(buf, len, cap, v + i, 1);
+    }
+    return len;
+}
+
+/*
+ * The JSON line: {"ts", "component", "level", "msg", then one key per
+ * trailing key=value pair of the message} ("view built: serial=3 fed_names=7"
+ * gives "msg":"view built","serial":"3","fed_names":"7"). Values stay strings.
+ */
+static size_t json_line(char *line, size_t cap, const char *ts, enum cm_log_level level,
+                        const char *msg)
+{
+    const char *pairs = pairs_start(msg);
+    size_t msg_len = pairs != NULL ? (size_t)(pairs - msg) : strlen(msg);
+    size_t len;
+    int n;
+
+    while (pairs != NULL && msg_len > 0 && (msg[msg_len - 1] == ' ' || msg[msg_len - 1] == ':'))
+        msg_len--;
+    n = snprintf(line, cap, "{\"ts\":\"%s\",\"component\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts,
+                 log_cfg.component, level_names[level]);
+    len = json_escape_n(line, (size_t)n, cap - 3, msg, msg_len);
+    line[len++] = '"';
+    for (const char *p = pairs; p != NULL && *p != '\0';) {
+        const char *k, *v;
+        size_t kl, vl;
+        bool q;
+
+        p = pair_parse(p, &k, &kl, &v, &vl, &q);
+        if (len + kl + 8 >= cap - 3)
+            break;
+        line[len++] = ',';
+        line[len++] = '"';
+        len = json_escape_n(line, len, cap - 3, k, kl);
+        memcpy(line + len, "\":\"", 3);
+        len += 3;
+        len =
+            q ? json_unquote(line, len, cap - 4, v, vl) : json_escape_n(line, len, cap - 4, v, vl);
+        line[len++] = '"';
+        while (*p == ' ')
+            p++;
+    }
+    memcpy(line + len, "}\n", 2);
+    return len + 2;
 }
 
 __attribute__((format(printf, 2, 0))) static void log_vwrite(enum cm_log_level level,
@@ -95,12 +233,7 @@ __attribute__((format(printf, 2, 0))) static void log_vwrite(enum cm_log_level l
     snprintf(ts + n, sizeof(ts) - (size_t)n, ".%03ldZ", now.tv_nsec / 1000000);
 
     if (log_cfg.format == CM_LOG_JSON) {
-        n = snprintf(line, sizeof(line),
-                     "{\"ts\":\"%s\",\"component\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts,
-                     log_cfg.component, level_names[level]);
-        len = json_escape(line, (size_t)n, sizeof(line) - 3, msg);
-        memcpy(line + len, "\"}\n", 3);
-        len += 3;
+        len = json_line(line, sizeof(line), ts, level, msg);
     } else {
         n = snprintf(line, sizeof(line), "%s %s %s: %s\n", ts, log_cfg.component,
                      level_names[level], msg);

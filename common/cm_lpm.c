@@ -31,6 +31,7 @@ struct lpm_node {
     uint32_t child[2]; /* indexes into cm_lpm.nodes, LPM_NONE when absent */
     uint32_t value;    /* valid when has_value */
     bool has_value;    /* a prefix ends exactly here */
+    uint8_t max_len;   /* longest prefix inserted at or below this node */
 };
 
 struct cm_lpm {
@@ -116,6 +117,8 @@ int cm_lpm_insert(struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned 
     for (unsigned d = 0; d < prefix_len; d++) {
         unsigned b = addr_bit(addr, d);
 
+        if (lpm->nodes[node].max_len < prefix_len)
+            lpm->nodes[node].max_len = (uint8_t)prefix_len;
         next = lpm->nodes[node].child[b];
         if (next == LPM_NONE) {
             int rc = node_add(lpm, &next);
@@ -129,6 +132,8 @@ int cm_lpm_insert(struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned 
     }
     lpm->nodes[node].value = value;
     lpm->nodes[node].has_value = true;
+    if (lpm->nodes[node].max_len < prefix_len)
+        lpm->nodes[node].max_len = (uint8_t)prefix_len;
     return CM_OK;
 }
 
@@ -136,19 +141,23 @@ int cm_lpm_insert(struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned 
  * The walk follows the address bit by bit and remembers the deepest node with
  * a value. It stops at depth d for one of two reasons:
  *
- *  - d == addr_bits: the address has no more bits. scope_len = addr_bits. If
- *    longer prefixes exist below this node, the result is only valid for the
- *    bits we were given; RFC 7871 §7.2.1 lets the scope exceed the source
- *    prefix length to say "ask me with more bits", but a client that cannot be
- *    located more precisely gets the same answer whatever its remaining bits
- *    are, so we echo the source length and never claim more than we used.
- *  - the child for bit d is missing. If the node has no children at all,
- *    nothing deeper can match any address sharing these d bits: scope_len = d.
- *    If the other child exists, bit d decided that we do not go there:
- *    scope_len = d + 1 (<= addr_bits, since d < addr_bits).
+ *  - the child for bit d is missing (d < addr_bits). If the node has no
+ *    children at all, nothing deeper can match any address sharing these d
+ *    bits: scope_len = d. If the other child exists, bit d decided that we do
+ *    not go there: scope_len = d + 1 (<= addr_bits).
+ *  - d == addr_bits: the address has no more bits. Without children below,
+ *    scope_len = addr_bits: every address sharing them gets this result.
+ *    With children below, the source prefix covers more-specific prefixes
+ *    that this address might or might not fall in: the result is the
+ *    covering match (the longest prefix containing the whole source
+ *    prefix), which is right only for the part no deeper prefix claims, and
+ *    scope_len is the length of the longest prefix below (node max_len),
+ *    > addr_bits: the number of bits a lookup needs to decide inside this
+ *    source prefix (RFC 7871 §7.2.1: "not specific enough, ask with more").
  *
- * In both cases every address that shares the first scope_len bits walks the
- * same path to the same stop, hence gets the same result (found or not).
+ * When scope_len <= addr_bits, every address that shares the first scope_len
+ * bits walks the same path to the same stop, hence gets the same result
+ * (found or not).
  */
 bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned addr_bits,
                    struct cm_lpm_result *res)
@@ -171,7 +180,8 @@ bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, un
             res->matched_len = (uint8_t)d;
         }
         if (d == addr_bits) {
-            res->scope_len = (uint8_t)addr_bits;
+            bool below = n->child[0] != LPM_NONE || n->child[1] != LPM_NONE;
+            res->scope_len = (uint8_t)(below ? n->max_len : addr_bits);
             break;
         }
         b = addr_bit(addr, d);

@@ -5,9 +5,13 @@
  *
  * Built once, then read-only: lookups never allocate and may run from any
  * number of threads at once. The lookup also says how many leading bits of the
- * address decided the result (scope_len), which is what an EDNS Client Subnet
- * answer must echo as its SCOPE PREFIX-LENGTH (RFC 7871 §7.2.1): every address
- * sharing those bits gets the same result.
+ * address decide the result (scope_len), which is what an EDNS Client Subnet
+ * answer must echo as its SCOPE PREFIX-LENGTH (RFC 7871 §7.2.1). Either
+ * scope_len <= the bits given, and every address sharing scope_len bits gets
+ * the same result; or scope_len > the bits given (an ECS source prefix shorter
+ * than prefixes inside it): the result is then the covering match of the
+ * whole source prefix, valid only for clients that give no more bits, and
+ * scope_len is the length of the longest prefix inside the source prefix.
  */
 #ifndef COMMON_CM_LPM_H
 #define COMMON_CM_LPM_H
@@ -21,7 +25,8 @@ struct cm_lpm_result {
     bool found;          /* some prefix matched */
     uint32_t value;      /* the matched prefix's value (valid when found) */
     uint8_t matched_len; /* the matched prefix's length (valid when found) */
-    uint8_t scope_len;   /* leading bits of the address that decided the result */
+    uint8_t scope_len;   /* leading bits of the address that decide the result; may
+                            exceed the bits given (see above) */
 };
 
 /** A new empty table; NULL on allocation failure. */
@@ -40,8 +45,9 @@ int cm_lpm_insert(struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned 
 /**
  * Finds the longest prefix containing the first @addr_bits bits of @addr
  * (32 or 128 for a full address; an ECS SOURCE PREFIX-LENGTH otherwise).
- * Prefixes longer than @addr_bits never match. Fills @res and returns
- * res->found.
+ * Prefixes longer than @addr_bits never match (the result is the covering
+ * match of the source prefix); they make scope_len longer than @addr_bits.
+ * Fills @res and returns res->found.
  */
 bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned addr_bits,
                    struct cm_lpm_result *res);

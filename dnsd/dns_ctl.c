@@ -33,12 +33,14 @@
 #include "common/cm_state.h"
 #include "common/cm_str.h"
 #include "common/cm_time.h"
+#include "common/cm_ui.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_rank.h"
 #include "dnsd/dns_server.h"
 #include "dnsd/dns_state.h"
 #include "dnsd/dns_view.h"
+#include "dnsd/dns_wire.h"
 #include "dnsd/dns_zone.h"
 
 #define EXPLAIN_EDNS_SIZE 4096
@@ -297,8 +299,10 @@ static const char *rcode_name(unsigned rcode)
 {
     const ldns_lookup_table *lt;
 
-    if (rcode == 16)
+    if (rcode == DNS_RCODE_BADVERS)
         return "BADVERS";
+    if (rcode == DNS_RCODE_BADCOOKIE)
+        return "BADCOOKIE";
     lt = ldns_lookup_by_id(ldns_rcodes, (int)rcode);
     return lt != NULL ? lt->name : "unknown";
 }
@@ -346,7 +350,7 @@ static json_t *explain_response(const struct dns_view *view, const ldns_rdf *qna
     memset(&info, 0, sizeof(info));
     info.service = -1;
     rlen = dns_query_process(view, q, qlen, resp, 65535, (const struct sockaddr *)&c->addr.ss,
-                             false, &info);
+                             false, &info, (uint32_t)time(NULL));
     if (rlen == 0) {
         out = json_pack("{s:s}", "error", "no response (the query would be dropped)");
         goto out;
@@ -805,6 +809,7 @@ static void metrics(void *arg, struct cm_buf *out)
     cm_metrics_sample(out, "fedgslb_dns_view_serial", NULL,
                       env->view != NULL ? (double)env->view->serial : 0);
     metrics_state(env, out);
+    dns_ctl_metrics_health(env, out);
     cm_metrics_family(out, "fedgslb_dns_zone_names", "gauge", "Owner names in the static zone.");
     cm_metrics_sample(out, "fedgslb_dns_zone_names", NULL,
                       env->view != NULL ? (double)dns_zone_name_count(env->view->zone) : 0);
@@ -840,6 +845,11 @@ int dns_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
         rc = cm_ctl_route(dc->ctl, CM_HTTP_GET, "/v1/explain", CM_CTL_READ, route_explain, env);
     if (rc == CM_OK)
         rc = cm_ctl_route(dc->ctl, CM_HTTP_GET, "/v1/answers", CM_CTL_READ, route_answers, env);
+    if (rc == CM_OK)
+        rc = cm_ctl_route(dc->ctl, CM_HTTP_GET, "/v1/topology", CM_CTL_READ, dns_ctl_route_topology,
+                          env);
+    if (rc == CM_OK)
+        rc = cm_ui_register(dc->ctl, "dnsd.html");
     if (rc != CM_OK) {
         errf(err, errlen, "control API: cannot register routes: %s", cm_strerror(rc));
         goto out;

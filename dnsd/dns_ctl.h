@@ -18,6 +18,9 @@
  *   GET  /v1/answers                per service: every member's merged
  *                                   verdict and, per client region, what
  *                                   its global name answers (dns_rank)
+ *   GET  /v1/topology               regions, zones, members, static latency
+ *                                   and all-down policies (dns_topo.c)
+ *   GET  /ui/                       the status page (common/cm_ui.h)
  *   GET  /metrics                   dnsd's Prometheus families
  *
  * The routes read a struct dns_ctl_env owned by the main program, which
@@ -27,11 +30,14 @@
 #ifndef DNSD_DNS_CTL_H
 #define DNSD_DNS_CTL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <event2/event.h>
 #include <jansson.h>
+
+#include "common/cm_ctl.h"
 
 struct cm_conf_control;
 struct dns_ctl;
@@ -45,7 +51,14 @@ struct dns_ctl_env {
     struct dns_view *view;     /* borrowed: the view the workers were last handed */
     uint64_t table_builds;     /* views built successfully since start */
     double last_build_s;       /* duration of the last successful build */
+    uint64_t reloads_ok;       /* SIGHUP reloads that took the new configuration */
+    uint64_t reloads_failed;   /* and those that kept the old one */
+    bool reload_last_failed;   /* the last reload attempt failed */
+    double reload_last_unix_s; /* wall time of the last attempt, 0 when none */
 };
+
+/* Services with per-service series on /metrics at most (dns_metrics.c). */
+#define DNS_METRICS_SERVICES 2000
 
 /**
  * Binds the control listener described by @conf on @base and registers the
@@ -91,5 +104,13 @@ int dns_ctl_explain_region(const struct dns_ctl_env *env, const char *name, cons
  * in *out; CM_EAGAIN (no view) or CM_ENOMEM with a reason in @err.
  */
 int dns_ctl_answers(const struct dns_ctl_env *env, json_t **out, char *err, size_t errlen);
+
+/** Appends the health families (verdicts, RTT, reloads, state file): dns_metrics.c. */
+void dns_ctl_metrics_health(const struct dns_ctl_env *env, struct cm_buf *out);
+
+/** The /v1/topology document (new reference; NULL on allocation failure). */
+json_t *dns_ctl_topology(const struct dns_ctl_env *env);
+/** The /v1/topology route (cm_ctl_route_fn; @arg is the env). */
+void dns_ctl_route_topology(void *arg, struct cm_ctl_req *req, const char *path_rest);
 
 #endif /* DNSD_DNS_CTL_H */

@@ -1135,7 +1135,9 @@ enum dns_fed_match dns_fed_lookup(const struct dns_fed *fed, const uint8_t *qnam
     out->negative_ttl = ans->ttl;
     out->fail_open = ans->fail_open;
     out->fail_closed = ans->fail_closed;
-    out->client_dependent = !ni->uniform || ans->slots != FED_NONE;
+    out->region_dependent = !ni->uniform;
+    out->subnet_dependent = ans->slots != FED_NONE;
+    out->client_dependent = out->region_dependent || out->subnet_dependent;
     if (ans->variant_count == 0)
         return DNS_FED_NAME;
     vi = ans->variant;

@@ -60,8 +60,9 @@ struct dns_fed_answer {
     const struct dns_rrset *rrset; /* A or AAAA for the qtype; NULL with cname == NULL:
                                       NODATA */
     uint32_t negative_ttl;         /* TTL of the SOA in a NODATA answer */
-    bool client_dependent;         /* the answer depends on the client's region/subnet
-                                      (drives the ECS scope) */
+    bool client_dependent;         /* region_dependent || subnet_dependent */
+    bool region_dependent;         /* another client region may get another answer */
+    bool subnet_dependent;         /* tied members: the client subnet hash picks one */
     bool fail_open;                /* nothing healthy: all members answered */
     bool fail_closed;              /* nothing healthy: NODATA by policy */
     int service;                   /* index in the table's service list, for metrics */

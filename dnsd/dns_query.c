@@ -19,6 +19,7 @@
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_lpm.h"
+#include "dnsd/dns_cookie.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_view.h"
 #include "dnsd/dns_wire.h"
@@ -32,7 +33,8 @@
 #define TYPE_TKEY       249
 #define TYPE_TSIG       250
 #define MAX_ADDITIONAL  16
-#define REQ_FLAGS_KEPT  (0x7800u | DNS_FLAG_RD | DNS_FLAG_CD) /* opcode, RD, CD */
+#define OPCODE_MASK     0x7800u
+#define REQ_FLAGS_KEPT  (OPCODE_MASK | DNS_FLAG_RD | DNS_FLAG_CD) /* opcode, RD, CD */
 
 enum step_result {
     STEP_DONE = 0,  /* the answer is complete */
@@ -49,11 +51,15 @@ struct qctx {
     struct dns_client_loc loc;
     uint16_t flags;        /* flags to set in the header at the end */
     uint8_t rcode;         /* extended rcode */
-    bool client_dependent; /* some part of the answer depends on the client */
+    bool region_dependent; /* a record written depends on the client's region */
+    bool subnet_dependent; /* a record written depends on the client's subnet hash */
     const uint8_t *next;   /* CNAME target after STEP_CHASE, borrowed */
     size_t next_len;
     const struct dns_node *added[MAX_ADDITIONAL]; /* nodes already in additional */
     unsigned added_count;
+    uint8_t cookie[DNS_COOKIE_CLIENT_LEN + DNS_COOKIE_OURS_LEN]; /* COOKIE to send */
+    uint8_t cookie_len;                                          /* 0: none */
+    bool nsid;                                                   /* send our NSID */
 };
 
 static uint16_t max_udp(const struct dns_view *view)
@@ -119,7 +125,6 @@ void dns_query_locate(const struct dns_view *view, int family, const uint8_t *ad
     struct cm_lpm_result res;
     unsigned max_bits = family == AF_INET ? 32 : 128;
     unsigned hash_bits = family == AF_INET ? HASH_BITS_V4 : HASH_BITS_V6;
-    uint8_t scope = 0;
 
     memset(&res, 0, sizeof(res));
     if (addr_bits > max_bits)
@@ -132,13 +137,17 @@ void dns_query_locate(const struct dns_view *view, int family, const uint8_t *ad
             loc->region = res.value;
             loc->how = from_ecs ? "ecs client_networks" : "source address client_networks";
         }
-        scope = res.scope_len;
     }
-    if (hash_bits > addr_bits)
-        hash_bits = addr_bits;
-    loc->client_hash = subnet_hash(family, addr, hash_bits);
-    /* The answer may depend on the region (lpm scope) and on the subnet hash. */
-    loc->scope_len = scope > hash_bits ? scope : (uint8_t)hash_bits;
+    /* lpm scope: how many bits decide the region; more than addr_bits when
+     * the ECS source prefix covers networks of other regions (cm_lpm.h). */
+    loc->region_scope = res.scope_len;
+    /* The hash reads hash_bits bits (fewer if that is all we have); a shorter
+     * source still says hash_bits, so that resolvers keep such an answer to
+     * clients who send as few bits (RFC 7871 §7.3.1) and do not hand it to
+     * other subnets, which would hash elsewhere. */
+    loc->subnet_scope = (uint8_t)hash_bits;
+    loc->client_hash = subnet_hash(family, addr, hash_bits < addr_bits ? hash_bits : addr_bits);
+    loc->scope_len = loc->region_scope > loc->subnet_scope ? loc->region_scope : loc->subnet_scope;
 }
 
 static void locate_client(struct qctx *q, const struct sockaddr *client)
@@ -168,6 +177,8 @@ static void locate_client(struct qctx *q, const struct sockaddr *client)
     q->loc.region = q->view->default_region;
     q->loc.client_hash = 0;
     q->loc.scope_len = 0;
+    q->loc.region_scope = 0;
+    q->loc.subnet_scope = 0;
     q->loc.how = "dnsd.region default";
 }
 
@@ -291,11 +302,15 @@ static enum step_result fed_answer(struct qctx *q, const struct dns_fed_answer *
     q->info->fail_closed = q->info->fail_closed || fa->fail_closed;
     if (fa->member >= 0)
         q->info->member = fa->member;
-    if (fa->client_dependent)
-        q->client_dependent = true;
     if (q->qtype == DNS_TYPE_ANY)
         q->qtype = DNS_TYPE_A; /* a federated name answers ANY as A, chase included */
     q->flags |= DNS_FLAG_AA;
+    /* Only records make an answer client-specific: a NODATA (no AAAA, an MX
+     * query, fail-closed) carries scope 0 so that resolvers share it. */
+    if (fa->cname != NULL || fa->rrset != NULL) {
+        q->region_dependent = q->region_dependent || fa->region_dependent;
+        q->subnet_dependent = q->subnet_dependent || fa->subnet_dependent;
+    }
     if (fa->cname != NULL)
         return write_cname(q, owner, owner_len, fa->cname);
     if (fa->rrset != NULL) {
@@ -409,28 +424,127 @@ static enum step_result resolve(struct qctx *q)
     return STEP_DONE;
 }
 
+/*
+ * The ECS SCOPE PREFIX-LENGTH of the answer (RFC 7871 §7.2.1): 0 unless ECS
+ * located the client and a record written depends on where the client is;
+ * then the bits that decide what was written: the region's (lpm) scope,
+ * the subnet hash's, or both. Static data, answers identical for every
+ * region and negative answers without records get 0.
+ */
+static uint8_t ecs_scope(const struct qctx *q)
+{
+    uint8_t scope = 0;
+
+    if (!q->info->ecs)
+        return 0;
+    if (q->region_dependent)
+        scope = q->loc.region_scope;
+    if (q->subnet_dependent && q->loc.subnet_scope > scope)
+        scope = q->loc.subnet_scope;
+    return scope;
+}
+
 /* ---- responses ---- */
 
 static uint16_t base_flags(const struct dns_request *req)
 {
+    /* RD and CD are defined for QUERY only (RFC 1035 §4.1.1, RFC 4035 §3.2):
+     * a reply to any other opcode echoes ID, QR and the opcode, nothing more. */
+    if (req->opcode != DNS_OPCODE_QUERY)
+        return (uint16_t)(DNS_FLAG_QR | (req->flags & OPCODE_MASK));
     return (uint16_t)(DNS_FLAG_QR | (req->flags & REQ_FLAGS_KEPT));
 }
 
-/* Bytes kept free for the OPT RR while the sections are written. */
-static size_t opt_reserve(const struct dns_request *req)
-{
-    return req->edns.present ? dns_writer_opt_len(&req->edns.ecs) : 0;
-}
-
-/* Writes OPT when the query had one; the ECS option is echoed with @scope. */
-static void finish_opt(struct qctx *q, uint8_t scope)
+/* The response's OPT: the ECS option echoed with @scope, our cookie, NSID. */
+static struct dns_opt_out opt_out(const struct qctx *q, uint8_t scope)
 {
     const struct dns_edns *e = &q->req->edns;
+    const struct cm_conf *conf = q->view->conf;
+    struct dns_opt_out o = {.udp_size = max_udp(q->view),
+                            .ext_rcode = q->rcode,
+                            .do_bit = e->do_bit,
+                            .ecs = &e->ecs,
+                            .ecs_scope = scope};
 
-    if (!e->present)
+    if (q->cookie_len > 0) {
+        o.cookie = q->cookie;
+        o.cookie_len = q->cookie_len;
+    }
+    if (q->nsid && conf != NULL && conf->dnsd.nsid_len > 0) {
+        o.nsid = conf->dnsd.nsid_data;
+        o.nsid_len = (uint16_t)conf->dnsd.nsid_len;
+    }
+    return o;
+}
+
+/* Bytes kept free for the OPT RR while the sections are written. */
+static size_t opt_reserve(const struct qctx *q)
+{
+    struct dns_opt_out o = opt_out(q, 0);
+
+    return q->req->edns.present ? dns_writer_opt_len(&o) : 0;
+}
+
+/* Writes OPT when the query had one. */
+static void finish_opt(struct qctx *q, uint8_t scope)
+{
+    struct dns_opt_out o = opt_out(q, scope);
+
+    if (!q->req->edns.present)
         return;
-    dns_writer_set_cap(&q->w, q->w.cap + opt_reserve(q->req));
-    (void)dns_writer_opt(&q->w, max_udp(q->view), q->rcode, e->do_bit, &e->ecs, scope);
+    dns_writer_set_cap(&q->w, q->w.cap + opt_reserve(q));
+    (void)dns_writer_opt(&q->w, &o);
+}
+
+/* The client's address as cookies hash it (IPv4-mapped counts as IPv4). */
+static size_t client_ip(const struct sockaddr *client, const uint8_t **ip)
+{
+    if (client != NULL && client->sa_family == AF_INET) {
+        *ip = (const uint8_t *)&((const struct sockaddr_in *)(const void *)client)->sin_addr;
+        return 4;
+    }
+    if (client != NULL && client->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)client)->sin6_addr;
+        *ip = a->s6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            *ip += 12;
+            return 4;
+        }
+        return 16;
+    }
+    *ip = NULL;
+    return 0;
+}
+
+/*
+ * DNS cookies (RFC 7873 §5.2, RFC 9018): with dnsd.cookies configured, a
+ * query carrying a COOKIE option gets its client cookie back with a fresh
+ * server cookie made with the current secret; a server cookie of ours (made
+ * with the current or the previous secret, and fresh) marks the query
+ * cookie_valid. Returns false when the query must get BADCOOKIE instead of
+ * an answer: dnsd.cookies.require, over UDP, without a valid server cookie.
+ */
+static bool cookie_process(struct qctx *q, const struct sockaddr *client, bool tcp, uint32_t now_s)
+{
+    const struct dns_cookie *c = &q->req->edns.cookie;
+    const struct cm_conf *conf = q->view->conf;
+    const uint8_t *ip;
+    size_t ip_len = client_ip(client, &ip);
+
+    if (!c->present || conf == NULL || !conf->dnsd.cookies.enabled)
+        return true;
+    const struct cm_conf_cookies *cf = &conf->dnsd.cookies;
+    const uint8_t *server = c->data + DNS_COOKIE_CLIENT_LEN;
+    size_t server_len = c->len - DNS_COOKIE_CLIENT_LEN;
+    bool valid = dns_cookie_check(cf->secret, c->data, server, server_len, ip, ip_len, now_s) ||
+                 (cf->has_previous &&
+                  dns_cookie_check(cf->previous, c->data, server, server_len, ip, ip_len, now_s));
+
+    q->info->cookie_valid = valid;
+    memcpy(q->cookie, c->data, DNS_COOKIE_CLIENT_LEN);
+    dns_cookie_make(cf->secret, c->data, ip, ip_len, now_s, q->cookie + DNS_COOKIE_CLIENT_LEN);
+    q->cookie_len = DNS_COOKIE_CLIENT_LEN + DNS_COOKIE_OURS_LEN;
+    return valid || tcp || !cf->require;
 }
 
 /* An error response: header, the question if it parsed, OPT if it parsed. */
@@ -439,7 +553,7 @@ static size_t error_response(struct qctx *q, uint8_t *resp, size_t limit, uint8_
     const struct dns_request *req = q->req;
 
     q->rcode = rcode;
-    dns_writer_init(&q->w, resp, limit - opt_reserve(req));
+    dns_writer_init(&q->w, resp, limit - opt_reserve(q));
     if (dns_writer_header(&q->w, req->id, base_flags(req), req->has_question) != CM_OK)
         return 0;
     if (req->has_question &&
@@ -458,7 +572,7 @@ static size_t answer_response(struct qctx *q, uint8_t *resp, size_t limit,
 
     locate_client(q, client);
     q->info->region = q->loc.region;
-    dns_writer_init(&q->w, resp, limit - opt_reserve(req));
+    dns_writer_init(&q->w, resp, limit - opt_reserve(q));
     if (dns_writer_header(&q->w, req->id, base_flags(req), true) != CM_OK ||
         dns_writer_question(&q->w, req->qname, req->qname_len, req->qtype, req->qclass) != CM_OK)
         return 0;
@@ -471,17 +585,14 @@ static size_t answer_response(struct qctx *q, uint8_t *resp, size_t limit,
     }
     dns_writer_set_flags(&q->w, q->flags, 0);
     dns_writer_set_rcode(&q->w, (uint8_t)(q->rcode & 0x0F));
-    uint8_t scope = 0;
-    if (q->info->ecs && q->client_dependent)
-        scope = q->loc.scope_len;
-    finish_opt(q, scope);
+    finish_opt(q, ecs_scope(q));
     q->info->rcode = q->rcode;
     return dns_writer_finish(&q->w);
 }
 
 size_t dns_query_process(const struct dns_view *view, const uint8_t *req, size_t req_len,
                          uint8_t *resp, size_t resp_cap, const struct sockaddr *client, bool tcp,
-                         struct dns_query_info *info)
+                         struct dns_query_info *info, uint32_t now_s)
 {
     struct dns_query_info scratch;
     struct dns_request r;
@@ -513,6 +624,9 @@ size_t dns_query_process(const struct dns_view *view, const uint8_t *req, size_t
         return error_response(&q, resp, limit, DNS_RCODE_FORMERR);
     if (r.edns.present && r.edns.version > 0)
         return error_response(&q, resp, limit, DNS_RCODE_BADVERS);
+    q.nsid = r.edns.nsid;
+    if (!cookie_process(&q, client, tcp, now_s))
+        return error_response(&q, resp, limit, DNS_RCODE_BADCOOKIE);
     if (r.qtype == DNS_TYPE_OPT || r.qtype == TYPE_TKEY || r.qtype == TYPE_TSIG)
         return error_response(&q, resp, limit, DNS_RCODE_FORMERR);
     if (r.qclass != DNS_CLASS_IN || r.qtype == DNS_TYPE_AXFR || r.qtype == DNS_TYPE_IXFR ||

@@ -20,7 +20,15 @@
  *  - UDP: at most the client's EDNS size (min 512, max dnsd.max_udp_size),
  *    TC=1 when the answer does not fit; TCP: up to 65535;
  *  - EDNS Client Subnet: used for location when dnsd.ecs, echoed with a
- *    SCOPE PREFIX-LENGTH (0 for answers that do not depend on the client).
+ *    SCOPE PREFIX-LENGTH: the bits that decide the records written (region:
+ *    cm_lpm scope, longer than the source when the source covers networks of
+ *    other regions; tied members: the /24 or /56 hash), 0 for answers that
+ *    hold for every client (static data, uniform names, NODATA, NXDOMAIN);
+ *  - COOKIE (RFC 7873, RFC 9018 server cookies) with dnsd.cookies: a fresh
+ *    server cookie in every response to a query with a client cookie; a
+ *    malformed option is FORMERR; BADCOOKIE over UDP under cookies.require;
+ *  - NSID (RFC 5001): dnsd.nsid, when the query has an empty NSID option;
+ *  - replies to opcodes other than QUERY carry ID, QR and opcode only.
  */
 #ifndef DNSD_DNS_QUERY_H
 #define DNSD_DNS_QUERY_H
@@ -34,32 +42,40 @@ struct dns_view;
 
 /* What happened, for the caller's metrics. */
 struct dns_query_info {
-    uint16_t qtype;   /* 0 when no question was parsed */
-    uint8_t rcode;    /* extended rcode (BADVERS = 16) */
-    bool tc;          /* truncated */
-    bool ecs;         /* an ECS option was present and used */
-    bool federated;   /* answered from the federated table */
-    bool fail_open;   /* the answer failed open */
-    bool fail_closed; /* the answer failed closed (NODATA by policy) */
-    int service;      /* federated service index, -1 otherwise */
-    int member;       /* conf member index answered, -1 when none or several */
-    unsigned region;  /* client region used */
+    uint16_t qtype;    /* 0 when no question was parsed */
+    uint8_t rcode;     /* extended rcode (BADVERS = 16) */
+    bool tc;           /* truncated */
+    bool ecs;          /* an ECS option was present and used */
+    bool cookie_valid; /* a client cookie with a valid server cookie of ours (RFC 7873,
+                          RFC 9018): the source address is proven (RRL exempts it) */
+    bool federated;    /* answered from the federated table */
+    bool fail_open;    /* the answer failed open */
+    bool fail_closed;  /* the answer failed closed (NODATA by policy) */
+    int service;       /* federated service index, -1 otherwise */
+    int member;        /* conf member index answered, -1 when none or several */
+    unsigned region;   /* client region used */
 };
 
 /**
  * Answers @req (@req_len bytes) from @client over UDP (@tcp false) or TCP.
  * Writes the response into @resp (@resp_cap bytes, at least 512; 65535 for
- * TCP) and returns its length, or 0 when nothing must be sent.
+ * TCP) and returns its length, or 0 when nothing must be sent. @now_s is the
+ * wall clock in seconds since the epoch (DNS cookie timestamps, RFC 9018),
+ * read by the caller so that this function makes no system call.
  */
 size_t dns_query_process(const struct dns_view *view, const uint8_t *req, size_t req_len,
                          uint8_t *resp, size_t resp_cap, const struct sockaddr *client, bool tcp,
-                         struct dns_query_info *info);
+                         struct dns_query_info *info, uint32_t now_s);
 
 /** Client location as the query path computes it, for /v1/explain. */
 struct dns_client_loc {
     unsigned region;      /* region index */
     uint32_t client_hash; /* subnet hash used to pick among tied members */
-    uint8_t scope_len;    /* ECS scope prefix length that the location implies */
+    uint8_t scope_len;    /* max(region_scope, subnet_scope) */
+    uint8_t region_scope; /* bits that decide the region (cm_lpm scope_len; may
+                             exceed an ECS source prefix shorter than the
+                             client_networks inside it) */
+    uint8_t subnet_scope; /* bits the subnet hash reads: 24 (IPv4) / 56 (IPv6) */
     const char *how;      /* static text: "ecs client_networks", "source address
                              client_networks", "dnsd.region default" */
 };

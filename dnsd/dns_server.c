@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -289,6 +290,7 @@ static int udp_batch(struct dns_worker *w, int fd)
                                cm_strerror(cm_err_from_errno(e)));
         return 0;
     }
+    uint32_t now_s = (uint32_t)time(NULL); /* cookie timestamps: one read per batch */
     for (int i = 0; i < n; i++) {
         const struct msghdr *h = &w->rmsg[i].msg_hdr;
         uint8_t *resp = w->sbufs + (size_t)out * w->resp_cap;
@@ -302,7 +304,7 @@ static int udp_batch(struct dns_worker *w, int fd)
             continue;
         }
         len = dns_query_process(w->view, w->riov[i].iov_base, w->rmsg[i].msg_len, resp, w->resp_cap,
-                                (const struct sockaddr *)&w->names[i], false, &info);
+                                (const struct sockaddr *)&w->names[i], false, &info, now_s);
         count_query(w, DNS_STAT_UDP, &info, len);
         if (len == 0)
             continue;
@@ -444,8 +446,9 @@ static void conn_process(struct tcp_conn *c)
             break;
         }
         query_info_init(&info);
-        len = dns_query_process(w->view, c->rbuf + pos + 2, mlen, c->wbuf + c->wlen + 2,
-                                TCP_MSG_MAX, (const struct sockaddr *)&c->peer, true, &info);
+        len =
+            dns_query_process(w->view, c->rbuf + pos + 2, mlen, c->wbuf + c->wlen + 2, TCP_MSG_MAX,
+                              (const struct sockaddr *)&c->peer, true, &info, (uint32_t)time(NULL));
         count_query(w, DNS_STAT_TCP, &info, len);
         if (len > 0) {
             c->wbuf[c->wlen] = (uint8_t)(len >> 8);

@@ -60,7 +60,7 @@ enum dns_stat_transport {
     DNS_STAT_TRANSPORT_COUNT = 2,
 };
 
-#define DNS_STAT_RCODES   24   /* rcodes 0..22 counted each; 23 = anything higher */
+#define DNS_STAT_RCODES   25   /* rcodes 0..23 (BADCOOKIE) counted each; 24 = anything higher */
 #define DNS_STAT_SERVICES 1024 /* federated services counted by table index */
 #define DNS_STAT_MEMBERS  256  /* members counted by conf index */
 

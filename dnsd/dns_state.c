@@ -43,7 +43,10 @@ struct dns_state {
     size_t v_count;
     bool *drained; /* owned, conf->member_count entries (NULL when 0 members) */
     struct cm_merged *merged;
-    bool all_silent; /* every vantage is past expiry; warned once */
+    bool all_silent;        /* every vantage is past expiry; warned once */
+    uint64_t save_failures; /* state file writes that failed */
+    bool save_last_failed;  /* the last write failed */
+    bool quiet;             /* the change being committed repeats what is held */
 };
 
 /* A change being prepared: what the store will hold if apply accepts it. */
@@ -192,8 +195,11 @@ static int commit(struct dns_state *st, struct candidate *c, char *err, size_t e
         st->conf = cm_conf_ref(c->conf);
     }
     rc = dns_state_save(st);
-    if (rc != CM_OK)
+    st->save_last_failed = rc != CM_OK;
+    if (rc != CM_OK) {
+        st->save_failures++;
         cm_log_warn("state file %s: cannot write: %s", st->path, cm_strerror(rc));
+    }
     return CM_OK;
 fail:
     cm_merged_free(merged);
@@ -231,6 +237,25 @@ static ssize_t vantage_find(const struct vantage *v, size_t count, const char *n
             return (ssize_t)i;
     }
     return -1;
+}
+
+/* Whether @a and @b differ only in generation and generated_at. */
+static bool same_content(const struct cm_state *a, const struct cm_state *b)
+{
+    json_t *ca = json_copy(a->json);
+    json_t *cb = json_copy(b->json);
+    bool same = false;
+
+    if (ca != NULL && cb != NULL) {
+        json_object_del(ca, "generation");
+        json_object_del(ca, "generated_at");
+        json_object_del(cb, "generation");
+        json_object_del(cb, "generated_at");
+        same = json_equal(ca, cb);
+    }
+    json_decref(ca);
+    json_decref(cb);
+    return same;
 }
 
 int dns_state_put(struct dns_state *st, const char *text, size_t len, const char *writer,
@@ -279,10 +304,14 @@ int dns_state_put(struct dns_state *st, const char *text, size_t len, const char
     }
     accepted = doc;
     doc = NULL; /* the candidate owns it now */
+    /* A new generation saying what the held one says changes nothing: debug. */
+    st->quiet = held >= 0 && same_content(st->v[held].doc, accepted);
     rc = commit(st, &c, err, errlen);
     if (rc == CM_OK) /* the store owns it now */
-        cm_log_info("state accepted: vantage=%s generation=%" PRIu64, accepted->vantage,
-                    accepted->generation);
+        cm_log_at(st->quiet ? CM_LOG_DEBUG : CM_LOG_INFO,
+                  "state accepted: vantage=%s generation=%" PRIu64 " changed=%s", accepted->vantage,
+                  accepted->generation, st->quiet ? "false" : "true");
+    st->quiet = false;
 out:
     cm_state_free(doc);
     return rc;
@@ -443,6 +472,21 @@ bool dns_state_is_drained(const struct dns_state *st, size_t member)
 struct cm_conf *dns_state_conf(const struct dns_state *st)
 {
     return st->conf;
+}
+
+uint64_t dns_state_save_failures(const struct dns_state *st)
+{
+    return st->save_failures;
+}
+
+bool dns_state_save_last_failed(const struct dns_state *st)
+{
+    return st->save_last_failed;
+}
+
+bool dns_state_is_quiet(const struct dns_state *st)
+{
+    return st->quiet;
 }
 
 size_t dns_state_vantage_count(const struct dns_state *st)

@@ -122,6 +122,15 @@ void dns_state_drains(const struct dns_state *st, struct dns_drains *out);
 bool dns_state_is_drained(const struct dns_state *st, size_t member);
 struct cm_conf *dns_state_conf(const struct dns_state *st);
 
+/** State file writes that failed since start, and whether the last one did. */
+uint64_t dns_state_save_failures(const struct dns_state *st);
+bool dns_state_save_last_failed(const struct dns_state *st);
+/**
+ * True while apply runs for a document that repeats the held one (only its
+ * generation and generated_at differ): the caller may log at debug.
+ */
+bool dns_state_is_quiet(const struct dns_state *st);
+
 size_t dns_state_vantage_count(const struct dns_state *st);
 /** The @i-th held document and when it was accepted (monotonic ms). */
 const struct cm_state *dns_state_vantage(const struct dns_state *st, size_t i,

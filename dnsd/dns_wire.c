@@ -149,6 +149,19 @@ static bool parse_ecs(const uint8_t *d, size_t olen, struct dns_ecs *ecs)
     return true;
 }
 
+static bool parse_cookie(const uint8_t *d, size_t olen, struct dns_cookie *c)
+{
+    if (c->present)
+        return false;
+    if (olen != DNS_COOKIE_CLIENT_LEN &&
+        (olen < DNS_COOKIE_CLIENT_LEN + DNS_COOKIE_SERVER_MIN || olen > DNS_COOKIE_MAX))
+        return false; /* RFC 7873 §5.2.2: FORMERR */
+    memcpy(c->data, d, olen);
+    c->len = (uint8_t)olen;
+    c->present = true;
+    return true;
+}
+
 /* Reads an OPT RR whose fixed part starts at @fixed; its RDATA ends at @end. */
 static bool parse_opt(const uint8_t *pkt, size_t fixed, size_t end, struct dns_edns *edns)
 {
@@ -172,6 +185,10 @@ static bool parse_opt(const uint8_t *pkt, size_t fixed, size_t end, struct dns_e
             return false;
         if (code == DNS_EDNS_OPT_ECS && !parse_ecs(pkt + o, olen, &edns->ecs))
             return false;
+        if (code == DNS_EDNS_OPT_COOKIE && !parse_cookie(pkt + o, olen, &edns->cookie))
+            return false;
+        if (code == DNS_EDNS_OPT_NSID && olen == 0)
+            edns->nsid = true; /* a non-empty NSID in a query is ignored (RFC 5001 §2.1) */
         o += olen;
     }
     return true;
@@ -483,38 +500,68 @@ int dns_writer_rrset(struct dns_writer *w, enum dns_section sec, const uint8_t *
     return CM_OK;
 }
 
-size_t dns_writer_opt_len(const struct dns_ecs *ecs)
+static size_t cookie_len(const struct dns_opt_out *o)
+{
+    return o->cookie != NULL && o->cookie_len <= DNS_COOKIE_MAX ? o->cookie_len : 0;
+}
+
+static size_t nsid_len(const struct dns_opt_out *o)
+{
+    return o->nsid != NULL && o->nsid_len <= DNS_NSID_MAX ? o->nsid_len : 0;
+}
+
+size_t dns_writer_opt_len(const struct dns_opt_out *o)
 {
     size_t n = 11;
 
-    if (ecs != NULL && ecs->present)
-        n += 4 + 4 + (ecs->source_len + 7u) / 8u;
+    if (o->ecs != NULL && o->ecs->present)
+        n += 4 + 4 + (o->ecs->source_len + 7u) / 8u;
+    if (cookie_len(o) > 0)
+        n += 4 + cookie_len(o);
+    if (nsid_len(o) > 0)
+        n += 4 + nsid_len(o);
     return n;
 }
 
-int dns_writer_opt(struct dns_writer *w, uint16_t udp_size, uint16_t ext_rcode, bool do_bit,
-                   const struct dns_ecs *ecs, uint8_t scope_len)
+/* One option: code, length, data; returns the bytes written. */
+static size_t put_option(uint8_t *p, uint16_t code, const uint8_t *data, size_t len)
 {
-    size_t n = dns_writer_opt_len(ecs);
+    wr16(p, code);
+    wr16(p + 2, (uint16_t)len);
+    if (len > 0)
+        memcpy(p + 4, data, len);
+    return 4 + len;
+}
+
+int dns_writer_opt(struct dns_writer *w, const struct dns_opt_out *opt)
+{
+    size_t n = dns_writer_opt_len(opt);
 
     if (!room(w, n) || w->counts[DNS_SEC_ADDITIONAL] == 0xFFFF)
         return CM_ENOSPC;
     uint8_t *o = w->buf + w->len;
+    size_t off = 11;
     o[0] = 0; /* root owner */
     wr16(o + 1, DNS_TYPE_OPT);
-    wr16(o + 3, udp_size);
-    wr32(o + 5, (uint32_t)((ext_rcode >> 4) & 0xFF) << 24 | (do_bit ? OPT_DO_BIT : 0));
+    wr16(o + 3, opt->udp_size);
+    wr32(o + 5, (uint32_t)((opt->ext_rcode >> 4) & 0xFF) << 24 | (opt->do_bit ? OPT_DO_BIT : 0));
     wr16(o + 9, (uint16_t)(n - 11));
-    if (ecs != NULL && ecs->present) {
+    if (opt->ecs != NULL && opt->ecs->present) {
+        const struct dns_ecs *ecs = opt->ecs;
         size_t addr_len = (ecs->source_len + 7u) / 8u;
-        wr16(o + 11, DNS_EDNS_OPT_ECS);
-        wr16(o + 13, (uint16_t)(4 + addr_len));
-        wr16(o + 15, ecs->family);
-        o[17] = ecs->source_len;
-        o[18] = scope_len;
-        memcpy(o + 19, ecs->addr, addr_len);
+        wr16(o + off, DNS_EDNS_OPT_ECS);
+        wr16(o + off + 2, (uint16_t)(4 + addr_len));
+        wr16(o + off + 4, ecs->family);
+        o[off + 6] = ecs->source_len;
+        o[off + 7] = opt->ecs_scope;
+        memcpy(o + off + 8, ecs->addr, addr_len);
+        off += 8 + addr_len;
     }
-    w->len += n;
+    if (cookie_len(opt) > 0)
+        off += put_option(o + off, DNS_EDNS_OPT_COOKIE, opt->cookie, cookie_len(opt));
+    if (nsid_len(opt) > 0)
+        off += put_option(o + off, DNS_EDNS_OPT_NSID, opt->nsid, nsid_len(opt));
+    w->len += off;
     w->counts[DNS_SEC_ADDITIONAL]++;
     return CM_OK;
 }

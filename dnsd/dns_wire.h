@@ -9,7 +9,10 @@
  * looked up: the header, exactly one question whose name is read without
  * compression (label <= 63, name <= 255), the answer and authority sections
  * skipped with bounds checks, and the additional section scanned for one OPT
- * RR (RFC 6891) with its EDNS Client Subnet option (RFC 7871 §6).
+ * RR (RFC 6891) with its EDNS Client Subnet (RFC 7871 §6), COOKIE (RFC 7873
+ * §4: 8 or 16..40 bytes, else FORMERR) and NSID (RFC 5001) options. A second
+ * ECS or COOKIE option is FORMERR, as a second OPT is: which one to believe is
+ * not ours to guess.
  *
  * Writer: struct dns_writer writes a response into a caller's buffer with a
  * hard cap. Names are compressed against the names already written (a small
@@ -31,12 +34,19 @@
 
 #include "dnsd/dns_rrset.h"
 
-#define DNS_HEADER_LEN   12
-#define DNS_LABEL_MAX    63
-#define DNS_WIRE_NAMEMAX 255 /* same as DNS_NAME_MAX in dns_zone.h */
-#define DNS_UDP_MIN      512 /* RFC 1035 §4.2.1 */
-#define DNS_EDNS_OPT_ECS 8   /* RFC 7871 */
-#define DNS_TYPE_DS      43
+#define DNS_HEADER_LEN        12
+#define DNS_LABEL_MAX         63
+#define DNS_WIRE_NAMEMAX      255 /* same as DNS_NAME_MAX in dns_zone.h */
+#define DNS_UDP_MIN           512 /* RFC 1035 §4.2.1 */
+#define DNS_EDNS_OPT_ECS      8   /* RFC 7871 */
+#define DNS_EDNS_OPT_NSID     3   /* RFC 5001 */
+#define DNS_EDNS_OPT_COOKIE   10  /* RFC 7873 */
+#define DNS_COOKIE_CLIENT_LEN 8
+#define DNS_COOKIE_SERVER_MIN 8
+#define DNS_COOKIE_SERVER_MAX 32
+#define DNS_COOKIE_MAX        (DNS_COOKIE_CLIENT_LEN + DNS_COOKIE_SERVER_MAX)
+#define DNS_NSID_MAX          128 /* longest NSID payload we send (dnsd.nsid) */
+#define DNS_TYPE_DS           43
 
 /* Header flag bits (second and third header bytes as one 16-bit word). */
 #define DNS_FLAG_QR 0x8000u
@@ -54,7 +64,8 @@ enum dns_rcode {
     DNS_RCODE_NXDOMAIN = 3,
     DNS_RCODE_NOTIMP = 4,
     DNS_RCODE_REFUSED = 5,
-    DNS_RCODE_BADVERS = 16, /* extended: needs an OPT RR */
+    DNS_RCODE_BADVERS = 16,   /* extended: needs an OPT RR */
+    DNS_RCODE_BADCOOKIE = 23, /* extended (RFC 7873 §8) */
 };
 
 enum dns_opcode {
@@ -82,13 +93,23 @@ struct dns_ecs {
     uint8_t addr[16];   /* the address, zero-padded beyond source_len */
 };
 
+/* COOKIE as received (RFC 7873 §4): a client cookie (8 bytes), then possibly
+ * a server cookie (8..32 bytes); any other length is FORMERR. */
+struct dns_cookie {
+    bool present;
+    uint8_t len;                  /* 8, or 16..40 */
+    uint8_t data[DNS_COOKIE_MAX]; /* client cookie, then server cookie */
+};
+
 struct dns_edns {
     bool present;      /* one valid OPT RR at root was read */
     uint16_t udp_size; /* requestor's payload size (as sent, may be < 512) */
     uint8_t ext_rcode; /* upper 8 bits of the extended rcode */
     uint8_t version;
     bool do_bit;
+    bool nsid; /* an empty NSID option asks for our NSID (RFC 5001 §2.1) */
     struct dns_ecs ecs;
+    struct dns_cookie cookie;
 };
 
 /* A parsed query. Pointers borrow from the packet given to dns_wire_parse(). */
@@ -169,16 +190,28 @@ int dns_writer_question(struct dns_writer *w, const uint8_t *qname, size_t qname
 int dns_writer_rrset(struct dns_writer *w, enum dns_section sec, const uint8_t *owner,
                      size_t owner_len, const struct dns_rrset *rs, uint32_t ttl);
 
-/**
- * Writes an OPT RR into the additional section: our @udp_size, the upper bits
- * of @ext_rcode, version 0, @do_bit, and, when @ecs is non-NULL and present,
- * an ECS option echoing family, source prefix and address with @scope_len.
- */
-int dns_writer_opt(struct dns_writer *w, uint16_t udp_size, uint16_t ext_rcode, bool do_bit,
-                   const struct dns_ecs *ecs, uint8_t scope_len);
+/* What a response's OPT RR carries. Pointers are borrowed for the call. */
+struct dns_opt_out {
+    uint16_t udp_size;         /* our payload size */
+    uint16_t ext_rcode;        /* its upper 8 bits go in the OPT TTL */
+    bool do_bit;               /* echoed */
+    const struct dns_ecs *ecs; /* echoed with ecs_scope when non-NULL and present */
+    uint8_t ecs_scope;
+    const uint8_t *cookie; /* COOKIE option data (client | server cookie), NULL: none */
+    uint8_t cookie_len;    /* <= DNS_COOKIE_MAX */
+    const uint8_t *nsid;   /* NSID option data, NULL: none */
+    uint16_t nsid_len;     /* <= DNS_NSID_MAX */
+};
 
-/** Bytes dns_writer_opt() needs for these arguments. */
-size_t dns_writer_opt_len(const struct dns_ecs *ecs);
+/**
+ * Writes an OPT RR into the additional section: udp_size, the upper bits of
+ * ext_rcode, version 0, DO, then the ECS, COOKIE and NSID options that @o
+ * names. CM_ENOSPC leaves the writer unchanged.
+ */
+int dns_writer_opt(struct dns_writer *w, const struct dns_opt_out *o);
+
+/** Bytes dns_writer_opt() needs for @o. */
+size_t dns_writer_opt_len(const struct dns_opt_out *o);
 
 struct dns_wmark dns_writer_mark(const struct dns_writer *w);
 void dns_writer_rollback(struct dns_writer *w, struct dns_wmark m);

@@ -81,10 +81,12 @@ static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *m
     }
     dt = cm_mono_us() - t0;
     d->serial++;
-    cm_log_info("view built: serial=%" PRIu64 " fed_names=%zu zone_names=%zu services=%zu "
-                "build_us=%" PRIu64,
-                view->serial, dns_fed_name_count(view->fed), dns_zone_name_count(view->zone),
-                dns_fed_service_count(view->fed), dt);
+    /* A push that repeats what is held rebuilds the same table: debug then. */
+    cm_log_at(d->state != NULL && dns_state_is_quiet(d->state) ? CM_LOG_DEBUG : CM_LOG_INFO,
+              "view built: serial=%" PRIu64 " fed_names=%zu zone_names=%zu services=%zu "
+              "build_us=%" PRIu64,
+              view->serial, dns_fed_name_count(view->fed), dns_zone_name_count(view->zone),
+              dns_fed_service_count(view->fed), dt);
     if (d->server != NULL)
         dns_server_set_view(d->server, view);
     dns_view_unref(d->view);
@@ -193,6 +195,14 @@ static void reload_warn_fixed(const struct dnsd *d, const struct cm_conf *nconf)
         cm_log_warn("reload: dnsd.state_file changed; this needs a restart");
 }
 
+/* Counted for fedgslb_reloads_total and fedgslb_reload_last_success. */
+static void reload_failed(struct dnsd *d, const char *err)
+{
+    d->env.reloads_failed++;
+    d->env.reload_last_failed = true;
+    cm_log_error("reload failed: %s; keeping the old configuration", err);
+}
+
 static void dnsd_reload(struct dnsd *d)
 {
     struct cm_conf *nconf = NULL;
@@ -201,9 +211,10 @@ static void dnsd_reload(struct dnsd *d)
     int rc;
 
     cm_log_info("reload: reading %s", d->config_path);
+    d->env.reload_last_unix_s = (double)time(NULL);
     rc = load_conf_zone(d->config_path, &nconf, &nzone, err, sizeof(err));
     if (rc != CM_OK) {
-        cm_log_error("reload failed: %s; keeping the old configuration", err);
+        reload_failed(d, err);
         return;
     }
     reload_warn_fixed(d, nconf);
@@ -211,7 +222,7 @@ static void dnsd_reload(struct dnsd *d)
     rc = dns_state_set_conf(d->state, nconf, err, sizeof(err));
     d->next_zone = NULL;
     if (rc != CM_OK) {
-        cm_log_error("reload failed: %s; keeping the old configuration", err);
+        reload_failed(d, err);
         dns_zone_unref(nzone);
         cm_conf_unref(nconf);
         return;
@@ -222,6 +233,8 @@ static void dnsd_reload(struct dnsd *d)
     d->zone = nzone;
     cm_conf_unref(d->conf);
     d->conf = nconf;
+    d->env.reloads_ok++;
+    d->env.reload_last_failed = false;
     cm_log_info("reload done: serial=%" PRIu64 " services=%zu members=%zu zone_names=%zu",
                 d->serial, nconf->service_count, nconf->member_count, dns_zone_name_count(nzone));
 }

@@ -31,6 +31,7 @@
 #include "common/cm_opts.h"
 #include "common/cm_str.h"
 #include "common/cm_time.h"
+#include "common/cm_ui.h"
 #include "health/hc_cluster.h"
 #include "health/hc_http.h"
 #include "health/hc_k8s.h"
@@ -651,6 +652,8 @@ static int start(struct health *h, struct hc_kube_target **targets, char *err, s
     offer(h);
     if (h->conf->health.control.enabled) {
         rc = cm_ctl_new(h->base, &h->conf->health.control, &cbs, &h->ctl, err, errlen);
+        if (rc == CM_OK)
+            rc = cm_ui_register(h->ctl, "state.html");
         if (rc != CM_OK)
             return rc;
     }

@@ -23,6 +23,7 @@
 #include "common/cm_net.h"
 #include "common/cm_nofile.h"
 #include "common/cm_opts.h"
+#include "common/cm_ui.h"
 #include "lbproxy/lbp_proxy.h"
 #include "lbproxy/lbp_tls.h"
 
@@ -224,6 +225,8 @@ static int proxyd_start(struct proxyd *d, char *err, size_t errlen)
         cm_log_warn("state file: %s", err);
     if (pc->control.enabled) {
         rc = cm_ctl_new(d->base, &pc->control, &cbs, &d->ctl, err, errlen);
+        if (rc == CM_OK)
+            rc = cm_ui_register(d->ctl, "state.html");
         if (rc != CM_OK)
             return rc;
     }

@@ -70,6 +70,8 @@ fi
 
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
+echo "status page: $ctl/ui/ (open it in a browser; it refreshes itself)"
+
 push_state() {
     curl -fsS -X PUT -H "Authorization: Bearer $token" --data-binary @"$1" "$ctl/v1/state" >/dev/null
 }

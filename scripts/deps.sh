@@ -12,6 +12,10 @@ PACKAGES=(
     # tests
     libcmocka-dev python3 python3-dnspython python3-pytest
     dnsutils knot-dnsutils ldnsutils dnsperf curl openssl iproute2 procps
+    # resolver tests run their own unbound on a loopback port (never the system service)
+    unbound
+    # the status page in a real browser; alert rules (promtool ships in prometheus)
+    chromium chromium-driver python3-selenium prometheus
 )
 
 missing=()
@@ -31,4 +35,28 @@ fi
 echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# Debian's unbound and prometheus packages enable and start system services
+# (a resolver on port 53, a server on 9090). The tests start their own on
+# loopback ports with their own configs, so the packages must not start
+# anything: a policy-rc.d that refuses every start during the install (unless
+# one is already there, as in containers), then the services disabled and
+# stopped in case systemd started them anyway.
+policy=/usr/sbin/policy-rc.d
+own_policy=
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+    own_policy=1
+fi
+rc=0
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+[ -n "$own_policy" ] && $SUDO rm -f "$policy"
+[ "$rc" -eq 0 ] || exit "$rc"
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now unbound.service unbound-resolvconf.service \
+        prometheus.service >/dev/null 2>&1 || true
+elif [ -x /etc/init.d/prometheus ]; then
+    $SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
+fi

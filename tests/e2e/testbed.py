@@ -522,6 +522,8 @@ def main():
                                                               bed.CLIENT_ECS[r])
                                      for r in bed.REGIONS))
         note("added RTT (ms): within a region 20, US-EU 80, US-JP 150, EU-JP 220")
+        note("status pages (open in a browser): ns1 %s/ui/, ns2 %s/ui/, proxy %s/ui/"
+             % (tb.ns1_url, tb.ns2_url, tb.proxy_url))
         sc = Scenario(bed, tb, os.path.join(build, "fedgslbctl"))
         if a.drain:
             st, _ = tb.ctl.drain(a.drain)
@@ -540,6 +542,7 @@ def main():
             note(" ".join("'%s'" % x if "%" in x or "\n" in x else x
                           for x in c.curl_argv(tb.lb_ip["eur"])))
             note("%s --config %s status" % (sc.ctl_exe, tb.ctl_config()))
+            note("status page: %s/ui/" % tb.ns1_url)
             note("Ctrl-C stops everything.")
             try:
                 while True:

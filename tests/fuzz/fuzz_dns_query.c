@@ -2,7 +2,8 @@
 /*
  * fuzz_dns_query.c -- dns_query_process on arbitrary bytes, over UDP and TCP,
  * against a small static zone (written to /tmp once at start) and a
- * client_networks table with two prefixes; no federated table. Every
+ * client_networks table with two prefixes, DNS cookies (require on for the
+ * first UDP pass) and an NSID; no federated table. Every
  * response must respect its size limit, echo the ID, and be a DNS message
  * that ldns can decode.
  */
@@ -23,6 +24,8 @@
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_view.h"
 #include "dnsd/dns_zone.h"
+
+#define FUZZ_NOW 1559731985u /* a fixed clock: runs are reproducible */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -78,6 +81,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fz.conf.region_count = 3;
     fz.conf.dnsd.ecs = true;
     fz.conf.dnsd.max_udp_size = 1232;
+    /* cookies (RFC 9018 appendix A secret) and the longest NSID: every option
+     * path and the largest OPT the writer makes */
+    fz.conf.dnsd.cookies.enabled = true;
+    memcpy(fz.conf.dnsd.cookies.secret,
+           "\xe5\xe9\x73\xe5\xa6\xb2\xa4\x3f\x48\xe7\xdc\x84\x9e\x37\xbf\xcf", 16);
+    memset(fz.conf.dnsd.cookies.previous, 0x42, 16);
+    fz.conf.dnsd.cookies.has_previous = true;
+    memset(fz.conf.dnsd.nsid_data, 'n', sizeof(fz.conf.dnsd.nsid_data));
+    fz.conf.dnsd.nsid_len = sizeof(fz.conf.dnsd.nsid_data);
     fz.view.conf = &fz.conf;
     fz.view.lpm = cm_lpm_new();
     if (fz.view.lpm == NULL || cm_lpm_insert(fz.view.lpm, AF_INET, net4, 16, 1) != CM_OK ||
@@ -113,13 +125,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&client, 0, sizeof(client));
     client.sin_family = AF_INET;
     client.sin_addr.s_addr = htonl(0x0a010203);
+    fz.conf.dnsd.cookies.require = true; /* BADCOOKIE path once, answers after */
     size_t n = dns_query_process(&fz.view, data, size, resp, 512, (struct sockaddr *)&client, false,
-                                 &info);
+                                 &info, FUZZ_NOW);
     check(data, size, resp, n, 512);
+    fz.conf.dnsd.cookies.require = false;
     n = dns_query_process(&fz.view, data, size, resp, 4096, (struct sockaddr *)&client, false,
-                          &info);
+                          &info, FUZZ_NOW);
     check(data, size, resp, n, 1232);
-    n = dns_query_process(&fz.view, data, size, resp, sizeof(fz.resp), NULL, true, &info);
+    n = dns_query_process(&fz.view, data, size, resp, sizeof(fz.resp), NULL, true, &info, FUZZ_NOW);
     check(data, size, resp, n, sizeof(fz.resp));
     return 0;
 }

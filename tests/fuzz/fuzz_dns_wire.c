@@ -25,15 +25,22 @@ static void check_echo(const struct dns_request *req)
     if (dns_writer_header(&w, req->id, 0, true) != CM_OK ||
         dns_writer_question(&w, req->qname, req->qname_len, req->qtype, req->qclass) != CM_OK)
         abort();
-    if (req->edns.present &&
-        dns_writer_opt(&w, 1232, 0, req->edns.do_bit, &req->edns.ecs, 0) != CM_OK)
+    struct dns_opt_out opt = {.udp_size = 1232,
+                              .do_bit = req->edns.do_bit,
+                              .ecs = &req->edns.ecs,
+                              .cookie = req->edns.cookie.present ? req->edns.cookie.data : NULL,
+                              .cookie_len = req->edns.cookie.len};
+    if (req->edns.present && dns_writer_opt(&w, &opt) != CM_OK)
         abort();
     size_t len = dns_writer_finish(&w);
     if (dns_wire_parse(buf, len, &back) != DNS_PARSE_OK)
         abort();
     if (back.qname_len != req->qname_len || memcmp(back.qname, req->qname, req->qname_len) != 0 ||
         back.qtype != req->qtype || back.qclass != req->qclass ||
-        back.edns.present != req->edns.present || back.edns.ecs.present != req->edns.ecs.present)
+        back.edns.present != req->edns.present || back.edns.ecs.present != req->edns.ecs.present ||
+        back.edns.cookie.present != req->edns.cookie.present ||
+        back.edns.cookie.len != req->edns.cookie.len ||
+        memcmp(back.edns.cookie.data, req->edns.cookie.data, req->edns.cookie.len) != 0)
         abort();
     if (req->edns.ecs.present &&
         (back.edns.ecs.source_len != req->edns.ecs.source_len ||

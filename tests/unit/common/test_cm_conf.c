@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -694,6 +695,99 @@ static void test_token_file(void **state)
     free(two);
 }
 
+/* dnsd.cookies and dnsd.nsid: secrets from 0600 files as 32 hex digits. */
+static void test_dnsd_cookies_nsid(void **state)
+{
+    char *good = temp_file("e5e973e5a6b2a43f48e7dc849e37bfcf\n");
+    char *prev = temp_file("445536BCD2513298075A5D379663C962");
+    char *bad = temp_file("e5e973e5a6b2a43f48e7dc849e37bfzz\n");
+    char *shorter = temp_file("e5e973e5a6b2a43f\n");
+    char json[1024], err[CM_CONF_ERR_MAX];
+    struct cm_conf *c = NULL;
+
+    (void)state;
+    snprintf(json, sizeof(json),
+             "{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z', 'nsid': 'ns1.r1',"
+             " 'cookies': {'secret_file': '%s', 'previous_secret_file': '%s',"
+             " 'require': true}}}",
+             good, prev);
+    c = load_ok(json);
+    assert_true(c->dnsd.cookies.enabled);
+    assert_true(c->dnsd.cookies.require);
+    assert_true(c->dnsd.cookies.has_previous);
+    assert_memory_equal(c->dnsd.cookies.secret,
+                        "\xe5\xe9\x73\xe5\xa6\xb2\xa4\x3f\x48\xe7\xdc\x84\x9e\x37\xbf\xcf", 16);
+    assert_int_equal(c->dnsd.cookies.previous[0], 0x44);
+    assert_int_equal(c->dnsd.nsid_len, 6);
+    assert_memory_equal(c->dnsd.nsid_data, "ns1.r1", 6);
+    cm_conf_unref(c);
+
+    /* defaults: no cookies, no NSID; require false; hex NSID */
+    snprintf(json, sizeof(json),
+             "{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z', 'nsid': 'hex:00ff10',"
+             " 'cookies': {'secret_file': '%s'}}}",
+             good);
+    c = load_ok(json);
+    assert_false(c->dnsd.cookies.require);
+    assert_false(c->dnsd.cookies.has_previous);
+    assert_int_equal(c->dnsd.nsid_len, 3);
+    assert_memory_equal(c->dnsd.nsid_data, "\x00\xff\x10", 3);
+    cm_conf_unref(c);
+    c = load_ok("{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z'}}");
+    assert_false(c->dnsd.cookies.enabled);
+    assert_int_equal(c->dnsd.nsid_len, 0);
+    cm_conf_unref(c);
+
+    /* a bad secret: the file is named, its content never */
+    const char *bads[] = {bad, shorter};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(json, sizeof(json),
+                 "{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z',"
+                 " 'cookies': {'secret_file': '%s'}}}",
+                 bads[i]);
+        assert_int_equal(load(json, &c, err), CM_ECONFIG);
+        assert_non_null(strstr(err, "dnsd.cookies.secret_file"));
+        assert_non_null(strstr(err, bads[i]));
+        assert_non_null(strstr(err, "32 hex digits"));
+        assert_null(strstr(err, "e5e973"));
+    }
+    expect_err("{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z', 'cookies': {}}}", CM_ECONFIG,
+               "t.json: dnsd.cookies.secret_file: missing required key");
+    snprintf(json, sizeof(json),
+             "{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z',"
+             " 'cookies': {'secret_file': '%s', 'requre': true}}}",
+             good);
+    expect_err(json, CM_ECONFIG, "t.json: dnsd.cookies.requre: unknown key");
+    /* a group-readable secret is refused */
+    assert_int_equal(chmod(good, 0640), 0);
+    snprintf(json, sizeof(json),
+             "{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z',"
+             " 'cookies': {'secret_file': '%s'}}}",
+             good);
+    assert_int_equal(load(json, &c, err), CM_ECONFIG);
+    assert_non_null(strstr(err, "chmod 600"));
+
+    expect_err("{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z', 'nsid': 'hex:abc'}}",
+               CM_ECONFIG,
+               "t.json: dnsd.nsid: \"hex:abc\": \"hex:\" must be followed by 2 to 256 hex "
+               "digits, an even number");
+    expect_err("{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z', 'nsid': 'hex:zz'}}",
+               CM_ECONFIG,
+               "t.json: dnsd.nsid: \"hex:zz\": \"hex:\" must be followed by 2 to 256 hex "
+               "digits, an even number");
+    char longer[256];
+    memset(longer, 'n', 129);
+    longer[129] = '\0';
+    snprintf(json, sizeof(json),
+             "{" BASE ", 'dnsd': {'region': 'r1', 'zone_file': 'z', 'nsid': '%s'}}", longer);
+    expect_err(json, CM_ECONFIG, "t.json: dnsd.nsid: longer than 128 bytes");
+    char *paths[] = {good, prev, bad, shorter};
+    for (size_t i = 0; i < 4; i++) {
+        unlink(paths[i]);
+        free(paths[i]);
+    }
+}
+
 static void test_load_file_errors(void **state)
 {
     char err[CM_CONF_ERR_MAX];
@@ -774,6 +868,7 @@ int main(void)
         cmocka_unit_test(test_proxy_options),
         cmocka_unit_test(test_latency),
         cmocka_unit_test(test_token_file),
+        cmocka_unit_test(test_dnsd_cookies_nsid),
         cmocka_unit_test(test_load_file_errors),
         cmocka_unit_test(test_bug_quote_overflow),
         cmocka_unit_test(test_ref_unref),

@@ -97,18 +97,24 @@ static void test_nested_v4(void **state)
         {"11.0.0.0", 32, false, 0, 0, 8},
         /* 192.0.2.1: diverges at bit 0 -> scope 1 */
         {"192.0.2.1", 32, false, 0, 0, 1},
-        /* ECS /16: the /24 is longer than the source: /16 matches, scope 16 */
-        {"10.1.2.0", 16, true, 1, 16, 16},
+        /* ECS /16: the /16 matches the whole source; the /24 inside it needs 24
+         * bits to decide: scope 24 > source (RFC 7871 §7.2.1) */
+        {"10.1.2.0", 16, true, 1, 16, 24},
         /* ECS /24 gets the /24 */
         {"10.1.2.0", 24, true, 2, 24, 24},
-        /* ECS /20: longer prefixes exist below, scope = source length */
-        {"10.1.0.0", 20, true, 1, 16, 20},
-        /* ECS /12: only the /8 may match */
-        {"10.1.0.0", 12, true, 0, 8, 12},
-        /* ECS /4: nothing of length <= 4 exists */
-        {"10.0.0.0", 4, false, 0, 0, 4},
-        /* ECS /0 */
-        {"10.0.0.0", 0, false, 0, 0, 0},
+        /* ECS /20 on the way to the /24: covering match /16, scope 24 */
+        {"10.1.0.0", 20, true, 1, 16, 24},
+        /* ECS /20 off the way to the /24 (bit 16 set): the walk stops at
+         * depth 16, where the /24 went the other way: scope 17 <= source */
+        {"10.1.128.0", 20, true, 1, 16, 17},
+        /* ECS /12: only the /8 covers it; /16 and /24 lie inside: scope 24 */
+        {"10.1.0.0", 12, true, 0, 8, 24},
+        /* ECS /12 beside 10.1/16 (bit 8 set): nothing below, scope 9 */
+        {"10.128.0.0", 12, true, 0, 8, 9},
+        /* ECS /4: nothing of length <= 4 exists, everything lies inside */
+        {"10.0.0.0", 4, false, 0, 0, 24},
+        /* ECS /0: the whole table lies inside */
+        {"10.0.0.0", 0, false, 0, 0, 24},
         /* too many bits are clamped to 32 */
         {"10.1.2.3", 200, true, 2, 24, 24},
     };
@@ -129,12 +135,12 @@ static void test_default_and_hosts(void **state)
         {"192.0.2.1", 32, true, 7, 32, 32},
         {"192.0.2.0", 32, true, 9, 0, 32}, /* only bit 31 differs from the host */
         {"8.8.8.8", 32, true, 9, 0, 1},
-        {"0.0.0.0", 0, true, 9, 0, 0},
-        {"192.0.2.1", 24, true, 9, 0, 24},
+        {"0.0.0.0", 0, true, 9, 0, 32},    /* the host /32 lies inside 0/0 */
+        {"192.0.2.1", 24, true, 9, 0, 32}, /* the host /32 lies inside the /24 */
         {"2001:db8::1", 128, true, 8, 128, 128},
         {"2001:db8::2", 128, false, 0, 0, 127}, /* ...01 vs ...10 differ at bit 126 */
-        {"2001:db8::", 64, false, 0, 0, 64},
-        {"3000::", 128, false, 0, 0, 4}, /* 2 = 0010, 3 = 0011: bit 3 */
+        {"2001:db8::", 64, false, 0, 0, 128},   /* the host /128 lies inside */
+        {"3000::", 128, false, 0, 0, 4},        /* 2 = 0010, 3 = 0011: bit 3 */
     };
 
     (void)state;
@@ -154,6 +160,9 @@ static void test_v6_and_families(void **state)
         {"2001:db8:1:8000::1", 128, true, 3, 49, 49},
         {"2001:db8:2::1", 128, false, 0, 0, 47},
         {"2001:db8:1::", 56, true, 1, 48, 49},
+        /* a /40 source holding the /48 and /49: the bug's "/40/40" */
+        {"2001:db8::", 40, false, 0, 0, 49},
+        {"2001:db8:1::", 48, true, 1, 48, 49},
         {"::ffff:10.1.2.3", 128, false, 0, 0, 3},
         /* v4 table is separate: the ::/0-like v6 data does not leak */
         {"10.1.2.3", 32, false, 0, 0, 0},
@@ -236,9 +245,10 @@ static unsigned common_len(const uint8_t *a, const uint8_t *b, unsigned max)
 
 /*
  * Reference scope_len, derived from the prefix set alone: the walk reaches
- * depth D = min(addr_bits, longest agreement with any stored prefix); it stops
- * there with scope addr_bits if the bits ran out, D + 1 if some longer prefix
- * agrees on D bits (and so went the other way at bit D), else D.
+ * depth D = min(addr_bits, longest agreement with any stored prefix); if the
+ * bits ran out, the scope is the longest prefix inside the source prefix
+ * (addr_bits when none); else D + 1 if some longer prefix agrees on D bits
+ * (and so went the other way at bit D), else D.
  */
 static unsigned ref_scope(const struct ref_prefix *p, size_t n, const uint8_t *addr,
                           unsigned addr_bits)
@@ -250,8 +260,13 @@ static unsigned ref_scope(const struct ref_prefix *p, size_t n, const uint8_t *a
         if (c > depth)
             depth = c;
     }
-    if (depth >= addr_bits)
-        return addr_bits;
+    if (depth >= addr_bits) {
+        unsigned longest = addr_bits;
+        for (size_t i = 0; i < n; i++)
+            if (p[i].len > longest && common_len(addr, p[i].addr, addr_bits) == addr_bits)
+                longest = p[i].len;
+        return longest;
+    }
     for (size_t i = 0; i < n; i++)
         if (p[i].len > depth && common_len(addr, p[i].addr, depth) == depth)
             return depth + 1;
@@ -319,12 +334,20 @@ static void random_family(int family, unsigned bits, uint64_t seed)
             assert_int_equal(res.matched_len, best->len);
         }
         assert_int_equal(res.scope_len, ref_scope(p, n, addr, addr_bits));
-        assert_true(res.scope_len <= addr_bits);
         /* The scope promise: no prefix that could match part of the group of
-         * addresses sharing scope_len bits is longer than scope_len. */
+         * addresses sharing scope_len bits is longer than scope_len; and a
+         * scope beyond the source means a longer prefix inside the source. */
         for (size_t j = 0; j < n; j++)
-            if (p[j].len > res.scope_len && p[j].len <= addr_bits)
+            if (p[j].len > res.scope_len)
                 assert_true(common_len(addr, p[j].addr, res.scope_len) < res.scope_len);
+        if (res.scope_len > addr_bits) {
+            bool inside = false;
+            for (size_t j = 0; j < n; j++)
+                if (p[j].len == res.scope_len &&
+                    common_len(addr, p[j].addr, addr_bits) == addr_bits)
+                    inside = true;
+            assert_true(inside);
+        }
     }
     cm_lpm_free(lpm);
     free(p);

@@ -28,6 +28,7 @@
 #include "dnsd/dns_zone.h"
 
 #define ORIGIN "fed.example.test"
+#define NOW    1559731985u /* RFC 9018 appendix A.1 */
 
 static const char ZONE[] = "$TTL 300\n"
                            "@ IN SOA ns1 hostmaster 1 7200 900 1209600 60\n"
@@ -199,7 +200,7 @@ static int teardown(void **state)
 static size_t run(struct fixture *f, const struct pkt *p, bool tcp)
 {
     return dns_query_process(&f->view, p->b, p->len, f->resp, tcp ? 65535 : 4096,
-                             (const struct sockaddr *)&f->client4, tcp, &f->info);
+                             (const struct sockaddr *)&f->client4, tcp, &f->info, NOW);
 }
 
 static ldns_pkt *ask(struct fixture *f, const struct pkt *p, bool tcp)
@@ -239,7 +240,8 @@ static void test_drop(void **state)
     struct pkt p;
 
     p_query(&p, "www." ORIGIN, DNS_TYPE_A);
-    assert_int_equal(dns_query_process(&f->view, p.b, 11, f->resp, 512, NULL, false, &f->info), 0);
+    assert_int_equal(dns_query_process(&f->view, p.b, 11, f->resp, 512, NULL, false, &f->info, NOW),
+                     0);
     p.b[2] |= 0x80; /* QR: a response */
     assert_int_equal(run(f, &p, false), 0);
 }
@@ -291,6 +293,26 @@ static void test_notimp_badvers(void **state)
     assert_int_equal(ldns_pkt_get_opcode(r), 2);
     assert_int_equal(ldns_pkt_ancount(r), 0);
     ldns_pkt_free(r);
+
+    /* bug notimp_flags: opcode 15 with RD, CD, AD and RA set: the reply keeps
+     * ID, QR and the opcode only (those bits are defined for QUERY) */
+    p_query_full(&p, 0xBEEF, 0x7800 | 0x0100 | 0x0080 | 0x0020 | 0x0010, "www." ORIGIN, DNS_TYPE_A,
+                 DNS_CLASS_IN, 0);
+    assert_true(run(f, &p, false) >= 12);
+    assert_int_equal(f->resp[0], 0xBE);
+    assert_int_equal(f->resp[1], 0xEF);
+    assert_int_equal(f->resp[2], 0x80 | 0x78);      /* QR, opcode 15; no AA, TC, RD */
+    assert_int_equal(f->resp[3], DNS_RCODE_NOTIMP); /* no RA, Z, AD, CD */
+    /* RD alone, opcode NOTIFY (4) */
+    p_query_full(&p, 1, 0x2000 | 0x0100, "www." ORIGIN, DNS_TYPE_SOA, DNS_CLASS_IN, 0);
+    assert_true(run(f, &p, false) >= 12);
+    assert_int_equal(f->resp[2], 0x80 | 0x20);
+    assert_int_equal(f->resp[3], DNS_RCODE_NOTIMP);
+    /* a QUERY keeps RD and CD (RFC 1035 §4.1.1, RFC 4035 §3.2.2) */
+    p_query_full(&p, 1, 0x0100 | 0x0010, "www." ORIGIN, DNS_TYPE_A, DNS_CLASS_IN, 0);
+    assert_true(run(f, &p, false) >= 12);
+    assert_int_equal(f->resp[2], 0x80 | 0x04 | 0x01); /* QR, AA, RD */
+    assert_int_equal(f->resp[3] & 0xF0, 0x10);        /* CD, no RA */
 
     p_query_full(&p, 9, 0, "www." ORIGIN, DNS_TYPE_A, DNS_CLASS_IN, 1);
     p_opt(&p, 4096, 1, 0, 0, NULL);
@@ -732,7 +754,7 @@ static void test_locate(void **state)
     inet_pton(AF_INET6, "::ffff:10.1.9.9", &s6.sin6_addr);
     p_query(&p, "www." ORIGIN, DNS_TYPE_A);
     assert_true(dns_query_process(&f->view, p.b, p.len, f->resp, 512, (const struct sockaddr *)&s6,
-                                  false, &f->info) > 0);
+                                  false, &f->info, NOW) > 0);
     assert_int_equal(f->info.region, 1);
 }
 
@@ -787,7 +809,7 @@ static void test_federated(void **state)
     p_query_full(&p, 1, 0, "Web.Default.myfed.svc." ORIGIN, DNS_TYPE_A, DNS_CLASS_IN, 1);
     p_opt(&p, 1232, 0, 1, 24, eu);
     size_t n = dns_query_process(view, p.b, p.len, f->resp, 4096,
-                                 (const struct sockaddr *)&f->client4, false, &f->info);
+                                 (const struct sockaddr *)&f->client4, false, &f->info, NOW);
     ldns_pkt *r = NULL;
     assert_int_equal(ldns_wire2pkt(&r, f->resp, n), LDNS_STATUS_OK);
     assert_int_equal(ldns_pkt_get_rcode(r), 0);
@@ -807,7 +829,7 @@ static void test_federated(void **state)
 
     /* an empty non-terminal above the federated names: NODATA */
     p_query(&p, "myfed.svc." ORIGIN, DNS_TYPE_A);
-    n = dns_query_process(view, p.b, p.len, f->resp, 4096, NULL, false, &f->info);
+    n = dns_query_process(view, p.b, p.len, f->resp, 4096, NULL, false, &f->info, NOW);
     assert_int_equal(ldns_wire2pkt(&r, f->resp, n), LDNS_STATUS_OK);
     assert_int_equal(ldns_pkt_get_rcode(r), 0);
     assert_int_equal(ldns_pkt_ancount(r), 0);
@@ -816,7 +838,7 @@ static void test_federated(void **state)
 
     /* static names still answer from the zone */
     p_query(&p, "www." ORIGIN, DNS_TYPE_A);
-    n = dns_query_process(view, p.b, p.len, f->resp, 4096, NULL, false, &f->info);
+    n = dns_query_process(view, p.b, p.len, f->resp, 4096, NULL, false, &f->info, NOW);
     assert_int_equal(ldns_wire2pkt(&r, f->resp, n), LDNS_STATUS_OK);
     assert_int_equal(ldns_pkt_ancount(r), 1);
     assert_false(f->info.federated);
@@ -825,7 +847,7 @@ static void test_federated(void **state)
     /* the regional name of a region with nothing healthy: a CNAME to the
      * global name, chased to its addresses */
     p_query(&p, "web.default.myfed.svc.eu-west-1." ORIGIN, DNS_TYPE_A);
-    n = dns_query_process(view, p.b, p.len, f->resp, 4096, NULL, false, &f->info);
+    n = dns_query_process(view, p.b, p.len, f->resp, 4096, NULL, false, &f->info, NOW);
     assert_int_equal(ldns_wire2pkt(&r, f->resp, n), LDNS_STATUS_OK);
     assert_int_equal(ldns_pkt_get_rcode(r), 0);
     assert_true(ldns_pkt_aa(r));
@@ -840,7 +862,7 @@ static void test_federated(void **state)
 
     /* ANY on a federated name answers as A, the CNAME chased too */
     p_query(&p, "web.default.myfed.svc.eu-west-1." ORIGIN, DNS_TYPE_ANY);
-    n = dns_query_process(view, p.b, p.len, f->resp, 4096, NULL, false, &f->info);
+    n = dns_query_process(view, p.b, p.len, f->resp, 4096, NULL, false, &f->info, NOW);
     assert_int_equal(ldns_wire2pkt(&r, f->resp, n), LDNS_STATUS_OK);
     assert_int_equal(ldns_pkt_ancount(r), 2);
     an = ldns_pkt_answer(r);
@@ -849,7 +871,7 @@ static void test_federated(void **state)
 
     /* AAAA with only IPv4 members: NODATA with the SOA */
     p_query(&p, "web.default.myfed.svc." ORIGIN, DNS_TYPE_AAAA);
-    n = dns_query_process(view, p.b, p.len, f->resp, 4096, NULL, false, &f->info);
+    n = dns_query_process(view, p.b, p.len, f->resp, 4096, NULL, false, &f->info, NOW);
     assert_int_equal(ldns_wire2pkt(&r, f->resp, n), LDNS_STATUS_OK);
     assert_int_equal(ldns_pkt_get_rcode(r), 0);
     assert_true(ldns_pkt_aa(r));
@@ -862,6 +884,380 @@ static void test_federated(void **state)
     cm_merged_free(merged);
     cm_state_free(st);
     cm_conf_unref(conf);
+}
+
+/*
+ * ECS scope (bug: ecs_short_source): three regions, a member healthy in each,
+ * nested client_networks. The scope must be the bits that decide the region,
+ * longer than the source prefix when the source covers networks of other
+ * regions (and then the answer is the covering region, never one guessed
+ * from the zero bits); 0 for answers that do not depend on the client.
+ */
+static const char SCOPE_CONF[] =
+    "{\"federation\": \"myfed\", \"zone\": \"fed.example.test\","
+    " \"regions\": {\"us-east-1\": {\"zones\": [\"us-east-1a\"]},"
+    "              \"eu-west-1\": {\"zones\": [\"eu-west-1a\"]},"
+    "              \"ap-northeast-1\": {\"zones\": [\"ap-northeast-1a\"]}},"
+    " \"members\": {\"usa\": {\"region\": \"us-east-1\", \"zone\": \"us-east-1a\","
+    "                         \"lb\": {\"mode\": \"proxy\", \"address\": \"198.51.100.1\"}},"
+    "               \"eur\": {\"region\": \"eu-west-1\", \"zone\": \"eu-west-1a\","
+    "                         \"lb\": {\"mode\": \"proxy\", \"address\": \"198.51.100.2\"}},"
+    "               \"jpn\": {\"region\": \"ap-northeast-1\", \"zone\": \"ap-northeast-1a\","
+    "                         \"lb\": {\"mode\": \"proxy\", \"address\": \"198.51.100.3\"}}},"
+    " \"services\": {\"default/web\": {\"port\": 80}},"
+    " \"client_networks\": [{\"cidr\": \"10.1.0.0/16\", \"region\": \"us-east-1\"},"
+    "                       {\"cidr\": \"10.3.0.0/16\", \"region\": \"eu-west-1\"},"
+    "                       {\"cidr\": \"10.3.128.0/24\", \"region\": \"ap-northeast-1\"},"
+    "                       {\"cidr\": \"172.16.0.0/12\", \"region\": \"eu-west-1\"},"
+    "                       {\"cidr\": \"172.16.5.0/24\", \"region\": \"ap-northeast-1\"},"
+    "                       {\"cidr\": \"2001:db8:1::/48\", \"region\": \"us-east-1\"},"
+    "                       {\"cidr\": \"2001:db8:3::/48\", \"region\": \"eu-west-1\"}],"
+    " \"latency_ms\": {\"us-east-1\": {\"eu-west-1\": 70, \"ap-northeast-1\": 150},"
+    "                  \"eu-west-1\": {\"ap-northeast-1\": 220}},"
+    " \"dnsd\": {\"listen\": [\"127.0.0.1:5300\"], \"region\": \"us-east-1\","
+    "          \"zone_file\": \"unused.zone\"}}";
+
+static const char SCOPE_STATE[] =
+    "{\"version\": 1, \"vantage\": \"us-east-1\", \"generation\": 1,"
+    " \"generated_at\": \"2026-11-21T07:00:00Z\","
+    " \"members\": {\"usa\": {\"region\": \"us-east-1\", \"api\": \"ok\"},"
+    "               \"eur\": {\"region\": \"eu-west-1\", \"api\": \"ok\"},"
+    "               \"jpn\": {\"region\": \"ap-northeast-1\", \"api\": \"ok\"}},"
+    " \"services\": {\"default/web\": {\"port\": 80, \"members\": {"
+    "   \"usa\": {\"addresses\": [\"192.0.2.10\"], \"ready_endpoints\": 2, \"healthy\": true},"
+    "   \"eur\": {\"addresses\": [\"192.0.2.20\"], \"ready_endpoints\": 2, \"healthy\": true},"
+    "   \"jpn\": {\"addresses\": [\"192.0.2.30\"], \"ready_endpoints\": 2, \"healthy\": true}}}}}";
+
+#define US "192.0.2.10"
+#define EU "192.0.2.20"
+#define AP "192.0.2.30"
+
+struct scope_case {
+    const char *prefix; /* ECS address */
+    unsigned source;    /* SOURCE PREFIX-LENGTH */
+    const char *answer; /* the member's address */
+    unsigned scope;     /* SCOPE PREFIX-LENGTH echoed */
+    const char *why;
+};
+
+static const struct scope_case scope_cases[] = {
+    /* source longer than the network: the network's length */
+    {"10.1.2.0", 24, US, 16, "longer than 10.1/16"},
+    {"10.1.0.0", 16, US, 16, "equal to 10.1/16"},
+    /* the bug: a /8 covering 10.1/16 (us), 10.3/16 (eu), 10.3.128/24 (ap).
+     * The answer is the covering region (none: the default), and the scope
+     * the longest network inside, so that resolvers keep it for /8 askers. */
+    {"10.0.0.0", 8, US, 24, "shorter: /8 over three regions"},
+    /* 10.3/16 is eu except for the ap /24 inside */
+    {"10.3.0.0", 16, EU, 24, "shorter: nested ap /24 inside eu /16"},
+    {"10.3.128.0", 24, AP, 24, "nested /24"},
+    /* off the nested /24's path: bit 16 decides, scope 17 < source 24 */
+    {"10.3.5.0", 24, EU, 17, "beside the nested /24"},
+    {"172.16.0.0", 12, EU, 24, "covering network with a nested one"},
+    {"172.20.0.0", 16, EU, 14, "inside the covering /12, away from the /24"},
+    /* no network: default region; the scope covers the whole range that
+     * holds no network at all (192.0.0.0/2 here), never less */
+    {"192.0.2.0", 24, US, 2, "no match, default region"},
+    {"11.0.0.0", 8, US, 8, "no match beside 10/8"},
+    /* IPv6: the "/40/40" of the bug */
+    {"2001:db8::", 40, US, 48, "v6 /40 over two /48 of two regions"},
+    {"2001:db8:3::", 56, EU, 48, "v6 longer than the /48"},
+    {"2001:db8:3::", 48, EU, 48, "v6 equal"},
+    {"2001:db8:2::", 48, US, 48, "v6 between the two /48"},
+};
+
+static struct dns_view *scope_view(struct fixture *f, struct cm_conf **conf,
+                                   struct cm_merged **merged, struct cm_state **st)
+{
+    struct dns_view *view = NULL;
+    char err[512];
+
+    if (cm_conf_load_string("test.json", SCOPE_CONF, conf, err, sizeof(err)) != CM_OK)
+        fail_msg("conf: %s", err);
+    if (cm_state_parse(SCOPE_STATE, strlen(SCOPE_STATE), st, err, sizeof(err)) != CM_OK)
+        fail_msg("state: %s", err);
+    const struct cm_state *docs[] = {*st};
+    assert_int_equal(cm_merged_build(docs, 1, *conf, merged), CM_OK);
+    if (dns_view_new(*conf, f->view.zone, *merged, NULL, 1, &view, err, sizeof(err)) != CM_OK)
+        fail_msg("view: %s", err);
+    return view;
+}
+
+/* Asks @name/@qtype with ECS @prefix/@source; returns the packet, *scope. */
+static ldns_pkt *ask_ecs(struct fixture *f, const struct dns_view *view, const char *name,
+                         unsigned qtype, const char *prefix, unsigned source, unsigned *scope)
+{
+    uint8_t a[16];
+    unsigned family = strchr(prefix, ':') != NULL ? 2 : 1;
+    struct pkt p;
+    ldns_pkt *r = NULL;
+
+    assert_int_equal(inet_pton(family == 1 ? AF_INET : AF_INET6, prefix, a), 1);
+    p_query_full(&p, 1, 0, name, qtype, DNS_CLASS_IN, 1);
+    p_opt(&p, 1232, 0, family, source, a);
+    size_t n = dns_query_process(view, p.b, p.len, f->resp, 4096,
+                                 (const struct sockaddr *)&f->client4, false, &f->info, NOW);
+    assert_int_equal(ldns_wire2pkt(&r, f->resp, n), LDNS_STATUS_OK);
+    /* the ECS option is the last one: ... family(2) source(1) scope(1) addr */
+    size_t addr_len = (source + 7) / 8;
+    assert_int_equal(f->resp[n - addr_len - 2], source);
+    *scope = f->resp[n - addr_len - 1];
+    return r;
+}
+
+static void test_ecs_scope(void **state)
+{
+    struct fixture *f = *state;
+    struct cm_conf *conf = NULL;
+    struct cm_state *st = NULL;
+    struct cm_merged *merged = NULL;
+    struct dns_view *view = scope_view(f, &conf, &merged, &st);
+    const char *global = "web.default.myfed.svc." ORIGIN;
+    unsigned scope;
+
+    for (size_t i = 0; i < sizeof(scope_cases) / sizeof(scope_cases[0]); i++) {
+        const struct scope_case *c = &scope_cases[i];
+        ldns_pkt *r = ask_ecs(f, view, global, DNS_TYPE_A, c->prefix, c->source, &scope);
+
+        print_message("case %s/%u (%s): scope %u\n", c->prefix, c->source, c->why, scope);
+        assert_int_equal(ldns_pkt_get_rcode(r), 0);
+        assert_int_equal(ldns_pkt_ancount(r), 1);
+        assert_rdata(ldns_rr_list_rr(ldns_pkt_answer(r), 0), 0, c->answer);
+        assert_int_equal(scope, c->scope);
+        ldns_pkt_free(r);
+    }
+
+    /* answers that hold for every client carry scope 0 */
+    static const struct {
+        const char *name;
+        unsigned qtype;
+        int rcode;
+    } shared[] = {
+        {"web.default.myfed.svc." ORIGIN, DNS_TYPE_MX, 0},          /* NODATA, federated */
+        {"web.default.myfed.svc." ORIGIN, DNS_TYPE_AAAA, 0},        /* NODATA, v4 only */
+        {"web.default.myfed.svc.us-east-1." ORIGIN, DNS_TYPE_A, 0}, /* same for all */
+        {"nothing.default.myfed.svc." ORIGIN, DNS_TYPE_A, 3},       /* NXDOMAIN */
+        {"myfed.svc." ORIGIN, DNS_TYPE_A, 0},                       /* empty non-terminal */
+        {"www." ORIGIN, DNS_TYPE_A, 0},                             /* static data */
+        {"nx." ORIGIN, DNS_TYPE_A, 3},                              /* static NXDOMAIN */
+    };
+    for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++) {
+        ldns_pkt *r = ask_ecs(f, view, shared[i].name, shared[i].qtype, "10.3.0.0", 16, &scope);
+
+        print_message("shared %s type %u\n", shared[i].name, shared[i].qtype);
+        assert_int_equal(ldns_pkt_get_rcode(r), shared[i].rcode);
+        assert_int_equal(scope, 0);
+        ldns_pkt_free(r);
+    }
+
+    /* dns_query_locate says the same for /v1/explain */
+    struct dns_client_loc loc;
+    uint8_t a[16];
+    inet_pton(AF_INET, "10.0.0.0", a);
+    dns_query_locate(view, AF_INET, a, 8, true, &loc);
+    assert_int_equal(loc.region, 0);
+    assert_int_equal(loc.region_scope, 24);
+    assert_int_equal(loc.subnet_scope, 24);
+
+    dns_view_unref(view);
+    cm_merged_free(merged);
+    cm_state_free(st);
+    cm_conf_unref(conf);
+}
+
+/* ---- cookies and NSID ---- */
+
+/* Appends one EDNS option to the OPT that ends @p (fixes its RDLENGTH). */
+static void p_option(struct pkt *p, size_t opt_start, unsigned code, const uint8_t *d, size_t len)
+{
+    p_u16(p, code);
+    p_u16(p, (unsigned)len);
+    if (len > 0)
+        memcpy(p->b + p->len, d, len);
+    p->len += len;
+    size_t rdlen = p->len - (opt_start + 11);
+    p->b[opt_start + 9] = (uint8_t)(rdlen >> 8);
+    p->b[opt_start + 10] = (uint8_t)rdlen;
+}
+
+/* A query for www with an OPT and an option (code 0: none). */
+static void p_query_option(struct pkt *p, unsigned code, const uint8_t *d, size_t len)
+{
+    p_query_full(p, 1, 0x0100, "www." ORIGIN, DNS_TYPE_A, DNS_CLASS_IN, 1);
+    size_t start = p->len;
+    p_opt(p, 1232, 0, 0, 0, NULL);
+    if (code != 0)
+        p_option(p, start, code, d, len);
+}
+
+/* The data of option @code in the response's OPT; its length, or -1. */
+static int resp_option(const struct fixture *f, size_t n, unsigned code, uint8_t *out)
+{
+    ldns_pkt *r = NULL;
+    int found = -1;
+
+    assert_int_equal(ldns_wire2pkt(&r, f->resp, n), LDNS_STATUS_OK);
+    const ldns_rdf *d = ldns_pkt_edns_data(r);
+    if (d != NULL) {
+        const uint8_t *b = ldns_rdf_data(d);
+        size_t len = ldns_rdf_size(d), o = 0;
+        while (o + 4 <= len) {
+            unsigned c = (unsigned)b[o] << 8 | b[o + 1];
+            size_t l = (size_t)b[o + 2] << 8 | b[o + 3];
+            assert_true(o + 4 + l <= len);
+            if (c == code) {
+                memcpy(out, b + o + 4, l);
+                found = (int)l;
+            }
+            o += 4 + l;
+        }
+    }
+    ldns_pkt_free(r);
+    return found;
+}
+
+static void cookies_on(struct fixture *f, bool require)
+{
+    static const uint8_t secret[16] = {0xe5, 0xe9, 0x73, 0xe5, 0xa6, 0xb2, 0xa4, 0x3f,
+                                       0x48, 0xe7, 0xdc, 0x84, 0x9e, 0x37, 0xbf, 0xcf};
+    f->conf.dnsd.cookies.enabled = true;
+    f->conf.dnsd.cookies.require = require;
+    memcpy(f->conf.dnsd.cookies.secret, secret, sizeof(secret));
+    inet_pton(AF_INET, "198.51.100.100", &f->client4.sin_addr);
+}
+
+static void test_cookies(void **state)
+{
+    struct fixture *f = *state;
+    static const uint8_t client[8] = {0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57};
+    /* RFC 9018 A.1: client cookie, then the server cookie for 198.51.100.100 at NOW */
+    static const uint8_t a1[24] = {0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57,
+                                   0x01, 0x00, 0x00, 0x00, 0x5c, 0xf7, 0x9f, 0x11,
+                                   0x1f, 0x81, 0x30, 0xc3, 0xee, 0xe2, 0x94, 0x80};
+    uint8_t got[64];
+    struct pkt p;
+    size_t n;
+
+    /* without dnsd.cookies: answered, no COOKIE back */
+    p_query_option(&p, DNS_EDNS_OPT_COOKIE, client, 8);
+    n = run(f, &p, false);
+    assert_int_equal(f->resp[3] & 0x0F, 0);
+    assert_int_equal(resp_option(f, n, DNS_EDNS_OPT_COOKIE, got), -1);
+    assert_false(f->info.cookie_valid);
+
+    /* a client cookie alone: a new server cookie, RFC 9018's construction */
+    cookies_on(f, false);
+    n = run(f, &p, false);
+    assert_int_equal(f->resp[3] & 0x0F, 0);
+    assert_int_equal(resp_option(f, n, DNS_EDNS_OPT_COOKIE, got), 24);
+    assert_memory_equal(got, a1, 24);
+    assert_false(f->info.cookie_valid);
+
+    /* the pair returned: recognised, within the hour */
+    p_query_option(&p, DNS_EDNS_OPT_COOKIE, a1, 24);
+    n = run(f, &p, false);
+    assert_true(f->info.cookie_valid);
+    assert_int_equal(resp_option(f, n, DNS_EDNS_OPT_COOKIE, got), 24);
+    /* ... from another address it is not ours */
+    inet_pton(AF_INET, "198.51.100.101", &f->client4.sin_addr);
+    run(f, &p, false);
+    assert_false(f->info.cookie_valid);
+    inet_pton(AF_INET, "198.51.100.100", &f->client4.sin_addr);
+
+    /* rotation: the secret that made it is now the previous one */
+    memcpy(f->conf.dnsd.cookies.previous, f->conf.dnsd.cookies.secret, 16);
+    memset(f->conf.dnsd.cookies.secret, 0x42, 16);
+    run(f, &p, false);
+    assert_false(f->info.cookie_valid); /* previous secret not configured */
+    f->conf.dnsd.cookies.has_previous = true;
+    n = run(f, &p, false);
+    assert_true(f->info.cookie_valid);
+    resp_option(f, n, DNS_EDNS_OPT_COOKIE, got);
+    assert_memory_not_equal(got + 8, a1 + 8, 16); /* re-issued with the current secret */
+
+    /* require: over UDP a client cookie alone gets BADCOOKIE with a cookie */
+    cookies_on(f, true);
+    p_query_option(&p, DNS_EDNS_OPT_COOKIE, client, 8);
+    n = run(f, &p, false);
+    assert_int_equal(f->resp[3] & 0x0F, DNS_RCODE_BADCOOKIE & 0x0F);
+    assert_int_equal(f->info.rcode, DNS_RCODE_BADCOOKIE);
+    ldns_pkt *r = NULL;
+    assert_int_equal(ldns_wire2pkt(&r, f->resp, n), LDNS_STATUS_OK);
+    assert_int_equal(ldns_pkt_edns_extended_rcode(r), DNS_RCODE_BADCOOKIE >> 4);
+    assert_int_equal(ldns_pkt_ancount(r), 0);
+    ldns_pkt_free(r);
+    assert_int_equal(resp_option(f, n, DNS_EDNS_OPT_COOKIE, got), 24);
+    assert_memory_equal(got, a1, 24);
+    /* ... TCP is exempt (the handshake proved the address) */
+    n = run(f, &p, true);
+    assert_int_equal(f->resp[3] & 0x0F, 0);
+    assert_int_equal(f->info.rcode, 0);
+    /* ... a valid pair is answered */
+    p_query_option(&p, DNS_EDNS_OPT_COOKIE, a1, 24);
+    n = run(f, &p, false);
+    assert_int_equal(f->info.rcode, 0);
+    assert_true(f->info.cookie_valid);
+    /* ... so is a stale one an hour and a second later: no, BADCOOKIE */
+    n = dns_query_process(&f->view, p.b, p.len, f->resp, 4096, (const struct sockaddr *)&f->client4,
+                          false, &f->info, NOW + 3601);
+    assert_int_equal(f->info.rcode, DNS_RCODE_BADCOOKIE);
+    /* ... a server cookie of a foreign length is not ours, not malformed */
+    uint8_t foreign[16];
+    memcpy(foreign, client, 8);
+    memset(foreign + 8, 0x11, 8);
+    p_query_option(&p, DNS_EDNS_OPT_COOKIE, foreign, 16);
+    run(f, &p, false);
+    assert_int_equal(f->info.rcode, DNS_RCODE_BADCOOKIE);
+    /* ... and a query without any COOKIE is answered (the client has none) */
+    p_query_option(&p, 0, NULL, 0);
+    run(f, &p, false);
+    assert_int_equal(f->info.rcode, 0);
+
+    /* malformed COOKIE: FORMERR, whatever the settings */
+    static const size_t bad[] = {0, 7, 9, 15, 41};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint8_t d[48] = {0};
+        p_query_option(&p, DNS_EDNS_OPT_COOKIE, d, bad[i]);
+        n = run(f, &p, false);
+        assert_int_equal(f->resp[3] & 0x0F, DNS_RCODE_FORMERR);
+        assert_int_equal(resp_option(f, n, DNS_EDNS_OPT_COOKIE, got), -1);
+    }
+    memset(&f->conf.dnsd.cookies, 0, sizeof(f->conf.dnsd.cookies));
+}
+
+static void test_nsid(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t got[DNS_NSID_MAX];
+    struct pkt p;
+    size_t n;
+
+    /* not configured: nothing */
+    p_query_option(&p, DNS_EDNS_OPT_NSID, NULL, 0);
+    n = run(f, &p, false);
+    assert_int_equal(resp_option(f, n, DNS_EDNS_OPT_NSID, got), -1);
+
+    memcpy(f->conf.dnsd.nsid_data, "ns1.us-east-1", 13);
+    f->conf.dnsd.nsid_len = 13;
+    n = run(f, &p, false);
+    assert_int_equal(resp_option(f, n, DNS_EDNS_OPT_NSID, got), 13);
+    assert_memory_equal(got, "ns1.us-east-1", 13);
+    /* not asked: not sent */
+    p_query_option(&p, 0, NULL, 0);
+    n = run(f, &p, false);
+    assert_int_equal(resp_option(f, n, DNS_EDNS_OPT_NSID, got), -1);
+    /* a non-empty NSID in a query is not a request */
+    p_query_option(&p, DNS_EDNS_OPT_NSID, (const uint8_t *)"x", 1);
+    n = run(f, &p, false);
+    assert_int_equal(resp_option(f, n, DNS_EDNS_OPT_NSID, got), -1);
+    /* the longest NSID fits beside the answer */
+    memset(f->conf.dnsd.nsid_data, 'n', DNS_NSID_MAX);
+    f->conf.dnsd.nsid_len = DNS_NSID_MAX;
+    p_query_option(&p, DNS_EDNS_OPT_NSID, NULL, 0);
+    n = run(f, &p, false);
+    assert_true(n <= 1232);
+    assert_int_equal(resp_option(f, n, DNS_EDNS_OPT_NSID, got), DNS_NSID_MAX);
+    f->conf.dnsd.nsid_len = 0;
 }
 
 int main(void)
@@ -882,6 +1278,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ecs_echo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_federated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ecs_scope, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cookies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nsid, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

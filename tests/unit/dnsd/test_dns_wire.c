@@ -651,8 +651,13 @@ static void test_writer_opt_ecs(void **state)
     dns_writer_header(&w, 1, 0x8000, true);
     dns_writer_question(&w, QNAME, sizeof(QNAME), 1, 1);
     size_t at = w.len;
-    assert_int_equal(dns_writer_opt_len(&ecs), 11 + 4 + 4 + 3);
-    assert_int_equal(dns_writer_opt(&w, 1232, DNS_RCODE_BADVERS, true, &ecs, 16), CM_OK);
+    struct dns_opt_out o = {.udp_size = 1232,
+                            .ext_rcode = DNS_RCODE_BADVERS,
+                            .do_bit = true,
+                            .ecs = &ecs,
+                            .ecs_scope = 16};
+    assert_int_equal(dns_writer_opt_len(&o), 11 + 4 + 4 + 3);
+    assert_int_equal(dns_writer_opt(&w, &o), CM_OK);
     const uint8_t expect[] = {0, 0, 41, 0x04, 0xD0, 1, 0,  0x80, 0,    0,    11,
                               0, 8, 0,  7,    0,    1, 20, 16,   0x0a, 0x01, 0x20};
     assert_int_equal(w.len - at, sizeof(expect));
@@ -662,8 +667,109 @@ static void test_writer_opt_ecs(void **state)
     assert_true(ldns_pkt_edns_do(pkt));
     assert_int_equal(ldns_pkt_edns_extended_rcode(pkt), 1);
     ldns_pkt_free(pkt);
-    /* without ECS: 11 bytes */
-    assert_int_equal(dns_writer_opt_len(NULL), 11);
+    /* without options: 11 bytes */
+    struct dns_opt_out none = {.udp_size = 512};
+    assert_int_equal(dns_writer_opt_len(&none), 11);
+
+    /* ECS, COOKIE and NSID, in that order */
+    static const uint8_t cookie[24] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    o.cookie = cookie;
+    o.cookie_len = sizeof(cookie);
+    o.nsid = (const uint8_t *)"ns1";
+    o.nsid_len = 3;
+    dns_writer_init(&w, buf, sizeof(buf));
+    dns_writer_header(&w, 1, 0x8000, true);
+    at = w.len;
+    assert_int_equal(dns_writer_opt_len(&o), 11 + 11 + 28 + 7);
+    assert_int_equal(dns_writer_opt(&w, &o), CM_OK);
+    assert_int_equal(w.len - at, 11 + 11 + 28 + 7);
+    assert_int_equal(buf[at + 10], 11 + 28 + 7);                       /* RDLENGTH */
+    assert_memory_equal(buf + at + 22, "\x00\x0a\x00\x18\x01\x02", 6); /* COOKIE */
+    assert_memory_equal(buf + at + 50, "\x00\x03\x00\x03ns1", 7);      /* NSID */
+    /* all or nothing */
+    dns_writer_init(&w, buf, at + 56);
+    w.len = at;
+    assert_int_equal(dns_writer_opt(&w, &o), CM_ENOSPC);
+    assert_int_equal(w.len, at);
+}
+
+static void p_opt_option(uint8_t *p, size_t *n, uint16_t code, const uint8_t *d, size_t len)
+{
+    p[(*n)++] = (uint8_t)(code >> 8);
+    p[(*n)++] = (uint8_t)code;
+    p[(*n)++] = (uint8_t)(len >> 8);
+    p[(*n)++] = (uint8_t)len;
+    memcpy(p + *n, d, len);
+    *n += len;
+}
+
+/* A query for QNAME with an OPT holding @opts (@opts_len bytes of options). */
+static size_t opt_query(uint8_t *pkt, const uint8_t *opts, size_t opts_len)
+{
+    size_t n = 0;
+    static const uint8_t head[12] = {0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1};
+
+    memcpy(pkt, head, 12);
+    n = 12;
+    memcpy(pkt + n, QNAME, sizeof(QNAME));
+    n += sizeof(QNAME);
+    /* qtype A, class IN; OPT: root, type 41, size 4096, TTL 0, RDLENGTH */
+    static const uint8_t tail[15] = {0, 1, 0, 1, 0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0};
+    memcpy(pkt + n, tail, sizeof(tail));
+    n += sizeof(tail);
+    pkt[n - 2] = (uint8_t)(opts_len >> 8);
+    pkt[n - 1] = (uint8_t)opts_len;
+    memcpy(pkt + n, opts, opts_len);
+    return n + opts_len;
+}
+
+/* COOKIE lengths (RFC 7873 §5.2.2) and NSID. */
+static void test_parse_cookie_nsid(void **state)
+{
+    static const struct {
+        size_t len;
+        bool ok;
+    } lens[] = {{0, false}, {1, false}, {7, false}, {8, true},  {9, false},  {15, false},
+                {16, true}, {24, true}, {39, true}, {40, true}, {41, false}, {64, false}};
+    uint8_t data[64], opts[256], pkt[512];
+    struct dns_request req;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(0xA0 + i);
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        size_t n = 0;
+        p_opt_option(opts, &n, DNS_EDNS_OPT_COOKIE, data, lens[i].len);
+        size_t len = opt_query(pkt, opts, n);
+        print_message("cookie length %zu\n", lens[i].len);
+        assert_int_equal(dns_wire_parse(pkt, len, &req),
+                         lens[i].ok ? DNS_PARSE_OK : DNS_PARSE_FORMERR);
+        if (lens[i].ok) {
+            assert_true(req.edns.cookie.present);
+            assert_int_equal(req.edns.cookie.len, lens[i].len);
+            assert_memory_equal(req.edns.cookie.data, data, lens[i].len);
+        }
+    }
+    /* two COOKIE options: FORMERR */
+    size_t n = 0;
+    p_opt_option(opts, &n, DNS_EDNS_OPT_COOKIE, data, 8);
+    p_opt_option(opts, &n, DNS_EDNS_OPT_COOKIE, data, 8);
+    assert_int_equal(dns_wire_parse(pkt, opt_query(pkt, opts, n), &req), DNS_PARSE_FORMERR);
+    /* a COOKIE whose length runs past RDLENGTH: FORMERR, no over-read */
+    n = 0;
+    p_opt_option(opts, &n, DNS_EDNS_OPT_COOKIE, data, 8);
+    opts[3] = 24;
+    assert_int_equal(dns_wire_parse(pkt, opt_query(pkt, opts, n), &req), DNS_PARSE_FORMERR);
+    /* NSID: empty asks, non-empty is ignored */
+    n = 0;
+    p_opt_option(opts, &n, DNS_EDNS_OPT_NSID, data, 0);
+    assert_int_equal(dns_wire_parse(pkt, opt_query(pkt, opts, n), &req), DNS_PARSE_OK);
+    assert_true(req.edns.nsid);
+    assert_false(req.edns.cookie.present);
+    n = 0;
+    p_opt_option(opts, &n, DNS_EDNS_OPT_NSID, data, 4);
+    assert_int_equal(dns_wire_parse(pkt, opt_query(pkt, opts, n), &req), DNS_PARSE_OK);
+    assert_false(req.edns.nsid);
 }
 
 static void targets_cb(const uint8_t *name, size_t len, void *arg)
@@ -714,6 +820,7 @@ int main(void)
         cmocka_unit_test(test_writer_soa_compression),
         cmocka_unit_test(test_writer_rollback),
         cmocka_unit_test(test_writer_opt_ecs),
+        cmocka_unit_test(test_parse_cookie_nsid),
         cmocka_unit_test(test_rrset_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

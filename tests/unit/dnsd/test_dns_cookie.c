@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_dns_cookie.c -- RFC 9018 server cookies: the known answers of RFC 9018
+ * appendix A, the freshness window (RFC 9018 §4.3) and what makes a cookie
+ * not ours.
+ */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+
+#include "dnsd/dns_cookie.h"
+
+static void hex(const char *s, uint8_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(s + 2 * i, "%2x", &v), 1);
+        out[i] = (uint8_t)v;
+    }
+}
+
+static size_t ip(const char *s, uint8_t out[16])
+{
+    if (inet_pton(AF_INET, s, out) == 1)
+        return 4;
+    assert_int_equal(inet_pton(AF_INET6, s, out), 1);
+    return 16;
+}
+
+struct kat {
+    const char *name;
+    const char *secret;
+    const char *client;
+    const char *address;
+    uint32_t now;
+    const char *server; /* the server cookie RFC 9018 appendix A gives */
+};
+
+static const struct kat kats[] = {
+    {"A.1 learning a new server cookie", "e5e973e5a6b2a43f48e7dc849e37bfcf", "2464c4abcf10c957",
+     "198.51.100.100", 1559731985, "010000005cf79f111f8130c3eee29480"},
+    {"A.2 the same client, renewed", "e5e973e5a6b2a43f48e7dc849e37bfcf", "2464c4abcf10c957",
+     "198.51.100.100", 1559734385, "010000005cf7a871d4a564a1442aca77"},
+    {"A.3 another client, renewed", "e5e973e5a6b2a43f48e7dc849e37bfcf", "fc93fc62807ddb86",
+     "203.0.113.203", 1559734700, "010000005cf7a9acf73a7810aca2381e"},
+};
+
+static void test_known_answers(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(kats) / sizeof(kats[0]); i++) {
+        const struct kat *k = &kats[i];
+        uint8_t secret[16], client[8], addr[16], want[16], got[16];
+        size_t alen = ip(k->address, addr);
+
+        print_message("%s\n", k->name);
+        hex(k->secret, secret, 16);
+        hex(k->client, client, 8);
+        hex(k->server, want, 16);
+        dns_cookie_make(secret, client, addr, alen, k->now, got);
+        assert_memory_equal(got, want, 16);
+        /* and it is recognised, at once and within the window */
+        assert_true(dns_cookie_check(secret, client, got, 16, addr, alen, k->now));
+        assert_true(dns_cookie_check(secret, client, got, 16, addr, alen, k->now + 3600));
+        assert_true(dns_cookie_check(secret, client, got, 16, addr, alen, k->now - 300));
+    }
+}
+
+/* Cookies a client returns in appendix A: A.3's with reserved bytes set, and
+ * A.4's IPv6 cookie made with the secret before a rollover. */
+static void test_returned_cookies(void **state)
+{
+    uint8_t secret[16], old[16], cookie[24], addr[16];
+    size_t alen;
+
+    (void)state;
+    hex("e5e973e5a6b2a43f48e7dc849e37bfcf", secret, 16);
+    hex("fc93fc62807ddb8601abcdef5cf78f71a314227b6679ebf5", cookie, 24);
+    alen = ip("203.0.113.203", addr);
+    /* the reserved bytes are part of the hash: accepted as sent (at its time) */
+    assert_true(dns_cookie_check(secret, cookie, cookie + 8, 16, addr, alen, 1559727985));
+    cookie[2 + 8] ^= 1; /* one reserved bit changed */
+    assert_false(dns_cookie_check(secret, cookie, cookie + 8, 16, addr, alen, 1559727985));
+    cookie[2 + 8] ^= 1;
+    /* bound to the address */
+    alen = ip("203.0.113.204", addr);
+    assert_false(dns_cookie_check(secret, cookie, cookie + 8, 16, addr, alen, 1559727985));
+
+    hex("dd3bdf9344b678b185a6f5cb60fca715", old, 16);
+    hex("445536bcd2513298075a5d379663c962", secret, 16);
+    hex("22681ab97d52c298010000005cf7c57926556bd0934c72f8", cookie, 24);
+    alen = ip("2001:db8:220:1:59de:d0f4:8769:82b8", addr);
+    assert_true(dns_cookie_check(old, cookie, cookie + 8, 16, addr, alen, 1559741961));
+    assert_false(dns_cookie_check(secret, cookie, cookie + 8, 16, addr, alen, 1559741961));
+}
+
+/* RFC 9018 §4.3: at most one hour old, at most five minutes ahead. */
+static void test_window(void **state)
+{
+    uint8_t secret[16] = {1}, client[8] = {2}, addr[4] = {192, 0, 2, 1}, c[16];
+    const uint32_t t = 1559731985;
+    static const struct {
+        int32_t offset; /* now - timestamp */
+        bool ok;
+    } cases[] = {{0, true},     {3600, true},   {3601, false},  {-300, true},
+                 {-301, false}, {86400, false}, {-86400, false}};
+
+    (void)state;
+    dns_cookie_make(secret, client, addr, 4, t, c);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        print_message("age %d\n", cases[i].offset);
+        assert_int_equal(
+            dns_cookie_check(secret, client, c, 16, addr, 4, (uint32_t)(t + cases[i].offset)),
+            cases[i].ok);
+    }
+    /* across the 32-bit wrap: serial arithmetic */
+    dns_cookie_make(secret, client, addr, 4, 0xFFFFFF00u, c);
+    assert_true(dns_cookie_check(secret, client, c, 16, addr, 4, 0x00000100u));
+    assert_false(dns_cookie_check(secret, client, c, 16, addr, 4, 0x00001000u));
+
+    /* not ours: another length, another version, another client cookie */
+    dns_cookie_make(secret, client, addr, 4, t, c);
+    assert_false(dns_cookie_check(secret, client, c, 8, addr, 4, t));
+    assert_false(dns_cookie_check(secret, client, c, 15, addr, 4, t));
+    c[0] = 2;
+    assert_false(dns_cookie_check(secret, client, c, 16, addr, 4, t));
+    c[0] = 1;
+    client[7] ^= 0x80;
+    assert_false(dns_cookie_check(secret, client, c, 16, addr, 4, t));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_known_answers),
+        cmocka_unit_test(test_returned_cookies),
+        cmocka_unit_test(test_window),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
