@@ -210,6 +210,7 @@ struct cm_conf_dnsd {
     char *group; /* owned: group, NULL = the user's primary group */
     struct cm_conf_dnsd_rrl rrl;
     struct cm_conf_control control;
+    uint32_t tcp_max_conns_per_source; /* default 16 per worker and /32 or /64, 0 = off */
 };
 
 struct cm_conf_health {

@@ -727,6 +727,10 @@ static void metrics_server(const struct dns_ctl_env *env, const struct dns_serve
                  (double)s->tcp_refused);
     sample_label(out, "fedgslb_dns_tcp_connections_total", "result", "closed_idle",
                  (double)s->tcp_closed_idle);
+    sample_label(out, "fedgslb_dns_tcp_connections_total", "result", "evicted",
+                 (double)s->tcp_evicted);
+    sample_label(out, "fedgslb_dns_tcp_connections_total", "result", "source_cap",
+                 (double)s->tcp_source_cap);
     cm_metrics_family(out, "fedgslb_dns_answers_total", "counter",
                       "Answers from the federated table, by service.");
     for (size_t i = 0; i < nsvc && i < DNS_STAT_SERVICES; i++)

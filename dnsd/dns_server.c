@@ -40,6 +40,7 @@
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_rrl.h"
 #include "dnsd/dns_rrset.h"
+#include "dnsd/dns_tcp_src.h"
 #include "dnsd/dns_view.h"
 
 #define UDP_BATCH         32   /* messages per recvmmsg */
@@ -54,6 +55,9 @@
 #define TCP_BACKLOG       256
 #define WORKER_LOOP_FDS   3 /* epoll, the cross-thread notification, one spare */
 
+/* At most this many least recently used connections are looked at for one to close. */
+#define TCP_EVICT_SCAN 16
+
 struct worker_stats {
     _Atomic uint64_t queries[DNS_STAT_TRANSPORT_COUNT][DNS_STAT_QTYPE_COUNT];
     _Atomic uint64_t responses[DNS_STAT_RCODES];
@@ -63,6 +67,8 @@ struct worker_stats {
     _Atomic uint64_t tcp_accepted;
     _Atomic uint64_t tcp_refused;
     _Atomic uint64_t tcp_closed_idle;
+    _Atomic uint64_t tcp_evicted;
+    _Atomic uint64_t tcp_source_cap;
     _Atomic uint64_t answers[DNS_STAT_SERVICES];
     _Atomic uint64_t fail_open[DNS_STAT_SERVICES];
     _Atomic uint64_t fail_closed[DNS_STAT_SERVICES];
@@ -100,7 +106,10 @@ struct tcp_conn {
     size_t rlen; /* bytes in rbuf: zero or more length-prefixed queries */
     size_t wpos; /* wbuf[wpos, wlen) is still to be sent */
     size_t wlen;
-    TAILQ_ENTRY(tcp_conn) link; /* active list (least recently used first) or freelist */
+    /* Active list, least recently used first (a cycle starts at accept and at
+     * each answered query; reads alone are no use), or the freelist. */
+    TAILQ_ENTRY(tcp_conn) link;
+    struct dns_src_node src; /* in w->src when the per-source cap is on */
     uint8_t rbuf[TCP_RBUF];
     uint8_t wbuf[TCP_WBUF];
 };
@@ -143,6 +152,8 @@ struct dns_worker {
     size_t conn_count; /* allocated, <= max_conns */
     size_t active_count;
     size_t max_conns;
+    size_t max_per_source;     /* 0 = no per-source cap */
+    struct dns_src_table *src; /* owned; NULL without a per-source cap */
     struct timeval idle_tv;
 
     struct cm_log_ratelimit rl;
@@ -425,6 +436,8 @@ static void conn_close(struct tcp_conn *c)
     close(c->fd);
     c->fd = -1;
     c->state = CONN_FREE;
+    if (w->src != NULL)
+        dns_src_remove(w->src, &c->src);
     TAILQ_REMOVE(&w->active, c, link);
     TAILQ_INSERT_HEAD(&w->free, c, link);
     w->active_count--;
@@ -540,9 +553,13 @@ static void conn_process(struct tcp_conn *c)
         c->rlen -= pos;
     }
     if (answered) {
+        /* A new cycle: the deadline is armed here and at accept only, never
+         * moved by a read, so a peer trickling bytes cannot keep its slot. */
         evtimer_add(&c->ev_idle, &w->idle_tv);
         TAILQ_REMOVE(&w->active, c, link);
         TAILQ_INSERT_TAIL(&w->active, c, link);
+        if (w->src != NULL)
+            dns_src_touch(w->src, &c->src);
     }
     conn_flush(c);
     if (c->state == CONN_FREE)
@@ -609,31 +626,85 @@ static void conn_idle_cb(evutil_socket_t fd, short what, void *arg)
     conn_close(c);
 }
 
-/* A connection from the pool; NULL when the pool is full and the oldest is busy. */
+/*
+ * Idle (between queries) or partial (holding part of a query): may be closed
+ * to make room. A connection with an answer still being written is kept.
+ */
+static bool conn_evictable(const struct tcp_conn *c)
+{
+    return c->state == CONN_OPEN && c->wpos == c->wlen;
+}
+
+/*
+ * Closes the least recently used evictable connection among the first
+ * TCP_EVICT_SCAN of the active list; false when they are all busy.
+ */
+static bool conn_evict_oldest(struct dns_worker *w)
+{
+    struct tcp_conn *c = TAILQ_FIRST(&w->active);
+
+    for (int i = 0; c != NULL && i < TCP_EVICT_SCAN; i++, c = TAILQ_NEXT(c, link)) {
+        if (conn_evictable(c)) {
+            bump(&w->stats.tcp_evicted);
+            conn_close(c);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A connection from the pool; NULL when the pool is full of busy connections. */
 static struct tcp_conn *conn_get(struct dns_worker *w)
 {
     struct tcp_conn *c = TAILQ_FIRST(&w->free);
 
-    if (c != NULL) {
-        TAILQ_REMOVE(&w->free, c, link);
-        return c;
-    }
-    if (w->conn_count < w->max_conns) {
+    if (c == NULL && w->conn_count < w->max_conns) {
         c = calloc(1, sizeof(*c));
         if (c != NULL) {
             w->conn_count++;
             c->w = w;
             c->fd = -1;
+            return c;
         }
-        return c;
     }
-    c = TAILQ_FIRST(&w->active);
-    if (c == NULL || c->rlen > 0 || c->wlen > c->wpos || c->state != CONN_OPEN)
-        return NULL;
-    bump(&w->stats.tcp_closed_idle);
-    conn_close(c);
-    TAILQ_REMOVE(&w->free, c, link);
+    if (c == NULL && conn_evict_oldest(w))
+        c = TAILQ_FIRST(&w->free);
+    if (c != NULL)
+        TAILQ_REMOVE(&w->free, c, link);
     return c;
+}
+
+static struct tcp_conn *conn_of_src(struct dns_src_node *n)
+{
+    return (struct tcp_conn *)(void *)((char *)n - offsetof(struct tcp_conn, src));
+}
+
+/*
+ * The per-source cap: a newcomer whose source already holds max_per_source
+ * connections on this worker takes the place of that source's least recently
+ * used evictable one, so a source only ever competes with itself. False when
+ * all of them are busy (the newcomer is then refused).
+ */
+static bool source_make_room(struct dns_worker *w, const struct sockaddr_storage *peer)
+{
+    struct dns_src_node *n;
+    size_t count;
+
+    if (w->src == NULL)
+        return true;
+    n = dns_src_lookup(w->src, (const struct sockaddr *)peer, &count);
+    if (count < w->max_per_source)
+        return true;
+    bump(&w->stats.tcp_source_cap);
+    for (int i = 0; n != NULL && i < TCP_EVICT_SCAN; i++, n = n->next) {
+        struct tcp_conn *c = conn_of_src(n);
+
+        if (conn_evictable(c)) {
+            conn_close(c);
+            return true;
+        }
+    }
+    return false;
 }
 
 static void conn_open(struct dns_worker *w, struct tcp_conn *c, int fd,
@@ -642,6 +713,9 @@ static void conn_open(struct dns_worker *w, struct tcp_conn *c, int fd,
     c->state = CONN_OPEN;
     c->fd = fd;
     c->peer = *peer;
+    memset(&c->src, 0, sizeof(c->src));
+    if (w->src != NULL)
+        dns_src_add(w->src, &c->src, (const struct sockaddr *)peer); /* sized: never full */
     c->rlen = 0;
     c->wpos = 0;
     c->wlen = 0;
@@ -677,7 +751,7 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
             return;
         }
         cm_accept_guard_ok(&l->guard);
-        c = conn_get(w);
+        c = source_make_room(w, &ss) ? conn_get(w) : NULL;
         if (c == NULL) {
             bump(&w->stats.tcp_refused);
             close(fd);
@@ -926,6 +1000,16 @@ static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id
     TAILQ_INIT(&w->active);
     TAILQ_INIT(&w->free);
     w->max_conns = conf->dnsd.tcp_max_conns > 0 ? conf->dnsd.tcp_max_conns : 1;
+    /* A cap at or above the table size never binds: no table then. */
+    if (conf->dnsd.tcp_max_conns_per_source > 0 &&
+        conf->dnsd.tcp_max_conns_per_source < w->max_conns) {
+        w->max_per_source = conf->dnsd.tcp_max_conns_per_source;
+        w->src = dns_src_table_new(w->max_conns);
+        if (w->src == NULL) {
+            snprintf(err, errlen, "worker %u: out of memory", id);
+            return CM_ENOMEM;
+        }
+    }
     w->idle_tv.tv_sec = conf->dnsd.tcp_idle_timeout_ms / 1000;
     w->idle_tv.tv_usec = (suseconds_t)(conf->dnsd.tcp_idle_timeout_ms % 1000) * 1000;
     w->rl.burst = 10;
@@ -975,6 +1059,8 @@ static void worker_fini(struct dns_worker *w)
         TAILQ_REMOVE(&w->free, c, link);
         free(c);
     }
+    dns_src_table_free(w->src);
+    w->src = NULL;
     if (w->udp != NULL && w->tcp != NULL)
         listeners_close(w);
     free(w->udp);
@@ -1128,6 +1214,8 @@ void dns_server_stats(const struct dns_server *srv, struct dns_server_stats *out
         out->tcp_accepted += ld(&s->tcp_accepted);
         out->tcp_refused += ld(&s->tcp_refused);
         out->tcp_closed_idle += ld(&s->tcp_closed_idle);
+        out->tcp_evicted += ld(&s->tcp_evicted);
+        out->tcp_source_cap += ld(&s->tcp_source_cap);
     }
 }
 

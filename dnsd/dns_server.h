@@ -7,9 +7,13 @@
  *   dns_server_new: opens, per worker   UDP: recvmmsg batch -> dns_query_process
  *     and per listen address, one UDP        -> sendmmsg, 4 batches per wakeup
  *     socket and one TCP listener with  TCP: accept (capped) -> conn from a
- *     SO_REUSEPORT (the kernel spreads       per-worker pool (<= tcp_max_conns),
- *     the load)                              2-byte framing, pipelined queries
- *   dns_server_set_view(view) --------->     answered in order, idle timeout
+ *     SO_REUSEPORT (the kernel spreads       per-worker pool (<= tcp_max_conns;
+ *     the load)                              when full, the least recently used
+ *                                            idle or partial one goes; a cap per
+ *                                            source), 2-byte framing, pipelined
+ *                                            queries answered in order, one
+ *                                            deadline per query cycle
+ *   dns_server_set_view(view) --------->
  *     mailbox + event_active per worker  view swap between two callbacks
  *   dns_server_stats: sums the workers'  single-writer counters
  *
@@ -73,8 +77,10 @@ struct dns_server_stats {
     uint64_t ecs;                        /* queries whose ECS option was used */
     uint64_t dropped;                    /* packets not answered, or not sent */
     uint64_t tcp_accepted;               /* TCP connections accepted */
-    uint64_t tcp_refused;                /* refused: pool full, none idle */
-    uint64_t tcp_closed_idle;            /* closed by idle timeout or for a newcomer */
+    uint64_t tcp_refused;                /* refused: table or source full of busy ones */
+    uint64_t tcp_closed_idle;            /* closed by the idle timeout (query deadline) */
+    uint64_t tcp_evicted;                /* idle or partial, closed for a newcomer */
+    uint64_t tcp_source_cap;             /* newcomers from a source at its cap */
     uint64_t answers[DNS_STAT_SERVICES]; /* federated answers by service index */
     uint64_t fail_open[DNS_STAT_SERVICES];
     uint64_t fail_closed[DNS_STAT_SERVICES];

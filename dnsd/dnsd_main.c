@@ -206,9 +206,10 @@ static void reload_warn_fixed(const struct dnsd *d, const struct cm_conf *nconf)
         cm_log_warn("reload: dnsd.listen or dnsd.workers changed; this needs a restart "
                     "(the old sockets stay open)");
     if (o->tcp_idle_timeout_ms != n->tcp_idle_timeout_ms || o->tcp_max_conns != n->tcp_max_conns ||
+        o->tcp_max_conns_per_source != n->tcp_max_conns_per_source ||
         o->max_udp_size != n->max_udp_size)
-        cm_log_warn("reload: dnsd.tcp_idle_timeout_ms, tcp_max_conns or max_udp_size changed; "
-                    "this needs a restart to take full effect");
+        cm_log_warn("reload: dnsd.tcp_idle_timeout_ms, tcp_max_conns, tcp_max_conns_per_source "
+                    "or max_udp_size changed; this needs a restart to take full effect");
     if (!control_equal(&o->control, &n->control))
         cm_log_warn("reload: dnsd.control.listen changed; this needs a restart");
     if (!str_equal(o->state_file, n->state_file))
