@@ -638,6 +638,7 @@ int hc_report_update(struct hc_report *r, const struct cm_conf *conf,
                            .previous = r->doc != NULL ? r->doc : r->previous,
                            .now = now};
     char err[CM_STATE_ERR_MAX] = "";
+    struct cm_state_opts opts;
     struct cm_state *st = NULL;
     json_t *doc;
     char ts[32];
@@ -660,7 +661,8 @@ int hc_report_update(struct hc_report *r, const struct cm_conf *conf,
     if (rc == CM_OK)
         rc = set_new(doc, "generated_at", json_string(ts));
     if (rc == CM_OK) {
-        rc = cm_state_from_json(doc, &st, err, sizeof(err));
+        cm_state_opts_from_conf(&opts, conf);
+        rc = cm_state_from_json(doc, &opts, &st, err, sizeof(err));
         if (rc != CM_OK && rc != CM_ENOMEM)
             cm_log_error("state document failed validation, keeping the previous one: %s", err);
     }
@@ -678,28 +680,53 @@ int hc_report_update(struct hc_report *r, const struct cm_conf *conf,
     return CM_OK;
 }
 
-int hc_report_load(const char *path, uint64_t *gen, json_t **out, char *err, size_t errlen)
+/* What the state file gave: its generation and document. */
+struct loaded {
+    uint64_t gen;
+    json_t *doc; /* owned */
+};
+
+/* cm_file_parse_fn: a JSON object with a non-negative integer "generation". */
+static int parse_state_file(void *arg, const char *path, const char *text, size_t len, char *err,
+                            size_t errlen)
 {
+    struct loaded *l = arg;
     json_error_t je;
     json_t *doc, *g;
 
-    *gen = 0;
-    *out = NULL;
-    if (access(path, F_OK) != 0)
-        return CM_OK;
-    doc = json_load_file(path, 0, &je);
+    (void)path;
+    doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (doc == NULL) {
-        snprintf(err, errlen, "%s: line %d: %s", path, je.line, je.text);
+        snprintf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column, je.text);
         return CM_EPARSE;
     }
     g = json_object_get(doc, "generation");
     if (!json_is_integer(g) || json_integer_value(g) < 0) {
-        snprintf(err, errlen, "%s: generation: missing or not a non-negative integer", path);
+        snprintf(err, errlen, "generation: missing or not a non-negative integer");
         json_decref(doc);
         return CM_EPARSE;
     }
-    *gen = (uint64_t)json_integer_value(g);
-    *out = doc;
+    json_decref(l->doc);
+    l->gen = (uint64_t)json_integer_value(g);
+    l->doc = doc;
+    return CM_OK;
+}
+
+int hc_report_load(const char *path, uint64_t *gen, json_t **out, char *err, size_t errlen)
+{
+    struct loaded l = {0};
+    int rc;
+
+    *gen = 0;
+    *out = NULL;
+    rc = cm_file_load(path, CM_STATE_FILE_MAX_BYTES, parse_state_file, &l, CM_FILE_LOAD_DEFAULT,
+                      NULL, err, errlen);
+    if (rc == CM_ENOENT)
+        return CM_OK;
+    if (rc != CM_OK)
+        return rc;
+    *gen = l.gen;
+    *out = l.doc;
     return CM_OK;
 }
 
@@ -713,5 +740,5 @@ int hc_report_write(struct hc_report *r, const char *path, char *err, size_t err
     text = hc_report_text(r, &len);
     if (text == NULL)
         return CM_ENOMEM;
-    return cm_file_write_text_atomic(path, text, 0644, err, errlen);
+    return cm_file_write_text_atomic(path, text, 0600, err, errlen);
 }

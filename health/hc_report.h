@@ -89,7 +89,8 @@ const char *hc_report_text(struct hc_report *r, size_t *len);
 /**
  * Reads a state file written earlier: its "generation" into *gen and the
  * document into *doc (new reference). A missing file gives 0, NULL and CM_OK;
- * an unreadable or malformed one CM_EPARSE/CM_EIO with @err.
+ * a truncated or corrupt one is replaced by its .prev (cm_file_load, with a
+ * warning); when both are unusable CM_EPARSE/CM_EIO with @err.
  */
 int hc_report_load(const char *path, uint64_t *gen, json_t **doc, char *err, size_t errlen);
 

@@ -259,6 +259,11 @@ int main(int argc, char **argv)
     if (o.check) {
         size_t certs = 0, bad = check_tls(d.conf, &certs);
 
+        if (lbp_proxy_check_state(d.conf, err, sizeof(err)) != CM_OK) {
+            fprintf(stderr, "%s\n", err);
+            bad++;
+        }
+
         if (bad == 0 && certs > 0)
             printf("config OK: %zu proxy listeners, %zu services, %zu members, "
                    "%zu TLS certificates loaded\n",

@@ -19,12 +19,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct cm_state *st = NULL, *st2 = NULL;
     char *dump, *dump2;
 
-    if (cm_state_parse((const char *)data, size, &st, err, sizeof(err)) != 0)
+    if (cm_state_parse((const char *)data, size, NULL, &st, err, sizeof(err)) != 0)
         return 0;
     dump = cm_state_dump(st);
     if (dump == NULL)
         abort();
-    if (cm_state_parse(dump, strlen(dump), &st2, err, sizeof(err)) != 0)
+    if (cm_state_parse(dump, strlen(dump), NULL, &st2, err, sizeof(err)) != 0)
         abort();
     if (st2->generation != st->generation || st2->generated_at_unix != st->generated_at_unix ||
         strcmp(st2->vantage, st->vantage) != 0 || st2->service_count != st->service_count ||

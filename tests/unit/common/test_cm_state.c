@@ -44,7 +44,7 @@ static struct cm_state *parse_ok(const char *text)
 {
     char err[CM_STATE_ERR_MAX];
     struct cm_state *st = NULL;
-    int rc = cm_state_parse(text, strlen(text), &st, err, sizeof(err));
+    int rc = cm_state_parse(text, strlen(text), NULL, &st, err, sizeof(err));
 
     if (rc != CM_OK)
         fail_msg("parse failed: %s", err);
@@ -155,11 +155,11 @@ static void test_from_json(void **state)
 
     (void)state;
     assert_non_null(doc);
-    assert_int_equal(cm_state_from_json(doc, &st, err, sizeof(err)), CM_OK);
+    assert_int_equal(cm_state_from_json(doc, NULL, &st, err, sizeof(err)), CM_OK);
     json_decref(doc); /* the state holds its own reference */
     check_valid_fields(st);
     cm_state_free(st);
-    assert_int_equal(cm_state_from_json(NULL, &st, err, sizeof(err)), CM_ESTATE);
+    assert_int_equal(cm_state_from_json(NULL, NULL, &st, err, sizeof(err)), CM_ESTATE);
     assert_string_equal(err, "document: must be a JSON object");
 }
 
@@ -194,7 +194,7 @@ static void test_timestamps(void **state)
         snprintf(text, sizeof(text),
                  "{\"version\":1,\"vantage\":\"v\",\"generation\":0,\"generated_at\":\"%s\"}",
                  cases[i].ts);
-        rc = cm_state_parse(text, strlen(text), &st, err, sizeof(err));
+        rc = cm_state_parse(text, strlen(text), NULL, &st, err, sizeof(err));
         print_message("ts %s -> %s\n", cases[i].ts, rc == CM_OK ? "ok" : err);
         if (cases[i].ok) {
             assert_int_equal(rc, CM_OK);
@@ -315,8 +315,8 @@ static void test_bad_documents(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
         struct cm_state *st = NULL;
-        int rc =
-            cm_state_parse(bad_cases[i].text, strlen(bad_cases[i].text), &st, err, sizeof(err));
+        int rc = cm_state_parse(bad_cases[i].text, strlen(bad_cases[i].text), NULL, &st, err,
+                                sizeof(err));
 
         print_message("case %zu: %s\n", i, rc == CM_OK ? "(accepted)" : err);
         assert_int_equal(rc, bad_cases[i].rc);
@@ -337,7 +337,7 @@ static void test_bad_json(void **state)
         struct cm_state *st = NULL;
         size_t len = i == 4 ? 5 : strlen(texts[i]);
 
-        assert_int_equal(cm_state_parse(texts[i], len, &st, err, sizeof(err)), CM_EPARSE);
+        assert_int_equal(cm_state_parse(texts[i], len, NULL, &st, err, sizeof(err)), CM_EPARSE);
         assert_null(st);
         assert_non_null(strstr(err, "document: invalid JSON at line "));
     }
@@ -355,8 +355,9 @@ static void test_limits(void **state)
     /* size: rejected before any byte is read */
     big = calloc(1, (size_t)CM_STATE_MAX_BYTES + 1);
     assert_non_null(big);
-    assert_int_equal(cm_state_parse(big, (size_t)CM_STATE_MAX_BYTES + 1, &st, err, sizeof(err)),
-                     CM_ETOOBIG);
+    assert_int_equal(
+        cm_state_parse(big, (size_t)CM_STATE_MAX_BYTES + 1, NULL, &st, err, sizeof(err)),
+        CM_ETOOBIG);
     assert_string_equal(err, "document: too large (67108865 bytes, max 67108864)");
     free(big);
 
@@ -369,12 +370,12 @@ static void test_limits(void **state)
         snprintf(key, sizeof(key), "m%u", i);
         json_object_set_new(members, key, json_pack("{s:b}", "healthy", 1));
     }
-    assert_int_equal(cm_state_from_json(doc, &st, err, sizeof(err)), CM_OK);
+    assert_int_equal(cm_state_from_json(doc, NULL, &st, err, sizeof(err)), CM_OK);
     assert_int_equal(st->services[0].member_count, CM_STATE_MAX_MEMBERS);
     cm_state_free(st);
     st = NULL;
     json_object_set_new(members, "one-more", json_pack("{s:b}", "healthy", 1));
-    assert_int_equal(cm_state_from_json(doc, &st, err, sizeof(err)), CM_ESTATE);
+    assert_int_equal(cm_state_from_json(doc, NULL, &st, err, sizeof(err)), CM_ESTATE);
     assert_string_equal(err, "services.default/web.members: too many members (1001, max 1000)");
     json_decref(doc);
 
@@ -386,7 +387,7 @@ static void test_limits(void **state)
         snprintf(key, sizeof(key), "m%u", i);
         json_object_set_new(members, key, json_object());
     }
-    assert_int_equal(cm_state_from_json(doc, &st, err, sizeof(err)), CM_ESTATE);
+    assert_int_equal(cm_state_from_json(doc, NULL, &st, err, sizeof(err)), CM_ESTATE);
     assert_string_equal(err, "members: too many members (1001, max 1000)");
     json_decref(doc);
 
@@ -398,7 +399,7 @@ static void test_limits(void **state)
         snprintf(key, sizeof(key), "ns/s%u", i);
         json_object_set_new(services, key, json_object());
     }
-    assert_int_equal(cm_state_from_json(doc, &st, err, sizeof(err)), CM_ESTATE);
+    assert_int_equal(cm_state_from_json(doc, NULL, &st, err, sizeof(err)), CM_ESTATE);
     assert_string_equal(err, "services: too many services (100001, max 100000)");
     json_decref(doc);
 }
@@ -714,7 +715,7 @@ static void test_sample_documents(void **state)
 
         snprintf(path, sizeof(path), "conf/state/%s.json", names[i]);
         text = read_file(path, &len);
-        rc = cm_state_parse(text, len, &docs[i], err, sizeof(err));
+        rc = cm_state_parse(text, len, NULL, &docs[i], err, sizeof(err));
         free(text);
         if (rc != CM_OK)
             fail_msg("%s: %s", path, err);

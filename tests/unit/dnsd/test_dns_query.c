@@ -776,7 +776,7 @@ static void test_federated(void **state)
 
     if (cm_conf_load_string("test.json", FED_CONF, &conf, err, sizeof(err)) != CM_OK)
         fail_msg("conf: %s", err);
-    if (cm_state_parse(FED_STATE, strlen(FED_STATE), &st, err, sizeof(err)) != CM_OK)
+    if (cm_state_parse(FED_STATE, strlen(FED_STATE), NULL, &st, err, sizeof(err)) != CM_OK)
         fail_msg("state: %s", err);
     const struct cm_state *docs[] = {st};
     assert_int_equal(cm_merged_build(docs, 1, conf, &merged), CM_OK);
