@@ -19,7 +19,6 @@
 #include "common/cm_str.h"
 
 #define PATH_CAP      4096
-#define TMP_ATTEMPTS  16
 #define READ_ERR_CAP  256
 #define CHUNK_MIN_CAP 4096
 
@@ -95,7 +94,7 @@ static uint64_t tmp_token(unsigned attempt)
  */
 static int tmp_create(const char *path, mode_t mode, char *tmp, size_t cap, int *fd_out)
 {
-    for (unsigned i = 0; i < TMP_ATTEMPTS; i++) {
+    for (unsigned i = 0; i < CM_FILE_TMP_ATTEMPTS; i++) {
         int fd;
 
         if (snprintf(tmp, cap, "%s.tmp.%016" PRIx64, path, tmp_token(i)) >= (int)cap)

@@ -30,6 +30,8 @@
 /* Suffixes of the companions of a state file PATH. */
 #define CM_FILE_PREV_SUFFIX    ".prev"
 #define CM_FILE_CORRUPT_SUFFIX ".corrupt"
+/* Names tried for the temporary file before giving up (each one O_EXCL). */
+#define CM_FILE_TMP_ATTEMPTS 16
 
 /**
  * Replaces @path with @text followed by one newline, created with @mode

@@ -235,6 +235,8 @@ def proxy_config(tmp, port, ctl_port, backends, proxy_over=None, listen_over=Non
         "services": {"default/web": {"port": 80,
                                      "check": {"type": "tcp", "interval_ms": 500,
                                                "timeout_ms": 300, "rise": 1, "fall": 2}}},
+        # backends and the proxy's address are on loopback
+        "allow_addresses": fedtest.ALLOW_LOOPBACK,
         "proxy": proxy,
     }
 

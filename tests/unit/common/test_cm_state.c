@@ -325,6 +325,143 @@ static void test_bad_documents(void **state)
     }
 }
 
+/* ---- special addresses: refused with the path unless allow_addresses opens them ---- */
+
+struct special_case {
+    const char *member;   /* WEB() body */
+    bool allowed;         /* accepted under allow = 127.0.0.0/8, ::1/128, 169.254.0.0/16 */
+    const char *msg;      /* the rejection without the list */
+    const char *msg_list; /* with the list, when still rejected */
+};
+
+#define P     "services.default/web.members.usa."
+#define LIST  "; list it in allow_addresses to permit it"
+#define NEVER "; it is never allowed"
+
+static const struct special_case special_cases[] = {
+    {"\"usa\":{\"addresses\":[\"192.0.2.1\",\"127.0.0.1\"],\"healthy\":true}", true,
+     P "addresses[1]: 127.0.0.1 is a loopback address" LIST, NULL},
+    {"\"usa\":{\"addresses\":[\"::1\"],\"healthy\":true}", true,
+     P "addresses[0]: ::1 is a loopback address" LIST, NULL},
+    {"\"usa\":{\"addresses\":[\"::ffff:127.0.0.1\"],\"healthy\":true}", true,
+     P "addresses[0]: ::ffff:127.0.0.1 is a loopback address" LIST, NULL},
+    {"\"usa\":{\"addresses\":[\"169.254.1.1\"],\"healthy\":true}", true,
+     P "addresses[0]: 169.254.1.1 is a link-local address" LIST, NULL},
+    {"\"usa\":{\"addresses\":[\"fe80::1\"],\"healthy\":true}", false,
+     P "addresses[0]: fe80::1 is a link-local address" LIST,
+     P "addresses[0]: fe80::1 is a link-local address" LIST},
+    {"\"usa\":{\"addresses\":[\"0.0.0.0\"],\"healthy\":true}", false,
+     P "addresses[0]: 0.0.0.0 is an unspecified address" NEVER,
+     P "addresses[0]: 0.0.0.0 is an unspecified address" NEVER},
+    {"\"usa\":{\"addresses\":[\"::\"],\"healthy\":true}", false,
+     P "addresses[0]: :: is an unspecified address" NEVER,
+     P "addresses[0]: :: is an unspecified address" NEVER},
+    {"\"usa\":{\"addresses\":[\"224.0.0.1\"],\"healthy\":true}", false,
+     P "addresses[0]: 224.0.0.1 is a multicast address" NEVER,
+     P "addresses[0]: 224.0.0.1 is a multicast address" NEVER},
+    {"\"usa\":{\"addresses\":[\"ff02::1\"],\"healthy\":true}", false,
+     P "addresses[0]: ff02::1 is a multicast address" NEVER,
+     P "addresses[0]: ff02::1 is a multicast address" NEVER},
+    {"\"usa\":{\"addresses\":[\"::ffff:239.1.2.3\"],\"healthy\":true}", false,
+     P "addresses[0]: ::ffff:239.1.2.3 is a multicast address" NEVER,
+     P "addresses[0]: ::ffff:239.1.2.3 is a multicast address" NEVER},
+    {"\"usa\":{\"addresses\":[\"255.255.255.255\"],\"healthy\":true}", false,
+     P "addresses[0]: 255.255.255.255 is a broadcast address" NEVER,
+     P "addresses[0]: 255.255.255.255 is a broadcast address" NEVER},
+    /* proxy backends follow the same rule */
+    {"\"usa\":{\"healthy\":true,\"backends\":[\"10.0.0.5:80\",\"127.0.0.1:8080\"]}", true,
+     P "backends[1]: 127.0.0.1:8080 is a loopback address" LIST, NULL},
+    {"\"usa\":{\"healthy\":true,\"backends\":[\"169.254.169.254:80\"]}", true,
+     P "backends[0]: 169.254.169.254:80 is a link-local address" LIST, NULL},
+    {"\"usa\":{\"healthy\":true,\"backends\":[\"0.0.0.0:80\"]}", false,
+     P "backends[0]: 0.0.0.0:80 is an unspecified address" NEVER,
+     P "backends[0]: 0.0.0.0:80 is an unspecified address" NEVER},
+    {"\"usa\":{\"healthy\":true,\"backends\":[\"[ff02::1]:80\"]}", false,
+     P "backends[0]: [ff02::1]:80 is a multicast address" NEVER,
+     P "backends[0]: [ff02::1]:80 is a multicast address" NEVER},
+    {"\"usa\":{\"healthy\":true,\"backends\":[\"255.255.255.255:80\"]}", false,
+     P "backends[0]: 255.255.255.255:80 is a broadcast address" NEVER,
+     P "backends[0]: 255.255.255.255:80 is a broadcast address" NEVER},
+};
+
+#undef P
+#undef LIST
+#undef NEVER
+
+static int parse_special(const char *member, const struct cm_state_opts *o, char *err,
+                         size_t errlen)
+{
+    char text[1024];
+    struct cm_state *st = NULL;
+    int rc;
+
+    snprintf(text, sizeof(text),
+             "{" HDR ",\"services\":{\"default/web\":{\"port\":80,\"members\":{%s}}}}", member);
+    rc = cm_state_parse(text, strlen(text), o, &st, err, errlen);
+    if (rc == CM_OK)
+        assert_non_null(st);
+    else
+        assert_null(st);
+    cm_state_free(st);
+    return rc;
+}
+
+static void test_special_addresses(void **state)
+{
+    static const char *const list[] = {"127.0.0.0/8", "::1/128", "169.254.0.0/16"};
+    struct cm_ip_prefix allow[3];
+    struct cm_state_opts none = {0}, opts = {.allow = allow, .allow_count = 3};
+    char err[CM_STATE_ERR_MAX];
+
+    (void)state;
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(cm_ip_prefix_parse(list[i], &allow[i]), CM_OK);
+    for (size_t i = 0; i < sizeof(special_cases) / sizeof(special_cases[0]); i++) {
+        const struct special_case *c = &special_cases[i];
+
+        print_message("case %zu: %s\n", i, c->member);
+        assert_int_equal(parse_special(c->member, NULL, err, sizeof(err)), CM_ESTATE);
+        assert_string_equal(err, c->msg);
+        assert_int_equal(parse_special(c->member, &none, err, sizeof(err)), CM_ESTATE);
+        assert_string_equal(err, c->msg);
+        if (c->allowed) {
+            assert_int_equal(parse_special(c->member, &opts, err, sizeof(err)), CM_OK);
+        } else {
+            assert_int_equal(parse_special(c->member, &opts, err, sizeof(err)), CM_ESTATE);
+            assert_string_equal(err, c->msg_list);
+        }
+    }
+}
+
+/* A document accepted under a list is refused by check_conf under a configuration without it. */
+static void test_special_addresses_check_conf(void **state)
+{
+    static const char conf_text[] = "{\"federation\":\"myfed\",\"zone\":\"fed.example.test\","
+                                    "\"regions\":{\"us-east-1\":{\"zones\":[\"us-east-1a\"]}},"
+                                    "\"members\":{\"usa\":{\"region\":\"us-east-1\"}}%s}";
+    static const char doc[] = "{" HDR ",\"services\":{\"default/web\":{\"members\":{"
+                              "\"usa\":{\"addresses\":[\"127.0.0.2\"],\"healthy\":true}}}}}";
+    struct cm_conf *open_conf = NULL, *closed_conf = NULL;
+    struct cm_state_opts opts;
+    struct cm_state *st = NULL;
+    char text[512], err[CM_STATE_ERR_MAX];
+
+    (void)state;
+    snprintf(text, sizeof(text), conf_text, ",\"allow_addresses\":[\"127.0.0.0/8\"]");
+    assert_int_equal(cm_conf_load_string("a.json", text, &open_conf, err, sizeof(err)), CM_OK);
+    snprintf(text, sizeof(text), conf_text, "");
+    assert_int_equal(cm_conf_load_string("b.json", text, &closed_conf, err, sizeof(err)), CM_OK);
+    cm_state_opts_from_conf(&opts, open_conf);
+    assert_int_equal(cm_state_parse(doc, strlen(doc), &opts, &st, err, sizeof(err)), CM_OK);
+    assert_int_equal(cm_state_check_conf(st, open_conf, err, sizeof(err)), CM_OK);
+    assert_int_equal(cm_state_check_conf(st, closed_conf, err, sizeof(err)), CM_ESTATE);
+    assert_string_equal(err, "services.default/web.members.usa.addresses[0]: 127.0.0.2 is a "
+                             "loopback address; list it in allow_addresses to permit it");
+    cm_state_free(st);
+    cm_conf_unref(open_conf);
+    cm_conf_unref(closed_conf);
+}
+
 static void test_bad_json(void **state)
 {
     static const char *texts[] = {
@@ -754,6 +891,8 @@ int main(void)
         cmocka_unit_test(test_from_json),
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_bad_documents),
+        cmocka_unit_test(test_special_addresses),
+        cmocka_unit_test(test_special_addresses_check_conf),
         cmocka_unit_test(test_bad_json),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_check_conf),
