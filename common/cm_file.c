@@ -110,11 +110,17 @@ static int tmp_create(const char *path, mode_t mode, char *tmp, size_t cap, int 
     return CM_EEXIST;
 }
 
-/* PATH.prev := the current PATH (none yet: nothing to keep). A hard link keeps
+/* PATH.prev := the current PATH. A hard link keeps
  * PATH in place throughout; where links are not supported, a rename, which
  * leaves a short window without PATH that cm_file_load() covers. */
 static int keep_prev(const char *path, const char *prev)
 {
+    struct stat sb;
+
+    /* No PATH (a first write, or PATH moved aside as damaged): PATH.prev, if
+     * any, is the last good file and stays. */
+    if (lstat(path, &sb) == -1)
+        return errno == ENOENT ? CM_OK : cm_err_from_errno(errno);
     if (unlink(prev) == -1 && errno != ENOENT)
         return cm_err_from_errno(errno);
     if (link(path, prev) == 0 || errno == ENOENT)

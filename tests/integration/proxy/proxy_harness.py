@@ -269,12 +269,15 @@ class Proxy(Daemon):
         return 0
 
 
-def start_proxy(tmp, backends, ready=True, **kw):
+def start_proxy(tmp, backends, ready=True, edit=None, **kw):
+    """Starts fedgslb-proxy on proxy_config(); @edit(conf) may change it first."""
     exe = fedtest.binary("fedgslb-proxy")
     port = free_port(ipv6=False)
     ctl_port = free_port(ipv6=False)
     conf = proxy_config(tmp, port, ctl_port, [b.addr if isinstance(b, Backend) else b
                                               for b in backends], **kw)
+    if edit is not None:
+        edit(conf)
     path = fedtest.write_config(tmp, conf, "proxy.json")
     p = Proxy([exe, "--config", path, "--log-level", "info"],
               os.path.join(str(tmp), f"proxy-{port}.log"), cwd=str(tmp))

@@ -256,6 +256,10 @@ static void test_load_falls_back_on_truncated(void **state)
     assert_string_equal(slurp(corrupt, buf, sizeof(buf)), "ok:curr");
     assert_int_not_equal(access(f->path, F_OK), 0);
     assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "ok:previous\n");
+    /* the next write leaves that good .prev alone (there is no PATH to keep) */
+    assert_int_equal(cm_file_write_text_atomic(f->path, "ok:next", 0600, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "ok:previous\n");
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "ok:next\n");
 }
 
 static void test_load_falls_back_on_other_damage(void **state)
