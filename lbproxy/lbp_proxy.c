@@ -475,6 +475,8 @@ void lbp_proxy_free(struct lbp_proxy *px)
     free(px);
 }
 
+static void docs_recheck(struct lbp_proxy *px);
+
 int lbp_proxy_reload(struct lbp_proxy *px, struct cm_conf *conf, char *err, size_t errlen)
 {
     struct lbp_alog *alog = NULL;
@@ -493,6 +495,7 @@ int lbp_proxy_reload(struct lbp_proxy *px, struct cm_conf *conf, char *err, size
     px->alog = alog;
     cm_conf_unref(px->conf);
     px->conf = cm_conf_ref(conf);
+    docs_recheck(px);
     rc = pools_apply(px, conf, err, errlen);
     if (rc != CM_OK)
         cm_log_warn("reload: backends: %s", err);
@@ -537,6 +540,25 @@ static int doc_check_backends(const struct cm_state *st, char *err, size_t errle
         }
     }
     return CM_OK;
+}
+
+/* After a reload: the documents the new configuration refuses (members it no
+ * longer has, addresses its allow_addresses no longer opens) are dropped. */
+static void docs_recheck(struct lbp_proxy *px)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < px->doc_count; i++) {
+        char why[CM_STATE_ERR_MAX];
+
+        if (cm_state_check_conf(px->docs[i], px->conf, why, sizeof(why)) == CM_OK) {
+            px->docs[kept++] = px->docs[i];
+            continue;
+        }
+        cm_log_warn("reload: state of vantage %s dropped: %s", px->docs[i]->vantage, why);
+        cm_state_free(px->docs[i]);
+    }
+    px->doc_count = kept;
 }
 
 /* Puts @st in place of its vantage's document (takes ownership on CM_OK). */

@@ -7,7 +7,9 @@ with the JSON path while the previous backends keep serving."""
 
 import json
 import os
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -129,6 +131,28 @@ def test_loopback_backend_refused_unless_allowed(tmp_path, backends):
         assert st == 400, body
         assert body["error"] == (f"services.default/web.members.jpn.backends[0]: {first.addr} is "
                                  f"a loopback address; list it in allow_addresses to permit it")
+        assert served_by(p) == "static"
+    finally:
+        finish(p)
+
+
+def test_reload_without_allow_list_drops_loopback_backends(tmp_path, backends):
+    static, first, _ = backends
+    p = ph.start_proxy(tmp_path, [static])
+    try:
+        assert push(p, [first.addr])[0] == 200
+        assert served_by(p) == "first"
+        conf = dict(p.conf)
+        del conf["allow_addresses"]
+        mark = len(p.log_text())
+        p.rewrite(conf)
+        p.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5 * ph.SLOW
+        while "reload done" not in p.log_text()[mark:] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log = p.log_text()[mark:]
+        assert ("reload: state of vantage us-east-1 dropped: services.default/web.members.jpn."
+                f"backends[0]: {first.addr} is a loopback address") in log, log
         assert served_by(p) == "static"
     finally:
         finish(p)
