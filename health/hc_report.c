@@ -763,19 +763,27 @@ static int parse_state_file(void *arg, const char *path, const char *text, size_
     return CM_OK;
 }
 
-int hc_report_load(const char *path, uint64_t *gen, json_t **out, char *err, size_t errlen)
+int hc_report_load(const char *path, bool check, uint64_t *gen, json_t **out, char *err,
+                   size_t errlen)
 {
+    struct cm_file_load_info info;
     struct loaded l = {0};
     int rc;
 
     *gen = 0;
     *out = NULL;
-    rc = cm_file_load(path, CM_STATE_FILE_MAX_BYTES, parse_state_file, &l, CM_FILE_LOAD_DEFAULT,
-                      NULL, err, errlen);
+    rc = cm_file_load(path, CM_STATE_FILE_MAX_BYTES, parse_state_file, &l,
+                      check ? CM_FILE_LOAD_READONLY : CM_FILE_LOAD_DEFAULT, &info, err, errlen);
     if (rc == CM_ENOENT)
         return CM_OK;
-    if (rc != CM_OK)
+    if (rc == CM_OK && check && info.fell_back) {
+        snprintf(err, errlen, "%s", info.reason);
+        rc = CM_EPARSE;
+    }
+    if (rc != CM_OK) {
+        json_decref(l.doc);
         return rc;
+    }
     *gen = l.gen;
     *out = l.doc;
     return CM_OK;

@@ -6,6 +6,8 @@ pushed document with an address that must never be answered gets 400 with
 the JSON path while the previous state keeps serving."""
 
 import os
+import signal
+import time
 
 import pytest
 
@@ -136,5 +138,27 @@ def test_loopback_refused_unless_allowed(tmp_path):
         assert us_answer(d) == {FIRST["usa"]}
         st, doc = ctl.get("/v1/state")
         assert doc["vantages"][US]["generation"] == 1
+    finally:
+        fedtest.finish(d)
+
+
+def test_reload_without_allow_list_drops_loopback_document(tmp_path):
+    d = fedtest.start_dnsd(tmp_path)
+    ctl = fedtest.Control(d.ctl_port)
+    try:
+        push(ctl, dict(FIRST, usa="127.0.0.5"), 1)
+        assert us_answer(d) == {"127.0.0.5"}
+        conf = dict(d.conf)
+        del conf["allow_addresses"]
+        fedtest.write_config(tmp_path, conf)
+        mark = len(d.log_text())
+        d.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5 * fedtest.SLOW
+        while "reload done" not in d.log_text()[mark:] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log = d.log_text()[mark:]
+        assert ("state of vantage us-east-1 dropped by the new configuration: services.default/"
+                "web.members.usa.addresses[0]: 127.0.0.5 is a loopback address") in log, log
+        assert "127.0.0.5" not in us_answer(d)
     finally:
         fedtest.finish(d)
