@@ -577,9 +577,8 @@ static int alias_cmp(const void *a, const void *b)
 }
 
 /* An alias names one service only. Sorted, so large files stay fast. */
-static int root_post(struct cm_conf_parse *p, void *base)
+static int aliases_unique(struct cm_conf_parse *p, const struct cm_conf *conf)
 {
-    const struct cm_conf *conf = base;
     struct alias_ref *refs;
     size_t n = 0, k = 0;
     char key[CM_CONF_PATH_MAX], q[CM_CONF_QUOTE_MAX];
@@ -606,6 +605,38 @@ static int root_post(struct cm_conf_parse *p, void *base)
     }
     free(refs);
     return rc;
+}
+
+/* members.*.lb.address is answered to clients: the address rule of state
+ * documents (cm_ip_refused under allow_addresses) applies to it too. */
+static int lb_addresses_allowed(struct cm_conf_parse *p, const struct cm_conf *conf)
+{
+    char key[CM_CONF_PATH_MAX], msg[CM_CONF_QUOTE_MAX + 96];
+
+    for (size_t i = 0; i < conf->member_count; i++) {
+        const char *ip = conf->members[i].lb_address;
+        enum cm_ip_kind kind;
+        struct cm_addr a;
+
+        if (ip == NULL || cm_ip_parse(ip, &a) != CM_OK)
+            continue;
+        kind = cm_ip_refused((const struct sockaddr *)&a.ss, conf->allow_addresses,
+                             conf->allow_address_count);
+        if (kind == CM_IP_ORDINARY)
+            continue;
+        snprintf(key, sizeof(key), "members.%s.lb.address", conf->members[i].name);
+        cm_ip_refusal_format(ip, kind, msg, sizeof(msg));
+        return cm_conf_fail_at(p, key, "%s", msg);
+    }
+    return CM_OK;
+}
+
+static int root_post(struct cm_conf_parse *p, void *base)
+{
+    const struct cm_conf *conf = base;
+    int rc = aliases_unique(p, conf);
+
+    return rc == CM_OK ? lb_addresses_allowed(p, conf) : rc;
 }
 
 static void root_release(void *base)

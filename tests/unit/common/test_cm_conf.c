@@ -375,6 +375,26 @@ static void test_allow_addresses(void **state)
                "t.json: allow_addresses: must be an array of CIDR strings");
 }
 
+/* A proxy-mode member's lb.address is answered to clients: the same rule. */
+static void test_lb_address_rule(void **state)
+{
+    struct cm_conf *c;
+
+#define LB_CONF(addr, extra)                                                                       \
+    "{'federation': 'f', 'zone': 'z.example', 'regions': {'r1': {}}, 'members': {'m': "            \
+    "{'region': 'r1', 'lb': {'mode': 'proxy', 'address': '" addr "'}}}" extra "}"
+    (void)state;
+    expect_err(LB_CONF("127.0.0.1", ""), CM_ECONFIG,
+               "t.json: members.m.lb.address: 127.0.0.1 is a loopback address; list it in "
+               "allow_addresses to permit it");
+    expect_err(LB_CONF("224.0.0.1", ", 'allow_addresses': ['127.0.0.0/8']"), CM_ECONFIG,
+               "t.json: members.m.lb.address: 224.0.0.1 is a multicast address; it is never "
+               "allowed");
+    c = load_ok(LB_CONF("127.0.0.1", ", 'allow_addresses': ['127.0.0.0/8']"));
+    cm_conf_unref(c);
+#undef LB_CONF
+}
+
 static void test_bad_address(void **state)
 {
     (void)state;
@@ -802,6 +822,7 @@ int main(void)
         cmocka_unit_test(test_bad_zone_for_region),
         cmocka_unit_test(test_bad_cidr),
         cmocka_unit_test(test_allow_addresses),
+        cmocka_unit_test(test_lb_address_rule),
         cmocka_unit_test(test_good_cidr),
         cmocka_unit_test(test_bad_address),
         cmocka_unit_test(test_out_of_range),
