@@ -579,16 +579,17 @@ static int check_endpoint_addresses(struct pctx *c, const char *key,
                                     const struct cm_state_endpoint *ep,
                                     const struct cm_state_opts *o)
 {
-    char p[PATH_MAX_LEN], ip[CM_ADDR_STRLEN];
+    char p[PATH_MAX_LEN], ip[CM_ADDR_STRLEN], m[QUOTE_MAX_LEN + 8];
     enum cm_ip_kind kind;
     struct cm_addr a;
 
+    quote(m, sizeof(m), ep->member); /* a peer's name: no control bytes into logs */
     for (size_t i = 0; i < ep->address_count; i++) {
         const struct sockaddr *sa = (const struct sockaddr *)&ep->addresses[i].ss;
 
         kind = cm_ip_refused(sa, o->allow, o->allow_count);
         if (kind != CM_IP_ORDINARY) {
-            path_fmt(p, sizeof(p), "services.%s.members.%s.addresses[%zu]", key, ep->member, i);
+            path_fmt(p, sizeof(p), "services.%s.members.%s.addresses[%zu]", key, m, i);
             cm_ip_format(sa, ip, sizeof(ip));
             return refuse(c, p, ip, kind);
         }
@@ -598,7 +599,7 @@ static int check_endpoint_addresses(struct pctx *c, const char *key,
             continue; /* the parser already refused malformed ones */
         kind = cm_ip_refused((const struct sockaddr *)&a.ss, o->allow, o->allow_count);
         if (kind != CM_IP_ORDINARY) {
-            path_fmt(p, sizeof(p), "services.%s.members.%s.backends[%zu]", key, ep->member, i);
+            path_fmt(p, sizeof(p), "services.%s.members.%s.backends[%zu]", key, m, i);
             return refuse(c, p, ep->backends[i], kind);
         }
     }

@@ -347,7 +347,6 @@ static void probe_words(const struct probe_verdict *v, char *buf, size_t cap)
         snprintf(buf, cap, "probe ok");
 }
 
-/* Verdict and reason in words. */
 /* Verdict and reason in words. @refused: the addresses the address rule
  * dropped (the first explains a missing load balancer address). */
 static bool verdict(const struct build_ctx *bc, const struct hc_cluster *c, bool probing,
