@@ -110,9 +110,9 @@ static int tmp_create(const char *path, mode_t mode, char *tmp, size_t cap, int 
     return CM_EEXIST;
 }
 
-/* PATH.prev := the current PATH. A hard link keeps
- * PATH in place throughout; where links are not supported, a rename, which
- * leaves a short window without PATH that cm_file_load() covers. */
+/* PATH.prev := the current PATH, by a hard link, so PATH stays in place
+ * throughout (a rename would leave a moment without PATH, which a restart
+ * would read as "no state"). Where links are not supported no .prev is kept. */
 static int keep_prev(const char *path, const char *prev)
 {
     struct stat sb;
@@ -127,8 +127,7 @@ static int keep_prev(const char *path, const char *prev)
         return CM_OK;
     if (errno != EPERM && errno != EOPNOTSUPP && errno != EMLINK)
         return cm_err_from_errno(errno);
-    if (rename(path, prev) == -1 && errno != ENOENT)
-        return cm_err_from_errno(errno);
+    cm_log_debug("state file %s: no hard links here; no %s kept", path, prev);
     return CM_OK;
 }
 
@@ -257,18 +256,27 @@ static int load_one(const char *path, size_t max, cm_file_parse_fn *parse, void 
     return rc;
 }
 
-/* After a fallback: the damaged PATH goes to PATH.corrupt, so the next write
- * does not keep it as PATH.prev in place of the good one. */
-static void move_aside(const char *path)
+/*
+ * After a fallback: the damaged PATH goes to PATH.corrupt (for inspection,
+ * and so the next write cannot keep it as PATH.prev in place of the good
+ * one), and PATH becomes a link to PATH.prev, so a restart before the next
+ * write loads the same state again.
+ */
+static void move_aside(const char *path, const char *prev)
 {
     char dst[PATH_CAP];
 
     if (snprintf(dst, sizeof(dst), "%s" CM_FILE_CORRUPT_SUFFIX, path) >= (int)sizeof(dst))
         return;
-    if (rename(path, dst) == -1)
+    if (rename(path, dst) == -1) {
         cm_log_warn("state file %s: cannot move it aside to %s: %s", path, dst, strerror(errno));
+        return;
+    }
+    if (link(prev, path) == -1)
+        cm_log_warn("state file %s: moved aside to %s; cannot restore it from %s: %s", path, dst,
+                    prev, strerror(errno));
     else
-        cm_log_warn("state file %s: moved aside to %s", path, dst);
+        cm_log_warn("state file %s: moved aside to %s and restored from %s", path, dst, prev);
 }
 
 int cm_file_load(const char *path, size_t max, cm_file_parse_fn *parse, void *arg, unsigned flags,
@@ -283,7 +291,9 @@ int cm_file_load(const char *path, size_t max, cm_file_parse_fn *parse, void *ar
     memset(info, 0, sizeof(*info));
     rc = load_one(path, max, parse, arg, why, sizeof(why));
     info->found = rc != CM_ENOENT;
-    if (rc == CM_OK || rc == CM_ENOMEM)
+    /* No PATH is no state (a first start, or removed on purpose): PATH.prev
+     * only ever stands in for a damaged PATH. */
+    if (rc == CM_OK || rc == CM_ENOMEM || rc == CM_ENOENT)
         return rc;
     if (snprintf(prev, sizeof(prev), "%s" CM_FILE_PREV_SUFFIX, path) >= (int)sizeof(prev)) {
         snprintf(err, errlen, "%s: %s", path, why);
@@ -294,15 +304,12 @@ int cm_file_load(const char *path, size_t max, cm_file_parse_fn *parse, void *ar
         info->found = info->fell_back = true;
         snprintf(info->reason, sizeof(info->reason), "%s: %s", path, why);
         cm_log_warn("state file %s: %s; loaded the previous one, %s, instead", path, why, prev);
-        if (rc != CM_ENOENT && !(flags & CM_FILE_LOAD_READONLY))
-            move_aside(path);
+        if (!(flags & CM_FILE_LOAD_READONLY))
+            move_aside(path, prev);
         return CM_OK;
     }
-    if (rc == CM_ENOENT && rc_prev == CM_ENOENT)
-        return CM_ENOENT;
-    info->found = true;
     snprintf(err, errlen, "%s: %s; %s: %s", path, why, prev, why_prev);
-    return rc != CM_ENOENT ? rc : rc_prev;
+    return rc;
 }
 
 int cm_file_check_dir(const char *path, char *err, size_t errlen)

@@ -8,8 +8,8 @@
  * temporary file in the same directory, created with O_CREAT | O_EXCL |
  * O_NOFOLLOW under an unpredictable name (so nothing planted at that name,
  * a symlink included, is ever opened or followed), fsync()ed; the current
- * PATH becomes PATH.prev (a hard link, else a rename); the temporary file is
- * renamed over PATH and the directory is fsync()ed.
+ * PATH becomes PATH.prev (a hard link; none where links are not supported);
+ * the temporary file is renamed over PATH and the directory is fsync()ed.
  *
  *   PATH.tmp.<random> --write, fsync--> link PATH -> PATH.prev
  *                                        rename tmp -> PATH, fsync(dir)
@@ -17,8 +17,10 @@
  * Loading: cm_file_load() reads PATH (capped) and hands the bytes to the
  * caller's parser; a file that cannot be read or parsed (truncated by a full
  * disk, damaged by hand) is replaced by PATH.prev, with a warning naming both
- * paths and the reason, and the damaged file is moved aside to PATH.corrupt
- * so the next write does not turn it into PATH.prev.
+ * paths and the reason; the damaged file is moved aside to PATH.corrupt (so
+ * the next write does not turn it into PATH.prev) and PATH becomes a link to
+ * PATH.prev (so a restart before that write finds the same state). A missing
+ * PATH is no state: PATH.prev never brings back a file removed on purpose.
  */
 #ifndef COMMON_CM_FILE_H
 #define COMMON_CM_FILE_H
@@ -59,20 +61,20 @@ enum cm_file_load_flags {
 
 /* How cm_file_load() went. */
 struct cm_file_load_info {
-    bool found;       /* PATH or PATH.prev existed */
-    bool fell_back;   /* PATH was missing or unusable and PATH.prev was parsed */
+    bool found;       /* PATH existed */
+    bool fell_back;   /* PATH was unusable and PATH.prev was parsed */
     char reason[512]; /* when fell_back: why PATH was not used ("PATH: reason") */
 };
 
 /**
  * Reads @path (at most @max bytes, a regular file; a symlink to one is
  * followed) and parses it with @parse. Falls back to PATH.prev when @path is
- * missing, unreadable, too large, empty or refused by @parse.
- * Returns CM_OK when one of them parsed (@info says which), CM_ENOENT when
- * neither exists (a first start), else the code of the failure with
- * "PATH: reason; PATH.prev: reason" in @err. A fallback is logged as a
+ * unreadable, too large, empty or refused by @parse. Returns CM_OK when one
+ * of them parsed (@info says which), CM_ENOENT when @path does not exist (a
+ * first start; PATH.prev is not consulted), else the code of the failure
+ * with "PATH: reason; PATH.prev: reason" in @err. A fallback is logged as a
  * warning; without CM_FILE_LOAD_READONLY the damaged PATH is renamed to
- * PATH.corrupt. @info may be NULL.
+ * PATH.corrupt and PATH linked to PATH.prev. @info may be NULL.
  */
 int cm_file_load(const char *path, size_t max, cm_file_parse_fn *parse, void *arg, unsigned flags,
                  struct cm_file_load_info *info, char *err, size_t errlen);

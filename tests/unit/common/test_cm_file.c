@@ -248,15 +248,19 @@ static void test_load_falls_back_on_truncated(void **state)
     assert_non_null(strstr(info.reason, f->path));
     assert_non_null(strstr(info.reason, "not a toy file"));
     assert_int_equal(access(f->path, F_OK), 0);
-    /* start: the previous file serves; the damaged one is moved aside */
+    /* start: the previous file serves; the damaged one is moved aside and
+     * PATH restored from .prev, so a restart before the next write is the same */
     assert_int_equal(load(f, 0, &t, &info, err, sizeof(err)), CM_OK);
     assert_true(info.fell_back);
     assert_string_equal(t.got, "previous");
     snprintf(corrupt, sizeof(corrupt), "%s.corrupt", f->path);
     assert_string_equal(slurp(corrupt, buf, sizeof(buf)), "ok:curr");
-    assert_int_not_equal(access(f->path, F_OK), 0);
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "ok:previous\n");
     assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "ok:previous\n");
-    /* the next write leaves that good .prev alone (there is no PATH to keep) */
+    assert_int_equal(load(f, 0, &t, &info, err, sizeof(err)), CM_OK);
+    assert_false(info.fell_back);
+    assert_string_equal(t.got, "previous");
+    /* the next write keeps the good state as .prev, never the damaged file */
     assert_int_equal(cm_file_write_text_atomic(f->path, "ok:next", 0600, err, sizeof(err)), CM_OK);
     assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "ok:previous\n");
     assert_string_equal(slurp(f->path, buf, sizeof(buf)), "ok:next\n");
@@ -290,10 +294,10 @@ static void test_load_falls_back_on_other_damage(void **state)
     assert_true(info.fell_back);
     assert_non_null(strstr(info.reason, "not a regular file"));
     rmdir(f->path);
-    /* missing while .prev exists (a crash inside the rename fallback) */
-    assert_int_equal(load(f, 0, &t, &info, err, sizeof(err)), CM_OK);
-    assert_true(info.fell_back);
-    assert_string_equal(t.got, "previous");
+    /* missing: no state, whatever .prev holds (removed on purpose to start afresh) */
+    assert_int_equal(load(f, 0, &t, &info, err, sizeof(err)), CM_ENOENT);
+    assert_false(info.found);
+    assert_int_equal(t.calls, 0);
 }
 
 static void test_load_both_bad(void **state)
