@@ -103,7 +103,7 @@ size_t cm_conf_path_push(struct cm_conf_parse *p, const char *key)
     return old;
 }
 
-static size_t path_push_index(struct cm_conf_parse *p, size_t i)
+size_t cm_conf_path_push_index(struct cm_conf_parse *p, size_t i)
 {
     size_t old = p->path_len;
     char idx[32];
@@ -409,7 +409,7 @@ static int walk_array(struct cm_conf_parse *p, const struct cm_conf_item *it, js
     *(char **)field = arr;
     *(size_t *)((char *)base + it->count_offset) = n;
     for (size_t i = 0; i < n && rc == CM_OK; i++) {
-        size_t old = path_push_index(p, i);
+        size_t old = cm_conf_path_push_index(p, i);
         rc = conv_value(p, it, it->elem_type, json_array_get(v, i), base, arr + i * size);
         cm_conf_path_pop(p, old);
     }

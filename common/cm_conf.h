@@ -30,6 +30,7 @@
  *    +- services[]       "ns/name", port, check, policy, aliases[]
  *    +- client_networks[] prefix -> region (index)
  *    +- latency_ms       region x region matrix (symmetric, fallback only)
+ *    +- allow_addresses  special ranges state documents may carry (loopback...)
  *    +- dnsd, health, proxy, etcd sections
  */
 #ifndef COMMON_CM_CONF_H
@@ -44,6 +45,7 @@
 
 #define CM_CONF_ERR_MAX    512
 #define CM_LATENCY_UNKNOWN UINT32_MAX
+#define CM_CONF_ALLOW_MAX  64 /* allow_addresses entries */
 
 struct cm_conf_region {
     char *name;   /* owned, e.g. "us-east-1" */
@@ -314,6 +316,10 @@ struct cm_conf {
     size_t client_network_count;
     uint32_t *latency_ms; /* region_count^2, [a * region_count + b]; diagonal 0;
                              CM_LATENCY_UNKNOWN where not configured */
+    /* allow_addresses: the loopback / link-local ranges state documents may
+     * carry (cm_ip_refused); owned, empty = none. */
+    struct cm_ip_prefix *allow_addresses;
+    size_t allow_address_count;
     struct cm_conf_dnsd dnsd;
     struct cm_conf_health health;
     struct cm_conf_proxy proxy;

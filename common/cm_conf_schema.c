@@ -269,47 +269,90 @@ static int alias_in_zone(struct cm_conf_parse *p, void *base, void *field)
 
 /* ---- client networks ------------------------------------------------------------ */
 
-/* Zeroes the host bits of @addr beyond @plen; true if any were set. */
-static bool clear_host_bits(uint8_t *addr, size_t bytes, unsigned plen)
-{
-    bool had = false;
-
-    for (size_t i = 0; i < bytes; i++) {
-        unsigned keep = plen >= 8 * (i + 1) ? 8 : (plen > 8 * i ? plen - 8 * (unsigned)i : 0);
-        uint8_t mask = (uint8_t)(keep == 0 ? 0 : 0xffu << (8 - keep));
-        had = had || (addr[i] & (uint8_t)~mask) != 0;
-        addr[i] &= mask;
-    }
-    return had;
-}
-
 static int cidr_parse(struct cm_conf_parse *p, void *base, void *field)
 {
     struct cm_conf_client_net *cn = base;
-    const char *s = *(char **)field, *slash = strchr(s, '/');
-    char host[INET6_ADDRSTRLEN], q[CM_CONF_QUOTE_MAX], net[INET6_ADDRSTRLEN];
-    size_t hlen = slash != NULL ? (size_t)(slash - s) : sizeof(host), bytes = 16;
-    uint64_t plen = 0;
+    const char *s = *(char **)field;
+    char q[CM_CONF_QUOTE_MAX], net[INET6_ADDRSTRLEN];
+    struct cm_ip_prefix pfx;
+    int rc = cm_ip_prefix_parse(s, &pfx);
 
-    if (hlen >= sizeof(host))
+    cn->family = pfx.family;
+    memcpy(cn->addr, pfx.addr, sizeof(cn->addr));
+    cn->prefix_len = pfx.len;
+    if (rc == CM_EPARSE)
         return cm_conf_fail(p, "not a CIDR %s", cm_conf_quote(s, q, sizeof(q)));
-    memcpy(host, s, hlen);
-    host[hlen] = '\0';
-    cn->family = AF_INET6;
-    if (inet_pton(AF_INET, host, cn->addr) == 1) {
-        cn->family = AF_INET;
-        bytes = 4;
-    } else if (inet_pton(AF_INET6, host, cn->addr) != 1) {
-        return cm_conf_fail(p, "not a CIDR %s", cm_conf_quote(s, q, sizeof(q)));
-    }
-    if (!cm_parse_u64(slash + 1, bytes * 8, &plen))
-        return cm_conf_fail(p, "not a CIDR %s (prefix length 0..%zu)",
-                            cm_conf_quote(s, q, sizeof(q)), bytes * 8);
-    cn->prefix_len = (uint8_t)plen;
-    if (clear_host_bits(cn->addr, bytes, (unsigned)plen)) {
-        inet_ntop(cn->family, cn->addr, net, sizeof(net));
+    if (rc == CM_ERANGE)
+        return cm_conf_fail(p, "not a CIDR %s (prefix length 0..%d)",
+                            cm_conf_quote(s, q, sizeof(q)), pfx.family == AF_INET ? 32 : 128);
+    if (rc == CM_EINVAL) {
+        inet_ntop(pfx.family, pfx.addr, net, sizeof(net));
         return cm_conf_fail(p, "host bits set in %s (the network is %s/%u)",
-                            cm_conf_quote(s, q, sizeof(q)), net, (unsigned)plen);
+                            cm_conf_quote(s, q, sizeof(q)), net, (unsigned)pfx.len);
+    }
+    return CM_OK;
+}
+
+/* ---- allow_addresses ------------------------------------------------------------ */
+
+/* One entry: a prefix wholly inside a range the allow list may open. */
+static int allow_entry(struct cm_conf_parse *p, json_t *v, struct cm_ip_prefix *out)
+{
+    struct cm_conf_client_net cn;
+    char *s;
+    enum cm_ip_kind kind;
+    int rc;
+
+    if (!json_is_string(v))
+        return cm_conf_fail(p, "must be a CIDR string such as \"127.0.0.0/8\"");
+    memset(&cn, 0, sizeof(cn));
+    s = (char *)(uintptr_t)json_string_value(v);
+    rc = cidr_parse(p, &cn, &s);
+    if (rc != CM_OK)
+        return rc;
+    out->family = cn.family;
+    memcpy(out->addr, cn.addr, sizeof(out->addr));
+    out->len = cn.prefix_len;
+    kind = cm_ip_prefix_kind(out);
+    if (kind == CM_IP_ORDINARY)
+        return cm_conf_fail(p,
+                            "%s is not inside a loopback (127.0.0.0/8, ::1/128) or link-local "
+                            "(169.254.0.0/16, fe80::/10) range; only those can be allowed",
+                            json_string_value(v));
+    if (!cm_ip_kind_allowable(kind))
+        return cm_conf_fail(p, "%s is %s: such addresses are never allowed", json_string_value(v),
+                            cm_ip_kind_name(kind));
+    return CM_OK;
+}
+
+/* allow_addresses: [CIDR...], the special ranges state documents may carry. */
+static int allow_parse(struct cm_conf_parse *p, json_t *v, void *base, void *field)
+{
+    struct cm_conf *conf = base;
+    size_t i, n;
+    json_t *e;
+    int rc = CM_OK;
+
+    (void)field;
+    if (v == NULL || json_is_null(v))
+        return CM_OK;
+    if (!json_is_array(v))
+        return cm_conf_fail(p, "must be an array of CIDR strings");
+    n = json_array_size(v);
+    if (n > CM_CONF_ALLOW_MAX)
+        return cm_conf_fail(p, "too many entries (%zu, max %d)", n, CM_CONF_ALLOW_MAX);
+    conf->allow_addresses = calloc(n + 1, sizeof(*conf->allow_addresses));
+    if (conf->allow_addresses == NULL)
+        return cm_conf_oom(p);
+    json_array_foreach(v, i, e)
+    {
+        size_t old = cm_conf_path_push_index(p, i);
+
+        rc = allow_entry(p, e, &conf->allow_addresses[i]);
+        cm_conf_path_pop(p, old);
+        if (rc != CM_OK)
+            return rc;
+        conf->allow_address_count++;
     }
     return CM_OK;
 }
@@ -662,9 +705,8 @@ static int alias_cmp(const void *a, const void *b)
 }
 
 /* An alias names one service only. Sorted, so large files stay fast. */
-static int root_post(struct cm_conf_parse *p, void *base)
+static int aliases_unique(struct cm_conf_parse *p, const struct cm_conf *conf)
 {
-    const struct cm_conf *conf = base;
     struct alias_ref *refs;
     size_t n = 0, k = 0;
     char key[CM_CONF_PATH_MAX], q[CM_CONF_QUOTE_MAX];
@@ -693,14 +735,48 @@ static int root_post(struct cm_conf_parse *p, void *base)
     return rc;
 }
 
+/* members.*.lb.address is answered to clients: the address rule of state
+ * documents (cm_ip_refused under allow_addresses) applies to it too. */
+static int lb_addresses_allowed(struct cm_conf_parse *p, const struct cm_conf *conf)
+{
+    char key[CM_CONF_PATH_MAX], msg[CM_CONF_QUOTE_MAX + 96];
+
+    for (size_t i = 0; i < conf->member_count; i++) {
+        const char *ip = conf->members[i].lb_address;
+        enum cm_ip_kind kind;
+        struct cm_addr a;
+
+        if (ip == NULL || cm_ip_parse(ip, &a) != CM_OK)
+            continue;
+        kind = cm_ip_refused((const struct sockaddr *)&a.ss, conf->allow_addresses,
+                             conf->allow_address_count);
+        if (kind == CM_IP_ORDINARY)
+            continue;
+        snprintf(key, sizeof(key), "members.%s.lb.address", conf->members[i].name);
+        cm_ip_refusal_format(ip, kind, msg, sizeof(msg));
+        return cm_conf_fail_at(p, key, "%s", msg);
+    }
+    return CM_OK;
+}
+
+static int root_post(struct cm_conf_parse *p, void *base)
+{
+    const struct cm_conf *conf = base;
+    int rc = aliases_unique(p, conf);
+
+    return rc == CM_OK ? lb_addresses_allowed(p, conf) : rc;
+}
+
 static void root_release(void *base)
 {
     struct cm_conf *conf = base;
 
     free(conf->path);
     free(conf->latency_ms);
+    free(conf->allow_addresses);
     conf->path = NULL;
     conf->latency_ms = NULL;
+    conf->allow_addresses = NULL;
 }
 
 /* ---- the tables ------------------------------------------------------------------- */
@@ -1532,6 +1608,10 @@ static const struct cm_conf_item root_items[] = {
      .type = CM_CONF_CUSTOM,
      .offset = offsetof(struct cm_conf, latency_ms),
      .parse = latency_parse},
+    {.key = "allow_addresses",
+     .type = CM_CONF_CUSTOM,
+     .offset = offsetof(struct cm_conf, allow_addresses),
+     .parse = allow_parse},
     {.key = "dnsd",
      .type = CM_CONF_OBJECT,
      .offset = offsetof(struct cm_conf, dnsd),

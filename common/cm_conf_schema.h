@@ -128,6 +128,8 @@ int cm_conf_oom(struct cm_conf_parse *p);
 /** Path segments: push returns the old length for cm_conf_path_pop(). */
 size_t cm_conf_path_push(struct cm_conf_parse *p, const char *key);
 void cm_conf_path_pop(struct cm_conf_parse *p, size_t old_len);
+/** Appends "[@i]" (an array index) to the path; returns the old length. */
+size_t cm_conf_path_push_index(struct cm_conf_parse *p, size_t i);
 
 /** @s in double quotes, escaped and cut to fit @buf (CM_CONF_QUOTE_MAX). */
 const char *cm_conf_quote(const char *s, char *buf, size_t cap);

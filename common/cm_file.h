@@ -1,25 +1,88 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cm_file.h -- durable replacement of small files (state files).
+ * cm_file.h -- state files: durable replacement with the previous good copy
+ * kept, and loading that falls back to it.
  *
- * A reader of the path sees either the old content or the new one, never a
- * mix, and after a crash the file holds one of them: the text goes to a
- * temporary file in the same directory, which is fsync()ed and renamed over
- * the path, and then the directory itself is fsync()ed so the rename survives.
+ * Writing: a reader of PATH sees either the old content or the new one, never
+ * a mix, and after a crash the file holds one of them. The text goes to a
+ * temporary file in the same directory, created with O_CREAT | O_EXCL |
+ * O_NOFOLLOW under an unpredictable name (so nothing planted at that name,
+ * a symlink included, is ever opened or followed), fsync()ed; the current
+ * PATH becomes PATH.prev (a hard link; none where links are not supported);
+ * the temporary file is renamed over PATH and the directory is fsync()ed.
+ *
+ *   PATH.tmp.<random> --write, fsync--> link PATH -> PATH.prev
+ *                                        rename tmp -> PATH, fsync(dir)
+ *
+ * Loading: cm_file_load() reads PATH (capped) and hands the bytes to the
+ * caller's parser; a file that cannot be read or parsed (truncated by a full
+ * disk, damaged by hand) is replaced by PATH.prev, with a warning naming both
+ * paths and the reason; the damaged file is moved aside to PATH.corrupt (so
+ * the next write does not turn it into PATH.prev) and PATH becomes a link to
+ * PATH.prev (so a restart before that write finds the same state). A missing
+ * PATH is no state: PATH.prev never brings back a file removed on purpose.
  */
 #ifndef COMMON_CM_FILE_H
 #define COMMON_CM_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
+/* Suffixes of the companions of a state file PATH. */
+#define CM_FILE_PREV_SUFFIX    ".prev"
+#define CM_FILE_CORRUPT_SUFFIX ".corrupt"
+/* Names tried for the temporary file before giving up (each one O_EXCL). */
+#define CM_FILE_TMP_ATTEMPTS 16
+
 /**
- * Replaces @path with @text followed by one newline, created with @mode.
+ * Replaces @path with @text followed by one newline, created with @mode
+ * (0600 is what state files use), keeping the current @path as PATH.prev.
  * Returns CM_OK, or a CM_* code with "path: what failed: why" in @err; the
  * temporary file is removed on failure and @path is then unchanged.
  * Blocking: call it where a short disk write is acceptable.
  */
 int cm_file_write_text_atomic(const char *path, const char *text, mode_t mode, char *err,
                               size_t errlen);
+
+/**
+ * Parses the @len bytes at @text (borrowed for the call; NUL-terminated for
+ * convenience) read from @path. Must not change anything the caller uses
+ * until it succeeds: on failure it returns a CM_* code with the reason in
+ * @err (without the path).
+ */
+typedef int cm_file_parse_fn(void *arg, const char *path, const char *text, size_t len, char *err,
+                             size_t errlen);
+
+enum cm_file_load_flags {
+    CM_FILE_LOAD_DEFAULT = 0,
+    CM_FILE_LOAD_READONLY = 1, /* --check-config: never move a damaged file aside */
+};
+
+/* How cm_file_load() went. */
+struct cm_file_load_info {
+    bool found;       /* PATH existed */
+    bool fell_back;   /* PATH was unusable and PATH.prev was parsed */
+    char reason[512]; /* when fell_back: why PATH was not used ("PATH: reason") */
+};
+
+/**
+ * Reads @path (at most @max bytes, a regular file; a symlink to one is
+ * followed) and parses it with @parse. Falls back to PATH.prev when @path is
+ * unreadable, too large, empty or refused by @parse. Returns CM_OK when one
+ * of them parsed (@info says which), CM_ENOENT when @path does not exist (a
+ * first start; PATH.prev is not consulted), else the code of the failure
+ * with "PATH: reason; PATH.prev: reason" in @err. A fallback is logged as a
+ * warning; without CM_FILE_LOAD_READONLY the damaged PATH is renamed to
+ * PATH.corrupt and PATH linked to PATH.prev. @info may be NULL.
+ */
+int cm_file_load(const char *path, size_t max, cm_file_parse_fn *parse, void *arg, unsigned flags,
+                 struct cm_file_load_info *info, char *err, size_t errlen);
+
+/**
+ * Checks that the directory of @path exists, is a directory and is writable
+ * (for --check-config). CM_OK, or a CM_* code with "dir: reason; fix" in @err.
+ */
+int cm_file_check_dir(const char *path, char *err, size_t errlen);
 
 #endif /* COMMON_CM_FILE_H */

@@ -558,6 +558,74 @@ static int parse_services(struct pctx *c, json_t *doc, struct cm_state *st)
     return CM_OK;
 }
 
+/* ---- the address rule ---- */
+
+void cm_state_opts_from_conf(struct cm_state_opts *opts, const struct cm_conf *conf)
+{
+    opts->allow = conf->allow_addresses;
+    opts->allow_count = conf->allow_address_count;
+}
+
+static int refuse(struct pctx *c, const char *path, const char *what, enum cm_ip_kind kind)
+{
+    char q[QUOTE_MAX_LEN + 8], msg[CM_STATE_ERR_MAX];
+
+    quote(q, sizeof(q), what);
+    cm_ip_refusal_format(q, kind, msg, sizeof(msg));
+    return fail(c, path, "%s", msg);
+}
+
+static int check_endpoint_addresses(struct pctx *c, const char *key,
+                                    const struct cm_state_endpoint *ep,
+                                    const struct cm_state_opts *o)
+{
+    char p[PATH_MAX_LEN], ip[CM_ADDR_STRLEN], m[QUOTE_MAX_LEN + 8];
+    enum cm_ip_kind kind;
+    struct cm_addr a;
+
+    quote(m, sizeof(m), ep->member); /* a peer's name: no control bytes into logs */
+    for (size_t i = 0; i < ep->address_count; i++) {
+        const struct sockaddr *sa = (const struct sockaddr *)&ep->addresses[i].ss;
+
+        kind = cm_ip_refused(sa, o->allow, o->allow_count);
+        if (kind != CM_IP_ORDINARY) {
+            path_fmt(p, sizeof(p), "services.%s.members.%s.addresses[%zu]", key, m, i);
+            cm_ip_format(sa, ip, sizeof(ip));
+            return refuse(c, p, ip, kind);
+        }
+    }
+    for (size_t i = 0; i < ep->backend_count; i++) {
+        if (cm_addr_parse(ep->backends[i], 0, &a) != CM_OK)
+            continue; /* the parser already refused malformed ones */
+        kind = cm_ip_refused((const struct sockaddr *)&a.ss, o->allow, o->allow_count);
+        if (kind != CM_IP_ORDINARY) {
+            path_fmt(p, sizeof(p), "services.%s.members.%s.backends[%zu]", key, m, i);
+            return refuse(c, p, ep->backends[i], kind);
+        }
+    }
+    return CM_OK;
+}
+
+/* Every address and backend of @st passes cm_ip_refused() under @o. */
+static int check_addresses(struct pctx *c, const struct cm_state *st, const struct cm_state_opts *o)
+{
+    static const struct cm_state_opts none = {0};
+
+    if (o == NULL)
+        o = &none;
+    for (size_t i = 0; i < st->service_count; i++) {
+        const struct cm_state_service *svc = &st->services[i];
+
+        for (size_t j = 0; j < svc->member_count; j++) {
+            int rc = check_endpoint_addresses(c, svc->key, &svc->members[j], o);
+
+            if (rc != CM_OK)
+                return rc;
+        }
+    }
+    return CM_OK;
+}
+
 static int parse_header(struct pctx *c, json_t *doc, struct cm_state *st)
 {
     char q[QUOTE_MAX_LEN + 8];
@@ -584,7 +652,8 @@ static int parse_header(struct pctx *c, json_t *doc, struct cm_state *st)
     return rc;
 }
 
-int cm_state_from_json(json_t *doc, struct cm_state **out, char *err, size_t errlen)
+int cm_state_from_json(json_t *doc, const struct cm_state_opts *opts, struct cm_state **out,
+                       char *err, size_t errlen)
 {
     struct pctx c = {.err = err, .errlen = errlen};
     struct cm_state *st = NULL;
@@ -603,6 +672,8 @@ int cm_state_from_json(json_t *doc, struct cm_state **out, char *err, size_t err
         rc = parse_members(&c, doc, st);
     if (rc == CM_OK)
         rc = parse_services(&c, doc, st);
+    if (rc == CM_OK)
+        rc = check_addresses(&c, st, opts);
     if (rc == CM_ENOMEM)
         fail(&c, "document", "out of memory");
     if (rc != CM_OK)
@@ -614,7 +685,8 @@ out:
     return rc;
 }
 
-int cm_state_parse(const char *text, size_t len, struct cm_state **out, char *err, size_t errlen)
+int cm_state_parse(const char *text, size_t len, const struct cm_state_opts *opts,
+                   struct cm_state **out, char *err, size_t errlen)
 {
     struct pctx c = {.err = err, .errlen = errlen};
     json_error_t jerr;
@@ -631,7 +703,7 @@ int cm_state_parse(const char *text, size_t len, struct cm_state **out, char *er
              jerr.text);
         return CM_EPARSE;
     }
-    rc = cm_state_from_json(doc, out, err, errlen);
+    rc = cm_state_from_json(doc, opts, out, err, errlen);
     json_decref(doc);
     return rc;
 }
@@ -674,6 +746,7 @@ int cm_state_check_conf(const struct cm_state *st, const struct cm_conf *conf, c
 {
     struct pctx c = {.err = err, .errlen = errlen};
     char p[PATH_MAX_LEN], q[QUOTE_MAX_LEN + 8];
+    struct cm_state_opts o;
 
     if (cm_conf_region_index(conf, st->vantage) < 0) {
         quote(q, sizeof(q), st->vantage);
@@ -694,7 +767,8 @@ int cm_state_check_conf(const struct cm_state *st, const struct cm_conf *conf, c
             }
         }
     }
-    return CM_OK;
+    cm_state_opts_from_conf(&o, conf);
+    return check_addresses(&c, st, &o);
 }
 
 /* ---- merged view over several vantages ---- */

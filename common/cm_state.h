@@ -13,6 +13,11 @@
  *
  * Parsing validates everything and explains the first problem with its JSON
  * path ("services.default/web.members.usa.addresses[1]: not an IP address").
+ * Addresses and backends must be ordinary unicast addresses: unspecified,
+ * multicast, broadcast, loopback and link-local ones are refused
+ * (cm_ip_refused), except loopback and link-local ranges the options allow
+ * ("services.default/web.members.usa.addresses[0]: 127.0.0.1 is a loopback
+ * address; list it in allow_addresses to permit it").
  * Unknown fields are allowed (the contract lets producers add fields) and are
  * kept through a parse/serialize round trip. A parsed document is immutable.
  *
@@ -35,6 +40,9 @@ struct cm_conf;
 
 #define CM_STATE_VERSION 1
 #define CM_STATE_ERR_MAX 512
+
+/* A state file (dnsd's or the proxy's holds one document per vantage). */
+#define CM_STATE_FILE_MAX_BYTES (256u * 1024u * 1024u)
 
 /* Limits enforced by the parser (each rejection says which was exceeded). */
 #define CM_STATE_MAX_BYTES    (64u * 1024u * 1024u) /* document text */
@@ -84,8 +92,19 @@ struct cm_state {
     json_t *json; /* owned reference to the document as received */
 };
 
+/* What a parse may accept beyond the contract's defaults. */
+struct cm_state_opts {
+    const struct cm_ip_prefix *allow; /* borrowed: loopback / link-local ranges that addresses
+                                         and backends may use (allow_addresses); NULL: none */
+    size_t allow_count;
+};
+
+/** The options @conf implies (its allow_addresses, borrowed from @conf). */
+void cm_state_opts_from_conf(struct cm_state_opts *opts, const struct cm_conf *conf);
+
 /**
- * Parses and validates a document. On success *out is a new document owned by
+ * Parses and validates a document under @opts (borrowed; NULL: nothing
+ * special allowed). On success *out is a new document owned by
  * the caller. On failure returns CM_ESTATE (CM_EPARSE for invalid JSON,
  * CM_ETOOBIG above CM_STATE_MAX_BYTES, CM_ENOMEM) and explains in @err, with
  * the JSON path of the first problem.
@@ -97,17 +116,22 @@ struct cm_state {
  * "ready_endpoints" to 0, lists to empty. Optional strings and rtt_ms may be
  * null (= absent). Service keys are "namespace/name", each a DNS-1123 label.
  */
-int cm_state_parse(const char *text, size_t len, struct cm_state **out, char *err, size_t errlen);
+int cm_state_parse(const char *text, size_t len, const struct cm_state_opts *opts,
+                   struct cm_state **out, char *err, size_t errlen);
 /**
  * The same from a jansson value (borrowed; the state takes its own reference,
  * so the caller must not modify @doc afterwards).
  */
-int cm_state_from_json(json_t *doc, struct cm_state **out, char *err, size_t errlen);
+int cm_state_from_json(json_t *doc, const struct cm_state_opts *opts, struct cm_state **out,
+                       char *err, size_t errlen);
 
 /**
  * Checks a parsed document against the configuration: the vantage must be a
- * configured region and every member a configured member. Services need not
- * be configured (health may discover annotated ones). CM_ESTATE with a reason.
+ * configured region and every member a configured member, and every address
+ * and backend must pass the address rule under @conf's allow_addresses (a
+ * document accepted under an older configuration may no longer). Services
+ * need not be configured (health may discover annotated ones). CM_ESTATE
+ * with a reason.
  */
 int cm_state_check_conf(const struct cm_state *st, const struct cm_conf *conf, char *err,
                         size_t errlen);

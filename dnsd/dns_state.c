@@ -263,11 +263,13 @@ int dns_state_put(struct dns_state *st, const char *text, size_t len, const char
 {
     struct cm_state *doc = NULL;
     const struct cm_state *accepted;
+    struct cm_state_opts opts;
     struct candidate c;
     ssize_t held;
     int rc;
 
-    rc = cm_state_parse(text, len, &doc, err, errlen);
+    cm_state_opts_from_conf(&opts, st->conf);
+    rc = cm_state_parse(text, len, &opts, &doc, err, errlen);
     if (rc != CM_OK)
         return rc;
     rc = cm_state_check_writer(doc, writer, err, errlen);
@@ -604,19 +606,21 @@ static void loaded_add(struct vantage *v, size_t *count, struct cm_state *doc, u
     }
 }
 
-static int load_documents(struct dns_state *st, json_t *docs, struct vantage **out,
-                          size_t *out_count, uint64_t now_ms)
+static int load_documents(struct dns_state *st, const char *path, json_t *docs,
+                          struct vantage **out, size_t *out_count, uint64_t now_ms)
 {
     size_t n = json_array_size(docs);
     struct vantage *v = calloc(n + 1, sizeof(*v));
     size_t count = 0;
+    struct cm_state_opts opts;
 
     if (v == NULL)
         return CM_ENOMEM;
+    cm_state_opts_from_conf(&opts, st->conf);
     for (size_t i = 0; i < n; i++) {
         struct cm_state *doc = NULL;
         char err[CM_STATE_ERR_MAX];
-        int rc = cm_state_from_json(json_array_get(docs, i), &doc, err, sizeof(err));
+        int rc = cm_state_from_json(json_array_get(docs, i), &opts, &doc, err, sizeof(err));
 
         if (rc == CM_OK)
             rc = cm_state_check_conf(doc, st->conf, err, sizeof(err));
@@ -626,7 +630,7 @@ static int load_documents(struct dns_state *st, json_t *docs, struct vantage **o
             return rc;
         }
         if (rc != CM_OK) {
-            cm_log_warn("state file %s: documents[%zu] skipped: %s", st->path, i, err);
+            cm_log_warn("state file %s: documents[%zu] skipped: %s", path, i, err);
             cm_state_free(doc);
             continue;
         }
@@ -637,7 +641,7 @@ static int load_documents(struct dns_state *st, json_t *docs, struct vantage **o
     return CM_OK;
 }
 
-static void load_drains(struct dns_state *st, json_t *names, bool *drained)
+static void load_drains(struct dns_state *st, const char *path, json_t *names, bool *drained)
 {
     size_t i;
     json_t *name;
@@ -648,70 +652,109 @@ static void load_drains(struct dns_state *st, json_t *names, bool *drained)
             json_is_string(name) ? cm_conf_member_index(st->conf, json_string_value(name)) : -1;
 
         if (idx < 0)
-            cm_log_warn("state file %s: drained[%zu] skipped: not a configured member", st->path,
-                        i);
+            cm_log_warn("state file %s: drained[%zu] skipped: not a configured member", path, i);
         else
             drained[idx] = true;
     }
 }
 
-int dns_state_load(struct dns_state *st, uint64_t now_ms)
-{
-    json_error_t jerr;
-    json_t *root = NULL;
-    json_t *docs, *drains;
-    struct vantage *v = NULL;
-    size_t count = 0;
-    struct cm_merged *merged = NULL;
-    bool *drained = NULL;
-    int rc = CM_OK;
+/* What a state file holds, parsed and merged, before it replaces the store. */
+struct loaded {
+    struct dns_state *st; /* borrowed */
+    uint64_t now_ms;
+    struct vantage *v; /* owned */
+    size_t count;
+    bool *drained; /* owned */
+    struct cm_merged *merged;
+};
 
-    if (st->path == NULL)
-        return CM_OK;
-    if (access(st->path, F_OK) == -1 && errno == ENOENT) {
-        cm_log_info("state file %s: not found; starting with no state", st->path);
-        return CM_OK;
-    }
-    root = json_load_file(st->path, JSON_REJECT_DUPLICATES, &jerr);
+static void loaded_fini(struct loaded *l)
+{
+    vantages_free(l->v, l->count);
+    free(l->drained);
+    cm_merged_free(l->merged);
+    l->v = NULL;
+    l->count = 0;
+    l->drained = NULL;
+    l->merged = NULL;
+}
+
+/* cm_file_parse_fn: a dnsd state file {"version":1,"documents":[...],"drained":[...]}. */
+static int parse_state_file(void *arg, const char *path, const char *text, size_t len, char *err,
+                            size_t errlen)
+{
+    struct loaded *l = arg;
+    json_error_t jerr;
+    json_t *root, *docs, *drains;
+    int rc = CM_ESTATE;
+
+    loaded_fini(l);
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        cm_log_warn("state file %s: line %d: %s; starting with no state", st->path, jerr.line,
-                    jerr.text);
-        return CM_OK;
+        errf(err, errlen, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+             jerr.text);
+        return CM_EPARSE;
     }
     docs = json_object_get(root, "documents");
     drains = json_object_get(root, "drained");
     if (!json_is_object(root) || json_integer_value(json_object_get(root, "version")) != 1 ||
         !json_is_array(docs) || (drains != NULL && !json_is_array(drains))) {
-        cm_log_warn("state file %s: not a version 1 dnsd state file; starting with no state",
-                    st->path);
+        errf(err, errlen, "not a version 1 dnsd state file");
         goto out;
     }
-    rc = load_documents(st, docs, &v, &count, now_ms);
-    if (rc != CM_OK)
-        goto out;
-    drained = drained_alloc(st->conf->member_count);
-    if (drained == NULL) {
-        rc = CM_ENOMEM;
-        goto out;
+    rc = load_documents(l->st, path, docs, &l->v, &l->count, l->now_ms);
+    if (rc == CM_OK) {
+        l->drained = drained_alloc(l->st->conf->member_count);
+        rc = l->drained != NULL ? CM_OK : CM_ENOMEM;
     }
-    load_drains(st, drains, drained);
-    rc = merge_docs(v, count, st->conf, &merged);
-    if (rc != CM_OK)
-        goto out;
-    cm_merged_free(st->merged);
-    st->merged = merged;
-    vantages_free(st->v, st->v_count);
-    st->v = v;
-    st->v_count = count;
-    v = NULL;
-    count = 0;
-    free(st->drained);
-    st->drained = drained;
-    drained = NULL;
-    cm_log_info("state file %s: loaded %zu vantage document(s)", st->path, st->v_count);
+    if (rc == CM_OK) {
+        load_drains(l->st, path, drains, l->drained);
+        rc = merge_docs(l->v, l->count, l->st->conf, &l->merged);
+    }
+    if (rc != CM_OK) {
+        errf(err, errlen, "%s", cm_strerror(rc));
+        loaded_fini(l);
+    }
 out:
-    vantages_free(v, count);
-    free(drained);
     json_decref(root);
     return rc;
+}
+
+int dns_state_load(struct dns_state *st, uint64_t now_ms, bool check, char *err, size_t errlen)
+{
+    struct loaded l = {.st = st, .now_ms = now_ms};
+    struct cm_file_load_info info;
+    char why[CM_STATE_ERR_MAX * 2];
+    int rc;
+
+    if (st->path == NULL)
+        return CM_OK;
+    rc =
+        cm_file_load(st->path, CM_STATE_FILE_MAX_BYTES, parse_state_file, &l,
+                     check ? CM_FILE_LOAD_READONLY : CM_FILE_LOAD_DEFAULT, &info, why, sizeof(why));
+    if (rc == CM_ENOENT) {
+        cm_log_info("state file %s: not found; starting with no state", st->path);
+        return CM_OK;
+    }
+    if (rc == CM_ENOMEM)
+        return rc;
+    if (check && (rc != CM_OK || info.fell_back)) {
+        errf(err, errlen, "%s", rc != CM_OK ? why : info.reason);
+        loaded_fini(&l);
+        return rc != CM_OK ? rc : CM_ESTATE;
+    }
+    if (rc != CM_OK) {
+        cm_log_warn("state file unusable: %s; starting with no state", why);
+        return CM_OK;
+    }
+    cm_merged_free(st->merged);
+    st->merged = l.merged;
+    vantages_free(st->v, st->v_count);
+    st->v = l.v;
+    st->v_count = l.count;
+    free(st->drained);
+    st->drained = l.drained;
+    cm_log_info("state file %s%s: loaded %zu vantage document(s)", st->path,
+                info.fell_back ? CM_FILE_PREV_SUFFIX : "", st->v_count);
+    return CM_OK;
 }

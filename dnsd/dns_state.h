@@ -68,12 +68,16 @@ void dns_state_free(struct dns_state *st);
 /**
  * Loads the state file, if any, replacing the store's contents without calling
  * apply (the caller builds its first view from dns_state_merged()). A missing
- * file is normal; an unreadable or corrupt file is logged as a warning and the
- * store starts empty; documents that no longer pass cm_state_check_conf and
- * drains of unknown members are skipped with a warning. Every loaded vantage
- * counts as accepted at @now_ms. Fails only with CM_ENOMEM.
+ * file is normal (a first start). A truncated or corrupt file is replaced by
+ * PATH.prev (cm_file_load: a warning names both and the reason); when both
+ * are unusable the store starts empty with a warning. Documents that no
+ * longer pass cm_state_check_conf and drains of unknown members are skipped
+ * with a warning. Every loaded vantage counts as accepted at @now_ms.
+ * With @check (--check-config) nothing on disk is touched and an unusable
+ * PATH fails with "PATH: reason" in @err even when PATH.prev would do.
+ * Otherwise fails only with CM_ENOMEM.
  */
-int dns_state_load(struct dns_state *st, uint64_t now_ms);
+int dns_state_load(struct dns_state *st, uint64_t now_ms, bool check, char *err, size_t errlen);
 
 /**
  * Accepts one document (JSON text, @len bytes). CM_OK when accepted (or an

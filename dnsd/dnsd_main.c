@@ -22,6 +22,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_file.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
 #include "common/cm_nofile.h"
@@ -124,8 +125,23 @@ static int load_conf_zone(const char *path, struct cm_conf **conf_out, struct dn
     return CM_OK;
 }
 
+/* The state file's directory must take writes; --check-config fails without it. */
+static int check_state_dir(const char *path, bool check, char *err, size_t errlen)
+{
+    int rc;
+
+    if (path == NULL)
+        return CM_OK;
+    rc = cm_file_check_dir(path, err, errlen);
+    if (rc != CM_OK && !check) {
+        cm_log_warn("state file: %s", err);
+        rc = CM_OK;
+    }
+    return rc;
+}
+
 /* Loads everything and builds the first view; --check-config stops here. */
-static int dnsd_prepare(struct dnsd *d, char *err, size_t errlen)
+static int dnsd_prepare(struct dnsd *d, bool check, char *err, size_t errlen)
 {
     struct dns_drains drains;
     int rc;
@@ -145,11 +161,13 @@ static int dnsd_prepare(struct dnsd *d, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return CM_ENOMEM;
     }
-    rc = dns_state_load(d->state, cm_mono_ms());
-    if (rc != CM_OK) {
+    rc = check_state_dir(d->conf->dnsd.state_file, check, err, errlen);
+    if (rc == CM_OK)
+        rc = dns_state_load(d->state, cm_mono_ms(), check, err, errlen);
+    if (rc == CM_ENOMEM)
         snprintf(err, errlen, "state file: %s", cm_strerror(rc));
+    if (rc != CM_OK)
         return rc;
-    }
     d->env.state = d->state;
     dns_state_drains(d->state, &drains);
     return apply_view(d, d->conf, dns_state_merged(d->state), &drains, err, errlen);
@@ -419,7 +437,7 @@ int main(int argc, char **argv)
     }
     memset(&d, 0, sizeof(d));
     d.config_path = o.config;
-    rc = dnsd_prepare(&d, err, sizeof(err));
+    rc = dnsd_prepare(&d, o.check, err, sizeof(err));
     if (rc != CM_OK) {
         fprintf(stderr, "%s\n", err);
         dnsd_fini(&d);

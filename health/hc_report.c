@@ -27,7 +27,12 @@
 #include "health/hc_cluster.h"
 #include "health/hc_probe.h"
 
+/* Refused addresses are logged at most this often (every rebuild sees them again). */
+#define REFUSED_LOG_BURST    5
+#define REFUSED_LOG_PERIOD_S 60
+
 struct hc_report {
+    struct cm_log_ratelimit refused_rl; /* addresses dropped by the address rule */
     uint64_t generation;
     json_t *previous; /* owned reference: the state file's document, or NULL */
     json_t *doc;      /* owned reference; NULL before the first update */
@@ -40,6 +45,8 @@ struct hc_report *hc_report_new(uint64_t generation, json_t *previous)
     struct hc_report *r = calloc(1, sizeof(*r));
 
     if (r != NULL) {
+        r->refused_rl =
+            (struct cm_log_ratelimit)CM_LOG_RATELIMIT_INIT(REFUSED_LOG_BURST, REFUSED_LOG_PERIOD_S);
         r->generation = generation;
         r->previous = json_incref(previous);
     }
@@ -162,7 +169,45 @@ static const struct hc_k8s_port *pick_port(const struct hc_k8s_svc *s, uint16_t 
     return s->port_count > 0 ? &s->ports[0] : NULL;
 }
 
-static json_t *backends_json(const struct hc_cluster *c, const struct hc_k8s_port *port)
+/* Everything one rebuild reads; all borrowed. */
+struct build_ctx {
+    const struct cm_conf *conf;
+    struct hc_cluster *const *clusters;
+    struct hc_probes *probes; /* NULL: Kubernetes data only */
+    const json_t *previous;   /* the last document published, or NULL */
+    time_t now;
+    struct cm_log_ratelimit *refused_rl;
+};
+
+/*
+ * The address rule of state documents (cm_ip_refused under allow_addresses)
+ * for an address from the Kubernetes API or the proxy's configured address:
+ * true when @ip must be dropped, with "@what @ip refused: kind" appended to
+ * @refused (the endpoint's "refused" list) and logged, rate limited.
+ */
+static bool address_refused(const struct build_ctx *bc, const char *member, const char *what,
+                            const char *ip, json_t *refused)
+{
+    enum cm_ip_kind kind = CM_IP_UNSPECIFIED;
+    struct cm_addr a;
+    char msg[CM_ADDR_STRLEN + 64];
+
+    if (cm_ip_parse(ip, &a) == CM_OK)
+        kind = cm_ip_refused((const struct sockaddr *)&a.ss, bc->conf->allow_addresses,
+                             bc->conf->allow_address_count);
+    if (kind == CM_IP_ORDINARY)
+        return false;
+    snprintf(msg, sizeof(msg), "%s %s refused: %s", what, ip, cm_ip_kind_name(kind));
+    cm_log_ratelimited(bc->refused_rl, CM_LOG_WARN, "member %s: %s%s", member, msg,
+                       cm_ip_kind_allowable(kind) ? " (list it in allow_addresses to permit it)"
+                                                  : "");
+    json_array_append_new(refused, json_string(msg));
+    return true;
+}
+
+static json_t *backends_json(const struct build_ctx *bc, const char *member,
+                             const struct hc_cluster *c, const struct hc_k8s_port *port,
+                             json_t *refused)
 {
     json_t *out = json_array();
 
@@ -174,7 +219,8 @@ static json_t *backends_json(const struct hc_cluster *c, const struct hc_k8s_por
             n->u.node.internal_ip != NULL ? n->u.node.internal_ip : n->u.node.external_ip;
         char b[CM_ADDR_STRLEN + 8];
 
-        if (!n->u.node.ready || ip == NULL)
+        if (!n->u.node.ready || ip == NULL ||
+            address_refused(bc, member, "node address", ip, refused))
             continue;
         snprintf(b, sizeof(b), strchr(ip, ':') != NULL ? "[%s]:%u" : "%s:%u", ip,
                  (unsigned)port->node_port);
@@ -185,15 +231,6 @@ static json_t *backends_json(const struct hc_cluster *c, const struct hc_k8s_por
     }
     return out;
 }
-
-/* Everything one rebuild reads; all borrowed. */
-struct build_ctx {
-    const struct cm_conf *conf;
-    struct hc_cluster *const *clusters;
-    struct hc_probes *probes; /* NULL: Kubernetes data only */
-    const json_t *previous;   /* the last document published, or NULL */
-    time_t now;
-};
 
 /* "for 45 s", "for 12 min", "for 3 h": coarse, so the reason (and with it the
  * document) changes a few times a minute at most. */
@@ -310,10 +347,11 @@ static void probe_words(const struct probe_verdict *v, char *buf, size_t cap)
         snprintf(buf, cap, "probe ok");
 }
 
-/* Verdict and reason in words. */
+/* Verdict and reason in words. @refused: the addresses the address rule
+ * dropped (the first explains a missing load balancer address). */
 static bool verdict(const struct build_ctx *bc, const struct hc_cluster *c, bool probing,
                     uint32_t ready, const char *lb, bool via_proxy, size_t backends,
-                    const struct probe_verdict *pv, char *reason, size_t cap)
+                    const json_t *refused, const struct probe_verdict *pv, char *reason, size_t cap)
 {
     enum hc_api_state api = hc_cluster_api(c);
     bool healthy = false;
@@ -324,6 +362,9 @@ static bool verdict(const struct build_ctx *bc, const struct hc_cluster *c, bool
     /* With the API away, last-known readiness is not evidence: the probe decides. */
     if (ready == 0 && (api == HC_API_OK || !probing))
         n = snprintf(reason, cap, "0 ready endpoints");
+    else if (lb == NULL && json_array_size(refused) > 0)
+        n = snprintf(reason, cap, "%" PRIu32 " ready endpoint%s; %s", ready, ready == 1 ? "" : "s",
+                     json_string_value(json_array_get(refused, 0)));
     else if (lb == NULL)
         n = snprintf(reason, cap, "%" PRIu32 " ready endpoint%s; no load balancer address", ready,
                      ready == 1 ? "" : "s");
@@ -394,7 +435,7 @@ static json_t *endpoint_json(const struct build_ctx *bc, size_t mi, const struct
         csvc != NULL ? &csvc->check : &bc->conf->health.default_check;
     bool probing = bc->probes != NULL && check->type != CM_CHECK_NONE;
     char key[512], reason[512];
-    json_t *e = json_object(), *addrs = json_array(), *backends, *probes;
+    json_t *e = json_object(), *addrs = json_array(), *refused = json_array(), *backends, *probes;
     const char *lb = NULL;
     size_t nap = 0;
     uint32_t v4, v6;
@@ -403,18 +444,20 @@ static json_t *endpoint_json(const struct build_ctx *bc, size_t mi, const struct
     snprintf(key, sizeof(key), "%s/%s", so->ns, so->name);
     hc_cluster_ready(c, so->ns, so->name, &v4, &v6);
     if (via_proxy) {
-        lb = m->lb_address;
-        backends = backends_json(c, port);
-        if (lb != NULL)
-            ap[nap++] = (struct addr_probe){.address = lb};
+        backends = backends_json(bc, m->name, c, port, refused);
+        if (m->lb_address != NULL &&
+            !address_refused(bc, m->name, "proxy address", m->lb_address, refused))
+            ap[nap++] = (struct addr_probe){.address = m->lb_address};
     } else {
         backends = json_array();
-        for (size_t i = 0; i < s->lb_ip_count && nap < MAX_ADDRS; i++)
-            ap[nap++] = (struct addr_probe){.address = s->lb_ips[i]};
-        if (nap == 0 && s->lb_hostname_count > 0)
+        for (size_t i = 0; i < s->lb_ip_count && nap < MAX_ADDRS; i++) {
+            if (!address_refused(bc, m->name, "load-balancer address", s->lb_ips[i], refused))
+                ap[nap++] = (struct addr_probe){.address = s->lb_ips[i]};
+        }
+        if (s->lb_ip_count == 0 && s->lb_hostname_count > 0)
             ap[nap++] = (struct addr_probe){.address = s->lb_hostnames[0]};
-        lb = nap > 0 ? ap[0].address : NULL;
     }
+    lb = nap > 0 ? ap[0].address : NULL;
     /* Probes: wanted (reconcile) and read. */
     for (size_t i = 0; probing && i < nap; i++) {
         const struct cm_addr *pl = via_proxy ? proxy_listener(bc->conf, mi, csvc) : NULL;
@@ -452,15 +495,17 @@ static json_t *endpoint_json(const struct build_ctx *bc, size_t mi, const struct
             rc = CM_ENOMEM;
     }
     probes = probing ? probes_json(ap, nap) : json_object();
-    if (e == NULL || addrs == NULL || backends == NULL || probes == NULL || rc != CM_OK) {
+    if (e == NULL || addrs == NULL || backends == NULL || probes == NULL || refused == NULL ||
+        rc != CM_OK) {
         json_decref(e);
         json_decref(addrs);
         json_decref(backends);
         json_decref(probes);
+        json_decref(refused);
         return NULL;
     }
-    bool healthy = verdict(bc, c, probing, v4 + v6, lb, via_proxy, json_array_size(backends), &pv,
-                           reason, sizeof(reason));
+    bool healthy = verdict(bc, c, probing, v4 + v6, lb, via_proxy, json_array_size(backends),
+                           refused, &pv, reason, sizeof(reason));
     rc = set_new(e, "addresses", addrs);
     if (rc == CM_OK)
         rc = set_new(e, "backends", backends);
@@ -496,6 +541,10 @@ static json_t *endpoint_json(const struct build_ctx *bc, size_t mi, const struct
         rc = set_new(e, "check_path", json_string(s->health_path));
     if (rc == CM_OK && s->health_port != 0)
         rc = set_new(e, "check_port", json_integer(s->health_port));
+    /* Only when something was dropped: an unchanged document stays the same. */
+    if (rc == CM_OK && json_array_size(refused) > 0)
+        rc = set_new(e, "refused", json_incref(refused));
+    json_decref(refused);
     if (rc != CM_OK) {
         json_decref(e);
         return NULL;
@@ -636,8 +685,10 @@ int hc_report_update(struct hc_report *r, const struct cm_conf *conf,
                            .clusters = clusters,
                            .probes = probes,
                            .previous = r->doc != NULL ? r->doc : r->previous,
-                           .now = now};
+                           .now = now,
+                           .refused_rl = &r->refused_rl};
     char err[CM_STATE_ERR_MAX] = "";
+    struct cm_state_opts opts;
     struct cm_state *st = NULL;
     json_t *doc;
     char ts[32];
@@ -660,7 +711,8 @@ int hc_report_update(struct hc_report *r, const struct cm_conf *conf,
     if (rc == CM_OK)
         rc = set_new(doc, "generated_at", json_string(ts));
     if (rc == CM_OK) {
-        rc = cm_state_from_json(doc, &st, err, sizeof(err));
+        cm_state_opts_from_conf(&opts, conf);
+        rc = cm_state_from_json(doc, &opts, &st, err, sizeof(err));
         if (rc != CM_OK && rc != CM_ENOMEM)
             cm_log_error("state document failed validation, keeping the previous one: %s", err);
     }
@@ -678,28 +730,61 @@ int hc_report_update(struct hc_report *r, const struct cm_conf *conf,
     return CM_OK;
 }
 
-int hc_report_load(const char *path, uint64_t *gen, json_t **out, char *err, size_t errlen)
+/* What the state file gave: its generation and document. */
+struct loaded {
+    uint64_t gen;
+    json_t *doc; /* owned */
+};
+
+/* cm_file_parse_fn: a JSON object with a non-negative integer "generation". */
+static int parse_state_file(void *arg, const char *path, const char *text, size_t len, char *err,
+                            size_t errlen)
 {
+    struct loaded *l = arg;
     json_error_t je;
     json_t *doc, *g;
 
-    *gen = 0;
-    *out = NULL;
-    if (access(path, F_OK) != 0)
-        return CM_OK;
-    doc = json_load_file(path, 0, &je);
+    (void)path;
+    doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (doc == NULL) {
-        snprintf(err, errlen, "%s: line %d: %s", path, je.line, je.text);
+        snprintf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column, je.text);
         return CM_EPARSE;
     }
     g = json_object_get(doc, "generation");
     if (!json_is_integer(g) || json_integer_value(g) < 0) {
-        snprintf(err, errlen, "%s: generation: missing or not a non-negative integer", path);
+        snprintf(err, errlen, "generation: missing or not a non-negative integer");
         json_decref(doc);
         return CM_EPARSE;
     }
-    *gen = (uint64_t)json_integer_value(g);
-    *out = doc;
+    json_decref(l->doc);
+    l->gen = (uint64_t)json_integer_value(g);
+    l->doc = doc;
+    return CM_OK;
+}
+
+int hc_report_load(const char *path, bool check, uint64_t *gen, json_t **out, char *err,
+                   size_t errlen)
+{
+    struct cm_file_load_info info;
+    struct loaded l = {0};
+    int rc;
+
+    *gen = 0;
+    *out = NULL;
+    rc = cm_file_load(path, CM_STATE_FILE_MAX_BYTES, parse_state_file, &l,
+                      check ? CM_FILE_LOAD_READONLY : CM_FILE_LOAD_DEFAULT, &info, err, errlen);
+    if (rc == CM_ENOENT)
+        return CM_OK;
+    if (rc == CM_OK && check && info.fell_back) {
+        snprintf(err, errlen, "%s", info.reason);
+        rc = CM_EPARSE;
+    }
+    if (rc != CM_OK) {
+        json_decref(l.doc);
+        return rc;
+    }
+    *gen = l.gen;
+    *out = l.doc;
     return CM_OK;
 }
 
@@ -713,5 +798,5 @@ int hc_report_write(struct hc_report *r, const char *path, char *err, size_t err
     text = hc_report_text(r, &len);
     if (text == NULL)
         return CM_ENOMEM;
-    return cm_file_write_text_atomic(path, text, 0644, err, errlen);
+    return cm_file_write_text_atomic(path, text, 0600, err, errlen);
 }

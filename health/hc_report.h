@@ -89,9 +89,13 @@ const char *hc_report_text(struct hc_report *r, size_t *len);
 /**
  * Reads a state file written earlier: its "generation" into *gen and the
  * document into *doc (new reference). A missing file gives 0, NULL and CM_OK;
- * an unreadable or malformed one CM_EPARSE/CM_EIO with @err.
+ * a truncated or corrupt one is replaced by its .prev (cm_file_load, with a
+ * warning); when both are unusable CM_EPARSE/CM_EIO with @err. With @check
+ * (--check-config) nothing on disk changes and a damaged @path fails even
+ * when its .prev would do.
  */
-int hc_report_load(const char *path, uint64_t *gen, json_t **doc, char *err, size_t errlen);
+int hc_report_load(const char *path, bool check, uint64_t *gen, json_t **doc, char *err,
+                   size_t errlen);
 
 /** Writes the current document to @path atomically (temp file, fsync, rename). */
 int hc_report_write(struct hc_report *r, const char *path, char *err, size_t errlen);

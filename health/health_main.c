@@ -25,6 +25,7 @@
 #include "common/cm_conf.h"
 #include "common/cm_ctl.h"
 #include "common/cm_err.h"
+#include "common/cm_file.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
 #include "common/cm_nofile.h"
@@ -684,8 +685,34 @@ static void fini(struct health *h)
     cm_conf_unref(h->conf);
 }
 
-/* Config, kubeconfigs, generation: everything --check-config checks. */
-static int prepare(struct health *h, struct hc_kube_target ***targets, char *err, size_t errlen)
+/*
+ * The generation to continue from and the last document, from the state file
+ * (or its .prev). A damaged state file must not stop the checker: generations
+ * then restart above the current time so they still only go up. With @check
+ * (--check-config) a damaged file, or a state directory that is missing or
+ * not writable, is an error instead.
+ */
+static int load_state(const char *path, bool check, uint64_t *gen, json_t **previous, char *err,
+                      size_t errlen)
+{
+    int rc;
+
+    if (path == NULL)
+        return CM_OK;
+    rc = check ? cm_file_check_dir(path, err, errlen) : CM_OK;
+    if (rc == CM_OK)
+        rc = hc_report_load(path, check, gen, previous, err, errlen);
+    if (rc != CM_OK && rc != CM_ENOMEM && !check) {
+        cm_log_warn("state file unusable (%s); starting generation from the clock", err);
+        *gen = (uint64_t)time(NULL);
+        rc = CM_OK;
+    }
+    return rc;
+}
+
+/* Config, state file, kubeconfigs, generation: everything --check-config checks. */
+static int prepare(struct health *h, bool check, struct hc_kube_target ***targets, char *err,
+                   size_t errlen)
 {
     json_t *previous = NULL;
     uint64_t gen = 0;
@@ -698,18 +725,12 @@ static int prepare(struct health *h, struct hc_kube_target ***targets, char *err
         snprintf(err, errlen, "%s: health: section missing", h->config_path);
         return CM_ECONFIG;
     }
-    rc = load_targets(h->conf, targets, err, errlen);
-    if (rc != CM_OK)
+    rc = load_state(h->conf->health.state_file, check, &gen, &previous, err, errlen);
+    if (rc == CM_OK)
+        rc = load_targets(h->conf, targets, err, errlen);
+    if (rc != CM_OK) {
+        json_decref(previous);
         return rc;
-    if (h->conf->health.state_file != NULL) {
-        rc = hc_report_load(h->conf->health.state_file, &gen, &previous, err, errlen);
-        if (rc != CM_OK) {
-            /* A damaged state file must not stop the checker; generations
-             * restart above the current time so they still only go up. */
-            cm_log_warn("state file unusable (%s); starting generation from the clock", err);
-            gen = (uint64_t)time(NULL);
-            rc = CM_OK;
-        }
     }
     h->report = hc_report_new(gen, previous);
     json_decref(previous);
@@ -736,7 +757,7 @@ int main(int argc, char **argv)
     memset(&h, 0, sizeof(h));
     h.config_path = o.config;
     load_params(&h.params);
-    rc = prepare(&h, &targets, err, sizeof(err));
+    rc = prepare(&h, o.check, &targets, err, sizeof(err));
     if (rc != CM_OK) {
         fprintf(stderr, "%s\n", err);
         fini(&h);

@@ -531,6 +531,8 @@ void lbp_proxy_free(struct lbp_proxy *px)
     free(px);
 }
 
+static void docs_recheck(struct lbp_proxy *px);
+
 int lbp_proxy_reload(struct lbp_proxy *px, struct cm_conf *conf, char *err, size_t errlen)
 {
     struct lbp_alog *alog = NULL;
@@ -549,6 +551,7 @@ int lbp_proxy_reload(struct lbp_proxy *px, struct cm_conf *conf, char *err, size
     px->alog = alog;
     cm_conf_unref(px->conf);
     px->conf = cm_conf_ref(conf);
+    docs_recheck(px);
     rc = pools_apply(px, conf, err, errlen);
     if (rc != CM_OK)
         cm_log_warn("reload: backends: %s", err);
@@ -588,6 +591,25 @@ static int doc_check_backends(const struct cm_state *st, char *err, size_t errle
         }
     }
     return CM_OK;
+}
+
+/* After a reload: the documents the new configuration refuses (members it no
+ * longer has, addresses its allow_addresses no longer opens) are dropped. */
+static void docs_recheck(struct lbp_proxy *px)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < px->doc_count; i++) {
+        char why[CM_STATE_ERR_MAX];
+
+        if (cm_state_check_conf(px->docs[i], px->conf, why, sizeof(why)) == CM_OK) {
+            px->docs[kept++] = px->docs[i];
+            continue;
+        }
+        cm_log_warn("reload: state of vantage %s dropped: %s", px->docs[i]->vantage, why);
+        cm_state_free(px->docs[i]);
+    }
+    px->doc_count = kept;
 }
 
 /* Puts @st in place of its vantage's document (takes ownership on CM_OK). */
@@ -656,35 +678,42 @@ static void state_file_write(struct lbp_proxy *px)
         cm_log_warn("state file %s: out of memory", path);
         return;
     }
-    if (cm_file_write_text_atomic(path, text, 0644, err, sizeof(err)) != CM_OK)
+    if (cm_file_write_text_atomic(path, text, 0600, err, sizeof(err)) != CM_OK)
         cm_log_warn("state file: %s", err);
     free(text);
 }
 
-static int state_take(struct lbp_proxy *px, json_t *doc, char *err, size_t errlen)
+/* One document of a state file, validated as a push would be (new doc in *out). */
+static int state_doc_check(const struct cm_conf *conf, json_t *doc, struct cm_state **out,
+                           char *err, size_t errlen)
 {
+    struct cm_state_opts opts;
     struct cm_state *st = NULL;
     int rc;
 
-    rc = cm_state_from_json(doc, &st, err, errlen);
+    cm_state_opts_from_conf(&opts, conf);
+    rc = cm_state_from_json(doc, &opts, &st, err, errlen);
     if (rc == CM_OK)
-        rc = cm_state_check_conf(st, px->conf, err, errlen);
+        rc = cm_state_check_conf(st, conf, err, errlen);
     if (rc == CM_OK)
         rc = doc_check_backends(st, err, errlen);
-    if (rc == CM_OK)
-        rc = doc_accept(px, st, err, errlen);
-    if (rc != CM_OK)
+    if (rc != CM_OK) {
         cm_state_free(st);
-    return rc;
+        return rc;
+    }
+    *out = st;
+    return CM_OK;
 }
 
 int lbp_proxy_state_put(struct lbp_proxy *px, const char *body, size_t len, const char *writer,
                         char *err, size_t errlen)
 {
+    struct cm_state_opts opts;
     struct cm_state *st = NULL;
     int rc;
 
-    rc = cm_state_parse(body, len, &st, err, errlen);
+    cm_state_opts_from_conf(&opts, px->conf);
+    rc = cm_state_parse(body, len, &opts, &st, err, errlen);
     if (rc == CM_OK)
         rc = cm_state_check_writer(st, writer, err, errlen);
     if (rc == CM_OK)
@@ -707,32 +736,117 @@ int lbp_proxy_state_put(struct lbp_proxy *px, const char *body, size_t len, cons
     return CM_OK;
 }
 
-int lbp_proxy_load_state(struct lbp_proxy *px, char *err, size_t errlen)
-{
-    const char *path = px->conf->proxy.state_file;
-    json_error_t jerr;
-    json_t *root, *docs;
-    size_t i;
-    json_t *d;
+/* A state file's documents, validated, before they are accepted. */
+struct loaded {
+    const struct cm_conf *conf; /* borrowed */
+    struct cm_state **docs;     /* owned */
+    size_t count;
+};
 
-    if (path == NULL || access(path, F_OK) != 0)
-        return CM_OK;
-    root = json_load_file(path, 0, &jerr);
+static void loaded_fini(struct loaded *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        cm_state_free(l->docs[i]);
+    free(l->docs);
+    l->docs = NULL;
+    l->count = 0;
+}
+
+/* cm_file_parse_fn: {"version":1,"documents":[...]}; bad documents are skipped. */
+static int parse_state_file(void *arg, const char *path, const char *text, size_t len, char *err,
+                            size_t errlen)
+{
+    struct loaded *l = arg;
+    json_error_t jerr;
+    json_t *root, *docs, *d;
+    size_t i;
+    int rc = CM_OK;
+
+    loaded_fini(l);
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        snprintf(err, errlen, "%s: line %d: %s", path, jerr.line, jerr.text);
+        snprintf(err, errlen, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+                 jerr.text);
         return CM_EPARSE;
     }
     docs = json_object_get(root, "documents");
+    if (!json_is_object(root) || !json_is_array(docs)) {
+        snprintf(err, errlen, "not a proxy state file (no \"documents\" array)");
+        json_decref(root);
+        return CM_ESTATE;
+    }
+    l->docs = calloc(json_array_size(docs) + 1, sizeof(*l->docs));
+    if (l->docs == NULL)
+        rc = CM_ENOMEM;
     json_array_foreach(docs, i, d)
     {
         char why[CM_STATE_ERR_MAX];
 
-        json_incref(d);
-        if (state_take(px, d, why, sizeof(why)) != CM_OK)
+        if (rc != CM_OK)
+            break;
+        rc = state_doc_check(l->conf, d, &l->docs[l->count], why, sizeof(why));
+        if (rc == CM_OK)
+            l->count++;
+        else if (rc != CM_ENOMEM) {
             cm_log_warn("state file %s: documents[%zu] ignored: %s", path, i, why);
-        json_decref(d);
+            rc = CM_OK;
+        }
     }
     json_decref(root);
+    if (rc != CM_OK) {
+        snprintf(err, errlen, "%s", cm_strerror(rc));
+        loaded_fini(l);
+    }
+    return rc;
+}
+
+int lbp_proxy_check_state(const struct cm_conf *conf, char *err, size_t errlen)
+{
+    struct loaded l = {.conf = conf};
+    struct cm_file_load_info info;
+    const char *path = conf->proxy.state_file;
+    int rc;
+
+    if (path == NULL)
+        return CM_OK;
+    rc = cm_file_check_dir(path, err, errlen);
+    if (rc != CM_OK)
+        return rc;
+    rc = cm_file_load(path, CM_STATE_FILE_MAX_BYTES, parse_state_file, &l, CM_FILE_LOAD_READONLY,
+                      &info, err, errlen);
+    loaded_fini(&l);
+    if (rc == CM_OK && info.fell_back) {
+        snprintf(err, errlen, "%s", info.reason);
+        rc = CM_ESTATE;
+    }
+    return rc == CM_ENOENT ? CM_OK : rc;
+}
+
+int lbp_proxy_load_state(struct lbp_proxy *px, char *err, size_t errlen)
+{
+    struct loaded l = {.conf = px->conf};
+    const char *path = px->conf->proxy.state_file;
+    int rc;
+
+    if (path == NULL)
+        return CM_OK;
+    if (cm_file_check_dir(path, err, errlen) != CM_OK)
+        cm_log_warn("state file: %s", err);
+    rc = cm_file_load(path, CM_STATE_FILE_MAX_BYTES, parse_state_file, &l, CM_FILE_LOAD_DEFAULT,
+                      NULL, err, errlen);
+    if (rc == CM_ENOENT)
+        return CM_OK;
+    if (rc != CM_OK)
+        return rc;
+    for (size_t i = 0; i < l.count; i++) {
+        char why[CM_STATE_ERR_MAX];
+
+        if (doc_accept(px, l.docs[i], why, sizeof(why)) == CM_OK)
+            l.docs[i] = NULL; /* the proxy owns it now */
+        else
+            cm_log_warn("state file %s: a document ignored: %s", path, why);
+    }
+    loaded_fini(&l);
     cm_log_info("state file %s: %zu documents", path, px->doc_count);
     return pools_apply(px, px->conf, err, errlen);
 }

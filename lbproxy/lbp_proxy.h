@@ -119,8 +119,17 @@ int lbp_proxy_new(struct event_base *base, struct cm_conf *conf, struct lbp_prox
 void lbp_proxy_free(struct lbp_proxy *px);
 /** New configuration: listeners reconciled by address; old settings stay with old connections. */
 int lbp_proxy_reload(struct lbp_proxy *px, struct cm_conf *conf, char *err, size_t errlen);
-/** Loads proxy.state_file if any (a missing file is fine). */
+/**
+ * Loads proxy.state_file if any (a missing file is fine; a truncated or corrupt
+ * one is replaced by its .prev, cm_file_load). "file: reason" in @err.
+ */
 int lbp_proxy_load_state(struct lbp_proxy *px, char *err, size_t errlen);
+/**
+ * --check-config: proxy.state_file's directory exists and is writable, and
+ * the file, if present, loads without falling back to .prev. Nothing is
+ * changed on disk. "file: reason" in @err.
+ */
+int lbp_proxy_check_state(const struct cm_conf *conf, char *err, size_t errlen);
 /** PUT /v1/state. */
 int lbp_proxy_state_put(struct lbp_proxy *px, const char *body, size_t len, const char *writer,
                         char *err, size_t errlen);

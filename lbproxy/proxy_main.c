@@ -301,6 +301,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s\n", err);
             bad++;
         }
+        if (lbp_proxy_check_state(d.conf, err, sizeof(err)) != CM_OK) {
+            fprintf(stderr, "%s\n", err);
+            bad++;
+        }
 
         if (bad == 0 && certs > 0)
             printf("config OK: %zu proxy listeners, %zu services, %zu members, "

@@ -144,7 +144,7 @@ int main(int argc, char **argv)
     }
     for (size_t v = 0; v < 3 && v < nreg; v++) {
         json_t *sj = make_state(conf, nsvc, v);
-        if (cm_state_from_json(sj, &docs[v], err, sizeof(err)) != CM_OK) {
+        if (cm_state_from_json(sj, NULL, &docs[v], err, sizeof(err)) != CM_OK) {
             fprintf(stderr, "state: %s\n", err);
             json_decref(sj);
             goto out;

@@ -150,6 +150,7 @@ def fedgslb_conf(d, port, backend_port):
     state file)."""
     conf = {
         "federation": "bench",
+        "allow_addresses": ["127.0.0.0/8"],
         "zone": "bench.example.test",
         "regions": {"r1": {"zones": ["r1a"]}},
         "members": {"m1": {"region": "r1", "zone": "r1a", "lb": {"mode": "proxy", "address": "127.0.0.1"}}},

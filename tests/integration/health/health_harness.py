@@ -61,6 +61,7 @@ def health_config(tmp, kubeconfig, ctl_port, services=None, members=None, proxy=
         "regions": fedtest.REGIONS,
         "members": mem,
         "services": services,
+        "allow_addresses": fedtest.ALLOW_LOOPBACK,
         "health": {
             "vantage": "us-east-1",
             "default_check": check,

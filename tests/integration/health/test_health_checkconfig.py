@@ -164,3 +164,29 @@ def test_bug_fd_exhaustion_limit_too_small(fakes):
             " lower it or raise the limit (LimitNOFILE= in the systemd unit)") in out, out
     rc, out = check(tmp, kc, nofile=1024)
     assert rc == 0, out
+
+
+def test_state_file_and_directory(fakes):
+    """--check-config refuses a damaged state file (the daemon would fall back
+    to its .prev) and a state directory that does not exist."""
+    tmp, fks = fakes
+    kc = write_std(tmp, fks)
+    state = os.path.join(tmp, "health-state.json")
+    with open(state, "w") as f:
+        f.write('{"generation": 4')
+    try:
+        rc, out = check(tmp, kc)
+        assert rc == 1, out
+        assert out.strip().splitlines()[-1].startswith(state + ": invalid JSON"), out
+        assert not os.path.exists(state + ".corrupt")
+    finally:
+        os.unlink(state)
+    conf = hh.health_config(tmp, kc, fedtest.free_port(ipv6=False))
+    missing = os.path.join(tmp, "nowhere")
+    conf["health"]["state_file"] = os.path.join(missing, "health-state.json")
+    path = fedtest.write_config(tmp, conf, "check-dir.json")
+    p = subprocess.run([fedtest.binary("fedgslb-health"), "--config", path, "--check-config"],
+                       capture_output=True, text=True, timeout=20 * fedtest.SLOW, cwd=tmp)
+    assert p.returncode == 1, p.stdout
+    assert (f"{missing}/health-state.json: directory {missing} does not exist; create it "
+            f"(mkdir -p {missing}) or change the state_file path") in p.stderr, p.stderr

@@ -143,6 +143,39 @@ def test_load_balancer_address_changes(cl):
     assert entry(doc, SVC, "usa")["hostname"] is None
 
 
+def test_special_load_balancer_address_refused(cl):
+    """bug: a link-local / multicast / unspecified LB ingress IP from a member's
+    API went into the document as an address to answer with."""
+    fk = cl.fakes["usa"]
+    mark = len(cl.log())
+    fk.modify_service("default", "web", lb_ingress=[{"ip": "169.254.1.1"}])
+    doc = cl.wait(lambda d: entry(d, SVC, "usa").get("refused"), timeout=2,
+                  what="link-local LB address refused")
+    e = entry(doc, SVC, "usa")
+    assert e["addresses"] == []
+    assert e["healthy"] is False
+    assert e["refused"] == ["load-balancer address 169.254.1.1 refused: link-local"]
+    assert e["reason"] == "2 ready endpoints; load-balancer address 169.254.1.1 refused: link-local"
+    # the rest of the document is still built
+    assert entry(doc, SVC, "eur")["addresses"] == ["192.0.2.10"]
+    assert entry(doc, SVC, "eur")["healthy"] is True
+    hh.validate(doc)
+    cl.wait_log("member usa: load-balancer address 169.254.1.1 refused: link-local (list it in "
+                "allow_addresses to permit it)", start=mark)
+    # one bad address among good ones: only it is dropped
+    fk.modify_service("default", "web", lb_ingress=[{"ip": "224.0.0.1"}, {"ip": "192.0.2.10"},
+                                                    {"ip": "::ffff:0.0.0.0"}])
+    doc = cl.wait(lambda d: entry(d, SVC, "usa")["addresses"] == ["192.0.2.10"], timeout=2,
+                  what="multicast dropped, the ordinary address kept")
+    e = entry(doc, SVC, "usa")
+    assert e["healthy"] is True
+    assert e["refused"] == ["load-balancer address 224.0.0.1 refused: multicast",
+                            "load-balancer address ::ffff:0.0.0.0 refused: unspecified"]
+    fk.modify_service("default", "web", lb_ingress=[{"ip": "192.0.2.10"}])
+    doc = cl.wait(lambda d: "refused" not in entry(d, SVC, "usa"), timeout=2, what="LB back")
+    assert entry(doc, SVC, "usa")["addresses"] == ["192.0.2.10"]
+
+
 def test_delete_service_removes_it(cl):
     fk = cl.fakes["jpn"]
     fk.delete_service("default", "web")
@@ -270,3 +303,23 @@ def test_restart_keeps_generation_increasing(cl):
     assert doc["generation"] >= before
     doc = cl.wait(lambda d: entry(d, SVC, "usa") is not None and hh.api(d, "usa") == "ok"
                   and d["generation"] > before, timeout=5, what="state after restart")
+
+
+def test_restart_from_prev_when_state_file_truncated(cl):
+    """bug: a truncated health state file made generations restart from the clock;
+    the previous file (.prev) now gives them back."""
+    path = cl.conf["health"]["state_file"]
+    cl.wait(lambda d: d["generation"] >= 2, timeout=5, what="two documents written")
+    cl.daemon.signal(signal.SIGTERM)
+    assert cl.daemon.proc.wait(10) == 0
+    fedtest.finish(cl.daemon)
+    with open(path + ".prev") as f:
+        prev_gen = json.load(f)["generation"]
+    with open(path, "r+") as f:
+        f.truncate(10)
+    cl.start()
+    cl.wait_log("state file %s: " % path)
+    assert "loaded the previous one, %s.prev, instead" % path in cl.log()
+    doc = cl.state()
+    assert doc["generation"] == prev_gen  # not the clock: continued from .prev
+    assert os.path.exists(path + ".corrupt")

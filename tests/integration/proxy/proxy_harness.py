@@ -236,6 +236,8 @@ def proxy_config(tmp, port, ctl_port, backends, proxy_over=None, listen_over=Non
         "services": {"default/web": {"port": 80,
                                      "check": {"type": "tcp", "interval_ms": 500,
                                                "timeout_ms": 300, "rise": 1, "fall": 2}}},
+        # backends and the proxy's address are on loopback
+        "allow_addresses": fedtest.ALLOW_LOOPBACK,
         "proxy": proxy,
     }
 
@@ -268,12 +270,15 @@ class Proxy(Daemon):
         return 0
 
 
-def start_proxy(tmp, backends, ready=True, nofile=None, **kw):
+def start_proxy(tmp, backends, ready=True, nofile=None, edit=None, **kw):
+    """Starts fedgslb-proxy on proxy_config(); @edit(conf) may change it first."""
     exe = fedtest.binary("fedgslb-proxy")
     port = free_port(ipv6=False)
     ctl_port = free_port(ipv6=False)
     conf = proxy_config(tmp, port, ctl_port, [b.addr if isinstance(b, Backend) else b
                                               for b in backends], **kw)
+    if edit is not None:
+        edit(conf)
     path = fedtest.write_config(tmp, conf, "proxy.json")
     p = Proxy([exe, "--config", path, "--log-level", "info"],
               os.path.join(str(tmp), f"proxy-{port}.log"), cwd=str(tmp), nofile=nofile)

@@ -377,6 +377,69 @@ static void test_dnsd_rrl_and_user(void **state)
                CM_ECONFIG, "t.json: dnsd.rrl.rate: unknown key");
 }
 
+static void test_allow_addresses(void **state)
+{
+    struct cm_conf *c;
+
+    (void)state;
+    c = load_ok("{" BASE ", 'allow_addresses': ['127.0.0.0/8', '::1/128', '169.254.0.0/16',"
+                " 'fe80::/64', '::ffff:127.0.0.0/104']}");
+    assert_int_equal(c->allow_address_count, 5);
+    assert_int_equal(c->allow_addresses[0].family, AF_INET);
+    assert_int_equal(c->allow_addresses[0].len, 8);
+    assert_int_equal(c->allow_addresses[1].family, AF_INET6);
+    cm_conf_unref(c);
+    c = load_ok("{" BASE "}");
+    assert_int_equal(c->allow_address_count, 0);
+    cm_conf_unref(c);
+    expect_err("{" BASE ", 'allow_addresses': ['224.0.0.0/4']}", CM_ECONFIG,
+               "t.json: allow_addresses[0]: 224.0.0.0/4 is multicast: such addresses are never "
+               "allowed");
+    expect_err("{" BASE ", 'allow_addresses': ['127.0.0.0/8', '0.0.0.0/8']}", CM_ECONFIG,
+               "t.json: allow_addresses[1]: 0.0.0.0/8 is unspecified: such addresses are never "
+               "allowed");
+    expect_err("{" BASE ", 'allow_addresses': ['255.255.255.255/32']}", CM_ECONFIG,
+               "t.json: allow_addresses[0]: 255.255.255.255/32 is broadcast: such addresses are "
+               "never allowed");
+    expect_err("{" BASE ", 'allow_addresses': ['0.0.0.0/0']}", CM_ECONFIG,
+               "t.json: allow_addresses[0]: 0.0.0.0/0 is not inside a loopback (127.0.0.0/8, "
+               "::1/128) or link-local (169.254.0.0/16, fe80::/10) range; only those can be "
+               "allowed");
+    expect_err("{" BASE ", 'allow_addresses': ['10.0.0.0/8']}", CM_ECONFIG,
+               "t.json: allow_addresses[0]: 10.0.0.0/8 is not inside a loopback (127.0.0.0/8, "
+               "::1/128) or link-local (169.254.0.0/16, fe80::/10) range; only those can be "
+               "allowed");
+    expect_err("{" BASE ", 'allow_addresses': ['127.0.0.1']}", CM_ECONFIG,
+               "t.json: allow_addresses[0]: not a CIDR \"127.0.0.1\"");
+    expect_err("{" BASE ", 'allow_addresses': ['127.0.0.1/8']}", CM_ECONFIG,
+               "t.json: allow_addresses[0]: host bits set in \"127.0.0.1/8\" (the network is "
+               "127.0.0.0/8)");
+    expect_err("{" BASE ", 'allow_addresses': [5]}", CM_ECONFIG,
+               "t.json: allow_addresses[0]: must be a CIDR string such as \"127.0.0.0/8\"");
+    expect_err("{" BASE ", 'allow_addresses': '127.0.0.0/8'}", CM_ECONFIG,
+               "t.json: allow_addresses: must be an array of CIDR strings");
+}
+
+/* A proxy-mode member's lb.address is answered to clients: the same rule. */
+static void test_lb_address_rule(void **state)
+{
+    struct cm_conf *c;
+
+#define LB_CONF(addr, extra)                                                                       \
+    "{'federation': 'f', 'zone': 'z.example', 'regions': {'r1': {}}, 'members': {'m': "            \
+    "{'region': 'r1', 'lb': {'mode': 'proxy', 'address': '" addr "'}}}" extra "}"
+    (void)state;
+    expect_err(LB_CONF("127.0.0.1", ""), CM_ECONFIG,
+               "t.json: members.m.lb.address: 127.0.0.1 is a loopback address; list it in "
+               "allow_addresses to permit it");
+    expect_err(LB_CONF("224.0.0.1", ", 'allow_addresses': ['127.0.0.0/8']"), CM_ECONFIG,
+               "t.json: members.m.lb.address: 224.0.0.1 is a multicast address; it is never "
+               "allowed");
+    c = load_ok(LB_CONF("127.0.0.1", ", 'allow_addresses': ['127.0.0.0/8']"));
+    cm_conf_unref(c);
+#undef LB_CONF
+}
+
 static void test_bad_address(void **state)
 {
     (void)state;
@@ -896,6 +959,8 @@ int main(void)
         cmocka_unit_test(test_unknown_region),
         cmocka_unit_test(test_bad_zone_for_region),
         cmocka_unit_test(test_bad_cidr),
+        cmocka_unit_test(test_allow_addresses),
+        cmocka_unit_test(test_lb_address_rule),
         cmocka_unit_test(test_good_cidr),
         cmocka_unit_test(test_dnsd_rrl_and_user),
         cmocka_unit_test(test_bad_address),

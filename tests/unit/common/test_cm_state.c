@@ -44,7 +44,7 @@ static struct cm_state *parse_ok(const char *text)
 {
     char err[CM_STATE_ERR_MAX];
     struct cm_state *st = NULL;
-    int rc = cm_state_parse(text, strlen(text), &st, err, sizeof(err));
+    int rc = cm_state_parse(text, strlen(text), NULL, &st, err, sizeof(err));
 
     if (rc != CM_OK)
         fail_msg("parse failed: %s", err);
@@ -155,11 +155,11 @@ static void test_from_json(void **state)
 
     (void)state;
     assert_non_null(doc);
-    assert_int_equal(cm_state_from_json(doc, &st, err, sizeof(err)), CM_OK);
+    assert_int_equal(cm_state_from_json(doc, NULL, &st, err, sizeof(err)), CM_OK);
     json_decref(doc); /* the state holds its own reference */
     check_valid_fields(st);
     cm_state_free(st);
-    assert_int_equal(cm_state_from_json(NULL, &st, err, sizeof(err)), CM_ESTATE);
+    assert_int_equal(cm_state_from_json(NULL, NULL, &st, err, sizeof(err)), CM_ESTATE);
     assert_string_equal(err, "document: must be a JSON object");
 }
 
@@ -194,7 +194,7 @@ static void test_timestamps(void **state)
         snprintf(text, sizeof(text),
                  "{\"version\":1,\"vantage\":\"v\",\"generation\":0,\"generated_at\":\"%s\"}",
                  cases[i].ts);
-        rc = cm_state_parse(text, strlen(text), &st, err, sizeof(err));
+        rc = cm_state_parse(text, strlen(text), NULL, &st, err, sizeof(err));
         print_message("ts %s -> %s\n", cases[i].ts, rc == CM_OK ? "ok" : err);
         if (cases[i].ok) {
             assert_int_equal(rc, CM_OK);
@@ -315,14 +315,151 @@ static void test_bad_documents(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
         struct cm_state *st = NULL;
-        int rc =
-            cm_state_parse(bad_cases[i].text, strlen(bad_cases[i].text), &st, err, sizeof(err));
+        int rc = cm_state_parse(bad_cases[i].text, strlen(bad_cases[i].text), NULL, &st, err,
+                                sizeof(err));
 
         print_message("case %zu: %s\n", i, rc == CM_OK ? "(accepted)" : err);
         assert_int_equal(rc, bad_cases[i].rc);
         assert_null(st);
         assert_string_equal(err, bad_cases[i].msg);
     }
+}
+
+/* ---- special addresses: refused with the path unless allow_addresses opens them ---- */
+
+struct special_case {
+    const char *member;   /* WEB() body */
+    bool allowed;         /* accepted under allow = 127.0.0.0/8, ::1/128, 169.254.0.0/16 */
+    const char *msg;      /* the rejection without the list */
+    const char *msg_list; /* with the list, when still rejected */
+};
+
+#define P     "services.default/web.members.usa."
+#define LIST  "; list it in allow_addresses to permit it"
+#define NEVER "; it is never allowed"
+
+static const struct special_case special_cases[] = {
+    {"\"usa\":{\"addresses\":[\"192.0.2.1\",\"127.0.0.1\"],\"healthy\":true}", true,
+     P "addresses[1]: 127.0.0.1 is a loopback address" LIST, NULL},
+    {"\"usa\":{\"addresses\":[\"::1\"],\"healthy\":true}", true,
+     P "addresses[0]: ::1 is a loopback address" LIST, NULL},
+    {"\"usa\":{\"addresses\":[\"::ffff:127.0.0.1\"],\"healthy\":true}", true,
+     P "addresses[0]: ::ffff:127.0.0.1 is a loopback address" LIST, NULL},
+    {"\"usa\":{\"addresses\":[\"169.254.1.1\"],\"healthy\":true}", true,
+     P "addresses[0]: 169.254.1.1 is a link-local address" LIST, NULL},
+    {"\"usa\":{\"addresses\":[\"fe80::1\"],\"healthy\":true}", false,
+     P "addresses[0]: fe80::1 is a link-local address" LIST,
+     P "addresses[0]: fe80::1 is a link-local address" LIST},
+    {"\"usa\":{\"addresses\":[\"0.0.0.0\"],\"healthy\":true}", false,
+     P "addresses[0]: 0.0.0.0 is an unspecified address" NEVER,
+     P "addresses[0]: 0.0.0.0 is an unspecified address" NEVER},
+    {"\"usa\":{\"addresses\":[\"::\"],\"healthy\":true}", false,
+     P "addresses[0]: :: is an unspecified address" NEVER,
+     P "addresses[0]: :: is an unspecified address" NEVER},
+    {"\"usa\":{\"addresses\":[\"224.0.0.1\"],\"healthy\":true}", false,
+     P "addresses[0]: 224.0.0.1 is a multicast address" NEVER,
+     P "addresses[0]: 224.0.0.1 is a multicast address" NEVER},
+    {"\"usa\":{\"addresses\":[\"ff02::1\"],\"healthy\":true}", false,
+     P "addresses[0]: ff02::1 is a multicast address" NEVER,
+     P "addresses[0]: ff02::1 is a multicast address" NEVER},
+    {"\"usa\":{\"addresses\":[\"::ffff:239.1.2.3\"],\"healthy\":true}", false,
+     P "addresses[0]: ::ffff:239.1.2.3 is a multicast address" NEVER,
+     P "addresses[0]: ::ffff:239.1.2.3 is a multicast address" NEVER},
+    {"\"usa\":{\"addresses\":[\"255.255.255.255\"],\"healthy\":true}", false,
+     P "addresses[0]: 255.255.255.255 is a broadcast address" NEVER,
+     P "addresses[0]: 255.255.255.255 is a broadcast address" NEVER},
+    /* proxy backends follow the same rule */
+    {"\"usa\":{\"healthy\":true,\"backends\":[\"10.0.0.5:80\",\"127.0.0.1:8080\"]}", true,
+     P "backends[1]: 127.0.0.1:8080 is a loopback address" LIST, NULL},
+    {"\"usa\":{\"healthy\":true,\"backends\":[\"169.254.169.254:80\"]}", true,
+     P "backends[0]: 169.254.169.254:80 is a link-local address" LIST, NULL},
+    {"\"usa\":{\"healthy\":true,\"backends\":[\"0.0.0.0:80\"]}", false,
+     P "backends[0]: 0.0.0.0:80 is an unspecified address" NEVER,
+     P "backends[0]: 0.0.0.0:80 is an unspecified address" NEVER},
+    {"\"usa\":{\"healthy\":true,\"backends\":[\"[ff02::1]:80\"]}", false,
+     P "backends[0]: [ff02::1]:80 is a multicast address" NEVER,
+     P "backends[0]: [ff02::1]:80 is a multicast address" NEVER},
+    {"\"usa\":{\"healthy\":true,\"backends\":[\"255.255.255.255:80\"]}", false,
+     P "backends[0]: 255.255.255.255:80 is a broadcast address" NEVER,
+     P "backends[0]: 255.255.255.255:80 is a broadcast address" NEVER},
+};
+
+#undef P
+#undef LIST
+#undef NEVER
+
+static int parse_special(const char *member, const struct cm_state_opts *o, char *err,
+                         size_t errlen)
+{
+    char text[1024];
+    struct cm_state *st = NULL;
+    int rc;
+
+    snprintf(text, sizeof(text),
+             "{" HDR ",\"services\":{\"default/web\":{\"port\":80,\"members\":{%s}}}}", member);
+    rc = cm_state_parse(text, strlen(text), o, &st, err, errlen);
+    if (rc == CM_OK)
+        assert_non_null(st);
+    else
+        assert_null(st);
+    cm_state_free(st);
+    return rc;
+}
+
+static void test_special_addresses(void **state)
+{
+    static const char *const list[] = {"127.0.0.0/8", "::1/128", "169.254.0.0/16"};
+    struct cm_ip_prefix allow[3];
+    struct cm_state_opts none = {0}, opts = {.allow = allow, .allow_count = 3};
+    char err[CM_STATE_ERR_MAX];
+
+    (void)state;
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(cm_ip_prefix_parse(list[i], &allow[i]), CM_OK);
+    for (size_t i = 0; i < sizeof(special_cases) / sizeof(special_cases[0]); i++) {
+        const struct special_case *c = &special_cases[i];
+
+        print_message("case %zu: %s\n", i, c->member);
+        assert_int_equal(parse_special(c->member, NULL, err, sizeof(err)), CM_ESTATE);
+        assert_string_equal(err, c->msg);
+        assert_int_equal(parse_special(c->member, &none, err, sizeof(err)), CM_ESTATE);
+        assert_string_equal(err, c->msg);
+        if (c->allowed) {
+            assert_int_equal(parse_special(c->member, &opts, err, sizeof(err)), CM_OK);
+        } else {
+            assert_int_equal(parse_special(c->member, &opts, err, sizeof(err)), CM_ESTATE);
+            assert_string_equal(err, c->msg_list);
+        }
+    }
+}
+
+/* A document accepted under a list is refused by check_conf under a configuration without it. */
+static void test_special_addresses_check_conf(void **state)
+{
+    static const char conf_text[] = "{\"federation\":\"myfed\",\"zone\":\"fed.example.test\","
+                                    "\"regions\":{\"us-east-1\":{\"zones\":[\"us-east-1a\"]}},"
+                                    "\"members\":{\"usa\":{\"region\":\"us-east-1\"}}%s}";
+    static const char doc[] = "{" HDR ",\"services\":{\"default/web\":{\"members\":{"
+                              "\"usa\":{\"addresses\":[\"127.0.0.2\"],\"healthy\":true}}}}}";
+    struct cm_conf *open_conf = NULL, *closed_conf = NULL;
+    struct cm_state_opts opts;
+    struct cm_state *st = NULL;
+    char text[512], err[CM_STATE_ERR_MAX];
+
+    (void)state;
+    snprintf(text, sizeof(text), conf_text, ",\"allow_addresses\":[\"127.0.0.0/8\"]");
+    assert_int_equal(cm_conf_load_string("a.json", text, &open_conf, err, sizeof(err)), CM_OK);
+    snprintf(text, sizeof(text), conf_text, "");
+    assert_int_equal(cm_conf_load_string("b.json", text, &closed_conf, err, sizeof(err)), CM_OK);
+    cm_state_opts_from_conf(&opts, open_conf);
+    assert_int_equal(cm_state_parse(doc, strlen(doc), &opts, &st, err, sizeof(err)), CM_OK);
+    assert_int_equal(cm_state_check_conf(st, open_conf, err, sizeof(err)), CM_OK);
+    assert_int_equal(cm_state_check_conf(st, closed_conf, err, sizeof(err)), CM_ESTATE);
+    assert_string_equal(err, "services.default/web.members.usa.addresses[0]: 127.0.0.2 is a "
+                             "loopback address; list it in allow_addresses to permit it");
+    cm_state_free(st);
+    cm_conf_unref(open_conf);
+    cm_conf_unref(closed_conf);
 }
 
 static void test_bad_json(void **state)
@@ -337,7 +474,7 @@ static void test_bad_json(void **state)
         struct cm_state *st = NULL;
         size_t len = i == 4 ? 5 : strlen(texts[i]);
 
-        assert_int_equal(cm_state_parse(texts[i], len, &st, err, sizeof(err)), CM_EPARSE);
+        assert_int_equal(cm_state_parse(texts[i], len, NULL, &st, err, sizeof(err)), CM_EPARSE);
         assert_null(st);
         assert_non_null(strstr(err, "document: invalid JSON at line "));
     }
@@ -355,8 +492,9 @@ static void test_limits(void **state)
     /* size: rejected before any byte is read */
     big = calloc(1, (size_t)CM_STATE_MAX_BYTES + 1);
     assert_non_null(big);
-    assert_int_equal(cm_state_parse(big, (size_t)CM_STATE_MAX_BYTES + 1, &st, err, sizeof(err)),
-                     CM_ETOOBIG);
+    assert_int_equal(
+        cm_state_parse(big, (size_t)CM_STATE_MAX_BYTES + 1, NULL, &st, err, sizeof(err)),
+        CM_ETOOBIG);
     assert_string_equal(err, "document: too large (67108865 bytes, max 67108864)");
     free(big);
 
@@ -369,12 +507,12 @@ static void test_limits(void **state)
         snprintf(key, sizeof(key), "m%u", i);
         json_object_set_new(members, key, json_pack("{s:b}", "healthy", 1));
     }
-    assert_int_equal(cm_state_from_json(doc, &st, err, sizeof(err)), CM_OK);
+    assert_int_equal(cm_state_from_json(doc, NULL, &st, err, sizeof(err)), CM_OK);
     assert_int_equal(st->services[0].member_count, CM_STATE_MAX_MEMBERS);
     cm_state_free(st);
     st = NULL;
     json_object_set_new(members, "one-more", json_pack("{s:b}", "healthy", 1));
-    assert_int_equal(cm_state_from_json(doc, &st, err, sizeof(err)), CM_ESTATE);
+    assert_int_equal(cm_state_from_json(doc, NULL, &st, err, sizeof(err)), CM_ESTATE);
     assert_string_equal(err, "services.default/web.members: too many members (1001, max 1000)");
     json_decref(doc);
 
@@ -386,7 +524,7 @@ static void test_limits(void **state)
         snprintf(key, sizeof(key), "m%u", i);
         json_object_set_new(members, key, json_object());
     }
-    assert_int_equal(cm_state_from_json(doc, &st, err, sizeof(err)), CM_ESTATE);
+    assert_int_equal(cm_state_from_json(doc, NULL, &st, err, sizeof(err)), CM_ESTATE);
     assert_string_equal(err, "members: too many members (1001, max 1000)");
     json_decref(doc);
 
@@ -398,7 +536,7 @@ static void test_limits(void **state)
         snprintf(key, sizeof(key), "ns/s%u", i);
         json_object_set_new(services, key, json_object());
     }
-    assert_int_equal(cm_state_from_json(doc, &st, err, sizeof(err)), CM_ESTATE);
+    assert_int_equal(cm_state_from_json(doc, NULL, &st, err, sizeof(err)), CM_ESTATE);
     assert_string_equal(err, "services: too many services (100001, max 100000)");
     json_decref(doc);
 }
@@ -714,7 +852,7 @@ static void test_sample_documents(void **state)
 
         snprintf(path, sizeof(path), "conf/state/%s.json", names[i]);
         text = read_file(path, &len);
-        rc = cm_state_parse(text, len, &docs[i], err, sizeof(err));
+        rc = cm_state_parse(text, len, NULL, &docs[i], err, sizeof(err));
         free(text);
         if (rc != CM_OK)
             fail_msg("%s: %s", path, err);
@@ -753,6 +891,8 @@ int main(void)
         cmocka_unit_test(test_from_json),
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_bad_documents),
+        cmocka_unit_test(test_special_addresses),
+        cmocka_unit_test(test_special_addresses_check_conf),
         cmocka_unit_test(test_bad_json),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_check_conf),

@@ -148,7 +148,7 @@ static struct cm_state *mkstate(const char *vantage, const double mrtt[3], const
     json_object_set_new(doc, "generated_at", json_string("2026-11-21T07:00:00Z"));
     json_object_set_new(doc, "members", members);
     json_object_set_new(doc, "services", services);
-    if (cm_state_from_json(doc, &st, err, sizeof(err)) != CM_OK)
+    if (cm_state_from_json(doc, NULL, &st, err, sizeof(err)) != CM_OK)
         fail_msg("state: %s", err);
     json_decref(doc);
     return st;

@@ -798,7 +798,7 @@ static void test_federated(void **state)
 
     if (cm_conf_load_string("test.json", FED_CONF, &conf, err, sizeof(err)) != CM_OK)
         fail_msg("conf: %s", err);
-    if (cm_state_parse(FED_STATE, strlen(FED_STATE), &st, err, sizeof(err)) != CM_OK)
+    if (cm_state_parse(FED_STATE, strlen(FED_STATE), NULL, &st, err, sizeof(err)) != CM_OK)
         fail_msg("state: %s", err);
     const struct cm_state *docs[] = {st};
     assert_int_equal(cm_merged_build(docs, 1, conf, &merged), CM_OK);
@@ -974,7 +974,7 @@ static struct dns_view *scope_view(struct fixture *f, struct cm_conf **conf,
 
     if (cm_conf_load_string("test.json", SCOPE_CONF, conf, err, sizeof(err)) != CM_OK)
         fail_msg("conf: %s", err);
-    if (cm_state_parse(SCOPE_STATE, strlen(SCOPE_STATE), st, err, sizeof(err)) != CM_OK)
+    if (cm_state_parse(SCOPE_STATE, strlen(SCOPE_STATE), NULL, st, err, sizeof(err)) != CM_OK)
         fail_msg("state: %s", err);
     const struct cm_state *docs[] = {*st};
     assert_int_equal(cm_merged_build(docs, 1, *conf, merged), CM_OK);

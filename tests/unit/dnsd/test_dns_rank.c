@@ -254,7 +254,7 @@ static void fx_rank(struct fx *f, const char *spec, const char *drained,
     struct dns_drains drains = {f->drained};
 
     fx_clear(f);
-    if (cm_state_parse(text, strlen(text), &f->doc, err, sizeof(err)) != CM_OK)
+    if (cm_state_parse(text, strlen(text), NULL, &f->doc, err, sizeof(err)) != CM_OK)
         fail_msg("state '%s': %s\n%s", spec, err, text);
     free(text);
     if (cm_state_check_conf(f->doc, f->conf, err, sizeof(err)) != CM_OK)

@@ -323,7 +323,8 @@ static void test_drains(void **state)
     cm_conf_unref(conf3);
 }
 
-static bool dir_has_only_state_file(const char *dir)
+/* The state file and its previous version, no leftover temporary. */
+static bool dir_has_only_state_files(const char *dir)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -334,11 +335,12 @@ static bool dir_has_only_state_file(const char *dir)
         if (e->d_name[0] == '.')
             continue;
         files++;
-        ok = ok && strcmp(e->d_name, "dnsd-state.json") == 0;
+        ok = ok && (strcmp(e->d_name, "dnsd-state.json") == 0 ||
+                    strcmp(e->d_name, "dnsd-state.json.prev") == 0);
     }
     if (d != NULL)
         closedir(d);
-    return d != NULL && ok && files == 1;
+    return d != NULL && ok && files == 2;
 }
 
 static void test_state_file_round_trip(void **state)
@@ -352,8 +354,8 @@ static void test_state_file_round_trip(void **state)
     assert_int_equal(put(f, "us-east-1", 11, true, false, 1, err, sizeof(err)), CM_OK);
     assert_int_equal(put(f, "eu-west-1", 12, true, true, 2, err, sizeof(err)), CM_OK);
     assert_int_equal(dns_state_set_drain(f->st, "usa", true, err, sizeof(err)), CM_OK);
-    /* Written atomically: the file and no leftover temporary. */
-    assert_true(dir_has_only_state_file(f->dir));
+    /* Written atomically: the file, its .prev and no leftover temporary. */
+    assert_true(dir_has_only_state_files(f->dir));
     file = json_load_file(f->path, 0, &jerr);
     assert_non_null(file);
     assert_int_equal(json_integer_value(json_object_get(file, "version")), 1);
@@ -363,7 +365,7 @@ static void test_state_file_round_trip(void **state)
     /* A new store (restart) serves the same state at once, aged from load time. */
     st2 = dns_state_new(f->conf, f->path, apply_cb, f);
     assert_non_null(st2);
-    assert_int_equal(dns_state_load(st2, 50000), CM_OK);
+    assert_int_equal(dns_state_load(st2, 50000, false, NULL, 0), CM_OK);
     assert_int_equal(f->applies, 3); /* loading does not apply */
     assert_int_equal(dns_state_vantage_count(st2), 2);
     assert_true(dns_state_is_drained(st2, 0));
@@ -389,34 +391,69 @@ static void test_state_file_corrupt(void **state)
     assert_non_null(fp);
     fputs("{\"version\": 1, \"documents\": [tru", fp);
     fclose(fp);
-    assert_int_equal(dns_state_load(f->st, 1), CM_OK);
+    assert_int_equal(dns_state_load(f->st, 1, false, NULL, 0), CM_OK);
     assert_int_equal(dns_state_vantage_count(f->st), 0);
     /* Wrong shape: same. */
     fp = fopen(f->path, "w");
     assert_non_null(fp);
     fputs("{\"version\": 2, \"documents\": {}}", fp);
     fclose(fp);
-    assert_int_equal(dns_state_load(f->st, 1), CM_OK);
+    assert_int_equal(dns_state_load(f->st, 1, false, NULL, 0), CM_OK);
     assert_int_equal(dns_state_vantage_count(f->st), 0);
     /* No file: fine. */
     unlink(f->path);
-    assert_int_equal(dns_state_load(f->st, 1), CM_OK);
+    assert_int_equal(dns_state_load(f->st, 1, false, NULL, 0), CM_OK);
 
     /* Documents that no longer fit the configuration are skipped; the rest loads. */
     assert_int_equal(put(f, "us-east-1", 1, true, true, 1, err, sizeof(err)), CM_OK);
     assert_int_equal(put(f, "eu-west-1", 1, true, true, 1, err, sizeof(err)), CM_OK);
     st3 = dns_state_new(conf3, f->path, NULL, NULL);
     assert_non_null(st3);
-    assert_int_equal(dns_state_load(st3, 1), CM_OK);
+    assert_int_equal(dns_state_load(st3, 1, false, NULL, 0), CM_OK);
     assert_int_equal(dns_state_vantage_count(st3), 0); /* both mention usa, not in conf3 */
     dns_state_free(st3);
     cm_conf_unref(conf3);
+}
+
+/* bug: a truncated state file served nothing until the first push; now .prev is loaded. */
+static void test_state_file_truncated_falls_back_to_prev(void **state)
+{
+    struct fixture *f = *state;
+    char err[512] = "", corrupt[600];
+    struct dns_state *st2;
+
+    assert_int_equal(put(f, "us-east-1", 1, true, true, 1, err, sizeof(err)), CM_OK);
+    assert_int_equal(put(f, "eu-west-1", 2, true, true, 1, err, sizeof(err)), CM_OK);
+    /* The last write left .prev = { us-east-1 }; truncate the current file. */
+    assert_int_equal(truncate(f->path, 20), 0);
+
+    st2 = dns_state_new(f->conf, f->path, NULL, NULL);
+    assert_non_null(st2);
+    /* --check-config: refused, named, nothing moved. */
+    assert_int_not_equal(dns_state_load(st2, 1, true, err, sizeof(err)), CM_OK);
+    assert_non_null(strstr(err, f->path));
+    assert_non_null(strstr(err, "invalid JSON"));
+    assert_int_equal(access(f->path, F_OK), 0);
+    /* Start: the previous file serves at once; the damaged one is moved aside. */
+    assert_int_equal(dns_state_load(st2, 1, false, NULL, 0), CM_OK);
+    assert_int_equal(dns_state_vantage_count(st2), 1);
+    snprintf(corrupt, sizeof(corrupt), "%s.corrupt", f->path);
+    assert_int_equal(access(corrupt, F_OK), 0);
+    dns_state_free(st2);
+    /* ... and the state file holds the previous state again: a second restart agrees */
+    st2 = dns_state_new(f->conf, f->path, NULL, NULL);
+    assert_non_null(st2);
+    assert_int_equal(dns_state_load(st2, 1, true, err, sizeof(err)), CM_OK);
+    assert_int_equal(dns_state_vantage_count(st2), 1);
+    dns_state_free(st2);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_accept_and_replace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_file_truncated_falls_back_to_prev, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_put_stale_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),

@@ -49,7 +49,7 @@
 
 /* usa: a direct load balancer; jpn: proxy mode at 198.51.100.7. */
 static const char conf_text[] =
-    "{'federation': 'myfed', 'zone': 'fed.example.test',"
+    "{'federation': 'myfed', 'zone': 'fed.example.test', 'allow_addresses': ['127.0.0.0/8'],"
     " 'regions': {'us-east-1': {'zones': ['us-east-1a']},"
     "             'ap-northeast-1': {'zones': ['ap-northeast-1a']}},"
     " 'members': {'usa': {'region': 'us-east-1', 'zone': 'us-east-1a'},"

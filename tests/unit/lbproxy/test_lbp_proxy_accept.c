@@ -64,6 +64,7 @@ static int setup(void **state)
     f->port = free_port();
     snprintf(text, sizeof(text),
              "{\"federation\": \"f\", \"zone\": \"z.test\","
+             " \"allow_addresses\": [\"127.0.0.0/8\"],"
              " \"regions\": {\"r\": {\"zones\": [\"ra\"]}},"
              " \"members\": {\"m\": {\"region\": \"r\", \"zone\": \"ra\","
              "   \"lb\": {\"mode\": \"proxy\", \"address\": \"127.0.0.1\"}}},"

@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_cm_file.c -- state files: exclusive temp file, PATH.prev, loading with the fallback. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/cm_err.h"
+#include "common/cm_file.h"
+
+/*
+ * The temporary file's name comes from getrandom(); this definition takes the
+ * place of libc's so a test can make the first name known in advance (an
+ * attacker who guesses it) and see that whatever sits there is left alone.
+ */
+static uint64_t forced_token;
+static unsigned forced_left;
+
+ssize_t getrandom(void *buf, size_t len, unsigned int flags)
+{
+    static uint64_t counter = 0x1234;
+    uint64_t v = forced_left > 0 ? forced_token : ++counter * 0x9e3779b97f4a7c15ull;
+
+    (void)flags;
+    if (forced_left > 0)
+        forced_left--;
+    memset(buf, 0, len);
+    memcpy(buf, &v, len < sizeof(v) ? len : sizeof(v));
+    return (ssize_t)len;
+}
+
+struct fx {
+    char dir[64];
+    char path[128];
+    char prev[160];
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/test_cm_file.XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/state.json", f->dir);
+    snprintf(f->prev, sizeof(f->prev), "%s.prev", f->path);
+    forced_left = 0;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    DIR *d = opendir(f->dir);
+    struct dirent *e;
+
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        char p[512];
+
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
+        unlink(p);
+    }
+    if (d != NULL)
+        closedir(d);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void put_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+/* The whole file, or "" when it cannot be read. */
+static const char *slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *fp = fopen(path, "r");
+    size_t n = 0;
+
+    buf[0] = '\0';
+    if (fp == NULL)
+        return buf;
+    n = fread(buf, 1, cap - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    return buf;
+}
+
+static size_t dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    size_t n = 0;
+
+    while (d != NULL && (e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+static void test_write_keeps_prev(void **state)
+{
+    struct fx *f = *state;
+    char err[512], buf[64];
+    struct stat sb;
+
+    assert_int_equal(cm_file_write_text_atomic(f->path, "one", 0600, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "one\n");
+    assert_int_not_equal(access(f->prev, F_OK), 0); /* nothing to keep yet */
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+
+    assert_int_equal(cm_file_write_text_atomic(f->path, "two", 0600, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "two\n");
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "one\n");
+    assert_int_equal(cm_file_write_text_atomic(f->path, "three", 0600, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "three\n");
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "two\n");
+    assert_int_equal(dir_entries(f->dir), 2); /* no temporary left behind */
+}
+
+/* bug: the temporary name was predictable and opened with O_TRUNC, following a
+ * symlink planted there (any file the daemon could write was clobbered). */
+static void test_symlink_at_temp_path_not_followed(void **state)
+{
+    struct fx *f = *state;
+    char err[512], tmp[256], victim[160], old_tmp[256], buf[64];
+
+    snprintf(victim, sizeof(victim), "%s/victim", f->dir);
+    put_file(victim, "precious\n");
+    /* the name the old code used ... */
+    snprintf(old_tmp, sizeof(old_tmp), "%s.tmp.%ld", f->path, (long)getpid());
+    assert_int_equal(symlink(victim, old_tmp), 0);
+    /* ... and the first name the new code will try */
+    forced_token = 0x00c0ffee00c0ffeeull;
+    forced_left = 1;
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%016" PRIx64, f->path, forced_token);
+    assert_int_equal(symlink(victim, tmp), 0);
+
+    assert_int_equal(cm_file_write_text_atomic(f->path, "new", 0600, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(victim, buf, sizeof(buf)), "precious\n");
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "new\n");
+    /* the planted links are still links, to the untouched victim */
+    assert_int_equal(readlink(tmp, buf, sizeof(buf)) > 0, 1);
+    assert_int_equal(readlink(old_tmp, buf, sizeof(buf)) > 0, 1);
+}
+
+/* A dangling symlink at the temp name (pointing where a file would be created). */
+static void test_dangling_symlink_at_temp_path(void **state)
+{
+    struct fx *f = *state;
+    char err[512], tmp[256], target[160];
+
+    snprintf(target, sizeof(target), "%s/created-through-link", f->dir);
+    forced_token = 0x0badc0de0badc0deull;
+    forced_left = CM_FILE_TMP_ATTEMPTS;
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%016" PRIx64, f->path, forced_token);
+    assert_int_equal(symlink(target, tmp), 0);
+    /* every attempt lands on the link: refused, nothing created through it */
+    assert_int_not_equal(cm_file_write_text_atomic(f->path, "x", 0600, err, sizeof(err)), CM_OK);
+    assert_non_null(strstr(err, f->path));
+    assert_int_not_equal(access(target, F_OK), 0);
+    assert_int_not_equal(access(f->path, F_OK), 0);
+}
+
+/* ---- loading ---- */
+
+/* A toy format: "ok:<text>\n"; anything else (a truncated file) is refused. */
+struct toy {
+    char got[64];
+    int calls;
+};
+
+static int toy_parse(void *arg, const char *path, const char *text, size_t len, char *err,
+                     size_t errlen)
+{
+    struct toy *t = arg;
+
+    (void)path;
+    t->calls++;
+    if (len < 4 || strncmp(text, "ok:", 3) != 0 || text[len - 1] != '\n') {
+        snprintf(err, errlen, "not a toy file");
+        return CM_EPARSE;
+    }
+    snprintf(t->got, sizeof(t->got), "%.*s", (int)(len - 4), text + 3);
+    return CM_OK;
+}
+
+static int load(struct fx *f, unsigned flags, struct toy *t, struct cm_file_load_info *info,
+                char *err, size_t errlen)
+{
+    memset(t, 0, sizeof(*t));
+    return cm_file_load(f->path, 1024, toy_parse, t, flags, info, err, errlen);
+}
+
+static void test_load_current(void **state)
+{
+    struct fx *f = *state;
+    struct cm_file_load_info info;
+    struct toy t;
+    char err[512] = "";
+
+    assert_int_equal(load(f, 0, &t, &info, err, sizeof(err)), CM_ENOENT); /* first start */
+    assert_false(info.found);
+    put_file(f->path, "ok:current\n");
+    put_file(f->prev, "ok:previous\n");
+    assert_int_equal(load(f, 0, &t, &info, err, sizeof(err)), CM_OK);
+    assert_string_equal(t.got, "current");
+    assert_false(info.fell_back);
+}
+
+/* bug: a truncated state file at start served NODATA until the first push. */
+static void test_load_falls_back_on_truncated(void **state)
+{
+    struct fx *f = *state;
+    struct cm_file_load_info info;
+    struct toy t;
+    char err[512] = "", corrupt[200], buf[64];
+
+    put_file(f->path, "ok:curr"); /* cut short */
+    put_file(f->prev, "ok:previous\n");
+    /* --check-config: the fallback is reported, nothing moves */
+    assert_int_equal(load(f, CM_FILE_LOAD_READONLY, &t, &info, err, sizeof(err)), CM_OK);
+    assert_true(info.fell_back);
+    assert_non_null(strstr(info.reason, f->path));
+    assert_non_null(strstr(info.reason, "not a toy file"));
+    assert_int_equal(access(f->path, F_OK), 0);
+    /* start: the previous file serves; the damaged one is moved aside and
+     * PATH restored from .prev, so a restart before the next write is the same */
+    assert_int_equal(load(f, 0, &t, &info, err, sizeof(err)), CM_OK);
+    assert_true(info.fell_back);
+    assert_string_equal(t.got, "previous");
+    snprintf(corrupt, sizeof(corrupt), "%s.corrupt", f->path);
+    assert_string_equal(slurp(corrupt, buf, sizeof(buf)), "ok:curr");
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "ok:previous\n");
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "ok:previous\n");
+    assert_int_equal(load(f, 0, &t, &info, err, sizeof(err)), CM_OK);
+    assert_false(info.fell_back);
+    assert_string_equal(t.got, "previous");
+    /* the next write keeps the good state as .prev, never the damaged file */
+    assert_int_equal(cm_file_write_text_atomic(f->path, "ok:next", 0600, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "ok:previous\n");
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "ok:next\n");
+}
+
+static void test_load_falls_back_on_other_damage(void **state)
+{
+    struct fx *f = *state;
+    struct cm_file_load_info info;
+    struct toy t;
+    char err[512] = "", big[2048];
+
+    put_file(f->prev, "ok:previous\n");
+    /* empty */
+    put_file(f->path, "");
+    assert_int_equal(load(f, CM_FILE_LOAD_READONLY, &t, &info, err, sizeof(err)), CM_OK);
+    assert_true(info.fell_back);
+    assert_non_null(strstr(info.reason, "empty"));
+    /* too large: refused before parsing */
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    put_file(f->path, big);
+    assert_int_equal(load(f, CM_FILE_LOAD_READONLY, &t, &info, err, sizeof(err)), CM_OK);
+    assert_true(info.fell_back);
+    assert_non_null(strstr(info.reason, "too large"));
+    assert_int_equal(t.calls, 1); /* only .prev was parsed */
+    /* not a regular file */
+    unlink(f->path);
+    assert_int_equal(mkdir(f->path, 0700), 0);
+    assert_int_equal(load(f, CM_FILE_LOAD_READONLY, &t, &info, err, sizeof(err)), CM_OK);
+    assert_true(info.fell_back);
+    assert_non_null(strstr(info.reason, "not a regular file"));
+    rmdir(f->path);
+    /* missing: no state, whatever .prev holds (removed on purpose to start afresh) */
+    assert_int_equal(load(f, 0, &t, &info, err, sizeof(err)), CM_ENOENT);
+    assert_false(info.found);
+    assert_int_equal(t.calls, 0);
+}
+
+static void test_load_both_bad(void **state)
+{
+    struct fx *f = *state;
+    struct cm_file_load_info info;
+    struct toy t;
+    char err[512] = "";
+
+    put_file(f->path, "garbage");
+    put_file(f->prev, "more garbage");
+    assert_int_equal(load(f, 0, &t, &info, err, sizeof(err)), CM_EPARSE);
+    assert_true(info.found);
+    assert_non_null(strstr(err, f->path));
+    assert_non_null(strstr(err, f->prev));
+    assert_int_equal(access(f->path, F_OK), 0); /* nothing moved when nothing loaded */
+    unlink(f->prev);
+    assert_int_equal(load(f, 0, &t, &info, err, sizeof(err)), CM_EPARSE);
+    assert_non_null(strstr(err, "not found"));
+}
+
+/* Reading follows a symlink (operators link state files elsewhere). */
+static void test_load_through_symlink(void **state)
+{
+    struct fx *f = *state;
+    struct toy t;
+    char err[512] = "", real[160];
+
+    snprintf(real, sizeof(real), "%s/real", f->dir);
+    put_file(real, "ok:linked\n");
+    assert_int_equal(symlink(real, f->path), 0);
+    assert_int_equal(load(f, 0, &t, NULL, err, sizeof(err)), CM_OK);
+    assert_string_equal(t.got, "linked");
+}
+
+static void test_check_dir(void **state)
+{
+    struct fx *f = *state;
+    char err[512] = "", p[200], file[160];
+
+    assert_int_equal(cm_file_check_dir(f->path, err, sizeof(err)), CM_OK);
+    snprintf(p, sizeof(p), "%s/nope/state.json", f->dir);
+    assert_int_equal(cm_file_check_dir(p, err, sizeof(err)), CM_ENOENT);
+    assert_non_null(strstr(err, "does not exist"));
+    assert_non_null(strstr(err, "mkdir -p"));
+    snprintf(file, sizeof(file), "%s/afile", f->dir);
+    put_file(file, "x");
+    snprintf(p, sizeof(p), "%s/state.json", file);
+    assert_int_not_equal(cm_file_check_dir(p, err, sizeof(err)), CM_OK);
+    assert_non_null(strstr(err, "not a directory"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_write_keeps_prev, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_symlink_at_temp_path_not_followed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dangling_symlink_at_temp_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_current, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_falls_back_on_truncated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_falls_back_on_other_damage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_both_bad, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_through_symlink, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_dir, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
