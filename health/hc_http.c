@@ -24,6 +24,7 @@
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_str.h"
+#include "health/hc_exec.h"
 #include "health/hc_kubeconfig.h"
 
 struct hc_http {
@@ -41,6 +42,8 @@ struct hc_http_req {
     struct curl_slist *headers;    /* owned; holds the bearer token: wiped on free */
     struct curl_slist *connect_to; /* owned; CURLOPT_CONNECT_TO, NULL if none */
     struct hc_http_opts o;
+    struct hc_exec *exec; /* borrowed from the target: told about a 401 */
+    uint64_t exec_gen;    /* the plugin credential this request carried */
     bool aborted;
     char errbuf[CURL_ERROR_SIZE];
     struct hc_http_req *prev, *next;
@@ -200,6 +203,8 @@ static void check_multi_info(struct hc_http *h)
                    sizeof(reason));
         o = r->o;
         aborted = r->aborted;
+        if (r->exec != NULL && status == 401)
+            hc_exec_unauthorized(r->exec, r->exec_gen);
         if (o.on_info != NULL)
             o.on_info(o.arg, msg->easy_handle);
         curl_multi_remove_handle(h->multi, r->easy);
@@ -279,6 +284,8 @@ static int set_tls(CURL *e, const struct hc_kube_target *t)
 {
     struct curl_blob b;
     CURLcode cc = CURLE_OK;
+    const char *cert = t->client_cert_pem, *key = t->client_key_pem;
+    size_t cert_len = t->client_cert_pem_len, key_len = t->client_key_pem_len;
 
     if (t->ca_pem != NULL) {
         b = (struct curl_blob){.data = t->ca_pem, .len = t->ca_pem_len, .flags = CURL_BLOB_COPY};
@@ -288,14 +295,18 @@ static int set_tls(CURL *e, const struct hc_kube_target *t)
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         cc = curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    if (cc == CURLE_OK && t->client_cert_pem != NULL && t->client_key_pem != NULL) {
+    if (t->exec != NULL && hc_exec_cert(t->exec, &cert_len) != NULL) {
+        cert = hc_exec_cert(t->exec, &cert_len); /* the plugin's pair beats the file's */
+        key = hc_exec_key(t->exec, &key_len);
+    }
+    if (cc == CURLE_OK && cert != NULL && key != NULL) {
         b = (struct curl_blob){
-            .data = t->client_cert_pem, .len = t->client_cert_pem_len, .flags = CURL_BLOB_COPY};
+            .data = (void *)(uintptr_t)cert, .len = cert_len, .flags = CURL_BLOB_COPY};
         cc = curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &b);
         curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
         if (cc == CURLE_OK) {
             b = (struct curl_blob){
-                .data = t->client_key_pem, .len = t->client_key_pem_len, .flags = CURL_BLOB_COPY};
+                .data = (void *)(uintptr_t)key, .len = key_len, .flags = CURL_BLOB_COPY};
             cc = curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &b);
             curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
         }
@@ -364,6 +375,8 @@ static const char *current_token(struct hc_http *h, const struct hc_kube_target 
     ssize_t n;
     int fd;
 
+    if (t->exec != NULL)
+        return hc_exec_token(t->exec); /* NULL until the plugin delivered */
     if (t->token_file == NULL)
         return t->token;
     fd = open(t->token_file, O_RDONLY | O_CLOEXEC);
@@ -475,8 +488,10 @@ int hc_http_get(struct hc_http *h, const struct hc_kube_target *t, const char *u
                 const struct hc_http_opts *o, struct hc_http_req **out)
 {
     struct curl_slist *headers = NULL, *connect_to = NULL;
+    struct hc_http_req *r = NULL;
     char *rewritten = NULL;
     CURL *e = curl_easy_init();
+    uint64_t exec_gen;
     int rc;
 
     if (e == NULL)
@@ -484,6 +499,11 @@ int hc_http_get(struct hc_http *h, const struct hc_kube_target *t, const char *u
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "fedgslb-health/0.1");
+    if (t->exec != NULL && hc_exec_attach(t->exec, h->base, t) != CM_OK) {
+        curl_easy_cleanup(e);
+        return CM_ENOMEM;
+    }
+    exec_gen = t->exec != NULL ? hc_exec_generation(t->exec) : 0;
     rc = set_tls(e, t);
     if (rc == CM_OK && t->tls_server_name != NULL)
         rc = set_server_name(t, url, &rewritten, &headers, &connect_to);
@@ -498,5 +518,12 @@ int hc_http_get(struct hc_http *h, const struct hc_kube_target *t, const char *u
         curl_easy_cleanup(e);
         return rc;
     }
-    return hc_http_start(h, e, headers, connect_to, o, out);
+    rc = hc_http_start(h, e, headers, connect_to, o, &r);
+    if (rc == CM_OK) {
+        r->exec = t->exec;
+        r->exec_gen = exec_gen;
+        if (out != NULL)
+            *out = r;
+    }
+    return rc;
 }

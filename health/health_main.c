@@ -84,6 +84,7 @@ static void usage(FILE *out)
                  "  FEDGSLB_HEALTH_WATCH_TIMEOUT_S     watch timeoutSeconds, +-10 s jitter [300]\n"
                  "  FEDGSLB_HEALTH_LIST_TIMEOUT_MS     list page timeout [30000]\n"
                  "  FEDGSLB_HEALTH_LIST_LIMIT          list page size [500]\n"
+                 "  FEDGSLB_HEALTH_EXEC_TIMEOUT_MS     exec credential plugin run timeout [10000]\n"
                  "  FEDGSLB_HEALTH_MAX_PROBES          data-plane probes in flight [512]\n"
                  "  FEDGSLB_HEALTH_STARTUP_GRACE_MS    wait for every member's first list\n"
                  "                                     before publishing [30000]\n"

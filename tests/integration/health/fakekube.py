@@ -38,6 +38,10 @@ API (other tests rely on it; keep it stable)
         the new token is accepted (open watch streams stay; drop_streams()).
     fk.tls_server_name = None    when set, kubeconfig entries carry it as the
         cluster's tls-server-name
+    fk.token_secret = None       when set, short-lived tokens are accepted too:
+        sign_token(secret, expires_at) -> "exp.<unix>.<hmac-sha256>", valid
+        until expires_at, then 401 (fk.expired_rejections counts those; the
+        test exec plugin exec_plugin.py hands such tokens out)
     fk.resource_version          current global resourceVersion (int)
 
   Kubeconfig:
@@ -104,24 +108,32 @@ API (other tests rely on it; keep it stable)
 
 Served paths (GET only)
 -----------------------
+    /api, /api/v1, /apis, /apis/{group}, /apis/{group}/{version}: discovery
+    built from RESOURCES (one Kind entry per served resource).
+    Accept "application/json;as=Table;v=v1;g=meta.k8s.io" answers lists, gets
+    and watch events as meta.k8s.io Tables with kubectl's columns
+    (includeObject=None|Metadata|Object).
     /api/v1/services, /api/v1/namespaces/{ns}/services[/{name}]
     /apis/discovery.k8s.io/v1/endpointslices,
     /apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices[/{name}]
     /api/v1/nodes[/{name}]
-    /readyz /healthz /livez (no auth, "ok") and /version (JSON)
+    /readyz /healthz /livez /version (no auth; "ok" or JSON)
   List: {"kind":"ServiceList","apiVersion":"v1","metadata":{"resourceVersion":
   "N"[,"continue":"...","remainingItemCount":K]},"items":[...]}; items carry
   no kind/apiVersion, as in the real API. ?limit=N&continue=TOKEN paginates a
   consistent snapshot; an expired token -> 410 Status (reason Expired).
-  ?labelSelector= (k=v, k==v, k!=v, k, !k; comma = and) and ?fieldSelector=
-  (metadata.name, metadata.namespace) filter lists and watches.
+  ?labelSelector= (k=v, k==v, k!=v, k in (a,b), k notin (a), k, !k, k>N,
+  k<N; comma = and) and ?fieldSelector= (metadata.name, metadata.namespace,
+  and spec.unschedulable for nodes) filter lists and watches; a malformed
+  selector or an unsupported field is 400 BadRequest, as from the API server.
   Watch: ?watch=1|true[&resourceVersion=RV][&allowWatchBookmarks=true]
   [&timeoutSeconds=N]. Without RV (or RV "0") the current objects come first
   as ADDED; with RV the history after RV is replayed, then live events follow.
   A compacted RV gets a 200 stream with one ERROR event carrying a Status
   {"code":410,"reason":"Expired","message":"too old resource version: X (Y)"}
   and the stream ends. timeoutSeconds ends the stream cleanly (final chunk).
-  Auth: "Authorization: Bearer <token>" else 401 Status (reason Unauthorized).
+  Auth: "Authorization: Bearer <token>" (fk.token, or a signed token when
+  fk.token_secret is set) else 401 Status (reason Unauthorized).
 """
 
 import base64
@@ -130,6 +142,7 @@ import calendar
 import collections
 import copy
 import hashlib
+import hmac
 import http.server
 import json
 import os
@@ -716,6 +729,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         if auth.startswith("Bearer ") and auth[7:].strip() == fk.token:
             return fk.user
+        if auth.startswith("Bearer ") and fk._signed_ok(auth[7:].strip()):
+            return fk.user
         return None
 
     def do_POST(self):
@@ -956,6 +971,11 @@ class FakeKube:
         self.user = "system:serviceaccount:fedgslb-system:fedgslb-health"
         self.bookmark_interval = 1.0
         self.tls_server_name = None
+        # Short-lived tokens: with token_secret set, "exp.<unix time>.<hmac>"
+        # tokens (sign_token()) are accepted until that time; then 401.
+        self.token_secret = None
+        self.signed_seen = {}  # token -> accepted on its last use
+        self.expired_rejections = 0
         self.requests = []
         self._cond = threading.Condition()
         self._objects = {}  # (res, ns, name) -> obj (with kind/apiVersion)
@@ -1095,6 +1115,32 @@ class FakeKube:
             self._history_start = self._rv
             self._generation += 1
             self._cond.notify_all()
+
+    # -- short-lived tokens (exec credential plugins) -------------------------------
+    def _signed_ok(self, tok):
+        """A token from sign_token(): accepted until it expires."""
+        secret = self.token_secret
+        if not secret:
+            return False
+        parts = tok.split(".")
+        if len(parts) != 3 or parts[0] != "exp":
+            return False
+        want = hmac.new(secret.encode(), ("exp.%s" % parts[1]).encode(),
+                        hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(want, parts[2]):
+            return False
+        try:
+            ok = time.time() < float(parts[1])
+        except ValueError:
+            return False
+        with self._cond:
+            self.signed_seen[tok] = ok
+            if not ok:
+                self.expired_rejections += 1
+        return ok
+
+    def sign_token(self, expires_at):
+        return sign_token(self.token_secret, expires_at)
 
     # -- faults -----------------------------------------------------------------
     def deny(self, resource, on=True):
@@ -1701,6 +1747,12 @@ class FakeKube:
     def write_kubeconfig_entry(self, path, context_name=None, style="token-ca-data"):
         write_kubeconfig(path, [(context_name or self.name, self, style)])
         return path
+
+
+def sign_token(secret, expires_at):
+    """A token FakeKube accepts (token_secret == secret) until expires_at (Unix time)."""
+    body = "exp.%d" % int(expires_at)
+    return "%s.%s" % (body, hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest())
 
 
 def _yaml_scalar(v):
