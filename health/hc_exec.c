@@ -848,3 +848,32 @@ void hc_exec_unauthorized(struct hc_exec *x, uint64_t gen)
     drop_credential(x);
     run_start(x);
 }
+
+static bool same_opt(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+bool hc_exec_same(const struct hc_exec *a, const struct hc_exec *b)
+{
+    size_t i;
+
+    if (a == NULL || b == NULL)
+        return a == b;
+    if (strcmp(a->command, b->command) != 0 || strcmp(a->api_version, b->api_version) != 0 ||
+        !same_opt(a->install_hint, b->install_hint) || a->interactive != b->interactive ||
+        a->provide_cluster_info != b->provide_cluster_info || a->envc != b->envc ||
+        a->timeout_ms != b->timeout_ms)
+        return false;
+    for (i = 0; a->argv[i] != NULL && b->argv[i] != NULL; i++) {
+        if (strcmp(a->argv[i], b->argv[i]) != 0)
+            return false;
+    }
+    if (a->argv[i] != b->argv[i])
+        return false;
+    for (i = 0; i < a->envc; i++) {
+        if (strcmp(a->envs[i], b->envs[i]) != 0)
+            return false;
+    }
+    return true;
+}

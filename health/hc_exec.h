@@ -83,6 +83,9 @@ uint64_t hc_exec_generation(const struct hc_exec *x);
  */
 void hc_exec_unauthorized(struct hc_exec *x, uint64_t gen);
 
+/** Same plugin configuration (command, args, env, versions, modes)? NULLs compare equal. */
+bool hc_exec_same(const struct hc_exec *a, const struct hc_exec *b);
+
 /** Runs started so far (tests, metrics). */
 uint64_t hc_exec_runs(const struct hc_exec *x);
 
