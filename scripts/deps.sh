@@ -10,7 +10,7 @@ PACKAGES=(
     libldns-dev libevent-dev libjansson-dev libcurl4-openssl-dev libssl-dev libyaml-dev
     libhttp-parser-dev
     # tests
-    libcmocka-dev python3 python3-dnspython python3-pytest
+    libcmocka-dev python3 python3-dnspython python3-pytest python3-yaml
     dnsutils knot-dnsutils ldnsutils dnsperf curl openssl iproute2 procps
 )
 

@@ -92,6 +92,9 @@ API (other tests rely on it; keep it stable)
 
   Faults (each switchable at run time):
     fk.deny(resource, on=True)  requests for that resource -> 403 Forbidden
+    fk.rbac_rules = [...]   ClusterRole rules ({"apiGroups","resources","verbs"})
+                        the token's user has; anything else -> 403 Forbidden
+                        (None: everything allowed)
     fk.drop_streams()   every open watch stream gets a partial event line
                         (inside a chunk) and then an abrupt close; returns how
                         many were dropped
@@ -780,7 +783,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         res, ns, name = route
         watch = q.get("watch", "") in ("1", "true", "True")
         verb = "watch" if watch else ("get" if name else "list")
-        if fk._denied(res):
+        if fk._denied(res) or not fk._rbac_allows(res, verb):
             fk._log(path, q, watch, user, 403, self.headers.get("Host"))
             self._send_json(403, fk._forbidden(res, ns, verb, user))
             return
@@ -975,6 +978,7 @@ class FakeKube:
         # tokens (sign_token()) are accepted until that time; then 401.
         self.token_secret = None
         self.signed_seen = {}  # token -> accepted on its last use
+        self.rbac_rules = None  # ClusterRole rules enforced when set (403 otherwise)
         self.expired_rejections = 0
         self.requests = []
         self._cond = threading.Condition()
@@ -1202,6 +1206,20 @@ class FakeKube:
                                   "user": user, "status": status, "host": host})
             if len(self.requests) > 10000:
                 del self.requests[:5000]
+
+    def _rbac_allows(self, res, verb):
+        """With fk.rbac_rules set, only what a rule grants (ClusterRole rules:
+        apiGroups, resources, verbs; "*" matches all)."""
+        rules = self.rbac_rules
+        if rules is None:
+            return True
+        group = RESOURCES[res].group
+        for r in rules:
+            if ((group in r.get("apiGroups", []) or "*" in r.get("apiGroups", [])) and
+                    (res in r.get("resources", []) or "*" in r.get("resources", [])) and
+                    (verb in r.get("verbs", []) or "*" in r.get("verbs", []))):
+                return True
+        return False
 
     def _denied(self, res):
         with self._cond:
