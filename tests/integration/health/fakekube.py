@@ -515,7 +515,7 @@ class _Selector:
                             _check_label_value(t)
                             vals.add(t)
                             i += 1
-                        if op == "in" and not vals:
+                        if not vals:
                             raise ValueError("unable to parse requirement: for 'in', 'notin' "
                                              "operators, values set can't be empty")
                         reqs.append((op, key, vals))
