@@ -698,6 +698,8 @@ static int spawn(struct hc_exec *x, int out_w, int err_w, char **env)
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, out_w, 1);
     posix_spawn_file_actions_adddup2(&fa, err_w, 2);
+    /* Nothing else of ours (API sockets, the control listener) reaches the plugin. */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     posix_spawnattr_setpgroup(&at, 0);
     posix_spawnattr_setsigmask(&at, &none);
     posix_spawnattr_setsigdefault(&at, &dfl);

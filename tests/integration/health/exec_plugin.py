@@ -27,6 +27,8 @@ import fakekube  # noqa: E402
 
 
 def main():
+    # Descriptors inherited from fedgslb-health (the listing itself opens one).
+    fds = sorted(int(x) for x in os.listdir("/proc/self/fd"))
     info = json.loads(os.environ.get("KUBERNETES_EXEC_INFO") or "{}")
     mode = "ok"
     ctl = os.environ.get("PLUGIN_CONTROL")
@@ -36,7 +38,8 @@ def main():
     if os.environ.get("PLUGIN_LOG"):
         with open(os.environ["PLUGIN_LOG"], "a") as f:
             f.write(json.dumps({"t": time.time(), "mode": mode, "info": info,
-                                "argv": sys.argv[1:], "stdin_tty": os.isatty(0),
+                                "argv": sys.argv[1:], "stdin_tty": os.isatty(0), "fds": fds,
+                                "stdin": os.readlink("/proc/self/fd/0"),
                                 "pid": os.getpid()}) + "\n")
     if mode == "fail":
         sys.stderr.write("error: the identity provider said no (token endpoint 403)\n"

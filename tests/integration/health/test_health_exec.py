@@ -165,6 +165,10 @@ def test_exec_rotation_refreshes_ahead_of_expiry(make_env):
     assert hh.api(e.c.state(), "usa") == "ok"
     r = runs[0]
     assert r["argv"] == ["--cluster", "usa"] and r["stdin_tty"] is False
+    assert r["stdin"] == "/dev/null"
+    # Only stdin, stdout, stderr (and the descriptor of the listing itself):
+    # no API socket or control listener of the daemon leaks into the plugin.
+    assert len([fd for fd in r["fds"] if fd > 2]) <= 1, r["fds"]
     assert r["info"]["kind"] == "ExecCredential"
     assert r["info"]["apiVersion"] == "client.authentication.k8s.io/v1"
     assert r["info"]["spec"]["interactive"] is False
