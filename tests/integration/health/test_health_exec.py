@@ -77,9 +77,9 @@ users:
 
 
 class Env:
-    def __init__(self, tmp, mode="ok", ttl=3, command=PLUGIN, env=None):
+    def __init__(self, tmp, mode="ok", ttl=3, command=PLUGIN, env=None, cert=False):
         self.tmp = str(tmp)
-        self.usa = fakekube.FakeKube("usa", self.tmp)
+        self.usa = fakekube.FakeKube("usa", self.tmp, client_cert_auth=cert)
         self.eur = fakekube.FakeKube("eur", self.tmp)
         for fk in (self.usa, self.eur):
             fk.bookmark_interval = 0.5
@@ -92,9 +92,11 @@ class Env:
             f.write(self.usa.token_secret)
         self.set_mode(mode)
         self.kubeconfig = os.path.join(self.tmp, "kubeconfig.yaml")
-        write_kubeconfig(self.kubeconfig, self.usa, self.eur, {
-            "PLUGIN_SECRET_FILE": self.secret_file, "PLUGIN_TTL": str(ttl),
-            "PLUGIN_CONTROL": self.control, "PLUGIN_LOG": self.plugin_log}, command=command)
+        penv = {"PLUGIN_SECRET_FILE": self.secret_file, "PLUGIN_TTL": str(ttl),
+                "PLUGIN_CONTROL": self.control, "PLUGIN_LOG": self.plugin_log}
+        if cert:
+            penv.update(PLUGIN_CERT=self.usa.client_cert_file, PLUGIN_KEY=self.usa.client_key_file)
+        write_kubeconfig(self.kubeconfig, self.usa, self.eur, penv, command=command)
         c = hh.Cluster.__new__(hh.Cluster)
         c.tmp = self.tmp
         c.fakes = {"usa": self.usa, "eur": self.eur}
@@ -182,6 +184,17 @@ def test_exec_rotation_refreshes_ahead_of_expiry(make_env):
     for tok in e.usa.signed_seen:
         assert tok not in log and tok.split(".")[2] not in log
     assert "exec credential plugin: new credential, expires in" in log
+
+
+def test_exec_client_certificate(make_env):
+    # The server requires a client certificate; only the plugin has one.
+    e = make_env(mode="cert", cert=True, ttl=600)
+    e.c.start()
+    synced(e, "usa")
+    e.bump("usa", 5)
+    assert {r["user"] for r in e.usa.requests if r["status"] == 200} == {"fedgslb-health"}
+    assert len(e.runs()) == 1
+    assert "BEGIN" not in e.c.log()
 
 
 def test_exec_401_runs_plugin_again(make_env):
