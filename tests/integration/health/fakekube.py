@@ -88,7 +88,9 @@ API (other tests rely on it; keep it stable)
     fk.set_node_ready(name, ready, status=None)   status: "True"/"False"/"Unknown"
     fk.delete_node(name)
     fk.get(resource, ns, name) -> a copy of the stored object or None
-        (resource: "services", "endpointslices", "nodes")
+        (resource: any key of RESOURCES)
+    fk.put(resource, obj) / fk.remove(resource, ns, name)   any served kind,
+        e.g. "kubefedclusters" (core.kubefed.io/v1beta1 KubeFedCluster)
 
   Faults (each switchable at run time):
     fk.deny(resource, on=True)  requests for that resource -> 403 Forbidden
@@ -338,6 +340,16 @@ RESOURCES = {
          _node_info("kernelVersion")),
         ("Container-Runtime", "string", "", "Container Runtime Version reported by the node.",
          1, _node_info("containerRuntimeVersion")),
+    ]),
+    # KubeFed's member registry (a CRD in the host cluster): kubefedctl join
+    # creates one per member. Printer columns as its CRD declares them.
+    "kubefedclusters": Kind("core.kubefed.io/v1beta1", "KubeFedCluster", "core.kubefed.io", True,
+                            "kubefedcluster", [], _META_FIELDS, [
+        _NAME_COL,
+        ("age", "date", "", "", 0, _age),
+        ("ready", "string", "", "", 0, lambda o, now: next(
+            (c.get("status", "") for c in (o.get("status") or {}).get("conditions") or []
+             if c.get("type") == "Ready"), "")),
     ]),
 }
 
@@ -1733,6 +1745,33 @@ class FakeKube:
         with self._cond:
             obj = self._objects.pop(("nodes", None, name))
             self._record("nodes", "DELETED", obj)
+
+    # -- objects of any kind ---------------------------------------------------------------
+    def put(self, resource, obj):
+        """Creates or replaces an object of any served kind (ADDED or MODIFIED);
+        metadata gets uid, creationTimestamp and the next resourceVersion."""
+        k = RESOURCES[resource]
+        obj = copy.deepcopy(obj)
+        md = obj.setdefault("metadata", {})
+        ns = md.get("namespace") if k.namespaced else None
+        if k.namespaced and not ns:
+            raise ValueError("namespaced kind %s needs metadata.namespace" % resource)
+        with self._cond:
+            key = (resource, ns, md["name"])
+            old = self._objects.get(key)
+            md.setdefault("uid", old["metadata"]["uid"] if old else str(uuid.uuid4()))
+            md.setdefault("creationTimestamp",
+                          old["metadata"]["creationTimestamp"] if old else _now())
+            obj["kind"], obj["apiVersion"] = k.kind, k.api_version
+            self._objects[key] = obj
+            self._record(resource, "MODIFIED" if old else "ADDED", obj)
+            return copy.deepcopy(obj)
+
+    def remove(self, resource, ns, name):
+        with self._cond:
+            obj = self._objects.pop((resource, ns if RESOURCES[resource].namespaced else None,
+                                     name))
+            self._record(resource, "DELETED", obj)
 
     # -- kubeconfig ---------------------------------------------------------------------
     def kubeconfig_entry(self, context_name, style="token-ca-data", token_file=None):

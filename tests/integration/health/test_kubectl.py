@@ -56,6 +56,13 @@ def kube(tmp_path_factory):
                    ports=[{"name": "https", "port": 443, "nodePort": 30443}])
     fk.set_endpoints("default", "web", ready=5)
     fk.set_endpoints("shop", "pay", ready=0)
+    # What kubefedctl join leaves in a host cluster.
+    fk.put("kubefedclusters", {
+        "metadata": {"name": "usa", "namespace": "kube-federation-system"},
+        "spec": {"apiEndpoint": "https://usa.example.test:6443", "caBundle": "",
+                 "secretRef": {"name": "usa-xyz12"}},
+        "status": {"conditions": [{"type": "Ready", "status": "True",
+                                   "reason": "ClusterReady"}]}})
     kc = os.path.join(tmp, "kubeconfig")
     fakekube.write_kubeconfig(kc, [("usa", fk, "token-ca-data")])
     fk.kubeconfig = kc
@@ -216,6 +223,16 @@ def test_api_resources(kubectl):
     assert got["services"] == ["svc", "v1", "true", "Service"]
     assert got["nodes"] == ["no", "v1", "false", "Node"]
     assert got["endpointslices"] == ["discovery.k8s.io/v1", "true", "EndpointSlice"]
+    assert got["kubefedclusters"] == ["core.kubefed.io/v1beta1", "true", "KubeFedCluster"]
+
+
+def test_added_kind_kubefedclusters(kubectl):
+    """A kind added by one RESOURCES entry: discovery, routing and Table output."""
+    rows = table(kubectl("-n", "kube-federation-system", "get", "kubefedclusters").stdout)
+    assert rows[0] == ["NAME", "AGE", "READY"] and rows[1][0] == "usa" and rows[1][2] == "True"
+    out = kubectl("-n", "kube-federation-system", "get", "kubefedcluster", "usa",
+                  "-o", "jsonpath={.spec.apiEndpoint}").stdout
+    assert out == "https://usa.example.test:6443"
 
 
 def test_get_one_and_not_found(kubectl):
