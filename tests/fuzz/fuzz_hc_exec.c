@@ -18,8 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[256] = "";
     char *tok = NULL, *cert = NULL, *key = NULL;
     int64_t exp = 0;
-    int rc = hc_exec_parse((const char *)data, size, "client.authentication.k8s.io/v1", &tok,
-                           &cert, &key, &exp, err, sizeof(err));
+    int rc = hc_exec_parse((const char *)data, size, "client.authentication.k8s.io/v1", &tok, &cert,
+                           &key, &exp, err, sizeof(err));
 
     if (rc != CM_OK) {
         if (tok != NULL || cert != NULL || key != NULL || err[0] == '\0')
