@@ -547,6 +547,12 @@ static void run_finish(struct hc_exec *x)
     } else if (hc_exec_parse(x->out != NULL ? x->out : "", x->out_len, x->api_version, &token,
                              &cert, &key, &expiry, err, sizeof(err)) != CM_OK) {
         snprintf(what, sizeof(what), "%s", err);
+    } else if (expiry != 0 && expiry <= (int64_t)time(NULL)) {
+        /* Already expired: using it would only earn 401s; back off instead. */
+        wipe_str(&token);
+        wipe_str(&cert);
+        wipe_str(&key);
+        snprintf(what, sizeof(what), "exec plugin returned an expired credential");
     } else {
         run_fini(x);
         accept_credential(x, token, cert, key, expiry);

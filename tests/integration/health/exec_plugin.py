@@ -11,7 +11,8 @@ Environment (from the kubeconfig's exec.env):
     PLUGIN_CONTROL  optional file whose first word picks the behaviour of this
                     run: ok (default), fail (exit 1 with a message on stderr),
                     hang (sleep forever), garbage (not JSON), wrong-version
-                    (another apiVersion), huge (2 MiB on stdout), cert (a
+                    (another apiVersion), huge (2 MiB on stdout), expired (a
+                    token that expired a minute ago), cert (a
                     client certificate from PLUGIN_CERT/PLUGIN_KEY files)
     PLUGIN_LOG      optional file: one JSON line per run with the run's
                     KUBERNETES_EXEC_INFO, argv and whether stdin was a TTY
@@ -57,7 +58,7 @@ def main():
     api = info.get("apiVersion", "client.authentication.k8s.io/v1")
     if mode == "wrong-version":
         api = "client.authentication.k8s.io/v1alpha1"
-    ttl = float(os.environ.get("PLUGIN_TTL", "4"))
+    ttl = float(os.environ.get("PLUGIN_TTL", "4")) if mode != "expired" else -60
     exp = time.time() + ttl
     status = {"expirationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp))}
     if mode == "cert":

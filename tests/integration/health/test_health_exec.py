@@ -236,6 +236,7 @@ def test_exec_failing_plugin_reported_then_recovers(make_env):
                       "client.authentication.k8s.io/v1, plugin returned version "
                       "client.authentication.k8s.io/v1alpha1"),
     ("huge", "output exceeds 1048576 bytes (killed)"),
+    ("expired", "exec plugin returned an expired credential"),
 ])
 def test_exec_bad_output_is_refused(make_env, mode, why):
     e = make_env(mode=mode)
@@ -243,6 +244,9 @@ def test_exec_bad_output_is_refused(make_env, mode, why):
     synced(e, "eur")
     e.c.wait_log(why, timeout=6)
     assert hh.api(e.c.state(), "usa") != "ok"
+    # Failed runs back off (1 s, 2 s, ...): no tight loop of plugin runs.
+    time.sleep(2)
+    assert len(e.runs()) <= 3, e.runs()
 
 
 def test_exec_hanging_plugin_is_killed_and_others_keep_going(make_env):
