@@ -59,6 +59,8 @@ struct hc_exec {
     /* binding (borrowed) */
     struct event_base *base;
     const struct hc_kube_target *t;
+    hc_exec_done_fn *done;
+    void *done_arg;
     /* the run in progress */
     enum exec_state state;
     pid_t pid;
@@ -527,6 +529,12 @@ static void accept_credential(struct hc_exec *x, char *token, char *cert, char *
     schedule(x, delay_ms);
 }
 
+static void notify(struct hc_exec *x)
+{
+    if (x->done != NULL)
+        x->done(x->done_arg, x);
+}
+
 static void run_finish(struct hc_exec *x)
 {
     char err[256], what[512];
@@ -556,10 +564,12 @@ static void run_finish(struct hc_exec *x)
     } else {
         run_fini(x);
         accept_credential(x, token, cert, key, expiry);
+        notify(x);
         return;
     }
     run_fini(x);
     run_failed(x, what);
+    notify(x);
 }
 
 static void try_reap(struct hc_exec *x)
@@ -797,10 +807,13 @@ out:
         spawn_failed(x, rc);
 }
 
-int hc_exec_attach(struct hc_exec *x, struct event_base *base, const struct hc_kube_target *t)
+int hc_exec_attach(struct hc_exec *x, struct event_base *base, const struct hc_kube_target *t,
+                   hc_exec_done_fn *done, void *arg)
 {
     if (x->base != NULL)
         return CM_OK;
+    x->done = done;
+    x->done_arg = arg;
     x->deadline = evtimer_new(base, on_deadline, x);
     x->reap = evtimer_new(base, on_reap, x);
     x->refresh = evtimer_new(base, on_refresh, x);
@@ -815,6 +828,11 @@ int hc_exec_attach(struct hc_exec *x, struct event_base *base, const struct hc_k
 static bool fresh(const struct hc_exec *x)
 {
     return x->expiry == 0 || (int64_t)time(NULL) < x->expiry;
+}
+
+bool hc_exec_pending(const struct hc_exec *x)
+{
+    return x->state == EXEC_RUNNING && !(fresh(x) && (x->token != NULL || x->cert != NULL));
 }
 
 const char *hc_exec_token(const struct hc_exec *x)

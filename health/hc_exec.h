@@ -60,12 +60,20 @@ struct hc_exec *hc_exec_new(const struct hc_exec_conf *c, uint32_t timeout_ms);
 /** Kills a running child (SIGKILL, reaped), wipes the credential. Accepts NULL. */
 void hc_exec_free(struct hc_exec *x);
 
+/** Called after every run of the plugin, successful or not. */
+typedef void hc_exec_done_fn(void *arg, struct hc_exec *x);
+
 /**
  * Binds to @base and @t (both borrowed, must outlive @x; @t supplies
- * KUBERNETES_EXEC_INFO) and starts the first run unless one is running or a
- * credential is cached. Idempotent. CM_OK or CM_ENOMEM.
+ * KUBERNETES_EXEC_INFO), sets @done (called with @arg after each run; may be
+ * NULL) and starts the first run. Idempotent: later calls change nothing.
+ * CM_OK or CM_ENOMEM.
  */
-int hc_exec_attach(struct hc_exec *x, struct event_base *base, const struct hc_kube_target *t);
+int hc_exec_attach(struct hc_exec *x, struct event_base *base, const struct hc_kube_target *t,
+                   hc_exec_done_fn *done, void *arg);
+
+/** No usable credential, and a run is in progress that may bring one. */
+bool hc_exec_pending(const struct hc_exec *x);
 
 /*
  * The cached credential (borrowed, valid until the event loop runs again),

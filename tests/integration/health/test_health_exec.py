@@ -6,8 +6,9 @@ expire; member "eur" uses a static token and must keep being watched whatever
 usa's plugin does.
 
 - rotation: tokens live 3 s and are refreshed ahead of expiry (the server
-  never sees an expired one), with KUBERNETES_EXEC_INFO carrying the cluster
-  (provideClusterInfo) and no terminal on stdin
+  never sees an expired one, nor a request without a token while the first
+  run is in flight), with KUBERNETES_EXEC_INFO carrying the cluster
+  (provideClusterInfo), stdin /dev/null and no other inherited descriptor
 - a 401 (the server stops accepting the plugin's tokens) runs the plugin again
 - a failing plugin (exit 1) is reported with its context, command and stderr
 - a hanging plugin is killed at the timeout; eur keeps being watched
@@ -165,6 +166,10 @@ def test_exec_rotation_refreshes_ahead_of_expiry(make_env):
     assert len(runs) >= 4, runs
     assert e.usa.expired_rejections == 0
     assert hh.api(e.c.state(), "usa") == "ok"
+    # Not even at startup: requests wait for the plugin's first run instead
+    # of going out without a credential (which would earn 401s and backoff).
+    assert [r for r in e.usa.requests if r["status"] == 401] == []
+    assert "credentials rejected" not in e.c.log()
     r = runs[0]
     assert r["argv"] == ["--cluster", "usa"] and r["stdin_tty"] is False
     assert r["stdin"] == "/dev/null"

@@ -120,8 +120,15 @@ static void loop_for(struct event_base *base, int ms)
     event_base_dispatch(base);
 }
 
+static void on_done(void *arg, struct hc_exec *x)
+{
+    (void)x;
+    (*(int *)arg)++;
+}
+
 static void test_run_token(void **state)
 {
+    int done = 0;
     struct event_base *base = event_base_new();
     struct hc_exec *x =
         sh("cat >/dev/null; echo '{\"kind\":\"ExecCredential\",\"apiVersion\":\"" V1 "\","
@@ -129,9 +136,12 @@ static void test_run_token(void **state)
            2000);
 
     (void)state;
-    assert_int_equal(hc_exec_attach(x, base, NULL), CM_OK);
+    assert_int_equal(hc_exec_attach(x, base, NULL, on_done, &done), CM_OK);
     assert_null(hc_exec_token(x));
+    assert_true(hc_exec_pending(x));
     loop_for(base, 1000);
+    assert_false(hc_exec_pending(x));
+    assert_int_equal(done, 1);
     assert_string_equal(hc_exec_token(x), "tok-1");
     assert_int_equal(hc_exec_generation(x), 1);
     assert_int_equal(hc_exec_runs(x), 1);
@@ -157,9 +167,9 @@ static void test_run_failures(void **state)
     time_t t0 = time(NULL);
 
     (void)state;
-    assert_int_equal(hc_exec_attach(hang, base, NULL), CM_OK);
-    assert_int_equal(hc_exec_attach(fail, base, NULL), CM_OK);
-    assert_int_equal(hc_exec_attach(huge, base, NULL), CM_OK);
+    assert_int_equal(hc_exec_attach(hang, base, NULL, NULL, NULL), CM_OK);
+    assert_int_equal(hc_exec_attach(fail, base, NULL, NULL, NULL), CM_OK);
+    assert_int_equal(hc_exec_attach(huge, base, NULL, NULL, NULL), CM_OK);
     loop_for(base, 800); /* the hung one is killed at 300 ms; nothing blocks */
     assert_true(time(NULL) - t0 <= 2);
     assert_null(hc_exec_token(hang));
