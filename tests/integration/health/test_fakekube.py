@@ -456,6 +456,46 @@ def test_watch_too_old_rv_gets_error_event(fk):
         s.close()
 
 
+@pytest.mark.parametrize("res", sorted(fakekube.RESOURCES))
+def test_every_kind_lists_and_watches_like_services(fk, res):
+    """List with resourceVersion and pagination, watch from it with
+    bookmarks, and 410 for a compacted RV: the same for every served kind."""
+    k = fakekube.RESOURCES[res]
+    base = "/api/v1" if k.group == "" else "/apis/" + k.api_version
+    ns = "kinds-" + res[:8]
+    objs = [{"metadata": dict({"name": "%s-%d" % (res[:8], i)},
+                              **({"namespace": ns} if k.namespaced else {}))}
+            for i in range(3)]
+    for o in objs:
+        fk.put(res, o)
+    path = base + ("/namespaces/%s/" % ns if k.namespaced else "/") + res
+    code, page = get(fk, path + "?limit=2")
+    assert code == 200 and page["kind"] == k.kind + "List" and page["apiVersion"] == k.api_version
+    rv = page["metadata"]["resourceVersion"]
+    assert page["metadata"]["continue"] and len(page["items"]) == 2
+    code, rest = get(fk, path + "?limit=2&continue=" + page["metadata"]["continue"])
+    assert code == 200 and len(rest["items"]) >= 1 and rest["metadata"]["resourceVersion"] == rv
+    s = Stream(fk, path + "?watch=1&resourceVersion=%s&allowWatchBookmarks=true"
+                          "&timeoutSeconds=3" % rv)
+    try:
+        fk.remove(res, ns if k.namespaced else None, objs[0]["metadata"]["name"])
+        ev = s.event()
+        assert ev["type"] == "DELETED" and ev["object"]["kind"] == k.kind
+        bm = s.events_until(lambda e: e["type"] == "BOOKMARK")[-1]
+        assert bm["object"]["kind"] == k.kind and bm["object"]["apiVersion"] == k.api_version
+    finally:
+        s.close()
+    fk.compact()
+    s = Stream(fk, path + "?watch=1&resourceVersion=%s" % rv)
+    try:
+        ev = s.event()
+        assert ev["type"] == "ERROR" and ev["object"]["code"] == 410
+    finally:
+        s.close()
+    for o in objs[1:]:
+        fk.remove(res, ns if k.namespaced else None, o["metadata"]["name"])
+
+
 def test_drop_streams_cuts_mid_event(fk):
     s = Stream(fk, "/api/v1/services?watch=1&resourceVersion=%d" % fk.resource_version)
     try:
