@@ -64,6 +64,7 @@ struct cm_conf_member {
     int zone;         /* index into that region's zones, -1 when not given */
     char *kubeconfig; /* owned path, NULL when not given */
     char *context;    /* owned, NULL when not given */
+    bool in_cluster;  /* the API server of the cluster fedgslb-health runs in */
     enum cm_lb_mode lb_mode;
     char *lb_address; /* owned textual IP, NULL unless lb.mode is "proxy" */
 };

@@ -1422,6 +1422,10 @@ static const struct cm_conf_item member_items[] = {
      .type = CM_CONF_STR,
      .offset = offsetof(struct cm_conf_member, kubeconfig)},
     {.key = "context", .type = CM_CONF_STR, .offset = offsetof(struct cm_conf_member, context)},
+    {.key = "in_cluster",
+     .type = CM_CONF_BOOL,
+     .offset = offsetof(struct cm_conf_member, in_cluster),
+     .def_bool = false},
     {.key = "lb", .type = CM_CONF_OBJECT, .offset = 0, .sub = &lb_schema},
 };
 static const struct cm_conf_schema member_schema = {

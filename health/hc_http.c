@@ -24,6 +24,7 @@
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_str.h"
+#include "health/hc_exec.h"
 #include "health/hc_kubeconfig.h"
 
 struct hc_http {
@@ -41,6 +42,11 @@ struct hc_http_req {
     struct curl_slist *headers;    /* owned; holds the bearer token: wiped on free */
     struct curl_slist *connect_to; /* owned; CURLOPT_CONNECT_TO, NULL if none */
     struct hc_http_opts o;
+    struct hc_exec *exec; /* borrowed from the target: told about a 401 */
+    uint64_t exec_gen;    /* the plugin credential this request carried */
+    /* Parked until the exec plugin's run ends (no easy handle yet): */
+    const struct hc_kube_target *wait_t; /* borrowed */
+    char *wait_url;                      /* owned; non-NULL while parked */
     bool aborted;
     char errbuf[CURL_ERROR_SIZE];
     struct hc_http_req *prev, *next;
@@ -81,6 +87,7 @@ static void req_free(struct hc_http_req *r)
 {
     /* The easy handle first: it still points at both lists. */
     curl_easy_cleanup(r->easy);
+    free(r->wait_url);
     wipe_headers(r->headers);
     curl_slist_free_all(r->connect_to);
     free(r);
@@ -200,6 +207,8 @@ static void check_multi_info(struct hc_http *h)
                    sizeof(reason));
         o = r->o;
         aborted = r->aborted;
+        if (r->exec != NULL && status == 401)
+            hc_exec_unauthorized(r->exec, r->exec_gen);
         if (o.on_info != NULL)
             o.on_info(o.arg, msg->easy_handle);
         curl_multi_remove_handle(h->multi, r->easy);
@@ -265,7 +274,8 @@ void hc_http_req_cancel(struct hc_http_req *r)
 {
     if (r == NULL)
         return;
-    curl_multi_remove_handle(r->h->multi, r->easy);
+    if (r->easy != NULL)
+        curl_multi_remove_handle(r->h->multi, r->easy);
     req_unlink(r);
     req_free(r);
 }
@@ -279,6 +289,8 @@ static int set_tls(CURL *e, const struct hc_kube_target *t)
 {
     struct curl_blob b;
     CURLcode cc = CURLE_OK;
+    const char *cert = t->client_cert_pem, *key = t->client_key_pem;
+    size_t cert_len = t->client_cert_pem_len, key_len = t->client_key_pem_len;
 
     if (t->ca_pem != NULL) {
         b = (struct curl_blob){.data = t->ca_pem, .len = t->ca_pem_len, .flags = CURL_BLOB_COPY};
@@ -288,14 +300,18 @@ static int set_tls(CURL *e, const struct hc_kube_target *t)
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         cc = curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    if (cc == CURLE_OK && t->client_cert_pem != NULL && t->client_key_pem != NULL) {
+    if (t->exec != NULL && hc_exec_cert(t->exec, &cert_len) != NULL) {
+        cert = hc_exec_cert(t->exec, &cert_len); /* the plugin's pair beats the file's */
+        key = hc_exec_key(t->exec, &key_len);
+    }
+    if (cc == CURLE_OK && cert != NULL && key != NULL) {
         b = (struct curl_blob){
-            .data = t->client_cert_pem, .len = t->client_cert_pem_len, .flags = CURL_BLOB_COPY};
+            .data = (void *)(uintptr_t)cert, .len = cert_len, .flags = CURL_BLOB_COPY};
         cc = curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &b);
         curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
         if (cc == CURLE_OK) {
             b = (struct curl_blob){
-                .data = t->client_key_pem, .len = t->client_key_pem_len, .flags = CURL_BLOB_COPY};
+                .data = (void *)(uintptr_t)key, .len = key_len, .flags = CURL_BLOB_COPY};
             cc = curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &b);
             curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
         }
@@ -364,6 +380,8 @@ static const char *current_token(struct hc_http *h, const struct hc_kube_target 
     ssize_t n;
     int fd;
 
+    if (t->exec != NULL)
+        return hc_exec_token(t->exec); /* NULL until the plugin delivered */
     if (t->token_file == NULL)
         return t->token;
     fd = open(t->token_file, O_RDONLY | O_CLOEXEC);
@@ -428,20 +446,12 @@ out:
     return rc;
 }
 
-int hc_http_start(struct hc_http *h, CURL *easy, struct curl_slist *headers,
-                  struct curl_slist *connect_to, const struct hc_http_opts *o,
-                  struct hc_http_req **out)
+/* Hands @easy (taken, with both lists) to the multi handle for @r. */
+static int req_launch(struct hc_http_req *r, CURL *easy, struct curl_slist *headers,
+                      struct curl_slist *connect_to)
 {
-    struct hc_http_req *r = calloc(1, sizeof(*r));
+    const struct hc_http_opts *o = &r->o;
 
-    if (r == NULL) {
-        wipe_headers(headers);
-        curl_slist_free_all(connect_to);
-        curl_easy_cleanup(easy);
-        return CM_ENOMEM;
-    }
-    r->h = h;
-    r->o = *o;
     r->easy = easy;
     r->headers = headers;
     r->connect_to = connect_to;
@@ -457,28 +467,56 @@ int hc_http_start(struct hc_http *h, CURL *easy, struct curl_slist *headers,
                      o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000L);
     if (headers != NULL)
         curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
-    if (curl_multi_add_handle(h->multi, easy) != CURLM_OK) {
-        req_free(r);
-        return CM_ENOMEM;
-    }
+    return curl_multi_add_handle(r->h->multi, easy) == CURLM_OK ? CM_OK : CM_ENOMEM;
+}
+
+static struct hc_http_req *req_new(struct hc_http *h, const struct hc_http_opts *o)
+{
+    struct hc_http_req *r = calloc(1, sizeof(*r));
+
+    if (r == NULL)
+        return NULL;
+    r->h = h;
+    r->o = *o;
     r->next = h->reqs;
     if (h->reqs != NULL)
         h->reqs->prev = r;
     h->reqs = r;
     h->active++;
+    return r;
+}
+
+int hc_http_start(struct hc_http *h, CURL *easy, struct curl_slist *headers,
+                  struct curl_slist *connect_to, const struct hc_http_opts *o,
+                  struct hc_http_req **out)
+{
+    struct hc_http_req *r = req_new(h, o);
+
+    if (r == NULL) {
+        wipe_headers(headers);
+        curl_slist_free_all(connect_to);
+        curl_easy_cleanup(easy);
+        return CM_ENOMEM;
+    }
+    if (req_launch(r, easy, headers, connect_to) != CM_OK) {
+        req_unlink(r);
+        req_free(r);
+        return CM_ENOMEM;
+    }
     if (out != NULL)
         *out = r;
     return CM_OK;
 }
 
-int hc_http_get(struct hc_http *h, const struct hc_kube_target *t, const char *url,
-                const struct hc_http_opts *o, struct hc_http_req **out)
+/* An easy handle for GET @url against @t, with TLS and credentials as of now. */
+static int build_get(struct hc_http *h, const struct hc_kube_target *t, const char *url, CURL **out,
+                     struct curl_slist **headers, struct curl_slist **connect_to)
 {
-    struct curl_slist *headers = NULL, *connect_to = NULL;
     char *rewritten = NULL;
     CURL *e = curl_easy_init();
     int rc;
 
+    *headers = *connect_to = NULL;
     if (e == NULL)
         return CM_ENOMEM;
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
@@ -486,17 +524,101 @@ int hc_http_get(struct hc_http *h, const struct hc_kube_target *t, const char *u
     curl_easy_setopt(e, CURLOPT_USERAGENT, "fedgslb-health/0.1");
     rc = set_tls(e, t);
     if (rc == CM_OK && t->tls_server_name != NULL)
-        rc = set_server_name(t, url, &rewritten, &headers, &connect_to);
+        rc = set_server_name(t, url, &rewritten, headers, connect_to);
     if (rc == CM_OK)
-        rc = auth_headers(h, e, t, &headers);
+        rc = auth_headers(h, e, t, headers);
     if (rc == CM_OK)
         curl_easy_setopt(e, CURLOPT_URL, rewritten != NULL ? rewritten : url);
     curl_free(rewritten);
     if (rc != CM_OK) {
-        wipe_headers(headers);
-        curl_slist_free_all(connect_to);
+        wipe_headers(*headers);
+        curl_slist_free_all(*connect_to);
+        *headers = *connect_to = NULL;
         curl_easy_cleanup(e);
         return rc;
     }
-    return hc_http_start(h, e, headers, connect_to, o, out);
+    *out = e;
+    return CM_OK;
+}
+
+/* Builds and launches @r (parked or new); on failure @r is still linked. */
+static int req_go(struct hc_http_req *r, const struct hc_kube_target *t, const char *url)
+{
+    struct curl_slist *headers, *connect_to;
+    CURL *e = NULL;
+    int rc;
+
+    r->exec = t->exec;
+    r->exec_gen = t->exec != NULL ? hc_exec_generation(t->exec) : 0;
+    rc = build_get(r->h, t, url, &e, &headers, &connect_to);
+    if (rc == CM_OK)
+        rc = req_launch(r, e, headers, connect_to);
+    return rc;
+}
+
+/*
+ * The exec plugin of some target finished a run: the requests parked for it
+ * go out now, with the new credential (or without one after a failed run,
+ * to meet the usual 401 path). A request that cannot start completes with
+ * its error; its callback may cancel others, so the scan starts over.
+ */
+static void on_exec_done(void *arg, struct hc_exec *x)
+{
+    struct hc_http *h = arg;
+    struct hc_http_req *r = h->reqs;
+
+    while (r != NULL) {
+        char *url = r->wait_url;
+        struct hc_http_opts o = r->o;
+        int rc;
+
+        if (url == NULL || r->exec != x) {
+            r = r->next;
+            continue;
+        }
+        r->wait_url = NULL;
+        rc = req_go(r, r->wait_t, url);
+        free(url);
+        if (rc == CM_OK) {
+            r = r->next;
+            continue;
+        }
+        req_unlink(r);
+        req_free(r);
+        if (o.on_done != NULL)
+            o.on_done(o.arg, rc, 0, false, "cannot start the request");
+        r = h->reqs;
+    }
+}
+
+int hc_http_get(struct hc_http *h, const struct hc_kube_target *t, const char *url,
+                const struct hc_http_opts *o, struct hc_http_req **out)
+{
+    struct hc_http_req *r;
+    int rc;
+
+    if (t->exec != NULL && hc_exec_attach(t->exec, h->base, t, on_exec_done, h) != CM_OK)
+        return CM_ENOMEM;
+    r = req_new(h, o);
+    if (r == NULL)
+        return CM_ENOMEM;
+    if (t->exec != NULL && hc_exec_pending(t->exec)) {
+        /* No credential yet and the plugin is running: sending now would
+         * only earn a 401 and a backoff. Parked until the run ends (bounded
+         * by the plugin's timeout). */
+        r->exec = t->exec;
+        r->wait_t = t;
+        r->wait_url = strdup(url);
+        rc = r->wait_url != NULL ? CM_OK : CM_ENOMEM;
+    } else {
+        rc = req_go(r, t, url);
+    }
+    if (rc != CM_OK) {
+        req_unlink(r);
+        req_free(r);
+        return rc;
+    }
+    if (out != NULL)
+        *out = r;
+    return CM_OK;
 }

@@ -67,7 +67,10 @@ void hc_http_free(struct hc_http *h);
 
 /**
  * Starts GET @url (borrowed, copied) against @t (borrowed; must outlive the
- * request). TLS trust, client certificate and bearer token come from @t.
+ * request). TLS trust, client certificate and bearer token come from @t, or
+ * from its exec plugin: while the plugin's run that would give the first
+ * credential is in flight, the request waits for it (at most the plugin's
+ * timeout) rather than go out unauthenticated.
  * On success *out is a handle for hc_http_req_cancel() (may be NULL if not
  * wanted); it stays valid until on_done runs.
  */

@@ -29,6 +29,7 @@
 
 #include "common/cm_err.h"
 #include "common/cm_str.h"
+#include "health/hc_exec.h"
 
 #define KC_FILE_MAX  (16u * 1024 * 1024) /* one kubeconfig file */
 #define KC_REF_MAX   (1u * 1024 * 1024)  /* a CA, certificate, key or token file */
@@ -858,23 +859,164 @@ static int fill_credentials(struct kc_set *set, const struct kc_entry *e, const 
     return read_token_file(set, prefix, t);
 }
 
+#define KC_EXEC_ITEMS_MAX 256 /* args, and env pairs */
+
+struct kc_exec_parts {
+    const char *args[KC_EXEC_ITEMS_MAX];
+    const char *env[2 * KC_EXEC_ITEMS_MAX];
+    struct hc_exec_conf c;
+    char *command; /* owned, resolved */
+};
+
+/* args (strings) and env ({name, value} mappings) of an exec section. */
+static int exec_lists(struct kc_set *set, yaml_document_t *doc, yaml_node_t *ex, const char *prefix,
+                      struct kc_exec_parts *p)
+{
+    yaml_node_t *args = map_get(doc, ex, "args"), *env = map_get(doc, ex, "env");
+
+    if (!node_is_null(args)) {
+        if (args->type != YAML_SEQUENCE_NODE)
+            goto bad_args;
+        for (yaml_node_item_t *it = args->data.sequence.items.start;
+             it < args->data.sequence.items.top; it++) {
+            const char *a = node_str(yaml_document_get_node(doc, *it));
+
+            if (a == NULL || p->c.argc == KC_EXEC_ITEMS_MAX)
+                goto bad_args;
+            p->args[p->c.argc++] = a;
+        }
+    }
+    if (node_is_null(env))
+        return CM_OK;
+    if (env->type != YAML_SEQUENCE_NODE)
+        goto bad_env;
+    for (yaml_node_item_t *it = env->data.sequence.items.start; it < env->data.sequence.items.top;
+         it++) {
+        yaml_node_t *e = yaml_document_get_node(doc, *it);
+        const char *n = map_str(doc, e, "name"), *v = node_str(map_get(doc, e, "value"));
+
+        if (e == NULL || e->type != YAML_MAPPING_NODE || n == NULL || strchr(n, '=') != NULL ||
+            p->c.envc == KC_EXEC_ITEMS_MAX)
+            goto bad_env;
+        p->env[2 * p->c.envc] = n;
+        p->env[2 * p->c.envc + 1] = v != NULL && !node_is_null(map_get(doc, e, "value")) ? v : "";
+        p->c.envc++;
+    }
+    return CM_OK;
+bad_args:
+    seterr(set, "%s: exec: args must be a list of at most %d strings", prefix, KC_EXEC_ITEMS_MAX);
+    return CM_ECONFIG;
+bad_env:
+    seterr(set,
+           "%s: exec: env must be a list of at most %d {name, value} entries (name without '=')",
+           prefix, KC_EXEC_ITEMS_MAX);
+    return CM_ECONFIG;
+}
+
+static int exec_mode(struct kc_set *set, yaml_document_t *doc, yaml_node_t *ex, const char *prefix,
+                     struct hc_exec_conf *c)
+{
+    const char *mode = map_str(doc, ex, "interactiveMode");
+
+    if (mode == NULL && strcmp(c->api_version, "client.authentication.k8s.io/v1") == 0) {
+        seterr(set,
+               "%s: exec: interactiveMode must be specified for %s to use exec "
+               "authentication plugin",
+               prefix, c->command);
+        return CM_ECONFIG;
+    }
+    if (mode == NULL || strcmp(mode, "IfAvailable") == 0) {
+        c->interactive = HC_EXEC_IF_AVAILABLE;
+    } else if (strcmp(mode, "Never") == 0) {
+        c->interactive = HC_EXEC_NEVER;
+    } else if (strcmp(mode, "Always") == 0) {
+        seterr(set,
+               "%s: exec: interactiveMode Always needs a terminal for %s, and fedgslb-health "
+               "runs without one (use Never or IfAvailable)",
+               prefix, c->command);
+        return CM_ENOTSUP;
+    } else {
+        seterr(set, "%s: exec: invalid interactiveMode \"%.32s\" (Never, IfAvailable or Always)",
+               prefix, mode);
+        return CM_ECONFIG;
+    }
+    return CM_OK;
+}
+
+/* The exec section, as client-go's exec authenticator reads it. */
+static int fill_exec(struct kc_set *set, const struct kc_entry *e, yaml_node_t *ex,
+                     const char *prefix, struct hc_kube_target *t)
+{
+    yaml_document_t *doc = &e->file->doc;
+    struct kc_exec_parts *p = calloc(1, sizeof(*p));
+    const char *cmd = map_str(doc, ex, "command");
+    int rc;
+
+    if (p == NULL)
+        return CM_ENOMEM;
+    p->c.api_version = map_str(doc, ex, "apiVersion");
+    if (cmd == NULL || p->c.api_version == NULL) {
+        seterr(set, "%s: exec: %s is required", prefix, cmd == NULL ? "command" : "apiVersion");
+        rc = CM_ECONFIG;
+        goto out;
+    }
+    if (strcmp(p->c.api_version, "client.authentication.k8s.io/v1") != 0 &&
+        strcmp(p->c.api_version, "client.authentication.k8s.io/v1beta1") != 0) {
+        seterr(set, "%s: exec plugin: invalid apiVersion \"%.80s\"", prefix, p->c.api_version);
+        rc = CM_ECONFIG;
+        goto out;
+    }
+    /* client-go: a relative command with a path separator is relative to the file. */
+    p->command = strchr(cmd, '/') != NULL ? join_path(e->file->dir, cmd) : strdup(cmd);
+    if (p->command == NULL) {
+        rc = CM_ENOMEM;
+        goto out;
+    }
+    p->c.command = p->command;
+    p->c.context = t->context;
+    p->c.install_hint = map_str(doc, ex, "installHint");
+    p->c.provide_cluster_info = map_bool(doc, ex, "provideClusterInfo");
+    p->c.args = p->args;
+    p->c.env = p->env;
+    rc = exec_lists(set, doc, ex, prefix, p);
+    if (rc == CM_OK)
+        rc = exec_mode(set, doc, ex, prefix, &p->c);
+    if (rc == CM_OK) {
+        t->exec = hc_exec_new(&p->c, 0);
+        rc = t->exec != NULL ? CM_OK : CM_ENOMEM;
+    }
+out:
+    free(p->command);
+    free(p);
+    return rc;
+}
+
 static int fill_user(struct kc_set *set, const struct kc_entry *e, struct hc_kube_target *t)
 {
     yaml_document_t *doc = &e->file->doc;
     char prefix[HC_KUBECONFIG_ERR_MAX];
-    const char *plugin = NULL;
+    yaml_node_t *ex = map_get(doc, e->body, "exec");
+    int rc;
 
     snprintf(prefix, sizeof(prefix), "%s: context \"%s\": user \"%s\"", e->file->path, t->context,
              t->user);
-    if (!node_is_null(map_get(doc, e->body, "exec")))
-        plugin = "an exec credential plugin";
-    else if (!node_is_null(map_get(doc, e->body, "auth-provider")))
-        plugin = "an auth-provider plugin";
-    if (plugin != NULL) {
-        seterr(set, "%s: not supported: context %s uses %s", prefix, t->context, plugin);
+    if (!node_is_null(map_get(doc, e->body, "auth-provider"))) {
+        seterr(set,
+               "%s: not supported: context %s uses an auth-provider plugin (removed from "
+               "kubectl; use an exec credential plugin such as kubelogin or "
+               "gke-gcloud-auth-plugin)",
+               prefix, t->context);
         return CM_ENOTSUP;
     }
-    return fill_credentials(set, e, prefix, t);
+    rc = fill_credentials(set, e, prefix, t);
+    if (rc != CM_OK || node_is_null(ex))
+        return rc;
+    if (t->token != NULL || t->username != NULL) {
+        seterr(set, "%s: more than one authentication method (exec and %s)", prefix,
+               t->token != NULL ? "token" : "username/password");
+        return CM_ECONFIG;
+    }
+    return fill_exec(set, e, ex, prefix, t);
 }
 
 static const char *pick_context(struct kc_set *set, const char *context)
@@ -1061,6 +1203,7 @@ void hc_kube_target_free(struct hc_kube_target *t)
     free(t->tls_server_name);
     free(t->proxy_url);
     free(t->token_file);
+    hc_exec_free(t->exec);
     OPENSSL_cleanse(t, sizeof(*t));
     free(t);
 }

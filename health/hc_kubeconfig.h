@@ -21,6 +21,8 @@
 
 #define HC_KUBECONFIG_ERR_MAX 512
 
+struct hc_exec;
+
 /* Everything needed to talk to one context's API server. All strings owned. */
 struct hc_kube_target {
     char *context;    /* the context name */
@@ -44,14 +46,17 @@ struct hc_kube_target {
     size_t client_key_pem_len;
     char *username; /* basic auth */
     char *password;
+    /* exec credential plugin (owned), NULL when the user has none. It
+     * supplies the token or client certificate at request time. */
+    struct hc_exec *exec;
 };
 
 /**
  * Loads @paths (a ':'-separated list, as $KUBECONFIG) and resolves @context
  * (NULL = current-context). On failure returns a CM_* code and writes a
  * reason naming the file, context and field into @err, e.g.
- *   "conf/kubeconfig.yaml: context \"jpn\": user \"jpn-admin\": not supported:
- *    context jpn uses an exec credential plugin"
+ *   "conf/kubeconfig.yaml: context \"jpn\": user \"jpn-admin\": exec: interactiveMode
+ *    must be specified for aws-iam-authenticator to use exec authentication plugin"
  *   "conf/kubeconfig.yaml: context \"eur\" not found"
  *   "conf/kubeconfig.yaml: cluster \"usa\": certificate-authority
  *    /x/ca.crt: cannot read: No such file or directory"

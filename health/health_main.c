@@ -34,7 +34,9 @@
 #include "common/cm_time.h"
 #include "common/cm_ui.h"
 #include "health/hc_cluster.h"
+#include "health/hc_exec.h"
 #include "health/hc_http.h"
+#include "health/hc_incluster.h"
 #include "health/hc_k8s.h"
 #include "health/hc_kubeconfig.h"
 #include "health/hc_probe.h"
@@ -68,33 +70,37 @@ struct health {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: fedgslb-health --config FILE [--check-config] [--log-format text|json]\n"
-                 "                      [--log-level error|warn|info|debug]\n"
-                 "       fedgslb-health --help | --version\n"
-                 "\n"
-                 "Watches every member cluster's API server (Services, EndpointSlices, and Nodes\n"
-                 "for members in lb mode proxy) and serves the state document v1 of this vantage\n"
-                 "at GET /v1/state on the health control API and in health.state_file.\n"
-                 "--check-config also loads every member's kubeconfig context.\n"
-                 "\n"
-                 "Members without \"kubeconfig\" use $KUBECONFIG, then ~/.kube/config.\n"
-                 "Timing knobs (environment, mainly for tests; defaults in brackets):\n"
-                 "  FEDGSLB_HEALTH_READYZ_INTERVAL_MS  API health check interval [10000]\n"
-                 "  FEDGSLB_HEALTH_READYZ_TIMEOUT_MS   API health check timeout [3000]\n"
-                 "  FEDGSLB_HEALTH_READYZ_FALL         failures to mark unreachable [3]\n"
-                 "  FEDGSLB_HEALTH_READYZ_RISE         successes to recover [1]\n"
-                 "  FEDGSLB_HEALTH_BACKOFF_MIN_MS      first retry delay [500]\n"
-                 "  FEDGSLB_HEALTH_BACKOFF_MAX_MS      longest retry delay [30000]\n"
-                 "  FEDGSLB_HEALTH_WATCH_TIMEOUT_S     watch timeoutSeconds, +-10 s jitter [300]\n"
-                 "  FEDGSLB_HEALTH_LIST_TIMEOUT_MS     list page timeout [30000]\n"
-                 "  FEDGSLB_HEALTH_LIST_LIMIT          list page size [500]\n"
-                 "  FEDGSLB_HEALTH_MAX_PROBES          data-plane probes in flight [512]\n"
-                 "  FEDGSLB_HEALTH_STARTUP_GRACE_MS    wait for every member's first list\n"
-                 "                                     before publishing [30000]\n"
-                 "  FEDGSLB_HEALTH_PUBLISH_TIMEOUT_MS  timeout of one state push [5000]\n"
-                 "\n"
-                 "Documents are pushed to health.publish_to with the bearer token of\n"
-                 "health.control.token_file (one token for the federation's control APIs).\n");
+    fprintf(out,
+            "usage: fedgslb-health --config FILE [--check-config] [--log-format text|json]\n"
+            "                      [--log-level error|warn|info|debug]\n"
+            "       fedgslb-health --help | --version\n"
+            "\n"
+            "Watches every member cluster's API server (Services, EndpointSlices, and Nodes\n"
+            "for members in lb mode proxy) and serves the state document v1 of this vantage\n"
+            "at GET /v1/state on the health control API and in health.state_file.\n"
+            "--check-config also loads every member's kubeconfig context.\n"
+            "\n"
+            "Members without \"kubeconfig\" use $KUBECONFIG, then ~/.kube/config.\n"
+            "Timing knobs (environment, mainly for tests; defaults in brackets):\n"
+            "  FEDGSLB_HEALTH_READYZ_INTERVAL_MS  API health check interval [10000]\n"
+            "  FEDGSLB_HEALTH_READYZ_TIMEOUT_MS   API health check timeout [3000]\n"
+            "  FEDGSLB_HEALTH_READYZ_FALL         failures to mark unreachable [3]\n"
+            "  FEDGSLB_HEALTH_READYZ_RISE         successes to recover [1]\n"
+            "  FEDGSLB_HEALTH_BACKOFF_MIN_MS      first retry delay [500]\n"
+            "  FEDGSLB_HEALTH_BACKOFF_MAX_MS      longest retry delay [30000]\n"
+            "  FEDGSLB_HEALTH_WATCH_TIMEOUT_S     watch timeoutSeconds, +-10 s jitter [300]\n"
+            "  FEDGSLB_HEALTH_LIST_TIMEOUT_MS     list page timeout [30000]\n"
+            "  FEDGSLB_HEALTH_LIST_LIMIT          list page size [500]\n"
+            "  FEDGSLB_HEALTH_EXEC_TIMEOUT_MS     exec credential plugin run timeout [10000]\n"
+            "  FEDGSLB_SERVICEACCOUNT_DIR         in_cluster members' token, ca.crt, namespace\n"
+            "                                     [/var/run/secrets/kubernetes.io/serviceaccount]\n"
+            "  FEDGSLB_HEALTH_MAX_PROBES          data-plane probes in flight [512]\n"
+            "  FEDGSLB_HEALTH_STARTUP_GRACE_MS    wait for every member's first list\n"
+            "                                     before publishing [30000]\n"
+            "  FEDGSLB_HEALTH_PUBLISH_TIMEOUT_MS  timeout of one state push [5000]\n"
+            "\n"
+            "Documents are pushed to health.publish_to with the bearer token of\n"
+            "health.control.token_file (one token for the federation's control APIs).\n");
 }
 
 static uint32_t env_u32(const char *name, uint32_t def, uint32_t min, uint32_t max)
@@ -199,15 +205,25 @@ static int load_targets(const struct cm_conf *conf, struct hc_kube_target ***out
         char pathbuf[1024];
         int rc, n;
 
-        rc = hc_kubeconfig_load(kubeconfig_path(m, pathbuf, sizeof(pathbuf)), m->context, &ts[i],
-                                kerr, sizeof(kerr));
+        if (m->in_cluster && (m->kubeconfig != NULL || m->context != NULL)) {
+            snprintf(kerr, sizeof(kerr), "in_cluster excludes kubeconfig and context");
+            rc = CM_ECONFIG;
+        } else if (m->in_cluster) {
+            rc = hc_incluster_load(m->name, NULL, &ts[i], kerr, sizeof(kerr));
+        } else {
+            rc = hc_kubeconfig_load(kubeconfig_path(m, pathbuf, sizeof(pathbuf)), m->context,
+                                    &ts[i], kerr, sizeof(kerr));
+        }
         if (rc == CM_OK)
             continue;
         if (first == CM_OK)
             first = rc;
         n = snprintf(err + used, errlen - used, "%s%s: members.%s (context %s): %s",
                      used > 0 ? "\n" : "", conf->path, m->name,
-                     m->context != NULL ? m->context : "(current-context)", kerr);
+                     m->in_cluster        ? "in-cluster"
+                     : m->context != NULL ? m->context
+                                          : "(current-context)",
+                     kerr);
         if (n > 0)
             used = (size_t)n >= errlen - used ? errlen - 1 : used + (size_t)n;
     }
@@ -483,7 +499,8 @@ static bool same_target(const struct hc_kube_target *a, const struct hc_kube_tar
                       b->client_cert_pem_len) &&
            same_bytes(a->client_key_pem, a->client_key_pem_len, b->client_key_pem,
                       b->client_key_pem_len) &&
-           same_str(a->username, b->username) && same_str(a->password, b->password);
+           same_str(a->username, b->username) && same_str(a->password, b->password) &&
+           same_str(a->token_file, b->token_file) && hc_exec_same(a->exec, b->exec);
 }
 
 /* Builds the cluster array for @conf from @targets (taken), reusing the

@@ -10,13 +10,33 @@ PACKAGES=(
     libldns-dev libevent-dev libjansson-dev libcurl4-openssl-dev libssl-dev libyaml-dev
     libhttp-parser-dev
     # tests
-    libcmocka-dev python3 python3-dnspython python3-pytest
+    libcmocka-dev python3 python3-dnspython python3-pytest python3-yaml
     dnsutils knot-dnsutils ldnsutils dnsperf curl openssl iproute2 procps
     # resolver tests run their own unbound on a loopback port (never the system service)
     unbound
     # the status page in a real browser; alert rules (promtool ships in prometheus)
     chromium chromium-driver python3-selenium prometheus
 )
+
+# Debian's kubectl (package kubernetes-client) for tests/integration/health/
+# test_kubectl.py. When /usr/bin/kubectl already belongs to another package
+# (e.g. the Google Cloud SDK's "kubectl"), installing it would fail on that
+# file, so it is unpacked to /usr/local/lib/kubernetes-client/ instead, where
+# the test looks first.
+KUBECTL_DIR=/usr/local/lib/kubernetes-client
+kubectl_owner=$(dpkg-query -S /usr/bin/kubectl 2>/dev/null | cut -d: -f1 || true)
+if [ -n "$kubectl_owner" ] && [ "$kubectl_owner" != kubernetes-client ]; then
+    if [ ! -x "$KUBECTL_DIR/kubectl" ]; then
+        [ "$(id -u)" -eq 0 ] || { echo "deps: run as root to unpack kubernetes-client" >&2; exit 1; }
+        tmp=$(mktemp -d)
+        (cd "$tmp" && apt-get download kubernetes-client >/dev/null &&
+            dpkg-deb -x kubernetes-client_*.deb x && mkdir -p "$KUBECTL_DIR" &&
+            cp x/usr/bin/kubectl "$KUBECTL_DIR/kubectl")
+        rm -rf "$tmp"
+    fi
+else
+    PACKAGES+=(kubernetes-client)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -38,6 +38,10 @@ API (other tests rely on it; keep it stable)
         the new token is accepted (open watch streams stay; drop_streams()).
     fk.tls_server_name = None    when set, kubeconfig entries carry it as the
         cluster's tls-server-name
+    fk.token_secret = None       when set, short-lived tokens are accepted too:
+        sign_token(secret, expires_at) -> "exp.<unix>.<hmac-sha256>", valid
+        until expires_at, then 401 (fk.expired_rejections counts those; the
+        test exec plugin exec_plugin.py hands such tokens out)
     fk.resource_version          current global resourceVersion (int)
 
   Kubeconfig:
@@ -84,10 +88,15 @@ API (other tests rely on it; keep it stable)
     fk.set_node_ready(name, ready, status=None)   status: "True"/"False"/"Unknown"
     fk.delete_node(name)
     fk.get(resource, ns, name) -> a copy of the stored object or None
-        (resource: "services", "endpointslices", "nodes")
+        (resource: any key of RESOURCES)
+    fk.put(resource, obj) / fk.remove(resource, ns, name)   any served kind,
+        e.g. "kubefedclusters" (core.kubefed.io/v1beta1 KubeFedCluster)
 
   Faults (each switchable at run time):
     fk.deny(resource, on=True)  requests for that resource -> 403 Forbidden
+    fk.rbac_rules = [...]   ClusterRole rules ({"apiGroups","resources","verbs"})
+                        the token's user has; anything else -> 403 Forbidden
+                        (None: everything allowed)
     fk.drop_streams()   every open watch stream gets a partial event line
                         (inside a chunk) and then an abrupt close; returns how
                         many were dropped
@@ -104,33 +113,45 @@ API (other tests rely on it; keep it stable)
 
 Served paths (GET only)
 -----------------------
+    /api, /api/v1, /apis, /apis/{group}, /apis/{group}/{version}: discovery
+    built from RESOURCES (one Kind entry per served resource).
+    Accept "application/json;as=Table;v=v1;g=meta.k8s.io" answers lists, gets
+    and watch events as meta.k8s.io Tables with kubectl's columns
+    (includeObject=None|Metadata|Object).
     /api/v1/services, /api/v1/namespaces/{ns}/services[/{name}]
     /apis/discovery.k8s.io/v1/endpointslices,
     /apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices[/{name}]
     /api/v1/nodes[/{name}]
-    /readyz /healthz /livez (no auth, "ok") and /version (JSON)
+    /readyz /healthz /livez /version (no auth; "ok" or JSON)
   List: {"kind":"ServiceList","apiVersion":"v1","metadata":{"resourceVersion":
   "N"[,"continue":"...","remainingItemCount":K]},"items":[...]}; items carry
   no kind/apiVersion, as in the real API. ?limit=N&continue=TOKEN paginates a
   consistent snapshot; an expired token -> 410 Status (reason Expired).
-  ?labelSelector= (k=v, k==v, k!=v, k, !k; comma = and) and ?fieldSelector=
-  (metadata.name, metadata.namespace) filter lists and watches.
+  ?labelSelector= (k=v, k==v, k!=v, k in (a,b), k notin (a), k, !k, k>N,
+  k<N; comma = and) and ?fieldSelector= (metadata.name, metadata.namespace,
+  and spec.unschedulable for nodes) filter lists and watches; a malformed
+  selector or an unsupported field is 400 BadRequest, as from the API server.
   Watch: ?watch=1|true[&resourceVersion=RV][&allowWatchBookmarks=true]
   [&timeoutSeconds=N]. Without RV (or RV "0") the current objects come first
   as ADDED; with RV the history after RV is replayed, then live events follow.
   A compacted RV gets a 200 stream with one ERROR event carrying a Status
   {"code":410,"reason":"Expired","message":"too old resource version: X (Y)"}
   and the stream ends. timeoutSeconds ends the stream cleanly (final chunk).
-  Auth: "Authorization: Bearer <token>" else 401 Status (reason Unauthorized).
+  Auth: "Authorization: Bearer <token>" (fk.token, or a signed token when
+  fk.token_secret is set) else 401 Status (reason Unauthorized).
 """
 
 import base64
 import bisect
+import calendar
+import collections
 import copy
 import hashlib
+import hmac
 import http.server
 import json
 import os
+import re
 import socket
 import socketserver
 import ssl
@@ -140,11 +161,196 @@ import time
 import urllib.parse
 import uuid
 
+class Kind(collections.namedtuple("Kind", "api_version kind group namespaced singular "
+                                              "short_names fields columns")):
+    """One served resource: everything discovery, routing, field selectors
+    and the Table form need. Indexing [0..3] (apiVersion, kind, group,
+    namespaced) is kept for older callers."""
+
+    @property
+    def version(self):
+        return self.api_version.rsplit("/", 1)[-1]
+
+
+# Table columns: (name, type, format, description, priority, cell(obj, now)).
+# The cells are computed as kube-apiserver's printers (pkg/printers/internalversion)
+# compute them; priority 1 columns are the ones `-o wide` adds.
+def _age(obj, now):
+    ts = obj["metadata"].get("creationTimestamp")
+    try:
+        secs = max(0, int(now - calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ"))))
+    except (TypeError, ValueError):
+        return "<unknown>"
+    return _human_duration(secs)
+
+
+def _human_duration(s):
+    """k8s.io/apimachinery/pkg/util/duration.HumanDuration."""
+    if s < 60 * 2:
+        return "%ds" % s
+    m = s // 60
+    if m < 10:
+        return "%dm%ds" % (m, s % 60) if s % 60 else "%dm" % m
+    if m < 60 * 3:
+        return "%dm" % m
+    h = s // 3600
+    if h < 8:
+        return "%dh%dm" % (h, m % 60) if m % 60 else "%dh" % h
+    if h < 48:
+        return "%dh" % h
+    if h < 24 * 8:
+        return "%dd%dh" % (h // 24, h % 24) if h % 24 else "%dd" % (h // 24)
+    if h < 24 * 365 * 2:
+        return "%dd" % (h // 24)
+    if h < 24 * 365 * 8:
+        return "%dy%dd" % (h // 8760, (h // 24) % 365)
+    return "%dy" % (h // 8760)
+
+
+def _svc_external_ip(o):
+    spec, ext = o.get("spec", {}), o.get("spec", {}).get("externalIPs") or []
+    t = spec.get("type")
+    if t == "ExternalName":
+        return spec.get("externalName", "")
+    if t == "LoadBalancer":
+        ips = [i.get("ip") or i.get("hostname") or ""
+               for i in (o.get("status", {}).get("loadBalancer", {}).get("ingress") or [])]
+        ips += ext
+        return ",".join(ips) if ips else "<pending>"
+    return ",".join(ext) if ext else "<none>"
+
+
+def _svc_ports(o):
+    out = []
+    for p in o.get("spec", {}).get("ports") or []:
+        if p.get("nodePort"):
+            out.append("%d:%d/%s" % (p["port"], p["nodePort"], p.get("protocol", "TCP")))
+        else:
+            out.append("%d/%s" % (p["port"], p.get("protocol", "TCP")))
+    return ",".join(out) if out else "<none>"
+
+
+def _more(items, limit=3):
+    """printers' listWithMoreString: at most three, then ' + N more...'."""
+    s = ",".join(str(x) for x in items[:limit])
+    if len(items) > limit:
+        return "%s + %d more..." % (s, len(items) - limit)
+    return s or "<unset>"
+
+
+def _slice_ports(o):
+    return _more([p["port"] if p.get("port") is not None else (p.get("name") or "*")
+                  for p in (o.get("ports") or [])])
+
+
+def _slice_endpoints(o):
+    return _more([a for e in (o.get("endpoints") or []) for a in e.get("addresses") or []])
+
+
+def _node_status(o):
+    st = []
+    for c in o.get("status", {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            st.append("Ready" if c.get("status") == "True" else "NotReady")
+    if not st:
+        st.append("Unknown")
+    if o.get("spec", {}).get("unschedulable"):
+        st.append("SchedulingDisabled")
+    return ",".join(st)
+
+
+def _node_roles(o):
+    roles = set()
+    for k, v in (o["metadata"].get("labels") or {}).items():
+        if k.startswith("node-role.kubernetes.io/"):
+            roles.add(k[len("node-role.kubernetes.io/"):])
+        elif k == "kubernetes.io/role" and v:
+            roles.add(v)
+    return ",".join(sorted(r for r in roles if r)) or "<none>"
+
+
+def _node_addr(o, kind):
+    for a in o.get("status", {}).get("addresses") or []:
+        if a.get("type") == kind:
+            return a.get("address", "")
+    return "<none>"
+
+
+def _node_info(key, default="<unknown>"):
+    return lambda o, now: o.get("status", {}).get("nodeInfo", {}).get(key) or default
+
+
+def _selector_text(o):
+    sel = o.get("spec", {}).get("selector") or {}
+    return ",".join("%s=%s" % kv for kv in sorted(sel.items())) or "<none>"
+
+
+_NAME_COL = ("Name", "string", "name",
+             "Name must be unique within a namespace. Is required when creating resources, "
+             "although some resources may allow a client to request the generation of an "
+             "appropriate name automatically.", 0, lambda o, now: o["metadata"]["name"])
+_AGE_COL = ("Age", "string", "",
+            "CreationTimestamp is a timestamp representing the server time when this object "
+            "was created.", 0, _age)
+
+_META_FIELDS = ("metadata.name", "metadata.namespace")
+
+# The served kinds. Adding a kind is one entry here: discovery (/api, /apis,
+# /apis/<group>[/<version>]), routing, field selectors and Table output follow.
 RESOURCES = {
-    # resource: (apiVersion, kind, group, namespaced)
-    "services": ("v1", "Service", "", True),
-    "endpointslices": ("discovery.k8s.io/v1", "EndpointSlice", "discovery.k8s.io", True),
-    "nodes": ("v1", "Node", "", False),
+    "services": Kind("v1", "Service", "", True, "service", ["svc"], _META_FIELDS, [
+        _NAME_COL,
+        ("Type", "string", "", "The type of the service.", 0,
+         lambda o, now: o["spec"].get("type", "ClusterIP")),
+        ("Cluster-IP", "string", "", "The cluster IP of the service.", 0,
+         lambda o, now: o["spec"].get("clusterIP") or "<none>"),
+        ("External-IP", "string", "", "The external IP of the service.", 0,
+         lambda o, now: _svc_external_ip(o)),
+        ("Port(s)", "string", "", "The ports of the service.", 0,
+         lambda o, now: _svc_ports(o)),
+        _AGE_COL,
+        ("Selector", "string", "", "Route service traffic to pods with label keys and "
+         "values matching this selector.", 1, lambda o, now: _selector_text(o)),
+    ]),
+    "endpointslices": Kind("discovery.k8s.io/v1", "EndpointSlice", "discovery.k8s.io", True,
+                           "endpointslice", [], _META_FIELDS, [
+        _NAME_COL,
+        ("AddressType", "string", "", "The IP protocol for this slice.", 0,
+         lambda o, now: o.get("addressType", "")),
+        ("Ports", "string", "", "Ports of the endpoints.", 0, lambda o, now: _slice_ports(o)),
+        ("Endpoints", "string", "", "First three addresses of the endpoints.", 0,
+         lambda o, now: _slice_endpoints(o)),
+        _AGE_COL,
+    ]),
+    "nodes": Kind("v1", "Node", "", False, "node", ["no"],
+                  _META_FIELDS + ("spec.unschedulable",), [
+        _NAME_COL,
+        ("Status", "string", "", "The status of the node", 0, lambda o, now: _node_status(o)),
+        ("Roles", "string", "", "The roles of the node", 0, lambda o, now: _node_roles(o)),
+        _AGE_COL,
+        ("Version", "string", "", "Kubelet Version reported by the node.", 0,
+         _node_info("kubeletVersion", "")),
+        ("Internal-IP", "string", "", "List of addresses reachable to the node.", 1,
+         lambda o, now: _node_addr(o, "InternalIP")),
+        ("External-IP", "string", "", "List of addresses reachable to the node.", 1,
+         lambda o, now: _node_addr(o, "ExternalIP")),
+        ("OS-Image", "string", "", "OS Image reported by the node.", 1,
+         _node_info("osImage")),
+        ("Kernel-Version", "string", "", "Kernel Version reported by the node.", 1,
+         _node_info("kernelVersion")),
+        ("Container-Runtime", "string", "", "Container Runtime Version reported by the node.",
+         1, _node_info("containerRuntimeVersion")),
+    ]),
+    # KubeFed's member registry (a CRD in the host cluster): kubefedctl join
+    # creates one per member. Printer columns as its CRD declares them.
+    "kubefedclusters": Kind("core.kubefed.io/v1beta1", "KubeFedCluster", "core.kubefed.io", True,
+                            "kubefedcluster", [], _META_FIELDS, [
+        _NAME_COL,
+        ("age", "date", "", "", 0, _age),
+        ("ready", "string", "", "", 0, lambda o, now: next(
+            (c.get("status", "") for c in (o.get("status") or {}).get("conditions") or []
+             if c.get("type") == "Ready"), "")),
+    ]),
 }
 
 HISTORY_MAX = 20000
@@ -205,33 +411,151 @@ def _gen_certs(d, name, host, sans=None):
                  "-extfile", who + ".ext", cwd=d)
 
 
-class _Selector:
-    """labelSelector (equality and existence) plus a metadata fieldSelector."""
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
-    def __init__(self, label_sel, field_sel):
-        self.labels = self._parse(label_sel)
-        self.fields = self._parse(field_sel)
+
+def _check_label_key(k):
+    prefix, _, name = k.rpartition("/")
+    if (not _LABEL_NAME.match(name) or
+            (prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix))) or
+            (k.count("/") > 1)):
+        raise ValueError('unable to parse requirement: <nil>: Invalid value: "%s": name part '
+                         "must consist of alphanumeric characters, '-', '_' or '.', and must "
+                         "start and end with an alphanumeric character" % k)
+
+
+def _check_label_value(v):
+    if v and not _LABEL_NAME.match(v):
+        raise ValueError('unable to parse requirement: <nil>: Invalid value: "%s": a valid '
+                         "label must be an empty string or consist of alphanumeric characters, "
+                         "'-', '_' or '.', and must start and end with an alphanumeric "
+                         "character" % v)
+
+
+_LABEL_TOKENS = re.compile(r"\s*(==|!=|=|\(|\)|,|!|[^\s=!(),<>]+|>|<)")
+
+
+class _Selector:
+    """labelSelector as labels.Parse reads it (=, ==, !=, in, notin, exists,
+    !exists, gt, lt) and fieldSelector as fields.ParseSelector reads it
+    (=, ==, != on the fields the kind supports). Bad input raises ValueError
+    with the API server's message (answered as 400 BadRequest)."""
+
+    def __init__(self, label_sel, field_sel, fields=_META_FIELDS):
+        self.labels = self._parse_labels(label_sel or "")
+        self.fields = self._parse_fields(field_sel or "", fields)
 
     @staticmethod
-    def _parse(text):
-        reqs = []
-        for part in (text or "").split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if "!=" in part:
-                k, v = part.split("!=", 1)
-                reqs.append(("!=", k.strip(), v.strip()))
-            elif "==" in part:
-                k, v = part.split("==", 1)
-                reqs.append(("=", k.strip(), v.strip()))
-            elif "=" in part:
-                k, v = part.split("=", 1)
-                reqs.append(("=", k.strip(), v.strip()))
-            elif part.startswith("!"):
-                reqs.append(("!", part[1:].strip(), None))
+    def _tokens(text):
+        out, pos = [], 0
+        while pos < len(text):
+            if text[pos:].strip() == "":
+                break
+            m = _LABEL_TOKENS.match(text, pos)
+            if m is None or m.end() == pos:
+                raise ValueError("unable to parse requirement: found '%s', expected: "
+                                 "identifier" % text[pos:].strip())
+            out.append(m.group(1))
+            pos = m.end()
+        return out
+
+    @classmethod
+    def _parse_labels(cls, text):
+        try:
+            return cls._parse_labels_raw(text)
+        except ValueError as e:
+            msg = str(e)
+            if not msg.startswith("unable to parse requirement: "):
+                msg = "unable to parse requirement: " + msg
+            raise ValueError(msg)
+
+    @classmethod
+    def _parse_labels_raw(cls, text):
+        toks, reqs, i = cls._tokens(text), [], 0
+
+        def want(what):
+            if i >= len(toks):
+                raise ValueError("found '', expected: %s" % what)
+            return toks[i]
+        while i < len(toks):
+            if toks[i] == "!":
+                i += 1
+                key = want("identifier")
+                _check_label_key(key)
+                reqs.append(("!", key, None))
+                i += 1
             else:
-                reqs.append(("exists", part, None))
+                key = toks[i]
+                if key in ("=", "==", "!=", "(", ")", ",", "<", ">"):
+                    raise ValueError("found '%s', expected: !, identifier, or 'end of "
+                                     "string'" % key)
+                _check_label_key(key)
+                i += 1
+                if i >= len(toks) or toks[i] == ",":
+                    reqs.append(("exists", key, None))
+                else:
+                    op = toks[i]
+                    i += 1
+                    if op in ("=", "==", "!=", "<", ">"):
+                        val = toks[i] if i < len(toks) and toks[i] != "," else ""
+                        if val in ("(", ")", "=", "!=", "!"):
+                            raise ValueError("found '%s', expected: identifier" % val)
+                        if val:
+                            i += 1
+                        _check_label_value(val)
+                        if op in ("<", ">"):
+                            try:
+                                val = int(val)
+                            except ValueError:
+                                raise ValueError("unable to parse requirement: for 'Gt', 'Lt' "
+                                                 "operators, the value must be an integer")
+                        reqs.append(({"==": "="}.get(op, op), key, val))
+                    elif op in ("in", "notin"):
+                        if want("'('") != "(":
+                            raise ValueError("found '%s', expected: '('" % toks[i])
+                        i += 1
+                        vals = set()
+                        while True:
+                            t = want("',', ')' or identifier")
+                            if t == ")":
+                                i += 1
+                                break
+                            if t == ",":
+                                i += 1
+                                continue
+                            _check_label_value(t)
+                            vals.add(t)
+                            i += 1
+                        if not vals:
+                            raise ValueError("unable to parse requirement: for 'in', 'notin' "
+                                             "operators, values set can't be empty")
+                        reqs.append((op, key, vals))
+                    else:
+                        raise ValueError("found '%s', expected: in, notin, =, ==, !=, gt, lt"
+                                         % op)
+            if i < len(toks):
+                if toks[i] != ",":
+                    raise ValueError("found '%s', expected: ',' or 'end of string'" % toks[i])
+                i += 1
+                if i >= len(toks):
+                    raise ValueError("found '', expected: !, identifier")
+        return reqs
+
+    @staticmethod
+    def _parse_fields(text, supported):
+        reqs = []
+        for part in text.split(",") if text else []:
+            for op in ("!=", "==", "="):
+                if op in part:
+                    k, v = part.split(op, 1)
+                    break
+            else:
+                raise ValueError("invalid selector: '%s'; can't understand '%s'" % (text, part))
+            k = k.strip()
+            if k not in supported:
+                raise ValueError("field label not supported: %s" % k)
+            reqs.append(("!=" if op == "!=" else "=", k, v))
         return reqs
 
     @staticmethod
@@ -246,6 +570,17 @@ class _Selector:
                 return False
             if op == "!" and have is not None:
                 return False
+            if op == "in" and have not in v:
+                return False
+            if op == "notin" and have in v:
+                return False
+            if op in ("<", ">"):
+                try:
+                    n = int(have)
+                except (TypeError, ValueError):
+                    return False
+                if (op == "<" and not n < v) or (op == ">" and not n > v):
+                    return False
         return True
 
     def match(self, obj):
@@ -253,7 +588,59 @@ class _Selector:
         if not self._match(self.labels, md.get("labels") or {}):
             return False
         fields = {"metadata.name": md.get("name"), "metadata.namespace": md.get("namespace")}
+        if "spec" in obj and "unschedulable" in (obj.get("spec") or {}) or obj.get("kind") == "Node":
+            fields["spec.unschedulable"] = "true" if obj.get("spec", {}).get(
+                "unschedulable") else "false"
         return self._match(self.fields, fields)
+
+
+VERSION = {"major": "1", "minor": "29", "gitVersion": "v1.29.4",
+           "gitCommit": "55019c83b0fd51ef4ced8c29eec2c4847f896e74", "gitTreeState": "clean",
+           "buildDate": "2024-04-16T15:03:39Z", "goVersion": "go1.21.9", "compiler": "gc",
+           "platform": "linux/amd64"}
+
+
+def _table_request(accept, q):
+    """The Table form asked for in Accept (kubectl get sends
+    "application/json;as=Table;v=v1;g=meta.k8s.io,...,application/json"),
+    or None. The first acceptable media type wins, as in content negotiation."""
+    for mt in accept.split(","):
+        params = [x.strip() for x in mt.split(";")]
+        if params[0] not in ("application/json", "*/*"):
+            continue
+        kv = dict(x.split("=", 1) for x in params[1:] if "=" in x)
+        if kv.get("as") is None:
+            return None  # plain JSON acceptable first
+        if kv.get("as") == "Table" and kv.get("g") == "meta.k8s.io" and \
+                kv.get("v") in ("v1", "v1beta1"):
+            include = q.get("includeObject") or "Metadata"
+            if include not in ("None", "Metadata", "Object"):
+                raise ValueError("includeObject")
+            return {"api_version": "meta.k8s.io/" + kv["v"], "include": include}
+    return None
+
+
+def _table_columns(res):
+    return [{"name": c[0], "type": c[1], "format": c[2], "description": c[3],
+             "priority": c[4]} for c in RESOURCES[res].columns]
+
+
+def _table_row(res, obj, table, now):
+    row = {"cells": [c[5](obj, now) for c in RESOURCES[res].columns]}
+    if table["include"] == "Object":
+        row["object"] = dict(obj, kind=RESOURCES[res].kind, apiVersion=RESOURCES[res].api_version)
+    elif table["include"] == "Metadata":
+        row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                         "metadata": obj["metadata"]}
+    return row
+
+
+def _table(res, objs, table, rv, columns=True):
+    now = time.time()
+    return {"kind": "Table", "apiVersion": table["api_version"],
+            "metadata": {"resourceVersion": str(rv)},
+            "columnDefinitions": _table_columns(res) if columns else None,
+            "rows": [_table_row(res, o, table, now) for o in objs]}
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -357,6 +744,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         if auth.startswith("Bearer ") and auth[7:].strip() == fk.token:
             return fk.user
+        if auth.startswith("Bearer ") and fk._signed_ok(auth[7:].strip()):
+            return fk.user
         return None
 
     def do_POST(self):
@@ -382,18 +771,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             else:
                 self._send_text(200, "ok")
             return
+        if path == "/version":
+            # system:public-info-viewer: readable without credentials.
+            fk._log(path, q, False, self._user(fk), 200, self.headers.get("Host"))
+            self._send_json(200, VERSION)
+            return
         user = self._user(fk)
         if user is None:
             fk._log(path, q, False, None, 401, self.headers.get("Host"))
             self._send_json(401, _status(401, "Unauthorized", "Unauthorized"))
             return
-        if path == "/version":
-            self._send_json(200, {"major": "1", "minor": "29", "gitVersion": "v1.29.4",
-                                  "gitCommit": "55019c83b0fd51ef4ced8c29eec2c4847f896e74",
-                                  "gitTreeState": "clean",
-                                  "buildDate": "2024-04-16T15:03:39Z",
-                                  "goVersion": "go1.21.9", "compiler": "gc",
-                                  "platform": "linux/amd64"})
+        disc = fk._discovery(path, self.headers.get("Host"))
+        if disc is not None:
+            fk._log(path, q, False, user, 200, self.headers.get("Host"))
+            self._send_json(200, disc)
             return
         route = fk._route(path)
         if route is None:
@@ -404,32 +795,46 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         res, ns, name = route
         watch = q.get("watch", "") in ("1", "true", "True")
         verb = "watch" if watch else ("get" if name else "list")
-        if fk._denied(res):
+        if fk._denied(res) or not fk._rbac_allows(res, verb):
             fk._log(path, q, watch, user, 403, self.headers.get("Host"))
             self._send_json(403, fk._forbidden(res, ns, verb, user))
             return
+        try:
+            table = _table_request(self.headers.get("Accept", ""), q)
+        except ValueError:
+            fk._log(path, q, watch, user, 400, self.headers.get("Host"))
+            self._send_json(400, _status(400, "BadRequest", 'invalid includeObject: "%s"'
+                                         % q.get("includeObject")))
+            return
         fk._log(path, q, watch, user, 200, self.headers.get("Host"))
-        if name:
-            self._get_one(fk, res, ns, name)
+        if name and not watch:
+            self._get_one(fk, res, ns, name, table)
         elif watch:
-            self._watch(fk, res, ns, q)
+            if name:  # a watch of one object is a watch with metadata.name=
+                q["fieldSelector"] = ",".join(x for x in (q.get("fieldSelector"),
+                                                         "metadata.name=" + name) if x)
+            self._watch(fk, res, ns, q, table)
         else:
-            self._list(fk, res, ns, q)
+            self._list(fk, res, ns, q, table)
 
     # -- get / list -------------------------------------------------------------
-    def _get_one(self, fk, res, ns, name):
+    def _get_one(self, fk, res, ns, name, table=None):
         obj = fk.get(res, ns, name)
         if obj is None:
-            self._send_json(404, _status(404, "NotFound", '%s "%s" not found' % (res, name),
-                                         {"name": name, "kind": res}))
+            group = RESOURCES[res].group
+            self._send_json(404, _status(404, "NotFound", '%s "%s" not found' % (
+                res if not group else "%s.%s" % (res, group), name),
+                dict({"name": name, "kind": res}, **({"group": group} if group else {}))))
         elif fk._garbage:
             self._send_json(200, None, raw=fk._garbage_bytes(res))
+        elif table is not None:
+            self._send_json(200, _table(res, [obj], table, obj["metadata"]["resourceVersion"]))
         else:
             self._send_json(200, obj)
 
-    def _list(self, fk, res, ns, q):
+    def _list(self, fk, res, ns, q, table=None):
         try:
-            code, body = fk._list(res, ns, q)
+            code, body = fk._list(res, ns, q, table)
         except ValueError as e:
             code, body = 400, _status(400, "BadRequest", str(e))
         if code == 200 and fk._garbage:
@@ -440,14 +845,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send_json(code, body)
 
     # -- watch ------------------------------------------------------------------
-    def _watch(self, fk, res, ns, q):
+    def _watch(self, fk, res, ns, q, table=None):
         try:
             timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else None
         except ValueError:
             self._send_json(400, _status(400, "BadRequest", "invalid timeoutSeconds"))
             return
         bookmarks = q.get("allowWatchBookmarks", "") in ("1", "true", "True")
-        sel = _Selector(q.get("labelSelector"), q.get("fieldSelector"))
+        try:
+            sel = _Selector(q.get("labelSelector"), q.get("fieldSelector"), RESOURCES[res].fields)
+        except ValueError as e:
+            self._send_json(400, _status(400, "BadRequest", str(e)))
+            return
         rv = q.get("resourceVersion", "")
         if rv not in ("", "0"):
             try:
@@ -466,7 +875,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
         stream = fk._open_stream(self)
         try:
-            self._watch_loop(fk, stream, res, ns, sel, rv, timeout, bookmarks)
+            self._watch_loop(fk, stream, res, ns, sel, rv, timeout, bookmarks, table)
         except _Dropped:
             self.close_connection = True
         except (OSError, ssl.SSLError, ValueError):
@@ -481,13 +890,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise _Dropped()
             self._chunk(line)
 
-    def _watch_loop(self, fk, stream, res, ns, sel, rv, timeout, bookmarks):
+    def _watch_loop(self, fk, stream, res, ns, sel, rv, timeout, bookmarks, table=None):
         start = time.monotonic()
         deadline = start + timeout if timeout is not None else None
         with fk._cond:
             if rv in ("", "0"):
                 pos = fk._rv
-                first = [fk._event_line("ADDED", o, res)
+                first = [fk._event_line("ADDED", o, res, table)
                          for o in fk._current(res, ns, sel)]
             elif int(rv) < fk._history_start:
                 first = [fk._event_line("ERROR", _status(
@@ -530,7 +939,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     lines = []
                     pos = -1
                 else:
-                    lines = [fk._event_line(t, o, res)
+                    lines = [fk._event_line(t, o, res, table)
                              for (t, o) in fk._events_after(pos, res, ns, sel)]
                     pos = fk._rv
                     if bookmarks and time.monotonic() >= next_bm:
@@ -577,6 +986,12 @@ class FakeKube:
         self.user = "system:serviceaccount:fedgslb-system:fedgslb-health"
         self.bookmark_interval = 1.0
         self.tls_server_name = None
+        # Short-lived tokens: with token_secret set, "exp.<unix time>.<hmac>"
+        # tokens (sign_token()) are accepted until that time; then 401.
+        self.token_secret = None
+        self.signed_seen = {}  # token -> accepted on its last use
+        self.rbac_rules = None  # ClusterRole rules enforced when set (403 otherwise)
+        self.expired_rejections = 0
         self.requests = []
         self._cond = threading.Condition()
         self._objects = {}  # (res, ns, name) -> obj (with kind/apiVersion)
@@ -717,6 +1132,32 @@ class FakeKube:
             self._generation += 1
             self._cond.notify_all()
 
+    # -- short-lived tokens (exec credential plugins) -------------------------------
+    def _signed_ok(self, tok):
+        """A token from sign_token(): accepted until it expires."""
+        secret = self.token_secret
+        if not secret:
+            return False
+        parts = tok.split(".")
+        if len(parts) != 3 or parts[0] != "exp":
+            return False
+        want = hmac.new(secret.encode(), ("exp.%s" % parts[1]).encode(),
+                        hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(want, parts[2]):
+            return False
+        try:
+            ok = time.time() < float(parts[1])
+        except ValueError:
+            return False
+        with self._cond:
+            self.signed_seen[tok] = ok
+            if not ok:
+                self.expired_rejections += 1
+        return ok
+
+    def sign_token(self, expires_at):
+        return sign_token(self.token_secret, expires_at)
+
     # -- faults -----------------------------------------------------------------
     def deny(self, resource, on=True):
         with self._cond:
@@ -778,6 +1219,20 @@ class FakeKube:
             if len(self.requests) > 10000:
                 del self.requests[:5000]
 
+    def _rbac_allows(self, res, verb):
+        """With fk.rbac_rules set, only what a rule grants (ClusterRole rules:
+        apiGroups, resources, verbs; "*" matches all)."""
+        rules = self.rbac_rules
+        if rules is None:
+            return True
+        group = RESOURCES[res].group
+        for r in rules:
+            if ((group in r.get("apiGroups", []) or "*" in r.get("apiGroups", [])) and
+                    (res in r.get("resources", []) or "*" in r.get("resources", [])) and
+                    (verb in r.get("verbs", []) or "*" in r.get("verbs", []))):
+                return True
+        return False
+
     def _denied(self, res):
         with self._cond:
             return res in self._denied_res
@@ -794,26 +1249,73 @@ class FakeKube:
     def _route(path):
         p = path.strip("/").split("/")
         if p[:2] == ["api", "v1"]:
-            rest = p[2:]
-            group_res = ("services", "nodes")
-        elif p[:3] == ["apis", "discovery.k8s.io", "v1"]:
-            rest = p[3:]
-            group_res = ("endpointslices",)
+            rest, gv = p[2:], "v1"
+        elif len(p) >= 3 and p[0] == "apis":
+            rest, gv = p[3:], "%s/%s" % (p[1], p[2])
         else:
             return None
         ns = None
         if len(rest) >= 3 and rest[0] == "namespaces":
             ns = rest[1]
             rest = rest[2:]
-        if not rest or rest[0] not in group_res or len(rest) > 2:
+        if not rest or len(rest) > 2:
             return None
         res = rest[0]
-        if ns is not None and not RESOURCES[res][3]:
+        kind = RESOURCES.get(res)
+        if kind is None or kind.api_version != gv:
+            return None
+        if ns is not None and not kind.namespaced:
             return None
         name = rest[1] if len(rest) == 2 else None
-        if name is not None and RESOURCES[res][3] and ns is None:
+        if name is not None and kind.namespaced and ns is None:
             return None
         return res, ns, name
+
+    def _discovery(self, path, host):
+        """The legacy discovery documents (/api, /api/v1, /apis, /apis/<g>,
+        /apis/<g>/<v>) built from RESOURCES, or None for other paths."""
+        groups = collections.OrderedDict()
+        for k in RESOURCES.values():
+            if k.group:
+                groups.setdefault(k.group, []).append(k.version)
+        addr = [{"clientCIDR": "0.0.0.0/0", "serverAddress": "%s:%d" % (self.host, self.port)}]
+        if path == "/api":
+            return {"kind": "APIVersions", "versions": ["v1"],
+                    "serverAddressByClientCIDRs": addr}
+        if path == "/apis":
+            return {"kind": "APIGroupList", "apiVersion": "v1",
+                    "groups": [self._api_group(g, vs) for g, vs in groups.items()]}
+        p = path.strip("/").split("/")
+        if p == ["api", "v1"]:
+            return self._resource_list("v1")
+        if len(p) == 2 and p[0] == "apis" and p[1] in groups:
+            return dict(self._api_group(p[1], groups[p[1]]), kind="APIGroup", apiVersion="v1")
+        if len(p) == 3 and p[0] == "apis" and p[1] in groups and p[2] in groups[p[1]]:
+            return self._resource_list("%s/%s" % (p[1], p[2]))
+        return None
+
+    @staticmethod
+    def _api_group(group, versions):
+        vs = [{"groupVersion": "%s/%s" % (group, v), "version": v}
+              for v in sorted(set(versions))]
+        return {"name": group, "versions": vs, "preferredVersion": vs[0]}
+
+    @staticmethod
+    def _resource_list(gv):
+        out = []
+        for res, k in sorted(RESOURCES.items()):
+            if k.api_version != gv:
+                continue
+            e = {"name": res, "singularName": k.singular, "namespaced": k.namespaced,
+                 "kind": k.kind, "verbs": ["get", "list", "watch"]}
+            if k.short_names:
+                e["shortNames"] = list(k.short_names)
+            if k.group == "":
+                e["storageVersionHash"] = base64.b64encode(hashlib.sha256(
+                    res.encode()).digest()[:8]).decode()
+            out.append(e)
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
+                "resources": out}
 
     def _garbage_bytes(self, res):
         return (b'{"kind":"%sList","apiVersion":"v1","metadata":{"resourceVersion":"%d"},'
@@ -833,14 +1335,15 @@ class FakeKube:
                 out.append(o)
         return out
 
-    def _list(self, res, ns, q):
-        sel = _Selector(q.get("labelSelector"), q.get("fieldSelector"))
+    def _list(self, res, ns, q, table=None):
+        sel = _Selector(q.get("labelSelector"), q.get("fieldSelector"), RESOURCES[res].fields)
         limit = q.get("limit", "")
         try:
             limit = int(limit) if limit else 0
         except ValueError:
             raise ValueError("invalid limit: %s" % limit)
         apiv, kind = RESOURCES[res][0], RESOURCES[res][1]
+        mode = "json" if table is None else "table/" + table["include"]
         with self._cond:
             cont = q.get("continue")
             if cont:
@@ -850,7 +1353,7 @@ class FakeKube:
                 except (ValueError, KeyError, TypeError):
                     raise ValueError("invalid continue token")
                 snap = self._snapshots.get(sid)
-                if snap is None or snap[1] != res:
+                if snap is None or snap[1] != res or snap[3] != mode:
                     return 410, _status(
                         410, "Expired",
                         "The provided continue parameter is too old to display a consistent "
@@ -861,7 +1364,12 @@ class FakeKube:
                 rv = self._rv
                 # Each item is encoded once, under the lock (a consistent
                 # snapshot); pages are then joined from the encoded items.
-                items = [json.dumps(self._strip_shallow(o)) for o in self._current(res, ns, sel)]
+                cur = self._current(res, ns, sel)
+                if table is None:
+                    items = [json.dumps(self._strip_shallow(o)) for o in cur]
+                else:
+                    now = time.time()
+                    items = [json.dumps(_table_row(res, o, table, now)) for o in cur]
                 offset = 0
                 sid = None
             page = items[offset:offset + limit] if limit > 0 else items[offset:]
@@ -870,12 +1378,17 @@ class FakeKube:
             if end < len(items):
                 if sid is None:
                     sid = uuid.uuid4().hex
-                    self._snapshots[sid] = (rv, res, items)
+                    self._snapshots[sid] = (rv, res, items, mode)
                     while len(self._snapshots) > SNAPSHOTS_MAX:
                         self._snapshots.pop(next(iter(self._snapshots)))
                 md["continue"] = base64.urlsafe_b64encode(json.dumps(
                     {"v": "meta.k8s.io/v1", "rv": rv, "start": end, "id": sid}).encode()).decode()
                 md["remainingItemCount"] = len(items) - end
+            if table is not None:
+                head = json.dumps({"kind": "Table", "apiVersion": table["api_version"],
+                                   "metadata": md,
+                                   "columnDefinitions": _table_columns(res)})
+                return 200, ('%s,"rows":[%s]}' % (head[:-1], ",".join(page))).encode()
             head = json.dumps({"kind": kind + "List", "apiVersion": apiv, "metadata": md})
             return 200, ('%s,"items":[%s]}' % (head[:-1], ",".join(page))).encode()
 
@@ -891,10 +1404,17 @@ class FakeKube:
                 out.append((t, o))
         return out
 
-    def _event_line(self, etype, obj, res):
+    def _event_line(self, etype, obj, res, table=None):
         if self._garbage and etype != "ERROR":
             return b'{"type":"%s","object":{"kind":"%s",,"metadata":{\xff\n' % (
                 etype.encode(), RESOURCES[res][1].encode())
+        if table is not None and etype in ("ADDED", "MODIFIED", "DELETED"):
+            # As the API server does: column definitions with the first
+            # event of the stream only.
+            first = not table.get("sent_columns")
+            table["sent_columns"] = True
+            obj = _table(res, [obj], table, obj["metadata"]["resourceVersion"],
+                         columns=first)
         return json.dumps({"type": etype, "object": obj}).encode() + b"\n"
 
     def _open_stream(self, handler):
@@ -1226,6 +1746,33 @@ class FakeKube:
             obj = self._objects.pop(("nodes", None, name))
             self._record("nodes", "DELETED", obj)
 
+    # -- objects of any kind ---------------------------------------------------------------
+    def put(self, resource, obj):
+        """Creates or replaces an object of any served kind (ADDED or MODIFIED);
+        metadata gets uid, creationTimestamp and the next resourceVersion."""
+        k = RESOURCES[resource]
+        obj = copy.deepcopy(obj)
+        md = obj.setdefault("metadata", {})
+        ns = md.get("namespace") if k.namespaced else None
+        if k.namespaced and not ns:
+            raise ValueError("namespaced kind %s needs metadata.namespace" % resource)
+        with self._cond:
+            key = (resource, ns, md["name"])
+            old = self._objects.get(key)
+            md.setdefault("uid", old["metadata"]["uid"] if old else str(uuid.uuid4()))
+            md.setdefault("creationTimestamp",
+                          old["metadata"]["creationTimestamp"] if old else _now())
+            obj["kind"], obj["apiVersion"] = k.kind, k.api_version
+            self._objects[key] = obj
+            self._record(resource, "MODIFIED" if old else "ADDED", obj)
+            return copy.deepcopy(obj)
+
+    def remove(self, resource, ns, name):
+        with self._cond:
+            obj = self._objects.pop((resource, ns if RESOURCES[resource].namespaced else None,
+                                     name))
+            self._record(resource, "DELETED", obj)
+
     # -- kubeconfig ---------------------------------------------------------------------
     def kubeconfig_entry(self, context_name, style="token-ca-data", token_file=None):
         user = "%s-admin" % context_name
@@ -1257,6 +1804,12 @@ class FakeKube:
     def write_kubeconfig_entry(self, path, context_name=None, style="token-ca-data"):
         write_kubeconfig(path, [(context_name or self.name, self, style)])
         return path
+
+
+def sign_token(secret, expires_at):
+    """A token FakeKube accepts (token_secret == secret) until expires_at (Unix time)."""
+    body = "exp.%d" % int(expires_at)
+    return "%s.%s" % (body, hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest())
 
 
 def _yaml_scalar(v):

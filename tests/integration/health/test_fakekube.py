@@ -216,6 +216,55 @@ def test_forbidden(fk):
     assert get(fk, "/api/v1/services")[0] == 200
 
 
+def test_short_lived_signed_tokens(fk):
+    fk.token_secret = "k3y"
+    try:
+        good = fakekube.sign_token("k3y", time.time() + 30)
+        assert get(fk, "/api/v1/services", token=good)[0] == 200
+        old = fakekube.sign_token("k3y", time.time() - 1)
+        before = fk.expired_rejections
+        assert get(fk, "/api/v1/services", token=old)[0] == 401
+        assert fk.expired_rejections == before + 1
+        forged = fakekube.sign_token("other", time.time() + 30)
+        assert get(fk, "/api/v1/services", token=forged)[0] == 401
+        bad = good[:-1] + ("1" if good[-1] == "0" else "0")
+        assert get(fk, "/api/v1/services", token=bad)[0] == 401
+    finally:
+        fk.token_secret = None
+
+
+def test_version_needs_no_token_but_discovery_does(fk):
+    code, v = get(fk, "/version", token=None)
+    assert code == 200 and v["gitVersion"].startswith("v1.")
+    assert get(fk, "/api", token=None)[0] == 401
+    code, api = get(fk, "/api")
+    assert code == 200 and api["kind"] == "APIVersions" and api["versions"] == ["v1"]
+    code, groups = get(fk, "/apis")
+    assert code == 200 and groups["kind"] == "APIGroupList"
+    names = {g["name"] for g in groups["groups"]}
+    assert {k.group for k in fakekube.RESOURCES.values() if k.group} == names
+    code, rl = get(fk, "/apis/discovery.k8s.io/v1")
+    assert code == 200 and [r["name"] for r in rl["resources"]] == ["endpointslices"]
+    code, rl = get(fk, "/api/v1")
+    core = {r["name"]: r for r in rl["resources"]}
+    assert core["services"]["namespaced"] is True and core["nodes"]["namespaced"] is False
+    assert core["services"]["verbs"] == ["get", "list", "watch"]
+    assert get(fk, "/apis/nope.example.com")[0] == 404
+
+
+def test_selectors_are_validated(fk):
+    for sel, code in (("a in (x,y)", 200), ("!a", 200), ("a notin ()", 400),
+                      ("a in x", 400), ("a b", 400), ("a=", 200), ("=x", 400),
+                      ("a,", 400), ("in (x)", 400), ("a>1", 200), ("a>x", 400)):
+        got = get(fk, "/api/v1/services?labelSelector=" + urllib.request.quote(sel))[0]
+        assert got == code, (sel, got)
+    code, st = get(fk, "/api/v1/services?fieldSelector=spec.type%3DClusterIP")
+    assert code == 400 and st["message"] == "field label not supported: spec.type"
+    code, st = get(fk, "/api/v1/services?watch=1&fieldSelector=status.x%3D1")
+    assert code == 400
+    assert get(fk, "/api/v1/nodes?fieldSelector=spec.unschedulable%3Dfalse")[0] == 200
+
+
 def test_not_found(fk):
     code, st = get(fk, "/api/v1/pods")
     assert code == 404 and st["reason"] == "NotFound"
@@ -405,6 +454,46 @@ def test_watch_too_old_rv_gets_error_event(fk):
         assert ev["type"] == "ADDED" and ev["object"]["metadata"]["name"] == "y"
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("res", sorted(fakekube.RESOURCES))
+def test_every_kind_lists_and_watches_like_services(fk, res):
+    """List with resourceVersion and pagination, watch from it with
+    bookmarks, and 410 for a compacted RV: the same for every served kind."""
+    k = fakekube.RESOURCES[res]
+    base = "/api/v1" if k.group == "" else "/apis/" + k.api_version
+    ns = "kinds-" + res[:8]
+    objs = [{"metadata": dict({"name": "%s-%d" % (res[:8], i)},
+                              **({"namespace": ns} if k.namespaced else {}))}
+            for i in range(3)]
+    for o in objs:
+        fk.put(res, o)
+    path = base + ("/namespaces/%s/" % ns if k.namespaced else "/") + res
+    code, page = get(fk, path + "?limit=2")
+    assert code == 200 and page["kind"] == k.kind + "List" and page["apiVersion"] == k.api_version
+    rv = page["metadata"]["resourceVersion"]
+    assert page["metadata"]["continue"] and len(page["items"]) == 2
+    code, rest = get(fk, path + "?limit=2&continue=" + page["metadata"]["continue"])
+    assert code == 200 and len(rest["items"]) >= 1 and rest["metadata"]["resourceVersion"] == rv
+    s = Stream(fk, path + "?watch=1&resourceVersion=%s&allowWatchBookmarks=true"
+                          "&timeoutSeconds=3" % rv)
+    try:
+        fk.remove(res, ns if k.namespaced else None, objs[0]["metadata"]["name"])
+        ev = s.event()
+        assert ev["type"] == "DELETED" and ev["object"]["kind"] == k.kind
+        bm = s.events_until(lambda e: e["type"] == "BOOKMARK")[-1]
+        assert bm["object"]["kind"] == k.kind and bm["object"]["apiVersion"] == k.api_version
+    finally:
+        s.close()
+    fk.compact()
+    s = Stream(fk, path + "?watch=1&resourceVersion=%s" % rv)
+    try:
+        ev = s.event()
+        assert ev["type"] == "ERROR" and ev["object"]["code"] == 410
+    finally:
+        s.close()
+    for o in objs[1:]:
+        fk.remove(res, ns if k.namespaced else None, o["metadata"]["name"])
 
 
 def test_drop_streams_cuts_mid_event(fk):

@@ -115,7 +115,7 @@ users:
 """
 
 
-def test_exec_and_auth_provider_not_supported(fakes):
+def test_exec_loads_and_auth_provider_not_supported(fakes):
     tmp, _ = fakes
     kc = os.path.join(tmp, "kc-exec.yaml")
     with open(kc, "w") as f:
@@ -123,11 +123,19 @@ def test_exec_and_auth_provider_not_supported(fakes):
     rc, out = check(tmp, kc)
     assert rc == 1, out
     assert "not supported" in out
-    # Both bad members are reported, each with its context and user.
-    assert "members.usa" in out and "eks-user" in out and "exec" in out
+    # The exec user loads (the plugin runs only when the daemon needs a
+    # credential); the auth-provider user is reported with context and user.
+    assert "members.usa" not in out
     assert "members.jpn" in out and "gcp-user" in out and "auth-provider" in out
+    assert "removed from kubectl" in out
     assert "members.eur" not in out
     assert "very-secret-token-value" not in out and "another-secret-value" not in out
+    # An exec section kubectl would refuse is refused here too.
+    with open(kc, "w") as f:
+        f.write(EXEC_KUBECONFIG.replace("v1beta1", "v1"))
+    rc, out = check(tmp, kc)
+    assert rc == 1 and "members.usa" in out and "eks-user" in out, out
+    assert "interactiveMode must be specified for aws" in out
 
 
 def test_kubeconfig_env_and_merge(fakes):

@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "common/cm_err.h"
+#include "health/hc_exec.h"
 #include "health/hc_kubeconfig.h"
 
 #define CA_PEM "-----BEGIN CERTIFICATE-----\nMIIBfakeCAfakeCAfakeCA\n-----END CERTIFICATE-----\n"
@@ -417,25 +418,98 @@ static void test_errors_plugins(void **state)
     struct fixture *fx = *state;
     char want[2048], *kc;
     const char *p;
+    struct hc_kube_target *t = NULL;
+    char err[HC_KUBECONFIG_ERR_MAX];
 
+    /* v1beta1 without interactiveMode: IfAvailable, run without a terminal. */
     kc = kubeconfig("jpn", "    server: https://x\n",
                     "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n"
-                    "      command: aws\n      args: [eks, get-token]\n",
+                    "      command: aws\n      args: [eks, get-token]\n"
+                    "      env: [{name: AWS_PROFILE, value: prod}]\n",
+                    NULL);
+    p = put(fx, "kc.yaml", kc);
+    assert_int_equal(load(p, "jpn", &t, err), CM_OK);
+    assert_non_null(t->exec);
+    assert_null(t->token);
+    assert_null(hc_exec_token(t->exec)); /* nothing until the plugin ran */
+    hc_kube_target_free(t);
+    free(kc);
+
+    /* v1 requires interactiveMode, as client-go does. */
+    kc = kubeconfig("jpn", "    server: https://x\n",
+                    "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+                    "      command: aws\n",
                     NULL);
     p = put(fx, "kc.yaml", kc);
     snprintf(want, sizeof(want),
-             "%s: context \"jpn\": user \"jpn-admin\": not supported: context jpn uses an exec "
-             "credential plugin",
+             "%s: context \"jpn\": user \"jpn-admin\": exec: interactiveMode must be specified "
+             "for aws to use exec authentication plugin",
+             p);
+    expect_error(p, "jpn", CM_ECONFIG, want);
+    free(kc);
+
+    /* Always needs a terminal: refused. */
+    kc = kubeconfig("jpn", "    server: https://x\n",
+                    "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+                    "      command: aws\n      interactiveMode: Always\n",
+                    NULL);
+    p = put(fx, "kc.yaml", kc);
+    snprintf(want, sizeof(want),
+             "%s: context \"jpn\": user \"jpn-admin\": exec: interactiveMode Always needs a "
+             "terminal for aws, and fedgslb-health runs without one (use Never or IfAvailable)",
              p);
     expect_error(p, "jpn", CM_ENOTSUP, want);
     free(kc);
+
+    /* v1alpha1 was removed from client-go. */
+    kc = kubeconfig("jpn", "    server: https://x\n",
+                    "    exec:\n      apiVersion: client.authentication.k8s.io/v1alpha1\n"
+                    "      command: aws\n",
+                    NULL);
+    p = put(fx, "kc.yaml", kc);
+    snprintf(want, sizeof(want),
+             "%s: context \"jpn\": user \"jpn-admin\": exec plugin: invalid apiVersion "
+             "\"client.authentication.k8s.io/v1alpha1\"",
+             p);
+    expect_error(p, "jpn", CM_ECONFIG, want);
+    free(kc);
+
+    /* exec and a token: two methods. */
+    kc = kubeconfig("jpn", "    server: https://x\n",
+                    "    token: " TOKEN "\n    exec:\n      apiVersion: "
+                    "client.authentication.k8s.io/v1\n      command: aws\n"
+                    "      interactiveMode: Never\n",
+                    NULL);
+    p = put(fx, "kc.yaml", kc);
+    snprintf(want, sizeof(want),
+             "%s: context \"jpn\": user \"jpn-admin\": more than one authentication method "
+             "(exec and token)",
+             p);
+    expect_error(p, "jpn", CM_ECONFIG, want);
+    free(kc);
+
+    /* env entries need a name. */
+    kc = kubeconfig("jpn", "    server: https://x\n",
+                    "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+                    "      command: aws\n      interactiveMode: Never\n"
+                    "      env: [{value: x}]\n",
+                    NULL);
+    p = put(fx, "kc.yaml", kc);
+    snprintf(want, sizeof(want),
+             "%s: context \"jpn\": user \"jpn-admin\": exec: env must be a list of at most 256 "
+             "{name, value} entries (name without '=')",
+             p);
+    expect_error(p, "jpn", CM_ECONFIG, want);
+    free(kc);
+
     kc = kubeconfig(
         "gke", "    server: https://x\n",
         "    auth-provider:\n      name: gcp\n      config: {access-token: " TOKEN "}\n", NULL);
     p = put(fx, "kc.yaml", kc);
     snprintf(want, sizeof(want),
              "%s: context \"gke\": user \"gke-admin\": not supported: context gke uses an "
-             "auth-provider plugin",
+             "auth-provider plugin (removed from kubectl; use an exec credential plugin such as "
+             "kubelogin or gke-gcloud-auth-plugin)",
              p);
     expect_error(p, NULL, CM_ENOTSUP, want);
     free(kc);
