@@ -72,19 +72,29 @@ LATENCY = {
 DEFAULT_MEMBER = 1  # dnsd.region / the static zones answer us-east-1's member
 ECS_PREFIX = 24  # client subnets are 198.18.<m>.0/24 (RFC 2544 benchmark range)
 
-SERVER_ORDER = ["nsd", "knot", "gdnsd", "fedgslb"]
+SERVER_ORDER = ["nsd", "knot", "gdnsd", "fedgslb", "fedgslb-hard"]
 LABELS = {
     "nsd": "NSD",
     "knot": "Knot DNS",
     "gdnsd": "gdnsd",
     "fedgslb": "fedgslb-dnsd",
+    "fedgslb-hard": "fedgslb +RRL+cookies",
 }
 ANSWER_KIND = {
     "nsd": "static",
     "knot": "static",
     "gdnsd": "health-checked dynamic (geoip+multifo)",
     "fedgslb": "latency-routed federated",
+    "fedgslb-hard": "latency-routed federated (RRL on, server cookies)",
 }
+# The hardened fedgslb row: response rate limiting on with a rate no flood here
+# reaches (every answer still goes through the limiter's table), and DNS
+# cookies on. With --cookies both fedgslb rows get queries carrying a client
+# cookie, so the plain row only checks the option while the hardened one
+# computes a server cookie for every answer.
+RRL_ALL_PASS = {"enabled": True, "responses_per_second": 1000000, "slip": 2, "window_s": 15}
+COOKIE_SECRET = "e5e973e5a6b2a43f48e7dc849e37bfcf"
+CLIENT_COOKIE = bytes.fromhex("2464c4abcf10c957")
 
 
 
@@ -173,20 +183,23 @@ def wire_name(name):
     return out + b"\0"
 
 
-def wire_query(qname, qtype, subnet):
-    """A query (ID 0, RD clear) with EDNS0 (1232) and ECS 198.18.<subnet>.0/24."""
+def wire_query(qname, qtype, subnet, cookie=None):
+    """A query (ID 0, RD clear) with EDNS0 (1232) and ECS 198.18.<subnet>.0/24,
+    and a COOKIE option with the client cookie @cookie when given."""
     hdr = struct.pack("!HHHHHH", 0, 0, 1, 0, 0, 1)
     q = wire_name(qname) + struct.pack("!HH", 1 if qtype == "A" else 28, 1)
     ecs = struct.pack("!HBB", 1, ECS_PREFIX, 0) + bytes([198, 18, subnet])
     rdata = struct.pack("!HH", 8, len(ecs)) + ecs
+    if cookie is not None:
+        rdata += struct.pack("!HH", 10, len(cookie)) + cookie
     opt = b"\0" + struct.pack("!HHIH", 41, 1232, 0, len(rdata)) + rdata
     return hdr + q + opt
 
 
-def write_query_file(path, queries):
+def write_query_file(path, queries, cookie=None):
     with open(path, "wb") as f:
         for qname, qtype, subnet in queries:
-            msg = wire_query(qname, qtype, subnet)
+            msg = wire_query(qname, qtype, subnet, cookie)
             f.write(struct.pack("!H", len(msg)) + msg)
 
 
@@ -250,8 +263,14 @@ def gdnsd_files(d, port, check_port, n):
     write(os.path.join(d, "zones", ZONE), fill("gdnsd.zone.in", {"RECORDS": "\n".join(recs)}))
 
 
-def fedgslb_files(d, port, control_port, n):
+def fedgslb_files(d, port, control_port, n, hardened=False):
     conf = json.loads(fill("fedgslb.json.in", {"PORT": port, "CONTROL_PORT": control_port, "DIR": d}))
+    if hardened:
+        secret = os.path.join(d, "cookie.secret")
+        write(secret, COOKIE_SECRET + "\n")
+        os.chmod(secret, 0o600)
+        conf["dnsd"]["rrl"] = dict(RRL_ALL_PASS)
+        conf["dnsd"]["cookies"] = {"secret_file": secret}
     conf["services"] = {"%s/svc%d" % (NS, i): {"port": 80} for i in range(n)}
     write(os.path.join(d, "federation.json"), json.dumps(conf, indent=2) + "\n")
     write(os.path.join(d, ZONE + ".zone"), fill("fedgslb.zone.in", {}))
@@ -589,16 +608,19 @@ class Server:
     def __init__(self, name, a, tmp):
         self.name = name
         self.a = a
-        self.port = a.port_base + 1 + SERVER_ORDER.index(name)
+        # base+5 and +6 are taken (fedgslb's control API, gdnsd's check target)
+        idx = SERVER_ORDER.index(name)
+        self.port = a.port_base + 1 + idx if idx < 4 else a.port_base + 3 + idx
         self.dir = os.path.join(tmp, name)
         self.logpath = os.path.join(self.dir, "server.log")
         self.kind = "static" if name in ("nsd", "knot") else "dynamic"
         self.proc = None
         self.listener = None
         self.state_docs = None
-        self.control_port = a.port_base + 5
+        self.control_port = a.port_base + (5 if name == "fedgslb" else 8)
         self.res = {"label": LABELS[name], "answers": ANSWER_KIND[name], "port": self.port, "log": self.logpath}
         self.sats, self.fixeds, self.lats = [], [], []
+        self.qfile = None  # a query file of its own (--cookies), else the shared one
 
     def fail(self, e):
         self.res["error"] = str(e)
@@ -629,7 +651,8 @@ class Server:
             self.listener = CheckListener(check_port, a.services)
             argv = [shutil.which("gdnsd") or "/usr/sbin/gdnsd", "-c", d, "start"]
         else:
-            self.state_docs = fedgslb_files(d, port, self.control_port, a.services)
+            self.state_docs = fedgslb_files(d, port, self.control_port, a.services,
+                                            hardened=name == "fedgslb-hard")
             argv = [a.fedgslb, "--config", os.path.join(d, "federation.json")]
         self.res["argv"] = argv
         log("== %s (%s answers) on 127.0.0.1:%d, cpu %d" % (LABELS[name], ANSWER_KIND[name], port, a.server_cpu))
@@ -650,6 +673,7 @@ class Server:
             log("   answers checked")
 
     def run_round(self, qfile):
+        qfile = self.qfile or qfile
         if self.state_docs:
             put_state(self.control_port, self.state_docs, self.proc)  # identical re-push: keeps the vantages fresh
         sat = run_saturation(self, qfile, self.a)
@@ -691,13 +715,15 @@ class Server:
             self.listener = None
 
 
-def bench(order, a, tmp, qfile):
+def bench(order, a, tmp, qfile, cookie_qfile=None):
     """Starts every server (all pinned to the server core; the ones not being
     measured sit idle), then runs --rounds rounds, each server once per round
     in a rotating order, so that drifting background load spreads over all."""
     servers = []
     for name in order:
         s = Server(name, a, tmp)
+        if name.startswith("fedgslb"):
+            s.qfile = cookie_qfile
         try:
             s.start()
         except Exception as e:
@@ -860,6 +886,8 @@ def parse_args(argv):
     ap.add_argument("--client-cpu", type=int, default=1)
     ap.add_argument("--port-base", type=int, default=25300, help="servers on base+1..+4, fedgslb control on +5, gdnsd check targets on +6")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--cookies", action="store_true",
+                    help="fedgslb rows get queries with a client cookie (RFC 7873)")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory")
     # handled by dns_bench.sh; accepted here so the same arguments can be passed through
     ap.add_argument("--no-install", action="store_true", help=argparse.SUPPRESS)
@@ -920,6 +948,10 @@ def main(argv):
         queries = make_queries(a.services, a.queries, a.seed)
         qfile = os.path.join(tmp, "queries.bin")
         write_query_file(qfile, queries)
+        cookie_qfile = None
+        if a.cookies:
+            cookie_qfile = os.path.join(tmp, "queries-cookie.bin")
+            write_query_file(cookie_qfile, queries, CLIENT_COOKIE)
         log(
             "query mix: %d queries (90%% A federated, 5%% AAAA, 5%% NXDOMAIN), ECS from %d subnets, %d services"
             % (len(queries), len(MEMBERS), a.services)
@@ -928,7 +960,7 @@ def main(argv):
             "per server and round: saturation %d s (dnsperf -c %d -q %d), then %d qps for %d s; %d round(s); load avg %s"
             % (a.duration, a.clients, a.outstanding, a.rate, a.lat_duration, a.rounds, load0)
         )
-        results = bench(order, a, tmp, qfile)
+        results = bench(order, a, tmp, qfile, cookie_qfile)
     finally:
         stop_all()
         if a.keep_tmp:
