@@ -193,3 +193,21 @@ bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, un
     }
     return res->found;
 }
+
+size_t cm_lpm_memory(const struct cm_lpm *lpm)
+{
+    return lpm != NULL ? sizeof(*lpm) + (size_t)lpm->cap * sizeof(lpm->nodes[0]) : 0;
+}
+
+void cm_lpm_compact(struct cm_lpm *lpm)
+{
+    struct lpm_node *n;
+
+    if (lpm == NULL || lpm->count == lpm->cap)
+        return;
+    n = realloc(lpm->nodes, (size_t)lpm->count * sizeof(*n));
+    if (n == NULL)
+        return; /* the larger array stays valid */
+    lpm->nodes = n;
+    lpm->cap = lpm->count;
+}

@@ -55,6 +55,8 @@ struct dns_ctl_env {
     uint64_t reloads_failed;   /* and those that kept the old one */
     bool reload_last_failed;   /* the last reload attempt failed */
     double reload_last_unix_s; /* wall time of the last attempt, 0 when none */
+    uint64_t geoip_reloads_ok;     /* GeoIP database reopens put in service */
+    uint64_t geoip_reloads_failed; /* and those that kept the previous database */
 };
 
 /* Services with per-service series on /metrics at most (dns_metrics.c). */
