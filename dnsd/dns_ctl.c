@@ -417,9 +417,9 @@ static json_t *explain_client_json(const struct dns_view *view, const struct exp
                      c->has_ecs ? json_integer(c->bits) : json_null(), "region",
                      loc->region < conf->region_count ? conf->regions[loc->region].name : "?",
                      "how", loc->how != NULL ? loc->how : "", "scope_len", (int)loc->scope_len,
-                     "client_hash", (json_int_t)loc->client_hash, "ecs_used", ecs_used,
-                     "placed_by", dns_place_source_name((enum dns_place_source)loc->source),
-                     "placement", placement);
+                     "client_hash", (json_int_t)loc->client_hash, "ecs_used", ecs_used, "placed_by",
+                     dns_place_source_name((enum dns_place_source)loc->source), "placement",
+                     placement);
 }
 
 int dns_ctl_explain(const struct dns_ctl_env *env, const char *name, const char *client,

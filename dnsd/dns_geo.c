@@ -37,9 +37,9 @@
 
 /* One decoded data record: what placement reads. */
 struct geo_rec {
-    char country[3];                /* "JP" or "" */
-    char continent[3];              /* "AS" or "" */
-    char subdiv[MAX_SUBDIVS][4];    /* "13", least specific first */
+    char country[3];             /* "JP" or "" */
+    char continent[3];           /* "AS" or "" */
+    char subdiv[MAX_SUBDIVS][4]; /* "13", least specific first */
     uint8_t subdiv_count;
     bool has_loc;
     double lat, lon;
@@ -270,9 +270,9 @@ static int net_add(struct walk *w, unsigned depth, uint32_t rec)
     if (w->bits == 32) {
         memcpy(n->addr, w->addr, 4);
         n->len = (uint8_t)depth;
-    } else if (depth >= 96 && (memcmp(w->addr, mapped, 12) == 0 ||
-                               (memcmp(w->addr, mapped, 10) == 0 && w->addr[10] == 0 &&
-                                w->addr[11] == 0))) {
+    } else if (depth >= 96 &&
+               (memcmp(w->addr, mapped, 12) == 0 ||
+                (memcmp(w->addr, mapped, 10) == 0 && w->addr[10] == 0 && w->addr[11] == 0))) {
         memcpy(n->addr, w->addr + 12, 4); /* ::/96 or ::ffff:0:0/96: IPv4 */
         n->len = (uint8_t)(depth - 96);
     } else {
@@ -702,6 +702,6 @@ void dns_geo_describe(const struct dns_geo *geo, int family, const uint8_t *addr
     if (p->source == DNS_PLACE_GEO_MAP)
         snprintf(buf, cap, "GeoIP %s %s/%u -> %s (geo_map)", p->code, ip, matched_len, region);
     else
-        snprintf(buf, cap, "GeoIP %.1f,%.1f %s/%u -> %s (nearest, %u km)", p->lat,
-                 p->lon, ip, matched_len, region, p->dist_km);
+        snprintf(buf, cap, "GeoIP %.1f,%.1f %s/%u -> %s (nearest, %u km)", p->lat, p->lon, ip,
+                 matched_len, region, p->dist_km);
 }

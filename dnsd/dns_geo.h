@@ -53,25 +53,25 @@ const char *dns_place_source_name(enum dns_place_source s);
 
 /* Why one database record goes to a region. */
 struct dns_geo_place {
-    uint32_t region;   /* region index */
-    uint8_t source;    /* DNS_PLACE_GEO_MAP or DNS_PLACE_NEAREST */
-    char code[8];      /* GEO_MAP: the geo_map key that matched ("JP", "JP-13", "EU") */
-    double lat, lon;   /* NEAREST: the record's coordinates */
-    uint32_t dist_km;  /* NEAREST: great-circle distance to the region */
+    uint32_t region;  /* region index */
+    uint8_t source;   /* DNS_PLACE_GEO_MAP or DNS_PLACE_NEAREST */
+    char code[8];     /* GEO_MAP: the geo_map key that matched ("JP", "JP-13", "EU") */
+    double lat, lon;  /* NEAREST: the record's coordinates */
+    uint32_t dist_km; /* NEAREST: great-circle distance to the region */
 };
 
 /* The compiled lookup. Immutable once built; any number of readers. */
 struct dns_geo {
     _Atomic int refs;
-    struct cm_conf *conf;        /* the conf it was built for (reference held) */
-    struct dns_geodb *db;       /* reference held; NULL: client_networks only */
-    struct cm_lpm *lpm;         /* owned */
+    struct cm_conf *conf;         /* the conf it was built for (reference held) */
+    struct dns_geodb *db;         /* reference held; NULL: client_networks only */
+    struct cm_lpm *lpm;           /* owned */
     struct dns_geo_place *places; /* owned, place_count */
     size_t place_count;
-    size_t inserted;       /* database networks in the table */
-    size_t covered;        /* database networks dropped inside a client network */
-    size_t unplaced;       /* database networks left to dnsd.region */
-    uint64_t build_us;     /* time dns_geo_build took */
+    size_t inserted;   /* database networks in the table */
+    size_t covered;    /* database networks dropped inside a client network */
+    size_t unplaced;   /* database networks left to dnsd.region */
+    uint64_t build_us; /* time dns_geo_build took */
 };
 
 /**
@@ -88,8 +88,8 @@ void dns_geodb_unref(struct dns_geodb *db);
 /** The path it was opened from (borrowed, lives as long as @db). */
 const char *dns_geodb_path(const struct dns_geodb *db);
 /** Networks kept, decoded records, bytes held, and the open+walk time. */
-void dns_geodb_stats(const struct dns_geodb *db, size_t *networks, size_t *records,
-                     size_t *bytes, uint64_t *load_us);
+void dns_geodb_stats(const struct dns_geodb *db, size_t *networks, size_t *records, size_t *bytes,
+                     uint64_t *load_us);
 /** True when @path is no longer the file @db was read from (inode, size,
  *  mtime) or cannot be stat'ed. */
 bool dns_geodb_changed(const struct dns_geodb *db, const char *path);

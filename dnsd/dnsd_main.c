@@ -51,11 +51,11 @@
 /* One reopen of the GeoIP database on the build thread. */
 struct geo_job {
     pthread_t thread;
-    struct cm_conf *conf;  /* reference: the conf to compile for */
-    char *path;            /* owned */
-    struct dns_geodb *db;  /* result, owned until taken */
-    struct dns_geo *geo;   /* result, owned until taken */
-    struct event *done;    /* borrowed: activated when the thread ends */
+    struct cm_conf *conf; /* reference: the conf to compile for */
+    char *path;           /* owned */
+    struct dns_geodb *db; /* result, owned until taken */
+    struct dns_geo *geo;  /* result, owned until taken */
+    struct event *done;   /* borrowed: activated when the thread ends */
     int rc;
     uint64_t compile_us;
     char err[ERR_MAX];
@@ -450,8 +450,7 @@ static void geo_tick(struct dnsd *d)
     if (!g->present || d->job != NULL || stat(g->path, &st) == -1)
         return;
     if (d->geo_failed_valid && st.st_ino == d->geo_failed.st_ino &&
-        st.st_size == d->geo_failed.st_size &&
-        st.st_mtim.tv_sec == d->geo_failed.st_mtim.tv_sec &&
+        st.st_size == d->geo_failed.st_size && st.st_mtim.tv_sec == d->geo_failed.st_mtim.tv_sec &&
         st.st_mtim.tv_nsec == d->geo_failed.st_mtim.tv_nsec)
         return; /* the same file failed already */
     if (d->geodb != NULL && strcmp(dns_geodb_path(d->geodb), g->path) == 0 &&

@@ -31,13 +31,13 @@ static void test_distance_table(void **state)
     static const struct {
         double lat1, lon1, lat2, lon2, km, tol;
     } cases[] = {
-        {0, 0, 0, 1, 111.2, 0.1},              /* one degree on the equator */
-        {0, 179, 0, -179, 222.4, 0.2},         /* across the antimeridian: short way */
-        {0, -179.5, 0, 179.5, 111.2, 0.1},     /* the other way round */
-        {90, 0, 90, 123, 0, 0.001},            /* the north pole: longitude is moot */
-        {89, 0, 89, 180, 222.4, 0.2},          /* over the pole */
-        {-90, 0, 90, 0, 20015.1, 0.5},         /* pole to pole */
-        {0, 0, 0, 180, 20015.1, 0.5},          /* antipodes on the equator */
+        {0, 0, 0, 1, 111.2, 0.1},               /* one degree on the equator */
+        {0, 179, 0, -179, 222.4, 0.2},          /* across the antimeridian: short way */
+        {0, -179.5, 0, 179.5, 111.2, 0.1},      /* the other way round */
+        {90, 0, 90, 123, 0, 0.001},             /* the north pole: longitude is moot */
+        {89, 0, 89, 180, 222.4, 0.2},           /* over the pole */
+        {-90, 0, 90, 0, 20015.1, 0.5},          /* pole to pole */
+        {0, 0, 0, 180, 20015.1, 0.5},           /* antipodes on the equator */
         {35.68, 139.69, 34.69, 135.50, 397, 3}, /* Tokyo - Osaka */
         {51.5, -0.13, 40.71, -74.0, 5570, 10},  /* London - New York */
     };
@@ -66,11 +66,11 @@ static void test_nearest_table(void **state)
         double lat, lon;
         const char *want;
     } cases[] = {
-        {0, 0, -179, "east"},   /* 2 degrees across the antimeridian beats 11 the other way */
-        {0, 0, 172, "west"},    /* 2 degrees from west, 7 from east */
-        {0, 90, 77, "north"},   /* the pole: 55 km from north whatever the longitude */
-        {0, 80, 179, "north"},  /* 1056 km from north, 8896 from east */
-        {0, 45, 179, "east"},   /* 5004 km from east, 4951 from north */
+        {0, 0, -179, "east"},    /* 2 degrees across the antimeridian beats 11 the other way */
+        {0, 0, 172, "west"},     /* 2 degrees from west, 7 from east */
+        {0, 90, 77, "north"},    /* the pole: 55 km from north whatever the longitude */
+        {0, 80, 179, "north"},   /* 1056 km from north, 8896 from east */
+        {0, 45, 179, "east"},    /* 5004 km from east, 4951 from north */
         {200, 45, 179, "north"}, /* bias_km 200 draws it to north */
         {0, -45, 179, "east"},
     };
@@ -287,7 +287,8 @@ static void test_compile_placement(void **state)
     expect(f, "203.0.113.0", 24, "ap-northeast-1", DNS_PLACE_GEO_MAP, 24, NULL);
     /* outside every network */
     expect(f, "8.8.8.8", 32, "us-east-1", DNS_PLACE_DEFAULT, 7, NULL); /* 8/7 vs 10/8 */
-    assert_int_equal(f->geo->covered, 1); /* 10.2.5.0/24 */
+    /* inside 10.2.0.0/16: 10.2.5.0/24 and the 8 pieces of 10/8 around it */
+    assert_int_equal(f->geo->covered, 9);
 }
 
 /* A database that does not open: the reason names the file. */
