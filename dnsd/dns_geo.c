@@ -387,6 +387,13 @@ static int geodb_read(struct dns_geodb *db, char *err, size_t errlen)
     w.ipv4_start = ipv4_start(&mmdb);
     w.budget = (uint64_t)mmdb.metadata.node_count + 1;
     rc = walk_node(&w, 0, 0);
+    if (rc == CM_OK && db->net_count < db->net_cap && db->net_count > 0) {
+        struct geo_net *n = realloc(db->nets, db->net_count * sizeof(*n));
+        if (n != NULL) { /* give back the doubling's slack */
+            db->nets = n;
+            db->net_cap = db->net_count;
+        }
+    }
     if (rc == CM_ENOMEM)
         snprintf(err, errlen, "%s: out of memory", db->path);
 out:
