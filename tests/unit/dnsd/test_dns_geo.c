@@ -341,6 +341,107 @@ static void test_aliases_skipped(void **state)
     dns_geodb_unref(db);
 }
 
+static size_t read_all(const char *path, uint8_t *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n;
+
+    assert_non_null(f);
+    n = fread(buf, 1, cap, f);
+    fclose(f);
+    return n;
+}
+
+static void write_all(const char *path, const uint8_t *buf, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+
+    assert_non_null(f);
+    assert_true(fwrite(buf, 1, len, f) == len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* The metadata's node_count (a uint32 after the "node_count" key). */
+static uint32_t node_count_of(const uint8_t *buf, size_t len)
+{
+    static const char key[] = "node_count";
+
+    for (size_t i = 0; i + sizeof(key) + 5 < len; i++) {
+        if (memcmp(buf + i, key, sizeof(key) - 1) != 0)
+            continue;
+        const uint8_t *v = buf + i + sizeof(key) - 1;
+        unsigned size = v[0] & 0x1F; /* type 6 (uint32) in the top 3 bits, size below */
+        uint32_t n = 0;
+        for (unsigned k = 0; k < size; k++)
+            n = n << 8 | v[1 + k];
+        return n;
+    }
+    fail_msg("no node_count in the metadata");
+    return 0;
+}
+
+/* Node @n's two 28-bit records (record_size 28: 7 bytes a node). */
+static void set_node28(uint8_t *buf, uint32_t n, uint32_t left, uint32_t right)
+{
+    uint8_t *b = buf + 7 * n;
+
+    b[0] = (uint8_t)(left >> 16);
+    b[1] = (uint8_t)(left >> 8);
+    b[2] = (uint8_t)left;
+    b[3] = (uint8_t)(((left >> 20) & 0xF0) | ((right >> 24) & 0x0F));
+    b[4] = (uint8_t)(right >> 16);
+    b[5] = (uint8_t)(right >> 8);
+    b[6] = (uint8_t)right;
+}
+
+/* A crafted file must not crash or hang the walk: a node pointing to itself
+ * on both sides (2^127 paths without the visit cap), then random byte flips
+ * anywhere in the file. Every open either fails with a reason or yields a
+ * table that builds. */
+static void test_hostile_files(void **state)
+{
+    struct gfix *f = *state;
+    static uint8_t orig[65536], buf[65536];
+    size_t len = read_all(f->db_path, orig, sizeof(orig));
+    char path[160], err[512];
+    unsigned seed = 12345;
+    uint32_t nodes = node_count_of(orig, len);
+
+    snprintf(path, sizeof(path), "%s/hostile.mmdb", f->dir);
+    assert_true(nodes > 63);
+    memcpy(buf, orig, len);
+    set_node28(buf, 0, 1, 2); /* root: left to 1, right to 2 */
+    set_node28(buf, 1, 1, 1); /* 1 loops, and is where 96 zero bits end: an alias, skipped */
+    set_node28(buf, 2, 2, 2); /* 2 loops: the depth bound stops it */
+    write_all(path, buf, len);
+    struct dns_geodb *db = NULL;
+    assert_int_not_equal(dns_geodb_open(path, &db, err, sizeof(err)), CM_OK);
+    assert_non_null(strstr(err, "deeper than the address size"));
+    /* a ladder: 2 -> 3 -> ... -> 62 by both records, then empty: no cycle, no
+     * path deeper than 63, but 2^60 paths: only the visit cap stops it */
+    for (uint32_t n = 2; n < 62; n++)
+        set_node28(buf, n, n + 1, n + 1);
+    set_node28(buf, 62, nodes, nodes);
+    write_all(path, buf, len);
+    assert_int_not_equal(dns_geodb_open(path, &db, err, sizeof(err)), CM_OK);
+    assert_non_null(strstr(err, "hostile.mmdb: search tree is not a tree"));
+    for (int i = 0; i < 400; i++) {
+        struct dns_geo *geo = NULL;
+        memcpy(buf, orig, len);
+        for (int k = 0; k < 1 + i % 4; k++) {
+            seed = seed * 1103515245u + 12345u;
+            buf[(seed >> 8) % len] ^= (uint8_t)(1u << ((seed >> 4) % 8));
+        }
+        write_all(path, buf, len);
+        db = NULL;
+        if (dns_geodb_open(path, &db, err, sizeof(err)) != CM_OK)
+            continue;
+        assert_int_equal(dns_geo_build(f->conf, db, &geo, err, sizeof(err)), CM_OK);
+        dns_geo_unref(geo);
+        dns_geodb_unref(db);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +450,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_compile_placement, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aliases_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_files, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
