@@ -207,6 +207,9 @@ def test_truncated_database_keeps_the_previous(geo):
     time.sleep(1.5)
     assert placed(geo, ecs="203.0.113.7/32") == before
     assert geo.alive()
+    m = {(n, tuple(sorted(lb.items()))): v for n, lb, v in geo.ctl.metrics()}
+    assert m[("fedgslb_geoip_reloads_total", (("result", "failure"),))] >= 1
+    assert m[("fedgslb_geoip_networks", ())] == 14  # the previous database, still in service
 
 
 def test_only_geoip_every_continent(tmp_path):
