@@ -564,6 +564,40 @@ static bool place_rec(const struct cm_conf *conf, const struct geo_rec *r, struc
 
 /* ---- the compiled table ------------------------------------------------------ */
 
+static bool regions_equal(const struct cm_conf *a, const struct cm_conf *b)
+{
+    if (a->region_count != b->region_count || a->dnsd.region != b->dnsd.region)
+        return false;
+    for (size_t i = 0; i < a->region_count; i++) {
+        const struct cm_conf_region *x = &a->regions[i], *y = &b->regions[i];
+        if (strcmp(x->name, y->name) != 0 || x->has_location != y->has_location ||
+            x->lat != y->lat || x->lon != y->lon || x->bias_km != y->bias_km)
+            return false;
+    }
+    return true;
+}
+
+bool dns_geo_conf_equal(const struct cm_conf *a, const struct cm_conf *b)
+{
+    if (a == b)
+        return true;
+    if (!regions_equal(a, b) || a->client_network_count != b->client_network_count ||
+        a->dnsd.geo_map_count != b->dnsd.geo_map_count)
+        return false;
+    for (size_t i = 0; i < a->client_network_count; i++) {
+        const struct cm_conf_client_net *x = &a->client_networks[i], *y = &b->client_networks[i];
+        if (x->family != y->family || x->prefix_len != y->prefix_len || x->region != y->region ||
+            memcmp(x->addr, y->addr, sizeof(x->addr)) != 0)
+            return false;
+    }
+    for (size_t i = 0; i < a->dnsd.geo_map_count; i++) {
+        const struct cm_conf_geo_map *x = &a->dnsd.geo_map[i], *y = &b->dnsd.geo_map[i];
+        if (x->kind != y->kind || x->region != y->region || strcmp(x->code, y->code) != 0)
+            return false;
+    }
+    return true;
+}
+
 static int cn_insert(const struct cm_conf *conf, struct cm_lpm *lpm)
 {
     int rc = CM_OK;

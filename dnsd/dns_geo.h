@@ -106,6 +106,13 @@ void dns_geo_unref(struct dns_geo *geo);
 /** Bytes of the compiled table (LPM nodes and places). */
 size_t dns_geo_memory(const struct dns_geo *geo);
 
+/**
+ * True when a table built for @a serves @b unchanged: the same regions (names,
+ * order, locations, bias), client_networks and geo_map. A SIGHUP that changes
+ * none of them keeps the table instead of compiling it again.
+ */
+bool dns_geo_conf_equal(const struct cm_conf *a, const struct cm_conf *b);
+
 /** Great-circle distance in km between two points in degrees (haversine). */
 double dns_geo_distance_km(double lat1, double lon1, double lat2, double lon2);
 

@@ -25,7 +25,7 @@ int dns_view_new_geo(struct cm_conf *conf, struct dns_zone *zone, struct dns_geo
     view->zone = dns_zone_ref(zone);
     view->default_region = (unsigned)conf->dnsd.region;
     view->serial = serial;
-    if (geo != NULL && geo->conf == conf) {
+    if (geo != NULL) {
         view->geo = dns_geo_ref(geo);
     } else {
         rc = dns_geo_build(conf, NULL, &view->geo, err, errlen);

@@ -49,8 +49,9 @@ int dns_view_new(struct cm_conf *conf, struct dns_zone *zone, const struct cm_me
                  size_t errlen);
 
 /**
- * As dns_view_new, with the client lookup @geo (a reference is taken; it must
- * have been built for @conf). NULL: one from @conf's client_networks alone.
+ * As dns_view_new, with the client lookup @geo (a reference is taken; built
+ * for @conf or a conf dns_geo_conf_equal() to it). NULL: one from @conf's
+ * client_networks alone.
  */
 int dns_view_new_geo(struct cm_conf *conf, struct dns_zone *zone, struct dns_geo *geo,
                      const struct cm_merged *merged, const struct dns_drains *drains,

@@ -111,7 +111,10 @@ static int geo_for(struct dnsd *d, struct cm_conf *conf, struct dns_geo **out, c
     struct dns_geodb *db = geodb_for(d, conf);
     int rc;
 
-    if (d->geo != NULL && d->geo->conf == conf && d->geo->db == db) {
+    /* A SIGHUP that leaves regions, client_networks and geo_map alone keeps
+     * the table: the main loop does not compile a million networks again
+     * (the build thread reopens the file right after). */
+    if (d->geo != NULL && d->geo->db == db && dns_geo_conf_equal(d->geo->conf, conf)) {
         *out = dns_geo_ref(d->geo);
         return CM_OK;
     }

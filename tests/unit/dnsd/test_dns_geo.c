@@ -94,6 +94,25 @@ static void test_nearest_table(void **state)
     }
 }
 
+/* A SIGHUP keeps the table only when nothing it was built from changed. */
+static void test_conf_equal(void **state)
+{
+    struct cm_conf *a = NULL, *b = NULL, *c = NULL;
+    char text[1024], err[512];
+
+    (void)state;
+    snprintf(text, sizeof(text), NEAR_CONF, 0u);
+    assert_int_equal(cm_conf_load_string("a.json", text, &a, err, sizeof(err)), CM_OK);
+    assert_int_equal(cm_conf_load_string("b.json", text, &b, err, sizeof(err)), CM_OK);
+    snprintf(text, sizeof(text), NEAR_CONF, 1u);
+    assert_int_equal(cm_conf_load_string("c.json", text, &c, err, sizeof(err)), CM_OK);
+    assert_true(dns_geo_conf_equal(a, b));
+    assert_false(dns_geo_conf_equal(a, c)); /* bias_km 0 -> 1 */
+    cm_conf_unref(a);
+    cm_conf_unref(b);
+    cm_conf_unref(c);
+}
+
 /* ---- the compile step ------------------------------------------------------------ */
 
 /* Networks: one nested in another, one over a client network, one holding a
@@ -447,6 +466,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_distance_table),
         cmocka_unit_test(test_nearest_table),
+        cmocka_unit_test(test_conf_equal),
         cmocka_unit_test_setup_teardown(test_compile_placement, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aliases_skipped, setup, teardown),
