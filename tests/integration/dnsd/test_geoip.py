@@ -144,6 +144,14 @@ def test_source_address_placement(geo):
     assert client["placement"] == "GeoIP JP 127.0.9.0/24 -> ap-northeast-1 (geo_map)"
 
 
+def test_topology_has_locations(geo):
+    """The status page draws regions where regions.*.location puts them."""
+    st, doc = geo.ctl.get("/v1/topology")
+    assert st == 200, doc
+    loc = doc["regions"][AP]["location"]
+    assert (loc["latitude"], loc["longitude"]) == tuple(LOCATION[AP])
+
+
 def test_ctl_explain_text(geo):
     env = {k: v for k, v in os.environ.items() if k != "FEDGSLB_CONFIG"}
     p = fedtest.run([fedtest.binary("fedgslbctl"), "--config", geo.config_path, "explain", WEB,
