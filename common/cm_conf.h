@@ -51,6 +51,29 @@ struct cm_conf_region {
     char *name;   /* owned, e.g. "us-east-1" */
     char **zones; /* owned array of owned strings, e.g. "us-east-1a" */
     size_t zone_count;
+    bool has_location; /* regions.*.location given */
+    double lat, lon;   /* degrees: [-90, 90], [-180, 180] */
+    uint32_t bias_km;  /* subtracted from this region's distance (nearest placement) */
+};
+
+/* dnsd.geo_map: one GeoIP code -> region. */
+enum cm_geo_kind {
+    CM_GEO_SUBDIVISION = 0, /* "JP-13": ISO 3166-2, country + subdivision */
+    CM_GEO_COUNTRY = 1,     /* "JP": ISO 3166-1 alpha-2 */
+    CM_GEO_CONTINENT = 2,   /* "EU": MaxMind continent code */
+};
+
+struct cm_conf_geo_map {
+    char code[8]; /* upper case, without the "country:"/"continent:" prefix */
+    enum cm_geo_kind kind;
+    size_t region; /* index into cm_conf.regions */
+};
+
+/* dnsd.geoip: a MaxMind DB (.mmdb) file compiled into the client lookup. */
+struct cm_conf_geoip {
+    bool present;  /* the section exists */
+    char *path;    /* owned path, required */
+    bool required; /* default true: a database that does not open stops start */
 };
 
 enum cm_lb_mode {
@@ -214,6 +237,9 @@ struct cm_conf_dnsd {
     struct cm_conf_dnsd_rrl rrl;
     struct cm_conf_control control;
     uint32_t tcp_max_conns_per_source; /* default 16 per worker and /32 or /64, 0 = off */
+    struct cm_conf_geoip geoip;
+    struct cm_conf_geo_map *geo_map; /* owned array */
+    size_t geo_map_count;
 };
 
 struct cm_conf_health {

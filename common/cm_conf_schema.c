@@ -126,6 +126,33 @@ static int region_post(struct cm_conf_parse *p, void *base)
     return CM_OK;
 }
 
+/* regions.*.location: [latitude, longitude] in degrees. */
+static int region_location(struct cm_conf_parse *p, json_t *v, void *base, void *field)
+{
+    struct cm_conf_region *r = base;
+    json_t *a, *b;
+    double lat, lon;
+
+    (void)field;
+    r->has_location = false;
+    if (v == NULL)
+        return CM_OK;
+    a = json_array_get(v, 0);
+    b = json_array_get(v, 1);
+    if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_number(a) || !json_is_number(b))
+        return cm_conf_fail(p, "must be [latitude, longitude] in degrees, e.g. [35.68, 139.69]");
+    lat = json_number_value(a);
+    lon = json_number_value(b);
+    if (!(lat >= -90.0 && lat <= 90.0))
+        return cm_conf_fail(p, "latitude %g is outside [-90, 90]", lat);
+    if (!(lon >= -180.0 && lon <= 180.0))
+        return cm_conf_fail(p, "longitude %g is outside [-180, 180]", lon);
+    r->lat = lat;
+    r->lon = lon;
+    r->has_location = true;
+    return CM_OK;
+}
+
 static int member_zone(struct cm_conf_parse *p, json_t *v, void *base, void *field)
 {
     struct cm_conf_member *m = base;
@@ -993,6 +1020,147 @@ static const struct cm_conf_schema rrl_schema = {
     .release = rrl_release,
 };
 
+/* ---- dnsd.geo_map ---------------------------------------------------------- */
+
+static bool all_upper_alnum(const char *s, size_t len, bool digits)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (digits && c >= '0' && c <= '9')))
+            return false;
+    }
+    return true;
+}
+
+/* Continent codes as MaxMind writes them (continent.code). */
+static bool is_continent(const char *s)
+{
+    static const char *const codes[] = {"AF", "AN", "AS", "EU", "NA", "OC", "SA"};
+
+    for (size_t i = 0; i < COUNT(codes); i++)
+        if (strcmp(s, codes[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Bare two-letter codes that are a continent and a country at once:
+ * Africa/Afghanistan, Asia/American Samoa, North America/Namibia,
+ * South America/Saudi Arabia. They need a "country:" or "continent:" prefix. */
+static bool is_ambiguous(const char *s)
+{
+    return strcmp(s, "AF") == 0 || strcmp(s, "AS") == 0 || strcmp(s, "NA") == 0 ||
+           strcmp(s, "SA") == 0;
+}
+
+/* "JP", "JP-13", "EU", "country:NA", "continent:NA" -> code and kind. */
+static int geo_code_parse(struct cm_conf_parse *p, const char *key, struct cm_conf_geo_map *g)
+{
+    const char *s = key;
+    char q[CM_CONF_QUOTE_MAX];
+    size_t len;
+    int forced = -1;
+
+    if (strncmp(s, "country:", 8) == 0) {
+        forced = CM_GEO_COUNTRY;
+        s += 8;
+    } else if (strncmp(s, "continent:", 10) == 0) {
+        forced = CM_GEO_CONTINENT;
+        s += 10;
+    }
+    len = strlen(s);
+    if (len == 2 && all_upper_alnum(s, 2, false)) {
+        if (forced == CM_GEO_CONTINENT && !is_continent(s))
+            return cm_conf_fail_at(p, key, "not a continent code (AF AN AS EU NA OC SA)");
+        if (forced < 0 && is_ambiguous(s))
+            return cm_conf_fail_at(p, key, "ambiguous: write \"country:%s\" or \"continent:%s\"", s,
+                                   s);
+        if (forced >= 0)
+            g->kind = (enum cm_geo_kind)forced;
+        else
+            g->kind = strcmp(s, "EU") == 0 || strcmp(s, "OC") == 0 || strcmp(s, "AN") == 0
+                          ? CM_GEO_CONTINENT
+                          : CM_GEO_COUNTRY;
+    } else if (forced < 0 && len >= 4 && len <= 6 && s[2] == '-' && all_upper_alnum(s, 2, false) &&
+               all_upper_alnum(s + 3, len - 3, true)) {
+        g->kind = CM_GEO_SUBDIVISION;
+    } else {
+        return cm_conf_fail_at(p, key,
+                               "not a GeoIP code %s (country \"JP\", subdivision \"JP-13\", "
+                               "continent \"EU\", or \"country:XX\" / \"continent:XX\")",
+                               cm_conf_quote(key, q, sizeof(q)));
+    }
+    memcpy(g->code, s, len + 1);
+    return CM_OK;
+}
+
+/* dnsd.geo_map: {"JP": "ap-northeast-1", "EU": "eu-west-1", "US-CA": "us-west-1"}. */
+static int geo_map_parse(struct cm_conf_parse *p, json_t *v, void *base, void *field)
+{
+    struct cm_conf_dnsd *d = base;
+    const char *key;
+    json_t *val;
+    char q[CM_CONF_QUOTE_MAX];
+    size_t n = 0;
+
+    (void)field;
+    if (v == NULL)
+        return CM_OK;
+    if (!json_is_object(v))
+        return cm_conf_fail(p, "must be an object: GeoIP code -> region");
+    if (json_object_size(v) > 10000)
+        return cm_conf_fail(p, "more than 10000 entries");
+    d->geo_map = calloc(json_object_size(v) + 1, sizeof(*d->geo_map));
+    if (d->geo_map == NULL)
+        return cm_conf_oom(p);
+    json_object_foreach(v, key, val)
+    {
+        struct cm_conf_geo_map *g = &d->geo_map[n];
+        int r, rc = geo_code_parse(p, key, g);
+
+        if (rc != CM_OK)
+            return rc;
+        if (!json_is_string(val))
+            return cm_conf_fail_at(p, key, "must be a region name");
+        r = cm_conf_region_index(p->conf, json_string_value(val));
+        if (r < 0)
+            return cm_conf_fail_at(p, key, "unknown region %s",
+                                   cm_conf_quote(json_string_value(val), q, sizeof(q)));
+        g->region = (size_t)r;
+        for (size_t i = 0; i < n; i++)
+            if (d->geo_map[i].kind == g->kind && strcmp(d->geo_map[i].code, g->code) == 0)
+                return cm_conf_fail_at(p, key, "duplicate code %s", g->code);
+        n++;
+        d->geo_map_count = n;
+    }
+    return CM_OK;
+}
+
+static void dnsd_release(void *base)
+{
+    struct cm_conf_dnsd *d = base;
+
+    free(d->geo_map);
+    d->geo_map = NULL;
+    d->geo_map_count = 0;
+}
+
+static const struct cm_conf_item geoip_items[] = {
+    {.key = "path",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_geoip, path),
+     .required = true},
+    {.key = "required",
+     .type = CM_CONF_BOOL,
+     .offset = offsetof(struct cm_conf_geoip, required),
+     .def_bool = true},
+};
+static const struct cm_conf_schema geoip_schema = {
+    .items = geoip_items,
+    .count = COUNT(geoip_items),
+    .section = true,
+    .present_offset = offsetof(struct cm_conf_geoip, present),
+};
+
 static const struct cm_conf_item dnsd_items[] = {
     {.key = "listen",
      .type = CM_CONF_ARRAY,
@@ -1076,6 +1244,14 @@ static const struct cm_conf_item dnsd_items[] = {
      .type = CM_CONF_OBJECT,
      .offset = offsetof(struct cm_conf_dnsd, control),
      .sub = &control_schema},
+    {.key = "geoip",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_dnsd, geoip),
+     .sub = &geoip_schema},
+    {.key = "geo_map",
+     .type = CM_CONF_CUSTOM,
+     .offset = offsetof(struct cm_conf_dnsd, geo_map),
+     .parse = geo_map_parse},
 };
 static const struct cm_conf_schema dnsd_schema = {
     .items = dnsd_items,
@@ -1083,6 +1259,7 @@ static const struct cm_conf_schema dnsd_schema = {
     .section = true,
     .present_offset = offsetof(struct cm_conf_dnsd, present),
     .post = dnsd_post,
+    .release = dnsd_release,
 };
 
 static const struct cm_conf_schema check_schema; /* defined with the services */
@@ -1383,6 +1560,16 @@ static const struct cm_conf_item region_items[] = {
      .offset = offsetof(struct cm_conf_region, zones),
      .count_offset = offsetof(struct cm_conf_region, zone_count),
      .max = 64},
+    {.key = "location",
+     .type = CM_CONF_CUSTOM,
+     .offset = offsetof(struct cm_conf_region, lat),
+     .parse = region_location},
+    {.key = "bias_km",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_region, bias_km),
+     .min = 0,
+     .max = 20000,
+     .def_uint = 0},
 };
 static const struct cm_conf_schema region_schema = {
     .items = region_items,

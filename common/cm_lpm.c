@@ -18,6 +18,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include "common/cm_err.h"
@@ -192,4 +193,48 @@ bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, un
         node = n->child[b];
     }
     return res->found;
+}
+
+size_t cm_lpm_memory(const struct cm_lpm *lpm)
+{
+    return lpm != NULL ? sizeof(*lpm) + (size_t)lpm->cap * sizeof(lpm->nodes[0]) : 0;
+}
+
+/*
+ * Once built, a large table moves into memory aligned to 2 MiB and marked for
+ * transparent huge pages: a lookup walks up to 128 dependent nodes scattered
+ * over tens of MiB, and with 4 KiB pages nearly every step below the cached
+ * top levels is a TLB miss as well as a cache miss. Without huge pages (the
+ * kernel says no), the table is simply trimmed to its size.
+ */
+#define LPM_HUGE (2u << 20)
+
+void cm_lpm_compact(struct cm_lpm *lpm)
+{
+    struct lpm_node *n;
+    size_t bytes;
+
+    if (lpm == NULL)
+        return;
+    bytes = (size_t)lpm->count * sizeof(*n);
+    if (bytes >= LPM_HUGE) {
+        void *p = NULL;
+        size_t alloc = (bytes + LPM_HUGE - 1) / LPM_HUGE * LPM_HUGE;
+
+        if (posix_memalign(&p, LPM_HUGE, alloc) == 0) {
+            (void)madvise(p, alloc, MADV_HUGEPAGE); /* advice only */
+            memcpy(p, lpm->nodes, bytes);
+            free(lpm->nodes);
+            lpm->nodes = p;
+            lpm->cap = lpm->count;
+            return;
+        }
+    }
+    if (lpm->count == lpm->cap)
+        return;
+    n = realloc(lpm->nodes, bytes);
+    if (n == NULL)
+        return; /* the larger array stays valid */
+    lpm->nodes = n;
+    lpm->cap = lpm->count;
 }

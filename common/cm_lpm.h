@@ -17,6 +17,7 @@
 #define COMMON_CM_LPM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct cm_lpm;
@@ -51,5 +52,11 @@ int cm_lpm_insert(struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned 
  */
 bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned addr_bits,
                    struct cm_lpm_result *res);
+
+/** Bytes held by the table (nodes allocated). */
+size_t cm_lpm_memory(const struct cm_lpm *lpm);
+
+/** Gives back the unused tail of the node array once all inserts are done. */
+void cm_lpm_compact(struct cm_lpm *lpm);
 
 #endif /* COMMON_CM_LPM_H */

@@ -571,6 +571,8 @@ int ctl_explain_text(json_t *doc, struct cm_buf *out)
     if (rc == CM_OK)
         rc = cm_buf_printf(out, " -> region %s (%s)\n", jstr(client, "region"),
                            jstr(client, "how") != NULL ? jstr(client, "how") : "?");
+    if (rc == CM_OK && jstr(client, "placement") != NULL)
+        rc = cm_buf_printf(out, "placed  %s\n", jstr(client, "placement"));
     if (rc != CM_OK)
         return rc;
     if (!json_is_object(decision)) {

@@ -35,6 +35,7 @@
 #include "common/cm_time.h"
 #include "common/cm_ui.h"
 #include "dnsd/dns_fed.h"
+#include "dnsd/dns_geo.h"
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_rank.h"
 #include "dnsd/dns_server.h"
@@ -386,17 +387,39 @@ static void name_normalize(const char *name, char *out, size_t cap)
         out[i] = (char)tolower((unsigned char)out[i]);
 }
 
-static json_t *explain_client_json(const struct explain_client *c, const struct dns_client_loc *loc,
-                                   const struct cm_conf *conf, bool ecs_used)
+/* Which source placed the client, in words (dns_geo_describe). */
+static void placement_text(const struct dns_view *view, const struct explain_client *c,
+                           const struct dns_client_loc *loc, char *buf, size_t cap)
 {
-    char ip[CM_ADDR_STRLEN];
+    const uint8_t *addr = c->bytes;
+    int family = c->family;
+
+    if (loc->source == DNS_PLACE_DEFAULT || view->geo == NULL) {
+        snprintf(buf, cap, "default region");
+        return;
+    }
+    if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)(const void *)addr)) {
+        family = AF_INET;
+        addr += 12;
+    }
+    dns_geo_describe(view->geo, family, addr, loc->matched_len, loc->value, buf, cap);
+}
+
+static json_t *explain_client_json(const struct dns_view *view, const struct explain_client *c,
+                                   const struct dns_client_loc *loc, bool ecs_used)
+{
+    const struct cm_conf *conf = view->conf;
+    char ip[CM_ADDR_STRLEN], placement[256];
 
     cm_ip_format((const struct sockaddr *)&c->addr.ss, ip, sizeof(ip));
-    return json_pack("{s:s,s:o,s:s,s:s,s:i,s:I,s:b}", "address", ip, "ecs_prefix",
+    placement_text(view, c, loc, placement, sizeof(placement));
+    return json_pack("{s:s,s:o,s:s,s:s,s:i,s:I,s:b,s:s,s:s}", "address", ip, "ecs_prefix",
                      c->has_ecs ? json_integer(c->bits) : json_null(), "region",
                      loc->region < conf->region_count ? conf->regions[loc->region].name : "?",
                      "how", loc->how != NULL ? loc->how : "", "scope_len", (int)loc->scope_len,
-                     "client_hash", (json_int_t)loc->client_hash, "ecs_used", ecs_used);
+                     "client_hash", (json_int_t)loc->client_hash, "ecs_used", ecs_used, "placed_by",
+                     dns_place_source_name((enum dns_place_source)loc->source), "placement",
+                     placement);
 }
 
 int dns_ctl_explain(const struct dns_ctl_env *env, const char *name, const char *client,
@@ -436,7 +459,7 @@ int dns_ctl_explain(const struct dns_ctl_env *env, const char *name, const char 
     decision = dns_fed_explain(view->conf, dns_state_merged(env->state), &drains, norm, loc.region,
                                loc.client_hash);
     doc = json_pack("{s:s,s:o*,s:o,s:{s:o*,s:o*},s:I}", "name", name, "client",
-                    explain_client_json(&c, &loc, view->conf, ecs_used), "decision",
+                    explain_client_json(view, &c, &loc, ecs_used), "decision",
                     decision != NULL ? decision : json_null(), "response", "A",
                     explain_response(view, qname, DNS_TYPE_A, &c), "AAAA",
                     explain_response(view, qname, DNS_TYPE_AAAA, &c), "view_serial",

@@ -46,15 +46,17 @@ struct dns_state;
 struct dns_view;
 
 struct dns_ctl_env {
-    struct dns_state *state;   /* borrowed */
-    struct dns_server *server; /* borrowed; NULL when no server runs */
-    struct dns_view *view;     /* borrowed: the view the workers were last handed */
-    uint64_t table_builds;     /* views built successfully since start */
-    double last_build_s;       /* duration of the last successful build */
-    uint64_t reloads_ok;       /* SIGHUP reloads that took the new configuration */
-    uint64_t reloads_failed;   /* and those that kept the old one */
-    bool reload_last_failed;   /* the last reload attempt failed */
-    double reload_last_unix_s; /* wall time of the last attempt, 0 when none */
+    struct dns_state *state;       /* borrowed */
+    struct dns_server *server;     /* borrowed; NULL when no server runs */
+    struct dns_view *view;         /* borrowed: the view the workers were last handed */
+    uint64_t table_builds;         /* views built successfully since start */
+    double last_build_s;           /* duration of the last successful build */
+    uint64_t reloads_ok;           /* SIGHUP reloads that took the new configuration */
+    uint64_t reloads_failed;       /* and those that kept the old one */
+    bool reload_last_failed;       /* the last reload attempt failed */
+    double reload_last_unix_s;     /* wall time of the last attempt, 0 when none */
+    uint64_t geoip_reloads_ok;     /* GeoIP database reopens put in service */
+    uint64_t geoip_reloads_failed; /* and those that kept the previous database */
 };
 
 /* Services with per-service series on /metrics at most (dns_metrics.c). */

@@ -22,8 +22,10 @@
 #include "common/cm_state.h"
 #include "common/cm_str.h"
 #include "dnsd/dns_fed.h"
+#include "dnsd/dns_geo.h"
 #include "dnsd/dns_rank.h"
 #include "dnsd/dns_state.h"
+#include "dnsd/dns_view.h"
 
 static void sample3(struct cm_buf *out, const char *family, const char *vantage,
                     const char *service, const char *member, double v)
@@ -145,6 +147,28 @@ static void metrics_vantages(const struct dns_ctl_env *env, struct cm_buf *out)
     }
 }
 
+/* The GeoIP database of the view in service (dnsd.geoip). */
+static void metrics_geoip(const struct dns_ctl_env *env, struct cm_buf *out)
+{
+    const struct dns_geo *geo = env->view != NULL ? env->view->geo : NULL;
+
+    cm_metrics_family(out, "fedgslb_geoip_networks", "gauge",
+                      "GeoIP database networks in the client lookup (0: no database).");
+    cm_metrics_sample(out, "fedgslb_geoip_networks", NULL, geo != NULL ? (double)geo->inserted : 0);
+    cm_metrics_family(out, "fedgslb_geoip_table_bytes", "gauge",
+                      "Bytes of the compiled client lookup (client_networks + GeoIP), shared by "
+                      "all workers.");
+    cm_metrics_sample(out, "fedgslb_geoip_table_bytes", NULL,
+                      geo != NULL ? (double)dns_geo_memory(geo) : 0);
+    cm_metrics_family(out, "fedgslb_geoip_reloads_total", "counter",
+                      "GeoIP database reopens (SIGHUP, file replaced), by result; a failure "
+                      "keeps the previous database.");
+    cm_metrics_sample(out, "fedgslb_geoip_reloads_total", "result=\"success\"",
+                      (double)env->geoip_reloads_ok);
+    cm_metrics_sample(out, "fedgslb_geoip_reloads_total", "result=\"failure\"",
+                      (double)env->geoip_reloads_failed);
+}
+
 static void metrics_ops(const struct dns_ctl_env *env, struct cm_buf *out)
 {
     cm_metrics_family(out, "fedgslb_reloads_total", "counter",
@@ -166,6 +190,7 @@ static void metrics_ops(const struct dns_ctl_env *env, struct cm_buf *out)
                       "1 when the last write of the state file succeeded (or none failed yet).");
     cm_metrics_sample(out, "fedgslb_state_write_last_success", NULL,
                       dns_state_save_last_failed(env->state) ? 0 : 1);
+    metrics_geoip(env, out);
 }
 
 void dns_ctl_metrics_health(const struct dns_ctl_env *env, struct cm_buf *out)

@@ -21,6 +21,7 @@
 #include "common/cm_lpm.h"
 #include "dnsd/dns_cookie.h"
 #include "dnsd/dns_fed.h"
+#include "dnsd/dns_geo.h"
 #include "dnsd/dns_view.h"
 #include "dnsd/dns_wire.h"
 #include "dnsd/dns_zone.h"
@@ -122,20 +123,45 @@ static uint32_t subnet_hash(int family, const uint8_t *addr, unsigned bits)
 void dns_query_locate(const struct dns_view *view, int family, const uint8_t *addr,
                       unsigned addr_bits, bool from_ecs, struct dns_client_loc *loc)
 {
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     struct cm_lpm_result res;
-    unsigned max_bits = family == AF_INET ? 32 : 128;
-    unsigned hash_bits = family == AF_INET ? HASH_BITS_V4 : HASH_BITS_V6;
+    unsigned max_bits, hash_bits, extra = 0;
 
     memset(&res, 0, sizeof(res));
+    if (family == AF_INET6 && addr_bits >= 96 && memcmp(addr, v4mapped, 12) == 0) {
+        family = AF_INET; /* scopes are given back in IPv6 bits (extra) */
+        addr += 12;
+        addr_bits -= 96;
+        extra = 96;
+    }
+    max_bits = family == AF_INET ? 32 : 128;
+    hash_bits = family == AF_INET ? HASH_BITS_V4 : HASH_BITS_V6;
     if (addr_bits > max_bits)
         addr_bits = max_bits;
     loc->region = view->default_region;
     loc->how = "dnsd.region default";
-    if (view->lpm != NULL) {
-        if (cm_lpm_lookup(view->lpm, family, addr, addr_bits, &res) &&
-            (view->conf == NULL || res.value < view->conf->region_count)) {
-            loc->region = res.value;
-            loc->how = from_ecs ? "ecs client_networks" : "source address client_networks";
+    loc->source = DNS_PLACE_DEFAULT;
+    loc->matched_len = 0;
+    loc->value = 0;
+    if (view->lpm != NULL && cm_lpm_lookup(view->lpm, family, addr, addr_bits, &res)) {
+        uint32_t region = res.value;
+        uint8_t source = DNS_PLACE_CLIENT_NETWORKS;
+
+        if ((res.value & DNS_GEO_PLACE_BIT) != 0) {
+            uint32_t i = res.value & ~DNS_GEO_PLACE_BIT;
+            bool ok = view->geo != NULL && i < view->geo->place_count;
+            region = ok ? view->geo->places[i].region : UINT32_MAX;
+            source = ok ? view->geo->places[i].source : DNS_PLACE_DEFAULT;
+        }
+        if (view->conf == NULL || region < view->conf->region_count) {
+            loc->region = region;
+            loc->source = source;
+            loc->matched_len = res.matched_len;
+            loc->value = res.value;
+            if (source == DNS_PLACE_CLIENT_NETWORKS)
+                loc->how = from_ecs ? "ecs client_networks" : "source address client_networks";
+            else
+                loc->how = from_ecs ? "ecs geoip" : "source address geoip";
         }
     }
     /* lpm scope: how many bits decide the region; more than addr_bits when
@@ -148,6 +174,11 @@ void dns_query_locate(const struct dns_view *view, int family, const uint8_t *ad
     loc->subnet_scope = (uint8_t)hash_bits;
     loc->client_hash = subnet_hash(family, addr, hash_bits < addr_bits ? hash_bits : addr_bits);
     loc->scope_len = loc->region_scope > loc->subnet_scope ? loc->region_scope : loc->subnet_scope;
+    if (extra != 0) {
+        loc->region_scope = (uint8_t)(loc->region_scope + extra);
+        loc->subnet_scope = (uint8_t)(loc->subnet_scope + extra);
+        loc->scope_len = (uint8_t)(loc->scope_len + extra);
+    }
 }
 
 static void locate_client(struct qctx *q, const struct sockaddr *client)
@@ -180,6 +211,7 @@ static void locate_client(struct qctx *q, const struct sockaddr *client)
     q->loc.region_scope = 0;
     q->loc.subnet_scope = 0;
     q->loc.how = "dnsd.region default";
+    q->loc.source = DNS_PLACE_DEFAULT;
 }
 
 /* ---- answer pieces ---- */
@@ -610,6 +642,7 @@ static size_t answer_response(struct qctx *q, uint8_t *resp, size_t limit,
 
     locate_client(q, client);
     q->info->region = q->loc.region;
+    q->info->placement = q->loc.source;
     dns_writer_init(&q->w, resp, limit - opt_reserve(q));
     if (dns_writer_header(&q->w, req->id, base_flags(req), true) != CM_OK ||
         dns_writer_question(&q->w, req->qname, req->qname_len, req->qtype, req->qclass) != CM_OK)

@@ -62,6 +62,7 @@ struct dns_query_info {
     enum dns_rrl_class rrl_class;
     const uint8_t *rrl_name;
     size_t rrl_name_len;
+    uint8_t placement; /* enum dns_place_source that placed the client (answers only) */
 };
 
 /**
@@ -85,12 +86,18 @@ struct dns_client_loc {
                              client_networks inside it) */
     uint8_t subnet_scope; /* bits the subnet hash reads: 24 (IPv4) / 56 (IPv6) */
     const char *how;      /* static text: "ecs client_networks", "source address
-                             client_networks", "dnsd.region default" */
+                             client_networks", "ecs geoip", "source address geoip",
+                             "dnsd.region default" */
+    uint8_t source;       /* enum dns_place_source: what placed the client */
+    uint8_t matched_len;  /* the prefix that placed it (client network or database) */
+    uint32_t value;       /* its LPM value (dns_geo_describe explains it) */
 };
 
 /**
  * Locates a client from its address (@family AF_INET/AF_INET6, raw bytes) and
  * the number of significant bits (32/128, or an ECS source prefix length).
+ * An IPv4-mapped IPv6 address (::ffff:0:0/96, with at least 96 bits) is
+ * located as the IPv4 address it carries.
  */
 void dns_query_locate(const struct dns_view *view, int family, const uint8_t *addr,
                       unsigned addr_bits, bool from_ecs, struct dns_client_loc *loc);

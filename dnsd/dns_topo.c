@@ -43,8 +43,14 @@ static json_t *regions_json(const struct cm_conf *conf)
             if (ms != CM_LATENCY_UNKNOWN)
                 json_object_set_new(lat, conf->regions[b].name, json_integer(ms));
         }
-        json_object_set_new(out, reg->name,
-                            json_pack("{s:o*,s:o*}", "zones", zones, "latency_ms", lat));
+        json_t *entry = json_pack("{s:o*,s:o*}", "zones", zones, "latency_ms", lat);
+
+        /* regions.*.location, as the status page reads it */
+        if (entry != NULL && reg->has_location)
+            json_object_set_new(entry, "location",
+                                json_pack("{s:f,s:f,s:I}", "latitude", reg->lat, "longitude",
+                                          reg->lon, "bias_km", (json_int_t)reg->bias_km));
+        json_object_set_new(out, reg->name, entry);
     }
     return out;
 }

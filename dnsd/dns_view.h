@@ -5,7 +5,7 @@
  *   dns_view ----> cm_conf      (reference)   settings, regions, TTLs
  *            ----> dns_zone     (reference)   static records from the zone file
  *            ----> dns_fed      (owned)       federated answer table
- *            ----> cm_lpm       (owned)       client_networks -> region
+ *            ----> dns_geo      (reference)   client_networks + GeoIP -> region
  *
  * The main thread builds a new view whenever the configuration, the zone,
  * the state or the drains change, and hands it to every worker; a worker
@@ -21,6 +21,7 @@
 
 struct cm_conf;
 struct cm_lpm;
+struct dns_geo;
 struct cm_merged;
 struct dns_drains;
 struct dns_fed;
@@ -31,7 +32,9 @@ struct dns_view {
     struct cm_conf *conf;    /* reference held */
     struct dns_zone *zone;   /* reference held */
     struct dns_fed *fed;     /* owned */
-    struct cm_lpm *lpm;      /* owned; values are region indexes */
+    struct dns_geo *geo;     /* reference held: where clients are (dns_geo.h) */
+    struct cm_lpm *lpm;      /* borrowed from geo (geo->lpm); values: a region index, or
+                                DNS_GEO_PLACE_BIT | an index into geo->places */
     unsigned default_region; /* conf->dnsd.region */
     uint64_t serial;         /* increases with every view built */
 };
@@ -44,6 +47,15 @@ struct dns_view {
 int dns_view_new(struct cm_conf *conf, struct dns_zone *zone, const struct cm_merged *merged,
                  const struct dns_drains *drains, uint64_t serial, struct dns_view **out, char *err,
                  size_t errlen);
+
+/**
+ * As dns_view_new, with the client lookup @geo (a reference is taken; built
+ * for @conf or a conf dns_geo_conf_equal() to it). NULL: one from @conf's
+ * client_networks alone.
+ */
+int dns_view_new_geo(struct cm_conf *conf, struct dns_zone *zone, struct dns_geo *geo,
+                     const struct cm_merged *merged, const struct dns_drains *drains,
+                     uint64_t serial, struct dns_view **out, char *err, size_t errlen);
 
 struct dns_view *dns_view_ref(struct dns_view *view);
 /** Atomic; frees on the last reference. Accepts NULL. */

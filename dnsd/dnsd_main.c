@@ -8,12 +8,20 @@
  * complete new view first and hands it over only when the build succeeded,
  * so a bad input never takes the old answers away. Sockets stay open across
  * reloads: no query is dropped.
+ *
+ * The GeoIP database (dnsd.geoip) is opened synchronously at start (and by
+ * --check-config); after that, SIGHUP and a replaced file (checked on the 1 s
+ * tick) reopen and compile it on a build thread, which hands the result back
+ * through an event: the control API and the view builds never wait for a
+ * million-network walk. A file that fails keeps the previous database.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +39,7 @@
 #include "common/cm_time.h"
 #include "dnsd/dns_ctl.h"
 #include "dnsd/dns_fed.h"
+#include "dnsd/dns_geo.h"
 #include "dnsd/dns_server.h"
 #include "dnsd/dns_state.h"
 #include "dnsd/dns_view.h"
@@ -41,6 +50,19 @@
 #endif
 
 #define ERR_MAX 1024
+
+/* One reopen of the GeoIP database on the build thread. */
+struct geo_job {
+    pthread_t thread;
+    struct cm_conf *conf; /* reference: the conf to compile for */
+    char *path;           /* owned */
+    struct dns_geodb *db; /* result, owned until taken */
+    struct dns_geo *geo;  /* result, owned until taken */
+    struct event *done;   /* borrowed: activated when the thread ends */
+    int rc;
+    uint64_t compile_us;
+    char err[ERR_MAX];
+};
 
 struct dnsd {
     const char *config_path;
@@ -55,6 +77,13 @@ struct dnsd {
     struct dns_ctl_env env;
     struct event_base *base; /* owned */
     struct event *ev_hup, *ev_term, *ev_int, *ev_tick;
+    struct dns_geodb *geodb; /* reference: the GeoIP database in service, NULL = none */
+    struct dns_geo *geo;     /* reference: the client lookup of the view in service */
+    struct geo_job *job;     /* owned: the reopen running, NULL when none */
+    bool job_again;          /* another reopen was asked for while one ran */
+    struct event *ev_geo;    /* owned: the job's "done" */
+    struct stat geo_failed;  /* the file that failed last (not retried until it changes) */
+    bool geo_failed_valid;
     struct cm_priv priv; /* dnsd.user / dnsd.group, resolved at start */
 };
 
@@ -68,6 +97,40 @@ static void usage(FILE *out)
                  "logs to stderr. SIGHUP reloads the configuration and zone; SIGTERM stops.\n");
 }
 
+/* The database that goes with @conf: the one held, if @conf names its file. */
+static struct dns_geodb *geodb_for(const struct dnsd *d, const struct cm_conf *conf)
+{
+    const struct cm_conf_geoip *g = &conf->dnsd.geoip;
+
+    if (!g->present || d->geodb == NULL || strcmp(g->path, dns_geodb_path(d->geodb)) != 0)
+        return NULL;
+    return d->geodb;
+}
+
+/* A reference to the client lookup for @conf: the one in service when it fits,
+ * else compiled now (client_networks and the database held). */
+static int geo_for(struct dnsd *d, struct cm_conf *conf, struct dns_geo **out, char *err,
+                   size_t errlen)
+{
+    struct dns_geodb *db = geodb_for(d, conf);
+    int rc;
+
+    /* A SIGHUP that leaves regions, client_networks and geo_map alone keeps
+     * the table: the main loop does not compile a million networks again
+     * (the build thread reopens the file right after). */
+    if (d->geo != NULL && d->geo->db == db && dns_geo_conf_equal(d->geo->conf, conf)) {
+        *out = dns_geo_ref(d->geo);
+        return CM_OK;
+    }
+    rc = dns_geo_build(conf, db, out, err, errlen);
+    if (rc == CM_OK && db != NULL)
+        cm_log_info("geoip: compiled %s: %zu networks in the table, %zu inside client_networks, "
+                    "%zu left to dnsd.region, %zu places, %zu KiB, build_ms=%" PRIu64,
+                    dns_geodb_path(db), (*out)->inserted, (*out)->covered, (*out)->unplaced,
+                    (*out)->place_count, dns_geo_memory(*out) / 1024, (*out)->build_us / 1000);
+    return rc;
+}
+
 /* dns_state's apply: builds the view for a candidate and puts it in service. */
 static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *merged,
                       const struct dns_drains *drains, char *err, size_t errlen)
@@ -75,11 +138,15 @@ static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *m
     struct dnsd *d = arg;
     struct dns_zone *zone = d->next_zone != NULL ? d->next_zone : d->zone;
     struct dns_view *view = NULL;
+    struct dns_geo *geo = NULL;
     uint64_t t0 = cm_mono_us(), dt;
     int rc;
 
-    rc = dns_view_new(conf, zone, merged, drains, d->serial + 1, &view, err, errlen);
+    rc = geo_for(d, conf, &geo, err, errlen);
+    if (rc == CM_OK)
+        rc = dns_view_new_geo(conf, zone, geo, merged, drains, d->serial + 1, &view, err, errlen);
     if (rc != CM_OK) {
+        dns_geo_unref(geo);
         cm_log_warn("view build failed: %s; keeping view serial=%" PRIu64, err, d->serial);
         return rc;
     }
@@ -96,6 +163,8 @@ static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *m
     dns_view_unref(d->view);
     d->view = view;
     d->env.view = view;
+    dns_geo_unref(d->geo);
+    d->geo = geo;
     d->env.table_builds++;
     d->env.last_build_s = (double)dt / 1e6;
     return CM_OK;
@@ -140,6 +209,40 @@ static int check_state_dir(const char *path, bool check, char *err, size_t errle
     return rc;
 }
 
+static void geodb_log(const struct dns_geodb *db, const char *what)
+{
+    size_t nets, recs, bytes;
+    uint64_t us;
+
+    dns_geodb_stats(db, &nets, &recs, &bytes, &us);
+    cm_log_info("geoip: %s %s: %zu networks, %zu records, %zu KiB, load_ms=%" PRIu64, what,
+                dns_geodb_path(db), nets, recs, bytes / 1024, us / 1000);
+}
+
+/* At start and --check-config: a required database must open; else a warning. */
+static int geoip_open_start(struct dnsd *d, char *err, size_t errlen)
+{
+    const struct cm_conf_geoip *g = &d->conf->dnsd.geoip;
+    char why[ERR_MAX / 2];
+    int rc;
+
+    if (!g->present)
+        return CM_OK;
+    rc = dns_geodb_open(g->path, &d->geodb, why, sizeof(why));
+    if (rc == CM_OK) {
+        geodb_log(d->geodb, "opened");
+        return CM_OK;
+    }
+    if (g->required) {
+        snprintf(err, errlen, "%s: dnsd.geoip: %s", d->conf->path, why);
+        return rc;
+    }
+    cm_log_warn("geoip: %s (dnsd.geoip.required is false: clients fall back to client_networks "
+                "and dnsd.region)",
+                why);
+    return CM_OK;
+}
+
 /* Loads everything and builds the first view; --check-config stops here. */
 static int dnsd_prepare(struct dnsd *d, bool check, char *err, size_t errlen)
 {
@@ -169,6 +272,9 @@ static int dnsd_prepare(struct dnsd *d, bool check, char *err, size_t errlen)
     if (rc != CM_OK)
         return rc;
     d->env.state = d->state;
+    rc = geoip_open_start(d, err, errlen);
+    if (rc != CM_OK)
+        return rc;
     dns_state_drains(d->state, &drains);
     return apply_view(d, d->conf, dns_state_merged(d->state), &drains, err, errlen);
 }
@@ -287,6 +393,125 @@ static void dnsd_reload(struct dnsd *d)
                 d->serial, nconf->service_count, nconf->member_count, dns_zone_name_count(nzone));
 }
 
+static void *geo_job_run(void *arg)
+{
+    struct geo_job *j = arg;
+    uint64_t t0;
+
+    j->rc = dns_geodb_open(j->path, &j->db, j->err, sizeof(j->err));
+    if (j->rc == CM_OK) {
+        t0 = cm_mono_us();
+        j->rc = dns_geo_build(j->conf, j->db, &j->geo, j->err, sizeof(j->err));
+        j->compile_us = cm_mono_us() - t0;
+    }
+    event_active(j->done, EV_READ, 0);
+    return NULL;
+}
+
+static void geo_job_free(struct geo_job *j)
+{
+    if (j == NULL)
+        return;
+    dns_geo_unref(j->geo);
+    dns_geodb_unref(j->db);
+    cm_conf_unref(j->conf);
+    free(j->path);
+    free(j);
+}
+
+/* Reopens the configured database on the build thread (one at a time). */
+static void geo_job_start(struct dnsd *d)
+{
+    const struct cm_conf_geoip *g = &d->conf->dnsd.geoip;
+    struct geo_job *j;
+
+    if (!g->present || d->ev_geo == NULL)
+        return;
+    if (d->job != NULL) {
+        d->job_again = true;
+        return;
+    }
+    j = calloc(1, sizeof(*j));
+    if (j == NULL || (j->path = strdup(g->path)) == NULL) {
+        free(j);
+        cm_log_error("geoip: %s: out of memory; keeping the previous database", g->path);
+        return;
+    }
+    j->conf = cm_conf_ref(d->conf);
+    j->done = d->ev_geo;
+    if (pthread_create(&j->thread, NULL, geo_job_run, j) != 0) {
+        cm_log_error("geoip: %s: cannot start the build thread; keeping the previous database",
+                     g->path);
+        geo_job_free(j);
+        return;
+    }
+    d->job = j;
+}
+
+static void geo_failed_remember(struct dnsd *d, const char *path)
+{
+    d->geo_failed_valid = stat(path, &d->geo_failed) == 0;
+}
+
+/* The build thread is done: put its database in service, or keep the old one. */
+static void on_geo_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct dnsd *d = arg;
+    struct geo_job *j = d->job;
+    struct dns_drains drains;
+    char err[ERR_MAX];
+
+    (void)fd;
+    (void)what;
+    if (j == NULL)
+        return;
+    pthread_join(j->thread, NULL);
+    d->job = NULL;
+    if (j->rc != CM_OK) {
+        d->env.geoip_reloads_failed++;
+        cm_log_error("geoip: %s; keeping the previous database%s", j->err,
+                     d->geodb != NULL ? "" : " (none: clients fall back to dnsd.region)");
+        geo_failed_remember(d, j->path);
+    } else if (j->conf == d->conf) {
+        d->geo_failed_valid = false;
+        geodb_log(j->db, "reloaded");
+        dns_geodb_unref(d->geodb);
+        d->geodb = j->db;
+        j->db = NULL;
+        dns_geo_unref(d->geo);
+        d->geo = j->geo; /* geo_for() finds it: same conf, same database */
+        j->geo = NULL;
+        d->env.geoip_reloads_ok++;
+        dns_state_drains(d->state, &drains);
+        if (apply_view(d, d->conf, dns_state_merged(d->state), &drains, err, sizeof(err)) != CM_OK)
+            cm_log_error("geoip: view not rebuilt: %s", err);
+    }
+    geo_job_free(j);
+    if (d->job_again) {
+        d->job_again = false;
+        geo_job_start(d);
+    }
+}
+
+/* The 1 s tick: the configured file replaced (or back after failing)? */
+static void geo_tick(struct dnsd *d)
+{
+    const struct cm_conf_geoip *g = &d->conf->dnsd.geoip;
+    struct stat st;
+
+    if (!g->present || d->job != NULL || stat(g->path, &st) == -1)
+        return;
+    if (d->geo_failed_valid && st.st_ino == d->geo_failed.st_ino &&
+        st.st_size == d->geo_failed.st_size && st.st_mtim.tv_sec == d->geo_failed.st_mtim.tv_sec &&
+        st.st_mtim.tv_nsec == d->geo_failed.st_mtim.tv_nsec)
+        return; /* the same file failed already */
+    if (d->geodb != NULL && strcmp(dns_geodb_path(d->geodb), g->path) == 0 &&
+        !dns_geodb_changed(d->geodb, g->path))
+        return;
+    cm_log_info("geoip: %s changed; reopening", g->path);
+    geo_job_start(d);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct dnsd *d = arg;
@@ -294,6 +519,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     if (sig == SIGHUP) {
         dnsd_reload(d);
+        geo_job_start(d); /* the database is reread on every SIGHUP */
         return;
     }
     cm_log_info("signal %d: stopping", (int)sig);
@@ -307,6 +533,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     dns_state_expire(d->state, cm_mono_ms());
+    geo_tick(d);
 }
 
 static int dnsd_events(struct dnsd *d)
@@ -317,7 +544,9 @@ static int dnsd_events(struct dnsd *d)
     d->ev_term = evsignal_new(d->base, SIGTERM, on_signal, d);
     d->ev_int = evsignal_new(d->base, SIGINT, on_signal, d);
     d->ev_tick = event_new(d->base, -1, EV_PERSIST, on_tick, d);
-    if (d->ev_hup == NULL || d->ev_term == NULL || d->ev_int == NULL || d->ev_tick == NULL)
+    d->ev_geo = event_new(d->base, -1, 0, on_geo_done, d);
+    if (d->ev_hup == NULL || d->ev_term == NULL || d->ev_int == NULL || d->ev_tick == NULL ||
+        d->ev_geo == NULL)
         return CM_ENOMEM;
     if (evsignal_add(d->ev_hup, NULL) != 0 || evsignal_add(d->ev_term, NULL) != 0 ||
         evsignal_add(d->ev_int, NULL) != 0 || event_add(d->ev_tick, &one_s) != 0)
@@ -411,9 +640,18 @@ static void dnsd_fini(struct dnsd *d)
         event_free(d->ev_int);
     if (d->ev_tick != NULL)
         event_free(d->ev_tick);
+    if (d->job != NULL) {
+        pthread_join(d->job->thread, NULL);
+        geo_job_free(d->job);
+        d->job = NULL;
+    }
+    if (d->ev_geo != NULL)
+        event_free(d->ev_geo);
     if (d->base != NULL)
         event_base_free(d->base);
     dns_view_unref(d->view);
+    dns_geo_unref(d->geo);
+    dns_geodb_unref(d->geodb);
     dns_state_free(d->state);
     dns_zone_unref(d->zone);
     cm_conf_unref(d->conf);

@@ -8,9 +8,11 @@ PACKAGES=(
     # build
     build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
     libldns-dev libevent-dev libjansson-dev libcurl4-openssl-dev libssl-dev libyaml-dev
-    libhttp-parser-dev
+    libhttp-parser-dev libmaxminddb-dev
     # tests
     libcmocka-dev python3 python3-dnspython python3-pytest python3-yaml
+    # GeoIP tests write their own .mmdb files (never downloaded)
+    libmaxmind-db-writer-perl
     dnsutils knot-dnsutils ldnsutils dnsperf curl openssl iproute2 procps
     # resolver tests run their own unbound on a loopback port (never the system service)
     unbound
