@@ -742,6 +742,12 @@ static void metrics_server(const struct dns_ctl_env *env, const struct dns_serve
     for (unsigned c = 0; c < DNS_RRL_CLASS_COUNT; c++)
         sample_label(out, "fedgslb_dns_rrl_limited_total", "class",
                      dns_rrl_class_name((enum dns_rrl_class)c), (double)s->rrl_limited[c]);
+    cm_metrics_family(out, "fedgslb_dns_client_placement_total", "counter",
+                      "Federated answers by what placed the client: client_networks, geo_map, "
+                      "nearest (GeoIP coordinates) or default (dnsd.region).");
+    for (unsigned k = 0; k < DNS_PLACE_COUNT; k++)
+        sample_label(out, "fedgslb_dns_client_placement_total", "source",
+                     dns_place_source_name((enum dns_place_source)k), (double)s->placement[k]);
     cm_metrics_family(out, "fedgslb_dns_tcp_connections_total", "counter",
                       "TCP connections, by outcome.");
     sample_label(out, "fedgslb_dns_tcp_connections_total", "result", "accepted",

@@ -75,6 +75,7 @@ struct worker_stats {
     _Atomic uint64_t member_answers[DNS_STAT_MEMBERS];
     _Atomic uint64_t rrl[DNS_RRL_ACTION_COUNT];
     _Atomic uint64_t rrl_limited[DNS_RRL_CLASS_COUNT];
+    _Atomic uint64_t placement[DNS_PLACE_COUNT];
 };
 
 struct dns_worker;
@@ -238,6 +239,8 @@ static void count_query(struct dns_worker *w, enum dns_stat_transport t,
     }
     if (info->federated && info->member >= 0 && info->member < DNS_STAT_MEMBERS)
         bump(&s->member_answers[info->member]);
+    if (info->federated && info->placement < DNS_PLACE_COUNT)
+        bump(&s->placement[info->placement]);
 }
 
 /*
@@ -1208,6 +1211,8 @@ void dns_server_stats(const struct dns_server *srv, struct dns_server_stats *out
             out->rrl[k] += ld(&s->rrl[k]);
         for (int k = 0; k < DNS_RRL_CLASS_COUNT; k++)
             out->rrl_limited[k] += ld(&s->rrl_limited[k]);
+        for (int k = 0; k < DNS_PLACE_COUNT; k++)
+            out->placement[k] += ld(&s->placement[k]);
         out->truncated += ld(&s->truncated);
         out->ecs += ld(&s->ecs);
         out->dropped += ld(&s->dropped);

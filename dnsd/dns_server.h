@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dnsd/dns_geo.h"
 #include "dnsd/dns_rrl.h"
 
 struct cm_conf;
@@ -87,6 +88,7 @@ struct dns_server_stats {
     uint64_t member_answers[DNS_STAT_MEMBERS]; /* federated answers by member index */
     uint64_t rrl[DNS_RRL_ACTION_COUNT];        /* UDP responses by RRL action (when enabled) */
     uint64_t rrl_limited[DNS_RRL_CLASS_COUNT]; /* slipped or dropped, by response class */
+    uint64_t placement[DNS_PLACE_COUNT];       /* federated answers by what placed the client */
 };
 
 /** Name of a qtype bucket ("A", "AAAA", ..., "other"), static. */

@@ -144,6 +144,21 @@ def test_source_address_placement(geo):
     assert client["placement"] == "GeoIP JP 127.0.9.0/24 -> ap-northeast-1 (geo_map)"
 
 
+def test_placement_metric(geo):
+    """Answers are counted by what placed the client (after the cases above)."""
+    def counts():
+        return {lbl["source"]: v for n, lbl, v in geo.ctl.metrics()
+                if n == "fedgslb_dns_client_placement_total"}
+
+    before = counts()
+    for ecs, want in (("203.0.113.7/32", "geo_map"), ("100.64.9.0/24", "nearest"),
+                      ("10.1.2.0/24", "client_networks"), ("8.8.8.0/24", "default")):
+        placed(geo, ecs=ecs)
+        after = counts()
+        assert after[want] == before[want] + 1, (ecs, want, before, after)
+        before = after
+
+
 def test_topology_has_locations(geo):
     """The status page draws regions where regions.*.location puts them."""
     st, doc = geo.ctl.get("/v1/topology")
