@@ -780,6 +780,34 @@ static void metrics_server(const struct dns_ctl_env *env, const struct dns_serve
     for (size_t i = 0; conf != NULL && i < conf->member_count && i < DNS_STAT_MEMBERS; i++)
         sample_label(out, "fedgslb_dns_member_answers_total", "member", conf->members[i].name,
                      (double)s->member_answers[i]);
+    cm_metrics_family(out, "fedgslb_dns_region_answers_total", "counter",
+                      "Federated answers by the client's region.");
+    for (size_t i = 0; conf != NULL && i < conf->region_count && i < DNS_STAT_REGIONS; i++)
+        sample_label(out, "fedgslb_dns_region_answers_total", "region", conf->regions[i].name,
+                     (double)s->region_answers[i]);
+}
+
+/* The UDP processing time per query as a Prometheus histogram (cumulative). */
+static void metrics_latency(const struct dns_server_stats *s, struct cm_buf *out)
+{
+    static const char name[] = "fedgslb_dns_query_duration_seconds";
+    uint64_t cum = 0;
+    char le[32];
+
+    cm_metrics_family(out, name, "histogram",
+                      "Time to process a UDP query, from its batch's receipt to its answer "
+                      "(a recvmmsg batch's time shared by its queries); network time excluded.");
+    for (int b = 0; b < DNS_STAT_LAT_BUCKETS; b++) {
+        cum += s->lat_buckets[b];
+        if (b < DNS_STAT_LAT_BUCKETS - 1)
+            snprintf(le, sizeof(le), "le=\"%g\"", dns_stat_lat_bounds_us[b] / 1e6);
+        else
+            snprintf(le, sizeof(le), "le=\"+Inf\"");
+        cm_metrics_sample(out, "fedgslb_dns_query_duration_seconds_bucket", le, (double)cum);
+    }
+    cm_metrics_sample(out, "fedgslb_dns_query_duration_seconds_sum", NULL,
+                      (double)s->lat_sum_us / 1e6);
+    cm_metrics_sample(out, "fedgslb_dns_query_duration_seconds_count", NULL, (double)cum);
 }
 
 /* Per listen address, summed over the workers' TCP listeners. */
@@ -835,6 +863,7 @@ static void metrics(void *arg, struct cm_buf *out)
         if (env->server != NULL)
             dns_server_stats(env->server, s);
         metrics_server(env, s, out);
+        metrics_latency(s, out);
         free(s);
     }
     metrics_accept(env->server, out);

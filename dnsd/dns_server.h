@@ -63,9 +63,11 @@ enum dns_stat_transport {
     DNS_STAT_TRANSPORT_COUNT = 2,
 };
 
-#define DNS_STAT_RCODES   25   /* rcodes 0..23 (BADCOOKIE) counted each; 24 = anything higher */
-#define DNS_STAT_SERVICES 1024 /* federated services counted by table index */
-#define DNS_STAT_MEMBERS  256  /* members counted by conf index */
+#define DNS_STAT_RCODES      25   /* rcodes 0..23 (BADCOOKIE) counted each; 24 = anything higher */
+#define DNS_STAT_SERVICES    1024 /* federated services counted by table index */
+#define DNS_STAT_MEMBERS     256  /* members counted by conf index */
+#define DNS_STAT_REGIONS     256  /* client regions counted by conf index */
+#define DNS_STAT_LAT_BUCKETS 12   /* processing-time histogram: DNS_STAT_LAT_BOUNDS_US and +Inf */
 
 /* Sums over all workers since start. Counters are read racily: each value is
  * exact, but the set is not one instant. Service counters are indexed by the
@@ -89,7 +91,15 @@ struct dns_server_stats {
     uint64_t rrl[DNS_RRL_ACTION_COUNT];        /* UDP responses by RRL action (when enabled) */
     uint64_t rrl_limited[DNS_RRL_CLASS_COUNT]; /* slipped or dropped, by response class */
     uint64_t placement[DNS_PLACE_COUNT];       /* federated answers by what placed the client */
+    uint64_t region_answers[DNS_STAT_REGIONS]; /* federated answers by client region index */
+    /* UDP processing time per query (a batch's time shared by its queries):
+     * non-cumulative bucket counts (the last is +Inf) and the sum in us. */
+    uint64_t lat_buckets[DNS_STAT_LAT_BUCKETS];
+    uint64_t lat_sum_us;
 };
+
+/** Upper bounds in microseconds of the processing-time buckets but the last (+Inf). */
+extern const uint32_t dns_stat_lat_bounds_us[DNS_STAT_LAT_BUCKETS - 1];
 
 /** Name of a qtype bucket ("A", "AAAA", ..., "other"), static. */
 const char *dns_stat_qtype_name(enum dns_stat_qtype q);

@@ -621,3 +621,30 @@ def test_restart_serves_saved_state(tmp_path):
         fedtest.finish(d2)
     assert d.sanitizer_report() is None, d.log_text()
     assert code == 0, f"first daemon exit status {code}"
+
+
+def test_answers_by_region_and_processing_time(dnsd, ctl):
+    """Federated answers are counted by the client's region, and every UDP
+    query lands in the processing-time histogram (cumulative, +Inf = count)."""
+    def snapshot():
+        regions, buckets, count = {}, [], None
+        for name, labels, v in ctl.metrics():
+            if name == "fedgslb_dns_region_answers_total":
+                regions[labels["region"]] = v
+            elif name == "fedgslb_dns_query_duration_seconds_bucket":
+                buckets.append((labels["le"], v))
+            elif name == "fedgslb_dns_query_duration_seconds_count":
+                count = v
+        return regions, buckets, count
+
+    r0, _, c0 = snapshot()
+    for _ in range(7):
+        q_src(dnsd, "ap-northeast-1")
+    for _ in range(3):
+        q_ecs(dnsd, "eu-west-1")
+    r1, buckets, c1 = snapshot()
+    assert r1["ap-northeast-1"] - r0["ap-northeast-1"] == 7
+    assert r1["eu-west-1"] - r0["eu-west-1"] == 3
+    assert c1 - c0 >= 10
+    values = [v for _, v in buckets]
+    assert values == sorted(values) and buckets[-1] == ("+Inf", c1)
