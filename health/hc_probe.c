@@ -89,6 +89,7 @@ struct hc_probes {
 
     uint64_t rng; /* cm_rand state for jitter */
     uint64_t runs, failures, skipped, deferred;
+    uint64_t failures_by_class[HC_PROBE_FAIL_COUNT];
     uint64_t late_count, late_hist[LATE_BUCKETS];
     double late_sum_ms, late_max_ms;
     struct cm_log_ratelimit start_rl;
@@ -392,9 +393,10 @@ static bool add_sample(struct probe *p, double ms)
     return false;
 }
 
-/* Words for a failed transfer; "" when the run succeeded. Returns ok. */
+/* Words for a failed transfer ("" when the run succeeded) and its class.
+ * Returns ok. */
 static bool judge(struct probe *p, int rc, long status, bool aborted, const char *reason, char *err,
-                  size_t cap)
+                  size_t cap, enum hc_probe_fail *cls)
 {
     err[0] = '\0';
     if (rc == CM_OK || (aborted && p->stopped_ok)) {
@@ -402,30 +404,48 @@ static bool judge(struct probe *p, int rc, long status, bool aborted, const char
             return true;
         if (status < p->status_min || status > p->status_max) {
             snprintf(err, cap, "status %ld", status);
+            *cls = HC_PROBE_FAIL_STATUS;
             return false;
         }
         if (p->expect_body != NULL && !p->body_found) {
             snprintf(err, cap, "body lacks \"%.64s\"", p->expect_body);
+            *cls = HC_PROBE_FAIL_BODY;
             return false;
         }
         return true;
     }
-    if (rc == CM_ETIMEDOUT)
+    if (rc == CM_ETIMEDOUT) {
         snprintf(err, cap, "timeout after %" PRIu32 " ms", p->timeout_ms);
-    else if (p->os_errno == ECONNREFUSED)
+        *cls = HC_PROBE_FAIL_TIMEOUT;
+    } else if (p->os_errno == ECONNREFUSED) {
         snprintf(err, cap, "connection refused");
-    else if (p->os_errno == EHOSTUNREACH || p->os_errno == ENETUNREACH)
+        *cls = HC_PROBE_FAIL_REFUSED;
+    } else if (p->os_errno == EHOSTUNREACH || p->os_errno == ENETUNREACH) {
         snprintf(err, cap, "%s",
                  p->os_errno == EHOSTUNREACH ? "host unreachable" : "network unreachable");
-    else if (p->type == CM_CHECK_HTTPS &&
-             (rc == CM_EACCES || strstr(reason, "SSL") != NULL || strstr(reason, "TLS") != NULL ||
-              strstr(reason, "certificate") != NULL))
+        *cls = HC_PROBE_FAIL_UNREACHABLE;
+    } else if (p->type == CM_CHECK_HTTPS &&
+               (rc == CM_EACCES || strstr(reason, "SSL") != NULL || strstr(reason, "TLS") != NULL ||
+                strstr(reason, "certificate") != NULL)) {
         snprintf(err, cap, "TLS: %s", reason);
-    else if (rc == CM_ECONNREFUSED)
+        *cls = HC_PROBE_FAIL_TLS;
+    } else if (rc == CM_ECONNREFUSED) {
         snprintf(err, cap, "cannot connect: %s", reason);
-    else
+        *cls = HC_PROBE_FAIL_REFUSED;
+    } else {
         snprintf(err, cap, "%s", reason[0] != '\0' ? reason : cm_strerror(rc));
+        *cls = HC_PROBE_FAIL_OTHER;
+    }
     return false;
+}
+
+const char *hc_probe_fail_name(enum hc_probe_fail c)
+{
+    static const char *const names[HC_PROBE_FAIL_COUNT] = {
+        "status", "body", "timeout", "refused", "unreachable", "tls", "other",
+    };
+
+    return c < HC_PROBE_FAIL_COUNT ? names[c] : "other";
 }
 
 /* Applies one result to the verdict; true when something reported changed. */
@@ -460,18 +480,20 @@ static void on_done(void *arg, int rc, long status, bool aborted, const char *re
 {
     struct probe *p = arg;
     struct hc_probes *ps = p->ps;
+    enum hc_probe_fail cls = HC_PROBE_FAIL_OTHER;
     char err[HC_PROBE_ERR_MAX];
     bool ok, changed;
 
     p->req = NULL;
     ps->in_flight--;
-    ok = judge(p, rc, status, aborted, reason != NULL ? reason : "", err, sizeof(err));
+    ok = judge(p, rc, status, aborted, reason != NULL ? reason : "", err, sizeof(err), &cls);
     cm_strlcpy(p->st.last_error, err, sizeof(p->st.last_error));
     p->st.runs++;
     ps->runs++;
     if (!ok) {
         p->st.failures++;
         ps->failures++;
+        ps->failures_by_class[cls]++;
     }
     if (p->connect_run_ms >= 0)
         p->st.connect_ms = p->connect_run_ms;
@@ -831,6 +853,7 @@ void hc_probes_get_stats(const struct hc_probes *ps, struct hc_probes_stats *out
     out->in_flight = ps->in_flight;
     out->runs = ps->runs;
     out->failures = ps->failures;
+    memcpy(out->failures_by_class, ps->failures_by_class, sizeof(out->failures_by_class));
     out->skipped = ps->skipped;
     out->deferred = ps->deferred;
     out->late_count = ps->late_count;

@@ -138,10 +138,26 @@ const struct hc_probe_status *hc_probes_get(const struct hc_probes *ps, const ch
  */
 double hc_probes_member_rtt(const struct hc_probes *ps, const char *member);
 
+/* Why a probe failed, for metrics (the reason text says more). */
+enum hc_probe_fail {
+    HC_PROBE_FAIL_STATUS = 0,      /* an HTTP status outside the accepted range */
+    HC_PROBE_FAIL_BODY = 1,        /* the body lacks expect_body */
+    HC_PROBE_FAIL_TIMEOUT = 2,     /* no answer within timeout_ms */
+    HC_PROBE_FAIL_REFUSED = 3,     /* connection refused */
+    HC_PROBE_FAIL_UNREACHABLE = 4, /* host or network unreachable */
+    HC_PROBE_FAIL_TLS = 5,         /* TLS handshake or certificate */
+    HC_PROBE_FAIL_OTHER = 6,
+    HC_PROBE_FAIL_COUNT = 7,
+};
+
+/** "status", "body", "timeout", "refused", "unreachable", "tls", "other". */
+const char *hc_probe_fail_name(enum hc_probe_fail c);
+
 struct hc_probes_stats {
     size_t probes;
     size_t in_flight;
     uint64_t runs, failures, skipped, deferred;
+    uint64_t failures_by_class[HC_PROBE_FAIL_COUNT]; /* failures by enum hc_probe_fail */
     /* Start lateness: actual start minus scheduled time, over every run. */
     uint64_t late_count;
     double late_mean_ms;

@@ -394,8 +394,15 @@ static void probe_metrics(struct health *h, struct cm_buf *out)
     cm_metrics_sample(out, "fedgslb_health_probes_in_flight", NULL, (double)st.in_flight);
     cm_metrics_family(out, "fedgslb_health_probe_runs_total", "counter", "Probes run");
     cm_metrics_sample(out, "fedgslb_health_probe_runs_total", NULL, (double)st.runs);
-    cm_metrics_family(out, "fedgslb_health_probe_failures_total", "counter", "Probes failed");
-    cm_metrics_sample(out, "fedgslb_health_probe_failures_total", NULL, (double)st.failures);
+    cm_metrics_family(out, "fedgslb_health_probe_failures_total", "counter",
+                      "Probes failed, by reason class.");
+    for (int c = 0; c < HC_PROBE_FAIL_COUNT; c++) {
+        char lbl[48];
+
+        snprintf(lbl, sizeof(lbl), "reason=\"%s\"", hc_probe_fail_name((enum hc_probe_fail)c));
+        cm_metrics_sample(out, "fedgslb_health_probe_failures_total", lbl,
+                          (double)st.failures_by_class[c]);
+    }
     cm_metrics_family(out, "fedgslb_health_probe_skipped_total", "counter",
                       "Probe turns skipped because the previous run was still in flight");
     cm_metrics_sample(out, "fedgslb_health_probe_skipped_total", NULL, (double)st.skipped);

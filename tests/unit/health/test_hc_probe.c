@@ -545,6 +545,14 @@ static void test_tcp(void **state)
     ensure(fx, closed_port(), &c);
     assert_true(run_until(fx, p_down, WAIT_S));
     assert_string_equal(st_of(fx)->last_error, "connection refused");
+    {
+        struct hc_probes_stats stats;
+
+        hc_probes_get_stats(fx->ps, &stats);
+        assert_true(stats.failures > 0);
+        assert_int_equal(stats.failures_by_class[HC_PROBE_FAIL_REFUSED], stats.failures);
+        assert_string_equal(hc_probe_fail_name(HC_PROBE_FAIL_REFUSED), "refused");
+    }
     fx_free(fx);
 }
 
@@ -562,6 +570,13 @@ static void test_timeout(void **state)
     assert_true(run_until(fx, p_down, WAIT_S));
     assert_string_equal(st_of(fx)->last_error, "timeout after 150 ms");
     assert_int_equal(st_of(fx)->skipped, 0);
+    {
+        struct hc_probes_stats stats;
+
+        hc_probes_get_stats(fx->ps, &stats);
+        assert_true(stats.failures > 0);
+        assert_int_equal(stats.failures_by_class[HC_PROBE_FAIL_TIMEOUT], stats.failures);
+    }
     fx_free(fx);
 }
 
