@@ -550,24 +550,13 @@ static int publish_tls_post(struct cm_conf_parse *p, void *base)
     return CM_OK;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes @len hex digits of @s into @out (@len / 2 bytes); false if not hex. */
 static bool hex_decode(const char *s, size_t len, uint8_t *out)
 {
     if (len % 2 != 0)
         return false;
     for (size_t i = 0; i < len; i += 2) {
-        int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
+        int hi = cm_hex_digit((unsigned char)s[i]), lo = cm_hex_digit((unsigned char)s[i + 1]);
         if (hi < 0 || lo < 0)
             return false;
         out[i / 2] = (uint8_t)(hi << 4 | lo);

@@ -64,8 +64,14 @@ int cm_nofile_hard(uint64_t *limit)
 }
 
 int cm_nofile_check(const char *file, const char *key, const char *breakdown, uint64_t need,
-                    uint64_t limit, char *err, size_t errlen)
+                    bool starting, char *err, size_t errlen)
 {
+    uint64_t limit;
+
+    if (starting)
+        cm_nofile_raise(&limit); /* on failure: the limit in force, logged */
+    else if (cm_nofile_hard(&limit) != CM_OK)
+        return CM_OK; /* nothing to check against */
     if (need <= limit)
         return CM_OK;
     snprintf(err, errlen,

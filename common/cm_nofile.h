@@ -15,6 +15,7 @@
 #ifndef COMMON_CM_NOFILE_H
 #define COMMON_CM_NOFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,13 +40,15 @@ uint64_t cm_nofile_control(const struct cm_conf_control *control);
 int cm_nofile_hard(uint64_t *limit);
 
 /**
- * CM_OK when @need descriptors fit in @limit. Otherwise CM_ECONFIG and, in
+ * CM_OK when @need descriptors fit in the limit: when @starting, the soft
+ * limit after cm_nofile_raise(); else (--check-config) the hard limit, what a
+ * start would get (CM_OK when it cannot be read). Otherwise CM_ECONFIG and, in
  * @err, "@file: @key: @breakdown = @need descriptors, but RLIMIT_NOFILE is
- * @limit: lower it or raise the limit (LimitNOFILE= in the systemd unit)".
+ * LIMIT: lower it or raise the limit (LimitNOFILE= in the systemd unit)".
  * @breakdown (borrowed) says how @need was counted, e.g. "2 workers x 1024
  * TCP connections + 65 control + 64 reserve".
  */
 int cm_nofile_check(const char *file, const char *key, const char *breakdown, uint64_t need,
-                    uint64_t limit, char *err, size_t errlen);
+                    bool starting, char *err, size_t errlen);
 
 #endif /* COMMON_CM_NOFILE_H */

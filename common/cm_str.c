@@ -110,6 +110,17 @@ const char *cm_buf_cstr(const struct cm_buf *b)
     return b->data != NULL ? b->data : "";
 }
 
+int cm_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 size_t cm_strlcpy(char *dst, const char *src, size_t cap)
 {
     size_t n = strlen(src);

@@ -36,6 +36,9 @@ void cm_buf_consume(struct cm_buf *b, size_t n);
 /** The contents as a C string ("" when empty); borrowed until the next change. */
 const char *cm_buf_cstr(const struct cm_buf *b);
 
+/** The value of the hex digit @c (either case), or -1. */
+int cm_hex_digit(int c);
+
 /** Copies at most cap-1 bytes and NUL-terminates; returns strlen(src). */
 size_t cm_strlcpy(char *dst, const char *src, size_t cap);
 

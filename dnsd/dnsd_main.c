@@ -288,14 +288,10 @@ static int dnsd_prepare(struct dnsd *d, bool check, char *err, size_t errlen)
 static int dnsd_check_nofile(const struct dnsd *d, bool starting, char *err, size_t errlen)
 {
     char why[256];
-    uint64_t limit, need;
+    uint64_t need;
 
-    if (starting)
-        cm_nofile_raise(&limit); /* on failure: the limit in force, logged */
-    else if (cm_nofile_hard(&limit) != CM_OK)
-        return CM_OK; /* nothing to check against */
     need = dns_server_nofile_need(d->conf, why, sizeof(why));
-    return cm_nofile_check(d->conf->path, "dnsd.tcp_max_conns", why, need, limit, err, errlen);
+    return cm_nofile_check(d->conf->path, "dnsd.tcp_max_conns", why, need, starting, err, errlen);
 }
 
 static bool control_equal(const struct cm_conf_control *a, const struct cm_conf_control *b)

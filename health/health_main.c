@@ -156,13 +156,9 @@ static uint32_t max_probes(void)
 static int check_nofile(const struct cm_conf *conf, bool starting, char *err, size_t errlen)
 {
     const uint64_t api = HC_K8S_KIND_COUNT + 1;
-    uint64_t limit, need, probes = max_probes();
+    uint64_t need, probes = max_probes();
     char why[256];
 
-    if (starting)
-        cm_nofile_raise(&limit); /* on failure: the limit in force, logged */
-    else if (cm_nofile_hard(&limit) != CM_OK)
-        return CM_OK; /* nothing to check against */
     snprintf(why, sizeof(why),
              "%" PRIu64 " probes in flight + %zu members x %" PRIu64
              " API connections + %zu publish targets + %" PRIu64 " control + %d reserve",
@@ -170,7 +166,7 @@ static int check_nofile(const struct cm_conf *conf, bool starting, char *err, si
              cm_nofile_control(&conf->health.control), CM_NOFILE_RESERVE);
     need = probes + conf->member_count * api + conf->health.publish_to_count +
            cm_nofile_control(&conf->health.control) + CM_NOFILE_RESERVE;
-    return cm_nofile_check(conf->path, "health", why, need, limit, err, errlen);
+    return cm_nofile_check(conf->path, "health", why, need, starting, err, errlen);
 }
 
 static const char *kubeconfig_path(const struct cm_conf_member *m, char *buf, size_t cap)

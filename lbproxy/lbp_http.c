@@ -593,21 +593,10 @@ enum ck_rc {
     CK_BAD = -1, /* refuse; m->status set when it is not the default 400/502 */
 };
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* A byte of a chunk-size line: the hex size, then BWS, ';' extensions or CR. */
 static int chunk_size_byte(struct lbp_chunk *k, unsigned char c)
 {
-    int v = hex_value(c);
+    int v = cm_hex_digit(c);
 
     if (c != '\r' && ++k->line_len > LBP_CHUNK_LINE_MAX)
         return CK_BAD;

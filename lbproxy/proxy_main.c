@@ -106,14 +106,10 @@ static size_t check_tls(const struct cm_conf *conf, size_t *cert_count)
 static int check_nofile(const struct cm_conf *conf, bool starting, char *err, size_t errlen)
 {
     char why[256];
-    uint64_t limit, need;
+    uint64_t need;
 
-    if (starting)
-        cm_nofile_raise(&limit); /* on failure: the limit in force, logged */
-    else if (cm_nofile_hard(&limit) != CM_OK)
-        return CM_OK; /* nothing to check against */
     need = lbp_proxy_nofile_need(conf, why, sizeof(why));
-    return cm_nofile_check(conf->path, "proxy.max_connections", why, need, limit, err, errlen);
+    return cm_nofile_check(conf->path, "proxy.max_connections", why, need, starting, err, errlen);
 }
 
 static void ctl_metrics(void *arg, struct cm_buf *out)
