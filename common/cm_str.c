@@ -110,6 +110,16 @@ const char *cm_buf_cstr(const struct cm_buf *b)
     return b->data != NULL ? b->data : "";
 }
 
+char *cm_str_join(const char *a, char sep, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *s = malloc(n);
+
+    if (s != NULL)
+        snprintf(s, n, "%s%c%s", a, sep, b);
+    return s;
+}
+
 int cm_hex_digit(int c)
 {
     if (c >= '0' && c <= '9')

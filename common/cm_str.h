@@ -36,6 +36,9 @@ void cm_buf_consume(struct cm_buf *b, size_t n);
 /** The contents as a C string ("" when empty); borrowed until the next change. */
 const char *cm_buf_cstr(const struct cm_buf *b);
 
+/** A new string "@a@sep@b" ("NAME=value", "dir/file"); NULL on allocation failure. */
+char *cm_str_join(const char *a, char sep, const char *b);
+
 /** The value of the hex digit @c (either case), or -1. */
 int cm_hex_digit(int c);
 

@@ -99,16 +99,6 @@ static char *dup_or_null(const char *s)
     return s != NULL ? strdup(s) : NULL;
 }
 
-static char *join_env(const char *name, const char *value)
-{
-    size_t n = strlen(name) + strlen(value) + 2;
-    char *s = malloc(n);
-
-    if (s != NULL)
-        snprintf(s, n, "%s=%s", name, value);
-    return s;
-}
-
 /* FEDGSLB_HEALTH_EXEC_TIMEOUT_MS (100 .. 600000), else HC_EXEC_TIMEOUT_MS. */
 static uint32_t env_timeout_ms(void)
 {
@@ -145,7 +135,7 @@ struct hc_exec *hc_exec_new(const struct hc_exec_conf *c, uint32_t timeout_ms)
     for (size_t i = 0; ok && i < c->argc; i++)
         ok = (x->argv[i + 1] = strdup(c->args[i])) != NULL;
     for (size_t i = 0; ok && i < c->envc; i++) {
-        x->envs[i] = join_env(c->env[2 * i], c->env[2 * i + 1]);
+        x->envs[i] = cm_str_join(c->env[2 * i], '=', c->env[2 * i + 1]);
         ok = x->envs[i] != NULL;
         x->envc = i + 1;
     }
@@ -763,7 +753,7 @@ static void run_start(struct hc_exec *x)
     x->err_len = 0;
     x->timed_out = x->too_big = x->reaped = false;
     info = exec_info(x);
-    info_env = info != NULL ? join_env("KUBERNETES_EXEC_INFO", info) : NULL;
+    info_env = info != NULL ? cm_str_join("KUBERNETES_EXEC_INFO", '=', info) : NULL;
     env = info_env != NULL ? build_env(x, info_env) : NULL;
     if (env == NULL)
         goto out;

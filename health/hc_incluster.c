@@ -106,24 +106,14 @@ static int server_url(struct hc_kube_target *t, char *err, size_t errlen)
     return CM_OK;
 }
 
-static char *path_in(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-
-    if (p != NULL)
-        snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 static int fill(struct hc_kube_target *t, const char *dir, char *err, size_t errlen)
 {
-    char *ca = path_in(dir, "ca.crt"), *ns = path_in(dir, "namespace");
+    char *ca = cm_str_join(dir, '/', "ca.crt"), *ns = cm_str_join(dir, '/', "namespace");
     char *buf = NULL;
     size_t len = 0;
     int rc;
 
-    t->token_file = path_in(dir, "token");
+    t->token_file = cm_str_join(dir, '/', "token");
     if (ca == NULL || ns == NULL || t->token_file == NULL) {
         rc = CM_ENOMEM;
         goto out;
