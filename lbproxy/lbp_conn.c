@@ -34,6 +34,7 @@
 #include "common/cm_log.h"
 #include "common/cm_lpm.h"
 #include "common/cm_time.h"
+#include "lbproxy/lbp_alog.h"
 #include "lbproxy/lbp_backend.h"
 #include "lbproxy/lbp_io.h"
 #include "lbproxy/lbp_proxy.h"

@@ -19,6 +19,7 @@
 #include "common/cm_lpm.h"
 #include "common/cm_nofile.h"
 #include "common/cm_state.h"
+#include "lbproxy/lbp_alog.h"
 #include "lbproxy/lbp_backend.h"
 #include "lbproxy/lbp_tls.h"
 

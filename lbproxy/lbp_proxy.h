@@ -169,30 +169,4 @@ struct lbp_conn *lbp_conn_next(struct lbp_conn *c);
 /** Frees recycled connection objects. */
 void lbp_conn_free_list(struct lbp_proxy *px);
 
-/* ---- lbp_alog.c ---- */
-
-struct lbp_alog_entry {
-    const char *client;
-    const char *listener;
-    const char *member;
-    const char *service;
-    const char *method;
-    const char *uri; /* may be cut */
-    const char *user_agent;
-    const char *referer;
-    const char *backend; /* "" when none */
-    int http_minor;
-    unsigned status;
-    uint64_t bytes_in, bytes_out;
-    uint64_t duration_us;
-    unsigned retries;
-    bool tls;
-};
-
-int lbp_alog_open(enum cm_access_log_format format, const char *path, struct lbp_alog **out,
-                  char *err, size_t errlen);
-void lbp_alog_write(struct lbp_alog *a, const struct lbp_alog_entry *e);
-void lbp_alog_flush(struct lbp_alog *a);
-void lbp_alog_close(struct lbp_alog *a);
-
 #endif /* LBPROXY_LBP_PROXY_H */
