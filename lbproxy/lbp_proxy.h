@@ -4,13 +4,9 @@
  * state documents that feed the pools, and the connections.
  *
  *   lbp_proxy (one event loop)
- *    +- lbp_listener ... one per proxy.listen address; the socket survives
- *    |   |               reloads; counters for metrics
- *    |   +- site ------> lbp_site (refcounted, immutable): the settings of one
- *    |                   config generation: limits, timeouts, trusted
- *    |                   proxies, TLS set, pool. A connection holds the site
- *    |                   it was accepted with, so it finishes on old settings
- *    |                   after a reload.
+ *    +- lbp_listener ... one per proxy.listen address, each with its current
+ *    |   |               lbp_site (lbp_site.h: settings of one config
+ *    |   |               generation, held by the connections accepted with it)
  *    +- lbp_poolref ...  one per (member, service); refcounted by sites; kept
  *    |                   across reloads (backend statistics survive)
  *    +- state documents  newest accepted per vantage -> pools' backends
@@ -25,68 +21,16 @@
 #include <sys/queue.h>
 
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <jansson.h>
 
-#include "common/cm_accept.h"
 #include "common/cm_conf.h"
-#include "common/cm_net.h"
 #include "common/cm_str.h"
-#include "lbproxy/lbp_http.h"
+#include "lbproxy/lbp_site.h"
 
-struct cm_lpm;
 struct cm_state;
 struct lbp_alog;
 struct lbp_conn;
-struct lbp_pool;
 struct lbp_proxy;
-struct lbp_tls;
-
-/* Per-listener counters (kept across reloads). */
-struct lbp_lstats {
-    uint64_t conns_total;
-    uint64_t conns_active;
-    uint64_t requests;
-    uint64_t status_class[6]; /* [1..5]: 1xx..5xx answered to clients */
-    uint64_t bytes_in;        /* request bytes from clients (heads + bodies) */
-    uint64_t bytes_out;       /* response bytes to clients */
-    uint64_t retries;
-    uint64_t timeouts;
-    uint64_t rejected; /* 400/408/413/414/431 answered by the proxy */
-};
-
-struct lbp_poolref {
-    int refs;
-    char *key; /* owned "member service" */
-    struct lbp_pool *pool;
-    bool from_state; /* backends come from a state document (else static) */
-};
-
-struct lbp_listener {
-    int refs;
-    struct lbp_proxy *px; /* borrowed */
-    struct cm_addr addr;
-    char name[CM_ADDR_STRLEN];
-    struct evconnlistener *evl; /* owned; NULL once closed */
-    struct lbp_site *site;      /* reference: settings for new connections */
-    struct lbp_lstats stats;
-    /* Pauses evl when accept() runs out of descriptors. Accept runs only while
-     * neither the guard nor px->accept_paused (max_connections) holds it. */
-    struct cm_accept_guard guard;
-};
-
-struct lbp_site {
-    int refs;
-    struct lbp_proxy *px;     /* borrowed */
-    struct lbp_listener *lst; /* reference */
-    struct lbp_poolref *pr;   /* reference */
-    struct lbp_tls *tls;      /* reference or NULL */
-    struct cm_lpm *trusted;   /* owned or NULL */
-    struct lbp_http_limits lim;
-    struct cm_conf_proxy_timeouts to;
-    char member[64];
-    char service[128];
-};
 
 TAILQ_HEAD(lbp_conn_list, lbp_conn);
 
@@ -151,9 +95,6 @@ void lbp_proxy_drain(struct lbp_proxy *px);
 uint64_t lbp_proxy_nofile_need(const struct cm_conf *conf, char *why, size_t cap);
 /** Called by lbp_conn when a connection ends. */
 void lbp_proxy_conn_gone(struct lbp_proxy *px);
-
-void lbp_site_ref(struct lbp_site *s);
-void lbp_site_unref(struct lbp_site *s);
 
 /* ---- lbp_conn.c ---- */
 
