@@ -19,6 +19,7 @@
 #include "common/cm_state.h"
 #include "lbproxy/lbp_alog.h"
 #include "lbproxy/lbp_backend.h"
+#include "lbproxy/lbp_conn.h"
 
 #define LBP_STATE_FILE_VERSION 1
 #define LBP_BACKLOG            1024
@@ -125,7 +126,7 @@ static int pools_apply(struct lbp_proxy *px, const struct cm_conf *conf, char *e
  */
 static void listener_watch(struct lbp_listener *l)
 {
-    if (l->evl == NULL || l->px->draining)
+    if (l->evl == NULL || l->px->conns.draining)
         return;
     if (l->px->accept_paused || cm_accept_guard_paused(&l->guard))
         evconnlistener_disable(l->evl);
@@ -170,11 +171,12 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 
     (void)evl;
     cm_accept_guard_ok(&l->guard);
-    if (px->draining || l->site == NULL) {
+    if (px->conns.draining || l->site == NULL) {
         close(fd);
         return;
     }
-    lbp_conn_accept(px, l->site, fd, sa, salen);
+    px->conn_count++; /* conn_gone() uncounts it, even when the accept fails */
+    lbp_conn_accept(&px->conns, l->site, fd, sa, salen);
     if (px->conn_count >= px->conf->proxy.max_connections && !px->accept_paused) {
         px->accept_paused = true;
         listeners_watch(px);
@@ -183,14 +185,18 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     }
 }
 
-void lbp_proxy_conn_gone(struct lbp_proxy *px)
+/* lbp_conn_gone_fn: a connection has ended. */
+static void conn_gone(void *arg)
 {
+    struct lbp_proxy *px = arg;
+
     px->conn_count--;
-    if (px->accept_paused && !px->draining && px->conn_count < px->conf->proxy.max_connections) {
+    if (px->accept_paused && !px->conns.draining &&
+        px->conn_count < px->conf->proxy.max_connections) {
         px->accept_paused = false;
         listeners_watch(px);
     }
-    if (px->draining && px->conn_count == 0)
+    if (px->conns.draining && px->conn_count == 0)
         event_base_loopbreak(px->base);
 }
 
@@ -360,10 +366,10 @@ int lbp_proxy_new(struct event_base *base, struct cm_conf *conf, struct lbp_prox
     }
     px->base = base;
     px->conf = cm_conf_ref(conf);
-    TAILQ_INIT(&px->conns);
-    TAILQ_INIT(&px->free_conns);
+    lbp_conn_reg_init(&px->conns, base, conn_gone, px);
     rc = lbp_alog_open(conf->proxy.access_log.format, conf->proxy.access_log.path, &px->alog, err,
                        errlen);
+    px->conns.alog = px->alog;
     if (rc == CM_OK)
         rc = build_sets(px, conf, err, errlen);
     if (rc == CM_OK)
@@ -382,8 +388,8 @@ void lbp_proxy_free(struct lbp_proxy *px)
 
     if (px == NULL)
         return;
-    px->draining = true;
-    while ((c = TAILQ_FIRST(&px->conns)) != NULL)
+    px->conns.draining = true;
+    while ((c = TAILQ_FIRST(&px->conns.live)) != NULL)
         lbp_conn_close(c);
     for (size_t i = 0; i < px->listener_count; i++) {
         struct lbp_listener *l = px->listeners[i];
@@ -400,7 +406,7 @@ void lbp_proxy_free(struct lbp_proxy *px)
     for (size_t i = 0; i < px->doc_count; i++)
         cm_state_free(px->docs[i]);
     free(px->docs);
-    lbp_conn_free_list(px);
+    lbp_conn_reg_fini(&px->conns);
     lbp_alog_close(px->alog);
     if (px->drain_timer != NULL)
         event_free(px->drain_timer);
@@ -426,6 +432,7 @@ int lbp_proxy_reload(struct lbp_proxy *px, struct cm_conf *conf, char *err, size
     }
     lbp_alog_close(px->alog);
     px->alog = alog;
+    px->conns.alog = alog;
     cm_conf_unref(px->conf);
     px->conf = cm_conf_ref(conf);
     docs_recheck(px);
@@ -753,7 +760,7 @@ json_t *lbp_proxy_state_json(struct lbp_proxy *px)
     json_object_set_new(root, "listeners", ls);
     json_object_set_new(root, "documents", docs);
     json_object_set_new(root, "connections", json_integer((json_int_t)px->conn_count));
-    json_object_set_new(root, "draining", json_boolean(px->draining));
+    json_object_set_new(root, "draining", json_boolean(px->conns.draining));
     return root;
 }
 
@@ -880,10 +887,10 @@ void lbp_proxy_drain(struct lbp_proxy *px)
     uint32_t ms = px->conf->proxy.timeouts_ms.drain_ms;
     struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)((ms % 1000u) * 1000u)};
 
-    px->draining = true;
+    px->conns.draining = true;
     for (size_t i = 0; i < px->listener_count; i++)
         lbp_listener_close(px->listeners[i]);
-    for (c = TAILQ_FIRST(&px->conns); c != NULL; c = next) {
+    for (c = TAILQ_FIRST(&px->conns.live); c != NULL; c = next) {
         next = lbp_conn_next(c);
         lbp_conn_drain(c);
     }

@@ -10,7 +10,8 @@
  *    +- lbp_poolref ...  one per (member, service); refcounted by sites; kept
  *    |                   across reloads (backend statistics survive)
  *    +- state documents  newest accepted per vantage -> pools' backends
- *    +- connections      (lbp_conn.c), counted against max_connections
+ *    +- connections      lbp_conn_reg (lbp_conn.h), counted here against
+ *                        max_connections
  */
 #ifndef LBPROXY_LBP_PROXY_H
 #define LBPROXY_LBP_PROXY_H
@@ -18,21 +19,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/queue.h>
 
 #include <event2/event.h>
 #include <jansson.h>
 
 #include "common/cm_conf.h"
 #include "common/cm_str.h"
+#include "lbproxy/lbp_conn.h"
 #include "lbproxy/lbp_site.h"
 
 struct cm_state;
 struct lbp_alog;
-struct lbp_conn;
 struct lbp_proxy;
-
-TAILQ_HEAD(lbp_conn_list, lbp_conn);
 
 struct lbp_proxy {
     struct event_base *base; /* borrowed */
@@ -43,18 +41,13 @@ struct lbp_proxy {
     size_t pool_count;
     struct cm_state **docs; /* owned: newest accepted document per vantage */
     size_t doc_count;
-    struct lbp_conn_list conns;
-    size_t conn_count;
-    struct lbp_conn_list free_conns; /* recycled connection objects */
-    size_t free_count;
-    bool accept_paused; /* max_connections reached (the guards pause on their own) */
-    bool draining;
-    struct lbp_alog *alog; /* owned or NULL */
+    struct lbp_conn_reg conns; /* its draining flag is the proxy's */
+    size_t conn_count;         /* accepted and not gone yet (conn_gone) */
+    bool accept_paused;        /* max_connections reached (the guards pause on their own) */
+    struct lbp_alog *alog;     /* owned or NULL; lent to conns */
     struct event *drain_timer;
     uint64_t state_pushes, state_rejects;
 };
-
-/* ---- lbp_proxy.c ---- */
 
 /** Binds every listener of @conf->proxy and builds pools. "reason" in @err. */
 int lbp_proxy_new(struct event_base *base, struct cm_conf *conf, struct lbp_proxy **out, char *err,
@@ -93,21 +86,5 @@ void lbp_proxy_drain(struct lbp_proxy *px);
  * @why (@cap bytes, 200 is enough).
  */
 uint64_t lbp_proxy_nofile_need(const struct cm_conf *conf, char *why, size_t cap);
-/** Called by lbp_conn when a connection ends. */
-void lbp_proxy_conn_gone(struct lbp_proxy *px);
-
-/* ---- lbp_conn.c ---- */
-
-/** Takes @fd (accepted, non-blocking). Counts itself in px. CM_ENOMEM (fd closed). */
-int lbp_conn_accept(struct lbp_proxy *px, struct lbp_site *site, int fd, const struct sockaddr *sa,
-                    int salen);
-/** Drain: close now if idle, else close after the current response. */
-void lbp_conn_drain(struct lbp_conn *c);
-/** Closes and releases (used at shutdown). */
-void lbp_conn_close(struct lbp_conn *c);
-/** The connection after @c in px->conns, or NULL. */
-struct lbp_conn *lbp_conn_next(struct lbp_conn *c);
-/** Frees recycled connection objects. */
-void lbp_conn_free_list(struct lbp_proxy *px);
 
 #endif /* LBPROXY_LBP_PROXY_H */
