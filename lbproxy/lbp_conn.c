@@ -17,6 +17,7 @@
 #include "lbproxy/lbp_conn.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -190,6 +191,7 @@ void lbp_conn_reg_fini(struct lbp_conn_reg *reg)
 {
     struct lbp_conn *c;
 
+    assert(TAILQ_EMPTY(&reg->live));
     while ((c = TAILQ_FIRST(&reg->freelist)) != NULL) {
         TAILQ_REMOVE(&reg->freelist, c, link);
         lbp_http_msg_fini(&c->req);

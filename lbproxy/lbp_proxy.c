@@ -17,9 +17,7 @@
 #include "common/cm_log.h"
 #include "common/cm_nofile.h"
 #include "common/cm_state.h"
-#include "lbproxy/lbp_alog.h"
 #include "lbproxy/lbp_backend.h"
-#include "lbproxy/lbp_conn.h"
 
 #define LBP_STATE_FILE_VERSION 1
 #define LBP_BACKLOG            1024

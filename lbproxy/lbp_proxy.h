@@ -25,11 +25,11 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_str.h"
+#include "lbproxy/lbp_alog.h"
 #include "lbproxy/lbp_conn.h"
 #include "lbproxy/lbp_site.h"
 
 struct cm_state;
-struct lbp_alog;
 struct lbp_proxy;
 
 struct lbp_proxy {
@@ -44,7 +44,7 @@ struct lbp_proxy {
     struct lbp_conn_reg conns; /* its draining flag is the proxy's */
     size_t conn_count;         /* accepted and not gone yet (conn_gone) */
     bool accept_paused;        /* max_connections reached (the guards pause on their own) */
-    struct lbp_alog *alog;     /* owned or NULL; lent to conns */
+    struct lbp_alog *alog;     /* owned or NULL (lbp_alog.h); lent to conns */
     struct event *drain_timer;
     uint64_t state_pushes, state_rejects;
 };
