@@ -29,7 +29,9 @@
 #include "lbproxy/lbp_conn.h"
 #include "lbproxy/lbp_site.h"
 
+struct cm_lpm;
 struct cm_state;
+struct lbp_alog;
 struct lbp_proxy;
 
 struct lbp_proxy {
