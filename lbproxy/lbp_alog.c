@@ -4,6 +4,8 @@
  * file or stdout through a stdio buffer (flushed by the daemon's tick and at
  * exit, so a request costs one formatted write into memory).
  */
+#include "lbproxy/lbp_alog.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +15,6 @@
 #include <jansson.h>
 
 #include "common/cm_err.h"
-#include "lbproxy/lbp_proxy.h"
 
 struct lbp_alog {
     enum cm_access_log_format format;

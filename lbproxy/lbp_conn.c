@@ -14,7 +14,10 @@
  * while the other side's output is above LBP_HIGH_WM and resumes at
  * LBP_LOW_WM. One timer per connection, whose meaning follows the state.
  */
+#include "lbproxy/lbp_conn.h"
+
 #include <arpa/inet.h>
+#include <assert.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -33,10 +36,13 @@
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_lpm.h"
+#include "common/cm_str.h"
 #include "common/cm_time.h"
+#include "lbproxy/lbp_alog.h"
 #include "lbproxy/lbp_backend.h"
+#include "lbproxy/lbp_http.h"
 #include "lbproxy/lbp_io.h"
-#include "lbproxy/lbp_proxy.h"
+#include "lbproxy/lbp_site.h"
 #include "lbproxy/lbp_tls.h"
 
 #define LBP_HIGH_WM  (256u * 1024u)
@@ -64,9 +70,9 @@ enum conn_timer {
 };
 
 struct lbp_conn {
-    TAILQ_ENTRY(lbp_conn) link;
-    struct lbp_proxy *px;
-    struct lbp_site *site; /* reference */
+    TAILQ_ENTRY(lbp_conn) link; /* in reg->live or reg->freelist */
+    struct lbp_conn_reg *reg;   /* borrowed */
+    struct lbp_site *site;      /* reference */
     enum conn_state state;
     enum conn_timer timer_kind;
     struct lbp_io *cli; /* owned */
@@ -147,7 +153,7 @@ static void be_release(struct lbp_conn *c)
 
 static void conn_free(struct lbp_conn *c)
 {
-    struct lbp_proxy *px = c->px;
+    struct lbp_conn_reg *reg = c->reg;
 
     be_end(c, LBP_OUTCOME_ABANDONED);
     be_release(c);
@@ -159,10 +165,10 @@ static void conn_free(struct lbp_conn *c)
     c->site->lst->stats.conns_active--;
     lbp_site_unref(c->site);
     c->site = NULL;
-    TAILQ_REMOVE(&px->conns, c, link);
-    if (px->free_count < LBP_FREE_MAX) {
-        TAILQ_INSERT_HEAD(&px->free_conns, c, link);
-        px->free_count++;
+    TAILQ_REMOVE(&reg->live, c, link);
+    if (reg->free_count < LBP_FREE_MAX) {
+        TAILQ_INSERT_HEAD(&reg->freelist, c, link);
+        reg->free_count++;
     } else {
         lbp_http_msg_fini(&c->req);
         lbp_http_msg_fini(&c->resp);
@@ -170,22 +176,31 @@ static void conn_free(struct lbp_conn *c)
         cm_buf_fini(&c->out);
         free(c);
     }
-    lbp_proxy_conn_gone(px);
+    reg->gone(reg->gone_arg);
 }
 
-void lbp_conn_free_list(struct lbp_proxy *px)
+void lbp_conn_reg_init(struct lbp_conn_reg *reg, struct event_base *base, lbp_conn_gone_fn *gone,
+                       void *gone_arg)
+{
+    *reg = (struct lbp_conn_reg){.base = base, .gone = gone, .gone_arg = gone_arg};
+    TAILQ_INIT(&reg->live);
+    TAILQ_INIT(&reg->freelist);
+}
+
+void lbp_conn_reg_fini(struct lbp_conn_reg *reg)
 {
     struct lbp_conn *c;
 
-    while ((c = TAILQ_FIRST(&px->free_conns)) != NULL) {
-        TAILQ_REMOVE(&px->free_conns, c, link);
+    assert(TAILQ_EMPTY(&reg->live));
+    while ((c = TAILQ_FIRST(&reg->freelist)) != NULL) {
+        TAILQ_REMOVE(&reg->freelist, c, link);
         lbp_http_msg_fini(&c->req);
         lbp_http_msg_fini(&c->resp);
         cm_buf_fini(&c->head);
         cm_buf_fini(&c->out);
         free(c);
     }
-    px->free_count = 0;
+    reg->free_count = 0;
 }
 
 void lbp_conn_close(struct lbp_conn *c)
@@ -241,7 +256,7 @@ static void log_request(struct lbp_conn *c)
     struct lbp_alog_entry e;
     char method[16];
 
-    if (c->px->alog == NULL)
+    if (c->reg->alog == NULL)
         return;
     cm_strlcpy(method, lbp_http_method(&c->req), sizeof(method));
     e = (struct lbp_alog_entry){
@@ -262,7 +277,7 @@ static void log_request(struct lbp_conn *c)
         .retries = c->attempts > 1 ? c->attempts - 1 : 0,
         .tls = c->tls,
     };
-    lbp_alog_write(c->px->alog, &e);
+    lbp_alog_write(c->reg->alog, &e);
 }
 
 /* The proxy answers by itself (4xx/5xx) and closes. */
@@ -323,8 +338,8 @@ static void start_request(struct lbp_conn *c, const char *data)
     c->t_start_us = cm_mono_us();
     c->req_bytes = c->req.head_len;
     s->lst->stats.bytes_in += c->req.head_len;
-    c->cli_keep = lbp_http_keep_alive(&c->req) && !c->px->draining;
-    if (c->px->alog != NULL)
+    c->cli_keep = lbp_http_keep_alive(&c->req) && !c->reg->draining;
+    if (c->reg->alog != NULL)
         copy_log_fields(c, data);
     if (lbp_http_write_request(&c->req, data, &fwd, &c->head) != CM_OK) {
         reply_error(c, 431);
@@ -460,7 +475,7 @@ static void connect_upstream(struct lbp_conn *c)
     sa = lbp_backend_sockaddr(c->be, &salen);
     lbp_backend_begin(c->be);
     c->be_open = true;
-    rc = lbp_io_connect(c->px->base, sa, salen, &c->up);
+    rc = lbp_io_connect(c->reg->base, sa, salen, &c->up);
     if (rc == CM_ENOMEM) {
         be_end(c, LBP_OUTCOME_ABANDONED);
         reply_error(c, 503);
@@ -525,7 +540,7 @@ static void response_head(struct lbp_conn *c, const char *data)
     c->resp_head_done = true;
     c->status = (uint16_t)status;
     count_status(c, status);
-    close = !c->cli_keep || !c->req_done || lbp_http_until_eof(&c->resp) || c->px->draining ||
+    close = !c->cli_keep || !c->req_done || lbp_http_until_eof(&c->resp) || c->reg->draining ||
             (c->req.parser.upgrade && !tunnel);
     c->close_after = close;
     if (lbp_http_write_response(&c->resp, data, close, http10 && !close, tunnel, &c->out) !=
@@ -882,13 +897,13 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- accept and drain ------------------------------------------------------------- */
 
-static struct lbp_conn *conn_get(struct lbp_proxy *px, const struct lbp_site *s)
+static struct lbp_conn *conn_get(struct lbp_conn_reg *reg, const struct lbp_site *s)
 {
-    struct lbp_conn *c = TAILQ_FIRST(&px->free_conns);
+    struct lbp_conn *c = TAILQ_FIRST(&reg->freelist);
 
     if (c != NULL) {
-        TAILQ_REMOVE(&px->free_conns, c, link);
-        px->free_count--;
+        TAILQ_REMOVE(&reg->freelist, c, link);
+        reg->free_count--;
         if (c->req.lim.header_count_max == s->lim.header_count_max) {
             c->req.lim = s->lim;
             c->resp.lim = s->lim;
@@ -906,9 +921,9 @@ static struct lbp_conn *conn_get(struct lbp_proxy *px, const struct lbp_site *s)
     return NULL;
 }
 
-static struct lbp_conn *conn_alloc(struct lbp_proxy *px, const struct lbp_site *s)
+static struct lbp_conn *conn_alloc(struct lbp_conn_reg *reg, const struct lbp_site *s)
 {
-    struct lbp_conn *c = conn_get(px, s);
+    struct lbp_conn *c = conn_get(reg, s);
     struct lbp_http_limits rl = s->lim;
 
     if (c != NULL) {
@@ -954,19 +969,20 @@ static void client_address(struct lbp_conn *c, const struct sockaddr *sa)
                  cm_lpm_lookup(s->trusted, fam, a, fam == AF_INET ? 32 : 128, &r);
 }
 
-int lbp_conn_accept(struct lbp_proxy *px, struct lbp_site *site, int fd, const struct sockaddr *sa,
-                    int salen)
+int lbp_conn_accept(struct lbp_conn_reg *reg, struct lbp_site *site, int fd,
+                    const struct sockaddr *sa, int salen)
 {
-    struct lbp_conn *c = conn_alloc(px, site);
+    struct lbp_conn *c = conn_alloc(reg, site);
     int one = 1;
 
     (void)salen;
     if (c == NULL) {
         close(fd);
+        reg->gone(reg->gone_arg); /* the owner counted it */
         return CM_ENOMEM;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->px = px;
+    c->reg = reg;
     c->site = site;
     lbp_site_ref(site);
     c->tls = site->tls != NULL;
@@ -974,17 +990,16 @@ int lbp_conn_accept(struct lbp_proxy *px, struct lbp_site *site, int fd, const s
     if (c->tls) {
         SSL *ssl = lbp_tls_new_ssl(site->tls);
 
-        c->cli = ssl == NULL ? NULL : lbp_io_new_tls(px->base, fd, ssl);
+        c->cli = ssl == NULL ? NULL : lbp_io_new_tls(reg->base, fd, ssl);
         if (c->cli == NULL && ssl != NULL)
             SSL_free(ssl);
     } else {
-        c->cli = lbp_io_new(px->base, fd);
+        c->cli = lbp_io_new(reg->base, fd);
     }
-    TAILQ_INSERT_TAIL(&px->conns, c, link);
-    px->conn_count++;
+    TAILQ_INSERT_TAIL(&reg->live, c, link);
     site->lst->stats.conns_total++;
     site->lst->stats.conns_active++;
-    event_assign(&c->timer, px->base, -1, 0, timer_cb, c);
+    event_assign(&c->timer, reg->base, -1, 0, timer_cb, c);
     if (c->cli == NULL) {
         close(fd);
         conn_free(c);

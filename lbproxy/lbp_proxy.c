@@ -2,7 +2,6 @@
 /* lbp_proxy.c -- listeners, sites, pools and state documents; see lbp_proxy.h. */
 #include "lbproxy/lbp_proxy.h"
 
-#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,25 +15,14 @@
 #include "common/cm_err.h"
 #include "common/cm_file.h"
 #include "common/cm_log.h"
-#include "common/cm_lpm.h"
 #include "common/cm_nofile.h"
 #include "common/cm_state.h"
 #include "lbproxy/lbp_backend.h"
-#include "lbproxy/lbp_tls.h"
 
 #define LBP_STATE_FILE_VERSION 1
 #define LBP_BACKLOG            1024
 
 /* ---- pools ----------------------------------------------------------------------- */
-
-static void poolref_unref(struct lbp_poolref *pr)
-{
-    if (pr == NULL || --pr->refs > 0)
-        return;
-    lbp_pool_free(pr->pool);
-    free(pr->key);
-    free(pr);
-}
 
 static void pool_key(const struct cm_conf *conf, const struct cm_conf_proxy_listen *l, char *buf,
                      size_t cap)
@@ -129,40 +117,6 @@ static int pools_apply(struct lbp_proxy *px, const struct cm_conf *conf, char *e
 
 /* ---- sites and listeners ---------------------------------------------------------- */
 
-void lbp_site_ref(struct lbp_site *s)
-{
-    s->refs++;
-}
-
-static void listener_unref(struct lbp_listener *l);
-
-void lbp_site_unref(struct lbp_site *s)
-{
-    if (s == NULL || --s->refs > 0)
-        return;
-    lbp_tls_unref(s->tls);
-    cm_lpm_free(s->trusted);
-    poolref_unref(s->pr);
-    listener_unref(s->lst);
-    free(s);
-}
-
-static void listener_close(struct lbp_listener *l)
-{
-    cm_accept_guard_fini(&l->guard); /* no resume after this */
-    if (l->evl != NULL)
-        evconnlistener_free(l->evl);
-    l->evl = NULL;
-}
-
-static void listener_unref(struct lbp_listener *l)
-{
-    if (l == NULL || --l->refs > 0)
-        return;
-    listener_close(l);
-    free(l);
-}
-
 /*
  * Two independent reasons pause a listener: max_connections (px->accept_paused,
  * all listeners) and its accept guard (descriptors exhausted, this listener).
@@ -170,7 +124,7 @@ static void listener_unref(struct lbp_listener *l)
  */
 static void listener_watch(struct lbp_listener *l)
 {
-    if (l->evl == NULL || l->px->draining)
+    if (l->evl == NULL || l->px->conns.draining)
         return;
     if (l->px->accept_paused || cm_accept_guard_paused(&l->guard))
         evconnlistener_disable(l->evl);
@@ -215,11 +169,12 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 
     (void)evl;
     cm_accept_guard_ok(&l->guard);
-    if (px->draining || l->site == NULL) {
+    if (px->conns.draining || l->site == NULL) {
         close(fd);
         return;
     }
-    lbp_conn_accept(px, l->site, fd, sa, salen);
+    px->conn_count++; /* conn_gone() uncounts it, even when the accept fails */
+    lbp_conn_accept(&px->conns, l->site, fd, sa, salen);
     if (px->conn_count >= px->conf->proxy.max_connections && !px->accept_paused) {
         px->accept_paused = true;
         listeners_watch(px);
@@ -228,93 +183,19 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     }
 }
 
-void lbp_proxy_conn_gone(struct lbp_proxy *px)
+/* lbp_conn_gone_fn: a connection has ended. */
+static void conn_gone(void *arg)
 {
+    struct lbp_proxy *px = arg;
+
     px->conn_count--;
-    if (px->accept_paused && !px->draining && px->conn_count < px->conf->proxy.max_connections) {
+    if (px->accept_paused && !px->conns.draining &&
+        px->conn_count < px->conf->proxy.max_connections) {
         px->accept_paused = false;
         listeners_watch(px);
     }
-    if (px->draining && px->conn_count == 0)
+    if (px->conns.draining && px->conn_count == 0)
         event_base_loopbreak(px->base);
-}
-
-static int trusted_build(const struct cm_conf_proxy *pc, struct cm_lpm **out)
-{
-    struct cm_lpm *lpm;
-
-    *out = NULL;
-    if (pc->trusted_proxy_count == 0)
-        return CM_OK;
-    lpm = cm_lpm_new();
-    if (lpm == NULL)
-        return CM_ENOMEM;
-    for (size_t i = 0; i < pc->trusted_proxy_count; i++) {
-        const char *s = pc->trusted_proxies[i], *slash = strchr(s, '/');
-        char host[INET6_ADDRSTRLEN];
-        uint8_t addr[16];
-        uint64_t plen;
-        int fam = AF_INET;
-        size_t hlen = slash != NULL ? (size_t)(slash - s) : 0;
-
-        if (slash == NULL || hlen >= sizeof(host))
-            continue;
-        memcpy(host, s, hlen);
-        host[hlen] = '\0';
-        if (inet_pton(AF_INET, host, addr) != 1) {
-            fam = AF_INET6;
-            if (inet_pton(AF_INET6, host, addr) != 1)
-                continue;
-        }
-        if (!cm_parse_u64(slash + 1, fam == AF_INET ? 32 : 128, &plen))
-            continue;
-        if (cm_lpm_insert(lpm, fam, addr, (unsigned)plen, 1) != CM_OK) {
-            cm_lpm_free(lpm);
-            return CM_ENOMEM;
-        }
-    }
-    *out = lpm;
-    return CM_OK;
-}
-
-static struct lbp_site *site_new(struct lbp_proxy *px, const struct cm_conf *conf, size_t idx,
-                                 struct lbp_listener *lst, struct lbp_poolref *pr, char *err,
-                                 size_t errlen)
-{
-    const struct cm_conf_proxy *pc = &conf->proxy;
-    const struct cm_conf_proxy_listen *l = &pc->listen[idx];
-    struct lbp_site *s = calloc(1, sizeof(*s));
-    int rc;
-
-    if (s == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    s->refs = 1;
-    s->px = px;
-    s->lst = lst;
-    lst->refs++;
-    s->pr = pr;
-    pr->refs++;
-    s->lim = (struct lbp_http_limits){
-        .line_max = pc->limits.request_line_bytes,
-        .header_bytes_max = pc->limits.header_bytes,
-        .header_count_max = pc->limits.header_count,
-        .body_max = pc->limits.body_bytes,
-    };
-    s->to = pc->timeouts_ms;
-    cm_strlcpy(s->member, conf->members[l->member].name, sizeof(s->member));
-    cm_strlcpy(s->service, conf->services[l->service].key, sizeof(s->service));
-    rc = trusted_build(pc, &s->trusted);
-    if (rc == CM_OK)
-        rc = lbp_tls_from_listen(l, idx, &s->tls, err, errlen);
-    else
-        snprintf(err, errlen, "out of memory");
-    if (rc != CM_OK) {
-        lbp_site_unref(s);
-        return NULL;
-    }
-    return s;
 }
 
 static int listener_guard_init(struct lbp_listener *l)
@@ -355,7 +236,7 @@ static struct lbp_listener *listener_new(struct lbp_proxy *px, const struct cm_a
     evconnlistener_set_error_cb(l->evl, accept_error_cb);
     if (listener_guard_init(l) != CM_OK) {
         snprintf(err, errlen, "proxy.listen %s: out of memory", l->name);
-        listener_close(l);
+        lbp_listener_close(l);
         free(l);
         return NULL;
     }
@@ -422,7 +303,7 @@ static int build_sets(struct lbp_proxy *px, struct cm_conf *conf, char *err, siz
             rc = CM_EIO;
             break;
         }
-        sites[i] = site_new(px, conf, i, ls[i], pr, err, errlen);
+        sites[i] = lbp_site_new(conf, i, ls[i], pr, err, errlen);
         if (sites[i] == NULL)
             rc = CM_ECONFIG;
     }
@@ -439,14 +320,14 @@ static int build_sets(struct lbp_proxy *px, struct cm_conf *conf, char *err, siz
 
         if (listener_find(ls, n, &old->addr) == NULL) {
             cm_log_info("listener %s removed", old->name);
-            listener_close(old);
+            lbp_listener_close(old);
             lbp_site_unref(old->site); /* drops the site's ref on old too */
             old->site = NULL;
         }
-        listener_unref(old);
+        lbp_listener_unref(old);
     }
     for (size_t i = 0; i < px->pool_count; i++)
-        poolref_unref(px->pools[i]);
+        lbp_poolref_unref(px->pools[i]);
     free(px->listeners);
     free(px->pools);
     px->listeners = ls;
@@ -460,11 +341,11 @@ out:
         lbp_site_unref(sites[i]);
     for (size_t i = 0; ls != NULL && i < n; i++) {
         if (ls[i] != NULL && ls[i]->refs == 1 && ls[i]->site == NULL)
-            listener_close(ls[i]);
-        listener_unref(ls[i]);
+            lbp_listener_close(ls[i]);
+        lbp_listener_unref(ls[i]);
     }
     for (size_t i = 0; pools != NULL && i < np; i++)
-        poolref_unref(pools[i]);
+        lbp_poolref_unref(pools[i]);
     free(ls);
     free(pools);
     free(sites);
@@ -483,10 +364,10 @@ int lbp_proxy_new(struct event_base *base, struct cm_conf *conf, struct lbp_prox
     }
     px->base = base;
     px->conf = cm_conf_ref(conf);
-    TAILQ_INIT(&px->conns);
-    TAILQ_INIT(&px->free_conns);
+    lbp_conn_reg_init(&px->conns, base, conn_gone, px);
     rc = lbp_alog_open(conf->proxy.access_log.format, conf->proxy.access_log.path, &px->alog, err,
                        errlen);
+    px->conns.alog = px->alog;
     if (rc == CM_OK)
         rc = build_sets(px, conf, err, errlen);
     if (rc == CM_OK)
@@ -505,25 +386,25 @@ void lbp_proxy_free(struct lbp_proxy *px)
 
     if (px == NULL)
         return;
-    px->draining = true;
-    while ((c = TAILQ_FIRST(&px->conns)) != NULL)
+    px->conns.draining = true;
+    while ((c = TAILQ_FIRST(&px->conns.live)) != NULL)
         lbp_conn_close(c);
     for (size_t i = 0; i < px->listener_count; i++) {
         struct lbp_listener *l = px->listeners[i];
 
-        listener_close(l);
+        lbp_listener_close(l);
         lbp_site_unref(l->site);
         l->site = NULL;
-        listener_unref(l);
+        lbp_listener_unref(l);
     }
     free(px->listeners);
     for (size_t i = 0; i < px->pool_count; i++)
-        poolref_unref(px->pools[i]);
+        lbp_poolref_unref(px->pools[i]);
     free(px->pools);
     for (size_t i = 0; i < px->doc_count; i++)
         cm_state_free(px->docs[i]);
     free(px->docs);
-    lbp_conn_free_list(px);
+    lbp_conn_reg_fini(&px->conns);
     lbp_alog_close(px->alog);
     if (px->drain_timer != NULL)
         event_free(px->drain_timer);
@@ -549,6 +430,7 @@ int lbp_proxy_reload(struct lbp_proxy *px, struct cm_conf *conf, char *err, size
     }
     lbp_alog_close(px->alog);
     px->alog = alog;
+    px->conns.alog = alog;
     cm_conf_unref(px->conf);
     px->conf = cm_conf_ref(conf);
     docs_recheck(px);
@@ -876,7 +758,7 @@ json_t *lbp_proxy_state_json(struct lbp_proxy *px)
     json_object_set_new(root, "listeners", ls);
     json_object_set_new(root, "documents", docs);
     json_object_set_new(root, "connections", json_integer((json_int_t)px->conn_count));
-    json_object_set_new(root, "draining", json_boolean(px->draining));
+    json_object_set_new(root, "draining", json_boolean(px->conns.draining));
     return root;
 }
 
@@ -1003,10 +885,10 @@ void lbp_proxy_drain(struct lbp_proxy *px)
     uint32_t ms = px->conf->proxy.timeouts_ms.drain_ms;
     struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)((ms % 1000u) * 1000u)};
 
-    px->draining = true;
+    px->conns.draining = true;
     for (size_t i = 0; i < px->listener_count; i++)
-        listener_close(px->listeners[i]);
-    for (c = TAILQ_FIRST(&px->conns); c != NULL; c = next) {
+        lbp_listener_close(px->listeners[i]);
+    for (c = TAILQ_FIRST(&px->conns.live); c != NULL; c = next) {
         next = lbp_conn_next(c);
         lbp_conn_drain(c);
     }

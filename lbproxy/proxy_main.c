@@ -24,6 +24,7 @@
 #include "common/cm_nofile.h"
 #include "common/cm_opts.h"
 #include "common/cm_ui.h"
+#include "lbproxy/lbp_alog.h"
 #include "lbproxy/lbp_proxy.h"
 #include "lbproxy/lbp_tls.h"
 
