@@ -13,7 +13,7 @@
  *    |                   after a reload.
  *    +- lbp_poolref ...  one per (member, service); refcounted by sites; kept
  *    |                   across reloads (backend statistics survive)
- *    +- state documents  newest accepted per vantage -> pools' backends
+ *    +- state documents  cm_store: newest accepted per vantage -> pools' backends
  *    +- connections      (lbp_conn.c), counted against max_connections
  */
 #ifndef LBPROXY_LBP_PROXY_H
@@ -36,6 +36,7 @@
 
 struct cm_lpm;
 struct cm_state;
+struct cm_store;
 struct lbp_alog;
 struct lbp_conn;
 struct lbp_pool;
@@ -97,8 +98,7 @@ struct lbp_proxy {
     size_t listener_count;
     struct lbp_poolref **pools;
     size_t pool_count;
-    struct cm_state **docs; /* owned: newest accepted document per vantage */
-    size_t doc_count;
+    struct cm_store *store; /* owned: newest accepted document per vantage (cm_store.h) */
     struct lbp_conn_list conns;
     size_t conn_count;
     struct lbp_conn_list free_conns; /* recycled connection objects */
