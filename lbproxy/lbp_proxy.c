@@ -472,6 +472,8 @@ out:
     return rc;
 }
 
+static void expire_tick(evutil_socket_t fd, short what, void *arg);
+
 int lbp_proxy_new(struct event_base *base, struct cm_conf *conf, struct lbp_proxy **out, char *err,
                   size_t errlen)
 {
@@ -498,6 +500,15 @@ int lbp_proxy_new(struct event_base *base, struct cm_conf *conf, struct lbp_prox
         rc = build_sets(px, conf, err, errlen);
     if (rc == CM_OK)
         rc = pools_apply(px, conf, err, errlen);
+    if (rc == CM_OK) {
+        static const struct timeval second = {1, 0};
+
+        px->expire_timer = event_new(base, -1, EV_PERSIST, expire_tick, px);
+        if (px->expire_timer == NULL || event_add(px->expire_timer, &second) != 0) {
+            snprintf(err, errlen, "cannot start the expiry timer");
+            rc = CM_ENOMEM;
+        }
+    }
     if (rc != CM_OK) {
         lbp_proxy_free(px);
         return rc;
@@ -532,6 +543,8 @@ void lbp_proxy_free(struct lbp_proxy *px)
     lbp_alog_close(px->alog);
     if (px->drain_timer != NULL)
         event_free(px->drain_timer);
+    if (px->expire_timer != NULL)
+        event_free(px->expire_timer);
     cm_conf_unref(px->conf);
     free(px);
 }
@@ -606,6 +619,27 @@ static void docs_recheck(struct lbp_proxy *px)
     }
     cm_store_commit(px->store, c);
     state_file_write(px);
+}
+
+size_t lbp_proxy_state_expire(struct lbp_proxy *px, uint64_t now_ms)
+{
+    struct cm_store_cand *c = NULL;
+    size_t dropped = 0;
+
+    if (cm_store_expire(px->store, now_ms, cm_store_expiry_ms(px->conf), &c, &dropped) != CM_OK) {
+        cm_log_warn("vantage expiry: out of memory; will retry");
+        return 0;
+    }
+    if (c != NULL)
+        docs_commit(px, c, "vantage expiry");
+    return dropped;
+}
+
+static void expire_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lbp_proxy_state_expire(arg, cm_mono_ms());
 }
 
 int lbp_proxy_state_forget(struct lbp_proxy *px, const char *vantage, char *err, size_t errlen)

@@ -107,6 +107,7 @@ struct lbp_proxy {
     bool draining;
     struct lbp_alog *alog; /* owned or NULL */
     struct event *drain_timer;
+    struct event *expire_timer; /* every second: lbp_proxy_state_expire */
     uint64_t state_pushes, state_rejects;
 };
 
@@ -133,6 +134,13 @@ int lbp_proxy_check_state(const struct cm_conf *conf, char *err, size_t errlen);
 /** PUT /v1/state. */
 int lbp_proxy_state_put(struct lbp_proxy *px, const char *body, size_t len, const char *writer,
                         char *err, size_t errlen);
+/**
+ * Drops the documents of vantages silent for longer than cm_store_expiry_ms()
+ * at @now_ms (monotonic), unless every vantage is (cm_store_expire, as dnsd
+ * does); the pools then take their backends from the remaining documents.
+ * Runs every second; returns how many were dropped.
+ */
+size_t lbp_proxy_state_expire(struct lbp_proxy *px, uint64_t now_ms);
 /** Drops @vantage's document (cm_ctl_state_forget_fn); CM_ENOENT when none is held. */
 int lbp_proxy_state_forget(struct lbp_proxy *px, const char *vantage, char *err, size_t errlen);
 /** GET /v1/state: listeners with their pools (new reference). */

@@ -34,6 +34,7 @@
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_state.h"
+#include "common/cm_time.h"
 #include "lbproxy/lbp_proxy.h"
 
 #define CONF_FMT                                                                                   \
@@ -292,12 +293,36 @@ static void test_rejections(void **state)
     run_steps(*state, steps, sizeof(steps) / sizeof(steps[0]));
 }
 
+/*
+ * Expiry runs cm_store_expire (tested in test_cm_store): within the limit
+ * nothing goes, and when every vantage is silent the last state is kept, so
+ * the pools keep their state backends.
+ */
+static void test_expiry(void **state)
+{
+    struct fx *f = *state;
+    static const struct step steps[] = {
+        {NULL, NULL, US, 1, "00", B1, NULL, CM_OK, S1, STATIC_API, "us-east-1:1"},
+        {NULL, NULL, EU, 1, "00", NULL, B2, CM_OK, S1, S2, "us-east-1:1 eu-west-1:1"},
+    };
+    char web[512], docs[512];
+
+    run_steps(f, steps, sizeof(steps) / sizeof(steps[0]));
+    assert_int_equal(lbp_proxy_state_expire(f->px, cm_mono_ms()), 0);
+    assert_int_equal(lbp_proxy_state_expire(f->px, cm_mono_ms() + 3600 * 1000), 0);
+    backends_text(f, "default/web", web, sizeof(web));
+    docs_text(f, docs, sizeof(docs));
+    assert_string_equal(web, S1);
+    assert_string_equal(docs, "us-east-1:1 eu-west-1:1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_newest_per_vantage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backends_from_newest_listing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
