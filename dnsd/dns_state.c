@@ -5,22 +5,18 @@
  * The documents live in a cm_store (common/cm_store.h), which owns the rules
  * for accepting, expiring and forgetting them and the state file format.
  *
- * Invariant: st->merged is the merge of the store's documents under st->conf, and it is
- * what the owner's current view was built from. Every change goes through
- * commit(), which builds the candidate merge, calls apply, and only then
- * swaps the candidate in.
+ * Invariant: st->merged is the merge of the store's documents under
+ * st->conf, and it is what the owner's current view was built from. Every
+ * change goes through commit(), which builds the merge of a cm_store
+ * candidate, calls apply, and only then commits the candidate.
  */
 #include "dnsd/dns_state.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
