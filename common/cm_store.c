@@ -10,6 +10,7 @@
  */
 #include "common/cm_store.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -205,6 +206,7 @@ void cm_store_cand_free(struct cm_store_cand *c)
 
 void cm_store_commit(struct cm_store *s, struct cm_store_cand *c)
 {
+    assert(c->from == NULL || c->from == s);
     set_fini(&s->set, &c->set);
     s->set = c->set;
     free(c);

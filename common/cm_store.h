@@ -124,7 +124,10 @@ bool cm_store_cand_is_quiet(const struct cm_store_cand *c);
 /** For a cm_store_put candidate: the new document (borrowed). NULL otherwise. */
 const struct cm_state *cm_store_cand_new_doc(const struct cm_store_cand *c);
 
-/** Makes @c the store's contents (takes ownership of @c). */
+/**
+ * Makes @c the store's contents (takes ownership of @c). @c must come from
+ * @s with no commit in between, or from cm_store_load / cm_store_file_parse.
+ */
 void cm_store_commit(struct cm_store *s, struct cm_store_cand *c);
 /** Discards a candidate; the store is unchanged. Accepts NULL. */
 void cm_store_cand_free(struct cm_store_cand *c);
