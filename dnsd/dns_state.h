@@ -16,16 +16,15 @@
  * caller gets the reason. So the merge held here is always the one the
  * current view was built from, and /v1/explain can use it.
  *
- * Rules:
- *  - at most one document per vantage; a document whose generation is <= the
- *    held one's is rejected (CM_EEXIST, "stale generation N <= M from vantage
- *    V"), except an identical re-push of the same generation, which is
- *    accepted without change (it only refreshes the vantage's age);
- *  - a vantage whose last document was accepted more than
- *    dns_state_expiry_ms() ago is dropped from the merge (dns_state_expire),
- *    unless every vantage is that old: then the last known state is kept
- *    (losing the health checkers is not an outage of the members);
- *  - drains are per member, kept by name across configuration reloads.
+ * The documents are held in a cm_store (common/cm_store.h), which has the
+ * rules, shared with the proxy: at most one document per vantage, newer by
+ * generation, an identical re-push accepted as a sign of life (it only
+ * refreshes the vantage's age), anything else of a generation <= the held
+ * one CM_EEXIST; expiry after dns_state_expiry_ms() unless every vantage is
+ * that old; the state file format. dnsd adds:
+ *  - drains, per member, kept by name across configuration reloads and in
+ *    the state file ("drained");
+ *  - the merge, and the apply callback that turns a candidate into a view.
  *
  * Not thread-safe: everything runs in the main thread. Time is passed in
  * (monotonic milliseconds) so tests need no clock.

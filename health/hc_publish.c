@@ -171,35 +171,19 @@ static char *base_url(const char *url, bool keep_auth)
 
 /*
  * Reads a consumer's error reply: {"error": "reason"} (cm_ctl), the reason
- * copied to @reason ("" if none, raw text if not JSON). For a 409 the held
- * generation comes from "held_generation" if present, else from dnsd's
- * reason "stale generation G <= H from vantage V"; *has_held says if found.
+ * copied to @reason ("" if none, raw text if not JSON).
  */
-static void parse_reply(const char *body, size_t len, char *reason, size_t cap, uint64_t *held,
-                        bool *has_held)
+static void parse_reply(const char *body, size_t len, char *reason, size_t cap)
 {
     json_t *doc = json_loadb(body, len, 0, NULL);
     json_t *err = json_object_get(doc, "error");
-    json_t *hg = json_object_get(doc, "held_generation");
-    const char *p;
 
-    *has_held = false;
     if (json_is_string(err))
         cm_strlcpy(reason, json_string_value(err), cap);
     else
         cm_strlcpy(reason, body, cap); /* NUL-terminated by the caller */
     for (size_t n = strlen(reason); n > 0 && strchr(" \t\r\n", reason[n - 1]) != NULL; n--)
         reason[n - 1] = '\0';
-    if (json_is_integer(hg) && json_integer_value(hg) >= 0) {
-        *held = (uint64_t)json_integer_value(hg);
-        *has_held = true;
-    } else if (json_is_string(err)) {
-        p = strstr(json_string_value(err), "<= ");
-        if (p != NULL) {
-            p += 3;
-            *has_held = cm_parse_u64_n(p, strspn(p, "0123456789"), UINT64_MAX, held);
-        }
-    }
     json_decref(doc);
     sanitize(reason);
 }
@@ -298,9 +282,8 @@ static void on_done(void *arg, int rc, long status, bool aborted, const char *re
 {
     struct pub_target *t = arg;
     struct pub_doc *d = t->sending;
-    uint64_t generation = d->generation, held = 0;
+    uint64_t generation = d->generation;
     char why[sizeof(t->last_error)], text[128];
-    bool has_held = false;
 
     (void)aborted; /* on_data never aborts */
     assert(t->state == TS_SENDING);
@@ -321,12 +304,7 @@ static void on_done(void *arg, int rc, long status, bool aborted, const char *re
         settle(t, generation);
         return;
     }
-    parse_reply(t->resp, t->resp_len, text, sizeof(text), &held, &has_held);
-    if (status == 409 && has_held && held == generation) {
-        note_success(t, generation); /* it already has this generation */
-        settle(t, generation);
-        return;
-    }
+    parse_reply(t->resp, t->resp_len, text, sizeof(text));
     snprintf(why, sizeof(why), "HTTP %ld generation=%" PRIu64 ": %s", status, generation,
              text[0] != '\0' ? text : "no reason given");
     note_failure(t, status >= 500, why);
@@ -557,7 +535,7 @@ void hc_publish_metrics(const struct hc_publish *pub, struct cm_buf *out)
     } fam[] = {
         {"fedgslb_health_publish_sent_total", "counter", "State document PUTs started."},
         {"fedgslb_health_publish_succeeded_total", "counter",
-         "State document PUTs the target accepted (2xx, or 409 for the generation it holds)."},
+         "State document PUTs the target accepted (2xx)."},
         {"fedgslb_health_publish_failed_total", "counter",
          "State document PUTs that failed (transport error or error status)."},
         {"fedgslb_health_publish_acked_generation", "gauge",

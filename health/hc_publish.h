@@ -16,10 +16,11 @@
  *   ends. A target never receives an older generation after a newer one.
  * - Every params.full_interval_ms the current document is sent again to every
  *   target (same generation: consumers treat it as "the vantage is alive").
- * - Success: 2xx. A 409 for the same generation counts as success (the target
- *   already has it). A 409 for an older generation than the target holds, and
- *   other 4xx, are logged with the response body's reason and retried only at
- *   the full interval; they are not transient. Connection errors, timeouts and
+ * - Success: 2xx. Both consumers (cm_store) answer 200 to an identical
+ *   re-push of the generation they hold. A 409 (an older generation than the
+ *   target holds, or the same generation with different content) and other
+ *   4xx are logged with the response body's reason and retried only at the
+ *   full interval; they are not transient. Connection errors, timeouts and
  *   5xx are retried with exponential backoff (backoff_min_ms doubling up to
  *   backoff_max_ms, +-20 % jitter), with the newest document at that time.
  * - The token is never logged; errors name the URL (no credentials in it).

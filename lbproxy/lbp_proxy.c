@@ -17,10 +17,11 @@
 #include "common/cm_log.h"
 #include "common/cm_nofile.h"
 #include "common/cm_state.h"
+#include "common/cm_store.h"
+#include "common/cm_time.h"
 #include "lbproxy/lbp_backend.h"
 
-#define LBP_STATE_FILE_VERSION 1
-#define LBP_BACKLOG            1024
+#define LBP_BACKLOG 1024
 
 /* ---- pools ----------------------------------------------------------------------- */
 
@@ -69,8 +70,8 @@ static const struct cm_state_endpoint *state_backends(const struct lbp_proxy *px
     const struct cm_state_endpoint *best = NULL;
     const struct cm_state *best_doc = NULL;
 
-    for (size_t i = 0; i < px->doc_count; i++) {
-        const struct cm_state *d = px->docs[i];
+    for (size_t i = 0; i < cm_store_count(px->store); i++) {
+        const struct cm_state *d = cm_store_get(px->store, i, NULL);
         const struct cm_state_service *s = cm_state_service_find(d, service);
         const struct cm_state_endpoint *ep = s != NULL ? cm_state_endpoint_find(s, member) : NULL;
 
@@ -352,6 +353,8 @@ out:
     return rc;
 }
 
+static void expire_tick(evutil_socket_t fd, short what, void *arg);
+
 int lbp_proxy_new(struct event_base *base, struct cm_conf *conf, struct lbp_proxy **out, char *err,
                   size_t errlen)
 {
@@ -365,6 +368,12 @@ int lbp_proxy_new(struct event_base *base, struct cm_conf *conf, struct lbp_prox
     px->base = base;
     px->conf = cm_conf_ref(conf);
     lbp_conn_reg_init(&px->conns, base, conn_gone, px);
+    px->store = cm_store_new();
+    if (px->store == NULL) {
+        lbp_proxy_free(px);
+        snprintf(err, errlen, "out of memory");
+        return CM_ENOMEM;
+    }
     rc = lbp_alog_open(conf->proxy.access_log.format, conf->proxy.access_log.path, &px->alog, err,
                        errlen);
     px->conns.alog = px->alog;
@@ -372,6 +381,15 @@ int lbp_proxy_new(struct event_base *base, struct cm_conf *conf, struct lbp_prox
         rc = build_sets(px, conf, err, errlen);
     if (rc == CM_OK)
         rc = pools_apply(px, conf, err, errlen);
+    if (rc == CM_OK) {
+        static const struct timeval second = {1, 0};
+
+        px->expire_timer = event_new(base, -1, EV_PERSIST, expire_tick, px);
+        if (px->expire_timer == NULL || event_add(px->expire_timer, &second) != 0) {
+            snprintf(err, errlen, "cannot start the expiry timer");
+            rc = CM_ENOMEM;
+        }
+    }
     if (rc != CM_OK) {
         lbp_proxy_free(px);
         return rc;
@@ -401,13 +419,13 @@ void lbp_proxy_free(struct lbp_proxy *px)
     for (size_t i = 0; i < px->pool_count; i++)
         lbp_poolref_unref(px->pools[i]);
     free(px->pools);
-    for (size_t i = 0; i < px->doc_count; i++)
-        cm_state_free(px->docs[i]);
-    free(px->docs);
+    cm_store_free(px->store);
     lbp_conn_reg_fini(&px->conns);
     lbp_alog_close(px->alog);
     if (px->drain_timer != NULL)
         event_free(px->drain_timer);
+    if (px->expire_timer != NULL)
+        event_free(px->expire_timer);
     cm_conf_unref(px->conf);
     free(px);
 }
@@ -445,247 +463,113 @@ int lbp_proxy_reload(struct lbp_proxy *px, struct cm_conf *conf, char *err, size
 
 /* ---- state documents ------------------------------------------------------------- */
 
-static bool doc_newer(const struct cm_state *a, const struct cm_state *b)
+static void state_file_write(struct lbp_proxy *px)
 {
-    if (a->generated_at_unix != b->generated_at_unix)
-        return a->generated_at_unix > b->generated_at_unix;
-    return a->generation > b->generation;
+    const char *path = px->conf->proxy.state_file;
+    char err[512];
+
+    if (path != NULL && cm_store_save(px->store, path, NULL, err, sizeof(err)) != CM_OK)
+        cm_log_warn("state file: %s", err);
 }
 
-/* Every backend of the document that the proxy would use must parse. */
-static int doc_check_backends(const struct cm_state *st, char *err, size_t errlen)
+/* Makes @c (taken) the store's documents, feeds the pools and writes the state file. */
+static void docs_commit(struct lbp_proxy *px, struct cm_store_cand *c, const char *what)
 {
-    for (size_t i = 0; i < st->service_count; i++) {
-        const struct cm_state_service *s = &st->services[i];
+    char err[CM_STATE_ERR_MAX];
 
-        for (size_t j = 0; j < s->member_count; j++) {
-            const struct cm_state_endpoint *ep = &s->members[j];
-
-            for (size_t k = 0; k < ep->backend_count; k++) {
-                struct cm_addr a;
-
-                if (cm_addr_parse(ep->backends[k], 0, &a) != CM_OK) {
-                    snprintf(err, errlen, "services.%s.members.%s.backends[%zu]: not \"ip:port\"",
-                             s->key, ep->member, k);
-                    return CM_ESTATE;
-                }
-            }
-        }
-    }
-    return CM_OK;
+    cm_store_commit(px->store, c);
+    if (pools_apply(px, px->conf, err, sizeof(err)) != CM_OK)
+        cm_log_warn("%s: backends: %s", what, err);
+    state_file_write(px);
 }
 
 /* After a reload: the documents the new configuration refuses (members it no
  * longer has, addresses its allow_addresses no longer opens) are dropped. */
 static void docs_recheck(struct lbp_proxy *px)
 {
-    size_t kept = 0;
+    struct cm_store_cand *c = NULL;
+    size_t n;
 
-    for (size_t i = 0; i < px->doc_count; i++) {
-        char why[CM_STATE_ERR_MAX];
-
-        if (cm_state_check_conf(px->docs[i], px->conf, why, sizeof(why)) == CM_OK) {
-            px->docs[kept++] = px->docs[i];
-            continue;
-        }
-        cm_log_warn("reload: state of vantage %s dropped: %s", px->docs[i]->vantage, why);
-        cm_state_free(px->docs[i]);
+    if (cm_store_recheck(px->store, px->conf, "new configuration", &c) != CM_OK) {
+        cm_log_warn("reload: cannot recheck the state documents: out of memory");
+        return;
     }
-    px->doc_count = kept;
+    (void)cm_store_cand_docs(c, &n);
+    if (n == cm_store_count(px->store)) {
+        cm_store_cand_free(c); /* nothing dropped */
+        return;
+    }
+    cm_store_commit(px->store, c);
+    state_file_write(px);
 }
 
-/* Puts @st in place of its vantage's document (takes ownership on CM_OK). */
-static int doc_accept(struct lbp_proxy *px, struct cm_state *st, char *err, size_t errlen)
+size_t lbp_proxy_state_expire(struct lbp_proxy *px, uint64_t now_ms)
 {
-    struct cm_state **docs;
+    struct cm_store_cand *c = NULL;
+    size_t dropped = 0;
 
-    for (size_t i = 0; i < px->doc_count; i++) {
-        if (strcmp(px->docs[i]->vantage, st->vantage) != 0)
-            continue;
-        if (!doc_newer(st, px->docs[i])) {
-            snprintf(err, errlen, "vantage %s: generation %" PRIu64 " is not newer than %" PRIu64,
-                     st->vantage, st->generation, px->docs[i]->generation);
-            return CM_EEXIST;
-        }
-        cm_state_free(px->docs[i]);
-        px->docs[i] = st;
-        return CM_OK;
+    if (cm_store_expire(px->store, now_ms, cm_store_expiry_ms(px->conf), &c, &dropped) != CM_OK) {
+        cm_log_warn("vantage expiry: out of memory; will retry");
+        return 0;
     }
-    docs = realloc(px->docs, (px->doc_count + 1) * sizeof(*docs));
-    if (docs == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return CM_ENOMEM;
-    }
-    docs[px->doc_count++] = st;
-    px->docs = docs;
-    return CM_OK;
+    if (c != NULL)
+        docs_commit(px, c, "vantage expiry");
+    return dropped;
 }
 
-static void state_file_write(struct lbp_proxy *px);
+static void expire_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lbp_proxy_state_expire(arg, cm_mono_ms());
+}
 
 int lbp_proxy_state_forget(struct lbp_proxy *px, const char *vantage, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < px->doc_count; i++) {
-        if (strcmp(px->docs[i]->vantage, vantage) != 0)
-            continue;
-        cm_log_warn("vantage %s forgotten by the operator (it held generation %" PRIu64 ")",
-                    vantage, px->docs[i]->generation);
-        cm_state_free(px->docs[i]);
-        memmove(&px->docs[i], &px->docs[i + 1], (px->doc_count - i - 1) * sizeof(*px->docs));
-        px->doc_count--;
-        if (pools_apply(px, px->conf, err, errlen) != CM_OK)
-            cm_log_warn("state forget: backends: %s", err);
-        state_file_write(px);
-        return CM_OK;
-    }
-    return CM_ENOENT;
-}
-
-static void state_file_write(struct lbp_proxy *px)
-{
-    const char *path = px->conf->proxy.state_file;
-    json_t *root, *docs;
-    char *text;
-    char err[512];
-
-    if (path == NULL)
-        return;
-    docs = json_array();
-    for (size_t i = 0; docs != NULL && i < px->doc_count; i++)
-        json_array_append(docs, px->docs[i]->json);
-    root = json_pack("{s:i,s:o*}", "version", LBP_STATE_FILE_VERSION, "documents", docs);
-    text = root != NULL ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(root);
-    if (text == NULL) {
-        cm_log_warn("state file %s: out of memory", path);
-        return;
-    }
-    if (cm_file_write_text_atomic(path, text, 0600, err, sizeof(err)) != CM_OK)
-        cm_log_warn("state file: %s", err);
-    free(text);
-}
-
-/* One document of a state file, validated as a push would be (new doc in *out). */
-static int state_doc_check(const struct cm_conf *conf, json_t *doc, struct cm_state **out,
-                           char *err, size_t errlen)
-{
-    struct cm_state_opts opts;
-    struct cm_state *st = NULL;
+    const struct cm_state *held = cm_store_find(px->store, vantage);
+    struct cm_store_cand *c = NULL;
     int rc;
 
-    cm_state_opts_from_conf(&opts, conf);
-    rc = cm_state_from_json(doc, &opts, &st, err, errlen);
-    if (rc == CM_OK)
-        rc = cm_state_check_conf(st, conf, err, errlen);
-    if (rc == CM_OK)
-        rc = doc_check_backends(st, err, errlen);
-    if (rc != CM_OK) {
-        cm_state_free(st);
+    if (held != NULL)
+        cm_log_warn("vantage %s forgotten by the operator (it held generation %" PRIu64
+                    "); its next document of any generation is accepted",
+                    vantage, held->generation);
+    rc = cm_store_forget(px->store, vantage, &c, err, errlen);
+    if (rc != CM_OK)
         return rc;
-    }
-    *out = st;
+    docs_commit(px, c, "state forget");
     return CM_OK;
 }
 
 int lbp_proxy_state_put(struct lbp_proxy *px, const char *body, size_t len, const char *writer,
                         char *err, size_t errlen)
 {
-    struct cm_state_opts opts;
-    struct cm_state *st = NULL;
+    struct cm_store_cand *c = NULL;
+    const struct cm_state *doc;
+    bool quiet;
     int rc;
 
-    cm_state_opts_from_conf(&opts, px->conf);
-    rc = cm_state_parse(body, len, &opts, &st, err, errlen);
-    if (rc == CM_OK)
-        rc = cm_state_check_writer(st, writer, err, errlen);
-    if (rc == CM_OK)
-        rc = cm_state_check_conf(st, px->conf, err, errlen);
-    if (rc == CM_OK)
-        rc = doc_check_backends(st, err, errlen);
-    if (rc == CM_OK)
-        rc = doc_accept(px, st, err, errlen);
+    rc = cm_store_put(px->store, body, len, writer, px->conf, cm_mono_ms(), &c, err, errlen);
     if (rc != CM_OK) {
-        cm_state_free(st);
         px->state_rejects++;
         cm_log_warn("state push rejected: %s", err);
         return rc;
     }
     px->state_pushes++;
-    rc = pools_apply(px, px->conf, err, errlen);
-    if (rc != CM_OK)
-        cm_log_warn("state push: backends: %s", err);
-    state_file_write(px);
+    if (c == NULL) /* an identical re-push: the vantage is alive, nothing changes */
+        return CM_OK;
+    doc = cm_store_cand_new_doc(c);
+    quiet = cm_store_cand_is_quiet(c);
+    cm_log_at(quiet ? CM_LOG_DEBUG : CM_LOG_INFO,
+              "state accepted: vantage=%s generation=%" PRIu64 " changed=%s", doc->vantage,
+              doc->generation, quiet ? "false" : "true");
+    docs_commit(px, c, "state push");
     return CM_OK;
-}
-
-/* A state file's documents, validated, before they are accepted. */
-struct loaded {
-    const struct cm_conf *conf; /* borrowed */
-    struct cm_state **docs;     /* owned */
-    size_t count;
-};
-
-static void loaded_fini(struct loaded *l)
-{
-    for (size_t i = 0; i < l->count; i++)
-        cm_state_free(l->docs[i]);
-    free(l->docs);
-    l->docs = NULL;
-    l->count = 0;
-}
-
-/* cm_file_parse_fn: {"version":1,"documents":[...]}; bad documents are skipped. */
-static int parse_state_file(void *arg, const char *path, const char *text, size_t len, char *err,
-                            size_t errlen)
-{
-    struct loaded *l = arg;
-    json_error_t jerr;
-    json_t *root, *docs, *d;
-    size_t i;
-    int rc = CM_OK;
-
-    loaded_fini(l);
-    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL) {
-        snprintf(err, errlen, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-                 jerr.text);
-        return CM_EPARSE;
-    }
-    docs = json_object_get(root, "documents");
-    if (!json_is_object(root) || !json_is_array(docs)) {
-        snprintf(err, errlen, "not a proxy state file (no \"documents\" array)");
-        json_decref(root);
-        return CM_ESTATE;
-    }
-    l->docs = calloc(json_array_size(docs) + 1, sizeof(*l->docs));
-    if (l->docs == NULL)
-        rc = CM_ENOMEM;
-    json_array_foreach(docs, i, d)
-    {
-        char why[CM_STATE_ERR_MAX];
-
-        if (rc != CM_OK)
-            break;
-        rc = state_doc_check(l->conf, d, &l->docs[l->count], why, sizeof(why));
-        if (rc == CM_OK)
-            l->count++;
-        else if (rc != CM_ENOMEM) {
-            cm_log_warn("state file %s: documents[%zu] ignored: %s", path, i, why);
-            rc = CM_OK;
-        }
-    }
-    json_decref(root);
-    if (rc != CM_OK) {
-        snprintf(err, errlen, "%s", cm_strerror(rc));
-        loaded_fini(l);
-    }
-    return rc;
 }
 
 int lbp_proxy_check_state(const struct cm_conf *conf, char *err, size_t errlen)
 {
-    struct loaded l = {.conf = conf};
-    struct cm_file_load_info info;
+    struct cm_store_loaded l;
     const char *path = conf->proxy.state_file;
     int rc;
 
@@ -694,19 +578,14 @@ int lbp_proxy_check_state(const struct cm_conf *conf, char *err, size_t errlen)
     rc = cm_file_check_dir(path, err, errlen);
     if (rc != CM_OK)
         return rc;
-    rc = cm_file_load(path, CM_STATE_FILE_MAX_BYTES, parse_state_file, &l, CM_FILE_LOAD_READONLY,
-                      &info, err, errlen);
-    loaded_fini(&l);
-    if (rc == CM_OK && info.fell_back) {
-        snprintf(err, errlen, "%s", info.reason);
-        rc = CM_ESTATE;
-    }
+    rc = cm_store_load(path, conf, 0, true, &l, err, errlen);
+    cm_store_loaded_fini(&l);
     return rc == CM_ENOENT ? CM_OK : rc;
 }
 
 int lbp_proxy_load_state(struct lbp_proxy *px, char *err, size_t errlen)
 {
-    struct loaded l = {.conf = px->conf};
+    struct cm_store_loaded l;
     const char *path = px->conf->proxy.state_file;
     int rc;
 
@@ -714,22 +593,16 @@ int lbp_proxy_load_state(struct lbp_proxy *px, char *err, size_t errlen)
         return CM_OK;
     if (cm_file_check_dir(path, err, errlen) != CM_OK)
         cm_log_warn("state file: %s", err);
-    rc = cm_file_load(path, CM_STATE_FILE_MAX_BYTES, parse_state_file, &l, CM_FILE_LOAD_DEFAULT,
-                      NULL, err, errlen);
+    rc = cm_store_load(path, px->conf, cm_mono_ms(), false, &l, err, errlen);
     if (rc == CM_ENOENT)
         return CM_OK;
     if (rc != CM_OK)
         return rc;
-    for (size_t i = 0; i < l.count; i++) {
-        char why[CM_STATE_ERR_MAX];
-
-        if (doc_accept(px, l.docs[i], why, sizeof(why)) == CM_OK)
-            l.docs[i] = NULL; /* the proxy owns it now */
-        else
-            cm_log_warn("state file %s: a document ignored: %s", path, why);
-    }
-    loaded_fini(&l);
-    cm_log_info("state file %s: %zu documents", path, px->doc_count);
+    cm_store_commit(px->store, l.cand);
+    l.cand = NULL;
+    cm_store_loaded_fini(&l);
+    cm_log_info("state file %s%s: loaded %zu vantage document(s)", path,
+                l.fell_back ? CM_FILE_PREV_SUFFIX : "", cm_store_count(px->store));
     return pools_apply(px, px->conf, err, errlen);
 }
 
@@ -751,10 +624,13 @@ json_t *lbp_proxy_state_json(struct lbp_proxy *px)
                       "connections", "active", (json_int_t)l->stats.conns_active, "total",
                       (json_int_t)l->stats.conns_total, "requests", (json_int_t)l->stats.requests));
     }
-    for (size_t i = 0; i < px->doc_count; i++)
-        json_array_append_new(docs, json_pack("{s:s,s:I,s:s}", "vantage", px->docs[i]->vantage,
-                                              "generation", (json_int_t)px->docs[i]->generation,
-                                              "generated_at", px->docs[i]->generated_at));
+    for (size_t i = 0; i < cm_store_count(px->store); i++) {
+        const struct cm_state *d = cm_store_get(px->store, i, NULL);
+
+        json_array_append_new(docs, json_pack("{s:s,s:I,s:s}", "vantage", d->vantage, "generation",
+                                              (json_int_t)d->generation, "generated_at",
+                                              d->generated_at));
+    }
     json_object_set_new(root, "listeners", ls);
     json_object_set_new(root, "documents", docs);
     json_object_set_new(root, "connections", json_integer((json_int_t)px->conn_count));

@@ -9,7 +9,7 @@
  *    |   |               generation, held by the connections accepted with it)
  *    +- lbp_poolref ...  one per (member, service); refcounted by sites; kept
  *    |                   across reloads (backend statistics survive)
- *    +- state documents  newest accepted per vantage -> pools' backends
+ *    +- state documents  cm_store: newest accepted per vantage -> pools' backends
  *    +- connections      lbp_conn_reg (lbp_conn.h), counted here against
  *                        max_connections
  */
@@ -31,6 +31,7 @@
 
 struct cm_lpm;
 struct cm_state;
+struct cm_store;
 struct lbp_alog;
 struct lbp_proxy;
 
@@ -41,13 +42,13 @@ struct lbp_proxy {
     size_t listener_count;
     struct lbp_poolref **pools;
     size_t pool_count;
-    struct cm_state **docs; /* owned: newest accepted document per vantage */
-    size_t doc_count;
+    struct cm_store *store;    /* owned: newest accepted document per vantage (cm_store.h) */
     struct lbp_conn_reg conns; /* its draining flag is the proxy's */
     size_t conn_count;         /* accepted and not gone yet (conn_gone) */
     bool accept_paused;        /* max_connections reached (the guards pause on their own) */
     struct lbp_alog *alog;     /* owned or NULL (lbp_alog.h); lent to conns */
     struct event *drain_timer;
+    struct event *expire_timer; /* every second: lbp_proxy_state_expire */
     uint64_t state_pushes, state_rejects;
 };
 
@@ -72,6 +73,13 @@ int lbp_proxy_check_state(const struct cm_conf *conf, char *err, size_t errlen);
 /** PUT /v1/state. */
 int lbp_proxy_state_put(struct lbp_proxy *px, const char *body, size_t len, const char *writer,
                         char *err, size_t errlen);
+/**
+ * Drops the documents of vantages silent for longer than cm_store_expiry_ms()
+ * at @now_ms (monotonic), unless every vantage is (cm_store_expire, as dnsd
+ * does); the pools then take their backends from the remaining documents.
+ * Runs every second; returns how many were dropped.
+ */
+size_t lbp_proxy_state_expire(struct lbp_proxy *px, uint64_t now_ms);
 /** Drops @vantage's document (cm_ctl_state_forget_fn); CM_ENOENT when none is held. */
 int lbp_proxy_state_forget(struct lbp_proxy *px, const char *vantage, char *err, size_t errlen);
 /** GET /v1/state: listeners with their pools (new reference). */

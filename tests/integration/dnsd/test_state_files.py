@@ -5,6 +5,7 @@ refuses a corrupt state file and a state directory that is missing, and a
 pushed document with an address that must never be answered gets 400 with
 the JSON path while the previous state keeps serving."""
 
+import json
 import os
 import signal
 import time
@@ -93,7 +94,19 @@ def test_check_config_corrupt_state_file(tmp_path):
         f.write('{"version": 7, "documents": []}')
     _, p = check(tmp_path, conf)
     assert p.returncode == 1
-    assert f"{path}: not a version 1 dnsd state file" in p.stderr, p.stderr
+    assert f"{path}: not a version 1 state file" in p.stderr, p.stderr
+    # A bare state document is not a state file (not zero documents).
+    with open(path, "w") as f:
+        json.dump(state_doc(US, web(FIRST), generation=1), f)
+    _, p = check(tmp_path, conf)
+    assert p.returncode == 1
+    assert f"{path}: a bare state document (vantage {US}), not a state file" in p.stderr, p.stderr
+    # Duplicate keys make the file invalid.
+    with open(path, "w") as f:
+        f.write('{"version": 1, "documents": [], "documents": []}')
+    _, p = check(tmp_path, conf)
+    assert p.returncode == 1
+    assert f"{path}: invalid JSON" in p.stderr and "duplicate" in p.stderr, p.stderr
 
 
 def test_check_config_missing_state_dir(tmp_path):

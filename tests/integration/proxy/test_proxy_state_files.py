@@ -93,7 +93,21 @@ def test_check_config_state_file_and_dir(tmp_path):
         f.write("{}")
     r = check(tmp_path, conf)
     assert r.returncode == 1
-    assert f'{path}: not a proxy state file (no "documents" array)' in r.stderr, r.stderr
+    assert f"{path}: not a version 1 state file" in r.stderr, r.stderr
+    # A bare state document is refused as one, not loaded as zero documents.
+    with open(path, "w") as f:
+        f.write('{"version": 1, "vantage": "us-east-1", "generation": 1,'
+                ' "generated_at": "2026-11-21T07:00:00Z"}')
+    r = check(tmp_path, conf)
+    assert r.returncode == 1
+    assert f"{path}: a bare state document (vantage us-east-1), not a state file" in r.stderr, \
+        r.stderr
+    # Duplicate keys make the file invalid (dnsd and the proxy share the parser).
+    with open(path, "w") as f:
+        f.write('{"version": 1, "documents": [], "documents": []}')
+    r = check(tmp_path, conf)
+    assert r.returncode == 1
+    assert f"{path}: invalid JSON" in r.stderr and "duplicate" in r.stderr, r.stderr
     missing = os.path.join(str(tmp_path), "gone")
     conf["proxy"]["state_file"] = os.path.join(missing, "proxy-state.json")
     r = check(tmp_path, conf)
@@ -158,8 +172,30 @@ def test_reload_without_allow_list_drops_loopback_backends(tmp_path, backends):
         while "reload done" not in p.log_text()[mark:] and time.monotonic() < deadline:
             time.sleep(0.05)
         log = p.log_text()[mark:]
-        assert ("reload: state of vantage us-east-1 dropped: services.default/web.members.jpn."
+        assert ("state of vantage us-east-1 dropped by the new configuration: "
+                "services.default/web.members.jpn."
                 f"backends[0]: {first.addr} is a loopback address") in log, log
         assert served_by(p) == "static"
+    finally:
+        finish(p)
+
+
+def test_identical_repush_is_200_like_dnsd(tmp_path, backends):
+    """The proxy and dnsd share cm_store: an identical re-push of the held
+    generation is 200 (a sign of life), the same generation with other
+    content is 409 with the reason, and neither changes the backends."""
+    static, first, second = backends
+    p = ph.start_proxy(tmp_path, [static])
+    try:
+        doc = doc_with([first.addr])
+        st, body = http(p.ctl_port, "PUT", "/v1/state", body=doc, token=TOKEN)
+        assert st == 200, body
+        st, body = http(p.ctl_port, "PUT", "/v1/state", body=doc, token=TOKEN)
+        assert st == 200, body
+        other = dict(doc, services=doc_with([second.addr])["services"])
+        st, body = http(p.ctl_port, "PUT", "/v1/state", body=other, token=TOKEN)
+        assert st == 409, body
+        assert "(same generation, different content)" in json.dumps(body), body
+        assert served_by(p) == "first"
     finally:
         finish(p)

@@ -201,7 +201,8 @@ static void test_put_stale_generation(void **state)
     assert_string_equal(err, "stale generation 6 <= 7 from vantage eu-west-1");
     /* Same generation, other content: rejected too. */
     assert_int_equal(put(f, "eu-west-1", 7, false, false, 1200, err, sizeof(err)), CM_EEXIST);
-    assert_string_equal(err, "stale generation 7 <= 7 from vantage eu-west-1");
+    assert_string_equal(
+        err, "stale generation 7 <= 7 from vantage eu-west-1 (same generation, different content)");
     assert_true(merged_ep(f->st, "eur")->healthy);
     assert_int_equal(f->applies, 1);
     /* Same generation, same content: accepted without a rebuild, age refreshed. */

@@ -40,8 +40,10 @@
 #define WAIT_MS   5000  /* deadline for things that must happen */
 #define STEP_MS   5     /* the tick that bounds each loop turn */
 #define ERR_OLDER "{\"error\":\"stale generation 1 <= 9 from vantage us-east-1\"}"
-#define ERR_SAME  "{\"error\":\"stale generation 1 <= 1 from vantage us-east-1\"}"
-#define ERR_BAD   "{\"error\":\"members.usa: missing region\"}"
+#define ERR_SAME                                                                                   \
+    "{\"error\":\"stale generation 1 <= 1 from vantage us-east-1 (same generation, different "     \
+    "content)\"}"
+#define ERR_BAD "{\"error\":\"members.usa: missing region\"}"
 
 enum act {
     ACT_200 = 0,      /* {"ok":true} */
@@ -618,8 +620,13 @@ static void test_transient_errors(void **state)
         assert_int_equal(f->srv[0]->r[i].generation, 4);
 }
 
-/* 409 for the generation the target holds counts as success. */
-static void test_409_same_is_success(void **state)
+/*
+ * Consumers answer 200 to an identical re-push (cm_store), so a 409 for the
+ * generation the target holds means it holds different content under that
+ * generation: a conflict, reported and not retried before the full interval
+ * (it used to count as success, which hid it).
+ */
+static void test_409_same_generation_is_a_conflict(void **state)
 {
     struct fx *f = *state;
     char u0[64];
@@ -635,12 +642,12 @@ static void test_409_same_is_success(void **state)
     assert_true(run_until(f, attempts_done, &(struct want){0, 1}, WAIT_MS));
     run_for(f, 300); /* no retry */
     st = stats(f, 0);
-    assert_true(st.ok);
-    assert_int_equal(st.acked_generation, 1);
-    assert_int_equal(st.succeeded, 1);
-    assert_int_equal(st.failed, 0);
+    assert_false(st.ok);
+    assert_int_equal(st.acked_generation, 0);
+    assert_int_equal(st.succeeded, 0);
+    assert_int_equal(st.failed, 1);
     assert_int_equal(st.last_status, 409);
-    assert_string_equal(st.last_error, "");
+    assert_non_null(strstr(st.last_error, "same generation, different content"));
     assert_int_equal(f->srv[0]->count, 1);
 }
 
@@ -774,7 +781,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newest_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_then_listening, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transient_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_409_same_is_success, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_409_same_generation_is_a_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permanent_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_interval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_older_offer_ignored, setup, teardown),

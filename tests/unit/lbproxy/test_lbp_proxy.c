@@ -34,6 +34,7 @@
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_state.h"
+#include "common/cm_time.h"
 #include "lbproxy/lbp_proxy.h"
 
 #define CONF_FMT                                                                                   \
@@ -219,21 +220,27 @@ static void run_steps(struct fx *f, const struct step *steps, size_t count)
 #define STATIC_WEB "static 127.0.0.1:31234"
 #define STATIC_API "static 127.0.0.1:31235"
 
-/* Newest per vantage: generated_at first, generation on equal times. */
+/*
+ * Newest per vantage (cm_store's rule, shared with dnsd and tested in
+ * test_cm_store): by generation only; an identical re-push is accepted.
+ */
 static void test_newest_per_vantage(void **state)
 {
     static const struct step steps[] = {
         {NULL, NULL, US, 5, "00", B1, NULL, CM_OK, S1, STATIC_API, "us-east-1:5"},
-        /* The same document again: not newer. */
+        /* The same document again: accepted, nothing changes (dnsd says the same). */
+        {NULL, NULL, US, 5, "00", B1, NULL, CM_OK, S1, STATIC_API, "us-east-1:5"},
+        /* The same generation saying something else: refused. */
         {NULL, NULL, US, 5, "00", B2, NULL, CM_EEXIST, S1, STATIC_API, "us-east-1:5"},
-        /* Same time, higher generation: newer. */
+        /* A higher generation: newer. */
         {NULL, NULL, US, 6, "00", B2, NULL, CM_OK, S2, STATIC_API, "us-east-1:6"},
-        /* Same time, lower generation: older. */
+        /* A lower generation: older. */
         {NULL, NULL, US, 5, "00", B1, NULL, CM_EEXIST, S2, STATIC_API, "us-east-1:6"},
-        /* A later time wins even with a lower generation (a restarted checker). */
-        {NULL, NULL, US, 1, "01", B1, NULL, CM_OK, S1, STATIC_API, "us-east-1:1"},
-        /* An earlier time loses even with a higher generation. */
-        {NULL, NULL, US, 99, "00", B2, NULL, CM_EEXIST, S1, STATIC_API, "us-east-1:1"},
+        /* A later time does not make a lower generation newer (health keeps its
+         * generations across restarts in its state file). */
+        {NULL, NULL, US, 1, "01", B1, NULL, CM_EEXIST, S2, STATIC_API, "us-east-1:6"},
+        /* A higher generation wins even with an earlier time. */
+        {NULL, NULL, US, 99, "00", B1, NULL, CM_OK, S1, STATIC_API, "us-east-1:99"},
     };
     run_steps(*state, steps, sizeof(steps) / sizeof(steps[0]));
 }
@@ -249,19 +256,19 @@ static void test_backends_from_newest_listing(void **state)
         {NULL, NULL, EU, 51, "10", B2, B2, CM_OK, S2, S2, "us-east-1:1 eu-west-1:51"},
         {NULL, NULL, AP, 1, "10", B3, NULL, CM_OK, S2, S2,
          "us-east-1:1 eu-west-1:51 ap-northeast-1:1"},
-        {NULL, NULL, AP, 1, "11", B3, NULL, CM_OK, S3, S2,
-         "us-east-1:1 eu-west-1:51 ap-northeast-1:1"},
+        {NULL, NULL, AP, 2, "11", B3, NULL, CM_OK, S3, S2,
+         "us-east-1:1 eu-west-1:51 ap-northeast-1:2"},
         /* The newest document stops listing web backends (and an empty list
          * counts as none): the next newest that lists some. */
-        {NULL, NULL, AP, 2, "12", NULL, "[]", CM_OK, S2, S2,
-         "us-east-1:1 eu-west-1:51 ap-northeast-1:2"},
+        {NULL, NULL, AP, 3, "12", NULL, "[]", CM_OK, S2, S2,
+         "us-east-1:1 eu-west-1:51 ap-northeast-1:3"},
         /* Forgetting a vantage falls back the same way ... */
         {EU, NULL, NULL, 0, NULL, NULL, NULL, CM_OK, S1, STATIC_API,
-         "us-east-1:1 ap-northeast-1:2"},
+         "us-east-1:1 ap-northeast-1:3"},
         {EU, NULL, NULL, 0, NULL, NULL, NULL, CM_ENOENT, S1, STATIC_API,
-         "us-east-1:1 ap-northeast-1:2"},
+         "us-east-1:1 ap-northeast-1:3"},
         /* ... down to the static backends when no document lists any. */
-        {US, NULL, NULL, 0, NULL, NULL, NULL, CM_OK, STATIC_WEB, STATIC_API, "ap-northeast-1:2"},
+        {US, NULL, NULL, 0, NULL, NULL, NULL, CM_OK, STATIC_WEB, STATIC_API, "ap-northeast-1:3"},
     };
     run_steps(*state, steps, sizeof(steps) / sizeof(steps[0]));
 }
@@ -286,12 +293,36 @@ static void test_rejections(void **state)
     run_steps(*state, steps, sizeof(steps) / sizeof(steps[0]));
 }
 
+/*
+ * Expiry runs cm_store_expire (tested in test_cm_store): within the limit
+ * nothing goes, and when every vantage is silent the last state is kept, so
+ * the pools keep their state backends.
+ */
+static void test_expiry(void **state)
+{
+    struct fx *f = *state;
+    static const struct step steps[] = {
+        {NULL, NULL, US, 1, "00", B1, NULL, CM_OK, S1, STATIC_API, "us-east-1:1"},
+        {NULL, NULL, EU, 1, "00", NULL, B2, CM_OK, S1, S2, "us-east-1:1 eu-west-1:1"},
+    };
+    char web[512], docs[512];
+
+    run_steps(f, steps, sizeof(steps) / sizeof(steps[0]));
+    assert_int_equal(lbp_proxy_state_expire(f->px, cm_mono_ms()), 0);
+    assert_int_equal(lbp_proxy_state_expire(f->px, cm_mono_ms() + 3600 * 1000), 0);
+    backends_text(f, "default/web", web, sizeof(web));
+    docs_text(f, docs, sizeof(docs));
+    assert_string_equal(web, S1);
+    assert_string_equal(docs, "us-east-1:1 eu-west-1:1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_newest_per_vantage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backends_from_newest_listing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

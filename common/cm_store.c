@@ -1,0 +1,610 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cm_store.c -- the per-vantage document store of cm_store.h.
+ *
+ * The store and a candidate are the same shape: parallel arrays of document
+ * pointers and accepted times. A candidate shares the store's documents; a
+ * document in a candidate but not in the store is owned by the candidate
+ * (freed with it), a document in the store but not in a committed candidate
+ * is freed by the commit.
+ */
+#include "common/cm_store.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cm_conf.h"
+#include "common/cm_err.h"
+#include "common/cm_file.h"
+#include "common/cm_log.h"
+#include "common/cm_state.h"
+#include "common/cm_str.h"
+
+#define DEFAULT_PUBLISH_INTERVAL_MS 10000u
+
+struct set {
+    struct cm_state **docs; /* see the ownership rule above */
+    uint64_t *accepted_ms;
+    size_t count;
+};
+
+struct cm_store {
+    struct set set;
+    bool all_silent; /* every vantage is past expiry; warned once */
+};
+
+struct cm_store_cand {
+    struct set set;
+    const struct cm_store *from;    /* borrowed: the store it was computed from; NULL when loaded */
+    const struct cm_state *new_doc; /* cm_store_put: the pushed document */
+    bool quiet;
+};
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+uint64_t cm_store_expiry_ms(const struct cm_conf *conf)
+{
+    uint64_t interval = DEFAULT_PUBLISH_INTERVAL_MS;
+
+    if (conf->health.publish_interval_ms != 0)
+        interval = conf->health.publish_interval_ms;
+    return 3 * interval;
+}
+
+static int set_alloc(struct set *set, size_t cap)
+{
+    set->docs = calloc(cap + 1, sizeof(*set->docs));
+    set->accepted_ms = calloc(cap + 1, sizeof(*set->accepted_ms));
+    set->count = 0;
+    if (set->docs == NULL || set->accepted_ms == NULL) {
+        free(set->docs);
+        free(set->accepted_ms);
+        set->docs = NULL;
+        set->accepted_ms = NULL;
+        return CM_ENOMEM;
+    }
+    return CM_OK;
+}
+
+static void set_add(struct set *set, struct cm_state *doc, uint64_t accepted_ms)
+{
+    set->docs[set->count] = doc;
+    set->accepted_ms[set->count] = accepted_ms;
+    set->count++;
+}
+
+static bool set_has(const struct set *set, const struct cm_state *doc)
+{
+    for (size_t i = 0; i < set->count; i++) {
+        if (set->docs[i] == doc)
+            return true;
+    }
+    return false;
+}
+
+static ssize_t set_find(const struct set *set, const char *vantage)
+{
+    for (size_t i = 0; i < set->count; i++) {
+        if (strcmp(set->docs[i]->vantage, vantage) == 0)
+            return (ssize_t)i;
+    }
+    return -1;
+}
+
+/* Frees the arrays, and the documents not in @keep (NULL: all of them). */
+static void set_fini(struct set *set, const struct set *keep)
+{
+    for (size_t i = 0; i < set->count; i++) {
+        if (keep == NULL || !set_has(keep, set->docs[i]))
+            cm_state_free(set->docs[i]);
+    }
+    free(set->docs);
+    free(set->accepted_ms);
+    set->docs = NULL;
+    set->accepted_ms = NULL;
+    set->count = 0;
+}
+
+struct cm_store *cm_store_new(void)
+{
+    struct cm_store *s = calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return NULL;
+    if (set_alloc(&s->set, 0) != CM_OK) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void cm_store_free(struct cm_store *s)
+{
+    if (s == NULL)
+        return;
+    set_fini(&s->set, NULL);
+    free(s);
+}
+
+size_t cm_store_count(const struct cm_store *s)
+{
+    return s->set.count;
+}
+
+const struct cm_state *cm_store_get(const struct cm_store *s, size_t i, uint64_t *accepted_ms)
+{
+    if (i >= s->set.count)
+        return NULL;
+    if (accepted_ms != NULL)
+        *accepted_ms = s->set.accepted_ms[i];
+    return s->set.docs[i];
+}
+
+const struct cm_state *const *cm_store_docs(const struct cm_store *s)
+{
+    return (const struct cm_state *const *)s->set.docs;
+}
+
+const struct cm_state *cm_store_find(const struct cm_store *s, const char *vantage)
+{
+    ssize_t i = set_find(&s->set, vantage);
+
+    return i >= 0 ? s->set.docs[i] : NULL;
+}
+
+/* ---- candidates ---- */
+
+static struct cm_store_cand *cand_new(const struct cm_store *from, size_t cap)
+{
+    struct cm_store_cand *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    if (set_alloc(&c->set, cap) != CM_OK) {
+        free(c);
+        return NULL;
+    }
+    c->from = from;
+    return c;
+}
+
+int cm_store_copy(const struct cm_store *s, struct cm_store_cand **out)
+{
+    struct cm_store_cand *c = cand_new(s, s->set.count);
+
+    if (c == NULL)
+        return CM_ENOMEM;
+    for (size_t i = 0; i < s->set.count; i++)
+        set_add(&c->set, s->set.docs[i], s->set.accepted_ms[i]);
+    *out = c;
+    return CM_OK;
+}
+
+void cm_store_cand_free(struct cm_store_cand *c)
+{
+    if (c == NULL)
+        return;
+    set_fini(&c->set, c->from != NULL ? &c->from->set : NULL);
+    free(c);
+}
+
+void cm_store_commit(struct cm_store *s, struct cm_store_cand *c)
+{
+    assert(c->from == NULL || c->from == s);
+    set_fini(&s->set, &c->set);
+    s->set = c->set;
+    free(c);
+}
+
+const struct cm_state *const *cm_store_cand_docs(const struct cm_store_cand *c, size_t *count)
+{
+    *count = c->set.count;
+    return (const struct cm_state *const *)c->set.docs;
+}
+
+bool cm_store_cand_is_quiet(const struct cm_store_cand *c)
+{
+    return c->quiet;
+}
+
+const struct cm_state *cm_store_cand_new_doc(const struct cm_store_cand *c)
+{
+    return c->new_doc;
+}
+
+/* Whether @a and @b differ only in generation and generated_at. */
+static bool same_content(const struct cm_state *a, const struct cm_state *b)
+{
+    json_t *ca = json_copy(a->json);
+    json_t *cb = json_copy(b->json);
+    bool same = false;
+
+    if (ca != NULL && cb != NULL) {
+        json_object_del(ca, "generation");
+        json_object_del(ca, "generated_at");
+        json_object_del(cb, "generation");
+        json_object_del(cb, "generated_at");
+        same = json_equal(ca, cb);
+    }
+    json_decref(ca);
+    json_decref(cb);
+    return same;
+}
+
+/* The candidate: the store with @doc (taken) in place of its vantage's. */
+static int cand_with(const struct cm_store *s, struct cm_state *doc, uint64_t now_ms,
+                     struct cm_store_cand **out)
+{
+    struct cm_store_cand *c = cand_new(s, s->set.count + 1);
+    ssize_t held = set_find(&s->set, doc->vantage);
+
+    if (c == NULL) {
+        cm_state_free(doc);
+        return CM_ENOMEM;
+    }
+    for (size_t i = 0; i < s->set.count; i++) {
+        if ((ssize_t)i == held)
+            set_add(&c->set, doc, now_ms);
+        else
+            set_add(&c->set, s->set.docs[i], s->set.accepted_ms[i]);
+    }
+    if (held < 0)
+        set_add(&c->set, doc, now_ms);
+    c->new_doc = doc;
+    c->quiet = held >= 0 && same_content(s->set.docs[held], doc);
+    *out = c;
+    return CM_OK;
+}
+
+int cm_store_put(struct cm_store *s, const char *text, size_t len, const char *writer,
+                 const struct cm_conf *conf, uint64_t now_ms, struct cm_store_cand **out, char *err,
+                 size_t errlen)
+{
+    struct cm_state *doc = NULL;
+    struct cm_state_opts opts;
+    ssize_t held;
+    int rc;
+
+    *out = NULL;
+    cm_state_opts_from_conf(&opts, conf);
+    rc = cm_state_parse(text, len, &opts, &doc, err, errlen);
+    if (rc == CM_OK)
+        rc = cm_state_check_writer(doc, writer, err, errlen);
+    if (rc == CM_OK)
+        rc = cm_state_check_conf(doc, conf, err, errlen);
+    if (rc != CM_OK)
+        goto out;
+    held = set_find(&s->set, doc->vantage);
+    if (held >= 0) {
+        const struct cm_state *old = s->set.docs[held];
+
+        if (doc->generation == old->generation && json_equal(doc->json, old->json)) {
+            s->set.accepted_ms[held] = now_ms; /* idempotent re-push: the vantage is alive */
+            s->all_silent = false;
+            goto out;
+        }
+        if (doc->generation <= old->generation) {
+            errf(err, errlen, "stale generation %" PRIu64 " <= %" PRIu64 " from vantage %s%s",
+                 doc->generation, old->generation, doc->vantage,
+                 doc->generation == old->generation ? " (same generation, different content)" : "");
+            rc = CM_EEXIST;
+            goto out;
+        }
+    }
+    rc = cand_with(s, doc, now_ms, out);
+    doc = NULL; /* taken by cand_with */
+out:
+    cm_state_free(doc);
+    return rc;
+}
+
+int cm_store_forget(const struct cm_store *s, const char *vantage, struct cm_store_cand **out,
+                    char *err, size_t errlen)
+{
+    ssize_t idx = set_find(&s->set, vantage);
+    struct cm_store_cand *c;
+
+    *out = NULL;
+    if (idx < 0) {
+        errf(err, errlen, "no document of vantage \"%s\" is held", vantage);
+        return CM_ENOENT;
+    }
+    c = cand_new(s, s->set.count);
+    if (c == NULL)
+        return CM_ENOMEM;
+    for (size_t i = 0; i < s->set.count; i++) {
+        if ((ssize_t)i != idx)
+            set_add(&c->set, s->set.docs[i], s->set.accepted_ms[i]);
+    }
+    *out = c;
+    return CM_OK;
+}
+
+static bool is_expired(uint64_t accepted_ms, uint64_t now_ms, uint64_t limit_ms)
+{
+    return now_ms > accepted_ms && now_ms - accepted_ms > limit_ms;
+}
+
+int cm_store_expire(struct cm_store *s, uint64_t now_ms, uint64_t limit_ms,
+                    struct cm_store_cand **out, size_t *dropped)
+{
+    struct cm_store_cand *c;
+    size_t n = 0;
+
+    *out = NULL;
+    *dropped = 0;
+    for (size_t i = 0; i < s->set.count; i++)
+        n += is_expired(s->set.accepted_ms[i], now_ms, limit_ms);
+    if (n == 0) {
+        s->all_silent = false;
+        return CM_OK;
+    }
+    /*
+     * When every vantage has gone silent, the health checkers (or the path to
+     * them) failed, not the members: keep serving the last known state rather
+     * than dropping to an empty merge. Losing the control plane is not an
+     * outage. The per-vantage age is in the metrics.
+     */
+    if (n == s->set.count) {
+        if (!s->all_silent)
+            cm_log_warn("every vantage silent for more than %" PRIu64
+                        " ms: keeping the last known state until one publishes again",
+                        limit_ms);
+        s->all_silent = true;
+        return CM_OK;
+    }
+    s->all_silent = false;
+    c = cand_new(s, s->set.count);
+    if (c == NULL)
+        return CM_ENOMEM;
+    for (size_t i = 0; i < s->set.count; i++) {
+        const struct cm_state *d = s->set.docs[i];
+        uint64_t at = s->set.accepted_ms[i];
+
+        if (!is_expired(at, now_ms, limit_ms)) {
+            set_add(&c->set, s->set.docs[i], at);
+            continue;
+        }
+        cm_log_warn("vantage %s expired: no document for %" PRIu64 " ms (limit %" PRIu64
+                    " ms, generation %" PRIu64 "); dropping it from the merge",
+                    d->vantage, now_ms - at, limit_ms, d->generation);
+    }
+    *out = c;
+    *dropped = n;
+    return CM_OK;
+}
+
+int cm_store_recheck(const struct cm_store *s, const struct cm_conf *conf, const char *what,
+                     struct cm_store_cand **out)
+{
+    struct cm_store_cand *c = cand_new(s, s->set.count);
+
+    *out = NULL;
+    if (c == NULL)
+        return CM_ENOMEM;
+    for (size_t i = 0; i < s->set.count; i++) {
+        char why[CM_STATE_ERR_MAX];
+
+        if (cm_state_check_conf(s->set.docs[i], conf, why, sizeof(why)) != CM_OK) {
+            cm_log_warn("state of vantage %s dropped by the %s: %s", s->set.docs[i]->vantage, what,
+                        why);
+            continue;
+        }
+        set_add(&c->set, s->set.docs[i], s->set.accepted_ms[i]);
+    }
+    *out = c;
+    return CM_OK;
+}
+
+/* ---- the state file ---- */
+
+char *cm_store_file_text(const struct cm_store *s, json_t *extra)
+{
+    json_t *docs = json_array();
+    json_t *root;
+    char *text;
+
+    for (size_t i = 0; docs != NULL && i < s->set.count; i++)
+        json_array_append(docs, s->set.docs[i]->json);
+    root = json_pack("{s:i,s:o*}", "version", CM_STORE_FILE_VERSION, "documents", docs);
+    if (root == NULL)
+        return NULL;
+    if (extra != NULL && json_object_update_missing(root, extra) != 0) {
+        json_decref(root);
+        return NULL;
+    }
+    text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(root);
+    return text;
+}
+
+int cm_store_save(const struct cm_store *s, const char *path, json_t *extra, char *err,
+                  size_t errlen)
+{
+    char *text = cm_store_file_text(s, extra);
+    int rc;
+
+    if (text == NULL) {
+        errf(err, errlen, "%s: %s", path, cm_strerror(CM_ENOMEM));
+        return CM_ENOMEM;
+    }
+    rc = cm_file_write_text_atomic(path, text, 0600, err, errlen);
+    free(text);
+    return rc;
+}
+
+/* Keeps the newest document per vantage in @set (takes ownership of @doc). */
+static void loaded_add(struct set *set, struct cm_state *doc, uint64_t now_ms)
+{
+    ssize_t i = set_find(set, doc->vantage);
+
+    if (i < 0) {
+        set_add(set, doc, now_ms);
+    } else if (doc->generation > set->docs[i]->generation) {
+        cm_state_free(set->docs[i]);
+        set->docs[i] = doc;
+    } else {
+        cm_state_free(doc);
+    }
+}
+
+static int load_documents(const char *path, json_t *docs, const struct cm_conf *conf,
+                          uint64_t now_ms, struct cm_store_cand *c)
+{
+    struct cm_state_opts opts;
+
+    cm_state_opts_from_conf(&opts, conf);
+    for (size_t i = 0; i < json_array_size(docs); i++) {
+        struct cm_state *doc = NULL;
+        char why[CM_STATE_ERR_MAX];
+        int rc = cm_state_from_json(json_array_get(docs, i), &opts, &doc, why, sizeof(why));
+
+        if (rc == CM_OK)
+            rc = cm_state_check_conf(doc, conf, why, sizeof(why));
+        if (rc == CM_ENOMEM) {
+            cm_state_free(doc);
+            return rc;
+        }
+        if (rc != CM_OK) {
+            cm_log_warn("state file %s: documents[%zu] skipped: %s", path, i, why);
+            cm_state_free(doc);
+            continue;
+        }
+        loaded_add(&c->set, doc, now_ms);
+    }
+    return CM_OK;
+}
+
+/* CM_OK when @root has the state file's shape, else CM_ESTATE and why. */
+static int check_shape(json_t *root, char *err, size_t errlen)
+{
+    json_t *version = json_object_get(root, "version");
+    json_t *vantage = json_object_get(root, "vantage");
+
+    if (!json_is_object(root)) {
+        errf(err, errlen, "not a state file: the top level is not an object");
+        return CM_ESTATE;
+    }
+    if (json_object_get(root, "documents") == NULL && json_is_string(vantage)) {
+        errf(err, errlen,
+             "a bare state document (vantage %s), not a state file; a state file is "
+             "{\"version\":%d,\"documents\":[...]}",
+             json_string_value(vantage), CM_STORE_FILE_VERSION);
+        return CM_ESTATE;
+    }
+    if (!json_is_integer(version) || json_integer_value(version) != CM_STORE_FILE_VERSION) {
+        errf(err, errlen, "not a version %d state file (\"version\" is missing or different)",
+             CM_STORE_FILE_VERSION);
+        return CM_ESTATE;
+    }
+    if (!json_is_array(json_object_get(root, "documents"))) {
+        errf(err, errlen, "not a state file: \"documents\" is missing or not an array");
+        return CM_ESTATE;
+    }
+    return CM_OK;
+}
+
+int cm_store_file_parse(const char *path, const char *text, size_t len, const struct cm_conf *conf,
+                        uint64_t now_ms, struct cm_store_cand **out, json_t **root, char *err,
+                        size_t errlen)
+{
+    struct cm_store_cand *c = NULL;
+    json_error_t jerr;
+    json_t *doc;
+    int rc;
+
+    *out = NULL;
+    if (root != NULL)
+        *root = NULL;
+    doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (doc == NULL) {
+        errf(err, errlen, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+             jerr.text);
+        return CM_EPARSE;
+    }
+    rc = check_shape(doc, err, errlen);
+    if (rc != CM_OK)
+        goto out;
+    c = cand_new(NULL, json_array_size(json_object_get(doc, "documents")));
+    rc = c != NULL ? CM_OK : CM_ENOMEM;
+    if (rc == CM_OK)
+        rc = load_documents(path, json_object_get(doc, "documents"), conf, now_ms, c);
+    if (rc != CM_OK) {
+        errf(err, errlen, "%s", cm_strerror(rc));
+        goto out;
+    }
+    *out = c;
+    c = NULL;
+    if (root != NULL) {
+        *root = doc;
+        doc = NULL;
+    }
+out:
+    cm_store_cand_free(c);
+    json_decref(doc);
+    return rc;
+}
+
+struct load_ctx {
+    const struct cm_conf *conf;
+    uint64_t now_ms;
+    struct cm_store_loaded *l;
+};
+
+/* cm_file_parse_fn: may run twice (PATH, then PATH.prev). */
+static int parse_file(void *arg, const char *path, const char *text, size_t len, char *err,
+                      size_t errlen)
+{
+    struct load_ctx *x = arg;
+
+    cm_store_loaded_fini(x->l);
+    return cm_store_file_parse(path, text, len, x->conf, x->now_ms, &x->l->cand, &x->l->root, err,
+                               errlen);
+}
+
+int cm_store_load(const char *path, const struct cm_conf *conf, uint64_t now_ms, bool check,
+                  struct cm_store_loaded *out, char *err, size_t errlen)
+{
+    struct load_ctx x = {.conf = conf, .now_ms = now_ms, .l = out};
+    struct cm_file_load_info info;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    rc = cm_file_load(path, CM_STATE_FILE_MAX_BYTES, parse_file, &x,
+                      check ? CM_FILE_LOAD_READONLY : CM_FILE_LOAD_DEFAULT, &info, err, errlen);
+    if (rc == CM_OK && info.fell_back) {
+        out->fell_back = true;
+        cm_strlcpy(out->reason, info.reason, sizeof(out->reason));
+        if (check) {
+            errf(err, errlen, "%s", info.reason);
+            rc = CM_ESTATE;
+        }
+    }
+    if (rc != CM_OK)
+        cm_store_loaded_fini(out);
+    return rc;
+}
+
+void cm_store_loaded_fini(struct cm_store_loaded *l)
+{
+    cm_store_cand_free(l->cand);
+    json_decref(l->root);
+    l->cand = NULL;
+    l->root = NULL;
+}
