@@ -309,6 +309,12 @@ static void probe_metrics(const struct hc_vantage *v, struct cm_buf *out)
     cm_metrics_sample(out, "fedgslb_health_probe_lateness_max_ms", NULL, st.late_max_ms);
 }
 
+/* Member @i's cluster, or NULL (not started, or the member has none). */
+static const struct hc_cluster *member_cluster(const struct hc_vantage *v, size_t i)
+{
+    return v->clusters != NULL ? v->clusters[i] : NULL;
+}
+
 void hc_vantage_metrics(const struct hc_vantage *v, struct cm_buf *out)
 {
     static const char *const names[][2] = {
@@ -331,16 +337,17 @@ void hc_vantage_metrics(const struct hc_vantage *v, struct cm_buf *out)
         cm_buf_reset(&lb);
         cm_metrics_label(&lb, "member", v->conf->members[i].name);
         cm_metrics_sample(out, "fedgslb_health_member_api_ok", cm_buf_cstr(&lb),
-                          v->clusters[i] != NULL && hc_cluster_api(v->clusters[i]) == HC_API_OK);
+                          member_cluster(v, i) != NULL &&
+                              hc_cluster_api(member_cluster(v, i)) == HC_API_OK);
     }
     cm_metrics_family(out, "fedgslb_health_api_checks_total", "counter",
                       "Member API health checks (/readyz or /healthz) by result");
     for (size_t i = 0; i < v->conf->member_count; i++) {
         struct hc_cluster_stats st;
 
-        if (v->clusters[i] == NULL)
+        if (member_cluster(v, i) == NULL)
             continue;
-        hc_cluster_get_stats(v->clusters[i], &st);
+        hc_cluster_get_stats(member_cluster(v, i), &st);
         for (int ok = 0; ok < 2; ok++) {
             cm_buf_reset(&lb);
             cm_metrics_label(&lb, "member", v->conf->members[i].name);
@@ -354,9 +361,9 @@ void hc_vantage_metrics(const struct hc_vantage *v, struct cm_buf *out)
         for (size_t i = 0; i < v->conf->member_count; i++) {
             struct hc_cluster_stats st;
 
-            if (v->clusters[i] == NULL)
+            if (member_cluster(v, i) == NULL)
                 continue;
-            hc_cluster_get_stats(v->clusters[i], &st);
+            hc_cluster_get_stats(member_cluster(v, i), &st);
             for (int k = 0; k < HC_K8S_KIND_COUNT; k++) {
                 const struct hc_watch_stats *w = &st.watch[k];
                 const uint64_t val[] = {w->events, w->bookmarks, w->lists, w->relists, w->errors};

@@ -109,7 +109,7 @@ void hc_vantage_rebuild(struct hc_vantage *v);
 /** The current document (new reference), or NULL before there is one. */
 json_t *hc_vantage_state(const struct hc_vantage *v);
 void hc_vantage_get_stats(const struct hc_vantage *v, struct hc_vantage_stats *out);
-/** Prometheus text: generation, state file, members, watches, probes, publisher. */
+/** Prometheus text: generation, state file, members, watches, probes, publisher (any time). */
 void hc_vantage_metrics(const struct hc_vantage *v, struct cm_buf *out);
 
 #endif /* HEALTH_HC_VANTAGE_H */
