@@ -4,7 +4,7 @@
  * (health/hc_vantage.h): changes within HC_VANTAGE_DEBOUNCE_MS give one
  * rebuild; nothing is built until every member listed once or the startup
  * grace ran out; the state file's document is offered at start and its
- * generation continued.
+ * generation continued; a reload offers the current document again.
  *
  * The vantage's monotonic clock is the fixture's f->now_ms, moved by the
  * tests; the debounce and the grace are driven with hc_vantage_poll() and
@@ -321,12 +321,33 @@ static void test_publishes_once_every_member_listed(void **state)
     }
 }
 
+/* A reload with the same members: same generation, and the new publisher
+ * is offered the current document at once. */
+static void test_reload_reoffers_current_document(void **state)
+{
+    struct fx *f = *state;
+    struct cm_conf *old;
+
+    load_conf(f, 0);
+    start(f, hc_report_new(3, NULL));
+    assert_int_equal(stats(f).generation, 4);
+    assert_int_equal(stats(f).offers, 2);
+    old = f->conf;
+    load_conf(f, 0);
+    assert_int_equal(hc_vantage_reload(f->v, f->conf, targets(f)), CM_OK);
+    cm_conf_unref(old);
+    assert_int_equal(stats(f).rebuilds, 2);
+    assert_int_equal(stats(f).generation, 4);
+    assert_int_equal(stats(f).offers, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_debounce_one_rebuild_per_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grace_holds_documents_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publishes_once_every_member_listed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_reoffers_current_document, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
