@@ -242,6 +242,19 @@ struct cm_conf_dnsd {
     size_t geo_map_count;
 };
 
+/* health.api: how fedgslb-health watches and checks each member's API server. */
+struct cm_conf_health_api {
+    uint32_t readyz_interval_ms; /* default 10000, 50..3600000 */
+    uint32_t readyz_timeout_ms;  /* default 3000, 50..600000 */
+    uint32_t rise;               /* successes to recover: default 1, 1..100 */
+    uint32_t fall;               /* failures to mark unreachable: default 3, 1..100 */
+    uint32_t watch_timeout_s;    /* watch timeoutSeconds (+-10 s jitter): default 300, 1..3600 */
+    uint32_t list_timeout_ms;    /* one list page: default 30000, 100..600000 */
+    uint32_t list_limit;         /* objects per list page: default 500, 1..100000 */
+    uint32_t backoff_min_ms;     /* first retry delay: default 500, 10..600000 */
+    uint32_t backoff_max_ms;     /* longest: default 30000, backoff_min_ms..3600000 */
+};
+
 struct cm_conf_health {
     bool present;
     size_t vantage;    /* region index */
@@ -256,6 +269,12 @@ struct cm_conf_health {
     char *publish_token;      /* owned secret read from it; never logged */
     struct cm_conf_publish_tls publish_tls;
     struct cm_conf_control control;
+    struct cm_conf_health_api api;
+    uint32_t exec_timeout_ms;    /* one exec credential plugin run: default 10000, 100..600000 */
+    uint32_t max_probes;         /* data-plane probes in flight: default 512, 1..100000 */
+    uint32_t startup_grace_ms;   /* wait for every member's first list: default 30000,
+                                    0..3600000 */
+    uint32_t publish_timeout_ms; /* one state push: default 5000, 50..600000 */
 };
 
 struct cm_conf_proxy_cert {

@@ -1253,6 +1253,78 @@ static const struct cm_conf_schema dnsd_schema = {
 
 static const struct cm_conf_schema check_schema; /* defined with the services */
 
+static int health_api_post(struct cm_conf_parse *p, void *base)
+{
+    const struct cm_conf_health_api *a = base;
+
+    if (a->backoff_max_ms < a->backoff_min_ms)
+        return cm_conf_fail_at(p, "backoff_max_ms", "must be >= backoff_min_ms (%" PRIu32 ")",
+                               a->backoff_min_ms);
+    return CM_OK;
+}
+
+static const struct cm_conf_item health_api_items[] = {
+    {.key = "readyz_interval_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_health_api, readyz_interval_ms),
+     .min = 50,
+     .max = 3600000,
+     .def_uint = 10000},
+    {.key = "readyz_timeout_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_health_api, readyz_timeout_ms),
+     .min = 50,
+     .max = 600000,
+     .def_uint = 3000},
+    {.key = "rise",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_health_api, rise),
+     .min = 1,
+     .max = 100,
+     .def_uint = 1},
+    {.key = "fall",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_health_api, fall),
+     .min = 1,
+     .max = 100,
+     .def_uint = 3},
+    {.key = "watch_timeout_s",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_health_api, watch_timeout_s),
+     .min = 1,
+     .max = 3600,
+     .def_uint = 300},
+    {.key = "list_timeout_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_health_api, list_timeout_ms),
+     .min = 100,
+     .max = 600000,
+     .def_uint = 30000},
+    {.key = "list_limit",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_health_api, list_limit),
+     .min = 1,
+     .max = 100000,
+     .def_uint = 500},
+    {.key = "backoff_min_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_health_api, backoff_min_ms),
+     .min = 10,
+     .max = 600000,
+     .def_uint = 500},
+    {.key = "backoff_max_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_health_api, backoff_max_ms),
+     .min = 10,
+     .max = 3600000,
+     .def_uint = 30000},
+};
+static const struct cm_conf_schema health_api_schema = {
+    .items = health_api_items,
+    .count = COUNT(health_api_items),
+    .post = health_api_post,
+};
+
 static const struct cm_conf_item health_items[] = {
     {.key = "vantage",
      .type = CM_CONF_REF,
@@ -1295,6 +1367,34 @@ static const struct cm_conf_item health_items[] = {
      .type = CM_CONF_OBJECT,
      .offset = offsetof(struct cm_conf_health, control),
      .sub = &control_schema},
+    {.key = "api",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_health, api),
+     .sub = &health_api_schema},
+    {.key = "exec_timeout_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_health, exec_timeout_ms),
+     .min = 100,
+     .max = 600000,
+     .def_uint = 10000},
+    {.key = "max_probes",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_health, max_probes),
+     .min = 1,
+     .max = 100000,
+     .def_uint = 512},
+    {.key = "startup_grace_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_health, startup_grace_ms),
+     .min = 0,
+     .max = 3600000,
+     .def_uint = 30000},
+    {.key = "publish_timeout_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_health, publish_timeout_ms),
+     .min = 50,
+     .max = 600000,
+     .def_uint = 5000},
 };
 static const struct cm_conf_schema health_schema = {
     .items = health_items,

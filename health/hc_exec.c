@@ -99,15 +99,9 @@ static char *dup_or_null(const char *s)
     return s != NULL ? strdup(s) : NULL;
 }
 
-/* FEDGSLB_HEALTH_EXEC_TIMEOUT_MS (100 .. 600000), else HC_EXEC_TIMEOUT_MS. */
-static uint32_t env_timeout_ms(void)
+void hc_exec_set_timeout(struct hc_exec *x, uint32_t timeout_ms)
 {
-    const char *v = getenv("FEDGSLB_HEALTH_EXEC_TIMEOUT_MS");
-    uint64_t ms;
-
-    if (v != NULL && cm_parse_u64(v, 600000, &ms) && ms >= 100)
-        return (uint32_t)ms;
-    return HC_EXEC_TIMEOUT_MS;
+    x->timeout_ms = timeout_ms != 0 ? timeout_ms : HC_EXEC_TIMEOUT_MS;
 }
 
 struct hc_exec *hc_exec_new(const struct hc_exec_conf *c, uint32_t timeout_ms)
@@ -120,7 +114,7 @@ struct hc_exec *hc_exec_new(const struct hc_exec_conf *c, uint32_t timeout_ms)
     x->out_fd = x->err_fd = -1;
     x->interactive = c->interactive;
     x->provide_cluster_info = c->provide_cluster_info;
-    x->timeout_ms = timeout_ms != 0 ? timeout_ms : env_timeout_ms();
+    x->timeout_ms = timeout_ms != 0 ? timeout_ms : HC_EXEC_TIMEOUT_MS;
     x->backoff_ms = BACKOFF_MIN_MS;
     x->context = strdup(c->context != NULL ? c->context : "");
     x->command = strdup(c->command);

@@ -30,7 +30,7 @@ struct hc_exec;
 struct hc_kube_target;
 
 #define HC_EXEC_OUTPUT_MAX (1024u * 1024)
-#define HC_EXEC_TIMEOUT_MS 10000u /* FEDGSLB_HEALTH_EXEC_TIMEOUT_MS overrides */
+#define HC_EXEC_TIMEOUT_MS 10000u /* default of health.exec_timeout_ms */
 
 enum hc_exec_interactive {
     HC_EXEC_NEVER = 0,        /* interactiveMode: Never */
@@ -57,6 +57,11 @@ struct hc_exec_conf {
  * @timeout_ms 0 = HC_EXEC_TIMEOUT_MS.
  */
 struct hc_exec *hc_exec_new(const struct hc_exec_conf *c, uint32_t timeout_ms);
+/**
+ * Sets how long one run may take (health.exec_timeout_ms; 0 =
+ * HC_EXEC_TIMEOUT_MS), before hc_exec_start(): it applies from the next run.
+ */
+void hc_exec_set_timeout(struct hc_exec *x, uint32_t timeout_ms);
 /** Kills a running child (SIGKILL, reaped), wipes the credential. Accepts NULL. */
 void hc_exec_free(struct hc_exec *x);
 

@@ -8,7 +8,6 @@
  */
 #include "health/hc_report.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 #include "common/cm_state.h"
 #include "common/cm_str.h"
 #include "health/hc_cluster.h"
+#include "health/hc_endpoint.h"
 #include "health/hc_probe.h"
 
 /* Refused addresses are logged at most this often (every rebuild sees them again). */
@@ -155,20 +155,6 @@ static json_t *members_json(const struct cm_conf *conf, struct hc_cluster *const
     return out;
 }
 
-/* The service port matching the configured one, else the first TCP port. */
-static const struct hc_k8s_port *pick_port(const struct hc_k8s_svc *s, uint16_t want)
-{
-    for (size_t i = 0; want != 0 && i < s->port_count; i++) {
-        if (s->ports[i].port == want)
-            return &s->ports[i];
-    }
-    for (size_t i = 0; i < s->port_count; i++) {
-        if (s->ports[i].is_tcp)
-            return &s->ports[i];
-    }
-    return s->port_count > 0 ? &s->ports[0] : NULL;
-}
-
 /* Everything one rebuild reads; all borrowed. */
 struct build_ctx {
     const struct cm_conf *conf;
@@ -178,73 +164,6 @@ struct build_ctx {
     time_t now;
     struct cm_log_ratelimit *refused_rl;
 };
-
-/*
- * The address rule of state documents (cm_ip_refused under allow_addresses)
- * for an address from the Kubernetes API or the proxy's configured address:
- * true when @ip must be dropped, with "@what @ip refused: kind" appended to
- * @refused (the endpoint's "refused" list) and logged, rate limited.
- */
-static bool address_refused(const struct build_ctx *bc, const char *member, const char *what,
-                            const char *ip, json_t *refused)
-{
-    enum cm_ip_kind kind = CM_IP_UNSPECIFIED;
-    struct cm_addr a;
-    char msg[CM_ADDR_STRLEN + 64];
-
-    if (cm_ip_parse(ip, &a) == CM_OK)
-        kind = cm_ip_refused((const struct sockaddr *)&a.ss, bc->conf->allow_addresses,
-                             bc->conf->allow_address_count);
-    if (kind == CM_IP_ORDINARY)
-        return false;
-    snprintf(msg, sizeof(msg), "%s %s refused: %s", what, ip, cm_ip_kind_name(kind));
-    cm_log_ratelimited(bc->refused_rl, CM_LOG_WARN, "member %s: %s%s", member, msg,
-                       cm_ip_kind_allowable(kind) ? " (list it in allow_addresses to permit it)"
-                                                  : "");
-    json_array_append_new(refused, json_string(msg));
-    return true;
-}
-
-static json_t *backends_json(const struct build_ctx *bc, const char *member,
-                             const struct hc_cluster *c, const struct hc_k8s_port *port,
-                             json_t *refused)
-{
-    json_t *out = json_array();
-
-    if (out == NULL || port == NULL || port->node_port == 0)
-        return out;
-    for (size_t i = 0; i < hc_cluster_count(c, HC_K8S_NODE); i++) {
-        const struct hc_k8s_obj *n = hc_cluster_obj(c, HC_K8S_NODE, i);
-        const char *ip =
-            n->u.node.internal_ip != NULL ? n->u.node.internal_ip : n->u.node.external_ip;
-        char b[CM_ADDR_STRLEN + 8];
-
-        if (!n->u.node.ready || ip == NULL ||
-            address_refused(bc, member, "node address", ip, refused))
-            continue;
-        snprintf(b, sizeof(b), strchr(ip, ':') != NULL ? "[%s]:%u" : "%s:%u", ip,
-                 (unsigned)port->node_port);
-        if (json_array_append_new(out, json_string(b)) != 0) {
-            json_decref(out);
-            return NULL;
-        }
-    }
-    return out;
-}
-
-/* "for 45 s", "for 12 min", "for 3 h": coarse, so the reason (and with it the
- * document) changes a few times a minute at most. */
-static void outage_words(time_t since, time_t now, char *buf, size_t cap)
-{
-    long secs = since != 0 && now > since ? (long)(now - since) : 0;
-
-    if (secs < 60)
-        snprintf(buf, cap, "%ld s", secs / 15 * 15);
-    else if (secs < 3600)
-        snprintf(buf, cap, "%ld min", secs / 60);
-    else
-        snprintf(buf, cap, "%ld h", secs / 3600);
-}
 
 /* The configured service ns/name, or NULL (annotated services). */
 static const struct cm_conf_service *conf_service(const struct cm_conf *conf, const char *ns,
@@ -256,27 +175,6 @@ static const struct cm_conf_service *conf_service(const struct cm_conf *conf, co
     }
     return NULL;
 }
-
-/* The proxy listener standing in for (member, service), or NULL. */
-static const struct cm_addr *proxy_listener(const struct cm_conf *conf, size_t member,
-                                            const struct cm_conf_service *svc)
-{
-    if (svc == NULL || !conf->proxy.present)
-        return NULL;
-    for (size_t i = 0; i < conf->proxy.listen_count; i++) {
-        const struct cm_conf_proxy_listen *l = &conf->proxy.listen[i];
-
-        if (l->member == member && &conf->services[l->service] == svc)
-            return &l->address;
-    }
-    return NULL;
-}
-
-/* One address of a (service, member) and what its probe says. */
-struct addr_probe {
-    const char *address;              /* borrowed, as reported */
-    const struct hc_probe_status *st; /* NULL: no probe (no probes object) */
-};
 
 /* The previous document's verdict for (service, member), or -1. */
 static int previous_healthy(const json_t *previous, const char *key, const char *member)
@@ -290,119 +188,46 @@ static int previous_healthy(const json_t *previous, const char *key, const char 
     return json_is_boolean(v) ? json_is_true(v) : -1;
 }
 
-struct probe_verdict {
-    bool up;                             /* at least one address up (unknown: seeded) */
-    bool pending;                        /* some address is pending or unknown */
-    bool any_known;                      /* some address has a result */
-    double rtt_ms;                       /* the lowest reported RTT of the up addresses; < 0 none */
-    const struct hc_probe_status *worst; /* for the reason: a down or pending probe */
-};
-
-static void judge_probes(const struct addr_probe *ap, size_t n, int seeded, struct probe_verdict *v)
-{
-    *v = (struct probe_verdict){.rtt_ms = -1};
-    for (size_t i = 0; i < n; i++) {
-        const struct hc_probe_status *st = ap[i].st;
-
-        if (st == NULL || st->verdict == HC_PROBE_UNKNOWN) {
-            v->pending = true;
-            if (seeded != 0)
-                v->up = true; /* no result yet: the last verdict, else benefit of the doubt */
-            continue;
-        }
-        v->any_known = true;
-        if (st->pending)
-            v->pending = true;
-        if (st->verdict == HC_PROBE_UP) {
-            v->up = true;
-            if (st->rtt_ms >= 0 && (v->rtt_ms < 0 || st->rtt_ms < v->rtt_ms))
-                v->rtt_ms = st->rtt_ms;
-        }
-        if (st->verdict == HC_PROBE_DOWN || st->pending) {
-            if (v->worst == NULL || st->verdict == HC_PROBE_DOWN)
-                v->worst = st;
-        }
-    }
-}
-
-/* "probe 3/3 failed: connection refused", "probe ok (12.3 ms)" ... */
-static void probe_words(const struct probe_verdict *v, char *buf, size_t cap)
-{
-    const struct hc_probe_status *w = v->worst;
-
-    if (w != NULL && w->verdict == HC_PROBE_DOWN && !w->pending)
-        snprintf(buf, cap, "probe %u/%u failed: %s",
-                 (unsigned)(w->streak < w->fall ? w->streak : w->fall), (unsigned)w->fall,
-                 w->last_error[0] != '\0' ? w->last_error : "failed");
-    else if (w != NULL && w->verdict == HC_PROBE_DOWN)
-        snprintf(buf, cap, "probe %u/%u ok; still down", (unsigned)w->streak, (unsigned)w->rise);
-    else if (w != NULL)
-        snprintf(buf, cap, "probe %u/%u failed: %s; still up", (unsigned)w->streak,
-                 (unsigned)w->fall, w->last_error[0] != '\0' ? w->last_error : "failed");
-    else if (!v->any_known)
-        snprintf(buf, cap, "awaiting first probe");
-    else if (v->rtt_ms >= 0)
-        snprintf(buf, cap, "probe ok (%.1f ms)", v->rtt_ms);
-    else
-        snprintf(buf, cap, "probe ok");
-}
-
-/* Verdict and reason in words. @refused: the addresses the address rule
- * dropped (the first explains a missing load balancer address). */
-static bool verdict(const struct build_ctx *bc, const struct hc_cluster *c, bool probing,
-                    uint32_t ready, const char *lb, bool via_proxy, size_t backends,
-                    const json_t *refused, const struct probe_verdict *pv, char *reason, size_t cap)
-{
-    enum hc_api_state api = hc_cluster_api(c);
-    bool healthy = false;
-    char probe[HC_PROBE_ERR_MAX + 64];
-    int n;
-
-    probe_words(pv, probe, sizeof(probe));
-    /* With the API away, last-known readiness is not evidence: the probe decides. */
-    if (ready == 0 && (api == HC_API_OK || !probing))
-        n = snprintf(reason, cap, "0 ready endpoints");
-    else if (lb == NULL && json_array_size(refused) > 0)
-        n = snprintf(reason, cap, "%" PRIu32 " ready endpoint%s; %s", ready, ready == 1 ? "" : "s",
-                     json_string_value(json_array_get(refused, 0)));
-    else if (lb == NULL)
-        n = snprintf(reason, cap, "%" PRIu32 " ready endpoint%s; no load balancer address", ready,
-                     ready == 1 ? "" : "s");
-    else if (via_proxy && backends == 0 && (api == HC_API_OK || !probing))
-        n = snprintf(reason, cap, "%" PRIu32 " ready endpoint%s; no ready node with a nodePort",
-                     ready, ready == 1 ? "" : "s");
-    else if (probing && !pv->up)
-        n = snprintf(reason, cap, "%s", probe);
-    else {
-        healthy = true;
-        if (probing)
-            n = snprintf(reason, cap, "%" PRIu32 " ready endpoint%s; %s", ready,
-                         ready == 1 ? "" : "s", probe);
-        else
-            n = snprintf(reason, cap, "%" PRIu32 " ready endpoint%s; %s %s", ready,
-                         ready == 1 ? "" : "s", via_proxy ? "via proxy" : "load balancer", lb);
-    }
-    if (api != HC_API_OK && n > 0 && (size_t)n < cap) {
-        char len[32];
-
-        outage_words(hc_cluster_bad_since(c), bc->now, len, sizeof(len));
-        snprintf(reason + n, cap - (size_t)n, "; API %s for %s; last known data",
-                 api == HC_API_STALE ? "data stale" : hc_api_state_name(api), len);
-    }
-    return healthy;
-}
-
 static json_t *rtt_json(double ms)
 {
     return ms >= 0 ? json_real((double)(long long)(ms * 10.0 + 0.5) / 10.0) : json_null();
 }
 
-static json_t *probes_json(const struct addr_probe *ap, size_t n)
+/* ---- serializing ---- */
+
+static json_t *strv_json(char *const *v, size_t count)
+{
+    json_t *out = json_array();
+
+    for (size_t i = 0; out != NULL && i < count; i++) {
+        if (json_array_append_new(out, json_string(v[i])) != 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static json_t *addresses_json(const struct hc_endpoint *ep)
+{
+    json_t *out = json_array();
+
+    for (size_t i = 0; out != NULL && i < ep->addr_count; i++) {
+        if (ep->addrs[i].answered &&
+            json_array_append_new(out, json_string(ep->addrs[i].address)) != 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static json_t *probes_json(const struct hc_endpoint *ep)
 {
     json_t *out = json_object();
 
-    for (size_t i = 0; out != NULL && i < n; i++) {
-        const struct hc_probe_status *st = ap[i].st;
+    for (size_t i = 0; ep->probing && out != NULL && i < ep->addr_count; i++) {
+        const struct hc_probe_status *st = ep->addrs[i].st;
         const char *state = st == NULL || st->verdict == HC_PROBE_UNKNOWN ? "unknown"
                             : st->verdict == HC_PROBE_UP                  ? "up"
                                                                           : "down";
@@ -411,7 +236,7 @@ static json_t *probes_json(const struct addr_probe *ap, size_t n)
         if (e == NULL || set_new(e, "state", json_string(state)) != CM_OK ||
             set_new(e, "rtt_ms", rtt_json(st != NULL ? st->rtt_ms : -1)) != CM_OK ||
             set_new(e, "error", json_string(st != NULL ? st->last_error : "")) != CM_OK ||
-            set_new(out, ap[i].address, e) != CM_OK) {
+            set_new(out, ep->addrs[i].address, e) != CM_OK) {
             json_decref(e);
             json_decref(out);
             return NULL;
@@ -420,135 +245,96 @@ static json_t *probes_json(const struct addr_probe *ap, size_t n)
     return out;
 }
 
-#define MAX_ADDRS 16
-
-static json_t *endpoint_json(const struct build_ctx *bc, size_t mi, const struct hc_cluster *c,
-                             const struct hc_k8s_obj *so, const struct cm_conf_service *csvc)
+/* One reconciled entry as its JSON object, or NULL on ENOMEM. */
+static json_t *endpoint_to_json(const struct hc_endpoint *ep, const struct hc_k8s_svc *s)
 {
-    const struct cm_conf_member *m = &bc->conf->members[mi];
-    const struct hc_k8s_svc *s = &so->u.svc;
-    const struct hc_k8s_port *port = pick_port(s, csvc != NULL ? csvc->port : 0);
-    bool via_proxy = m->lb_mode == CM_LB_PROXY;
-    struct addr_probe ap[MAX_ADDRS];
-    struct probe_verdict pv;
-    const struct cm_conf_check *check =
-        csvc != NULL ? &csvc->check : &bc->conf->health.default_check;
-    bool probing = bc->probes != NULL && check->type != CM_CHECK_NONE;
-    char key[512], reason[512];
-    json_t *e = json_object(), *addrs = json_array(), *refused = json_array(), *backends, *probes;
-    const char *lb = NULL;
-    size_t nap = 0;
-    uint32_t v4, v6;
-    int rc = CM_OK;
+    json_t *e = json_object();
+    int rc = e != NULL ? CM_OK : CM_ENOMEM;
 
-    snprintf(key, sizeof(key), "%s/%s", so->ns, so->name);
-    hc_cluster_ready(c, so->ns, so->name, &v4, &v6);
-    if (via_proxy) {
-        backends = backends_json(bc, m->name, c, port, refused);
-        if (m->lb_address != NULL &&
-            !address_refused(bc, m->name, "proxy address", m->lb_address, refused))
-            ap[nap++] = (struct addr_probe){.address = m->lb_address};
-    } else {
-        backends = json_array();
-        for (size_t i = 0; i < s->lb_ip_count && nap < MAX_ADDRS; i++) {
-            if (!address_refused(bc, m->name, "load-balancer address", s->lb_ips[i], refused))
-                ap[nap++] = (struct addr_probe){.address = s->lb_ips[i]};
-        }
-        if (s->lb_ip_count == 0 && s->lb_hostname_count > 0)
-            ap[nap++] = (struct addr_probe){.address = s->lb_hostnames[0]};
-    }
-    lb = nap > 0 ? ap[0].address : NULL;
-    /* Probes: wanted (reconcile) and read. */
-    for (size_t i = 0; probing && i < nap; i++) {
-        const struct cm_addr *pl = via_proxy ? proxy_listener(bc->conf, mi, csvc) : NULL;
-        char target[CM_ADDR_STRLEN];
-        uint16_t pport;
-
-        if (pl != NULL) {
-            cm_ip_format((const struct sockaddr *)&pl->ss, target, sizeof(target));
-            pport = ntohs(pl->ss.ss_family == AF_INET6
-                              ? ((const struct sockaddr_in6 *)&pl->ss)->sin6_port
-                              : ((const struct sockaddr_in *)&pl->ss)->sin_port);
-        } else {
-            cm_strlcpy(target, ap[i].address, sizeof(target));
-            pport = check->port != 0      ? check->port
-                    : s->health_port != 0 ? s->health_port
-                    : port != NULL        ? port->port
-                                          : 80;
-        }
-        if (hc_probes_ensure(bc->probes, key, m->name, target, pport, check, s->health_path) !=
-            CM_OK)
-            rc = CM_ENOMEM;
-        ap[i].st = hc_probes_get(bc->probes, key, m->name, target);
-    }
-    judge_probes(ap, nap, previous_healthy(bc->previous, key, m->name), &pv);
-    /* Addresses: the ones whose probe is up, when any is; else all. */
-    for (size_t i = 0; i < nap && rc == CM_OK; i++) {
-        bool up = ap[i].st != NULL && ap[i].st->verdict == HC_PROBE_UP;
-
-        if (s->lb_ip_count == 0 && !via_proxy)
-            break; /* a hostname-only LB is answered as a CNAME: no addresses */
-        if (probing && pv.any_known && pv.up && !up && ap[i].st != NULL &&
-            ap[i].st->verdict != HC_PROBE_UNKNOWN)
-            continue;
-        if (json_array_append_new(addrs, json_string(ap[i].address)) != 0)
-            rc = CM_ENOMEM;
-    }
-    probes = probing ? probes_json(ap, nap) : json_object();
-    if (e == NULL || addrs == NULL || backends == NULL || probes == NULL || refused == NULL ||
-        rc != CM_OK) {
-        json_decref(e);
-        json_decref(addrs);
-        json_decref(backends);
-        json_decref(probes);
-        json_decref(refused);
-        return NULL;
-    }
-    bool healthy = verdict(bc, c, probing, v4 + v6, lb, via_proxy, json_array_size(backends),
-                           refused, &pv, reason, sizeof(reason));
-    rc = set_new(e, "addresses", addrs);
     if (rc == CM_OK)
-        rc = set_new(e, "backends", backends);
-    else
-        json_decref(backends);
+        rc = set_new(e, "addresses", addresses_json(ep));
     if (rc == CM_OK)
-        rc = set_new(e, "probes", probes);
-    else
-        json_decref(probes);
+        rc = set_new(e, "backends", strv_json(ep->backends, ep->backend_count));
     if (rc == CM_OK)
-        rc = set_new(e, "hostname",
-                     !via_proxy && s->lb_hostname_count > 0 ? json_string(s->lb_hostnames[0])
-                                                            : json_null());
+        rc = set_new(e, "probes", probes_json(ep));
     if (rc == CM_OK)
-        rc = set_new(e, "port", port != NULL ? json_integer(port->port) : json_null());
+        rc = set_new(e, "hostname", ep->hostname != NULL ? json_string(ep->hostname) : json_null());
     if (rc == CM_OK)
-        rc = set_new(e, "ready_endpoints", json_integer((json_int_t)v4 + v6));
+        rc = set_new(e, "port", ep->port != NULL ? json_integer(ep->port->port) : json_null());
     if (rc == CM_OK)
-        rc = set_new(e, "ready_endpoints_ipv4", json_integer(v4));
+        rc = set_new(e, "ready_endpoints", json_integer((json_int_t)ep->ready_v4 + ep->ready_v6));
     if (rc == CM_OK)
-        rc = set_new(e, "ready_endpoints_ipv6", json_integer(v6));
+        rc = set_new(e, "ready_endpoints_ipv4", json_integer(ep->ready_v4));
     if (rc == CM_OK)
-        rc = set_new(e, "healthy", json_boolean(healthy));
+        rc = set_new(e, "ready_endpoints_ipv6", json_integer(ep->ready_v6));
     if (rc == CM_OK)
-        rc = set_new(e, "pending", json_boolean(probing && pv.pending));
-    if (rc == CM_OK && pv.rtt_ms >= 0)
-        rc = set_new(e, "rtt_ms", rtt_json(pv.rtt_ms));
+        rc = set_new(e, "healthy", json_boolean(ep->healthy));
     if (rc == CM_OK)
-        rc = set_new(e, "via_proxy", json_boolean(via_proxy));
+        rc = set_new(e, "pending", json_boolean(ep->pending));
+    if (rc == CM_OK && ep->rtt_ms >= 0)
+        rc = set_new(e, "rtt_ms", rtt_json(ep->rtt_ms));
     if (rc == CM_OK)
-        rc = set_new(e, "reason", json_string(reason));
+        rc = set_new(e, "via_proxy", json_boolean(ep->via_proxy));
+    if (rc == CM_OK)
+        rc = set_new(e, "reason", json_string(ep->reason));
     if (rc == CM_OK && s->health_path != NULL)
         rc = set_new(e, "check_path", json_string(s->health_path));
     if (rc == CM_OK && s->health_port != 0)
         rc = set_new(e, "check_port", json_integer(s->health_port));
     /* Only when something was dropped: an unchanged document stays the same. */
-    if (rc == CM_OK && json_array_size(refused) > 0)
-        rc = set_new(e, "refused", json_incref(refused));
-    json_decref(refused);
+    if (rc == CM_OK && ep->refused_count > 0)
+        rc = set_new(e, "refused", strv_json(ep->refused, ep->refused_count));
     if (rc != CM_OK) {
         json_decref(e);
         return NULL;
     }
+    return e;
+}
+
+/* ---- one entry: reconcile (hc_endpoint), keep the probe set, serialize ---- */
+
+static json_t *endpoint_json(const struct build_ctx *bc, size_t mi, const struct hc_cluster *c,
+                             const struct hc_k8s_obj *so, const struct cm_conf_service *csvc)
+{
+    const struct cm_conf_member *m = &bc->conf->members[mi];
+    size_t nn = m->lb_mode == CM_LB_PROXY ? hc_cluster_count(c, HC_K8S_NODE) : 0;
+    const struct hc_k8s_obj **nodes = nn > 0 ? calloc(nn, sizeof(*nodes)) : NULL;
+    struct hc_endpoint_in in = {.conf = bc->conf,
+                                .member = mi,
+                                .csvc = csvc,
+                                .svc = &so->u.svc,
+                                .nodes = nodes,
+                                .node_count = nodes != NULL ? nn : 0,
+                                .api = hc_cluster_api(c),
+                                .bad_since = hc_cluster_bad_since(c),
+                                .now = bc->now,
+                                .probes = bc->probes != NULL,
+                                .refused_rl = bc->refused_rl};
+    struct hc_endpoint ep = {.rtt_ms = -1}; /* fini-safe before prepare */
+    json_t *e = NULL;
+    char key[512];
+    int rc;
+
+    snprintf(key, sizeof(key), "%s/%s", so->ns, so->name);
+    for (size_t i = 0; i < in.node_count; i++)
+        nodes[i] = hc_cluster_obj(c, HC_K8S_NODE, i);
+    hc_cluster_ready(c, so->ns, so->name, &in.ready_v4, &in.ready_v6);
+    in.previous_healthy = previous_healthy(bc->previous, key, m->name);
+    rc = nn > 0 && nodes == NULL ? CM_ENOMEM : hc_endpoint_prepare(&in, &ep);
+    /* Probes: wanted (reconciled with the probe set) and read. */
+    for (size_t i = 0; rc == CM_OK && ep.probing && i < ep.addr_count; i++) {
+        struct hc_endpoint_addr *a = &ep.addrs[i];
+
+        rc = hc_probes_ensure(bc->probes, key, m->name, a->target, a->port, ep.check,
+                              so->u.svc.health_path);
+        a->st = hc_probes_get(bc->probes, key, m->name, a->target);
+    }
+    if (rc == CM_OK) {
+        hc_endpoint_judge(&in, &ep);
+        e = endpoint_to_json(&ep, &so->u.svc);
+    }
+    hc_endpoint_fini(&ep);
+    free(nodes);
     return e;
 }
 
@@ -587,7 +373,7 @@ static int add_service(json_t *services, const struct build_ctx *bc, const char 
             return CM_ENOMEM;
         }
         if (port == 0) {
-            const struct hc_k8s_port *p = pick_port(&so->u.svc, 0);
+            const struct hc_k8s_port *p = hc_endpoint_pick_port(&so->u.svc, 0);
 
             port = p != NULL ? p->port : 0;
         }

@@ -28,7 +28,8 @@
  * first minute, then minutes, then hours) so that the document does not
  * change every second.
  *
- * Each update also reconciles the probe set: one probe per (service,
+ * Each entry is reconciled by hc_endpoint (a plain struct) and then
+ * serialized here. Each update also reconciles the probe set: one probe per (service,
  * member, address), at the check's port (else the fedgslb.io/health-port
  * annotation, else the service port); a member in proxy mode is probed at
  * its proxy listener (proxy.listen for that member and service) when one is

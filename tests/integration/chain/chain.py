@@ -26,7 +26,7 @@ for d in (ROOT, os.path.join(ROOT, "health"), os.path.join(ROOT, "tools")):
 import fakekube  # noqa: E402
 import fedtest  # noqa: E402
 from delay_relay import DelayRelay  # noqa: E402
-from health_harness import FAST_ENV  # noqa: E402
+from health_harness import FAST_API  # noqa: E402
 from hello_backend import HelloBackend  # noqa: E402
 
 MEMBER_INDEX = {"usa": 1, "eur": 2, "jpn": 3}
@@ -94,6 +94,7 @@ class Chain:
             "state_file": os.path.join(self.tmp, "health-%s.json" % vantage),
             "control": {"listen": "127.0.0.1:%d" % self.health_ports[vantage],
                         "token_file": conf["dnsd"]["control"]["token_file"]},
+            "api": dict(FAST_API),
         }
         return conf
 
@@ -138,7 +139,7 @@ class Chain:
                                     "health-%s.conf.json" % vantage)
         log = os.path.join(self.tmp, "health-%s.log" % vantage)
         d = fedtest.Daemon([fedtest.binary("fedgslb-health"), "--config", path,
-                            "--log-level", "debug"], log, cwd=self.tmp, env=dict(FAST_ENV))
+                            "--log-level", "debug"], log, cwd=self.tmp)
         d.ctl_port = self.health_ports[vantage]
         d.start()
         self.health[vantage] = d

@@ -19,17 +19,18 @@ import fedtest  # noqa: E402
 
 STYLES = {"usa": "token-ca-data", "eur": "insecure", "jpn": "client-cert"}
 
-# Test timings: fast API health checks and retries, short watch streams.
-FAST_ENV = {
-    "FEDGSLB_HEALTH_READYZ_INTERVAL_MS": "200",
-    "FEDGSLB_HEALTH_READYZ_TIMEOUT_MS": "400",
-    "FEDGSLB_HEALTH_READYZ_FALL": "3",
-    "FEDGSLB_HEALTH_READYZ_RISE": "1",
-    "FEDGSLB_HEALTH_BACKOFF_MIN_MS": "100",
-    "FEDGSLB_HEALTH_BACKOFF_MAX_MS": "800",
-    "FEDGSLB_HEALTH_WATCH_TIMEOUT_S": "30",
-    "FEDGSLB_HEALTH_LIST_TIMEOUT_MS": "1500",
-    "FEDGSLB_HEALTH_LIST_LIMIT": "2",
+# Test timings (health.api): fast API health checks and retries, short watch
+# streams, two objects per list page.
+FAST_API = {
+    "readyz_interval_ms": 200,
+    "readyz_timeout_ms": 400,
+    "fall": 3,
+    "rise": 1,
+    "backoff_min_ms": 100,
+    "backoff_max_ms": 800,
+    "watch_timeout_s": 30,
+    "list_timeout_ms": 1500,
+    "list_limit": 2,
 }
 
 
@@ -67,6 +68,7 @@ def health_config(tmp, kubeconfig, ctl_port, services=None, members=None, proxy=
             "default_check": check,
             "state_file": os.path.join(tmp, "health-state.json"),
             "control": {"listen": "127.0.0.1:%d" % ctl_port},
+            "api": dict(FAST_API),
         },
     }
 
@@ -88,8 +90,7 @@ class Cluster:
         self.conf = health_config(self.tmp, self.kubeconfig, self.ctl_port, services=services,
                                   proxy=proxy)
         self.config_path = fedtest.write_config(self.tmp, self.conf, "health.json")
-        self.env = dict(FAST_ENV)
-        self.env.update(env or {})
+        self.env = dict(env or {})
         self.daemon = None
 
     def start_fakes(self):

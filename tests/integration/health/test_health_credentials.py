@@ -35,7 +35,7 @@ def make_cluster(tmp, fakes, kubeconfig):
     c.ctl_port = fedtest.free_port(ipv6=False)
     c.conf = hh.health_config(c.tmp, kubeconfig, c.ctl_port, members=list(fakes))
     c.config_path = fedtest.write_config(c.tmp, c.conf, "health.json")
-    c.env = dict(hh.FAST_ENV)
+    c.env = {}
     c.daemon = None
     return c
 

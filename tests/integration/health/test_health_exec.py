@@ -104,9 +104,9 @@ class Env:
         c.kubeconfig = self.kubeconfig
         c.ctl_port = fedtest.free_port(ipv6=False)
         c.conf = hh.health_config(c.tmp, self.kubeconfig, c.ctl_port, members=["usa", "eur"])
+        c.conf["health"]["exec_timeout_ms"] = 1500
         c.config_path = fedtest.write_config(c.tmp, c.conf, "health.json")
-        c.env = dict(hh.FAST_ENV, FEDGSLB_HEALTH_EXEC_TIMEOUT_MS="1500")
-        c.env.update(env or {})
+        c.env = dict(env or {})
         c.daemon = None
         self.c = c
         for fk in (self.usa, self.eur):

@@ -47,7 +47,7 @@ def make_incluster(tmp, token="sa-token-one-0123456789"):
     del m["kubeconfig"], m["context"]
     m["in_cluster"] = True
     c.config_path = fedtest.write_config(tmp, c.conf, "health.json")
-    c.env = dict(hh.FAST_ENV, KUBERNETES_SERVICE_HOST="127.0.0.1",
+    c.env = dict(KUBERNETES_SERVICE_HOST="127.0.0.1",
                  KUBERNETES_SERVICE_PORT=str(fk.port), FEDGSLB_SERVICEACCOUNT_DIR=sa)
     c.daemon = None
     return c, fk, sa

@@ -28,7 +28,7 @@ def cl(tmp_path_factory):
         fk.set_endpoints("default", "web", ready=2)
     # An unrelated, unannotated service is not reported.
     c.fakes["usa"].add_service("kube-system", "other")
-    for i in range(4):  # with FEDGSLB_HEALTH_LIST_LIMIT=2 the list takes 3 pages
+    for i in range(4):  # with health.api.list_limit 2 the list takes 3 pages
         c.fakes["usa"].add_service("filler", "svc%d" % i, type="ClusterIP")
     try:
         c.start()

@@ -104,7 +104,7 @@ def run_member(tmp, rules):
     c.conf = hh.health_config(c.tmp, kc, c.ctl_port, members=["usa"],
                               proxy={"usa": "198.51.100.7"})
     c.config_path = fedtest.write_config(c.tmp, c.conf, "health.json")
-    c.env = dict(hh.FAST_ENV)
+    c.env = {}
     c.daemon = None
     fk.start()
     fk.add_node("node-a", "10.0.0.1")

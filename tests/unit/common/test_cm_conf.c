@@ -628,6 +628,50 @@ static void test_health_probe_keys(void **state)
                "t.json: health.default_check.rise: must be between 1 and 100");
 }
 
+/* The timings that were FEDGSLB_HEALTH_* environment variables: same
+ * defaults and ranges, and backoff_max_ms >= backoff_min_ms. */
+static void test_health_timing_keys(void **state)
+{
+    struct cm_conf *c;
+
+    (void)state;
+    c = load_ok("{" BASE ", 'health': {'vantage': 'r1'}}");
+    assert_int_equal(c->health.api.readyz_interval_ms, 10000);
+    assert_int_equal(c->health.api.readyz_timeout_ms, 3000);
+    assert_int_equal(c->health.api.rise, 1);
+    assert_int_equal(c->health.api.fall, 3);
+    assert_int_equal(c->health.api.watch_timeout_s, 300);
+    assert_int_equal(c->health.api.list_timeout_ms, 30000);
+    assert_int_equal(c->health.api.list_limit, 500);
+    assert_int_equal(c->health.api.backoff_min_ms, 500);
+    assert_int_equal(c->health.api.backoff_max_ms, 30000);
+    assert_int_equal(c->health.exec_timeout_ms, 10000);
+    assert_int_equal(c->health.max_probes, 512);
+    assert_int_equal(c->health.startup_grace_ms, 30000);
+    assert_int_equal(c->health.publish_timeout_ms, 5000);
+    cm_conf_unref(c);
+    c = load_ok("{" BASE ", 'health': {'vantage': 'r1', 'startup_grace_ms': 0,"
+                " 'api': {'readyz_interval_ms': 200, 'list_limit': 2, 'backoff_min_ms': 100,"
+                " 'backoff_max_ms': 100}}}");
+    assert_int_equal(c->health.startup_grace_ms, 0);
+    assert_int_equal(c->health.api.readyz_interval_ms, 200);
+    assert_int_equal(c->health.api.list_limit, 2);
+    assert_int_equal(c->health.api.backoff_max_ms, 100);
+    assert_int_equal(c->health.api.fall, 3); /* the rest keep their defaults */
+    cm_conf_unref(c);
+    expect_err("{" BASE ", 'health': {'vantage': 'r1', 'api': {'backoff_min_ms': 1000,"
+               " 'backoff_max_ms': 999}}}",
+               CM_ECONFIG, "t.json: health.api.backoff_max_ms: must be >= backoff_min_ms (1000)");
+    expect_err("{" BASE ", 'health': {'vantage': 'r1', 'api': {'readyz_interval_ms': 49}}}",
+               CM_ECONFIG, "t.json: health.api.readyz_interval_ms: must be between 50 and 3600000");
+    expect_err("{" BASE ", 'health': {'vantage': 'r1', 'max_probes': 0}}", CM_ECONFIG,
+               "t.json: health.max_probes: must be between 1 and 100000");
+    expect_err("{" BASE ", 'health': {'vantage': 'r1', 'exec_timeout_ms': 99}}", CM_ECONFIG,
+               "t.json: health.exec_timeout_ms: must be between 100 and 600000");
+    expect_err("{" BASE ", 'health': {'vantage': 'r1', 'api': {'readyz_rise': 1}}}", CM_ECONFIG,
+               "t.json: health.api.readyz_rise: unknown key");
+}
+
 static void test_proxy_options(void **state)
 {
     struct cm_conf *c;
@@ -967,6 +1011,7 @@ int main(void)
         cmocka_unit_test(test_out_of_range),
         cmocka_unit_test(test_wrong_type),
         cmocka_unit_test(test_health_probe_keys),
+        cmocka_unit_test(test_health_timing_keys),
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_names),

@@ -42,6 +42,7 @@
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "health/hc_cluster.h"
+#include "health/hc_endpoint.h"
 #include "health/hc_http.h"
 #include "health/hc_kubeconfig.h"
 #include "health/hc_probe.h"
@@ -859,6 +860,442 @@ static void test_probe_addresses(void **state)
     hc_report_free(r);
 }
 
+/* ---- the reconcile step alone (hc_endpoint), table-driven --------------- */
+
+enum st_kind {
+    ST_NONE = 0,         /* no probe status (no result yet) */
+    ST_UP = 1,           /* up, rtt_ms from the case */
+    ST_DOWN = 2,         /* down after 3/3 failures: "connection refused" */
+    ST_DOWN_PENDING = 3, /* up, one failure of 3: pending */
+};
+
+struct rec_case {
+    const char *what;
+    size_t member;         /* 0 usa (direct), 1 jpn (proxy at 198.51.100.7) */
+    const char *lb_ips[3]; /* NULL-terminated */
+    const char *hostname;  /* LB hostname, or NULL */
+    uint32_t v4, v6;       /* ready endpoints */
+    const char *node_ip;   /* one node (proxy mode), NULL: none */
+    bool node_ready;
+    enum hc_api_state api;
+    time_t down_for_s;  /* API not ok since now - this */
+    bool probes;        /* a probe set exists */
+    enum st_kind st[3]; /* per candidate address */
+    double rtt[3];
+    int previous; /* previous verdict: 1, 0, -1 */
+    /* expected */
+    bool healthy, pending;
+    const char *reason;
+    const char *answered; /* comma separated */
+    const char *backends; /* comma separated */
+    size_t refused;
+    double rtt_ms;
+};
+
+static const struct rec_case rec_cases[] = {
+    {"ready endpoints and an LB address, no probes",
+     0,
+     {"192.0.2.10"},
+     NULL,
+     2,
+     0,
+     NULL,
+     false,
+     HC_API_OK,
+     0,
+     false,
+     {ST_NONE},
+     {0},
+     -1,
+     true,
+     false,
+     "2 ready endpoints; load balancer 192.0.2.10",
+     "192.0.2.10",
+     "",
+     0,
+     -1},
+    {"no ready endpoint",
+     0,
+     {"192.0.2.10"},
+     NULL,
+     0,
+     0,
+     NULL,
+     false,
+     HC_API_OK,
+     0,
+     true,
+     {ST_UP},
+     {5},
+     -1,
+     false,
+     false,
+     "0 ready endpoints",
+     "192.0.2.10",
+     "",
+     0,
+     5},
+    {"the only LB address refused",
+     0,
+     {"0.0.0.0"},
+     NULL,
+     1,
+     0,
+     NULL,
+     false,
+     HC_API_OK,
+     0,
+     false,
+     {ST_NONE},
+     {0},
+     -1,
+     false,
+     false,
+     "1 ready endpoint; load-balancer address 0.0.0.0 refused: unspecified",
+     "",
+     "",
+     1,
+     -1},
+    {"one address down, one up: only the up one answered",
+     0,
+     {"192.0.2.10", "192.0.2.11"},
+     NULL,
+     1,
+     1,
+     NULL,
+     false,
+     HC_API_OK,
+     0,
+     true,
+     {ST_DOWN, ST_UP},
+     {0, 12.34},
+     -1,
+     true,
+     false,
+     "2 ready endpoints; probe 3/3 failed: connection refused",
+     "192.0.2.11",
+     "",
+     0,
+     12.34},
+    {"every address down: all answered (fail-open material)",
+     0,
+     {"192.0.2.10", "192.0.2.11"},
+     NULL,
+     2,
+     0,
+     NULL,
+     false,
+     HC_API_OK,
+     0,
+     true,
+     {ST_DOWN, ST_DOWN},
+     {0},
+     -1,
+     false,
+     false,
+     "probe 3/3 failed: connection refused",
+     "192.0.2.10,192.0.2.11",
+     "",
+     0,
+     -1},
+    {"up with a failure in progress: pending",
+     0,
+     {"192.0.2.10"},
+     NULL,
+     2,
+     0,
+     NULL,
+     false,
+     HC_API_OK,
+     0,
+     true,
+     {ST_DOWN_PENDING},
+     {7},
+     -1,
+     true,
+     true,
+     "2 ready endpoints; probe 1/3 failed: timeout; still up",
+     "192.0.2.10",
+     "",
+     0,
+     7},
+    {"no result yet, previous verdict down",
+     0,
+     {"192.0.2.10"},
+     NULL,
+     2,
+     0,
+     NULL,
+     false,
+     HC_API_OK,
+     0,
+     true,
+     {ST_NONE},
+     {0},
+     0,
+     false,
+     true,
+     "awaiting first probe",
+     "192.0.2.10",
+     "",
+     0,
+     -1},
+    {"no result yet, no previous verdict: benefit of the doubt",
+     0,
+     {"192.0.2.10"},
+     NULL,
+     2,
+     0,
+     NULL,
+     false,
+     HC_API_OK,
+     0,
+     true,
+     {ST_NONE},
+     {0},
+     -1,
+     true,
+     true,
+     "2 ready endpoints; awaiting first probe",
+     "192.0.2.10",
+     "",
+     0,
+     -1},
+    {"API unreachable, nothing ready as last known, probe up",
+     0,
+     {"192.0.2.10"},
+     NULL,
+     0,
+     0,
+     NULL,
+     false,
+     HC_API_UNREACHABLE,
+     150,
+     true,
+     {ST_UP},
+     {5},
+     -1,
+     true,
+     false,
+     "0 ready endpoints; probe ok (5.0 ms); API unreachable for 2 min; last known data",
+     "192.0.2.10",
+     "",
+     0,
+     5},
+    {"API stale, no probes",
+     0,
+     {"192.0.2.10"},
+     NULL,
+     1,
+     0,
+     NULL,
+     false,
+     HC_API_STALE,
+     40,
+     false,
+     {ST_NONE},
+     {0},
+     -1,
+     true,
+     false,
+     "1 ready endpoint; load balancer 192.0.2.10; API data stale for 30 s; last known data",
+     "192.0.2.10",
+     "",
+     0,
+     -1},
+    {"hostname-only LB: a CNAME, no addresses",
+     0,
+     {NULL},
+     "lb.example.com",
+     2,
+     0,
+     NULL,
+     false,
+     HC_API_OK,
+     0,
+     false,
+     {ST_NONE},
+     {0},
+     -1,
+     true,
+     false,
+     "2 ready endpoints; load balancer lb.example.com",
+     "",
+     "",
+     0,
+     -1},
+    {"proxy mode with a ready node",
+     1,
+     {"192.0.2.99"},
+     NULL,
+     2,
+     0,
+     "10.0.0.5",
+     true,
+     HC_API_OK,
+     0,
+     false,
+     {ST_NONE},
+     {0},
+     -1,
+     true,
+     false,
+     "2 ready endpoints; via proxy 198.51.100.7",
+     "198.51.100.7",
+     "10.0.0.5:30080",
+     0,
+     -1},
+    {"proxy mode, the node not ready",
+     1,
+     {NULL},
+     NULL,
+     2,
+     0,
+     "10.0.0.5",
+     false,
+     HC_API_OK,
+     0,
+     false,
+     {ST_NONE},
+     {0},
+     -1,
+     false,
+     false,
+     "2 ready endpoints; no ready node with a nodePort",
+     "198.51.100.7",
+     "",
+     0,
+     -1},
+    {"proxy mode, the node's address refused",
+     1,
+     {NULL},
+     NULL,
+     2,
+     0,
+     "0.0.0.0",
+     true,
+     HC_API_OK,
+     0,
+     false,
+     {ST_NONE},
+     {0},
+     -1,
+     false,
+     false,
+     "2 ready endpoints; no ready node with a nodePort",
+     "198.51.100.7",
+     "",
+     1,
+     -1},
+};
+
+static void set_status(struct hc_probe_status *st, enum st_kind k, double rtt)
+{
+    *st = (struct hc_probe_status){.rise = 2, .fall = 3, .rtt_ms = -1};
+    switch (k) {
+    case ST_UP:
+        st->verdict = HC_PROBE_UP;
+        st->last_ok = true;
+        st->streak = 5;
+        st->rtt_ms = rtt;
+        break;
+    case ST_DOWN:
+        st->verdict = HC_PROBE_DOWN;
+        st->streak = 3;
+        snprintf(st->last_error, sizeof(st->last_error), "connection refused");
+        break;
+    case ST_DOWN_PENDING:
+        st->verdict = HC_PROBE_UP;
+        st->pending = true;
+        st->streak = 1;
+        st->rtt_ms = rtt;
+        snprintf(st->last_error, sizeof(st->last_error), "timeout");
+        break;
+    case ST_NONE:
+        break;
+    }
+}
+
+/* "a,b" of the answered addresses (@ep), else of @v. */
+static void join(char *buf, size_t cap, const struct hc_endpoint *ep, char **v, size_t n)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; ep != NULL && i < ep->addr_count; i++) {
+        if (ep->addrs[i].answered)
+            used += (size_t)snprintf(buf + used, cap - used, "%s%s", used > 0 ? "," : "",
+                                     ep->addrs[i].address);
+    }
+    for (size_t i = 0; ep == NULL && i < n; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s", used > 0 ? "," : "", v[i]);
+}
+
+static void test_reconcile_table(void **state)
+{
+    struct fx *f = *state;
+
+    for (size_t c = 0; c < sizeof(rec_cases) / sizeof(rec_cases[0]); c++) {
+        const struct rec_case *k = &rec_cases[c];
+        char ipbuf[3][64], hostbuf[64], nodebuf[64], got[256];
+        char *ips[3], *hosts[1] = {hostbuf};
+        struct hc_k8s_port port = {.port = 80, .node_port = 30080, .is_tcp = true};
+        struct hc_k8s_svc svc = {
+            .ports = &port, .port_count = 1, .lb_ips = ips, .lb_hostnames = hosts};
+        struct hc_k8s_obj node = {.kind = HC_K8S_NODE};
+        const struct hc_k8s_obj *nodes[1] = {&node};
+        struct hc_probe_status st[3];
+        struct hc_endpoint ep;
+        struct hc_endpoint_in in = {.conf = f->conf,
+                                    .member = k->member,
+                                    .csvc = &f->conf->services[0],
+                                    .svc = &svc,
+                                    .ready_v4 = k->v4,
+                                    .ready_v6 = k->v6,
+                                    .nodes = nodes,
+                                    .node_count = k->node_ip != NULL ? 1 : 0,
+                                    .api = k->api,
+                                    .now = 100000,
+                                    .bad_since = k->api != HC_API_OK ? 100000 - k->down_for_s : 0,
+                                    .previous_healthy = k->previous,
+                                    .probes = k->probes};
+
+        for (size_t i = 0; i < 3 && k->lb_ips[i] != NULL; i++) {
+            snprintf(ipbuf[i], sizeof(ipbuf[i]), "%s", k->lb_ips[i]);
+            ips[i] = ipbuf[i];
+            svc.lb_ip_count++;
+        }
+        if (k->hostname != NULL) {
+            snprintf(hostbuf, sizeof(hostbuf), "%s", k->hostname);
+            svc.lb_hostname_count = 1;
+        }
+        if (k->node_ip != NULL) {
+            snprintf(nodebuf, sizeof(nodebuf), "%s", k->node_ip);
+            node.u.node = (struct hc_k8s_node){.ready = k->node_ready, .internal_ip = nodebuf};
+        }
+        assert_int_equal(hc_endpoint_prepare(&in, &ep), CM_OK);
+        for (size_t i = 0; i < ep.addr_count && i < 3; i++) {
+            set_status(&st[i], k->st[i], k->rtt[i]);
+            ep.addrs[i].st = k->probes && k->st[i] != ST_NONE ? &st[i] : NULL;
+        }
+        hc_endpoint_judge(&in, &ep);
+        if (ep.healthy != k->healthy || ep.pending != k->pending || strcmp(ep.reason, k->reason))
+            fail_msg("%s: healthy %d pending %d reason \"%s\"; want %d %d \"%s\"", k->what,
+                     ep.healthy, ep.pending, ep.reason, k->healthy, k->pending, k->reason);
+        join(got, sizeof(got), &ep, NULL, 0);
+        if (strcmp(got, k->answered) != 0)
+            fail_msg("%s: addresses \"%s\", want \"%s\"", k->what, got, k->answered);
+        join(got, sizeof(got), NULL, ep.backends, ep.backend_count);
+        if (strcmp(got, k->backends) != 0)
+            fail_msg("%s: backends \"%s\", want \"%s\"", k->what, got, k->backends);
+        if (ep.refused_count != k->refused)
+            fail_msg("%s: %zu refused, want %zu", k->what, ep.refused_count, k->refused);
+        if ((k->rtt_ms < 0) != (ep.rtt_ms < 0) || (k->rtt_ms >= 0 && ep.rtt_ms != k->rtt_ms))
+            fail_msg("%s: rtt %.2f, want %.2f", k->what, ep.rtt_ms, k->rtt_ms);
+        hc_endpoint_fini(&ep);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -870,6 +1307,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_probe_seeded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_decides_when_api_away, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_addresses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconcile_table, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

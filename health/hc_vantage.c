@@ -1,0 +1,582 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * hc_vantage.c -- the clusters, probes, report and publisher of this vantage,
+ * and the rebuild / debounce / offer cycle (hc_vantage.h has the rules).
+ */
+#include "health/hc_vantage.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "common/cm_conf.h"
+#include "common/cm_ctl.h"
+#include "common/cm_err.h"
+#include "common/cm_log.h"
+#include "common/cm_str.h"
+#include "common/cm_time.h"
+#include "health/hc_cluster.h"
+#include "health/hc_exec.h"
+#include "health/hc_k8s.h"
+#include "health/hc_kubeconfig.h"
+#include "health/hc_probe.h"
+#include "health/hc_publish.h"
+#include "health/hc_report.h"
+
+#define ERR_MAX 2048
+
+struct hc_vantage {
+    struct event_base *base;             /* borrowed */
+    struct hc_http *http;                /* borrowed */
+    struct cm_conf *conf;                /* reference */
+    struct hc_cluster_params params;     /* from conf->health.api */
+    struct hc_cluster **clusters;        /* owned, conf->member_count entries; NULL before start */
+    struct hc_probes *probes;            /* owned */
+    struct hc_publish *publish;          /* owned; NULL without health.publish_to */
+    struct hc_report *report;            /* owned */
+    struct event *ev_tick, *ev_debounce; /* owned */
+    hc_vantage_clock_fn *clock;
+    void *clock_arg;
+    uint64_t started_ms; /* on the clock: the startup grace runs from here */
+    bool synced;         /* every member listed once (or the grace ran out) */
+    bool armed;          /* a debounced rebuild is due at due_ms */
+    uint64_t due_ms;
+    uint64_t rebuilds, documents, offers, writes, write_errors;
+};
+
+static uint64_t mono_clock(void *arg)
+{
+    (void)arg;
+    return cm_mono_ms();
+}
+
+static uint64_t now_ms(const struct hc_vantage *v)
+{
+    return v->clock(v->clock_arg);
+}
+
+static void params_from_conf(struct hc_cluster_params *p, const struct cm_conf *conf)
+{
+    const struct cm_conf_health_api *a = &conf->health.api;
+
+    hc_cluster_params_default(p);
+    p->readyz_interval_ms = a->readyz_interval_ms;
+    p->readyz_timeout_ms = a->readyz_timeout_ms;
+    p->fall = a->fall;
+    p->rise = a->rise;
+    p->watch.backoff_min_ms = a->backoff_min_ms;
+    p->watch.backoff_max_ms = a->backoff_max_ms;
+    p->watch.watch_timeout_s = a->watch_timeout_s;
+    p->watch.list_timeout_ms = a->list_timeout_ms;
+    p->watch.page_limit = a->list_limit;
+}
+
+static bool same_params(const struct hc_cluster_params *a, const struct hc_cluster_params *b)
+{
+    return a->readyz_interval_ms == b->readyz_interval_ms &&
+           a->readyz_timeout_ms == b->readyz_timeout_ms && a->fall == b->fall &&
+           a->rise == b->rise && a->watch.backoff_min_ms == b->watch.backoff_min_ms &&
+           a->watch.backoff_max_ms == b->watch.backoff_max_ms &&
+           a->watch.watch_timeout_s == b->watch.watch_timeout_s &&
+           a->watch.list_timeout_ms == b->watch.list_timeout_ms &&
+           a->watch.page_limit == b->watch.page_limit;
+}
+
+/* ---- the cycle ---- */
+
+static void offer(struct hc_vantage *v)
+{
+    const char *text;
+    size_t len;
+
+    if (v->publish == NULL || hc_report_doc(v->report) == NULL)
+        return;
+    text = hc_report_text(v->report, &len);
+    if (text == NULL ||
+        hc_publish_offer(v->publish, hc_report_generation(v->report), text, len) != CM_OK) {
+        cm_log_error("cannot offer state generation %" PRIu64 " to the publisher: out of memory",
+                     hc_report_generation(v->report));
+        return;
+    }
+    v->offers++;
+}
+
+static struct hc_publish *make_publish(struct hc_vantage *v, const struct cm_conf *conf)
+{
+    struct hc_publish_params pp;
+
+    if (conf->health.publish_to_count == 0)
+        return NULL;
+    hc_publish_params_default(&pp);
+    pp.full_interval_ms = conf->health.publish_interval_ms;
+    pp.timeout_ms = conf->health.publish_timeout_ms;
+    pp.ca_file = conf->health.publish_tls.ca_file;
+    pp.cert = conf->health.publish_tls.certificate;
+    pp.key = conf->health.publish_tls.key;
+    /* A vantage's own token (it may write only its document), else the
+     * deployment's operator token. */
+    return hc_publish_new(v->base, v->http, (const char *const *)conf->health.publish_to,
+                          conf->health.publish_to_count,
+                          conf->health.publish_token != NULL ? conf->health.publish_token
+                                                             : conf->health.control.token,
+                          &pp);
+}
+
+/*
+ * Until every member has listed its objects once (or been declared
+ * unreachable or unauthorized), a document would claim that services
+ * vanished: nothing is built or published then, and consumers keep the
+ * previous document (offered at start from the state file). The startup grace
+ * bounds the wait.
+ */
+static bool members_synced(struct hc_vantage *v)
+{
+    if (v->synced)
+        return true;
+    if (v->clusters == NULL)
+        return false; /* not started */
+    for (size_t i = 0; i < v->conf->member_count; i++) {
+        struct hc_cluster_stats st;
+        enum hc_api_state api;
+
+        if (v->clusters[i] == NULL)
+            continue;
+        api = hc_cluster_api(v->clusters[i]);
+        if (api == HC_API_UNREACHABLE || api == HC_API_UNAUTHORIZED)
+            continue;
+        hc_cluster_get_stats(v->clusters[i], &st);
+        for (int k = 0; k < HC_K8S_KIND_COUNT; k++) {
+            if (st.watched[k] && st.watch[k].lists == 0) {
+                if (now_ms(v) - v->started_ms < v->conf->health.startup_grace_ms)
+                    return false;
+                cm_log_warn("member %s has not listed its objects after %" PRIu32
+                            " ms; publishing without it",
+                            v->conf->members[i].name, v->conf->health.startup_grace_ms);
+                v->synced = true;
+                return true;
+            }
+        }
+    }
+    v->synced = true;
+    cm_log_info("every member listed once: publishing state documents");
+    return true;
+}
+
+void hc_vantage_rebuild(struct hc_vantage *v)
+{
+    char err[ERR_MAX] = "";
+    bool changed = false;
+    int rc;
+
+    if (!members_synced(v))
+        return;
+    v->rebuilds++;
+    rc = hc_report_update(v->report, v->conf, v->clusters, v->probes, time(NULL), &changed);
+    if (rc != CM_OK || !changed)
+        return;
+    v->documents++;
+    cm_log_debug("state document generation=%" PRIu64, hc_report_generation(v->report));
+    /* The state file first: a restart must never resume below a generation
+     * that a consumer has already seen. */
+    if (v->conf->health.state_file != NULL) {
+        rc = hc_report_write(v->report, v->conf->health.state_file, err, sizeof(err));
+        if (rc != CM_OK) {
+            v->write_errors++;
+            cm_log_error("state file: %s", err);
+        } else {
+            v->writes++;
+        }
+    }
+    offer(v);
+}
+
+static void arm_timer(struct hc_vantage *v, uint64_t in_ms)
+{
+    struct timeval tv = {(time_t)(in_ms / 1000), (suseconds_t)(in_ms % 1000) * 1000};
+
+    evtimer_add(v->ev_debounce, &tv);
+}
+
+void hc_vantage_changed(struct hc_vantage *v)
+{
+    if (v->armed)
+        return;
+    v->armed = true;
+    v->due_ms = now_ms(v) + HC_VANTAGE_DEBOUNCE_MS;
+    arm_timer(v, HC_VANTAGE_DEBOUNCE_MS);
+}
+
+void hc_vantage_poll(struct hc_vantage *v)
+{
+    uint64_t now;
+
+    if (!v->armed)
+        return;
+    now = now_ms(v);
+    if (now < v->due_ms) {
+        arm_timer(v, v->due_ms - now); /* the timer may round down; come back */
+        return;
+    }
+    v->armed = false;
+    evtimer_del(v->ev_debounce);
+    hc_vantage_rebuild(v);
+}
+
+static void on_debounce(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    hc_vantage_poll(arg);
+}
+
+static void on_changed(void *arg)
+{
+    hc_vantage_changed(arg);
+}
+
+/*
+ * The only text that moves with the clock is "API ... for N min" of a member
+ * whose API is not ok: with every member ok the tick has nothing to do (a
+ * rebuild of a large federation costs real CPU).
+ */
+void hc_vantage_tick(struct hc_vantage *v)
+{
+    for (size_t i = 0; v->clusters != NULL && i < v->conf->member_count; i++) {
+        if (v->clusters[i] != NULL && hc_cluster_api(v->clusters[i]) != HC_API_OK) {
+            hc_vantage_rebuild(v);
+            return;
+        }
+    }
+    if (!v->synced)
+        hc_vantage_rebuild(v); /* the startup grace may have run out */
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    hc_vantage_tick(arg);
+}
+
+json_t *hc_vantage_state(const struct hc_vantage *v)
+{
+    json_t *doc = hc_report_doc(v->report);
+
+    return doc != NULL ? json_incref(doc) : NULL;
+}
+
+void hc_vantage_get_stats(const struct hc_vantage *v, struct hc_vantage_stats *out)
+{
+    *out = (struct hc_vantage_stats){.generation = hc_report_generation(v->report),
+                                     .rebuilds = v->rebuilds,
+                                     .documents = v->documents,
+                                     .offers = v->offers,
+                                     .writes = v->writes,
+                                     .write_errors = v->write_errors,
+                                     .synced = v->synced,
+                                     .armed = v->armed,
+                                     .due_ms = v->due_ms};
+}
+
+/* ---- metrics ---- */
+
+static void probe_metrics(const struct hc_vantage *v, struct cm_buf *out)
+{
+    struct hc_probes_stats st;
+
+    hc_probes_get_stats(v->probes, &st);
+    cm_metrics_family(out, "fedgslb_health_probes", "gauge", "Data-plane probes configured");
+    cm_metrics_sample(out, "fedgslb_health_probes", NULL, (double)st.probes);
+    cm_metrics_family(out, "fedgslb_health_probes_in_flight", "gauge", "Probes running now");
+    cm_metrics_sample(out, "fedgslb_health_probes_in_flight", NULL, (double)st.in_flight);
+    cm_metrics_family(out, "fedgslb_health_probe_runs_total", "counter", "Probes run");
+    cm_metrics_sample(out, "fedgslb_health_probe_runs_total", NULL, (double)st.runs);
+    cm_metrics_family(out, "fedgslb_health_probe_failures_total", "counter",
+                      "Probes failed, by reason class.");
+    for (int c = 0; c < HC_PROBE_FAIL_COUNT; c++) {
+        char lbl[48];
+
+        snprintf(lbl, sizeof(lbl), "reason=\"%s\"", hc_probe_fail_name((enum hc_probe_fail)c));
+        cm_metrics_sample(out, "fedgslb_health_probe_failures_total", lbl,
+                          (double)st.failures_by_class[c]);
+    }
+    cm_metrics_family(out, "fedgslb_health_probe_skipped_total", "counter",
+                      "Probe turns skipped because the previous run was still in flight");
+    cm_metrics_sample(out, "fedgslb_health_probe_skipped_total", NULL, (double)st.skipped);
+    cm_metrics_family(out, "fedgslb_health_probe_deferred_total", "counter",
+                      "Probe turns deferred by the in-flight cap");
+    cm_metrics_sample(out, "fedgslb_health_probe_deferred_total", NULL, (double)st.deferred);
+    cm_metrics_family(out, "fedgslb_health_probe_lateness_max_ms", "gauge",
+                      "Longest delay of a probe start past its scheduled time");
+    cm_metrics_sample(out, "fedgslb_health_probe_lateness_max_ms", NULL, st.late_max_ms);
+}
+
+/* Member @i's cluster, or NULL (not started, or the member has none). */
+static const struct hc_cluster *member_cluster(const struct hc_vantage *v, size_t i)
+{
+    return v->clusters != NULL ? v->clusters[i] : NULL;
+}
+
+void hc_vantage_metrics(const struct hc_vantage *v, struct cm_buf *out)
+{
+    static const char *const names[][2] = {
+        {"fedgslb_health_watch_events_total", "Watch events applied"},
+        {"fedgslb_health_watch_bookmarks_total", "Watch bookmarks received"},
+        {"fedgslb_health_watch_lists_total", "Complete lists (initial and relists)"},
+        {"fedgslb_health_watch_relists_total", "Lists after the first one"},
+        {"fedgslb_health_watch_errors_total", "List and watch failures"},
+    };
+    struct cm_buf lb;
+
+    cm_metrics_family(out, "fedgslb_health_generation", "gauge", "State document generation");
+    cm_metrics_sample(out, "fedgslb_health_generation", NULL,
+                      (double)hc_report_generation(v->report));
+    cm_metrics_family(out, "fedgslb_health_state_writes_total", "counter", "State file writes");
+    cm_metrics_sample(out, "fedgslb_health_state_writes_total", NULL, (double)v->writes);
+    cm_metrics_family(out, "fedgslb_health_member_api_ok", "gauge", "1 when the member API is ok");
+    cm_buf_init(&lb, 4096);
+    for (size_t i = 0; i < v->conf->member_count; i++) {
+        cm_buf_reset(&lb);
+        cm_metrics_label(&lb, "member", v->conf->members[i].name);
+        cm_metrics_sample(out, "fedgslb_health_member_api_ok", cm_buf_cstr(&lb),
+                          member_cluster(v, i) != NULL &&
+                              hc_cluster_api(member_cluster(v, i)) == HC_API_OK);
+    }
+    cm_metrics_family(out, "fedgslb_health_api_checks_total", "counter",
+                      "Member API health checks (/readyz or /healthz) by result");
+    for (size_t i = 0; i < v->conf->member_count; i++) {
+        struct hc_cluster_stats st;
+
+        if (member_cluster(v, i) == NULL)
+            continue;
+        hc_cluster_get_stats(member_cluster(v, i), &st);
+        for (int ok = 0; ok < 2; ok++) {
+            cm_buf_reset(&lb);
+            cm_metrics_label(&lb, "member", v->conf->members[i].name);
+            cm_metrics_label(&lb, "result", ok ? "ok" : "failed");
+            cm_metrics_sample(out, "fedgslb_health_api_checks_total", cm_buf_cstr(&lb),
+                              (double)(ok ? st.readyz_ok : st.readyz_failed));
+        }
+    }
+    for (size_t f = 0; f < sizeof(names) / sizeof(names[0]); f++) {
+        cm_metrics_family(out, names[f][0], "counter", names[f][1]);
+        for (size_t i = 0; i < v->conf->member_count; i++) {
+            struct hc_cluster_stats st;
+
+            if (member_cluster(v, i) == NULL)
+                continue;
+            hc_cluster_get_stats(member_cluster(v, i), &st);
+            for (int k = 0; k < HC_K8S_KIND_COUNT; k++) {
+                const struct hc_watch_stats *w = &st.watch[k];
+                const uint64_t val[] = {w->events, w->bookmarks, w->lists, w->relists, w->errors};
+
+                if (!st.watched[k])
+                    continue;
+                cm_buf_reset(&lb);
+                cm_metrics_label(&lb, "member", v->conf->members[i].name);
+                cm_metrics_label(&lb, "resource", hc_k8s_kind_name((enum hc_k8s_kind)k));
+                cm_metrics_sample(out, names[f][0], cm_buf_cstr(&lb), (double)val[f]);
+            }
+        }
+    }
+    cm_buf_fini(&lb);
+    probe_metrics(v, out);
+    if (v->publish != NULL)
+        hc_publish_metrics(v->publish, out);
+}
+
+/* ---- members ---- */
+
+static bool same_bytes(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return same_bytes(a, a != NULL ? strlen(a) : 0, b, b != NULL ? strlen(b) : 0);
+}
+
+static bool same_target(const struct hc_kube_target *a, const struct hc_kube_target *b)
+{
+    return same_str(a->server, b->server) &&
+           same_bytes(a->ca_pem, a->ca_pem_len, b->ca_pem, b->ca_pem_len) &&
+           a->insecure_skip_tls_verify == b->insecure_skip_tls_verify &&
+           same_str(a->proxy_url, b->proxy_url) && same_str(a->token, b->token) &&
+           same_bytes(a->client_cert_pem, a->client_cert_pem_len, b->client_cert_pem,
+                      b->client_cert_pem_len) &&
+           same_bytes(a->client_key_pem, a->client_key_pem_len, b->client_key_pem,
+                      b->client_key_pem_len) &&
+           same_str(a->username, b->username) && same_str(a->password, b->password) &&
+           same_str(a->token_file, b->token_file) && hc_exec_same(a->exec, b->exec);
+}
+
+/* Builds the cluster array for @conf from @targets (taken), reusing the
+ * unchanged members of @old (moved out of it; NULL: nothing to reuse). */
+static int make_clusters(struct hc_vantage *v, const struct cm_conf *conf,
+                         const struct hc_cluster_params *params, struct hc_kube_target **targets,
+                         struct hc_cluster **old, const struct cm_conf *old_conf,
+                         struct hc_cluster ***out)
+{
+    struct hc_cluster **cs = calloc(conf->member_count + 1, sizeof(*cs));
+    int rc = CM_OK;
+
+    if (cs == NULL)
+        rc = CM_ENOMEM;
+    for (size_t i = 0; i < conf->member_count; i++) {
+        const struct cm_conf_member *m = &conf->members[i];
+        bool nodes = m->lb_mode == CM_LB_PROXY;
+        int oi = old != NULL ? cm_conf_member_index(old_conf, m->name) : -1;
+
+        if (rc != CM_OK) {
+            hc_kube_target_free(targets[i]);
+            continue;
+        }
+        if (oi >= 0 && old[oi] != NULL && hc_cluster_wants_nodes(old[oi]) == nodes &&
+            same_params(params, &v->params) &&
+            same_target(hc_cluster_target(old[oi]), targets[i])) {
+            cs[i] = old[oi];
+            old[oi] = NULL;
+            hc_kube_target_free(targets[i]);
+            continue;
+        }
+        cs[i] = hc_cluster_new(v->base, v->http, m->name, targets[i], nodes, params, on_changed, v);
+        if (cs[i] != NULL && oi >= 0 && old[oi] != NULL) {
+            cm_log_info("member=%s: kubeconfig, lb mode or health.api changed; restarting its "
+                        "watches, keeping the last known data meanwhile",
+                        m->name);
+            hc_cluster_take_caches(cs[i], old[oi]);
+        }
+        if (cs[i] == NULL || hc_cluster_start(cs[i]) != CM_OK)
+            rc = CM_ENOMEM;
+    }
+    free(targets);
+    if (rc != CM_OK) {
+        for (size_t i = 0; cs != NULL && i < conf->member_count; i++)
+            hc_cluster_free(cs[i]);
+        free(cs);
+        return rc;
+    }
+    *out = cs;
+    return CM_OK;
+}
+
+static void free_clusters(struct hc_cluster **cs, size_t n)
+{
+    for (size_t i = 0; cs != NULL && i < n; i++)
+        hc_cluster_free(cs[i]);
+    free(cs);
+}
+
+static void free_targets(struct hc_kube_target **targets, size_t n)
+{
+    for (size_t i = 0; targets != NULL && i < n; i++)
+        hc_kube_target_free(targets[i]);
+    free(targets);
+}
+
+/* ---- lifecycle ---- */
+
+struct hc_vantage *hc_vantage_new(struct event_base *base, struct hc_http *http,
+                                  struct cm_conf *conf, struct hc_report *report,
+                                  const struct hc_vantage_params *p)
+{
+    struct hc_vantage *v = calloc(1, sizeof(*v));
+    struct hc_probes_params pp;
+
+    if (v == NULL) {
+        hc_report_free(report);
+        return NULL;
+    }
+    v->base = base;
+    v->http = http;
+    v->conf = cm_conf_ref(conf);
+    v->report = report;
+    v->clock = p != NULL && p->clock != NULL ? p->clock : mono_clock;
+    v->clock_arg = p != NULL ? p->clock_arg : NULL;
+    v->started_ms = now_ms(v);
+    params_from_conf(&v->params, conf);
+    hc_probes_params_default(&pp);
+    pp.max_in_flight = conf->health.max_probes;
+    if (conf->health.probe_source != NULL)
+        cm_strlcpy(pp.source, conf->health.probe_source, sizeof(pp.source));
+    v->probes = hc_probes_new(base, http, &pp, on_changed, v);
+    v->publish = make_publish(v, conf);
+    v->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, v);
+    v->ev_debounce = evtimer_new(base, on_debounce, v);
+    if (v->probes == NULL || (conf->health.publish_to_count > 0 && v->publish == NULL) ||
+        v->ev_tick == NULL || v->ev_debounce == NULL) {
+        hc_vantage_free(v);
+        return NULL;
+    }
+    return v;
+}
+
+void hc_vantage_free(struct hc_vantage *v)
+{
+    if (v == NULL)
+        return;
+    free_clusters(v->clusters, v->conf->member_count);
+    hc_publish_free(v->publish);
+    hc_probes_free(v->probes);
+    hc_report_free(v->report);
+    if (v->ev_tick != NULL)
+        event_free(v->ev_tick);
+    if (v->ev_debounce != NULL)
+        event_free(v->ev_debounce);
+    cm_conf_unref(v->conf);
+    free(v);
+}
+
+int hc_vantage_start(struct hc_vantage *v, struct hc_kube_target **targets)
+{
+    struct timeval one_s = {1, 0};
+    int rc;
+
+    if (event_add(v->ev_tick, &one_s) != 0) {
+        free_targets(targets, v->conf->member_count);
+        return CM_ENOMEM;
+    }
+    rc = make_clusters(v, v->conf, &v->params, targets, NULL, NULL, &v->clusters);
+    if (rc != CM_OK)
+        return rc;
+    hc_vantage_rebuild(v);
+    /* The document of the state file, until the first rebuild that differs:
+     * consumers that restarted with us get our last word at once. */
+    offer(v);
+    return CM_OK;
+}
+
+int hc_vantage_reload(struct hc_vantage *v, struct cm_conf *conf, struct hc_kube_target **targets)
+{
+    struct hc_cluster_params params;
+    struct hc_cluster **cs = NULL;
+    int rc;
+
+    params_from_conf(&params, conf);
+    rc = make_clusters(v, conf, &params, targets, v->clusters, v->conf, &cs);
+    if (rc != CM_OK)
+        return rc;
+    free_clusters(v->clusters, v->conf->member_count); /* the members not reused */
+    v->clusters = cs;
+    v->params = params;
+    /* Targets, token or interval may have changed: a new publisher gets the
+     * current document at once. */
+    hc_probes_set_source(v->probes, conf->health.probe_source);
+    hc_publish_free(v->publish);
+    v->publish = make_publish(v, conf);
+    if (conf->health.publish_to_count > 0 && v->publish == NULL)
+        cm_log_error("reload: cannot create the publisher: out of memory");
+    cm_conf_unref(v->conf);
+    v->conf = cm_conf_ref(conf);
+    hc_vantage_rebuild(v);
+    offer(v);
+    return CM_OK;
+}

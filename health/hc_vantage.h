@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * hc_vantage.h -- this vantage: the member clusters, the data-plane probes,
+ * the state document (hc_report) and its publisher, and the cycle that
+ * rebuilds and offers the document when something changes.
+ *
+ *   hc_cluster x N --changed--+
+ *   hc_probes ------changed---+--> debounce (100 ms) --> rebuild --> state_file
+ *   1 s tick (API away, grace) --------------------------^    \--> hc_publish
+ *
+ * Rules of the cycle:
+ * - A change arms one rebuild HC_VANTAGE_DEBOUNCE_MS later; changes while it
+ *   is armed join it, so change-driven documents are at least that far apart.
+ * - Nothing is built or offered until every member has listed its objects
+ *   once (or is unreachable or unauthorized), or until health.startup_grace_ms
+ *   has passed since hc_vantage_new(): a document built earlier would claim
+ *   that services vanished. Consumers keep the previous document meanwhile
+ *   (the state file's, offered by hc_vantage_start()).
+ * - A rebuild that changes the content takes the next generation (hc_report),
+ *   writes the state file first (a restart never resumes below a generation
+ *   a consumer saw), then offers the document to the publisher.
+ *
+ * The monotonic clock can be injected (struct hc_vantage_params) so that a
+ * test drives the debounce and the grace with hc_vantage_poll() and
+ * hc_vantage_tick() instead of waiting. Single-threaded: every function runs
+ * on the loop's thread.
+ */
+#ifndef HEALTH_HC_VANTAGE_H
+#define HEALTH_HC_VANTAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+struct cm_buf;
+struct cm_conf;
+struct hc_http;
+struct hc_kube_target;
+struct hc_report;
+struct hc_vantage;
+
+#define HC_VANTAGE_DEBOUNCE_MS 100
+
+/** Monotonic milliseconds (cm_mono_ms() unless a test supplies its own). */
+typedef uint64_t hc_vantage_clock_fn(void *arg);
+
+struct hc_vantage_params {
+    hc_vantage_clock_fn *clock; /* NULL = cm_mono_ms */
+    void *clock_arg;
+};
+
+struct hc_vantage_stats {
+    uint64_t generation;           /* of the current document */
+    uint64_t rebuilds;             /* hc_report_update() runs (after the members synced) */
+    uint64_t documents;            /* rebuilds that gave a new generation */
+    uint64_t offers;               /* documents offered to the publisher */
+    uint64_t writes, write_errors; /* health.state_file */
+    bool synced;                   /* publishing: every member listed once, or the grace ran out */
+    bool armed;                    /* a debounced rebuild is due at due_ms */
+    uint64_t due_ms;               /* on the vantage's clock */
+};
+
+/**
+ * A vantage for @conf (a reference is taken) on @base with @http (both
+ * borrowed, must outlive it). Takes ownership of @report (also on failure):
+ * the generation and previous document come from the state file. Creates
+ * the probes (health.max_probes in flight) and the publisher (when
+ * health.publish_to lists targets); the startup grace starts now. @p may be
+ * NULL. NULL on ENOMEM.
+ */
+struct hc_vantage *hc_vantage_new(struct event_base *base, struct hc_http *http,
+                                  struct cm_conf *conf, struct hc_report *report,
+                                  const struct hc_vantage_params *p);
+/** Stops every member, probe and push. Accepts NULL. */
+void hc_vantage_free(struct hc_vantage *v);
+
+/**
+ * Starts a cluster per member from @targets (conf->member_count entries,
+ * taken with the array, also on failure), the 1 s tick, a first rebuild,
+ * and offers the current document (the state file's when nothing was built
+ * yet). CM_OK or CM_ENOMEM.
+ */
+int hc_vantage_start(struct hc_vantage *v, struct hc_kube_target **targets);
+
+/**
+ * Switches to @conf (a reference is taken on success) with @targets (taken,
+ * also on failure). Members whose target, lb mode and health.api settings
+ * are unchanged keep running; the others restart with their last-known data.
+ * The publisher is recreated and gets the current document at once. On
+ * failure (CM_ENOMEM) the old configuration stays in force.
+ */
+int hc_vantage_reload(struct hc_vantage *v, struct cm_conf *conf, struct hc_kube_target **targets);
+
+/** Something the document depends on changed: arms the debounced rebuild. */
+void hc_vantage_changed(struct hc_vantage *v);
+/** Runs the armed rebuild when it is due (the debounce timer calls this). */
+void hc_vantage_poll(struct hc_vantage *v);
+/**
+ * The 1 s tick: rebuilds while some member's API is not ok (its "for N min"
+ * reason moves) or while the startup grace may run out.
+ */
+void hc_vantage_tick(struct hc_vantage *v);
+/** Rebuilds now (if the members synced); writes and offers a changed document. */
+void hc_vantage_rebuild(struct hc_vantage *v);
+
+/** The current document (new reference), or NULL before there is one. */
+json_t *hc_vantage_state(const struct hc_vantage *v);
+void hc_vantage_get_stats(const struct hc_vantage *v, struct hc_vantage_stats *out);
+/** Prometheus text: generation, state file, members, watches, probes, publisher (any time). */
+void hc_vantage_metrics(const struct hc_vantage *v, struct cm_buf *out);
+
+#endif /* HEALTH_HC_VANTAGE_H */

@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_hc_vantage.c -- the rebuild / debounce / offer cycle of a vantage
+ * (health/hc_vantage.h): changes within HC_VANTAGE_DEBOUNCE_MS give one
+ * rebuild; nothing is built until every member listed once or the startup
+ * grace ran out; the state file's document is offered at start and its
+ * generation continued; a reload offers the current document again.
+ *
+ * The vantage's monotonic clock is the fixture's f->now_ms, moved by the
+ * tests; the debounce and the grace are driven with hc_vantage_poll() and
+ * hc_vantage_tick(). The member's API server is an evhttp server on
+ * 127.0.0.1 (readyz ok; lists empty or failing; watches held open), the
+ * publish target a path of the same server.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "common/cm_conf.h"
+#include "common/cm_err.h"
+#include "health/hc_http.h"
+#include "health/hc_kubeconfig.h"
+#include "health/hc_report.h"
+#include "health/hc_vantage.h"
+
+#define HELD_MAX 64
+
+struct fx {
+    struct event_base *base;
+    struct evhttp *http;
+    int port;
+    bool lists_ok; /* lists answer 200 (empty), else 500 */
+    unsigned puts; /* state documents received at /pub */
+    struct evhttp_request *held[HELD_MAX];
+    size_t held_count;
+    struct hc_http *client;
+    struct cm_conf *conf;
+    struct hc_vantage *v;
+    uint64_t now_ms;
+    char dir[64];
+    char state_file[128];
+};
+
+static uint64_t fx_clock(void *arg)
+{
+    return ((const struct fx *)arg)->now_ms;
+}
+
+static bool starts(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct fx *f = arg;
+    const char *uri = evhttp_request_get_uri(req);
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+
+    if (starts(uri, "/pub/")) {
+        f->puts++;
+        evhttp_send_reply(req, 200, NULL, NULL);
+    } else if (starts(uri, "/readyz")) {
+        evbuffer_add_printf(out, "ok");
+        evhttp_send_reply(req, 200, NULL, NULL);
+    } else if (strstr(uri, "watch=1") != NULL) {
+        assert_true(f->held_count < HELD_MAX);
+        evhttp_send_reply_start(req, 200, NULL);
+        f->held[f->held_count++] = req;
+    } else if (starts(uri, "/api/v1/services?") && f->lists_ok) {
+        evbuffer_add_printf(out, "{\"kind\":\"ServiceList\",\"metadata\":"
+                                 "{\"resourceVersion\":\"10\"},\"items\":[]}");
+        evhttp_send_reply(req, 200, NULL, NULL);
+    } else if (starts(uri, "/apis/discovery.k8s.io/v1/endpointslices?") && f->lists_ok) {
+        evbuffer_add_printf(out, "{\"kind\":\"EndpointSliceList\",\"metadata\":"
+                                 "{\"resourceVersion\":\"10\"},\"items\":[]}");
+        evhttp_send_reply(req, 200, NULL, NULL);
+    } else {
+        evhttp_send_error(req, 500, NULL);
+    }
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    struct evhttp_bound_socket *bs;
+    struct sockaddr_in sin;
+    socklen_t slen = sizeof(sin);
+
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/test_hc_vantage.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->state_file, sizeof(f->state_file), "%s/state.json", f->dir);
+    f->base = event_base_new();
+    assert_non_null(f->base);
+    f->http = evhttp_new(f->base);
+    assert_non_null(f->http);
+    evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_PUT);
+    evhttp_set_gencb(f->http, on_request, f);
+    bs = evhttp_bind_socket_with_handle(f->http, "127.0.0.1", 0);
+    assert_non_null(bs);
+    assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin, &slen),
+                     0);
+    f->port = ntohs(sin.sin_port);
+    f->client = hc_http_new(f->base);
+    assert_non_null(f->client);
+    f->now_ms = 1000;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+
+    hc_vantage_free(f->v);
+    hc_http_free(f->client);
+    event_base_loop(f->base, EVLOOP_NONBLOCK);
+    for (size_t i = 0; i < f->held_count; i++)
+        evhttp_send_reply_end(f->held[i]);
+    evhttp_free(f->http);
+    event_base_free(f->base);
+    cm_conf_unref(f->conf);
+    unlink(f->state_file);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* One member "usa" at our server; health.startup_grace_ms = @grace_ms. */
+static void load_conf(struct fx *f, uint32_t grace_ms)
+{
+    char text[2048], err[CM_CONF_ERR_MAX];
+
+    snprintf(text, sizeof(text),
+             "{\"federation\": \"myfed\", \"zone\": \"fed.example.test\","
+             " \"regions\": {\"us-east-1\": {\"zones\": [\"us-east-1a\"]}},"
+             " \"members\": {\"usa\": {\"region\": \"us-east-1\"}},"
+             " \"services\": {\"default/web\": {\"port\": 80, \"check\": {\"type\": \"none\"}}},"
+             " \"health\": {\"vantage\": \"us-east-1\", \"state_file\": \"%s\","
+             "   \"publish_to\": [\"http://127.0.0.1:%d/pub\"],"
+             "   \"startup_grace_ms\": %u,"
+             "   \"api\": {\"readyz_interval_ms\": 50, \"backoff_min_ms\": 10,"
+             "             \"backoff_max_ms\": 20}}}",
+             f->state_file, f->port, (unsigned)grace_ms);
+    if (cm_conf_load_string("t.json", text, &f->conf, err, sizeof(err)) != CM_OK)
+        fail_msg("conf: %s", err);
+}
+
+static struct hc_kube_target **targets(const struct fx *f)
+{
+    struct hc_kube_target **ts = calloc(2, sizeof(*ts));
+    char kc[512], err[256];
+
+    assert_non_null(ts);
+    snprintf(kc, sizeof(kc),
+             "apiVersion: v1\nkind: Config\ncurrent-context: m\n"
+             "clusters:\n- name: m\n  cluster: {server: 'http://127.0.0.1:%d'}\n"
+             "users:\n- name: m\n  user: {token: t}\n"
+             "contexts:\n- name: m\n  context: {cluster: m, user: m}\n",
+             f->port);
+    if (hc_kubeconfig_load_mem("kc", kc, strlen(kc), NULL, HC_KUBECONFIG_NO_FILES, &ts[0], err,
+                               sizeof(err)) != CM_OK)
+        fail_msg("kubeconfig: %s", err);
+    return ts;
+}
+
+/* A vantage over @report (taken), started. */
+static void start(struct fx *f, struct hc_report *report)
+{
+    struct hc_vantage_params p = {.clock = fx_clock, .clock_arg = f};
+
+    f->v = hc_vantage_new(f->base, f->client, f->conf, report, &p);
+    assert_non_null(f->v);
+    assert_int_equal(hc_vantage_start(f->v, targets(f)), CM_OK);
+}
+
+static struct hc_vantage_stats stats(const struct fx *f)
+{
+    struct hc_vantage_stats st;
+
+    hc_vantage_get_stats(f->v, &st);
+    return st;
+}
+
+/* Changes within one debounce window give one rebuild, at its end. */
+static void test_debounce_one_rebuild_per_window(void **state)
+{
+    struct fx *f = *state;
+
+    load_conf(f, 0); /* no grace: the first rebuild publishes */
+    start(f, hc_report_new(0, NULL));
+    assert_true(stats(f).synced);
+    assert_int_equal(stats(f).rebuilds, 1);
+    assert_int_equal(stats(f).documents, 1);
+    assert_int_equal(stats(f).generation, 1);
+
+    hc_vantage_changed(f->v);
+    assert_true(stats(f).armed);
+    assert_int_equal(stats(f).due_ms, 1000 + HC_VANTAGE_DEBOUNCE_MS);
+    f->now_ms += 60;
+    hc_vantage_changed(f->v); /* joins the armed rebuild */
+    hc_vantage_changed(f->v);
+    assert_int_equal(stats(f).due_ms, 1000 + HC_VANTAGE_DEBOUNCE_MS);
+    hc_vantage_poll(f->v);
+    assert_int_equal(stats(f).rebuilds, 1);
+    f->now_ms += 39;
+    hc_vantage_poll(f->v);
+    assert_int_equal(stats(f).rebuilds, 1);
+    f->now_ms += 1;
+    hc_vantage_poll(f->v);
+    assert_int_equal(stats(f).rebuilds, 2);
+    assert_false(stats(f).armed);
+    hc_vantage_poll(f->v); /* nothing armed: nothing to do */
+    assert_int_equal(stats(f).rebuilds, 2);
+    /* Nothing new in it: same generation, no state file write, no offer. */
+    assert_int_equal(stats(f).documents, 1);
+    assert_int_equal(stats(f).generation, 1);
+    assert_int_equal(stats(f).writes, 1);
+    assert_int_equal(stats(f).offers, 2); /* the first document, and start's offer */
+
+    /* A change right after a rebuild waits for a whole window again. */
+    hc_vantage_changed(f->v);
+    assert_int_equal(stats(f).due_ms, f->now_ms + HC_VANTAGE_DEBOUNCE_MS);
+    f->now_ms += HC_VANTAGE_DEBOUNCE_MS - 1;
+    hc_vantage_poll(f->v);
+    assert_int_equal(stats(f).rebuilds, 2);
+    f->now_ms += 1;
+    hc_vantage_poll(f->v);
+    assert_int_equal(stats(f).rebuilds, 3);
+}
+
+/*
+ * A member that never lists holds every document back until the grace runs
+ * out; meanwhile the state file's document is what was offered, and the
+ * first document built continues its generation.
+ */
+static void test_grace_holds_documents_back(void **state)
+{
+    struct fx *f = *state;
+    json_t *previous = json_pack("{s:i, s:s}", "generation", 41, "vantage", "us-east-1");
+    uint64_t gen = 0;
+    json_t *doc = NULL;
+    char err[256];
+
+    load_conf(f, 5000);
+    assert_non_null(previous);
+    start(f, hc_report_new(41, previous));
+    json_decref(previous);
+    assert_false(stats(f).synced);
+    assert_int_equal(stats(f).rebuilds, 0);
+    assert_int_equal(stats(f).offers, 1); /* the state file's document, at once */
+    assert_int_equal(stats(f).generation, 41);
+
+    hc_vantage_changed(f->v);
+    f->now_ms += HC_VANTAGE_DEBOUNCE_MS;
+    hc_vantage_poll(f->v); /* due, but the member has not listed */
+    f->now_ms = 1000 + 4999;
+    hc_vantage_tick(f->v);
+    assert_int_equal(stats(f).rebuilds, 0);
+    assert_int_equal(stats(f).offers, 1);
+    assert_int_equal(stats(f).writes, 0);
+
+    f->now_ms = 1000 + 5000;
+    hc_vantage_tick(f->v);
+    assert_true(stats(f).synced);
+    assert_int_equal(stats(f).rebuilds, 1);
+    assert_int_equal(stats(f).generation, 42);
+    assert_int_equal(stats(f).writes, 1);
+    assert_int_equal(stats(f).offers, 2);
+
+    /* What a restart would continue from. */
+    assert_int_equal(hc_report_load(f->state_file, false, &gen, &doc, err, sizeof(err)), CM_OK);
+    assert_int_equal(gen, 42);
+    json_decref(doc);
+}
+
+/* With the member listed once, documents flow before the grace ends. */
+static void test_publishes_once_every_member_listed(void **state)
+{
+    struct fx *f = *state;
+    time_t guard = time(NULL) + 10;
+
+    f->lists_ok = true;
+    load_conf(f, 3600000);
+    start(f, hc_report_new(7, NULL));
+    assert_int_equal(stats(f).rebuilds, 0);
+    assert_int_equal(stats(f).offers, 0); /* no state file document to offer */
+    while (!stats(f).synced) {
+        if (time(NULL) > guard)
+            fail_msg("the member never listed");
+        assert_true(event_base_loop(f->base, EVLOOP_ONCE) == 0);
+        hc_vantage_tick(f->v);
+    }
+    assert_int_equal(stats(f).rebuilds, 1);
+    assert_int_equal(stats(f).generation, 8);
+    assert_int_equal(stats(f).offers, 1);
+    while (f->puts == 0) { /* and the publisher delivers it */
+        if (time(NULL) > guard)
+            fail_msg("the document never reached the publish target");
+        assert_true(event_base_loop(f->base, EVLOOP_ONCE) == 0);
+    }
+}
+
+/* A reload with the same members: same generation, and the new publisher
+ * is offered the current document at once. */
+static void test_reload_reoffers_current_document(void **state)
+{
+    struct fx *f = *state;
+    struct cm_conf *old;
+
+    load_conf(f, 0);
+    start(f, hc_report_new(3, NULL));
+    assert_int_equal(stats(f).generation, 4);
+    assert_int_equal(stats(f).offers, 2);
+    old = f->conf;
+    load_conf(f, 0);
+    assert_int_equal(hc_vantage_reload(f->v, f->conf, targets(f)), CM_OK);
+    cm_conf_unref(old);
+    assert_int_equal(stats(f).rebuilds, 2);
+    assert_int_equal(stats(f).generation, 4);
+    assert_int_equal(stats(f).offers, 3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_debounce_one_rebuild_per_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grace_holds_documents_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publishes_once_every_member_listed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_reoffers_current_document, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
