@@ -225,7 +225,7 @@ class Target:
         wait_http(self.port, self.proc, deadline_s, self.logpath)
 
 
-def free_port(port):
+def port_is_free(port):
     s = socket.socket()
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -529,7 +529,7 @@ def bench(a, tmp):
     if which_sbin("nginx") is None:
         raise RuntimeError("nginx (the backend) is not installed")
     ports, backend, targets = make_targets(a, tmp, results)
-    busy = [p for p in sorted(set(ports.values())) if not free_port(p)]
+    busy = [p for p in sorted(set(ports.values())) if not port_is_free(p)]
     if busy:
         raise RuntimeError("ports in use: %s (use --port-base)" % busy)
     backend.start()

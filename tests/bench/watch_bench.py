@@ -53,8 +53,10 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(SRC, "tests", "integration", "health"))
+sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
 
 import fakekube  # noqa: E402
+from fedtest import free_port  # noqa: E402
 
 NS = "default"
 REGIONS = {
@@ -183,12 +185,6 @@ class Fakes:
 
 
 # ---------------------------------------------------------------- fedgslb-health
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def write_config(tmp, members, kubeconfigs, ctl_port):
     mem = {}
@@ -522,7 +518,7 @@ def main(argv):
         fakes = Fakes(tmp, members, a.services, a.slices, a.ready, a.procs, a.bookmark_s)
         res["fake_setup_s"] = round(fakes.setup_s, 1)
         print("  populated and listening in %.1f s" % fakes.setup_s, flush=True)
-        port = free_port()
+        port = free_port(ipv6=False)
         conf = write_config(tmp, members, fakes.kubeconfig, port)
         env = dict(os.environ)
         h = Health(a.binary, conf, tmp, env)

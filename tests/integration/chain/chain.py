@@ -15,19 +15,16 @@ Latency matrix (added RTT, ms) from each vantage to each member:
 import json
 import os
 import signal
-import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-for d in (ROOT, os.path.join(ROOT, "health"), os.path.join(ROOT, "tools")):
-    sys.path.insert(0, d)
 
-import fakekube  # noqa: E402
-import fedtest  # noqa: E402
-from delay_relay import DelayRelay  # noqa: E402
-from health_harness import FAST_API  # noqa: E402
-from hello_backend import HelloBackend  # noqa: E402
+import fakekube
+import fedtest
+from delay_relay import DelayRelay
+from health_harness import FAST_API
+from hello_backend import HelloBackend
 
 MEMBER_INDEX = {"usa": 1, "eur": 2, "jpn": 3}
 LB_IP = {m: "127.0.1.%d" % i for m, i in MEMBER_INDEX.items()}

@@ -6,11 +6,9 @@ leaking into the output (fedgslbctl must never print it)."""
 
 import os
 import re
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import fedtest  # noqa: E402
+import fedtest
 
 
 def ctl(*args, config=None, cwd=None, env=None, timeout=30.0):

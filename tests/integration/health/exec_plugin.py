@@ -23,8 +23,7 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import fakekube  # noqa: E402
+import fakekube
 
 
 def main():

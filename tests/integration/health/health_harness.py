@@ -7,15 +7,12 @@ test timings. Helpers poll GET /v1/state until a condition holds."""
 
 import json
 import os
-import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
 
-import fakekube  # noqa: E402
-import fedtest  # noqa: E402
+import fakekube
+import fedtest
 
 STYLES = {"usa": "token-ca-data", "eur": "insecure", "jpn": "client-cert"}
 

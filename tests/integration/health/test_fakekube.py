@@ -10,7 +10,6 @@ import queue
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -18,8 +17,7 @@ import urllib.request
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import fakekube  # noqa: E402
+import fakekube
 
 
 @pytest.fixture(scope="module")

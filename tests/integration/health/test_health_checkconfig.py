@@ -6,14 +6,12 @@ field named, and no secret in the output."""
 
 import os
 import subprocess
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import health_harness as hh  # noqa: E402  (puts tests/integration on sys.path)
-import fakekube  # noqa: E402
-import fedtest  # noqa: E402
+import health_harness as hh
+import fakekube
+import fedtest
 
 
 @pytest.fixture(scope="module")

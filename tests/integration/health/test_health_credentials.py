@@ -12,16 +12,14 @@ differently from its URL:
   why (certificate verification)."""
 
 import os
-import sys
 import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import health_harness as hh  # noqa: E402  (puts tests/integration on sys.path)
-import fakekube  # noqa: E402
-import fedtest  # noqa: E402
-from health_harness import entry  # noqa: E402
+import health_harness as hh
+import fakekube
+import fedtest
+from health_harness import entry
 
 SVC = "default/web"
 

@@ -17,16 +17,14 @@ usa's plugin does.
 
 import json
 import os
-import sys
 import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import health_harness as hh  # noqa: E402
-import fakekube  # noqa: E402
-import fedtest  # noqa: E402
-from health_harness import entry  # noqa: E402
+import health_harness as hh
+import fakekube
+import fedtest
+from health_harness import entry
 
 SVC = "default/web"
 PLUGIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exec_plugin.py")

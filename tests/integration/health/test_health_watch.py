@@ -8,14 +8,12 @@ document v1 with a generation that only goes up, also across restarts."""
 import json
 import os
 import signal
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import health_harness as hh  # noqa: E402  (puts tests/integration on sys.path)
-import fedtest  # noqa: E402
-from health_harness import entry  # noqa: E402
+import health_harness as hh
+import fedtest
+from health_harness import entry
 
 SVC = "default/web"
 

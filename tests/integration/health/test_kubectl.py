@@ -7,13 +7,11 @@ a real cluster is a fidelity bug of the fake API server."""
 import os
 import shutil
 import subprocess
-import sys
 import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import fakekube  # noqa: E402
+import fakekube
 
 DEBIAN_KUBECTL = ("/usr/local/lib/kubernetes-client/kubectl", "/usr/bin/kubectl")
 

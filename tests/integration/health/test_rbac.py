@@ -14,16 +14,14 @@ and nothing more:
 import glob
 import os
 import re
-import sys
 
 import pytest
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import health_harness as hh  # noqa: E402
-import fakekube  # noqa: E402
-import fedtest  # noqa: E402
-from health_harness import entry  # noqa: E402
+import health_harness as hh
+import fakekube
+import fedtest
+from health_harness import entry
 
 MANIFEST = os.path.join(fedtest.SOURCE_DIR, "conf", "rbac", "fedgslb-health.yaml")
 SVC = "default/web"

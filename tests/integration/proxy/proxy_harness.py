@@ -11,14 +11,12 @@ import hashlib
 import json
 import os
 import socket
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import fedtest  # noqa: E402
-from fedtest import SLOW, TOKEN, Control, Daemon, free_port, http  # noqa: E402,F401
+import fedtest
+from fedtest import SLOW, TOKEN, Control, Daemon, free_port, http  # noqa: F401
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 

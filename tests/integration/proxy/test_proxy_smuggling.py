@@ -11,10 +11,8 @@ the proxy did not accept: no /admin or /smuggled path, no more requests than
 the proxy answered with 2xx, and every victim gets its own response.
 """
 
-import os
 import re
 import socket
-import sys
 import threading
 
 import pytest
@@ -22,9 +20,7 @@ import pytest
 import proxy_harness as ph
 from fedtest import finish, http
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "tools"))
-from lenient_backend import LenientBackend  # noqa: E402
+from lenient_backend import LenientBackend
 
 SLOW = ph.SLOW
 ALLOWED = {"/attack", "/victim", "/victim-same", "/abs", "/p1", "/p2"}
