@@ -18,6 +18,7 @@
 #include "common/cm_hash.h"
 #include "common/cm_log.h"
 #include "common/cm_str.h"
+#include "common/cm_time.h"
 #include "health/hc_http.h"
 #include "health/hc_kubeconfig.h"
 
@@ -539,8 +540,7 @@ fail:
 
 int hc_cluster_start(struct hc_cluster *c)
 {
-    struct timeval tv = {.tv_sec = c->p.readyz_interval_ms / 1000,
-                         .tv_usec = (c->p.readyz_interval_ms % 1000) * 1000};
+    struct timeval tv = cm_ms_to_timeval(c->p.readyz_interval_ms);
 
     cm_log_info("member=%s: watching %s (context %s)%s", c->name, c->t->server, c->t->context,
                 c->want_nodes ? " with nodes" : "");

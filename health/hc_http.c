@@ -24,6 +24,7 @@
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_str.h"
+#include "common/cm_time.h"
 #include "health/hc_exec.h"
 #include "health/hc_kubeconfig.h"
 
@@ -126,8 +127,7 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *arg)
         evtimer_del(h->timer);
         return 0;
     }
-    tv.tv_sec = timeout_ms / 1000;
-    tv.tv_usec = (timeout_ms % 1000) * 1000;
+    tv = cm_ms_to_timeval((uint64_t)timeout_ms);
     /* 0 means "call socket_action now": the loop runs it on its next turn. */
     return evtimer_add(h->timer, &tv) == 0 ? 0 : -1;
 }

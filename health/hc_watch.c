@@ -20,6 +20,7 @@
 #include "common/cm_log.h"
 #include "common/cm_rand.h"
 #include "common/cm_str.h"
+#include "common/cm_time.h"
 #include "health/hc_http.h"
 #include "health/hc_kubeconfig.h"
 
@@ -143,8 +144,7 @@ static void backoff(struct hc_watch *w, const char *what, long status, const cha
                 status == 401 || status == 403 ? " (credentials rejected)" : "", delay);
     set_status(w, false, status);
     w->state = WS_BACKOFF;
-    tv.tv_sec = delay / 1000;
-    tv.tv_usec = (delay % 1000) * 1000;
+    tv = cm_ms_to_timeval(delay);
     evtimer_add(w->timer, &tv);
 }
 

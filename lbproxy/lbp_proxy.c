@@ -759,7 +759,7 @@ void lbp_proxy_drain(struct lbp_proxy *px)
 {
     struct lbp_conn *c, *next;
     uint32_t ms = px->conf->proxy.timeouts_ms.drain_ms;
-    struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)((ms % 1000u) * 1000u)};
+    struct timeval tv = cm_ms_to_timeval(ms);
 
     px->conns.draining = true;
     for (size_t i = 0; i < px->listener_count; i++)
