@@ -78,9 +78,7 @@ int cm_conf_fail_at(struct cm_conf_parse *p, const char *key, const char *fmt, .
 
 int cm_conf_oom(struct cm_conf_parse *p)
 {
-    if (p->err != NULL && p->errlen > 0)
-        snprintf(p->err, p->errlen, "%s: out of memory", p->name);
-    return CM_ENOMEM;
+    return cm_err_oom(p->err, p->errlen, p->name);
 }
 
 /* Appends @s to the path, replacing bytes a terminal would misread. */

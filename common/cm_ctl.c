@@ -681,7 +681,7 @@ int cm_ctl_reload(struct cm_ctl *ctl, const struct cm_conf_control *conf, char *
     rc = tokens_from_conf(conf, &tokens, &count);
     if (rc != CM_OK) {
         SSL_CTX_free(ssl);
-        cm_errf(err, errlen, "control: out of memory");
+        cm_err_oom(err, errlen, "control");
         return rc;
     }
     tokens_free(ctl->tokens, ctl->token_count);
@@ -749,10 +749,8 @@ int cm_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
 
     *out = NULL;
     ctl = calloc(1, sizeof(*ctl));
-    if (ctl == NULL) {
-        cm_errf(err, errlen, "control: out of memory");
-        return CM_ENOMEM;
-    }
+    if (ctl == NULL)
+        return cm_err_oom(err, errlen, "control");
     ctl->base = base;
     ctl->fd = -1;
     TAILQ_INIT(&ctl->conns);
@@ -774,7 +772,7 @@ int cm_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
         rc = route_add(ctl, CM_HTTP_DELETE, "/v1/state/vantages/", false, CM_CTL_OPERATOR,
                        builtin_state_forget, ctl);
     if (rc == CM_ENOMEM)
-        cm_errf(err, errlen, "control: out of memory");
+        cm_err_oom(err, errlen, "control");
     if (rc == CM_OK)
         rc = ctl_listen_start(ctl, &conf->listen, err, errlen);
     if (rc != CM_OK)

@@ -52,3 +52,12 @@ void cm_errf(char *err, size_t errlen, const char *fmt, ...)
     cm_verrf(err, errlen, fmt, ap);
     va_end(ap);
 }
+
+int cm_err_oom(char *err, size_t errlen, const char *what)
+{
+    if (what != NULL)
+        cm_errf(err, errlen, "%s: out of memory", what);
+    else
+        cm_errf(err, errlen, "out of memory");
+    return CM_ENOMEM;
+}

@@ -47,6 +47,11 @@ const char *cm_strerror(int code);
  * setup and config code. Does nothing when @err is NULL or @errlen is 0.
  */
 void cm_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/**
+ * Writes "@what: out of memory" into @err ("out of memory" when @what is
+ * NULL), as cm_errf() does, and returns CM_ENOMEM.
+ */
+int cm_err_oom(char *err, size_t errlen, const char *what);
 /** The same with a va_list, for wrappers that also return a code. */
 void cm_verrf(char *err, size_t errlen, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));

@@ -103,10 +103,8 @@ int cm_secret_read(const char *path, char **out, char *err, size_t errlen)
         rc = check_text(buf, len, path, err, errlen);
     if (rc == CM_OK) {
         *out = strndup(buf, len);
-        if (*out == NULL) {
-            snprintf(err, errlen, "out of memory");
-            rc = CM_ENOMEM;
-        }
+        if (*out == NULL)
+            rc = cm_err_oom(err, errlen, NULL);
     }
     explicit_bzero(buf, sizeof(buf));
     return rc;

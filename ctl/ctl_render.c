@@ -225,7 +225,7 @@ json_t *ctl_status_model(json_t *state, json_t *answers, const char *dnsd_url, c
                       vantages, "regions", regions, "services", list);
 out:
     if (model == NULL)
-        cm_errf(err, errlen, "out of memory");
+        cm_err_oom(err, errlen, NULL);
     json_decref(regions);
     json_decref(vantages);
     json_decref(list);

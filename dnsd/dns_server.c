@@ -1000,8 +1000,7 @@ static int rrl_exempt_new(struct dns_server *srv, const struct cm_conf_dnsd_rrl 
 {
     srv->rrl_exempt = cm_lpm_new();
     if (srv->rrl_exempt == NULL) {
-        snprintf(err, errlen, "dnsd.rrl.exempt: out of memory");
-        return CM_ENOMEM;
+        return cm_err_oom(err, errlen, "dnsd.rrl.exempt");
     }
     for (size_t i = 0; i < rc->exempt_count; i++) {
         const struct cm_conf_client_net *n = &rc->exempt_nets[i];

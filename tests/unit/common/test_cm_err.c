@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* test_cm_err.c -- cm_errf(): the message out-parameter of setup code. */
+/* test_cm_err.c -- cm_errf() and cm_err_oom(): the message out-parameter of setup code. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -71,12 +71,34 @@ static void test_verrf_in_a_wrapper(void **state)
     assert_int_equal(wrapper(NULL, 0, "items[%zu]", (size_t)2), CM_EPARSE);
 }
 
+static void test_oom(void **state)
+{
+    static const struct {
+        const char *what;
+        const char *want;
+    } cases[] = {
+        {NULL, "out of memory"},
+        {"control", "control: out of memory"},
+        {"/etc/fedgslb/tls.pem", "/etc/fedgslb/tls.pem: out of memory"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[64] = "";
+
+        assert_int_equal(cm_err_oom(err, sizeof(err), cases[i].what), CM_ENOMEM);
+        assert_string_equal(err, cases[i].want);
+    }
+    assert_int_equal(cm_err_oom(NULL, 0, "control"), CM_ENOMEM);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errf_fits_and_cuts),
         cmocka_unit_test(test_errf_no_buffer),
         cmocka_unit_test(test_verrf_in_a_wrapper),
+        cmocka_unit_test(test_oom),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
