@@ -649,13 +649,6 @@ static int proxy_member(struct cm_conf_parse *p, void *base, void *field)
     return CM_OK;
 }
 
-static uint16_t addr_port(const struct cm_addr *a)
-{
-    if (a->ss.ss_family == AF_INET)
-        return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
-    return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
-}
-
 /* proxy.listen[].backends[]: a numeric "ip:port" with a port. */
 static int proxy_backend(struct cm_conf_parse *p, void *base, void *field)
 {
@@ -664,7 +657,7 @@ static int proxy_backend(struct cm_conf_parse *p, void *base, void *field)
     struct cm_addr a;
 
     (void)base;
-    if (cm_addr_parse(s, 0, &a) != CM_OK || addr_port(&a) == 0)
+    if (cm_addr_parse(s, 0, &a) != CM_OK || cm_addr_port((const struct sockaddr *)&a.ss) == 0)
         return cm_conf_fail(p, "not a numeric \"ip:port\" backend address: %s",
                             cm_conf_quote(s, q, sizeof(q)));
     return CM_OK;

@@ -34,6 +34,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_net.h"
 #include "health/hc_http.h"
 #include "health/hc_probe.h"
 
@@ -150,9 +151,7 @@ static uint16_t bound_port(struct evhttp_bound_socket *bs)
     socklen_t len = sizeof(ss);
 
     assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &len), 0);
-    if (ss.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return (uint16_t)cm_addr_port((struct sockaddr *)&ss);
 }
 
 static void srv_start(struct srv *s, struct event_base *base)
