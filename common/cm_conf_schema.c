@@ -40,7 +40,7 @@ static int key_label(struct cm_conf_parse *p, void *base, void *field)
     char q[CM_CONF_QUOTE_MAX];
 
     (void)base;
-    if (cm_conf_is_label(s, strlen(s)))
+    if (cm_str_is_dns_label(s, strlen(s)))
         return CM_OK;
     return cm_conf_fail(p, "not a DNS label %s (lowercase letters, digits and hyphens, at most 63)",
                         cm_conf_quote(s, q, sizeof(q)));
@@ -54,8 +54,8 @@ static int key_service(struct cm_conf_parse *p, void *base, void *field)
     const char *slash = strchr(key, '/');
     char q[CM_CONF_QUOTE_MAX];
 
-    if (slash == NULL || !cm_conf_is_label(key, (size_t)(slash - key)) ||
-        !cm_conf_is_label(slash + 1, strlen(slash + 1)))
+    if (slash == NULL || !cm_str_is_dns_label(key, (size_t)(slash - key)) ||
+        !cm_str_is_dns_label(slash + 1, strlen(slash + 1)))
         return cm_conf_fail(p, "not a service key %s (\"namespace/name\", both DNS labels)",
                             cm_conf_quote(key, q, sizeof(q)));
     svc->ns = strndup(key, (size_t)(slash - key));

@@ -21,6 +21,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_str.h"
 
 #define PATH_MAX_LEN  CM_STATE_ERR_MAX
 #define QUOTE_MAX_LEN 64 /* bytes of an offending value quoted in an error */
@@ -271,23 +272,12 @@ static bool parse_rfc3339_utc(const char *s, int64_t *out)
 
 /* ---- names ---- */
 
-/* DNS-1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 bytes. */
-static bool is_label(const char *s, size_t n)
-{
-    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-            return false;
-    return true;
-}
-
 static bool is_service_key(const char *key)
 {
     const char *slash = strchr(key, '/');
 
-    return slash != NULL && is_label(key, (size_t)(slash - key)) &&
-           is_label(slash + 1, strlen(slash + 1));
+    return slash != NULL && cm_str_is_dns_label(key, (size_t)(slash - key)) &&
+           cm_str_is_dns_label(slash + 1, strlen(slash + 1));
 }
 
 /* ---- the document ---- */
