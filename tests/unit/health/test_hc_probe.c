@@ -35,6 +35,7 @@
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_net.h"
+#include "common/cm_time.h"
 #include "health/hc_http.h"
 #include "health/hc_probe.h"
 
@@ -130,7 +131,7 @@ static void srv_handle(struct evhttp_request *req, void *arg)
         delay = s->slow_delay_ms;
     if (delay > 0) {
         struct delayed *d = calloc(1, sizeof(*d));
-        struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
+        struct timeval tv = cm_ms_to_timeval((uint64_t)delay);
 
         assert_non_null(d);
         d->srv = s;
