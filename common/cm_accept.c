@@ -136,8 +136,7 @@ static void pause_listener(struct cm_accept_guard *g, int errnum)
     struct timeval tv;
 
     log_failure(g, errnum, now);
-    tv.tv_sec = g->backoff_ms / 1000u;
-    tv.tv_usec = (suseconds_t)(g->backoff_ms % 1000u) * 1000;
+    tv = cm_ms_to_timeval(g->backoff_ms);
     if (!g->paused) {
         g->paused = true;
         g->pause(g->arg);

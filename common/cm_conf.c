@@ -78,9 +78,7 @@ int cm_conf_fail_at(struct cm_conf_parse *p, const char *key, const char *fmt, .
 
 int cm_conf_oom(struct cm_conf_parse *p)
 {
-    if (p->err != NULL && p->errlen > 0)
-        snprintf(p->err, p->errlen, "%s: out of memory", p->name);
-    return CM_ENOMEM;
+    return cm_err_oom(p->err, p->errlen, p->name);
 }
 
 /* Appends @s to the path, replacing bytes a terminal would misread. */
@@ -157,18 +155,6 @@ const char *cm_conf_quote(const char *s, char *buf, size_t cap)
 
 /* ---- names ------------------------------------------------------------ */
 
-bool cm_conf_is_label(const char *s, size_t len)
-{
-    if (len == 0 || len > 63 || s[0] == '-' || s[len - 1] == '-')
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 bool cm_conf_domain_normalize(char *s)
 {
     size_t len = strlen(s), start = 0;
@@ -183,7 +169,7 @@ bool cm_conf_domain_normalize(char *s)
         return false;
     for (size_t i = 0; i <= len; i++) {
         if (i == len || s[i] == '.') {
-            if (!cm_conf_is_label(s + start, i - start))
+            if (!cm_str_is_dns_label(s + start, i - start))
                 return false;
             start = i + 1;
         }
@@ -214,7 +200,7 @@ static int check_string_form(struct cm_conf_parse *p, enum cm_conf_type type, ch
 
     switch (type) {
     case CM_CONF_LABEL:
-        if (!cm_conf_is_label(copy, strlen(copy)))
+        if (!cm_str_is_dns_label(copy, strlen(copy)))
             return cm_conf_fail(p,
                                 "not a DNS label %s (lowercase letters, digits and hyphens, "
                                 "at most 63)",

@@ -40,7 +40,7 @@ static int key_label(struct cm_conf_parse *p, void *base, void *field)
     char q[CM_CONF_QUOTE_MAX];
 
     (void)base;
-    if (cm_conf_is_label(s, strlen(s)))
+    if (cm_str_is_dns_label(s, strlen(s)))
         return CM_OK;
     return cm_conf_fail(p, "not a DNS label %s (lowercase letters, digits and hyphens, at most 63)",
                         cm_conf_quote(s, q, sizeof(q)));
@@ -54,8 +54,8 @@ static int key_service(struct cm_conf_parse *p, void *base, void *field)
     const char *slash = strchr(key, '/');
     char q[CM_CONF_QUOTE_MAX];
 
-    if (slash == NULL || !cm_conf_is_label(key, (size_t)(slash - key)) ||
-        !cm_conf_is_label(slash + 1, strlen(slash + 1)))
+    if (slash == NULL || !cm_str_is_dns_label(key, (size_t)(slash - key)) ||
+        !cm_str_is_dns_label(slash + 1, strlen(slash + 1)))
         return cm_conf_fail(p, "not a service key %s (\"namespace/name\", both DNS labels)",
                             cm_conf_quote(key, q, sizeof(q)));
     svc->ns = strndup(key, (size_t)(slash - key));
@@ -649,13 +649,6 @@ static int proxy_member(struct cm_conf_parse *p, void *base, void *field)
     return CM_OK;
 }
 
-static uint16_t addr_port(const struct cm_addr *a)
-{
-    if (a->ss.ss_family == AF_INET)
-        return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
-    return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
-}
-
 /* proxy.listen[].backends[]: a numeric "ip:port" with a port. */
 static int proxy_backend(struct cm_conf_parse *p, void *base, void *field)
 {
@@ -664,7 +657,7 @@ static int proxy_backend(struct cm_conf_parse *p, void *base, void *field)
     struct cm_addr a;
 
     (void)base;
-    if (cm_addr_parse(s, 0, &a) != CM_OK || addr_port(&a) == 0)
+    if (cm_addr_parse(s, 0, &a) != CM_OK || cm_addr_port((const struct sockaddr *)&a.ss) == 0)
         return cm_conf_fail(p, "not a numeric \"ip:port\" backend address: %s",
                             cm_conf_quote(s, q, sizeof(q)));
     return CM_OK;

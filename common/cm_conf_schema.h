@@ -137,10 +137,9 @@ const char *cm_conf_quote(const char *s, char *buf, size_t cap);
 /** Reads a JSON integer in [min, max] into *out, or fails at the current path. */
 int cm_conf_get_uint(struct cm_conf_parse *p, json_t *v, uint32_t min, uint32_t max, uint32_t *out);
 
-/** One DNS label: 1..63 of [a-z0-9-], no hyphen at either end. */
-bool cm_conf_is_label(const char *s, size_t len);
 /** Lowercases @s in place and drops one trailing dot; false unless the result
- *  is a domain name (labels as above, case aside; at most 253 characters). */
+ *  is a domain name (labels as cm_str_is_dns_label(), case aside; at most 253
+ *  characters). */
 bool cm_conf_domain_normalize(char *s);
 
 #endif /* COMMON_CM_CONF_SCHEMA_H */

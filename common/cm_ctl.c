@@ -41,20 +41,6 @@
 #define CTL_CT_PROM      "text/plain; version=0.0.4; charset=utf-8"
 #define CTL_AUTH_MISSING "missing or invalid bearer token"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- Prometheus text helpers ------------------------------------------- */
 
 /* HELP text escapes backslash and newline; label values also the quote. */
@@ -634,7 +620,7 @@ static int tls_fail(char *err, size_t errlen, const char *what, const char *path
     if (e != 0)
         ERR_error_string_n(e, reason, sizeof(reason));
     ERR_clear_error();
-    set_err(err, errlen, "control.tls.%s %s: %s", what, path, reason);
+    cm_errf(err, errlen, "control.tls.%s %s: %s", what, path, reason);
     return CM_ECONFIG;
 }
 
@@ -689,13 +675,13 @@ int cm_ctl_reload(struct cm_ctl *ctl, const struct cm_conf_control *conf, char *
         return rc;
     if (ctl->fd >= 0 && (ssl == NULL) != (ctl->ssl == NULL)) {
         SSL_CTX_free(ssl);
-        set_err(err, errlen, "control.tls: turning TLS on or off needs a restart");
+        cm_errf(err, errlen, "control.tls: turning TLS on or off needs a restart");
         return CM_ECONFIG;
     }
     rc = tokens_from_conf(conf, &tokens, &count);
     if (rc != CM_OK) {
         SSL_CTX_free(ssl);
-        set_err(err, errlen, "control: out of memory");
+        cm_err_oom(err, errlen, "control");
         return rc;
     }
     tokens_free(ctl->tokens, ctl->token_count);
@@ -763,10 +749,8 @@ int cm_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
 
     *out = NULL;
     ctl = calloc(1, sizeof(*ctl));
-    if (ctl == NULL) {
-        set_err(err, errlen, "control: out of memory");
-        return CM_ENOMEM;
-    }
+    if (ctl == NULL)
+        return cm_err_oom(err, errlen, "control");
     ctl->base = base;
     ctl->fd = -1;
     TAILQ_INIT(&ctl->conns);
@@ -788,7 +772,7 @@ int cm_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
         rc = route_add(ctl, CM_HTTP_DELETE, "/v1/state/vantages/", false, CM_CTL_OPERATOR,
                        builtin_state_forget, ctl);
     if (rc == CM_ENOMEM)
-        set_err(err, errlen, "control: out of memory");
+        cm_err_oom(err, errlen, "control");
     if (rc == CM_OK)
         rc = ctl_listen_start(ctl, &conf->listen, err, errlen);
     if (rc != CM_OK)

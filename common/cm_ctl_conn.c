@@ -37,6 +37,7 @@
 #include <event2/http.h>
 
 #include "common/cm_err.h"
+#include "common/cm_time.h"
 
 #define CTL_BACKLOG       128
 #define CTL_ACCEPT_BUDGET 16         /* accepts per wakeup */
@@ -109,7 +110,7 @@ static void conn_free(struct ctl_conn *c)
 
 static void arm_deadline(struct ctl_conn *c, uint64_t ms)
 {
-    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    struct timeval tv = cm_ms_to_timeval(ms);
 
     evtimer_add(c->deadline, &tv);
 }

@@ -10,6 +10,8 @@
 #define COMMON_CM_ERR_H
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
 
 enum cm_err {
     CM_OK = 0,
@@ -38,5 +40,20 @@ int cm_err_from_errno(int errnum);
 
 /** Human-readable text for a CM_* code; never NULL, static storage. */
 const char *cm_strerror(int code);
+
+/**
+ * Formats a human-readable message into @err (@errlen bytes, cut to fit and
+ * always NUL-terminated): the "char *err, size_t errlen" out-parameter of
+ * setup and config code. Does nothing when @err is NULL or @errlen is 0.
+ */
+void cm_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/**
+ * Writes "@what: out of memory" into @err ("out of memory" when @what is
+ * NULL), as cm_errf() does, and returns CM_ENOMEM.
+ */
+int cm_err_oom(char *err, size_t errlen, const char *what);
+/** The same with a va_list, for wrappers that also return a code. */
+void cm_verrf(char *err, size_t errlen, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #endif /* COMMON_CM_ERR_H */

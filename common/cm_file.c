@@ -183,6 +183,23 @@ int cm_file_write_text_atomic(const char *path, const char *text, mode_t mode, c
 
 /* ---- loading ---- */
 
+int cm_file_read_capped(int fd, void *buf, size_t cap, size_t *len)
+{
+    *len = 0;
+    while (*len < cap) {
+        ssize_t n = read(fd, (char *)buf + *len, cap - *len);
+
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1)
+            return cm_err_from_errno(errno);
+        if (n == 0)
+            break;
+        *len += (size_t)n;
+    }
+    return CM_OK;
+}
+
 /* Reads all of @fd (a regular file of at most @max bytes) into a new
  * NUL-terminated buffer. */
 static int read_fd(int fd, size_t max, char **out, size_t *out_len, char *why, size_t cap)

@@ -80,6 +80,16 @@ int cm_file_load(const char *path, size_t max, cm_file_parse_fn *parse, void *ar
                  struct cm_file_load_info *info, char *err, size_t errlen);
 
 /**
+ * Reads from @fd into @buf until end of file or until @cap bytes are in it,
+ * whichever comes first (a read interrupted by a signal is retried). *@len is
+ * the number of bytes read, on failure too (so that a caller can wipe them).
+ * Returns CM_OK, or the CM_* code of the failed read(). A file of exactly
+ * @cap bytes and a longer one both fill @buf: a caller that must refuse the
+ * longer one passes one byte more than it accepts. No NUL is added.
+ */
+int cm_file_read_capped(int fd, void *buf, size_t cap, size_t *len);
+
+/**
  * Checks that the directory of @path exists, is a directory and is writable
  * (for --check-config). CM_OK, or a CM_* code with "dir: reason; fix" in @err.
  */

@@ -129,18 +129,15 @@ bool cm_addr_is_loopback(const struct sockaddr *sa)
 void cm_addr_format(const struct sockaddr *sa, char *buf, size_t cap)
 {
     char ip[INET6_ADDRSTRLEN];
-    unsigned port;
+    int port = cm_addr_port(sa);
 
     cm_ip_format(sa, ip, sizeof(ip));
-    if (sa->sa_family == AF_INET6) {
-        port = ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
-        snprintf(buf, cap, "[%s]:%u", ip, port);
-    } else {
-        port = sa->sa_family == AF_INET
-                   ? ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port)
-                   : 0;
-        snprintf(buf, cap, "%s:%u", ip, port);
-    }
+    if (port < 0)
+        port = 0; /* neither AF_INET nor AF_INET6: "?:0" */
+    if (sa->sa_family == AF_INET6)
+        snprintf(buf, cap, "[%s]:%d", ip, port);
+    else
+        snprintf(buf, cap, "%s:%d", ip, port);
 }
 
 int cm_net_listen(const struct cm_addr *addr, int socktype, bool reuseport, int backlog)

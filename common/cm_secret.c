@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/cm_err.h"
+#include "common/cm_file.h"
 
 /* Checks what the descriptor is before anything is read from it. */
 static int check_file(int fd, const char *path, char *err, size_t errlen)
@@ -42,23 +43,11 @@ static int check_file(int fd, const char *path, char *err, size_t errlen)
 static int read_all(int fd, const char *path, char *buf, size_t cap, size_t *len, char *err,
                     size_t errlen)
 {
-    *len = 0;
-    while (*len < cap) {
-        ssize_t n = read(fd, buf + *len, cap - *len);
+    int rc = cm_file_read_capped(fd, buf, cap, len);
 
-        if (n == -1 && errno == EINTR)
-            continue;
-        if (n == -1) {
-            int rc = cm_err_from_errno(errno);
-
-            snprintf(err, errlen, "cannot read \"%s\": %s", path, cm_strerror(rc));
-            return rc;
-        }
-        if (n == 0)
-            break;
-        *len += (size_t)n;
-    }
-    return CM_OK;
+    if (rc != CM_OK)
+        snprintf(err, errlen, "cannot read \"%s\": %s", path, cm_strerror(rc));
+    return rc;
 }
 
 static int check_text(const char *buf, size_t len, const char *path, char *err, size_t errlen)
@@ -103,10 +92,8 @@ int cm_secret_read(const char *path, char **out, char *err, size_t errlen)
         rc = check_text(buf, len, path, err, errlen);
     if (rc == CM_OK) {
         *out = strndup(buf, len);
-        if (*out == NULL) {
-            snprintf(err, errlen, "out of memory");
-            rc = CM_ENOMEM;
-        }
+        if (*out == NULL)
+            rc = cm_err_oom(err, errlen, NULL);
     }
     explicit_bzero(buf, sizeof(buf));
     return rc;

@@ -21,6 +21,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_str.h"
 
 #define PATH_MAX_LEN  CM_STATE_ERR_MAX
 #define QUOTE_MAX_LEN 64 /* bytes of an offending value quoted in an error */
@@ -63,25 +64,13 @@ static void quote(char *buf, size_t cap, const char *s)
     buf[n] = '\0';
 }
 
-/* Paths longer than the buffer are cut short; they are only for messages. */
-static void path_fmt(char *buf, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void path_fmt(char *buf, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(buf, cap, fmt, ap);
-    va_end(ap);
-}
-
+/* JSON paths, for messages: cm_errf() cuts one longer than the buffer short. */
 static void path_join(char *buf, size_t cap, const char *parent, const char *key)
 {
     if (parent[0] == '\0')
-        path_fmt(buf, cap, "%s", key);
+        cm_errf(buf, cap, "%s", key);
     else
-        path_fmt(buf, cap, "%s.%s", parent, key);
+        cm_errf(buf, cap, "%s.%s", parent, key);
 }
 
 static char *dup_str(const char *s)
@@ -271,23 +260,12 @@ static bool parse_rfc3339_utc(const char *s, int64_t *out)
 
 /* ---- names ---- */
 
-/* DNS-1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 bytes. */
-static bool is_label(const char *s, size_t n)
-{
-    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-            return false;
-    return true;
-}
-
 static bool is_service_key(const char *key)
 {
     const char *slash = strchr(key, '/');
 
-    return slash != NULL && is_label(key, (size_t)(slash - key)) &&
-           is_label(slash + 1, strlen(slash + 1));
+    return slash != NULL && cm_str_is_dns_label(key, (size_t)(slash - key)) &&
+           cm_str_is_dns_label(slash + 1, strlen(slash + 1));
 }
 
 /* ---- the document ---- */
@@ -344,7 +322,7 @@ static int parse_addresses(struct pctx *c, json_t *obj, const char *path,
         return CM_ENOMEM;
     json_array_foreach(arr, i, v)
     {
-        path_fmt(p, sizeof(p), "%s.addresses[%zu]", path, i);
+        cm_errf(p, sizeof(p), "%s.addresses[%zu]", path, i);
         if (!json_is_string(v))
             return fail(c, p, "must be a string");
         if (cm_ip_parse(json_string_value(v), &ep->addresses[i]) != CM_OK) {
@@ -373,7 +351,7 @@ static int parse_backends(struct pctx *c, json_t *obj, const char *path,
         return CM_ENOMEM;
     json_array_foreach(arr, i, v)
     {
-        path_fmt(p, sizeof(p), "%s.backends[%zu]", path, i);
+        cm_errf(p, sizeof(p), "%s.backends[%zu]", path, i);
         if (!json_is_string(v))
             return fail(c, p, "must be a string");
         if (cm_addr_parse(json_string_value(v), 0, &a) != CM_OK) {
@@ -589,7 +567,7 @@ static int check_endpoint_addresses(struct pctx *c, const char *key,
 
         kind = cm_ip_refused(sa, o->allow, o->allow_count);
         if (kind != CM_IP_ORDINARY) {
-            path_fmt(p, sizeof(p), "services.%s.members.%s.addresses[%zu]", key, m, i);
+            cm_errf(p, sizeof(p), "services.%s.members.%s.addresses[%zu]", key, m, i);
             cm_ip_format(sa, ip, sizeof(ip));
             return refuse(c, p, ip, kind);
         }
@@ -599,7 +577,7 @@ static int check_endpoint_addresses(struct pctx *c, const char *key,
             continue; /* the parser already refused malformed ones */
         kind = cm_ip_refused((const struct sockaddr *)&a.ss, o->allow, o->allow_count);
         if (kind != CM_IP_ORDINARY) {
-            path_fmt(p, sizeof(p), "services.%s.members.%s.backends[%zu]", key, m, i);
+            cm_errf(p, sizeof(p), "services.%s.members.%s.backends[%zu]", key, m, i);
             return refuse(c, p, ep->backends[i], kind);
         }
     }
@@ -762,7 +740,7 @@ int cm_state_check_conf(const struct cm_state *st, const struct cm_conf *conf, c
         const struct cm_state_service *svc = &st->services[i];
         for (size_t j = 0; j < svc->member_count; j++) {
             if (cm_conf_member_index(conf, svc->members[j].member) < 0) {
-                path_fmt(p, sizeof(p), "services.%s.members.%s", svc->key, svc->members[j].member);
+                cm_errf(p, sizeof(p), "services.%s.members.%s", svc->key, svc->members[j].member);
                 return fail(&c, p, "unknown member");
             }
         }

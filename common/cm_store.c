@@ -12,7 +12,6 @@
 
 #include <assert.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,20 +42,6 @@ struct cm_store_cand {
     const struct cm_state *new_doc; /* cm_store_put: the pushed document */
     bool quiet;
 };
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 uint64_t cm_store_expiry_ms(const struct cm_conf *conf)
 {
@@ -300,9 +285,10 @@ int cm_store_put(struct cm_store *s, const char *text, size_t len, const char *w
             goto out;
         }
         if (doc->generation <= old->generation) {
-            errf(err, errlen, "stale generation %" PRIu64 " <= %" PRIu64 " from vantage %s%s",
-                 doc->generation, old->generation, doc->vantage,
-                 doc->generation == old->generation ? " (same generation, different content)" : "");
+            cm_errf(err, errlen, "stale generation %" PRIu64 " <= %" PRIu64 " from vantage %s%s",
+                    doc->generation, old->generation, doc->vantage,
+                    doc->generation == old->generation ? " (same generation, different content)"
+                                                       : "");
             rc = CM_EEXIST;
             goto out;
         }
@@ -322,7 +308,7 @@ int cm_store_forget(const struct cm_store *s, const char *vantage, struct cm_sto
 
     *out = NULL;
     if (idx < 0) {
-        errf(err, errlen, "no document of vantage \"%s\" is held", vantage);
+        cm_errf(err, errlen, "no document of vantage \"%s\" is held", vantage);
         return CM_ENOENT;
     }
     c = cand_new(s, s->set.count);
@@ -441,7 +427,7 @@ int cm_store_save(const struct cm_store *s, const char *path, json_t *extra, cha
     int rc;
 
     if (text == NULL) {
-        errf(err, errlen, "%s: %s", path, cm_strerror(CM_ENOMEM));
+        cm_errf(err, errlen, "%s: %s", path, cm_strerror(CM_ENOMEM));
         return CM_ENOMEM;
     }
     rc = cm_file_write_text_atomic(path, text, 0600, err, errlen);
@@ -498,23 +484,23 @@ static int check_shape(json_t *root, char *err, size_t errlen)
     json_t *vantage = json_object_get(root, "vantage");
 
     if (!json_is_object(root)) {
-        errf(err, errlen, "not a state file: the top level is not an object");
+        cm_errf(err, errlen, "not a state file: the top level is not an object");
         return CM_ESTATE;
     }
     if (json_object_get(root, "documents") == NULL && json_is_string(vantage)) {
-        errf(err, errlen,
-             "a bare state document (vantage %s), not a state file; a state file is "
-             "{\"version\":%d,\"documents\":[...]}",
-             json_string_value(vantage), CM_STORE_FILE_VERSION);
+        cm_errf(err, errlen,
+                "a bare state document (vantage %s), not a state file; a state file is "
+                "{\"version\":%d,\"documents\":[...]}",
+                json_string_value(vantage), CM_STORE_FILE_VERSION);
         return CM_ESTATE;
     }
     if (!json_is_integer(version) || json_integer_value(version) != CM_STORE_FILE_VERSION) {
-        errf(err, errlen, "not a version %d state file (\"version\" is missing or different)",
-             CM_STORE_FILE_VERSION);
+        cm_errf(err, errlen, "not a version %d state file (\"version\" is missing or different)",
+                CM_STORE_FILE_VERSION);
         return CM_ESTATE;
     }
     if (!json_is_array(json_object_get(root, "documents"))) {
-        errf(err, errlen, "not a state file: \"documents\" is missing or not an array");
+        cm_errf(err, errlen, "not a state file: \"documents\" is missing or not an array");
         return CM_ESTATE;
     }
     return CM_OK;
@@ -534,8 +520,8 @@ int cm_store_file_parse(const char *path, const char *text, size_t len, const st
         *root = NULL;
     doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (doc == NULL) {
-        errf(err, errlen, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-             jerr.text);
+        cm_errf(err, errlen, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+                jerr.text);
         return CM_EPARSE;
     }
     rc = check_shape(doc, err, errlen);
@@ -546,7 +532,7 @@ int cm_store_file_parse(const char *path, const char *text, size_t len, const st
     if (rc == CM_OK)
         rc = load_documents(path, json_object_get(doc, "documents"), conf, now_ms, c);
     if (rc != CM_OK) {
-        errf(err, errlen, "%s", cm_strerror(rc));
+        cm_errf(err, errlen, "%s", cm_strerror(rc));
         goto out;
     }
     *out = c;
@@ -592,7 +578,7 @@ int cm_store_load(const char *path, const struct cm_conf *conf, uint64_t now_ms,
         out->fell_back = true;
         cm_strlcpy(out->reason, info.reason, sizeof(out->reason));
         if (check) {
-            errf(err, errlen, "%s", info.reason);
+            cm_errf(err, errlen, "%s", info.reason);
             rc = CM_ESTATE;
         }
     }

@@ -131,6 +131,18 @@ int cm_hex_digit(int c)
     return -1;
 }
 
+bool cm_str_is_dns_label(const char *s, size_t len)
+{
+    if (len == 0 || len > 63 || s[0] == '-' || s[len - 1] == '-')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return false;
+    }
+    return true;
+}
+
 size_t cm_strlcpy(char *dst, const char *src, size_t cap)
 {
     size_t n = strlen(src);

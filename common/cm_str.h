@@ -53,6 +53,13 @@ bool cm_parse_u64(const char *s, uint64_t max, uint64_t *out);
 /** The same for the @len bytes at @s, which need not be NUL-terminated. */
 bool cm_parse_u64_n(const char *s, size_t len, uint64_t max, uint64_t *out);
 
+/**
+ * True if the @len bytes at @s are one DNS label as Kubernetes and our
+ * configuration write them (RFC 1123): 1..63 of [a-z0-9-], no hyphen at
+ * either end. Uppercase is refused (normalize first where it is allowed).
+ */
+bool cm_str_is_dns_label(const char *s, size_t len);
+
 /** True if @s starts with @prefix; *rest (optional) points past it. */
 bool cm_str_skip_prefix(const char *s, const char *prefix, const char **rest);
 /** True if @s ends with @suffix. */

@@ -103,7 +103,7 @@ static int usage_err(char *err, size_t errlen, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    cm_verrf(err, errlen, fmt, ap);
     va_end(ap);
     return CM_EINVAL;
 }

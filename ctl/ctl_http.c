@@ -145,7 +145,7 @@ int ctl_http_request(const struct ctl_endpoint *ep, const char *method, const ch
     rc = CM_OK;
 out:
     if (rc == CM_ENOMEM)
-        snprintf(err, errlen, "out of memory");
+        cm_err_oom(err, errlen, NULL);
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
     /* The header text held the token: wipe it before it goes back to the heap. */

@@ -2,7 +2,6 @@
 /* ctl_render.c -- fedgslbctl's status model and its text, and explain's text. */
 #include "ctl/ctl_render.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,18 +13,6 @@
 #include "ctl/ctl_table.h"
 
 #define CELL_MAX 512
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- small JSON readers (absent or mistyped values read as defaults) ---- */
 
@@ -216,11 +203,11 @@ json_t *ctl_status_model(json_t *state, json_t *answers, const char *dnsd_url, c
     json_t *svc;
 
     if (!json_is_object(services)) {
-        errf(err, errlen, "GET /v1/answers: no \"services\" object in the reply");
+        cm_errf(err, errlen, "GET /v1/answers: no \"services\" object in the reply");
         return NULL;
     }
     if (!json_is_object(vantage_docs)) {
-        errf(err, errlen, "GET /v1/state: no \"vantages\" object in the reply");
+        cm_errf(err, errlen, "GET /v1/state: no \"vantages\" object in the reply");
         return NULL;
     }
     regions = collect_regions(services);
@@ -238,7 +225,7 @@ json_t *ctl_status_model(json_t *state, json_t *answers, const char *dnsd_url, c
                       vantages, "regions", regions, "services", list);
 out:
     if (model == NULL)
-        errf(err, errlen, "out of memory");
+        cm_err_oom(err, errlen, NULL);
     json_decref(regions);
     json_decref(vantages);
     json_decref(list);

@@ -823,8 +823,7 @@ static void grace_cb(evutil_socket_t fd, short what, void *arg)
 
 static void worker_begin_stop(struct dns_worker *w)
 {
-    struct timeval grace = {DNS_SERVER_STOP_GRACE_MS / 1000,
-                            (DNS_SERVER_STOP_GRACE_MS % 1000) * 1000};
+    struct timeval grace = cm_ms_to_timeval(DNS_SERVER_STOP_GRACE_MS);
     struct tcp_conn *c, *next;
 
     w->stopping = true;
@@ -1001,8 +1000,7 @@ static int rrl_exempt_new(struct dns_server *srv, const struct cm_conf_dnsd_rrl 
 {
     srv->rrl_exempt = cm_lpm_new();
     if (srv->rrl_exempt == NULL) {
-        snprintf(err, errlen, "dnsd.rrl.exempt: out of memory");
-        return CM_ENOMEM;
+        return cm_err_oom(err, errlen, "dnsd.rrl.exempt");
     }
     for (size_t i = 0; i < rc->exempt_count; i++) {
         const struct cm_conf_client_net *n = &rc->exempt_nets[i];
@@ -1037,8 +1035,7 @@ static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id
             return CM_ENOMEM;
         }
     }
-    w->idle_tv.tv_sec = conf->dnsd.tcp_idle_timeout_ms / 1000;
-    w->idle_tv.tv_usec = (suseconds_t)(conf->dnsd.tcp_idle_timeout_ms % 1000) * 1000;
+    w->idle_tv = cm_ms_to_timeval(conf->dnsd.tcp_idle_timeout_ms);
     w->rl.burst = 10;
     w->rl.period_s = 60;
     w->resp_cap = udp_max < 512 ? 512 : udp_max > TCP_MSG_MAX ? TCP_MSG_MAX : udp_max;

@@ -13,7 +13,6 @@
 #include "dnsd/dns_state.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,20 +45,6 @@ struct candidate {
     struct cm_store_cand *docs; /* owned */
     bool *drained;              /* owned */
 };
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 uint64_t dns_state_expiry_ms(const struct cm_conf *conf)
 {
@@ -138,7 +123,7 @@ static int commit(struct dns_state *st, struct candidate *c, char *err, size_t e
     docs = cm_store_cand_docs(c->docs, &count);
     rc = cm_merged_build(docs, count, c->conf, &merged);
     if (rc != CM_OK) {
-        errf(err, errlen, "cannot merge state: %s", cm_strerror(rc));
+        cm_errf(err, errlen, "cannot merge state: %s", cm_strerror(rc));
         goto fail;
     }
     if (st->apply != NULL) {
@@ -220,7 +205,7 @@ int dns_state_set_drain(struct dns_state *st, const char *member, bool drained, 
     int rc;
 
     if (idx < 0) {
-        errf(err, errlen, "unknown member \"%s\"", member);
+        cm_errf(err, errlen, "unknown member \"%s\"", member);
         return CM_ENOENT;
     }
     if (st->drained[idx] == drained)
@@ -468,7 +453,7 @@ int dns_state_load(struct dns_state *st, uint64_t now_ms, bool check, char *err,
     if (rc == CM_ENOMEM)
         return rc;
     if (rc != CM_OK && check) {
-        errf(err, errlen, "%s", why);
+        cm_errf(err, errlen, "%s", why);
         return rc;
     }
     if (rc != CM_OK) {

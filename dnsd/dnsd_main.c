@@ -261,8 +261,7 @@ static int dnsd_prepare(struct dnsd *d, bool check, char *err, size_t errlen)
         return rc;
     d->state = dns_state_new(d->conf, d->conf->dnsd.state_file, apply_view, d);
     if (d->state == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return CM_ENOMEM;
+        return cm_err_oom(err, errlen, NULL);
     }
     rc = check_state_dir(d->conf->dnsd.state_file, check, err, errlen);
     if (rc == CM_OK)

@@ -15,8 +15,10 @@
 #include <string.h>
 
 #include "common/cm_err.h"
+#include "common/cm_hash.h"
 #include "common/cm_log.h"
 #include "common/cm_str.h"
+#include "common/cm_time.h"
 #include "health/hc_http.h"
 #include "health/hc_kubeconfig.h"
 
@@ -103,14 +105,10 @@ static bool same_key(const struct hc_k8s_obj *o, const char *ns, const char *nam
 /* FNV-1a over ns (or a marker for cluster-scoped objects) and name. */
 static uint64_t key_hash(const char *ns, const char *name)
 {
-    uint64_t h = 14695981039346656037ull;
+    uint64_t h = cm_fnv1a64_str(CM_FNV1A64_INIT, ns != NULL ? ns : "");
 
-    for (const char *p = ns != NULL ? ns : ""; *p != '\0'; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    h = (h ^ (ns != NULL ? 0x2fu : 0x01u)) * 1099511628211ull;
-    for (const char *p = name; *p != '\0'; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    return h;
+    h = cm_fnv1a64_byte(h, ns != NULL ? 0x2f : 0x01);
+    return cm_fnv1a64_str(h, name);
 }
 
 /* Grows the buckets (both tables) to keep chains short. */
@@ -542,8 +540,7 @@ fail:
 
 int hc_cluster_start(struct hc_cluster *c)
 {
-    struct timeval tv = {.tv_sec = c->p.readyz_interval_ms / 1000,
-                         .tv_usec = (c->p.readyz_interval_ms % 1000) * 1000};
+    struct timeval tv = cm_ms_to_timeval(c->p.readyz_interval_ms);
 
     cm_log_info("member=%s: watching %s (context %s)%s", c->name, c->t->server, c->t->context,
                 c->want_nodes ? " with nodes" : "");

@@ -372,7 +372,7 @@ static void run_start(struct hc_exec *x);
 
 static void schedule(struct hc_exec *x, uint64_t ms)
 {
-    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    struct timeval tv = cm_ms_to_timeval(ms);
 
     evtimer_add(x->refresh, &tv);
 }
@@ -558,7 +558,7 @@ static void run_finish(struct hc_exec *x)
 
 static void try_reap(struct hc_exec *x)
 {
-    struct timeval tv = {.tv_sec = 0, .tv_usec = REAP_POLL_MS * 1000};
+    struct timeval tv = cm_ms_to_timeval(REAP_POLL_MS);
     int st = 0;
     pid_t p = waitpid(x->pid, &st, WNOHANG);
 
@@ -735,8 +735,7 @@ static void spawn_failed(struct hc_exec *x, int rc)
 
 static void run_start(struct hc_exec *x)
 {
-    struct timeval tv = {.tv_sec = x->timeout_ms / 1000,
-                         .tv_usec = (suseconds_t)(x->timeout_ms % 1000) * 1000};
+    struct timeval tv = cm_ms_to_timeval(x->timeout_ms);
     int out[2] = {-1, -1}, err[2] = {-1, -1};
     char *info = NULL, *info_env = NULL, **env = NULL;
     int rc = CM_ENOMEM;

@@ -22,8 +22,10 @@
 #include <openssl/crypto.h>
 
 #include "common/cm_err.h"
+#include "common/cm_file.h"
 #include "common/cm_log.h"
 #include "common/cm_str.h"
+#include "common/cm_time.h"
 #include "health/hc_exec.h"
 #include "health/hc_kubeconfig.h"
 
@@ -126,8 +128,7 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *arg)
         evtimer_del(h->timer);
         return 0;
     }
-    tv.tv_sec = timeout_ms / 1000;
-    tv.tv_usec = (timeout_ms % 1000) * 1000;
+    tv = cm_ms_to_timeval((uint64_t)timeout_ms);
     /* 0 means "call socket_action now": the loop runs it on its next turn. */
     return evtimer_add(h->timer, &tv) == 0 ? 0 : -1;
 }
@@ -377,7 +378,6 @@ static const char *current_token(struct hc_http *h, const struct hc_kube_target 
                                  size_t cap)
 {
     size_t len = 0, start = 0;
-    ssize_t n;
     int fd;
 
     if (t->exec != NULL)
@@ -387,8 +387,8 @@ static const char *current_token(struct hc_http *h, const struct hc_kube_target 
     fd = open(t->token_file, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         goto fallback;
-    while (len < cap - 1 && (n = read(fd, buf + len, cap - 1 - len)) > 0)
-        len += (size_t)n;
+    /* a read error keeps what was read before it: the checks below judge it */
+    (void)cm_file_read_capped(fd, buf, cap - 1, &len);
     close(fd);
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' ||
                        buf[len - 1] == '\t'))

@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 
 #include "common/cm_err.h"
+#include "common/cm_file.h"
 #include "common/cm_str.h"
 #include "health/hc_kubeconfig.h"
 
@@ -27,8 +28,7 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
 {
     char *buf = malloc(SA_FILE_MAX + 1);
     size_t n = 0;
-    ssize_t r;
-    int fd, rc = CM_OK;
+    int fd, rc;
 
     if (buf == NULL)
         return CM_ENOMEM;
@@ -39,16 +39,9 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
         free(buf);
         return rc;
     }
-    while (n < SA_FILE_MAX && (r = read(fd, buf + n, SA_FILE_MAX - n)) != 0) {
-        if (r == -1 && errno == EINTR)
-            continue;
-        if (r == -1) {
-            rc = cm_err_from_errno(errno);
-            snprintf(err, errlen, "in-cluster: %s: cannot read: %s", path, cm_strerror(rc));
-            break;
-        }
-        n += (size_t)r;
-    }
+    rc = cm_file_read_capped(fd, buf, SA_FILE_MAX, &n);
+    if (rc != CM_OK)
+        snprintf(err, errlen, "in-cluster: %s: cannot read: %s", path, cm_strerror(rc));
     close(fd);
     if (rc == CM_OK && n == SA_FILE_MAX) {
         snprintf(err, errlen, "in-cluster: %s: larger than %u bytes", path, SA_FILE_MAX);

@@ -39,11 +39,9 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
-    if (err != NULL && errlen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_start(ap, fmt);
+    cm_verrf(err, errlen, fmt, ap);
+    va_end(ap);
     return CM_EPARSE;
 }
 

@@ -65,10 +65,8 @@ __attribute__((format(printf, 2, 3))) static void seterr(struct kc_set *set, con
 {
     va_list ap;
 
-    if (set->err == NULL || set->errlen == 0)
-        return;
     va_start(ap, fmt);
-    vsnprintf(set->err, set->errlen, fmt, ap);
+    cm_verrf(set->err, set->errlen, fmt, ap);
     va_end(ap);
 }
 

@@ -27,6 +27,7 @@
 #include <event2/event.h>
 
 #include "common/cm_err.h"
+#include "common/cm_hash.h"
 #include "common/cm_log.h"
 #include "common/cm_rand.h"
 #include "common/cm_str.h"
@@ -100,12 +101,11 @@ static void on_turn(evutil_socket_t fd, short what, void *arg);
 static uint32_t key_hash(const char *service, const char *member, const char *address)
 {
     const char *parts[3] = {service, member, address};
-    uint32_t h = 2166136261u;
+    uint32_t h = CM_FNV1A32_INIT;
 
     for (int i = 0; i < 3; i++) {
-        for (const unsigned char *s = (const unsigned char *)parts[i]; *s != '\0'; s++)
-            h = (h ^ *s) * 16777619u;
-        h = (h ^ 0xffu) * 16777619u; /* separator: ("ab","c") != ("a","bc") */
+        h = cm_fnv1a32_str(h, parts[i]);
+        h = cm_fnv1a32_byte(h, 0xff); /* separator: ("ab","c") != ("a","bc") */
     }
     return h;
 }

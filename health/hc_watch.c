@@ -16,10 +16,12 @@
 
 #include <curl/curl.h>
 
+#include "common/cm_backoff.h"
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_rand.h"
 #include "common/cm_str.h"
+#include "common/cm_time.h"
 #include "health/hc_http.h"
 #include "health/hc_kubeconfig.h"
 
@@ -59,7 +61,7 @@ struct hc_watch {
     char *rv;   /* owned resourceVersion to watch from */
     enum watch_next next;
     char why[HC_K8S_ERR_MAX + 64]; /* reason for next */
-    uint32_t backoff_ms;           /* last backoff, 0 after success */
+    struct cm_backoff backoff;     /* reset by a success */
     bool retry_watch;              /* the backoff timer rewatches from rv instead of relisting */
     uint64_t rng;
     time_t stream_start;
@@ -98,7 +100,7 @@ static void free_pending(struct hc_watch *w)
 static void set_status(struct hc_watch *w, bool ok, long http_status)
 {
     if (ok) {
-        w->backoff_ms = 0;
+        cm_backoff_reset(&w->backoff);
         if (w->st.healthy)
             return;
         w->st.healthy = true;
@@ -131,20 +133,13 @@ static void backoff(struct hc_watch *w, const char *what, long status, const cha
 
     free_pending(w);
     w->retry_watch = false;
-    if (w->backoff_ms == 0)
-        w->backoff_ms = w->p.backoff_min_ms;
-    else if (w->backoff_ms < w->p.backoff_max_ms / 2)
-        w->backoff_ms *= 2;
-    else
-        w->backoff_ms = w->p.backoff_max_ms;
-    delay = w->backoff_ms / 2 + cm_rand_below(&w->rng, w->backoff_ms / 2 + 1);
+    delay = cm_backoff_next(&w->backoff, &w->rng);
     cm_log_warn("member=%s resource=%s: %s failed: %s%s; retry in %" PRIu32 " ms", w->member,
                 res(w), what, reason,
                 status == 401 || status == 403 ? " (credentials rejected)" : "", delay);
     set_status(w, false, status);
     w->state = WS_BACKOFF;
-    tv.tv_sec = delay / 1000;
-    tv.tv_usec = (delay % 1000) * 1000;
+    tv = cm_ms_to_timeval(delay);
     evtimer_add(w->timer, &tv);
 }
 
@@ -427,6 +422,7 @@ struct hc_watch *hc_watch_new(struct event_base *base, struct hc_http *http,
     w->kind = kind;
     w->p = *p;
     w->cbs = *cbs;
+    cm_backoff_init(&w->backoff, p->backoff_min_ms, p->backoff_max_ms, CM_BACKOFF_JITTER_EQUAL);
     cm_rand_seed(&w->rng, w);
     cm_buf_init(&w->body, ERR_BODY_MAX);
     hc_lines_init(&w->lines, HC_K8S_LINE_MAX);

@@ -32,8 +32,7 @@ int lbp_alog_open(enum cm_access_log_format format, const char *path, struct lbp
         return CM_OK;
     a = calloc(1, sizeof(*a));
     if (a == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return CM_ENOMEM;
+        return cm_err_oom(err, errlen, NULL);
     }
     a->format = format;
     if (path == NULL || strcmp(path, "-") == 0) {

@@ -596,8 +596,7 @@ static void idle_timer_arm(struct lbp_backend *b, uint64_t now)
         return;
     due = b->idle[0].since_ms + b->pool->params.idle_timeout_ms;
     wait = due > now ? due - now : 0;
-    tv.tv_sec = (time_t)(wait / 1000u);
-    tv.tv_usec = (suseconds_t)(wait % 1000u) * 1000;
+    tv = cm_ms_to_timeval(wait);
     event_add(b->idle_timer, &tv);
 }
 

@@ -25,6 +25,7 @@
 #include "common/cm_log.h"
 #include "common/cm_rand.h"
 #include "common/cm_str.h"
+#include "common/cm_time.h"
 
 #define CHECK_LINE_MAX 64u /* bytes of a check response we look at */
 
@@ -154,8 +155,7 @@ static void check_schedule(struct lbp_check *c, uint32_t delay_ms)
         if (c->timer == NULL)
             return;
     }
-    tv.tv_sec = delay_ms / 1000u;
-    tv.tv_usec = (suseconds_t)(delay_ms % 1000u) * 1000;
+    tv = cm_ms_to_timeval(delay_ms);
     evtimer_add(c->timer, &tv);
 }
 
@@ -325,8 +325,7 @@ static void check_run(struct lbp_check *c)
     c->phase = LBP_CHECK_RUNNING;
     bufferevent_setcb(c->bev, check_read_cb, NULL, check_event_cb, c);
     /* One deadline for connect + request + status line: the timer. */
-    tv.tv_sec = conf->check.timeout_ms / 1000u;
-    tv.tv_usec = (suseconds_t)(conf->check.timeout_ms % 1000u) * 1000;
+    tv = cm_ms_to_timeval(conf->check.timeout_ms);
     evtimer_add(c->timer, &tv);
     if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&c->addr->ss,
                                    (int)c->addr->len) != 0) {

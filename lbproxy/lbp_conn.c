@@ -112,7 +112,7 @@ static void connect_upstream(struct lbp_conn *c);
 
 static void timer_set(struct lbp_conn *c, enum conn_timer kind, uint32_t ms)
 {
-    struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)((ms % 1000u) * 1000u)};
+    struct timeval tv = cm_ms_to_timeval(ms);
 
     c->timer_kind = kind;
     event_add(&c->timer, &tv);

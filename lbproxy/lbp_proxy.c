@@ -214,7 +214,7 @@ static struct lbp_listener *listener_new(struct lbp_proxy *px, const struct cm_a
     int fd;
 
     if (l == NULL) {
-        snprintf(err, errlen, "out of memory");
+        cm_err_oom(err, errlen, NULL);
         return NULL;
     }
     l->refs = 1;
@@ -270,8 +270,7 @@ static int build_sets(struct lbp_proxy *px, struct cm_conf *conf, char *err, siz
     int rc = CM_OK;
 
     if (ls == NULL || pools == NULL || sites == NULL) {
-        snprintf(err, errlen, "out of memory");
-        rc = CM_ENOMEM;
+        rc = cm_err_oom(err, errlen, NULL);
         goto out;
     }
     for (size_t i = 0; i < n && rc == CM_OK; i++) {
@@ -289,8 +288,7 @@ static int build_sets(struct lbp_proxy *px, struct cm_conf *conf, char *err, siz
             } else
                 pr = pool_new(px, conf, l, key);
             if (pr == NULL) {
-                snprintf(err, errlen, "out of memory");
-                rc = CM_ENOMEM;
+                rc = cm_err_oom(err, errlen, NULL);
                 break;
             }
             pools[np++] = pr;
@@ -361,18 +359,15 @@ int lbp_proxy_new(struct event_base *base, struct cm_conf *conf, struct lbp_prox
     struct lbp_proxy *px = calloc(1, sizeof(*px));
     int rc;
 
-    if (px == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return CM_ENOMEM;
-    }
+    if (px == NULL)
+        return cm_err_oom(err, errlen, NULL);
     px->base = base;
     px->conf = cm_conf_ref(conf);
     lbp_conn_reg_init(&px->conns, base, conn_gone, px);
     px->store = cm_store_new();
     if (px->store == NULL) {
         lbp_proxy_free(px);
-        snprintf(err, errlen, "out of memory");
-        return CM_ENOMEM;
+        return cm_err_oom(err, errlen, NULL);
     }
     rc = lbp_alog_open(conf->proxy.access_log.format, conf->proxy.access_log.path, &px->alog, err,
                        errlen);
@@ -759,7 +754,7 @@ void lbp_proxy_drain(struct lbp_proxy *px)
 {
     struct lbp_conn *c, *next;
     uint32_t ms = px->conf->proxy.timeouts_ms.drain_ms;
-    struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)((ms % 1000u) * 1000u)};
+    struct timeval tv = cm_ms_to_timeval(ms);
 
     px->conns.draining = true;
     for (size_t i = 0; i < px->listener_count; i++)

@@ -108,7 +108,7 @@ struct lbp_site *lbp_site_new(const struct cm_conf *conf, size_t idx, struct lbp
     int rc;
 
     if (s == NULL) {
-        snprintf(err, errlen, "out of memory");
+        cm_err_oom(err, errlen, NULL);
         return NULL;
     }
     s->refs = 1;
@@ -129,7 +129,7 @@ struct lbp_site *lbp_site_new(const struct cm_conf *conf, size_t idx, struct lbp
     if (rc == CM_OK)
         rc = lbp_tls_from_listen(l, idx, &s->tls, err, errlen);
     else
-        snprintf(err, errlen, "out of memory");
+        cm_err_oom(err, errlen, NULL);
     if (rc != CM_OK) {
         lbp_site_unref(s);
         return NULL;

@@ -297,8 +297,7 @@ static BIO *open_pem(const char *path, int *rc, char *err, size_t errlen)
     bio = BIO_new_fp(fp, BIO_CLOSE);
     if (bio == NULL) {
         fclose(fp);
-        *rc = CM_ENOMEM;
-        snprintf(err, errlen, "%s: out of memory", path);
+        *rc = cm_err_oom(err, errlen, path);
     }
     return bio;
 }
@@ -410,7 +409,7 @@ static int load_one(struct lbp_tls *t, size_t i, const struct lbp_tls_cert *c,
         rc = add_cert_names(t, i, leaf);
     }
     if (rc == CM_ENOMEM)
-        snprintf(err, errlen, "%s: out of memory", c->cert_file);
+        cm_err_oom(err, errlen, c->cert_file);
     X509_free(leaf);
     return rc;
 }
@@ -456,8 +455,7 @@ int lbp_tls_new_at(const struct lbp_tls_cert *certs, size_t n, struct lbp_tls **
     }
     t = calloc(1, sizeof(*t));
     if (t == NULL || (t->certs = calloc(n, sizeof(*t->certs))) == NULL) {
-        rc = CM_ENOMEM;
-        snprintf(err, errlen, "out of memory");
+        rc = cm_err_oom(err, errlen, NULL);
         goto out;
     }
     atomic_init(&t->refs, 1);

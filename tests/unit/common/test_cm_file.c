@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* test_cm_file.c -- state files: exclusive temp file, PATH.prev, loading with the fallback. */
+/* test_cm_file.c -- state files: exclusive temp file, PATH.prev, loading with the fallback;
+ * the capped reader. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -350,6 +351,49 @@ static void test_check_dir(void **state)
     assert_non_null(strstr(err, "not a directory"));
 }
 
+/* cm_file_read_capped() over a pipe holding @size bytes (then end of file). */
+static void test_read_capped(void **state)
+{
+    static const struct {
+        size_t size, cap, want;
+    } cases[] = {
+        {0, 16, 0},         {1, 16, 1},         {15, 16, 15},
+        {16, 16, 16},                     /* full: caller cannot tell */
+        {17, 16, 16},       {17, 18, 17}, /* one more than accepted: the caller's "too large" */
+        {4000, 4096, 4000}, {5000, 4096, 4096}, {3, 0, 0},
+    };
+    char in[8192], out[8192];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(in); i++)
+        in[i] = (char)('a' + i % 26);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int p[2];
+        size_t len = 99;
+
+        print_message("size %zu cap %zu\n", cases[i].size, cases[i].cap);
+        assert_int_equal(pipe(p), 0);
+        assert_int_equal(write(p[1], in, cases[i].size), (ssize_t)cases[i].size);
+        close(p[1]);
+        memset(out, 0, sizeof(out));
+        assert_int_equal(cm_file_read_capped(p[0], out, cases[i].cap, &len), CM_OK);
+        assert_int_equal(len, cases[i].want);
+        assert_memory_equal(out, in, len);
+        assert_int_equal(out[len], 0); /* nothing past what it reports */
+        close(p[0]);
+    }
+}
+
+static void test_read_capped_error(void **state)
+{
+    char buf[8];
+    size_t len = 99;
+
+    (void)state;
+    assert_int_equal(cm_file_read_capped(-1, buf, sizeof(buf), &len), -EBADF);
+    assert_int_equal(len, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -362,6 +406,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_both_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_through_symlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_dir, setup, teardown),
+        cmocka_unit_test(test_read_capped),
+        cmocka_unit_test(test_read_capped_error),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

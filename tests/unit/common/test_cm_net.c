@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* test_cm_net.c -- special-address classification, prefixes and the allow list (tables). */
+/* test_cm_net.c -- ports and formatting, special-address classification, prefixes and the
+ * allow list (tables). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <cmocka.h>
 
@@ -190,12 +192,44 @@ static void test_refusal_words(void **state)
     assert_string_equal(buf, ":: is an unspecified address; it is never allowed");
 }
 
+/* cm_addr_port() and cm_addr_format(), which prints the port it returns. */
+static void test_port_and_format(void **state)
+{
+    static const struct {
+        const char *in;
+        int port;
+        const char *text;
+    } cases[] = {
+        {"192.0.2.1:53", 53, "192.0.2.1:53"},
+        {"0.0.0.0:65535", 65535, "0.0.0.0:65535"},
+        {"[::1]:8080", 8080, "[::1]:8080"},
+        {"[2001:db8::1]:1", 1, "[2001:db8::1]:1"},
+        {"[::ffff:127.0.0.1]:443", 443, "[::ffff:127.0.0.1]:443"},
+    };
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    char buf[CM_ADDR_STRLEN];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct cm_addr a;
+
+        print_message("%s\n", cases[i].in);
+        assert_int_equal(cm_addr_parse(cases[i].in, 0, &a), CM_OK);
+        assert_int_equal(cm_addr_port((const struct sockaddr *)&a.ss), cases[i].port);
+        cm_addr_format((const struct sockaddr *)&a.ss, buf, sizeof(buf));
+        assert_string_equal(buf, cases[i].text);
+    }
+    /* another family: no port, and the text says so */
+    assert_int_equal(cm_addr_port((const struct sockaddr *)&un), -1);
+    cm_addr_format((const struct sockaddr *)&un, buf, sizeof(buf));
+    assert_string_equal(buf, "?:0");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classify),
-        cmocka_unit_test(test_prefixes),
-        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_port_and_format), cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_prefixes),        cmocka_unit_test(test_refused),
         cmocka_unit_test(test_refusal_words),
     };
 

@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "common/cm_err.h"
+#include "common/cm_time.h"
 #include "health/hc_exec.h"
 
 #define V1 "client.authentication.k8s.io/v1"
@@ -114,7 +115,7 @@ static struct hc_exec *sh(const char *script, uint32_t timeout_ms)
  * child is left, or @ms passes. */
 static void loop_for(struct event_base *base, int ms)
 {
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    struct timeval tv = cm_ms_to_timeval((uint64_t)ms);
 
     event_base_loopexit(base, &tv);
     event_base_dispatch(base);

@@ -34,6 +34,8 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_net.h"
+#include "common/cm_time.h"
 #include "health/hc_http.h"
 #include "health/hc_probe.h"
 
@@ -129,7 +131,7 @@ static void srv_handle(struct evhttp_request *req, void *arg)
         delay = s->slow_delay_ms;
     if (delay > 0) {
         struct delayed *d = calloc(1, sizeof(*d));
-        struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
+        struct timeval tv = cm_ms_to_timeval((uint64_t)delay);
 
         assert_non_null(d);
         d->srv = s;
@@ -150,9 +152,7 @@ static uint16_t bound_port(struct evhttp_bound_socket *bs)
     socklen_t len = sizeof(ss);
 
     assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &len), 0);
-    if (ss.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return (uint16_t)cm_addr_port((struct sockaddr *)&ss);
 }
 
 static void srv_start(struct srv *s, struct event_base *base)

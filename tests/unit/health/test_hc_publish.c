@@ -30,6 +30,7 @@
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_str.h"
+#include "common/cm_time.h"
 #include "health/hc_http.h"
 #include "health/hc_publish.h"
 
@@ -166,7 +167,7 @@ static void pend_add(struct srv *s, struct evhttp_request *req, struct evhttp_co
                      unsigned ms)
 {
     struct pend *p = pend_get(s);
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (long)(ms % 1000) * 1000};
+    struct timeval tv = cm_ms_to_timeval(ms);
 
     p->s = s;
     p->req = req;

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cm_hash.h -- FNV-1a (32 and 64 bits), the hash of our in-memory tables
+ * (probe keys, the watch cache, zone names, subnets). Fast and simple; not
+ * for keys a peer chooses to collide (cm_siphash.h is for those).
+ *
+ * The functions continue a running hash, so several fields hash as one:
+ *
+ *   h = cm_fnv1a32_str(CM_FNV1A32_INIT, ns);
+ *   h = cm_fnv1a32_byte(h, 0xff);    (a separator: ("ab","c") != ("a","bc"))
+ *   h = cm_fnv1a32_str(h, name);
+ */
+#ifndef COMMON_CM_HASH_H
+#define COMMON_CM_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Offset bases and primes of FNV-1a (Fowler, Noll, Vo). */
+#define CM_FNV1A32_INIT  2166136261u
+#define CM_FNV1A32_PRIME 16777619u
+#define CM_FNV1A64_INIT  14695981039346656037ull
+#define CM_FNV1A64_PRIME 1099511628211ull
+
+/** @h continued by the byte @b. */
+static inline uint32_t cm_fnv1a32_byte(uint32_t h, uint8_t b)
+{
+    return (h ^ b) * CM_FNV1A32_PRIME;
+}
+
+/** @h continued by the @len bytes at @p (borrowed). */
+static inline uint32_t cm_fnv1a32(uint32_t h, const void *p, size_t len)
+{
+    const uint8_t *s = p;
+
+    for (size_t i = 0; i < len; i++)
+        h = cm_fnv1a32_byte(h, s[i]);
+    return h;
+}
+
+/** @h continued by the bytes of the C string @s, without its NUL. */
+static inline uint32_t cm_fnv1a32_str(uint32_t h, const char *s)
+{
+    for (; *s != '\0'; s++)
+        h = cm_fnv1a32_byte(h, (uint8_t)*s);
+    return h;
+}
+
+/** The same three in 64 bits. */
+static inline uint64_t cm_fnv1a64_byte(uint64_t h, uint8_t b)
+{
+    return (h ^ b) * CM_FNV1A64_PRIME;
+}
+
+static inline uint64_t cm_fnv1a64(uint64_t h, const void *p, size_t len)
+{
+    const uint8_t *s = p;
+
+    for (size_t i = 0; i < len; i++)
+        h = cm_fnv1a64_byte(h, s[i]);
+    return h;
+}
+
+static inline uint64_t cm_fnv1a64_str(uint64_t h, const char *s)
+{
+    for (; *s != '\0'; s++)
+        h = cm_fnv1a64_byte(h, (uint8_t)*s);
+    return h;
+}
+
+#endif /* COMMON_CM_HASH_H */
