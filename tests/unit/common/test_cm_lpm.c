@@ -520,6 +520,37 @@ static void test_direct_threshold(void **state)
     cm_lpm_free(lpm);
 }
 
+/* More than 2^19 distinct values: value ids use all their 20 bits. */
+static void test_direct_many_values(void **state)
+{
+    enum { NVALUES = (1 << 19) + 4096 };
+    struct cm_lpm *lpm = cm_lpm_new();
+    uint64_t seed = 0x6a09e667f3bcc909ull;
+    uint8_t a[4] = {0};
+
+    (void)state;
+    assert_non_null(lpm);
+    for (uint32_t i = 0; i < NVALUES; i++) { /* /24s from 16.0.0.0, each its value */
+        uint32_t v = (16u << 24) + i * 256;
+        a[0] = (uint8_t)(v >> 24);
+        a[1] = (uint8_t)(v >> 16);
+        a[2] = (uint8_t)(v >> 8);
+        assert_int_equal(cm_lpm_insert(lpm, AF_INET, a, 24, 100000 + i), CM_OK);
+    }
+    cm_lpm_compact(lpm);
+    assert_true(cm_lpm_has_direct(lpm));
+    for (uint32_t i = 0; i < 100000; i++) {
+        uint64_t r = rng_next(&seed);
+        uint32_t v = (16u << 24) + (uint32_t)(r % (NVALUES + 1000)) * 256 + (uint32_t)(r >> 56);
+        a[0] = (uint8_t)(v >> 24);
+        a[1] = (uint8_t)(v >> 16);
+        a[2] = (uint8_t)(v >> 8);
+        a[3] = (uint8_t)v;
+        check_both(lpm, AF_INET, a, (r >> 40) & 1 ? 32 : 24);
+    }
+    cm_lpm_free(lpm);
+}
+
 static void test_direct_dropped_by_insert(void **state)
 {
     struct cm_lpm *lpm = cm_lpm_new();
@@ -555,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_random_v4_direct),
         cmocka_unit_test(test_direct_dense_block),
         cmocka_unit_test(test_direct_threshold),
+        cmocka_unit_test(test_direct_many_values),
         cmocka_unit_test(test_direct_dropped_by_insert),
     };
 
