@@ -13,6 +13,25 @@
  * small (tens to thousands of prefixes), so path compression would buy little
  * and cost clarity. Lookups read the array only: no allocation, no writes, and
  * any number of concurrent readers once the table is built.
+ *
+ * A GeoIP database makes the IPv4 trie millions of nodes deep in cold memory,
+ * where each level below the cached top is a cache miss. cm_lpm_compact()
+ * then compiles it into a direct table (DIR-24-8, as DPDK's rte_lpm):
+ *
+ *   tbl24[top 24 bits] --leaf--> (found, value id, matched_len, scope_len)
+ *          |                         |
+ *          +--block b--> tbl8[b * 256 + last byte] (a /32 source)
+ *          |             heads[b]                  (a /24 source)
+ *          +--TRIE-----> the trie (more blocks than allowed)
+ *                                    values[value id] -> value
+ *
+ * Every entry is precomputed from the trie walk itself, so for 24 to 32
+ * address bits it holds exactly what the walk returns, scope included. A
+ * /24 with no longer prefix inside gives the same answer for every source
+ * of 24 bits or more (the walk stops at depth <= 24 either way); a /24 with
+ * longer prefixes (a block) has one entry per /32 and one for the /24
+ * source; /25../31 sources inside a block ask the trie. Sources shorter
+ * than 24 bits and IPv6 always walk the trie.
  */
 #include "common/cm_lpm.h"
 
@@ -35,11 +54,40 @@ struct lpm_node {
     uint8_t max_len;   /* longest prefix inserted at or below this node */
 };
 
-struct cm_lpm {
-    struct lpm_node *nodes; /* owned array; [0] IPv4 root, [1] IPv6 root */
-    uint32_t count;         /* nodes in use */
-    uint32_t cap;           /* nodes allocated */
+/*
+ * A direct-table entry, 32 bits. Bit 31 set (tbl24 only): bits 0..30 are a
+ * block number, or DIR_TRIE. Clear: a leaf, bits 20..30 the shape, bits
+ * 0..19 the value id (index into values). The shape packs the rest of the
+ * result: (found ? matched_len + 1 : 0) * 33 + scope_len, at most
+ * 33 * 33 + 32 = 1121 < 2^11.
+ */
+#define DIR_TAG        0x80000000u
+#define DIR_TRIE       0x7fffffffu /* with DIR_TAG: ask the trie */
+#define DIR_VID_BITS   20u
+#define DIR_VID_MASK   ((1u << DIR_VID_BITS) - 1u)
+#define DIR_SHAPE_MASK 0x7ffu
+#define DIR_MAX_VALUES (1u << DIR_VID_BITS)
+#define DIR_TBL24      (1u << 24)
+
+struct lpm_direct {
+    uint32_t *tbl24;  /* owned, DIR_TBL24 entries */
+    uint32_t *tbl8;   /* owned, 256 entries per block (NULL without blocks) */
+    uint32_t *heads;  /* owned, one per block: the answer for a /24 source */
+    uint32_t *values; /* owned, value id -> value */
+    uint32_t blocks;  /* blocks in tbl8 */
+    uint32_t nvalues; /* distinct values */
+    size_t bytes;     /* all of the above */
 };
+
+struct cm_lpm {
+    struct lpm_node *nodes;    /* owned array; [0] IPv4 root, [1] IPv6 root */
+    uint32_t count;            /* nodes in use */
+    uint32_t cap;              /* nodes allocated */
+    uint32_t v4_prefixes;      /* IPv4 prefixes inserted (distinct) */
+    struct lpm_direct *direct; /* owned, NULL for a trie alone */
+};
+
+static void direct_free(struct lpm_direct *d);
 
 struct cm_lpm *cm_lpm_new(void)
 {
@@ -61,6 +109,7 @@ void cm_lpm_free(struct cm_lpm *lpm)
 {
     if (lpm == NULL)
         return;
+    direct_free(lpm->direct);
     free(lpm->nodes);
     free(lpm);
 }
@@ -115,6 +164,8 @@ int cm_lpm_insert(struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned 
 
     if (lpm == NULL || addr == NULL || !family_info(family, &node, &bits) || prefix_len > bits)
         return CM_EINVAL;
+    direct_free(lpm->direct); /* it would miss this prefix */
+    lpm->direct = NULL;
     for (unsigned d = 0; d < prefix_len; d++) {
         unsigned b = addr_bit(addr, d);
 
@@ -131,6 +182,8 @@ int cm_lpm_insert(struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned 
         }
         node = next;
     }
+    if (!lpm->nodes[node].has_value && family == AF_INET)
+        lpm->v4_prefixes++;
     lpm->nodes[node].value = value;
     lpm->nodes[node].has_value = true;
     if (lpm->nodes[node].max_len < prefix_len)
@@ -160,8 +213,8 @@ int cm_lpm_insert(struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned 
  * bits walks the same path to the same stop, hence gets the same result
  * (found or not).
  */
-bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned addr_bits,
-                   struct cm_lpm_result *res)
+bool cm_lpm_lookup_trie(const struct cm_lpm *lpm, int family, const uint8_t *addr,
+                        unsigned addr_bits, struct cm_lpm_result *res)
 {
     uint32_t node;
     unsigned bits, d;
@@ -195,37 +248,277 @@ bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, un
     return res->found;
 }
 
-size_t cm_lpm_memory(const struct cm_lpm *lpm)
+/* ---- the IPv4 direct table ----------------------------------------------- */
+
+static uint32_t dir_leaf(bool found, uint32_t vid, unsigned matched_len, unsigned scope_len)
 {
-    return lpm != NULL ? sizeof(*lpm) + (size_t)lpm->cap * sizeof(lpm->nodes[0]) : 0;
+    uint32_t shape = (found ? matched_len + 1u : 0u) * 33u + scope_len;
+
+    return shape << DIR_VID_BITS | (found ? vid : 0u);
+}
+
+static bool dir_decode(const struct lpm_direct *d, uint32_t e, struct cm_lpm_result *res)
+{
+    uint32_t shape = (e >> DIR_VID_BITS) & DIR_SHAPE_MASK;
+    uint32_t m = shape / 33u;
+
+    res->found = m != 0;
+    res->scope_len = (uint8_t)(shape % 33u);
+    if (m != 0) {
+        res->matched_len = (uint8_t)(m - 1u);
+        res->value = d->values[e & DIR_VID_MASK];
+    }
+    return res->found;
+}
+
+bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned addr_bits,
+                   struct cm_lpm_result *res)
+{
+    const struct lpm_direct *d;
+    uint32_t e;
+
+    if (lpm == NULL || lpm->direct == NULL || family != AF_INET || addr_bits < 24 || addr == NULL)
+        return cm_lpm_lookup_trie(lpm, family, addr, addr_bits, res);
+    d = lpm->direct;
+    e = d->tbl24[(uint32_t)addr[0] << 16 | (uint32_t)addr[1] << 8 | addr[2]];
+    if ((e & DIR_TAG) != 0) {
+        uint32_t blk = e & ~DIR_TAG;
+
+        if (blk == DIR_TRIE || (addr_bits > 24 && addr_bits < 32))
+            return cm_lpm_lookup_trie(lpm, family, addr, addr_bits, res);
+        e = addr_bits == 24 ? d->heads[blk] : d->tbl8[blk << 8 | addr[3]];
+    }
+    memset(res, 0, sizeof(*res));
+    return dir_decode(d, e, res);
+}
+
+static void direct_free(struct lpm_direct *d)
+{
+    if (d == NULL)
+        return;
+    free(d->tbl24);
+    free(d->tbl8);
+    free(d->heads);
+    free(d->values);
+    free(d);
+}
+
+/* What the walk has found so far on its way down. */
+struct dir_best {
+    bool found;
+    uint32_t vid;
+    unsigned len;
+};
+
+struct dir_build {
+    const struct cm_lpm *lpm;
+    struct lpm_direct *d;
+    uint32_t *keys; /* value -> id, open addressing; used[] marks a slot taken */
+    uint32_t *ids;
+    uint8_t *used;
+    uint32_t hcap; /* power of two, >= 2 * distinct values possible */
+    uint32_t max_blocks;
+    int rc;
+};
+
+/* Value -> id, assigned in walk order; CM_ETOOBIG past DIR_MAX_VALUES. */
+static uint32_t dir_value_id(struct dir_build *b, uint32_t value)
+{
+    uint32_t h = (value * 0x9E3779B1u) & (b->hcap - 1u);
+
+    while (b->used[h] && b->keys[h] != value)
+        h = (h + 1u) & (b->hcap - 1u);
+    if (b->used[h])
+        return b->ids[h];
+    if (b->d->nvalues == DIR_MAX_VALUES) {
+        b->rc = CM_ETOOBIG;
+        return 0;
+    }
+    b->used[h] = 1;
+    b->keys[h] = value;
+    b->ids[h] = b->d->nvalues;
+    b->d->values[b->d->nvalues] = value;
+    return b->d->nvalues++;
+}
+
+static void dir_fill(uint32_t *tbl, uint32_t from, uint32_t count, uint32_t e)
+{
+    for (uint32_t i = 0; i < count; i++)
+        tbl[from + i] = e;
 }
 
 /*
- * Once built, a large table moves into memory aligned to 2 MiB and marked for
- * transparent huge pages: a lookup walks up to 128 dependent nodes scattered
- * over tens of MiB, and with 4 KiB pages nearly every step below the cached
- * top levels is a TLB miss as well as a cache miss. Without huge pages (the
- * kernel says no), the table is simply trimmed to its size.
+ * One node of the walk below the /24 at depth @depth (24..32), @pfx its bits
+ * after the first 24: fills the block's entries for /32 sources with what
+ * cm_lpm_lookup_trie() returns (same stopping rules, addr_bits = 32).
+ */
+static void dir_block(struct dir_build *b, uint32_t *blk, uint32_t node, unsigned depth,
+                      uint32_t pfx, struct dir_best best)
+{
+    const struct lpm_node *n = &b->lpm->nodes[node];
+
+    if (n->has_value)
+        best = (struct dir_best){true, dir_value_id(b, n->value), depth};
+    if (depth == 32) {
+        blk[pfx] = dir_leaf(best.found, best.vid, best.len, 32);
+        return;
+    }
+    for (unsigned bit = 0; bit < 2; bit++) {
+        uint32_t sub = pfx << 1 | bit;
+        unsigned shift = 32 - depth - 1;
+
+        if (n->child[bit] != LPM_NONE)
+            dir_block(b, blk, n->child[bit], depth + 1, sub, best);
+        else
+            dir_fill(blk, sub << shift, 1u << shift,
+                     dir_leaf(best.found, best.vid, best.len,
+                              n->child[bit ^ 1u] != LPM_NONE ? depth + 1 : depth));
+    }
+}
+
+/* The same down to depth 24, @pfx the first @depth bits: fills tbl24. */
+static void dir_top(struct dir_build *b, uint32_t node, unsigned depth, uint32_t pfx,
+                    struct dir_best best)
+{
+    const struct lpm_node *n = &b->lpm->nodes[node];
+    struct lpm_direct *d = b->d;
+
+    if (n->has_value)
+        best = (struct dir_best){true, dir_value_id(b, n->value), depth};
+    if (depth == 24) {
+        if (n->child[0] == LPM_NONE && n->child[1] == LPM_NONE) {
+            d->tbl24[pfx] = dir_leaf(best.found, best.vid, best.len, 24);
+        } else if (d->blocks < b->max_blocks) {
+            d->heads[d->blocks] = dir_leaf(best.found, best.vid, best.len, n->max_len);
+            dir_block(b, d->tbl8 + ((size_t)d->blocks << 8), node, 24, 0, best);
+            d->tbl24[pfx] = DIR_TAG | d->blocks++;
+        } else {
+            d->tbl24[pfx] = DIR_TAG | DIR_TRIE;
+        }
+        return;
+    }
+    for (unsigned bit = 0; bit < 2; bit++) {
+        uint32_t sub = pfx << 1 | bit;
+        unsigned shift = 24 - depth - 1;
+
+        if (n->child[bit] != LPM_NONE)
+            dir_top(b, n->child[bit], depth + 1, sub, best);
+        else
+            dir_fill(d->tbl24, sub << shift, 1u << shift,
+                     dir_leaf(best.found, best.vid, best.len,
+                              n->child[bit ^ 1u] != LPM_NONE ? depth + 1 : depth));
+    }
+}
+
+/* /24 nodes with longer prefixes below (blocks needed). */
+static uint32_t dir_count_blocks(const struct cm_lpm *lpm, uint32_t node, unsigned depth)
+{
+    const struct lpm_node *n = &lpm->nodes[node];
+    uint32_t count = 0;
+
+    if (depth == 24)
+        return n->child[0] != LPM_NONE || n->child[1] != LPM_NONE;
+    for (unsigned bit = 0; bit < 2; bit++)
+        if (n->child[bit] != LPM_NONE)
+            count += dir_count_blocks(lpm, n->child[bit], depth + 1);
+    return count;
+}
+
+/*
+ * Large arrays go to memory aligned to 2 MiB and marked for transparent huge
+ * pages: a lookup touches one random entry of 64 MiB, and with 4 KiB pages
+ * that is a TLB miss as well as a cache miss. Small ones are plain malloc.
  */
 #define LPM_HUGE (2u << 20)
 
-void cm_lpm_compact(struct cm_lpm *lpm)
+static void *huge_alloc(size_t bytes)
+{
+    void *p = NULL;
+
+    if (bytes < LPM_HUGE)
+        return malloc(bytes != 0 ? bytes : 1);
+    bytes = (bytes + LPM_HUGE - 1) / LPM_HUGE * LPM_HUGE;
+    if (posix_memalign(&p, LPM_HUGE, bytes) != 0)
+        return NULL;
+    (void)madvise(p, bytes, MADV_HUGEPAGE); /* advice only */
+    return p;
+}
+
+static int direct_build(struct cm_lpm *lpm, size_t max_blocks)
+{
+    struct dir_build b = {.lpm = lpm, .rc = CM_OK};
+    uint32_t blocks = dir_count_blocks(lpm, LPM_ROOT_V4, 0);
+    uint32_t maxv = lpm->v4_prefixes < DIR_MAX_VALUES ? lpm->v4_prefixes : DIR_MAX_VALUES;
+    struct lpm_direct *d = calloc(1, sizeof(*d));
+
+    b.max_blocks = max_blocks < DIR_TRIE ? (uint32_t)max_blocks : DIR_TRIE;
+    if (blocks > b.max_blocks)
+        blocks = b.max_blocks;
+    for (b.hcap = 16; b.hcap < 2 * maxv; b.hcap *= 2)
+        ;
+    b.d = d;
+    b.keys = malloc(b.hcap * sizeof(*b.keys));
+    b.ids = malloc(b.hcap * sizeof(*b.ids));
+    b.used = calloc(b.hcap, 1);
+    if (d == NULL || b.keys == NULL || b.ids == NULL || b.used == NULL) {
+        b.rc = CM_ENOMEM;
+        goto out;
+    }
+    d->tbl24 = huge_alloc((size_t)DIR_TBL24 * sizeof(uint32_t));
+    d->tbl8 = huge_alloc((size_t)blocks * 256 * sizeof(uint32_t));
+    d->heads = malloc((blocks != 0 ? blocks : 1) * sizeof(uint32_t));
+    d->values = malloc((maxv != 0 ? maxv : 1) * sizeof(uint32_t));
+    if (d->tbl24 == NULL || d->tbl8 == NULL || d->heads == NULL || d->values == NULL) {
+        b.rc = CM_ENOMEM;
+        goto out;
+    }
+    dir_top(&b, LPM_ROOT_V4, 0, 0, (struct dir_best){false, 0, 0});
+    d->bytes = sizeof(*d) + (size_t)DIR_TBL24 * sizeof(uint32_t) +
+               (size_t)blocks * 257 * sizeof(uint32_t) + (size_t)maxv * sizeof(uint32_t);
+out:
+    free(b.keys);
+    free(b.ids);
+    free(b.used);
+    if (b.rc != CM_OK) {
+        direct_free(d);
+        return b.rc;
+    }
+    lpm->direct = d;
+    return CM_OK;
+}
+
+/* ---- size ------------------------------------------------------------------- */
+
+size_t cm_lpm_memory(const struct cm_lpm *lpm)
+{
+    if (lpm == NULL)
+        return 0;
+    return sizeof(*lpm) + (size_t)lpm->cap * sizeof(lpm->nodes[0]) +
+           (lpm->direct != NULL ? lpm->direct->bytes : 0);
+}
+
+bool cm_lpm_has_direct(const struct cm_lpm *lpm)
+{
+    return lpm != NULL && lpm->direct != NULL;
+}
+
+/*
+ * Once built, a large node array moves to huge pages too (see huge_alloc):
+ * the trie still answers IPv6 and short sources, walking up to 128 dependent
+ * nodes scattered over tens of MiB. Without huge pages (the kernel says no),
+ * the array is simply trimmed to its size.
+ */
+static void nodes_trim(struct cm_lpm *lpm)
 {
     struct lpm_node *n;
-    size_t bytes;
+    size_t bytes = (size_t)lpm->count * sizeof(*n);
 
-    if (lpm == NULL)
-        return;
-    bytes = (size_t)lpm->count * sizeof(*n);
     if (bytes >= LPM_HUGE) {
-        void *p = NULL;
-        size_t alloc = (bytes + LPM_HUGE - 1) / LPM_HUGE * LPM_HUGE;
-
-        if (posix_memalign(&p, LPM_HUGE, alloc) == 0) {
-            (void)madvise(p, alloc, MADV_HUGEPAGE); /* advice only */
-            memcpy(p, lpm->nodes, bytes);
+        n = huge_alloc(bytes);
+        if (n != NULL) {
+            memcpy(n, lpm->nodes, bytes);
             free(lpm->nodes);
-            lpm->nodes = p;
+            lpm->nodes = n;
             lpm->cap = lpm->count;
             return;
         }
@@ -237,4 +530,20 @@ void cm_lpm_compact(struct cm_lpm *lpm)
         return; /* the larger array stays valid */
     lpm->nodes = n;
     lpm->cap = lpm->count;
+}
+
+void cm_lpm_compact_with(struct cm_lpm *lpm, size_t direct_min, size_t max_blocks)
+{
+    if (lpm == NULL)
+        return;
+    nodes_trim(lpm);
+    direct_free(lpm->direct);
+    lpm->direct = NULL;
+    if (lpm->v4_prefixes >= direct_min)
+        (void)direct_build(lpm, max_blocks); /* without it, the trie answers */
+}
+
+void cm_lpm_compact(struct cm_lpm *lpm)
+{
+    cm_lpm_compact_with(lpm, CM_LPM_DIRECT_MIN, CM_LPM_DIRECT_MAX_BLOCKS);
 }

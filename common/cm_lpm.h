@@ -12,6 +12,11 @@
  * than prefixes inside it): the result is then the covering match of the
  * whole source prefix, valid only for clients that give no more bits, and
  * scope_len is the length of the longest prefix inside the source prefix.
+ *
+ * A large table also gets, at cm_lpm_compact(), an IPv4 direct table
+ * (DIR-24-8) answering lookups of 24 bits or more in two or three reads
+ * whatever the table size; it gives exactly the trie's answers and scopes,
+ * which stay the reference (cm_lpm_lookup_trie()).
  */
 #ifndef COMMON_CM_LPM_H
 #define COMMON_CM_LPM_H
@@ -53,10 +58,39 @@ int cm_lpm_insert(struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned 
 bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned addr_bits,
                    struct cm_lpm_result *res);
 
-/** Bytes held by the table (nodes allocated). */
+/**
+ * The same lookup by walking the trie only, whatever cm_lpm_compact() built:
+ * the reference the direct table is checked against (tests, benches).
+ */
+bool cm_lpm_lookup_trie(const struct cm_lpm *lpm, int family, const uint8_t *addr,
+                        unsigned addr_bits, struct cm_lpm_result *res);
+
+/** Bytes held by the table (nodes allocated, plus the direct table if any). */
 size_t cm_lpm_memory(const struct cm_lpm *lpm);
 
-/** Gives back the unused tail of the node array once all inserts are done. */
+/** IPv4 prefixes from which cm_lpm_compact() builds the direct table (64 MiB). */
+#define CM_LPM_DIRECT_MIN 65536u
+/** Second-level blocks (1 KiB each: /24s holding longer prefixes) at most;
+ * the /24s beyond are answered by the trie. */
+#define CM_LPM_DIRECT_MAX_BLOCKS 65536u
+
+/**
+ * Call once all inserts are done: gives back the unused tail of the node
+ * array, and, with CM_LPM_DIRECT_MIN IPv4 prefixes or more, builds the IPv4
+ * direct table. Without memory for it (or with more than 2^20 distinct
+ * values among IPv4 prefixes) the table stays a trie: answers never change,
+ * only their cost. A later insert drops the direct table.
+ */
 void cm_lpm_compact(struct cm_lpm *lpm);
+
+/**
+ * cm_lpm_compact() with its two limits given: the direct table is built from
+ * @direct_min IPv4 prefixes (0: always), with at most @max_blocks
+ * second-level blocks. For tests and benches.
+ */
+void cm_lpm_compact_with(struct cm_lpm *lpm, size_t direct_min, size_t max_blocks);
+
+/** Whether lookups use a direct table (built by the last compact). */
+bool cm_lpm_has_direct(const struct cm_lpm *lpm);
 
 #endif /* COMMON_CM_LPM_H */

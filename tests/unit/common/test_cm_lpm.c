@@ -273,7 +273,27 @@ static unsigned ref_scope(const struct ref_prefix *p, size_t n, const uint8_t *a
     return depth;
 }
 
-static void random_family(int family, unsigned bits, uint64_t seed)
+/* cm_lpm_lookup() (direct table when built) agrees with the trie walk. */
+static void check_both(const struct cm_lpm *lpm, int family, const uint8_t *addr,
+                       unsigned addr_bits)
+{
+    struct cm_lpm_result d, t;
+    bool fd = cm_lpm_lookup(lpm, family, addr, addr_bits, &d);
+    bool ft = cm_lpm_lookup_trie(lpm, family, addr, addr_bits, &t);
+
+    if (fd != ft || d.found != t.found || d.value != t.value || d.matched_len != t.matched_len ||
+        d.scope_len != t.scope_len)
+        fail_msg("%u.%u.%u.%u/%u: direct %d %u /%u scope %u, trie %d %u /%u scope %u", addr[0],
+                 addr[1], addr[2], addr[3], addr_bits, d.found, d.value, d.matched_len, d.scope_len,
+                 t.found, t.value, t.matched_len, t.scope_len);
+}
+
+/*
+ * @max_blocks: 0 for a trie alone; otherwise (IPv4) the direct table is
+ * built with that many second-level blocks at most, and every lookup also
+ * goes through the trie alone and must agree.
+ */
+static void random_family(int family, unsigned bits, uint64_t seed, size_t max_blocks)
 {
     enum { NPREFIX = 300, NLOOKUP = 10000 };
     struct ref_prefix *p = calloc(NPREFIX, sizeof(*p));
@@ -308,10 +328,17 @@ static void random_family(int family, unsigned bits, uint64_t seed)
         if (j == n)
             n++;
     }
+    if (max_blocks != 0) {
+        cm_lpm_compact_with(lpm, 0, max_blocks);
+        assert_true(cm_lpm_has_direct(lpm));
+    }
     for (size_t i = 0; i < NLOOKUP; i++) {
         uint8_t addr[16] = {0};
         uint64_t r = rng_next(&seed);
         unsigned addr_bits = (r & 1) ? bits : (unsigned)((r >> 1) % (bits + 1));
+
+        if (max_blocks != 0 && (r >> 60) < 6) /* the direct table's sources: 24..32 bits */
+            addr_bits = 24 + (unsigned)((r >> 50) % 9);
         struct cm_lpm_result res;
         const struct ref_prefix *best = NULL;
 
@@ -328,6 +355,8 @@ static void random_family(int family, unsigned bits, uint64_t seed)
                 (best == NULL || p[j].len > best->len))
                 best = &p[j];
         cm_lpm_lookup(lpm, family, addr, addr_bits, &res);
+        if (max_blocks != 0)
+            check_both(lpm, family, addr, addr_bits);
         assert_int_equal(res.found, best != NULL);
         if (best != NULL) {
             assert_int_equal(res.value, best->value);
@@ -356,13 +385,191 @@ static void random_family(int family, unsigned bits, uint64_t seed)
 static void test_random_v4(void **state)
 {
     (void)state;
-    random_family(AF_INET, 32, 0x9e3779b97f4a7c15ull);
+    random_family(AF_INET, 32, 0x9e3779b97f4a7c15ull, 0);
+}
+
+/* The same tables through the direct table: blocks for every /24 holding
+ * longer prefixes, then few enough that most of them ask the trie. */
+static void test_random_v4_direct(void **state)
+{
+    (void)state;
+    random_family(AF_INET, 32, 0x9e3779b97f4a7c15ull, CM_LPM_DIRECT_MAX_BLOCKS);
+    random_family(AF_INET, 32, 0xd1b54a32d192ed03ull, CM_LPM_DIRECT_MAX_BLOCKS);
+    random_family(AF_INET, 32, 0xd1b54a32d192ed03ull, 3);
 }
 
 static void test_random_v6(void **state)
 {
     (void)state;
-    random_family(AF_INET6, 128, 0x2545f4914f6cdd1dull);
+    random_family(AF_INET6, 128, 0x2545f4914f6cdd1dull, 0);
+}
+
+/* Every address of @net/24 with every source length, both paths. */
+static void check_whole_24(const struct cm_lpm *lpm, const uint8_t net[4])
+{
+    uint8_t a[4] = {net[0], net[1], net[2], 0};
+
+    for (unsigned last = 0; last < 256; last++) {
+        a[3] = (uint8_t)last;
+        for (unsigned addr_bits = 0; addr_bits <= 33; addr_bits++)
+            check_both(lpm, AF_INET, a, addr_bits);
+    }
+}
+
+/* Adversarial: all 256 /32s of one /24 with /25../31 and a /0 around them,
+ * a /24 with a single /32 inside, a /24 of its own, and an empty one. */
+static void test_direct_dense_block(void **state)
+{
+    struct cm_lpm *lpm = cm_lpm_new();
+    const uint8_t dense[4] = {192, 0, 2, 0}, sparse[4] = {198, 51, 100, 0};
+    const uint8_t plain[4] = {203, 0, 113, 0}, empty[4] = {100, 64, 0, 0};
+    uint8_t a[4] = {192, 0, 2, 0};
+    struct cm_lpm_result r;
+
+    (void)state;
+    assert_non_null(lpm);
+    add(lpm, "0.0.0.0", 0, 1000);
+    add(lpm, "192.0.0.0", 16, 1001);
+    for (unsigned i = 0; i < 256; i++) {
+        a[3] = (uint8_t)i;
+        if (i % 3 != 0) /* gaps: some /32s fall back to the /25../31 */
+            assert_int_equal(cm_lpm_insert(lpm, AF_INET, a, 32, 2000 + i), CM_OK);
+        for (unsigned len = 25; len < 32; len++)
+            if (i % (1u << (32 - len)) == 0 && (i >> (32 - len)) % 2 == len % 2)
+                assert_int_equal(cm_lpm_insert(lpm, AF_INET, a, len, 3000 + len * 256 + i), CM_OK);
+    }
+    add(lpm, "198.51.100.77", 32, 4000);
+    add(lpm, "203.0.113.0", 24, 4001);
+    cm_lpm_compact_with(lpm, 0, CM_LPM_DIRECT_MAX_BLOCKS);
+    assert_true(cm_lpm_has_direct(lpm));
+    check_whole_24(lpm, dense);
+    check_whole_24(lpm, sparse);
+    check_whole_24(lpm, plain);
+    check_whole_24(lpm, empty);
+    /* a /24 source over the dense block: covering match, scope of the /32s */
+    memcpy(a, dense, 4);
+    assert_true(cm_lpm_lookup(lpm, AF_INET, a, 24, &r));
+    assert_int_equal(r.value, 1001);
+    assert_int_equal(r.matched_len, 16);
+    assert_int_equal(r.scope_len, 32);
+    a[3] = 77; /* a /32 inside: itself, scope 32 */
+    assert_true(cm_lpm_lookup(lpm, AF_INET, a, 32, &r));
+    assert_int_equal(r.value, 2077);
+    assert_int_equal(r.scope_len, 32);
+    memcpy(a, sparse, 4);
+    a[3] = 76; /* next to the lone /32: the /16? no: the /0, scope 32 */
+    assert_true(cm_lpm_lookup(lpm, AF_INET, a, 32, &r));
+    assert_int_equal(r.value, 1000);
+    assert_int_equal(r.matched_len, 0);
+    assert_int_equal(r.scope_len, 32);
+    /* one block allowed: the other /24s with longer prefixes ask the trie */
+    cm_lpm_compact_with(lpm, 0, 1);
+    check_whole_24(lpm, dense);
+    check_whole_24(lpm, sparse);
+    cm_lpm_compact_with(lpm, 0, 0);
+    check_whole_24(lpm, dense);
+    check_whole_24(lpm, sparse);
+    cm_lpm_free(lpm);
+}
+
+/* cm_lpm_compact() builds the direct table from CM_LPM_DIRECT_MIN IPv4
+ * prefixes on; a large clustered table agrees with the trie. */
+static void test_direct_threshold(void **state)
+{
+    struct cm_lpm *lpm = cm_lpm_new();
+    uint64_t seed = 0x853c49e6748fea9bull;
+    uint8_t a[16] = {0};
+    unsigned count = 0;
+
+    (void)state;
+    assert_non_null(lpm);
+    add(lpm, "2001:db8::", 32, 7); /* IPv6 prefixes do not count */
+    while (count < CM_LPM_DIRECT_MIN - 1) {
+        uint64_t r = rng_next(&seed);
+        unsigned len = 8 + (unsigned)((r >> 8) % 25);
+        struct cm_lpm_result res;
+
+        a[0] = (uint8_t)(10 + (r & 1));
+        a[1] = (uint8_t)(r >> 16);
+        a[2] = (uint8_t)(r >> 24);
+        a[3] = (uint8_t)(r >> 32);
+        for (unsigned b = len; b < 32; b++)
+            a[b / 8] &= (uint8_t) ~(0x80u >> (b % 8));
+        if (cm_lpm_lookup(lpm, AF_INET, a, len, &res) && res.matched_len == len)
+            continue; /* already there */
+        assert_int_equal(cm_lpm_insert(lpm, AF_INET, a, len, (uint32_t)(r >> 40) % 5000), CM_OK);
+        count++;
+    }
+    cm_lpm_compact(lpm);
+    assert_false(cm_lpm_has_direct(lpm));
+    add(lpm, "0.0.0.0", 0, 99);
+    cm_lpm_compact(lpm);
+    assert_true(cm_lpm_has_direct(lpm));
+    for (unsigned i = 0; i < 300000; i++) {
+        uint64_t r = rng_next(&seed);
+        a[0] = (uint8_t)(9 + r % 4);
+        a[1] = (uint8_t)(r >> 8);
+        a[2] = (uint8_t)(r >> 16);
+        a[3] = (uint8_t)(r >> 24);
+        check_both(lpm, AF_INET, a, 24 + (unsigned)((r >> 32) % 9));
+    }
+    for (unsigned i = 0; i < 256; i++) { /* whole /24s in the densest region */
+        uint8_t net[4] = {10, (uint8_t)i, (uint8_t)(i * 7), 0};
+        check_whole_24(lpm, net);
+    }
+    cm_lpm_free(lpm);
+}
+
+/* More than 2^19 distinct values: value ids use all their 20 bits. */
+static void test_direct_many_values(void **state)
+{
+    enum { NVALUES = (1 << 19) + 4096 };
+    struct cm_lpm *lpm = cm_lpm_new();
+    uint64_t seed = 0x6a09e667f3bcc909ull;
+    uint8_t a[4] = {0};
+
+    (void)state;
+    assert_non_null(lpm);
+    for (uint32_t i = 0; i < NVALUES; i++) { /* /24s from 16.0.0.0, each its value */
+        uint32_t v = (16u << 24) + i * 256;
+        a[0] = (uint8_t)(v >> 24);
+        a[1] = (uint8_t)(v >> 16);
+        a[2] = (uint8_t)(v >> 8);
+        assert_int_equal(cm_lpm_insert(lpm, AF_INET, a, 24, 100000 + i), CM_OK);
+    }
+    cm_lpm_compact(lpm);
+    assert_true(cm_lpm_has_direct(lpm));
+    for (uint32_t i = 0; i < 100000; i++) {
+        uint64_t r = rng_next(&seed);
+        uint32_t v = (16u << 24) + (uint32_t)(r % (NVALUES + 1000)) * 256 + (uint32_t)(r >> 56);
+        a[0] = (uint8_t)(v >> 24);
+        a[1] = (uint8_t)(v >> 16);
+        a[2] = (uint8_t)(v >> 8);
+        a[3] = (uint8_t)v;
+        check_both(lpm, AF_INET, a, (r >> 40) & 1 ? 32 : 24);
+    }
+    cm_lpm_free(lpm);
+}
+
+static void test_direct_dropped_by_insert(void **state)
+{
+    struct cm_lpm *lpm = cm_lpm_new();
+    uint8_t a[4] = {10, 1, 2, 3};
+    struct cm_lpm_result r;
+
+    (void)state;
+    assert_non_null(lpm);
+    add(lpm, "10.0.0.0", 8, 1);
+    cm_lpm_compact_with(lpm, 0, CM_LPM_DIRECT_MAX_BLOCKS);
+    assert_true(cm_lpm_has_direct(lpm));
+    assert_true(cm_lpm_lookup(lpm, AF_INET, a, 32, &r));
+    assert_int_equal(r.value, 1);
+    add(lpm, "10.1.2.0", 24, 2);
+    assert_false(cm_lpm_has_direct(lpm));
+    assert_true(cm_lpm_lookup(lpm, AF_INET, a, 32, &r));
+    assert_int_equal(r.value, 2);
+    assert_int_equal(r.scope_len, 24);
+    cm_lpm_free(lpm);
 }
 
 int main(void)
@@ -376,6 +583,11 @@ int main(void)
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_random_v4),
         cmocka_unit_test(test_random_v6),
+        cmocka_unit_test(test_random_v4_direct),
+        cmocka_unit_test(test_direct_dense_block),
+        cmocka_unit_test(test_direct_threshold),
+        cmocka_unit_test(test_direct_many_values),
+        cmocka_unit_test(test_direct_dropped_by_insert),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
