@@ -33,18 +33,15 @@
 
 #include <jansson.h>
 
+#include "dnsd/dns_rank.h"
 #include "dnsd/dns_rrset.h"
 
 struct cm_conf;
 struct cm_merged;
 struct dns_fed;
 
-#define DNS_FED_SLOTS 64
-
-/* Operator drains: members taken out of every answer (control API). */
-struct dns_drains {
-    const bool *drained; /* borrowed, conf->member_count entries; NULL = none drained */
-};
+/* The slot table of a shared answer is dns_rank_slots()'s: one constant, defined there. */
+#define DNS_FED_SLOTS DNS_RANK_SLOTS
 
 enum dns_fed_match {
     DNS_FED_NONE = 0, /* not a federated name nor above one: ask the static zone */

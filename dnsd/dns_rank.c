@@ -11,9 +11,6 @@
 #include "common/cm_net.h"
 #include "common/cm_state.h"
 #include "common/cm_str.h"
-#include "dnsd/dns_fed.h"
-
-_Static_assert(DNS_RANK_SLOTS == DNS_FED_SLOTS, "slot counts must agree");
 
 const struct cm_conf_policy dns_rank_default_policy = {
     .all_down = CM_ALL_DOWN_FAIL_OPEN,

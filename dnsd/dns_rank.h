@@ -33,12 +33,16 @@ struct cm_conf_policy;
 struct cm_merged;
 struct cm_merged_service;
 struct cm_merged_endpoint;
-struct dns_drains;
 
-#define DNS_RANK_MAX_CHOSEN     64   /* at most DNS_FED_SLOTS members share */
+#define DNS_RANK_MAX_CHOSEN     64   /* at most DNS_RANK_SLOTS members share */
 #define DNS_RANK_UNKNOWN_RTT_MS 1000 /* latency assumed when nothing is known */
-#define DNS_RANK_SLOTS          64   /* == DNS_FED_SLOTS */
+#define DNS_RANK_SLOTS          64   /* slots of a shared answer (DNS_FED_SLOTS) */
 #define DNS_RANK_NAME_MAX       255  /* wire-format name, root label included */
+
+/* Operator drains: members taken out of every answer (control API). */
+struct dns_drains {
+    const bool *drained; /* borrowed, conf->member_count entries; NULL = none drained */
+};
 
 struct dns_rank_ctx {
     const struct cm_conf *conf;     /* borrowed for the ctx's lifetime */
