@@ -50,18 +50,13 @@ struct itab {
     size_t mask;
 };
 
-enum fed_level {
-    FED_LEVEL_GLOBAL = 0,
-    FED_LEVEL_REGIONAL = 1,
-    FED_LEVEL_ZONAL = 2,
-    FED_LEVEL_ALIAS = 3,
-};
-
 struct fed_name {
     uint32_t answers; /* uniform: answer index; else offset in amap (region_count entries) */
     int32_t service;  /* -1 for empty non-terminals */
+    uint32_t region;  /* REGIONAL, ZONAL: conf region index */
+    int32_t zone;     /* ZONAL: index in the region's zones, else -1 */
     uint8_t match;    /* enum dns_fed_match */
-    uint8_t level;    /* enum fed_level */
+    uint8_t level;    /* enum dns_fed_level */
     bool uniform;     /* the same answer for every client region */
 };
 
@@ -636,7 +631,7 @@ static int name_answers(struct fed_build *b, const struct dns_rank_service *rs, 
  * an empty non-terminal of the same name is turned into the name.
  */
 static int name_add(struct fed_build *b, const uint8_t *wire, size_t len, uint8_t match,
-                    int service, uint8_t level, uint32_t *out)
+                    int service, const struct dns_fed_name *what, uint32_t *out)
 {
     struct dns_fed *fed = b->fed;
     uint32_t h = fed_hash(wire, len);
@@ -655,8 +650,13 @@ static int name_add(struct fed_build *b, const uint8_t *wire, size_t len, uint8_
             return rc;
         *out = (uint32_t)fed->names.count - 1;
     }
-    fed->info[*out] = (struct fed_name){
-        .answers = FED_NONE, .service = service, .match = match, .level = level, .uniform = true};
+    fed->info[*out] = (struct fed_name){.answers = FED_NONE,
+                                        .service = service,
+                                        .region = what != NULL ? (uint32_t)what->region : 0,
+                                        .zone = what != NULL ? what->zone : -1,
+                                        .match = match,
+                                        .level = what != NULL ? (uint8_t)what->level : 0,
+                                        .uniform = true};
     if (match == DNS_FED_NAME)
         fed->fed_name_count++;
     return CM_OK;
@@ -689,9 +689,17 @@ static bool label_ok(const char *s, size_t len)
 }
 
 static int add_service_name(struct fed_build *b, const struct fed_svc_in *in, const uint8_t *wire,
-                            size_t len, uint8_t level, uint32_t *idx)
+                            size_t len, enum dns_fed_level level,
+                            const struct dns_rank_scope *scope, uint32_t *idx)
 {
-    int rc = name_add(b, wire, len, DNS_FED_NAME, (int)in->index, level, idx);
+    struct dns_fed_name what = {.level = level, .service = in->index, .zone = -1};
+    int rc;
+
+    if (level == DNS_FED_REGIONAL || level == DNS_FED_ZONAL)
+        what.region = scope->region;
+    if (level == DNS_FED_ZONAL)
+        what.zone = scope->zone;
+    rc = name_add(b, wire, len, DNS_FED_NAME, (int)in->index, &what, idx);
 
     if (rc != CM_EEXIST)
         return rc;
@@ -716,7 +724,7 @@ static int service_aliases(struct fed_build *b, const struct fed_svc_in *in, uin
             snprintf(b->err, b->errlen, "services.%s.aliases[%zu]: not a domain name", in->key, i);
             return CM_ECONFIG;
         }
-        rc = add_service_name(b, in, wire, len, FED_LEVEL_ALIAS, &idx);
+        rc = add_service_name(b, in, wire, len, DNS_FED_ALIAS, NULL, &idx);
         if (rc != CM_OK)
             return rc;
         fed->info[idx].answers = fed->info[gidx].answers;
@@ -744,7 +752,7 @@ static int service_levels(struct fed_build *b, const struct fed_svc_in *in,
         if (len + b->zone_len > DNS_RANK_NAME_MAX)
             continue; /* checked for configured services in fed_service() */
         memcpy(wire, prefix, pl);
-        rc = add_service_name(b, in, wire, len + b->zone_len, FED_LEVEL_REGIONAL, &ridx);
+        rc = add_service_name(b, in, wire, len + b->zone_len, DNS_FED_REGIONAL, &scope, &ridx);
         if (rc == CM_OK)
             rc = name_answers(b, rs, in->index, ridx, &scope, gidx);
         if (rc != CM_OK)
@@ -760,7 +768,7 @@ static int service_levels(struct fed_build *b, const struct fed_svc_in *in,
             memcpy(wire + zlen, b->zone_wire, b->zone_len);
             if (zlen + b->zone_len > DNS_RANK_NAME_MAX)
                 continue;
-            rc = add_service_name(b, in, wire, zlen + b->zone_len, FED_LEVEL_ZONAL, &zidx);
+            rc = add_service_name(b, in, wire, zlen + b->zone_len, DNS_FED_ZONAL, &scope, &zidx);
             if (rc == CM_OK)
                 rc = name_answers(b, rs, in->index, zidx, &scope, ridx);
             if (rc != CM_OK)
@@ -820,7 +828,7 @@ static int fed_service(struct fed_build *b, const struct fed_svc_in *in)
 
     memcpy(wire, prefix, pl);
     memcpy(wire + pl, b->zone_wire, b->zone_len);
-    rc = add_service_name(b, in, wire, pl + b->zone_len, FED_LEVEL_GLOBAL, &gidx);
+    rc = add_service_name(b, in, wire, pl + b->zone_len, DNS_FED_GLOBAL, &scope, &gidx);
     if (rc == CM_EEXIST && in->cs == NULL)
         return CM_OK;
     if (rc == CM_OK)
@@ -865,7 +873,7 @@ static int add_ents(struct fed_build *b)
         /* Ancestors strictly below the apex, bottom up; stop at a known ENT. */
         for (pos = 1u + wire[0]; pos < (size_t)head; pos += 1u + wire[pos]) {
             uint32_t idx = 0;
-            int rc = name_add(b, wire + pos, len - pos, DNS_FED_ENT, -1, 0, &idx);
+            int rc = name_add(b, wire + pos, len - pos, DNS_FED_ENT, -1, NULL, &idx);
             if (rc == CM_EEXIST && fed->info[idx].match == DNS_FED_ENT)
                 break;
             if (rc != CM_OK && rc != CM_EEXIST)
@@ -1169,9 +1177,25 @@ const char *dns_fed_service_key(const struct dns_fed *fed, size_t i)
     return i < fed->service_count ? fed->service_keys[i] : NULL;
 }
 
-json_t *dns_fed_explain(const struct cm_conf *conf, const struct cm_merged *merged,
-                        const struct dns_drains *drains, const char *qname, unsigned region,
-                        uint32_t client_hash)
+enum dns_fed_match dns_fed_name_info(const struct dns_fed *fed, const uint8_t *qname,
+                                     size_t qname_len, struct dns_fed_name *out)
 {
-    return dns_rank_explain(conf, merged, drains, qname, region, client_hash);
+    const struct fed_name *ni;
+    long idx;
+
+    memset(out, 0, sizeof(*out));
+    out->zone = -1;
+    if (fed == NULL || qname_len == 0 || qname_len > DNS_RANK_NAME_MAX)
+        return DNS_FED_NONE;
+    idx = itab_find(&fed->names, qname, qname_len, fed_hash(qname, qname_len));
+    if (idx < 0)
+        return DNS_FED_NONE;
+    ni = &fed->info[idx];
+    if (ni->match != DNS_FED_NAME)
+        return (enum dns_fed_match)ni->match;
+    out->level = (enum dns_fed_level)ni->level;
+    out->service = (size_t)ni->service;
+    out->region = ni->region;
+    out->zone = ni->zone;
+    return DNS_FED_NAME;
 }

@@ -3,7 +3,7 @@
  * dns_rank.h -- the one decision procedure for federated answers.
  *
  * Both the answer table build (dns_fed_build) and /v1/explain
- * (dns_fed_explain) decide through these functions, so the two cannot
+ * (dns_explain) decide through these functions, so the two cannot
  * disagree:
  *
  *   dns_rank_ctx       per build: conf, merged state, drains, member name order
@@ -25,8 +25,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include <jansson.h>
 
 struct cm_conf;
 struct cm_conf_policy;
@@ -187,15 +185,5 @@ const char *dns_rank_rule_text(enum dns_rank_rule rule);
  * name is empty, has an empty label, a label over 63 bytes or exceeds 255.
  */
 size_t dns_rank_name_wire(const char *text, bool lower, uint8_t out[DNS_RANK_NAME_MAX]);
-
-/**
- * dns_fed_explain()'s implementation: matches @qname (presentation form)
- * against the federated names of @conf and @merged, ranks as the table build
- * does, and describes the decision. New JSON object, or NULL when the name is
- * not federated (or on allocation failure).
- */
-json_t *dns_rank_explain(const struct cm_conf *conf, const struct cm_merged *merged,
-                         const struct dns_drains *drains, const char *qname, unsigned region,
-                         uint32_t client_hash);
 
 #endif /* DNSD_DNS_RANK_H */
