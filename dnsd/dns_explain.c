@@ -12,6 +12,7 @@
 #include "common/cm_state.h"
 #include "common/cm_str.h"
 #include "dnsd/dns_fed.h"
+#include "dnsd/dns_name.h"
 #include "dnsd/dns_rank.h"
 
 struct explain_target {
@@ -295,9 +296,9 @@ json_t *dns_explain(const struct dns_fed *fed, const struct cm_conf *conf,
     struct dns_rank_service rs;
     struct dns_rank_member *members = NULL;
     struct dns_rank_entry *ranked = NULL;
-    uint8_t wire[DNS_RANK_NAME_MAX];
-    char name[DNS_RANK_NAME_MAX + 1];
-    size_t len = dns_rank_name_wire(qname, true, wire), n, r;
+    uint8_t wire[DNS_NAME_MAX];
+    char name[DNS_NAME_MAX + 1];
+    size_t len = dns_name_from_text(qname, true, wire), n, r;
     json_t *out = NULL;
 
     if (len == 0 || conf->region_count == 0)

@@ -9,6 +9,7 @@
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_state.h"
+#include "dnsd/dns_name.h"
 
 const struct cm_conf_policy dns_rank_default_policy = {
     .all_down = CM_ALL_DOWN_FAIL_OPEN,
@@ -67,45 +68,11 @@ void dns_rank_ctx_fini(struct dns_rank_ctx *ctx)
     ctx->name_rank = NULL;
 }
 
-size_t dns_rank_name_wire(const char *text, bool lower, uint8_t out[DNS_RANK_NAME_MAX])
-{
-    size_t len = strlen(text);
-    size_t pos = 0;
-    size_t i = 0;
-
-    if (len > 0 && text[len - 1] == '.')
-        len--;
-    if (len == 0) {
-        if (text[0] != '.')
-            return 0;
-        out[0] = 0;
-        return 1;
-    }
-    while (i <= len) {
-        size_t start = i;
-        while (i < len && text[i] != '.')
-            i++;
-        size_t llen = i - start;
-        if (llen == 0 || llen > 63 || pos + 1 + llen + 1 > DNS_RANK_NAME_MAX)
-            return 0;
-        out[pos++] = (uint8_t)llen;
-        for (size_t k = 0; k < llen; k++) {
-            unsigned char c = (unsigned char)text[start + k];
-            if (lower && c >= 'A' && c <= 'Z')
-                c = (unsigned char)(c - 'A' + 'a');
-            out[pos++] = c;
-        }
-        i++; /* past the dot, or past the end */
-    }
-    out[pos++] = 0;
-    return pos;
-}
-
 static void member_eval(const struct dns_rank_service *rs, size_t m, struct dns_rank_member *rm)
 {
     const struct cm_merged_endpoint *ep = rs->msvc != NULL ? &rs->msvc->members[m] : NULL;
     const struct cm_state_endpoint *src = ep != NULL && ep->present ? ep->src : NULL;
-    uint8_t wire[DNS_RANK_NAME_MAX];
+    uint8_t wire[DNS_NAME_MAX];
 
     memset(rm, 0, sizeof(*rm));
     rm->ep = ep;
@@ -117,7 +84,7 @@ static void member_eval(const struct dns_rank_service *rs, size_t m, struct dns_
     rm->present = true;
     rm->healthy = ep->healthy && src->ready_endpoints > 0;
     rm->has_addr = src->address_count > 0;
-    rm->has_host = src->hostname != NULL && dns_rank_name_wire(src->hostname, false, wire) > 1;
+    rm->has_host = src->hostname != NULL && dns_name_from_text(src->hostname, false, wire) > 1;
     rm->fail_open_ok = !rm->drained && rm->has_addr;
     if (rm->drained)
         rm->why_not = "drained";

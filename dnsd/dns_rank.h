@@ -35,7 +35,6 @@ struct cm_merged_endpoint;
 #define DNS_RANK_MAX_CHOSEN     64   /* at most DNS_RANK_SLOTS members share */
 #define DNS_RANK_UNKNOWN_RTT_MS 1000 /* latency assumed when nothing is known */
 #define DNS_RANK_SLOTS          64   /* slots of a shared answer (DNS_FED_SLOTS) */
-#define DNS_RANK_NAME_MAX       255  /* wire-format name, root label included */
 
 /* Operator drains: members taken out of every answer (control API). */
 struct dns_drains {
@@ -178,12 +177,5 @@ void dns_rank_slots(const uint32_t *weight, size_t n, uint8_t slots[DNS_RANK_SLO
 
 /** Static text for a rule (without the region, zone or target). */
 const char *dns_rank_rule_text(enum dns_rank_rule rule);
-
-/**
- * Converts a presentation name (trailing dot optional) to wire format.
- * @lower folds letters to lower case. Returns the length, or 0 when the
- * name is empty, has an empty label, a label over 63 bytes or exceeds 255.
- */
-size_t dns_rank_name_wire(const char *text, bool lower, uint8_t out[DNS_RANK_NAME_MAX]);
 
 #endif /* DNSD_DNS_RANK_H */
