@@ -10,7 +10,6 @@
  */
 #include "dnsd/dns_ctl.h"
 
-#include <ctype.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -37,6 +36,7 @@
 #include "dnsd/dns_explain.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_geo.h"
+#include "dnsd/dns_name.h"
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_rank.h"
 #include "dnsd/dns_server.h"
@@ -378,14 +378,8 @@ out:
 /* "Web.Fed.Example.Test." -> "web.fed.example.test" for dns_explain. */
 static void name_normalize(const char *name, char *out, size_t cap)
 {
-    size_t n = cm_strlcpy(out, name, cap);
-
-    if (n >= cap)
-        n = cap - 1;
-    if (n > 1 && out[n - 1] == '.')
-        out[--n] = '\0';
-    for (size_t i = 0; i < n; i++)
-        out[i] = (char)tolower((unsigned char)out[i]);
+    cm_strlcpy(out, name, cap);
+    dns_name_text_normalize(out);
 }
 
 /* Which source placed the client, in words (dns_geo_describe). */

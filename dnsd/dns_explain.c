@@ -320,10 +320,7 @@ json_t *dns_explain(const struct dns_fed *fed, const struct cm_conf *conf,
     n = dns_rank_order(&rs, r, ranked);
     /* The name as served: lowercase, no trailing dot. */
     cm_strlcpy(name, qname, sizeof(name));
-    for (char *p = name; *p != '\0'; p++)
-        *p = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p;
-    if (strlen(name) > 1 && name[strlen(name) - 1] == '.')
-        name[strlen(name) - 1] = '\0';
+    dns_name_text_normalize(name);
     out = explain_json(&rs, &t, name, r, client_hash, ranked, n);
 out:
     free(members);

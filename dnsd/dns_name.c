@@ -78,6 +78,17 @@ size_t dns_name_put_label(uint8_t *out, size_t pos, const char *s, size_t len)
     return pos;
 }
 
+size_t dns_name_text_normalize(char *text)
+{
+    size_t n = strlen(text);
+
+    for (size_t i = 0; i < n; i++)
+        text[i] = (char)dns_name_lower_char((uint8_t)text[i]);
+    if (n > 1 && text[n - 1] == '.')
+        text[--n] = '\0';
+    return n;
+}
+
 size_t dns_name_from_text(const char *text, bool lower, uint8_t out[DNS_NAME_MAX])
 {
     size_t len = strlen(text);

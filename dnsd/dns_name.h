@@ -64,6 +64,12 @@ bool dns_name_label_ok(const char *s, size_t len);
 size_t dns_name_put_label(uint8_t *out, size_t pos, const char *s, size_t len);
 
 /**
+ * "Web.Example.Test." -> "web.example.test", in place: ASCII letters folded,
+ * one trailing dot dropped (the root "." stays). Returns the new length.
+ */
+size_t dns_name_text_normalize(char *text);
+
+/**
  * Converts a presentation name (trailing dot optional, no escapes) to wire
  * format. @lower folds letters to lower case. Returns the length, or 0 when
  * the name is empty, has an empty label, a label over 63 bytes or exceeds

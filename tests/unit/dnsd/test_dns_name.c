@@ -67,6 +67,30 @@ static void test_from_text(void **state)
     assert_int_equal(dns_name_from_text(long_name, false, out), 0);
 }
 
+/* ---- dns_name_text_normalize() ---- */
+
+static void test_text_normalize(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } rows[] = {
+        {"Web.Fed.Example.Test.", "web.fed.example.test"},
+        {"web.fed.example.test", "web.fed.example.test"},
+        {".", "."},
+        {"", ""},
+        {"A..", "a."}, /* one dot only */
+        {"X-1_@[`{", "x-1_@[`{"},
+    };
+    char buf[64];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        snprintf(buf, sizeof(buf), "%s", rows[i].in);
+        assert_int_equal(dns_name_text_normalize(buf), strlen(rows[i].out));
+        assert_string_equal(buf, rows[i].out);
+    }
+}
+
 /* ---- dns_name_check() ---- */
 
 struct check_case {
@@ -227,9 +251,9 @@ static void test_labels(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_from_text), cmocka_unit_test(test_check),
-        cmocka_unit_test(test_case),      cmocka_unit_test(test_under),
-        cmocka_unit_test(test_labels),
+        cmocka_unit_test(test_from_text), cmocka_unit_test(test_text_normalize),
+        cmocka_unit_test(test_check),     cmocka_unit_test(test_case),
+        cmocka_unit_test(test_under),     cmocka_unit_test(test_labels),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
