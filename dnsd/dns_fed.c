@@ -686,7 +686,6 @@ static int add_service_name(struct fed_build *b, const struct fed_svc_in *in, co
     if (level == DNS_FED_ZONAL)
         what.zone = scope->zone;
     rc = name_add(b, wire, len, DNS_FED_NAME, (int)in->index, &what, idx);
-
     if (rc != CM_EEXIST)
         return rc;
     if (in->cs == NULL) {
