@@ -4,13 +4,12 @@
  *
  * /v1/explain answers from the same view and the same merge the workers use:
  * the client is located with dns_query_locate, the decision comes from
- * dns_fed_explain (the table's own ranking), and the "response" part runs a
+ * dns_explain (the table's own ranking), and the "response" part runs a
  * real query packet through dns_query_process and decodes the bytes with
  * ldns (control path only), so the explanation cannot disagree with DNS.
  */
 #include "dnsd/dns_ctl.h"
 
-#include <ctype.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -34,8 +33,10 @@
 #include "common/cm_str.h"
 #include "common/cm_time.h"
 #include "common/cm_ui.h"
+#include "dnsd/dns_explain.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_geo.h"
+#include "dnsd/dns_name.h"
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_rank.h"
 #include "dnsd/dns_server.h"
@@ -374,17 +375,11 @@ out:
     return out;
 }
 
-/* "Web.Fed.Example.Test." -> "web.fed.example.test" for dns_fed_explain. */
+/* "Web.Fed.Example.Test." -> "web.fed.example.test" for dns_explain. */
 static void name_normalize(const char *name, char *out, size_t cap)
 {
-    size_t n = cm_strlcpy(out, name, cap);
-
-    if (n >= cap)
-        n = cap - 1;
-    if (n > 1 && out[n - 1] == '.')
-        out[--n] = '\0';
-    for (size_t i = 0; i < n; i++)
-        out[i] = (char)tolower((unsigned char)out[i]);
+    cm_strlcpy(out, name, cap);
+    dns_name_text_normalize(out);
 }
 
 /* Which source placed the client, in words (dns_geo_describe). */
@@ -456,8 +451,8 @@ int dns_ctl_explain(const struct dns_ctl_env *env, const char *name, const char 
                      ecs_used, &loc);
     name_normalize(name, norm, sizeof(norm));
     dns_state_drains(env->state, &drains);
-    decision = dns_fed_explain(view->conf, dns_state_merged(env->state), &drains, norm, loc.region,
-                               loc.client_hash);
+    decision = dns_explain(view->fed, view->conf, dns_state_merged(env->state), &drains, norm,
+                           loc.region, loc.client_hash);
     doc = json_pack("{s:s,s:o*,s:o,s:{s:o*,s:o*},s:I}", "name", name, "client",
                     explain_client_json(view, &c, &loc, ecs_used), "decision",
                     decision != NULL ? decision : json_null(), "response", "A",
@@ -500,8 +495,8 @@ int dns_ctl_explain_region(const struct dns_ctl_env *env, const char *name, cons
     name_normalize(name, norm, sizeof(norm));
     dns_state_drains(env->state, &drains);
     /* No client address: the slot of a shared answer is that of hash 0. */
-    decision =
-        dns_fed_explain(view->conf, dns_state_merged(env->state), &drains, norm, (unsigned)r, 0);
+    decision = dns_explain(view->fed, view->conf, dns_state_merged(env->state), &drains, norm,
+                           (unsigned)r, 0);
     doc = json_pack("{s:s,s:{s:n,s:n,s:s,s:s,s:n,s:i,s:b},s:o,s:n,s:I}", "name", name, "client",
                     "address", "ecs_prefix", "region", view->conf->regions[r].name, "how",
                     "region parameter", "scope_len", "client_hash", 0, "ecs_used", false,

@@ -27,6 +27,7 @@
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_state.h"
+#include "dnsd/dns_name.h"
 #include "dnsd/dns_rank.h"
 
 #define FED_NONE    UINT32_MAX
@@ -50,18 +51,13 @@ struct itab {
     size_t mask;
 };
 
-enum fed_level {
-    FED_LEVEL_GLOBAL = 0,
-    FED_LEVEL_REGIONAL = 1,
-    FED_LEVEL_ZONAL = 2,
-    FED_LEVEL_ALIAS = 3,
-};
-
 struct fed_name {
     uint32_t answers; /* uniform: answer index; else offset in amap (region_count entries) */
     int32_t service;  /* -1 for empty non-terminals */
+    uint32_t region;  /* REGIONAL, ZONAL: conf region index */
+    int32_t zone;     /* ZONAL: index in the region's zones, else -1 */
     uint8_t match;    /* enum dns_fed_match */
-    uint8_t level;    /* enum fed_level */
+    uint8_t level;    /* enum dns_fed_level */
     bool uniform;     /* the same answer for every client region */
 };
 
@@ -276,7 +272,7 @@ struct fed_build {
     struct itab akeys; /* answer keys; key index == answer index */
     uint32_t *rr_off;  /* rdata offset of each rrset */
     size_t rr_off_cap;
-    uint8_t zone_wire[DNS_RANK_NAME_MAX];
+    uint8_t zone_wire[DNS_NAME_MAX];
     size_t zone_len;
     uint8_t (*region_label)[64]; /* per region: length byte + label */
     uint8_t (*az_label)[64];     /* per (region, zone) at az_base[region] + zone */
@@ -328,7 +324,7 @@ static int rrset_add(struct fed_build *b, uint16_t type, uint32_t ttl, uint16_t 
 static int cname_rrset(struct fed_build *b, const uint8_t *wire, size_t wlen, uint32_t ttl,
                        uint32_t *out)
 {
-    uint8_t rd[2 + DNS_RANK_NAME_MAX];
+    uint8_t rd[2 + DNS_NAME_MAX];
 
     rd[0] = (uint8_t)(wlen >> 8);
     rd[1] = (uint8_t)wlen;
@@ -408,8 +404,8 @@ static int member_variant(struct fed_build *b, const struct dns_rank_service *rs
     if (rc == CM_OK)
         rc = addr_rrset(b, &src, 1, AF_INET6, rs->policy->max_answers, rs->ttl, &aaaa);
     if (rc == CM_OK && !rs->members[m].has_addr) {
-        uint8_t wire[DNS_RANK_NAME_MAX];
-        size_t wlen = dns_rank_name_wire(src->hostname, false, wire);
+        uint8_t wire[DNS_NAME_MAX];
+        size_t wlen = dns_name_from_text(src->hostname, false, wire);
         rc = cname_rrset(b, wire, wlen, rs->ttl, &cname);
     }
     if (rc == CM_OK)
@@ -491,7 +487,7 @@ static int materialize(struct fed_build *b, const struct dns_rank_service *rs,
 {
     struct fed_answer ans = {.variant = FED_NONE, .slots = FED_NONE, .ttl = d->ttl};
     const struct itab *names = &b->fed->names;
-    uint8_t wire[DNS_RANK_NAME_MAX];
+    uint8_t wire[DNS_NAME_MAX];
     size_t wlen;
     int rc = CM_OK;
 
@@ -509,7 +505,7 @@ static int materialize(struct fed_build *b, const struct dns_rank_service *rs,
         ans.fail_closed = true;
         break;
     case DNS_RANK_SORRY:
-        wlen = dns_rank_name_wire(rs->policy->sorry_target, false, wire);
+        wlen = dns_name_from_text(rs->policy->sorry_target, false, wire);
         if (wlen == 0) {
             snprintf(b->err, b->errlen, "policy.all_down: bad sorry target \"%s\"",
                      rs->policy->sorry_target);
@@ -636,7 +632,7 @@ static int name_answers(struct fed_build *b, const struct dns_rank_service *rs, 
  * an empty non-terminal of the same name is turned into the name.
  */
 static int name_add(struct fed_build *b, const uint8_t *wire, size_t len, uint8_t match,
-                    int service, uint8_t level, uint32_t *out)
+                    int service, const struct dns_fed_name *what, uint32_t *out)
 {
     struct dns_fed *fed = b->fed;
     uint32_t h = fed_hash(wire, len);
@@ -655,8 +651,13 @@ static int name_add(struct fed_build *b, const uint8_t *wire, size_t len, uint8_
             return rc;
         *out = (uint32_t)fed->names.count - 1;
     }
-    fed->info[*out] = (struct fed_name){
-        .answers = FED_NONE, .service = service, .match = match, .level = level, .uniform = true};
+    fed->info[*out] = (struct fed_name){.answers = FED_NONE,
+                                        .service = service,
+                                        .region = what != NULL ? (uint32_t)what->region : 0,
+                                        .zone = what != NULL ? what->zone : -1,
+                                        .match = match,
+                                        .level = what != NULL ? (uint8_t)what->level : 0,
+                                        .uniform = true};
     if (match == DNS_FED_NAME)
         fed->fed_name_count++;
     return CM_OK;
@@ -673,26 +674,18 @@ struct fed_svc_in {
     const struct cm_merged_service *msvc;
 };
 
-static size_t put_label(uint8_t *out, size_t pos, const char *s, size_t len)
-{
-    out[pos++] = (uint8_t)len;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        out[pos++] = c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
-    }
-    return pos;
-}
-
-static bool label_ok(const char *s, size_t len)
-{
-    return len > 0 && len <= 63 && memchr(s, '.', len) == NULL;
-}
-
 static int add_service_name(struct fed_build *b, const struct fed_svc_in *in, const uint8_t *wire,
-                            size_t len, uint8_t level, uint32_t *idx)
+                            size_t len, enum dns_fed_level level,
+                            const struct dns_rank_scope *scope, uint32_t *idx)
 {
-    int rc = name_add(b, wire, len, DNS_FED_NAME, (int)in->index, level, idx);
+    struct dns_fed_name what = {.level = level, .service = in->index, .zone = -1};
+    int rc;
 
+    if (level == DNS_FED_REGIONAL || level == DNS_FED_ZONAL)
+        what.region = scope->region;
+    if (level == DNS_FED_ZONAL)
+        what.zone = scope->zone;
+    rc = name_add(b, wire, len, DNS_FED_NAME, (int)in->index, &what, idx);
     if (rc != CM_EEXIST)
         return rc;
     if (in->cs == NULL) {
@@ -706,17 +699,17 @@ static int add_service_name(struct fed_build *b, const struct fed_svc_in *in, co
 static int service_aliases(struct fed_build *b, const struct fed_svc_in *in, uint32_t gidx)
 {
     struct dns_fed *fed = b->fed;
-    uint8_t wire[DNS_RANK_NAME_MAX];
+    uint8_t wire[DNS_NAME_MAX];
     uint32_t idx;
 
     for (size_t i = 0; in->cs != NULL && i < in->cs->alias_count; i++) {
-        size_t len = dns_rank_name_wire(in->cs->aliases[i], true, wire);
+        size_t len = dns_name_from_text(in->cs->aliases[i], true, wire);
         int rc;
         if (len == 0) {
             snprintf(b->err, b->errlen, "services.%s.aliases[%zu]: not a domain name", in->key, i);
             return CM_ECONFIG;
         }
-        rc = add_service_name(b, in, wire, len, FED_LEVEL_ALIAS, &idx);
+        rc = add_service_name(b, in, wire, len, DNS_FED_ALIAS, NULL, &idx);
         if (rc != CM_OK)
             return rc;
         fed->info[idx].answers = fed->info[gidx].answers;
@@ -730,7 +723,7 @@ static int service_levels(struct fed_build *b, const struct fed_svc_in *in,
                           uint32_t gidx)
 {
     const struct cm_conf *conf = b->conf;
-    uint8_t wire[3 * DNS_RANK_NAME_MAX];
+    uint8_t wire[3 * DNS_NAME_MAX];
     uint32_t ridx, zidx;
     int rc;
 
@@ -741,10 +734,10 @@ static int service_levels(struct fed_build *b, const struct fed_svc_in *in,
         memcpy(wire + len, rl, 1u + rl[0]);
         len += 1u + rl[0];
         memcpy(wire + len, b->zone_wire, b->zone_len);
-        if (len + b->zone_len > DNS_RANK_NAME_MAX)
+        if (len + b->zone_len > DNS_NAME_MAX)
             continue; /* checked for configured services in fed_service() */
         memcpy(wire, prefix, pl);
-        rc = add_service_name(b, in, wire, len + b->zone_len, FED_LEVEL_REGIONAL, &ridx);
+        rc = add_service_name(b, in, wire, len + b->zone_len, DNS_FED_REGIONAL, &scope, &ridx);
         if (rc == CM_OK)
             rc = name_answers(b, rs, in->index, ridx, &scope, gidx);
         if (rc != CM_OK)
@@ -758,9 +751,9 @@ static int service_levels(struct fed_build *b, const struct fed_svc_in *in,
             memcpy(wire + zlen, rl, 1u + rl[0]);
             zlen += 1u + rl[0];
             memcpy(wire + zlen, b->zone_wire, b->zone_len);
-            if (zlen + b->zone_len > DNS_RANK_NAME_MAX)
+            if (zlen + b->zone_len > DNS_NAME_MAX)
                 continue;
-            rc = add_service_name(b, in, wire, zlen + b->zone_len, FED_LEVEL_ZONAL, &zidx);
+            rc = add_service_name(b, in, wire, zlen + b->zone_len, DNS_FED_ZONAL, &scope, &zidx);
             if (rc == CM_OK)
                 rc = name_answers(b, rs, in->index, zidx, &scope, ridx);
             if (rc != CM_OK)
@@ -790,14 +783,14 @@ static int fed_service(struct fed_build *b, const struct fed_svc_in *in)
     const struct cm_conf *conf = b->conf;
     struct dns_rank_service rs;
     struct dns_rank_scope scope = {.level = DNS_RANK_GLOBAL};
-    uint8_t prefix[2 * DNS_RANK_NAME_MAX];
-    uint8_t wire[2 * DNS_RANK_NAME_MAX];
+    uint8_t prefix[2 * DNS_NAME_MAX];
+    uint8_t wire[2 * DNS_NAME_MAX];
     size_t pl = 0, nl = strlen(in->name), sl = strlen(in->ns), fl = strlen(conf->federation);
     uint32_t gidx;
     int rc;
 
-    if (!label_ok(in->name, nl) || !label_ok(in->ns, sl) ||
-        2 + nl + sl + fl + 4 + 4 + longest_level(b) + b->zone_len > DNS_RANK_NAME_MAX) {
+    if (!dns_name_label_ok(in->name, nl) || !dns_name_label_ok(in->ns, sl) ||
+        2 + nl + sl + fl + 4 + 4 + longest_level(b) + b->zone_len > DNS_NAME_MAX) {
         if (in->cs == NULL) {
             cm_log_warn("discovered service %s: names would not be valid DNS names: skipped",
                         in->key);
@@ -806,10 +799,10 @@ static int fed_service(struct fed_build *b, const struct fed_svc_in *in)
         snprintf(b->err, b->errlen, "services.%s: federated names would exceed 255 bytes", in->key);
         return CM_ECONFIG;
     }
-    pl = put_label(prefix, pl, in->name, nl);
-    pl = put_label(prefix, pl, in->ns, sl);
-    pl = put_label(prefix, pl, conf->federation, fl);
-    pl = put_label(prefix, pl, "svc", 3);
+    pl = dns_name_put_label(prefix, pl, in->name, nl);
+    pl = dns_name_put_label(prefix, pl, in->ns, sl);
+    pl = dns_name_put_label(prefix, pl, conf->federation, fl);
+    pl = dns_name_put_label(prefix, pl, "svc", 3);
 
     dns_rank_service_init(&rs, &b->rank, in->msvc, in->cs != NULL ? &in->cs->policy : NULL,
                           b->members);
@@ -820,7 +813,7 @@ static int fed_service(struct fed_build *b, const struct fed_svc_in *in)
 
     memcpy(wire, prefix, pl);
     memcpy(wire + pl, b->zone_wire, b->zone_len);
-    rc = add_service_name(b, in, wire, pl + b->zone_len, FED_LEVEL_GLOBAL, &gidx);
+    rc = add_service_name(b, in, wire, pl + b->zone_len, DNS_FED_GLOBAL, &scope, &gidx);
     if (rc == CM_EEXIST && in->cs == NULL)
         return CM_OK;
     if (rc == CM_OK)
@@ -839,11 +832,9 @@ static int fed_service(struct fed_build *b, const struct fed_svc_in *in)
 /* Number of bytes of @wire before the zone apex, or -1 when not strictly below it. */
 static long below_apex(const struct fed_build *b, const uint8_t *wire, size_t len)
 {
-    size_t pos = 0;
+    size_t pos = dns_name_under_offset(wire, len, b->zone_wire, b->zone_len);
 
-    while (pos < len && wire[pos] != 0 && len - pos > b->zone_len)
-        pos += 1u + wire[pos];
-    if (pos == 0 || len - pos != b->zone_len || memcmp(wire + pos, b->zone_wire, b->zone_len) != 0)
+    if (pos == 0 || pos == SIZE_MAX)
         return -1;
     return (long)pos;
 }
@@ -852,7 +843,7 @@ static int add_ents(struct fed_build *b)
 {
     struct dns_fed *fed = b->fed;
     size_t count = fed->names.count;
-    uint8_t wire[DNS_RANK_NAME_MAX];
+    uint8_t wire[DNS_NAME_MAX];
 
     for (size_t i = 0; i < count; i++) {
         size_t len = fed->names.len[i];
@@ -865,7 +856,7 @@ static int add_ents(struct fed_build *b)
         /* Ancestors strictly below the apex, bottom up; stop at a known ENT. */
         for (pos = 1u + wire[0]; pos < (size_t)head; pos += 1u + wire[pos]) {
             uint32_t idx = 0;
-            int rc = name_add(b, wire + pos, len - pos, DNS_FED_ENT, -1, 0, &idx);
+            int rc = name_add(b, wire + pos, len - pos, DNS_FED_ENT, -1, NULL, &idx);
             if (rc == CM_EEXIST && fed->info[idx].match == DNS_FED_ENT)
                 break;
             if (rc != CM_OK && rc != CM_EEXIST)
@@ -882,7 +873,7 @@ static int build_labels(struct fed_build *b)
     const struct cm_conf *conf = b->conf;
     size_t naz = 0;
 
-    b->zone_len = dns_rank_name_wire(conf->zone, true, b->zone_wire);
+    b->zone_len = dns_name_from_text(conf->zone, true, b->zone_wire);
     if (b->zone_len == 0) {
         snprintf(b->err, b->errlen, "zone: \"%s\" is not a domain name", conf->zone);
         return CM_ECONFIG;
@@ -897,18 +888,19 @@ static int build_labels(struct fed_build *b)
         return CM_ENOMEM;
     for (size_t r = 0; r < conf->region_count; r++) {
         const struct cm_conf_region *reg = &conf->regions[r];
-        if (!label_ok(reg->name, strlen(reg->name))) {
+        if (!dns_name_label_ok(reg->name, strlen(reg->name))) {
             snprintf(b->err, b->errlen, "regions.%s: not a DNS label", reg->name);
             return CM_ECONFIG;
         }
-        put_label(b->region_label[r], 0, reg->name, strlen(reg->name));
+        dns_name_put_label(b->region_label[r], 0, reg->name, strlen(reg->name));
         for (size_t z = 0; z < reg->zone_count; z++) {
-            if (!label_ok(reg->zones[z], strlen(reg->zones[z]))) {
+            if (!dns_name_label_ok(reg->zones[z], strlen(reg->zones[z]))) {
                 snprintf(b->err, b->errlen, "regions.%s.zones: \"%s\" is not a DNS label",
                          reg->name, reg->zones[z]);
                 return CM_ECONFIG;
             }
-            put_label(b->az_label[b->az_base[r] + z], 0, reg->zones[z], strlen(reg->zones[z]));
+            dns_name_put_label(b->az_label[b->az_base[r] + z], 0, reg->zones[z],
+                               strlen(reg->zones[z]));
         }
     }
     return CM_OK;
@@ -1118,7 +1110,7 @@ enum dns_fed_match dns_fed_lookup(const struct dns_fed *fed, const uint8_t *qnam
     memset(out, 0, sizeof(*out));
     out->service = -1;
     out->member = -1;
-    if (fed == NULL || qname_len == 0 || qname_len > DNS_RANK_NAME_MAX)
+    if (fed == NULL || qname_len == 0 || qname_len > DNS_NAME_MAX)
         return DNS_FED_NONE;
     idx = itab_find(&fed->names, qname, qname_len, fed_hash(qname, qname_len));
     if (idx < 0)
@@ -1169,9 +1161,25 @@ const char *dns_fed_service_key(const struct dns_fed *fed, size_t i)
     return i < fed->service_count ? fed->service_keys[i] : NULL;
 }
 
-json_t *dns_fed_explain(const struct cm_conf *conf, const struct cm_merged *merged,
-                        const struct dns_drains *drains, const char *qname, unsigned region,
-                        uint32_t client_hash)
+enum dns_fed_match dns_fed_name_info(const struct dns_fed *fed, const uint8_t *qname,
+                                     size_t qname_len, struct dns_fed_name *out)
 {
-    return dns_rank_explain(conf, merged, drains, qname, region, client_hash);
+    const struct fed_name *ni;
+    long idx;
+
+    memset(out, 0, sizeof(*out));
+    out->zone = -1;
+    if (fed == NULL || qname_len == 0 || qname_len > DNS_NAME_MAX)
+        return DNS_FED_NONE;
+    idx = itab_find(&fed->names, qname, qname_len, fed_hash(qname, qname_len));
+    if (idx < 0)
+        return DNS_FED_NONE;
+    ni = &fed->info[idx];
+    if (ni->match != DNS_FED_NAME)
+        return (enum dns_fed_match)ni->match;
+    out->level = (enum dns_fed_level)ni->level;
+    out->service = (size_t)ni->service;
+    out->region = ni->region;
+    out->zone = ni->zone;
+    return DNS_FED_NAME;
 }

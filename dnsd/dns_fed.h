@@ -16,7 +16,9 @@
  * and the operator's drains, whenever any of them changes, and is then
  * immutable: the query path only looks up and copies. Ranking (dns_rank_*)
  * is the single decision procedure used by both the table build and
- * /v1/explain, so the two cannot disagree.
+ * /v1/explain (dns_explain), so the two cannot disagree; explain learns what
+ * a name is from the table (dns_fed_name_info), and the name grammar above is
+ * built here only.
  *
  * Within a (name, region) the members tied within latency_slack_ms share the
  * answers in proportion to their ready endpoints: the build precomputes one
@@ -31,20 +33,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
+#include "dnsd/dns_rank.h"
 #include "dnsd/dns_rrset.h"
 
 struct cm_conf;
 struct cm_merged;
 struct dns_fed;
 
-#define DNS_FED_SLOTS 64
-
-/* Operator drains: members taken out of every answer (control API). */
-struct dns_drains {
-    const bool *drained; /* borrowed, conf->member_count entries; NULL = none drained */
-};
+/* The slot table of a shared answer is dns_rank_slots()'s: one constant, defined there. */
+#define DNS_FED_SLOTS DNS_RANK_SLOTS
 
 enum dns_fed_match {
     DNS_FED_NONE = 0, /* not a federated name nor above one: ask the static zone */
@@ -95,15 +92,27 @@ size_t dns_fed_service_count(const struct dns_fed *fed);
 /** Service key ("ns/name") of index @i, for metrics labels. */
 const char *dns_fed_service_key(const struct dns_fed *fed, size_t i);
 
+enum dns_fed_level {
+    DNS_FED_GLOBAL = 0,   /* svc.ns.F.svc.Z */
+    DNS_FED_REGIONAL = 1, /* svc.ns.F.svc.R.Z */
+    DNS_FED_ZONAL = 2,    /* svc.ns.F.svc.AZ.R.Z */
+    DNS_FED_ALIAS = 3,    /* a services.*.aliases name: answers as the global name */
+};
+
+/* What a federated name is, as the build made it. */
+struct dns_fed_name {
+    enum dns_fed_level level;
+    size_t service; /* index in the table's service list (dns_fed_service_key) */
+    size_t region;  /* REGIONAL, ZONAL: conf region index; else 0 */
+    int zone;       /* ZONAL: index in the region's zones; else -1 */
+};
+
 /**
- * The decision for @qname (presentation form) and a client in @region with
- * @client_hash, as JSON: the level and service, every candidate member with
- * health, reason, drain, RTT and its source ("measured by vantage X" or
- * "static latency_ms"), the rule that decided, the TTL and why. NULL when the
- * name is not federated. Same code as the table build.
+ * What @qname (lowercased wire format) is in the table, for /v1/explain: the
+ * table, not a parse of the name, says which service, level, region and zone.
+ * @out is filled for DNS_FED_NAME only. Never allocates.
  */
-json_t *dns_fed_explain(const struct cm_conf *conf, const struct cm_merged *merged,
-                        const struct dns_drains *drains, const char *qname, unsigned region,
-                        uint32_t client_hash);
+enum dns_fed_match dns_fed_name_info(const struct dns_fed *fed, const uint8_t *qname,
+                                     size_t qname_len, struct dns_fed_name *out);
 
 #endif /* DNSD_DNS_FED_H */

@@ -21,7 +21,6 @@
 #include "common/cm_err.h"
 #include "common/cm_state.h"
 #include "common/cm_str.h"
-#include "dnsd/dns_fed.h"
 #include "dnsd/dns_geo.h"
 #include "dnsd/dns_rank.h"
 #include "dnsd/dns_state.h"

@@ -22,6 +22,7 @@
 #include "dnsd/dns_cookie.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_geo.h"
+#include "dnsd/dns_name.h"
 #include "dnsd/dns_view.h"
 #include "dnsd/dns_wire.h"
 #include "dnsd/dns_zone.h"
@@ -261,7 +262,7 @@ static bool add_addresses(struct qctx *q, const struct dns_node *node, const uin
 static void additional_cb(const uint8_t *name, size_t len, void *arg)
 {
     struct qctx *q = arg;
-    uint8_t lc[DNS_WIRE_NAMEMAX];
+    uint8_t lc[DNS_NAME_MAX];
     const struct dns_node *node;
 
     dns_name_lower(lc, name, len);
@@ -275,26 +276,18 @@ struct glue_ctx {
     bool missing; /* in-domain glue that did not fit */
 };
 
-static bool is_under(const uint8_t *name, size_t len, const uint8_t *parent, size_t plen)
-{
-    size_t o = 0;
-
-    while (len - o > plen && name[o] != 0)
-        o += 1u + name[o];
-    return len - o == plen && memcmp(name + o, parent, plen) == 0;
-}
-
 static void glue_cb(const uint8_t *name, size_t len, void *arg)
 {
     struct glue_ctx *g = arg;
-    uint8_t lc[DNS_WIRE_NAMEMAX];
+    uint8_t lc[DNS_NAME_MAX];
     const struct dns_node *node;
 
     dns_name_lower(lc, name, len);
     node = dns_zone_lookup_exact(g->q->view->zone, lc, len);
     if (node == NULL)
         return;
-    if (!add_addresses(g->q, node, name, len) && is_under(lc, len, g->cut->name, g->cut->name_len))
+    if (!add_addresses(g->q, node, name, len) &&
+        dns_name_is_under(lc, len, g->cut->name, g->cut->name_len))
         g->missing = true;
 }
 
@@ -425,28 +418,12 @@ static enum step_result step(struct qctx *q, const uint8_t *owner, const uint8_t
     return STEP_DONE;
 }
 
-static bool name_eq_nocase(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-    if (alen != blen)
-        return false;
-    for (size_t i = 0; i < alen; i++) {
-        uint8_t x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z')
-            x = (uint8_t)(x + 32);
-        if (y >= 'A' && y <= 'Z')
-            y = (uint8_t)(y + 32);
-        if (x != y)
-            return false;
-    }
-    return true;
-}
-
 /* Answers the question, following at most MAX_CNAME_HOPS CNAMEs, never the same name twice. */
 static enum step_result resolve(struct qctx *q)
 {
     const uint8_t *seen[MAX_CNAME_HOPS + 1];
     size_t seen_len[MAX_CNAME_HOPS + 1];
-    uint8_t lc[DNS_WIRE_NAMEMAX];
+    uint8_t lc[DNS_NAME_MAX];
     const uint8_t *owner = q->req->qname;
     size_t len = q->req->qname_len;
 
@@ -458,7 +435,7 @@ static enum step_result resolve(struct qctx *q)
         if (r != STEP_CHASE)
             return r;
         for (unsigned i = 0; i <= hop; i++) {
-            if (name_eq_nocase(seen[i], seen_len[i], q->next, q->next_len))
+            if (dns_name_equal_nocase(seen[i], seen_len[i], q->next, q->next_len))
                 return STEP_DONE; /* CNAME loop: stop with what we have */
         }
         owner = q->next;

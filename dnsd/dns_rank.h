@@ -3,7 +3,7 @@
  * dns_rank.h -- the one decision procedure for federated answers.
  *
  * Both the answer table build (dns_fed_build) and /v1/explain
- * (dns_fed_explain) decide through these functions, so the two cannot
+ * (dns_explain) decide through these functions, so the two cannot
  * disagree:
  *
  *   dns_rank_ctx       per build: conf, merged state, drains, member name order
@@ -26,19 +26,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 struct cm_conf;
 struct cm_conf_policy;
 struct cm_merged;
 struct cm_merged_service;
 struct cm_merged_endpoint;
-struct dns_drains;
 
-#define DNS_RANK_MAX_CHOSEN     64   /* at most DNS_FED_SLOTS members share */
+#define DNS_RANK_MAX_CHOSEN     64   /* at most DNS_RANK_SLOTS members share */
 #define DNS_RANK_UNKNOWN_RTT_MS 1000 /* latency assumed when nothing is known */
-#define DNS_RANK_SLOTS          64   /* == DNS_FED_SLOTS */
-#define DNS_RANK_NAME_MAX       255  /* wire-format name, root label included */
+#define DNS_RANK_SLOTS          64   /* slots of a shared answer (DNS_FED_SLOTS) */
+
+/* Operator drains: members taken out of every answer (control API). */
+struct dns_drains {
+    const bool *drained; /* borrowed, conf->member_count entries; NULL = none drained */
+};
 
 struct dns_rank_ctx {
     const struct cm_conf *conf;     /* borrowed for the ctx's lifetime */
@@ -176,22 +177,5 @@ void dns_rank_slots(const uint32_t *weight, size_t n, uint8_t slots[DNS_RANK_SLO
 
 /** Static text for a rule (without the region, zone or target). */
 const char *dns_rank_rule_text(enum dns_rank_rule rule);
-
-/**
- * Converts a presentation name (trailing dot optional) to wire format.
- * @lower folds letters to lower case. Returns the length, or 0 when the
- * name is empty, has an empty label, a label over 63 bytes or exceeds 255.
- */
-size_t dns_rank_name_wire(const char *text, bool lower, uint8_t out[DNS_RANK_NAME_MAX]);
-
-/**
- * dns_fed_explain()'s implementation: matches @qname (presentation form)
- * against the federated names of @conf and @merged, ranks as the table build
- * does, and describes the decision. New JSON object, or NULL when the name is
- * not federated (or on allocation failure).
- */
-json_t *dns_rank_explain(const struct cm_conf *conf, const struct cm_merged *merged,
-                         const struct dns_drains *drains, const char *qname, unsigned region,
-                         uint32_t client_hash);
 
 #endif /* DNSD_DNS_RANK_H */

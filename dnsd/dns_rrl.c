@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/cm_lpm.h"
+#include "dnsd/dns_name.h"
 #include "dnsd/dns_wire.h"
 
 struct rrl_bucket {
@@ -116,7 +117,7 @@ static size_t source_prefix(const struct dns_rrl *rrl, const struct sockaddr *sa
 static uint64_t bucket_key(const struct dns_rrl *rrl, const uint8_t *prefix, size_t plen,
                            enum dns_rrl_class cls, const uint8_t *name, size_t len)
 {
-    uint8_t buf[2 + 16 + DNS_WIRE_NAMEMAX];
+    uint8_t buf[2 + 16 + DNS_NAME_MAX];
     size_t n = 0;
     uint64_t h;
 
@@ -124,8 +125,8 @@ static uint64_t bucket_key(const struct dns_rrl *rrl, const uint8_t *prefix, siz
     memcpy(buf + n, prefix, plen);
     n += plen;
     if (name != NULL && cls != DNS_RRL_ERROR) {
-        if (len > DNS_WIRE_NAMEMAX)
-            len = DNS_WIRE_NAMEMAX;
+        if (len > DNS_NAME_MAX)
+            len = DNS_NAME_MAX;
         dns_name_lower(buf + n, name, len);
         n += len;
     }

@@ -24,7 +24,7 @@
 #include "common/cm_state.h"
 #include "common/cm_store.h"
 #include "common/cm_str.h"
-#include "dnsd/dns_fed.h"
+#include "dnsd/dns_rank.h"
 
 struct dns_state {
     struct cm_conf *conf; /* reference held */

@@ -36,36 +36,6 @@ static void wr32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-static uint8_t lower(uint8_t c)
-{
-    return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + ('a' - 'A')) : c;
-}
-
-size_t dns_name_check(const uint8_t *p, size_t avail)
-{
-    size_t off = 0;
-
-    for (;;) {
-        if (off >= avail)
-            return 0;
-        uint8_t l = p[off];
-        if (l == 0)
-            return off + 1;
-        /* 11 = pointer, 01 and 10 = extended/obsolete label types: all invalid here */
-        if ((l & 0xC0) != 0)
-            return 0;
-        off += 1u + l;
-        if (off >= DNS_WIRE_NAMEMAX) /* the root label must still fit in 255 */
-            return 0;
-    }
-}
-
-void dns_name_lower(uint8_t *dst, const uint8_t *src, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        dst[i] = lower(src[i]);
-}
-
 /* ---- reader ---- */
 
 /* Skips a possibly compressed name in an RR we ignore. */
@@ -92,7 +62,7 @@ static bool skip_name(const uint8_t *pkt, size_t len, size_t *off)
             return false;
         o += 1u + l;
         total += 1u + l;
-        if (total >= DNS_WIRE_NAMEMAX)
+        if (total >= DNS_NAME_MAX)
             return false;
     }
 }
@@ -349,7 +319,7 @@ static bool name_at_equals(const struct dns_writer *w, const uint8_t *a, size_t 
         if (w->len - off - 1 < lb)
             return false;
         for (size_t i = 1; i <= lb; i++) {
-            if (lower(a[i]) != lower(w->buf[off + i]))
+            if (dns_name_lower_char(a[i]) != dns_name_lower_char(w->buf[off + i]))
                 return false;
         }
         a += 1u + lb;

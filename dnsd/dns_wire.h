@@ -32,11 +32,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dnsd/dns_name.h"
 #include "dnsd/dns_rrset.h"
 
 #define DNS_HEADER_LEN        12
-#define DNS_LABEL_MAX         63
-#define DNS_WIRE_NAMEMAX      255 /* same as DNS_NAME_MAX in dns_zone.h */
 #define DNS_UDP_MIN           512 /* RFC 1035 §4.2.1 */
 #define DNS_EDNS_OPT_ECS      8   /* RFC 7871 */
 #define DNS_EDNS_OPT_NSID     3   /* RFC 5001 */
@@ -118,10 +117,10 @@ struct dns_request {
     uint16_t flags; /* header bytes 2-3 */
     uint8_t opcode;
     uint16_t qdcount, ancount, nscount, arcount;
-    bool has_question;                  /* the question was read and is valid */
-    const uint8_t *qname;               /* original case, uncompressed, in the packet */
-    uint8_t qname_len;                  /* bytes, root label included */
-    uint8_t qname_lc[DNS_WIRE_NAMEMAX]; /* lowercased copy, for lookups */
+    bool has_question;              /* the question was read and is valid */
+    const uint8_t *qname;           /* original case, uncompressed, in the packet */
+    uint8_t qname_len;              /* bytes, root label included */
+    uint8_t qname_lc[DNS_NAME_MAX]; /* lowercased copy, for lookups */
     uint16_t qtype;
     uint16_t qclass;
     struct dns_edns edns;
@@ -133,15 +132,6 @@ struct dns_request {
  * Never reads outside @pkt.
  */
 enum dns_parse_status dns_wire_parse(const uint8_t *pkt, size_t len, struct dns_request *req);
-
-/**
- * Checks an uncompressed wire name at @p (at most @avail bytes): labels <= 63,
- * total <= 255, ends with the root label. Returns its length, or 0 if invalid.
- */
-size_t dns_name_check(const uint8_t *p, size_t avail);
-
-/** Copies @len bytes of wire name from @src to @dst, lowercasing ASCII letters. */
-void dns_name_lower(uint8_t *dst, const uint8_t *src, size_t len);
 
 /* Response writer. Fields are private to dns_wire.c: use the functions. */
 #define DNS_COMP_MAX 64

@@ -26,6 +26,7 @@
 
 #include "common/cm_err.h"
 #include "common/cm_log.h"
+#include "dnsd/dns_name.h"
 #include "dnsd/dns_wire.h"
 #include "dnsd/dns_zone_diag.h"
 
@@ -103,25 +104,6 @@ static int name_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen
     return alen < blen ? -1 : (alen > blen ? 1 : 0);
 }
 
-/* Is @name (valid wire) equal to or below @parent? */
-static bool name_is_under(const uint8_t *name, size_t len, const uint8_t *parent, size_t plen)
-{
-    size_t o = 0;
-
-    while (len - o > plen && name[o] != 0)
-        o += 1u + name[o];
-    return len - o == plen && memcmp(name + o, parent, plen) == 0;
-}
-
-static unsigned name_labels(const uint8_t *name)
-{
-    unsigned n = 0;
-
-    for (size_t o = 0; name[o] != 0; o += 1u + name[o])
-        n++;
-    return n;
-}
-
 static void name_to_text(const uint8_t *name, char *buf, size_t cap)
 {
     ldns_rdf *rdf = ldns_rdf_new_frm_data(LDNS_RDF_TYPE_DNAME, dns_name_check(name, 255), name);
@@ -175,7 +157,7 @@ static int rr_to_rec(struct zload *zl, const ldns_rr *rr, int line)
         return load_fail(zl, line, CM_ECONFIG, "invalid owner name");
     r->owner_len = (uint8_t)ldns_rdf_size(owner);
     dns_name_lower(r->owner, ldns_rdf_data(owner), r->owner_len);
-    if (!name_is_under(r->owner, r->owner_len, zl->origin, zl->origin_len)) {
+    if (!dns_name_is_under(r->owner, r->owner_len, zl->origin, zl->origin_len)) {
         char origin[DNS_NAME_MAX * 4 + 8];
 
         name_to_text(r->owner, text, sizeof(text));
@@ -394,7 +376,7 @@ static int collect_names(struct zload *zl, struct zname **out, size_t *count)
     struct zname *names;
 
     for (size_t i = 0; i < zl->rec_count; i++)
-        cap += name_labels(zl->recs[i].owner) + 1;
+        cap += dns_name_label_count(zl->recs[i].owner) + 1;
     names = malloc((cap > 0 ? cap : 1) * sizeof(*names));
     if (names == NULL)
         return CM_ENOMEM;
@@ -567,7 +549,7 @@ static int check_apex(struct zload *zl, struct dns_zone *z)
     uint32_t minimum =
         (uint32_t)min[0] << 24 | (uint32_t)min[1] << 16 | (uint32_t)min[2] << 8 | min[3];
     z->negative_ttl = minimum < z->soa->ttl ? minimum : z->soa->ttl;
-    z->apex_labels = name_labels(z->apex->name);
+    z->apex_labels = dns_name_label_count(z->apex->name);
     return CM_OK;
 }
 

@@ -20,9 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dnsd/dns_name.h"
 #include "dnsd/dns_rrset.h"
-
-#define DNS_NAME_MAX 255 /* wire-format name, root label included */
 
 struct dns_zone;
 

@@ -18,6 +18,7 @@
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_state.h"
+#include "dnsd/dns_explain.h"
 #include "dnsd/dns_fed.h"
 
 #define GLOBAL  "web.default.myfed.svc.fed.example.test"
@@ -340,8 +341,8 @@ static json_t *explain(const struct fx *f, const char *name, const char *region,
                        const char *rule, const char *member, uint32_t ttl)
 {
     struct dns_drains drains = {f->drained};
-    json_t *e = dns_fed_explain(f->conf, f->merged, f->use_drains ? &drains : NULL, name,
-                                reg(f, region), hash);
+    json_t *e = dns_explain(f->fed, f->conf, f->merged, f->use_drains ? &drains : NULL, name,
+                            reg(f, region), hash);
     json_t *d, *sel;
 
     assert_non_null(e);
@@ -739,7 +740,7 @@ static void test_ents_and_misses(void **state)
             fail_msg("%s: not an ENT", ents[i]);
         assert_null(a.rrset);
         assert_null(a.cname);
-        assert_null(dns_fed_explain(f->conf, f->merged, NULL, ents[i], 0, 0));
+        assert_null(dns_explain(f->fed, f->conf, f->merged, NULL, ents[i], 0, 0));
     }
     assert_int_equal(look(f, "fed.example.test", DNS_TYPE_A, US, 0, &a, text), DNS_FED_NONE);
     assert_int_equal(look(f, "www.fed.example.test", DNS_TYPE_A, US, 0, &a, text), DNS_FED_NONE);
@@ -749,9 +750,9 @@ static void test_ents_and_misses(void **state)
     assert_int_equal(
         look(f, "nope.default.myfed.svc.fed.example.test", DNS_TYPE_A, US, 0, &a, text),
         DNS_FED_NONE);
-    assert_null(
-        dns_fed_explain(f->conf, f->merged, NULL, "nope.default.myfed.svc.fed.example.test", 0, 0));
-    assert_null(dns_fed_explain(f->conf, f->merged, NULL, "www.fed.example.test", 0, 0));
+    assert_null(dns_explain(f->fed, f->conf, f->merged, NULL,
+                            "nope.default.myfed.svc.fed.example.test", 0, 0));
+    assert_null(dns_explain(f->fed, f->conf, f->merged, NULL, "www.fed.example.test", 0, 0));
 }
 
 static void test_aliases(void **state)

@@ -3,7 +3,7 @@
  * test_dns_rank.c -- the decision procedure (dnsd/dns_rank.h), one table per
  * rule family: eligibility, latency order and its tie-breaks, latency_slack_ms
  * and its boundary, weights, TTL, all-down policies, regional and zonal
- * levels, client independence, slot spreading and wire names.
+ * levels, client independence and slot spreading (wire names: test_dns_name.c).
  *
  * Every row builds a state document as JSON text from one vantage
  * (us-east-1), parses it with cm_state_parse(), merges it under the
@@ -27,6 +27,7 @@
 #include "common/cm_err.h"
 #include "common/cm_state.h"
 #include "dnsd/dns_fed.h"
+#include "dnsd/dns_name.h"
 #include "dnsd/dns_rank.h"
 
 #define US "us-east-1"
@@ -714,8 +715,8 @@ static void test_max_answers(void **state)
         {"{'max_answers': 7}", "usa,addrs=2,down eur,addrs=2,down jpn,addrs=2,down", 6},
     };
     struct fx *f = *state;
-    uint8_t wire[DNS_RANK_NAME_MAX];
-    size_t wlen = dns_rank_name_wire("web.default.myfed.svc.fed.example.test", true, wire);
+    uint8_t wire[DNS_NAME_MAX];
+    size_t wlen = dns_name_from_text("web.default.myfed.svc.fed.example.test", true, wire);
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct max_case *c = &cases[i];
@@ -879,53 +880,6 @@ static void test_deterministic(void **state)
     assert_memory_equal(sa, sb, sizeof(sa));
 }
 
-/* ---- dns_rank_name_wire() ---- */
-
-struct wire_case {
-    const char *text;
-    bool lower;
-    size_t len; /* 0: rejected */
-    const char *wire;
-};
-
-static void test_name_wire(void **state)
-{
-    static char l63[64], l64[65], long_name[260];
-    static const struct wire_case fixed[] = {
-        {"a.b", false, 5, "\1a\1b"}, {"a.b.", false, 5, "\1a\1b"}, {"A.b", true, 5, "\1a\1b"},
-        {"A.b", false, 5, "\1A\1b"}, {".", false, 1, ""},          {"", false, 0, NULL},
-        {"a..b", false, 0, NULL},    {".a", false, 0, NULL},       {"..", false, 0, NULL},
-    };
-    uint8_t out[DNS_RANK_NAME_MAX];
-    (void)state;
-
-    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-        size_t len = dns_rank_name_wire(fixed[i].text, fixed[i].lower, out);
-        if (len != fixed[i].len)
-            fail_msg("wire row %zu '%s': len %zu, want %zu", i, fixed[i].text, len, fixed[i].len);
-        if (len > 0) {
-            assert_memory_equal(out, fixed[i].wire, len - 1);
-            assert_int_equal(out[len - 1], 0);
-        }
-    }
-    /* Label length 63 is the maximum. */
-    memset(l63, 'x', 63);
-    memset(l64, 'x', 64);
-    assert_int_equal(dns_rank_name_wire(l63, false, out), 65);
-    assert_int_equal(dns_rank_name_wire(l64, false, out), 0);
-    /* 255 bytes in wire form is the maximum: 127 one-letter labels make 255. */
-    for (size_t i = 0; i < 127; i++) {
-        long_name[2 * i] = 'a';
-        long_name[2 * i + 1] = '.';
-    }
-    long_name[253] = '\0';
-    assert_int_equal(dns_rank_name_wire(long_name, false, out), 255);
-    long_name[253] = '.';
-    long_name[254] = 'b';
-    long_name[255] = '\0';
-    assert_int_equal(dns_rank_name_wire(long_name, false, out), 0);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -943,7 +897,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_independent_agrees, setup, teardown),
         cmocka_unit_test(test_slots),
         cmocka_unit_test_setup_teardown(test_deterministic, setup, teardown),
-        cmocka_unit_test(test_name_wire),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* dns_name.c -- wire-format domain names (see dns_name.h). */
+#include "dnsd/dns_name.h"
+
+#include <string.h>
+
+size_t dns_name_check(const uint8_t *p, size_t avail)
+{
+    size_t off = 0;
+
+    for (;;) {
+        if (off >= avail)
+            return 0;
+        uint8_t l = p[off];
+        if (l == 0)
+            return off + 1;
+        /* 11 = pointer, 01 and 10 = extended/obsolete label types: all invalid here */
+        if ((l & 0xC0) != 0)
+            return 0;
+        off += 1u + l;
+        if (off >= DNS_NAME_MAX) /* the root label must still fit in 255 */
+            return 0;
+    }
+}
+
+void dns_name_lower(uint8_t *dst, const uint8_t *src, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        dst[i] = dns_name_lower_char(src[i]);
+}
+
+bool dns_name_equal_nocase(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    if (alen != blen)
+        return false;
+    for (size_t i = 0; i < alen; i++) {
+        if (dns_name_lower_char(a[i]) != dns_name_lower_char(b[i]))
+            return false;
+    }
+    return true;
+}
+
+size_t dns_name_under_offset(const uint8_t *name, size_t len, const uint8_t *parent, size_t plen)
+{
+    size_t o = 0;
+
+    while (len - o > plen && name[o] != 0)
+        o += 1u + name[o];
+    if (len - o == plen && memcmp(name + o, parent, plen) == 0)
+        return o;
+    return SIZE_MAX;
+}
+
+bool dns_name_is_under(const uint8_t *name, size_t len, const uint8_t *parent, size_t plen)
+{
+    return dns_name_under_offset(name, len, parent, plen) != SIZE_MAX;
+}
+
+unsigned dns_name_label_count(const uint8_t *name)
+{
+    unsigned n = 0;
+
+    for (size_t o = 0; name[o] != 0; o += 1u + name[o])
+        n++;
+    return n;
+}
+
+bool dns_name_label_ok(const char *s, size_t len)
+{
+    return len > 0 && len <= DNS_LABEL_MAX && memchr(s, '.', len) == NULL;
+}
+
+size_t dns_name_put_label(uint8_t *out, size_t pos, const char *s, size_t len)
+{
+    out[pos++] = (uint8_t)len;
+    for (size_t i = 0; i < len; i++)
+        out[pos++] = dns_name_lower_char((uint8_t)s[i]);
+    return pos;
+}
+
+size_t dns_name_text_normalize(char *text)
+{
+    size_t n = strlen(text);
+
+    for (size_t i = 0; i < n; i++)
+        text[i] = (char)dns_name_lower_char((uint8_t)text[i]);
+    if (n > 1 && text[n - 1] == '.')
+        text[--n] = '\0';
+    return n;
+}
+
+size_t dns_name_from_text(const char *text, bool lower, uint8_t out[DNS_NAME_MAX])
+{
+    size_t len = strlen(text);
+    size_t pos = 0;
+    size_t i = 0;
+
+    if (len > 0 && text[len - 1] == '.')
+        len--;
+    if (len == 0) {
+        if (text[0] != '.')
+            return 0;
+        out[0] = 0;
+        return 1;
+    }
+    while (i <= len) {
+        size_t start = i;
+        while (i < len && text[i] != '.')
+            i++;
+        size_t llen = i - start;
+        if (llen == 0 || llen > DNS_LABEL_MAX || pos + 1 + llen + 1 > DNS_NAME_MAX)
+            return 0;
+        out[pos++] = (uint8_t)llen;
+        for (size_t k = 0; k < llen; k++) {
+            uint8_t c = (uint8_t)text[start + k];
+            out[pos++] = lower ? dns_name_lower_char(c) : c;
+        }
+        i++; /* past the dot, or past the end */
+    }
+    out[pos++] = 0;
+    return pos;
+}

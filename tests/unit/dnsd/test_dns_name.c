@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_dns_name.c -- wire-format names (dnsd/dns_name.h), one table per
+ * function: the root, the 255-byte and 63-byte limits, case. Compression
+ * pointers are dns_wire's (test_dns_wire.c): here they are only refused.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "dnsd/dns_name.h"
+
+#define W(s) ((const uint8_t *)(s)), (sizeof(s) - 1)
+
+/* ---- dns_name_from_text() ---- */
+
+struct text_case {
+    const char *text;
+    bool lower;
+    size_t len; /* 0: rejected */
+    const char *wire;
+};
+
+static void test_from_text(void **state)
+{
+    static char l63[64], l64[65], long_name[260];
+    static const struct text_case fixed[] = {
+        {"a.b", false, 5, "\1a\1b"}, {"a.b.", false, 5, "\1a\1b"}, {"A.b", true, 5, "\1a\1b"},
+        {"A.b", false, 5, "\1A\1b"}, {".", false, 1, ""},          {"", false, 0, NULL},
+        {"a..b", false, 0, NULL},    {".a", false, 0, NULL},       {"..", false, 0, NULL},
+    };
+    uint8_t out[DNS_NAME_MAX];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        size_t len = dns_name_from_text(fixed[i].text, fixed[i].lower, out);
+        if (len != fixed[i].len)
+            fail_msg("row %zu '%s': len %zu, want %zu", i, fixed[i].text, len, fixed[i].len);
+        if (len > 0) {
+            assert_memory_equal(out, fixed[i].wire, len - 1);
+            assert_int_equal(out[len - 1], 0);
+        }
+    }
+    /* Label length 63 is the maximum. */
+    memset(l63, 'x', 63);
+    memset(l64, 'x', 64);
+    assert_int_equal(dns_name_from_text(l63, false, out), 65);
+    assert_int_equal(dns_name_from_text(l64, false, out), 0);
+    /* 255 bytes in wire form is the maximum: 127 one-letter labels make 255. */
+    for (size_t i = 0; i < 127; i++) {
+        long_name[2 * i] = 'a';
+        long_name[2 * i + 1] = '.';
+    }
+    long_name[253] = '\0';
+    assert_int_equal(dns_name_from_text(long_name, false, out), 255);
+    assert_int_equal(dns_name_check(out, sizeof(out)), 255);
+    assert_int_equal(dns_name_label_count(out), 127);
+    long_name[253] = '.';
+    long_name[254] = 'b';
+    long_name[255] = '\0';
+    assert_int_equal(dns_name_from_text(long_name, false, out), 0);
+}
+
+/* ---- dns_name_text_normalize() ---- */
+
+static void test_text_normalize(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } rows[] = {
+        {"Web.Fed.Example.Test.", "web.fed.example.test"},
+        {"web.fed.example.test", "web.fed.example.test"},
+        {".", "."},
+        {"", ""},
+        {"A..", "a."}, /* one dot only */
+        {"X-1_@[`{", "x-1_@[`{"},
+    };
+    char buf[64];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        snprintf(buf, sizeof(buf), "%s", rows[i].in);
+        assert_int_equal(dns_name_text_normalize(buf), strlen(rows[i].out));
+        assert_string_equal(buf, rows[i].out);
+    }
+}
+
+/* ---- dns_name_check() ---- */
+
+struct check_case {
+    const uint8_t *wire;
+    size_t avail;
+    size_t want; /* 0: invalid */
+};
+
+static void test_check(void **state)
+{
+    static uint8_t l63[1 + 63 + 1], l64[1 + 64 + 1], n255[255], n256[257];
+    const struct check_case rows[] = {
+        {W("\0"), 1},
+        {W("\3www\7example\4test\0"), 18},
+        {W("\3www\7example\4test\0trailing"), 18},
+        {W("\3www\7example\4test"), 0}, /* no root label */
+        {W("\3ww"), 0},                 /* label runs past the end */
+        {W(""), 0},
+        {W("\300\014"), 0},     /* compression pointer: dns_wire's business */
+        {W("\1a\300\014"), 0},  /* pointer after a label */
+        {W("\100abc\0"), 0},    /* 01 label type */
+        {W("\200abc\0"), 0},    /* 10 label type */
+        {l63, sizeof(l63), 65}, /* 63-byte label */
+        {l64, sizeof(l64), 0},  /* 64: the length byte is 0x40, an extended type */
+        {n255, sizeof(n255), 255},
+        {n256, sizeof(n256), 0}, /* 256 bytes with the root label */
+    };
+    (void)state;
+
+    l63[0] = 63;
+    memset(l63 + 1, 'x', 63);
+    l64[0] = 64;
+    memset(l64 + 1, 'x', 64);
+    /* 127 labels "\1a" + root = 255; one byte more in the last label = 256. */
+    for (size_t i = 0; i < 127; i++) {
+        n255[2 * i] = 1;
+        n255[2 * i + 1] = 'a';
+        n256[2 * i] = 1;
+        n256[2 * i + 1] = 'a';
+    }
+    n256[252] = 2;
+    n256[254] = 'b';
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        size_t got = dns_name_check(rows[i].wire, rows[i].avail);
+        if (got != rows[i].want)
+            fail_msg("row %zu: %zu, want %zu", i, got, rows[i].want);
+    }
+}
+
+/* ---- case: dns_name_lower(), dns_name_equal_nocase() ---- */
+
+struct case_case {
+    const char *a, *b; /* wire, NUL-free apart from the root */
+    size_t alen, blen;
+    bool equal;
+};
+
+static void test_case(void **state)
+{
+    static const struct case_case rows[] = {
+        {"\0", "\0", 1, 1, true},
+        {"\3WwW\4TeSt\0", "\3www\4test\0", 10, 10, true},
+        {"\3www\4test\0", "\3www\4tesu\0", 10, 10, false},
+        {"\3www\0", "\3www\4test\0", 5, 10, false},
+        /* Only ASCII letters fold: '@' (0x40) and '`' (0x60) stay apart. */
+        {"\1@\0", "\1`\0", 3, 3, false},
+        {"\1[\0", "\1{\0", 3, 3, false},
+        {"\1\xc4\0", "\1\xe4\0", 3, 3, false},
+    };
+    uint8_t lc[DNS_NAME_MAX];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const uint8_t *a = (const uint8_t *)rows[i].a, *b = (const uint8_t *)rows[i].b;
+        if (dns_name_equal_nocase(a, rows[i].alen, b, rows[i].blen) != rows[i].equal)
+            fail_msg("row %zu: equal_nocase != %d", i, rows[i].equal);
+        if (dns_name_equal_nocase(b, rows[i].blen, a, rows[i].alen) != rows[i].equal)
+            fail_msg("row %zu: not symmetric", i);
+    }
+    dns_name_lower(lc, W("\3WwW\7EXAMPLE\4Test\0"));
+    assert_memory_equal(lc, "\3www\7example\4test", 18);
+    assert_int_equal(dns_name_lower_char('Z'), 'z');
+    assert_int_equal(dns_name_lower_char('@'), '@');
+    assert_int_equal(dns_name_lower_char('['), '[');
+    assert_int_equal(dns_name_lower_char(0xC4), 0xC4);
+}
+
+/* ---- dns_name_is_under(), dns_name_under_offset() ---- */
+
+struct under_case {
+    const char *name, *parent;
+    size_t nlen, plen;
+    size_t offset; /* SIZE_MAX: not under */
+};
+
+static void test_under(void **state)
+{
+    static const struct under_case rows[] = {
+        {"\3www\7example\4test\0", "\7example\4test\0", 18, 14, 4},
+        {"\7example\4test\0", "\7example\4test\0", 14, 14, 0}, /* itself */
+        {"\3www\7example\4test\0", "\0", 18, 1, 17},           /* the root */
+        {"\0", "\0", 1, 1, 0},
+        {"\0", "\4test\0", 1, 6, SIZE_MAX},
+        {"\7example\4test\0", "\3www\7example\4test\0", 14, 18, SIZE_MAX},
+        /* Label boundaries count: "ample.test" is not a parent of "example.test". */
+        {"\7example\4test\0", "\5ample\4test\0", 14, 12, SIZE_MAX},
+        {"\3www\7example\4test\0", "\7example\4tesu\0", 18, 14, SIZE_MAX},
+        /* Bytes are compared: lowercase both names first. */
+        {"\3www\7EXAMPLE\4test\0", "\7example\4test\0", 18, 14, SIZE_MAX},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const uint8_t *n = (const uint8_t *)rows[i].name, *p = (const uint8_t *)rows[i].parent;
+        size_t off = dns_name_under_offset(n, rows[i].nlen, p, rows[i].plen);
+        if (off != rows[i].offset)
+            fail_msg("row %zu: offset %zu, want %zu", i, off, rows[i].offset);
+        if (dns_name_is_under(n, rows[i].nlen, p, rows[i].plen) != (rows[i].offset != SIZE_MAX))
+            fail_msg("row %zu: is_under disagrees with under_offset", i);
+    }
+}
+
+/* ---- labels: dns_name_label_count(), dns_name_label_ok(), dns_name_put_label() ---- */
+
+static void test_labels(void **state)
+{
+    static const struct {
+        const char *wire;
+        unsigned count;
+    } counts[] = {{"\0", 0}, {"\4test\0", 1}, {"\3www\7example\4test\0", 3}};
+    static const struct {
+        const char *text;
+        bool ok;
+    } oks[] = {{"a", true},    {"us-east-1", true}, {"", false},
+               {"a.b", false}, {"x.", false},       {"0123456789", true}};
+    char l63[64], l64[65];
+    uint8_t out[DNS_NAME_MAX];
+    size_t pos = 0;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
+        assert_int_equal(dns_name_label_count((const uint8_t *)counts[i].wire), counts[i].count);
+    for (size_t i = 0; i < sizeof(oks) / sizeof(oks[0]); i++) {
+        if (dns_name_label_ok(oks[i].text, strlen(oks[i].text)) != oks[i].ok)
+            fail_msg("label '%s': want ok=%d", oks[i].text, oks[i].ok);
+    }
+    memset(l63, 'x', 63);
+    memset(l64, 'x', 64);
+    assert_true(dns_name_label_ok(l63, 63));
+    assert_false(dns_name_label_ok(l64, 64));
+    pos = dns_name_put_label(out, pos, "Web", 3);
+    pos = dns_name_put_label(out, pos, "DEFAULT", 7);
+    out[pos++] = 0;
+    assert_int_equal(pos, 13);
+    assert_memory_equal(out, "\3web\7default", 13);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_from_text), cmocka_unit_test(test_text_normalize),
+        cmocka_unit_test(test_check),     cmocka_unit_test(test_case),
+        cmocka_unit_test(test_under),     cmocka_unit_test(test_labels),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
