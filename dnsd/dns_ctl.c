@@ -146,18 +146,6 @@ static void route_drain(void *arg, struct cm_ctl_req *req, const char *rest)
 
 /* ---- explain ---- */
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 struct explain_client {
     struct cm_addr addr; /* the source address (port 0), host bits cleared when ECS */
     int family;
@@ -173,7 +161,7 @@ static int explain_client_parse(const char *client, const char *ecs, struct expl
     uint64_t bits;
 
     if (client == NULL || cm_ip_parse(client, &c->addr) != CM_OK) {
-        errf(err, errlen, "client: not a numeric IP address");
+        cm_errf(err, errlen, "client: not a numeric IP address");
         return CM_EINVAL;
     }
     c->family = c->addr.ss.ss_family;
@@ -189,7 +177,7 @@ static int explain_client_parse(const char *client, const char *ecs, struct expl
     if (ecs == NULL)
         return CM_OK;
     if (!cm_parse_u64(ecs, full, &bits)) {
-        errf(err, errlen, "ecs: not a prefix length 0..%u", full);
+        cm_errf(err, errlen, "ecs: not a prefix length 0..%u", full);
         return CM_EINVAL;
     }
     c->bits = (unsigned)bits;
@@ -431,15 +419,15 @@ int dns_ctl_explain(const struct dns_ctl_env *env, const char *name, const char 
     int rc;
 
     if (view == NULL) {
-        errf(err, errlen, "no view yet");
+        cm_errf(err, errlen, "no view yet");
         return CM_EAGAIN;
     }
     if (name == NULL || name[0] == '\0' || strlen(name) > DNS_NAME_MAX) {
-        errf(err, errlen, "name: missing or too long");
+        cm_errf(err, errlen, "name: missing or too long");
         return CM_EINVAL;
     }
     if (ldns_str2rdf_dname(&qname, name) != LDNS_STATUS_OK) {
-        errf(err, errlen, "name: not a domain name");
+        cm_errf(err, errlen, "name: not a domain name");
         return CM_EINVAL;
     }
     rc = explain_client_parse(client, ecs, &c, err, errlen);
@@ -461,7 +449,7 @@ int dns_ctl_explain(const struct dns_ctl_env *env, const char *name, const char 
                     (json_int_t)view->serial);
     if (doc == NULL) {
         rc = CM_ENOMEM;
-        errf(err, errlen, "out of memory");
+        cm_errf(err, errlen, "out of memory");
         goto out;
     }
     *out = doc;
@@ -480,16 +468,16 @@ int dns_ctl_explain_region(const struct dns_ctl_env *env, const char *name, cons
     int r;
 
     if (view == NULL) {
-        errf(err, errlen, "no view yet");
+        cm_errf(err, errlen, "no view yet");
         return CM_EAGAIN;
     }
     if (name == NULL || name[0] == '\0' || strlen(name) > DNS_NAME_MAX) {
-        errf(err, errlen, "name: missing or too long");
+        cm_errf(err, errlen, "name: missing or too long");
         return CM_EINVAL;
     }
     r = region != NULL ? cm_conf_region_index(view->conf, region) : -1;
     if (r < 0) {
-        errf(err, errlen, "region: unknown region \"%s\"", region != NULL ? region : "");
+        cm_errf(err, errlen, "region: unknown region \"%s\"", region != NULL ? region : "");
         return CM_EINVAL;
     }
     name_normalize(name, norm, sizeof(norm));
@@ -503,7 +491,7 @@ int dns_ctl_explain_region(const struct dns_ctl_env *env, const char *name, cons
                     "decision", decision != NULL ? decision : json_null(), "response",
                     "view_serial", (json_int_t)view->serial);
     if (doc == NULL) {
-        errf(err, errlen, "out of memory");
+        cm_errf(err, errlen, "out of memory");
         return CM_ENOMEM;
     }
     *out = doc;
@@ -627,13 +615,13 @@ int dns_ctl_answers(const struct dns_ctl_env *env, json_t **out, char *err, size
     int rc = CM_ENOMEM;
 
     if (view == NULL) {
-        errf(err, errlen, "no view yet");
+        cm_errf(err, errlen, "no view yet");
         return CM_EAGAIN;
     }
     nm = view->conf->member_count > 0 ? view->conf->member_count : 1;
     dns_state_drains(env->state, &drains);
     if (dns_rank_ctx_init(&ctx, view->conf, merged, &drains) != CM_OK) {
-        errf(err, errlen, "out of memory");
+        cm_errf(err, errlen, "out of memory");
         return CM_ENOMEM;
     }
     members = calloc(nm, sizeof(*members));
@@ -654,7 +642,7 @@ int dns_ctl_answers(const struct dns_ctl_env *env, json_t **out, char *err, size
     }
 out:
     if (rc != CM_OK)
-        errf(err, errlen, "out of memory");
+        cm_errf(err, errlen, "out of memory");
     json_decref(svcs);
     free(members);
     free(ranked);
@@ -914,7 +902,7 @@ int dns_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
     if (rc == CM_OK)
         rc = cm_ui_register(dc->ctl, "dnsd.html");
     if (rc != CM_OK) {
-        errf(err, errlen, "control API: cannot register routes: %s", cm_strerror(rc));
+        cm_errf(err, errlen, "control API: cannot register routes: %s", cm_strerror(rc));
         goto out;
     }
     *out = dc;

@@ -18,6 +18,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_hash.h"
 #include "common/cm_lpm.h"
 #include "dnsd/dns_cookie.h"
 #include "dnsd/dns_fed.h"
@@ -101,16 +102,17 @@ static size_t response_limit(const struct dns_view *view, const struct dns_reque
 
 static uint32_t subnet_hash(int family, const uint8_t *addr, unsigned bits)
 {
-    uint32_t h = 2166136261u; /* FNV-1a over family, bit count and the masked prefix */
+    /* FNV-1a over family, bit count and the masked prefix */
+    uint32_t h = CM_FNV1A32_INIT;
     unsigned bytes = (bits + 7) / 8;
 
-    h = (h ^ (uint32_t)family) * 16777619u;
-    h = (h ^ bits) * 16777619u;
+    h = (h ^ (uint32_t)family) * CM_FNV1A32_PRIME;
+    h = (h ^ bits) * CM_FNV1A32_PRIME;
     for (unsigned i = 0; i < bytes; i++) {
         uint8_t b = addr[i];
         if (i == bytes - 1 && bits % 8 != 0)
             b &= (uint8_t)(0xFFu << (8 - bits % 8));
-        h = (h ^ b) * 16777619u;
+        h = cm_fnv1a32_byte(h, b);
     }
     /* murmur3 finalizer: spread the bits before the caller's "% 64" */
     h ^= h >> 16;

@@ -25,6 +25,7 @@
 #include <ldns/ldns.h>
 
 #include "common/cm_err.h"
+#include "common/cm_hash.h"
 #include "common/cm_log.h"
 #include "dnsd/dns_name.h"
 #include "dnsd/dns_wire.h"
@@ -83,17 +84,6 @@ struct zload {
     size_t rec_count;
     size_t rec_cap;
 };
-
-static uint32_t name_hash(const uint8_t *name, size_t len)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-
-    for (size_t i = 0; i < len; i++) {
-        h ^= name[i];
-        h *= 16777619u;
-    }
-    return h;
-}
 
 static int name_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
@@ -502,7 +492,7 @@ static int build_nodes(struct zload *zl, struct dns_zone *z, const struct zname 
         }
         if (node->name[0] == 1 && node->name[1] == '*')
             z->has_wildcards = true;
-        z->hashes[n] = name_hash(node->name, node->name_len);
+        z->hashes[n] = cm_fnv1a32(CM_FNV1A32_INIT, node->name, node->name_len);
         hash_insert(z, n);
     }
     return CM_OK;
@@ -703,7 +693,7 @@ const struct dns_rrset *dns_node_rrset(const struct dns_node *node, uint16_t typ
 const struct dns_node *dns_zone_lookup_exact(const struct dns_zone *zone, const uint8_t *name,
                                              size_t len)
 {
-    uint32_t h = name_hash(name, len);
+    uint32_t h = cm_fnv1a32(CM_FNV1A32_INIT, name, len);
 
     for (size_t s = h & zone->slot_mask;; s = (s + 1) & zone->slot_mask) {
         uint32_t v = zone->slots[s];

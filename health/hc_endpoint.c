@@ -130,9 +130,7 @@ static void probe_targets(const struct hc_endpoint_in *in, struct hc_endpoint *e
 
         if (pl != NULL) {
             cm_ip_format((const struct sockaddr *)&pl->ss, a->target, sizeof(a->target));
-            a->port = ntohs(pl->ss.ss_family == AF_INET6
-                                ? ((const struct sockaddr_in6 *)&pl->ss)->sin6_port
-                                : ((const struct sockaddr_in *)&pl->ss)->sin_port);
+            a->port = (uint16_t)cm_addr_port((const struct sockaddr *)&pl->ss);
         } else {
             cm_strlcpy(a->target, a->address, sizeof(a->target));
             a->port = ep->check->port != 0        ? ep->check->port

@@ -22,11 +22,13 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "common/cm_backoff.h"
 #include "common/cm_ctl.h"
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_rand.h"
 #include "common/cm_str.h"
+#include "common/cm_time.h"
 #include "health/hc_http.h"
 
 #define PUB_PATH     "/v1/state"
@@ -60,9 +62,9 @@ struct pub_target {
     uint64_t sent, succeeded, failed;
     long last_status;
     bool ok;
-    bool failing;       /* a failure was logged, no success since */
-    long logged_status; /* last_status of the failure logged */
-    uint32_t backoff_ms;
+    bool failing;              /* a failure was logged, no success since */
+    long logged_status;        /* last_status of the failure logged */
+    struct cm_backoff backoff; /* retries after transient failures (+-20 % jitter) */
     char last_error[160];
     size_t resp_len;
     char resp[PUB_RESP_MAX + 1];
@@ -125,7 +127,7 @@ static void doc_unref(struct pub_doc *d)
 
 static void timer_arm(struct event *ev, uint32_t ms)
 {
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (long)(ms % 1000) * 1000};
+    struct timeval tv = cm_ms_to_timeval(ms);
 
     evtimer_add(ev, &tv);
 }
@@ -190,18 +192,6 @@ static void parse_reply(const char *body, size_t len, char *reason, size_t cap)
 
 /* ---- outcomes ----------------------------------------------------------- */
 
-static void backoff_step(struct pub_target *t)
-{
-    const struct hc_publish_params *p = &t->pub->p;
-
-    if (t->backoff_ms == 0)
-        t->backoff_ms = p->backoff_min_ms;
-    else if (t->backoff_ms < p->backoff_max_ms / 2)
-        t->backoff_ms *= 2;
-    else
-        t->backoff_ms = p->backoff_max_ms;
-}
-
 /* Logs a failure once when the target starts failing or the failure's
  * status changes; retries in the same condition log at debug only. */
 static void note_failure(struct pub_target *t, bool transient, const char *what)
@@ -234,17 +224,14 @@ static void note_success(struct pub_target *t, uint64_t generation)
     t->ok = true;
     t->succeeded++;
     t->acked_generation = generation;
-    t->backoff_ms = 0;
+    cm_backoff_reset(&t->backoff);
     t->last_error[0] = '\0';
 }
 
 static void schedule_backoff(struct pub_target *t)
 {
-    uint32_t j, delay;
+    uint32_t delay = cm_backoff_next(&t->backoff, &t->pub->rng);
 
-    backoff_step(t);
-    j = t->backoff_ms / 5; /* +-20 % */
-    delay = t->backoff_ms - j + cm_rand_below(&t->pub->rng, 2 * j + 1);
     t->state = TS_BACKOFF;
     timer_arm(t->timer, delay > 0 ? delay : 1);
 }
@@ -312,7 +299,7 @@ static void on_done(void *arg, int rc, long status, bool aborted, const char *re
         schedule_backoff(t);
         return;
     }
-    t->backoff_ms = 0; /* the target answered: not a connectivity problem */
+    cm_backoff_reset(&t->backoff); /* the target answered: not a connectivity problem */
     settle(t, generation);
 }
 
@@ -443,6 +430,8 @@ struct hc_publish *hc_publish_new(struct event_base *base, struct hc_http *http,
 
         pub->count++; /* from here hc_publish_free() releases it */
         t->pub = pub;
+        cm_backoff_init(&t->backoff, pub->p.backoff_min_ms, pub->p.backoff_max_ms,
+                        CM_BACKOFF_JITTER_20PCT);
         t->url = base_u != NULL ? malloc(n) : NULL;
         if (t->url != NULL)
             snprintf(t->url, n, "%s" PUB_PATH, base_u);

@@ -385,19 +385,6 @@ static int add_service(json_t *services, const struct build_ctx *bc, const char 
     return json_object_set_new(services, key, svc) == 0 ? CM_OK : CM_ENOMEM;
 }
 
-static bool valid_label(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-            return false;
-    }
-    return true;
-}
-
 static json_t *services_json(const struct build_ctx *bc)
 {
     const struct cm_conf *conf = bc->conf;
@@ -417,7 +404,8 @@ static json_t *services_json(const struct build_ctx *bc)
             const struct hc_k8s_obj *so = hc_cluster_obj(c, HC_K8S_SERVICE, i);
 
             /* Names the state document cannot carry are skipped, not fatal. */
-            if (!so->u.svc.federate || !valid_label(so->ns) || !valid_label(so->name))
+            if (!so->u.svc.federate || !cm_str_is_dns_label(so->ns, strlen(so->ns)) ||
+                !cm_str_is_dns_label(so->name, strlen(so->name)))
                 continue;
             rc = add_service(out, bc, so->ns, so->name);
         }
