@@ -29,6 +29,7 @@
 #include <event2/thread.h>
 
 #include "common/cm_conf.h"
+#include "common/cm_daemon.h"
 #include "common/cm_err.h"
 #include "common/cm_file.h"
 #include "common/cm_log.h"
@@ -75,14 +76,14 @@ struct dnsd {
     struct dns_server *server; /* owned; NULL in --check-config */
     struct dns_ctl *ctl;       /* owned; NULL when dnsd.control is absent */
     struct dns_ctl_env env;
-    struct event_base *base; /* owned */
-    struct event *ev_hup, *ev_term, *ev_int, *ev_tick;
-    struct dns_geodb *geodb; /* reference: the GeoIP database in service, NULL = none */
-    struct dns_geo *geo;     /* reference: the client lookup of the view in service */
-    struct geo_job *job;     /* owned: the reopen running, NULL when none */
-    bool job_again;          /* another reopen was asked for while one ran */
-    struct event *ev_geo;    /* owned: the job's "done" */
-    struct stat geo_failed;  /* the file that failed last (not retried until it changes) */
+    struct event_base *base;    /* owned */
+    struct cm_daemon_events ev; /* signals and the 1 s tick */
+    struct dns_geodb *geodb;    /* reference: the GeoIP database in service, NULL = none */
+    struct dns_geo *geo;        /* reference: the client lookup of the view in service */
+    struct geo_job *job;        /* owned: the reopen running, NULL when none */
+    bool job_again;             /* another reopen was asked for while one ran */
+    struct event *ev_geo;       /* owned: the job's "done" */
+    struct stat geo_failed;     /* the file that failed last (not retried until it changes) */
     bool geo_failed_valid;
     struct cm_priv priv; /* dnsd.user / dnsd.group, resolved at start */
 };
@@ -507,46 +508,39 @@ static void geo_tick(struct dnsd *d)
     geo_job_start(d);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void on_reload(void *arg)
 {
     struct dnsd *d = arg;
 
-    (void)what;
-    if (sig == SIGHUP) {
-        dnsd_reload(d);
-        geo_job_start(d); /* the database is reread on every SIGHUP */
-        return;
-    }
-    cm_log_info("signal %d: stopping", (int)sig);
+    dnsd_reload(d);
+    geo_job_start(d); /* the database is reread on every SIGHUP */
+}
+
+static void on_stop(void *arg, int sig)
+{
+    struct dnsd *d = arg;
+
+    cm_log_info("signal %d: stopping", sig);
     event_base_loopbreak(d->base);
 }
 
-static void on_tick(evutil_socket_t fd, short what, void *arg)
+static void on_tick(void *arg)
 {
     struct dnsd *d = arg;
 
-    (void)fd;
-    (void)what;
     dns_state_expire(d->state, cm_mono_ms());
     geo_tick(d);
 }
 
 static int dnsd_events(struct dnsd *d)
 {
-    struct timeval one_s = {1, 0};
+    const struct cm_daemon_hooks hooks = {
+        .reload = on_reload, .stop = on_stop, .tick = on_tick, .arg = d};
 
-    d->ev_hup = evsignal_new(d->base, SIGHUP, on_signal, d);
-    d->ev_term = evsignal_new(d->base, SIGTERM, on_signal, d);
-    d->ev_int = evsignal_new(d->base, SIGINT, on_signal, d);
-    d->ev_tick = event_new(d->base, -1, EV_PERSIST, on_tick, d);
     d->ev_geo = event_new(d->base, -1, 0, on_geo_done, d);
-    if (d->ev_hup == NULL || d->ev_term == NULL || d->ev_int == NULL || d->ev_tick == NULL ||
-        d->ev_geo == NULL)
+    if (d->ev_geo == NULL)
         return CM_ENOMEM;
-    if (evsignal_add(d->ev_hup, NULL) != 0 || evsignal_add(d->ev_term, NULL) != 0 ||
-        evsignal_add(d->ev_int, NULL) != 0 || event_add(d->ev_tick, &one_s) != 0)
-        return CM_ENOMEM;
-    return CM_OK;
+    return cm_daemon_events_start(&d->ev, d->base, &hooks);
 }
 
 /*
@@ -627,14 +621,7 @@ static void dnsd_fini(struct dnsd *d)
     d->server = NULL;
     d->env.server = NULL;
     dns_ctl_free(d->ctl);
-    if (d->ev_hup != NULL)
-        event_free(d->ev_hup);
-    if (d->ev_term != NULL)
-        event_free(d->ev_term);
-    if (d->ev_int != NULL)
-        event_free(d->ev_int);
-    if (d->ev_tick != NULL)
-        event_free(d->ev_tick);
+    cm_daemon_events_fini(&d->ev);
     if (d->job != NULL) {
         pthread_join(d->job->thread, NULL);
         geo_job_free(d->job);

@@ -21,6 +21,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_ctl.h"
+#include "common/cm_daemon.h"
 #include "common/cm_err.h"
 #include "common/cm_file.h"
 #include "common/cm_log.h"
@@ -49,7 +50,7 @@ struct health {
     struct hc_report *report;   /* owned until the vantage takes it */
     struct hc_vantage *vantage; /* owned */
     struct cm_ctl *ctl;         /* owned; NULL without health.control */
-    struct event *ev_hup, *ev_term, *ev_int;
+    struct cm_daemon_events ev; /* signals */
 };
 
 static void usage(FILE *out)
@@ -206,16 +207,16 @@ static void reload(struct health *h)
     cm_log_info("reload done: members=%zu services=%zu", nconf->member_count, nconf->service_count);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void on_reload(void *arg)
+{
+    reload(arg);
+}
+
+static void on_stop(void *arg, int sig)
 {
     struct health *h = arg;
 
-    (void)what;
-    if (sig == SIGHUP) {
-        reload(h);
-        return;
-    }
-    cm_log_info("signal %d: stopping", (int)sig);
+    cm_log_info("signal %d: stopping", sig);
     event_base_loopbreak(h->base);
 }
 
@@ -229,6 +230,7 @@ static void free_targets(struct hc_kube_target **targets, size_t n)
 static int start(struct health *h, struct hc_kube_target **targets, char *err, size_t errlen)
 {
     struct cm_ctl_callbacks cbs = {.metrics = metrics, .state_get = state_get, .arg = h};
+    const struct cm_daemon_hooks hooks = {.reload = on_reload, .stop = on_stop, .arg = h};
     int rc;
 
     h->base = event_base_new();
@@ -238,12 +240,7 @@ static int start(struct health *h, struct hc_kube_target **targets, char *err, s
         free_targets(targets, h->conf->member_count);
         return CM_ENOMEM;
     }
-    h->ev_hup = evsignal_new(h->base, SIGHUP, on_signal, h);
-    h->ev_term = evsignal_new(h->base, SIGTERM, on_signal, h);
-    h->ev_int = evsignal_new(h->base, SIGINT, on_signal, h);
-    if (h->ev_hup == NULL || h->ev_term == NULL || h->ev_int == NULL ||
-        evsignal_add(h->ev_hup, NULL) != 0 || evsignal_add(h->ev_term, NULL) != 0 ||
-        evsignal_add(h->ev_int, NULL) != 0) {
+    if (cm_daemon_events_start(&h->ev, h->base, &hooks) != CM_OK) {
         snprintf(err, errlen, "cannot register events");
         free_targets(targets, h->conf->member_count);
         return CM_ENOMEM;
@@ -276,12 +273,7 @@ static void fini(struct health *h)
     hc_vantage_free(h->vantage);
     hc_http_free(h->http);
     hc_report_free(h->report);
-    if (h->ev_hup != NULL)
-        event_free(h->ev_hup);
-    if (h->ev_term != NULL)
-        event_free(h->ev_term);
-    if (h->ev_int != NULL)
-        event_free(h->ev_int);
+    cm_daemon_events_fini(&h->ev);
     if (h->base != NULL)
         event_base_free(h->base);
     cm_conf_unref(h->conf);

@@ -18,6 +18,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_ctl.h"
+#include "common/cm_daemon.h"
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
@@ -40,7 +41,7 @@ struct proxyd {
     struct event_base *base;
     struct lbp_proxy *px;
     struct cm_ctl *ctl;
-    struct event *ev_hup, *ev_term, *ev_int, *ev_tick;
+    struct cm_daemon_events ev; /* signals and the 1 s tick */
     bool stopping;
 };
 
@@ -170,31 +171,30 @@ static void proxyd_reload(struct proxyd *d)
     cm_log_info("reload done: listeners=%zu", nconf->proxy.listen_count);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void on_reload(void *arg)
+{
+    proxyd_reload(arg);
+}
+
+/* The first signal drains (timeouts_ms.drain); a second one stops at once. */
+static void on_stop(void *arg, int sig)
 {
     struct proxyd *d = arg;
 
-    (void)what;
-    if (sig == SIGHUP) {
-        proxyd_reload(d);
-        return;
-    }
     if (d->stopping) {
-        cm_log_info("signal %d again: stopping now", (int)sig);
+        cm_log_info("signal %d again: stopping now", sig);
         event_base_loopbreak(d->base);
         return;
     }
     d->stopping = true;
-    cm_log_info("signal %d: draining up to %u ms", (int)sig, d->conf->proxy.timeouts_ms.drain_ms);
+    cm_log_info("signal %d: draining up to %u ms", sig, d->conf->proxy.timeouts_ms.drain_ms);
     lbp_proxy_drain(d->px);
 }
 
-static void on_tick(evutil_socket_t fd, short what, void *arg)
+static void on_tick(void *arg)
 {
     struct proxyd *d = arg;
 
-    (void)fd;
-    (void)what;
     lbp_alog_flush(d->px->alog);
 }
 
@@ -206,7 +206,8 @@ static int proxyd_start(struct proxyd *d, char *err, size_t errlen)
                                    .state_put = ctl_state_put,
                                    .state_forget = ctl_state_forget,
                                    .arg = d};
-    struct timeval one_s = {1, 0};
+    const struct cm_daemon_hooks hooks = {
+        .reload = on_reload, .stop = on_stop, .tick = on_tick, .arg = d};
     int rc;
 
     d->base = event_base_new();
@@ -227,13 +228,7 @@ static int proxyd_start(struct proxyd *d, char *err, size_t errlen)
         if (rc != CM_OK)
             return rc;
     }
-    d->ev_hup = evsignal_new(d->base, SIGHUP, on_signal, d);
-    d->ev_term = evsignal_new(d->base, SIGTERM, on_signal, d);
-    d->ev_int = evsignal_new(d->base, SIGINT, on_signal, d);
-    d->ev_tick = event_new(d->base, -1, EV_PERSIST, on_tick, d);
-    if (d->ev_hup == NULL || d->ev_term == NULL || d->ev_int == NULL || d->ev_tick == NULL ||
-        evsignal_add(d->ev_hup, NULL) != 0 || evsignal_add(d->ev_term, NULL) != 0 ||
-        evsignal_add(d->ev_int, NULL) != 0 || event_add(d->ev_tick, &one_s) != 0) {
+    if (cm_daemon_events_start(&d->ev, d->base, &hooks) != CM_OK) {
         snprintf(err, errlen, "cannot register signal handlers");
         return CM_ENOMEM;
     }
@@ -253,14 +248,7 @@ static void proxyd_fini(struct proxyd *d)
 {
     cm_ctl_free(d->ctl);
     lbp_proxy_free(d->px);
-    if (d->ev_hup != NULL)
-        event_free(d->ev_hup);
-    if (d->ev_term != NULL)
-        event_free(d->ev_term);
-    if (d->ev_int != NULL)
-        event_free(d->ev_int);
-    if (d->ev_tick != NULL)
-        event_free(d->ev_tick);
+    cm_daemon_events_fini(&d->ev);
     if (d->base != NULL)
         event_base_free(d->base);
     cm_conf_unref(d->conf);
