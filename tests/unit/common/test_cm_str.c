@@ -34,7 +34,7 @@ static void test_dns_label(void **state)
     }
     /* the length is what counts, not a NUL: "default/web" in two pieces */
     assert_true(cm_str_is_dns_label("default/web", 7));
-    assert_true(cm_str_is_dns_label("default/web" + 8, 3));
+    assert_true(cm_str_is_dns_label(&"default/web"[8], 3));
     assert_false(cm_str_is_dns_label("default/web", 8));
     assert_false(cm_str_is_dns_label("a\0b", 3));
 }
