@@ -120,11 +120,20 @@ enum cm_all_down {
     CM_ALL_DOWN_SORRY = 2,       /* CNAME to policy.sorry_target */
 };
 
+#define CM_POLICY_UNSET     UINT32_MAX /* policy.weights / priority: member not listed */
+#define CM_POLICY_VALUE_MAX 1000u      /* largest weight and priority */
+
 struct cm_conf_policy {
     enum cm_all_down all_down; /* "fail-open" (default), "fail-closed", "sorry:<name>" */
     char *sorry_target;        /* owned absolute domain name, NULL unless SORRY */
     uint32_t max_answers;      /* default 8, 1..64 */
     uint32_t latency_slack_ms; /* default 5, 0..10000 */
+    bool prefer_own_region;    /* default true: of equally near members, the client's region's */
+    /* Traffic policy by conf member index (owned, member_count entries with
+     * CM_POLICY_UNSET for members not listed; NULL when the key is absent):
+     * weights 0..1000 (0 = standby), priority groups 0..1000 (lower first). */
+    uint32_t *weights;
+    uint32_t *priority;
 };
 
 struct cm_conf_service {

@@ -277,7 +277,44 @@ static void policy_release(void *base)
     struct cm_conf_policy *pol = base;
 
     free(pol->sorry_target);
+    free(pol->weights);
+    free(pol->priority);
     pol->sorry_target = NULL;
+    pol->weights = NULL;
+    pol->priority = NULL;
+}
+
+/* policy.weights, policy.priority: {"member": 0..1000}, by conf member index. */
+static int policy_member_values(struct cm_conf_parse *p, json_t *v, void *base, void *field)
+{
+    const struct cm_conf *conf = p->conf;
+    uint32_t **out = field;
+    char q[CM_CONF_QUOTE_MAX];
+    const char *name;
+    json_t *val;
+
+    (void)base;
+    if (v == NULL)
+        return CM_OK;
+    if (!json_is_object(v))
+        return cm_conf_fail(p, "must be an object: member -> 0..%u", CM_POLICY_VALUE_MAX);
+    *out = malloc((conf->member_count > 0 ? conf->member_count : 1) * sizeof(**out));
+    if (*out == NULL)
+        return cm_conf_oom(p);
+    for (size_t i = 0; i < conf->member_count; i++)
+        (*out)[i] = CM_POLICY_UNSET;
+    json_object_foreach(v, name, val)
+    {
+        int m = cm_conf_member_index(conf, name);
+        size_t old = cm_conf_path_push(p, name);
+        int rc = m < 0 ? cm_conf_fail(p, "unknown member %s", cm_conf_quote(name, q, sizeof(q)))
+                       : cm_conf_get_uint(p, val, 0, CM_POLICY_VALUE_MAX, &(*out)[m]);
+
+        cm_conf_path_pop(p, old);
+        if (rc != CM_OK)
+            return rc;
+    }
+    return CM_OK;
 }
 
 static int alias_in_zone(struct cm_conf_parse *p, void *base, void *field)
@@ -1782,6 +1819,18 @@ static const struct cm_conf_item policy_items[] = {
      .min = 0,
      .max = 10000,
      .def_uint = 5},
+    {.key = "prefer_own_region",
+     .type = CM_CONF_BOOL,
+     .offset = offsetof(struct cm_conf_policy, prefer_own_region),
+     .def_bool = true},
+    {.key = "weights",
+     .type = CM_CONF_CUSTOM,
+     .offset = offsetof(struct cm_conf_policy, weights),
+     .parse = policy_member_values},
+    {.key = "priority",
+     .type = CM_CONF_CUSTOM,
+     .offset = offsetof(struct cm_conf_policy, priority),
+     .parse = policy_member_values},
 };
 static const struct cm_conf_schema policy_schema = {
     .items = policy_items,

@@ -45,6 +45,24 @@ const char *cm_intent_kind_name(enum cm_intent_kind kind)
     return (unsigned)kind < CM_INTENT_KIND_COUNT ? kind_names[kind] : "?";
 }
 
+bool cm_intent_kind_parse(const char *name, enum cm_intent_kind *out)
+{
+    for (int k = 0; name != NULL && k < CM_INTENT_KIND_COUNT; k++) {
+        if (strcmp(name, kind_names[k]) == 0) {
+            *out = (enum cm_intent_kind)k;
+            return true;
+        }
+    }
+    return false;
+}
+
+void cm_intent_make_id(char *buf, size_t cap, enum cm_intent_kind kind, const char *target,
+                       int64_t now, uint64_t rnd)
+{
+    snprintf(buf, cap, "%s-%.32s-%" PRId64 "-%04x", cm_intent_kind_name(kind), target, now,
+             (unsigned)(rnd & 0xffff));
+}
+
 /* ---- one intent ---- */
 
 static void intent_free(struct cm_intent *i)
@@ -190,14 +208,8 @@ static int check_keys(json_t *v, char *err, size_t errlen)
 
 static int parse_kind(json_t *v, enum cm_intent_kind *out, char *err, size_t errlen)
 {
-    const char *s = json_string_value(json_object_get(v, "kind"));
-
-    for (int k = 0; s != NULL && k < CM_INTENT_KIND_COUNT; k++) {
-        if (strcmp(s, kind_names[k]) == 0) {
-            *out = (enum cm_intent_kind)k;
-            return CM_OK;
-        }
-    }
+    if (cm_intent_kind_parse(json_string_value(json_object_get(v, "kind")), out))
+        return CM_OK;
     return bad(err, errlen,
                "kind: must be one of \"drain\", \"force-up\", \"force-down\", \"evacuate\", "
                "\"weight\", \"priority\"");

@@ -84,6 +84,16 @@ struct cm_intent {
 
 /** "drain", "force-up", ... */
 const char *cm_intent_kind_name(enum cm_intent_kind kind);
+/** The kind named @name; false when none is. */
+bool cm_intent_kind_parse(const char *name, enum cm_intent_kind *out);
+
+/**
+ * A fresh id for an intent of @kind on @target (a member or region name):
+ * "drain-eur-1795244400-3f2a" (kind, target cut to 32 characters, @now,
+ * 16 bits of @rnd), into @buf (at least CM_INTENT_ID_MAX + 1 bytes).
+ */
+void cm_intent_make_id(char *buf, size_t cap, enum cm_intent_kind kind, const char *target,
+                       int64_t now, uint64_t rnd);
 
 /**
  * Parses and validates one intent (or tombstone) from @v (borrowed). With

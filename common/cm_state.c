@@ -307,6 +307,22 @@ static int parse_backends(struct pctx *c, json_t *obj, const char *path,
     return CM_OK;
 }
 
+/* weight, priority: the member's Service annotations (0..CM_STATE_POLICY_MAX), null = none. */
+static int get_policy_value(struct pctx *c, json_t *obj, const char *parent, const char *key,
+                            bool *has, uint32_t *out)
+{
+    uint64_t v = 0;
+    int rc;
+
+    *has = false;
+    if (json_object_get(obj, key) == NULL || json_is_null(json_object_get(obj, key)))
+        return CM_OK;
+    rc = get_uint(c, obj, parent, key, false, CM_STATE_POLICY_MAX, 0, &v);
+    *has = rc == CM_OK;
+    *out = (uint32_t)v;
+    return rc;
+}
+
 static int parse_endpoint(struct pctx *c, json_t *obj, const char *path, const char *name,
                           struct cm_state_endpoint *ep)
 {
@@ -338,6 +354,10 @@ static int parse_endpoint(struct pctx *c, json_t *obj, const char *path, const c
         rc = get_rtt(c, obj, path, &ep->rtt_ms);
     if (rc == CM_OK)
         rc = get_string(c, obj, path, "reason", false, false, &ep->reason);
+    if (rc == CM_OK)
+        rc = get_policy_value(c, obj, path, "weight", &ep->has_weight, &ep->weight);
+    if (rc == CM_OK)
+        rc = get_policy_value(c, obj, path, "priority", &ep->has_priority, &ep->priority);
     return rc;
 }
 

@@ -27,6 +27,8 @@
 #include "common/cm_conf.h"
 #include "common/cm_ctl.h"
 #include "common/cm_err.h"
+#include "common/cm_intent.h"
+#include "common/cm_intent_ctl.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
 #include "common/cm_state.h"
@@ -52,6 +54,7 @@
 struct dns_ctl {
     struct cm_ctl *ctl; /* owned */
     struct dns_ctl_env *env;
+    struct cm_intent_routes intent_routes; /* the routes' argument */
 };
 
 /* ---- state ---- */
@@ -60,7 +63,7 @@ static json_t *state_get(void *arg)
 {
     struct dns_ctl_env *env = arg;
 
-    return dns_state_to_json(env->state, env->view != NULL ? env->view->serial : 0);
+    return dns_state_to_json(env->state, env->view != NULL ? env->view->serial : 0, cm_wall_s());
 }
 
 static int state_put(void *arg, const char *body, size_t len, const char *writer, char *err,
@@ -131,7 +134,7 @@ static void route_drain(void *arg, struct cm_ctl_req *req, const char *rest)
     }
     memcpy(name, rest, len);
     name[len] = '\0';
-    rc = dns_state_set_drain(env->state, name, drain, err, sizeof(err));
+    rc = dns_state_set_drain(env->state, name, drain, "control API", cm_wall_s(), err, sizeof(err));
     if (rc == CM_ENOENT) {
         cm_ctl_reply_error(req, 404, "unknown member \"%s\"", name);
         return;
@@ -142,6 +145,33 @@ static void route_drain(void *arg, struct cm_ctl_req *req, const char *rest)
         return;
     }
     cm_ctl_reply_json(req, 200, json_pack("{s:s,s:b}", "member", name, "drained", drain));
+}
+
+/* ---- intents ---- */
+
+static json_t *intents_get(void *arg, int64_t now_s)
+{
+    struct dns_ctl_env *env = arg;
+
+    return json_pack("{s:o*,s:o*}", "intents",
+                     cm_intents_json(dns_state_intents(env->state), now_s), "digest",
+                     dns_state_digest_json(env->state, now_s));
+}
+
+static int intents_put(void *arg, const char *text, size_t len, int64_t now_s, bool *changed,
+                       char *err, size_t errlen)
+{
+    struct dns_ctl_env *env = arg;
+
+    return dns_state_intent_put(env->state, text, len, now_s, changed, err, errlen);
+}
+
+static int intents_remove(void *arg, const char *id, const char *by, int64_t now_s, char *err,
+                          size_t errlen)
+{
+    struct dns_ctl_env *env = arg;
+
+    return dns_state_intent_remove(env->state, id, by, now_s, err, errlen);
 }
 
 /* ---- explain ---- */
@@ -411,7 +441,6 @@ int dns_ctl_explain(const struct dns_ctl_env *env, const char *name, const char 
     const struct dns_view *view = env->view;
     struct explain_client c;
     struct dns_client_loc loc;
-    struct dns_drains drains;
     ldns_rdf *qname = NULL;
     char norm[DNS_NAME_MAX + 2];
     json_t *decision, *doc;
@@ -438,9 +467,8 @@ int dns_ctl_explain(const struct dns_ctl_env *env, const char *name, const char 
     dns_query_locate(view, c.family, c.bytes, ecs_used ? c.bits : (c.family == AF_INET ? 32 : 128),
                      ecs_used, &loc);
     name_normalize(name, norm, sizeof(norm));
-    dns_state_drains(env->state, &drains);
-    decision = dns_explain(view->fed, view->conf, dns_state_merged(env->state), &drains, norm,
-                           loc.region, loc.client_hash);
+    decision = dns_explain(view->fed, view->conf, dns_state_merged(env->state),
+                           dns_state_intent_view(env->state), norm, loc.region, loc.client_hash);
     doc = json_pack("{s:s,s:o*,s:o,s:{s:o*,s:o*},s:I}", "name", name, "client",
                     explain_client_json(view, &c, &loc, ecs_used), "decision",
                     decision != NULL ? decision : json_null(), "response", "A",
@@ -462,7 +490,6 @@ int dns_ctl_explain_region(const struct dns_ctl_env *env, const char *name, cons
                            json_t **out, char *err, size_t errlen)
 {
     const struct dns_view *view = env->view;
-    struct dns_drains drains;
     char norm[DNS_NAME_MAX + 2];
     json_t *decision, *doc;
     int r;
@@ -481,10 +508,9 @@ int dns_ctl_explain_region(const struct dns_ctl_env *env, const char *name, cons
         return CM_EINVAL;
     }
     name_normalize(name, norm, sizeof(norm));
-    dns_state_drains(env->state, &drains);
     /* No client address: the slot of a shared answer is that of hash 0. */
-    decision = dns_explain(view->fed, view->conf, dns_state_merged(env->state), &drains, norm,
-                           (unsigned)r, 0);
+    decision = dns_explain(view->fed, view->conf, dns_state_merged(env->state),
+                           dns_state_intent_view(env->state), norm, (unsigned)r, 0);
     doc = json_pack("{s:s,s:{s:n,s:n,s:s,s:s,s:n,s:i,s:b},s:o,s:n,s:I}", "name", name, "client",
                     "address", "ecs_prefix", "region", view->conf->regions[r].name, "how",
                     "region parameter", "scope_len", "client_hash", 0, "ecs_used", false,
@@ -609,7 +635,6 @@ int dns_ctl_answers(const struct dns_ctl_env *env, json_t **out, char *err, size
     struct dns_rank_member *members = NULL;
     struct dns_rank_entry *ranked = NULL;
     struct dns_rank_ctx ctx;
-    struct dns_drains drains;
     json_t *svcs = NULL, *doc = NULL;
     size_t nm;
     int rc = CM_ENOMEM;
@@ -619,8 +644,7 @@ int dns_ctl_answers(const struct dns_ctl_env *env, json_t **out, char *err, size
         return CM_EAGAIN;
     }
     nm = view->conf->member_count > 0 ? view->conf->member_count : 1;
-    dns_state_drains(env->state, &drains);
-    if (dns_rank_ctx_init(&ctx, view->conf, merged, &drains) != CM_OK) {
+    if (dns_rank_ctx_init(&ctx, view->conf, merged, dns_state_intent_view(env->state)) != CM_OK) {
         cm_errf(err, errlen, "out of memory");
         return CM_ENOMEM;
     }
@@ -811,6 +835,7 @@ static void metrics_state(const struct dns_ctl_env *env, struct cm_buf *out)
 {
     const struct cm_conf *conf = dns_state_conf(env->state);
     uint64_t now = cm_mono_ms();
+    int64_t now_s = cm_wall_s();
     size_t n = dns_state_vantage_count(env->state);
 
     cm_metrics_family(out, "fedgslb_state_generation", "gauge",
@@ -831,10 +856,13 @@ static void metrics_state(const struct dns_ctl_env *env, struct cm_buf *out)
                      now > at ? (double)(now - at) / 1000.0 : 0.0);
     }
     cm_metrics_family(out, "fedgslb_member_drained", "gauge",
-                      "1 when the operator drained the member.");
+                      "1 when an operator intent takes the member out of every answer (a drain, "
+                      "or an evacuation of its region).");
     for (size_t i = 0; i < conf->member_count; i++)
         sample_label(out, "fedgslb_member_drained", "member", conf->members[i].name,
                      dns_state_is_drained(env->state, i) ? 1 : 0);
+    cm_intents_metrics(dns_state_intents(env->state), dns_state_digest_json(env->state, now_s),
+                       now_s, out);
 }
 
 static void metrics(void *arg, struct cm_buf *out)
@@ -892,6 +920,10 @@ int dns_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
     if (rc == CM_OK)
         rc = cm_ctl_route(dc->ctl, CM_HTTP_PUT | CM_HTTP_DELETE, "/v1/members/", CM_CTL_OPERATOR,
                           route_drain, env);
+    dc->intent_routes = (struct cm_intent_routes){
+        .get = intents_get, .put = intents_put, .remove = intents_remove, .arg = env};
+    if (rc == CM_OK)
+        rc = cm_intent_routes_register(dc->ctl, &dc->intent_routes);
     if (rc == CM_OK)
         rc = cm_ctl_route(dc->ctl, CM_HTTP_GET, "/v1/explain", CM_CTL_READ, route_explain, env);
     if (rc == CM_OK)

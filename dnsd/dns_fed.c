@@ -1034,7 +1034,8 @@ static int build_services(struct fed_build *b, const struct cm_merged *merged)
 }
 
 int dns_fed_build(const struct cm_conf *conf, const struct cm_merged *merged,
-                  const struct dns_drains *drains, struct dns_fed **out, char *err, size_t errlen)
+                  const struct cm_intent_view *intents, struct dns_fed **out, char *err,
+                  size_t errlen)
 {
     struct fed_build b = {.conf = conf, .err = err, .errlen = errlen};
     struct dns_fed *fed = NULL;
@@ -1046,7 +1047,7 @@ int dns_fed_build(const struct cm_conf *conf, const struct cm_merged *merged,
         snprintf(err, errlen, "regions: at least one region is required");
         return CM_ECONFIG;
     }
-    rc = dns_rank_ctx_init(&b.rank, conf, merged, drains);
+    rc = dns_rank_ctx_init(&b.rank, conf, merged, intents);
     if (rc != CM_OK)
         goto out;
     fed = calloc(1, sizeof(*fed));

@@ -13,7 +13,7 @@
  * query path can answer NODATA rather than NXDOMAIN for them.
  *
  * The table is built from the configuration, the merged state of all vantages
- * and the operator's drains, whenever any of them changes, and is then
+ * and the operator's intents, whenever any of them changes, and is then
  * immutable: the query path only looks up and copies. Ranking (dns_rank_*)
  * is the single decision procedure used by both the table build and
  * /v1/explain (dns_explain), so the two cannot disagree; explain learns what
@@ -21,7 +21,7 @@
  * built here only.
  *
  * Within a (name, region) the members tied within latency_slack_ms share the
- * answers in proportion to their ready endpoints: the build precomputes one
+ * answers in proportion to weight x ready endpoints (dns_rank): the build precomputes one
  * variant per tied member and a 64-slot weighted slot table; the query path
  * picks slot = client_hash % 64, where client_hash is a hash of the client's
  * subnet (/24 or /56), so a subnet always gets the same answer.
@@ -70,10 +70,11 @@ struct dns_fed_answer {
 /**
  * Builds the table. @merged may be NULL (no state yet: every member is
  * unknown, which fails open). CM_ENOMEM, or CM_ECONFIG with a reason in @err.
- * The table keeps no pointer into @conf, @merged or @drains.
+ * The table keeps no pointer into @conf, @merged or @intents.
  */
 int dns_fed_build(const struct cm_conf *conf, const struct cm_merged *merged,
-                  const struct dns_drains *drains, struct dns_fed **out, char *err, size_t errlen);
+                  const struct cm_intent_view *intents, struct dns_fed **out, char *err,
+                  size_t errlen);
 /** Accepts NULL. */
 void dns_fed_free(struct dns_fed *fed);
 

@@ -11,7 +11,7 @@
 #include "dnsd/dns_zone.h"
 
 int dns_view_new_geo(struct cm_conf *conf, struct dns_zone *zone, struct dns_geo *geo,
-                     const struct cm_merged *merged, const struct dns_drains *drains,
+                     const struct cm_merged *merged, const struct cm_intent_view *intents,
                      uint64_t serial, struct dns_view **out, char *err, size_t errlen)
 {
     struct dns_view *view;
@@ -33,7 +33,7 @@ int dns_view_new_geo(struct cm_conf *conf, struct dns_zone *zone, struct dns_geo
             goto out;
     }
     view->lpm = view->geo->lpm;
-    rc = dns_fed_build(conf, merged, drains, &view->fed, err, errlen);
+    rc = dns_fed_build(conf, merged, intents, &view->fed, err, errlen);
     if (rc != CM_OK)
         goto out;
     *out = view;
@@ -44,10 +44,10 @@ out:
 }
 
 int dns_view_new(struct cm_conf *conf, struct dns_zone *zone, const struct cm_merged *merged,
-                 const struct dns_drains *drains, uint64_t serial, struct dns_view **out, char *err,
-                 size_t errlen)
+                 const struct cm_intent_view *intents, uint64_t serial, struct dns_view **out,
+                 char *err, size_t errlen)
 {
-    return dns_view_new_geo(conf, zone, NULL, merged, drains, serial, out, err, errlen);
+    return dns_view_new_geo(conf, zone, NULL, merged, intents, serial, out, err, errlen);
 }
 
 struct dns_view *dns_view_ref(struct dns_view *view)

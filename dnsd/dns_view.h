@@ -8,7 +8,7 @@
  *            ----> dns_geo      (reference)   client_networks + GeoIP -> region
  *
  * The main thread builds a new view whenever the configuration, the zone,
- * the state or the drains change, and hands it to every worker; a worker
+ * the state or the intents change, and hands it to every worker; a worker
  * switches between two queries, so a query always sees one consistent view
  * and never waits. The last reference frees the view.
  */
@@ -23,7 +23,7 @@ struct cm_conf;
 struct cm_lpm;
 struct dns_geo;
 struct cm_merged;
-struct dns_drains;
+struct cm_intent_view;
 struct dns_fed;
 struct dns_zone;
 
@@ -41,12 +41,12 @@ struct dns_view {
 
 /**
  * Builds a view with one reference. Takes its own references to @conf and
- * @zone. @merged and @drains are only read during the call. CM_* code with a
+ * @zone. @merged and @intents are only read during the call. CM_* code with a
  * reason in @err.
  */
 int dns_view_new(struct cm_conf *conf, struct dns_zone *zone, const struct cm_merged *merged,
-                 const struct dns_drains *drains, uint64_t serial, struct dns_view **out, char *err,
-                 size_t errlen);
+                 const struct cm_intent_view *intents, uint64_t serial, struct dns_view **out,
+                 char *err, size_t errlen);
 
 /**
  * As dns_view_new, with the client lookup @geo (a reference is taken; built
@@ -54,7 +54,7 @@ int dns_view_new(struct cm_conf *conf, struct dns_zone *zone, const struct cm_me
  * client_networks alone.
  */
 int dns_view_new_geo(struct cm_conf *conf, struct dns_zone *zone, struct dns_geo *geo,
-                     const struct cm_merged *merged, const struct dns_drains *drains,
+                     const struct cm_merged *merged, const struct cm_intent_view *intents,
                      uint64_t serial, struct dns_view **out, char *err, size_t errlen);
 
 struct dns_view *dns_view_ref(struct dns_view *view);

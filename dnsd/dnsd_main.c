@@ -134,7 +134,7 @@ static int geo_for(struct dnsd *d, struct cm_conf *conf, struct dns_geo **out, c
 
 /* dns_state's apply: builds the view for a candidate and puts it in service. */
 static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *merged,
-                      const struct dns_drains *drains, char *err, size_t errlen)
+                      const struct cm_intent_view *intents, char *err, size_t errlen)
 {
     struct dnsd *d = arg;
     struct dns_zone *zone = d->next_zone != NULL ? d->next_zone : d->zone;
@@ -145,7 +145,7 @@ static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *m
 
     rc = geo_for(d, conf, &geo, err, errlen);
     if (rc == CM_OK)
-        rc = dns_view_new_geo(conf, zone, geo, merged, drains, d->serial + 1, &view, err, errlen);
+        rc = dns_view_new_geo(conf, zone, geo, merged, intents, d->serial + 1, &view, err, errlen);
     if (rc != CM_OK) {
         dns_geo_unref(geo);
         cm_log_warn("view build failed: %s; keeping view serial=%" PRIu64, err, d->serial);
@@ -247,7 +247,6 @@ static int geoip_open_start(struct dnsd *d, char *err, size_t errlen)
 /* Loads everything and builds the first view; --check-config stops here. */
 static int dnsd_prepare(struct dnsd *d, bool check, char *err, size_t errlen)
 {
-    struct dns_drains drains;
     int rc;
 
     rc = load_conf_zone(d->config_path, &d->conf, &d->zone, err, errlen);
@@ -266,7 +265,7 @@ static int dnsd_prepare(struct dnsd *d, bool check, char *err, size_t errlen)
     }
     rc = check_state_dir(d->conf->dnsd.state_file, check, err, errlen);
     if (rc == CM_OK)
-        rc = dns_state_load(d->state, cm_mono_ms(), check, err, errlen);
+        rc = dns_state_load(d->state, cm_mono_ms(), cm_wall_s(), check, err, errlen);
     if (rc == CM_ENOMEM)
         snprintf(err, errlen, "state file: %s", cm_strerror(rc));
     if (rc != CM_OK)
@@ -275,8 +274,8 @@ static int dnsd_prepare(struct dnsd *d, bool check, char *err, size_t errlen)
     rc = geoip_open_start(d, err, errlen);
     if (rc != CM_OK)
         return rc;
-    dns_state_drains(d->state, &drains);
-    return apply_view(d, d->conf, dns_state_merged(d->state), &drains, err, errlen);
+    return apply_view(d, d->conf, dns_state_merged(d->state), dns_state_intent_view(d->state), err,
+                      errlen);
 }
 
 /*
@@ -454,7 +453,6 @@ static void on_geo_done(evutil_socket_t fd, short what, void *arg)
 {
     struct dnsd *d = arg;
     struct geo_job *j = d->job;
-    struct dns_drains drains;
     char err[ERR_MAX];
 
     (void)fd;
@@ -478,8 +476,8 @@ static void on_geo_done(evutil_socket_t fd, short what, void *arg)
         d->geo = j->geo; /* geo_for() finds it: same conf, same database */
         j->geo = NULL;
         d->env.geoip_reloads_ok++;
-        dns_state_drains(d->state, &drains);
-        if (apply_view(d, d->conf, dns_state_merged(d->state), &drains, err, sizeof(err)) != CM_OK)
+        if (apply_view(d, d->conf, dns_state_merged(d->state), dns_state_intent_view(d->state), err,
+                       sizeof(err)) != CM_OK)
             cm_log_error("geoip: view not rebuilt: %s", err);
     }
     geo_job_free(j);
@@ -529,6 +527,7 @@ static void on_tick(void *arg)
     struct dnsd *d = arg;
 
     dns_state_expire(d->state, cm_mono_ms());
+    dns_state_intents_tick(d->state, cm_wall_s());
     geo_tick(d);
 }
 

@@ -233,7 +233,9 @@ def base_config(tmp, dns_port, ctl_port, ipv6=True, **dnsd_over):
             "default/sorry": {"port": 80, "policy": {"all_down": f"sorry:sorry.{ZONE}"}},
             "default/cloud": {"port": 443},
             # every member within the slack of the best: they share by subnet
-            "default/shared": {"port": 80, "policy": {"latency_slack_ms": 1000}},
+            # (no own-region preference, so us clients share too)
+            "default/shared": {"port": 80, "policy": {"latency_slack_ms": 1000,
+                                                      "prefer_own_region": False}},
         },
         "client_networks": nets,
         "allow_addresses": ALLOW_LOOPBACK,
