@@ -115,10 +115,10 @@ static int endpoint_init(const struct ctl_run *run, enum ctl_daemon d, struct ct
             n--;
         ep->base_url = strndup(o->url[d], n);
     } else if (c != NULL && c->enabled) {
-        char listen[CM_ADDR_STRLEN];
+        char url[CM_URL_STRLEN];
 
-        cm_addr_format((const struct sockaddr *)&c->listen.ss, listen, sizeof(listen));
-        ep->base_url = ctl_http_url_from_listen(listen, c->tls.enabled);
+        cm_addr_url((const struct sockaddr *)&c->listen.ss, c->tls.enabled, url, sizeof(url));
+        ep->base_url = strdup(url);
         ep->ca_file = c->tls.ca_file;
     } else {
         fail("%s: no %s.control section; give --%s URL", o->config, name, name);
