@@ -568,7 +568,8 @@ static int control_post(struct cm_conf_parse *p, void *base)
     const struct cm_conf_control *c = base;
     char addr[CM_ADDR_STRLEN];
 
-    if (c->token != NULL || c->vantage_token_count > 0 ||
+    /* No listen: the deployment's instances supply it (checked when one is selected). */
+    if (c->token != NULL || c->vantage_token_count > 0 || c->listen.ss.ss_family == 0 ||
         cm_addr_is_loopback((const struct sockaddr *)&c->listen.ss))
         return CM_OK;
     cm_addr_format((const struct sockaddr *)&c->listen.ss, addr, sizeof(addr));
@@ -807,16 +808,25 @@ static int lb_addresses_allowed(struct cm_conf_parse *p, const struct cm_conf *c
 
 static int root_post(struct cm_conf_parse *p, void *base)
 {
-    const struct cm_conf *conf = base;
+    struct cm_conf *conf = base;
     int rc = aliases_unique(p, conf);
 
-    return rc == CM_OK ? lb_addresses_allowed(p, conf) : rc;
+    if (rc == CM_OK)
+        rc = lb_addresses_allowed(p, conf);
+    return rc == CM_OK ? cm_conf_deployment_post(p, conf) : rc;
 }
 
 static void root_release(void *base)
 {
     struct cm_conf *conf = base;
 
+    for (size_t i = 0; i < conf->warning_count; i++)
+        free(conf->warnings[i]);
+    free(conf->warnings);
+    free(conf->instance);
+    conf->warnings = NULL;
+    conf->warning_count = 0;
+    conf->instance = NULL;
     free(conf->path);
     free(conf->latency_ms);
     free(conf->allow_addresses);
@@ -873,7 +883,8 @@ static const struct cm_conf_item control_items[] = {
     {.key = "listen",
      .type = CM_CONF_ADDR,
      .offset = offsetof(struct cm_conf_control, listen),
-     .required = true},
+     .required = true,
+     .by_instance = true},
     {.key = "token_file",
      .type = CM_CONF_STR,
      .offset = offsetof(struct cm_conf_control, token_file),
@@ -1193,7 +1204,8 @@ static const struct cm_conf_item dnsd_items[] = {
      .type = CM_CONF_REF,
      .ref = CM_CONF_REF_REGION,
      .offset = offsetof(struct cm_conf_dnsd, region),
-     .required = true},
+     .required = true,
+     .by_instance = true},
     {.key = "zone_file",
      .type = CM_CONF_STR,
      .offset = offsetof(struct cm_conf_dnsd, zone_file),
@@ -1360,7 +1372,8 @@ static const struct cm_conf_item health_items[] = {
      .type = CM_CONF_REF,
      .ref = CM_CONF_REF_REGION,
      .offset = offsetof(struct cm_conf_health, vantage),
-     .required = true},
+     .required = true,
+     .by_instance = true},
     {.key = "publish_to",
      .type = CM_CONF_ARRAY,
      .elem_type = CM_CONF_STR,
@@ -1934,6 +1947,11 @@ static const struct cm_conf_item root_items[] = {
      .type = CM_CONF_CUSTOM,
      .offset = offsetof(struct cm_conf, allow_addresses),
      .parse = allow_parse},
+    /* Before the daemon sections: its instances may supply their required keys. */
+    {.key = "deployment",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf, deployment),
+     .sub = &cm_conf_deployment_schema},
     {.key = "dnsd",
      .type = CM_CONF_OBJECT,
      .offset = offsetof(struct cm_conf, dnsd),

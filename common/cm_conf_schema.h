@@ -15,6 +15,7 @@
  *               --members--> member entry schema --lb--> lb schema
  *               --services-> service entry schema --check/policy--> ...
  *               --dnsd/health/proxy--> section schemas --control--> control
+ *               --deployment--> name_servers / vantages / proxies (cm_conf_deploy.c)
  *
  * Items of one table are processed in table order, so a cross reference
  * (member -> region) only needs its target's table to come first.
@@ -67,6 +68,8 @@ struct cm_conf_parse {
     size_t errlen;
     char path[CM_CONF_PATH_MAX]; /* JSON path of the value being parsed */
     size_t path_len;
+    const char *instance; /* borrowed: the instance to select after the walk, NULL = none */
+    int kind;             /* its enum cm_instance_kind */
 };
 
 /* Called after a scalar (or each array element) is converted and stored at
@@ -96,6 +99,8 @@ struct cm_conf_item {
     const struct cm_conf_schema *sub; /* OBJECT, MAP, ARRAY of OBJECT */
     cm_conf_validate_fn *validate;    /* optional */
     cm_conf_custom_fn *parse;         /* CUSTOM */
+    bool by_instance;                 /* required, unless the deployment's instances of the
+                                         section's daemon supply it (cm_conf_deploy.c) */
 };
 
 struct cm_conf_schema {
@@ -112,6 +117,29 @@ struct cm_conf_schema {
 
 /* The whole file; defined in cm_conf_schema.c. */
 extern const struct cm_conf_schema cm_conf_root_schema;
+/* "deployment"; defined in cm_conf_deploy.c. */
+extern const struct cm_conf_schema cm_conf_deployment_schema;
+
+/**
+ * Records a warning "file: path: text" in p->conf->warnings (at the current
+ * path; --check-config prints them, daemons log them). CM_OK or CM_ENOMEM.
+ */
+int cm_conf_warn(struct cm_conf_parse *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/** For a by_instance item missing at the current path: whether instances supply it. */
+bool cm_conf_instance_supplies(const struct cm_conf_parse *p);
+
+/**
+ * The whole-file checks of cm_conf_deploy.c, run by the root's post: client
+ * networks (one region per CIDR; overlaps of different regions warned), the
+ * deployment's names and addresses, proxy bind lists, and the default of
+ * health.publish_to (every name server and proxy).
+ */
+int cm_conf_deployment_post(struct cm_conf_parse *p, struct cm_conf *conf);
+
+/** After the walk: applies p->instance's values to its section (p->kind). */
+int cm_conf_instance_select(struct cm_conf_parse *p, struct cm_conf *conf);
 
 /**
  * Writes "file: path: reason" (or "file: reason" at the top) into p->err and
