@@ -24,6 +24,7 @@
 
 #include "common/cm_conf_schema.h"
 #include "common/cm_err.h"
+#include "common/cm_log.h"
 #include "common/cm_str.h"
 
 /* A configuration file larger than this is refused before parsing. */
@@ -753,6 +754,12 @@ int cm_conf_load_instance(const char *path, enum cm_instance_kind kind, const ch
                           struct cm_conf **out, char *err, size_t errlen)
 {
     return load_file(path, instance, (int)kind, out, err, errlen);
+}
+
+void cm_conf_log_warnings(const struct cm_conf *conf)
+{
+    for (size_t i = 0; i < conf->warning_count; i++)
+        cm_log_warn("%s", conf->warnings[i]);
 }
 
 /* ---- references and lookups ------------------------------------------------ */

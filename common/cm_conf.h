@@ -453,6 +453,9 @@ int cm_conf_load_string_instance(const char *name, const char *text, enum cm_ins
                                  const char *instance, struct cm_conf **out, char *err,
                                  size_t errlen);
 
+/** Logs each of conf->warnings (cm_log_warn): at start, reload and --check-config. */
+void cm_conf_log_warnings(const struct cm_conf *conf);
+
 /** The instances of @kind (borrowed; *count entries, 0 without a deployment). */
 const struct cm_conf_instance *cm_conf_instances(const struct cm_conf *conf,
                                                  enum cm_instance_kind kind, size_t *count);

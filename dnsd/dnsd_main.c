@@ -67,6 +67,7 @@ struct geo_job {
 
 struct dnsd {
     const char *config_path;
+    const char *instance;       /* --instance / FEDGSLB_INSTANCE, NULL = none */
     struct cm_conf *conf;       /* reference: the configuration in service */
     struct dns_zone *zone;      /* reference: the zone in service */
     struct dns_zone *next_zone; /* during a reload: the zone views are built with */
@@ -90,12 +91,14 @@ struct dnsd {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: fedgslb-dnsd --config FILE [--check-config] [--log-format text|json]\n"
-                 "                    [--log-level error|warn|info|debug] [--foreground]\n"
-                 "       fedgslb-dnsd --help | --version\n"
-                 "\n"
-                 "Authoritative DNS server for a federation zone. Runs in the foreground and\n"
-                 "logs to stderr. SIGHUP reloads the configuration and zone; SIGTERM stops.\n");
+    fprintf(out,
+            "usage: fedgslb-dnsd --config FILE [--instance NAME] [--check-config]\n"
+            "                    [--log-format text|json] [--log-level error|warn|info|debug]\n"
+            "                    [--foreground]\n"
+            "       fedgslb-dnsd --help | --version\n"
+            "\n"
+            "Authoritative DNS server for a federation zone. Runs in the foreground and\n"
+            "logs to stderr. SIGHUP reloads the configuration and zone; SIGTERM stops.\n");
 }
 
 /* The database that goes with @conf: the one held, if @conf names its file. */
@@ -171,16 +174,17 @@ static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *m
     return CM_OK;
 }
 
-/* Configuration + zone; "file: path: reason" in @err on failure. */
-static int load_conf_zone(const char *path, struct cm_conf **conf_out, struct dns_zone **zone_out,
-                          char *err, size_t errlen)
+/* Configuration (for @instance) + zone; "file: path: reason" in @err on failure. */
+static int load_conf_zone(const char *path, const char *instance, struct cm_conf **conf_out,
+                          struct dns_zone **zone_out, char *err, size_t errlen)
 {
     struct cm_conf *conf = NULL;
     int rc;
 
-    rc = cm_conf_load(path, &conf, err, errlen);
+    rc = cm_conf_load_instance(path, CM_INSTANCE_NAME_SERVER, instance, &conf, err, errlen);
     if (rc != CM_OK)
         return rc;
+    cm_conf_log_warnings(conf);
     if (!conf->dnsd.present) {
         snprintf(err, errlen, "%s: dnsd: section missing", path);
         cm_conf_unref(conf);
@@ -249,7 +253,7 @@ static int dnsd_prepare(struct dnsd *d, bool check, char *err, size_t errlen)
 {
     int rc;
 
-    rc = load_conf_zone(d->config_path, &d->conf, &d->zone, err, errlen);
+    rc = load_conf_zone(d->config_path, d->instance, &d->conf, &d->zone, err, errlen);
     if (rc != CM_OK)
         return rc;
     if (d->conf->dnsd.group != NULL && d->conf->dnsd.user == NULL) {
@@ -361,7 +365,7 @@ static void dnsd_reload(struct dnsd *d)
 
     cm_log_info("reload: reading %s", d->config_path);
     d->env.reload_last_unix_s = (double)time(NULL);
-    rc = load_conf_zone(d->config_path, &nconf, &nzone, err, sizeof(err));
+    rc = load_conf_zone(d->config_path, d->instance, &nconf, &nzone, err, sizeof(err));
     if (rc != CM_OK) {
         reload_failed(d, err);
         return;
@@ -656,6 +660,7 @@ int main(int argc, char **argv)
     }
     memset(&d, 0, sizeof(d));
     d.config_path = o.config;
+    d.instance = o.instance;
     rc = dnsd_prepare(&d, o.check, err, sizeof(err));
     if (rc != CM_OK) {
         fprintf(stderr, "%s\n", err);
@@ -672,8 +677,10 @@ int main(int argc, char **argv)
         return 1;
     }
     if (o.check) {
-        printf("config OK: %zu services, %zu members, zone %s (%zu names)\n", d.conf->service_count,
-               d.conf->member_count, d.conf->zone, dns_zone_name_count(d.zone));
+        printf("config OK: %zu services, %zu members, zone %s (%zu names)%s%s\n",
+               d.conf->service_count, d.conf->member_count, d.conf->zone,
+               dns_zone_name_count(d.zone), d.conf->instance != NULL ? ", instance " : "",
+               d.conf->instance != NULL ? d.conf->instance : "");
         dnsd_fini(&d);
         return 0;
     }
@@ -683,8 +690,9 @@ int main(int argc, char **argv)
         dnsd_fini(&d);
         return 1;
     }
-    cm_log_info("fedgslb-dnsd %s started: zone=%s serial=%" PRIu64, FEDGSLB_VERSION, d.conf->zone,
-                d.serial);
+    cm_log_info("fedgslb-dnsd %s started: zone=%s serial=%" PRIu64 "%s%s", FEDGSLB_VERSION,
+                d.conf->zone, d.serial, d.conf->instance != NULL ? " instance=" : "",
+                d.conf->instance != NULL ? d.conf->instance : "");
     event_base_dispatch(d.base);
     cm_log_info("stopping: finishing queued queries");
     dnsd_fini(&d);

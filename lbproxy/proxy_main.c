@@ -37,6 +37,7 @@
 
 struct proxyd {
     const char *config_path;
+    const char *instance; /* --instance / FEDGSLB_INSTANCE, NULL = none */
     struct cm_conf *conf;
     struct event_base *base;
     struct lbp_proxy *px;
@@ -47,21 +48,24 @@ struct proxyd {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: fedgslb-proxy --config FILE [--check-config] [--log-format text|json]\n"
-                 "                     [--log-level error|warn|info|debug]\n"
-                 "       fedgslb-proxy --help | --version\n"
-                 "\n"
-                 "L7 HTTP(S) proxy standing in for members without a load balancer\n"
-                 "(proxy section of the federation config). SIGHUP reloads; SIGTERM drains\n"
-                 "and stops.\n");
+    fprintf(out,
+            "usage: fedgslb-proxy --config FILE [--instance NAME] [--check-config]\n"
+            "                     [--log-format text|json] [--log-level error|warn|info|debug]\n"
+            "       fedgslb-proxy --help | --version\n"
+            "\n"
+            "L7 HTTP(S) proxy standing in for members without a load balancer\n"
+            "(proxy section of the federation config). SIGHUP reloads; SIGTERM drains\n"
+            "and stops.\n");
 }
 
-static int load_conf(const char *path, struct cm_conf **out, char *err, size_t errlen)
+static int load_conf(const char *path, const char *instance, struct cm_conf **out, char *err,
+                     size_t errlen)
 {
-    int rc = cm_conf_load(path, out, err, errlen);
+    int rc = cm_conf_load_instance(path, CM_INSTANCE_PROXY, instance, out, err, errlen);
 
     if (rc != CM_OK)
         return rc;
+    cm_conf_log_warnings(*out);
     if (!(*out)->proxy.present) {
         snprintf(err, errlen, "%s: proxy: section missing", path);
         cm_conf_unref(*out);
@@ -149,7 +153,7 @@ static void proxyd_reload(struct proxyd *d)
     char err[ERR_MAX] = "";
 
     cm_log_info("reload: reading %s", d->config_path);
-    if (load_conf(d->config_path, &nconf, err, sizeof(err)) != CM_OK) {
+    if (load_conf(d->config_path, d->instance, &nconf, err, sizeof(err)) != CM_OK) {
         cm_log_error("reload failed: %s; keeping the old configuration", err);
         return;
     }
@@ -274,7 +278,8 @@ int main(int argc, char **argv)
     mallopt(M_TOP_PAD, 1 << 20);
     memset(&d, 0, sizeof(d));
     d.config_path = o.config;
-    rc = load_conf(o.config, &d.conf, err, sizeof(err));
+    d.instance = o.instance;
+    rc = load_conf(o.config, o.instance, &d.conf, err, sizeof(err));
     if (rc != CM_OK) {
         fprintf(stderr, "%s\n", err);
         return 1;
