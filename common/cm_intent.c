@@ -644,6 +644,19 @@ size_t cm_intents_active_count(const struct cm_intents *s, int64_t now)
     return n;
 }
 
+json_t *cm_intents_file_json(const struct cm_intents *s)
+{
+    json_t *arr = json_array();
+
+    for (size_t i = 0; arr != NULL && i < s->count; i++) {
+        if (json_array_append_new(arr, cm_intent_json(s->v[i])) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
 json_t *cm_intents_json(const struct cm_intents *s, int64_t now)
 {
     json_t *arr = json_array();

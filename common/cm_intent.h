@@ -161,6 +161,9 @@ int cm_intents_prune(const struct cm_intents *s, int64_t now, struct cm_intents 
  */
 uint64_t cm_intents_digest(const struct cm_intents *s, int64_t now);
 
+/** The intents as a state file keeps them: [intent...] in id order, no status (new reference). */
+json_t *cm_intents_file_json(const struct cm_intents *s);
+
 /** [intent + "status"...] in id order (new reference; NULL on ENOMEM). */
 json_t *cm_intents_json(const struct cm_intents *s, int64_t now);
 

@@ -521,17 +521,12 @@ json_t *dns_state_to_json(const struct dns_state *st, uint64_t view_serial, int6
 int dns_state_save(const struct dns_state *st)
 {
     char err[CM_STATE_ERR_MAX];
-    json_t *extra, *arr = json_array();
+    json_t *extra;
     int rc;
 
-    if (st->path == NULL) {
-        json_decref(arr);
+    if (st->path == NULL)
         return CM_OK;
-    }
-    /* The raw intents, without the status of the moment. */
-    for (size_t i = 0; arr != NULL && i < cm_intents_count(st->intents); i++)
-        json_array_append_new(arr, cm_intent_json(cm_intents_get(st->intents, i)));
-    extra = json_pack("{s:o*}", "intents", arr);
+    extra = json_pack("{s:o*}", "intents", cm_intents_file_json(st->intents));
     if (extra == NULL)
         return CM_ENOMEM;
     /* The caller logs a failure with the path and the code. */

@@ -20,6 +20,7 @@
 #include "common/cm_ctl.h"
 #include "common/cm_daemon.h"
 #include "common/cm_err.h"
+#include "common/cm_intent_ctl.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
 #include "common/cm_nofile.h"
@@ -42,7 +43,8 @@ struct proxyd {
     struct event_base *base;
     struct lbp_proxy *px;
     struct cm_ctl *ctl;
-    struct cm_daemon_events ev; /* signals and the 1 s tick */
+    struct cm_daemon_events ev;            /* signals and the 1 s tick */
+    struct cm_intent_routes intent_routes; /* the intent routes' argument */
     bool stopping;
 };
 
@@ -202,6 +204,31 @@ static void on_tick(void *arg)
     lbp_alog_flush(d->px->alog);
 }
 
+/* ---- /v1/intents (common/cm_intent_ctl.h) ---- */
+
+static json_t *intents_get(void *arg, int64_t now_s)
+{
+    struct proxyd *d = arg;
+
+    return lbp_proxy_intents_json(d->px, now_s);
+}
+
+static int intents_put(void *arg, const char *text, size_t len, int64_t now_s, bool *changed,
+                       char *err, size_t errlen)
+{
+    struct proxyd *d = arg;
+
+    return lbp_proxy_intent_put(d->px, text, len, now_s, changed, err, errlen);
+}
+
+static int intents_remove(void *arg, const char *id, const char *by, int64_t now_s, char *err,
+                          size_t errlen)
+{
+    struct proxyd *d = arg;
+
+    return lbp_proxy_intent_remove(d->px, id, by, now_s, err, errlen);
+}
+
 static int proxyd_start(struct proxyd *d, char *err, size_t errlen)
 {
     const struct cm_conf_proxy *pc = &d->conf->proxy;
@@ -227,6 +254,10 @@ static int proxyd_start(struct proxyd *d, char *err, size_t errlen)
         cm_log_warn("state file: %s", err);
     if (pc->control.enabled) {
         rc = cm_ctl_new(d->base, &pc->control, &cbs, &d->ctl, err, errlen);
+        d->intent_routes = (struct cm_intent_routes){
+            .get = intents_get, .put = intents_put, .remove = intents_remove, .arg = d};
+        if (rc == CM_OK)
+            rc = cm_intent_routes_register(d->ctl, &d->intent_routes);
         if (rc == CM_OK)
             rc = cm_ui_register(d->ctl, "state.html");
         if (rc != CM_OK)
