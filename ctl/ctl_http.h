@@ -17,7 +17,8 @@
 #define CTL_HTTP_BODY_MAX (64u << 20) /* largest reply accepted */
 
 struct ctl_endpoint {
-    const char *daemon;  /* borrowed static name, "dnsd" */
+    const char *daemon;  /* borrowed: the name in messages, "dnsd" or an instance's "ns2" */
+    const char *section; /* borrowed static section name for hints, "dnsd" */
     char *base_url;      /* owned, "http://127.0.0.1:9153" (no trailing slash) */
     char *token;         /* owned secret, NULL = none; never printed */
     const char *ca_file; /* borrowed path: CA for https, NULL = the system's */
