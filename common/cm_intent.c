@@ -59,7 +59,19 @@ bool cm_intent_kind_parse(const char *name, enum cm_intent_kind *out)
 void cm_intent_make_id(char *buf, size_t cap, enum cm_intent_kind kind, const char *target,
                        int64_t now, uint64_t rnd)
 {
-    snprintf(buf, cap, "%s-%.32s-%" PRId64 "-%04x", cm_intent_kind_name(kind), target, now,
+    char t[33];
+    size_t n = 0;
+
+    /* The target as id characters: whatever it is, the id is well formed. */
+    for (; target[n] != '\0' && n < sizeof(t) - 1; n++) {
+        char c = target[n];
+
+        t[n] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a')
+               : (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ? c
+                                                                                          : '-';
+    }
+    t[n] = '\0';
+    snprintf(buf, cap, "%s-%s-%" PRId64 "-%04x", cm_intent_kind_name(kind), t, now,
              (unsigned)(rnd & 0xffff));
 }
 

@@ -50,9 +50,9 @@ enum opt_id {
 };
 
 static const char *const value_opts[] = {
-    "--config", "--dnsd",   "--health", "--proxy",  "--token-file", "--timeout-ms",
-    "--client", "--region", "--ecs",    "--cacert", "--cert",       "--key",
-    "--reason", "--author", "--service", "--for",   "--until",
+    "--config", "--dnsd",   "--health",  "--proxy",  "--token-file", "--timeout-ms",
+    "--client", "--region", "--ecs",     "--cacert", "--cert",       "--key",
+    "--reason", "--author", "--service", "--for",    "--until",
 };
 
 static const char usage[] =
@@ -245,7 +245,8 @@ static int finish_intent(struct ctl_opts *o, char *err, size_t errlen)
 /* Options that belong to some commands only. */
 static int finish_intent_options(struct ctl_opts *o, char *err, size_t errlen)
 {
-    bool adds = o->cmd == CTL_CMD_DRAIN || (o->cmd == CTL_CMD_INTENT && o->intent == CTL_INTENT_ADD);
+    bool adds =
+        o->cmd == CTL_CMD_DRAIN || (o->cmd == CTL_CMD_INTENT && o->intent == CTL_INTENT_ADD);
     bool writes = adds || o->cmd == CTL_CMD_UNDRAIN ||
                   (o->cmd == CTL_CMD_INTENT && o->intent != CTL_INTENT_LIST);
 

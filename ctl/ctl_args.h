@@ -44,8 +44,8 @@ enum ctl_intent_sub {
     CTL_INTENT_SYNC = 3,   /* re-deliver what some instances miss */
 };
 
-#define CTL_MAX_ARGS   4            /* positional arguments after the command */
-#define CTL_MAX_FOR_S  (365 * 86400) /* --for */
+#define CTL_MAX_ARGS  4             /* positional arguments after the command */
+#define CTL_MAX_FOR_S (365 * 86400) /* --for */
 
 /* Which daemon's control API a command talks to. */
 enum ctl_daemon {
@@ -65,11 +65,11 @@ struct ctl_opts {
     bool json;
     uint32_t timeout_ms;
     enum ctl_cmd cmd;
-    enum ctl_daemon daemon; /* state: the daemon asked */
-    const char *arg;        /* explain: the name; drain/undrain: the member */
-    const char *client;     /* explain --client, address part */
-    const char *ecs;        /* explain --client IP/BITS or --ecs BITS: prefix length text */
-    const char *region;     /* explain --region */
+    enum ctl_daemon daemon;         /* state: the daemon asked */
+    const char *arg;                /* explain: the name; drain/undrain: the member */
+    const char *client;             /* explain --client, address part */
+    const char *ecs;                /* explain --client IP/BITS or --ecs BITS: prefix length text */
+    const char *region;             /* explain --region */
     const char *args[CTL_MAX_ARGS]; /* the positional arguments after the command */
     int nargs;
     enum ctl_intent_sub intent; /* intent: the subcommand */

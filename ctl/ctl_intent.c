@@ -208,7 +208,8 @@ json_t *ctl_intents_missing(json_t *held, json_t *all)
         json_t *h = find_id(held, id_of(in));
         json_t *copy;
 
-        if (expired(in) || (removed(in) && (h == NULL || removed(h))) || (!removed(in) && h != NULL))
+        if (expired(in) || (removed(in) && (h == NULL || removed(h))) ||
+            (!removed(in) && h != NULL))
             continue;
         copy = json_deep_copy(in);
         if (copy == NULL) {
@@ -295,16 +296,15 @@ static void differences(json_t *diffs, const char *name, json_t *d, const char *
     json_array_foreach(di, i, x)
     {
         if (json_is_string(x) && !in_list(ri, json_string_value(x)))
-            say(diffs, "%s holds intent %s, which %s does not", name, json_string_value(x),
-                rname);
+            say(diffs, "%s holds intent %s, which %s does not", name, json_string_value(x), rname);
     }
     json_object_foreach(rv, key, x)
     {
         json_t *y = json_object_get(dv, key);
 
         if (y == NULL)
-            say(diffs, "%s holds no document of vantage %s (%s: generation %lld)", name, key,
-                rname, (long long)json_integer_value(x));
+            say(diffs, "%s holds no document of vantage %s (%s: generation %lld)", name, key, rname,
+                (long long)json_integer_value(x));
         else if (json_integer_value(y) != json_integer_value(x))
             say(diffs, "%s holds vantage %s generation %lld, %s generation %lld", name, key,
                 (long long)json_integer_value(y), rname, (long long)json_integer_value(x));
@@ -325,8 +325,8 @@ json_t *ctl_agreement(const char *const *names, json_t *const *digests, size_t n
 
     for (size_t i = 0; i < n; i++) {
         json_t *d = digests[i];
-        bool same = d != NULL && ref >= 0 &&
-                    strcmp(str_of(d, "state"), str_of(digests[ref], "state")) == 0;
+        bool same =
+            d != NULL && ref >= 0 && strcmp(str_of(d, "state"), str_of(digests[ref], "state")) == 0;
 
         json_array_append_new(insts, json_pack("{s:s,s:b,s:s,s:s,s:b}", "name", names[i],
                                                "reachable", d != NULL, "state", str_of(d, "state"),
@@ -364,7 +364,7 @@ int ctl_agreement_text(json_t *model, struct cm_buf *out)
         bool up = json_is_true(json_object_get(x, "reachable"));
         const char *row[] = {str_of(x, "name"), up ? str_of(x, "state") : NULL,
                              up ? str_of(x, "intents") : NULL, up ? "yes" : "no",
-                             !up                                       ? "?"
+                             !up                                          ? "?"
                              : json_is_true(json_object_get(x, "agrees")) ? "yes"
                                                                           : "NO"};
         if (rc == CM_OK)
@@ -390,8 +390,8 @@ int ctl_agreement_text(json_t *model, struct cm_buf *out)
 }
 
 /* "ns1 ns2" of the instances holding @in as it is, "(missing: ...)" after. */
-static void holders(json_t *in, const char *const *names, json_t *const *lists, size_t n,
-                    char *buf, size_t cap)
+static void holders(json_t *in, const char *const *names, json_t *const *lists, size_t n, char *buf,
+                    size_t cap)
 {
     size_t len = 0, miss = 0;
     char missing[256] = "";
@@ -405,8 +405,7 @@ static void holders(json_t *in, const char *const *names, json_t *const *lists, 
             len += (size_t)snprintf(buf + len, cap - len, "%s%s", len > 0 ? " " : "", names[i]);
         else if (strlen(missing) < sizeof(missing) - 1)
             miss += (size_t)snprintf(missing + miss, sizeof(missing) - miss, "%s%s%s",
-                                     miss > 0 ? " " : "", names[i],
-                                     lists[i] == NULL ? "?" : "");
+                                     miss > 0 ? " " : "", names[i], lists[i] == NULL ? "?" : "");
     }
     if (missing[0] != '\0' && len < cap)
         snprintf(buf + len, cap - len, "%s(not: %s)", len > 0 ? " " : "", missing);
@@ -415,7 +414,7 @@ static void holders(json_t *in, const char *const *names, json_t *const *lists, 
 int ctl_intents_text(json_t *all, const char *const *names, json_t *const *lists, size_t n,
                      struct cm_buf *out)
 {
-    const char *head[] = {"ID",     "KIND",   "TARGET",  "VALUE", "AUTHOR",
+    const char *head[] = {"ID",     "KIND",    "TARGET", "VALUE",  "AUTHOR",
                           "REASON", "EXPIRES", "STATUS", "HELD BY"};
     struct ctl_table *t = ctl_table_new(9);
     json_t *in;
@@ -435,7 +434,8 @@ int ctl_intents_text(json_t *all, const char *const *names, json_t *const *lists
         if (v != NULL)
             snprintf(value, sizeof(value), "%lld", (long long)json_integer_value(v));
         snprintf(target, sizeof(target), "%s%s%s",
-                 json_object_get(in, "region") != NULL ? str_of(in, "region") : str_of(in, "member"),
+                 json_object_get(in, "region") != NULL ? str_of(in, "region")
+                                                       : str_of(in, "member"),
                  json_object_get(in, "service") != NULL ? " " : "", str_of(in, "service"));
         holders(in, names, lists, n, held, sizeof(held));
         const char *row[] = {str_of(in, "id"),

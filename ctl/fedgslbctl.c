@@ -15,13 +15,13 @@
  * (ctl_intents_missing), so an instance that was down gets them at the next
  * call (docs/architecture.md, "Operator intents").
  */
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pwd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,8 +32,8 @@
 #include "common/cm_err.h"
 #include "common/cm_intent.h"
 #include "common/cm_net.h"
-#include "common/cm_secret.h"
 #include "common/cm_rand.h"
+#include "common/cm_secret.h"
 #include "common/cm_str.h"
 #include "common/cm_time.h"
 #include "ctl/ctl_args.h"
@@ -93,12 +93,26 @@ static int cmd_check_config(const struct ctl_opts *o)
         fail("%s", err);
         return EXIT_USAGE;
     }
+    for (size_t i = 0; i < conf->warning_count; i++)
+        fprintf(stderr, "fedgslbctl: warning: %s\n", conf->warnings[i]);
     if (o->json)
-        printf("{\"ok\": true, \"regions\": %zu, \"members\": %zu, \"services\": %zu}\n",
-               conf->region_count, conf->member_count, conf->service_count);
+        printf("{\"ok\": true, \"regions\": %zu, \"members\": %zu, \"services\": %zu, "
+               "\"instances\": %zu, \"warnings\": %zu}\n",
+               conf->region_count, conf->member_count, conf->service_count,
+               conf->deployment.name_server_count + conf->deployment.vantage_count +
+                   conf->deployment.proxy_count,
+               conf->warning_count);
     else
-        printf("ok: %zu regions, %zu members, %zu services\n", conf->region_count,
-               conf->member_count, conf->service_count);
+        printf("ok: %zu regions, %zu members, %zu services", conf->region_count, conf->member_count,
+               conf->service_count);
+    if (!o->json && conf->deployment.present)
+        printf("; deployment: %zu name servers, %zu vantages, %zu proxies",
+               conf->deployment.name_server_count, conf->deployment.vantage_count,
+               conf->deployment.proxy_count);
+    if (!o->json && conf->warning_count > 0)
+        printf("; %zu warnings", conf->warning_count);
+    if (!o->json)
+        putchar('\n');
     cm_conf_unref(conf);
     return EXIT_OK_;
 }
@@ -335,8 +349,10 @@ static int targets_init(const struct ctl_run *run, bool proxies, struct targets 
 /* The worse of two exit statuses for a command that talks to several instances. */
 static int worse(int a, int b)
 {
-    static const int rank[] = {[EXIT_OK_] = 0,         [EXIT_DISAGREE] = 1,
-                               [EXIT_UNREACHABLE] = 2, [EXIT_REJECTED] = 3,
+    static const int rank[] = {[EXIT_OK_] = 0,
+                               [EXIT_DISAGREE] = 1,
+                               [EXIT_UNREACHABLE] = 2,
+                               [EXIT_REJECTED] = 3,
                                [EXIT_USAGE] = 4};
 
     return rank[b] > rank[a] ? b : a;
@@ -450,8 +466,8 @@ static int cmd_status(const struct ctl_run *run, const struct targets *ts)
     if (run->o->json) {
         ex = print_json(model);
     } else if (ctl_status_text(model, &out) != CM_OK ||
-               (agree != NULL && (cm_buf_printf(&out, "\n") != CM_OK ||
-                                  ctl_agreement_text(agree, &out) != CM_OK))) {
+               (agree != NULL &&
+                (cm_buf_printf(&out, "\n") != CM_OK || ctl_agreement_text(agree, &out) != CM_OK))) {
         fail("out of memory");
         ex = EXIT_USAGE;
     } else {
@@ -549,8 +565,7 @@ static void fleet_fini(struct fleet_intents *f, size_t n)
     json_decref(f->all);
 }
 
-static int fleet_fetch(const struct ctl_run *run, const struct targets *ts,
-                       struct fleet_intents *f)
+static int fleet_fetch(const struct ctl_run *run, const struct targets *ts, struct fleet_intents *f)
 {
     int ex = fetch_all(run, ts, "/v1/intents", f->docs);
 
@@ -649,9 +664,8 @@ static int push_intent(const struct ctl_run *run, const struct targets *ts, json
     *accepted = 0;
     intent_words(in, what, sizeof(what));
     if (!run->o->json)
-        printf("intent %s (%s, by %s: \"%s\"%s%s)\n",
-               json_string_value(json_object_get(in, "id")), what,
-               json_string_value(json_object_get(in, "author")),
+        printf("intent %s (%s, by %s: \"%s\"%s%s)\n", json_string_value(json_object_get(in, "id")),
+               what, json_string_value(json_object_get(in, "author")),
                json_string_value(json_object_get(in, "reason")),
                json_object_get(in, "expires_at") != NULL ? ", until " : "",
                json_object_get(in, "expires_at") != NULL
@@ -660,7 +674,7 @@ static int push_intent(const struct ctl_run *run, const struct targets *ts, json
     for (size_t i = 0; i < ts->n; i++) {
         bool changed = false;
         int e = put_intent(run, &ts->t[i].ep, in, &changed);
-        const char *how = e == EXIT_OK_          ? (changed ? "added" : "already held")
+        const char *how = e == EXIT_OK_           ? (changed ? "added" : "already held")
                           : e == EXIT_UNREACHABLE ? "unreachable: it gets the intent at the next "
                                                     "fedgslbctl intent call (intent sync)"
                                                   : "rejected (see above)";
@@ -769,8 +783,8 @@ static int delete_intent(const struct ctl_run *run, const struct targets *ts, co
 }
 
 /* intent remove ID; undrain MEMBER (every active drain of it). */
-static int cmd_intent_remove(const struct ctl_run *run, const struct targets *ts,
-                             const char *id, const char *undrain)
+static int cmd_intent_remove(const struct ctl_run *run, const struct targets *ts, const char *id,
+                             const char *undrain)
 {
     struct fleet_intents f = {0};
     size_t removed = 0, found = 0, i;
@@ -782,19 +796,19 @@ static int cmd_intent_remove(const struct ctl_run *run, const struct targets *ts
     json_array_foreach(f.all, i, in)
     {
         const char *st = json_string_value(json_object_get(in, "status"));
-        bool match = id != NULL ? strcmp(json_string_value(json_object_get(in, "id")), id) == 0
-                                : strcmp(json_string_value(json_object_get(in, "kind")),
-                                         "drain") == 0 &&
-                                      json_is_string(json_object_get(in, "member")) &&
-                                      strcmp(json_string_value(json_object_get(in, "member")),
-                                             undrain) == 0 &&
-                                      st != NULL && strcmp(st, "active") == 0;
+        bool match =
+            id != NULL
+                ? strcmp(json_string_value(json_object_get(in, "id")), id) == 0
+                : strcmp(json_string_value(json_object_get(in, "kind")), "drain") == 0 &&
+                      json_is_string(json_object_get(in, "member")) &&
+                      strcmp(json_string_value(json_object_get(in, "member")), undrain) == 0 &&
+                      st != NULL && strcmp(st, "active") == 0;
 
         if (!match || ex == EXIT_USAGE)
             continue;
         found++;
-        ex = worse(ex, delete_intent(run, ts, json_string_value(json_object_get(in, "id")),
-                                     &removed));
+        ex = worse(ex,
+                   delete_intent(run, ts, json_string_value(json_object_get(in, "id")), &removed));
     }
     if (id != NULL && found == 0 && ex != EXIT_USAGE) {
         fail("no instance holds intent %s", id);
@@ -805,8 +819,8 @@ static int cmd_intent_remove(const struct ctl_run *run, const struct targets *ts
                ts->n > 1 ? "the name servers" : "dnsd", ts->n > 1 ? "" : "s",
                found == 0 ? " (it was not drained)" : "");
     if (run->o->json)
-        print_json(json_pack("{s:I,s:I}", "matched", (json_int_t)found, "removed",
-                             (json_int_t)removed));
+        print_json(
+            json_pack("{s:I,s:I}", "matched", (json_int_t)found, "removed", (json_int_t)removed));
     fleet_fini(&f, ts->n);
     return ex;
 }
@@ -904,8 +918,8 @@ static int run_daemon_cmd(const struct ctl_opts *o)
     struct ctl_endpoint ep = {0};
     struct targets ts = {0};
     char err[CM_CONF_ERR_MAX] = "";
-    bool fleet = o->cmd == CTL_CMD_STATUS || o->cmd == CTL_CMD_DRAIN ||
-                 o->cmd == CTL_CMD_UNDRAIN || o->cmd == CTL_CMD_INTENT;
+    bool fleet = o->cmd == CTL_CMD_STATUS || o->cmd == CTL_CMD_DRAIN || o->cmd == CTL_CMD_UNDRAIN ||
+                 o->cmd == CTL_CMD_INTENT;
     int ex;
 
     if (cm_conf_load(o->config, &run.conf, err, sizeof(err)) != CM_OK) {

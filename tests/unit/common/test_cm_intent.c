@@ -531,6 +531,22 @@ static void test_digest_json(void **state)
     cm_store_free(store);
 }
 
+static void test_make_id(void **state)
+{
+    char id[CM_INTENT_ID_MAX + 1];
+
+    (void)state;
+    cm_intent_make_id(id, sizeof(id), CM_INTENT_DRAIN, "eur", T0, 0x12345);
+    assert_string_equal(id, "drain-eur-1795244400-2345");
+    /* Whatever the target, the id is well formed (the target is checked elsewhere). */
+    cm_intent_make_id(id, sizeof(id), CM_INTENT_EVACUATE, "EU West/1", T0, 7);
+    assert_string_equal(id, "evacuate-eu-west-1-1795244400-0007");
+    cm_intent_make_id(id, sizeof(id), CM_INTENT_FORCE_DOWN,
+                      "a-member-name-that-is-much-longer-than-thirty-two", T0, 0);
+    assert_int_equal(strlen(id), strlen("force-down--1795244400-0000") + 32);
+    assert_true(strlen(id) <= CM_INTENT_ID_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -546,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_view_evacuate),
         cmocka_unit_test(test_view_values),
         cmocka_unit_test(test_digest_json),
+        cmocka_unit_test(test_make_id),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
