@@ -186,6 +186,8 @@ static int parse_annotations(json_t *meta, struct hc_k8s_svc *s)
     const char *fed = json_string_value(json_object_get(ann, HC_K8S_ANN_FEDERATE));
     const char *path = json_string_value(json_object_get(ann, HC_K8S_ANN_HEALTH_PATH));
     const char *port = json_string_value(json_object_get(ann, HC_K8S_ANN_HEALTH_PORT));
+    const char *weight = json_string_value(json_object_get(ann, HC_K8S_ANN_WEIGHT));
+    const char *prio = json_string_value(json_object_get(ann, HC_K8S_ANN_PRIORITY));
     uint64_t v;
 
     s->federate = fed != NULL && strcmp(fed, "true") == 0;
@@ -196,6 +198,11 @@ static int parse_annotations(json_t *meta, struct hc_k8s_svc *s)
     }
     if (port != NULL && cm_parse_u64(port, 65535, &v) && v > 0)
         s->health_port = (uint16_t)v;
+    /* Traffic policy (dns_rank): a value out of range is as if absent. */
+    s->has_weight = weight != NULL && cm_parse_u64(weight, HC_K8S_POLICY_MAX, &v);
+    s->weight = s->has_weight ? (uint32_t)v : 0;
+    s->has_priority = prio != NULL && cm_parse_u64(prio, HC_K8S_POLICY_MAX, &v);
+    s->priority = s->has_priority ? (uint32_t)v : 0;
     return CM_OK;
 }
 
