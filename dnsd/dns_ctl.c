@@ -573,13 +573,15 @@ static json_t *answers_member_json(const struct dns_rank_member *rm)
 {
     const struct cm_state_endpoint *src = rm->present && rm->ep != NULL ? rm->ep->src : NULL;
 
-    return json_pack("{s:b,s:b,s:i,s:i,s:b,s:b,s:i,s:s?,s:b,s:s?}", "present", rm->present,
-                     "healthy", rm->healthy, "votes_up", rm->ep != NULL ? (int)rm->ep->votes_up : 0,
-                     "votes_down", rm->ep != NULL ? (int)rm->ep->votes_down : 0, "pending",
-                     rm->present && rm->ep->pending, "drained", rm->drained, "ready_endpoints",
+    return json_pack("{s:b,s:b,s:i,s:i,s:b,s:b,s:s,s:i,s:s?,s:b,s:s?,s:i,s:i}", "present",
+                     rm->present, "healthy", rm->healthy, "votes_up",
+                     rm->ep != NULL ? (int)rm->ep->votes_up : 0, "votes_down",
+                     rm->ep != NULL ? (int)rm->ep->votes_down : 0, "pending",
+                     rm->present && rm->ep->pending, "drained", rm->drained, "admin",
+                     dns_rank_admin_text(rm->admin), "ready_endpoints",
                      src != NULL ? (int)src->ready_endpoints : 0, "reason",
                      src != NULL ? src->reason : NULL, "eligible", rm->eligible, "excluded",
-                     rm->why_not);
+                     rm->why_not, "weight", (int)rm->weight, "priority", (int)rm->priority);
 }
 
 /* What clients of one region get for the service's global name. */

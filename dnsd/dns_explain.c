@@ -107,23 +107,6 @@ static bool chosen_has(const struct dns_rank_decision *d, size_t m)
     return false;
 }
 
-static const char *admin_text(enum cm_intent_admin a)
-{
-    switch (a) {
-    case CM_ADMIN_NONE:
-        break;
-    case CM_ADMIN_FORCE_UP:
-        return "forced up";
-    case CM_ADMIN_FORCE_DOWN:
-        return "forced down";
-    case CM_ADMIN_EVACUATED:
-        return "region evacuated";
-    case CM_ADMIN_DRAINED:
-        return "drained";
-    }
-    return "none";
-}
-
 static const char *const policy_src_text[] = {
     [DNS_RANK_POLICY_DEFAULT] = "default",
     [DNS_RANK_POLICY_ANNOTATION] = "annotation",
@@ -269,7 +252,7 @@ static json_t *explain_candidate(const struct dns_rank_service *rs, const struct
     json_object_set_new(c, "rank", rank > 0 ? json_integer((json_int_t)rank) : json_null());
     json_object_set_new(c, "tied", json_boolean(chosen_has(d, m)));
     json_object_set_new(c, "own_region", json_boolean(cm->region == region));
-    json_object_set_new(c, "admin", json_string(admin_text(rm->admin)));
+    json_object_set_new(c, "admin", json_string(dns_rank_admin_text(rm->admin)));
     json_object_set_new(c, "weight", policy_json(rm->weight, rm->weight_src, rm->weight_by));
     json_object_set_new(c, "priority",
                         policy_json(rm->priority, rm->priority_src, rm->priority_by));

@@ -453,6 +453,23 @@ void dns_rank_slots(const uint32_t *weight, size_t n, uint8_t slots[DNS_RANK_SLO
     }
 }
 
+const char *dns_rank_admin_text(enum cm_intent_admin admin)
+{
+    switch (admin) {
+    case CM_ADMIN_NONE:
+        break;
+    case CM_ADMIN_FORCE_UP:
+        return "forced up";
+    case CM_ADMIN_FORCE_DOWN:
+        return "forced down";
+    case CM_ADMIN_EVACUATED:
+        return "region evacuated";
+    case CM_ADMIN_DRAINED:
+        return "drained";
+    }
+    return "none";
+}
+
 const char *dns_rank_rule_text(enum dns_rank_rule rule)
 {
     switch (rule) {

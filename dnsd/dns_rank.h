@@ -203,6 +203,9 @@ bool dns_rank_client_independent(const struct dns_rank_service *rs,
  */
 void dns_rank_slots(const uint32_t *weight, size_t n, uint8_t slots[DNS_RANK_SLOTS]);
 
+/** "none", "forced up", "forced down", "region evacuated", "drained". */
+const char *dns_rank_admin_text(enum cm_intent_admin admin);
+
 /** Static text for a rule (without the region, zone or target). */
 const char *dns_rank_rule_text(enum dns_rank_rule rule);
 

@@ -209,6 +209,43 @@ static void test_explain_text(void **state)
     json_decref(doc);
 }
 
+/* Every intent and policy that applied, in explain's text. */
+static void test_explain_intents_and_policy(void **state)
+{
+    json_t *doc =
+        j("{'name': 'web.default.f.svc.z', 'client': {'address': null, 'region': 'us-east-1',"
+          " 'how': 'region parameter'},"
+          " 'decision': {'level': 'global', 'service': 'default/web', 'configured': true,"
+          "  'client_region': 'us-east-1', 'candidates': [],"
+          "  'intents': [{'id': 'drain-eur-1-abcd', 'kind': 'drain', 'member': 'eur',"
+          "    'author': 'alice', 'reason': 'kernel upgrade', 'created_at': '2026-11-21T06:00:00Z',"
+          "    'expires_at': '2026-11-21T08:00:00Z'},"
+          "   {'id': 'w-1', 'kind': 'weight', 'service': 'default/web', 'member': 'usb',"
+          "    'weight': 0, 'author': 'bob', 'reason': 'standby', 'created_at': "
+          "'2026-11-21T06:00:00Z'}],"
+          "  'policy': ['usb weight 0 (intent w-1)', 'jpn priority 1 (config)'],"
+          "  'decision': {'rule': 'best latency', 'chosen': ['usa'], 'selected': 'usa',"
+          "   'cname': null, 'ttl': 30, 'ttl_reason': 'ttl_s', 'priority_group': 0,"
+          "   'standby': false, 'own_region_only': true}},"
+          " 'response': null}");
+    struct cm_buf b;
+    const char *t;
+
+    (void)state;
+    cm_buf_init(&b, 1 << 20);
+    assert_int_equal(ctl_explain_text(doc, &b), CM_OK);
+    t = cm_buf_cstr(&b);
+    assert_non_null(strstr(t, "intent  drain eur (drain-eur-1-abcd) by alice until "
+                              "2026-11-21T08:00:00Z: kernel upgrade\n"));
+    assert_non_null(strstr(t, "intent  weight usb 0 (w-1) by bob: standby\n"));
+    assert_non_null(strstr(t, "policy  usb weight 0 (intent w-1)\n"));
+    assert_non_null(strstr(t, "policy  jpn priority 1 (config)\n"));
+    assert_non_null(strstr(t, "policy  members of the client's own region win"));
+    assert_null(strstr(t, "priority group"));
+    cm_buf_fini(&b);
+    json_decref(doc);
+}
+
 static void test_explain_not_federated(void **state)
 {
     json_t *doc = j("{'name': 'www.z', 'client': {'address': '::1', 'ecs_prefix': null,"
@@ -244,6 +281,7 @@ int main(void)
         cmocka_unit_test(test_answer_cells),
         cmocka_unit_test(test_explain_text),
         cmocka_unit_test(test_explain_not_federated),
+        cmocka_unit_test(test_explain_intents_and_policy),
         cmocka_unit_test(test_url_helpers),
     };
 
