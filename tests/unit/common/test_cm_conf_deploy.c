@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -384,6 +385,37 @@ static void test_publish_tls(void **state)
     cm_conf_unref(c);
 }
 
+/* conf/deployment.json, the shipped example: loads whole and for every instance. */
+static void test_example(void **state)
+{
+    static const struct {
+        enum cm_instance_kind kind;
+        const char *name;
+    } instances[] = {
+        {CM_INSTANCE_NAME_SERVER, "ns1"}, {CM_INSTANCE_NAME_SERVER, "ns2"},
+        {CM_INSTANCE_VANTAGE, "us-east-1"}, {CM_INSTANCE_VANTAGE, "eu-west-1"},
+        {CM_INSTANCE_VANTAGE, "ap-northeast-1"}, {CM_INSTANCE_PROXY, "px1"},
+    };
+    char err[CM_CONF_ERR_MAX] = "";
+    struct cm_conf *c = NULL;
+
+    (void)state;
+    assert_int_equal(chdir(FEDGSLB_SOURCE_DIR), 0); /* paths in the file are repo-relative */
+    if (cm_conf_load("conf/deployment.json", &c, err, sizeof(err)) != CM_OK)
+        fail_msg("%s", err);
+    assert_int_equal(c->warning_count, 0);
+    assert_int_equal(c->health.publish_to_count, 3);
+    assert_non_null(c->services[1].policy.weights);
+    cm_conf_unref(c);
+    for (size_t i = 0; i < sizeof(instances) / sizeof(instances[0]); i++) {
+        if (cm_conf_load_instance("conf/deployment.json", instances[i].kind, instances[i].name,
+                                  &c, err, sizeof(err)) != CM_OK)
+            fail_msg("%s: %s", instances[i].name, err);
+        assert_string_equal(c->instance, instances[i].name);
+        cm_conf_unref(c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_collisions),      cmocka_unit_test(test_deployment_warnings),
         cmocka_unit_test(test_client_networks), cmocka_unit_test(test_client_networks_many),
         cmocka_unit_test(test_publish_tls),
+        cmocka_unit_test(test_example),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
