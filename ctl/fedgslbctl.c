@@ -260,6 +260,7 @@ static int call(const struct ctl_run *run, const struct ctl_endpoint *ep, const 
     return call_body(run, ep, method, path, NULL, reply, doc);
 }
 
+/* Prints @doc (borrowed) indented. */
 static int print_json(json_t *doc)
 {
     char *s = json_dumps(doc, JSON_INDENT(2));
@@ -271,6 +272,17 @@ static int print_json(json_t *doc)
     puts(s);
     free(s);
     return EXIT_OK_;
+}
+
+/* Prints @doc and drops the reference (a document made for printing). */
+static int print_json_new(json_t *doc)
+{
+    int ex = doc != NULL ? print_json(doc) : EXIT_USAGE;
+
+    if (doc == NULL)
+        fail("out of memory");
+    json_decref(doc);
+    return ex;
 }
 
 /* ---- commands talking to a daemon ---- */
@@ -686,7 +698,7 @@ static int push_intent(const struct ctl_run *run, const struct targets *ts, json
             printf("  %-10s %s: %s\n", ts->t[i].ep.daemon, ts->t[i].ep.base_url, how);
     }
     if (run->o->json)
-        print_json(json_pack("{s:O,s:o}", "intent", in, "results", results));
+        print_json_new(json_pack("{s:O,s:o}", "intent", in, "results", results));
     else
         json_decref(results);
     return ex;
@@ -819,7 +831,7 @@ static int cmd_intent_remove(const struct ctl_run *run, const struct targets *ts
                ts->n > 1 ? "the name servers" : "dnsd", ts->n > 1 ? "" : "s",
                found == 0 ? " (it was not drained)" : "");
     if (run->o->json)
-        print_json(
+        print_json_new(
             json_pack("{s:I,s:I}", "matched", (json_int_t)found, "removed", (json_int_t)removed));
     fleet_fini(&f, ts->n);
     return ex;
@@ -842,7 +854,7 @@ static int cmd_intent_list(const struct ctl_run *run, const struct targets *ts, 
 
         for (size_t i = 0; i < ts->n; i++)
             json_object_set(by, names[i], f.lists[i] != NULL ? f.lists[i] : json_null());
-        print_json(json_pack("{s:O,s:o}", "intents", f.all, "instances", by));
+        print_json_new(json_pack("{s:O,s:o}", "intents", f.all, "instances", by));
     } else if (ex != EXIT_USAGE) {
         if (ctl_intents_text(f.all, names, f.lists, ts->n, &out) != CM_OK)
             ex = EXIT_USAGE;
