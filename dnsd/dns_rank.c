@@ -293,75 +293,65 @@ static uint32_t share_weight(const struct dns_rank_member *rm, bool standby)
 }
 
 /*
- * Which candidates in scope the answer may use: the standby members (weight
- * 0) only when no other is a candidate, and of the rest the lowest priority
- * group. Sets out->standby and out->group; false when there is no candidate.
+ * The candidates in scope the answer may use, in rank order, into @idx
+ * (positions in @ranked): the standby members (weight 0) only when no other
+ * is a candidate, and of the rest the lowest priority group. Sets
+ * out->standby and out->group; returns how many.
  */
-static bool pick_group(const struct dns_rank_service *rs, const struct dns_rank_scope *scope,
-                       const struct dns_rank_entry *ranked, size_t n, struct dns_rank_decision *out)
+static size_t pick_group(const struct dns_rank_service *rs, const struct dns_rank_scope *scope,
+                         const struct dns_rank_entry *ranked, size_t n, uint32_t *idx,
+                         struct dns_rank_decision *out)
 {
     const struct cm_conf *conf = rs->ctx->conf;
-    bool any = false, active = false;
+    uint32_t min_active = UINT32_MAX, min_any = UINT32_MAX;
+    size_t k = 0, m = 0;
 
-    out->group = UINT32_MAX;
     for (size_t i = 0; i < n; i++) {
         const struct dns_rank_member *rm = &rs->members[ranked[i].member];
 
-        if (rm->eligible && dns_rank_in_scope(conf, scope, ranked[i].member)) {
-            any = true;
-            active = active || rm->weight > 0;
-        }
+        if (!rm->eligible || !dns_rank_in_scope(conf, scope, ranked[i].member))
+            continue;
+        idx[k++] = (uint32_t)i;
+        if (rm->weight > 0 && rm->priority < min_active)
+            min_active = rm->priority;
+        if (rm->priority < min_any)
+            min_any = rm->priority;
     }
-    for (size_t i = 0; i < n; i++) {
-        const struct dns_rank_member *rm = &rs->members[ranked[i].member];
+    out->standby = k > 0 && min_active == UINT32_MAX;
+    out->group = out->standby ? min_any : min_active;
+    for (size_t i = 0; i < k; i++) {
+        const struct dns_rank_member *rm = &rs->members[ranked[idx[i]].member];
 
-        if (rm->eligible && dns_rank_in_scope(conf, scope, ranked[i].member) &&
-            (rm->weight > 0 || !active) && rm->priority < out->group)
-            out->group = rm->priority;
+        if ((rm->weight > 0 || out->standby) && rm->priority == out->group)
+            idx[m++] = idx[i];
     }
-    out->standby = any && !active;
-    return any;
-}
-
-/* Whether ranked entry @e may be answered under the group picked. */
-static bool in_group(const struct dns_rank_service *rs, const struct dns_rank_scope *scope,
-                     const struct dns_rank_decision *d, const struct dns_rank_entry *e)
-{
-    const struct dns_rank_member *rm = &rs->members[e->member];
-
-    return rm->eligible && dns_rank_in_scope(rs->ctx->conf, scope, e->member) &&
-           (rm->weight > 0 || d->standby) && rm->priority == d->group;
+    return m;
 }
 
 /*
- * The best member of the group and every one within latency_slack_ms of it;
- * when some of those are in the client's own region, only those.
+ * Of the group (@idx, @k entries of @ranked), the best member and every one
+ * within latency_slack_ms of it; when some of those are in the client's own
+ * region (and the policy prefers them), only those.
  */
-static void choose(const struct dns_rank_service *rs, const struct dns_rank_scope *scope,
-                   const struct dns_rank_entry *ranked, size_t n, struct dns_rank_decision *out)
+static void choose(const struct dns_rank_service *rs, const struct dns_rank_entry *ranked,
+                   const uint32_t *idx, size_t k, struct dns_rank_decision *out)
 {
-    const struct dns_rank_entry *near[DNS_RANK_MAX_CHOSEN];
     size_t count = 0, local = 0;
-    double best = 0;
+    double best = k > 0 ? ranked[idx[0]].latency_ms : 0;
 
-    for (size_t i = 0; i < n && count < DNS_RANK_MAX_CHOSEN; i++) {
-        if (!in_group(rs, scope, out, &ranked[i]))
-            continue;
-        if (count == 0)
-            best = ranked[i].latency_ms;
-        else if (ranked[i].latency_ms > best + (double)rs->policy->latency_slack_ms)
-            break;
-        near[count++] = &ranked[i];
-        local += ranked[i].own_region;
-    }
+    while (count < k && count < DNS_RANK_MAX_CHOSEN &&
+           ranked[idx[count]].latency_ms <= best + (double)rs->policy->latency_slack_ms)
+        local += ranked[idx[count++]].own_region;
     if (!rs->policy->prefer_own_region)
         local = 0;
     out->own_region_only = local > 0 && local < count;
     for (size_t i = 0; i < count; i++) {
-        if (local > 0 && !near[i]->own_region)
+        const struct dns_rank_entry *e = &ranked[idx[i]];
+
+        if (local > 0 && !e->own_region)
             continue;
-        out->weight[out->chosen_count] = share_weight(&rs->members[near[i]->member], out->standby);
-        out->chosen[out->chosen_count++] = near[i]->member;
+        out->weight[out->chosen_count] = share_weight(&rs->members[e->member], out->standby);
+        out->chosen[out->chosen_count++] = e->member;
     }
 }
 
@@ -370,11 +360,15 @@ void dns_rank_decide(const struct dns_rank_service *rs, const struct dns_rank_sc
 {
     const struct cm_conf *conf = rs->ctx->conf;
 
+    uint32_t idx[DNS_RANK_MAX_MEMBERS];
+    size_t k;
+
     memset(out, 0, sizeof(*out));
     out->ttl = rs->ttl;
     out->ttl_why = rs->pending_member >= 0 ? DNS_RANK_TTL_PENDING : DNS_RANK_TTL_NORMAL;
-    if (pick_group(rs, scope, ranked, n, out))
-        choose(rs, scope, ranked, n, out);
+    k = pick_group(rs, scope, ranked, n < DNS_RANK_MAX_MEMBERS ? n : DNS_RANK_MAX_MEMBERS, idx,
+                   out);
+    choose(rs, ranked, idx, k, out);
     if (out->chosen_count > 1) {
         out->rule = DNS_RANK_SHARED;
     } else if (out->chosen_count == 1) {

@@ -48,6 +48,7 @@ struct cm_merged_endpoint;
 #define DNS_RANK_MAX_CHOSEN     64   /* at most DNS_RANK_SLOTS members share */
 #define DNS_RANK_UNKNOWN_RTT_MS 1000 /* latency assumed when nothing is known */
 #define DNS_RANK_SLOTS          64   /* slots of a shared answer (DNS_FED_SLOTS) */
+#define DNS_RANK_MAX_MEMBERS    1024 /* members a configuration may have (cm_conf_schema.c) */
 
 struct dns_rank_ctx {
     const struct cm_conf *conf;           /* borrowed for the ctx's lifetime */
