@@ -290,13 +290,15 @@ static void test_line_keys(void **state)
     dns_qlog_free(ql);
 }
 
-/* A name with a space, a quote and "=" cannot add a key or end the line. */
+/* A name with a space, a quote and "=" cannot add a key or end the line; nor can a
+ * region name with a space. */
 static void test_hostile_name(void **state)
 {
     struct fixture *f = *state;
     struct dns_qlog *ql = dns_qlog_new(1, 8, 1);
     const char *l;
 
+    f->eu[2] = ' ';
     make_resp(f, "x\\032rcode=NOERROR\\032\\\"\\010.example.", LDNS_RR_TYPE_A, NULL,
               LDNS_RCODE_NXDOMAIN, NULL, 0);
     f->info.rcode = DNS_RCODE_NXDOMAIN;
@@ -306,6 +308,7 @@ static void test_hostile_name(void **state)
     l = f->lines.text[0];
     assert_null(strchr(l, '\n'));
     assert_pair(l, "rcode=NXDOMAIN");
+    assert_pair(l, "region=eu\\032west-1"); /* escaped by us: ldns is not involved */
     assert_false(has_pair(l, "rcode=NOERROR"));
     /* One token from "name=" to the next space. */
     const char *n = strstr(l, " name=");
