@@ -364,7 +364,7 @@ static void query_log_reload(struct dnsd *d, const struct cm_conf *nconf)
 
     if (ql != NULL)
         dns_qlog_set_sample(ql, n->sample);
-    else if (n->sample > 0 && o->sample == 0 && cm_log_enabled(CM_LOG_DEBUG))
+    else if (n->sample > 0 && cm_log_enabled(CM_LOG_DEBUG))
         cm_log_warn("reload: dnsd.query_log.sample was 0 at start; turning the query log on "
                     "needs a restart");
     if (ql != NULL && o->ring_size != n->ring_size)
@@ -399,9 +399,9 @@ static void dnsd_reload(struct dnsd *d)
         cm_log_warn("reload: control API settings not changed: %s", err);
     dns_zone_unref(d->zone);
     d->zone = nzone;
+    query_log_reload(d, nconf);
     cm_conf_unref(d->conf);
     d->conf = nconf;
-    query_log_reload(d, nconf);
     d->env.reloads_ok++;
     d->env.reload_last_failed = false;
     cm_log_info("reload done: serial=%" PRIu64 " services=%zu members=%zu zone_names=%zu",

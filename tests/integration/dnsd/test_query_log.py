@@ -189,10 +189,11 @@ def test_every_nth_then_reload(tmp_path):
                    for x in got if any(n in x for n in want))
 
         conf = dict(d.conf)
-        conf["dnsd"] = dict(conf["dnsd"], query_log={"sample": 1})
+        conf["dnsd"] = dict(conf["dnsd"], query_log={"sample": 1, "ring_size": 64})
         fedtest.write_config(tmp_path, conf)
         d.signal(signal.SIGHUP)
         wait_for(lambda: "reload done" in d.log_text(), "the reload")
+        assert "dnsd.query_log.ring_size changed; this needs a restart" in d.log_text()
         for i in range(7):
             query(d, "r%d.%s" % (i, Z), "A")
         wait_for(lambda: all(" name=r%d.%s " % (i, Z) in d.log_text() for i in range(7)),
@@ -267,5 +268,15 @@ def test_off(tmp_path):
         time.sleep(0.3)
         assert query_lines(d) == []
         assert "query log on" not in d.log_text()
+        # Turning it on takes a restart (the rings are made at start): said so.
+        conf = dict(d.conf)
+        conf["dnsd"] = dict(conf["dnsd"], query_log={"sample": 1})
+        fedtest.write_config(tmp_path / "b", conf)
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: "reload done" in d.log_text(), "the reload")
+        assert "turning the query log on needs a restart" in d.log_text()
+        query(d, "host." + Z, "A")
+        time.sleep(0.3)
+        assert query_lines(d) == []
     finally:
         fedtest.finish(d)
