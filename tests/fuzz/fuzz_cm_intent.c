@@ -54,8 +54,8 @@ static void one(const uint8_t *data, size_t size)
         cm_intents_free(s);
         return;
     }
-    if (cm_intent_parse_text(in->canon, strlen(in->canon), conf_get(), &again, err,
-                             sizeof(err)) != CM_OK ||
+    if (cm_intent_parse_text(in->canon, strlen(in->canon), conf_get(), &again, err, sizeof(err)) !=
+            CM_OK ||
         strcmp(again->canon, in->canon) != 0)
         abort();
     cm_intent_unref(again);

@@ -392,8 +392,8 @@ static void test_example(void **state)
         enum cm_instance_kind kind;
         const char *name;
     } instances[] = {
-        {CM_INSTANCE_NAME_SERVER, "ns1"}, {CM_INSTANCE_NAME_SERVER, "ns2"},
-        {CM_INSTANCE_VANTAGE, "us-east-1"}, {CM_INSTANCE_VANTAGE, "eu-west-1"},
+        {CM_INSTANCE_NAME_SERVER, "ns1"},        {CM_INSTANCE_NAME_SERVER, "ns2"},
+        {CM_INSTANCE_VANTAGE, "us-east-1"},      {CM_INSTANCE_VANTAGE, "eu-west-1"},
         {CM_INSTANCE_VANTAGE, "ap-northeast-1"}, {CM_INSTANCE_PROXY, "px1"},
     };
     char err[CM_CONF_ERR_MAX] = "";
@@ -408,8 +408,8 @@ static void test_example(void **state)
     assert_non_null(c->services[1].policy.weights);
     cm_conf_unref(c);
     for (size_t i = 0; i < sizeof(instances) / sizeof(instances[0]); i++) {
-        if (cm_conf_load_instance("conf/deployment.json", instances[i].kind, instances[i].name,
-                                  &c, err, sizeof(err)) != CM_OK)
+        if (cm_conf_load_instance("conf/deployment.json", instances[i].kind, instances[i].name, &c,
+                                  err, sizeof(err)) != CM_OK)
             fail_msg("%s: %s", instances[i].name, err);
         assert_string_equal(c->instance, instances[i].name);
         cm_conf_unref(c);
@@ -423,8 +423,7 @@ int main(void)
         cmocka_unit_test(test_select_errors),   cmocka_unit_test(test_supplied_keys),
         cmocka_unit_test(test_collisions),      cmocka_unit_test(test_deployment_warnings),
         cmocka_unit_test(test_client_networks), cmocka_unit_test(test_client_networks_many),
-        cmocka_unit_test(test_publish_tls),
-        cmocka_unit_test(test_example),
+        cmocka_unit_test(test_publish_tls),     cmocka_unit_test(test_example),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
