@@ -104,32 +104,6 @@ int cm_conf_warn(struct cm_conf_parse *p, const char *fmt, ...)
 
 /* ---- the schema ---- */
 
-static int ip_literal(struct cm_conf_parse *p, void *base, void *field)
-{
-    const char *s = *(char **)field;
-    char q[CM_CONF_QUOTE_MAX];
-    struct cm_addr a;
-
-    (void)base;
-    if (cm_ip_parse(s, &a) == CM_OK)
-        return CM_OK;
-    return cm_conf_fail(p, "not an IPv4 or IPv6 address %s", cm_conf_quote(s, q, sizeof(q)));
-}
-
-static int key_instance(struct cm_conf_parse *p, void *base, void *field)
-{
-    const char *s = *(char **)field;
-    char q[CM_CONF_QUOTE_MAX];
-
-    (void)base;
-    if (cm_str_is_dns_label(s, strlen(s)))
-        return CM_OK;
-    return cm_conf_fail(p,
-                        "not an instance name %s (a DNS label: lowercase letters, digits and "
-                        "hyphens)",
-                        cm_conf_quote(s, q, sizeof(q)));
-}
-
 /* A vantage is named by its region. */
 static int key_vantage(struct cm_conf_parse *p, void *base, void *field)
 {
@@ -171,7 +145,7 @@ static const struct cm_conf_schema name_server_schema = {
     .count = COUNT(name_server_items),
     .size = sizeof(struct cm_conf_instance),
     .name_offset = offsetof(struct cm_conf_instance, name),
-    .key_check = key_instance,
+    .key_check = cm_conf_key_label,
 };
 
 static const struct cm_conf_item vantage_items[] = {
@@ -182,7 +156,7 @@ static const struct cm_conf_item vantage_items[] = {
     {.key = "probe_source",
      .type = CM_CONF_STR,
      .offset = offsetof(struct cm_conf_instance, probe_source),
-     .validate = ip_literal},
+     .validate = cm_conf_ip_literal},
     {.key = "state_file",
      .type = CM_CONF_STR,
      .offset = offsetof(struct cm_conf_instance, state_file)},
@@ -216,7 +190,7 @@ static const struct cm_conf_schema proxy_schema = {
     .count = COUNT(proxy_items),
     .size = sizeof(struct cm_conf_instance),
     .name_offset = offsetof(struct cm_conf_instance, name),
-    .key_check = key_instance,
+    .key_check = cm_conf_key_label,
 };
 
 /* One name for one instance, across kinds: fedgslbctl and logs name them so. */

@@ -34,7 +34,7 @@ _Static_assert(sizeof(enum cm_check_type) == sizeof(int), "enum cm_check_type is
 
 /* ---- names and keys -------------------------------------------------------- */
 
-static int key_label(struct cm_conf_parse *p, void *base, void *field)
+int cm_conf_key_label(struct cm_conf_parse *p, void *base, void *field)
 {
     const char *s = *(char **)field;
     char q[CM_CONF_QUOTE_MAX];
@@ -95,7 +95,7 @@ static int http_url(struct cm_conf_parse *p, void *base, void *field)
     return cm_conf_fail(p, "not an http(s) URL %s", cm_conf_quote(s, q, sizeof(q)));
 }
 
-static int ip_literal(struct cm_conf_parse *p, void *base, void *field)
+int cm_conf_ip_literal(struct cm_conf_parse *p, void *base, void *field)
 {
     const char *s = *(char **)field;
     char q[CM_CONF_QUOTE_MAX];
@@ -1407,7 +1407,7 @@ static const struct cm_conf_item health_items[] = {
     {.key = "probe_source",
      .type = CM_CONF_STR,
      .offset = offsetof(struct cm_conf_health, probe_source),
-     .validate = ip_literal},
+     .validate = cm_conf_ip_literal},
     {.key = "default_check",
      .type = CM_CONF_OBJECT,
      .offset = offsetof(struct cm_conf_health, default_check),
@@ -1731,7 +1731,7 @@ static const struct cm_conf_schema region_schema = {
     .count = COUNT(region_items),
     .size = sizeof(struct cm_conf_region),
     .name_offset = offsetof(struct cm_conf_region, name),
-    .key_check = key_label,
+    .key_check = cm_conf_key_label,
     .post = region_post,
 };
 
@@ -1775,7 +1775,7 @@ static const struct cm_conf_schema member_schema = {
     .count = COUNT(member_items),
     .size = sizeof(struct cm_conf_member),
     .name_offset = offsetof(struct cm_conf_member, name),
-    .key_check = key_label,
+    .key_check = cm_conf_key_label,
 };
 
 static const struct cm_conf_item check_items[] = {

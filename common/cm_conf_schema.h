@@ -162,6 +162,11 @@ size_t cm_conf_path_push_index(struct cm_conf_parse *p, size_t i);
 /** @s in double quotes, escaped and cut to fit @buf (CM_CONF_QUOTE_MAX). */
 const char *cm_conf_quote(const char *s, char *buf, size_t cap);
 
+/** A map key that must be a DNS label (key_check of regions, members, instances). */
+int cm_conf_key_label(struct cm_conf_parse *p, void *base, void *field);
+/** A string that must be a numeric IPv4 or IPv6 address (a validate callback). */
+int cm_conf_ip_literal(struct cm_conf_parse *p, void *base, void *field);
+
 /** Reads a JSON integer in [min, max] into *out, or fails at the current path. */
 int cm_conf_get_uint(struct cm_conf_parse *p, json_t *v, uint32_t min, uint32_t max, uint32_t *out);
 

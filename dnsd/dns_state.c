@@ -211,12 +211,21 @@ int dns_state_put(struct dns_state *st, const char *text, size_t len, const char
     return rc;
 }
 
+/* Makes the intents @next (taken) live, compiled at @now_s, with the held documents. */
+static int commit_intents(struct dns_state *st, struct cm_intents *next, int64_t now_s, char *err,
+                          size_t errlen)
+{
+    struct candidate c;
+    int rc = candidate_make(st, NULL, next, now_s, &c);
+
+    return rc == CM_OK ? commit(st, &c, err, errlen) : rc;
+}
+
 int dns_state_intent_put(struct dns_state *st, const char *text, size_t len, int64_t now_s,
                          bool *changed, char *err, size_t errlen)
 {
     struct cm_intents *next = NULL;
     struct cm_intent *in = NULL;
-    struct candidate c;
     char id[CM_INTENT_ID_MAX + 1];
     bool removal;
     int rc;
@@ -230,9 +239,7 @@ int dns_state_intent_put(struct dns_state *st, const char *text, size_t len, int
     rc = cm_intents_put(st->intents, in, now_s, &next, err, errlen);
     if (rc != CM_OK || next == NULL)
         return rc;
-    rc = candidate_make(st, NULL, next, now_s, &c);
-    if (rc == CM_OK)
-        rc = commit(st, &c, err, errlen);
+    rc = commit_intents(st, next, now_s, err, errlen);
     if (rc == CM_OK) {
         const struct cm_intent *i = cm_intents_find(st->intents, id);
 
@@ -248,15 +255,12 @@ int dns_state_intent_remove(struct dns_state *st, const char *id, const char *by
                             char *err, size_t errlen)
 {
     struct cm_intents *next = NULL;
-    struct candidate c;
     int rc;
 
     rc = cm_intents_remove(st->intents, id, by, now_s, &next, err, errlen);
     if (rc != CM_OK || next == NULL)
         return rc;
-    rc = candidate_make(st, NULL, next, now_s, &c);
-    if (rc == CM_OK)
-        rc = commit(st, &c, err, errlen);
+    rc = commit_intents(st, next, now_s, err, errlen);
     if (rc == CM_OK)
         cm_log_info("intent removed: id=%s by=\"%s\"", id, by);
     return rc;
@@ -278,13 +282,13 @@ static size_t active_drains(const struct dns_state *st, const char *name, int64_
     return n;
 }
 
+/* The drain shorthand: a new drain intent by @by, as if it had been PUT. */
 static int drain_add(struct dns_state *st, const char *member, const char *by, int64_t now_s,
                      char *err, size_t errlen)
 {
     char id[CM_INTENT_ID_MAX + 1], created[32];
-    struct cm_intents *next = NULL;
-    struct cm_intent *in = NULL;
-    struct candidate c;
+    bool changed = false;
+    char *text;
     json_t *j;
     int rc;
 
@@ -292,19 +296,12 @@ static int drain_add(struct dns_state *st, const char *member, const char *by, i
     cm_time_format_rfc3339(now_s, created, sizeof(created));
     j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", id, "kind", "drain", "member", member,
                   "author", by, "reason", "PUT /v1/members/NAME/drain", "created_at", created);
-    if (j == NULL)
-        return CM_ENOMEM;
-    rc = cm_intent_parse(j, st->conf, &in, err, errlen);
+    text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    if (rc == CM_OK)
-        rc = cm_intents_put(st->intents, in, now_s, &next, err, errlen);
-    if (rc != CM_OK || next == NULL)
-        return rc;
-    rc = candidate_make(st, NULL, next, now_s, &c);
-    if (rc == CM_OK)
-        rc = commit(st, &c, err, errlen);
-    if (rc == CM_OK)
-        cm_log_info("member %s: drained=true (intent %s by \"%s\")", member, id, by);
+    if (text == NULL)
+        return CM_ENOMEM;
+    rc = dns_state_intent_put(st, text, strlen(text), now_s, &changed, err, errlen);
+    free(text);
     return rc;
 }
 

@@ -299,17 +299,7 @@ class Testbed(chain.Chain):
         d.ctl_port = self.health_ports[vantage]
         d.start()
         self.health[vantage] = d
-        deadline = time.monotonic() + 10 * fedtest.SLOW
-        while time.monotonic() < deadline:
-            if not d.alive():
-                raise RuntimeError("fedgslb-health exited:\n" + d.log_text())
-            try:
-                if fedtest.http(d.ctl_port, "GET", "/healthz", timeout=0.5)[0] == 200:
-                    return d
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("fedgslb-health not ready:\n" + d.log_text())
+        return chain.wait_ctl(d, "fedgslb-health")
 
     def start_proxy(self):
         d = fedtest.Daemon([fedtest.binary("fedgslb-proxy"), "--config", self.deployment_path,
@@ -318,17 +308,7 @@ class Testbed(chain.Chain):
         d.ctl_port = self.proxy_ctl_port
         d.start()
         self.proxy = d
-        deadline = time.monotonic() + 10 * fedtest.SLOW
-        while time.monotonic() < deadline:
-            if not d.alive():
-                raise RuntimeError("fedgslb-proxy exited:\n" + d.log_text()[-3000:])
-            try:
-                if fedtest.http(self.proxy_ctl_port, "GET", "/healthz", timeout=0.5)[0] == 200:
-                    return d
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("fedgslb-proxy not ready:\n" + d.log_text()[-3000:])
+        return chain.wait_ctl(d, "fedgslb-proxy")
 
     def start(self):
         self.write_deployment()

@@ -15,29 +15,12 @@
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_intent.h"
+#include "tests/fuzz/fuzz_conf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char conf_text[] = "{\"federation\": \"myfed\", \"zone\": \"fed.example.test\","
-                                " \"regions\": {\"us-east-1\": {\"zones\": [\"us-east-1a\"]},"
-                                "              \"eu-west-1\": {\"zones\": [\"eu-west-1a\"]}},"
-                                " \"members\": {\"usa\": {\"region\": \"us-east-1\"},"
-                                "             \"eur\": {\"region\": \"eu-west-1\"}},"
-                                " \"services\": {\"default/web\": {\"port\": 80}}}";
-
 /* 2026-11-21T07:00:00Z */
 #define NOW INT64_C(1795244400)
-
-static struct cm_conf *conf_get(void)
-{
-    static struct cm_conf *conf;
-    char err[CM_CONF_ERR_MAX];
-
-    if (conf == NULL &&
-        cm_conf_load_string("fuzz.json", conf_text, &conf, err, sizeof(err)) != CM_OK)
-        abort();
-    return conf;
-}
 
 static void one(const uint8_t *data, size_t size)
 {
@@ -49,12 +32,12 @@ static void one(const uint8_t *data, size_t size)
 
     if (s == NULL)
         abort();
-    if (cm_intent_parse_text((const char *)data, size, conf_get(), &in, err, sizeof(err)) !=
+    if (cm_intent_parse_text((const char *)data, size, fuzz_conf(), &in, err, sizeof(err)) !=
         CM_OK) {
         cm_intents_free(s);
         return;
     }
-    if (cm_intent_parse_text(in->canon, strlen(in->canon), conf_get(), &again, err, sizeof(err)) !=
+    if (cm_intent_parse_text(in->canon, strlen(in->canon), fuzz_conf(), &again, err, sizeof(err)) !=
             CM_OK ||
         strcmp(again->canon, in->canon) != 0)
         abort();
@@ -63,7 +46,7 @@ static void one(const uint8_t *data, size_t size)
     if (cm_intents_put(s, in, NOW, &n, err, sizeof(err)) == CM_OK && n != NULL) {
         if (cm_intents_count(n) != 1 || cm_intents_find(n, id) == NULL)
             abort();
-        if (cm_intent_view_build(n, conf_get(), NOW, &v) != CM_OK)
+        if (cm_intent_view_build(n, fuzz_conf(), NOW, &v) != CM_OK)
             abort();
         if (cm_intents_remove(n, id, "fuzz", NOW, &r, err, sizeof(err)) != CM_OK)
             abort();
@@ -83,7 +66,7 @@ static void many(const uint8_t *data, size_t size)
     json_t *arr = json_loadb((const char *)data, size, 0, NULL);
     struct cm_intents *s = NULL;
 
-    if (json_is_array(arr) && cm_intents_load(arr, conf_get(), "fuzz", &s) == CM_OK) {
+    if (json_is_array(arr) && cm_intents_load(arr, fuzz_conf(), "fuzz", &s) == CM_OK) {
         for (size_t i = 1; i < cm_intents_count(s); i++)
             if (strcmp(cm_intents_get(s, i - 1)->id, cm_intents_get(s, i)->id) >= 0)
                 abort();

@@ -140,17 +140,7 @@ class Chain:
         d.ctl_port = self.health_ports[vantage]
         d.start()
         self.health[vantage] = d
-        deadline = time.monotonic() + 10 * fedtest.SLOW
-        while time.monotonic() < deadline:
-            if not d.alive():
-                raise RuntimeError("fedgslb-health exited:\n" + d.log_text())
-            try:
-                if fedtest.http(d.ctl_port, "GET", "/healthz", timeout=0.5)[0] == 200:
-                    return d
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("fedgslb-health not ready:\n" + d.log_text())
+        return wait_ctl(d, "fedgslb-health")
 
     def stop_health(self, vantage, sig=signal.SIGTERM):
         d = self.health.pop(vantage)
@@ -239,6 +229,21 @@ class Chain:
         if self.dnsd is not None:
             out.append("--- dnsd ---\n%s" % self.dnsd.log_text()[-tail:])
         return "\n".join(out)
+
+
+def wait_ctl(d, what):
+    """Waits until daemon @d's control API answers /healthz; returns @d."""
+    deadline = time.monotonic() + 10 * fedtest.SLOW
+    while time.monotonic() < deadline:
+        if not d.alive():
+            raise RuntimeError("%s exited:\n%s" % (what, d.log_text()))
+        try:
+            if fedtest.http(d.ctl_port, "GET", "/healthz", timeout=0.5)[0] == 200:
+                return d
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("%s not ready:\n%s" % (what, d.log_text()))
 
 
 def entry(doc, member, svc="default/web"):

@@ -17,18 +17,14 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "tests/unit/squote.h"
 
-/* Test JSON is written with ' for " to stay readable; this swaps them back.
- * Returns an owned string. */
+/* ' for ": readable test JSON (tests/unit/squote.h). Returns an owned string. */
 static char *dq(const char *s)
 {
-    char *out = strdup(s);
+    char *out = test_squote(s);
 
     assert_non_null(out);
-    for (char *c = out; *c != '\0'; c++) {
-        if (*c == '\'')
-            *c = '"';
-    }
     return out;
 }
 

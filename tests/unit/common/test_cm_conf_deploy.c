@@ -20,17 +20,14 @@
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_net.h"
+#include "tests/unit/squote.h"
 
-/* ' for ": readable test JSON. Returns an owned string. */
+/* ' for ": readable test JSON (tests/unit/squote.h). Returns an owned string. */
 static char *dq(const char *s)
 {
-    char *out = strdup(s);
+    char *out = test_squote(s);
 
     assert_non_null(out);
-    for (char *c = out; *c != '\0'; c++) {
-        if (*c == '\'')
-            *c = '"';
-    }
     return out;
 }
 
@@ -226,8 +223,8 @@ static void test_supplied_keys(void **state)
     expect_err(HEAD " 'deployment': {'name_servers': {'NS1': {'control': '127.0.0.1:1', "
                     "'region': 'us-east-1'}}}}",
                -1, NULL,
-               "t.json: deployment.name_servers.NS1: not an instance name \"NS1\" (a DNS "
-               "label: lowercase letters, digits and hyphens)");
+               "t.json: deployment.name_servers.NS1: not a DNS label \"NS1\" (lowercase letters, "
+               "digits and hyphens, at most 63)");
 }
 
 /* Names and addresses that collide. */

@@ -21,23 +21,21 @@
 #include "common/cm_str.h"
 #include "ctl/ctl_args.h"
 #include "ctl/ctl_intent.h"
+#include "tests/unit/squote.h"
 
 /* 2026-11-21T07:00:00Z */
 #define T0 INT64_C(1795244400)
 
 static json_t *j(const char *squoted)
 {
-    char *text = strdup(squoted);
+    char *text = test_squote(squoted);
+    json_error_t e;
     json_t *v;
 
     assert_non_null(text);
-    for (char *c = text; *c != '\0'; c++) {
-        if (*c == '\'')
-            *c = '"';
-    }
-    v = json_loads(text, 0, NULL);
+    v = json_loads(text, 0, &e);
     if (v == NULL)
-        fail_msg("bad test JSON: %s", text);
+        fail_msg("bad test JSON: %s", e.text);
     free(text);
     return v;
 }

@@ -15,21 +15,20 @@
 #include "common/cm_str.h"
 #include "ctl/ctl_http.h"
 #include "ctl/ctl_render.h"
+#include "tests/unit/squote.h"
 
 /* JSON written with ' for " to stay readable. */
-static json_t *j(const char *text)
+static json_t *j(const char *squoted)
 {
-    char *s = strdup(text);
+    char *text = test_squote(squoted);
     json_error_t e;
     json_t *v;
 
-    assert_non_null(s);
-    for (char *c = s; *c != '\0'; c++)
-        *c = *c == '\'' ? '"' : *c;
-    v = json_loads(s, 0, &e);
+    assert_non_null(text);
+    v = json_loads(text, 0, &e);
     if (v == NULL)
         fail_msg("bad test JSON: %s", e.text);
-    free(s);
+    free(text);
     return v;
 }
 

@@ -462,6 +462,30 @@ struct elig_case {
     const char *why_not; /* NULL when eligible */
 };
 
+/* Each row: @who's eligibility under the state and intents of the row (the only member). */
+static void run_elig_table(struct fx *f, const struct elig_case *cases, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        const struct elig_case *c = &cases[i];
+        const struct dns_rank_member *rm;
+
+        fx_rank(f, c->eps, c->drained, NULL, US);
+        rm = &f->members[member(f, c->who)];
+        if (rm->healthy != c->healthy || rm->eligible != c->eligible ||
+            rm->fail_open_ok != c->fail_open_ok)
+            fail_msg("elig row %zu (%s / %s): healthy %d eligible %d fail_open_ok %d", i, c->eps,
+                     c->drained != NULL ? c->drained : "-", rm->healthy, rm->eligible,
+                     rm->fail_open_ok);
+        if (c->why_not == NULL ? rm->why_not != NULL
+                               : rm->why_not == NULL || strcmp(rm->why_not, c->why_not) != 0)
+            fail_msg("elig row %zu (%s): why_not '%s', want '%s'", i, c->eps,
+                     rm->why_not != NULL ? rm->why_not : "(null)",
+                     c->why_not != NULL ? c->why_not : "(null)");
+        assert_int_equal(f->rs.eligible_count, c->eligible ? 1 : 0);
+        assert_int_equal(f->rs.fail_open_count, c->fail_open_ok ? 1 : 0);
+    }
+}
+
 static void test_eligibility(void **state)
 {
     static const struct elig_case cases[] = {
@@ -480,26 +504,7 @@ static void test_eligibility(void **state)
         {"usa", "usa", "usa", true, false, false, "drained"},
         {"eur,noaddr", NULL, "usa", false, false, false, "not reported by any vantage"},
     };
-    struct fx *f = *state;
-
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const struct elig_case *c = &cases[i];
-        const struct dns_rank_member *rm;
-
-        fx_rank(f, c->eps, c->drained, NULL, US);
-        rm = &f->members[member(f, c->who)];
-        if (rm->healthy != c->healthy || rm->eligible != c->eligible ||
-            rm->fail_open_ok != c->fail_open_ok)
-            fail_msg("elig row %zu (%s): healthy %d eligible %d fail_open_ok %d", i, c->eps,
-                     rm->healthy, rm->eligible, rm->fail_open_ok);
-        if (c->why_not == NULL)
-            assert_null(rm->why_not);
-        else if (rm->why_not == NULL || strcmp(rm->why_not, c->why_not) != 0)
-            fail_msg("elig row %zu (%s): why_not '%s', want '%s'", i, c->eps,
-                     rm->why_not != NULL ? rm->why_not : "(null)", c->why_not);
-        assert_int_equal(f->rs.eligible_count, c->eligible ? 1 : 0);
-        assert_int_equal(f->rs.fail_open_count, c->fail_open_ok ? 1 : 0);
-    }
+    run_elig_table(*state, cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 /* ---- the decision: dns_rank_decide() ---- */
@@ -800,24 +805,8 @@ static void test_intent_eligibility(void **state)
         /* Another region's evacuation does not touch it. */
         {"usa", "evac:eu-west-1", "usa", true, true, true, NULL},
     };
-    struct fx *f = *state;
 
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const struct elig_case *c = &cases[i];
-        const struct dns_rank_member *rm;
-
-        fx_rank(f, c->eps, c->drained, NULL, US);
-        rm = &f->members[member(f, c->who)];
-        if (rm->healthy != c->healthy || rm->eligible != c->eligible ||
-            rm->fail_open_ok != c->fail_open_ok)
-            fail_msg("intent elig row %zu (%s / %s): healthy %d eligible %d fail_open_ok %d", i,
-                     c->eps, c->drained, rm->healthy, rm->eligible, rm->fail_open_ok);
-        if (c->why_not == NULL ? rm->why_not != NULL
-                               : rm->why_not == NULL || strcmp(rm->why_not, c->why_not) != 0)
-            fail_msg("intent elig row %zu (%s / %s): why_not '%s', want '%s'", i, c->eps,
-                     c->drained, rm->why_not != NULL ? rm->why_not : "(null)",
-                     c->why_not != NULL ? c->why_not : "(null)");
-    }
+    run_elig_table(*state, cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 /* Decisions under intents: evacuation moves every client away from a region. */

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* squote.h -- unit tests write JSON with ' for " to stay readable; this swaps them back. */
+#ifndef TESTS_UNIT_SQUOTE_H
+#define TESTS_UNIT_SQUOTE_H
+
+#include <stdlib.h>
+#include <string.h>
+
+/** An owned copy of @s with every ' turned into "; NULL on allocation failure. */
+static inline char *test_squote(const char *s)
+{
+    char *out = strdup(s);
+
+    for (char *c = out; c != NULL && *c != '\0'; c++) {
+        if (*c == '\'')
+            *c = '"';
+    }
+    return out;
+}
+
+#endif /* TESTS_UNIT_SQUOTE_H */
