@@ -271,6 +271,16 @@ static void up_target(const struct cm_conf *conf, const struct explain_target *t
         snprintf(buf, cap, "%s.%s.%s.svc.%s", svc_name, ns, conf->federation, conf->zone);
 }
 
+/* How the traffic policy narrowed the members answered (when some are). */
+static void policy_fields(json_t *o, const struct dns_rank_decision *d)
+{
+    if (d->rule != DNS_RANK_BEST && d->rule != DNS_RANK_SHARED && d->rule != DNS_RANK_HOSTNAME)
+        return;
+    json_object_set_new(o, "priority_group", json_integer(d->group));
+    json_object_set_new(o, "standby", json_boolean(d->standby));
+    json_object_set_new(o, "own_region_only", json_boolean(d->own_region_only));
+}
+
 static json_t *explain_decision(const struct dns_rank_service *rs, const struct explain_target *t,
                                 const struct dns_rank_decision *d, uint32_t client_hash)
 {
@@ -346,11 +356,7 @@ static json_t *explain_decision(const struct dns_rank_service *rs, const struct 
         break;
     }
     json_object_set_new(o, "slot", json_integer((json_int_t)slot));
-    if (d->rule == DNS_RANK_BEST || d->rule == DNS_RANK_SHARED || d->rule == DNS_RANK_HOSTNAME) {
-        json_object_set_new(o, "priority_group", json_integer(d->group));
-        json_object_set_new(o, "standby", json_boolean(d->standby));
-        json_object_set_new(o, "own_region_only", json_boolean(d->own_region_only));
-    }
+    policy_fields(o, d);
     return o;
 }
 
