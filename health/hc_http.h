@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * hc_http.h -- HTTP requests to Kubernetes API servers on one libcurl multi
- * handle driven by the caller's libevent loop (curl's multi-event.c pattern:
- * CURLMOPT_SOCKETFUNCTION + CURLMOPT_TIMERFUNCTION, one event per socket,
- * curl_multi_socket_action). No threads; HTTP/2 when the server offers it.
+ * hc_http.h -- HTTP requests to Kubernetes API servers (and the probes' and
+ * publisher's own transfers) on common/cm_curl: one libcurl multi handle
+ * driven by the caller's libevent loop. hc_http adds what a kubeconfig target
+ * brings: TLS trust, client certificate, bearer token (a tokenFile re-read
+ * for every request), tls-server-name, a proxy, and exec credential plugins
+ * (a request waits for the plugin's first credential; a 401 tells it).
  *
  *   hc_http (one per process)
- *    +- curl multi, timer event, socket events
- *    +- hc_http_req ... one easy handle each, with TLS and credentials taken
- *                       from a struct hc_kube_target at start
+ *    +- cm_curl: multi handle, timer and socket events
+ *    +- hc_http_req ... one per request: parked for an exec plugin, or a
+ *                       cm_curl transfer with the target's TLS and credentials
  *
  * Response bytes are handed to the request's data callback as they arrive
  * (watch streams never end on their own); completion calls the done
