@@ -22,7 +22,8 @@
 #include "common/cm_err.h"
 #include "common/cm_str.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -272,13 +273,18 @@ static void sanitize_copy(char *out, size_t cap, const char *s)
 static int header_revision(json_t *obj, int64_t *rev, char *err, size_t errlen)
 {
     json_t *h = json_object_get(obj, "header");
+    char why[CM_ETCD_ERR_MAX];
+    int rc;
 
     *rev = 0;
     if (h == NULL)
         return CM_OK;
     if (!json_is_object(h))
         return fail(err, errlen, "header: not an object");
-    return get_u63(h, "revision", rev, err, errlen);
+    rc = get_u63(h, "revision", rev, why, sizeof(why));
+    if (rc == CM_EPARSE)
+        fail(err, errlen, "header.%s", why);
+    return rc;
 }
 
 void cm_etcd_kv_fini(struct cm_etcd_kv *kv)

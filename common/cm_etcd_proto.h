@@ -96,12 +96,12 @@ enum cm_etcd_watch_kind {
 
 struct cm_etcd_watch_msg {
     enum cm_etcd_watch_kind kind;
-    int64_t revision;              /* the header's; 0 when absent */
-    struct cm_etcd_event *events;  /* owned, count entries (CM_ETCD_WATCH_EVENTS) */
+    int64_t revision;             /* the header's; 0 when absent */
+    struct cm_etcd_event *events; /* owned, count entries (CM_ETCD_WATCH_EVENTS) */
     size_t count;
-    int64_t compact_revision;      /* CANCELED: > 0 when history before it is compacted */
-    int code;                      /* CANCELED / ERROR: the gRPC code, 0 when not given */
-    char reason[CM_ETCD_ERR_MAX];  /* CANCELED / ERROR: the server's words */
+    int64_t compact_revision;     /* CANCELED: > 0 when history before it is compacted */
+    int code;                     /* CANCELED / ERROR: the gRPC code, 0 when not given */
+    char reason[CM_ETCD_ERR_MAX]; /* CANCELED / ERROR: the server's words */
 };
 
 /* A member's maintenance status (fedgslbctl status). */
