@@ -257,9 +257,22 @@ static int cand_with(const struct cm_store *s, struct cm_state *doc, uint64_t no
     return CM_OK;
 }
 
-int cm_store_put(struct cm_store *s, const char *text, size_t len, const char *writer,
-                 const struct cm_conf *conf, uint64_t now_ms, struct cm_store_cand **out, char *err,
-                 size_t errlen)
+static bool name_listed(const char *const *names, size_t count, const char *name)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(names[i], name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * cm_store_put and cm_store_replace: @by_source lets the document replace a
+ * held one of any generation (the source orders them).
+ */
+static int put_doc(struct cm_store *s, const char *text, size_t len, const char *writer,
+                   const struct cm_conf *conf, uint64_t now_ms, bool by_source,
+                   struct cm_store_cand **out, char *err, size_t errlen)
 {
     struct cm_state *doc = NULL;
     struct cm_state_opts opts;
@@ -284,7 +297,12 @@ int cm_store_put(struct cm_store *s, const char *text, size_t len, const char *w
             s->all_silent = false;
             goto out;
         }
-        if (doc->generation <= old->generation) {
+        if (by_source && doc->generation < old->generation)
+            cm_log_info("vantage %s: generation %" PRIu64 " replaces %" PRIu64
+                        " (the source's order counts: the vantage restarted without its state "
+                        "file?)",
+                        doc->vantage, doc->generation, old->generation);
+        if (!by_source && doc->generation <= old->generation) {
             cm_errf(err, errlen, "stale generation %" PRIu64 " <= %" PRIu64 " from vantage %s%s",
                     doc->generation, old->generation, doc->vantage,
                     doc->generation == old->generation ? " (same generation, different content)"
@@ -298,6 +316,62 @@ int cm_store_put(struct cm_store *s, const char *text, size_t len, const char *w
 out:
     cm_state_free(doc);
     return rc;
+}
+
+int cm_store_put(struct cm_store *s, const char *text, size_t len, const char *writer,
+                 const struct cm_conf *conf, uint64_t now_ms, struct cm_store_cand **out, char *err,
+                 size_t errlen)
+{
+    return put_doc(s, text, len, writer, conf, now_ms, false, out, err, errlen);
+}
+
+int cm_store_replace(struct cm_store *s, const char *text, size_t len, const char *writer,
+                     const struct cm_conf *conf, uint64_t now_ms, struct cm_store_cand **out,
+                     char *err, size_t errlen)
+{
+    return put_doc(s, text, len, writer, conf, now_ms, true, out, err, errlen);
+}
+
+int cm_store_retain(struct cm_store *s, const char *const *names, size_t count,
+                    struct cm_store_cand **out, size_t *dropped)
+{
+    struct cm_store_cand *c;
+    size_t gone = 0;
+
+    *out = NULL;
+    *dropped = 0;
+    for (size_t i = 0; i < s->set.count; i++)
+        gone += !name_listed(names, count, s->set.docs[i]->vantage);
+    if (gone == 0) {
+        s->all_silent = false;
+        return CM_OK;
+    }
+    if (count == 0) { /* every source gone: as cm_store_expire does when all are silent */
+        if (!s->all_silent)
+            cm_log_warn("no vantage document is left at the source: keeping the last known "
+                        "state (%zu vantages) until one publishes again",
+                        s->set.count);
+        s->all_silent = true;
+        return CM_OK;
+    }
+    s->all_silent = false;
+    c = cand_new(s, s->set.count);
+    if (c == NULL)
+        return CM_ENOMEM;
+    for (size_t i = 0; i < s->set.count; i++) {
+        const struct cm_state *d = s->set.docs[i];
+
+        if (name_listed(names, count, d->vantage)) {
+            set_add(&c->set, s->set.docs[i], s->set.accepted_ms[i]);
+            continue;
+        }
+        cm_log_warn("vantage %s gone from the source (generation %" PRIu64
+                    " held); dropping it from the merge",
+                    d->vantage, d->generation);
+    }
+    *out = c;
+    *dropped = gone;
+    return CM_OK;
 }
 
 int cm_store_forget(const struct cm_store *s, const char *vantage, struct cm_store_cand **out,
