@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_hash.h"
 #include "common/cm_log.h"
@@ -39,6 +40,17 @@ struct cm_etcd_feed {
     size_t count, cap;
     uint64_t applied, refused, apply_failed;
 };
+
+int cm_etcd_refuse_push(const struct cm_conf *conf, const char *daemon, char *err, size_t errlen)
+{
+    if (!conf->etcd.present)
+        return CM_OK;
+    cm_errf(err, errlen,
+            "this %s takes vantage documents from etcd (the etcd section is set): vantages "
+            "write them there",
+            daemon);
+    return CM_ENOTSUP;
+}
 
 char *cm_etcd_root(const char *prefix, const char *federation)
 {

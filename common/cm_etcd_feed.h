@@ -78,6 +78,13 @@ struct cm_etcd_feed_stats {
     uint64_t digest;       /* cm_etcd_feed_digest() */
 };
 
+/**
+ * CM_OK outside the distributed mode; in it (@conf's etcd section set) a
+ * consumer takes vantage documents from etcd only, and a push or forget is
+ * CM_ENOTSUP with the reason in @err (@daemon names the refusing daemon).
+ */
+int cm_etcd_refuse_push(const struct cm_conf *conf, const char *daemon, char *err, size_t errlen);
+
 /** "<prefix><federation>/": the root every key of the federation is under. New string. */
 char *cm_etcd_root(const char *prefix, const char *federation);
 

@@ -137,6 +137,11 @@ size_t hc_http_active(const struct hc_http *h)
     return h->active;
 }
 
+struct cm_curl *hc_http_curl(struct hc_http *h)
+{
+    return h->curl;
+}
+
 static int set_tls(CURL *e, const struct hc_kube_target *t)
 {
     struct curl_blob b;

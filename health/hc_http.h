@@ -25,6 +25,7 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 
+struct cm_curl;
 struct hc_http;
 struct hc_http_req;
 struct hc_kube_target;
@@ -96,5 +97,8 @@ void hc_http_req_cancel(struct hc_http_req *r);
 
 /** Requests in flight. */
 size_t hc_http_active(const struct hc_http *h);
+
+/** The multi handle underneath (borrowed): the etcd client shares it. */
+struct cm_curl *hc_http_curl(struct hc_http *h);
 
 #endif /* HEALTH_HC_HTTP_H */

@@ -1,0 +1,156 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The whole chain (tests/integration/chain/chain.py) in the distributed
+mode: the three vantages write their documents to a real three-node etcd
+cluster on loopback (etcd_cluster.py) and two fedgslb-dnsd (ns1, ns2) watch
+it; nobody pushes, and no vantage names a name server.
+
+    c = EtcdChain(tmp).start()
+    c.answers("us-east-1")          # {"ns1": [...], "ns2": [...]}
+    c.wait_both("us-east-1", "usa", timeout=10)
+    c.etcd_status(1)                # ns1's GET /v1/state "etcd" object
+"""
+
+import copy
+import json
+import os
+import time
+
+import chain
+import fedtest
+from etcd_cluster import EtcdCluster
+
+REGIONS = ("us-east-1", "eu-west-1", "ap-northeast-1")
+WEB = chain.WEB
+
+# Fast enough for the tests: a stopped member is left within ~1 s, retries
+# back off from 100 ms to 2 s.
+ETCD_TIMING = {"request_timeout_ms": 1000, "check_interval_ms": 1000, "backoff_min_ms": 100,
+               "backoff_max_ms": 2000}
+
+
+class EtcdChain(chain.Chain):
+    def __init__(self, tmp, vantages=REGIONS, etcd=None, etcd_section=None):
+        self.own_cluster = etcd is None  # started and stopped here
+        self.cluster = etcd if etcd is not None else EtcdCluster(str(tmp))
+        self._etcd_extra = etcd_section or {}
+        self.ns2_dns_port = fedtest.free_port()
+        self.ns2_ctl_port = fedtest.free_port(ipv6=False)
+        self.ns2 = None
+        super().__init__(tmp, vantages=vantages)
+
+    # ---- configuration ----
+    def etcd_section(self):
+        sec = {"endpoints": self.cluster.endpoints}
+        sec.update(ETCD_TIMING)
+        sec.update(self._etcd_extra)
+        return sec
+
+    def _config(self):
+        conf = chain.Chain._config(self)
+        conf["etcd"] = self.etcd_section()
+        return conf
+
+    def health_config(self, vantage):
+        conf = chain.Chain.health_config(self, vantage)
+        del conf["health"]["publish_to"]  # the distributed mode: etcd only
+        return conf
+
+    def ns2_config(self):
+        conf = copy.deepcopy(self.conf)
+        conf["dnsd"]["listen"] = [l.rsplit(":", 1)[0] + ":%d" % self.ns2_dns_port
+                                  for l in conf["dnsd"]["listen"]]
+        conf["dnsd"]["state_file"] = os.path.join(self.tmp, "dnsd2-state.json")
+        conf["dnsd"]["control"]["listen"] = "127.0.0.1:%d" % self.ns2_ctl_port
+        return conf
+
+    # ---- daemons ----
+    def start_ns2(self):
+        self.ns2 = fedtest.start_dnsd(self.tmp, conf=self.ns2_config(),
+                                      dns_port=self.ns2_dns_port, ctl_port=self.ns2_ctl_port,
+                                      config_name="dnsd2.json")
+        self.ctl2 = fedtest.Control(self.ns2_ctl_port)
+        return self.ns2
+
+    def start(self):
+        if self.own_cluster:
+            self.cluster.start()
+        self.start_members()
+        self.start_dnsd()
+        self.start_ns2()
+        for v in self.vantages:
+            self.start_health(v)
+        return self
+
+    def close(self):
+        errors = []
+        if self.ns2 is not None:
+            try:
+                fedtest.finish(self.ns2)
+            except AssertionError as e:
+                errors.append(e)
+            self.ns2 = None
+        try:
+            chain.Chain.close(self)
+        except AssertionError as e:
+            errors.append(e)
+        if self.own_cluster:
+            self.cluster.close()
+        if errors:
+            raise errors[0]
+
+    def logs(self, tail=3000):
+        out = [chain.Chain.logs(self, tail)]
+        if self.ns2 is not None:
+            out.append("--- ns2 ---\n%s" % self.ns2.log_text()[-tail:])
+        if self.cluster is not None:
+            for i in range(self.cluster.n):
+                out.append("--- etcd m%d ---\n%s" % (i, self.cluster.log_text(i, 1200)))
+        return "\n".join(out)
+
+    # ---- observations ----
+    def answer_ns(self, region, ns):
+        port = self.dns_port if ns == 1 else self.ns2_dns_port
+        msg = fedtest.query(port, WEB, "A", source=fedtest.SOURCE[region], timeout=1.0)
+        return sorted(chain.MEMBER_OF_IP.get(a, a) for a in fedtest.addresses(msg))
+
+    def answers(self, region):
+        return {"ns1": self.answer_ns(region, 1), "ns2": self.answer_ns(region, 2)}
+
+    def wait_both(self, region, want, timeout):
+        """Polls ns1 and ns2 until both answer [@want] to @region; returns the seconds."""
+        t0 = time.monotonic()
+        deadline = t0 + timeout * fedtest.SLOW
+        got = None
+        while time.monotonic() < deadline:
+            try:
+                got = self.answers(region)
+            except Exception as e:  # a timeout is a wrong answer
+                got = repr(e)
+            if got == {"ns1": [want], "ns2": [want]}:
+                return time.monotonic() - t0
+            time.sleep(0.05)
+        raise AssertionError("%s clients get %s after %.1f s, expected [%s]\n%s"
+                             % (region, got, timeout, want, self.logs()))
+
+    def state(self, ns):
+        port = self.ctl_port if ns == 1 else self.ns2_ctl_port
+        st, doc = fedtest.http(port, "GET", "/v1/state", token=fedtest.TOKEN, timeout=2)
+        return doc if st == 200 else None
+
+    def etcd_status(self, ns):
+        doc = self.state(ns) or {}
+        return doc.get("etcd")
+
+    def wait_etcd(self, pred, timeout, what):
+        deadline = time.monotonic() + timeout * fedtest.SLOW
+        got = None
+        while time.monotonic() < deadline:
+            got = [self.etcd_status(1), self.etcd_status(2)]
+            try:
+                if all(g is not None for g in got) and pred(got):
+                    return got
+            except (KeyError, TypeError):
+                pass
+            time.sleep(0.1)
+        raise AssertionError("timed out waiting for %s: %s\n%s"
+                             % (what, json.dumps(got, indent=1), self.logs()))
