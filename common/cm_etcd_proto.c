@@ -461,11 +461,28 @@ int cm_etcd_parse_auth(const char *body, size_t len, char **token, char *err, si
     return rc;
 }
 
+/* An unsigned 64-bit field (member IDs use the whole range); absent = 0. */
+static int get_u64(json_t *obj, const char *name, uint64_t *out, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(obj, name);
+
+    *out = 0;
+    if (v == NULL || json_is_null(v))
+        return CM_OK;
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *out = (uint64_t)json_integer_value(v);
+        return CM_OK;
+    }
+    if (json_is_string(v) &&
+        cm_parse_u64_n(json_string_value(v), json_string_length(v), UINT64_MAX, out))
+        return CM_OK;
+    return fail(err, errlen, "%s: not an unsigned 64-bit number", name);
+}
+
 int cm_etcd_parse_status(const char *body, size_t len, struct cm_etcd_status *out, char *err,
                          size_t errlen)
 {
     json_t *doc = NULL, *h, *errs;
-    int64_t member = 0, leader = 0;
     int rc = load_object(body, len, &doc, err, errlen);
 
     memset(out, 0, sizeof(*out));
@@ -476,17 +493,15 @@ int cm_etcd_parse_status(const char *body, size_t len, struct cm_etcd_status *ou
                   json_string_value(json_object_get(doc, "version")));
     rc = header_revision(doc, &out->revision, err, errlen);
     if (rc == CM_OK && json_is_object(h))
-        rc = get_i64(h, "member_id", &member, err, errlen);
+        rc = get_u64(h, "member_id", &out->member_id, err, errlen);
     if (rc == CM_OK)
-        rc = get_i64(doc, "leader", &leader, err, errlen);
+        rc = get_u64(doc, "leader", &out->leader, err, errlen);
     if (rc == CM_OK)
         rc = get_u63(doc, "raftTerm", &out->raft_term, err, errlen);
     if (rc == CM_OK)
         rc = get_u63(doc, "raftIndex", &out->raft_index, err, errlen);
     if (rc == CM_OK)
         rc = get_u63(doc, "dbSize", &out->db_size, err, errlen);
-    out->member_id = (uint64_t)member;
-    out->leader = (uint64_t)leader;
     errs = json_object_get(doc, "errors");
     if (rc == CM_OK && json_is_array(errs) && json_is_string(json_array_get(errs, 0)))
         sanitize_copy(out->errors, sizeof(out->errors), json_string_value(json_array_get(errs, 0)));

@@ -17,7 +17,7 @@ import time
 
 import chain
 import fedtest
-from etcd_cluster import EtcdCluster
+from etcd_cluster import EtcdCluster, quiet_port
 
 REGIONS = ("us-east-1", "eu-west-1", "ap-northeast-1")
 WEB = chain.WEB
@@ -33,10 +33,14 @@ class EtcdChain(chain.Chain):
         self.own_cluster = etcd is None  # started and stopped here
         self.cluster = etcd if etcd is not None else EtcdCluster(str(tmp))
         self._etcd_extra = etcd_section or {}
-        self.ns2_dns_port = fedtest.free_port()
-        self.ns2_ctl_port = fedtest.free_port(ipv6=False)
+        self.ns2_dns_port = quiet_port()
+        self.ns2_ctl_port = quiet_port()
         self.ns2 = None
         super().__init__(tmp, vantages=vantages)
+        # Ports away from the ephemeral range the etcd connections draw from.
+        self.dns_port, self.ctl_port = quiet_port(), quiet_port()
+        self.health_ports = {v: quiet_port() for v in vantages}
+        self.conf = self._config()
 
     # ---- configuration ----
     def etcd_section(self):
@@ -57,8 +61,7 @@ class EtcdChain(chain.Chain):
 
     def ns2_config(self):
         conf = copy.deepcopy(self.conf)
-        conf["dnsd"]["listen"] = [l.rsplit(":", 1)[0] + ":%d" % self.ns2_dns_port
-                                  for l in conf["dnsd"]["listen"]]
+        conf["dnsd"]["listen"] = ["127.0.0.1:%d" % self.ns2_dns_port]
         conf["dnsd"]["state_file"] = os.path.join(self.tmp, "dnsd2-state.json")
         conf["dnsd"]["control"]["listen"] = "127.0.0.1:%d" % self.ns2_ctl_port
         return conf

@@ -23,6 +23,8 @@ urllib, as fedgslb does with libcurl.
 import base64
 import json
 import os
+import random
+import socket
 import shutil
 import signal
 import ssl
@@ -36,6 +38,31 @@ import fedtest
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 PREFIX = "/fedgslb/"
 ROOT_PASSWORD = "root-pa55word-0123"
+
+
+_HANDED_OUT = set()
+
+
+def quiet_port():
+    """A free TCP+UDP port on 127.0.0.1 below the kernel's ephemeral range
+    (32768-60999): the many outgoing connections of etcd and its clients take
+    ports from that range, and one of them could take a port picked there
+    before its daemon binds it."""
+    rng = random.Random(os.getpid() ^ int(time.monotonic() * 1e6))
+    for _ in range(500):
+        port = rng.randrange(20000, 32000)
+        if port in _HANDED_OUT:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t, \
+                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                t.bind(("127.0.0.1", port))
+                u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def available():
@@ -71,8 +98,8 @@ class EtcdCluster:
         self.client_cert_auth = client_cert_auth
         self.auth = auth
         self.token = None
-        self.client_ports = [fedtest.free_port(ipv6=False) for _ in range(n)]
-        self.peer_ports = [fedtest.free_port(ipv6=False) for _ in range(n)]
+        self.client_ports = [quiet_port() for _ in range(n)]
+        self.peer_ports = [quiet_port() for _ in range(n)]
         self.procs = [None] * n
         self.logs = [os.path.join(self.tmp, "%s-m%d.log" % (name, i)) for i in range(n)]
         self.dirs = [os.path.join(self.tmp, "%s-m%d.data" % (name, i)) for i in range(n)]

@@ -251,8 +251,9 @@ static void test_lease_auth_status(void **state)
                                 "\"TTL\":\"5\"}}";
     static const char gone[] = "{\"result\":{\"header\":{\"revision\":\"4\"},\"ID\":\"123\"}}";
     static const char status[] =
-        "{\"header\":{\"cluster_id\":\"1\",\"member_id\":\"12345\",\"revision\":\"40\"},"
-        "\"version\":\"3.4.23\",\"dbSize\":\"20480\",\"leader\":\"12345\",\"raftIndex\":\"77\","
+        "{\"header\":{\"cluster_id\":\"1\",\"member_id\":\"17237436991929493444\","
+        "\"revision\":\"40\"},\"version\":\"3.4.23\",\"dbSize\":\"20480\","
+        "\"leader\":\"17237436991929493444\",\"raftIndex\":\"77\","
         "\"raftTerm\":\"3\",\"raftAppliedIndex\":\"77\",\"dbSizeInUse\":\"20480\"}";
     struct cm_etcd_status st;
     char err[CM_ETCD_ERR_MAX], *tok = NULL;
@@ -288,7 +289,8 @@ static void test_lease_auth_status(void **state)
 
     assert_int_equal(cm_etcd_parse_status(status, strlen(status), &st, err, sizeof(err)), CM_OK);
     assert_string_equal(st.version, "3.4.23");
-    assert_true(st.member_id == 12345 && st.leader == 12345);
+    /* member IDs use all 64 bits (etcd 3.4.23 gave this one) */
+    assert_true(st.member_id == 17237436991929493444ull && st.leader == st.member_id);
     assert_int_equal(st.revision, 40);
     assert_int_equal(st.raft_index, 77);
     assert_int_equal(st.raft_term, 3);
