@@ -408,12 +408,12 @@ static void auth_done(struct cm_etcd_call *c, long status)
         go_send(c);
         return;
     }
-    if (c->reply.data != NULL)
-        OPENSSL_cleanse(c->reply.data, c->reply.len);
     if (status < 200 || status >= 300) {
         if (!cm_etcd_reply_error(cm_buf_cstr(&c->reply), c->reply.len, &code, msg, sizeof(msg)))
             snprintf(msg, sizeof(msg), "HTTP %ld", status);
     }
+    if (c->reply.data != NULL) /* a 2xx reply that did not parse may hold a token */
+        OPENSSL_cleanse(c->reply.data, c->reply.len);
     snprintf(why, sizeof(why), "authenticate as %s: %s", e->username, msg);
     if (is_unavailable(status, code)) {
         if (!c->fixed)
@@ -451,7 +451,8 @@ static void send_done(struct cm_etcd_call *c, long status, bool aborted)
         go_auth(c);
         return;
     }
-    if (res.code == CM_ETCD_CODE_UNAUTHENTICATED || status == 401) {
+    if (res.code == CM_ETCD_CODE_UNAUTHENTICATED || status == 401 ||
+        strstr(msg, "user name is empty") != NULL) { /* auth on, and no user given */
         res.kind = CM_ETCD_AUTH;
         if (e->username == NULL) {
             snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),

@@ -149,7 +149,7 @@ static void backoff(struct cm_etcd_watch *w, const char *what, const char *reaso
                     w->retry_watch ? "resuming the watch" : "listing");
     else
         cm_log_ratelimited(&w->rl, CM_LOG_WARN,
-                           "etcd: still unreachable: %s failed: %s; keeping the last state, "
+                           "etcd: still failing: %s failed: %s; keeping the last state, "
                            "retry in %" PRIu32 " ms at %s (failures=%" PRIu64 ")",
                            what, reason, delay, cm_etcd_endpoint(w->e), w->st.failures);
     set_up(w, false);
