@@ -286,6 +286,11 @@ static void test_lease_auth_status(void **state)
         CM_EPARSE); /* header injection */
     assert_null(tok);
     assert_int_equal(cm_etcd_parse_auth("{\"token\":\"\"}", 12, &tok, err, sizeof(err)), CM_EPARSE);
+    /* a space would split the header value; DEL is no header byte either */
+    assert_int_equal(cm_etcd_parse_auth("{\"token\":\"a b\"}", 15, &tok, err, sizeof(err)),
+                     CM_EPARSE);
+    assert_int_equal(cm_etcd_parse_auth("{\"token\":\"a\\u007f\"}", 20, &tok, err, sizeof(err)),
+                     CM_EPARSE);
 
     assert_int_equal(cm_etcd_parse_status(status, strlen(status), &st, err, sizeof(err)), CM_OK);
     assert_string_equal(st.version, "3.4.23");
