@@ -18,6 +18,7 @@ import chain as ch
 import etcd_chain
 import etcd_cluster
 import fedtest
+import test_metrics_doc as metrics_doc
 from etcd_chain import REGIONS, EtcdChain
 
 pytestmark = pytest.mark.skipif(not etcd_cluster.available(), reason="etcd-server not installed")
@@ -68,6 +69,12 @@ def test_two_name_servers_agree_and_follow_a_fault(bed):
     fams = {n for n, _, _ in m}
     assert {"fedgslb_etcd_up", "fedgslb_etcd_revision", "fedgslb_etcd_events_total"} <= fams
     assert [v for n, _, v in m if n == "fedgslb_etcd_up"] == [1]
+    # docs/metrics.md lists the distributed mode's families too (its own test
+    # scrapes daemons in the push mode).
+    metrics_doc.check("fedgslb-dnsd (etcd)", metrics_doc.scrape(bed.ctl_port))
+    got = metrics_doc.check("fedgslb-health (etcd)",
+                            metrics_doc.scrape(bed.health_ports["us-east-1"]))
+    assert "fedgslb_health_etcd_up" in got
 
 
 def test_pushes_are_refused(bed):
