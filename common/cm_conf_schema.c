@@ -892,6 +892,7 @@ static const struct cm_conf_schema publish_tls_schema = {
     .section = true,
     .present_offset = offsetof(struct cm_conf_publish_tls, enabled),
     .post = publish_tls_post,
+    .doc_name = "client_tls", /* health.publish_tls, etcd.tls */
 };
 
 static const struct cm_conf_item cookies_items[] = {
@@ -1635,23 +1636,6 @@ static const struct cm_conf_schema proxy_schema = {
     .post = proxy_post,
 };
 
-static const struct cm_conf_item etcd_tls_items[] = {
-    {.key = "ca_file",
-     .type = CM_CONF_STR,
-     .offset = offsetof(struct cm_conf_publish_tls, ca_file)},
-    {.key = "certificate",
-     .type = CM_CONF_STR,
-     .offset = offsetof(struct cm_conf_publish_tls, certificate)},
-    {.key = "key", .type = CM_CONF_STR, .offset = offsetof(struct cm_conf_publish_tls, key)},
-};
-static const struct cm_conf_schema etcd_tls_schema = {
-    .items = etcd_tls_items,
-    .count = COUNT(etcd_tls_items),
-    .section = true,
-    .present_offset = offsetof(struct cm_conf_publish_tls, enabled),
-    .post = publish_tls_post,
-};
-
 static int read_etcd_password(struct cm_conf_parse *p, void *base, void *field)
 {
     return load_secret(p, *(char **)field, &((struct cm_conf_etcd *)base)->password);
@@ -1704,7 +1688,7 @@ static const struct cm_conf_item etcd_items[] = {
     {.key = "tls",
      .type = CM_CONF_OBJECT,
      .offset = offsetof(struct cm_conf_etcd, tls),
-     .sub = &etcd_tls_schema},
+     .sub = &publish_tls_schema},
     {.key = "username", .type = CM_CONF_STR, .offset = offsetof(struct cm_conf_etcd, username)},
     {.key = "password_file",
      .type = CM_CONF_STR,

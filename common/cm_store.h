@@ -105,10 +105,11 @@ int cm_store_replace(struct cm_store *s, const char *text, size_t len, const cha
 /**
  * The candidate without the held vantages that are not among @names (@count
  * of them: the vantages the source still has), each logged. *out is NULL
- * when none would be dropped, or when @count is 0: the source has no
- * vantage at all, and as with expiry the last known state stays (warned
- * once) until one publishes again. *dropped is how many the candidate drops.
- * CM_ENOMEM is the only failure.
+ * when none would be dropped, or when every held one would (the source has
+ * none of them: no key left, or only keys whose documents were refused): as
+ * with expiry the last known state stays (warned once) until one publishes
+ * again. *dropped is how many the candidate drops. CM_ENOMEM is the only
+ * failure.
  */
 int cm_store_retain(struct cm_store *s, const char *const *names, size_t count,
                     struct cm_store_cand **out, size_t *dropped);

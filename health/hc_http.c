@@ -40,7 +40,7 @@ struct hc_http {
 struct hc_http_req {
     struct hc_http *h;      /* borrowed */
     struct cm_curl_req *cr; /* the transfer once launched (borrowed handle), else NULL */
-    struct hc_http_opts o;  /* the caller's */
+    struct cm_curl_opts o;  /* the caller's */
     struct hc_exec *exec;   /* borrowed from the target: told about a 401 */
     uint64_t exec_gen;      /* the plugin credential this request carried */
     /* Parked until the exec plugin's run ends (no transfer yet): */
@@ -87,7 +87,7 @@ static void req_on_info(void *arg, CURL *easy)
 static void req_on_done(void *arg, int rc, long status, bool aborted, const char *reason)
 {
     struct hc_http_req *r = arg;
-    struct hc_http_opts o = r->o;
+    struct cm_curl_opts o = r->o;
 
     if (r->exec != NULL && status == 401)
         hc_exec_unauthorized(r->exec, r->exec_gen);
@@ -316,7 +316,7 @@ static int req_launch(struct hc_http_req *r, CURL *easy, struct curl_slist *head
     return cm_curl_start(r->h->curl, easy, headers, connect_to, &co, &r->cr);
 }
 
-static struct hc_http_req *req_new(struct hc_http *h, const struct hc_http_opts *o)
+static struct hc_http_req *req_new(struct hc_http *h, const struct cm_curl_opts *o)
 {
     struct hc_http_req *r = calloc(1, sizeof(*r));
 
@@ -333,7 +333,7 @@ static struct hc_http_req *req_new(struct hc_http *h, const struct hc_http_opts 
 }
 
 int hc_http_start(struct hc_http *h, CURL *easy, struct curl_slist *headers,
-                  struct curl_slist *connect_to, const struct hc_http_opts *o,
+                  struct curl_slist *connect_to, const struct cm_curl_opts *o,
                   struct hc_http_req **out)
 {
     struct hc_http_req *r = req_new(h, o);
@@ -415,7 +415,7 @@ static void on_exec_done(void *arg, struct hc_exec *x)
 
     while (r != NULL) {
         char *url = r->wait_url;
-        struct hc_http_opts o = r->o;
+        struct cm_curl_opts o = r->o;
         int rc;
 
         if (url == NULL || r->exec != x) {
@@ -438,7 +438,7 @@ static void on_exec_done(void *arg, struct hc_exec *x)
 }
 
 int hc_http_get(struct hc_http *h, const struct hc_kube_target *t, const char *url,
-                const struct hc_http_opts *o, struct hc_http_req **out)
+                const struct cm_curl_opts *o, struct hc_http_req **out)
 {
     struct hc_http_req *r;
     int rc;

@@ -265,7 +265,7 @@ static void on_list_done(void *arg, int rc, long status, bool aborted, const cha
 
 static void do_list(struct hc_watch *w)
 {
-    struct hc_http_opts o = {
+    struct cm_curl_opts o = {
         .timeout_ms = w->p.list_timeout_ms, .on_data = on_body, .on_done = on_list_done, .arg = w};
     struct cm_buf u;
     int rc;
@@ -381,7 +381,7 @@ static void on_watch_done(void *arg, int rc, long status, bool aborted, const ch
 static void do_watch(struct hc_watch *w)
 {
     uint32_t ts = w->p.watch_timeout_s;
-    struct hc_http_opts o = {.on_data = on_stream, .on_done = on_watch_done, .arg = w};
+    struct cm_curl_opts o = {.on_data = on_stream, .on_done = on_watch_done, .arg = w};
     struct cm_buf u;
     int rc;
 

@@ -95,10 +95,7 @@ class Testbed(chain.Chain):
         self.member_of_ip = {ip: m for m, ip in self.lb_ip.items()}
         self.node_port = fedtest.free_port(ipv6=False)
         self.proxy_ctl_port = fedtest.free_port(ipv6=False)
-        self.ns2_dns_port = fedtest.free_port()
-        self.ns2_ctl_port = fedtest.free_port(ipv6=False)
         self.proxy = None
-        self.ns2 = None
         self.nodes = {}          # jpn node name -> HelloBackend
         super().__init__(tmp, vantages=REGIONS)
         if self.cluster is not None:
@@ -143,14 +140,6 @@ class Testbed(chain.Chain):
             del conf["health"]["publish_to"]  # etcd: nobody is named
         else:
             conf["health"]["publish_to"] = [self.ns1_url, self.ns2_url, self.proxy_url]
-        return conf
-
-    def ns2_config(self):
-        conf = copy.deepcopy(self.conf)
-        conf["dnsd"]["listen"] = [l.rsplit(":", 1)[0] + ":%d" % self.ns2_dns_port
-                                  for l in conf["dnsd"]["listen"]]
-        conf["dnsd"]["state_file"] = os.path.join(self.tmp, "dnsd2-state.json")
-        conf["dnsd"]["control"]["listen"] = "127.0.0.1:%d" % self.ns2_ctl_port
         return conf
 
     def proxy_config(self):
@@ -234,13 +223,6 @@ class Testbed(chain.Chain):
             b.fail_all = failing
 
     # ---- daemons ----
-    def start_ns2(self):
-        self.ns2 = fedtest.start_dnsd(self.tmp, conf=self.ns2_config(),
-                                      dns_port=self.ns2_dns_port, ctl_port=self.ns2_ctl_port,
-                                      config_name="dnsd2.json")
-        self.ctl2 = fedtest.Control(self.ns2_ctl_port)
-        return self.ns2
-
     def start_proxy(self):
         path = fedtest.write_config(self.tmp, self.proxy_config(), "proxy.json")
         d = fedtest.Daemon([fedtest.binary("fedgslb-proxy"), "--config", path,
@@ -308,7 +290,7 @@ class Testbed(chain.Chain):
 
     def logs(self, tail=2500):
         out = [chain.Chain.logs(self, tail)]
-        for name, d in (("ns2", self.ns2), ("proxy", self.proxy)):
+        for name, d in (("proxy", self.proxy),):
             if d is not None:
                 out.append("--- %s ---\n%s" % (name, d.log_text()[-tail:]))
         for i in range(self.cluster.n if self.cluster is not None else 0):

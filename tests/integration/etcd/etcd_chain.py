@@ -10,9 +10,7 @@ it; nobody pushes, and no vantage names a name server.
     c.etcd_status(1)                # ns1's GET /v1/state "etcd" object
 """
 
-import copy
 import json
-import os
 import time
 
 import chain
@@ -33,12 +31,10 @@ class EtcdChain(chain.Chain):
         self.own_cluster = etcd is None  # started and stopped here
         self.cluster = etcd if etcd is not None else EtcdCluster(str(tmp))
         self._etcd_extra = etcd_section or {}
-        self.ns2_dns_port = quiet_port()
-        self.ns2_ctl_port = quiet_port()
-        self.ns2 = None
         super().__init__(tmp, vantages=vantages)
         # Ports away from the ephemeral range the etcd connections draw from.
         self.dns_port, self.ctl_port = quiet_port(), quiet_port()
+        self.ns2_dns_port, self.ns2_ctl_port = quiet_port(), quiet_port()
         self.health_ports = {v: quiet_port() for v in vantages}
         self.conf = self._config()
 
@@ -59,21 +55,7 @@ class EtcdChain(chain.Chain):
         del conf["health"]["publish_to"]  # the distributed mode: etcd only
         return conf
 
-    def ns2_config(self):
-        conf = copy.deepcopy(self.conf)
-        conf["dnsd"]["listen"] = ["127.0.0.1:%d" % self.ns2_dns_port]
-        conf["dnsd"]["state_file"] = os.path.join(self.tmp, "dnsd2-state.json")
-        conf["dnsd"]["control"]["listen"] = "127.0.0.1:%d" % self.ns2_ctl_port
-        return conf
-
     # ---- daemons ----
-    def start_ns2(self):
-        self.ns2 = fedtest.start_dnsd(self.tmp, conf=self.ns2_config(),
-                                      dns_port=self.ns2_dns_port, ctl_port=self.ns2_ctl_port,
-                                      config_name="dnsd2.json")
-        self.ctl2 = fedtest.Control(self.ns2_ctl_port)
-        return self.ns2
-
     def start(self):
         if self.own_cluster:
             self.cluster.start()
@@ -85,26 +67,14 @@ class EtcdChain(chain.Chain):
         return self
 
     def close(self):
-        errors = []
-        if self.ns2 is not None:
-            try:
-                fedtest.finish(self.ns2)
-            except AssertionError as e:
-                errors.append(e)
-            self.ns2 = None
         try:
             chain.Chain.close(self)
-        except AssertionError as e:
-            errors.append(e)
-        if self.own_cluster:
-            self.cluster.close()
-        if errors:
-            raise errors[0]
+        finally:
+            if self.own_cluster:
+                self.cluster.close()
 
     def logs(self, tail=3000):
         out = [chain.Chain.logs(self, tail)]
-        if self.ns2 is not None:
-            out.append("--- ns2 ---\n%s" % self.ns2.log_text()[-tail:])
         if self.cluster is not None:
             for i in range(self.cluster.n):
                 out.append("--- etcd m%d ---\n%s" % (i, self.cluster.log_text(i, 1200)))

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_cm_lines.c -- the splitter whatever the chunking (every split point of
- * a stream of etcd watch lines), the cap, and a callback's stop. The
- * Kubernetes stream of test_hc_k8s.c goes through the same code.
+ * a stream of etcd watch lines, and byte by byte), the cap, and a callback's
+ * stop. The Kubernetes and etcd fuzz targets feed it their streams too.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -70,6 +70,19 @@ static void test_every_split(void **state)
     }
 }
 
+static void test_byte_by_byte(void **state)
+{
+    struct collect c = {.count = 0};
+    struct cm_lines ls;
+
+    (void)state;
+    cm_lines_init(&ls, 1024);
+    for (size_t i = 0; i < sizeof(STREAM) - 1; i++)
+        assert_int_equal(cm_lines_feed(&ls, STREAM + i, 1, collect_fn, &c), CM_OK);
+    check(&c, &ls);
+    cm_lines_fini(&ls);
+}
+
 static void test_cap_and_stop(void **state)
 {
     char big[100];
@@ -101,6 +114,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_split),
+        cmocka_unit_test(test_byte_by_byte),
         cmocka_unit_test(test_cap_and_stop),
     };
 
