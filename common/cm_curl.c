@@ -13,6 +13,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -23,10 +24,10 @@
 #include "common/cm_time.h"
 
 struct cm_curl {
-    struct event_base *base;  /* borrowed */
-    CURLM *multi;             /* owned */
-    struct event *timer;      /* owned: curl's single timeout */
-    struct cm_curl_req *reqs; /* owned list of requests in flight */
+    struct event_base *base;       /* borrowed */
+    CURLM *multi;                  /* owned */
+    struct event *timer;           /* owned: curl's single timeout */
+    LIST_HEAD(, cm_curl_req) reqs; /* owned list of requests in flight */
     size_t active;
 };
 
@@ -38,7 +39,7 @@ struct cm_curl_req {
     struct cm_curl_opts o;
     bool aborted;
     char errbuf[CURL_ERROR_SIZE];
-    struct cm_curl_req *prev, *next;
+    LIST_ENTRY(cm_curl_req) link;
 };
 
 /* Per-socket state, attached with curl_multi_assign(). */
@@ -61,13 +62,7 @@ static void req_unlink(struct cm_curl_req *r)
 {
     struct cm_curl *c = r->c;
 
-    if (r->prev != NULL)
-        r->prev->next = r->next;
-    else
-        c->reqs = r->next;
-    if (r->next != NULL)
-        r->next->prev = r->prev;
-    r->prev = r->next = NULL;
+    LIST_REMOVE(r, link);
     c->active--;
 }
 
@@ -244,8 +239,8 @@ void cm_curl_free(struct cm_curl *c)
 {
     if (c == NULL)
         return;
-    while (c->reqs != NULL)
-        cm_curl_req_cancel(c->reqs);
+    while (!LIST_EMPTY(&c->reqs))
+        cm_curl_req_cancel(LIST_FIRST(&c->reqs));
     if (c->multi != NULL)
         curl_multi_cleanup(c->multi);
     if (c->timer != NULL)
@@ -296,10 +291,7 @@ int cm_curl_start(struct cm_curl *c, CURL *easy, struct curl_slist *headers,
                      o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000L);
     if (headers != NULL)
         curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
-    r->next = c->reqs;
-    if (c->reqs != NULL)
-        c->reqs->prev = r;
-    c->reqs = r;
+    LIST_INSERT_HEAD(&c->reqs, r, link);
     c->active++;
     if (curl_multi_add_handle(c->multi, easy) != CURLM_OK) {
         req_unlink(r);

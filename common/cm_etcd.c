@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -47,7 +48,7 @@ struct cm_etcd {
     char *password;             /* owned secret */
     char *token;                /* owned secret, NULL until authenticated */
     long timeout_ms;
-    struct cm_etcd_call *calls; /* owned list */
+    LIST_HEAD(, cm_etcd_call) calls; /* owned list */
     struct cm_etcd_stats st;
 };
 
@@ -66,7 +67,7 @@ struct cm_etcd_call {
     size_t endpoint;         /* index the transfer went to */
     bool fixed;              /* cm_etcd_call_member(): no moving on */
     bool retried;            /* the token was renewed once for this call */
-    struct cm_etcd_call *prev, *next;
+    LIST_ENTRY(cm_etcd_call) link;
 };
 
 static int start_phase(struct cm_etcd_call *c);
@@ -136,15 +137,7 @@ struct cm_etcd *cm_etcd_new(struct cm_curl *curl, const struct cm_conf_etcd *con
 
 static void call_unlink(struct cm_etcd_call *c)
 {
-    struct cm_etcd *e = c->e;
-
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        e->calls = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    LIST_REMOVE(c, link);
 }
 
 static void call_free(struct cm_etcd_call *c)
@@ -169,8 +162,8 @@ void cm_etcd_free(struct cm_etcd *e)
 {
     if (e == NULL)
         return;
-    while (e->calls != NULL)
-        cm_etcd_call_cancel(e->calls);
+    while (!LIST_EMPTY(&e->calls))
+        cm_etcd_call_cancel(LIST_FIRST(&e->calls));
     for (size_t i = 0; i < e->count; i++)
         free(e->endpoints[i]);
     free(e->endpoints);
@@ -535,10 +528,7 @@ static int call_launch(struct cm_etcd_call *c, struct cm_etcd_call **out)
     struct cm_etcd *e = c->e;
     int rc;
 
-    c->next = e->calls;
-    if (e->calls != NULL)
-        e->calls->prev = c;
-    e->calls = c;
+    LIST_INSERT_HEAD(&e->calls, c, link);
     e->st.calls++;
     if (e->username != NULL && e->token == NULL) {
         c->auth_body = cm_etcd_body_auth(e->username, e->password);

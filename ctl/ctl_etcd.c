@@ -300,11 +300,41 @@ static const char *int_cell(json_t *o, const char *key, char *buf, size_t cap)
     return buf;
 }
 
-static int members_table(json_t *rep, struct cm_buf *out)
+#define COLS 6
+
+/* The cells of one row of a table (pointers into @m or @buf). */
+typedef void row_fn(json_t *m, const char **cells, char buf[][200]);
+
+static void member_row(json_t *m, const char **row, char buf[][200])
 {
-    static const char *const head[] = {"ETCD MEMBER", "HEALTH",     "LEADER",
-                                       "REVISION",    "RAFT INDEX", "VERSION"};
-    struct ctl_table *t = ctl_table_new(6);
+    bool ok = json_is_true(json_object_get(m, "ok"));
+
+    snprintf(buf[0], sizeof(buf[0]), "%s%s",
+             ok ? "ok" : "unreachable: ", ok ? "" : str_or(m, "error", "no answer"));
+    row[0] = str_or(m, "endpoint", "?");
+    row[1] = buf[0];
+    row[2] = ok ? (json_is_true(json_object_get(m, "leader")) ? "yes" : "no") : "-";
+    row[3] = int_cell(m, "revision", buf[1], sizeof(buf[1]));
+    row[4] = int_cell(m, "raft_index", buf[2], sizeof(buf[2]));
+    row[5] = str_or(m, "version", "-");
+}
+
+static void consumer_row(json_t *m, const char **row, char buf[][200])
+{
+    bool ok = json_is_true(json_object_get(m, "ok"));
+
+    row[0] = str_or(m, "name", "?");
+    row[1] = !ok ? "?" : json_is_true(json_object_get(m, "up")) ? "up" : "DOWN";
+    row[2] = int_cell(m, "revision", buf[0], sizeof(buf[0]));
+    row[3] = int_cell(m, "keys", buf[1], sizeof(buf[1]));
+    row[4] = str_or(m, "digest", "-");
+    row[5] = !ok ? str_or(m, "error", "unreachable") : str_or(m, "last_error", "");
+}
+
+/* A table of the objects of @rows, one row each by @fn, under @head. */
+static int table(json_t *rows, const char *const head[COLS], row_fn *fn, struct cm_buf *out)
+{
+    struct ctl_table *t = ctl_table_new(COLS);
     size_t i;
     json_t *m;
     int rc;
@@ -312,20 +342,12 @@ static int members_table(json_t *rep, struct cm_buf *out)
     if (t == NULL)
         return CM_ENOMEM;
     rc = ctl_table_add_row(t, head);
-    json_array_foreach(json_object_get(rep, "members"), i, m)
+    json_array_foreach(rows, i, m)
     {
-        char rev[32], idx[32], health[200];
-        bool ok = json_is_true(json_object_get(m, "ok"));
-        const char *row[6];
+        char buf[3][200];
+        const char *row[COLS];
 
-        snprintf(health, sizeof(health), "%s%s",
-                 ok ? "ok" : "unreachable: ", ok ? "" : str_or(m, "error", "no answer"));
-        row[0] = str_or(m, "endpoint", "?");
-        row[1] = health;
-        row[2] = ok ? (json_is_true(json_object_get(m, "leader")) ? "yes" : "no") : "-";
-        row[3] = int_cell(m, "revision", rev, sizeof(rev));
-        row[4] = int_cell(m, "raft_index", idx, sizeof(idx));
-        row[5] = str_or(m, "version", "-");
+        fn(m, row, buf);
         if (rc == CM_OK)
             rc = ctl_table_add_row(t, row);
     }
@@ -335,38 +357,10 @@ static int members_table(json_t *rep, struct cm_buf *out)
     return rc;
 }
 
-static int consumers_table(json_t *rep, struct cm_buf *out)
-{
-    static const char *const head[] = {
-        "CONSUMER (registered in etcd)", "WATCH", "REVISION", "KEYS", "DIGEST", "PROBLEM"};
-    struct ctl_table *t = ctl_table_new(6);
-    size_t i;
-    json_t *m;
-    int rc;
-
-    if (t == NULL)
-        return CM_ENOMEM;
-    rc = ctl_table_add_row(t, head);
-    json_array_foreach(json_object_get(rep, "consumers"), i, m)
-    {
-        char rev[32], keys[32];
-        bool ok = json_is_true(json_object_get(m, "ok"));
-        const char *row[6];
-
-        row[0] = str_or(m, "name", "?");
-        row[1] = !ok ? "?" : json_is_true(json_object_get(m, "up")) ? "up" : "DOWN";
-        row[2] = int_cell(m, "revision", rev, sizeof(rev));
-        row[3] = int_cell(m, "keys", keys, sizeof(keys));
-        row[4] = str_or(m, "digest", "-");
-        row[5] = !ok ? str_or(m, "error", "unreachable") : str_or(m, "last_error", "");
-        if (rc == CM_OK)
-            rc = ctl_table_add_row(t, row);
-    }
-    if (rc == CM_OK)
-        rc = ctl_table_render(t, out);
-    ctl_table_free(t);
-    return rc;
-}
+static const char *const members_head[COLS] = {"ETCD MEMBER", "HEALTH",     "LEADER",
+                                               "REVISION",    "RAFT INDEX", "VERSION"};
+static const char *const consumers_head[COLS] = {
+    "CONSUMER (registered in etcd)", "WATCH", "REVISION", "KEYS", "DIGEST", "PROBLEM"};
 
 int ctl_etcd_text(json_t *rep, struct cm_buf *out)
 {
@@ -382,14 +376,14 @@ int ctl_etcd_text(json_t *rep, struct cm_buf *out)
                                                         "state)"
                                                       : "");
     if (rc == CM_OK)
-        rc = members_table(rep, out);
+        rc = table(json_object_get(rep, "members"), members_head, member_row, out);
     if (rc == CM_OK)
         rc = cm_buf_append_str(out, "\n");
     if (rc == CM_OK && json_is_string(json_object_get(rep, "consumers_error")))
         rc = cm_buf_printf(out, "consumers: cannot list them: %s\n",
                            str_or(rep, "consumers_error", "?"));
     else if (rc == CM_OK && consumers > 0)
-        rc = consumers_table(rep, out);
+        rc = table(json_object_get(rep, "consumers"), consumers_head, consumer_row, out);
     if (rc == CM_OK)
         rc = cm_buf_printf(
             out, "%s\n",

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -30,9 +31,9 @@
 #include "health/hc_kubeconfig.h"
 
 struct hc_http {
-    struct event_base *base;  /* borrowed */
-    struct cm_curl *curl;     /* owned: the transfers */
-    struct hc_http_req *reqs; /* owned list of the requests the callers hold */
+    struct event_base *base;       /* borrowed */
+    struct cm_curl *curl;          /* owned: the transfers */
+    LIST_HEAD(, hc_http_req) reqs; /* owned list of the requests the callers hold */
     size_t active;
     struct cm_log_ratelimit token_rl; /* unreadable tokenFile warnings */
 };
@@ -46,20 +47,14 @@ struct hc_http_req {
     /* Parked until the exec plugin's run ends (no transfer yet): */
     const struct hc_kube_target *wait_t; /* borrowed */
     char *wait_url;                      /* owned; non-NULL while parked */
-    struct hc_http_req *prev, *next;
+    LIST_ENTRY(hc_http_req) link;
 };
 
 static void req_unlink(struct hc_http_req *r)
 {
     struct hc_http *h = r->h;
 
-    if (r->prev != NULL)
-        r->prev->next = r->next;
-    else
-        h->reqs = r->next;
-    if (r->next != NULL)
-        r->next->prev = r->prev;
-    r->prev = r->next = NULL;
+    LIST_REMOVE(r, link);
     h->active--;
 }
 
@@ -117,8 +112,8 @@ void hc_http_free(struct hc_http *h)
 {
     if (h == NULL)
         return;
-    while (h->reqs != NULL)
-        hc_http_req_cancel(h->reqs);
+    while (!LIST_EMPTY(&h->reqs))
+        hc_http_req_cancel(LIST_FIRST(&h->reqs));
     cm_curl_free(h->curl);
     free(h);
 }
@@ -324,10 +319,7 @@ static struct hc_http_req *req_new(struct hc_http *h, const struct cm_curl_opts 
         return NULL;
     r->h = h;
     r->o = *o;
-    r->next = h->reqs;
-    if (h->reqs != NULL)
-        h->reqs->prev = r;
-    h->reqs = r;
+    LIST_INSERT_HEAD(&h->reqs, r, link);
     h->active++;
     return r;
 }
@@ -411,7 +403,7 @@ static int req_go(struct hc_http_req *r, const struct hc_kube_target *t, const c
 static void on_exec_done(void *arg, struct hc_exec *x)
 {
     struct hc_http *h = arg;
-    struct hc_http_req *r = h->reqs;
+    struct hc_http_req *r = LIST_FIRST(&h->reqs);
 
     while (r != NULL) {
         char *url = r->wait_url;
@@ -419,21 +411,21 @@ static void on_exec_done(void *arg, struct hc_exec *x)
         int rc;
 
         if (url == NULL || r->exec != x) {
-            r = r->next;
+            r = LIST_NEXT(r, link);
             continue;
         }
         r->wait_url = NULL;
         rc = req_go(r, r->wait_t, url);
         free(url);
         if (rc == CM_OK) {
-            r = r->next;
+            r = LIST_NEXT(r, link);
             continue;
         }
         req_unlink(r);
         req_free(r);
         if (o.on_done != NULL)
             o.on_done(o.arg, rc, 0, false, "cannot start the request");
-        r = h->reqs;
+        r = LIST_FIRST(&h->reqs);
     }
 }
 
