@@ -36,6 +36,20 @@ def start(tmp, cluster, section, vantages=ONE):
     return c
 
 
+def extra_dnsd(c, name, etcd_change):
+    """One more fedgslb-dnsd with ns2's configuration, the etcd section changed
+    by @etcd_change, on its own ports and state file. Returns (daemon, ctl port)."""
+    conf = c.ns2_config()
+    etcd_change(conf["etcd"])
+    port, ctl = etcd_cluster.quiet_port(), etcd_cluster.quiet_port()
+    conf["dnsd"]["listen"] = ["127.0.0.1:%d" % port]
+    conf["dnsd"]["control"]["listen"] = "127.0.0.1:%d" % ctl
+    conf["dnsd"]["state_file"] = os.path.join(c.tmp, "%s-state.json" % name)
+    d = fedtest.start_dnsd(c.tmp, conf=conf, dns_port=port, ctl_port=ctl,
+                           config_name="%s.json" % name)
+    return d, ctl
+
+
 def wait_log(d, text, timeout=15):
     deadline = time.monotonic() + timeout * fedtest.SLOW
     while text not in d.log_text():
@@ -57,14 +71,7 @@ def test_tls_with_client_certificates(tmp_path):
         c.wait_both("us-east-1", "eur", timeout=10)
         c.backends["usa"].set_status(200)
         # Without the client certificate: the TLS handshake is refused; said so.
-        conf = c.ns2_config()
-        conf["etcd"]["tls"] = {"ca_file": cl.pem("ca.crt")}
-        port, ctl = etcd_cluster.quiet_port(), etcd_cluster.quiet_port()
-        conf["dnsd"]["listen"] = ["127.0.0.1:%d" % port]
-        conf["dnsd"]["control"]["listen"] = "127.0.0.1:%d" % ctl
-        conf["dnsd"]["state_file"] = os.path.join(c.tmp, "nocert-state.json")
-        d = fedtest.start_dnsd(c.tmp, conf=conf, dns_port=port, ctl_port=ctl,
-                               config_name="nocert.json")
+        d, ctl = extra_dnsd(c, "nocert", lambda e: e.update(tls={"ca_file": cl.pem("ca.crt")}))
         try:
             wait_log(d, "etcd: list failed")
             st = fedtest.http(ctl, "GET", "/v1/state", timeout=2)[1]["etcd"]
@@ -74,10 +81,7 @@ def test_tls_with_client_certificates(tmp_path):
         finally:
             fedtest.finish(d)
         # Without our CA: the server's certificate is not trusted.
-        conf["etcd"].pop("tls")
-        conf["dnsd"]["state_file"] = os.path.join(c.tmp, "noca-state.json")
-        d = fedtest.start_dnsd(c.tmp, conf=conf, dns_port=port, ctl_port=ctl,
-                               config_name="noca.json")
+        d, ctl = extra_dnsd(c, "noca", lambda e: e.pop("tls"))
         try:
             wait_log(d, "etcd: list failed")
             assert "certificate" in d.log_text().lower() or "SSL" in d.log_text()
@@ -115,14 +119,7 @@ def test_user_and_password(tmp_path):
         # A wrong password: refused, said so, nothing served changes.
         bad = os.path.join(str(tmp_path), "bad.password")
         fedtest.write_secret(bad, "not-the-password")
-        conf = c.ns2_config()
-        conf["etcd"]["password_file"] = bad
-        port, ctl = etcd_cluster.quiet_port(), etcd_cluster.quiet_port()
-        conf["dnsd"]["listen"] = ["127.0.0.1:%d" % port]
-        conf["dnsd"]["control"]["listen"] = "127.0.0.1:%d" % ctl
-        conf["dnsd"]["state_file"] = os.path.join(c.tmp, "badpw-state.json")
-        d = fedtest.start_dnsd(c.tmp, conf=conf, dns_port=port, ctl_port=ctl,
-                               config_name="badpw.json")
+        d, ctl = extra_dnsd(c, "badpw", lambda e: e.update(password_file=bad))
         try:
             wait_log(d, "authenticate as %s: etcdserver: authentication failed" % USER)
             st = fedtest.http(ctl, "GET", "/v1/state", timeout=2)[1]["etcd"]
@@ -131,11 +128,8 @@ def test_user_and_password(tmp_path):
         finally:
             fedtest.finish(d)
         # No credentials at all against an etcd with auth: the hint names the keys.
-        conf["etcd"].pop("username")
-        conf["etcd"].pop("password_file")
-        conf["dnsd"]["state_file"] = os.path.join(c.tmp, "nouser-state.json")
-        d = fedtest.start_dnsd(c.tmp, conf=conf, dns_port=port, ctl_port=ctl,
-                               config_name="nouser.json")
+        d, ctl = extra_dnsd(c, "nouser", lambda e: [e.pop(k) for k in ("username",
+                                                                       "password_file")])
         try:
             wait_log(d, "set etcd.username and etcd.password_file")
         finally:
