@@ -530,14 +530,18 @@ static int wildcard_warnings(struct cm_conf_parse *p, const struct cm_conf *conf
     return rc;
 }
 
-/* health.publish_to, when not given: every name server and proxy of the deployment. */
+/*
+ * health.publish_to, when not given: every name server and proxy of the
+ * deployment; none in the distributed mode (the vantages write to etcd and
+ * the consumers refuse pushes).
+ */
 static int publish_default(struct cm_conf_parse *p, struct cm_conf *conf)
 {
     struct cm_conf_health *h = &conf->health;
     const struct cm_conf_deployment *d = &conf->deployment;
     size_t n = d->name_server_count + d->proxy_count;
 
-    if (!h->present || h->publish_to_count > 0 || n == 0)
+    if (!h->present || h->publish_to_count > 0 || n == 0 || conf->etcd.present)
         return CM_OK;
     h->publish_to = calloc(n, sizeof(*h->publish_to));
     if (h->publish_to == NULL)

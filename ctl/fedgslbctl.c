@@ -37,6 +37,7 @@
 #include "common/cm_str.h"
 #include "common/cm_time.h"
 #include "ctl/ctl_args.h"
+#include "ctl/ctl_etcd.h"
 #include "ctl/ctl_http.h"
 #include "ctl/ctl_intent.h"
 #include "ctl/ctl_render.h"
@@ -451,7 +452,9 @@ static json_t *agreement(const struct ctl_run *run, const struct targets *ts, js
 
 static int cmd_status(const struct ctl_run *run, const struct targets *ts)
 {
-    json_t *docs[TARGETS_MAX] = {NULL}, *model = NULL, *agree = NULL;
+    json_t *docs[TARGETS_MAX] = {NULL}, *model = NULL, *agree = NULL, *etcd = NULL;
+    const struct ctl_endpoint *ep;
+    char err[ERR_MAX] = "";
     struct cm_buf out;
     size_t first = ts->n;
     int ex, fetched;
@@ -464,7 +467,8 @@ static int cmd_status(const struct ctl_run *run, const struct targets *ts)
         ex = worse(fetched, EXIT_UNREACHABLE);
         goto out;
     }
-    ex = status_tables(run, &ts->t[first].ep, docs[first], &model);
+    ep = &ts->t[first].ep;
+    ex = status_tables(run, ep, docs[first], &model);
     if (ex != EXIT_OK_)
         goto out;
     if (ts->n > 1) {
@@ -475,11 +479,23 @@ static int cmd_status(const struct ctl_run *run, const struct targets *ts)
             goto out;
         }
     }
+    if (run->conf != NULL && run->conf->etcd.present) {
+        /* the distributed mode: etcd's members, the consumers and their agreement */
+        if (ctl_etcd_report(run->conf,
+                            ep->token != NULL && run->o->token_file != NULL ? ep->token : NULL,
+                            run->o->timeout_ms, &etcd, err, sizeof(err)) != CM_OK) {
+            fail("%s", err);
+            ex = EXIT_USAGE;
+            goto out;
+        }
+        json_object_set(model, "etcd", etcd);
+    }
     if (run->o->json) {
         ex = print_json(model);
     } else if (ctl_status_text(model, &out) != CM_OK ||
                (agree != NULL &&
-                (cm_buf_printf(&out, "\n") != CM_OK || ctl_agreement_text(agree, &out) != CM_OK))) {
+                (cm_buf_printf(&out, "\n") != CM_OK || ctl_agreement_text(agree, &out) != CM_OK)) ||
+               (etcd != NULL && ctl_etcd_text(etcd, &out) != CM_OK)) {
         fail("out of memory");
         ex = EXIT_USAGE;
     } else {
@@ -491,6 +507,7 @@ static int cmd_status(const struct ctl_run *run, const struct targets *ts)
 out:
     for (size_t i = 0; i < ts->n; i++)
         json_decref(docs[i]);
+    json_decref(etcd);
     json_decref(model);
     json_decref(agree);
     cm_buf_fini(&out);

@@ -380,6 +380,14 @@ static void test_publish_tls(void **state)
     assert_int_equal(c->health.publish_to_count, 1);
     assert_string_equal(c->health.publish_to[0], "http://127.0.0.1:1");
     cm_conf_unref(c);
+    /* The distributed mode: the vantages write to etcd, nobody is pushed to. */
+    c = load_ok(HEAD " 'health': {}, 'etcd': {'endpoints': ['http://127.0.0.1:2379']}, "
+                     "'deployment': {'name_servers': {'ns1': {'control': '127.0.0.1:9101', "
+                     "'region': 'us-east-1'}}, 'vantages': {'us-east-1': {'control': "
+                     "'127.0.0.1:9111'}}}}",
+                CM_INSTANCE_VANTAGE, "us-east-1");
+    assert_int_equal(c->health.publish_to_count, 0);
+    cm_conf_unref(c);
 }
 
 /* conf/deployment.json, the shipped example: loads whole and for every instance. */
