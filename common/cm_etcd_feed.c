@@ -18,6 +18,7 @@
 #include "common/cm_err.h"
 #include "common/cm_hash.h"
 #include "common/cm_log.h"
+#include "common/cm_sorted.h"
 #include "common/cm_state.h"
 #include "common/cm_store.h"
 #include "common/cm_str.h"
@@ -145,26 +146,26 @@ static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
     return alen < blen ? -1 : alen > blen ? 1 : 0;
 }
 
+/* A key being looked for: its bytes. */
+struct key_ref {
+    const char *key;
+    size_t len;
+};
+
+static int entry_key_cmp(const void *elem, const void *key)
+{
+    const struct entry *e = elem;
+    const struct key_ref *k = key;
+
+    return key_cmp(e->key, e->key_len, k->key, k->len);
+}
+
 /* The index of @key, or where it would go (*found false). */
 static size_t find(const struct cm_etcd_feed *f, const char *key, size_t len, bool *found)
 {
-    size_t lo = 0, hi = f->count;
+    const struct key_ref k = {key, len};
 
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = key_cmp(f->e[mid].key, f->e[mid].key_len, key, len);
-
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return cm_lower_bound(f->e, f->count, sizeof(*f->e), &k, entry_key_cmp, found);
 }
 
 /* Sets @e from @kv (a key the feed keeps). */

@@ -19,6 +19,7 @@
 #include "common/cm_err.h"
 #include "common/cm_hash.h"
 #include "common/cm_log.h"
+#include "common/cm_sorted.h"
 #include "common/cm_state.h"
 #include "common/cm_store.h"
 #include "common/cm_str.h"
@@ -455,26 +456,16 @@ const struct cm_intent *cm_intents_get(const struct cm_intents *s, size_t i)
     return i < s->count ? s->v[i] : NULL;
 }
 
+/* An intent (an element of cm_intents.v) against an id. */
+static int id_cmp(const void *elem, const void *id)
+{
+    return strcmp((*(const struct cm_intent *const *)elem)->id, id);
+}
+
 /* Position of @id, or where it would go (*found false). */
 static size_t find_pos(const struct cm_intents *s, const char *id, bool *found)
 {
-    size_t lo = 0, hi = s->count;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(s->v[mid]->id, id);
-
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return cm_lower_bound(s->v, s->count, sizeof(*s->v), id, id_cmp, found);
 }
 
 const struct cm_intent *cm_intents_find(const struct cm_intents *s, const char *id)
@@ -771,7 +762,8 @@ json_t *cm_intents_digest_json(const struct cm_store *store, const struct cm_int
 
 /* ---- the view ---- */
 
-static int override_cmp(const void *a, const void *b)
+/* Overrides by (service, member, kind) alone: the lookup's order. */
+static int override_key_cmp(const void *a, const void *b)
 {
     const struct cm_intent_override *x = a, *y = b;
     int c = strcmp(x->service, y->service);
@@ -782,6 +774,16 @@ static int override_cmp(const void *a, const void *b)
         return x->member < y->member ? -1 : 1;
     if (x->kind != y->kind)
         return x->kind < y->kind ? -1 : 1;
+    return 0;
+}
+
+static int override_cmp(const void *a, const void *b)
+{
+    const struct cm_intent_override *x = a, *y = b;
+    int c = override_key_cmp(a, b);
+
+    if (c != 0)
+        return c;
     /* The newest first: it is the one that counts. */
     if (x->by->created_at != y->by->created_at)
         return x->by->created_at > y->by->created_at ? -1 : 1;
@@ -911,32 +913,20 @@ enum cm_intent_admin cm_intent_view_admin(const struct cm_intent_view *v, size_t
 bool cm_intent_view_value(const struct cm_intent_view *v, const char *service, size_t m,
                           enum cm_intent_kind kind, uint32_t *value, const struct cm_intent **by)
 {
-    size_t lo = 0, hi;
+    const struct cm_intent_override key = {.service = service, .member = (uint32_t)m, .kind = kind};
+    bool found;
+    size_t i;
 
     if (v == NULL || service == NULL || v->override_count == 0)
         return false;
-    hi = v->override_count;
     /* The first entry of (service, m, kind): the newest intent. */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const struct cm_intent_override *o = &v->overrides[mid];
-        int c = strcmp(o->service, service);
-
-        if (c == 0)
-            c = o->member < m ? -1 : o->member > m ? 1 : 0;
-        if (c == 0)
-            c = o->kind < kind ? -1 : o->kind > kind ? 1 : 0;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo >= v->override_count || strcmp(v->overrides[lo].service, service) != 0 ||
-        v->overrides[lo].member != m || v->overrides[lo].kind != kind)
+    i = cm_lower_bound(v->overrides, v->override_count, sizeof(*v->overrides), &key,
+                       override_key_cmp, &found);
+    if (!found)
         return false;
-    *value = v->overrides[lo].by->value;
+    *value = v->overrides[i].by->value;
     if (by != NULL)
-        *by = v->overrides[lo].by;
+        *by = v->overrides[i].by;
     return true;
 }
 
