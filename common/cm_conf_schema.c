@@ -34,7 +34,7 @@ _Static_assert(sizeof(enum cm_check_type) == sizeof(int), "enum cm_check_type is
 
 /* ---- names and keys -------------------------------------------------------- */
 
-static int key_label(struct cm_conf_parse *p, void *base, void *field)
+int cm_conf_key_label(struct cm_conf_parse *p, void *base, void *field)
 {
     const char *s = *(char **)field;
     char q[CM_CONF_QUOTE_MAX];
@@ -153,7 +153,7 @@ static int region_location(struct cm_conf_parse *p, json_t *v, void *base, void 
     return CM_OK;
 }
 
-static int member_zone(struct cm_conf_parse *p, json_t *v, void *base, void *field)
+int cm_conf_member_zone(struct cm_conf_parse *p, json_t *v, void *base, void *field)
 {
     struct cm_conf_member *m = base;
     const struct cm_conf_region *r = &p->conf->regions[m->region];
@@ -1658,7 +1658,7 @@ static const struct cm_conf_schema region_schema = {
     .count = COUNT(region_items),
     .size = sizeof(struct cm_conf_region),
     .name_offset = offsetof(struct cm_conf_region, name),
-    .key_check = key_label,
+    .key_check = cm_conf_key_label,
     .post = region_post,
 };
 
@@ -1686,7 +1686,7 @@ static const struct cm_conf_item member_items[] = {
     {.key = "zone",
      .type = CM_CONF_CUSTOM,
      .offset = offsetof(struct cm_conf_member, zone),
-     .parse = member_zone},
+     .parse = cm_conf_member_zone},
     {.key = "kubeconfig",
      .type = CM_CONF_STR,
      .offset = offsetof(struct cm_conf_member, kubeconfig)},
@@ -1702,7 +1702,7 @@ static const struct cm_conf_schema member_schema = {
     .count = COUNT(member_items),
     .size = sizeof(struct cm_conf_member),
     .name_offset = offsetof(struct cm_conf_member, name),
-    .key_check = key_label,
+    .key_check = cm_conf_key_label,
 };
 
 static const struct cm_conf_item check_items[] = {
@@ -1864,6 +1864,10 @@ static const struct cm_conf_item root_items[] = {
      .required = true,
      .max = 1024,
      .sub = &member_schema},
+    {.key = "members_from",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf, members_from),
+     .sub = &cm_conf_members_from_schema},
     {.key = "services",
      .type = CM_CONF_MAP,
      .offset = offsetof(struct cm_conf, services),
