@@ -123,6 +123,8 @@ const struct cm_merged *dns_state_merged(const struct dns_state *st);
 /** Drains by conf member index, for dns_view_new / dns_fed_explain. */
 void dns_state_drains(const struct dns_state *st, struct dns_drains *out);
 bool dns_state_is_drained(const struct dns_state *st, size_t member);
+/** The configuration the merge and the view use: the loaded one, extended
+ *  with the registry members the held documents place (members_from). */
 struct cm_conf *dns_state_conf(const struct dns_state *st);
 
 /** State file writes that failed since start, and whether the last one did. */

@@ -276,7 +276,8 @@ static int dnsd_prepare(struct dnsd *d, bool check, char *err, size_t errlen)
     if (rc != CM_OK)
         return rc;
     dns_state_drains(d->state, &drains);
-    return apply_view(d, d->conf, dns_state_merged(d->state), &drains, err, errlen);
+    return apply_view(d, dns_state_conf(d->state), dns_state_merged(d->state), &drains, err,
+                      errlen);
 }
 
 /*
@@ -479,7 +480,8 @@ static void on_geo_done(evutil_socket_t fd, short what, void *arg)
         j->geo = NULL;
         d->env.geoip_reloads_ok++;
         dns_state_drains(d->state, &drains);
-        if (apply_view(d, d->conf, dns_state_merged(d->state), &drains, err, sizeof(err)) != CM_OK)
+        if (apply_view(d, dns_state_conf(d->state), dns_state_merged(d->state), &drains, err,
+                       sizeof(err)) != CM_OK)
             cm_log_error("geoip: view not rebuilt: %s", err);
     }
     geo_job_free(j);
