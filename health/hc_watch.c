@@ -67,6 +67,8 @@ struct hc_watch {
     time_t stream_start;
     uint64_t stream_items;
     struct hc_watch_stats st;
+    char path[HC_WATCH_PATH_MAX]; /* the collection: the kind's, or narrowed by hc_watch_scope */
+    char *field_selector;         /* owned, NULL = none */
 };
 
 static void do_list(struct hc_watch *w);
@@ -273,8 +275,9 @@ static void do_list(struct hc_watch *w)
     w->next = WN_NONE;
     cm_buf_init(&w->body, HC_K8S_LIST_MAX);
     cm_buf_init(&u, URL_MAX);
-    rc = cm_buf_printf(&u, "%s%s?limit=%" PRIu32, w->t->server, hc_k8s_kind_path(w->kind),
-                       w->p.page_limit);
+    rc = cm_buf_printf(&u, "%s%s?limit=%" PRIu32, w->t->server, w->path, w->p.page_limit);
+    if (rc == CM_OK && w->field_selector != NULL)
+        rc = append_param(&u, "fieldSelector", w->field_selector);
     if (rc == CM_OK && w->cont != NULL)
         rc = append_param(&u, "continue", w->cont);
     if (rc == CM_OK)
@@ -396,7 +399,9 @@ static void do_watch(struct hc_watch *w)
     cm_buf_init(&w->body, ERR_BODY_MAX);
     cm_buf_init(&u, URL_MAX);
     rc = cm_buf_printf(&u, "%s%s?watch=1&allowWatchBookmarks=true&timeoutSeconds=%" PRIu32,
-                       w->t->server, hc_k8s_kind_path(w->kind), ts);
+                       w->t->server, w->path, ts);
+    if (rc == CM_OK && w->field_selector != NULL)
+        rc = append_param(&u, "fieldSelector", w->field_selector);
     if (rc == CM_OK && w->rv != NULL)
         rc = append_param(&u, "resourceVersion", w->rv);
     if (rc == CM_OK)
@@ -420,6 +425,7 @@ struct hc_watch *hc_watch_new(struct event_base *base, struct hc_http *http,
     w->t = t;
     w->member = member;
     w->kind = kind;
+    cm_strlcpy(w->path, hc_k8s_kind_path(kind), sizeof(w->path));
     w->p = *p;
     w->cbs = *cbs;
     cm_backoff_init(&w->backoff, p->backoff_min_ms, p->backoff_max_ms, CM_BACKOFF_JITTER_EQUAL);
@@ -432,6 +438,26 @@ struct hc_watch *hc_watch_new(struct event_base *base, struct hc_http *http,
         return NULL;
     }
     return w;
+}
+
+int hc_watch_scope(struct hc_watch *w, const char *ns, const char *field_selector)
+{
+    char path[HC_WATCH_PATH_MAX];
+    char *fs = NULL;
+    int rc;
+
+    rc = hc_k8s_kind_path_ns(w->kind, ns, path, sizeof(path));
+    if (rc != CM_OK)
+        return rc;
+    if (field_selector != NULL) {
+        fs = strdup(field_selector);
+        if (fs == NULL)
+            return CM_ENOMEM;
+    }
+    memcpy(w->path, path, sizeof(path));
+    free(w->field_selector);
+    w->field_selector = fs;
+    return CM_OK;
 }
 
 int hc_watch_start(struct hc_watch *w)
@@ -451,6 +477,7 @@ void hc_watch_free(struct hc_watch *w)
     cm_buf_fini(&w->body);
     hc_lines_fini(&w->lines);
     free(w->rv);
+    free(w->field_selector);
     free(w);
 }
 
