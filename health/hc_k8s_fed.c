@@ -253,10 +253,13 @@ static void kubefed_place(struct rd *r, json_t *o, struct hc_k8s_fedcluster *c)
     const char *region = label_value(c->labels, c->label_count, HC_K8S_LABEL_REGION);
     const char *zone = label_value(c->labels, c->label_count, HC_K8S_LABEL_ZONE);
 
-    if (region != NULL && region[0] != '\0')
+    if (region != NULL && region[0] != '\0') {
         c->region = dup_checked(r, region);
-    else
+        c->region_from = "labels";
+    } else {
         c->region = get_str(r, status, "region", "status.region", true);
+        c->region_from = "status";
+    }
     if (zone != NULL && zone[0] != '\0') {
         c->zones = calloc(2, sizeof(*c->zones));
         if (c->zones == NULL) {
@@ -300,6 +303,7 @@ static void parse_karmada(struct rd *r, json_t *spec, struct hc_k8s_fedcluster *
     c->insecure =
         get_bool(r, spec, "insecureSkipTLSVerification", "spec.insecureSkipTLSVerification");
     c->region = get_str(r, spec, "region", "spec.region", true);
+    c->region_from = "spec.region";
     c->zones = get_strv(r, spec, "zones", "spec.zones", &c->zone_count);
     if (c->zone_count > 0 || r->oom)
         return;

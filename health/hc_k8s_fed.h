@@ -54,12 +54,14 @@ struct hc_k8s_fedcluster {
     char *api_endpoint; /* owned spec.apiEndpoint as written, NULL when absent */
     char *ca_pem;       /* owned spec.caBundle decoded (KubeFed), NULL when absent */
     size_t ca_pem_len;
-    char *secret_ns;   /* owned spec.secretRef.namespace (Karmada), NULL for KubeFed */
-    char *secret_name; /* owned spec.secretRef.name, NULL when absent */
-    char *proxy_url;   /* owned spec.proxyURL, NULL when absent */
-    bool insecure;     /* insecureSkipTLSVerification, or disabledTLSValidations ["*"] */
-    char *region;      /* owned, NULL when the object does not say */
-    char **zones;      /* owned, in the object's order */
+    char *secret_ns;         /* owned spec.secretRef.namespace (Karmada), NULL for KubeFed */
+    char *secret_name;       /* owned spec.secretRef.name, NULL when absent */
+    char *proxy_url;         /* owned spec.proxyURL, NULL when absent */
+    bool insecure;           /* insecureSkipTLSVerification, or disabledTLSValidations ["*"] */
+    char *region;            /* owned, NULL when the object does not say */
+    const char *region_from; /* static: where region came from ("spec.region", "labels",
+                                "status"), NULL with it */
+    char **zones;            /* owned, in the object's order */
     size_t zone_count;
     struct hc_k8s_label *labels; /* owned metadata.labels (clusterSelector matches them) */
     size_t label_count;

@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 
 #include "common/cm_backoff.h"
+#include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_rand.h"
@@ -81,6 +82,17 @@ void hc_watch_params_default(struct hc_watch_params *p)
     p->watch_timeout_s = 300;
     p->list_timeout_ms = 30000;
     p->page_limit = 500;
+}
+
+void hc_watch_params_from_conf(struct hc_watch_params *p, const struct cm_conf *conf)
+{
+    const struct cm_conf_health_api *a = &conf->health.api;
+
+    p->backoff_min_ms = a->backoff_min_ms;
+    p->backoff_max_ms = a->backoff_max_ms;
+    p->watch_timeout_s = a->watch_timeout_s;
+    p->list_timeout_ms = a->list_timeout_ms;
+    p->page_limit = a->list_limit;
 }
 
 static const char *res(const struct hc_watch *w)

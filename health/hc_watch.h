@@ -28,6 +28,7 @@
 
 #include "health/hc_k8s.h"
 
+struct cm_conf;
 struct hc_http;
 struct hc_kube_target;
 struct hc_watch;
@@ -70,6 +71,8 @@ struct hc_watch_stats {
 
 /** Fills @p with the defaults. */
 void hc_watch_params_default(struct hc_watch_params *p);
+/** Fills @p from the configuration's health.api (backoff, timeouts, page size). */
+void hc_watch_params_from_conf(struct hc_watch_params *p, const struct cm_conf *conf);
 
 /**
  * A watcher (not started). @http, @t, @member are borrowed and must outlive
