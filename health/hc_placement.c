@@ -9,12 +9,16 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_net.h"
 #include "common/cm_str.h"
 #include "health/hc_fedsvc.h"
 #include "health/hc_k8s.h"
@@ -25,23 +29,66 @@
 
 /* ---- a member ---- */
 
+/* host[:port] of a URL: a DNS name or IPv4 address, or [IPv6]; port 1..65535. */
+static bool authority_ok(const char *a, size_t len)
+{
+    char buf[64];
+    size_t hl = 0;
+    uint64_t port;
+    struct cm_addr ip;
+
+    if (len > 0 && a[0] == '[') {
+        const char *close = memchr(a, ']', len);
+
+        hl = close != NULL ? (size_t)(close - a) + 1 : 0;
+        if (hl < 3 || hl - 2 >= sizeof(buf))
+            return false;
+        memcpy(buf, a + 1, hl - 2);
+        buf[hl - 2] = '\0';
+        if (cm_ip_parse(buf, &ip) != CM_OK || ip.ss.ss_family != AF_INET6)
+            return false;
+    } else {
+        while (hl < len && a[hl] != ':') {
+            char c = a[hl++];
+
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '.'))
+                return false;
+        }
+        if (hl == 0 || hl > 253)
+            return false;
+    }
+    if (hl == len)
+        return true;
+    if (a[hl] != ':')
+        return false;
+    return cm_parse_u64_n(a + hl + 1, len - hl - 1, 65535, &port) && port > 0;
+}
+
+/* A path prefix (a proxy's "/k8s/clusters/c-1"): unreserved characters,
+ * '%' escapes and single slashes. */
+static bool path_ok(const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+
+        if ((c == '/' && i > 0 && p[i - 1] == '/') ||
+            !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("-._~/%", c) != NULL))
+            return false;
+    }
+    return true;
+}
+
 int hc_placement_server_url(const char *endpoint, char *out, size_t cap, char *why, size_t whylen)
 {
-    const char *rest = endpoint, *scheme = "https://";
-    size_t len = strlen(endpoint);
+    const char *rest = endpoint, *scheme = "https://", *slash;
+    size_t len = strlen(endpoint), alen;
     int n;
 
     if (len == 0 || len > SERVER_MAX) {
         cm_errf(why, whylen, "empty or longer than %d bytes", SERVER_MAX);
         return CM_EINVAL;
-    }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)endpoint[i];
-
-        if (c <= 0x20 || c >= 0x7f || c == '@' || c == '?' || c == '#' || c == '"' || c == '\\') {
-            cm_errf(why, whylen, "not a URL or host[:port] (byte %zu)", i);
-            return CM_EINVAL;
-        }
     }
     if (strstr(endpoint, "://") != NULL) {
         if (cm_str_skip_prefix(endpoint, "https://", &rest))
@@ -54,10 +101,16 @@ int hc_placement_server_url(const char *endpoint, char *out, size_t cap, char *w
         }
     }
     len = strlen(rest);
-    if (len > 0 && rest[len - 1] == '/')
+    while (len > 0 && rest[len - 1] == '/')
         len--;
-    if (len == 0 || rest[0] == '/' || rest[0] == ':') {
-        cm_errf(why, whylen, "no host");
+    slash = memchr(rest, '/', len);
+    alen = slash != NULL ? (size_t)(slash - rest) : len;
+    if (!authority_ok(rest, alen)) {
+        cm_errf(why, whylen, "not host[:port] (a DNS name or an IP address, a port 1..65535)");
+        return CM_EINVAL;
+    }
+    if (!path_ok(rest + alen, len - alen)) {
+        cm_errf(why, whylen, "the path may hold letters, digits, \"-._~%%\" and single slashes");
         return CM_EINVAL;
     }
     n = snprintf(out, cap, "%s%.*s", scheme, (int)len, rest);
