@@ -11,6 +11,7 @@ import pytest
 
 import fedtest
 from registry_harness import KFS, REGION_OF, WEB, RegistryBed
+from test_metrics_doc import check as check_metrics_doc
 
 
 @pytest.fixture
@@ -106,6 +107,15 @@ def test_unplaced_member_is_reported_then_placed_by_locations(bed):
     assert member_of(doc, "kor") is None
     assert "registry: KubeFedCluster kube-federation-system/kor not used as a member: no " \
            "region" in bed.log()
+    # In /metrics too, and every family is in docs/metrics.md.
+    st, text = fedtest.http(bed.health_port, "GET", "/metrics", token=fedtest.TOKEN)
+    assert st == 200
+    metrics = {(n, tuple(sorted(lb.items()))): v for n, lb, v in fedtest.parse_metrics(text)}
+    assert metrics[("fedgslb_health_registry_members", (("state", "unplaced"),))] == 1
+    assert metrics[("fedgslb_health_registry_members", (("state", "placed"),))] == 1
+    assert metrics[("fedgslb_health_registry_synced", ())] == 1
+    assert metrics[("fedgslb_health_registry_changes_total", (("change", "join"),))] == 1
+    check_metrics_doc("fedgslb-health", text)
     # The operator places it in the configuration; a reload picks it up.
     bed.conf["members_from"]["locations"] = {"kor": {"region": "ap-northeast-1",
                                                      "zone": "ap-northeast-1a"}}
