@@ -73,19 +73,18 @@ static void expect_problem(enum hc_k8s_kind kind, const char *obj_json, const ch
 
 static void test_kubefedcluster_as_joined(void **state)
 {
-    struct hc_k8s_obj *o = parse1(HC_K8S_KUBEFEDCLUSTER,
-                                  "{" KFC_META(
-                                      ", 'labels': {'topology.kubernetes.io/region': 'us-east-1',"
-                                      " 'topology.kubernetes.io/zone': 'us-east-1a', 'tier': "
-                                      "'gold'}") ","
-                                                 " 'spec': {'apiEndpoint': "
-                                                 "'https://10.0.0.1:6443', 'caBundle': '" CA_B64
-                                                 "',"
-                                                 "          'secretRef': {'name': 'usa-2hx8k'}},"
-                                                 " 'status': {'conditions': [{'type': 'Ready', "
-                                                 "'status': 'True'}],"
-                                                 "            'region': 'eu-west-1', 'zones': "
-                                                 "['eu-west-1a']}}");
+    struct hc_k8s_obj *o =
+        parse1(HC_K8S_KUBEFEDCLUSTER,
+               "{" KFC_META(", 'labels': {'topology.kubernetes.io/region': 'us-east-1',"
+                            " 'topology.kubernetes.io/zone': 'us-east-1a', 'tier': "
+                            "'gold'}") ","
+                                       " 'spec': {'apiEndpoint': "
+                                       "'https://10.0.0.1:6443', 'caBundle': '" CA_B64 "',"
+                                       "          'secretRef': {'name': 'usa-2hx8k'}},"
+                                       " 'status': {'conditions': [{'type': 'Ready', "
+                                       "'status': 'True'}],"
+                                       "            'region': 'eu-west-1', 'zones': "
+                                       "['eu-west-1a']}}");
     const struct hc_k8s_fedcluster *c = &o->u.cluster;
 
     (void)state;
