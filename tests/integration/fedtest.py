@@ -373,6 +373,26 @@ def start_dnsd(tmp, conf=None, dns_port=None, ctl_port=None, extra_args=(), read
     return d
 
 
+def start_health(config_path, log_path, ctl_port, cwd, env=None):
+    """Starts fedgslb-health (debug logs) and waits until its control API
+    answers /healthz; raises with the log when it exits or does not."""
+    d = Daemon([binary("fedgslb-health"), "--config", config_path, "--log-level", "debug"],
+               log_path, cwd=cwd, env=env)
+    d.ctl_port = ctl_port
+    d.start()
+    deadline = time.monotonic() + 10 * SLOW
+    while time.monotonic() < deadline:
+        if not d.alive():
+            raise RuntimeError("fedgslb-health exited:\n" + d.log_text())
+        try:
+            if http(ctl_port, "GET", "/healthz", timeout=0.5)[0] == 200:
+                return d
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("fedgslb-health not ready:\n" + d.log_text())
+
+
 def nofile_preexec(n):
     """A preexec_fn that sets RLIMIT_NOFILE to (@n, @n), or None for @n None."""
     if n is None:

@@ -135,22 +135,9 @@ class Chain:
         path = fedtest.write_config(self.tmp, self.health_config(vantage),
                                     "health-%s.conf.json" % vantage)
         log = os.path.join(self.tmp, "health-%s.log" % vantage)
-        d = fedtest.Daemon([fedtest.binary("fedgslb-health"), "--config", path,
-                            "--log-level", "debug"], log, cwd=self.tmp)
-        d.ctl_port = self.health_ports[vantage]
-        d.start()
+        d = fedtest.start_health(path, log, self.health_ports[vantage], self.tmp)
         self.health[vantage] = d
-        deadline = time.monotonic() + 10 * fedtest.SLOW
-        while time.monotonic() < deadline:
-            if not d.alive():
-                raise RuntimeError("fedgslb-health exited:\n" + d.log_text())
-            try:
-                if fedtest.http(d.ctl_port, "GET", "/healthz", timeout=0.5)[0] == 200:
-                    return d
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("fedgslb-health not ready:\n" + d.log_text())
+        return d
 
     def stop_health(self, vantage, sig=signal.SIGTERM):
         d = self.health.pop(vantage)

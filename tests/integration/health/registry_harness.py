@@ -119,23 +119,9 @@ class RegistryBed:
 
     def start_health(self):
         path = fedtest.write_config(self.tmp, self.conf, "health.json")
-        log = os.path.join(self.tmp, "health.log")
-        d = fedtest.Daemon([fedtest.binary("fedgslb-health"), "--config", path,
-                            "--log-level", "debug"], log, cwd=self.tmp)
-        d.ctl_port = self.health_port
-        d.start()
-        self.health = d
-        deadline = time.monotonic() + 10 * fedtest.SLOW
-        while time.monotonic() < deadline:
-            if not d.alive():
-                raise RuntimeError("fedgslb-health exited:\n" + d.log_text())
-            try:
-                if fedtest.http(d.ctl_port, "GET", "/healthz", timeout=0.5)[0] == 200:
-                    return d
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("fedgslb-health not ready:\n" + d.log_text())
+        self.health = fedtest.start_health(path, os.path.join(self.tmp, "health.log"),
+                                           self.health_port, self.tmp)
+        return self.health
 
     def close(self):
         errors = []

@@ -101,7 +101,8 @@ def test_unplaced_member_is_reported_then_placed_by_locations(bed):
     bed.start()
     bed.join("usa")
     bed.join("kor", labels={})  # no region labels, no status.region
-    doc = bed.wait_state(lambda d: "kor" in d["registry"]["unplaced"], what="kor reported")
+    doc = bed.wait_state(lambda d: "kor" in d["registry"]["unplaced"] and
+                         "usa" in d["registry"]["members"], what="kor reported, usa joined")
     why = doc["registry"]["unplaced"]["kor"]
     assert why.startswith("no region:") and "members_from.locations" in why, why
     assert member_of(doc, "kor") is None

@@ -87,12 +87,13 @@ def test_service_dns_record_ttl_and_endpoints(bed):
     bed.member("eur").set_endpoints("default", "web", ready=0)
     bed.host.put("domains", domain())
     bed.host.put("servicednsrecords", record(recordTTL=7))
-    bed.wait_answer(["usa"], source=EU)  # eur has no ready endpoint
-    assert {ttl for ttl, _ in bed.dig(source=EU)} == {7}  # dnsd.ttl_s is 30
-    doc = bed.state()
+    doc = bed.wait_state(lambda d: d["services"]["default/web"]["members"]["eur"]["reason"] ==
+                         "0 ready endpoints" and "usa" in d["services"]["default/web"]["members"],
+                         what="eur reported without ready endpoints")
     assert doc["services"]["default/web"]["ttl_s"] == 7
     assert "placement" not in doc["services"]["default/web"]  # every member
-    assert doc["services"]["default/web"]["members"]["eur"]["reason"] == "0 ready endpoints"
+    bed.wait_answer(["usa"], source=EU)  # eur has no ready endpoint
+    assert {ttl for ttl, _ in bed.dig(source=EU)} == {7}  # dnsd.ttl_s is 30"
     # allowServiceWithoutEndpoints: eur is answered without endpoints.
     bed.host.put("servicednsrecords", record(recordTTL=7, allowServiceWithoutEndpoints=True))
     bed.wait_answer(["eur"], source=EU)
@@ -111,17 +112,17 @@ def test_records_of_another_federation_are_skipped_and_reported(bed):
     bed.host.put("domains", domain(name="otherfed", zone="other.example"))
     bed.host.put("servicednsrecords", dict(record(dnsPrefix="www"),
                                            spec={"domainRef": "otherfed", "recordTTL": 9}))
-    doc = bed.wait_state(lambda d: d["registry"]["notes"], what="a note")
+    # The Domain and the record come by two watches: wait for both.
+    other = ("ServiceDNSRecord default/web: its names are web.default.otherfed.svc.other.example, "
+             "not this federation's (federation myfed, zone fed.example.test): skipped")
+    doc = bed.wait_state(lambda d: d["registry"]["notes"] == [other], what="the note")
     assert "default/web" not in doc["services"]
-    assert doc["registry"]["notes"] == [
-        "ServiceDNSRecord default/web: its names are web.default.otherfed.svc.other.example, "
-        "not this federation's (federation myfed, zone fed.example.test): skipped"]
     # This federation's Domain, and a prefix that cannot be served as such.
     bed.host.put("domains", domain())
     bed.host.put("servicednsrecords", record(recordTTL=9, dnsPrefix="www"))
-    doc = bed.wait_state(lambda d: "default/web" in d["services"], what="default/web")
-    assert doc["registry"]["notes"] == [
-        "ServiceDNSRecord default/web: dnsPrefix www.fed.example.test is not served: list it "
-        "in services.default/web.aliases"]
+    prefix = ("ServiceDNSRecord default/web: dnsPrefix www.fed.example.test is not served: list "
+              "it in services.default/web.aliases")
+    bed.wait_state(lambda d: d["registry"]["notes"] == [prefix] and "default/web" in
+                   d["services"], what="the prefix note and default/web")
     bed.wait_answer(["usa"])
     assert {t for t, _ in bed.dig()} == {9}

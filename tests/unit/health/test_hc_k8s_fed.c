@@ -16,24 +16,12 @@
 
 #include "common/cm_err.h"
 #include "health/hc_k8s.h"
-
-/* JSON written with ' for ": swapped back; owned result. */
-static char *dq(const char *s)
-{
-    char *out = strdup(s);
-
-    assert_non_null(out);
-    for (char *c = out; *c != '\0'; c++) {
-        if (*c == '\'')
-            *c = '"';
-    }
-    return out;
-}
+#include "tests/unit/unit_text.h"
 
 /* One object of @kind from an ADDED event around @obj_json (single quotes). */
 static struct hc_k8s_obj *parse1(enum hc_k8s_kind kind, const char *obj_json)
 {
-    char *text = dq(obj_json), err[HC_K8S_ERR_MAX] = "";
+    char *text = unit_dq(obj_json), err[HC_K8S_ERR_MAX] = "";
     size_t n = strlen(text) + 64;
     char *line = malloc(n);
     struct hc_k8s_event ev;
@@ -386,11 +374,11 @@ static void test_multicluster_dns(void **state)
 /* One broken object does not fail the list; a nameless one still does. */
 static void test_list_isolation(void **state)
 {
-    char *body = dq("{'metadata': {'resourceVersion': '77'}, 'items': ["
-                    "{'metadata': {'name': 'bad', 'namespace': 'k'}, 'spec': 7},"
-                    "{'metadata': {'name': 'good', 'namespace': 'k'}, 'spec': {'apiEndpoint':"
-                    " 'https://a', 'secretRef': {'name': 's'}}}]}");
-    char *nameless = dq("{'metadata': {}, 'items': [{'metadata': {'namespace': 'k'}}]}");
+    char *body = unit_dq("{'metadata': {'resourceVersion': '77'}, 'items': ["
+                         "{'metadata': {'name': 'bad', 'namespace': 'k'}, 'spec': 7},"
+                         "{'metadata': {'name': 'good', 'namespace': 'k'}, 'spec': {'apiEndpoint':"
+                         " 'https://a', 'secretRef': {'name': 's'}}}]}");
+    char *nameless = unit_dq("{'metadata': {}, 'items': [{'metadata': {'namespace': 'k'}}]}");
     char err[HC_K8S_ERR_MAX];
     struct hc_k8s_list l;
 

@@ -20,6 +20,7 @@
 #include "health/hc_k8s.h"
 #include "health/hc_kubeconfig.h"
 #include "health/hc_placement.h"
+#include "tests/unit/unit_text.h"
 
 static const char conf_text[] =
     "{'federation': 'myfed', 'zone': 'fed.example.test',"
@@ -28,21 +29,9 @@ static const char conf_text[] =
     " 'members_from': {'source': 'kubefed', 'locations': {'loc': {'region': 'us-east-1',"
     " 'zone': 'us-east-1b'}}}}";
 
-static char *dq(const char *s)
-{
-    char *out = strdup(s);
-
-    assert_non_null(out);
-    for (char *c = out; *c != '\0'; c++) {
-        if (*c == '\'')
-            *c = '"';
-    }
-    return out;
-}
-
 static struct cm_conf *conf_load(void)
 {
-    char err[CM_CONF_ERR_MAX], *text = dq(conf_text);
+    char err[CM_CONF_ERR_MAX], *text = unit_dq(conf_text);
     struct cm_conf *c = NULL;
 
     if (cm_conf_load_string("t.json", text, &c, err, sizeof(err)) != CM_OK)
@@ -53,7 +42,7 @@ static struct cm_conf *conf_load(void)
 
 static struct hc_k8s_obj *obj(enum hc_k8s_kind kind, const char *json)
 {
-    char *text = dq(json), err[HC_K8S_ERR_MAX];
+    char *text = unit_dq(json), err[HC_K8S_ERR_MAX];
     size_t n = strlen(text) + 64;
     char *line = malloc(n);
     struct hc_k8s_event ev;
