@@ -16,32 +16,11 @@
 
 #include "common/cm_err.h"
 #include "health/hc_k8s.h"
-#include "tests/unit/unit_text.h"
-
-/* One object of @kind from an ADDED event around @obj_json (single quotes). */
-static struct hc_k8s_obj *parse1(enum hc_k8s_kind kind, const char *obj_json)
-{
-    char *text = unit_dq(obj_json), err[HC_K8S_ERR_MAX] = "";
-    size_t n = strlen(text) + 64;
-    char *line = malloc(n);
-    struct hc_k8s_event ev;
-    struct hc_k8s_obj *obj;
-
-    assert_non_null(line);
-    snprintf(line, n, "{\"type\":\"ADDED\",\"object\":%s}", text);
-    if (hc_k8s_event_parse(line, strlen(line), kind, &ev, err, sizeof(err)) != CM_OK)
-        fail_msg("parse: %s", err);
-    obj = ev.obj;
-    ev.obj = NULL;
-    hc_k8s_event_fini(&ev);
-    free(text);
-    free(line);
-    return obj;
-}
+#include "tests/unit/health/unit_k8s.h"
 
 static void expect_problem(enum hc_k8s_kind kind, const char *obj_json, const char *want)
 {
-    struct hc_k8s_obj *o = parse1(kind, obj_json);
+    struct hc_k8s_obj *o = unit_k8s_obj(kind, obj_json);
     const char *got = hc_k8s_fed_problem(o);
 
     if (want == NULL && got != NULL)
@@ -62,17 +41,17 @@ static void expect_problem(enum hc_k8s_kind kind, const char *obj_json, const ch
 static void test_kubefedcluster_as_joined(void **state)
 {
     struct hc_k8s_obj *o =
-        parse1(HC_K8S_KUBEFEDCLUSTER,
-               "{" KFC_META(", 'labels': {'topology.kubernetes.io/region': 'us-east-1',"
-                            " 'topology.kubernetes.io/zone': 'us-east-1a', 'tier': "
-                            "'gold'}") ","
-                                       " 'spec': {'apiEndpoint': "
-                                       "'https://10.0.0.1:6443', 'caBundle': '" CA_B64 "',"
-                                       "          'secretRef': {'name': 'usa-2hx8k'}},"
-                                       " 'status': {'conditions': [{'type': 'Ready', "
-                                       "'status': 'True'}],"
-                                       "            'region': 'eu-west-1', 'zones': "
-                                       "['eu-west-1a']}}");
+        unit_k8s_obj(HC_K8S_KUBEFEDCLUSTER,
+                     "{" KFC_META(", 'labels': {'topology.kubernetes.io/region': 'us-east-1',"
+                                  " 'topology.kubernetes.io/zone': 'us-east-1a', 'tier': "
+                                  "'gold'}") ","
+                                             " 'spec': {'apiEndpoint': "
+                                             "'https://10.0.0.1:6443', 'caBundle': '" CA_B64 "',"
+                                             "          'secretRef': {'name': 'usa-2hx8k'}},"
+                                             " 'status': {'conditions': [{'type': 'Ready', "
+                                             "'status': 'True'}],"
+                                             "            'region': 'eu-west-1', 'zones': "
+                                             "['eu-west-1a']}}");
     const struct hc_k8s_fedcluster *c = &o->u.cluster;
 
     (void)state;
@@ -93,12 +72,12 @@ static void test_kubefedcluster_as_joined(void **state)
     hc_k8s_obj_free(o);
 
     /* Without labels, status.region and status.zones place it. */
-    o = parse1(HC_K8S_KUBEFEDCLUSTER,
-               "{" KFC_META("") ", 'spec': {'apiEndpoint': '10.0.0.1:6443', 'secretRef':"
-                                " {'name': 's'}, 'disabledTLSValidations': ['*'],"
-                                " 'proxyURL': 'http://proxy:3128'},"
-                                " 'status': {'region': 'eu-west-1', 'zones': ['eu-west-1b',"
-                                " 'eu-west-1a']}}");
+    o = unit_k8s_obj(HC_K8S_KUBEFEDCLUSTER,
+                     "{" KFC_META("") ", 'spec': {'apiEndpoint': '10.0.0.1:6443', 'secretRef':"
+                                      " {'name': 's'}, 'disabledTLSValidations': ['*'],"
+                                      " 'proxyURL': 'http://proxy:3128'},"
+                                      " 'status': {'region': 'eu-west-1', 'zones': ['eu-west-1b',"
+                                      " 'eu-west-1a']}}");
     c = &o->u.cluster;
     assert_null(c->problem);
     assert_null(c->ca_pem);
@@ -169,7 +148,7 @@ static void test_kubefedcluster_hostile(void **state)
 
 static void test_karmada_cluster(void **state)
 {
-    struct hc_k8s_obj *o = parse1(
+    struct hc_k8s_obj *o = unit_k8s_obj(
         HC_K8S_KARMADACLUSTER,
         "{" KMC_META ", 'spec': {'syncMode': 'Push', 'apiEndpoint': 'https://172.18.0.3:6443',"
         " 'secretRef': {'namespace': 'karmada-cluster', 'name': 'member1'},"
@@ -188,9 +167,10 @@ static void test_karmada_cluster(void **state)
     assert_int_equal(c->zone_count, 2);
     hc_k8s_obj_free(o);
     /* The deprecated single zone of older objects. */
-    o = parse1(HC_K8S_KARMADACLUSTER,
-               "{" KMC_META ", 'spec': {'apiEndpoint': 'https://a', 'secretRef': {'namespace':"
-               " 'k', 'name': 'm'}, 'zone': 'us-east-1a'}}");
+    o = unit_k8s_obj(HC_K8S_KARMADACLUSTER,
+                     "{" KMC_META
+                     ", 'spec': {'apiEndpoint': 'https://a', 'secretRef': {'namespace':"
+                     " 'k', 'name': 'm'}, 'zone': 'us-east-1a'}}");
     assert_int_equal(o->u.cluster.zone_count, 1);
     assert_string_equal(o->u.cluster.zones[0], "us-east-1a");
     assert_null(o->u.cluster.region);
@@ -221,7 +201,7 @@ static void test_secret(void **state)
 {
     /* token "tok-usa", ca.crt the PEM above */
     struct hc_k8s_obj *o =
-        parse1(HC_K8S_SECRET, SECRET("'token': 'dG9rLXVzYQ==', 'ca.crt': '" CA_B64 "'"));
+        unit_k8s_obj(HC_K8S_SECRET, SECRET("'token': 'dG9rLXVzYQ==', 'ca.crt': '" CA_B64 "'"));
 
     (void)state;
     assert_null(o->u.secret.problem);
@@ -230,7 +210,7 @@ static void test_secret(void **state)
     assert_memory_equal(o->u.secret.ca_pem, CA_PEM, strlen(CA_PEM));
     hc_k8s_obj_free(o);
     /* Karmada's key for the CA. */
-    o = parse1(HC_K8S_SECRET, SECRET("'token': 'dG9rLXVzYQ==', 'caBundle': '" CA_B64 "'"));
+    o = unit_k8s_obj(HC_K8S_SECRET, SECRET("'token': 'dG9rLXVzYQ==', 'caBundle': '" CA_B64 "'"));
     assert_int_equal(o->u.secret.ca_pem_len, strlen(CA_PEM));
     hc_k8s_obj_free(o);
     expect_problem(HC_K8S_SECRET, SECRET("'ca.crt': '" CA_B64 "'"), "data.token: missing");
@@ -247,10 +227,10 @@ static void test_secret(void **state)
 static void test_federatedservice(void **state)
 {
     struct hc_k8s_obj *o =
-        parse1(HC_K8S_FEDSERVICE,
-               FSVC("{'template': {'spec': {'ports': [{'port': 80}]}},"
-                    " 'placement': {'clusters': [{'name': 'usa'}, {'name': 'eur'}],"
-                    "               'clusterSelector': {'matchLabels': {'tier': 'gold'}}}}"));
+        unit_k8s_obj(HC_K8S_FEDSERVICE,
+                     FSVC("{'template': {'spec': {'ports': [{'port': 80}]}},"
+                          " 'placement': {'clusters': [{'name': 'usa'}, {'name': 'eur'}],"
+                          "               'clusterSelector': {'matchLabels': {'tier': 'gold'}}}}"));
     const struct hc_k8s_fedsvc *f = &o->u.fedsvc;
 
     (void)state;
@@ -260,20 +240,20 @@ static void test_federatedservice(void **state)
     assert_string_equal(f->clusters[1], "eur");
     assert_true(f->has_selector);
     hc_k8s_obj_free(o);
-    o = parse1(HC_K8S_FEDSERVICE, FSVC("{'placement': {'clusters': []}}"));
+    o = unit_k8s_obj(HC_K8S_FEDSERVICE, FSVC("{'placement': {'clusters': []}}"));
     assert_true(o->u.fedsvc.has_clusters);
     assert_int_equal(o->u.fedsvc.cluster_count, 0);
     assert_false(o->u.fedsvc.has_selector);
     hc_k8s_obj_free(o);
-    o = parse1(HC_K8S_FEDSERVICE, FSVC("{}"));
+    o = unit_k8s_obj(HC_K8S_FEDSERVICE, FSVC("{}"));
     assert_false(o->u.fedsvc.has_clusters);
     assert_false(o->u.fedsvc.has_selector);
     assert_null(o->u.fedsvc.problem);
     hc_k8s_obj_free(o);
-    o = parse1(HC_K8S_FEDSERVICE,
-               FSVC("{'placement': {'clusterSelector': {'matchExpressions': [{'key': 'env',"
-                    " 'operator': 'In', 'values': ['prod', 'stage']}, {'key': 'beta',"
-                    " 'operator': 'DoesNotExist'}]}}}"));
+    o = unit_k8s_obj(HC_K8S_FEDSERVICE,
+                     FSVC("{'placement': {'clusterSelector': {'matchExpressions': [{'key': 'env',"
+                          " 'operator': 'In', 'values': ['prod', 'stage']}, {'key': 'beta',"
+                          " 'operator': 'DoesNotExist'}]}}}"));
     f = &o->u.fedsvc;
     assert_null(f->problem);
     assert_int_equal(f->selector.expr_count, 2);
@@ -338,10 +318,10 @@ static void test_selector_match(void **state)
 
 static void test_multicluster_dns(void **state)
 {
-    struct hc_k8s_obj *o =
-        parse1(HC_K8S_SVCDNS, "{'metadata': {'name': 'web', 'namespace': 'default'}, 'spec': {"
-                              "'domainRef': 'myfed', 'recordTTL': 300, 'dnsPrefix': 'www',"
-                              " 'allowServiceWithoutEndpoints': true}, 'status': {'domain': 'x'}}");
+    struct hc_k8s_obj *o = unit_k8s_obj(
+        HC_K8S_SVCDNS, "{'metadata': {'name': 'web', 'namespace': 'default'}, 'spec': {"
+                       "'domainRef': 'myfed', 'recordTTL': 300, 'dnsPrefix': 'www',"
+                       " 'allowServiceWithoutEndpoints': true}, 'status': {'domain': 'x'}}");
 
     (void)state;
     assert_null(o->u.svcdns.problem);
@@ -361,9 +341,9 @@ static void test_multicluster_dns(void **state)
                    "{'metadata': {'name': 'w', 'namespace': 'd'}, 'spec': {'domainRef': 'f',"
                    " 'recordTTL': 1e9}}",
                    "spec.recordTTL: not a TTL in seconds");
-    o = parse1(HC_K8S_DOMAIN, "{'metadata': {'name': 'myfed', 'namespace':"
-                              " 'kube-federation-system'}, 'domain': 'fed.example.test',"
-                              " 'nameServer': 'ns1.example.test'}");
+    o = unit_k8s_obj(HC_K8S_DOMAIN, "{'metadata': {'name': 'myfed', 'namespace':"
+                                    " 'kube-federation-system'}, 'domain': 'fed.example.test',"
+                                    " 'nameServer': 'ns1.example.test'}");
     assert_string_equal(o->u.domain.domain, "fed.example.test");
     assert_null(o->u.domain.problem);
     hc_k8s_obj_free(o);

@@ -20,7 +20,7 @@
 #include "health/hc_k8s.h"
 #include "health/hc_kubeconfig.h"
 #include "health/hc_placement.h"
-#include "tests/unit/unit_text.h"
+#include "tests/unit/health/unit_k8s.h"
 
 static const char conf_text[] =
     "{'federation': 'myfed', 'zone': 'fed.example.test',"
@@ -38,25 +38,6 @@ static struct cm_conf *conf_load(void)
         fail_msg("conf: %s", err);
     free(text);
     return c;
-}
-
-static struct hc_k8s_obj *obj(enum hc_k8s_kind kind, const char *json)
-{
-    char *text = unit_dq(json), err[HC_K8S_ERR_MAX];
-    size_t n = strlen(text) + 64;
-    char *line = malloc(n);
-    struct hc_k8s_event ev;
-    struct hc_k8s_obj *o;
-
-    snprintf(line, n, "{\"type\":\"ADDED\",\"object\":%s}", text);
-    if (hc_k8s_event_parse(line, strlen(line), kind, &ev, err, sizeof(err)) != CM_OK)
-        fail_msg("parse: %s", err);
-    o = ev.obj;
-    ev.obj = NULL;
-    hc_k8s_event_fini(&ev);
-    free(text);
-    free(line);
-    return o;
 }
 
 #define KFC(name, labels, spec, status)                                                            \
@@ -116,12 +97,12 @@ static void test_members(void **state)
          true, CM_ENOENT, "spec.proxyURL: the scheme must be http, https or socks5", NULL, 0, 0},
     };
     struct cm_conf *conf = conf_load();
-    struct hc_k8s_obj *secret = obj(HC_K8S_SECRET, SECRET);
+    struct hc_k8s_obj *secret = unit_k8s_obj(HC_K8S_SECRET, SECRET);
 
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct member_case *c = &cases[i];
-        struct hc_k8s_obj *o = obj(HC_K8S_KUBEFEDCLUSTER, c->cluster);
+        struct hc_k8s_obj *o = unit_k8s_obj(HC_K8S_KUBEFEDCLUSTER, c->cluster);
         struct cm_conf_member m;
         struct hc_kube_target *t = NULL;
         const char *by = NULL;
@@ -154,13 +135,13 @@ static void test_members(void **state)
 static void test_karmada_member(void **state)
 {
     struct cm_conf *conf = conf_load();
-    struct hc_k8s_obj *secret = obj(HC_K8S_SECRET, SECRET);
+    struct hc_k8s_obj *secret = unit_k8s_obj(HC_K8S_SECRET, SECRET);
     struct hc_k8s_obj *o =
-        obj(HC_K8S_KARMADACLUSTER,
-            "{'metadata': {'name': 'member1'}, 'spec': {'apiEndpoint': '172.18.0.3:6443',"
-            " 'secretRef': {'namespace': 'karmada-cluster', 'name': 'member1'},"
-            " 'insecureSkipTLSVerification': true, 'region': 'eu-west-1', 'proxyURL': "
-            "'socks5://p:1'}}");
+        unit_k8s_obj(HC_K8S_KARMADACLUSTER,
+                     "{'metadata': {'name': 'member1'}, 'spec': {'apiEndpoint': '172.18.0.3:6443',"
+                     " 'secretRef': {'namespace': 'karmada-cluster', 'name': 'member1'},"
+                     " 'insecureSkipTLSVerification': true, 'region': 'eu-west-1', 'proxyURL': "
+                     "'socks5://p:1'}}");
     struct cm_conf_member m;
     struct hc_kube_target *t = NULL;
     const char *by = NULL;
@@ -180,8 +161,9 @@ static void test_karmada_member(void **state)
     assert_string_equal(why, "Secret karmada-cluster/member1: not found");
     hc_k8s_obj_free(o);
     hc_k8s_obj_free(secret);
-    secret = obj(HC_K8S_SECRET, "{'metadata': {'name': 's', 'namespace': 'n'}, 'data': {}}");
-    o = obj(HC_K8S_KUBEFEDCLUSTER, KFC("k1", REGION_LABELS, SPEC, ""));
+    secret =
+        unit_k8s_obj(HC_K8S_SECRET, "{'metadata': {'name': 's', 'namespace': 'n'}, 'data': {}}");
+    o = unit_k8s_obj(HC_K8S_KUBEFEDCLUSTER, KFC("k1", REGION_LABELS, SPEC, ""));
     assert_int_equal(hc_placement_member(conf, o, secret, &m, &t, &by, why, sizeof(why)),
                      CM_ENOENT);
     assert_string_equal(why, "Secret kube-federation-system/s: data.token: missing");
@@ -242,34 +224,37 @@ static void test_services(void **state)
 {
     struct cm_conf *conf = conf_load();
     struct hc_k8s_obj *clusters[] = {
-        obj(HC_K8S_KUBEFEDCLUSTER, KFC("k1", "'tier': 'gold'", SPEC, "")),
-        obj(HC_K8S_KUBEFEDCLUSTER, KFC("k2", "'tier': 'iron'", SPEC, "")),
-        obj(HC_K8S_KUBEFEDCLUSTER, KFC("k3", "'tier': 'gold'", SPEC, "")),
+        unit_k8s_obj(HC_K8S_KUBEFEDCLUSTER, KFC("k1", "'tier': 'gold'", SPEC, "")),
+        unit_k8s_obj(HC_K8S_KUBEFEDCLUSTER, KFC("k2", "'tier': 'iron'", SPEC, "")),
+        unit_k8s_obj(HC_K8S_KUBEFEDCLUSTER, KFC("k3", "'tier': 'gold'", SPEC, "")),
     };
     struct hc_k8s_obj *fs[] = {
-        obj(HC_K8S_FEDSERVICE, "{'metadata': {'name': 'sel', 'namespace': 'd'}, 'spec': "
-                               "{'placement': {'clusterSelector': {'matchLabels': {'tier': "
-                               "'gold'}}}}}"),
-        obj(HC_K8S_FEDSERVICE, "{'metadata': {'name': 'list', 'namespace': 'd'}, 'spec': "
-                               "{'placement': {'clusters': [{'name': 'k2'}, {'name': 'gone'}, "
-                               "{'name': 'k2'}], 'clusterSelector': {}}}}"),
-        obj(HC_K8S_FEDSERVICE, "{'metadata': {'name': 'none', 'namespace': 'd'}, 'spec': {}}"),
-        obj(HC_K8S_FEDSERVICE, "{'metadata': {'name': 'bad', 'namespace': 'd'}, 'spec': "
-                               "{'placement': {'clusters': 'k1'}}}"),
-        obj(HC_K8S_FEDSERVICE, "{'metadata': {'name': 'Not_A_Label', 'namespace': 'd'}}"),
+        unit_k8s_obj(HC_K8S_FEDSERVICE,
+                     "{'metadata': {'name': 'sel', 'namespace': 'd'}, 'spec': "
+                     "{'placement': {'clusterSelector': {'matchLabels': {'tier': "
+                     "'gold'}}}}}"),
+        unit_k8s_obj(HC_K8S_FEDSERVICE,
+                     "{'metadata': {'name': 'list', 'namespace': 'd'}, 'spec': "
+                     "{'placement': {'clusters': [{'name': 'k2'}, {'name': 'gone'}, "
+                     "{'name': 'k2'}], 'clusterSelector': {}}}}"),
+        unit_k8s_obj(HC_K8S_FEDSERVICE,
+                     "{'metadata': {'name': 'none', 'namespace': 'd'}, 'spec': {}}"),
+        unit_k8s_obj(HC_K8S_FEDSERVICE, "{'metadata': {'name': 'bad', 'namespace': 'd'}, 'spec': "
+                                        "{'placement': {'clusters': 'k1'}}}"),
+        unit_k8s_obj(HC_K8S_FEDSERVICE, "{'metadata': {'name': 'Not_A_Label', 'namespace': 'd'}}"),
     };
     struct hc_k8s_obj *recs[] = {
-        obj(HC_K8S_SVCDNS, "{'metadata': {'name': 'sel', 'namespace': 'd'}, 'spec': "
-                           "{'domainRef': 'myfed', 'recordTTL': 300, "
-                           "'allowServiceWithoutEndpoints': true}}"),
-        obj(HC_K8S_SVCDNS, "{'metadata': {'name': 'dnsonly', 'namespace': 'd'}, 'spec': "
-                           "{'domainRef': 'myfed', 'recordTTL': 999999}}"),
-        obj(HC_K8S_SVCDNS, "{'metadata': {'name': 'other', 'namespace': 'd'}, 'spec': "
-                           "{'domainRef': 'otherfed'}}"),
+        unit_k8s_obj(HC_K8S_SVCDNS, "{'metadata': {'name': 'sel', 'namespace': 'd'}, 'spec': "
+                                    "{'domainRef': 'myfed', 'recordTTL': 300, "
+                                    "'allowServiceWithoutEndpoints': true}}"),
+        unit_k8s_obj(HC_K8S_SVCDNS, "{'metadata': {'name': 'dnsonly', 'namespace': 'd'}, 'spec': "
+                                    "{'domainRef': 'myfed', 'recordTTL': 999999}}"),
+        unit_k8s_obj(HC_K8S_SVCDNS, "{'metadata': {'name': 'other', 'namespace': 'd'}, 'spec': "
+                                    "{'domainRef': 'otherfed'}}"),
     };
     struct hc_k8s_obj *doms[] = {
-        obj(HC_K8S_DOMAIN, "{'metadata': {'name': 'myfed', 'namespace': "
-                           "'kube-federation-system'}, 'domain': 'FED.Example.Test.'}"),
+        unit_k8s_obj(HC_K8S_DOMAIN, "{'metadata': {'name': 'myfed', 'namespace': "
+                                    "'kube-federation-system'}, 'domain': 'FED.Example.Test.'}"),
     };
     struct hc_placement_objs in = {.conf = conf,
                                    .clusters = (const struct hc_k8s_obj *const *)clusters,
