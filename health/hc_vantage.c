@@ -641,76 +641,105 @@ static bool same_place(const struct reg_member *r, const struct cm_conf *conf,
                         : r->zone != NULL && strcmp(r->zone, rg->zones[m->zone]) == 0);
 }
 
+/* A registry entry for @m reached through @t (taken on success). */
+static int reg_make(const struct cm_conf *loaded, const struct cm_conf_member *m,
+                    struct hc_kube_target *t, struct reg_member *out)
+{
+    const struct cm_conf_region *rg = &loaded->regions[m->region];
+
+    *out = (struct reg_member){0};
+    out->name = strdup(m->name);
+    out->region = strdup(rg->name);
+    out->zone = m->zone >= 0 ? strdup(rg->zones[m->zone]) : NULL;
+    if (out->name == NULL || out->region == NULL || (m->zone >= 0 && out->zone == NULL)) {
+        reg_member_fini(out);
+        return CM_ENOMEM;
+    }
+    out->t = t;
+    return CM_OK;
+}
+
+/*
+ * Puts @nr in v->reg: in place of entry @at, whose old value goes to *old,
+ * or (@at < 0) as a new entry in name order. Undone by reg_unput().
+ */
+static int reg_put(struct hc_vantage *v, long at, const struct reg_member *nr,
+                   struct reg_member *old)
+{
+    struct reg_member *grown;
+    size_t k;
+
+    if (at >= 0) {
+        *old = v->reg[at];
+        v->reg[at] = *nr;
+        return CM_OK;
+    }
+    grown = realloc(v->reg, (v->reg_count + 1) * sizeof(*v->reg));
+    if (grown == NULL)
+        return CM_ENOMEM;
+    v->reg = grown;
+    for (k = v->reg_count; k > 0 && strcmp(v->reg[k - 1].name, nr->name) > 0; k--)
+        v->reg[k] = v->reg[k - 1];
+    v->reg[k] = *nr;
+    v->reg_count++;
+    return CM_OK;
+}
+
+/* reg_put() undone: the new entry of @name freed, the old one (@at >= 0) back. */
+static void reg_unput(struct hc_vantage *v, const char *name, long at, const struct reg_member *old)
+{
+    long k = reg_find(v, name);
+
+    reg_member_fini(&v->reg[k]);
+    if (at >= 0) {
+        v->reg[k] = *old;
+        return;
+    }
+    memmove(&v->reg[k], &v->reg[k + 1], (v->reg_count - (size_t)k - 1) * sizeof(*v->reg));
+    v->reg_count--;
+}
+
 int hc_vantage_add_member(struct hc_vantage *v, const struct cm_conf_member *m,
                           struct hc_kube_target *t)
 {
-    const struct cm_conf_region *rg = &v->loaded->regions[m->region];
-    struct reg_member nr = {0}, *grown;
+    const struct cm_conf_region *rg =
+        m->region < v->loaded->region_count ? &v->loaded->regions[m->region] : NULL;
+    struct reg_member nr, old = {0};
     struct cm_conf *conf = NULL;
     long at = reg_find(v, m->name);
-    int rc;
+    bool unchanged = false;
+    int rc = CM_OK;
 
-    if (v->clusters == NULL || m->region >= v->loaded->region_count ||
-        (m->zone >= 0 && (size_t)m->zone >= rg->zone_count)) {
+    if (v->clusters == NULL || rg == NULL || (m->zone >= 0 && (size_t)m->zone >= rg->zone_count))
+        rc = CM_EINVAL;
+    else if (cm_conf_member_index(v->loaded, m->name) >= 0)
+        rc = CM_EEXIST;
+    else if (at >= 0 && same_place(&v->reg[at], v->loaded, m) &&
+             hc_kube_target_same(v->reg[at].t, t))
+        unchanged = true;
+    else
+        rc = reg_make(v->loaded, m, t, &nr);
+    if (rc != CM_OK || unchanged) {
         hc_kube_target_free(t);
-        return CM_EINVAL;
+        return rc;
     }
-    if (cm_conf_member_index(v->loaded, m->name) >= 0) {
-        hc_kube_target_free(t);
-        return CM_EEXIST;
-    }
-    if (at >= 0 && same_place(&v->reg[at], v->loaded, m) && hc_kube_target_same(v->reg[at].t, t)) {
-        hc_kube_target_free(t);
-        return CM_OK; /* nothing new */
-    }
-    nr.name = strdup(m->name);
-    nr.region = strdup(rg->name);
-    nr.zone = m->zone >= 0 ? strdup(rg->zones[m->zone]) : NULL;
-    nr.t = t;
-    grown = at < 0 ? realloc(v->reg, (v->reg_count + 1) * sizeof(*v->reg)) : v->reg;
-    if (nr.name == NULL || nr.region == NULL || (m->zone >= 0 && nr.zone == NULL) ||
-        grown == NULL) {
+    rc = reg_put(v, at, &nr, &old);
+    if (rc != CM_OK) {
         reg_member_fini(&nr);
-        return CM_ENOMEM;
-    }
-    v->reg = grown;
-    if (at < 0) {
-        size_t k = v->reg_count;
-
-        while (k > 0 && strcmp(v->reg[k - 1].name, nr.name) > 0) {
-            v->reg[k] = v->reg[k - 1];
-            k--;
-        }
-        v->reg[k] = nr;
-        v->reg_count++;
-    } else {
-        struct reg_member old = v->reg[at];
-
-        v->reg[at] = nr;
-        nr = old; /* freed below once the switch is made */
+        return rc;
     }
     rc = effective_conf(v, v->loaded, &conf);
     if (rc == CM_OK)
-        rc = set_members(v, conf, m->name);
+        rc = set_members(v, conf, m->name); /* takes conf */
     if (rc != CM_OK) {
-        /* As it was: the new entry goes, the replaced one comes back. */
-        long k = reg_find(v, m->name);
-
-        reg_member_fini(&v->reg[k]);
-        if (at >= 0) {
-            v->reg[k] = nr;
-        } else {
-            memmove(&v->reg[k], &v->reg[k + 1], (v->reg_count - (size_t)k - 1) * sizeof(*v->reg));
-            v->reg_count--;
-        }
+        reg_unput(v, m->name, at, &old);
         cm_log_error("member=%s: cannot start its watches: out of memory", m->name);
         return rc;
     }
     cm_log_info("member=%s: %s the registry (region %s%s%s)", m->name,
                 at < 0 ? "joined from" : "changed in", rg->name, m->zone >= 0 ? ", zone " : "",
                 m->zone >= 0 ? rg->zones[m->zone] : "");
-    if (at >= 0)
-        reg_member_fini(&nr);
+    reg_member_fini(&old);
     hc_vantage_changed(v);
     return CM_OK;
 }
