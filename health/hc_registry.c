@@ -175,6 +175,12 @@ static void on_event(void *arg, enum hc_k8s_kind kind, enum hc_k8s_event_type ty
 {
     struct hc_registry *r = arg;
 
+    cm_log_debug("registry: %s %s %s%s%s", hc_k8s_kind_name(kind),
+                 type == HC_K8S_DELETED ? "DELETED"
+                 : type == HC_K8S_ADDED ? "ADDED"
+                                        : "MODIFIED",
+                 obj->ns != NULL ? obj->ns : "", obj->ns != NULL ? "/" : "", obj->name);
+
     if (type == HC_K8S_DELETED) {
         objs_del(&r->objs[kind], obj);
         hc_k8s_obj_free(obj);
@@ -207,6 +213,8 @@ static void on_secret_event(void *arg, enum hc_k8s_kind kind, enum hc_k8s_event_
     struct secret_ref *s = arg;
 
     (void)kind;
+    cm_log_debug("registry: secret %s/%s %s", s->ns, s->name,
+                 type == HC_K8S_DELETED ? "DELETED" : "changed");
     if (strcmp(obj->name, s->name) != 0) {
         hc_k8s_obj_free(obj);
         return;
