@@ -373,10 +373,10 @@ def start_dnsd(tmp, conf=None, dns_port=None, ctl_port=None, extra_args=(), read
     return d
 
 
-def start_health(config_path, log_path, ctl_port, cwd, env=None):
-    """Starts fedgslb-health (debug logs) and waits until its control API
-    answers /healthz; raises with the log when it exits or does not."""
-    d = Daemon([binary("fedgslb-health"), "--config", config_path, "--log-level", "debug"],
+def start_health(config_path, log_path, ctl_port, cwd, env=None, level="debug"):
+    """Starts fedgslb-health (logging at @level) and waits until its control
+    API answers /healthz; raises with the log when it exits or does not."""
+    d = Daemon([binary("fedgslb-health"), "--config", config_path, "--log-level", level],
                log_path, cwd=cwd, env=env)
     d.ctl_port = ctl_port
     d.start()

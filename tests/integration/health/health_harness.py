@@ -95,9 +95,9 @@ class Cluster:
             fk.start()
         return self
 
-    def start(self):
-        self.daemon = fedtest.start_health(self.config_path, os.path.join(self.tmp, "health.log"),
-                                           self.ctl_port, self.tmp, env=self.env)
+    def start(self, level="debug", log_name="health.log"):
+        self.daemon = fedtest.start_health(self.config_path, os.path.join(self.tmp, log_name),
+                                           self.ctl_port, self.tmp, env=self.env, level=level)
         return self
 
     def close(self):
