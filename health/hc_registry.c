@@ -27,8 +27,8 @@
 #include "health/hc_placement.h"
 
 #define SERVER_MAX  2048
-#define OBJECTS_MAX 10000u /* objects of one kind kept; more are dropped with a warning */
-#define HOST_LABEL  "host" /* the "member" of the host cluster's watches in logs */
+#define OBJECTS_MAX 10000u   /* objects of one kind kept; more are dropped with a warning */
+#define HOST_LABEL  "(host)" /* the "member" of the host cluster's watches in logs: no DNS label */
 #define TTL_MAX_S   86400u
 
 /* The objects of one kind, in a small array (registries hold tens of them). */
@@ -45,6 +45,7 @@ struct secret_ref {
     struct hc_k8s_obj *obj; /* owned: the Secret, NULL while absent */
     bool listed;            /* its first list arrived */
     bool used;              /* referenced by the last reconcile */
+    long failed_status;     /* the HTTP status of the last failed list or watch (403...), or 0 */
 };
 
 /* A member as last handed to the holder: what a change is judged against. */
@@ -228,6 +229,17 @@ static void on_secret_event(void *arg, enum hc_k8s_kind kind, enum hc_k8s_event_
     schedule(s->r);
 }
 
+/* A Secret that cannot be read says why in the member's pending reason. */
+static void on_secret_status(void *arg, enum hc_k8s_kind kind, bool ok, long http_status)
+{
+    struct secret_ref *s = arg;
+
+    (void)kind;
+    s->failed_status = ok ? 0 : http_status;
+    if (!s->listed)
+        schedule(s->r);
+}
+
 static struct hc_watch *watch_new(struct hc_registry *r, enum hc_k8s_kind kind, const char *ns,
                                   const char *fs, const struct hc_watch_cbs *cbs)
 {
@@ -258,7 +270,8 @@ static void secret_free(struct secret_ref *s)
 /* The Secret ns/name, watched from now on (NULL on ENOMEM). */
 static struct secret_ref *secret_get(struct hc_registry *r, const char *ns, const char *name)
 {
-    struct hc_watch_cbs cbs = {.sync = on_secret_sync, .event = on_secret_event};
+    struct hc_watch_cbs cbs = {
+        .sync = on_secret_sync, .event = on_secret_event, .status = on_secret_status};
     struct secret_ref *s, **grown;
     char fs[HC_K8S_FED_STR_MAX + 32];
 
@@ -479,8 +492,15 @@ static void reconcile_one(struct hc_registry *r, const struct hc_k8s_obj *o,
         if (s != NULL)
             s->used = true;
         if (s == NULL || !s->listed) {
-            cm_errf(wait, sizeof(wait), "%s Secret %s/%s",
-                    s == NULL ? "out of memory watching" : "waiting for", sns, c->secret_name);
+            if (s != NULL && s->failed_status != 0)
+                cm_errf(wait, sizeof(wait), "waiting for Secret %s/%s: its list failed: HTTP %ld%s",
+                        sns, c->secret_name, s->failed_status,
+                        s->failed_status == 403
+                            ? " (not granted: conf/rbac/fedgslb-health-host.yaml)"
+                            : "");
+            else
+                cm_errf(wait, sizeof(wait), "%s Secret %s/%s",
+                        s == NULL ? "out of memory watching" : "waiting for", sns, c->secret_name);
             reasons_add(pending, o->name, wait);
             keep(r, o->name);
             return;

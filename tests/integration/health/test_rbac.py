@@ -245,8 +245,12 @@ def test_host_enforcement_bites_without_the_secrets_rule(tmp_path):
     rules = [r for r in host_rules() if "secrets" not in r["resources"]]
     bed = run_host(tmp_path, "kubefed", rules)
     try:
-        doc = bed.wait_state(lambda d: "usa" in d["registry"]["pending"],
-                             what="usa waiting for its Secret")
+        doc = bed.wait_state(lambda d: "HTTP 403" in d["registry"]["pending"]["usa"],
+                             what="usa waiting for a Secret it may not read")
+        assert doc["registry"]["pending"]["usa"].startswith(
+            "waiting for Secret kube-federation-system/usa-")
+        assert doc["registry"]["pending"]["usa"].endswith(
+            ": its list failed: HTTP 403 (not granted: conf/rbac/fedgslb-health-host.yaml)")
         bed.wait_state(lambda d: any(r["status"] == 403 for r in bed.host.requests),
                        what="a 403")
         denied = [r for r in bed.host.requests if r["status"] == 403]
