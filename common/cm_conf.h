@@ -378,11 +378,23 @@ struct cm_conf_proxy {
     struct cm_conf_proxy_access_log access_log;
 };
 
+/*
+ * The distributed mode: vantages write their documents to etcd, dnsd and the
+ * proxy watch them there (cm_etcd.h). Present = this mode is on.
+ */
 struct cm_conf_etcd {
     bool present;
-    char **endpoints;
+    char **endpoints; /* owned http(s) URLs of the cluster's members */
     size_t endpoint_count;
-    char *prefix; /* default "/fedgslb/" */
+    char *prefix;                   /* default "/fedgslb/"; always ends with "/" */
+    struct cm_conf_publish_tls tls; /* https endpoints: CA, client certificate */
+    char *username;                 /* owned, NULL = no etcd authentication */
+    char *password_file;            /* owned path, with username */
+    char *password;                 /* owned secret read from password_file; never logged */
+    uint32_t request_timeout_ms;    /* one request: default 5000, 100..600000 */
+    uint32_t check_interval_ms;     /* consumers check the member they watch: default 5000 */
+    uint32_t backoff_min_ms;        /* first retry delay: default 250 */
+    uint32_t backoff_max_ms;        /* longest: default 5000 */
 };
 
 struct cm_conf {

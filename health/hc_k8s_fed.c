@@ -142,6 +142,10 @@ static char *get_bytes(struct rd *r, json_t *obj, const char *key, const char *p
         r->oom = true;
     else if (rc != CM_OK)
         problem(r, "%s: invalid base64", path);
+    if (out != NULL && *len == 0) { /* blanks only: as absent */
+        free(out);
+        out = NULL;
+    }
     return out;
 }
 

@@ -587,7 +587,7 @@ static bool find_entry(struct kc_set *set, enum kc_list list, const char *name,
     return false;
 }
 
-/* ---- PEM ------------------------------------------------------------------ */
+/* ---- PEM ---------------------------------------------------------------------- */
 
 static bool looks_pem(const char *p, size_t len)
 {
@@ -640,6 +640,11 @@ static int load_blob(struct kc_set *set, const struct kc_entry *e, const struct 
         return CM_OK;
     if (data != NULL) {
         rc = cm_base64_decode(data, strlen(data), out, outlen);
+        if (rc == CM_OK && *outlen == 0) { /* nothing in it: as invalid as garbage */
+            free(*out);
+            *out = NULL;
+            rc = CM_EPARSE;
+        }
         if (rc == CM_EPARSE)
             seterr(set, "%s: %s: invalid base64", bl->prefix, bl->data_key);
     } else {
