@@ -459,6 +459,27 @@ def finish(d, expect_exit=0):
 
 # ---------------------------------------------------------------- control API
 
+def close_all(daemons, others=()):
+    """Teardown: finishes every daemon (None ones skipped), then stops every
+    other object (fake API servers, relays, backends), whatever fails; raises
+    the first daemon's AssertionError (a bad exit, a sanitizer report) last."""
+    errors = []
+    for d in daemons:
+        if d is None:
+            continue
+        try:
+            finish(d)
+        except AssertionError as e:
+            errors.append(e)
+    for x in others:
+        try:
+            x.stop()
+        except Exception:  # teardown goes on
+            pass
+    if errors:
+        raise errors[0]
+
+
 def http(port, method, path, body=None, token=None, timeout=5.0):
     """One HTTP request to 127.0.0.1:@port; returns (status, parsed JSON or text)."""
     data = None

@@ -176,28 +176,10 @@ class Chain:
         return self
 
     def close(self):
-        errors = []
-        for v in list(self.health):
-            try:
-                self.stop_health(v)
-            except AssertionError as e:
-                errors.append(e)
-        for d in (self.dnsd, self.ns2):
-            if d is None:
-                continue
-            try:
-                fedtest.finish(d)
-            except AssertionError as e:
-                errors.append(e)
-        self.dnsd = self.ns2 = None
-        for group in (self.relays, self.backends, self.fakes):
-            for x in group.values():
-                try:
-                    x.stop()
-                except Exception:  # teardown goes on
-                    pass
-        if errors:
-            raise errors[0]
+        daemons = list(self.health.values()) + [self.dnsd, self.ns2]
+        self.health, self.dnsd, self.ns2 = {}, None, None
+        fedtest.close_all(daemons, [x for group in (self.relays, self.backends, self.fakes)
+                                    for x in group.values()])
 
     # ---- observations ----
     def answer(self, region, name=WEB):

@@ -124,22 +124,9 @@ class RegistryBed:
         return self.health
 
     def close(self):
-        errors = []
-        for d in (self.health, self.dnsd):
-            if d is None:
-                continue
-            try:
-                fedtest.finish(d)
-            except AssertionError as e:
-                errors.append(e)
+        daemons = [self.health, self.dnsd]
         self.health = self.dnsd = None
-        for fk in [self.host] + list(self.fakes.values()):
-            try:
-                fk.stop()
-            except Exception:  # teardown goes on
-                pass
-        if errors:
-            raise errors[0]
+        fedtest.close_all(daemons, [self.host] + list(self.fakes.values()))
 
     # ---- observations ----
     def log(self):
