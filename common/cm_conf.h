@@ -36,6 +36,7 @@
  *   cm_conf
  *    +- regions[]        name, zones[]
  *    +- members[]        name, region (index), zone (index or -1), lb
+ *    +- members_from     the host cluster's member registry (KubeFed, Karmada)
  *    +- services[]       "ns/name", port, check, policy, aliases[]
  *    +- client_networks[] prefix -> region (index)
  *    +- latency_ms       region x region matrix (symmetric, fallback only)
@@ -101,6 +102,35 @@ struct cm_conf_member {
     bool in_cluster;  /* the API server of the cluster fedgslb-health runs in */
     enum cm_lb_mode lb_mode;
     char *lb_address; /* owned textual IP, NULL unless lb.mode is "proxy" */
+};
+
+/* members_from.source: the registry the host cluster keeps of its members. */
+enum cm_registry_source {
+    CM_REGISTRY_KUBEFED = 0, /* core.kubefed.io/v1beta1 KubeFedCluster + Secret */
+    CM_REGISTRY_KARMADA = 1, /* cluster.karmada.io/v1alpha1 Cluster + Secret */
+};
+
+/*
+ * members_from: members read from a host cluster's registry at run time
+ * (fedgslb-health watches it); they join the configured members. Only
+ * fedgslb-health reads the host cluster; dnsd and the proxy learn these
+ * members from the state documents (cm_state_check_conf accepts them when
+ * this section is present).
+ */
+struct cm_conf_members_from {
+    bool present;                   /* the section exists */
+    enum cm_registry_source source; /* required */
+    char *kubeconfig; /* owned path of the host cluster's kubeconfig, NULL = default */
+    char *context;    /* owned, NULL = current-context */
+    bool in_cluster;  /* the host cluster is the one fedgslb-health runs in */
+    char *namespace_; /* owned; KubeFed: its namespace (default
+                         "kube-federation-system"); NULL for Karmada */
+    bool services;    /* KubeFed: FederatedService, Domain and ServiceDNSRecord
+                         objects add services (default true; false for Karmada) */
+    /* Where members the registry does not place go, by member name (only
+     * name, region and zone are used). Owned. */
+    struct cm_conf_member *locations;
+    size_t location_count;
 };
 
 enum cm_check_type {
@@ -425,6 +455,7 @@ struct cm_conf {
     size_t region_count;
     struct cm_conf_member *members;
     size_t member_count;
+    struct cm_conf_members_from members_from;
     struct cm_conf_service *services;
     size_t service_count;
     struct cm_conf_client_net *client_networks;
@@ -444,6 +475,10 @@ struct cm_conf {
     char **warnings; /* owned: "file: path: text" lines --check-config shows */
     size_t warning_count;
     _Atomic int refs; /* private: use cm_conf_ref/unref */
+    /* private: a configuration made by cm_conf_with_members() holds a
+     * reference to the loaded one it extends, and shares everything with it
+     * but the members array; NULL for a loaded configuration. */
+    struct cm_conf *extends;
 };
 
 /**
@@ -487,6 +522,20 @@ const char *cm_instance_kind_key(enum cm_instance_kind kind);
 struct cm_conf *cm_conf_ref(struct cm_conf *conf);
 /** Drops a reference; frees on the last. Accepts NULL. Atomic. */
 void cm_conf_unref(struct cm_conf *conf);
+
+/**
+ * A configuration equal to @base (a reference is taken) with @count members
+ * appended after its own: copies of @extra's name, region and zone (lb mode
+ * native, no kubeconfig). Everything else is shared with @base, so this is
+ * cheap; the members come from a registry at run time (members_from) and
+ * their names must not be configured ones (the caller checks). @base may
+ * itself be one of these: the members then extend its loaded configuration.
+ * NULL on ENOMEM.
+ */
+struct cm_conf *cm_conf_with_members(struct cm_conf *base, const struct cm_conf_member *extra,
+                                     size_t count);
+/** The loaded configuration @conf extends (cm_conf_with_members), else @conf. */
+struct cm_conf *cm_conf_loaded(struct cm_conf *conf);
 
 /** Index of the named region / member / service ("ns/name"), or -1. */
 int cm_conf_region_index(const struct cm_conf *conf, const char *name);

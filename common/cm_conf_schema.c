@@ -153,7 +153,7 @@ static int region_location(struct cm_conf_parse *p, json_t *v, void *base, void 
     return CM_OK;
 }
 
-static int member_zone(struct cm_conf_parse *p, json_t *v, void *base, void *field)
+int cm_conf_member_zone(struct cm_conf_parse *p, json_t *v, void *base, void *field)
 {
     struct cm_conf_member *m = base;
     const struct cm_conf_region *r = &p->conf->regions[m->region];
@@ -1829,7 +1829,7 @@ static const struct cm_conf_item member_items[] = {
     {.key = "zone",
      .type = CM_CONF_CUSTOM,
      .offset = offsetof(struct cm_conf_member, zone),
-     .parse = member_zone},
+     .parse = cm_conf_member_zone},
     {.key = "kubeconfig",
      .type = CM_CONF_STR,
      .offset = offsetof(struct cm_conf_member, kubeconfig)},
@@ -2019,6 +2019,10 @@ static const struct cm_conf_item root_items[] = {
      .required = true,
      .max = 1024,
      .sub = &member_schema},
+    {.key = "members_from",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf, members_from),
+     .sub = &cm_conf_members_from_schema},
     {.key = "services",
      .type = CM_CONF_MAP,
      .offset = offsetof(struct cm_conf, services),

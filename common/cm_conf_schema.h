@@ -142,6 +142,10 @@ int cm_conf_deployment_post(struct cm_conf_parse *p, struct cm_conf *conf);
 
 /** After the walk: applies p->instance's values to its section (p->kind). */
 int cm_conf_instance_select(struct cm_conf_parse *p, struct cm_conf *conf);
+/* members_from; defined in cm_conf_registry.c. */
+extern const struct cm_conf_schema cm_conf_members_from_schema;
+/** CUSTOM parse of a struct cm_conf_member's zone (its region parsed first). */
+int cm_conf_member_zone(struct cm_conf_parse *p, json_t *v, void *base, void *field);
 
 /**
  * Writes "file: path: reason" (or "file: reason" at the top) into p->err and

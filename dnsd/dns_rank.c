@@ -105,8 +105,11 @@ static void policy_eval(const struct dns_rank_service *rs, size_t m, struct dns_
     }
 }
 
-/* Why a present member is not a candidate, or NULL when it is one. */
-static const char *why_not(const struct dns_rank_member *rm, const struct cm_state_endpoint *src)
+/*
+ * Why a present member is not a candidate, or NULL when it is one. @no_eps:
+ * it has no ready endpoint and its service does not allow that.
+ */
+static const char *why_not(const struct dns_rank_member *rm, bool no_eps)
 {
     bool forced_up = rm->admin == CM_ADMIN_FORCE_UP;
 
@@ -123,7 +126,7 @@ static const char *why_not(const struct dns_rank_member *rm, const struct cm_sta
     }
     if (!forced_up && !rm->ep->healthy)
         return "unhealthy by majority";
-    if (!forced_up && src->ready_endpoints == 0)
+    if (!forced_up && no_eps)
         return "0 ready endpoints";
     if (!rm->has_addr && !rm->has_host)
         return "no address or hostname";
@@ -136,21 +139,27 @@ static void member_eval(const struct dns_rank_service *rs, size_t m, struct dns_
     const struct cm_state_endpoint *src = ep != NULL && ep->present ? ep->src : NULL;
     uint8_t wire[DNS_NAME_MAX];
 
+    bool no_eps = src != NULL && src->ready_endpoints == 0 && !rs->msvc->allow_without_endpoints;
+
     memset(rm, 0, sizeof(*rm));
     rm->ep = ep;
     rm->admin = cm_intent_view_admin(rs->ctx->intents, m, &rm->admin_by);
     rm->drained = rm->admin == CM_ADMIN_DRAINED || rm->admin == CM_ADMIN_EVACUATED;
     policy_eval(rs, m, rm, src);
+    if (ep != NULL && ep->unplaced) {
+        rm->why_not = "not in the service's placement";
+        return;
+    }
     if (src == NULL) {
         rm->why_not = "not reported by any vantage";
         return;
     }
     rm->present = true;
-    rm->healthy = ep->healthy && src->ready_endpoints > 0;
+    rm->healthy = ep->healthy && !no_eps;
     rm->has_addr = src->address_count > 0;
     rm->has_host = src->hostname != NULL && dns_name_from_text(src->hostname, false, wire) > 1;
     rm->fail_open_ok = !rm->drained && rm->has_addr;
-    rm->why_not = why_not(rm, src);
+    rm->why_not = why_not(rm, no_eps);
     rm->eligible = rm->why_not == NULL;
 }
 
@@ -175,7 +184,10 @@ void dns_rank_service_init(struct dns_rank_service *rs, const struct dns_rank_ct
         if (rm->present && rm->ep->pending && rs->pending_member < 0)
             rs->pending_member = (int)m;
     }
-    rs->ttl = rs->pending_member >= 0 ? conf->dnsd.min_ttl_s : conf->dnsd.ttl_s;
+    /* A service's own TTL (a ServiceDNSRecord's recordTTL); pending never lengthens it. */
+    rs->ttl = msvc != NULL && msvc->ttl_s > 0 ? msvc->ttl_s : conf->dnsd.ttl_s;
+    if (rs->pending_member >= 0 && conf->dnsd.min_ttl_s < rs->ttl)
+        rs->ttl = conf->dnsd.min_ttl_s;
 }
 
 double dns_rank_latency(const struct dns_rank_service *rs, size_t region, size_t member,

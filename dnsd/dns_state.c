@@ -9,9 +9,13 @@
  *
  * Invariant: st->merged is the merge of the store's documents under
  * st->conf and st->view the compiled intents, and they are what the owner's
- * current view was built from. Every change goes through commit(), which
- * builds the merge and the intent view of a candidate, calls apply, and only
- * then commits the candidate.
+ * current view was built from. st->conf is the loaded configuration extended
+ * with the registry members the documents place (members_from;
+ * cm_state_members_conf), so member indexes (the merge, the intent view, the
+ * answer table) follow the documents; intents name members, so they follow
+ * too. Every change goes through commit(), which builds the merge and the
+ * intent view of a candidate, calls apply, and only then commits the
+ * candidate.
  */
 #include "dnsd/dns_state.h"
 
@@ -124,20 +128,23 @@ static int commit(struct dns_state *st, struct candidate *c, char *err, size_t e
     const struct cm_intents *intents = c->intents != NULL ? c->intents : st->intents;
     struct cm_merged *merged = NULL;
     struct cm_intent_view *view = NULL;
+    struct cm_conf *conf = NULL;
     const struct cm_state *const *docs;
     size_t count;
     int rc;
 
     docs = cm_store_cand_docs(c->docs, &count);
-    rc = cm_merged_build(docs, count, c->conf, &merged);
+    rc = cm_state_members_conf(c->conf, docs, count, st->conf, &conf);
     if (rc == CM_OK)
-        rc = cm_intent_view_build(intents, c->conf, c->now_s, &view);
+        rc = cm_merged_build(docs, count, conf, &merged);
+    if (rc == CM_OK)
+        rc = cm_intent_view_build(intents, conf, c->now_s, &view);
     if (rc != CM_OK) {
         cm_errf(err, errlen, "cannot merge state: %s", cm_strerror(rc));
         goto fail;
     }
     if (st->apply != NULL) {
-        rc = st->apply(st->apply_arg, c->conf, merged, view, err, errlen);
+        rc = st->apply(st->apply_arg, conf, merged, view, err, errlen);
         if (rc != CM_OK)
             goto fail;
     }
@@ -152,10 +159,8 @@ static int commit(struct dns_state *st, struct candidate *c, char *err, size_t e
         st->intents = c->intents;
         c->intents = NULL;
     }
-    if (c->conf != st->conf) {
-        cm_conf_unref(st->conf);
-        st->conf = cm_conf_ref(c->conf);
-    }
+    cm_conf_unref(st->conf);
+    st->conf = conf;
     rc = dns_state_save(st);
     st->save_last_failed = rc != CM_OK;
     if (rc != CM_OK) {
@@ -166,6 +171,7 @@ static int commit(struct dns_state *st, struct candidate *c, char *err, size_t e
 fail:
     cm_merged_free(merged);
     cm_intent_view_free(view);
+    cm_conf_unref(conf);
     candidate_fini(c);
     return rc;
 }
@@ -317,11 +323,12 @@ int dns_state_set_drain(struct dns_state *st, const char *member, bool drained, 
     size_t n;
     int rc = CM_OK;
 
-    if (cm_conf_member_index(st->conf, member) < 0) {
+    n = active_drains(st, member, now_s, ids, sizeof(ids) / sizeof(ids[0]));
+    /* An undrain may name a registry member no document places now. */
+    if (cm_conf_member_index(st->conf, member) < 0 && (drained || n == 0)) {
         cm_errf(err, errlen, "unknown member \"%s\"", member);
         return CM_ENOENT;
     }
-    n = active_drains(st, member, now_s, ids, sizeof(ids) / sizeof(ids[0]));
     if (drained)
         return n > 0 ? CM_OK : drain_add(st, member, by, now_s, err, errlen);
     /* Each removal changes the set (and the ids' storage): look again every time. */
@@ -563,8 +570,9 @@ int dns_state_save(const struct dns_state *st)
 /*
  * The drains of an older state file ("drained": [names]) as drain intents:
  * one implementation of a drain, and a restart after an upgrade keeps them.
+ * @conf: what the file's documents are merged under.
  */
-static int migrate_drains(struct dns_state *st, const char *path, json_t *root, int64_t now_s,
+static int migrate_drains(const struct cm_conf *conf, const char *path, json_t *root, int64_t now_s,
                           struct cm_intents **set)
 {
     json_t *names = json_object_get(root, "drained");
@@ -583,7 +591,7 @@ static int migrate_drains(struct dns_state *st, const char *path, json_t *root, 
         json_t *j;
         int rc;
 
-        if (m == NULL || cm_conf_member_index(st->conf, m) < 0) {
+        if (m == NULL || cm_conf_member_index(conf, m) < 0) {
             cm_log_warn("state file %s: drained[%zu] skipped: not a configured member", path, i);
             continue;
         }
@@ -592,7 +600,7 @@ static int migrate_drains(struct dns_state *st, const char *path, json_t *root, 
                       "fedgslb-dnsd", "reason",
                       "drained before drains were intents (state file migration)", "created_at",
                       created);
-        rc = j != NULL ? cm_intent_parse(j, st->conf, &in, err, sizeof(err)) : CM_ENOMEM;
+        rc = j != NULL ? cm_intent_parse(j, conf, &in, err, sizeof(err)) : CM_ENOMEM;
         json_decref(j);
         if (rc == CM_OK)
             rc = cm_intents_put(*set, in, now_s, &next, err, sizeof(err));
@@ -607,7 +615,7 @@ static int migrate_drains(struct dns_state *st, const char *path, json_t *root, 
     return CM_OK;
 }
 
-static int load_intents(struct dns_state *st, const char *path, json_t *root, int64_t now_s,
+static int load_intents(const struct cm_conf *conf, const char *path, json_t *root, int64_t now_s,
                         struct cm_intents **out)
 {
     json_t *arr = json_object_get(root, "intents");
@@ -617,9 +625,9 @@ static int load_intents(struct dns_state *st, const char *path, json_t *root, in
         cm_log_warn("state file %s: \"intents\" ignored: not an array", path);
         arr = NULL;
     }
-    rc = cm_intents_load(arr, st->conf, path, out);
+    rc = cm_intents_load(arr, conf, path, out);
     if (rc == CM_OK)
-        rc = migrate_drains(st, path, root, now_s, out);
+        rc = migrate_drains(conf, path, root, now_s, out);
     if (rc != CM_OK) {
         cm_intents_free(*out);
         *out = NULL;
@@ -633,6 +641,7 @@ int dns_state_load(struct dns_state *st, uint64_t now_ms, int64_t now_s, bool ch
     struct cm_store_loaded l;
     struct cm_merged *merged = NULL;
     struct cm_intent_view *view = NULL;
+    struct cm_conf *conf = NULL;
     const struct cm_state *const *docs;
     struct cm_intents *intents = NULL;
     char why[CM_STATE_ERR_MAX * 2];
@@ -657,17 +666,22 @@ int dns_state_load(struct dns_state *st, uint64_t now_ms, int64_t now_s, bool ch
         return CM_OK;
     }
     docs = cm_store_cand_docs(l.cand, &count);
-    rc = load_intents(st, st->path, l.root, now_s, &intents);
+    rc = cm_state_members_conf(st->conf, docs, count, NULL, &conf);
     if (rc == CM_OK)
-        rc = cm_merged_build(docs, count, st->conf, &merged);
+        rc = load_intents(conf, st->path, l.root, now_s, &intents);
     if (rc == CM_OK)
-        rc = cm_intent_view_build(intents, st->conf, now_s, &view);
+        rc = cm_merged_build(docs, count, conf, &merged);
+    if (rc == CM_OK)
+        rc = cm_intent_view_build(intents, conf, now_s, &view);
     if (rc != CM_OK) {
         cm_merged_free(merged);
         cm_intents_free(intents);
+        cm_conf_unref(conf);
         cm_store_loaded_fini(&l);
         return rc;
     }
+    cm_conf_unref(st->conf);
+    st->conf = conf;
     cm_merged_free(st->merged);
     st->merged = merged;
     cm_store_commit(st->store, l.cand);

@@ -178,6 +178,8 @@ const struct cm_intents *dns_state_intents(const struct dns_state *st);
 const struct cm_intent_view *dns_state_intent_view(const struct dns_state *st);
 /** Drained or evacuated by an intent: out of every answer. */
 bool dns_state_is_drained(const struct dns_state *st, size_t member);
+/** The configuration the merge and the view use: the loaded one, extended
+ *  with the registry members the held documents place (members_from). */
 struct cm_conf *dns_state_conf(const struct dns_state *st);
 
 /** State file writes that failed since start, and whether the last one did. */

@@ -283,8 +283,8 @@ static int dnsd_prepare(struct dnsd *d, bool check, char *err, size_t errlen)
     rc = geoip_open_start(d, err, errlen);
     if (rc != CM_OK)
         return rc;
-    return apply_view(d, d->conf, dns_state_merged(d->state), dns_state_intent_view(d->state), err,
-                      errlen);
+    return apply_view(d, dns_state_conf(d->state), dns_state_merged(d->state),
+                      dns_state_intent_view(d->state), err, errlen);
 }
 
 /*
@@ -506,8 +506,8 @@ static void on_geo_done(evutil_socket_t fd, short what, void *arg)
         d->geo = j->geo; /* geo_for() finds it: same conf, same database */
         j->geo = NULL;
         d->env.geoip_reloads_ok++;
-        if (apply_view(d, d->conf, dns_state_merged(d->state), dns_state_intent_view(d->state), err,
-                       sizeof(err)) != CM_OK)
+        if (apply_view(d, dns_state_conf(d->state), dns_state_merged(d->state),
+                       dns_state_intent_view(d->state), err, sizeof(err)) != CM_OK)
             cm_log_error("geoip: view not rebuilt: %s", err);
     }
     geo_job_free(j);

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "common/cm_str.h"
+#include "health/hc_k8s_fed.h"
 
 #define HC_K8S_LINE_MAX (4u << 20)  /* longest accepted watch event line */
 #define HC_K8S_LIST_MAX (64u << 20) /* largest accepted list response body */
@@ -39,8 +40,18 @@ enum hc_k8s_kind {
     HC_K8S_SERVICE = 0, /* core/v1 Service */
     HC_K8S_SLICE = 1,   /* discovery.k8s.io/v1 EndpointSlice */
     HC_K8S_NODE = 2,    /* core/v1 Node */
+    /* The host cluster's registry (hc_k8s_fed.h, read by hc_registry): */
+    HC_K8S_KUBEFEDCLUSTER = 3, /* core.kubefed.io/v1beta1 KubeFedCluster */
+    HC_K8S_KARMADACLUSTER = 4, /* cluster.karmada.io/v1alpha1 Cluster */
+    HC_K8S_SECRET = 5,         /* core/v1 Secret */
+    HC_K8S_FEDSERVICE = 6,     /* types.kubefed.io/v1beta1 FederatedService */
+    HC_K8S_DOMAIN = 7,         /* multiclusterdns.kubefed.io/v1alpha1 Domain */
+    HC_K8S_SVCDNS = 8,         /* multiclusterdns.kubefed.io/v1alpha1 ServiceDNSRecord */
 };
+/* The kinds watched in a member cluster (hc_cluster): the first three. */
 #define HC_K8S_KIND_COUNT 3
+/* Every kind, the registry's included. */
+#define HC_K8S_KIND_ALL 9
 
 struct hc_k8s_port {
     char *name;         /* owned, NULL when unnamed */
@@ -85,7 +96,8 @@ struct hc_k8s_node {
     char *external_ip; /* owned first ExternalIP, NULL when none */
 };
 
-/* One object of any kind. ns is NULL for Nodes (cluster scoped). */
+/* One object of any kind. ns is NULL for cluster-scoped kinds (Node,
+ * Karmada's Cluster). */
 struct hc_k8s_obj {
     enum hc_k8s_kind kind;
     char *ns;               /* owned */
@@ -95,6 +107,11 @@ struct hc_k8s_obj {
         struct hc_k8s_svc svc;
         struct hc_k8s_slice slice;
         struct hc_k8s_node node;
+        struct hc_k8s_fedcluster cluster; /* KUBEFEDCLUSTER, KARMADACLUSTER */
+        struct hc_k8s_secret secret;
+        struct hc_k8s_fedsvc fedsvc;
+        struct hc_k8s_domain domain;
+        struct hc_k8s_svcdns svcdns;
     } u;
 };
 
@@ -121,10 +138,18 @@ struct hc_k8s_list {
     char *continue_token;   /* owned metadata.continue, NULL when last page */
 };
 
-/** Name of the kind in logs and metrics: "services", "endpointslices", "nodes". */
+/** Name of the kind in logs and metrics: "services", "endpointslices", "nodes"... */
 const char *hc_k8s_kind_name(enum hc_k8s_kind kind);
 /** The collection path below the server URL, e.g. "/api/v1/services". */
 const char *hc_k8s_kind_path(enum hc_k8s_kind kind);
+/** Whether objects of the kind live in namespaces. */
+bool hc_k8s_kind_namespaced(enum hc_k8s_kind kind);
+/**
+ * The collection path of a namespaced kind in namespace @ns (NULL: every
+ * namespace), e.g. "/api/v1/namespaces/ns1/secrets", into @out. CM_ETOOBIG
+ * when it does not fit, CM_EINVAL for a cluster-scoped kind with @ns.
+ */
+int hc_k8s_kind_path_ns(enum hc_k8s_kind kind, const char *ns, char *out, size_t cap);
 
 /**
  * Parses one watch event line (@len bytes at @line, borrowed, need not be

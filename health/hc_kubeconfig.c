@@ -1143,3 +1143,80 @@ void hc_kube_target_free(struct hc_kube_target *t)
     OPENSSL_cleanse(t, sizeof(*t));
     free(t);
 }
+
+static bool same_bytes(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return same_bytes(a, a != NULL ? strlen(a) : 0, b, b != NULL ? strlen(b) : 0);
+}
+
+bool hc_kube_target_same(const struct hc_kube_target *a, const struct hc_kube_target *b)
+{
+    return same_str(a->server, b->server) &&
+           same_bytes(a->ca_pem, a->ca_pem_len, b->ca_pem, b->ca_pem_len) &&
+           a->insecure_skip_tls_verify == b->insecure_skip_tls_verify &&
+           same_str(a->tls_server_name, b->tls_server_name) &&
+           same_str(a->proxy_url, b->proxy_url) && same_str(a->token, b->token) &&
+           same_bytes(a->client_cert_pem, a->client_cert_pem_len, b->client_cert_pem,
+                      b->client_cert_pem_len) &&
+           same_bytes(a->client_key_pem, a->client_key_pem_len, b->client_key_pem,
+                      b->client_key_pem_len) &&
+           same_str(a->username, b->username) && same_str(a->password, b->password) &&
+           same_str(a->token_file, b->token_file) && hc_exec_same(a->exec, b->exec);
+}
+
+/* @len bytes and a NUL; NULL stays NULL. False on ENOMEM. */
+static bool copy_bytes(const char *src, size_t len, char **dst)
+{
+    *dst = NULL;
+    if (src == NULL)
+        return true;
+    *dst = malloc(len + 1);
+    if (*dst == NULL)
+        return false;
+    memcpy(*dst, src, len);
+    (*dst)[len] = '\0';
+    return true;
+}
+
+static bool copy_str(const char *src, char **dst)
+{
+    return copy_bytes(src, src != NULL ? strlen(src) : 0, dst);
+}
+
+struct hc_kube_target *hc_kube_target_copy(const struct hc_kube_target *t)
+{
+    struct hc_kube_target *c;
+    bool ok;
+
+    if (t->exec != NULL)
+        return NULL;
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->ca_pem_len = t->ca_pem_len;
+    c->client_cert_pem_len = t->client_cert_pem_len;
+    c->client_key_pem_len = t->client_key_pem_len;
+    c->insecure_skip_tls_verify = t->insecure_skip_tls_verify;
+    ok = copy_str(t->context, &c->context) && copy_str(t->cluster, &c->cluster) &&
+         copy_str(t->user, &c->user) && copy_str(t->server, &c->server) &&
+         copy_str(t->namespace_, &c->namespace_) &&
+         copy_bytes(t->ca_pem, t->ca_pem_len, &c->ca_pem) &&
+         copy_str(t->tls_server_name, &c->tls_server_name) &&
+         copy_str(t->proxy_url, &c->proxy_url) && copy_str(t->token, &c->token) &&
+         copy_str(t->token_file, &c->token_file) &&
+         copy_bytes(t->client_cert_pem, t->client_cert_pem_len, &c->client_cert_pem) &&
+         copy_bytes(t->client_key_pem, t->client_key_pem_len, &c->client_key_pem) &&
+         copy_str(t->username, &c->username) && copy_str(t->password, &c->password);
+    if (!ok) {
+        hc_kube_target_free(c);
+        return NULL;
+    }
+    return c;
+}

@@ -301,13 +301,11 @@ class Testbed(chain.Chain):
         self.ns2 = None
 
     def start_health(self, vantage):
-        d = fedtest.Daemon([fedtest.binary("fedgslb-health"), "--config", self.deployment_path,
-                            "--instance", vantage, "--log-level", "debug"],
-                           os.path.join(self.tmp, "health-%s.log" % vantage), cwd=self.tmp)
-        d.ctl_port = self.health_ports[vantage]
-        d.start()
+        d = fedtest.start_health(self.deployment_path,
+                                 os.path.join(self.tmp, "health-%s.log" % vantage),
+                                 self.health_ports[vantage], self.tmp, args=["--instance", vantage])
         self.health[vantage] = d
-        return chain.wait_ctl(d, "fedgslb-health")
+        return d
 
     def start_proxy(self):
         d = fedtest.Daemon([fedtest.binary("fedgslb-proxy"), "--config", self.deployment_path,
@@ -316,7 +314,7 @@ class Testbed(chain.Chain):
         d.ctl_port = self.proxy_ctl_port
         d.start()
         self.proxy = d
-        return chain.wait_ctl(d, "fedgslb-proxy")
+        return fedtest.wait_ctl(d, "fedgslb-proxy")
 
     def start(self):
         if self.cluster is not None:

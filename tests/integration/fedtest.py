@@ -375,6 +375,32 @@ def start_dnsd(tmp, conf=None, dns_port=None, ctl_port=None, extra_args=(), read
     return d
 
 
+def wait_ctl(d, what):
+    """Waits until daemon @d's control API (d.ctl_port) answers /healthz;
+    returns @d, raises with the log when it exits or does not."""
+    deadline = time.monotonic() + 10 * SLOW
+    while time.monotonic() < deadline:
+        if not d.alive():
+            raise RuntimeError("%s exited:\n%s" % (what, d.log_text()))
+        try:
+            if http(d.ctl_port, "GET", "/healthz", timeout=0.5)[0] == 200:
+                return d
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("%s not ready:\n%s" % (what, d.log_text()))
+
+
+def start_health(config_path, log_path, ctl_port, cwd, env=None, level="debug", args=()):
+    """Starts fedgslb-health (logging at @level, with the extra @args) and
+    waits until its control API answers /healthz (wait_ctl)."""
+    d = Daemon([binary("fedgslb-health"), "--config", config_path, "--log-level", level]
+               + list(args), log_path, cwd=cwd, env=env)
+    d.ctl_port = ctl_port
+    d.start()
+    return wait_ctl(d, "fedgslb-health")
+
+
 def nofile_preexec(n):
     """A preexec_fn that sets RLIMIT_NOFILE to (@n, @n), or None for @n None."""
     if n is None:
@@ -440,6 +466,27 @@ def finish(d, expect_exit=0):
 
 
 # ---------------------------------------------------------------- control API
+
+def close_all(daemons, others=()):
+    """Teardown: finishes every daemon (None ones skipped), then stops every
+    other object (fake API servers, relays, backends), whatever fails; raises
+    the first daemon's AssertionError (a bad exit, a sanitizer report) last."""
+    errors = []
+    for d in daemons:
+        if d is None:
+            continue
+        try:
+            finish(d)
+        except AssertionError as e:
+            errors.append(e)
+    for x in others:
+        try:
+            x.stop()
+        except Exception:  # teardown goes on
+            pass
+    if errors:
+        raise errors[0]
+
 
 def http(port, method, path, body=None, token=None, timeout=5.0):
     """One HTTP request to 127.0.0.1:@port; returns (status, parsed JSON or text)."""

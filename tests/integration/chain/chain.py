@@ -155,12 +155,9 @@ class Chain:
         path = fedtest.write_config(self.tmp, self.health_config(vantage),
                                     "health-%s.conf.json" % vantage)
         log = os.path.join(self.tmp, "health-%s.log" % vantage)
-        d = fedtest.Daemon([fedtest.binary("fedgslb-health"), "--config", path,
-                            "--log-level", "debug"], log, cwd=self.tmp)
-        d.ctl_port = self.health_ports[vantage]
-        d.start()
+        d = fedtest.start_health(path, log, self.health_ports[vantage], self.tmp)
         self.health[vantage] = d
-        return wait_ctl(d, "fedgslb-health")
+        return d
 
     def stop_health(self, vantage, sig=signal.SIGTERM):
         d = self.health.pop(vantage)
@@ -179,28 +176,10 @@ class Chain:
         return self
 
     def close(self):
-        errors = []
-        for v in list(self.health):
-            try:
-                self.stop_health(v)
-            except AssertionError as e:
-                errors.append(e)
-        for d in (self.dnsd, self.ns2):
-            if d is None:
-                continue
-            try:
-                fedtest.finish(d)
-            except AssertionError as e:
-                errors.append(e)
-        self.dnsd = self.ns2 = None
-        for group in (self.relays, self.backends, self.fakes):
-            for x in group.values():
-                try:
-                    x.stop()
-                except Exception:  # teardown goes on
-                    pass
-        if errors:
-            raise errors[0]
+        daemons = list(self.health.values()) + [self.dnsd, self.ns2]
+        self.health, self.dnsd, self.ns2 = {}, None, None
+        fedtest.close_all(daemons, [x for group in (self.relays, self.backends, self.fakes)
+                                    for x in group.values()])
 
     # ---- observations ----
     def answer(self, region, name=WEB):
@@ -254,21 +233,6 @@ class Chain:
         if self.ns2 is not None:
             out.append("--- ns2 ---\n%s" % self.ns2.log_text()[-tail:])
         return "\n".join(out)
-
-
-def wait_ctl(d, what):
-    """Waits until daemon @d's control API answers /healthz; returns @d."""
-    deadline = time.monotonic() + 10 * fedtest.SLOW
-    while time.monotonic() < deadline:
-        if not d.alive():
-            raise RuntimeError("%s exited:\n%s" % (what, d.log_text()))
-        try:
-            if fedtest.http(d.ctl_port, "GET", "/healthz", timeout=0.5)[0] == 200:
-                return d
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("%s not ready:\n%s" % (what, d.log_text()))
 
 
 def entry(doc, member, svc="default/web"):

@@ -20,16 +20,7 @@
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_net.h"
-#include "tests/unit/squote.h"
-
-/* ' for ": readable test JSON (tests/unit/squote.h). Returns an owned string. */
-static char *dq(const char *s)
-{
-    char *out = test_squote(s);
-
-    assert_non_null(out);
-    return out;
-}
+#include "tests/unit/unit_text.h"
 
 #define HEAD                                                                                       \
     "{'federation': 'f', 'zone': 'z.test',"                                                        \
@@ -62,7 +53,7 @@ static const char deploy_text[] = HEAD SECTIONS DEPLOYMENT;
 static int load_kind(const char *squoted, int kind, const char *instance, struct cm_conf **out,
                      char *err)
 {
-    char *text = dq(squoted);
+    char *text = unit_dq(squoted);
     int rc;
 
     err[0] = '\0';

@@ -21,18 +21,14 @@
 #include "common/cm_str.h"
 #include "ctl/ctl_args.h"
 #include "ctl/ctl_intent.h"
-#include "tests/unit/squote.h"
+#include "tests/unit/unit_text.h"
 
 /* 2026-11-21T07:00:00Z */
 #define T0 INT64_C(1795244400)
 
 static json_t *j(const char *squoted)
 {
-    json_t *v = test_squote_json(squoted);
-
-    if (v == NULL)
-        fail_msg("bad test JSON: %s", squoted);
-    return v;
+    return unit_json(squoted);
 }
 
 #define META     "'author': 'a', 'reason': 'r', 'created_at': '2026-11-21T06:00:00Z'"

@@ -15,16 +15,12 @@
 #include "common/cm_str.h"
 #include "ctl/ctl_http.h"
 #include "ctl/ctl_render.h"
-#include "tests/unit/squote.h"
+#include "tests/unit/unit_text.h"
 
 /* JSON written with ' for " to stay readable. */
 static json_t *j(const char *squoted)
 {
-    json_t *v = test_squote_json(squoted);
-
-    if (v == NULL)
-        fail_msg("bad test JSON: %s", squoted);
-    return v;
+    return unit_json(squoted);
 }
 
 /* dnsd's GET /v1/state: eu reports usa with a service RTT, us only a member RTT. */
