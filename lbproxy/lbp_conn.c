@@ -215,7 +215,7 @@ void lbp_conn_close(struct lbp_conn *c)
  */
 static void closing_flushed(struct lbp_conn *c)
 {
-    if (c->lingering || c->tls || lbp_io_shutdown_wr(c->cli) != CM_OK) {
+    if (c->lingering || lbp_io_shutdown_wr(c->cli) != CM_OK) {
         conn_free(c);
         return;
     }
