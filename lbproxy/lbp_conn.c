@@ -215,7 +215,8 @@ void lbp_conn_close(struct lbp_conn *c)
  */
 static void closing_flushed(struct lbp_conn *c)
 {
-    if (c->lingering || lbp_io_shutdown_wr(c->cli) != CM_OK) {
+    /* (Nothing to linger for once the client has ended its side.) */
+    if (c->lingering || c->cli_eof || lbp_io_shutdown_wr(c->cli) != CM_OK) {
         conn_free(c);
         return;
     }
@@ -735,8 +736,10 @@ static void cli_event_cb(struct lbp_io *io, short what, void *arg)
     (void)io;
     if (what & LBP_IO_CONNECTED)
         return; /* TLS handshake done */
-    if ((what & LBP_IO_EOF) && (what & LBP_IO_READING) && c->state == CS_EXCHANGE && c->req_done) {
-        /* Half close after a complete request: answer, then close. */
+    if ((what & LBP_IO_EOF) && (what & LBP_IO_READING) && c->req_done &&
+        (c->state == CS_EXCHANGE || c->state == CS_CONNECT)) {
+        /* Half close after a complete request (also while the upstream
+         * connect is under way): answer, then close. */
         c->cli_eof = true;
         c->close_after = true;
         lbp_io_read_enable(c->cli, false);
@@ -744,7 +747,13 @@ static void cli_event_cb(struct lbp_io *io, short what, void *arg)
     }
     if (c->state == CS_HEAD && evbuffer_get_length(lbp_io_input(c->cli)) == 0 &&
         (what & LBP_IO_EOF)) {
-        conn_free(c);
+        /* The client is done. A response queued in this same loop iteration
+         * (its write not run yet) still goes out before the close. */
+        c->cli_eof = true;
+        if (lbp_io_output_len(c->cli) > 0)
+            start_closing(c);
+        else
+            conn_free(c);
         return;
     }
     if (c->state == CS_TUNNEL && (what & LBP_IO_EOF) && c->up != NULL) {
