@@ -90,6 +90,7 @@ struct lbp_conn {
     bool req_done, resp_started, resp_head_done, resp_done, body_sent;
     bool cli_keep, close_after, answered;
     bool tls, trusted, lingering;
+    bool tls_done; /* TLS handshake finished (counted once) */
     uint16_t status;
     uint64_t t_start_us, t_sent_us, latency_us;
     uint64_t req_bytes, resp_bytes;
@@ -155,6 +156,8 @@ static void conn_free(struct lbp_conn *c)
 {
     struct lbp_conn_reg *reg = c->reg;
 
+    if (c->tls && !c->tls_done)
+        c->site->lst->stats.tls_failed++;
     be_end(c, LBP_OUTCOME_ABANDONED);
     be_release(c);
     up_free(c);
@@ -733,9 +736,14 @@ static void cli_event_cb(struct lbp_io *io, short what, void *arg)
 {
     struct lbp_conn *c = arg;
 
-    (void)io;
-    if (what & LBP_IO_CONNECTED)
-        return; /* TLS handshake done */
+    if (what & LBP_IO_CONNECTED) { /* TLS handshake done */
+        c->tls_done = true;
+        if (lbp_io_tls_resumed(io))
+            c->site->lst->stats.tls_resumed++;
+        else
+            c->site->lst->stats.tls_full++;
+        return;
+    }
     if ((what & LBP_IO_EOF) && (what & LBP_IO_READING) && c->req_done &&
         (c->state == CS_EXCHANGE || c->state == CS_CONNECT)) {
         /* Half close after a complete request (also while the upstream

@@ -74,10 +74,10 @@ struct lbp_io {
     struct event_base *base;
     int fd;
     unsigned flags;
-    SSL *ssl;                         /* TLS only: owned */
-    size_t tls_wlen;                  /* TLS: bytes of an SSL_write to repeat, 0 if none */
-    short tls_later;                  /* TLS: end/error met after data, reported next */
-    struct evbuffer *in, *out;        /* owned */
+    SSL *ssl;                  /* TLS only: owned */
+    size_t tls_wlen;           /* TLS: bytes of an SSL_write to repeat, 0 if none */
+    short tls_later;           /* TLS: end/error met after data, reported next */
+    struct evbuffer *in, *out; /* owned */
     struct event rev, wev;
     struct evbuffer_cb_entry *resume; /* on @in while SUSPENDED */
     size_t read_max, write_low;
@@ -251,7 +251,8 @@ static short tls_failure(struct lbp_io *io, int err)
     if (err == SSL_ERROR_ZERO_RETURN) {
         what = LBP_IO_EOF;
     } else if (err == SSL_ERROR_SYSCALL && saved == 0 && ERR_peek_error() == 0) {
-        what = LBP_IO_EOF; /* EOF that OpenSSL did not classify (errno was cleared before the call) */
+        what =
+            LBP_IO_EOF; /* EOF that OpenSSL did not classify (errno was cleared before the call) */
     } else {
         io->flags |= F_TLS_BROKEN;
         saved = err == SSL_ERROR_SYSCALL && saved != 0 ? saved : EPROTO;

@@ -27,6 +27,7 @@
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_str.h"
+#include "lbproxy/lbp_ticket.h"
 
 #define TLS_NAME_MAX 253 /* longest DNS name, without the trailing dot */
 
@@ -63,6 +64,7 @@ struct lbp_tls {
     struct tls_name *names; /* owned, name_count entries, in certificate order */
     size_t name_count;
     size_t name_cap;
+    struct lbp_tickets *tickets; /* reference or NULL (OpenSSL's own per-context key) */
 };
 
 /*
@@ -240,6 +242,18 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
         return SSL_TLSEXT_ERR_NOACK; /* no http/1.1 offered: no ALPN at all */
     *out = sel;
     return SSL_TLSEXT_ERR_OK;
+}
+
+/* Session tickets with the proxy's rotating keys (lbp_ticket.h). OpenSSL asks
+ * the context a connection started with, which holds the callback. */
+static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *ectx,
+                     EVP_MAC_CTX *hctx, int enc)
+{
+    struct lbp_tls *t = SSL_get_ex_data(ssl, get_ex_index());
+
+    if (t == NULL || t->tickets == NULL)
+        return enc ? -1 : 0;
+    return lbp_tickets_crypt(t->tickets, name, iv, ectx, hctx, enc);
 }
 
 /* The last OpenSSL error as text, for messages; clears the queue. */
@@ -431,6 +445,7 @@ static void tls_free(struct lbp_tls *t)
         free(t->names[i].name);
     free(t->certs);
     free(t->names);
+    lbp_tickets_unref(t->tickets);
     free(t);
 }
 
@@ -486,8 +501,38 @@ out:
     return rc;
 }
 
-int lbp_tls_from_listen(const struct cm_conf_proxy_listen *l, size_t idx, struct lbp_tls **out,
-                        char *err, size_t errlen)
+/* Session resumption settings on every context of @t (before any SSL is made). */
+static void sessions_apply(struct lbp_tls *t, const struct cm_conf_proxy_tls_sessions *sess,
+                           struct lbp_tickets *tickets)
+{
+    /* A ticket lives until its key is gone (two rotation periods): the
+     * session timeout must not end it earlier, and it is the lifetime hint. */
+    long lifetime_s = 2L * (long)sess->ticket_key_rotation_s;
+
+    if (tickets != NULL && sess->tickets) {
+        lbp_tickets_ref(tickets);
+        t->tickets = tickets;
+    }
+    for (size_t i = 0; i < t->count; i++) {
+        SSL_CTX *ctx = t->certs[i].ctx;
+
+        SSL_CTX_set_timeout(ctx, lifetime_s);
+        if (!sess->tickets)
+            SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        else if (t->tickets != NULL)
+            SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+        if (sess->cache_size == 0) {
+            SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        } else {
+            SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+            SSL_CTX_sess_set_cache_size(ctx, (long)sess->cache_size);
+        }
+    }
+}
+
+int lbp_tls_from_listen(const struct cm_conf_proxy_listen *l, size_t idx,
+                        const struct cm_conf_proxy_tls_sessions *sess, struct lbp_tickets *tickets,
+                        struct lbp_tls **out, char *err, size_t errlen)
 {
     static const char *const part_key[] = {"", ".cert", ".key"};
     const struct cm_conf_proxy_tls *tc = &l->tls;
@@ -518,6 +563,8 @@ int lbp_tls_from_listen(const struct cm_conf_proxy_listen *l, size_t idx, struct
     else if (rc != CM_OK)
         snprintf(err, errlen, "proxy.listen[%zu].tls.certificates[%zu]%s: %s", idx, fault.index,
                  part_key[fault.part], reason);
+    if (rc == CM_OK && sess != NULL)
+        sessions_apply(*out, sess, tickets);
     free(certs);
     return rc;
 }
