@@ -288,7 +288,8 @@ static void tls_handshake(struct lbp_io *io)
         ev_set(io, &io->wev, F_WRITE_ADDED, err == SSL_ERROR_WANT_WRITE);
         return;
     }
-    io->flags &= ~(unsigned)(F_TLS_HANDSHAKE | F_TLS_RWANTW);
+    /* HANDSHAKE stays set: nothing is written and no close_notify sent. */
+    io->flags &= ~(unsigned)F_TLS_RWANTW;
     ev_set(io, &io->wev, F_WRITE_ADDED, false);
     io->flags |= F_WRITE_DEAD;
     read_end(io, (short)(tls_failure(io, err) | LBP_IO_READING));
@@ -350,7 +351,8 @@ static void tls_read(struct lbp_io *io)
         write_sched(io);
     }
     if (io->flags & F_TLS_HANDSHAKE) {
-        tls_handshake(io);
+        if (!(io->flags & F_READ_DEAD)) /* (failed: reported once) */
+            tls_handshake(io);
         return;
     }
     if (!read_open(io))

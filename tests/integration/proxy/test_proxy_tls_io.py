@@ -296,8 +296,13 @@ def s_client(port, version_flag, lines, pause=1.0):
     return out.decode(errors="replace")
 
 
+# s_client is paced by the test: head and idle timeouts longer than its pauses.
+SLOW_CLIENT = {"timeouts_ms": {"header": 30000, "idle": 30000, "connect": 1000, "response": 5000,
+                               "drain": 5000}}
+
+
 def test_renegotiation_refused(tmp_path, backend, cert):
-    p = start(tmp_path, backend, cert)
+    p = start(tmp_path, backend, cert, proxy_over=SLOW_CLIENT)
     try:
         out = s_client(p.port, "-tls1_2", [b"R\n", b"GET /after-reneg HTTP/1.1\nHost: x\n\n"])
         assert "RENEGOTIATING" in out, out[-2000:]
@@ -309,9 +314,9 @@ def test_renegotiation_refused(tmp_path, backend, cert):
 
 
 def test_key_update_answered(tmp_path, backend, cert):
-    """TLS 1.3 KeyUpdate with update_requested: the proxy must send its own
-    (a write from inside a read) and the connection goes on."""
-    p = start(tmp_path, backend, cert)
+    """TLS 1.3 KeyUpdate with update_requested: the proxy must answer with
+    its own before its next record, and the connection goes on."""
+    p = start(tmp_path, backend, cert, proxy_over=SLOW_CLIENT)
     try:
         out = s_client(p.port, "-tls1_3", [b"K\n", b"GET /after-ku HTTP/1.1\nHost: x\n\n",
                                            b"K\n", b"GET /after-ku2 HTTP/1.1\nHost: x\nConnection: close\n\n"])

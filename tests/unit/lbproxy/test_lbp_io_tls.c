@@ -593,8 +593,8 @@ static void test_head_and_body_one_record(void **state)
     evbuffer_free(src);
 }
 
-/* TLS 1.3 KeyUpdate asking for the server's: answered from inside a read,
- * and both directions keep working under the new keys. */
+/* TLS 1.3 KeyUpdate asking for the server's: OpenSSL answers before the
+ * next record it writes; both directions keep working under the new keys. */
 static void test_key_update(void **state)
 {
     struct tctx *t = *state;
