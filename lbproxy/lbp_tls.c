@@ -250,10 +250,18 @@ static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHE
                      EVP_MAC_CTX *hctx, int enc)
 {
     struct lbp_tls *t = SSL_get_ex_data(ssl, get_ex_index());
+    int rc;
 
     if (t == NULL || t->tickets == NULL)
         return enc ? -1 : 0;
-    return lbp_tickets_crypt(t->tickets, name, iv, ectx, hctx, enc);
+    rc = lbp_tickets_crypt(t->tickets, name, iv, ectx, hctx, enc);
+    /* TLS 1.3 clients use a ticket once (RFC 8446 C.4; OpenSSL's client
+     * keeps no other): a resumption must hand out a new one, which OpenSSL
+     * does only when asked to renew. Otherwise every other connection of
+     * such a client would make a full handshake. */
+    if (!enc && rc == 1 && SSL_version(ssl) == TLS1_3_VERSION)
+        rc = 2;
+    return rc;
 }
 
 /* The last OpenSSL error as text, for messages; clears the queue. */
