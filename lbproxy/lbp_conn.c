@@ -212,14 +212,25 @@ void lbp_conn_close(struct lbp_conn *c)
 }
 
 /*
- * Everything is written: half-close and read (discarding) until the client
- * closes or a second passes, so that unread request bytes do not turn the
- * close into a reset that destroys the response (lingering close).
+ * The client may still be sending: request bytes not read yet (an error
+ * reply before the body ended, pipelined requests), or a keep-alive client
+ * that does not know this response is the last. Unread bytes at close turn
+ * it into a reset that can destroy the response on the client's side.
+ */
+static bool client_may_send(struct lbp_conn *c)
+{
+    return !c->cli_eof &&
+           (c->cli_keep || !c->req_done || evbuffer_get_length(lbp_io_input(c->cli)) > 0);
+}
+
+/*
+ * Everything is written. If the client may still send, half-close and read
+ * (discarding) until it closes or a second passes (lingering close, as
+ * nginx's "lingering_close on"); else close now (TLS: close_notify first).
  */
 static void closing_flushed(struct lbp_conn *c)
 {
-    /* (Nothing to linger for once the client has ended its side.) */
-    if (c->lingering || c->cli_eof || lbp_io_shutdown_wr(c->cli) != CM_OK) {
+    if (c->lingering || !client_may_send(c) || lbp_io_shutdown_wr(c->cli) != CM_OK) {
         conn_free(c);
         return;
     }

@@ -21,10 +21,14 @@ all) on a second port; --modes picks what is measured (default all four):
 
   plain       wrk over HTTP/1.1 keep-alive
   tls         wrk over TLS, keep-alive (one handshake per connection)
-  tls-new     wrk over TLS with "Connection: close": a new connection and a
-              full handshake per request (wrk does not resume sessions)
+  tls-new     wrk over TLS with "Connection: close": a new connection and
+              handshake per request; wrk keeps its SSL object across
+              reconnects and offers the last session, so each one resumes
+              when the server handed out a usable ticket
   tls-resume  openssl s_time -reuse: one connection at a time, each a new
               connection resuming the first one's session (a ticket)
+  tls-full    openssl s_time -new: one connection at a time, each a full
+              handshake (ECDSA signature, X25519)
 
 Per run: wrk -t1 -c64 -d10s --latency (3 s with --quick) after a 1 s warm-up
 (s_time for tls-resume); requests/s and p50/p99 from wrk; the proxy's CPU
@@ -67,12 +71,13 @@ LABELS = {
     "fedgslb": "fedgslb-proxy",
 }
 BODY_BYTES = 1024
-MODE_ORDER = ["plain", "tls", "tls-new", "tls-resume"]
+MODE_ORDER = ["plain", "tls", "tls-new", "tls-resume", "tls-full"]
 MODE_TITLES = {
     "plain": "HTTP keep-alive",
     "tls": "TLS 1.3 keep-alive",
-    "tls-new": "TLS 1.3, a new connection and full handshake per request",
+    "tls-new": "TLS 1.3, a new connection per request, wrk offering its last session",
     "tls-resume": "TLS 1.3, a new connection per request resuming a session (s_time -reuse, serial)",
+    "tls-full": "TLS 1.3, a new connection and full handshake per request (s_time -new, serial)",
 }
 TLS_NAME = "bench.example.test"
 
@@ -349,11 +354,11 @@ def parse_s_time(out, wall_s):
 
 def run_load(t, mode, a, duration_s):
     """One load run against @t in @mode; returns the parsed figures and the raw output."""
-    if mode != "tls-resume":
+    if mode not in ("tls-resume", "tls-full"):
         out = run_wrk(t, mode, a, duration_s)
         return parse_wrk(out), out
-    argv = ["openssl", "s_time", "-connect", "127.0.0.1:%d" % t.tls_port, "-www", "/", "-reuse",
-            "-time", str(duration_s)]
+    argv = ["openssl", "s_time", "-connect", "127.0.0.1:%d" % t.tls_port, "-www", "/",
+            "-reuse" if mode == "tls-resume" else "-new", "-time", str(duration_s)]
     t0 = time.monotonic()
     code, out = run_captured(argv, a.client_cpu, duration_s + 30, "openssl s_time")
     wall = time.monotonic() - t0
@@ -562,7 +567,7 @@ def parse_args(argv):
     ap.add_argument("--targets", default=",".join(TARGET_ORDER), help="comma list of direct,haproxy,nginx,fedgslb")
     ap.add_argument("--proxy", default=os.path.join(REPO, "build", "fedgslb-proxy"), help="fedgslb-proxy binary")
     ap.add_argument("--modes", default=",".join(MODE_ORDER),
-                    help="comma list of plain,tls,tls-new,tls-resume (default all)")
+                    help="comma list of plain,tls,tls-new,tls-resume,tls-full (default all)")
     ap.add_argument("--duration", type=int, help="measured wrk run, seconds (default 10, quick 3)")
     ap.add_argument("--rounds", type=int, default=1, help="rounds over all targets (default 1)")
     ap.add_argument("--connections", type=int, default=64, help="wrk -c (default 64)")
@@ -647,8 +652,8 @@ def start_targets(targets, results):
 
 
 def describe_load(mode, a):
-    if mode == "tls-resume":
-        return "openssl s_time -reuse -time %d" % a.duration
+    if mode in ("tls-resume", "tls-full"):
+        return "openssl s_time %s -time %d" % ("-reuse" if mode == "tls-resume" else "-new", a.duration)
     return "wrk -t%d -c%d -d%ds --latency%s" % (a.threads, a.connections, a.duration,
                                                 ' -H "Connection: close"' if mode == "tls-new" else "")
 
@@ -734,7 +739,7 @@ def main(argv):
         print_ratios(rat, res)
         tgt = target(res, mode)
         print_target(tgt, res, mode)
-        if mode == "tls-resume":
+        if mode in ("tls-resume", "tls-full"):
             for n in order:
                 if res[n].get("resumed") is not None:
                     print("  %s: %d of %d connections resumed" % (LABELS[n], res[n]["resumed"],
