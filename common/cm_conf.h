@@ -213,6 +213,12 @@ struct cm_conf_dnsd_rrl {
     struct cm_conf_client_net *exempt_nets; /* owned, exempt[] parsed (region unused) */
 };
 
+/* dnsd.query_log: the sampled debug query log (dnsd/dns_qlog.h). */
+struct cm_conf_dnsd_query_log {
+    uint32_t sample;    /* log every Nth query of each worker; 0 = off (default) */
+    uint32_t ring_size; /* records per worker between two drains: default 1024, 1..1048576 */
+};
+
 struct cm_conf_dnsd {
     bool present;           /* the "dnsd" section exists */
     struct cm_addr *listen; /* owned array */
@@ -240,6 +246,7 @@ struct cm_conf_dnsd {
     struct cm_conf_geoip geoip;
     struct cm_conf_geo_map *geo_map; /* owned array */
     size_t geo_map_count;
+    struct cm_conf_dnsd_query_log query_log;
 };
 
 /* health.api: how fedgslb-health watches and checks each member's API server. */
@@ -348,11 +355,23 @@ struct cm_conf_proxy {
     struct cm_conf_proxy_tls_sessions tls_sessions;
 };
 
+/*
+ * The distributed mode: vantages write their documents to etcd, dnsd and the
+ * proxy watch them there (cm_etcd.h). Present = this mode is on.
+ */
 struct cm_conf_etcd {
     bool present;
-    char **endpoints;
+    char **endpoints; /* owned http(s) URLs of the cluster's members */
     size_t endpoint_count;
-    char *prefix; /* default "/fedgslb/" */
+    char *prefix;                   /* default "/fedgslb/"; always ends with "/" */
+    struct cm_conf_publish_tls tls; /* https endpoints: CA, client certificate */
+    char *username;                 /* owned, NULL = no etcd authentication */
+    char *password_file;            /* owned path, with username */
+    char *password;                 /* owned secret read from password_file; never logged */
+    uint32_t request_timeout_ms;    /* one request: default 5000, 100..600000 */
+    uint32_t check_interval_ms;     /* consumers check the member they watch: default 5000 */
+    uint32_t backoff_min_ms;        /* first retry delay: default 250 */
+    uint32_t backoff_max_ms;        /* longest: default 5000 */
 };
 
 struct cm_conf {

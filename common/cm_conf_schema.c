@@ -892,6 +892,7 @@ static const struct cm_conf_schema publish_tls_schema = {
     .section = true,
     .present_offset = offsetof(struct cm_conf_publish_tls, enabled),
     .post = publish_tls_post,
+    .doc_name = "client_tls", /* health.publish_tls, etcd.tls */
 };
 
 static const struct cm_conf_item cookies_items[] = {
@@ -1000,6 +1001,25 @@ static const struct cm_conf_schema rrl_schema = {
     .present_offset = offsetof(struct cm_conf_dnsd_rrl, present),
     .post = rrl_post,
     .release = rrl_release,
+};
+
+static const struct cm_conf_item query_log_items[] = {
+    {.key = "sample",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd_query_log, sample),
+     .min = 0,
+     .max = 1000000000,
+     .def_uint = 0},
+    {.key = "ring_size",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd_query_log, ring_size),
+     .min = 1,
+     .max = 1048576,
+     .def_uint = 1024},
+};
+static const struct cm_conf_schema query_log_schema = {
+    .items = query_log_items,
+    .count = COUNT(query_log_items),
 };
 
 /* ---- dnsd.geo_map ---------------------------------------------------------- */
@@ -1234,6 +1254,10 @@ static const struct cm_conf_item dnsd_items[] = {
      .type = CM_CONF_CUSTOM,
      .offset = offsetof(struct cm_conf_dnsd, geo_map),
      .parse = geo_map_parse},
+    {.key = "query_log",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_dnsd, query_log),
+     .sub = &query_log_schema},
 };
 static const struct cm_conf_schema dnsd_schema = {
     .items = dnsd_items,
@@ -1639,6 +1663,40 @@ static const struct cm_conf_schema proxy_schema = {
     .post = proxy_post,
 };
 
+static int read_etcd_password(struct cm_conf_parse *p, void *base, void *field)
+{
+    return load_secret(p, *(char **)field, &((struct cm_conf_etcd *)base)->password);
+}
+
+static void etcd_release(void *base)
+{
+    wipe_secret(&((struct cm_conf_etcd *)base)->password);
+}
+
+/* The prefix ends with "/", so that "<prefix><federation>/..." reads as a path. */
+static int etcd_post(struct cm_conf_parse *p, void *base)
+{
+    struct cm_conf_etcd *e = base;
+    size_t n = strlen(e->prefix);
+    char *with;
+
+    if ((e->username == NULL) != (e->password_file == NULL))
+        return cm_conf_fail(p, "username and password_file go together");
+    if (e->backoff_max_ms < e->backoff_min_ms)
+        return cm_conf_fail_at(p, "backoff_max_ms", "less than backoff_min_ms (%u)",
+                               e->backoff_min_ms);
+    if (n > 256)
+        return cm_conf_fail_at(p, "prefix", "longer than 256 bytes");
+    if (e->prefix[n - 1] == '/')
+        return CM_OK;
+    with = cm_str_join(e->prefix, '/', "");
+    if (with == NULL)
+        return cm_conf_oom(p);
+    free(e->prefix);
+    e->prefix = with;
+    return CM_OK;
+}
+
 static const struct cm_conf_item etcd_items[] = {
     {.key = "endpoints",
      .type = CM_CONF_ARRAY,
@@ -1654,12 +1712,47 @@ static const struct cm_conf_item etcd_items[] = {
      .offset = offsetof(struct cm_conf_etcd, prefix),
      .def_str = "/fedgslb/",
      .validate = starts_with_slash},
+    {.key = "tls",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_etcd, tls),
+     .sub = &publish_tls_schema},
+    {.key = "username", .type = CM_CONF_STR, .offset = offsetof(struct cm_conf_etcd, username)},
+    {.key = "password_file",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_etcd, password_file),
+     .validate = read_etcd_password},
+    {.key = "request_timeout_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_etcd, request_timeout_ms),
+     .min = 100,
+     .max = 600000,
+     .def_uint = 5000},
+    {.key = "check_interval_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_etcd, check_interval_ms),
+     .min = 100,
+     .max = 3600000,
+     .def_uint = 5000},
+    {.key = "backoff_min_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_etcd, backoff_min_ms),
+     .min = 10,
+     .max = 600000,
+     .def_uint = 250},
+    {.key = "backoff_max_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_etcd, backoff_max_ms),
+     .min = 10,
+     .max = 3600000,
+     .def_uint = 5000},
 };
 static const struct cm_conf_schema etcd_schema = {
     .items = etcd_items,
     .count = COUNT(etcd_items),
     .section = true,
     .present_offset = offsetof(struct cm_conf_etcd, present),
+    .post = etcd_post,
+    .release = etcd_release,
 };
 
 static const struct cm_conf_item region_items[] = {

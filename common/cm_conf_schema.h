@@ -108,6 +108,8 @@ struct cm_conf_schema {
     size_t present_offset;          /* section: bool set when present */
     cm_conf_post_fn *post;          /* optional */
     cm_conf_release_fn *release;    /* optional */
+    const char *doc_name;           /* an object used in several places: its section's name in
+                                       the reference (default: the key of its first use) */
 };
 
 /* The whole file; defined in cm_conf_schema.c. */

@@ -19,6 +19,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_etcd_feed.h"
 #include "common/cm_file.h"
 #include "common/cm_log.h"
 #include "common/cm_state.h"
@@ -178,6 +179,9 @@ int dns_state_put(struct dns_state *st, const char *text, size_t len, const char
     struct candidate c;
     int rc;
 
+    rc = cm_etcd_refuse_push(st->conf, "dnsd", err, errlen);
+    if (rc != CM_OK)
+        return rc;
     rc = cm_store_put(st->store, text, len, writer, st->conf, now_ms, &docs, err, errlen);
     if (rc != CM_OK || docs == NULL) /* refused, or an identical re-push */
         return rc;
@@ -230,6 +234,9 @@ int dns_state_forget(struct dns_state *st, const char *vantage, char *err, size_
     uint64_t generation = held != NULL ? held->generation : 0;
     int rc;
 
+    rc = cm_etcd_refuse_push(st->conf, "dnsd", err, errlen);
+    if (rc != CM_OK)
+        return rc;
     rc = cm_store_forget(st->store, vantage, &docs, err, errlen);
     if (rc == CM_OK)
         rc = candidate_make(st, docs, &c);
@@ -251,6 +258,8 @@ int dns_state_expire(struct dns_state *st, uint64_t now_ms)
     size_t dropped = 0;
     int rc;
 
+    if (st->conf->etcd.present)
+        return 0; /* a vantage is gone when its key is (its lease ran out): cm_etcd_feed */
     rc = cm_store_expire(st->store, now_ms, dns_state_expiry_ms(st->conf), &docs, &dropped);
     if (rc != CM_OK || docs == NULL)
         return rc;
@@ -263,6 +272,25 @@ int dns_state_expire(struct dns_state *st, uint64_t now_ms)
         return rc;
     }
     return (int)dropped;
+}
+
+int dns_state_apply(struct dns_state *st, struct cm_store_cand *docs, char *err, size_t errlen)
+{
+    struct candidate c;
+    int rc;
+
+    rc = candidate_make(st, docs, &c);
+    if (rc != CM_OK)
+        return cm_err_oom(err, errlen, "state");
+    st->quiet = cm_store_cand_is_quiet(c.docs);
+    rc = commit(st, &c, err, errlen);
+    st->quiet = false;
+    return rc;
+}
+
+struct cm_store *dns_state_store(struct dns_state *st)
+{
+    return st->store;
 }
 
 int dns_state_set_conf(struct dns_state *st, struct cm_conf *conf, char *err, size_t errlen)

@@ -41,6 +41,8 @@
 struct cm_conf;
 struct cm_merged;
 struct cm_state;
+struct cm_store;
+struct cm_store_cand;
 struct dns_drains;
 struct dns_state;
 
@@ -94,6 +96,17 @@ int dns_state_put(struct dns_state *st, const char *text, size_t len, const char
  * the store holds no document of @vantage.
  */
 int dns_state_forget(struct dns_state *st, const char *vantage, char *err, size_t errlen);
+
+/**
+ * Makes @docs (a candidate of the store, taken) the documents held, as a put
+ * would: merge, apply, commit, state file. For the distributed mode, whose
+ * documents come from etcd (common/cm_etcd_feed) instead of pushes: there
+ * dns_state_put and dns_state_forget refuse (CM_ENOTSUP) and
+ * dns_state_expire does nothing (a vantage goes when its key does).
+ */
+int dns_state_apply(struct dns_state *st, struct cm_store_cand *docs, char *err, size_t errlen);
+/** The document store (borrowed): for the etcd feed's candidates. */
+struct cm_store *dns_state_store(struct dns_state *st);
 
 /** Drains or undrains @member (by name). CM_ENOENT for an unknown member. */
 int dns_state_set_drain(struct dns_state *st, const char *member, bool drained, char *err,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * hc_k8s.c -- Kubernetes JSON to hc_k8s_* values, and the watch line splitter.
+ * hc_k8s.c -- Kubernetes JSON to hc_k8s_* values.
  *
  * Everything here is pure: no sockets, no clocks, so the unit tests drive it
  * with byte arrays. Unknown fields are ignored (the API adds fields freely);
@@ -512,64 +512,4 @@ int hc_k8s_status_parse(const char *body, size_t len, char *msg, size_t msglen)
         cm_strlcpy(msg, m, msglen);
     json_decref(doc);
     return c;
-}
-
-/* ---- line splitter ---- */
-
-void hc_lines_init(struct hc_lines *ls, size_t max)
-{
-    ls->max = max;
-    cm_buf_init(&ls->buf, max);
-}
-
-void hc_lines_fini(struct hc_lines *ls)
-{
-    cm_buf_fini(&ls->buf);
-}
-
-void hc_lines_reset(struct hc_lines *ls)
-{
-    cm_buf_reset(&ls->buf);
-}
-
-size_t hc_lines_pending(const struct hc_lines *ls)
-{
-    return ls->buf.len;
-}
-
-static int emit(const char *line, size_t len, hc_line_fn *fn, void *arg)
-{
-    if (len > 0 && line[len - 1] == '\r')
-        len--;
-    if (len == 0)
-        return CM_OK;
-    return fn(arg, line, len);
-}
-
-int hc_lines_feed(struct hc_lines *ls, const char *data, size_t len, hc_line_fn *fn, void *arg)
-{
-    while (len > 0) {
-        const char *nl = memchr(data, '\n', len);
-        size_t n = nl != NULL ? (size_t)(nl - data) : len;
-        int rc;
-
-        if (ls->buf.len + n > ls->max)
-            return CM_ETOOBIG;
-        if (nl == NULL)
-            return cm_buf_append(&ls->buf, data, n);
-        if (ls->buf.len == 0) {
-            rc = emit(data, n, fn, arg); /* whole line in this chunk: no copy */
-        } else {
-            rc = cm_buf_append(&ls->buf, data, n);
-            if (rc != CM_OK)
-                return rc;
-            rc = emit(ls->buf.data, ls->buf.len, fn, arg);
-            cm_buf_reset(&ls->buf);
-        }
-        if (rc != CM_OK)
-            return rc;
-        data += n + 1;
-        len -= n + 1;
-    }
-    return CM_OK;
 }

@@ -13,8 +13,7 @@
  *
  * A list response (`{"metadata":{"resourceVersion","continue"},"items":[]}`)
  * and a watch event line (`{"type":"ADDED","object":{...}}`) parse into these.
- * Watch streams are newline-delimited JSON; struct hc_lines splits them
- * incrementally with a hard cap on the line length, whatever the chunking.
+ * Watch streams are newline-delimited JSON, split by common/cm_lines.h.
  */
 #ifndef HEALTH_HC_K8S_H
 #define HEALTH_HC_K8S_H
@@ -147,31 +146,5 @@ int hc_k8s_status_parse(const char *body, size_t len, char *msg, size_t msglen);
 
 /** Releases an object. Accepts NULL. */
 void hc_k8s_obj_free(struct hc_k8s_obj *obj);
-
-/* ---- incremental line splitter for watch streams ---- */
-
-/** Called for each complete line (without the '\n'; borrowed until return).
- * A non-zero return stops hc_lines_feed(), which then returns that value. */
-typedef int hc_line_fn(void *arg, const char *line, size_t len);
-
-struct hc_lines {
-    struct cm_buf buf; /* the unfinished line */
-    size_t max;        /* longest accepted line */
-};
-
-/** @max: the line cap (HC_K8S_LINE_MAX for watch streams). */
-void hc_lines_init(struct hc_lines *ls, size_t max);
-void hc_lines_fini(struct hc_lines *ls);
-/** Forgets a partial line (after a reconnect). */
-void hc_lines_reset(struct hc_lines *ls);
-/**
- * Feeds @len bytes. Calls @fn for every line completed by them, in order
- * (empty lines and a trailing '\r' are skipped). Returns CM_OK, the first
- * non-zero @fn return, CM_ETOOBIG when a line exceeds the cap (the splitter
- * must then be reset) or CM_ENOMEM.
- */
-int hc_lines_feed(struct hc_lines *ls, const char *data, size_t len, hc_line_fn *fn, void *arg);
-/** Bytes of the unfinished line held. */
-size_t hc_lines_pending(const struct hc_lines *ls);
 
 #endif /* HEALTH_HC_K8S_H */

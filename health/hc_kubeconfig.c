@@ -27,6 +27,7 @@
 #include <openssl/crypto.h>
 #include <yaml.h>
 
+#include "common/cm_base64.h"
 #include "common/cm_err.h"
 #include "common/cm_str.h"
 #include "health/hc_exec.h"
@@ -586,75 +587,7 @@ static bool find_entry(struct kc_set *set, enum kc_list list, const char *name,
     return false;
 }
 
-/* ---- base64 and PEM ---------------------------------------------------------- */
-
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/*
- * Standard base64 with padding, as Go's encoding/json decodes []byte;
- * whitespace (line breaks of folded YAML) is skipped. Output NUL-terminated.
- */
-static int b64_decode(const char *in, char **out, size_t *outlen)
-{
-    size_t n = strlen(in), clean = 0, o = 0;
-    char *txt = malloc(n + 1), *buf = malloc(n / 4 * 3 + 4);
-    int rc = CM_EPARSE;
-
-    if (txt == NULL || buf == NULL) {
-        rc = CM_ENOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (in[i] != ' ' && in[i] != '\n' && in[i] != '\r' && in[i] != '\t')
-            txt[clean++] = in[i];
-    }
-    if (clean == 0 || clean % 4 != 0)
-        goto out;
-    for (size_t q = 0; q < clean; q += 4) {
-        bool last = q + 4 == clean;
-        size_t pad = last ? (txt[q + 3] == '=') + (txt[q + 2] == '=' && txt[q + 3] == '=') : 0;
-        uint32_t acc = 0;
-
-        for (size_t k = 0; k < 4; k++) {
-            int v = k < 4 - pad ? b64_value((unsigned char)txt[q + k]) : 0;
-
-            if (v < 0)
-                goto out; /* includes '=' anywhere but the padding */
-            acc = acc << 6 | (uint32_t)v;
-        }
-        buf[o++] = (char)(acc >> 16);
-        if (pad < 2)
-            buf[o++] = (char)(acc >> 8 & 0xff);
-        if (pad < 1)
-            buf[o++] = (char)(acc & 0xff);
-    }
-    buf[o] = '\0';
-    *out = buf;
-    *outlen = o;
-    buf = NULL;
-    rc = CM_OK;
-out:
-    if (txt != NULL)
-        OPENSSL_cleanse(txt, n + 1);
-    if (buf != NULL)
-        OPENSSL_cleanse(buf, n / 4 * 3 + 4);
-    free(txt);
-    free(buf);
-    return rc;
-}
+/* ---- PEM ---------------------------------------------------------------------- */
 
 static bool looks_pem(const char *p, size_t len)
 {
@@ -706,7 +639,12 @@ static int load_blob(struct kc_set *set, const struct kc_entry *e, const struct 
     if (data == NULL && ref == NULL)
         return CM_OK;
     if (data != NULL) {
-        rc = b64_decode(data, out, outlen);
+        rc = cm_base64_decode(data, strlen(data), out, outlen);
+        if (rc == CM_OK && *outlen == 0) { /* nothing in it: as invalid as garbage */
+            free(*out);
+            *out = NULL;
+            rc = CM_EPARSE;
+        }
         if (rc == CM_EPARSE)
             seterr(set, "%s: %s: invalid base64", bl->prefix, bl->data_key);
     } else {

@@ -21,6 +21,7 @@
 #include "common/cm_str.h"
 #include "common/cm_time.h"
 #include "health/hc_cluster.h"
+#include "health/hc_etcdpub.h"
 #include "health/hc_exec.h"
 #include "health/hc_k8s.h"
 #include "health/hc_kubeconfig.h"
@@ -38,6 +39,7 @@ struct hc_vantage {
     struct hc_cluster **clusters;        /* owned, conf->member_count entries; NULL before start */
     struct hc_probes *probes;            /* owned */
     struct hc_publish *publish;          /* owned; NULL without health.publish_to */
+    struct hc_etcdpub *etcd;             /* owned; NULL outside the distributed mode */
     struct hc_report *report;            /* owned */
     struct event *ev_tick, *ev_debounce; /* owned */
     hc_vantage_clock_fn *clock;
@@ -94,11 +96,15 @@ static void offer(struct hc_vantage *v)
     const char *text;
     size_t len;
 
-    if (v->publish == NULL || hc_report_doc(v->report) == NULL)
+    if ((v->publish == NULL && v->etcd == NULL) || hc_report_doc(v->report) == NULL)
         return;
     text = hc_report_text(v->report, &len);
+    if (text != NULL && v->etcd != NULL &&
+        hc_etcdpub_offer(v->etcd, hc_report_generation(v->report), text, len) != CM_OK)
+        text = NULL;
     if (text == NULL ||
-        hc_publish_offer(v->publish, hc_report_generation(v->report), text, len) != CM_OK) {
+        (v->publish != NULL &&
+         hc_publish_offer(v->publish, hc_report_generation(v->report), text, len) != CM_OK)) {
         cm_log_error("cannot offer state generation %" PRIu64 " to the publisher: out of memory",
                      hc_report_generation(v->report));
         return;
@@ -388,6 +394,8 @@ void hc_vantage_metrics(const struct hc_vantage *v, struct cm_buf *out)
     probe_metrics(v, out);
     if (v->publish != NULL)
         hc_publish_metrics(v->publish, out);
+    if (v->etcd != NULL)
+        hc_etcdpub_metrics(v->etcd, out);
 }
 
 /* ---- members ---- */
@@ -509,10 +517,11 @@ struct hc_vantage *hc_vantage_new(struct event_base *base, struct hc_http *http,
         cm_strlcpy(pp.source, conf->health.probe_source, sizeof(pp.source));
     v->probes = hc_probes_new(base, http, &pp, on_changed, v);
     v->publish = make_publish(v, conf);
+    v->etcd = conf->etcd.present ? hc_etcdpub_new(base, http, conf) : NULL;
     v->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, v);
     v->ev_debounce = evtimer_new(base, on_debounce, v);
     if (v->probes == NULL || (conf->health.publish_to_count > 0 && v->publish == NULL) ||
-        v->ev_tick == NULL || v->ev_debounce == NULL) {
+        (conf->etcd.present && v->etcd == NULL) || v->ev_tick == NULL || v->ev_debounce == NULL) {
         hc_vantage_free(v);
         return NULL;
     }
@@ -525,6 +534,7 @@ void hc_vantage_free(struct hc_vantage *v)
         return;
     free_clusters(v->clusters, v->conf->member_count);
     hc_publish_free(v->publish);
+    hc_etcdpub_free(v->etcd);
     hc_probes_free(v->probes);
     hc_report_free(v->report);
     if (v->ev_tick != NULL)
@@ -574,6 +584,9 @@ int hc_vantage_reload(struct hc_vantage *v, struct cm_conf *conf, struct hc_kube
     v->publish = make_publish(v, conf);
     if (conf->health.publish_to_count > 0 && v->publish == NULL)
         cm_log_error("reload: cannot create the publisher: out of memory");
+    if (conf->etcd.present != (v->etcd != NULL))
+        cm_log_warn("reload: the etcd section came or went; the distributed mode needs a "
+                    "restart");
     cm_conf_unref(v->conf);
     v->conf = cm_conf_ref(conf);
     hc_vantage_rebuild(v);

@@ -18,6 +18,7 @@
 
 #include "common/cm_backoff.h"
 #include "common/cm_err.h"
+#include "common/cm_lines.h"
 #include "common/cm_log.h"
 #include "common/cm_rand.h"
 #include "common/cm_str.h"
@@ -54,7 +55,7 @@ struct hc_watch {
     struct hc_http_req *req;     /* borrowed handle of the transfer in flight */
     struct event *timer;         /* owned: backoff */
     struct cm_buf body;          /* list page or error body */
-    struct hc_lines lines;       /* watch stream splitter */
+    struct cm_lines lines;       /* watch stream splitter */
     struct hc_k8s_obj **pending; /* owned: objects of the pages listed so far */
     size_t pending_count;
     char *cont; /* owned continue token of the list in progress */
@@ -264,7 +265,7 @@ static void on_list_done(void *arg, int rc, long status, bool aborted, const cha
 
 static void do_list(struct hc_watch *w)
 {
-    struct hc_http_opts o = {
+    struct cm_curl_opts o = {
         .timeout_ms = w->p.list_timeout_ms, .on_data = on_body, .on_done = on_list_done, .arg = w};
     struct cm_buf u;
     int rc;
@@ -334,7 +335,7 @@ static int on_stream(void *arg, long status, const char *data, size_t len)
 
     if (status != 200)
         return on_body(arg, status, data, len);
-    rc = hc_lines_feed(&w->lines, data, len, on_line, w);
+    rc = cm_lines_feed(&w->lines, data, len, on_line, w);
     if (rc == CM_ETOOBIG || rc == CM_ENOMEM) {
         snprintf(w->why, sizeof(w->why), "watch event line longer than %zu bytes", w->lines.max);
         w->next = WN_BACKOFF;
@@ -380,7 +381,7 @@ static void on_watch_done(void *arg, int rc, long status, bool aborted, const ch
 static void do_watch(struct hc_watch *w)
 {
     uint32_t ts = w->p.watch_timeout_s;
-    struct hc_http_opts o = {.on_data = on_stream, .on_done = on_watch_done, .arg = w};
+    struct cm_curl_opts o = {.on_data = on_stream, .on_done = on_watch_done, .arg = w};
     struct cm_buf u;
     int rc;
 
@@ -392,7 +393,7 @@ static void do_watch(struct hc_watch *w)
     w->next = WN_NONE;
     w->stream_start = time(NULL);
     w->stream_items = 0;
-    hc_lines_reset(&w->lines);
+    cm_lines_reset(&w->lines);
     cm_buf_init(&w->body, ERR_BODY_MAX);
     cm_buf_init(&u, URL_MAX);
     rc = cm_buf_printf(&u, "%s%s?watch=1&allowWatchBookmarks=true&timeoutSeconds=%" PRIu32,
@@ -425,7 +426,7 @@ struct hc_watch *hc_watch_new(struct event_base *base, struct hc_http *http,
     cm_backoff_init(&w->backoff, p->backoff_min_ms, p->backoff_max_ms, CM_BACKOFF_JITTER_EQUAL);
     cm_rand_seed(&w->rng, w);
     cm_buf_init(&w->body, ERR_BODY_MAX);
-    hc_lines_init(&w->lines, HC_K8S_LINE_MAX);
+    cm_lines_init(&w->lines, HC_K8S_LINE_MAX);
     w->timer = evtimer_new(base, on_timer, w);
     if (w->timer == NULL) {
         hc_watch_free(w);
@@ -449,7 +450,7 @@ void hc_watch_free(struct hc_watch *w)
         event_free(w->timer);
     free_pending(w);
     cm_buf_fini(&w->body);
-    hc_lines_fini(&w->lines);
+    cm_lines_fini(&w->lines);
     free(w->rv);
     free(w);
 }

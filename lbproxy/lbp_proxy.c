@@ -13,6 +13,7 @@
 
 #include "common/cm_ctl.h"
 #include "common/cm_err.h"
+#include "common/cm_etcd_feed.h"
 #include "common/cm_file.h"
 #include "common/cm_log.h"
 #include "common/cm_nofile.h"
@@ -539,6 +540,9 @@ size_t lbp_proxy_state_expire(struct lbp_proxy *px, uint64_t now_ms)
     struct cm_store_cand *c = NULL;
     size_t dropped = 0;
 
+    if (px->conf->etcd.present)
+        return 0; /* a vantage is gone when its key in etcd is (cm_etcd_feed) */
+
     if (cm_store_expire(px->store, now_ms, cm_store_expiry_ms(px->conf), &c, &dropped) != CM_OK) {
         cm_log_warn("vantage expiry: out of memory; will retry");
         return 0;
@@ -561,6 +565,9 @@ int lbp_proxy_state_forget(struct lbp_proxy *px, const char *vantage, char *err,
     struct cm_store_cand *c = NULL;
     int rc;
 
+    rc = cm_etcd_refuse_push(px->conf, "proxy", err, errlen);
+    if (rc != CM_OK)
+        return rc;
     if (held != NULL)
         cm_log_warn("vantage %s forgotten by the operator (it held generation %" PRIu64
                     "); its next document of any generation is accepted",
@@ -580,7 +587,9 @@ int lbp_proxy_state_put(struct lbp_proxy *px, const char *body, size_t len, cons
     bool quiet;
     int rc;
 
-    rc = cm_store_put(px->store, body, len, writer, px->conf, cm_mono_ms(), &c, err, errlen);
+    rc = cm_etcd_refuse_push(px->conf, "proxy", err, errlen);
+    if (rc == CM_OK)
+        rc = cm_store_put(px->store, body, len, writer, px->conf, cm_mono_ms(), &c, err, errlen);
     if (rc != CM_OK) {
         px->state_rejects++;
         cm_log_warn("state push rejected: %s", err);
@@ -595,6 +604,14 @@ int lbp_proxy_state_put(struct lbp_proxy *px, const char *body, size_t len, cons
               "state accepted: vantage=%s generation=%" PRIu64 " changed=%s", doc->vantage,
               doc->generation, quiet ? "false" : "true");
     docs_commit(px, c, "state push");
+    return CM_OK;
+}
+
+int lbp_proxy_state_apply(struct lbp_proxy *px, struct cm_store_cand *c, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    docs_commit(px, c, "etcd");
     return CM_OK;
 }
 

@@ -12,6 +12,7 @@ Latency matrix (added RTT, ms) from each vantage to each member:
     ap-northeast-1:  usa 80, eur 120, jpn 10
 """
 
+import copy
 import json
 import os
 import signal
@@ -61,6 +62,9 @@ class Chain:
                                   [(m, fk, "token-ca-data") for m, fk in self.fakes.items()])
         self.dns_port = fedtest.free_port()
         self.ctl_port = fedtest.free_port(ipv6=False)
+        self.ns2 = None  # a second name server, when a test starts one
+        self.ns2_dns_port = fedtest.free_port()
+        self.ns2_ctl_port = fedtest.free_port(ipv6=False)
         self.conf = self._config()
 
     # ---- configuration ----
@@ -131,6 +135,22 @@ class Chain:
         fedtest.finish(self.dnsd)
         return self.start_dnsd()
 
+    def ns2_config(self):
+        """ns1's configuration on ns2's ports, with its own state file."""
+        conf = copy.deepcopy(self.conf)
+        conf["dnsd"]["listen"] = [l.rsplit(":", 1)[0] + ":%d" % self.ns2_dns_port
+                                  for l in conf["dnsd"]["listen"]]
+        conf["dnsd"]["state_file"] = os.path.join(self.tmp, "dnsd2-state.json")
+        conf["dnsd"]["control"]["listen"] = "127.0.0.1:%d" % self.ns2_ctl_port
+        return conf
+
+    def start_ns2(self):
+        self.ns2 = fedtest.start_dnsd(self.tmp, conf=self.ns2_config(),
+                                      dns_port=self.ns2_dns_port, ctl_port=self.ns2_ctl_port,
+                                      config_name="dnsd2.json")
+        self.ctl2 = fedtest.Control(self.ns2_ctl_port)
+        return self.ns2
+
     def start_health(self, vantage):
         path = fedtest.write_config(self.tmp, self.health_config(vantage),
                                     "health-%s.conf.json" % vantage)
@@ -175,11 +195,14 @@ class Chain:
                 self.stop_health(v)
             except AssertionError as e:
                 errors.append(e)
-        if self.dnsd is not None:
+        for d in (self.dnsd, self.ns2):
+            if d is None:
+                continue
             try:
-                fedtest.finish(self.dnsd)
+                fedtest.finish(d)
             except AssertionError as e:
                 errors.append(e)
+        self.dnsd = self.ns2 = None
         for group in (self.relays, self.backends, self.fakes):
             for x in group.values():
                 try:
@@ -238,6 +261,8 @@ class Chain:
             out.append("--- health %s ---\n%s" % (v, d.log_text()[-tail:]))
         if self.dnsd is not None:
             out.append("--- dnsd ---\n%s" % self.dnsd.log_text()[-tail:])
+        if self.ns2 is not None:
+            out.append("--- ns2 ---\n%s" % self.ns2.log_text()[-tail:])
         return "\n".join(out)
 
 

@@ -382,8 +382,10 @@ def _openssl(*args, cwd):
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _gen_certs(d, name, host, sans=None):
-    """CA, server and client certificates (EC P-256) in directory d."""
+def _gen_certs(d, name, host, sans=None, server_eku="serverAuth"):
+    """CA, server and client certificates (EC P-256) in directory d. etcd with
+    --client-cert-auth needs server_eku="serverAuth,clientAuth": its JSON
+    gateway dials its own gRPC port with the server certificate."""
     os.makedirs(d, exist_ok=True)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "3650",
@@ -398,7 +400,7 @@ def _gen_certs(d, name, host, sans=None):
                      any(c.isdigit() for c in host) else "DNS:") + host)
     with open(os.path.join(d, "server.ext"), "w") as f:
         f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-                "extendedKeyUsage=serverAuth\nsubjectAltName=%s\n" % ",".join(sans))
+                "extendedKeyUsage=%s\nsubjectAltName=%s\n" % (server_eku, ",".join(sans)))
     with open(os.path.join(d, "client.ext"), "w") as f:
         f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
                 "extendedKeyUsage=clientAuth\n")

@@ -214,8 +214,7 @@ static void test_example_sections(void **state)
     assert_int_equal(c->proxy.listen_count, 1);
     assert_int_equal(c->proxy.listen[0].member, 2);
     assert_int_equal(c->proxy.listen[0].service, 0);
-    assert_true(c->etcd.present);
-    assert_string_equal(c->etcd.prefix, "/fedgslb/");
+    assert_false(c->etcd.present); /* the demo pushes; the etcd demo writes its own */
     cm_conf_unref(c);
 }
 
@@ -846,6 +845,68 @@ static void test_token_file(void **state)
     free(two);
 }
 
+/* etcd: defaults, the prefix's trailing "/", TLS and credentials in pairs. */
+static void test_etcd_section(void **state)
+{
+    char *pw = temp_file("etcd-pa55word\n");
+    char json[1024], err[CM_CONF_ERR_MAX];
+    struct cm_conf *c = NULL;
+
+    (void)state;
+    c = load_ok("{" BASE ", 'etcd': {'endpoints': ['http://127.0.0.1:2379']}}");
+    assert_true(c->etcd.present);
+    assert_string_equal(c->etcd.prefix, "/fedgslb/");
+    assert_int_equal(c->etcd.endpoint_count, 1);
+    assert_false(c->etcd.tls.enabled);
+    assert_null(c->etcd.username);
+    assert_null(c->etcd.password);
+    assert_int_equal(c->etcd.request_timeout_ms, 5000);
+    assert_int_equal(c->etcd.check_interval_ms, 5000);
+    assert_int_equal(c->etcd.backoff_min_ms, 250);
+    assert_int_equal(c->etcd.backoff_max_ms, 5000);
+    cm_conf_unref(c);
+
+    snprintf(json, sizeof(json),
+             "{" BASE ", 'etcd': {'endpoints': ['https://a:2379', 'https://b:2379'],"
+             " 'prefix': '/x/y', 'tls': {'ca_file': 'ca.pem', 'certificate': 'c.pem',"
+             " 'key': 'k.pem'}, 'username': 'fed', 'password_file': '%s',"
+             " 'check_interval_ms': 1000, 'backoff_max_ms': 3000}}",
+             pw);
+    c = load_ok(json);
+    assert_string_equal(c->etcd.prefix, "/x/y/");
+    assert_int_equal(c->etcd.endpoint_count, 2);
+    assert_true(c->etcd.tls.enabled);
+    assert_string_equal(c->etcd.tls.key, "k.pem");
+    assert_string_equal(c->etcd.username, "fed");
+    assert_string_equal(c->etcd.password, "etcd-pa55word");
+    assert_int_equal(c->etcd.check_interval_ms, 1000);
+    cm_conf_unref(c);
+
+    expect_err("{" BASE ", 'etcd': {}}", CM_ECONFIG,
+               "t.json: etcd.endpoints: missing required key");
+    expect_err("{" BASE ", 'etcd': {'endpoints': ['127.0.0.1:2379']}}", CM_ECONFIG,
+               "t.json: etcd.endpoints[0]: not an http(s) URL \"127.0.0.1:2379\"");
+    expect_err("{" BASE ", 'etcd': {'endpoints': ['http://e'], 'prefix': 'fed'}}", CM_ECONFIG,
+               "t.json: etcd.prefix: must start with \"/\"");
+    expect_err("{" BASE ", 'etcd': {'endpoints': ['http://e'], 'username': 'u'}}", CM_ECONFIG,
+               "t.json: etcd: username and password_file go together");
+    expect_err("{" BASE ", 'etcd': {'endpoints': ['http://e'], 'tls': {'key': 'k'}}}", CM_ECONFIG,
+               "t.json: etcd.tls: certificate and key go together");
+    expect_err("{" BASE ", 'etcd': {'endpoints': ['http://e'], 'backoff_min_ms': 900,"
+               " 'backoff_max_ms': 800}}",
+               CM_ECONFIG, "t.json: etcd.backoff_max_ms: less than backoff_min_ms (900)");
+    expect_err("{" BASE ", 'etcd': {'endpoints': ['http://e'], 'password_file': '/nonexistent/p',"
+               " 'username': 'u'}}",
+               CM_ECONFIG,
+               "t.json: etcd.password_file: cannot read \"/nonexistent/p\": No such file or "
+               "directory");
+    assert_int_equal(load("{" BASE ", 'etcd': {'endpoints': ['http://e'], 'nope': 1}}", &c, err),
+                     CM_ECONFIG);
+    assert_string_equal(err, "t.json: etcd.nope: unknown key");
+    unlink(pw);
+    free(pw);
+}
+
 /* dnsd.cookies and dnsd.nsid: secrets from 0600 files as 32 hex digits. */
 static void test_dnsd_cookies_nsid(void **state)
 {
@@ -1023,6 +1084,7 @@ int main(void)
         cmocka_unit_test(test_proxy_options),
         cmocka_unit_test(test_latency),
         cmocka_unit_test(test_token_file),
+        cmocka_unit_test(test_etcd_section),
         cmocka_unit_test(test_dnsd_cookies_nsid),
         cmocka_unit_test(test_load_file_errors),
         cmocka_unit_test(test_bug_quote_overflow),
