@@ -193,22 +193,37 @@ static size_t read_room(struct lbp_io *io)
     return room;
 }
 
+/*
+ * Reserves input space for this wakeup's read into @v (2 extents): their
+ * count, with the bytes allowed in *@room; 0 when the input is at read_max
+ * (suspended) or when there was no memory (reported: the stream may be gone).
+ */
+static int read_reserve(struct lbp_io *io, struct evbuffer_iovec *v, size_t *room)
+{
+    int n;
+
+    *room = read_room(io);
+    if (*room == 0)
+        return 0;
+    n = evbuffer_reserve_space(io->in, (ev_ssize_t)*room, v, 2);
+    if (n <= 0) {
+        errno = ENOMEM;
+        read_end(io, LBP_IO_ERROR | LBP_IO_READING);
+        return 0;
+    }
+    return n;
+}
+
 static void plain_read(struct lbp_io *io)
 {
     struct evbuffer_iovec v[2];
     struct iovec iov[2];
-    size_t room = read_room(io), got;
-    int n, used = 0;
+    size_t room, got;
+    int n = read_reserve(io, v, &room), used = 0;
     ssize_t r;
 
-    if (room == 0)
+    if (n == 0)
         return;
-    n = evbuffer_reserve_space(io->in, (ev_ssize_t)room, v, 2);
-    if (n <= 0) {
-        errno = ENOMEM;
-        read_end(io, LBP_IO_ERROR | LBP_IO_READING);
-        return;
-    }
     for (size_t want = room; used < n && want > 0; used++) {
         iov[used].iov_base = v[used].iov_base;
         iov[used].iov_len = v[used].iov_len < want ? v[used].iov_len : want;
@@ -363,15 +378,9 @@ static void tls_read(struct lbp_io *io)
         read_end(io, what);
         return;
     }
-    room = read_room(io);
-    if (room == 0)
+    n = read_reserve(io, v, &room);
+    if (n == 0)
         return;
-    n = evbuffer_reserve_space(io->in, (ev_ssize_t)room, v, 2);
-    if (n <= 0) {
-        errno = ENOMEM;
-        read_end(io, LBP_IO_ERROR | LBP_IO_READING);
-        return;
-    }
     got = tls_fill(io, v, n, room, &used, &err);
     evbuffer_commit_space(io->in, v, used);
     if (err == SSL_ERROR_WANT_WRITE) { /* e.g. the answer to a KeyUpdate */

@@ -312,6 +312,27 @@ def client_context(version=None):
     return ctx
 
 
+def https_conn(port, sni, version=None, timeout=5.0):
+    """An http.client.HTTPSConnection already connected to 127.0.0.1:@port
+    with SNI @sni (http.client would resolve the name itself)."""
+    import http.client
+    ctx = client_context(version)
+    c = http.client.HTTPSConnection(sni, port, timeout=timeout * SLOW, context=ctx)
+    raw_sock = socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW)
+    c.sock = ctx.wrap_socket(raw_sock, server_hostname=sni)
+    return c
+
+
+def recv_all(sock):
+    """Everything @sock receives until the peer closes."""
+    out = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return out
+        out += chunk
+
+
 def raw(port, data, timeout=5.0, read_until_close=True):
     """Sends @data on a fresh connection and returns everything read until close."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW) as s:

@@ -5,7 +5,6 @@ certificate with the files), a bad key rejected at reload, and --check-config
 loading the certificates and keys."""
 
 import hashlib
-import http.client
 import os
 import shutil
 import signal
@@ -41,12 +40,7 @@ def served_fingerprint(port, sni=NAME):
 
 
 def https_conn(port, sni=NAME):
-    """An HTTPSConnection already connected to 127.0.0.1:@port with SNI @sni
-    (http.client would resolve the name itself)."""
-    c = http.client.HTTPSConnection(sni, port, timeout=5 * SLOW, context=client_context())
-    raw = socket.create_connection(("127.0.0.1", port), timeout=5 * SLOW)
-    c.sock = client_context().wrap_socket(raw, server_hostname=sni)
-    return c
+    return ph.https_conn(port, sni)
 
 
 def https_get(conn, path):

@@ -8,7 +8,6 @@ tries to renegotiate (refused) or sends a KeyUpdate (answered); TLS 1.2 and
 record; and protections of the plain path (smuggling, size limits) over
 TLS."""
 
-import http.client
 import json
 import shutil
 import socket
@@ -105,9 +104,7 @@ class RawTLS:
 
 def get(port, path="/", version=None):
     """One GET over a fresh TLS connection: (status, body)."""
-    c = http.client.HTTPSConnection(NAME, port, timeout=10 * SLOW, context=ph.client_context(version))
-    c.sock = ph.client_context(version).wrap_socket(
-        socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW), server_hostname=NAME)
+    c = ph.https_conn(port, NAME, version, timeout=10)
     try:
         c.request("GET", path)
         r = c.getresponse()
@@ -261,12 +258,7 @@ def test_half_close_during_upstream_connect_plain(tmp_path, backend):
             with socket.create_connection(("127.0.0.1", p.port), timeout=10 * SLOW) as s:
                 s.sendall(b"GET /fin-%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
                 s.shutdown(socket.SHUT_WR)
-                resp = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    resp += chunk
+                resp = ph.recv_all(s)
             assert resp.startswith(b"HTTP/1.1 200"), (i, resp[:300])
     finally:
         finish(p)
@@ -333,10 +325,7 @@ def test_large_bodies_span_many_records(tmp_path, backend, cert):
     p = start(tmp_path, backend, cert)
     try:
         n = 5 * 1024 * 1024 + 123
-        ctx = ph.client_context()
-        c = http.client.HTTPSConnection(NAME, p.port, timeout=30 * SLOW, context=ctx)
-        c.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", p.port), timeout=30 * SLOW),
-                                 server_hostname=NAME)
+        c = ph.https_conn(p.port, NAME, timeout=30)
         c.request("POST", "/upload", body=b"u" * n, headers={"Content-Length": str(n)})
         r = c.getresponse()
         assert r.status == 200 and json.loads(r.read())["received"] == n

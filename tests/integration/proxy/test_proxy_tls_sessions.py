@@ -46,12 +46,7 @@ def get(port, ctx, session=None):
     with socket.create_connection(("127.0.0.1", port), timeout=5 * SLOW) as raw:
         with ctx.wrap_socket(raw, server_hostname=NAME, session=session) as s:
             s.sendall(b"GET /r HTTP/1.1\r\nHost: " + NAME.encode() + b"\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = ph.recv_all(s)
             assert data.startswith(b"HTTP/1.1 200 "), data[:200]
             return s.session_reused, s.session, s.version()
 

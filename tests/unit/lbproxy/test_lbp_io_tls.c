@@ -36,9 +36,7 @@
 #include "common/cm_err.h"
 #include "lbproxy/lbp_io.h"
 #include "lbproxy/lbp_tls.h"
-
-#define DEADLINE_MS 20000 /* generous bound for a condition that should hold soon */
-#define SETTLE_MS   200   /* how long "nothing more happens" is watched */
+#include "tests/unit/lbproxy/io_loop.h"
 
 /* The test's TLS client: records go through memory BIOs, so the test decides
  * what reaches the socket and in which write. */
@@ -75,37 +73,13 @@ struct tctx {
 
 /* ---- loop helpers ------------------------------------------------------------------ */
 
-static long now_ms(void)
+static void client_pump(void *arg);
+
+/* Runs the loop, the client pumping after each pass, until @pred holds or
+ * @ms pass (io_loop.h). */
+static bool run_until(struct tctx *t, io_loop_pred_fn *pred, long ms)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-typedef bool tctx_pred_fn(struct tctx *t);
-
-static void client_pump(struct tctx *t);
-
-/* Runs the loop (and the client) until @pred holds or @ms pass. */
-static bool run_until(struct tctx *t, tctx_pred_fn *pred, long ms)
-{
-    long end = now_ms() + ms;
-
-    while (pred == NULL || !pred(t)) {
-        if (now_ms() >= end)
-            return pred != NULL && pred(t);
-        event_base_loop(t->base, EVLOOP_ONCE);
-        client_pump(t);
-    }
-    return true;
+    return io_loop_run(t->base, pred, client_pump, t, ms);
 }
 
 static void note(struct tctx *t, char what)
@@ -164,8 +138,9 @@ static void client_pull(struct tctx *t)
 }
 
 /* Reads and decrypts what arrived (after the handshake). */
-static void client_pump(struct tctx *t)
+static void client_pump(void *arg)
 {
+    struct tctx *t = arg;
     char buf[65536];
     int n, e;
 
@@ -194,7 +169,7 @@ static void client_pump(struct tctx *t)
  * BIO, to go out together with what the test writes next. */
 static void client_handshake(struct tctx *t, bool send_finished)
 {
-    long end = now_ms() + DEADLINE_MS;
+    long end = io_loop_now_ms() + DEADLINE_MS;
     int n;
 
     for (;;) {
@@ -203,7 +178,7 @@ static void client_handshake(struct tctx *t, bool send_finished)
             break;
         assert_int_equal(SSL_get_error(t->c.ssl, n), SSL_ERROR_WANT_READ);
         client_flush(t);
-        assert_true(now_ms() < end);
+        assert_true(io_loop_now_ms() < end);
         event_base_loop(t->base, EVLOOP_ONCE);
         client_pull(t);
     }
@@ -304,48 +279,66 @@ static void start(struct tctx *t, int client_max_version)
 
 /* ---- predicates ------------------------------------------------------------------------ */
 
-static bool sink_has_all(struct tctx *t)
+static bool sink_has_all(void *arg)
 {
+    struct tctx *t = arg;
+
     return evbuffer_get_length(t->sink) >= t->expect_len;
 }
 
-static bool input_has_all(struct tctx *t)
+static bool input_has_all(void *arg)
 {
+    struct tctx *t = arg;
+
     return t->io != NULL && evbuffer_get_length(lbp_io_input(t->io)) >= t->expect_len;
 }
 
-static bool input_nonempty(struct tctx *t)
+static bool input_nonempty(void *arg)
 {
+    struct tctx *t = arg;
+
     return t->io != NULL && evbuffer_get_length(lbp_io_input(t->io)) > 0;
 }
 
-static bool client_has_all(struct tctx *t)
+static bool client_has_all(void *arg)
 {
+    struct tctx *t = arg;
+
     return evbuffer_get_length(t->c.plain) >= t->expect_len;
 }
 
-static bool have_event(struct tctx *t)
+static bool have_event(void *arg)
 {
+    struct tctx *t = arg;
+
     return t->events > 0;
 }
 
-static bool have_write(struct tctx *t)
+static bool have_write(void *arg)
 {
+    struct tctx *t = arg;
+
     return t->writes > 0;
 }
 
-static bool io_gone(struct tctx *t)
+static bool io_gone(void *arg)
 {
+    struct tctx *t = arg;
+
     return t->io == NULL;
 }
 
-static bool client_closed(struct tctx *t)
+static bool client_closed(void *arg)
 {
+    struct tctx *t = arg;
+
     return t->c.got_close_notify || t->c.eof;
 }
 
-static bool read_once(struct tctx *t)
+static bool read_once(void *arg)
 {
+    struct tctx *t = arg;
+
     return t->reads > 0;
 }
 
@@ -381,7 +374,7 @@ static int setup(void **state)
     t->c.fd = -1;
     if (t->base == NULL || t->sink == NULL || t->c.plain == NULL || t->c.raw == NULL)
         return -1;
-    t->tick = event_new(t->base, -1, EV_PERSIST, tick_cb, NULL);
+    t->tick = event_new(t->base, -1, EV_PERSIST, io_loop_tick_cb, NULL);
     if (t->tick == NULL || event_add(t->tick, &tv) != 0)
         return -1;
     *state = t;
@@ -410,12 +403,6 @@ static int teardown(void **state)
     free(t);
     ERR_clear_error();
     return 0;
-}
-
-static void fill_pattern(unsigned char *p, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        p[i] = (unsigned char)((i * 7u + i / 251u) & 0xffu);
 }
 
 /* ---- tests ------------------------------------------------------------------------------ */
@@ -447,7 +434,7 @@ static void test_read_max_with_records_held(void **state)
     struct tctx *t = *state;
     unsigned char data[3000];
 
-    fill_pattern(data, sizeof(data));
+    io_loop_fill_pattern(data, sizeof(data));
     start(t, 0);
     lbp_io_set_read_max(t->io, 100);
     client_handshake(t, true);
@@ -470,7 +457,7 @@ static void test_pause_with_records_held(void **state)
     struct tctx *t = *state;
     unsigned char data[500];
 
-    fill_pattern(data, sizeof(data));
+    io_loop_fill_pattern(data, sizeof(data));
     start(t, 0);
     lbp_io_set_read_max(t->io, 150);
     t->drain_in_read = true;
@@ -536,7 +523,7 @@ static void test_large_write_full_socket(void **state)
     int bufsz = 8192;
 
     assert_non_null(data);
-    fill_pattern(data, total);
+    io_loop_fill_pattern(data, total);
     start(t, 0);
     assert_int_equal(setsockopt(lbp_io_fd(t->io), SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz)), 0);
     client_handshake(t, true);
@@ -578,7 +565,7 @@ static void test_head_and_body_one_record(void **state)
     unsigned char body[1000];
     struct evbuffer *src = evbuffer_new();
 
-    fill_pattern(body, sizeof(body));
+    io_loop_fill_pattern(body, sizeof(body));
     assert_non_null(src);
     start(t, TLS1_2_VERSION); /* no tickets after the handshake to tell apart */
     client_handshake(t, true);
@@ -708,7 +695,7 @@ static void test_free_in_read_with_more_held(void **state)
     struct tctx *t = *state;
     unsigned char data[40000];
 
-    fill_pattern(data, sizeof(data));
+    io_loop_fill_pattern(data, sizeof(data));
     start(t, 0);
     t->free_in_read = true;
     client_handshake(t, true);
