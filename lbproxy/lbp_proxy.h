@@ -10,6 +10,8 @@
  *    +- lbp_poolref ...  one per (member, service); refcounted by sites; kept
  *    |                   across reloads (backend statistics survive)
  *    +- state documents  cm_store: newest accepted per vantage -> pools' backends
+ *    +- ticket keys      lbp_tickets (lbp_ticket.h), rotated on a timer, lent
+ *                        to every TLS set
  *    +- connections      lbp_conn_reg (lbp_conn.h), counted here against
  *                        max_connections
  */
@@ -49,7 +51,10 @@ struct lbp_proxy {
     bool accept_paused;        /* max_connections reached (the guards pause on their own) */
     struct lbp_alog *alog;     /* owned or NULL (lbp_alog.h); lent to conns */
     struct event *drain_timer;
-    struct event *expire_timer; /* every second: lbp_proxy_state_expire */
+    struct event *expire_timer;  /* every second: lbp_proxy_state_expire */
+    struct lbp_tickets *tickets; /* owned: session ticket keys, kept across reloads */
+    struct event *ticket_timer;  /* rotates them every ticket_period_s */
+    uint32_t ticket_period_s;
     uint64_t state_pushes, state_rejects;
 };
 
