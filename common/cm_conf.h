@@ -346,6 +346,12 @@ struct cm_conf_proxy_tls {
     size_t certificate_count;
 };
 
+struct cm_conf_proxy_tls_sessions {
+    bool tickets;                   /* default true: session tickets (else session IDs only) */
+    uint32_t ticket_key_rotation_s; /* default 3600, 1..302400: a ticket resumes for 1-2 periods */
+    uint32_t cache_size;            /* default 20480, 0..10000000: server session cache (0 off) */
+};
+
 struct cm_conf_proxy_listen {
     struct cm_addr address;
     size_t member;   /* index into cm_conf.members */
@@ -396,6 +402,7 @@ struct cm_conf_proxy {
     char **trusted_proxies; /* owned CIDR strings (validated: "10.0.0.0/8", "::1/128") */
     size_t trusted_proxy_count;
     struct cm_conf_proxy_access_log access_log;
+    struct cm_conf_proxy_tls_sessions tls_sessions;
 };
 
 /*

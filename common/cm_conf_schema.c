@@ -1637,6 +1637,29 @@ static const struct cm_conf_schema proxy_access_log_schema = {
     .count = COUNT(proxy_access_log_items),
 };
 
+static const struct cm_conf_item proxy_tls_sessions_items[] = {
+    {.key = "tickets",
+     .type = CM_CONF_BOOL,
+     .offset = offsetof(struct cm_conf_proxy_tls_sessions, tickets),
+     .def_bool = true},
+    {.key = "ticket_key_rotation_s",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_proxy_tls_sessions, ticket_key_rotation_s),
+     .min = 1,
+     .max = 302400,
+     .def_uint = 3600},
+    {.key = "cache_size",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_proxy_tls_sessions, cache_size),
+     .min = 0,
+     .max = 10000000,
+     .def_uint = 20480},
+};
+static const struct cm_conf_schema proxy_tls_sessions_schema = {
+    .items = proxy_tls_sessions_items,
+    .count = COUNT(proxy_tls_sessions_items),
+};
+
 static const struct cm_conf_item proxy_items[] = {
     {.key = "listen",
      .type = CM_CONF_ARRAY,
@@ -1677,6 +1700,10 @@ static const struct cm_conf_item proxy_items[] = {
      .type = CM_CONF_OBJECT,
      .offset = offsetof(struct cm_conf_proxy, access_log),
      .sub = &proxy_access_log_schema},
+    {.key = "tls_sessions",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_proxy, tls_sessions),
+     .sub = &proxy_tls_sessions_schema},
 };
 static const struct cm_conf_schema proxy_schema = {
     .items = proxy_items,

@@ -14,6 +14,8 @@
  *                        answers 503 (its pools get no backend); drained or
  *                        evacuated members keep being served (DNS sends no new
  *                        clients; those with cached answers finish)
+ *    +- ticket keys      lbp_tickets (lbp_ticket.h), rotated on a timer, lent
+ *                        to every TLS set
  *    +- connections      lbp_conn_reg (lbp_conn.h), counted here against
  *                        max_connections
  */
@@ -57,7 +59,10 @@ struct lbp_proxy {
     bool accept_paused;           /* max_connections reached (the guards pause on their own) */
     struct lbp_alog *alog;        /* owned or NULL (lbp_alog.h); lent to conns */
     struct event *drain_timer;
-    struct event *expire_timer; /* every second: lbp_proxy_state_expire */
+    struct event *expire_timer;  /* every second: lbp_proxy_state_expire */
+    struct lbp_tickets *tickets; /* owned: session ticket keys, kept across reloads */
+    struct event *ticket_timer;  /* rotates them every ticket_period_s */
+    uint32_t ticket_period_s;
     uint64_t state_pushes, state_rejects;
 };
 

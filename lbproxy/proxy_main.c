@@ -97,7 +97,8 @@ static size_t check_tls(const struct cm_conf *conf, size_t *cert_count)
         struct lbp_tls *t = NULL;
         char err[ERR_MAX];
 
-        if (lbp_tls_from_listen(&pc->listen[i], i, &t, err, sizeof(err)) != CM_OK) {
+        if (lbp_tls_from_listen(&pc->listen[i], i, &pc->tls_sessions, NULL, &t, err, sizeof(err)) !=
+            CM_OK) {
             fprintf(stderr, "%s: %s\n", conf->path, err);
             bad++;
             continue;
