@@ -20,6 +20,7 @@ static int put_status(int rc)
     case CM_EINVAL:
         return 400;
     case CM_EEXIST:
+    case CM_ENOTSUP: /* intents come from etcd */
         return 409;
     case CM_ETOOBIG:
         return 413;
@@ -104,7 +105,7 @@ static void route_delete(const struct cm_intent_routes *r, struct cm_ctl_req *re
     if (rc == CM_OK)
         cm_ctl_reply_json(req, 200, json_pack("{s:s,s:b}", "id", id, "removed", 1));
     else
-        cm_ctl_reply_error(req, rc == CM_ENOENT ? 404 : 500, "%s",
+        cm_ctl_reply_error(req, rc == CM_ENOENT ? 404 : rc == CM_ENOTSUP ? 409 : 500, "%s",
                            err[0] != '\0' ? err : cm_strerror(rc));
     evhttp_clear_headers(&q);
 }

@@ -28,6 +28,7 @@
 #include "common/cm_ctl.h"
 #include "common/cm_err.h"
 #include "common/cm_etcd_consumer.h"
+#include "common/cm_etcd_feed.h"
 #include "common/cm_intent.h"
 #include "common/cm_intent_ctl.h"
 #include "common/cm_log.h"
@@ -140,13 +141,16 @@ static void route_drain(void *arg, struct cm_ctl_req *req, const char *rest)
     }
     memcpy(name, rest, len);
     name[len] = '\0';
-    rc = dns_state_set_drain(env->state, name, drain, "control API", cm_wall_s(), err, sizeof(err));
+    rc = cm_etcd_refuse_intent(dns_state_conf(env->state), "dnsd", err, sizeof(err));
+    if (rc == CM_OK)
+        rc = dns_state_set_drain(env->state, name, drain, "control API", cm_wall_s(), err,
+                                 sizeof(err));
     if (rc == CM_ENOENT) {
         cm_ctl_reply_error(req, 404, "unknown member \"%s\"", name);
         return;
     }
     if (rc != CM_OK) {
-        cm_ctl_reply_error(req, rc == CM_ENOMEM ? 500 : 400, "%s",
+        cm_ctl_reply_error(req, rc == CM_ENOMEM ? 500 : rc == CM_ENOTSUP ? 409 : 400, "%s",
                            err[0] != '\0' ? err : cm_strerror(rc));
         return;
     }
@@ -168,16 +172,20 @@ static int intents_put(void *arg, const char *text, size_t len, int64_t now_s, b
                        char *err, size_t errlen)
 {
     struct dns_ctl_env *env = arg;
+    int rc = cm_etcd_refuse_intent(dns_state_conf(env->state), "dnsd", err, errlen);
 
-    return dns_state_intent_put(env->state, text, len, now_s, changed, err, errlen);
+    *changed = false;
+    return rc != CM_OK ? rc
+                       : dns_state_intent_put(env->state, text, len, now_s, changed, err, errlen);
 }
 
 static int intents_remove(void *arg, const char *id, const char *by, int64_t now_s, char *err,
                           size_t errlen)
 {
     struct dns_ctl_env *env = arg;
+    int rc = cm_etcd_refuse_intent(dns_state_conf(env->state), "dnsd", err, errlen);
 
-    return dns_state_intent_remove(env->state, id, by, now_s, err, errlen);
+    return rc != CM_OK ? rc : dns_state_intent_remove(env->state, id, by, now_s, err, errlen);
 }
 
 /* ---- explain ---- */

@@ -261,6 +261,22 @@ int dns_state_intent_put(struct dns_state *st, const char *text, size_t len, int
     return rc;
 }
 
+void dns_state_intents_etcd(struct dns_state *st, struct cm_etcd_feed *f, int64_t now_s)
+{
+    struct cm_intents *next = NULL;
+    char err[CM_STATE_ERR_MAX] = "";
+    int rc = cm_etcd_feed_intents(f, st->intents, st->conf, now_s, &next);
+
+    if (rc == CM_OK && next != NULL)
+        rc = commit_intents(st, next, now_s, err, sizeof(err));
+    if (rc != CM_OK)
+        cm_log_error("etcd: intents: %s; keeping the previous ones",
+                     err[0] != '\0' ? err : cm_strerror(rc));
+    else if (next != NULL)
+        cm_log_info("etcd: intents now: %zu active of %zu held",
+                    cm_intents_active_count(st->intents, now_s), cm_intents_count(st->intents));
+}
+
 int dns_state_intent_remove(struct dns_state *st, const char *id, const char *by, int64_t now_s,
                             char *err, size_t errlen)
 {

@@ -129,6 +129,14 @@ struct cm_store *dns_state_store(struct dns_state *st);
 int dns_state_intent_put(struct dns_state *st, const char *text, size_t len, int64_t now_s,
                          bool *changed, char *err, size_t errlen);
 
+struct cm_etcd_feed;
+/**
+ * The distributed mode: the intents made to follow the intent keys of @f
+ * (cm_etcd_feed_intents) at wall time @now_s and committed as a push would
+ * be; a failure is logged and keeps the previous intents.
+ */
+void dns_state_intents_etcd(struct dns_state *st, struct cm_etcd_feed *f, int64_t now_s);
+
 /** Removes intent @id (a tombstone by @by). CM_ENOENT when it is not held. */
 int dns_state_intent_remove(struct dns_state *st, const char *id, const char *by, int64_t now_s,
                             char *err, size_t errlen);

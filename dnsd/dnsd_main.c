@@ -659,10 +659,20 @@ static int etcd_apply(void *arg, struct cm_store_cand *cand, char *err, size_t e
     return dns_state_apply(d->state, cand, err, errlen);
 }
 
+static void etcd_intents(void *arg, struct cm_etcd_feed *f)
+{
+    struct dnsd *d = arg;
+
+    dns_state_intents_etcd(d->state, f, cm_wall_s());
+}
+
 static int dnsd_etcd_start(struct dnsd *d, char *err, size_t errlen)
 {
-    const struct cm_etcd_consumer_hooks hooks = {
-        .store = etcd_store, .conf = etcd_conf, .apply = etcd_apply, .arg = d};
+    const struct cm_etcd_consumer_hooks hooks = {.store = etcd_store,
+                                                 .conf = etcd_conf,
+                                                 .apply = etcd_apply,
+                                                 .intents = etcd_intents,
+                                                 .arg = d};
     int rc;
 
     if (!d->conf->etcd.present)

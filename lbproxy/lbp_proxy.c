@@ -569,6 +569,18 @@ int lbp_proxy_intent_put(struct lbp_proxy *px, const char *text, size_t len, int
     return CM_OK;
 }
 
+void lbp_proxy_intents_etcd(struct lbp_proxy *px, struct cm_etcd_feed *f, int64_t now_s)
+{
+    struct cm_intents *next = NULL;
+
+    if (cm_etcd_feed_intents(f, px->intents, px->conf, now_s, &next) != CM_OK) {
+        cm_log_error("etcd: intents: out of memory; keeping the previous ones");
+        return;
+    }
+    if (next != NULL)
+        intents_commit(px, next, now_s);
+}
+
 int lbp_proxy_intent_remove(struct lbp_proxy *px, const char *id, const char *by, int64_t now_s,
                             char *err, size_t errlen)
 {

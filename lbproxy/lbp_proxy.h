@@ -110,6 +110,9 @@ int lbp_proxy_state_forget(struct lbp_proxy *px, const char *vantage, char *err,
  */
 int lbp_proxy_intent_put(struct lbp_proxy *px, const char *text, size_t len, int64_t now_s,
                          bool *changed, char *err, size_t errlen);
+struct cm_etcd_feed;
+/** The distributed mode: the intents follow the intent keys of @f (cm_etcd_feed_intents). */
+void lbp_proxy_intents_etcd(struct lbp_proxy *px, struct cm_etcd_feed *f, int64_t now_s);
 /** DELETE /v1/intents/ID: a tombstone by @by. CM_ENOENT when not held. */
 int lbp_proxy_intent_remove(struct lbp_proxy *px, const char *id, const char *by, int64_t now_s,
                             char *err, size_t errlen);

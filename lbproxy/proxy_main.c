@@ -27,6 +27,7 @@
 #include "common/cm_net.h"
 #include "common/cm_nofile.h"
 #include "common/cm_opts.h"
+#include "common/cm_time.h"
 #include "common/cm_ui.h"
 #include "lbproxy/lbp_alog.h"
 #include "lbproxy/lbp_proxy.h"
@@ -232,16 +233,19 @@ static int intents_put(void *arg, const char *text, size_t len, int64_t now_s, b
                        char *err, size_t errlen)
 {
     struct proxyd *d = arg;
+    int rc = cm_etcd_refuse_intent(d->px->conf, "proxy", err, errlen);
 
-    return lbp_proxy_intent_put(d->px, text, len, now_s, changed, err, errlen);
+    *changed = false;
+    return rc != CM_OK ? rc : lbp_proxy_intent_put(d->px, text, len, now_s, changed, err, errlen);
 }
 
 static int intents_remove(void *arg, const char *id, const char *by, int64_t now_s, char *err,
                           size_t errlen)
 {
     struct proxyd *d = arg;
+    int rc = cm_etcd_refuse_intent(d->px->conf, "proxy", err, errlen);
 
-    return lbp_proxy_intent_remove(d->px, id, by, now_s, err, errlen);
+    return rc != CM_OK ? rc : lbp_proxy_intent_remove(d->px, id, by, now_s, err, errlen);
 }
 
 /* ---- the distributed mode: documents from etcd (cm_etcd_consumer) ---- */
@@ -267,10 +271,20 @@ static int etcd_apply(void *arg, struct cm_store_cand *cand, char *err, size_t e
     return lbp_proxy_state_apply(d->px, cand, err, errlen);
 }
 
+static void etcd_intents(void *arg, struct cm_etcd_feed *f)
+{
+    struct proxyd *d = arg;
+
+    lbp_proxy_intents_etcd(d->px, f, cm_wall_s());
+}
+
 static int proxyd_etcd_start(struct proxyd *d, char *err, size_t errlen)
 {
-    const struct cm_etcd_consumer_hooks hooks = {
-        .store = etcd_store, .conf = etcd_conf, .apply = etcd_apply, .arg = d};
+    const struct cm_etcd_consumer_hooks hooks = {.store = etcd_store,
+                                                 .conf = etcd_conf,
+                                                 .apply = etcd_apply,
+                                                 .intents = etcd_intents,
+                                                 .arg = d};
     int rc;
 
     if (!d->conf->etcd.present)
