@@ -15,6 +15,7 @@
  * (ctl_intents_missing), so an instance that was down gets them at the next
  * call (docs/architecture.md, "Operator intents").
  */
+#include <inttypes.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -733,6 +734,176 @@ static const char *user_name(void)
     return pw != NULL && pw->pw_name != NULL && pw->pw_name[0] != '\0' ? pw->pw_name : NULL;
 }
 
+/* ---- intents in the distributed mode: written to etcd (ctl_etcd.h) ---- */
+
+/* Whether intents go through etcd: the configuration has an etcd section. */
+static bool etcd_mode(const struct ctl_run *run)
+{
+    return run->conf != NULL && run->conf->etcd.present;
+}
+
+static int etcd_exit(int rc)
+{
+    return rc == CM_EIO ? EXIT_UNREACHABLE : rc == CM_EINVAL ? EXIT_REJECTED : EXIT_USAGE;
+}
+
+/* Writes @in (borrowed) to etcd and says how it went ("written" or "removed"). */
+static int etcd_write(const struct ctl_run *run, json_t *in, const char *done, json_t *results)
+{
+    char err[ERR_MAX] = "", endpoint[200] = "";
+    const char *id = json_string_value(json_object_get(in, "id"));
+    int64_t revision = 0;
+    int rc = ctl_etcd_intent_write(run->conf, run->o->timeout_ms, in, &revision, endpoint,
+                                   sizeof(endpoint), err, sizeof(err));
+
+    if (rc != CM_OK) {
+        fail("intent %s: %s", id, err);
+        json_array_append_new(results, json_pack("{s:s,s:s}", "id", id, "error", err));
+        return etcd_exit(rc);
+    }
+    json_array_append_new(results, json_pack("{s:s,s:s,s:s,s:I}", "id", id, "result", done,
+                                             "endpoint", endpoint, "revision",
+                                             (json_int_t)revision));
+    if (!run->o->json)
+        printf("  etcd %s: %s %s at revision %" PRId64
+               "; every name server and proxy applies it from etcd\n",
+               endpoint, id, done, revision);
+    return EXIT_OK_;
+}
+
+static int etcd_intent_add(const struct ctl_run *run, json_t *in, enum cm_intent_kind kind,
+                           const char *target)
+{
+    json_t *results = json_array();
+    char what[256];
+    int ex;
+
+    intent_words(in, what, sizeof(what));
+    if (!run->o->json)
+        printf("intent %s (%s, by %s: \"%s\")\n", json_string_value(json_object_get(in, "id")),
+               what, json_string_value(json_object_get(in, "author")),
+               json_string_value(json_object_get(in, "reason")));
+    ex = etcd_write(run, in, "written", results);
+    if (ex == EXIT_OK_ && kind == CM_INTENT_DRAIN && !run->o->json)
+        printf("%s drained: the name servers no longer answer with it (undrain %s to undo)\n",
+               target, target);
+    if (run->o->json)
+        print_json_new(json_pack("{s:O,s:o}", "intent", in, "etcd", results));
+    else
+        json_decref(results);
+    return ex;
+}
+
+/* The tombstone of @in (an intent + status, borrowed) by @by at @now (new reference). */
+static json_t *tombstone_of(json_t *in, const char *by, int64_t now)
+{
+    json_t *t = json_deep_copy(in);
+    char at[32];
+
+    cm_time_format_rfc3339(now, at, sizeof(at));
+    if (t != NULL) {
+        json_object_del(t, "status");
+        json_object_set_new(t, "removed_at", json_string(at));
+        json_object_set_new(t, "removed_by", json_string(by));
+    }
+    return t;
+}
+
+static int etcd_intent_remove(const struct ctl_run *run, const char *id, const char *undrain)
+{
+    const char *by = run->o->author != NULL ? run->o->author : user_name();
+    json_t *list = NULL, *results = json_array(), *in;
+    char err[ERR_MAX] = "";
+    int64_t now = cm_wall_s(), revision;
+    size_t found = 0, removed = 0, i;
+    int ex = EXIT_OK_;
+    int rc = ctl_etcd_intents_read(run->conf, run->o->timeout_ms, now, &list, &revision, err,
+                                   sizeof(err));
+
+    if (rc != CM_OK) {
+        fail("%s", err);
+        json_decref(results);
+        return etcd_exit(rc);
+    }
+    json_array_foreach(list, i, in)
+    {
+        const char *st = json_string_value(json_object_get(in, "status"));
+        const char *member = json_string_value(json_object_get(in, "member"));
+        bool match = id != NULL ? strcmp(json_string_value(json_object_get(in, "id")), id) == 0
+                                : strcmp(json_string_value(json_object_get(in, "kind")), "drain") ==
+                                          0 &&
+                                      member != NULL && strcmp(member, undrain) == 0 &&
+                                      st != NULL && strcmp(st, "active") == 0;
+        json_t *t;
+
+        if (!match)
+            continue;
+        found++;
+        if (st != NULL && strcmp(st, "removed") == 0) {
+            if (!run->o->json)
+                printf("  etcd: %s was removed already\n", id);
+            continue;
+        }
+        t = tombstone_of(in, by != NULL ? by : "fedgslbctl", now);
+        if (t == NULL) {
+            fail("out of memory");
+            ex = EXIT_USAGE;
+            break;
+        }
+        rc = etcd_write(run, t, "removed", results);
+        removed += rc == EXIT_OK_;
+        ex = worse(ex, rc);
+        json_decref(t);
+    }
+    if (id != NULL && found == 0) {
+        fail("etcd holds no intent %s", id);
+        ex = worse(ex, EXIT_REJECTED);
+    }
+    if (undrain != NULL && ex == EXIT_OK_ && !run->o->json)
+        printf("%s undrained: the name servers answer with it again when it is healthy%s\n",
+               undrain, found == 0 ? " (it was not drained)" : "");
+    if (run->o->json)
+        print_json_new(json_pack("{s:I,s:I,s:o}", "matched", (json_int_t)found, "removed",
+                                 (json_int_t)removed, "etcd", results));
+    else
+        json_decref(results);
+    json_decref(list);
+    return ex;
+}
+
+static int etcd_intent_list(const struct ctl_run *run, bool sync)
+{
+    const char *names[1] = {"etcd"};
+    json_t *list = NULL;
+    char err[ERR_MAX] = "";
+    struct cm_buf out;
+    int64_t revision = 0;
+    int ex = EXIT_OK_;
+    int rc = ctl_etcd_intents_read(run->conf, run->o->timeout_ms, cm_wall_s(), &list, &revision,
+                                   err, sizeof(err));
+
+    if (rc != CM_OK) {
+        fail("%s", err);
+        return etcd_exit(rc);
+    }
+    cm_buf_init(&out, 16u << 20);
+    if (run->o->json) {
+        print_json_new(json_pack("{s:O,s:{s:I}}", "intents", list, "etcd", "revision",
+                                 (json_int_t)revision));
+    } else if (ctl_intents_text(list, names, &list, 1, &out) != CM_OK) {
+        fail("out of memory");
+        ex = EXIT_USAGE;
+    } else {
+        if (sync)
+            printf("intents live in etcd: every name server and proxy follows them, nothing to "
+                   "re-deliver\n");
+        printf("%s(etcd revision %" PRId64 ")\n", cm_buf_cstr(&out), revision);
+    }
+    cm_buf_fini(&out);
+    json_decref(list);
+    return ex;
+}
+
 /* drain MEMBER, intent add KIND TARGET [VALUE]. */
 static int cmd_intent_add(const struct ctl_run *run, const struct targets *ts,
                           enum cm_intent_kind kind, const char *target, const char *value,
@@ -752,6 +923,11 @@ static int cmd_intent_add(const struct ctl_run *run, const struct targets *ts,
     if (in == NULL) {
         fail("%s", err);
         return EXIT_USAGE;
+    }
+    if (etcd_mode(run)) {
+        ex = etcd_intent_add(run, in, kind, target);
+        json_decref(in);
+        return ex;
     }
     ex = fleet_fetch(run, ts, &f);
     if (ex != EXIT_USAGE)
@@ -818,7 +994,11 @@ static int cmd_intent_remove(const struct ctl_run *run, const struct targets *ts
     struct fleet_intents f = {0};
     size_t removed = 0, found = 0, i;
     json_t *in;
-    int ex = fleet_fetch(run, ts, &f);
+    int ex;
+
+    if (etcd_mode(run))
+        return etcd_intent_remove(run, id, undrain);
+    ex = fleet_fetch(run, ts, &f);
 
     if (ex != EXIT_USAGE)
         ex = worse(ex, fleet_deliver(run, ts, &f, false));
@@ -859,7 +1039,11 @@ static int cmd_intent_list(const struct ctl_run *run, const struct targets *ts, 
     struct fleet_intents f = {0};
     const char *names[TARGETS_MAX];
     struct cm_buf out;
-    int ex = fleet_fetch(run, ts, &f);
+    int ex;
+
+    if (etcd_mode(run))
+        return etcd_intent_list(run, sync);
+    ex = fleet_fetch(run, ts, &f);
 
     cm_buf_init(&out, 16u << 20);
     for (size_t i = 0; i < ts->n; i++)
