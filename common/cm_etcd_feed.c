@@ -438,8 +438,11 @@ static int put_intent_key(struct entry *e, size_t rl, const struct cm_intents *h
         cm_errf(err, sizeof(err), "id: \"%s\" is not the key's (\"%s\")", in->id, e->key + rl);
         rc = CM_EINVAL;
     }
-    if (rc == CM_OK && in->removed_at == 0 && in->expires_at != 0 && in->expires_at <= now_s) {
-        cm_intent_unref(in); /* expired in etcd already: nothing to apply */
+    if (rc == CM_OK && ((in->removed_at == 0 && in->expires_at != 0 && in->expires_at <= now_s) ||
+                        (in->removed_at != 0 &&
+                         in->removed_at + CM_INTENT_TOMBSTONE_KEEP_S <= now_s))) {
+        /* expired in etcd already, or a tombstone the set has pruned: nothing to apply */
+        cm_intent_unref(in);
         return CM_OK;
     }
     if (rc == CM_OK) {
