@@ -23,9 +23,33 @@ size_t dns_name_check(const uint8_t *p, size_t avail)
     }
 }
 
+/*
+ * Eight bytes at a time (SWAR): a byte b of @v is an upper-case letter when
+ * b < 0x80, b + 0x3F reaches 0x80 (b >= 'A') and b + 0x25 does not (b <= 'Z');
+ * no sum carries into the next byte since only the low 7 bits are added. Its
+ * bit 5 is then set. Length bytes (1..63) are never letters, so a whole wire
+ * name is folded in one sweep.
+ */
+static uint64_t lower8(uint64_t v)
+{
+    const uint64_t low7 = 0x7f7f7f7f7f7f7f7full, high = 0x8080808080808080ull;
+    uint64_t h = v & low7;
+    uint64_t upper = (h + 0x3f3f3f3f3f3f3f3full) & ~(h + 0x2525252525252525ull) & ~v & high;
+
+    return v | (upper >> 2);
+}
+
 void dns_name_lower(uint8_t *dst, const uint8_t *src, size_t len)
 {
-    for (size_t i = 0; i < len; i++)
+    size_t i = 0;
+
+    for (; len - i >= 8; i += 8) {
+        uint64_t v;
+        memcpy(&v, src + i, 8);
+        v = lower8(v);
+        memcpy(dst + i, &v, 8);
+    }
+    for (; i < len; i++)
         dst[i] = dns_name_lower_char(src[i]);
 }
 

@@ -172,6 +172,20 @@ static void test_case(void **state)
     }
     dns_name_lower(lc, W("\3WwW\7EXAMPLE\4Test\0"));
     assert_memory_equal(lc, "\3www\7example\4test", 18);
+    /* The eight-bytes-at-a-time fold agrees with the byte one for every byte
+     * value at every position of a word, next to every other byte value. */
+    for (unsigned len = 0; len <= 19; len++) {
+        for (unsigned v = 0; v < 256; v++) {
+            uint8_t src[19], got[19], want[19];
+            for (unsigned i = 0; i < len; i++) {
+                src[i] = (uint8_t)(i % 2 == 0 ? v : (v * 7u + i) & 0xFF);
+                want[i] = dns_name_lower_char(src[i]);
+            }
+            dns_name_lower(got, src, len);
+            if (len > 0 && memcmp(got, want, len) != 0)
+                fail_msg("len %u byte 0x%02x: folded differently", len, v);
+        }
+    }
     assert_int_equal(dns_name_lower_char('Z'), 'z');
     assert_int_equal(dns_name_lower_char('@'), '@');
     assert_int_equal(dns_name_lower_char('['), '[');
