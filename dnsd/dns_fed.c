@@ -1110,19 +1110,24 @@ enum dns_fed_match dns_fed_lookup(const struct dns_fed *fed, const uint8_t *qnam
     memset(out, 0, sizeof(*out));
     out->service = -1;
     out->member = -1;
+    out->name_id = DNS_FED_NO_ID;
+    out->answer_id = DNS_FED_NO_ID;
+    out->variant_id = DNS_FED_NO_ID;
     if (fed == NULL || qname_len == 0 || qname_len > DNS_NAME_MAX)
         return DNS_FED_NONE;
     idx = itab_find(&fed->names, qname, qname_len, fed_hash(qname, qname_len));
     if (idx < 0)
         return DNS_FED_NONE;
     ni = &fed->info[idx];
+    out->name_id = (uint32_t)idx;
     if (ni->match == DNS_FED_ENT) {
         out->negative_ttl = fed->ent_ttl;
         return DNS_FED_ENT;
     }
     if (region >= fed->region_count)
         region = fed->default_region;
-    ans = &fed->answers[ni->uniform ? ni->answers : fed->amap[ni->answers + region]];
+    out->answer_id = ni->uniform ? ni->answers : fed->amap[ni->answers + region];
+    ans = &fed->answers[out->answer_id];
     out->service = ni->service;
     out->negative_ttl = ans->ttl;
     out->fail_open = ans->fail_open;
@@ -1136,6 +1141,7 @@ enum dns_fed_match dns_fed_lookup(const struct dns_fed *fed, const uint8_t *qnam
     if (ans->slots != FED_NONE)
         vi += fed->slots[ans->slots + client_hash % DNS_FED_SLOTS];
     v = &fed->variants[vi];
+    out->variant_id = vi;
     out->member = v->member;
     if (v->cname != FED_NONE)
         out->cname = &fed->rrsets[v->cname];
@@ -1144,6 +1150,42 @@ enum dns_fed_match dns_fed_lookup(const struct dns_fed *fed, const uint8_t *qnam
     else if (qtype == DNS_TYPE_AAAA && v->aaaa != FED_NONE)
         out->rrset = &fed->rrsets[v->aaaa];
     return DNS_FED_NAME;
+}
+
+size_t dns_fed_name_total(const struct dns_fed *fed)
+{
+    return fed->names.count;
+}
+
+const uint8_t *dns_fed_name_wire(const struct dns_fed *fed, size_t name_id, size_t *len)
+{
+    *len = fed->names.len[name_id];
+    return fed->names.data + fed->names.off[name_id];
+}
+
+size_t dns_fed_variant_total(const struct dns_fed *fed)
+{
+    return fed->variant_count;
+}
+
+void dns_fed_variant_rrsets(const struct dns_fed *fed, size_t variant_id,
+                            struct dns_fed_variant_rrsets *out)
+{
+    const struct fed_variant *v = &fed->variants[variant_id];
+
+    out->a = v->a != FED_NONE ? &fed->rrsets[v->a] : NULL;
+    out->aaaa = v->aaaa != FED_NONE ? &fed->rrsets[v->aaaa] : NULL;
+    out->cname = v->cname != FED_NONE ? &fed->rrsets[v->cname] : NULL;
+}
+
+size_t dns_fed_answer_total(const struct dns_fed *fed)
+{
+    return fed->answer_count;
+}
+
+uint32_t dns_fed_answer_negative_ttl(const struct dns_fed *fed, size_t answer_id)
+{
+    return fed->answers[answer_id].ttl;
 }
 
 size_t dns_fed_name_count(const struct dns_fed *fed)

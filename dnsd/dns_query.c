@@ -24,6 +24,7 @@
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_geo.h"
 #include "dnsd/dns_name.h"
+#include "dnsd/dns_pre.h"
 #include "dnsd/dns_view.h"
 #include "dnsd/dns_wire.h"
 #include "dnsd/dns_zone.h"
@@ -47,6 +48,7 @@ enum step_result {
 
 struct qctx {
     const struct dns_view *view;
+    const uint8_t *pkt; /* the query as received (borrowed) */
     const struct dns_request *req;
     uint16_t qtype; /* the question's type; A once ANY meets a federated name */
     struct dns_query_info *info;
@@ -614,6 +616,84 @@ static void rrl_classify(struct qctx *q, const uint8_t *resp, size_t len)
         len >= DNS_HEADER_LEN && (resp[6] | resp[7]) != 0 ? DNS_RRL_POSITIVE : DNS_RRL_NODATA;
 }
 
+/*
+ * The precompiled path (dns_pre.h): a federated name whose answer for this
+ * client is a precompiled part is answered by copying the query's header
+ * and question, the part and the OPT, exactly as the writer would have
+ * written them. Returns 0 to leave the query to the writer: no part (CNAME
+ * chains, names outside the table), or not room for all of it (TC).
+ */
+static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
+{
+    const struct dns_request *req = q->req;
+    const struct dns_pre *pre = q->view->pre;
+    uint16_t ftype = req->qtype == DNS_TYPE_ANY ? DNS_TYPE_A : req->qtype;
+    const struct dns_pre_part *part = NULL;
+    struct dns_fed_answer fa;
+    bool records = false;
+
+    switch (dns_fed_lookup(q->view->fed, req->qname_lc, req->qname_len, ftype, q->loc.region,
+                           q->loc.client_hash, &fa)) {
+    case DNS_FED_NAME:
+        if (fa.cname != NULL)
+            return 0;
+        records = fa.rrset != NULL;
+        if (records)
+            part = dns_pre_variant(pre, fa.variant_id, ftype == DNS_TYPE_AAAA);
+        else if (dns_pre_nodata_ok(pre, fa.name_id))
+            part = dns_pre_nodata(pre, fa.answer_id);
+        break;
+    case DNS_FED_ENT:
+        if (dns_pre_nodata_ok(pre, fa.name_id))
+            part = dns_pre_ent(pre);
+        break;
+    case DNS_FED_NONE:
+        break;
+    }
+    if (part == NULL)
+        return 0;
+
+    size_t base = DNS_HEADER_LEN + req->qname_len + 4u; /* where the part goes */
+    struct dns_opt_out o;
+    size_t opt_len = 0;
+    if (req->edns.present) {
+        q->region_dependent = records && fa.region_dependent;
+        q->subnet_dependent = records && fa.subnet_dependent;
+        o = opt_out(q, ecs_scope(q));
+        opt_len = dns_writer_opt_len(&o);
+    }
+    if (base + part->len + opt_len > limit)
+        return 0; /* the writer truncates */
+    memcpy(resp, q->pkt, base); /* ID, QDCOUNT, the question as asked */
+    uint16_t flags = (uint16_t)(base_flags(req) | DNS_FLAG_AA);
+    resp[2] = (uint8_t)(flags >> 8);
+    resp[3] = (uint8_t)flags;
+    resp[6] = (uint8_t)(part->an >> 8);
+    resp[7] = (uint8_t)part->an;
+    resp[8] = (uint8_t)(part->ns >> 8);
+    resp[9] = (uint8_t)part->ns;
+    resp[10] = 0;
+    resp[11] = opt_len > 0 ? 1 : 0;
+    size_t len = base + dns_pre_copy(pre, part, resp + base, base);
+    if (opt_len > 0)
+        len += dns_wire_put_opt(resp + len, limit - len, &o);
+
+    struct dns_query_info *info = q->info;
+    if (fa.name_id != DNS_FED_NO_ID && fa.answer_id != DNS_FED_NO_ID) {
+        info->federated = true;
+        info->service = fa.service;
+        info->fail_open = fa.fail_open;
+        info->fail_closed = fa.fail_closed;
+        info->member = fa.member;
+    }
+    info->precompiled = true;
+    info->rcode = DNS_RCODE_NOERROR;
+    info->rrl_class = part->an > 0 ? DNS_RRL_POSITIVE : DNS_RRL_NODATA;
+    info->rrl_name = req->qname;
+    info->rrl_name_len = req->qname_len;
+    return len;
+}
+
 static size_t answer_response(struct qctx *q, uint8_t *resp, size_t limit,
                               const struct sockaddr *client)
 {
@@ -622,6 +702,13 @@ static size_t answer_response(struct qctx *q, uint8_t *resp, size_t limit,
     locate_client(q, client);
     q->info->region = q->loc.region;
     q->info->placement = q->loc.source;
+    if (q->view->pre != NULL) {
+        size_t n = precompiled_response(q, resp, limit);
+        if (n > 0)
+            return n;
+        q->region_dependent = false;
+        q->subnet_dependent = false;
+    }
     dns_writer_init(&q->w, resp, limit - opt_reserve(q));
     if (dns_writer_header(&q->w, req->id, base_flags(req), true) != CM_OK ||
         dns_writer_question(&q->w, req->qname, req->qname_len, req->qtype, req->qclass) != CM_OK)
@@ -663,6 +750,7 @@ size_t dns_query_process(const struct dns_view *view, const uint8_t *req, size_t
         return 0;
     memset(&q, 0, sizeof(q));
     q.view = view;
+    q.pkt = req;
     q.req = &r;
     q.qtype = r.qtype;
     q.info = info;

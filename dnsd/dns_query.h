@@ -63,6 +63,7 @@ struct dns_query_info {
     const uint8_t *rrl_name;
     size_t rrl_name_len;
     uint8_t placement; /* enum dns_place_source that placed the client (answers only) */
+    bool precompiled;  /* the sections were copied from precompiled parts (dns_pre.h) */
 };
 
 /**
