@@ -15,8 +15,9 @@
  *
  * A large table also gets, at cm_lpm_compact(), an IPv4 direct table
  * (DIR-24-8) answering lookups of 24 bits or more in two or three reads
- * whatever the table size; it gives exactly the trie's answers and scopes,
- * which stay the reference (cm_lpm_lookup_trie()).
+ * whatever the table size, and a table of moderate size stride tables
+ * (8 bits per read) answering sources of whole bytes; both give exactly the
+ * trie's answers and scopes, which stay the reference (cm_lpm_lookup_trie()).
  */
 #ifndef COMMON_CM_LPM_H
 #define COMMON_CM_LPM_H
@@ -92,5 +93,15 @@ void cm_lpm_compact_with(struct cm_lpm *lpm, size_t direct_min, size_t max_block
 
 /** Whether lookups use a direct table (built by the last compact). */
 bool cm_lpm_has_direct(const struct cm_lpm *lpm);
+
+/**
+ * Stride tables (8 bits per step, 1 KiB per node) are built by
+ * cm_lpm_compact() for each family whose table needs at most this many
+ * nodes; a larger one is walked as a trie.
+ */
+#define CM_LPM_STRIDE_MAX 4096u
+
+/** Whether lookups of @family use a stride table (built by the last compact). */
+bool cm_lpm_has_stride(const struct cm_lpm *lpm, int family);
 
 #endif /* COMMON_CM_LPM_H */
