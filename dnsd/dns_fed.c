@@ -124,25 +124,7 @@ static int grow(void *pp, size_t *cap, size_t need, size_t elsize)
 
 static uint32_t fed_hash(const uint8_t *p, size_t len)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len * 0xff51afd7ed558ccdULL);
-    uint64_t t = 0;
-
-    while (len >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        h ^= v * 0x87c37b91114253d5ULL;
-        h = ((h << 31) | (h >> 33)) * 0x4cf5ad432745937fULL;
-        p += 8;
-        len -= 8;
-    }
-    memcpy(&t, p, len);
-    h ^= t * 0x87c37b91114253d5ULL;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return (uint32_t)h;
+    return dns_name_hash(p, len); /* one hash for the names here and the query's */
 }
 
 static long itab_find(const struct itab *t, const void *key, size_t len, uint32_t h)
@@ -1101,6 +1083,16 @@ enum dns_fed_match dns_fed_lookup(const struct dns_fed *fed, const uint8_t *qnam
                                   uint16_t qtype, unsigned region, uint32_t client_hash,
                                   struct dns_fed_answer *out)
 {
+    uint32_t h = qname_len <= DNS_NAME_MAX ? fed_hash(qname, qname_len) : 0;
+
+    return dns_fed_lookup_hashed(fed, qname, qname_len, h, qtype, region, client_hash, out);
+}
+
+enum dns_fed_match dns_fed_lookup_hashed(const struct dns_fed *fed, const uint8_t *qname,
+                                         size_t qname_len, uint32_t qname_hash, uint16_t qtype,
+                                         unsigned region, uint32_t client_hash,
+                                         struct dns_fed_answer *out)
+{
     const struct fed_name *ni;
     const struct fed_answer *ans;
     const struct fed_variant *v;
@@ -1115,7 +1107,7 @@ enum dns_fed_match dns_fed_lookup(const struct dns_fed *fed, const uint8_t *qnam
     out->variant_id = DNS_FED_NO_ID;
     if (fed == NULL || qname_len == 0 || qname_len > DNS_NAME_MAX)
         return DNS_FED_NONE;
-    idx = itab_find(&fed->names, qname, qname_len, fed_hash(qname, qname_len));
+    idx = itab_find(&fed->names, qname, qname_len, qname_hash);
     if (idx < 0)
         return DNS_FED_NONE;
     ni = &fed->info[idx];

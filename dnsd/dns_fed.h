@@ -94,6 +94,12 @@ enum dns_fed_match dns_fed_lookup(const struct dns_fed *fed, const uint8_t *qnam
                                   uint16_t qtype, unsigned region, uint32_t client_hash,
                                   struct dns_fed_answer *out);
 
+/** The same with @qname_hash = dns_name_hash(qname, qname_len), known already. */
+enum dns_fed_match dns_fed_lookup_hashed(const struct dns_fed *fed, const uint8_t *qname,
+                                         size_t qname_len, uint32_t qname_hash, uint16_t qtype,
+                                         unsigned region, uint32_t client_hash,
+                                         struct dns_fed_answer *out);
+
 /* The table as data, for what is compiled from it (dns_pre): names (ENTs
  * included) by name_id, variants by variant_id, answers by answer_id. */
 struct dns_fed_variant_rrsets {

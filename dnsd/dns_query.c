@@ -18,7 +18,6 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
-#include "common/cm_hash.h"
 #include "common/cm_lpm.h"
 #include "dnsd/dns_cookie.h"
 #include "dnsd/dns_fed.h"
@@ -104,25 +103,22 @@ static size_t response_limit(const struct dns_view *view, const struct dns_reque
 
 static uint32_t subnet_hash(int family, const uint8_t *addr, unsigned bits)
 {
-    /* FNV-1a over family, bit count and the masked prefix */
-    uint32_t h = CM_FNV1A32_INIT;
+    /* The masked prefix (at most HASH_BITS_V6 = 56 bits) as one word, the
+     * family and bit count in its top byte, through murmur3's 64-bit finalizer. */
     unsigned bytes = (bits + 7) / 8;
+    uint64_t v = 0;
 
-    h = (h ^ (uint32_t)family) * CM_FNV1A32_PRIME;
-    h = (h ^ bits) * CM_FNV1A32_PRIME;
-    for (unsigned i = 0; i < bytes; i++) {
-        uint8_t b = addr[i];
-        if (i == bytes - 1 && bits % 8 != 0)
-            b &= (uint8_t)(0xFFu << (8 - bits % 8));
-        h = cm_fnv1a32_byte(h, b);
-    }
-    /* murmur3 finalizer: spread the bits before the caller's "% 64" */
-    h ^= h >> 16;
-    h *= 0x85ebca6bu;
-    h ^= h >> 13;
-    h *= 0xc2b2ae35u;
-    h ^= h >> 16;
-    return h;
+    for (unsigned i = 0; i < bytes; i++)
+        v = v << 8 | addr[i];
+    if (bits % 8 != 0)
+        v &= ~(uint64_t)0 << (8 - bits % 8);
+    v |= (uint64_t)((family == AF_INET ? 0x80u : 0u) | bits) << 56;
+    v ^= v >> 33;
+    v *= 0xff51afd7ed558ccdULL;
+    v ^= v >> 33;
+    v *= 0xc4ceb9fe1a85ec53ULL;
+    v ^= v >> 33;
+    return (uint32_t)v;
 }
 
 void dns_query_locate(const struct dns_view *view, int family, const uint8_t *addr,
@@ -632,8 +628,8 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
     struct dns_fed_answer fa;
     bool records = false;
 
-    switch (dns_fed_lookup(q->view->fed, req->qname_lc, req->qname_len, ftype, q->loc.region,
-                           q->loc.client_hash, &fa)) {
+    switch (dns_fed_lookup_hashed(q->view->fed, req->qname_lc, req->qname_len, req->qname_hash,
+                                  ftype, q->loc.region, q->loc.client_hash, &fa)) {
     case DNS_FED_NAME:
         if (fa.cname != NULL)
             return 0;

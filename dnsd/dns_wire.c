@@ -211,7 +211,7 @@ enum dns_parse_status dns_wire_parse(const uint8_t *pkt, size_t len, struct dns_
         return DNS_PARSE_FORMERR;
     req->qname = pkt + off;
     req->qname_len = (uint8_t)n;
-    dns_name_lower(req->qname_lc, req->qname, n);
+    req->qname_hash = dns_name_lower_hash(req->qname_lc, req->qname, n);
     off += n;
     req->qtype = rd16(pkt + off);
     req->qclass = rd16(pkt + off + 2);

@@ -124,6 +124,7 @@ struct dns_request {
     uint8_t qname_len;    /* bytes, root label included */
     uint16_t qtype;
     uint16_t qclass;
+    uint32_t qname_hash; /* dns_name_hash() of qname_lc */
     struct dns_edns edns;
     uint8_t qname_lc[DNS_NAME_MAX]; /* lowercased copy, for lookups (qname_len bytes) */
 };

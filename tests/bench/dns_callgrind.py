@@ -80,7 +80,7 @@ def totals(path):
 def top_functions(path, n):
     if n <= 0:
         return []
-    out = subprocess.run(["callgrind_annotate", "--inclusive=no", path], stdout=subprocess.PIPE,
+    out = subprocess.run(["callgrind_annotate", "--inclusive=no", "--auto=no", path], stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, timeout=120).stdout.decode("utf-8", "replace")
     rows = []
     for line in out.splitlines():

@@ -45,12 +45,11 @@ struct echo {
     unsigned char buf[DNS_ECHO_BATCH][DNS_ECHO_MAX];
 };
 
-/* One batch: receive, flip each query into a response in place, send. */
-static int echo_batch(struct echo *e)
+/* Points the slots at their buffers; recvmmsg then rewrites only the
+ * lengths of the slots it fills, which are reset before the next batch. */
+static void echo_slots(struct echo *e, unsigned n)
 {
-    int n;
-
-    for (unsigned i = 0; i < DNS_ECHO_BATCH; i++) {
+    for (unsigned i = 0; i < n; i++) {
         e->iov[i].iov_base = e->buf[i];
         e->iov[i].iov_len = DNS_ECHO_MAX;
         e->msg[i].msg_hdr.msg_name = &e->peer[i];
@@ -61,7 +60,13 @@ static int echo_batch(struct echo *e)
         e->msg[i].msg_hdr.msg_controllen = 0;
         e->msg[i].msg_hdr.msg_flags = 0;
     }
-    n = recvmmsg(e->fd, e->msg, DNS_ECHO_BATCH, MSG_DONTWAIT, NULL);
+}
+
+/* One batch: receive, flip each query into a response in place, send. */
+static int echo_batch(struct echo *e)
+{
+    int n = recvmmsg(e->fd, e->msg, DNS_ECHO_BATCH, MSG_DONTWAIT, NULL);
+
     if (n <= 0)
         return 0;
     for (int i = 0; i < n; i++) {
@@ -78,6 +83,7 @@ static int echo_batch(struct echo *e)
         }
         sent += k;
     }
+    echo_slots(e, (unsigned)n);
     return n;
 }
 
@@ -118,6 +124,7 @@ int main(int argc, char **argv)
         perror("dns_echo: epoll");
         return 1;
     }
+    echo_slots(e, DNS_ECHO_BATCH);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     if (argc == 4)
