@@ -47,6 +47,7 @@ enum step_result {
 
 struct qctx {
     const struct dns_view *view;
+    struct dns_cookie_memo *memo; /* the worker's, or NULL */
     const uint8_t *pkt; /* the query as received (borrowed) */
     const struct dns_request *req;
     uint16_t qtype; /* the question's type; A once ANY meets a federated name */
@@ -375,6 +376,7 @@ static void rrl_mark(struct qctx *q, enum dns_rrl_class cls, const struct dns_no
     q->info->rrl_class = cls;
     q->info->rrl_name = node->name;
     q->info->rrl_name_len = node->name_len;
+    q->info->rrl_name_hash = dns_name_hash(node->name, node->name_len); /* stored lowercased */
 }
 
 /* One name of the chain: @owner as written, @lc its lowercased copy. */
@@ -539,9 +541,12 @@ static size_t client_ip(const struct sockaddr *client, const uint8_t **ip)
 
 /*
  * DNS cookies (RFC 7873 §5.2, RFC 9018): with dnsd.cookies configured, a
- * query carrying a COOKIE option gets its client cookie back with a fresh
- * server cookie made with the current secret; a server cookie of ours (made
- * with the current or the previous secret, and fresh) marks the query
+ * query carrying a COOKIE option gets its client cookie back with a server
+ * cookie made with the current secret: the one it sent when that is ours,
+ * made with the current secret and at most half an hour old (RFC 9018
+ * §4.3), else a new one (the worker's memo hands out the one it made for
+ * this client cookie and address while young). A server cookie of ours
+ * (made with the current or the previous secret, and fresh) marks the query
  * cookie_valid. Returns false when the query must get BADCOOKIE instead of
  * an answer: dnsd.cookies.require, over UDP, without a valid server cookie.
  */
@@ -557,13 +562,19 @@ static bool cookie_process(struct qctx *q, const struct sockaddr *client, bool t
     const struct cm_conf_cookies *cf = &conf->dnsd.cookies;
     const uint8_t *server = c->data + DNS_COOKIE_CLIENT_LEN;
     size_t server_len = c->len - DNS_COOKIE_CLIENT_LEN;
-    bool valid = dns_cookie_check(cf->secret, c->data, server, server_len, ip, ip_len, now_s) ||
-                 (cf->has_previous &&
-                  dns_cookie_check(cf->previous, c->data, server, server_len, ip, ip_len, now_s));
+    bool current = server_len > 0 && dns_cookie_check_memo(q->memo, cf->secret, c->data, server,
+                                                           server_len, ip, ip_len, now_s);
+    bool valid = current || (cf->has_previous && server_len > 0 &&
+                             dns_cookie_check(cf->previous, c->data, server, server_len, ip,
+                                              ip_len, now_s));
 
     q->info->cookie_valid = valid;
     memcpy(q->cookie, c->data, DNS_COOKIE_CLIENT_LEN);
-    dns_cookie_make(cf->secret, c->data, ip, ip_len, now_s, q->cookie + DNS_COOKIE_CLIENT_LEN);
+    if (current && dns_cookie_young(server, now_s))
+        memcpy(q->cookie + DNS_COOKIE_CLIENT_LEN, server, DNS_COOKIE_OURS_LEN);
+    else
+        dns_cookie_make_memo(q->memo, cf->secret, c->data, ip, ip_len, now_s,
+                             q->cookie + DNS_COOKIE_CLIENT_LEN);
     q->cookie_len = DNS_COOKIE_CLIENT_LEN + DNS_COOKIE_OURS_LEN;
     return valid || tcp || !cf->require;
 }
@@ -598,6 +609,7 @@ static void rrl_classify(struct qctx *q, const uint8_t *resp, size_t len)
         info->rrl_class = DNS_RRL_NXDOMAIN;
         info->rrl_name = apex->name;
         info->rrl_name_len = apex->name_len;
+        info->rrl_name_hash = dns_name_hash(apex->name, apex->name_len);
         return;
     }
     if (q->rcode != DNS_RCODE_NOERROR) {
@@ -608,6 +620,7 @@ static void rrl_classify(struct qctx *q, const uint8_t *resp, size_t len)
         return;
     info->rrl_name = q->req->qname;
     info->rrl_name_len = q->req->qname_len;
+    info->rrl_name_hash = q->req->qname_hash;
     info->rrl_class =
         len >= DNS_HEADER_LEN && (resp[6] | resp[7]) != 0 ? DNS_RRL_POSITIVE : DNS_RRL_NODATA;
 }
@@ -687,6 +700,7 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
     info->rrl_class = part->an > 0 ? DNS_RRL_POSITIVE : DNS_RRL_NODATA;
     info->rrl_name = req->qname;
     info->rrl_name_len = req->qname_len;
+    info->rrl_name_hash = req->qname_hash;
     return len;
 }
 
@@ -729,6 +743,15 @@ size_t dns_query_process(const struct dns_view *view, const uint8_t *req, size_t
                          uint8_t *resp, size_t resp_cap, const struct sockaddr *client, bool tcp,
                          struct dns_query_info *info, uint32_t now_s)
 {
+    return dns_query_process_memo(view, NULL, req, req_len, resp, resp_cap, client, tcp, info,
+                                  now_s);
+}
+
+size_t dns_query_process_memo(const struct dns_view *view, struct dns_cookie_memo *memo,
+                              const uint8_t *req, size_t req_len, uint8_t *resp, size_t resp_cap,
+                              const struct sockaddr *client, bool tcp, struct dns_query_info *info,
+                              uint32_t now_s)
+{
     struct dns_query_info scratch;
     struct dns_request r;
     struct qctx q;
@@ -747,6 +770,7 @@ size_t dns_query_process(const struct dns_view *view, const uint8_t *req, size_t
     /* Field by field: the writer, the additional-section list and the cookie
      * buffer are set up when used, and clearing them costs more than a lookup. */
     q.view = view;
+    q.memo = memo;
     q.pkt = req;
     q.req = &r;
     q.qtype = r.qtype;

@@ -36,6 +36,7 @@
 #include "common/cm_net.h"
 #include "common/cm_nofile.h"
 #include "common/cm_time.h"
+#include "dnsd/dns_cookie.h"
 #include "dnsd/dns_pktinfo.h"
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_rrl.h"
@@ -152,6 +153,7 @@ struct dns_worker {
     uint8_t *sbufs;                        /* owned, UDP_BATCH x resp_cap */
     size_t resp_cap;
     struct dns_rrl *rrl; /* owned; NULL when dnsd.rrl is disabled */
+    struct dns_cookie_memo cookie_memo; /* cookies made and checked lately (dns_cookie.h) */
 
     struct conn_list active;
     struct conn_list free;
@@ -286,8 +288,8 @@ static size_t udp_rrl(struct dns_worker *w, const struct sockaddr *client,
 
     if (w->rrl == NULL || len == 0)
         return len;
-    a = dns_rrl_check(w->rrl, client, info->rrl_class, info->rrl_name, info->rrl_name_len,
-                      query_cookie_valid(info), now_s);
+    a = dns_rrl_check_hashed(w->rrl, client, info->rrl_class, info->rrl_name_hash,
+                             query_cookie_valid(info), now_s);
     bump(&w->stats.rrl[a]);
     if (a == DNS_RRL_PASS || a == DNS_RRL_EXEMPT)
         return len;
@@ -395,8 +397,8 @@ static bool udp_answer(struct dns_worker *w, const struct listener *l, unsigned 
             return false;
         }
     }
-    len = dns_query_process(w->view, w->riov[i].iov_base, w->rmsg[i].msg_len, resp, w->resp_cap,
-                            client, false, &info, wall_s);
+    len = dns_query_process_memo(w->view, &w->cookie_memo, w->riov[i].iov_base, w->rmsg[i].msg_len,
+                                 resp, w->resp_cap, client, false, &info, wall_s);
     len = udp_rrl(w, client, &info, resp, len, mono_s);
     count_query(w, DNS_STAT_UDP, &info, len);
     if (len == 0)
@@ -573,9 +575,10 @@ static void conn_process(struct tcp_conn *c)
             break;
         }
         query_info_init(&info);
-        len =
-            dns_query_process(w->view, c->rbuf + pos + 2, mlen, c->wbuf + c->wlen + 2, TCP_MSG_MAX,
-                              (const struct sockaddr *)&c->peer, true, &info, (uint32_t)time(NULL));
+        len = dns_query_process_memo(w->view, &w->cookie_memo, c->rbuf + pos + 2, mlen,
+                                     c->wbuf + c->wlen + 2, TCP_MSG_MAX,
+                                     (const struct sockaddr *)&c->peer, true, &info,
+                                     (uint32_t)time(NULL));
         count_query(w, DNS_STAT_TCP, &info, len);
         if (len > 0) {
             c->wbuf[c->wlen] = (uint8_t)(len >> 8);
@@ -986,7 +989,7 @@ static int worker_rrl_new(const struct dns_server *srv, struct dns_worker *w,
         .ipv4_prefix = (uint8_t)rc->ipv4_prefix,
         .ipv6_prefix = (uint8_t)rc->ipv6_prefix,
         .table_size = rc->table_size,
-        .exempt = srv->rrl_exempt,
+        .exempt = rc->exempt_count > 0 ? srv->rrl_exempt : NULL, /* none: no lookup */
     };
     uint8_t key[CM_SIPHASH_KEY_LEN];
 

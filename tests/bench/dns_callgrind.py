@@ -10,7 +10,10 @@ answers, instrumentation is switched on (callgrind_control -i on), dnsperf
 sends the benchmark's query file --passes times at --rate qps, then
 instrumentation is switched off and the counters dumped. Instructions (Ir)
 over that window divided by the responses dnsperf received is the figure;
-the busiest functions are listed with --top. Kernel work (the syscalls) is
+the busiest functions are listed with --top. "query path" is the part spent
+answering (dns_query_process_memo, the rate limiter and the counters,
+inclusive), which does not depend on how many queries a wakeup finds; the
+rest (event loop, recvmmsg/sendmmsg) is shared by a batch. Kernel work (the syscalls) is
 not counted: it is the same for every row that batches as dnsd does.
 
 Under callgrind the server is ~50x slower, so its recvmmsg batches are
@@ -49,7 +52,7 @@ def parse_args(argv):
     ap.add_argument("--services", type=int, default=50)
     ap.add_argument("--queries", type=int, default=20000)
     ap.add_argument("--passes", type=int, default=1, help="times the query file is sent")
-    ap.add_argument("--rate", type=int, default=3000, help="dnsperf -Q under callgrind")
+    ap.add_argument("--rate", type=int, default=1500, help="dnsperf -Q under callgrind (low: a batch per query or two, as at a moderate load)")
     ap.add_argument("--cookies", action="store_true", help="queries carry a client cookie")
     ap.add_argument("--top", type=int, default=15, help="functions listed per row (0: none)")
     ap.add_argument("--port", type=int, default=25391)
@@ -75,6 +78,26 @@ def totals(path):
     if found is None:
         raise RuntimeError("%s: no totals line" % path)
     return found
+
+
+# The per-query work, whatever the batch sizes: these functions' inclusive
+# cost (the answer, the rate limiter, the counters).
+QUERY_PATH = ("dns_query_process_memo", "dns_rrl_check_hashed", "count_query")
+
+
+def inclusive(path, names):
+    """Inclusive Ir of the functions whose name is one of @names."""
+    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--auto=no", path],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         timeout=120).stdout.decode("utf-8", "replace")
+    total = 0
+    seen = set()
+    for line in out.splitlines():
+        mt = re.match(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+\S*?:(\w+)(?:\.part\.\d+)?\s", line)
+        if mt and mt.group(2) in names and mt.group(2) not in seen:
+            seen.add(mt.group(2))
+            total += int(mt.group(1).replace(",", ""))
+    return total
 
 
 def top_functions(path, n):
@@ -133,11 +156,13 @@ def measure(row, a, tmp, qfile):
     # the --dump file holds the instrumented window; the one written at exit the rest (zeroed)
     ir = sum(totals(os.path.join(d, f)) for f in dumps)
     completed = res.get("completed", 0)
+    qp = sum(inclusive(os.path.join(d, f), QUERY_PATH) for f in dumps)
     r = {
         "responses": completed,
         "lost": res.get("lost"),
         "instructions": ir,
         "instructions_per_answer": ir / completed if completed else None,
+        "query_path_per_answer": qp / completed if completed else None,
     }
     top = []
     for f in dumps:
@@ -179,13 +204,14 @@ def main(argv):
             log("kept %s" % tmp)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    print("%-14s %10s %14s" % ("row", "answers", "Ir/answer"))
+    print("%-14s %10s %14s %16s" % ("row", "answers", "Ir/answer", "query path Ir"))
     for row in rows:
         r = results[row]
         if "error" in r:
             print("%-14s FAILED: %s" % (row, r["error"][:70]))
             continue
-        print("%-14s %10d %14.0f" % (row, r["responses"], r["instructions_per_answer"] or 0))
+        print("%-14s %10d %14.0f %16.0f" % (row, r["responses"], r["instructions_per_answer"] or 0,
+                                            r["query_path_per_answer"] or 0))
     for row in rows:
         r = results[row]
         if r.get("top"):

@@ -272,6 +272,7 @@ static void assert_same_info(const struct dns_query_info *a, const struct dns_qu
         a->fail_open != b->fail_open || a->fail_closed != b->fail_closed ||
         a->service != b->service || a->member != b->member || a->region != b->region ||
         a->rrl_class != b->rrl_class || a->rrl_name_len != b->rrl_name_len ||
+        a->rrl_name_hash != b->rrl_name_hash ||
         a->placement != b->placement ||
         (a->rrl_name_len > 0 && memcmp(a->rrl_name, b->rrl_name, a->rrl_name_len) != 0))
         fail_msg("%s: query info differs", what);
