@@ -236,7 +236,8 @@ static int part_add(struct pre_build *b, const struct pre_rrset *sets, size_t n,
         pre->part_count >= UINT32_MAX - 1)
         return CM_ENOMEM;
     memcpy(pre->bytes + pre->bytes_len, b->scratch + start, len);
-    memcpy(pre->relocs + pre->reloc_len, rel, nrel * sizeof(rel[0]));
+    if (nrel > 0)
+        memcpy(pre->relocs + pre->reloc_len, rel, nrel * sizeof(rel[0]));
     pre->parts[pre->part_count] = (struct dns_pre_part){
         .off = (uint32_t)pre->bytes_len,
         .reloc = (uint32_t)pre->reloc_len,
