@@ -366,6 +366,15 @@ bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, un
     return dir_decode(d, e, res);
 }
 
+void cm_lpm_prefetch(const struct cm_lpm *lpm, int family, const uint8_t *addr,
+                     unsigned addr_bits)
+{
+    if (lpm == NULL || lpm->direct == NULL || family != AF_INET || addr_bits < 24 || addr == NULL)
+        return;
+    __builtin_prefetch(&lpm->direct->tbl24[(uint32_t)addr[0] << 16 | (uint32_t)addr[1] << 8 |
+                                           addr[2]]);
+}
+
 static void direct_free(struct lpm_direct *d)
 {
     if (d == NULL)

@@ -60,6 +60,14 @@ bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, un
                    struct cm_lpm_result *res);
 
 /**
+ * Starts loading what cm_lpm_lookup() of the same arguments will read first
+ * in a large table (the direct table's entry), so that the cache miss runs
+ * while the caller does other work. Only a hint: reads nothing, never fails.
+ */
+void cm_lpm_prefetch(const struct cm_lpm *lpm, int family, const uint8_t *addr,
+                     unsigned addr_bits);
+
+/**
  * The same lookup by walking the trie only, whatever cm_lpm_compact() built:
  * the reference the direct table is checked against (tests, benches).
  */
