@@ -811,7 +811,11 @@ void cm_lpm_compact_with(struct cm_lpm *lpm, size_t direct_min, size_t max_block
         (void)direct_build(lpm, max_blocks); /* without it, the trie answers */
     for (unsigned f = 0; f < 2; f++) {
         stride_free(lpm->stride[f]);
-        lpm->stride[f] = stride_build(lpm, f == 0 ? LPM_ROOT_V4 : LPM_ROOT_V6, CM_LPM_STRIDE_MAX);
+        lpm->stride[f] = NULL;
+        /* with a direct table, the few IPv4 sources shorter than /24 walk the trie */
+        if (f == 1 || lpm->direct == NULL)
+            lpm->stride[f] =
+                stride_build(lpm, f == 0 ? LPM_ROOT_V4 : LPM_ROOT_V6, CM_LPM_STRIDE_MAX);
     }
 }
 
