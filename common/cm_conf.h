@@ -213,6 +213,12 @@ struct cm_conf_dnsd_rrl {
     struct cm_conf_client_net *exempt_nets; /* owned, exempt[] parsed (region unused) */
 };
 
+/* dnsd.query_log: the sampled debug query log (dnsd/dns_qlog.h). */
+struct cm_conf_dnsd_query_log {
+    uint32_t sample;    /* log every Nth query of each worker; 0 = off (default) */
+    uint32_t ring_size; /* records per worker between two drains: default 1024, 1..1048576 */
+};
+
 struct cm_conf_dnsd {
     bool present;           /* the "dnsd" section exists */
     struct cm_addr *listen; /* owned array */
@@ -240,6 +246,7 @@ struct cm_conf_dnsd {
     struct cm_conf_geoip geoip;
     struct cm_conf_geo_map *geo_map; /* owned array */
     size_t geo_map_count;
+    struct cm_conf_dnsd_query_log query_log;
 };
 
 /* health.api: how fedgslb-health watches and checks each member's API server. */

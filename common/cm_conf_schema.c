@@ -1002,6 +1002,25 @@ static const struct cm_conf_schema rrl_schema = {
     .release = rrl_release,
 };
 
+static const struct cm_conf_item query_log_items[] = {
+    {.key = "sample",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd_query_log, sample),
+     .min = 0,
+     .max = 1000000000,
+     .def_uint = 0},
+    {.key = "ring_size",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd_query_log, ring_size),
+     .min = 1,
+     .max = 1048576,
+     .def_uint = 1024},
+};
+static const struct cm_conf_schema query_log_schema = {
+    .items = query_log_items,
+    .count = COUNT(query_log_items),
+};
+
 /* ---- dnsd.geo_map ---------------------------------------------------------- */
 
 static bool all_upper_alnum(const char *s, size_t len, bool digits)
@@ -1234,6 +1253,10 @@ static const struct cm_conf_item dnsd_items[] = {
      .type = CM_CONF_CUSTOM,
      .offset = offsetof(struct cm_conf_dnsd, geo_map),
      .parse = geo_map_parse},
+    {.key = "query_log",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_dnsd, query_log),
+     .sub = &query_log_schema},
 };
 static const struct cm_conf_schema dnsd_schema = {
     .items = dnsd_items,

@@ -41,6 +41,7 @@
 #include "dnsd/dns_ctl.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_geo.h"
+#include "dnsd/dns_qlog.h"
 #include "dnsd/dns_server.h"
 #include "dnsd/dns_state.h"
 #include "dnsd/dns_view.h"
@@ -85,7 +86,8 @@ struct dnsd {
     struct event *ev_geo;       /* owned: the job's "done" */
     struct stat geo_failed;     /* the file that failed last (not retried until it changes) */
     bool geo_failed_valid;
-    struct cm_priv priv; /* dnsd.user / dnsd.group, resolved at start */
+    struct cm_priv priv;   /* dnsd.user / dnsd.group, resolved at start */
+    struct event *ev_qlog; /* owned: drains the query log's rings; NULL when it is off */
 };
 
 static void usage(FILE *out)
@@ -353,6 +355,22 @@ static void reload_failed(struct dnsd *d, const char *err)
     cm_log_error("reload failed: %s; keeping the old configuration", err);
 }
 
+/* dnsd.query_log.sample changes at once when the log was on at start. */
+static void query_log_reload(struct dnsd *d, const struct cm_conf *nconf)
+{
+    const struct cm_conf_dnsd_query_log *o = &d->conf->dnsd.query_log;
+    const struct cm_conf_dnsd_query_log *n = &nconf->dnsd.query_log;
+    struct dns_qlog *ql = d->server != NULL ? dns_server_qlog(d->server) : NULL;
+
+    if (ql != NULL)
+        dns_qlog_set_sample(ql, n->sample);
+    else if (n->sample > 0 && cm_log_enabled(CM_LOG_DEBUG))
+        cm_log_warn("reload: dnsd.query_log.sample was 0 at start; turning the query log on "
+                    "needs a restart");
+    if (ql != NULL && o->ring_size != n->ring_size)
+        cm_log_warn("reload: dnsd.query_log.ring_size changed; this needs a restart");
+}
+
 static void dnsd_reload(struct dnsd *d)
 {
     struct cm_conf *nconf = NULL;
@@ -381,6 +399,7 @@ static void dnsd_reload(struct dnsd *d)
         cm_log_warn("reload: control API settings not changed: %s", err);
     dns_zone_unref(d->zone);
     d->zone = nzone;
+    query_log_reload(d, nconf);
     cm_conf_unref(d->conf);
     d->conf = nconf;
     d->env.reloads_ok++;
@@ -532,6 +551,37 @@ static void on_tick(void *arg)
     geo_tick(d);
 }
 
+/* The query log's timer: the workers' records become log lines. */
+static void on_qlog(evutil_socket_t fd, short what, void *arg)
+{
+    struct dnsd *d = arg;
+
+    (void)fd;
+    (void)what;
+    dns_qlog_drain(dns_server_qlog(d->server), NULL, NULL);
+}
+
+/* The query log, when dns_server made one: its drain timer on the main loop. */
+static int query_log_start(struct dnsd *d)
+{
+    const struct cm_conf_dnsd_query_log *q = &d->conf->dnsd.query_log;
+    struct timeval tv = cm_ms_to_timeval(DNS_QLOG_DRAIN_MS);
+
+    if (dns_server_qlog(d->server) == NULL) {
+        if (q->sample > 0)
+            cm_log_info("dnsd.query_log.sample is %u but the log level is not debug: no query "
+                        "log",
+                        q->sample);
+        return CM_OK;
+    }
+    d->ev_qlog = event_new(d->base, -1, EV_PERSIST, on_qlog, d);
+    if (d->ev_qlog == NULL || event_add(d->ev_qlog, &tv) != 0)
+        return CM_ENOMEM;
+    cm_log_debug("query log on: sample=%u ring_size=%u workers=%u", q->sample, q->ring_size,
+                 d->conf->dnsd.workers);
+    return CM_OK;
+}
+
 static int dnsd_events(struct dnsd *d)
 {
     const struct cm_daemon_hooks hooks = {
@@ -606,6 +656,11 @@ static int dnsd_start(struct dnsd *d, char *err, size_t errlen)
         snprintf(err, errlen, "cannot register signal handlers");
         return rc;
     }
+    rc = query_log_start(d);
+    if (rc != CM_OK) {
+        snprintf(err, errlen, "dnsd.query_log: cannot register its timer");
+        return rc;
+    }
     for (size_t i = 0; i < dc->listen_count; i++) {
         char a[CM_ADDR_STRLEN];
 
@@ -617,6 +672,14 @@ static int dnsd_start(struct dnsd *d, char *err, size_t errlen)
 
 static void dnsd_fini(struct dnsd *d)
 {
+    if (d->server != NULL && dns_server_qlog(d->server) != NULL) {
+        dns_server_stop(d->server); /* graceful: joins the workers */
+        /* The queries answered last, in the log too. */
+        while (dns_qlog_drain(dns_server_qlog(d->server), NULL, NULL) > 0)
+            continue;
+    }
+    if (d->ev_qlog != NULL)
+        event_free(d->ev_qlog);
     dns_server_free(d->server); /* graceful: joins the workers */
     d->server = NULL;
     d->env.server = NULL;

@@ -95,10 +95,10 @@ class Cluster:
             fk.start()
         return self
 
-    def start(self):
+    def start(self, level="debug", log_name="health.log"):
         exe = fedtest.binary("fedgslb-health")
-        log = os.path.join(self.tmp, "health.log")
-        self.daemon = fedtest.Daemon([exe, "--config", self.config_path, "--log-level", "debug"],
+        log = os.path.join(self.tmp, log_name)
+        self.daemon = fedtest.Daemon([exe, "--config", self.config_path, "--log-level", level],
                                      log, cwd=self.tmp, env=self.env)
         self.daemon.ctl_port = self.ctl_port
         self.daemon.start()
