@@ -112,12 +112,12 @@ struct lpm_stride {
 };
 
 struct cm_lpm {
-    struct lpm_node *nodes;        /* owned array; [0] IPv4 root, [1] IPv6 root */
-    uint32_t count;                /* nodes in use */
-    uint32_t cap;                  /* nodes allocated */
-    uint32_t v4_prefixes;          /* IPv4 prefixes inserted (distinct) */
-    struct lpm_direct *direct;     /* owned, NULL for a trie alone */
-    struct lpm_stride *stride[2];  /* owned: IPv4, IPv6; NULL when not compiled */
+    struct lpm_node *nodes;       /* owned array; [0] IPv4 root, [1] IPv6 root */
+    uint32_t count;               /* nodes in use */
+    uint32_t cap;                 /* nodes allocated */
+    uint32_t v4_prefixes;         /* IPv4 prefixes inserted (distinct) */
+    struct lpm_direct *direct;    /* owned, NULL for a trie alone */
+    struct lpm_stride *stride[2]; /* owned: IPv4, IPv6; NULL when not compiled */
 };
 
 static void direct_free(struct lpm_direct *d);
@@ -345,8 +345,9 @@ bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, un
         return cm_lpm_lookup_trie(lpm, family, addr, addr_bits, res);
     if (lpm->direct == NULL || family != AF_INET || addr_bits < 24) {
         unsigned max = family == AF_INET ? 32 : 128;
-        const struct lpm_stride *st =
-            family == AF_INET ? lpm->stride[0] : family == AF_INET6 ? lpm->stride[1] : NULL;
+        const struct lpm_stride *st = family == AF_INET    ? lpm->stride[0]
+                                      : family == AF_INET6 ? lpm->stride[1]
+                                                           : NULL;
         if (addr_bits > max)
             addr_bits = max;
         if (st != NULL && addr_bits % 8 == 0)
@@ -366,13 +367,12 @@ bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, un
     return dir_decode(d, e, res);
 }
 
-void cm_lpm_prefetch(const struct cm_lpm *lpm, int family, const uint8_t *addr,
-                     unsigned addr_bits)
+void cm_lpm_prefetch(const struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned addr_bits)
 {
     if (lpm == NULL || lpm->direct == NULL || family != AF_INET || addr_bits < 24 || addr == NULL)
         return;
-    __builtin_prefetch(&lpm->direct->tbl24[(uint32_t)addr[0] << 16 | (uint32_t)addr[1] << 8 |
-                                           addr[2]]);
+    __builtin_prefetch(
+        &lpm->direct->tbl24[(uint32_t)addr[0] << 16 | (uint32_t)addr[1] << 8 | addr[2]]);
 }
 
 static void direct_free(struct lpm_direct *d)

@@ -64,8 +64,7 @@ bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, un
  * in a large table (the direct table's entry), so that the cache miss runs
  * while the caller does other work. Only a hint: reads nothing, never fails.
  */
-void cm_lpm_prefetch(const struct cm_lpm *lpm, int family, const uint8_t *addr,
-                     unsigned addr_bits);
+void cm_lpm_prefetch(const struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned addr_bits);
 
 /**
  * The same lookup by walking the trie only, whatever cm_lpm_compact() built:

@@ -138,9 +138,8 @@ static void slot_set(struct dns_cookie_memo_slot *s, const uint8_t *client, cons
     memcpy(s->server, server, DNS_COOKIE_OURS_LEN);
 }
 
-void dns_cookie_make_memo(struct dns_cookie_memo *memo,
-                          const uint8_t secret[DNS_COOKIE_SECRET_LEN], const uint8_t *client,
-                          const uint8_t *ip, size_t ip_len, uint32_t now_s,
+void dns_cookie_make_memo(struct dns_cookie_memo *memo, const uint8_t secret[DNS_COOKIE_SECRET_LEN],
+                          const uint8_t *client, const uint8_t *ip, size_t ip_len, uint32_t now_s,
                           uint8_t out[DNS_COOKIE_OURS_LEN])
 {
     struct dns_cookie_memo_slot *s;

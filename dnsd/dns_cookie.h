@@ -81,9 +81,8 @@ struct dns_cookie_memo {
  * dns_cookie_make() through @memo (NULL: plain make): the cookie remembered
  * for @client from @ip when it is young, else a new one, remembered.
  */
-void dns_cookie_make_memo(struct dns_cookie_memo *memo,
-                          const uint8_t secret[DNS_COOKIE_SECRET_LEN], const uint8_t *client,
-                          const uint8_t *ip, size_t ip_len, uint32_t now_s,
+void dns_cookie_make_memo(struct dns_cookie_memo *memo, const uint8_t secret[DNS_COOKIE_SECRET_LEN],
+                          const uint8_t *client, const uint8_t *ip, size_t ip_len, uint32_t now_s,
                           uint8_t out[DNS_COOKIE_OURS_LEN]);
 
 /**

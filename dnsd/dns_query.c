@@ -48,7 +48,7 @@ enum step_result {
 struct qctx {
     const struct dns_view *view;
     struct dns_cookie_memo *memo; /* the worker's, or NULL */
-    const uint8_t *pkt; /* the query as received (borrowed) */
+    const uint8_t *pkt;           /* the query as received (borrowed) */
     const struct dns_request *req;
     uint16_t qtype; /* the question's type; A once ANY meets a federated name */
     struct dns_query_info *info;
@@ -196,9 +196,9 @@ static void prefetch_location(const struct dns_view *view, const struct dns_requ
     if (ecs->present && ecs_enabled(view) && ecs->source_len > 0 && ecs->family == 1)
         cm_lpm_prefetch(view->lpm, AF_INET, ecs->addr, ecs->source_len);
     else if (!ecs->present && client != NULL && client->sa_family == AF_INET)
-        cm_lpm_prefetch(view->lpm, AF_INET,
-                        (const uint8_t *)&((const struct sockaddr_in *)(const void *)client)->sin_addr,
-                        32);
+        cm_lpm_prefetch(
+            view->lpm, AF_INET,
+            (const uint8_t *)&((const struct sockaddr_in *)(const void *)client)->sin_addr, 32);
 }
 
 static void locate_client(struct qctx *q, const struct sockaddr *client)
@@ -582,9 +582,9 @@ static bool cookie_process(struct qctx *q, const struct sockaddr *client, bool t
     size_t server_len = c->len - DNS_COOKIE_CLIENT_LEN;
     bool current = server_len > 0 && dns_cookie_check_memo(q->memo, cf->secret, c->data, server,
                                                            server_len, ip, ip_len, now_s);
-    bool valid = current || (cf->has_previous && server_len > 0 &&
-                             dns_cookie_check(cf->previous, c->data, server, server_len, ip,
-                                              ip_len, now_s));
+    bool valid =
+        current || (cf->has_previous && server_len > 0 &&
+                    dns_cookie_check(cf->previous, c->data, server, server_len, ip, ip_len, now_s));
 
     q->info->cookie_valid = valid;
     memcpy(q->cookie, c->data, DNS_COOKIE_CLIENT_LEN);
@@ -690,7 +690,7 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
         opt_len = dns_writer_opt_len(&o);
     }
     if (base + part->len + opt_len > limit)
-        return 0; /* the writer truncates */
+        return 0;               /* the writer truncates */
     memcpy(resp, q->pkt, base); /* ID, QDCOUNT, the question as asked */
     uint16_t flags = (uint16_t)(base_flags(req) | DNS_FLAG_AA);
     resp[2] = (uint8_t)(flags >> 8);

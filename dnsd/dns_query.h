@@ -66,8 +66,8 @@ struct dns_query_info {
     const uint8_t *rrl_name;
     size_t rrl_name_len;
     uint32_t rrl_name_hash; /* dns_name_hash() of rrl_name lowercased (dns_rrl_check_hashed) */
-    uint8_t placement; /* enum dns_place_source that placed the client (answers only) */
-    bool precompiled;  /* the sections were copied from precompiled parts (dns_pre.h) */
+    uint8_t placement;      /* enum dns_place_source that placed the client (answers only) */
+    bool precompiled;       /* the sections were copied from precompiled parts (dns_pre.h) */
 };
 
 /**

@@ -32,9 +32,9 @@ struct rrl_bucket {
 struct dns_rrl {
     struct dns_rrl_params p;
     uint8_t key[CM_SIPHASH_KEY_LEN];
-    int64_t floor;            /* -rate x window */
-    size_t mask;              /* p.table_size - 1, a power of two minus one */
-    uint8_t mask4[4];         /* the ipv4_prefix and ipv6_prefix netmasks */
+    int64_t floor;    /* -rate x window */
+    size_t mask;      /* p.table_size - 1, a power of two minus one */
+    uint8_t mask4[4]; /* the ipv4_prefix and ipv6_prefix netmasks */
     uint8_t mask6[16];
     struct rrl_bucket *table; /* owned, p.table_size entries */
 };
@@ -87,8 +87,12 @@ struct dns_rrl *dns_rrl_new(const struct dns_rrl_params *params,
     for (unsigned i = 0; i < 16; i++) {
         unsigned b4 = rrl->p.ipv4_prefix, b6 = rrl->p.ipv6_prefix;
         if (i < 4)
-            rrl->mask4[i] = (uint8_t)(b4 >= 8 * (i + 1) ? 0xFF : b4 > 8 * i ? 0xFF00u >> (b4 - 8 * i) : 0);
-        rrl->mask6[i] = (uint8_t)(b6 >= 8 * (i + 1) ? 0xFF : b6 > 8 * i ? 0xFF00u >> (b6 - 8 * i) : 0);
+            rrl->mask4[i] = (uint8_t)(b4 >= 8 * (i + 1) ? 0xFF
+                                      : b4 > 8 * i      ? 0xFF00u >> (b4 - 8 * i)
+                                                        : 0);
+        rrl->mask6[i] = (uint8_t)(b6 >= 8 * (i + 1) ? 0xFF
+                                  : b6 > 8 * i      ? 0xFF00u >> (b6 - 8 * i)
+                                                    : 0);
     }
     rrl->floor = -(int64_t)rrl->p.rate * rrl->p.window_s;
     if (rrl->floor < INT32_MIN)

@@ -400,9 +400,9 @@ static bool udp_answer(struct dns_worker *w, const struct listener *l, unsigned 
             return false;
         }
     }
-    built = dns_query_process_memo(w->view, &w->cookie_memo, w->riov[i].iov_base,
-                                   w->rmsg[i].msg_len, resp, w->resp_cap, client, false, &info,
-                                   wall_s);
+    built =
+        dns_query_process_memo(w->view, &w->cookie_memo, w->riov[i].iov_base, w->rmsg[i].msg_len,
+                               resp, w->resp_cap, client, false, &info, wall_s);
     len = udp_rrl(w, client, &info, resp, built, mono_s);
     count_query(w, DNS_STAT_UDP, &info, len);
     if (w->qlog != NULL)
@@ -581,10 +581,9 @@ static void conn_process(struct tcp_conn *c)
             break;
         }
         query_info_init(&info);
-        len = dns_query_process_memo(w->view, &w->cookie_memo, c->rbuf + pos + 2, mlen,
-                                     c->wbuf + c->wlen + 2, TCP_MSG_MAX,
-                                     (const struct sockaddr *)&c->peer, true, &info,
-                                     (uint32_t)time(NULL));
+        len = dns_query_process_memo(
+            w->view, &w->cookie_memo, c->rbuf + pos + 2, mlen, c->wbuf + c->wlen + 2, TCP_MSG_MAX,
+            (const struct sockaddr *)&c->peer, true, &info, (uint32_t)time(NULL));
         count_query(w, DNS_STAT_TCP, &info, len);
         if (w->qlog != NULL)
             dns_qlog_query(w->qlog, w->id, w->view, (const struct sockaddr *)&c->peer, true, &info,

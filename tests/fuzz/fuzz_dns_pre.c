@@ -73,7 +73,8 @@ static const char STATE[] =
     "             \"healthy\": true}}},"
     "  \"default/open\": {\"port\": 80, \"members\": {"
     "   \"usa\": {\"addresses\": [\"192.0.2.30\"], \"ready_endpoints\": 0, \"healthy\": false},"
-    "   \"eur\": {\"addresses\": [\"2001:db8::31\"], \"ready_endpoints\": 0, \"healthy\": false}}}}}";
+    "   \"eur\": {\"addresses\": [\"2001:db8::31\"], \"ready_endpoints\": 0, \"healthy\": "
+    "false}}}}}";
 
 static struct {
     struct dns_view *view;
@@ -125,9 +126,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static void same(const struct dns_query_info *a, const struct dns_query_info *b)
 {
-    if (a->rcode != b->rcode || a->tc != b->tc || a->ecs != b->ecs || a->federated != b->federated ||
-        a->service != b->service || a->member != b->member || a->region != b->region ||
-        a->fail_open != b->fail_open || a->rrl_class != b->rrl_class ||
+    if (a->rcode != b->rcode || a->tc != b->tc || a->ecs != b->ecs ||
+        a->federated != b->federated || a->service != b->service || a->member != b->member ||
+        a->region != b->region || a->fail_open != b->fail_open || a->rrl_class != b->rrl_class ||
         a->rrl_name_hash != b->rrl_name_hash || a->cookie_valid != b->cookie_valid)
         abort();
 }

@@ -195,7 +195,7 @@ static void test_memo(void **state)
     assert_false(dns_cookie_check_memo(&memo, other, c, forged, 16, a, al, t + 20));
     assert_false(dns_cookie_check_memo(&memo, other, c, s3, 16, b, bl, t + 20));
     assert_false(dns_cookie_check_memo(&memo, other, c, s3, 16, a, al,
-                                       t + 10 + DNS_COOKIE_MAX_AGE_S + 1)); /* stale */
+                                       t + 10 + DNS_COOKIE_MAX_AGE_S + 1));       /* stale */
     assert_false(dns_cookie_check_memo(&memo, secret, c, s3, 16, a, al, t + 20)); /* not ours */
     /* one verified elsewhere (another server, same secret) is remembered too */
     dns_cookie_make(secret, c2, b, bl, t, plain);
@@ -208,10 +208,8 @@ static void test_memo(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_known_answers),
-        cmocka_unit_test(test_returned_cookies),
-        cmocka_unit_test(test_window),
-        cmocka_unit_test(test_young),
+        cmocka_unit_test(test_known_answers), cmocka_unit_test(test_returned_cookies),
+        cmocka_unit_test(test_window),        cmocka_unit_test(test_young),
         cmocka_unit_test(test_memo),
     };
 

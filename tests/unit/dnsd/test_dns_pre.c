@@ -58,11 +58,13 @@ static const char CONF[] =
     "               \"nsm\": {\"region\": \"ns1\", \"zone\": \"ns1a\"}},"
     " \"services\": {"
     "   \"default/web\": {\"port\": 80, \"policy\": {\"latency_slack_ms\": 5},"
-    "                   \"aliases\": [\"web.fed.example.test\", \"web.hostmaster.fed.example.test\"]},"
+    "                   \"aliases\": [\"web.fed.example.test\", "
+    "\"web.hostmaster.fed.example.test\"]},"
     "   \"default/host\": {\"port\": 80},"
     "   \"default/open\": {\"port\": 80},"
     "   \"default/closed\": {\"port\": 80, \"policy\": {\"all_down\": \"fail-closed\"}},"
-    "   \"default/sorry\": {\"port\": 80, \"policy\": {\"all_down\": \"sorry:sorry.fed.example.test\"}},"
+    "   \"default/sorry\": {\"port\": 80, \"policy\": {\"all_down\": "
+    "\"sorry:sorry.fed.example.test\"}},"
     "   \"default/big\": {\"port\": 80, \"policy\": {\"max_answers\": 24}}},"
     " \"client_networks\": [{\"cidr\": \"10.1.0.0/16\", \"region\": \"us-east-1\"},"
     "                       {\"cidr\": \"10.2.0.0/16\", \"region\": \"eu-west-1\"},"
@@ -272,8 +274,7 @@ static void assert_same_info(const struct dns_query_info *a, const struct dns_qu
         a->fail_open != b->fail_open || a->fail_closed != b->fail_closed ||
         a->service != b->service || a->member != b->member || a->region != b->region ||
         a->rrl_class != b->rrl_class || a->rrl_name_len != b->rrl_name_len ||
-        a->rrl_name_hash != b->rrl_name_hash ||
-        a->placement != b->placement ||
+        a->rrl_name_hash != b->rrl_name_hash || a->placement != b->placement ||
         (a->rrl_name_len > 0 && memcmp(a->rrl_name, b->rrl_name, a->rrl_name_len) != 0))
         fail_msg("%s: query info differs", what);
 }
@@ -298,8 +299,8 @@ static void compare_one(struct fixture *f, const struct pkt *p, const struct soc
         size_t at = 0;
         while (at < fl && at < sl && f->fast[at] == f->slow[at])
             at++;
-        fail_msg("%s: precompiled response differs (%zu vs %zu bytes, first at byte %zu)", what,
-                 fl, sl, at);
+        fail_msg("%s: precompiled response differs (%zu vs %zu bytes, first at byte %zu)", what, fl,
+                 sl, at);
     }
     assert_same_info(&fi, &si, what);
     c->queries++;
@@ -315,8 +316,8 @@ static const uint16_t qtypes[] = {DNS_TYPE_A,     DNS_TYPE_AAAA, DNS_TYPE_ANY, D
 
 static void compare_name(struct fixture *f, const uint8_t *name, size_t len, struct counts *c)
 {
-    static const uint8_t clients[][4] = {{192, 0, 2, 200}, {10, 1, 7, 9}, {10, 2, 7, 9},
-                                         {10, 3, 7, 9}};
+    static const uint8_t clients[][4] = {
+        {192, 0, 2, 200}, {10, 1, 7, 9}, {10, 2, 7, 9}, {10, 3, 7, 9}};
     struct pkt p;
     char what[160];
 
@@ -343,8 +344,15 @@ static void test_differential(void **state)
     const struct dns_fed *fed = f->view->fed;
     struct counts c = {0};
     static const char *const statics[] = {
-        ORIGIN, "www." ORIGIN,    "nx." ORIGIN,           "ns1." ORIGIN,  "sorry." ORIGIN,
-        "x.sub." ORIGIN, "a.b.nx." ORIGIN, "svc9.default.myfed.svc." ORIGIN, "www.example.org",
+        ORIGIN,
+        "www." ORIGIN,
+        "nx." ORIGIN,
+        "ns1." ORIGIN,
+        "sorry." ORIGIN,
+        "x.sub." ORIGIN,
+        "a.b.nx." ORIGIN,
+        "svc9.default.myfed.svc." ORIGIN,
+        "www.example.org",
     };
 
     for (size_t i = 0; i < dns_fed_name_total(fed); i++) {

@@ -317,12 +317,18 @@ static void test_slip_rewrite(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rate_exact),     cmocka_unit_test(test_prefix_v4),
-        cmocka_unit_test(test_prefix_v6),      cmocka_unit_test(test_class_and_name),
-        cmocka_unit_test(test_hashed_same_bucket), cmocka_unit_test(test_table_rounded_up),
-        cmocka_unit_test(test_slip),           cmocka_unit_test(test_window_recovery),
-        cmocka_unit_test(test_steady_at_rate), cmocka_unit_test(test_exempt),
-        cmocka_unit_test(test_table_bounded),  cmocka_unit_test(test_slip_rewrite),
+        cmocka_unit_test(test_rate_exact),
+        cmocka_unit_test(test_prefix_v4),
+        cmocka_unit_test(test_prefix_v6),
+        cmocka_unit_test(test_class_and_name),
+        cmocka_unit_test(test_hashed_same_bucket),
+        cmocka_unit_test(test_table_rounded_up),
+        cmocka_unit_test(test_slip),
+        cmocka_unit_test(test_window_recovery),
+        cmocka_unit_test(test_steady_at_rate),
+        cmocka_unit_test(test_exempt),
+        cmocka_unit_test(test_table_bounded),
+        cmocka_unit_test(test_slip_rewrite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
