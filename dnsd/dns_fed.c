@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cm_array.h"
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_log.h"
@@ -103,23 +104,7 @@ struct dns_fed {
 
 static int grow(void *pp, size_t *cap, size_t need, size_t elsize)
 {
-    void **p = pp;
-    size_t ncap = *cap > 0 ? *cap : 16;
-    void *np;
-
-    if (need <= *cap)
-        return CM_OK;
-    while (ncap < need) {
-        if (ncap > SIZE_MAX / 2 / elsize)
-            return CM_ENOMEM;
-        ncap *= 2;
-    }
-    np = realloc(*p, ncap * elsize);
-    if (np == NULL)
-        return CM_ENOMEM;
-    *p = np;
-    *cap = ncap;
-    return CM_OK;
+    return cm_array_grow(pp, cap, need, elsize);
 }
 
 static uint32_t fed_hash(const uint8_t *p, size_t len)

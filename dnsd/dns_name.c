@@ -5,6 +5,8 @@
 #include <endian.h>
 #include <string.h>
 
+#include "common/cm_hash.h"
+
 size_t dns_name_check(const uint8_t *p, size_t avail)
 {
     size_t off = 0;
@@ -75,13 +77,7 @@ static uint64_t hash_word(uint64_t h, uint64_t v)
 /* The last, zero-padded partial word, and murmur3's 64-bit finalizer. */
 static uint32_t hash_final(uint64_t h, uint64_t tail)
 {
-    h ^= tail * HASH_K1;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return (uint32_t)h;
+    return (uint32_t)cm_fmix64(h ^ tail * HASH_K1);
 }
 
 /*

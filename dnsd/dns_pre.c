@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cm_array.h"
 #include "common/cm_err.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_name.h"
@@ -69,27 +70,6 @@ struct pre_build {
     uint32_t ttl_part[PRE_TTLS];
     unsigned ttl_count;
 };
-
-static int grow(void *pp, size_t *cap, size_t need, size_t elsize)
-{
-    void **p = pp;
-    size_t ncap = *cap > 0 ? *cap : 16;
-    void *np;
-
-    if (need <= *cap)
-        return CM_OK;
-    while (ncap < need) {
-        if (ncap > SIZE_MAX / 2 / elsize)
-            return CM_ENOMEM;
-        ncap *= 2;
-    }
-    np = realloc(*p, ncap * elsize);
-    if (np == NULL)
-        return CM_ENOMEM;
-    *p = np;
-    *cap = ncap;
-    return CM_OK;
-}
 
 static uint16_t rd16(const uint8_t *p)
 {
@@ -225,11 +205,12 @@ static int part_add(struct pre_build *b, const struct pre_rrset *sets, size_t n,
     len = w.len - start;
     if (len > INT16_MAX || !collect_relocs(b, start, w.len, rel, &nrel, 64))
         return CM_OK;
-    rc = grow(&pre->bytes, &pre->bytes_cap, pre->bytes_len + len, 1);
+    rc = cm_array_grow(&pre->bytes, &pre->bytes_cap, pre->bytes_len + len, 1);
     if (rc == CM_OK)
-        rc = grow(&pre->relocs, &pre->reloc_cap, pre->reloc_len + nrel, sizeof(*pre->relocs));
+        rc = cm_array_grow(&pre->relocs, &pre->reloc_cap, pre->reloc_len + nrel,
+                           sizeof(*pre->relocs));
     if (rc == CM_OK)
-        rc = grow(&pre->parts, &pre->part_cap, pre->part_count + 1, sizeof(*pre->parts));
+        rc = cm_array_grow(&pre->parts, &pre->part_cap, pre->part_count + 1, sizeof(*pre->parts));
     if (rc != CM_OK)
         return rc;
     if (pre->bytes_len > UINT32_MAX - len || pre->reloc_len > UINT32_MAX - nrel ||

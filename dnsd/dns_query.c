@@ -18,6 +18,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_hash.h"
 #include "common/cm_lpm.h"
 #include "dnsd/dns_cookie.h"
 #include "dnsd/dns_fed.h"
@@ -114,12 +115,7 @@ static uint32_t subnet_hash(int family, const uint8_t *addr, unsigned bits)
     if (bits % 8 != 0)
         v &= ~(uint64_t)0 << (8 - bits % 8);
     v |= (uint64_t)((family == AF_INET ? 0x80u : 0u) | bits) << 56;
-    v ^= v >> 33;
-    v *= 0xff51afd7ed558ccdULL;
-    v ^= v >> 33;
-    v *= 0xc4ceb9fe1a85ec53ULL;
-    v ^= v >> 33;
-    return (uint32_t)v;
+    return (uint32_t)cm_fmix64(v);
 }
 
 void dns_query_locate(const struct dns_view *view, int family, const uint8_t *addr,

@@ -40,7 +40,7 @@ sys.path.insert(0, HERE)
 import dns_bench as db  # noqa: E402
 from benchproc import log, run_captured, spawn, stop, stop_all  # noqa: E402
 
-ROWS = ["fedgslb", "fedgslb-hard", "echo"]
+ROWS = ["fedgslb", "fedgslb-hard", "echo", "gdnsd"]
 
 
 def parse_args(argv):
@@ -118,16 +118,24 @@ def start_row(row, a, d):
     os.makedirs(d, exist_ok=True)
     dump = os.path.join(d, "callgrind.out")
     vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + dump]
+    listener = None
     if row == "echo":
         argv = vg + [a.echo, "127.0.0.1", str(a.port)]
+        docs = None
+    elif row == "gdnsd":
+        check_port = a.port + 2
+        db.gdnsd_files(d, a.port, check_port, a.services)
+        listener = db.CheckListener(check_port, a.services)
+        argv = vg + [shutil.which("gdnsd") or "/usr/sbin/gdnsd", "-c", d, "start"]
         docs = None
     else:
         docs = db.fedgslb_files(d, a.port, a.port + 1, a.services, hardened=row == "fedgslb-hard")
         argv = vg + [a.fedgslb, "--config", os.path.join(d, "federation.json")]
     p = spawn(argv, os.path.join(d, "server.log"), a.cpu)
+    p.listener = listener
     if docs:
         db.put_state(a.port + 1, docs, p, deadline_s=60.0)
-    err = db.wait_ready(a.port, p, 60.0) if row != "echo" else None
+    err = db.wait_ready(a.port, p, 120.0) if row != "echo" else None
     if err:
         raise RuntimeError("%s: %s" % (row, err))
     return p, dump
@@ -152,6 +160,8 @@ def measure(row, a, tmp, qfile):
         res = db.parse_dnsperf(out)
     finally:
         stop(p)
+        if p.listener is not None:
+            p.listener.close()
     dumps = sorted(f for f in os.listdir(d) if f.startswith("callgrind.out"))
     # the --dump file holds the instrumented window; the one written at exit the rest (zeroed)
     ir = sum(totals(os.path.join(d, f)) for f in dumps)

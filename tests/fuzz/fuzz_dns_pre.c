@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_dns_pre.c -- the precompiled path against the writer's, on arbitrary
- * bytes: a view with a federated table (shared members, a hostname member,
- * fail-open, an IPv6-only member, a region named after the SOA's MNAME) is
+ * bytes: a view with the federated table of tests/dnsd_fed_fixture.h is
  * asked every input twice, with its precompiled parts and without, over UDP
  * (two sizes, several client addresses) and TCP; the two responses and their
  * query info must be the same, byte for byte.
@@ -22,59 +21,12 @@
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_view.h"
 #include "dnsd/dns_zone.h"
+#include "tests/dnsd_fed_fixture.h"
 
 #define FUZZ_NOW 1559731985u
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static const char ZONE[] = "$TTL 300\n"
-                           "@ IN SOA ns1 hostmaster 1 7200 900 1209600 60\n"
-                           "@ IN NS ns1\n"
-                           "ns1 IN A 192.0.2.1\n"
-                           "www IN A 192.0.2.80\n"
-                           "sub IN NS ns.sub\n"
-                           "ns.sub IN A 192.0.2.53\n";
-
-static const char CONF[] =
-    "{\"federation\": \"myfed\", \"zone\": \"fed.example.test\","
-    " \"regions\": {\"us-east-1\": {\"zones\": [\"us-east-1a\"]},"
-    "              \"eu-west-1\": {\"zones\": [\"eu-west-1a\"]},"
-    "              \"ns1\": {\"zones\": [\"ns1a\"]}},"
-    " \"members\": {\"usa\": {\"region\": \"us-east-1\", \"zone\": \"us-east-1a\"},"
-    "               \"usb\": {\"region\": \"us-east-1\", \"zone\": \"us-east-1a\"},"
-    "               \"eur\": {\"region\": \"eu-west-1\", \"zone\": \"eu-west-1a\"},"
-    "               \"nsm\": {\"region\": \"ns1\", \"zone\": \"ns1a\"}},"
-    " \"services\": {\"default/web\": {\"port\": 80, \"policy\": {\"latency_slack_ms\": 5},"
-    "                                \"aliases\": [\"web.fed.example.test\"]},"
-    "               \"default/open\": {\"port\": 80}},"
-    " \"client_networks\": [{\"cidr\": \"10.1.0.0/16\", \"region\": \"us-east-1\"},"
-    "                       {\"cidr\": \"10.2.0.0/16\", \"region\": \"eu-west-1\"},"
-    "                       {\"cidr\": \"10.3.0.0/16\", \"region\": \"ns1\"}],"
-    " \"latency_ms\": {\"us-east-1\": {\"eu-west-1\": 70, \"ns1\": 100},"
-    "                  \"eu-west-1\": {\"ns1\": 120}},"
-    " \"dnsd\": {\"listen\": [\"127.0.0.1:5300\"], \"region\": \"us-east-1\","
-    "          \"zone_file\": \"unused.zone\"}}";
-
-static const char STATE[] =
-    "{\"version\": 1, \"vantage\": \"us-east-1\", \"generation\": 1,"
-    " \"generated_at\": \"2026-11-21T07:00:00Z\","
-    " \"members\": {\"usa\": {\"region\": \"us-east-1\", \"api\": \"ok\"},"
-    "               \"usb\": {\"region\": \"us-east-1\", \"api\": \"ok\"},"
-    "               \"eur\": {\"region\": \"eu-west-1\", \"api\": \"ok\"},"
-    "               \"nsm\": {\"region\": \"ns1\", \"api\": \"ok\"}},"
-    " \"services\": {"
-    "  \"default/web\": {\"port\": 80, \"members\": {"
-    "   \"usa\": {\"addresses\": [\"192.0.2.10\", \"2001:db8::10\"], \"ready_endpoints\": 3,"
-    "             \"healthy\": true},"
-    "   \"usb\": {\"addresses\": [\"192.0.2.11\"], \"ready_endpoints\": 1, \"healthy\": true},"
-    "   \"eur\": {\"addresses\": [\"2001:db8::20\"], \"ready_endpoints\": 2, \"healthy\": true},"
-    "   \"nsm\": {\"addresses\": [], \"hostname\": \"lb.example.org\", \"ready_endpoints\": 2,"
-    "             \"healthy\": true}}},"
-    "  \"default/open\": {\"port\": 80, \"members\": {"
-    "   \"usa\": {\"addresses\": [\"192.0.2.30\"], \"ready_endpoints\": 0, \"healthy\": false},"
-    "   \"eur\": {\"addresses\": [\"2001:db8::31\"], \"ready_endpoints\": 0, \"healthy\": "
-    "false}}}}}";
 
 static struct {
     struct dns_view *view;
@@ -85,7 +37,7 @@ static struct {
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     char path[] = "/tmp/fuzz_dns_pre.XXXXXX";
-    char err[512];
+    char err[512], doc[8192];
     struct dns_zone *zone = NULL;
     struct cm_conf *conf = NULL;
     struct cm_state *st = NULL;
@@ -94,12 +46,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     int fd = mkstemp(path);
-    if (fd == -1 || write(fd, ZONE, sizeof(ZONE) - 1) != (ssize_t)(sizeof(ZONE) - 1))
+    if (fd == -1 || write(fd, FED_FIXTURE_ZONE, sizeof(FED_FIXTURE_ZONE) - 1) !=
+                        (ssize_t)(sizeof(FED_FIXTURE_ZONE) - 1))
         abort();
     close(fd);
-    if (dns_zone_load(path, "fed.example.test", &zone, err, sizeof(err)) != CM_OK ||
-        cm_conf_load_string("fuzz.json", CONF, &conf, err, sizeof(err)) != CM_OK ||
-        cm_state_parse(STATE, strlen(STATE), NULL, &st, err, sizeof(err)) != CM_OK) {
+    fed_fixture_state(doc, sizeof(doc));
+    if (dns_zone_load(path, FED_FIXTURE_ORIGIN, &zone, err, sizeof(err)) != CM_OK ||
+        cm_conf_load_string("fuzz.json", FED_FIXTURE_CONF, &conf, err, sizeof(err)) != CM_OK ||
+        cm_state_parse(doc, strlen(doc), NULL, &st, err, sizeof(err)) != CM_OK) {
         fprintf(stderr, "%s\n", err);
         abort();
     }
