@@ -27,6 +27,7 @@
 #include "common/cm_conf.h"
 #include "common/cm_ctl.h"
 #include "common/cm_err.h"
+#include "common/cm_etcd_consumer.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
 #include "common/cm_state.h"
@@ -60,8 +61,11 @@ struct dns_ctl {
 static json_t *state_get(void *arg)
 {
     struct dns_ctl_env *env = arg;
+    json_t *doc = dns_state_to_json(env->state, env->view != NULL ? env->view->serial : 0);
 
-    return dns_state_to_json(env->state, env->view != NULL ? env->view->serial : 0);
+    if (doc != NULL && env->etcd != NULL)
+        json_object_set_new(doc, "etcd", cm_etcd_consumer_status(env->etcd));
+    return doc;
 }
 
 static int state_put(void *arg, const char *body, size_t len, const char *writer, char *err,
@@ -831,6 +835,8 @@ static void metrics(void *arg, struct cm_buf *out)
     }
     metrics_accept(env->server, out);
     metrics_query_log(env->server, out);
+    if (env->etcd != NULL)
+        cm_etcd_consumer_metrics(env->etcd, out);
     cm_metrics_family(out, "fedgslb_dns_table_builds_total", "counter",
                       "Answer tables (views) built since start.");
     cm_metrics_sample(out, "fedgslb_dns_table_builds_total", NULL, (double)env->table_builds);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * hc_k8s.c -- Kubernetes JSON to hc_k8s_* values, and the watch line splitter.
+ * hc_k8s.c -- Kubernetes JSON to hc_k8s_* values.
  *
  * Everything here is pure: no sockets, no clocks, so the unit tests drive it
  * with byte arrays. Unknown fields are ignored (the API adds fields freely);
@@ -18,18 +18,49 @@
 #include "common/cm_err.h"
 #include "common/cm_net.h"
 
-static const char *const kind_names[HC_K8S_KIND_COUNT] = {"services", "endpointslices", "nodes"};
-static const char *const kind_paths[HC_K8S_KIND_COUNT] = {
-    "/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices", "/api/v1/nodes"};
+static const char *const kind_names[HC_K8S_KIND_ALL] = {
+    "services", "endpointslices",    "nodes",   "kubefedclusters",  "clusters",
+    "secrets",  "federatedservices", "domains", "servicednsrecords"};
+/* Whole API paths, as conf/rbac and tests/integration/health/test_rbac.py read them. */
+static const char *const kind_paths[HC_K8S_KIND_ALL] = {
+    "/api/v1/services",
+    "/apis/discovery.k8s.io/v1/endpointslices",
+    "/api/v1/nodes",
+    "/apis/core.kubefed.io/v1beta1/kubefedclusters",
+    "/apis/cluster.karmada.io/v1alpha1/clusters",
+    "/api/v1/secrets",
+    "/apis/types.kubefed.io/v1beta1/federatedservices",
+    "/apis/multiclusterdns.kubefed.io/v1alpha1/domains",
+    "/apis/multiclusterdns.kubefed.io/v1alpha1/servicednsrecords"};
 
 const char *hc_k8s_kind_name(enum hc_k8s_kind kind)
 {
-    return (unsigned)kind < HC_K8S_KIND_COUNT ? kind_names[kind] : "?";
+    return (unsigned)kind < HC_K8S_KIND_ALL ? kind_names[kind] : "?";
 }
 
 const char *hc_k8s_kind_path(enum hc_k8s_kind kind)
 {
-    return (unsigned)kind < HC_K8S_KIND_COUNT ? kind_paths[kind] : "/";
+    return (unsigned)kind < HC_K8S_KIND_ALL ? kind_paths[kind] : "/";
+}
+
+bool hc_k8s_kind_namespaced(enum hc_k8s_kind kind)
+{
+    return kind != HC_K8S_NODE && kind != HC_K8S_KARMADACLUSTER;
+}
+
+int hc_k8s_kind_path_ns(enum hc_k8s_kind kind, const char *ns, char *out, size_t cap)
+{
+    const char *path = hc_k8s_kind_path(kind);
+    const char *last = strrchr(path, '/');
+    int n;
+
+    if (ns == NULL)
+        n = snprintf(out, cap, "%s", path);
+    else if (!hc_k8s_kind_namespaced(kind))
+        return CM_EINVAL;
+    else
+        n = snprintf(out, cap, "%.*s/namespaces/%s%s", (int)(last - path), path, ns, last);
+    return n < 0 || (size_t)n >= cap ? CM_ETOOBIG : CM_OK;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -100,6 +131,9 @@ void hc_k8s_obj_free(struct hc_k8s_obj *obj)
     case HC_K8S_NODE:
         free(obj->u.node.internal_ip);
         free(obj->u.node.external_ip);
+        break;
+    default:
+        hc_k8s_fed_fini(obj);
         break;
     }
     free(obj->ns);
@@ -317,15 +351,17 @@ static int parse_obj(json_t *o, enum hc_k8s_kind kind, struct hc_k8s_obj **out, 
         rc = fail(err, errlen, "metadata.namespace: not a string");
     if (rc == CM_OK && opt_str(meta, "resourceVersion", &obj->resource_version) != CM_OK)
         rc = fail(err, errlen, "metadata.resourceVersion: not a string");
-    if (rc == CM_OK && kind != HC_K8S_NODE && obj->ns == NULL)
+    if (rc == CM_OK && hc_k8s_kind_namespaced(kind) && obj->ns == NULL)
         rc = fail(err, errlen, "metadata.namespace: missing");
     if (rc == CM_OK) {
         if (kind == HC_K8S_SERVICE)
             rc = parse_svc(o, meta, obj, err, errlen);
         else if (kind == HC_K8S_SLICE)
             rc = parse_slice(o, meta, obj, err, errlen);
-        else
+        else if (kind == HC_K8S_NODE)
             rc = parse_node(o, obj);
+        else
+            rc = hc_k8s_fed_parse(o, meta, obj);
     }
     if (rc != CM_OK) {
         hc_k8s_obj_free(obj);
@@ -512,64 +548,4 @@ int hc_k8s_status_parse(const char *body, size_t len, char *msg, size_t msglen)
         cm_strlcpy(msg, m, msglen);
     json_decref(doc);
     return c;
-}
-
-/* ---- line splitter ---- */
-
-void hc_lines_init(struct hc_lines *ls, size_t max)
-{
-    ls->max = max;
-    cm_buf_init(&ls->buf, max);
-}
-
-void hc_lines_fini(struct hc_lines *ls)
-{
-    cm_buf_fini(&ls->buf);
-}
-
-void hc_lines_reset(struct hc_lines *ls)
-{
-    cm_buf_reset(&ls->buf);
-}
-
-size_t hc_lines_pending(const struct hc_lines *ls)
-{
-    return ls->buf.len;
-}
-
-static int emit(const char *line, size_t len, hc_line_fn *fn, void *arg)
-{
-    if (len > 0 && line[len - 1] == '\r')
-        len--;
-    if (len == 0)
-        return CM_OK;
-    return fn(arg, line, len);
-}
-
-int hc_lines_feed(struct hc_lines *ls, const char *data, size_t len, hc_line_fn *fn, void *arg)
-{
-    while (len > 0) {
-        const char *nl = memchr(data, '\n', len);
-        size_t n = nl != NULL ? (size_t)(nl - data) : len;
-        int rc;
-
-        if (ls->buf.len + n > ls->max)
-            return CM_ETOOBIG;
-        if (nl == NULL)
-            return cm_buf_append(&ls->buf, data, n);
-        if (ls->buf.len == 0) {
-            rc = emit(data, n, fn, arg); /* whole line in this chunk: no copy */
-        } else {
-            rc = cm_buf_append(&ls->buf, data, n);
-            if (rc != CM_OK)
-                return rc;
-            rc = emit(ls->buf.data, ls->buf.len, fn, arg);
-            cm_buf_reset(&ls->buf);
-        }
-        if (rc != CM_OK)
-            return rc;
-        data += n + 1;
-        len -= n + 1;
-    }
-    return CM_OK;
 }

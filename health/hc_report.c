@@ -25,6 +25,7 @@
 #include "common/cm_str.h"
 #include "health/hc_cluster.h"
 #include "health/hc_endpoint.h"
+#include "health/hc_fedsvc.h"
 #include "health/hc_probe.h"
 
 /* Refused addresses are logged at most this often (every rebuild sees them again). */
@@ -34,9 +35,10 @@
 struct hc_report {
     struct cm_log_ratelimit refused_rl; /* addresses dropped by the address rule */
     uint64_t generation;
-    json_t *previous; /* owned reference: the state file's document, or NULL */
-    json_t *doc;      /* owned reference; NULL before the first update */
-    char *text;       /* owned: hc_report_doc() serialized, made on first use; or NULL */
+    json_t *previous;                 /* owned reference: the state file's document, or NULL */
+    json_t *doc;                      /* owned reference; NULL before the first update */
+    const struct hc_fedsvcs *fedsvcs; /* borrowed: the registry's services, or NULL */
+    char *text; /* owned: hc_report_doc() serialized, made on first use; or NULL */
     size_t text_len;
 };
 
@@ -61,6 +63,11 @@ void hc_report_free(struct hc_report *r)
     json_decref(r->doc);
     free(r->text);
     free(r);
+}
+
+void hc_report_set_services(struct hc_report *r, const struct hc_fedsvcs *s)
+{
+    r->fedsvcs = s;
 }
 
 json_t *hc_report_doc(const struct hc_report *r)
@@ -163,6 +170,7 @@ struct build_ctx {
     const json_t *previous;   /* the last document published, or NULL */
     time_t now;
     struct cm_log_ratelimit *refused_rl;
+    const struct hc_fedsvcs *fedsvcs; /* the registry's services and rules, or NULL */
 };
 
 /* The configured service ns/name, or NULL (annotated services). */
@@ -310,12 +318,14 @@ static json_t *endpoint_json(const struct build_ctx *bc, size_t mi, const struct
                                 .now = bc->now,
                                 .probes = bc->probes != NULL,
                                 .refused_rl = bc->refused_rl};
+    const struct hc_fedsvc *fs = hc_fedsvcs_find(bc->fedsvcs, so->ns, so->name);
     struct hc_endpoint ep = {.rtt_ms = -1}; /* fini-safe before prepare */
     json_t *e = NULL;
     char key[512];
     int rc;
 
     snprintf(key, sizeof(key), "%s/%s", so->ns, so->name);
+    in.allow_no_endpoints = fs != NULL && fs->allow_no_endpoints;
     for (size_t i = 0; i < in.node_count; i++)
         nodes[i] = hc_cluster_obj(c, HC_K8S_NODE, i);
     hc_cluster_ready(c, so->ns, so->name, &in.ready_v4, &in.ready_v6);
@@ -336,6 +346,20 @@ static json_t *endpoint_json(const struct build_ctx *bc, size_t mi, const struct
     hc_endpoint_fini(&ep);
     free(nodes);
     return e;
+}
+
+/* The rules a registry service carries in the document (hc_fedsvc.h). */
+static int add_rules(json_t *svc, const struct hc_fedsvc *fs)
+{
+    int rc = CM_OK;
+
+    if (fs->has_placement)
+        rc = set_new(svc, "placement", strv_json(fs->placement, fs->placement_count));
+    if (rc == CM_OK && fs->ttl_s > 0)
+        rc = set_new(svc, "ttl_s", json_integer(fs->ttl_s));
+    if (rc == CM_OK && fs->allow_no_endpoints)
+        rc = set_new(svc, "allow_without_endpoints", json_true());
+    return rc;
 }
 
 /* Adds (or fills) services[key] from every member that has the Service. */
@@ -378,7 +402,9 @@ static int add_service(json_t *services, const struct build_ctx *bc, const char 
             port = p != NULL ? p->port : 0;
         }
     }
-    if (port != 0 && json_object_set_new(svc, "port", json_integer(port)) != 0) {
+    if ((port != 0 && json_object_set_new(svc, "port", json_integer(port)) != 0) ||
+        (hc_fedsvcs_find(bc->fedsvcs, ns, name) != NULL &&
+         add_rules(svc, hc_fedsvcs_find(bc->fedsvcs, ns, name)) != CM_OK)) {
         json_decref(svc);
         return CM_ENOMEM;
     }
@@ -396,6 +422,8 @@ static json_t *services_json(const struct build_ctx *bc)
 
         rc = add_service(out, bc, s->ns, s->name);
     }
+    for (size_t i = 0; rc == CM_OK && bc->fedsvcs != NULL && i < bc->fedsvcs->count; i++)
+        rc = add_service(out, bc, bc->fedsvcs->v[i].ns, bc->fedsvcs->v[i].name);
     for (size_t m = 0; rc == CM_OK && m < conf->member_count; m++) {
         const struct hc_cluster *c = bc->clusters[m];
 
@@ -460,7 +488,8 @@ int hc_report_update(struct hc_report *r, const struct cm_conf *conf,
                            .probes = probes,
                            .previous = r->doc != NULL ? r->doc : r->previous,
                            .now = now,
-                           .refused_rl = &r->refused_rl};
+                           .refused_rl = &r->refused_rl,
+                           .fedsvcs = r->fedsvcs};
     char err[CM_STATE_ERR_MAX] = "";
     struct cm_state_opts opts;
     struct cm_state *st = NULL;
