@@ -43,27 +43,27 @@ struct cm_etcd_feed {
     uint64_t applied, refused, apply_failed;
 };
 
-int cm_etcd_refuse_push(const struct cm_conf *conf, const char *daemon, char *err, size_t errlen)
+/* CM_OK outside the distributed mode, else CM_ENOTSUP: "this @daemon takes @what from etcd ...". */
+static int refuse(const struct cm_conf *conf, const char *daemon, const char *what,
+                  const char *how, char *err, size_t errlen)
 {
     if (!conf->etcd.present)
         return CM_OK;
-    cm_errf(err, errlen,
-            "this %s takes vantage documents from etcd (the etcd section is set): vantages "
-            "write them there",
-            daemon);
+    cm_errf(err, errlen, "this %s takes %s from etcd (the etcd section is set): %s", daemon, what,
+            how);
     return CM_ENOTSUP;
+}
+
+int cm_etcd_refuse_push(const struct cm_conf *conf, const char *daemon, char *err, size_t errlen)
+{
+    return refuse(conf, daemon, "vantage documents", "vantages write them there", err, errlen);
 }
 
 int cm_etcd_refuse_intent(const struct cm_conf *conf, const char *daemon, char *err,
                           size_t errlen)
 {
-    if (!conf->etcd.present)
-        return CM_OK;
-    cm_errf(err, errlen,
-            "this %s takes intents from etcd (the etcd section is set): write them there with "
-            "fedgslbctl intent, drain or undrain",
-            daemon);
-    return CM_ENOTSUP;
+    return refuse(conf, daemon, "intents",
+                  "write them there with fedgslbctl intent, drain or undrain", err, errlen);
 }
 
 char *cm_etcd_root(const char *prefix, const char *federation)
