@@ -44,8 +44,8 @@ struct cm_etcd_feed {
 };
 
 /* CM_OK outside the distributed mode, else CM_ENOTSUP: "this @daemon takes @what from etcd ...". */
-static int refuse(const struct cm_conf *conf, const char *daemon, const char *what,
-                  const char *how, char *err, size_t errlen)
+static int refuse(const struct cm_conf *conf, const char *daemon, const char *what, const char *how,
+                  char *err, size_t errlen)
 {
     if (!conf->etcd.present)
         return CM_OK;
@@ -59,8 +59,7 @@ int cm_etcd_refuse_push(const struct cm_conf *conf, const char *daemon, char *er
     return refuse(conf, daemon, "vantage documents", "vantages write them there", err, errlen);
 }
 
-int cm_etcd_refuse_intent(const struct cm_conf *conf, const char *daemon, char *err,
-                          size_t errlen)
+int cm_etcd_refuse_intent(const struct cm_conf *conf, const char *daemon, char *err, size_t errlen)
 {
     return refuse(conf, daemon, "intents",
                   "write them there with fedgslbctl intent, drain or undrain", err, errlen);
@@ -413,8 +412,7 @@ static bool has_intent_key(const struct cm_etcd_feed *f, const char *id)
 }
 
 /* Makes *cur (owned unless it is @held) @next when @next is set. */
-static void advance(const struct cm_intents *held, struct cm_intents **cur,
-                    struct cm_intents *next)
+static void advance(const struct cm_intents *held, struct cm_intents **cur, struct cm_intents *next)
 {
     if (next == NULL)
         return;
@@ -438,9 +436,9 @@ static int put_intent_key(struct entry *e, size_t rl, const struct cm_intents *h
         cm_errf(err, sizeof(err), "id: \"%s\" is not the key's (\"%s\")", in->id, e->key + rl);
         rc = CM_EINVAL;
     }
-    if (rc == CM_OK && ((in->removed_at == 0 && in->expires_at != 0 && in->expires_at <= now_s) ||
-                        (in->removed_at != 0 &&
-                         in->removed_at + CM_INTENT_TOMBSTONE_KEEP_S <= now_s))) {
+    if (rc == CM_OK &&
+        ((in->removed_at == 0 && in->expires_at != 0 && in->expires_at <= now_s) ||
+         (in->removed_at != 0 && in->removed_at + CM_INTENT_TOMBSTONE_KEEP_S <= now_s))) {
         /* expired in etcd already, or a tombstone the set has pruned: nothing to apply */
         cm_intent_unref(in);
         return CM_OK;
@@ -467,7 +465,8 @@ int cm_etcd_feed_intents(struct cm_etcd_feed *f, const struct cm_intents *held,
                          const struct cm_conf *conf, int64_t now_s, struct cm_intents **out)
 {
     size_t rl = f->root_len + strlen(CM_ETCD_DIR_INTENTS);
-    struct cm_intents *cur = (struct cm_intents *)(uintptr_t)held; /* never changed: sets are immutable */
+    struct cm_intents *cur =
+        (struct cm_intents *)(uintptr_t)held; /* never changed: sets are immutable */
     int rc = CM_OK;
 
     *out = NULL;

@@ -105,8 +105,11 @@ static void route_delete(const struct cm_intent_routes *r, struct cm_ctl_req *re
     if (rc == CM_OK)
         cm_ctl_reply_json(req, 200, json_pack("{s:s,s:b}", "id", id, "removed", 1));
     else
-        cm_ctl_reply_error(req, rc == CM_ENOENT ? 404 : rc == CM_ENOTSUP ? 409 : 500, "%s",
-                           err[0] != '\0' ? err : cm_strerror(rc));
+        cm_ctl_reply_error(req,
+                           rc == CM_ENOENT    ? 404
+                           : rc == CM_ENOTSUP ? 409
+                                              : 500,
+                           "%s", err[0] != '\0' ? err : cm_strerror(rc));
     evhttp_clear_headers(&q);
 }
 

@@ -531,14 +531,14 @@ int ctl_etcd_intents_read(const struct cm_conf *conf, uint32_t timeout_ms, int64
         struct cm_intent *in = NULL;
         json_t *j;
 
-        if (cm_intent_parse_text(r.kvs[i].value, r.kvs[i].value_len, NULL, &in, why,
-                                 sizeof(why)) != CM_OK) {
-            fprintf(stderr, "fedgslbctl: warning: etcd key %s: %s (left out)\n", r.kvs[i].key,
-                    why);
+        if (cm_intent_parse_text(r.kvs[i].value, r.kvs[i].value_len, NULL, &in, why, sizeof(why)) !=
+            CM_OK) {
+            fprintf(stderr, "fedgslbctl: warning: etcd key %s: %s (left out)\n", r.kvs[i].key, why);
             continue;
         }
         j = cm_intent_json(in);
-        if (j == NULL || json_object_set_new(j, "status", json_string(cm_intent_status(in, now_s))) != 0 ||
+        if (j == NULL ||
+            json_object_set_new(j, "status", json_string(cm_intent_status(in, now_s))) != 0 ||
             json_array_append_new(list, j) != 0)
             rc = CM_ENOMEM;
         cm_intent_unref(in);
@@ -599,10 +599,11 @@ int ctl_etcd_intent_write(const struct cm_conf *conf, uint32_t timeout_ms, json_
     {
         const struct put_arg p = {key, value};
 
-        rc = etcd_once(conf, timeout_ms, CM_ETCD_PATH_PUT, make_put, &p, &reply, endpoint, cap,
-                       err, errlen);
+        rc = etcd_once(conf, timeout_ms, CM_ETCD_PATH_PUT, make_put, &p, &reply, endpoint, cap, err,
+                       errlen);
     }
-    if (rc == CM_OK && cm_etcd_parse_revision(reply.data, reply.len, revision, err, errlen) != CM_OK)
+    if (rc == CM_OK &&
+        cm_etcd_parse_revision(reply.data, reply.len, revision, err, errlen) != CM_OK)
         rc = CM_EIO;
 out:
     cm_intent_unref(parsed);

@@ -761,9 +761,9 @@ static int etcd_write(const struct ctl_run *run, json_t *in, const char *done, j
         json_array_append_new(results, json_pack("{s:s,s:s}", "id", id, "error", err));
         return etcd_exit(rc);
     }
-    json_array_append_new(results, json_pack("{s:s,s:s,s:s,s:I}", "id", id, "result", done,
-                                             "endpoint", endpoint, "revision",
-                                             (json_int_t)revision));
+    json_array_append_new(results,
+                          json_pack("{s:s,s:s,s:s,s:I}", "id", id, "result", done, "endpoint",
+                                    endpoint, "revision", (json_int_t)revision));
     if (!run->o->json)
         printf("  etcd %s: %s %s at revision %" PRId64
                "; every name server and proxy applies it from etcd\n",
@@ -829,11 +829,11 @@ static int etcd_intent_remove(const struct ctl_run *run, const char *id, const c
     {
         const char *st = json_string_value(json_object_get(in, "status"));
         const char *member = json_string_value(json_object_get(in, "member"));
-        bool match = id != NULL ? strcmp(json_string_value(json_object_get(in, "id")), id) == 0
-                                : strcmp(json_string_value(json_object_get(in, "kind")), "drain") ==
-                                          0 &&
-                                      member != NULL && strcmp(member, undrain) == 0 &&
-                                      st != NULL && strcmp(st, "active") == 0;
+        bool match = id != NULL
+                         ? strcmp(json_string_value(json_object_get(in, "id")), id) == 0
+                         : strcmp(json_string_value(json_object_get(in, "kind")), "drain") == 0 &&
+                               member != NULL && strcmp(member, undrain) == 0 && st != NULL &&
+                               strcmp(st, "active") == 0;
         json_t *t;
 
         if (!match)
@@ -888,8 +888,8 @@ static int etcd_intent_list(const struct ctl_run *run, bool sync)
     }
     cm_buf_init(&out, 16u << 20);
     if (run->o->json) {
-        print_json_new(json_pack("{s:O,s:{s:I}}", "intents", list, "etcd", "revision",
-                                 (json_int_t)revision));
+        print_json_new(
+            json_pack("{s:O,s:{s:I}}", "intents", list, "etcd", "revision", (json_int_t)revision));
     } else if (ctl_intents_text(list, names, &list, 1, &out) != CM_OK) {
         fail("out of memory");
         ex = EXIT_USAGE;

@@ -150,8 +150,11 @@ static void route_drain(void *arg, struct cm_ctl_req *req, const char *rest)
         return;
     }
     if (rc != CM_OK) {
-        cm_ctl_reply_error(req, rc == CM_ENOMEM ? 500 : rc == CM_ENOTSUP ? 409 : 400, "%s",
-                           err[0] != '\0' ? err : cm_strerror(rc));
+        cm_ctl_reply_error(req,
+                           rc == CM_ENOMEM    ? 500
+                           : rc == CM_ENOTSUP ? 409
+                                              : 400,
+                           "%s", err[0] != '\0' ? err : cm_strerror(rc));
         return;
     }
     cm_ctl_reply_json(req, 200, json_pack("{s:s,s:b}", "member", name, "drained", drain));

@@ -391,9 +391,9 @@ static void test_intent_keys(void **state)
     /* Hostile values: each is refused, the set held stays (no new set at all). */
     put(f, ROOT "intents/x1", "{not json", 6);
     put(f, ROOT "intents/x2", drain(b, "d1", "usa", ", \"reason\": \"other\""), 7);
-    put(f, ROOT "intents/x3", drain(b, "x1", "usa", ""), 8);                 /* not the key's id */
-    put(f, ROOT "intents/x4", drain(b, "x4", "nowhere", ""), 9);             /* unknown member */
-    put(f, ROOT "intents/x5", drain(b, "x5", "usa", ", \"evil\": 1"), 10);   /* unknown field */
+    put(f, ROOT "intents/x3", drain(b, "x1", "usa", ""), 8);               /* not the key's id */
+    put(f, ROOT "intents/x4", drain(b, "x4", "nowhere", ""), 9);           /* unknown member */
+    put(f, ROOT "intents/x5", drain(b, "x5", "usa", ", \"evil\": 1"), 10); /* unknown field */
     put(f, ROOT "intents/x6", "[]", 11);
     put(f, ROOT "intents/x7", drain(b, "x7", "usa", ", \"expires_at\": \"2026-11-21T06:30:00Z\""),
         12); /* expired already: nothing to apply */
@@ -435,9 +435,9 @@ static void test_intent_keys(void **state)
 
         assert_int_equal(cm_etcd_key_parse(ROOT, nul, sizeof(nul) - 1, &name, &nl),
                          CM_ETCD_KEY_OTHER);
-        assert_int_equal(cm_etcd_key_parse(ROOT, ROOT "intents/", strlen(ROOT "intents/"), &name,
-                                           &nl),
-                         CM_ETCD_KEY_OTHER);
+        assert_int_equal(
+            cm_etcd_key_parse(ROOT, ROOT "intents/", strlen(ROOT "intents/"), &name, &nl),
+            CM_ETCD_KEY_OTHER);
     }
 }
 
