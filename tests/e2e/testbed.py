@@ -494,6 +494,8 @@ class Scenario:
         print("\n".join("    " + l for l in out.rstrip().splitlines()[-6:]))
         check(rc == 0 and rows.get("ns1") == "yes" and rows.get("ns2") == "yes",
               "status does not show ns1 and ns2 agreeing (exit %d): %s" % (rc, rows))
+        if self.tb.cluster is not None:
+            return self.step8_etcd()
         t0 = time.monotonic()
         rc, out, err = self.run_ctl("drain", "eur", "--reason", "demo: eur maintenance")
         took = self.wait_both("eu-west-1", "usa", timeout=10)
@@ -535,6 +537,38 @@ class Scenario:
         print("\n".join("    " + l for l in out.rstrip().splitlines()[-4:]))
         check(rc == 0 and rows == {"ns1": "yes", "ns2": "yes", "px": "yes"},
               "after intent sync status says %s (exit %d)" % (rows, rc))
+        self.visit_table(dict(self.b.HOME))
+
+    def step8_etcd(self):
+        """Step 8 in the distributed mode: fedgslbctl writes the intent to etcd,
+        and a name server that was down when it was removed relists it."""
+        t0 = time.monotonic()
+        rc, out, err = self.run_ctl("drain", "eur", "--reason", "demo: eur maintenance")
+        took = self.wait_both("eu-west-1", "usa", timeout=10)
+        total = time.monotonic() - t0
+        self.show("drain eur --reason 'demo: eur maintenance'", rc, out, err)
+        check(rc == 0 and "written at revision" in out,
+              "fedgslbctl drain did not write to etcd (exit %d): %s" % (rc, out + err))
+        note("from running fedgslbctl drain to both name servers answering eu clients usa "
+             "through etcd: %.0f ms (%.0f ms of it polling after fedgslbctl returned)"
+             % (total * 1000, took * 1000))
+        self.intent_ms = total * 1000
+        note("stopping ns2, then undraining eur while it is down ...")
+        self.tb.stop_ns2()
+        rc, out, err = self.run_ctl("undrain", "eur")
+        self.show("undrain eur", rc, out, err)
+        check(rc == 0 and "removed at revision" in out,
+              "undrain with ns2 down: exit %d, %s" % (rc, out + err))
+        self.wait_answers({"eu-west-1": "eur"}, timeout=10, both=False)
+        note("ns2 starts again: it lists etcd, finds the removal and answers eur:")
+        self.tb.start_ns2()
+        self.wait_both("eu-west-1", "eur", timeout=10)
+        rc, out, err = self.run_ctl("status")
+        rows = self.agreement_rows(out)
+        print("  $ fedgslbctl status   (its last lines)")
+        print("\n".join("    " + l for l in out.rstrip().splitlines()[-6:]))
+        check(rc == 0 and rows == {"ns1": "yes", "ns2": "yes", "px": "yes"},
+              "after ns2's restart status says %s (exit %d)" % (rows, rc))
         self.visit_table(dict(self.b.HOME))
 
 

@@ -59,7 +59,8 @@ def test_demo_testbed_etcd_once():
     assert "200 ap-northeast-1a jpn-node-" in out          # 1: jpn via the proxy, fed by etcd
     assert "etcd (/fedgslb/myfed/): 3 of 3 members answer" in out
     assert "agreement: every consumer holds the same keys at the same revisions" in out
-    assert "every instance answers from the same state" in out  # 8: intents are pushed
+    assert "every instance answers from the same state" in out
+    assert "written at revision" in out and "removed at revision" in out  # 8: intents via etcd
 
 
 def _testbed(tmp_path, *args, timeout=120):
