@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: Apache-2.0
+"""GET /v1/peers of real name servers of one deployment file: dnsd asks
+the other name servers for their digest (from its main loop, cached a few
+seconds) and says whether they agree; an intent held by one only makes
+them differ, naming the intent; a stopped one is unreachable; reads need
+the token like every read route."""
+
+import time
+
+import pytest
+
+import fedtest
+from uibed import PeerBed
+
+INTENT = {"id": "drain-jpn-peers", "kind": "drain", "member": "jpn", "author": "alice",
+          "reason": "peer test", "created_at": "2026-11-21T06:00:00Z"}
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    f = PeerBed(tmp_path).start("ns1", "ns2")
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+def wait_peers(fleet, name, pred, what, timeout=15):
+    deadline = time.monotonic() + timeout * fedtest.SLOW
+    doc = None
+    while time.monotonic() < deadline:
+        doc = fleet.peers(name)
+        if not doc.get("pending") and pred(doc):
+            return doc
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for %s; last /v1/peers: %r" % (what, doc))
+
+
+def test_agree_differ_down(fleet):
+    doc = wait_peers(fleet, "ns1", lambda d: d["agree"], "ns1 and ns2 to agree")
+    assert doc["self"]["name"] == "ns1"
+    [p] = doc["peers"]
+    assert p["name"] == "ns2" and p["reachable"] and p["agrees"], p
+    assert p["address"] == fleet.url("ns2")
+    assert p["digest"]["state"] == doc["self"]["digest"]["state"]
+    assert doc["differences"] == []
+
+    st, body = fleet.put_intent("ns1", INTENT)
+    assert st == 200, body
+    doc = wait_peers(fleet, "ns1", lambda d: not d["agree"], "ns1 to see ns2 differ")
+    [p] = doc["peers"]
+    assert p["reachable"] and not p["agrees"], p
+    assert not doc["intents_agree"]
+    assert any("ns2 misses intent drain-jpn-peers" in d for d in doc["differences"]), doc
+    # and ns2 sees the same from its side
+    doc2 = wait_peers(fleet, "ns2", lambda d: not d["agree"], "ns2 to see ns1 differ")
+    assert any("holds intent drain-jpn-peers" in d or "misses intent drain-jpn-peers" in d
+               for d in doc2["differences"]), doc2
+
+    fleet.put_intent("ns2", INTENT)
+    wait_peers(fleet, "ns1", lambda d: d["agree"], "agreement again after ns2 got the intent")
+
+    fleet.stop("ns2")
+    doc = wait_peers(fleet, "ns1", lambda d: not d["peers"][0]["reachable"], "ns2 unreachable")
+    p = doc["peers"][0]
+    assert not doc["agree"] and not p["agrees"] and p["error"], p
+    assert "digest" not in p or p["digest"] is None
+    assert any("ns2 did not answer" in d for d in doc["differences"]), doc
+
+
+def test_peers_needs_token(fleet):
+    st, _ = fedtest.http(fleet.ports["ns1"][1], "GET", "/v1/peers")
+    # loopback without a token: the same rule as the other read routes
+    st_members, _ = fedtest.http(fleet.ports["ns1"][1], "GET", "/v1/members")
+    assert st == st_members
+    st, _ = fedtest.http(fleet.ports["ns1"][1], "GET", "/v1/peers", token="wrong-token")
+    assert st == 401
