@@ -284,7 +284,7 @@ function drawPeers(peers) {
   const self = peers.self || {};
   const rows = [UI.el("tr", {}, ...["name server", "address", "answers", "state digest", "agrees"].map((h) => UI.el("th", {}, h)))];
   rows.push(UI.el("tr", {"data-peer": self.name, class: "self"}, UI.el("th", {}, self.name + " (this one)"),
-                  UI.el("td", {}, location.host), UI.el("td", {}, "yes"),
+                  UI.el("td", {}, location.origin), UI.el("td", {}, "yes"),
                   UI.el("td", {class: "digest"}, (self.digest || {}).state || "–"), UI.el("td", {}, "–")));
   for (const p of list) {
     const agrees = !p.reachable ? "?" : p.agrees ? "yes" : "NO";

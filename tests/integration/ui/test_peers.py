@@ -75,3 +75,15 @@ def test_peers_needs_token(fleet):
     assert st == st_members
     st, _ = fedtest.http(fleet.ports["ns1"][1], "GET", "/v1/peers", token="wrong-token")
     assert st == 401
+
+
+def test_without_deployment(tmp_path):
+    """One dnsd, no deployment: no peer, nothing asked, agreement with itself."""
+    d = fedtest.start_dnsd(str(tmp_path))
+    try:
+        st, doc = fedtest.http(d.ctl_port, "GET", "/v1/peers", token=fedtest.TOKEN)
+        assert st == 200, doc
+        assert doc["peers"] == [] and doc["agree"] is True and not doc.get("pending"), doc
+        assert doc["self"]["name"] == "self" and doc["self"]["digest"]["state"]
+    finally:
+        fedtest.finish(d)
