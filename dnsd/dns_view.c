@@ -2,12 +2,14 @@
 /* dns_view.c -- building and releasing query snapshots. */
 #include "dnsd/dns_view.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_geo.h"
+#include "dnsd/dns_pre.h"
 #include "dnsd/dns_zone.h"
 
 int dns_view_new_geo(struct cm_conf *conf, struct dns_zone *zone, struct dns_geo *geo,
@@ -36,6 +38,11 @@ int dns_view_new_geo(struct cm_conf *conf, struct dns_zone *zone, struct dns_geo
     rc = dns_fed_build(conf, merged, intents, &view->fed, err, errlen);
     if (rc != CM_OK)
         goto out;
+    rc = dns_pre_build(view->fed, zone, &view->pre);
+    if (rc != CM_OK) {
+        snprintf(err, errlen, "precompiled responses: %s", cm_strerror(rc));
+        goto out;
+    }
     *out = view;
     view = NULL;
 out:
@@ -62,6 +69,7 @@ void dns_view_unref(struct dns_view *view)
         return;
     if (atomic_fetch_sub_explicit(&view->refs, 1, memory_order_acq_rel) != 1)
         return;
+    dns_pre_free(view->pre);
     dns_fed_free(view->fed);
     dns_geo_unref(view->geo);
     dns_zone_unref(view->zone);

@@ -5,6 +5,7 @@
  *   dns_view ----> cm_conf      (reference)   settings, regions, TTLs
  *            ----> dns_zone     (reference)   static records from the zone file
  *            ----> dns_fed      (owned)       federated answer table
+ *            ----> dns_pre      (owned)       its answers as response parts
  *            ----> dns_geo      (reference)   client_networks + GeoIP -> region
  *
  * The main thread builds a new view whenever the configuration, the zone,
@@ -25,6 +26,7 @@ struct dns_geo;
 struct cm_merged;
 struct cm_intent_view;
 struct dns_fed;
+struct dns_pre;
 struct dns_zone;
 
 struct dns_view {
@@ -32,6 +34,8 @@ struct dns_view {
     struct cm_conf *conf;    /* reference held */
     struct dns_zone *zone;   /* reference held */
     struct dns_fed *fed;     /* owned */
+    struct dns_pre *pre;     /* owned: fed's answers precompiled (dns_pre.h); NULL: the
+                                query path writes every answer itself */
     struct dns_geo *geo;     /* reference held: where clients are (dns_geo.h) */
     struct cm_lpm *lpm;      /* borrowed from geo (geo->lpm); values: a region index, or
                                 DNS_GEO_PLACE_BIT | an index into geo->places */
