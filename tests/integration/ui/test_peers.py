@@ -7,22 +7,10 @@ the token like every read route."""
 
 import time
 
-import pytest
-
 import fedtest
-from uibed import PeerBed
+from uibed import drain_intent
 
-INTENT = {"id": "drain-jpn-peers", "kind": "drain", "member": "jpn", "author": "alice",
-          "reason": "peer test", "created_at": "2026-11-21T06:00:00Z"}
-
-
-@pytest.fixture
-def fleet(tmp_path):
-    f = PeerBed(tmp_path).start("ns1", "ns2")
-    try:
-        yield f
-    finally:
-        f.close()
+INTENT = drain_intent("drain-jpn-peers")
 
 
 def wait_peers(fleet, name, pred, what, timeout=15):

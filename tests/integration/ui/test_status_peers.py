@@ -6,42 +6,14 @@ ns1's page say ns2 differs (and how), and list the intent with its author,
 reason and the count by kind. Screenshots land in
 $FEDGSLB_BUILD_DIR/artifacts/ui/ (the test prints the paths)."""
 
-import os
-import time
-
-import pytest
-
 import browser
-import fedtest
-from uibed import PeerBed
+from uibed import drain_intent
 
-INTENT = {"id": "drain-jpn-page", "kind": "drain", "member": "jpn", "author": "alice",
-          "reason": "kernel upgrade", "created_at": "2026-11-21T06:00:00Z"}
-
-
-@pytest.fixture
-def fleet(tmp_path):
-    f = PeerBed(tmp_path).start("ns1", "ns2")
-    try:
-        yield f
-    finally:
-        f.close()
-
-
-@pytest.fixture
-def drv():
-    d = browser.chrome()
-    try:
-        yield d
-    finally:
-        browser.quit(d)
+INTENT = drain_intent("drain-jpn-page", reason="kernel upgrade")
 
 
 def shot(drv, name):
-    path = os.path.join(browser.artifacts_dir(), "dnsd-peers-%s.png" % name)
-    drv.save_screenshot(path)
-    print("screenshot: " + path)
-    return path
+    return browser.shot(drv, "dnsd-peers-" + name)
 
 
 def seen(drv):
@@ -58,19 +30,10 @@ def seen(drv):
         };""")
 
 
-def wait_for(drv, pred, what, timeout=20):
-    deadline = time.monotonic() + timeout * fedtest.SLOW
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = seen(drv)
-            if pred(last):
-                return last
-        except Exception as e:  # the DOM is being replaced under us: retry
-            last = e
-        time.sleep(0.2)
-    shot(drv, "timeout")
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+def wait_for(drv, pred, what):
+    """seen(drv) once pred holds for it."""
+    return browser.wait_for(drv, lambda: next((s for s in [seen(drv)] if pred(s)), None), what,
+                            timeout=20, prefix="dnsd-peers")
 
 
 def test_page_shows_agreement_and_intents(fleet, drv):

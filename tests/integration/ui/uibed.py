@@ -74,6 +74,12 @@ class UiBed:
             fedtest.finish(self.dnsd)
 
 
+def drain_intent(ident, member="jpn", author="alice", reason="peer test"):
+    """A drain intent as fedgslbctl writes it (PUT /v1/intents/ID)."""
+    return {"id": ident, "kind": "drain", "member": member, "author": author,
+            "reason": reason, "created_at": "2026-11-21T06:00:00Z"}
+
+
 class PeerBed:
     """Name servers of one deployment file (fedgslb-dnsd --instance NAME),
     each fed the same vantage documents; `start` runs some of them."""
