@@ -8,7 +8,7 @@ the token like every read route."""
 import time
 
 import fedtest
-from uibed import drain_intent
+from uibed import PeerBed, drain_intent
 
 INTENT = drain_intent("drain-jpn-peers")
 
@@ -75,3 +75,50 @@ def test_without_deployment(tmp_path):
         assert doc["self"]["name"] == "self" and doc["self"]["digest"]["state"]
     finally:
         fedtest.finish(d)
+
+
+def test_hostile_peer(tmp_path):
+    """ns2's control address held by a server that answers junk, then not at
+    all: ns1 says why, bounded by its timeout, and keeps answering."""
+    import http.server
+    import threading
+
+    mode = {"what": "junk"}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if mode["what"] == "hang":
+                time.sleep(4)  # longer than DNS_PEERS_TIMEOUT_MS
+                return
+            body = b"{not json" if mode["what"] == "junk" else b'{"digest": 5}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    f = PeerBed(tmp_path)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", f.ports["ns2"][1]), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        f.start("ns1")
+        doc = wait_peers(f, "ns1", lambda d: d["peers"][0]["error"] == "GET /v1/intents: not JSON",
+                         "ns1 to say ns2's answer is not JSON")
+        assert not doc["agree"] and not doc["peers"][0]["reachable"], doc
+        mode["what"] = "nodigest"
+        wait_peers(f, "ns1", lambda d: d["peers"][0]["error"] == "GET /v1/intents: no digest",
+                   "ns1 to say ns2's answer has no digest")
+        mode["what"] = "hang"
+        doc = wait_peers(f, "ns1", lambda d: "timed out" in (d["peers"][0]["error"] or "").lower()
+                         or "timeout" in (d["peers"][0]["error"] or "").lower(),
+                         "ns1 to time ns2 out")
+        assert doc["peers"][0]["age_ms"] < 60000, doc
+        # the control API kept answering meanwhile
+        st, _ = fedtest.http(f.ports["ns1"][1], "GET", "/healthz")
+        assert st == 200
+    finally:
+        f.close()
+        srv.shutdown()
+        srv.server_close()
