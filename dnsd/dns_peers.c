@@ -25,13 +25,13 @@ struct round;
 
 /* One peer in one round. */
 struct peer {
-    struct round *round;      /* owner */
-    char *name;               /* owned */
-    char url[CM_URL_STRLEN];  /* its control API */
-    struct cm_curl_req *req;  /* in flight, else NULL */
-    struct cm_buf body;       /* the answer so far */
-    json_t *digest;           /* owned, NULL when it did not answer (yet) */
-    char error[160];          /* why not */
+    struct round *round;     /* owner */
+    char *name;              /* owned */
+    char url[CM_URL_STRLEN]; /* its control API */
+    struct cm_curl_req *req; /* in flight, else NULL */
+    struct cm_buf body;      /* the answer so far */
+    json_t *digest;          /* owned, NULL when it did not answer (yet) */
+    char error[160];         /* why not */
 };
 
 /* One round: every other name server asked once. */
@@ -39,7 +39,7 @@ struct round {
     struct dns_peers *owner;
     struct peer *peers; /* owned */
     size_t count;
-    size_t pending;     /* requests in flight */
+    size_t pending; /* requests in flight */
     uint64_t started_ms;
 };
 
@@ -231,12 +231,12 @@ static json_t *peers_json(const struct round *r, const char *self, json_t *self_
         const struct peer *pe = &r->peers[i];
         json_t *inst = json_array_get(insts, i + 1);
 
-        json_array_append_new(
-            peers, json_pack("{s:s,s:s,s:b,s:O?,s:O,s:s?,s:I}", "name", pe->name, "address",
-                             pe->url, "reachable", pe->digest != NULL, "digest", pe->digest,
-                             "agrees", json_object_get(inst, "agrees"), "error",
-                             pe->digest == NULL ? pe->error : NULL, "age_ms",
-                             (json_int_t)(now_ms - r->started_ms)));
+        json_array_append_new(peers, json_pack("{s:s,s:s,s:b,s:O?,s:O,s:s?,s:I}", "name", pe->name,
+                                               "address", pe->url, "reachable", pe->digest != NULL,
+                                               "digest", pe->digest, "agrees",
+                                               json_object_get(inst, "agrees"), "error",
+                                               pe->digest == NULL ? pe->error : NULL, "age_ms",
+                                               (json_int_t)(now_ms - r->started_ms)));
     }
     if (model != NULL) {
         json_object_del(model, "instances");
@@ -256,7 +256,8 @@ json_t *dns_peers_json(struct dns_peers *p, const struct cm_conf *conf, json_t *
     const char *self = conf->instance != NULL ? conf->instance : "self";
     json_t *doc = NULL;
 
-    if (p->running == NULL && (p->done == NULL || now_ms - p->done->started_ms >= DNS_PEERS_FRESH_MS))
+    if (p->running == NULL &&
+        (p->done == NULL || now_ms - p->done->started_ms >= DNS_PEERS_FRESH_MS))
         (void)round_start(p, conf, now_ms); /* ENOMEM: answered from the last round */
     if (p->done != NULL)
         doc = peers_json(p->done, self, self_digest, now_ms);

@@ -26,9 +26,9 @@ struct cm_conf;
 struct cm_ctl_req;
 struct dns_peers;
 
-#define DNS_PEERS_FRESH_MS   3000    /* a round this recent is answered from */
-#define DNS_PEERS_TIMEOUT_MS 2000    /* one peer's whole request */
-#define DNS_PEERS_CONNECT_MS 1000    /* and its connection */
+#define DNS_PEERS_FRESH_MS   3000      /* a round this recent is answered from */
+#define DNS_PEERS_TIMEOUT_MS 2000      /* one peer's whole request */
+#define DNS_PEERS_CONNECT_MS 1000      /* and its connection */
 #define DNS_PEERS_BODY_MAX   (1 << 20) /* a peer's /v1/intents at most */
 
 /** On @base (borrowed; outlives it). NULL on allocation failure. */
