@@ -10,6 +10,7 @@
  *                                         instance lacks: pushed again (the
  *                                         re-delivery of docs/architecture.md)
  *   digests of every instance --> ctl_agreement --> agree? which differs, how
+ *                                    (cm_agreement, common/cm_agree.h)
  */
 #ifndef CTL_CTL_INTENT_H
 #define CTL_CTL_INTENT_H
@@ -51,16 +52,6 @@ json_t *ctl_intents_union(json_t *const *lists, size_t n);
  * live. Expired intents are not sent. New array.
  */
 json_t *ctl_intents_missing(json_t *held, json_t *all);
-
-/**
- * Agreement of the instances named @names whose digest documents (the
- * "digest" of GET /v1/state or /v1/intents, borrowed; NULL: no answer) are
- * @digests: {"agree": bool, "intents_agree": bool, "reference": name,
- * "instances": [{"name", "state", "intents", "reachable", "agrees"}],
- * "differences": ["ns2: ...", ...]}. The reference is the state most
- * instances hold (the first on a tie). New reference.
- */
-json_t *ctl_agreement(const char *const *names, json_t *const *digests, size_t n);
 
 /** Appends the agreement model's lines (a table and the differences). */
 int ctl_agreement_text(json_t *model, struct cm_buf *out);

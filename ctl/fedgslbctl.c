@@ -29,6 +29,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "common/cm_agree.h"
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_intent.h"
@@ -439,7 +440,7 @@ static json_t *agreement(const struct ctl_run *run, const struct targets *ts, js
             all = all && digests[i] != NULL;
         }
         json_decref(model);
-        model = ctl_agreement(names, digests, ts->n);
+        model = cm_agreement(names, digests, ts->n);
         if (model == NULL || json_is_true(json_object_get(model, "agree")) || !all ||
             !json_is_true(json_object_get(model, "intents_agree")) || attempt == 5)
             break;

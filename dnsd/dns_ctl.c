@@ -41,6 +41,7 @@
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_geo.h"
 #include "dnsd/dns_name.h"
+#include "dnsd/dns_peers.h"
 #include "dnsd/dns_qlog.h"
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_rank.h"
@@ -58,6 +59,7 @@ struct dns_ctl {
     struct cm_ctl *ctl; /* owned */
     struct dns_ctl_env *env;
     struct cm_intent_routes intent_routes; /* the routes' argument */
+    struct dns_peers *peers;               /* owned: GET /v1/peers */
 };
 
 /* ---- state ---- */
@@ -898,6 +900,24 @@ static void metrics(void *arg, struct cm_buf *out)
                       env->view != NULL ? (double)dns_fed_name_count(env->view->fed) : 0);
 }
 
+/* ---- peers ---- */
+
+/* GET /v1/peers: whether the other name servers answer from our state. */
+static void route_peers(void *arg, struct cm_ctl_req *req, const char *rest)
+{
+    struct dns_ctl *dc = arg;
+    struct dns_ctl_env *env = dc->env;
+    json_t *doc;
+
+    (void)rest;
+    doc = dns_peers_json(dc->peers, dns_state_conf(env->state),
+                         dns_state_digest_json(env->state, cm_wall_s()), cm_mono_ms());
+    if (doc == NULL)
+        cm_ctl_reply_error(req, 500, "out of memory");
+    else
+        cm_ctl_reply_json(req, 200, doc);
+}
+
 /* ---- lifecycle ---- */
 
 int dns_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
@@ -914,6 +934,12 @@ int dns_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
     if (dc == NULL)
         return CM_ENOMEM;
     dc->env = env;
+    dc->peers = dns_peers_new(base);
+    if (dc->peers == NULL) {
+        rc = CM_ENOMEM;
+        cm_errf(err, errlen, "control API: out of memory");
+        goto out;
+    }
     rc = cm_ctl_new(base, conf, &cbs, &dc->ctl, err, errlen);
     if (rc != CM_OK)
         goto out;
@@ -933,6 +959,8 @@ int dns_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
         rc = cm_ctl_route(dc->ctl, CM_HTTP_GET, "/v1/topology", CM_CTL_READ, dns_ctl_route_topology,
                           env);
     if (rc == CM_OK)
+        rc = cm_ctl_route(dc->ctl, CM_HTTP_GET, "/v1/peers", CM_CTL_READ, route_peers, dc);
+    if (rc == CM_OK)
         rc = cm_ui_register(dc->ctl, "dnsd.html");
     if (rc != CM_OK) {
         cm_errf(err, errlen, "control API: cannot register routes: %s", cm_strerror(rc));
@@ -950,6 +978,7 @@ void dns_ctl_free(struct dns_ctl *ctl)
     if (ctl == NULL)
         return;
     cm_ctl_free(ctl->ctl);
+    dns_peers_free(ctl->peers);
     free(ctl);
 }
 

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "common/cm_agree.h"
 #include "common/cm_err.h"
 #include "common/cm_intent.h"
 #include "common/cm_str.h"
@@ -205,12 +206,12 @@ static void test_agreement(void **state)
     struct cm_buf out;
 
     (void)state;
-    m = ctl_agreement(names, ds, 2);
+    m = cm_agreement(names, ds, 2);
     assert_true(json_is_true(json_object_get(m, "agree")));
     assert_int_equal(json_array_size(json_object_get(m, "differences")), 0);
     json_decref(m);
     /* ns3 misses drain-x, holds w-1, is a generation behind: said in three lines. */
-    m = ctl_agreement(names, ds, 4);
+    m = cm_agreement(names, ds, 4);
     assert_false(json_is_true(json_object_get(m, "agree")));
     assert_false(json_is_true(json_object_get(m, "intents_agree")));
     assert_string_equal(json_string_value(json_object_get(m, "reference")), "ns1");
@@ -230,19 +231,19 @@ static void test_agreement(void **state)
     json_decref(m);
     /* The majority is the reference, even when the first instance differs. */
     json_t *ds2[3] = {d3, d1, d2};
-    m = ctl_agreement(names, ds2, 3);
+    m = cm_agreement(names, ds2, 3);
     assert_string_equal(json_string_value(json_object_get(m, "reference")), "ns2");
     json_decref(m);
     /* Only vantage generations differ: the intents agree. */
     json_t *d5 = j(DIGEST("cccc", "1111", "43", "['drain-x']"));
     json_t *ds3[2] = {d1, d5};
-    m = ctl_agreement(names, ds3, 2);
+    m = cm_agreement(names, ds3, 2);
     assert_false(json_is_true(json_object_get(m, "agree")));
     assert_true(json_is_true(json_object_get(m, "intents_agree")));
     json_decref(m);
     /* An instance that did not answer: not agreeing, and said. */
     json_t *ds4[2] = {d1, NULL};
-    m = ctl_agreement(names, ds4, 2);
+    m = cm_agreement(names, ds4, 2);
     assert_false(json_is_true(json_object_get(m, "agree")));
     assert_string_equal(json_string_value(json_array_get(json_object_get(m, "differences"), 0)),
                         "ns2 did not answer: whether it agrees is unknown");
