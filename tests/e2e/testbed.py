@@ -530,13 +530,18 @@ class Scenario:
         rc, out, err = self.run_ctl("intent", "sync")
         self.show("intent sync", rc, out, err)
         check(rc == 0, "intent sync exited %d: %s" % (rc, err.strip()))
+        self.agreed_again("after intent sync", 4)
+
+    def agreed_again(self, when, tail):
+        """Step 8's end: eu clients home, status shows every instance agreeing
+        (its last @tail lines), then the visit table."""
         self.wait_both("eu-west-1", "eur", timeout=10)
         rc, out, err = self.run_ctl("status")
         rows = self.agreement_rows(out)
         print("  $ fedgslbctl status   (its last lines)")
-        print("\n".join("    " + l for l in out.rstrip().splitlines()[-4:]))
+        print("\n".join("    " + l for l in out.rstrip().splitlines()[-tail:]))
         check(rc == 0 and rows == {"ns1": "yes", "ns2": "yes", "px": "yes"},
-              "after intent sync status says %s (exit %d)" % (rows, rc))
+              "%s status says %s (exit %d)" % (when, rows, rc))
         self.visit_table(dict(self.b.HOME))
 
     def step8_etcd(self):
@@ -562,14 +567,7 @@ class Scenario:
         self.wait_answers({"eu-west-1": "eur"}, timeout=10, both=False)
         note("ns2 starts again: it lists etcd, finds the removal and answers eur:")
         self.tb.start_ns2()
-        self.wait_both("eu-west-1", "eur", timeout=10)
-        rc, out, err = self.run_ctl("status")
-        rows = self.agreement_rows(out)
-        print("  $ fedgslbctl status   (its last lines)")
-        print("\n".join("    " + l for l in out.rstrip().splitlines()[-6:]))
-        check(rc == 0 and rows == {"ns1": "yes", "ns2": "yes", "px": "yes"},
-              "after ns2's restart status says %s (exit %d)" % (rows, rc))
-        self.visit_table(dict(self.b.HOME))
+        self.agreed_again("after ns2's restart", 6)
 
 
 def main():
