@@ -153,7 +153,8 @@ static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *m
 
     rc = geo_for(d, conf, &geo, err, errlen);
     if (rc == CM_OK)
-        rc = dns_view_new_geo(conf, zone, geo, merged, intents, d->serial + 1, &view, err, errlen);
+        rc = dns_view_next(d->view, conf, zone, geo, merged, intents, d->serial + 1, &view, err,
+                           errlen);
     if (rc != CM_OK) {
         dns_geo_unref(geo);
         cm_log_warn("view build failed: %s; keeping view serial=%" PRIu64, err, d->serial);
