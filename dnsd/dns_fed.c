@@ -46,6 +46,12 @@ struct dns_fed {
     double *rtt_ms; /* owned copy of the merge's member-level RTTs */
     size_t rtt_len;
     uint8_t *admin; /* owned: each member's admin state from the intents */
+    /* Per service, what its block is made from (contiguous, so that a build
+     * that changes little reads little): the merged entry's digest (0 with
+     * none), whether there was one, the digest of its intents. */
+    uint64_t *sdig;
+    uint64_t *sidig;
+    uint8_t *shas;
     struct dns_fed_stats stats;
 };
 
@@ -617,11 +623,22 @@ static int names_build(const struct cm_conf *conf, const struct fed_shape *sh,
     return CM_OK;
 }
 
-static bool names_fit(const struct fed_names *nm, const struct fed_list *l)
+/*
+ * Whether the table @prev (of the same configuration) has the services of
+ * @l, in the same order. The configured ones are the configuration's; a
+ * discovered one whose merged entry has the same digest has the same key
+ * (the digest covers it), the others are compared.
+ */
+static bool names_fit(const struct dns_fed *prev, const struct cm_conf *conf,
+                      const struct fed_list *l)
 {
+    const struct fed_names *nm = prev->nm;
+
     if (nm->service_count != l->count)
         return false;
-    for (size_t s = 0; s < l->count; s++) {
+    for (size_t s = conf->service_count; s < l->count; s++) {
+        if (prev->shas[s] && prev->sdig[s] == l->msvc[s]->digest)
+            continue;
         if (strcmp(nm->service_keys[s], l->keys[s]) != 0)
             return false;
     }
@@ -737,36 +754,35 @@ static long old_index(const struct fed_update *u, size_t s)
 static int service_block(struct fed_update *u, size_t s)
 {
     struct dns_fed *fed = u->fed;
+    const struct dns_fed *prev = u->prev;
+    const struct cm_merged_service *msvc = u->list.msvc[s];
     struct fed_svc_in in;
     char buf[2 * DNS_NAME_MAX];
     uint8_t prefix[2 * DNS_NAME_MAX];
-    uint64_t idig = intent_digest(&u->ikeys, u->idig, u->list.keys[s]);
     size_t pl;
     long o;
     int rc;
 
     fed->reused_from[s] = -1;
+    fed->shas[s] = msvc != NULL;
+    fed->sdig[s] = msvc != NULL ? msvc->digest : 0;
+    fed->sidig[s] = intent_digest(&u->ikeys, u->idig, u->list.keys[s]);
     if (!fed->nm->has_names[s])
         return CM_OK;
-    svc_in(u->conf, &u->list, s, buf, sizeof(buf), &in);
     o = old_index(u, s);
-    if (o >= 0) {
-        const struct fed_blk *ob = u->prev->blk[o];
-        if (ob != NULL && ob->has_msvc == (in.msvc != NULL) && ob->idigest == idig &&
-            (in.msvc == NULL || ob->digest == in.msvc->digest)) {
-            fed->blk[s] = fed_blk_ref(u->prev->blk[o]);
-            fed->reused_from[s] = (int32_t)o;
-            fed->stats.services_shared++;
-            return CM_OK;
-        }
+    if (o >= 0 && prev->blk[o] != NULL && prev->shas[o] == fed->shas[s] &&
+        prev->sdig[o] == fed->sdig[s] && prev->sidig[o] == fed->sidig[s]) {
+        fed->blk[s] = fed_blk_ref(prev->blk[o]);
+        fed->reused_from[s] = (int32_t)o;
+        fed->stats.services_shared++;
+        return CM_OK;
     }
+    svc_in(u->conf, &u->list, s, buf, sizeof(buf), &in);
     rc = svc_prefix(&u->sh, u->conf, &in, prefix, &pl, u->err, u->errlen);
     if (rc == CM_OK && pl > 0)
         rc = fed_blk_build(&u->bb, &in, prefix, pl, &fed->blk[s]);
-    if (rc == CM_OK && fed->blk[s] != NULL) {
-        fed->blk[s]->idigest = idig;
+    if (rc == CM_OK && fed->blk[s] != NULL)
         fed->stats.services_built++;
-    }
     return rc;
 }
 
@@ -776,7 +792,7 @@ static int update_names(struct fed_update *u)
     const struct dns_fed *prev = u->prev_names;
     int rc;
 
-    if (prev != NULL && names_fit(prev->nm, &u->list)) {
+    if (prev != NULL && names_fit(prev, u->conf, &u->list)) {
         fed->nm = names_ref(prev->nm);
         fed->stats.names_shared = true;
         return CM_OK;
@@ -794,6 +810,7 @@ static int update_run(struct fed_update *u, const struct cm_merged *merged,
 {
     const struct cm_conf *conf = u->conf;
     struct dns_fed *fed = u->fed;
+    size_t n;
     int rc;
 
     rc = dns_rank_ctx_init(&u->rank, conf, merged, intents);
@@ -813,9 +830,14 @@ static int update_run(struct fed_update *u, const struct cm_merged *merged,
         rc = update_names(u);
     if (rc != CM_OK)
         return rc;
-    fed->blk = calloc(u->list.count > 0 ? u->list.count : 1, sizeof(*fed->blk));
-    fed->reused_from = calloc(u->list.count > 0 ? u->list.count : 1, sizeof(*fed->reused_from));
-    if (fed->blk == NULL || fed->reused_from == NULL)
+    n = u->list.count > 0 ? u->list.count : 1;
+    fed->blk = calloc(n, sizeof(*fed->blk));
+    fed->reused_from = malloc(n * sizeof(*fed->reused_from));
+    fed->sdig = malloc(n * sizeof(*fed->sdig));
+    fed->sidig = malloc(n * sizeof(*fed->sidig));
+    fed->shas = malloc(n);
+    if (fed->blk == NULL || fed->reused_from == NULL || fed->sdig == NULL ||
+        fed->sidig == NULL || fed->shas == NULL)
         return CM_ENOMEM;
     u->bb = (struct fed_blk_build){.conf = conf,
                                    .rank = &u->rank,
@@ -891,6 +913,9 @@ void dns_fed_free(struct dns_fed *fed)
     free(fed->blk);
     names_unref(fed->nm);
     free(fed->reused_from);
+    free(fed->sdig);
+    free(fed->sidig);
+    free(fed->shas);
     free(fed->rtt_ms);
     free(fed->admin);
     free(fed);

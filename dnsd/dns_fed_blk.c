@@ -454,8 +454,6 @@ int fed_blk_build(struct fed_blk_build *bb, const struct fed_svc_in *in, const u
     if (blk == NULL)
         return CM_ENOMEM;
     atomic_init(&blk->refs, 1);
-    blk->has_msvc = in->msvc != NULL;
-    blk->digest = in->msvc != NULL ? in->msvc->digest : 0;
     bb->blk = blk;
     rc = blk_fill(bb, in, prefix, pl);
     bb->blk = NULL;

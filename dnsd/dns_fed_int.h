@@ -102,12 +102,9 @@ struct fed_variant {
     int32_t member;          /* conf member index answered, -1 for none or several */
 };
 
-/* One service's answers; what it was made from is digest + idigest. */
+/* One service's answers (what it was made from: the table's sdig, sidig, shas). */
 struct fed_blk {
     _Atomic int refs;
-    bool has_msvc;     /* the merge had the service */
-    uint64_t digest;   /* cm_merged_service.digest when has_msvc */
-    uint64_t idigest;  /* its weight and priority intents, 0 when none */
     struct fed_lname *lname; /* owned, slot_count */
     uint32_t *amap;          /* owned */
     size_t amap_len, amap_cap;
