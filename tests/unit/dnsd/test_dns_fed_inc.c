@@ -60,7 +60,8 @@ struct mep {
     bool present;
     unsigned addr; /* 0..3: which IPv4 address; 4: none */
     bool v6;
-    bool host; /* no addresses, a hostname */
+    bool host;      /* no addresses, a hostname */
+    unsigned hname; /* which hostname */
     unsigned ready;
     bool healthy;
     bool pending;
@@ -151,7 +152,7 @@ static void mutate(struct fx *f)
     size_t v = rnd(f, NV), s = rnd(f, NS), k = rnd(f, NM);
     struct mep *e = &m->ep[v][s][k];
 
-    switch (rnd(f, 14)) {
+    switch (rnd(f, 16)) {
     case 0:
         e->healthy = !e->healthy;
         break;
@@ -191,6 +192,18 @@ static void mutate(struct fx *f)
     case 12:
         e->host = !e->host;
         break;
+    case 13:
+        e->hname ^= 1;
+        break;
+    case 14: {
+        /* one discovered service goes and another comes: as many services */
+        size_t on = rnd(f, ND), off = rnd(f, ND);
+        if (m->disc[on] && !m->disc[off]) {
+            m->disc[on] = false;
+            m->disc[off] = true;
+        }
+        break;
+    }
     default:
         for (size_t i = 0; i < NV; i++)
             m->ep[i][s][k].healthy = !m->ep[i][s][k].healthy; /* a verdict flips */
@@ -219,7 +232,8 @@ static size_t put_ep(char *out, size_t n, size_t s, size_t k, const struct mep *
         n = put(out, n, "\"2001:db8::%zx:%zx\"", s + 1, k + 1);
     n = put(out, n, "], \"hostname\": %s, \"ready_endpoints\": %u, \"healthy\": %s, "
                     "\"pending\": %s",
-            e->host ? "\"lb.example.org\"" : "null", e->ready, e->healthy ? "true" : "false",
+            e->host ? (e->hname != 0 ? "\"lb1.example.org\"" : "\"lb.example.org\"") : "null",
+            e->ready, e->healthy ? "true" : "false",
             e->pending ? "true" : "false");
     if (e->rtt >= 0)
         n = put(out, n, ", \"rtt_ms\": %d", e->rtt);
@@ -236,8 +250,8 @@ static struct cm_state *doc_of(struct fx *f, size_t v)
 
     n = put(text, n,
             "{\"version\": 1, \"vantage\": \"%s\", \"generation\": %llu, "
-            "\"generated_at\": \"2026-11-21T07:00:00Z\", \"members\": {",
-            vantages[v], (unsigned long long)f->m.gen);
+            "\"generated_at\": \"2026-11-21T07:00:0%zuZ\", \"members\": {",
+            vantages[v], (unsigned long long)f->m.gen, v);
     for (size_t k = 0; k < NM; k++) {
         n = put(text, n, "%s\"%s\": {\"api\": \"ok\"", k > 0 ? ", " : "", members[k]);
         if (f->m.mrtt[v][k] >= 0)
@@ -548,11 +562,74 @@ static void test_sharing(void **state)
     assert_false(st.names_shared);
 }
 
+/* The digest of service @s merged from the model's documents. */
+static uint64_t digest_of(struct fx *f, size_t s)
+{
+    struct cm_state *docs[NV];
+    struct cm_merged *merged = NULL;
+    uint64_t d = 0;
+
+    for (size_t v = 0; v < NV; v++)
+        docs[v] = doc_of(f, v);
+    assert_int_equal(
+        cm_merged_build((const struct cm_state *const *)docs, NV, f->conf[0], &merged), CM_OK);
+    for (size_t i = 0; i < merged->service_count; i++) {
+        if (strcmp(merged->services[i].key, services[s]) == 0)
+            d = merged->services[i].digest;
+    }
+    cm_merged_free(merged);
+    for (size_t v = 0; v < NV; v++)
+        cm_state_free(docs[v]);
+    return d;
+}
+
+/* Every field a merged entry is made of changes its digest (dns_fed_update
+ * shares a service's answers while the digest stays). Addresses, hostname
+ * and ready endpoints come from the newest document (the last vantage's);
+ * votes, pending and RTTs from every vantage. */
+static void test_digest_covers(void **state)
+{
+    struct fx *f = *state;
+
+    for (size_t v = 0; v < NV; v++) {
+        for (size_t k = 0; k < NM; k++) {
+            for (unsigned field = 0; field < 9; field++) {
+                bool src_only = (field >= 3 && field <= 6) || field == 8;
+                struct mep *e = &f->m.ep[v][0][k];
+                uint64_t before, after;
+                f->rnd = 7;
+                model_init(f);
+                for (size_t i = 0; i < NV; i++)
+                    f->m.ep[i][0][k] = (struct mep){true, 1, false, field == 8, 0, 2, true, false, 20};
+                before = digest_of(f, 0);
+                switch (field) {
+                default:
+                case 0: e->healthy = false; break;
+                case 1: e->pending = true; break;
+                case 2: e->rtt = 21; break;
+                case 3: e->addr = 2; break;
+                case 4: e->v6 = true; break;
+                case 5: e->host = true; break;
+                case 6: e->ready = 3; break;
+                case 8: e->hname = 1; break;
+                case 7: e->present = false; break;
+                }
+                after = digest_of(f, 0);
+                if (src_only && v != NV - 1)
+                    continue; /* not the newest document: the merge does not see it */
+                if (before == after)
+                    fail_msg("vantage %zu member %zu field %u: the digest stays", v, k, field);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_incremental_answers_as_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sharing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_digest_covers, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
