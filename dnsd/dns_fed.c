@@ -32,10 +32,10 @@
 #include "dnsd/dns_rank.h"
 
 struct dns_fed {
-    struct fed_names *nm;  /* reference */
-    struct fed_blk **blk;  /* owned array of references, nm->service_count; NULL: no names */
-    int32_t *reused_from;  /* owned, per service: the previous table's service whose block
-                              this one shares, -1 */
+    struct fed_names *nm; /* reference */
+    struct fed_blk **blk; /* owned array of references, nm->service_count; NULL: no names */
+    int32_t *reused_from; /* owned, per service: the previous table's service whose block
+                             this one shares, -1 */
     size_t region_count;
     size_t slot_count;
     unsigned default_region;
@@ -294,7 +294,7 @@ static int svc_prefix(const struct fed_shape *sh, const struct cm_conf *conf,
 
 /* Configured services in configuration order, then discovered ones in the merge's. */
 struct fed_list {
-    const char **keys;                      /* borrowed */
+    const char **keys;                     /* borrowed */
     const struct cm_merged_service **msvc; /* NULL: not in the merge */
     size_t count;
 };
@@ -543,8 +543,7 @@ static int add_ents(struct names_build *b)
     struct fed_names *nm = b->nm;
     size_t count = nm->names.count;
     uint8_t wire[DNS_NAME_MAX];
-    const struct fed_name ent = {.slot = FED_NONE, .service = -1, .zone = -1,
-                                 .match = DNS_FED_ENT};
+    const struct fed_name ent = {.slot = FED_NONE, .service = -1, .zone = -1, .match = DNS_FED_ENT};
 
     for (size_t i = 0; i < count; i++) {
         size_t len = nm->names.len[i];
@@ -691,8 +690,7 @@ static int intent_digests(const struct cm_intent_view *v, struct itab *t, uint64
         long k;
         uint32_t h;
         int rc;
-        if ((in->kind != CM_INTENT_WEIGHT && in->kind != CM_INTENT_PRIORITY) ||
-            in->service == NULL)
+        if ((in->kind != CM_INTENT_WEIGHT && in->kind != CM_INTENT_PRIORITY) || in->service == NULL)
             continue;
         h = fed_hash((const uint8_t *)in->service, strlen(in->service));
         k = fed_itab_find(t, in->service, strlen(in->service), h);
@@ -747,8 +745,8 @@ static long old_index(const struct fed_update *u, size_t s)
         return -1;
     if (u->prev->nm == u->fed->nm)
         return (long)s;
-    return fed_itab_find(&u->old_keys, key, strlen(key), fed_hash((const uint8_t *)key,
-                                                                  strlen(key)));
+    return fed_itab_find(&u->old_keys, key, strlen(key),
+                         fed_hash((const uint8_t *)key, strlen(key)));
 }
 
 static int service_block(struct fed_update *u, size_t s)
@@ -836,8 +834,8 @@ static int update_run(struct fed_update *u, const struct cm_merged *merged,
     fed->sdig = malloc(n * sizeof(*fed->sdig));
     fed->sidig = malloc(n * sizeof(*fed->sidig));
     fed->shas = malloc(n);
-    if (fed->blk == NULL || fed->reused_from == NULL || fed->sdig == NULL ||
-        fed->sidig == NULL || fed->shas == NULL)
+    if (fed->blk == NULL || fed->reused_from == NULL || fed->sdig == NULL || fed->sidig == NULL ||
+        fed->shas == NULL)
         return CM_ENOMEM;
     u->bb = (struct fed_blk_build){.conf = conf,
                                    .rank = &u->rank,

@@ -208,8 +208,8 @@ static int materialize_fail_open(struct fed_blk_build *b, const struct dns_rank_
     return variant_add(b, a, aaaa, FED_NONE, -1, &ans->variant);
 }
 
-static int materialize_cname(struct fed_blk_build *b, const uint8_t *wire, size_t wlen, uint32_t ttl,
-                             struct fed_answer *ans)
+static int materialize_cname(struct fed_blk_build *b, const uint8_t *wire, size_t wlen,
+                             uint32_t ttl, struct fed_answer *ans)
 {
     uint32_t cname;
     int rc = cname_rrset(b, wire, wlen, ttl, &cname);
@@ -222,8 +222,8 @@ static int materialize_cname(struct fed_blk_build *b, const uint8_t *wire, size_
 
 /* The wire name a CNAME up points at: @up (length byte, then the name). */
 static int materialize(struct fed_blk_build *b, const struct dns_rank_service *rs,
-                       const struct dns_rank_decision *d, const uint32_t *key,
-                       const uint8_t *up, size_t up_len)
+                       const struct dns_rank_decision *d, const uint32_t *key, const uint8_t *up,
+                       size_t up_len)
 {
     struct fed_answer ans = {.variant = FED_NONE, .slots = FED_NONE, .ttl = d->ttl};
     uint8_t wire[DNS_NAME_MAX];

@@ -53,9 +53,9 @@ struct dns_pre_reloc;
 
 /* One precompiled part. Borrowed from the dns_pre that returned it. */
 struct dns_pre_part {
-    const uint8_t *bytes;                /* its bytes */
-    const struct dns_pre_reloc *relocs;  /* its relocations */
-    uint32_t off;                        /* build only: bytes, relocs as offsets */
+    const uint8_t *bytes;               /* its bytes */
+    const struct dns_pre_reloc *relocs; /* its relocations */
+    uint32_t off;                       /* build only: bytes, relocs as offsets */
     uint32_t reloc;
     uint16_t len;         /* bytes */
     uint16_t reloc_count; /* relocations */

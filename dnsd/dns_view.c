@@ -40,8 +40,8 @@ int dns_view_next(const struct dns_view *prev, struct cm_conf *conf, struct dns_
                         errlen);
     if (rc != CM_OK)
         goto out;
-    rc = dns_pre_update(prev != NULL ? prev->pre : NULL, prev != NULL ? prev->fed : NULL,
-                        view->fed, zone, &view->pre);
+    rc = dns_pre_update(prev != NULL ? prev->pre : NULL, prev != NULL ? prev->fed : NULL, view->fed,
+                        zone, &view->pre);
     if (rc != CM_OK) {
         snprintf(err, errlen, "precompiled responses: %s", cm_strerror(rc));
         goto out;

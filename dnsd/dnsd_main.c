@@ -178,8 +178,8 @@ static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *m
     dns_geo_unref(d->geo);
     d->geo = geo;
     d->env.table_builds++;
-    d->env.table_builds_incremental += st.services_shared > 0;
-    d->env.table_services_built += st.services_built;
+    d->env.table_builds_incr += st.services_shared > 0;
+    d->env.table_svcs_built += st.services_built;
     d->env.last_build_s = (double)dt / 1e6;
     return CM_OK;
 }

@@ -39,10 +39,10 @@
 #include "tests/dnsd_fed_fixture.h"
 
 #define NOW    1795244400
-#define NV     3  /* vantages */
-#define NM     4  /* members */
-#define NSC    6  /* configured services */
-#define ND     4  /* discovered services that may appear */
+#define NV     3 /* vantages */
+#define NM     4 /* members */
+#define NSC    6 /* configured services */
+#define ND     4 /* discovered services that may appear */
 #define NS     (NSC + ND)
 #define STEPS  30
 #define SEEDS  6
@@ -51,10 +51,9 @@
 
 static const char *const vantages[NV] = {"us-east-1", "eu-west-1", "ns1"};
 static const char *const members[NM] = {"usa", "usb", "eur", "nsm"};
-static const char *const services[NS] = {"default/web",   "default/host",  "default/open",
-                                         "default/closed", "default/sorry", "default/big",
-                                         "team/a",        "team/b",        "team/c",
-                                         "team/d"};
+static const char *const services[NS] = {
+    "default/web", "default/host", "default/open", "default/closed", "default/sorry",
+    "default/big", "team/a",       "team/b",       "team/c",         "team/d"};
 
 struct mep {
     bool present;
@@ -79,7 +78,7 @@ struct model {
 };
 
 struct fx {
-    struct cm_conf *conf[2]; /* the same text loaded twice: another object */
+    struct cm_conf *conf[2];  /* the same text loaded twice: another object */
     struct dns_zone *zone[2]; /* serial 1 and 2 */
     unsigned ci, zi;
     struct model m;
@@ -230,11 +229,11 @@ static size_t put_ep(char *out, size_t n, size_t s, size_t k, const struct mep *
         n = put(out, n, "\"192.0.2.%zu\"%s", 10 * (s + 1) + 4 * k + e->addr, e->v6 ? ", " : "");
     if (!e->host && e->v6)
         n = put(out, n, "\"2001:db8::%zx:%zx\"", s + 1, k + 1);
-    n = put(out, n, "], \"hostname\": %s, \"ready_endpoints\": %u, \"healthy\": %s, "
-                    "\"pending\": %s",
+    n = put(out, n,
+            "], \"hostname\": %s, \"ready_endpoints\": %u, \"healthy\": %s, "
+            "\"pending\": %s",
             e->host ? (e->hname != 0 ? "\"lb1.example.org\"" : "\"lb.example.org\"") : "null",
-            e->ready, e->healthy ? "true" : "false",
-            e->pending ? "true" : "false");
+            e->ready, e->healthy ? "true" : "false", e->pending ? "true" : "false");
     if (e->rtt >= 0)
         n = put(out, n, ", \"rtt_ms\": %d", e->rtt);
     return put(out, n, "}");
@@ -263,8 +262,7 @@ static struct cm_state *doc_of(struct fx *f, size_t v)
         bool any = false;
         if (s >= NSC && !f->m.disc[s - NSC])
             continue;
-        n = put(text, n, "%s\"%s\": {\"port\": 80, \"members\": {", first ? "" : ", ",
-                services[s]);
+        n = put(text, n, "%s\"%s\": {\"port\": 80, \"members\": {", first ? "" : ", ", services[s]);
         first = false;
         for (size_t k = 0; k < NM; k++) {
             if (!f->m.ep[v][s][k].present)
@@ -571,8 +569,8 @@ static uint64_t digest_of(struct fx *f, size_t s)
 
     for (size_t v = 0; v < NV; v++)
         docs[v] = doc_of(f, v);
-    assert_int_equal(
-        cm_merged_build((const struct cm_state *const *)docs, NV, f->conf[0], &merged), CM_OK);
+    assert_int_equal(cm_merged_build((const struct cm_state *const *)docs, NV, f->conf[0], &merged),
+                     CM_OK);
     for (size_t i = 0; i < merged->service_count; i++) {
         if (strcmp(merged->services[i].key, services[s]) == 0)
             d = merged->services[i].digest;
@@ -600,19 +598,38 @@ static void test_digest_covers(void **state)
                 f->rnd = 7;
                 model_init(f);
                 for (size_t i = 0; i < NV; i++)
-                    f->m.ep[i][0][k] = (struct mep){true, 1, false, field == 8, 0, 2, true, false, 20};
+                    f->m.ep[i][0][k] =
+                        (struct mep){true, 1, false, field == 8, 0, 2, true, false, 20};
                 before = digest_of(f, 0);
                 switch (field) {
                 default:
-                case 0: e->healthy = false; break;
-                case 1: e->pending = true; break;
-                case 2: e->rtt = 21; break;
-                case 3: e->addr = 2; break;
-                case 4: e->v6 = true; break;
-                case 5: e->host = true; break;
-                case 6: e->ready = 3; break;
-                case 8: e->hname = 1; break;
-                case 7: e->present = false; break;
+                case 0:
+                    e->healthy = false;
+                    break;
+                case 1:
+                    e->pending = true;
+                    break;
+                case 2:
+                    e->rtt = 21;
+                    break;
+                case 3:
+                    e->addr = 2;
+                    break;
+                case 4:
+                    e->v6 = true;
+                    break;
+                case 5:
+                    e->host = true;
+                    break;
+                case 6:
+                    e->ready = 3;
+                    break;
+                case 8:
+                    e->hname = 1;
+                    break;
+                case 7:
+                    e->present = false;
+                    break;
                 }
                 after = digest_of(f, 0);
                 if (src_only && v != NV - 1)
