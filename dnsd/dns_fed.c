@@ -27,13 +27,16 @@
 #include "common/cm_intent.h"
 #include "common/cm_log.h"
 #include "common/cm_state.h"
+#include "dnsd/dns_chunks.h"
 #include "dnsd/dns_fed_int.h"
 #include "dnsd/dns_name.h"
 #include "dnsd/dns_rank.h"
 
 struct dns_fed {
     struct fed_names *nm; /* reference */
-    struct fed_blk **blk; /* owned array of references, nm->service_count; NULL: no names */
+    struct fed_blk **blk; /* owned array, nm->service_count; NULL: no names. The blocks
+                             are owned through `own` */
+    struct dns_chunks own;
     int32_t *reused_from; /* owned, per service: the previous table's service whose block
                              this one shares, -1 */
     size_t region_count;
@@ -720,6 +723,18 @@ static uint64_t intent_digest(const struct itab *t, const uint64_t *dig, const c
 
 /* ---- build ---- */
 
+static void blk_ref_part(void *p)
+{
+    fed_blk_ref(p);
+}
+
+static void blk_unref_part(void *p)
+{
+    fed_blk_unref(p);
+}
+
+static const struct dns_chunk_ops blk_ops = {blk_ref_part, blk_unref_part};
+
 struct fed_update {
     struct dns_fed *fed;
     const struct dns_fed *prev_names; /* NULL or another configuration */
@@ -731,6 +746,7 @@ struct fed_update {
     struct itab old_keys; /* prev's service keys, when the names differ */
     struct itab ikeys;    /* services with weight or priority intents */
     uint64_t *idig;
+    uint8_t *src; /* per service: enum dns_chunk_src of its block */
     struct fed_blk_build bb;
     char *err;
     size_t errlen;
@@ -770,7 +786,8 @@ static int service_block(struct fed_update *u, size_t s)
     o = old_index(u, s);
     if (o >= 0 && prev->blk[o] != NULL && prev->shas[o] == fed->shas[s] &&
         prev->sdig[o] == fed->sdig[s] && prev->sidig[o] == fed->sidig[s]) {
-        fed->blk[s] = fed_blk_ref(prev->blk[o]);
+        fed->blk[s] = prev->blk[o];
+        u->src[s] = (size_t)o == s ? DNS_CHUNK_KEPT : DNS_CHUNK_LENT;
         fed->reused_from[s] = (int32_t)o;
         fed->stats.services_shared++;
         return CM_OK;
@@ -779,8 +796,10 @@ static int service_block(struct fed_update *u, size_t s)
     rc = svc_prefix(&u->sh, u->conf, &in, prefix, &pl, u->err, u->errlen);
     if (rc == CM_OK && pl > 0)
         rc = fed_blk_build(&u->bb, &in, prefix, pl, &fed->blk[s]);
-    if (rc == CM_OK && fed->blk[s] != NULL)
+    if (rc == CM_OK && fed->blk[s] != NULL) {
+        u->src[s] = DNS_CHUNK_NEW;
         fed->stats.services_built++;
+    }
     return rc;
 }
 
@@ -834,8 +853,9 @@ static int update_run(struct fed_update *u, const struct cm_merged *merged,
     fed->sdig = malloc(n * sizeof(*fed->sdig));
     fed->sidig = malloc(n * sizeof(*fed->sidig));
     fed->shas = malloc(n);
+    u->src = calloc(n, 1);
     if (fed->blk == NULL || fed->reused_from == NULL || fed->sdig == NULL || fed->sidig == NULL ||
-        fed->shas == NULL)
+        fed->shas == NULL || u->src == NULL)
         return CM_ENOMEM;
     u->bb = (struct fed_blk_build){.conf = conf,
                                    .rank = &u->rank,
@@ -850,6 +870,12 @@ static int update_run(struct fed_update *u, const struct cm_merged *merged,
     rc = fed_blk_build_init(&u->bb);
     for (size_t s = 0; s < u->list.count && rc == CM_OK; s++)
         rc = service_block(u, s);
+    if (rc == CM_OK)
+        rc = dns_chunks_assemble(&fed->own, u->prev != NULL ? &u->prev->own : NULL, &blk_ops,
+                                 (void *const *)fed->blk, u->src, u->list.count);
+    if (rc != CM_OK)
+        dns_chunks_drop_new(&fed->own, &blk_ops, (void *const *)fed->blk, u->src,
+                            u->list.count);
     return rc;
 }
 
@@ -888,6 +914,7 @@ int dns_fed_update(const struct dns_fed *prev, const struct cm_conf *conf,
     fed_itab_fini(&u.old_keys);
     fed_itab_fini(&u.ikeys);
     free(u.idig);
+    free(u.src);
     list_fini(&u.list);
     shape_fini(&u.sh);
     dns_rank_ctx_fini(&u.rank);
@@ -906,8 +933,7 @@ void dns_fed_free(struct dns_fed *fed)
 {
     if (fed == NULL)
         return;
-    for (size_t i = 0; fed->blk != NULL && i < fed->nm->service_count; i++)
-        fed_blk_unref(fed->blk[i]);
+    dns_chunks_fini(&fed->own);
     free(fed->blk);
     names_unref(fed->nm);
     free(fed->reused_from);

@@ -24,6 +24,7 @@
 
 #include "common/cm_array.h"
 #include "common/cm_err.h"
+#include "dnsd/dns_chunks.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_name.h"
 #include "dnsd/dns_wire.h"
@@ -65,7 +66,10 @@ struct pre_ok {
 struct dns_pre {
     const struct dns_fed *fed;   /* identity only: compiled from */
     const struct dns_zone *zone; /* identity only */
-    struct pre_blk **blk;        /* owned references, per service of fed; NULL: none */
+    struct pre_blk **blk;        /* owned array, per service of fed; NULL: none. The
+                                    blocks are owned through `own` */
+    struct dns_chunks own;
+    uint8_t *src; /* build only: per service, enum dns_chunk_src */
     size_t service_count;
     struct pre_blk *ent; /* the ENT part */
     uint32_t ent_part;
@@ -361,6 +365,20 @@ static void blk_seal(struct pre_blk *blk)
     }
 }
 
+static void blk_ref_part(void *p)
+{
+    struct pre_blk *blk = p;
+
+    atomic_fetch_add_explicit(&blk->refs, 1, memory_order_relaxed);
+}
+
+static void blk_unref_part(void *p)
+{
+    blk_unref(p);
+}
+
+static const struct dns_chunk_ops blk_ops = {blk_ref_part, blk_unref_part};
+
 static int build_variants(struct pre_build *b, const struct dns_fed *fed, size_t s)
 {
     struct pre_blk *pre = b->pre;
@@ -446,8 +464,8 @@ static bool take_shared(struct dns_pre *pre, const struct dns_pre *prev,
         long o = dns_fed_reused_from(fed, s);
         if (o < 0 || (size_t)o >= prev->service_count || prev->blk[o] == NULL)
             continue;
-        atomic_fetch_add_explicit(&prev->blk[o]->refs, 1, memory_order_relaxed);
         pre->blk[s] = prev->blk[o];
+        pre->src[s] = (size_t)o == s ? DNS_CHUNK_KEPT : DNS_CHUNK_LENT;
         pre->shared++;
     }
     return true;
@@ -460,7 +478,8 @@ static int build_all(struct pre_build *b, struct dns_pre *pre, const struct dns_
 
     pre->service_count = dns_fed_service_count(fed);
     pre->blk = calloc(pre->service_count + 1, sizeof(*pre->blk));
-    if (pre->blk == NULL)
+    pre->src = calloc(pre->service_count + 1, 1);
+    if (pre->blk == NULL || pre->src == NULL)
         return CM_ENOMEM;
     if (!take_shared(pre, prev, prev_fed, fed)) {
         pre->ent = b->pre = blk_new();
@@ -478,8 +497,17 @@ static int build_all(struct pre_build *b, struct dns_pre *pre, const struct dns_
         pre->blk[s] = b->pre = blk_new();
         if (pre->blk[s] == NULL)
             return CM_ENOMEM;
+        pre->src[s] = DNS_CHUNK_NEW;
         rc = build_service(b, fed, s);
         pre->built++;
+    }
+    if (rc == CM_OK)
+        rc = dns_chunks_assemble(&pre->own, prev != NULL && pre->shared > 0 ? &prev->own : NULL,
+                                 &blk_ops, (void *const *)pre->blk, pre->src,
+                                 pre->service_count);
+    if (rc == CM_OK) {
+        free(pre->src);
+        pre->src = NULL;
     }
     return rc;
 }
@@ -534,8 +562,11 @@ void dns_pre_free(struct dns_pre *pre)
 {
     if (pre == NULL)
         return;
-    for (size_t s = 0; pre->blk != NULL && s < pre->service_count; s++)
-        blk_unref(pre->blk[s]);
+    if (pre->src != NULL) /* a failed build: the parts no chunk owns */
+        dns_chunks_drop_new(&pre->own, &blk_ops, (void *const *)pre->blk, pre->src,
+                            pre->service_count);
+    dns_chunks_fini(&pre->own);
+    free(pre->src);
     free(pre->blk);
     blk_unref(pre->ent);
     ok_unref(pre->ok);
