@@ -22,16 +22,15 @@ static bool chunk_kept(const struct dns_chunks *prev, size_t c, void *const *par
     if (hi - lo != (prev->count - lo < DNS_CHUNK ? prev->count - lo : DNS_CHUNK))
         return false; /* the chunk has another number of services */
     for (size_t i = lo; i < hi; i++) {
-        if (src[i] == DNS_CHUNK_KEPT ? prev->chunk[c]->part[i - lo] != part[i]
-                                     : src[i] != DNS_CHUNK_NONE || prev->chunk[c]->part[i - lo])
-            return false;
+        if (src[i] == DNS_CHUNK_NEW || prev->chunk[c]->part[i - lo] != part[i])
+            return false; /* part[i] is NULL for NONE */
     }
     return true;
 }
 
 int dns_chunks_assemble(struct dns_chunks *v, const struct dns_chunks *prev,
-                        const struct dns_chunk_ops *ops, void *const *part,
-                        const uint8_t *src, size_t count)
+                        const struct dns_chunk_ops *ops, void *const *part, const uint8_t *src,
+                        size_t count)
 {
     size_t n = chunk_count(count);
 
@@ -55,7 +54,7 @@ int dns_chunks_assemble(struct dns_chunks *v, const struct dns_chunks *prev,
             return CM_ENOMEM;
         atomic_init(&ch->refs, 1);
         for (size_t i = lo; i < count && i < lo + DNS_CHUNK; i++) {
-            if (src[i] == DNS_CHUNK_KEPT || src[i] == DNS_CHUNK_LENT)
+            if (src[i] == DNS_CHUNK_LENT)
                 ops->ref(part[i]);
             ch->part[i - lo] = src[i] != DNS_CHUNK_NONE ? part[i] : NULL;
         }
@@ -69,8 +68,8 @@ void dns_chunks_drop_new(const struct dns_chunks *v, const struct dns_chunk_ops 
 {
     for (size_t i = 0; i < count; i++) {
         size_t c = i / DNS_CHUNK;
-        bool owned = v != NULL && v->chunk != NULL && c < chunk_count(v->count) &&
-                     v->chunk[c] != NULL;
+        bool owned =
+            v != NULL && v->chunk != NULL && c < chunk_count(v->count) && v->chunk[c] != NULL;
         if (src[i] == DNS_CHUNK_NEW && !owned)
             ops->unref(part[i]);
     }

@@ -41,9 +41,8 @@ struct dns_chunk {
 /* Where part i came from, while a table is assembled. */
 enum dns_chunk_src {
     DNS_CHUNK_NONE = 0, /* no part */
-    DNS_CHUNK_KEPT = 1, /* the previous table's part at the same index (borrowed) */
-    DNS_CHUNK_LENT = 2, /* a previous table's part at another index (borrowed) */
-    DNS_CHUNK_NEW = 3,  /* built now: its one reference is the table's */
+    DNS_CHUNK_LENT = 1, /* the previous table's part (borrowed), at any index */
+    DNS_CHUNK_NEW = 2,  /* built now: its one reference is the table's */
 };
 
 struct dns_chunks {
@@ -55,14 +54,14 @@ struct dns_chunks {
 
 /**
  * Makes @v own the parts @part[0..count) (sources in @src) in chunks,
- * taking the chunks of @prev (may be NULL: the previous table's) whose parts
- * are all KEPT (or NONE where @prev had none). CM_OK, or CM_ENOMEM after
- * which @v owns what it could and the caller frees it with dns_chunks_fini
- * and releases NEW parts not yet owned with dns_chunks_drop_new.
+ * taking each chunk of @prev (may be NULL: the previous table's) that holds
+ * the very same parts (LENT ones at the same index, NONE where it has none). CM_OK, or CM_ENOMEM
+ * after which @v owns what it could and the caller frees it with dns_chunks_fini and releases NEW
+ * parts not yet owned with dns_chunks_drop_new.
  */
 int dns_chunks_assemble(struct dns_chunks *v, const struct dns_chunks *prev,
-                        const struct dns_chunk_ops *ops, void *const *part,
-                        const uint8_t *src, size_t count);
+                        const struct dns_chunk_ops *ops, void *const *part, const uint8_t *src,
+                        size_t count);
 
 /** Releases the NEW parts of @part that @v does not own (a failed build). */
 void dns_chunks_drop_new(const struct dns_chunks *v, const struct dns_chunk_ops *ops,

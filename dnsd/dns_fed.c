@@ -787,7 +787,7 @@ static int service_block(struct fed_update *u, size_t s)
     if (o >= 0 && prev->blk[o] != NULL && prev->shas[o] == fed->shas[s] &&
         prev->sdig[o] == fed->sdig[s] && prev->sidig[o] == fed->sidig[s]) {
         fed->blk[s] = prev->blk[o];
-        u->src[s] = (size_t)o == s ? DNS_CHUNK_KEPT : DNS_CHUNK_LENT;
+        u->src[s] = DNS_CHUNK_LENT;
         fed->reused_from[s] = (int32_t)o;
         fed->stats.services_shared++;
         return CM_OK;
@@ -874,8 +874,7 @@ static int update_run(struct fed_update *u, const struct cm_merged *merged,
         rc = dns_chunks_assemble(&fed->own, u->prev != NULL ? &u->prev->own : NULL, &blk_ops,
                                  (void *const *)fed->blk, u->src, u->list.count);
     if (rc != CM_OK)
-        dns_chunks_drop_new(&fed->own, &blk_ops, (void *const *)fed->blk, u->src,
-                            u->list.count);
+        dns_chunks_drop_new(&fed->own, &blk_ops, (void *const *)fed->blk, u->src, u->list.count);
     return rc;
 }
 

@@ -465,7 +465,7 @@ static bool take_shared(struct dns_pre *pre, const struct dns_pre *prev,
         if (o < 0 || (size_t)o >= prev->service_count || prev->blk[o] == NULL)
             continue;
         pre->blk[s] = prev->blk[o];
-        pre->src[s] = (size_t)o == s ? DNS_CHUNK_KEPT : DNS_CHUNK_LENT;
+        pre->src[s] = DNS_CHUNK_LENT;
         pre->shared++;
     }
     return true;
@@ -503,8 +503,7 @@ static int build_all(struct pre_build *b, struct dns_pre *pre, const struct dns_
     }
     if (rc == CM_OK)
         rc = dns_chunks_assemble(&pre->own, prev != NULL && pre->shared > 0 ? &prev->own : NULL,
-                                 &blk_ops, (void *const *)pre->blk, pre->src,
-                                 pre->service_count);
+                                 &blk_ops, (void *const *)pre->blk, pre->src, pre->service_count);
     if (rc == CM_OK) {
         free(pre->src);
         pre->src = NULL;
