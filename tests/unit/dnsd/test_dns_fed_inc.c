@@ -210,6 +210,8 @@ static void mutate(struct fx *f)
     }
 }
 
+static size_t put(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 static size_t put(char *out, size_t n, const char *fmt, ...)
 {
     va_list ap;
