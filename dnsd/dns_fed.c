@@ -706,7 +706,8 @@ static int intent_digests(const struct cm_intent_view *v, struct itab *t, uint64
             k = (long)t->count - 1;
             (*dig)[k] = CM_FNV1A64_INIT;
         }
-        (*dig)[k] = cm_fnv1a64_str(cm_fnv1a64_byte((*dig)[k], 0xff), in->canon);
+        (*dig)[k] = cm_fnv1a64_str(cm_fnv1a64_byte((*dig)[k], 0xff),
+                                   in->canon != NULL ? in->canon : in->id);
     }
     return CM_OK;
 }
