@@ -115,75 +115,90 @@ static int view_after(struct dns_view *prev, struct cm_conf *conf, struct dns_zo
     return rc;
 }
 
-static int bench_views(struct cm_conf *conf, struct cm_state **docs, size_t ndocs)
-{
-    struct dns_zone *zone = bench_zone(conf->zone);
-    struct dns_geo *geo = NULL;
-    struct dns_view *view = NULL, *next = NULL;
-    struct cm_merged *merged = NULL, *m2 = NULL;
-    double full[BENCH_REPS], same[BENCH_REPS], one[BENCH_REPS], merge[BENCH_REPS];
-    char err[CM_CONF_ERR_MAX], extra[128];
-    struct dns_fed_stats st = {0};
-    size_t built = 0, shared = 0;
-    int rc = CM_ENOMEM;
+/* The views after a push: merged, zone, geo and the view in service. */
+struct bench_run {
+    struct cm_conf *conf;
+    struct cm_state **docs;
+    size_t ndocs;
+    struct dns_zone *zone;
+    struct dns_geo *geo;
+    struct cm_merged *merged;
+    struct dns_view *view;
+};
 
-    if (zone == NULL || dns_geo_build(conf, NULL, &geo, err, sizeof(err)) != CM_OK ||
-        cm_merged_build((const struct cm_state *const *)docs, ndocs, conf, &merged) != CM_OK)
-        goto out;
-    for (size_t i = 0; i < BENCH_REPS; i++) {
-        rc = view_after(NULL, conf, zone, geo, merged, &next, &full[i]);
-        if (rc != CM_OK)
-            goto out;
-        dns_view_unref(view);
-        view = next;
-    }
-    report("view, full build", full, BENCH_REPS, "");
-    for (size_t i = 0; i < BENCH_REPS; i++) {
-        double c0 = now_s(CLOCK_THREAD_CPUTIME_ID);
-        rc = cm_merged_build((const struct cm_state *const *)docs, ndocs, conf, &m2);
+/*
+ * BENCH_REPS pushes: each merges the documents again (after changing one
+ * service's address when @touch) and builds a view after the one in
+ * service; their CPU in @cpu, the merges' in @merge; reported as @what.
+ */
+static int rounds(struct bench_run *r, bool touch, double *cpu, double *merge, const char *what)
+{
+    struct dns_view *next = NULL;
+    struct cm_merged *m2 = NULL;
+    struct dns_fed_stats st;
+    size_t built = 0, shared = 0;
+    char extra[128];
+    int rc = CM_OK;
+
+    for (size_t i = 0; i < BENCH_REPS && rc == CM_OK; i++) {
+        double c0;
+        if (touch)
+            touch_service(r->docs[0], 97 * i + 5);
+        c0 = now_s(CLOCK_THREAD_CPUTIME_ID);
+        rc = cm_merged_build((const struct cm_state *const *)r->docs, r->ndocs, r->conf, &m2);
         merge[i] = now_s(CLOCK_THREAD_CPUTIME_ID) - c0;
         if (rc == CM_OK)
-            rc = view_after(view, conf, zone, geo, m2, &next, &same[i]);
-        if (rc != CM_OK)
-            goto out;
-        dns_view_unref(view);
-        view = next;
-        cm_merged_free(merged);
-        merged = m2;
+            rc = view_after(r->view, r->conf, r->zone, r->geo, m2, &next, &cpu[i]);
+        if (rc == CM_OK) {
+            dns_view_unref(r->view);
+            r->view = next;
+        }
+        cm_merged_free(r->merged);
+        r->merged = m2;
         m2 = NULL;
     }
-    dns_fed_stats(view->fed, &st);
-    dns_pre_counts(view->pre, &built, &shared);
+    if (rc != CM_OK)
+        return rc;
+    dns_fed_stats(r->view->fed, &st);
+    dns_pre_counts(r->view->pre, &built, &shared);
     snprintf(extra, sizeof(extra), "  services built %zu shared %zu, parts built %zu shared %zu",
              st.services_built, st.services_shared, built, shared);
-    report("view, nothing changed", same, BENCH_REPS, extra);
+    report(what, cpu, BENCH_REPS, extra);
+    return CM_OK;
+}
+
+static int bench_views(struct cm_conf *conf, struct cm_state **docs, size_t ndocs)
+{
+    struct bench_run r = {.conf = conf, .docs = docs, .ndocs = ndocs};
+    struct dns_view *next = NULL;
+    double full[BENCH_REPS], same[BENCH_REPS], one[BENCH_REPS], merge[BENCH_REPS];
+    char err[CM_CONF_ERR_MAX];
+    int rc = CM_ENOMEM;
+
+    r.zone = bench_zone(conf->zone);
+    if (r.zone == NULL || dns_geo_build(conf, NULL, &r.geo, err, sizeof(err)) != CM_OK ||
+        cm_merged_build((const struct cm_state *const *)docs, ndocs, conf, &r.merged) != CM_OK)
+        goto out;
     for (size_t i = 0; i < BENCH_REPS; i++) {
-        touch_service(docs[0], 97 * i + 5);
-        rc = cm_merged_build((const struct cm_state *const *)docs, ndocs, conf, &m2);
-        if (rc == CM_OK)
-            rc = view_after(view, conf, zone, geo, m2, &next, &one[i]);
+        rc = view_after(NULL, conf, r.zone, r.geo, r.merged, &next, &full[i]);
         if (rc != CM_OK)
             goto out;
-        dns_view_unref(view);
-        view = next;
-        cm_merged_free(merged);
-        merged = m2;
-        m2 = NULL;
+        dns_view_unref(r.view);
+        r.view = next;
     }
-    dns_fed_stats(view->fed, &st);
-    dns_pre_counts(view->pre, &built, &shared);
-    snprintf(extra, sizeof(extra), "  services built %zu shared %zu, parts built %zu shared %zu",
-             st.services_built, st.services_shared, built, shared);
-    report("view, one service changed", one, BENCH_REPS, extra);
+    report("view, full build", full, BENCH_REPS, "");
+    rc = rounds(&r, false, same, merge, "view, nothing changed");
+    if (rc == CM_OK)
+        rc = rounds(&r, true, one, merge, "view, one service changed");
+    if (rc != CM_OK)
+        goto out;
     report("merge (context, not above)", merge, BENCH_REPS, "");
-    printf("precompiled parts: %zu KiB\n", dns_pre_memory(view->pre) / 1024);
-    rc = CM_OK;
+    printf("precompiled parts: %zu KiB\n", dns_pre_memory(r.view->pre) / 1024);
 out:
-    dns_view_unref(view);
-    cm_merged_free(merged);
-    cm_merged_free(m2);
-    dns_geo_unref(geo);
-    dns_zone_unref(zone);
+    dns_view_unref(r.view);
+    cm_merged_free(r.merged);
+    dns_geo_unref(r.geo);
+    dns_zone_unref(r.zone);
     return rc;
 }
 
