@@ -668,16 +668,41 @@ static int globals_take(struct dns_fed *fed, const struct dns_rank_ctx *rank,
     return CM_OK;
 }
 
-/* Whether the blocks of @prev were built from the same global inputs as @fed's. */
-static bool globals_equal(const struct dns_fed *prev, const struct dns_fed *fed)
+/*
+ * Whether the blocks of @prev may serve @fed at all: the same configuration
+ * and the same shape of member-level RTTs. Then *mchg (member_count) marks
+ * the members whose admin state or member-level RTTs changed, and *any
+ * whether some did: a block is kept only if none of them is in its service.
+ */
+static bool globals_compare(const struct dns_fed *prev, const struct dns_fed *fed, uint8_t *mchg,
+                            bool *any)
 {
+    size_t nm = fed->conf->member_count, nr = fed->conf->region_count;
+
+    *any = false;
     if (prev->conf != fed->conf || prev->has_merged != fed->has_merged ||
-        prev->rtt_len != fed->rtt_len)
+        prev->rtt_len != fed->rtt_len || (fed->rtt_len > 0 && fed->rtt_len != nr * nm))
         return false;
-    /* Bitwise: a NAN stays a NAN, and a false "changed" only costs a build. */
-    if (fed->rtt_len > 0 && memcmp(prev->rtt_ms, fed->rtt_ms, fed->rtt_len * sizeof(double)) != 0)
-        return false;
-    return memcmp(prev->admin, fed->admin, fed->conf->member_count) == 0;
+    for (size_t m = 0; m < nm; m++) {
+        mchg[m] = prev->admin[m] != fed->admin[m];
+        /* Bitwise: a NAN stays a NAN, and a false "changed" only costs a build. */
+        for (size_t r = 0; fed->rtt_len > 0 && r < nr && !mchg[m]; r++)
+            mchg[m] =
+                memcmp(&prev->rtt_ms[r * nm + m], &fed->rtt_ms[r * nm + m], sizeof(double)) != 0;
+        *any = *any || mchg[m];
+    }
+    return true;
+}
+
+/* Whether a member marked in @mchg is in @msvc (reported and placed): only
+ * those can be answered, so only their changes change the service's answers. */
+static bool touches(const struct cm_merged_service *msvc, const uint8_t *mchg, size_t nm)
+{
+    for (size_t m = 0; msvc != NULL && m < nm; m++) {
+        if (mchg[m] && msvc->members[m].present && !msvc->members[m].unplaced)
+            return true;
+    }
+    return false;
 }
 
 /*
@@ -747,7 +772,9 @@ struct fed_update {
     struct itab old_keys; /* prev's service keys, when the names differ */
     struct itab ikeys;    /* services with weight or priority intents */
     uint64_t *idig;
-    uint8_t *src; /* per service: enum dns_chunk_src of its block */
+    uint8_t *src;  /* per service: enum dns_chunk_src of its block */
+    uint8_t *mchg; /* per member: its admin state or member-level RTTs changed */
+    bool any_mchg;
     struct fed_blk_build bb;
     char *err;
     size_t errlen;
@@ -786,7 +813,8 @@ static int service_block(struct fed_update *u, size_t s)
         return CM_OK;
     o = old_index(u, s);
     if (o >= 0 && prev->blk[o] != NULL && prev->shas[o] == fed->shas[s] &&
-        prev->sdig[o] == fed->sdig[s] && prev->sidig[o] == fed->sidig[s]) {
+        prev->sdig[o] == fed->sdig[s] && prev->sidig[o] == fed->sidig[s] &&
+        (!u->any_mchg || !touches(msvc, u->mchg, u->conf->member_count))) {
         fed->blk[s] = prev->blk[o];
         u->src[s] = DNS_CHUNK_LENT;
         fed->reused_from[s] = (int32_t)o;
@@ -839,7 +867,10 @@ static int update_run(struct fed_update *u, const struct cm_merged *merged,
     if (rc != CM_OK)
         return rc;
     fed->slot_count = u->sh.slot_count;
-    if (u->prev != NULL && !globals_equal(u->prev, fed))
+    u->mchg = calloc(conf->member_count > 0 ? conf->member_count : 1, 1);
+    if (u->mchg == NULL)
+        return CM_ENOMEM;
+    if (u->prev != NULL && !globals_compare(u->prev, fed, u->mchg, &u->any_mchg))
         u->prev = NULL; /* every block depends on what changed */
     rc = intent_digests(u->rank.intents, &u->ikeys, &u->idig);
     if (rc == CM_OK)
@@ -915,6 +946,7 @@ int dns_fed_update(const struct dns_fed *prev, const struct cm_conf *conf,
     fed_itab_fini(&u.ikeys);
     free(u.idig);
     free(u.src);
+    free(u.mchg);
     list_fini(&u.list);
     shape_fini(&u.sh);
     dns_rank_ctx_fini(&u.rank);

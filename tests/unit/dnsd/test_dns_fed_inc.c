@@ -499,6 +499,22 @@ static void test_incremental_answers_as_full(void **state)
     assert_true(f->zone_switches > 0);
 }
 
+/* Services (configured, or discovered and there) that a vantage reports member @k in. */
+static size_t with_member(const struct fx *f, size_t k)
+{
+    size_t n = 0;
+
+    for (size_t s = 0; s < NS; s++) {
+        bool in = false;
+        if (s >= NSC && !f->m.disc[s - NSC])
+            continue;
+        for (size_t v = 0; v < NV; v++)
+            in = in || f->m.ep[v][s][k].present;
+        n += in;
+    }
+    return n;
+}
+
 /* What is shared and what is built, change by change. */
 static void test_sharing(void **state)
 {
@@ -542,11 +558,22 @@ static void test_sharing(void **state)
     assert_false(st.names_shared);
     assert_int_equal(st.services_built, 1);
     assert_int_equal(st.services_shared, NSC);
-    /* A drain changes every service. */
+    /* A drain changes the services the member is in, and only those; so
+     * does a change of its member-level RTT. */
+    for (size_t v = 0; v < NV; v++)
+        f->m.ep[v][1][0].present = false; /* usa is in no vantage's default/host */
+    f->m.ep[0][2][0].present = true;      /* and in default/open */
+    step(f, "usa leaves default/host");
     f->m.drained[0] = true;
     step(f, "a drain");
     dns_fed_stats(f->view->fed, &st);
-    assert_int_equal(st.services_shared, 0);
+    assert_int_equal(st.services_built, with_member(f, 0));
+    assert_int_equal(st.services_shared, NSC + 1 - with_member(f, 0));
+    assert_true(st.services_shared > 0);
+    f->m.mrtt[1][0] = f->m.mrtt[1][0] == 7 ? 8 : 7;
+    step(f, "a member-level RTT");
+    dns_fed_stats(f->view->fed, &st);
+    assert_int_equal(st.services_built, with_member(f, 0));
     /* Another zone: the table is kept, every part compiled again. */
     f->zi = 1;
     step(f, "another zone");
