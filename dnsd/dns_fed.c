@@ -8,10 +8,9 @@
  * builds a table after a change from the one before it: the names are shared
  * when the configuration (the same object) and the list of services stay,
  * and a service's block is shared when its merged entry (its digest, see
- * cm_merged_service), its weight and priority intents and everything every
- * service depends on (configuration, member-level RTTs, the members' admin
- * states) stay. Only the other blocks are built again, so a change costs
- * what it changes.
+ * cm_merged_service) and its weight and priority intents stay, and none of
+ * its members changed its admin state or member-level RTTs. Only the other
+ * blocks are built again, so a change costs what it changes.
  */
 #include "dnsd/dns_fed.h"
 

@@ -92,10 +92,9 @@ int dns_fed_build(const struct cm_conf *conf, const struct cm_merged *merged,
  * before: shares with it the names when the configuration (the same object,
  * alive) and the list of services stay, and the answers of every service
  * whose merged entry (cm_merged_service.digest), weight and priority intents
- * stay, when what every service depends on stays too (the configuration,
- * the member-level RTTs, the members' admin states). @prev is only read; the
- * result does not depend on it (a full build from the same inputs answers
- * the same).
+ * stay and none of whose members changed its admin state or member-level
+ * RTTs. @prev is only read (its parts gain references); the result does not
+ * depend on it (a full build from the same inputs answers the same).
  */
 int dns_fed_update(const struct dns_fed *prev, const struct cm_conf *conf,
                    const struct cm_merged *merged, const struct cm_intent_view *intents,
