@@ -71,6 +71,14 @@ static void lend(void **dst, uint8_t *src, void *const *part)
     }
 }
 
+/* A first table @a and the parts of a second one, @pb, all lent by it. */
+static void begin(struct dns_chunks *a, void **pa, uint8_t *sa, void **pb, uint8_t *sb)
+{
+    freed = 0;
+    first(a, pa, sa);
+    lend(pb, sb, pa);
+}
+
 static void test_unchanged_shares_every_chunk(void **state)
 {
     struct dns_chunks a = {0}, b = {0};
@@ -78,9 +86,7 @@ static void test_unchanged_shares_every_chunk(void **state)
     uint8_t sa[N], sb[N];
 
     (void)state;
-    freed = 0;
-    first(&a, pa, sa);
-    lend(pb, sb, pa);
+    begin(&a, pa, sa, pb, sb);
     assert_int_equal(dns_chunks_assemble(&b, &a, &ops, pb, sb, N), CM_OK);
     assert_int_equal(b.shared, 3);
     assert_int_equal(((struct part *)pa[0])->refs, 1); /* no reference per part */
@@ -98,9 +104,7 @@ static void test_one_change_one_chunk(void **state)
     struct part *old70;
 
     (void)state;
-    freed = 0;
-    first(&a, pa, sa);
-    lend(pb, sb, pa);
+    begin(&a, pa, sa, pb, sb);
     old70 = pa[70];
     pb[70] = mk(1070);
     sb[70] = DNS_CHUNK_NEW;
@@ -124,9 +128,7 @@ static void test_moved_parts_are_not_the_chunk(void **state)
     uint8_t sa[N], sb[N];
 
     (void)state;
-    freed = 0;
-    first(&a, pa, sa);
-    lend(pb, sb, pa);
+    begin(&a, pa, sa, pb, sb);
     t = pb[140];
     pb[140] = pb[141];
     pb[141] = t;
@@ -146,9 +148,7 @@ static void test_other_count(void **state)
     uint8_t sa[N], sb[N];
 
     (void)state;
-    freed = 0;
-    first(&a, pa, sa);
-    lend(pb, sb, pa);
+    begin(&a, pa, sa, pb, sb);
     assert_int_equal(dns_chunks_assemble(&b, &a, &ops, pb, sb, N - 1), CM_OK);
     assert_int_equal(b.shared, 2);
     dns_chunks_fini(&a);
