@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #define PATH_CAP      4096
 #define READ_ERR_CAP  256
 #define CHUNK_MIN_CAP 4096
+#define WRITEV_BATCH  256 /* parts per writev() (IOV_MAX is at least 1024 on Linux) */
 
 static int write_all(int fd, const char *p, size_t len)
 {
@@ -34,6 +36,46 @@ static int write_all(int fd, const char *p, size_t len)
         }
         p += n;
         len -= (size_t)n;
+    }
+    return CM_OK;
+}
+
+/* Writes every part of @iov (@n parts) in order, a batch of parts per writev(). */
+static int writev_all(int fd, const struct iovec *iov, size_t n)
+{
+    struct iovec batch[WRITEV_BATCH];
+    size_t i = 0, done = 0; /* iov[i] has its first @done bytes written */
+
+    while (i < n) {
+        size_t k = 0, want = 0;
+        ssize_t w;
+
+        for (size_t j = i; j < n && k < WRITEV_BATCH; j++, k++) {
+            batch[k] = iov[j];
+            if (j == i) {
+                batch[k].iov_base = (char *)iov[j].iov_base + done;
+                batch[k].iov_len -= done;
+            }
+            want += batch[k].iov_len;
+        }
+        w = want > 0 ? writev(fd, batch, (int)k) : 0;
+        if (w == -1 && errno == EINTR)
+            continue;
+        if (w == -1)
+            return cm_err_from_errno(errno);
+        if (w == 0 && want > 0)
+            return CM_EIO;
+        for (size_t left = (size_t)w; i < n;) {
+            size_t rest = iov[i].iov_len - done;
+
+            if (left < rest) {
+                done += left;
+                break;
+            }
+            left -= rest;
+            done = 0;
+            i++;
+        }
     }
     return CM_OK;
 }
@@ -131,9 +173,9 @@ static int keep_prev(const char *path, const char *prev)
     return CM_OK;
 }
 
-static int tmp_fill(int fd, const char *text)
+static int tmp_fill(int fd, const struct iovec *iov, size_t n)
 {
-    int rc = write_all(fd, text, strlen(text));
+    int rc = writev_all(fd, iov, n);
 
     if (rc == CM_OK)
         rc = write_all(fd, "\n", 1);
@@ -146,6 +188,20 @@ static int tmp_fill(int fd, const char *text)
 
 int cm_file_write_text_atomic(const char *path, const char *text, mode_t mode, char *err,
                               size_t errlen)
+{
+    return cm_file_write_atomic(path, text, strlen(text), mode, err, errlen);
+}
+
+int cm_file_write_atomic(const char *path, const char *text, size_t len, mode_t mode, char *err,
+                         size_t errlen)
+{
+    struct iovec iov = {.iov_base = (void *)(uintptr_t)text, .iov_len = len};
+
+    return cm_file_write_atomicv(path, &iov, 1, mode, err, errlen);
+}
+
+int cm_file_write_atomicv(const char *path, const struct iovec *iov, size_t n, mode_t mode,
+                          char *err, size_t errlen)
 {
     char tmp[PATH_CAP], prev[PATH_CAP];
     const char *what = "cannot write";
@@ -161,7 +217,7 @@ int cm_file_write_text_atomic(const char *path, const char *text, mode_t mode, c
                  cm_strerror(rc));
         return rc;
     }
-    rc = tmp_fill(fd, text);
+    rc = tmp_fill(fd, iov, n);
     if (rc == CM_OK) {
         rc = keep_prev(path, prev);
         what = "cannot keep the previous file as " CM_FILE_PREV_SUFFIX;

@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /* Suffixes of the companions of a state file PATH. */
 #define CM_FILE_PREV_SUFFIX    ".prev"
@@ -44,6 +45,12 @@
  */
 int cm_file_write_text_atomic(const char *path, const char *text, mode_t mode, char *err,
                               size_t errlen);
+/** The same for @len bytes at @text (no strlen over a large document). */
+int cm_file_write_atomic(const char *path, const char *text, size_t len, mode_t mode, char *err,
+                         size_t errlen);
+/** The same for the concatenation of @n parts (writev; none is copied). */
+int cm_file_write_atomicv(const char *path, const struct iovec *iov, size_t n, mode_t mode,
+                          char *err, size_t errlen);
 
 /**
  * Parses the @len bytes at @text (borrowed for the call; NUL-terminated for

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -141,6 +142,35 @@ static void test_write_keeps_prev(void **state)
     assert_string_equal(slurp(f->path, buf, sizeof(buf)), "three\n");
     assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "two\n");
     assert_int_equal(dir_entries(f->dir), 2); /* no temporary left behind */
+}
+
+/* Parts are written in order, empty ones and more than one writev() batch included. */
+static void test_write_parts(void **state)
+{
+    enum { PARTS = 700 };
+    struct fx *f = *state;
+    static char want[PARTS * 4 + 2], buf[sizeof(want) + 16];
+    static char text[PARTS][4];
+    struct iovec iov[PARTS];
+    size_t o = 0;
+    char err[512];
+
+    for (size_t i = 0; i < PARTS; i++) {
+        size_t len = i % 4; /* 0..3 bytes: every fourth part is empty */
+
+        for (size_t k = 0; k < len; k++)
+            text[i][k] = (char)('a' + (i + k) % 26);
+        memcpy(want + o, text[i], len);
+        o += len;
+        iov[i] = (struct iovec){.iov_base = text[i], .iov_len = len};
+    }
+    want[o++] = '\n';
+    want[o] = '\0';
+    assert_int_equal(cm_file_write_atomicv(f->path, iov, PARTS, 0600, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), want);
+    assert_int_equal(cm_file_write_atomicv(f->path, iov, 0, 0600, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "\n");
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), want);
 }
 
 /* bug: the temporary name was predictable and opened with O_TRUNC, following a
@@ -398,6 +428,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_write_keeps_prev, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_parts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symlink_at_temp_path_not_followed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dangling_symlink_at_temp_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_current, setup, teardown),
