@@ -50,6 +50,21 @@ struct cache {
     size_t nready;
 };
 
+/* A changed service of the member, for the report. */
+struct chg_ent {
+    struct chg_ent *next;
+    uint64_t hash;
+    char key[]; /* "ns/name" */
+};
+
+/* The services changed since the report last took them (a string set). */
+struct changes {
+    bool all;                 /* everything may have changed; the set is empty then */
+    struct chg_ent **buckets; /* owned; nbuckets (a power of two) or NULL */
+    size_t nbuckets;
+    size_t count;
+};
+
 struct hc_cluster {
     struct event_base *base;  /* borrowed */
     struct hc_http *http;     /* borrowed */
@@ -75,6 +90,7 @@ struct hc_cluster {
     time_t last_seen;   /* last successful contact */
     time_t frozen_seen; /* last_seen when the state last left HC_API_OK */
     time_t bad_since;
+    struct changes changes;
 };
 
 static const char *const api_names[] = {"ok", "stale", "unreachable", "unauthorized"};
@@ -332,6 +348,137 @@ static void cache_del(struct cache *c, const struct hc_k8s_obj *obj)
     }
 }
 
+/* ---- changes for the report ---- */
+
+/* Past this many distinct services between two takes, "everything" is cheaper to keep. */
+#define CHANGES_MAX (1u << 18)
+
+static void changes_clear(struct changes *ch)
+{
+    for (size_t b = 0; b < ch->nbuckets; b++) {
+        struct chg_ent *e = ch->buckets[b], *next;
+
+        for (; e != NULL; e = next) {
+            next = e->next;
+            free(e);
+        }
+    }
+    free(ch->buckets);
+    *ch = (struct changes){0};
+}
+
+static void changes_all(struct changes *ch)
+{
+    changes_clear(ch);
+    ch->all = true;
+}
+
+static int changes_grow(struct changes *ch)
+{
+    size_t n = ch->nbuckets == 0 ? 64 : ch->nbuckets * 2;
+    struct chg_ent **nb = calloc(n, sizeof(*nb));
+
+    if (nb == NULL)
+        return CM_ENOMEM;
+    for (size_t b = 0; b < ch->nbuckets; b++) {
+        struct chg_ent *e = ch->buckets[b], *next;
+
+        for (; e != NULL; e = next) {
+            next = e->next;
+            e->next = nb[e->hash & (n - 1)];
+            nb[e->hash & (n - 1)] = e;
+        }
+    }
+    free(ch->buckets);
+    ch->buckets = nb;
+    ch->nbuckets = n;
+    return CM_OK;
+}
+
+/* Notes service ns/name as changed; without memory for it, everything. */
+static void changes_note(struct changes *ch, const char *ns, const char *name)
+{
+    size_t nl = strlen(ns), ml = strlen(name);
+    uint64_t h;
+    struct chg_ent *e;
+
+    if (ch->all)
+        return;
+    h = cm_fnv1a64(cm_fnv1a64_byte(cm_fnv1a64(CM_FNV1A64_INIT, ns, nl), '/'), name, ml);
+    for (e = ch->nbuckets > 0 ? ch->buckets[h & (ch->nbuckets - 1)] : NULL; e != NULL;
+         e = e->next) {
+        if (e->hash == h && strncmp(e->key, ns, nl) == 0 && e->key[nl] == '/' &&
+            strcmp(e->key + nl + 1, name) == 0)
+            return;
+    }
+    if (ch->count >= CHANGES_MAX || (ch->count >= ch->nbuckets && changes_grow(ch) != CM_OK)) {
+        changes_all(ch);
+        return;
+    }
+    e = malloc(sizeof(*e) + nl + ml + 2);
+    if (e == NULL) {
+        changes_all(ch);
+        return;
+    }
+    e->hash = h;
+    memcpy(e->key, ns, nl);
+    e->key[nl] = '/';
+    memcpy(e->key + nl + 1, name, ml + 1);
+    e->next = ch->buckets[h & (ch->nbuckets - 1)];
+    ch->buckets[h & (ch->nbuckets - 1)] = e;
+    ch->count++;
+}
+
+static bool same_opt_str(const char *a, const char *b)
+{
+    return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
+/*
+ * What an event changes for the report: a Service its own entry, a slice the
+ * entry of the service it is labelled with (before and after), a Node every
+ * entry of the member (backends), but only when its readiness or addresses
+ * moved: kubelets rewrite their Node every few seconds. @old is the cached
+ * object (NULL: none), @obj the new state (NULL: deleted).
+ */
+static void note_event(struct hc_cluster *c, enum hc_k8s_kind kind, const struct hc_k8s_obj *old,
+                       const struct hc_k8s_obj *obj)
+{
+    const struct hc_k8s_obj *any = obj != NULL ? obj : old;
+
+    if (any == NULL)
+        return;
+    if (kind == HC_K8S_NODE) {
+        if (old == NULL || obj == NULL || old->u.node.ready != obj->u.node.ready ||
+            !same_opt_str(old->u.node.internal_ip, obj->u.node.internal_ip) ||
+            !same_opt_str(old->u.node.external_ip, obj->u.node.external_ip))
+            changes_all(&c->changes);
+        return;
+    }
+    if (any->ns == NULL)
+        return;
+    if (kind == HC_K8S_SERVICE) {
+        changes_note(&c->changes, any->ns, any->name);
+        return;
+    }
+    if (old != NULL && old->u.slice.service != NULL)
+        changes_note(&c->changes, old->ns, old->u.slice.service);
+    if (obj != NULL && obj->u.slice.service != NULL)
+        changes_note(&c->changes, obj->ns, obj->u.slice.service);
+}
+
+bool hc_cluster_take_changes(struct hc_cluster *c, hc_cluster_change_fn *fn, void *arg)
+{
+    bool all = c->changes.all;
+
+    for (size_t b = 0; !all && b < c->changes.nbuckets; b++) {
+        for (const struct chg_ent *e = c->changes.buckets[b]; e != NULL; e = e->next)
+            fn(arg, e->key);
+    }
+    changes_clear(&c->changes);
+    return all;
+}
+
 static enum hc_api_state compute_api(const struct hc_cluster *c)
 {
     if (!c->reachable)
@@ -369,6 +516,7 @@ static void refresh(struct hc_cluster *c, bool data_changed)
                         hc_api_state_name(c->api), hc_api_state_name(n));
         }
         c->api = n;
+        changes_all(&c->changes); /* every entry's reason names the API state */
         data_changed = true;
     }
     if (data_changed && c->changed != NULL)
@@ -384,6 +532,7 @@ static void on_sync(void *arg, enum hc_k8s_kind kind, struct hc_k8s_obj **objs, 
     cache_clear(&c->cache[kind]);
     for (size_t i = 0; i < count; i++)
         cache_put(&c->cache[kind], objs[i]);
+    changes_all(&c->changes);
     c->last_seen = time(NULL);
     refresh(c, true);
 }
@@ -392,7 +541,10 @@ static void on_event(void *arg, enum hc_k8s_kind kind, enum hc_k8s_event_type ty
                      struct hc_k8s_obj *obj)
 {
     struct hc_cluster *c = arg;
+    long at = cache_find(&c->cache[kind], obj->ns, obj->name);
 
+    note_event(c, kind, at >= 0 ? c->cache[kind].objs[at] : NULL,
+               type == HC_K8S_DELETED ? NULL : obj);
     if (type == HC_K8S_DELETED) {
         cache_del(&c->cache[kind], obj);
         hc_k8s_obj_free(obj);
@@ -519,6 +671,7 @@ struct hc_cluster *hc_cluster_new(struct event_base *base, struct hc_http *http,
     c->changed = changed;
     c->arg = arg;
     c->reachable = true;
+    c->changes.all = true; /* nothing reported yet */
     c->api = HC_API_STALE;
     c->bad_since = time(NULL);
     c->name = strdup(name);
@@ -562,6 +715,7 @@ void hc_cluster_free(struct hc_cluster *c)
         hc_watch_free(c->watch[k]);
         cache_clear(&c->cache[k]);
     }
+    changes_clear(&c->changes);
     hc_http_req_cancel(c->readyz_req);
     if (c->readyz_timer != NULL)
         event_free(c->readyz_timer);
@@ -604,6 +758,7 @@ void hc_cluster_take_caches(struct hc_cluster *dst, struct hc_cluster *src)
         dst->cache[k] = src->cache[k];
         memset(&src->cache[k], 0, sizeof(src->cache[k]));
     }
+    changes_all(&dst->changes);
     dst->last_seen = src->last_seen;
     dst->frozen_seen = src->api == HC_API_OK ? src->last_seen : src->frozen_seen;
     dst->bad_since = src->api == HC_API_OK ? time(NULL) : src->bad_since;
