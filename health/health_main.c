@@ -161,11 +161,11 @@ static int load_targets(const struct cm_conf *conf, struct hc_kube_target ***out
     return CM_OK;
 }
 
-static json_t *state_get(void *arg)
+static const char *state_text(void *arg, size_t *len)
 {
     struct health *h = arg;
 
-    return hc_vantage_state(h->vantage);
+    return h->vantage != NULL ? hc_vantage_state_text(h->vantage, len) : NULL;
 }
 
 static void metrics(void *arg, struct cm_buf *out)
@@ -229,7 +229,7 @@ static void free_targets(struct hc_kube_target **targets, size_t n)
 
 static int start(struct health *h, struct hc_kube_target **targets, char *err, size_t errlen)
 {
-    struct cm_ctl_callbacks cbs = {.metrics = metrics, .state_get = state_get, .arg = h};
+    struct cm_ctl_callbacks cbs = {.metrics = metrics, .state_text = state_text, .arg = h};
     const struct cm_daemon_hooks hooks = {.reload = on_reload, .stop = on_stop, .arg = h};
     int rc;
 

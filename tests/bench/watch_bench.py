@@ -245,6 +245,14 @@ def metric_sum(port, name):
     return total
 
 
+def rebuild_metrics(port):
+    """The daemon's own account of its document updates (counters)."""
+    return {"rebuilds": metric_sum(port, "fedgslb_health_rebuilds_total"),
+            "documents": metric_sum(port, "fedgslb_health_documents_total"),
+            "postponed": metric_sum(port, "fedgslb_health_rebuilds_postponed_total"),
+            "cpu_s": metric_sum(port, "fedgslb_health_rebuild_cpu_seconds_total")}
+
+
 def entries(doc):
     return sum(len(s.get("members", {})) for s in doc.get("services", {}).values())
 
@@ -343,6 +351,7 @@ def phase_idle(h, seconds):
 def phase_events(h, port, fakes, members, nsvc, ready, changes, rate, idle_util):
     rng = random.Random(1)
     ev0 = metric_sum(port, "fedgslb_health_watch_events_total")
+    rb0 = rebuild_metrics(port)
     c0, t0 = proc_cpu_s(h.p.pid), time.monotonic()
     batch_every = 0.05
     per_batch = max(1, int(rate * batch_every))
@@ -374,10 +383,18 @@ def phase_events(h, port, fakes, members, nsvc, ready, changes, rate, idle_util)
     t_applied = time.monotonic()
     time.sleep(0.5)  # the debounced rebuild of the last change
     c1, t1 = proc_cpu_s(h.p.pid), time.monotonic()
+    rb = {k: v - rb0[k] for k, v in rebuild_metrics(port).items()}
     events = ev - ev0
     cpu = c1 - c0
     net = max(0.0, cpu - idle_util * (t1 - t0))
     return {"changes": changes, "events": int(events), "expected_events": int(want - ev0),
+            "documents": int(rb["documents"]), "rebuilds": int(rb["rebuilds"]),
+            "rebuilds_postponed": int(rb["postponed"]),
+            "rebuild_cpu_s": round(rb["cpu_s"], 3),
+            "rebuild_cpu_ms_per_document": (round(rb["cpu_s"] / rb["documents"] * 1000, 2)
+                                            if rb["documents"] else None),
+            "cpu_us_per_event_outside_rebuilds": (round((cpu - rb["cpu_s"]) / events * 1e6, 1)
+                                                  if events else None),
             "offered_rate_per_s": rate, "send_s": round(t_sent - t0, 2),
             "all_applied_s": round(t_applied - t0, 2), "phase_s": round(t1 - t0, 2),
             "cpu_s": round(cpu, 3), "cpu_util": round(cpu / (t1 - t0), 3),
@@ -544,6 +561,10 @@ def main(argv):
         print("events: %d changes -> %d events in %.1f s; %.1f us CPU/event (%.1f net of idle)"
               % (e["changes"], e["events"], e["phase_s"], e["cpu_us_per_event"] or -1,
                  e["cpu_us_per_event_net_of_idle"] or -1), flush=True)
+        print("  %d documents (%d postponed by the CPU budget), %.2f ms CPU each; "
+              "%.1f us/event outside document updates"
+              % (e["documents"], e["rebuilds_postponed"], e["rebuild_cpu_ms_per_document"] or -1,
+                 e["cpu_us_per_event_outside_rebuilds"] or -1), flush=True)
         res["latency"] = phase_latency(port, fakes, members, a.services, ready, a.samples,
                                        a.poll, os.path.join(tmp, "health-state.json"),
                                        a.poll_ms)
