@@ -186,6 +186,53 @@ static int tmp_fill(int fd, const struct iovec *iov, size_t n)
     return rc;
 }
 
+/*
+ * The fast way for a file rewritten often: PATH.prev, no longer needed once
+ * the new content is durable, is overwritten in place and then swapped with
+ * PATH in one step (renameat2 RENAME_EXCHANGE), so PATH is never missing and
+ * always complete, and PATH.prev ends up holding the previous content as
+ * with keep_prev(). An existing inode means no page cache to allocate and
+ * free for a large file. CM_ENOTSUP, with nothing changed, when it does not
+ * apply -- no PATH.prev yet, PATH or PATH.prev not a plain file of ours with
+ * one link (never written through a symlink or into another file's inode);
+ * the caller then writes a temporary file. A later failure leaves PATH as it
+ * was; PATH.prev may then hold part of the new content.
+ */
+static int rotate(const char *path, const char *prev, const struct iovec *iov, size_t n,
+                  mode_t mode)
+{
+    struct stat sp, sv;
+    off_t len = 0;
+    int fd, rc;
+
+    if (lstat(path, &sp) == -1 || !S_ISREG(sp.st_mode))
+        return CM_ENOTSUP;
+    fd = open(prev, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd == -1)
+        return CM_ENOTSUP;
+    if (fstat(fd, &sv) == -1 || !S_ISREG(sv.st_mode) || sv.st_nlink != 1 ||
+        sv.st_uid != geteuid() || sv.st_ino == sp.st_ino) {
+        close(fd);
+        return CM_ENOTSUP;
+    }
+    for (size_t i = 0; i < n; i++)
+        len += (off_t)iov[i].iov_len;
+    rc = (sv.st_mode & 07777) != mode && fchmod(fd, mode) == -1 ? cm_err_from_errno(errno) : CM_OK;
+    if (rc == CM_OK)
+        rc = writev_all(fd, iov, n);
+    if (rc == CM_OK)
+        rc = write_all(fd, "\n", 1);
+    if (rc == CM_OK && ftruncate(fd, len + 1) == -1)
+        rc = cm_err_from_errno(errno);
+    if (rc == CM_OK && fdatasync(fd) == -1)
+        rc = cm_err_from_errno(errno);
+    if (close(fd) == -1 && rc == CM_OK)
+        rc = cm_err_from_errno(errno);
+    if (rc == CM_OK && renameat2(AT_FDCWD, prev, AT_FDCWD, path, RENAME_EXCHANGE) == -1)
+        rc = errno == EINVAL || errno == ENOSYS ? CM_ENOTSUP : cm_err_from_errno(errno);
+    return rc;
+}
+
 int cm_file_write_text_atomic(const char *path, const char *text, mode_t mode, char *err,
                               size_t errlen)
 {
@@ -210,6 +257,17 @@ int cm_file_write_atomicv(const char *path, const struct iovec *iov, size_t n, m
     if (snprintf(prev, sizeof(prev), "%s" CM_FILE_PREV_SUFFIX, path) >= (int)sizeof(prev)) {
         snprintf(err, errlen, "%s: path too long", path);
         return CM_ETOOBIG;
+    }
+    rc = rotate(path, prev, iov, n, mode);
+    if (rc == CM_OK) {
+        rc = fsync_dir_of(path);
+        if (rc != CM_OK)
+            snprintf(err, errlen, "%s: cannot sync its directory: %s", path, cm_strerror(rc));
+        return rc;
+    }
+    if (rc != CM_ENOTSUP) {
+        snprintf(err, errlen, "%s: cannot write (in place of %s): %s", path, prev, cm_strerror(rc));
+        return rc;
     }
     rc = tmp_create(path, mode, tmp, sizeof(tmp), &fd);
     if (rc != CM_OK) {

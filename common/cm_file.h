@@ -39,9 +39,14 @@
 /**
  * Replaces @path with @text followed by one newline, created with @mode
  * (0600 is what state files use), keeping the current @path as PATH.prev.
- * Returns CM_OK, or a CM_* code with "path: what failed: why" in @err; the
- * temporary file is removed on failure and @path is then unchanged.
- * Blocking: call it where a short disk write is acceptable.
+ * @path is never missing and always complete, and the new content is
+ * durable (fsync) before it replaces the old. Once PATH.prev exists as a
+ * plain file of ours, the new content is written over it and the two names
+ * are swapped (renameat2 RENAME_EXCHANGE; no new file for a large document
+ * rewritten often), else a temporary file is renamed into place.
+ * Returns CM_OK, or a CM_* code with "path: what failed: why" in @err; on
+ * failure @path is unchanged (PATH.prev may not be) and no temporary file
+ * is left. Blocking: call it where a short disk write is acceptable.
  */
 int cm_file_write_text_atomic(const char *path, const char *text, mode_t mode, char *err,
                               size_t errlen);

@@ -217,6 +217,63 @@ static void test_dangling_symlink_at_temp_path(void **state)
     assert_int_not_equal(access(f->path, F_OK), 0);
 }
 
+static ino_t inode_of(const char *path)
+{
+    struct stat sb;
+
+    assert_int_equal(lstat(path, &sb), 0);
+    return sb.st_ino;
+}
+
+/* Once PATH.prev exists, the new content goes into its inode and the two
+ * names swap: no new file, PATH never missing, the mode reapplied. */
+static void test_write_rotates_in_place(void **state)
+{
+    struct fx *f = *state;
+    char err[512], buf[64];
+    ino_t prev_ino, path_ino;
+    struct stat sb;
+
+    assert_int_equal(cm_file_write_text_atomic(f->path, "one", 0600, err, sizeof(err)), CM_OK);
+    assert_int_equal(cm_file_write_text_atomic(f->path, "two, longer", 0600, err, sizeof(err)),
+                     CM_OK);
+    prev_ino = inode_of(f->prev);
+    path_ino = inode_of(f->path);
+    assert_int_equal(chmod(f->prev, 0644), 0);
+    assert_int_equal(cm_file_write_text_atomic(f->path, "3", 0600, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "3\n"); /* shorter: truncated */
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "two, longer\n");
+    assert_true(inode_of(f->path) == prev_ino);
+    assert_true(inode_of(f->prev) == path_ino);
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_int_equal(dir_entries(f->dir), 2);
+}
+
+/* PATH.prev is written in place only when it is a plain file with one link:
+ * a symlink planted there, or a second name of another file, is left alone. */
+static void test_prev_not_written_through(void **state)
+{
+    struct fx *f = *state;
+    char err[512], buf[64], victim[160];
+
+    snprintf(victim, sizeof(victim), "%s/victim", f->dir);
+    put_file(victim, "precious\n");
+    assert_int_equal(cm_file_write_text_atomic(f->path, "one", 0600, err, sizeof(err)), CM_OK);
+    assert_int_equal(symlink(victim, f->prev), 0);
+    assert_int_equal(cm_file_write_text_atomic(f->path, "two", 0600, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(victim, buf, sizeof(buf)), "precious\n");
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "two\n");
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "one\n");
+    /* A hard link: PATH.prev and the victim are one inode. */
+    assert_int_equal(unlink(f->prev), 0);
+    assert_int_equal(link(victim, f->prev), 0);
+    assert_int_equal(cm_file_write_text_atomic(f->path, "three", 0600, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(victim, buf, sizeof(buf)), "precious\n");
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "three\n");
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "two\n");
+}
+
 /* ---- loading ---- */
 
 /* A toy format: "ok:<text>\n"; anything else (a truncated file) is refused. */
@@ -429,6 +486,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_write_keeps_prev, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_parts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_rotates_in_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prev_not_written_through, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symlink_at_temp_path_not_followed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dangling_symlink_at_temp_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_current, setup, teardown),
