@@ -481,6 +481,28 @@ static bool apply_result(struct probe *p, bool ok)
     return old_v != st->verdict || old_pending != st->pending;
 }
 
+/*
+ * The streak as the document's reason shows it: counted while the verdict is
+ * in question (pending), up to `fall` for a probe down, not at all for one up.
+ */
+static uint32_t shown_streak(const struct hc_probe_status *st)
+{
+    if (st->pending)
+        return st->streak;
+    if (st->verdict == HC_PROBE_DOWN)
+        return st->streak < st->fall ? st->streak : st->fall;
+    return 0;
+}
+
+/* Whether a result changed what the state document shows of the probe (its
+ * state, rtt_ms and error, and the reason's words and counts). */
+static bool shown_changed(const struct hc_probe_status *before, const struct hc_probe_status *after)
+{
+    return before->verdict != after->verdict || before->pending != after->pending ||
+           before->rtt_ms != after->rtt_ms || shown_streak(before) != shown_streak(after) ||
+           strcmp(before->last_error, after->last_error) != 0;
+}
+
 static void start_waiting(struct hc_probes *ps);
 
 static void on_done(void *arg, int rc, long status, bool aborted, const char *reason)
@@ -489,6 +511,7 @@ static void on_done(void *arg, int rc, long status, bool aborted, const char *re
     struct hc_probes *ps = p->ps;
     enum hc_probe_fail cls = HC_PROBE_FAIL_OTHER;
     char err[HC_PROBE_ERR_MAX];
+    struct hc_probe_status before = p->st;
     bool ok, changed;
 
     p->req = NULL;
@@ -511,7 +534,7 @@ static void on_done(void *arg, int rc, long status, bool aborted, const char *re
         if (sample >= 0 && add_sample(p, sample))
             changed = true;
     }
-    if (p->st.runs == 1)
+    if (p->st.runs == 1 || shown_changed(&before, &p->st))
         changed = true;
     if (changed && !p->changed) {
         p->changed = true;

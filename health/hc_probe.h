@@ -37,8 +37,11 @@
  * median differs from it by more than max(1 ms, 10 %), so that noise does
  * not produce a new state document after every probe.
  *
- * Changes that matter (verdict, pending, reported rtt_ms, the first result)
- * call the changed callback; the caller debounces.
+ * Changes that matter -- the first result, and anything the state document
+ * shows of a probe: verdict, pending, the reported rtt_ms, the error text,
+ * the count of failures (successes) while the verdict is in question --
+ * call the changed callback; the caller debounces. A probe failing the same
+ * way again changes nothing.
  */
 #ifndef HEALTH_HC_PROBE_H
 #define HEALTH_HC_PROBE_H
