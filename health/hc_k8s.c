@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "common/cm_err.h"
+#include "common/cm_jscan.h"
 #include "common/cm_net.h"
 
 static const char *const kind_names[HC_K8S_KIND_COUNT] = {"services", "endpointslices", "nodes"};
@@ -45,20 +46,6 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return CM_EPARSE;
 }
 
-/* Copies an optional string member: absent or null -> NULL; wrong type -> error. */
-static int opt_str(json_t *obj, const char *key, char **out)
-{
-    json_t *v = json_object_get(obj, key);
-
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return CM_OK;
-    if (!json_is_string(v))
-        return CM_EPARSE;
-    *out = strdup(json_string_value(v));
-    return *out == NULL ? CM_ENOMEM : CM_OK;
-}
-
 static void free_strv(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -66,17 +53,17 @@ static void free_strv(char **v, size_t n)
     free(v);
 }
 
-static int strv_push(char ***v, size_t *n, const char *s)
+/* Appends @str (taken; freed on failure). */
+static int strv_take(char ***v, size_t *n, char *str)
 {
     char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
 
-    if (nv == NULL)
+    if (nv == NULL) {
+        free(str);
         return CM_ENOMEM;
+    }
     *v = nv;
-    nv[*n] = strdup(s);
-    if (nv[*n] == NULL)
-        return CM_ENOMEM;
-    (*n)++;
+    nv[(*n)++] = str;
     return CM_OK;
 }
 
@@ -104,258 +91,588 @@ void hc_k8s_obj_free(struct hc_k8s_obj *obj)
     }
     free(obj->ns);
     free(obj->name);
-    free(obj->resource_version);
     free(obj);
 }
 
-static bool get_u16(json_t *v, uint16_t *out)
-{
-    json_int_t i;
+/* ---- the walk ---- */
 
-    if (v == NULL || json_is_null(v)) {
-        *out = 0;
-        return true;
+/*
+ * One parse: the reader over the text and the first failure. A JSON error
+ * comes from the reader; a value of the wrong kind is explained with its
+ * field's path (and the item it is in, for lists). A key read twice in an
+ * object we read is refused (which one counts would be up to the parser).
+ */
+struct pctx {
+    struct cm_jscan s;
+    int rc;    /* CM_OK, CM_EPARSE with err, CM_ENOMEM */
+    char *err; /* borrowed */
+    size_t errlen;
+    const char *item; /* "items[3]: " while in a list's item, else "" */
+};
+
+static void pctx_init(struct pctx *c, const char *text, size_t len, char *err, size_t errlen)
+{
+    cm_jscan_init(&c->s, text, len);
+    c->rc = CM_OK;
+    c->err = err;
+    c->errlen = errlen;
+    c->item = "";
+}
+
+static bool bad(struct pctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static bool bad(struct pctx *c, const char *fmt, ...)
+{
+    char msg[HC_K8S_ERR_MAX];
+    va_list ap;
+
+    if (c->rc == CM_OK && c->s.err == CM_OK) {
+        va_start(ap, fmt);
+        cm_verrf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        fail(c->err, c->errlen, "%s%s", c->item, msg);
+        c->rc = CM_EPARSE;
     }
-    if (!json_is_integer(v))
-        return false;
-    i = json_integer_value(v);
-    if (i < 0 || i > 65535)
-        return false;
-    *out = (uint16_t)i;
+    cm_jscan_fail(&c->s, "stopped");
+    return false;
+}
+
+static bool oom(struct pctx *c)
+{
+    if (c->rc == CM_OK)
+        c->rc = CM_ENOMEM;
+    cm_jscan_fail(&c->s, "out of memory");
+    return false;
+}
+
+/* The outcome: the first failure, a JSON error from the reader, else CM_OK. */
+static int pctx_done(struct pctx *c)
+{
+    if (c->rc == CM_OK && c->s.err == CM_ENOMEM)
+        c->rc = CM_ENOMEM;
+    else if (c->rc == CM_OK && c->s.err != CM_OK) {
+        fail(c->err, c->errlen, "invalid JSON at byte %zu: %s", c->s.err_off,
+             c->s.why != NULL ? c->s.why : "?");
+        c->rc = CM_EPARSE;
+    }
+    return c->rc;
+}
+
+static bool ok(const struct pctx *c)
+{
+    return c->rc == CM_OK && c->s.err == CM_OK;
+}
+
+/* Key @k of bit @bit seen for the first time in this object. */
+static bool first(struct pctx *c, unsigned *seen, unsigned bit, const struct cm_jstr *k)
+{
+    if ((*seen & bit) != 0)
+        return bad(c, "key \"%.*s\" twice", (int)(k->len < 64 ? k->len : 64), k->p);
+    *seen |= bit;
     return true;
 }
 
-static int parse_ports(json_t *spec, struct hc_k8s_svc *s, char *err, size_t errlen)
+/* Whether @k is @name, the first time in this object (a second time fails the
+ * parse, and the value is then read by a failed reader: nothing happens). */
+static bool key_is(struct pctx *c, const struct cm_jstr *k, const char *name, unsigned *seen,
+                   unsigned bit)
 {
-    json_t *ports = json_object_get(spec, "ports");
-    size_t i;
-    json_t *p;
-
-    if (ports == NULL || json_is_null(ports))
-        return CM_OK;
-    if (!json_is_array(ports))
-        return fail(err, errlen, "spec.ports: not an array");
-    s->ports = calloc(json_array_size(ports) + 1, sizeof(*s->ports));
-    if (s->ports == NULL)
-        return CM_ENOMEM;
-    json_array_foreach(ports, i, p)
-    {
-        struct hc_k8s_port *port = &s->ports[s->port_count];
-        const char *proto = json_string_value(json_object_get(p, "protocol"));
-
-        if (!json_is_object(p) || !get_u16(json_object_get(p, "port"), &port->port) ||
-            port->port == 0 || !get_u16(json_object_get(p, "nodePort"), &port->node_port))
-            return fail(err, errlen, "spec.ports[%zu]: bad port or nodePort", i);
-        if (opt_str(p, "name", &port->name) != CM_OK)
-            return fail(err, errlen, "spec.ports[%zu].name: not a string", i);
-        port->is_tcp = proto == NULL || strcmp(proto, "TCP") == 0;
-        s->port_count++;
-    }
-    return CM_OK;
+    if (!cm_jstr_is(k, name))
+        return false;
+    first(c, seen, bit, k);
+    return true;
 }
 
-static int parse_ingress(json_t *status, struct hc_k8s_svc *s, char *err, size_t errlen)
+/* A string value as a new C string. */
+static bool dup_str(struct pctx *c, char **out)
 {
-    json_t *ing = json_object_get(json_object_get(status, "loadBalancer"), "ingress");
-    size_t i;
-    json_t *e;
+    struct cm_jstr v;
 
-    if (ing == NULL || json_is_null(ing))
-        return CM_OK;
-    if (!json_is_array(ing))
-        return fail(err, errlen, "status.loadBalancer.ingress: not an array");
-    json_array_foreach(ing, i, e)
-    {
-        const char *ip = json_string_value(json_object_get(e, "ip"));
-        const char *host = json_string_value(json_object_get(e, "hostname"));
+    if (!cm_jscan_string(&c->s, &v))
+        return false;
+    *out = cm_jstr_dup(&v);
+    return *out != NULL || oom(c);
+}
+
+/* An optional string: null -> NULL; anything but a string is "@what: not a string". */
+static bool opt_str(struct pctx *c, char **out, const char *what)
+{
+    enum cm_jtype t = cm_jscan_peek(&c->s);
+
+    if (!ok(c))
+        return false; /* *out untouched: it may hold the first of a key read twice */
+    if (t == CM_JNULL)
+        return cm_jscan_skip(&c->s);
+    if (t != CM_JSTRING)
+        return bad(c, "%s: not a string", what);
+    return dup_str(c, out);
+}
+
+/* A string value when it is one (else the value is skipped and *is false). */
+static bool maybe_str(struct pctx *c, struct cm_jstr *v, bool *is)
+{
+    *is = cm_jscan_peek(&c->s) == CM_JSTRING;
+    return *is ? cm_jscan_string(&c->s, v) : cm_jscan_skip(&c->s);
+}
+
+/* A port: null is 0; *valid false for anything but an integer in 0..65535. */
+static bool get_u16(struct pctx *c, uint16_t *out, bool *valid)
+{
+    enum cm_jtype t = cm_jscan_peek(&c->s);
+    int64_t i = 0;
+    bool is_int = false;
+
+    *out = 0;
+    *valid = t == CM_JNULL;
+    if (t != CM_JNUMBER)
+        return cm_jscan_skip(&c->s);
+    if (!cm_jscan_number(&c->s, &i, &is_int))
+        return false;
+    *valid = is_int && i >= 0 && i <= 65535;
+    *out = *valid ? (uint16_t)i : 0;
+    return true;
+}
+
+/* Enters an object when the next value is one; else skips it, *is false. */
+static bool maybe_object(struct pctx *c, bool *is)
+{
+    *is = cm_jscan_peek(&c->s) == CM_JOBJECT;
+    return *is ? cm_jscan_enter(&c->s, CM_JOBJECT) : cm_jscan_skip(&c->s);
+}
+
+/* ---- Services ---- */
+
+static bool parse_port(struct pctx *c, struct hc_k8s_port *p, size_t i)
+{
+    struct cm_jstr k, v;
+    unsigned seen = 0;
+    bool port_ok = true, np_ok = true, is;
+
+    if (cm_jscan_peek(&c->s) != CM_JOBJECT)
+        return bad(c, "spec.ports[%zu]: bad port or nodePort", i);
+    p->is_tcp = true; /* the default protocol */
+    cm_jscan_enter(&c->s, CM_JOBJECT);
+    while (ok(c) && cm_jscan_key(&c->s, &k)) {
+        if (key_is(c, &k, "port", &seen, 1))
+            get_u16(c, &p->port, &port_ok);
+        else if (key_is(c, &k, "nodePort", &seen, 2))
+            get_u16(c, &p->node_port, &np_ok);
+        else if (cm_jstr_is(&k, "name")) {
+            char what[48];
+
+            snprintf(what, sizeof(what), "spec.ports[%zu].name", i);
+            if (first(c, &seen, 4, &k))
+                opt_str(c, &p->name, what);
+        } else if (cm_jstr_is(&k, "protocol")) {
+            if (first(c, &seen, 8, &k) && maybe_str(c, &v, &is) && is)
+                p->is_tcp = cm_jstr_is(&v, "TCP");
+        } else {
+            cm_jscan_skip(&c->s);
+        }
+    }
+    if (ok(c) && (!port_ok || !np_ok || p->port == 0))
+        return bad(c, "spec.ports[%zu]: bad port or nodePort", i);
+    return ok(c);
+}
+
+static bool parse_ports(struct pctx *c, struct hc_k8s_svc *s)
+{
+    enum cm_jtype t = cm_jscan_peek(&c->s);
+
+    if (t == CM_JNULL)
+        return cm_jscan_skip(&c->s);
+    if (t != CM_JARRAY)
+        return bad(c, "spec.ports: not an array");
+    cm_jscan_enter(&c->s, CM_JARRAY);
+    while (ok(c) && cm_jscan_item(&c->s)) {
+        struct hc_k8s_port *np = realloc(s->ports, (s->port_count + 1) * sizeof(*np));
+
+        if (np == NULL)
+            return oom(c);
+        s->ports = np;
+        np[s->port_count] = (struct hc_k8s_port){0};
+        s->port_count++; /* counted now: freed with the object whatever happens */
+        parse_port(c, &np[s->port_count - 1], s->port_count - 1);
+    }
+    return ok(c);
+}
+
+static bool parse_spec(struct pctx *c, struct hc_k8s_svc *s)
+{
+    struct cm_jstr k;
+    unsigned seen = 0;
+
+    if (cm_jscan_peek(&c->s) != CM_JOBJECT)
+        return bad(c, "spec: not an object");
+    cm_jscan_enter(&c->s, CM_JOBJECT);
+    while (ok(c) && cm_jscan_key(&c->s, &k)) {
+        if (key_is(c, &k, "type", &seen, 1))
+            opt_str(c, &s->type, "spec.type");
+        else if (key_is(c, &k, "ports", &seen, 2))
+            parse_ports(c, s);
+        else
+            cm_jscan_skip(&c->s);
+    }
+    return ok(c);
+}
+
+/* One ingress point: its IP when it is a valid one, its hostname when not empty. */
+static bool parse_ingress_point(struct pctx *c, struct hc_k8s_svc *s)
+{
+    struct cm_jstr k, v;
+    unsigned seen = 0;
+    bool is;
+
+    if (!maybe_object(c, &is) || !is)
+        return ok(c); /* not an object: nothing in it */
+    while (ok(c) && cm_jscan_key(&c->s, &k)) {
+        bool ip = cm_jstr_is(&k, "ip");
+        char *str;
         struct cm_addr a;
 
-        if (ip != NULL && cm_ip_parse(ip, &a) == CM_OK &&
-            strv_push(&s->lb_ips, &s->lb_ip_count, ip) != CM_OK)
-            return CM_ENOMEM;
-        if (host != NULL && host[0] != '\0' &&
-            strv_push(&s->lb_hostnames, &s->lb_hostname_count, host) != CM_OK)
-            return CM_ENOMEM;
+        if (!ip && !cm_jstr_is(&k, "hostname")) {
+            cm_jscan_skip(&c->s);
+            continue;
+        }
+        if (!first(c, &seen, ip ? 1 : 2, &k) || !maybe_str(c, &v, &is) || !is || v.len == 0)
+            continue;
+        str = cm_jstr_dup(&v);
+        if (str == NULL)
+            return oom(c);
+        if (ip && cm_ip_parse(str, &a) != CM_OK)
+            free(str);
+        else if (strv_take(ip ? &s->lb_ips : &s->lb_hostnames,
+                           ip ? &s->lb_ip_count : &s->lb_hostname_count, str) != CM_OK)
+            return oom(c);
     }
-    return CM_OK;
+    return ok(c);
 }
 
-static int parse_annotations(json_t *meta, struct hc_k8s_svc *s)
+/* status.loadBalancer.ingress; anything of another shape on the way holds nothing. */
+static bool parse_svc_status(struct pctx *c, struct hc_k8s_svc *s)
 {
-    json_t *ann = json_object_get(meta, "annotations");
-    const char *fed = json_string_value(json_object_get(ann, HC_K8S_ANN_FEDERATE));
-    const char *path = json_string_value(json_object_get(ann, HC_K8S_ANN_HEALTH_PATH));
-    const char *port = json_string_value(json_object_get(ann, HC_K8S_ANN_HEALTH_PORT));
-    uint64_t v;
+    struct cm_jstr k, k2;
+    unsigned seen = 0, seen2 = 0;
+    bool is;
 
-    s->federate = fed != NULL && strcmp(fed, "true") == 0;
-    if (path != NULL && path[0] == '/') {
-        s->health_path = strdup(path);
-        if (s->health_path == NULL)
-            return CM_ENOMEM;
+    if (!maybe_object(c, &is) || !is)
+        return ok(c);
+    while (ok(c) && cm_jscan_key(&c->s, &k)) {
+        if (!cm_jstr_is(&k, "loadBalancer")) {
+            cm_jscan_skip(&c->s);
+            continue;
+        }
+        if (!first(c, &seen, 1, &k) || !maybe_object(c, &is) || !is)
+            continue;
+        while (ok(c) && cm_jscan_key(&c->s, &k2)) {
+            enum cm_jtype t;
+
+            if (!cm_jstr_is(&k2, "ingress")) {
+                cm_jscan_skip(&c->s);
+                continue;
+            }
+            if (!first(c, &seen2, 1, &k2))
+                break;
+            t = cm_jscan_peek(&c->s);
+            if (t == CM_JNULL) {
+                cm_jscan_skip(&c->s);
+                continue;
+            }
+            if (t != CM_JARRAY)
+                return bad(c, "status.loadBalancer.ingress: not an array");
+            cm_jscan_enter(&c->s, CM_JARRAY);
+            while (ok(c) && cm_jscan_item(&c->s))
+                parse_ingress_point(c, s);
+        }
     }
-    if (port != NULL && cm_parse_u64(port, 65535, &v) && v > 0)
-        s->health_port = (uint16_t)v;
-    return CM_OK;
+    return ok(c);
 }
 
-static int parse_svc(json_t *o, json_t *meta, struct hc_k8s_obj *obj, char *err, size_t errlen)
+static bool parse_annotations(struct pctx *c, struct hc_k8s_svc *s)
 {
-    json_t *spec = json_object_get(o, "spec");
-    int rc;
+    struct cm_jstr k, v;
+    unsigned seen = 0;
+    bool is;
 
-    if (spec != NULL && !json_is_object(spec))
-        return fail(err, errlen, "spec: not an object");
-    if (opt_str(spec, "type", &obj->u.svc.type) != CM_OK)
-        return fail(err, errlen, "spec.type: not a string");
-    rc = parse_ports(spec, &obj->u.svc, err, errlen);
-    if (rc == CM_OK)
-        rc = parse_ingress(json_object_get(o, "status"), &obj->u.svc, err, errlen);
-    if (rc == CM_OK)
-        rc = parse_annotations(meta, &obj->u.svc);
-    return rc;
+    if (!maybe_object(c, &is) || !is)
+        return ok(c);
+    while (ok(c) && cm_jscan_key(&c->s, &k)) {
+        if (cm_jstr_is(&k, HC_K8S_ANN_FEDERATE)) {
+            if (first(c, &seen, 1, &k) && maybe_str(c, &v, &is))
+                s->federate = is && cm_jstr_is(&v, "true");
+        } else if (cm_jstr_is(&k, HC_K8S_ANN_HEALTH_PATH)) {
+            if (first(c, &seen, 2, &k) && maybe_str(c, &v, &is) && is && v.len > 0 &&
+                v.p[0] == '/' && (s->health_path = cm_jstr_dup(&v)) == NULL)
+                return oom(c);
+        } else if (cm_jstr_is(&k, HC_K8S_ANN_HEALTH_PORT)) {
+            char *text;
+            uint64_t port;
+
+            if (!first(c, &seen, 4, &k) || !maybe_str(c, &v, &is) || !is)
+                continue;
+            text = cm_jstr_dup(&v);
+            if (text == NULL)
+                return oom(c);
+            if (cm_parse_u64(text, 65535, &port) && port > 0)
+                s->health_port = (uint16_t)port;
+            free(text);
+        } else {
+            cm_jscan_skip(&c->s);
+        }
+    }
+    return ok(c);
 }
 
-static int parse_slice(json_t *o, json_t *meta, struct hc_k8s_obj *obj, char *err, size_t errlen)
+/* ---- EndpointSlices ---- */
+
+/* endpoints[]: conditions.ready true, null or absent is ready (the API's rule). */
+static bool parse_endpoints(struct pctx *c, struct hc_k8s_slice *sl)
 {
-    struct hc_k8s_slice *sl = &obj->u.slice;
-    const char *at = json_string_value(json_object_get(o, "addressType"));
-    const char *svc;
-    json_t *eps = json_object_get(o, "endpoints");
-    size_t i;
-    json_t *e;
+    enum cm_jtype t = cm_jscan_peek(&c->s);
+    size_t i = 0;
 
-    svc = json_string_value(
-        json_object_get(json_object_get(meta, "labels"), "kubernetes.io/service-name"));
-    if (svc != NULL) {
-        sl->service = strdup(svc);
-        if (sl->service == NULL)
-            return CM_ENOMEM;
-    }
-    if (at == NULL || strcmp(at, "IPv4") == 0)
-        sl->family = HC_K8S_IPV4;
-    else if (strcmp(at, "IPv6") == 0)
-        sl->family = HC_K8S_IPV6;
-    else
-        sl->family = HC_K8S_FQDN;
-    if (eps == NULL || json_is_null(eps))
-        return CM_OK;
-    if (!json_is_array(eps))
-        return fail(err, errlen, "endpoints: not an array");
-    json_array_foreach(eps, i, e)
-    {
-        json_t *ready = json_object_get(json_object_get(e, "conditions"), "ready");
+    if (t == CM_JNULL)
+        return cm_jscan_skip(&c->s);
+    if (t != CM_JARRAY)
+        return bad(c, "endpoints: not an array");
+    cm_jscan_enter(&c->s, CM_JARRAY);
+    for (; ok(c) && cm_jscan_item(&c->s); i++) {
+        struct cm_jstr k, k2;
+        unsigned seen = 0, seen2 = 0;
+        bool ready = true, is;
 
-        if (!json_is_object(e))
-            return fail(err, errlen, "endpoints[%zu]: not an object", i);
-        /* EndpointSlice API: a nil ready condition means ready. */
-        if (ready == NULL || json_is_null(ready) || json_is_true(ready))
+        if (cm_jscan_peek(&c->s) != CM_JOBJECT)
+            return bad(c, "endpoints[%zu]: not an object", i);
+        cm_jscan_enter(&c->s, CM_JOBJECT);
+        while (ok(c) && cm_jscan_key(&c->s, &k)) {
+            if (!cm_jstr_is(&k, "conditions")) {
+                cm_jscan_skip(&c->s);
+                continue;
+            }
+            if (!first(c, &seen, 1, &k) || !maybe_object(c, &is) || !is)
+                continue;
+            while (ok(c) && cm_jscan_key(&c->s, &k2)) {
+                enum cm_jtype r;
+
+                if (!cm_jstr_is(&k2, "ready")) {
+                    cm_jscan_skip(&c->s);
+                    continue;
+                }
+                r = cm_jscan_peek(&c->s);
+                if (first(c, &seen2, 1, &k2) && cm_jscan_skip(&c->s))
+                    ready = r == CM_JTRUE || r == CM_JNULL;
+            }
+        }
+        if (ready)
             sl->ready++;
         else
             sl->not_ready++;
     }
-    return CM_OK;
+    return ok(c);
 }
 
-static int parse_node(json_t *o, struct hc_k8s_obj *obj)
+static bool parse_address_type(struct pctx *c, struct hc_k8s_slice *sl)
 {
-    json_t *status = json_object_get(o, "status");
-    json_t *conds = json_object_get(status, "conditions");
-    json_t *addrs = json_object_get(status, "addresses");
-    size_t i;
-    json_t *e;
+    struct cm_jstr v;
+    bool is;
 
-    json_array_foreach(conds, i, e)
-    {
-        const char *t = json_string_value(json_object_get(e, "type"));
-        const char *s = json_string_value(json_object_get(e, "status"));
+    if (!maybe_str(c, &v, &is))
+        return false;
+    sl->family = !is || cm_jstr_is(&v, "IPv4") ? HC_K8S_IPV4
+                 : cm_jstr_is(&v, "IPv6")      ? HC_K8S_IPV6
+                                               : HC_K8S_FQDN;
+    return true;
+}
 
-        if (t != NULL && strcmp(t, "Ready") == 0)
-            obj->u.node.ready = s != NULL && strcmp(s, "True") == 0;
+/* ---- Nodes ---- */
+
+/* One {type, @second} pair of a list (conditions or addresses): the two strings when set. */
+static bool parse_pair(struct pctx *c, const char *second, struct cm_jstr *type, bool *has_type,
+                       struct cm_jstr *val, bool *has_val)
+{
+    struct cm_jstr k;
+    unsigned seen = 0;
+    bool is;
+
+    *has_type = *has_val = false;
+    if (!maybe_object(c, &is) || !is)
+        return ok(c);
+    while (ok(c) && cm_jscan_key(&c->s, &k)) {
+        if (key_is(c, &k, "type", &seen, 1))
+            maybe_str(c, type, has_type);
+        else if (key_is(c, &k, second, &seen, 2))
+            maybe_str(c, val, has_val);
+        else
+            cm_jscan_skip(&c->s);
     }
-    json_array_foreach(addrs, i, e)
-    {
-        const char *t = json_string_value(json_object_get(e, "type"));
-        const char *a = json_string_value(json_object_get(e, "address"));
-        char **slot = NULL;
-        struct cm_addr ad;
+    return ok(c);
+}
 
-        if (t == NULL || a == NULL || cm_ip_parse(a, &ad) != CM_OK)
+/* The first InternalIP and ExternalIP that are valid IPs. */
+static bool node_address(struct pctx *c, struct hc_k8s_node *n, const struct cm_jstr *type,
+                         const struct cm_jstr *val)
+{
+    char **slot = cm_jstr_is(type, "InternalIP")   ? &n->internal_ip
+                  : cm_jstr_is(type, "ExternalIP") ? &n->external_ip
+                                                   : NULL;
+    char *ip;
+    struct cm_addr a;
+
+    if (slot == NULL || *slot != NULL)
+        return true;
+    ip = cm_jstr_dup(val);
+    if (ip == NULL)
+        return oom(c);
+    if (cm_ip_parse(ip, &a) != CM_OK)
+        free(ip);
+    else
+        *slot = ip;
+    return true;
+}
+
+static bool parse_node_status(struct pctx *c, struct hc_k8s_node *n)
+{
+    struct cm_jstr k, type, val;
+    unsigned seen = 0;
+    bool is, has_type, has_val;
+
+    if (!maybe_object(c, &is) || !is)
+        return ok(c);
+    while (ok(c) && cm_jscan_key(&c->s, &k)) {
+        bool conds = cm_jstr_is(&k, "conditions");
+
+        if (!conds && !cm_jstr_is(&k, "addresses")) {
+            cm_jscan_skip(&c->s);
             continue;
-        if (strcmp(t, "InternalIP") == 0)
-            slot = &obj->u.node.internal_ip;
-        else if (strcmp(t, "ExternalIP") == 0)
-            slot = &obj->u.node.external_ip;
-        if (slot != NULL && *slot == NULL) {
-            *slot = strdup(a);
-            if (*slot == NULL)
-                return CM_ENOMEM;
+        }
+        if (!first(c, &seen, conds ? 1 : 2, &k))
+            break;
+        if (cm_jscan_peek(&c->s) != CM_JARRAY) {
+            cm_jscan_skip(&c->s); /* not a list: nothing in it */
+            continue;
+        }
+        cm_jscan_enter(&c->s, CM_JARRAY);
+        while (ok(c) && cm_jscan_item(&c->s)) {
+            if (!parse_pair(c, conds ? "status" : "address", &type, &has_type, &val, &has_val) ||
+                !has_type)
+                continue;
+            if (conds && cm_jstr_is(&type, "Ready"))
+                n->ready = has_val && cm_jstr_is(&val, "True"); /* the last Ready counts */
+            else if (!conds && has_val)
+                node_address(c, n, &type, &val);
         }
     }
-    return CM_OK;
+    return ok(c);
 }
 
-/* One object of @kind from its JSON. */
-static int parse_obj(json_t *o, enum hc_k8s_kind kind, struct hc_k8s_obj **out, char *err,
-                     size_t errlen)
+/* ---- objects ---- */
+
+/* metadata: name, namespace, resourceVersion (into *rv when @rv), the service
+ * label of a slice, the annotations of a Service. */
+static bool parse_meta(struct pctx *c, struct hc_k8s_obj *obj, char **rv)
+{
+    struct cm_jstr k, k2, v;
+    unsigned seen = 0, seen2 = 0;
+    bool is;
+
+    if (cm_jscan_peek(&c->s) != CM_JOBJECT)
+        return bad(c, "metadata.name: missing");
+    cm_jscan_enter(&c->s, CM_JOBJECT);
+    while (ok(c) && cm_jscan_key(&c->s, &k)) {
+        if (cm_jstr_is(&k, "name")) {
+            if (first(c, &seen, 1, &k) && cm_jscan_peek(&c->s) != CM_JSTRING)
+                return bad(c, "metadata.name: missing");
+            dup_str(c, &obj->name);
+        } else if (key_is(c, &k, "namespace", &seen, 2)) {
+            opt_str(c, &obj->ns, "metadata.namespace");
+        } else if (cm_jstr_is(&k, "resourceVersion")) {
+            char *r = NULL;
+
+            if (first(c, &seen, 4, &k) && opt_str(c, &r, "metadata.resourceVersion") && rv != NULL)
+                *rv = r;
+            else
+                free(r);
+        } else if (obj->kind == HC_K8S_SERVICE && key_is(c, &k, "annotations", &seen, 8)) {
+            parse_annotations(c, &obj->u.svc);
+        } else if (cm_jstr_is(&k, "labels") && obj->kind == HC_K8S_SLICE) {
+            if (!first(c, &seen, 16, &k) || !maybe_object(c, &is) || !is)
+                continue;
+            while (ok(c) && cm_jscan_key(&c->s, &k2)) {
+                if (!cm_jstr_is(&k2, "kubernetes.io/service-name")) {
+                    cm_jscan_skip(&c->s);
+                    continue;
+                }
+                if (first(c, &seen2, 1, &k2) && maybe_str(c, &v, &is) && is &&
+                    (obj->u.slice.service = cm_jstr_dup(&v)) == NULL)
+                    return oom(c);
+            }
+        } else {
+            cm_jscan_skip(&c->s);
+        }
+    }
+    return ok(c);
+}
+
+/* The members of an object of @kind that are not metadata. */
+static void parse_member(struct pctx *c, struct hc_k8s_obj *obj, const struct cm_jstr *k,
+                         unsigned *seen)
+{
+    enum hc_k8s_kind kind = obj->kind;
+
+    if (kind == HC_K8S_SERVICE && key_is(c, k, "spec", seen, 2))
+        parse_spec(c, &obj->u.svc);
+    else if (kind == HC_K8S_SERVICE && key_is(c, k, "status", seen, 4))
+        parse_svc_status(c, &obj->u.svc);
+    else if (kind == HC_K8S_NODE && key_is(c, k, "status", seen, 4))
+        parse_node_status(c, &obj->u.node);
+    else if (kind == HC_K8S_SLICE && key_is(c, k, "addressType", seen, 8))
+        parse_address_type(c, &obj->u.slice);
+    else if (kind == HC_K8S_SLICE && key_is(c, k, "endpoints", seen, 16))
+        parse_endpoints(c, &obj->u.slice);
+    else
+        cm_jscan_skip(&c->s);
+}
+
+/* One object of @kind; its resourceVersion into *rv when @rv is not NULL. */
+static bool parse_obj(struct pctx *c, enum hc_k8s_kind kind, struct hc_k8s_obj **out, char **rv)
 {
     struct hc_k8s_obj *obj;
-    json_t *meta;
-    int rc;
+    struct cm_jstr k;
+    unsigned seen = 0;
 
-    if (!json_is_object(o))
-        return fail(err, errlen, "object: not a JSON object");
-    meta = json_object_get(o, "metadata");
-    if (!json_is_object(meta) || !json_is_string(json_object_get(meta, "name")))
-        return fail(err, errlen, "metadata.name: missing");
+    if (cm_jscan_peek(&c->s) != CM_JOBJECT)
+        return bad(c, "object: not a JSON object");
     obj = calloc(1, sizeof(*obj));
     if (obj == NULL)
-        return CM_ENOMEM;
+        return oom(c);
     obj->kind = kind;
-    rc = opt_str(meta, "name", &obj->name);
-    if (rc == CM_OK && opt_str(meta, "namespace", &obj->ns) != CM_OK)
-        rc = fail(err, errlen, "metadata.namespace: not a string");
-    if (rc == CM_OK && opt_str(meta, "resourceVersion", &obj->resource_version) != CM_OK)
-        rc = fail(err, errlen, "metadata.resourceVersion: not a string");
-    if (rc == CM_OK && kind != HC_K8S_NODE && obj->ns == NULL)
-        rc = fail(err, errlen, "metadata.namespace: missing");
-    if (rc == CM_OK) {
-        if (kind == HC_K8S_SERVICE)
-            rc = parse_svc(o, meta, obj, err, errlen);
-        else if (kind == HC_K8S_SLICE)
-            rc = parse_slice(o, meta, obj, err, errlen);
+    cm_jscan_enter(&c->s, CM_JOBJECT);
+    while (ok(c) && cm_jscan_key(&c->s, &k)) {
+        if (key_is(c, &k, "metadata", &seen, 1))
+            parse_meta(c, obj, rv);
         else
-            rc = parse_node(o, obj);
+            parse_member(c, obj, &k, &seen);
     }
-    if (rc != CM_OK) {
+    if (ok(c) && obj->name == NULL)
+        bad(c, "metadata.name: missing");
+    if (ok(c) && kind != HC_K8S_NODE && obj->ns == NULL)
+        bad(c, "metadata.namespace: missing");
+    if (!ok(c)) {
         hc_k8s_obj_free(obj);
-        return rc;
+        return false;
     }
     *out = obj;
-    return CM_OK;
+    return true;
 }
 
-static json_t *load_json(const char *text, size_t len, char *err, size_t errlen)
-{
-    json_error_t je;
-    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+/* ---- events ---- */
 
-    if (doc == NULL)
-        fail(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column, je.text);
-    else if (!json_is_object(doc)) {
-        fail(err, errlen, "not a JSON object");
-        json_decref(doc);
-        doc = NULL;
-    }
-    return doc;
-}
-
-static int parse_event_type(const char *t, enum hc_k8s_event_type *out)
+static int parse_event_type(const struct cm_jstr *t, enum hc_k8s_event_type *out)
 {
     static const char *const names[] = {"ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"};
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(t, names[i]) == 0) {
+        if (cm_jstr_is(t, names[i])) {
             *out = (enum hc_k8s_event_type)i;
             return CM_OK;
         }
@@ -363,60 +680,120 @@ static int parse_event_type(const char *t, enum hc_k8s_event_type *out)
     return CM_EPARSE;
 }
 
-static int parse_event_body(json_t *doc, enum hc_k8s_kind kind, struct hc_k8s_event *ev, char *err,
-                            size_t errlen)
+/* An ERROR event's Status: code and message. */
+static bool parse_status_object(struct pctx *c, struct hc_k8s_event *ev)
 {
-    const char *type = json_string_value(json_object_get(doc, "type"));
-    json_t *o = json_object_get(doc, "object");
-    json_t *code;
-    int rc;
+    struct cm_jstr k;
+    unsigned seen = 0;
 
-    if (type == NULL || parse_event_type(type, &ev->type) != CM_OK)
-        return fail(err, errlen, "type: missing or unknown");
-    if (!json_is_object(o))
-        return fail(err, errlen, "object: missing");
-    if (ev->type == HC_K8S_ERROR) {
-        code = json_object_get(o, "code");
-        ev->code = json_is_integer(code) ? (int)json_integer_value(code) : 0;
-        if (opt_str(o, "message", &ev->message) != CM_OK)
-            return fail(err, errlen, "object.message: not a string");
-        return CM_OK;
+    cm_jscan_enter(&c->s, CM_JOBJECT);
+    while (ok(c) && cm_jscan_key(&c->s, &k)) {
+        if (cm_jstr_is(&k, "code") && first(c, &seen, 1, &k)) {
+            int64_t code = 0;
+            bool is_int = false;
+
+            if (cm_jscan_peek(&c->s) != CM_JNUMBER)
+                cm_jscan_skip(&c->s);
+            else if (cm_jscan_number(&c->s, &code, &is_int) && is_int && code >= INT32_MIN &&
+                     code <= INT32_MAX)
+                ev->code = (int)code;
+        } else if (key_is(c, &k, "message", &seen, 2)) {
+            opt_str(c, &ev->message, "object.message");
+        } else {
+            cm_jscan_skip(&c->s);
+        }
     }
-    if (ev->type == HC_K8S_BOOKMARK) {
-        /* Every CM_EPARSE carries a reason: the watcher logs it. */
-        rc = opt_str(json_object_get(o, "metadata"), "resourceVersion", &ev->resource_version);
-        if (rc != CM_OK)
-            return rc == CM_ENOMEM
-                       ? rc
-                       : fail(err, errlen, "BOOKMARK metadata.resourceVersion: not a string");
-        if (ev->resource_version == NULL)
-            return fail(err, errlen, "BOOKMARK without metadata.resourceVersion");
-        return CM_OK;
+    return ok(c);
+}
+
+/* A BOOKMARK's object: only metadata.resourceVersion means something. */
+static bool parse_bookmark(struct pctx *c, struct hc_k8s_event *ev)
+{
+    struct cm_jstr k, k2;
+    unsigned seen = 0, seen2 = 0;
+    bool is;
+
+    cm_jscan_enter(&c->s, CM_JOBJECT);
+    while (ok(c) && cm_jscan_key(&c->s, &k)) {
+        if (!cm_jstr_is(&k, "metadata")) {
+            cm_jscan_skip(&c->s);
+            continue;
+        }
+        if (!first(c, &seen, 1, &k) || !maybe_object(c, &is) || !is)
+            continue;
+        while (ok(c) && cm_jscan_key(&c->s, &k2)) {
+            if (key_is(c, &k2, "resourceVersion", &seen2, 1))
+                opt_str(c, &ev->resource_version, "BOOKMARK metadata.resourceVersion");
+            else
+                cm_jscan_skip(&c->s);
+        }
     }
-    rc = parse_obj(o, kind, &ev->obj, err, errlen);
-    if (rc == CM_OK && ev->obj->resource_version != NULL) {
-        ev->resource_version = strdup(ev->obj->resource_version);
-        if (ev->resource_version == NULL)
-            rc = CM_ENOMEM;
-    }
-    return rc;
+    if (ok(c) && ev->resource_version == NULL)
+        return bad(c, "BOOKMARK without metadata.resourceVersion");
+    return ok(c);
+}
+
+static bool parse_event_object(struct pctx *c, enum hc_k8s_kind kind, struct hc_k8s_event *ev)
+{
+    if (cm_jscan_peek(&c->s) != CM_JOBJECT)
+        return bad(c, "object: missing");
+    if (ev->type == HC_K8S_ERROR)
+        return parse_status_object(c, ev);
+    if (ev->type == HC_K8S_BOOKMARK)
+        return parse_bookmark(c, ev);
+    return parse_obj(c, kind, &ev->obj, &ev->resource_version);
 }
 
 int hc_k8s_event_parse(const char *line, size_t len, enum hc_k8s_kind kind, struct hc_k8s_event *ev,
                        char *err, size_t errlen)
 {
-    json_t *doc;
-    int rc;
+    struct pctx c;
+    struct cm_jstr k, t;
+    const char *obj_at = NULL, *obj_end = NULL; /* "object" read before "type" */
+    unsigned seen = 0;
 
     memset(ev, 0, sizeof(*ev));
-    doc = load_json(line, len, err, errlen);
-    if (doc == NULL)
-        return CM_EPARSE;
-    rc = parse_event_body(doc, kind, ev, err, errlen);
-    json_decref(doc);
-    if (rc != CM_OK)
+    pctx_init(&c, line, len, err, errlen);
+    if (cm_jscan_peek(&c.s) != CM_JOBJECT && cm_jscan_peek(&c.s) != CM_JNONE)
+        bad(&c, "not a JSON object");
+    cm_jscan_enter(&c.s, CM_JOBJECT);
+    while (ok(&c) && cm_jscan_key(&c.s, &k)) {
+        if (cm_jstr_is(&k, "type")) {
+            if (first(&c, &seen, 1, &k) &&
+                (cm_jscan_peek(&c.s) != CM_JSTRING || !cm_jscan_string(&c.s, &t) ||
+                 parse_event_type(&t, &ev->type) != CM_OK))
+                bad(&c, "type: missing or unknown");
+        } else if (cm_jstr_is(&k, "object")) {
+            if (!first(&c, &seen, 2, &k))
+                break;
+            if ((seen & 1) != 0) {
+                parse_event_object(&c, kind, ev);
+                continue;
+            }
+            cm_jscan_peek(&c.s);
+            obj_at = c.s.p;
+            cm_jscan_skip(&c.s);
+            obj_end = c.s.p;
+        } else {
+            cm_jscan_skip(&c.s);
+        }
+    }
+    if (ok(&c))
+        cm_jscan_end(&c.s);
+    if (ok(&c) && (seen & 1) == 0)
+        bad(&c, "type: missing or unknown");
+    if (ok(&c) && (seen & 2) == 0)
+        bad(&c, "object: missing");
+    if (ok(&c) && obj_at != NULL) {
+        struct pctx sub;
+
+        pctx_init(&sub, obj_at, (size_t)(obj_end - obj_at), err, errlen);
+        parse_event_object(&sub, kind, ev);
+        c.rc = pctx_done(&sub);
+    }
+    if (pctx_done(&c) != CM_OK)
         hc_k8s_event_fini(ev);
-    return rc;
+    return c.rc;
 }
 
 void hc_k8s_event_fini(struct hc_k8s_event *ev)
@@ -427,60 +804,96 @@ void hc_k8s_event_fini(struct hc_k8s_event *ev)
     memset(ev, 0, sizeof(*ev));
 }
 
-static int parse_list_body(json_t *doc, enum hc_k8s_kind kind, struct hc_k8s_list *out, char *err,
-                           size_t errlen)
-{
-    json_t *meta = json_object_get(doc, "metadata");
-    json_t *items = json_object_get(doc, "items");
-    char sub[HC_K8S_ERR_MAX];
-    size_t i;
-    json_t *it;
-    int rc;
+/* ---- lists ---- */
 
-    if (opt_str(meta, "resourceVersion", &out->resource_version) != CM_OK ||
-        opt_str(meta, "continue", &out->continue_token) != CM_OK)
-        return fail(err, errlen, "metadata: bad resourceVersion or continue");
-    if (out->continue_token != NULL && out->continue_token[0] == '\0') {
-        free(out->continue_token);
-        out->continue_token = NULL;
+static bool parse_list_meta(struct pctx *c, struct hc_k8s_list *out)
+{
+    struct cm_jstr k;
+    unsigned seen = 0;
+    bool is;
+
+    if (!maybe_object(c, &is) || !is)
+        return ok(c);
+    while (ok(c) && cm_jscan_key(&c->s, &k)) {
+        bool rv = cm_jstr_is(&k, "resourceVersion");
+
+        if (!rv && !cm_jstr_is(&k, "continue")) {
+            cm_jscan_skip(&c->s);
+            continue;
+        }
+        if (!first(c, &seen, rv ? 1 : 2, &k))
+            break;
+        opt_str(c, rv ? &out->resource_version : &out->continue_token,
+                rv ? "metadata.resourceVersion" : "metadata.continue");
     }
-    if (items == NULL || json_is_null(items))
-        return CM_OK;
-    if (!json_is_array(items))
-        return fail(err, errlen, "items: not an array");
-    out->items = calloc(json_array_size(items) + 1, sizeof(*out->items));
-    if (out->items == NULL)
-        return CM_ENOMEM;
-    json_array_foreach(items, i, it)
-    {
-        sub[0] = '\0';
-        rc = parse_obj(it, kind, &out->items[out->count], sub, sizeof(sub));
-        if (rc != CM_OK)
-            return rc == CM_ENOMEM ? rc : fail(err, errlen, "items[%zu]: %s", i, sub);
-        out->count++;
+    return ok(c);
+}
+
+static bool parse_items(struct pctx *c, enum hc_k8s_kind kind, struct hc_k8s_list *out)
+{
+    enum cm_jtype t = cm_jscan_peek(&c->s);
+    size_t cap = 0;
+    char item[40];
+
+    if (t == CM_JNULL)
+        return cm_jscan_skip(&c->s);
+    if (t != CM_JARRAY)
+        return bad(c, "items: not an array");
+    cm_jscan_enter(&c->s, CM_JARRAY);
+    while (ok(c) && cm_jscan_item(&c->s)) {
+        if (out->count + 1 >= cap) {
+            size_t ncap = cap == 0 ? 64 : cap * 2;
+            struct hc_k8s_obj **ni = realloc(out->items, ncap * sizeof(*ni));
+
+            if (ni == NULL)
+                return oom(c);
+            out->items = ni;
+            cap = ncap;
+        }
+        snprintf(item, sizeof(item), "items[%zu]: ", out->count);
+        c->item = item;
+        if (parse_obj(c, kind, &out->items[out->count], NULL))
+            out->count++;
+        c->item = "";
     }
-    return CM_OK;
+    return ok(c);
 }
 
 int hc_k8s_list_parse(const char *body, size_t len, enum hc_k8s_kind kind, struct hc_k8s_list *out,
                       char *err, size_t errlen)
 {
-    json_t *doc;
-    int rc;
+    struct pctx c;
+    struct cm_jstr k;
+    unsigned seen = 0;
 
     memset(out, 0, sizeof(*out));
     if (len > HC_K8S_LIST_MAX) {
         fail(err, errlen, "list body larger than %u bytes", HC_K8S_LIST_MAX);
         return CM_ETOOBIG;
     }
-    doc = load_json(body, len, err, errlen);
-    if (doc == NULL)
-        return CM_EPARSE;
-    rc = parse_list_body(doc, kind, out, err, errlen);
-    json_decref(doc);
-    if (rc != CM_OK)
+    pctx_init(&c, body, len, err, errlen);
+    if (cm_jscan_peek(&c.s) != CM_JOBJECT && cm_jscan_peek(&c.s) != CM_JNONE)
+        bad(&c, "not a JSON object");
+    cm_jscan_enter(&c.s, CM_JOBJECT);
+    while (ok(&c) && cm_jscan_key(&c.s, &k)) {
+        if (key_is(&c, &k, "metadata", &seen, 1))
+            parse_list_meta(&c, out);
+        else if (key_is(&c, &k, "items", &seen, 2))
+            parse_items(&c, kind, out);
+        else
+            cm_jscan_skip(&c.s);
+    }
+    if (ok(&c))
+        cm_jscan_end(&c.s);
+    if (pctx_done(&c) != CM_OK) {
         hc_k8s_list_fini(out);
-    return rc;
+        return c.rc;
+    }
+    if (out->continue_token != NULL && out->continue_token[0] == '\0') {
+        free(out->continue_token);
+        out->continue_token = NULL;
+    }
+    return CM_OK;
 }
 
 void hc_k8s_list_fini(struct hc_k8s_list *l)

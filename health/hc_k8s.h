@@ -12,7 +12,9 @@
  *   Node           name, Ready condition, InternalIP / ExternalIP
  *
  * A list response (`{"metadata":{"resourceVersion","continue"},"items":[]}`)
- * and a watch event line (`{"type":"ADDED","object":{...}}`) parse into these.
+ * and a watch event line (`{"type":"ADDED","object":{...}}`) parse into these,
+ * read with cm_jscan: what is not needed is skipped (checked, never stored),
+ * and a key read twice in an object that is read fails the parse.
  * Watch streams are newline-delimited JSON; struct hc_lines splits them
  * incrementally with a hard cap on the line length, whatever the chunking.
  */
@@ -79,12 +81,12 @@ struct hc_k8s_node {
     char *external_ip; /* owned first ExternalIP, NULL when none */
 };
 
-/* One object of any kind. ns is NULL for Nodes (cluster scoped). */
+/* One object of any kind. ns is NULL for Nodes (cluster scoped). Its
+ * resourceVersion is not kept: the event or list that brought it has it. */
 struct hc_k8s_obj {
     enum hc_k8s_kind kind;
-    char *ns;               /* owned */
-    char *name;             /* owned */
-    char *resource_version; /* owned, NULL when absent */
+    char *ns;   /* owned */
+    char *name; /* owned */
     union {
         struct hc_k8s_svc svc;
         struct hc_k8s_slice slice;

@@ -198,6 +198,49 @@ static void test_bug_bookmark_rv_not_string_has_reason(void **state)
     }
 }
 
+/* The reader (cm_jscan): "object" may come before "type"; keys are compared
+ * decoded; what is skipped is still checked; a key read twice is refused. */
+static void test_reader(void **state)
+{
+    static const char *const bad[] = {
+        /* a name twice: which one counts would be up to the parser */
+        "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"name\":\"b\","
+        "\"namespace\":\"default\"}}}",
+        "{\"type\":\"ADDED\",\"type\":\"DELETED\",\"object\":{}}",
+        /* bug: the second namespace dropped the first one without freeing it (ASan) */
+        "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"namespace\":\"d\","
+        "\"namespace\":null}}}",
+        /* invalid UTF-8 in a field nobody reads */
+        "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"namespace\":\"d\","
+        "\"uid\":\"\xc0\x80\"}}}",
+        /* trailing garbage */
+        "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"namespace\":\"d\"}}} x",
+    };
+    const char *later = "{\"object\":{\"metadata\":{\"n\\u0061me\":\"w\",\"namespace\":"
+                        "\"default\",\"resourceVersion\":\"9\",\"managedFields\":[{\"f\":{\"g\":"
+                        "[1,2.5,null,true]}}]},\"spec\":{\"ports\":[{\"port\":80}]}},"
+                        "\"type\":\"MODIFIED\"}";
+    struct hc_k8s_event ev;
+    char err[HC_K8S_ERR_MAX];
+
+    (void)state;
+    assert_int_equal(
+        hc_k8s_event_parse(later, strlen(later), HC_K8S_SERVICE, &ev, err, sizeof(err)), CM_OK);
+    assert_int_equal(ev.type, HC_K8S_MODIFIED);
+    assert_string_equal(ev.obj->name, "w");
+    assert_string_equal(ev.resource_version, "9");
+    assert_int_equal(ev.obj->u.svc.port_count, 1);
+    hc_k8s_event_fini(&ev);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        if (hc_k8s_event_parse(bad[i], strlen(bad[i]), HC_K8S_SERVICE, &ev, err, sizeof(err)) !=
+            CM_EPARSE)
+            fail_msg("bad[%zu] accepted", i);
+        assert_true(err[0] != '\0');
+        assert_null(ev.obj);
+    }
+}
+
 static void test_list(void **state)
 {
     const char *body = "{\"kind\":\"ServiceList\",\"metadata\":{\"resourceVersion\":\"100\","
@@ -360,6 +403,7 @@ int main(void)
         cmocka_unit_test(test_node),
         cmocka_unit_test(test_bookmark_error_garbage),
         cmocka_unit_test(test_bug_bookmark_rv_not_string_has_reason),
+        cmocka_unit_test(test_reader),
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_status),
         cmocka_unit_test(test_split_every_position),
