@@ -173,14 +173,36 @@ static int keep_prev(const char *path, const char *prev)
     return CM_OK;
 }
 
-static int tmp_fill(int fd, const struct iovec *iov, size_t n)
+static void file_id(const struct stat *sb, struct cm_file_id *out)
+{
+    if (out != NULL)
+        *out = (struct cm_file_id){.dev = sb->st_dev,
+                                   .ino = sb->st_ino,
+                                   .size = sb->st_size,
+                                   .mtime_ns = (int64_t)sb->st_mtim.tv_sec * 1000000000 +
+                                               sb->st_mtim.tv_nsec};
+}
+
+static bool same_id(const struct stat *sb, const struct cm_file_id *want)
+{
+    struct cm_file_id got;
+
+    file_id(sb, &got);
+    return got.dev == want->dev && got.ino == want->ino && got.size == want->size &&
+           got.mtime_ns == want->mtime_ns;
+}
+
+static int tmp_fill(int fd, const struct iovec *iov, size_t n, struct cm_file_id *written)
 {
     int rc = writev_all(fd, iov, n);
+    struct stat sb;
 
     if (rc == CM_OK)
         rc = write_all(fd, "\n", 1);
     if (rc == CM_OK && fsync(fd) == -1)
         rc = cm_err_from_errno(errno);
+    if (rc == CM_OK && fstat(fd, &sb) == 0)
+        file_id(&sb, written);
     if (close(fd) == -1 && rc == CM_OK)
         rc = cm_err_from_errno(errno);
     return rc;
@@ -188,22 +210,20 @@ static int tmp_fill(int fd, const struct iovec *iov, size_t n)
 
 /*
  * The fast way for a file rewritten often: PATH.prev, no longer needed once
- * the new content is durable, is overwritten in place and then swapped with
+ * the new content is durable, is written in place and then swapped with
  * PATH in one step (renameat2 RENAME_EXCHANGE), so PATH is never missing and
  * always complete, and PATH.prev ends up holding the previous content as
  * with keep_prev(). An existing inode means no page cache to allocate and
- * free for a large file. CM_ENOTSUP, with nothing changed, when it does not
- * apply -- no PATH.prev yet, PATH or PATH.prev not a plain file of ours with
- * one link (never written through a symlink or into another file's inode);
- * the caller then writes a temporary file. A later failure leaves PATH as it
- * was; PATH.prev may then hold part of the new content.
+ * free for a large file. This opens PATH.prev for it: CM_ENOTSUP, nothing
+ * changed, when the way does not apply -- no PATH.prev yet, PATH or PATH.prev
+ * not a plain file of ours with one link (never written through a symlink
+ * or into another file's inode), or not the file @expect describes (NULL:
+ * any).
  */
-static int rotate(const char *path, const char *prev, const struct iovec *iov, size_t n,
-                  mode_t mode)
+static int open_prev(const char *path, const char *prev, const struct cm_file_id *expect, int *out)
 {
     struct stat sp, sv;
-    off_t len = 0;
-    int fd, rc;
+    int fd;
 
     if (lstat(path, &sp) == -1 || !S_ISREG(sp.st_mode))
         return CM_ENOTSUP;
@@ -211,25 +231,109 @@ static int rotate(const char *path, const char *prev, const struct iovec *iov, s
     if (fd == -1)
         return CM_ENOTSUP;
     if (fstat(fd, &sv) == -1 || !S_ISREG(sv.st_mode) || sv.st_nlink != 1 ||
-        sv.st_uid != geteuid() || sv.st_ino == sp.st_ino) {
+        sv.st_uid != geteuid() || sv.st_ino == sp.st_ino ||
+        (expect != NULL && !same_id(&sv, expect))) {
         close(fd);
         return CM_ENOTSUP;
     }
+    *out = fd;
+    return CM_OK;
+}
+
+/* Makes what was written to @fd (PATH.prev) durable, notes its identity and
+ * swaps it with PATH. A failure leaves PATH as it was. */
+static int swap_in(int fd, int rc, const char *path, const char *prev, struct cm_file_id *written)
+{
+    struct stat sb;
+
+    if (rc == CM_OK && fdatasync(fd) == -1)
+        rc = cm_err_from_errno(errno);
+    if (rc == CM_OK && fstat(fd, &sb) == 0)
+        file_id(&sb, written);
+    if (close(fd) == -1 && rc == CM_OK)
+        rc = cm_err_from_errno(errno);
+    if (rc == CM_OK && renameat2(AT_FDCWD, prev, AT_FDCWD, path, RENAME_EXCHANGE) == -1)
+        rc = errno == EINVAL || errno == ENOSYS ? CM_ENOTSUP : cm_err_from_errno(errno);
+    return rc;
+}
+
+/* The whole content into PATH.prev, then swapped in (see open_prev()). */
+static int rotate(const char *path, const char *prev, const struct iovec *iov, size_t n,
+                  mode_t mode, struct cm_file_id *written)
+{
+    struct stat sb;
+    off_t len = 0;
+    int fd, rc = open_prev(path, prev, NULL, &fd);
+
+    if (rc != CM_OK)
+        return rc;
     for (size_t i = 0; i < n; i++)
         len += (off_t)iov[i].iov_len;
-    rc = (sv.st_mode & 07777) != mode && fchmod(fd, mode) == -1 ? cm_err_from_errno(errno) : CM_OK;
+    if (fstat(fd, &sb) == -1)
+        rc = cm_err_from_errno(errno);
+    else if ((sb.st_mode & 07777) != mode && fchmod(fd, mode) == -1)
+        rc = cm_err_from_errno(errno);
     if (rc == CM_OK)
         rc = writev_all(fd, iov, n);
     if (rc == CM_OK)
         rc = write_all(fd, "\n", 1);
     if (rc == CM_OK && ftruncate(fd, len + 1) == -1)
         rc = cm_err_from_errno(errno);
-    if (rc == CM_OK && fdatasync(fd) == -1)
-        rc = cm_err_from_errno(errno);
-    if (close(fd) == -1 && rc == CM_OK)
-        rc = cm_err_from_errno(errno);
-    if (rc == CM_OK && renameat2(AT_FDCWD, prev, AT_FDCWD, path, RENAME_EXCHANGE) == -1)
-        rc = errno == EINVAL || errno == ENOSYS ? CM_ENOTSUP : cm_err_from_errno(errno);
+    return swap_in(fd, rc, path, prev, written);
+}
+
+/* pwritev() of every part of one region at @off, partial writes resumed. */
+static int pwritev_all(int fd, const struct iovec *iov, size_t n, off_t off)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *p = iov[i].iov_base;
+        size_t left = iov[i].iov_len;
+
+        while (left > 0) {
+            ssize_t w = pwrite(fd, p, left, off);
+
+            if (w == -1 && errno == EINTR)
+                continue;
+            if (w == -1)
+                return cm_err_from_errno(errno);
+            if (w == 0)
+                return CM_EIO;
+            p += w;
+            left -= (size_t)w;
+            off += w;
+        }
+    }
+    return CM_OK;
+}
+
+int cm_file_patch_atomic(const char *path, const struct cm_file_id *prev_id,
+                         const struct cm_file_patch *patch, size_t n, struct cm_file_id *written,
+                         char *err, size_t errlen)
+{
+    char prev[PATH_CAP];
+    int fd, rc;
+
+    if (snprintf(prev, sizeof(prev), "%s" CM_FILE_PREV_SUFFIX, path) >= (int)sizeof(prev)) {
+        snprintf(err, errlen, "%s: path too long", path);
+        return CM_ETOOBIG;
+    }
+    rc = open_prev(path, prev, prev_id, &fd);
+    if (rc != CM_OK)
+        return rc;
+    for (size_t i = 0; rc == CM_OK && i < n; i++) {
+        if (patch[i].off < 0 || patch[i].off > prev_id->size)
+            rc = CM_EINVAL;
+        else
+            rc = pwritev_all(fd, patch[i].iov, patch[i].n, patch[i].off);
+    }
+    rc = swap_in(fd, rc, path, prev, written);
+    if (rc == CM_OK) {
+        rc = fsync_dir_of(path);
+        if (rc != CM_OK)
+            snprintf(err, errlen, "%s: cannot sync its directory: %s", path, cm_strerror(rc));
+    } else if (rc != CM_ENOTSUP) {
+        snprintf(err, errlen, "%s: cannot write (in place of %s): %s", path, prev, cm_strerror(rc));
+    }
     return rc;
 }
 
@@ -244,11 +348,11 @@ int cm_file_write_atomic(const char *path, const char *text, size_t len, mode_t 
 {
     struct iovec iov = {.iov_base = (void *)(uintptr_t)text, .iov_len = len};
 
-    return cm_file_write_atomicv(path, &iov, 1, mode, err, errlen);
+    return cm_file_write_atomicv(path, &iov, 1, mode, NULL, err, errlen);
 }
 
 int cm_file_write_atomicv(const char *path, const struct iovec *iov, size_t n, mode_t mode,
-                          char *err, size_t errlen)
+                          struct cm_file_id *written, char *err, size_t errlen)
 {
     char tmp[PATH_CAP], prev[PATH_CAP];
     const char *what = "cannot write";
@@ -258,7 +362,7 @@ int cm_file_write_atomicv(const char *path, const struct iovec *iov, size_t n, m
         snprintf(err, errlen, "%s: path too long", path);
         return CM_ETOOBIG;
     }
-    rc = rotate(path, prev, iov, n, mode);
+    rc = rotate(path, prev, iov, n, mode, written);
     if (rc == CM_OK) {
         rc = fsync_dir_of(path);
         if (rc != CM_OK)
@@ -275,7 +379,7 @@ int cm_file_write_atomicv(const char *path, const struct iovec *iov, size_t n, m
                  cm_strerror(rc));
         return rc;
     }
-    rc = tmp_fill(fd, iov, n);
+    rc = tmp_fill(fd, iov, n, written);
     if (rc == CM_OK) {
         rc = keep_prev(path, prev);
         what = "cannot keep the previous file as " CM_FILE_PREV_SUFFIX;

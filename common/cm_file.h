@@ -27,6 +27,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -53,9 +54,41 @@ int cm_file_write_text_atomic(const char *path, const char *text, mode_t mode, c
 /** The same for @len bytes at @text (no strlen over a large document). */
 int cm_file_write_atomic(const char *path, const char *text, size_t len, mode_t mode, char *err,
                          size_t errlen);
-/** The same for the concatenation of @n parts (writev; none is copied). */
+/* Which file a path held when it was written: a later write in place checks
+ * it still is that file. */
+struct cm_file_id {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    int64_t mtime_ns;
+};
+
+/**
+ * The same for the concatenation of @n parts (writev; none is copied).
+ * *@written (may be NULL) gets the identity of the file now at @path.
+ */
 int cm_file_write_atomicv(const char *path, const struct iovec *iov, size_t n, mode_t mode,
-                          char *err, size_t errlen);
+                          struct cm_file_id *written, char *err, size_t errlen);
+
+/* A region written in place: @n parts at byte @off. */
+struct cm_file_patch {
+    off_t off;
+    const struct iovec *iov;
+    size_t n;
+};
+
+/**
+ * Writes @n regions into PATH.prev in place, makes them durable and swaps
+ * PATH.prev with @path (RENAME_EXCHANGE), as cm_file_write_atomicv() does
+ * with a whole content: for a caller that knows PATH.prev -- the file it
+ * wrote before the last one, *@prev_id -- differs from the new content only
+ * in those regions (a layout of fixed slots). CM_ENOTSUP, nothing changed,
+ * when PATH.prev is not that file any more (or the swap is not supported):
+ * the caller then writes the whole content. *@written as above.
+ */
+int cm_file_patch_atomic(const char *path, const struct cm_file_id *prev_id,
+                         const struct cm_file_patch *patch, size_t n, struct cm_file_id *written,
+                         char *err, size_t errlen);
 
 /**
  * Parses the @len bytes at @text (borrowed for the call; NUL-terminated for

@@ -166,9 +166,10 @@ static void test_write_parts(void **state)
     }
     want[o++] = '\n';
     want[o] = '\0';
-    assert_int_equal(cm_file_write_atomicv(f->path, iov, PARTS, 0600, err, sizeof(err)), CM_OK);
+    assert_int_equal(cm_file_write_atomicv(f->path, iov, PARTS, 0600, NULL, err, sizeof(err)),
+                     CM_OK);
     assert_string_equal(slurp(f->path, buf, sizeof(buf)), want);
-    assert_int_equal(cm_file_write_atomicv(f->path, iov, 0, 0600, err, sizeof(err)), CM_OK);
+    assert_int_equal(cm_file_write_atomicv(f->path, iov, 0, 0600, NULL, err, sizeof(err)), CM_OK);
     assert_string_equal(slurp(f->path, buf, sizeof(buf)), "\n");
     assert_string_equal(slurp(f->prev, buf, sizeof(buf)), want);
 }
@@ -248,6 +249,46 @@ static void test_write_rotates_in_place(void **state)
     assert_int_equal(stat(f->path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
     assert_int_equal(dir_entries(f->dir), 2);
+}
+
+static int write_id(struct fx *f, const char *text, struct cm_file_id *id)
+{
+    struct iovec iov = {.iov_base = (void *)(uintptr_t)text, .iov_len = strlen(text)};
+    char err[512];
+
+    return cm_file_write_atomicv(f->path, &iov, 1, 0600, id, err, sizeof(err));
+}
+
+/* A layout of fixed slots: the file written before the last one gets only
+ * the regions that differ, then takes PATH's place; a PATH.prev that is not
+ * that file any more (replaced, touched) is refused with nothing changed. */
+static void test_patch_in_place(void **state)
+{
+    struct fx *f = *state;
+    struct cm_file_id a, b, c, d;
+    char xs[] = "XXXX", ys[] = "YY";
+    struct iovec x = {.iov_base = xs, .iov_len = 4}, y = {.iov_base = ys, .iov_len = 2};
+    struct cm_file_patch p[2] = {{.off = 5, .iov = &x, .n = 1}, {.off = 12, .iov = &y, .n = 1}};
+    char err[512], buf[64];
+    struct timespec ts[2] = {{0, UTIME_OMIT}, {12345, 0}};
+
+    assert_int_equal(write_id(f, "aaaa bbbb cccc", &a), CM_OK);
+    assert_int_equal(write_id(f, "1111 2222 3333", &b), CM_OK);
+    assert_int_equal(a.size, 15);
+    /* PATH.prev holds a: two regions make it the next content. */
+    assert_int_equal(cm_file_patch_atomic(f->path, &a, p, 2, &c, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "aaaa XXXX ccYY\n");
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "1111 2222 3333\n");
+    assert_true(c.ino == a.ino);
+    assert_int_equal(inode_of(f->path), a.ino);
+    /* Now PATH.prev holds b; a stale identity (a) is refused, nothing written. */
+    assert_int_equal(cm_file_patch_atomic(f->path, &a, p, 1, &d, err, sizeof(err)), CM_ENOTSUP);
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "1111 2222 3333\n");
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "aaaa XXXX ccYY\n");
+    /* Touched since (another writer, an editor): refused as well. */
+    assert_int_equal(utimensat(AT_FDCWD, f->prev, ts, 0), 0);
+    assert_int_equal(cm_file_patch_atomic(f->path, &b, p, 1, &d, err, sizeof(err)), CM_ENOTSUP);
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "1111 2222 3333\n");
 }
 
 /* PATH.prev is written in place only when it is a plain file with one link:
@@ -487,6 +528,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_keeps_prev, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_parts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_rotates_in_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_patch_in_place, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prev_not_written_through, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symlink_at_temp_path_not_followed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dangling_symlink_at_temp_path, setup, teardown),
