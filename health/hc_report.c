@@ -592,6 +592,7 @@ void hc_report_free(struct hc_report *r)
     free(r->text);
     free(r->prev_text);
     free(r->scratch);
+    free(r->spaces);
     json_decref(r->doc);
     json_decref(r->previous);
     cm_conf_unref(r->conf);
@@ -695,9 +696,116 @@ int hc_report_load(const char *path, bool check, uint64_t *gen, json_t **out, ch
     return CM_OK;
 }
 
+/* Appends @len bytes at @p and spaces up to @cap to @iov (room checked by the caller). */
+static size_t slot_iov(const struct hc_report *r, struct iovec *iov, const char *p, size_t len,
+                       size_t cap)
+{
+    size_t n = 0, pad = cap - len;
+
+    iov[n++] = (struct iovec){.iov_base = (void *)(uintptr_t)p, .iov_len = len};
+    for (; pad > 0; n++) {
+        size_t k = pad < REP_PAD_CHUNK ? pad : REP_PAD_CHUNK;
+
+        iov[n] = (struct iovec){.iov_base = r->spaces, .iov_len = k};
+        pad -= k;
+    }
+    return n;
+}
+
+/* Parts one slot may take: its text and its padding in chunks. */
+static size_t slot_parts(size_t len, size_t cap)
+{
+    return 1 + (cap - len + REP_PAD_CHUNK - 1) / REP_PAD_CHUNK;
+}
+
+/* The slots changed since the copy at PATH.prev, written in place (CM_ENOTSUP:
+ * that copy cannot be patched; the caller writes the whole file). */
+static int write_patch(struct hc_report *r, const char *path, struct cm_file_id *id, char *err,
+                       size_t errlen)
+{
+    const struct file_copy *pv = &r->file[1];
+    struct cm_file_patch *patch;
+    struct iovec *iov;
+    size_t np = 0, ni = 0, need;
+    int rc;
+
+    if (!pv->known || pv->layout != r->layout || pv->gen >= r->generation)
+        return CM_ENOTSUP;
+    need = slot_parts(r->head_len, r->head_cap);
+    for (size_t i = 0; i < r->norder; i++) {
+        const struct svc *s = r->order[i];
+
+        if (s->text_gen > pv->gen)
+            need += slot_parts(rep_file_len(r, i), s->slot_cap);
+    }
+    patch = calloc(r->norder + 1, sizeof(*patch));
+    iov = calloc(need, sizeof(*iov));
+    if (patch == NULL || iov == NULL) {
+        free(patch);
+        free(iov);
+        return CM_ENOMEM;
+    }
+    patch[np++] = (struct cm_file_patch){.off = 0, .iov = iov, .n = 0};
+    patch[0].n = slot_iov(r, iov, r->head, r->head_len, r->head_cap);
+    ni = patch[0].n;
+    for (size_t i = 0; i < r->norder; i++) {
+        const struct svc *s = r->order[i];
+
+        if (s->text_gen <= pv->gen)
+            continue;
+        patch[np] = (struct cm_file_patch){.off = (off_t)s->slot_off, .iov = iov + ni};
+        patch[np].n = slot_iov(r, iov + ni, s->text, rep_file_len(r, i), s->slot_cap);
+        ni += patch[np++].n;
+    }
+    rc = cm_file_patch_atomic(path, &pv->id, patch, np, id, err, errlen);
+    free(patch);
+    free(iov);
+    return rc;
+}
+
+/* The whole file in the current layout. */
+static int write_full(struct hc_report *r, const char *path, struct cm_file_id *id, char *err,
+                      size_t errlen)
+{
+    size_t need = slot_parts(r->head_len, r->head_cap) + 1, n;
+    struct iovec *iov;
+    int rc;
+
+    for (size_t i = 0; i < r->norder; i++)
+        need += slot_parts(rep_file_len(r, i), r->order[i]->slot_cap);
+    iov = calloc(need, sizeof(*iov));
+    if (iov == NULL)
+        return CM_ENOMEM;
+    n = slot_iov(r, iov, r->head, r->head_len, r->head_cap);
+    for (size_t i = 0; i < r->norder; i++)
+        n += slot_iov(r, iov + n, r->order[i]->text, rep_file_len(r, i), r->order[i]->slot_cap);
+    iov[n++] = (struct iovec){.iov_base = r->tail, .iov_len = r->tail_len};
+    rc = cm_file_write_atomicv(path, iov, n, 0600, id, err, errlen);
+    free(iov);
+    return rc;
+}
+
 int hc_report_write(struct hc_report *r, const char *path, char *err, size_t errlen)
 {
+    struct cm_file_id id = {0};
+    int rc;
+
     if (!r->committed)
         return CM_OK;
-    return cm_file_write_atomicv(path, r->parts, r->nparts, 0600, err, errlen);
+    if (r->spaces == NULL) {
+        r->spaces = malloc(REP_PAD_CHUNK);
+        if (r->spaces == NULL)
+            return CM_ENOMEM;
+        memset(r->spaces, ' ', REP_PAD_CHUNK);
+    }
+    rc = write_patch(r, path, &id, err, errlen);
+    if (rc == CM_ENOTSUP)
+        rc = write_full(r, path, &id, err, errlen);
+    if (rc != CM_OK)
+        return rc;
+    /* The old PATH is PATH.prev now. */
+    r->file[1] = r->file[0];
+    r->file[0] =
+        (struct file_copy){.known = true, .layout = r->layout, .gen = r->generation, .id = id};
+    return CM_OK;
 }

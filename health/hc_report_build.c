@@ -396,6 +396,7 @@ static void stage_commit(struct hc_report *r, struct stage *st)
     s->port = st->port;
     /* The same text stays: the document's parts point into it. */
     if (st->changed) {
+        s->text_gen = r->generation + 1; /* a change makes the next generation */
         free(s->text);
         s->text = st->text;
         s->text_len = st->text_len;
@@ -569,10 +570,45 @@ static int cmp_svc(const void *a, const void *b)
     return strcmp((*(struct svc *const *)a)->key, (*(struct svc *const *)b)->key);
 }
 
+/* A slot for @len bytes: room to grow by an eighth and a little. */
+static size_t slot_for(size_t len)
+{
+    return (len + len / 8 + 32 + 15) & ~(size_t)15;
+}
+
+size_t rep_file_len(const struct hc_report *r, size_t i)
+{
+    return r->order[i]->text_len - (i + 1 == r->norder);
+}
+
+/* Keeps the state file's layout when every part still fits its slot, else
+ * lays out new slots (@moved: the services or their order changed). */
+static void lay_out(struct hc_report *r, bool moved)
+{
+    size_t off;
+    bool fits = !moved && r->layout != 0 && r->head_len <= r->head_cap;
+
+    for (size_t i = 0; fits && i < r->norder; i++)
+        fits = rep_file_len(r, i) <= r->order[i]->slot_cap;
+    if (fits)
+        return;
+    r->layout++;
+    r->head_cap = slot_for(r->head_len) + 1024; /* members' API states and RTTs move */
+    off = r->head_cap;
+    for (size_t i = 0; i < r->norder; i++) {
+        struct svc *s = r->order[i];
+
+        s->slot_off = off;
+        s->slot_cap = slot_for(rep_file_len(r, i));
+        off += s->slot_cap;
+    }
+}
+
 /* The parts of the next generation from the committed records and @p (taken). */
 static void make_parts(struct hc_report *r, struct doc_prep *p)
 {
     size_t n = 0;
+    bool moved = r->order_stale;
 
     if (r->order_stale) {
         for (size_t b = 0; b < r->nbuckets; b++) {
@@ -607,6 +643,7 @@ static void make_parts(struct hc_report *r, struct doc_prep *p)
     r->parts[r->norder + 1] = (struct iovec){.iov_base = r->tail, .iov_len = r->tail_len};
     r->nparts = r->norder + 2;
     r->doc_len = p->doc_len;
+    lay_out(r, moved);
     r->generation++;
     json_decref(r->doc);
     r->doc = NULL;

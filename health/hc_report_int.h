@@ -14,8 +14,14 @@
  *    +- order    the included records sorted by key (re-sorted when the set changes)
  *    +- members  the members section, serialized
  *    +- parts    the document as iovecs: header, every fragment in order
- *                (the last without its comma), tail -- written to the state
- *                file with writev, joined into one text only when asked
+ *                (the last without its comma), tail -- joined into one text
+ *                only when asked (the publisher, GET /v1/state)
+ *    +- file     the state file's layout: the head and every fragment in a
+ *                slot padded with spaces (JSON whitespace), so that the file
+ *                written before the last one (PATH.prev) is brought up to date
+ *                by writing the slots changed since, in place, before it
+ *                swaps with PATH (cm_file_patch_atomic); a new layout when a
+ *                part outgrows its slot or the services change
  */
 #ifndef HEALTH_HC_REPORT_INT_H
 #define HEALTH_HC_REPORT_INT_H
@@ -28,6 +34,7 @@
 
 #include <jansson.h>
 
+#include "common/cm_file.h"
 #include "common/cm_log.h"
 #include "common/cm_state.h"
 #include "health/hc_entry.h"
@@ -59,12 +66,14 @@ struct svc {
     struct ent *ents;                   /* owned, r->member_count */
     char *text;                         /* owned fragment (see above); NULL while not included */
     size_t text_len;
-    uint8_t *dbits; /* owned: members marked, one bit each; NULL: none */
-    bool dall;      /* every member marked */
-    bool marked;    /* on the dirty list */
-    bool included;  /* in the document */
-    uint16_t port;  /* "port"; 0: none */
-    size_t ns_len;  /* key[ns_len] is the '/' */
+    uint8_t *dbits;            /* owned: members marked, one bit each; NULL: none */
+    bool dall;                 /* every member marked */
+    bool marked;               /* on the dirty list */
+    bool included;             /* in the document */
+    uint16_t port;             /* "port"; 0: none */
+    uint64_t text_gen;         /* generation in which text last changed */
+    size_t slot_off, slot_cap; /* its slot in the state file's layout */
+    size_t ns_len;             /* key[ns_len] is the '/' */
     size_t key_len;
     char key[]; /* "ns/name" */
 };
@@ -120,7 +129,18 @@ struct hc_report {
     json_t *doc;   /* owned: text parsed for hc_report_doc(), made on first use */
     char *scratch; /* owned: an entry serialized */
     size_t scratch_cap;
+    /* The state file's layout (above) and the two files it rotates through. */
+    uint64_t layout; /* 0: none yet; bumped whenever slots move */
+    size_t head_cap; /* the head's slot; the fragments' slots follow */
+    struct file_copy {
+        bool known;
+        uint64_t layout, gen; /* what it holds */
+        struct cm_file_id id;
+    } file[2];    /* [0] at PATH, [1] at PATH.prev */
+    char *spaces; /* owned: REP_PAD_CHUNK spaces, for padding */
 };
+
+#define REP_PAD_CHUNK 4096
 
 /* The new state of one marked record, until the update commits. */
 struct sent {
@@ -195,6 +215,8 @@ int rep_prepare(struct build *b, const char *members_text, time_t now, struct do
 void rep_commit(struct build *b, char *members_text, struct doc_prep *p);
 void rep_prep_fini(struct doc_prep *p);
 void rep_build_fini(struct build *b);
+/** The bytes of the fragment order[@i] in the state file (the last one has no comma). */
+size_t rep_file_len(const struct hc_report *r, size_t i);
 /** The parts joined into r->text (once per generation). */
 int rep_join(struct hc_report *r);
 void rep_ent_clear(struct ent *e);

@@ -34,6 +34,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -139,6 +142,8 @@ struct fx {
     struct hc_cluster *cl[NNAMES];
     struct hc_probes *probes;
     time_t offset; /* the reports' clock: time(NULL) + offset */
+    char dir[64], state_file[128], state_prev[160];
+    uint64_t patched; /* state file writes that were patches */
     uint64_t steps_compared, docs_changed;
 };
 
@@ -493,6 +498,10 @@ static int setup(void **state)
     assert_non_null(f->probes);
     f->probe_status[0] = f->probe_status[1] = 200;
     f->rv = 100;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/test_hc_report_inc.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->state_file, sizeof(f->state_file), "%s/health-state.json", f->dir);
+    snprintf(f->state_prev, sizeof(f->state_prev), "%s.prev", f->state_file);
     load_conf(f, 0);
     load_conf(f, 1);
     load_conf(f, 2);
@@ -516,6 +525,9 @@ static int teardown(void **state)
     cm_conf_unref(f->conf[0]);
     cm_conf_unref(f->conf[1]);
     cm_conf_unref(f->conf[2]);
+    unlink(f->state_file);
+    unlink(f->state_prev);
+    rmdir(f->dir);
     free(f);
     return 0;
 }
@@ -733,6 +745,28 @@ static void compare(struct fx *f, struct hc_report *a)
     if (cm_state_parse(ta, la, &opts, &st, err, sizeof(err)) != CM_OK)
         fail_msg("not a valid state document: %s", err);
     cm_state_free(st);
+    /* The state file, written as the vantage writes it (after a change), holds
+     * the document (spaces aside), and PATH.prev the one before. */
+    if (changed) {
+        json_t *on_disk, *prev_disk;
+        struct stat sb;
+        ino_t before_ino = stat(f->state_prev, &sb) == 0 ? sb.st_ino : 0;
+        off_t before_size = stat(f->state_prev, &sb) == 0 ? sb.st_size : -1;
+
+        assert_int_equal(hc_report_write(a, f->state_file, err, sizeof(err)), CM_OK);
+        on_disk = json_load_file(f->state_file, JSON_REJECT_DUPLICATES, NULL);
+        assert_non_null(on_disk);
+        assert_true(json_equal(on_disk, doc));
+        json_decref(on_disk);
+        if (prev != NULL) {
+            prev_disk = json_load_file(f->state_prev, 0, NULL);
+            assert_true(json_equal(prev_disk, prev));
+            json_decref(prev_disk);
+        }
+        /* Written in place of PATH.prev: as large as it was (same layout) means patched. */
+        if (stat(f->state_file, &sb) == 0 && sb.st_ino == before_ino && sb.st_size == before_size)
+            f->patched++;
+    }
     /* The probes the document lists, no more (nothing left over from old entries). */
     hc_probes_get_stats(f->probes, &pst);
     assert_int_equal(pst.probes, listed_probes(doc));
@@ -799,9 +833,10 @@ static void test_random_steps(void **state)
         fail_msg("HC_REPORT_INC_SEED: not a number");
     print_message("seed %llu\n", (unsigned long long)seed);
     run_steps(f, seed != 0 ? seed : 1, STEPS);
-    /* The comparison had something to compare. */
+    /* The comparison had something to compare, and the state file was patched. */
     assert_true(f->steps_compared > STEPS / 2);
     assert_true(f->docs_changed > STEPS / 4);
+    assert_true(f->patched > f->docs_changed / 4);
 }
 
 /* The healthy of member @name's default/web entry in @r's document. */
