@@ -498,6 +498,7 @@ static int rebuild(struct hc_report *r, struct build *b, time_t now, bool *chang
     bool full = r->full;
     int rc;
 
+    b->full = full;
     if (full && b->probes != NULL)
         hc_probes_mark(b->probes);
     rc = rep_build_marked(b);

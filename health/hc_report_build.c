@@ -84,9 +84,9 @@ static int entry_text(struct hc_report *r, size_t m, const struct hc_entry *e, c
     return CM_OK;
 }
 
-/* A document holding what is new in one service (or only the members
- * section), checked by the consumers' parser; CM_ESTATE logged. */
-static int validate(struct build *b, const char *key, json_t *svc, json_t *members)
+/* A document holding what is new in the services, or only the members
+ * section, checked by the consumers' parser; CM_ESTATE logged. */
+static int validate(struct build *b, json_t *services, json_t *members)
 {
     const struct cm_conf *conf = b->r->conf;
     char err[CM_STATE_ERR_MAX] = "";
@@ -96,8 +96,7 @@ static int validate(struct build *b, const char *key, json_t *svc, json_t *membe
                             "generated_at", VALIDATE_TS);
     int rc = doc != NULL ? CM_OK : CM_ENOMEM;
 
-    if (rc == CM_OK && svc != NULL &&
-        json_object_set_new(doc, "services", json_pack("{s:O}", key, svc)) != 0)
+    if (rc == CM_OK && services != NULL && json_object_set(doc, "services", services) != 0)
         rc = CM_ENOMEM;
     if (rc == CM_OK && members != NULL && json_object_set(doc, "members", members) != 0)
         rc = CM_ENOMEM;
@@ -111,8 +110,21 @@ static int validate(struct build *b, const char *key, json_t *svc, json_t *membe
     return rc;
 }
 
-/* The Service of @s in every member (b->sos), and whether and at which
- * port @s is in the document. */
+/* A Service's first port, 0: none. */
+static uint16_t svc_port(const struct hc_k8s_obj *so)
+{
+    const struct hc_k8s_port *p = so != NULL ? hc_endpoint_pick_port(&so->u.svc, 0) : NULL;
+
+    return p != NULL ? p->port : 0;
+}
+
+/*
+ * Whether and at which port @s is in the document, and the Service of each
+ * member to rebuild (b->sos). A member not marked has the Service it had
+ * (else a change would have marked it): its entry remembers what counts
+ * here, so only the marked members are looked up -- every one while @s is
+ * out of the document.
+ */
 static void look_up(struct build *b, const struct svc *s, bool *included, uint16_t *port)
 {
     char ns[REP_LABEL_MAX + 1], name[REP_LABEL_MAX + 1];
@@ -124,18 +136,22 @@ static void look_up(struct build *b, const struct svc *s, bool *included, uint16
     *port = s->csvc != NULL ? s->csvc->port : 0;
     for (size_t m = 0; m < b->r->member_count; m++) {
         const struct hc_cluster *c = b->clusters[m];
-        const struct hc_k8s_obj *so = c != NULL ? hc_cluster_service(c, ns, name) : NULL;
+        const struct ent *e = &s->ents[m];
+        bool federates;
+        uint16_t p;
 
-        b->sos[m] = so;
-        if (so == NULL)
-            continue;
-        if (so->u.svc.federate)
-            *included = true;
-        if (*port == 0) {
-            const struct hc_k8s_port *p = hc_endpoint_pick_port(&so->u.svc, 0);
-
-            *port = p != NULL ? p->port : 0;
+        b->sos[m] = NULL;
+        if (!s->included || rep_marked(s, m)) {
+            b->sos[m] = c != NULL ? hc_cluster_service(c, ns, name) : NULL;
+            federates = b->sos[m] != NULL && b->sos[m]->u.svc.federate;
+            p = svc_port(b->sos[m]);
+        } else {
+            federates = e->present && e->federates;
+            p = e->present ? e->svc_port : 0;
         }
+        *included = *included || federates;
+        if (*port == 0)
+            *port = p;
     }
     if (!*included)
         *port = 0;
@@ -165,6 +181,8 @@ static int build_entry(struct build *b, struct svc *s, struct stage *st, size_t 
     if (rc == CM_OK) {
         se->present = true;
         se->healthy = e.healthy;
+        se->federates = b->sos[m]->u.svc.federate;
+        se->svc_port = svc_port(b->sos[m]);
         se->targets = e.targets;
         se->target_count = e.target_count;
         e.targets = NULL;
@@ -266,16 +284,15 @@ static int build_svc(struct build *b, struct svc *s, struct stage *st)
         if (rc != CM_OK)
             break;
     }
+    /* What is new joins the update's one validation (rep_build_marked). */
     if (rc == CM_OK && st->included && (built != NULL || !s->included || st->port != s->port)) {
         json_t *svc =
             json_pack("{s:o}", "members", built != NULL ? json_incref(built) : json_object());
 
         if (svc == NULL ||
-            (st->port != 0 && json_object_set_new(svc, "port", json_integer(st->port)) != 0))
+            (st->port != 0 && json_object_set_new(svc, "port", json_integer(st->port)) != 0) ||
+            json_object_set_new(b->check, s->key, svc) != 0)
             rc = CM_ENOMEM;
-        else
-            rc = validate(b, s->key, svc, NULL);
-        json_decref(svc);
     }
     if (rc == CM_OK && st->included)
         rc = compose(b, st);
@@ -300,10 +317,14 @@ int rep_build_marked(struct build *b)
     b->sos = calloc(mc, sizeof(*b->sos));
     b->etext = calloc(mc, sizeof(*b->etext));
     b->elen = calloc(mc, sizeof(*b->elen));
-    if (b->stages == NULL || b->sos == NULL || b->etext == NULL || b->elen == NULL)
+    b->check = json_object();
+    if (b->stages == NULL || b->sos == NULL || b->etext == NULL || b->elen == NULL ||
+        b->check == NULL)
         return CM_ENOMEM;
     for (struct svc *s = b->r->dirty; s != NULL && rc == CM_OK; s = s->dnext)
         rc = build_svc(b, s, &b->stages[b->nstages++]);
+    if (rc == CM_OK && json_object_size(b->check) > 0)
+        rc = validate(b, b->check, NULL);
     return rc;
 }
 
@@ -329,6 +350,8 @@ void rep_build_fini(struct build *b)
     free(b->sos);
     free(b->etext);
     free(b->elen);
+    json_decref(b->check);
+    b->check = NULL;
     b->stages = NULL;
     b->nstages = 0;
 }
@@ -379,6 +402,8 @@ static void stage_commit(struct hc_report *r, struct stage *st)
         rep_ent_clear(e);
         *e = (struct ent){.present = se->present,
                           .healthy = se->healthy,
+                          .federates = se->federates,
+                          .svc_port = se->svc_port,
                           .off = se->off,
                           .len = se->len,
                           .targets = se->targets,
@@ -416,14 +441,28 @@ int rep_members_text(struct build *b, char **out)
     char *text = NULL;
     int rc = rtt != NULL ? CM_OK : CM_ENOMEM;
 
+    bool moved = r->members_text == NULL;
+
     *out = NULL;
     for (size_t m = 0; rc == CM_OK && m < r->member_count; m++) {
+        struct mem *me = &r->mem[m];
+        const struct hc_cluster *c = b->clusters[m];
+        int api = c != NULL ? (int)hc_cluster_api(c) : -1;
+        time_t seen = c != NULL && api != HC_API_OK ? hc_cluster_last_seen(c) : 0;
+
         if (b->probes == NULL)
-            r->mem[m].rtt_ms = -1;
-        else if (r->mem[m].rtt_stale)
-            r->mem[m].rtt_ms = hc_probes_member_rtt(b->probes, r->conf->members[m].name);
-        r->mem[m].rtt_stale = false;
-        rtt[m] = r->mem[m].rtt_ms;
+            me->rtt_ms = -1;
+        else if (me->rtt_stale)
+            me->rtt_ms = hc_probes_member_rtt(b->probes, r->conf->members[m].name);
+        me->rtt_stale = false;
+        rtt[m] = me->rtt_ms;
+        /* All the section shows of the member besides the configuration. */
+        moved = moved || me->shown_api != api || me->shown_seen != seen || me->shown_rtt != rtt[m];
+    }
+    /* Nothing moved (and the configuration, which would rebuild it all, did not change). */
+    if (rc == CM_OK && !moved && !b->full) {
+        free(rtt);
+        return CM_OK;
     }
     if (rc == CM_OK)
         members = hc_entry_members_json(r->conf, b->clusters, b->probes != NULL ? rtt : NULL);
@@ -432,11 +471,19 @@ int rep_members_text(struct build *b, char **out)
     if (text == NULL)
         rc = CM_ENOMEM;
     if (rc == CM_OK && (r->members_text == NULL || strcmp(text, r->members_text) != 0)) {
-        rc = validate(b, NULL, NULL, members);
+        rc = validate(b, NULL, members);
         if (rc == CM_OK) {
             *out = text;
             text = NULL;
         }
+    }
+    for (size_t m = 0; rc == CM_OK && m < r->member_count; m++) {
+        const struct hc_cluster *c = b->clusters[m];
+        struct mem *me = &r->mem[m];
+
+        me->shown_api = c != NULL ? (int)hc_cluster_api(c) : -1;
+        me->shown_seen = c != NULL && me->shown_api != HC_API_OK ? hc_cluster_last_seen(c) : 0;
+        me->shown_rtt = me->rtt_ms;
     }
     if (rc != CM_OK) {
         for (size_t m = 0; m < r->member_count; m++)

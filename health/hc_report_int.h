@@ -50,10 +50,12 @@ struct hc_probes;
 
 /* One (service, member) entry as published. */
 struct ent {
-    bool present;    /* the member reports the service */
-    bool healthy;    /* its verdict: seeds a probe with no result at the next rebuild */
-    size_t off, len; /* "\"member\":{...}" within the record's text */
-    char **targets;  /* owned: the addresses its probes connect to */
+    bool present;      /* the member reports the service */
+    bool healthy;      /* its verdict: seeds a probe with no result at the next rebuild */
+    bool federates;    /* its Service is annotated fedgslb.io/federate */
+    uint16_t svc_port; /* its Service's first port (hc_endpoint_pick_port), 0: none */
+    size_t off, len;   /* "\"member\":{...}" within the record's text */
+    char **targets;    /* owned: the addresses its probes connect to */
     size_t target_count;
 };
 
@@ -87,6 +89,9 @@ struct mem {
     bool rtt_stale;                /* its probe RTT median must be read again */
     double rtt_ms;                 /* that median; < 0 none */
     char outage[REP_OUTAGE_MAX];   /* outage words of the last rebuild; "" while ok */
+    int shown_api;                 /* what its row in the members section showed: API state */
+    time_t shown_seen;             /* (-1: no cluster), last_seen while not ok, RTT */
+    double shown_rtt;
 };
 
 /* A configured service, for lookup by key. */
@@ -144,9 +149,11 @@ struct hc_report {
 
 /* The new state of one marked record, until the update commits. */
 struct sent {
-    bool built;      /* rebuilt (else the committed entry stays, maybe moved) */
-    bool present;    /* in the new text */
-    bool healthy;    /* built: the verdict */
+    bool built;     /* rebuilt (else the committed entry stays, maybe moved) */
+    bool present;   /* in the new text */
+    bool healthy;   /* built: the verdict */
+    bool federates; /* built: as in struct ent */
+    uint16_t svc_port;
     size_t off, len; /* within the new text */
     char **targets;  /* built: owned */
     size_t target_count;
@@ -185,6 +192,8 @@ struct build {
     size_t *elen;
     struct stage *stages; /* owned */
     size_t nstages;
+    json_t *check; /* owned: what the stages built, as one document's services to validate */
+    bool full;     /* everything is rebuilt (a new configuration, probe set or report) */
 };
 
 /* hc_report.c */
