@@ -27,6 +27,7 @@
 #include "health/hc_report.h"
 
 #define VALIDATE_TS     "1970-01-01T00:00:00Z"
+#define CHECK_BATCH     64 /* services validated together */
 #define MEMBERS_OPEN    "\":{\"members\":{"
 #define JSON_DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
 
@@ -321,10 +322,15 @@ int rep_build_marked(struct build *b)
     if (b->stages == NULL || b->sos == NULL || b->etext == NULL || b->elen == NULL ||
         b->check == NULL)
         return CM_ENOMEM;
-    for (struct svc *s = b->r->dirty; s != NULL && rc == CM_OK; s = s->dnext)
+    for (struct svc *s = b->r->dirty; s != NULL && rc == CM_OK; s = s->dnext) {
         rc = build_svc(b, s, &b->stages[b->nstages++]);
-    if (rc == CM_OK && json_object_size(b->check) > 0)
-        rc = validate(b, b->check, NULL);
+        /* In batches: a whole document's trees at once would be all the memory there is. */
+        if (rc == CM_OK && (json_object_size(b->check) >= CHECK_BATCH || s->dnext == NULL) &&
+            json_object_size(b->check) > 0) {
+            rc = validate(b, b->check, NULL);
+            json_object_clear(b->check);
+        }
+    }
     return rc;
 }
 
