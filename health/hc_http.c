@@ -20,6 +20,7 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
+#include <openssl/ssl.h>
 
 #include "common/cm_err.h"
 #include "common/cm_file.h"
@@ -29,12 +30,16 @@
 #include "health/hc_exec.h"
 #include "health/hc_kubeconfig.h"
 
+#define TLS_DRAIN_MAX 64 /* socket actions per wakeup for records OpenSSL holds */
+
 struct hc_http {
     struct event_base *base;  /* borrowed */
     CURLM *multi;             /* owned */
     struct event *timer;      /* owned: curl's single timeout */
     struct hc_http_req *reqs; /* owned list of requests in flight */
     size_t active;
+    uint64_t
+        freed; /* requests freed so far: an easy handle noted before a call may be gone after */
     struct cm_log_ratelimit token_rl; /* unreadable tokenFile warnings */
 };
 
@@ -59,6 +64,7 @@ struct sock_ctx {
     struct hc_http *h;
     curl_socket_t fd;
     struct event *ev; /* owned */
+    CURL *easy;       /* borrowed: the transfer curl last named for the socket */
 };
 
 static void check_multi_info(struct hc_http *h);
@@ -87,6 +93,7 @@ static void wipe_headers(struct curl_slist *headers)
 
 static void req_free(struct hc_http_req *r)
 {
+    r->h->freed++;
     /* The easy handle first: it still points at both lists. */
     curl_easy_cleanup(r->easy);
     free(r->wait_url);
@@ -95,15 +102,40 @@ static void req_free(struct hc_http_req *r)
     free(r);
 }
 
+/* Whether OpenSSL holds received records of @easy's connection not read yet. */
+static bool tls_pending(CURL *easy)
+{
+    struct curl_tlssessioninfo *ti = NULL;
+
+    if (curl_easy_getinfo(easy, CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK || ti == NULL ||
+        ti->backend != CURLSSLBACKEND_OPENSSL || ti->internals == NULL)
+        return false;
+    return SSL_has_pending(ti->internals) == 1;
+}
+
+/*
+ * TLS connections read ahead (on_ssl_ctx): one recv takes every record that
+ * arrived, where OpenSSL would otherwise read a header and a body per record.
+ * curl 7.88 then stops once the current record is consumed (SSL_pending),
+ * leaving whole records buffered with nothing left on the socket to wake it:
+ * a watch event would wait for the next one. So, after curl read from the
+ * socket, it is asked again while OpenSSL holds records (at most
+ * TLS_DRAIN_MAX times; the socket stays watched for anything after).
+ */
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
     struct sock_ctx *sc = arg;
     struct hc_http *h = sc->h;
+    CURL *easy = sc->easy; /* sc may be freed by the action: nothing of it is used after */
+    uint64_t freed = h->freed;
     int action =
         ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running = 0;
 
     curl_multi_socket_action(h->multi, fd, action, &running);
+    for (int i = 0; i < TLS_DRAIN_MAX && easy != NULL && h->freed == freed && tls_pending(easy);
+         i++)
+        curl_multi_socket_action(h->multi, fd, CURL_CSELECT_IN, &running);
     check_multi_info(h);
 }
 
@@ -139,7 +171,6 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *arg, void *soc
     struct sock_ctx *sc = sockp;
     short kind;
 
-    (void)easy;
     if (what == CURL_POLL_REMOVE) {
         if (sc != NULL) {
             event_free(sc->ev);
@@ -160,6 +191,7 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *arg, void *soc
     } else {
         event_free(sc->ev);
     }
+    sc->easy = easy;
     sc->ev = event_new(h->base, s, kind, on_socket_event, sc);
     if (sc->ev == NULL || event_add(sc->ev, NULL) != 0)
         return -1;
@@ -286,6 +318,15 @@ size_t hc_http_active(const struct hc_http *h)
     return h->active;
 }
 
+/* Every TLS connection reads ahead: see on_socket_event(). */
+static CURLcode on_ssl_ctx(CURL *e, void *ctx, void *arg)
+{
+    (void)e;
+    (void)arg;
+    SSL_CTX_set_read_ahead((SSL_CTX *)ctx, 1);
+    return CURLE_OK;
+}
+
 static int set_tls(CURL *e, const struct hc_kube_target *t)
 {
     struct curl_blob b;
@@ -319,6 +360,7 @@ static int set_tls(CURL *e, const struct hc_kube_target *t)
     }
     if (cc == CURLE_OK && t->proxy_url != NULL)
         cc = curl_easy_setopt(e, CURLOPT_PROXY, t->proxy_url);
+    curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
     return cc == CURLE_OK ? CM_OK : CM_EINVAL;
 }
 

@@ -47,10 +47,12 @@ struct hc_vantage {
     bool synced;         /* every member listed once (or the grace ran out) */
     bool armed;          /* a debounced rebuild is due at due_ms */
     uint64_t due_ms;
+    uint64_t first_ms;     /* the first change the armed rebuild gathers */
+    uint64_t gathered;     /* changes since the last rebuild began */
     int64_t budget_us;     /* rebuild CPU that may be spent now; negative: overdrawn */
     uint64_t budget_at_ms; /* when budget_us was last refilled */
     uint64_t rebuilds, documents, offers, writes, write_errors;
-    uint64_t rebuild_cpu_us, postponed;
+    uint64_t rebuild_cpu_us, postponed, bursts;
 };
 
 static uint64_t mono_clock(void *arg)
@@ -279,11 +281,13 @@ void hc_vantage_changed(struct hc_vantage *v)
 {
     uint64_t now, delay;
 
+    v->gathered++;
     if (v->armed)
         return;
     now = now_ms(v);
     delay = rebuild_delay_ms(v, now);
     v->armed = true;
+    v->first_ms = now;
     v->due_ms = now + delay;
     arm_timer(v, delay);
 }
@@ -295,11 +299,18 @@ void hc_vantage_poll(struct hc_vantage *v)
     if (!v->armed)
         return;
     now = now_ms(v);
+    /* A burst (many changes in the debounce) gathers longer: one document for all of it. */
+    if (now >= v->due_ms && v->gathered >= HC_VANTAGE_BURST_CHANGES &&
+        v->due_ms < v->first_ms + HC_VANTAGE_BURST_GATHER_MS) {
+        v->due_ms = v->first_ms + HC_VANTAGE_BURST_GATHER_MS;
+        v->bursts++;
+    }
     if (now < v->due_ms) {
         arm_timer(v, v->due_ms - now); /* the timer may round down; come back */
         return;
     }
     v->armed = false;
+    v->gathered = 0;
     evtimer_del(v->ev_debounce);
     hc_vantage_rebuild(v);
 }
@@ -358,6 +369,7 @@ void hc_vantage_get_stats(const struct hc_vantage *v, struct hc_vantage_stats *o
                                      .due_ms = v->due_ms,
                                      .rebuild_cpu_us = v->rebuild_cpu_us,
                                      .postponed = v->postponed,
+                                     .bursts = v->bursts,
                                      .budget_us = v->budget_us};
 }
 
@@ -429,6 +441,9 @@ void hc_vantage_metrics(const struct hc_vantage *v, struct cm_buf *out)
     cm_metrics_family(out, "fedgslb_health_rebuilds_postponed_total", "counter",
                       "Updates run later than the debounce because rebuilds used their CPU budget");
     cm_metrics_sample(out, "fedgslb_health_rebuilds_postponed_total", NULL, (double)v->postponed);
+    cm_metrics_family(out, "fedgslb_health_rebuild_bursts_total", "counter",
+                      "Updates that gathered a burst of changes for longer than the debounce");
+    cm_metrics_sample(out, "fedgslb_health_rebuild_bursts_total", NULL, (double)v->bursts);
     cm_metrics_family(out, "fedgslb_health_member_api_ok", "gauge", "1 when the member API is ok");
     cm_buf_init(&lb, 4096);
     for (size_t i = 0; i < v->conf->member_count; i++) {

@@ -12,6 +12,10 @@
  * Rules of the cycle:
  * - A change arms one rebuild HC_VANTAGE_DEBOUNCE_MS later; changes while it
  *   is armed join it, so change-driven documents are at least that far apart.
+ * - A burst -- at least HC_VANTAGE_BURST_CHANGES changes by the end of the
+ *   debounce (a rollout, a relist, an API flapping) -- gathers until
+ *   HC_VANTAGE_BURST_GATHER_MS after its first change: a document carries a
+ *   burst's changes together, a lone change is not held back.
  * - Rebuilds (the report update, the state file, the offer) spend at most
  *   HC_VANTAGE_REBUILD_CPU_US_PER_S of CPU per second on average, bursts of
  *   up to HC_VANTAGE_REBUILD_BURST_US aside: a change that finds the budget
@@ -52,6 +56,8 @@ struct hc_report;
 struct hc_vantage;
 
 #define HC_VANTAGE_DEBOUNCE_MS          100
+#define HC_VANTAGE_BURST_CHANGES        32
+#define HC_VANTAGE_BURST_GATHER_MS      300
 #define HC_VANTAGE_REBUILD_CPU_US_PER_S 20000  /* 2 % of a core */
 #define HC_VANTAGE_REBUILD_BURST_US     200000 /* the budget's ceiling */
 #define HC_VANTAGE_THROTTLE_MAX_MS      2000
@@ -78,6 +84,7 @@ struct hc_vantage_stats {
     uint64_t due_ms;               /* on the vantage's clock */
     uint64_t rebuild_cpu_us;       /* CPU spent in rebuilds */
     uint64_t postponed;            /* rebuilds scheduled after the debounce by the CPU budget */
+    uint64_t bursts;               /* rebuilds that gathered a burst past the debounce */
     int64_t budget_us;             /* the CPU budget left (negative: overdrawn) */
 };
 
