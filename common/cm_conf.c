@@ -621,6 +621,15 @@ static void conf_free(struct cm_conf *conf)
 {
     if (conf == NULL)
         return;
+    if (conf->extends != NULL) {
+        /* Only the members after the loaded configuration's are ours. */
+        for (size_t i = conf->extends->member_count; i < conf->member_count; i++)
+            free(conf->members[i].name);
+        free(conf->members);
+        cm_conf_unref(conf->extends);
+        free(conf);
+        return;
+    }
     release_object(&cm_conf_root_schema, conf);
     free(conf);
 }
@@ -744,6 +753,47 @@ void cm_conf_unref(struct cm_conf *conf)
         return;
     if (atomic_fetch_sub_explicit(&conf->refs, 1, memory_order_acq_rel) == 1)
         conf_free(conf);
+}
+
+struct cm_conf *cm_conf_loaded(struct cm_conf *conf)
+{
+    return conf->extends != NULL ? conf->extends : conf;
+}
+
+struct cm_conf *cm_conf_with_members(struct cm_conf *base, const struct cm_conf_member *extra,
+                                     size_t count)
+{
+    struct cm_conf *loaded = cm_conf_loaded(base);
+    struct cm_conf *c = malloc(sizeof(*c));
+    size_t n = loaded->member_count;
+
+    if (c == NULL)
+        return NULL;
+    *c = *loaded; /* shares every owned pointer; conf_free knows */
+    c->members = calloc(n + count + 1, sizeof(*c->members));
+    if (c->members == NULL) {
+        free(c);
+        return NULL;
+    }
+    if (n > 0)
+        memcpy(c->members, loaded->members, n * sizeof(*c->members));
+    c->member_count = n;
+    c->extends = cm_conf_ref(loaded);
+    atomic_init(&c->refs, 1);
+    for (size_t i = 0; i < count; i++) {
+        struct cm_conf_member *m = &c->members[n + i];
+
+        m->name = strdup(extra[i].name);
+        if (m->name == NULL) {
+            conf_free(c);
+            return NULL;
+        }
+        m->region = extra[i].region;
+        m->zone = extra[i].zone;
+        m->lb_mode = CM_LB_NATIVE;
+        c->member_count++;
+    }
+    return c;
 }
 
 int cm_conf_region_index(const struct cm_conf *conf, const char *name)

@@ -27,6 +27,7 @@
  *   cm_conf
  *    +- regions[]        name, zones[]
  *    +- members[]        name, region (index), zone (index or -1), lb
+ *    +- members_from     the host cluster's member registry (KubeFed, Karmada)
  *    +- services[]       "ns/name", port, check, policy, aliases[]
  *    +- client_networks[] prefix -> region (index)
  *    +- latency_ms       region x region matrix (symmetric, fallback only)
@@ -90,6 +91,35 @@ struct cm_conf_member {
     bool in_cluster;  /* the API server of the cluster fedgslb-health runs in */
     enum cm_lb_mode lb_mode;
     char *lb_address; /* owned textual IP, NULL unless lb.mode is "proxy" */
+};
+
+/* members_from.source: the registry the host cluster keeps of its members. */
+enum cm_registry_source {
+    CM_REGISTRY_KUBEFED = 0, /* core.kubefed.io/v1beta1 KubeFedCluster + Secret */
+    CM_REGISTRY_KARMADA = 1, /* cluster.karmada.io/v1alpha1 Cluster + Secret */
+};
+
+/*
+ * members_from: members read from a host cluster's registry at run time
+ * (fedgslb-health watches it); they join the configured members. Only
+ * fedgslb-health reads the host cluster; dnsd and the proxy learn these
+ * members from the state documents (cm_state_check_conf accepts them when
+ * this section is present).
+ */
+struct cm_conf_members_from {
+    bool present;                   /* the section exists */
+    enum cm_registry_source source; /* required */
+    char *kubeconfig; /* owned path of the host cluster's kubeconfig, NULL = default */
+    char *context;    /* owned, NULL = current-context */
+    bool in_cluster;  /* the host cluster is the one fedgslb-health runs in */
+    char *namespace_; /* owned; KubeFed: its namespace (default
+                         "kube-federation-system"); NULL for Karmada */
+    bool services;    /* KubeFed: FederatedService, Domain and ServiceDNSRecord
+                         objects add services (default true; false for Karmada) */
+    /* Where members the registry does not place go, by member name (only
+     * name, region and zone are used). Owned. */
+    struct cm_conf_member *locations;
+    size_t location_count;
 };
 
 enum cm_check_type {
@@ -213,6 +243,12 @@ struct cm_conf_dnsd_rrl {
     struct cm_conf_client_net *exempt_nets; /* owned, exempt[] parsed (region unused) */
 };
 
+/* dnsd.query_log: the sampled debug query log (dnsd/dns_qlog.h). */
+struct cm_conf_dnsd_query_log {
+    uint32_t sample;    /* log every Nth query of each worker; 0 = off (default) */
+    uint32_t ring_size; /* records per worker between two drains: default 1024, 1..1048576 */
+};
+
 struct cm_conf_dnsd {
     bool present;           /* the "dnsd" section exists */
     struct cm_addr *listen; /* owned array */
@@ -240,6 +276,7 @@ struct cm_conf_dnsd {
     struct cm_conf_geoip geoip;
     struct cm_conf_geo_map *geo_map; /* owned array */
     size_t geo_map_count;
+    struct cm_conf_dnsd_query_log query_log;
 };
 
 /* health.api: how fedgslb-health watches and checks each member's API server. */
@@ -287,6 +324,12 @@ struct cm_conf_proxy_tls {
     struct cm_conf_proxy_cert
         *certificates; /* owned, >= 1 when enabled; the first is the default */
     size_t certificate_count;
+};
+
+struct cm_conf_proxy_tls_sessions {
+    bool tickets;                   /* default true: session tickets (else session IDs only) */
+    uint32_t ticket_key_rotation_s; /* default 3600, 1..302400: a ticket resumes for 1-2 periods */
+    uint32_t cache_size;            /* default 20480, 0..10000000: server session cache (0 off) */
 };
 
 struct cm_conf_proxy_listen {
@@ -339,13 +382,26 @@ struct cm_conf_proxy {
     char **trusted_proxies; /* owned CIDR strings (validated: "10.0.0.0/8", "::1/128") */
     size_t trusted_proxy_count;
     struct cm_conf_proxy_access_log access_log;
+    struct cm_conf_proxy_tls_sessions tls_sessions;
 };
 
+/*
+ * The distributed mode: vantages write their documents to etcd, dnsd and the
+ * proxy watch them there (cm_etcd.h). Present = this mode is on.
+ */
 struct cm_conf_etcd {
     bool present;
-    char **endpoints;
+    char **endpoints; /* owned http(s) URLs of the cluster's members */
     size_t endpoint_count;
-    char *prefix; /* default "/fedgslb/" */
+    char *prefix;                   /* default "/fedgslb/"; always ends with "/" */
+    struct cm_conf_publish_tls tls; /* https endpoints: CA, client certificate */
+    char *username;                 /* owned, NULL = no etcd authentication */
+    char *password_file;            /* owned path, with username */
+    char *password;                 /* owned secret read from password_file; never logged */
+    uint32_t request_timeout_ms;    /* one request: default 5000, 100..600000 */
+    uint32_t check_interval_ms;     /* consumers check the member they watch: default 5000 */
+    uint32_t backoff_min_ms;        /* first retry delay: default 250 */
+    uint32_t backoff_max_ms;        /* longest: default 5000 */
 };
 
 struct cm_conf {
@@ -356,6 +412,7 @@ struct cm_conf {
     size_t region_count;
     struct cm_conf_member *members;
     size_t member_count;
+    struct cm_conf_members_from members_from;
     struct cm_conf_service *services;
     size_t service_count;
     struct cm_conf_client_net *client_networks;
@@ -371,6 +428,10 @@ struct cm_conf {
     struct cm_conf_proxy proxy;
     struct cm_conf_etcd etcd;
     _Atomic int refs; /* private: use cm_conf_ref/unref */
+    /* private: a configuration made by cm_conf_with_members() holds a
+     * reference to the loaded one it extends, and shares everything with it
+     * but the members array; NULL for a loaded configuration. */
+    struct cm_conf *extends;
 };
 
 /**
@@ -390,6 +451,20 @@ int cm_conf_load_string(const char *name, const char *text, struct cm_conf **out
 struct cm_conf *cm_conf_ref(struct cm_conf *conf);
 /** Drops a reference; frees on the last. Accepts NULL. Atomic. */
 void cm_conf_unref(struct cm_conf *conf);
+
+/**
+ * A configuration equal to @base (a reference is taken) with @count members
+ * appended after its own: copies of @extra's name, region and zone (lb mode
+ * native, no kubeconfig). Everything else is shared with @base, so this is
+ * cheap; the members come from a registry at run time (members_from) and
+ * their names must not be configured ones (the caller checks). @base may
+ * itself be one of these: the members then extend its loaded configuration.
+ * NULL on ENOMEM.
+ */
+struct cm_conf *cm_conf_with_members(struct cm_conf *base, const struct cm_conf_member *extra,
+                                     size_t count);
+/** The loaded configuration @conf extends (cm_conf_with_members), else @conf. */
+struct cm_conf *cm_conf_loaded(struct cm_conf *conf);
 
 /** Index of the named region / member / service ("ns/name"), or -1. */
 int cm_conf_region_index(const struct cm_conf *conf, const char *name);

@@ -28,12 +28,12 @@ struct key_doc {
 
 #define DOC_COUNT (sizeof(key_docs) / sizeof(key_docs[0]))
 
-#define SHARED_MAX 8 /* sub-schemas used in several places (control, check) */
+#define SHARED_MAX 48 /* object sub-schemas, of which some are used in several places */
 
 /* A sub-schema and where it is used; one used twice or more is documented once. */
 struct shared {
     const struct cm_conf_schema *schema;
-    const char *name; /* the key of its first use ("control") */
+    const char *name; /* the schema's doc_name, else the key of its first use ("control") */
     char uses[512];   /* "dnsd.control, health.control, ..." */
     size_t count;
 };
@@ -201,7 +201,7 @@ static void count_uses(struct walk *w, const struct cm_conf_schema *s, const cha
         if (sh == NULL && it->type == CM_CONF_OBJECT && w->shared_count < SHARED_MAX) {
             sh = &w->shared[w->shared_count++];
             sh->schema = it->sub;
-            sh->name = it->key;
+            sh->name = it->sub->doc_name != NULL ? it->sub->doc_name : it->key;
         }
         if (sh != NULL) {
             n = strlen(sh->uses);

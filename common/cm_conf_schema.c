@@ -34,7 +34,7 @@ _Static_assert(sizeof(enum cm_check_type) == sizeof(int), "enum cm_check_type is
 
 /* ---- names and keys -------------------------------------------------------- */
 
-static int key_label(struct cm_conf_parse *p, void *base, void *field)
+int cm_conf_key_label(struct cm_conf_parse *p, void *base, void *field)
 {
     const char *s = *(char **)field;
     char q[CM_CONF_QUOTE_MAX];
@@ -153,7 +153,7 @@ static int region_location(struct cm_conf_parse *p, json_t *v, void *base, void 
     return CM_OK;
 }
 
-static int member_zone(struct cm_conf_parse *p, json_t *v, void *base, void *field)
+int cm_conf_member_zone(struct cm_conf_parse *p, json_t *v, void *base, void *field)
 {
     struct cm_conf_member *m = base;
     const struct cm_conf_region *r = &p->conf->regions[m->region];
@@ -892,6 +892,7 @@ static const struct cm_conf_schema publish_tls_schema = {
     .section = true,
     .present_offset = offsetof(struct cm_conf_publish_tls, enabled),
     .post = publish_tls_post,
+    .doc_name = "client_tls", /* health.publish_tls, etcd.tls */
 };
 
 static const struct cm_conf_item cookies_items[] = {
@@ -1000,6 +1001,25 @@ static const struct cm_conf_schema rrl_schema = {
     .present_offset = offsetof(struct cm_conf_dnsd_rrl, present),
     .post = rrl_post,
     .release = rrl_release,
+};
+
+static const struct cm_conf_item query_log_items[] = {
+    {.key = "sample",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd_query_log, sample),
+     .min = 0,
+     .max = 1000000000,
+     .def_uint = 0},
+    {.key = "ring_size",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd_query_log, ring_size),
+     .min = 1,
+     .max = 1048576,
+     .def_uint = 1024},
+};
+static const struct cm_conf_schema query_log_schema = {
+    .items = query_log_items,
+    .count = COUNT(query_log_items),
 };
 
 /* ---- dnsd.geo_map ---------------------------------------------------------- */
@@ -1234,6 +1254,10 @@ static const struct cm_conf_item dnsd_items[] = {
      .type = CM_CONF_CUSTOM,
      .offset = offsetof(struct cm_conf_dnsd, geo_map),
      .parse = geo_map_parse},
+    {.key = "query_log",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_dnsd, query_log),
+     .sub = &query_log_schema},
 };
 static const struct cm_conf_schema dnsd_schema = {
     .items = dnsd_items,
@@ -1563,6 +1587,29 @@ static const struct cm_conf_schema proxy_access_log_schema = {
     .count = COUNT(proxy_access_log_items),
 };
 
+static const struct cm_conf_item proxy_tls_sessions_items[] = {
+    {.key = "tickets",
+     .type = CM_CONF_BOOL,
+     .offset = offsetof(struct cm_conf_proxy_tls_sessions, tickets),
+     .def_bool = true},
+    {.key = "ticket_key_rotation_s",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_proxy_tls_sessions, ticket_key_rotation_s),
+     .min = 1,
+     .max = 302400,
+     .def_uint = 3600},
+    {.key = "cache_size",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_proxy_tls_sessions, cache_size),
+     .min = 0,
+     .max = 10000000,
+     .def_uint = 20480},
+};
+static const struct cm_conf_schema proxy_tls_sessions_schema = {
+    .items = proxy_tls_sessions_items,
+    .count = COUNT(proxy_tls_sessions_items),
+};
+
 static const struct cm_conf_item proxy_items[] = {
     {.key = "listen",
      .type = CM_CONF_ARRAY,
@@ -1603,6 +1650,10 @@ static const struct cm_conf_item proxy_items[] = {
      .type = CM_CONF_OBJECT,
      .offset = offsetof(struct cm_conf_proxy, access_log),
      .sub = &proxy_access_log_schema},
+    {.key = "tls_sessions",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_proxy, tls_sessions),
+     .sub = &proxy_tls_sessions_schema},
 };
 static const struct cm_conf_schema proxy_schema = {
     .items = proxy_items,
@@ -1611,6 +1662,40 @@ static const struct cm_conf_schema proxy_schema = {
     .present_offset = offsetof(struct cm_conf_proxy, present),
     .post = proxy_post,
 };
+
+static int read_etcd_password(struct cm_conf_parse *p, void *base, void *field)
+{
+    return load_secret(p, *(char **)field, &((struct cm_conf_etcd *)base)->password);
+}
+
+static void etcd_release(void *base)
+{
+    wipe_secret(&((struct cm_conf_etcd *)base)->password);
+}
+
+/* The prefix ends with "/", so that "<prefix><federation>/..." reads as a path. */
+static int etcd_post(struct cm_conf_parse *p, void *base)
+{
+    struct cm_conf_etcd *e = base;
+    size_t n = strlen(e->prefix);
+    char *with;
+
+    if ((e->username == NULL) != (e->password_file == NULL))
+        return cm_conf_fail(p, "username and password_file go together");
+    if (e->backoff_max_ms < e->backoff_min_ms)
+        return cm_conf_fail_at(p, "backoff_max_ms", "less than backoff_min_ms (%u)",
+                               e->backoff_min_ms);
+    if (n > 256)
+        return cm_conf_fail_at(p, "prefix", "longer than 256 bytes");
+    if (e->prefix[n - 1] == '/')
+        return CM_OK;
+    with = cm_str_join(e->prefix, '/', "");
+    if (with == NULL)
+        return cm_conf_oom(p);
+    free(e->prefix);
+    e->prefix = with;
+    return CM_OK;
+}
 
 static const struct cm_conf_item etcd_items[] = {
     {.key = "endpoints",
@@ -1627,12 +1712,47 @@ static const struct cm_conf_item etcd_items[] = {
      .offset = offsetof(struct cm_conf_etcd, prefix),
      .def_str = "/fedgslb/",
      .validate = starts_with_slash},
+    {.key = "tls",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_etcd, tls),
+     .sub = &publish_tls_schema},
+    {.key = "username", .type = CM_CONF_STR, .offset = offsetof(struct cm_conf_etcd, username)},
+    {.key = "password_file",
+     .type = CM_CONF_STR,
+     .offset = offsetof(struct cm_conf_etcd, password_file),
+     .validate = read_etcd_password},
+    {.key = "request_timeout_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_etcd, request_timeout_ms),
+     .min = 100,
+     .max = 600000,
+     .def_uint = 5000},
+    {.key = "check_interval_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_etcd, check_interval_ms),
+     .min = 100,
+     .max = 3600000,
+     .def_uint = 5000},
+    {.key = "backoff_min_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_etcd, backoff_min_ms),
+     .min = 10,
+     .max = 600000,
+     .def_uint = 250},
+    {.key = "backoff_max_ms",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_etcd, backoff_max_ms),
+     .min = 10,
+     .max = 3600000,
+     .def_uint = 5000},
 };
 static const struct cm_conf_schema etcd_schema = {
     .items = etcd_items,
     .count = COUNT(etcd_items),
     .section = true,
     .present_offset = offsetof(struct cm_conf_etcd, present),
+    .post = etcd_post,
+    .release = etcd_release,
 };
 
 static const struct cm_conf_item region_items[] = {
@@ -1658,7 +1778,7 @@ static const struct cm_conf_schema region_schema = {
     .count = COUNT(region_items),
     .size = sizeof(struct cm_conf_region),
     .name_offset = offsetof(struct cm_conf_region, name),
-    .key_check = key_label,
+    .key_check = cm_conf_key_label,
     .post = region_post,
 };
 
@@ -1686,7 +1806,7 @@ static const struct cm_conf_item member_items[] = {
     {.key = "zone",
      .type = CM_CONF_CUSTOM,
      .offset = offsetof(struct cm_conf_member, zone),
-     .parse = member_zone},
+     .parse = cm_conf_member_zone},
     {.key = "kubeconfig",
      .type = CM_CONF_STR,
      .offset = offsetof(struct cm_conf_member, kubeconfig)},
@@ -1702,7 +1822,7 @@ static const struct cm_conf_schema member_schema = {
     .count = COUNT(member_items),
     .size = sizeof(struct cm_conf_member),
     .name_offset = offsetof(struct cm_conf_member, name),
-    .key_check = key_label,
+    .key_check = cm_conf_key_label,
 };
 
 static const struct cm_conf_item check_items[] = {
@@ -1864,6 +1984,10 @@ static const struct cm_conf_item root_items[] = {
      .required = true,
      .max = 1024,
      .sub = &member_schema},
+    {.key = "members_from",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf, members_from),
+     .sub = &cm_conf_members_from_schema},
     {.key = "services",
      .type = CM_CONF_MAP,
      .offset = offsetof(struct cm_conf, services),

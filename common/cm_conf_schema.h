@@ -108,10 +108,19 @@ struct cm_conf_schema {
     size_t present_offset;          /* section: bool set when present */
     cm_conf_post_fn *post;          /* optional */
     cm_conf_release_fn *release;    /* optional */
+    const char *doc_name;           /* an object used in several places: its section's name in
+                                       the reference (default: the key of its first use) */
 };
 
 /* The whole file; defined in cm_conf_schema.c. */
 extern const struct cm_conf_schema cm_conf_root_schema;
+/* members_from; defined in cm_conf_registry.c. */
+extern const struct cm_conf_schema cm_conf_members_from_schema;
+
+/** key_check: a map key that must be a DNS label (region and member names). */
+int cm_conf_key_label(struct cm_conf_parse *p, void *base, void *field);
+/** CUSTOM parse of a struct cm_conf_member's zone (its region parsed first). */
+int cm_conf_member_zone(struct cm_conf_parse *p, json_t *v, void *base, void *field);
 
 /**
  * Writes "file: path: reason" (or "file: reason" at the top) into p->err and

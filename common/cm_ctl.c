@@ -400,7 +400,7 @@ static int state_put_status(int rc)
 {
     if (rc == CM_ENOMEM || rc == CM_EIO || rc == CM_ENOSPC)
         return 500;
-    if (rc == CM_EEXIST)
+    if (rc == CM_EEXIST || rc == CM_ENOTSUP) /* stale, or the documents come from etcd */
         return 409;
     if (rc == CM_EACCES)
         return 403;
@@ -465,7 +465,8 @@ static void builtin_state_forget(void *arg, struct cm_ctl_req *req, const char *
         return;
     }
     if (rc != CM_OK) {
-        cm_ctl_reply_error(req, 500, "%s", reason[0] != '\0' ? reason : cm_strerror(rc));
+        cm_ctl_reply_error(req, rc == CM_ENOTSUP ? 409 : 500, "%s",
+                           reason[0] != '\0' ? reason : cm_strerror(rc));
         return;
     }
     cm_ctl_reply_json(req, 200, json_pack("{s:s,s:b}", "vantage", rest, "forgotten", 1));

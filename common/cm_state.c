@@ -300,6 +300,9 @@ void cm_state_free(struct cm_state *st)
             endpoint_fini(&svc->members[j]);
         free(svc->members);
         free(svc->key);
+        for (size_t j = 0; j < svc->placement_count; j++)
+            free(svc->placement[j]);
+        free(svc->placement);
     }
     free(st->services);
     json_decref(st->json);
@@ -406,6 +409,76 @@ static int cmp_endpoint(const void *a, const void *b)
                   ((const struct cm_state_endpoint *)b)->member);
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* "placement": null (= every member) or an array of distinct member names. */
+static int parse_placement(struct pctx *c, json_t *obj, const char *path,
+                           struct cm_state_service *svc)
+{
+    char p[PATH_MAX_LEN], q[QUOTE_MAX_LEN + 8];
+    json_t *arr, *v;
+    size_t i;
+    int rc;
+
+    rc = get_array(c, obj, path, "placement", &arr);
+    if (rc != CM_OK || arr == NULL)
+        return rc;
+    path_join(p, sizeof(p), path, "placement");
+    if (json_array_size(arr) > CM_STATE_MAX_MEMBERS)
+        return fail(c, p, "too many members (%zu, max %u)", json_array_size(arr),
+                    CM_STATE_MAX_MEMBERS);
+    svc->has_placement = true;
+    svc->placement = calloc(json_array_size(arr) + 1, sizeof(*svc->placement));
+    if (svc->placement == NULL)
+        return CM_ENOMEM;
+    json_array_foreach(arr, i, v)
+    {
+        cm_errf(p, sizeof(p), "%s.placement[%zu]", path, i);
+        if (!json_is_string(v) || json_string_value(v)[0] == '\0' ||
+            strlen(json_string_value(v)) != json_string_length(v))
+            return fail(c, p, "must be a member name");
+        svc->placement[svc->placement_count] = dup_str(json_string_value(v));
+        if (svc->placement[svc->placement_count] == NULL)
+            return CM_ENOMEM;
+        svc->placement_count++;
+    }
+    qsort(svc->placement, svc->placement_count, sizeof(*svc->placement), cmp_str);
+    for (i = 1; i < svc->placement_count; i++) {
+        if (strcmp(svc->placement[i - 1], svc->placement[i]) == 0) {
+            path_join(p, sizeof(p), path, "placement");
+            quote(q, sizeof(q), svc->placement[i]);
+            return fail(c, p, "member \"%s\" listed twice", q);
+        }
+    }
+    return CM_OK;
+}
+
+/* The service's own answer rules: placement, ttl_s, allow_without_endpoints. */
+static int parse_service_rules(struct pctx *c, json_t *obj, const char *path,
+                               struct cm_state_service *svc)
+{
+    char p[PATH_MAX_LEN];
+    json_t *v;
+    int rc;
+
+    rc = parse_placement(c, obj, path, svc);
+    if (rc != CM_OK)
+        return rc;
+    v = json_object_get(obj, "ttl_s");
+    if (v != NULL && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > CM_STATE_TTL_MAX) {
+            path_join(p, sizeof(p), path, "ttl_s");
+            return fail(c, p, "must be an integer 1..%u or null", CM_STATE_TTL_MAX);
+        }
+        svc->ttl_s = (uint32_t)json_integer_value(v);
+    }
+    return get_bool(c, obj, path, "allow_without_endpoints", false, &svc->allow_without_endpoints);
+}
+
 static int parse_service(struct pctx *c, const char *key, json_t *obj, const char *path,
                          struct cm_state_service *svc)
 {
@@ -427,7 +500,9 @@ static int parse_service(struct pctx *c, const char *key, json_t *obj, const cha
         }
         svc->port = (uint16_t)json_integer_value(v);
     }
-    rc = get_object(c, obj, path, "members", &members);
+    rc = parse_service_rules(c, obj, path, svc);
+    if (rc == CM_OK)
+        rc = get_object(c, obj, path, "members", &members);
     if (rc != CM_OK || members == NULL || json_object_size(members) == 0)
         return rc;
     path_join(mpath, sizeof(mpath), path, "members");
@@ -719,29 +794,96 @@ int cm_state_check_writer(const struct cm_state *st, const char *vantage, char *
     return CM_EACCES;
 }
 
+static const struct cm_state_member *state_member(const struct cm_state *st, const char *name)
+{
+    struct cm_state_member k = {.name = (char *)(uintptr_t)name};
+
+    if (st->member_count == 0)
+        return NULL;
+    return bsearch(&k, st->members, st->member_count, sizeof(k), cmp_member);
+}
+
+/* Region and zone indexes of @m in @conf; false when it is not placed there. */
+static bool member_place(const struct cm_conf *conf, const struct cm_state_member *m, int *region,
+                         int *zone)
+{
+    const struct cm_conf_region *r;
+
+    *region = m->region != NULL ? cm_conf_region_index(conf, m->region) : -1;
+    *zone = -1;
+    if (*region < 0)
+        return false;
+    if (m->zone == NULL)
+        return true;
+    r = &conf->regions[*region];
+    for (size_t i = 0; i < r->zone_count; i++) {
+        if (strcmp(r->zones[i], m->zone) == 0) {
+            *zone = (int)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A member of the document that is not configured: a registry member the
+ * document places, or an error. */
+static int check_registry_member(struct pctx *c, const struct cm_conf *conf,
+                                 const struct cm_state_member *m)
+{
+    char mp[PATH_MAX_LEN], p[PATH_MAX_LEN], q[QUOTE_MAX_LEN + 8], z[QUOTE_MAX_LEN + 8];
+    int region, zone;
+
+    path_join(mp, sizeof(mp), "members", m->name);
+    if (!conf->members_from.present)
+        return fail(c, mp, "unknown member");
+    if (!cm_str_is_dns_label(m->name, strlen(m->name)))
+        return fail(c, mp, "not a configured member, and not a DNS label for a registry member");
+    if (member_place(conf, m, &region, &zone))
+        return CM_OK;
+    if (region < 0) {
+        path_join(p, sizeof(p), mp, "region");
+        if (m->region == NULL)
+            return fail(c, p, "missing (a registry member must be placed)");
+        quote(q, sizeof(q), m->region);
+        return fail(c, p, "unknown region \"%s\"", q);
+    }
+    quote(q, sizeof(q), m->zone);
+    quote(z, sizeof(z), m->region);
+    path_join(p, sizeof(p), mp, "zone");
+    return fail(c, p, "zone \"%s\" is not a zone of region \"%s\"", q, z);
+}
+
 int cm_state_check_conf(const struct cm_state *st, const struct cm_conf *conf, char *err,
                         size_t errlen)
 {
     struct pctx c = {.err = err, .errlen = errlen};
     char p[PATH_MAX_LEN], q[QUOTE_MAX_LEN + 8];
     struct cm_state_opts o;
+    int rc;
 
     if (cm_conf_region_index(conf, st->vantage) < 0) {
         quote(q, sizeof(q), st->vantage);
         return fail(&c, "vantage", "unknown region \"%s\"", q);
     }
     for (size_t i = 0; i < st->member_count; i++) {
-        if (cm_conf_member_index(conf, st->members[i].name) < 0) {
-            path_join(p, sizeof(p), "members", st->members[i].name);
-            return fail(&c, p, "unknown member");
-        }
+        if (cm_conf_member_index(conf, st->members[i].name) >= 0)
+            continue;
+        rc = check_registry_member(&c, conf, &st->members[i]);
+        if (rc != CM_OK)
+            return rc;
     }
     for (size_t i = 0; i < st->service_count; i++) {
         const struct cm_state_service *svc = &st->services[i];
         for (size_t j = 0; j < svc->member_count; j++) {
-            if (cm_conf_member_index(conf, svc->members[j].member) < 0) {
-                cm_errf(p, sizeof(p), "services.%s.members.%s", svc->key, svc->members[j].member);
-                return fail(&c, p, "unknown member");
+            const char *name = svc->members[j].member;
+
+            if (cm_conf_member_index(conf, name) < 0 &&
+                (!conf->members_from.present || state_member(st, name) == NULL)) {
+                cm_errf(p, sizeof(p), "services.%s.members.%s", svc->key, name);
+                return fail(&c, p, "%s",
+                            conf->members_from.present
+                                ? "unknown member (neither configured nor in members)"
+                                : "unknown member");
             }
         }
     }
@@ -954,6 +1096,37 @@ static int merge_matrix(struct cm_merged *m, const struct used_doc *used, size_t
     return CM_OK;
 }
 
+static bool placed(const struct cm_state_service *s, const char *member)
+{
+    const char *k = member;
+
+    return !s->has_placement ||
+           (s->placement_count > 0 &&
+            bsearch(&k, s->placement, s->placement_count, sizeof(*s->placement), cmp_str) != NULL);
+}
+
+/* Placement, TTL and the endpoint rule: from the newest document that
+ * reports the service (found[d] from merge_votes). */
+static void merge_rules(struct cm_merged_service *ms, const struct used_doc *used, size_t nused,
+                        const struct cm_conf *conf, const struct cm_state_service *const *found)
+{
+    const struct cm_state_service *rules = NULL;
+    const struct cm_state *rules_doc = NULL;
+
+    for (size_t d = 0; d < nused; d++) {
+        if (found[d] != NULL && (rules_doc == NULL || doc_newer(used[d].doc, rules_doc))) {
+            rules = found[d];
+            rules_doc = used[d].doc;
+        }
+    }
+    if (rules == NULL)
+        return;
+    ms->ttl_s = rules->ttl_s;
+    ms->allow_without_endpoints = rules->allow_without_endpoints;
+    for (size_t i = 0; i < conf->member_count; i++)
+        ms->members[i].unplaced = !placed(rules, conf->members[i].name);
+}
+
 /* Fills service @k of @m from key @kr. */
 static int merge_service(struct cm_merged *m, const struct key_ref *kr, const struct used_doc *used,
                          size_t nused, const struct cm_conf *conf,
@@ -980,6 +1153,7 @@ static int merge_service(struct cm_merged *m, const struct key_ref *kr, const st
         src_doc[i] = NULL;
     }
     merge_votes(ms, used, nused, conf, found, src_doc);
+    merge_rules(ms, used, nused, conf, found);
     return merge_rtts(ms, used, nused, conf, found);
 }
 
@@ -1046,4 +1220,103 @@ double cm_merged_rtt(const struct cm_merged *m, size_t region, const struct cm_m
             return v;
     }
     return m->rtt_ms[region * m->member_count + member];
+}
+
+/* ---- registry members: the configuration documents are merged under ---- */
+
+struct placed_member {
+    struct cm_conf_member m;    /* name borrowed from a document */
+    const struct cm_state *doc; /* the document that placed it */
+};
+
+/* By name; of one name, the newest document's first. */
+static int cmp_placed(const void *a, const void *b)
+{
+    const struct placed_member *x = a, *y = b;
+    int c = strcmp(x->m.name, y->m.name);
+
+    if (c != 0)
+        return c;
+    return doc_newer(x->doc, y->doc) ? -1 : doc_newer(y->doc, x->doc) ? 1 : 0;
+}
+
+/* @prev extends @loaded with exactly the members @pm. */
+static bool same_extension(const struct cm_conf *prev, const struct cm_conf *loaded,
+                           const struct placed_member *pm, size_t n)
+{
+    if (prev == NULL || prev->extends != loaded || prev->member_count != loaded->member_count + n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const struct cm_conf_member *a = &prev->members[loaded->member_count + i];
+
+        if (strcmp(a->name, pm[i].m.name) != 0 || a->region != pm[i].m.region ||
+            a->zone != pm[i].m.zone)
+            return false;
+    }
+    return true;
+}
+
+/* Appends the registry members @doc places to @pm (*n entries). */
+static void collect_placed(const struct cm_conf *loaded, const struct cm_state *doc,
+                           struct placed_member *pm, size_t *n)
+{
+    for (size_t i = 0; i < doc->member_count; i++) {
+        const struct cm_state_member *sm = &doc->members[i];
+        int region, zone;
+
+        if (cm_conf_member_index(loaded, sm->name) >= 0 ||
+            !cm_str_is_dns_label(sm->name, strlen(sm->name)) ||
+            !member_place(loaded, sm, &region, &zone))
+            continue;
+        pm[(*n)++] = (struct placed_member){
+            .m = {.name = (char *)(uintptr_t)sm->name, .region = (size_t)region, .zone = zone},
+            .doc = doc};
+    }
+}
+
+int cm_state_members_conf(struct cm_conf *conf, const struct cm_state *const *docs, size_t count,
+                          struct cm_conf *prev, struct cm_conf **out)
+{
+    struct cm_conf *loaded = cm_conf_loaded(conf);
+    struct cm_conf_member *extra = NULL;
+    struct placed_member *pm = NULL;
+    size_t total = 0, n = 0, kept = 0;
+    int rc = CM_OK;
+
+    if (!loaded->members_from.present) {
+        *out = cm_conf_ref(loaded);
+        return CM_OK;
+    }
+    for (size_t d = 0; d < count; d++)
+        total += docs[d] != NULL ? docs[d]->member_count : 0;
+    pm = calloc(at_least_one(total), sizeof(*pm));
+    extra = calloc(at_least_one(total), sizeof(*extra));
+    if (pm == NULL || extra == NULL) {
+        rc = CM_ENOMEM;
+        goto out;
+    }
+    for (size_t d = 0; d < count; d++) {
+        if (docs[d] != NULL && cm_conf_region_index(loaded, docs[d]->vantage) >= 0)
+            collect_placed(loaded, docs[d], pm, &n);
+    }
+    qsort(pm, n, sizeof(*pm), cmp_placed);
+    /* One per name: the newest document's place (sorted first). */
+    for (size_t i = 0; i < n; i++) {
+        if (kept == 0 || strcmp(pm[kept - 1].m.name, pm[i].m.name) != 0)
+            pm[kept++] = pm[i];
+    }
+    n = kept;
+    if (same_extension(prev, loaded, pm, n)) {
+        *out = cm_conf_ref(prev);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        extra[i] = pm[i].m;
+    *out = cm_conf_with_members(loaded, extra, n);
+    if (*out == NULL)
+        rc = CM_ENOMEM;
+out:
+    free(extra);
+    free(pm);
+    return rc;
 }

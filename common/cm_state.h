@@ -48,6 +48,7 @@ struct cm_conf;
 #define CM_STATE_MAX_BYTES    (64u * 1024u * 1024u) /* document text */
 #define CM_STATE_MAX_SERVICES 100000u               /* services per document */
 #define CM_STATE_MAX_MEMBERS  1000u                 /* members per service, and top-level members */
+#define CM_STATE_TTL_MAX      86400u                /* a service's ttl_s, as dnsd.ttl_s */
 
 struct cm_state_member {
     char *name;    /* owned */
@@ -77,6 +78,13 @@ struct cm_state_service {
     uint16_t port;                     /* 0 when absent */
     struct cm_state_endpoint *members; /* owned array, sorted by member name */
     size_t member_count;
+    /* "placement": the members the service may be answered with (a
+     * FederatedService's placement); absent = every member. */
+    bool has_placement;
+    char **placement; /* owned names, sorted, unique; placement_count may be 0 */
+    size_t placement_count;
+    uint32_t ttl_s;               /* "ttl_s": the answers' TTL (1..86400); 0 = dnsd.ttl_s */
+    bool allow_without_endpoints; /* members with 0 ready endpoints may be answered */
 };
 
 struct cm_state {
@@ -115,6 +123,9 @@ void cm_state_opts_from_conf(struct cm_state_opts *opts, const struct cm_conf *c
  * "healthy" is required; "pending" and "via_proxy" default to false,
  * "ready_endpoints" to 0, lists to empty. Optional strings and rtt_ms may be
  * null (= absent). Service keys are "namespace/name", each a DNS-1123 label.
+ * Per service, "placement" (null or an array of distinct member names),
+ * "ttl_s" (null or 1..86400) and "allow_without_endpoints" (a boolean) are
+ * optional.
  */
 int cm_state_parse(const char *text, size_t len, const struct cm_state_opts *opts,
                    struct cm_state **out, char *err, size_t errlen);
@@ -130,8 +141,10 @@ int cm_state_from_json(json_t *doc, const struct cm_state_opts *opts, struct cm_
  * configured region and every member a configured member, and every address
  * and backend must pass the address rule under @conf's allow_addresses (a
  * document accepted under an older configuration may no longer). Services
- * need not be configured (health may discover annotated ones). CM_ESTATE
- * with a reason.
+ * need not be configured (health may discover annotated ones). With
+ * members_from, a member that is not configured is a registry member: the
+ * document's "members" must place it (a DNS label name, a configured
+ * "region", a "zone" of that region or none). CM_ESTATE with a reason.
  */
 int cm_state_check_conf(const struct cm_state *st, const struct cm_conf *conf, char *err,
                         size_t errlen);
@@ -159,6 +172,7 @@ const struct cm_state_endpoint *cm_state_endpoint_find(const struct cm_state_ser
 struct cm_merged_endpoint {
     size_t member;                       /* index into conf->members */
     bool present;                        /* some vantage reports this member for this service */
+    bool unplaced;                       /* the service's placement leaves this member out */
     bool healthy;                        /* majority verdict (ties keep it up) */
     bool pending;                        /* any reporting vantage says pending */
     unsigned votes_up;                   /* vantages saying healthy */
@@ -178,6 +192,11 @@ struct cm_merged_service {
     uint16_t port;                      /* the configured port; for discovered services the port of
                                            the newest document that gives one; 0 if none */
     struct cm_merged_endpoint *members; /* owned, conf->member_count entries, by member index */
+    /* From the newest document reporting the service (as the port of a
+     * discovered one): its placement (members[].unplaced), TTL and rule for
+     * members without ready endpoints. */
+    uint32_t ttl_s;               /* 0 = dnsd.ttl_s */
+    bool allow_without_endpoints; /* ready_endpoints 0 does not rule a member out */
     /* private to cm_state.c */
     char *key_owned;   /* owned copy of a configured key, NULL when borrowed */
     double *rtt_block; /* owned: region_count doubles per present member */
@@ -221,5 +240,17 @@ double cm_merged_rtt(const struct cm_merged *m, size_t region, const struct cm_m
 
 /** Accepts NULL. Does not free the source documents. */
 void cm_merged_free(struct cm_merged *m);
+
+/**
+ * The configuration the documents @docs (@count, borrowed) are merged under:
+ * @conf's loaded configuration (a reference) when it has no members_from,
+ * else that configuration extended (cm_conf_with_members) with every
+ * registry member the documents place (not configured; region and zone from
+ * the newest document naming it; sorted by name). When @prev (may be NULL)
+ * already extends the same loaded configuration with the same members, *out
+ * is @prev (a new reference), so indexes stay put. CM_OK or CM_ENOMEM.
+ */
+int cm_state_members_conf(struct cm_conf *conf, const struct cm_state *const *docs, size_t count,
+                          struct cm_conf *prev, struct cm_conf **out);
 
 #endif /* COMMON_CM_STATE_H */

@@ -257,9 +257,13 @@ static int cand_with(const struct cm_store *s, struct cm_state *doc, uint64_t no
     return CM_OK;
 }
 
-int cm_store_put(struct cm_store *s, const char *text, size_t len, const char *writer,
-                 const struct cm_conf *conf, uint64_t now_ms, struct cm_store_cand **out, char *err,
-                 size_t errlen)
+/*
+ * cm_store_put and cm_store_replace: @by_source lets the document replace a
+ * held one of any generation (the source orders them).
+ */
+static int put_doc(struct cm_store *s, const char *text, size_t len, const char *writer,
+                   const struct cm_conf *conf, uint64_t now_ms, bool by_source,
+                   struct cm_store_cand **out, char *err, size_t errlen)
 {
     struct cm_state *doc = NULL;
     struct cm_state_opts opts;
@@ -284,7 +288,12 @@ int cm_store_put(struct cm_store *s, const char *text, size_t len, const char *w
             s->all_silent = false;
             goto out;
         }
-        if (doc->generation <= old->generation) {
+        if (by_source && doc->generation < old->generation)
+            cm_log_info("vantage %s: generation %" PRIu64 " replaces %" PRIu64
+                        " (the source's order counts: the vantage restarted without its state "
+                        "file?)",
+                        doc->vantage, doc->generation, old->generation);
+        if (!by_source && doc->generation <= old->generation) {
             cm_errf(err, errlen, "stale generation %" PRIu64 " <= %" PRIu64 " from vantage %s%s",
                     doc->generation, old->generation, doc->vantage,
                     doc->generation == old->generation ? " (same generation, different content)"
@@ -298,6 +307,20 @@ int cm_store_put(struct cm_store *s, const char *text, size_t len, const char *w
 out:
     cm_state_free(doc);
     return rc;
+}
+
+int cm_store_put(struct cm_store *s, const char *text, size_t len, const char *writer,
+                 const struct cm_conf *conf, uint64_t now_ms, struct cm_store_cand **out, char *err,
+                 size_t errlen)
+{
+    return put_doc(s, text, len, writer, conf, now_ms, false, out, err, errlen);
+}
+
+int cm_store_replace(struct cm_store *s, const char *text, size_t len, const char *writer,
+                     const struct cm_conf *conf, uint64_t now_ms, struct cm_store_cand **out,
+                     char *err, size_t errlen)
+{
+    return put_doc(s, text, len, writer, conf, now_ms, true, out, err, errlen);
 }
 
 int cm_store_forget(const struct cm_store *s, const char *vantage, struct cm_store_cand **out,
@@ -322,13 +345,23 @@ int cm_store_forget(const struct cm_store *s, const char *vantage, struct cm_sto
     return CM_OK;
 }
 
-static bool is_expired(uint64_t accepted_ms, uint64_t now_ms, uint64_t limit_ms)
-{
-    return now_ms > accepted_ms && now_ms - accepted_ms > limit_ms;
-}
+/* Which held documents a rule drops, and how each drop is told. */
+struct drop_rule {
+    bool (*drops)(const struct cm_store *s, size_t i, const void *arg);
+    void (*why)(const struct cm_store *s, size_t i, const void *arg, char *buf, size_t cap);
+    const void *arg;
+    const char *all; /* logged (once) when the rule would drop every held document */
+};
 
-int cm_store_expire(struct cm_store *s, uint64_t now_ms, uint64_t limit_ms,
-                    struct cm_store_cand **out, size_t *dropped)
+/*
+ * The candidate without the documents @r drops (expiry, keys gone at the
+ * source). When it would drop every one, the checkers (or the path to them)
+ * failed, not the members: nothing is dropped and the last known state keeps
+ * serving (losing the control plane is not an outage). *out is NULL when
+ * nothing is dropped.
+ */
+static int cand_dropping(struct cm_store *s, const struct drop_rule *r, struct cm_store_cand **out,
+                         size_t *dropped)
 {
     struct cm_store_cand *c;
     size_t n = 0;
@@ -336,23 +369,11 @@ int cm_store_expire(struct cm_store *s, uint64_t now_ms, uint64_t limit_ms,
     *out = NULL;
     *dropped = 0;
     for (size_t i = 0; i < s->set.count; i++)
-        n += is_expired(s->set.accepted_ms[i], now_ms, limit_ms);
-    if (n == 0) {
-        s->all_silent = false;
-        return CM_OK;
-    }
-    /*
-     * When every vantage has gone silent, the health checkers (or the path to
-     * them) failed, not the members: keep serving the last known state rather
-     * than dropping to an empty merge. Losing the control plane is not an
-     * outage. The per-vantage age is in the metrics.
-     */
-    if (n == s->set.count) {
-        if (!s->all_silent)
-            cm_log_warn("every vantage silent for more than %" PRIu64
-                        " ms: keeping the last known state until one publishes again",
-                        limit_ms);
-        s->all_silent = true;
+        n += r->drops(s, i, r->arg);
+    if (n == 0 || n == s->set.count) {
+        if (n != 0 && !s->all_silent)
+            cm_log_warn("%s: keeping the last known state until one publishes again", r->all);
+        s->all_silent = n != 0;
         return CM_OK;
     }
     s->all_silent = false;
@@ -360,20 +381,86 @@ int cm_store_expire(struct cm_store *s, uint64_t now_ms, uint64_t limit_ms,
     if (c == NULL)
         return CM_ENOMEM;
     for (size_t i = 0; i < s->set.count; i++) {
-        const struct cm_state *d = s->set.docs[i];
-        uint64_t at = s->set.accepted_ms[i];
+        char why[160];
 
-        if (!is_expired(at, now_ms, limit_ms)) {
-            set_add(&c->set, s->set.docs[i], at);
+        if (!r->drops(s, i, r->arg)) {
+            set_add(&c->set, s->set.docs[i], s->set.accepted_ms[i]);
             continue;
         }
-        cm_log_warn("vantage %s expired: no document for %" PRIu64 " ms (limit %" PRIu64
-                    " ms, generation %" PRIu64 "); dropping it from the merge",
-                    d->vantage, now_ms - at, limit_ms, d->generation);
+        r->why(s, i, r->arg, why, sizeof(why));
+        cm_log_warn("vantage %s %s (generation %" PRIu64 "); dropping it from the merge",
+                    s->set.docs[i]->vantage, why, s->set.docs[i]->generation);
     }
     *out = c;
     *dropped = n;
     return CM_OK;
+}
+
+struct expiry {
+    uint64_t now_ms, limit_ms;
+};
+
+static bool is_expired(const struct cm_store *s, size_t i, const void *arg)
+{
+    const struct expiry *x = arg;
+    uint64_t at = s->set.accepted_ms[i];
+
+    return x->now_ms > at && x->now_ms - at > x->limit_ms;
+}
+
+static void expired_why(const struct cm_store *s, size_t i, const void *arg, char *buf, size_t cap)
+{
+    const struct expiry *x = arg;
+
+    snprintf(buf, cap, "expired: no document for %" PRIu64 " ms (limit %" PRIu64 " ms)",
+             x->now_ms - s->set.accepted_ms[i], x->limit_ms);
+}
+
+int cm_store_expire(struct cm_store *s, uint64_t now_ms, uint64_t limit_ms,
+                    struct cm_store_cand **out, size_t *dropped)
+{
+    const struct expiry x = {.now_ms = now_ms, .limit_ms = limit_ms};
+    char all[96];
+    struct drop_rule r = {.drops = is_expired, .why = expired_why, .arg = &x, .all = all};
+
+    snprintf(all, sizeof(all), "every vantage silent for more than %" PRIu64 " ms", limit_ms);
+    return cand_dropping(s, &r, out, dropped);
+}
+
+struct listing {
+    const char *const *names;
+    size_t count;
+};
+
+static bool not_listed(const struct cm_store *s, size_t i, const void *arg)
+{
+    const struct listing *l = arg;
+
+    for (size_t k = 0; k < l->count; k++) {
+        if (strcmp(l->names[k], s->set.docs[i]->vantage) == 0)
+            return false;
+    }
+    return true;
+}
+
+static void gone_why(const struct cm_store *s, size_t i, const void *arg, char *buf, size_t cap)
+{
+    (void)s;
+    (void)i;
+    (void)arg;
+    snprintf(buf, cap, "gone from the source");
+}
+
+int cm_store_retain(struct cm_store *s, const char *const *names, size_t count,
+                    struct cm_store_cand **out, size_t *dropped)
+{
+    const struct listing l = {.names = names, .count = count};
+    const struct drop_rule r = {.drops = not_listed,
+                                .why = gone_why,
+                                .arg = &l,
+                                .all = "no vantage held is left at the source"};
+
+    return cand_dropping(s, &r, out, dropped);
 }
 
 int cm_store_recheck(const struct cm_store *s, const struct cm_conf *conf, const char *what,

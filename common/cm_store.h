@@ -9,6 +9,8 @@
  *   timer ---------> cm_store_expire ----+    (docs)        (build a view,
  *   reload --------> cm_store_recheck ---+                   set pools)
  *   start ---------> cm_store_load ------+                      |
+ *   etcd ----------> cm_store_replace ---+ (cm_etcd_feed)
+ *                    cm_store_retain ----+
  *                                                       ok: cm_store_commit,
  *                                                           cm_store_save
  *                                                       else: cm_store_cand_free
@@ -89,6 +91,28 @@ const struct cm_state *cm_store_find(const struct cm_store *s, const char *vanta
 int cm_store_put(struct cm_store *s, const char *text, size_t len, const char *writer,
                  const struct cm_conf *conf, uint64_t now_ms, struct cm_store_cand **out, char *err,
                  size_t errlen);
+
+/**
+ * As cm_store_put, for a source that orders the documents itself (etcd: a
+ * key's latest value is its vantage's current document): the document
+ * replaces the held one whatever its generation; an identical one only
+ * refreshes the vantage's time. @writer is the vantage the source says it is.
+ */
+int cm_store_replace(struct cm_store *s, const char *text, size_t len, const char *writer,
+                     const struct cm_conf *conf, uint64_t now_ms, struct cm_store_cand **out,
+                     char *err, size_t errlen);
+
+/**
+ * The candidate without the held vantages that are not among @names (@count
+ * of them: the vantages the source still has), each logged. *out is NULL
+ * when none would be dropped, or when every held one would (the source has
+ * none of them: no key left, or only keys whose documents were refused): as
+ * with expiry the last known state stays (warned once) until one publishes
+ * again. *dropped is how many the candidate drops. CM_ENOMEM is the only
+ * failure.
+ */
+int cm_store_retain(struct cm_store *s, const char *const *names, size_t count,
+                    struct cm_store_cand **out, size_t *dropped);
 
 /** The candidate without @vantage. CM_ENOENT (with a reason) when none is held. */
 int cm_store_forget(const struct cm_store *s, const char *vantage, struct cm_store_cand **out,

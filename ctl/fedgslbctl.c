@@ -22,6 +22,7 @@
 #include "common/cm_secret.h"
 #include "common/cm_str.h"
 #include "ctl/ctl_args.h"
+#include "ctl/ctl_etcd.h"
 #include "ctl/ctl_http.h"
 #include "ctl/ctl_render.h"
 
@@ -220,7 +221,7 @@ static int print_json(json_t *doc)
 static int cmd_status(const struct ctl_run *run, const struct ctl_endpoint *ep)
 {
     struct ctl_reply r1 = {0}, r2 = {0};
-    json_t *state = NULL, *answers = NULL, *model = NULL;
+    json_t *state = NULL, *answers = NULL, *model = NULL, *etcd = NULL;
     char err[ERR_MAX] = "";
     struct cm_buf out;
     int ex;
@@ -237,15 +238,28 @@ static int cmd_status(const struct ctl_run *run, const struct ctl_endpoint *ep)
         ex = EXIT_UNREACHABLE;
         goto out;
     }
+    if (run->conf != NULL && run->conf->etcd.present) {
+        /* the distributed mode: etcd's members, the consumers and their agreement */
+        if (ctl_etcd_report(run->conf,
+                            ep->token != NULL && run->o->token_file != NULL ? ep->token : NULL,
+                            run->o->timeout_ms, &etcd, err, sizeof(err)) != CM_OK) {
+            fail("%s", err);
+            ex = EXIT_USAGE;
+            goto out;
+        }
+        json_object_set(model, "etcd", etcd);
+    }
     if (run->o->json) {
         ex = print_json(model);
-    } else if (ctl_status_text(model, &out) != CM_OK) {
+    } else if (ctl_status_text(model, &out) != CM_OK ||
+               (etcd != NULL && ctl_etcd_text(etcd, &out) != CM_OK)) {
         fail("out of memory");
         ex = EXIT_USAGE;
     } else {
         fputs(cm_buf_cstr(&out), stdout);
     }
 out:
+    json_decref(etcd);
     json_decref(model);
     json_decref(state);
     json_decref(answers);

@@ -27,6 +27,7 @@
 #include "common/cm_conf.h"
 #include "common/cm_ctl.h"
 #include "common/cm_err.h"
+#include "common/cm_etcd_consumer.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
 #include "common/cm_state.h"
@@ -37,8 +38,10 @@
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_geo.h"
 #include "dnsd/dns_name.h"
+#include "dnsd/dns_qlog.h"
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_rank.h"
+#include "dnsd/dns_resp.h"
 #include "dnsd/dns_server.h"
 #include "dnsd/dns_state.h"
 #include "dnsd/dns_view.h"
@@ -47,7 +50,6 @@
 
 #define EXPLAIN_EDNS_SIZE 4096
 #define EXPLAIN_QUERY_ID  0x4558 /* "EX" */
-#define DNS_OPT_ECS       8
 
 struct dns_ctl {
     struct cm_ctl *ctl; /* owned */
@@ -59,8 +61,11 @@ struct dns_ctl {
 static json_t *state_get(void *arg)
 {
     struct dns_ctl_env *env = arg;
+    json_t *doc = dns_state_to_json(env->state, env->view != NULL ? env->view->serial : 0);
 
-    return dns_state_to_json(env->state, env->view != NULL ? env->view->serial : 0);
+    if (doc != NULL && env->etcd != NULL)
+        json_object_set_new(doc, "etcd", cm_etcd_consumer_status(env->etcd));
+    return doc;
 }
 
 static int state_put(void *arg, const char *body, size_t len, const char *writer, char *err,
@@ -228,7 +233,7 @@ static int explain_query(const ldns_rdf *qname, uint16_t qtype, const struct exp
     *p++ = (uint8_t)opt_len;
     if (c->has_ecs) {
         *p++ = 0;
-        *p++ = DNS_OPT_ECS;
+        *p++ = DNS_EDNS_OPT_ECS;
         *p++ = (uint8_t)((4 + addr_len) >> 8);
         *p++ = (uint8_t)(4 + addr_len);
         *p++ = 0;
@@ -259,42 +264,6 @@ static json_t *rr_list_json(const ldns_rr_list *list)
         LDNS_FREE(s);
     }
     return arr;
-}
-
-/* The ECS scope of a response, -1 when it has no ECS option. */
-static int response_ecs_scope(const ldns_pkt *pkt)
-{
-    const ldns_rdf *data = ldns_pkt_edns_data(pkt);
-    const uint8_t *p;
-    size_t len, pos = 0;
-
-    if (data == NULL)
-        return -1;
-    p = ldns_rdf_data(data);
-    len = ldns_rdf_size(data);
-    while (len - pos >= 4) {
-        unsigned code = ((unsigned)p[pos] << 8) | p[pos + 1];
-        size_t olen = ((size_t)p[pos + 2] << 8) | p[pos + 3];
-
-        if (len - pos - 4 < olen)
-            break;
-        if (code == DNS_OPT_ECS && olen >= 4)
-            return p[pos + 4 + 3];
-        pos += 4 + olen;
-    }
-    return -1;
-}
-
-static const char *rcode_name(unsigned rcode)
-{
-    const ldns_lookup_table *lt;
-
-    if (rcode == DNS_RCODE_BADVERS)
-        return "BADVERS";
-    if (rcode == DNS_RCODE_BADCOOKIE)
-        return "BADCOOKIE";
-    lt = ldns_lookup_by_id(ldns_rcodes, (int)rcode);
-    return lt != NULL ? lt->name : "unknown";
 }
 
 static json_t *flags_json(const ldns_pkt *pkt)
@@ -330,7 +299,7 @@ static json_t *explain_response(const struct dns_view *view, const ldns_rdf *qna
     struct dns_query_info info;
     ldns_pkt *pkt = NULL;
     json_t *out = NULL;
-    int scope;
+    struct dns_ecs ecs;
 
     if (explain_query(qname, qtype, c, q, sizeof(q), &qlen) != CM_OK)
         return json_pack("{s:s}", "error", "query too large");
@@ -350,13 +319,12 @@ static json_t *explain_response(const struct dns_view *view, const ldns_rdf *qna
             json_pack("{s:s,s:I}", "error", "response does not parse", "length", (json_int_t)rlen);
         goto out;
     }
-    scope = response_ecs_scope(pkt);
-    out = json_pack("{s:s,s:o*,s:o*,s:o*,s:o*,s:o,s:b,s:b,s:I}", "rcode", rcode_name(info.rcode),
-                    "flags", flags_json(pkt), "answer", rr_list_json(ldns_pkt_answer(pkt)),
-                    "authority", rr_list_json(ldns_pkt_authority(pkt)), "additional",
-                    rr_list_json(ldns_pkt_additional(pkt)), "ecs_scope",
-                    scope >= 0 ? json_integer(scope) : json_null(), "federated", info.federated,
-                    "fail_open", info.fail_open, "size", (json_int_t)rlen);
+    out = json_pack(
+        "{s:s,s:o*,s:o*,s:o*,s:o*,s:o,s:b,s:b,s:I}", "rcode", dns_rcode_name(info.rcode), "flags",
+        flags_json(pkt), "answer", rr_list_json(ldns_pkt_answer(pkt)), "authority",
+        rr_list_json(ldns_pkt_authority(pkt)), "additional", rr_list_json(ldns_pkt_additional(pkt)),
+        "ecs_scope", dns_resp_ecs(pkt, &ecs) ? json_integer(ecs.scope_len) : json_null(),
+        "federated", info.federated, "fail_open", info.fail_open, "size", (json_int_t)rlen);
 out:
     ldns_pkt_free(pkt);
     free(resp);
@@ -705,7 +673,8 @@ static void metrics_server(const struct dns_ctl_env *env, const struct dns_serve
         if (s->responses[r] == 0 && r != 0 && r != 3 && r != 5)
             continue;
         sample_label(out, "fedgslb_dns_responses_total", "rcode",
-                     r == DNS_STAT_RCODES - 1 ? "other" : rcode_name(r), (double)s->responses[r]);
+                     r == DNS_STAT_RCODES - 1 ? "other" : dns_rcode_name(r),
+                     (double)s->responses[r]);
     }
     cm_metrics_family(out, "fedgslb_dns_truncated_total", "counter", "Responses sent with TC=1.");
     cm_metrics_sample(out, "fedgslb_dns_truncated_total", NULL, (double)s->truncated);
@@ -793,6 +762,21 @@ static void metrics_latency(const struct dns_server_stats *s, struct cm_buf *out
     cm_metrics_sample(out, "fedgslb_dns_query_duration_seconds_count", NULL, (double)cum);
 }
 
+/* The sampled query log (dnsd.query_log): lines written, records dropped. */
+static void metrics_query_log(const struct dns_server *srv, struct cm_buf *out)
+{
+    const struct dns_qlog *ql = srv != NULL ? dns_server_qlog(srv) : NULL;
+
+    cm_metrics_family(out, "fedgslb_dns_query_log_lines_total", "counter",
+                      "Sampled queries written to the debug query log (dnsd.query_log).");
+    cm_metrics_sample(out, "fedgslb_dns_query_log_lines_total", NULL,
+                      ql != NULL ? (double)dns_qlog_logged(ql) : 0);
+    cm_metrics_family(out, "fedgslb_dns_query_log_dropped_total", "counter",
+                      "Sampled queries not logged because the worker's ring was full.");
+    cm_metrics_sample(out, "fedgslb_dns_query_log_dropped_total", NULL,
+                      ql != NULL ? (double)dns_qlog_dropped(ql) : 0);
+}
+
 /* Per listen address, summed over the workers' TCP listeners. */
 static void metrics_accept(const struct dns_server *srv, struct cm_buf *out)
 {
@@ -850,6 +834,9 @@ static void metrics(void *arg, struct cm_buf *out)
         free(s);
     }
     metrics_accept(env->server, out);
+    metrics_query_log(env->server, out);
+    if (env->etcd != NULL)
+        cm_etcd_consumer_metrics(env->etcd, out);
     cm_metrics_family(out, "fedgslb_dns_table_builds_total", "counter",
                       "Answer tables (views) built since start.");
     cm_metrics_sample(out, "fedgslb_dns_table_builds_total", NULL, (double)env->table_builds);

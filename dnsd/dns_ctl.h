@@ -40,6 +40,7 @@
 #include "common/cm_ctl.h"
 
 struct cm_conf_control;
+struct cm_etcd_consumer;
 struct dns_ctl;
 struct dns_server;
 struct dns_state;
@@ -57,6 +58,7 @@ struct dns_ctl_env {
     double reload_last_unix_s;     /* wall time of the last attempt, 0 when none */
     uint64_t geoip_reloads_ok;     /* GeoIP database reopens put in service */
     uint64_t geoip_reloads_failed; /* and those that kept the previous database */
+    struct cm_etcd_consumer *etcd; /* borrowed; NULL outside the distributed mode */
 };
 
 /* Services with per-service series on /metrics at most (dns_metrics.c). */

@@ -74,15 +74,21 @@ static void member_eval(const struct dns_rank_service *rs, size_t m, struct dns_
     const struct cm_state_endpoint *src = ep != NULL && ep->present ? ep->src : NULL;
     uint8_t wire[DNS_NAME_MAX];
 
+    bool no_eps = src != NULL && src->ready_endpoints == 0 && !rs->msvc->allow_without_endpoints;
+
     memset(rm, 0, sizeof(*rm));
     rm->ep = ep;
     rm->drained = rs->ctx->drained != NULL && rs->ctx->drained[m];
+    if (ep != NULL && ep->unplaced) {
+        rm->why_not = "not in the service's placement";
+        return;
+    }
     if (src == NULL) {
         rm->why_not = "not reported by any vantage";
         return;
     }
     rm->present = true;
-    rm->healthy = ep->healthy && src->ready_endpoints > 0;
+    rm->healthy = ep->healthy && !no_eps;
     rm->has_addr = src->address_count > 0;
     rm->has_host = src->hostname != NULL && dns_name_from_text(src->hostname, false, wire) > 1;
     rm->fail_open_ok = !rm->drained && rm->has_addr;
@@ -90,7 +96,7 @@ static void member_eval(const struct dns_rank_service *rs, size_t m, struct dns_
         rm->why_not = "drained";
     else if (!ep->healthy)
         rm->why_not = "unhealthy by majority";
-    else if (src->ready_endpoints == 0)
+    else if (no_eps)
         rm->why_not = "0 ready endpoints";
     else if (!rm->has_addr && !rm->has_host)
         rm->why_not = "no address or hostname";
@@ -118,7 +124,10 @@ void dns_rank_service_init(struct dns_rank_service *rs, const struct dns_rank_ct
         if (rm->present && rm->ep->pending && rs->pending_member < 0)
             rs->pending_member = (int)m;
     }
-    rs->ttl = rs->pending_member >= 0 ? conf->dnsd.min_ttl_s : conf->dnsd.ttl_s;
+    /* A service's own TTL (a ServiceDNSRecord's recordTTL); pending never lengthens it. */
+    rs->ttl = msvc != NULL && msvc->ttl_s > 0 ? msvc->ttl_s : conf->dnsd.ttl_s;
+    if (rs->pending_member >= 0 && conf->dnsd.min_ttl_s < rs->ttl)
+        rs->ttl = conf->dnsd.min_ttl_s;
 }
 
 double dns_rank_latency(const struct dns_rank_service *rs, size_t region, size_t member,

@@ -37,6 +37,7 @@
 #include "common/cm_nofile.h"
 #include "common/cm_time.h"
 #include "dnsd/dns_pktinfo.h"
+#include "dnsd/dns_qlog.h"
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_rrl.h"
 #include "dnsd/dns_rrset.h"
@@ -149,7 +150,8 @@ struct dns_worker {
     uint8_t *rbufs;                        /* owned, UDP_BATCH x UDP_REQ_MAX */
     uint8_t *sbufs;                        /* owned, UDP_BATCH x resp_cap */
     size_t resp_cap;
-    struct dns_rrl *rrl; /* owned; NULL when dnsd.rrl is disabled */
+    struct dns_rrl *rrl;   /* owned; NULL when dnsd.rrl is disabled */
+    struct dns_qlog *qlog; /* borrowed from the server; NULL when the query log is off */
 
     struct conn_list active;
     struct conn_list free;
@@ -170,6 +172,7 @@ struct dns_server {
     struct cm_addr *listen; /* owned copy of dnsd.listen */
     size_t listen_count;
     struct cm_lpm *rrl_exempt; /* owned, read by every worker; NULL without RRL */
+    struct dns_qlog *qlog;     /* owned, one ring per worker; NULL when the query log is off */
     bool started;
     bool stopped;
 };
@@ -364,7 +367,7 @@ static bool udp_answer(struct dns_worker *w, const struct listener *l, unsigned 
     struct msghdr *h = &w->rmsg[i].msg_hdr, *sh = &w->smsg[out].msg_hdr;
     uint8_t *resp = w->sbufs + (size_t)out * w->resp_cap;
     struct dns_query_info info;
-    size_t len, ctl_len = 0;
+    size_t built, len, ctl_len = 0;
 
     query_info_init(&info);
     if ((h->msg_flags & MSG_TRUNC) != 0) {
@@ -384,10 +387,12 @@ static bool udp_answer(struct dns_worker *w, const struct listener *l, unsigned 
             return false;
         }
     }
-    len = dns_query_process(w->view, w->riov[i].iov_base, w->rmsg[i].msg_len, resp, w->resp_cap,
-                            client, false, &info, wall_s);
-    len = udp_rrl(w, client, &info, resp, len, mono_s);
+    built = dns_query_process(w->view, w->riov[i].iov_base, w->rmsg[i].msg_len, resp, w->resp_cap,
+                              client, false, &info, wall_s);
+    len = udp_rrl(w, client, &info, resp, built, mono_s);
     count_query(w, DNS_STAT_UDP, &info, len);
+    if (w->qlog != NULL)
+        dns_qlog_query(w->qlog, w->id, w->view, client, false, &info, resp, built, len);
     if (len == 0)
         return false;
     w->siov[out].iov_base = resp;
@@ -567,6 +572,9 @@ static void conn_process(struct tcp_conn *c)
             dns_query_process(w->view, c->rbuf + pos + 2, mlen, c->wbuf + c->wlen + 2, TCP_MSG_MAX,
                               (const struct sockaddr *)&c->peer, true, &info, (uint32_t)time(NULL));
         count_query(w, DNS_STAT_TCP, &info, len);
+        if (w->qlog != NULL)
+            dns_qlog_query(w->qlog, w->id, w->view, (const struct sockaddr *)&c->peer, true, &info,
+                           c->wbuf + c->wlen + 2, len, len);
         if (len > 0) {
             c->wbuf[c->wlen] = (uint8_t)(len >> 8);
             c->wbuf[c->wlen + 1] = (uint8_t)len;
@@ -1014,6 +1022,23 @@ static int rrl_exempt_new(struct dns_server *srv, const struct cm_conf_dnsd_rrl 
     return CM_OK;
 }
 
+/* dnsd.query_log: rings for the workers when it is on and the level is debug. */
+static int query_log_new(struct dns_server *srv, const struct cm_conf *conf, char *err,
+                         size_t errlen)
+{
+    const struct cm_conf_dnsd_query_log *q = &conf->dnsd.query_log;
+
+    if (q->sample == 0 || !cm_log_enabled(CM_LOG_DEBUG))
+        return CM_OK;
+    srv->qlog = dns_qlog_new(conf->dnsd.workers, q->ring_size, q->sample);
+    if (srv->qlog == NULL) {
+        snprintf(err, errlen, "dnsd.query_log: out of memory for %u records per worker",
+                 q->ring_size);
+        return CM_ENOMEM;
+    }
+    return CM_OK;
+}
+
 static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id,
                        const struct cm_conf *conf, struct dns_view *view, char *err, size_t errlen)
 {
@@ -1040,6 +1065,7 @@ static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id
     w->rl.period_s = 60;
     w->resp_cap = udp_max < 512 ? 512 : udp_max > TCP_MSG_MAX ? TCP_MSG_MAX : udp_max;
     w->view = dns_view_ref(view);
+    w->qlog = srv->qlog;
     w->udp = calloc(srv->listen_count + 1, sizeof(*w->udp));
     w->tcp = calloc(srv->listen_count + 1, sizeof(*w->tcp));
     w->rbufs = malloc((size_t)UDP_BATCH * UDP_REQ_MAX);
@@ -1136,6 +1162,9 @@ int dns_server_new(const struct cm_conf *conf, struct dns_view *view, struct dns
         if (rc != CM_OK)
             goto out;
     }
+    rc = query_log_new(srv, conf, err, errlen);
+    if (rc != CM_OK)
+        goto out;
     for (unsigned i = 0; i < conf->dnsd.workers; i++) {
         srv->worker_count = i + 1;
         rc = worker_init(srv, &srv->workers[i], i, conf, view, err, errlen);
@@ -1266,6 +1295,11 @@ uint64_t dns_server_nofile_need(const struct cm_conf *conf, char *why, size_t ca
     return workers * (conns + sockets) + control + CM_NOFILE_RESERVE;
 }
 
+struct dns_qlog *dns_server_qlog(const struct dns_server *srv)
+{
+    return srv->qlog;
+}
+
 size_t dns_server_listen_count(const struct dns_server *srv)
 {
     return srv->listen_count;
@@ -1319,5 +1353,6 @@ void dns_server_free(struct dns_server *srv)
     free(srv->workers);
     free(srv->listen);
     cm_lpm_free(srv->rrl_exempt);
+    dns_qlog_free(srv->qlog);
     free(srv);
 }

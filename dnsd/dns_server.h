@@ -22,7 +22,9 @@
  * (allocated on first use, then recycled), each with a fixed read buffer (one
  * 65535-byte message) and write buffer. Queries never wait on the main
  * thread: a new view is delivered through a mailbox and taken between two
- * callbacks; the worker drops its old view's reference itself.
+ * callbacks; the worker drops its old view's reference itself. With the
+ * query log on (dns_qlog.h), a sampled query is copied into the worker's own
+ * ring, which the main thread drains; a full ring drops the record.
  *
  * Listen addresses and the worker count are fixed at start: a reload that
  * changes them is logged as needing a restart (dns_server_conf_matches) and
@@ -39,6 +41,7 @@
 #include "dnsd/dns_rrl.h"
 
 struct cm_conf;
+struct dns_qlog;
 struct dns_server;
 struct dns_view;
 
@@ -137,6 +140,13 @@ void dns_server_stats(const struct dns_server *srv, struct dns_server_stats *out
  * (cm_nofile.h). How the sum is made goes into @why (@cap bytes, 160 is enough).
  */
 uint64_t dns_server_nofile_need(const struct cm_conf *conf, char *why, size_t cap);
+
+/**
+ * The sampled query log (dns_qlog.h), borrowed: made at dns_server_new()
+ * when dnsd.query_log.sample is set and the log level is debug, else NULL.
+ * The main thread drains it.
+ */
+struct dns_qlog *dns_server_qlog(const struct dns_server *srv);
 
 /** Number of listen addresses (fixed at start). */
 size_t dns_server_listen_count(const struct dns_server *srv);

@@ -6,7 +6,10 @@
  * for accepting, expiring and forgetting them and the state file format.
  *
  * Invariant: st->merged is the merge of the store's documents under
- * st->conf, and it is what the owner's current view was built from. Every
+ * st->conf, and it is what the owner's current view was built from. st->conf
+ * is the loaded configuration extended with the registry members the
+ * documents place (members_from; cm_state_members_conf), so member indexes
+ * (drains, the merge, the view) follow the documents. Every
  * change goes through commit(), which builds the merge of a cm_store
  * candidate, calls apply, and only then commits the candidate.
  */
@@ -19,6 +22,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_etcd_feed.h"
 #include "common/cm_file.h"
 #include "common/cm_log.h"
 #include "common/cm_state.h"
@@ -109,25 +113,62 @@ static void candidate_fini(struct candidate *c)
 }
 
 /*
+ * The configuration @docs are merged under (registry members the documents
+ * place join the configured ones: cm_state_members_conf), and @drained
+ * (indexed by @from's members) carried over to it by name. New reference and
+ * array, or CM_ENOMEM.
+ */
+static int members_conf(const struct dns_state *st, struct cm_conf *from, const bool *drained,
+                        const struct cm_state *const *docs, size_t count, struct cm_conf **conf,
+                        bool **out)
+{
+    int rc = cm_state_members_conf(from, docs, count, st->conf, conf);
+
+    if (rc != CM_OK)
+        return rc;
+    *out = drained_alloc((*conf)->member_count);
+    if (*out == NULL) {
+        cm_conf_unref(*conf);
+        *conf = NULL;
+        return CM_ENOMEM;
+    }
+    for (size_t i = 0; i < from->member_count; i++) {
+        int idx = drained[i] ? cm_conf_member_index(*conf, from->members[i].name) : -1;
+
+        if (idx >= 0)
+            (*out)[idx] = true;
+        else if (drained[i])
+            cm_log_info("drain of member %s dropped: no document places it any more",
+                        from->members[i].name);
+    }
+    return CM_OK;
+}
+
+/*
  * Makes @c live. Takes ownership of the candidate either way: on success its
  * documents become the store's (cm_store_commit), else they are discarded.
  */
 static int commit(struct dns_state *st, struct candidate *c, char *err, size_t errlen)
 {
     struct cm_merged *merged = NULL;
-    struct dns_drains drains = {.drained = c->drained};
+    struct cm_conf *conf = NULL;
+    bool *drained = NULL;
+    struct dns_drains drains;
     const struct cm_state *const *docs;
     size_t count;
     int rc;
 
     docs = cm_store_cand_docs(c->docs, &count);
-    rc = cm_merged_build(docs, count, c->conf, &merged);
+    rc = members_conf(st, c->conf, c->drained, docs, count, &conf, &drained);
+    if (rc == CM_OK)
+        rc = cm_merged_build(docs, count, conf, &merged);
     if (rc != CM_OK) {
         cm_errf(err, errlen, "cannot merge state: %s", cm_strerror(rc));
         goto fail;
     }
+    drains.drained = drained;
     if (st->apply != NULL) {
-        rc = st->apply(st->apply_arg, c->conf, merged, &drains, err, errlen);
+        rc = st->apply(st->apply_arg, conf, merged, &drains, err, errlen);
         if (rc != CM_OK)
             goto fail;
     }
@@ -135,13 +176,11 @@ static int commit(struct dns_state *st, struct candidate *c, char *err, size_t e
     st->merged = merged;
     cm_store_commit(st->store, c->docs);
     c->docs = NULL;
+    candidate_fini(c);
     free(st->drained);
-    st->drained = c->drained;
-    c->drained = NULL;
-    if (c->conf != st->conf) {
-        cm_conf_unref(st->conf);
-        st->conf = cm_conf_ref(c->conf);
-    }
+    st->drained = drained;
+    cm_conf_unref(st->conf);
+    st->conf = conf;
     rc = dns_state_save(st);
     st->save_last_failed = rc != CM_OK;
     if (rc != CM_OK) {
@@ -151,6 +190,8 @@ static int commit(struct dns_state *st, struct candidate *c, char *err, size_t e
     return CM_OK;
 fail:
     cm_merged_free(merged);
+    free(drained);
+    cm_conf_unref(conf);
     candidate_fini(c);
     return rc;
 }
@@ -178,6 +219,9 @@ int dns_state_put(struct dns_state *st, const char *text, size_t len, const char
     struct candidate c;
     int rc;
 
+    rc = cm_etcd_refuse_push(st->conf, "dnsd", err, errlen);
+    if (rc != CM_OK)
+        return rc;
     rc = cm_store_put(st->store, text, len, writer, st->conf, now_ms, &docs, err, errlen);
     if (rc != CM_OK || docs == NULL) /* refused, or an identical re-push */
         return rc;
@@ -230,6 +274,9 @@ int dns_state_forget(struct dns_state *st, const char *vantage, char *err, size_
     uint64_t generation = held != NULL ? held->generation : 0;
     int rc;
 
+    rc = cm_etcd_refuse_push(st->conf, "dnsd", err, errlen);
+    if (rc != CM_OK)
+        return rc;
     rc = cm_store_forget(st->store, vantage, &docs, err, errlen);
     if (rc == CM_OK)
         rc = candidate_make(st, docs, &c);
@@ -251,6 +298,8 @@ int dns_state_expire(struct dns_state *st, uint64_t now_ms)
     size_t dropped = 0;
     int rc;
 
+    if (st->conf->etcd.present)
+        return 0; /* a vantage is gone when its key is (its lease ran out): cm_etcd_feed */
     rc = cm_store_expire(st->store, now_ms, dns_state_expiry_ms(st->conf), &docs, &dropped);
     if (rc != CM_OK || docs == NULL)
         return rc;
@@ -263,6 +312,25 @@ int dns_state_expire(struct dns_state *st, uint64_t now_ms)
         return rc;
     }
     return (int)dropped;
+}
+
+int dns_state_apply(struct dns_state *st, struct cm_store_cand *docs, char *err, size_t errlen)
+{
+    struct candidate c;
+    int rc;
+
+    rc = candidate_make(st, docs, &c);
+    if (rc != CM_OK)
+        return cm_err_oom(err, errlen, "state");
+    st->quiet = cm_store_cand_is_quiet(c.docs);
+    rc = commit(st, &c, err, errlen);
+    st->quiet = false;
+    return rc;
+}
+
+struct cm_store *dns_state_store(struct dns_state *st)
+{
+    return st->store;
 }
 
 int dns_state_set_conf(struct dns_state *st, struct cm_conf *conf, char *err, size_t errlen)
@@ -408,10 +476,10 @@ int dns_state_save(const struct dns_state *st)
     return rc;
 }
 
-static int load_drains(struct dns_state *st, const char *path, json_t *root, bool **out)
+static int load_drains(const struct cm_conf *conf, const char *path, json_t *root, bool **out)
 {
     json_t *names = json_object_get(root, "drained");
-    bool *drained = drained_alloc(st->conf->member_count);
+    bool *drained = drained_alloc(conf->member_count);
     size_t i;
     json_t *name;
 
@@ -421,8 +489,7 @@ static int load_drains(struct dns_state *st, const char *path, json_t *root, boo
         cm_log_warn("state file %s: \"drained\" ignored: not an array", path);
     json_array_foreach(names, i, name)
     {
-        int idx =
-            json_is_string(name) ? cm_conf_member_index(st->conf, json_string_value(name)) : -1;
+        int idx = json_is_string(name) ? cm_conf_member_index(conf, json_string_value(name)) : -1;
 
         if (idx < 0)
             cm_log_warn("state file %s: drained[%zu] skipped: not a configured member", path, i);
@@ -437,6 +504,7 @@ int dns_state_load(struct dns_state *st, uint64_t now_ms, bool check, char *err,
 {
     struct cm_store_loaded l;
     struct cm_merged *merged = NULL;
+    struct cm_conf *conf = NULL;
     const struct cm_state *const *docs;
     bool *drained = NULL;
     char why[CM_STATE_ERR_MAX * 2];
@@ -461,14 +529,19 @@ int dns_state_load(struct dns_state *st, uint64_t now_ms, bool check, char *err,
         return CM_OK;
     }
     docs = cm_store_cand_docs(l.cand, &count);
-    rc = load_drains(st, st->path, l.root, &drained);
+    rc = cm_state_members_conf(st->conf, docs, count, NULL, &conf);
     if (rc == CM_OK)
-        rc = cm_merged_build(docs, count, st->conf, &merged);
+        rc = load_drains(conf, st->path, l.root, &drained);
+    if (rc == CM_OK)
+        rc = cm_merged_build(docs, count, conf, &merged);
     if (rc != CM_OK) {
         free(drained);
+        cm_conf_unref(conf);
         cm_store_loaded_fini(&l);
         return rc;
     }
+    cm_conf_unref(st->conf);
+    st->conf = conf;
     cm_merged_free(st->merged);
     st->merged = merged;
     cm_store_commit(st->store, l.cand);

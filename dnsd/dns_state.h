@@ -41,6 +41,8 @@
 struct cm_conf;
 struct cm_merged;
 struct cm_state;
+struct cm_store;
+struct cm_store_cand;
 struct dns_drains;
 struct dns_state;
 
@@ -95,6 +97,17 @@ int dns_state_put(struct dns_state *st, const char *text, size_t len, const char
  */
 int dns_state_forget(struct dns_state *st, const char *vantage, char *err, size_t errlen);
 
+/**
+ * Makes @docs (a candidate of the store, taken) the documents held, as a put
+ * would: merge, apply, commit, state file. For the distributed mode, whose
+ * documents come from etcd (common/cm_etcd_feed) instead of pushes: there
+ * dns_state_put and dns_state_forget refuse (CM_ENOTSUP) and
+ * dns_state_expire does nothing (a vantage goes when its key does).
+ */
+int dns_state_apply(struct dns_state *st, struct cm_store_cand *docs, char *err, size_t errlen);
+/** The document store (borrowed): for the etcd feed's candidates. */
+struct cm_store *dns_state_store(struct dns_state *st);
+
 /** Drains or undrains @member (by name). CM_ENOENT for an unknown member. */
 int dns_state_set_drain(struct dns_state *st, const char *member, bool drained, char *err,
                         size_t errlen);
@@ -123,6 +136,8 @@ const struct cm_merged *dns_state_merged(const struct dns_state *st);
 /** Drains by conf member index, for dns_view_new / dns_fed_explain. */
 void dns_state_drains(const struct dns_state *st, struct dns_drains *out);
 bool dns_state_is_drained(const struct dns_state *st, size_t member);
+/** The configuration the merge and the view use: the loaded one, extended
+ *  with the registry members the held documents place (members_from). */
 struct cm_conf *dns_state_conf(const struct dns_state *st);
 
 /** State file writes that failed since start, and whether the last one did. */

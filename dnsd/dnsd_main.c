@@ -25,12 +25,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 
 #include "common/cm_conf.h"
 #include "common/cm_daemon.h"
 #include "common/cm_err.h"
+#include "common/cm_etcd_consumer.h"
 #include "common/cm_file.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
@@ -41,6 +43,7 @@
 #include "dnsd/dns_ctl.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_geo.h"
+#include "dnsd/dns_qlog.h"
 #include "dnsd/dns_server.h"
 #include "dnsd/dns_state.h"
 #include "dnsd/dns_view.h"
@@ -85,7 +88,9 @@ struct dnsd {
     struct event *ev_geo;       /* owned: the job's "done" */
     struct stat geo_failed;     /* the file that failed last (not retried until it changes) */
     bool geo_failed_valid;
-    struct cm_priv priv; /* dnsd.user / dnsd.group, resolved at start */
+    struct cm_priv priv;           /* dnsd.user / dnsd.group, resolved at start */
+    struct event *ev_qlog;         /* owned: drains the query log's rings; NULL when it is off */
+    struct cm_etcd_consumer *etcd; /* owned; the distributed mode only */
 };
 
 static void usage(FILE *out)
@@ -276,7 +281,8 @@ static int dnsd_prepare(struct dnsd *d, bool check, char *err, size_t errlen)
     if (rc != CM_OK)
         return rc;
     dns_state_drains(d->state, &drains);
-    return apply_view(d, d->conf, dns_state_merged(d->state), &drains, err, errlen);
+    return apply_view(d, dns_state_conf(d->state), dns_state_merged(d->state), &drains, err,
+                      errlen);
 }
 
 /*
@@ -353,6 +359,22 @@ static void reload_failed(struct dnsd *d, const char *err)
     cm_log_error("reload failed: %s; keeping the old configuration", err);
 }
 
+/* dnsd.query_log.sample changes at once when the log was on at start. */
+static void query_log_reload(struct dnsd *d, const struct cm_conf *nconf)
+{
+    const struct cm_conf_dnsd_query_log *o = &d->conf->dnsd.query_log;
+    const struct cm_conf_dnsd_query_log *n = &nconf->dnsd.query_log;
+    struct dns_qlog *ql = d->server != NULL ? dns_server_qlog(d->server) : NULL;
+
+    if (ql != NULL)
+        dns_qlog_set_sample(ql, n->sample);
+    else if (n->sample > 0 && cm_log_enabled(CM_LOG_DEBUG))
+        cm_log_warn("reload: dnsd.query_log.sample was 0 at start; turning the query log on "
+                    "needs a restart");
+    if (ql != NULL && o->ring_size != n->ring_size)
+        cm_log_warn("reload: dnsd.query_log.ring_size changed; this needs a restart");
+}
+
 static void dnsd_reload(struct dnsd *d)
 {
     struct cm_conf *nconf = NULL;
@@ -379,8 +401,13 @@ static void dnsd_reload(struct dnsd *d)
     }
     if (d->ctl != NULL && dns_ctl_reload(d->ctl, &nconf->dnsd.control, err, sizeof(err)) != CM_OK)
         cm_log_warn("reload: control API settings not changed: %s", err);
+    if (d->etcd != NULL)
+        cm_etcd_consumer_reload(d->etcd, nconf);
+    else if (nconf->etcd.present)
+        cm_log_warn("reload: an etcd section appeared; the distributed mode needs a restart");
     dns_zone_unref(d->zone);
     d->zone = nzone;
+    query_log_reload(d, nconf);
     cm_conf_unref(d->conf);
     d->conf = nconf;
     d->env.reloads_ok++;
@@ -479,7 +506,8 @@ static void on_geo_done(evutil_socket_t fd, short what, void *arg)
         j->geo = NULL;
         d->env.geoip_reloads_ok++;
         dns_state_drains(d->state, &drains);
-        if (apply_view(d, d->conf, dns_state_merged(d->state), &drains, err, sizeof(err)) != CM_OK)
+        if (apply_view(d, dns_state_conf(d->state), dns_state_merged(d->state), &drains, err,
+                       sizeof(err)) != CM_OK)
             cm_log_error("geoip: view not rebuilt: %s", err);
     }
     geo_job_free(j);
@@ -532,6 +560,37 @@ static void on_tick(void *arg)
     geo_tick(d);
 }
 
+/* The query log's timer: the workers' records become log lines. */
+static void on_qlog(evutil_socket_t fd, short what, void *arg)
+{
+    struct dnsd *d = arg;
+
+    (void)fd;
+    (void)what;
+    dns_qlog_drain(dns_server_qlog(d->server), NULL, NULL);
+}
+
+/* The query log, when dns_server made one: its drain timer on the main loop. */
+static int query_log_start(struct dnsd *d)
+{
+    const struct cm_conf_dnsd_query_log *q = &d->conf->dnsd.query_log;
+    struct timeval tv = cm_ms_to_timeval(DNS_QLOG_DRAIN_MS);
+
+    if (dns_server_qlog(d->server) == NULL) {
+        if (q->sample > 0)
+            cm_log_info("dnsd.query_log.sample is %u but the log level is not debug: no query "
+                        "log",
+                        q->sample);
+        return CM_OK;
+    }
+    d->ev_qlog = event_new(d->base, -1, EV_PERSIST, on_qlog, d);
+    if (d->ev_qlog == NULL || event_add(d->ev_qlog, &tv) != 0)
+        return CM_ENOMEM;
+    cm_log_debug("query log on: sample=%u ring_size=%u workers=%u", q->sample, q->ring_size,
+                 d->conf->dnsd.workers);
+    return CM_OK;
+}
+
 static int dnsd_events(struct dnsd *d)
 {
     const struct cm_daemon_hooks hooks = {
@@ -576,6 +635,46 @@ static int dnsd_drop_privileges(struct dnsd *d, char *err, size_t errlen)
     return CM_OK;
 }
 
+/* ---- the distributed mode: documents from etcd (cm_etcd_consumer) ---- */
+
+static struct cm_store *etcd_store(void *arg)
+{
+    struct dnsd *d = arg;
+
+    return dns_state_store(d->state);
+}
+
+static const struct cm_conf *etcd_conf(void *arg)
+{
+    struct dnsd *d = arg;
+
+    return dns_state_conf(d->state);
+}
+
+static int etcd_apply(void *arg, struct cm_store_cand *cand, char *err, size_t errlen)
+{
+    struct dnsd *d = arg;
+
+    return dns_state_apply(d->state, cand, err, errlen);
+}
+
+static int dnsd_etcd_start(struct dnsd *d, char *err, size_t errlen)
+{
+    const struct cm_etcd_consumer_hooks hooks = {
+        .store = etcd_store, .conf = etcd_conf, .apply = etcd_apply, .arg = d};
+    int rc;
+
+    if (!d->conf->etcd.present)
+        return CM_OK;
+    rc = cm_etcd_consumer_new(d->base, d->conf, "dnsd", &d->conf->dnsd.control, &hooks, &d->etcd,
+                              err, errlen);
+    if (rc != CM_OK)
+        return rc;
+    d->env.etcd = d->etcd;
+    cm_etcd_consumer_start(d->etcd);
+    return CM_OK;
+}
+
 static int dnsd_start(struct dnsd *d, char *err, size_t errlen)
 {
     const struct cm_conf_dnsd *dc = &d->conf->dnsd;
@@ -606,6 +705,14 @@ static int dnsd_start(struct dnsd *d, char *err, size_t errlen)
         snprintf(err, errlen, "cannot register signal handlers");
         return rc;
     }
+    rc = query_log_start(d);
+    if (rc != CM_OK) {
+        snprintf(err, errlen, "dnsd.query_log: cannot register its timer");
+        return rc;
+    }
+    rc = dnsd_etcd_start(d, err, errlen);
+    if (rc != CM_OK)
+        return rc;
     for (size_t i = 0; i < dc->listen_count; i++) {
         char a[CM_ADDR_STRLEN];
 
@@ -617,10 +724,21 @@ static int dnsd_start(struct dnsd *d, char *err, size_t errlen)
 
 static void dnsd_fini(struct dnsd *d)
 {
+    if (d->server != NULL && dns_server_qlog(d->server) != NULL) {
+        dns_server_stop(d->server); /* graceful: joins the workers */
+        /* The queries answered last, in the log too. */
+        while (dns_qlog_drain(dns_server_qlog(d->server), NULL, NULL) > 0)
+            continue;
+    }
+    if (d->ev_qlog != NULL)
+        event_free(d->ev_qlog);
     dns_server_free(d->server); /* graceful: joins the workers */
     d->server = NULL;
     d->env.server = NULL;
     dns_ctl_free(d->ctl);
+    cm_etcd_consumer_free(d->etcd);
+    d->etcd = NULL;
+    d->env.etcd = NULL;
     cm_daemon_events_fini(&d->ev);
     if (d->job != NULL) {
         pthread_join(d->job->thread, NULL);
@@ -639,40 +757,31 @@ static void dnsd_fini(struct dnsd *d)
     cm_conf_unref(d->conf);
 }
 
-int main(int argc, char **argv)
+/* Everything after the process-wide setup; returns the exit status. */
+static int dnsd_run(const struct cm_opts *o)
 {
-    struct cm_opts o;
     struct dnsd d;
     char err[ERR_MAX] = "";
     int rc;
 
-    rc = cm_opts_parse(argc, argv, "fedgslb-dnsd", FEDGSLB_VERSION, usage, &o);
-    if (rc >= 0)
-        return rc;
-    cm_log_init("dnsd", o.format, o.level);
-    signal(SIGPIPE, SIG_IGN);
-    if (evthread_use_pthreads() != 0) {
-        fprintf(stderr, "fedgslb-dnsd: libevent: cannot enable threads\n");
-        return 1;
-    }
     memset(&d, 0, sizeof(d));
-    d.config_path = o.config;
-    rc = dnsd_prepare(&d, o.check, err, sizeof(err));
+    d.config_path = o->config;
+    rc = dnsd_prepare(&d, o->check, err, sizeof(err));
     if (rc != CM_OK) {
         fprintf(stderr, "%s\n", err);
         dnsd_fini(&d);
         return 1;
     }
-    rc = dnsd_check_nofile(&d, !o.check, err, sizeof(err));
+    rc = dnsd_check_nofile(&d, !o->check, err, sizeof(err));
     if (rc != CM_OK) {
-        if (o.check)
+        if (o->check)
             fprintf(stderr, "%s\n", err);
         else
             cm_log_error("cannot start: %s", err);
         dnsd_fini(&d);
         return 1;
     }
-    if (o.check) {
+    if (o->check) {
         printf("config OK: %zu services, %zu members, zone %s (%zu names)\n", d.conf->service_count,
                d.conf->member_count, d.conf->zone, dns_zone_name_count(d.zone));
         dnsd_fini(&d);
@@ -691,4 +800,28 @@ int main(int argc, char **argv)
     dnsd_fini(&d);
     cm_log_info("stopped");
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct cm_opts o;
+    int rc;
+
+    rc = cm_opts_parse(argc, argv, "fedgslb-dnsd", FEDGSLB_VERSION, usage, &o);
+    if (rc >= 0)
+        return rc;
+    cm_log_init("dnsd", o.format, o.level);
+    signal(SIGPIPE, SIG_IGN);
+    if (evthread_use_pthreads() != 0) {
+        fprintf(stderr, "fedgslb-dnsd: libevent: cannot enable threads\n");
+        return 1;
+    }
+    /* Before any thread: the etcd client of the distributed mode uses libcurl. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "fedgslb-dnsd: cannot initialise libcurl\n");
+        return 1;
+    }
+    rc = dnsd_run(&o);
+    curl_global_cleanup();
+    return rc;
 }

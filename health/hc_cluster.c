@@ -624,7 +624,7 @@ static void on_readyz_done(void *arg, int rc, long status, bool aborted, const c
 
 static void readyz_start(struct hc_cluster *c)
 {
-    struct hc_http_opts o = {.timeout_ms = c->p.readyz_timeout_ms,
+    struct cm_curl_opts o = {.timeout_ms = c->p.readyz_timeout_ms,
                              .connect_timeout_ms = c->p.readyz_timeout_ms,
                              .on_done = on_readyz_done,
                              .arg = c};

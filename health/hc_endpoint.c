@@ -266,7 +266,7 @@ static bool verdict(const struct hc_endpoint_in *in, struct hc_endpoint *ep,
 
     probe_words(pv, probe, sizeof(probe));
     /* With the API away, last-known readiness is not evidence: the probe decides. */
-    if (ready == 0 && (api_ok || !probing))
+    if (ready == 0 && (api_ok || !probing) && !in->allow_no_endpoints)
         n = snprintf(reason, cap, "0 ready endpoints");
     else if (lb == NULL && ep->refused_count > 0)
         n = snprintf(reason, cap, "%" PRIu32 " ready endpoint%s; %s", ready, s, ep->refused[0]);

@@ -55,6 +55,8 @@ struct hc_endpoint_in {
     time_t now;
     int previous_healthy;                /* the previous document's verdict: 1, 0, -1 none */
     bool probes;                         /* a probe set exists (false: Kubernetes data only) */
+    bool allow_no_endpoints;             /* 0 ready endpoints do not make it unhealthy (a
+                                            ServiceDNSRecord's allowServiceWithoutEndpoints) */
     struct cm_log_ratelimit *refused_rl; /* refused addresses are logged through it; NULL: not */
 };
 

@@ -144,7 +144,8 @@ static int keep_targets(const struct hc_endpoint *ep, struct hc_entry *out)
 
 int hc_entry_build(const struct hc_entry_ctx *ctx, const char *key, size_t member,
                    const struct hc_cluster *c, const struct hc_k8s_obj *so,
-                   const struct cm_conf_service *csvc, int previous_healthy, struct hc_entry *out)
+                   const struct cm_conf_service *csvc, bool allow_no_endpoints,
+                   int previous_healthy, struct hc_entry *out)
 {
     const struct cm_conf_member *m = &ctx->conf->members[member];
     size_t nn = m->lb_mode == CM_LB_PROXY ? hc_cluster_count(c, HC_K8S_NODE) : 0;
@@ -160,6 +161,7 @@ int hc_entry_build(const struct hc_entry_ctx *ctx, const char *key, size_t membe
                                 .now = ctx->now,
                                 .previous_healthy = previous_healthy,
                                 .probes = ctx->probes != NULL,
+                                .allow_no_endpoints = allow_no_endpoints,
                                 .refused_rl = ctx->refused_rl};
     struct hc_endpoint ep = {.rtt_ms = -1}; /* fini-safe before prepare */
     int rc;

@@ -48,14 +48,16 @@ struct hc_entry {
 /**
  * Builds the entry of service @key ("ns/name") in member @member (an index
  * into ctx->conf->members) from its Service @so (borrowed) in cluster @c,
- * the configured service @csvc (NULL: annotated) and the verdict the entry
+ * the configured service @csvc (NULL: annotated), @allow_no_endpoints (a
+ * ServiceDNSRecord's allowServiceWithoutEndpoints) and the verdict the entry
  * had before (@previous_healthy: 1, 0, or -1 for none). With probes, each
  * address's probe is ensured in ctx->probes and its status read. CM_OK or
  * CM_ENOMEM; on success release @out with hc_entry_fini().
  */
 int hc_entry_build(const struct hc_entry_ctx *ctx, const char *key, size_t member,
                    const struct hc_cluster *c, const struct hc_k8s_obj *so,
-                   const struct cm_conf_service *csvc, int previous_healthy, struct hc_entry *out);
+                   const struct cm_conf_service *csvc, bool allow_no_endpoints,
+                   int previous_healthy, struct hc_entry *out);
 void hc_entry_fini(struct hc_entry *e);
 
 /**

@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * hc_http.c -- libcurl multi_socket on libevent (curl docs/examples/
- * multi-event.c): curl tells us which sockets to watch (socket callback) and
- * when to call it back (timer callback); libevent tells curl what happened
- * through curl_multi_socket_action(); finished transfers are collected with
- * curl_multi_info_read() after every action.
+ * hc_http.c -- requests to Kubernetes API servers on common/cm_curl: TLS and
+ * credentials from a kubeconfig target, and requests parked while an exec
+ * credential plugin runs.
  *
- * Invariant: a request is in h->reqs exactly while its easy handle is added
- * to the multi handle. Done callbacks run after the request left both.
+ * Every request the caller holds is an hc_http_req in h->reqs: parked (no
+ * transfer yet, wait_url set) or launched (cr set). It leaves the list just
+ * before its done callback runs, or when cancelled.
  */
 #include "health/hc_http.h"
 
@@ -15,13 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
-#include <openssl/ssl.h>
 
+#include "common/cm_curl.h"
 #include "common/cm_err.h"
 #include "common/cm_file.h"
 #include "common/cm_log.h"
@@ -30,242 +30,66 @@
 #include "health/hc_exec.h"
 #include "health/hc_kubeconfig.h"
 
-#define TLS_DRAIN_MAX 64 /* socket actions per wakeup for records OpenSSL holds */
-
 struct hc_http {
-    struct event_base *base;  /* borrowed */
-    CURLM *multi;             /* owned */
-    struct event *timer;      /* owned: curl's single timeout */
-    struct hc_http_req *reqs; /* owned list of requests in flight */
+    struct event_base *base;       /* borrowed */
+    struct cm_curl *curl;          /* owned: the transfers */
+    LIST_HEAD(, hc_http_req) reqs; /* owned list of the requests the callers hold */
     size_t active;
-    uint64_t
-        freed; /* requests freed so far: an easy handle noted before a call may be gone after */
     struct cm_log_ratelimit token_rl; /* unreadable tokenFile warnings */
 };
 
 struct hc_http_req {
-    struct hc_http *h;             /* borrowed */
-    CURL *easy;                    /* owned */
-    struct curl_slist *headers;    /* owned; holds the bearer token: wiped on free */
-    struct curl_slist *connect_to; /* owned; CURLOPT_CONNECT_TO, NULL if none */
-    struct hc_http_opts o;
-    struct hc_exec *exec; /* borrowed from the target: told about a 401 */
-    uint64_t exec_gen;    /* the plugin credential this request carried */
-    /* Parked until the exec plugin's run ends (no easy handle yet): */
+    struct hc_http *h;      /* borrowed */
+    struct cm_curl_req *cr; /* the transfer once launched (borrowed handle), else NULL */
+    struct cm_curl_opts o;  /* the caller's */
+    struct hc_exec *exec;   /* borrowed from the target: told about a 401 */
+    uint64_t exec_gen;      /* the plugin credential this request carried */
+    /* Parked until the exec plugin's run ends (no transfer yet): */
     const struct hc_kube_target *wait_t; /* borrowed */
     char *wait_url;                      /* owned; non-NULL while parked */
-    bool aborted;
-    char errbuf[CURL_ERROR_SIZE];
-    struct hc_http_req *prev, *next;
+    LIST_ENTRY(hc_http_req) link;
 };
-
-/* Per-socket state, attached with curl_multi_assign(). */
-struct sock_ctx {
-    struct hc_http *h;
-    curl_socket_t fd;
-    struct event *ev; /* owned */
-    CURL *easy;       /* borrowed: the transfer curl last named for the socket */
-};
-
-static void check_multi_info(struct hc_http *h);
 
 static void req_unlink(struct hc_http_req *r)
 {
     struct hc_http *h = r->h;
 
-    if (r->prev != NULL)
-        r->prev->next = r->next;
-    else
-        h->reqs = r->next;
-    if (r->next != NULL)
-        r->next->prev = r->prev;
-    r->prev = r->next = NULL;
+    LIST_REMOVE(r, link);
     h->active--;
-}
-
-/* Header lists may hold an Authorization header: wiped before freeing. */
-static void wipe_headers(struct curl_slist *headers)
-{
-    for (struct curl_slist *s = headers; s != NULL; s = s->next)
-        OPENSSL_cleanse(s->data, strlen(s->data));
-    curl_slist_free_all(headers);
 }
 
 static void req_free(struct hc_http_req *r)
 {
-    r->h->freed++;
-    /* The easy handle first: it still points at both lists. */
-    curl_easy_cleanup(r->easy);
     free(r->wait_url);
-    wipe_headers(r->headers);
-    curl_slist_free_all(r->connect_to);
     free(r);
 }
 
-/* Whether OpenSSL holds received records of @easy's connection not read yet. */
-static bool tls_pending(CURL *easy)
-{
-    struct curl_tlssessioninfo *ti = NULL;
-
-    if (curl_easy_getinfo(easy, CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK || ti == NULL ||
-        ti->backend != CURLSSLBACKEND_OPENSSL || ti->internals == NULL)
-        return false;
-    return SSL_has_pending(ti->internals) == 1;
-}
-
-/*
- * TLS connections read ahead (on_ssl_ctx): one recv takes every record that
- * arrived, where OpenSSL would otherwise read a header and a body per record.
- * curl 7.88 then stops once the current record is consumed (SSL_pending),
- * leaving whole records buffered with nothing left on the socket to wake it:
- * a watch event would wait for the next one. So, after curl read from the
- * socket, it is asked again while OpenSSL holds records (at most
- * TLS_DRAIN_MAX times; the socket stays watched for anything after).
- */
-static void on_socket_event(evutil_socket_t fd, short what, void *arg)
-{
-    struct sock_ctx *sc = arg;
-    struct hc_http *h = sc->h;
-    CURL *easy = sc->easy; /* sc may be freed by the action: nothing of it is used after */
-    uint64_t freed = h->freed;
-    int action =
-        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
-    int running = 0;
-
-    curl_multi_socket_action(h->multi, fd, action, &running);
-    for (int i = 0; i < TLS_DRAIN_MAX && easy != NULL && h->freed == freed && tls_pending(easy);
-         i++)
-        curl_multi_socket_action(h->multi, fd, CURL_CSELECT_IN, &running);
-    check_multi_info(h);
-}
-
-static void on_timer(evutil_socket_t fd, short what, void *arg)
-{
-    struct hc_http *h = arg;
-    int running = 0;
-
-    (void)fd;
-    (void)what;
-    curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_multi_info(h);
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *arg)
-{
-    struct hc_http *h = arg;
-    struct timeval tv;
-
-    (void)multi;
-    if (timeout_ms < 0) {
-        evtimer_del(h->timer);
-        return 0;
-    }
-    tv = cm_ms_to_timeval((uint64_t)timeout_ms);
-    /* 0 means "call socket_action now": the loop runs it on its next turn. */
-    return evtimer_add(h->timer, &tv) == 0 ? 0 : -1;
-}
-
-static int socket_cb(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
-{
-    struct hc_http *h = arg;
-    struct sock_ctx *sc = sockp;
-    short kind;
-
-    if (what == CURL_POLL_REMOVE) {
-        if (sc != NULL) {
-            event_free(sc->ev);
-            free(sc);
-            curl_multi_assign(h->multi, s, NULL);
-        }
-        return 0;
-    }
-    kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0) |
-                   EV_PERSIST);
-    if (sc == NULL) {
-        sc = calloc(1, sizeof(*sc));
-        if (sc == NULL)
-            return -1;
-        sc->h = h;
-        sc->fd = s;
-        curl_multi_assign(h->multi, s, sc);
-    } else {
-        event_free(sc->ev);
-    }
-    sc->easy = easy;
-    sc->ev = event_new(h->base, s, kind, on_socket_event, sc);
-    if (sc->ev == NULL || event_add(sc->ev, NULL) != 0)
-        return -1;
-    return 0;
-}
-
-static int map_curl(CURLcode cc)
-{
-    switch (cc) {
-    case CURLE_OK:
-        return CM_OK;
-    case CURLE_OPERATION_TIMEDOUT:
-        return CM_ETIMEDOUT;
-    case CURLE_COULDNT_CONNECT:
-        return CM_ECONNREFUSED;
-    case CURLE_OUT_OF_MEMORY:
-        return CM_ENOMEM;
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CACERT_BADFILE:
-        return CM_EACCES;
-    default:
-        return CM_EIO;
-    }
-}
-
-static void check_multi_info(struct hc_http *h)
-{
-    CURLMsg *msg;
-    int left;
-
-    while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
-        struct hc_http_req *r = NULL;
-        struct hc_http_opts o;
-        char reason[CURL_ERROR_SIZE];
-        long status = 0;
-        bool aborted;
-        int rc;
-
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-        rc = map_curl(msg->data.result);
-        cm_strlcpy(reason, r->errbuf[0] != '\0' ? r->errbuf : curl_easy_strerror(msg->data.result),
-                   sizeof(reason));
-        o = r->o;
-        aborted = r->aborted;
-        if (r->exec != NULL && status == 401)
-            hc_exec_unauthorized(r->exec, r->exec_gen);
-        if (o.on_info != NULL)
-            o.on_info(o.arg, msg->easy_handle);
-        curl_multi_remove_handle(h->multi, r->easy);
-        req_unlink(r);
-        req_free(r);
-        if (o.on_done != NULL)
-            o.on_done(o.arg, rc, status, aborted, reason);
-    }
-}
-
-static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
+static int req_on_data(void *arg, long status, const char *data, size_t len)
 {
     struct hc_http_req *r = arg;
-    size_t n = size * nmemb;
-    long status = 0;
 
-    if (r->o.on_data == NULL)
-        return n;
-    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (r->o.on_data(r->o.arg, status, ptr, n) != 0) {
-        r->aborted = true;
-        return 0; /* CURLE_WRITE_ERROR ends the transfer */
-    }
-    return n;
+    return r->o.on_data != NULL ? r->o.on_data(r->o.arg, status, data, len) : 0;
+}
+
+static void req_on_info(void *arg, CURL *easy)
+{
+    struct hc_http_req *r = arg;
+
+    if (r->o.on_info != NULL)
+        r->o.on_info(r->o.arg, easy);
+}
+
+static void req_on_done(void *arg, int rc, long status, bool aborted, const char *reason)
+{
+    struct hc_http_req *r = arg;
+    struct cm_curl_opts o = r->o;
+
+    if (r->exec != NULL && status == 401)
+        hc_exec_unauthorized(r->exec, r->exec_gen);
+    req_unlink(r);
+    req_free(r);
+    if (o.on_done != NULL)
+        o.on_done(o.arg, rc, status, aborted, reason);
 }
 
 struct hc_http *hc_http_new(struct event_base *base)
@@ -276,17 +100,11 @@ struct hc_http *hc_http_new(struct event_base *base)
         return NULL;
     h->base = base;
     h->token_rl = (struct cm_log_ratelimit)CM_LOG_RATELIMIT_INIT(1, 60);
-    h->multi = curl_multi_init();
-    h->timer = evtimer_new(base, on_timer, h);
-    if (h->multi == NULL || h->timer == NULL) {
-        hc_http_free(h);
+    h->curl = cm_curl_new(base);
+    if (h->curl == NULL) {
+        free(h);
         return NULL;
     }
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     return h;
 }
 
@@ -294,12 +112,9 @@ void hc_http_free(struct hc_http *h)
 {
     if (h == NULL)
         return;
-    while (h->reqs != NULL)
-        hc_http_req_cancel(h->reqs);
-    if (h->multi != NULL)
-        curl_multi_cleanup(h->multi);
-    if (h->timer != NULL)
-        event_free(h->timer);
+    while (!LIST_EMPTY(&h->reqs))
+        hc_http_req_cancel(LIST_FIRST(&h->reqs));
+    cm_curl_free(h->curl);
     free(h);
 }
 
@@ -307,8 +122,7 @@ void hc_http_req_cancel(struct hc_http_req *r)
 {
     if (r == NULL)
         return;
-    if (r->easy != NULL)
-        curl_multi_remove_handle(r->h->multi, r->easy);
+    cm_curl_req_cancel(r->cr);
     req_unlink(r);
     req_free(r);
 }
@@ -318,13 +132,9 @@ size_t hc_http_active(const struct hc_http *h)
     return h->active;
 }
 
-/* Every TLS connection reads ahead: see on_socket_event(). */
-static CURLcode on_ssl_ctx(CURL *e, void *ctx, void *arg)
+struct cm_curl *hc_http_curl(struct hc_http *h)
 {
-    (void)e;
-    (void)arg;
-    SSL_CTX_set_read_ahead((SSL_CTX *)ctx, 1);
-    return CURLE_OK;
+    return h->curl;
 }
 
 static int set_tls(CURL *e, const struct hc_kube_target *t)
@@ -360,7 +170,6 @@ static int set_tls(CURL *e, const struct hc_kube_target *t)
     }
     if (cc == CURLE_OK && t->proxy_url != NULL)
         cc = curl_easy_setopt(e, CURLOPT_PROXY, t->proxy_url);
-    curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
     return cc == CURLE_OK ? CM_OK : CM_EINVAL;
 }
 
@@ -488,31 +297,21 @@ out:
     return rc;
 }
 
-/* Hands @easy (taken, with both lists) to the multi handle for @r. */
+/* Hands @easy (taken, with both lists) to cm_curl for @r. */
 static int req_launch(struct hc_http_req *r, CURL *easy, struct curl_slist *headers,
                       struct curl_slist *connect_to)
 {
-    const struct hc_http_opts *o = &r->o;
+    struct cm_curl_opts co = {.timeout_ms = r->o.timeout_ms,
+                              .connect_timeout_ms = r->o.connect_timeout_ms,
+                              .on_data = req_on_data,
+                              .on_done = req_on_done,
+                              .on_info = req_on_info,
+                              .arg = r};
 
-    r->easy = easy;
-    r->headers = headers;
-    r->connect_to = connect_to;
-    if (connect_to != NULL)
-        curl_easy_setopt(easy, CURLOPT_CONNECT_TO, connect_to);
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)r);
-    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, r->errbuf);
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, o->timeout_ms);
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-                     o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000L);
-    if (headers != NULL)
-        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
-    return curl_multi_add_handle(r->h->multi, easy) == CURLM_OK ? CM_OK : CM_ENOMEM;
+    return cm_curl_start(r->h->curl, easy, headers, connect_to, &co, &r->cr);
 }
 
-static struct hc_http_req *req_new(struct hc_http *h, const struct hc_http_opts *o)
+static struct hc_http_req *req_new(struct hc_http *h, const struct cm_curl_opts *o)
 {
     struct hc_http_req *r = calloc(1, sizeof(*r));
 
@@ -520,22 +319,19 @@ static struct hc_http_req *req_new(struct hc_http *h, const struct hc_http_opts 
         return NULL;
     r->h = h;
     r->o = *o;
-    r->next = h->reqs;
-    if (h->reqs != NULL)
-        h->reqs->prev = r;
-    h->reqs = r;
+    LIST_INSERT_HEAD(&h->reqs, r, link);
     h->active++;
     return r;
 }
 
 int hc_http_start(struct hc_http *h, CURL *easy, struct curl_slist *headers,
-                  struct curl_slist *connect_to, const struct hc_http_opts *o,
+                  struct curl_slist *connect_to, const struct cm_curl_opts *o,
                   struct hc_http_req **out)
 {
     struct hc_http_req *r = req_new(h, o);
 
     if (r == NULL) {
-        wipe_headers(headers);
+        cm_curl_headers_free(headers);
         curl_slist_free_all(connect_to);
         curl_easy_cleanup(easy);
         return CM_ENOMEM;
@@ -573,7 +369,7 @@ static int build_get(struct hc_http *h, const struct hc_kube_target *t, const ch
         curl_easy_setopt(e, CURLOPT_URL, rewritten != NULL ? rewritten : url);
     curl_free(rewritten);
     if (rc != CM_OK) {
-        wipe_headers(*headers);
+        cm_curl_headers_free(*headers);
         curl_slist_free_all(*connect_to);
         *headers = *connect_to = NULL;
         curl_easy_cleanup(e);
@@ -607,34 +403,34 @@ static int req_go(struct hc_http_req *r, const struct hc_kube_target *t, const c
 static void on_exec_done(void *arg, struct hc_exec *x)
 {
     struct hc_http *h = arg;
-    struct hc_http_req *r = h->reqs;
+    struct hc_http_req *r = LIST_FIRST(&h->reqs);
 
     while (r != NULL) {
         char *url = r->wait_url;
-        struct hc_http_opts o = r->o;
+        struct cm_curl_opts o = r->o;
         int rc;
 
         if (url == NULL || r->exec != x) {
-            r = r->next;
+            r = LIST_NEXT(r, link);
             continue;
         }
         r->wait_url = NULL;
         rc = req_go(r, r->wait_t, url);
         free(url);
         if (rc == CM_OK) {
-            r = r->next;
+            r = LIST_NEXT(r, link);
             continue;
         }
         req_unlink(r);
         req_free(r);
         if (o.on_done != NULL)
             o.on_done(o.arg, rc, 0, false, "cannot start the request");
-        r = h->reqs;
+        r = LIST_FIRST(&h->reqs);
     }
 }
 
 int hc_http_get(struct hc_http *h, const struct hc_kube_target *t, const char *url,
-                const struct hc_http_opts *o, struct hc_http_req **out)
+                const struct cm_curl_opts *o, struct hc_http_req **out)
 {
     struct hc_http_req *r;
     int rc;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * hc_k8s.c -- Kubernetes JSON to hc_k8s_* values, and the watch line splitter.
+ * hc_k8s.c -- Kubernetes JSON to hc_k8s_* values.
  *
  * Everything here is pure: no sockets, no clocks, so the unit tests drive it
  * with byte arrays. Unknown fields are ignored (the API adds fields freely);
@@ -19,18 +19,49 @@
 #include "common/cm_jscan.h"
 #include "common/cm_net.h"
 
-static const char *const kind_names[HC_K8S_KIND_COUNT] = {"services", "endpointslices", "nodes"};
-static const char *const kind_paths[HC_K8S_KIND_COUNT] = {
-    "/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices", "/api/v1/nodes"};
+static const char *const kind_names[HC_K8S_KIND_ALL] = {
+    "services", "endpointslices",    "nodes",   "kubefedclusters",  "clusters",
+    "secrets",  "federatedservices", "domains", "servicednsrecords"};
+/* Whole API paths, as conf/rbac and tests/integration/health/test_rbac.py read them. */
+static const char *const kind_paths[HC_K8S_KIND_ALL] = {
+    "/api/v1/services",
+    "/apis/discovery.k8s.io/v1/endpointslices",
+    "/api/v1/nodes",
+    "/apis/core.kubefed.io/v1beta1/kubefedclusters",
+    "/apis/cluster.karmada.io/v1alpha1/clusters",
+    "/api/v1/secrets",
+    "/apis/types.kubefed.io/v1beta1/federatedservices",
+    "/apis/multiclusterdns.kubefed.io/v1alpha1/domains",
+    "/apis/multiclusterdns.kubefed.io/v1alpha1/servicednsrecords"};
 
 const char *hc_k8s_kind_name(enum hc_k8s_kind kind)
 {
-    return (unsigned)kind < HC_K8S_KIND_COUNT ? kind_names[kind] : "?";
+    return (unsigned)kind < HC_K8S_KIND_ALL ? kind_names[kind] : "?";
 }
 
 const char *hc_k8s_kind_path(enum hc_k8s_kind kind)
 {
-    return (unsigned)kind < HC_K8S_KIND_COUNT ? kind_paths[kind] : "/";
+    return (unsigned)kind < HC_K8S_KIND_ALL ? kind_paths[kind] : "/";
+}
+
+bool hc_k8s_kind_namespaced(enum hc_k8s_kind kind)
+{
+    return kind != HC_K8S_NODE && kind != HC_K8S_KARMADACLUSTER;
+}
+
+int hc_k8s_kind_path_ns(enum hc_k8s_kind kind, const char *ns, char *out, size_t cap)
+{
+    const char *path = hc_k8s_kind_path(kind);
+    const char *last = strrchr(path, '/');
+    int n;
+
+    if (ns == NULL)
+        n = snprintf(out, cap, "%s", path);
+    else if (!hc_k8s_kind_namespaced(kind))
+        return CM_EINVAL;
+    else
+        n = snprintf(out, cap, "%.*s/namespaces/%s%s", (int)(last - path), path, ns, last);
+    return n < 0 || (size_t)n >= cap ? CM_ETOOBIG : CM_OK;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -87,6 +118,9 @@ void hc_k8s_obj_free(struct hc_k8s_obj *obj)
     case HC_K8S_NODE:
         free(obj->u.node.internal_ip);
         free(obj->u.node.external_ip);
+        break;
+    default:
+        hc_k8s_fed_fini(obj);
         break;
     }
     free(obj->ns);
@@ -633,6 +667,62 @@ static void parse_member(struct pctx *c, struct hc_k8s_obj *obj, const struct cm
         cm_jscan_skip(&c->s);
 }
 
+/* A string member of a jansson object, copied: absent or null -> NULL; false
+ * for another type. */
+static bool json_opt_str(json_t *o, const char *key, char **out, int *rc)
+{
+    json_t *v = json_object_get(o, key);
+
+    if (v == NULL || json_is_null(v))
+        return true;
+    if (!json_is_string(v))
+        return false;
+    *out = strdup(json_string_value(v));
+    if (*out == NULL)
+        *rc = CM_ENOMEM;
+    return true;
+}
+
+/*
+ * An object of the host cluster's registry (hc_k8s_fed): few of them, read
+ * with jansson as hc_k8s_fed_parse() wants it, from the text the reader
+ * checked and skipped.
+ */
+static bool parse_fed_obj(struct pctx *c, struct hc_k8s_obj *obj, char **rv)
+{
+    const char *start;
+    json_error_t je;
+    json_t *o, *meta;
+    char *r = NULL;
+    int rc = CM_OK;
+
+    cm_jscan_peek(&c->s);
+    start = c->s.p;
+    if (!cm_jscan_skip(&c->s))
+        return false;
+    o = json_loadb(start, (size_t)(c->s.p - start), JSON_REJECT_DUPLICATES, &je);
+    if (o == NULL)
+        return bad(c, "object: %s", je.text);
+    meta = json_object_get(o, "metadata");
+    if (!json_is_object(meta) || !json_is_string(json_object_get(meta, "name")))
+        bad(c, "metadata.name: missing");
+    else if (!json_opt_str(meta, "name", &obj->name, &rc) ||
+             !json_opt_str(meta, "namespace", &obj->ns, &rc))
+        bad(c, "metadata.namespace: not a string");
+    else if (!json_opt_str(meta, "resourceVersion", &r, &rc))
+        bad(c, "metadata.resourceVersion: not a string");
+    if (rc == CM_OK && ok(c))
+        rc = hc_k8s_fed_parse(o, meta, obj);
+    if (rc != CM_OK)
+        oom(c);
+    if (ok(c) && rv != NULL)
+        *rv = r;
+    else
+        free(r);
+    json_decref(o);
+    return ok(c);
+}
+
 /* One object of @kind; its resourceVersion into *rv when @rv is not NULL. */
 static bool parse_obj(struct pctx *c, enum hc_k8s_kind kind, struct hc_k8s_obj **out, char **rv)
 {
@@ -646,16 +736,20 @@ static bool parse_obj(struct pctx *c, enum hc_k8s_kind kind, struct hc_k8s_obj *
     if (obj == NULL)
         return oom(c);
     obj->kind = kind;
-    cm_jscan_enter(&c->s, CM_JOBJECT);
-    while (ok(c) && cm_jscan_key(&c->s, &k)) {
-        if (key_is(c, &k, "metadata", &seen, 1))
-            parse_meta(c, obj, rv);
-        else
-            parse_member(c, obj, &k, &seen);
+    if (kind >= HC_K8S_KIND_COUNT) {
+        parse_fed_obj(c, obj, rv);
+    } else {
+        cm_jscan_enter(&c->s, CM_JOBJECT);
+        while (ok(c) && cm_jscan_key(&c->s, &k)) {
+            if (key_is(c, &k, "metadata", &seen, 1))
+                parse_meta(c, obj, rv);
+            else
+                parse_member(c, obj, &k, &seen);
+        }
     }
     if (ok(c) && obj->name == NULL)
         bad(c, "metadata.name: missing");
-    if (ok(c) && kind != HC_K8S_NODE && obj->ns == NULL)
+    if (ok(c) && hc_k8s_kind_namespaced(kind) && obj->ns == NULL)
         bad(c, "metadata.namespace: missing");
     if (!ok(c)) {
         hc_k8s_obj_free(obj);
@@ -925,64 +1019,4 @@ int hc_k8s_status_parse(const char *body, size_t len, char *msg, size_t msglen)
         cm_strlcpy(msg, m, msglen);
     json_decref(doc);
     return c;
-}
-
-/* ---- line splitter ---- */
-
-void hc_lines_init(struct hc_lines *ls, size_t max)
-{
-    ls->max = max;
-    cm_buf_init(&ls->buf, max);
-}
-
-void hc_lines_fini(struct hc_lines *ls)
-{
-    cm_buf_fini(&ls->buf);
-}
-
-void hc_lines_reset(struct hc_lines *ls)
-{
-    cm_buf_reset(&ls->buf);
-}
-
-size_t hc_lines_pending(const struct hc_lines *ls)
-{
-    return ls->buf.len;
-}
-
-static int emit(const char *line, size_t len, hc_line_fn *fn, void *arg)
-{
-    if (len > 0 && line[len - 1] == '\r')
-        len--;
-    if (len == 0)
-        return CM_OK;
-    return fn(arg, line, len);
-}
-
-int hc_lines_feed(struct hc_lines *ls, const char *data, size_t len, hc_line_fn *fn, void *arg)
-{
-    while (len > 0) {
-        const char *nl = memchr(data, '\n', len);
-        size_t n = nl != NULL ? (size_t)(nl - data) : len;
-        int rc;
-
-        if (ls->buf.len + n > ls->max)
-            return CM_ETOOBIG;
-        if (nl == NULL)
-            return cm_buf_append(&ls->buf, data, n);
-        if (ls->buf.len == 0) {
-            rc = emit(data, n, fn, arg); /* whole line in this chunk: no copy */
-        } else {
-            rc = cm_buf_append(&ls->buf, data, n);
-            if (rc != CM_OK)
-                return rc;
-            rc = emit(ls->buf.data, ls->buf.len, fn, arg);
-            cm_buf_reset(&ls->buf);
-        }
-        if (rc != CM_OK)
-            return rc;
-        data += n + 1;
-        len -= n + 1;
-    }
-    return CM_OK;
 }

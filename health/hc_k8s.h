@@ -14,9 +14,9 @@
  * A list response (`{"metadata":{"resourceVersion","continue"},"items":[]}`)
  * and a watch event line (`{"type":"ADDED","object":{...}}`) parse into these,
  * read with cm_jscan: what is not needed is skipped (checked, never stored),
- * and a key read twice in an object that is read fails the parse.
- * Watch streams are newline-delimited JSON; struct hc_lines splits them
- * incrementally with a hard cap on the line length, whatever the chunking.
+ * and a key read twice in an object that is read fails the parse (the
+ * registry's kinds, few objects, go through jansson for hc_k8s_fed).
+ * Watch streams are newline-delimited JSON, split by common/cm_lines.h.
  */
 #ifndef HEALTH_HC_K8S_H
 #define HEALTH_HC_K8S_H
@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "common/cm_str.h"
+#include "health/hc_k8s_fed.h"
 
 #define HC_K8S_LINE_MAX (4u << 20)  /* longest accepted watch event line */
 #define HC_K8S_LIST_MAX (64u << 20) /* largest accepted list response body */
@@ -39,8 +40,18 @@ enum hc_k8s_kind {
     HC_K8S_SERVICE = 0, /* core/v1 Service */
     HC_K8S_SLICE = 1,   /* discovery.k8s.io/v1 EndpointSlice */
     HC_K8S_NODE = 2,    /* core/v1 Node */
+    /* The host cluster's registry (hc_k8s_fed.h, read by hc_registry): */
+    HC_K8S_KUBEFEDCLUSTER = 3, /* core.kubefed.io/v1beta1 KubeFedCluster */
+    HC_K8S_KARMADACLUSTER = 4, /* cluster.karmada.io/v1alpha1 Cluster */
+    HC_K8S_SECRET = 5,         /* core/v1 Secret */
+    HC_K8S_FEDSERVICE = 6,     /* types.kubefed.io/v1beta1 FederatedService */
+    HC_K8S_DOMAIN = 7,         /* multiclusterdns.kubefed.io/v1alpha1 Domain */
+    HC_K8S_SVCDNS = 8,         /* multiclusterdns.kubefed.io/v1alpha1 ServiceDNSRecord */
 };
+/* The kinds watched in a member cluster (hc_cluster): the first three. */
 #define HC_K8S_KIND_COUNT 3
+/* Every kind, the registry's included. */
+#define HC_K8S_KIND_ALL 9
 
 struct hc_k8s_port {
     char *name;         /* owned, NULL when unnamed */
@@ -81,8 +92,9 @@ struct hc_k8s_node {
     char *external_ip; /* owned first ExternalIP, NULL when none */
 };
 
-/* One object of any kind. ns is NULL for Nodes (cluster scoped). Its
- * resourceVersion is not kept: the event or list that brought it has it. */
+/* One object of any kind. ns is NULL for cluster-scoped kinds (Node,
+ * Karmada's Cluster). Its resourceVersion is not kept: the event or list that
+ * brought it has it. */
 struct hc_k8s_obj {
     enum hc_k8s_kind kind;
     char *ns;   /* owned */
@@ -91,6 +103,11 @@ struct hc_k8s_obj {
         struct hc_k8s_svc svc;
         struct hc_k8s_slice slice;
         struct hc_k8s_node node;
+        struct hc_k8s_fedcluster cluster; /* KUBEFEDCLUSTER, KARMADACLUSTER */
+        struct hc_k8s_secret secret;
+        struct hc_k8s_fedsvc fedsvc;
+        struct hc_k8s_domain domain;
+        struct hc_k8s_svcdns svcdns;
     } u;
 };
 
@@ -117,10 +134,18 @@ struct hc_k8s_list {
     char *continue_token;   /* owned metadata.continue, NULL when last page */
 };
 
-/** Name of the kind in logs and metrics: "services", "endpointslices", "nodes". */
+/** Name of the kind in logs and metrics: "services", "endpointslices", "nodes"... */
 const char *hc_k8s_kind_name(enum hc_k8s_kind kind);
 /** The collection path below the server URL, e.g. "/api/v1/services". */
 const char *hc_k8s_kind_path(enum hc_k8s_kind kind);
+/** Whether objects of the kind live in namespaces. */
+bool hc_k8s_kind_namespaced(enum hc_k8s_kind kind);
+/**
+ * The collection path of a namespaced kind in namespace @ns (NULL: every
+ * namespace), e.g. "/api/v1/namespaces/ns1/secrets", into @out. CM_ETOOBIG
+ * when it does not fit, CM_EINVAL for a cluster-scoped kind with @ns.
+ */
+int hc_k8s_kind_path_ns(enum hc_k8s_kind kind, const char *ns, char *out, size_t cap);
 
 /**
  * Parses one watch event line (@len bytes at @line, borrowed, need not be
@@ -149,31 +174,5 @@ int hc_k8s_status_parse(const char *body, size_t len, char *msg, size_t msglen);
 
 /** Releases an object. Accepts NULL. */
 void hc_k8s_obj_free(struct hc_k8s_obj *obj);
-
-/* ---- incremental line splitter for watch streams ---- */
-
-/** Called for each complete line (without the '\n'; borrowed until return).
- * A non-zero return stops hc_lines_feed(), which then returns that value. */
-typedef int hc_line_fn(void *arg, const char *line, size_t len);
-
-struct hc_lines {
-    struct cm_buf buf; /* the unfinished line */
-    size_t max;        /* longest accepted line */
-};
-
-/** @max: the line cap (HC_K8S_LINE_MAX for watch streams). */
-void hc_lines_init(struct hc_lines *ls, size_t max);
-void hc_lines_fini(struct hc_lines *ls);
-/** Forgets a partial line (after a reconnect). */
-void hc_lines_reset(struct hc_lines *ls);
-/**
- * Feeds @len bytes. Calls @fn for every line completed by them, in order
- * (empty lines and a trailing '\r' are skipped). Returns CM_OK, the first
- * non-zero @fn return, CM_ETOOBIG when a line exceeds the cap (the splitter
- * must then be reset) or CM_ENOMEM.
- */
-int hc_lines_feed(struct hc_lines *ls, const char *data, size_t len, hc_line_fn *fn, void *arg);
-/** Bytes of the unfinished line held. */
-size_t hc_lines_pending(const struct hc_lines *ls);
 
 #endif /* HEALTH_HC_K8S_H */

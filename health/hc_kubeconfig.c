@@ -27,6 +27,7 @@
 #include <openssl/crypto.h>
 #include <yaml.h>
 
+#include "common/cm_base64.h"
 #include "common/cm_err.h"
 #include "common/cm_str.h"
 #include "health/hc_exec.h"
@@ -586,75 +587,7 @@ static bool find_entry(struct kc_set *set, enum kc_list list, const char *name,
     return false;
 }
 
-/* ---- base64 and PEM ---------------------------------------------------------- */
-
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/*
- * Standard base64 with padding, as Go's encoding/json decodes []byte;
- * whitespace (line breaks of folded YAML) is skipped. Output NUL-terminated.
- */
-static int b64_decode(const char *in, char **out, size_t *outlen)
-{
-    size_t n = strlen(in), clean = 0, o = 0;
-    char *txt = malloc(n + 1), *buf = malloc(n / 4 * 3 + 4);
-    int rc = CM_EPARSE;
-
-    if (txt == NULL || buf == NULL) {
-        rc = CM_ENOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (in[i] != ' ' && in[i] != '\n' && in[i] != '\r' && in[i] != '\t')
-            txt[clean++] = in[i];
-    }
-    if (clean == 0 || clean % 4 != 0)
-        goto out;
-    for (size_t q = 0; q < clean; q += 4) {
-        bool last = q + 4 == clean;
-        size_t pad = last ? (txt[q + 3] == '=') + (txt[q + 2] == '=' && txt[q + 3] == '=') : 0;
-        uint32_t acc = 0;
-
-        for (size_t k = 0; k < 4; k++) {
-            int v = k < 4 - pad ? b64_value((unsigned char)txt[q + k]) : 0;
-
-            if (v < 0)
-                goto out; /* includes '=' anywhere but the padding */
-            acc = acc << 6 | (uint32_t)v;
-        }
-        buf[o++] = (char)(acc >> 16);
-        if (pad < 2)
-            buf[o++] = (char)(acc >> 8 & 0xff);
-        if (pad < 1)
-            buf[o++] = (char)(acc & 0xff);
-    }
-    buf[o] = '\0';
-    *out = buf;
-    *outlen = o;
-    buf = NULL;
-    rc = CM_OK;
-out:
-    if (txt != NULL)
-        OPENSSL_cleanse(txt, n + 1);
-    if (buf != NULL)
-        OPENSSL_cleanse(buf, n / 4 * 3 + 4);
-    free(txt);
-    free(buf);
-    return rc;
-}
+/* ---- PEM ---------------------------------------------------------------------- */
 
 static bool looks_pem(const char *p, size_t len)
 {
@@ -706,7 +639,12 @@ static int load_blob(struct kc_set *set, const struct kc_entry *e, const struct 
     if (data == NULL && ref == NULL)
         return CM_OK;
     if (data != NULL) {
-        rc = b64_decode(data, out, outlen);
+        rc = cm_base64_decode(data, strlen(data), out, outlen);
+        if (rc == CM_OK && *outlen == 0) { /* nothing in it: as invalid as garbage */
+            free(*out);
+            *out = NULL;
+            rc = CM_EPARSE;
+        }
         if (rc == CM_EPARSE)
             seterr(set, "%s: %s: invalid base64", bl->prefix, bl->data_key);
     } else {
@@ -1204,4 +1142,81 @@ void hc_kube_target_free(struct hc_kube_target *t)
     hc_exec_free(t->exec);
     OPENSSL_cleanse(t, sizeof(*t));
     free(t);
+}
+
+static bool same_bytes(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return same_bytes(a, a != NULL ? strlen(a) : 0, b, b != NULL ? strlen(b) : 0);
+}
+
+bool hc_kube_target_same(const struct hc_kube_target *a, const struct hc_kube_target *b)
+{
+    return same_str(a->server, b->server) &&
+           same_bytes(a->ca_pem, a->ca_pem_len, b->ca_pem, b->ca_pem_len) &&
+           a->insecure_skip_tls_verify == b->insecure_skip_tls_verify &&
+           same_str(a->tls_server_name, b->tls_server_name) &&
+           same_str(a->proxy_url, b->proxy_url) && same_str(a->token, b->token) &&
+           same_bytes(a->client_cert_pem, a->client_cert_pem_len, b->client_cert_pem,
+                      b->client_cert_pem_len) &&
+           same_bytes(a->client_key_pem, a->client_key_pem_len, b->client_key_pem,
+                      b->client_key_pem_len) &&
+           same_str(a->username, b->username) && same_str(a->password, b->password) &&
+           same_str(a->token_file, b->token_file) && hc_exec_same(a->exec, b->exec);
+}
+
+/* @len bytes and a NUL; NULL stays NULL. False on ENOMEM. */
+static bool copy_bytes(const char *src, size_t len, char **dst)
+{
+    *dst = NULL;
+    if (src == NULL)
+        return true;
+    *dst = malloc(len + 1);
+    if (*dst == NULL)
+        return false;
+    memcpy(*dst, src, len);
+    (*dst)[len] = '\0';
+    return true;
+}
+
+static bool copy_str(const char *src, char **dst)
+{
+    return copy_bytes(src, src != NULL ? strlen(src) : 0, dst);
+}
+
+struct hc_kube_target *hc_kube_target_copy(const struct hc_kube_target *t)
+{
+    struct hc_kube_target *c;
+    bool ok;
+
+    if (t->exec != NULL)
+        return NULL;
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->ca_pem_len = t->ca_pem_len;
+    c->client_cert_pem_len = t->client_cert_pem_len;
+    c->client_key_pem_len = t->client_key_pem_len;
+    c->insecure_skip_tls_verify = t->insecure_skip_tls_verify;
+    ok = copy_str(t->context, &c->context) && copy_str(t->cluster, &c->cluster) &&
+         copy_str(t->user, &c->user) && copy_str(t->server, &c->server) &&
+         copy_str(t->namespace_, &c->namespace_) &&
+         copy_bytes(t->ca_pem, t->ca_pem_len, &c->ca_pem) &&
+         copy_str(t->tls_server_name, &c->tls_server_name) &&
+         copy_str(t->proxy_url, &c->proxy_url) && copy_str(t->token, &c->token) &&
+         copy_str(t->token_file, &c->token_file) &&
+         copy_bytes(t->client_cert_pem, t->client_cert_pem_len, &c->client_cert_pem) &&
+         copy_bytes(t->client_key_pem, t->client_key_pem_len, &c->client_key_pem) &&
+         copy_str(t->username, &c->username) && copy_str(t->password, &c->password);
+    if (!ok) {
+        hc_kube_target_free(c);
+        return NULL;
+    }
+    return c;
 }

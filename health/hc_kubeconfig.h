@@ -67,6 +67,19 @@ int hc_kubeconfig_load(const char *paths, const char *context, struct hc_kube_ta
 /** Wipes the secrets and frees. Accepts NULL. */
 void hc_kube_target_free(struct hc_kube_target *t);
 
+/**
+ * Whether @a and @b reach the same server the same way: server, trust (CA,
+ * insecure, TLS server name), proxy and every credential (an exec plugin by
+ * its configuration). A member whose target is the same keeps its watches.
+ */
+bool hc_kube_target_same(const struct hc_kube_target *a, const struct hc_kube_target *b);
+
+/**
+ * A copy of @t (every field, secrets included). NULL on ENOMEM, and for a
+ * target with an exec plugin (whose child and cache cannot be shared).
+ */
+struct hc_kube_target *hc_kube_target_copy(const struct hc_kube_target *t);
+
 /* Flags for hc_kubeconfig_load_mem(). */
 #define HC_KUBECONFIG_NO_FILES 0x1u /* referenced files (CA, cert, key, token) are an error */
 

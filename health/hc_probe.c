@@ -618,7 +618,7 @@ static int build_easy(struct probe *p, CURL **out, struct curl_slist **connect_t
 static void probe_start(struct probe *p, uint64_t due, uint64_t now)
 {
     struct hc_probes *ps = p->ps;
-    struct hc_http_opts o = {.timeout_ms = (long)p->timeout_ms,
+    struct cm_curl_opts o = {.timeout_ms = (long)p->timeout_ms,
                              .connect_timeout_ms = (long)p->timeout_ms,
                              .on_data = on_data,
                              .on_done = on_done,

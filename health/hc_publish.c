@@ -359,7 +359,7 @@ static int build_request(struct pub_target *t, struct pub_doc *d, CURL **easy,
 static void target_send(struct pub_target *t)
 {
     struct hc_publish *pub = t->pub;
-    struct hc_http_opts o = {.timeout_ms = pub->p.timeout_ms,
+    struct cm_curl_opts o = {.timeout_ms = pub->p.timeout_ms,
                              .connect_timeout_ms = pub->p.timeout_ms,
                              .on_data = on_data,
                              .on_done = on_done,

@@ -30,6 +30,7 @@
 #include "common/cm_str.h"
 #include "health/hc_cluster.h"
 #include "health/hc_endpoint.h"
+#include "health/hc_fedsvc.h"
 #include "health/hc_probe.h"
 #include "health/hc_report_int.h"
 
@@ -50,6 +51,7 @@ static void svc_free(struct svc *s, size_t member_count)
         rep_ent_clear(&s->ents[m]);
     free(s->ents);
     free(s->text);
+    free(s->rules);
     free(s->dbits);
     free(s);
 }
@@ -247,6 +249,50 @@ static int mark_member(struct hc_report *r, size_t m, const struct hc_cluster *c
 }
 
 /*
+ * The host cluster's services as marks: each one (every member of it) whose
+ * rules differ from those of the last call, or which is new (@all: every
+ * one), and each one that is no longer listed. The set's memory is the
+ * caller's: the rules are kept as text to compare with.
+ */
+static int mark_fedsvcs(struct hc_report *r, bool all)
+{
+    int rc = CM_OK;
+
+    r->fed_epoch++;
+    for (size_t i = 0; r->fedsvcs != NULL && rc == CM_OK && i < r->fedsvcs->count; i++) {
+        const struct hc_fedsvc *fs = &r->fedsvcs->v[i];
+        struct svc *s = svc_get(r, fs->key, strlen(fs->key), &rc);
+        json_t *rules = s != NULL ? rep_rules(fs) : NULL;
+        char *text = rules != NULL ? json_dumps(rules, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+        json_decref(rules);
+        if (s != NULL && text == NULL)
+            rc = CM_ENOMEM;
+        if (s == NULL || text == NULL) {
+            free(text);
+            continue;
+        }
+        if (all || !s->fed || s->rules == NULL || strcmp(s->rules, text) != 0)
+            mark(r, s, 0, true);
+        free(s->rules);
+        s->rules = text;
+        s->fed = true;
+        s->fed_epoch = r->fed_epoch;
+    }
+    for (size_t b = 0; rc == CM_OK && b < r->nbuckets; b++) {
+        for (struct svc *s = r->buckets[b]; s != NULL; s = s->hnext) {
+            if (!s->fed || s->fed_epoch == r->fed_epoch)
+                continue;
+            s->fed = false;
+            free(s->rules);
+            s->rules = NULL;
+            mark(r, s, 0, true);
+        }
+    }
+    return rc;
+}
+
+/*
  * Gathers this update's marks: what the clusters and the probe set noted,
  * members whose cluster changed or whose outage words moved, everything
  * when the probe set is new or gone (r->full).
@@ -286,6 +332,13 @@ static int collect(struct hc_report *r, struct hc_cluster *const *clusters,
         if (rc != CM_OK)
             return rc;
         r->mem[m].all = false;
+    }
+    /* The host cluster's services too. */
+    if (r->full) {
+        int rc = mark_fedsvcs(r, true);
+
+        if (rc != CM_OK)
+            return rc;
     }
     /* Configured services are in the document even when no member has them. */
     for (size_t i = 0; r->full && i < r->conf->service_count; i++) {
@@ -598,6 +651,14 @@ void hc_report_free(struct hc_report *r)
     json_decref(r->previous);
     cm_conf_unref(r->conf);
     free(r);
+}
+
+void hc_report_set_services(struct hc_report *r, const struct hc_fedsvcs *s)
+{
+    r->fedsvcs = s;
+    /* Before the first update everything is built anyway. */
+    if (r->conf != NULL && mark_fedsvcs(r, false) != CM_OK)
+        r->full = true;
 }
 
 json_t *hc_report_doc(struct hc_report *r)

@@ -11,8 +11,10 @@
  *                 via_proxy, backends, probes: {address: {state, rtt_ms,
  *                 error}}[, check_path, check_port]}}}}}
  *
- * Services are the configured ones plus every Service annotated
- * fedgslb.io/federate: "true" in any member (those use the default check,
+ * Services are the configured ones, the host cluster's (hc_report_set_services:
+ * FederatedServices and ServiceDNSRecords, each with its rules: placement,
+ * ttl_s, allow_without_endpoints) and every Service annotated
+ * fedgslb.io/federate: "true" in any member (those two use the default check,
  * with the fedgslb.io/health-path and -port annotations applied).
  *
  * Healthy = (ready endpoints > 0, or the API is not ok and the last-known
@@ -60,6 +62,7 @@
 
 struct cm_conf;
 struct hc_cluster;
+struct hc_fedsvcs;
 struct hc_probes;
 struct hc_report;
 
@@ -87,6 +90,13 @@ void hc_report_free(struct hc_report *r);
  */
 int hc_report_update(struct hc_report *r, struct cm_conf *conf, struct hc_cluster *const *clusters,
                      struct hc_probes *probes, time_t now, bool *changed);
+
+/**
+ * The host cluster's services and their rules for the next updates (@s is
+ * borrowed until the next call; NULL: none). The services whose presence or
+ * rules changed are rebuilt at the next update.
+ */
+void hc_report_set_services(struct hc_report *r, const struct hc_fedsvcs *s);
 
 /**
  * The current document (borrowed, valid until the next update): the last

@@ -23,12 +23,13 @@
 #include "common/cm_str.h"
 #include "health/hc_cluster.h"
 #include "health/hc_endpoint.h"
+#include "health/hc_fedsvc.h"
 #include "health/hc_probe.h"
 #include "health/hc_report.h"
 
 #define VALIDATE_TS     "1970-01-01T00:00:00Z"
 #define CHECK_BATCH     64 /* services validated together */
-#define MEMBERS_OPEN    "\":{\"members\":{"
+#define MEMBERS_KEY     "\"members\":"
 #define JSON_DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
 
 void rep_ent_clear(struct ent *e)
@@ -133,7 +134,7 @@ static void look_up(struct build *b, const struct svc *s, bool *included, uint16
     memcpy(ns, s->key, s->ns_len);
     ns[s->ns_len] = '\0';
     cm_strlcpy(name, s->key + s->ns_len + 1, sizeof(name));
-    *included = s->csvc != NULL;
+    *included = s->csvc != NULL || s->fed;
     *port = s->csvc != NULL ? s->csvc->port : 0;
     for (size_t m = 0; m < b->r->member_count; m++) {
         const struct hc_cluster *c = b->clusters[m];
@@ -160,7 +161,8 @@ static void look_up(struct build *b, const struct svc *s, bool *included, uint16
 
 /* Rebuilds entry @m of @s into st->sents[m] and b->etext[m]; @built collects
  * its JSON for validation. */
-static int build_entry(struct build *b, struct svc *s, struct stage *st, size_t m, json_t **built)
+static int build_entry(struct build *b, struct svc *s, struct stage *st, size_t m,
+                       const struct hc_fedsvc *fs, json_t **built)
 {
     struct sent *se = &st->sents[m];
     struct hc_entry e;
@@ -170,7 +172,7 @@ static int build_entry(struct build *b, struct svc *s, struct stage *st, size_t 
     if (b->sos[m] == NULL)
         return CM_OK;
     rc = hc_entry_build(&b->ectx, s->key, m, b->clusters[m], b->sos[m], s->csvc,
-                        previous_healthy(b->r, s, m), &e);
+                        fs != NULL && fs->allow_no_endpoints, previous_healthy(b->r, s, m), &e);
     if (rc != CM_OK)
         return rc;
     rc = entry_text(b->r, m, &e, &b->etext[m], &b->elen[m]);
@@ -207,18 +209,101 @@ static const char *piece(const struct build *b, const struct stage *st, size_t m
 }
 
 /* st->text from the entries, in member name order, with the trailing comma. */
-static int compose(struct build *b, struct stage *st)
+json_t *rep_rules(const struct hc_fedsvc *fs)
+{
+    json_t *o = json_object();
+    int rc = o != NULL ? CM_OK : CM_ENOMEM;
+
+    if (fs == NULL || rc != CM_OK)
+        return o;
+    if (fs->has_placement) {
+        json_t *a = json_array();
+
+        for (size_t i = 0; a != NULL && i < fs->placement_count; i++) {
+            if (json_array_append_new(a, json_string(fs->placement[i])) != 0) {
+                json_decref(a);
+                a = NULL;
+            }
+        }
+        if (a == NULL || json_object_set_new(o, "placement", a) != 0)
+            rc = CM_ENOMEM;
+    }
+    if (rc == CM_OK && fs->ttl_s > 0 &&
+        json_object_set_new(o, "ttl_s", json_integer(fs->ttl_s)) != 0)
+        rc = CM_ENOMEM;
+    if (rc == CM_OK && fs->allow_no_endpoints &&
+        json_object_set_new(o, "allow_without_endpoints", json_true()) != 0)
+        rc = CM_ENOMEM;
+    if (rc != CM_OK) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/*
+ * The service's own fields (its port, the host cluster's rules) serialized in
+ * two runs: the keys that sort before "members" into *head, the others into
+ * *tail, each without braces (""; freed by the caller). A field added to
+ * services goes into @fields here and nowhere else.
+ */
+static int service_fields(const struct stage *st, const struct hc_fedsvc *fs, char **head,
+                          char **tail)
+{
+    json_t *fields = rep_rules(fs), *part[2] = {json_object(), json_object()};
+    char *text[2] = {NULL, NULL};
+    const char *k;
+    json_t *v;
+    int rc = fields != NULL && part[0] != NULL && part[1] != NULL ? CM_OK : CM_ENOMEM;
+
+    if (rc == CM_OK && st->port != 0 &&
+        json_object_set_new(fields, "port", json_integer(st->port)) != 0)
+        rc = CM_ENOMEM;
+    json_object_foreach(fields, k, v)
+    {
+        if (rc == CM_OK && json_object_set(part[strcmp(k, "members") > 0], k, v) != 0)
+            rc = CM_ENOMEM;
+    }
+    for (int i = 0; rc == CM_OK && i < 2; i++) {
+        text[i] = json_dumps(part[i], JSON_DUMP_FLAGS);
+        if (text[i] == NULL) {
+            rc = CM_ENOMEM;
+        } else { /* "{...}" -> "..." */
+            size_t n = strlen(text[i]);
+
+            memmove(text[i], text[i] + 1, n - 2);
+            text[i][n - 2] = '\0';
+        }
+    }
+    json_decref(fields);
+    json_decref(part[0]);
+    json_decref(part[1]);
+    if (rc != CM_OK) {
+        free(text[0]);
+        free(text[1]);
+        return rc;
+    }
+    *head = text[0];
+    *tail = text[1];
+    return CM_OK;
+}
+
+/* st->text from the entries, in member name order, with the trailing comma:
+ * "\"key\":{HEAD,\"members\":{...},TAIL}," (HEAD and TAIL: service_fields). */
+static int compose(struct build *b, struct stage *st, const struct hc_fedsvc *fs)
 {
     const struct hc_report *r = b->r;
     const struct svc *s = st->s;
-    size_t len, o = 0, plen;
-    char port[24] = "";
-    char *t;
+    size_t len, o = 0, plen, hl, tl;
+    char *t, *head = NULL, *tail = NULL;
+    int rc = service_fields(st, fs, &head, &tail);
 
-    if (st->port != 0)
-        snprintf(port, sizeof(port), ",\"port\":%u", (unsigned)st->port);
-    /* '"' key MEMBERS_OPEN entries-and-commas '}' port '}' ',' NUL */
-    len = 1 + s->key_len + strlen(MEMBERS_OPEN) + strlen(port) + 4;
+    if (rc != CM_OK)
+        return rc;
+    hl = strlen(head);
+    tl = strlen(tail);
+    /* '"' key '":{' head ',' '"members":{' entries-and-commas '}' ',' tail '}' ',' NUL */
+    len = 1 + s->key_len + 3 + hl + 1 + strlen(MEMBERS_KEY) + 1 + 1 + tl + 3;
     for (size_t m = 0; m < r->member_count; m++) {
         if (st->sents[m].built ? st->sents[m].present : s->ents[m].present) {
             piece(b, st, m, &plen);
@@ -226,13 +311,23 @@ static int compose(struct build *b, struct stage *st)
         }
     }
     t = malloc(len);
-    if (t == NULL)
+    if (t == NULL) {
+        free(head);
+        free(tail);
         return CM_ENOMEM;
+    }
     t[o++] = '"';
     memcpy(t + o, s->key, s->key_len);
     o += s->key_len;
-    memcpy(t + o, MEMBERS_OPEN, strlen(MEMBERS_OPEN));
-    o += strlen(MEMBERS_OPEN);
+    memcpy(t + o, "\":{", 3);
+    o += 3;
+    memcpy(t + o, head, hl);
+    o += hl;
+    if (hl > 0)
+        t[o++] = ',';
+    memcpy(t + o, MEMBERS_KEY, strlen(MEMBERS_KEY));
+    o += strlen(MEMBERS_KEY);
+    t[o++] = '{';
     for (size_t k = 0, first = 1; k < r->member_count; k++) {
         size_t m = r->by_name[k];
         struct sent *se = &st->sents[m];
@@ -251,13 +346,17 @@ static int compose(struct build *b, struct stage *st)
         o += plen;
     }
     t[o++] = '}';
-    memcpy(t + o, port, strlen(port));
-    o += strlen(port);
+    if (tl > 0)
+        t[o++] = ',';
+    memcpy(t + o, tail, tl);
+    o += tl;
     t[o++] = '}';
     t[o++] = ',';
     t[o] = '\0';
     st->text = t;
     st->text_len = o;
+    free(head);
+    free(tail);
     return CM_OK;
 }
 
@@ -265,10 +364,19 @@ static int compose(struct build *b, struct stage *st)
 static int build_svc(struct build *b, struct svc *s, struct stage *st)
 {
     struct hc_report *r = b->r;
+    const struct hc_fedsvc *fs = NULL;
     json_t *built = NULL; /* the entries built, for validation */
     int rc = CM_OK;
 
     st->s = s;
+    if (s->fed) {
+        char ns[REP_LABEL_MAX + 1], name[REP_LABEL_MAX + 1];
+
+        memcpy(ns, s->key, s->ns_len);
+        ns[s->ns_len] = '\0';
+        cm_strlcpy(name, s->key + s->ns_len + 1, sizeof(name));
+        fs = hc_fedsvcs_find(r->fedsvcs, ns, name);
+    }
     look_up(b, s, &st->included, &st->port);
     st->sents = calloc(r->member_count + 1, sizeof(*st->sents));
     if (st->sents == NULL)
@@ -281,22 +389,25 @@ static int build_svc(struct build *b, struct svc *s, struct stage *st)
         if (!st->included || !s->included || rep_marked(s, m))
             st->sents[m].built = true; /* out of the document: every entry goes */
         if (st->included && st->sents[m].built)
-            rc = build_entry(b, s, st, m, &built);
+            rc = build_entry(b, s, st, m, fs, &built);
         if (rc != CM_OK)
             break;
     }
     /* What is new joins the update's one validation (rep_build_marked). */
-    if (rc == CM_OK && st->included && (built != NULL || !s->included || st->port != s->port)) {
-        json_t *svc =
-            json_pack("{s:o}", "members", built != NULL ? json_incref(built) : json_object());
+    if (rc == CM_OK && st->included &&
+        (built != NULL || !s->included || st->port != s->port || fs != NULL)) {
+        json_t *svc = rep_rules(fs);
 
         if (svc == NULL ||
+            json_object_set_new(svc, "members",
+                                built != NULL ? json_incref(built) : json_object()) != 0 ||
             (st->port != 0 && json_object_set_new(svc, "port", json_integer(st->port)) != 0) ||
-            json_object_set_new(b->check, s->key, svc) != 0)
+            json_object_set(b->check, s->key, svc) != 0)
             rc = CM_ENOMEM;
+        json_decref(svc);
     }
     if (rc == CM_OK && st->included)
-        rc = compose(b, st);
+        rc = compose(b, st, fs);
     st->changed = st->included != s->included || st->text_len != s->text_len ||
                   (st->text != NULL && memcmp(st->text, s->text, st->text_len) != 0);
     for (size_t m = 0; m < r->member_count; m++) {

@@ -42,6 +42,8 @@
 struct cm_conf;
 struct cm_conf_service;
 struct hc_cluster;
+struct hc_fedsvc;
+struct hc_fedsvcs;
 struct hc_k8s_obj;
 struct hc_probes;
 
@@ -65,8 +67,11 @@ struct svc {
     struct svc *dnext; /* the dirty list */
     uint64_t hash;
     const struct cm_conf_service *csvc; /* borrowed from r->conf; NULL: annotated */
-    struct ent *ents;                   /* owned, r->member_count */
-    char *text;                         /* owned fragment (see above); NULL while not included */
+    bool fed;                           /* one of the host cluster's services (hc_fedsvc) */
+    uint64_t fed_epoch;                 /* the hc_report_set_services() call that listed it */
+    char *rules;      /* owned: its rules as last seen, {"placement":...} (rep_rules), or NULL */
+    struct ent *ents; /* owned, r->member_count */
+    char *text;       /* owned fragment (see above); NULL while not included */
     size_t text_len;
     uint8_t *dbits;            /* owned: members marked, one bit each; NULL: none */
     bool dall;                 /* every member marked */
@@ -108,7 +113,9 @@ struct hc_report {
     bool full;            /* rebuild everything at the next update */
     bool had_probes;      /* the last update had a probe set */
     struct cm_conf *conf; /* reference: the configuration of the records; NULL before */
-    struct mem *mem;      /* owned, member_count */
+    const struct hc_fedsvcs *fedsvcs; /* borrowed: the host cluster's services, or NULL */
+    uint64_t fed_epoch;               /* hc_report_set_services() calls */
+    struct mem *mem;                  /* owned, member_count */
     size_t member_count;
     size_t *by_name;        /* owned: member indices sorted by name */
     struct conf_key *ckeys; /* owned: conf->services sorted by (ns, name) */
@@ -212,6 +219,8 @@ void rep_clear_marks(struct hc_report *r);
  * leaves the marks for the next update.
  */
 int rep_build_marked(struct build *b);
+/** The service-level rules of @fs (NULL: none) as a JSON object; NULL on ENOMEM. */
+json_t *rep_rules(const struct hc_fedsvc *fs);
 void rep_drop_probes(struct build *b);
 /** *out: the new members section (owned), or NULL when it did not change. */
 int rep_members_text(struct build *b, char **out);

@@ -21,6 +21,7 @@
 #include "common/cm_str.h"
 #include "common/cm_time.h"
 #include "health/hc_cluster.h"
+#include "health/hc_etcdpub.h"
 #include "health/hc_exec.h"
 #include "health/hc_k8s.h"
 #include "health/hc_kubeconfig.h"
@@ -30,14 +31,27 @@
 
 #define ERR_MAX 2048
 
+/* A member from the host cluster's registry (hc_vantage_add_member). */
+struct reg_member {
+    char *name;               /* owned */
+    char *region;             /* owned region name (indexes move with a reload) */
+    char *zone;               /* owned zone name, NULL = none */
+    struct hc_kube_target *t; /* owned; the member's cluster gets a copy */
+};
+
 struct hc_vantage {
-    struct event_base *base;             /* borrowed */
-    struct hc_http *http;                /* borrowed */
-    struct cm_conf *conf;                /* reference */
+    struct event_base *base; /* borrowed */
+    struct hc_http *http;    /* borrowed */
+    struct cm_conf *loaded;  /* reference: the configuration as loaded */
+    struct cm_conf *conf;    /* reference: loaded + the registry members */
+    struct reg_member *reg;  /* owned, sorted by name */
+    size_t reg_count;
+    bool registry_pending;               /* publishing waits for the registry's first list */
     struct hc_cluster_params params;     /* from conf->health.api */
     struct hc_cluster **clusters;        /* owned, conf->member_count entries; NULL before start */
     struct hc_probes *probes;            /* owned */
     struct hc_publish *publish;          /* owned; NULL without health.publish_to */
+    struct hc_etcdpub *etcd;             /* owned; NULL outside the distributed mode */
     struct hc_report *report;            /* owned */
     struct event *ev_tick, *ev_debounce; /* owned */
     hc_vantage_clock_fn *clock;
@@ -81,11 +95,7 @@ static void params_from_conf(struct hc_cluster_params *p, const struct cm_conf *
     p->readyz_timeout_ms = a->readyz_timeout_ms;
     p->fall = a->fall;
     p->rise = a->rise;
-    p->watch.backoff_min_ms = a->backoff_min_ms;
-    p->watch.backoff_max_ms = a->backoff_max_ms;
-    p->watch.watch_timeout_s = a->watch_timeout_s;
-    p->watch.list_timeout_ms = a->list_timeout_ms;
-    p->watch.page_limit = a->list_limit;
+    hc_watch_params_from_conf(&p->watch, conf);
 }
 
 static bool same_params(const struct hc_cluster_params *a, const struct hc_cluster_params *b)
@@ -106,12 +116,17 @@ static void offer(struct hc_vantage *v)
     const char *text;
     size_t len;
 
-    if (v->publish == NULL)
+    if (v->publish == NULL && v->etcd == NULL)
         return;
     text = hc_report_text(v->report, &len);
     if (text == NULL)
         return; /* nothing built and no state file */
-    if (hc_publish_offer(v->publish, hc_report_generation(v->report), text, len) != CM_OK) {
+    if (v->etcd != NULL &&
+        hc_etcdpub_offer(v->etcd, hc_report_generation(v->report), text, len) != CM_OK)
+        text = NULL;
+    if (text == NULL ||
+        (v->publish != NULL &&
+         hc_publish_offer(v->publish, hc_report_generation(v->report), text, len) != CM_OK)) {
         cm_log_error("cannot offer state generation %" PRIu64 " to the publisher: out of memory",
                      hc_report_generation(v->report));
         return;
@@ -153,6 +168,13 @@ static bool members_synced(struct hc_vantage *v)
         return true;
     if (v->clusters == NULL)
         return false; /* not started */
+    if (v->registry_pending) {
+        if (now_ms(v) - v->started_ms < v->conf->health.startup_grace_ms)
+            return false;
+        cm_log_warn("the member registry has not listed its members after %" PRIu32
+                    " ms; publishing without them",
+                    v->conf->health.startup_grace_ms);
+    }
     for (size_t i = 0; i < v->conf->member_count; i++) {
         struct hc_cluster_stats st;
         enum hc_api_state api;
@@ -356,6 +378,13 @@ const char *hc_vantage_state_text(const struct hc_vantage *v, size_t *len)
     return hc_report_text(v->report, len);
 }
 
+json_t *hc_vantage_state(const struct hc_vantage *v)
+{
+    json_t *doc = hc_report_doc(v->report);
+
+    return doc != NULL ? json_incref(doc) : NULL;
+}
+
 void hc_vantage_get_stats(const struct hc_vantage *v, struct hc_vantage_stats *out)
 {
     *out = (struct hc_vantage_stats){.generation = hc_report_generation(v->report),
@@ -494,35 +523,11 @@ void hc_vantage_metrics(const struct hc_vantage *v, struct cm_buf *out)
     probe_metrics(v, out);
     if (v->publish != NULL)
         hc_publish_metrics(v->publish, out);
+    if (v->etcd != NULL)
+        hc_etcdpub_metrics(v->etcd, out);
 }
 
 /* ---- members ---- */
-
-static bool same_bytes(const char *a, size_t alen, const char *b, size_t blen)
-{
-    if (a == NULL || b == NULL)
-        return a == b;
-    return alen == blen && memcmp(a, b, alen) == 0;
-}
-
-static bool same_str(const char *a, const char *b)
-{
-    return same_bytes(a, a != NULL ? strlen(a) : 0, b, b != NULL ? strlen(b) : 0);
-}
-
-static bool same_target(const struct hc_kube_target *a, const struct hc_kube_target *b)
-{
-    return same_str(a->server, b->server) &&
-           same_bytes(a->ca_pem, a->ca_pem_len, b->ca_pem, b->ca_pem_len) &&
-           a->insecure_skip_tls_verify == b->insecure_skip_tls_verify &&
-           same_str(a->proxy_url, b->proxy_url) && same_str(a->token, b->token) &&
-           same_bytes(a->client_cert_pem, a->client_cert_pem_len, b->client_cert_pem,
-                      b->client_cert_pem_len) &&
-           same_bytes(a->client_key_pem, a->client_key_pem_len, b->client_key_pem,
-                      b->client_key_pem_len) &&
-           same_str(a->username, b->username) && same_str(a->password, b->password) &&
-           same_str(a->token_file, b->token_file) && hc_exec_same(a->exec, b->exec);
-}
 
 /* Builds the cluster array for @conf from @targets (taken), reusing the
  * unchanged members of @old (moved out of it; NULL: nothing to reuse). */
@@ -547,7 +552,7 @@ static int make_clusters(struct hc_vantage *v, const struct cm_conf *conf,
         }
         if (oi >= 0 && old[oi] != NULL && hc_cluster_wants_nodes(old[oi]) == nodes &&
             same_params(params, &v->params) &&
-            same_target(hc_cluster_target(old[oi]), targets[i])) {
+            hc_kube_target_same(hc_cluster_target(old[oi]), targets[i])) {
             cs[i] = old[oi];
             old[oi] = NULL;
             hc_kube_target_free(targets[i]);
@@ -588,6 +593,332 @@ static void free_targets(struct hc_kube_target **targets, size_t n)
     free(targets);
 }
 
+/* ---- registry members ---- */
+
+static void reg_member_fini(struct reg_member *r)
+{
+    free(r->name);
+    free(r->region);
+    free(r->zone);
+    hc_kube_target_free(r->t);
+}
+
+static long reg_find(const struct hc_vantage *v, const char *name)
+{
+    for (size_t i = 0; i < v->reg_count; i++) {
+        if (strcmp(v->reg[i].name, name) == 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+/* Region and zone indexes of @r in @conf; false when they are gone. */
+static bool reg_place(const struct reg_member *r, const struct cm_conf *conf, size_t *region,
+                      int *zone)
+{
+    int ri = cm_conf_region_index(conf, r->region);
+
+    *zone = -1;
+    if (ri < 0)
+        return false;
+    *region = (size_t)ri;
+    for (size_t z = 0; r->zone != NULL && z < conf->regions[ri].zone_count; z++) {
+        if (strcmp(conf->regions[ri].zones[z], r->zone) == 0)
+            *zone = (int)z;
+    }
+    return r->zone == NULL || *zone >= 0;
+}
+
+/* @loaded extended with the registry members (a new reference). */
+static int effective_conf(const struct hc_vantage *v, struct cm_conf *loaded, struct cm_conf **out)
+{
+    struct cm_conf_member *m;
+
+    *out = NULL;
+    if (v->reg_count == 0) {
+        *out = cm_conf_ref(loaded);
+        return CM_OK;
+    }
+    m = calloc(v->reg_count, sizeof(*m));
+    if (m == NULL)
+        return CM_ENOMEM;
+    for (size_t i = 0; i < v->reg_count; i++) {
+        m[i].name = v->reg[i].name;
+        (void)reg_place(&v->reg[i], loaded, &m[i].region, &m[i].zone); /* reg_keep checked */
+    }
+    *out = cm_conf_with_members(loaded, m, v->reg_count);
+    free(m);
+    return *out != NULL ? CM_OK : CM_ENOMEM;
+}
+
+/* Drops the registry members @conf configures itself or no longer places. */
+static int reg_keep(struct hc_vantage *v, const struct cm_conf *conf)
+{
+    size_t k = 0, region;
+    int zone;
+
+    for (size_t i = 0; i < v->reg_count; i++) {
+        struct reg_member *r = &v->reg[i];
+
+        if (cm_conf_member_index(conf, r->name) >= 0) {
+            cm_log_error("registry member %s dropped: the configuration has members.%s; a member "
+                         "comes from members or from the registry, not both",
+                         r->name, r->name);
+        } else if (!reg_place(r, conf, &region, &zone)) {
+            cm_log_error("registry member %s dropped: region %s%s%s is not in the configuration",
+                         r->name, r->region, r->zone != NULL ? " zone " : "",
+                         r->zone != NULL ? r->zone : "");
+        } else {
+            v->reg[k++] = *r;
+            continue;
+        }
+        reg_member_fini(r);
+    }
+    v->reg_count = k;
+    return CM_OK;
+}
+
+/* @targets (the loaded members', taken) extended with copies of the registry
+ * members' for @eff. */
+static int reg_targets(const struct hc_vantage *v, const struct cm_conf *loaded,
+                       const struct cm_conf *eff, struct hc_kube_target ***targets)
+{
+    struct hc_kube_target **all = calloc(eff->member_count + 1, sizeof(*all));
+
+    if (all == NULL)
+        return CM_ENOMEM;
+    memcpy(all, *targets, loaded->member_count * sizeof(*all));
+    for (size_t i = loaded->member_count; i < eff->member_count; i++) {
+        long r = reg_find(v, eff->members[i].name);
+
+        all[i] = r >= 0 ? hc_kube_target_copy(v->reg[r].t) : NULL;
+        if (all[i] == NULL) {
+            free_targets(all + loaded->member_count, i - loaded->member_count);
+            free(all);
+            return CM_ENOMEM;
+        }
+    }
+    free(*targets);
+    *targets = all;
+    return CM_OK;
+}
+
+/*
+ * Switches to @conf (taken; the same members as v->conf, give or take
+ * registry members): clusters are reused by name, except @fresh's (a new
+ * or changed registry member), which starts with a copy of its target and the
+ * last-known data of its previous cluster, if any. Clusters of members
+ * @conf no longer has are stopped. On failure nothing changes.
+ */
+static int set_members(struct hc_vantage *v, struct cm_conf *conf, const char *fresh)
+{
+    struct hc_cluster **cs = calloc(conf->member_count + 1, sizeof(*cs));
+    struct hc_cluster *made = NULL;
+    int rc = cs != NULL ? CM_OK : CM_ENOMEM;
+
+    for (size_t i = 0; rc == CM_OK && i < conf->member_count; i++) {
+        const char *name = conf->members[i].name;
+        int oi = cm_conf_member_index(v->conf, name);
+        struct hc_cluster *old = oi >= 0 ? v->clusters[oi] : NULL;
+        long r = reg_find(v, name);
+
+        if (old != NULL && (fresh == NULL || strcmp(name, fresh) != 0)) {
+            cs[i] = old;
+            continue;
+        }
+        made = r >= 0 ? hc_cluster_new(v->base, v->http, name, hc_kube_target_copy(v->reg[r].t),
+                                       false, &v->params, on_changed, v)
+                      : NULL;
+        if (made != NULL && old != NULL)
+            hc_cluster_take_caches(made, old);
+        if (made == NULL || hc_cluster_start(made) != CM_OK)
+            rc = CM_ENOMEM;
+        cs[i] = made;
+    }
+    if (rc != CM_OK) {
+        hc_cluster_free(made);
+        free(cs);
+        cm_conf_unref(conf);
+        return rc;
+    }
+    for (size_t j = 0; j < v->conf->member_count; j++) {
+        int ni = cm_conf_member_index(conf, v->conf->members[j].name);
+
+        if (ni < 0 || cs[ni] != v->clusters[j])
+            hc_cluster_free(v->clusters[j]);
+    }
+    free(v->clusters);
+    v->clusters = cs;
+    cm_conf_unref(v->conf);
+    v->conf = conf;
+    return CM_OK;
+}
+
+static bool same_place(const struct reg_member *r, const struct cm_conf *conf,
+                       const struct cm_conf_member *m)
+{
+    const struct cm_conf_region *rg = &conf->regions[m->region];
+
+    return strcmp(r->region, rg->name) == 0 &&
+           (m->zone < 0 ? r->zone == NULL
+                        : r->zone != NULL && strcmp(r->zone, rg->zones[m->zone]) == 0);
+}
+
+/* A registry entry for @m reached through @t (taken on success). */
+static int reg_make(const struct cm_conf *loaded, const struct cm_conf_member *m,
+                    struct hc_kube_target *t, struct reg_member *out)
+{
+    const struct cm_conf_region *rg = &loaded->regions[m->region];
+
+    *out = (struct reg_member){0};
+    out->name = strdup(m->name);
+    out->region = strdup(rg->name);
+    out->zone = m->zone >= 0 ? strdup(rg->zones[m->zone]) : NULL;
+    if (out->name == NULL || out->region == NULL || (m->zone >= 0 && out->zone == NULL)) {
+        reg_member_fini(out);
+        return CM_ENOMEM;
+    }
+    out->t = t;
+    return CM_OK;
+}
+
+/*
+ * Puts @nr in v->reg: in place of entry @at, whose old value goes to *old,
+ * or (@at < 0) as a new entry in name order. Undone by reg_unput().
+ */
+static int reg_put(struct hc_vantage *v, long at, const struct reg_member *nr,
+                   struct reg_member *old)
+{
+    struct reg_member *grown;
+    size_t k;
+
+    if (at >= 0) {
+        *old = v->reg[at];
+        v->reg[at] = *nr;
+        return CM_OK;
+    }
+    grown = realloc(v->reg, (v->reg_count + 1) * sizeof(*v->reg));
+    if (grown == NULL)
+        return CM_ENOMEM;
+    v->reg = grown;
+    for (k = v->reg_count; k > 0 && strcmp(v->reg[k - 1].name, nr->name) > 0; k--)
+        v->reg[k] = v->reg[k - 1];
+    v->reg[k] = *nr;
+    v->reg_count++;
+    return CM_OK;
+}
+
+/* reg_put() undone: the new entry of @name freed, the old one (@at >= 0) back. */
+static void reg_unput(struct hc_vantage *v, const char *name, long at, const struct reg_member *old)
+{
+    long k = reg_find(v, name);
+
+    reg_member_fini(&v->reg[k]);
+    if (at >= 0) {
+        v->reg[k] = *old;
+        return;
+    }
+    memmove(&v->reg[k], &v->reg[k + 1], (v->reg_count - (size_t)k - 1) * sizeof(*v->reg));
+    v->reg_count--;
+}
+
+int hc_vantage_add_member(struct hc_vantage *v, const struct cm_conf_member *m,
+                          struct hc_kube_target *t)
+{
+    const struct cm_conf_region *rg =
+        m->region < v->loaded->region_count ? &v->loaded->regions[m->region] : NULL;
+    struct reg_member nr, old = {0};
+    struct cm_conf *conf = NULL;
+    long at = reg_find(v, m->name);
+    bool unchanged = false;
+    int rc = CM_OK;
+
+    if (v->clusters == NULL || rg == NULL || (m->zone >= 0 && (size_t)m->zone >= rg->zone_count))
+        rc = CM_EINVAL;
+    else if (cm_conf_member_index(v->loaded, m->name) >= 0)
+        rc = CM_EEXIST;
+    else if (at >= 0 && same_place(&v->reg[at], v->loaded, m) &&
+             hc_kube_target_same(v->reg[at].t, t))
+        unchanged = true;
+    else
+        rc = reg_make(v->loaded, m, t, &nr);
+    if (rc != CM_OK || unchanged) {
+        hc_kube_target_free(t);
+        return rc;
+    }
+    rc = reg_put(v, at, &nr, &old);
+    if (rc != CM_OK) {
+        reg_member_fini(&nr);
+        return rc;
+    }
+    rc = effective_conf(v, v->loaded, &conf);
+    if (rc == CM_OK)
+        rc = set_members(v, conf, m->name); /* takes conf */
+    if (rc != CM_OK) {
+        reg_unput(v, m->name, at, &old);
+        cm_log_error("member=%s: cannot start its watches: out of memory", m->name);
+        return rc;
+    }
+    cm_log_info("member=%s: %s the registry (region %s%s%s)", m->name,
+                at < 0 ? "joined from" : "changed in", rg->name, m->zone >= 0 ? ", zone " : "",
+                m->zone >= 0 ? rg->zones[m->zone] : "");
+    reg_member_fini(&old);
+    hc_vantage_changed(v);
+    return CM_OK;
+}
+
+int hc_vantage_remove_member(struct hc_vantage *v, const char *name)
+{
+    struct cm_conf *conf = NULL;
+    struct reg_member gone;
+    long at = reg_find(v, name);
+    int rc;
+
+    if (at < 0)
+        return CM_ENOENT;
+    gone = v->reg[at];
+    memmove(&v->reg[at], &v->reg[at + 1], (v->reg_count - (size_t)at - 1) * sizeof(*v->reg));
+    v->reg_count--;
+    rc = effective_conf(v, v->loaded, &conf);
+    if (rc == CM_OK && v->clusters != NULL)
+        rc = set_members(v, conf, NULL);
+    else if (rc == CM_OK) {
+        cm_conf_unref(v->conf);
+        v->conf = conf;
+    }
+    if (rc != CM_OK) {
+        /* Put it back: its cluster is still running. */
+        memmove(&v->reg[at + 1], &v->reg[at], (v->reg_count - (size_t)at) * sizeof(*v->reg));
+        v->reg[at] = gone;
+        v->reg_count++;
+        return rc;
+    }
+    cm_log_info("member=%s: left the registry; its answers go with the next document", name);
+    reg_member_fini(&gone);
+    hc_vantage_changed(v);
+    return CM_OK;
+}
+
+void hc_vantage_hold_for_registry(struct hc_vantage *v, bool pending)
+{
+    bool was = v->registry_pending;
+
+    v->registry_pending = pending;
+    if (was && !pending)
+        hc_vantage_changed(v);
+}
+
+void hc_vantage_set_services(struct hc_vantage *v, const struct hc_fedsvcs *s)
+{
+    hc_report_set_services(v->report, s);
+    hc_vantage_changed(v);
+}
+
+size_t hc_vantage_registry_members(const struct hc_vantage *v)
+{
+    return v->reg_count;
+}
+
 /* ---- lifecycle ---- */
 
 struct hc_vantage *hc_vantage_new(struct event_base *base, struct hc_http *http,
@@ -603,6 +934,7 @@ struct hc_vantage *hc_vantage_new(struct event_base *base, struct hc_http *http,
     }
     v->base = base;
     v->http = http;
+    v->loaded = cm_conf_ref(conf);
     v->conf = cm_conf_ref(conf);
     v->report = report;
     v->clock = p != NULL && p->clock != NULL ? p->clock : mono_clock;
@@ -618,10 +950,11 @@ struct hc_vantage *hc_vantage_new(struct event_base *base, struct hc_http *http,
         cm_strlcpy(pp.source, conf->health.probe_source, sizeof(pp.source));
     v->probes = hc_probes_new(base, http, &pp, on_changed, v);
     v->publish = make_publish(v, conf);
+    v->etcd = conf->etcd.present ? hc_etcdpub_new(base, http, conf) : NULL;
     v->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, v);
     v->ev_debounce = evtimer_new(base, on_debounce, v);
     if (v->probes == NULL || (conf->health.publish_to_count > 0 && v->publish == NULL) ||
-        v->ev_tick == NULL || v->ev_debounce == NULL) {
+        (conf->etcd.present && v->etcd == NULL) || v->ev_tick == NULL || v->ev_debounce == NULL) {
         hc_vantage_free(v);
         return NULL;
     }
@@ -634,13 +967,18 @@ void hc_vantage_free(struct hc_vantage *v)
         return;
     free_clusters(v->clusters, v->conf->member_count);
     hc_publish_free(v->publish);
+    hc_etcdpub_free(v->etcd);
     hc_probes_free(v->probes);
     hc_report_free(v->report);
     if (v->ev_tick != NULL)
         event_free(v->ev_tick);
     if (v->ev_debounce != NULL)
         event_free(v->ev_debounce);
+    for (size_t i = 0; i < v->reg_count; i++)
+        reg_member_fini(&v->reg[i]);
+    free(v->reg);
     cm_conf_unref(v->conf);
+    cm_conf_unref(v->loaded);
     free(v);
 }
 
@@ -649,6 +987,10 @@ int hc_vantage_start(struct hc_vantage *v, struct hc_kube_target **targets)
     struct timeval one_s = {1, 0};
     int rc;
 
+    if (v->conf != v->loaded) {
+        free_targets(targets, v->loaded->member_count);
+        return CM_EINVAL; /* registry members come after the start */
+    }
     if (event_add(v->ev_tick, &one_s) != 0) {
         free_targets(targets, v->conf->member_count);
         return CM_ENOMEM;
@@ -667,12 +1009,27 @@ int hc_vantage_reload(struct hc_vantage *v, struct cm_conf *conf, struct hc_kube
 {
     struct hc_cluster_params params;
     struct hc_cluster **cs = NULL;
+    struct cm_conf *eff = NULL;
     int rc;
 
     params_from_conf(&params, conf);
-    rc = make_clusters(v, conf, &params, targets, v->clusters, v->conf, &cs);
-    if (rc != CM_OK)
+    /* Registry members stay unless the new configuration takes their name
+     * or their place; their clusters get copies of their targets. */
+    rc = reg_keep(v, conf);
+    if (rc == CM_OK)
+        rc = effective_conf(v, conf, &eff);
+    if (rc == CM_OK)
+        rc = reg_targets(v, conf, eff, &targets);
+    if (rc != CM_OK) {
+        cm_conf_unref(eff);
+        free_targets(targets, conf->member_count);
         return rc;
+    }
+    rc = make_clusters(v, eff, &params, targets, v->clusters, v->conf, &cs);
+    if (rc != CM_OK) {
+        cm_conf_unref(eff);
+        return rc;
+    }
     free_clusters(v->clusters, v->conf->member_count); /* the members not reused */
     v->clusters = cs;
     v->params = params;
@@ -683,8 +1040,13 @@ int hc_vantage_reload(struct hc_vantage *v, struct cm_conf *conf, struct hc_kube
     v->publish = make_publish(v, conf);
     if (conf->health.publish_to_count > 0 && v->publish == NULL)
         cm_log_error("reload: cannot create the publisher: out of memory");
+    if (conf->etcd.present != (v->etcd != NULL))
+        cm_log_warn("reload: the etcd section came or went; the distributed mode needs a "
+                    "restart");
     cm_conf_unref(v->conf);
-    v->conf = cm_conf_ref(conf);
+    v->conf = eff;
+    cm_conf_unref(v->loaded);
+    v->loaded = cm_conf_ref(conf);
     hc_vantage_rebuild(v);
     offer(v);
     return CM_OK;

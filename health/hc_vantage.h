@@ -50,6 +50,8 @@
 
 struct cm_buf;
 struct cm_conf;
+struct cm_conf_member;
+struct hc_fedsvcs;
 struct hc_http;
 struct hc_kube_target;
 struct hc_report;
@@ -112,12 +114,49 @@ int hc_vantage_start(struct hc_vantage *v, struct hc_kube_target **targets);
 
 /**
  * Switches to @conf (a reference is taken on success) with @targets (taken,
- * also on failure). Members whose target, lb mode and health.api settings
- * are unchanged keep running; the others restart with their last-known data.
- * The publisher is recreated and gets the current document at once. On
- * failure (CM_ENOMEM) the old configuration stays in force.
+ * also on failure; conf->member_count entries). Members whose target, lb mode
+ * and health.api settings are unchanged keep running; the others restart
+ * with their last-known data. Registry members stay, unless @conf configures
+ * a member of the same name or drops their region (logged). The publisher is
+ * recreated and gets the current document at once. On failure (CM_ENOMEM)
+ * the old configuration stays in force.
  */
 int hc_vantage_reload(struct hc_vantage *v, struct cm_conf *conf, struct hc_kube_target **targets);
+
+/*
+ * Registry members (members_from; hc_registry finds them): they join the
+ * configured members in v's configuration (cm_conf_with_members) and in every
+ * document, and leave them again, without a restart. Only after
+ * hc_vantage_start().
+ */
+
+/**
+ * Adds the registry member @m (name, region and zone read) reached through @t
+ * (taken, also on failure), or changes the one of that name: a new endpoint,
+ * CA or token (a rotated Secret) restarts its watches, keeping its last-known
+ * data meanwhile; the same place and target change nothing. CM_EEXIST when
+ * @m->name is a configured member (the caller reports it, naming both),
+ * CM_EINVAL before the start or for a region or zone @m does not index,
+ * CM_ENOMEM (nothing changed). The document follows (debounced).
+ */
+int hc_vantage_add_member(struct hc_vantage *v, const struct cm_conf_member *m,
+                          struct hc_kube_target *t);
+/**
+ * Removes the registry member @name: its watches and probes stop and the next
+ * document leaves it out (so do consumers' answers). CM_ENOENT when there is
+ * no such registry member, CM_ENOMEM (nothing changed).
+ */
+int hc_vantage_remove_member(struct hc_vantage *v, const char *name);
+/** Registry members held. */
+size_t hc_vantage_registry_members(const struct hc_vantage *v);
+/**
+ * While @pending, nothing is built or published (as before every member's
+ * first list), for at most health.startup_grace_ms from hc_vantage_new(): the
+ * registry's first list brings members that a document must not claim gone.
+ */
+void hc_vantage_hold_for_registry(struct hc_vantage *v, bool pending);
+/** The host cluster's services for the documents (@s borrowed until the next call; NULL none). */
+void hc_vantage_set_services(struct hc_vantage *v, const struct hc_fedsvcs *s);
 
 /** Something the document depends on changed: arms the debounced rebuild. */
 void hc_vantage_changed(struct hc_vantage *v);
@@ -136,6 +175,8 @@ void hc_vantage_rebuild(struct hc_vantage *v);
  * again; *len bytes), or NULL before there is one. What GET /v1/state serves.
  */
 const char *hc_vantage_state_text(const struct hc_vantage *v, size_t *len);
+/** The current document parsed (new reference), or NULL before there is one (tests, tools). */
+json_t *hc_vantage_state(const struct hc_vantage *v);
 void hc_vantage_get_stats(const struct hc_vantage *v, struct hc_vantage_stats *out);
 /** Prometheus text: generation, state file, members, watches, probes, publisher (any time). */
 void hc_vantage_metrics(const struct hc_vantage *v, struct cm_buf *out);

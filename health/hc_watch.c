@@ -17,7 +17,9 @@
 #include <curl/curl.h>
 
 #include "common/cm_backoff.h"
+#include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_lines.h"
 #include "common/cm_log.h"
 #include "common/cm_rand.h"
 #include "common/cm_str.h"
@@ -54,7 +56,7 @@ struct hc_watch {
     struct hc_http_req *req;     /* borrowed handle of the transfer in flight */
     struct event *timer;         /* owned: backoff */
     struct cm_buf body;          /* list page or error body */
-    struct hc_lines lines;       /* watch stream splitter */
+    struct cm_lines lines;       /* watch stream splitter */
     struct hc_k8s_obj **pending; /* owned: objects of the pages listed so far */
     size_t pending_count;
     char *cont; /* owned continue token of the list in progress */
@@ -67,6 +69,8 @@ struct hc_watch {
     time_t stream_start;
     uint64_t stream_items;
     struct hc_watch_stats st;
+    char path[HC_WATCH_PATH_MAX]; /* the collection: the kind's, or narrowed by hc_watch_scope */
+    char *field_selector;         /* owned, NULL = none */
 };
 
 static void do_list(struct hc_watch *w);
@@ -79,6 +83,17 @@ void hc_watch_params_default(struct hc_watch_params *p)
     p->watch_timeout_s = 300;
     p->list_timeout_ms = 30000;
     p->page_limit = 500;
+}
+
+void hc_watch_params_from_conf(struct hc_watch_params *p, const struct cm_conf *conf)
+{
+    const struct cm_conf_health_api *a = &conf->health.api;
+
+    p->backoff_min_ms = a->backoff_min_ms;
+    p->backoff_max_ms = a->backoff_max_ms;
+    p->watch_timeout_s = a->watch_timeout_s;
+    p->list_timeout_ms = a->list_timeout_ms;
+    p->page_limit = a->list_limit;
 }
 
 static const char *res(const struct hc_watch *w)
@@ -265,7 +280,7 @@ static void on_list_done(void *arg, int rc, long status, bool aborted, const cha
 
 static void do_list(struct hc_watch *w)
 {
-    struct hc_http_opts o = {
+    struct cm_curl_opts o = {
         .timeout_ms = w->p.list_timeout_ms, .on_data = on_body, .on_done = on_list_done, .arg = w};
     struct cm_buf u;
     int rc;
@@ -274,8 +289,9 @@ static void do_list(struct hc_watch *w)
     w->next = WN_NONE;
     cm_buf_init(&w->body, HC_K8S_LIST_MAX);
     cm_buf_init(&u, URL_MAX);
-    rc = cm_buf_printf(&u, "%s%s?limit=%" PRIu32, w->t->server, hc_k8s_kind_path(w->kind),
-                       w->p.page_limit);
+    rc = cm_buf_printf(&u, "%s%s?limit=%" PRIu32, w->t->server, w->path, w->p.page_limit);
+    if (rc == CM_OK && w->field_selector != NULL)
+        rc = append_param(&u, "fieldSelector", w->field_selector);
     if (rc == CM_OK && w->cont != NULL)
         rc = append_param(&u, "continue", w->cont);
     if (rc == CM_OK)
@@ -335,7 +351,7 @@ static int on_stream(void *arg, long status, const char *data, size_t len)
 
     if (status != 200)
         return on_body(arg, status, data, len);
-    rc = hc_lines_feed(&w->lines, data, len, on_line, w);
+    rc = cm_lines_feed(&w->lines, data, len, on_line, w);
     if (rc == CM_ETOOBIG || rc == CM_ENOMEM) {
         snprintf(w->why, sizeof(w->why), "watch event line longer than %zu bytes", w->lines.max);
         w->next = WN_BACKOFF;
@@ -381,7 +397,7 @@ static void on_watch_done(void *arg, int rc, long status, bool aborted, const ch
 static void do_watch(struct hc_watch *w)
 {
     uint32_t ts = w->p.watch_timeout_s;
-    struct hc_http_opts o = {.on_data = on_stream, .on_done = on_watch_done, .arg = w};
+    struct cm_curl_opts o = {.on_data = on_stream, .on_done = on_watch_done, .arg = w};
     struct cm_buf u;
     int rc;
 
@@ -393,11 +409,13 @@ static void do_watch(struct hc_watch *w)
     w->next = WN_NONE;
     w->stream_start = time(NULL);
     w->stream_items = 0;
-    hc_lines_reset(&w->lines);
+    cm_lines_reset(&w->lines);
     cm_buf_init(&w->body, ERR_BODY_MAX);
     cm_buf_init(&u, URL_MAX);
     rc = cm_buf_printf(&u, "%s%s?watch=1&allowWatchBookmarks=true&timeoutSeconds=%" PRIu32,
-                       w->t->server, hc_k8s_kind_path(w->kind), ts);
+                       w->t->server, w->path, ts);
+    if (rc == CM_OK && w->field_selector != NULL)
+        rc = append_param(&u, "fieldSelector", w->field_selector);
     if (rc == CM_OK && w->rv != NULL)
         rc = append_param(&u, "resourceVersion", w->rv);
     if (rc == CM_OK)
@@ -421,18 +439,39 @@ struct hc_watch *hc_watch_new(struct event_base *base, struct hc_http *http,
     w->t = t;
     w->member = member;
     w->kind = kind;
+    cm_strlcpy(w->path, hc_k8s_kind_path(kind), sizeof(w->path));
     w->p = *p;
     w->cbs = *cbs;
     cm_backoff_init(&w->backoff, p->backoff_min_ms, p->backoff_max_ms, CM_BACKOFF_JITTER_EQUAL);
     cm_rand_seed(&w->rng, w);
     cm_buf_init(&w->body, ERR_BODY_MAX);
-    hc_lines_init(&w->lines, HC_K8S_LINE_MAX);
+    cm_lines_init(&w->lines, HC_K8S_LINE_MAX);
     w->timer = evtimer_new(base, on_timer, w);
     if (w->timer == NULL) {
         hc_watch_free(w);
         return NULL;
     }
     return w;
+}
+
+int hc_watch_scope(struct hc_watch *w, const char *ns, const char *field_selector)
+{
+    char path[HC_WATCH_PATH_MAX];
+    char *fs = NULL;
+    int rc;
+
+    rc = hc_k8s_kind_path_ns(w->kind, ns, path, sizeof(path));
+    if (rc != CM_OK)
+        return rc;
+    if (field_selector != NULL) {
+        fs = strdup(field_selector);
+        if (fs == NULL)
+            return CM_ENOMEM;
+    }
+    memcpy(w->path, path, sizeof(path));
+    free(w->field_selector);
+    w->field_selector = fs;
+    return CM_OK;
 }
 
 int hc_watch_start(struct hc_watch *w)
@@ -450,8 +489,9 @@ void hc_watch_free(struct hc_watch *w)
         event_free(w->timer);
     free_pending(w);
     cm_buf_fini(&w->body);
-    hc_lines_fini(&w->lines);
+    cm_lines_fini(&w->lines);
     free(w->rv);
+    free(w->field_selector);
     free(w);
 }
 

@@ -28,6 +28,7 @@
 
 #include "health/hc_k8s.h"
 
+struct cm_conf;
 struct hc_http;
 struct hc_kube_target;
 struct hc_watch;
@@ -70,6 +71,8 @@ struct hc_watch_stats {
 
 /** Fills @p with the defaults. */
 void hc_watch_params_default(struct hc_watch_params *p);
+/** Fills @p from the configuration's health.api (backoff, timeouts, page size). */
+void hc_watch_params_from_conf(struct hc_watch_params *p, const struct cm_conf *conf);
 
 /**
  * A watcher (not started). @http, @t, @member are borrowed and must outlive
@@ -79,6 +82,15 @@ struct hc_watch *hc_watch_new(struct event_base *base, struct hc_http *http,
                               const struct hc_kube_target *t, const char *member,
                               enum hc_k8s_kind kind, const struct hc_watch_params *p,
                               const struct hc_watch_cbs *cbs);
+#define HC_WATCH_PATH_MAX 512
+
+/**
+ * Narrows a watcher before hc_watch_start(): objects of namespace @ns only
+ * (NULL: every namespace) that match @field_selector (NULL: all), e.g.
+ * "metadata.name=usa-2hx8k" for one Secret. Both copied. CM_EINVAL for a
+ * namespace of a cluster-scoped kind, CM_ETOOBIG, CM_ENOMEM.
+ */
+int hc_watch_scope(struct hc_watch *w, const char *ns, const char *field_selector);
 /** Starts with a list. CM_ENOMEM. */
 int hc_watch_start(struct hc_watch *w);
 /** Cancels everything in flight (no callbacks after). Accepts NULL. */

@@ -27,12 +27,14 @@
 #include "common/cm_log.h"
 #include "common/cm_nofile.h"
 #include "common/cm_opts.h"
+#include "common/cm_state.h"
 #include "common/cm_ui.h"
 #include "health/hc_exec.h"
 #include "health/hc_http.h"
 #include "health/hc_incluster.h"
 #include "health/hc_k8s.h"
 #include "health/hc_kubeconfig.h"
+#include "health/hc_registry.h"
 #include "health/hc_report.h"
 #include "health/hc_vantage.h"
 
@@ -44,13 +46,15 @@
 
 struct health {
     const char *config_path;
-    struct cm_conf *conf;       /* reference */
-    struct event_base *base;    /* owned */
-    struct hc_http *http;       /* owned */
-    struct hc_report *report;   /* owned until the vantage takes it */
-    struct hc_vantage *vantage; /* owned */
-    struct cm_ctl *ctl;         /* owned; NULL without health.control */
-    struct cm_daemon_events ev; /* signals */
+    struct cm_conf *conf;         /* reference */
+    struct event_base *base;      /* owned */
+    struct hc_http *http;         /* owned */
+    struct hc_report *report;     /* owned until the vantage takes it */
+    struct hc_vantage *vantage;   /* owned */
+    struct hc_registry *registry; /* owned; NULL without members_from */
+    struct cm_ctl *ctl;           /* owned; NULL without health.control */
+    struct cm_daemon_events ev;   /* signals */
+    struct cm_buf state_buf;      /* GET /v1/state with the registry's status spliced in */
 };
 
 static void usage(FILE *out)
@@ -65,6 +69,8 @@ static void usage(FILE *out)
                  "--check-config also loads every member's kubeconfig context.\n"
                  "\n"
                  "Members without \"kubeconfig\" use $KUBECONFIG, then ~/.kube/config.\n"
+                 "With members_from, members also come from the host cluster's KubeFed or\n"
+                 "Karmada registry, watched: joins and unjoins apply without a restart.\n"
                  "Timings and limits are health.* configuration keys (docs/configuration.md).\n"
                  "Environment: FEDGSLB_SERVICEACCOUNT_DIR, in_cluster members' token, ca.crt\n"
                  "and namespace [/var/run/secrets/kubernetes.io/serviceaccount].\n"
@@ -95,13 +101,13 @@ static int check_nofile(const struct cm_conf *conf, bool starting, char *err, si
     return cm_nofile_check(conf->path, "health", why, need, starting, err, errlen);
 }
 
-static const char *kubeconfig_path(const struct cm_conf_member *m, char *buf, size_t cap)
+static const char *kubeconfig_path(const char *configured, char *buf, size_t cap)
 {
     const char *env = getenv("KUBECONFIG");
     const char *home = getenv("HOME");
 
-    if (m->kubeconfig != NULL)
-        return m->kubeconfig;
+    if (configured != NULL)
+        return configured;
     if (env != NULL && env[0] != '\0')
         return env;
     snprintf(buf, cap, "%s/.kube/config", home != NULL ? home : ".");
@@ -133,8 +139,8 @@ static int load_targets(const struct cm_conf *conf, struct hc_kube_target ***out
         } else if (m->in_cluster) {
             rc = hc_incluster_load(m->name, NULL, &ts[i], kerr, sizeof(kerr));
         } else {
-            rc = hc_kubeconfig_load(kubeconfig_path(m, pathbuf, sizeof(pathbuf)), m->context,
-                                    &ts[i], kerr, sizeof(kerr));
+            rc = hc_kubeconfig_load(kubeconfig_path(m->kubeconfig, pathbuf, sizeof(pathbuf)),
+                                    m->context, &ts[i], kerr, sizeof(kerr));
         }
         if (rc == CM_OK && ts[i]->exec != NULL)
             hc_exec_set_timeout(ts[i]->exec, conf->health.exec_timeout_ms);
@@ -161,11 +167,60 @@ static int load_targets(const struct cm_conf *conf, struct hc_kube_target ***out
     return CM_OK;
 }
 
+/* members_from's host cluster: its kubeconfig context, or the pod's own. */
+static int load_host(const struct cm_conf *conf, struct hc_kube_target **out, char *err,
+                     size_t errlen)
+{
+    const struct cm_conf_members_from *mf = &conf->members_from;
+    char kerr[HC_KUBECONFIG_ERR_MAX] = "", pathbuf[1024];
+    int rc;
+
+    *out = NULL;
+    if (!mf->present)
+        return CM_OK;
+    if (mf->in_cluster)
+        rc = hc_incluster_load("members_from", NULL, out, kerr, sizeof(kerr));
+    else
+        rc = hc_kubeconfig_load(kubeconfig_path(mf->kubeconfig, pathbuf, sizeof(pathbuf)),
+                                mf->context, out, kerr, sizeof(kerr));
+    if (rc == CM_OK && (*out)->exec != NULL)
+        hc_exec_set_timeout((*out)->exec, conf->health.exec_timeout_ms);
+    if (rc != CM_OK)
+        snprintf(err, errlen, "%s: members_from (context %s): %s", conf->path,
+                 mf->in_cluster        ? "in-cluster"
+                 : mf->context != NULL ? mf->context
+                                       : "(current-context)",
+                 kerr);
+    return rc;
+}
+
+/*
+ * The vantage's document as served, with what the registry holds beside it
+ * ({..., "registry": {...}}): spliced into the text, which is not parsed.
+ */
 static const char *state_text(void *arg, size_t *len)
 {
     struct health *h = arg;
+    const char *text = h->vantage != NULL ? hc_vantage_state_text(h->vantage, len) : NULL;
+    json_t *status;
+    char *reg;
 
-    return h->vantage != NULL ? hc_vantage_state_text(h->vantage, len) : NULL;
+    cm_buf_fini(&h->state_buf); /* the last reply has its copy */
+    if (text == NULL || h->registry == NULL || *len < 2 || text[*len - 1] != '}')
+        return text;
+    status = hc_registry_status(h->registry);
+    reg = status != NULL ? json_dumps(status, JSON_COMPACT) : NULL;
+    json_decref(status);
+    cm_buf_init(&h->state_buf, CM_STATE_FILE_MAX_BYTES);
+    if (reg == NULL || cm_buf_append(&h->state_buf, text, *len - 1) != CM_OK ||
+        cm_buf_printf(&h->state_buf, ",\"registry\":%s}", reg) != CM_OK) {
+        free(reg);
+        cm_buf_fini(&h->state_buf);
+        return text; /* the document alone rather than nothing */
+    }
+    free(reg);
+    *len = h->state_buf.len;
+    return h->state_buf.data;
 }
 
 static void metrics(void *arg, struct cm_buf *out)
@@ -173,11 +228,89 @@ static void metrics(void *arg, struct cm_buf *out)
     struct health *h = arg;
 
     hc_vantage_metrics(h->vantage, out);
+    if (h->registry != NULL)
+        hc_registry_metrics(h->registry, out);
+}
+
+/* ---- the registry drives the vantage's registry members ---- */
+
+static void on_join(void *arg, const struct cm_conf_member *m, struct hc_kube_target *t)
+{
+    struct health *h = arg;
+    int rc = hc_vantage_add_member(h->vantage, m, t);
+
+    if (rc != CM_OK)
+        cm_log_error("registry: member %s not added: %s", m->name, cm_strerror(rc));
+}
+
+static void on_leave(void *arg, const char *name)
+{
+    struct health *h = arg;
+
+    (void)hc_vantage_remove_member(h->vantage, name); /* CM_ENOENT: never added */
+}
+
+static void on_services(void *arg)
+{
+    struct health *h = arg;
+
+    hc_vantage_set_services(h->vantage, hc_registry_services(h->registry));
+}
+
+static void on_registry_synced(void *arg)
+{
+    struct health *h = arg;
+
+    hc_vantage_hold_for_registry(h->vantage, false);
+}
+
+/* Starts the registry of @conf on @host (taken). */
+static int registry_start(struct health *h, struct cm_conf *conf, struct hc_kube_target *host)
+{
+    const struct hc_registry_cbs cbs = {.join = on_join,
+                                        .leave = on_leave,
+                                        .services = on_services,
+                                        .synced = on_registry_synced,
+                                        .arg = h};
+    struct hc_watch_params p;
+
+    hc_watch_params_from_conf(&p, conf);
+    h->registry = hc_registry_new(h->base, h->http, conf, host, &p, &cbs);
+    if (h->registry == NULL)
+        return CM_ENOMEM;
+    hc_vantage_hold_for_registry(h->vantage, true);
+    return hc_registry_start(h->registry);
+}
+
+/* The registry follows a reload: started, reloaded, or gone with its members. */
+static void registry_reload(struct health *h, struct cm_conf *nconf, struct hc_kube_target *host)
+{
+    struct hc_watch_params p;
+    int rc = CM_OK;
+
+    if (!nconf->members_from.present) {
+        if (h->registry != NULL) {
+            cm_log_info("reload: members_from removed: its members leave");
+            hc_registry_unjoin_all(h->registry);
+            hc_vantage_set_services(h->vantage, NULL); /* before the set goes */
+            hc_registry_free(h->registry);
+            h->registry = NULL;
+            hc_vantage_hold_for_registry(h->vantage, false);
+        }
+        return;
+    }
+    hc_watch_params_from_conf(&p, nconf);
+    if (h->registry != NULL)
+        rc = hc_registry_reload(h->registry, nconf, host, &p);
+    else
+        rc = registry_start(h, nconf, host);
+    if (rc != CM_OK)
+        cm_log_error("reload: cannot watch the member registry: %s", cm_strerror(rc));
 }
 
 static void reload(struct health *h)
 {
-    struct hc_kube_target **targets = NULL;
+    struct hc_kube_target **targets = NULL, *host = NULL;
     struct cm_conf *nconf = NULL;
     char err[ERR_MAX] = "";
     int rc;
@@ -189,6 +322,8 @@ static void reload(struct health *h)
         rc = CM_ECONFIG;
     }
     if (rc == CM_OK)
+        rc = load_host(nconf, &host, err, sizeof(err));
+    if (rc == CM_OK)
         rc = load_targets(nconf, &targets, err, sizeof(err));
     if (rc == CM_OK) {
         rc = hc_vantage_reload(h->vantage, nconf, targets);
@@ -197,9 +332,11 @@ static void reload(struct health *h)
     }
     if (rc != CM_OK) {
         cm_log_error("reload failed: %s; keeping the old configuration", err);
+        hc_kube_target_free(host);
         cm_conf_unref(nconf);
         return;
     }
+    registry_reload(h, nconf, host);
     if (h->ctl != NULL && cm_ctl_reload(h->ctl, &nconf->health.control, err, sizeof(err)) != CM_OK)
         cm_log_warn("reload: control API settings not changed: %s", err);
     cm_conf_unref(h->conf);
@@ -227,7 +364,8 @@ static void free_targets(struct hc_kube_target **targets, size_t n)
     free(targets);
 }
 
-static int start(struct health *h, struct hc_kube_target **targets, char *err, size_t errlen)
+static int start(struct health *h, struct hc_kube_target **targets, struct hc_kube_target *host,
+                 char *err, size_t errlen)
 {
     struct cm_ctl_callbacks cbs = {.metrics = metrics, .state_text = state_text, .arg = h};
     const struct cm_daemon_hooks hooks = {.reload = on_reload, .stop = on_stop, .arg = h};
@@ -238,11 +376,13 @@ static int start(struct health *h, struct hc_kube_target **targets, char *err, s
     if (h->http == NULL) {
         snprintf(err, errlen, "cannot create the event loop");
         free_targets(targets, h->conf->member_count);
+        hc_kube_target_free(host);
         return CM_ENOMEM;
     }
     if (cm_daemon_events_start(&h->ev, h->base, &hooks) != CM_OK) {
         snprintf(err, errlen, "cannot register events");
         free_targets(targets, h->conf->member_count);
+        hc_kube_target_free(host);
         return CM_ENOMEM;
     }
     h->vantage = hc_vantage_new(h->base, h->http, h->conf, h->report, NULL);
@@ -250,9 +390,18 @@ static int start(struct health *h, struct hc_kube_target **targets, char *err, s
     if (h->vantage == NULL) {
         snprintf(err, errlen, "cannot create the probes or the publisher: out of memory");
         free_targets(targets, h->conf->member_count);
+        hc_kube_target_free(host);
         return CM_ENOMEM;
     }
+    /* Registry members come later: the document waits for them (within the
+     * startup grace) rather than say they are gone. */
+    if (host != NULL)
+        hc_vantage_hold_for_registry(h->vantage, true);
     rc = hc_vantage_start(h->vantage, targets);
+    if (rc == CM_OK && host != NULL)
+        rc = registry_start(h, h->conf, host);
+    else
+        hc_kube_target_free(host);
     if (rc != CM_OK) {
         snprintf(err, errlen, "cannot start the member watchers: %s", cm_strerror(rc));
         return rc;
@@ -270,6 +419,8 @@ static int start(struct health *h, struct hc_kube_target **targets, char *err, s
 static void fini(struct health *h)
 {
     cm_ctl_free(h->ctl);
+    cm_buf_fini(&h->state_buf);
+    hc_registry_free(h->registry);
     hc_vantage_free(h->vantage);
     hc_http_free(h->http);
     hc_report_free(h->report);
@@ -305,8 +456,8 @@ static int load_state(const char *path, bool check, uint64_t *gen, json_t **prev
 }
 
 /* Config, state file, kubeconfigs, generation: everything --check-config checks. */
-static int prepare(struct health *h, bool check, struct hc_kube_target ***targets, char *err,
-                   size_t errlen)
+static int prepare(struct health *h, bool check, struct hc_kube_target ***targets,
+                   struct hc_kube_target **host, char *err, size_t errlen)
 {
     json_t *previous = NULL;
     uint64_t gen = 0;
@@ -321,6 +472,8 @@ static int prepare(struct health *h, bool check, struct hc_kube_target ***target
     }
     rc = load_state(h->conf->health.state_file, check, &gen, &previous, err, errlen);
     if (rc == CM_OK)
+        rc = load_host(h->conf, host, err, errlen);
+    if (rc == CM_OK)
         rc = load_targets(h->conf, targets, err, errlen);
     if (rc != CM_OK) {
         json_decref(previous);
@@ -334,7 +487,7 @@ static int prepare(struct health *h, bool check, struct hc_kube_target ***target
 int main(int argc, char **argv)
 {
     struct cm_opts o;
-    struct hc_kube_target **targets = NULL;
+    struct hc_kube_target **targets = NULL, *host = NULL;
     struct hc_vantage_stats st;
     struct health h;
     char err[ERR_MAX] = "";
@@ -351,9 +504,10 @@ int main(int argc, char **argv)
     }
     memset(&h, 0, sizeof(h));
     h.config_path = o.config;
-    rc = prepare(&h, o.check, &targets, err, sizeof(err));
+    rc = prepare(&h, o.check, &targets, &host, err, sizeof(err));
     if (rc != CM_OK) {
         fprintf(stderr, "%s\n", err);
+        hc_kube_target_free(host);
         fini(&h);
         curl_global_cleanup();
         return 1;
@@ -365,6 +519,7 @@ int main(int argc, char **argv)
         else
             cm_log_error("cannot start: %s", err);
         free_targets(targets, h.conf->member_count);
+        hc_kube_target_free(host);
         fini(&h);
         curl_global_cleanup();
         return 1;
@@ -373,12 +528,17 @@ int main(int argc, char **argv)
         printf("config OK: %zu members (kubeconfig contexts loaded), %zu services, vantage %s\n",
                h.conf->member_count, h.conf->service_count,
                h.conf->regions[h.conf->health.vantage].name);
+        if (host != NULL)
+            printf("members_from: %s registry on %s (context %s)\n",
+                   h.conf->members_from.source == CM_REGISTRY_KARMADA ? "karmada" : "kubefed",
+                   host->server, host->context != NULL ? host->context : "in-cluster");
+        hc_kube_target_free(host);
         free_targets(targets, h.conf->member_count);
         fini(&h);
         curl_global_cleanup();
         return 0;
     }
-    rc = start(&h, targets, err, sizeof(err));
+    rc = start(&h, targets, host, err, sizeof(err));
     if (rc != CM_OK) {
         cm_log_error("cannot start: %s", err);
         fini(&h);

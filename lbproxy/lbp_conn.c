@@ -90,6 +90,7 @@ struct lbp_conn {
     bool req_done, resp_started, resp_head_done, resp_done, body_sent;
     bool cli_keep, close_after, answered;
     bool tls, trusted, lingering;
+    bool tls_done; /* TLS handshake finished (counted once) */
     uint16_t status;
     uint64_t t_start_us, t_sent_us, latency_us;
     uint64_t req_bytes, resp_bytes;
@@ -155,6 +156,8 @@ static void conn_free(struct lbp_conn *c)
 {
     struct lbp_conn_reg *reg = c->reg;
 
+    if (c->tls && !c->tls_done)
+        c->site->lst->stats.tls_failed++;
     be_end(c, LBP_OUTCOME_ABANDONED);
     be_release(c);
     up_free(c);
@@ -209,13 +212,25 @@ void lbp_conn_close(struct lbp_conn *c)
 }
 
 /*
- * Everything is written: half-close and read (discarding) until the client
- * closes or a second passes, so that unread request bytes do not turn the
- * close into a reset that destroys the response (lingering close).
+ * The client may still be sending: request bytes not read yet (an error
+ * reply before the body ended, pipelined requests), or a keep-alive client
+ * that does not know this response is the last. Unread bytes at close turn
+ * it into a reset that can destroy the response on the client's side.
+ */
+static bool client_may_send(struct lbp_conn *c)
+{
+    return !c->cli_eof &&
+           (c->cli_keep || !c->req_done || evbuffer_get_length(lbp_io_input(c->cli)) > 0);
+}
+
+/*
+ * Everything is written. If the client may still send, half-close and read
+ * (discarding) until it closes or a second passes (lingering close, as
+ * nginx's "lingering_close on"); else close now (TLS: close_notify first).
  */
 static void closing_flushed(struct lbp_conn *c)
 {
-    if (c->lingering || c->tls || lbp_io_shutdown_wr(c->cli) != CM_OK) {
+    if (c->lingering || !client_may_send(c) || lbp_io_shutdown_wr(c->cli) != CM_OK) {
         conn_free(c);
         return;
     }
@@ -732,11 +747,18 @@ static void cli_event_cb(struct lbp_io *io, short what, void *arg)
 {
     struct lbp_conn *c = arg;
 
-    (void)io;
-    if (what & LBP_IO_CONNECTED)
-        return; /* TLS handshake done */
-    if ((what & LBP_IO_EOF) && (what & LBP_IO_READING) && c->state == CS_EXCHANGE && c->req_done) {
-        /* Half close after a complete request: answer, then close. */
+    if (what & LBP_IO_CONNECTED) { /* TLS handshake done */
+        c->tls_done = true;
+        if (lbp_io_tls_resumed(io))
+            c->site->lst->stats.tls_resumed++;
+        else
+            c->site->lst->stats.tls_full++;
+        return;
+    }
+    if ((what & LBP_IO_EOF) && (what & LBP_IO_READING) && c->req_done &&
+        (c->state == CS_EXCHANGE || c->state == CS_CONNECT)) {
+        /* Half close after a complete request (also while the upstream
+         * connect is under way): answer, then close. */
         c->cli_eof = true;
         c->close_after = true;
         lbp_io_read_enable(c->cli, false);
@@ -744,7 +766,13 @@ static void cli_event_cb(struct lbp_io *io, short what, void *arg)
     }
     if (c->state == CS_HEAD && evbuffer_get_length(lbp_io_input(c->cli)) == 0 &&
         (what & LBP_IO_EOF)) {
-        conn_free(c);
+        /* The client is done. A response queued in this same loop iteration
+         * (its write not run yet) still goes out before the close. */
+        c->cli_eof = true;
+        if (lbp_io_output_len(c->cli) > 0)
+            start_closing(c);
+        else
+            conn_free(c);
         return;
     }
     if (c->state == CS_TUNNEL && (what & LBP_IO_EOF) && c->up != NULL) {

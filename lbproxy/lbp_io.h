@@ -18,9 +18,22 @@
  *          that write sends what it can at once and registers EPOLLOUT only
  *          when the socket is full.
  *
- * TLS streams are bufferevent_openssl underneath, behind the same calls
- * (record framing and renegotiation make a hand-written TLS path not worth
- * it; the TLS cost dominates the event bookkeeping anyway).
+ * TLS streams take the same path with OpenSSL as a transform on it (HAProxy's
+ * ssl_sock over its raw socket layer): the SSL reads and writes the socket
+ * itself (a socket BIO; read-ahead, so one recv takes in every record the
+ * socket holds), plaintext goes straight into reserved input space, and the
+ * output is written one record at a time from the front of the output
+ * buffer, a response head and a small body in one record and one send. The
+ * handshake runs from the same events. EPOLLOUT is registered only when
+ * OpenSSL reports the socket full (or a read needs to write, as for a
+ * TLS 1.3 KeyUpdate); a write that needs bytes from the peer keeps the read
+ * event registered instead. Bytes OpenSSL holds past a read (read-ahead,
+ * a record larger than the room left) are handed over later in the same
+ * loop iteration, so nothing waits for a socket event that will not come.
+ * A clean end (shutdown_wr, or free after a finished handshake without an
+ * error) sends close_notify, which keeps the session resumable; after a
+ * TLS or socket error the SSL is freed without it (OpenSSL then drops the
+ * session from its cache).
  *
  * Callbacks (any of them may free the stream; the stream never touches
  * itself after calling one):
@@ -51,7 +64,7 @@
 
 struct lbp_io;
 
-/* Event flags: libevent's values, so TLS events pass through unchanged. */
+/* Event flags (libevent's bufferevent values, for familiarity). */
 #define LBP_IO_READING   BEV_EVENT_READING
 #define LBP_IO_WRITING   BEV_EVENT_WRITING
 #define LBP_IO_EOF       BEV_EVENT_EOF
@@ -63,7 +76,12 @@ typedef void (*lbp_io_event_cb)(struct lbp_io *io, short what, void *arg);
 
 /** A plain stream over accepted, non-blocking @fd (owned: closed on free). NULL on ENOMEM. */
 struct lbp_io *lbp_io_new(struct event_base *base, int fd);
-/** A TLS server stream over accepted @fd; owns @ssl on success. NULL on ENOMEM. */
+/**
+ * A TLS server stream over accepted, non-blocking @fd (owned: closed on
+ * free); owns @ssl on success (the caller frees it on failure). The
+ * handshake starts with the first readable event; LBP_IO_CONNECTED reports
+ * its end. NULL on ENOMEM.
+ */
 struct lbp_io *lbp_io_new_tls(struct event_base *base, int fd, SSL *ssl);
 /**
  * A plain stream connecting to @sa: *out is set and CM_OK returned when the
@@ -94,15 +112,20 @@ int lbp_io_write(struct lbp_io *io, const void *data, size_t len);
 /** Moves @len bytes (no copy) from the front of @src and schedules the write. */
 int lbp_io_move(struct lbp_io *io, struct evbuffer *src, size_t len);
 /**
- * Plain streams: writes what the socket takes now, without callbacks (used
- * before freeing, e.g. the last bytes of a tunnel). TLS: nothing.
+ * Writes what the socket takes now, without callbacks (used before freeing,
+ * e.g. the last bytes of a tunnel). Nothing during a TLS handshake.
  */
 void lbp_io_write_now(struct lbp_io *io);
-/** Plain streams: half-close (shutdown SHUT_WR) now; call with the output empty. CM_EINVAL for TLS.
+/**
+ * Half-close now (TLS: close_notify first, then shutdown SHUT_WR); call with
+ * the output empty. Later reads take raw bytes (TLS: no longer decrypted),
+ * for a lingering close that discards them. CM_EIO when shutdown fails.
  */
 int lbp_io_shutdown_wr(struct lbp_io *io);
 
 int lbp_io_fd(const struct lbp_io *io);
 bool lbp_io_is_tls(const struct lbp_io *io);
+/** TLS: the handshake resumed a session (ticket or session cache). False for plain streams. */
+bool lbp_io_tls_resumed(const struct lbp_io *io);
 
 #endif /* LBPROXY_LBP_IO_H */

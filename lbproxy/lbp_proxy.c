@@ -13,6 +13,7 @@
 
 #include "common/cm_ctl.h"
 #include "common/cm_err.h"
+#include "common/cm_etcd_feed.h"
 #include "common/cm_file.h"
 #include "common/cm_log.h"
 #include "common/cm_nofile.h"
@@ -20,6 +21,7 @@
 #include "common/cm_store.h"
 #include "common/cm_time.h"
 #include "lbproxy/lbp_backend.h"
+#include "lbproxy/lbp_ticket.h"
 
 #define LBP_BACKLOG 1024
 
@@ -302,7 +304,7 @@ static int build_sets(struct lbp_proxy *px, struct cm_conf *conf, char *err, siz
             rc = CM_EIO;
             break;
         }
-        sites[i] = lbp_site_new(conf, i, ls[i], pr, err, errlen);
+        sites[i] = lbp_site_new(conf, i, ls[i], pr, px->tickets, err, errlen);
         if (sites[i] == NULL)
             rc = CM_ECONFIG;
     }
@@ -353,6 +355,33 @@ out:
 
 static void expire_tick(evutil_socket_t fd, short what, void *arg);
 
+static void ticket_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct lbp_proxy *px = arg;
+
+    (void)fd;
+    (void)what;
+    if (lbp_tickets_rotate(px->tickets) != CM_OK)
+        cm_log_warn(
+            "tls: cannot make a new session ticket key (RNG failure); keeping the current one");
+    else
+        cm_log_debug("tls: session ticket key rotated keys_made=%" PRIu64,
+                     lbp_tickets_made(px->tickets));
+}
+
+/* (Re)starts the ticket key rotation at @conf's period. */
+static int ticket_timer_start(struct lbp_proxy *px, const struct cm_conf *conf)
+{
+    struct timeval tv = {.tv_sec = (time_t)conf->proxy.tls_sessions.ticket_key_rotation_s};
+
+    if (px->ticket_timer == NULL)
+        px->ticket_timer = event_new(px->base, -1, EV_PERSIST, ticket_tick, px);
+    if (px->ticket_timer == NULL || event_add(px->ticket_timer, &tv) != 0)
+        return CM_ENOMEM;
+    px->ticket_period_s = conf->proxy.tls_sessions.ticket_key_rotation_s;
+    return CM_OK;
+}
+
 int lbp_proxy_new(struct event_base *base, struct cm_conf *conf, struct lbp_proxy **out, char *err,
                   size_t errlen)
 {
@@ -365,9 +394,10 @@ int lbp_proxy_new(struct event_base *base, struct cm_conf *conf, struct lbp_prox
     px->conf = cm_conf_ref(conf);
     lbp_conn_reg_init(&px->conns, base, conn_gone, px);
     px->store = cm_store_new();
-    if (px->store == NULL) {
+    px->tickets = lbp_tickets_new();
+    if (px->store == NULL || px->tickets == NULL) {
         lbp_proxy_free(px);
-        return cm_err_oom(err, errlen, NULL);
+        return cm_err_oom(err, errlen, "session ticket keys");
     }
     rc = lbp_alog_open(conf->proxy.access_log.format, conf->proxy.access_log.path, &px->alog, err,
                        errlen);
@@ -380,8 +410,9 @@ int lbp_proxy_new(struct event_base *base, struct cm_conf *conf, struct lbp_prox
         static const struct timeval second = {1, 0};
 
         px->expire_timer = event_new(base, -1, EV_PERSIST, expire_tick, px);
-        if (px->expire_timer == NULL || event_add(px->expire_timer, &second) != 0) {
-            snprintf(err, errlen, "cannot start the expiry timer");
+        if (px->expire_timer == NULL || event_add(px->expire_timer, &second) != 0 ||
+            ticket_timer_start(px, conf) != CM_OK) {
+            snprintf(err, errlen, "cannot start the expiry and ticket key timers");
             rc = CM_ENOMEM;
         }
     }
@@ -421,6 +452,9 @@ void lbp_proxy_free(struct lbp_proxy *px)
         event_free(px->drain_timer);
     if (px->expire_timer != NULL)
         event_free(px->expire_timer);
+    if (px->ticket_timer != NULL)
+        event_free(px->ticket_timer);
+    lbp_tickets_unref(px->tickets);
     cm_conf_unref(px->conf);
     free(px);
 }
@@ -450,6 +484,9 @@ int lbp_proxy_reload(struct lbp_proxy *px, struct cm_conf *conf, char *err, size
     rc = pools_apply(px, conf, err, errlen);
     if (rc != CM_OK)
         cm_log_warn("reload: backends: %s", err);
+    if (px->ticket_period_s != conf->proxy.tls_sessions.ticket_key_rotation_s &&
+        ticket_timer_start(px, conf) != CM_OK)
+        cm_log_warn("reload: cannot restart the ticket key timer; rotation keeps its old period");
     if (px->accept_paused && px->conn_count < conf->proxy.max_connections)
         px->accept_paused = false;
     listeners_watch(px); /* new listeners start paused when a reason holds */
@@ -503,6 +540,9 @@ size_t lbp_proxy_state_expire(struct lbp_proxy *px, uint64_t now_ms)
     struct cm_store_cand *c = NULL;
     size_t dropped = 0;
 
+    if (px->conf->etcd.present)
+        return 0; /* a vantage is gone when its key in etcd is (cm_etcd_feed) */
+
     if (cm_store_expire(px->store, now_ms, cm_store_expiry_ms(px->conf), &c, &dropped) != CM_OK) {
         cm_log_warn("vantage expiry: out of memory; will retry");
         return 0;
@@ -525,6 +565,9 @@ int lbp_proxy_state_forget(struct lbp_proxy *px, const char *vantage, char *err,
     struct cm_store_cand *c = NULL;
     int rc;
 
+    rc = cm_etcd_refuse_push(px->conf, "proxy", err, errlen);
+    if (rc != CM_OK)
+        return rc;
     if (held != NULL)
         cm_log_warn("vantage %s forgotten by the operator (it held generation %" PRIu64
                     "); its next document of any generation is accepted",
@@ -544,7 +587,9 @@ int lbp_proxy_state_put(struct lbp_proxy *px, const char *body, size_t len, cons
     bool quiet;
     int rc;
 
-    rc = cm_store_put(px->store, body, len, writer, px->conf, cm_mono_ms(), &c, err, errlen);
+    rc = cm_etcd_refuse_push(px->conf, "proxy", err, errlen);
+    if (rc == CM_OK)
+        rc = cm_store_put(px->store, body, len, writer, px->conf, cm_mono_ms(), &c, err, errlen);
     if (rc != CM_OK) {
         px->state_rejects++;
         cm_log_warn("state push rejected: %s", err);
@@ -559,6 +604,14 @@ int lbp_proxy_state_put(struct lbp_proxy *px, const char *body, size_t len, cons
               "state accepted: vantage=%s generation=%" PRIu64 " changed=%s", doc->vantage,
               doc->generation, quiet ? "false" : "true");
     docs_commit(px, c, "state push");
+    return CM_OK;
+}
+
+int lbp_proxy_state_apply(struct lbp_proxy *px, struct cm_store_cand *c, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    docs_commit(px, c, "etcd");
     return CM_OK;
 }
 
@@ -718,6 +771,25 @@ void lbp_proxy_metrics(struct lbp_proxy *px, struct cm_buf *out)
     for (size_t i = 0; i < px->listener_count; i++)
         metric_l(out, "fedgslb_accept_exhausted_total", px->listeners[i], NULL,
                  (double)cm_accept_guard_exhausted(&px->listeners[i]->guard));
+    cm_metrics_family(out, "fedgslb_proxy_tls_handshakes_total", "counter",
+                      "TLS handshakes on client connections: full, resumed (session ticket or "
+                      "cache), failed (the connection ended first).");
+    for (size_t i = 0; i < px->listener_count; i++) {
+        const struct lbp_lstats *st = &px->listeners[i]->stats;
+
+        if (px->listeners[i]->site == NULL || px->listeners[i]->site->tls == NULL)
+            continue;
+        metric_l(out, "fedgslb_proxy_tls_handshakes_total", px->listeners[i], "result=\"full\"",
+                 (double)st->tls_full);
+        metric_l(out, "fedgslb_proxy_tls_handshakes_total", px->listeners[i], "result=\"resumed\"",
+                 (double)st->tls_resumed);
+        metric_l(out, "fedgslb_proxy_tls_handshakes_total", px->listeners[i], "result=\"failed\"",
+                 (double)st->tls_failed);
+    }
+    cm_metrics_family(out, "fedgslb_proxy_tls_ticket_keys_total", "counter",
+                      "Session ticket keys made (the first at start, then one per rotation).");
+    cm_metrics_sample(out, "fedgslb_proxy_tls_ticket_keys_total", NULL,
+                      (double)lbp_tickets_made(px->tickets));
     cm_metrics_family(out, "fedgslb_proxy_state_pushes_total", "counter",
                       "State documents accepted.");
     cm_metrics_sample(out, "fedgslb_proxy_state_pushes_total", NULL, (double)px->state_pushes);

@@ -10,6 +10,8 @@
  *    +- lbp_poolref ...  one per (member, service); refcounted by sites; kept
  *    |                   across reloads (backend statistics survive)
  *    +- state documents  cm_store: newest accepted per vantage -> pools' backends
+ *    +- ticket keys      lbp_tickets (lbp_ticket.h), rotated on a timer, lent
+ *                        to every TLS set
  *    +- connections      lbp_conn_reg (lbp_conn.h), counted here against
  *                        max_connections
  */
@@ -32,6 +34,7 @@
 struct cm_lpm;
 struct cm_state;
 struct cm_store;
+struct cm_store_cand;
 struct lbp_alog;
 struct lbp_proxy;
 
@@ -48,7 +51,10 @@ struct lbp_proxy {
     bool accept_paused;        /* max_connections reached (the guards pause on their own) */
     struct lbp_alog *alog;     /* owned or NULL (lbp_alog.h); lent to conns */
     struct event *drain_timer;
-    struct event *expire_timer; /* every second: lbp_proxy_state_expire */
+    struct event *expire_timer;  /* every second: lbp_proxy_state_expire */
+    struct lbp_tickets *tickets; /* owned: session ticket keys, kept across reloads */
+    struct event *ticket_timer;  /* rotates them every ticket_period_s */
+    uint32_t ticket_period_s;
     uint64_t state_pushes, state_rejects;
 };
 
@@ -80,6 +86,13 @@ int lbp_proxy_state_put(struct lbp_proxy *px, const char *body, size_t len, cons
  * Runs every second; returns how many were dropped.
  */
 size_t lbp_proxy_state_expire(struct lbp_proxy *px, uint64_t now_ms);
+/**
+ * Makes @c (a candidate of px->store, taken) the documents held: the pools
+ * take their backends from them, the state file is written. The distributed
+ * mode's way in (common/cm_etcd_feed); there pushes and forgets are refused
+ * (CM_ENOTSUP) and expiry does nothing (a vantage goes when its key does).
+ */
+int lbp_proxy_state_apply(struct lbp_proxy *px, struct cm_store_cand *c, char *err, size_t errlen);
 /** Drops @vantage's document (cm_ctl_state_forget_fn); CM_ENOENT when none is held. */
 int lbp_proxy_state_forget(struct lbp_proxy *px, const char *vantage, char *err, size_t errlen);
 /** GET /v1/state: listeners with their pools (new reference). */

@@ -100,7 +100,8 @@ static int trusted_build(const struct cm_conf_proxy *pc, struct cm_lpm **out)
 }
 
 struct lbp_site *lbp_site_new(const struct cm_conf *conf, size_t idx, struct lbp_listener *lst,
-                              struct lbp_poolref *pr, char *err, size_t errlen)
+                              struct lbp_poolref *pr, struct lbp_tickets *tickets, char *err,
+                              size_t errlen)
 {
     const struct cm_conf_proxy *pc = &conf->proxy;
     const struct cm_conf_proxy_listen *l = &pc->listen[idx];
@@ -127,7 +128,7 @@ struct lbp_site *lbp_site_new(const struct cm_conf *conf, size_t idx, struct lbp
     cm_strlcpy(s->service, conf->services[l->service].key, sizeof(s->service));
     rc = trusted_build(pc, &s->trusted);
     if (rc == CM_OK)
-        rc = lbp_tls_from_listen(l, idx, &s->tls, err, errlen);
+        rc = lbp_tls_from_listen(l, idx, &pc->tls_sessions, tickets, &s->tls, err, errlen);
     else
         cm_err_oom(err, errlen, NULL);
     if (rc != CM_OK) {

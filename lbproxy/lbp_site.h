@@ -38,6 +38,7 @@
 struct cm_lpm;
 struct lbp_pool;
 struct lbp_proxy;
+struct lbp_tickets;
 struct lbp_tls;
 
 /* Per-listener counters (kept across reloads). */
@@ -50,7 +51,10 @@ struct lbp_lstats {
     uint64_t bytes_out;       /* response bytes to clients */
     uint64_t retries;
     uint64_t timeouts;
-    uint64_t rejected; /* 400/408/413/414/431 answered by the proxy */
+    uint64_t rejected;    /* 400/408/413/414/431 answered by the proxy */
+    uint64_t tls_full;    /* TLS handshakes done in full */
+    uint64_t tls_resumed; /* TLS handshakes that resumed a session */
+    uint64_t tls_failed;  /* TLS connections that ended before their handshake did */
 };
 
 /* Made by the proxy, which reconciles its pool set on reload; released here. */
@@ -96,12 +100,14 @@ void lbp_listener_unref(struct lbp_listener *l);
 
 /**
  * The site (refs 1) of listen entry @idx of @conf: settings copied from @conf,
- * trusted proxies and TLS set built, and a reference taken on @lst and @pr.
- * NULL with "reason" in @err on allocation failure or a bad TLS setting.
+ * trusted proxies and TLS set built (session tickets under @tickets' keys,
+ * borrowed; the set takes a reference), and a reference taken on @lst and
+ * @pr. NULL with "reason" in @err on allocation failure or a bad TLS setting.
  * Release with lbp_site_unref().
  */
 struct lbp_site *lbp_site_new(const struct cm_conf *conf, size_t idx, struct lbp_listener *lst,
-                              struct lbp_poolref *pr, char *err, size_t errlen);
+                              struct lbp_poolref *pr, struct lbp_tickets *tickets, char *err,
+                              size_t errlen);
 void lbp_site_ref(struct lbp_site *s);
 /** Drops a reference; the last one releases the TLS set, pool and listener. Accepts NULL. */
 void lbp_site_unref(struct lbp_site *s);

@@ -27,6 +27,7 @@
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_str.h"
+#include "lbproxy/lbp_ticket.h"
 
 #define TLS_NAME_MAX 253 /* longest DNS name, without the trailing dot */
 
@@ -63,6 +64,7 @@ struct lbp_tls {
     struct tls_name *names; /* owned, name_count entries, in certificate order */
     size_t name_count;
     size_t name_cap;
+    struct lbp_tickets *tickets; /* reference or NULL (OpenSSL's own per-context key) */
 };
 
 /*
@@ -242,6 +244,26 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* Session tickets with the proxy's rotating keys (lbp_ticket.h). OpenSSL asks
+ * the context a connection started with, which holds the callback. */
+static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *ectx,
+                     EVP_MAC_CTX *hctx, int enc)
+{
+    struct lbp_tls *t = SSL_get_ex_data(ssl, get_ex_index());
+    int rc;
+
+    if (t == NULL || t->tickets == NULL)
+        return enc ? -1 : 0;
+    rc = lbp_tickets_crypt(t->tickets, name, iv, ectx, hctx, enc);
+    /* TLS 1.3 clients use a ticket once (RFC 8446 C.4; OpenSSL's client
+     * keeps no other): a resumption must hand out a new one, which OpenSSL
+     * does only when asked to renew. Otherwise every other connection of
+     * such a client would make a full handshake. */
+    if (!enc && rc == 1 && SSL_version(ssl) == TLS1_3_VERSION)
+        rc = 2;
+    return rc;
+}
+
 /* The last OpenSSL error as text, for messages; clears the queue. */
 static const char *ssl_errstr(char *buf, size_t cap)
 {
@@ -266,11 +288,17 @@ static SSL_CTX *ctx_new(char *err, size_t errlen)
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* A client that closes TCP without close_notify ends its stream (HTTP
+     * frames its own messages); renegotiation is refused with an alert. */
     SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION |
-                                 SSL_OP_NO_RENEGOTIATION);
+                                 SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
+    /* lbp_io: partial writes of one record repeated from a moving buffer;
+     * buffers released while a connection is idle; read-ahead, so one recv
+     * takes in every record that has arrived. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1 ||
         SSL_CTX_set1_groups_list(ctx, groups) != 1 ||
@@ -425,6 +453,7 @@ static void tls_free(struct lbp_tls *t)
         free(t->names[i].name);
     free(t->certs);
     free(t->names);
+    lbp_tickets_unref(t->tickets);
     free(t);
 }
 
@@ -480,8 +509,38 @@ out:
     return rc;
 }
 
-int lbp_tls_from_listen(const struct cm_conf_proxy_listen *l, size_t idx, struct lbp_tls **out,
-                        char *err, size_t errlen)
+/* Session resumption settings on every context of @t (before any SSL is made). */
+static void sessions_apply(struct lbp_tls *t, const struct cm_conf_proxy_tls_sessions *sess,
+                           struct lbp_tickets *tickets)
+{
+    /* A ticket lives until its key is gone (two rotation periods): the
+     * session timeout must not end it earlier, and it is the lifetime hint. */
+    long lifetime_s = 2L * (long)sess->ticket_key_rotation_s;
+
+    if (tickets != NULL && sess->tickets) {
+        lbp_tickets_ref(tickets);
+        t->tickets = tickets;
+    }
+    for (size_t i = 0; i < t->count; i++) {
+        SSL_CTX *ctx = t->certs[i].ctx;
+
+        SSL_CTX_set_timeout(ctx, lifetime_s);
+        if (!sess->tickets)
+            SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        else if (t->tickets != NULL)
+            SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+        if (sess->cache_size == 0) {
+            SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        } else {
+            SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+            SSL_CTX_sess_set_cache_size(ctx, (long)sess->cache_size);
+        }
+    }
+}
+
+int lbp_tls_from_listen(const struct cm_conf_proxy_listen *l, size_t idx,
+                        const struct cm_conf_proxy_tls_sessions *sess, struct lbp_tickets *tickets,
+                        struct lbp_tls **out, char *err, size_t errlen)
 {
     static const char *const part_key[] = {"", ".cert", ".key"};
     const struct cm_conf_proxy_tls *tc = &l->tls;
@@ -512,6 +571,8 @@ int lbp_tls_from_listen(const struct cm_conf_proxy_listen *l, size_t idx, struct
     else if (rc != CM_OK)
         snprintf(err, errlen, "proxy.listen[%zu].tls.certificates[%zu]%s: %s", idx, fault.index,
                  part_key[fault.part], reason);
+    if (rc == CM_OK && sess != NULL)
+        sessions_apply(*out, sess, tickets);
     free(certs);
     return rc;
 }

@@ -5,7 +5,8 @@
  *
  *   lbp_tls (immutable once built; reference counted)
  *    +- one SSL_CTX per certificate (TLS 1.2 minimum, ALPN http/1.1,
- *       server cipher preference, session tickets)
+ *       server cipher preference, session cache, session tickets under the
+ *       proxy's rotating keys: lbp_ticket.h)
  *    +- name table: each certificate's subjectAltName DNS names (CN only
  *       when there is no SAN); "*.example.test" matches exactly one label
  *
@@ -56,6 +57,8 @@ int lbp_tls_new_at(const struct lbp_tls_cert *certs, size_t n, struct lbp_tls **
                    struct lbp_tls_fault *fault, char *err, size_t errlen);
 
 struct cm_conf_proxy_listen;
+struct cm_conf_proxy_tls_sessions;
+struct lbp_tickets;
 
 /**
  * The set of configuration entry proxy.listen[@idx] (@l borrowed), the one
@@ -64,9 +67,15 @@ struct cm_conf_proxy_listen;
  * JSON path and the reason, e.g.
  * "proxy.listen[0].tls.certificates[1].key: /etc/b.key: key does not match
  * certificate /etc/b.crt". Reads files: call at startup/reload only.
+ *
+ * Session resumption follows @sess (proxy.tls_sessions; NULL: OpenSSL's
+ * defaults): session timeout two rotation periods, the session cache size,
+ * and tickets under the keys of @tickets (a reference is taken; NULL:
+ * OpenSSL's own key per context, as for --check-config).
  */
-int lbp_tls_from_listen(const struct cm_conf_proxy_listen *l, size_t idx, struct lbp_tls **out,
-                        char *err, size_t errlen);
+int lbp_tls_from_listen(const struct cm_conf_proxy_listen *l, size_t idx,
+                        const struct cm_conf_proxy_tls_sessions *sess, struct lbp_tickets *tickets,
+                        struct lbp_tls **out, char *err, size_t errlen);
 
 /** Number of certificates in @t. */
 size_t lbp_tls_count(const struct lbp_tls *t);
@@ -75,9 +84,8 @@ void lbp_tls_ref(struct lbp_tls *t);
 void lbp_tls_unref(struct lbp_tls *t);
 
 /**
- * A new server-side SSL for one accepted connection (for
- * bufferevent_openssl_socket_new(..., BUFFEREVENT_SSL_ACCEPTING, ...)); the
- * SNI callback switches it to the matching certificate. The SSL holds a
+ * A new server-side SSL for one accepted connection (for lbp_io_new_tls());
+ * the SNI callback switches it to the matching certificate. The SSL holds a
  * reference to @t until SSL_free. NULL on ENOMEM.
  */
 SSL *lbp_tls_new_ssl(struct lbp_tls *t);

@@ -14,12 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
 #include <event2/event.h>
 
 #include "common/cm_conf.h"
 #include "common/cm_ctl.h"
 #include "common/cm_daemon.h"
 #include "common/cm_err.h"
+#include "common/cm_etcd_consumer.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
 #include "common/cm_nofile.h"
@@ -41,7 +43,9 @@ struct proxyd {
     struct event_base *base;
     struct lbp_proxy *px;
     struct cm_ctl *ctl;
-    struct cm_daemon_events ev; /* signals and the 1 s tick */
+    struct cm_daemon_events ev;    /* signals and the 1 s tick */
+    struct cm_etcd_consumer *etcd; /* owned; the distributed mode only */
+    bool curl_ready;               /* curl_global_init() done (the etcd client needs it) */
     bool stopping;
 };
 
@@ -87,7 +91,8 @@ static size_t check_tls(const struct cm_conf *conf, size_t *cert_count)
         struct lbp_tls *t = NULL;
         char err[ERR_MAX];
 
-        if (lbp_tls_from_listen(&pc->listen[i], i, &t, err, sizeof(err)) != CM_OK) {
+        if (lbp_tls_from_listen(&pc->listen[i], i, &pc->tls_sessions, NULL, &t, err, sizeof(err)) !=
+            CM_OK) {
             fprintf(stderr, "%s: %s\n", conf->path, err);
             bad++;
             continue;
@@ -119,13 +124,19 @@ static void ctl_metrics(void *arg, struct cm_buf *out)
     struct proxyd *d = arg;
 
     lbp_proxy_metrics(d->px, out);
+    if (d->etcd != NULL)
+        cm_etcd_consumer_metrics(d->etcd, out);
 }
 
 static json_t *ctl_state_get(void *arg)
 {
     struct proxyd *d = arg;
 
-    return lbp_proxy_state_json(d->px);
+    json_t *doc = lbp_proxy_state_json(d->px);
+
+    if (doc != NULL && d->etcd != NULL)
+        json_object_set_new(doc, "etcd", cm_etcd_consumer_status(d->etcd));
+    return doc;
 }
 
 static int ctl_state_put(void *arg, const char *body, size_t len, const char *writer, char *err,
@@ -168,6 +179,10 @@ static void proxyd_reload(struct proxyd *d)
         cm_log_warn("reload: control API settings not changed: %s", err);
     cm_conf_unref(d->conf);
     d->conf = nconf;
+    if (d->etcd != NULL)
+        cm_etcd_consumer_reload(d->etcd, nconf);
+    else if (nconf->etcd.present)
+        cm_log_warn("reload: an etcd section appeared; the distributed mode needs a restart");
     cm_log_info("reload done: listeners=%zu", nconf->proxy.listen_count);
 }
 
@@ -196,6 +211,49 @@ static void on_tick(void *arg)
     struct proxyd *d = arg;
 
     lbp_alog_flush(d->px->alog);
+}
+
+/* ---- the distributed mode: documents from etcd (cm_etcd_consumer) ---- */
+
+static struct cm_store *etcd_store(void *arg)
+{
+    struct proxyd *d = arg;
+
+    return d->px->store;
+}
+
+static const struct cm_conf *etcd_conf(void *arg)
+{
+    struct proxyd *d = arg;
+
+    return d->px->conf;
+}
+
+static int etcd_apply(void *arg, struct cm_store_cand *cand, char *err, size_t errlen)
+{
+    struct proxyd *d = arg;
+
+    return lbp_proxy_state_apply(d->px, cand, err, errlen);
+}
+
+static int proxyd_etcd_start(struct proxyd *d, char *err, size_t errlen)
+{
+    const struct cm_etcd_consumer_hooks hooks = {
+        .store = etcd_store, .conf = etcd_conf, .apply = etcd_apply, .arg = d};
+    int rc;
+
+    if (!d->conf->etcd.present)
+        return CM_OK;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) { /* one thread: fine here */
+        snprintf(err, errlen, "etcd: cannot initialise libcurl");
+        return CM_ENOMEM;
+    }
+    d->curl_ready = true;
+    rc = cm_etcd_consumer_new(d->base, d->conf, "proxy", &d->conf->proxy.control, &hooks, &d->etcd,
+                              err, errlen);
+    if (rc == CM_OK)
+        cm_etcd_consumer_start(d->etcd);
+    return rc;
 }
 
 static int proxyd_start(struct proxyd *d, char *err, size_t errlen)
@@ -232,6 +290,9 @@ static int proxyd_start(struct proxyd *d, char *err, size_t errlen)
         snprintf(err, errlen, "cannot register signal handlers");
         return CM_ENOMEM;
     }
+    rc = proxyd_etcd_start(d, err, errlen);
+    if (rc != CM_OK)
+        return rc;
     for (size_t i = 0; i < pc->listen_count; i++) {
         char a[CM_ADDR_STRLEN];
 
@@ -246,6 +307,11 @@ static int proxyd_start(struct proxyd *d, char *err, size_t errlen)
 
 static void proxyd_fini(struct proxyd *d)
 {
+    cm_etcd_consumer_free(d->etcd);
+    d->etcd = NULL;
+    if (d->curl_ready)
+        curl_global_cleanup();
+    d->curl_ready = false;
     cm_ctl_free(d->ctl);
     lbp_proxy_free(d->px);
     cm_daemon_events_fini(&d->ev);

@@ -6,10 +6,12 @@
 # ns1 and ns2), a client per region curling the one global name, and the
 # scenario of failures it survives, printed step by step.
 #
-#   scripts/demo.sh [--once] [--no-build] [--build-dir DIR] [--loopback] [--dns-only]
+#   scripts/demo.sh [--once] [--no-build] [--build-dir DIR] [--loopback] [--dns-only] [--etcd]
 #
 # --once: exit 0 only if every step behaved as stated (used by the tests).
 # --loopback: do not use network namespaces even as root.
+# --etcd: the distributed mode: the same scenario with the documents going
+#         through a three-node etcd cluster on loopback instead of pushes.
 # --dns-only: the small demo instead: fedgslb-dnsd alone with conf/ and the
 #             sample state documents (conf/state/), queried with dig.
 set -euo pipefail
@@ -27,7 +29,8 @@ while [ $# -gt 0 ]; do
     --build-dir) build_dir=$2; shift ;;
     --loopback) testbed_args+=(--loopback) ;;
     --dns-only) dns_only=1 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --etcd) testbed_args+=(--etcd) ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "demo: unknown argument $1" >&2; exit 2 ;;
     esac
     shift

@@ -16,8 +16,14 @@ PACKAGES=(
     dnsutils knot-dnsutils ldnsutils dnsperf curl openssl iproute2 procps
     # resolver tests run their own unbound on a loopback port (never the system service)
     unbound
+    # the distributed mode's tests and demo run their own etcd cluster on loopback
+    # (etcd 3.4: the JSON gateway at /v3/); etcdctl for operators
+    etcd-server etcd-client
     # the status page in a real browser; alert rules (promtool ships in prometheus)
     chromium chromium-driver python3-selenium prometheus
+    # tests/bench/http_bench.sh: the peers and the load generator (their
+    # system services are not started, see below)
+    haproxy nginx-light wrk
 )
 
 # Debian's kubectl (package kubernetes-client) for tests/integration/health/
@@ -58,8 +64,9 @@ echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 
-# Debian's unbound and prometheus packages enable and start system services
-# (a resolver on port 53, a server on 9090). The tests start their own on
+# Debian's unbound, prometheus, etcd-server, haproxy and nginx packages enable
+# and start system services (a resolver on port 53, servers on 9090 and 80,
+# etcd on 2379). The tests and benchmarks start their own on
 # loopback ports with their own configs, so the packages must not start
 # anything: a policy-rc.d that refuses every start during the install (unless
 # one is already there, as in containers), then the services disabled and
@@ -77,8 +84,11 @@ $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 
 [ "$rc" -eq 0 ] || exit "$rc"
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
     $SUDO systemctl disable --now unbound.service unbound-resolvconf.service \
-        prometheus.service >/dev/null 2>&1 || true
-elif [ -x /etc/init.d/prometheus ]; then
-    $SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
-    $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
+        prometheus.service etcd.service haproxy.service nginx.service >/dev/null 2>&1 || true
+else
+    for svc in prometheus haproxy nginx; do
+        [ -x /etc/init.d/$svc ] || continue
+        $SUDO /etc/init.d/$svc stop >/dev/null 2>&1 || true
+        $SUDO update-rc.d $svc disable >/dev/null 2>&1 || true
+    done
 fi

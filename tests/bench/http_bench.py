@@ -16,10 +16,24 @@ with the others idle (in --rounds rounds, in a rotating order):
   nginx    wrk -> nginx (proxy_pass, upstream keepalive) -> backend
   fedgslb  wrk -> fedgslb-proxy -> backend (static "backends" in its config)
 
-Per run: wrk -t1 -c64 -d10s --latency (3 s with --quick) after a 1 s warm-up;
-requests/s and p50/p99 from wrk; the proxy's CPU time (utime+stime of its
-process tree from /proc/<pid>/stat, read before and after) divided by the
-requests -> CPU microseconds per request.
+Each proxy also terminates TLS (TLS 1.3, one ECDSA P-256 certificate for
+all) on a second port; --modes picks what is measured (default all four):
+
+  plain       wrk over HTTP/1.1 keep-alive
+  tls         wrk over TLS, keep-alive (one handshake per connection)
+  tls-new     wrk over TLS with "Connection: close": a new connection and
+              handshake per request; wrk keeps its SSL object across
+              reconnects and offers the last session, so each one resumes
+              when the server handed out a usable ticket
+  tls-resume  openssl s_time -reuse: one connection at a time, each a new
+              connection resuming the first one's session (a ticket)
+  tls-full    openssl s_time -new: one connection at a time, each a full
+              handshake (ECDSA signature, X25519)
+
+Per run: wrk -t1 -c64 -d10s --latency (3 s with --quick) after a 1 s warm-up
+(s_time for tls-resume); requests/s and p50/p99 from wrk; the proxy's CPU
+time (utime+stime of its process tree from /proc/<pid>/stat, read before and
+after) divided by the requests -> CPU microseconds per request.
 
 Every process started is stopped at the end (SIGTERM to its process group,
 SIGKILL after a grace period), however the driver ends.
@@ -36,6 +50,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -56,6 +71,15 @@ LABELS = {
     "fedgslb": "fedgslb-proxy",
 }
 BODY_BYTES = 1024
+MODE_ORDER = ["plain", "tls", "tls-new", "tls-resume", "tls-full"]
+MODE_TITLES = {
+    "plain": "HTTP keep-alive",
+    "tls": "TLS 1.3 keep-alive",
+    "tls-new": "TLS 1.3, a new connection per request, wrk offering its last session",
+    "tls-resume": "TLS 1.3, a new connection per request resuming a session (s_time -reuse, serial)",
+    "tls-full": "TLS 1.3, a new connection and full handshake per request (s_time -new, serial)",
+}
+TLS_NAME = "bench.example.test"
 
 
 
@@ -114,24 +138,46 @@ def backend_conf(d, port):
     )
 
 
-def nginx_proxy_conf(d, port, backend_port):
+def make_cert(d):
+    """One self-signed ECDSA P-256 certificate for every proxy: (cert, key, both in one PEM)."""
+    crt, key, pem = (os.path.join(d, "bench." + x) for x in ("crt", "key", "pem"))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "2", "-subj", "/CN=" + TLS_NAME, "-addext",
+                    "subjectAltName=DNS:" + TLS_NAME, "-keyout", key, "-out", crt],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(pem, "w") as f:
+        f.write(open(crt).read() + open(key).read())
+    os.chmod(key, 0o644)  # nginx workers read it as our user; a throwaway key
+    return {"cert": crt, "key": key, "pem": pem}
+
+
+def nginx_proxy_conf(d, port, tls_port, backend_port, cert):
+    """nginx as the proxy; the TLS listener only with a @cert."""
     main, temps = nginx_common(d, "nginx-proxy")
+    tls = ("        listen 127.0.0.1:%d ssl backlog=4096;\n"
+           "        ssl_certificate %s;\n        ssl_certificate_key %s;\n"
+           % (tls_port, cert["cert"], cert["key"])) if cert else ""
     return write(
         os.path.join(d, "nginx-proxy.conf"),
         main + "http {\n    %s    access_log off;\n"
         "    keepalive_requests 100000000;\n    keepalive_timeout 300s;\n"
+        "    ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_session_cache shared:SSL:10m;\n"
         "    upstream be {\n        server 127.0.0.1:%d;\n        keepalive 128;\n"
         "        keepalive_requests 100000000;\n        keepalive_timeout 300s;\n    }\n"
-        "    server {\n        listen 127.0.0.1:%d backlog=4096;\n        location / {\n"
+        "    server {\n        listen 127.0.0.1:%d backlog=4096;\n%s        location / {\n"
         "            proxy_pass http://be;\n            proxy_http_version 1.1;\n"
         '            proxy_set_header Connection "";\n'
         "            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
         "            proxy_set_header X-Forwarded-Proto $scheme;\n"
-        "        }\n    }\n}\n" % (temps, backend_port, port),
+        "        }\n    }\n}\n" % (temps, backend_port, port, tls),
     )
 
 
-def haproxy_conf(d, port, backend_port):
+def haproxy_conf(d, port, tls_port, backend_port, cert):
+    """HAProxy as the proxy; the TLS frontend only with a @cert."""
+    tls = ("frontend fe_tls\n    bind 127.0.0.1:%d ssl crt %s alpn http/1.1\n"
+           "    http-request set-header X-Forwarded-Proto https\n    default_backend be\n\n"
+           % (tls_port, cert["pem"])) if cert else ""
     return write(
         os.path.join(d, "haproxy.cfg"),
         "global\n    nbthread 1\n    maxconn 4096\n    pidfile %s/haproxy.pid\n\n"
@@ -140,14 +186,15 @@ def haproxy_conf(d, port, backend_port):
         "    timeout server 60s\n    timeout http-keep-alive 60s\n\n"
         "frontend fe\n    bind 127.0.0.1:%d\n    http-request set-header X-Forwarded-Proto http\n"
         "    default_backend be\n\n"
-        "backend be\n    server s1 127.0.0.1:%d\n" % (d, port, backend_port),
+        "%sbackend be\n    server s1 127.0.0.1:%d\n" % (d, port, tls, backend_port),
     )
 
 
-def fedgslb_conf(d, port, backend_port):
+def fedgslb_conf(d, port, tls_port, backend_port, cert):
     """The project's JSON config, reduced to one member in lb mode proxy, one
-    service and one listener with a static backend (no control API, no
-    state file)."""
+    service and a listener with a static backend (and an HTTPS one with a
+    @cert); no control API, no state file."""
+    listen = {"member": "m1", "service": "default/web", "backends": ["127.0.0.1:%d" % backend_port]}
     conf = {
         "federation": "bench",
         "allow_addresses": ["127.0.0.0/8"],
@@ -161,14 +208,9 @@ def fedgslb_conf(d, port, backend_port):
             }
         },
         "proxy": {
-            "listen": [
-                {
-                    "address": "127.0.0.1:%d" % port,
-                    "member": "m1",
-                    "service": "default/web",
-                    "backends": ["127.0.0.1:%d" % backend_port],
-                }
-            ],
+            "listen": [dict(listen, address="127.0.0.1:%d" % port)] + ([
+                dict(listen, address="127.0.0.1:%d" % tls_port,
+                     tls={"certificates": [{"cert": cert["cert"], "key": cert["key"]}]})] if cert else []),
             # 2 x 4096 + the idle pool fit the descriptor check under a hard
             # RLIMIT_NOFILE of 10000+; far above the benchmark's concurrency
             "max_connections": 4096,
@@ -180,16 +222,21 @@ def fedgslb_conf(d, port, backend_port):
 # ---------------------------------------------------------------- targets
 
 
-def wait_http(port, proc, deadline_s, logpath):
-    """Waits until GET / on @port answers 200 with the 1 KiB body; raises
-    with the reason (and the end of the server's log) otherwise."""
+def wait_http(port, proc, deadline_s, logpath, tls=False):
+    """Waits until GET / on @port (over TLS when @tls) answers 200 with the
+    1 KiB body; raises with the reason (and the end of the server's log)
+    otherwise."""
     deadline = time.monotonic() + deadline_s
     last = "no answer"
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    url = "%s://127.0.0.1:%d/" % ("https" if tls else "http", port)
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("exited with status %d%s" % (proc.returncode, log_tail(logpath)))
         try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=1) as r:
+            with urllib.request.urlopen(url, timeout=1, context=ctx if tls else None) as r:
                 body = r.read()
                 if r.status == 200 and len(body) == BODY_BYTES:
                     return
@@ -197,7 +244,7 @@ def wait_http(port, proc, deadline_s, logpath):
         except Exception as e:  # connection refused while starting, HTTP errors
             last = str(e)
         time.sleep(0.1)
-    raise RuntimeError("not serving after %.0f s (%s)%s" % (deadline_s, last, log_tail(logpath)))
+    raise RuntimeError("not serving %s after %.0f s (%s)%s" % (url, deadline_s, last, log_tail(logpath)))
 
 
 def log_tail(path, lines=3):
@@ -210,9 +257,10 @@ def log_tail(path, lines=3):
 
 
 class Target:
-    def __init__(self, name, port, argv, logpath, cpu):
+    def __init__(self, name, port, tls_port, argv, logpath, cpu):
         self.name = name
         self.port = port
+        self.tls_port = tls_port  # None: no TLS listener
         self.argv = argv
         self.logpath = logpath
         self.cpu = cpu
@@ -223,6 +271,8 @@ class Target:
             return
         self.proc = spawn(self.argv, self.logpath, self.cpu)
         wait_http(self.port, self.proc, deadline_s, self.logpath)
+        if self.tls_port is not None:
+            wait_http(self.tls_port, self.proc, deadline_s, self.logpath, tls=True)
 
 
 def port_is_free(port):
@@ -272,31 +322,66 @@ def parse_wrk(out):
     return r
 
 
-def run_wrk(port, a, duration_s):
-    argv = ["wrk", "-t", str(a.threads), "-c", str(a.connections), "-d", "%ds" % duration_s,
-            "--latency", "http://127.0.0.1:%d/" % port]
-    code, text = run_captured(argv, a.client_cpu, duration_s + 30, "wrk")
+def run_wrk(t, mode, a, duration_s):
+    if mode == "plain":
+        url = "http://127.0.0.1:%d/" % t.port
+    else:
+        url = "https://127.0.0.1:%d/" % t.tls_port
+    argv = ["wrk", "-t", str(a.threads), "-c", str(a.connections), "-d", "%ds" % duration_s, "--latency"]
+    if mode == "tls-new":
+        argv += ["-H", "Connection: close"]
+    code, text = run_captured(argv + [url], a.client_cpu, duration_s + 30, "wrk")
     if code != 0:
         raise RuntimeError("wrk exited with %d: %s" % (code, text.strip()[-200:]))
     return text
 
 
-def measure(t, backend, a):
-    """One warm-up and one measured wrk run against @t."""
-    run_wrk(t.port, a, 1)
+def parse_s_time(out, wall_s):
+    """openssl s_time -reuse: connections made, and how many resumed ('r'
+    per resumed connection, '*' per full handshake)."""
+    r = {"requests": None, "duration_s": wall_s, "rps": None, "p50_ms": None, "p75_ms": None,
+         "p90_ms": None, "p99_ms": None, "non2xx": 0, "socket_errors": 0}
+    m = re.search(r"(\d+) connections in \d+ real seconds", out)
+    if m:
+        r["requests"] = int(m.group(1))
+        r["rps"] = r["requests"] / wall_s if wall_s else None
+    marks = "".join(ln for ln in out.splitlines() if re.fullmatch(r"[r*]+", ln.strip() or "-"))
+    r["resumed"], r["full_handshakes"] = marks.count("r"), marks.count("*")
+    if re.search(r"(?i)error|unable", out):
+        r["socket_errors"] = 1
+    return r
+
+
+def run_load(t, mode, a, duration_s):
+    """One load run against @t in @mode; returns the parsed figures and the raw output."""
+    if mode not in ("tls-resume", "tls-full"):
+        out = run_wrk(t, mode, a, duration_s)
+        return parse_wrk(out), out
+    argv = ["openssl", "s_time", "-connect", "127.0.0.1:%d" % t.tls_port, "-www", "/",
+            "-reuse" if mode == "tls-resume" else "-new", "-time", str(duration_s)]
+    t0 = time.monotonic()
+    code, out = run_captured(argv, a.client_cpu, duration_s + 30, "openssl s_time")
+    wall = time.monotonic() - t0
+    if code != 0:
+        raise RuntimeError("openssl s_time exited with %d: %s" % (code, out.strip()[-200:]))
+    return parse_s_time(out, wall), out
+
+
+def measure(t, mode, backend, a):
+    """One warm-up and one measured load run against @t in @mode."""
+    run_load(t, mode, a, 1)
     pid = t.proc.pid if t.proc is not None else None
     b_before = tree_cpu(backend.proc.pid)
     before = tree_cpu(pid) if pid else {}
-    out = run_wrk(t.port, a, a.duration)
+    r, out = run_load(t, mode, a, a.duration)
     after = tree_cpu(pid) if pid else {}
     b_after = tree_cpu(backend.proc.pid)
-    r = parse_wrk(out)
     if not r["requests"] or r["rps"] is None:
-        raise RuntimeError("cannot parse wrk output: %s" % out.strip()[-200:])
+        raise RuntimeError("cannot parse the load generator's output: %s" % out.strip()[-200:])
     r["proxy_cpu_ticks"] = cpu_delta_ticks(before, after) if pid else None
     r["backend_cpu_ticks"] = cpu_delta_ticks(b_before, b_after)
     r["rss_kib"] = tree_rss_kib(pid) if pid else None
-    r["wrk_output"] = out
+    r["wrk_output"] = out[-4000:]
     return r
 
 
@@ -318,6 +403,7 @@ def summarize(runs):
         "p99_ms": med("p99_ms"),
         "non2xx": sum(r["non2xx"] for r in runs),
         "socket_errors": sum(r["socket_errors"] for r in runs),
+        "resumed": sum(r.get("resumed", 0) for r in runs) if "resumed" in runs[0] else None,
         "backend_cpu_us_per_request": 1e6 * sum(r["backend_cpu_ticks"] for r in runs) / CLK_TCK / req,
         "rounds": [{k: v for k, v in r.items() if k != "wrk_output"} for r in runs],
         "wrk_output_last": runs[-1]["wrk_output"],
@@ -414,35 +500,46 @@ def print_ratios(rat, results):
             fmt(rr.get("cpu_us_per_request"), ".2f"), fmt(rr.get("rss_mib"), ".2f")))
 
 
-def target(results):
-    """The issue's targets, against HAProxy in the same run."""
+def target(results, mode):
+    """The issues' targets, against HAProxy in the same run: issue 6 for plain
+    HTTP; issue 18 over TLS (CPU per request <= HAProxy's, and for keep-alive
+    p99 no worse than HAProxy's)."""
     fed, hap = results.get("fedgslb"), results.get("haproxy")
     if not fed or not hap or "error" in fed or "error" in hap:
         return {}
     t = {}
     if fed.get("cpu_us_per_request") is not None and hap.get("cpu_us_per_request"):
         t["cpu_per_request_le_haproxy"] = fed["cpu_us_per_request"] <= hap["cpu_us_per_request"]
-    if fed.get("rps") is not None and hap.get("rps"):
+    if mode == "plain" and fed.get("rps") is not None and hap.get("rps"):
         t["rps_ge_haproxy"] = fed["rps"] >= hap["rps"]
-    if fed.get("p99_ms") is not None and hap.get("p99_ms"):
+    if mode == "plain" and fed.get("p99_ms") is not None and hap.get("p99_ms"):
         t["p99_le_1_2x_haproxy"] = fed["p99_ms"] <= 1.2 * hap["p99_ms"]
+    if mode == "tls" and fed.get("p99_ms") is not None and hap.get("p99_ms"):
+        t["p99_le_haproxy"] = fed["p99_ms"] <= hap["p99_ms"]
     return t
 
 
-def print_target(tgt, results):
+def print_target(tgt, results, mode):
     fed, hap = results.get("fedgslb"), results.get("haproxy")
-    print("\ntargets (issue 6; informational, the exit status does not depend on them):")
+    print("\ntargets (issue %s; informational, the exit status does not depend on them):"
+          % ("6" if mode == "plain" else "18"))
     lines = [
-        ("cpu_per_request_le_haproxy", "CPU per request <= HAProxy's", "cpu_us_per_request", "%.2f us"),
-        ("rps_ge_haproxy", "requests/s >= HAProxy's", "rps", "%.0f"),
-        ("p99_le_1_2x_haproxy", "p99 <= 1.2 x HAProxy's", "p99_ms", "%.3f ms"),
+        ("cpu_per_request_le_haproxy", "CPU per request <= HAProxy's", "cpu_us_per_request", "%.2f us", 1),
+        ("rps_ge_haproxy", "requests/s >= HAProxy's", "rps", "%.0f", 1),
+        ("p99_le_1_2x_haproxy", "p99 <= 1.2 x HAProxy's", "p99_ms", "%.3f ms", 1.2),
+        ("p99_le_haproxy", "p99 <= HAProxy's", "p99_ms", "%.3f ms", 1),
     ]
-    for key, text, field, unit in lines:
+    for key, text, field, unit, factor in lines:
+        if key.startswith("rps") or key == "p99_le_1_2x_haproxy":
+            if mode != "plain":
+                continue
+        elif key == "p99_le_haproxy" and mode != "tls":
+            continue
         if key not in tgt:
             print("  %-4s %s (fedgslb-proxy or HAProxy not measured)" % ("-", text))
             continue
         print("  %-4s %s: %s vs %s" % ("PASS" if tgt[key] else "FAIL", text, unit % fed[field],
-                                        unit % ((1.2 if key.startswith("p99") else 1) * hap[field])))
+                                        unit % (factor * hap[field])))
 
 
 # ---------------------------------------------------------------- main
@@ -469,6 +566,8 @@ def parse_args(argv):
     ap.add_argument("--out", default=os.path.join(REPO, "build", "bench", "http.json"), help="JSON results file")
     ap.add_argument("--targets", default=",".join(TARGET_ORDER), help="comma list of direct,haproxy,nginx,fedgslb")
     ap.add_argument("--proxy", default=os.path.join(REPO, "build", "fedgslb-proxy"), help="fedgslb-proxy binary")
+    ap.add_argument("--modes", default=",".join(MODE_ORDER),
+                    help="comma list of plain,tls,tls-new,tls-resume,tls-full (default all)")
     ap.add_argument("--duration", type=int, help="measured wrk run, seconds (default 10, quick 3)")
     ap.add_argument("--rounds", type=int, default=1, help="rounds over all targets (default 1)")
     ap.add_argument("--connections", type=int, default=64, help="wrk -c (default 64)")
@@ -476,7 +575,7 @@ def parse_args(argv):
     ap.add_argument("--proxy-cpu", type=int, default=0, help="core of the proxies (default 0)")
     ap.add_argument("--client-cpu", type=int, default=1, help="core of wrk and the backend (default 1)")
     ap.add_argument("--port-base", type=int, default=25400,
-                    help="backend on base+1, HAProxy +2, nginx +3, fedgslb-proxy +4")
+                    help="backend on base+1, HAProxy +2, nginx +3, fedgslb-proxy +4; over TLS +5, +6, +7")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory")
     # handled by http_bench.sh; accepted here so the same arguments can be passed through
     ap.add_argument("--no-install", action="store_true", help=argparse.SUPPRESS)
@@ -490,50 +589,55 @@ def parse_args(argv):
     for s in a.target_list:
         if s not in TARGET_ORDER:
             ap.error("unknown target %r (known: %s)" % (s, ", ".join(TARGET_ORDER)))
+    a.mode_list = [m.strip() for m in a.modes.split(",") if m.strip()]
+    for m in a.mode_list:
+        if m not in MODE_ORDER:
+            ap.error("unknown mode %r (known: %s)" % (m, ", ".join(MODE_ORDER)))
+    if not a.mode_list:
+        ap.error("--modes: at least one mode")
     return a
+
+
+PORT_OFFSETS = {"backend": 1, "haproxy": 2, "nginx": 3, "fedgslb": 4}
+TLS_PORT_OFFSETS = {"haproxy": 5, "nginx": 6, "fedgslb": 7}
 
 
 def make_targets(a, tmp, results):
     """Builds the backend and the targets; a target that cannot be set up
     gets its reason in @results."""
-    ports = {n: a.port_base + i for i, n in enumerate(["backend", "haproxy", "nginx", "fedgslb"], 1)}
+    ports = {n: a.port_base + off for n, off in PORT_OFFSETS.items()}
+    tls_ports = {n: a.port_base + off for n, off in TLS_PORT_OFFSETS.items()}
+    want_tls = any(m != "plain" for m in a.mode_list)
+    cert = make_cert(tmp) if want_tls else None
     nginx, haproxy = which_sbin("nginx"), which_sbin("haproxy")
-    backend = Target("backend", ports["backend"],
+    backend = Target("backend", ports["backend"], None,
                      [nginx, "-p", tmp, "-c", backend_conf(tmp, ports["backend"])],
                      os.path.join(tmp, "backend.log"), a.client_cpu)
     targets = {}
     for n in a.target_list:
         log_path = os.path.join(tmp, n + ".log")
+        tp = tls_ports.get(n) if want_tls else None
         if n == "direct":
-            targets[n] = Target(n, ports["backend"], None, log_path, a.client_cpu)
+            targets[n] = Target(n, ports["backend"], None, None, log_path, a.client_cpu)
         elif n == "haproxy":
             if haproxy is None:
                 results[n] = {"error": "haproxy not installed"}
                 continue
-            targets[n] = Target(n, ports[n], [haproxy, "-db", "-f", haproxy_conf(tmp, ports[n], ports["backend"])],
-                                log_path, a.proxy_cpu)
+            conf = haproxy_conf(tmp, ports[n], tls_ports[n], ports["backend"], cert)
+            targets[n] = Target(n, ports[n], tp, [haproxy, "-db", "-f", conf], log_path, a.proxy_cpu)
         elif n == "nginx":
-            targets[n] = Target(n, ports[n], [nginx, "-p", tmp, "-c", nginx_proxy_conf(tmp, ports[n], ports["backend"])],
-                                log_path, a.proxy_cpu)
+            conf = nginx_proxy_conf(tmp, ports[n], tls_ports[n], ports["backend"], cert)
+            targets[n] = Target(n, ports[n], tp, [nginx, "-p", tmp, "-c", conf], log_path, a.proxy_cpu)
         elif n == "fedgslb":
             if not os.access(a.proxy, os.X_OK):
                 results[n] = {"error": "%s not found" % os.path.relpath(a.proxy, REPO)}
                 continue
-            targets[n] = Target(n, ports[n], [a.proxy, "--config", fedgslb_conf(tmp, ports[n], ports["backend"])],
-                                log_path, a.proxy_cpu)
-    return ports, backend, targets
+            conf = fedgslb_conf(tmp, ports[n], tls_ports[n], ports["backend"], cert)
+            targets[n] = Target(n, ports[n], tp, [a.proxy, "--config", conf], log_path, a.proxy_cpu)
+    return list(ports.values()) + (list(tls_ports.values()) if want_tls else []), backend, targets
 
 
-def bench(a, tmp):
-    results = {}
-    if which_sbin("nginx") is None:
-        raise RuntimeError("nginx (the backend) is not installed")
-    ports, backend, targets = make_targets(a, tmp, results)
-    busy = [p for p in sorted(set(ports.values())) if not port_is_free(p)]
-    if busy:
-        raise RuntimeError("ports in use: %s (use --port-base)" % busy)
-    backend.start()
-    log("backend: nginx on 127.0.0.1:%d, core %d, %d-byte file" % (backend.port, a.client_cpu, BODY_BYTES))
+def start_targets(targets, results):
     for n in TARGET_ORDER:
         if n not in targets:
             continue
@@ -545,22 +649,48 @@ def bench(a, tmp):
             if targets[n].proc is not None:
                 stop(targets[n].proc, grace=2.0)
             del targets[n]
-    order = [n for n in TARGET_ORDER if n in targets]
-    runs = {n: [] for n in order}
-    for rnd in range(a.rounds):
-        for n in order[rnd % len(order):] + order[: rnd % len(order)] if order else []:
-            if n in results:
-                continue
-            log("round %d/%d: %s (wrk -t%d -c%d -d%ds --latency, 127.0.0.1:%d)"
-                % (rnd + 1, a.rounds, LABELS[n], a.threads, a.connections, a.duration, targets[n].port))
-            try:
-                runs[n].append(measure(targets[n], backend, a))
-            except RuntimeError as e:
-                results[n] = {"error": str(e)[:300]}
-                log("%s: failed (%s)" % (LABELS[n], results[n]["error"]))
-    for n in order:
-        if n not in results and runs[n]:
-            results[n] = summarize(runs[n])
+
+
+def describe_load(mode, a):
+    if mode in ("tls-resume", "tls-full"):
+        return "openssl s_time %s -time %d" % ("-reuse" if mode == "tls-resume" else "-new", a.duration)
+    return "wrk -t%d -c%d -d%ds --latency%s" % (a.threads, a.connections, a.duration,
+                                                ' -H "Connection: close"' if mode == "tls-new" else "")
+
+
+def bench(a, tmp):
+    """Returns {mode: {target: summary or {"error": reason}}}."""
+    errors = {}
+    if which_sbin("nginx") is None:
+        raise RuntimeError("nginx (the backend) is not installed")
+    ports, backend, targets = make_targets(a, tmp, errors)
+    busy = [p for p in sorted(set(ports)) if not port_is_free(p)]
+    if busy:
+        raise RuntimeError("ports in use: %s (use --port-base)" % busy)
+    backend.start()
+    log("backend: nginx on 127.0.0.1:%d, core %d, %d-byte file" % (backend.port, a.client_cpu, BODY_BYTES))
+    start_targets(targets, errors)
+    results = {m: dict(errors) for m in a.mode_list}
+    for mode in a.mode_list:
+        res = results[mode]
+        order = [n for n in TARGET_ORDER if n in targets and (mode == "plain" or targets[n].tls_port)]
+        runs = {n: [] for n in order}
+        for rnd in range(a.rounds):
+            for n in order[rnd % len(order):] + order[: rnd % len(order)] if order else []:
+                if n in res:
+                    continue
+                t = targets[n]
+                log("%s, round %d/%d: %s (%s, 127.0.0.1:%d)" % (mode, rnd + 1, a.rounds, LABELS[n],
+                                                              describe_load(mode, a),
+                                                              t.port if mode == "plain" else t.tls_port))
+                try:
+                    runs[n].append(measure(t, mode, backend, a))
+                except RuntimeError as e:
+                    res[n] = {"error": str(e)[:300]}
+                    log("%s: failed (%s)" % (LABELS[n], res[n]["error"]))
+        for n in order:
+            if n not in res and runs[n]:
+                res[n] = summarize(runs[n])
     return results
 
 
@@ -569,7 +699,7 @@ def main(argv):
     ncpu = os.cpu_count() or 1
     if ncpu < 2 or a.proxy_cpu == a.client_cpu:
         log("warning: proxy and wrk share a core: figures are not comparable to a 2-core run")
-    for tool in ["wrk", "taskset"]:
+    for tool in ["wrk", "taskset"] + (["openssl"] if any(m != "plain" for m in a.mode_list) else []):
         if not shutil.which(tool):
             log("error: %s not found (run tests/bench/http_bench.sh, which installs it)" % tool)
             return 2
@@ -585,8 +715,9 @@ def main(argv):
     os.chmod(tmp, 0o755)
     load0 = loadavg()
     try:
-        log("per target: %d s wrk run after a 1 s warm-up, %d round(s); proxies on core %d, wrk and backend on core %d; load avg %s"
-            % (a.duration, a.rounds, a.proxy_cpu, a.client_cpu, load0))
+        log("per target and mode: %d s load run after a 1 s warm-up, %d round(s), modes %s; proxies on core %d,"
+            " the load generator and backend on core %d; load avg %s"
+            % (a.duration, a.rounds, ",".join(a.mode_list), a.proxy_cpu, a.client_cpu, load0))
         results = bench(a, tmp)
     except RuntimeError as e:
         log("error: %s" % e)
@@ -598,13 +729,22 @@ def main(argv):
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    order = [n for n in TARGET_ORDER if n in results]
-    print()
-    report(results, order)
-    rat = ratios(results)
-    print_ratios(rat, results)
-    tgt = target(results)
-    print_target(tgt, results)
+    per_mode = {}
+    for mode in a.mode_list:
+        res = results[mode]
+        order = [n for n in TARGET_ORDER if n in res]
+        print("\n== %s (%s)\n" % (mode, MODE_TITLES[mode]))
+        report(res, order)
+        rat = ratios(res)
+        print_ratios(rat, res)
+        tgt = target(res, mode)
+        print_target(tgt, res, mode)
+        if mode in ("tls-resume", "tls-full"):
+            for n in order:
+                if res[n].get("resumed") is not None:
+                    print("  %s: %d of %d connections resumed" % (LABELS[n], res[n]["resumed"],
+                                                                res[n]["requests"]))
+        per_mode[mode] = {"targets": res, "fedgslb_ratio": rat, "target": tgt}
     load1 = loadavg()
     if max((load0 or [0])[0], (load1 or [0])[0]) > 1.0:
         print("note: load average %s -> %s: other work was running, figures are noisy" % (load0, load1))
@@ -616,16 +756,19 @@ def main(argv):
                  "loadavg_after": load1, "clk_tck": CLK_TCK},
         "params": {"quick": a.quick, "duration_s": a.duration, "rounds": a.rounds, "wrk_threads": a.threads,
                    "wrk_connections": a.connections, "body_bytes": BODY_BYTES, "proxy_cpu": a.proxy_cpu,
-                   "client_cpu": a.client_cpu, "port_base": a.port_base},
+                   "client_cpu": a.client_cpu, "port_base": a.port_base, "modes": a.mode_list},
         "versions": {
             "wrk": tool_version(["wrk", "--version"]),
             "haproxy": tool_version([which_sbin("haproxy") or "haproxy", "-v"]),
             "nginx": tool_version([which_sbin("nginx") or "nginx", "-v"]),
+            "openssl": tool_version(["openssl", "version"]),
             "fedgslb": tool_version([a.proxy, "--version"]) if os.access(a.proxy, os.X_OK) else None,
         },
-        "targets": results,
-        "fedgslb_ratio": rat,
-        "target": tgt,
+        # plain HTTP at the top level, as before the TLS modes; every mode under "modes"
+        "targets": per_mode.get("plain", {}).get("targets", {}),
+        "fedgslb_ratio": per_mode.get("plain", {}).get("fedgslb_ratio", {}),
+        "target": per_mode.get("plain", {}).get("target", {}),
+        "modes": per_mode,
     }
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:

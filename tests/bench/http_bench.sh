@@ -4,15 +4,17 @@
 # http_bench.sh [--quick] [--out FILE] [--no-install] [--no-build] [--proxy PATH] [driver options...]
 #
 # HTTP proxy benchmark: fedgslb-proxy side by side with HAProxy and nginx
-# (Debian packages), and the backend directly, measured with wrk; each proxy
-# alone on core 0, wrk and the static backend (nginx, a 1 KiB file) on core 1.
+# (Debian packages), and the backend directly, measured with wrk (and
+# openssl s_time for serial TLS connections), over plain HTTP and TLS 1.3;
+# each proxy alone on core 0, the load generator and the static backend
+# (nginx, a 1 KiB file) on core 1.
 # Installs what is missing (apt-get, as root), builds build/fedgslb-proxy if
 # it is missing, then runs tests/bench/http_bench.py (see
 # tests/bench/README.md; `http_bench.sh --help` lists the driver options).
 #
 # Not part of the test suite: it asserts nothing about timings and exits 0
 # whatever the figures. Every server it starts runs from a temporary
-# directory on 127.0.0.1 ports 25401..25404 and is stopped when the script
+# directory on 127.0.0.1 ports 25401..25407 and is stopped when the script
 # ends, however it ends.
 set -euo pipefail
 

@@ -39,11 +39,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 INTEG = os.path.join(os.path.dirname(HERE), "integration")
 for _d in (HERE, INTEG, os.path.join(INTEG, "chain"), os.path.join(INTEG, "health"),
-           os.path.join(INTEG, "tools")):
+           os.path.join(INTEG, "tools"), os.path.join(INTEG, "etcd")):
     if _d not in sys.path:
         sys.path.insert(0, _d)
 
 import chain  # noqa: E402
+import etcd_cluster  # noqa: E402
 import fedtest  # noqa: E402
 from delay_relay import DelayRelay  # noqa: E402
 from hello_backend import HelloBackend  # noqa: E402
@@ -82,20 +83,28 @@ TTL_S, MIN_TTL_S = 10, 2
 
 
 class Testbed(chain.Chain):
-    """Chain with the issue's topology; see the module docstring."""
+    """Chain with the issue's topology; see the module docstring. With @etcd,
+    the distributed mode: a three-node etcd cluster on loopback holds the
+    vantages' documents, the name servers and the proxy watch it, and no
+    vantage pushes to anyone."""
 
-    def __init__(self, tmp, net=None):
+    def __init__(self, tmp, net=None, etcd=False):
+        self.cluster = etcd_cluster.EtcdCluster(str(tmp)) if etcd else None
         self.net = net or LoopbackNet()
         self.lb_ip = dict(self.net.lb_ip)
         self.member_of_ip = {ip: m for m, ip in self.lb_ip.items()}
         self.node_port = fedtest.free_port(ipv6=False)
         self.proxy_ctl_port = fedtest.free_port(ipv6=False)
-        self.ns2_dns_port = fedtest.free_port()
-        self.ns2_ctl_port = fedtest.free_port(ipv6=False)
         self.proxy = None
-        self.ns2 = None
         self.nodes = {}          # jpn node name -> HelloBackend
         super().__init__(tmp, vantages=REGIONS)
+        if self.cluster is not None:
+            # Below the ephemeral range, which etcd's many connections draw from.
+            q = etcd_cluster.quiet_port
+            self.dns_port, self.ctl_port, self.ns2_dns_port = q(), q(), q()
+            self.ns2_ctl_port, self.proxy_ctl_port = q(), q()
+            self.health_ports = {v: q() for v in REGIONS}
+            self.conf = self._config()
 
     # ---- configuration ----
     def _config(self):
@@ -119,19 +128,18 @@ class Testbed(chain.Chain):
             # fits the descriptor check under the hard RLIMIT_NOFILE of small hosts
             "max_connections": 1000,
         }
+        if self.cluster is not None:
+            conf["etcd"] = {"endpoints": self.cluster.endpoints, "request_timeout_ms": 1000,
+                            "check_interval_ms": 1000, "backoff_min_ms": 100,
+                            "backoff_max_ms": 2000}
         return conf
 
     def health_config(self, vantage):
         conf = chain.Chain.health_config(self, vantage)
-        conf["health"]["publish_to"] = [self.ns1_url, self.ns2_url, self.proxy_url]
-        return conf
-
-    def ns2_config(self):
-        conf = copy.deepcopy(self.conf)
-        conf["dnsd"]["listen"] = [l.rsplit(":", 1)[0] + ":%d" % self.ns2_dns_port
-                                  for l in conf["dnsd"]["listen"]]
-        conf["dnsd"]["state_file"] = os.path.join(self.tmp, "dnsd2-state.json")
-        conf["dnsd"]["control"]["listen"] = "127.0.0.1:%d" % self.ns2_ctl_port
+        if self.cluster is not None:
+            del conf["health"]["publish_to"]  # etcd: nobody is named
+        else:
+            conf["health"]["publish_to"] = [self.ns1_url, self.ns2_url, self.proxy_url]
         return conf
 
     def proxy_config(self):
@@ -215,13 +223,6 @@ class Testbed(chain.Chain):
             b.fail_all = failing
 
     # ---- daemons ----
-    def start_ns2(self):
-        self.ns2 = fedtest.start_dnsd(self.tmp, conf=self.ns2_config(),
-                                      dns_port=self.ns2_dns_port, ctl_port=self.ns2_ctl_port,
-                                      config_name="dnsd2.json")
-        self.ctl2 = fedtest.Control(self.ns2_ctl_port)
-        return self.ns2
-
     def start_proxy(self):
         path = fedtest.write_config(self.tmp, self.proxy_config(), "proxy.json")
         d = fedtest.Daemon([fedtest.binary("fedgslb-proxy"), "--config", path,
@@ -243,6 +244,8 @@ class Testbed(chain.Chain):
         raise RuntimeError("fedgslb-proxy not ready:\n" + d.log_text()[-3000:])
 
     def start(self):
+        if self.cluster is not None:
+            self.cluster.start()
         self.start_members()
         self.start_dnsd()
         self.start_ns2()
@@ -268,6 +271,8 @@ class Testbed(chain.Chain):
             except Exception as e:
                 problems.append("%s: %s" % (name, str(e)[:300]))
         self.dnsd = self.ns2 = self.proxy = None
+        if self.cluster is not None:
+            self.cluster.close()
         for group in (self.relays, self.backends, self.fakes):
             for x in list(group.values()):
                 try:
@@ -285,9 +290,11 @@ class Testbed(chain.Chain):
 
     def logs(self, tail=2500):
         out = [chain.Chain.logs(self, tail)]
-        for name, d in (("ns2", self.ns2), ("proxy", self.proxy)):
+        for name, d in (("proxy", self.proxy),):
             if d is not None:
                 out.append("--- %s ---\n%s" % (name, d.log_text()[-tail:]))
+        for i in range(self.cluster.n if self.cluster is not None else 0):
+            out.append("--- etcd m%d ---\n%s" % (i, self.cluster.log_text(i, 800)))
         return "\n".join(out)
 
     # ---- observations ----

@@ -4,7 +4,7 @@
 client in each curling the one global name, and the scenario that proves it
 lands on the nearest healthy member (see tests/e2e/bed.py for the topology).
 
-    tests/e2e/testbed.py [--once] [--build-dir DIR] [--loopback] [--time-limit S]
+    tests/e2e/testbed.py [--once] [--build-dir DIR] [--loopback] [--time-limit S] [--etcd]
 
 Steps (each checked; a table per step):
   1. every region's client lands on its own region's member
@@ -14,6 +14,11 @@ Steps (each checked; a table per step):
   5. jpn through fedgslb-proxy; one jpn node fails during a stream of curls
   6. everything fails: fail-open, visible in metrics and explain
   7. fedgslbctl status and explain against the running testbed
+
+--etcd: the distributed mode: the vantages write their documents to a
+three-node etcd cluster on loopback (Debian's etcd-server) and both name
+servers and the proxy watch it; nobody pushes. Step 7 also shows etcd's
+members and the consumers' agreement.
 
 --once: run the scenario and exit: 0 only if every step behaved as stated,
 else 1 after "step N FAILED: ...". Without it, on a terminal, the testbed
@@ -426,6 +431,30 @@ class Scenario:
         print("\n".join("    " + l for l in out.rstrip().splitlines()))
         check(rc == 0, "fedgslbctl explain --region exited %d: %s" % (rc, err.strip()))
         check("jpn" in out, "explain for ap-northeast-1 does not name jpn")
+        if self.tb.cluster is not None:
+            self.etcd_view()
+
+    def etcd_view(self):
+        """The distributed mode: what fedgslbctl says of etcd and its consumers."""
+        deadline = time.monotonic() + 10 * self.slow
+        while True:  # the three consumers (ns1, ns2, the proxy) registered and agreeing
+            rc, js, err = self.run_ctl("status", "--json")
+            rep = json.loads(js).get("etcd", {}) if rc == 0 else {}
+            if rep.get("agree") and len(rep.get("consumers", [])) == 3:
+                break
+            check(time.monotonic() < deadline,
+                  "the consumers do not agree through etcd: %s" % json.dumps(rep)[:1500])
+            time.sleep(0.2)
+        rc, out, err = self.run_ctl("status")
+        lines = out.splitlines()
+        note("etcd: %d members answer, consumers ns1, ns2 and the proxy agree (above)"
+             % rep.get("healthy", 0))
+        check("3 of 3 members answer" in out, "not every etcd member answers")
+        check("agreement: every consumer holds the same keys at the same revisions" in out,
+              "fedgslbctl does not see the consumers agree")
+        check(sum(1 for l in lines if l.startswith("proxy@")) == 1 and
+              sum(1 for l in lines if l.startswith("dnsd@")) == 2,
+              "ns1, ns2 and the proxy are not all registered")
 
 
 def main():
@@ -437,6 +466,8 @@ def main():
     ap.add_argument("--time-limit", type=float, default=170.0,
                     help="fail when the scenario takes longer (s)")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the work directory")
+    ap.add_argument("--etcd", action="store_true",
+                    help="the distributed mode: documents through a three-node etcd cluster")
     ap.add_argument("--drain", metavar="MEMBER",
                     help="drain MEMBER on ns1 before step 1 (then step 1 must fail: a test "
                          "that the checks catch a wrong answer)")
@@ -453,6 +484,10 @@ def main():
             print("testbed: %s is missing (apt-get install dnsutils curl)" % tool,
                   file=sys.stderr)
             return 2
+    if a.etcd and shutil.which("etcd") is None:
+        print("testbed: --etcd needs etcd (apt-get install etcd-server; scripts/deps.sh does)",
+              file=sys.stderr)
+        return 2
     os.environ["FEDGSLB_BUILD_DIR"] = build
     sys.path.insert(0, HERE)
     import bed  # noqa: E402  (reads FEDGSLB_BUILD_DIR at import)
@@ -502,9 +537,13 @@ def main():
     t_start = time.monotonic()
     try:
         say("Starting the federation: 3 member API servers, 6 backends, 3 WAN relays, "
-            "fedgslb-proxy, 2 x fedgslb-dnsd, 3 x fedgslb-health")
-        tb = bed.Testbed(tmp, net)
+            "fedgslb-proxy, 2 x fedgslb-dnsd, 3 x fedgslb-health"
+            + (", a 3-node etcd cluster" if a.etcd else ""))
+        tb = bed.Testbed(tmp, net, etcd=a.etcd)
         tb.start()
+        if a.etcd:
+            note("distributed mode: the vantages write to etcd (%s); ns1, ns2 and the proxy "
+                 "watch it; no vantage names a consumer" % " ".join(tb.cluster.endpoints))
         rows = []
         for m in ("usa", "eur", "jpn"):
             region = bed.MEMBER_REGION[m]

@@ -5,7 +5,7 @@
  *   byte0 % 4 == 0  hc_k8s_event_parse (one watch event line)
  *   byte0 % 4 == 1  hc_k8s_list_parse (a list response body)
  *   byte0 % 4 == 2  hc_k8s_status_parse (an error reply)
- *   byte0 % 4 == 3  hc_lines_feed (a watch stream, split in chunks whose sizes
+ *   byte0 % 4 == 3  cm_lines_feed (a watch stream, split in chunks whose sizes
  *                   come from the input), every line through hc_k8s_event_parse
  *   (byte0 / 4) % 3 is the kind (service, endpointslice, node).
  * Every parse must either succeed with consistent values (checked below and
@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/cm_err.h"
+#include "common/cm_lines.h"
 #include "health/hc_k8s.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -151,10 +152,10 @@ static int on_line(void *arg, const char *line, size_t len)
 static void fuzz_stream(const char *p, size_t n, enum hc_k8s_kind kind)
 {
     struct stream_ctx ctx = {.kind = kind, .lines = 0};
-    struct hc_lines ls;
+    struct cm_lines ls;
     size_t off = 0, step = 0;
 
-    hc_lines_init(&ls, FUZZ_LINE_MAX);
+    cm_lines_init(&ls, FUZZ_LINE_MAX);
     while (off < n) {
         size_t chunk = (size_t)((unsigned char)p[step % n] % 64) + 1;
         int rc;
@@ -162,17 +163,17 @@ static void fuzz_stream(const char *p, size_t n, enum hc_k8s_kind kind)
         step++;
         if (chunk > n - off)
             chunk = n - off;
-        rc = hc_lines_feed(&ls, p + off, chunk, on_line, &ctx);
+        rc = cm_lines_feed(&ls, p + off, chunk, on_line, &ctx);
         if (rc == CM_ETOOBIG) {
-            hc_lines_reset(&ls); /* as the watcher does after an overflow */
+            cm_lines_reset(&ls); /* as the watcher does after an overflow */
         } else if (rc != CM_OK) {
             abort();
         }
-        if (hc_lines_pending(&ls) > FUZZ_LINE_MAX)
+        if (cm_lines_pending(&ls) > FUZZ_LINE_MAX)
             abort();
         off += chunk;
     }
-    hc_lines_fini(&ls);
+    cm_lines_fini(&ls);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -373,6 +373,26 @@ def start_dnsd(tmp, conf=None, dns_port=None, ctl_port=None, extra_args=(), read
     return d
 
 
+def start_health(config_path, log_path, ctl_port, cwd, env=None, level="debug"):
+    """Starts fedgslb-health (logging at @level) and waits until its control
+    API answers /healthz; raises with the log when it exits or does not."""
+    d = Daemon([binary("fedgslb-health"), "--config", config_path, "--log-level", level],
+               log_path, cwd=cwd, env=env)
+    d.ctl_port = ctl_port
+    d.start()
+    deadline = time.monotonic() + 10 * SLOW
+    while time.monotonic() < deadline:
+        if not d.alive():
+            raise RuntimeError("fedgslb-health exited:\n" + d.log_text())
+        try:
+            if http(ctl_port, "GET", "/healthz", timeout=0.5)[0] == 200:
+                return d
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("fedgslb-health not ready:\n" + d.log_text())
+
+
 def nofile_preexec(n):
     """A preexec_fn that sets RLIMIT_NOFILE to (@n, @n), or None for @n None."""
     if n is None:
@@ -438,6 +458,27 @@ def finish(d, expect_exit=0):
 
 
 # ---------------------------------------------------------------- control API
+
+def close_all(daemons, others=()):
+    """Teardown: finishes every daemon (None ones skipped), then stops every
+    other object (fake API servers, relays, backends), whatever fails; raises
+    the first daemon's AssertionError (a bad exit, a sanitizer report) last."""
+    errors = []
+    for d in daemons:
+        if d is None:
+            continue
+        try:
+            finish(d)
+        except AssertionError as e:
+            errors.append(e)
+    for x in others:
+        try:
+            x.stop()
+        except Exception:  # teardown goes on
+            pass
+    if errors:
+        raise errors[0]
+
 
 def http(port, method, path, body=None, token=None, timeout=5.0):
     """One HTTP request to 127.0.0.1:@port; returns (status, parsed JSON or text)."""

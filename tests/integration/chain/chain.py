@@ -12,6 +12,7 @@ Latency matrix (added RTT, ms) from each vantage to each member:
     ap-northeast-1:  usa 80, eur 120, jpn 10
 """
 
+import copy
 import json
 import os
 import signal
@@ -61,6 +62,9 @@ class Chain:
                                   [(m, fk, "token-ca-data") for m, fk in self.fakes.items()])
         self.dns_port = fedtest.free_port()
         self.ctl_port = fedtest.free_port(ipv6=False)
+        self.ns2 = None  # a second name server, when a test starts one
+        self.ns2_dns_port = fedtest.free_port()
+        self.ns2_ctl_port = fedtest.free_port(ipv6=False)
         self.conf = self._config()
 
     # ---- configuration ----
@@ -131,26 +135,29 @@ class Chain:
         fedtest.finish(self.dnsd)
         return self.start_dnsd()
 
+    def ns2_config(self):
+        """ns1's configuration on ns2's ports, with its own state file."""
+        conf = copy.deepcopy(self.conf)
+        conf["dnsd"]["listen"] = [l.rsplit(":", 1)[0] + ":%d" % self.ns2_dns_port
+                                  for l in conf["dnsd"]["listen"]]
+        conf["dnsd"]["state_file"] = os.path.join(self.tmp, "dnsd2-state.json")
+        conf["dnsd"]["control"]["listen"] = "127.0.0.1:%d" % self.ns2_ctl_port
+        return conf
+
+    def start_ns2(self):
+        self.ns2 = fedtest.start_dnsd(self.tmp, conf=self.ns2_config(),
+                                      dns_port=self.ns2_dns_port, ctl_port=self.ns2_ctl_port,
+                                      config_name="dnsd2.json")
+        self.ctl2 = fedtest.Control(self.ns2_ctl_port)
+        return self.ns2
+
     def start_health(self, vantage):
         path = fedtest.write_config(self.tmp, self.health_config(vantage),
                                     "health-%s.conf.json" % vantage)
         log = os.path.join(self.tmp, "health-%s.log" % vantage)
-        d = fedtest.Daemon([fedtest.binary("fedgslb-health"), "--config", path,
-                            "--log-level", "debug"], log, cwd=self.tmp)
-        d.ctl_port = self.health_ports[vantage]
-        d.start()
+        d = fedtest.start_health(path, log, self.health_ports[vantage], self.tmp)
         self.health[vantage] = d
-        deadline = time.monotonic() + 10 * fedtest.SLOW
-        while time.monotonic() < deadline:
-            if not d.alive():
-                raise RuntimeError("fedgslb-health exited:\n" + d.log_text())
-            try:
-                if fedtest.http(d.ctl_port, "GET", "/healthz", timeout=0.5)[0] == 200:
-                    return d
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("fedgslb-health not ready:\n" + d.log_text())
+        return d
 
     def stop_health(self, vantage, sig=signal.SIGTERM):
         d = self.health.pop(vantage)
@@ -169,25 +176,10 @@ class Chain:
         return self
 
     def close(self):
-        errors = []
-        for v in list(self.health):
-            try:
-                self.stop_health(v)
-            except AssertionError as e:
-                errors.append(e)
-        if self.dnsd is not None:
-            try:
-                fedtest.finish(self.dnsd)
-            except AssertionError as e:
-                errors.append(e)
-        for group in (self.relays, self.backends, self.fakes):
-            for x in group.values():
-                try:
-                    x.stop()
-                except Exception:  # teardown goes on
-                    pass
-        if errors:
-            raise errors[0]
+        daemons = list(self.health.values()) + [self.dnsd, self.ns2]
+        self.health, self.dnsd, self.ns2 = {}, None, None
+        fedtest.close_all(daemons, [x for group in (self.relays, self.backends, self.fakes)
+                                    for x in group.values()])
 
     # ---- observations ----
     def answer(self, region, name=WEB):
@@ -238,6 +230,8 @@ class Chain:
             out.append("--- health %s ---\n%s" % (v, d.log_text()[-tail:]))
         if self.dnsd is not None:
             out.append("--- dnsd ---\n%s" % self.dnsd.log_text()[-tail:])
+        if self.ns2 is not None:
+            out.append("--- ns2 ---\n%s" % self.ns2.log_text()[-tail:])
         return "\n".join(out)
 
 

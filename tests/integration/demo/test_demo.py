@@ -2,8 +2,10 @@
 """The README's demo command must keep working: run it against this build.
 
 The default demo is the federation testbed (tests/e2e/testbed.py, seven
-checked steps); --dns-only is the small dnsd-only demo."""
+checked steps), also in the distributed mode (--etcd); --dns-only is the small
+dnsd-only demo."""
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -36,6 +38,24 @@ def test_demo_testbed_once():
     assert "unreachable" in out                             # 4: control-plane loss
     assert "rule: all down: fail-open" in out               # 6: explain
     assert "answers of each service's global name" in out   # 7: fedgslbctl status
+
+
+def test_demo_testbed_etcd_once():
+    """The same scenario in the distributed mode: through a three-node etcd cluster."""
+    if not os.access(os.path.join(os.environ["FEDGSLB_BUILD_DIR"], "fedgslb-proxy"), os.X_OK):
+        pytest.skip("fedgslb-proxy is not built")
+    if shutil.which("etcd") is None:
+        pytest.skip("etcd-server is not installed")
+    proc = _demo("--loopback", "--etcd", timeout=240)
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "a 3-node etcd cluster" in out and "no vantage names a consumer" in out
+    for n in range(1, 8):
+        assert "step %d ok" % n in out, out
+    assert "FAILED" not in out
+    assert "200 ap-northeast-1a jpn-node-" in out          # 1: jpn via the proxy, fed by etcd
+    assert "etcd (/fedgslb/myfed/): 3 of 3 members answer" in out
+    assert "agreement: every consumer holds the same keys at the same revisions" in out
 
 
 def _testbed(tmp_path, *args, timeout=120):

@@ -92,11 +92,25 @@ API (other tests rely on it; keep it stable)
     fk.put(resource, obj) / fk.remove(resource, ns, name)   any served kind,
         e.g. "kubefedclusters" (core.kubefed.io/v1beta1 KubeFedCluster)
 
+  A host cluster's member registry (the kinds: kubefedclusters, secrets,
+  clusters (cluster.karmada.io/v1alpha1, cluster-scoped), federatedservices
+  (types.kubefed.io/v1beta1), domains and servicednsrecords
+  (multiclusterdns.kubefed.io/v1alpha1)):
+    fk.join_kubefed(name, member_fk, ns="kube-federation-system", labels=None,
+                    status=None, token=None, secret_ca=False, ca_bundle=True)
+        -> the Secret's name; what kubefedctl join writes
+    fk.unjoin_kubefed(name, ns=...)
+    fk.join_karmada(name, member_fk, region=None, zones=None,
+                    secret_ns="karmada-cluster", insecure=False, token=None)
+        what karmadactl join (push mode) writes
+    fk.set_secret_token(ns, name, token)   a rotated Secret (MODIFIED)
+
   Faults (each switchable at run time):
     fk.deny(resource, on=True)  requests for that resource -> 403 Forbidden
     fk.rbac_rules = [...]   ClusterRole rules ({"apiGroups","resources","verbs"})
                         the token's user has; anything else -> 403 Forbidden
-                        (None: everything allowed)
+                        (None: everything allowed). A rule with "namespace"
+                        is a Role's: it grants requests in that namespace only.
     fk.drop_streams()   every open watch stream gets a partial event line
                         (inside a chunk) and then an abrupt close; returns how
                         many were dropped
@@ -122,6 +136,8 @@ Served paths (GET only)
     /apis/discovery.k8s.io/v1/endpointslices,
     /apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices[/{name}]
     /api/v1/nodes[/{name}]
+    and the same for every kind of RESOURCES (secrets, kubefedclusters,
+    clusters.cluster.karmada.io, federatedservices, domains, servicednsrecords)
     /readyz /healthz /livez /version (no auth; "ok" or JSON)
   List: {"kind":"ServiceList","apiVersion":"v1","metadata":{"resourceVersion":
   "N"[,"continue":"...","remainingItemCount":K]},"items":[...]}; items carry
@@ -129,7 +145,7 @@ Served paths (GET only)
   consistent snapshot; an expired token -> 410 Status (reason Expired).
   ?labelSelector= (k=v, k==v, k!=v, k in (a,b), k notin (a), k, !k, k>N,
   k<N; comma = and) and ?fieldSelector= (metadata.name, metadata.namespace,
-  and spec.unschedulable for nodes) filter lists and watches; a malformed
+  spec.unschedulable for nodes, type for secrets) filter lists and watches; a malformed
   selector or an unsupported field is 400 BadRequest, as from the API server.
   Watch: ?watch=1|true[&resourceVersion=RV][&allowWatchBookmarks=true]
   [&timeoutSeconds=N]. Without RV (or RV "0") the current objects come first
@@ -285,6 +301,12 @@ def _selector_text(o):
     return ",".join("%s=%s" % kv for kv in sorted(sel.items())) or "<none>"
 
 
+def _ready(o, default):
+    """The status of the Ready condition (KubeFedCluster, Karmada Cluster)."""
+    return next((c.get("status", "") for c in (o.get("status") or {}).get("conditions") or []
+                 if c.get("type") == "Ready"), default)
+
+
 _NAME_COL = ("Name", "string", "name",
              "Name must be unique within a namespace. Is required when creating resources, "
              "although some resources may allow a client to request the generation of an "
@@ -347,10 +369,51 @@ RESOURCES = {
                             "kubefedcluster", [], _META_FIELDS, [
         _NAME_COL,
         ("age", "date", "", "", 0, _age),
-        ("ready", "string", "", "", 0, lambda o, now: next(
-            (c.get("status", "") for c in (o.get("status") or {}).get("conditions") or []
-             if c.get("type") == "Ready"), "")),
+        ("ready", "string", "", "", 0, lambda o, now: _ready(o, "")),
     ]),
+    # The Secrets kubefedctl join / karmadactl join write (token, ca.crt or
+    # caBundle). Columns as kube-apiserver prints them.
+    "secrets": Kind("v1", "Secret", "", True, "secret", [], _META_FIELDS + ("type",), [
+        _NAME_COL,
+        ("Type", "string", "", "The type of the secret", 0, lambda o, now: o.get("type", "")),
+        ("Data", "integer", "", "The number of data entries in the secret", 0,
+         lambda o, now: len(o.get("data") or {})),
+        _AGE_COL,
+    ]),
+    # Karmada's member registry: cluster-scoped Clusters served by
+    # karmada-apiserver, printed by Karmada's own table handler.
+    "clusters": Kind("cluster.karmada.io/v1alpha1", "Cluster", "cluster.karmada.io", False,
+                     "cluster", [], _META_FIELDS, [
+        _NAME_COL,
+        ("Version", "string", "", "KubernetesVersion represents version of the member cluster.",
+         0, lambda o, now: (o.get("status") or {}).get("kubernetesVersion", "")),
+        ("Mode", "string", "", "SyncMode describes how a cluster sync resources from karmada "
+         "control plane.", 0, lambda o, now: (o.get("spec") or {}).get("syncMode", "")),
+        ("Ready", "string", "", "The aggregate readiness state of this cluster for accepting "
+         "workloads.", 0, lambda o, now: _ready(o, "Unknown")),
+        ("Age", "string", "", _AGE_COL[3], 0, _age),
+        ("Zones", "string", "", "Zones represents the failure zones(also called availability "
+         "zones) of the member cluster.", 1,
+         lambda o, now: ",".join((o.get("spec") or {}).get("zones") or []) or "<none>"),
+        ("Region", "string", "", "Region represents the region of the member cluster locate in.",
+         1, lambda o, now: (o.get("spec") or {}).get("region") or "<none>"),
+        ("Provider", "string", "", "Provider represents the cloud provider name of the member "
+         "cluster.", 1, lambda o, now: (o.get("spec") or {}).get("provider") or "<none>"),
+        ("API-Endpoint", "string", "", "The API endpoint of the member cluster.", 1,
+         lambda o, now: (o.get("spec") or {}).get("apiEndpoint", "")),
+        ("Proxy-URL", "string", "", "ProxyURL is the proxy URL for the cluster.", 1,
+         lambda o, now: (o.get("spec") or {}).get("proxyURL") or "<none>"),
+    ]),
+    # KubeFed's federated types are CRDs without printer columns: NAME, AGE.
+    "federatedservices": Kind("types.kubefed.io/v1beta1", "FederatedService", "types.kubefed.io",
+                              True, "federatedservice", [], _META_FIELDS,
+                              [_NAME_COL, ("Age", "date", "", "", 0, _age)]),
+    # KubeFed's former multi-cluster DNS (CRDs without printer columns).
+    "domains": Kind("multiclusterdns.kubefed.io/v1alpha1", "Domain", "multiclusterdns.kubefed.io",
+                    True, "domain", [], _META_FIELDS, [_NAME_COL, ("Age", "date", "", "", 0, _age)]),
+    "servicednsrecords": Kind("multiclusterdns.kubefed.io/v1alpha1", "ServiceDNSRecord",
+                              "multiclusterdns.kubefed.io", True, "servicednsrecord", [],
+                              _META_FIELDS, [_NAME_COL, ("Age", "date", "", "", 0, _age)]),
 }
 
 HISTORY_MAX = 20000
@@ -382,8 +445,10 @@ def _openssl(*args, cwd):
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _gen_certs(d, name, host, sans=None):
-    """CA, server and client certificates (EC P-256) in directory d."""
+def _gen_certs(d, name, host, sans=None, server_eku="serverAuth"):
+    """CA, server and client certificates (EC P-256) in directory d. etcd with
+    --client-cert-auth needs server_eku="serverAuth,clientAuth": its JSON
+    gateway dials its own gRPC port with the server certificate."""
     os.makedirs(d, exist_ok=True)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "3650",
@@ -398,7 +463,7 @@ def _gen_certs(d, name, host, sans=None):
                      any(c.isdigit() for c in host) else "DNS:") + host)
     with open(os.path.join(d, "server.ext"), "w") as f:
         f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-                "extendedKeyUsage=serverAuth\nsubjectAltName=%s\n" % ",".join(sans))
+                "extendedKeyUsage=%s\nsubjectAltName=%s\n" % (server_eku, ",".join(sans)))
     with open(os.path.join(d, "client.ext"), "w") as f:
         f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
                 "extendedKeyUsage=clientAuth\n")
@@ -588,6 +653,8 @@ class _Selector:
         if not self._match(self.labels, md.get("labels") or {}):
             return False
         fields = {"metadata.name": md.get("name"), "metadata.namespace": md.get("namespace")}
+        if obj.get("kind") == "Secret":
+            fields["type"] = obj.get("type", "")
         if "spec" in obj and "unschedulable" in (obj.get("spec") or {}) or obj.get("kind") == "Node":
             fields["spec.unschedulable"] = "true" if obj.get("spec", {}).get(
                 "unschedulable") else "false"
@@ -795,7 +862,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         res, ns, name = route
         watch = q.get("watch", "") in ("1", "true", "True")
         verb = "watch" if watch else ("get" if name else "list")
-        if fk._denied(res) or not fk._rbac_allows(res, verb):
+        if fk._denied(res) or not fk._rbac_allows(res, verb, ns):
             fk._log(path, q, watch, user, 403, self.headers.get("Host"))
             self._send_json(403, fk._forbidden(res, ns, verb, user))
             return
@@ -1219,14 +1286,18 @@ class FakeKube:
             if len(self.requests) > 10000:
                 del self.requests[:5000]
 
-    def _rbac_allows(self, res, verb):
+    def _rbac_allows(self, res, verb, ns=None):
         """With fk.rbac_rules set, only what a rule grants (ClusterRole rules:
-        apiGroups, resources, verbs; "*" matches all)."""
+        apiGroups, resources, verbs; "*" matches all). A rule with a
+        "namespace" key is a Role's: it grants requests in that namespace only
+        (never a request across namespaces)."""
         rules = self.rbac_rules
         if rules is None:
             return True
         group = RESOURCES[res].group
         for r in rules:
+            if "namespace" in r and r["namespace"] != ns:
+                continue
             if ((group in r.get("apiGroups", []) or "*" in r.get("apiGroups", [])) and
                     (res in r.get("resources", []) or "*" in r.get("resources", [])) and
                     (verb in r.get("verbs", []) or "*" in r.get("verbs", []))):
@@ -1772,6 +1843,74 @@ class FakeKube:
             obj = self._objects.pop((resource, ns if RESOURCES[resource].namespaced else None,
                                      name))
             self._record(resource, "DELETED", obj)
+
+    # -- a host cluster's member registry ------------------------------------------------
+    def join_kubefed(self, name, member, ns="kube-federation-system", labels=None, status=None,
+                     token=None, secret_ca=False, ca_bundle=True, api_endpoint=None):
+        """What `kubefedctl join NAME` leaves in this (host) cluster for @member
+        (a FakeKube): a Secret "<name>-xxxxx" holding the member's token, and
+        the KubeFedCluster NAME (apiEndpoint, caBundle, secretRef). labels and
+        status (e.g. {"region": ..., "zones": [...]}) are set on the object;
+        secret_ca=True also puts ca.crt in the Secret. Returns the Secret name."""
+        b64 = lambda v: base64.b64encode(v.encode()).decode()  # noqa: E731
+        secret = "%s-%s" % (name, hashlib.sha1(name.encode()).hexdigest()[:5])
+        data = {"token": b64(token if token is not None else member.token)}
+        if secret_ca and member.ca_pem:
+            data["ca.crt"] = b64(member.ca_pem)
+        self.put("secrets", {"metadata": {"name": secret, "namespace": ns,
+                                          "generateName": name + "-"},
+                             "type": "Opaque", "data": data})
+        spec = {"apiEndpoint": api_endpoint or member.url, "secretRef": {"name": secret}}
+        if ca_bundle and member.ca_pem:
+            spec["caBundle"] = b64(member.ca_pem)
+        st = {"conditions": [{"type": "Ready", "status": "True", "reason": "ClusterReady",
+                              "message": "/healthz responded with ok",
+                              "lastProbeTime": _now(), "lastTransitionTime": _now()}]}
+        st.update(status or {})
+        self.put("kubefedclusters", {"metadata": {"name": name, "namespace": ns,
+                                                  "labels": dict(labels or {})},
+                                     "spec": spec, "status": st})
+        return secret
+
+    def unjoin_kubefed(self, name, ns="kube-federation-system"):
+        """`kubefedctl unjoin NAME`: the KubeFedCluster and its Secret go."""
+        obj = self.get("kubefedclusters", ns, name)
+        self.remove("kubefedclusters", ns, name)
+        if obj is not None and self.get("secrets", ns, obj["spec"]["secretRef"]["name"]):
+            self.remove("secrets", ns, obj["spec"]["secretRef"]["name"])
+
+    def join_karmada(self, name, member, region=None, zones=None, secret_ns="karmada-cluster",
+                     insecure=False, token=None, provider=None):
+        """What `karmadactl join NAME` (push mode) leaves in this Karmada control
+        plane: the Secret secret_ns/NAME (token, caBundle) and the cluster-scoped
+        Cluster NAME (apiEndpoint, secretRef, syncMode Push, region, zones)."""
+        b64 = lambda v: base64.b64encode(v.encode()).decode()  # noqa: E731
+        data = {"token": b64(token if token is not None else member.token)}
+        if member.ca_pem:
+            data["caBundle"] = b64(member.ca_pem)
+        self.put("secrets", {"metadata": {"name": name, "namespace": secret_ns},
+                             "type": "Opaque", "data": data})
+        spec = {"syncMode": "Push", "apiEndpoint": member.url,
+                "secretRef": {"namespace": secret_ns, "name": name},
+                "impersonatorSecretRef": {"namespace": secret_ns, "name": name + "-impersonator"},
+                "insecureSkipTLSVerification": bool(insecure)}
+        if region:
+            spec["region"] = region
+        if zones:
+            spec["zones"] = list(zones)
+        if provider:
+            spec["provider"] = provider
+        self.put("clusters", {"metadata": {"name": name}, "spec": spec,
+                              "status": {"kubernetesVersion": VERSION["gitVersion"],
+                                         "conditions": [{"type": "Ready", "status": "True",
+                                                         "reason": "ClusterReady"}]}})
+
+    def set_secret_token(self, ns, name, token):
+        """Rotates a Secret's token (the object is MODIFIED)."""
+        obj = self.get("secrets", ns, name)
+        obj["data"]["token"] = base64.b64encode(token.encode()).decode()
+        obj["metadata"].pop("resourceVersion", None)
+        self.put("secrets", obj)
 
     # -- kubeconfig ---------------------------------------------------------------------
     def kubeconfig_entry(self, context_name, style="token-ca-data", token_file=None):

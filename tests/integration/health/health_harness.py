@@ -95,25 +95,10 @@ class Cluster:
             fk.start()
         return self
 
-    def start(self):
-        exe = fedtest.binary("fedgslb-health")
-        log = os.path.join(self.tmp, "health.log")
-        self.daemon = fedtest.Daemon([exe, "--config", self.config_path, "--log-level", "debug"],
-                                     log, cwd=self.tmp, env=self.env)
-        self.daemon.ctl_port = self.ctl_port
-        self.daemon.start()
-        deadline = time.monotonic() + 10 * fedtest.SLOW
-        while time.monotonic() < deadline:
-            if not self.daemon.alive():
-                raise RuntimeError("fedgslb-health exited:\n" + self.daemon.log_text())
-            try:
-                st, _ = fedtest.http(self.ctl_port, "GET", "/healthz", timeout=0.5)
-                if st == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("fedgslb-health not ready:\n" + self.daemon.log_text())
+    def start(self, level="debug", log_name="health.log"):
+        self.daemon = fedtest.start_health(self.config_path, os.path.join(self.tmp, log_name),
+                                           self.ctl_port, self.tmp, env=self.env, level=level)
+        return self
 
     def close(self):
         err = None

@@ -61,6 +61,21 @@ def kube(tmp_path_factory):
                  "secretRef": {"name": "usa-xyz12"}},
         "status": {"conditions": [{"type": "Ready", "status": "True",
                                    "reason": "ClusterReady"}]}})
+    # And what kubefedctl join, karmadactl join and KubeFed's DNS leave.
+    fk.join_kubefed("eur", fk, labels={"topology.kubernetes.io/region": "eu-west-1"})
+    fk.join_karmada("member1", fk, region="eu-west-1", zones=["eu-west-1a", "eu-west-1b"],
+                    provider="aws")
+    fk.join_karmada("member2", fk)
+    fk.put("federatedservices", {
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"template": {"spec": {"ports": [{"port": 80}]}},
+                 "placement": {"clusters": [{"name": "eur"}]}}})
+    fk.put("federatedservices", {"metadata": {"name": "cart", "namespace": "shop"},
+                                 "spec": {"placement": {"clusterSelector": {}}}})
+    fk.put("domains", {"metadata": {"name": "myfed", "namespace": "kube-federation-system"},
+                       "domain": "fed.example.test"})
+    fk.put("servicednsrecords", {"metadata": {"name": "web", "namespace": "default"},
+                                 "spec": {"domainRef": "myfed", "recordTTL": 300}})
     kc = os.path.join(tmp, "kubeconfig")
     fakekube.write_kubeconfig(kc, [("usa", fk, "token-ca-data")])
     fk.kubeconfig = kc
@@ -222,15 +237,68 @@ def test_api_resources(kubectl):
     assert got["nodes"] == ["no", "v1", "false", "Node"]
     assert got["endpointslices"] == ["discovery.k8s.io/v1", "true", "EndpointSlice"]
     assert got["kubefedclusters"] == ["core.kubefed.io/v1beta1", "true", "KubeFedCluster"]
+    assert got["clusters"] == ["cluster.karmada.io/v1alpha1", "false", "Cluster"]
+    assert got["federatedservices"] == ["types.kubefed.io/v1beta1", "true", "FederatedService"]
+    assert got["servicednsrecords"] == ["multiclusterdns.kubefed.io/v1alpha1", "true",
+                                        "ServiceDNSRecord"]
+    assert got["secrets"] == ["v1", "true", "Secret"]
 
 
 def test_added_kind_kubefedclusters(kubectl):
     """A kind added by one RESOURCES entry: discovery, routing and Table output."""
     rows = table(kubectl("-n", "kube-federation-system", "get", "kubefedclusters").stdout)
-    assert rows[0] == ["NAME", "AGE", "READY"] and rows[1][0] == "usa" and rows[1][2] == "True"
+    assert rows[0] == ["NAME", "AGE", "READY"] and rows[2][0] == "usa" and rows[2][2] == "True"
     out = kubectl("-n", "kube-federation-system", "get", "kubefedcluster", "usa",
                   "-o", "jsonpath={.spec.apiEndpoint}").stdout
     assert out == "https://usa.example.test:6443"
+
+
+def test_get_kubefedclusters_all_namespaces(kubectl):
+    rows = table(kubectl("get", "kubefedclusters", "-A").stdout)
+    assert rows[0] == ["NAMESPACE", "NAME", "AGE", "READY"]
+    assert [r[:2] for r in rows[1:]] == [["kube-federation-system", "eur"],
+                                         ["kube-federation-system", "usa"]]
+    assert all(r[3] == "True" for r in rows[1:])
+    out = kubectl("get", "kubefedclusters", "-n", "kube-federation-system", "eur", "-o",
+                  "jsonpath={.spec.secretRef.name} {.metadata.labels}").stdout
+    assert out.startswith("eur-") and "topology.kubernetes.io/region" in out
+    # The Secret kubefedctl join wrote, as kubectl shows Secrets.
+    rows = table(kubectl("get", "secrets", "-n", "kube-federation-system").stdout)
+    assert rows[0] == ["NAME", "TYPE", "DATA", "AGE"]
+    assert [r[0].startswith("eur-") and r[1:3] for r in rows[1:]] == [["Opaque", "1"]]
+
+
+def test_get_karmada_clusters(kubectl):
+    rows = table(kubectl("get", "clusters.cluster.karmada.io").stdout)
+    assert rows[0] == ["NAME", "VERSION", "MODE", "READY", "AGE"]
+    assert [r[:4] for r in rows[1:]] == [["member1", "v1.29.4", "Push", "True"],
+                                         ["member2", "v1.29.4", "Push", "True"]]
+    rows = table(kubectl("get", "clusters.cluster.karmada.io", "-o", "wide").stdout)
+    assert rows[0] == ["NAME", "VERSION", "MODE", "READY", "AGE", "ZONES", "REGION", "PROVIDER",
+                       "API-ENDPOINT", "PROXY-URL"]
+    by = {r[0]: r for r in rows[1:]}
+    assert by["member1"][5:] == ["eu-west-1a,eu-west-1b", "eu-west-1", "aws",
+                                 by["member1"][8], "<none>"]
+    assert by["member1"][8].startswith("https://127.0.0.1:")
+    assert by["member2"][5:8] == ["<none>", "<none>", "<none>"]
+    # Cluster-scoped: no namespace column even with -A, and no namespace path.
+    assert table(kubectl("get", "clusters.cluster.karmada.io", "-A").stdout)[0][0] == "NAME"
+    out = kubectl("get", "clusters.cluster.karmada.io", "member1", "-o",
+                  "jsonpath={.spec.secretRef.namespace}/{.spec.secretRef.name}").stdout
+    assert out == "karmada-cluster/member1"
+
+
+def test_get_federatedservices_and_dns_records(kubectl):
+    rows = table(kubectl("get", "federatedservices", "-A").stdout)
+    assert rows[0] == ["NAMESPACE", "NAME", "AGE"]
+    assert [r[:2] for r in rows[1:]] == [["default", "web"], ["shop", "cart"]]
+    out = kubectl("get", "federatedservices", "-n", "default", "web", "-o",
+                  "jsonpath={.spec.placement.clusters[*].name}").stdout
+    assert out == "eur"
+    rows = table(kubectl("get", "servicednsrecords", "-A").stdout)
+    assert rows[0] == ["NAMESPACE", "NAME", "AGE"] and rows[1][:2] == ["default", "web"]
+    rows = table(kubectl("get", "domains.multiclusterdns.kubefed.io", "-A").stdout)
+    assert rows[1][:2] == ["kube-federation-system", "myfed"]
 
 
 def test_get_one_and_not_found(kubectl):

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""conf/rbac/fedgslb-health.yaml grants what fedgslb-health needs in a member
-and nothing more:
+"""conf/rbac/fedgslb-health.yaml grants what fedgslb-health needs in a member,
+and conf/rbac/fedgslb-health-host.yaml what it needs in the host cluster of
+members_from (its registry), and nothing more:
 
 - every API path template in health/*.c maps to a resource the ClusterRole
   grants list and watch on;
@@ -9,7 +10,11 @@ and nothing more:
   syncs; every request it made is covered by a rule;
 - the rules hold no wildcard and no write verb, and each granted resource is
   used by the daemon;
-- the enforcement itself bites: without the nodes rule the daemon gets 403s."""
+- the enforcement itself bites: without the nodes rule the daemon gets 403s;
+- in a host cluster (KubeFed, then Karmada) the registry runs under exactly
+  the host manifest's ClusterRole and Roles (each Role only in its
+  namespace): no 403, every request covered, every grant used, Secrets read
+  only in the Roles' namespaces, and without the Secrets rule it is 403."""
 
 import glob
 import os
@@ -24,14 +29,15 @@ import fedtest
 from health_harness import entry
 
 MANIFEST = os.path.join(fedtest.SOURCE_DIR, "conf", "rbac", "fedgslb-health.yaml")
+HOST_MANIFEST = os.path.join(fedtest.SOURCE_DIR, "conf", "rbac", "fedgslb-health-host.yaml")
 SVC = "default/web"
 READ = {"get", "list", "watch"}
 # Granted to everyone by the default ClusterRole system:public-info-viewer.
 PUBLIC = {"/readyz", "/healthz", "/livez", "/version"}
 
 
-def manifest():
-    with open(MANIFEST) as f:
+def manifest(path=MANIFEST):
+    with open(path) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
     by_kind = {}
     for d in docs:
@@ -41,6 +47,16 @@ def manifest():
 
 def role_rules():
     return manifest()["ClusterRole"][0]["rules"]
+
+
+def host_rules():
+    """The host manifest's rules as fakekube enforces them: the ClusterRole's
+    everywhere, each Role's in its namespace only."""
+    m = manifest(HOST_MANIFEST)
+    rules = [dict(r) for r in m["ClusterRole"][0]["rules"]]
+    for role in m["Role"]:
+        rules += [dict(r, namespace=role["metadata"]["namespace"]) for r in role["rules"]]
+    return rules
 
 
 def grants(rules, group, resource, verb):
@@ -76,18 +92,46 @@ def test_manifest_shape():
         assert "nonResourceURLs" not in r and "resourceNames" not in r
 
 
+def test_host_manifest_shape():
+    m = manifest(HOST_MANIFEST)
+    sa = m["ServiceAccount"][0]["metadata"]
+    for b in m["ClusterRoleBinding"] + m["RoleBinding"]:
+        assert b["subjects"] == [{"kind": "ServiceAccount", "name": sa["name"],
+                                  "namespace": sa["namespace"]}]
+        kind = "ClusterRole" if b["kind"] == "ClusterRoleBinding" else "Role"
+        assert b["roleRef"]["kind"] == kind
+        assert b["roleRef"]["name"] in [r["metadata"]["name"] for r in m[kind]]
+        if kind == "Role":
+            assert b["metadata"]["namespace"] in [r["metadata"]["namespace"] for r in m[kind]
+                                                  if r["metadata"]["name"] == b["roleRef"]["name"]]
+    for r in host_rules():
+        assert "*" not in r["apiGroups"] + r["resources"] + r["verbs"], r
+        assert set(r["verbs"]) <= READ, r
+        # Secrets only in the registries' namespaces, never cluster-wide.
+        assert "secrets" not in r["resources"] or r.get("namespace") in (
+            "kube-federation-system", "karmada-cluster"), r
+
+
 def test_every_path_in_the_code_is_granted():
+    """Every collection path of health/*.c: a member's kinds by the member
+    manifest, the registry's by the host manifest."""
     paths = set()
     for src in glob.glob(os.path.join(fedtest.SOURCE_DIR, "health", "*.c")):
         with open(src) as f:
             paths |= set(re.findall(r'"(/apis?/[^"?%]*)', f.read()))
     assert paths, "no API path templates found in health/*.c"
-    rules = role_rules()
+    member, host = role_rules(), host_rules()
+    member_kinds = {(g, res) for r in member for g in r["apiGroups"] for res in r["resources"]}
+    registry = 0
     for p in sorted(paths):
         gr = resource_of(p)
         assert gr is not None, p
+        rules = member if gr in member_kinds else host
+        registry += rules is host
         for verb in ("list", "watch"):
             assert grants(rules, gr[0], gr[1], verb), "%s: %s not granted" % (p, verb)
+    assert registry >= 6, paths  # kubefedclusters, clusters, secrets, and the three services'
+
 
 
 def run_member(tmp, rules):
@@ -147,3 +191,70 @@ def test_enforcement_bites_without_the_nodes_rule(tmp_path):
     finally:
         c.close()
     assert denied and all(r["path"] == "/api/v1/nodes" for r in denied), denied
+
+
+# ---- the host cluster (members_from) ----
+
+def grants_request(rules, req):
+    """Whether @rules grant the request fakekube logged (its verb and namespace)."""
+    gr = resource_of(req["path"])
+    p = req["path"].strip("/").split("/")
+    ns = p[p.index("namespaces") + 1] if "namespaces" in p else None
+    name = req["query"].get("fieldSelector", "")
+    verb = "watch" if req["watch"] else "list"
+    if not name and p[-1] != gr[1]:
+        verb = "get"
+    return any((gr[0] in r["apiGroups"] and gr[1] in r["resources"] and verb in r["verbs"] and
+                r.get("namespace", ns) == ns) for r in rules), gr
+
+
+def run_host(tmp, source, rules):
+    from registry_harness import RegistryBed
+    bed = RegistryBed(tmp, source=source, services={} if source == "kubefed" else None)
+    bed.host.rbac_rules = rules
+    bed.start()
+    bed.join("usa")
+    return bed
+
+
+@pytest.mark.parametrize("source", ["kubefed", "karmada"])
+def test_registry_needs_exactly_the_host_rules(tmp_path, source):
+    rules = host_rules()
+    bed = run_host(tmp_path, source, rules)
+    try:
+        bed.wait_state(lambda d: d["registry"]["synced"] and "usa" in d["members"],
+                       what="usa joined under the host manifest's RBAC")
+        reqs = [r for r in bed.host.requests if r["path"] not in PUBLIC]
+    finally:
+        bed.close()
+    assert reqs and not [r for r in reqs if r["status"] == 403], reqs
+    used = set()
+    for r in reqs:
+        ok, gr = grants_request(rules, r)
+        assert ok, r
+        used.add(gr)
+    want = {("", "secrets")} | ({("core.kubefed.io", "kubefedclusters"),
+                                  ("types.kubefed.io", "federatedservices"),
+                                  ("multiclusterdns.kubefed.io", "servicednsrecords"),
+                                  ("multiclusterdns.kubefed.io", "domains")}
+                                 if source == "kubefed" else {("cluster.karmada.io", "clusters")})
+    assert used == want, used
+
+
+def test_host_enforcement_bites_without_the_secrets_rule(tmp_path):
+    rules = [r for r in host_rules() if "secrets" not in r["resources"]]
+    bed = run_host(tmp_path, "kubefed", rules)
+    try:
+        doc = bed.wait_state(lambda d: "HTTP 403" in d["registry"]["pending"]["usa"],
+                             what="usa waiting for a Secret it may not read")
+        assert doc["registry"]["pending"]["usa"].startswith(
+            "waiting for Secret kube-federation-system/usa-")
+        assert doc["registry"]["pending"]["usa"].endswith(
+            ": its list failed: HTTP 403 (not granted: conf/rbac/fedgslb-health-host.yaml)")
+        bed.wait_state(lambda d: any(r["status"] == 403 for r in bed.host.requests),
+                       what="a 403")
+        denied = [r for r in bed.host.requests if r["status"] == 403]
+    finally:
+        bed.close()
+    assert denied and all(r["path"].endswith("/secrets") for r in denied), denied
+    assert "usa" not in doc["members"]

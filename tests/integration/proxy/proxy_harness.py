@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -285,6 +287,50 @@ def start_proxy(tmp, backends, ready=True, nofile=None, edit=None, **kw):
     if ready:
         p.wait_ready()
     return p
+
+
+def make_cert(tmp, name, base=None, ec=False):
+    """A self-signed certificate for @name (RSA 2048, or ECDSA P-256 with
+    @ec); files base.crt and base.key in @tmp."""
+    base = base or name
+    crt, key = os.path.join(str(tmp), base + ".crt"), os.path.join(str(tmp), base + ".key")
+    kind = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"] if ec else ["-newkey", "rsa:2048"]
+    subprocess.run(["openssl", "req", "-x509"] + kind + ["-nodes", "-days", "2",
+                    "-subj", "/CN=" + name, "-addext", "subjectAltName=DNS:" + name,
+                    "-keyout", key, "-out", crt], check=True, capture_output=True)
+    return {"cert": crt, "key": key}
+
+
+def client_context(version=None):
+    """A TLS client context without verification (tests compare what they
+    get themselves); @version pins ssl.TLSVersion.TLSv1_2 or TLSv1_3."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if version is not None:
+        ctx.minimum_version = ctx.maximum_version = version
+    return ctx
+
+
+def https_conn(port, sni, version=None, timeout=5.0):
+    """An http.client.HTTPSConnection already connected to 127.0.0.1:@port
+    with SNI @sni (http.client would resolve the name itself)."""
+    import http.client
+    ctx = client_context(version)
+    c = http.client.HTTPSConnection(sni, port, timeout=timeout * SLOW, context=ctx)
+    raw_sock = socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW)
+    c.sock = ctx.wrap_socket(raw_sock, server_hostname=sni)
+    return c
+
+
+def recv_all(sock):
+    """Everything @sock receives until the peer closes."""
+    out = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return out
+        out += chunk
 
 
 def raw(port, data, timeout=5.0, read_until_close=True):

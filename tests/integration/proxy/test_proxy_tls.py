@@ -5,7 +5,6 @@ certificate with the files), a bad key rejected at reload, and --check-config
 loading the certificates and keys."""
 
 import hashlib
-import http.client
 import os
 import shutil
 import signal
@@ -24,27 +23,13 @@ NAME = "www.example.test"
 pytestmark = pytest.mark.skipif(not shutil.which("openssl"), reason="openssl needed")
 
 
-def make_cert(tmp, name, base=None):
-    """A self-signed RSA certificate for @name; files base.crt and base.key."""
-    base = base or name
-    crt, key = os.path.join(tmp, base + ".crt"), os.path.join(tmp, base + ".key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=" + name, "-addext", "subjectAltName=DNS:" + name,
-                    "-keyout", key, "-out", crt], check=True, capture_output=True)
-    return {"cert": crt, "key": key}
+make_cert = ph.make_cert
+client_context = ph.client_context
 
 
 def fingerprint_of_file(crt):
     with open(crt) as f:
         return hashlib.sha256(ssl.PEM_cert_to_DER_cert(f.read())).hexdigest()
-
-
-def client_context():
-    # No verification: the tests compare the served certificate themselves.
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def served_fingerprint(port, sni=NAME):
@@ -55,12 +40,7 @@ def served_fingerprint(port, sni=NAME):
 
 
 def https_conn(port, sni=NAME):
-    """An HTTPSConnection already connected to 127.0.0.1:@port with SNI @sni
-    (http.client would resolve the name itself)."""
-    c = http.client.HTTPSConnection(sni, port, timeout=5 * SLOW, context=client_context())
-    raw = socket.create_connection(("127.0.0.1", port), timeout=5 * SLOW)
-    c.sock = client_context().wrap_socket(raw, server_hostname=sni)
-    return c
+    return ph.https_conn(port, sni)
 
 
 def https_get(conn, path):

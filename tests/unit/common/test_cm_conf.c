@@ -17,20 +17,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
-
-/* Test JSON is written with ' for " to stay readable; this swaps them back.
- * Returns an owned string. */
-static char *dq(const char *s)
-{
-    char *out = strdup(s);
-
-    assert_non_null(out);
-    for (char *c = out; *c != '\0'; c++) {
-        if (*c == '\'')
-            *c = '"';
-    }
-    return out;
-}
+#include "tests/unit/unit_text.h"
 
 /* A small valid federation; tests add keys to it through fmt's %s. */
 #define BASE                                                                                       \
@@ -43,7 +30,7 @@ static char *dq(const char *s)
 
 static int load(const char *squoted, struct cm_conf **out, char *err)
 {
-    char *text = dq(squoted);
+    char *text = unit_dq(squoted);
     int rc;
 
     err[0] = '\0';
@@ -214,8 +201,7 @@ static void test_example_sections(void **state)
     assert_int_equal(c->proxy.listen_count, 1);
     assert_int_equal(c->proxy.listen[0].member, 2);
     assert_int_equal(c->proxy.listen[0].service, 0);
-    assert_true(c->etcd.present);
-    assert_string_equal(c->etcd.prefix, "/fedgslb/");
+    assert_false(c->etcd.present); /* the demo pushes; the etcd demo writes its own */
     cm_conf_unref(c);
 }
 
@@ -846,6 +832,68 @@ static void test_token_file(void **state)
     free(two);
 }
 
+/* etcd: defaults, the prefix's trailing "/", TLS and credentials in pairs. */
+static void test_etcd_section(void **state)
+{
+    char *pw = temp_file("etcd-pa55word\n");
+    char json[1024], err[CM_CONF_ERR_MAX];
+    struct cm_conf *c = NULL;
+
+    (void)state;
+    c = load_ok("{" BASE ", 'etcd': {'endpoints': ['http://127.0.0.1:2379']}}");
+    assert_true(c->etcd.present);
+    assert_string_equal(c->etcd.prefix, "/fedgslb/");
+    assert_int_equal(c->etcd.endpoint_count, 1);
+    assert_false(c->etcd.tls.enabled);
+    assert_null(c->etcd.username);
+    assert_null(c->etcd.password);
+    assert_int_equal(c->etcd.request_timeout_ms, 5000);
+    assert_int_equal(c->etcd.check_interval_ms, 5000);
+    assert_int_equal(c->etcd.backoff_min_ms, 250);
+    assert_int_equal(c->etcd.backoff_max_ms, 5000);
+    cm_conf_unref(c);
+
+    snprintf(json, sizeof(json),
+             "{" BASE ", 'etcd': {'endpoints': ['https://a:2379', 'https://b:2379'],"
+             " 'prefix': '/x/y', 'tls': {'ca_file': 'ca.pem', 'certificate': 'c.pem',"
+             " 'key': 'k.pem'}, 'username': 'fed', 'password_file': '%s',"
+             " 'check_interval_ms': 1000, 'backoff_max_ms': 3000}}",
+             pw);
+    c = load_ok(json);
+    assert_string_equal(c->etcd.prefix, "/x/y/");
+    assert_int_equal(c->etcd.endpoint_count, 2);
+    assert_true(c->etcd.tls.enabled);
+    assert_string_equal(c->etcd.tls.key, "k.pem");
+    assert_string_equal(c->etcd.username, "fed");
+    assert_string_equal(c->etcd.password, "etcd-pa55word");
+    assert_int_equal(c->etcd.check_interval_ms, 1000);
+    cm_conf_unref(c);
+
+    expect_err("{" BASE ", 'etcd': {}}", CM_ECONFIG,
+               "t.json: etcd.endpoints: missing required key");
+    expect_err("{" BASE ", 'etcd': {'endpoints': ['127.0.0.1:2379']}}", CM_ECONFIG,
+               "t.json: etcd.endpoints[0]: not an http(s) URL \"127.0.0.1:2379\"");
+    expect_err("{" BASE ", 'etcd': {'endpoints': ['http://e'], 'prefix': 'fed'}}", CM_ECONFIG,
+               "t.json: etcd.prefix: must start with \"/\"");
+    expect_err("{" BASE ", 'etcd': {'endpoints': ['http://e'], 'username': 'u'}}", CM_ECONFIG,
+               "t.json: etcd: username and password_file go together");
+    expect_err("{" BASE ", 'etcd': {'endpoints': ['http://e'], 'tls': {'key': 'k'}}}", CM_ECONFIG,
+               "t.json: etcd.tls: certificate and key go together");
+    expect_err("{" BASE ", 'etcd': {'endpoints': ['http://e'], 'backoff_min_ms': 900,"
+               " 'backoff_max_ms': 800}}",
+               CM_ECONFIG, "t.json: etcd.backoff_max_ms: less than backoff_min_ms (900)");
+    expect_err("{" BASE ", 'etcd': {'endpoints': ['http://e'], 'password_file': '/nonexistent/p',"
+               " 'username': 'u'}}",
+               CM_ECONFIG,
+               "t.json: etcd.password_file: cannot read \"/nonexistent/p\": No such file or "
+               "directory");
+    assert_int_equal(load("{" BASE ", 'etcd': {'endpoints': ['http://e'], 'nope': 1}}", &c, err),
+                     CM_ECONFIG);
+    assert_string_equal(err, "t.json: etcd.nope: unknown key");
+    unlink(pw);
+    free(pw);
+}
+
 /* dnsd.cookies and dnsd.nsid: secrets from 0600 files as 32 hex digits. */
 static void test_dnsd_cookies_nsid(void **state)
 {
@@ -991,6 +1039,154 @@ static void test_ref_unref(void **state)
     cm_conf_unref(NULL);
 }
 
+/* ---- members_from (the host cluster's member registry) ---- */
+
+#define RBASE                                                                                      \
+    "'federation': 'f', 'zone': 'z.test',"                                                         \
+    "'regions': {'r1': {'zones': ['r1a', 'r1b']}, 'r2': {}},"                                      \
+    "'members': {'m1': {'region': 'r1', 'zone': 'r1b'}}"
+
+static void test_registry_absent(void **state)
+{
+    struct cm_conf *c = load_ok("{" RBASE "}");
+
+    (void)state;
+    assert_false(c->members_from.present);
+    assert_null(c->members_from.namespace_);
+    assert_false(c->members_from.services);
+    cm_conf_unref(c);
+}
+
+static void test_registry_kubefed_defaults(void **state)
+{
+    struct cm_conf *c = load_ok("{" RBASE ", 'members_from': {'source': 'kubefed', 'kubeconfig':"
+                                " 'host.yaml', 'context': 'host', 'locations': {'m3': {'region':"
+                                " 'r1', 'zone': 'r1a'}, 'm4': {'region': 'r2'}}}}");
+    const struct cm_conf_members_from *mf = &c->members_from;
+
+    (void)state;
+    assert_true(mf->present);
+    assert_int_equal(mf->source, CM_REGISTRY_KUBEFED);
+    assert_string_equal(mf->kubeconfig, "host.yaml");
+    assert_string_equal(mf->context, "host");
+    assert_false(mf->in_cluster);
+    assert_string_equal(mf->namespace_, "kube-federation-system");
+    assert_true(mf->services);
+    assert_int_equal(mf->location_count, 2);
+    assert_string_equal(mf->locations[0].name, "m3");
+    assert_int_equal(mf->locations[0].region, 0);
+    assert_int_equal(mf->locations[0].zone, 0);
+    assert_string_equal(mf->locations[1].name, "m4");
+    assert_int_equal(mf->locations[1].region, 1);
+    assert_int_equal(mf->locations[1].zone, -1);
+    cm_conf_unref(c);
+}
+
+static void test_registry_karmada(void **state)
+{
+    struct cm_conf *c = load_ok("{" RBASE ", 'members_from': {'source': 'karmada', 'in_cluster':"
+                                " true}}");
+
+    (void)state;
+    assert_int_equal(c->members_from.source, CM_REGISTRY_KARMADA);
+    assert_true(c->members_from.in_cluster);
+    assert_null(c->members_from.namespace_);
+    assert_false(c->members_from.services);
+    cm_conf_unref(c);
+    c = load_ok("{" RBASE ", 'members_from': {'source': 'kubefed', 'namespace': 'fed',"
+                " 'services': false}}");
+    assert_string_equal(c->members_from.namespace_, "fed");
+    assert_false(c->members_from.services);
+    cm_conf_unref(c);
+}
+
+static void test_registry_errors(void **state)
+{
+    (void)state;
+    expect_err("{" RBASE ", 'members_from': {}}", CM_ECONFIG,
+               "t.json: members_from.source: missing required key");
+    expect_err("{" RBASE ", 'members_from': {'source': 'clusternet'}}", CM_ECONFIG,
+               "t.json: members_from.source: must be one of \"kubefed\", \"karmada\", not "
+               "\"clusternet\"");
+    expect_err("{" RBASE ", 'members_from': {'source': 'karmada', 'namespace': 'x'}}", CM_ECONFIG,
+               "t.json: members_from.namespace: only with source \"kubefed\" (Karmada's Clusters "
+               "are cluster-scoped and spec.secretRef names the Secret's namespace)");
+    expect_err("{" RBASE ", 'members_from': {'source': 'karmada', 'services': true}}", CM_ECONFIG,
+               "t.json: members_from.services: only with source \"kubefed\" (FederatedService, "
+               "Domain and ServiceDNSRecord are KubeFed's)");
+    expect_err("{" RBASE ", 'members_from': {'source': 'kubefed', 'services': 'yes'}}", CM_ECONFIG,
+               "t.json: members_from.services: must be true or false");
+    expect_err("{" RBASE ", 'members_from': {'source': 'kubefed', 'in_cluster': true,"
+               " 'context': 'host'}}",
+               CM_ECONFIG, "t.json: members_from.in_cluster: excludes kubeconfig and context");
+    /* The one name in both places: named by both paths. */
+    expect_err("{" RBASE ", 'members_from': {'source': 'kubefed', 'locations': {'m1':"
+               " {'region': 'r1'}}}}",
+               CM_ECONFIG,
+               "t.json: members_from.locations.m1: \"m1\" is a configured member (members.m1): a "
+               "member comes from members or from the registry, not both");
+    expect_err("{" RBASE ", 'members_from': {'source': 'kubefed', 'locations': {'m3':"
+               " {'region': 'r9'}}}}",
+               CM_ECONFIG, "t.json: members_from.locations.m3.region: unknown region \"r9\"");
+    expect_err("{" RBASE ", 'members_from': {'source': 'kubefed', 'locations': {'m3':"
+               " {'region': 'r2', 'zone': 'r1a'}}}}",
+               CM_ECONFIG,
+               "t.json: members_from.locations.m3.zone: zone \"r1a\" is not a zone of region "
+               "\"r2\"");
+    expect_err("{" RBASE ", 'members_from': {'source': 'kubefed', 'locations': {'M_3':"
+               " {'region': 'r2'}}}}",
+               CM_ECONFIG,
+               "t.json: members_from.locations.M_3: not a DNS label \"M_3\" (lowercase letters, "
+               "digits and hyphens, at most 63)");
+    expect_err("{" RBASE ", 'members_from': {'source': 'kubefed', 'bogus': 1}}", CM_ECONFIG,
+               "t.json: members_from.bogus: unknown key");
+}
+
+static void test_with_members(void **state)
+{
+    struct cm_conf *c = load_ok("{" RBASE ", 'members_from': {'source': 'kubefed'}}");
+    char k1[] = "k1", k2[] = "k2";
+    const struct cm_conf_member extra[] = {
+        {.name = k1, .region = 1, .zone = -1},
+        {.name = k2, .region = 0, .zone = 1},
+    };
+    struct cm_conf *d, *e;
+
+    (void)state;
+    d = cm_conf_with_members(c, extra, 2);
+    assert_non_null(d);
+    assert_int_equal(d->member_count, 3);
+    assert_string_equal(d->members[0].name, "m1");
+    assert_ptr_equal(d->members[0].name, c->members[0].name); /* shared */
+    assert_string_equal(d->members[1].name, "k1");
+    assert_ptr_not_equal(d->members[1].name, extra[0].name); /* copied */
+    assert_int_equal(d->members[1].region, 1);
+    assert_int_equal(d->members[2].zone, 1);
+    assert_int_equal(d->members[2].lb_mode, CM_LB_NATIVE);
+    assert_null(d->members[2].kubeconfig);
+    assert_int_equal(cm_conf_member_index(d, "k2"), 2);
+    assert_ptr_equal(d->regions, c->regions);
+    assert_ptr_equal(cm_conf_loaded(d), c);
+    assert_ptr_equal(cm_conf_loaded(c), c);
+    /* Extending an extended one extends the loaded one: k1, k2 are gone. */
+    e = cm_conf_with_members(d, extra + 1, 1);
+    assert_non_null(e);
+    assert_int_equal(e->member_count, 2);
+    assert_string_equal(e->members[1].name, "k2");
+    assert_ptr_equal(cm_conf_loaded(e), c);
+    /* The loaded one lives as long as an extension does. */
+    cm_conf_unref(c);
+    cm_conf_unref(d);
+    assert_string_equal(e->members[0].name, "m1");
+    assert_string_equal(e->federation, "f");
+    cm_conf_unref(e); /* frees all: ASan flags a leak or a double free */
+    c = load_ok("{" RBASE "}");
+    d = cm_conf_with_members(c, NULL, 0);
+    assert_int_equal(d->member_count, 1);
+    cm_conf_unref(d);
+    cm_conf_unref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1023,10 +1219,16 @@ int main(void)
         cmocka_unit_test(test_proxy_options),
         cmocka_unit_test(test_latency),
         cmocka_unit_test(test_token_file),
+        cmocka_unit_test(test_etcd_section),
         cmocka_unit_test(test_dnsd_cookies_nsid),
         cmocka_unit_test(test_load_file_errors),
         cmocka_unit_test(test_bug_quote_overflow),
         cmocka_unit_test(test_ref_unref),
+        cmocka_unit_test(test_registry_absent),
+        cmocka_unit_test(test_registry_kubefed_defaults),
+        cmocka_unit_test(test_registry_karmada),
+        cmocka_unit_test(test_registry_errors),
+        cmocka_unit_test(test_with_members),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -82,20 +82,54 @@ static char sorry_name[] = "sorry.example.net";
  *   addrs=N  N addresses 10.<position>.0.1 .. 10.<position>.0.N
  *   noaddr   no addresses
  *   host=H   hostname H
- * Members not named are absent from the document.
+ * Members not named are absent from the document. Tokens starting with "@"
+ * are the service's rules: "@place=usa+eur" (placement; "@place=" none),
+ * "@ttl=N" (ttl_s), "@noeps" (allow_without_endpoints).
  */
+static size_t service_rule(const char *tok, char *out, size_t cap)
+{
+    if (strncmp(tok, "@place=", 7) == 0) {
+        size_t n = (size_t)snprintf(out, cap, "\"placement\": [");
+
+        for (const char *q = tok + 7; *q != '\0';) {
+            size_t l = strcspn(q, "+");
+
+            n += (size_t)snprintf(out + n, cap - n, "%s\"%.*s\"", q > tok + 7 ? ", " : "", (int)l,
+                                  q);
+            q += l + (q[l] == '+');
+        }
+        return n + (size_t)snprintf(out + n, cap - n, "], ");
+    }
+    if (strncmp(tok, "@ttl=", 5) == 0)
+        return (size_t)snprintf(out, cap, "\"ttl_s\": %s, ", tok + 5);
+    if (strcmp(tok, "@noeps") == 0)
+        return (size_t)snprintf(out, cap, "\"allow_without_endpoints\": true, ");
+    fail_msg("bad service rule '%s'", tok);
+    return 0;
+}
+
 static char *state_json(const char *spec)
 {
     static const char head[] = "{\"version\": 1, \"vantage\": \"" US "\", \"generation\": 7,"
                                " \"generated_at\": \"2026-11-21T07:00:00Z\","
-                               " \"services\": {\"default/web\": {\"port\": 80, \"members\": {";
-    size_t cap = 16384, len = 0;
-    char *out = malloc(cap);
+                               " \"services\": {\"default/web\": {\"port\": 80, ";
+    size_t cap = 16384, len = 0, rlen = 0;
+    char *out = malloc(cap), rules[1024] = "";
     const char *p = spec;
     unsigned nth = 0;
 
     assert_non_null(out);
-    len += (size_t)snprintf(out + len, cap - len, "%s", head);
+    for (const char *q = spec; (q = strchr(q, '@')) != NULL;) {
+        char tok[256];
+        size_t l = strcspn(q, " ");
+
+        assert_true(l < sizeof(tok));
+        memcpy(tok, q, l);
+        tok[l] = '\0';
+        rlen += service_rule(tok, rules + rlen, sizeof(rules) - rlen);
+        q += l;
+    }
+    len += (size_t)snprintf(out + len, cap - len, "%s%s\"members\": {", head, rules);
     while (*p != '\0') {
         char name[32], host[128] = "", tok[160], addr[2048];
         const char *end = strchr(p, ' ');
@@ -105,8 +139,8 @@ static char *state_json(const char *spec)
         bool down = false, pending = false;
         char *save, *f;
 
-        if (tlen == 0) {
-            p++;
+        if (tlen == 0 || *p == '@') {
+            p += tlen > 0 ? tlen : 1;
             continue;
         }
         assert_true(tlen < sizeof(tok));
@@ -392,6 +426,13 @@ static void test_eligibility(void **state)
         {"usa,down", "usa", "usa", false, false, false, "drained"},
         {"usa", "usa", "usa", true, false, false, "drained"},
         {"eur,noaddr", NULL, "usa", false, false, false, "not reported by any vantage"},
+        /* The service's placement leaves a member out of every answer, fail-open too. */
+        {"usa @place=eur", NULL, "usa", false, false, false, "not in the service's placement"},
+        {"usa,down @place=", NULL, "usa", false, false, false, "not in the service's placement"},
+        {"usa @place=eur+usa", NULL, "usa", true, true, true, NULL},
+        /* allow_without_endpoints: 0 ready endpoints do not rule it out. */
+        {"usa,ready=0 @noeps", NULL, "usa", true, true, true, NULL},
+        {"usa,ready=0,down @noeps", NULL, "usa", false, false, true, "unhealthy by majority"},
     };
     struct fx *f = *state;
 
@@ -609,6 +650,22 @@ static void test_ttl(void **state)
         /* All down wins over pending. */
         {"usa,down,pending", NULL, POLICY(5), US, NULL, NULL, DNS_RANK_FAIL_OPEN, "usa", NULL,
          MIN_TTL, DNS_RANK_TTL_FAIL_OPEN},
+        /* The service's own TTL (a ServiceDNSRecord's recordTTL), longer or shorter. */
+        {"usa eur @ttl=300", NULL, POLICY(5), US, NULL, NULL, DNS_RANK_BEST, "usa", NULL, 300,
+         DNS_RANK_TTL_NORMAL},
+        {"usa eur @ttl=2", NULL, POLICY(5), US, NULL, NULL, DNS_RANK_BEST, "usa", NULL, 2,
+         DNS_RANK_TTL_NORMAL},
+        /* Pending shortens it to min_ttl_s, and never lengthens it. */
+        {"usa,pending eur @ttl=300", NULL, POLICY(5), US, NULL, NULL, DNS_RANK_BEST, "usa", NULL,
+         MIN_TTL, DNS_RANK_TTL_PENDING},
+        {"usa,pending eur @ttl=2", NULL, POLICY(5), US, NULL, NULL, DNS_RANK_BEST, "usa", NULL, 2,
+         DNS_RANK_TTL_PENDING},
+        /* Placement: the best member by latency is not placed. */
+        {"usa eur @place=eur", NULL, POLICY(5), US, NULL, NULL, DNS_RANK_BEST, "eur", NULL, TTL,
+         DNS_RANK_TTL_NORMAL},
+        /* Placed nowhere healthy: fail-open answers only placed members. */
+        {"usa eur,down @place=eur", NULL, POLICY(5), US, NULL, NULL, DNS_RANK_FAIL_OPEN, "eur",
+         NULL, MIN_TTL, DNS_RANK_TTL_FAIL_OPEN},
     };
     RUN(*state, ttl);
 }

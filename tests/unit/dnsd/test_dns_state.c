@@ -449,6 +449,81 @@ static void test_state_file_truncated_falls_back_to_prev(void **state)
     dns_state_free(st2);
 }
 
+/* usa configured; k1 a registry member (members_from) placed by the documents. */
+static const char reg_conf_text[] =
+    CONF_HEAD " \"members\": {\"usa\": {\"region\": \"us-east-1\"}},"
+              " \"members_from\": {\"source\": \"kubefed\"}," SERVICES "}";
+
+static int put_reg(struct dns_state *st, unsigned gen, bool with_k1, uint64_t now)
+{
+    char buf[DOC_MAX], err[256] = "";
+    int n = snprintf(buf, sizeof(buf),
+                     "{\"version\": 1, \"vantage\": \"us-east-1\", \"generation\": %u,"
+                     " \"generated_at\": \"2026-11-21T07:00:00Z\", \"members\": {%s},"
+                     " \"services\": {\"default/web\": {\"port\": 80, \"members\": {"
+                     "  \"usa\": {\"addresses\": [\"192.0.2.10\"], \"ready_endpoints\": 1,"
+                     "           \"healthy\": true}%s}}}}",
+                     gen,
+                     with_k1 ? "\"k1\": {\"region\": \"eu-west-1\", \"zone\": \"eu-west-1a\"}" : "",
+                     with_k1 ? ", \"k1\": {\"addresses\": [\"192.0.2.30\"], \"ready_endpoints\": 1,"
+                               " \"healthy\": true}"
+                             : "");
+    int rc;
+
+    assert_true(n > 0 && (size_t)n < sizeof(buf));
+    rc = dns_state_put(st, buf, strlen(buf), NULL, now, err, sizeof(err));
+    if (rc != CM_OK)
+        fail_msg("put: %s", err);
+    return rc;
+}
+
+/* Registry members join with the documents that place them and leave with them. */
+static void test_registry_members(void **state)
+{
+    struct fixture *f = *state;
+    struct cm_conf *reg = conf_load(reg_conf_text);
+    struct dns_state *st = dns_state_new(reg, f->path, apply_cb, f), *st2;
+    const struct cm_conf *c;
+    char err[256] = "";
+    int k1;
+
+    assert_non_null(st);
+    assert_int_equal(dns_state_conf(st)->member_count, 1);
+    put_reg(st, 1, true, 1);
+    c = dns_state_conf(st);
+    assert_int_equal(c->member_count, 2);
+    k1 = cm_conf_member_index(c, "k1");
+    assert_int_equal(k1, 1);
+    assert_int_equal(c->members[k1].region, 1);
+    assert_int_equal(c->members[k1].zone, 0);
+    assert_true(merged_ep(st, "k1")->present && merged_ep(st, "k1")->healthy);
+    /* A registry member can be drained, and the drain is kept while it stays. */
+    assert_int_equal(dns_state_set_drain(st, "k1", true, err, sizeof(err)), CM_OK);
+    assert_true(dns_state_is_drained(st, (size_t)k1));
+    put_reg(st, 2, true, 2);
+    assert_ptr_equal(dns_state_conf(st), c); /* the same members: the same configuration */
+    assert_true(dns_state_is_drained(st, (size_t)k1));
+
+    /* A restart loads it back from the state file, k1 and its drain included. */
+    st2 = dns_state_new(reg, f->path, NULL, NULL);
+    assert_int_equal(dns_state_load(st2, 5, false, NULL, 0), CM_OK);
+    assert_int_equal(cm_conf_member_index(dns_state_conf(st2), "k1"), 1);
+    assert_true(dns_state_is_drained(st2, 1));
+    assert_true(merged_ep(st2, "k1")->present);
+    dns_state_free(st2);
+
+    /* Unjoined: the next document does not place it; it leaves the merge. */
+    put_reg(st, 3, false, 3);
+    assert_int_equal(dns_state_conf(st)->member_count, 1);
+    assert_int_equal(cm_conf_member_index(dns_state_conf(st), "k1"), -1);
+    assert_int_equal(dns_state_set_drain(st, "k1", false, err, sizeof(err)), CM_ENOENT);
+    /* Joined again: a new member, not drained. */
+    put_reg(st, 4, true, 4);
+    assert_false(dns_state_is_drained(st, (size_t)cm_conf_member_index(dns_state_conf(st), "k1")));
+    dns_state_free(st);
+    cm_conf_unref(reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +536,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drains, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_file_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_file_corrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registry_members, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

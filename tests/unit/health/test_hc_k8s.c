@@ -285,115 +285,6 @@ static void test_status(void **state)
 
 /* ---- splitter ---- */
 
-struct collect {
-    char lines[8][512];
-    size_t count;
-    size_t stop_at; /* return 7 when count reaches this (0 = never) */
-};
-
-static int collect_fn(void *arg, const char *line, size_t len)
-{
-    struct collect *c = arg;
-
-    assert_true(c->count < 8);
-    assert_true(len < sizeof(c->lines[0]));
-    memcpy(c->lines[c->count], line, len);
-    c->lines[c->count][len] = '\0';
-    c->count++;
-    return c->stop_at != 0 && c->count == c->stop_at ? 7 : 0;
-}
-
-static const char STREAM[] = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\","
-                             "\"namespace\":\"n\",\"resourceVersion\":\"1\"}}}\n"
-                             "\r\n\n"
-                             "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":"
-                             "{\"resourceVersion\":\"2\"}}}\r\n"
-                             "{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"a\","
-                             "\"namespace\":\"n\",\"resourceVersion\":\"3\"}}}\n"
-                             "{\"type\":\"ADD";
-
-static void check_stream(const struct collect *c, const struct hc_lines *ls)
-{
-    static const char *const types[] = {HC_K8S_ADDED == 0 ? "ADDED" : "", "BOOKMARK", "DELETED"};
-    static const enum hc_k8s_event_type etypes[] = {HC_K8S_ADDED, HC_K8S_BOOKMARK, HC_K8S_DELETED};
-
-    assert_int_equal(c->count, 3);
-    for (size_t i = 0; i < 3; i++) {
-        struct hc_k8s_event ev;
-        char err[HC_K8S_ERR_MAX];
-
-        assert_non_null(strstr(c->lines[i], types[i]));
-        assert_int_equal(hc_k8s_event_parse(c->lines[i], strlen(c->lines[i]), HC_K8S_SERVICE, &ev,
-                                            err, sizeof(err)),
-                         CM_OK);
-        assert_int_equal(ev.type, etypes[i]);
-        hc_k8s_event_fini(&ev);
-    }
-    assert_int_equal(hc_lines_pending(ls), strlen("{\"type\":\"ADD"));
-}
-
-static void test_split_every_position(void **state)
-{
-    size_t n = sizeof(STREAM) - 1;
-
-    (void)state;
-    for (size_t i = 0; i <= n; i++) {
-        for (size_t j = i; j <= n; j++) {
-            struct collect c = {.count = 0};
-            struct hc_lines ls;
-
-            hc_lines_init(&ls, 1024);
-            assert_int_equal(hc_lines_feed(&ls, STREAM, i, collect_fn, &c), CM_OK);
-            assert_int_equal(hc_lines_feed(&ls, STREAM + i, j - i, collect_fn, &c), CM_OK);
-            assert_int_equal(hc_lines_feed(&ls, STREAM + j, n - j, collect_fn, &c), CM_OK);
-            check_stream(&c, &ls);
-            hc_lines_fini(&ls);
-        }
-    }
-}
-
-static void test_split_byte_by_byte(void **state)
-{
-    struct collect c = {.count = 0};
-    struct hc_lines ls;
-
-    (void)state;
-    hc_lines_init(&ls, 1024);
-    for (size_t i = 0; i < sizeof(STREAM) - 1; i++)
-        assert_int_equal(hc_lines_feed(&ls, STREAM + i, 1, collect_fn, &c), CM_OK);
-    check_stream(&c, &ls);
-    hc_lines_reset(&ls);
-    assert_int_equal(hc_lines_pending(&ls), 0);
-    hc_lines_fini(&ls);
-}
-
-static void test_split_cap_and_stop(void **state)
-{
-    char big[100];
-    struct collect c = {.count = 0};
-    struct hc_lines ls;
-
-    (void)state;
-    memset(big, 'x', sizeof(big));
-    hc_lines_init(&ls, 64);
-    /* Exactly at the cap is fine; one more byte is not, whatever the chunking. */
-    assert_int_equal(hc_lines_feed(&ls, big, 64, collect_fn, &c), CM_OK);
-    assert_int_equal(hc_lines_feed(&ls, "\n", 1, collect_fn, &c), CM_OK);
-    assert_int_equal(c.count, 1);
-    assert_int_equal(strlen(c.lines[0]), 64);
-    assert_int_equal(hc_lines_feed(&ls, big, 40, collect_fn, &c), CM_OK);
-    assert_int_equal(hc_lines_feed(&ls, big, 25, collect_fn, &c), CM_ETOOBIG);
-    hc_lines_reset(&ls);
-    assert_int_equal(hc_lines_feed(&ls, big, 65, collect_fn, &c), CM_ETOOBIG);
-    hc_lines_reset(&ls);
-    /* A callback's non-zero return stops the feed and is passed through. */
-    c.count = 0;
-    c.stop_at = 2;
-    assert_int_equal(hc_lines_feed(&ls, "a\nb\nc\n", 6, collect_fn, &c), 7);
-    assert_int_equal(c.count, 2);
-    hc_lines_fini(&ls);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,9 +297,6 @@ int main(void)
         cmocka_unit_test(test_reader),
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_status),
-        cmocka_unit_test(test_split_every_position),
-        cmocka_unit_test(test_split_byte_by_byte),
-        cmocka_unit_test(test_split_cap_and_stop),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

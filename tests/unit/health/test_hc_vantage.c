@@ -436,6 +436,165 @@ static void test_reload_reoffers_current_document(void **state)
     assert_int_equal(stats(f).offers, 3);
 }
 
+/* ---- registry members ---- */
+
+/* The document's member @name, or NULL. */
+static json_t *doc_member(const struct fx *f, const char *name)
+{
+    json_t *doc = hc_vantage_state(f->v);
+    json_t *m = json_object_get(json_object_get(doc, "members"), name);
+
+    json_decref(doc); /* the vantage still holds it */
+    return m;
+}
+
+/* Runs the armed rebuild at once. */
+static void rebuild(struct fx *f)
+{
+    f->now_ms += HC_VANTAGE_DEBOUNCE_MS;
+    hc_vantage_poll(f->v);
+}
+
+static struct hc_kube_target *target(const struct fx *f)
+{
+    struct hc_kube_target **ts = targets(f), *t = ts[0];
+
+    free(ts);
+    return t;
+}
+
+/* Registry members join the documents and leave them again; a configured
+ * name or a place the configuration lacks is refused. */
+static void test_registry_members_join_and_leave(void **state)
+{
+    struct fx *f = *state;
+    char k1[] = "k1", usa[] = "usa";
+    struct cm_conf_member m = {.name = k1, .region = 0, .zone = 0};
+
+    load_conf(f, 0);
+    start(f, hc_report_new(0, NULL));
+    assert_null(doc_member(f, "k1"));
+    assert_int_equal(hc_vantage_add_member(f->v, &m, target(f)), CM_OK);
+    assert_int_equal(hc_vantage_registry_members(f->v), 1);
+    assert_true(stats(f).armed);
+    rebuild(f);
+    assert_string_equal(json_string_value(json_object_get(doc_member(f, "k1"), "region")),
+                        "us-east-1");
+    assert_string_equal(json_string_value(json_object_get(doc_member(f, "k1"), "zone")),
+                        "us-east-1a");
+    assert_int_equal(stats(f).generation, 2);
+    /* The same again: nothing new, nothing armed. */
+    assert_int_equal(hc_vantage_add_member(f->v, &m, target(f)), CM_OK);
+    assert_false(stats(f).armed);
+    /* Another place: a change. */
+    m.zone = -1;
+    assert_int_equal(hc_vantage_add_member(f->v, &m, target(f)), CM_OK);
+    rebuild(f);
+    assert_true(json_is_null(json_object_get(doc_member(f, "k1"), "zone")));
+    assert_int_equal(hc_vantage_registry_members(f->v), 1);
+    /* A configured member's name, a region or zone that is not there. */
+    m.name = usa;
+    assert_int_equal(hc_vantage_add_member(f->v, &m, target(f)), CM_EEXIST);
+    m.name = k1;
+    m.region = 7;
+    assert_int_equal(hc_vantage_add_member(f->v, &m, target(f)), CM_EINVAL);
+    m.region = 0;
+    m.zone = 3;
+    assert_int_equal(hc_vantage_add_member(f->v, &m, target(f)), CM_EINVAL);
+    /* Unjoined: the next document leaves it out. */
+    assert_int_equal(hc_vantage_remove_member(f->v, "k1"), CM_OK);
+    assert_int_equal(hc_vantage_remove_member(f->v, "k1"), CM_ENOENT);
+    assert_int_equal(hc_vantage_remove_member(f->v, "usa"), CM_ENOENT); /* configured */
+    rebuild(f);
+    assert_null(doc_member(f, "k1"));
+    assert_non_null(doc_member(f, "usa"));
+    assert_int_equal(hc_vantage_registry_members(f->v), 0);
+}
+
+/* A reload keeps registry members, unless it configures their name. */
+static void test_registry_members_through_reload(void **state)
+{
+    struct fx *f = *state;
+    char k1[] = "k1";
+    struct cm_conf_member m = {.name = k1, .region = 0, .zone = -1};
+    struct cm_conf *old;
+    char text[2048], err[CM_CONF_ERR_MAX];
+
+    load_conf(f, 0);
+    start(f, hc_report_new(0, NULL));
+    assert_int_equal(hc_vantage_add_member(f->v, &m, target(f)), CM_OK);
+    old = f->conf;
+    load_conf(f, 0);
+    assert_int_equal(hc_vantage_reload(f->v, f->conf, targets(f)), CM_OK);
+    cm_conf_unref(old);
+    assert_non_null(doc_member(f, "k1"));
+    assert_int_equal(hc_vantage_registry_members(f->v), 1);
+    /* Now the configuration has a k1 of its own. */
+    old = f->conf;
+    snprintf(text, sizeof(text),
+             "{\"federation\": \"myfed\", \"zone\": \"fed.example.test\","
+             " \"regions\": {\"us-east-1\": {\"zones\": [\"us-east-1a\"]}},"
+             " \"members\": {\"k1\": {\"region\": \"us-east-1\", \"zone\": \"us-east-1a\"}},"
+             " \"health\": {\"vantage\": \"us-east-1\"}}");
+    if (cm_conf_load_string("t.json", text, &f->conf, err, sizeof(err)) != CM_OK)
+        fail_msg("conf: %s", err);
+    assert_int_equal(hc_vantage_reload(f->v, f->conf, targets(f)), CM_OK);
+    cm_conf_unref(old);
+    assert_int_equal(hc_vantage_registry_members(f->v), 0);
+    assert_string_equal(json_string_value(json_object_get(doc_member(f, "k1"), "zone")),
+                        "us-east-1a"); /* the configured one */
+}
+
+/* A vantage held for the registry, its member listed. */
+static void start_held(struct fx *f)
+{
+    time_t guard = time(NULL) + 10;
+
+    f->lists_ok = true;
+    load_conf(f, 5000);
+    f->v = hc_vantage_new(f->base, f->client, f->conf, hc_report_new(0, NULL),
+                          &(struct hc_vantage_params){.clock = fx_clock, .clock_arg = f});
+    assert_non_null(f->v);
+    hc_vantage_hold_for_registry(f->v, true);
+    assert_int_equal(hc_vantage_start(f->v, targets(f)), CM_OK);
+    while (f->held_count < 2) { /* usa listed both kinds: their watches are open */
+        if (time(NULL) > guard)
+            fail_msg("the member never listed");
+        assert_true(event_base_loop(f->base, EVLOOP_ONCE) == 0);
+    }
+    hc_vantage_tick(f->v);
+    assert_false(stats(f).synced); /* usa listed, but the registry has not */
+    assert_int_equal(stats(f).rebuilds, 0);
+}
+
+/* Held for the registry: nothing is built until it lists... */
+static void test_hold_until_the_registry_lists(void **state)
+{
+    struct fx *f = *state;
+
+    start_held(f);
+    hc_vantage_hold_for_registry(f->v, false);
+    assert_true(stats(f).armed);
+    rebuild(f);
+    assert_true(stats(f).synced);
+    assert_int_equal(stats(f).rebuilds, 1);
+}
+
+/* ... or until the startup grace ends. */
+static void test_hold_until_the_grace_ends(void **state)
+{
+    struct fx *f = *state;
+
+    start_held(f);
+    f->now_ms = 1000 + 4999;
+    hc_vantage_tick(f->v);
+    assert_int_equal(stats(f).rebuilds, 0);
+    f->now_ms = 1000 + 5000;
+    hc_vantage_tick(f->v);
+    assert_true(stats(f).synced);
+    assert_int_equal(stats(f).rebuilds, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -445,6 +604,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_grace_holds_documents_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publishes_once_every_member_listed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_reoffers_current_document, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registry_members_join_and_leave, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registry_members_through_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_until_the_registry_lists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_until_the_grace_ends, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -66,6 +66,13 @@ struct script_case {
     uint64_t lists, relists, events, bookmarks;
 };
 
+/* What a script's watcher watches: the kind, narrowed by hc_watch_scope(). */
+struct scope {
+    enum hc_k8s_kind kind;
+    const char *ns;             /* NULL: every namespace */
+    const char *field_selector; /* NULL: none */
+};
+
 struct fx {
     struct event_base *base;
     struct evhttp *http;
@@ -217,7 +224,7 @@ static void on_status(void *arg, enum hc_k8s_kind kind, bool ok, long http_statu
 
 /* ---- running a script --------------------------------------------------- */
 
-static void run_script(const struct script_case *sc)
+static void run_script(const struct script_case *sc, const struct scope *scope)
 {
     struct fx f = {0};
     struct hc_watch_params p;
@@ -260,8 +267,10 @@ static void run_script(const struct script_case *sc)
     p.backoff_max_ms = 2;
     if (sc->page_limit != 0)
         p.page_limit = sc->page_limit;
-    f.w = hc_watch_new(f.base, f.client, f.target, "usa", HC_K8S_SERVICE, &p, &cbs);
+    f.w = hc_watch_new(f.base, f.client, f.target, "usa", scope->kind, &p, &cbs);
     assert_non_null(f.w);
+    if (scope->ns != NULL || scope->field_selector != NULL)
+        assert_int_equal(hc_watch_scope(f.w, scope->ns, scope->field_selector), CM_OK);
     assert_int_equal(hc_watch_start(f.w), CM_OK);
     while (f.served < steps && f.fail[0] == '\0')
         assert_true(event_base_loop(f.base, EVLOOP_ONCE) == 0);
@@ -433,17 +442,75 @@ static const struct script_case scripts[] = {
      0},
 };
 
+/* A Secret of one namespace, by name, as the registry watches one. */
+static const struct script_case scoped = {
+    "narrowed to one Secret of one namespace: the path and the field selector in every "
+    "request",
+    1,
+    {{"/api/v1/namespaces/kfs/secrets?limit=1 fieldSelector=metadata.name%3Ds1", NULL, REPLY, 200,
+      LIST("100", "c1", SVC("s1", "99"))},
+     {"/api/v1/namespaces/kfs/secrets?limit=1 fieldSelector=metadata.name%3Ds1 continue=c1", NULL,
+      REPLY, 200, LIST("100", "", "")},
+     {"/api/v1/namespaces/kfs/secrets?watch=1 fieldSelector=metadata.name%3Ds1 "
+      "resourceVersion=100",
+      NULL, STREAM, 200, EV("MODIFIED", SVC("s1", "101"))},
+     {"/api/v1/namespaces/kfs/secrets?watch=1 fieldSelector=metadata.name%3Ds1 "
+      "resourceVersion=101",
+      NULL, HOLD, 200, ""}},
+    "sync 1|ok|MODIFIED s1",
+    1,
+    0,
+    1,
+    0};
+
+static void test_scoped(void **state)
+{
+    const struct scope secret = {HC_K8S_SECRET, "kfs", "metadata.name=s1"};
+
+    (void)state;
+    run_script(&scoped, &secret);
+}
+
+static void test_scope_errors(void **state)
+{
+    struct event_base *base = event_base_new();
+    struct hc_http *client = hc_http_new(base);
+    struct hc_watch_params p;
+    struct hc_watch_cbs cbs = {0};
+    struct hc_kube_target t = {.server = (char *)(uintptr_t) "http://127.0.0.1:1"};
+    struct hc_watch *w;
+    char ns[600];
+
+    (void)state;
+    hc_watch_params_default(&p);
+    w = hc_watch_new(base, client, &t, "host", HC_K8S_KARMADACLUSTER, &p, &cbs);
+    assert_int_equal(hc_watch_scope(w, "x", NULL), CM_EINVAL); /* cluster-scoped */
+    assert_int_equal(hc_watch_scope(w, NULL, "metadata.name=a"), CM_OK);
+    hc_watch_free(w);
+    w = hc_watch_new(base, client, &t, "host", HC_K8S_SECRET, &p, &cbs);
+    memset(ns, 'n', sizeof(ns) - 1);
+    ns[sizeof(ns) - 1] = '\0';
+    assert_int_equal(hc_watch_scope(w, ns, NULL), CM_ETOOBIG);
+    hc_watch_free(w);
+    hc_http_free(client);
+    event_base_free(base);
+}
+
 static void test_scripts(void **state)
 {
     (void)state;
+    const struct scope services = {HC_K8S_SERVICE, NULL, NULL};
+
     for (size_t i = 0; i < sizeof(scripts) / sizeof(scripts[0]); i++)
-        run_script(&scripts[i]);
+        run_script(&scripts[i], &services);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scripts),
+        cmocka_unit_test(test_scoped),
+        cmocka_unit_test(test_scope_errors),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

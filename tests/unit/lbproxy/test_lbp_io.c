@@ -28,9 +28,7 @@
 
 #include "common/cm_err.h"
 #include "lbproxy/lbp_io.h"
-
-#define DEADLINE_MS 20000 /* generous bound for a condition that should hold soon */
-#define SETTLE_MS   200   /* how long "nothing more happens" is watched */
+#include "tests/unit/lbproxy/io_loop.h"
 
 /* The test's end of a connection: read by the loop into @got when enabled. */
 struct peer {
@@ -66,30 +64,15 @@ struct tctx {
 
 /* ---- helpers -------------------------------------------------------------------- */
 
-static long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
 typedef bool tctx_pred_fn(struct tctx *t);
 
 /* Runs the loop until @pred holds or @ms pass; returns whether @pred holds. */
 static bool run_until(struct tctx *t, tctx_pred_fn *pred, long ms)
 {
-    long end = now_ms() + ms;
+    long end = io_loop_now_ms() + ms;
 
     while (pred == NULL || !pred(t)) {
-        if (now_ms() >= end)
+        if (io_loop_now_ms() >= end)
             return pred != NULL && pred(t);
         event_base_loop(t->base, EVLOOP_ONCE);
     }
@@ -181,12 +164,6 @@ static int pending_bytes(int fd)
 
     assert_int_equal(ioctl(fd, FIONREAD, &n), 0);
     return n;
-}
-
-static void fill_pattern(unsigned char *p, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        p[i] = (unsigned char)((i * 7u + i / 251u) & 0xffu);
 }
 
 /* ---- the peer ------------------------------------------------------------------- */
@@ -375,7 +352,7 @@ static int setup(void **state)
     t->peer.fd = -1;
     if (t->base == NULL || t->sink == NULL || t->peer.got == NULL)
         return -1;
-    t->tick = event_new(t->base, -1, EV_PERSIST, tick_cb, NULL);
+    t->tick = event_new(t->base, -1, EV_PERSIST, io_loop_tick_cb, NULL);
     if (t->tick == NULL || event_add(t->tick, &tv) != 0)
         return -1;
     *state = t;
@@ -445,7 +422,7 @@ static void test_large_write_backpressure(void **state)
     int io_fd, peer_fd;
 
     assert_non_null(data);
-    fill_pattern(data, total);
+    io_loop_fill_pattern(data, total);
     tcp_pair(&io_fd, &peer_fd, 32768);
     attach(t, lbp_io_new(t->base, io_fd));
     peer_attach(t, peer_fd);
@@ -484,7 +461,7 @@ static void test_read_max_suspend_resume(void **state)
     int io_fd, peer_fd, round = 0;
 
     assert_non_null(data);
-    fill_pattern(data, total);
+    io_loop_fill_pattern(data, total);
     unix_pair(&io_fd, &peer_fd);
     attach(t, lbp_io_new(t->base, io_fd));
     peer_attach(t, peer_fd);
@@ -579,7 +556,7 @@ static void test_eof_once(void **state)
 static void reset_and_wait(int fd, int other)
 {
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    long end = now_ms() + DEADLINE_MS;
+    long end = io_loop_now_ms() + DEADLINE_MS;
     struct pollfd pfd = {.fd = other, .events = POLLIN};
 
     assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
@@ -589,7 +566,7 @@ static void reset_and_wait(int fd, int other)
         assert_true(poll(&pfd, 1, 10) >= 0);
         if (pfd.revents & (POLLERR | POLLHUP))
             return;
-        assert_true(now_ms() < end);
+        assert_true(io_loop_now_ms() < end);
     }
 }
 

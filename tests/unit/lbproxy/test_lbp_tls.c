@@ -277,13 +277,13 @@ static void test_from_listen(void **state)
     char err[2048], want[2048];
 
     memset(&l, 0, sizeof(l));
-    assert_int_equal(lbp_tls_from_listen(&l, 0, &t, err, sizeof(err)), CM_OK);
+    assert_int_equal(lbp_tls_from_listen(&l, 0, NULL, NULL, &t, err, sizeof(err)), CM_OK);
     assert_null(t); /* no "tls": no set */
 
     l.tls.enabled = true;
     l.tls.certificates = certs;
     l.tls.certificate_count = 2;
-    assert_int_equal(lbp_tls_from_listen(&l, 3, &t, err, sizeof(err)), CM_ECONFIG);
+    assert_int_equal(lbp_tls_from_listen(&l, 3, NULL, NULL, &t, err, sizeof(err)), CM_ECONFIG);
     assert_null(t);
     snprintf(want, sizeof(want),
              "proxy.listen[3].tls.certificates[1].key: %s: key does not match certificate %s",
@@ -291,19 +291,19 @@ static void test_from_listen(void **state)
     assert_string_equal(err, want);
 
     certs[1] = (struct cm_conf_proxy_cert){missing, b_key};
-    assert_int_equal(lbp_tls_from_listen(&l, 0, &t, err, sizeof(err)), CM_ENOENT);
+    assert_int_equal(lbp_tls_from_listen(&l, 0, NULL, NULL, &t, err, sizeof(err)), CM_ENOENT);
     snprintf(want, sizeof(want),
              "proxy.listen[0].tls.certificates[1].cert: %s: cannot read: No such file or directory",
              missing);
     assert_string_equal(err, want);
 
     l.tls.certificate_count = 0;
-    assert_int_equal(lbp_tls_from_listen(&l, 0, &t, err, sizeof(err)), CM_EINVAL);
+    assert_int_equal(lbp_tls_from_listen(&l, 0, NULL, NULL, &t, err, sizeof(err)), CM_EINVAL);
     assert_string_equal(err, "proxy.listen[0].tls.certificates: no certificate configured");
 
     certs[1] = (struct cm_conf_proxy_cert){b_crt, b_key};
     l.tls.certificate_count = 2;
-    assert_int_equal(lbp_tls_from_listen(&l, 0, &t, err, sizeof(err)), CM_OK);
+    assert_int_equal(lbp_tls_from_listen(&l, 0, NULL, NULL, &t, err, sizeof(err)), CM_OK);
     assert_non_null(t);
     assert_string_equal(err, "");
     assert_int_equal(lbp_tls_count(t), 2);
