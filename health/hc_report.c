@@ -165,6 +165,17 @@ void rep_svc_remove(struct hc_report *r, struct svc *s)
 
 /* ---- marks ---- */
 
+/* On the dirty list, no member marked: the record is composed again from the
+ * entries it has (one went away), nothing rebuilt. */
+static void mark_record(struct hc_report *r, struct svc *s)
+{
+    if (!s->marked) {
+        s->marked = true;
+        s->dnext = r->dirty;
+        r->dirty = s;
+    }
+}
+
 static void mark(struct hc_report *r, struct svc *s, size_t m, bool all)
 {
     if (!s->marked) {
@@ -478,15 +489,74 @@ static int adopt_prepare(const struct hc_report *r, const struct cm_conf *conf, 
     return rc;
 }
 
+/* The probes of an entry whose member left, stopped at the next update (the
+ * probe set is not at hand here). Targets taken from @e. */
+static int orphan_probes(struct hc_report *r, const char *key, const char *member, struct ent *e)
+{
+    for (size_t i = 0; i < e->target_count; i++) {
+        struct orphan *no = realloc(r->orphans, (r->norphans + 1) * sizeof(*no));
+
+        if (no == NULL)
+            return CM_ENOMEM;
+        r->orphans = no;
+        no[r->norphans] = (struct orphan){strdup(key), strdup(member), e->targets[i]};
+        if (no[r->norphans].key == NULL || no[r->norphans].member == NULL) {
+            free(no[r->norphans].key);
+            free(no[r->norphans].member);
+            return CM_ENOMEM;
+        }
+        e->targets[i] = NULL;
+        r->norphans++;
+    }
+    return CM_OK;
+}
+
+static bool same_member(const struct cm_conf_member *a, const struct cm_conf_member *b)
+{
+    return a->region == b->region && a->zone == b->zone && a->lb_mode == b->lb_mode &&
+           (a->lb_address == NULL
+                ? b->lb_address == NULL
+                : b->lb_address != NULL && strcmp(a->lb_address, b->lb_address) == 0);
+}
+
+/*
+ * Members joined or left (a configuration extending the same loaded one,
+ * cm_conf_with_members, as the registry makes them): what the members that
+ * stay knew carries over by name, a member that moved is rebuilt, and the
+ * records that had an entry of a member that left are composed again
+ * without it. Nothing else changed, so nothing else is rebuilt.
+ */
+static void carry_members(struct hc_report *r, const struct cm_conf *conf, struct adopt *a)
+{
+    for (size_t m = 0; m < r->member_count; m++) {
+        struct mem *nm;
+
+        if (a->remap[m] < 0)
+            continue;
+        nm = &a->mem[a->remap[m]];
+        nm->seen = r->mem[m].seen;
+        nm->all = r->mem[m].all || !same_member(&r->conf->members[m], &conf->members[a->remap[m]]);
+        nm->rtt_stale = r->mem[m].rtt_stale;
+        nm->rtt_ms = r->mem[m].rtt_ms;
+        memcpy(nm->outage, r->mem[m].outage, sizeof(nm->outage));
+        nm->shown_api = r->mem[m].shown_api;
+        nm->shown_seen = r->mem[m].shown_seen;
+        nm->shown_rtt = r->mem[m].shown_rtt;
+    }
+    r->members_moved = true; /* the members section changes with them */
+}
+
 /*
  * Switches the records to @conf: entries follow their member by name (a
- * member added or removed only adds or drops its own), the marks are
- * dropped and everything is marked at the next collect. CM_ENOMEM leaves
- * everything as it was.
+ * member added or removed only adds or drops its own). A configuration that
+ * extends the same loaded one (registry members joining or leaving) marks
+ * only what those members touch (carry_members); any other one marks
+ * everything at the next collect. CM_ENOMEM leaves everything as it was.
  */
 static int adopt_conf(struct hc_report *r, struct cm_conf *conf)
 {
     struct adopt a = {0};
+    bool partial = r->conf != NULL && cm_conf_loaded(r->conf) == cm_conf_loaded(conf);
     size_t i = 0;
     int rc = adopt_prepare(r, conf, &a);
 
@@ -494,24 +564,39 @@ static int adopt_conf(struct hc_report *r, struct cm_conf *conf)
         adopt_fini(&a, conf->member_count, r->nsvc);
         return rc;
     }
+    if (partial)
+        carry_members(r, conf, &a);
     for (size_t b = 0; b < r->nbuckets; b++) {
         for (struct svc *s = r->buckets[b]; s != NULL; s = s->hnext, i++) {
+            bool lost = false;
+
             for (size_t m = 0; m < r->member_count; m++) {
-                if (a.remap[m] >= 0)
+                if (a.remap[m] >= 0) {
                     a.ents[i][a.remap[m]] = s->ents[m];
-                else
-                    rep_ent_clear(&s->ents[m]);
+                    continue;
+                }
+                lost = lost || s->ents[m].present;
+                if (partial &&
+                    orphan_probes(r, s->key, r->conf->members[m].name, &s->ents[m]) != CM_OK)
+                    r->full = true; /* no memory to remember them: a sweep will */
+                rep_ent_clear(&s->ents[m]);
             }
             free(s->ents);
             s->ents = a.ents[i];
             a.ents[i] = NULL;
-            free(s->dbits);
+            free(s->dbits); /* marks (by the old indexes) widen to the whole record */
             s->dbits = NULL;
-            s->dall = s->marked = false;
-            s->dnext = NULL;
+            if (!partial) {
+                s->dall = s->marked = false;
+                s->dnext = NULL;
+            } else if (s->marked || lost) {
+                s->dall = s->dall || s->marked;
+                mark_record(r, s); /* a lost entry only: composed again, nothing rebuilt */
+            }
         }
     }
-    r->dirty = NULL;
+    if (!partial)
+        r->dirty = NULL;
     free_mem(r->mem, r->member_count);
     free(r->by_name);
     free(r->ckeys);
@@ -529,7 +614,8 @@ static int adopt_conf(struct hc_report *r, struct cm_conf *conf)
         for (struct svc *s = r->buckets[b]; s != NULL; s = s->hnext)
             s->csvc = conf_lookup(r, s->key, s->ns_len, s->key + s->ns_len + 1);
     }
-    r->full = true;
+    if (!partial)
+        r->full = true;
     return CM_OK;
 }
 
@@ -541,6 +627,23 @@ static bool new_document(const struct hc_report *r, const struct build *b, const
 {
     return !r->committed || rep_changed(b) || members != NULL || r->tail == NULL ||
            r->tail_len != p->tail_len || memcmp(r->tail, p->tail, p->tail_len) != 0;
+}
+
+/* The probes of the entries of members that left (orphan_probes) stop. */
+static void drop_orphans(struct hc_report *r, struct hc_probes *probes)
+{
+    for (size_t i = 0; i < r->norphans; i++) {
+        struct orphan *o = &r->orphans[i];
+
+        if (probes != NULL)
+            hc_probes_remove(probes, o->key, o->member, o->target);
+        free(o->key);
+        free(o->member);
+        free(o->target);
+    }
+    free(r->orphans);
+    r->orphans = NULL;
+    r->norphans = 0;
 }
 
 /* Everything after the marks: build, reconcile probes, prepare, commit. */
@@ -561,6 +664,7 @@ static int rebuild(struct hc_report *r, struct build *b, time_t now, bool *chang
         hc_probes_sweep(b->probes);
     else
         rep_drop_probes(b);
+    drop_orphans(r, b->probes);
     rc = rep_members_text(b, &members);
     if (rc == CM_OK)
         rc = rep_tail(r, &p);
@@ -569,6 +673,7 @@ static int rebuild(struct hc_report *r, struct build *b, time_t now, bool *chang
     if (rc != CM_OK) {
         free(members);
         rep_prep_fini(&p);
+        r->members_moved = true; /* what the members section showed was not committed */
         return rc;
     }
     *changed = p.ready;
@@ -647,6 +752,7 @@ void hc_report_free(struct hc_report *r)
     free(r->prev_text);
     free(r->scratch);
     free(r->spaces);
+    drop_orphans(r, NULL);
     json_decref(r->doc);
     json_decref(r->previous);
     cm_conf_unref(r->conf);

@@ -558,7 +558,7 @@ int rep_members_text(struct build *b, char **out)
     char *text = NULL;
     int rc = rtt != NULL ? CM_OK : CM_ENOMEM;
 
-    bool moved = r->members_text == NULL;
+    bool moved = r->members_text == NULL || r->members_moved;
 
     *out = NULL;
     for (size_t m = 0; rc == CM_OK && m < r->member_count; m++) {
@@ -826,6 +826,7 @@ void rep_commit(struct build *b, char *members_text, struct doc_prep *p)
             rep_svc_remove(r, b->stages[i].s);
     }
     b->nstages = 0;
+    r->members_moved = false;
     if (members_text != NULL) {
         free(r->members_text);
         r->members_text = members_text;

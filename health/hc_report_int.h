@@ -114,8 +114,13 @@ struct hc_report {
     bool had_probes;      /* the last update had a probe set */
     struct cm_conf *conf; /* reference: the configuration of the records; NULL before */
     const struct hc_fedsvcs *fedsvcs; /* borrowed: the host cluster's services, or NULL */
-    uint64_t fed_epoch;               /* hc_report_set_services() calls */
-    struct mem *mem;                  /* owned, member_count */
+    bool members_moved;               /* members joined or left: the members section changes */
+    struct orphan {
+        char *key, *member, *target; /* owned: a probe of an entry whose member left */
+    } * orphans;                     /* owned, norphans; stopped at the next update */
+    size_t norphans;
+    uint64_t fed_epoch; /* hc_report_set_services() calls */
+    struct mem *mem;    /* owned, member_count */
     size_t member_count;
     size_t *by_name;        /* owned: member indices sorted by name */
     struct conf_key *ckeys; /* owned: conf->services sorted by (ns, name) */

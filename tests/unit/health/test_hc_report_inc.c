@@ -66,9 +66,17 @@
 #define GUARD_S  10
 
 static const char *const names[NNAMES] = {"a", "b", "p", "c"};
-/* Configuration 0 has a, b, p; 1 has a, p, c; 2 has b, a, p (0 in another order). */
-static const bool in_conf[3][NNAMES] = {
-    {true, true, true, false}, {true, false, true, true}, {true, true, true, false}};
+/*
+ * Configurations: 0 has a, b, p; 1 has a, p, c; 2 has b, a, p (0 in another
+ * order); 3 has a, p; 4, 5 and 6 extend 3 with registry members
+ * (cm_conf_with_members, as members_from adds them) b, c, and both: between
+ * those, members join and leave without anything else changing.
+ */
+#define NCONF 7
+static const bool in_conf[NCONF][NNAMES] = {
+    {true, true, true, false},  {true, false, true, true}, {true, true, true, false},
+    {true, false, true, false}, {true, true, true, false}, {true, false, true, true},
+    {true, true, true, true}};
 static const char *const kind_path[HC_K8S_KIND_COUNT] = {
     "/api/v1/services?", "/apis/discovery.k8s.io/v1/endpointslices?", "/api/v1/nodes?"};
 static const char *const kind_list[HC_K8S_KIND_COUNT] = {"ServiceList", "EndpointSliceList",
@@ -137,7 +145,7 @@ struct fx {
     struct held held[HELD_MAX];
     size_t held_count;
     struct hc_http *client;
-    struct cm_conf *conf[3];
+    struct cm_conf *conf[NCONF];
     int cur; /* the configuration in force */
     struct hc_cluster *cl[NNAMES];
     struct hc_probes *probes;
@@ -427,7 +435,7 @@ static void load_conf(struct fx *f, int which)
 {
     char text[2048], err[CM_CONF_ERR_MAX];
     int o = 0;
-    static const int order[3][NNAMES] = {{0, 1, 2, 3}, {0, 1, 2, 3}, {1, 0, 2, 3}};
+    static const int order[4][NNAMES] = {{0, 1, 2, 3}, {0, 1, 2, 3}, {1, 0, 2, 3}, {0, 1, 2, 3}};
 
     o += snprintf(text + o, sizeof(text) - (size_t)o,
                   "{\"federation\": \"myfed\", \"zone\": \"fed.example.test\","
@@ -458,6 +466,21 @@ static void load_conf(struct fx *f, int which)
     assert_true((size_t)o < sizeof(text));
     if (cm_conf_load_string("t.json", text, &f->conf[which], err, sizeof(err)) != CM_OK)
         fail_msg("conf: %s", err);
+}
+
+/* Configuration @which (4..6): 3 with registry members b and/or c, in eu-west-1. */
+static void extend_conf(struct fx *f, int which)
+{
+    struct cm_conf_member extra[2];
+    size_t n = 0;
+
+    for (int m = 0; m < NNAMES; m++) {
+        if (in_conf[which][m] && !in_conf[3][m])
+            extra[n++] = (struct cm_conf_member){
+                .name = (char *)(uintptr_t)names[m], .region = 1, .zone = -1};
+    }
+    f->conf[which] = cm_conf_with_members(f->conf[3], extra, n);
+    assert_non_null(f->conf[which]);
 }
 
 /* The clusters of the configuration in force, indexed like its members. */
@@ -502,9 +525,10 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->state_file, sizeof(f->state_file), "%s/health-state.json", f->dir);
     snprintf(f->state_prev, sizeof(f->state_prev), "%s.prev", f->state_file);
-    load_conf(f, 0);
-    load_conf(f, 1);
-    load_conf(f, 2);
+    for (int i = 0; i < 4; i++)
+        load_conf(f, i);
+    for (int i = 4; i < NCONF; i++)
+        extend_conf(f, i);
     *state = f;
     return 0;
 }
@@ -522,9 +546,8 @@ static int teardown(void **state)
         evhttp_send_reply_end(f->held[i].req); /* frees a detached request */
     evhttp_free(f->http);
     event_base_free(f->base);
-    cm_conf_unref(f->conf[0]);
-    cm_conf_unref(f->conf[1]);
-    cm_conf_unref(f->conf[2]);
+    for (int i = 0; i < NCONF; i++)
+        cm_conf_unref(f->conf[i]);
     unlink(f->state_file);
     unlink(f->state_prev);
     rmdir(f->dir);
@@ -649,10 +672,17 @@ static void step_probe(struct fx *f)
         run_until(f, probes_ran, 0, 0, st.runs + 2 * st.probes, "probes ran");
 }
 
-/* Member b leaves and c joins, or the other way round. */
+/* Another configuration: mostly registry members joining or leaving (3..6),
+ * sometimes a whole new one (0, 1). */
 static void step_conf(struct fx *f)
 {
-    f->cur = 1 - f->cur;
+    static const int next[] = {0, 1, 3, 4, 5, 6, 4, 5, 6};
+    int c;
+
+    do
+        c = next[pick(f, (int)(sizeof(next) / sizeof(next[0])))];
+    while (c == f->cur);
+    f->cur = c;
     for (int m = 0; m < NNAMES; m++) {
         if (!in_conf[f->cur][m]) {
             hc_cluster_free(f->cl[m]);
