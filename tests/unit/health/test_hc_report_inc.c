@@ -70,13 +70,14 @@ static const char *const names[NNAMES] = {"a", "b", "p", "c"};
  * Configurations: 0 has a, b, p; 1 has a, p, c; 2 has b, a, p (0 in another
  * order); 3 has a, p; 4, 5 and 6 extend 3 with registry members
  * (cm_conf_with_members, as members_from adds them) b, c, and both: between
- * those, members join and leave without anything else changing.
+ * those, members join and leave without anything else changing; 7 is 4 with
+ * b moved to another region (its registry labels changed).
  */
-#define NCONF 7
+#define NCONF 8
 static const bool in_conf[NCONF][NNAMES] = {
     {true, true, true, false},  {true, false, true, true}, {true, true, true, false},
     {true, false, true, false}, {true, true, true, false}, {true, false, true, true},
-    {true, true, true, true}};
+    {true, true, true, true},   {true, true, true, false}};
 static const char *const kind_path[HC_K8S_KIND_COUNT] = {
     "/api/v1/services?", "/apis/discovery.k8s.io/v1/endpointslices?", "/api/v1/nodes?"};
 static const char *const kind_list[HC_K8S_KIND_COUNT] = {"ServiceList", "EndpointSliceList",
@@ -468,7 +469,8 @@ static void load_conf(struct fx *f, int which)
         fail_msg("conf: %s", err);
 }
 
-/* Configuration @which (4..6): 3 with registry members b and/or c, in eu-west-1. */
+/* Configuration @which (4..7): 3 with registry members b and/or c, in the
+ * second region (7: b in the first). */
 static void extend_conf(struct fx *f, int which)
 {
     struct cm_conf_member extra[2];
@@ -477,7 +479,7 @@ static void extend_conf(struct fx *f, int which)
     for (int m = 0; m < NNAMES; m++) {
         if (in_conf[which][m] && !in_conf[3][m])
             extra[n++] = (struct cm_conf_member){
-                .name = (char *)(uintptr_t)names[m], .region = 1, .zone = -1};
+                .name = (char *)(uintptr_t)names[m], .region = which == 7 ? 0 : 1, .zone = -1};
     }
     f->conf[which] = cm_conf_with_members(f->conf[3], extra, n);
     assert_non_null(f->conf[which]);
@@ -672,11 +674,11 @@ static void step_probe(struct fx *f)
         run_until(f, probes_ran, 0, 0, st.runs + 2 * st.probes, "probes ran");
 }
 
-/* Another configuration: mostly registry members joining or leaving (3..6),
+/* Another configuration: mostly registry members joining, leaving or moving (3..7),
  * sometimes a whole new one (0, 1). */
 static void step_conf(struct fx *f)
 {
-    static const int next[] = {0, 1, 3, 4, 5, 6, 4, 5, 6};
+    static const int next[] = {0, 1, 3, 4, 5, 6, 7, 4, 5, 6, 7};
     int c;
 
     do
