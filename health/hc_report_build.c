@@ -302,8 +302,9 @@ static int compose(struct build *b, struct stage *st, const struct hc_fedsvc *fs
         return rc;
     hl = strlen(head);
     tl = strlen(tail);
-    /* '"' key '":{' head ',' '"members":{' entries-and-commas '}' ',' tail '}' ',' NUL */
-    len = 1 + s->key_len + 3 + hl + 1 + strlen(MEMBERS_KEY) + 1 + 1 + tl + 3;
+    /* '"' key '":{' head ',' '"members":{' entries '}' ',' tail '}' ',' NUL, and a
+     * comma after each entry (one more than the commas between them) */
+    len = 1 + s->key_len + 3 + hl + 1 + strlen(MEMBERS_KEY) + 1 + 1 + 1 + tl + 1 + 1 + 1;
     for (size_t m = 0; m < r->member_count; m++) {
         if (st->sents[m].built ? st->sents[m].present : s->ents[m].present) {
             piece(b, st, m, &plen);
