@@ -52,6 +52,7 @@
 #include "common/cm_state.h"
 #include "common/cm_str.h"
 #include "health/hc_cluster.h"
+#include "health/hc_fedsvc.h"
 #include "health/hc_http.h"
 #include "health/hc_kubeconfig.h"
 #include "health/hc_probe.h"
@@ -154,6 +155,8 @@ struct fx {
     char dir[64], state_file[128], state_prev[160];
     uint64_t patched; /* state file writes that were patches */
     uint64_t steps_compared, docs_changed;
+    struct hc_fedsvcs *fed, *fed_old; /* the host cluster's services; the set given before */
+    bool fed_new;                     /* fed not given to the kept report yet */
 };
 
 static int pick(struct fx *f, int n)
@@ -550,6 +553,8 @@ static int teardown(void **state)
     event_base_free(f->base);
     for (int i = 0; i < NCONF; i++)
         cm_conf_unref(f->conf[i]);
+    hc_fedsvcs_free(f->fed);
+    hc_fedsvcs_free(f->fed_old);
     unlink(f->state_file);
     unlink(f->state_prev);
     rmdir(f->dir);
@@ -674,6 +679,58 @@ static void step_probe(struct fx *f)
         run_until(f, probes_ran, 0, 0, st.runs + 2 * st.probes, "probes ran");
 }
 
+/*
+ * The host cluster's services change (FederatedServices and their rules, as
+ * the registry reads them): a random set, some with members, one no member
+ * has; sometimes none at all.
+ */
+static void step_fed(struct fx *f)
+{
+    static const char *const keys[][2] = {
+        {"default", "fedonly"}, {"default", "s1"}, {"default", "s2"}, {"default", "web"}, {"other", "s1"}};
+    static const char *const sorted_names[NNAMES] = {"a", "b", "c", "p"};
+    struct hc_fedsvcs *set = NULL;
+
+    if (pick(f, 6) > 0) {
+        set = calloc(1, sizeof(*set));
+        assert_non_null(set);
+        set->v = calloc(sizeof(keys) / sizeof(keys[0]), sizeof(*set->v));
+        assert_non_null(set->v);
+        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+            struct hc_fedsvc *fs = &set->v[set->count];
+            char key[64];
+
+            if (pick(f, 3) == 0)
+                continue;
+            snprintf(key, sizeof(key), "%s/%s", keys[k][0], keys[k][1]);
+            fs->key = strdup(key);
+            fs->ns = strdup(keys[k][0]);
+            fs->name = strdup(keys[k][1]);
+            assert_true(fs->key != NULL && fs->ns != NULL && fs->name != NULL);
+            fs->has_placement = pick(f, 2) == 0;
+            if (fs->has_placement) {
+                fs->placement = calloc(NNAMES, sizeof(*fs->placement));
+                assert_non_null(fs->placement);
+                for (int m = 0; m < NNAMES; m++) {
+                    if (pick(f, 2) == 0) {
+                        fs->placement[fs->placement_count] = strdup(sorted_names[m]);
+                        assert_non_null(fs->placement[fs->placement_count++]);
+                    }
+                }
+            }
+            fs->ttl_s = pick(f, 3) == 0 ? 30 : 0;
+            fs->allow_no_endpoints = pick(f, 2) == 0;
+            set->count++;
+        }
+    }
+    if (f->fed_new)
+        hc_fedsvcs_free(f->fed); /* never given to the kept report */
+    else
+        f->fed_old = f->fed; /* given to it until the next update */
+    f->fed = set;
+    f->fed_new = true;
+}
+
 /* Another configuration: mostly registry members joining, leaving or moving (3..7),
  * sometimes a whole new one (0, 1). */
 static void step_conf(struct fx *f)
@@ -758,6 +815,12 @@ static void compare(struct fx *f, struct hc_report *a)
         prev = json_loadb(ta, la, 0, NULL);
         assert_non_null(prev);
     }
+    if (f->fed_new) {
+        hc_report_set_services(a, f->fed);
+        hc_fedsvcs_free(f->fed_old);
+        f->fed_old = NULL;
+        f->fed_new = false;
+    }
     assert_int_equal(hc_report_update(a, conf, cls, f->probes, now, &changed), CM_OK);
     ta = hc_report_text(a, &la);
     assert_non_null(ta);
@@ -806,6 +869,7 @@ static void compare(struct fx *f, struct hc_report *a)
     /* From scratch, seeded with the kept report's previous document. */
     b = hc_report_new(0, prev);
     assert_non_null(b);
+    hc_report_set_services(b, f->fed);
     assert_int_equal(hc_report_update(b, conf, cls, f->probes, now, &changed_b), CM_OK);
     assert_true(changed_b);
     tb = hc_report_text(b, &lb);
@@ -844,6 +908,8 @@ static void run_steps(struct fx *f, uint64_t seed, int steps)
             step_probe(f);
         else if (op < 90)
             step_conf(f);
+        else if (op < 94)
+            step_fed(f);
         /* else nothing happens: the update must find nothing new */
         /* Sometimes changes pile up over several steps before an update. */
         if (pick(f, 10) < 7)
