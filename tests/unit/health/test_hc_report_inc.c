@@ -75,10 +75,10 @@ static const char *const names[NNAMES] = {"a", "b", "p", "c"};
  * b moved to another region (its registry labels changed).
  */
 #define NCONF 8
-static const bool in_conf[NCONF][NNAMES] = {
-    {true, true, true, false},  {true, false, true, true}, {true, true, true, false},
-    {true, false, true, false}, {true, true, true, false}, {true, false, true, true},
-    {true, true, true, true},   {true, true, true, false}};
+static const bool in_conf[NCONF][NNAMES] = {{true, true, true, false}, {true, false, true, true},
+                                            {true, true, true, false}, {true, false, true, false},
+                                            {true, true, true, false}, {true, false, true, true},
+                                            {true, true, true, true},  {true, true, true, false}};
 static const char *const kind_path[HC_K8S_KIND_COUNT] = {
     "/api/v1/services?", "/apis/discovery.k8s.io/v1/endpointslices?", "/api/v1/nodes?"};
 static const char *const kind_list[HC_K8S_KIND_COUNT] = {"ServiceList", "EndpointSliceList",
@@ -686,8 +686,11 @@ static void step_probe(struct fx *f)
  */
 static void step_fed(struct fx *f)
 {
-    static const char *const keys[][2] = {
-        {"default", "fedonly"}, {"default", "s1"}, {"default", "s2"}, {"default", "web"}, {"other", "s1"}};
+    static const char *const keys[][2] = {{"default", "fedonly"},
+                                          {"default", "s1"},
+                                          {"default", "s2"},
+                                          {"default", "web"},
+                                          {"other", "s1"}};
     static const char *const sorted_names[NNAMES] = {"a", "b", "c", "p"};
     struct hc_fedsvcs *set = NULL;
 
