@@ -11,7 +11,6 @@
  */
 #include "common/cm_curl.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -19,13 +18,10 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
-#include <openssl/ssl.h>
 
 #include "common/cm_err.h"
 #include "common/cm_str.h"
 #include "common/cm_time.h"
-
-#define TLS_DRAIN_MAX 64 /* socket actions per wakeup for records OpenSSL holds */
 
 struct cm_curl {
     struct event_base *base;       /* borrowed */
@@ -33,7 +29,6 @@ struct cm_curl {
     struct event *timer;           /* owned: curl's single timeout */
     LIST_HEAD(, cm_curl_req) reqs; /* owned list of requests in flight */
     size_t active;
-    uint64_t freed; /* requests freed so far: an easy handle noted before a call may be gone */
 };
 
 struct cm_curl_req {
@@ -52,7 +47,6 @@ struct sock_ctx {
     struct cm_curl *c;
     curl_socket_t fd;
     struct event *ev; /* owned */
-    CURL *easy;       /* borrowed: the transfer curl last named for the socket */
 };
 
 static void check_multi_info(struct cm_curl *c);
@@ -74,7 +68,6 @@ static void req_unlink(struct cm_curl_req *r)
 
 static void req_free(struct cm_curl_req *r)
 {
-    r->c->freed++;
     /* The easy handle first: it still points at both lists. */
     curl_easy_cleanup(r->easy);
     cm_curl_headers_free(r->headers);
@@ -82,51 +75,16 @@ static void req_free(struct cm_curl_req *r)
     free(r);
 }
 
-/* Whether OpenSSL holds received records of @easy's connection not read yet. */
-static bool tls_pending(CURL *easy)
-{
-    struct curl_tlssessioninfo *ti = NULL;
-
-    if (curl_easy_getinfo(easy, CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK || ti == NULL ||
-        ti->backend != CURLSSLBACKEND_OPENSSL || ti->internals == NULL)
-        return false;
-    return SSL_has_pending(ti->internals) == 1;
-}
-
-/*
- * TLS connections read ahead (on_ssl_ctx): one recv takes every record that
- * arrived, where OpenSSL would otherwise read a header and a body per record
- * -- a watch stream is one small record per event. curl 7.88 then stops once
- * the current record is consumed (SSL_pending), leaving whole records
- * buffered with nothing left on the socket to wake it: an event would wait
- * for the next one. So, after curl read from the socket, it is asked again
- * while OpenSSL holds records (at most TLS_DRAIN_MAX times; the socket stays
- * watched for anything after).
- */
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
     struct sock_ctx *sc = arg;
     struct cm_curl *c = sc->c;
-    CURL *easy = sc->easy; /* sc may be freed by the action: nothing of it is used after */
-    uint64_t freed = c->freed;
     int action =
         ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running = 0;
 
     curl_multi_socket_action(c->multi, fd, action, &running);
-    for (int i = 0; i < TLS_DRAIN_MAX && easy != NULL && c->freed == freed && tls_pending(easy);
-         i++)
-        curl_multi_socket_action(c->multi, fd, CURL_CSELECT_IN, &running);
     check_multi_info(c);
-}
-
-/* Every TLS connection reads ahead: see on_socket_event(). */
-static CURLcode on_ssl_ctx(CURL *easy, void *ctx, void *arg)
-{
-    (void)easy;
-    (void)arg;
-    SSL_CTX_set_read_ahead((SSL_CTX *)ctx, 1);
-    return CURLE_OK;
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -161,6 +119,7 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *arg, void *soc
     struct sock_ctx *sc = sockp;
     short kind;
 
+    (void)easy;
     if (what == CURL_POLL_REMOVE) {
         if (sc != NULL) {
             event_free(sc->ev);
@@ -181,7 +140,6 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *arg, void *soc
     } else {
         event_free(sc->ev);
     }
-    sc->easy = easy;
     sc->ev = event_new(c->base, s, kind, on_socket_event, sc);
     if (sc->ev == NULL || event_add(sc->ev, NULL) != 0)
         return -1;
@@ -328,7 +286,6 @@ int cm_curl_start(struct cm_curl *c, CURL *easy, struct curl_slist *headers,
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, o->timeout_ms);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
                      o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000L);

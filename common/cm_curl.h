@@ -13,10 +13,7 @@
  * hc_http adds kubeconfig credentials on top) and by every etcd client
  * (cm_etcd). Response bytes are handed to the request's data callback as
  * they arrive (watch streams never end on their own); completion calls the
- * done callback once, after the request has been released. TLS connections
- * read ahead (one recv for every record that arrived, not two per record)
- * and a socket is read again while OpenSSL holds records curl would leave
- * behind, so a stream of small events costs few system calls and none waits.
+ * done callback once, after the request has been released.
  */
 #ifndef COMMON_CM_CURL_H
 #define COMMON_CM_CURL_H

@@ -115,7 +115,8 @@ def test_endpoint_changes_within_1s(cl, member):
 def test_bug_back_to_back_events_not_held_in_tls_buffer(cl):
     """bug: with TLS read-ahead, curl stopped after the first record of a burst and
     left the others in OpenSSL's buffer until more bytes arrived (the next
-    bookmark, a minute later on a real API server): a change showed late."""
+    bookmark, a minute later on a real API server): a change showed late. (Reads
+    no longer go ahead; this keeps a burst on an otherwise quiet stream prompt.)"""
     fk = cl.fakes["usa"]
     saved = fk.bookmark_interval
 
