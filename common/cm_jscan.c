@@ -530,14 +530,26 @@ static bool put_copy(void *arg, char c)
     return true;
 }
 
+size_t cm_jstr_copy(const struct cm_jstr *j, char *buf)
+{
+    struct copy_arg a = {buf, j->len};
+
+    if (j->escaped) {
+        a.len = 0;
+        decode(j, put_copy, &a);
+    } else {
+        memcpy(buf, j->p, j->len);
+    }
+    buf[a.len] = '\0';
+    return a.len;
+}
+
 char *cm_jstr_dup(const struct cm_jstr *j)
 {
     /* Decoding never lengthens: "\uXXXX" (6) gives at most 3 bytes, a pair (12) 4. */
-    struct copy_arg a = {malloc(j->len + 1), 0};
+    char *buf = malloc(j->len + 1);
 
-    if (a.buf == NULL)
-        return NULL;
-    decode(j, put_copy, &a);
-    a.buf[a.len] = '\0';
-    return a.buf;
+    if (buf != NULL)
+        cm_jstr_copy(j, buf);
+    return buf;
 }

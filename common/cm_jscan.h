@@ -101,5 +101,8 @@ bool cm_jscan_fail(struct cm_jscan *s, const char *why);
 bool cm_jstr_is(const struct cm_jstr *j, const char *lit);
 /** @j decoded (UTF-8) into a new NUL-terminated string; NULL on ENOMEM. */
 char *cm_jstr_dup(const struct cm_jstr *j);
+/** @j decoded into @buf, which holds j->len + 1 bytes (decoding never
+ * lengthens), NUL-terminated; returns the decoded length. */
+size_t cm_jstr_copy(const struct cm_jstr *j, char *buf);
 
 #endif /* COMMON_CM_JSCAN_H */

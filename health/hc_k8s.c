@@ -9,6 +9,7 @@
 #include "health/hc_k8s.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,8 +114,8 @@ void hc_k8s_obj_free(struct hc_k8s_obj *obj)
         free(obj->u.svc.health_path);
         break;
     case HC_K8S_SLICE:
-        free(obj->u.slice.service);
-        break;
+        free(obj); /* packed: its strings are in the same allocation */
+        return;
     case HC_K8S_NODE:
         free(obj->u.node.internal_ip);
         free(obj->u.node.external_ip);
@@ -136,12 +137,19 @@ void hc_k8s_obj_free(struct hc_k8s_obj *obj)
  * field's path (and the item it is in, for lists). A key read twice in an
  * object we read is refused (which one counts would be up to the parser).
  */
+/* The strings of a packed object (an EndpointSlice), as they stand in the text
+ * until the object is made (pack_slice): one allocation holds them all. */
+enum { PK_NS, PK_NAME, PK_SERVICE, PK_COUNT };
+
 struct pctx {
     struct cm_jscan s;
     int rc;    /* CM_OK, CM_EPARSE with err, CM_ENOMEM */
     char *err; /* borrowed */
     size_t errlen;
     const char *item; /* "items[3]: " while in a list's item, else "" */
+    bool pack;        /* the object being read is packed: its strings go to pk */
+    struct cm_jstr pk[PK_COUNT];
+    bool pk_has[PK_COUNT];
 };
 
 static void pctx_init(struct pctx *c, const char *text, size_t len, char *err, size_t errlen)
@@ -228,6 +236,18 @@ static bool dup_str(struct pctx *c, char **out)
     return *out != NULL || oom(c);
 }
 
+/* A string of the object being read: copied into *out, or noted for the
+ * packed object (string @pk). */
+static bool take_str(struct pctx *c, char **out, int pk)
+{
+    if (!c->pack)
+        return dup_str(c, out);
+    if (!cm_jscan_string(&c->s, &c->pk[pk]))
+        return false;
+    c->pk_has[pk] = true;
+    return true;
+}
+
 /* An optional string: null -> NULL; anything but a string is "@what: not a string". */
 static bool opt_str(struct pctx *c, char **out, const char *what)
 {
@@ -240,6 +260,20 @@ static bool opt_str(struct pctx *c, char **out, const char *what)
     if (t != CM_JSTRING)
         return bad(c, "%s: not a string", what);
     return dup_str(c, out);
+}
+
+/* opt_str() for a string of the object being read (take_str). */
+static bool opt_take(struct pctx *c, char **out, const char *what, int pk)
+{
+    enum cm_jtype t = cm_jscan_peek(&c->s);
+
+    if (!ok(c))
+        return false;
+    if (t == CM_JNULL)
+        return cm_jscan_skip(&c->s);
+    if (t != CM_JSTRING)
+        return bad(c, "%s: not a string", what);
+    return take_str(c, out, pk);
 }
 
 /* A string value when it is one (else the value is skipped and *is false). */
@@ -616,9 +650,9 @@ static bool parse_meta(struct pctx *c, struct hc_k8s_obj *obj, char **rv)
         if (cm_jstr_is(&k, "name")) {
             if (first(c, &seen, 1, &k) && cm_jscan_peek(&c->s) != CM_JSTRING)
                 return bad(c, "metadata.name: missing");
-            dup_str(c, &obj->name);
+            take_str(c, &obj->name, PK_NAME);
         } else if (key_is(c, &k, "namespace", &seen, 2)) {
-            opt_str(c, &obj->ns, "metadata.namespace");
+            opt_take(c, &obj->ns, "metadata.namespace", PK_NS);
         } else if (cm_jstr_is(&k, "resourceVersion")) {
             char *r = NULL;
 
@@ -636,9 +670,10 @@ static bool parse_meta(struct pctx *c, struct hc_k8s_obj *obj, char **rv)
                     cm_jscan_skip(&c->s);
                     continue;
                 }
-                if (first(c, &seen2, 1, &k2) && maybe_str(c, &v, &is) && is &&
-                    (obj->u.slice.service = cm_jstr_dup(&v)) == NULL)
-                    return oom(c);
+                if (first(c, &seen2, 1, &k2) && maybe_str(c, &v, &is) && is) {
+                    c->pk[PK_SERVICE] = v; /* slices are packed */
+                    c->pk_has[PK_SERVICE] = true;
+                }
             }
         } else {
             cm_jscan_skip(&c->s);
@@ -723,19 +758,56 @@ static bool parse_fed_obj(struct pctx *c, struct hc_k8s_obj *obj, char **rv)
     return ok(c);
 }
 
+/*
+ * The EndpointSlice read into @tmp as one allocation: the header, u.slice and
+ * the strings noted in c->pk after it -- less than sizeof(struct hc_k8s_obj),
+ * whose union is sized for the largest kind (see struct hc_k8s_obj). NULL on
+ * ENOMEM.
+ */
+static struct hc_k8s_obj *pack_slice(const struct pctx *c, const struct hc_k8s_obj *tmp)
+{
+    size_t head = offsetof(struct hc_k8s_obj, u) + sizeof(struct hc_k8s_slice), len = head;
+    struct hc_k8s_obj *obj;
+    char *p, **to[PK_COUNT];
+
+    for (int i = 0; i < PK_COUNT; i++)
+        len += c->pk_has[i] ? c->pk[i].len + 1 : 0;
+    obj = malloc(len);
+    if (obj == NULL)
+        return NULL;
+    memcpy(obj, tmp, head);
+    to[PK_NS] = &obj->ns;
+    to[PK_NAME] = &obj->name;
+    to[PK_SERVICE] = &obj->u.slice.service;
+    p = (char *)obj + head;
+    for (int i = 0; i < PK_COUNT; i++) {
+        *to[i] = NULL;
+        if (c->pk_has[i]) {
+            *to[i] = p;
+            p += cm_jstr_copy(&c->pk[i], p) + 1;
+        }
+    }
+    return obj;
+}
+
 /* One object of @kind; its resourceVersion into *rv when @rv is not NULL. */
 static bool parse_obj(struct pctx *c, enum hc_k8s_kind kind, struct hc_k8s_obj **out, char **rv)
 {
-    struct hc_k8s_obj *obj;
+    struct hc_k8s_obj tmp = {.kind = kind}, *obj = &tmp;
     struct cm_jstr k;
     unsigned seen = 0;
 
     if (cm_jscan_peek(&c->s) != CM_JOBJECT)
         return bad(c, "object: not a JSON object");
-    obj = calloc(1, sizeof(*obj));
-    if (obj == NULL)
-        return oom(c);
-    obj->kind = kind;
+    /* A slice is read into tmp (nothing allocated) and packed at the end. */
+    c->pack = kind == HC_K8S_SLICE;
+    memset(c->pk_has, 0, sizeof(c->pk_has));
+    if (!c->pack) {
+        obj = calloc(1, sizeof(*obj));
+        if (obj == NULL)
+            return oom(c);
+        obj->kind = kind;
+    }
     if (kind >= HC_K8S_KIND_COUNT) {
         parse_fed_obj(c, obj, rv);
     } else {
@@ -747,16 +819,22 @@ static bool parse_obj(struct pctx *c, enum hc_k8s_kind kind, struct hc_k8s_obj *
                 parse_member(c, obj, &k, &seen);
         }
     }
-    if (ok(c) && obj->name == NULL)
+    if (ok(c) && obj->name == NULL && !c->pk_has[PK_NAME])
         bad(c, "metadata.name: missing");
-    if (ok(c) && hc_k8s_kind_namespaced(kind) && obj->ns == NULL)
+    if (ok(c) && hc_k8s_kind_namespaced(kind) && obj->ns == NULL && !c->pk_has[PK_NS])
         bad(c, "metadata.namespace: missing");
-    if (!ok(c)) {
-        hc_k8s_obj_free(obj);
-        return false;
+    if (!c->pack) {
+        if (!ok(c))
+            hc_k8s_obj_free(obj);
+        else
+            *out = obj;
+        return ok(c);
     }
-    *out = obj;
-    return true;
+    c->pack = false;
+    if (!ok(c))
+        return false;
+    *out = pack_slice(c, &tmp);
+    return *out != NULL || oom(c);
 }
 
 /* ---- events ---- */

@@ -94,7 +94,10 @@ struct hc_k8s_node {
 
 /* One object of any kind. ns is NULL for cluster-scoped kinds (Node,
  * Karmada's Cluster). Its resourceVersion is not kept: the event or list that
- * brought it has it. */
+ * brought it has it. An EndpointSlice (the most numerous kind) is packed: one
+ * allocation holds the header, u.slice and its strings, shorter than this
+ * struct (the union is sized for the largest kind) -- so objects are passed
+ * by pointer, never copied by value, and freed with hc_k8s_obj_free() only. */
 struct hc_k8s_obj {
     enum hc_k8s_kind kind;
     char *ns;   /* owned */

@@ -58,7 +58,12 @@ static void test_walk(void **state)
     while (cm_jscan_key(&s, &k)) {
         keys++;
         if (cm_jstr_is(&k, "type")) {
+            char buf[8];
+
             assert_true(cm_jscan_string(&s, &v));
+            assert_false(v.escaped);
+            assert_int_equal(cm_jstr_copy(&v, buf), 5); /* as it stands: copied */
+            assert_string_equal(buf, "ADDED");
             assert_true(cm_jstr_is(&v, "ADDED"));
             assert_false(cm_jstr_is(&v, "ADDE"));
             assert_false(cm_jstr_is(&v, "ADDEDX"));
@@ -74,6 +79,13 @@ static void test_walk(void **state)
             assert_true(v.escaped);
             assert_true(cm_jstr_is(&v, "w\"eb\xc3\xa9"));
             name = cm_jstr_dup(&v);
+            {
+                char buf[32];
+
+                assert_true(v.len + 1 <= sizeof(buf));
+                assert_int_equal(cm_jstr_copy(&v, buf), 6); /* decoded: shorter */
+                assert_string_equal(buf, "w\"eb\xc3\xa9");
+            }
         } else {
             assert_true(cm_jscan_skip(&s));
         }
