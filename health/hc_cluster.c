@@ -281,10 +281,9 @@ static void cache_clear(struct cache *c)
     memset(c, 0, sizeof(*c));
 }
 
-/* Takes ownership of @obj in every case. */
-static void cache_put(struct cache *c, struct hc_k8s_obj *obj)
+/* Takes ownership of @obj in every case; @pp is idx_slot() of its key. */
+static void cache_put_at(struct cache *c, struct idx_ent **pp, struct hc_k8s_obj *obj)
 {
-    struct idx_ent **pp = idx_slot(c, obj->ns, obj->name);
     struct idx_ent *e;
     struct hc_k8s_obj **n;
 
@@ -324,9 +323,14 @@ oom:
     hc_k8s_obj_free(obj);
 }
 
-static void cache_del(struct cache *c, const struct hc_k8s_obj *obj)
+static void cache_put(struct cache *c, struct hc_k8s_obj *obj)
 {
-    struct idx_ent **pp = idx_slot(c, obj->ns, obj->name);
+    cache_put_at(c, idx_slot(c, obj->ns, obj->name), obj);
+}
+
+/* Drops the object at @pp (idx_slot() of its key; NULL: none). */
+static void cache_del_at(struct cache *c, struct idx_ent **pp)
+{
     struct idx_ent *e, **mp;
     size_t i, last;
 
@@ -541,15 +545,16 @@ static void on_event(void *arg, enum hc_k8s_kind kind, enum hc_k8s_event_type ty
                      struct hc_k8s_obj *obj)
 {
     struct hc_cluster *c = arg;
-    long at = cache_find(&c->cache[kind], obj->ns, obj->name);
+    struct cache *ca = &c->cache[kind];
+    struct idx_ent **pp = idx_slot(ca, obj->ns, obj->name); /* one look-up for both steps */
 
-    note_event(c, kind, at >= 0 ? c->cache[kind].objs[at] : NULL,
+    note_event(c, kind, pp != NULL ? ca->objs[(*pp)->pos] : NULL,
                type == HC_K8S_DELETED ? NULL : obj);
     if (type == HC_K8S_DELETED) {
-        cache_del(&c->cache[kind], obj);
+        cache_del_at(ca, pp);
         hc_k8s_obj_free(obj);
     } else {
-        cache_put(&c->cache[kind], obj);
+        cache_put_at(ca, pp, obj);
     }
     c->last_seen = time(NULL);
     refresh(c, true);
