@@ -956,6 +956,7 @@ static int write_full(struct hc_report *r, const char *path, struct cm_file_id *
 int hc_report_write(struct hc_report *r, const char *path, char *err, size_t errlen)
 {
     struct cm_file_id id = {0};
+    bool whole;
     int rc;
 
     if (!r->committed)
@@ -967,13 +968,35 @@ int hc_report_write(struct hc_report *r, const char *path, char *err, size_t err
         memset(r->spaces, ' ', REP_PAD_CHUNK);
     }
     rc = write_patch(r, path, &id, err, errlen);
-    if (rc == CM_ENOTSUP)
+    whole = rc == CM_ENOTSUP;
+    if (whole)
         rc = write_full(r, path, &id, err, errlen);
     if (rc != CM_OK)
         return rc;
+    r->patches += !whole;
+    r->wholes += whole;
     /* The old PATH is PATH.prev now. */
     r->file[1] = r->file[0];
     r->file[0] =
         (struct file_copy){.known = true, .layout = r->layout, .gen = r->generation, .id = id};
+    /*
+     * A whole file written with no copy of this layout at PATH.prev (the
+     * first write, or new slots): the next write could only write the whole
+     * file again. So that one is written now instead, at start (during the
+     * sync) or with this relayout, and the next change patches.
+     */
+    if (whole && (!r->file[1].known || r->file[1].layout != r->layout) &&
+        write_full(r, path, &id, err, errlen) == CM_OK) {
+        r->wholes++;
+        r->file[1] = r->file[0];
+        r->file[0] =
+            (struct file_copy){.known = true, .layout = r->layout, .gen = r->generation, .id = id};
+    }
     return CM_OK;
+}
+
+void hc_report_write_counts(const struct hc_report *r, uint64_t *patches, uint64_t *wholes)
+{
+    *patches = r->patches;
+    *wholes = r->wholes;
 }

@@ -123,8 +123,14 @@ const char *hc_report_text(struct hc_report *r, size_t *len);
 int hc_report_load(const char *path, bool check, uint64_t *gen, json_t **doc, char *err,
                    size_t errlen);
 
-/** Writes the current document to @path atomically (temp file, fsync, rename). */
+/**
+ * Writes the current document to @path atomically: the slots that changed
+ * into PATH.prev in place, or the whole file (see README, state files), then
+ * fdatasync and the two names swapped.
+ */
 int hc_report_write(struct hc_report *r, const char *path, char *err, size_t errlen);
+/** State file writes so far: patches of PATH.prev and whole files. */
+void hc_report_write_counts(const struct hc_report *r, uint64_t *patches, uint64_t *wholes);
 
 /** RFC 3339 UTC ("2026-11-21T07:00:00Z") into @buf (>= 21 bytes). */
 void hc_report_time(time_t t, char *buf, size_t cap);

@@ -153,8 +153,9 @@ struct hc_report {
         bool known;
         uint64_t layout, gen; /* what it holds */
         struct cm_file_id id;
-    } file[2];    /* [0] at PATH, [1] at PATH.prev */
-    char *spaces; /* owned: REP_PAD_CHUNK spaces, for padding */
+    } file[2];                /* [0] at PATH, [1] at PATH.prev */
+    uint64_t patches, wholes; /* writes of either kind */
+    char *spaces;             /* owned: REP_PAD_CHUNK spaces, for padding */
 };
 
 #define REP_PAD_CHUNK 4096

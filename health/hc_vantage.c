@@ -451,12 +451,18 @@ void hc_vantage_metrics(const struct hc_vantage *v, struct cm_buf *out)
         {"fedgslb_health_watch_errors_total", "List and watch failures"},
     };
     struct cm_buf lb;
+    uint64_t patches, wholes;
 
     cm_metrics_family(out, "fedgslb_health_generation", "gauge", "State document generation");
     cm_metrics_sample(out, "fedgslb_health_generation", NULL,
                       (double)hc_report_generation(v->report));
     cm_metrics_family(out, "fedgslb_health_state_writes_total", "counter", "State file writes");
     cm_metrics_sample(out, "fedgslb_health_state_writes_total", NULL, (double)v->writes);
+    hc_report_write_counts(v->report, &patches, &wholes);
+    cm_metrics_family(
+        out, "fedgslb_health_state_whole_writes_total", "counter",
+        "State file writes of the whole file (the others patch the slots that changed)");
+    cm_metrics_sample(out, "fedgslb_health_state_whole_writes_total", NULL, (double)wholes);
     cm_metrics_family(out, "fedgslb_health_rebuilds_total", "counter",
                       "State document updates run (after the members synced)");
     cm_metrics_sample(out, "fedgslb_health_rebuilds_total", NULL, (double)v->rebuilds);

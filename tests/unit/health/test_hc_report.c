@@ -33,6 +33,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -599,7 +601,9 @@ static void test_generation(void **state)
     struct fx *f = *state;
     struct hc_report *r = hc_report_new(41, NULL);
     bool changed;
-    char ts[32];
+    char ts[32], dir[] = "/tmp/hc-report-XXXXXX", path[64], prev[80], err[256];
+    struct stat sb, sb2;
+    uint64_t patches, wholes;
 
     memset(f->api, 0, sizeof(f->api));
     f->api[0] = (struct api){WEB(IP("192.0.2.10")), SLICE("w1", "web", "IPv4", READY("10.0.0.1")),
@@ -626,12 +630,35 @@ static void test_generation(void **state)
     assert_false(changed);
     assert_int_equal(hc_report_generation(r), 42);
     assert_string_equal(json_string_value(json_object_get(hc_report_doc(r), "generated_at")), ts);
+    /* The first state file is written whole, twice (PATH.prev in the same
+     * layout): the next document patches PATH.prev in place and swaps the two. */
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/health-state.json", dir);
+    snprintf(prev, sizeof(prev), "%s.prev", path);
+    assert_int_equal(hc_report_write(r, path, err, sizeof(err)), CM_OK);
+    hc_report_write_counts(r, &patches, &wholes);
+    assert_true(patches == 0 && wholes == 2);
+    assert_int_equal(stat(prev, &sb), 0);
     /* New content: the next generation, the new time. */
     f->api[0].slices = SLICE("w1", "web", "IPv4", READY("10.0.0.1") "," READY("10.0.0.2"));
     start_clusters(f);
     assert_int_equal(hc_report_update(r, f->conf, f->clusters, NULL, 3000, &changed), CM_OK);
     assert_true(changed);
     assert_int_equal(hc_report_generation(r), 43);
+    assert_int_equal(hc_report_write(r, path, err, sizeof(err)), CM_OK);
+    assert_int_equal(stat(path, &sb2), 0);
+    assert_true(sb2.st_ino == sb.st_ino && sb2.st_size == sb.st_size); /* PATH.prev's */
+    hc_report_write_counts(r, &patches, &wholes);
+    assert_true(patches == 1 && wholes == 2);
+    {
+        json_t *on_disk = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+
+        assert_true(json_equal(on_disk, hc_report_doc(r)));
+        json_decref(on_disk);
+    }
+    unlink(path);
+    unlink(prev);
+    rmdir(dir);
     hc_report_time(3000, ts, sizeof(ts));
     assert_string_equal(json_string_value(json_object_get(hc_report_doc(r), "generated_at")), ts);
     /* A restart seeded with 43 and that document goes on from 43. */
