@@ -250,7 +250,9 @@ def rebuild_metrics(port):
     return {"rebuilds": metric_sum(port, "fedgslb_health_rebuilds_total"),
             "documents": metric_sum(port, "fedgslb_health_documents_total"),
             "postponed": metric_sum(port, "fedgslb_health_rebuilds_postponed_total"),
-            "cpu_s": metric_sum(port, "fedgslb_health_rebuild_cpu_seconds_total")}
+            "cpu_s": metric_sum(port, "fedgslb_health_rebuild_cpu_seconds_total"),
+            "writes": metric_sum(port, "fedgslb_health_state_writes_total"),
+            "whole_writes": metric_sum(port, "fedgslb_health_state_whole_writes_total")}
 
 
 def entries(doc):
@@ -389,6 +391,7 @@ def phase_events(h, port, fakes, members, nsvc, ready, changes, rate, idle_util)
     return {"changes": changes, "events": int(events), "expected_events": int(want - ev0),
             "documents": int(rb["documents"]), "rebuilds": int(rb["rebuilds"]),
             "rebuilds_postponed": int(rb["postponed"]),
+            "state_writes": int(rb["writes"]), "state_whole_writes": int(rb["whole_writes"]),
             "rebuild_cpu_s": round(rb["cpu_s"], 3),
             "rebuild_cpu_ms_per_document": (round(rb["cpu_s"] / rb["documents"] * 1000, 2)
                                             if rb["documents"] else None),
@@ -567,9 +570,10 @@ def main(argv):
               % (e["changes"], e["events"], e["phase_s"], e["cpu_us_per_event"] or -1,
                  e["cpu_us_per_event_net_of_idle"] or -1), flush=True)
         print("  %d documents (%d postponed by the CPU budget), %.2f ms CPU each; "
-              "%.1f us/event outside document updates"
+              "%.1f us/event outside document updates; state file %d writes, %d whole"
               % (e["documents"], e["rebuilds_postponed"], e["rebuild_cpu_ms_per_document"] or -1,
-                 e["cpu_us_per_event_outside_rebuilds"] or -1), flush=True)
+                 e["cpu_us_per_event_outside_rebuilds"] or -1, e["state_writes"],
+                 e["state_whole_writes"]), flush=True)
         res["latency"] = phase_latency(port, fakes, members, a.services, ready, a.samples,
                                        a.poll, os.path.join(tmp, "health-state.json"),
                                        a.poll_ms)

@@ -174,6 +174,41 @@ static void test_write_parts(void **state)
     assert_string_equal(slurp(f->prev, buf, sizeof(buf)), want);
 }
 
+/* Parts larger than one write (64 KB) and parts across that bound: split
+ * between writes, written whole and in order. */
+static void test_write_large_parts(void **state)
+{
+    static const size_t sizes[] = {100000, 3, 65533, 0, 70000, 1, 131072};
+    enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+    struct fx *f = *state;
+    struct iovec iov[N];
+    char *parts[N], *want, *buf, err[512];
+    size_t total = 0, o = 0;
+
+    for (size_t i = 0; i < N; i++)
+        total += sizes[i];
+    want = malloc(total + 2);
+    buf = malloc(total + 16);
+    assert_true(want != NULL && buf != NULL);
+    for (size_t i = 0; i < N; i++) {
+        parts[i] = malloc(sizes[i] + 1);
+        assert_non_null(parts[i]);
+        for (size_t k = 0; k < sizes[i]; k++)
+            parts[i][k] = (char)('a' + (i * 7 + k) % 26);
+        memcpy(want + o, parts[i], sizes[i]);
+        o += sizes[i];
+        iov[i] = (struct iovec){.iov_base = parts[i], .iov_len = sizes[i]};
+    }
+    want[o++] = '\n';
+    want[o] = '\0';
+    assert_int_equal(cm_file_write_atomicv(f->path, iov, N, 0600, NULL, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(f->path, buf, total + 16), want);
+    for (size_t i = 0; i < N; i++)
+        free(parts[i]);
+    free(want);
+    free(buf);
+}
+
 /* bug: the temporary name was predictable and opened with O_TRUNC, following a
  * symlink planted there (any file the daemon could write was clobbered). */
 static void test_symlink_at_temp_path_not_followed(void **state)
@@ -527,6 +562,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_write_keeps_prev, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_parts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_large_parts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_rotates_in_place, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patch_in_place, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prev_not_written_through, setup, teardown),
