@@ -24,6 +24,7 @@
 
 #include "common/cm_conf_schema.h"
 #include "common/cm_err.h"
+#include "common/cm_log.h"
 #include "common/cm_str.h"
 
 /* A configuration file larger than this is refused before parsing. */
@@ -509,8 +510,10 @@ static int walk_item(struct cm_conf_parse *p, const struct cm_conf_item *it, jso
 
     if (v != NULL && json_is_null(v))
         v = NULL; /* null means "use the default" */
-    if (v == NULL)
-        rc = it->required ? cm_conf_fail(p, "missing required key") : apply_default(p, it, base);
+    if (v == NULL && it->required && !(it->by_instance && cm_conf_instance_supplies(p)))
+        rc = cm_conf_fail(p, "missing required key");
+    else if (v == NULL)
+        rc = apply_default(p, it, base);
     else if (it->type == CM_CONF_ARRAY)
         rc = walk_array(p, it, v, base);
     else if (it->type == CM_CONF_MAP)
@@ -636,10 +639,11 @@ static void conf_free(struct cm_conf *conf)
 
 /* ---- loading -------------------------------------------------------------- */
 
-static int load_buffer(const char *name, const char *buf, size_t len, struct cm_conf **out,
-                       char *err, size_t errlen)
+static int load_buffer(const char *name, const char *buf, size_t len, const char *instance,
+                       int kind, struct cm_conf **out, char *err, size_t errlen)
 {
-    struct cm_conf_parse p = {.name = name, .err = err, .errlen = errlen};
+    struct cm_conf_parse p = {
+        .name = name, .err = err, .errlen = errlen, .instance = instance, .kind = kind};
     struct cm_conf *conf = NULL;
     json_error_t jerr;
     json_t *root;
@@ -661,6 +665,8 @@ static int load_buffer(const char *name, const char *buf, size_t len, struct cm_
     }
     p.conf = conf;
     rc = walk_object(&p, &cm_conf_root_schema, root, conf);
+    if (rc == CM_OK && kind >= 0)
+        rc = cm_conf_instance_select(&p, conf);
     if (rc != CM_OK)
         goto out;
     atomic_init(&conf->refs, 1);
@@ -675,7 +681,14 @@ out:
 int cm_conf_load_string(const char *name, const char *text, struct cm_conf **out, char *err,
                         size_t errlen)
 {
-    return load_buffer(name, text, strlen(text), out, err, errlen);
+    return load_buffer(name, text, strlen(text), NULL, -1, out, err, errlen);
+}
+
+int cm_conf_load_string_instance(const char *name, const char *text, enum cm_instance_kind kind,
+                                 const char *instance, struct cm_conf **out, char *err,
+                                 size_t errlen)
+{
+    return load_buffer(name, text, strlen(text), instance, (int)kind, out, err, errlen);
 }
 
 /* Reads all of @path (at most CONF_FILE_MAX bytes) into an owned buffer. */
@@ -725,7 +738,9 @@ out:
     return rc;
 }
 
-int cm_conf_load(const char *path, struct cm_conf **out, char *err, size_t errlen)
+/* Reads @path and loads it; @kind < 0: no instance is selected. */
+static int load_file(const char *path, const char *instance, int kind, struct cm_conf **out,
+                     char *err, size_t errlen)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -734,9 +749,26 @@ int cm_conf_load(const char *path, struct cm_conf **out, char *err, size_t errle
     rc = read_file(path, &buf, &len, err, errlen);
     if (rc != CM_OK)
         return rc;
-    rc = load_buffer(path, buf, len, out, err, errlen);
+    rc = load_buffer(path, buf, len, instance, kind, out, err, errlen);
     free(buf);
     return rc;
+}
+
+int cm_conf_load(const char *path, struct cm_conf **out, char *err, size_t errlen)
+{
+    return load_file(path, NULL, -1, out, err, errlen);
+}
+
+int cm_conf_load_instance(const char *path, enum cm_instance_kind kind, const char *instance,
+                          struct cm_conf **out, char *err, size_t errlen)
+{
+    return load_file(path, instance, (int)kind, out, err, errlen);
+}
+
+void cm_conf_log_warnings(const struct cm_conf *conf)
+{
+    for (size_t i = 0; i < conf->warning_count; i++)
+        cm_log_warn("%s", conf->warnings[i]);
 }
 
 /* ---- references and lookups ------------------------------------------------ */

@@ -24,6 +24,15 @@
  * A loaded struct cm_conf is immutable and reference counted: a reload builds a
  * new one, and readers that still hold the old one keep it alive.
  *
+ * One file can describe a whole deployment ("deployment": every name server,
+ * vantage and proxy with its addresses). A daemon then loads it for its
+ * instance (cm_conf_load_instance: --instance NAME or FEDGSLB_INSTANCE), and
+ * the instance's own values take the place of its section's (dnsd.listen,
+ * dnsd.region, dnsd.control.listen, ...); keys an instance supplies may be
+ * left out of the section. health.publish_to defaults to every name server
+ * and proxy of the deployment. Without "deployment" the file is one
+ * instance of each daemon, as before.
+ *
  *   cm_conf
  *    +- regions[]        name, zones[]
  *    +- members[]        name, region (index), zone (index or -1), lb
@@ -33,6 +42,8 @@
  *    +- latency_ms       region x region matrix (symmetric, fallback only)
  *    +- allow_addresses  special ranges state documents may carry (loopback...)
  *    +- dnsd, health, proxy, etcd sections
+ *    +- deployment       name_servers, vantages, proxies: the instances
+ *    +- warnings         what --check-config reports without failing
  */
 #ifndef COMMON_CM_CONF_H
 #define COMMON_CM_CONF_H
@@ -150,11 +161,20 @@ enum cm_all_down {
     CM_ALL_DOWN_SORRY = 2,       /* CNAME to policy.sorry_target */
 };
 
+#define CM_POLICY_UNSET     UINT32_MAX /* policy.weights / priority: member not listed */
+#define CM_POLICY_VALUE_MAX 1000u      /* largest weight and priority */
+
 struct cm_conf_policy {
     enum cm_all_down all_down; /* "fail-open" (default), "fail-closed", "sorry:<name>" */
     char *sorry_target;        /* owned absolute domain name, NULL unless SORRY */
     uint32_t max_answers;      /* default 8, 1..64 */
     uint32_t latency_slack_ms; /* default 5, 0..10000 */
+    bool prefer_own_region;    /* default true: of equally near members, the client's region's */
+    /* Traffic policy by conf member index (owned, member_count entries with
+     * CM_POLICY_UNSET for members not listed; NULL when the key is absent):
+     * weights 0..1000 (0 = standby), priority groups 0..1000 (lower first). */
+    uint32_t *weights;
+    uint32_t *priority;
 };
 
 struct cm_conf_service {
@@ -404,6 +424,36 @@ struct cm_conf_etcd {
     uint32_t backoff_max_ms;        /* longest: default 5000 */
 };
 
+/* The instances of a deployment: which daemon, and the key that lists them. */
+enum cm_instance_kind {
+    CM_INSTANCE_NAME_SERVER = 0, /* fedgslb-dnsd: deployment.name_servers */
+    CM_INSTANCE_VANTAGE = 1,     /* fedgslb-health: deployment.vantages, named by region */
+    CM_INSTANCE_PROXY = 2,       /* fedgslb-proxy: deployment.proxies */
+};
+#define CM_INSTANCE_KIND_COUNT 3
+
+/* One instance of a daemon (deployment.name_servers.NAME, ...). */
+struct cm_conf_instance {
+    char *name;             /* owned map key (a vantage: its region) */
+    struct cm_addr *listen; /* owned: a name server's DNS addresses; a proxy's bind address of
+                               each proxy.listen entry, in order; NULL = the section's */
+    size_t listen_count;
+    struct cm_addr control; /* its control API: fedgslbctl and the vantages reach it there */
+    size_t region;          /* a name server's dnsd.region; a vantage's region */
+    char *state_file;       /* owned, NULL = the section's */
+    char *probe_source;     /* a vantage's health.probe_source, NULL = the section's */
+};
+
+struct cm_conf_deployment {
+    bool present; /* the "deployment" object exists */
+    struct cm_conf_instance *name_servers;
+    size_t name_server_count;
+    struct cm_conf_instance *vantages;
+    size_t vantage_count;
+    struct cm_conf_instance *proxies;
+    size_t proxy_count;
+};
+
 struct cm_conf {
     char *path;       /* owned, the file it was read from */
     char *federation; /* owned, a DNS label, e.g. "myfed" */
@@ -427,6 +477,10 @@ struct cm_conf {
     struct cm_conf_health health;
     struct cm_conf_proxy proxy;
     struct cm_conf_etcd etcd;
+    struct cm_conf_deployment deployment;
+    char *instance;  /* owned: the instance this conf was loaded for, NULL = none */
+    char **warnings; /* owned: "file: path: text" lines --check-config shows */
+    size_t warning_count;
     _Atomic int refs; /* private: use cm_conf_ref/unref */
     /* private: a configuration made by cm_conf_with_members() holds a
      * reference to the loaded one it extends, and shares everything with it
@@ -446,6 +500,30 @@ int cm_conf_load(const char *path, struct cm_conf **out, char *err, size_t errle
 /** The same from a JSON text; @name stands for the file name in errors. */
 int cm_conf_load_string(const char *name, const char *text, struct cm_conf **out, char *err,
                         size_t errlen);
+
+/**
+ * Loads @path for a daemon of @kind. When the file's deployment lists
+ * instances of @kind, @instance must name one of them, whose values then
+ * stand in for the section's (conf->instance is set); otherwise @instance
+ * must be NULL. Errors as cm_conf_load, and "--instance ..." ones.
+ */
+int cm_conf_load_instance(const char *path, enum cm_instance_kind kind, const char *instance,
+                          struct cm_conf **out, char *err, size_t errlen);
+/** cm_conf_load_instance from a JSON text (tests). */
+int cm_conf_load_string_instance(const char *name, const char *text, enum cm_instance_kind kind,
+                                 const char *instance, struct cm_conf **out, char *err,
+                                 size_t errlen);
+
+/** Logs each of conf->warnings (cm_log_warn): at start, reload and --check-config. */
+void cm_conf_log_warnings(const struct cm_conf *conf);
+
+/** The instances of @kind (borrowed; *count entries, 0 without a deployment). */
+const struct cm_conf_instance *cm_conf_instances(const struct cm_conf *conf,
+                                                 enum cm_instance_kind kind, size_t *count);
+/** "name server", "vantage", "proxy". */
+const char *cm_instance_kind_name(enum cm_instance_kind kind);
+/** "name_servers", "vantages", "proxies": the key under "deployment". */
+const char *cm_instance_kind_key(enum cm_instance_kind kind);
 
 /** Takes a reference; returns @conf. Not thread-safe against unref of the last one. */
 struct cm_conf *cm_conf_ref(struct cm_conf *conf);

@@ -98,7 +98,7 @@ static const char *type_name(const struct cm_conf_item *it, enum cm_conf_type t)
 static void default_text(const struct cm_conf_item *it, struct cm_buf *b)
 {
     if (it->required) {
-        cm_buf_append_str(b, "required");
+        cm_buf_append_str(b, it->by_instance ? "required (or from the instance)" : "required");
         return;
     }
     switch (it->type) {

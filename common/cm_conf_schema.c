@@ -95,7 +95,7 @@ static int http_url(struct cm_conf_parse *p, void *base, void *field)
     return cm_conf_fail(p, "not an http(s) URL %s", cm_conf_quote(s, q, sizeof(q)));
 }
 
-static int ip_literal(struct cm_conf_parse *p, void *base, void *field)
+int cm_conf_ip_literal(struct cm_conf_parse *p, void *base, void *field)
 {
     const char *s = *(char **)field;
     char q[CM_CONF_QUOTE_MAX];
@@ -277,7 +277,44 @@ static void policy_release(void *base)
     struct cm_conf_policy *pol = base;
 
     free(pol->sorry_target);
+    free(pol->weights);
+    free(pol->priority);
     pol->sorry_target = NULL;
+    pol->weights = NULL;
+    pol->priority = NULL;
+}
+
+/* policy.weights, policy.priority: {"member": 0..1000}, by conf member index. */
+static int policy_member_values(struct cm_conf_parse *p, json_t *v, void *base, void *field)
+{
+    const struct cm_conf *conf = p->conf;
+    uint32_t **out = field;
+    char q[CM_CONF_QUOTE_MAX];
+    const char *name;
+    json_t *val;
+
+    (void)base;
+    if (v == NULL)
+        return CM_OK;
+    if (!json_is_object(v))
+        return cm_conf_fail(p, "must be an object: member -> 0..%u", CM_POLICY_VALUE_MAX);
+    *out = malloc((conf->member_count > 0 ? conf->member_count : 1) * sizeof(**out));
+    if (*out == NULL)
+        return cm_conf_oom(p);
+    for (size_t i = 0; i < conf->member_count; i++)
+        (*out)[i] = CM_POLICY_UNSET;
+    json_object_foreach(v, name, val)
+    {
+        int m = cm_conf_member_index(conf, name);
+        size_t old = cm_conf_path_push(p, name);
+        int rc = m < 0 ? cm_conf_fail(p, "unknown member %s", cm_conf_quote(name, q, sizeof(q)))
+                       : cm_conf_get_uint(p, val, 0, CM_POLICY_VALUE_MAX, &(*out)[m]);
+
+        cm_conf_path_pop(p, old);
+        if (rc != CM_OK)
+            return rc;
+    }
+    return CM_OK;
 }
 
 static int alias_in_zone(struct cm_conf_parse *p, void *base, void *field)
@@ -531,7 +568,8 @@ static int control_post(struct cm_conf_parse *p, void *base)
     const struct cm_conf_control *c = base;
     char addr[CM_ADDR_STRLEN];
 
-    if (c->token != NULL || c->vantage_token_count > 0 ||
+    /* No listen: the deployment's instances supply it (checked when one is selected). */
+    if (c->token != NULL || c->vantage_token_count > 0 || c->listen.ss.ss_family == 0 ||
         cm_addr_is_loopback((const struct sockaddr *)&c->listen.ss))
         return CM_OK;
     cm_addr_format((const struct sockaddr *)&c->listen.ss, addr, sizeof(addr));
@@ -770,16 +808,25 @@ static int lb_addresses_allowed(struct cm_conf_parse *p, const struct cm_conf *c
 
 static int root_post(struct cm_conf_parse *p, void *base)
 {
-    const struct cm_conf *conf = base;
+    struct cm_conf *conf = base;
     int rc = aliases_unique(p, conf);
 
-    return rc == CM_OK ? lb_addresses_allowed(p, conf) : rc;
+    if (rc == CM_OK)
+        rc = lb_addresses_allowed(p, conf);
+    return rc == CM_OK ? cm_conf_deployment_post(p, conf) : rc;
 }
 
 static void root_release(void *base)
 {
     struct cm_conf *conf = base;
 
+    for (size_t i = 0; i < conf->warning_count; i++)
+        free(conf->warnings[i]);
+    free(conf->warnings);
+    free(conf->instance);
+    conf->warnings = NULL;
+    conf->warning_count = 0;
+    conf->instance = NULL;
     free(conf->path);
     free(conf->latency_ms);
     free(conf->allow_addresses);
@@ -836,7 +883,8 @@ static const struct cm_conf_item control_items[] = {
     {.key = "listen",
      .type = CM_CONF_ADDR,
      .offset = offsetof(struct cm_conf_control, listen),
-     .required = true},
+     .required = true,
+     .by_instance = true},
     {.key = "token_file",
      .type = CM_CONF_STR,
      .offset = offsetof(struct cm_conf_control, token_file),
@@ -1176,7 +1224,8 @@ static const struct cm_conf_item dnsd_items[] = {
      .type = CM_CONF_REF,
      .ref = CM_CONF_REF_REGION,
      .offset = offsetof(struct cm_conf_dnsd, region),
-     .required = true},
+     .required = true,
+     .by_instance = true},
     {.key = "zone_file",
      .type = CM_CONF_STR,
      .offset = offsetof(struct cm_conf_dnsd, zone_file),
@@ -1347,7 +1396,8 @@ static const struct cm_conf_item health_items[] = {
      .type = CM_CONF_REF,
      .ref = CM_CONF_REF_REGION,
      .offset = offsetof(struct cm_conf_health, vantage),
-     .required = true},
+     .required = true,
+     .by_instance = true},
     {.key = "publish_to",
      .type = CM_CONF_ARRAY,
      .elem_type = CM_CONF_STR,
@@ -1358,7 +1408,7 @@ static const struct cm_conf_item health_items[] = {
     {.key = "probe_source",
      .type = CM_CONF_STR,
      .offset = offsetof(struct cm_conf_health, probe_source),
-     .validate = ip_literal},
+     .validate = cm_conf_ip_literal},
     {.key = "default_check",
      .type = CM_CONF_OBJECT,
      .offset = offsetof(struct cm_conf_health, default_check),
@@ -1902,6 +1952,18 @@ static const struct cm_conf_item policy_items[] = {
      .min = 0,
      .max = 10000,
      .def_uint = 5},
+    {.key = "prefer_own_region",
+     .type = CM_CONF_BOOL,
+     .offset = offsetof(struct cm_conf_policy, prefer_own_region),
+     .def_bool = true},
+    {.key = "weights",
+     .type = CM_CONF_CUSTOM,
+     .offset = offsetof(struct cm_conf_policy, weights),
+     .parse = policy_member_values},
+    {.key = "priority",
+     .type = CM_CONF_CUSTOM,
+     .offset = offsetof(struct cm_conf_policy, priority),
+     .parse = policy_member_values},
 };
 static const struct cm_conf_schema policy_schema = {
     .items = policy_items,
@@ -2009,6 +2071,11 @@ static const struct cm_conf_item root_items[] = {
      .type = CM_CONF_CUSTOM,
      .offset = offsetof(struct cm_conf, allow_addresses),
      .parse = allow_parse},
+    /* Before the daemon sections: its instances may supply their required keys. */
+    {.key = "deployment",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf, deployment),
+     .sub = &cm_conf_deployment_schema},
     {.key = "dnsd",
      .type = CM_CONF_OBJECT,
      .offset = offsetof(struct cm_conf, dnsd),

@@ -15,6 +15,7 @@
  *               --members--> member entry schema --lb--> lb schema
  *               --services-> service entry schema --check/policy--> ...
  *               --dnsd/health/proxy--> section schemas --control--> control
+ *               --deployment--> name_servers / vantages / proxies (cm_conf_deploy.c)
  *
  * Items of one table are processed in table order, so a cross reference
  * (member -> region) only needs its target's table to come first.
@@ -67,6 +68,8 @@ struct cm_conf_parse {
     size_t errlen;
     char path[CM_CONF_PATH_MAX]; /* JSON path of the value being parsed */
     size_t path_len;
+    const char *instance; /* borrowed: the instance to select after the walk, NULL = none */
+    int kind;             /* its enum cm_instance_kind */
 };
 
 /* Called after a scalar (or each array element) is converted and stored at
@@ -96,6 +99,8 @@ struct cm_conf_item {
     const struct cm_conf_schema *sub; /* OBJECT, MAP, ARRAY of OBJECT */
     cm_conf_validate_fn *validate;    /* optional */
     cm_conf_custom_fn *parse;         /* CUSTOM */
+    bool by_instance;                 /* required, unless the deployment's instances of the
+                                         section's daemon supply it (cm_conf_deploy.c) */
 };
 
 struct cm_conf_schema {
@@ -114,11 +119,31 @@ struct cm_conf_schema {
 
 /* The whole file; defined in cm_conf_schema.c. */
 extern const struct cm_conf_schema cm_conf_root_schema;
+/* "deployment"; defined in cm_conf_deploy.c. */
+extern const struct cm_conf_schema cm_conf_deployment_schema;
+
+/**
+ * Records a warning "file: path: text" in p->conf->warnings (at the current
+ * path; --check-config prints them, daemons log them). CM_OK or CM_ENOMEM.
+ */
+int cm_conf_warn(struct cm_conf_parse *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/** For a by_instance item missing at the current path: whether instances supply it. */
+bool cm_conf_instance_supplies(const struct cm_conf_parse *p);
+
+/**
+ * The whole-file checks of cm_conf_deploy.c, run by the root's post: client
+ * networks (one region per CIDR; overlaps of different regions warned), the
+ * deployment's names and addresses, proxy bind lists, and the default of
+ * health.publish_to (every name server and proxy).
+ */
+int cm_conf_deployment_post(struct cm_conf_parse *p, struct cm_conf *conf);
+
+/** After the walk: applies p->instance's values to its section (p->kind). */
+int cm_conf_instance_select(struct cm_conf_parse *p, struct cm_conf *conf);
 /* members_from; defined in cm_conf_registry.c. */
 extern const struct cm_conf_schema cm_conf_members_from_schema;
-
-/** key_check: a map key that must be a DNS label (region and member names). */
-int cm_conf_key_label(struct cm_conf_parse *p, void *base, void *field);
 /** CUSTOM parse of a struct cm_conf_member's zone (its region parsed first). */
 int cm_conf_member_zone(struct cm_conf_parse *p, json_t *v, void *base, void *field);
 
@@ -142,6 +167,11 @@ size_t cm_conf_path_push_index(struct cm_conf_parse *p, size_t i);
 
 /** @s in double quotes, escaped and cut to fit @buf (CM_CONF_QUOTE_MAX). */
 const char *cm_conf_quote(const char *s, char *buf, size_t cap);
+
+/** A map key that must be a DNS label (key_check of regions, members, instances). */
+int cm_conf_key_label(struct cm_conf_parse *p, void *base, void *field);
+/** A string that must be a numeric IPv4 or IPv6 address (a validate callback). */
+int cm_conf_ip_literal(struct cm_conf_parse *p, void *base, void *field);
 
 /** Reads a JSON integer in [min, max] into *out, or fails at the current path. */
 int cm_conf_get_uint(struct cm_conf_parse *p, json_t *v, uint32_t min, uint32_t max, uint32_t *out);

@@ -44,6 +44,7 @@ static void target_of(const struct cm_etcd_consumer *c, struct cm_etcd_feed_targ
     t->store = c->hooks.store(c->hooks.arg);
     t->conf = c->hooks.conf(c->hooks.arg);
     t->apply = c->hooks.apply;
+    t->intents = c->hooks.intents;
     t->arg = c->hooks.arg;
     t->now_ms = cm_mono_ms();
 }

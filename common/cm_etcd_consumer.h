@@ -37,6 +37,7 @@ struct cm_etcd_consumer_hooks {
     struct cm_store *(*store)(void *arg);     /* the daemon's document store */
     const struct cm_conf *(*conf)(void *arg); /* the configuration in service */
     cm_etcd_apply_fn *apply;                  /* build from a candidate, commit */
+    cm_etcd_intents_fn *intents;              /* the intent keys changed (NULL: ignored) */
     void *arg;
 };
 

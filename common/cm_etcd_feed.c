@@ -17,7 +17,9 @@
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_hash.h"
+#include "common/cm_intent.h"
 #include "common/cm_log.h"
+#include "common/cm_sorted.h"
 #include "common/cm_state.h"
 #include "common/cm_store.h"
 #include "common/cm_str.h"
@@ -27,7 +29,7 @@ struct entry {
     size_t key_len;
     enum cm_etcd_key_kind kind;
     char *name;  /* owned: the vantage's name (vantage keys), else NULL */
-    char *value; /* owned: the value (vantage keys), else NULL */
+    char *value; /* owned: the value (vantage and intent keys) */
     size_t value_len;
     int64_t mod_revision;
     int64_t refused_rev; /* the mod_revision whose value was refused (logged once) */
@@ -41,15 +43,26 @@ struct cm_etcd_feed {
     uint64_t applied, refused, apply_failed;
 };
 
-int cm_etcd_refuse_push(const struct cm_conf *conf, const char *daemon, char *err, size_t errlen)
+/* CM_OK outside the distributed mode, else CM_ENOTSUP: "this @daemon takes @what from etcd ...". */
+static int refuse(const struct cm_conf *conf, const char *daemon, const char *what, const char *how,
+                  char *err, size_t errlen)
 {
     if (!conf->etcd.present)
         return CM_OK;
-    cm_errf(err, errlen,
-            "this %s takes vantage documents from etcd (the etcd section is set): vantages "
-            "write them there",
-            daemon);
+    cm_errf(err, errlen, "this %s takes %s from etcd (the etcd section is set): %s", daemon, what,
+            how);
     return CM_ENOTSUP;
+}
+
+int cm_etcd_refuse_push(const struct cm_conf *conf, const char *daemon, char *err, size_t errlen)
+{
+    return refuse(conf, daemon, "vantage documents", "vantages write them there", err, errlen);
+}
+
+int cm_etcd_refuse_intent(const struct cm_conf *conf, const char *daemon, char *err, size_t errlen)
+{
+    return refuse(conf, daemon, "intents",
+                  "write them there with fedgslbctl intent, drain or undrain", err, errlen);
 }
 
 char *cm_etcd_root(const char *prefix, const char *federation)
@@ -145,26 +158,26 @@ static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
     return alen < blen ? -1 : alen > blen ? 1 : 0;
 }
 
+/* A key being looked for: its bytes. */
+struct key_ref {
+    const char *key;
+    size_t len;
+};
+
+static int entry_key_cmp(const void *elem, const void *key)
+{
+    const struct entry *e = elem;
+    const struct key_ref *k = key;
+
+    return key_cmp(e->key, e->key_len, k->key, k->len);
+}
+
 /* The index of @key, or where it would go (*found false). */
 static size_t find(const struct cm_etcd_feed *f, const char *key, size_t len, bool *found)
 {
-    size_t lo = 0, hi = f->count;
+    const struct key_ref k = {key, len};
 
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = key_cmp(f->e[mid].key, f->e[mid].key_len, key, len);
-
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return cm_lower_bound(f->e, f->count, sizeof(*f->e), &k, entry_key_cmp, found);
 }
 
 /* Sets @e from @kv (a key the feed keeps). */
@@ -174,11 +187,10 @@ static int entry_set(struct entry *e, const struct cm_etcd_kv *kv, enum cm_etcd_
     char *key = e->key == NULL ? malloc(kv->key_len + 1) : e->key;
     char *nm = NULL, *value = NULL;
 
-    if (kind == CM_ETCD_KEY_VANTAGE) {
+    if (kind == CM_ETCD_KEY_VANTAGE)
         nm = e->name != NULL ? e->name : strndup(name, name_len);
-        value = malloc(kv->value_len + 1);
-    }
-    if (key == NULL || (kind == CM_ETCD_KEY_VANTAGE && (nm == NULL || value == NULL))) {
+    value = malloc(kv->value_len + 1);
+    if (key == NULL || value == NULL || (kind == CM_ETCD_KEY_VANTAGE && nm == NULL)) {
         if (key != e->key)
             free(key);
         if (nm != e->name)
@@ -190,10 +202,8 @@ static int entry_set(struct entry *e, const struct cm_etcd_kv *kv, enum cm_etcd_
         memcpy(key, kv->key, kv->key_len);
         key[kv->key_len] = '\0';
     }
-    if (value != NULL) {
-        memcpy(value, kv->value, kv->value_len);
-        value[kv->value_len] = '\0';
-    }
+    memcpy(value, kv->value, kv->value_len);
+    value[kv->value_len] = '\0';
     free(e->value);
     e->key = key;
     e->key_len = kv->key_len;
@@ -332,6 +342,8 @@ int cm_etcd_feed_sync(struct cm_etcd_feed *f, const struct cm_etcd_kv *kvs, size
         if (f->e[i].kind == CM_ETCD_KEY_VANTAGE)
             rc = apply_vantage(f, i, t);
     }
+    if (rc == CM_OK && t->intents != NULL)
+        t->intents(t->arg, f); /* a list: keys not listed went away */
     return rc;
 }
 
@@ -355,9 +367,15 @@ int cm_etcd_feed_event(struct cm_etcd_feed *f, const struct cm_etcd_event *ev,
             cm_log_info("etcd: key %s gone (revision %" PRId64 ")", f->e[idx].key,
                         ev->kv.mod_revision);
         remove_at(f, idx);
-        return kind == CM_ETCD_KEY_VANTAGE ? retain_present(f, t) : CM_OK;
+        if (kind == CM_ETCD_KEY_VANTAGE)
+            return retain_present(f, t);
+        if (t->intents != NULL)
+            t->intents(t->arg, f);
+        return CM_OK;
     }
     rc = upsert(f, &ev->kv, kind, name, name_len, &idx);
+    if (rc == CM_OK && kind == CM_ETCD_KEY_INTENT && t->intents != NULL)
+        t->intents(t->arg, f);
     if (rc != CM_OK || kind != CM_ETCD_KEY_VANTAGE)
         return rc;
     rc = apply_vantage(f, idx, t);
@@ -376,7 +394,106 @@ int cm_etcd_feed_reapply(struct cm_etcd_feed *f, const struct cm_etcd_feed_targe
             rc = apply_vantage(f, i, t);
         }
     }
+    if (rc == CM_OK && t->intents != NULL)
+        t->intents(t->arg, f); /* the new configuration may name other members */
     return rc;
+}
+
+/* Whether @id has an intent key (intents/<id>) in @f. */
+static bool has_intent_key(const struct cm_etcd_feed *f, const char *id)
+{
+    size_t rl = f->root_len + strlen(CM_ETCD_DIR_INTENTS);
+
+    for (size_t i = 0; i < f->count; i++) {
+        if (f->e[i].kind == CM_ETCD_KEY_INTENT && strcmp(f->e[i].key + rl, id) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Makes *cur (owned unless it is @held) @next when @next is set. */
+static void advance(const struct cm_intents *held, struct cm_intents **cur, struct cm_intents *next)
+{
+    if (next == NULL)
+        return;
+    if (*cur != held)
+        cm_intents_free(*cur);
+    *cur = next;
+}
+
+/* The intent key @e put into *cur: CM_OK whatever the value (a refusal is logged). */
+static int put_intent_key(struct entry *e, size_t rl, const struct cm_intents *held,
+                          struct cm_intents **cur, const struct cm_conf *conf, int64_t now_s)
+{
+    char err[CM_INTENT_ERR_MAX] = "";
+    struct cm_intents *next = NULL;
+    struct cm_intent *in = NULL;
+    int rc = cm_intent_parse_text(e->value, e->value_len, conf, &in, err, sizeof(err));
+
+    if (rc == CM_ENOMEM)
+        return rc;
+    if (rc == CM_OK && strcmp(in->id, e->key + rl) != 0) {
+        cm_errf(err, sizeof(err), "id: \"%s\" is not the key's (\"%s\")", in->id, e->key + rl);
+        rc = CM_EINVAL;
+    }
+    if (rc == CM_OK &&
+        ((in->removed_at == 0 && in->expires_at != 0 && in->expires_at <= now_s) ||
+         (in->removed_at != 0 && in->removed_at + CM_INTENT_TOMBSTONE_KEEP_S <= now_s))) {
+        /* expired in etcd already, or a tombstone the set has pruned: nothing to apply */
+        cm_intent_unref(in);
+        return CM_OK;
+    }
+    if (rc == CM_OK) {
+        rc = cm_intents_put(*cur, in, now_s, &next, err, sizeof(err));
+        in = NULL; /* taken */
+    }
+    cm_intent_unref(in);
+    if (rc == CM_ENOMEM)
+        return rc;
+    if (rc != CM_OK) {
+        if (e->refused_rev != e->mod_revision)
+            cm_log_warn("etcd: %s (revision %" PRId64 ") refused: %s; the intents held stay",
+                        e->key, e->mod_revision, err);
+        e->refused_rev = e->mod_revision;
+        return CM_OK;
+    }
+    advance(held, cur, next);
+    return CM_OK;
+}
+
+int cm_etcd_feed_intents(struct cm_etcd_feed *f, const struct cm_intents *held,
+                         const struct cm_conf *conf, int64_t now_s, struct cm_intents **out)
+{
+    size_t rl = f->root_len + strlen(CM_ETCD_DIR_INTENTS);
+    struct cm_intents *cur =
+        (struct cm_intents *)(uintptr_t)held; /* never changed: sets are immutable */
+    int rc = CM_OK;
+
+    *out = NULL;
+    for (size_t i = 0; rc == CM_OK && i < f->count; i++) {
+        if (f->e[i].kind == CM_ETCD_KEY_INTENT)
+            rc = put_intent_key(&f->e[i], rl, held, &cur, conf, now_s);
+    }
+    /* Live intents without a key: removed (their ids' storage moves with each set). */
+    for (size_t i = 0; rc == CM_OK && i < cm_intents_count(cur); i++) {
+        const struct cm_intent *in = cm_intents_get(cur, i);
+        struct cm_intents *next = NULL;
+        char err[CM_INTENT_ERR_MAX] = "";
+
+        if (in->removed_at != 0 || has_intent_key(f, in->id))
+            continue;
+        cm_log_info("etcd: intent %s has no key any more: removed", in->id);
+        rc = cm_intents_remove(cur, in->id, "etcd (key deleted)", now_s, &next, err, sizeof(err));
+        advance(held, &cur, next);
+    }
+    if (rc != CM_OK) {
+        if (cur != held)
+            cm_intents_free(cur);
+        return rc;
+    }
+    if (cur != held)
+        *out = cur;
+    return CM_OK;
 }
 
 uint64_t cm_etcd_feed_digest(const struct cm_etcd_feed *f)

@@ -40,6 +40,7 @@
 
 struct cm_conf;
 struct cm_etcd_feed;
+struct cm_intents;
 struct cm_store;
 struct cm_store_cand;
 
@@ -53,11 +54,18 @@ struct cm_store_cand;
  */
 typedef int cm_etcd_apply_fn(void *arg, struct cm_store_cand *cand, char *err, size_t errlen);
 
+/**
+ * The intent keys changed (an event, a list): make the caller's intent set
+ * what cm_etcd_feed_intents() says, as a push would have. NULL: ignored.
+ */
+typedef void cm_etcd_intents_fn(void *arg, struct cm_etcd_feed *f);
+
 /* Where the documents go (all borrowed for the call). */
 struct cm_etcd_feed_target {
     struct cm_store *store;
     const struct cm_conf *conf;
     cm_etcd_apply_fn *apply;
+    cm_etcd_intents_fn *intents; /* NULL: intent keys are only counted */
     void *arg;
     uint64_t now_ms;
 };
@@ -84,6 +92,24 @@ struct cm_etcd_feed_stats {
  * CM_ENOTSUP with the reason in @err (@daemon names the refusing daemon).
  */
 int cm_etcd_refuse_push(const struct cm_conf *conf, const char *daemon, char *err, size_t errlen);
+
+/** The same for an intent push or removal: intents are written to etcd (fedgslbctl intent). */
+int cm_etcd_refuse_intent(const struct cm_conf *conf, const char *daemon, char *err, size_t errlen);
+
+/**
+ * The intent set @held (borrowed) made to follow the intent keys held, at
+ * @now_s, under @conf: each key intents/<id> holds one intent's JSON (the
+ * /v1/intents form) or its tombstone, put as a push would be
+ * (cm_intents_put: a tombstone removes, an id held with other content or
+ * removed is refused); a value that does not parse, whose id is not the
+ * key's, or that the set refuses is logged once per revision and changes
+ * nothing (the held intent of that id stays). A live intent with no key any
+ * more (the key was deleted, or a list no longer has it) is removed (a
+ * tombstone by "etcd"). *out the new set, or NULL when nothing changes.
+ * CM_OK, or CM_ENOMEM.
+ */
+int cm_etcd_feed_intents(struct cm_etcd_feed *f, const struct cm_intents *held,
+                         const struct cm_conf *conf, int64_t now_s, struct cm_intents **out);
 
 /** "<prefix><federation>/": the root every key of the federation is under. New string. */
 char *cm_etcd_root(const char *prefix, const char *federation);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cm_hash.h -- FNV-1a (32 and 64 bits), the hash of our in-memory tables
- * (probe keys, the watch cache, zone names, subnets). Fast and simple; not
+ * (probe keys, the watch cache, zone names), and murmur3's finalizer. Fast and simple; not
  * for keys a peer chooses to collide (cm_siphash.h is for those).
  *
  * The functions continue a running hash, so several fields hash as one:
@@ -65,6 +65,17 @@ static inline uint64_t cm_fnv1a64_str(uint64_t h, const char *s)
 {
     for (; *s != '\0'; s++)
         h = cm_fnv1a64_byte(h, (uint8_t)*s);
+    return h;
+}
+
+/** murmur3's 64-bit finalizer: every input bit reaches every output bit. */
+static inline uint64_t cm_fmix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
     return h;
 }
 

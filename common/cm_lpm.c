@@ -30,8 +30,18 @@
  * /24 with no longer prefix inside gives the same answer for every source
  * of 24 bits or more (the walk stops at depth <= 24 either way); a /24 with
  * longer prefixes (a block) has one entry per /32 and one for the /24
- * source; /25../31 sources inside a block ask the trie. Sources shorter
- * than 24 bits and IPv6 always walk the trie.
+ * source; /25../31 sources inside a block ask the trie.
+ *
+ * Every table that is not too large also gets, per family, a stride table
+ * (a multibit trie of 8-bit strides, compiled from the walk the same way):
+ * a node holds 256 entries, one per value of the next address byte, each a
+ * result or the next node, and a head, the result for a source that ends at
+ * the node. A source of a whole number of bytes (an ECS /24 or /56, a /32
+ * or /128 address) is then answered in at most 4 (IPv4) or 16 (IPv6) reads
+ * instead of a walk of as many nodes as bits; other lengths walk the trie.
+ *
+ *   stride: node[0] --byte 0--> result
+ *                   \--------> node[k] --byte 1--> ... (head[k]: a /8 source)
  */
 #include "common/cm_lpm.h"
 
@@ -79,15 +89,39 @@ struct lpm_direct {
     size_t bytes;     /* all of the above */
 };
 
+/*
+ * A stride table for one family. An entry with STRIDE_NODE set is the index
+ * of the next node; else it is a result, an index into results. A node k
+ * has entries ent[k * 256 ..] and head[k].
+ */
+#define STRIDE_NODE 0x80000000u
+
+struct lpm_result_packed {
+    uint32_t value;
+    uint8_t found;
+    uint8_t matched_len;
+    uint8_t scope_len;
+};
+
+struct lpm_stride {
+    uint32_t *ent;  /* owned, nodes x 256 */
+    uint32_t *head; /* owned, per node */
+    uint32_t nodes, cap;
+    struct lpm_result_packed *results; /* owned, distinct results */
+    uint32_t nresults, rcap;
+};
+
 struct cm_lpm {
-    struct lpm_node *nodes;    /* owned array; [0] IPv4 root, [1] IPv6 root */
-    uint32_t count;            /* nodes in use */
-    uint32_t cap;              /* nodes allocated */
-    uint32_t v4_prefixes;      /* IPv4 prefixes inserted (distinct) */
-    struct lpm_direct *direct; /* owned, NULL for a trie alone */
+    struct lpm_node *nodes;       /* owned array; [0] IPv4 root, [1] IPv6 root */
+    uint32_t count;               /* nodes in use */
+    uint32_t cap;                 /* nodes allocated */
+    uint32_t v4_prefixes;         /* IPv4 prefixes inserted (distinct) */
+    struct lpm_direct *direct;    /* owned, NULL for a trie alone */
+    struct lpm_stride *stride[2]; /* owned: IPv4, IPv6; NULL when not compiled */
 };
 
 static void direct_free(struct lpm_direct *d);
+static void stride_free(struct lpm_stride *st);
 
 struct cm_lpm *cm_lpm_new(void)
 {
@@ -110,6 +144,8 @@ void cm_lpm_free(struct cm_lpm *lpm)
     if (lpm == NULL)
         return;
     direct_free(lpm->direct);
+    stride_free(lpm->stride[0]);
+    stride_free(lpm->stride[1]);
     free(lpm->nodes);
     free(lpm);
 }
@@ -166,6 +202,9 @@ int cm_lpm_insert(struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned 
         return CM_EINVAL;
     direct_free(lpm->direct); /* it would miss this prefix */
     lpm->direct = NULL;
+    stride_free(lpm->stride[0]);
+    stride_free(lpm->stride[1]);
+    lpm->stride[0] = lpm->stride[1] = NULL;
     for (unsigned d = 0; d < prefix_len; d++) {
         unsigned b = addr_bit(addr, d);
 
@@ -271,14 +310,50 @@ static bool dir_decode(const struct lpm_direct *d, uint32_t e, struct cm_lpm_res
     return res->found;
 }
 
+/* A lookup of a source of @addr_bits (a multiple of 8) in a stride table. */
+static bool stride_lookup(const struct lpm_stride *st, const uint8_t *addr, unsigned addr_bits,
+                          struct cm_lpm_result *res)
+{
+    const struct lpm_result_packed *r;
+    uint32_t node = 0, e;
+
+    for (unsigned byte = 0;; byte++) {
+        if (addr_bits == 8 * byte) {
+            e = st->head[node];
+            break;
+        }
+        e = st->ent[(size_t)node << 8 | addr[byte]];
+        if ((e & STRIDE_NODE) == 0)
+            break;
+        node = e & ~STRIDE_NODE;
+    }
+    r = &st->results[e];
+    res->found = r->found != 0;
+    res->value = r->value;
+    res->matched_len = r->matched_len;
+    res->scope_len = r->scope_len;
+    return res->found;
+}
+
 bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned addr_bits,
                    struct cm_lpm_result *res)
 {
     const struct lpm_direct *d;
     uint32_t e;
 
-    if (lpm == NULL || lpm->direct == NULL || family != AF_INET || addr_bits < 24 || addr == NULL)
+    if (lpm == NULL || addr == NULL)
         return cm_lpm_lookup_trie(lpm, family, addr, addr_bits, res);
+    if (lpm->direct == NULL || family != AF_INET || addr_bits < 24) {
+        unsigned max = family == AF_INET ? 32 : 128;
+        const struct lpm_stride *st = family == AF_INET    ? lpm->stride[0]
+                                      : family == AF_INET6 ? lpm->stride[1]
+                                                           : NULL;
+        if (addr_bits > max)
+            addr_bits = max;
+        if (st != NULL && addr_bits % 8 == 0)
+            return stride_lookup(st, addr, addr_bits, res);
+        return cm_lpm_lookup_trie(lpm, family, addr, addr_bits, res);
+    }
     d = lpm->direct;
     e = d->tbl24[(uint32_t)addr[0] << 16 | (uint32_t)addr[1] << 8 | addr[2]];
     if ((e & DIR_TAG) != 0) {
@@ -290,6 +365,14 @@ bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, un
     }
     memset(res, 0, sizeof(*res));
     return dir_decode(d, e, res);
+}
+
+void cm_lpm_prefetch(const struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned addr_bits)
+{
+    if (lpm == NULL || lpm->direct == NULL || family != AF_INET || addr_bits < 24 || addr == NULL)
+        return;
+    __builtin_prefetch(
+        &lpm->direct->tbl24[(uint32_t)addr[0] << 16 | (uint32_t)addr[1] << 8 | addr[2]]);
 }
 
 static void direct_free(struct lpm_direct *d)
@@ -487,19 +570,204 @@ out:
     return CM_OK;
 }
 
+/* ---- the stride tables --------------------------------------------------- */
+
+static void stride_free(struct lpm_stride *st)
+{
+    if (st == NULL)
+        return;
+    free(st->ent);
+    free(st->head);
+    free(st->results);
+    free(st);
+}
+
+struct stride_build {
+    const struct cm_lpm *lpm;
+    struct lpm_stride *st;
+    uint32_t max_nodes;
+    uint32_t *rkeys; /* open addressing over results: index + 1, 0 = empty */
+    uint32_t rmask;
+    int rc;
+};
+
+static uint32_t result_hash(const struct lpm_result_packed *r)
+{
+    uint32_t h = r->value * 0x9E3779B1u;
+
+    h ^= ((uint32_t)r->found << 16 | (uint32_t)r->matched_len << 8 | r->scope_len) * 0x85EBCA6Bu;
+    return h ^ (h >> 15);
+}
+
+/* The index of a result (found, value, matched_len, scope_len), interned. */
+static uint32_t stride_result(struct stride_build *b, bool found, uint32_t value,
+                              unsigned matched_len, unsigned scope_len)
+{
+    struct lpm_stride *st = b->st;
+    struct lpm_result_packed r = {found ? value : 0, found, (uint8_t)(found ? matched_len : 0),
+                                  (uint8_t)scope_len};
+    uint32_t h = result_hash(&r) & b->rmask;
+
+    while (b->rkeys[h] != 0) {
+        const struct lpm_result_packed *o = &st->results[b->rkeys[h] - 1];
+        if (o->value == r.value && o->found == r.found && o->matched_len == r.matched_len &&
+            o->scope_len == r.scope_len)
+            return b->rkeys[h] - 1;
+        h = (h + 1) & b->rmask;
+    }
+    if (st->nresults == st->rcap || 2 * (st->nresults + 1) > b->rmask + 1) {
+        b->rc = CM_ETOOBIG; /* more distinct results than the table was sized for */
+        return 0;
+    }
+    st->results[st->nresults] = r;
+    b->rkeys[h] = st->nresults + 1;
+    return st->nresults++;
+}
+
+static uint32_t stride_node(struct stride_build *b, uint32_t node, unsigned depth,
+                            struct dir_best best);
+
+/*
+ * The entry for one byte value @byte below trie node @node (at @depth, the
+ * best match so far @best): the walk of its 8 bits, with the stopping rules
+ * of cm_lpm_lookup_trie() for a source longer than depth + 8, or the next
+ * stride node when the walk goes on past them.
+ */
+static uint32_t stride_entry(struct stride_build *b, uint32_t node, unsigned depth, unsigned byte,
+                             struct dir_best best)
+{
+    const struct lpm_node *nodes = b->lpm->nodes;
+
+    for (unsigned k = 0; k < 8; k++) {
+        const struct lpm_node *n = &nodes[node];
+        unsigned bit = (byte >> (7 - k)) & 1u;
+
+        if (n->child[bit] == LPM_NONE) {
+            unsigned d = depth + k;
+            return stride_result(b, best.found, best.vid, best.len,
+                                 n->child[bit ^ 1u] != LPM_NONE ? d + 1 : d);
+        }
+        node = n->child[bit];
+        if (nodes[node].has_value)
+            best = (struct dir_best){true, nodes[node].value, depth + k + 1};
+    }
+    if (nodes[node].child[0] == LPM_NONE && nodes[node].child[1] == LPM_NONE)
+        return stride_result(b, best.found, best.vid, best.len, depth + 8);
+    return STRIDE_NODE | stride_node(b, node, depth + 8, best);
+}
+
+/* Compiles the stride node for trie node @node at @depth; its index. */
+static uint32_t stride_node(struct stride_build *b, uint32_t node, unsigned depth,
+                            struct dir_best best)
+{
+    struct lpm_stride *st = b->st;
+    const struct lpm_node *n = &b->lpm->nodes[node];
+    bool below = n->child[0] != LPM_NONE || n->child[1] != LPM_NONE;
+    uint32_t idx;
+
+    if (st->nodes == b->max_nodes) {
+        b->rc = CM_ETOOBIG;
+        return 0;
+    }
+    idx = st->nodes++;
+    /* best already counts this node's own value (the caller's walk took it) */
+    st->head[idx] = stride_result(b, best.found, best.vid, best.len, below ? n->max_len : depth);
+    for (unsigned byte = 0; byte < 256 && b->rc == CM_OK; byte++)
+        st->ent[(size_t)idx << 8 | byte] = stride_entry(b, node, depth, byte, best);
+    return idx;
+}
+
+/* Trie nodes at byte depths with children: an upper bound of the stride nodes. */
+static uint32_t stride_count(const struct cm_lpm *lpm, uint32_t node, unsigned depth,
+                             uint32_t limit)
+{
+    const struct lpm_node *n = &lpm->nodes[node];
+    uint32_t count = 0;
+
+    if (n->child[0] == LPM_NONE && n->child[1] == LPM_NONE)
+        return 0;
+    if (depth % 8 == 0)
+        count = 1;
+    for (unsigned bit = 0; bit < 2 && count <= limit; bit++)
+        if (n->child[bit] != LPM_NONE)
+            count += stride_count(lpm, n->child[bit], depth + 1, limit - count);
+    return count;
+}
+
+/* Builds the stride table of one family, unless it needs more than
+ * @max_nodes nodes; NULL then (or without memory), and the trie answers. */
+static struct lpm_stride *stride_build(const struct cm_lpm *lpm, uint32_t root, uint32_t max_nodes)
+{
+    struct stride_build b = {.lpm = lpm, .max_nodes = max_nodes, .rc = CM_OK};
+    const struct lpm_node *r = &lpm->nodes[root];
+    uint32_t nodes = stride_count(lpm, root, 0, max_nodes) + 1;
+    struct lpm_stride *st;
+
+    if (nodes > max_nodes)
+        return NULL;
+    st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return NULL;
+    /* results: at most one per entry and head, and far fewer in practice */
+    st->rcap = nodes * 257u;
+    for (b.rmask = 63; b.rmask + 1 < 2 * st->rcap; b.rmask = b.rmask * 2 + 1)
+        ;
+    st->ent = malloc((size_t)nodes * 256 * sizeof(*st->ent));
+    st->head = malloc((size_t)nodes * sizeof(*st->head));
+    st->results = malloc((size_t)st->rcap * sizeof(*st->results));
+    b.rkeys = calloc((size_t)b.rmask + 1, sizeof(*b.rkeys));
+    b.st = st;
+    b.max_nodes = nodes;
+    if (st->ent == NULL || st->head == NULL || st->results == NULL || b.rkeys == NULL) {
+        b.rc = CM_ENOMEM;
+    } else {
+        struct dir_best best = {r->has_value, r->value, 0};
+        (void)stride_node(&b, root, 0, best);
+    }
+    free(b.rkeys);
+    if (b.rc != CM_OK) {
+        stride_free(st);
+        return NULL;
+    }
+    st->cap = st->nodes;
+    uint32_t *ent = realloc(st->ent, (size_t)st->nodes * 256 * sizeof(*ent));
+    if (ent != NULL)
+        st->ent = ent;
+    struct lpm_result_packed *fit = realloc(st->results, st->nresults * sizeof(*fit));
+    if (fit != NULL) { /* else the larger array stays valid */
+        st->results = fit;
+        st->rcap = st->nresults;
+    }
+    return st;
+}
+
 /* ---- size ------------------------------------------------------------------- */
 
 size_t cm_lpm_memory(const struct cm_lpm *lpm)
 {
     if (lpm == NULL)
         return 0;
-    return sizeof(*lpm) + (size_t)lpm->cap * sizeof(lpm->nodes[0]) +
-           (lpm->direct != NULL ? lpm->direct->bytes : 0);
+    size_t n = sizeof(*lpm) + (size_t)lpm->cap * sizeof(lpm->nodes[0]) +
+               (lpm->direct != NULL ? lpm->direct->bytes : 0);
+    for (unsigned f = 0; f < 2; f++) {
+        const struct lpm_stride *st = lpm->stride[f];
+        if (st != NULL)
+            n += sizeof(*st) + (size_t)st->cap * 257 * sizeof(uint32_t) +
+                 (size_t)st->rcap * sizeof(st->results[0]);
+    }
+    return n;
 }
 
 bool cm_lpm_has_direct(const struct cm_lpm *lpm)
 {
     return lpm != NULL && lpm->direct != NULL;
+}
+
+bool cm_lpm_has_stride(const struct cm_lpm *lpm, int family)
+{
+    return lpm != NULL && (family == AF_INET    ? lpm->stride[0] != NULL
+                           : family == AF_INET6 ? lpm->stride[1] != NULL
+                                                : false);
 }
 
 /*
@@ -541,6 +809,14 @@ void cm_lpm_compact_with(struct cm_lpm *lpm, size_t direct_min, size_t max_block
     lpm->direct = NULL;
     if (lpm->v4_prefixes >= direct_min)
         (void)direct_build(lpm, max_blocks); /* without it, the trie answers */
+    for (unsigned f = 0; f < 2; f++) {
+        stride_free(lpm->stride[f]);
+        lpm->stride[f] = NULL;
+        /* with a direct table, the few IPv4 sources shorter than /24 walk the trie */
+        if (f == 1 || lpm->direct == NULL)
+            lpm->stride[f] =
+                stride_build(lpm, f == 0 ? LPM_ROOT_V4 : LPM_ROOT_V6, CM_LPM_STRIDE_MAX);
+    }
 }
 
 void cm_lpm_compact(struct cm_lpm *lpm)

@@ -15,8 +15,9 @@
  *
  * A large table also gets, at cm_lpm_compact(), an IPv4 direct table
  * (DIR-24-8) answering lookups of 24 bits or more in two or three reads
- * whatever the table size; it gives exactly the trie's answers and scopes,
- * which stay the reference (cm_lpm_lookup_trie()).
+ * whatever the table size, and a table of moderate size stride tables
+ * (8 bits per read) answering sources of whole bytes; both give exactly the
+ * trie's answers and scopes, which stay the reference (cm_lpm_lookup_trie()).
  */
 #ifndef COMMON_CM_LPM_H
 #define COMMON_CM_LPM_H
@@ -59,6 +60,13 @@ bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, un
                    struct cm_lpm_result *res);
 
 /**
+ * Starts loading what cm_lpm_lookup() of the same arguments will read first
+ * in a large table (the direct table's entry), so that the cache miss runs
+ * while the caller does other work. Only a hint: reads nothing, never fails.
+ */
+void cm_lpm_prefetch(const struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned addr_bits);
+
+/**
  * The same lookup by walking the trie only, whatever cm_lpm_compact() built:
  * the reference the direct table is checked against (tests, benches).
  */
@@ -92,5 +100,15 @@ void cm_lpm_compact_with(struct cm_lpm *lpm, size_t direct_min, size_t max_block
 
 /** Whether lookups use a direct table (built by the last compact). */
 bool cm_lpm_has_direct(const struct cm_lpm *lpm);
+
+/**
+ * Stride tables (8 bits per step, 1 KiB per node) are built by
+ * cm_lpm_compact() for each family whose table needs at most this many
+ * nodes; a larger one is walked as a trie.
+ */
+#define CM_LPM_STRIDE_MAX 4096u
+
+/** Whether lookups of @family use a stride table (built by the last compact). */
+bool cm_lpm_has_stride(const struct cm_lpm *lpm, int family);
 
 #endif /* COMMON_CM_LPM_H */

@@ -140,6 +140,31 @@ void cm_addr_format(const struct sockaddr *sa, char *buf, size_t cap)
         snprintf(buf, cap, "%s:%d", ip, port);
 }
 
+bool cm_addr_is_wildcard(const struct sockaddr *sa)
+{
+    static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+
+    if (sa->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (sa->sa_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, &any6,
+                      sizeof(any6)) == 0;
+    return false;
+}
+
+void cm_addr_url(const struct sockaddr *sa, bool tls, char *buf, size_t cap)
+{
+    const char *scheme = tls ? "https" : "http";
+    char addr[CM_ADDR_STRLEN];
+
+    if (cm_addr_is_wildcard(sa))
+        snprintf(addr, sizeof(addr), sa->sa_family == AF_INET6 ? "[::1]:%d" : "127.0.0.1:%d",
+                 cm_addr_port(sa));
+    else
+        cm_addr_format(sa, addr, sizeof(addr));
+    snprintf(buf, cap, "%s://%s", scheme, addr);
+}
+
 int cm_net_listen(const struct cm_addr *addr, int socktype, bool reuseport, int backlog)
 {
     int fd, rc, one = 1;

@@ -42,6 +42,17 @@ void cm_ip_format(const struct sockaddr *sa, char *buf, size_t cap);
 int cm_addr_port(const struct sockaddr *sa);
 /** True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
 bool cm_addr_is_loopback(const struct sockaddr *sa);
+/** True for 0.0.0.0 and :: (a listener on every address). */
+bool cm_addr_is_wildcard(const struct sockaddr *sa);
+
+/* Longest text cm_addr_url() writes, NUL included. */
+#define CM_URL_STRLEN (CM_ADDR_STRLEN + 8)
+/**
+ * The URL of a control API listening at @sa: "http://1.2.3.4:9153" (https
+ * with @tls); a wildcard address (0.0.0.0, [::]) gives the loopback of its
+ * family, where a client on the same host reaches it.
+ */
+void cm_addr_url(const struct sockaddr *sa, bool tls, char *buf, size_t cap);
 
 /**
  * Opens a non-blocking, close-on-exec socket bound to @addr: SO_REUSEADDR,

@@ -2,15 +2,21 @@
 #include "common/cm_opts.h"
 
 #include <getopt.h>
+#include <stdlib.h>
 
 int cm_opts_parse(int argc, char **argv, const char *prog, const char *version,
                   cm_opts_usage_fn *usage, struct cm_opts *o)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},     {"check-config", no_argument, NULL, 'k'},
-        {"log-format", required_argument, NULL, 'f'}, {"log-level", required_argument, NULL, 'l'},
-        {"foreground", no_argument, NULL, 'F'},       {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"log-format", required_argument, NULL, 'f'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"foreground", no_argument, NULL, 'F'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"instance", required_argument, NULL, 'i'},
+        {NULL, 0, NULL, 0},
     };
     int opt;
 
@@ -24,6 +30,9 @@ int cm_opts_parse(int argc, char **argv, const char *prog, const char *version,
             break;
         case 'k':
             o->check = true;
+            break;
+        case 'i':
+            o->instance = optarg;
             break;
         case 'f':
             if (!cm_log_parse_format(optarg, &o->format)) {
@@ -56,6 +65,10 @@ int cm_opts_parse(int argc, char **argv, const char *prog, const char *version,
         usage(stderr);
         return 2;
     }
+    if (o->instance == NULL)
+        o->instance = getenv("FEDGSLB_INSTANCE");
+    if (o->instance != NULL && o->instance[0] == '\0')
+        o->instance = NULL;
     if (o->config == NULL) {
         fprintf(stderr, "%s: --config FILE is required\n", prog);
         usage(stderr);

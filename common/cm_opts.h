@@ -2,9 +2,12 @@
 /*
  * cm_opts.h -- the command line every fedgslb daemon shares:
  *
- *   --config FILE  --check-config  --log-format text|json
+ *   --config FILE  --instance NAME  --check-config  --log-format text|json
  *   --log-level error|warn|info|debug  --foreground (accepted, no effect)
  *   --help  --version
+ *
+ * --instance names the daemon's instance in a deployment file
+ * (cm_conf_load_instance); without it, $FEDGSLB_INSTANCE does.
  *
  * One parser, so the three daemons agree on spelling, errors and exit codes
  * (0 after --help/--version, 2 on a usage error).
@@ -18,7 +21,8 @@
 #include "common/cm_log.h"
 
 struct cm_opts {
-    const char *config; /* borrowed from argv */
+    const char *config;   /* borrowed from argv */
+    const char *instance; /* borrowed from argv or the environment; NULL = none */
     bool check;
     enum cm_log_format format;
     enum cm_log_level level;

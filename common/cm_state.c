@@ -22,6 +22,7 @@
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_str.h"
+#include "common/cm_time.h"
 
 #define PATH_MAX_LEN  CM_STATE_ERR_MAX
 #define QUOTE_MAX_LEN 64 /* bytes of an offending value quoted in an error */
@@ -198,66 +199,6 @@ static int get_array(struct pctx *c, json_t *obj, const char *parent, const char
     return CM_OK;
 }
 
-/* ---- RFC 3339 ---- */
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    int64_t era, yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static bool digits(const char *s, size_t n, unsigned *out)
-{
-    unsigned v = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (unsigned)(s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-/* "YYYY-MM-DDTHH:MM:SS[.frac]Z" (T/Z in either case); seconds since the epoch,
- * fraction dropped. A leap second (:60) counts as the next second. */
-static bool parse_rfc3339_utc(const char *s, int64_t *out)
-{
-    static const unsigned mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    unsigned year, mon, day, hour, min, sec;
-    size_t i = 19;
-    bool leap;
-
-    if (strlen(s) < 20 || !digits(s, 4, &year) || s[4] != '-' || !digits(s + 5, 2, &mon) ||
-        s[7] != '-' || !digits(s + 8, 2, &day) || (s[10] != 'T' && s[10] != 't') ||
-        !digits(s + 11, 2, &hour) || s[13] != ':' || !digits(s + 14, 2, &min) || s[16] != ':' ||
-        !digits(s + 17, 2, &sec))
-        return false;
-    if (s[i] == '.') {
-        size_t start = ++i;
-        while (s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == start)
-            return false;
-    }
-    if ((s[i] != 'Z' && s[i] != 'z') || s[i + 1] != '\0')
-        return false;
-    leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    if (mon < 1 || mon > 12 || day < 1 || day > mdays[mon - 1] || (mon == 2 && day == 29 && !leap))
-        return false;
-    if (hour > 23 || min > 59 || sec > 60)
-        return false;
-    *out = days_from_civil(year, mon, day) * 86400 + hour * 3600 + min * 60 + sec;
-    return true;
-}
-
 /* ---- names ---- */
 
 static bool is_service_key(const char *key)
@@ -369,6 +310,22 @@ static int parse_backends(struct pctx *c, json_t *obj, const char *path,
     return CM_OK;
 }
 
+/* weight, priority: the member's Service annotations (0..CM_STATE_POLICY_MAX), null = none. */
+static int get_policy_value(struct pctx *c, json_t *obj, const char *parent, const char *key,
+                            bool *has, uint32_t *out)
+{
+    uint64_t v = 0;
+    int rc;
+
+    *has = false;
+    if (json_object_get(obj, key) == NULL || json_is_null(json_object_get(obj, key)))
+        return CM_OK;
+    rc = get_uint(c, obj, parent, key, false, CM_STATE_POLICY_MAX, 0, &v);
+    *has = rc == CM_OK;
+    *out = (uint32_t)v;
+    return rc;
+}
+
 static int parse_endpoint(struct pctx *c, json_t *obj, const char *path, const char *name,
                           struct cm_state_endpoint *ep)
 {
@@ -400,6 +357,10 @@ static int parse_endpoint(struct pctx *c, json_t *obj, const char *path, const c
         rc = get_rtt(c, obj, path, &ep->rtt_ms);
     if (rc == CM_OK)
         rc = get_string(c, obj, path, "reason", false, false, &ep->reason);
+    if (rc == CM_OK)
+        rc = get_policy_value(c, obj, path, "weight", &ep->has_weight, &ep->weight);
+    if (rc == CM_OK)
+        rc = get_policy_value(c, obj, path, "priority", &ep->has_priority, &ep->priority);
     return rc;
 }
 
@@ -698,7 +659,7 @@ static int parse_header(struct pctx *c, json_t *doc, struct cm_state *st)
         rc = get_uint(c, doc, "", "generation", true, INT64_MAX, 0, &st->generation);
     if (rc == CM_OK)
         rc = get_string(c, doc, "", "generated_at", true, false, &st->generated_at);
-    if (rc == CM_OK && !parse_rfc3339_utc(st->generated_at, &st->generated_at_unix)) {
+    if (rc == CM_OK && !cm_time_parse_rfc3339(st->generated_at, &st->generated_at_unix)) {
         quote(q, sizeof(q), st->generated_at);
         rc = fail(c, "generated_at", "not an RFC 3339 UTC timestamp \"%s\"", q);
     }

@@ -48,6 +48,7 @@ struct cm_conf;
 #define CM_STATE_MAX_BYTES    (64u * 1024u * 1024u) /* document text */
 #define CM_STATE_MAX_SERVICES 100000u               /* services per document */
 #define CM_STATE_MAX_MEMBERS  1000u                 /* members per service, and top-level members */
+#define CM_STATE_POLICY_MAX   1000u                 /* an endpoint's weight and priority */
 #define CM_STATE_TTL_MAX      86400u                /* a service's ttl_s, as dnsd.ttl_s */
 
 struct cm_state_member {
@@ -71,6 +72,12 @@ struct cm_state_endpoint {
     bool pending;  /* verdict may be about to flip */
     double rtt_ms; /* NAN when not measured */
     char *reason;  /* owned, NULL when absent */
+    /* The member's Service annotations fedgslb.io/weight and fedgslb.io/priority
+     * (0..CM_STATE_POLICY_MAX), when it has them: traffic policy (dns_rank). */
+    bool has_weight;
+    uint32_t weight;
+    bool has_priority;
+    uint32_t priority;
 };
 
 struct cm_state_service {
@@ -121,7 +128,8 @@ void cm_state_opts_from_conf(struct cm_state_opts *opts, const struct cm_conf *c
  * (RFC 3339 UTC, "Z", optional fraction) are required; "members" and
  * "services" are optional objects (absent = empty). Per endpoint only
  * "healthy" is required; "pending" and "via_proxy" default to false,
- * "ready_endpoints" to 0, lists to empty. Optional strings and rtt_ms may be
+ * "ready_endpoints" to 0, lists to empty; "weight" and "priority" (0..1000)
+ * are optional. Optional strings and rtt_ms may be
  * null (= absent). Service keys are "namespace/name", each a DNS-1123 label.
  * Per service, "placement" (null or an array of distinct member names),
  * "ttl_s" (null or 1..86400) and "allow_without_endpoints" (a boolean) are

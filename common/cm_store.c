@@ -19,6 +19,7 @@
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_file.h"
+#include "common/cm_hash.h"
 #include "common/cm_log.h"
 #include "common/cm_state.h"
 #include "common/cm_str.h"
@@ -151,6 +152,35 @@ const struct cm_state *cm_store_find(const struct cm_store *s, const char *vanta
     ssize_t i = set_find(&s->set, vantage);
 
     return i >= 0 ? s->set.docs[i] : NULL;
+}
+
+static int vantage_cmp(const void *a, const void *b)
+{
+    const struct cm_state *x = *(const struct cm_state *const *)a;
+    const struct cm_state *y = *(const struct cm_state *const *)b;
+
+    return strcmp(x->vantage, y->vantage);
+}
+
+uint64_t cm_store_digest(const struct cm_store *s, uint64_t intents_digest)
+{
+    const struct cm_state **sorted = calloc(s->set.count + 1, sizeof(*sorted));
+    uint64_t h = CM_FNV1A64_INIT;
+    char gen[32];
+
+    if (sorted == NULL)
+        return 0; /* no digest equals 0 but by chance: "unknown" */
+    memcpy(sorted, s->set.docs, s->set.count * sizeof(*sorted));
+    qsort(sorted, s->set.count, sizeof(*sorted), vantage_cmp);
+    for (size_t i = 0; i < s->set.count; i++) {
+        snprintf(gen, sizeof(gen), "=%" PRIu64 "\n", sorted[i]->generation);
+        h = cm_fnv1a64_str(h, sorted[i]->vantage);
+        h = cm_fnv1a64_str(h, gen);
+    }
+    free(sorted);
+    for (int i = 0; i < 8; i++)
+        h = cm_fnv1a64_byte(h, (uint8_t)(intents_digest >> (8 * i)));
+    return h;
 }
 
 /* ---- candidates ---- */

@@ -77,6 +77,14 @@ const struct cm_state *const *cm_store_docs(const struct cm_store *s);
 /** @vantage's document, NULL when none is held. */
 const struct cm_state *cm_store_find(const struct cm_store *s, const char *vantage);
 
+/**
+ * The digest of the documents a consumer answers from: FNV-1a 64 of every
+ * held (vantage, generation), in vantage order, continued by @intents_digest
+ * (cm_intents_digest). Two consumers with equal digests merge the same
+ * generations and apply the same intents.
+ */
+uint64_t cm_store_digest(const struct cm_store *s, uint64_t intents_digest);
+
 /* ---- candidates ---- */
 
 /**

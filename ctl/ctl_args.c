@@ -24,6 +24,7 @@ static const struct cmd_def cmds[] = {
     {"check-config", CTL_CMD_CHECK_CONFIG, 0, 0},
     {"state", CTL_CMD_STATE, 0, 1},
     {"config-reference", CTL_CMD_CONFIG_REF, 0, 0},
+    {"intent", CTL_CMD_INTENT, 1, 4},
     {"help", CTL_CMD_HELP, 0, 1},
 };
 
@@ -41,11 +42,17 @@ enum opt_id {
     OPT_CACERT = 9,
     OPT_CERT = 10,
     OPT_KEY = 11,
+    OPT_REASON = 12,
+    OPT_AUTHOR = 13,
+    OPT_SERVICE = 14,
+    OPT_FOR = 15,
+    OPT_UNTIL = 16,
 };
 
 static const char *const value_opts[] = {
-    "--config", "--dnsd",   "--health", "--proxy",  "--token-file", "--timeout-ms",
-    "--client", "--region", "--ecs",    "--cacert", "--cert",       "--key",
+    "--config", "--dnsd",   "--health",  "--proxy",  "--token-file", "--timeout-ms",
+    "--client", "--region", "--ecs",     "--cacert", "--cert",       "--key",
+    "--reason", "--author", "--service", "--for",    "--until",
 };
 
 static const char usage[] =
@@ -56,8 +63,18 @@ static const char usage[] =
     "                               ready endpoints, flags) and the member each region gets\n"
     "  explain NAME --client IP[/BITS] | --region R\n"
     "                               the ranking behind one answer\n"
-    "  drain MEMBER | undrain MEMBER\n"
-    "                               take a member out of (or back into) every answer\n"
+    "  drain MEMBER | undrain MEMBER [--for D | --until T] [--reason TEXT]\n"
+    "                               take a member out of (or back into) every answer: a\n"
+    "                               drain intent, on every name server and proxy\n"
+    "  intent list                  the operator's intents, and which instances hold each\n"
+    "  intent add KIND TARGET [N] --reason TEXT [--for D | --until T] [--service S]\n"
+    "                               KIND: drain, force-up, force-down MEMBER; evacuate\n"
+    "                               REGION (--for/--until needed); weight, priority\n"
+    "                               MEMBER N --service NS/NAME. Written to every name\n"
+    "                               server and proxy, each one's result reported\n"
+    "  intent remove ID             remove an intent everywhere\n"
+    "  intent sync                  re-deliver intents to instances that missed them\n"
+    "                               (every intent command does it first)\n"
     "  check-config                 validate the configuration file\n"
     "  state [dnsd|health|proxy]    a daemon's GET /v1/state, as JSON\n"
     "  config-reference             every configuration key (markdown, docs/configuration.md)\n"
@@ -73,9 +90,17 @@ static const char usage[] =
     "  --key FILE         its private key\n"
     "  --json             machine-readable output\n"
     "  --timeout-ms N     per request (default 5000)\n"
+    "  --reason TEXT      intents: why (default for drain/undrain: the command)\n"
+    "  --author NAME      intents: who (default $USER)\n"
+    "  --for D, --until T intents: an expiry, in 90s/30m/2h/7d or RFC 3339 UTC\n"
+    "  --service NS/NAME  weight and priority intents: the service\n"
     "\n"
-    "exit status: 0 ok, 1 usage or configuration error, 2 daemon unreachable,\n"
-    "3 request rejected by the daemon\n";
+    "With a deployment in the configuration, status, drain, undrain and intent reach\n"
+    "every name server (and proxy): status says whether they agree.\n"
+    "\n"
+    "exit status: 0 ok, 1 usage or configuration error, 2 daemon unreachable (with\n"
+    "several instances: one of them), 3 request rejected by the daemon, 4 status:\n"
+    "the name servers disagree\n";
 
 const char *ctl_args_usage(void)
 {
@@ -150,7 +175,89 @@ static int set_value(struct ctl_opts *o, enum opt_id id, const char *v, char *er
     case OPT_ECS:
         o->ecs = v;
         break;
+    case OPT_REASON:
+        o->reason = v;
+        break;
+    case OPT_AUTHOR:
+        o->author = v;
+        break;
+    case OPT_SERVICE:
+        o->service = v;
+        break;
+    case OPT_UNTIL:
+        o->until = v;
+        break;
+    case OPT_FOR:
+        if (!ctl_parse_duration(v, CTL_MAX_FOR_S, &o->for_s))
+            return usage_err(err, errlen,
+                             "--for: not a duration (90s, 30m, 2h, 7d; at most 365 days)");
+        break;
     }
+    return CM_OK;
+}
+
+bool ctl_parse_duration(const char *s, uint64_t max, uint64_t *out)
+{
+    static const struct {
+        char unit;
+        uint64_t s;
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+    size_t len = strlen(s);
+    uint64_t mult = 1, n;
+
+    for (size_t i = 0; len > 1 && i < sizeof(units) / sizeof(units[0]); i++) {
+        if (s[len - 1] == units[i].unit) {
+            mult = units[i].s;
+            len--;
+            break;
+        }
+    }
+    if (!cm_parse_u64_n(s, len, max, &n) || n == 0 || n > max / mult)
+        return false;
+    *out = n * mult;
+    return true;
+}
+
+/* intent SUB ...: the subcommand and its arguments. */
+static int finish_intent(struct ctl_opts *o, char *err, size_t errlen)
+{
+    static const char *const subs[] = {"list", "add", "remove", "sync"};
+    const char *sub = o->args[0];
+    int k = 0;
+
+    while (k < 4 && strcmp(sub, subs[k]) != 0)
+        k++;
+    if (k == 4)
+        return usage_err(err, errlen, "intent: unknown subcommand \"%s\" (list, add, remove, sync)",
+                         sub);
+    o->intent = (enum ctl_intent_sub)k;
+    if ((o->intent == CTL_INTENT_LIST || o->intent == CTL_INTENT_SYNC) && o->nargs != 1)
+        return usage_err(err, errlen, "intent %s: expects no arguments", sub);
+    if (o->intent == CTL_INTENT_REMOVE && o->nargs != 2)
+        return usage_err(err, errlen, "intent remove: expects one intent id");
+    if (o->intent == CTL_INTENT_ADD && (o->nargs < 3 || o->nargs > 4))
+        return usage_err(err, errlen, "intent add: expects KIND TARGET [VALUE]");
+    if (o->intent == CTL_INTENT_ADD && o->reason == NULL)
+        return usage_err(err, errlen, "intent add: --reason TEXT is required (why)");
+    return CM_OK;
+}
+
+/* Options that belong to some commands only. */
+static int finish_intent_options(struct ctl_opts *o, char *err, size_t errlen)
+{
+    bool adds =
+        o->cmd == CTL_CMD_DRAIN || (o->cmd == CTL_CMD_INTENT && o->intent == CTL_INTENT_ADD);
+    bool writes = adds || o->cmd == CTL_CMD_UNDRAIN ||
+                  (o->cmd == CTL_CMD_INTENT && o->intent != CTL_INTENT_LIST);
+
+    if ((o->for_s != 0 || o->until != NULL) && !adds)
+        return usage_err(err, errlen, "--for and --until go with drain and intent add");
+    if (o->for_s != 0 && o->until != NULL)
+        return usage_err(err, errlen, "--for and --until together: give one");
+    if (o->service != NULL && !(o->cmd == CTL_CMD_INTENT && o->intent == CTL_INTENT_ADD))
+        return usage_err(err, errlen, "--service goes with intent add (weight, priority)");
+    if ((o->reason != NULL || o->author != NULL) && !writes)
+        return usage_err(err, errlen, "--reason and --author go with commands that change intents");
     return CM_OK;
 }
 
@@ -193,11 +300,19 @@ static int finish(struct ctl_opts *o, const struct cmd_def *def, const char *con
         return usage_err(err, errlen, "%s: expects %s", def->name,
                          def->max_args == 0   ? "no arguments"
                          : def->min_args == 0 ? "at most one argument"
-                                              : "one argument");
+                         : def->max_args == 1 ? "one argument"
+                                              : "a subcommand (list, add, remove, sync)");
     o->cmd = def->cmd;
     o->arg = npos > 0 ? pos[0] : NULL;
+    o->nargs = npos;
+    for (int i = 0; i < npos && i < CTL_MAX_ARGS; i++)
+        o->args[i] = pos[i];
     if (o->cmd == CTL_CMD_HELP)
         return CM_OK;
+    if (o->cmd == CTL_CMD_INTENT && finish_intent(o, err, errlen) != CM_OK)
+        return CM_EINVAL;
+    if (finish_intent_options(o, err, errlen) != CM_OK)
+        return CM_EINVAL;
     if (o->cmd != CTL_CMD_EXPLAIN && (o->client != NULL || o->region != NULL || o->ecs != NULL))
         return usage_err(err, errlen, "--client, --region and --ecs are options of explain");
     if (o->cmd == CTL_CMD_STATE && o->arg != NULL) {
@@ -232,7 +347,7 @@ int ctl_args_parse(int argc, const char *const *argv, const char *env_config, st
                    char *err, size_t errlen)
 {
     const struct cmd_def *def = NULL;
-    const char *pos[4];
+    const char *pos[CTL_MAX_ARGS];
     int npos = 0;
     bool opts_done = false;
 

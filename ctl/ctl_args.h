@@ -6,6 +6,9 @@
  *   fedgslbctl [--config FILE] [--dnsd URL] [--health URL] [--proxy URL]
  *              [--token-file FILE] [--json] [--timeout-ms N] COMMAND ...
  *
+ * Intent options: --reason TEXT, --author NAME, --service NS/NAME,
+ * --for DURATION (90s, 30m, 2h, 7d) or --until TIME (RFC 3339).
+ *
  * Every string in struct ctl_opts is borrowed from argv (or the environment
  * value passed in) and lives as long as they do.
  */
@@ -30,7 +33,19 @@ enum ctl_cmd {
     CTL_CMD_CHECK_CONFIG = 6, /* check-config */
     CTL_CMD_STATE = 7,        /* state [dnsd|health|proxy]: raw GET /v1/state */
     CTL_CMD_CONFIG_REF = 8,   /* config-reference: docs/configuration.md from the schema */
+    CTL_CMD_INTENT = 9,       /* intent list|add|remove|sync */
 };
+
+/* intent's subcommands. */
+enum ctl_intent_sub {
+    CTL_INTENT_LIST = 0,   /* every instance's intents, and which hold each */
+    CTL_INTENT_ADD = 1,    /* add KIND TARGET [VALUE] */
+    CTL_INTENT_REMOVE = 2, /* remove ID */
+    CTL_INTENT_SYNC = 3,   /* re-deliver what some instances miss */
+};
+
+#define CTL_MAX_ARGS  4             /* positional arguments after the command */
+#define CTL_MAX_FOR_S (365 * 86400) /* --for */
 
 /* Which daemon's control API a command talks to. */
 enum ctl_daemon {
@@ -50,11 +65,19 @@ struct ctl_opts {
     bool json;
     uint32_t timeout_ms;
     enum ctl_cmd cmd;
-    enum ctl_daemon daemon; /* state: the daemon asked */
-    const char *arg;        /* explain: the name; drain/undrain: the member */
-    const char *client;     /* explain --client, address part */
-    const char *ecs;        /* explain --client IP/BITS or --ecs BITS: prefix length text */
-    const char *region;     /* explain --region */
+    enum ctl_daemon daemon;         /* state: the daemon asked */
+    const char *arg;                /* explain: the name; drain/undrain: the member */
+    const char *client;             /* explain --client, address part */
+    const char *ecs;                /* explain --client IP/BITS or --ecs BITS: prefix length text */
+    const char *region;             /* explain --region */
+    const char *args[CTL_MAX_ARGS]; /* the positional arguments after the command */
+    int nargs;
+    enum ctl_intent_sub intent; /* intent: the subcommand */
+    const char *reason;         /* --reason: why (intents) */
+    const char *author;         /* --author: who (default $USER) */
+    const char *service;        /* --service: weight and priority intents */
+    const char *until;          /* --until: an RFC 3339 expiry */
+    uint64_t for_s;             /* --for: an expiry this many seconds from now (0: none) */
 };
 
 /**
@@ -70,5 +93,8 @@ const char *ctl_args_usage(void);
 
 /** "dnsd", "health" or "proxy". */
 const char *ctl_daemon_name(enum ctl_daemon d);
+
+/** Parses a duration "90", "90s", "30m", "2h", "7d" into seconds (1..@max). */
+bool ctl_parse_duration(const char *s, uint64_t max, uint64_t *out);
 
 #endif /* CTL_CTL_ARGS_H */

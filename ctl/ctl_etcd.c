@@ -19,6 +19,8 @@
 #include "common/cm_etcd.h"
 #include "common/cm_etcd_feed.h"
 #include "common/cm_etcd_proto.h"
+#include "common/cm_intent.h"
+#include "common/cm_net.h"
 #include "common/cm_str.h"
 #include "ctl/ctl_http.h"
 #include "ctl/ctl_table.h"
@@ -169,14 +171,20 @@ static void ask_consumer(const struct cm_conf *conf, const char *token, uint32_t
                               .timeout_ms = timeout_ms,
                               .ca_file = c->tls.ca_file};
     struct ctl_reply r = {0};
-    char err[256] = "";
+    char err[256] = "", url[CM_URL_STRLEN];
+    struct cm_addr at;
     json_t *doc = NULL, *et;
 
     if (listen == NULL) {
         json_object_set_new(row, "error", json_string("no control API"));
         return;
     }
-    ep.base_url = ctl_http_url_from_listen(listen, tls);
+    if (cm_addr_parse(listen, 0, &at) != CM_OK) {
+        json_object_set_new(row, "error", json_string("its control address is not host:port"));
+        return;
+    }
+    cm_addr_url((const struct sockaddr *)&at.ss, tls, url, sizeof(url));
+    ep.base_url = strdup(url);
     if (token != NULL || c->token != NULL)
         ep.token = strdup(token != NULL ? token : c->token);
     json_object_set_new(row, "url", json_string(ep.base_url != NULL ? ep.base_url : ""));
@@ -391,5 +399,217 @@ int ctl_etcd_text(json_t *rep, struct cm_buf *out)
             : json_is_true(json_object_get(rep, "agree"))
                 ? "agreement: every consumer holds the same keys at the same revisions"
                 : "agreement: NO (a consumer differs or did not answer)");
+    return rc;
+}
+
+/* ---- intents in etcd ---- */
+
+/* One request on a private loop, its outcome copied out of the callback. */
+struct one_call {
+    struct event_base *base;
+    enum cm_etcd_result_kind kind;
+    struct cm_buf *reply;
+    char reason[200];
+    char endpoint[200];
+    bool done;
+};
+
+static void on_one(void *arg, const struct cm_etcd_result *res)
+{
+    struct one_call *c = arg;
+
+    c->kind = res->kind;
+    c->done = true;
+    cm_strlcpy(c->reason, res->reason != NULL ? res->reason : "", sizeof(c->reason));
+    cm_strlcpy(c->endpoint, res->endpoint != NULL ? res->endpoint : "", sizeof(c->endpoint));
+    if (res->kind == CM_ETCD_OK && cm_buf_append(c->reply, res->body, res->len) != CM_OK)
+        cm_strlcpy(c->reason, "out of memory", sizeof(c->reason));
+    event_base_loopbreak(c->base);
+}
+
+/*
+ * POSTs @body (built for each try by @make, taken) to @path, trying each
+ * member in turn until one answers: the reply into @reply.
+ */
+static int etcd_once(const struct cm_conf *conf, uint32_t timeout_ms, const char *path,
+                     char *(*make)(const void *arg), const void *arg, struct cm_buf *reply,
+                     char *endpoint, size_t cap, char *err, size_t errlen)
+{
+    struct cm_conf_etcd ec = conf->etcd;
+    struct one_call c = {.reply = reply};
+    struct cm_curl *curl = NULL;
+    struct cm_etcd *e = NULL;
+    int rc = CM_ENOMEM;
+
+    if (!conf->etcd.present) {
+        cm_errf(err, errlen, "the configuration has no etcd section");
+        return CM_EINVAL;
+    }
+    if (timeout_ms < ec.request_timeout_ms)
+        ec.request_timeout_ms = timeout_ms;
+    c.base = event_base_new();
+    curl = c.base != NULL ? cm_curl_new(c.base) : NULL;
+    e = curl != NULL ? cm_etcd_new(curl, &ec) : NULL;
+    if (e == NULL) {
+        cm_err_oom(err, errlen, "etcd");
+        goto out;
+    }
+    rc = CM_EIO;
+    for (size_t i = 0; i < conf->etcd.endpoint_count && rc == CM_EIO; i++) {
+        char *body = make(arg);
+
+        c.done = false;
+        cm_buf_reset(reply);
+        if (body == NULL || cm_etcd_call(e, path, body, 0, NULL, on_one, &c, NULL) != CM_OK) {
+            rc = CM_ENOMEM;
+            cm_err_oom(err, errlen, "etcd");
+            break;
+        }
+        while (!c.done && event_base_dispatch(c.base) == 0)
+            ;
+        if (c.kind == CM_ETCD_OK) {
+            rc = CM_OK;
+        } else {
+            cm_errf(err, errlen, "etcd %s: %s", c.endpoint, c.reason);
+            if (c.kind == CM_ETCD_REFUSED || c.kind == CM_ETCD_AUTH)
+                break; /* another member says the same */
+        }
+    }
+    if (endpoint != NULL)
+        cm_strlcpy(endpoint, c.endpoint, cap);
+out:
+    cm_etcd_free(e);
+    cm_curl_free(curl);
+    if (c.base != NULL)
+        event_base_free(c.base);
+    return rc;
+}
+
+/* "<root>intents/" of @conf (new string). */
+static char *intents_dir(const struct cm_conf *conf)
+{
+    char *root = cm_etcd_root(conf->etcd.prefix, conf->federation);
+    size_t n = root != NULL ? strlen(root) + sizeof(CM_ETCD_DIR_INTENTS) : 0;
+    char *dir = n > 0 ? malloc(n) : NULL;
+
+    if (dir != NULL)
+        snprintf(dir, n, "%s" CM_ETCD_DIR_INTENTS, root);
+    free(root);
+    return dir;
+}
+
+static char *make_range(const void *arg)
+{
+    const char *dir = arg;
+
+    return cm_etcd_body_range(dir, strlen(dir), true, false);
+}
+
+int ctl_etcd_intents_read(const struct cm_conf *conf, uint32_t timeout_ms, int64_t now_s,
+                          json_t **out, int64_t *revision, char *err, size_t errlen)
+{
+    char *dir = conf->etcd.present ? intents_dir(conf) : NULL;
+    struct cm_etcd_range r = {0};
+    struct cm_buf reply;
+    json_t *list = json_array();
+    int rc;
+
+    *out = NULL;
+    *revision = 0;
+    cm_buf_init(&reply, 64u << 20);
+    if (conf->etcd.present && (dir == NULL || list == NULL)) {
+        rc = CM_ENOMEM;
+        cm_err_oom(err, errlen, "etcd");
+        goto out;
+    }
+    rc = etcd_once(conf, timeout_ms, CM_ETCD_PATH_RANGE, make_range, dir, &reply, NULL, 0, err,
+                   errlen);
+    if (rc == CM_OK && cm_etcd_parse_range(reply.data, reply.len, &r, err, errlen) != CM_OK)
+        rc = CM_EIO;
+    for (size_t i = 0; rc == CM_OK && i < r.count; i++) {
+        char why[CM_INTENT_ERR_MAX] = "";
+        struct cm_intent *in = NULL;
+        json_t *j;
+
+        if (cm_intent_parse_text(r.kvs[i].value, r.kvs[i].value_len, NULL, &in, why, sizeof(why)) !=
+            CM_OK) {
+            fprintf(stderr, "fedgslbctl: warning: etcd key %s: %s (left out)\n", r.kvs[i].key, why);
+            continue;
+        }
+        j = cm_intent_json(in);
+        if (j == NULL ||
+            json_object_set_new(j, "status", json_string(cm_intent_status(in, now_s))) != 0 ||
+            json_array_append_new(list, j) != 0)
+            rc = CM_ENOMEM;
+        cm_intent_unref(in);
+    }
+    if (rc == CM_OK) {
+        *revision = r.revision;
+        *out = list;
+        list = NULL;
+    }
+out:
+    cm_etcd_range_fini(&r);
+    cm_buf_fini(&reply);
+    json_decref(list);
+    free(dir);
+    return rc;
+}
+
+struct put_arg {
+    const char *key;
+    const char *value;
+};
+
+static char *make_put(const void *arg)
+{
+    const struct put_arg *p = arg;
+
+    return cm_etcd_body_put(p->key, strlen(p->key), p->value, strlen(p->value), 0);
+}
+
+int ctl_etcd_intent_write(const struct cm_conf *conf, uint32_t timeout_ms, json_t *in,
+                          int64_t *revision, char *endpoint, size_t cap, char *err, size_t errlen)
+{
+    struct cm_intent *parsed = NULL;
+    char *dir = NULL, *value = NULL, *key = NULL;
+    struct cm_buf reply;
+    int rc;
+
+    *revision = 0;
+    endpoint[0] = '\0';
+    cm_buf_init(&reply, 1u << 20);
+    rc = cm_intent_parse(in, NULL, &parsed, err, errlen);
+    if (rc != CM_OK)
+        goto out;
+    dir = conf->etcd.present ? intents_dir(conf) : NULL;
+    value = json_dumps(in, JSON_COMPACT | JSON_SORT_KEYS);
+    if (dir != NULL) {
+        size_t n = strlen(dir) + strlen(parsed->id) + 1;
+
+        key = malloc(n);
+        if (key != NULL)
+            snprintf(key, n, "%s%s", dir, parsed->id);
+    }
+    if (conf->etcd.present && (key == NULL || value == NULL)) {
+        rc = CM_ENOMEM;
+        cm_err_oom(err, errlen, "etcd");
+        goto out;
+    }
+    {
+        const struct put_arg p = {key, value};
+
+        rc = etcd_once(conf, timeout_ms, CM_ETCD_PATH_PUT, make_put, &p, &reply, endpoint, cap, err,
+                       errlen);
+    }
+    if (rc == CM_OK &&
+        cm_etcd_parse_revision(reply.data, reply.len, revision, err, errlen) != CM_OK)
+        rc = CM_EIO;
+out:
+    cm_intent_unref(parsed);
+    cm_buf_fini(&reply);
+    free(dir);
+    free(key);
+    free(value);
     return rc;
 }

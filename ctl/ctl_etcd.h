@@ -43,4 +43,31 @@ int ctl_etcd_report(const struct cm_conf *conf, const char *token, uint32_t time
 /** The report as text (two tables and a verdict line). CM_ENOMEM. */
 int ctl_etcd_text(json_t *report, struct cm_buf *out);
 
+/*
+ * Intents in the distributed mode (docs/architecture.md, "Operator intents"):
+ * one key <prefix><federation>/intents/<id> an intent, holding its JSON (the
+ * /v1/intents form); a removal writes the intent's tombstone to its key, so
+ * every consumer, and one that relists after a restart, removes it exactly
+ * as a pushed tombstone would. Each call gets at most @timeout_ms an etcd
+ * member, and moves to the next member when one cannot answer.
+ */
+
+/**
+ * The intents held in etcd: *out [intent + "status" at @now_s...] in id order
+ * (values that do not parse are left out with a warning on stderr), *revision
+ * etcd's revision of the read. CM_EIO (etcd unreachable or refusing),
+ * CM_ENOMEM, CM_EINVAL without an etcd section; @err says why.
+ */
+int ctl_etcd_intents_read(const struct cm_conf *conf, uint32_t timeout_ms, int64_t now_s,
+                          json_t **out, int64_t *revision, char *err, size_t errlen);
+
+/**
+ * Writes @in (borrowed: an intent or its tombstone, checked with
+ * cm_intent_parse first) to its key. *revision the write's revision,
+ * @endpoint (@cap bytes) the member that took it. CM_EINVAL (a bad intent),
+ * CM_EIO, CM_ENOMEM; @err says why.
+ */
+int ctl_etcd_intent_write(const struct cm_conf *conf, uint32_t timeout_ms, json_t *in,
+                          int64_t *revision, char *endpoint, size_t cap, char *err, size_t errlen);
+
 #endif /* CTL_CTL_ETCD_H */

@@ -156,26 +156,6 @@ out:
     return rc;
 }
 
-char *ctl_http_url_from_listen(const char *listen, bool tls)
-{
-    const char *scheme = tls ? "https" : "http";
-    struct cm_buf b;
-    const char *port;
-    char *out;
-    int rc;
-
-    cm_buf_init(&b, 1024);
-    if (cm_str_skip_prefix(listen, "0.0.0.0:", &port))
-        rc = cm_buf_printf(&b, "%s://127.0.0.1:%s", scheme, port);
-    else if (cm_str_skip_prefix(listen, "[::]:", &port))
-        rc = cm_buf_printf(&b, "%s://[::1]:%s", scheme, port);
-    else
-        rc = cm_buf_printf(&b, "%s://%s", scheme, listen);
-    out = rc == CM_OK ? strdup(cm_buf_cstr(&b)) : NULL;
-    cm_buf_fini(&b);
-    return out;
-}
-
 char *ctl_http_escape(const char *s)
 {
     char *e = curl_easy_escape(NULL, s, 0);

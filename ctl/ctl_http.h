@@ -17,7 +17,8 @@
 #define CTL_HTTP_BODY_MAX (64u << 20) /* largest reply accepted */
 
 struct ctl_endpoint {
-    const char *daemon;  /* borrowed static name, "dnsd" */
+    const char *daemon;  /* borrowed: the name in messages, "dnsd" or an instance's "ns2" */
+    const char *section; /* borrowed static section name for hints, "dnsd" */
     char *base_url;      /* owned, "http://127.0.0.1:9153" (no trailing slash) */
     char *token;         /* owned secret, NULL = none; never printed */
     const char *ca_file; /* borrowed path: CA for https, NULL = the system's */
@@ -45,13 +46,6 @@ void ctl_reply_fini(struct ctl_reply *r);
  */
 int ctl_http_request(const struct ctl_endpoint *ep, const char *method, const char *path,
                      const char *body, struct ctl_reply *out, char *err, size_t errlen);
-
-/**
- * "http://" (or "https://" with @tls) + @listen (a "host:port" text from
- * cm_addr_format), with a wildcard address (0.0.0.0, [::]) replaced by the
- * loopback of its family. New string, or NULL on allocation failure.
- */
-char *ctl_http_url_from_listen(const char *listen, bool tls);
 
 /** Percent-escapes @s for a URL path segment or query value. New string or NULL. */
 char *ctl_http_escape(const char *s);

@@ -156,13 +156,13 @@ static json_t *member_model(json_t *info, const char *service, const char *membe
         json_object_set_new(rtt, name,
                             vantage_rtt(json_object_get(vantage_docs, name), service, member));
     }
-    return json_pack("{s:s,s:b,s:b,s:I,s:I,s:o,s:I,s:b,s:b,s:b,s:o,s:o*}", "member", member,
+    return json_pack("{s:s,s:b,s:b,s:I,s:I,s:o,s:I,s:b,s:b,s:o,s:b,s:o,s:o*}", "member", member,
                      "present", jbool(info, "present"), "healthy", jbool(info, "healthy"),
                      "votes_up", jint(info, "votes_up"), "votes_down", jint(info, "votes_down"),
                      "reason", jcopy(info, "reason"), "ready_endpoints",
                      jint(info, "ready_endpoints"), "pending", jbool(info, "pending"), "draining",
-                     jbool(info, "drained"), "eligible", jbool(info, "eligible"), "excluded",
-                     jcopy(info, "excluded"), "rtt_ms", rtt);
+                     jbool(info, "drained"), "admin", jcopy(info, "admin"), "eligible",
+                     jbool(info, "eligible"), "excluded", jcopy(info, "excluded"), "rtt_ms", rtt);
 }
 
 static json_t *service_model(const char *key, json_t *svc, json_t *vantages, json_t *vantage_docs)
@@ -244,9 +244,15 @@ static const char *healthy_cell(json_t *m)
 static void flags_cell(json_t *m, char *buf, size_t cap)
 {
     bool pending = jbool(m, "pending"), draining = jbool(m, "draining");
+    const char *admin = jstr(m, "admin");
+    const char *forced = admin != NULL && strcmp(admin, "forced up") == 0          ? "forced-up"
+                         : admin != NULL && strcmp(admin, "forced down") == 0      ? "forced-down"
+                         : admin != NULL && strcmp(admin, "region evacuated") == 0 ? "evacuated"
+                                                                                   : NULL;
 
-    snprintf(buf, cap, "%s%s%s", pending ? "pending" : "", pending && draining ? "," : "",
-             draining ? "draining" : "");
+    snprintf(buf, cap, "%s%s%s%s%s", pending ? "pending" : "", pending && draining ? "," : "",
+             draining && forced == NULL ? "draining" : "",
+             (pending || draining) && forced != NULL ? "," : "", forced != NULL ? forced : "");
     if (buf[0] == '\0')
         cm_strlcpy(buf, "-", cap);
 }
@@ -537,6 +543,53 @@ static int response_lines(json_t *response, struct cm_buf *out)
     return rc;
 }
 
+/*
+ * "intent  drain eur (drain-eur-...) by alice until ...: maintenance" for every
+ * intent that applied, "policy  eur weight 0 (intent w-1)" for every weight or
+ * priority not the default, and how the policy narrowed the candidates.
+ */
+static int policy_lines(json_t *decision, struct cm_buf *out)
+{
+    json_t *dec = json_object_get(decision, "decision");
+    json_t *v;
+    size_t i;
+    int rc = CM_OK;
+
+    json_array_foreach(json_object_get(decision, "intents"), i, v)
+    {
+        const char *target = jstr(v, "member") != NULL ? jstr(v, "member") : jstr(v, "region");
+        json_t *val = json_object_get(v, "weight") != NULL ? json_object_get(v, "weight")
+                                                           : json_object_get(v, "priority");
+        char num[32] = "";
+
+        if (val != NULL)
+            snprintf(num, sizeof(num), " %lld", (long long)json_integer_value(val));
+        if (rc == CM_OK)
+            rc = cm_buf_printf(out, "intent  %s %s%s (%s) by %s%s%s: %s\n", jstr(v, "kind"),
+                               target != NULL ? target : "?", num, jstr(v, "id"), jstr(v, "author"),
+                               jstr(v, "expires_at") != NULL ? " until " : "",
+                               jstr(v, "expires_at") != NULL ? jstr(v, "expires_at") : "",
+                               jstr(v, "reason"));
+    }
+    json_array_foreach(json_object_get(decision, "policy"), i, v)
+    {
+        if (rc == CM_OK)
+            rc = cm_buf_printf(out, "policy  %s\n", json_string_value(v));
+    }
+    if (rc == CM_OK && jbool(dec, "standby"))
+        rc = cm_buf_append_str(out, "policy  only standby members (weight 0) are healthy\n");
+    if (rc == CM_OK && json_is_integer(json_object_get(dec, "priority_group")) &&
+        jint(dec, "priority_group") != 0)
+        rc = cm_buf_printf(out,
+                           "policy  priority group %lld answers (the groups before it have "
+                           "no healthy member)\n",
+                           (long long)jint(dec, "priority_group"));
+    if (rc == CM_OK && jbool(dec, "own_region_only"))
+        rc = cm_buf_append_str(out, "policy  members of the client's own region win over others "
+                                    "as near (prefer_own_region)\n");
+    return rc;
+}
+
 int ctl_explain_text(json_t *doc, struct cm_buf *out)
 {
     json_t *client = json_object_get(doc, "client");
@@ -566,6 +619,8 @@ int ctl_explain_text(json_t *doc, struct cm_buf *out)
         rc = cm_buf_append_str(out, "answer  not a federated name: the static zone answers\n");
     } else {
         rc = decision_line(json_object_get(decision, "decision"), out);
+        if (rc == CM_OK)
+            rc = policy_lines(decision, out);
         if (rc == CM_OK)
             rc = cm_buf_printf(out, "\nranking from %s:\n", jstr(decision, "client_region"));
         if (rc == CM_OK)

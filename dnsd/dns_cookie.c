@@ -2,6 +2,7 @@
 /* dns_cookie.c -- RFC 9018 server cookies (see dns_cookie.h). */
 #include "dnsd/dns_cookie.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "common/cm_siphash.h"
@@ -44,6 +45,27 @@ void dns_cookie_make(const uint8_t secret[DNS_COOKIE_SECRET_LEN], const uint8_t 
     cookie_hash(secret, client, out, ip, ip_len, out + 8);
 }
 
+static uint32_t cookie_ts(const uint8_t *server)
+{
+    return (uint32_t)server[4] << 24 | (uint32_t)server[5] << 16 | (uint32_t)server[6] << 8 |
+           server[7];
+}
+
+/* Within an hour in the past or five minutes ahead (serial arithmetic). */
+static bool cookie_fresh(const uint8_t *server, uint32_t now_s)
+{
+    uint32_t ts = cookie_ts(server);
+
+    return now_s - ts <= DNS_COOKIE_MAX_AGE_S || (uint32_t)(ts - now_s) <= DNS_COOKIE_MAX_SKEW_S;
+}
+
+bool dns_cookie_young(const uint8_t server[DNS_COOKIE_OURS_LEN], uint32_t now_s)
+{
+    uint32_t ts = cookie_ts(server);
+
+    return now_s - ts <= DNS_COOKIE_REUSE_S || (uint32_t)(ts - now_s) <= DNS_COOKIE_MAX_SKEW_S;
+}
+
 bool dns_cookie_check(const uint8_t secret[DNS_COOKIE_SECRET_LEN], const uint8_t *client,
                       const uint8_t *server, size_t server_len, const uint8_t *ip, size_t ip_len,
                       uint32_t now_s)
@@ -53,15 +75,105 @@ bool dns_cookie_check(const uint8_t secret[DNS_COOKIE_SECRET_LEN], const uint8_t
 
     if (server_len != DNS_COOKIE_OURS_LEN || server[0] != DNS_COOKIE_VERSION)
         return false;
-    uint32_t ts = (uint32_t)server[4] << 24 | (uint32_t)server[5] << 16 | (uint32_t)server[6] << 8 |
-                  server[7];
-    /* serial arithmetic: the age as a signed 32-bit difference */
-    uint32_t age = now_s - ts;
-    if (age > DNS_COOKIE_MAX_AGE_S && (uint32_t)(ts - now_s) > DNS_COOKIE_MAX_SKEW_S)
+    if (!cookie_fresh(server, now_s))
         return false;
     /* the reserved bytes are hashed as received (RFC 9018 §4.2) */
     cookie_hash(secret, client, server, ip, ip_len, want);
     for (unsigned i = 0; i < 8; i++)
         diff |= (uint8_t)(want[i] ^ server[8 + i]); /* no early exit: constant time */
     return diff == 0;
+}
+
+/* ---- the memo ---- */
+
+/* Constant time, as the hash comparison: no early exit on the first byte. */
+static bool same(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    uint8_t diff = 0;
+
+    for (size_t i = 0; i < n; i++)
+        diff |= (uint8_t)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+/* The slot of (@client, @ip) in a memo bound to @secret (emptied on a new secret). */
+static struct dns_cookie_memo_slot *memo_slot(struct dns_cookie_memo *memo, const uint8_t *secret,
+                                              const uint8_t *client, const uint8_t *ip,
+                                              size_t ip_len)
+{
+    uint64_t k;
+    uint32_t a;
+
+    uint64_t m[2], n[2];
+
+    (void)ip_len; /* 4 or 16: the first 4 bytes pick the slot */
+    memcpy(m, memo->secret, sizeof(m));
+    memcpy(n, secret, sizeof(n));
+    if (((m[0] ^ n[0]) | (m[1] ^ n[1])) != 0) {
+        memset(memo, 0, sizeof(*memo));
+        memcpy(memo->secret, secret, DNS_COOKIE_SECRET_LEN);
+    }
+    memcpy(&k, client, 8);
+    memcpy(&a, ip, 4);
+    k = (k ^ a) * 0x9e3779b97f4a7c15ull;
+    return &memo->slot[k >> 58]; /* DNS_COOKIE_MEMO_SLOTS == 64 */
+}
+
+static bool slot_is(const struct dns_cookie_memo_slot *s, const uint8_t *client, const uint8_t *ip,
+                    size_t ip_len)
+{
+    uint8_t a[16] = {0};
+
+    memcpy(a, ip, ip_len == 4 ? 4 : 16);
+    return s->ip_len == ip_len && memcmp(s->client, client, 8) == 0 && memcmp(s->ip, a, 16) == 0;
+}
+
+static void slot_set(struct dns_cookie_memo_slot *s, const uint8_t *client, const uint8_t *ip,
+                     size_t ip_len, const uint8_t *server)
+{
+    memcpy(s->client, client, 8);
+    memset(s->ip, 0, sizeof(s->ip));
+    memcpy(s->ip, ip, ip_len == 4 ? 4 : 16);
+    s->ip_len = (uint8_t)ip_len;
+    memcpy(s->server, server, DNS_COOKIE_OURS_LEN);
+}
+
+void dns_cookie_make_memo(struct dns_cookie_memo *memo, const uint8_t secret[DNS_COOKIE_SECRET_LEN],
+                          const uint8_t *client, const uint8_t *ip, size_t ip_len, uint32_t now_s,
+                          uint8_t out[DNS_COOKIE_OURS_LEN])
+{
+    struct dns_cookie_memo_slot *s;
+
+    if (memo == NULL || (ip_len != 4 && ip_len != 16)) {
+        dns_cookie_make(secret, client, ip, ip_len, now_s, out);
+        return;
+    }
+    s = memo_slot(memo, secret, client, ip, ip_len);
+    if (slot_is(s, client, ip, ip_len) && dns_cookie_young(s->server, now_s)) {
+        memcpy(out, s->server, DNS_COOKIE_OURS_LEN);
+        return;
+    }
+    dns_cookie_make(secret, client, ip, ip_len, now_s, out);
+    slot_set(s, client, ip, ip_len, out);
+}
+
+bool dns_cookie_check_memo(struct dns_cookie_memo *memo,
+                           const uint8_t secret[DNS_COOKIE_SECRET_LEN], const uint8_t *client,
+                           const uint8_t *server, size_t server_len, const uint8_t *ip,
+                           size_t ip_len, uint32_t now_s)
+{
+    struct dns_cookie_memo_slot *s;
+
+    if (memo == NULL || (ip_len != 4 && ip_len != 16))
+        return dns_cookie_check(secret, client, server, server_len, ip, ip_len, now_s);
+    if (server_len != DNS_COOKIE_OURS_LEN || server[0] != DNS_COOKIE_VERSION ||
+        !cookie_fresh(server, now_s))
+        return false;
+    s = memo_slot(memo, secret, client, ip, ip_len);
+    if (slot_is(s, client, ip, ip_len) && same(s->server, server, DNS_COOKIE_OURS_LEN))
+        return true;
+    if (!dns_cookie_check(secret, client, server, server_len, ip, ip_len, now_s))
+        return false;
+    slot_set(s, client, ip, ip_len, server);
+    return true;
 }

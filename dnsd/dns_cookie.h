@@ -26,6 +26,7 @@
 #define DNS_COOKIE_VERSION    1
 #define DNS_COOKIE_MAX_AGE_S  3600 /* RFC 9018 §4.3 */
 #define DNS_COOKIE_MAX_SKEW_S 300
+#define DNS_COOKIE_REUSE_S    1800 /* RFC 9018 §4.3: renew at least past half an hour */
 
 /**
  * Writes the server cookie for @client (8 bytes) seen from @ip (@ip_len: 4 or
@@ -43,5 +44,55 @@ void dns_cookie_make(const uint8_t secret[DNS_COOKIE_SECRET_LEN], const uint8_t 
 bool dns_cookie_check(const uint8_t secret[DNS_COOKIE_SECRET_LEN], const uint8_t *client,
                       const uint8_t *server, size_t server_len, const uint8_t *ip, size_t ip_len,
                       uint32_t now_s);
+
+/**
+ * True when the server cookie @server (16 bytes, one of ours) is young
+ * enough to be sent back as it is: at most DNS_COOKIE_REUSE_S old (RFC 9018
+ * §4.3: "SHOULD generate a new Server Cookie at least if the received
+ * Server Cookie from the client is more than half an hour old"; NSD does
+ * the same).
+ */
+bool dns_cookie_young(const uint8_t server[DNS_COOKIE_OURS_LEN], uint32_t now_s);
+
+/*
+ * A worker's memory of the server cookies it made or verified lately, by
+ * client cookie and client address, so that a resolver's stream of queries
+ * does not cost a SipHash each: a cookie is made once and handed out again
+ * while young (dns_cookie_young), and a cookie checked once is recognised
+ * by comparison. Bound to one secret: a memo used with another secret
+ * forgets everything first. A fixed array, one thread, no allocation; a
+ * zeroed memo is empty.
+ */
+#define DNS_COOKIE_MEMO_SLOTS 64
+
+struct dns_cookie_memo_slot {
+    uint8_t client[8];
+    uint8_t ip[16];
+    uint8_t ip_len; /* 0: empty */
+    uint8_t server[DNS_COOKIE_OURS_LEN];
+};
+
+struct dns_cookie_memo {
+    uint8_t secret[DNS_COOKIE_SECRET_LEN]; /* the secret of the slots */
+    struct dns_cookie_memo_slot slot[DNS_COOKIE_MEMO_SLOTS];
+};
+
+/**
+ * dns_cookie_make() through @memo (NULL: plain make): the cookie remembered
+ * for @client from @ip when it is young, else a new one, remembered.
+ */
+void dns_cookie_make_memo(struct dns_cookie_memo *memo, const uint8_t secret[DNS_COOKIE_SECRET_LEN],
+                          const uint8_t *client, const uint8_t *ip, size_t ip_len, uint32_t now_s,
+                          uint8_t out[DNS_COOKIE_OURS_LEN]);
+
+/**
+ * dns_cookie_check() through @memo (NULL: plain check): a cookie remembered
+ * for @client from @ip is recognised without hashing; one that checks is
+ * remembered. The age limits apply either way.
+ */
+bool dns_cookie_check_memo(struct dns_cookie_memo *memo,
+                           const uint8_t secret[DNS_COOKIE_SECRET_LEN], const uint8_t *client,
+                           const uint8_t *server, size_t server_len, const uint8_t *ip,
+                           size_t ip_len, uint32_t now_s);
 
 #endif /* DNSD_DNS_COOKIE_H */

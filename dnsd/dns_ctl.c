@@ -28,6 +28,9 @@
 #include "common/cm_ctl.h"
 #include "common/cm_err.h"
 #include "common/cm_etcd_consumer.h"
+#include "common/cm_etcd_feed.h"
+#include "common/cm_intent.h"
+#include "common/cm_intent_ctl.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
 #include "common/cm_state.h"
@@ -38,6 +41,7 @@
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_geo.h"
 #include "dnsd/dns_name.h"
+#include "dnsd/dns_peers.h"
 #include "dnsd/dns_qlog.h"
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_rank.h"
@@ -54,6 +58,8 @@
 struct dns_ctl {
     struct cm_ctl *ctl; /* owned */
     struct dns_ctl_env *env;
+    struct cm_intent_routes intent_routes; /* the routes' argument */
+    struct dns_peers *peers;               /* owned: GET /v1/peers */
 };
 
 /* ---- state ---- */
@@ -61,7 +67,8 @@ struct dns_ctl {
 static json_t *state_get(void *arg)
 {
     struct dns_ctl_env *env = arg;
-    json_t *doc = dns_state_to_json(env->state, env->view != NULL ? env->view->serial : 0);
+    json_t *doc =
+        dns_state_to_json(env->state, env->view != NULL ? env->view->serial : 0, cm_wall_s());
 
     if (doc != NULL && env->etcd != NULL)
         json_object_set_new(doc, "etcd", cm_etcd_consumer_status(env->etcd));
@@ -136,17 +143,54 @@ static void route_drain(void *arg, struct cm_ctl_req *req, const char *rest)
     }
     memcpy(name, rest, len);
     name[len] = '\0';
-    rc = dns_state_set_drain(env->state, name, drain, err, sizeof(err));
+    rc = cm_etcd_refuse_intent(dns_state_conf(env->state), "dnsd", err, sizeof(err));
+    if (rc == CM_OK)
+        rc = dns_state_set_drain(env->state, name, drain, "control API", cm_wall_s(), err,
+                                 sizeof(err));
     if (rc == CM_ENOENT) {
         cm_ctl_reply_error(req, 404, "unknown member \"%s\"", name);
         return;
     }
     if (rc != CM_OK) {
-        cm_ctl_reply_error(req, rc == CM_ENOMEM ? 500 : 400, "%s",
-                           err[0] != '\0' ? err : cm_strerror(rc));
+        cm_ctl_reply_error(req,
+                           rc == CM_ENOMEM    ? 500
+                           : rc == CM_ENOTSUP ? 409
+                                              : 400,
+                           "%s", err[0] != '\0' ? err : cm_strerror(rc));
         return;
     }
     cm_ctl_reply_json(req, 200, json_pack("{s:s,s:b}", "member", name, "drained", drain));
+}
+
+/* ---- intents ---- */
+
+static json_t *intents_get(void *arg, int64_t now_s)
+{
+    struct dns_ctl_env *env = arg;
+
+    return json_pack("{s:o*,s:o*}", "intents",
+                     cm_intents_json(dns_state_intents(env->state), now_s), "digest",
+                     dns_state_digest_json(env->state, now_s));
+}
+
+static int intents_put(void *arg, const char *text, size_t len, int64_t now_s, bool *changed,
+                       char *err, size_t errlen)
+{
+    struct dns_ctl_env *env = arg;
+    int rc = cm_etcd_refuse_intent(dns_state_conf(env->state), "dnsd", err, errlen);
+
+    *changed = false;
+    return rc != CM_OK ? rc
+                       : dns_state_intent_put(env->state, text, len, now_s, changed, err, errlen);
+}
+
+static int intents_remove(void *arg, const char *id, const char *by, int64_t now_s, char *err,
+                          size_t errlen)
+{
+    struct dns_ctl_env *env = arg;
+    int rc = cm_etcd_refuse_intent(dns_state_conf(env->state), "dnsd", err, errlen);
+
+    return rc != CM_OK ? rc : dns_state_intent_remove(env->state, id, by, now_s, err, errlen);
 }
 
 /* ---- explain ---- */
@@ -379,7 +423,6 @@ int dns_ctl_explain(const struct dns_ctl_env *env, const char *name, const char 
     const struct dns_view *view = env->view;
     struct explain_client c;
     struct dns_client_loc loc;
-    struct dns_drains drains;
     ldns_rdf *qname = NULL;
     char norm[DNS_NAME_MAX + 2];
     json_t *decision, *doc;
@@ -406,9 +449,8 @@ int dns_ctl_explain(const struct dns_ctl_env *env, const char *name, const char 
     dns_query_locate(view, c.family, c.bytes, ecs_used ? c.bits : (c.family == AF_INET ? 32 : 128),
                      ecs_used, &loc);
     name_normalize(name, norm, sizeof(norm));
-    dns_state_drains(env->state, &drains);
-    decision = dns_explain(view->fed, view->conf, dns_state_merged(env->state), &drains, norm,
-                           loc.region, loc.client_hash);
+    decision = dns_explain(view->fed, view->conf, dns_state_merged(env->state),
+                           dns_state_intent_view(env->state), norm, loc.region, loc.client_hash);
     doc = json_pack("{s:s,s:o*,s:o,s:{s:o*,s:o*},s:I}", "name", name, "client",
                     explain_client_json(view, &c, &loc, ecs_used), "decision",
                     decision != NULL ? decision : json_null(), "response", "A",
@@ -430,7 +472,6 @@ int dns_ctl_explain_region(const struct dns_ctl_env *env, const char *name, cons
                            json_t **out, char *err, size_t errlen)
 {
     const struct dns_view *view = env->view;
-    struct dns_drains drains;
     char norm[DNS_NAME_MAX + 2];
     json_t *decision, *doc;
     int r;
@@ -449,10 +490,9 @@ int dns_ctl_explain_region(const struct dns_ctl_env *env, const char *name, cons
         return CM_EINVAL;
     }
     name_normalize(name, norm, sizeof(norm));
-    dns_state_drains(env->state, &drains);
     /* No client address: the slot of a shared answer is that of hash 0. */
-    decision = dns_explain(view->fed, view->conf, dns_state_merged(env->state), &drains, norm,
-                           (unsigned)r, 0);
+    decision = dns_explain(view->fed, view->conf, dns_state_merged(env->state),
+                           dns_state_intent_view(env->state), norm, (unsigned)r, 0);
     doc = json_pack("{s:s,s:{s:n,s:n,s:s,s:s,s:n,s:i,s:b},s:o,s:n,s:I}", "name", name, "client",
                     "address", "ecs_prefix", "region", view->conf->regions[r].name, "how",
                     "region parameter", "scope_len", "client_hash", 0, "ecs_used", false,
@@ -515,13 +555,15 @@ static json_t *answers_member_json(const struct dns_rank_member *rm)
 {
     const struct cm_state_endpoint *src = rm->present && rm->ep != NULL ? rm->ep->src : NULL;
 
-    return json_pack("{s:b,s:b,s:i,s:i,s:b,s:b,s:i,s:s?,s:b,s:s?}", "present", rm->present,
-                     "healthy", rm->healthy, "votes_up", rm->ep != NULL ? (int)rm->ep->votes_up : 0,
-                     "votes_down", rm->ep != NULL ? (int)rm->ep->votes_down : 0, "pending",
-                     rm->present && rm->ep->pending, "drained", rm->drained, "ready_endpoints",
+    return json_pack("{s:b,s:b,s:i,s:i,s:b,s:b,s:s,s:i,s:s?,s:b,s:s?,s:i,s:i}", "present",
+                     rm->present, "healthy", rm->healthy, "votes_up",
+                     rm->ep != NULL ? (int)rm->ep->votes_up : 0, "votes_down",
+                     rm->ep != NULL ? (int)rm->ep->votes_down : 0, "pending",
+                     rm->present && rm->ep->pending, "drained", rm->drained, "admin",
+                     dns_rank_admin_text(rm->admin), "ready_endpoints",
                      src != NULL ? (int)src->ready_endpoints : 0, "reason",
                      src != NULL ? src->reason : NULL, "eligible", rm->eligible, "excluded",
-                     rm->why_not);
+                     rm->why_not, "weight", (int)rm->weight, "priority", (int)rm->priority);
 }
 
 /* What clients of one region get for the service's global name. */
@@ -577,7 +619,6 @@ int dns_ctl_answers(const struct dns_ctl_env *env, json_t **out, char *err, size
     struct dns_rank_member *members = NULL;
     struct dns_rank_entry *ranked = NULL;
     struct dns_rank_ctx ctx;
-    struct dns_drains drains;
     json_t *svcs = NULL, *doc = NULL;
     size_t nm;
     int rc = CM_ENOMEM;
@@ -587,8 +628,7 @@ int dns_ctl_answers(const struct dns_ctl_env *env, json_t **out, char *err, size
         return CM_EAGAIN;
     }
     nm = view->conf->member_count > 0 ? view->conf->member_count : 1;
-    dns_state_drains(env->state, &drains);
-    if (dns_rank_ctx_init(&ctx, view->conf, merged, &drains) != CM_OK) {
+    if (dns_rank_ctx_init(&ctx, view->conf, merged, dns_state_intent_view(env->state)) != CM_OK) {
         cm_errf(err, errlen, "out of memory");
         return CM_ENOMEM;
     }
@@ -795,6 +835,7 @@ static void metrics_state(const struct dns_ctl_env *env, struct cm_buf *out)
 {
     const struct cm_conf *conf = dns_state_conf(env->state);
     uint64_t now = cm_mono_ms();
+    int64_t now_s = cm_wall_s();
     size_t n = dns_state_vantage_count(env->state);
 
     cm_metrics_family(out, "fedgslb_state_generation", "gauge",
@@ -815,10 +856,13 @@ static void metrics_state(const struct dns_ctl_env *env, struct cm_buf *out)
                      now > at ? (double)(now - at) / 1000.0 : 0.0);
     }
     cm_metrics_family(out, "fedgslb_member_drained", "gauge",
-                      "1 when the operator drained the member.");
+                      "1 when an operator intent takes the member out of every answer (a drain, "
+                      "or an evacuation of its region).");
     for (size_t i = 0; i < conf->member_count; i++)
         sample_label(out, "fedgslb_member_drained", "member", conf->members[i].name,
                      dns_state_is_drained(env->state, i) ? 1 : 0);
+    cm_intents_metrics(dns_state_intents(env->state), dns_state_digest_json(env->state, now_s),
+                       now_s, out);
 }
 
 static void metrics(void *arg, struct cm_buf *out)
@@ -856,6 +900,24 @@ static void metrics(void *arg, struct cm_buf *out)
                       env->view != NULL ? (double)dns_fed_name_count(env->view->fed) : 0);
 }
 
+/* ---- peers ---- */
+
+/* GET /v1/peers: whether the other name servers answer from our state. */
+static void route_peers(void *arg, struct cm_ctl_req *req, const char *rest)
+{
+    struct dns_ctl *dc = arg;
+    struct dns_ctl_env *env = dc->env;
+    json_t *doc;
+
+    (void)rest;
+    doc = dns_peers_json(dc->peers, dns_state_conf(env->state),
+                         dns_state_digest_json(env->state, cm_wall_s()), cm_mono_ms());
+    if (doc == NULL)
+        cm_ctl_reply_error(req, 500, "out of memory");
+    else
+        cm_ctl_reply_json(req, 200, doc);
+}
+
 /* ---- lifecycle ---- */
 
 int dns_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
@@ -872,6 +934,12 @@ int dns_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
     if (dc == NULL)
         return CM_ENOMEM;
     dc->env = env;
+    dc->peers = dns_peers_new(base);
+    if (dc->peers == NULL) {
+        rc = CM_ENOMEM;
+        cm_errf(err, errlen, "control API: out of memory");
+        goto out;
+    }
     rc = cm_ctl_new(base, conf, &cbs, &dc->ctl, err, errlen);
     if (rc != CM_OK)
         goto out;
@@ -879,6 +947,10 @@ int dns_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
     if (rc == CM_OK)
         rc = cm_ctl_route(dc->ctl, CM_HTTP_PUT | CM_HTTP_DELETE, "/v1/members/", CM_CTL_OPERATOR,
                           route_drain, env);
+    dc->intent_routes = (struct cm_intent_routes){
+        .get = intents_get, .put = intents_put, .remove = intents_remove, .arg = env};
+    if (rc == CM_OK)
+        rc = cm_intent_routes_register(dc->ctl, &dc->intent_routes);
     if (rc == CM_OK)
         rc = cm_ctl_route(dc->ctl, CM_HTTP_GET, "/v1/explain", CM_CTL_READ, route_explain, env);
     if (rc == CM_OK)
@@ -886,6 +958,8 @@ int dns_ctl_new(struct event_base *base, const struct cm_conf_control *conf,
     if (rc == CM_OK)
         rc = cm_ctl_route(dc->ctl, CM_HTTP_GET, "/v1/topology", CM_CTL_READ, dns_ctl_route_topology,
                           env);
+    if (rc == CM_OK)
+        rc = cm_ctl_route(dc->ctl, CM_HTTP_GET, "/v1/peers", CM_CTL_READ, route_peers, dc);
     if (rc == CM_OK)
         rc = cm_ui_register(dc->ctl, "dnsd.html");
     if (rc != CM_OK) {
@@ -904,6 +978,7 @@ void dns_ctl_free(struct dns_ctl *ctl)
     if (ctl == NULL)
         return;
     cm_ctl_free(ctl->ctl);
+    dns_peers_free(ctl->peers);
     free(ctl);
 }
 

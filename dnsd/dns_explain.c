@@ -8,6 +8,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_intent.h"
 #include "common/cm_net.h"
 #include "common/cm_state.h"
 #include "common/cm_str.h"
@@ -106,6 +107,88 @@ static bool chosen_has(const struct dns_rank_decision *d, size_t m)
     return false;
 }
 
+static const char *const policy_src_text[] = {
+    [DNS_RANK_POLICY_DEFAULT] = "default",
+    [DNS_RANK_POLICY_ANNOTATION] = "annotation",
+    [DNS_RANK_POLICY_CONFIG] = "config",
+    [DNS_RANK_POLICY_INTENT] = "intent",
+};
+
+/* {"value": N, "source": "default|annotation|config|intent", "intent": id or null} */
+static json_t *policy_json(uint32_t value, enum dns_rank_policy_src src, const struct cm_intent *by)
+{
+    return json_pack("{s:I,s:s,s:s?}", "value", (json_int_t)value, "source", policy_src_text[src],
+                     "intent", src == DNS_RANK_POLICY_INTENT && by != NULL ? by->id : NULL);
+}
+
+/* One intent as explain shows it: what, who, why, until when. */
+static json_t *intent_brief(const struct cm_intent *i)
+{
+    json_t *o = cm_intent_json(i);
+
+    if (o != NULL)
+        json_object_del(o, "removed_at"); /* only active intents are shown */
+    return o;
+}
+
+/* The active intents that concern member @m for the service explained. */
+static json_t *member_intents(const struct dns_rank_service *rs, size_t m)
+{
+    const struct cm_intent_view *v = rs->ctx->intents;
+    json_t *arr = json_array();
+
+    for (size_t i = 0; v != NULL && arr != NULL && i < v->active_count; i++) {
+        if (cm_intent_applies(v->active[i], rs->ctx->conf, rs->key, m))
+            json_array_append_new(arr, intent_brief(v->active[i]));
+    }
+    return arr != NULL ? arr : json_array();
+}
+
+/* Every active intent that concerns this service's members (by id). */
+static json_t *service_intents(const struct dns_rank_service *rs)
+{
+    const struct cm_intent_view *v = rs->ctx->intents;
+    const struct cm_conf *conf = rs->ctx->conf;
+    json_t *arr = json_array();
+
+    for (size_t i = 0; v != NULL && arr != NULL && i < v->active_count; i++) {
+        for (size_t m = 0; m < conf->member_count; m++) {
+            if (cm_intent_applies(v->active[i], conf, rs->key, m)) {
+                json_array_append_new(arr, intent_brief(v->active[i]));
+                break;
+            }
+        }
+    }
+    return arr != NULL ? arr : json_array();
+}
+
+/* The service's traffic policy that differs from the defaults, as text lines. */
+static json_t *service_policy(const struct dns_rank_service *rs)
+{
+    const struct cm_conf *conf = rs->ctx->conf;
+    json_t *arr = json_array();
+    char line[256];
+
+    for (size_t m = 0; arr != NULL && m < conf->member_count; m++) {
+        const struct dns_rank_member *rm = &rs->members[m];
+
+        if (rm->weight_src != DNS_RANK_POLICY_DEFAULT) {
+            snprintf(line, sizeof(line), "%s weight %u (%s%s%s)", conf->members[m].name, rm->weight,
+                     policy_src_text[rm->weight_src], rm->weight_by != NULL ? " " : "",
+                     rm->weight_by != NULL ? rm->weight_by->id : "");
+            json_array_append_new(arr, json_string(line));
+        }
+        if (rm->priority_src != DNS_RANK_POLICY_DEFAULT) {
+            snprintf(line, sizeof(line), "%s priority %u (%s%s%s)", conf->members[m].name,
+                     rm->priority, policy_src_text[rm->priority_src],
+                     rm->priority_by != NULL ? " " : "",
+                     rm->priority_by != NULL ? rm->priority_by->id : "");
+            json_array_append_new(arr, json_string(line));
+        }
+    }
+    return arr != NULL ? arr : json_array();
+}
+
 /* 1-based position of @m among the members the rule ranked, 0 when not ranked. */
 static size_t rank_of(const struct dns_rank_service *rs, const struct dns_rank_scope *scope,
                       const struct dns_rank_decision *d, const struct dns_rank_entry *ranked,
@@ -168,6 +251,12 @@ static json_t *explain_candidate(const struct dns_rank_service *rs, const struct
     json_object_set_new(c, "in_scope", json_boolean(dns_rank_in_scope(conf, &t->scope, m)));
     json_object_set_new(c, "rank", rank > 0 ? json_integer((json_int_t)rank) : json_null());
     json_object_set_new(c, "tied", json_boolean(chosen_has(d, m)));
+    json_object_set_new(c, "own_region", json_boolean(cm->region == region));
+    json_object_set_new(c, "admin", json_string(dns_rank_admin_text(rm->admin)));
+    json_object_set_new(c, "weight", policy_json(rm->weight, rm->weight_src, rm->weight_by));
+    json_object_set_new(c, "priority",
+                        policy_json(rm->priority, rm->priority_src, rm->priority_by));
+    json_object_set_new(c, "intents", member_intents(rs, m));
     return c;
 }
 
@@ -180,6 +269,16 @@ static void up_target(const struct cm_conf *conf, const struct explain_target *t
                  conf->regions[t->scope.region].name, conf->zone);
     else
         snprintf(buf, cap, "%s.%s.%s.svc.%s", svc_name, ns, conf->federation, conf->zone);
+}
+
+/* How the traffic policy narrowed the members answered (when some are). */
+static void policy_fields(json_t *o, const struct dns_rank_decision *d)
+{
+    if (d->rule != DNS_RANK_BEST && d->rule != DNS_RANK_SHARED && d->rule != DNS_RANK_HOSTNAME)
+        return;
+    json_object_set_new(o, "priority_group", json_integer(d->group));
+    json_object_set_new(o, "standby", json_boolean(d->standby));
+    json_object_set_new(o, "own_region_only", json_boolean(d->own_region_only));
 }
 
 static json_t *explain_decision(const struct dns_rank_service *rs, const struct explain_target *t,
@@ -257,6 +356,7 @@ static json_t *explain_decision(const struct dns_rank_service *rs, const struct 
         break;
     }
     json_object_set_new(o, "slot", json_integer((json_int_t)slot));
+    policy_fields(o, d);
     return o;
 }
 
@@ -284,11 +384,13 @@ static json_t *explain_json(const struct dns_rank_service *rs, const struct expl
     json_object_set_new(o, "client_region", json_string(conf->regions[region].name));
     json_object_set_new(o, "candidates", cands);
     json_object_set_new(o, "decision", explain_decision(rs, t, &d, client_hash));
+    json_object_set_new(o, "intents", service_intents(rs));
+    json_object_set_new(o, "policy", service_policy(rs));
     return o;
 }
 
 json_t *dns_explain(const struct dns_fed *fed, const struct cm_conf *conf,
-                    const struct cm_merged *merged, const struct dns_drains *drains,
+                    const struct cm_merged *merged, const struct cm_intent_view *intents,
                     const char *qname, unsigned region, uint32_t client_hash)
 {
     struct explain_target t = {0};
@@ -307,7 +409,7 @@ json_t *dns_explain(const struct dns_fed *fed, const struct cm_conf *conf,
         return NULL;
     if (!find_service(conf, merged, &t))
         return NULL;
-    if (dns_rank_ctx_init(&ctx, conf, merged, drains) != CM_OK)
+    if (dns_rank_ctx_init(&ctx, conf, merged, intents) != CM_OK)
         return NULL;
     members = calloc(conf->member_count > 0 ? conf->member_count : 1, sizeof(*members));
     ranked = calloc(conf->member_count > 0 ? conf->member_count : 1, sizeof(*ranked));

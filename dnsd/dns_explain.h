@@ -20,21 +20,24 @@
 
 struct cm_conf;
 struct cm_merged;
-struct dns_drains;
+struct cm_intent_view;
 struct dns_fed;
 
 /**
  * The decision for @qname (presentation form, trailing dot optional, any
  * case) and a client in @region (a conf region index; out of range: the
  * default region) with @client_hash, as JSON: the level and service, every
- * member with health, reason, drain, RTT and its source ("measured by vantage
- * X" or "static latency_ms"), the rule that decided, the TTL and why. @fed is
- * the table built from @conf (borrowed); @merged and @drains (either may be
- * NULL) are ranked as the build ranks them. New JSON object, or NULL when the
+ * member with health, reason, the intents that concern it, its weight and
+ * priority and where they came from, RTT and its source ("measured by
+ * vantage X" or "static latency_ms"), the rule that decided (with the
+ * priority group, standby and own-region narrowing), the TTL and why, and
+ * every intent and policy that applied. @fed is the table built from @conf
+ * (borrowed); @merged and @intents (either may be NULL) are ranked as the
+ * build ranks them. New JSON object, or NULL when the
  * name is not a federated name of @fed (or on allocation failure).
  */
 json_t *dns_explain(const struct dns_fed *fed, const struct cm_conf *conf,
-                    const struct cm_merged *merged, const struct dns_drains *drains,
+                    const struct cm_merged *merged, const struct cm_intent_view *intents,
                     const char *qname, unsigned region, uint32_t client_hash);
 
 #endif /* DNSD_DNS_EXPLAIN_H */

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cm_array.h"
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_log.h"
@@ -103,46 +104,12 @@ struct dns_fed {
 
 static int grow(void *pp, size_t *cap, size_t need, size_t elsize)
 {
-    void **p = pp;
-    size_t ncap = *cap > 0 ? *cap : 16;
-    void *np;
-
-    if (need <= *cap)
-        return CM_OK;
-    while (ncap < need) {
-        if (ncap > SIZE_MAX / 2 / elsize)
-            return CM_ENOMEM;
-        ncap *= 2;
-    }
-    np = realloc(*p, ncap * elsize);
-    if (np == NULL)
-        return CM_ENOMEM;
-    *p = np;
-    *cap = ncap;
-    return CM_OK;
+    return cm_array_grow(pp, cap, need, elsize);
 }
 
 static uint32_t fed_hash(const uint8_t *p, size_t len)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len * 0xff51afd7ed558ccdULL);
-    uint64_t t = 0;
-
-    while (len >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        h ^= v * 0x87c37b91114253d5ULL;
-        h = ((h << 31) | (h >> 33)) * 0x4cf5ad432745937fULL;
-        p += 8;
-        len -= 8;
-    }
-    memcpy(&t, p, len);
-    h ^= t * 0x87c37b91114253d5ULL;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return (uint32_t)h;
+    return dns_name_hash(p, len); /* one hash for the names here and the query's */
 }
 
 static long itab_find(const struct itab *t, const void *key, size_t len, uint32_t h)
@@ -1034,7 +1001,8 @@ static int build_services(struct fed_build *b, const struct cm_merged *merged)
 }
 
 int dns_fed_build(const struct cm_conf *conf, const struct cm_merged *merged,
-                  const struct dns_drains *drains, struct dns_fed **out, char *err, size_t errlen)
+                  const struct cm_intent_view *intents, struct dns_fed **out, char *err,
+                  size_t errlen)
 {
     struct fed_build b = {.conf = conf, .err = err, .errlen = errlen};
     struct dns_fed *fed = NULL;
@@ -1046,7 +1014,7 @@ int dns_fed_build(const struct cm_conf *conf, const struct cm_merged *merged,
         snprintf(err, errlen, "regions: at least one region is required");
         return CM_ECONFIG;
     }
-    rc = dns_rank_ctx_init(&b.rank, conf, merged, drains);
+    rc = dns_rank_ctx_init(&b.rank, conf, merged, intents);
     if (rc != CM_OK)
         goto out;
     fed = calloc(1, sizeof(*fed));
@@ -1101,6 +1069,16 @@ enum dns_fed_match dns_fed_lookup(const struct dns_fed *fed, const uint8_t *qnam
                                   uint16_t qtype, unsigned region, uint32_t client_hash,
                                   struct dns_fed_answer *out)
 {
+    uint32_t h = qname_len <= DNS_NAME_MAX ? fed_hash(qname, qname_len) : 0;
+
+    return dns_fed_lookup_hashed(fed, qname, qname_len, h, qtype, region, client_hash, out);
+}
+
+enum dns_fed_match dns_fed_lookup_hashed(const struct dns_fed *fed, const uint8_t *qname,
+                                         size_t qname_len, uint32_t qname_hash, uint16_t qtype,
+                                         unsigned region, uint32_t client_hash,
+                                         struct dns_fed_answer *out)
+{
     const struct fed_name *ni;
     const struct fed_answer *ans;
     const struct fed_variant *v;
@@ -1110,19 +1088,24 @@ enum dns_fed_match dns_fed_lookup(const struct dns_fed *fed, const uint8_t *qnam
     memset(out, 0, sizeof(*out));
     out->service = -1;
     out->member = -1;
+    out->name_id = DNS_FED_NO_ID;
+    out->answer_id = DNS_FED_NO_ID;
+    out->variant_id = DNS_FED_NO_ID;
     if (fed == NULL || qname_len == 0 || qname_len > DNS_NAME_MAX)
         return DNS_FED_NONE;
-    idx = itab_find(&fed->names, qname, qname_len, fed_hash(qname, qname_len));
+    idx = itab_find(&fed->names, qname, qname_len, qname_hash);
     if (idx < 0)
         return DNS_FED_NONE;
     ni = &fed->info[idx];
+    out->name_id = (uint32_t)idx;
     if (ni->match == DNS_FED_ENT) {
         out->negative_ttl = fed->ent_ttl;
         return DNS_FED_ENT;
     }
     if (region >= fed->region_count)
         region = fed->default_region;
-    ans = &fed->answers[ni->uniform ? ni->answers : fed->amap[ni->answers + region]];
+    out->answer_id = ni->uniform ? ni->answers : fed->amap[ni->answers + region];
+    ans = &fed->answers[out->answer_id];
     out->service = ni->service;
     out->negative_ttl = ans->ttl;
     out->fail_open = ans->fail_open;
@@ -1136,6 +1119,7 @@ enum dns_fed_match dns_fed_lookup(const struct dns_fed *fed, const uint8_t *qnam
     if (ans->slots != FED_NONE)
         vi += fed->slots[ans->slots + client_hash % DNS_FED_SLOTS];
     v = &fed->variants[vi];
+    out->variant_id = vi;
     out->member = v->member;
     if (v->cname != FED_NONE)
         out->cname = &fed->rrsets[v->cname];
@@ -1144,6 +1128,42 @@ enum dns_fed_match dns_fed_lookup(const struct dns_fed *fed, const uint8_t *qnam
     else if (qtype == DNS_TYPE_AAAA && v->aaaa != FED_NONE)
         out->rrset = &fed->rrsets[v->aaaa];
     return DNS_FED_NAME;
+}
+
+size_t dns_fed_name_total(const struct dns_fed *fed)
+{
+    return fed->names.count;
+}
+
+const uint8_t *dns_fed_name_wire(const struct dns_fed *fed, size_t name_id, size_t *len)
+{
+    *len = fed->names.len[name_id];
+    return fed->names.data + fed->names.off[name_id];
+}
+
+size_t dns_fed_variant_total(const struct dns_fed *fed)
+{
+    return fed->variant_count;
+}
+
+void dns_fed_variant_rrsets(const struct dns_fed *fed, size_t variant_id,
+                            struct dns_fed_variant_rrsets *out)
+{
+    const struct fed_variant *v = &fed->variants[variant_id];
+
+    out->a = v->a != FED_NONE ? &fed->rrsets[v->a] : NULL;
+    out->aaaa = v->aaaa != FED_NONE ? &fed->rrsets[v->aaaa] : NULL;
+    out->cname = v->cname != FED_NONE ? &fed->rrsets[v->cname] : NULL;
+}
+
+size_t dns_fed_answer_total(const struct dns_fed *fed)
+{
+    return fed->answer_count;
+}
+
+uint32_t dns_fed_answer_negative_ttl(const struct dns_fed *fed, size_t answer_id)
+{
+    return fed->answers[answer_id].ttl;
 }
 
 size_t dns_fed_name_count(const struct dns_fed *fed)

@@ -13,7 +13,7 @@
  * query path can answer NODATA rather than NXDOMAIN for them.
  *
  * The table is built from the configuration, the merged state of all vantages
- * and the operator's drains, whenever any of them changes, and is then
+ * and the operator's intents, whenever any of them changes, and is then
  * immutable: the query path only looks up and copies. Ranking (dns_rank_*)
  * is the single decision procedure used by both the table build and
  * /v1/explain (dns_explain), so the two cannot disagree; explain learns what
@@ -21,7 +21,7 @@
  * built here only.
  *
  * Within a (name, region) the members tied within latency_slack_ms share the
- * answers in proportion to their ready endpoints: the build precomputes one
+ * answers in proportion to weight x ready endpoints (dns_rank): the build precomputes one
  * variant per tied member and a 64-slot weighted slot table; the query path
  * picks slot = client_hash % 64, where client_hash is a hash of the client's
  * subnet (/24 or /56), so a subnet always gets the same answer.
@@ -65,15 +65,24 @@ struct dns_fed_answer {
     int service;                   /* index in the table's service list, for metrics */
     int member;                    /* conf member index answered, -1 when none or several
                                       (CNAME up, fail-open, sorry), for metrics */
+    /* Where the answer sits in the table, for what was compiled from it
+     * (dns_pre): the name (NAME and ENT), its answer for this client and
+     * the variant picked (NAME; DNS_FED_NO_ID for a NODATA answer). */
+    uint32_t name_id;
+    uint32_t answer_id;
+    uint32_t variant_id;
 };
+
+#define DNS_FED_NO_ID UINT32_MAX
 
 /**
  * Builds the table. @merged may be NULL (no state yet: every member is
  * unknown, which fails open). CM_ENOMEM, or CM_ECONFIG with a reason in @err.
- * The table keeps no pointer into @conf, @merged or @drains.
+ * The table keeps no pointer into @conf, @merged or @intents.
  */
 int dns_fed_build(const struct cm_conf *conf, const struct cm_merged *merged,
-                  const struct dns_drains *drains, struct dns_fed **out, char *err, size_t errlen);
+                  const struct cm_intent_view *intents, struct dns_fed **out, char *err,
+                  size_t errlen);
 /** Accepts NULL. */
 void dns_fed_free(struct dns_fed *fed);
 
@@ -85,6 +94,30 @@ void dns_fed_free(struct dns_fed *fed);
 enum dns_fed_match dns_fed_lookup(const struct dns_fed *fed, const uint8_t *qname, size_t qname_len,
                                   uint16_t qtype, unsigned region, uint32_t client_hash,
                                   struct dns_fed_answer *out);
+
+/** The same with @qname_hash = dns_name_hash(qname, qname_len), known already. */
+enum dns_fed_match dns_fed_lookup_hashed(const struct dns_fed *fed, const uint8_t *qname,
+                                         size_t qname_len, uint32_t qname_hash, uint16_t qtype,
+                                         unsigned region, uint32_t client_hash,
+                                         struct dns_fed_answer *out);
+
+/* The table as data, for what is compiled from it (dns_pre): names (ENTs
+ * included) by name_id, variants by variant_id, answers by answer_id. */
+struct dns_fed_variant_rrsets {
+    const struct dns_rrset *a;     /* NULL when none */
+    const struct dns_rrset *aaaa;  /* NULL when none */
+    const struct dns_rrset *cname; /* non-NULL: the variant is this CNAME */
+};
+
+size_t dns_fed_name_total(const struct dns_fed *fed);
+/** The lowercased wire name of @name_id (< dns_fed_name_total), its length in *len. */
+const uint8_t *dns_fed_name_wire(const struct dns_fed *fed, size_t name_id, size_t *len);
+size_t dns_fed_variant_total(const struct dns_fed *fed);
+void dns_fed_variant_rrsets(const struct dns_fed *fed, size_t variant_id,
+                            struct dns_fed_variant_rrsets *out);
+size_t dns_fed_answer_total(const struct dns_fed *fed);
+/** The SOA TTL of a NODATA from answer @answer_id. */
+uint32_t dns_fed_answer_negative_ttl(const struct dns_fed *fed, size_t answer_id);
 
 /** Number of federated names and services (metrics, logs, benchmarks). */
 size_t dns_fed_name_count(const struct dns_fed *fed);

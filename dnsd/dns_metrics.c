@@ -63,12 +63,11 @@ static void metrics_merged(const struct dns_ctl_env *env, struct cm_buf *out)
     struct dns_rank_member *members = calloc(conf->member_count + 1, sizeof(*members));
     size_t *eligible = calloc(ns + 1, sizeof(*eligible));
     struct dns_rank_ctx ctx;
-    struct dns_drains drains;
     bool have_ctx = false;
 
     cm_metrics_family(out, "fedgslb_member_healthy", "gauge",
                       "Merged verdict of a member for a service: 1 healthy, 0 not (majority of "
-                      "the vantages reporting it; drains do not change it).");
+                      "the vantages reporting it; intents do not change it).");
     for (size_t s = 0; s < ns; s++) {
         const struct cm_merged_service *ms = &merged->services[s];
 
@@ -78,10 +77,9 @@ static void metrics_merged(const struct dns_ctl_env *env, struct cm_buf *out)
                         ms->members[m].healthy ? 1 : 0);
         }
     }
-    if (members != NULL && eligible != NULL) {
-        dns_state_drains(env->state, &drains);
-        have_ctx = dns_rank_ctx_init(&ctx, conf, merged, &drains) == CM_OK;
-    }
+    if (members != NULL && eligible != NULL)
+        have_ctx =
+            dns_rank_ctx_init(&ctx, conf, merged, dns_state_intent_view(env->state)) == CM_OK;
     for (size_t s = 0; have_ctx && s < ns; s++) {
         const struct cm_merged_service *ms = &merged->services[s];
         struct dns_rank_service rs;
@@ -93,8 +91,9 @@ static void metrics_merged(const struct dns_ctl_env *env, struct cm_buf *out)
         dns_rank_ctx_fini(&ctx);
     /* Each family's samples follow its own HELP and TYPE lines. */
     cm_metrics_family(out, "fedgslb_service_eligible_members", "gauge",
-                      "Members a service's global name may answer with (healthy, not drained, "
-                      "with ready endpoints and an address); 0 means its all-down policy applies.");
+                      "Members a service's global name may answer with (healthy or forced up, not "
+                      "drained, evacuated or forced down, with ready endpoints and an address); 0 "
+                      "means its all-down policy applies.");
     for (size_t s = 0; have_ctx && s < ns; s++)
         sample3(out, "fedgslb_service_eligible_members", NULL, merged->services[s].key, NULL,
                 (double)eligible[s]);

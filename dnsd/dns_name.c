@@ -2,7 +2,10 @@
 /* dns_name.c -- wire-format domain names (see dns_name.h). */
 #include "dnsd/dns_name.h"
 
+#include <endian.h>
 #include <string.h>
+
+#include "common/cm_hash.h"
 
 size_t dns_name_check(const uint8_t *p, size_t avail)
 {
@@ -23,10 +26,115 @@ size_t dns_name_check(const uint8_t *p, size_t avail)
     }
 }
 
+/*
+ * Eight bytes at a time (SWAR): a byte b of @v is an upper-case letter when
+ * b < 0x80, b + 0x3F reaches 0x80 (b >= 'A') and b + 0x25 does not (b <= 'Z');
+ * no sum carries into the next byte since only the low 7 bits are added. Its
+ * bit 5 is then set. Length bytes (1..63) are never letters, so a whole wire
+ * name is folded in one sweep.
+ */
+static uint64_t lower8(uint64_t v)
+{
+    const uint64_t low7 = 0x7f7f7f7f7f7f7f7full, high = 0x8080808080808080ull;
+    uint64_t h = v & low7;
+    uint64_t upper = (h + 0x3f3f3f3f3f3f3f3full) & ~(h + 0x2525252525252525ull) & ~v & high;
+
+    return v | (upper >> 2);
+}
+
 void dns_name_lower(uint8_t *dst, const uint8_t *src, size_t len)
 {
-    for (size_t i = 0; i < len; i++)
-        dst[i] = dns_name_lower_char(src[i]);
+    size_t i = 0;
+
+    for (; len - i >= 8; i += 8) {
+        uint64_t v;
+        memcpy(&v, src + i, 8);
+        v = lower8(v);
+        memcpy(dst + i, &v, 8);
+    }
+    if (i < len) {
+        uint64_t t = 0;
+        memcpy(&t, src + i, len - i);
+        t = lower8(t);
+        memcpy(dst + i, &t, len - i);
+    }
+}
+
+#define HASH_K1 0x87c37b91114253d5ULL
+#define HASH_K2 0x4cf5ad432745937fULL
+
+static uint64_t hash_init(size_t len)
+{
+    return 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len * 0xff51afd7ed558ccdULL);
+}
+
+static uint64_t hash_word(uint64_t h, uint64_t v)
+{
+    h ^= v * HASH_K1;
+    return ((h << 31) | (h >> 33)) * HASH_K2;
+}
+
+/* The last, zero-padded partial word, and murmur3's 64-bit finalizer. */
+static uint32_t hash_final(uint64_t h, uint64_t tail)
+{
+    return (uint32_t)cm_fmix64(h ^ tail * HASH_K1);
+}
+
+/*
+ * The last len % 8 bytes of @p (len bytes) as a little-endian word, zero
+ * above them. With 8 bytes or more, one load of the last 8 bytes and a
+ * shift, instead of a copy of variable length.
+ */
+static uint64_t tail_word(const uint8_t *p, size_t len)
+{
+    size_t rem = len % 8;
+    uint64_t t = 0;
+
+    if (rem == 0)
+        return 0;
+    if (len >= 8) {
+        memcpy(&t, p + len - 8, 8);
+        return le64toh(t) >> (8 * (8 - rem));
+    }
+    for (size_t i = rem; i-- > 0;)
+        t = t << 8 | p[i];
+    return t;
+}
+
+uint32_t dns_name_hash(const uint8_t *p, size_t len)
+{
+    uint64_t h = hash_init(len), v;
+    size_t i = 0;
+
+    for (; len - i >= 8; i += 8) {
+        memcpy(&v, p + i, 8);
+        h = hash_word(h, le64toh(v));
+    }
+    return hash_final(h, tail_word(p, len));
+}
+
+uint32_t dns_name_lower_hash(uint8_t *dst, const uint8_t *src, size_t len)
+{
+    uint64_t h = hash_init(len), v;
+    size_t i = 0;
+
+    for (; len - i >= 8; i += 8) {
+        memcpy(&v, src + i, 8);
+        v = lower8(v);
+        memcpy(dst + i, &v, 8);
+        h = hash_word(h, le64toh(v));
+    }
+    if (len % 8 == 0)
+        return hash_final(h, 0);
+    if (len >= 8) {
+        /* the last 8 bytes folded again: the overlap gets the same bytes */
+        memcpy(&v, src + len - 8, 8);
+        v = lower8(v);
+        memcpy(dst + len - 8, &v, 8);
+        return hash_final(h, le64toh(v) >> (8 * (8 - len % 8)));
+    }
+    dns_name_lower(dst, src, len);
+    return hash_final(h, tail_word(dst, len));
 }
 
 bool dns_name_equal_nocase(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)

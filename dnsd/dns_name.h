@@ -36,6 +36,16 @@ size_t dns_name_check(const uint8_t *p, size_t avail);
 /** Copies @len bytes of wire name from @src to @dst, lowercasing ASCII letters. */
 void dns_name_lower(uint8_t *dst, const uint8_t *src, size_t len);
 
+/**
+ * A 32-bit hash of @len bytes (64-bit multiply-rotate rounds over 8-byte
+ * words, murmur3's finalizer): the hash of the federated table's names.
+ * Not keyed: for tables whose keys the operator chose.
+ */
+uint32_t dns_name_hash(const uint8_t *p, size_t len);
+
+/** dns_name_lower() and dns_name_hash() of the result, in one pass. */
+uint32_t dns_name_lower_hash(uint8_t *dst, const uint8_t *src, size_t len);
+
 /** True if @a and @b (valid wire names) are the same name, ignoring ASCII case. */
 bool dns_name_equal_nocase(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 

@@ -24,6 +24,7 @@
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_geo.h"
 #include "dnsd/dns_name.h"
+#include "dnsd/dns_pre.h"
 #include "dnsd/dns_view.h"
 #include "dnsd/dns_wire.h"
 #include "dnsd/dns_zone.h"
@@ -47,6 +48,8 @@ enum step_result {
 
 struct qctx {
     const struct dns_view *view;
+    struct dns_cookie_memo *memo; /* the worker's, or NULL */
+    const uint8_t *pkt;           /* the query as received (borrowed) */
     const struct dns_request *req;
     uint16_t qtype; /* the question's type; A once ANY meets a federated name */
     struct dns_query_info *info;
@@ -102,25 +105,17 @@ static size_t response_limit(const struct dns_view *view, const struct dns_reque
 
 static uint32_t subnet_hash(int family, const uint8_t *addr, unsigned bits)
 {
-    /* FNV-1a over family, bit count and the masked prefix */
-    uint32_t h = CM_FNV1A32_INIT;
+    /* The masked prefix (at most HASH_BITS_V6 = 56 bits) as one word, the
+     * family and bit count in its top byte, through murmur3's 64-bit finalizer. */
     unsigned bytes = (bits + 7) / 8;
+    uint64_t v = 0;
 
-    h = (h ^ (uint32_t)family) * CM_FNV1A32_PRIME;
-    h = (h ^ bits) * CM_FNV1A32_PRIME;
-    for (unsigned i = 0; i < bytes; i++) {
-        uint8_t b = addr[i];
-        if (i == bytes - 1 && bits % 8 != 0)
-            b &= (uint8_t)(0xFFu << (8 - bits % 8));
-        h = cm_fnv1a32_byte(h, b);
-    }
-    /* murmur3 finalizer: spread the bits before the caller's "% 64" */
-    h ^= h >> 16;
-    h *= 0x85ebca6bu;
-    h ^= h >> 13;
-    h *= 0xc2b2ae35u;
-    h ^= h >> 16;
-    return h;
+    for (unsigned i = 0; i < bytes; i++)
+        v = v << 8 | addr[i];
+    if (bits % 8 != 0)
+        v &= ~(uint64_t)0 << (8 - bits % 8);
+    v |= (uint64_t)((family == AF_INET ? 0x80u : 0u) | bits) << 56;
+    return (uint32_t)cm_fmix64(v);
 }
 
 void dns_query_locate(const struct dns_view *view, int family, const uint8_t *addr,
@@ -182,6 +177,24 @@ void dns_query_locate(const struct dns_view *view, int family, const uint8_t *ad
         loc->subnet_scope = (uint8_t)(loc->subnet_scope + extra);
         loc->scope_len = (uint8_t)(loc->scope_len + extra);
     }
+}
+
+/*
+ * Starts loading the client lookup's table entry for the address
+ * locate_client() will use, so that on a large (GeoIP) table its cache miss
+ * overlaps the checks that come before.
+ */
+static void prefetch_location(const struct dns_view *view, const struct dns_request *r,
+                              const struct sockaddr *client)
+{
+    const struct dns_ecs *ecs = &r->edns.ecs;
+
+    if (ecs->present && ecs_enabled(view) && ecs->source_len > 0 && ecs->family == 1)
+        cm_lpm_prefetch(view->lpm, AF_INET, ecs->addr, ecs->source_len);
+    else if (!ecs->present && client != NULL && client->sa_family == AF_INET)
+        cm_lpm_prefetch(
+            view->lpm, AF_INET,
+            (const uint8_t *)&((const struct sockaddr_in *)(const void *)client)->sin_addr, 32);
 }
 
 static void locate_client(struct qctx *q, const struct sockaddr *client)
@@ -377,6 +390,7 @@ static void rrl_mark(struct qctx *q, enum dns_rrl_class cls, const struct dns_no
     q->info->rrl_class = cls;
     q->info->rrl_name = node->name;
     q->info->rrl_name_len = node->name_len;
+    q->info->rrl_name_hash = dns_name_hash(node->name, node->name_len); /* stored lowercased */
 }
 
 /* One name of the chain: @owner as written, @lc its lowercased copy. */
@@ -541,9 +555,12 @@ static size_t client_ip(const struct sockaddr *client, const uint8_t **ip)
 
 /*
  * DNS cookies (RFC 7873 §5.2, RFC 9018): with dnsd.cookies configured, a
- * query carrying a COOKIE option gets its client cookie back with a fresh
- * server cookie made with the current secret; a server cookie of ours (made
- * with the current or the previous secret, and fresh) marks the query
+ * query carrying a COOKIE option gets its client cookie back with a server
+ * cookie made with the current secret: the one it sent when that is ours,
+ * made with the current secret and at most half an hour old (RFC 9018
+ * §4.3), else a new one (the worker's memo hands out the one it made for
+ * this client cookie and address while young). A server cookie of ours
+ * (made with the current or the previous secret, and fresh) marks the query
  * cookie_valid. Returns false when the query must get BADCOOKIE instead of
  * an answer: dnsd.cookies.require, over UDP, without a valid server cookie.
  */
@@ -559,13 +576,19 @@ static bool cookie_process(struct qctx *q, const struct sockaddr *client, bool t
     const struct cm_conf_cookies *cf = &conf->dnsd.cookies;
     const uint8_t *server = c->data + DNS_COOKIE_CLIENT_LEN;
     size_t server_len = c->len - DNS_COOKIE_CLIENT_LEN;
-    bool valid = dns_cookie_check(cf->secret, c->data, server, server_len, ip, ip_len, now_s) ||
-                 (cf->has_previous &&
-                  dns_cookie_check(cf->previous, c->data, server, server_len, ip, ip_len, now_s));
+    bool current = server_len > 0 && dns_cookie_check_memo(q->memo, cf->secret, c->data, server,
+                                                           server_len, ip, ip_len, now_s);
+    bool valid =
+        current || (cf->has_previous && server_len > 0 &&
+                    dns_cookie_check(cf->previous, c->data, server, server_len, ip, ip_len, now_s));
 
     q->info->cookie_valid = valid;
     memcpy(q->cookie, c->data, DNS_COOKIE_CLIENT_LEN);
-    dns_cookie_make(cf->secret, c->data, ip, ip_len, now_s, q->cookie + DNS_COOKIE_CLIENT_LEN);
+    if (current && dns_cookie_young(server, now_s))
+        memcpy(q->cookie + DNS_COOKIE_CLIENT_LEN, server, DNS_COOKIE_OURS_LEN);
+    else
+        dns_cookie_make_memo(q->memo, cf->secret, c->data, ip, ip_len, now_s,
+                             q->cookie + DNS_COOKIE_CLIENT_LEN);
     q->cookie_len = DNS_COOKIE_CLIENT_LEN + DNS_COOKIE_OURS_LEN;
     return valid || tcp || !cf->require;
 }
@@ -600,6 +623,7 @@ static void rrl_classify(struct qctx *q, const uint8_t *resp, size_t len)
         info->rrl_class = DNS_RRL_NXDOMAIN;
         info->rrl_name = apex->name;
         info->rrl_name_len = apex->name_len;
+        info->rrl_name_hash = dns_name_hash(apex->name, apex->name_len);
         return;
     }
     if (q->rcode != DNS_RCODE_NOERROR) {
@@ -610,8 +634,88 @@ static void rrl_classify(struct qctx *q, const uint8_t *resp, size_t len)
         return;
     info->rrl_name = q->req->qname;
     info->rrl_name_len = q->req->qname_len;
+    info->rrl_name_hash = q->req->qname_hash;
     info->rrl_class =
         len >= DNS_HEADER_LEN && (resp[6] | resp[7]) != 0 ? DNS_RRL_POSITIVE : DNS_RRL_NODATA;
+}
+
+/*
+ * The precompiled path (dns_pre.h): a federated name whose answer for this
+ * client is a precompiled part is answered by copying the query's header
+ * and question, the part and the OPT, exactly as the writer would have
+ * written them. Returns 0 to leave the query to the writer: no part (CNAME
+ * chains, names outside the table), or not room for all of it (TC).
+ */
+static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
+{
+    const struct dns_request *req = q->req;
+    const struct dns_pre *pre = q->view->pre;
+    uint16_t ftype = req->qtype == DNS_TYPE_ANY ? DNS_TYPE_A : req->qtype;
+    const struct dns_pre_part *part = NULL;
+    struct dns_fed_answer fa;
+    bool records = false;
+
+    switch (dns_fed_lookup_hashed(q->view->fed, req->qname_lc, req->qname_len, req->qname_hash,
+                                  ftype, q->loc.region, q->loc.client_hash, &fa)) {
+    case DNS_FED_NAME:
+        if (fa.cname != NULL)
+            return 0;
+        records = fa.rrset != NULL;
+        if (records)
+            part = dns_pre_variant(pre, fa.variant_id, ftype == DNS_TYPE_AAAA);
+        else if (dns_pre_nodata_ok(pre, fa.name_id))
+            part = dns_pre_nodata(pre, fa.answer_id);
+        break;
+    case DNS_FED_ENT:
+        if (dns_pre_nodata_ok(pre, fa.name_id))
+            part = dns_pre_ent(pre);
+        break;
+    case DNS_FED_NONE:
+        break;
+    }
+    if (part == NULL)
+        return 0;
+
+    size_t base = DNS_HEADER_LEN + req->qname_len + 4u; /* where the part goes */
+    struct dns_opt_out o;
+    size_t opt_len = 0;
+    if (req->edns.present) {
+        q->region_dependent = records && fa.region_dependent;
+        q->subnet_dependent = records && fa.subnet_dependent;
+        o = opt_out(q, ecs_scope(q));
+        opt_len = dns_writer_opt_len(&o);
+    }
+    if (base + part->len + opt_len > limit)
+        return 0;               /* the writer truncates */
+    memcpy(resp, q->pkt, base); /* ID, QDCOUNT, the question as asked */
+    uint16_t flags = (uint16_t)(base_flags(req) | DNS_FLAG_AA);
+    resp[2] = (uint8_t)(flags >> 8);
+    resp[3] = (uint8_t)flags;
+    resp[6] = (uint8_t)(part->an >> 8);
+    resp[7] = (uint8_t)part->an;
+    resp[8] = (uint8_t)(part->ns >> 8);
+    resp[9] = (uint8_t)part->ns;
+    resp[10] = 0;
+    resp[11] = opt_len > 0 ? 1 : 0;
+    size_t len = base + dns_pre_copy(pre, part, resp + base, base);
+    if (opt_len > 0)
+        len += dns_wire_put_opt(resp + len, limit - len, &o);
+
+    struct dns_query_info *info = q->info;
+    if (fa.name_id != DNS_FED_NO_ID && fa.answer_id != DNS_FED_NO_ID) {
+        info->federated = true;
+        info->service = fa.service;
+        info->fail_open = fa.fail_open;
+        info->fail_closed = fa.fail_closed;
+        info->member = fa.member;
+    }
+    info->precompiled = true;
+    info->rcode = DNS_RCODE_NOERROR;
+    info->rrl_class = part->an > 0 ? DNS_RRL_POSITIVE : DNS_RRL_NODATA;
+    info->rrl_name = req->qname;
+    info->rrl_name_len = req->qname_len;
+    info->rrl_name_hash = req->qname_hash;
+    return len;
 }
 
 static size_t answer_response(struct qctx *q, uint8_t *resp, size_t limit,
@@ -622,6 +726,13 @@ static size_t answer_response(struct qctx *q, uint8_t *resp, size_t limit,
     locate_client(q, client);
     q->info->region = q->loc.region;
     q->info->placement = q->loc.source;
+    if (q->view->pre != NULL) {
+        size_t n = precompiled_response(q, resp, limit);
+        if (n > 0)
+            return n;
+        q->region_dependent = false;
+        q->subnet_dependent = false;
+    }
     dns_writer_init(&q->w, resp, limit - opt_reserve(q));
     if (dns_writer_header(&q->w, req->id, base_flags(req), true) != CM_OK ||
         dns_writer_question(&q->w, req->qname, req->qname_len, req->qtype, req->qclass) != CM_OK)
@@ -646,6 +757,15 @@ size_t dns_query_process(const struct dns_view *view, const uint8_t *req, size_t
                          uint8_t *resp, size_t resp_cap, const struct sockaddr *client, bool tcp,
                          struct dns_query_info *info, uint32_t now_s)
 {
+    return dns_query_process_memo(view, NULL, req, req_len, resp, resp_cap, client, tcp, info,
+                                  now_s);
+}
+
+size_t dns_query_process_memo(const struct dns_view *view, struct dns_cookie_memo *memo,
+                              const uint8_t *req, size_t req_len, uint8_t *resp, size_t resp_cap,
+                              const struct sockaddr *client, bool tcp, struct dns_query_info *info,
+                              uint32_t now_s)
+{
     struct dns_query_info scratch;
     struct dns_request r;
     struct qctx q;
@@ -659,13 +779,27 @@ size_t dns_query_process(const struct dns_view *view, const uint8_t *req, size_t
     if (req_len < DNS_HEADER_LEN || resp_cap < DNS_UDP_MIN || (req[2] & 0x80) != 0)
         return 0;
     enum dns_parse_status st = dns_wire_parse(req, req_len, &r);
+    prefetch_location(view, &r, client);
     if (st == DNS_PARSE_SHORT)
         return 0;
-    memset(&q, 0, sizeof(q));
+    /* Field by field: the writer, the additional-section list and the cookie
+     * buffer are set up when used, and clearing them costs more than a lookup. */
     q.view = view;
+    q.memo = memo;
+    q.pkt = req;
     q.req = &r;
     q.qtype = r.qtype;
     q.info = info;
+    q.flags = 0;
+    q.rcode = 0;
+    q.region_dependent = false;
+    q.subnet_dependent = false;
+    q.next = NULL;
+    q.next_len = 0;
+    q.added_count = 0;
+    q.cookie_len = 0;
+    q.nsid = false;
+    memset(&q.loc, 0, sizeof(q.loc));
     if (r.has_question)
         info->qtype = r.qtype;
     size_t limit = response_limit(view, &r, resp_cap, tcp);

@@ -24,9 +24,11 @@
  *    cm_lpm scope, longer than the source when the source covers networks of
  *    other regions; tied members: the /24 or /56 hash), 0 for answers that
  *    hold for every client (static data, uniform names, NODATA, NXDOMAIN);
- *  - COOKIE (RFC 7873, RFC 9018 server cookies) with dnsd.cookies: a fresh
- *    server cookie in every response to a query with a client cookie; a
- *    malformed option is FORMERR; BADCOOKIE over UDP under cookies.require;
+ *  - COOKIE (RFC 7873, RFC 9018 server cookies) with dnsd.cookies: a server
+ *    cookie in every response to a query with a client cookie, the one sent
+ *    back while ours and at most half an hour old (RFC 9018 §4.3), else a
+ *    new one; a malformed option is FORMERR; BADCOOKIE over UDP under
+ *    cookies.require;
  *  - NSID (RFC 5001): dnsd.nsid, when the query has an empty NSID option;
  *  - replies to opcodes other than QUERY carry ID, QR and opcode only.
  */
@@ -40,6 +42,7 @@
 
 #include "dnsd/dns_rrl.h"
 
+struct dns_cookie_memo;
 struct dns_view;
 
 /* What happened, for the caller's metrics. */
@@ -62,7 +65,9 @@ struct dns_query_info {
     enum dns_rrl_class rrl_class;
     const uint8_t *rrl_name;
     size_t rrl_name_len;
-    uint8_t placement; /* enum dns_place_source that placed the client (answers only) */
+    uint32_t rrl_name_hash; /* dns_name_hash() of rrl_name lowercased (dns_rrl_check_hashed) */
+    uint8_t placement;      /* enum dns_place_source that placed the client (answers only) */
+    bool precompiled;       /* the sections were copied from precompiled parts (dns_pre.h) */
 };
 
 /**
@@ -75,6 +80,15 @@ struct dns_query_info {
 size_t dns_query_process(const struct dns_view *view, const uint8_t *req, size_t req_len,
                          uint8_t *resp, size_t resp_cap, const struct sockaddr *client, bool tcp,
                          struct dns_query_info *info, uint32_t now_s);
+
+/**
+ * The same, with the calling worker's cookie memo (dns_cookie.h; NULL: none),
+ * which this call may update: one memo per thread.
+ */
+size_t dns_query_process_memo(const struct dns_view *view, struct dns_cookie_memo *memo,
+                              const uint8_t *req, size_t req_len, uint8_t *resp, size_t resp_cap,
+                              const struct sockaddr *client, bool tcp, struct dns_query_info *info,
+                              uint32_t now_s);
 
 /** Client location as the query path computes it, for /v1/explain. */
 struct dns_client_loc {

@@ -16,6 +16,7 @@ const struct cm_conf_policy dns_rank_default_policy = {
     .sorry_target = NULL,
     .max_answers = 8,
     .latency_slack_ms = 5,
+    .prefer_own_region = true,
 };
 
 struct name_sort {
@@ -35,7 +36,7 @@ static int name_cmp(const void *a, const void *b)
 }
 
 int dns_rank_ctx_init(struct dns_rank_ctx *ctx, const struct cm_conf *conf,
-                      const struct cm_merged *merged, const struct dns_drains *drains)
+                      const struct cm_merged *merged, const struct cm_intent_view *intents)
 {
     size_t n = conf->member_count;
     struct name_sort *tmp;
@@ -43,7 +44,7 @@ int dns_rank_ctx_init(struct dns_rank_ctx *ctx, const struct cm_conf *conf,
     memset(ctx, 0, sizeof(*ctx));
     ctx->conf = conf;
     ctx->merged = merged;
-    ctx->drained = drains != NULL ? drains->drained : NULL;
+    ctx->intents = intents != NULL && intents->member_count == n ? intents : NULL;
     ctx->name_rank = calloc(n > 0 ? n : 1, sizeof(*ctx->name_rank));
     tmp = calloc(n > 0 ? n : 1, sizeof(*tmp));
     if (ctx->name_rank == NULL || tmp == NULL) {
@@ -68,6 +69,70 @@ void dns_rank_ctx_fini(struct dns_rank_ctx *ctx)
     ctx->name_rank = NULL;
 }
 
+/* Weight and priority of member @m: intent, else configuration, else annotation. */
+static void policy_eval(const struct dns_rank_service *rs, size_t m, struct dns_rank_member *rm,
+                        const struct cm_state_endpoint *src)
+{
+    const struct cm_conf_policy *pol = rs->policy;
+    uint32_t v;
+
+    rm->weight = 1;
+    rm->priority = 0;
+    if (src != NULL && src->has_weight) {
+        rm->weight = src->weight;
+        rm->weight_src = DNS_RANK_POLICY_ANNOTATION;
+    }
+    if (src != NULL && src->has_priority) {
+        rm->priority = src->priority;
+        rm->priority_src = DNS_RANK_POLICY_ANNOTATION;
+    }
+    if (pol->weights != NULL && pol->weights[m] != CM_POLICY_UNSET) {
+        rm->weight = pol->weights[m];
+        rm->weight_src = DNS_RANK_POLICY_CONFIG;
+    }
+    if (pol->priority != NULL && pol->priority[m] != CM_POLICY_UNSET) {
+        rm->priority = pol->priority[m];
+        rm->priority_src = DNS_RANK_POLICY_CONFIG;
+    }
+    if (cm_intent_view_value(rs->ctx->intents, rs->key, m, CM_INTENT_WEIGHT, &v, &rm->weight_by)) {
+        rm->weight = v;
+        rm->weight_src = DNS_RANK_POLICY_INTENT;
+    }
+    if (cm_intent_view_value(rs->ctx->intents, rs->key, m, CM_INTENT_PRIORITY, &v,
+                             &rm->priority_by)) {
+        rm->priority = v;
+        rm->priority_src = DNS_RANK_POLICY_INTENT;
+    }
+}
+
+/*
+ * Why a present member is not a candidate, or NULL when it is one. @no_eps:
+ * it has no ready endpoint and its service does not allow that.
+ */
+static const char *why_not(const struct dns_rank_member *rm, bool no_eps)
+{
+    bool forced_up = rm->admin == CM_ADMIN_FORCE_UP;
+
+    switch (rm->admin) {
+    case CM_ADMIN_DRAINED:
+        return "drained";
+    case CM_ADMIN_EVACUATED:
+        return "region evacuated";
+    case CM_ADMIN_FORCE_DOWN:
+        return "forced down";
+    case CM_ADMIN_FORCE_UP:
+    case CM_ADMIN_NONE:
+        break;
+    }
+    if (!forced_up && !rm->ep->healthy)
+        return "unhealthy by majority";
+    if (!forced_up && no_eps)
+        return "0 ready endpoints";
+    if (!rm->has_addr && !rm->has_host)
+        return "no address or hostname";
+    return NULL;
+}
+
 static void member_eval(const struct dns_rank_service *rs, size_t m, struct dns_rank_member *rm)
 {
     const struct cm_merged_endpoint *ep = rs->msvc != NULL ? &rs->msvc->members[m] : NULL;
@@ -78,7 +143,9 @@ static void member_eval(const struct dns_rank_service *rs, size_t m, struct dns_
 
     memset(rm, 0, sizeof(*rm));
     rm->ep = ep;
-    rm->drained = rs->ctx->drained != NULL && rs->ctx->drained[m];
+    rm->admin = cm_intent_view_admin(rs->ctx->intents, m, &rm->admin_by);
+    rm->drained = rm->admin == CM_ADMIN_DRAINED || rm->admin == CM_ADMIN_EVACUATED;
+    policy_eval(rs, m, rm, src);
     if (ep != NULL && ep->unplaced) {
         rm->why_not = "not in the service's placement";
         return;
@@ -92,16 +159,8 @@ static void member_eval(const struct dns_rank_service *rs, size_t m, struct dns_
     rm->has_addr = src->address_count > 0;
     rm->has_host = src->hostname != NULL && dns_name_from_text(src->hostname, false, wire) > 1;
     rm->fail_open_ok = !rm->drained && rm->has_addr;
-    if (rm->drained)
-        rm->why_not = "drained";
-    else if (!ep->healthy)
-        rm->why_not = "unhealthy by majority";
-    else if (no_eps)
-        rm->why_not = "0 ready endpoints";
-    else if (!rm->has_addr && !rm->has_host)
-        rm->why_not = "no address or hostname";
-    else
-        rm->eligible = true;
+    rm->why_not = why_not(rm, no_eps);
+    rm->eligible = rm->why_not == NULL;
 }
 
 void dns_rank_service_init(struct dns_rank_service *rs, const struct dns_rank_ctx *ctx,
@@ -113,6 +172,7 @@ void dns_rank_service_init(struct dns_rank_service *rs, const struct dns_rank_ct
     memset(rs, 0, sizeof(*rs));
     rs->ctx = ctx;
     rs->msvc = msvc;
+    rs->key = msvc != NULL ? msvc->key : NULL;
     rs->policy = policy != NULL ? policy : &dns_rank_default_policy;
     rs->members = members;
     rs->pending_member = -1;
@@ -153,7 +213,8 @@ double dns_rank_latency(const struct dns_rank_service *rs, size_t region, size_t
     return DNS_RANK_UNKNOWN_RTT_MS;
 }
 
-/* Total order: latency, then (unknown latency only) the member's region, then name. */
+/* Total order: latency, then the client's own region first, then (unknown
+ * latency only) the member's region, then name. */
 static bool entry_before(const struct dns_rank_ctx *ctx, const struct dns_rank_entry *a,
                          const struct dns_rank_entry *b)
 {
@@ -161,6 +222,8 @@ static bool entry_before(const struct dns_rank_ctx *ctx, const struct dns_rank_e
 
     if (a->latency_ms != b->latency_ms)
         return a->latency_ms < b->latency_ms;
+    if (a->own_region != b->own_region)
+        return a->own_region;
     ra = a->src == DNS_RANK_SRC_UNKNOWN ? ctx->conf->members[a->member].region + 1 : 0;
     rb = b->src == DNS_RANK_SRC_UNKNOWN ? ctx->conf->members[b->member].region + 1 : 0;
     if (ra != rb)
@@ -180,6 +243,7 @@ size_t dns_rank_order(const struct dns_rank_service *rs, size_t region, struct d
             continue;
         e.member = (uint32_t)m;
         e.latency_ms = dns_rank_latency(rs, region, m, &e.src);
+        e.own_region = rs->ctx->conf->members[m].region == region;
         /* Insertion sort: member lists are short. */
         for (j = n; j > 0 && entry_before(rs->ctx, &e, &out[j - 1]); j--)
             out[j] = out[j - 1];
@@ -231,33 +295,92 @@ static void decide_all_down(const struct dns_rank_service *rs, const struct dns_
     }
 }
 
-static uint32_t ready_weight(const struct dns_rank_member *rm)
+/* A member's share among those answered: its weight (1 among standbys) x ready endpoints. */
+static uint32_t share_weight(const struct dns_rank_member *rm, bool standby)
 {
-    uint32_t ready = rm->ep != NULL && rm->ep->src != NULL ? rm->ep->src->ready_endpoints : 0;
+    uint64_t ready = rm->ep != NULL && rm->ep->src != NULL ? rm->ep->src->ready_endpoints : 0;
+    uint64_t w = (standby ? 1 : rm->weight) * (ready > 0 ? ready : 1);
 
-    return ready > 0 ? ready : 1;
+    return w > UINT32_MAX ? UINT32_MAX : (uint32_t)w;
+}
+
+/*
+ * The candidates in scope the answer may use, in rank order, into @idx
+ * (positions in @ranked): the standby members (weight 0) only when no other
+ * is a candidate, and of the rest the lowest priority group. Sets
+ * out->standby and out->group; returns how many.
+ */
+static size_t pick_group(const struct dns_rank_service *rs, const struct dns_rank_scope *scope,
+                         const struct dns_rank_entry *ranked, size_t n, uint32_t *idx,
+                         struct dns_rank_decision *out)
+{
+    const struct cm_conf *conf = rs->ctx->conf;
+    uint32_t min_active = UINT32_MAX, min_any = UINT32_MAX;
+    size_t k = 0, m = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct dns_rank_member *rm = &rs->members[ranked[i].member];
+
+        if (!rm->eligible || !dns_rank_in_scope(conf, scope, ranked[i].member))
+            continue;
+        idx[k++] = (uint32_t)i;
+        if (rm->weight > 0 && rm->priority < min_active)
+            min_active = rm->priority;
+        if (rm->priority < min_any)
+            min_any = rm->priority;
+    }
+    out->standby = k > 0 && min_active == UINT32_MAX;
+    out->group = out->standby ? min_any : min_active;
+    for (size_t i = 0; i < k; i++) {
+        const struct dns_rank_member *rm = &rs->members[ranked[idx[i]].member];
+
+        if ((rm->weight > 0 || out->standby) && rm->priority == out->group)
+            idx[m++] = idx[i];
+    }
+    return m;
+}
+
+/*
+ * Of the group (@idx, @k entries of @ranked), the best member and every one
+ * within latency_slack_ms of it; when some of those are in the client's own
+ * region (and the policy prefers them), only those.
+ */
+static void choose(const struct dns_rank_service *rs, const struct dns_rank_entry *ranked,
+                   const uint32_t *idx, size_t k, struct dns_rank_decision *out)
+{
+    size_t count = 0, local = 0;
+    double best = k > 0 ? ranked[idx[0]].latency_ms : 0;
+
+    while (count < k && count < DNS_RANK_MAX_CHOSEN &&
+           ranked[idx[count]].latency_ms <= best + (double)rs->policy->latency_slack_ms)
+        local += ranked[idx[count++]].own_region;
+    if (!rs->policy->prefer_own_region)
+        local = 0;
+    out->own_region_only = local > 0 && local < count;
+    for (size_t i = 0; i < count; i++) {
+        const struct dns_rank_entry *e = &ranked[idx[i]];
+
+        if (local > 0 && !e->own_region)
+            continue;
+        out->weight[out->chosen_count] = share_weight(&rs->members[e->member], out->standby);
+        out->chosen[out->chosen_count++] = e->member;
+    }
 }
 
 void dns_rank_decide(const struct dns_rank_service *rs, const struct dns_rank_scope *scope,
                      const struct dns_rank_entry *ranked, size_t n, struct dns_rank_decision *out)
 {
     const struct cm_conf *conf = rs->ctx->conf;
-    double best = 0;
+
+    uint32_t idx[DNS_RANK_MAX_MEMBERS];
+    size_t k;
 
     memset(out, 0, sizeof(*out));
     out->ttl = rs->ttl;
     out->ttl_why = rs->pending_member >= 0 ? DNS_RANK_TTL_PENDING : DNS_RANK_TTL_NORMAL;
-    for (size_t i = 0; i < n && out->chosen_count < DNS_RANK_MAX_CHOSEN; i++) {
-        const struct dns_rank_member *rm = &rs->members[ranked[i].member];
-        if (!rm->eligible || !dns_rank_in_scope(conf, scope, ranked[i].member))
-            continue;
-        if (out->chosen_count == 0)
-            best = ranked[i].latency_ms;
-        else if (ranked[i].latency_ms > best + (double)rs->policy->latency_slack_ms)
-            break;
-        out->weight[out->chosen_count] = ready_weight(rm);
-        out->chosen[out->chosen_count++] = ranked[i].member;
-    }
+    k = pick_group(rs, scope, ranked, n < DNS_RANK_MAX_MEMBERS ? n : DNS_RANK_MAX_MEMBERS, idx,
+                   out);
+    choose(rs, ranked, idx, k, out);
     if (out->chosen_count > 1) {
         out->rule = DNS_RANK_SHARED;
     } else if (out->chosen_count == 1) {
@@ -336,13 +459,30 @@ void dns_rank_slots(const uint32_t *weight, size_t n, uint8_t slots[DNS_RANK_SLO
     }
 }
 
+const char *dns_rank_admin_text(enum cm_intent_admin admin)
+{
+    switch (admin) {
+    case CM_ADMIN_NONE:
+        break;
+    case CM_ADMIN_FORCE_UP:
+        return "forced up";
+    case CM_ADMIN_FORCE_DOWN:
+        return "forced down";
+    case CM_ADMIN_EVACUATED:
+        return "region evacuated";
+    case CM_ADMIN_DRAINED:
+        return "drained";
+    }
+    return "none";
+}
+
 const char *dns_rank_rule_text(enum dns_rank_rule rule)
 {
     switch (rule) {
     case DNS_RANK_BEST:
         return "best latency";
     case DNS_RANK_SHARED:
-        return "shared within latency_slack_ms (weighted by ready endpoints)";
+        return "shared within latency_slack_ms (weight x ready endpoints)";
     case DNS_RANK_CNAME_UP_REGION:
         return "cname up: no healthy member in region";
     case DNS_RANK_CNAME_UP_ZONE:

@@ -3,8 +3,14 @@
  * dns_rrl.c -- response rate limiting (see dns_rrl.h).
  *
  * A bucket is identified by the 64-bit keyed hash of (class, family, masked
- * prefix, lowercased name) alone: two keys share a bucket only if their
- * SipHash values are equal, which an attacker without the key cannot arrange.
+ * prefix, the name's hash) alone: two keys share a bucket only if their
+ * SipHash-1-3 values are equal, which an attacker without the key cannot
+ * arrange for different prefixes or classes. The name enters as the
+ * table's 32-bit name hash (dns_name_hash of the lowercased name, which
+ * the query path has computed already): two names of one prefix and class
+ * whose hashes collide share a bucket, which gives an attacker nothing he
+ * could not get by asking for the other name from the same prefix. The
+ * table size is a power of two, so a slot is a mask of the key.
  */
 #include "dnsd/dns_rrl.h"
 
@@ -26,7 +32,10 @@ struct rrl_bucket {
 struct dns_rrl {
     struct dns_rrl_params p;
     uint8_t key[CM_SIPHASH_KEY_LEN];
-    int64_t floor;            /* -rate x window */
+    int64_t floor;    /* -rate x window */
+    size_t mask;      /* p.table_size - 1, a power of two minus one */
+    uint8_t mask4[4]; /* the ipv4_prefix and ipv6_prefix netmasks */
+    uint8_t mask6[16];
     struct rrl_bucket *table; /* owned, p.table_size entries */
 };
 
@@ -65,6 +74,26 @@ struct dns_rrl *dns_rrl_new(const struct dns_rrl_params *params,
         rrl->p.window_s = 1;
     if (rrl->p.table_size < DNS_RRL_PROBE)
         rrl->p.table_size = DNS_RRL_PROBE;
+    size_t n = DNS_RRL_PROBE; /* a power of two: slots are masks, not divisions */
+    while (n < rrl->p.table_size) {
+        if (n > SIZE_MAX / 2 / sizeof(*rrl->table)) {
+            free(rrl);
+            return NULL;
+        }
+        n *= 2;
+    }
+    rrl->p.table_size = n;
+    rrl->mask = n - 1;
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned b4 = rrl->p.ipv4_prefix, b6 = rrl->p.ipv6_prefix;
+        if (i < 4)
+            rrl->mask4[i] = (uint8_t)(b4 >= 8 * (i + 1) ? 0xFF
+                                      : b4 > 8 * i      ? 0xFF00u >> (b4 - 8 * i)
+                                                        : 0);
+        rrl->mask6[i] = (uint8_t)(b6 >= 8 * (i + 1) ? 0xFF
+                                  : b6 > 8 * i      ? 0xFF00u >> (b6 - 8 * i)
+                                                    : 0);
+    }
     rrl->floor = -(int64_t)rrl->p.rate * rrl->p.window_s;
     if (rrl->floor < INT32_MIN)
         rrl->floor = INT32_MIN;
@@ -85,63 +114,58 @@ void dns_rrl_free(struct dns_rrl *rrl)
     free(rrl);
 }
 
-/* Family and masked prefix bytes into @out; returns the bytes written, 0 if not IP. */
+/* Family and masked prefix bytes into @out (17 bytes, zero beyond the
+ * prefix); returns the bytes that count, 0 if not IP. */
 static size_t source_prefix(const struct dns_rrl *rrl, const struct sockaddr *sa, uint8_t *out,
                             int *family, const uint8_t **raw)
 {
     const uint8_t *addr;
-    unsigned bits;
-    size_t n;
 
     if (sa->sa_family == AF_INET) {
         addr = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
-        n = 4;
-        bits = rrl->p.ipv4_prefix;
+        out[0] = 4;
+        for (unsigned i = 0; i < 4; i++)
+            out[1 + i] = addr[i] & rrl->mask4[i];
+        memset(out + 5, 0, 12);
     } else if (sa->sa_family == AF_INET6) {
         addr = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-        n = 16;
-        bits = rrl->p.ipv6_prefix;
+        out[0] = 16;
+        for (unsigned i = 0; i < 16; i++)
+            out[1 + i] = addr[i] & rrl->mask6[i];
     } else {
         return 0;
     }
     *family = sa->sa_family;
     *raw = addr;
-    out[0] = (uint8_t)n;
-    for (size_t i = 0; i < n; i++) {
-        unsigned keep = bits >= 8 * (i + 1) ? 8 : bits > 8 * i ? bits - 8 * (unsigned)i : 0;
-        out[1 + i] = (uint8_t)(addr[i] & (uint8_t)(0xFF00u >> keep));
-    }
-    return 1 + n;
+    return 1u + out[0];
 }
 
-static uint64_t bucket_key(const struct dns_rrl *rrl, const uint8_t *prefix, size_t plen,
-                           enum dns_rrl_class cls, const uint8_t *name, size_t len)
+static uint64_t bucket_key(const struct dns_rrl *rrl, const uint8_t prefix[17], size_t plen,
+                           enum dns_rrl_class cls, uint32_t name_hash)
 {
-    uint8_t buf[2 + 16 + DNS_NAME_MAX];
-    size_t n = 0;
+    uint8_t buf[5 + 17];
     uint64_t h;
 
-    buf[n++] = (uint8_t)cls;
-    memcpy(buf + n, prefix, plen);
-    n += plen;
-    if (name != NULL && cls != DNS_RRL_ERROR) {
-        if (len > DNS_NAME_MAX)
-            len = DNS_NAME_MAX;
-        dns_name_lower(buf + n, name, len);
-        n += len;
-    }
-    h = cm_siphash24(rrl->key, buf, n);
+    if (cls == DNS_RRL_ERROR)
+        name_hash = 0;
+    buf[0] = (uint8_t)cls;
+    buf[1] = (uint8_t)(name_hash >> 24);
+    buf[2] = (uint8_t)(name_hash >> 16);
+    buf[3] = (uint8_t)(name_hash >> 8);
+    buf[4] = (uint8_t)name_hash;
+    memcpy(buf + 5, prefix, 17); /* plen bytes, the rest zero */
+    h = cm_siphash13(rrl->key, buf, 5 + plen);
     return h != 0 ? h : 1;
 }
 
 /* The bucket of @key: found among the probe slots, else the free or least recently used one. */
 static struct rrl_bucket *bucket_get(struct dns_rrl *rrl, uint64_t key, uint32_t now_s)
 {
-    size_t start = (size_t)(key % rrl->p.table_size);
+    size_t start = (size_t)key & rrl->mask;
     struct rrl_bucket *victim = NULL;
 
     for (size_t i = 0; i < DNS_RRL_PROBE; i++) {
-        struct rrl_bucket *b = &rrl->table[(start + i) % rrl->p.table_size];
+        struct rrl_bucket *b = &rrl->table[(start + i) & rrl->mask];
 
         if (b->key == key)
             return b;
@@ -161,6 +185,21 @@ enum dns_rrl_action dns_rrl_check(struct dns_rrl *rrl, const struct sockaddr *cl
                                   enum dns_rrl_class cls, const uint8_t *name, size_t len,
                                   bool cookie_valid, uint32_t now_s)
 {
+    uint8_t lc[DNS_NAME_MAX];
+    uint32_t h = 0;
+
+    if (name != NULL && len > 0) {
+        if (len > DNS_NAME_MAX)
+            len = DNS_NAME_MAX;
+        h = dns_name_lower_hash(lc, name, len);
+    }
+    return dns_rrl_check_hashed(rrl, client, cls, h, cookie_valid, now_s);
+}
+
+enum dns_rrl_action dns_rrl_check_hashed(struct dns_rrl *rrl, const struct sockaddr *client,
+                                         enum dns_rrl_class cls, uint32_t name_hash,
+                                         bool cookie_valid, uint32_t now_s)
+{
     uint8_t prefix[17];
     const uint8_t *raw = NULL;
     struct cm_lpm_result res;
@@ -178,7 +217,7 @@ enum dns_rrl_action dns_rrl_check(struct dns_rrl *rrl, const struct sockaddr *cl
     if (rrl->p.exempt != NULL &&
         cm_lpm_lookup(rrl->p.exempt, family, raw, family == AF_INET ? 32 : 128, &res))
         return DNS_RRL_EXEMPT;
-    b = bucket_get(rrl, bucket_key(rrl, prefix, plen, cls, name, len), now_s);
+    b = bucket_get(rrl, bucket_key(rrl, prefix, plen, cls, name_hash), now_s);
     elapsed = now_s - b->stamp_s;
     bal = b->balance;
     if (elapsed > 0) {

@@ -23,11 +23,11 @@
  * behind a spoofed neighbour retries over TCP, the others are dropped
  * (slip 0: drop all; slip 1: truncate all).
  *
- * The table is one fixed array per worker (`table_size` entries, allocated
- * at start): no allocation and no lock on the query path. A key hashes
- * (SipHash-2-4 under a random per-table key, so attackers cannot aim
- * collisions) to a slot; DNS_RRL_PROBE neighbours are searched, and a new key
- * replaces the one seen longest ago.
+ * The table is one fixed array per worker (`table_size` entries rounded up
+ * to a power of two, allocated at start): no allocation and no lock on the
+ * query path. A key hashes (SipHash-1-3 under a random per-table key, so
+ * attackers cannot aim collisions) to a slot; DNS_RRL_PROBE neighbours are
+ * searched, and a new key replaces the one seen longest ago.
  *
  * Exempt: sources in the exempt table, answers to queries with a valid server
  * cookie (the caller's flag), and TCP (the caller does not ask).
@@ -71,7 +71,7 @@ struct dns_rrl_params {
     uint32_t window_s;           /* seconds a flood's debt lasts, >= 1 */
     uint8_t ipv4_prefix;         /* 1..32 */
     uint8_t ipv6_prefix;         /* 1..128 */
-    size_t table_size;           /* buckets, >= DNS_RRL_PROBE */
+    size_t table_size;           /* buckets, >= DNS_RRL_PROBE; rounded up to a power of 2 */
     const struct cm_lpm *exempt; /* borrowed, may be NULL; must outlive the table */
 };
 
@@ -98,6 +98,15 @@ void dns_rrl_free(struct dns_rrl *rrl);
 enum dns_rrl_action dns_rrl_check(struct dns_rrl *rrl, const struct sockaddr *client,
                                   enum dns_rrl_class cls, const uint8_t *name, size_t len,
                                   bool cookie_valid, uint32_t now_s);
+
+/**
+ * The same, the name given by @name_hash: dns_name_hash() of the lowercased
+ * name (the parser's dns_request.qname_hash for the query name), 0 for
+ * none. Both calls put a name in the same bucket.
+ */
+enum dns_rrl_action dns_rrl_check_hashed(struct dns_rrl *rrl, const struct sockaddr *client,
+                                         enum dns_rrl_class cls, uint32_t name_hash,
+                                         bool cookie_valid, uint32_t now_s);
 
 /**
  * Rewrites the response @resp (@len bytes, header + question first) into its

@@ -36,6 +36,7 @@
 #include "common/cm_net.h"
 #include "common/cm_nofile.h"
 #include "common/cm_time.h"
+#include "dnsd/dns_cookie.h"
 #include "dnsd/dns_pktinfo.h"
 #include "dnsd/dns_qlog.h"
 #include "dnsd/dns_query.h"
@@ -147,11 +148,14 @@ struct dns_worker {
     struct sockaddr_storage names[UDP_BATCH];
     union dns_pktinfo_ctl rctl[UDP_BATCH]; /* destination address of each query (wildcard) */
     union dns_pktinfo_ctl sctl[UDP_BATCH]; /* source address of each reply (wildcard) */
+    unsigned rdirty;                       /* rmsg slots the last recvmmsg filled */
+    int rmode;                             /* -1, or the pktinfo mode rmsg is set for */
     uint8_t *rbufs;                        /* owned, UDP_BATCH x UDP_REQ_MAX */
     uint8_t *sbufs;                        /* owned, UDP_BATCH x resp_cap */
     size_t resp_cap;
     struct dns_rrl *rrl;   /* owned; NULL when dnsd.rrl is disabled */
     struct dns_qlog *qlog; /* borrowed from the server; NULL when the query log is off */
+    struct dns_cookie_memo cookie_memo; /* cookies made and checked lately (dns_cookie.h) */
 
     struct conn_list active;
     struct conn_list free;
@@ -287,8 +291,8 @@ static size_t udp_rrl(struct dns_worker *w, const struct sockaddr *client,
 
     if (w->rrl == NULL || len == 0)
         return len;
-    a = dns_rrl_check(w->rrl, client, info->rrl_class, info->rrl_name, info->rrl_name_len,
-                      query_cookie_valid(info), now_s);
+    a = dns_rrl_check_hashed(w->rrl, client, info->rrl_class, info->rrl_name_hash,
+                             query_cookie_valid(info), now_s);
     bump(&w->stats.rrl[a]);
     if (a == DNS_RRL_PASS || a == DNS_RRL_EXEMPT)
         return len;
@@ -336,24 +340,34 @@ static void udp_send(struct dns_worker *w, int fd, unsigned count)
     }
 }
 
-/* Points every recvmmsg slot at its buffers (and control area on a wildcard listener). */
+/*
+ * Points the recvmmsg slots at their buffers (and control areas on a
+ * wildcard listener). recvmmsg rewrites only the lengths of the slots it
+ * fills, so only those are reset, unless the last batch was read for a
+ * listener of the other kind.
+ */
 static void udp_batch_prepare(struct dns_worker *w, const struct listener *l)
 {
-    for (unsigned i = 0; i < UDP_BATCH; i++) {
+    unsigned n = w->rdirty;
+
+    if (w->rmode != (int)l->pktinfo) {
+        n = UDP_BATCH;
+        w->rmode = l->pktinfo;
+    }
+    for (unsigned i = 0; i < n; i++) {
         struct msghdr *h = &w->rmsg[i].msg_hdr;
 
         w->riov[i].iov_base = w->rbufs + (size_t)i * UDP_REQ_MAX;
         w->riov[i].iov_len = UDP_REQ_MAX;
-        memset(h, 0, sizeof(*h));
         h->msg_name = &w->names[i];
         h->msg_namelen = sizeof(w->names[i]);
         h->msg_iov = &w->riov[i];
         h->msg_iovlen = 1;
-        if (l->pktinfo) {
-            h->msg_control = w->rctl[i].buf;
-            h->msg_controllen = sizeof(w->rctl[i].buf);
-        }
+        h->msg_control = l->pktinfo ? w->rctl[i].buf : NULL;
+        h->msg_controllen = l->pktinfo ? sizeof(w->rctl[i].buf) : 0;
+        h->msg_flags = 0;
     }
+    w->rdirty = 0;
 }
 
 /*
@@ -366,10 +380,9 @@ static bool udp_answer(struct dns_worker *w, const struct listener *l, unsigned 
     const struct sockaddr *client = (const struct sockaddr *)&w->names[i];
     struct msghdr *h = &w->rmsg[i].msg_hdr, *sh = &w->smsg[out].msg_hdr;
     uint8_t *resp = w->sbufs + (size_t)out * w->resp_cap;
-    struct dns_query_info info;
+    struct dns_query_info info; /* dns_query_process() fills it */
     size_t built, len, ctl_len = 0;
 
-    query_info_init(&info);
     if ((h->msg_flags & MSG_TRUNC) != 0) {
         bump(&w->stats.queries[DNS_STAT_UDP][DNS_STAT_QTYPE_OTHER]);
         bump(&w->stats.dropped);
@@ -387,8 +400,9 @@ static bool udp_answer(struct dns_worker *w, const struct listener *l, unsigned 
             return false;
         }
     }
-    built = dns_query_process(w->view, w->riov[i].iov_base, w->rmsg[i].msg_len, resp, w->resp_cap,
-                              client, false, &info, wall_s);
+    built =
+        dns_query_process_memo(w->view, &w->cookie_memo, w->riov[i].iov_base, w->rmsg[i].msg_len,
+                               resp, w->resp_cap, client, false, &info, wall_s);
     len = udp_rrl(w, client, &info, resp, built, mono_s);
     count_query(w, DNS_STAT_UDP, &info, len);
     if (w->qlog != NULL)
@@ -397,15 +411,13 @@ static bool udp_answer(struct dns_worker *w, const struct listener *l, unsigned 
         return false;
     w->siov[out].iov_base = resp;
     w->siov[out].iov_len = len;
-    memset(sh, 0, sizeof(*sh));
     sh->msg_name = &w->names[i];
     sh->msg_namelen = h->msg_namelen;
     sh->msg_iov = &w->siov[out];
     sh->msg_iovlen = 1;
-    if (ctl_len > 0) {
-        sh->msg_control = w->sctl[out].buf;
-        sh->msg_controllen = ctl_len;
-    }
+    sh->msg_control = ctl_len > 0 ? w->sctl[out].buf : NULL;
+    sh->msg_controllen = ctl_len;
+    sh->msg_flags = 0;
     return true;
 }
 
@@ -419,6 +431,7 @@ static int udp_batch(struct dns_worker *w, const struct listener *l)
 
     udp_batch_prepare(w, l);
     n = recvmmsg(l->fd, w->rmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
+    w->rdirty = n > 0 ? (unsigned)n : 0;
     if (n == -1) {
         int e = errno;
 
@@ -568,9 +581,9 @@ static void conn_process(struct tcp_conn *c)
             break;
         }
         query_info_init(&info);
-        len =
-            dns_query_process(w->view, c->rbuf + pos + 2, mlen, c->wbuf + c->wlen + 2, TCP_MSG_MAX,
-                              (const struct sockaddr *)&c->peer, true, &info, (uint32_t)time(NULL));
+        len = dns_query_process_memo(
+            w->view, &w->cookie_memo, c->rbuf + pos + 2, mlen, c->wbuf + c->wlen + 2, TCP_MSG_MAX,
+            (const struct sockaddr *)&c->peer, true, &info, (uint32_t)time(NULL));
         count_query(w, DNS_STAT_TCP, &info, len);
         if (w->qlog != NULL)
             dns_qlog_query(w->qlog, w->id, w->view, (const struct sockaddr *)&c->peer, true, &info,
@@ -984,7 +997,7 @@ static int worker_rrl_new(const struct dns_server *srv, struct dns_worker *w,
         .ipv4_prefix = (uint8_t)rc->ipv4_prefix,
         .ipv6_prefix = (uint8_t)rc->ipv6_prefix,
         .table_size = rc->table_size,
-        .exempt = srv->rrl_exempt,
+        .exempt = rc->exempt_count > 0 ? srv->rrl_exempt : NULL, /* none: no lookup */
     };
     uint8_t key[CM_SIPHASH_KEY_LEN];
 
@@ -1019,6 +1032,7 @@ static int rrl_exempt_new(struct dns_server *srv, const struct cm_conf_dnsd_rrl 
             return rc2;
         }
     }
+    cm_lpm_compact(srv->rrl_exempt); /* looked up for every UDP answer */
     return CM_OK;
 }
 
@@ -1064,6 +1078,7 @@ static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id
     w->rl.burst = 10;
     w->rl.period_s = 60;
     w->resp_cap = udp_max < 512 ? 512 : udp_max > TCP_MSG_MAX ? TCP_MSG_MAX : udp_max;
+    w->rmode = -1;
     w->view = dns_view_ref(view);
     w->qlog = srv->qlog;
     w->udp = calloc(srv->listen_count + 1, sizeof(*w->udp));

@@ -2,16 +2,18 @@
 /* dns_view.c -- building and releasing query snapshots. */
 #include "dnsd/dns_view.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_geo.h"
+#include "dnsd/dns_pre.h"
 #include "dnsd/dns_zone.h"
 
 int dns_view_new_geo(struct cm_conf *conf, struct dns_zone *zone, struct dns_geo *geo,
-                     const struct cm_merged *merged, const struct dns_drains *drains,
+                     const struct cm_merged *merged, const struct cm_intent_view *intents,
                      uint64_t serial, struct dns_view **out, char *err, size_t errlen)
 {
     struct dns_view *view;
@@ -33,9 +35,14 @@ int dns_view_new_geo(struct cm_conf *conf, struct dns_zone *zone, struct dns_geo
             goto out;
     }
     view->lpm = view->geo->lpm;
-    rc = dns_fed_build(conf, merged, drains, &view->fed, err, errlen);
+    rc = dns_fed_build(conf, merged, intents, &view->fed, err, errlen);
     if (rc != CM_OK)
         goto out;
+    rc = dns_pre_build(view->fed, zone, &view->pre);
+    if (rc != CM_OK) {
+        snprintf(err, errlen, "precompiled responses: %s", cm_strerror(rc));
+        goto out;
+    }
     *out = view;
     view = NULL;
 out:
@@ -44,10 +51,10 @@ out:
 }
 
 int dns_view_new(struct cm_conf *conf, struct dns_zone *zone, const struct cm_merged *merged,
-                 const struct dns_drains *drains, uint64_t serial, struct dns_view **out, char *err,
-                 size_t errlen)
+                 const struct cm_intent_view *intents, uint64_t serial, struct dns_view **out,
+                 char *err, size_t errlen)
 {
-    return dns_view_new_geo(conf, zone, NULL, merged, drains, serial, out, err, errlen);
+    return dns_view_new_geo(conf, zone, NULL, merged, intents, serial, out, err, errlen);
 }
 
 struct dns_view *dns_view_ref(struct dns_view *view)
@@ -62,6 +69,7 @@ void dns_view_unref(struct dns_view *view)
         return;
     if (atomic_fetch_sub_explicit(&view->refs, 1, memory_order_acq_rel) != 1)
         return;
+    dns_pre_free(view->pre);
     dns_fed_free(view->fed);
     dns_geo_unref(view->geo);
     dns_zone_unref(view->zone);

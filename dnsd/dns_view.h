@@ -5,10 +5,11 @@
  *   dns_view ----> cm_conf      (reference)   settings, regions, TTLs
  *            ----> dns_zone     (reference)   static records from the zone file
  *            ----> dns_fed      (owned)       federated answer table
+ *            ----> dns_pre      (owned)       its answers as response parts
  *            ----> dns_geo      (reference)   client_networks + GeoIP -> region
  *
  * The main thread builds a new view whenever the configuration, the zone,
- * the state or the drains change, and hands it to every worker; a worker
+ * the state or the intents change, and hands it to every worker; a worker
  * switches between two queries, so a query always sees one consistent view
  * and never waits. The last reference frees the view.
  */
@@ -23,8 +24,9 @@ struct cm_conf;
 struct cm_lpm;
 struct dns_geo;
 struct cm_merged;
-struct dns_drains;
+struct cm_intent_view;
 struct dns_fed;
+struct dns_pre;
 struct dns_zone;
 
 struct dns_view {
@@ -32,6 +34,8 @@ struct dns_view {
     struct cm_conf *conf;    /* reference held */
     struct dns_zone *zone;   /* reference held */
     struct dns_fed *fed;     /* owned */
+    struct dns_pre *pre;     /* owned: fed's answers precompiled (dns_pre.h); NULL: the
+                                query path writes every answer itself */
     struct dns_geo *geo;     /* reference held: where clients are (dns_geo.h) */
     struct cm_lpm *lpm;      /* borrowed from geo (geo->lpm); values: a region index, or
                                 DNS_GEO_PLACE_BIT | an index into geo->places */
@@ -41,12 +45,12 @@ struct dns_view {
 
 /**
  * Builds a view with one reference. Takes its own references to @conf and
- * @zone. @merged and @drains are only read during the call. CM_* code with a
+ * @zone. @merged and @intents are only read during the call. CM_* code with a
  * reason in @err.
  */
 int dns_view_new(struct cm_conf *conf, struct dns_zone *zone, const struct cm_merged *merged,
-                 const struct dns_drains *drains, uint64_t serial, struct dns_view **out, char *err,
-                 size_t errlen);
+                 const struct cm_intent_view *intents, uint64_t serial, struct dns_view **out,
+                 char *err, size_t errlen);
 
 /**
  * As dns_view_new, with the client lookup @geo (a reference is taken; built
@@ -54,7 +58,7 @@ int dns_view_new(struct cm_conf *conf, struct dns_zone *zone, const struct cm_me
  * client_networks alone.
  */
 int dns_view_new_geo(struct cm_conf *conf, struct dns_zone *zone, struct dns_geo *geo,
-                     const struct cm_merged *merged, const struct dns_drains *drains,
+                     const struct cm_merged *merged, const struct cm_intent_view *intents,
                      uint64_t serial, struct dns_view **out, char *err, size_t errlen);
 
 struct dns_view *dns_view_ref(struct dns_view *view);

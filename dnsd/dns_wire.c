@@ -8,6 +8,7 @@
  */
 #include "dnsd/dns_wire.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "common/cm_err.h"
@@ -192,7 +193,7 @@ enum dns_parse_status dns_wire_parse(const uint8_t *pkt, size_t len, struct dns_
 {
     size_t off = DNS_HEADER_LEN;
 
-    memset(req, 0, sizeof(*req));
+    memset(req, 0, offsetof(struct dns_request, qname_lc));
     if (len < DNS_HEADER_LEN)
         return DNS_PARSE_SHORT;
     req->id = rd16(pkt);
@@ -210,7 +211,7 @@ enum dns_parse_status dns_wire_parse(const uint8_t *pkt, size_t len, struct dns_
         return DNS_PARSE_FORMERR;
     req->qname = pkt + off;
     req->qname_len = (uint8_t)n;
-    dns_name_lower(req->qname_lc, req->qname, n);
+    req->qname_hash = dns_name_lower_hash(req->qname_lc, req->qname, n);
     off += n;
     req->qtype = rd16(pkt + off);
     req->qclass = rd16(pkt + off + 2);
@@ -503,14 +504,13 @@ static size_t put_option(uint8_t *p, uint16_t code, const uint8_t *data, size_t 
     return 4 + len;
 }
 
-int dns_writer_opt(struct dns_writer *w, const struct dns_opt_out *opt)
+size_t dns_wire_put_opt(uint8_t *o, size_t avail, const struct dns_opt_out *opt)
 {
     size_t n = dns_writer_opt_len(opt);
-
-    if (!room(w, n) || w->counts[DNS_SEC_ADDITIONAL] == 0xFFFF)
-        return CM_ENOSPC;
-    uint8_t *o = w->buf + w->len;
     size_t off = 11;
+
+    if (n > avail)
+        return 0;
     o[0] = 0; /* root owner */
     wr16(o + 1, DNS_TYPE_OPT);
     wr16(o + 3, opt->udp_size);
@@ -531,7 +531,19 @@ int dns_writer_opt(struct dns_writer *w, const struct dns_opt_out *opt)
         off += put_option(o + off, DNS_EDNS_OPT_COOKIE, opt->cookie, cookie_len(opt));
     if (nsid_len(opt) > 0)
         off += put_option(o + off, DNS_EDNS_OPT_NSID, opt->nsid, nsid_len(opt));
-    w->len += off;
+    return off;
+}
+
+int dns_writer_opt(struct dns_writer *w, const struct dns_opt_out *opt)
+{
+    size_t n;
+
+    if (w->len > w->cap || w->counts[DNS_SEC_ADDITIONAL] == 0xFFFF)
+        return CM_ENOSPC;
+    n = dns_wire_put_opt(w->buf + w->len, w->cap - w->len, opt);
+    if (n == 0)
+        return CM_ENOSPC;
+    w->len += n;
     w->counts[DNS_SEC_ADDITIONAL]++;
     return CM_OK;
 }

@@ -111,19 +111,22 @@ struct dns_edns {
     struct dns_cookie cookie;
 };
 
-/* A parsed query. Pointers borrow from the packet given to dns_wire_parse(). */
+/* A parsed query. Pointers borrow from the packet given to dns_wire_parse().
+ * qname_lc comes last: dns_wire_parse() clears everything before it and
+ * writes only the qname_len bytes of it that hold the name. */
 struct dns_request {
     uint16_t id;
     uint16_t flags; /* header bytes 2-3 */
     uint8_t opcode;
     uint16_t qdcount, ancount, nscount, arcount;
-    bool has_question;              /* the question was read and is valid */
-    const uint8_t *qname;           /* original case, uncompressed, in the packet */
-    uint8_t qname_len;              /* bytes, root label included */
-    uint8_t qname_lc[DNS_NAME_MAX]; /* lowercased copy, for lookups */
+    bool has_question;    /* the question was read and is valid */
+    const uint8_t *qname; /* original case, uncompressed, in the packet */
+    uint8_t qname_len;    /* bytes, root label included */
     uint16_t qtype;
     uint16_t qclass;
+    uint32_t qname_hash; /* dns_name_hash() of qname_lc */
     struct dns_edns edns;
+    uint8_t qname_lc[DNS_NAME_MAX]; /* lowercased copy, for lookups (qname_len bytes) */
 };
 
 /**
@@ -199,6 +202,13 @@ struct dns_opt_out {
  * names. CM_ENOSPC leaves the writer unchanged.
  */
 int dns_writer_opt(struct dns_writer *w, const struct dns_opt_out *o);
+
+/**
+ * The same OPT RR written at @p, for a caller that builds the message
+ * itself (the precompiled path): its length, or 0 when it needs more than
+ * @room bytes. The caller counts it in ARCOUNT.
+ */
+size_t dns_wire_put_opt(uint8_t *p, size_t room, const struct dns_opt_out *o);
 
 /** Bytes dns_writer_opt() needs for @o. */
 size_t dns_writer_opt_len(const struct dns_opt_out *o);

@@ -70,6 +70,7 @@ struct geo_job {
 
 struct dnsd {
     const char *config_path;
+    const char *instance;       /* --instance / FEDGSLB_INSTANCE, NULL = none */
     struct cm_conf *conf;       /* reference: the configuration in service */
     struct dns_zone *zone;      /* reference: the zone in service */
     struct dns_zone *next_zone; /* during a reload: the zone views are built with */
@@ -95,12 +96,14 @@ struct dnsd {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: fedgslb-dnsd --config FILE [--check-config] [--log-format text|json]\n"
-                 "                    [--log-level error|warn|info|debug] [--foreground]\n"
-                 "       fedgslb-dnsd --help | --version\n"
-                 "\n"
-                 "Authoritative DNS server for a federation zone. Runs in the foreground and\n"
-                 "logs to stderr. SIGHUP reloads the configuration and zone; SIGTERM stops.\n");
+    fprintf(out,
+            "usage: fedgslb-dnsd --config FILE [--instance NAME] [--check-config]\n"
+            "                    [--log-format text|json] [--log-level error|warn|info|debug]\n"
+            "                    [--foreground]\n"
+            "       fedgslb-dnsd --help | --version\n"
+            "\n"
+            "Authoritative DNS server for a federation zone. Runs in the foreground and\n"
+            "logs to stderr. SIGHUP reloads the configuration and zone; SIGTERM stops.\n");
 }
 
 /* The database that goes with @conf: the one held, if @conf names its file. */
@@ -139,7 +142,7 @@ static int geo_for(struct dnsd *d, struct cm_conf *conf, struct dns_geo **out, c
 
 /* dns_state's apply: builds the view for a candidate and puts it in service. */
 static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *merged,
-                      const struct dns_drains *drains, char *err, size_t errlen)
+                      const struct cm_intent_view *intents, char *err, size_t errlen)
 {
     struct dnsd *d = arg;
     struct dns_zone *zone = d->next_zone != NULL ? d->next_zone : d->zone;
@@ -150,7 +153,7 @@ static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *m
 
     rc = geo_for(d, conf, &geo, err, errlen);
     if (rc == CM_OK)
-        rc = dns_view_new_geo(conf, zone, geo, merged, drains, d->serial + 1, &view, err, errlen);
+        rc = dns_view_new_geo(conf, zone, geo, merged, intents, d->serial + 1, &view, err, errlen);
     if (rc != CM_OK) {
         dns_geo_unref(geo);
         cm_log_warn("view build failed: %s; keeping view serial=%" PRIu64, err, d->serial);
@@ -176,16 +179,17 @@ static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *m
     return CM_OK;
 }
 
-/* Configuration + zone; "file: path: reason" in @err on failure. */
-static int load_conf_zone(const char *path, struct cm_conf **conf_out, struct dns_zone **zone_out,
-                          char *err, size_t errlen)
+/* Configuration (for @instance) + zone; "file: path: reason" in @err on failure. */
+static int load_conf_zone(const char *path, const char *instance, struct cm_conf **conf_out,
+                          struct dns_zone **zone_out, char *err, size_t errlen)
 {
     struct cm_conf *conf = NULL;
     int rc;
 
-    rc = cm_conf_load(path, &conf, err, errlen);
+    rc = cm_conf_load_instance(path, CM_INSTANCE_NAME_SERVER, instance, &conf, err, errlen);
     if (rc != CM_OK)
         return rc;
+    cm_conf_log_warnings(conf);
     if (!conf->dnsd.present) {
         snprintf(err, errlen, "%s: dnsd: section missing", path);
         cm_conf_unref(conf);
@@ -252,10 +256,9 @@ static int geoip_open_start(struct dnsd *d, char *err, size_t errlen)
 /* Loads everything and builds the first view; --check-config stops here. */
 static int dnsd_prepare(struct dnsd *d, bool check, char *err, size_t errlen)
 {
-    struct dns_drains drains;
     int rc;
 
-    rc = load_conf_zone(d->config_path, &d->conf, &d->zone, err, errlen);
+    rc = load_conf_zone(d->config_path, d->instance, &d->conf, &d->zone, err, errlen);
     if (rc != CM_OK)
         return rc;
     if (d->conf->dnsd.group != NULL && d->conf->dnsd.user == NULL) {
@@ -271,7 +274,7 @@ static int dnsd_prepare(struct dnsd *d, bool check, char *err, size_t errlen)
     }
     rc = check_state_dir(d->conf->dnsd.state_file, check, err, errlen);
     if (rc == CM_OK)
-        rc = dns_state_load(d->state, cm_mono_ms(), check, err, errlen);
+        rc = dns_state_load(d->state, cm_mono_ms(), cm_wall_s(), check, err, errlen);
     if (rc == CM_ENOMEM)
         snprintf(err, errlen, "state file: %s", cm_strerror(rc));
     if (rc != CM_OK)
@@ -280,9 +283,8 @@ static int dnsd_prepare(struct dnsd *d, bool check, char *err, size_t errlen)
     rc = geoip_open_start(d, err, errlen);
     if (rc != CM_OK)
         return rc;
-    dns_state_drains(d->state, &drains);
-    return apply_view(d, dns_state_conf(d->state), dns_state_merged(d->state), &drains, err,
-                      errlen);
+    return apply_view(d, dns_state_conf(d->state), dns_state_merged(d->state),
+                      dns_state_intent_view(d->state), err, errlen);
 }
 
 /*
@@ -384,7 +386,7 @@ static void dnsd_reload(struct dnsd *d)
 
     cm_log_info("reload: reading %s", d->config_path);
     d->env.reload_last_unix_s = (double)time(NULL);
-    rc = load_conf_zone(d->config_path, &nconf, &nzone, err, sizeof(err));
+    rc = load_conf_zone(d->config_path, d->instance, &nconf, &nzone, err, sizeof(err));
     if (rc != CM_OK) {
         reload_failed(d, err);
         return;
@@ -481,7 +483,6 @@ static void on_geo_done(evutil_socket_t fd, short what, void *arg)
 {
     struct dnsd *d = arg;
     struct geo_job *j = d->job;
-    struct dns_drains drains;
     char err[ERR_MAX];
 
     (void)fd;
@@ -505,9 +506,8 @@ static void on_geo_done(evutil_socket_t fd, short what, void *arg)
         d->geo = j->geo; /* geo_for() finds it: same conf, same database */
         j->geo = NULL;
         d->env.geoip_reloads_ok++;
-        dns_state_drains(d->state, &drains);
-        if (apply_view(d, dns_state_conf(d->state), dns_state_merged(d->state), &drains, err,
-                       sizeof(err)) != CM_OK)
+        if (apply_view(d, dns_state_conf(d->state), dns_state_merged(d->state),
+                       dns_state_intent_view(d->state), err, sizeof(err)) != CM_OK)
             cm_log_error("geoip: view not rebuilt: %s", err);
     }
     geo_job_free(j);
@@ -557,6 +557,7 @@ static void on_tick(void *arg)
     struct dnsd *d = arg;
 
     dns_state_expire(d->state, cm_mono_ms());
+    dns_state_intents_tick(d->state, cm_wall_s());
     geo_tick(d);
 }
 
@@ -658,10 +659,20 @@ static int etcd_apply(void *arg, struct cm_store_cand *cand, char *err, size_t e
     return dns_state_apply(d->state, cand, err, errlen);
 }
 
+static void etcd_intents(void *arg, struct cm_etcd_feed *f)
+{
+    struct dnsd *d = arg;
+
+    dns_state_intents_etcd(d->state, f, cm_wall_s());
+}
+
 static int dnsd_etcd_start(struct dnsd *d, char *err, size_t errlen)
 {
-    const struct cm_etcd_consumer_hooks hooks = {
-        .store = etcd_store, .conf = etcd_conf, .apply = etcd_apply, .arg = d};
+    const struct cm_etcd_consumer_hooks hooks = {.store = etcd_store,
+                                                 .conf = etcd_conf,
+                                                 .apply = etcd_apply,
+                                                 .intents = etcd_intents,
+                                                 .arg = d};
     int rc;
 
     if (!d->conf->etcd.present)
@@ -766,6 +777,7 @@ static int dnsd_run(const struct cm_opts *o)
 
     memset(&d, 0, sizeof(d));
     d.config_path = o->config;
+    d.instance = o->instance;
     rc = dnsd_prepare(&d, o->check, err, sizeof(err));
     if (rc != CM_OK) {
         fprintf(stderr, "%s\n", err);
@@ -782,8 +794,10 @@ static int dnsd_run(const struct cm_opts *o)
         return 1;
     }
     if (o->check) {
-        printf("config OK: %zu services, %zu members, zone %s (%zu names)\n", d.conf->service_count,
-               d.conf->member_count, d.conf->zone, dns_zone_name_count(d.zone));
+        printf("config OK: %zu services, %zu members, zone %s (%zu names)%s%s\n",
+               d.conf->service_count, d.conf->member_count, d.conf->zone,
+               dns_zone_name_count(d.zone), d.conf->instance != NULL ? ", instance " : "",
+               d.conf->instance != NULL ? d.conf->instance : "");
         dnsd_fini(&d);
         return 0;
     }
@@ -793,8 +807,9 @@ static int dnsd_run(const struct cm_opts *o)
         dnsd_fini(&d);
         return 1;
     }
-    cm_log_info("fedgslb-dnsd %s started: zone=%s serial=%" PRIu64, FEDGSLB_VERSION, d.conf->zone,
-                d.serial);
+    cm_log_info("fedgslb-dnsd %s started: zone=%s serial=%" PRIu64 "%s%s", FEDGSLB_VERSION,
+                d.conf->zone, d.serial, d.conf->instance != NULL ? " instance=" : "",
+                d.conf->instance != NULL ? d.conf->instance : "");
     event_base_dispatch(d.base);
     cm_log_info("stopping: finishing queued queries");
     dnsd_fini(&d);

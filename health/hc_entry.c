@@ -115,6 +115,11 @@ static json_t *entry_json(const struct hc_endpoint *ep, const struct hc_k8s_svc 
         rc = set_new(e, "check_path", json_string(s->health_path));
     if (rc == CM_OK && s->health_port != 0)
         rc = set_new(e, "check_port", json_integer(s->health_port));
+    /* The Service's traffic policy annotations, for the name servers' ranking. */
+    if (rc == CM_OK && s->has_weight)
+        rc = set_new(e, "weight", json_integer(s->weight));
+    if (rc == CM_OK && s->has_priority)
+        rc = set_new(e, "priority", json_integer(s->priority));
     /* Only when something was dropped: an unchanged document stays the same. */
     if (rc == CM_OK && ep->refused_count > 0)
         rc = set_new(e, "refused", strv_json(ep->refused, ep->refused_count));

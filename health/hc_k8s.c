@@ -456,6 +456,20 @@ static bool parse_svc_status(struct pctx *c, struct hc_k8s_svc *s)
     return ok(c);
 }
 
+/* An annotation's value that is a decimal number up to @max (a string, as
+ * annotations are): true with *out, false for anything else (consumed). */
+static bool ann_number(struct pctx *c, uint64_t max, uint64_t *out)
+{
+    struct cm_jstr v;
+    char text[24];
+    bool is;
+
+    if (!maybe_str(c, &v, &is) || !is || v.len >= sizeof(text))
+        return false;
+    cm_jstr_copy(&v, text);
+    return cm_parse_u64(text, max, out);
+}
+
 static bool parse_annotations(struct pctx *c, struct hc_k8s_svc *s)
 {
     struct cm_jstr k, v;
@@ -473,17 +487,21 @@ static bool parse_annotations(struct pctx *c, struct hc_k8s_svc *s)
                 v.p[0] == '/' && (s->health_path = cm_jstr_dup(&v)) == NULL)
                 return oom(c);
         } else if (cm_jstr_is(&k, HC_K8S_ANN_HEALTH_PORT)) {
-            char *text;
             uint64_t port;
 
-            if (!first(c, &seen, 4, &k) || !maybe_str(c, &v, &is) || !is)
-                continue;
-            text = cm_jstr_dup(&v);
-            if (text == NULL)
-                return oom(c);
-            if (cm_parse_u64(text, 65535, &port) && port > 0)
+            if (first(c, &seen, 4, &k) && ann_number(c, 65535, &port) && port > 0)
                 s->health_port = (uint16_t)port;
-            free(text);
+        } else if (cm_jstr_is(&k, HC_K8S_ANN_WEIGHT)) {
+            /* Traffic policy (dns_rank): a value out of range is as if absent. */
+            uint64_t w;
+
+            if (first(c, &seen, 8, &k) && (s->has_weight = ann_number(c, HC_K8S_POLICY_MAX, &w)))
+                s->weight = (uint32_t)w;
+        } else if (cm_jstr_is(&k, HC_K8S_ANN_PRIORITY)) {
+            uint64_t p;
+
+            if (first(c, &seen, 16, &k) && (s->has_priority = ann_number(c, HC_K8S_POLICY_MAX, &p)))
+                s->priority = (uint32_t)p;
         } else {
             cm_jscan_skip(&c->s);
         }

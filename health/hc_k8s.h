@@ -35,6 +35,9 @@
 #define HC_K8S_ANN_FEDERATE    "fedgslb.io/federate"
 #define HC_K8S_ANN_HEALTH_PATH "fedgslb.io/health-path"
 #define HC_K8S_ANN_HEALTH_PORT "fedgslb.io/health-port"
+#define HC_K8S_ANN_WEIGHT      "fedgslb.io/weight"   /* traffic policy: 0..1000, 0 = standby */
+#define HC_K8S_ANN_PRIORITY    "fedgslb.io/priority" /* traffic policy: 0..1000, lower first */
+#define HC_K8S_POLICY_MAX      1000
 
 enum hc_k8s_kind {
     HC_K8S_SERVICE = 0, /* core/v1 Service */
@@ -71,6 +74,10 @@ struct hc_k8s_svc {
     bool federate;        /* annotation fedgslb.io/federate == "true" */
     char *health_path;    /* owned annotation value, NULL when absent */
     uint16_t health_port; /* annotation value, 0 when absent or invalid */
+    bool has_weight;      /* fedgslb.io/weight given as a number 0..HC_K8S_POLICY_MAX */
+    uint32_t weight;
+    bool has_priority; /* fedgslb.io/priority likewise */
+    uint32_t priority;
 };
 
 enum hc_k8s_family {

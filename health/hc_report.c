@@ -28,6 +28,7 @@
 #include "common/cm_log.h"
 #include "common/cm_state.h"
 #include "common/cm_str.h"
+#include "common/cm_time.h"
 #include "health/hc_cluster.h"
 #include "health/hc_endpoint.h"
 #include "health/hc_fedsvc.h"
@@ -800,10 +801,7 @@ const char *hc_report_text(struct hc_report *r, size_t *len)
 
 void hc_report_time(time_t t, char *buf, size_t cap)
 {
-    struct tm tm;
-
-    if (gmtime_r(&t, &tm) == NULL || strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        cm_strlcpy(buf, "1970-01-01T00:00:00Z", cap);
+    cm_time_format_rfc3339((int64_t)t, buf, cap);
 }
 
 /* What the state file gave: its generation and document. */

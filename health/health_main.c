@@ -46,6 +46,7 @@
 
 struct health {
     const char *config_path;
+    const char *instance;         /* --instance / FEDGSLB_INSTANCE, NULL = none */
     struct cm_conf *conf;         /* reference */
     struct event_base *base;      /* owned */
     struct hc_http *http;         /* owned */
@@ -59,24 +60,25 @@ struct health {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: fedgslb-health --config FILE [--check-config] [--log-format text|json]\n"
-                 "                      [--log-level error|warn|info|debug]\n"
-                 "       fedgslb-health --help | --version\n"
-                 "\n"
-                 "Watches every member cluster's API server (Services, EndpointSlices, and Nodes\n"
-                 "for members in lb mode proxy) and serves the state document v1 of this vantage\n"
-                 "at GET /v1/state on the health control API and in health.state_file.\n"
-                 "--check-config also loads every member's kubeconfig context.\n"
-                 "\n"
-                 "Members without \"kubeconfig\" use $KUBECONFIG, then ~/.kube/config.\n"
-                 "With members_from, members also come from the host cluster's KubeFed or\n"
-                 "Karmada registry, watched: joins and unjoins apply without a restart.\n"
-                 "Timings and limits are health.* configuration keys (docs/configuration.md).\n"
-                 "Environment: FEDGSLB_SERVICEACCOUNT_DIR, in_cluster members' token, ca.crt\n"
-                 "and namespace [/var/run/secrets/kubernetes.io/serviceaccount].\n"
-                 "\n"
-                 "Documents are pushed to health.publish_to with the bearer token of\n"
-                 "health.control.token_file (one token for the federation's control APIs).\n");
+    fprintf(out,
+            "usage: fedgslb-health --config FILE [--instance VANTAGE] [--check-config]\n"
+            "                      [--log-format text|json] [--log-level error|warn|info|debug]\n"
+            "       fedgslb-health --help | --version\n"
+            "\n"
+            "Watches every member cluster's API server (Services, EndpointSlices, and Nodes\n"
+            "for members in lb mode proxy) and serves the state document v1 of this vantage\n"
+            "at GET /v1/state on the health control API and in health.state_file.\n"
+            "--check-config also loads every member's kubeconfig context.\n"
+            "\n"
+            "Members without \"kubeconfig\" use $KUBECONFIG, then ~/.kube/config.\n"
+            "With members_from, members also come from the host cluster's KubeFed or\n"
+            "Karmada registry, watched: joins and unjoins apply without a restart.\n"
+            "Timings and limits are health.* configuration keys (docs/configuration.md).\n"
+            "Environment: FEDGSLB_SERVICEACCOUNT_DIR, in_cluster members' token, ca.crt\n"
+            "and namespace [/var/run/secrets/kubernetes.io/serviceaccount].\n"
+            "\n"
+            "Documents are pushed to health.publish_to with the bearer token of\n"
+            "health.control.token_file (one token for the federation's control APIs).\n");
 }
 
 /*
@@ -316,7 +318,10 @@ static void reload(struct health *h)
     int rc;
 
     cm_log_info("SIGHUP: reloading %s", h->config_path);
-    rc = cm_conf_load(h->config_path, &nconf, err, sizeof(err));
+    rc = cm_conf_load_instance(h->config_path, CM_INSTANCE_VANTAGE, h->instance, &nconf, err,
+                               sizeof(err));
+    if (rc == CM_OK)
+        cm_conf_log_warnings(nconf);
     if (rc == CM_OK && !nconf->health.present) {
         snprintf(err, sizeof(err), "%s: health: section missing", h->config_path);
         rc = CM_ECONFIG;
@@ -463,9 +468,11 @@ static int prepare(struct health *h, bool check, struct hc_kube_target ***target
     uint64_t gen = 0;
     int rc;
 
-    rc = cm_conf_load(h->config_path, &h->conf, err, errlen);
+    rc = cm_conf_load_instance(h->config_path, CM_INSTANCE_VANTAGE, h->instance, &h->conf, err,
+                               errlen);
     if (rc != CM_OK)
         return rc;
+    cm_conf_log_warnings(h->conf);
     if (!h->conf->health.present) {
         snprintf(err, errlen, "%s: health: section missing", h->config_path);
         return CM_ECONFIG;
@@ -504,6 +511,7 @@ int main(int argc, char **argv)
     }
     memset(&h, 0, sizeof(h));
     h.config_path = o.config;
+    h.instance = o.instance;
     rc = prepare(&h, o.check, &targets, &host, err, sizeof(err));
     if (rc != CM_OK) {
         fprintf(stderr, "%s\n", err);

@@ -15,6 +15,8 @@
 #include "common/cm_err.h"
 #include "common/cm_etcd_feed.h"
 #include "common/cm_file.h"
+#include "common/cm_intent.h"
+#include "common/cm_intent_ctl.h"
 #include "common/cm_log.h"
 #include "common/cm_nofile.h"
 #include "common/cm_state.h"
@@ -105,7 +107,12 @@ static int pools_apply(struct lbp_proxy *px, const struct cm_conf *conf, char *e
         if (pr == NULL)
             continue;
         ep = state_backends(px, conf->members[l->member].name, conf->services[l->service].key);
-        if (ep != NULL)
+        /* Forced down by the operator: no backend, so new requests get 503. Drains and
+         * evacuations keep serving the clients DNS sent before. */
+        if (px->iview != NULL && px->iview->member_count == conf->member_count &&
+            cm_intent_view_admin(px->iview, l->member, NULL) == CM_ADMIN_FORCE_DOWN)
+            rc = lbp_pool_set_backends(pr->pool, NULL, 0, err, errlen);
+        else if (ep != NULL)
             rc = lbp_pool_set_backends(pr->pool, (const char *const *)ep->backends,
                                        ep->backend_count, err, errlen);
         else
@@ -394,10 +401,12 @@ int lbp_proxy_new(struct event_base *base, struct cm_conf *conf, struct lbp_prox
     px->conf = cm_conf_ref(conf);
     lbp_conn_reg_init(&px->conns, base, conn_gone, px);
     px->store = cm_store_new();
+    px->intents = cm_intents_new();
     px->tickets = lbp_tickets_new();
-    if (px->store == NULL || px->tickets == NULL) {
+    if (px->store == NULL || px->intents == NULL || px->tickets == NULL ||
+        cm_intent_view_build(px->intents, conf, cm_wall_s(), &px->iview) != CM_OK) {
         lbp_proxy_free(px);
-        return cm_err_oom(err, errlen, "session ticket keys");
+        return cm_err_oom(err, errlen, NULL);
     }
     rc = lbp_alog_open(conf->proxy.access_log.format, conf->proxy.access_log.path, &px->alog, err,
                        errlen);
@@ -446,6 +455,8 @@ void lbp_proxy_free(struct lbp_proxy *px)
         lbp_poolref_unref(px->pools[i]);
     free(px->pools);
     cm_store_free(px->store);
+    cm_intent_view_free(px->iview);
+    cm_intents_free(px->intents);
     lbp_conn_reg_fini(&px->conns);
     lbp_alog_close(px->alog);
     if (px->drain_timer != NULL)
@@ -460,6 +471,7 @@ void lbp_proxy_free(struct lbp_proxy *px)
 }
 
 static void docs_recheck(struct lbp_proxy *px);
+static void intents_view(struct lbp_proxy *px, int64_t now_s);
 
 int lbp_proxy_reload(struct lbp_proxy *px, struct cm_conf *conf, char *err, size_t errlen)
 {
@@ -480,6 +492,7 @@ int lbp_proxy_reload(struct lbp_proxy *px, struct cm_conf *conf, char *err, size
     px->conns.alog = alog;
     cm_conf_unref(px->conf);
     px->conf = cm_conf_ref(conf);
+    intents_view(px, cm_wall_s());
     docs_recheck(px);
     rc = pools_apply(px, conf, err, errlen);
     if (rc != CM_OK)
@@ -498,10 +511,110 @@ int lbp_proxy_reload(struct lbp_proxy *px, struct cm_conf *conf, char *err, size
 static void state_file_write(struct lbp_proxy *px)
 {
     const char *path = px->conf->proxy.state_file;
+    json_t *extra;
     char err[512];
 
-    if (path != NULL && cm_store_save(px->store, path, NULL, err, sizeof(err)) != CM_OK)
-        cm_log_warn("state file: %s", err);
+    if (path == NULL)
+        return;
+    extra = json_pack("{s:o*}", "intents", cm_intents_file_json(px->intents));
+    if (extra == NULL || cm_store_save(px->store, path, extra, err, sizeof(err)) != CM_OK)
+        cm_log_warn("state file: %s", extra == NULL ? "out of memory" : err);
+    json_decref(extra);
+}
+
+/* Compiles the intents for the configuration in service at @now_s (kept on failure). */
+static void intents_view(struct lbp_proxy *px, int64_t now_s)
+{
+    struct cm_intent_view *v = NULL;
+
+    if (cm_intent_view_build(px->intents, px->conf, now_s, &v) != CM_OK) {
+        cm_log_warn("intents: out of memory; the pools keep the previous ones");
+        return;
+    }
+    cm_intent_view_free(px->iview);
+    px->iview = v;
+}
+
+/* Makes @next (taken) the intents, and the pools and the state file follow. */
+static void intents_commit(struct lbp_proxy *px, struct cm_intents *next, int64_t now_s)
+{
+    char err[CM_STATE_ERR_MAX];
+
+    cm_intents_free(px->intents);
+    px->intents = next;
+    intents_view(px, now_s);
+    if (pools_apply(px, px->conf, err, sizeof(err)) != CM_OK)
+        cm_log_warn("intents: backends: %s", err);
+    state_file_write(px);
+}
+
+int lbp_proxy_intent_put(struct lbp_proxy *px, const char *text, size_t len, int64_t now_s,
+                         bool *changed, char *err, size_t errlen)
+{
+    struct cm_intents *next = NULL;
+    struct cm_intent *in = NULL;
+    int rc;
+
+    *changed = false;
+    rc = cm_intent_parse_text(text, len, px->conf, &in, err, errlen);
+    if (rc == CM_OK) {
+        cm_log_info("intent %s: id=%s kind=%s", in->removed_at != 0 ? "removal" : "put", in->id,
+                    cm_intent_kind_name(in->kind));
+        rc = cm_intents_put(px->intents, in, now_s, &next, err, errlen);
+    }
+    if (rc != CM_OK || next == NULL)
+        return rc;
+    intents_commit(px, next, now_s);
+    *changed = true;
+    return CM_OK;
+}
+
+void lbp_proxy_intents_etcd(struct lbp_proxy *px, struct cm_etcd_feed *f, int64_t now_s)
+{
+    struct cm_intents *next = NULL;
+
+    if (cm_etcd_feed_intents(f, px->intents, px->conf, now_s, &next) != CM_OK) {
+        cm_log_error("etcd: intents: out of memory; keeping the previous ones");
+        return;
+    }
+    if (next != NULL)
+        intents_commit(px, next, now_s);
+}
+
+int lbp_proxy_intent_remove(struct lbp_proxy *px, const char *id, const char *by, int64_t now_s,
+                            char *err, size_t errlen)
+{
+    struct cm_intents *next = NULL;
+    int rc = cm_intents_remove(px->intents, id, by, now_s, &next, err, errlen);
+
+    if (rc != CM_OK || next == NULL)
+        return rc;
+    cm_log_info("intent removed: id=%s by=\"%s\"", id, by);
+    intents_commit(px, next, now_s);
+    return CM_OK;
+}
+
+json_t *lbp_proxy_intents_json(struct lbp_proxy *px, int64_t now_s)
+{
+    return json_pack("{s:o*,s:o*}", "intents", cm_intents_json(px->intents, now_s), "digest",
+                     cm_intents_digest_json(px->store, px->intents, now_s));
+}
+
+void lbp_proxy_intents_tick(struct lbp_proxy *px, int64_t now_s)
+{
+    struct cm_intents *pruned = NULL;
+    char err[CM_STATE_ERR_MAX];
+
+    if (cm_intents_prune(px->intents, now_s, &pruned) != CM_OK)
+        return;
+    if (pruned != NULL) {
+        intents_commit(px, pruned, now_s);
+    } else if (cm_intents_digest(px->intents, now_s) != px->iview->digest) {
+        /* An intent expired: the pools follow. */
+        intents_view(px, now_s);
+        if (pools_apply(px, px->conf, err, sizeof(err)) != CM_OK)
+            cm_log_warn("intents: backends: %s", err);
+    }
 }
 
 /* Makes @c (taken) the store's documents, feeds the pools and writes the state file. */
@@ -557,6 +670,7 @@ static void expire_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     lbp_proxy_state_expire(arg, cm_mono_ms());
+    lbp_proxy_intents_tick(arg, cm_wall_s());
 }
 
 int lbp_proxy_state_forget(struct lbp_proxy *px, const char *vantage, char *err, size_t errlen)
@@ -646,12 +760,44 @@ int lbp_proxy_load_state(struct lbp_proxy *px, char *err, size_t errlen)
         return CM_OK;
     if (rc != CM_OK)
         return rc;
+    {
+        struct cm_intents *loaded = NULL;
+        json_t *arr = json_object_get(l.root, "intents");
+
+        if (cm_intents_load(json_is_array(arr) ? arr : NULL, px->conf, path, &loaded) != CM_OK) {
+            cm_store_loaded_fini(&l);
+            return cm_err_oom(err, errlen, path);
+        }
+        cm_intents_free(px->intents);
+        px->intents = loaded;
+        intents_view(px, cm_wall_s());
+    }
     cm_store_commit(px->store, l.cand);
     l.cand = NULL;
     cm_store_loaded_fini(&l);
     cm_log_info("state file %s%s: loaded %zu vantage document(s)", path,
                 l.fell_back ? CM_FILE_PREV_SUFFIX : "", cm_store_count(px->store));
     return pools_apply(px, px->conf, err, errlen);
+}
+
+/* What the operator's intents say of a listener's member: what the proxy does about it. */
+static const char *listener_admin(const struct lbp_proxy *px, const struct lbp_site *s)
+{
+    int m = cm_conf_member_index(px->conf, s->member);
+
+    switch (m >= 0 ? cm_intent_view_admin(px->iview, (size_t)m, NULL) : CM_ADMIN_NONE) {
+    case CM_ADMIN_FORCE_DOWN:
+        return "forced down: 503";
+    case CM_ADMIN_DRAINED:
+        return "drained: serving the clients DNS sent before";
+    case CM_ADMIN_EVACUATED:
+        return "evacuated: serving the clients DNS sent before";
+    case CM_ADMIN_FORCE_UP:
+        return "forced up";
+    case CM_ADMIN_NONE:
+        break;
+    }
+    return "none";
 }
 
 json_t *lbp_proxy_state_json(struct lbp_proxy *px)
@@ -666,11 +812,12 @@ json_t *lbp_proxy_state_json(struct lbp_proxy *px)
             continue;
         json_array_append_new(
             ls,
-            json_pack("{s:s,s:s,s:s,s:b,s:s,s:o*,s:{s:I,s:I,s:I}}", "address", l->name, "member",
-                      s->member, "service", s->service, "tls", s->tls != NULL, "backends_from",
-                      s->pr->from_state ? "state" : "static", "pool", lbp_pool_json(s->pr->pool),
-                      "connections", "active", (json_int_t)l->stats.conns_active, "total",
-                      (json_int_t)l->stats.conns_total, "requests", (json_int_t)l->stats.requests));
+            json_pack("{s:s,s:s,s:s,s:s,s:b,s:s,s:o*,s:{s:I,s:I,s:I}}", "address", l->name, "admin",
+                      listener_admin(px, s), "member", s->member, "service", s->service, "tls",
+                      s->tls != NULL, "backends_from", s->pr->from_state ? "state" : "static",
+                      "pool", lbp_pool_json(s->pr->pool), "connections", "active",
+                      (json_int_t)l->stats.conns_active, "total", (json_int_t)l->stats.conns_total,
+                      "requests", (json_int_t)l->stats.requests));
     }
     for (size_t i = 0; i < cm_store_count(px->store); i++) {
         const struct cm_state *d = cm_store_get(px->store, i, NULL);
@@ -683,6 +830,9 @@ json_t *lbp_proxy_state_json(struct lbp_proxy *px)
     json_object_set_new(root, "documents", docs);
     json_object_set_new(root, "connections", json_integer((json_int_t)px->conn_count));
     json_object_set_new(root, "draining", json_boolean(px->conns.draining));
+    json_object_set_new(root, "intents", cm_intents_json(px->intents, cm_wall_s()));
+    json_object_set_new(root, "digest",
+                        cm_intents_digest_json(px->store, px->intents, cm_wall_s()));
     return root;
 }
 
@@ -727,7 +877,10 @@ void lbp_proxy_metrics(struct lbp_proxy *px, struct cm_buf *out)
 {
     static const char *const classes[] = {
         "", "code=\"1xx\"", "code=\"2xx\"", "code=\"3xx\"", "code=\"4xx\"", "code=\"5xx\""};
+    int64_t now_s = cm_wall_s();
 
+    cm_intents_metrics(px->intents, cm_intents_digest_json(px->store, px->intents, now_s), now_s,
+                       out);
     cm_metrics_family(out, "fedgslb_proxy_connections", "gauge", "Open client connections.");
     for (size_t i = 0; i < px->listener_count; i++)
         metric_l(out, "fedgslb_proxy_connections", px->listeners[i], NULL,

@@ -10,6 +10,10 @@
  *    +- lbp_poolref ...  one per (member, service); refcounted by sites; kept
  *    |                   across reloads (backend statistics survive)
  *    +- state documents  cm_store: newest accepted per vantage -> pools' backends
+ *    +- intents          the operator's (common/cm_intent.h): a member forced down
+ *                        answers 503 (its pools get no backend); drained or
+ *                        evacuated members keep being served (DNS sends no new
+ *                        clients; those with cached answers finish)
  *    +- ticket keys      lbp_tickets (lbp_ticket.h), rotated on a timer, lent
  *                        to every TLS set
  *    +- connections      lbp_conn_reg (lbp_conn.h), counted here against
@@ -31,6 +35,8 @@
 #include "lbproxy/lbp_conn.h"
 #include "lbproxy/lbp_site.h"
 
+struct cm_intent_view;
+struct cm_intents;
 struct cm_lpm;
 struct cm_state;
 struct cm_store;
@@ -45,11 +51,13 @@ struct lbp_proxy {
     size_t listener_count;
     struct lbp_poolref **pools;
     size_t pool_count;
-    struct cm_store *store;    /* owned: newest accepted document per vantage (cm_store.h) */
-    struct lbp_conn_reg conns; /* its draining flag is the proxy's */
-    size_t conn_count;         /* accepted and not gone yet (conn_gone) */
-    bool accept_paused;        /* max_connections reached (the guards pause on their own) */
-    struct lbp_alog *alog;     /* owned or NULL (lbp_alog.h); lent to conns */
+    struct cm_store *store;       /* owned: newest accepted document per vantage (cm_store.h) */
+    struct cm_intents *intents;   /* owned: the operator's intents (cm_intent.h) */
+    struct cm_intent_view *iview; /* owned: intents compiled for conf */
+    struct lbp_conn_reg conns;    /* its draining flag is the proxy's */
+    size_t conn_count;            /* accepted and not gone yet (conn_gone) */
+    bool accept_paused;           /* max_connections reached (the guards pause on their own) */
+    struct lbp_alog *alog;        /* owned or NULL (lbp_alog.h); lent to conns */
     struct event *drain_timer;
     struct event *expire_timer;  /* every second: lbp_proxy_state_expire */
     struct lbp_tickets *tickets; /* owned: session ticket keys, kept across reloads */
@@ -95,6 +103,24 @@ size_t lbp_proxy_state_expire(struct lbp_proxy *px, uint64_t now_ms);
 int lbp_proxy_state_apply(struct lbp_proxy *px, struct cm_store_cand *c, char *err, size_t errlen);
 /** Drops @vantage's document (cm_ctl_state_forget_fn); CM_ENOENT when none is held. */
 int lbp_proxy_state_forget(struct lbp_proxy *px, const char *vantage, char *err, size_t errlen);
+/**
+ * PUT /v1/intents/ID (cm_intent_routes): takes one intent at wall time
+ * @now_s (cm_intents_put rules), applies it to the pools and writes the state
+ * file. CM_EINVAL, CM_EEXIST, CM_ETOOBIG with a reason in @err.
+ */
+int lbp_proxy_intent_put(struct lbp_proxy *px, const char *text, size_t len, int64_t now_s,
+                         bool *changed, char *err, size_t errlen);
+struct cm_etcd_feed;
+/** The distributed mode: the intents follow the intent keys of @f (cm_etcd_feed_intents). */
+void lbp_proxy_intents_etcd(struct lbp_proxy *px, struct cm_etcd_feed *f, int64_t now_s);
+/** DELETE /v1/intents/ID: a tombstone by @by. CM_ENOENT when not held. */
+int lbp_proxy_intent_remove(struct lbp_proxy *px, const char *id, const char *by, int64_t now_s,
+                            char *err, size_t errlen);
+/** GET /v1/intents: {"intents": [...], "digest": {...}} (new reference). */
+json_t *lbp_proxy_intents_json(struct lbp_proxy *px, int64_t now_s);
+/** The 1 s tick of the intents: prunes, and applies expiries to the pools. */
+void lbp_proxy_intents_tick(struct lbp_proxy *px, int64_t now_s);
+
 /** GET /v1/state: listeners with their pools (new reference). */
 json_t *lbp_proxy_state_json(struct lbp_proxy *px);
 void lbp_proxy_metrics(struct lbp_proxy *px, struct cm_buf *out);

@@ -22,10 +22,12 @@
 #include "common/cm_daemon.h"
 #include "common/cm_err.h"
 #include "common/cm_etcd_consumer.h"
+#include "common/cm_intent_ctl.h"
 #include "common/cm_log.h"
 #include "common/cm_net.h"
 #include "common/cm_nofile.h"
 #include "common/cm_opts.h"
+#include "common/cm_time.h"
 #include "common/cm_ui.h"
 #include "lbproxy/lbp_alog.h"
 #include "lbproxy/lbp_proxy.h"
@@ -39,33 +41,38 @@
 
 struct proxyd {
     const char *config_path;
+    const char *instance; /* --instance / FEDGSLB_INSTANCE, NULL = none */
     struct cm_conf *conf;
     struct event_base *base;
     struct lbp_proxy *px;
     struct cm_ctl *ctl;
-    struct cm_daemon_events ev;    /* signals and the 1 s tick */
-    struct cm_etcd_consumer *etcd; /* owned; the distributed mode only */
-    bool curl_ready;               /* curl_global_init() done (the etcd client needs it) */
+    struct cm_daemon_events ev;            /* signals and the 1 s tick */
+    struct cm_intent_routes intent_routes; /* the intent routes' argument */
+    struct cm_etcd_consumer *etcd;         /* owned; the distributed mode only */
+    bool curl_ready;                       /* curl_global_init() done (the etcd client needs it) */
     bool stopping;
 };
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: fedgslb-proxy --config FILE [--check-config] [--log-format text|json]\n"
-                 "                     [--log-level error|warn|info|debug]\n"
-                 "       fedgslb-proxy --help | --version\n"
-                 "\n"
-                 "L7 HTTP(S) proxy standing in for members without a load balancer\n"
-                 "(proxy section of the federation config). SIGHUP reloads; SIGTERM drains\n"
-                 "and stops.\n");
+    fprintf(out,
+            "usage: fedgslb-proxy --config FILE [--instance NAME] [--check-config]\n"
+            "                     [--log-format text|json] [--log-level error|warn|info|debug]\n"
+            "       fedgslb-proxy --help | --version\n"
+            "\n"
+            "L7 HTTP(S) proxy standing in for members without a load balancer\n"
+            "(proxy section of the federation config). SIGHUP reloads; SIGTERM drains\n"
+            "and stops.\n");
 }
 
-static int load_conf(const char *path, struct cm_conf **out, char *err, size_t errlen)
+static int load_conf(const char *path, const char *instance, struct cm_conf **out, char *err,
+                     size_t errlen)
 {
-    int rc = cm_conf_load(path, out, err, errlen);
+    int rc = cm_conf_load_instance(path, CM_INSTANCE_PROXY, instance, out, err, errlen);
 
     if (rc != CM_OK)
         return rc;
+    cm_conf_log_warnings(*out);
     if (!(*out)->proxy.present) {
         snprintf(err, errlen, "%s: proxy: section missing", path);
         cm_conf_unref(*out);
@@ -160,7 +167,7 @@ static void proxyd_reload(struct proxyd *d)
     char err[ERR_MAX] = "";
 
     cm_log_info("reload: reading %s", d->config_path);
-    if (load_conf(d->config_path, &nconf, err, sizeof(err)) != CM_OK) {
+    if (load_conf(d->config_path, d->instance, &nconf, err, sizeof(err)) != CM_OK) {
         cm_log_error("reload failed: %s; keeping the old configuration", err);
         return;
     }
@@ -213,6 +220,34 @@ static void on_tick(void *arg)
     lbp_alog_flush(d->px->alog);
 }
 
+/* ---- /v1/intents (common/cm_intent_ctl.h) ---- */
+
+static json_t *intents_get(void *arg, int64_t now_s)
+{
+    struct proxyd *d = arg;
+
+    return lbp_proxy_intents_json(d->px, now_s);
+}
+
+static int intents_put(void *arg, const char *text, size_t len, int64_t now_s, bool *changed,
+                       char *err, size_t errlen)
+{
+    struct proxyd *d = arg;
+    int rc = cm_etcd_refuse_intent(d->px->conf, "proxy", err, errlen);
+
+    *changed = false;
+    return rc != CM_OK ? rc : lbp_proxy_intent_put(d->px, text, len, now_s, changed, err, errlen);
+}
+
+static int intents_remove(void *arg, const char *id, const char *by, int64_t now_s, char *err,
+                          size_t errlen)
+{
+    struct proxyd *d = arg;
+    int rc = cm_etcd_refuse_intent(d->px->conf, "proxy", err, errlen);
+
+    return rc != CM_OK ? rc : lbp_proxy_intent_remove(d->px, id, by, now_s, err, errlen);
+}
+
 /* ---- the distributed mode: documents from etcd (cm_etcd_consumer) ---- */
 
 static struct cm_store *etcd_store(void *arg)
@@ -236,10 +271,20 @@ static int etcd_apply(void *arg, struct cm_store_cand *cand, char *err, size_t e
     return lbp_proxy_state_apply(d->px, cand, err, errlen);
 }
 
+static void etcd_intents(void *arg, struct cm_etcd_feed *f)
+{
+    struct proxyd *d = arg;
+
+    lbp_proxy_intents_etcd(d->px, f, cm_wall_s());
+}
+
 static int proxyd_etcd_start(struct proxyd *d, char *err, size_t errlen)
 {
-    const struct cm_etcd_consumer_hooks hooks = {
-        .store = etcd_store, .conf = etcd_conf, .apply = etcd_apply, .arg = d};
+    const struct cm_etcd_consumer_hooks hooks = {.store = etcd_store,
+                                                 .conf = etcd_conf,
+                                                 .apply = etcd_apply,
+                                                 .intents = etcd_intents,
+                                                 .arg = d};
     int rc;
 
     if (!d->conf->etcd.present)
@@ -281,6 +326,10 @@ static int proxyd_start(struct proxyd *d, char *err, size_t errlen)
         cm_log_warn("state file: %s", err);
     if (pc->control.enabled) {
         rc = cm_ctl_new(d->base, &pc->control, &cbs, &d->ctl, err, errlen);
+        d->intent_routes = (struct cm_intent_routes){
+            .get = intents_get, .put = intents_put, .remove = intents_remove, .arg = d};
+        if (rc == CM_OK)
+            rc = cm_intent_routes_register(d->ctl, &d->intent_routes);
         if (rc == CM_OK)
             rc = cm_ui_register(d->ctl, "state.html");
         if (rc != CM_OK)
@@ -340,7 +389,8 @@ int main(int argc, char **argv)
     mallopt(M_TOP_PAD, 1 << 20);
     memset(&d, 0, sizeof(d));
     d.config_path = o.config;
-    rc = load_conf(o.config, &d.conf, err, sizeof(err));
+    d.instance = o.instance;
+    rc = load_conf(o.config, o.instance, &d.conf, err, sizeof(err));
     if (rc != CM_OK) {
         fprintf(stderr, "%s\n", err);
         return 1;

@@ -4,7 +4,9 @@
 # one machine (fake member API servers, real HTTP backends behind delaying
 # relays, fedgslb-proxy for jpn, a fedgslb-health per region, fedgslb-dnsd as
 # ns1 and ns2), a client per region curling the one global name, and the
-# scenario of failures it survives, printed step by step.
+# scenario of failures it survives, printed step by step. Every daemon runs
+# from one deployment file with --instance; step 8 pushes an operator intent
+# to both name servers and re-delivers one that a stopped one missed.
 #
 #   scripts/demo.sh [--once] [--no-build] [--build-dir DIR] [--loopback] [--dns-only] [--etcd]
 #

@@ -259,10 +259,71 @@ function drawSummary(answers, state) {
   UI.replace("summary", ...chips);
 }
 
+// The agreement indicator: every name server answers from our state, or which
+// one differs and how, or which one did not answer (GET /v1/peers).
+function drawPeers(peers) {
+  const box = document.getElementById("agreement");
+  const list = peers.peers || [];
+  let cls = "chip", text;
+  if (peers.pending) {
+    text = "asking the other name servers…";
+  } else if (!list.length) {
+    text = "no other name server configured";
+  } else if (peers.agree) {
+    cls += " good";
+    text = "all " + (list.length + 1) + " name servers agree";
+  } else {
+    const down = list.filter((p) => !p.reachable).map((p) => p.name);
+    const differ = list.filter((p) => p.reachable && !p.agrees).map((p) => p.name);
+    cls += differ.length ? " bad" : " warn";
+    text = [differ.length ? "differs: " + differ.join(", ") : null,
+            down.length ? "unreachable: " + down.join(", ") : null].filter(Boolean).join("; ");
+  }
+  box.replaceChildren(UI.el("span", {class: cls, id: "agree-chip",
+                                     "data-agree": peers.pending ? "pending" : String(!!peers.agree)}, text));
+  const self = peers.self || {};
+  const rows = [UI.el("tr", {}, ...["name server", "address", "answers", "state digest", "agrees"].map((h) => UI.el("th", {}, h)))];
+  rows.push(UI.el("tr", {"data-peer": self.name, class: "self"}, UI.el("th", {}, self.name + " (this one)"),
+                  UI.el("td", {}, location.origin), UI.el("td", {}, "yes"),
+                  UI.el("td", {class: "digest"}, (self.digest || {}).state || "–"), UI.el("td", {}, "–")));
+  for (const p of list) {
+    const agrees = !p.reachable ? "?" : p.agrees ? "yes" : "NO";
+    rows.push(UI.el("tr", {"data-peer": p.name, "data-agrees": agrees, class: !p.reachable ? "old" : p.agrees ? null : "differs"},
+                    UI.el("th", {}, p.name), UI.el("td", {}, p.address),
+                    UI.el("td", {title: p.error || null}, p.reachable ? "yes" : "no: " + (p.error || "?")),
+                    UI.el("td", {class: "digest"}, (p.digest || {}).state || "–"), UI.el("td", {}, agrees)));
+  }
+  UI.replace("peers", ...rows);
+  UI.replace("differences", ...(peers.differences || []).map((d) => UI.el("li", {}, d)));
+}
+
+// Intent counts by kind and the active intents (from /v1/state's "intents").
+function drawIntents(state) {
+  const active = (state.intents || []).filter((i) => i.status === "active");
+  const counts = {};
+  for (const i of active) counts[i.kind] = (counts[i.kind] || 0) + 1;
+  document.getElementById("intent-counts").textContent = active.length
+    ? "(" + Object.entries(counts).sort().map(([k, n]) => n + " " + k).join(", ") + ")" : "";
+  document.getElementById("intent-counts").dataset.counts = JSON.stringify(counts);
+  if (!active.length) {
+    UI.replace("intents", UI.el("tr", {}, UI.el("td", {class: "hint"}, "No active intent.")));
+    return;
+  }
+  const rows = [UI.el("tr", {}, ...["kind", "target", "author", "reason", "expires"].map((h) => UI.el("th", {}, h)))];
+  for (const i of active) {
+    const target = [i.region || i.member, i.service, i.weight !== undefined ? "weight " + i.weight : null,
+                    i.priority !== undefined ? "priority " + i.priority : null].filter((x) => x !== undefined && x !== null).join(" ");
+    rows.push(UI.el("tr", {"data-intent": i.id, "data-kind": i.kind, title: i.id},
+                    UI.el("td", {}, i.kind), UI.el("td", {}, target), UI.el("td", {}, i.author || ""),
+                    UI.el("td", {}, i.reason || ""), UI.el("td", {}, i.expires_at || "until removed")));
+  }
+  UI.replace("intents", ...rows);
+}
+
 async function refresh() {
-  const [t, answers, state, metrics] = await Promise.all([
+  const [t, answers, state, metrics, peers] = await Promise.all([
     UI.get("/v1/topology"), UI.get("/v1/answers"),
-    UI.get("/v1/state"), UI.get("/metrics", true)]);
+    UI.get("/v1/state"), UI.get("/metrics", true), UI.get("/v1/peers")]);
   topo = t;
   document.getElementById("fed").textContent = "federation " + topo.federation + " · zone " + topo.zone +
     " · default region " + topo.region;
@@ -280,6 +341,8 @@ async function refresh() {
   drawVerdicts(answers, state);
   drawRtt(state);
   drawVantages(state, metrics);
+  drawPeers(peers);
+  drawIntents(state);
   document.body.dataset.serial = String(answers.view_serial);
 }
 

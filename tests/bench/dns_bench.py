@@ -72,8 +72,12 @@ LATENCY = {
 DEFAULT_MEMBER = 1  # dnsd.region / the static zones answer us-east-1's member
 ECS_PREFIX = 24  # client subnets are 198.18.<m>.0/24 (RFC 2544 benchmark range)
 
-SERVER_ORDER = ["nsd", "knot", "gdnsd", "fedgslb", "fedgslb-hard"]
+SERVER_ORDER = ["echo", "nsd", "knot", "gdnsd", "fedgslb", "fedgslb-hard"]
+# DNS port of each server: base + this (base+5 and +8 are fedgslb's control
+# APIs, base+6 gdnsd's check targets).
+PORT_OFFSET = {"nsd": 1, "knot": 2, "gdnsd": 3, "fedgslb": 4, "fedgslb-hard": 7, "echo": 9}
 LABELS = {
+    "echo": "echo (floor)",
     "nsd": "NSD",
     "knot": "Knot DNS",
     "gdnsd": "gdnsd",
@@ -81,6 +85,7 @@ LABELS = {
     "fedgslb-hard": "fedgslb +RRL+cookies",
 }
 ANSWER_KIND = {
+    "echo": "none: the query sent back (the ceiling)",
     "nsd": "static",
     "knot": "static",
     "gdnsd": "health-checked dynamic (geoip+multifo)",
@@ -609,11 +614,10 @@ class Server:
         self.name = name
         self.a = a
         # base+5 and +6 are taken (fedgslb's control API, gdnsd's check target)
-        idx = SERVER_ORDER.index(name)
-        self.port = a.port_base + 1 + idx if idx < 4 else a.port_base + 3 + idx
+        self.port = a.port_base + PORT_OFFSET[name]
         self.dir = os.path.join(tmp, name)
         self.logpath = os.path.join(self.dir, "server.log")
-        self.kind = "static" if name in ("nsd", "knot") else "dynamic"
+        self.kind = {"nsd": "static", "knot": "static", "echo": "echo"}.get(name, "dynamic")
         self.proc = None
         self.listener = None
         self.state_docs = None
@@ -650,6 +654,8 @@ class Server:
             gdnsd_files(d, port, check_port, a.services)
             self.listener = CheckListener(check_port, a.services)
             argv = [shutil.which("gdnsd") or "/usr/sbin/gdnsd", "-c", d, "start"]
+        elif name == "echo":
+            argv = [a.echo, "127.0.0.1", str(port)]
         else:
             self.state_docs = fedgslb_files(d, port, self.control_port, a.services,
                                             hardened=name == "fedgslb-hard")
@@ -664,7 +670,7 @@ class Server:
             raise RuntimeError(err)
         if self.listener:
             time.sleep(0.5)  # let the first health checks land
-        problems = verify(self.kind, port, a.services)
+        problems = verify(self.kind, port, a.services) if self.kind != "echo" else []
         self.res["answers_ok"] = not problems
         self.res["answer_problems"] = problems[:20]
         if problems:
@@ -755,15 +761,35 @@ def spread(vals):
     return "%.2f-%.2f" % (min(vals), max(vals))
 
 
+def echo_ratios(results):
+    """Each server's CPU per answer over the echo responder's: in all, and
+    round by round (the same round: the closest in time, so the least
+    disturbed by load that comes and goes)."""
+    echo = results.get("echo")
+    out = {}
+    if not echo or "error" in echo or not echo.get("cpu_us_per_response"):
+        return out
+    for n, r in results.items():
+        if n == "echo" or "error" in r or not r.get("cpu_us_per_response"):
+            continue
+        rounds = [x / e for x, e in zip(r.get("cpu_us_per_response_rounds", []),
+                                        echo.get("cpu_us_per_response_rounds", [])) if e]
+        out[n] = {"cpu_us_per_response": r["cpu_us_per_response"] / echo["cpu_us_per_response"],
+                  "rounds": rounds}
+    return out
+
+
 def report(results, order):
-    cols = ["server", "answers", "qps", "responses", "CPU us/resp", "(rounds)", "srv CPU", "us/resp@Q", "p50 ms", "p99 ms", "RSS MiB"]
+    cols = ["server", "answers", "qps", "responses", "CPU us/resp", "(rounds)", "x echo", "(rounds)", "srv CPU",
+            "us/resp@Q", "p50 ms", "p99 ms", "RSS MiB"]
     rows = []
+    vs_echo = echo_ratios(results)
     for n in order:
         r = results[n]
         if "error" in r:
-            rows.append([r["label"], ANSWER_KIND[n].split(" (")[0], "FAILED: " + r["error"][:60]] + [""] * 8)
+            rows.append([r["label"], ANSWER_KIND[n].split(" (")[0], "FAILED: " + r["error"][:60]] + [""] * 10)
             continue
-        label = r["label"] + ("" if r.get("answers_ok") else " (!)")
+        label = r["label"] + ("" if r.get("answers_ok") or n == "echo" else " (!)")
         rows.append(
             [
                 label,
@@ -772,6 +798,8 @@ def report(results, order):
                 str(r["responses"]),
                 fmt(r["cpu_us_per_response"], ".2f"),
                 spread(r.get("cpu_us_per_response_rounds")),
+                "1.00" if n == "echo" and vs_echo else fmt(vs_echo.get(n, {}).get("cpu_us_per_response"), ".2f"),
+                spread(vs_echo.get(n, {}).get("rounds")),
                 fmt(100 * r["server_cpu_util"] if r["server_cpu_util"] is not None else None, ".0f") + "%",
                 fmt(r["fixed_rate"].get("cpu_us_per_response"), ".2f"),
                 fmt(r["p50_ms"], ".3f"),
@@ -851,6 +879,9 @@ def target(results):
             "cpu_us_per_response"
         ):
             t["cpu_per_answer_le_" + peer] = fed["cpu_us_per_response"] <= p["cpu_us_per_response"]
+    ve = echo_ratios(results).get("fedgslb")
+    if ve:
+        t["cpu_per_answer_le_1.07_echo"] = ve["cpu_us_per_response"] <= 1.07
     return t
 
 
@@ -872,8 +903,9 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(description="fedgslb-dnsd vs NSD, Knot DNS and gdnsd (dnsperf).")
     ap.add_argument("--quick", action="store_true", help="short smoke run (a few seconds per server)")
     ap.add_argument("--out", default=os.path.join(REPO, "build", "bench", "dns.json"), help="JSON results file")
-    ap.add_argument("--servers", default=",".join(SERVER_ORDER), help="comma list of nsd,knot,gdnsd,fedgslb")
+    ap.add_argument("--servers", default=",".join(SERVER_ORDER), help="comma list of " + ",".join(SERVER_ORDER))
     ap.add_argument("--fedgslb", default=os.path.join(REPO, "build", "fedgslb-dnsd"), help="fedgslb-dnsd binary")
+    ap.add_argument("--echo", default=os.path.join(REPO, "build", "dns_echo"), help="echo responder binary (the floor row)")
     ap.add_argument("--services", type=int, default=50, help="federated services (default 50, max 250)")
     ap.add_argument("--queries", type=int, default=20000, help="distinct queries in the data file")
     ap.add_argument("--rounds", type=int, help="rounds over all servers (default 3, quick 1)")
@@ -921,6 +953,9 @@ def main(argv):
         if not shutil.which(tool):
             log("error: %s not found (run tests/bench/dns_bench.sh, which installs it)" % tool)
             return 2
+    if "echo" in a.server_list and not os.access(a.echo, os.X_OK):
+        log("note: %s not found or not executable: the echo row is skipped" % a.echo)
+        a.server_list.remove("echo")
     if "fedgslb" in a.server_list and not os.access(a.fedgslb, os.X_OK):
         log("note: %s not found or not executable: fedgslb-dnsd skipped" % a.fedgslb)
         a.server_list.remove("fedgslb")
@@ -975,10 +1010,11 @@ def main(argv):
     tgt = target(results)
     if tgt:
         print(
-            "\ntarget (informational): CPU per answer <= Knot's: %s; <= gdnsd's: %s"
+            "\ntarget (informational): CPU per answer <= Knot's: %s; <= gdnsd's: %s; <= 1.07 x echo: %s"
             % (
                 {True: "met", False: "NOT met", None: "-"}[tgt.get("cpu_per_answer_le_knot")],
                 {True: "met", False: "NOT met", None: "-"}[tgt.get("cpu_per_answer_le_gdnsd")],
+                {True: "met", False: "NOT met", None: "-"}[tgt.get("cpu_per_answer_le_1.07_echo")],
             )
         )
     load1 = loadavg()
@@ -1019,6 +1055,7 @@ def main(argv):
         },
         "servers": results,
         "fedgslb_ratio": rat,
+        "vs_echo": echo_ratios(results),
         "target": tgt,
     }
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)

@@ -21,6 +21,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_lpm.h"
 #include "dnsd/dns_geo.h"
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_view.h"
@@ -116,6 +117,10 @@ int main(int argc, char **argv)
            "(RSS +%.1f MiB)\n",
            now_s(CLOCK_MONOTONIC) - t0, geo->inserted, geo->place_count,
            (double)dns_geo_memory(geo) / 1048576.0, (double)(rss2 - rss1) / 1024.0);
+    printf("compiled forms: IPv4 direct table %s, stride tables IPv4 %s, IPv6 %s\n",
+           cm_lpm_has_direct(geo->lpm) ? "yes" : "no",
+           cm_lpm_has_stride(geo->lpm, AF_INET) ? "yes" : "no",
+           cm_lpm_has_stride(geo->lpm, AF_INET6) ? "yes" : "no");
 
     /* random clients in 1.0.0.0 .. 1.0.0.0 + nets/24s (the bench database's /24s) */
     addrs = malloc(4 * n);

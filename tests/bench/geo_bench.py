@@ -12,11 +12,19 @@ federated name, each with an ECS /24 drawn at random inside the database's
 networks (so A walks a cold 65 MiB trie, as on the Internet), go to A and B
 in alternating rounds; the CPU each daemon used (utime + stime from
 /proc/PID/stat) divided by the answers it sent is the figure.
+
+With --callgrind both daemons run under valgrind's callgrind with its cache
+simulation (instrumentation switched on only while the queries are sent, at
+a low rate): user-space instructions, D1 and last-level data misses per
+query, the same on a busy machine as on an idle one (--ll sets the
+simulated last-level cache; the default is a share of an L3, not the
+host's whole one).
 """
 
 import argparse
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -30,6 +38,18 @@ import dns.message  # noqa: E402
 import fedtest  # noqa: E402
 
 HZ = os.sysconf("SC_CLK_TCK")
+
+
+def kib(pid, file, key):
+    """A "Key: N kB" figure of /proc/PID/@file, 0 when absent."""
+    try:
+        with open(f"/proc/{pid}/{file}") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def cpu_s(pid):
@@ -78,6 +98,62 @@ def blast(port, packets, seconds, qps):
     return got, i
 
 
+def start_callgrind(d_tmp, conf, dport, cport, ll):
+    """fedgslb-dnsd under callgrind (cache simulation, instrumentation off)."""
+    path = fedtest.write_config(d_tmp, conf, "federation.json")
+    out = os.path.join(d_tmp, "callgrind.out")
+    argv = ["valgrind", "--tool=callgrind", "--cache-sim=yes", "--LL=" + ll, "--instr-atstart=no",
+            "--callgrind-out-file=" + out, fedtest.binary("fedgslb-dnsd"), "--config", path]
+    d = fedtest.Daemon(argv, os.path.join(d_tmp, "dnsd.log"), cwd=d_tmp)
+    d.dns_port, d.ctl_port, d.config_path, d.conf = dport, cport, path, conf
+    d.start()
+    d.wait_ready(timeout=120.0)
+    d.callgrind_out = out
+    return d
+
+
+def callgrind_totals(path):
+    """{event: count} from the last totals line of a callgrind dump."""
+    events, totals = None, None
+    with open(path) as f:
+        for line in f:
+            if line.startswith("events:"):
+                events = line.split()[1:]
+            elif line.startswith("totals:"):
+                totals = [int(x) for x in line.split()[1:]]
+    return dict(zip(events or [], totals or []))
+
+
+def callgrind_run(daemons, packets, qps):
+    """Sends the packets once to each daemon with instrumentation on; prints
+    instructions and data misses per answer."""
+    res = {}
+    for n, d in daemons.items():
+        subprocess.run(["callgrind_control", "-i", "on", str(d.proc.pid)], check=True,
+                       stdout=subprocess.DEVNULL)
+        got, sent = blast(d.dns_port, packets, len(packets) / qps, qps)
+        subprocess.run(["callgrind_control", "-i", "off", str(d.proc.pid)], check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run(["callgrind_control", "--dump", str(d.proc.pid)], check=True,
+                       stdout=subprocess.DEVNULL)
+        time.sleep(1)
+        tot = {}
+        base = os.path.dirname(d.callgrind_out)
+        for f in os.listdir(base):
+            if re.match(r"callgrind\.out\.\d+$", f):
+                for k, v in callgrind_totals(os.path.join(base, f)).items():
+                    tot[k] = tot.get(k, 0) + v
+        res[n] = (got, sent, tot)
+    for n, (got, sent, tot) in res.items():
+        per = {k: v / got for k, v in tot.items()} if got else {}
+        d1 = per.get("D1mr", 0) + per.get("D1mw", 0)
+        ll = per.get("DLmr", 0) + per.get("DLmw", 0)
+        print(f"{n:6}: {sent} sent, {got} answers; per answer: {per.get('Ir', 0):.0f} instructions, "
+              f"{per.get('Dr', 0) + per.get('Dw', 0):.0f} data accesses, {d1:.2f} D1 misses, "
+              f"{ll:.3f} LL misses")
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--networks", type=int, default=1000000)
@@ -88,12 +164,18 @@ def main():
     ap.add_argument("--subnets", type=int, default=20000,
                     help="distinct ECS /24s (20000: every query its own, cold; a few "
                          "thousand: a resolver population, warm)")
+    ap.add_argument("--db", help="an existing database (written by write_mmdb.pl --bench) instead of a new one")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="count instructions and cache misses per answer under callgrind instead")
+    ap.add_argument("--ll", default="8388608,16,64",
+                    help="callgrind's simulated last-level cache (size,assoc,line; default 8 MiB)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="geo_bench.")
-    db = os.path.join(tmp, "bench.mmdb")
+    db = a.db or os.path.join(tmp, "bench.mmdb")
     t0 = time.time()
-    subprocess.run(["perl", os.path.join(fedtest.SOURCE_DIR, "tests/geoip/write_mmdb.pl"),
-                    "--bench", str(a.networks), db], check=True)
+    if not a.db:
+        subprocess.run(["perl", os.path.join(fedtest.SOURCE_DIR, "tests/geoip/write_mmdb.pl"),
+                        "--bench", str(a.networks), db], check=True)
     print(f"database: {a.networks} /24s + {a.networks // 8} /48s written in "
           f"{time.time() - t0:.1f} s, {os.path.getsize(db) / 1048576:.1f} MiB")
     daemons = {}
@@ -109,7 +191,10 @@ def main():
                 conf["regions"][r]["location"] = loc
             conf["dnsd"]["geoip"] = {"path": db}
             conf["dnsd"]["geo_map"] = {"EU": "eu-west-1"}
-        d = fedtest.start_dnsd(d_tmp, conf=conf, dns_port=dport, ctl_port=cport)
+        if a.callgrind:
+            d = start_callgrind(d_tmp, conf, dport, cport, a.ll)
+        else:
+            d = fedtest.start_dnsd(d_tmp, conf=conf, dns_port=dport, ctl_port=cport)
         subprocess.run(["taskset", "-a", "-p", "-c", str(a.cpu), str(d.proc.pid)],
                        check=True, stdout=subprocess.DEVNULL)
         ctl = fedtest.Control(cport)
@@ -120,7 +205,8 @@ def main():
             ctl.put_state(fedtest.state_doc(v, svcs))
         daemons[name] = d
     print("rss after start: " + ", ".join(
-        f"{n} {int(open(f'/proc/{d.proc.pid}/status').read().split('VmRSS:')[1].split()[0]) / 1024:.0f} MiB"
+        f"{n} {kib(d.proc.pid, 'status', 'VmRSS:') / 1024:.0f} MiB "
+        f"({kib(d.proc.pid, 'smaps_rollup', 'AnonHugePages:') / 1024:.0f} MiB in huge pages)"
         for n, d in daemons.items()))
     rnd = random.Random(7)
     packets = []
@@ -132,6 +218,11 @@ def main():
         q.use_edns(0, payload=1232, options=[dns.edns.ECSOption(addr, 24)])
         q.id = i & 0xFFFF
         packets.append(q.to_wire())
+    if a.callgrind:
+        callgrind_run(daemons, packets, 2000)
+        for d in daemons.values():
+            fedtest.finish(d)
+        return
     totals = {n: [0.0, 0, 0] for n in daemons}
     for r in range(a.rounds):
         for n, d in (list(daemons.items()) if r % 2 == 0 else list(daemons.items())[::-1]):

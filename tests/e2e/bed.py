@@ -10,6 +10,12 @@ of the client or of the health vantage), one fedgslb-health per vantage
 region, two fedgslb-dnsd (ns1 and ns2) fed by every vantage, and
 fedgslb-proxy as jpn's load balancer.
 
+Every daemon runs from one deployment file (deployment.json, see
+Testbed.deployment()): `--instance ns1` / `ns2`, `--instance <region>` for
+the vantages, `--instance px` for the proxy; the vantages publish to every
+name server and the proxy because the file lists them, and fedgslbctl
+reaches them all through the same file.
+
 Addresses (loopback mode; tests/e2e/netplan.py has the netns variant, where
 the load-balancer addresses are 10.250.1.1/2/3 and the clients 10.250.0.11/12/13
 inside the namespaces fgs-us/eu/ap):
@@ -150,11 +156,56 @@ class Testbed(chain.Chain):
                                        "path": os.path.join(self.tmp, "proxy-access.log")}
         return conf
 
-    def ctl_config(self):
-        """The configuration fedgslbctl reads: ns1, the us-east-1 vantage, the proxy."""
+    def deployment(self):
+        """The one file of the whole testbed: what the instances share in the
+        dnsd, health and proxy sections, and each instance's own addresses,
+        region and state file under "deployment"."""
         conf = copy.deepcopy(self.conf)
-        conf["health"] = self.health_config("us-east-1")["health"]
-        return fedtest.write_config(self.tmp, conf, "fedgslbctl.json")
+        dn = conf["dnsd"]
+        ns1_listen = dn.pop("listen")
+        dn.pop("region")
+        dn.pop("state_file")
+        token_file = dn["control"]["token_file"]
+        dn["control"] = {"token_file": token_file}
+        ns2_listen = self.ns2_config()["dnsd"]["listen"]
+        h = self.health_config(REGIONS[0])["health"]
+        conf["health"] = {"publish_interval_ms": h["publish_interval_ms"], "api": h["api"],
+                          "control": {"token_file": token_file}}
+        px = self.proxy_config()["proxy"]
+        bind = [l["address"] for l in px["listen"]]
+        px["listen"] = copy.deepcopy(self.conf["proxy"]["listen"])
+        px["control"] = {"token_file": token_file}
+        px.pop("state_file")
+        conf["proxy"] = px
+        conf["deployment"] = {
+            "name_servers": {
+                "ns1": {"listen": ns1_listen, "control": "127.0.0.1:%d" % self.ctl_port,
+                        "region": fedtest.DEFAULT_REGION,
+                        "state_file": os.path.join(self.tmp, "ns1-state.json")},
+                "ns2": {"listen": ns2_listen, "control": "127.0.0.1:%d" % self.ns2_ctl_port,
+                        "region": fedtest.DEFAULT_REGION,
+                        "state_file": os.path.join(self.tmp, "ns2-state.json")},
+            },
+            "vantages": {
+                v: {"control": "127.0.0.1:%d" % self.health_ports.setdefault(
+                        v, fedtest.free_port(ipv6=False)),
+                    "probe_source": PROBE_SOURCE[v],
+                    "state_file": os.path.join(self.tmp, "health-%s.json" % v)}
+                for v in REGIONS},
+            "proxies": {
+                "px": {"control": "127.0.0.1:%d" % self.proxy_ctl_port, "listen": bind,
+                       "state_file": os.path.join(self.tmp, "proxy-state.json")},
+            },
+        }
+        return conf
+
+    @property
+    def deployment_path(self):
+        return os.path.join(self.tmp, "deployment.json")
+
+    def ctl_config(self):
+        """The configuration fedgslbctl reads: the deployment file itself."""
+        return self.deployment_path
 
     @property
     def ns1_url(self):
@@ -222,30 +273,53 @@ class Testbed(chain.Chain):
             b.set_status(500 if failing else 200)
             b.fail_all = failing
 
-    # ---- daemons ----
+    # ---- daemons: every one from deployment.json, with --instance ----
+    def write_deployment(self):
+        return fedtest.write_config(self.tmp, self.deployment(), "deployment.json")
+
+    def _start_name_server(self, name, dns_port, ctl_port):
+        d = fedtest.Daemon([fedtest.binary("fedgslb-dnsd"), "--config", self.deployment_path,
+                            "--instance", name],
+                           os.path.join(self.tmp, "dnsd-%s.log" % name), cwd=self.tmp)
+        d.dns_port, d.ctl_port, d.config_path = dns_port, ctl_port, self.deployment_path
+        d.start()
+        d.wait_ready()
+        return d
+
+    def start_dnsd(self):
+        self.dnsd = self._start_name_server("ns1", self.dns_port, self.ctl_port)
+        self.ctl = fedtest.Control(self.ctl_port)
+        return self.dnsd
+
+    def start_ns2(self):
+        self.ns2 = self._start_name_server("ns2", self.ns2_dns_port, self.ns2_ctl_port)
+        self.ctl2 = fedtest.Control(self.ns2_ctl_port)
+        return self.ns2
+
+    def stop_ns2(self):
+        fedtest.finish(self.ns2)
+        self.ns2 = None
+
+    def start_health(self, vantage):
+        d = fedtest.start_health(self.deployment_path,
+                                 os.path.join(self.tmp, "health-%s.log" % vantage),
+                                 self.health_ports[vantage], self.tmp, args=["--instance", vantage])
+        self.health[vantage] = d
+        return d
+
     def start_proxy(self):
-        path = fedtest.write_config(self.tmp, self.proxy_config(), "proxy.json")
-        d = fedtest.Daemon([fedtest.binary("fedgslb-proxy"), "--config", path,
-                            "--log-level", "info"],
+        d = fedtest.Daemon([fedtest.binary("fedgslb-proxy"), "--config", self.deployment_path,
+                            "--instance", "px", "--log-level", "info"],
                            os.path.join(self.tmp, "proxy.log"), cwd=self.tmp)
         d.ctl_port = self.proxy_ctl_port
         d.start()
         self.proxy = d
-        deadline = time.monotonic() + 10 * fedtest.SLOW
-        while time.monotonic() < deadline:
-            if not d.alive():
-                raise RuntimeError("fedgslb-proxy exited:\n" + d.log_text()[-3000:])
-            try:
-                if fedtest.http(self.proxy_ctl_port, "GET", "/healthz", timeout=0.5)[0] == 200:
-                    return d
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("fedgslb-proxy not ready:\n" + d.log_text()[-3000:])
+        return fedtest.wait_ctl(d, "fedgslb-proxy")
 
     def start(self):
         if self.cluster is not None:
             self.cluster.start()
+        self.write_deployment()
         self.start_members()
         self.start_dnsd()
         self.start_ns2()

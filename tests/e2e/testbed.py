@@ -14,11 +14,16 @@ Steps (each checked; a table per step):
   5. jpn through fedgslb-proxy; one jpn node fails during a stream of curls
   6. everything fails: fail-open, visible in metrics and explain
   7. fedgslbctl status and explain against the running testbed
+  8. an operator intent (fedgslbctl drain) reaches both name servers; one
+     stopped misses an undrain, status shows it, intent sync re-delivers
+
+Every daemon runs from one deployment file with --instance (bed.py).
 
 --etcd: the distributed mode: the vantages write their documents to a
 three-node etcd cluster on loopback (Debian's etcd-server) and both name
-servers and the proxy watch it; nobody pushes. Step 7 also shows etcd's
-members and the consumers' agreement.
+servers and the proxy watch it; no vantage pushes. Step 7 also shows etcd's
+members and the consumers' agreement; step 8's intents are still pushed by
+fedgslbctl to every name server and proxy.
 
 --once: run the scenario and exit: 0 only if every step behaved as stated,
 else 1 after "step N FAILED: ...". Without it, on a terminal, the testbed
@@ -456,6 +461,114 @@ class Scenario:
               sum(1 for l in lines if l.startswith("dnsd@")) == 2,
               "ns1, ns2 and the proxy are not all registered")
 
+    def wait_both(self, region, want, timeout):
+        """Polls ns1 and ns2 for @region until both answer [@want]; seconds taken."""
+        return self.wait_answers({region: want}, timeout=timeout)
+
+    def show(self, argv_text, rc, out, err):
+        print("  $ fedgslbctl %s" % argv_text)
+        print("\n".join("    " + l for l in (out.rstrip() or err.rstrip()).splitlines()))
+        if out.strip() and err.strip():
+            print("\n".join("    " + l for l in err.rstrip().splitlines()))
+        note("(exit status %d)" % rc)
+
+    def agreement_rows(self, out):
+        """{instance: agrees} from status's agreement table (the etcd tables of the
+        distributed mode follow it after a blank line)."""
+        rows, on = {}, False
+        for l in out.splitlines():
+            cells = l.split()
+            if cells[:1] == ["INSTANCE"]:
+                on = True
+            elif on and not cells:
+                break
+            elif on and len(cells) == 5:
+                rows[cells[0]] = cells[-1]
+        return rows
+
+    def step8(self):
+        say("Step 8. One truth for both name servers: an operator intent, and one that is missed")
+        rc, out, err = self.run_ctl("status")
+        rows = self.agreement_rows(out)
+        print("  $ fedgslbctl status   (its last lines)")
+        print("\n".join("    " + l for l in out.rstrip().splitlines()[-6:]))
+        check(rc == 0 and rows.get("ns1") == "yes" and rows.get("ns2") == "yes",
+              "status does not show ns1 and ns2 agreeing (exit %d): %s" % (rc, rows))
+        if self.tb.cluster is not None:
+            return self.step8_etcd()
+        t0 = time.monotonic()
+        rc, out, err = self.run_ctl("drain", "eur", "--reason", "demo: eur maintenance")
+        took = self.wait_both("eu-west-1", "usa", timeout=10)
+        total = time.monotonic() - t0
+        self.show("drain eur --reason 'demo: eur maintenance'", rc, out, err)
+        check(rc == 0, "fedgslbctl drain exited %d: %s" % (rc, err.strip()))
+        check(out.count("added") >= 3, "drain did not reach ns1, ns2 and the proxy: %s" % out)
+        note("from running fedgslbctl drain to both name servers answering eu clients usa: "
+             "%.0f ms (%.0f ms of it polling after fedgslbctl returned)" % (total * 1000,
+                                                                           took * 1000))
+        self.intent_ms = total * 1000
+        note("stopping ns2, then undraining eur while it is down ...")
+        self.tb.stop_ns2()
+        rc, out, err = self.run_ctl("undrain", "eur")
+        self.show("undrain eur", rc, out, err)
+        check(rc == 2 and "unreachable" in out, "undrain with ns2 down: exit %d, %s" % (rc, out))
+        self.wait_answers({"eu-west-1": "eur"}, timeout=10, both=False)
+        note("ns2 starts again from its state file, which still has the drain:")
+        self.tb.start_ns2()
+        check(self.tb.answer_ns("eu-west-1", 2) == ["usa"],
+              "ns2 after its restart answers eu clients %s, expected usa (still drained)"
+              % self.tb.answer_ns("eu-west-1", 2))
+        check(self.tb.answer_ns("eu-west-1", 1) == ["eur"], "ns1 no longer answers eur")
+        rc, out, err = self.run_ctl("status")
+        print("  $ fedgslbctl status   (its last lines)")
+        print("\n".join("    " + l for l in out.rstrip().splitlines()[-6:]))
+        note("(exit status %d)" % rc)
+        rows = self.agreement_rows(out)
+        check(rc == 4 and rows.get("ns2") == "NO" and "DISAGREE" in out
+              and "ns2 holds intent drain-eur-" in out,
+              "status does not show ns2 disagreeing (exit %d): %s" % (rc, out[-800:]))
+        rc, out, err = self.run_ctl("intent", "sync")
+        self.show("intent sync", rc, out, err)
+        check(rc == 0, "intent sync exited %d: %s" % (rc, err.strip()))
+        self.agreed_again("after intent sync", 4)
+
+    def agreed_again(self, when, tail):
+        """Step 8's end: eu clients home, status shows every instance agreeing
+        (its last @tail lines), then the visit table."""
+        self.wait_both("eu-west-1", "eur", timeout=10)
+        rc, out, err = self.run_ctl("status")
+        rows = self.agreement_rows(out)
+        print("  $ fedgslbctl status   (its last lines)")
+        print("\n".join("    " + l for l in out.rstrip().splitlines()[-tail:]))
+        check(rc == 0 and rows == {"ns1": "yes", "ns2": "yes", "px": "yes"},
+              "%s status says %s (exit %d)" % (when, rows, rc))
+        self.visit_table(dict(self.b.HOME))
+
+    def step8_etcd(self):
+        """Step 8 in the distributed mode: fedgslbctl writes the intent to etcd,
+        and a name server that was down when it was removed relists it."""
+        t0 = time.monotonic()
+        rc, out, err = self.run_ctl("drain", "eur", "--reason", "demo: eur maintenance")
+        took = self.wait_both("eu-west-1", "usa", timeout=10)
+        total = time.monotonic() - t0
+        self.show("drain eur --reason 'demo: eur maintenance'", rc, out, err)
+        check(rc == 0 and "written at revision" in out,
+              "fedgslbctl drain did not write to etcd (exit %d): %s" % (rc, out + err))
+        note("from running fedgslbctl drain to both name servers answering eu clients usa "
+             "through etcd: %.0f ms (%.0f ms of it polling after fedgslbctl returned)"
+             % (total * 1000, took * 1000))
+        self.intent_ms = total * 1000
+        note("stopping ns2, then undraining eur while it is down ...")
+        self.tb.stop_ns2()
+        rc, out, err = self.run_ctl("undrain", "eur")
+        self.show("undrain eur", rc, out, err)
+        check(rc == 0 and "removed at revision" in out,
+              "undrain with ns2 down: exit %d, %s" % (rc, out + err))
+        self.wait_answers({"eu-west-1": "eur"}, timeout=10, both=False)
+        note("ns2 starts again: it lists etcd, finds the removal and answers eur:")
+        self.tb.start_ns2()
+        self.agreed_again("after ns2's restart", 6)
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -563,11 +676,14 @@ def main():
         note("added RTT (ms): within a region 20, US-EU 80, US-JP 150, EU-JP 220")
         note("status pages (open in a browser): ns1 %s/ui/, ns2 %s/ui/, proxy %s/ui/"
              % (tb.ns1_url, tb.ns2_url, tb.proxy_url))
+        note("every daemon runs from one deployment file, %s: fedgslb-dnsd --instance ns1 / "
+             "ns2, fedgslb-health --instance <region>, fedgslb-proxy --instance px"
+             % tb.deployment_path)
         sc = Scenario(bed, tb, os.path.join(build, "fedgslbctl"))
         if a.drain:
             st, _ = tb.ctl.drain(a.drain)
             note("(--drain: %s drained on ns1: %s)" % (a.drain, st))
-        for n in range(1, 8):
+        for n in range(1, 9):
             state["step"] = n
             getattr(sc, "step%d" % n)()
             note("step %d ok" % n)

@@ -16,26 +16,9 @@
 #include "common/cm_err.h"
 #include "common/cm_state.h"
 #include "common/cm_store.h"
+#include "tests/fuzz/fuzz_conf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static const char conf_text[] = "{\"federation\": \"myfed\", \"zone\": \"fed.example.test\","
-                                " \"regions\": {\"us-east-1\": {\"zones\": [\"us-east-1a\"]},"
-                                "              \"eu-west-1\": {\"zones\": [\"eu-west-1a\"]}},"
-                                " \"members\": {\"usa\": {\"region\": \"us-east-1\"},"
-                                "             \"eur\": {\"region\": \"eu-west-1\"}},"
-                                " \"services\": {\"default/web\": {\"port\": 80}}}";
-
-static struct cm_conf *conf_get(void)
-{
-    static struct cm_conf *conf;
-    char err[CM_CONF_ERR_MAX];
-
-    if (conf == NULL &&
-        cm_conf_load_string("fuzz.json", conf_text, &conf, err, sizeof(err)) != CM_OK)
-        abort();
-    return conf;
-}
 
 /* A committed store of what @text parses to, or NULL when refused. */
 static struct cm_store *load(const char *text, size_t len)
@@ -44,7 +27,7 @@ static struct cm_store *load(const char *text, size_t len)
     struct cm_store *s;
     char err[512];
 
-    if (cm_store_file_parse("fuzz", text, len, conf_get(), 1, &c, NULL, err, sizeof(err)) != CM_OK)
+    if (cm_store_file_parse("fuzz", text, len, fuzz_conf(), 1, &c, NULL, err, sizeof(err)) != CM_OK)
         return NULL;
     s = cm_store_new();
     if (s == NULL)
@@ -64,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const struct cm_state *d = cm_store_get(s, i, NULL);
         char err[CM_STATE_ERR_MAX];
 
-        if (cm_state_check_conf(d, conf_get(), err, sizeof(err)) != CM_OK)
+        if (cm_state_check_conf(d, fuzz_conf(), err, sizeof(err)) != CM_OK)
             abort();
         for (size_t j = 0; j < i; j++)
             if (strcmp(cm_store_get(s, j, NULL)->vantage, d->vantage) == 0)

@@ -233,7 +233,9 @@ def base_config(tmp, dns_port, ctl_port, ipv6=True, **dnsd_over):
             "default/sorry": {"port": 80, "policy": {"all_down": f"sorry:sorry.{ZONE}"}},
             "default/cloud": {"port": 443},
             # every member within the slack of the best: they share by subnet
-            "default/shared": {"port": 80, "policy": {"latency_slack_ms": 1000}},
+            # (no own-region preference, so us clients share too)
+            "default/shared": {"port": 80, "policy": {"latency_slack_ms": 1000,
+                                                      "prefer_own_region": False}},
         },
         "client_networks": nets,
         "allow_addresses": ALLOW_LOOPBACK,
@@ -373,24 +375,30 @@ def start_dnsd(tmp, conf=None, dns_port=None, ctl_port=None, extra_args=(), read
     return d
 
 
-def start_health(config_path, log_path, ctl_port, cwd, env=None, level="debug"):
-    """Starts fedgslb-health (logging at @level) and waits until its control
-    API answers /healthz; raises with the log when it exits or does not."""
-    d = Daemon([binary("fedgslb-health"), "--config", config_path, "--log-level", level],
-               log_path, cwd=cwd, env=env)
-    d.ctl_port = ctl_port
-    d.start()
+def wait_ctl(d, what):
+    """Waits until daemon @d's control API (d.ctl_port) answers /healthz;
+    returns @d, raises with the log when it exits or does not."""
     deadline = time.monotonic() + 10 * SLOW
     while time.monotonic() < deadline:
         if not d.alive():
-            raise RuntimeError("fedgslb-health exited:\n" + d.log_text())
+            raise RuntimeError("%s exited:\n%s" % (what, d.log_text()))
         try:
-            if http(ctl_port, "GET", "/healthz", timeout=0.5)[0] == 200:
+            if http(d.ctl_port, "GET", "/healthz", timeout=0.5)[0] == 200:
                 return d
         except OSError:
             pass
         time.sleep(0.05)
-    raise RuntimeError("fedgslb-health not ready:\n" + d.log_text())
+    raise RuntimeError("%s not ready:\n%s" % (what, d.log_text()))
+
+
+def start_health(config_path, log_path, ctl_port, cwd, env=None, level="debug", args=()):
+    """Starts fedgslb-health (logging at @level, with the extra @args) and
+    waits until its control API answers /healthz (wait_ctl)."""
+    d = Daemon([binary("fedgslb-health"), "--config", config_path, "--log-level", level]
+               + list(args), log_path, cwd=cwd, env=env)
+    d.ctl_port = ctl_port
+    d.start()
+    return wait_ctl(d, "fedgslb-health")
 
 
 def nofile_preexec(n):

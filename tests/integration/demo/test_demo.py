@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The README's demo command must keep working: run it against this build.
 
-The default demo is the federation testbed (tests/e2e/testbed.py, seven
+The default demo is the federation testbed (tests/e2e/testbed.py, eight
 checked steps), also in the distributed mode (--etcd); --dns-only is the small
 dnsd-only demo."""
 import os
@@ -28,7 +28,7 @@ def test_demo_testbed_once():
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     assert "running on loopback with source addresses standing in for client location" in out
-    for n in range(1, 8):
+    for n in range(1, 9):
         assert "step %d ok" % n in out, out
     assert "FAILED" not in out
     assert "every step behaved as stated" in out
@@ -38,6 +38,9 @@ def test_demo_testbed_once():
     assert "unreachable" in out                             # 4: control-plane loss
     assert "rule: all down: fail-open" in out               # 6: explain
     assert "answers of each service's global name" in out   # 7: fedgslbctl status
+    assert "the instances DISAGREE" in out                  # 8: a missed intent shown
+    assert "every instance answers from the same state" in out  # 8: ... and re-delivered
+    assert "--instance" in out                              # one deployment file
 
 
 def test_demo_testbed_etcd_once():
@@ -50,12 +53,14 @@ def test_demo_testbed_etcd_once():
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     assert "a 3-node etcd cluster" in out and "no vantage names a consumer" in out
-    for n in range(1, 8):
+    for n in range(1, 9):
         assert "step %d ok" % n in out, out
     assert "FAILED" not in out
     assert "200 ap-northeast-1a jpn-node-" in out          # 1: jpn via the proxy, fed by etcd
     assert "etcd (/fedgslb/myfed/): 3 of 3 members answer" in out
     assert "agreement: every consumer holds the same keys at the same revisions" in out
+    assert "every instance answers from the same state" in out
+    assert "written at revision" in out and "removed at revision" in out  # 8: intents via etcd
 
 
 def _testbed(tmp_path, *args, timeout=120):

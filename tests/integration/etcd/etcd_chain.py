@@ -127,3 +127,13 @@ class EtcdChain(chain.Chain):
             time.sleep(0.1)
         raise AssertionError("timed out waiting for %s: %s\n%s"
                              % (what, json.dumps(got, indent=1), self.logs()))
+
+    def settle(self, home):
+        """Waits until both name servers hold every vantage and answer each
+        region with @home[region] (a fixture's starting point)."""
+        self.wait_etcd(lambda s: all(x["vantage_keys"] == len(self.vantages) and x["up"]
+                                     for x in s),
+                       timeout=30, what="both name servers holding every vantage")
+        for r in self.vantages:
+            self.wait_both(r, home[r], timeout=20)
+        return self

@@ -70,10 +70,7 @@ class Poller(threading.Thread):
 def bed(tmp_path):
     c = EtcdChain(tmp_path).start()
     try:
-        c.wait_etcd(lambda s: all(x["vantage_keys"] == 3 and x["up"] for x in s), timeout=30,
-                    what="both name servers holding three vantages")
-        for r in REGIONS:
-            c.wait_both(r, HOME[r], timeout=20)
+        c.settle(HOME)
         yield c
     finally:
         c.close()

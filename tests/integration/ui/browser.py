@@ -6,8 +6,11 @@ set, and each browser gets a fresh profile directory."""
 import os
 import shutil
 import tempfile
+import time
 
 import pytest
+
+import fedtest
 
 
 def artifacts_dir():
@@ -43,3 +46,30 @@ def quit(drv):
         drv.quit()
     finally:
         shutil.rmtree(drv.fedgslb_profile, ignore_errors=True)
+
+
+def shot(drv, name):
+    """A screenshot as artifacts/ui/NAME.png; prints and returns the path."""
+    path = os.path.join(artifacts_dir(), name + ".png")
+    drv.save_screenshot(path)
+    print("screenshot: " + path)
+    return path
+
+
+def wait_for(drv, pred, what, timeout=15, prefix="dnsd"):
+    """Polls pred() until it returns something true (returned); on timeout a
+    PREFIX-timeout screenshot and an AssertionError with the page's error."""
+    deadline = time.monotonic() + timeout * fedtest.SLOW
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = pred()
+            if last:
+                return last
+        except Exception as e:  # the DOM is being replaced under us: retry
+            last = e
+        time.sleep(0.2)
+    shot(drv, prefix + "-timeout")
+    raise AssertionError("timed out waiting for %s (last: %r); page error: %r"
+                         % (what, last, drv.execute_script(
+                             "return document.getElementById('error').textContent")))

@@ -6,7 +6,6 @@ again, without a reload (it polls). Screenshots land in
 $FEDGSLB_BUILD_DIR/artifacts/ui/ (the test prints the paths)."""
 
 import os
-import time
 
 import pytest
 
@@ -24,37 +23,12 @@ def bed(tmp_path):
         b.close()
 
 
-@pytest.fixture
-def drv():
-    d = browser.chrome()
-    try:
-        yield d
-    finally:
-        browser.quit(d)
-
-
 def wait_for(drv, pred, what, timeout=15):
-    deadline = time.monotonic() + timeout * fedtest.SLOW
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = pred()
-            if last:
-                return last
-        except Exception as e:  # the DOM is being replaced under us: retry
-            last = e
-        time.sleep(0.2)
-    shot(drv, "timeout")
-    raise AssertionError("timed out waiting for %s (last: %r); page error: %r"
-                         % (what, last, drv.execute_script(
-                             "return document.getElementById('error').textContent")))
+    return browser.wait_for(drv, pred, what, timeout)
 
 
 def shot(drv, name):
-    path = os.path.join(browser.artifacts_dir(), "dnsd-%s.png" % name)
-    drv.save_screenshot(path)
-    print("screenshot: " + path)
-    return path
+    return browser.shot(drv, "dnsd-" + name)
 
 
 def dom(drv):

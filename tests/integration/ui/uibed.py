@@ -74,6 +74,72 @@ class UiBed:
             fedtest.finish(self.dnsd)
 
 
+def drain_intent(ident, member="jpn", author="alice", reason="peer test"):
+    """A drain intent as fedgslbctl writes it (PUT /v1/intents/ID)."""
+    return {"id": ident, "kind": "drain", "member": member, "author": author,
+            "reason": reason, "created_at": "2026-11-21T06:00:00Z"}
+
+
+class PeerBed:
+    """Name servers of one deployment file (fedgslb-dnsd --instance NAME),
+    each fed the same vantage documents; `start` runs some of them."""
+
+    def __init__(self, tmp, names=("ns1", "ns2")):
+        self.tmp = str(tmp)
+        self.ports = {n: (fedtest.free_port(ipv6=False), fedtest.free_port(ipv6=False))
+                      for n in names}
+        first = self.ports[names[0]]
+        conf = fedtest.base_config(self.tmp, first[0], first[1], ipv6=False)
+        d = conf["dnsd"]
+        region = d.pop("region")
+        for k in ("listen", "state_file"):
+            d.pop(k)
+        d["control"].pop("listen")
+        conf["deployment"] = {"name_servers": {
+            n: {"listen": ["127.0.0.1:%d" % dns], "control": "127.0.0.1:%d" % ctlp,
+                "region": region, "state_file": os.path.join(self.tmp, n + "-state.json")}
+            for n, (dns, ctlp) in self.ports.items()}}
+        self.path = fedtest.write_config(self.tmp, conf, "deployment.json")
+        self.ns = {}
+        # one document per vantage, the same for every name server
+        self.docs = {v: UiBed(tmp).doc(v) for v in VANTAGES}
+
+    def start(self, *names):
+        for n in names:
+            dns, ctlp = self.ports[n]
+            d = fedtest.Daemon([fedtest.binary("fedgslb-dnsd"), "--config", self.path,
+                                "--instance", n],
+                               os.path.join(self.tmp, n + ".log"), cwd=self.tmp)
+            d.dns_port, d.ctl_port, d.config_path = dns, ctlp, self.path
+            d.start()
+            d.wait_ready()
+            self.ns[n] = d
+            for v in VANTAGES:
+                st, body = fedtest.http(ctlp, "PUT", "/v1/state", body=self.docs[v],
+                                        token=fedtest.TOKEN)
+                assert st == 200, (n, st, body)
+        return self
+
+    def url(self, name):
+        return "http://127.0.0.1:%d" % self.ports[name][1]
+
+    def put_intent(self, name, intent):
+        return fedtest.http(self.ports[name][1], "PUT", "/v1/intents/" + intent["id"],
+                            body=intent, token=fedtest.TOKEN)
+
+    def peers(self, name):
+        st, doc = fedtest.http(self.ports[name][1], "GET", "/v1/peers", token=fedtest.TOKEN)
+        assert st == 200, (st, doc)
+        return doc
+
+    def stop(self, name):
+        fedtest.finish(self.ns.pop(name))
+
+    def close(self):
+        for n in list(self.ns):
+            self.stop(n)
+
+
 if __name__ == "__main__":
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:

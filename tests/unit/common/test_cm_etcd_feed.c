@@ -19,6 +19,7 @@
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_etcd_feed.h"
+#include "common/cm_intent.h"
 #include "common/cm_state.h"
 #include "common/cm_store.h"
 
@@ -44,6 +45,8 @@ struct fixture {
     bool refuse_apply; /* the consumer cannot build from candidates */
     char docs[4][512];
     struct cm_etcd_kv kv[8];
+    struct cm_intents *intents; /* what the intents hook made of the keys */
+    unsigned intent_changes;
 };
 
 static int apply_cb(void *arg, struct cm_store_cand *cand, char *err, size_t errlen)
@@ -82,6 +85,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
 
     cm_etcd_feed_free(f->feed);
+    cm_intents_free(f->intents);
     cm_store_free(f->store);
     cm_conf_unref(f->conf);
     free(f);
@@ -334,6 +338,109 @@ static void test_digest(void **state)
     cm_store_free(s2);
 }
 
+/* ---- intents ---- */
+
+#define NOW_S 1795244400 /* 2026-11-21T07:00:00Z */
+
+static void intents_cb(void *arg, struct cm_etcd_feed *feed)
+{
+    struct fixture *f = arg;
+    struct cm_intents *next = NULL;
+
+    assert_int_equal(cm_etcd_feed_intents(feed, f->intents, f->conf, NOW_S, &next), CM_OK);
+    if (next != NULL) {
+        cm_intents_free(f->intents);
+        f->intents = next;
+        f->intent_changes++;
+    }
+}
+
+static int setup_intents(void **state)
+{
+    struct fixture *f;
+
+    setup(state);
+    f = *state;
+    f->intents = cm_intents_new();
+    assert_non_null(f->intents);
+    f->t.intents = intents_cb;
+    return 0;
+}
+
+/* A drain of @member with @id; @extra is more JSON members ("" or ", ..."). */
+static const char *drain(char *buf, const char *id, const char *member, const char *extra)
+{
+    snprintf(buf, 512,
+             "{\"id\": \"%s\", \"kind\": \"drain\", \"member\": \"%s\", \"author\": \"ops\","
+             " \"reason\": \"test\", \"created_at\": \"2026-11-21T06:00:00Z\"%s}",
+             id, member, extra);
+    return buf;
+}
+
+static void test_intent_keys(void **state)
+{
+    struct fixture *f = *state;
+    const struct cm_intent *in;
+    struct cm_intents *before;
+    char b[512];
+
+    put(f, ROOT "intents/d1", drain(f->docs[0], "d1", "usa", ""), 5);
+    assert_int_equal(f->intent_changes, 1);
+    assert_int_equal(cm_intents_active_count(f->intents, NOW_S), 1);
+    before = f->intents;
+    /* Hostile values: each is refused, the set held stays (no new set at all). */
+    put(f, ROOT "intents/x1", "{not json", 6);
+    put(f, ROOT "intents/x2", drain(b, "d1", "usa", ", \"reason\": \"other\""), 7);
+    put(f, ROOT "intents/x3", drain(b, "x1", "usa", ""), 8);               /* not the key's id */
+    put(f, ROOT "intents/x4", drain(b, "x4", "nowhere", ""), 9);           /* unknown member */
+    put(f, ROOT "intents/x5", drain(b, "x5", "usa", ", \"evil\": 1"), 10); /* unknown field */
+    put(f, ROOT "intents/x6", "[]", 11);
+    put(f, ROOT "intents/x7", drain(b, "x7", "usa", ", \"expires_at\": \"2026-11-21T06:30:00Z\""),
+        12); /* expired already: nothing to apply */
+    put(f, ROOT "intents/d1", drain(b, "d1", "usa", ", \"reason\": \"changed\""), 13);
+    assert_ptr_equal(f->intents, before);
+    assert_int_equal(f->intent_changes, 1);
+    assert_int_equal(cm_intents_count(f->intents), 1);
+    assert_string_equal(cm_intents_get(f->intents, 0)->reason, "test");
+    /* The tombstone written to the key removes it (removed_by kept). */
+    put(f, ROOT "intents/d1",
+        drain(b, "d1", "usa",
+              ", \"removed_at\": \"2026-11-21T06:59:00Z\", \"removed_by\": \"alice\""),
+        14);
+    in = cm_intents_find(f->intents, "d1");
+    assert_non_null(in);
+    assert_int_equal(cm_intents_active_count(f->intents, NOW_S), 0);
+    assert_string_equal(in->removed_by, "alice");
+    /* A live intent again under a removed id: refused, as a push would be. */
+    put(f, ROOT "intents/d1", drain(f->docs[0], "d1", "usa", ""), 15);
+    assert_int_equal(cm_intents_active_count(f->intents, NOW_S), 0);
+    /* A key deleted: its live intent goes (a tombstone by etcd). */
+    put(f, ROOT "intents/d2", drain(f->docs[1], "d2", "usa", ""), 16);
+    assert_int_equal(cm_intents_active_count(f->intents, NOW_S), 1);
+    del(f, ROOT "intents/d2", 17);
+    assert_int_equal(cm_intents_active_count(f->intents, NOW_S), 0);
+    assert_string_equal(cm_intents_find(f->intents, "d2")->removed_by, "etcd (key deleted)");
+    /* A list without a live intent's key removes it; one with it keeps it. */
+    put(f, ROOT "intents/d3", drain(f->docs[2], "d3", "usa", ""), 18);
+    f->kv[0] = kv_of(ROOT "intents/d3", f->docs[2], 18);
+    assert_int_equal(cm_etcd_feed_sync(f->feed, f->kv, 1, &f->t), CM_OK);
+    assert_true(cm_intent_is_active(cm_intents_find(f->intents, "d3"), NOW_S));
+    assert_int_equal(cm_etcd_feed_sync(f->feed, f->kv, 0, &f->t), CM_OK);
+    assert_false(cm_intent_is_active(cm_intents_find(f->intents, "d3"), NOW_S));
+    /* A key holding a NUL, and one under intents/ with no id: not intent keys. */
+    {
+        const char *name;
+        size_t nl;
+        static const char nul[] = ROOT "intents/a\0b";
+
+        assert_int_equal(cm_etcd_key_parse(ROOT, nul, sizeof(nul) - 1, &name, &nl),
+                         CM_ETCD_KEY_OTHER);
+        assert_int_equal(
+            cm_etcd_key_parse(ROOT, ROOT "intents/", strlen(ROOT "intents/"), &name, &nl),
+            CM_ETCD_KEY_OTHER);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +451,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_refused_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_digest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_intent_keys, setup_intents, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -291,9 +291,10 @@ static void check_both(const struct cm_lpm *lpm, int family, const uint8_t *addr
 /*
  * @max_blocks: 0 for a trie alone; otherwise (IPv4) the direct table is
  * built with that many second-level blocks at most, and every lookup also
- * goes through the trie alone and must agree.
+ * goes through the trie alone and must agree. @stride: compacted without a
+ * direct table, so that whole-byte sources go through the stride table.
  */
-static void random_family(int family, unsigned bits, uint64_t seed, size_t max_blocks)
+static void random_family(int family, unsigned bits, uint64_t seed, size_t max_blocks, bool stride)
 {
     enum { NPREFIX = 300, NLOOKUP = 10000 };
     struct ref_prefix *p = calloc(NPREFIX, sizeof(*p));
@@ -332,6 +333,11 @@ static void random_family(int family, unsigned bits, uint64_t seed, size_t max_b
         cm_lpm_compact_with(lpm, 0, max_blocks);
         assert_true(cm_lpm_has_direct(lpm));
     }
+    if (stride) {
+        cm_lpm_compact_with(lpm, SIZE_MAX, 0);
+        assert_false(cm_lpm_has_direct(lpm));
+        assert_true(cm_lpm_has_stride(lpm, family));
+    }
     for (size_t i = 0; i < NLOOKUP; i++) {
         uint8_t addr[16] = {0};
         uint64_t r = rng_next(&seed);
@@ -339,6 +345,8 @@ static void random_family(int family, unsigned bits, uint64_t seed, size_t max_b
 
         if (max_blocks != 0 && (r >> 60) < 6) /* the direct table's sources: 24..32 bits */
             addr_bits = 24 + (unsigned)((r >> 50) % 9);
+        if (stride && (r >> 60) < 10) /* the stride table's: whole bytes */
+            addr_bits = 8 * (unsigned)((r >> 50) % (bits / 8 + 1));
         struct cm_lpm_result res;
         const struct ref_prefix *best = NULL;
 
@@ -355,7 +363,7 @@ static void random_family(int family, unsigned bits, uint64_t seed, size_t max_b
                 (best == NULL || p[j].len > best->len))
                 best = &p[j];
         cm_lpm_lookup(lpm, family, addr, addr_bits, &res);
-        if (max_blocks != 0)
+        if (max_blocks != 0 || stride)
             check_both(lpm, family, addr, addr_bits);
         assert_int_equal(res.found, best != NULL);
         if (best != NULL) {
@@ -385,7 +393,17 @@ static void random_family(int family, unsigned bits, uint64_t seed, size_t max_b
 static void test_random_v4(void **state)
 {
     (void)state;
-    random_family(AF_INET, 32, 0x9e3779b97f4a7c15ull, 0);
+    random_family(AF_INET, 32, 0x9e3779b97f4a7c15ull, 0, false);
+}
+
+/* The same tables through the stride tables, both families. */
+static void test_random_stride(void **state)
+{
+    (void)state;
+    random_family(AF_INET, 32, 0x9e3779b97f4a7c15ull, 0, true);
+    random_family(AF_INET, 32, 0xd1b54a32d192ed03ull, 0, true);
+    random_family(AF_INET6, 128, 0x2545f4914f6cdd1dull, 0, true);
+    random_family(AF_INET6, 128, 0x9e3779b97f4a7c15ull, 0, true);
 }
 
 /* The same tables through the direct table: blocks for every /24 holding
@@ -393,15 +411,15 @@ static void test_random_v4(void **state)
 static void test_random_v4_direct(void **state)
 {
     (void)state;
-    random_family(AF_INET, 32, 0x9e3779b97f4a7c15ull, CM_LPM_DIRECT_MAX_BLOCKS);
-    random_family(AF_INET, 32, 0xd1b54a32d192ed03ull, CM_LPM_DIRECT_MAX_BLOCKS);
-    random_family(AF_INET, 32, 0xd1b54a32d192ed03ull, 3);
+    random_family(AF_INET, 32, 0x9e3779b97f4a7c15ull, CM_LPM_DIRECT_MAX_BLOCKS, false);
+    random_family(AF_INET, 32, 0xd1b54a32d192ed03ull, CM_LPM_DIRECT_MAX_BLOCKS, false);
+    random_family(AF_INET, 32, 0xd1b54a32d192ed03ull, 3, false);
 }
 
 static void test_random_v6(void **state)
 {
     (void)state;
-    random_family(AF_INET6, 128, 0x2545f4914f6cdd1dull, 0);
+    random_family(AF_INET6, 128, 0x2545f4914f6cdd1dull, 0, false);
 }
 
 /* Every address of @net/24 with every source length, both paths. */
@@ -583,6 +601,7 @@ int main(void)
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_random_v4),
         cmocka_unit_test(test_random_v6),
+        cmocka_unit_test(test_random_stride),
         cmocka_unit_test(test_random_v4_direct),
         cmocka_unit_test(test_direct_dense_block),
         cmocka_unit_test(test_direct_threshold),

@@ -225,12 +225,40 @@ static void test_port_and_format(void **state)
     assert_string_equal(buf, "?:0");
 }
 
+/* The control API's URL: wildcards are reached on the loopback of their family. */
+static void test_url(void **state)
+{
+    static const struct {
+        const char *in;
+        bool tls;
+        bool wildcard;
+        const char *url;
+    } cases[] = {
+        {"127.0.0.1:9153", false, false, "http://127.0.0.1:9153"},
+        {"0.0.0.0:9153", false, true, "http://127.0.0.1:9153"},
+        {"[::]:9153", true, true, "https://[::1]:9153"},
+        {"[2001:db8::1]:443", true, false, "https://[2001:db8::1]:443"},
+        {"192.0.2.7:80", false, false, "http://192.0.2.7:80"},
+    };
+    char buf[CM_URL_STRLEN];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct cm_addr a;
+
+        assert_int_equal(cm_addr_parse(cases[i].in, 0, &a), CM_OK);
+        assert_int_equal(cm_addr_is_wildcard((const struct sockaddr *)&a.ss), cases[i].wildcard);
+        cm_addr_url((const struct sockaddr *)&a.ss, cases[i].tls, buf, sizeof(buf));
+        assert_string_equal(buf, cases[i].url);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_port_and_format), cmocka_unit_test(test_classify),
-        cmocka_unit_test(test_prefixes),        cmocka_unit_test(test_refused),
-        cmocka_unit_test(test_refusal_words),
+        cmocka_unit_test(test_port_and_format), cmocka_unit_test(test_url),
+        cmocka_unit_test(test_classify),        cmocka_unit_test(test_prefixes),
+        cmocka_unit_test(test_refused),         cmocka_unit_test(test_refusal_words),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -147,6 +147,23 @@ static void test_usage_errors(void **state)
         BAD("empty prefix", "explain", "web", "--client", "10.0.0.0/"),
         BAD("options of explain", "status", "--client", "1.2.3.4"),
         BAD("too many arguments", "explain", "a", "b", "c", "d", "e"),
+        BAD("intent: expects a subcommand", "intent"),
+        BAD("intent: unknown subcommand \"nap\"", "intent", "nap"),
+        BAD("intent list: expects no arguments", "intent", "list", "x"),
+        BAD("intent remove: expects one intent id", "intent", "remove"),
+        BAD("intent add: expects KIND TARGET [VALUE]", "intent", "add", "drain", "--reason", "r"),
+        BAD("intent add: --reason TEXT is required", "intent", "add", "drain", "eur"),
+        BAD("--for: not a duration", "drain", "eur", "--for", "2w"),
+        BAD("--for: not a duration", "drain", "eur", "--for", "0s"),
+        BAD("--for: not a duration", "drain", "eur", "--for", "366d"),
+        BAD("--for and --until together", "drain", "eur", "--for", "1h", "--until",
+            "2026-11-21T07:00:00Z"),
+        BAD("--for and --until go with drain and intent add", "undrain", "eur", "--for", "1h"),
+        BAD("--service goes with intent add", "drain", "eur", "--service", "default/web"),
+        BAD("--reason and --author go with commands that change intents", "status", "--reason",
+            "x"),
+        BAD("--reason and --author go with commands that change intents", "intent", "list",
+            "--author", "x"),
     };
     struct ctl_opts o;
 
@@ -161,13 +178,50 @@ static void test_usage_errors(void **state)
     }
 }
 
+static void test_intent(void **state)
+{
+    struct ctl_opts o;
+    char err[256] = "";
+    uint64_t d = 0;
+
+    (void)state;
+    assert_int_equal(PARSE(&o, NULL, err, "intent", "add", "weight", "usa", "0", "--service",
+                           "default/web", "--reason", "standby", "--for", "2h", "--author", "bob"),
+                     CM_OK);
+    assert_int_equal(o.cmd, CTL_CMD_INTENT);
+    assert_int_equal(o.intent, CTL_INTENT_ADD);
+    assert_int_equal(o.nargs, 4);
+    assert_string_equal(o.args[1], "weight");
+    assert_string_equal(o.args[3], "0");
+    assert_string_equal(o.service, "default/web");
+    assert_string_equal(o.reason, "standby");
+    assert_string_equal(o.author, "bob");
+    assert_int_equal(o.for_s, 7200);
+    assert_int_equal(PARSE(&o, NULL, err, "intent", "sync"), CM_OK);
+    assert_int_equal(o.intent, CTL_INTENT_SYNC);
+    assert_int_equal(PARSE(&o, NULL, err, "intent", "remove", "drain-eur-1-abcd"), CM_OK);
+    assert_int_equal(o.intent, CTL_INTENT_REMOVE);
+    /* The drain shorthand keeps working, and takes the intent options. */
+    assert_int_equal(PARSE(&o, NULL, err, "drain", "eur", "--until=2026-11-22T00:00:00Z"), CM_OK);
+    assert_int_equal(o.cmd, CTL_CMD_DRAIN);
+    assert_string_equal(o.arg, "eur");
+    assert_string_equal(o.until, "2026-11-22T00:00:00Z");
+    assert_true(ctl_parse_duration("90", 1000, &d) && d == 90);
+    assert_true(ctl_parse_duration("90s", 1000, &d) && d == 90);
+    assert_true(ctl_parse_duration("30m", 10000, &d) && d == 1800);
+    assert_true(ctl_parse_duration("7d", 7 * 86400, &d) && d == 7 * 86400);
+    assert_false(ctl_parse_duration("7d", 7 * 86400 - 1, &d));
+    assert_false(ctl_parse_duration("m", 100, &d));
+    assert_false(ctl_parse_duration("", 100, &d));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_defaults),  cmocka_unit_test(test_env_config_and_override),
         cmocka_unit_test(test_options_anywhere), cmocka_unit_test(test_explain),
         cmocka_unit_test(test_state_daemon),     cmocka_unit_test(test_help),
-        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_usage_errors),     cmocka_unit_test(test_intent),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,22 +15,12 @@
 #include "common/cm_str.h"
 #include "ctl/ctl_http.h"
 #include "ctl/ctl_render.h"
+#include "tests/unit/unit_text.h"
 
 /* JSON written with ' for " to stay readable. */
-static json_t *j(const char *text)
+static json_t *j(const char *squoted)
 {
-    char *s = strdup(text);
-    json_error_t e;
-    json_t *v;
-
-    assert_non_null(s);
-    for (char *c = s; *c != '\0'; c++)
-        *c = *c == '\'' ? '"' : *c;
-    v = json_loads(s, 0, &e);
-    if (v == NULL)
-        fail_msg("bad test JSON: %s", e.text);
-    free(s);
-    return v;
+    return unit_json(squoted);
 }
 
 /* dnsd's GET /v1/state: eu reports usa with a service RTT, us only a member RTT. */
@@ -209,6 +199,43 @@ static void test_explain_text(void **state)
     json_decref(doc);
 }
 
+/* Every intent and policy that applied, in explain's text. */
+static void test_explain_intents_and_policy(void **state)
+{
+    json_t *doc =
+        j("{'name': 'web.default.f.svc.z', 'client': {'address': null, 'region': 'us-east-1',"
+          " 'how': 'region parameter'},"
+          " 'decision': {'level': 'global', 'service': 'default/web', 'configured': true,"
+          "  'client_region': 'us-east-1', 'candidates': [],"
+          "  'intents': [{'id': 'drain-eur-1-abcd', 'kind': 'drain', 'member': 'eur',"
+          "    'author': 'alice', 'reason': 'kernel upgrade', 'created_at': '2026-11-21T06:00:00Z',"
+          "    'expires_at': '2026-11-21T08:00:00Z'},"
+          "   {'id': 'w-1', 'kind': 'weight', 'service': 'default/web', 'member': 'usb',"
+          "    'weight': 0, 'author': 'bob', 'reason': 'standby', 'created_at': "
+          "'2026-11-21T06:00:00Z'}],"
+          "  'policy': ['usb weight 0 (intent w-1)', 'jpn priority 1 (config)'],"
+          "  'decision': {'rule': 'best latency', 'chosen': ['usa'], 'selected': 'usa',"
+          "   'cname': null, 'ttl': 30, 'ttl_reason': 'ttl_s', 'priority_group': 0,"
+          "   'standby': false, 'own_region_only': true}},"
+          " 'response': null}");
+    struct cm_buf b;
+    const char *t;
+
+    (void)state;
+    cm_buf_init(&b, 1 << 20);
+    assert_int_equal(ctl_explain_text(doc, &b), CM_OK);
+    t = cm_buf_cstr(&b);
+    assert_non_null(strstr(t, "intent  drain eur (drain-eur-1-abcd) by alice until "
+                              "2026-11-21T08:00:00Z: kernel upgrade\n"));
+    assert_non_null(strstr(t, "intent  weight usb 0 (w-1) by bob: standby\n"));
+    assert_non_null(strstr(t, "policy  usb weight 0 (intent w-1)\n"));
+    assert_non_null(strstr(t, "policy  jpn priority 1 (config)\n"));
+    assert_non_null(strstr(t, "policy  members of the client's own region win"));
+    assert_null(strstr(t, "priority group"));
+    cm_buf_fini(&b);
+    json_decref(doc);
+}
+
 static void test_explain_not_federated(void **state)
 {
     json_t *doc = j("{'name': 'www.z', 'client': {'address': '::1', 'ecs_prefix': null,"
@@ -230,15 +257,6 @@ static void test_url_helpers(void **state)
     char *u;
 
     (void)state;
-    u = ctl_http_url_from_listen("127.0.0.1:9153", false);
-    assert_string_equal(u, "http://127.0.0.1:9153");
-    free(u);
-    u = ctl_http_url_from_listen("0.0.0.0:9153", false);
-    assert_string_equal(u, "http://127.0.0.1:9153");
-    free(u);
-    u = ctl_http_url_from_listen("[::]:9153", true);
-    assert_string_equal(u, "https://[::1]:9153");
-    free(u);
     u = ctl_http_escape("a b/&=c");
     assert_string_equal(u, "a%20b%2F%26%3Dc");
     free(u);
@@ -253,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_answer_cells),
         cmocka_unit_test(test_explain_text),
         cmocka_unit_test(test_explain_not_federated),
+        cmocka_unit_test(test_explain_intents_and_policy),
         cmocka_unit_test(test_url_helpers),
     };
 

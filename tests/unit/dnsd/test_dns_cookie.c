@@ -136,12 +136,81 @@ static void test_window(void **state)
     assert_false(dns_cookie_check(secret, client, c, 16, addr, 4, t));
 }
 
+/* RFC 9018 §4.3: a cookie of ours is sent back while at most half an hour old. */
+static void test_young(void **state)
+{
+    uint8_t secret[16], c[8], sc[16], a[16];
+    size_t al = ip("198.51.100.100", a);
+    const uint32_t t = 1559731985u;
+
+    (void)state;
+    memset(secret, 7, sizeof(secret));
+    memset(c, 9, sizeof(c));
+    dns_cookie_make(secret, c, a, al, t, sc);
+    assert_true(dns_cookie_young(sc, t));
+    assert_true(dns_cookie_young(sc, t + DNS_COOKIE_REUSE_S));
+    assert_false(dns_cookie_young(sc, t + DNS_COOKIE_REUSE_S + 1));
+    assert_true(dns_cookie_young(sc, t - DNS_COOKIE_MAX_SKEW_S)); /* a peer's clock ahead */
+    assert_false(dns_cookie_young(sc, t - DNS_COOKIE_MAX_SKEW_S - 1));
+}
+
+/* The memo: a cookie made once is handed out again while young, per client
+ * cookie and address, and forgotten with the secret; a cookie checked once
+ * is recognised by comparison, a forged one never. */
+static void test_memo(void **state)
+{
+    static struct dns_cookie_memo memo; /* zeroed: empty */
+    uint8_t secret[16], other[16], c[8], c2[8], a[16], b[16], s1[16], s2[16], s3[16], plain[16];
+    size_t al = ip("198.51.100.100", a), bl = ip("2001:db8::53", b);
+    const uint32_t t = 1559731985u;
+
+    (void)state;
+    memset(secret, 7, sizeof(secret));
+    memset(other, 8, sizeof(other));
+    memset(c, 9, sizeof(c));
+    memset(c2, 10, sizeof(c2));
+    dns_cookie_make_memo(&memo, secret, c, a, al, t, s1);
+    dns_cookie_make(secret, c, a, al, t, plain);
+    assert_memory_equal(s1, plain, 16); /* what the plain make gives */
+    dns_cookie_make_memo(&memo, secret, c, a, al, t + 100, s2);
+    assert_memory_equal(s2, s1, 16); /* young: the same */
+    dns_cookie_make_memo(&memo, secret, c, a, al, t + DNS_COOKIE_REUSE_S + 1, s2);
+    dns_cookie_make(secret, c, a, al, t + DNS_COOKIE_REUSE_S + 1, plain);
+    assert_memory_equal(s2, plain, 16); /* renewed past half an hour */
+    dns_cookie_make_memo(&memo, secret, c2, a, al, t, s3);
+    dns_cookie_make(secret, c2, a, al, t, plain);
+    assert_memory_equal(s3, plain, 16); /* another client cookie */
+    dns_cookie_make_memo(&memo, secret, c, b, bl, t, s3);
+    dns_cookie_make(secret, c, b, bl, t, plain);
+    assert_memory_equal(s3, plain, 16); /* another address */
+    dns_cookie_make_memo(&memo, other, c, a, al, t + 10, s3);
+    dns_cookie_make(other, c, a, al, t + 10, plain);
+    assert_memory_equal(s3, plain, 16); /* a new secret: nothing remembered */
+
+    /* checks: a made cookie is recognised, a forged one is not, even remembered */
+    assert_true(dns_cookie_check_memo(&memo, other, c, s3, 16, a, al, t + 20));
+    uint8_t forged[16];
+    memcpy(forged, s3, 16);
+    forged[15] ^= 1;
+    assert_false(dns_cookie_check_memo(&memo, other, c, forged, 16, a, al, t + 20));
+    assert_false(dns_cookie_check_memo(&memo, other, c, s3, 16, b, bl, t + 20));
+    assert_false(dns_cookie_check_memo(&memo, other, c, s3, 16, a, al,
+                                       t + 10 + DNS_COOKIE_MAX_AGE_S + 1));       /* stale */
+    assert_false(dns_cookie_check_memo(&memo, secret, c, s3, 16, a, al, t + 20)); /* not ours */
+    /* one verified elsewhere (another server, same secret) is remembered too */
+    dns_cookie_make(secret, c2, b, bl, t, plain);
+    assert_true(dns_cookie_check_memo(&memo, secret, c2, plain, 16, b, bl, t + 5));
+    assert_true(dns_cookie_check_memo(&memo, secret, c2, plain, 16, b, bl, t + 6));
+    assert_true(dns_cookie_check_memo(NULL, secret, c2, plain, 16, b, bl, t + 6));
+    assert_false(dns_cookie_check_memo(&memo, secret, c2, plain, 8, b, bl, t + 6));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_known_answers),
-        cmocka_unit_test(test_returned_cookies),
-        cmocka_unit_test(test_window),
+        cmocka_unit_test(test_known_answers), cmocka_unit_test(test_returned_cookies),
+        cmocka_unit_test(test_window),        cmocka_unit_test(test_young),
+        cmocka_unit_test(test_memo),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_intent.h"
 #include "common/cm_state.h"
 #include "dnsd/dns_explain.h"
 #include "dnsd/dns_fed.h"
@@ -40,7 +41,7 @@ static const char conf_text[] =
     "             'jpn': {'region': 'ap-northeast-1', 'zone': 'ap-northeast-1a'}},"
     " 'services': {"
     "   'default/web': {'port': 80, 'aliases': ['web.fed.example.test', 'www.a.fed.example.test'],"
-    "                   'policy': {'latency_slack_ms': 5}},"
+    "                   'policy': {'latency_slack_ms': 5, 'prefer_own_region': false}},"
     "   'default/closed': {'port': 80, 'policy': {'all_down': 'fail-closed'}},"
     "   'default/sorry': {'port': 80, 'policy': {'all_down': 'sorry:sorry.example.net'}},"
     "   'default/two': {'port': 80, 'policy': {'max_answers': 1}}},"
@@ -67,8 +68,9 @@ struct fx {
     size_t ndocs;
     struct cm_merged *merged;
     struct dns_fed *fed;
-    bool drained[3];
-    bool use_drains;
+    bool drained[3];             /* members given a drain intent by fx_build */
+    bool use_drains;             /* pass the intents to the build */
+    struct cm_intent_view *view; /* the drains as the build saw them */
 };
 
 static struct cm_conf *load_conf(void)
@@ -182,9 +184,38 @@ static struct ep *find_ep(struct ep *eps, size_t n, const char *svc, const char 
     return NULL;
 }
 
+/* A drain intent for every member in f->drained, compiled into f->view. */
+static void fx_drains(struct fx *f)
+{
+    struct cm_intents *set = cm_intents_new();
+
+    cm_intent_view_free(f->view);
+    f->view = NULL;
+    assert_non_null(set);
+    for (size_t m = 0; m < f->conf->member_count; m++) {
+        char text[256], err[CM_INTENT_ERR_MAX];
+        struct cm_intent *in = NULL;
+        struct cm_intents *next = NULL;
+
+        if (!f->drained[m])
+            continue;
+        snprintf(text, sizeof(text),
+                 "{\"id\": \"drain-%s\", \"kind\": \"drain\", \"member\": \"%s\", "
+                 "\"author\": \"test\", \"reason\": \"test\", "
+                 "\"created_at\": \"2026-11-21T06:00:00Z\"}",
+                 f->conf->members[m].name, f->conf->members[m].name);
+        assert_int_equal(cm_intent_parse_text(text, strlen(text), f->conf, &in, err, sizeof(err)),
+                         CM_OK);
+        assert_int_equal(cm_intents_put(set, in, 1795244400, &next, err, sizeof(err)), CM_OK);
+        cm_intents_free(set);
+        set = next;
+    }
+    assert_int_equal(cm_intent_view_build(set, f->conf, 1795244400, &f->view), CM_OK);
+    cm_intents_free(set);
+}
+
 static void fx_build(struct fx *f)
 {
-    struct dns_drains drains = {f->drained};
     char err[256];
 
     dns_fed_free(f->fed);
@@ -195,7 +226,8 @@ static void fx_build(struct fx *f)
         assert_int_equal(
             cm_merged_build((const struct cm_state *const *)f->docs, f->ndocs, f->conf, &f->merged),
             CM_OK);
-    if (dns_fed_build(f->conf, f->merged, f->use_drains ? &drains : NULL, &f->fed, err,
+    fx_drains(f);
+    if (dns_fed_build(f->conf, f->merged, f->use_drains ? f->view : NULL, &f->fed, err,
                       sizeof(err)) != CM_OK)
         fail_msg("build: %s", err);
 }
@@ -229,6 +261,7 @@ static int teardown(void **state)
 
     dns_fed_free(f->fed);
     cm_merged_free(f->merged);
+    cm_intent_view_free(f->view);
     for (size_t i = 0; i < 3; i++)
         cm_state_free(f->docs[i]);
     cm_conf_unref(f->conf);
@@ -340,8 +373,7 @@ static void expect(const struct fx *f, const char *name, uint16_t qtype, const c
 static json_t *explain(const struct fx *f, const char *name, const char *region, uint32_t hash,
                        const char *rule, const char *member, uint32_t ttl)
 {
-    struct dns_drains drains = {f->drained};
-    json_t *e = dns_explain(f->fed, f->conf, f->merged, f->use_drains ? &drains : NULL, name,
+    json_t *e = dns_explain(f->fed, f->conf, f->merged, f->use_drains ? f->view : NULL, name,
                             reg(f, region), hash);
     json_t *d, *sel;
 
@@ -675,6 +707,15 @@ static void test_drained_excluded(void **state)
            30);
     json_t *e = explain(f, GLOBAL, US, 0, "best latency", "eur", 30);
     assert_true(json_boolean_value(json_object_get(cand(e, "usa"), "drained")));
+    /* Explain names the intent that drained it, for the member and the service. */
+    assert_string_equal(json_string_value(json_object_get(cand(e, "usa"), "admin")), "drained");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(cand(e, "usa"), "intents"), 0), "id")),
+                        "drain-usa");
+    assert_int_equal(json_array_size(json_object_get(cand(e, "eur"), "intents")), 0);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(json_object_get(e, "intents"), 0), "id")),
+        "drain-usa");
     json_decref(e);
 }
 
@@ -712,6 +753,36 @@ static void test_slack_sharing(void **state)
     assert_int_equal(count_eur, 16);
     /* Outside the slack: only the best. */
     expect(f, "closed.default.myfed.svc.fed.example.test", DNS_TYPE_A, EU, "A " EUR_V4, 30);
+}
+
+/* The default policy: of members equally near, the client's own region's answers alone. */
+static void test_own_region_wins(void **state)
+{
+    struct fx *f = *state;
+    struct ep eps[12];
+    size_t n = std_eps(eps);
+    const double us_rtt[3] = {12, 10, 300};
+    struct dns_fed_answer a;
+    char text[TEXTMAX];
+    json_t *e;
+
+    f->docs[0] = mkstate(US, us_rtt, eps, n);
+    f->ndocs = 1;
+    fx_build(f);
+    /* default/closed keeps the default: eur is 2 ms nearer, but usa is in us-east-1. */
+    for (uint32_t h = 0; h < 64; h++) {
+        look(f, "closed.default.myfed.svc.fed.example.test", DNS_TYPE_A, US, h, &a, text);
+        assert_string_equal(text, "A " USA_V4 ",192.0.2.11");
+    }
+    e = explain(f, "closed.default.myfed.svc.fed.example.test", US, 0, "best latency", "usa", 30);
+    assert_true(
+        json_boolean_value(json_object_get(json_object_get(e, "decision"), "own_region_only")));
+    assert_true(json_boolean_value(json_object_get(cand(e, "usa"), "own_region")));
+    assert_false(json_boolean_value(json_object_get(cand(e, "eur"), "own_region")));
+    json_decref(e);
+    /* default/web turns it off: they share. */
+    look(f, GLOBAL, DNS_TYPE_A, US, 0, &a, text);
+    assert_true(a.subnet_dependent);
 }
 
 static void test_ents_and_misses(void **state)
@@ -869,6 +940,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_aaaa_and_missing_family, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_min_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drained_excluded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_region_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slack_sharing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ents_and_misses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aliases, setup, teardown),

@@ -172,6 +172,31 @@ static void test_case(void **state)
     }
     dns_name_lower(lc, W("\3WwW\7EXAMPLE\4Test\0"));
     assert_memory_equal(lc, "\3www\7example\4test", 18);
+    /* The eight-bytes-at-a-time fold agrees with the byte one for every byte
+     * value at every position of a word, next to every other byte value. */
+    for (unsigned len = 0; len <= 19; len++) {
+        for (unsigned v = 0; v < 256; v++) {
+            uint8_t src[19], got[19], want[19];
+            for (unsigned i = 0; i < len; i++) {
+                src[i] = (uint8_t)(i % 2 == 0 ? v : (v * 7u + i) & 0xFF);
+                want[i] = dns_name_lower_char(src[i]);
+            }
+            dns_name_lower(got, src, len);
+            if (len > 0 && memcmp(got, want, len) != 0)
+                fail_msg("len %u byte 0x%02x: folded differently", len, v);
+            /* folding and hashing in one pass: the same bytes, the hash of them */
+            memset(got, 0xAA, sizeof(got));
+            uint32_t h = dns_name_lower_hash(got, src, len);
+            if ((len > 0 && memcmp(got, want, len) != 0) || h != dns_name_hash(want, len))
+                fail_msg("len %u byte 0x%02x: lower_hash differs", len, v);
+            if (len < sizeof(got) && got[len] != 0xAA)
+                fail_msg("len %u: lower_hash wrote past the name", len);
+        }
+    }
+    /* the hash reads every byte, the length included */
+    assert_int_not_equal(dns_name_hash(W("\3www\4test\0")), dns_name_hash(W("\3wwx\4test\0")));
+    assert_int_not_equal(dns_name_hash((const uint8_t *)"\0\0\0\0\0\0\0\0\0", 8),
+                         dns_name_hash((const uint8_t *)"\0\0\0\0\0\0\0\0\0", 9));
     assert_int_equal(dns_name_lower_char('Z'), 'z');
     assert_int_equal(dns_name_lower_char('@'), '@');
     assert_int_equal(dns_name_lower_char('['), '[');

@@ -21,6 +21,7 @@
 #include "common/cm_err.h"
 #include "common/cm_lpm.h"
 #include "common/cm_state.h"
+#include "dnsd/dns_cookie.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_view.h"
@@ -1134,6 +1135,7 @@ static void test_cookies(void **state)
     static const uint8_t a1[24] = {0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57,
                                    0x01, 0x00, 0x00, 0x00, 0x5c, 0xf7, 0x9f, 0x11,
                                    0x1f, 0x81, 0x30, 0xc3, 0xee, 0xe2, 0x94, 0x80};
+    static const uint8_t a1_ip[4] = {198, 51, 100, 100};
     uint8_t got[64];
     struct pkt p;
     size_t n;
@@ -1153,11 +1155,35 @@ static void test_cookies(void **state)
     assert_memory_equal(got, a1, 24);
     assert_false(f->info.cookie_valid);
 
-    /* the pair returned: recognised, within the hour */
+    /* the pair returned: recognised, within the hour, and sent back as it is
+     * while at most half an hour old (RFC 9018 §4.3) */
     p_query_option(&p, DNS_EDNS_OPT_COOKIE, a1, 24);
     n = run(f, &p, false);
     assert_true(f->info.cookie_valid);
     assert_int_equal(resp_option(f, n, DNS_EDNS_OPT_COOKIE, got), 24);
+    assert_memory_equal(got, a1, 24);
+    n = dns_query_process(&f->view, p.b, p.len, f->resp, 4096, (const struct sockaddr *)&f->client4,
+                          false, &f->info, NOW + 1800);
+    assert_true(f->info.cookie_valid);
+    resp_option(f, n, DNS_EDNS_OPT_COOKIE, got);
+    assert_memory_equal(got, a1, 24);
+    n = dns_query_process(&f->view, p.b, p.len, f->resp, 4096, (const struct sockaddr *)&f->client4,
+                          false, &f->info, NOW + 1801);
+    assert_true(f->info.cookie_valid);
+    resp_option(f, n, DNS_EDNS_OPT_COOKIE, got);
+    uint8_t renewed[16];
+    dns_cookie_make(f->conf.dnsd.cookies.secret, client, a1_ip, 4, NOW + 1801, renewed);
+    assert_memory_equal(got + 8, renewed, 16); /* renewed past half an hour */
+    /* the worker's memo gives the same answers */
+    static struct dns_cookie_memo memo;
+    n = dns_query_process_memo(&f->view, &memo, p.b, p.len, f->resp, 4096,
+                               (const struct sockaddr *)&f->client4, false, &f->info, NOW + 5);
+    assert_true(f->info.cookie_valid);
+    resp_option(f, n, DNS_EDNS_OPT_COOKIE, got);
+    assert_memory_equal(got, a1, 24);
+    n = dns_query_process_memo(&f->view, &memo, p.b, p.len, f->resp, 4096,
+                               (const struct sockaddr *)&f->client4, false, &f->info, NOW + 6);
+    assert_true(f->info.cookie_valid);
     /* ... from another address it is not ours */
     inet_pton(AF_INET, "198.51.100.101", &f->client4.sin_addr);
     run(f, &p, false);

@@ -3,7 +3,10 @@
  * test_dns_rank.c -- the decision procedure (dnsd/dns_rank.h), one table per
  * rule family: eligibility, latency order and its tie-breaks, latency_slack_ms
  * and its boundary, weights, TTL, all-down policies, regional and zonal
- * levels, client independence and slot spreading (wire names: test_dns_name.c).
+ * levels, client independence and slot spreading (wire names: test_dns_name.c);
+ * the operator's intents (drain, force up/down, evacuate) and the traffic
+ * policy (priority groups, standby weight 0, own-region preference, where a
+ * weight or priority comes from).
  *
  * Every row builds a state document as JSON text from one vantage
  * (us-east-1), parses it with cm_state_parse(), merges it under the
@@ -25,6 +28,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_intent.h"
 #include "common/cm_state.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_name.h"
@@ -82,6 +86,8 @@ static char sorry_name[] = "sorry.example.net";
  *   addrs=N  N addresses 10.<position>.0.1 .. 10.<position>.0.N
  *   noaddr   no addresses
  *   host=H   hostname H
+ *   w=N      weight N (the fedgslb.io/weight annotation)
+ *   p=N      priority N (the fedgslb.io/priority annotation)
  * Members not named are absent from the document. Tokens starting with "@"
  * are the service's rules: "@place=usa+eur" (placement; "@place=" none),
  * "@ttl=N" (ttl_s), "@noeps" (allow_without_endpoints).
@@ -136,6 +142,7 @@ static char *state_json(const char *spec)
         size_t tlen = end != NULL ? (size_t)(end - p) : strlen(p);
         double rtt = NAN;
         unsigned long ready = 1, naddr = 1;
+        long weight = -1, prio = -1;
         bool down = false, pending = false;
         char *save, *f;
 
@@ -168,6 +175,10 @@ static char *state_json(const char *spec)
                 pending = true;
             else if (strcmp(f, "noaddr") == 0)
                 naddr = 0;
+            else if (strncmp(f, "w=", 2) == 0)
+                weight = strtol(f + 2, NULL, 10);
+            else if (strncmp(f, "p=", 2) == 0)
+                prio = strtol(f + 2, NULL, 10);
             else if (strncmp(f, "host=", 5) == 0)
                 snprintf(host, sizeof(host), "\"%s\"", f + 5);
             else
@@ -186,6 +197,10 @@ static char *state_json(const char *spec)
                                 ready, down ? "false" : "true", pending ? "true" : "false");
         if (!isnan(rtt))
             len += (size_t)snprintf(out + len, cap - len, ", \"rtt_ms\": %.3f", rtt);
+        if (weight >= 0)
+            len += (size_t)snprintf(out + len, cap - len, ", \"weight\": %ld", weight);
+        if (prio >= 0)
+            len += (size_t)snprintf(out + len, cap - len, ", \"priority\": %ld", prio);
         len += (size_t)snprintf(out + len, cap - len, "}");
         assert_true(len < cap - 16);
     }
@@ -197,7 +212,8 @@ struct fx {
     struct cm_conf *conf;
     struct cm_state *doc;
     struct cm_merged *merged;
-    bool drained[NMEMBERS];
+    struct cm_intents *intents;
+    struct cm_intent_view *view;
     struct dns_rank_ctx ctx;
     struct dns_rank_service rs;
     struct dns_rank_member members[NMEMBERS];
@@ -246,7 +262,10 @@ static void fx_clear(struct fx *f)
     f->merged = NULL;
     cm_state_free(f->doc);
     f->doc = NULL;
-    memset(f->drained, 0, sizeof(f->drained));
+    cm_intent_view_free(f->view);
+    f->view = NULL;
+    cm_intents_free(f->intents);
+    f->intents = NULL;
 }
 
 static int teardown(void **state)
@@ -277,16 +296,88 @@ static size_t region(const struct fx *f, const char *name)
     return (size_t)r;
 }
 
+/* 2026-11-21T07:00:00Z: the intents' "now"; they were made an hour before. */
+#define NOW_S INT64_C(1795244400)
+
 /*
- * Parses @spec (see state_json), merges, applies @drained (space-separated
- * member names, NULL: none) and ranks for @client under @policy.
+ * One intent from a token of an intent spec:
+ *   NAME       drain member NAME
+ *   up:NAME    force-up NAME          down:NAME   force-down NAME
+ *   evac:R     evacuate region R (for an hour)
+ *   w:NAME=N   weight N for default/web   p:NAME=N   priority N for default/web
  */
-static void fx_rank(struct fx *f, const char *spec, const char *drained,
+static struct cm_intent *spec_intent(const struct fx *f, const char *tok, unsigned nth)
+{
+    static const char meta[] =
+        "\"author\": \"t\", \"reason\": \"r\", \"created_at\": \"2026-11-21T06:00:00Z\"";
+    char text[512], name[32];
+    char err[CM_INTENT_ERR_MAX];
+    struct cm_intent *in = NULL;
+    const char *eq = strchr(tok, '=');
+    unsigned long v = eq != NULL ? strtoul(eq + 1, NULL, 10) : 0;
+
+    snprintf(name, sizeof(name), "%.*s", (int)(eq != NULL ? (size_t)(eq - tok) : strlen(tok)), tok);
+    if (strncmp(name, "up:", 3) == 0)
+        snprintf(text, sizeof(text),
+                 "{\"id\": \"i%u\", \"kind\": \"force-up\", \"member\": \"%s\", %s}", nth, name + 3,
+                 meta);
+    else if (strncmp(name, "down:", 5) == 0)
+        snprintf(text, sizeof(text),
+                 "{\"id\": \"i%u\", \"kind\": \"force-down\", \"member\": \"%s\", %s}", nth,
+                 name + 5, meta);
+    else if (strncmp(name, "evac:", 5) == 0)
+        snprintf(text, sizeof(text),
+                 "{\"id\": \"i%u\", \"kind\": \"evacuate\", \"region\": \"%s\", %s, "
+                 "\"expires_at\": \"2026-11-21T08:00:00Z\"}",
+                 nth, name + 5, meta);
+    else if (strncmp(name, "w:", 2) == 0 || strncmp(name, "p:", 2) == 0)
+        snprintf(text, sizeof(text),
+                 "{\"id\": \"i%u\", \"kind\": \"%s\", \"service\": \"default/web\", "
+                 "\"member\": \"%s\", \"%s\": %lu, %s}",
+                 nth, name[0] == 'w' ? "weight" : "priority", name + 2,
+                 name[0] == 'w' ? "weight" : "priority", v, meta);
+    else
+        snprintf(text, sizeof(text),
+                 "{\"id\": \"i%u\", \"kind\": \"drain\", \"member\": \"%s\", %s}", nth, name, meta);
+    if (cm_intent_parse_text(text, strlen(text), f->conf, &in, err, sizeof(err)) != CM_OK)
+        fail_msg("intent '%s': %s", tok, err);
+    return in;
+}
+
+/* The intents of @spec (space-separated tokens, NULL: none) compiled at NOW_S. */
+static void fx_intents(struct fx *f, const char *spec)
+{
+    unsigned nth = 0;
+
+    f->intents = cm_intents_new();
+    assert_non_null(f->intents);
+    for (const char *p = spec; p != NULL && *p != '\0';) {
+        char tok[48], err[CM_INTENT_ERR_MAX];
+        size_t len = strcspn(p, " ");
+        struct cm_intents *next = NULL;
+
+        assert_true(len > 0 && len < sizeof(tok));
+        memcpy(tok, p, len);
+        tok[len] = '\0';
+        if (cm_intents_put(f->intents, spec_intent(f, tok, nth++), NOW_S, &next, err,
+                           sizeof(err)) != CM_OK)
+            fail_msg("intent '%s': %s", tok, err);
+        cm_intents_free(f->intents);
+        f->intents = next;
+        p += len + (p[len] == ' ');
+    }
+    assert_int_equal(cm_intent_view_build(f->intents, f->conf, NOW_S, &f->view), CM_OK);
+}
+
+/*
+ * Parses @spec (see state_json), merges, applies the intents of @intents (see
+ * spec_intent) and ranks for @client under @policy.
+ */
+static void fx_rank(struct fx *f, const char *spec, const char *intents,
                     const struct cm_conf_policy *policy, const char *client)
 {
     char err[CM_STATE_ERR_MAX];
     char *text = state_json(spec);
-    struct dns_drains drains = {f->drained};
 
     fx_clear(f);
     if (cm_state_parse(text, strlen(text), NULL, &f->doc, err, sizeof(err)) != CM_OK)
@@ -297,16 +388,8 @@ static void fx_rank(struct fx *f, const char *spec, const char *drained,
     assert_int_equal(
         cm_merged_build((const struct cm_state *const *)&f->doc, 1, f->conf, &f->merged), CM_OK);
     assert_int_equal(f->merged->service_count, 1);
-    for (const char *p = drained; p != NULL && *p != '\0';) {
-        char name[16];
-        size_t len = strcspn(p, " ");
-        assert_true(len > 0 && len < sizeof(name));
-        memcpy(name, p, len);
-        name[len] = '\0';
-        f->drained[member(f, name)] = true;
-        p += len + (p[len] == ' ');
-    }
-    assert_int_equal(dns_rank_ctx_init(&f->ctx, f->conf, f->merged, &drains), CM_OK);
+    fx_intents(f, intents);
+    assert_int_equal(dns_rank_ctx_init(&f->ctx, f->conf, f->merged, f->view), CM_OK);
     dns_rank_service_init(&f->rs, &f->ctx, &f->merged->services[0], policy, f->members);
     f->n = dns_rank_order(&f->rs, region(f, client), f->ranked);
 }
@@ -379,12 +462,16 @@ static void test_order(void **state)
         {"usa,rtt=90 usb,rtt=80 eur,rtt=60", NULL, US, "eur usb usa", "MMM"},
         /* Only the client region's vantage measures: from eu-west-1, static. */
         {"usa,rtt=90 usb,rtt=80 eur,rtt=60", NULL, EU, "eur usa usb", "SSS"},
-        /* Measured 0 is a measurement. */
-        {"eur,rtt=0 usa", NULL, US, "eur usa", "MS"},
+        /* Measured 0 is a measurement; tied with the own region's static 0, the own
+         * region goes first. */
+        {"eur,rtt=0 usa", NULL, US, "usa eur", "SM"},
+        {"eur,rtt=0 usa,rtt=0.5", NULL, US, "eur usa", "MM"},
         /* Measured 1000 and unknown 1000: the known one first, even from a later name. */
         {"usa,rtt=1000 cpt", NULL, US, "usa cpt", "MU"},
-        /* Equal measured RTT: by name. */
-        {"usb,rtt=7 usa,rtt=7 eur,rtt=7", NULL, US, "eur usa usb", "MMM"},
+        /* Equal measured RTT: the client's own region first, then by name. */
+        {"usb,rtt=7 usa,rtt=7 eur,rtt=7", NULL, US, "usa usb eur", "MMM"},
+        {"usb,rtt=7 usa,rtt=7 eur,rtt=7", NULL, AP, "usa usb eur", "SSS"},
+        {"usb,rtt=7 jpn,rtt=7 eur,rtt=7", NULL, US, "usb eur jpn", "MMM"},
         /* Ineligible members with an address stay in the order (failing open needs them);
          * members with neither eligibility nor an address, and drained ones, do not. */
         {"usa,down eur", NULL, US, "usa eur", "SS"},
@@ -408,6 +495,30 @@ struct elig_case {
     bool fail_open_ok;
     const char *why_not; /* NULL when eligible */
 };
+
+/* Each row: @who's eligibility under the state and intents of the row (the only member). */
+static void run_elig_table(struct fx *f, const struct elig_case *cases, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        const struct elig_case *c = &cases[i];
+        const struct dns_rank_member *rm;
+
+        fx_rank(f, c->eps, c->drained, NULL, US);
+        rm = &f->members[member(f, c->who)];
+        if (rm->healthy != c->healthy || rm->eligible != c->eligible ||
+            rm->fail_open_ok != c->fail_open_ok)
+            fail_msg("elig row %zu (%s / %s): healthy %d eligible %d fail_open_ok %d", i, c->eps,
+                     c->drained != NULL ? c->drained : "-", rm->healthy, rm->eligible,
+                     rm->fail_open_ok);
+        if (c->why_not == NULL ? rm->why_not != NULL
+                               : rm->why_not == NULL || strcmp(rm->why_not, c->why_not) != 0)
+            fail_msg("elig row %zu (%s): why_not '%s', want '%s'", i, c->eps,
+                     rm->why_not != NULL ? rm->why_not : "(null)",
+                     c->why_not != NULL ? c->why_not : "(null)");
+        assert_int_equal(f->rs.eligible_count, c->eligible ? 1 : 0);
+        assert_int_equal(f->rs.fail_open_count, c->fail_open_ok ? 1 : 0);
+    }
+}
 
 static void test_eligibility(void **state)
 {
@@ -434,26 +545,7 @@ static void test_eligibility(void **state)
         {"usa,ready=0 @noeps", NULL, "usa", true, true, true, NULL},
         {"usa,ready=0,down @noeps", NULL, "usa", false, false, true, "unhealthy by majority"},
     };
-    struct fx *f = *state;
-
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const struct elig_case *c = &cases[i];
-        const struct dns_rank_member *rm;
-
-        fx_rank(f, c->eps, c->drained, NULL, US);
-        rm = &f->members[member(f, c->who)];
-        if (rm->healthy != c->healthy || rm->eligible != c->eligible ||
-            rm->fail_open_ok != c->fail_open_ok)
-            fail_msg("elig row %zu (%s): healthy %d eligible %d fail_open_ok %d", i, c->eps,
-                     rm->healthy, rm->eligible, rm->fail_open_ok);
-        if (c->why_not == NULL)
-            assert_null(rm->why_not);
-        else if (rm->why_not == NULL || strcmp(rm->why_not, c->why_not) != 0)
-            fail_msg("elig row %zu (%s): why_not '%s', want '%s'", i, c->eps,
-                     rm->why_not != NULL ? rm->why_not : "(null)", c->why_not);
-        assert_int_equal(f->rs.eligible_count, c->eligible ? 1 : 0);
-        assert_int_equal(f->rs.fail_open_count, c->fail_open_ok ? 1 : 0);
-    }
+    run_elig_table(*state, cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 /* ---- the decision: dns_rank_decide() ---- */
@@ -544,8 +636,8 @@ static void test_slack(void **state)
          TTL, DNS_RANK_TTL_NORMAL},
         {"usa,rtt=10 eur,rtt=14.999", NULL, POLICY(5), US, NULL, NULL, DNS_RANK_SHARED, "usa eur",
          NULL, TTL, DNS_RANK_TTL_NORMAL},
-        /* Slack 0: only exact ties share. */
-        {"usa,rtt=10 eur,rtt=10", NULL, POLICY(0), US, NULL, NULL, DNS_RANK_SHARED, "eur usa", NULL,
+        /* Slack 0: only exact ties share (the own region's member first). */
+        {"usa,rtt=10 eur,rtt=10", NULL, POLICY(0), US, NULL, NULL, DNS_RANK_SHARED, "usa eur", NULL,
          TTL, DNS_RANK_TTL_NORMAL},
         {"usa,rtt=10 eur,rtt=10.001", NULL, POLICY(0), US, NULL, NULL, DNS_RANK_BEST, "usa", NULL,
          TTL, DNS_RANK_TTL_NORMAL},
@@ -602,7 +694,7 @@ static void test_weights(void **state)
          "eur usa", "7 1", TTL, DNS_RANK_TTL_NORMAL},
         /* A hostname-only member shares too. */
         {"usa,rtt=1,ready=2 eur,rtt=1,noaddr,host=lb.example.com,ready=5", NULL, POLICY(5), US,
-         NULL, NULL, DNS_RANK_SHARED, "eur usa", "5 2", TTL, DNS_RANK_TTL_NORMAL},
+         NULL, NULL, DNS_RANK_SHARED, "usa eur", "2 5", TTL, DNS_RANK_TTL_NORMAL},
     };
     RUN(*state, weights);
 }
@@ -745,6 +837,221 @@ static void test_levels(void **state)
          "", NULL, MIN_TTL, DNS_RANK_TTL_ALL_DOWN},
     };
     RUN(*state, levels);
+}
+
+/* ---- the operator's intents and the traffic policy ---- */
+
+/* Eligibility under intents: force-up, force-down, evacuate, and what wins. */
+static void test_intent_eligibility(void **state)
+{
+    static const struct elig_case cases[] = {
+        /* Forced up: healthy by the operator's word, even with nothing ready. */
+        {"usa,down", "up:usa", "usa", false, true, true, NULL},
+        {"usa,ready=0", "up:usa", "usa", false, true, true, NULL},
+        /* ... but an answer still needs an address or a hostname. */
+        {"usa,noaddr", "up:usa", "usa", true, false, false, "no address or hostname"},
+        /* Forced down: out of the answers, but answered when failing open. */
+        {"usa", "down:usa", "usa", true, false, true, "forced down"},
+        /* Down wins over up; a drain wins over both and over evacuation. */
+        {"usa", "up:usa down:usa", "usa", true, false, true, "forced down"},
+        {"usa", "down:usa usa", "usa", true, false, false, "drained"},
+        /* Evacuating the region takes it out of everything, failing open too. */
+        {"usa", "evac:us-east-1", "usa", true, false, false, "region evacuated"},
+        {"usa", "up:usa evac:us-east-1", "usa", true, false, false, "region evacuated"},
+        {"usa", "evac:us-east-1 usa", "usa", true, false, false, "drained"},
+        /* Another region's evacuation does not touch it. */
+        {"usa", "evac:eu-west-1", "usa", true, true, true, NULL},
+    };
+
+    run_elig_table(*state, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* Decisions under intents: evacuation moves every client away from a region. */
+static void test_intent_decisions(void **state)
+{
+    static const struct decide_case cases[] = {
+        /* us clients go to eur while us-east-1 is evacuated... */
+        {"usa usb eur jpn", "evac:us-east-1", POLICY(5), US, NULL, NULL, DNS_RANK_BEST, "eur", NULL,
+         TTL, DNS_RANK_TTL_NORMAL},
+        /* ... and its regional name goes up to the global one. */
+        {"usa usb eur jpn", "evac:us-east-1", POLICY(5), US, US, NULL, DNS_RANK_CNAME_UP_REGION, "",
+         NULL, TTL, DNS_RANK_TTL_NORMAL},
+        /* Forced down everywhere: fail-open still answers the forced-down member. */
+        {"usa", "down:usa", POLICY(5), US, NULL, NULL, DNS_RANK_FAIL_OPEN, "usa", NULL, MIN_TTL,
+         DNS_RANK_TTL_FAIL_OPEN},
+        /* Drained everywhere: nothing to fail open to. */
+        {"usa", "usa", POLICY(5), US, NULL, NULL, DNS_RANK_FAIL_OPEN, "", NULL, MIN_TTL,
+         DNS_RANK_TTL_FAIL_OPEN},
+        /* Forced up wins over the vantages' verdict: answered while they say down. */
+        {"usa,down eur", "up:usa", POLICY(5), US, NULL, NULL, DNS_RANK_BEST, "usa", NULL, TTL,
+         DNS_RANK_TTL_NORMAL},
+    };
+    RUN(*state, cases);
+}
+
+/* Priority groups: the lower group only when the higher has no candidate. */
+static void test_priority_groups(void **state)
+{
+    static const struct decide_case cases[] = {
+        /* eur in group 0 beats the nearer usa in group 1 (an annotation). */
+        {"usa,rtt=1,p=1 eur,rtt=50", NULL, POLICY(5), US, NULL, NULL, DNS_RANK_BEST, "eur", NULL,
+         TTL, DNS_RANK_TTL_NORMAL},
+        /* The higher group down: the lower one is answered. */
+        {"usa,rtt=1,p=1 eur,rtt=50,down", NULL, POLICY(5), US, NULL, NULL, DNS_RANK_BEST, "usa",
+         NULL, TTL, DNS_RANK_TTL_NORMAL},
+        /* Drained counts as not there: the group falls through. */
+        {"usa,rtt=1,p=1 eur,rtt=50", "eur", POLICY(5), US, NULL, NULL, DNS_RANK_BEST, "usa", NULL,
+         TTL, DNS_RANK_TTL_NORMAL},
+        /* Latency ranks within a group, the slack shares within it only. */
+        {"usa,rtt=1,p=2 usb,rtt=2,p=2 eur,rtt=40,p=3 jpn,rtt=80,p=3", NULL, POLICY(5), US, NULL,
+         NULL, DNS_RANK_SHARED, "usa usb", NULL, TTL, DNS_RANK_TTL_NORMAL},
+        {"usa,rtt=1,p=2,down usb,rtt=2,p=2,down eur,rtt=40,p=3 jpn,rtt=42,p=3", NULL, POLICY(5), US,
+         NULL, NULL, DNS_RANK_SHARED, "eur jpn", NULL, TTL, DNS_RANK_TTL_NORMAL},
+        /* An intent sets the group over the annotation. */
+        {"usa,rtt=1,p=1 eur,rtt=50", "p:usa=0", POLICY(5), US, NULL, NULL, DNS_RANK_BEST, "usa",
+         NULL, TTL, DNS_RANK_TTL_NORMAL},
+        /* Regional names rank their own members by group too. */
+        {"usa,p=1 usb", NULL, POLICY(5), EU, US, NULL, DNS_RANK_BEST, "usb", NULL, TTL,
+         DNS_RANK_TTL_NORMAL},
+        /* Every group down: the all-down policy, as before. */
+        {"usa,p=1,down eur,down", NULL, CLOSED(5), US, NULL, NULL, DNS_RANK_FAIL_CLOSED, "", NULL,
+         MIN_TTL, DNS_RANK_TTL_ALL_DOWN},
+    };
+    struct fx *f = *state;
+    struct dns_rank_decision d;
+    struct dns_rank_scope global = {.level = DNS_RANK_GLOBAL};
+
+    RUN(f, cases);
+    fx_rank(f, "usa,rtt=1,p=7 eur,rtt=50,p=4", NULL, &cases[0].policy, US);
+    dns_rank_decide(&f->rs, &global, f->ranked, f->n, &d);
+    assert_int_equal(d.group, 4);
+    assert_false(d.standby);
+}
+
+/* Weight 0 is standby: answered only when no other member is a candidate. */
+static void test_standby(void **state)
+{
+    static const struct decide_case cases[] = {
+        /* A standby member is not answered while another is healthy, however near. */
+        {"usa,rtt=1,w=0 eur,rtt=60", NULL, POLICY(5), US, NULL, NULL, DNS_RANK_BEST, "eur", NULL,
+         TTL, DNS_RANK_TTL_NORMAL},
+        /* ... not even in a better priority group. */
+        {"usa,rtt=1,w=0 eur,rtt=60,p=5", NULL, POLICY(5), US, NULL, NULL, DNS_RANK_BEST, "eur",
+         NULL, TTL, DNS_RANK_TTL_NORMAL},
+        /* Nothing else healthy: the standby member answers (not a fail-open). */
+        {"usa,rtt=1,w=0 eur,rtt=60,down", NULL, POLICY(5), US, NULL, NULL, DNS_RANK_BEST, "usa",
+         NULL, TTL, DNS_RANK_TTL_NORMAL},
+        /* Standbys share among themselves by ready endpoints. */
+        {"usa,rtt=1,w=0,ready=3 usb,rtt=2,w=0,ready=1 eur,down", NULL, POLICY(5), US, NULL, NULL,
+         DNS_RANK_SHARED, "usa usb", "3 1", TTL, DNS_RANK_TTL_NORMAL},
+        /* A weight intent of 0 puts a member on standby. */
+        {"usa,rtt=1 eur,rtt=60", "w:usa=0", POLICY(5), US, NULL, NULL, DNS_RANK_BEST, "eur", NULL,
+         TTL, DNS_RANK_TTL_NORMAL},
+        /* ... and one of 2 takes it back over the annotation. */
+        {"usa,rtt=1,w=0 eur,rtt=60", "w:usa=2", POLICY(5), US, NULL, NULL, DNS_RANK_BEST, "usa",
+         NULL, TTL, DNS_RANK_TTL_NORMAL},
+    };
+    struct fx *f = *state;
+    struct dns_rank_decision d;
+    struct dns_rank_scope global = {.level = DNS_RANK_GLOBAL};
+
+    RUN(f, cases);
+    fx_rank(f, "usa,rtt=1,w=0 eur,down", NULL, &cases[0].policy, US);
+    dns_rank_decide(&f->rs, &global, f->ranked, f->n, &d);
+    assert_true(d.standby);
+}
+
+/* Weights share the answers of equally near members: weight x ready endpoints. */
+static void test_policy_weights(void **state)
+{
+    static const struct decide_case cases[] = {
+        {"usa,rtt=1,ready=2,w=3 eur,rtt=2,ready=2", NULL, POLICY(5), US, NULL, NULL,
+         DNS_RANK_SHARED, "usa eur", "6 2", TTL, DNS_RANK_TTL_NORMAL},
+        {"usa,rtt=1,ready=2 eur,rtt=2,ready=2", "w:eur=5", POLICY(5), US, NULL, NULL,
+         DNS_RANK_SHARED, "usa eur", "2 10", TTL, DNS_RANK_TTL_NORMAL},
+        /* The largest weight with a large ready count saturates instead of wrapping. */
+        {"usa,rtt=1,ready=4294967295,w=1000 eur,rtt=2", NULL, POLICY(5), US, NULL, NULL,
+         DNS_RANK_SHARED, "usa eur", "4294967295 1", TTL, DNS_RANK_TTL_NORMAL},
+        /* A weight does not make a far member near. */
+        {"usa,rtt=1 eur,rtt=60,w=1000", NULL, POLICY(5), US, NULL, NULL, DNS_RANK_BEST, "usa", NULL,
+         TTL, DNS_RANK_TTL_NORMAL},
+    };
+    RUN(*state, cases);
+}
+
+#define LOCAL(slack)                                                                               \
+    {                                                                                              \
+        .all_down = CM_ALL_DOWN_FAIL_OPEN, .max_answers = 8, .latency_slack_ms = (slack),          \
+        .prefer_own_region = true                                                                  \
+    }
+
+/* Equally near members: the client's own region wins (prefer_own_region). */
+static void test_own_region(void **state)
+{
+    static const struct decide_case cases[] = {
+        /* Four members at the same RTT from us-east-1: only us-east-1's share. */
+        {"usa,rtt=5 usb,rtt=5 eur,rtt=5 jpn,rtt=5", NULL, LOCAL(5), US, NULL, NULL, DNS_RANK_SHARED,
+         "usa usb", NULL, TTL, DNS_RANK_TTL_NORMAL},
+        {"usa,rtt=5 eur,rtt=5 jpn,rtt=5", NULL, LOCAL(5), US, NULL, NULL, DNS_RANK_BEST, "usa",
+         NULL, TTL, DNS_RANK_TTL_NORMAL},
+        /* Within the slack counts as equal: the own region wins although 3 ms behind. */
+        {"usa,rtt=8 eur,rtt=5", NULL, LOCAL(5), US, NULL, NULL, DNS_RANK_BEST, "usa", NULL, TTL,
+         DNS_RANK_TTL_NORMAL},
+        /* Past the slack it does not. */
+        {"usa,rtt=11 eur,rtt=5", NULL, LOCAL(5), US, NULL, NULL, DNS_RANK_BEST, "eur", NULL, TTL,
+         DNS_RANK_TTL_NORMAL},
+        /* No member of the client's region near: the others share as before
+         * (from ap-northeast-1, static: us 150, eu 220). */
+        {"usa,rtt=5 usb,rtt=5 eur,rtt=5", NULL, LOCAL(70), AP, NULL, NULL, DNS_RANK_SHARED,
+         "usa usb eur", NULL, TTL, DNS_RANK_TTL_NORMAL},
+        /* Off: everyone near shares. */
+        {"usa,rtt=5 usb,rtt=5 eur,rtt=5 jpn,rtt=5", NULL, POLICY(5), US, NULL, NULL,
+         DNS_RANK_SHARED, "usa usb eur jpn", NULL, TTL, DNS_RANK_TTL_NORMAL},
+        /* Standby and groups come first: an own-region standby does not win. */
+        {"usa,rtt=5,w=0 eur,rtt=5", NULL, LOCAL(5), US, NULL, NULL, DNS_RANK_BEST, "eur", NULL, TTL,
+         DNS_RANK_TTL_NORMAL},
+    };
+    struct fx *f = *state;
+    struct dns_rank_decision d;
+    struct dns_rank_scope global = {.level = DNS_RANK_GLOBAL};
+
+    RUN(f, cases);
+    fx_rank(f, "usa,rtt=5 eur,rtt=5", NULL, &cases[0].policy, US);
+    dns_rank_decide(&f->rs, &global, f->ranked, f->n, &d);
+    assert_true(d.own_region_only);
+    fx_rank(f, "usa,rtt=5 usb,rtt=5", NULL, &cases[0].policy, US);
+    dns_rank_decide(&f->rs, &global, f->ranked, f->n, &d);
+    assert_false(d.own_region_only);
+}
+
+/* Where a weight and a priority come from: intent > configuration > annotation > default. */
+static void test_policy_sources(void **state)
+{
+    struct fx *f = *state;
+    const struct dns_rank_member *usa, *eur, *jpn;
+
+    cm_conf_unref(f->conf);
+    f->conf = load_conf("{'weights': {'usa': 4, 'eur': 0}, 'priority': {'usa': 2}}");
+    fx_rank(f, "usa,w=9,p=9 eur,w=9 jpn,w=7,p=3 usb", "w:usa=6", &f->conf->services[0].policy, US);
+    usa = &f->members[member(f, "usa")];
+    eur = &f->members[member(f, "eur")];
+    jpn = &f->members[member(f, "jpn")];
+    assert_int_equal(usa->weight, 6);
+    assert_int_equal(usa->weight_src, DNS_RANK_POLICY_INTENT);
+    assert_string_equal(usa->weight_by->id, "i0");
+    assert_int_equal(usa->priority, 2);
+    assert_int_equal(usa->priority_src, DNS_RANK_POLICY_CONFIG);
+    assert_int_equal(eur->weight, 0);
+    assert_int_equal(eur->weight_src, DNS_RANK_POLICY_CONFIG);
+    assert_int_equal(jpn->weight, 7);
+    assert_int_equal(jpn->weight_src, DNS_RANK_POLICY_ANNOTATION);
+    assert_int_equal(jpn->priority, 3);
+    assert_int_equal(jpn->priority_src, DNS_RANK_POLICY_ANNOTATION);
+    assert_int_equal(f->members[member(f, "usb")].weight, 1);
+    assert_int_equal(f->members[member(f, "usb")].weight_src, DNS_RANK_POLICY_DEFAULT);
+    assert_int_equal(f->members[member(f, "usb")].priority, 0);
+    /* The configuration's prefer_own_region defaults to true. */
+    assert_true(f->conf->services[0].policy.prefer_own_region);
 }
 
 /* ---- max_answers: applied by dns_fed when it turns a decision into rrsets ---- */
@@ -949,6 +1256,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_levels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_intent_eligibility, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_intent_decisions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_priority_groups, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_standby, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_weights, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_region, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_independent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_independent_agrees, setup, teardown),

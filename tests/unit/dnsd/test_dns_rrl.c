@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "common/cm_lpm.h"
+#include "dnsd/dns_name.h"
 #include "dnsd/dns_rrl.h"
 #include "dnsd/dns_wire.h"
 
@@ -134,6 +135,47 @@ static void test_class_and_name(void **state)
     assert_int_equal(dns_rrl_check(rrl, c, DNS_RRL_ERROR, API, sizeof(API), false, 5),
                      DNS_RRL_DROP);
     assert_int_equal(dns_rrl_check(rrl, c, DNS_RRL_ERROR, NULL, 0, false, 5), DNS_RRL_DROP);
+    dns_rrl_free(rrl);
+}
+
+/* The query path passes the parser's hash of the lowercased name: the same
+ * bucket as the name itself, in either case. */
+static void test_hashed_same_bucket(void **state)
+{
+    struct dns_rrl *rrl = rrl_make(2, 0, 2, 1000, NULL);
+    struct addr a;
+    const struct sockaddr *c = sa(&a, "198.51.100.7");
+    uint8_t lc[sizeof(WWW_UC)];
+    uint32_t h = dns_name_lower_hash(lc, WWW_UC, sizeof(WWW_UC));
+
+    (void)state;
+    assert_int_equal(dns_rrl_check(rrl, c, DNS_RRL_POSITIVE, WWW, sizeof(WWW), false, 5),
+                     DNS_RRL_PASS);
+    assert_int_equal(dns_rrl_check_hashed(rrl, c, DNS_RRL_POSITIVE, h, false, 5), DNS_RRL_PASS);
+    assert_int_equal(dns_rrl_check(rrl, c, DNS_RRL_POSITIVE, WWW_UC, sizeof(WWW_UC), false, 5),
+                     DNS_RRL_DROP);
+    assert_int_equal(dns_rrl_check_hashed(rrl, c, DNS_RRL_POSITIVE, h + 1, false, 5),
+                     DNS_RRL_PASS); /* another name */
+    dns_rrl_free(rrl);
+}
+
+/* A table size that is not a power of two (rounded up, slots masked): 100
+ * keys each keep a bucket of their own, at both ends of the table too (the
+ * sanitizer build checks every slot stays inside it). */
+static void test_table_rounded_up(void **state)
+{
+    struct dns_rrl *rrl = rrl_make(1, 0, 2, 1000, NULL);
+    struct addr a;
+    const struct sockaddr *c = sa(&a, "198.51.100.7");
+    unsigned passed = 0, dropped = 0;
+
+    (void)state;
+    for (uint32_t k = 1; k <= 100; k++)
+        passed += dns_rrl_check_hashed(rrl, c, DNS_RRL_POSITIVE, k, false, 5) == DNS_RRL_PASS;
+    assert_int_equal(passed, 100);
+    for (uint32_t k = 1; k <= 100; k++)
+        dropped += dns_rrl_check_hashed(rrl, c, DNS_RRL_POSITIVE, k, false, 5) == DNS_RRL_DROP;
+    assert_int_equal(dropped, 100);
     dns_rrl_free(rrl);
 }
 
@@ -275,11 +317,18 @@ static void test_slip_rewrite(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rate_exact),     cmocka_unit_test(test_prefix_v4),
-        cmocka_unit_test(test_prefix_v6),      cmocka_unit_test(test_class_and_name),
-        cmocka_unit_test(test_slip),           cmocka_unit_test(test_window_recovery),
-        cmocka_unit_test(test_steady_at_rate), cmocka_unit_test(test_exempt),
-        cmocka_unit_test(test_table_bounded),  cmocka_unit_test(test_slip_rewrite),
+        cmocka_unit_test(test_rate_exact),
+        cmocka_unit_test(test_prefix_v4),
+        cmocka_unit_test(test_prefix_v6),
+        cmocka_unit_test(test_class_and_name),
+        cmocka_unit_test(test_hashed_same_bucket),
+        cmocka_unit_test(test_table_rounded_up),
+        cmocka_unit_test(test_slip),
+        cmocka_unit_test(test_window_recovery),
+        cmocka_unit_test(test_steady_at_rate),
+        cmocka_unit_test(test_exempt),
+        cmocka_unit_test(test_table_bounded),
+        cmocka_unit_test(test_slip_rewrite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

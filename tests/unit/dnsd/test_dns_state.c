@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* test_dns_state.c -- dnsd's state store: vantages, generations, expiry, drains, state file. */
+/*
+ * test_dns_state.c -- dnsd's state store: vantages, generations, expiry, the
+ * operator's intents (and the drain shorthand made of them), the state file.
+ */
 #include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +20,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_intent.h"
 #include "common/cm_state.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_state.h"
@@ -83,13 +87,14 @@ static const char *doc_text(char *buf, size_t cap, const char *vantage, unsigned
 }
 
 static int apply_cb(void *arg, struct cm_conf *conf, const struct cm_merged *merged,
-                    const struct dns_drains *drains, char *err, size_t errlen)
+                    const struct cm_intent_view *intents, char *err, size_t errlen)
 {
     struct fixture *f = arg;
 
     assert_non_null(conf);
     assert_non_null(merged);
-    assert_non_null(drains);
+    assert_non_null(intents);
+    assert_int_equal(intents->member_count, conf->member_count);
     if (f->fail_next) {
         f->fail_next = false;
         snprintf(err, errlen, "view build failed on purpose");
@@ -278,37 +283,52 @@ static void test_expiry(void **state)
     assert_string_equal(dns_state_vantage(f->st, 0, NULL)->vantage, "us-east-1");
 }
 
+/* 2026-11-21T07:00:00Z, the intents' clock in these tests. */
+#define T0 INT64_C(1795244400)
+
+/* The drain shorthand: a drain intent made, or every active one of the member removed. */
 static void test_drains(void **state)
 {
     struct fixture *f = *state;
     char err[256] = "";
-    struct dns_drains drains;
     struct cm_conf *conf2 = conf_load(conf2_text);
     struct cm_conf *conf3 = conf_load(conf3_text);
+    const struct cm_intent *in;
     json_t *doc;
 
-    assert_int_equal(dns_state_set_drain(f->st, "nope", true, err, sizeof(err)), CM_ENOENT);
-    assert_int_equal(dns_state_set_drain(f->st, "eur", true, err, sizeof(err)), CM_OK);
+    assert_int_equal(dns_state_set_drain(f->st, "nope", true, "bob", T0, err, sizeof(err)),
+                     CM_ENOENT);
+    assert_int_equal(dns_state_set_drain(f->st, "eur", true, "bob", T0, err, sizeof(err)), CM_OK);
     assert_int_equal(f->applies, 1);
     assert_true(dns_state_is_drained(f->st, 1));
     assert_false(dns_state_is_drained(f->st, 0));
-    dns_state_drains(f->st, &drains);
-    assert_true(drains.drained[1]);
-    /* Setting it again changes nothing. */
-    assert_int_equal(dns_state_set_drain(f->st, "eur", true, err, sizeof(err)), CM_OK);
+    assert_int_equal(cm_intents_count(dns_state_intents(f->st)), 1);
+    in = cm_intents_get(dns_state_intents(f->st), 0);
+    assert_int_equal(in->kind, CM_INTENT_DRAIN);
+    assert_string_equal(in->member, "eur");
+    assert_string_equal(in->author, "bob");
+    assert_true(in->created_at == T0);
+    assert_int_equal(strncmp(in->id, "drain-eur-1795244400-", 21), 0);
+    /* Setting it again changes nothing: a drain of eur is active already. */
+    assert_int_equal(dns_state_set_drain(f->st, "eur", true, "bob", T0, err, sizeof(err)), CM_OK);
     assert_int_equal(f->applies, 1);
-    doc = dns_state_to_json(f->st, 9);
+    doc = dns_state_to_json(f->st, 9, T0);
     assert_string_equal(json_string_value(json_array_get(json_object_get(doc, "drained"), 0)),
                         "eur");
     assert_int_equal(json_integer_value(json_object_get(doc, "view_serial")), 9);
+    assert_int_equal(json_array_size(json_object_get(doc, "intents")), 1);
+    assert_string_equal(json_string_value(json_array_get(
+                            json_object_get(json_object_get(doc, "digest"), "active_intents"), 0)),
+                        in->id);
     json_decref(doc);
 
     /* A rejected apply leaves the drain as it was. */
     f->fail_next = true;
-    assert_int_equal(dns_state_set_drain(f->st, "eur", false, err, sizeof(err)), CM_ECONFIG);
+    assert_int_equal(dns_state_set_drain(f->st, "eur", false, "bob", T0, err, sizeof(err)),
+                     CM_ECONFIG);
     assert_true(dns_state_is_drained(f->st, 1));
 
-    /* Reload: drains follow the member's name to its new index. */
+    /* Reload: the intent names the member, so it follows it to its new index. */
     assert_int_equal(put(f, "us-east-1", 1, true, true, 1, err, sizeof(err)), CM_OK);
     assert_int_equal(dns_state_set_conf(f->st, conf2, err, sizeof(err)), CM_OK);
     assert_ptr_equal(dns_state_conf(f->st), conf2);
@@ -320,8 +340,121 @@ static void test_drains(void **state)
     assert_int_equal(dns_state_set_conf(f->st, conf3, err, sizeof(err)), CM_OK);
     assert_int_equal(dns_state_vantage_count(f->st), 0);
     assert_true(dns_state_is_drained(f->st, 0));
+
+    /* Undrain: the intent becomes a tombstone. */
+    assert_int_equal(dns_state_set_drain(f->st, "eur", false, "carol", T0 + 5, err, sizeof(err)),
+                     CM_OK);
+    assert_false(dns_state_is_drained(f->st, 0));
+    in = cm_intents_get(dns_state_intents(f->st), 0);
+    assert_true(in->removed_at == T0 + 5);
+    assert_string_equal(in->removed_by, "carol");
     cm_conf_unref(conf2);
     cm_conf_unref(conf3);
+}
+
+static const char force_down_usa[] =
+    "{\"id\": \"fd\", \"kind\": \"force-down\", \"member\": \"usa\", \"author\": \"a\","
+    " \"reason\": \"r\", \"created_at\": \"2026-11-21T06:00:00Z\","
+    " \"expires_at\": \"2026-11-21T07:00:10Z\"}";
+
+/* Intents pushed as the control API does: rules, applies, expiry on the tick. */
+static void test_intents(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    bool changed = true;
+    const char bad[] = "{\"id\": \"x\", \"kind\": \"drain\", \"member\": \"nobody\","
+                       " \"author\": \"a\", \"reason\": \"r\","
+                       " \"created_at\": \"2026-11-21T06:00:00Z\"}";
+
+    assert_int_equal(dns_state_intent_put(f->st, bad, strlen(bad), T0, &changed, err, sizeof(err)),
+                     CM_EINVAL);
+    assert_false(changed);
+    assert_non_null(strstr(err, "unknown member"));
+    assert_int_equal(dns_state_intent_put(f->st, force_down_usa, strlen(force_down_usa), T0,
+                                          &changed, err, sizeof(err)),
+                     CM_OK);
+    assert_true(changed);
+    assert_int_equal(f->applies, 1);
+    assert_int_equal(cm_intent_view_admin(dns_state_intent_view(f->st), 0, NULL),
+                     CM_ADMIN_FORCE_DOWN);
+    /* Delivered again (fedgslbctl re-delivers): nothing changes, nothing is rebuilt. */
+    assert_int_equal(dns_state_intent_put(f->st, force_down_usa, strlen(force_down_usa), T0 + 1,
+                                          &changed, err, sizeof(err)),
+                     CM_OK);
+    assert_false(changed);
+    assert_int_equal(f->applies, 1);
+    /* A failed build refuses the intent and keeps the set. */
+    f->fail_next = true;
+    assert_int_equal(dns_state_intent_remove(f->st, "fd", "bob", T0 + 1, err, sizeof(err)),
+                     CM_ECONFIG);
+    assert_true(cm_intent_is_active(cm_intents_find(dns_state_intents(f->st), "fd"), T0 + 1));
+    assert_int_equal(dns_state_intent_remove(f->st, "nope", "bob", T0 + 1, err, sizeof(err)),
+                     CM_ENOENT);
+    /* The tick rebuilds when an intent expires, once. */
+    assert_int_equal(dns_state_intents_tick(f->st, T0 + 9), CM_OK);
+    assert_int_equal(f->applies, 1);
+    assert_int_equal(dns_state_intents_tick(f->st, T0 + 10), CM_OK);
+    assert_int_equal(f->applies, 2);
+    assert_int_equal(cm_intent_view_admin(dns_state_intent_view(f->st), 0, NULL), CM_ADMIN_NONE);
+    assert_int_equal(dns_state_intents_tick(f->st, T0 + 11), CM_OK);
+    assert_int_equal(f->applies, 2);
+    /* ... and prunes it a day later. */
+    assert_int_equal(dns_state_intents_tick(f->st, T0 + 11 + CM_INTENT_EXPIRED_KEEP_S), CM_OK);
+    assert_int_equal(cm_intents_count(dns_state_intents(f->st)), 0);
+}
+
+/* Intents and tombstones survive a restart; an older file's drains become intents. */
+static void test_intents_state_file(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    bool changed;
+    struct dns_state *st2;
+    FILE *fp;
+
+    assert_int_equal(dns_state_intent_put(f->st, force_down_usa, strlen(force_down_usa), T0,
+                                          &changed, err, sizeof(err)),
+                     CM_OK);
+    assert_int_equal(dns_state_set_drain(f->st, "eur", true, "bob", T0, err, sizeof(err)), CM_OK);
+    assert_int_equal(dns_state_set_drain(f->st, "eur", false, "bob", T0 + 1, err, sizeof(err)),
+                     CM_OK);
+    st2 = dns_state_new(f->conf, f->path, apply_cb, f);
+    assert_non_null(st2);
+    assert_int_equal(dns_state_load(st2, 1, T0 + 2, false, NULL, 0), CM_OK);
+    assert_int_equal(cm_intents_count(dns_state_intents(st2)), 2);
+    assert_int_equal(cm_intent_view_admin(dns_state_intent_view(st2), 0, NULL),
+                     CM_ADMIN_FORCE_DOWN);
+    assert_false(dns_state_is_drained(st2, 1));
+    /* The removed drain stays removed: delivering it again is refused. */
+    {
+        json_t *j = cm_intent_json(cm_intents_get(dns_state_intents(st2), 0));
+        const struct cm_intent *t = cm_intents_get(dns_state_intents(st2), 0);
+
+        assert_true(t->removed_at != 0);
+        json_object_del(j, "removed_at");
+        json_object_del(j, "removed_by");
+        char *text = json_dumps(j, 0);
+        assert_int_equal(
+            dns_state_intent_put(st2, text, strlen(text), T0 + 3, &changed, err, sizeof(err)),
+            CM_EEXIST);
+        free(text);
+        json_decref(j);
+    }
+    dns_state_free(st2);
+
+    /* A state file of an earlier version: "drained" names become drain intents. */
+    fp = fopen(f->path, "w");
+    assert_non_null(fp);
+    fputs("{\"version\": 1, \"documents\": [], \"drained\": [\"usa\", \"ghost\"]}", fp);
+    fclose(fp);
+    st2 = dns_state_new(f->conf, f->path, NULL, NULL);
+    assert_non_null(st2);
+    assert_int_equal(dns_state_load(st2, 1, T0, false, NULL, 0), CM_OK);
+    assert_true(dns_state_is_drained(st2, 0));
+    assert_non_null(cm_intents_find(dns_state_intents(st2), "drain-usa-migrated"));
+    assert_int_equal(cm_intents_count(dns_state_intents(st2)), 1);
+    dns_state_free(st2);
 }
 
 /* The state file and its previous version, no leftover temporary. */
@@ -354,19 +487,21 @@ static void test_state_file_round_trip(void **state)
 
     assert_int_equal(put(f, "us-east-1", 11, true, false, 1, err, sizeof(err)), CM_OK);
     assert_int_equal(put(f, "eu-west-1", 12, true, true, 2, err, sizeof(err)), CM_OK);
-    assert_int_equal(dns_state_set_drain(f->st, "usa", true, err, sizeof(err)), CM_OK);
+    assert_int_equal(dns_state_set_drain(f->st, "usa", true, "bob", T0, err, sizeof(err)), CM_OK);
     /* Written atomically: the file, its .prev and no leftover temporary. */
     assert_true(dir_has_only_state_files(f->dir));
     file = json_load_file(f->path, 0, &jerr);
     assert_non_null(file);
     assert_int_equal(json_integer_value(json_object_get(file, "version")), 1);
     assert_int_equal(json_array_size(json_object_get(file, "documents")), 2);
+    assert_int_equal(json_array_size(json_object_get(file, "intents")), 1);
+    assert_null(json_object_get(file, "drained"));
     json_decref(file);
 
     /* A new store (restart) serves the same state at once, aged from load time. */
     st2 = dns_state_new(f->conf, f->path, apply_cb, f);
     assert_non_null(st2);
-    assert_int_equal(dns_state_load(st2, 50000, false, NULL, 0), CM_OK);
+    assert_int_equal(dns_state_load(st2, 50000, T0, false, NULL, 0), CM_OK);
     assert_int_equal(f->applies, 3); /* loading does not apply */
     assert_int_equal(dns_state_vantage_count(st2), 2);
     assert_true(dns_state_is_drained(st2, 0));
@@ -392,25 +527,25 @@ static void test_state_file_corrupt(void **state)
     assert_non_null(fp);
     fputs("{\"version\": 1, \"documents\": [tru", fp);
     fclose(fp);
-    assert_int_equal(dns_state_load(f->st, 1, false, NULL, 0), CM_OK);
+    assert_int_equal(dns_state_load(f->st, 1, T0, false, NULL, 0), CM_OK);
     assert_int_equal(dns_state_vantage_count(f->st), 0);
     /* Wrong shape: same. */
     fp = fopen(f->path, "w");
     assert_non_null(fp);
     fputs("{\"version\": 2, \"documents\": {}}", fp);
     fclose(fp);
-    assert_int_equal(dns_state_load(f->st, 1, false, NULL, 0), CM_OK);
+    assert_int_equal(dns_state_load(f->st, 1, T0, false, NULL, 0), CM_OK);
     assert_int_equal(dns_state_vantage_count(f->st), 0);
     /* No file: fine. */
     unlink(f->path);
-    assert_int_equal(dns_state_load(f->st, 1, false, NULL, 0), CM_OK);
+    assert_int_equal(dns_state_load(f->st, 1, T0, false, NULL, 0), CM_OK);
 
     /* Documents that no longer fit the configuration are skipped; the rest loads. */
     assert_int_equal(put(f, "us-east-1", 1, true, true, 1, err, sizeof(err)), CM_OK);
     assert_int_equal(put(f, "eu-west-1", 1, true, true, 1, err, sizeof(err)), CM_OK);
     st3 = dns_state_new(conf3, f->path, NULL, NULL);
     assert_non_null(st3);
-    assert_int_equal(dns_state_load(st3, 1, false, NULL, 0), CM_OK);
+    assert_int_equal(dns_state_load(st3, 1, T0, false, NULL, 0), CM_OK);
     assert_int_equal(dns_state_vantage_count(st3), 0); /* both mention usa, not in conf3 */
     dns_state_free(st3);
     cm_conf_unref(conf3);
@@ -431,12 +566,12 @@ static void test_state_file_truncated_falls_back_to_prev(void **state)
     st2 = dns_state_new(f->conf, f->path, NULL, NULL);
     assert_non_null(st2);
     /* --check-config: refused, named, nothing moved. */
-    assert_int_not_equal(dns_state_load(st2, 1, true, err, sizeof(err)), CM_OK);
+    assert_int_not_equal(dns_state_load(st2, 1, T0, true, err, sizeof(err)), CM_OK);
     assert_non_null(strstr(err, f->path));
     assert_non_null(strstr(err, "invalid JSON"));
     assert_int_equal(access(f->path, F_OK), 0);
     /* Start: the previous file serves at once; the damaged one is moved aside. */
-    assert_int_equal(dns_state_load(st2, 1, false, NULL, 0), CM_OK);
+    assert_int_equal(dns_state_load(st2, 1, T0, false, NULL, 0), CM_OK);
     assert_int_equal(dns_state_vantage_count(st2), 1);
     snprintf(corrupt, sizeof(corrupt), "%s.corrupt", f->path);
     assert_int_equal(access(corrupt, F_OK), 0);
@@ -444,7 +579,7 @@ static void test_state_file_truncated_falls_back_to_prev(void **state)
     /* ... and the state file holds the previous state again: a second restart agrees */
     st2 = dns_state_new(f->conf, f->path, NULL, NULL);
     assert_non_null(st2);
-    assert_int_equal(dns_state_load(st2, 1, true, err, sizeof(err)), CM_OK);
+    assert_int_equal(dns_state_load(st2, 1, T0, true, err, sizeof(err)), CM_OK);
     assert_int_equal(dns_state_vantage_count(st2), 1);
     dns_state_free(st2);
 }
@@ -498,7 +633,7 @@ static void test_registry_members(void **state)
     assert_int_equal(c->members[k1].zone, 0);
     assert_true(merged_ep(st, "k1")->present && merged_ep(st, "k1")->healthy);
     /* A registry member can be drained, and the drain is kept while it stays. */
-    assert_int_equal(dns_state_set_drain(st, "k1", true, err, sizeof(err)), CM_OK);
+    assert_int_equal(dns_state_set_drain(st, "k1", true, "op", T0, err, sizeof(err)), CM_OK);
     assert_true(dns_state_is_drained(st, (size_t)k1));
     put_reg(st, 2, true, 2);
     assert_ptr_equal(dns_state_conf(st), c); /* the same members: the same configuration */
@@ -506,7 +641,7 @@ static void test_registry_members(void **state)
 
     /* A restart loads it back from the state file, k1 and its drain included. */
     st2 = dns_state_new(reg, f->path, NULL, NULL);
-    assert_int_equal(dns_state_load(st2, 5, false, NULL, 0), CM_OK);
+    assert_int_equal(dns_state_load(st2, 5, T0, false, NULL, 0), CM_OK);
     assert_int_equal(cm_conf_member_index(dns_state_conf(st2), "k1"), 1);
     assert_true(dns_state_is_drained(st2, 1));
     assert_true(merged_ep(st2, "k1")->present);
@@ -516,9 +651,15 @@ static void test_registry_members(void **state)
     put_reg(st, 3, false, 3);
     assert_int_equal(dns_state_conf(st)->member_count, 1);
     assert_int_equal(cm_conf_member_index(dns_state_conf(st), "k1"), -1);
-    assert_int_equal(dns_state_set_drain(st, "k1", false, err, sizeof(err)), CM_ENOENT);
-    /* Joined again: a new member, not drained. */
+    assert_int_equal(dns_state_set_drain(st, "k1", true, "op", T0, err, sizeof(err)), CM_ENOENT);
+    /* Joined again: the drain intent names it, so it is drained again ... */
     put_reg(st, 4, true, 4);
+    assert_true(dns_state_is_drained(st, (size_t)cm_conf_member_index(dns_state_conf(st), "k1")));
+    /* ... until undrained; an undrain also reaches it while no document places it. */
+    put_reg(st, 5, false, 5);
+    assert_int_equal(dns_state_set_drain(st, "k1", false, "op", T0, err, sizeof(err)), CM_OK);
+    assert_int_equal(dns_state_set_drain(st, "k1", false, "op", T0, err, sizeof(err)), CM_ENOENT);
+    put_reg(st, 6, true, 6);
     assert_false(dns_state_is_drained(st, (size_t)cm_conf_member_index(dns_state_conf(st), "k1")));
     dns_state_free(st);
     cm_conf_unref(reg);
@@ -528,6 +669,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_accept_and_replace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_intents, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_intents_state_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_file_truncated_falls_back_to_prev, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_put_stale_generation, setup, teardown),

@@ -15,7 +15,8 @@
 #define SVC_JSON                                                                                   \
     "{\"metadata\":{\"name\":\"web\",\"namespace\":\"default\",\"resourceVersion\":\"17\","        \
     "\"annotations\":{\"fedgslb.io/federate\":\"true\",\"fedgslb.io/health-path\":\"/hz\","        \
-    "\"fedgslb.io/health-port\":\"8080\"}},"                                                       \
+    "\"fedgslb.io/health-port\":\"8080\",\"fedgslb.io/weight\":\"0\","                             \
+    "\"fedgslb.io/priority\":\"1001\"}},"                                                          \
     "\"spec\":{\"type\":\"LoadBalancer\",\"ports\":[{\"name\":\"http\",\"port\":80,"               \
     "\"protocol\":\"TCP\",\"nodePort\":30080},{\"port\":53,\"protocol\":\"UDP\"}]},"               \
     "\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"192.0.2.10\"},{\"ip\":\"bogus\"},"       \
@@ -50,6 +51,10 @@ static void test_service(void **state)
     assert_true(s->federate);
     assert_string_equal(s->health_path, "/hz");
     assert_int_equal(s->health_port, 8080);
+    /* Traffic policy: weight 0 (standby) is a value; priority 1001 is out of range: none. */
+    assert_true(s->has_weight);
+    assert_int_equal(s->weight, 0);
+    assert_false(s->has_priority);
     hc_k8s_event_fini(&ev);
 }
 
@@ -68,6 +73,8 @@ static void test_service_minimal_and_bad(void **state)
                      CM_OK);
     assert_int_equal(ev.type, HC_K8S_MODIFIED);
     assert_false(ev.obj->u.svc.federate);
+    assert_false(ev.obj->u.svc.has_weight);
+    assert_false(ev.obj->u.svc.has_priority);
     assert_null(ev.resource_version);
     assert_int_equal(ev.obj->u.svc.port_count, 0);
     hc_k8s_event_fini(&ev);

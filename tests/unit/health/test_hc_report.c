@@ -595,6 +595,31 @@ static void test_services(void **state)
     hc_report_free(r);
 }
 
+/* The Service's traffic policy annotations are carried in its entry, for the name servers. */
+static void test_policy_annotations(void **state)
+{
+    struct fx *f = *state;
+    struct hc_report *r = hc_report_new(0, NULL);
+    bool changed;
+    json_t *usa;
+
+    memset(f->api, 0, sizeof(f->api));
+    f->api[0] = (struct api){SVC("web", "\"fedgslb.io/weight\":\"3\",\"fedgslb.io/priority\":\"1\"",
+                                 PORT80, IP("192.0.2.10")),
+                             SLICE("w1", "web", "IPv4", READY("10.0.0.1")), NULL, 200};
+    f->api[1] = (struct api){NULL, NULL, NULL, 200};
+    start_clusters(f);
+    assert_int_equal(hc_report_update(r, f->conf, f->clusters, NULL, 1000, &changed), CM_OK);
+    usa = json_object_get(
+        json_object_get(
+            json_object_get(json_object_get(hc_report_doc(r), "services"), "default/web"),
+            "members"),
+        "usa");
+    assert_int_equal(json_integer_value(json_object_get(usa, "weight")), 3);
+    assert_int_equal(json_integer_value(json_object_get(usa, "priority")), 1);
+    hc_report_free(r);
+}
+
 /* The generation moves only with the content, and continues the last one. */
 static void test_generation(void **state)
 {
@@ -1328,6 +1353,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_endpoint_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_services, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_annotations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_outage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_verdicts, setup, teardown),

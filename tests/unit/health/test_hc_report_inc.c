@@ -106,7 +106,8 @@ static const char *const ports_json[NPORTS] = {
 struct m_svc {
     bool present;
     bool federate;
-    int lb, ports, ann; /* ann: 0 none, 1 health-path and -port, 2 health-path */
+    int lb, ports, ann; /* ann: 0 none, 1 health-path and -port, 2 health-path,
+                         * 3 weight and priority (traffic policy), 4 weight 0 */
 };
 
 struct m_slice {
@@ -188,6 +189,10 @@ static void svc_json(struct fx *f, struct evbuffer *b, int i, const struct m_svc
             b, "\"fedgslb.io/health-path\":\"/probe\",\"fedgslb.io/health-port\":\"%d\"", f->port);
     else if (s->ann == 2)
         evbuffer_add_printf(b, "\"fedgslb.io/health-path\":\"/probe\"");
+    else if (s->ann == 3)
+        evbuffer_add_printf(b, "\"fedgslb.io/weight\":\"5\",\"fedgslb.io/priority\":\"2\"");
+    else if (s->ann == 4)
+        evbuffer_add_printf(b, "\"fedgslb.io/weight\":\"0\"");
     evbuffer_add_printf(b,
                         "}},\"spec\":{\"type\":\"LoadBalancer\",\"ports\":[%s]},"
                         "\"status\":{\"loadBalancer\":{\"ingress\":[%s]}}}",
@@ -580,7 +585,7 @@ static void random_svc(struct fx *f, struct m_svc *s)
     s->federate = pick(f, 10) < 7;
     s->lb = pick(f, NLB);
     s->ports = pick(f, NPORTS);
-    s->ann = pick(f, 3);
+    s->ann = pick(f, 5);
 }
 
 static void random_slice(struct fx *f, struct m_slice *s)

@@ -5,7 +5,8 @@
  * vantage (generated_at, then generation), backends from the newest
  * document that lists some for the listener's (member, service), the static
  * backends when none does, writer scoping, and rejections that change
- * nothing.
+ * nothing; and the operator's intents: a member forced down gets no backend
+ * (503), its expiry gives them back, drains keep serving.
  *
  * One table of steps, each a PUT (or a forget) and the listener's backends
  * afterwards. The proxy listens on 127.0.0.1 with a kernel-chosen port and
@@ -316,6 +317,77 @@ static void test_expiry(void **state)
     assert_string_equal(docs, "us-east-1:1 eu-west-1:1");
 }
 
+/* 2026-11-21T07:00:00Z: the intents' clock. */
+#define T0 INT64_C(1795244400)
+
+static int intent_put(struct fx *f, const char *kind, const char *id, int64_t now)
+{
+    char text[512], err[256] = "";
+    bool changed = false;
+    int rc;
+
+    snprintf(text, sizeof(text),
+             "{\"id\": \"%s\", \"kind\": \"%s\", \"member\": \"jpn\", \"author\": \"t\","
+             " \"reason\": \"r\", \"created_at\": \"2026-11-21T06:00:00Z\","
+             " \"expires_at\": \"2026-11-21T07:00:10Z\"}",
+             id, kind);
+    rc = lbp_proxy_intent_put(f->px, text, strlen(text), now, &changed, err, sizeof(err));
+    if (rc != CM_OK)
+        print_message("intent: %s\n", err);
+    return rc;
+}
+
+/* The listener's admin text in GET /v1/state. */
+static const char *admin_of(struct fx *f, char *buf, size_t cap)
+{
+    json_t *root = lbp_proxy_state_json(f->px);
+
+    snprintf(buf, cap, "%s",
+             json_string_value(
+                 json_object_get(json_array_get(json_object_get(root, "listeners"), 0), "admin")));
+    json_decref(root);
+    return buf;
+}
+
+/* Forced down: the pools empty (new requests get 503) until it expires or goes. */
+static void test_intents(void **state)
+{
+    struct fx *f = *state;
+    char web[512], admin[128], err[256];
+    json_t *doc;
+
+    assert_int_equal(intent_put(f, "drain", "d", T0), CM_OK);
+    backends_text(f, "default/web", web, sizeof(web));
+    assert_string_equal(web, STATIC_WEB); /* drained: still served */
+    assert_non_null(strstr(admin_of(f, admin, sizeof(admin)), "drained"));
+    assert_int_equal(lbp_proxy_intent_remove(f->px, "d", "bob", T0, err, sizeof(err)), CM_OK);
+    assert_string_equal(admin_of(f, admin, sizeof(admin)), "none");
+    assert_int_equal(intent_put(f, "force-down", "fd", T0), CM_OK);
+    backends_text(f, "default/web", web, sizeof(web));
+    assert_string_equal(web, "static");
+    backends_text(f, "default/api", web, sizeof(web));
+    assert_string_equal(web, "static");
+    assert_string_equal(admin_of(f, admin, sizeof(admin)), "forced down: 503");
+    /* The digest names both. */
+    doc = lbp_proxy_intents_json(f->px, T0);
+    assert_int_equal(
+        json_array_size(json_object_get(json_object_get(doc, "digest"), "active_intents")), 1);
+    assert_int_equal(json_array_size(json_object_get(doc, "intents")), 2); /* d removed */
+    json_decref(doc);
+    /* Expiry on the tick gives the backends back. */
+    lbp_proxy_intents_tick(f->px, T0 + 9);
+    backends_text(f, "default/web", web, sizeof(web));
+    assert_string_equal(web, "static");
+    lbp_proxy_intents_tick(f->px, T0 + 10);
+    backends_text(f, "default/web", web, sizeof(web));
+    assert_string_equal(web, STATIC_WEB);
+    assert_int_equal(lbp_proxy_intent_remove(f->px, "nope", "bob", T0 + 11, err, sizeof(err)),
+                     CM_ENOENT);
+    /* Ids are not reused; an expired intent is refused as such. */
+    assert_int_equal(intent_put(f, "force-up", "fd", T0 + 5), CM_EEXIST);
+    assert_int_equal(intent_put(f, "force-up", "fu", T0 + 11), CM_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -323,6 +395,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backends_from_newest_listing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_intents, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dns_pre.h -- precompiled responses: the answer and authority sections of
+ * every federated answer, written once per view with the query path's own
+ * writer and copied by the query path instead of being written again.
+ *
+ * A response is  header | question | sections | OPT . The header and the
+ * question come from the query (its ID, RD and CD, the question with the
+ * client's letter case), the OPT from the query's EDNS (ECS echoed with its
+ * scope, cookie, NSID): those are patched per query. The sections depend
+ * only on what the table answers, and are compiled here as "parts":
+ *
+ *   part: bytes | counts (answer, authority) | relocations
+ *
+ * Names inside a part are compressed as the writer compresses them: an
+ * owner that is the query name is the pointer 0xC00C, and every other
+ * pointer is kept relative to where the part starts in the message, which
+ * is 16 + the query name's length (the apex, a suffix of every federated
+ * name, sits 4 + its length before it). Copying a part is a memcpy and one
+ * 16-bit write per relocation.
+ *
+ *   A part per variant and type:   A / AAAA records of a member (or of a
+ *                                  fail-open set), owner 0xC00C
+ *   A NODATA part per TTL:         the apex SOA in authority (RFC 2308)
+ *
+ * A part is exact: the bytes the writer would produce for any name that may
+ * use it (dns_pre_nodata_ok tells, per name, whether the SOA part compresses
+ * as the writer would for that name). CNAME variants (chased within the
+ * zone), answers that do not fit the client's size (TC), and names outside
+ * the federated table take the writer's path: dns_pre only makes the common
+ * answers cheaper, never different (the unit tests compare the two paths
+ * byte for byte).
+ *
+ * Built with the view (dns_view_new), immutable, read by every worker
+ * without locks.
+ */
+#ifndef DNSD_DNS_PRE_H
+#define DNSD_DNS_PRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct dns_fed;
+struct dns_pre;
+struct dns_zone;
+
+/* One precompiled part. Borrowed from the dns_pre that returned it. */
+struct dns_pre_part {
+    uint32_t off;         /* its bytes in the table's byte array */
+    uint32_t reloc;       /* its first relocation */
+    uint16_t len;         /* bytes */
+    uint16_t reloc_count; /* relocations */
+    uint16_t an, ns;      /* records in the answer and authority sections */
+};
+
+#define DNS_PRE_NONE UINT32_MAX
+
+/**
+ * Compiles the parts of every answer in @fed, with the SOA of @zone for
+ * negative answers. @fed and @zone must outlive the result (the view holds
+ * them). CM_OK, CM_ENOMEM; *out = NULL when there is nothing to compile
+ * (@fed or @zone NULL).
+ */
+int dns_pre_build(const struct dns_fed *fed, const struct dns_zone *zone, struct dns_pre **out);
+/** Accepts NULL. */
+void dns_pre_free(struct dns_pre *pre);
+
+/**
+ * The part answering @variant_id (dns_fed_answer.variant_id) for A (@aaaa
+ * false) or AAAA, or NULL when the variant has no such records.
+ */
+const struct dns_pre_part *dns_pre_variant(const struct dns_pre *pre, uint32_t variant_id,
+                                           bool aaaa);
+
+/** The NODATA part of @answer_id; NULL when it could not be compiled. */
+const struct dns_pre_part *dns_pre_nodata(const struct dns_pre *pre, uint32_t answer_id);
+
+/** The NODATA part of an empty non-terminal (the zone's negative TTL). */
+const struct dns_pre_part *dns_pre_ent(const struct dns_pre *pre);
+
+/** Whether the NODATA parts are exact for the federated name @name_id. */
+bool dns_pre_nodata_ok(const struct dns_pre *pre, uint32_t name_id);
+
+/**
+ * Copies @part to @out for a message whose sections start at @base (16 +
+ * the query name's length) and returns its length. The caller checks the
+ * room (part->len bytes).
+ */
+size_t dns_pre_copy(const struct dns_pre *pre, const struct dns_pre_part *part, uint8_t *out,
+                    size_t base);
+
+/** Bytes held (parts, relocations, indexes), for logs and benchmarks. */
+size_t dns_pre_memory(const struct dns_pre *pre);
+
+#endif /* DNSD_DNS_PRE_H */

@@ -1,0 +1,242 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""User-space instructions per answer of fedgslb-dnsd (and the echo
+responder), counted with callgrind: a figure that does not move with the
+machine's load, unlike the CPU time dns_bench.py measures.
+
+For each row the server runs under `valgrind --tool=callgrind
+--instr-atstart=no` with dns_bench.py's configuration and state; once it
+answers, instrumentation is switched on (callgrind_control -i on), dnsperf
+sends the benchmark's query file --passes times at --rate qps, then
+instrumentation is switched off and the counters dumped. Instructions (Ir)
+over that window divided by the responses dnsperf received is the figure;
+the busiest functions are listed with --top. "query path" is the part spent
+answering (dns_query_process_memo, the rate limiter and the counters,
+inclusive), which does not depend on how many queries a wakeup finds; the
+rest (event loop, recvmmsg/sendmmsg) is shared by a batch. Kernel work (the syscalls) is
+not counted: it is the same for every row that batches as dnsd does.
+
+Under callgrind the server is ~50x slower, so its recvmmsg batches are
+fuller than at full speed: compare rows of one run, not with the CPU time
+of dns_bench.py.
+
+  FEDGSLB_BUILD_DIR=build tests/bench/dns_callgrind.py [--rows fedgslb,fedgslb-hard,echo]
+      [--cookies] [--services 50] [--queries 20000] [--passes 1] [--rate 3000] [--top 15]
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import dns_bench as db  # noqa: E402
+from benchproc import log, run_captured, spawn, stop, stop_all  # noqa: E402
+
+ROWS = ["fedgslb", "fedgslb-hard", "echo", "gdnsd"]
+
+
+def parse_args(argv):
+    build = os.environ.get("FEDGSLB_BUILD_DIR", os.path.join(db.REPO, "build"))
+    ap = argparse.ArgumentParser(description="callgrind instructions per answer")
+    ap.add_argument("--rows", default="fedgslb,fedgslb-hard", help="comma list of " + ",".join(ROWS))
+    ap.add_argument("--fedgslb", default=os.path.join(build, "fedgslb-dnsd"))
+    ap.add_argument("--echo", default=os.path.join(build, "dns_echo"), help="echo responder binary")
+    ap.add_argument("--services", type=int, default=50)
+    ap.add_argument("--queries", type=int, default=20000)
+    ap.add_argument("--passes", type=int, default=1, help="times the query file is sent")
+    ap.add_argument("--rate", type=int, default=1500, help="dnsperf -Q under callgrind (low: a batch per query or two, as at a moderate load)")
+    ap.add_argument("--cookies", action="store_true", help="queries carry a client cookie")
+    ap.add_argument("--top", type=int, default=15, help="functions listed per row (0: none)")
+    ap.add_argument("--port", type=int, default=25391)
+    ap.add_argument("--cpu", type=int, default=0, help="core for the server")
+    ap.add_argument("--client-cpu", type=int, default=1)
+    ap.add_argument("--out", default=None, help="JSON results file")
+    ap.add_argument("--keep-tmp", action="store_true")
+    return ap.parse_args(argv)
+
+
+def callgrind_control(args, pid, timeout=60):
+    subprocess.run(["callgrind_control"] + args + [str(pid)], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=timeout, check=True)
+
+
+def totals(path):
+    """The last totals line (the summary line at the top may say 0)."""
+    found = None
+    with open(path) as f:
+        for line in f:
+            if line.startswith("totals:"):
+                found = int(line.split()[1])
+    if found is None:
+        raise RuntimeError("%s: no totals line" % path)
+    return found
+
+
+# The per-query work, whatever the batch sizes: these functions' inclusive
+# cost (the answer, the rate limiter, the counters).
+QUERY_PATH = ("dns_query_process_memo", "dns_rrl_check_hashed", "count_query")
+
+
+def inclusive(path, names):
+    """Inclusive Ir of the functions whose name is one of @names."""
+    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--auto=no", path],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         timeout=120).stdout.decode("utf-8", "replace")
+    total = 0
+    seen = set()
+    for line in out.splitlines():
+        mt = re.match(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+\S*?:(\w+)(?:\.part\.\d+)?\s", line)
+        if mt and mt.group(2) in names and mt.group(2) not in seen:
+            seen.add(mt.group(2))
+            total += int(mt.group(1).replace(",", ""))
+    return total
+
+
+def top_functions(path, n):
+    if n <= 0:
+        return []
+    out = subprocess.run(["callgrind_annotate", "--inclusive=no", "--auto=no", path], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, timeout=120).stdout.decode("utf-8", "replace")
+    rows = []
+    for line in out.splitlines():
+        mt = re.match(r"^\s*([\d,]+)\s+\(\s*([\d.]+)%\)\s+(\S.*)$", line)
+        if mt and "PROGRAM TOTALS" not in line:
+            rows.append((int(mt.group(1).replace(",", "")), mt.group(3)))
+    return rows[:n]
+
+
+def start_row(row, a, d):
+    """Starts the server of @row under callgrind; returns (process, dump file)."""
+    os.makedirs(d, exist_ok=True)
+    dump = os.path.join(d, "callgrind.out")
+    vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + dump]
+    listener = None
+    if row == "echo":
+        argv = vg + [a.echo, "127.0.0.1", str(a.port)]
+        docs = None
+    elif row == "gdnsd":
+        check_port = a.port + 2
+        db.gdnsd_files(d, a.port, check_port, a.services)
+        listener = db.CheckListener(check_port, a.services)
+        argv = vg + [shutil.which("gdnsd") or "/usr/sbin/gdnsd", "-c", d, "start"]
+        docs = None
+    else:
+        docs = db.fedgslb_files(d, a.port, a.port + 1, a.services, hardened=row == "fedgslb-hard")
+        argv = vg + [a.fedgslb, "--config", os.path.join(d, "federation.json")]
+    p = spawn(argv, os.path.join(d, "server.log"), a.cpu)
+    p.listener = listener
+    if docs:
+        db.put_state(a.port + 1, docs, p, deadline_s=60.0)
+    err = db.wait_ready(a.port, p, 120.0) if row != "echo" else None
+    if err:
+        raise RuntimeError("%s: %s" % (row, err))
+    return p, dump
+
+
+def measure(row, a, tmp, qfile):
+    d = os.path.join(tmp, row)
+    p, dump = start_row(row, a, d)
+    try:
+        if row == "echo":
+            time.sleep(3)  # valgrind's start-up; the echo answers nothing useful to poll
+        callgrind_control(["-i", "on"], p.pid)
+        rc, out = run_captured(
+            ["dnsperf", "-B", "-d", qfile, "-s", "127.0.0.1", "-p", str(a.port), "-n", str(a.passes),
+             "-Q", str(a.rate), "-c", "1", "-q", "200", "-t", "10"],
+            a.client_cpu, 600, "dnsperf")
+        callgrind_control(["-i", "off"], p.pid)
+        callgrind_control(["--dump"], p.pid)
+        time.sleep(1)
+        if rc != 0:
+            raise RuntimeError("dnsperf exited %d: %s" % (rc, out[-400:]))
+        res = db.parse_dnsperf(out)
+    finally:
+        stop(p)
+        if p.listener is not None:
+            p.listener.close()
+    dumps = sorted(f for f in os.listdir(d) if f.startswith("callgrind.out"))
+    # the --dump file holds the instrumented window; the one written at exit the rest (zeroed)
+    ir = sum(totals(os.path.join(d, f)) for f in dumps)
+    completed = res.get("completed", 0)
+    qp = sum(inclusive(os.path.join(d, f), QUERY_PATH) for f in dumps)
+    r = {
+        "responses": completed,
+        "lost": res.get("lost"),
+        "instructions": ir,
+        "instructions_per_answer": ir / completed if completed else None,
+        "query_path_per_answer": qp / completed if completed else None,
+    }
+    top = []
+    for f in dumps:
+        top.extend(top_functions(os.path.join(d, f), a.top))
+    top.sort(reverse=True)
+    r["top"] = [{"ir_per_answer": t[0] / completed if completed else None, "function": t[1]}
+                for t in top[: a.top]]
+    return r
+
+
+def main(argv):
+    a = parse_args(argv)
+    rows = [r.strip() for r in a.rows.split(",") if r.strip()]
+    for r in rows:
+        if r not in ROWS:
+            log("unknown row %r (known: %s)" % (r, ", ".join(ROWS)))
+            return 2
+    for tool in ("valgrind", "callgrind_control", "callgrind_annotate", "dnsperf", "taskset"):
+        if not shutil.which(tool):
+            log("error: %s not found" % tool)
+            return 2
+    tmp = tempfile.mkdtemp(prefix="fedgslb-dns-callgrind-")
+    os.chmod(tmp, 0o755)
+    results = {}
+    try:
+        queries = db.make_queries(a.services, a.queries, 1)
+        qfile = os.path.join(tmp, "queries.bin")
+        db.write_query_file(qfile, queries, db.CLIENT_COOKIE if a.cookies else None)
+        for row in rows:
+            log("== %s under callgrind" % row)
+            try:
+                results[row] = measure(row, a, tmp, qfile)
+            except Exception as e:  # report and go on with the other rows
+                results[row] = {"error": str(e)}
+                log("   %s FAILED: %s" % (row, e))
+    finally:
+        stop_all()
+        if a.keep_tmp:
+            log("kept %s" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print("%-14s %10s %14s %16s" % ("row", "answers", "Ir/answer", "query path Ir"))
+    for row in rows:
+        r = results[row]
+        if "error" in r:
+            print("%-14s FAILED: %s" % (row, r["error"][:70]))
+            continue
+        print("%-14s %10d %14.0f %16.0f" % (row, r["responses"], r["instructions_per_answer"] or 0,
+                                            r["query_path_per_answer"] or 0))
+    for row in rows:
+        r = results[row]
+        if r.get("top"):
+            print("\n%s: top functions (self, Ir per answer)" % row)
+            for t in r["top"]:
+                print("  %8.0f  %s" % (t["ir_per_answer"] or 0, t["function"][:110]))
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump({"params": vars(a), "rows": results}, f, indent=2, sort_keys=True)
+            f.write("\n")
+    return 0 if any("error" not in r for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    finally:
+        stop_all()
