@@ -226,14 +226,17 @@ bool cm_jscan_string(struct cm_jscan *s, struct cm_jstr *out)
     return scan_string(s, out);
 }
 
-bool cm_jscan_key(struct cm_jscan *s, struct cm_jstr *key)
+/* The common start of cm_jscan_key() and cm_jscan_item(): false at @close
+ * (consumed: the object or array ends) or on an error, else past the ','
+ * before the next member or item. */
+static bool next_in(struct cm_jscan *s, char close, const char *not_in, const char *want)
 {
     if (s->err != CM_OK)
         return false;
     ws(s);
     if (s->depth == 0)
-        return fail_at(s, s->p, "not in an object");
-    if (s->p < s->end && *s->p == '}') {
+        return fail_at(s, s->p, not_in);
+    if (s->p < s->end && *s->p == close) {
         s->p++;
         s->depth--;
         s->opened = false;
@@ -241,11 +244,18 @@ bool cm_jscan_key(struct cm_jscan *s, struct cm_jstr *key)
     }
     if (!s->opened) {
         if (s->p >= s->end || *s->p != ',')
-            return fail_at(s, s->p, "',' or '}' expected");
+            return fail_at(s, s->p, want);
         s->p++;
-        ws(s);
     }
     s->opened = false;
+    return true;
+}
+
+bool cm_jscan_key(struct cm_jscan *s, struct cm_jstr *key)
+{
+    if (!next_in(s, '}', "not in an object", "',' or '}' expected"))
+        return false;
+    ws(s);
     if (s->p >= s->end || *s->p != '"')
         return fail_at(s, s->p, "an object key expected");
     if (!scan_string(s, key))
@@ -259,24 +269,7 @@ bool cm_jscan_key(struct cm_jscan *s, struct cm_jstr *key)
 
 bool cm_jscan_item(struct cm_jscan *s)
 {
-    if (s->err != CM_OK)
-        return false;
-    ws(s);
-    if (s->depth == 0)
-        return fail_at(s, s->p, "not in an array");
-    if (s->p < s->end && *s->p == ']') {
-        s->p++;
-        s->depth--;
-        s->opened = false;
-        return false;
-    }
-    if (!s->opened) {
-        if (s->p >= s->end || *s->p != ',')
-            return fail_at(s, s->p, "',' or ']' expected");
-        s->p++;
-    }
-    s->opened = false;
-    return true;
+    return next_in(s, ']', "not in an array", "',' or ']' expected");
 }
 
 /* ---- numbers and literals ---- */

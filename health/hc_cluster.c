@@ -139,21 +139,8 @@ static int cache_grow(struct cache *c)
         free(ready);
         return CM_ENOMEM;
     }
-    for (size_t b = 0; b < c->nbuckets; b++) {
-        struct idx_ent *e = c->idx[b], *next;
-        struct ready_ent *r = c->ready[b], *rnext;
-
-        for (; e != NULL; e = next) {
-            next = e->next;
-            e->next = idx[e->hash & (n - 1)];
-            idx[e->hash & (n - 1)] = e;
-        }
-        for (; r != NULL; r = rnext) {
-            rnext = r->next;
-            r->next = ready[r->hash & (n - 1)];
-            ready[r->hash & (n - 1)] = r;
-        }
-    }
+    CM_CHAIN_REHASH(struct idx_ent, c->idx, c->nbuckets, idx, n, next, hash);
+    CM_CHAIN_REHASH(struct ready_ent, c->ready, c->nbuckets, ready, n, next, hash);
     free(c->idx);
     free(c->ready);
     c->idx = idx;
@@ -384,15 +371,7 @@ static int changes_grow(struct changes *ch)
 
     if (nb == NULL)
         return CM_ENOMEM;
-    for (size_t b = 0; b < ch->nbuckets; b++) {
-        struct chg_ent *e = ch->buckets[b], *next;
-
-        for (; e != NULL; e = next) {
-            next = e->next;
-            e->next = nb[e->hash & (n - 1)];
-            nb[e->hash & (n - 1)] = e;
-        }
-    }
+    CM_CHAIN_REHASH(struct chg_ent, ch->buckets, ch->nbuckets, nb, n, next, hash);
     free(ch->buckets);
     ch->buckets = nb;
     ch->nbuckets = n;

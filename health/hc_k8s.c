@@ -225,6 +225,29 @@ static bool key_is(struct pctx *c, const struct cm_jstr *k, const char *name, un
     return true;
 }
 
+/* In an object: on to its next member named in @names (@n of them), the
+ * others skipped; that name's index, or -1 at the end of the object or on a
+ * failure (a name twice: bit 1 << index of *seen). */
+static int member_in(struct pctx *c, const char *const *names, int n, unsigned *seen)
+{
+    struct cm_jstr k;
+
+    while (ok(c) && cm_jscan_key(&c->s, &k)) {
+        for (int i = 0; i < n; i++) {
+            if (cm_jstr_is(&k, names[i]))
+                return first(c, seen, 1u << i, &k) ? i : -1;
+        }
+        cm_jscan_skip(&c->s);
+    }
+    return -1;
+}
+
+/* member_in() for one name. */
+static bool member_named(struct pctx *c, const char *name, unsigned *seen)
+{
+    return member_in(c, &name, 1, seen) == 0;
+}
+
 /* A string value as a new C string. */
 static bool dup_str(struct pctx *c, char **out)
 {
@@ -419,29 +442,17 @@ static bool parse_ingress_point(struct pctx *c, struct hc_k8s_svc *s)
 /* status.loadBalancer.ingress; anything of another shape on the way holds nothing. */
 static bool parse_svc_status(struct pctx *c, struct hc_k8s_svc *s)
 {
-    struct cm_jstr k, k2;
     unsigned seen = 0, seen2 = 0;
     bool is;
 
     if (!maybe_object(c, &is) || !is)
         return ok(c);
-    while (ok(c) && cm_jscan_key(&c->s, &k)) {
-        if (!cm_jstr_is(&k, "loadBalancer")) {
-            cm_jscan_skip(&c->s);
+    while (member_named(c, "loadBalancer", &seen)) {
+        if (!maybe_object(c, &is) || !is)
             continue;
-        }
-        if (!first(c, &seen, 1, &k) || !maybe_object(c, &is) || !is)
-            continue;
-        while (ok(c) && cm_jscan_key(&c->s, &k2)) {
-            enum cm_jtype t;
+        while (member_named(c, "ingress", &seen2)) {
+            enum cm_jtype t = cm_jscan_peek(&c->s);
 
-            if (!cm_jstr_is(&k2, "ingress")) {
-                cm_jscan_skip(&c->s);
-                continue;
-            }
-            if (!first(c, &seen2, 1, &k2))
-                break;
-            t = cm_jscan_peek(&c->s);
             if (t == CM_JNULL) {
                 cm_jscan_skip(&c->s);
                 continue;
@@ -523,29 +534,19 @@ static bool parse_endpoints(struct pctx *c, struct hc_k8s_slice *sl)
         return bad(c, "endpoints: not an array");
     cm_jscan_enter(&c->s, CM_JARRAY);
     for (; ok(c) && cm_jscan_item(&c->s); i++) {
-        struct cm_jstr k, k2;
         unsigned seen = 0, seen2 = 0;
         bool ready = true, is;
 
         if (cm_jscan_peek(&c->s) != CM_JOBJECT)
             return bad(c, "endpoints[%zu]: not an object", i);
         cm_jscan_enter(&c->s, CM_JOBJECT);
-        while (ok(c) && cm_jscan_key(&c->s, &k)) {
-            if (!cm_jstr_is(&k, "conditions")) {
-                cm_jscan_skip(&c->s);
+        while (member_named(c, "conditions", &seen)) {
+            if (!maybe_object(c, &is) || !is)
                 continue;
-            }
-            if (!first(c, &seen, 1, &k) || !maybe_object(c, &is) || !is)
-                continue;
-            while (ok(c) && cm_jscan_key(&c->s, &k2)) {
-                enum cm_jtype r;
+            while (member_named(c, "ready", &seen2)) {
+                enum cm_jtype r = cm_jscan_peek(&c->s);
 
-                if (!cm_jstr_is(&k2, "ready")) {
-                    cm_jscan_skip(&c->s);
-                    continue;
-                }
-                r = cm_jscan_peek(&c->s);
-                if (first(c, &seen2, 1, &k2) && cm_jscan_skip(&c->s))
+                if (cm_jscan_skip(&c->s))
                     ready = r == CM_JTRUE || r == CM_JNULL;
             }
         }
@@ -618,21 +619,17 @@ static bool node_address(struct pctx *c, struct hc_k8s_node *n, const struct cm_
 
 static bool parse_node_status(struct pctx *c, struct hc_k8s_node *n)
 {
-    struct cm_jstr k, type, val;
+    static const char *const keys[] = {"conditions", "addresses"};
+    struct cm_jstr type, val;
     unsigned seen = 0;
     bool is, has_type, has_val;
+    int w;
 
     if (!maybe_object(c, &is) || !is)
         return ok(c);
-    while (ok(c) && cm_jscan_key(&c->s, &k)) {
-        bool conds = cm_jstr_is(&k, "conditions");
+    while ((w = member_in(c, keys, 2, &seen)) >= 0) {
+        bool conds = w == 0;
 
-        if (!conds && !cm_jstr_is(&k, "addresses")) {
-            cm_jscan_skip(&c->s);
-            continue;
-        }
-        if (!first(c, &seen, conds ? 1 : 2, &k))
-            break;
         if (cm_jscan_peek(&c->s) != CM_JARRAY) {
             cm_jscan_skip(&c->s); /* not a list: nothing in it */
             continue;
@@ -657,7 +654,7 @@ static bool parse_node_status(struct pctx *c, struct hc_k8s_node *n)
  * label of a slice, the annotations of a Service. */
 static bool parse_meta(struct pctx *c, struct hc_k8s_obj *obj, char **rv)
 {
-    struct cm_jstr k, k2, v;
+    struct cm_jstr k, v;
     unsigned seen = 0, seen2 = 0;
     bool is;
 
@@ -683,12 +680,8 @@ static bool parse_meta(struct pctx *c, struct hc_k8s_obj *obj, char **rv)
         } else if (cm_jstr_is(&k, "labels") && obj->kind == HC_K8S_SLICE) {
             if (!first(c, &seen, 16, &k) || !maybe_object(c, &is) || !is)
                 continue;
-            while (ok(c) && cm_jscan_key(&c->s, &k2)) {
-                if (!cm_jstr_is(&k2, "kubernetes.io/service-name")) {
-                    cm_jscan_skip(&c->s);
-                    continue;
-                }
-                if (first(c, &seen2, 1, &k2) && maybe_str(c, &v, &is) && is) {
+            while (member_named(c, "kubernetes.io/service-name", &seen2)) {
+                if (maybe_str(c, &v, &is) && is) {
                     c->pk[PK_SERVICE] = v; /* slices are packed */
                     c->pk_has[PK_SERVICE] = true;
                 }
@@ -899,24 +892,15 @@ static bool parse_status_object(struct pctx *c, struct hc_k8s_event *ev)
 /* A BOOKMARK's object: only metadata.resourceVersion means something. */
 static bool parse_bookmark(struct pctx *c, struct hc_k8s_event *ev)
 {
-    struct cm_jstr k, k2;
     unsigned seen = 0, seen2 = 0;
     bool is;
 
     cm_jscan_enter(&c->s, CM_JOBJECT);
-    while (ok(c) && cm_jscan_key(&c->s, &k)) {
-        if (!cm_jstr_is(&k, "metadata")) {
-            cm_jscan_skip(&c->s);
+    while (member_named(c, "metadata", &seen)) {
+        if (!maybe_object(c, &is) || !is)
             continue;
-        }
-        if (!first(c, &seen, 1, &k) || !maybe_object(c, &is) || !is)
-            continue;
-        while (ok(c) && cm_jscan_key(&c->s, &k2)) {
-            if (key_is(c, &k2, "resourceVersion", &seen2, 1))
-                opt_str(c, &ev->resource_version, "BOOKMARK metadata.resourceVersion");
-            else
-                cm_jscan_skip(&c->s);
-        }
+        while (member_named(c, "resourceVersion", &seen2))
+            opt_str(c, &ev->resource_version, "BOOKMARK metadata.resourceVersion");
     }
     if (ok(c) && ev->resource_version == NULL)
         return bad(c, "BOOKMARK without metadata.resourceVersion");
@@ -998,24 +982,16 @@ void hc_k8s_event_fini(struct hc_k8s_event *ev)
 
 static bool parse_list_meta(struct pctx *c, struct hc_k8s_list *out)
 {
-    struct cm_jstr k;
+    static const char *const keys[] = {"resourceVersion", "continue"};
     unsigned seen = 0;
     bool is;
+    int w;
 
     if (!maybe_object(c, &is) || !is)
         return ok(c);
-    while (ok(c) && cm_jscan_key(&c->s, &k)) {
-        bool rv = cm_jstr_is(&k, "resourceVersion");
-
-        if (!rv && !cm_jstr_is(&k, "continue")) {
-            cm_jscan_skip(&c->s);
-            continue;
-        }
-        if (!first(c, &seen, rv ? 1 : 2, &k))
-            break;
-        opt_str(c, rv ? &out->resource_version : &out->continue_token,
-                rv ? "metadata.resourceVersion" : "metadata.continue");
-    }
+    while ((w = member_in(c, keys, 2, &seen)) >= 0)
+        opt_str(c, w == 0 ? &out->resource_version : &out->continue_token,
+                w == 0 ? "metadata.resourceVersion" : "metadata.continue");
     return ok(c);
 }
 

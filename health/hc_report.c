@@ -74,15 +74,7 @@ static int svc_grow(struct hc_report *r)
 
     if (nb == NULL)
         return CM_ENOMEM;
-    for (size_t b = 0; b < r->nbuckets; b++) {
-        struct svc *s = r->buckets[b], *next;
-
-        for (; s != NULL; s = next) {
-            next = s->hnext;
-            s->hnext = nb[s->hash & (n - 1)];
-            nb[s->hash & (n - 1)] = s;
-        }
-    }
+    CM_CHAIN_REHASH(struct svc, r->buckets, r->nbuckets, nb, n, hnext, hash);
     free(r->buckets);
     r->buckets = nb;
     r->nbuckets = n;

@@ -453,32 +453,40 @@ void hc_vantage_metrics(const struct hc_vantage *v, struct cm_buf *out)
     struct cm_buf lb;
     uint64_t patches, wholes;
 
-    cm_metrics_family(out, "fedgslb_health_generation", "gauge", "State document generation");
-    cm_metrics_sample(out, "fedgslb_health_generation", NULL,
-                      (double)hc_report_generation(v->report));
-    cm_metrics_family(out, "fedgslb_health_state_writes_total", "counter", "State file writes");
-    cm_metrics_sample(out, "fedgslb_health_state_writes_total", NULL, (double)v->writes);
     hc_report_write_counts(v->report, &patches, &wholes);
-    cm_metrics_family(
-        out, "fedgslb_health_state_whole_writes_total", "counter",
-        "State file writes of the whole file (the others patch the slots that changed)");
-    cm_metrics_sample(out, "fedgslb_health_state_whole_writes_total", NULL, (double)wholes);
-    cm_metrics_family(out, "fedgslb_health_rebuilds_total", "counter",
-                      "State document updates run (after the members synced)");
-    cm_metrics_sample(out, "fedgslb_health_rebuilds_total", NULL, (double)v->rebuilds);
-    cm_metrics_family(out, "fedgslb_health_documents_total", "counter",
-                      "Updates that gave a new generation");
-    cm_metrics_sample(out, "fedgslb_health_documents_total", NULL, (double)v->documents);
-    cm_metrics_family(out, "fedgslb_health_rebuild_cpu_seconds_total", "counter",
-                      "CPU spent updating, writing and offering the state document");
-    cm_metrics_sample(out, "fedgslb_health_rebuild_cpu_seconds_total", NULL,
-                      (double)v->rebuild_cpu_us / 1e6);
-    cm_metrics_family(out, "fedgslb_health_rebuilds_postponed_total", "counter",
-                      "Updates run later than the debounce because rebuilds used their CPU budget");
-    cm_metrics_sample(out, "fedgslb_health_rebuilds_postponed_total", NULL, (double)v->postponed);
-    cm_metrics_family(out, "fedgslb_health_rebuild_bursts_total", "counter",
-                      "Updates that gathered a burst of changes for longer than the debounce");
-    cm_metrics_sample(out, "fedgslb_health_rebuild_bursts_total", NULL, (double)v->bursts);
+    {
+        /* The vantage's own counters and gauges, without labels. */
+        const struct {
+            const char *name, *type, *help;
+            double value;
+        } one[] = {
+            {"fedgslb_health_generation", "gauge", "State document generation",
+             (double)hc_report_generation(v->report)},
+            {"fedgslb_health_state_writes_total", "counter", "State file writes",
+             (double)v->writes},
+            {"fedgslb_health_state_whole_writes_total", "counter",
+             "State file writes of the whole file (the others patch the slots that changed)",
+             (double)wholes},
+            {"fedgslb_health_rebuilds_total", "counter",
+             "State document updates run (after the members synced)", (double)v->rebuilds},
+            {"fedgslb_health_documents_total", "counter", "Updates that gave a new generation",
+             (double)v->documents},
+            {"fedgslb_health_rebuild_cpu_seconds_total", "counter",
+             "CPU spent updating, writing and offering the state document",
+             (double)v->rebuild_cpu_us / 1e6},
+            {"fedgslb_health_rebuilds_postponed_total", "counter",
+             "Updates run later than the debounce because rebuilds used their CPU budget",
+             (double)v->postponed},
+            {"fedgslb_health_rebuild_bursts_total", "counter",
+             "Updates that gathered a burst of changes for longer than the debounce",
+             (double)v->bursts},
+        };
+
+        for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++) {
+            cm_metrics_family(out, one[i].name, one[i].type, one[i].help);
+            cm_metrics_sample(out, one[i].name, NULL, one[i].value);
+        }
+    }
     cm_metrics_family(out, "fedgslb_health_member_api_ok", "gauge", "1 when the member API is ok");
     cm_buf_init(&lb, 4096);
     for (size_t i = 0; i < v->conf->member_count; i++) {

@@ -11,6 +11,7 @@
 
 #include "common/cm_err.h"
 #include "health/hc_k8s.h"
+#include "tests/unit/unit_text.h"
 
 #define SVC_JSON                                                                                   \
     "{\"metadata\":{\"name\":\"web\",\"namespace\":\"default\",\"resourceVersion\":\"17\","        \
@@ -248,6 +249,77 @@ static void test_reader(void **state)
     }
 }
 
+/* A key the reader looks for, twice in its object, is refused wherever it is
+ * read: loadBalancer and ingress in a Service's status, conditions and ready
+ * in a slice's endpoint, conditions and addresses in a Node's status, a
+ * BOOKMARK's resourceVersion, a list's resourceVersion and continue. */
+static void test_reader_key_twice(void **state)
+{
+    static const struct {
+        enum hc_k8s_kind kind;
+        bool list;
+        const char *text;
+    } bad[] = {
+        {HC_K8S_SERVICE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'a','namespace':'d'},"
+         "'status':{'loadBalancer':{},'loadBalancer':{}}}}"},
+        {HC_K8S_SERVICE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'a','namespace':'d'},"
+         "'status':{'loadBalancer':{'ingress':[],'ingress':null}}}}"},
+        {HC_K8S_SLICE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'a','namespace':'d',"
+         "'labels':{'kubernetes.io/service-name':'s'}},'addressType':'IPv4',"
+         "'endpoints':[{'addresses':['10.0.0.1'],'conditions':{},'conditions':{}}]}}"},
+        {HC_K8S_SLICE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'a','namespace':'d',"
+         "'labels':{'kubernetes.io/service-name':'s'}},'addressType':'IPv4',"
+         "'endpoints':[{'addresses':['10.0.0.1'],'conditions':{'ready':true,'ready':false}}]}}"},
+        {HC_K8S_SLICE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'a','namespace':'d',"
+         "'labels':{'kubernetes.io/service-name':'s','kubernetes.io/service-name':'t'}},"
+         "'addressType':'IPv4','endpoints':[]}}"},
+        {HC_K8S_NODE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'n'},"
+         "'status':{'conditions':[],'conditions':[]}}}"},
+        {HC_K8S_NODE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'n'},"
+         "'status':{'addresses':[],'conditions':[],'addresses':[]}}}"},
+        {HC_K8S_SERVICE, false,
+         "{'type':'BOOKMARK','object':{'metadata':{'resourceVersion':'1','resourceVersion':'2'}}}"},
+        {HC_K8S_SERVICE, false,
+         "{'type':'BOOKMARK','object':{'metadata':{'resourceVersion':'1'},'metadata':{}}}"},
+        {HC_K8S_SERVICE, true,
+         "{'metadata':{'resourceVersion':'1','resourceVersion':'2'},'items':[]}"},
+        {HC_K8S_SERVICE, true, "{'metadata':{'continue':'a','continue':''},'items':[]}"},
+    };
+    char err[HC_K8S_ERR_MAX];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *text = unit_dq(bad[i].text);
+        int rc;
+
+        err[0] = '\0';
+        if (bad[i].list) {
+            struct hc_k8s_list l;
+
+            rc = hc_k8s_list_parse(text, strlen(text), bad[i].kind, &l, err, sizeof(err));
+            if (rc == CM_OK)
+                hc_k8s_list_fini(&l);
+        } else {
+            struct hc_k8s_event ev;
+
+            rc = hc_k8s_event_parse(text, strlen(text), bad[i].kind, &ev, err, sizeof(err));
+            if (rc == CM_OK)
+                hc_k8s_event_fini(&ev);
+        }
+        /* "twice": refused for the duplicate, not for something else */
+        if (rc != CM_EPARSE || strstr(err, "twice") == NULL)
+            fail_msg("bad[%zu]: %s (%s)", i, cm_strerror(rc), err);
+        free(text);
+    }
+}
+
 static void test_list(void **state)
 {
     const char *body = "{\"kind\":\"ServiceList\",\"metadata\":{\"resourceVersion\":\"100\","
@@ -302,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_bookmark_error_garbage),
         cmocka_unit_test(test_bug_bookmark_rv_not_string_has_reason),
         cmocka_unit_test(test_reader),
+        cmocka_unit_test(test_reader_key_twice),
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_status),
     };

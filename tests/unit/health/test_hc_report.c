@@ -49,6 +49,7 @@
 #include "health/hc_kubeconfig.h"
 #include "health/hc_probe.h"
 #include "health/hc_report.h"
+#include "tests/unit/health/unit_http.h"
 
 /* usa: a direct load balancer; jpn: proxy mode at 198.51.100.7. */
 static const char conf_text[] =
@@ -174,9 +175,6 @@ static void on_request(struct evhttp_request *req, void *arg)
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    struct evhttp_bound_socket *bs;
-    struct sockaddr_in sin;
-    socklen_t slen = sizeof(sin);
     char err[CM_CONF_ERR_MAX];
     char *text = strdup(conf_text);
 
@@ -193,14 +191,7 @@ static int setup(void **state)
     assert_int_equal(cm_conf_member_index(f->conf, "usa"), 0);
     f->base = event_base_new();
     assert_non_null(f->base);
-    f->http = evhttp_new(f->base);
-    assert_non_null(f->http);
-    evhttp_set_gencb(f->http, on_request, f);
-    bs = evhttp_bind_socket_with_handle(f->http, "127.0.0.1", 0);
-    assert_non_null(bs);
-    assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin, &slen),
-                     0);
-    f->port = ntohs(sin.sin_port);
+    f->http = unit_http_server(f->base, on_request, f, &f->port);
     f->client = hc_http_new(f->base);
     assert_non_null(f->client);
     *state = f;
@@ -258,20 +249,11 @@ static void start_clusters(struct fx *f)
     p.watch.backoff_min_ms = 1;
     p.watch.backoff_max_ms = 2;
     for (size_t m = 0; m < NMEMBERS; m++) {
-        struct hc_kube_target *t = NULL;
-        char kc[512], err[256];
+        struct hc_kube_target *t;
 
         if (f->api[m].readyz == 0)
             continue; /* this member has no cluster object */
-        snprintf(kc, sizeof(kc),
-                 "apiVersion: v1\nkind: Config\ncurrent-context: m\n"
-                 "clusters:\n- name: m\n  cluster: {server: 'http://127.0.0.1:%d/%s'}\n"
-                 "users:\n- name: m\n  user: {token: t}\n"
-                 "contexts:\n- name: m\n  context: {cluster: m, user: m}\n",
-                 f->port, member_names[m]);
-        if (hc_kubeconfig_load_mem("kc", kc, strlen(kc), NULL, HC_KUBECONFIG_NO_FILES, &t, err,
-                                   sizeof(err)) != CM_OK)
-            fail_msg("kubeconfig: %s", err);
+        t = unit_kube_target(f->port, member_names[m]);
         f->clusters[m] = hc_cluster_new(f->base, f->client, member_names[m], t,
                                         f->conf->members[m].lb_mode == CM_LB_PROXY, &p, NULL, NULL);
         assert_non_null(f->clusters[m]);

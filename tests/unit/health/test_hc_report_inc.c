@@ -57,6 +57,7 @@
 #include "health/hc_kubeconfig.h"
 #include "health/hc_probe.h"
 #include "health/hc_report.h"
+#include "tests/unit/health/unit_http.h"
 
 #define STEPS    240
 #define NNAMES   4 /* members any configuration has: a, b, p (proxy mode), c */
@@ -416,23 +417,14 @@ static bool watching(struct fx *f, int m, int kind, uint64_t n)
 static void start_member(struct fx *f, int m)
 {
     struct hc_cluster_params p;
-    struct hc_kube_target *t = NULL;
-    char kc[512], err[256];
+    struct hc_kube_target *t;
 
     hc_cluster_params_default(&p);
     p.fall = 1;
     p.readyz_interval_ms = 20;
     p.watch.backoff_min_ms = 1;
     p.watch.backoff_max_ms = 2;
-    snprintf(kc, sizeof(kc),
-             "apiVersion: v1\nkind: Config\ncurrent-context: m\n"
-             "clusters:\n- name: m\n  cluster: {server: 'http://127.0.0.1:%d/%s'}\n"
-             "users:\n- name: m\n  user: {token: t}\n"
-             "contexts:\n- name: m\n  context: {cluster: m, user: m}\n",
-             f->port, names[m]);
-    if (hc_kubeconfig_load_mem("kc", kc, strlen(kc), NULL, HC_KUBECONFIG_NO_FILES, &t, err,
-                               sizeof(err)) != CM_OK)
-        fail_msg("kubeconfig: %s", err);
+    t = unit_kube_target(f->port, names[m]);
     f->cl[m] = hc_cluster_new(f->base, f->client, names[m], t, kinds_of(m) == 3, &p, NULL, NULL);
     assert_non_null(f->cl[m]);
     assert_int_equal(hc_cluster_start(f->cl[m]), CM_OK);
@@ -507,22 +499,12 @@ static void clusters_of(struct fx *f, struct hc_cluster **out)
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    struct evhttp_bound_socket *bs;
-    struct sockaddr_in sin;
-    socklen_t slen = sizeof(sin);
     struct hc_probes_params pp;
 
     assert_non_null(f);
     f->base = event_base_new();
     assert_non_null(f->base);
-    f->http = evhttp_new(f->base);
-    assert_non_null(f->http);
-    evhttp_set_gencb(f->http, on_request, f);
-    bs = evhttp_bind_socket_with_handle(f->http, "127.0.0.1", 0);
-    assert_non_null(bs);
-    assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin, &slen),
-                     0);
-    f->port = ntohs(sin.sin_port);
+    f->http = unit_http_server(f->base, on_request, f, &f->port);
     assert_non_null(evhttp_bind_socket_with_handle(f->http, "127.0.0.2", (uint16_t)f->port));
     f->client = hc_http_new(f->base);
     assert_non_null(f->client);

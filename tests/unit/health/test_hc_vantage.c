@@ -41,6 +41,7 @@
 #include "health/hc_kubeconfig.h"
 #include "health/hc_report.h"
 #include "health/hc_vantage.h"
+#include "tests/unit/health/unit_http.h"
 
 #define HELD_MAX 64
 
@@ -111,9 +112,6 @@ static void on_request(struct evhttp_request *req, void *arg)
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    struct evhttp_bound_socket *bs;
-    struct sockaddr_in sin;
-    socklen_t slen = sizeof(sin);
 
     assert_non_null(f);
     snprintf(f->dir, sizeof(f->dir), "/tmp/test_hc_vantage.XXXXXX");
@@ -121,15 +119,8 @@ static int setup(void **state)
     snprintf(f->state_file, sizeof(f->state_file), "%s/state.json", f->dir);
     f->base = event_base_new();
     assert_non_null(f->base);
-    f->http = evhttp_new(f->base);
-    assert_non_null(f->http);
+    f->http = unit_http_server(f->base, on_request, f, &f->port);
     evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_PUT);
-    evhttp_set_gencb(f->http, on_request, f);
-    bs = evhttp_bind_socket_with_handle(f->http, "127.0.0.1", 0);
-    assert_non_null(bs);
-    assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin, &slen),
-                     0);
-    f->port = ntohs(sin.sin_port);
     f->client = hc_http_new(f->base);
     assert_non_null(f->client);
     f->now_ms = 1000;
