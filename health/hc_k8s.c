@@ -331,6 +331,20 @@ static bool maybe_object(struct pctx *c, bool *is)
     return *is ? cm_jscan_enter(&c->s, CM_JOBJECT) : cm_jscan_skip(&c->s);
 }
 
+/* A list at @path: entered when it is an array (*is), skipped when null (not
+ * *is), anything else refused. */
+static bool maybe_array(struct pctx *c, const char *path, bool *is)
+{
+    enum cm_jtype t = cm_jscan_peek(&c->s);
+
+    *is = t == CM_JARRAY;
+    if (t == CM_JNULL)
+        return cm_jscan_skip(&c->s);
+    if (!*is)
+        return bad(c, "%s: not an array", path);
+    return cm_jscan_enter(&c->s, CM_JARRAY);
+}
+
 /* ---- Services ---- */
 
 static bool parse_port(struct pctx *c, struct hc_k8s_port *p, size_t i)
@@ -368,13 +382,10 @@ static bool parse_port(struct pctx *c, struct hc_k8s_port *p, size_t i)
 
 static bool parse_ports(struct pctx *c, struct hc_k8s_svc *s)
 {
-    enum cm_jtype t = cm_jscan_peek(&c->s);
+    bool is;
 
-    if (t == CM_JNULL)
-        return cm_jscan_skip(&c->s);
-    if (t != CM_JARRAY)
-        return bad(c, "spec.ports: not an array");
-    cm_jscan_enter(&c->s, CM_JARRAY);
+    if (!maybe_array(c, "spec.ports", &is) || !is)
+        return ok(c);
     while (ok(c) && cm_jscan_item(&c->s)) {
         struct hc_k8s_port *np = realloc(s->ports, (s->port_count + 1) * sizeof(*np));
 
@@ -451,15 +462,8 @@ static bool parse_svc_status(struct pctx *c, struct hc_k8s_svc *s)
         if (!maybe_object(c, &is) || !is)
             continue;
         while (member_named(c, "ingress", &seen2)) {
-            enum cm_jtype t = cm_jscan_peek(&c->s);
-
-            if (t == CM_JNULL) {
-                cm_jscan_skip(&c->s);
+            if (!maybe_array(c, "status.loadBalancer.ingress", &is) || !is)
                 continue;
-            }
-            if (t != CM_JARRAY)
-                return bad(c, "status.loadBalancer.ingress: not an array");
-            cm_jscan_enter(&c->s, CM_JARRAY);
             while (ok(c) && cm_jscan_item(&c->s))
                 parse_ingress_point(c, s);
         }
@@ -525,17 +529,14 @@ static bool parse_annotations(struct pctx *c, struct hc_k8s_svc *s)
 /* endpoints[]: conditions.ready true, null or absent is ready (the API's rule). */
 static bool parse_endpoints(struct pctx *c, struct hc_k8s_slice *sl)
 {
-    enum cm_jtype t = cm_jscan_peek(&c->s);
     size_t i = 0;
+    bool is;
 
-    if (t == CM_JNULL)
-        return cm_jscan_skip(&c->s);
-    if (t != CM_JARRAY)
-        return bad(c, "endpoints: not an array");
-    cm_jscan_enter(&c->s, CM_JARRAY);
+    if (!maybe_array(c, "endpoints", &is) || !is)
+        return ok(c);
     for (; ok(c) && cm_jscan_item(&c->s); i++) {
         unsigned seen = 0, seen2 = 0;
-        bool ready = true, is;
+        bool ready = true;
 
         if (cm_jscan_peek(&c->s) != CM_JOBJECT)
             return bad(c, "endpoints[%zu]: not an object", i);
@@ -997,15 +998,12 @@ static bool parse_list_meta(struct pctx *c, struct hc_k8s_list *out)
 
 static bool parse_items(struct pctx *c, enum hc_k8s_kind kind, struct hc_k8s_list *out)
 {
-    enum cm_jtype t = cm_jscan_peek(&c->s);
     size_t cap = 0;
     char item[40];
+    bool is;
 
-    if (t == CM_JNULL)
-        return cm_jscan_skip(&c->s);
-    if (t != CM_JARRAY)
-        return bad(c, "items: not an array");
-    cm_jscan_enter(&c->s, CM_JARRAY);
+    if (!maybe_array(c, "items", &is) || !is)
+        return ok(c);
     while (ok(c) && cm_jscan_item(&c->s)) {
         if (out->count + 1 >= cap) {
             size_t ncap = cap == 0 ? 64 : cap * 2;

@@ -320,6 +320,64 @@ static void test_reader_key_twice(void **state)
     }
 }
 
+/* A list the reader walks (spec.ports, status.loadBalancer.ingress, a slice's
+ * endpoints, a list's items) may be null (nothing in it); anything else but
+ * an array is refused, naming the path. */
+static void test_reader_not_an_array(void **state)
+{
+    static const struct {
+        enum hc_k8s_kind kind;
+        bool list;
+        const char *pre, *post, *path; /* the text around the value */
+    } cases[] = {
+        {HC_K8S_SERVICE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'a','namespace':'d'},"
+         "'spec':{'ports':",
+         "}}}", "spec.ports"},
+        {HC_K8S_SERVICE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'a','namespace':'d'},"
+         "'status':{'loadBalancer':{'ingress':",
+         "}}}}", "status.loadBalancer.ingress"},
+        {HC_K8S_SLICE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'a','namespace':'d',"
+         "'labels':{'kubernetes.io/service-name':'s'}},'addressType':'IPv4','endpoints':",
+         "}}", "endpoints"},
+        {HC_K8S_SERVICE, true, "{'metadata':{'resourceVersion':'1'},'items':", "}", "items"},
+    };
+    static const char *const values[] = {"null", "{}", "'x'", "1"};
+    char err[HC_K8S_ERR_MAX], line[512];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (size_t v = 0; v < sizeof(values) / sizeof(values[0]); v++) {
+            char *text;
+            int rc;
+
+            snprintf(line, sizeof(line), "%s%s%s", cases[i].pre, values[v], cases[i].post);
+            text = unit_dq(line);
+            err[0] = '\0';
+            if (cases[i].list) {
+                struct hc_k8s_list l;
+
+                rc = hc_k8s_list_parse(text, strlen(text), cases[i].kind, &l, err, sizeof(err));
+                if (rc == CM_OK)
+                    hc_k8s_list_fini(&l);
+            } else {
+                struct hc_k8s_event ev;
+
+                rc = hc_k8s_event_parse(text, strlen(text), cases[i].kind, &ev, err, sizeof(err));
+                if (rc == CM_OK)
+                    hc_k8s_event_fini(&ev);
+            }
+            if (v == 0 ? rc != CM_OK
+                       : rc != CM_EPARSE || strstr(err, cases[i].path) == NULL ||
+                             strstr(err, "not an array") == NULL)
+                fail_msg("%s = %s: %s (%s)", cases[i].path, values[v], cm_strerror(rc), err);
+            free(text);
+        }
+    }
+}
+
 static void test_list(void **state)
 {
     const char *body = "{\"kind\":\"ServiceList\",\"metadata\":{\"resourceVersion\":\"100\","
@@ -375,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_bug_bookmark_rv_not_string_has_reason),
         cmocka_unit_test(test_reader),
         cmocka_unit_test(test_reader_key_twice),
+        cmocka_unit_test(test_reader_not_an_array),
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_status),
     };
