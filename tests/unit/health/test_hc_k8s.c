@@ -249,6 +249,31 @@ static void test_reader(void **state)
     }
 }
 
+/* @squoted (JSON with ' for ") parsed as a list page (@list) or a watch event
+ * of @kind, freed again; the parser's code, its message in @err. */
+static int parse_sq(enum hc_k8s_kind kind, bool list, const char *squoted, char *err, size_t errlen)
+{
+    char *text = unit_dq(squoted);
+    int rc;
+
+    err[0] = '\0';
+    if (list) {
+        struct hc_k8s_list l;
+
+        rc = hc_k8s_list_parse(text, strlen(text), kind, &l, err, errlen);
+        if (rc == CM_OK)
+            hc_k8s_list_fini(&l);
+    } else {
+        struct hc_k8s_event ev;
+
+        rc = hc_k8s_event_parse(text, strlen(text), kind, &ev, err, errlen);
+        if (rc == CM_OK)
+            hc_k8s_event_fini(&ev);
+    }
+    free(text);
+    return rc;
+}
+
 /* A key the reader looks for, twice in its object, is refused wherever it is
  * read: loadBalancer and ingress in a Service's status, conditions and ready
  * in a slice's endpoint, conditions and addresses in a Node's status, a
@@ -296,27 +321,11 @@ static void test_reader_key_twice(void **state)
 
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        char *text = unit_dq(bad[i].text);
-        int rc;
+        int rc = parse_sq(bad[i].kind, bad[i].list, bad[i].text, err, sizeof(err));
 
-        err[0] = '\0';
-        if (bad[i].list) {
-            struct hc_k8s_list l;
-
-            rc = hc_k8s_list_parse(text, strlen(text), bad[i].kind, &l, err, sizeof(err));
-            if (rc == CM_OK)
-                hc_k8s_list_fini(&l);
-        } else {
-            struct hc_k8s_event ev;
-
-            rc = hc_k8s_event_parse(text, strlen(text), bad[i].kind, &ev, err, sizeof(err));
-            if (rc == CM_OK)
-                hc_k8s_event_fini(&ev);
-        }
         /* "twice": refused for the duplicate, not for something else */
         if (rc != CM_EPARSE || strstr(err, "twice") == NULL)
             fail_msg("bad[%zu]: %s (%s)", i, cm_strerror(rc), err);
-        free(text);
     }
 }
 
@@ -350,30 +359,14 @@ static void test_reader_not_an_array(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         for (size_t v = 0; v < sizeof(values) / sizeof(values[0]); v++) {
-            char *text;
             int rc;
 
             snprintf(line, sizeof(line), "%s%s%s", cases[i].pre, values[v], cases[i].post);
-            text = unit_dq(line);
-            err[0] = '\0';
-            if (cases[i].list) {
-                struct hc_k8s_list l;
-
-                rc = hc_k8s_list_parse(text, strlen(text), cases[i].kind, &l, err, sizeof(err));
-                if (rc == CM_OK)
-                    hc_k8s_list_fini(&l);
-            } else {
-                struct hc_k8s_event ev;
-
-                rc = hc_k8s_event_parse(text, strlen(text), cases[i].kind, &ev, err, sizeof(err));
-                if (rc == CM_OK)
-                    hc_k8s_event_fini(&ev);
-            }
+            rc = parse_sq(cases[i].kind, cases[i].list, line, err, sizeof(err));
             if (v == 0 ? rc != CM_OK
                        : rc != CM_EPARSE || strstr(err, cases[i].path) == NULL ||
                              strstr(err, "not an array") == NULL)
                 fail_msg("%s = %s: %s (%s)", cases[i].path, values[v], cm_strerror(rc), err);
-            free(text);
         }
     }
 }
