@@ -431,6 +431,16 @@ static void builtin_state_get(void *arg, struct cm_ctl_req *req, const char *res
     json_t *doc;
 
     (void)rest;
+    if (ctl->cbs.state_text != NULL) {
+        size_t len = 0;
+        const char *text = ctl->cbs.state_text(ctl->cbs.arg, &len);
+
+        if (text == NULL)
+            cm_ctl_reply_error(req, 404, "no state");
+        else
+            ctl_conn_send2(req, 200, CTL_CT_JSON, text, len, "\n", 1);
+        return;
+    }
     doc = ctl->cbs.state_get != NULL ? ctl->cbs.state_get(ctl->cbs.arg) : NULL;
     if (doc == NULL) {
         cm_ctl_reply_error(req, 404, "no state");

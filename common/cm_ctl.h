@@ -65,6 +65,12 @@ typedef void cm_ctl_metrics_fn(void *arg, struct cm_buf *out);
 /** Returns the state as a new JSON value (caller owns the reference). */
 typedef json_t *cm_ctl_state_get_fn(void *arg);
 /**
+ * Returns the state already serialized as JSON (borrowed until the loop runs
+ * again; *len bytes), or NULL when there is none: a large document is sent
+ * as it is, without a tree to serialize.
+ */
+typedef const char *cm_ctl_state_text_fn(void *arg, size_t *len);
+/**
  * Takes a PUT body (borrowed, NUL-terminated, @len bytes). @vantage is NULL
  * for the operator (any document), else the only vantage whose document the
  * writer may send: another one is CM_EPERM (403). Returns CM_OK, or an error
@@ -88,6 +94,7 @@ typedef void cm_ctl_route_fn(void *arg, struct cm_ctl_req *req, const char *path
 struct cm_ctl_callbacks {
     cm_ctl_metrics_fn *metrics;           /* may be NULL: only cm_ctl's own metrics */
     cm_ctl_state_get_fn *state_get;       /* may be NULL: 404 */
+    cm_ctl_state_text_fn *state_text;     /* may be NULL; GET /v1/state prefers it to state_get */
     cm_ctl_state_put_fn *state_put;       /* may be NULL: 405 */
     cm_ctl_state_forget_fn *state_forget; /* may be NULL: 404 */
     void *arg;

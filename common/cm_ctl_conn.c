@@ -136,6 +136,12 @@ static void cycle_start(struct ctl_conn *c)
 void ctl_conn_send(struct cm_ctl_req *req, int code, const char *ctype, const char *body,
                    size_t len)
 {
+    ctl_conn_send2(req, code, ctype, body, len, "", 0);
+}
+
+void ctl_conn_send2(struct cm_ctl_req *req, int code, const char *ctype, const char *body,
+                    size_t len, const char *tail, size_t tail_len)
+{
     struct ctl_conn *c = req->conn;
     struct evbuffer *out = bufferevent_get_output(c->bev);
 
@@ -148,7 +154,7 @@ void ctl_conn_send(struct cm_ctl_req *req, int code, const char *ctype, const ch
         c->ctl->replies[code]++;
     /* Replies are not cached unless the route says otherwise (the status page's assets). */
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s",
-                        code, cm_http_reason(code), ctype, len,
+                        code, cm_http_reason(code), ctype, len + tail_len,
                         req->headers.len > 0 &&
                                 strcasestr(cm_buf_cstr(&req->headers), "Cache-Control:") != NULL
                             ? ""
@@ -157,6 +163,7 @@ void ctl_conn_send(struct cm_ctl_req *req, int code, const char *ctype, const ch
     evbuffer_add(out, req->headers.data != NULL ? req->headers.data : "", req->headers.len);
     evbuffer_add(out, "\r\n", 2);
     evbuffer_add(out, body, len);
+    evbuffer_add(out, tail, tail_len);
     c->state = CONN_REPLY;
     bufferevent_disable(c->bev, EV_READ);
     arm_deadline(c, CTL_REPLY_MS);

@@ -101,6 +101,9 @@ void ctl_listen_stop(struct cm_ctl *ctl);
 /** Queues the reply (status line, headers, @body) and arranges the rest of the cycle. */
 void ctl_conn_send(struct cm_ctl_req *req, int code, const char *ctype, const char *body,
                    size_t len);
+/** The same with a body in two parts (@tail follows @body): no copy to join them. */
+void ctl_conn_send2(struct cm_ctl_req *req, int code, const char *ctype, const char *body,
+                    size_t len, const char *tail, size_t tail_len);
 
 /*
  * Routing and access layer (cm_ctl.c), called by the connection layer.

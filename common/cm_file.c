@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +22,16 @@
 #define PATH_CAP      4096
 #define READ_ERR_CAP  256
 #define CHUNK_MIN_CAP 4096
+#define WRITEV_BATCH  256 /* parts per writev() (IOV_MAX is at least 1024 on Linux) */
+/*
+ * Bytes per writev() at most. The page cache sizes a file's folios by the
+ * writes that fill it: one large writev() gives folios of up to 2 MB (ext4
+ * since Linux 6.16), and a later patch in place (cm_file_patch_atomic) of a
+ * few KB then dirties, walks and writes back a whole large folio. Measured on
+ * a 52 MB file, 65 patches of 5 KB and an fdatasync: 1.7-2.3 ms of CPU with
+ * the file written in one writev(), 0.4 ms with 64 KB writes.
+ */
+#define WRITE_CHUNK_MAX (64 * 1024)
 
 static int write_all(int fd, const char *p, size_t len)
 {
@@ -34,6 +45,49 @@ static int write_all(int fd, const char *p, size_t len)
         }
         p += n;
         len -= (size_t)n;
+    }
+    return CM_OK;
+}
+
+/* Writes every part of @iov (@n parts) in order, a batch of parts per writev()
+ * (WRITEV_BATCH parts, WRITE_CHUNK_MAX bytes). */
+static int writev_all(int fd, const struct iovec *iov, size_t n)
+{
+    struct iovec batch[WRITEV_BATCH];
+    size_t i = 0, done = 0; /* iov[i] has its first @done bytes written */
+
+    while (i < n) {
+        size_t k = 0, want = 0;
+        ssize_t w;
+
+        for (size_t j = i; j < n && k < WRITEV_BATCH && want < WRITE_CHUNK_MAX; j++, k++) {
+            batch[k] = iov[j];
+            if (j == i) {
+                batch[k].iov_base = (char *)iov[j].iov_base + done;
+                batch[k].iov_len -= done;
+            }
+            if (batch[k].iov_len > WRITE_CHUNK_MAX - want)
+                batch[k].iov_len = WRITE_CHUNK_MAX - want;
+            want += batch[k].iov_len;
+        }
+        w = want > 0 ? writev(fd, batch, (int)k) : 0;
+        if (w == -1 && errno == EINTR)
+            continue;
+        if (w == -1)
+            return cm_err_from_errno(errno);
+        if (w == 0 && want > 0)
+            return CM_EIO;
+        for (size_t left = (size_t)w; i < n;) {
+            size_t rest = iov[i].iov_len - done;
+
+            if (left < rest) {
+                done += left;
+                break;
+            }
+            left -= rest;
+            done = 0;
+            i++;
+        }
     }
     return CM_OK;
 }
@@ -131,21 +185,186 @@ static int keep_prev(const char *path, const char *prev)
     return CM_OK;
 }
 
-static int tmp_fill(int fd, const char *text)
+static void file_id(const struct stat *sb, struct cm_file_id *out)
 {
-    int rc = write_all(fd, text, strlen(text));
+    if (out != NULL)
+        *out = (struct cm_file_id){.dev = sb->st_dev,
+                                   .ino = sb->st_ino,
+                                   .size = sb->st_size,
+                                   .mtime_ns = (int64_t)sb->st_mtim.tv_sec * 1000000000 +
+                                               sb->st_mtim.tv_nsec};
+}
+
+static bool same_id(const struct stat *sb, const struct cm_file_id *want)
+{
+    struct cm_file_id got;
+
+    file_id(sb, &got);
+    return got.dev == want->dev && got.ino == want->ino && got.size == want->size &&
+           got.mtime_ns == want->mtime_ns;
+}
+
+static int tmp_fill(int fd, const struct iovec *iov, size_t n, struct cm_file_id *written)
+{
+    int rc = writev_all(fd, iov, n);
+    struct stat sb;
 
     if (rc == CM_OK)
         rc = write_all(fd, "\n", 1);
     if (rc == CM_OK && fsync(fd) == -1)
         rc = cm_err_from_errno(errno);
+    if (rc == CM_OK && fstat(fd, &sb) == 0)
+        file_id(&sb, written);
     if (close(fd) == -1 && rc == CM_OK)
         rc = cm_err_from_errno(errno);
     return rc;
 }
 
+/*
+ * The fast way for a file rewritten often: PATH.prev, no longer needed once
+ * the new content is durable, is written in place and then swapped with
+ * PATH in one step (renameat2 RENAME_EXCHANGE), so PATH is never missing and
+ * always complete, and PATH.prev ends up holding the previous content as
+ * with keep_prev(). An existing inode means no page cache to allocate and
+ * free for a large file. This opens PATH.prev for it: CM_ENOTSUP, nothing
+ * changed, when the way does not apply -- no PATH.prev yet, PATH or PATH.prev
+ * not a plain file of ours with one link (never written through a symlink
+ * or into another file's inode), or not the file @expect describes (NULL:
+ * any).
+ */
+static int open_prev(const char *path, const char *prev, const struct cm_file_id *expect, int *out)
+{
+    struct stat sp, sv;
+    int fd;
+
+    if (lstat(path, &sp) == -1 || !S_ISREG(sp.st_mode))
+        return CM_ENOTSUP;
+    fd = open(prev, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd == -1)
+        return CM_ENOTSUP;
+    if (fstat(fd, &sv) == -1 || !S_ISREG(sv.st_mode) || sv.st_nlink != 1 ||
+        sv.st_uid != geteuid() || sv.st_ino == sp.st_ino ||
+        (expect != NULL && !same_id(&sv, expect))) {
+        close(fd);
+        return CM_ENOTSUP;
+    }
+    *out = fd;
+    return CM_OK;
+}
+
+/* Makes what was written to @fd (PATH.prev) durable, notes its identity and
+ * swaps it with PATH. A failure leaves PATH as it was. */
+static int swap_in(int fd, int rc, const char *path, const char *prev, struct cm_file_id *written)
+{
+    struct stat sb;
+
+    if (rc == CM_OK && fdatasync(fd) == -1)
+        rc = cm_err_from_errno(errno);
+    if (rc == CM_OK && fstat(fd, &sb) == 0)
+        file_id(&sb, written);
+    if (close(fd) == -1 && rc == CM_OK)
+        rc = cm_err_from_errno(errno);
+    if (rc == CM_OK && renameat2(AT_FDCWD, prev, AT_FDCWD, path, RENAME_EXCHANGE) == -1)
+        rc = errno == EINVAL || errno == ENOSYS ? CM_ENOTSUP : cm_err_from_errno(errno);
+    return rc;
+}
+
+/* The whole content into PATH.prev, then swapped in (see open_prev()). */
+static int rotate(const char *path, const char *prev, const struct iovec *iov, size_t n,
+                  mode_t mode, struct cm_file_id *written)
+{
+    struct stat sb;
+    off_t len = 0;
+    int fd, rc = open_prev(path, prev, NULL, &fd);
+
+    if (rc != CM_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        len += (off_t)iov[i].iov_len;
+    if (fstat(fd, &sb) == -1)
+        rc = cm_err_from_errno(errno);
+    else if ((sb.st_mode & 07777) != mode && fchmod(fd, mode) == -1)
+        rc = cm_err_from_errno(errno);
+    if (rc == CM_OK)
+        rc = writev_all(fd, iov, n);
+    if (rc == CM_OK)
+        rc = write_all(fd, "\n", 1);
+    if (rc == CM_OK && ftruncate(fd, len + 1) == -1)
+        rc = cm_err_from_errno(errno);
+    return swap_in(fd, rc, path, prev, written);
+}
+
+/* pwritev() of every part of one region at @off, partial writes resumed. */
+static int pwritev_all(int fd, const struct iovec *iov, size_t n, off_t off)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *p = iov[i].iov_base;
+        size_t left = iov[i].iov_len;
+
+        while (left > 0) {
+            ssize_t w = pwrite(fd, p, left, off);
+
+            if (w == -1 && errno == EINTR)
+                continue;
+            if (w == -1)
+                return cm_err_from_errno(errno);
+            if (w == 0)
+                return CM_EIO;
+            p += w;
+            left -= (size_t)w;
+            off += w;
+        }
+    }
+    return CM_OK;
+}
+
+int cm_file_patch_atomic(const char *path, const struct cm_file_id *prev_id,
+                         const struct cm_file_patch *patch, size_t n, struct cm_file_id *written,
+                         char *err, size_t errlen)
+{
+    char prev[PATH_CAP];
+    int fd, rc;
+
+    if (snprintf(prev, sizeof(prev), "%s" CM_FILE_PREV_SUFFIX, path) >= (int)sizeof(prev)) {
+        snprintf(err, errlen, "%s: path too long", path);
+        return CM_ETOOBIG;
+    }
+    rc = open_prev(path, prev, prev_id, &fd);
+    if (rc != CM_OK)
+        return rc;
+    for (size_t i = 0; rc == CM_OK && i < n; i++) {
+        if (patch[i].off < 0 || patch[i].off > prev_id->size)
+            rc = CM_EINVAL;
+        else
+            rc = pwritev_all(fd, patch[i].iov, patch[i].n, patch[i].off);
+    }
+    rc = swap_in(fd, rc, path, prev, written);
+    if (rc == CM_OK) {
+        rc = fsync_dir_of(path);
+        if (rc != CM_OK)
+            snprintf(err, errlen, "%s: cannot sync its directory: %s", path, cm_strerror(rc));
+    } else if (rc != CM_ENOTSUP) {
+        snprintf(err, errlen, "%s: cannot write (in place of %s): %s", path, prev, cm_strerror(rc));
+    }
+    return rc;
+}
+
 int cm_file_write_text_atomic(const char *path, const char *text, mode_t mode, char *err,
                               size_t errlen)
+{
+    return cm_file_write_atomic(path, text, strlen(text), mode, err, errlen);
+}
+
+int cm_file_write_atomic(const char *path, const char *text, size_t len, mode_t mode, char *err,
+                         size_t errlen)
+{
+    struct iovec iov = {.iov_base = (void *)(uintptr_t)text, .iov_len = len};
+
+    return cm_file_write_atomicv(path, &iov, 1, mode, NULL, err, errlen);
+}
+
+int cm_file_write_atomicv(const char *path, const struct iovec *iov, size_t n, mode_t mode,
+                          struct cm_file_id *written, char *err, size_t errlen)
 {
     char tmp[PATH_CAP], prev[PATH_CAP];
     const char *what = "cannot write";
@@ -155,13 +374,24 @@ int cm_file_write_text_atomic(const char *path, const char *text, mode_t mode, c
         snprintf(err, errlen, "%s: path too long", path);
         return CM_ETOOBIG;
     }
+    rc = rotate(path, prev, iov, n, mode, written);
+    if (rc == CM_OK) {
+        rc = fsync_dir_of(path);
+        if (rc != CM_OK)
+            snprintf(err, errlen, "%s: cannot sync its directory: %s", path, cm_strerror(rc));
+        return rc;
+    }
+    if (rc != CM_ENOTSUP) {
+        snprintf(err, errlen, "%s: cannot write (in place of %s): %s", path, prev, cm_strerror(rc));
+        return rc;
+    }
     rc = tmp_create(path, mode, tmp, sizeof(tmp), &fd);
     if (rc != CM_OK) {
         snprintf(err, errlen, "%s: cannot create a temporary file beside it: %s", path,
                  cm_strerror(rc));
         return rc;
     }
-    rc = tmp_fill(fd, text);
+    rc = tmp_fill(fd, iov, n, written);
     if (rc == CM_OK) {
         rc = keep_prev(path, prev);
         what = "cannot keep the previous file as " CM_FILE_PREV_SUFFIX;

@@ -27,7 +27,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /* Suffixes of the companions of a state file PATH. */
 #define CM_FILE_PREV_SUFFIX    ".prev"
@@ -38,12 +40,55 @@
 /**
  * Replaces @path with @text followed by one newline, created with @mode
  * (0600 is what state files use), keeping the current @path as PATH.prev.
- * Returns CM_OK, or a CM_* code with "path: what failed: why" in @err; the
- * temporary file is removed on failure and @path is then unchanged.
- * Blocking: call it where a short disk write is acceptable.
+ * @path is never missing and always complete, and the new content is
+ * durable (fsync) before it replaces the old. Once PATH.prev exists as a
+ * plain file of ours, the new content is written over it and the two names
+ * are swapped (renameat2 RENAME_EXCHANGE; no new file for a large document
+ * rewritten often), else a temporary file is renamed into place.
+ * Returns CM_OK, or a CM_* code with "path: what failed: why" in @err; on
+ * failure @path is unchanged (PATH.prev may not be) and no temporary file
+ * is left. Blocking: call it where a short disk write is acceptable.
  */
 int cm_file_write_text_atomic(const char *path, const char *text, mode_t mode, char *err,
                               size_t errlen);
+/** The same for @len bytes at @text (no strlen over a large document). */
+int cm_file_write_atomic(const char *path, const char *text, size_t len, mode_t mode, char *err,
+                         size_t errlen);
+/* Which file a path held when it was written: a later write in place checks
+ * it still is that file. */
+struct cm_file_id {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    int64_t mtime_ns;
+};
+
+/**
+ * The same for the concatenation of @n parts (writev; none is copied).
+ * *@written (may be NULL) gets the identity of the file now at @path.
+ */
+int cm_file_write_atomicv(const char *path, const struct iovec *iov, size_t n, mode_t mode,
+                          struct cm_file_id *written, char *err, size_t errlen);
+
+/* A region written in place: @n parts at byte @off. */
+struct cm_file_patch {
+    off_t off;
+    const struct iovec *iov;
+    size_t n;
+};
+
+/**
+ * Writes @n regions into PATH.prev in place, makes them durable and swaps
+ * PATH.prev with @path (RENAME_EXCHANGE), as cm_file_write_atomicv() does
+ * with a whole content: for a caller that knows PATH.prev -- the file it
+ * wrote before the last one, *@prev_id -- differs from the new content only
+ * in those regions (a layout of fixed slots). CM_ENOTSUP, nothing changed,
+ * when PATH.prev is not that file any more (or the swap is not supported):
+ * the caller then writes the whole content. *@written as above.
+ */
+int cm_file_patch_atomic(const char *path, const struct cm_file_id *prev_id,
+                         const struct cm_file_patch *patch, size_t n, struct cm_file_id *written,
+                         char *err, size_t errlen);
 
 /**
  * Parses the @len bytes at @text (borrowed for the call; NUL-terminated for

@@ -79,4 +79,23 @@ static inline uint64_t cm_fmix64(uint64_t h)
     return h;
 }
 
+/*
+ * Moves every entry of a chained hash table into new buckets: from @old
+ * (@nold buckets) into @nb (@n buckets, a power of two, zeroed); entries are
+ * of @type, linked by their member @next and placed by their member @hash. A
+ * macro, since the tables' entry types differ.
+ */
+#define CM_CHAIN_REHASH(type, old, nold, nb, n, next, hash)                                        \
+    do {                                                                                           \
+        for (size_t cm_b_ = 0; cm_b_ < (nold); cm_b_++) {                                          \
+            type *cm_e_ = (old)[cm_b_], *cm_x_;                                                    \
+                                                                                                   \
+            for (; cm_e_ != NULL; cm_e_ = cm_x_) {                                                 \
+                cm_x_ = cm_e_->next;                                                               \
+                cm_e_->next = (nb)[cm_e_->hash & ((n)-1)];                                         \
+                (nb)[cm_e_->hash & ((n)-1)] = cm_e_;                                               \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
 #endif /* COMMON_CM_HASH_H */

@@ -17,6 +17,8 @@
 uint64_t cm_mono_ms(void);
 /** Microseconds since the same point. */
 uint64_t cm_mono_us(void);
+/** CPU time the calling thread has used, in microseconds (user + system); 0 if unknown. */
+uint64_t cm_thread_cpu_us(void);
 
 /** @ms milliseconds as a struct timeval (a timer's delay for event_add()). */
 static inline struct timeval cm_ms_to_timeval(uint64_t ms)

@@ -50,6 +50,21 @@ struct cache {
     size_t nready;
 };
 
+/* A changed service of the member, for the report. */
+struct chg_ent {
+    struct chg_ent *next;
+    uint64_t hash;
+    char key[]; /* "ns/name" */
+};
+
+/* The services changed since the report last took them (a string set). */
+struct changes {
+    bool all;                 /* everything may have changed; the set is empty then */
+    struct chg_ent **buckets; /* owned; nbuckets (a power of two) or NULL */
+    size_t nbuckets;
+    size_t count;
+};
+
 struct hc_cluster {
     struct event_base *base;  /* borrowed */
     struct hc_http *http;     /* borrowed */
@@ -75,6 +90,7 @@ struct hc_cluster {
     time_t last_seen;   /* last successful contact */
     time_t frozen_seen; /* last_seen when the state last left HC_API_OK */
     time_t bad_since;
+    struct changes changes;
 };
 
 static const char *const api_names[] = {"ok", "stale", "unreachable", "unauthorized"};
@@ -123,21 +139,8 @@ static int cache_grow(struct cache *c)
         free(ready);
         return CM_ENOMEM;
     }
-    for (size_t b = 0; b < c->nbuckets; b++) {
-        struct idx_ent *e = c->idx[b], *next;
-        struct ready_ent *r = c->ready[b], *rnext;
-
-        for (; e != NULL; e = next) {
-            next = e->next;
-            e->next = idx[e->hash & (n - 1)];
-            idx[e->hash & (n - 1)] = e;
-        }
-        for (; r != NULL; r = rnext) {
-            rnext = r->next;
-            r->next = ready[r->hash & (n - 1)];
-            ready[r->hash & (n - 1)] = r;
-        }
-    }
+    CM_CHAIN_REHASH(struct idx_ent, c->idx, c->nbuckets, idx, n, next, hash);
+    CM_CHAIN_REHASH(struct ready_ent, c->ready, c->nbuckets, ready, n, next, hash);
     free(c->idx);
     free(c->ready);
     c->idx = idx;
@@ -265,10 +268,9 @@ static void cache_clear(struct cache *c)
     memset(c, 0, sizeof(*c));
 }
 
-/* Takes ownership of @obj in every case. */
-static void cache_put(struct cache *c, struct hc_k8s_obj *obj)
+/* Takes ownership of @obj in every case; @pp is idx_slot() of its key. */
+static void cache_put_at(struct cache *c, struct idx_ent **pp, struct hc_k8s_obj *obj)
 {
-    struct idx_ent **pp = idx_slot(c, obj->ns, obj->name);
     struct idx_ent *e;
     struct hc_k8s_obj **n;
 
@@ -308,9 +310,14 @@ oom:
     hc_k8s_obj_free(obj);
 }
 
-static void cache_del(struct cache *c, const struct hc_k8s_obj *obj)
+static void cache_put(struct cache *c, struct hc_k8s_obj *obj)
 {
-    struct idx_ent **pp = idx_slot(c, obj->ns, obj->name);
+    cache_put_at(c, idx_slot(c, obj->ns, obj->name), obj);
+}
+
+/* Drops the object at @pp (idx_slot() of its key; NULL: none). */
+static void cache_del_at(struct cache *c, struct idx_ent **pp)
+{
     struct idx_ent *e, **mp;
     size_t i, last;
 
@@ -330,6 +337,129 @@ static void cache_del(struct cache *c, const struct hc_k8s_obj *obj)
         if (mp != NULL)
             (*mp)->pos = i;
     }
+}
+
+/* ---- changes for the report ---- */
+
+/* Past this many distinct services between two takes, "everything" is cheaper to keep. */
+#define CHANGES_MAX (1u << 18)
+
+static void changes_clear(struct changes *ch)
+{
+    for (size_t b = 0; b < ch->nbuckets; b++) {
+        struct chg_ent *e = ch->buckets[b], *next;
+
+        for (; e != NULL; e = next) {
+            next = e->next;
+            free(e);
+        }
+    }
+    free(ch->buckets);
+    *ch = (struct changes){0};
+}
+
+static void changes_all(struct changes *ch)
+{
+    changes_clear(ch);
+    ch->all = true;
+}
+
+static int changes_grow(struct changes *ch)
+{
+    size_t n = ch->nbuckets == 0 ? 64 : ch->nbuckets * 2;
+    struct chg_ent **nb = calloc(n, sizeof(*nb));
+
+    if (nb == NULL)
+        return CM_ENOMEM;
+    CM_CHAIN_REHASH(struct chg_ent, ch->buckets, ch->nbuckets, nb, n, next, hash);
+    free(ch->buckets);
+    ch->buckets = nb;
+    ch->nbuckets = n;
+    return CM_OK;
+}
+
+/* Notes service ns/name as changed; without memory for it, everything. */
+static void changes_note(struct changes *ch, const char *ns, const char *name)
+{
+    size_t nl = strlen(ns), ml = strlen(name);
+    uint64_t h;
+    struct chg_ent *e;
+
+    if (ch->all)
+        return;
+    h = cm_fnv1a64(cm_fnv1a64_byte(cm_fnv1a64(CM_FNV1A64_INIT, ns, nl), '/'), name, ml);
+    for (e = ch->nbuckets > 0 ? ch->buckets[h & (ch->nbuckets - 1)] : NULL; e != NULL;
+         e = e->next) {
+        if (e->hash == h && strncmp(e->key, ns, nl) == 0 && e->key[nl] == '/' &&
+            strcmp(e->key + nl + 1, name) == 0)
+            return;
+    }
+    if (ch->count >= CHANGES_MAX || (ch->count >= ch->nbuckets && changes_grow(ch) != CM_OK)) {
+        changes_all(ch);
+        return;
+    }
+    e = malloc(sizeof(*e) + nl + ml + 2);
+    if (e == NULL) {
+        changes_all(ch);
+        return;
+    }
+    e->hash = h;
+    memcpy(e->key, ns, nl);
+    e->key[nl] = '/';
+    memcpy(e->key + nl + 1, name, ml + 1);
+    e->next = ch->buckets[h & (ch->nbuckets - 1)];
+    ch->buckets[h & (ch->nbuckets - 1)] = e;
+    ch->count++;
+}
+
+static bool same_opt_str(const char *a, const char *b)
+{
+    return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
+/*
+ * What an event changes for the report: a Service its own entry, a slice the
+ * entry of the service it is labelled with (before and after), a Node every
+ * entry of the member (backends), but only when its readiness or addresses
+ * moved: kubelets rewrite their Node every few seconds. @old is the cached
+ * object (NULL: none), @obj the new state (NULL: deleted).
+ */
+static void note_event(struct hc_cluster *c, enum hc_k8s_kind kind, const struct hc_k8s_obj *old,
+                       const struct hc_k8s_obj *obj)
+{
+    const struct hc_k8s_obj *any = obj != NULL ? obj : old;
+
+    if (any == NULL)
+        return;
+    if (kind == HC_K8S_NODE) {
+        if (old == NULL || obj == NULL || old->u.node.ready != obj->u.node.ready ||
+            !same_opt_str(old->u.node.internal_ip, obj->u.node.internal_ip) ||
+            !same_opt_str(old->u.node.external_ip, obj->u.node.external_ip))
+            changes_all(&c->changes);
+        return;
+    }
+    if (any->ns == NULL)
+        return;
+    if (kind == HC_K8S_SERVICE) {
+        changes_note(&c->changes, any->ns, any->name);
+        return;
+    }
+    if (old != NULL && old->u.slice.service != NULL)
+        changes_note(&c->changes, old->ns, old->u.slice.service);
+    if (obj != NULL && obj->u.slice.service != NULL)
+        changes_note(&c->changes, obj->ns, obj->u.slice.service);
+}
+
+bool hc_cluster_take_changes(struct hc_cluster *c, hc_cluster_change_fn *fn, void *arg)
+{
+    bool all = c->changes.all;
+
+    for (size_t b = 0; !all && b < c->changes.nbuckets; b++) {
+        for (const struct chg_ent *e = c->changes.buckets[b]; e != NULL; e = e->next)
+            fn(arg, e->key);
+    }
+    changes_clear(&c->changes);
+    return all;
 }
 
 static enum hc_api_state compute_api(const struct hc_cluster *c)
@@ -369,6 +499,7 @@ static void refresh(struct hc_cluster *c, bool data_changed)
                         hc_api_state_name(c->api), hc_api_state_name(n));
         }
         c->api = n;
+        changes_all(&c->changes); /* every entry's reason names the API state */
         data_changed = true;
     }
     if (data_changed && c->changed != NULL)
@@ -384,6 +515,7 @@ static void on_sync(void *arg, enum hc_k8s_kind kind, struct hc_k8s_obj **objs, 
     cache_clear(&c->cache[kind]);
     for (size_t i = 0; i < count; i++)
         cache_put(&c->cache[kind], objs[i]);
+    changes_all(&c->changes);
     c->last_seen = time(NULL);
     refresh(c, true);
 }
@@ -392,12 +524,16 @@ static void on_event(void *arg, enum hc_k8s_kind kind, enum hc_k8s_event_type ty
                      struct hc_k8s_obj *obj)
 {
     struct hc_cluster *c = arg;
+    struct cache *ca = &c->cache[kind];
+    struct idx_ent **pp = idx_slot(ca, obj->ns, obj->name); /* one look-up for both steps */
 
+    note_event(c, kind, pp != NULL ? ca->objs[(*pp)->pos] : NULL,
+               type == HC_K8S_DELETED ? NULL : obj);
     if (type == HC_K8S_DELETED) {
-        cache_del(&c->cache[kind], obj);
+        cache_del_at(ca, pp);
         hc_k8s_obj_free(obj);
     } else {
-        cache_put(&c->cache[kind], obj);
+        cache_put_at(ca, pp, obj);
     }
     c->last_seen = time(NULL);
     refresh(c, true);
@@ -519,6 +655,7 @@ struct hc_cluster *hc_cluster_new(struct event_base *base, struct hc_http *http,
     c->changed = changed;
     c->arg = arg;
     c->reachable = true;
+    c->changes.all = true; /* nothing reported yet */
     c->api = HC_API_STALE;
     c->bad_since = time(NULL);
     c->name = strdup(name);
@@ -562,6 +699,7 @@ void hc_cluster_free(struct hc_cluster *c)
         hc_watch_free(c->watch[k]);
         cache_clear(&c->cache[k]);
     }
+    changes_clear(&c->changes);
     hc_http_req_cancel(c->readyz_req);
     if (c->readyz_timer != NULL)
         event_free(c->readyz_timer);
@@ -604,6 +742,7 @@ void hc_cluster_take_caches(struct hc_cluster *dst, struct hc_cluster *src)
         dst->cache[k] = src->cache[k];
         memset(&src->cache[k], 0, sizeof(src->cache[k]));
     }
+    changes_all(&dst->changes);
     dst->last_seen = src->last_seen;
     dst->frozen_seen = src->api == HC_API_OK ? src->last_seen : src->frozen_seen;
     dst->bad_since = src->api == HC_API_OK ? time(NULL) : src->bad_since;

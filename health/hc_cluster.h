@@ -14,6 +14,12 @@
  * An unreachable or unauthorized API is not an outage: the caches keep the
  * last-known objects and the member is reported stale with the time it was
  * last seen (KubeFed's cluster health check semantics).
+ *
+ * Changes are also kept as a set for the report (hc_report rebuilds only
+ * the entries they touch): the services ns/name whose Service or ready
+ * endpoints changed, or "everything", which a new cluster starts with and
+ * which a list (initial or relist), an API state change, a change in a
+ * Node's readiness or addresses, or a set that cannot grow sets.
  */
 #ifndef HEALTH_HC_CLUSTER_H
 #define HEALTH_HC_CLUSTER_H
@@ -96,6 +102,17 @@ const struct hc_k8s_obj *hc_cluster_service(const struct hc_cluster *c, const ch
 /** Ready endpoints of service ns/name summed over its EndpointSlices. */
 void hc_cluster_ready(const struct hc_cluster *c, const char *ns, const char *name, uint32_t *v4,
                       uint32_t *v6);
+
+/** One changed service, "ns/name" (borrowed for the call). */
+typedef void hc_cluster_change_fn(void *arg, const char *key);
+
+/**
+ * Hands over the changes noted since the last call and forgets them: true
+ * when everything of the member may have changed (@fn is not called then),
+ * else false after calling @fn once per changed service. One consumer (the
+ * report) takes them.
+ */
+bool hc_cluster_take_changes(struct hc_cluster *c, hc_cluster_change_fn *fn, void *arg);
 
 struct hc_cluster_stats {
     struct hc_watch_stats watch[HC_K8S_KIND_COUNT]; /* zeros for kinds not watched */

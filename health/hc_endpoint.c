@@ -238,7 +238,7 @@ static void probe_words(const struct probe_verdict *v, char *buf, size_t cap)
 
 /* "for 45 s", "for 12 min", "for 3 h": coarse, so the reason (and with it the
  * document) changes a few times a minute at most. */
-static void outage_words(time_t since, time_t now, char *buf, size_t cap)
+void hc_endpoint_outage_words(time_t since, time_t now, char *buf, size_t cap)
 {
     long secs = since != 0 && now > since ? (long)(now - since) : 0;
 
@@ -289,7 +289,7 @@ static bool verdict(const struct hc_endpoint_in *in, struct hc_endpoint *ep,
     if (!api_ok && n > 0 && (size_t)n < cap) {
         char len[32];
 
-        outage_words(in->bad_since, in->now, len, sizeof(len));
+        hc_endpoint_outage_words(in->bad_since, in->now, len, sizeof(len));
         snprintf(reason + n, cap - (size_t)n, "; API %s for %s; last known data",
                  in->api == HC_API_STALE ? "data stale" : hc_api_state_name(in->api), len);
     }

@@ -102,6 +102,13 @@ void hc_endpoint_judge(const struct hc_endpoint_in *in, struct hc_endpoint *ep);
 /** Frees what hc_endpoint_prepare() allocated. */
 void hc_endpoint_fini(struct hc_endpoint *ep);
 
+/**
+ * How long the API has been away, in the coarse words of the reason ("45 s",
+ * "12 min", "3 h"): @since to @now. The report rebuilds a member's entries
+ * when these words change.
+ */
+void hc_endpoint_outage_words(time_t since, time_t now, char *buf, size_t cap);
+
 /** The Service port matching @want (0: none wanted), else the first TCP one, else any. */
 const struct hc_k8s_port *hc_endpoint_pick_port(const struct hc_k8s_svc *s, uint16_t want);
 

@@ -12,7 +12,10 @@
  *   Node           name, Ready condition, InternalIP / ExternalIP
  *
  * A list response (`{"metadata":{"resourceVersion","continue"},"items":[]}`)
- * and a watch event line (`{"type":"ADDED","object":{...}}`) parse into these.
+ * and a watch event line (`{"type":"ADDED","object":{...}}`) parse into these,
+ * read with cm_jscan: what is not needed is skipped (checked, never stored),
+ * and a key read twice in an object that is read fails the parse (the
+ * registry's kinds, few objects, go through jansson for hc_k8s_fed).
  * Watch streams are newline-delimited JSON, split by common/cm_lines.h.
  */
 #ifndef HEALTH_HC_K8S_H
@@ -97,12 +100,15 @@ struct hc_k8s_node {
 };
 
 /* One object of any kind. ns is NULL for cluster-scoped kinds (Node,
- * Karmada's Cluster). */
+ * Karmada's Cluster). Its resourceVersion is not kept: the event or list that
+ * brought it has it. An EndpointSlice (the most numerous kind) is packed: one
+ * allocation holds the header, u.slice and its strings, shorter than this
+ * struct (the union is sized for the largest kind) -- so objects are passed
+ * by pointer, never copied by value, and freed with hc_k8s_obj_free() only. */
 struct hc_k8s_obj {
     enum hc_k8s_kind kind;
-    char *ns;               /* owned */
-    char *name;             /* owned */
-    char *resource_version; /* owned, NULL when absent */
+    char *ns;   /* owned */
+    char *name; /* owned */
     union {
         struct hc_k8s_svc svc;
         struct hc_k8s_slice slice;

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -55,6 +56,8 @@ struct probe {
     uint32_t interval_ms, timeout_ms;
 
     bool wanted;             /* reconcile mark */
+    bool changed;            /* on ps->changed_list: the report has not taken it yet */
+    LIST_ENTRY(probe) clink; /* changed_list link */
     struct event *timer;     /* owned: the next turn */
     uint64_t due_us;         /* monotonic time the next turn is scheduled for */
     uint64_t queued_due_us;  /* the scheduled time of the turn waiting in the FIFO */
@@ -86,7 +89,9 @@ struct hc_probes {
     size_t nbuckets;        /* power of two */
     size_t count;
     size_t in_flight;
-    struct probe *qhead, *qtail; /* waiting for a slot, FIFO */
+    struct probe *qhead, *qtail;     /* waiting for a slot, FIFO */
+    LIST_HEAD(, probe) changed_list; /* reported status changed since hc_probes_take_changed() */
+    bool taken;                      /* hc_probes_take_changed() ran once */
 
     uint64_t rng; /* cm_rand state for jitter */
     uint64_t runs, failures, skipped, deferred;
@@ -197,6 +202,8 @@ static void probe_free(struct probe *p)
         ps->in_flight--;
     }
     queue_remove(ps, p);
+    if (p->changed)
+        LIST_REMOVE(p, clink);
     if (p->timer != NULL)
         event_free(p->timer);
     run_reset(p);
@@ -474,6 +481,28 @@ static bool apply_result(struct probe *p, bool ok)
     return old_v != st->verdict || old_pending != st->pending;
 }
 
+/*
+ * The streak as the document's reason shows it: counted while the verdict is
+ * in question (pending), up to `fall` for a probe down, not at all for one up.
+ */
+static uint32_t shown_streak(const struct hc_probe_status *st)
+{
+    if (st->pending)
+        return st->streak;
+    if (st->verdict == HC_PROBE_DOWN)
+        return st->streak < st->fall ? st->streak : st->fall;
+    return 0;
+}
+
+/* Whether a result changed what the state document shows of the probe (its
+ * state, rtt_ms and error, and the reason's words and counts). */
+static bool shown_changed(const struct hc_probe_status *before, const struct hc_probe_status *after)
+{
+    return before->verdict != after->verdict || before->pending != after->pending ||
+           before->rtt_ms != after->rtt_ms || shown_streak(before) != shown_streak(after) ||
+           strcmp(before->last_error, after->last_error) != 0;
+}
+
 static void start_waiting(struct hc_probes *ps);
 
 static void on_done(void *arg, int rc, long status, bool aborted, const char *reason)
@@ -482,6 +511,7 @@ static void on_done(void *arg, int rc, long status, bool aborted, const char *re
     struct hc_probes *ps = p->ps;
     enum hc_probe_fail cls = HC_PROBE_FAIL_OTHER;
     char err[HC_PROBE_ERR_MAX];
+    struct hc_probe_status before = p->st;
     bool ok, changed;
 
     p->req = NULL;
@@ -504,8 +534,12 @@ static void on_done(void *arg, int rc, long status, bool aborted, const char *re
         if (sample >= 0 && add_sample(p, sample))
             changed = true;
     }
-    if (p->st.runs == 1)
+    if (p->st.runs == 1 || shown_changed(&before, &p->st))
         changed = true;
+    if (changed && !p->changed) {
+        p->changed = true;
+        LIST_INSERT_HEAD(&ps->changed_list, p, clink);
+    }
     run_reset(p);
     cm_log_debug("probe service=%s member=%s address=%s ok=%d error=\"%s\"", p->service, p->member,
                  p->address, ok, p->st.last_error);
@@ -783,6 +817,42 @@ int hc_probes_ensure(struct hc_probes *ps, const char *service, const char *memb
         arm(p, now);
     }
     return CM_OK;
+}
+
+void hc_probes_remove(struct hc_probes *ps, const char *service, const char *member,
+                      const char *address)
+{
+    uint32_t h = key_hash(service, member, address);
+    struct probe **pp = &ps->buckets[h & (ps->nbuckets - 1)];
+
+    for (; *pp != NULL; pp = &(*pp)->hnext) {
+        struct probe *p = *pp;
+
+        if (p->hash == h && strcmp(p->service, service) == 0 && strcmp(p->member, member) == 0 &&
+            strcmp(p->address, address) == 0) {
+            *pp = p->hnext;
+            ps->count--;
+            probe_free(p);
+            start_waiting(ps); /* its slot, if it was in flight */
+            return;
+        }
+    }
+}
+
+bool hc_probes_take_changed(struct hc_probes *ps, hc_probes_each_fn *fn, void *arg)
+{
+    bool first = !ps->taken;
+
+    ps->taken = true;
+    while (!LIST_EMPTY(&ps->changed_list)) {
+        struct probe *p = LIST_FIRST(&ps->changed_list);
+
+        LIST_REMOVE(p, clink);
+        p->changed = false;
+        if (!first)
+            fn(arg, p->service, p->member);
+    }
+    return first;
 }
 
 void hc_probes_sweep(struct hc_probes *ps)

@@ -37,8 +37,11 @@
  * median differs from it by more than max(1 ms, 10 %), so that noise does
  * not produce a new state document after every probe.
  *
- * Changes that matter (verdict, pending, reported rtt_ms, the first result)
- * call the changed callback; the caller debounces.
+ * Changes that matter -- the first result, and anything the state document
+ * shows of a probe: verdict, pending, the reported rtt_ms, the error text,
+ * the count of failures (successes) while the verdict is in question --
+ * call the changed callback; the caller debounces. A probe failing the same
+ * way again changes nothing.
  */
 #ifndef HEALTH_HC_PROBE_H
 #define HEALTH_HC_PROBE_H
@@ -127,6 +130,22 @@ int hc_probes_ensure(struct hc_probes *ps, const char *service, const char *memb
                      const char *path);
 
 void hc_probes_sweep(struct hc_probes *ps);
+
+/** Stops and forgets the probe (@service, @member, @address), if there is one. */
+void hc_probes_remove(struct hc_probes *ps, const char *service, const char *member,
+                      const char *address);
+
+/** A probe's service and member (borrowed for the call). */
+typedef void hc_probes_each_fn(void *arg, const char *service, const char *member);
+
+/**
+ * Hands over every probe whose reported status changed (what the changed
+ * callback announced) since the last call, once each, and forgets them:
+ * the report re-judges only those entries. The first call on a set returns
+ * true without calling @fn (a new set: everything is new to its consumer);
+ * later ones false. One consumer takes them.
+ */
+bool hc_probes_take_changed(struct hc_probes *ps, hc_probes_each_fn *fn, void *arg);
 
 /** The probe's status (borrowed, valid until the loop runs again), NULL if none. */
 const struct hc_probe_status *hc_probes_get(const struct hc_probes *ps, const char *service,

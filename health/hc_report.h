@@ -39,6 +39,16 @@
  *
  * The generation increases only when the content changes, and never goes
  * backwards across restarts (it is loaded from the state file).
+ *
+ * The document is kept, not rebuilt: each entry is stored serialized, and an
+ * update rebuilds only the entries that the changes noted by the clusters
+ * (hc_cluster_take_changes) and the probes (hc_probes_take_changed) touch --
+ * all of a member's for its API state, a relist, a Node change, a new
+ * cluster object or its outage words moving; everything for a new
+ * configuration (entries follow their member by name, so a member added or
+ * removed changes only its own), a new probe set, or the first update. The
+ * text is then assembled from the stored parts and is byte for byte the
+ * jansson serialization of the whole tree (compact, sorted keys).
  */
 #ifndef HEALTH_HC_REPORT_H
 #define HEALTH_HC_REPORT_H
@@ -65,34 +75,40 @@ struct hc_report *hc_report_new(uint64_t generation, json_t *previous);
 void hc_report_free(struct hc_report *r);
 
 /**
- * Rebuilds the document. @clusters has conf->member_count entries, indexed
- * like conf->members (borrowed; NULL entries are reported with api
- * "unknown"). @probes (borrowed, may be NULL: Kubernetes data only) is
- * reconciled with the wanted probes and supplies the data-plane verdicts. *changed is true when the
- * content differs from the previous build; only then do generation and generated_at move. The new
- * document is validated with cm_state_from_json(); on failure the previous one stays and CM_ESTATE
- * is returned with the reason logged.
+ * Brings the document up to date. @conf: a reference is kept until the
+ * next update with another one. @clusters has conf->member_count entries,
+ * indexed like conf->members (borrowed; NULL entries are reported with api
+ * "unknown"); their changes are taken. @probes (borrowed, may be NULL:
+ * Kubernetes data only) is reconciled with the wanted probes (entries
+ * rebuilt ensure theirs and stop those they no longer want; a full rebuild
+ * marks and sweeps) and supplies the data-plane verdicts. *changed is true
+ * when the content differs from the previous build; only then do
+ * generation and generated_at move. Rebuilt entries are validated with
+ * cm_state_from_json() first; on failure nothing changes, the changes stay
+ * marked, and CM_ESTATE is returned with the reason logged (CM_ETOOBIG past
+ * CM_STATE_MAX_BYTES or CM_STATE_MAX_SERVICES; CM_ENOMEM).
  */
-int hc_report_update(struct hc_report *r, const struct cm_conf *conf,
-                     struct hc_cluster *const *clusters, struct hc_probes *probes, time_t now,
-                     bool *changed);
+int hc_report_update(struct hc_report *r, struct cm_conf *conf, struct hc_cluster *const *clusters,
+                     struct hc_probes *probes, time_t now, bool *changed);
 
 /**
  * The host cluster's services and their rules for the next updates (@s is
- * borrowed until the next call; NULL: none).
+ * borrowed until the next call; NULL: none). The services whose presence or
+ * rules changed are rebuilt at the next update.
  */
 void hc_report_set_services(struct hc_report *r, const struct hc_fedsvcs *s);
 
 /**
- * The current document (borrowed): the last one built, else the state
- * file's, else NULL.
+ * The current document (borrowed, valid until the next update): the last
+ * one built (parsed from its text on first use), else the state file's,
+ * else NULL. For tests and tools: the daemon serves hc_report_text().
  */
-json_t *hc_report_doc(const struct hc_report *r);
+json_t *hc_report_doc(struct hc_report *r);
 uint64_t hc_report_generation(const struct hc_report *r);
 /**
- * hc_report_doc() serialized (compact, sorted keys), made once per
- * generation and kept (borrowed; valid until the next update that changes
- * the document). NULL when there is no document, or on ENOMEM.
+ * The current document serialized (compact, sorted keys; borrowed, valid
+ * until the next update that changes the document): the last one built,
+ * else the state file's. NULL when there is no document, or on ENOMEM.
  */
 const char *hc_report_text(struct hc_report *r, size_t *len);
 
@@ -107,8 +123,14 @@ const char *hc_report_text(struct hc_report *r, size_t *len);
 int hc_report_load(const char *path, bool check, uint64_t *gen, json_t **doc, char *err,
                    size_t errlen);
 
-/** Writes the current document to @path atomically (temp file, fsync, rename). */
+/**
+ * Writes the current document to @path atomically: the slots that changed
+ * into PATH.prev in place, or the whole file (see README, state files), then
+ * fdatasync and the two names swapped.
+ */
 int hc_report_write(struct hc_report *r, const char *path, char *err, size_t errlen);
+/** State file writes so far: patches of PATH.prev and whole files. */
+void hc_report_write_counts(const struct hc_report *r, uint64_t *patches, uint64_t *wholes);
 
 /** RFC 3339 UTC ("2026-11-21T07:00:00Z") into @buf (>= 21 bytes). */
 void hc_report_time(time_t t, char *buf, size_t cap);

@@ -55,18 +55,30 @@ struct hc_vantage {
     struct hc_report *report;            /* owned */
     struct event *ev_tick, *ev_debounce; /* owned */
     hc_vantage_clock_fn *clock;
+    hc_vantage_clock_fn *cpu_clock;
     void *clock_arg;
     uint64_t started_ms; /* on the clock: the startup grace runs from here */
     bool synced;         /* every member listed once (or the grace ran out) */
     bool armed;          /* a debounced rebuild is due at due_ms */
     uint64_t due_ms;
+    uint64_t first_ms;     /* the first change the armed rebuild gathers */
+    uint64_t gathered;     /* changes since the last rebuild began */
+    int64_t budget_us;     /* rebuild CPU that may be spent now; negative: overdrawn */
+    uint64_t budget_at_ms; /* when budget_us was last refilled */
     uint64_t rebuilds, documents, offers, writes, write_errors;
+    uint64_t rebuild_cpu_us, postponed, bursts;
 };
 
 static uint64_t mono_clock(void *arg)
 {
     (void)arg;
     return cm_mono_ms();
+}
+
+static uint64_t thread_cpu(void *arg)
+{
+    (void)arg;
+    return cm_thread_cpu_us();
 }
 
 static uint64_t now_ms(const struct hc_vantage *v)
@@ -104,10 +116,12 @@ static void offer(struct hc_vantage *v)
     const char *text;
     size_t len;
 
-    if ((v->publish == NULL && v->etcd == NULL) || hc_report_doc(v->report) == NULL)
+    if (v->publish == NULL && v->etcd == NULL)
         return;
     text = hc_report_text(v->report, &len);
-    if (text != NULL && v->etcd != NULL &&
+    if (text == NULL)
+        return; /* nothing built and no state file */
+    if (v->etcd != NULL &&
         hc_etcdpub_offer(v->etcd, hc_report_generation(v->report), text, len) != CM_OK)
         text = NULL;
     if (text == NULL ||
@@ -188,14 +202,76 @@ static bool members_synced(struct hc_vantage *v)
     return true;
 }
 
+/* The CPU budget of rebuilds, refilled for the time passed up to its ceiling. */
+static void budget_refill(struct hc_vantage *v, uint64_t now)
+{
+    uint64_t add;
+
+    if (now <= v->budget_at_ms)
+        return;
+    add = (now - v->budget_at_ms) * HC_VANTAGE_REBUILD_CPU_US_PER_S / 1000u;
+    v->budget_at_ms = now;
+    if (add >= (uint64_t)HC_VANTAGE_REBUILD_BURST_US ||
+        v->budget_us + (int64_t)add >= HC_VANTAGE_REBUILD_BURST_US)
+        v->budget_us = HC_VANTAGE_REBUILD_BURST_US;
+    else
+        v->budget_us += (int64_t)add;
+}
+
+/*
+ * Charges a rebuild's CPU to the budget. The debt is bounded by what
+ * HC_VANTAGE_THROTTLE_MAX_MS repays: one huge rebuild (the first, at a
+ * large scale) must not hold the next ones back for minutes.
+ */
+static void budget_charge(struct hc_vantage *v, uint64_t cpu_us)
+{
+    const int64_t floor =
+        -(int64_t)HC_VANTAGE_REBUILD_CPU_US_PER_S * HC_VANTAGE_THROTTLE_MAX_MS / 1000;
+
+    budget_refill(v, now_ms(v));
+    v->rebuild_cpu_us += cpu_us;
+    v->budget_us -= cpu_us > (uint64_t)INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)cpu_us;
+    if (v->budget_us < floor)
+        v->budget_us = floor;
+}
+
+/* How long after a change its rebuild runs: the debounce, or until the budget is back at 0. */
+static uint64_t rebuild_delay_ms(struct hc_vantage *v, uint64_t now)
+{
+    uint64_t need;
+
+    budget_refill(v, now);
+    if (v->budget_us >= 0)
+        return HC_VANTAGE_DEBOUNCE_MS;
+    need = ((uint64_t)-v->budget_us * 1000u + HC_VANTAGE_REBUILD_CPU_US_PER_S - 1) /
+           HC_VANTAGE_REBUILD_CPU_US_PER_S;
+    if (need <= HC_VANTAGE_DEBOUNCE_MS)
+        return HC_VANTAGE_DEBOUNCE_MS;
+    v->postponed++;
+    return need < HC_VANTAGE_DEBOUNCE_MS + HC_VANTAGE_THROTTLE_MAX_MS
+               ? need
+               : HC_VANTAGE_DEBOUNCE_MS + HC_VANTAGE_THROTTLE_MAX_MS;
+}
+
+static void rebuild(struct hc_vantage *v);
+
 void hc_vantage_rebuild(struct hc_vantage *v)
+{
+    uint64_t c0;
+
+    if (!members_synced(v))
+        return;
+    c0 = v->cpu_clock(v->clock_arg);
+    rebuild(v);
+    budget_charge(v, v->cpu_clock(v->clock_arg) - c0);
+}
+
+static void rebuild(struct hc_vantage *v)
 {
     char err[ERR_MAX] = "";
     bool changed = false;
     int rc;
 
-    if (!members_synced(v))
-        return;
     v->rebuilds++;
     rc = hc_report_update(v->report, v->conf, v->clusters, v->probes, time(NULL), &changed);
     if (rc != CM_OK || !changed)
@@ -225,11 +301,17 @@ static void arm_timer(struct hc_vantage *v, uint64_t in_ms)
 
 void hc_vantage_changed(struct hc_vantage *v)
 {
+    uint64_t now, delay;
+
+    v->gathered++;
     if (v->armed)
         return;
+    now = now_ms(v);
+    delay = rebuild_delay_ms(v, now);
     v->armed = true;
-    v->due_ms = now_ms(v) + HC_VANTAGE_DEBOUNCE_MS;
-    arm_timer(v, HC_VANTAGE_DEBOUNCE_MS);
+    v->first_ms = now;
+    v->due_ms = now + delay;
+    arm_timer(v, delay);
 }
 
 void hc_vantage_poll(struct hc_vantage *v)
@@ -239,11 +321,18 @@ void hc_vantage_poll(struct hc_vantage *v)
     if (!v->armed)
         return;
     now = now_ms(v);
+    /* A burst (many changes in the debounce) gathers longer: one document for all of it. */
+    if (now >= v->due_ms && v->gathered >= HC_VANTAGE_BURST_CHANGES &&
+        v->due_ms < v->first_ms + HC_VANTAGE_BURST_GATHER_MS) {
+        v->due_ms = v->first_ms + HC_VANTAGE_BURST_GATHER_MS;
+        v->bursts++;
+    }
     if (now < v->due_ms) {
         arm_timer(v, v->due_ms - now); /* the timer may round down; come back */
         return;
     }
     v->armed = false;
+    v->gathered = 0;
     evtimer_del(v->ev_debounce);
     hc_vantage_rebuild(v);
 }
@@ -284,6 +373,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     hc_vantage_tick(arg);
 }
 
+const char *hc_vantage_state_text(const struct hc_vantage *v, size_t *len)
+{
+    return hc_report_text(v->report, len);
+}
+
 json_t *hc_vantage_state(const struct hc_vantage *v)
 {
     json_t *doc = hc_report_doc(v->report);
@@ -301,7 +395,11 @@ void hc_vantage_get_stats(const struct hc_vantage *v, struct hc_vantage_stats *o
                                      .write_errors = v->write_errors,
                                      .synced = v->synced,
                                      .armed = v->armed,
-                                     .due_ms = v->due_ms};
+                                     .due_ms = v->due_ms,
+                                     .rebuild_cpu_us = v->rebuild_cpu_us,
+                                     .postponed = v->postponed,
+                                     .bursts = v->bursts,
+                                     .budget_us = v->budget_us};
 }
 
 /* ---- metrics ---- */
@@ -353,12 +451,42 @@ void hc_vantage_metrics(const struct hc_vantage *v, struct cm_buf *out)
         {"fedgslb_health_watch_errors_total", "List and watch failures"},
     };
     struct cm_buf lb;
+    uint64_t patches, wholes;
 
-    cm_metrics_family(out, "fedgslb_health_generation", "gauge", "State document generation");
-    cm_metrics_sample(out, "fedgslb_health_generation", NULL,
-                      (double)hc_report_generation(v->report));
-    cm_metrics_family(out, "fedgslb_health_state_writes_total", "counter", "State file writes");
-    cm_metrics_sample(out, "fedgslb_health_state_writes_total", NULL, (double)v->writes);
+    hc_report_write_counts(v->report, &patches, &wholes);
+    {
+        /* The vantage's own counters and gauges, without labels. */
+        const struct {
+            const char *name, *type, *help;
+            double value;
+        } one[] = {
+            {"fedgslb_health_generation", "gauge", "State document generation",
+             (double)hc_report_generation(v->report)},
+            {"fedgslb_health_state_writes_total", "counter", "State file writes",
+             (double)v->writes},
+            {"fedgslb_health_state_whole_writes_total", "counter",
+             "State file writes of the whole file (the others patch the slots that changed)",
+             (double)wholes},
+            {"fedgslb_health_rebuilds_total", "counter",
+             "State document updates run (after the members synced)", (double)v->rebuilds},
+            {"fedgslb_health_documents_total", "counter", "Updates that gave a new generation",
+             (double)v->documents},
+            {"fedgslb_health_rebuild_cpu_seconds_total", "counter",
+             "CPU spent updating, writing and offering the state document",
+             (double)v->rebuild_cpu_us / 1e6},
+            {"fedgslb_health_rebuilds_postponed_total", "counter",
+             "Updates run later than the debounce because rebuilds used their CPU budget",
+             (double)v->postponed},
+            {"fedgslb_health_rebuild_bursts_total", "counter",
+             "Updates that gathered a burst of changes for longer than the debounce",
+             (double)v->bursts},
+        };
+
+        for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++) {
+            cm_metrics_family(out, one[i].name, one[i].type, one[i].help);
+            cm_metrics_sample(out, one[i].name, NULL, one[i].value);
+        }
+    }
     cm_metrics_family(out, "fedgslb_health_member_api_ok", "gauge", "1 when the member API is ok");
     cm_buf_init(&lb, 4096);
     for (size_t i = 0; i < v->conf->member_count; i++) {
@@ -824,8 +952,11 @@ struct hc_vantage *hc_vantage_new(struct event_base *base, struct hc_http *http,
     v->conf = cm_conf_ref(conf);
     v->report = report;
     v->clock = p != NULL && p->clock != NULL ? p->clock : mono_clock;
+    v->cpu_clock = p != NULL && p->cpu_clock != NULL ? p->cpu_clock : thread_cpu;
     v->clock_arg = p != NULL ? p->clock_arg : NULL;
     v->started_ms = now_ms(v);
+    v->budget_us = HC_VANTAGE_REBUILD_BURST_US;
+    v->budget_at_ms = v->started_ms;
     params_from_conf(&v->params, conf);
     hc_probes_params_default(&pp);
     pp.max_in_flight = conf->health.max_probes;

@@ -6,11 +6,24 @@
  *
  *   hc_cluster x N --changed--+
  *   hc_probes ------changed---+--> debounce (100 ms) --> rebuild --> state_file
- *   1 s tick (API away, grace) --------------------------^    \--> hc_publish
+ *                                  + CPU budget            ^    \--> hc_publish
+ *   1 s tick (API away, grace) ----------------------------+
  *
  * Rules of the cycle:
  * - A change arms one rebuild HC_VANTAGE_DEBOUNCE_MS later; changes while it
  *   is armed join it, so change-driven documents are at least that far apart.
+ * - A burst -- at least HC_VANTAGE_BURST_CHANGES changes by the end of the
+ *   debounce (a rollout, a relist, an API flapping) -- gathers until
+ *   HC_VANTAGE_BURST_GATHER_MS after its first change: a document carries a
+ *   burst's changes together, a lone change is not held back.
+ * - Rebuilds (the report update, the state file, the offer) spend at most
+ *   HC_VANTAGE_REBUILD_CPU_US_PER_S of CPU per second on average, bursts of
+ *   up to HC_VANTAGE_REBUILD_BURST_US aside: a change that finds the budget
+ *   spent is rebuilt once it has refilled, at most
+ *   HC_VANTAGE_THROTTLE_MAX_MS after the debounce. A quiet vantage answers
+ *   a change within the debounce; under a stream of changes each document
+ *   gathers more of them, and consumers get fewer, larger steps instead of
+ *   a document every 100 ms that each costs them a parse.
  * - Nothing is built or offered until every member has listed its objects
  *   once (or is unreachable or unauthorized), or until health.startup_grace_ms
  *   has passed since hc_vantage_new(): a document built earlier would claim
@@ -44,7 +57,12 @@ struct hc_kube_target;
 struct hc_report;
 struct hc_vantage;
 
-#define HC_VANTAGE_DEBOUNCE_MS 100
+#define HC_VANTAGE_DEBOUNCE_MS          100
+#define HC_VANTAGE_BURST_CHANGES        32
+#define HC_VANTAGE_BURST_GATHER_MS      300
+#define HC_VANTAGE_REBUILD_CPU_US_PER_S 20000  /* 2 % of a core */
+#define HC_VANTAGE_REBUILD_BURST_US     200000 /* the budget's ceiling */
+#define HC_VANTAGE_THROTTLE_MAX_MS      2000
 
 /** Monotonic milliseconds (cm_mono_ms() unless a test supplies its own). */
 typedef uint64_t hc_vantage_clock_fn(void *arg);
@@ -52,6 +70,9 @@ typedef uint64_t hc_vantage_clock_fn(void *arg);
 struct hc_vantage_params {
     hc_vantage_clock_fn *clock; /* NULL = cm_mono_ms */
     void *clock_arg;
+    /* CPU microseconds used so far by this thread (cm_thread_cpu_us unless a
+     * test supplies its own), to account rebuilds; called with clock_arg. */
+    hc_vantage_clock_fn *cpu_clock;
 };
 
 struct hc_vantage_stats {
@@ -63,6 +84,10 @@ struct hc_vantage_stats {
     bool synced;                   /* publishing: every member listed once, or the grace ran out */
     bool armed;                    /* a debounced rebuild is due at due_ms */
     uint64_t due_ms;               /* on the vantage's clock */
+    uint64_t rebuild_cpu_us;       /* CPU spent in rebuilds */
+    uint64_t postponed;            /* rebuilds scheduled after the debounce by the CPU budget */
+    uint64_t bursts;               /* rebuilds that gathered a burst past the debounce */
+    int64_t budget_us;             /* the CPU budget left (negative: overdrawn) */
 };
 
 /**
@@ -145,7 +170,12 @@ void hc_vantage_tick(struct hc_vantage *v);
 /** Rebuilds now (if the members synced); writes and offers a changed document. */
 void hc_vantage_rebuild(struct hc_vantage *v);
 
-/** The current document (new reference), or NULL before there is one. */
+/**
+ * The current document serialized (borrowed, valid until the loop runs
+ * again; *len bytes), or NULL before there is one. What GET /v1/state serves.
+ */
+const char *hc_vantage_state_text(const struct hc_vantage *v, size_t *len);
+/** The current document parsed (new reference), or NULL before there is one (tests, tools). */
 json_t *hc_vantage_state(const struct hc_vantage *v);
 void hc_vantage_get_stats(const struct hc_vantage *v, struct hc_vantage_stats *out);
 /** Prometheus text: generation, state file, members, watches, probes, publisher (any time). */

@@ -217,7 +217,8 @@ static void list_page_done(struct hc_watch *w)
         return;
     }
     w->pending = np;
-    memcpy(np + w->pending_count, l.items, l.count * sizeof(*np));
+    if (l.count > 0) /* an empty page may have no array at all */
+        memcpy(np + w->pending_count, l.items, l.count * sizeof(*np));
     w->pending_count += l.count;
     l.count = 0;
     free(w->cont);

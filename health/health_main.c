@@ -27,6 +27,7 @@
 #include "common/cm_log.h"
 #include "common/cm_nofile.h"
 #include "common/cm_opts.h"
+#include "common/cm_state.h"
 #include "common/cm_ui.h"
 #include "health/hc_exec.h"
 #include "health/hc_http.h"
@@ -54,6 +55,7 @@ struct health {
     struct hc_registry *registry; /* owned; NULL without members_from */
     struct cm_ctl *ctl;           /* owned; NULL without health.control */
     struct cm_daemon_events ev;   /* signals */
+    struct cm_buf state_buf;      /* GET /v1/state with the registry's status spliced in */
 };
 
 static void usage(FILE *out)
@@ -194,19 +196,33 @@ static int load_host(const struct cm_conf *conf, struct hc_kube_target **out, ch
     return rc;
 }
 
-/* The vantage's document, with what the registry holds beside it. */
-static json_t *state_get(void *arg)
+/*
+ * The vantage's document as served, with what the registry holds beside it
+ * ({..., "registry": {...}}): spliced into the text, which is not parsed.
+ */
+static const char *state_text(void *arg, size_t *len)
 {
     struct health *h = arg;
-    json_t *doc = hc_vantage_state(h->vantage), *out;
+    const char *text = h->vantage != NULL ? hc_vantage_state_text(h->vantage, len) : NULL;
+    json_t *status;
+    char *reg;
 
-    if (doc == NULL || h->registry == NULL)
-        return doc;
-    out = json_copy(doc); /* shallow: the document's members are shared */
-    json_decref(doc);
-    if (out != NULL)
-        json_object_set_new(out, "registry", hc_registry_status(h->registry));
-    return out;
+    cm_buf_fini(&h->state_buf); /* the last reply has its copy */
+    if (text == NULL || h->registry == NULL || *len < 2 || text[*len - 1] != '}')
+        return text;
+    status = hc_registry_status(h->registry);
+    reg = status != NULL ? json_dumps(status, JSON_COMPACT) : NULL;
+    json_decref(status);
+    cm_buf_init(&h->state_buf, CM_STATE_FILE_MAX_BYTES);
+    if (reg == NULL || cm_buf_append(&h->state_buf, text, *len - 1) != CM_OK ||
+        cm_buf_printf(&h->state_buf, ",\"registry\":%s}", reg) != CM_OK) {
+        free(reg);
+        cm_buf_fini(&h->state_buf);
+        return text; /* the document alone rather than nothing */
+    }
+    free(reg);
+    *len = h->state_buf.len;
+    return h->state_buf.data;
 }
 
 static void metrics(void *arg, struct cm_buf *out)
@@ -356,7 +372,7 @@ static void free_targets(struct hc_kube_target **targets, size_t n)
 static int start(struct health *h, struct hc_kube_target **targets, struct hc_kube_target *host,
                  char *err, size_t errlen)
 {
-    struct cm_ctl_callbacks cbs = {.metrics = metrics, .state_get = state_get, .arg = h};
+    struct cm_ctl_callbacks cbs = {.metrics = metrics, .state_text = state_text, .arg = h};
     const struct cm_daemon_hooks hooks = {.reload = on_reload, .stop = on_stop, .arg = h};
     int rc;
 
@@ -408,6 +424,7 @@ static int start(struct health *h, struct hc_kube_target **targets, struct hc_ku
 static void fini(struct health *h)
 {
     cm_ctl_free(h->ctl);
+    cm_buf_fini(&h->state_buf);
     hc_registry_free(h->registry);
     hc_vantage_free(h->vantage);
     hc_http_free(h->http);

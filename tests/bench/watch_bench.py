@@ -245,6 +245,16 @@ def metric_sum(port, name):
     return total
 
 
+def rebuild_metrics(port):
+    """The daemon's own account of its document updates (counters)."""
+    return {"rebuilds": metric_sum(port, "fedgslb_health_rebuilds_total"),
+            "documents": metric_sum(port, "fedgslb_health_documents_total"),
+            "postponed": metric_sum(port, "fedgslb_health_rebuilds_postponed_total"),
+            "cpu_s": metric_sum(port, "fedgslb_health_rebuild_cpu_seconds_total"),
+            "writes": metric_sum(port, "fedgslb_health_state_writes_total"),
+            "whole_writes": metric_sum(port, "fedgslb_health_state_whole_writes_total")}
+
+
 def entries(doc):
     return sum(len(s.get("members", {})) for s in doc.get("services", {}).values())
 
@@ -310,10 +320,9 @@ def phase_sync(h, port, want, timeout):
         except (OSError, http.client.HTTPException):
             st, raw = 0, b""
         if st == 200 and raw:
-            doc = json.loads(raw)
             if first_doc is None:
                 first_doc = time.monotonic() - t0
-            last = entries(doc)
+            last = raw.count(b'"ready_endpoints":')  # one per entry; no 50 MB json.loads
             if last >= want:
                 return {"first_complete_state_s": round(time.monotonic() - t0, 2),
                         "first_document_s": round(first_doc, 2), "entries": last,
@@ -343,6 +352,7 @@ def phase_idle(h, seconds):
 def phase_events(h, port, fakes, members, nsvc, ready, changes, rate, idle_util):
     rng = random.Random(1)
     ev0 = metric_sum(port, "fedgslb_health_watch_events_total")
+    rb0 = rebuild_metrics(port)
     c0, t0 = proc_cpu_s(h.p.pid), time.monotonic()
     batch_every = 0.05
     per_batch = max(1, int(rate * batch_every))
@@ -374,10 +384,19 @@ def phase_events(h, port, fakes, members, nsvc, ready, changes, rate, idle_util)
     t_applied = time.monotonic()
     time.sleep(0.5)  # the debounced rebuild of the last change
     c1, t1 = proc_cpu_s(h.p.pid), time.monotonic()
+    rb = {k: v - rb0[k] for k, v in rebuild_metrics(port).items()}
     events = ev - ev0
     cpu = c1 - c0
     net = max(0.0, cpu - idle_util * (t1 - t0))
     return {"changes": changes, "events": int(events), "expected_events": int(want - ev0),
+            "documents": int(rb["documents"]), "rebuilds": int(rb["rebuilds"]),
+            "rebuilds_postponed": int(rb["postponed"]),
+            "state_writes": int(rb["writes"]), "state_whole_writes": int(rb["whole_writes"]),
+            "rebuild_cpu_s": round(rb["cpu_s"], 3),
+            "rebuild_cpu_ms_per_document": (round(rb["cpu_s"] / rb["documents"] * 1000, 2)
+                                            if rb["documents"] else None),
+            "cpu_us_per_event_outside_rebuilds": (round((cpu - rb["cpu_s"]) / events * 1e6, 1)
+                                                  if events else None),
             "offered_rate_per_s": rate, "send_s": round(t_sent - t0, 2),
             "all_applied_s": round(t_applied - t0, 2), "phase_s": round(t1 - t0, 2),
             "cpu_s": round(cpu, 3), "cpu_util": round(cpu / (t1 - t0), 3),
@@ -454,6 +473,7 @@ def phase_latency(port, fakes, members, nsvc, ready, samples, mode, state_file, 
             "p99_ms": round(pct(ms, 99), 1) if ms else None,
             "max_ms": round(max(ms), 1) if ms else None,
             "min_ms": round(min(ms), 1) if ms else None,
+            "samples_ms": [round(x, 1) for x in ms],
             "polls_per_sample_median": statistics.median(polls) if polls else None}
 
 
@@ -464,6 +484,9 @@ def parse_args(argv):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
                     help="5 members x 500 services, fewer changes and samples")
+    ap.add_argument("--large", action="store_true",
+                    help="20 members x 10,000 services (initial sync, memory and CPU per "
+                    "event at that scale; the fake servers take minutes to populate)")
     ap.add_argument("--members", type=int)
     ap.add_argument("--services", type=int)
     ap.add_argument("--slices", type=int, default=3)
@@ -487,7 +510,9 @@ def parse_args(argv):
     a.binary = os.path.abspath(a.binary)
     q = a.quick
     a.members = a.members or (5 if q else 20)
-    a.services = a.services or (500 if q else 2000)
+    a.services = a.services or (500 if q else 10000 if a.large else 2000)
+    if a.large:
+        a.sync_timeout = max(a.sync_timeout, 300.0)
     a.changes = a.changes or (300 if q else 2000)
     a.samples = a.samples or (20 if q else 50)
     return a
@@ -544,6 +569,11 @@ def main(argv):
         print("events: %d changes -> %d events in %.1f s; %.1f us CPU/event (%.1f net of idle)"
               % (e["changes"], e["events"], e["phase_s"], e["cpu_us_per_event"] or -1,
                  e["cpu_us_per_event_net_of_idle"] or -1), flush=True)
+        print("  %d documents (%d postponed by the CPU budget), %.2f ms CPU each; "
+              "%.1f us/event outside document updates; state file %d writes, %d whole"
+              % (e["documents"], e["rebuilds_postponed"], e["rebuild_cpu_ms_per_document"] or -1,
+                 e["cpu_us_per_event_outside_rebuilds"] or -1, e["state_writes"],
+                 e["state_whole_writes"]), flush=True)
         res["latency"] = phase_latency(port, fakes, members, a.services, ready, a.samples,
                                        a.poll, os.path.join(tmp, "health-state.json"),
                                        a.poll_ms)

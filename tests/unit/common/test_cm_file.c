@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -143,6 +144,71 @@ static void test_write_keeps_prev(void **state)
     assert_int_equal(dir_entries(f->dir), 2); /* no temporary left behind */
 }
 
+/* Parts are written in order, empty ones and more than one writev() batch included. */
+static void test_write_parts(void **state)
+{
+    enum { PARTS = 700 };
+    struct fx *f = *state;
+    static char want[PARTS * 4 + 2], buf[sizeof(want) + 16];
+    static char text[PARTS][4];
+    struct iovec iov[PARTS];
+    size_t o = 0;
+    char err[512];
+
+    for (size_t i = 0; i < PARTS; i++) {
+        size_t len = i % 4; /* 0..3 bytes: every fourth part is empty */
+
+        for (size_t k = 0; k < len; k++)
+            text[i][k] = (char)('a' + (i + k) % 26);
+        memcpy(want + o, text[i], len);
+        o += len;
+        iov[i] = (struct iovec){.iov_base = text[i], .iov_len = len};
+    }
+    want[o++] = '\n';
+    want[o] = '\0';
+    assert_int_equal(cm_file_write_atomicv(f->path, iov, PARTS, 0600, NULL, err, sizeof(err)),
+                     CM_OK);
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), want);
+    assert_int_equal(cm_file_write_atomicv(f->path, iov, 0, 0600, NULL, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "\n");
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), want);
+}
+
+/* Parts larger than one write (64 KB) and parts across that bound: split
+ * between writes, written whole and in order. */
+static void test_write_large_parts(void **state)
+{
+    static const size_t sizes[] = {100000, 3, 65533, 0, 70000, 1, 131072};
+    enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+    struct fx *f = *state;
+    struct iovec iov[N];
+    char *parts[N], *want, *buf, err[512];
+    size_t total = 0, o = 0;
+
+    for (size_t i = 0; i < N; i++)
+        total += sizes[i];
+    want = malloc(total + 2);
+    buf = malloc(total + 16);
+    assert_true(want != NULL && buf != NULL);
+    for (size_t i = 0; i < N; i++) {
+        parts[i] = malloc(sizes[i] + 1);
+        assert_non_null(parts[i]);
+        for (size_t k = 0; k < sizes[i]; k++)
+            parts[i][k] = (char)('a' + (i * 7 + k) % 26);
+        memcpy(want + o, parts[i], sizes[i]);
+        o += sizes[i];
+        iov[i] = (struct iovec){.iov_base = parts[i], .iov_len = sizes[i]};
+    }
+    want[o++] = '\n';
+    want[o] = '\0';
+    assert_int_equal(cm_file_write_atomicv(f->path, iov, N, 0600, NULL, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(f->path, buf, total + 16), want);
+    for (size_t i = 0; i < N; i++)
+        free(parts[i]);
+    free(want);
+    free(buf);
+}
+
 /* bug: the temporary name was predictable and opened with O_TRUNC, following a
  * symlink planted there (any file the daemon could write was clobbered). */
 static void test_symlink_at_temp_path_not_followed(void **state)
@@ -185,6 +251,103 @@ static void test_dangling_symlink_at_temp_path(void **state)
     assert_non_null(strstr(err, f->path));
     assert_int_not_equal(access(target, F_OK), 0);
     assert_int_not_equal(access(f->path, F_OK), 0);
+}
+
+static ino_t inode_of(const char *path)
+{
+    struct stat sb;
+
+    assert_int_equal(lstat(path, &sb), 0);
+    return sb.st_ino;
+}
+
+/* Once PATH.prev exists, the new content goes into its inode and the two
+ * names swap: no new file, PATH never missing, the mode reapplied. */
+static void test_write_rotates_in_place(void **state)
+{
+    struct fx *f = *state;
+    char err[512], buf[64];
+    ino_t prev_ino, path_ino;
+    struct stat sb;
+
+    assert_int_equal(cm_file_write_text_atomic(f->path, "one", 0600, err, sizeof(err)), CM_OK);
+    assert_int_equal(cm_file_write_text_atomic(f->path, "two, longer", 0600, err, sizeof(err)),
+                     CM_OK);
+    prev_ino = inode_of(f->prev);
+    path_ino = inode_of(f->path);
+    assert_int_equal(chmod(f->prev, 0644), 0);
+    assert_int_equal(cm_file_write_text_atomic(f->path, "3", 0600, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "3\n"); /* shorter: truncated */
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "two, longer\n");
+    assert_true(inode_of(f->path) == prev_ino);
+    assert_true(inode_of(f->prev) == path_ino);
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_int_equal(dir_entries(f->dir), 2);
+}
+
+static int write_id(struct fx *f, const char *text, struct cm_file_id *id)
+{
+    struct iovec iov = {.iov_base = (void *)(uintptr_t)text, .iov_len = strlen(text)};
+    char err[512];
+
+    return cm_file_write_atomicv(f->path, &iov, 1, 0600, id, err, sizeof(err));
+}
+
+/* A layout of fixed slots: the file written before the last one gets only
+ * the regions that differ, then takes PATH's place; a PATH.prev that is not
+ * that file any more (replaced, touched) is refused with nothing changed. */
+static void test_patch_in_place(void **state)
+{
+    struct fx *f = *state;
+    struct cm_file_id a, b, c, d;
+    char xs[] = "XXXX", ys[] = "YY";
+    struct iovec x = {.iov_base = xs, .iov_len = 4}, y = {.iov_base = ys, .iov_len = 2};
+    struct cm_file_patch p[2] = {{.off = 5, .iov = &x, .n = 1}, {.off = 12, .iov = &y, .n = 1}};
+    char err[512], buf[64];
+    struct timespec ts[2] = {{0, UTIME_OMIT}, {12345, 0}};
+
+    assert_int_equal(write_id(f, "aaaa bbbb cccc", &a), CM_OK);
+    assert_int_equal(write_id(f, "1111 2222 3333", &b), CM_OK);
+    assert_int_equal(a.size, 15);
+    /* PATH.prev holds a: two regions make it the next content. */
+    assert_int_equal(cm_file_patch_atomic(f->path, &a, p, 2, &c, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "aaaa XXXX ccYY\n");
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "1111 2222 3333\n");
+    assert_true(c.ino == a.ino);
+    assert_int_equal(inode_of(f->path), a.ino);
+    /* Now PATH.prev holds b; a stale identity (a) is refused, nothing written. */
+    assert_int_equal(cm_file_patch_atomic(f->path, &a, p, 1, &d, err, sizeof(err)), CM_ENOTSUP);
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "1111 2222 3333\n");
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "aaaa XXXX ccYY\n");
+    /* Touched since (another writer, an editor): refused as well. */
+    assert_int_equal(utimensat(AT_FDCWD, f->prev, ts, 0), 0);
+    assert_int_equal(cm_file_patch_atomic(f->path, &b, p, 1, &d, err, sizeof(err)), CM_ENOTSUP);
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "1111 2222 3333\n");
+}
+
+/* PATH.prev is written in place only when it is a plain file with one link:
+ * a symlink planted there, or a second name of another file, is left alone. */
+static void test_prev_not_written_through(void **state)
+{
+    struct fx *f = *state;
+    char err[512], buf[64], victim[160];
+
+    snprintf(victim, sizeof(victim), "%s/victim", f->dir);
+    put_file(victim, "precious\n");
+    assert_int_equal(cm_file_write_text_atomic(f->path, "one", 0600, err, sizeof(err)), CM_OK);
+    assert_int_equal(symlink(victim, f->prev), 0);
+    assert_int_equal(cm_file_write_text_atomic(f->path, "two", 0600, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(victim, buf, sizeof(buf)), "precious\n");
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "two\n");
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "one\n");
+    /* A hard link: PATH.prev and the victim are one inode. */
+    assert_int_equal(unlink(f->prev), 0);
+    assert_int_equal(link(victim, f->prev), 0);
+    assert_int_equal(cm_file_write_text_atomic(f->path, "three", 0600, err, sizeof(err)), CM_OK);
+    assert_string_equal(slurp(victim, buf, sizeof(buf)), "precious\n");
+    assert_string_equal(slurp(f->path, buf, sizeof(buf)), "three\n");
+    assert_string_equal(slurp(f->prev, buf, sizeof(buf)), "two\n");
 }
 
 /* ---- loading ---- */
@@ -398,6 +561,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_write_keeps_prev, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_parts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_large_parts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_rotates_in_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_patch_in_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prev_not_written_through, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symlink_at_temp_path_not_followed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dangling_symlink_at_temp_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_current, setup, teardown),

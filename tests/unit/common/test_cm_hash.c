@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_cm_hash.c -- FNV-1a 32/64 against the reference values (FNV test
- * suite: "", "a", "foobar"), byte by byte, as strings and continued.
+ * suite: "", "a", "foobar"), byte by byte, as strings and continued;
+ * CM_CHAIN_REHASH moving a chained table into more buckets.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -59,11 +60,41 @@ static void test_continued(void **state)
                 cm_fnv1a32_str(cm_fnv1a32_byte(cm_fnv1a32_str(CM_FNV1A32_INIT, "a"), 0xff), "bc"));
 }
 
+struct chained {
+    struct chained *link;
+    uint64_t h;
+};
+
+/* Every entry of 8 buckets, chains of several, ends up once in the bucket
+ * its hash names among 64. */
+static void test_chain_rehash(void **state)
+{
+    struct chained ents[100], *old[8] = {NULL}, *nb[64] = {NULL};
+    unsigned found[100] = {0};
+
+    (void)state;
+    for (size_t i = 0; i < 100; i++) {
+        ents[i].h = cm_fmix64(i + 1);
+        ents[i].link = old[ents[i].h & 7];
+        old[ents[i].h & 7] = &ents[i];
+    }
+    CM_CHAIN_REHASH(struct chained, old, 8, nb, 64, link, h);
+    for (size_t b = 0; b < 64; b++) {
+        for (const struct chained *e = nb[b]; e != NULL; e = e->link) {
+            assert_int_equal(e->h & 63, b);
+            found[e - ents]++;
+        }
+    }
+    for (size_t i = 0; i < 100; i++)
+        assert_int_equal(found[i], 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_vectors),
         cmocka_unit_test(test_continued),
+        cmocka_unit_test(test_chain_rehash),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,7 @@
 
 #include "common/cm_err.h"
 #include "health/hc_k8s.h"
+#include "tests/unit/unit_text.h"
 
 #define SVC_JSON                                                                                   \
     "{\"metadata\":{\"name\":\"web\",\"namespace\":\"default\",\"resourceVersion\":\"17\","        \
@@ -205,6 +206,171 @@ static void test_bug_bookmark_rv_not_string_has_reason(void **state)
     }
 }
 
+/* The reader (cm_jscan): "object" may come before "type"; keys are compared
+ * decoded; what is skipped is still checked; a key read twice is refused. */
+static void test_reader(void **state)
+{
+    static const char *const bad[] = {
+        /* a name twice: which one counts would be up to the parser */
+        "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"name\":\"b\","
+        "\"namespace\":\"default\"}}}",
+        "{\"type\":\"ADDED\",\"type\":\"DELETED\",\"object\":{}}",
+        /* bug: the second namespace dropped the first one without freeing it (ASan) */
+        "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"namespace\":\"d\","
+        "\"namespace\":null}}}",
+        /* invalid UTF-8 in a field nobody reads */
+        "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"namespace\":\"d\","
+        "\"uid\":\"\xc0\x80\"}}}",
+        /* trailing garbage */
+        "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"namespace\":\"d\"}}} x",
+    };
+    const char *later = "{\"object\":{\"metadata\":{\"n\\u0061me\":\"w\",\"namespace\":"
+                        "\"default\",\"resourceVersion\":\"9\",\"managedFields\":[{\"f\":{\"g\":"
+                        "[1,2.5,null,true]}}]},\"spec\":{\"ports\":[{\"port\":80}]}},"
+                        "\"type\":\"MODIFIED\"}";
+    struct hc_k8s_event ev;
+    char err[HC_K8S_ERR_MAX];
+
+    (void)state;
+    assert_int_equal(
+        hc_k8s_event_parse(later, strlen(later), HC_K8S_SERVICE, &ev, err, sizeof(err)), CM_OK);
+    assert_int_equal(ev.type, HC_K8S_MODIFIED);
+    assert_string_equal(ev.obj->name, "w");
+    assert_string_equal(ev.resource_version, "9");
+    assert_int_equal(ev.obj->u.svc.port_count, 1);
+    hc_k8s_event_fini(&ev);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        if (hc_k8s_event_parse(bad[i], strlen(bad[i]), HC_K8S_SERVICE, &ev, err, sizeof(err)) !=
+            CM_EPARSE)
+            fail_msg("bad[%zu] accepted", i);
+        assert_true(err[0] != '\0');
+        assert_null(ev.obj);
+    }
+}
+
+/* @squoted (JSON with ' for ") parsed as a list page (@list) or a watch event
+ * of @kind, freed again; the parser's code, its message in @err. */
+static int parse_sq(enum hc_k8s_kind kind, bool list, const char *squoted, char *err, size_t errlen)
+{
+    char *text = unit_dq(squoted);
+    int rc;
+
+    err[0] = '\0';
+    if (list) {
+        struct hc_k8s_list l;
+
+        rc = hc_k8s_list_parse(text, strlen(text), kind, &l, err, errlen);
+        if (rc == CM_OK)
+            hc_k8s_list_fini(&l);
+    } else {
+        struct hc_k8s_event ev;
+
+        rc = hc_k8s_event_parse(text, strlen(text), kind, &ev, err, errlen);
+        if (rc == CM_OK)
+            hc_k8s_event_fini(&ev);
+    }
+    free(text);
+    return rc;
+}
+
+/* A key the reader looks for, twice in its object, is refused wherever it is
+ * read: loadBalancer and ingress in a Service's status, conditions and ready
+ * in a slice's endpoint, conditions and addresses in a Node's status, a
+ * BOOKMARK's resourceVersion, a list's resourceVersion and continue. */
+static void test_reader_key_twice(void **state)
+{
+    static const struct {
+        enum hc_k8s_kind kind;
+        bool list;
+        const char *text;
+    } bad[] = {
+        {HC_K8S_SERVICE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'a','namespace':'d'},"
+         "'status':{'loadBalancer':{},'loadBalancer':{}}}}"},
+        {HC_K8S_SERVICE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'a','namespace':'d'},"
+         "'status':{'loadBalancer':{'ingress':[],'ingress':null}}}}"},
+        {HC_K8S_SLICE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'a','namespace':'d',"
+         "'labels':{'kubernetes.io/service-name':'s'}},'addressType':'IPv4',"
+         "'endpoints':[{'addresses':['10.0.0.1'],'conditions':{},'conditions':{}}]}}"},
+        {HC_K8S_SLICE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'a','namespace':'d',"
+         "'labels':{'kubernetes.io/service-name':'s'}},'addressType':'IPv4',"
+         "'endpoints':[{'addresses':['10.0.0.1'],'conditions':{'ready':true,'ready':false}}]}}"},
+        {HC_K8S_SLICE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'a','namespace':'d',"
+         "'labels':{'kubernetes.io/service-name':'s','kubernetes.io/service-name':'t'}},"
+         "'addressType':'IPv4','endpoints':[]}}"},
+        {HC_K8S_NODE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'n'},"
+         "'status':{'conditions':[],'conditions':[]}}}"},
+        {HC_K8S_NODE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'n'},"
+         "'status':{'addresses':[],'conditions':[],'addresses':[]}}}"},
+        {HC_K8S_SERVICE, false,
+         "{'type':'BOOKMARK','object':{'metadata':{'resourceVersion':'1','resourceVersion':'2'}}}"},
+        {HC_K8S_SERVICE, false,
+         "{'type':'BOOKMARK','object':{'metadata':{'resourceVersion':'1'},'metadata':{}}}"},
+        {HC_K8S_SERVICE, true,
+         "{'metadata':{'resourceVersion':'1','resourceVersion':'2'},'items':[]}"},
+        {HC_K8S_SERVICE, true, "{'metadata':{'continue':'a','continue':''},'items':[]}"},
+    };
+    char err[HC_K8S_ERR_MAX];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = parse_sq(bad[i].kind, bad[i].list, bad[i].text, err, sizeof(err));
+
+        /* "twice": refused for the duplicate, not for something else */
+        if (rc != CM_EPARSE || strstr(err, "twice") == NULL)
+            fail_msg("bad[%zu]: %s (%s)", i, cm_strerror(rc), err);
+    }
+}
+
+/* A list the reader walks (spec.ports, status.loadBalancer.ingress, a slice's
+ * endpoints, a list's items) may be null (nothing in it); anything else but
+ * an array is refused, naming the path. */
+static void test_reader_not_an_array(void **state)
+{
+    static const struct {
+        enum hc_k8s_kind kind;
+        bool list;
+        const char *pre, *post, *path; /* the text around the value */
+    } cases[] = {
+        {HC_K8S_SERVICE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'a','namespace':'d'},"
+         "'spec':{'ports':",
+         "}}}", "spec.ports"},
+        {HC_K8S_SERVICE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'a','namespace':'d'},"
+         "'status':{'loadBalancer':{'ingress':",
+         "}}}}", "status.loadBalancer.ingress"},
+        {HC_K8S_SLICE, false,
+         "{'type':'ADDED','object':{'metadata':{'name':'a','namespace':'d',"
+         "'labels':{'kubernetes.io/service-name':'s'}},'addressType':'IPv4','endpoints':",
+         "}}", "endpoints"},
+        {HC_K8S_SERVICE, true, "{'metadata':{'resourceVersion':'1'},'items':", "}", "items"},
+    };
+    static const char *const values[] = {"null", "{}", "'x'", "1"};
+    char err[HC_K8S_ERR_MAX], line[512];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (size_t v = 0; v < sizeof(values) / sizeof(values[0]); v++) {
+            int rc;
+
+            snprintf(line, sizeof(line), "%s%s%s", cases[i].pre, values[v], cases[i].post);
+            rc = parse_sq(cases[i].kind, cases[i].list, line, err, sizeof(err));
+            if (v == 0 ? rc != CM_OK
+                       : rc != CM_EPARSE || strstr(err, cases[i].path) == NULL ||
+                             strstr(err, "not an array") == NULL)
+                fail_msg("%s = %s: %s (%s)", cases[i].path, values[v], cm_strerror(rc), err);
+        }
+    }
+}
+
 static void test_list(void **state)
 {
     const char *body = "{\"kind\":\"ServiceList\",\"metadata\":{\"resourceVersion\":\"100\","
@@ -258,6 +424,9 @@ int main(void)
         cmocka_unit_test(test_node),
         cmocka_unit_test(test_bookmark_error_garbage),
         cmocka_unit_test(test_bug_bookmark_rv_not_string_has_reason),
+        cmocka_unit_test(test_reader),
+        cmocka_unit_test(test_reader_key_twice),
+        cmocka_unit_test(test_reader_not_an_array),
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_status),
     };

@@ -421,15 +421,27 @@ static void test_fall_and_rise(void **state)
     assert_true(fx->changed > changed); /* pending flipped */
 
     fx->n = 2;
+    changed = fx->changed;
     assert_true(run_until(fx, p_failures, WAIT_S));
     assert_int_equal(st_of(fx)->verdict, HC_PROBE_UP);
     assert_true(st_of(fx)->pending);
+    assert_true(fx->changed > changed); /* "probe 2/3 failed" in the reason now */
 
     assert_true(run_until(fx, p_down, WAIT_S));
     st = st_of(fx);
     assert_int_equal(st->failures, 3);
     assert_int_equal(st->streak, 3);
     assert_false(st->pending);
+    /* Failing the same way again shows nothing new; another error does. */
+    changed = fx->changed;
+    fx->n = 4;
+    assert_true(run_until(fx, p_failures, WAIT_S));
+    assert_int_equal(fx->changed, changed);
+    fx->srv.status = 503;
+    fx->n = 5;
+    assert_true(run_until(fx, p_failures, WAIT_S));
+    assert_string_equal(st_of(fx)->last_error, "status 503");
+    assert_true(fx->changed > changed);
 
     fx->srv.status = 200;
     assert_true(run_until(fx, p_last_ok, WAIT_S));

@@ -33,6 +33,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -47,6 +49,7 @@
 #include "health/hc_kubeconfig.h"
 #include "health/hc_probe.h"
 #include "health/hc_report.h"
+#include "tests/unit/health/unit_http.h"
 
 /* usa: a direct load balancer; jpn: proxy mode at 198.51.100.7. */
 static const char conf_text[] =
@@ -172,9 +175,6 @@ static void on_request(struct evhttp_request *req, void *arg)
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    struct evhttp_bound_socket *bs;
-    struct sockaddr_in sin;
-    socklen_t slen = sizeof(sin);
     char err[CM_CONF_ERR_MAX];
     char *text = strdup(conf_text);
 
@@ -191,14 +191,7 @@ static int setup(void **state)
     assert_int_equal(cm_conf_member_index(f->conf, "usa"), 0);
     f->base = event_base_new();
     assert_non_null(f->base);
-    f->http = evhttp_new(f->base);
-    assert_non_null(f->http);
-    evhttp_set_gencb(f->http, on_request, f);
-    bs = evhttp_bind_socket_with_handle(f->http, "127.0.0.1", 0);
-    assert_non_null(bs);
-    assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin, &slen),
-                     0);
-    f->port = ntohs(sin.sin_port);
+    f->http = unit_http_server(f->base, on_request, f, &f->port);
     f->client = hc_http_new(f->base);
     assert_non_null(f->client);
     *state = f;
@@ -256,20 +249,11 @@ static void start_clusters(struct fx *f)
     p.watch.backoff_min_ms = 1;
     p.watch.backoff_max_ms = 2;
     for (size_t m = 0; m < NMEMBERS; m++) {
-        struct hc_kube_target *t = NULL;
-        char kc[512], err[256];
+        struct hc_kube_target *t;
 
         if (f->api[m].readyz == 0)
             continue; /* this member has no cluster object */
-        snprintf(kc, sizeof(kc),
-                 "apiVersion: v1\nkind: Config\ncurrent-context: m\n"
-                 "clusters:\n- name: m\n  cluster: {server: 'http://127.0.0.1:%d/%s'}\n"
-                 "users:\n- name: m\n  user: {token: t}\n"
-                 "contexts:\n- name: m\n  context: {cluster: m, user: m}\n",
-                 f->port, member_names[m]);
-        if (hc_kubeconfig_load_mem("kc", kc, strlen(kc), NULL, HC_KUBECONFIG_NO_FILES, &t, err,
-                                   sizeof(err)) != CM_OK)
-            fail_msg("kubeconfig: %s", err);
+        t = unit_kube_target(f->port, member_names[m]);
         f->clusters[m] = hc_cluster_new(f->base, f->client, member_names[m], t,
                                         f->conf->members[m].lb_mode == CM_LB_PROXY, &p, NULL, NULL);
         assert_non_null(f->clusters[m]);
@@ -624,7 +608,9 @@ static void test_generation(void **state)
     struct fx *f = *state;
     struct hc_report *r = hc_report_new(41, NULL);
     bool changed;
-    char ts[32];
+    char ts[32], dir[] = "/tmp/hc-report-XXXXXX", path[64], prev[80], err[256];
+    struct stat sb, sb2;
+    uint64_t patches, wholes;
 
     memset(f->api, 0, sizeof(f->api));
     f->api[0] = (struct api){WEB(IP("192.0.2.10")), SLICE("w1", "web", "IPv4", READY("10.0.0.1")),
@@ -651,12 +637,35 @@ static void test_generation(void **state)
     assert_false(changed);
     assert_int_equal(hc_report_generation(r), 42);
     assert_string_equal(json_string_value(json_object_get(hc_report_doc(r), "generated_at")), ts);
+    /* The first state file is written whole, twice (PATH.prev in the same
+     * layout): the next document patches PATH.prev in place and swaps the two. */
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/health-state.json", dir);
+    snprintf(prev, sizeof(prev), "%s.prev", path);
+    assert_int_equal(hc_report_write(r, path, err, sizeof(err)), CM_OK);
+    hc_report_write_counts(r, &patches, &wholes);
+    assert_true(patches == 0 && wholes == 2);
+    assert_int_equal(stat(prev, &sb), 0);
     /* New content: the next generation, the new time. */
     f->api[0].slices = SLICE("w1", "web", "IPv4", READY("10.0.0.1") "," READY("10.0.0.2"));
     start_clusters(f);
     assert_int_equal(hc_report_update(r, f->conf, f->clusters, NULL, 3000, &changed), CM_OK);
     assert_true(changed);
     assert_int_equal(hc_report_generation(r), 43);
+    assert_int_equal(hc_report_write(r, path, err, sizeof(err)), CM_OK);
+    assert_int_equal(stat(path, &sb2), 0);
+    assert_true(sb2.st_ino == sb.st_ino && sb2.st_size == sb.st_size); /* PATH.prev's */
+    hc_report_write_counts(r, &patches, &wholes);
+    assert_true(patches == 1 && wholes == 2);
+    {
+        json_t *on_disk = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+
+        assert_true(json_equal(on_disk, hc_report_doc(r)));
+        json_decref(on_disk);
+    }
+    unlink(path);
+    unlink(prev);
+    rmdir(dir);
     hc_report_time(3000, ts, sizeof(ts));
     assert_string_equal(json_string_value(json_object_get(hc_report_doc(r), "generated_at")), ts);
     /* A restart seeded with 43 and that document goes on from 43. */

@@ -41,6 +41,7 @@
 #include "health/hc_kubeconfig.h"
 #include "health/hc_report.h"
 #include "health/hc_vantage.h"
+#include "tests/unit/health/unit_http.h"
 
 #define HELD_MAX 64
 
@@ -56,9 +57,18 @@ struct fx {
     struct cm_conf *conf;
     struct hc_vantage *v;
     uint64_t now_ms;
+    uint64_t cpu_us, cpu_step; /* the CPU clock: each reading adds cpu_step */
     char dir[64];
     char state_file[128];
 };
+
+static uint64_t fx_cpu_clock(void *arg)
+{
+    struct fx *f = arg;
+
+    f->cpu_us += f->cpu_step;
+    return f->cpu_us;
+}
 
 static uint64_t fx_clock(void *arg)
 {
@@ -102,9 +112,6 @@ static void on_request(struct evhttp_request *req, void *arg)
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    struct evhttp_bound_socket *bs;
-    struct sockaddr_in sin;
-    socklen_t slen = sizeof(sin);
 
     assert_non_null(f);
     snprintf(f->dir, sizeof(f->dir), "/tmp/test_hc_vantage.XXXXXX");
@@ -112,15 +119,8 @@ static int setup(void **state)
     snprintf(f->state_file, sizeof(f->state_file), "%s/state.json", f->dir);
     f->base = event_base_new();
     assert_non_null(f->base);
-    f->http = evhttp_new(f->base);
-    assert_non_null(f->http);
+    f->http = unit_http_server(f->base, on_request, f, &f->port);
     evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_PUT);
-    evhttp_set_gencb(f->http, on_request, f);
-    bs = evhttp_bind_socket_with_handle(f->http, "127.0.0.1", 0);
-    assert_non_null(bs);
-    assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin, &slen),
-                     0);
-    f->port = ntohs(sin.sin_port);
     f->client = hc_http_new(f->base);
     assert_non_null(f->client);
     f->now_ms = 1000;
@@ -187,7 +187,7 @@ static struct hc_kube_target **targets(const struct fx *f)
 /* A vantage over @report (taken), started. */
 static void start(struct fx *f, struct hc_report *report)
 {
-    struct hc_vantage_params p = {.clock = fx_clock, .clock_arg = f};
+    struct hc_vantage_params p = {.clock = fx_clock, .cpu_clock = fx_cpu_clock, .clock_arg = f};
 
     f->v = hc_vantage_new(f->base, f->client, f->conf, report, &p);
     assert_non_null(f->v);
@@ -247,6 +247,92 @@ static void test_debounce_one_rebuild_per_window(void **state)
     f->now_ms += 1;
     hc_vantage_poll(f->v);
     assert_int_equal(stats(f).rebuilds, 3);
+}
+
+/* A burst (many changes within the debounce) gathers longer; a lone change does not. */
+static void test_burst_gathers_longer(void **state)
+{
+    struct fx *f = *state;
+    uint64_t first;
+
+    load_conf(f, 0);
+    start(f, hc_report_new(0, NULL));
+    first = f->now_ms;
+    for (int i = 0; i < HC_VANTAGE_BURST_CHANGES; i++)
+        hc_vantage_changed(f->v);
+    f->now_ms += HC_VANTAGE_DEBOUNCE_MS;
+    hc_vantage_poll(f->v);
+    assert_int_equal(stats(f).rebuilds, 1); /* only start's */
+    assert_true(stats(f).armed);
+    assert_int_equal(stats(f).due_ms, first + HC_VANTAGE_BURST_GATHER_MS);
+    hc_vantage_changed(f->v); /* joins */
+    f->now_ms = first + HC_VANTAGE_BURST_GATHER_MS - 1;
+    hc_vantage_poll(f->v);
+    assert_int_equal(stats(f).rebuilds, 1);
+    f->now_ms++;
+    hc_vantage_poll(f->v);
+    assert_int_equal(stats(f).rebuilds, 2);
+    assert_int_equal(stats(f).bursts, 1);
+    /* Then one change alone: the debounce only. */
+    hc_vantage_changed(f->v);
+    f->now_ms += HC_VANTAGE_DEBOUNCE_MS;
+    hc_vantage_poll(f->v);
+    assert_int_equal(stats(f).rebuilds, 3);
+    assert_int_equal(stats(f).bursts, 1);
+    /* One change short of a burst is not one. */
+    for (int i = 0; i < HC_VANTAGE_BURST_CHANGES - 1; i++)
+        hc_vantage_changed(f->v);
+    f->now_ms += HC_VANTAGE_DEBOUNCE_MS;
+    hc_vantage_poll(f->v);
+    assert_int_equal(stats(f).rebuilds, 4);
+}
+
+/*
+ * Rebuilds spend at most HC_VANTAGE_REBUILD_CPU_US_PER_S: once the budget is
+ * overdrawn, the next change waits for it to refill (the debt is capped so
+ * that it never waits longer than HC_VANTAGE_THROTTLE_MAX_MS), and cheap
+ * rebuilds are never held back. The CPU clock is the fixture's.
+ */
+static void test_cpu_budget(void **state)
+{
+    struct fx *f = *state;
+    const int64_t floor =
+        -(int64_t)HC_VANTAGE_REBUILD_CPU_US_PER_S * HC_VANTAGE_THROTTLE_MAX_MS / 1000;
+
+    load_conf(f, 0);
+    f->cpu_step = HC_VANTAGE_REBUILD_BURST_US / 2; /* each rebuild costs half the burst */
+    start(f, hc_report_new(0, NULL));
+    assert_int_equal(stats(f).budget_us, HC_VANTAGE_REBUILD_BURST_US / 2);
+    assert_int_equal(stats(f).rebuild_cpu_us, HC_VANTAGE_REBUILD_BURST_US / 2);
+    /* Half a burst left: the next change waits only the debounce. */
+    hc_vantage_changed(f->v);
+    assert_int_equal(stats(f).due_ms, f->now_ms + HC_VANTAGE_DEBOUNCE_MS);
+    f->now_ms += HC_VANTAGE_DEBOUNCE_MS;
+    hc_vantage_poll(f->v);
+    assert_int_equal(stats(f).rebuilds, 2);
+    /* Spent (and a little refilled): one more in the debounce, overdrawing it. */
+    assert_true(stats(f).budget_us >= 0);
+    hc_vantage_changed(f->v);
+    assert_int_equal(stats(f).due_ms, f->now_ms + HC_VANTAGE_DEBOUNCE_MS);
+    f->now_ms += HC_VANTAGE_DEBOUNCE_MS;
+    hc_vantage_poll(f->v);
+    assert_int_equal(stats(f).rebuilds, 3);
+    assert_int_equal(stats(f).budget_us, floor); /* the debt is capped */
+    /* Overdrawn: the next change waits until the budget is back at 0. */
+    hc_vantage_changed(f->v);
+    assert_int_equal(stats(f).postponed, 1);
+    assert_int_equal(stats(f).due_ms, f->now_ms + HC_VANTAGE_THROTTLE_MAX_MS);
+    f->now_ms += HC_VANTAGE_THROTTLE_MAX_MS - 1;
+    hc_vantage_poll(f->v);
+    assert_int_equal(stats(f).rebuilds, 3);
+    f->now_ms += 1;
+    f->cpu_step = 0; /* free rebuilds from now on */
+    hc_vantage_poll(f->v);
+    assert_int_equal(stats(f).rebuilds, 4);
+    /* Refilled by the wait: the debounce only again. */
+    hc_vantage_changed(f->v);
+    assert_int_equal(stats(f).due_ms, f->now_ms + HC_VANTAGE_DEBOUNCE_MS);
+    assert_int_equal(stats(f).postponed, 1);
 }
 
 /*
@@ -504,6 +590,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_debounce_one_rebuild_per_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_burst_gathers_longer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cpu_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grace_holds_documents_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publishes_once_every_member_listed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_reoffers_current_document, setup, teardown),
