@@ -11,6 +11,7 @@
  */
 #include "common/cm_state.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -701,26 +702,168 @@ out:
     return rc;
 }
 
-int cm_state_parse(const char *text, size_t len, const struct cm_state_opts *opts,
-                   struct cm_state **out, char *err, size_t errlen)
+int cm_state_load_json(const char *text, size_t len, json_t **out, char *err, size_t errlen)
 {
     struct pctx c = {.err = err, .errlen = errlen};
     json_error_t jerr;
-    json_t *doc;
-    int rc;
 
+    *out = NULL;
     if (len > CM_STATE_MAX_BYTES) {
         fail(&c, "document", "too large (%zu bytes, max %u)", len, CM_STATE_MAX_BYTES);
         return CM_ETOOBIG;
     }
-    doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (doc == NULL) {
+    *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (*out == NULL) {
         fail(&c, "document", "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
              jerr.text);
         return CM_EPARSE;
     }
+    return CM_OK;
+}
+
+int cm_state_parse(const char *text, size_t len, const struct cm_state_opts *opts,
+                   struct cm_state **out, char *err, size_t errlen)
+{
+    json_t *doc;
+    int rc = cm_state_load_json(text, len, &doc, err, errlen);
+
+    if (rc != CM_OK)
+        return rc;
     rc = cm_state_from_json(doc, opts, out, err, errlen);
     json_decref(doc);
+    return rc;
+}
+
+/* ---- deltas ---- */
+
+bool cm_state_is_delta(json_t *doc)
+{
+    return json_is_object(doc) && json_object_get(doc, "base_generation") != NULL;
+}
+
+/* The delta's own members, checked against @base: everything but the services. */
+static int delta_header(struct pctx *c, const struct cm_state *base, json_t *delta)
+{
+    char q[QUOTE_MAX_LEN + 8], qb[QUOTE_MAX_LEN + 8];
+    uint64_t bg, gen;
+    json_t *v;
+    int rc;
+
+    rc = get_uint(c, delta, "", "base_generation", true, INT64_MAX, 0, &bg);
+    if (rc == CM_OK)
+        rc = get_uint(c, delta, "", "generation", true, INT64_MAX, 0, &gen);
+    if (rc != CM_OK)
+        return rc;
+    if (gen <= bg)
+        return fail(c, "generation", "%" PRIu64 " must be greater than base_generation %" PRIu64,
+                    gen, bg);
+    v = json_object_get(delta, "vantage");
+    if (!json_is_string(v))
+        return fail(c, "vantage", "missing, or not a string");
+    if (strcmp(json_string_value(v), base->vantage) != 0) {
+        quote(q, sizeof(q), json_string_value(v));
+        quote(qb, sizeof(qb), base->vantage);
+        return fail(c, "vantage", "\"%s\" is not the base document's vantage \"%s\"", q, qb);
+    }
+    if (json_object_get(delta, "generated_at") == NULL)
+        return fail(c, "generated_at", "missing");
+    if (bg != base->generation) {
+        quote(qb, sizeof(qb), base->vantage);
+        fail(c, "base_generation",
+             "%" PRIu64 " is not the held generation %" PRIu64 " of vantage %s; send the full "
+             "document",
+             bg, base->generation, qb);
+        return CM_EEXIST;
+    }
+    v = json_object_get(delta, "services");
+    if (v != NULL && !json_is_object(v))
+        return fail(c, "services", "must be an object");
+    v = json_object_get(delta, "removed");
+    if (v != NULL && !json_is_array(v))
+        return fail(c, "removed", "must be an array of service keys");
+    return CM_OK;
+}
+
+/* @services (a copy of the base's) with the delta's changes: set, then removed. */
+static int delta_services(struct pctx *c, json_t *delta, json_t *services)
+{
+    char p[PATH_MAX_LEN], q[QUOTE_MAX_LEN + 8];
+    json_t *changed = json_object_get(delta, "services");
+    json_t *removed = json_object_get(delta, "removed");
+    const char *key;
+    json_t *v;
+    size_t i;
+
+    json_object_foreach(changed, key, v)
+    {
+        if (json_object_set(services, key, v) != 0)
+            return CM_ENOMEM;
+    }
+    json_array_foreach(removed, i, v)
+    {
+        cm_errf(p, sizeof(p), "removed[%zu]", i);
+        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+            return fail(c, p, "must be a service key (a string)");
+        quote(q, sizeof(q), json_string_value(v));
+        if (json_object_get(changed, json_string_value(v)) != NULL)
+            return fail(c, p, "\"%s\" is both removed and in services", q);
+        if (json_object_del(services, json_string_value(v)) != 0)
+            return fail(c, p, "\"%s\" is not a service of the base document (or listed twice)",
+                        q);
+    }
+    return CM_OK;
+}
+
+int cm_state_delta_apply(const struct cm_state *base, json_t *delta,
+                         const struct cm_state_opts *opts, struct cm_state **out, char *err,
+                         size_t errlen)
+{
+    struct pctx c = {.err = err, .errlen = errlen};
+    json_t *next = NULL, *services = NULL, *v;
+    const char *key;
+    int rc;
+
+    *out = NULL;
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (!json_is_object(delta))
+        return fail(&c, "document", "must be a JSON object");
+    rc = delta_header(&c, base, delta);
+    if (rc != CM_OK)
+        return rc;
+    next = json_copy(base->json); /* shallow: the base's values are shared, not changed */
+    if (next == NULL)
+        return CM_ENOMEM;
+    json_object_foreach(delta, key, v)
+    {
+        if (strcmp(key, "base_generation") == 0 || strcmp(key, "removed") == 0 ||
+            strcmp(key, "services") == 0)
+            continue;
+        if (json_object_set(next, key, v) != 0) {
+            rc = CM_ENOMEM;
+            goto out;
+        }
+    }
+    if (json_object_size(json_object_get(delta, "services")) > 0 ||
+        json_array_size(json_object_get(delta, "removed")) > 0) {
+        v = json_object_get(base->json, "services");
+        services = json_is_object(v) ? json_copy(v) : json_object();
+        if (services == NULL) {
+            rc = CM_ENOMEM;
+            goto out;
+        }
+        rc = delta_services(&c, delta, services);
+        if (rc == CM_OK && json_object_set(next, "services", services) != 0)
+            rc = CM_ENOMEM;
+        if (rc != CM_OK)
+            goto out;
+    }
+    rc = cm_state_from_json(next, opts, out, err, errlen);
+out:
+    if (rc == CM_ENOMEM)
+        fail(&c, "document", "out of memory");
+    json_decref(services);
+    json_decref(next);
     return rc;
 }
 

@@ -145,6 +145,42 @@ int cm_state_from_json(json_t *doc, const struct cm_state_opts *opts, struct cm_
                        char *err, size_t errlen);
 
 /**
+ * The JSON text of a document or a delta, loaded as cm_state_parse() loads
+ * it (at most CM_STATE_MAX_BYTES, no duplicate keys). CM_ETOOBIG or
+ * CM_EPARSE with the reason in @err.
+ */
+int cm_state_load_json(const char *text, size_t len, json_t **out, char *err, size_t errlen);
+
+/*
+ * A delta (docs/architecture.md, "State deltas") is a document of the same
+ * schema that carries only what changed since the generation the receiver
+ * holds:
+ *
+ *   {"version": 1, "vantage": V, "base_generation": B, "generation": G,
+ *    "generated_at": T, "services": {changed services, whole},
+ *    "removed": ["ns/name", ...], "members": {...} (when they changed)}
+ *
+ * Every other top-level member replaces the base's; "services" entries
+ * replace (or add) whole services; "removed" deletes services the base has.
+ */
+
+/** Whether @doc (a loaded JSON value) is a delta: it has "base_generation". */
+bool cm_state_is_delta(json_t *doc);
+
+/**
+ * Applies @delta (borrowed) to @base: on success *out is the document the
+ * full document would have given, validated exactly as cm_state_from_json()
+ * validates one. CM_EEXIST when base_generation is not @base's generation
+ * (the sender must send the full document), CM_ESTATE for a bad delta
+ * (wrong vantage, generation not above base_generation, a removed service
+ * the base lacks or also changed, or the resulting document refused),
+ * CM_ENOMEM; the reason with its JSON path in @err.
+ */
+int cm_state_delta_apply(const struct cm_state *base, json_t *delta,
+                         const struct cm_state_opts *opts, struct cm_state **out, char *err,
+                         size_t errlen);
+
+/**
  * Checks a parsed document against the configuration: the vantage must be a
  * configured region and every member a configured member, and every address
  * and backend must pass the address rule under @conf's allow_addresses (a

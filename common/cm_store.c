@@ -35,6 +35,7 @@ struct set {
 struct cm_store {
     struct set set;
     bool all_silent; /* every vantage is past expiry; warned once */
+    struct cm_store_delta_counts deltas;
 };
 
 struct cm_store_cand {
@@ -42,6 +43,7 @@ struct cm_store_cand {
     const struct cm_store *from;    /* borrowed: the store it was computed from; NULL when loaded */
     const struct cm_state *new_doc; /* cm_store_put: the pushed document */
     bool quiet;
+    bool delta; /* new_doc came as a delta: counted as applied at commit */
 };
 
 uint64_t cm_store_expiry_ms(const struct cm_conf *conf)
@@ -224,7 +226,14 @@ void cm_store_commit(struct cm_store *s, struct cm_store_cand *c)
     assert(c->from == NULL || c->from == s);
     set_fini(&s->set, &c->set);
     s->set = c->set;
+    if (c->delta)
+        s->deltas.applied++;
     free(c);
+}
+
+struct cm_store_delta_counts cm_store_delta_counts(const struct cm_store *s)
+{
+    return s->deltas;
 }
 
 const struct cm_state *const *cm_store_cand_docs(const struct cm_store_cand *c, size_t *count)
@@ -288,6 +297,51 @@ static int cand_with(const struct cm_store *s, struct cm_state *doc, uint64_t no
 }
 
 /*
+ * The document @text gives: a whole one, or a delta (cm_state_delta_apply)
+ * applied to the held document of its vantage (*delta set). A delta the
+ * store cannot apply (no document held for its vantage, another base
+ * generation) is CM_EEXIST, so the sender sends the whole document; a source
+ * that orders documents itself (etcd) sends whole ones only.
+ */
+static int parse_doc(struct cm_store *s, const char *text, size_t len,
+                     const struct cm_state_opts *opts, bool by_source, struct cm_state **doc,
+                     bool *delta, char *err, size_t errlen)
+{
+    json_t *root = NULL, *v;
+    ssize_t held;
+    int rc;
+
+    rc = cm_state_load_json(text, len, &root, err, errlen);
+    if (rc == CM_OK && !cm_state_is_delta(root)) {
+        rc = cm_state_from_json(root, opts, doc, err, errlen);
+        json_decref(root);
+        return rc;
+    }
+    if (rc == CM_OK && by_source) {
+        cm_errf(err, errlen, "base_generation: a delta, not a document (this source takes "
+                             "whole documents only)");
+        rc = CM_ESTATE;
+    }
+    if (rc == CM_OK) {
+        *delta = true;
+        v = json_object_get(root, "vantage");
+        held = json_is_string(v) ? set_find(&s->set, json_string_value(v)) : -1;
+        if (json_is_string(v) && held < 0) {
+            cm_errf(err, errlen, "vantage: no document of this vantage is held to apply the "
+                                 "delta to; send the full document");
+            rc = CM_EEXIST;
+        } else if (!json_is_string(v)) {
+            cm_errf(err, errlen, "vantage: missing, or not a string");
+            rc = CM_ESTATE;
+        } else {
+            rc = cm_state_delta_apply(s->set.docs[held], root, opts, doc, err, errlen);
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+/*
  * cm_store_put and cm_store_replace: @by_source lets the document replace a
  * held one of any generation (the source orders them).
  */
@@ -297,12 +351,13 @@ static int put_doc(struct cm_store *s, const char *text, size_t len, const char 
 {
     struct cm_state *doc = NULL;
     struct cm_state_opts opts;
+    bool delta = false;
     ssize_t held;
     int rc;
 
     *out = NULL;
     cm_state_opts_from_conf(&opts, conf);
-    rc = cm_state_parse(text, len, &opts, &doc, err, errlen);
+    rc = parse_doc(s, text, len, &opts, by_source, &doc, &delta, err, errlen);
     if (rc == CM_OK)
         rc = cm_state_check_writer(doc, writer, err, errlen);
     if (rc == CM_OK)
@@ -334,7 +389,13 @@ static int put_doc(struct cm_store *s, const char *text, size_t len, const char 
     }
     rc = cand_with(s, doc, now_ms, out);
     doc = NULL; /* taken by cand_with */
+    if (rc == CM_OK)
+        (*out)->delta = delta;
 out:
+    if (delta && rc == CM_EEXIST)
+        s->deltas.conflict++;
+    else if (delta && rc != CM_OK)
+        s->deltas.rejected++;
     cm_state_free(doc);
     return rc;
 }

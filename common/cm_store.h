@@ -26,6 +26,10 @@
  *  - at most one document per vantage. A pushed document must parse under
  *    the configuration's address rule, come from a writer allowed to speak
  *    for its vantage and pass cm_state_check_conf;
+ *  - a delta (cm_state_delta_apply: "base_generation" and the changed
+ *    services) applies to the held document of its vantage when that has
+ *    generation base_generation, else CM_EEXIST (409: send the whole
+ *    document); the result then follows the rules of a whole document;
  *  - it replaces the held one only when its generation is greater. The same
  *    generation with identical content (an idempotent re-push, e.g. a retry
  *    whose first answer was lost) is accepted without a change: it refreshes
@@ -88,13 +92,14 @@ uint64_t cm_store_digest(const struct cm_store *s, uint64_t intents_digest);
 /* ---- candidates ---- */
 
 /**
- * Validates the document at @text (@len bytes) pushed by @writer (NULL: the
- * operator) under @conf (borrowed for the call) and computes the candidate
+ * Validates the document or delta at @text (@len bytes) pushed by @writer
+ * (NULL: the operator) under @conf (borrowed for the call) and computes the candidate
  * holding it. CM_OK with *out a candidate; CM_OK with *out NULL for an
  * identical re-push (the vantage's accepted time is set to @now_ms, nothing
  * else changes); CM_EPARSE / CM_ETOOBIG / CM_ESTATE for a bad document,
  * CM_EACCES for a writer limited to another vantage, CM_EEXIST for a stale
- * generation, CM_ENOMEM. A reason is in @err on every failure.
+ * generation or a delta whose base is not held, CM_ENOMEM. A reason is in
+ * @err on every failure.
  */
 int cm_store_put(struct cm_store *s, const char *text, size_t len, const char *writer,
                  const struct cm_conf *conf, uint64_t now_ms, struct cm_store_cand **out, char *err,
@@ -141,6 +146,14 @@ int cm_store_expire(struct cm_store *s, uint64_t now_ms, uint64_t limit_ms,
  */
 int cm_store_recheck(const struct cm_store *s, const struct cm_conf *conf, const char *what,
                      struct cm_store_cand **out);
+
+/* What became of the deltas pushed to cm_store_put (cm_state_delta_apply). */
+struct cm_store_delta_counts {
+    uint64_t applied;  /* committed */
+    uint64_t conflict; /* base_generation not held: the sender sends the whole document */
+    uint64_t rejected; /* invalid: the previous state kept */
+};
+struct cm_store_delta_counts cm_store_delta_counts(const struct cm_store *s);
 
 /** A candidate equal to the store (for a change of the caller's own data). */
 int cm_store_copy(const struct cm_store *s, struct cm_store_cand **out);

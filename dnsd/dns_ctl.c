@@ -34,6 +34,7 @@
 #include "common/cm_log.h"
 #include "common/cm_net.h"
 #include "common/cm_state.h"
+#include "common/cm_store.h"
 #include "common/cm_str.h"
 #include "common/cm_time.h"
 #include "common/cm_ui.h"
@@ -854,6 +855,16 @@ static void metrics_state(const struct dns_ctl_env *env, struct cm_buf *out)
 
         sample_label(out, "fedgslb_state_age_seconds", "vantage", doc->vantage,
                      now > at ? (double)(now - at) / 1000.0 : 0.0);
+    }
+    cm_metrics_family(out, "fedgslb_state_deltas_total", "counter",
+                      "State deltas pushed, by result: applied, conflict (the base generation is "
+                      "not held: the sender sends the whole document), rejected (invalid).");
+    {
+        struct cm_store_delta_counts d = dns_state_delta_counts(env->state);
+
+        sample_label(out, "fedgslb_state_deltas_total", "result", "applied", (double)d.applied);
+        sample_label(out, "fedgslb_state_deltas_total", "result", "conflict", (double)d.conflict);
+        sample_label(out, "fedgslb_state_deltas_total", "result", "rejected", (double)d.rejected);
     }
     cm_metrics_family(out, "fedgslb_member_drained", "gauge",
                       "1 when an operator intent takes the member out of every answer (a drain, "

@@ -48,6 +48,8 @@ struct dns_state {
     uint64_t rnd;           /* ids of the drain shorthand */
     uint64_t save_failures; /* state file writes that failed */
     bool save_last_failed;  /* the last write failed */
+    bool save_pending;      /* a commit since the last write: dns_state_flush writes it */
+    uint64_t saved_ms;      /* monotonic time of the last write (0: none yet) */
     bool quiet;             /* the change being committed repeats what is held */
 };
 
@@ -102,6 +104,7 @@ void dns_state_free(struct dns_state *st)
 {
     if (st == NULL)
         return;
+    dns_state_flush(st, cm_mono_ms(), true);
     cm_merged_free(st->merged);
     cm_store_free(st->store);
     cm_intent_view_free(st->view);
@@ -161,12 +164,8 @@ static int commit(struct dns_state *st, struct candidate *c, char *err, size_t e
     }
     cm_conf_unref(st->conf);
     st->conf = conf;
-    rc = dns_state_save(st);
-    st->save_last_failed = rc != CM_OK;
-    if (rc != CM_OK) {
-        st->save_failures++;
-        cm_log_warn("state file %s: cannot write: %s", st->path, cm_strerror(rc));
-    }
+    st->save_pending = st->path != NULL;
+    dns_state_flush(st, cm_mono_ms(), false);
     return CM_OK;
 fail:
     cm_merged_free(merged);
@@ -482,6 +481,11 @@ struct cm_conf *dns_state_conf(const struct dns_state *st)
     return st->conf;
 }
 
+struct cm_store_delta_counts dns_state_delta_counts(const struct dns_state *st)
+{
+    return cm_store_delta_counts(st->store);
+}
+
 uint64_t dns_state_save_failures(const struct dns_state *st)
 {
     return st->save_failures;
@@ -581,6 +585,24 @@ int dns_state_save(const struct dns_state *st)
     rc = cm_store_save(st->store, st->path, extra, err, sizeof(err));
     json_decref(extra);
     return rc;
+}
+
+void dns_state_flush(struct dns_state *st, uint64_t now_ms, bool force)
+{
+    int rc;
+
+    if (!st->save_pending)
+        return;
+    if (!force && st->saved_ms != 0 && now_ms - st->saved_ms < DNS_STATE_SAVE_INTERVAL_MS)
+        return;
+    rc = dns_state_save(st);
+    st->saved_ms = now_ms != 0 ? now_ms : 1;
+    st->save_pending = false;
+    st->save_last_failed = rc != CM_OK;
+    if (rc != CM_OK) {
+        st->save_failures++;
+        cm_log_warn("state file %s: cannot write: %s", st->path, cm_strerror(rc));
+    }
 }
 
 /*

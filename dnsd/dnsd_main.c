@@ -563,6 +563,7 @@ static void on_tick(void *arg)
 
     dns_state_expire(d->state, cm_mono_ms());
     dns_state_intents_tick(d->state, cm_wall_s());
+    dns_state_flush(d->state, cm_mono_ms(), false);
     geo_tick(d);
 }
 
