@@ -50,6 +50,7 @@ struct dns_state {
     bool save_last_failed;  /* the last write failed */
     bool save_pending;      /* a commit since the last write: dns_state_flush writes it */
     uint64_t saved_ms;      /* monotonic time of the last write (0: none yet) */
+    uint64_t put_ms;        /* dns_state_put's time while it commits, else 0 (now) */
     bool quiet;             /* the change being committed repeats what is held */
 };
 
@@ -165,7 +166,7 @@ static int commit(struct dns_state *st, struct candidate *c, char *err, size_t e
     cm_conf_unref(st->conf);
     st->conf = conf;
     st->save_pending = st->path != NULL;
-    dns_state_flush(st, cm_mono_ms(), false);
+    dns_state_flush(st, st->put_ms != 0 ? st->put_ms : cm_mono_ms(), false);
     return CM_OK;
 fail:
     cm_merged_free(merged);
@@ -211,7 +212,9 @@ int dns_state_put(struct dns_state *st, const char *text, size_t len, const char
         return rc;
     /* A new generation saying what the held one says changes nothing: debug. */
     st->quiet = cm_store_cand_is_quiet(c.docs);
+    st->put_ms = now_ms;
     rc = commit(st, &c, err, errlen);
+    st->put_ms = 0;
     if (rc == CM_OK) /* the store owns it now */
         cm_log_at(st->quiet ? CM_LOG_DEBUG : CM_LOG_INFO,
                   "state accepted: vantage=%s generation=%" PRIu64 " changed=%s", accepted->vantage,

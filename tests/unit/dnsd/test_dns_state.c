@@ -148,8 +148,10 @@ static int put(struct fixture *f, const char *vantage, unsigned gen, bool usa_up
 {
     char buf[DOC_MAX];
     const char *text = doc_text(buf, sizeof(buf), vantage, gen, usa_up, eur_up);
+    int rc = dns_state_put(f->st, text, strlen(text), NULL, now, err, errlen);
 
-    return dns_state_put(f->st, text, strlen(text), NULL, now, err, errlen);
+    dns_state_flush(f->st, 0, true); /* the coalescing rule has its own test */
+    return rc;
 }
 
 static const struct cm_merged_endpoint *merged_ep(const struct dns_state *st, const char *member)
@@ -419,6 +421,7 @@ static void test_intents_state_file(void **state)
     assert_int_equal(dns_state_set_drain(f->st, "eur", true, "bob", T0, err, sizeof(err)), CM_OK);
     assert_int_equal(dns_state_set_drain(f->st, "eur", false, "bob", T0 + 1, err, sizeof(err)),
                      CM_OK);
+    dns_state_flush(f->st, 0, true);
     st2 = dns_state_new(f->conf, f->path, apply_cb, f);
     assert_non_null(st2);
     assert_int_equal(dns_state_load(st2, 1, T0 + 2, false, NULL, 0), CM_OK);
@@ -448,6 +451,7 @@ static void test_intents_state_file(void **state)
     assert_non_null(fp);
     fputs("{\"version\": 1, \"documents\": [], \"drained\": [\"usa\", \"ghost\"]}", fp);
     fclose(fp);
+    dns_state_flush(f->st, 0, true);
     st2 = dns_state_new(f->conf, f->path, NULL, NULL);
     assert_non_null(st2);
     assert_int_equal(dns_state_load(st2, 1, T0, false, NULL, 0), CM_OK);
@@ -499,6 +503,7 @@ static void test_state_file_round_trip(void **state)
     json_decref(file);
 
     /* A new store (restart) serves the same state at once, aged from load time. */
+    dns_state_flush(f->st, 0, true);
     st2 = dns_state_new(f->conf, f->path, apply_cb, f);
     assert_non_null(st2);
     assert_int_equal(dns_state_load(st2, 50000, T0, false, NULL, 0), CM_OK);
@@ -543,6 +548,7 @@ static void test_state_file_corrupt(void **state)
     /* Documents that no longer fit the configuration are skipped; the rest loads. */
     assert_int_equal(put(f, "us-east-1", 1, true, true, 1, err, sizeof(err)), CM_OK);
     assert_int_equal(put(f, "eu-west-1", 1, true, true, 1, err, sizeof(err)), CM_OK);
+    dns_state_flush(f->st, 0, true);
     st3 = dns_state_new(conf3, f->path, NULL, NULL);
     assert_non_null(st3);
     assert_int_equal(dns_state_load(st3, 1, T0, false, NULL, 0), CM_OK);
@@ -552,6 +558,49 @@ static void test_state_file_corrupt(void **state)
 }
 
 /* bug: a truncated state file served nothing until the first push; now .prev is loaded. */
+static uint64_t file_generation(const char *path)
+{
+    json_error_t jerr;
+    json_t *file = json_load_file(path, 0, &jerr);
+    json_t *doc = json_array_get(json_object_get(file, "documents"), 0);
+    uint64_t gen;
+
+    assert_non_null(doc);
+    gen = (uint64_t)json_integer_value(json_object_get(doc, "generation"));
+    json_decref(file);
+    return gen;
+}
+
+/* The state file is written at most once a second; the latest state at the latest on free. */
+static void test_state_file_coalesced(void **state)
+{
+    struct fixture *f = *state;
+    char buf[DOC_MAX], err[256] = "";
+    const char *text;
+
+    text = doc_text(buf, sizeof(buf), "us-east-1", 1, true, true);
+    assert_int_equal(dns_state_put(f->st, text, strlen(text), NULL, 10000, err, sizeof(err)),
+                     CM_OK);
+    assert_int_equal(file_generation(f->path), 1); /* the first write is at once */
+    text = doc_text(buf, sizeof(buf), "us-east-1", 2, false, true);
+    assert_int_equal(dns_state_put(f->st, text, strlen(text), NULL, 10500, err, sizeof(err)),
+                     CM_OK);
+    assert_int_equal(file_generation(f->path), 1); /* due, not written */
+    dns_state_flush(f->st, 10999, false);
+    assert_int_equal(file_generation(f->path), 1);
+    dns_state_flush(f->st, 11000, false);
+    assert_int_equal(file_generation(f->path), 2);
+    dns_state_flush(f->st, 13000, false); /* nothing due: no write */
+    assert_int_equal(file_generation(f->path), 2);
+    text = doc_text(buf, sizeof(buf), "us-east-1", 3, true, true);
+    assert_int_equal(dns_state_put(f->st, text, strlen(text), NULL, 11500, err, sizeof(err)),
+                     CM_OK);
+    assert_int_equal(file_generation(f->path), 2);
+    dns_state_free(f->st); /* shutdown writes what is due */
+    f->st = NULL;
+    assert_int_equal(file_generation(f->path), 3);
+}
+
 static void test_state_file_truncated_falls_back_to_prev(void **state)
 {
     struct fixture *f = *state;
@@ -563,6 +612,7 @@ static void test_state_file_truncated_falls_back_to_prev(void **state)
     /* The last write left .prev = { us-east-1 }; truncate the current file. */
     assert_int_equal(truncate(f->path, 20), 0);
 
+    dns_state_flush(f->st, 0, true);
     st2 = dns_state_new(f->conf, f->path, NULL, NULL);
     assert_non_null(st2);
     /* --check-config: refused, named, nothing moved. */
@@ -577,6 +627,7 @@ static void test_state_file_truncated_falls_back_to_prev(void **state)
     assert_int_equal(access(corrupt, F_OK), 0);
     dns_state_free(st2);
     /* ... and the state file holds the previous state again: a second restart agrees */
+    dns_state_flush(f->st, 0, true);
     st2 = dns_state_new(f->conf, f->path, NULL, NULL);
     assert_non_null(st2);
     assert_int_equal(dns_state_load(st2, 1, T0, true, err, sizeof(err)), CM_OK);
@@ -609,6 +660,7 @@ static int put_reg(struct dns_state *st, unsigned gen, bool with_k1, uint64_t no
     rc = dns_state_put(st, buf, strlen(buf), NULL, now, err, sizeof(err));
     if (rc != CM_OK)
         fail_msg("put: %s", err);
+    dns_state_flush(st, 0, true);
     return rc;
 }
 
@@ -640,6 +692,7 @@ static void test_registry_members(void **state)
     assert_true(dns_state_is_drained(st, (size_t)k1));
 
     /* A restart loads it back from the state file, k1 and its drain included. */
+    dns_state_flush(st, 0, true);
     st2 = dns_state_new(reg, f->path, NULL, NULL);
     assert_int_equal(dns_state_load(st2, 5, T0, false, NULL, 0), CM_OK);
     assert_int_equal(cm_conf_member_index(dns_state_conf(st2), "k1"), 1);
@@ -671,6 +724,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_put_accept_and_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_intents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_intents_state_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_file_coalesced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_file_truncated_falls_back_to_prev, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_put_stale_generation, setup, teardown),
