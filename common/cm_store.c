@@ -317,13 +317,13 @@ static int parse_doc(struct cm_store *s, const char *text, size_t len,
         json_decref(root);
         return rc;
     }
+    *delta = rc == CM_OK;
     if (rc == CM_OK && by_source) {
         cm_errf(err, errlen, "base_generation: a delta, not a document (this source takes "
                              "whole documents only)");
         rc = CM_ESTATE;
     }
     if (rc == CM_OK) {
-        *delta = true;
         v = json_object_get(root, "vantage");
         held = json_is_string(v) ? set_find(&s->set, json_string_value(v)) : -1;
         if (json_is_string(v) && held < 0) {

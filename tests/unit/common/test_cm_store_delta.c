@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_cm_store_delta.c -- state deltas (cm_state_delta_apply through
+ * cm_store_put): a delta gives exactly the document the whole one would
+ * (random changes, compared byte for byte), and a bad one is refused with
+ * the previous state kept.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "common/cm_conf.h"
+#include "common/cm_err.h"
+#include "common/cm_rand.h"
+#include "common/cm_state.h"
+#include "common/cm_store.h"
+
+#define US "us-east-1"
+
+static const char conf_text[] =
+    "{\"federation\": \"myfed\", \"zone\": \"fed.example.test\","
+    " \"regions\": {\"us-east-1\": {\"zones\": [\"us-east-1a\"]},"
+    "              \"eu-west-1\": {\"zones\": [\"eu-west-1a\"]}},"
+    " \"members\": {\"usa\": {\"region\": \"us-east-1\"},"
+    "             \"eur\": {\"region\": \"eu-west-1\"}},"
+    " \"services\": {\"default/web\": {\"port\": 80}}}";
+
+#define KEYS 24 /* service keys the random documents draw from */
+
+struct fixture {
+    struct cm_conf *conf;
+    struct cm_store *s;
+    uint64_t rnd;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    char err[CM_CONF_ERR_MAX];
+
+    assert_non_null(f);
+    if (cm_conf_load_string("test.json", conf_text, &f->conf, err, sizeof(err)) != CM_OK)
+        fail_msg("config: %s", err);
+    f->s = cm_store_new();
+    assert_non_null(f->s);
+    f->rnd = 0x5eed;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    cm_store_free(f->s);
+    cm_conf_unref(f->conf);
+    free(f);
+    return 0;
+}
+
+static unsigned pick(struct fixture *f, unsigned n)
+{
+    return (unsigned)(cm_rand_next(&f->rnd) % n);
+}
+
+static json_t *random_service(struct fixture *f)
+{
+    json_t *members = json_object();
+    static const char *const names[] = {"usa", "eur"};
+
+    for (size_t i = 0; i < 2; i++) {
+        char addr[32];
+
+        if (pick(f, 4) == 0)
+            continue;
+        snprintf(addr, sizeof(addr), "192.0.2.%u", 1 + pick(f, 200));
+        json_object_set_new(members, names[i],
+                            json_pack("{s:[s],s:i,s:b,s:b}", "addresses", addr, "ready_endpoints",
+                                      (int)pick(f, 4), "healthy", (int)pick(f, 2), "pending",
+                                      (int)(pick(f, 5) == 0)));
+    }
+    return json_pack("{s:i,s:o}", "port", 80 + (int)pick(f, 3), "members", members);
+}
+
+static void key_name(char *buf, size_t cap, unsigned i)
+{
+    snprintf(buf, cap, "ns%u/svc%u", i % 3, i);
+}
+
+static json_t *header(uint64_t gen, unsigned sec)
+{
+    char at[32];
+
+    snprintf(at, sizeof(at), "2026-11-21T07:%02u:%02uZ", sec / 60 % 60, sec % 60);
+    return json_pack("{s:i,s:s,s:I,s:s}", "version", 1, "vantage", US, "generation",
+                     (json_int_t)gen, "generated_at", at);
+}
+
+static char *dump(json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+
+    assert_non_null(text);
+    return text;
+}
+
+static int put_text(struct fixture *f, const char *text, char *err, size_t errlen)
+{
+    struct cm_store_cand *c = NULL;
+    int rc = cm_store_put(f->s, text, strlen(text), NULL, f->conf, 1, &c, err, errlen);
+
+    if (rc == CM_OK && c != NULL)
+        cm_store_commit(f->s, c);
+    return rc;
+}
+
+static int put_json(struct fixture *f, json_t *doc, char *err, size_t errlen)
+{
+    char *text = dump(doc);
+    int rc = put_text(f, text, err, errlen);
+
+    free(text);
+    return rc;
+}
+
+/* The held document of US, serialized; the caller frees it. */
+static char *held(struct fixture *f)
+{
+    const struct cm_state *st = cm_store_find(f->s, US);
+
+    assert_non_null(st);
+    return cm_state_dump(st);
+}
+
+/*
+ * Random changes (services changed, added, removed; the members section and
+ * an unknown field now and then): the held document after each delta is the
+ * one the whole document gives, byte for byte.
+ */
+static void test_delta_equals_full(void **state)
+{
+    struct fixture *f = *state;
+    char err[CM_STATE_ERR_MAX] = "", key[32];
+    json_t *cur = header(1, 0), *services = json_object();
+    struct cm_store_delta_counts n;
+
+    for (unsigned i = 0; i < KEYS; i += 2) {
+        key_name(key, sizeof(key), i);
+        json_object_set_new(services, key, random_service(f));
+    }
+    json_object_set_new(cur, "services", services);
+    if (put_json(f, cur, err, sizeof(err)) != CM_OK)
+        fail_msg("first document: %s", err);
+
+    for (unsigned round = 0; round < 300; round++) {
+        uint64_t gen = 2 + round;
+        json_t *next = header(gen, round + 1), *delta = header(gen, round + 1);
+        json_t *nsvc = json_copy(json_object_get(cur, "services"));
+        json_t *changed = json_object(), *removed = json_array();
+        struct cm_state *full = NULL;
+        char *want, *got;
+
+        json_object_set_new(delta, "base_generation", json_integer((json_int_t)gen - 1));
+        for (unsigned k = 0, edits = 1 + pick(f, 4); k < edits; k++) {
+            unsigned i = pick(f, KEYS);
+
+            key_name(key, sizeof(key), i);
+            if (json_object_get(json_object_get(cur, "services"), key) != NULL &&
+                json_object_get(nsvc, key) != NULL && pick(f, 3) == 0) {
+                json_object_del(nsvc, key);
+                json_object_del(changed, key);
+                json_array_append_new(removed, json_string(key));
+            } else {
+                json_t *svc = random_service(f);
+
+                json_object_set(nsvc, key, svc);
+                json_object_set_new(changed, key, svc);
+                for (size_t r = 0; r < json_array_size(removed); r++) {
+                    if (strcmp(json_string_value(json_array_get(removed, r)), key) == 0)
+                        json_array_remove(removed, r--);
+                }
+            }
+        }
+        /* A removal of a service the base did not have cannot happen: only held keys are
+         * removed. The base may have lost one and got it back: that is a change, not both. */
+        json_object_set_new(next, "services", nsvc);
+        json_object_set_new(delta, "services", changed);
+        json_object_set_new(delta, "removed", removed);
+        if (pick(f, 5) == 0) {
+            json_t *m = json_pack("{s:{s:s,s:f}}", "usa", "region", US, "rtt_ms",
+                                  (double)pick(f, 100));
+
+            json_object_set(next, "members", m);
+            json_object_set_new(delta, "members", m);
+        } else if (json_object_get(cur, "members") != NULL) {
+            json_object_set(next, "members", json_object_get(cur, "members"));
+        }
+        if (pick(f, 7) == 0) {
+            json_object_set_new(next, "x-note", json_integer(round));
+            json_object_set_new(delta, "x-note", json_integer(round));
+        } else if (json_object_get(cur, "x-note") != NULL) {
+            json_object_set(next, "x-note", json_object_get(cur, "x-note"));
+        }
+        if (put_json(f, delta, err, sizeof(err)) != CM_OK)
+            fail_msg("round %u: delta refused: %s", round, err);
+        got = held(f);
+        {
+            char *text = dump(next);
+
+            if (cm_state_parse(text, strlen(text), NULL, &full, err, sizeof(err)) != CM_OK)
+                fail_msg("round %u: whole document refused: %s", round, err);
+            free(text);
+        }
+        want = cm_state_dump(full);
+        assert_string_equal(got, want);
+        free(got);
+        free(want);
+        cm_state_free(full);
+        json_decref(delta);
+        json_decref(cur);
+        cur = next;
+    }
+    n = cm_store_delta_counts(f->s);
+    assert_int_equal(n.applied, 300);
+    assert_int_equal(n.conflict, 0);
+    assert_int_equal(n.rejected, 0);
+    json_decref(cur);
+}
+
+/* A delta from its fields, as text: @extra (JSON members, may be "") after the header. */
+static char *delta_text(uint64_t base, uint64_t gen, const char *extra)
+{
+    char *buf = malloc(4096);
+
+    assert_non_null(buf);
+    snprintf(buf, 4096,
+             "{\"version\": 1, \"vantage\": \"" US "\", \"base_generation\": %llu,"
+             " \"generation\": %llu, \"generated_at\": \"2026-11-21T08:00:00Z\"%s%s}",
+             (unsigned long long)base, (unsigned long long)gen, extra[0] != '\0' ? ", " : "",
+             extra);
+    return buf;
+}
+
+#define SVC(ip) "{\"port\": 80, \"members\": {\"usa\": {\"addresses\": [\"" ip "\"], \"healthy\": true}}}"
+
+/* Each bad delta is refused with a reason, and the held document stays as it was. */
+static void test_delta_hostile(void **state)
+{
+    struct fixture *f = *state;
+    static const struct {
+        uint64_t base, gen;
+        const char *extra;
+        int rc;
+        const char *reason; /* a part of the message */
+    } bad[] = {
+        {4, 5, "", CM_EEXIST, "is not the held generation 3"},
+        {3, 3, "", CM_ESTATE, "must be greater than base_generation"},
+        {3, 4, "\"removed\": [\"default/ghost\"]", CM_ESTATE, "not a service of the base"},
+        {3, 4, "\"removed\": [\"default/web\", \"default/web\"]", CM_ESTATE, "listed twice"},
+        {3, 4, "\"removed\": [\"default/web\"], \"services\": {\"default/web\": " SVC("192.0.2.7") "}",
+         CM_ESTATE, "both removed and in services"},
+        {3, 4, "\"removed\": \"default/web\"", CM_ESTATE, "removed: must be an array"},
+        {3, 4, "\"removed\": [7]", CM_ESTATE, "removed[0]: must be a service key"},
+        {3, 4, "\"services\": []", CM_ESTATE, "services: must be an object"},
+        {3, 4, "\"services\": {\"default/web\": " SVC("127.0.0.1") "}", CM_ESTATE,
+         "loopback"},
+        {3, 4, "\"services\": {\"no-slash\": " SVC("192.0.2.7") "}", CM_ESTATE,
+         "not \"namespace/name\""},
+        {3, 4, "\"members\": {\"usa\": {\"rtt_ms\": -1}}", CM_ESTATE, "members.usa.rtt_ms"},
+        {3, 4, "\"version\": 2", CM_EPARSE, "duplicate"}, /* a second "version" key */
+    };
+    char err[CM_STATE_ERR_MAX] = "", *before, *after, *text;
+    struct cm_store_delta_counts n;
+    size_t rejected = 0, conflicts = 0;
+
+    text = delta_text(0, 0, "");
+    /* No document held yet: a conflict, the sender sends the whole document. */
+    assert_int_equal(put_text(f, text, err, sizeof(err)), CM_EEXIST);
+    assert_non_null(strstr(err, "no document of this vantage"));
+    conflicts++;
+    free(text);
+    {
+        char doc[512];
+
+        snprintf(doc, sizeof(doc),
+                 "{\"version\": 1, \"vantage\": \"" US "\", \"generation\": 3,"
+                 " \"generated_at\": \"2026-11-21T07:00:00Z\", \"services\": {\"default/web\": "
+                 "%s}}",
+                 SVC("192.0.2.10"));
+        assert_int_equal(put_text(f, doc, err, sizeof(err)), CM_OK);
+    }
+    before = held(f);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        text = delta_text(bad[i].base, bad[i].gen, bad[i].extra);
+        err[0] = '\0';
+        if (put_text(f, text, err, sizeof(err)) != bad[i].rc)
+            fail_msg("case %zu: want %d: %s", i, bad[i].rc, err);
+        if (strstr(err, bad[i].reason) == NULL)
+            fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err, bad[i].reason);
+        if (bad[i].rc == CM_EEXIST)
+            conflicts++;
+        else if (bad[i].rc != CM_EPARSE) /* not JSON: not known to be a delta */
+            rejected++;
+        free(text);
+        after = held(f);
+        assert_string_equal(before, after);
+        free(after);
+    }
+    /* Not JSON, and too large. */
+    assert_int_equal(put_text(f, "{\"base_generation\": 3,", err, sizeof(err)), CM_EPARSE);
+    {
+        size_t big = CM_STATE_MAX_BYTES + 1;
+        char *huge = malloc(big);
+        struct cm_store_cand *c = NULL;
+
+        assert_non_null(huge);
+        memset(huge, ' ', big);
+        assert_int_equal(cm_store_put(f->s, huge, big, NULL, f->conf, 1, &c, err, sizeof(err)),
+                         CM_ETOOBIG);
+        free(huge);
+    }
+    /* Another vantage's writer may not send this vantage's delta. */
+    text = delta_text(3, 4, "");
+    {
+        struct cm_store_cand *c = NULL;
+
+        assert_int_equal(cm_store_put(f->s, text, strlen(text), "eu-west-1", f->conf, 1, &c, err,
+                                      sizeof(err)),
+                         CM_EACCES);
+        rejected++;
+        /* A source that orders whole documents (etcd) takes no delta. */
+        assert_int_equal(cm_store_replace(f->s, text, strlen(text), US, f->conf, 1, &c, err,
+                                          sizeof(err)),
+                         CM_ESTATE);
+        assert_non_null(strstr(err, "a delta, not a document"));
+        rejected++;
+    }
+    after = held(f);
+    assert_string_equal(before, after);
+    free(after);
+    /* The good one still applies. */
+    assert_int_equal(put_text(f, text, err, sizeof(err)), CM_OK);
+    assert_int_equal(cm_store_find(f->s, US)->generation, 4);
+    free(text);
+    n = cm_store_delta_counts(f->s);
+    assert_int_equal(n.applied, 1);
+    assert_int_equal(n.conflict, conflicts);
+    assert_int_equal(n.rejected, rejected);
+    free(before);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_delta_equals_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delta_hostile, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
