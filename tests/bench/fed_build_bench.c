@@ -19,6 +19,10 @@
  * and, for context, what parsing one vantage's document (cm_state_parse) and
  * the merge of the three documents (cm_merged_build) cost: both run before
  * every build after a push and are not part of the figures above.
+ *
+ * Last, a delta push end to end (cm_store_put of a delta, merge, view; CPU
+ * per phase and in all): one service changed, and nothing changed but the
+ * generation.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -36,6 +40,7 @@
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_state.h"
+#include "common/cm_store.h"
 #include "common/cm_str.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_geo.h"
@@ -202,6 +207,139 @@ out:
     return rc;
 }
 
+/*
+ * A delta of vantage 0's held document @base: service @k's first address
+ * changed when @change, else nothing but the generation. New text.
+ */
+static char *delta_for(const struct cm_state *base, size_t k, bool change)
+{
+    json_t *d = json_pack("{s:i,s:s,s:I,s:I,s:s}", "version", 1, "vantage", base->vantage,
+                          "base_generation", (json_int_t)base->generation, "generation",
+                          (json_int_t)base->generation + 1, "generated_at",
+                          "2026-11-21T07:00:01Z");
+    char *text;
+
+    if (change) {
+        const struct cm_state_service *svc = &base->services[k % base->service_count];
+        json_t *sj = json_deep_copy(
+            json_object_get(json_object_get(base->json, "services"), svc->key));
+        json_t *ep = json_object_iter_value(json_object_iter(json_object_get(sj, "members")));
+        json_t *addrs = json_object_get(ep, "addresses");
+        char addr[64];
+
+        snprintf(addr, sizeof(addr), "10.200.%zu.%zu", (k >> 8) & 255, k & 255);
+        json_array_set_new(addrs, 0, json_string(addr));
+        json_object_set_new(d, "services", json_pack("{s:o}", svc->key, sj));
+    }
+    text = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    return text;
+}
+
+/*
+ * A delta push end to end, as dnsd does it (dns_state_put): cm_store_put
+ * applies the delta to the held document, the documents are merged and a
+ * view is built after the one in service. CPU of the thread, per phase and
+ * in all, over BENCH_REPS pushes.
+ */
+static int delta_rounds(struct bench_run *r, struct cm_store *store, bool change, const char *what)
+{
+    double apply[BENCH_REPS], merge[BENCH_REPS], view[BENCH_REPS], total[BENCH_REPS];
+    char err[CM_STATE_ERR_MAX], line[160];
+    int rc = CM_OK;
+
+    for (size_t i = 0; i < BENCH_REPS && rc == CM_OK; i++) {
+        char *text = delta_for(cm_store_find(store, r->conf->regions[0].name), 131 * i + 7, change);
+        struct cm_store_cand *c = NULL;
+        struct cm_merged *m2 = NULL;
+        struct dns_view *next = NULL;
+        const struct cm_state *const *docs;
+        size_t n;
+        double c0, c1, c2;
+
+        if (text == NULL)
+            return CM_ENOMEM;
+        c0 = now_s(CLOCK_THREAD_CPUTIME_ID);
+        rc = cm_store_put(store, text, strlen(text), NULL, r->conf, 1, &c, err, sizeof(err));
+        c1 = now_s(CLOCK_THREAD_CPUTIME_ID);
+        if (rc == CM_OK && c != NULL) {
+            docs = cm_store_cand_docs(c, &n);
+            rc = cm_merged_build(docs, n, r->conf, &m2);
+        }
+        c2 = now_s(CLOCK_THREAD_CPUTIME_ID);
+        if (rc == CM_OK)
+            rc = view_after(r->view, r->conf, r->zone, r->geo, m2, &next, &view[i]);
+        if (rc == CM_OK) {
+            cm_store_commit(store, c);
+            c = NULL;
+            dns_view_unref(r->view);
+            r->view = next;
+            cm_merged_free(r->merged);
+            r->merged = m2;
+            m2 = NULL;
+        } else {
+            fprintf(stderr, "delta: %s\n", err);
+        }
+        cm_store_cand_free(c);
+        cm_merged_free(m2);
+        free(text);
+        apply[i] = c1 - c0;
+        merge[i] = c2 - c1;
+        total[i] = apply[i] + merge[i] + view[i];
+    }
+    if (rc != CM_OK)
+        return rc;
+    snprintf(line, sizeof(line), "%s: total", what);
+    report(line, total, BENCH_REPS, "");
+    report("  delta apply", apply, BENCH_REPS, "");
+    report("  merge", merge, BENCH_REPS, "");
+    report("  view", view, BENCH_REPS, "");
+    return CM_OK;
+}
+
+static int bench_delta(struct cm_conf *conf, struct cm_state **docs, size_t ndocs)
+{
+    struct bench_run r = {.conf = conf};
+    struct cm_store *store = cm_store_new();
+    char err[CM_CONF_ERR_MAX];
+    const struct cm_state *const *held;
+    size_t n;
+    int rc = CM_ENOMEM;
+
+    r.zone = bench_zone(conf->zone);
+    if (store == NULL || r.zone == NULL ||
+        dns_geo_build(conf, NULL, &r.geo, err, sizeof(err)) != CM_OK)
+        goto out;
+    for (size_t v = 0; v < ndocs; v++) {
+        char *text = cm_state_dump(docs[v]);
+        struct cm_store_cand *c = NULL;
+
+        rc = text == NULL ? CM_ENOMEM
+                          : cm_store_put(store, text, strlen(text), NULL, conf, 1, &c, err,
+                                         sizeof(err));
+        free(text);
+        if (rc != CM_OK)
+            goto out;
+        cm_store_commit(store, c);
+    }
+    held = cm_store_docs(store);
+    n = cm_store_count(store);
+    rc = cm_merged_build(held, n, conf, &r.merged);
+    if (rc == CM_OK)
+        rc = view_after(NULL, conf, r.zone, r.geo, r.merged, &r.view, &(double){0});
+    if (rc == CM_OK)
+        rc = delta_rounds(&r, store, true, "delta push, one service");
+    if (rc == CM_OK)
+        rc = delta_rounds(&r, store, false, "delta push, nothing changed");
+out:
+    dns_view_unref(r.view);
+    cm_merged_free(r.merged);
+    dns_geo_unref(r.geo);
+    dns_zone_unref(r.zone);
+    cm_store_free(store);
+    return rc;
+}
+
 static bool arg_count(const char *s, uint64_t max, size_t *out)
 {
     uint64_t v;
@@ -365,6 +503,8 @@ int main(int argc, char **argv)
                (t1 - t0) * 1e9 / (double)iters, hits);
     }
     if (bench_views(conf, docs, nreg < 3 ? nreg : 3) != CM_OK)
+        goto out;
+    if (bench_delta(conf, docs, nreg < 3 ? nreg : 3) != CM_OK)
         goto out;
     rc = 0;
 out:
