@@ -4,7 +4,12 @@
  *
  * Invariant: a target sends only pub->doc, the newest document, and
  * pub->doc's generation never decreases, so a target never receives an
- * older generation after a newer one. The document is refcounted: each PUT
+ * older generation after a newer one. It sends pub->doc whole, or as a delta
+ * (cm_state_delta_apply) from the document the target last acknowledged
+ * when one is held, the target did not just refuse a delta (409: the whole
+ * document next) and the delta is at most half the document's size. The
+ * delta is made from the two texts (the services' spans compared byte for
+ * byte), so it says exactly what the whole document says. The document is refcounted: each PUT
  * in flight holds a reference (curl reads the body from it without a copy),
  * and an offer replaces pub->doc without touching PUTs in flight.
  */
@@ -24,6 +29,7 @@
 
 #include "common/cm_backoff.h"
 #include "common/cm_ctl.h"
+#include "common/cm_jscan.h"
 #include "common/cm_err.h"
 #include "common/cm_log.h"
 #include "common/cm_rand.h"
@@ -35,10 +41,37 @@
 #define PUB_RESP_MAX 1024 /* response bytes kept for the error reason */
 #define PUB_AUTH     "Authorization: Bearer "
 
-/* One document version, shared by pub->doc and the PUTs sending it. */
+/* Where a value stands in a document's text. */
+struct pub_span {
+    size_t off, len;
+};
+
+/* A service of a document: its key as written (no quotes) and its value. */
+struct pub_svc {
+    struct pub_span key, val;
+};
+
+/*
+ * A document's top level, read once (cm_jscan) when a delta is made from or
+ * to it: "members" and "services" by span, every other member as a whole
+ * "key":value span. ok is false when the text is not what we serialize
+ * (keys out of order, a delta's own keys): then only whole documents go.
+ */
+struct pub_index {
+    bool ok;
+    struct pub_span members; /* the value; len 0 when absent */
+    struct pub_span *head;   /* owned: the other members, "key":value */
+    size_t head_count;
+    struct pub_svc *svc; /* owned, in key order */
+    size_t svc_count;
+};
+
+/* One document version (or a delta), shared by pub->doc and the PUTs sending it. */
 struct pub_doc {
     unsigned refs;
     uint64_t generation;
+    bool delta;             /* the text is a delta (cm_state_delta_apply) */
+    struct pub_index *idx;  /* owned, built on first use; NULL before */
     size_t len;
     char text[]; /* len bytes + NUL */
 };
@@ -57,9 +90,12 @@ struct pub_target {
     enum pub_state state;
     struct event *timer;     /* owned: full interval or backoff, per state */
     struct hc_http_req *req; /* in flight, else NULL */
-    struct pub_doc *sending; /* reference held while req runs */
+    struct pub_doc *sending; /* reference held while req runs (a document or a delta) */
+    struct pub_doc *sent_doc; /* reference while req runs: the document @sending stands for */
+    struct pub_doc *acked;    /* reference: the last document the target accepted, or NULL */
+    bool whole_next;          /* the target refused a delta (409): the whole document next */
     uint64_t acked_generation;
-    uint64_t sent, succeeded, failed;
+    uint64_t sent, succeeded, failed, deltas;
     long last_status;
     bool ok;
     bool failing;              /* a failure was logged, no success since */
@@ -104,6 +140,8 @@ static struct pub_doc *doc_new(uint64_t generation, const char *text, size_t len
         return NULL;
     d->refs = 1;
     d->generation = generation;
+    d->delta = false;
+    d->idx = NULL;
     d->len = len;
     if (len > 0)
         memcpy(d->text, text, len);
@@ -117,10 +155,213 @@ static struct pub_doc *doc_ref(struct pub_doc *d)
     return d;
 }
 
+static void index_free(struct pub_index *x)
+{
+    if (x == NULL)
+        return;
+    free(x->head);
+    free(x->svc);
+    free(x);
+}
+
 static void doc_unref(struct pub_doc *d)
 {
-    if (d != NULL && --d->refs == 0)
+    if (d != NULL && --d->refs == 0) {
+        index_free(d->idx);
         free(d);
+    }
+}
+
+/* ---- deltas ------------------------------------------------------------- */
+
+static bool grow(void **arr, size_t *cap, size_t count, size_t size)
+{
+    void *p;
+
+    if (count < *cap)
+        return true;
+    *cap = *cap != 0 ? 2 * *cap : 64;
+    p = realloc(*arr, *cap * size);
+    if (p == NULL)
+        return false;
+    *arr = p;
+    return true;
+}
+
+static int span_cmp(const char *text_a, struct pub_span a, const char *text_b, struct pub_span b)
+{
+    int c = memcmp(text_a + a.off, text_b + b.off, a.len < b.len ? a.len : b.len);
+
+    return c != 0 ? c : (a.len > b.len) - (a.len < b.len);
+}
+
+static bool span_eq(const char *text_a, struct pub_span a, const char *text_b, struct pub_span b)
+{
+    return a.len == b.len && memcmp(text_a + a.off, text_b + b.off, a.len) == 0;
+}
+
+/* The services object of @d: each key and value span, in strictly increasing key order. */
+static bool index_services(struct pub_doc *d, struct pub_index *x, struct cm_jscan *s)
+{
+    size_t cap = 0;
+    struct cm_jstr key;
+
+    if (!cm_jscan_enter(s, CM_JOBJECT))
+        return false;
+    while (cm_jscan_key(s, &key)) {
+        struct pub_svc *v;
+
+        if (!grow((void **)&x->svc, &cap, x->svc_count, sizeof(*x->svc)))
+            return false;
+        v = &x->svc[x->svc_count];
+        v->key.off = (size_t)(key.p - d->text);
+        v->key.len = key.len;
+        if (x->svc_count > 0 && span_cmp(d->text, x->svc[x->svc_count - 1].key, d->text, v->key) >= 0)
+            return false;
+        cm_jscan_peek(s);
+        v->val.off = (size_t)(s->p - d->text);
+        if (!cm_jscan_skip(s))
+            return false;
+        v->val.len = (size_t)(s->p - d->text) - v->val.off;
+        x->svc_count++;
+    }
+    return s->err == CM_OK;
+}
+
+/* @d's index, built on first use; NULL on ENOMEM. */
+static const struct pub_index *doc_index(struct pub_doc *d)
+{
+    struct pub_index *x;
+    struct cm_jscan s;
+    struct cm_jstr key;
+    size_t cap = 0;
+    bool ok = true;
+
+    if (d->idx != NULL)
+        return d->idx;
+    x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return NULL;
+    cm_jscan_init(&s, d->text, d->len);
+    ok = cm_jscan_enter(&s, CM_JOBJECT);
+    while (ok && cm_jscan_key(&s, &key)) {
+        size_t start = (size_t)(key.p - d->text) - 1; /* the opening quote */
+
+        if (cm_jstr_is(&key, "services")) {
+            ok = index_services(d, x, &s);
+        } else if (cm_jstr_is(&key, "members")) {
+            cm_jscan_peek(&s);
+            x->members.off = (size_t)(s.p - d->text);
+            ok = cm_jscan_skip(&s);
+            x->members.len = (size_t)(s.p - d->text) - x->members.off;
+        } else if (cm_jstr_is(&key, "base_generation") || cm_jstr_is(&key, "removed")) {
+            ok = false; /* a delta's own keys: this text cannot be the base of one */
+        } else {
+            ok = grow((void **)&x->head, &cap, x->head_count, sizeof(*x->head)) &&
+                 cm_jscan_skip(&s);
+            if (ok) {
+                x->head[x->head_count].off = start;
+                x->head[x->head_count].len = (size_t)(s.p - d->text) - start;
+                x->head_count++;
+            }
+        }
+    }
+    x->ok = ok && cm_jscan_end(&s);
+    d->idx = x;
+    return x;
+}
+
+static void app(struct cm_buf *b, bool *bad, const void *p, size_t n)
+{
+    if (!*bad && cm_buf_append(b, p, n) != CM_OK)
+        *bad = true;
+}
+
+/* The head member "key": of span @h (its key, up to the colon). */
+static struct pub_span head_key(const char *text, struct pub_span h)
+{
+    const char *colon = memchr(text + h.off + 1, '"', h.len - 1);
+
+    return (struct pub_span){h.off, colon != NULL ? (size_t)(colon - (text + h.off)) + 1 : h.len};
+}
+
+/*
+ * The delta from @base (the target's acknowledged document) to @next: the
+ * head of @next, its members when they changed, "removed" and the changed
+ * services, verbatim. NULL when no delta can say it (either text not ours, a
+ * top-level member gone) or it would be more than half @next's size: then
+ * the whole document goes.
+ */
+static struct pub_doc *delta_make(struct pub_doc *base, struct pub_doc *next)
+{
+    const struct pub_index *a = doc_index(base), *b = doc_index(next);
+    struct cm_buf out;
+    struct pub_doc *d = NULL;
+    size_t i = 0, j = 0, nrem = 0, nchg = 0;
+    bool bad = false;
+    char num[32];
+
+    if (a == NULL || b == NULL || !a->ok || !b->ok || a->head_count != b->head_count ||
+        (a->members.len != 0 && b->members.len == 0))
+        return NULL;
+    for (size_t h = 0; h < a->head_count; h++) {
+        if (!span_eq(base->text, head_key(base->text, a->head[h]), next->text,
+                     head_key(next->text, b->head[h])))
+            return NULL;
+    }
+    cm_buf_init(&out, next->len + 64);
+    app(&out, &bad, "{", 1);
+    for (size_t h = 0; h < b->head_count; h++) {
+        app(&out, &bad, next->text + b->head[h].off, b->head[h].len);
+        app(&out, &bad, ",", 1);
+    }
+    if (b->members.len != 0 && !span_eq(base->text, a->members, next->text, b->members)) {
+        app(&out, &bad, "\"members\":", 10);
+        app(&out, &bad, next->text + b->members.off, b->members.len);
+        app(&out, &bad, ",", 1);
+    }
+    snprintf(num, sizeof(num), "%" PRIu64, base->generation);
+    app(&out, &bad, "\"base_generation\":", 18);
+    app(&out, &bad, num, strlen(num));
+    app(&out, &bad, ",\"removed\":[", 12);
+    for (i = 0, j = 0; i < a->svc_count; i++) {
+        int c = 1;
+
+        while (j < b->svc_count &&
+               (c = span_cmp(base->text, a->svc[i].key, next->text, b->svc[j].key)) > 0)
+            j++;
+        if (j < b->svc_count && c == 0)
+            continue;
+        if (nrem++ > 0)
+            app(&out, &bad, ",", 1);
+        app(&out, &bad, "\"", 1);
+        app(&out, &bad, base->text + a->svc[i].key.off, a->svc[i].key.len);
+        app(&out, &bad, "\"", 1);
+    }
+    app(&out, &bad, "],\"services\":{", 14);
+    for (i = 0, j = 0; j < b->svc_count && out.len <= next->len / 2; j++) {
+        const struct pub_svc *v = &b->svc[j];
+        int c = -1;
+
+        while (i < a->svc_count && (c = span_cmp(base->text, a->svc[i].key, next->text, v->key)) < 0)
+            i++;
+        if (i < a->svc_count && c == 0 && span_eq(base->text, a->svc[i].val, next->text, v->val))
+            continue;
+        if (nchg++ > 0)
+            app(&out, &bad, ",", 1);
+        app(&out, &bad, "\"", 1);
+        app(&out, &bad, next->text + v->key.off, v->key.len);
+        app(&out, &bad, "\":", 2);
+        app(&out, &bad, next->text + v->val.off, v->val.len);
+    }
+    app(&out, &bad, "}}", 2);
+    if (!bad && out.len <= next->len / 2) {
+        d = doc_new(next->generation, out.data, out.len);
+        if (d != NULL)
+            d->delta = true;
+    }
+    cm_buf_fini(&out);
+    return d;
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -268,16 +509,36 @@ static int on_data(void *arg, long status, const char *data, size_t len)
 static void on_done(void *arg, int rc, long status, bool aborted, const char *reason)
 {
     struct pub_target *t = arg;
-    struct pub_doc *d = t->sending;
+    struct pub_doc *d = t->sending, *doc = t->sent_doc;
     uint64_t generation = d->generation;
+    bool delta = d->delta;
     char why[sizeof(t->last_error)], text[128];
 
     (void)aborted; /* on_data never aborts */
     assert(t->state == TS_SENDING);
     t->req = NULL;
     t->sending = NULL;
+    t->sent_doc = NULL;
     doc_unref(d);
     t->last_status = rc == CM_OK ? status : 0;
+    if (rc == CM_OK && status >= 200 && status < 300) {
+        doc_unref(t->acked);
+        t->acked = doc; /* the reference moves */
+        doc = NULL;
+        t->whole_next = false;
+    }
+    doc_unref(doc);
+    if (rc == CM_OK && status == 409 && delta) {
+        /* The target does not hold the delta's base (it restarted, or
+         * another writer came between): the whole document, at once. */
+        parse_reply(t->resp, t->resp_len, text, sizeof(text));
+        cm_log_info("publish to %s: delta generation=%" PRIu64 " refused (%s); sending the whole "
+                    "document",
+                    t->name, generation, text[0] != '\0' ? text : "409");
+        t->whole_next = true;
+        target_send(t);
+        return;
+    }
     if (rc != CM_OK) {
         cm_strlcpy(text, reason, sizeof(text));
         sanitize(text);
@@ -368,11 +629,18 @@ static void target_send(struct pub_target *t)
     CURL *easy = NULL;
     int rc;
 
+    struct pub_doc *body = NULL;
+
     assert(t->req == NULL && pub->doc != NULL);
     evtimer_del(t->timer);
     t->resp_len = 0;
     t->resp[0] = '\0';
-    rc = build_request(t, pub->doc, &easy, &headers);
+    /* A delta from what the target acknowledged, when one says it in half the bytes. */
+    if (t->acked != NULL && !t->whole_next && t->acked->generation < pub->doc->generation)
+        body = delta_make(t->acked, pub->doc);
+    if (body == NULL)
+        body = doc_ref(pub->doc);
+    rc = build_request(t, body, &easy, &headers);
     if (rc == CM_OK) {
         rc = hc_http_start(pub->http, easy, headers, NULL, &o, &t->req); /* owns both */
     } else {
@@ -381,15 +649,19 @@ static void target_send(struct pub_target *t)
     }
     t->sent++;
     if (rc != CM_OK) {
+        doc_unref(body);
         t->last_status = 0;
         note_failure(t, true, "cannot start request: out of memory");
         schedule_backoff(t);
         return;
     }
-    t->sending = doc_ref(pub->doc);
+    t->sending = body;
+    t->sent_doc = doc_ref(pub->doc);
+    t->deltas += body->delta;
     t->state = TS_SENDING;
-    cm_log_debug("publish to %s: PUT generation=%" PRIu64 " bytes=%zu", t->name,
-                 pub->doc->generation, pub->doc->len);
+    cm_log_debug("publish to %s: PUT generation=%" PRIu64 " bytes=%zu%s", t->name,
+                 pub->doc->generation, body->len,
+                 body->delta ? " (a delta)" : "");
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -456,6 +728,8 @@ void hc_publish_free(struct hc_publish *pub)
 
         hc_http_req_cancel(t->req); /* its done callback does not run */
         doc_unref(t->sending);
+        doc_unref(t->sent_doc);
+        doc_unref(t->acked);
         if (t->timer != NULL)
             event_free(t->timer);
         free(t->url);
@@ -530,6 +804,8 @@ void hc_publish_metrics(const struct hc_publish *pub, struct cm_buf *out)
         {"fedgslb_health_publish_acked_generation", "gauge",
          "Newest generation the target acknowledged (0 = none yet)."},
         {"fedgslb_health_publish_up", "gauge", "1 if the last PUT to the target succeeded."},
+        {"fedgslb_health_publish_deltas_total", "counter",
+         "Of the PUTs started, those that sent a delta from the acknowledged generation."},
     };
     struct cm_buf labels;
 
@@ -539,7 +815,8 @@ void hc_publish_metrics(const struct hc_publish *pub, struct cm_buf *out)
         for (size_t i = 0; i < pub->count; i++) {
             const struct pub_target *t = &pub->t[i];
             const double v[] = {(double)t->sent, (double)t->succeeded, (double)t->failed,
-                                (double)t->acked_generation, t->ok ? 1.0 : 0.0};
+                                (double)t->acked_generation, t->ok ? 1.0 : 0.0,
+                                (double)t->deltas};
 
             cm_buf_reset(&labels);
             cm_metrics_label(&labels, "target", t->name);
