@@ -29,6 +29,7 @@
 
 #include "common/cm_err.h"
 #include "common/cm_log.h"
+#include "common/cm_state.h"
 #include "common/cm_str.h"
 #include "common/cm_time.h"
 #include "health/hc_http.h"
@@ -54,6 +55,7 @@ enum act {
     ACT_500 = 4,      /* 500 */
     ACT_CLOSE = 5,    /* close the connection without a reply */
     ACT_DELAY = 6,    /* 200 after srv.delay_ms */
+    ACT_409_BASE = 7, /* 409, a delta's base is not held */
 };
 
 struct rec {
@@ -63,6 +65,7 @@ struct rec {
     char ctype[64];
     long long generation; /* -1 if the body has none */
     size_t body_len;
+    char body[2048]; /* the first bytes */
 };
 
 struct pend {
@@ -194,6 +197,9 @@ static void record(struct srv *s, struct evhttp_request *req)
     v = evhttp_find_header(in, "Content-Type");
     cm_strlcpy(r->ctype, v != NULL ? v : "", sizeof(r->ctype));
     doc = json_loadb((const char *)evbuffer_pullup(buf, -1), r->body_len, 0, NULL);
+    memcpy(r->body, evbuffer_pullup(buf, -1),
+           r->body_len < sizeof(r->body) - 1 ? r->body_len : sizeof(r->body) - 1);
+    r->body[r->body_len < sizeof(r->body) - 1 ? r->body_len : sizeof(r->body) - 1] = '\0';
     gen = json_object_get(doc, "generation");
     r->generation = json_is_integer(gen) ? json_integer_value(gen) : -1;
     json_decref(doc);
@@ -216,6 +222,9 @@ static void on_request(struct evhttp_request *req, void *arg)
         break;
     case ACT_409_OLD:
         reply(req, 409, ERR_OLDER);
+        break;
+    case ACT_409_BASE:
+        reply(req, 409, "{\"error\":\"base_generation: 2 is not the held generation 0\"}");
         break;
     case ACT_400:
         reply(req, 400, ERR_BAD);
@@ -774,6 +783,123 @@ static int group_teardown(void **state)
     return 0;
 }
 
+/* A document with services a..e (port @ports[i], 0: absent) and members rtt @rtt. */
+static char *svc_doc(uint64_t gen, const unsigned ports[5], unsigned rtt)
+{
+    json_t *svcs = json_object();
+    char *text;
+
+    for (unsigned i = 0; i < 5; i++) {
+        char key[16];
+
+        if (ports[i] == 0)
+            continue;
+        snprintf(key, sizeof(key), "ns/%c", 'a' + i);
+        json_object_set_new(
+            svcs, key,
+            json_pack("{s:i,s:{s:{s:[s],s:b,s:i}}}", "port", ports[i], "members", "usa",
+                      "addresses", "192.0.2.10", "healthy", 1, "ready_endpoints", 3));
+    }
+    text = json_dumps(json_pack("{s:i,s:s,s:I,s:s,s:{s:{s:s,s:i}},s:o}", "version", 1, "vantage",
+                                "us-east-1", "generation", (json_int_t)gen, "generated_at",
+                                "2026-11-21T07:00:00Z", "members", "usa", "region", "us-east-1",
+                                "rtt_ms", rtt, "services", svcs),
+                      JSON_COMPACT | JSON_SORT_KEYS);
+    assert_non_null(text);
+    return text;
+}
+
+static int offer_text(struct fx *f, uint64_t gen, char *text)
+{
+    int rc = hc_publish_offer(f->pub, gen, text, strlen(text));
+
+    return rc;
+}
+
+/* @delta applied to @base gives @whole, byte for byte. */
+static void assert_delta_gives(const char *base, const char *delta, const char *whole)
+{
+    struct cm_state *b = NULL, *got = NULL, *want = NULL;
+    char err[CM_STATE_ERR_MAX];
+    json_t *d = json_loads(delta, 0, NULL);
+    char *x, *y;
+
+    assert_non_null(d);
+    assert_int_equal(cm_state_parse(base, strlen(base), NULL, &b, err, sizeof(err)), CM_OK);
+    assert_int_equal(cm_state_parse(whole, strlen(whole), NULL, &want, err, sizeof(err)), CM_OK);
+    if (cm_state_delta_apply(b, d, NULL, &got, err, sizeof(err)) != CM_OK)
+        fail_msg("delta refused: %s", err);
+    x = cm_state_dump(got);
+    y = cm_state_dump(want);
+    assert_string_equal(x, y);
+    free(x);
+    free(y);
+    json_decref(d);
+    cm_state_free(b);
+    cm_state_free(got);
+    cm_state_free(want);
+}
+
+/* Deltas from the acknowledged document; the whole one first, after a 409 and when smaller. */
+static void test_deltas(void **state)
+{
+    struct fx *f = *state;
+    char u0[64];
+    const char *urls[1] = {u0};
+    const unsigned p1[5] = {80, 81, 82, 83, 84}, p2[5] = {80, 91, 82, 83, 84},
+                   p3[5] = {80, 91, 0, 83, 84}, p4[5] = {1, 2, 3, 4, 5};
+    char *d1 = svc_doc(1, p1, 5), *d2 = svc_doc(2, p2, 5), *d3 = svc_doc(3, p3, 6),
+         *d4 = svc_doc(4, p4, 6);
+    struct cm_buf m;
+    const struct rec *r;
+
+    f->srv[0] = srv_new(f->base, -1);
+    f->srv[0]->script[2] = ACT_409_BASE; /* the third PUT: the target lost the base */
+    f->srv[0]->script_len = 3;
+    srv_url(f->srv[0], u0, sizeof(u0));
+    make_pub(f, urls, 1, NULL, LONG_MS, 50, 1000);
+
+    assert_int_equal(offer_text(f, 1, d1), CM_OK); /* first contact: whole */
+    assert_true(run_until(f, acked_idle, &(struct want){0, 1}, WAIT_MS));
+    r = &f->srv[0]->r[0];
+    assert_string_equal(r->body, d1);
+
+    assert_int_equal(offer_text(f, 2, d2), CM_OK); /* one service changed: a delta */
+    assert_true(run_until(f, acked_idle, &(struct want){0, 2}, WAIT_MS));
+    r = &f->srv[0]->r[1];
+    assert_int_equal(r->generation, 2);
+    assert_non_null(strstr(r->body, "\"base_generation\":1"));
+    assert_non_null(strstr(r->body, "\"ns/b\""));
+    assert_null(strstr(r->body, "\"ns/a\""));
+    assert_null(strstr(r->body, "\"rtt_ms\"")); /* the top-level members: unchanged */
+    assert_delta_gives(d1, r->body, d2);
+
+    /* A removal and new members: a delta, refused (409), then the whole document at once. */
+    assert_int_equal(offer_text(f, 3, d3), CM_OK);
+    assert_true(run_until(f, acked_idle, &(struct want){0, 3}, WAIT_MS));
+    assert_int_equal(f->srv[0]->count, 4);
+    r = &f->srv[0]->r[2];
+    assert_non_null(strstr(r->body, "\"removed\":[\"ns/c\"]"));
+    assert_non_null(strstr(r->body, "\"rtt_ms\":6"));
+    assert_delta_gives(d2, r->body, d3);
+    assert_string_equal(f->srv[0]->r[3].body, d3);
+
+    /* Every service changed: the delta would be over half the document, the whole goes. */
+    assert_int_equal(offer_text(f, 4, d4), CM_OK);
+    assert_true(run_until(f, acked_idle, &(struct want){0, 4}, WAIT_MS));
+    assert_string_equal(f->srv[0]->r[4].body, d4);
+
+    cm_buf_init(&m, 1 << 16);
+    hc_publish_metrics(f->pub, &m);
+    assert_non_null(strstr(cm_buf_cstr(&m), "fedgslb_health_publish_deltas_total{target=\""));
+    assert_non_null(strstr(cm_buf_cstr(&m), "\"} 2\n"));
+    cm_buf_fini(&m);
+    free(d1);
+    free(d2);
+    free(d3);
+    free(d4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -786,6 +912,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_permanent_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_interval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_older_offer_ignored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deltas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_in_flight, setup, teardown),
     };
 
