@@ -292,7 +292,7 @@ static struct pub_span head_key(const char *text, struct pub_span h)
  * top-level member gone) or it would be more than half @next's size: then
  * the whole document goes.
  */
-static struct pub_doc *delta_make(struct pub_doc *base, struct pub_doc *next)
+static struct pub_doc *delta_make(struct pub_doc *base, struct pub_doc *next, const char **why)
 {
     const struct pub_index *a = doc_index(base), *b = doc_index(next);
     struct cm_buf out;
@@ -301,14 +301,21 @@ static struct pub_doc *delta_make(struct pub_doc *base, struct pub_doc *next)
     bool bad = false;
     char num[32];
 
-    if (a == NULL || b == NULL || !a->ok || !b->ok || a->head_count != b->head_count ||
-        (a->members.len != 0 && b->members.len == 0))
+    *why = "out of memory";
+    if (a == NULL || b == NULL)
+        return NULL;
+    *why = "a text the delta maker does not read";
+    if (!a->ok || !b->ok)
+        return NULL;
+    *why = "the top-level members differ";
+    if (a->head_count != b->head_count || (a->members.len != 0 && b->members.len == 0))
         return NULL;
     for (size_t h = 0; h < a->head_count; h++) {
         if (!span_eq(base->text, head_key(base->text, a->head[h]), next->text,
                      head_key(next->text, b->head[h])))
             return NULL;
     }
+    *why = "larger than half the document";
     cm_buf_init(&out, next->len + 64);
     app(&out, &bad, "{", 1);
     for (size_t h = 0; h < b->head_count; h++) {
@@ -636,8 +643,15 @@ static void target_send(struct pub_target *t)
     t->resp_len = 0;
     t->resp[0] = '\0';
     /* A delta from what the target acknowledged, when one says it in half the bytes. */
-    if (t->acked != NULL && !t->whole_next && t->acked->generation < pub->doc->generation)
-        body = delta_make(t->acked, pub->doc);
+    if (t->acked != NULL && !t->whole_next && t->acked->generation < pub->doc->generation) {
+        const char *why = NULL;
+
+        body = delta_make(t->acked, pub->doc, &why);
+        if (body == NULL)
+            cm_log_debug("publish to %s: the whole document: a delta from generation %" PRIu64
+                         ": %s",
+                         t->name, t->acked->generation, why);
+    }
     if (body == NULL)
         body = doc_ref(pub->doc);
     rc = build_request(t, body, &easy, &headers);
