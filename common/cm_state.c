@@ -240,6 +240,10 @@ void cm_state_free(struct cm_state *st)
     free(st->members);
     for (size_t i = 0; i < st->service_count; i++) {
         struct cm_state_service *svc = &st->services[i];
+
+        if (svc->shared != NULL && --*svc->shared > 0)
+            continue; /* another document holds it too */
+        free(svc->shared);
         for (size_t j = 0; j < svc->member_count; j++)
             endpoint_fini(&svc->members[j]);
         free(svc->members);
@@ -452,8 +456,10 @@ static int parse_service(struct pctx *c, const char *key, json_t *obj, const cha
     int rc;
 
     svc->key = dup_str(key);
-    if (svc->key == NULL)
+    svc->shared = malloc(sizeof(*svc->shared));
+    if (svc->key == NULL || svc->shared == NULL)
         return CM_ENOMEM;
+    *svc->shared = 1;
     if (!json_is_object(obj))
         return fail(c, path, "must be an object");
     v = json_object_get(obj, "port");
@@ -814,6 +820,114 @@ static int delta_services(struct pctx *c, json_t *delta, json_t *services)
     return CM_OK;
 }
 
+/* Service @from (of a base document) shared by the document @to is built into: only
+ * its counter changes. */
+static int share_service(const struct cm_state_service *from, struct cm_state_service *to)
+{
+    if (from->shared == NULL) /* parse_service gives every service its counter */
+        return CM_EINVAL;
+    ++*from->shared;
+    *to = *from;
+    return CM_OK;
+}
+
+static int cmp_key_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * The services of the document @next (@base's with @delta's changes, as
+ * delta_services made its JSON): the changed ones parsed and checked as a
+ * whole document's are, the others shared with @base (not parsed again).
+ */
+static int delta_build_services(struct pctx *c, const struct cm_state *base, json_t *delta,
+                                const struct cm_state_opts *o, struct cm_state *st)
+{
+    static const struct cm_state_opts none = {0};
+    json_t *changed = json_object_get(delta, "services");
+    json_t *removed = json_object_get(delta, "removed");
+    size_t nchg = json_object_size(changed), nrem = json_array_size(removed), k = 0, r = 0;
+    const char **keys = calloc(nchg + 1, sizeof(*keys));
+    const char **gone = calloc(nrem + 1, sizeof(*gone));
+    char p[PATH_MAX_LEN], q[QUOTE_MAX_LEN + 8];
+    const char *key;
+    json_t *v;
+    size_t i;
+    int rc = CM_ENOMEM;
+
+    st->services = calloc(base->service_count + nchg + 1, sizeof(*st->services));
+    if (keys == NULL || gone == NULL || st->services == NULL)
+        goto out;
+    json_object_foreach(changed, key, v) keys[k++] = key;
+    json_array_foreach(removed, i, v) gone[i] = json_string_value(v);
+    qsort(keys, nchg, sizeof(*keys), cmp_key_str);
+    qsort(gone, nrem, sizeof(*gone), cmp_key_str);
+    if (o == NULL)
+        o = &none;
+    k = 0;
+    rc = CM_OK;
+    for (i = 0; rc == CM_OK && (i < base->service_count || k < nchg);) {
+        const struct cm_state_service *b = i < base->service_count ? &base->services[i] : NULL;
+        int cmp = b == NULL ? 1 : k == nchg ? -1 : strcmp(b->key, keys[k]);
+        struct cm_state_service *out = &st->services[st->service_count];
+
+        if (cmp < 0 && r < nrem && strcmp(b->key, gone[r]) == 0) {
+            i++;
+            r++;
+            continue; /* removed (delta_services checked the base has it) */
+        }
+        if (cmp < 0) {
+            rc = share_service(b, out);
+            st->service_count += rc == CM_OK;
+            i++;
+            continue;
+        }
+        i += cmp == 0;
+        key = keys[k++];
+        if (!is_service_key(key)) {
+            quote(q, sizeof(q), key);
+            rc = fail(c, "services", "key \"%s\" is not \"namespace/name\"", q);
+            break;
+        }
+        path_join(p, sizeof(p), "services", key);
+        st->service_count++; /* counted first: cm_state_free frees what a failure leaves */
+        rc = parse_service(c, key, json_object_get(changed, key), p, out);
+        for (size_t j = 0; rc == CM_OK && j < out->member_count; j++)
+            rc = check_endpoint_addresses(c, key, &out->members[j], o);
+    }
+    if (rc == CM_OK && st->service_count > CM_STATE_MAX_SERVICES)
+        rc = fail(c, "services", "too many services (%zu, max %u)", st->service_count,
+                  CM_STATE_MAX_SERVICES);
+out:
+    free(keys);
+    free(gone);
+    return rc;
+}
+
+/* The document @next from @base and @delta without parsing what the delta leaves alone. */
+static int delta_build(struct pctx *c, const struct cm_state *base, json_t *delta, json_t *next,
+                       const struct cm_state_opts *opts, struct cm_state **out)
+{
+    struct cm_state *st = calloc(1, sizeof(*st));
+    int rc;
+
+    if (st == NULL)
+        return CM_ENOMEM;
+    st->json = json_incref(next);
+    rc = parse_header(c, next, st);
+    if (rc == CM_OK)
+        rc = parse_members(c, next, st);
+    if (rc == CM_OK)
+        rc = delta_build_services(c, base, delta, opts, st);
+    if (rc != CM_OK) {
+        cm_state_free(st);
+        return rc;
+    }
+    *out = st;
+    return CM_OK;
+}
+
 int cm_state_delta_apply(const struct cm_state *base, json_t *delta,
                          const struct cm_state_opts *opts, struct cm_state **out, char *err,
                          size_t errlen)
@@ -858,7 +972,7 @@ int cm_state_delta_apply(const struct cm_state *base, json_t *delta,
         if (rc != CM_OK)
             goto out;
     }
-    rc = cm_state_from_json(next, opts, out, err, errlen);
+    rc = delta_build(&c, base, delta, next, opts, out);
 out:
     if (rc == CM_ENOMEM)
         fail(&c, "document", "out of memory");

@@ -92,6 +92,9 @@ struct cm_state_service {
     size_t placement_count;
     uint32_t ttl_s;               /* "ttl_s": the answers' TTL (1..86400); 0 = dnsd.ttl_s */
     bool allow_without_endpoints; /* members with 0 ready endpoints may be answered */
+    /* private to cm_state.c: how many documents hold this service's allocations
+     * (a delta's document shares the services it leaves alone with its base). */
+    unsigned *shared;
 };
 
 struct cm_state {
