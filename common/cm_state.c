@@ -629,8 +629,10 @@ static int check_endpoint_addresses(struct pctx *c, const char *key,
     return CM_OK;
 }
 
-/* Every address and backend of @st passes cm_ip_refused() under @o. */
-static int check_addresses(struct pctx *c, const struct cm_state *st, const struct cm_state_opts *o)
+/* Every address and backend of @st passes cm_ip_refused() under @o (but those of the
+ * services it shares with @base, when not NULL). */
+static int check_addresses(struct pctx *c, const struct cm_state *st, const struct cm_state *base,
+                           const struct cm_state_opts *o)
 {
     static const struct cm_state_opts none = {0};
 
@@ -638,6 +640,9 @@ static int check_addresses(struct pctx *c, const struct cm_state *st, const stru
         o = &none;
     for (size_t i = 0; i < st->service_count; i++) {
         const struct cm_state_service *svc = &st->services[i];
+
+        if (base != NULL && svc->shared != NULL && *svc->shared > 1)
+            continue;
 
         for (size_t j = 0; j < svc->member_count; j++) {
             int rc = check_endpoint_addresses(c, svc->key, &svc->members[j], o);
@@ -696,7 +701,7 @@ int cm_state_from_json(json_t *doc, const struct cm_state_opts *opts, struct cm_
     if (rc == CM_OK)
         rc = parse_services(&c, doc, st);
     if (rc == CM_OK)
-        rc = check_addresses(&c, st, opts);
+        rc = check_addresses(&c, st, NULL, opts);
     if (rc == CM_ENOMEM)
         fail(&c, "document", "out of memory");
     if (rc != CM_OK)
@@ -1076,11 +1081,22 @@ static int check_registry_member(struct pctx *c, const struct cm_conf *conf,
 int cm_state_check_conf(const struct cm_state *st, const struct cm_conf *conf, char *err,
                         size_t errlen)
 {
+    return cm_state_check_conf_since(st, NULL, conf, err, errlen);
+}
+
+int cm_state_check_conf_since(const struct cm_state *st, const struct cm_state *base,
+                              const struct cm_conf *conf, char *err, size_t errlen)
+{
     struct pctx c = {.err = err, .errlen = errlen};
     char p[PATH_MAX_LEN], q[QUOTE_MAX_LEN + 8];
     struct cm_state_opts o;
     int rc;
 
+    /* A registry member's place comes from the members section: when that
+     * changed, every service is checked again. */
+    if (base != NULL && conf->members_from.present &&
+        !json_equal(json_object_get(st->json, "members"), json_object_get(base->json, "members")))
+        base = NULL;
     if (cm_conf_region_index(conf, st->vantage) < 0) {
         quote(q, sizeof(q), st->vantage);
         return fail(&c, "vantage", "unknown region \"%s\"", q);
@@ -1094,6 +1110,9 @@ int cm_state_check_conf(const struct cm_state *st, const struct cm_conf *conf, c
     }
     for (size_t i = 0; i < st->service_count; i++) {
         const struct cm_state_service *svc = &st->services[i];
+
+        if (base != NULL && svc->shared != NULL && *svc->shared > 1)
+            continue; /* shared with @base, which passed */
         for (size_t j = 0; j < svc->member_count; j++) {
             const char *name = svc->members[j].member;
 
@@ -1108,7 +1127,7 @@ int cm_state_check_conf(const struct cm_state *st, const struct cm_conf *conf, c
         }
     }
     cm_state_opts_from_conf(&o, conf);
-    return check_addresses(&c, st, &o);
+    return check_addresses(&c, st, base, &o);
 }
 
 /* ---- merged view over several vantages ---- */

@@ -195,6 +195,14 @@ int cm_state_delta_apply(const struct cm_state *base, json_t *delta,
  */
 int cm_state_check_conf(const struct cm_state *st, const struct cm_conf *conf, char *err,
                         size_t errlen);
+/**
+ * The same for @st made from @base (cm_state_delta_apply) while @base is
+ * held and passed @conf: the services @st shares with @base are not checked
+ * again, unless registry members place them (members_from) and the members
+ * section changed. @base NULL: cm_state_check_conf.
+ */
+int cm_state_check_conf_since(const struct cm_state *st, const struct cm_state *base,
+                              const struct cm_conf *conf, char *err, size_t errlen);
 
 /**
  * Whether a writer limited to @vantage (NULL: the operator, any vantage) may

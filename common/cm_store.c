@@ -305,7 +305,7 @@ static int cand_with(const struct cm_store *s, struct cm_state *doc, uint64_t no
  */
 static int parse_doc(struct cm_store *s, const char *text, size_t len,
                      const struct cm_state_opts *opts, bool by_source, struct cm_state **doc,
-                     bool *delta, char *err, size_t errlen)
+                     bool *delta, const struct cm_state **base, char *err, size_t errlen)
 {
     json_t *root = NULL, *v;
     ssize_t held;
@@ -334,7 +334,8 @@ static int parse_doc(struct cm_store *s, const char *text, size_t len,
             cm_errf(err, errlen, "vantage: missing, or not a string");
             rc = CM_ESTATE;
         } else {
-            rc = cm_state_delta_apply(s->set.docs[held], root, opts, doc, err, errlen);
+            *base = s->set.docs[held];
+            rc = cm_state_delta_apply(*base, root, opts, doc, err, errlen);
         }
     }
     json_decref(root);
@@ -349,6 +350,7 @@ static int put_doc(struct cm_store *s, const char *text, size_t len, const char 
                    const struct cm_conf *conf, uint64_t now_ms, bool by_source,
                    struct cm_store_cand **out, char *err, size_t errlen)
 {
+    const struct cm_state *base = NULL;
     struct cm_state *doc = NULL;
     struct cm_state_opts opts;
     bool delta = false;
@@ -357,11 +359,11 @@ static int put_doc(struct cm_store *s, const char *text, size_t len, const char 
 
     *out = NULL;
     cm_state_opts_from_conf(&opts, conf);
-    rc = parse_doc(s, text, len, &opts, by_source, &doc, &delta, err, errlen);
+    rc = parse_doc(s, text, len, &opts, by_source, &doc, &delta, &base, err, errlen);
     if (rc == CM_OK)
         rc = cm_state_check_writer(doc, writer, err, errlen);
-    if (rc == CM_OK)
-        rc = cm_state_check_conf(doc, conf, err, errlen);
+    if (rc == CM_OK) /* a delta's base is held: it passed @conf */
+        rc = cm_state_check_conf_since(doc, base, conf, err, errlen);
     if (rc != CM_OK)
         goto out;
     held = set_find(&s->set, doc->vantage);
