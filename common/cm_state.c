@@ -1170,6 +1170,9 @@ void cm_merged_free(struct cm_merged *m)
     if (m == NULL)
         return;
     for (size_t i = 0; i < m->service_count; i++) {
+        if (m->services[i].shared != NULL && --*m->services[i].shared > 0)
+            continue; /* a later merge holds it too (cm_merged_update) */
+        free(m->services[i].shared);
         free(m->services[i].members);
         free(m->services[i].rtt_block);
         free(m->services[i].key_owned);
@@ -1466,13 +1469,16 @@ static struct conf_key *conf_service_order(const struct cm_conf *conf)
     return order;
 }
 
-/* cm_conf_service_index(@conf, @key): the first of equal keys, as its scan finds. */
+/* cm_conf_service_index(@conf, @key): the first of equal keys, as its scan finds
+ * (@order NULL: that scan, for a few keys). */
 static int conf_service_find(const struct cm_conf *conf, const struct conf_key *order,
                              const char *key)
 {
     size_t lo = 0, hi = conf->service_count;
     int found = -1;
 
+    if (order == NULL)
+        return cm_conf_service_index(conf, key);
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int c = strcmp(order[mid].key, key);
@@ -1494,6 +1500,10 @@ static int merge_service(struct cm_merged *m, const struct key_ref *kr, const st
 {
     struct cm_merged_service *ms = &m->services[m->service_count++];
 
+    ms->shared = malloc(sizeof(*ms->shared));
+    if (ms->shared == NULL)
+        return CM_ENOMEM;
+    *ms->shared = 1;
     if (kr->from_doc) {
         ms->key = kr->key;
     } else {
@@ -1538,6 +1548,7 @@ int cm_merged_build(const struct cm_state *const *docs, size_t count, const stru
     order = conf_service_order(conf);
     if (m == NULL || order == NULL)
         goto out;
+    m->conf = conf;
     m->region_count = conf->region_count;
     m->member_count = conf->member_count;
     m->docs = calloc(at_least_one(count), sizeof(*m->docs));
@@ -1574,6 +1585,171 @@ out:
     free(keys);
     free(used);
     cm_merged_free(m);
+    return rc;
+}
+
+/* ---- incremental merge ---- */
+
+/* Whether @a and @b (one vantage's documents) hold service @x and @y as the same allocation. */
+static bool same_service(const struct cm_state_service *x, const struct cm_state_service *y)
+{
+    return x != NULL && y != NULL && x->shared != NULL && x->shared == y->shared;
+}
+
+/* Adds to @dirty (sorted later) every key whose service differs between @p and @n. */
+static int dirty_keys(const struct cm_state *p, const struct cm_state *n, const char ***dirty,
+                      size_t *count, size_t *cap)
+{
+    size_t i = 0, j = 0;
+
+    while (i < p->service_count || j < n->service_count) {
+        const struct cm_state_service *x = i < p->service_count ? &p->services[i] : NULL;
+        const struct cm_state_service *y = j < n->service_count ? &n->services[j] : NULL;
+        int c = x == NULL ? 1 : y == NULL ? -1 : strcmp(x->key, y->key);
+        const char *key;
+
+        i += c <= 0;
+        j += c >= 0;
+        if (c == 0 && same_service(x, y))
+            continue;
+        key = c > 0 ? y->key : x->key;
+        if (*count == *cap) {
+            size_t ncap = *cap != 0 ? 2 * *cap : 16;
+            const char **a = realloc(*dirty, ncap * sizeof(*a));
+
+            if (a == NULL)
+                return CM_ENOMEM;
+            *dirty = a;
+            *cap = ncap;
+        }
+        (*dirty)[(*count)++] = key;
+    }
+    return CM_OK;
+}
+
+/*
+ * Whether a merge of @used can reuse @prev's entries: the same regions
+ * counted, in the same places, in the same newest-first order (the newest
+ * document reporting a member supplies it; when the order stays, an entry
+ * whose documents did not change is what a merge would make again).
+ */
+static bool same_order(const struct used_doc *a, const struct used_doc *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (a[i].region != b[i].region)
+            return false;
+        for (size_t j = 0; j < n; j++)
+            if (i != j && doc_newer(a[i].doc, a[j].doc) != doc_newer(b[i].doc, b[j].doc))
+                return false;
+    }
+    return true;
+}
+
+#define UPDATE_SCAN_MAX 16 /* dirty keys looked up by a scan of the configured services */
+
+/* The merge of the keys @dirty (sorted, unique) into @m, the others shared from @prev. */
+static int update_services(struct cm_merged *m, const struct cm_merged *prev, const char **dirty,
+                           size_t ndirty, const struct used_doc *used, size_t nused,
+                           const struct cm_conf *conf)
+{
+    const struct cm_state_service **found = calloc(at_least_one(nused), sizeof(*found));
+    const struct cm_state **src_doc = calloc(at_least_one(conf->member_count), sizeof(*src_doc));
+    /* Sorting the configured keys pays for many lookups, not for a few scans. */
+    struct conf_key *order = ndirty > UPDATE_SCAN_MAX ? conf_service_order(conf) : NULL;
+    size_t i = 0, k = 0;
+    int rc = CM_ENOMEM;
+
+    m->services = calloc(prev->service_count + ndirty + 1, sizeof(*m->services));
+    if (found == NULL || src_doc == NULL || (order == NULL && ndirty > UPDATE_SCAN_MAX) ||
+        m->services == NULL)
+        goto out;
+    rc = CM_OK;
+    while (rc == CM_OK && (i < prev->service_count || k < ndirty)) {
+        const struct cm_merged_service *ps = i < prev->service_count ? &prev->services[i] : NULL;
+        int c = ps == NULL ? 1 : k == ndirty ? -1 : strcmp(ps->key, dirty[k]);
+        struct key_ref kr = {.key = NULL, .from_doc = true};
+
+        if (c < 0) { /* untouched: the same entry */
+            m->services[m->service_count] = *ps;
+            ++*ps->shared;
+            m->service_count++;
+            i++;
+            continue;
+        }
+        i += c == 0;
+        for (size_t d = 0; d < nused && kr.key == NULL; d++) {
+            const struct cm_state_service *sv = cm_state_service_find(used[d].doc, dirty[k]);
+
+            if (sv != NULL)
+                kr.key = sv->key;
+        }
+        if (kr.key == NULL && conf_service_find(conf, order, dirty[k]) >= 0)
+            kr = (struct key_ref){.key = dirty[k], .from_doc = false};
+        k++;
+        if (kr.key != NULL) /* else gone from every document and not configured */
+            rc = merge_service(m, &kr, used, nused, conf, order, found, src_doc);
+    }
+out:
+    free(order);
+    free(src_doc);
+    free(found);
+    return rc;
+}
+
+int cm_merged_update(const struct cm_merged *prev, const struct cm_state *const *docs,
+                     size_t count, const struct cm_conf *conf, struct cm_merged **out)
+{
+    struct used_doc *used = NULL, *pused = NULL;
+    size_t nused = 0, npused = 0, ndirty = 0, cap = 0, k = 0;
+    const char **dirty = NULL;
+    struct cm_merged *m = NULL;
+    int rc;
+
+    if (prev == NULL || prev->conf != conf)
+        return cm_merged_build(docs, count, conf, out);
+    rc = select_docs(docs, count, conf, &used, &nused);
+    if (rc == CM_OK)
+        rc = select_docs(prev->docs, prev->doc_count, conf, &pused, &npused);
+    if (rc != CM_OK)
+        goto out;
+    if (nused != npused || !same_order(used, pused, nused)) {
+        rc = cm_merged_build(docs, count, conf, out);
+        goto out;
+    }
+    for (size_t d = 0; rc == CM_OK && d < nused; d++) {
+        if (used[d].doc != pused[d].doc)
+            rc = dirty_keys(pused[d].doc, used[d].doc, &dirty, &ndirty, &cap);
+    }
+    if (rc != CM_OK)
+        goto out;
+    qsort(dirty, ndirty, sizeof(*dirty), cmp_str);
+    for (size_t i = 0; i < ndirty; i++) /* unique */
+        if (k == 0 || strcmp(dirty[k - 1], dirty[i]) != 0)
+            dirty[k++] = dirty[i];
+    rc = CM_ENOMEM;
+    m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        goto out;
+    m->conf = conf;
+    m->region_count = conf->region_count;
+    m->member_count = conf->member_count;
+    m->docs = calloc(at_least_one(count), sizeof(*m->docs));
+    if (m->docs == NULL)
+        goto out;
+    memcpy(m->docs, docs, count * sizeof(*m->docs));
+    m->doc_count = count;
+    rc = merge_matrix(m, used, nused, conf);
+    if (rc == CM_OK)
+        rc = update_services(m, prev, dirty, k, used, nused, conf);
+    if (rc != CM_OK)
+        goto out;
+    *out = m;
+    m = NULL;
+out:
+    cm_merged_free(m);
+    free(dirty);
+    free(pused);
+    free(used);
     return rc;
 }
 

@@ -261,10 +261,12 @@ struct cm_merged_service {
     /* private to cm_state.c */
     char *key_owned;   /* owned copy of a configured key, NULL when borrowed */
     double *rtt_block; /* owned: region_count doubles per present member */
+    unsigned *shared;  /* how many merges hold this entry (cm_merged_update) */
 };
 
 struct cm_merged {
-    size_t region_count; /* conf->region_count */
+    const struct cm_conf *conf; /* borrowed, only compared: what it was merged under */
+    size_t region_count;        /* conf->region_count */
     size_t member_count; /* conf->member_count */
     /* rtt_ms[region * member_count + member]: RTT measured from the vantage in
      * that region to the member (member-level rtt_ms), NAN when that region has
@@ -290,6 +292,19 @@ struct cm_merged {
  */
 int cm_merged_build(const struct cm_state *const *docs, size_t count, const struct cm_conf *conf,
                     struct cm_merged **out);
+
+/**
+ * The same result as cm_merged_build(@docs, @count, @conf), made from @prev
+ * (a merge under the same @conf, whose documents must still be alive; NULL:
+ * a full build) where that is exact: when the same vantages count in the
+ * same newest-first order, the services whose documents did not change
+ * (the same allocation: a delta's document shares what it leaves alone,
+ * cm_state_delta_apply) keep @prev's entries (shared, so digests and
+ * pointers are equal), the others are merged again. Otherwise a full build.
+ * CM_ENOMEM is the only failure.
+ */
+int cm_merged_update(const struct cm_merged *prev, const struct cm_state *const *docs,
+                     size_t count, const struct cm_conf *conf, struct cm_merged **out);
 
 /**
  * RTT for @service_member as seen from @region: the per-service rtt_ms of the

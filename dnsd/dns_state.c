@@ -139,8 +139,8 @@ static int commit(struct dns_state *st, struct candidate *c, char *err, size_t e
 
     docs = cm_store_cand_docs(c->docs, &count);
     rc = cm_state_members_conf(c->conf, docs, count, st->conf, &conf);
-    if (rc == CM_OK)
-        rc = cm_merged_build(docs, count, conf, &merged);
+    if (rc == CM_OK) /* only what the change touched is merged again, where that is exact */
+        rc = cm_merged_update(st->merged, docs, count, conf, &merged);
     if (rc == CM_OK)
         rc = cm_intent_view_build(intents, conf, c->now_s, &view);
     if (rc != CM_OK) {

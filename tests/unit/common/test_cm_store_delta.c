@@ -400,11 +400,147 @@ static void test_delta_hostile(void **state)
     free(before);
 }
 
+static void assert_same_merge(const struct cm_merged *a, const struct cm_merged *b)
+{
+    assert_int_equal(a->service_count, b->service_count);
+    assert_int_equal(a->doc_count, b->doc_count);
+    for (size_t i = 0; i < a->region_count * a->member_count; i++)
+        assert_true(memcmp(&a->rtt_ms[i], &b->rtt_ms[i], sizeof(double)) == 0);
+    for (size_t i = 0; i < a->service_count; i++) {
+        const struct cm_merged_service *x = &a->services[i], *y = &b->services[i];
+
+        assert_string_equal(x->key, y->key);
+        assert_true(x->digest == y->digest);
+        assert_int_equal(x->conf_index, y->conf_index);
+        assert_int_equal(x->port, y->port);
+        assert_int_equal(x->ttl_s, y->ttl_s);
+        assert_int_equal(x->allow_without_endpoints, y->allow_without_endpoints);
+        for (size_t j = 0; j < a->member_count; j++) {
+            const struct cm_merged_endpoint *e = &x->members[j], *f = &y->members[j];
+
+            assert_int_equal(e->present, f->present);
+            assert_int_equal(e->unplaced, f->unplaced);
+            assert_int_equal(e->healthy, f->healthy);
+            assert_int_equal(e->pending, f->pending);
+            assert_int_equal(e->votes_up, f->votes_up);
+            assert_int_equal(e->votes_down, f->votes_down);
+            assert_ptr_equal(e->src, f->src); /* the same endpoint of the same document */
+            for (size_t r = 0; e->present && r < a->region_count; r++)
+                assert_true(memcmp(&e->rtt_by_region[r], &f->rtt_by_region[r], sizeof(double)) ==
+                            0);
+        }
+    }
+}
+
+/*
+ * Two vantages push random deltas (now and then a whole document, and
+ * generated_at going back and forth so the newest-first order changes):
+ * cm_merged_update after each is what cm_merged_build makes, field by field
+ * and src pointer by pointer, and it does share entries when it may.
+ */
+static void test_merge_update_equals_build(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const vantages[] = {US, "eu-west-1"};
+    json_t *cur[2];
+    struct cm_merged *m = NULL;
+    size_t shared = 0, rebuilt = 0;
+    char err[CM_STATE_ERR_MAX] = "", key[32];
+
+    for (size_t v = 0; v < 2; v++) {
+        json_t *services = json_object();
+
+        cur[v] = header(1, 0);
+        json_object_set_new(cur[v], "vantage", json_string(vantages[v]));
+        for (unsigned i = 0; i < KEYS; i += 1 + v) {
+            key_name(key, sizeof(key), i);
+            json_object_set_new(services, key, random_service(f));
+        }
+        json_object_set_new(cur[v], "services", services);
+        if (put_json(f, cur[v], err, sizeof(err)) != CM_OK)
+            fail_msg("first document: %s", err);
+    }
+    assert_int_equal(cm_merged_build(cm_store_docs(f->s), cm_store_count(f->s), f->conf, &m),
+                     CM_OK);
+    for (unsigned round = 0; round < 400; round++) {
+        size_t v = pick(f, 4) == 0; /* mostly the same vantage: its order stays */
+        uint64_t gen = (uint64_t)json_integer_value(json_object_get(cur[v], "generation")) + 1;
+        unsigned sec = pick(f, 6) == 0 ? pick(f, 60) : 59; /* now and then out of order */
+        json_t *delta = header(gen, sec), *changed = json_object(), *removed = json_array();
+        json_t *services = json_object_get(cur[v], "services");
+        struct cm_store_cand *c = NULL;
+        struct cm_merged *inc = NULL, *full = NULL;
+        const struct cm_state *const *docs;
+        size_t n;
+        char *text;
+
+        json_object_set_new(delta, "vantage", json_string(vantages[v]));
+        json_object_set_new(delta, "base_generation", json_integer((json_int_t)gen - 1));
+        for (unsigned e = 0, edits = pick(f, 3); e < edits; e++) {
+            key_name(key, sizeof(key), pick(f, KEYS));
+            if (json_object_get(changed, key) != NULL)
+                continue;
+            if (json_object_get(services, key) != NULL && pick(f, 4) == 0) {
+                int dup = 0;
+
+                for (size_t r = 0; r < json_array_size(removed); r++)
+                    dup |= strcmp(json_string_value(json_array_get(removed, r)), key) == 0;
+                if (!dup)
+                    json_array_append_new(removed, json_string(key));
+            } else {
+                int gone = 0;
+
+                for (size_t r = 0; r < json_array_size(removed); r++)
+                    gone |= strcmp(json_string_value(json_array_get(removed, r)), key) == 0;
+                if (!gone)
+                    json_object_set_new(changed, key, random_service(f));
+            }
+        }
+        json_object_set_new(delta, "services", changed);
+        json_object_set_new(delta, "removed", removed);
+        text = dump(delta);
+        if (cm_store_put(f->s, text, strlen(text), NULL, f->conf, 1, &c, err, sizeof(err)) != CM_OK)
+            fail_msg("round %u: %s", round, err);
+        free(text);
+        assert_non_null(c);
+        docs = cm_store_cand_docs(c, &n);
+        assert_int_equal(cm_merged_update(m, docs, n, f->conf, &inc), CM_OK);
+        assert_int_equal(cm_merged_build(docs, n, f->conf, &full), CM_OK);
+        assert_same_merge(inc, full);
+        for (size_t i = 0, j = 0; i < inc->service_count && j < m->service_count;) {
+            int cmp = strcmp(inc->services[i].key, m->services[j].key);
+
+            if (cmp == 0 && inc->services[i].members == m->services[j].members)
+                shared++;
+            else if (cmp == 0)
+                rebuilt++;
+            i += cmp <= 0;
+            j += cmp >= 0;
+        }
+        cm_store_commit(f->s, c); /* frees the replaced document: @m is done with it */
+        cm_merged_free(m);
+        cm_merged_free(full);
+        m = inc;
+        /* Keep cur[v] in step: what the store holds now. */
+        json_decref(cur[v]);
+        text = cm_state_dump(cm_store_find(f->s, vantages[v]));
+        cur[v] = json_loads(text, 0, NULL);
+        free(text);
+        json_decref(delta);
+    }
+    assert_true(shared > 0);  /* the incremental path ran */
+    assert_true(rebuilt > 0); /* and so did the other */
+    cm_merged_free(m);
+    json_decref(cur[0]);
+    json_decref(cur[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_delta_equals_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delta_hostile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_update_equals_build, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
