@@ -318,6 +318,10 @@ static void test_delta_hostile(void **state)
         {3, 4, "\"services\": {\"no-slash\": " SVC("192.0.2.7") "}", CM_ESTATE,
          "not \"namespace/name\""},
         {3, 4, "\"members\": {\"usa\": {\"rtt_ms\": -1}}", CM_ESTATE, "members.usa.rtt_ms"},
+        {3, 4,
+         "\"services\": {\"default/api\": {\"members\": {\"ghost\": {\"addresses\": "
+         "[\"192.0.2.9\"], \"healthy\": true}}}}",
+         CM_ESTATE, "services.default/api.members.ghost: unknown member"},
         {3, 4, "\"version\": 2", CM_EPARSE, "duplicate"}, /* a second "version" key */
     };
     char err[CM_STATE_ERR_MAX] = "", *before, *after, *text;
