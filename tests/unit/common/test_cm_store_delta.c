@@ -305,6 +305,7 @@ static void test_delta_hostile(void **state)
         const char *reason; /* a part of the message */
     } bad[] = {
         {4, 5, "", CM_EEXIST, "is not the held generation 3"},
+        {2, 5, "", CM_EEXIST, "base_generation: 2 is not the held generation 3"},
         {3, 3, "", CM_ESTATE, "must be greater than base_generation"},
         {3, 4, "\"removed\": [\"default/ghost\"]", CM_ESTATE, "not a service of the base"},
         {3, 4, "\"removed\": [\"default/web\", \"default/web\"]", CM_ESTATE, "listed twice"},
