@@ -1722,7 +1722,8 @@ int cm_merged_update(const struct cm_merged *prev, const struct cm_state *const 
     }
     if (rc != CM_OK)
         goto out;
-    qsort(dirty, ndirty, sizeof(*dirty), cmp_str);
+    if (ndirty > 1)
+        qsort(dirty, ndirty, sizeof(*dirty), cmp_str);
     for (size_t i = 0; i < ndirty; i++) /* unique */
         if (k == 0 || strcmp(dirty[k - 1], dirty[i]) != 0)
             dirty[k++] = dirty[i];
