@@ -786,7 +786,7 @@ static int group_teardown(void **state)
 /* A document with services a..e (port @ports[i], 0: absent) and members rtt @rtt. */
 static char *svc_doc(uint64_t gen, const unsigned ports[5], unsigned rtt)
 {
-    json_t *svcs = json_object();
+    json_t *svcs = json_object(), *doc;
     char *text;
 
     for (unsigned i = 0; i < 5; i++) {
@@ -800,20 +800,18 @@ static char *svc_doc(uint64_t gen, const unsigned ports[5], unsigned rtt)
             json_pack("{s:i,s:{s:{s:[s],s:b,s:i}}}", "port", ports[i], "members", "usa",
                       "addresses", "192.0.2.10", "healthy", 1, "ready_endpoints", 3));
     }
-    text = json_dumps(json_pack("{s:i,s:s,s:I,s:s,s:{s:{s:s,s:i}},s:o}", "version", 1, "vantage",
-                                "us-east-1", "generation", (json_int_t)gen, "generated_at",
-                                "2026-11-21T07:00:00Z", "members", "usa", "region", "us-east-1",
-                                "rtt_ms", rtt, "services", svcs),
-                      JSON_COMPACT | JSON_SORT_KEYS);
+    doc = json_pack("{s:i,s:s,s:I,s:s,s:{s:{s:s,s:i}},s:o}", "version", 1, "vantage", "us-east-1",
+                    "generation", (json_int_t)gen, "generated_at", "2026-11-21T07:00:00Z",
+                    "members", "usa", "region", "us-east-1", "rtt_ms", rtt, "services", svcs);
+    text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
     assert_non_null(text);
     return text;
 }
 
-static int offer_text(struct fx *f, uint64_t gen, char *text)
+static int offer_text(struct fx *f, uint64_t gen, const char *text)
 {
-    int rc = hc_publish_offer(f->pub, gen, text, strlen(text));
-
-    return rc;
+    return hc_publish_offer(f->pub, gen, text, strlen(text));
 }
 
 /* @delta applied to @base gives @whole, byte for byte. */
