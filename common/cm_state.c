@@ -819,8 +819,7 @@ static int delta_services(struct pctx *c, json_t *delta, json_t *services)
         if (json_object_get(changed, json_string_value(v)) != NULL)
             return fail(c, p, "\"%s\" is both removed and in services", q);
         if (json_object_del(services, json_string_value(v)) != 0)
-            return fail(c, p, "\"%s\" is not a service of the base document (or listed twice)",
-                        q);
+            return fail(c, p, "\"%s\" is not a service of the base document (or listed twice)", q);
     }
     return CM_OK;
 }
@@ -1696,8 +1695,8 @@ out:
     return rc;
 }
 
-int cm_merged_update(const struct cm_merged *prev, const struct cm_state *const *docs,
-                     size_t count, const struct cm_conf *conf, struct cm_merged **out)
+int cm_merged_update(const struct cm_merged *prev, const struct cm_state *const *docs, size_t count,
+                     const struct cm_conf *conf, struct cm_merged **out)
 {
     struct used_doc *used = NULL, *pused = NULL;
     size_t nused = 0, npused = 0, ndirty = 0, cap = 0, k = 0;

@@ -267,7 +267,7 @@ struct cm_merged_service {
 struct cm_merged {
     const struct cm_conf *conf; /* borrowed, only compared: what it was merged under */
     size_t region_count;        /* conf->region_count */
-    size_t member_count; /* conf->member_count */
+    size_t member_count;        /* conf->member_count */
     /* rtt_ms[region * member_count + member]: RTT measured from the vantage in
      * that region to the member (member-level rtt_ms), NAN when that region has
      * no vantage or no measurement. */
@@ -303,8 +303,8 @@ int cm_merged_build(const struct cm_state *const *docs, size_t count, const stru
  * pointers are equal), the others are merged again. Otherwise a full build.
  * CM_ENOMEM is the only failure.
  */
-int cm_merged_update(const struct cm_merged *prev, const struct cm_state *const *docs,
-                     size_t count, const struct cm_conf *conf, struct cm_merged **out);
+int cm_merged_update(const struct cm_merged *prev, const struct cm_state *const *docs, size_t count,
+                     const struct cm_conf *conf, struct cm_merged **out);
 
 /**
  * RTT for @service_member as seen from @region: the per-service rtt_ms of the

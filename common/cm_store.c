@@ -319,16 +319,18 @@ static int parse_doc(struct cm_store *s, const char *text, size_t len,
     }
     *delta = rc == CM_OK;
     if (rc == CM_OK && by_source) {
-        cm_errf(err, errlen, "base_generation: a delta, not a document (this source takes "
-                             "whole documents only)");
+        cm_errf(err, errlen,
+                "base_generation: a delta, not a document (this source takes "
+                "whole documents only)");
         rc = CM_ESTATE;
     }
     if (rc == CM_OK) {
         v = json_object_get(root, "vantage");
         held = json_is_string(v) ? set_find(&s->set, json_string_value(v)) : -1;
         if (json_is_string(v) && held < 0) {
-            cm_errf(err, errlen, "vantage: no document of this vantage is held to apply the "
-                                 "delta to; send the full document");
+            cm_errf(err, errlen,
+                    "vantage: no document of this vantage is held to apply the "
+                    "delta to; send the full document");
             rc = CM_EEXIST;
         } else if (!json_is_string(v)) {
             cm_errf(err, errlen, "vantage: missing, or not a string");

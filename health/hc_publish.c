@@ -29,8 +29,8 @@
 
 #include "common/cm_backoff.h"
 #include "common/cm_ctl.h"
-#include "common/cm_jscan.h"
 #include "common/cm_err.h"
+#include "common/cm_jscan.h"
 #include "common/cm_log.h"
 #include "common/cm_rand.h"
 #include "common/cm_str.h"
@@ -70,8 +70,8 @@ struct pub_index {
 struct pub_doc {
     unsigned refs;
     uint64_t generation;
-    bool delta;             /* the text is a delta (cm_state_delta_apply) */
-    struct pub_index *idx;  /* owned, built on first use; NULL before */
+    bool delta;            /* the text is a delta (cm_state_delta_apply) */
+    struct pub_index *idx; /* owned, built on first use; NULL before */
     size_t len;
     char text[]; /* len bytes + NUL */
 };
@@ -88,9 +88,9 @@ struct pub_target {
     char *url;              /* owned: base + "/v1/state", as configured */
     char *name;             /* owned: base URL without credentials (logs, metrics) */
     enum pub_state state;
-    struct event *timer;     /* owned: full interval or backoff, per state */
-    struct hc_http_req *req; /* in flight, else NULL */
-    struct pub_doc *sending; /* reference held while req runs (a document or a delta) */
+    struct event *timer;      /* owned: full interval or backoff, per state */
+    struct hc_http_req *req;  /* in flight, else NULL */
+    struct pub_doc *sending;  /* reference held while req runs (a document or a delta) */
     struct pub_doc *sent_doc; /* reference while req runs: the document @sending stands for */
     struct pub_doc *acked;    /* reference: the last document the target accepted, or NULL */
     bool whole_next;          /* the target refused a delta (409): the whole document next */
@@ -216,7 +216,8 @@ static bool index_services(struct pub_doc *d, struct pub_index *x, struct cm_jsc
         v = &x->svc[x->svc_count];
         v->key.off = (size_t)(key.p - d->text);
         v->key.len = key.len;
-        if (x->svc_count > 0 && span_cmp(d->text, x->svc[x->svc_count - 1].key, d->text, v->key) >= 0)
+        if (x->svc_count > 0 &&
+            span_cmp(d->text, x->svc[x->svc_count - 1].key, d->text, v->key) >= 0)
             return false;
         cm_jscan_peek(s);
         v->val.off = (size_t)(s->p - d->text);
@@ -257,8 +258,8 @@ static const struct pub_index *doc_index(struct pub_doc *d)
         } else if (cm_jstr_is(&key, "base_generation") || cm_jstr_is(&key, "removed")) {
             ok = false; /* a delta's own keys: this text cannot be the base of one */
         } else {
-            ok = grow((void **)&x->head, &cap, x->head_count, sizeof(*x->head)) &&
-                 cm_jscan_skip(&s);
+            ok =
+                grow((void **)&x->head, &cap, x->head_count, sizeof(*x->head)) && cm_jscan_skip(&s);
             if (ok) {
                 x->head[x->head_count].off = start;
                 x->head[x->head_count].len = (size_t)(s.p - d->text) - start;
@@ -350,7 +351,8 @@ static struct pub_doc *delta_make(struct pub_doc *base, struct pub_doc *next, co
         const struct pub_svc *v = &b->svc[j];
         int c = -1;
 
-        while (i < a->svc_count && (c = span_cmp(base->text, a->svc[i].key, next->text, v->key)) < 0)
+        while (i < a->svc_count &&
+               (c = span_cmp(base->text, a->svc[i].key, next->text, v->key)) < 0)
             i++;
         if (i < a->svc_count && c == 0 && span_eq(base->text, a->svc[i].val, next->text, v->val))
             continue;
@@ -674,8 +676,7 @@ static void target_send(struct pub_target *t)
     t->deltas += body->delta;
     t->state = TS_SENDING;
     cm_log_debug("publish to %s: PUT generation=%" PRIu64 " bytes=%zu%s", t->name,
-                 pub->doc->generation, body->len,
-                 body->delta ? " (a delta)" : "");
+                 pub->doc->generation, body->len, body->delta ? " (a delta)" : "");
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -828,9 +829,9 @@ void hc_publish_metrics(const struct hc_publish *pub, struct cm_buf *out)
         cm_metrics_family(out, fam[f].name, fam[f].type, fam[f].help);
         for (size_t i = 0; i < pub->count; i++) {
             const struct pub_target *t = &pub->t[i];
-            const double v[] = {(double)t->sent, (double)t->succeeded, (double)t->failed,
-                                (double)t->acked_generation, t->ok ? 1.0 : 0.0,
-                                (double)t->deltas};
+            const double v[] = {(double)t->sent,   (double)t->succeeded,
+                                (double)t->failed, (double)t->acked_generation,
+                                t->ok ? 1.0 : 0.0, (double)t->deltas};
 
             cm_buf_reset(&labels);
             cm_metrics_label(&labels, "target", t->name);

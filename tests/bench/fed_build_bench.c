@@ -218,14 +218,13 @@ static char *delta_for(const struct cm_state *base, size_t k, bool change)
 {
     json_t *d = json_pack("{s:i,s:s,s:I,s:I,s:s}", "version", 1, "vantage", base->vantage,
                           "base_generation", (json_int_t)base->generation, "generation",
-                          (json_int_t)base->generation + 1, "generated_at",
-                          "2026-11-21T07:00:01Z");
+                          (json_int_t)base->generation + 1, "generated_at", "2026-11-21T07:00:01Z");
     char *text;
 
     if (change) {
         const struct cm_state_service *svc = &base->services[k % base->service_count];
-        json_t *sj = json_deep_copy(
-            json_object_get(json_object_get(base->json, "services"), svc->key));
+        json_t *sj =
+            json_deep_copy(json_object_get(json_object_get(base->json, "services"), svc->key));
         json_t *ep = json_object_iter_value(json_object_iter(json_object_get(sj, "members")));
         json_t *addrs = json_object_get(ep, "addresses");
         char addr[64];
@@ -318,9 +317,9 @@ static int bench_delta(struct cm_conf *conf, struct cm_state **docs, size_t ndoc
         char *text = cm_state_dump(docs[v]);
         struct cm_store_cand *c = NULL;
 
-        rc = text == NULL ? CM_ENOMEM
-                          : cm_store_put(store, text, strlen(text), NULL, conf, 1, &c, err,
-                                         sizeof(err));
+        rc = text == NULL
+                 ? CM_ENOMEM
+                 : cm_store_put(store, text, strlen(text), NULL, conf, 1, &c, err, sizeof(err));
         free(text);
         if (rc != CM_OK)
             goto out;

@@ -39,8 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (s == NULL)
         abort();
-    if (cm_store_put(s, base_text, strlen(base_text), NULL, fuzz_conf(), 1, &c, err,
-                     sizeof(err)) != CM_OK ||
+    if (cm_store_put(s, base_text, strlen(base_text), NULL, fuzz_conf(), 1, &c, err, sizeof(err)) !=
+            CM_OK ||
         c == NULL)
         abort();
     cm_store_commit(s, c);

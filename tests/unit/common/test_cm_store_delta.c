@@ -25,13 +25,12 @@
 
 #define US "us-east-1"
 
-static const char conf_text[] =
-    "{\"federation\": \"myfed\", \"zone\": \"fed.example.test\","
-    " \"regions\": {\"us-east-1\": {\"zones\": [\"us-east-1a\"]},"
-    "              \"eu-west-1\": {\"zones\": [\"eu-west-1a\"]}},"
-    " \"members\": {\"usa\": {\"region\": \"us-east-1\"},"
-    "             \"eur\": {\"region\": \"eu-west-1\"}},"
-    " \"services\": {\"default/web\": {\"port\": 80}}}";
+static const char conf_text[] = "{\"federation\": \"myfed\", \"zone\": \"fed.example.test\","
+                                " \"regions\": {\"us-east-1\": {\"zones\": [\"us-east-1a\"]},"
+                                "              \"eu-west-1\": {\"zones\": [\"eu-west-1a\"]}},"
+                                " \"members\": {\"usa\": {\"region\": \"us-east-1\"},"
+                                "             \"eur\": {\"region\": \"eu-west-1\"}},"
+                                " \"services\": {\"default/web\": {\"port\": 80}}}";
 
 #define KEYS 24 /* service keys the random documents draw from */
 
@@ -237,8 +236,8 @@ static void test_delta_equals_full(void **state)
         json_object_set_new(delta, "services", changed);
         json_object_set_new(delta, "removed", removed);
         if (pick(f, 5) == 0) {
-            json_t *m = json_pack("{s:{s:s,s:f}}", "usa", "region", US, "rtt_ms",
-                                  (double)pick(f, 100));
+            json_t *m =
+                json_pack("{s:{s:s,s:f}}", "usa", "region", US, "rtt_ms", (double)pick(f, 100));
 
             json_object_set(next, "members", m);
             json_object_set_new(delta, "members", m);
@@ -292,7 +291,8 @@ static char *delta_text(uint64_t base, uint64_t gen, const char *extra)
     return buf;
 }
 
-#define SVC(ip) "{\"port\": 80, \"members\": {\"usa\": {\"addresses\": [\"" ip "\"], \"healthy\": true}}}"
+#define SVC(ip)                                                                                    \
+    "{\"port\": 80, \"members\": {\"usa\": {\"addresses\": [\"" ip "\"], \"healthy\": true}}}"
 
 /* Each bad delta is refused with a reason, and the held document stays as it was. */
 static void test_delta_hostile(void **state)
@@ -309,13 +309,13 @@ static void test_delta_hostile(void **state)
         {3, 3, "", CM_ESTATE, "must be greater than base_generation"},
         {3, 4, "\"removed\": [\"default/ghost\"]", CM_ESTATE, "not a service of the base"},
         {3, 4, "\"removed\": [\"default/web\", \"default/web\"]", CM_ESTATE, "listed twice"},
-        {3, 4, "\"removed\": [\"default/web\"], \"services\": {\"default/web\": " SVC("192.0.2.7") "}",
+        {3, 4,
+         "\"removed\": [\"default/web\"], \"services\": {\"default/web\": " SVC("192.0.2.7") "}",
          CM_ESTATE, "both removed and in services"},
         {3, 4, "\"removed\": \"default/web\"", CM_ESTATE, "removed: must be an array"},
         {3, 4, "\"removed\": [7]", CM_ESTATE, "removed[0]: must be a service key"},
         {3, 4, "\"services\": []", CM_ESTATE, "services: must be an object"},
-        {3, 4, "\"services\": {\"default/web\": " SVC("127.0.0.1") "}", CM_ESTATE,
-         "loopback"},
+        {3, 4, "\"services\": {\"default/web\": " SVC("127.0.0.1") "}", CM_ESTATE, "loopback"},
         {3, 4, "\"services\": {\"no-slash\": " SVC("192.0.2.7") "}", CM_ESTATE,
          "not \"namespace/name\""},
         {3, 4, "\"members\": {\"usa\": {\"rtt_ms\": -1}}", CM_ESTATE, "members.usa.rtt_ms"},
@@ -380,14 +380,14 @@ static void test_delta_hostile(void **state)
     {
         struct cm_store_cand *c = NULL;
 
-        assert_int_equal(cm_store_put(f->s, text, strlen(text), "eu-west-1", f->conf, 1, &c, err,
-                                      sizeof(err)),
-                         CM_EACCES);
+        assert_int_equal(
+            cm_store_put(f->s, text, strlen(text), "eu-west-1", f->conf, 1, &c, err, sizeof(err)),
+            CM_EACCES);
         rejected++;
         /* A source that orders whole documents (etcd) takes no delta. */
-        assert_int_equal(cm_store_replace(f->s, text, strlen(text), US, f->conf, 1, &c, err,
-                                          sizeof(err)),
-                         CM_ESTATE);
+        assert_int_equal(
+            cm_store_replace(f->s, text, strlen(text), US, f->conf, 1, &c, err, sizeof(err)),
+            CM_ESTATE);
         assert_non_null(strstr(err, "a delta, not a document"));
         rejected++;
     }

@@ -795,10 +795,10 @@ static char *svc_doc(uint64_t gen, const unsigned ports[5], unsigned rtt)
         if (ports[i] == 0)
             continue;
         snprintf(key, sizeof(key), "ns/%c", 'a' + i);
-        json_object_set_new(
-            svcs, key,
-            json_pack("{s:i,s:{s:{s:[s],s:b,s:i}}}", "port", ports[i], "members", "usa",
-                      "addresses", "192.0.2.10", "healthy", 1, "ready_endpoints", 3));
+        json_object_set_new(svcs, key,
+                            json_pack("{s:i,s:{s:{s:[s],s:b,s:i}}}", "port", ports[i], "members",
+                                      "usa", "addresses", "192.0.2.10", "healthy", 1,
+                                      "ready_endpoints", 3));
     }
     doc = json_pack("{s:i,s:s,s:I,s:s,s:{s:{s:s,s:i}},s:o}", "version", 1, "vantage", "us-east-1",
                     "generation", (json_int_t)gen, "generated_at", "2026-11-21T07:00:00Z",
