@@ -752,6 +752,34 @@ bool cm_state_is_delta(json_t *doc)
     return json_is_object(doc) && json_object_get(doc, "base_generation") != NULL;
 }
 
+bool cm_state_delta_is_refresh(const struct cm_state *base, json_t *delta)
+{
+    static const char *const allowed[] = {"version", "vantage", "base_generation", "generation",
+                                          "generated_at"};
+    json_t *bg = json_object_get(delta, "base_generation"),
+           *g = json_object_get(delta, "generation");
+    json_t *v = json_object_get(delta, "vantage"), *ver = json_object_get(delta, "version");
+    const char *key;
+    json_t *val;
+
+    if (!json_is_integer(bg) || !json_is_integer(g) || !json_is_string(v) ||
+        !json_is_integer(ver) || json_integer_value(ver) != CM_STATE_VERSION ||
+        json_integer_value(bg) < 0 || (uint64_t)json_integer_value(bg) != base->generation ||
+        json_integer_value(g) != json_integer_value(bg) ||
+        strcmp(json_string_value(v), base->vantage) != 0)
+        return false;
+    json_object_foreach(delta, key, val)
+    {
+        size_t i = 0;
+
+        while (i < sizeof(allowed) / sizeof(allowed[0]) && strcmp(key, allowed[i]) != 0)
+            i++;
+        if (i == sizeof(allowed) / sizeof(allowed[0]))
+            return false;
+    }
+    return true;
+}
+
 /* The delta's own members, checked against @base: everything but the services. */
 static int delta_header(struct pctx *c, const struct cm_state *base, json_t *delta)
 {
@@ -765,6 +793,14 @@ static int delta_header(struct pctx *c, const struct cm_state *base, json_t *del
         rc = get_uint(c, delta, "", "generation", true, INT64_MAX, 0, &gen);
     if (rc != CM_OK)
         return rc;
+    if (bg != base->generation) {
+        quote(qb, sizeof(qb), base->vantage);
+        fail(c, "base_generation",
+             "%" PRIu64 " is not the held generation %" PRIu64 " of vantage %s; send the full "
+             "document",
+             bg, base->generation, qb);
+        return CM_EEXIST;
+    }
     if (gen <= bg)
         return fail(c, "generation", "%" PRIu64 " must be greater than base_generation %" PRIu64,
                     gen, bg);
@@ -778,14 +814,6 @@ static int delta_header(struct pctx *c, const struct cm_state *base, json_t *del
     }
     if (json_object_get(delta, "generated_at") == NULL)
         return fail(c, "generated_at", "missing");
-    if (bg != base->generation) {
-        quote(qb, sizeof(qb), base->vantage);
-        fail(c, "base_generation",
-             "%" PRIu64 " is not the held generation %" PRIu64 " of vantage %s; send the full "
-             "document",
-             bg, base->generation, qb);
-        return CM_EEXIST;
-    }
     v = json_object_get(delta, "services");
     if (v != NULL && !json_is_object(v))
         return fail(c, "services", "must be an object");

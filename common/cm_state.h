@@ -171,6 +171,14 @@ int cm_state_load_json(const char *text, size_t len, json_t **out, char *err, si
 bool cm_state_is_delta(json_t *doc);
 
 /**
+ * Whether @delta is a refresh of @base: base_generation and generation both
+ * @base's generation, and nothing but version, vantage (@base's) and
+ * generated_at besides. It changes nothing; a consumer counts the vantage
+ * as alive again (a publisher's keep-alive without resending the document).
+ */
+bool cm_state_delta_is_refresh(const struct cm_state *base, json_t *delta);
+
+/**
  * Applies @delta (borrowed) to @base: on success *out is the document the
  * full document would have given, validated exactly as cm_state_from_json()
  * validates one. CM_EEXIST when base_generation is not @base's generation

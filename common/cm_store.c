@@ -301,7 +301,8 @@ static int cand_with(const struct cm_store *s, struct cm_state *doc, uint64_t no
  * applied to the held document of its vantage (*delta set). A delta the
  * store cannot apply (no document held for its vantage, another base
  * generation) is CM_EEXIST, so the sender sends the whole document; a source
- * that orders documents itself (etcd) sends whole ones only.
+ * that orders documents itself (etcd) sends whole ones only. A refresh
+ * (cm_state_delta_is_refresh) gives *doc NULL and *base the held document.
  */
 static int parse_doc(struct cm_store *s, const char *text, size_t len,
                      const struct cm_state_opts *opts, bool by_source, struct cm_state **doc,
@@ -337,7 +338,10 @@ static int parse_doc(struct cm_store *s, const char *text, size_t len,
             rc = CM_ESTATE;
         } else {
             *base = s->set.docs[held];
-            rc = cm_state_delta_apply(*base, root, opts, doc, err, errlen);
+            if (cm_state_delta_is_refresh(*base, root))
+                *doc = NULL; /* nothing to apply: *base stays, alive again */
+            else
+                rc = cm_state_delta_apply(*base, root, opts, doc, err, errlen);
         }
     }
     json_decref(root);
@@ -362,6 +366,15 @@ static int put_doc(struct cm_store *s, const char *text, size_t len, const char 
     *out = NULL;
     cm_state_opts_from_conf(&opts, conf);
     rc = parse_doc(s, text, len, &opts, by_source, &doc, &delta, &base, err, errlen);
+    if (rc == CM_OK && doc == NULL) { /* a refresh (cm_state_delta_is_refresh) */
+        rc = cm_state_check_writer(base, writer, err, errlen);
+        if (rc == CM_OK) {
+            s->set.accepted_ms[set_find(&s->set, base->vantage)] = now_ms;
+            s->all_silent = false;
+            s->deltas.applied++;
+        }
+        goto out;
+    }
     if (rc == CM_OK)
         rc = cm_state_check_writer(doc, writer, err, errlen);
     if (rc == CM_OK) /* a delta's base is held: it passed @conf */

@@ -29,7 +29,9 @@
  *  - a delta (cm_state_delta_apply: "base_generation" and the changed
  *    services) applies to the held document of its vantage when that has
  *    generation base_generation, else CM_EEXIST (409: send the whole
- *    document); the result then follows the rules of a whole document;
+ *    document); the result then follows the rules of a whole document. A
+ *    refresh (cm_state_delta_is_refresh: the held generation, no changes)
+ *    is accepted without a change, as an identical re-push is;
  *  - it replaces the held one only when its generation is greater. The same
  *    generation with identical content (an idempotent re-push, e.g. a retry
  *    whose first answer was lost) is accepted without a change: it refreshes

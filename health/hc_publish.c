@@ -9,8 +9,10 @@
  * when one is held, the target did not just refuse a delta (409: the whole
  * document next) and the delta is at most half the document's size. The
  * delta is made from the two texts (the services' spans compared byte for
- * byte), so it says exactly what the whole document says. The document is refcounted: each PUT
- * in flight holds a reference (curl reads the body from it without a copy),
+ * byte), so it says exactly what the whole document says. The full
+ * interval's resend of the generation the target acknowledged is a refresh
+ * (the same generation, no changes: the target counts the vantage alive). The document is
+ * refcounted: each PUT in flight holds a reference (curl reads the body from it without a copy),
  * and an offer replaces pub->doc without touching PUTs in flight.
  */
 #include "health/hc_publish.h"
@@ -284,6 +286,38 @@ static struct pub_span head_key(const char *text, struct pub_span h)
     const char *colon = memchr(text + h.off + 1, '"', h.len - 1);
 
     return (struct pub_span){h.off, colon != NULL ? (size_t)(colon - (text + h.off)) + 1 : h.len};
+}
+
+/*
+ * A refresh of @d (cm_state_delta_is_refresh): its head and base_generation
+ * its own generation, for the full-interval resend of a generation the
+ * target holds. NULL when @d's text is not one we read.
+ */
+static struct pub_doc *refresh_make(struct pub_doc *d)
+{
+    const struct pub_index *x = doc_index(d);
+    struct pub_doc *r = NULL;
+    struct cm_buf out;
+    bool bad = false;
+    char num[48];
+
+    if (x == NULL || !x->ok || x->head_count == 0)
+        return NULL;
+    cm_buf_init(&out, d->len + 64);
+    app(&out, &bad, "{", 1);
+    for (size_t h = 0; h < x->head_count; h++) {
+        app(&out, &bad, d->text + x->head[h].off, x->head[h].len);
+        app(&out, &bad, ",", 1);
+    }
+    snprintf(num, sizeof(num), "\"base_generation\":%" PRIu64 "}", d->generation);
+    app(&out, &bad, num, strlen(num));
+    if (!bad) {
+        r = doc_new(d->generation, out.data, out.len);
+        if (r != NULL)
+            r->delta = true;
+    }
+    cm_buf_fini(&out);
+    return r;
 }
 
 /*
@@ -654,6 +688,9 @@ static void target_send(struct pub_target *t)
                          ": %s",
                          t->name, t->acked->generation, why);
     }
+    /* The full interval's resend of what the target holds: a refresh, not the document. */
+    if (t->acked != NULL && !t->whole_next && t->acked->generation == pub->doc->generation)
+        body = refresh_make(pub->doc);
     if (body == NULL)
         body = doc_ref(pub->doc);
     rc = build_request(t, body, &easy, &headers);

@@ -71,9 +71,21 @@ def test_delta_applies_and_answers_follow(pushed):
     assert deltas(ctl) == {"applied": 2, "conflict": 0, "rejected": 0}
 
 
+def test_refresh_keeps_document(pushed):
+    """The held generation and nothing else: the vantage is alive, nothing changes."""
+    d, ctl = pushed
+    before = held(ctl)
+    st, body = ctl.put_state(delta(10, 10))
+    assert st == 200, body
+    assert held(ctl) == before
+    assert deltas(ctl) == {"applied": 1, "conflict": 0, "rejected": 0}
+    st, body = ctl.put_state(delta(9, 9))
+    assert st == 409, body
+
+
 @pytest.mark.parametrize("body,status,reason", [
     (delta(9, 11), 409, "base_generation: 9 is not the held generation 10"),
-    (delta(10, 10), 400, "generation: 10 must be greater than base_generation 10"),
+    (delta(10, 10, services={}), 400, "generation: 10 must be greater than base_generation 10"),
     (delta(10, 11, removed=["default/ghost"]), 400, "not a service of the base document"),
     (delta(10, 11, {"default/web": {"usa": endpoint(["0.0.0.0"])}}), 400,
      "services.default/web.members.usa.addresses[0]"),

@@ -306,7 +306,8 @@ static void test_delta_hostile(void **state)
     } bad[] = {
         {4, 5, "", CM_EEXIST, "is not the held generation 3"},
         {2, 5, "", CM_EEXIST, "base_generation: 2 is not the held generation 3"},
-        {3, 3, "", CM_ESTATE, "must be greater than base_generation"},
+        {3, 3, "\"services\": {}", CM_ESTATE, "must be greater than base_generation"},
+        {3, 3, "\"x-note\": 1", CM_ESTATE, "must be greater than base_generation"},
         {3, 4, "\"removed\": [\"default/ghost\"]", CM_ESTATE, "not a service of the base"},
         {3, 4, "\"removed\": [\"default/web\", \"default/web\"]", CM_ESTATE, "listed twice"},
         {3, 4,
@@ -394,12 +395,36 @@ static void test_delta_hostile(void **state)
     after = held(f);
     assert_string_equal(before, after);
     free(after);
+    /* A refresh (the held generation, nothing else) changes nothing but the vantage's time. */
+    {
+        char *rtext = delta_text(3, 3, "");
+        struct cm_store_cand *c = NULL;
+        uint64_t at = 0;
+
+        assert_int_equal(
+            cm_store_put(f->s, rtext, strlen(rtext), NULL, f->conf, 77, &c, err, sizeof(err)),
+            CM_OK);
+        assert_null(c);
+        cm_store_get(f->s, 0, &at);
+        assert_int_equal(at, 77);
+        /* Another vantage's writer may not refresh it. */
+        assert_int_equal(cm_store_put(f->s, rtext, strlen(rtext), "eu-west-1", f->conf, 78, &c, err,
+                                      sizeof(err)),
+                         CM_EACCES);
+        rejected++;
+        cm_store_get(f->s, 0, &at);
+        assert_int_equal(at, 77);
+        free(rtext);
+    }
+    after = held(f);
+    assert_string_equal(before, after);
+    free(after);
     /* The good one still applies. */
     assert_int_equal(put_text(f, text, err, sizeof(err)), CM_OK);
     assert_int_equal(cm_store_find(f->s, US)->generation, 4);
     free(text);
     n = cm_store_delta_counts(f->s);
-    assert_int_equal(n.applied, 1);
+    assert_int_equal(n.applied, 2); /* the refresh and the delta */
     assert_int_equal(n.conflict, conflicts);
     assert_int_equal(n.rejected, rejected);
     free(before);

@@ -725,6 +725,11 @@ static void test_full_interval(void **state)
         assert_int_equal(f->srv[0]->r[i].generation, 7);
     assert_true(stats(f, 0).succeeded >= 2);
     assert_int_equal(stats(f, 0).acked_generation, 7);
+    /* The first is the document, the resends of what the target holds are refreshes. */
+    assert_null(strstr(f->srv[0]->r[0].body, "base_generation"));
+    assert_string_equal(f->srv[0]->r[1].body,
+                        "{\"version\":1,\"vantage\":\"us-east-1\",\"generation\":7,"
+                        "\"base_generation\":7}");
 }
 
 static void test_older_offer_ignored(void **state)
