@@ -486,7 +486,7 @@ static int prepare(struct health *h, bool check, struct hc_kube_target ***target
         json_decref(previous);
         return rc;
     }
-    h->report = hc_report_new(gen, previous);
+    h->report = hc_report_new(hc_vantage_resume_generation(gen), previous);
     json_decref(previous);
     return h->report != NULL ? CM_OK : CM_ENOMEM;
 }
@@ -559,8 +559,10 @@ int main(int argc, char **argv)
         FEDGSLB_VERSION, h.conf->regions[h.conf->health.vantage].name, h.conf->member_count,
         h.conf->service_count, st.generation);
     event_base_dispatch(h.base);
-    if (h.conf->health.state_file != NULL)
+    if (h.conf->health.state_file != NULL) {
         hc_vantage_rebuild(h.vantage);
+        hc_vantage_flush(h.vantage); /* the latest document, whatever the interval */
+    }
     fini(&h);
     curl_global_cleanup();
     cm_log_info("stopped");
