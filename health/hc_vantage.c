@@ -68,6 +68,7 @@ struct hc_vantage {
     uint64_t budget_at_ms; /* when budget_us was last refilled */
     uint64_t rebuilds, documents, offers, writes, write_errors;
     uint64_t rebuild_cpu_us, postponed, bursts;
+    uint64_t changes; /* hc_vantage_changed() calls */
     bool written_once;       /* health.state_file written since the start */
     uint64_t written_gen;    /* the generation there (or resumed from) */
     uint64_t written_ms;     /* when it was written */
@@ -314,6 +315,11 @@ static void state_file_due(struct hc_vantage *v)
     arm_write(v, v->write_due_ms - now);
 }
 
+uint64_t hc_vantage_change_count(const struct hc_vantage *v)
+{
+    return v->changes;
+}
+
 void hc_vantage_flush(struct hc_vantage *v)
 {
     if (v->write_pending || hc_report_generation(v->report) != v->written_gen) {
@@ -369,6 +375,7 @@ void hc_vantage_changed(struct hc_vantage *v)
 {
     uint64_t now, delay;
 
+    v->changes++;
     v->gathered++;
     if (v->armed)
         return;

@@ -177,6 +177,8 @@ void hc_vantage_set_services(struct hc_vantage *v, const struct hc_fedsvcs *s);
 
 /** Something the document depends on changed: arms the debounced rebuild. */
 void hc_vantage_changed(struct hc_vantage *v);
+/** hc_vantage_changed() calls so far (the event loop gathers while they come fast). */
+uint64_t hc_vantage_change_count(const struct hc_vantage *v);
 /** Runs the armed rebuild and the pending state file write when due (their timers call this). */
 void hc_vantage_poll(struct hc_vantage *v);
 /**
