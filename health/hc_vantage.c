@@ -68,11 +68,11 @@ struct hc_vantage {
     uint64_t budget_at_ms; /* when budget_us was last refilled */
     uint64_t rebuilds, documents, offers, writes, write_errors;
     uint64_t rebuild_cpu_us, postponed, bursts;
-    uint64_t changes; /* hc_vantage_changed() calls */
-    bool written_once;       /* health.state_file written since the start */
-    uint64_t written_gen;    /* the generation there (or resumed from) */
-    uint64_t written_ms;     /* when it was written */
-    bool write_pending;      /* the file is behind; written at write_due_ms */
+    uint64_t changes;     /* hc_vantage_changed() calls */
+    bool written_once;    /* health.state_file written since the start */
+    uint64_t written_gen; /* the generation there (or resumed from) */
+    uint64_t written_ms;  /* when it was written */
+    bool write_pending;   /* the file is behind; written at write_due_ms */
     uint64_t write_due_ms;
 };
 

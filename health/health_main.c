@@ -43,7 +43,7 @@
 #define FEDGSLB_VERSION "0.1.0"
 #endif
 
-#define ERR_MAX 2048
+#define ERR_MAX        2048
 #define LOOP_BUSY_US   5000 /* wakeups closer than this: under load */
 #define LOOP_GATHER_US 2000 /* the pause after such a wakeup */
 

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -555,12 +556,33 @@ static void test_state_file_written_at_most_once_an_interval(void **state)
     hc_vantage_flush(f->v); /* nothing behind: nothing written */
     assert_int_equal(stats(f).writes, 6);
 
+    /* A write that failed leaves nothing pending; the flush still catches up. */
+    {
+        char moved[160], inside[192];
+
+        snprintf(moved, sizeof(moved), "%s.away", f->state_file);
+        snprintf(inside, sizeof(inside), "%s/x", f->state_file);
+        assert_int_equal(rename(f->state_file, moved), 0);
+        assert_int_equal(mkdir(f->state_file, 0700), 0); /* PATH cannot be replaced */
+        fclose(fopen(inside, "w"));
+        f->now_ms += HC_VANTAGE_STATE_WRITE_MS;
+        new_document(f);
+        assert_int_equal(stats(f).write_errors, 1);
+        assert_false(stats(f).write_pending);
+        assert_int_equal(unlink(inside), 0);
+        assert_int_equal(rmdir(f->state_file), 0);
+        assert_int_equal(rename(moved, f->state_file), 0);
+        gen = stats(f).generation;
+        hc_vantage_flush(f->v);
+        assert_int_equal(stats(f).writes, 7);
+        assert_int_equal(file_generation(f), gen);
+    }
+
     /* A restart continues past anything offered before the file was written. */
     assert_int_equal(hc_vantage_resume_generation(0), 0);
     assert_int_equal(hc_vantage_resume_generation(gen), gen + HC_VANTAGE_STATE_LAG_MAX);
     assert_int_equal(hc_vantage_resume_generation((uint64_t)INT64_MAX - 1), INT64_MAX);
 }
-
 
 /* Registry members join the documents and leave them again; a configured
  * name or a place the configuration lacks is refused. */
