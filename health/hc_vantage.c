@@ -284,6 +284,15 @@ static void write_state(struct hc_vantage *v)
     v->written_gen = hc_report_generation(v->report);
 }
 
+/* A write of its own (not a rebuild's): its CPU counts as rebuilds' does. */
+static void write_state_charged(struct hc_vantage *v)
+{
+    uint64_t c0 = v->cpu_clock(v->clock_arg);
+
+    write_state(v);
+    budget_charge(v, v->cpu_clock(v->clock_arg) - c0);
+}
+
 static void arm_write(struct hc_vantage *v, uint64_t in_ms)
 {
     struct timeval tv = {(time_t)(in_ms / 1000), (suseconds_t)(in_ms % 1000) * 1000};
@@ -325,7 +334,7 @@ void hc_vantage_flush(struct hc_vantage *v)
     if (v->write_pending || hc_report_generation(v->report) != v->written_gen) {
         if (v->ev_write != NULL)
             evtimer_del(v->ev_write);
-        write_state(v);
+        write_state_charged(v);
     }
 }
 
@@ -393,7 +402,7 @@ void hc_vantage_poll(struct hc_vantage *v)
 
     if (v->write_pending) {
         if (now >= v->write_due_ms)
-            write_state(v);
+            write_state_charged(v);
         else
             arm_write(v, v->write_due_ms - now); /* the timer may round down */
     }
