@@ -12,6 +12,7 @@
 #include "common/cm_state.h"
 
 #include <math.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_hash.h"
 #include "common/cm_str.h"
 #include "common/cm_time.h"
 
@@ -1088,6 +1090,79 @@ static void merge_rules(struct cm_merged_service *ms, const struct used_doc *use
         ms->members[i].unplaced = !placed(rules, conf->members[i].name);
 }
 
+/* @h continued by the 64-bit word @v. */
+static uint64_t dmix(uint64_t h, uint64_t v)
+{
+    return cm_fmix64(h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2)));
+}
+
+static uint64_t dmix_bytes(uint64_t h, const void *p, size_t len)
+{
+    const uint8_t *b = p;
+    uint64_t w;
+
+    h = dmix(h, len);
+    for (; len >= 8; b += 8, len -= 8) {
+        memcpy(&w, b, 8);
+        h = dmix(h, w);
+    }
+    w = 0;
+    memcpy(&w, b, len);
+    return dmix(h, w);
+}
+
+static uint64_t dmix_double(uint64_t h, double v)
+{
+    uint64_t w;
+
+    if (isnan(v))
+        return dmix(h, 0x7ff8000000000001ULL); /* one NAN whatever its bits */
+    memcpy(&w, &v, sizeof(w));
+    return dmix(h, w);
+}
+
+/* One member's entry as merged: what cm_merged_service.digest covers. */
+static uint64_t endpoint_digest(uint64_t h, const struct cm_merged_endpoint *me, size_t nregion)
+{
+    const struct cm_state_endpoint *src = me->src;
+
+    h = dmix(h, (uint64_t)me->present | (uint64_t)me->unplaced << 1 | (uint64_t)me->healthy << 2 |
+                    (uint64_t)me->pending << 3 | (uint64_t)me->votes_up << 8 |
+                    (uint64_t)me->votes_down << 36);
+    if (src == NULL)
+        return dmix(h, 0);
+    h = dmix(h, (uint64_t)src->ready_endpoints | (uint64_t)src->healthy << 32 |
+                    (uint64_t)src->pending << 33 | (uint64_t)src->via_proxy << 34 |
+                    (uint64_t)src->has_weight << 35 | (uint64_t)src->has_priority << 36);
+    h = dmix(h, (uint64_t)src->weight << 32 | src->priority);
+    h = dmix(h, src->address_count);
+    for (size_t k = 0; k < src->address_count; k++) {
+        const struct sockaddr_storage *ss = &src->addresses[k].ss;
+        if (ss->ss_family == AF_INET)
+            h = dmix_bytes(h, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+        else if (ss->ss_family == AF_INET6)
+            h = dmix_bytes(h, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+        else
+            h = dmix(h, ss->ss_family);
+    }
+    h = src->hostname != NULL ? dmix_bytes(h, src->hostname, strlen(src->hostname)) : dmix(h, 1);
+    for (size_t r = 0; me->rtt_by_region != NULL && r < nregion; r++)
+        h = dmix_double(h, me->rtt_by_region[r]);
+    return h;
+}
+
+static void service_digest(struct cm_merged_service *ms, const struct cm_conf *conf)
+{
+    uint64_t h = dmix_bytes(CM_FNV1A64_INIT, ms->key, strlen(ms->key));
+
+    h = dmix(h, (uint64_t)(uint32_t)ms->conf_index | (uint64_t)ms->port << 32 |
+                    (uint64_t)ms->allow_without_endpoints << 48);
+    h = dmix(h, ms->ttl_s);
+    for (size_t i = 0; i < conf->member_count; i++)
+        h = endpoint_digest(h, &ms->members[i], conf->region_count);
+    ms->digest = h;
+}
+
 /* Fills service @k of @m from key @kr. */
 static int merge_service(struct cm_merged *m, const struct key_ref *kr, const struct used_doc *used,
                          size_t nused, const struct cm_conf *conf,
@@ -1113,9 +1188,14 @@ static int merge_service(struct cm_merged *m, const struct key_ref *kr, const st
         ms->members[i].member = i;
         src_doc[i] = NULL;
     }
+    int rc;
+
     merge_votes(ms, used, nused, conf, found, src_doc);
     merge_rules(ms, used, nused, conf, found);
-    return merge_rtts(ms, used, nused, conf, found);
+    rc = merge_rtts(ms, used, nused, conf, found);
+    if (rc == CM_OK)
+        service_digest(ms, conf);
+    return rc;
 }
 
 int cm_merged_build(const struct cm_state *const *docs, size_t count, const struct cm_conf *conf,

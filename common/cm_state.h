@@ -205,6 +205,12 @@ struct cm_merged_service {
      * members without ready endpoints. */
     uint32_t ttl_s;               /* 0 = dnsd.ttl_s */
     bool allow_without_endpoints; /* ready_endpoints 0 does not rule a member out */
+    /* A 64-bit fingerprint of everything above (key, port, rules, every
+     * member's verdict, votes, addresses, hostname, ready endpoints,
+     * annotations and RTTs): two entries with the same digest are taken to
+     * be the same. dnsd keeps a service's compiled answers across merges
+     * while its digest stays (dns_fed_update). */
+    uint64_t digest;
     /* private to cm_state.c */
     char *key_owned;   /* owned copy of a configured key, NULL when borrowed */
     double *rtt_block; /* owned: region_count doubles per present member */

@@ -884,6 +884,15 @@ static void metrics(void *arg, struct cm_buf *out)
     cm_metrics_family(out, "fedgslb_dns_table_builds_total", "counter",
                       "Answer tables (views) built since start.");
     cm_metrics_sample(out, "fedgslb_dns_table_builds_total", NULL, (double)env->table_builds);
+    cm_metrics_family(out, "fedgslb_dns_table_incremental_builds_total", "counter",
+                      "Answer tables built sharing the unchanged services' answers of the "
+                      "previous one.");
+    cm_metrics_sample(out, "fedgslb_dns_table_incremental_builds_total", NULL,
+                      (double)env->table_builds_incr);
+    cm_metrics_family(out, "fedgslb_dns_table_services_built_total", "counter",
+                      "Services whose answers table builds made (the others were shared).");
+    cm_metrics_sample(out, "fedgslb_dns_table_services_built_total", NULL,
+                      (double)env->table_svcs_built);
     cm_metrics_family(out, "fedgslb_dns_table_build_seconds", "gauge",
                       "Duration of the last answer table build.");
     cm_metrics_sample(out, "fedgslb_dns_table_build_seconds", NULL, env->last_build_s);

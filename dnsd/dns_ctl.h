@@ -52,6 +52,8 @@ struct dns_ctl_env {
     struct dns_view *view;         /* borrowed: the view the workers were last handed */
     uint64_t table_builds;         /* views built successfully since start */
     double last_build_s;           /* duration of the last successful build */
+    uint64_t table_builds_incr;    /* of those, sharing unchanged services' answers */
+    uint64_t table_svcs_built;     /* services whose answers those builds made */
     uint64_t reloads_ok;           /* SIGHUP reloads that took the new configuration */
     uint64_t reloads_failed;       /* and those that kept the old one */
     bool reload_last_failed;       /* the last reload attempt failed */

@@ -14,7 +14,9 @@
  *
  * The table is built from the configuration, the merged state of all vantages
  * and the operator's intents, whenever any of them changes, and is then
- * immutable: the query path only looks up and copies. Ranking (dns_rank_*)
+ * immutable: the query path only looks up and copies. A table built after a
+ * change (dns_fed_update) shares with the one before it the names and the
+ * answers of every service the change left alone, and builds only the others. Ranking (dns_rank_*)
  * is the single decision procedure used by both the table build and
  * /v1/explain (dns_explain), so the two cannot disagree; explain learns what
  * a name is from the table (dns_fed_name_info), and the name grammar above is
@@ -37,6 +39,7 @@
 #include "dnsd/dns_rrset.h"
 
 struct cm_conf;
+struct cm_intent_view;
 struct cm_merged;
 struct dns_fed;
 
@@ -67,7 +70,8 @@ struct dns_fed_answer {
                                       (CNAME up, fail-open, sorry), for metrics */
     /* Where the answer sits in the table, for what was compiled from it
      * (dns_pre): the name (NAME and ENT), its answer for this client and
-     * the variant picked (NAME; DNS_FED_NO_ID for a NODATA answer). */
+     * the variant picked (NAME; DNS_FED_NO_ID for a NODATA answer), the
+     * last two within the service's answers (@service). */
     uint32_t name_id;
     uint32_t answer_id;
     uint32_t variant_id;
@@ -83,6 +87,34 @@ struct dns_fed_answer {
 int dns_fed_build(const struct cm_conf *conf, const struct cm_merged *merged,
                   const struct cm_intent_view *intents, struct dns_fed **out, char *err,
                   size_t errlen);
+/**
+ * As dns_fed_build, from the table @prev (may be NULL: a full build) built
+ * before: shares with it the names when the configuration (the same object,
+ * alive) and the list of services stay, and the answers of every service
+ * whose merged entry (cm_merged_service.digest), weight and priority intents
+ * stay and none of whose members changed its admin state or member-level
+ * RTTs. @prev is only read (its parts gain references); the result does not
+ * depend on it (a full build from the same inputs answers the same).
+ */
+int dns_fed_update(const struct dns_fed *prev, const struct cm_conf *conf,
+                   const struct cm_merged *merged, const struct cm_intent_view *intents,
+                   struct dns_fed **out, char *err, size_t errlen);
+
+/** What a build did, for metrics, logs and benchmarks. */
+struct dns_fed_stats {
+    size_t services_built;  /* services whose answers were built */
+    size_t services_shared; /* services whose answers the previous table lent */
+    bool names_shared;      /* the names are the previous table's */
+};
+
+void dns_fed_stats(const struct dns_fed *fed, struct dns_fed_stats *out);
+
+/** The service of the table dns_fed_update was given whose answers @service shares, or -1. */
+long dns_fed_reused_from(const struct dns_fed *fed, size_t service);
+
+/** Whether @a and @b share their names (then name ids mean the same in both). */
+bool dns_fed_same_names(const struct dns_fed *a, const struct dns_fed *b);
+
 /** Accepts NULL. */
 void dns_fed_free(struct dns_fed *fed);
 
@@ -102,7 +134,8 @@ enum dns_fed_match dns_fed_lookup_hashed(const struct dns_fed *fed, const uint8_
                                          struct dns_fed_answer *out);
 
 /* The table as data, for what is compiled from it (dns_pre): names (ENTs
- * included) by name_id, variants by variant_id, answers by answer_id. */
+ * included) by name_id; per service (dns_fed_service_count), variants by
+ * variant_id and answers by answer_id. */
 struct dns_fed_variant_rrsets {
     const struct dns_rrset *a;     /* NULL when none */
     const struct dns_rrset *aaaa;  /* NULL when none */
@@ -112,12 +145,12 @@ struct dns_fed_variant_rrsets {
 size_t dns_fed_name_total(const struct dns_fed *fed);
 /** The lowercased wire name of @name_id (< dns_fed_name_total), its length in *len. */
 const uint8_t *dns_fed_name_wire(const struct dns_fed *fed, size_t name_id, size_t *len);
-size_t dns_fed_variant_total(const struct dns_fed *fed);
-void dns_fed_variant_rrsets(const struct dns_fed *fed, size_t variant_id,
+size_t dns_fed_variant_total(const struct dns_fed *fed, size_t service);
+void dns_fed_variant_rrsets(const struct dns_fed *fed, size_t service, size_t variant_id,
                             struct dns_fed_variant_rrsets *out);
-size_t dns_fed_answer_total(const struct dns_fed *fed);
-/** The SOA TTL of a NODATA from answer @answer_id. */
-uint32_t dns_fed_answer_negative_ttl(const struct dns_fed *fed, size_t answer_id);
+size_t dns_fed_answer_total(const struct dns_fed *fed, size_t service);
+/** The SOA TTL of a NODATA from answer @answer_id of @service. */
+uint32_t dns_fed_answer_negative_ttl(const struct dns_fed *fed, size_t service, size_t answer_id);
 
 /** Number of federated names and services (metrics, logs, benchmarks). */
 size_t dns_fed_name_count(const struct dns_fed *fed);

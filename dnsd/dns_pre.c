@@ -18,11 +18,13 @@
  */
 #include "dnsd/dns_pre.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/cm_array.h"
 #include "common/cm_err.h"
+#include "dnsd/dns_chunks.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_name.h"
 #include "dnsd/dns_wire.h"
@@ -33,15 +35,18 @@
 #define PRE_STANDIN   0xFF /* the stand-in label's only byte */
 #define PRE_MAX_ABOVE 2    /* names of a part under the apex (SOA MNAME, RNAME) */
 
-struct pre_reloc {
+struct dns_pre_reloc {
     uint16_t at;   /* offset of the pointer in the part */
     int16_t delta; /* it points at (part start + delta) */
 };
 
-struct dns_pre {
+/* The parts of one service (or the ENT part): immutable once built and
+ * shared by consecutive dns_pre while the service's answers stay. */
+struct pre_blk {
+    _Atomic int refs;
     uint8_t *bytes; /* owned: every part, back to back */
     size_t bytes_len, bytes_cap;
-    struct pre_reloc *relocs; /* owned */
+    struct dns_pre_reloc *relocs; /* owned */
     size_t reloc_len, reloc_cap;
     struct dns_pre_part *parts; /* owned */
     size_t part_count, part_cap;
@@ -49,14 +54,32 @@ struct dns_pre {
     size_t variant_count;
     uint32_t *answer_nodata; /* owned: per answer, a part index or DNS_PRE_NONE */
     size_t answer_count;
-    uint8_t *name_ok; /* owned: per name, 1 when the NODATA parts are exact for it */
-    size_t name_count;
+};
+
+/* Per name, 1 when the NODATA parts are exact for it: shared while the names are. */
+struct pre_ok {
+    _Atomic int refs;
+    size_t count;
+    uint8_t ok[];
+};
+
+struct dns_pre {
+    const struct dns_fed *fed;   /* identity only: compiled from */
+    const struct dns_zone *zone; /* identity only */
+    struct pre_blk **blk;        /* owned array, per service of fed; NULL: none. The
+                                    blocks are owned through `own` */
+    struct dns_chunks own;
+    uint8_t *src; /* build only: per service, enum dns_chunk_src */
+    size_t service_count;
+    struct pre_blk *ent; /* the ENT part */
     uint32_t ent_part;
+    struct pre_ok *ok;
+    size_t built, shared; /* service parts compiled and taken from the previous */
 };
 
 /* Build state: the stand-in question and what the SOA writes under the apex. */
 struct pre_build {
-    struct dns_pre *pre;
+    struct pre_blk *pre; /* the block being compiled */
     const struct dns_zone *zone;
     uint8_t *scratch; /* PRE_SCRATCH bytes */
     uint8_t qname[DNS_NAME_MAX];
@@ -79,7 +102,7 @@ static uint16_t rd16(const uint8_t *p)
 /* ---- relocations ---- */
 
 /* One pointer of the scratch message at @at: a relocation, or kept (0xC00C). */
-static bool relocate(struct pre_build *b, size_t part_start, size_t at, struct pre_reloc *out,
+static bool relocate(struct pre_build *b, size_t part_start, size_t at, struct dns_pre_reloc *out,
                      bool *keep)
 {
     size_t target = rd16(b->scratch + at) & 0x3FFFu;
@@ -104,7 +127,7 @@ static bool relocate(struct pre_build *b, size_t part_start, size_t at, struct p
 
 /* Walks a possibly compressed name at @off (within @end), recording its pointer. */
 static bool walk_name(struct pre_build *b, size_t part_start, size_t *off, size_t end,
-                      struct pre_reloc *rel, size_t *nrel, size_t cap)
+                      struct dns_pre_reloc *rel, size_t *nrel, size_t cap)
 {
     size_t o = *off;
 
@@ -131,7 +154,7 @@ static bool walk_name(struct pre_build *b, size_t part_start, size_t *off, size_
 }
 
 /* Finds every compression pointer in the records at [@start, @end) of the scratch message. */
-static bool collect_relocs(struct pre_build *b, size_t start, size_t end, struct pre_reloc *rel,
+static bool collect_relocs(struct pre_build *b, size_t start, size_t end, struct dns_pre_reloc *rel,
                            size_t *nrel, size_t cap)
 {
     size_t o = start;
@@ -184,8 +207,8 @@ struct pre_rrset {
  * is its index, or DNS_PRE_NONE when it cannot be precompiled. */
 static int part_add(struct pre_build *b, const struct pre_rrset *sets, size_t n, uint32_t *out)
 {
-    struct dns_pre *pre = b->pre;
-    struct pre_reloc rel[64];
+    struct pre_blk *pre = b->pre;
+    struct dns_pre_reloc rel[64];
     struct dns_writer w;
     size_t start, len, nrel;
     int rc;
@@ -312,59 +335,187 @@ static bool nodata_exact(const struct pre_build *b, const uint8_t *name, size_t 
 
 /* ---- build ---- */
 
-static int build_variants(struct pre_build *b, const struct dns_fed *fed)
+static struct pre_blk *blk_new(void)
 {
-    struct dns_pre *pre = b->pre;
+    struct pre_blk *blk = calloc(1, sizeof(*blk));
+
+    if (blk != NULL)
+        atomic_init(&blk->refs, 1);
+    return blk;
+}
+
+static void blk_unref(struct pre_blk *blk)
+{
+    if (blk == NULL || atomic_fetch_sub_explicit(&blk->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    free(blk->bytes);
+    free(blk->relocs);
+    free(blk->parts);
+    free(blk->variant_part);
+    free(blk->answer_nodata);
+    free(blk);
+}
+
+/* The parts point into the block's arrays, which stop growing here. */
+static void blk_seal(struct pre_blk *blk)
+{
+    for (size_t i = 0; i < blk->part_count; i++) {
+        blk->parts[i].bytes = blk->bytes + blk->parts[i].off;
+        blk->parts[i].relocs = blk->relocs + blk->parts[i].reloc;
+    }
+}
+
+static void blk_ref_part(void *p)
+{
+    struct pre_blk *blk = p;
+
+    atomic_fetch_add_explicit(&blk->refs, 1, memory_order_relaxed);
+}
+
+static void blk_unref_part(void *p)
+{
+    blk_unref(p);
+}
+
+static const struct dns_chunk_ops blk_ops = {blk_ref_part, blk_unref_part};
+
+static int build_variants(struct pre_build *b, const struct dns_fed *fed, size_t s)
+{
+    struct pre_blk *pre = b->pre;
     int rc = CM_OK;
 
     for (size_t v = 0; v < pre->variant_count && rc == CM_OK; v++) {
         struct dns_fed_variant_rrsets rr;
-        dns_fed_variant_rrsets(fed, v, &rr);
+        dns_fed_variant_rrsets(fed, s, v, &rr);
         pre->variant_part[2 * v] = DNS_PRE_NONE;
         pre->variant_part[2 * v + 1] = DNS_PRE_NONE;
         if (rr.cname != NULL)
             continue; /* chased within the zone: the writer's path */
         if (rr.a != NULL) {
-            struct pre_rrset s = {DNS_SEC_ANSWER, true, rr.a, rr.a->ttl};
-            rc = part_add(b, &s, 1, &pre->variant_part[2 * v]);
+            struct pre_rrset set = {DNS_SEC_ANSWER, true, rr.a, rr.a->ttl};
+            rc = part_add(b, &set, 1, &pre->variant_part[2 * v]);
         }
         if (rc == CM_OK && rr.aaaa != NULL) {
-            struct pre_rrset s = {DNS_SEC_ANSWER, true, rr.aaaa, rr.aaaa->ttl};
-            rc = part_add(b, &s, 1, &pre->variant_part[2 * v + 1]);
+            struct pre_rrset set = {DNS_SEC_ANSWER, true, rr.aaaa, rr.aaaa->ttl};
+            rc = part_add(b, &set, 1, &pre->variant_part[2 * v + 1]);
         }
     }
     return rc;
 }
 
-static int build_all(struct pre_build *b, const struct dns_fed *fed)
+/* The parts of service @s of @fed, into b->pre. */
+static int build_service(struct pre_build *b, const struct dns_fed *fed, size_t s)
 {
-    struct dns_pre *pre = b->pre;
+    struct pre_blk *pre = b->pre;
     int rc;
 
-    pre->variant_count = dns_fed_variant_total(fed);
-    pre->answer_count = dns_fed_answer_total(fed);
-    pre->name_count = dns_fed_name_total(fed);
+    b->ttl_count = 0; /* NODATA parts are shared within a block */
+    pre->variant_count = dns_fed_variant_total(fed, s);
+    pre->answer_count = dns_fed_answer_total(fed, s);
     pre->variant_part = malloc((2 * pre->variant_count + 1) * sizeof(*pre->variant_part));
     pre->answer_nodata = malloc((pre->answer_count + 1) * sizeof(*pre->answer_nodata));
-    pre->name_ok = malloc(pre->name_count + 1);
-    if (pre->variant_part == NULL || pre->answer_nodata == NULL || pre->name_ok == NULL)
+    if (pre->variant_part == NULL || pre->answer_nodata == NULL)
         return CM_ENOMEM;
-    rc = build_variants(b, fed);
+    rc = build_variants(b, fed, s);
     for (size_t a = 0; a < pre->answer_count && rc == CM_OK; a++)
-        rc = nodata_part(b, dns_fed_answer_negative_ttl(fed, a), &pre->answer_nodata[a]);
-    if (rc == CM_OK)
-        rc = nodata_part(b, dns_zone_negative_ttl(b->zone), &pre->ent_part);
-    for (size_t i = 0; i < pre->name_count; i++) {
+        rc = nodata_part(b, dns_fed_answer_negative_ttl(fed, s, a), &pre->answer_nodata[a]);
+    blk_seal(pre);
+    return rc;
+}
+
+static int build_ok(struct pre_build *b, const struct dns_fed *fed, struct pre_ok **out)
+{
+    size_t n = dns_fed_name_total(fed);
+    struct pre_ok *ok = malloc(sizeof(*ok) + n + 1);
+
+    if (ok == NULL)
+        return CM_ENOMEM;
+    atomic_init(&ok->refs, 1);
+    ok->count = n;
+    for (size_t i = 0; i < n; i++) {
         size_t len;
         const uint8_t *name = dns_fed_name_wire(fed, i, &len);
-        pre->name_ok[i] = nodata_exact(b, name, len);
+        ok->ok[i] = nodata_exact(b, name, len);
+    }
+    *out = ok;
+    return CM_OK;
+}
+
+static void ok_unref(struct pre_ok *ok)
+{
+    if (ok != NULL && atomic_fetch_sub_explicit(&ok->refs, 1, memory_order_acq_rel) == 1)
+        free(ok);
+}
+
+/* What @prev (compiled from @prev_fed for the same zone) lends @pre. */
+static bool take_shared(struct dns_pre *pre, const struct dns_pre *prev,
+                        const struct dns_fed *prev_fed, const struct dns_fed *fed)
+{
+    if (prev == NULL || prev->fed != prev_fed || prev->zone != pre->zone || prev->ent == NULL)
+        return false;
+    atomic_fetch_add_explicit(&prev->ent->refs, 1, memory_order_relaxed);
+    pre->ent = prev->ent;
+    pre->ent_part = prev->ent_part;
+    if (dns_fed_same_names(prev_fed, fed)) {
+        atomic_fetch_add_explicit(&prev->ok->refs, 1, memory_order_relaxed);
+        pre->ok = prev->ok;
+    }
+    for (size_t s = 0; s < pre->service_count; s++) {
+        long o = dns_fed_reused_from(fed, s);
+        if (o < 0 || (size_t)o >= prev->service_count || prev->blk[o] == NULL)
+            continue;
+        pre->blk[s] = prev->blk[o];
+        pre->src[s] = DNS_CHUNK_LENT;
+        pre->shared++;
+    }
+    return true;
+}
+
+static int build_all(struct pre_build *b, struct dns_pre *pre, const struct dns_pre *prev,
+                     const struct dns_fed *prev_fed, const struct dns_fed *fed)
+{
+    int rc = CM_OK;
+
+    pre->service_count = dns_fed_service_count(fed);
+    pre->blk = calloc(pre->service_count + 1, sizeof(*pre->blk));
+    pre->src = calloc(pre->service_count + 1, 1);
+    if (pre->blk == NULL || pre->src == NULL)
+        return CM_ENOMEM;
+    if (!take_shared(pre, prev, prev_fed, fed)) {
+        pre->ent = b->pre = blk_new();
+        if (pre->ent == NULL)
+            return CM_ENOMEM;
+        b->ttl_count = 0;
+        rc = nodata_part(b, dns_zone_negative_ttl(b->zone), &pre->ent_part);
+        blk_seal(pre->ent);
+    }
+    if (rc == CM_OK && pre->ok == NULL)
+        rc = build_ok(b, fed, &pre->ok);
+    for (size_t s = 0; s < pre->service_count && rc == CM_OK; s++) {
+        if (pre->blk[s] != NULL || dns_fed_answer_total(fed, s) == 0)
+            continue;
+        pre->blk[s] = b->pre = blk_new();
+        if (pre->blk[s] == NULL)
+            return CM_ENOMEM;
+        pre->src[s] = DNS_CHUNK_NEW;
+        rc = build_service(b, fed, s);
+        pre->built++;
+    }
+    if (rc == CM_OK)
+        rc = dns_chunks_assemble(&pre->own, prev != NULL && pre->shared > 0 ? &prev->own : NULL,
+                                 &blk_ops, (void *const *)pre->blk, pre->src, pre->service_count);
+    if (rc == CM_OK) {
+        free(pre->src);
+        pre->src = NULL;
     }
     return rc;
 }
 
-int dns_pre_build(const struct dns_fed *fed, const struct dns_zone *zone, struct dns_pre **out)
+int dns_pre_update(const struct dns_pre *prev, const struct dns_fed *prev_fed,
+                   const struct dns_fed *fed, const struct dns_zone *zone, struct dns_pre **out)
 {
     struct pre_build b = {.zone = zone};
+    struct dns_pre *pre = NULL;
     const struct dns_node *apex;
     int rc = CM_OK;
 
@@ -374,13 +525,15 @@ int dns_pre_build(const struct dns_fed *fed, const struct dns_zone *zone, struct
     apex = dns_zone_apex(zone);
     if (apex->name_len + 2 > DNS_NAME_MAX)
         return CM_OK; /* no room for the stand-in label: the writer's path only */
-    b.pre = calloc(1, sizeof(*b.pre));
+    pre = calloc(1, sizeof(*pre));
     b.scratch = malloc(PRE_SCRATCH);
-    if (b.pre == NULL || b.scratch == NULL) {
+    if (pre == NULL || b.scratch == NULL) {
         rc = CM_ENOMEM;
         goto out;
     }
-    b.pre->ent_part = DNS_PRE_NONE;
+    pre->fed = fed;
+    pre->zone = zone;
+    pre->ent_part = DNS_PRE_NONE;
     b.apex = apex->name;
     b.apex_len = apex->name_len;
     b.qname[0] = 1;
@@ -388,66 +541,85 @@ int dns_pre_build(const struct dns_fed *fed, const struct dns_zone *zone, struct
     memcpy(b.qname + 2, b.apex, b.apex_len);
     b.qname_len = 2 + b.apex_len;
     soa_labels(&b);
-    rc = build_all(&b, fed);
+    rc = build_all(&b, pre, prev, prev_fed, fed);
     if (rc == CM_OK) {
-        *out = b.pre;
-        b.pre = NULL;
+        *out = pre;
+        pre = NULL;
     }
 out:
     free(b.scratch);
-    dns_pre_free(b.pre);
+    dns_pre_free(pre);
     return rc;
+}
+
+int dns_pre_build(const struct dns_fed *fed, const struct dns_zone *zone, struct dns_pre **out)
+{
+    return dns_pre_update(NULL, NULL, fed, zone, out);
 }
 
 void dns_pre_free(struct dns_pre *pre)
 {
     if (pre == NULL)
         return;
-    free(pre->bytes);
-    free(pre->relocs);
-    free(pre->parts);
-    free(pre->variant_part);
-    free(pre->answer_nodata);
-    free(pre->name_ok);
+    if (pre->src != NULL) /* a failed build: the parts no chunk owns */
+        dns_chunks_drop_new(&pre->own, &blk_ops, (void *const *)pre->blk, pre->src,
+                            pre->service_count);
+    dns_chunks_fini(&pre->own);
+    free(pre->src);
+    free(pre->blk);
+    blk_unref(pre->ent);
+    ok_unref(pre->ok);
     free(pre);
+}
+
+void dns_pre_counts(const struct dns_pre *pre, size_t *built, size_t *shared)
+{
+    *built = pre != NULL ? pre->built : 0;
+    *shared = pre != NULL ? pre->shared : 0;
 }
 
 /* ---- query path ---- */
 
-static const struct dns_pre_part *part_at(const struct dns_pre *pre, uint32_t i)
+static const struct dns_pre_part *part_at(const struct pre_blk *blk, uint32_t i)
 {
-    return i < pre->part_count ? &pre->parts[i] : NULL;
+    return i < blk->part_count ? &blk->parts[i] : NULL;
 }
 
-const struct dns_pre_part *dns_pre_variant(const struct dns_pre *pre, uint32_t variant_id,
-                                           bool aaaa)
+const struct dns_pre_part *dns_pre_variant(const struct dns_pre *pre, size_t service,
+                                           uint32_t variant_id, bool aaaa)
 {
-    if (variant_id >= pre->variant_count)
+    const struct pre_blk *blk = service < pre->service_count ? pre->blk[service] : NULL;
+
+    if (blk == NULL || variant_id >= blk->variant_count)
         return NULL;
-    return part_at(pre, pre->variant_part[2 * (size_t)variant_id + (aaaa ? 1 : 0)]);
+    return part_at(blk, blk->variant_part[2 * (size_t)variant_id + (aaaa ? 1 : 0)]);
 }
 
-const struct dns_pre_part *dns_pre_nodata(const struct dns_pre *pre, uint32_t answer_id)
+const struct dns_pre_part *dns_pre_nodata(const struct dns_pre *pre, size_t service,
+                                          uint32_t answer_id)
 {
-    return answer_id < pre->answer_count ? part_at(pre, pre->answer_nodata[answer_id]) : NULL;
+    const struct pre_blk *blk = service < pre->service_count ? pre->blk[service] : NULL;
+
+    if (blk == NULL || answer_id >= blk->answer_count)
+        return NULL;
+    return part_at(blk, blk->answer_nodata[answer_id]);
 }
 
 const struct dns_pre_part *dns_pre_ent(const struct dns_pre *pre)
 {
-    return part_at(pre, pre->ent_part);
+    return part_at(pre->ent, pre->ent_part);
 }
 
 bool dns_pre_nodata_ok(const struct dns_pre *pre, uint32_t name_id)
 {
-    return name_id < pre->name_count && pre->name_ok[name_id] != 0;
+    return name_id < pre->ok->count && pre->ok->ok[name_id] != 0;
 }
 
-size_t dns_pre_copy(const struct dns_pre *pre, const struct dns_pre_part *part, uint8_t *out,
-                    size_t base)
+size_t dns_pre_copy(const struct dns_pre_part *part, uint8_t *out, size_t base)
 {
-    const struct pre_reloc *r = pre->relocs + part->reloc;
+    const struct dns_pre_reloc *r = part->relocs;
 
-    memcpy(out, pre->bytes + part->off, part->len);
+    memcpy(out, part->bytes, part->len);
     for (unsigned i = 0; i < part->reloc_count; i++) {
         size_t target = (size_t)((long)base + r[i].delta);
         out[r[i].at] = (uint8_t)(0xC0u | (target >> 8));
@@ -456,11 +628,24 @@ size_t dns_pre_copy(const struct dns_pre *pre, const struct dns_pre_part *part, 
     return part->len;
 }
 
+static size_t blk_memory(const struct pre_blk *blk)
+{
+    if (blk == NULL)
+        return 0;
+    return sizeof(*blk) + blk->bytes_cap + blk->reloc_cap * sizeof(*blk->relocs) +
+           blk->part_cap * sizeof(*blk->parts) + 2 * blk->variant_count * sizeof(uint32_t) +
+           blk->answer_count * sizeof(uint32_t);
+}
+
 size_t dns_pre_memory(const struct dns_pre *pre)
 {
+    size_t n;
+
     if (pre == NULL)
         return 0;
-    return sizeof(*pre) + pre->bytes_cap + pre->reloc_cap * sizeof(*pre->relocs) +
-           pre->part_cap * sizeof(*pre->parts) + 2 * pre->variant_count * sizeof(uint32_t) +
-           pre->answer_count * sizeof(uint32_t) + pre->name_count;
+    n = sizeof(*pre) + pre->service_count * sizeof(*pre->blk) + blk_memory(pre->ent) +
+        sizeof(*pre->ok) + pre->ok->count;
+    for (size_t s = 0; s < pre->service_count; s++)
+        n += blk_memory(pre->blk[s]);
+    return n;
 }

@@ -32,7 +32,11 @@
  * byte for byte).
  *
  * Built with the view (dns_view_new), immutable, read by every worker
- * without locks.
+ * without locks. The parts are kept per service of the table: a view built
+ * after a change (dns_pre_update) shares the parts of every service whose
+ * answers it shares with the view before (dns_fed_update), and compiles
+ * the others. They embed the zone's SOA (NODATA), so another zone (a zone
+ * file reload, a new serial) compiles everything again.
  */
 #ifndef DNSD_DNS_PRE_H
 #define DNSD_DNS_PRE_H
@@ -45,10 +49,14 @@ struct dns_fed;
 struct dns_pre;
 struct dns_zone;
 
+struct dns_pre_reloc;
+
 /* One precompiled part. Borrowed from the dns_pre that returned it. */
 struct dns_pre_part {
-    uint32_t off;         /* its bytes in the table's byte array */
-    uint32_t reloc;       /* its first relocation */
+    const uint8_t *bytes;               /* its bytes */
+    const struct dns_pre_reloc *relocs; /* its relocations */
+    uint32_t off;                       /* build only: bytes, relocs as offsets */
+    uint32_t reloc;
     uint16_t len;         /* bytes */
     uint16_t reloc_count; /* relocations */
     uint16_t an, ns;      /* records in the answer and authority sections */
@@ -63,18 +71,32 @@ struct dns_pre_part {
  * (@fed or @zone NULL).
  */
 int dns_pre_build(const struct dns_fed *fed, const struct dns_zone *zone, struct dns_pre **out);
+/**
+ * As dns_pre_build, taking from @prev (NULL: nothing), compiled from
+ * @prev_fed for the same @zone, the parts of every service of @fed whose
+ * answers @fed shares with @prev_fed (dns_fed_reused_from). @prev and
+ * @prev_fed are only read.
+ */
+int dns_pre_update(const struct dns_pre *prev, const struct dns_fed *prev_fed,
+                   const struct dns_fed *fed, const struct dns_zone *zone, struct dns_pre **out);
+
+/** Services whose parts the build compiled, and those it took from the previous. */
+void dns_pre_counts(const struct dns_pre *pre, size_t *built, size_t *shared);
+
 /** Accepts NULL. */
 void dns_pre_free(struct dns_pre *pre);
 
 /**
- * The part answering @variant_id (dns_fed_answer.variant_id) for A (@aaaa
- * false) or AAAA, or NULL when the variant has no such records.
+ * The part answering @variant_id of @service (dns_fed_answer.variant_id and
+ * .service) for A (@aaaa false) or AAAA, or NULL when the variant has no
+ * such records.
  */
-const struct dns_pre_part *dns_pre_variant(const struct dns_pre *pre, uint32_t variant_id,
-                                           bool aaaa);
+const struct dns_pre_part *dns_pre_variant(const struct dns_pre *pre, size_t service,
+                                           uint32_t variant_id, bool aaaa);
 
-/** The NODATA part of @answer_id; NULL when it could not be compiled. */
-const struct dns_pre_part *dns_pre_nodata(const struct dns_pre *pre, uint32_t answer_id);
+/** The NODATA part of @answer_id of @service; NULL when it could not be compiled. */
+const struct dns_pre_part *dns_pre_nodata(const struct dns_pre *pre, size_t service,
+                                          uint32_t answer_id);
 
 /** The NODATA part of an empty non-terminal (the zone's negative TTL). */
 const struct dns_pre_part *dns_pre_ent(const struct dns_pre *pre);
@@ -87,8 +109,7 @@ bool dns_pre_nodata_ok(const struct dns_pre *pre, uint32_t name_id);
  * the query name's length) and returns its length. The caller checks the
  * room (part->len bytes).
  */
-size_t dns_pre_copy(const struct dns_pre *pre, const struct dns_pre_part *part, uint8_t *out,
-                    size_t base);
+size_t dns_pre_copy(const struct dns_pre_part *part, uint8_t *out, size_t base);
 
 /** Bytes held (parts, relocations, indexes), for logs and benchmarks. */
 size_t dns_pre_memory(const struct dns_pre *pre);

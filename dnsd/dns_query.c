@@ -662,9 +662,9 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
             return 0;
         records = fa.rrset != NULL;
         if (records)
-            part = dns_pre_variant(pre, fa.variant_id, ftype == DNS_TYPE_AAAA);
+            part = dns_pre_variant(pre, (size_t)fa.service, fa.variant_id, ftype == DNS_TYPE_AAAA);
         else if (dns_pre_nodata_ok(pre, fa.name_id))
-            part = dns_pre_nodata(pre, fa.answer_id);
+            part = dns_pre_nodata(pre, (size_t)fa.service, fa.answer_id);
         break;
     case DNS_FED_ENT:
         if (dns_pre_nodata_ok(pre, fa.name_id))
@@ -697,7 +697,7 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
     resp[9] = (uint8_t)part->ns;
     resp[10] = 0;
     resp[11] = opt_len > 0 ? 1 : 0;
-    size_t len = base + dns_pre_copy(pre, part, resp + base, base);
+    size_t len = base + dns_pre_copy(part, resp + base, base);
     if (opt_len > 0)
         len += dns_wire_put_opt(resp + len, limit - len, &o);
 

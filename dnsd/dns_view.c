@@ -12,9 +12,10 @@
 #include "dnsd/dns_pre.h"
 #include "dnsd/dns_zone.h"
 
-int dns_view_new_geo(struct cm_conf *conf, struct dns_zone *zone, struct dns_geo *geo,
-                     const struct cm_merged *merged, const struct cm_intent_view *intents,
-                     uint64_t serial, struct dns_view **out, char *err, size_t errlen)
+int dns_view_next(const struct dns_view *prev, struct cm_conf *conf, struct dns_zone *zone,
+                  struct dns_geo *geo, const struct cm_merged *merged,
+                  const struct cm_intent_view *intents, uint64_t serial, struct dns_view **out,
+                  char *err, size_t errlen)
 {
     struct dns_view *view;
     int rc;
@@ -35,10 +36,12 @@ int dns_view_new_geo(struct cm_conf *conf, struct dns_zone *zone, struct dns_geo
             goto out;
     }
     view->lpm = view->geo->lpm;
-    rc = dns_fed_build(conf, merged, intents, &view->fed, err, errlen);
+    rc = dns_fed_update(prev != NULL ? prev->fed : NULL, conf, merged, intents, &view->fed, err,
+                        errlen);
     if (rc != CM_OK)
         goto out;
-    rc = dns_pre_build(view->fed, zone, &view->pre);
+    rc = dns_pre_update(prev != NULL ? prev->pre : NULL, prev != NULL ? prev->fed : NULL, view->fed,
+                        zone, &view->pre);
     if (rc != CM_OK) {
         snprintf(err, errlen, "precompiled responses: %s", cm_strerror(rc));
         goto out;
@@ -48,6 +51,13 @@ int dns_view_new_geo(struct cm_conf *conf, struct dns_zone *zone, struct dns_geo
 out:
     dns_view_unref(view);
     return rc;
+}
+
+int dns_view_new_geo(struct cm_conf *conf, struct dns_zone *zone, struct dns_geo *geo,
+                     const struct cm_merged *merged, const struct cm_intent_view *intents,
+                     uint64_t serial, struct dns_view **out, char *err, size_t errlen)
+{
+    return dns_view_next(NULL, conf, zone, geo, merged, intents, serial, out, err, errlen);
 }
 
 int dns_view_new(struct cm_conf *conf, struct dns_zone *zone, const struct cm_merged *merged,

@@ -11,7 +11,9 @@
  * The main thread builds a new view whenever the configuration, the zone,
  * the state or the intents change, and hands it to every worker; a worker
  * switches between two queries, so a query always sees one consistent view
- * and never waits. The last reference frees the view.
+ * and never waits. The last reference frees the view. A view built after
+ * another shares the unchanged parts of its table (reference counted,
+ * immutable): a part is freed with the last view that holds it.
  */
 #ifndef DNSD_DNS_VIEW_H
 #define DNSD_DNS_VIEW_H
@@ -60,6 +62,17 @@ int dns_view_new(struct cm_conf *conf, struct dns_zone *zone, const struct cm_me
 int dns_view_new_geo(struct cm_conf *conf, struct dns_zone *zone, struct dns_geo *geo,
                      const struct cm_merged *merged, const struct cm_intent_view *intents,
                      uint64_t serial, struct dns_view **out, char *err, size_t errlen);
+
+/**
+ * As dns_view_new_geo, after @prev (may be NULL), the view in service: the
+ * new view shares with it the names, answers and precompiled parts a change
+ * left alone (dns_fed_update, dns_pre_update) and builds the rest. @prev is
+ * only read, and must stay alive during the call.
+ */
+int dns_view_next(const struct dns_view *prev, struct cm_conf *conf, struct dns_zone *zone,
+                  struct dns_geo *geo, const struct cm_merged *merged,
+                  const struct cm_intent_view *intents, uint64_t serial, struct dns_view **out,
+                  char *err, size_t errlen);
 
 struct dns_view *dns_view_ref(struct dns_view *view);
 /** Atomic; frees on the last reference. Accepts NULL. */

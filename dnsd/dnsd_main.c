@@ -149,11 +149,13 @@ static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *m
     struct dns_view *view = NULL;
     struct dns_geo *geo = NULL;
     uint64_t t0 = cm_mono_us(), dt;
+    struct dns_fed_stats st;
     int rc;
 
     rc = geo_for(d, conf, &geo, err, errlen);
     if (rc == CM_OK)
-        rc = dns_view_new_geo(conf, zone, geo, merged, intents, d->serial + 1, &view, err, errlen);
+        rc = dns_view_next(d->view, conf, zone, geo, merged, intents, d->serial + 1, &view, err,
+                           errlen);
     if (rc != CM_OK) {
         dns_geo_unref(geo);
         cm_log_warn("view build failed: %s; keeping view serial=%" PRIu64, err, d->serial);
@@ -161,12 +163,13 @@ static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *m
     }
     dt = cm_mono_us() - t0;
     d->serial++;
+    dns_fed_stats(view->fed, &st);
     /* A push that repeats what is held rebuilds the same table: debug then. */
     cm_log_at(d->state != NULL && dns_state_is_quiet(d->state) ? CM_LOG_DEBUG : CM_LOG_INFO,
               "view built: serial=%" PRIu64 " fed_names=%zu zone_names=%zu services=%zu "
-              "build_us=%" PRIu64,
+              "services_built=%zu build_us=%" PRIu64,
               view->serial, dns_fed_name_count(view->fed), dns_zone_name_count(view->zone),
-              dns_fed_service_count(view->fed), dt);
+              dns_fed_service_count(view->fed), st.services_built, dt);
     if (d->server != NULL)
         dns_server_set_view(d->server, view);
     dns_view_unref(d->view);
@@ -175,6 +178,8 @@ static int apply_view(void *arg, struct cm_conf *conf, const struct cm_merged *m
     dns_geo_unref(d->geo);
     d->geo = geo;
     d->env.table_builds++;
+    d->env.table_builds_incr += st.services_shared > 0;
+    d->env.table_svcs_built += st.services_built;
     d->env.last_build_s = (double)dt / 1e6;
     return CM_OK;
 }

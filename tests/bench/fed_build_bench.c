@@ -7,7 +7,18 @@
  *
  *   fed_build_bench [services [members [regions]]]
  *
- * Prints the build time in seconds and the table size, then a lookup rate.
+ * Prints the build time in seconds and the table size, then a lookup rate,
+ * then what a view (answer table + precompiled responses, dns_view_next)
+ * costs in CPU of the building thread (CLOCK_THREAD_CPUTIME_ID), median and
+ * max over BENCH_REPS runs:
+ *
+ *   full        no previous view (a start, a configuration or zone reload)
+ *   unchanged   after a merge of documents that change nothing
+ *   one service after a merge where one service's address changed
+ *
+ * and, for context, what parsing one vantage's document (cm_state_parse) and
+ * the merge of the three documents (cm_merged_build) cost: both run before
+ * every build after a push and are not part of the figures above.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -16,6 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
 
 #include <jansson.h>
 
@@ -24,8 +38,13 @@
 #include "common/cm_state.h"
 #include "common/cm_str.h"
 #include "dnsd/dns_fed.h"
+#include "dnsd/dns_geo.h"
+#include "dnsd/dns_pre.h"
+#include "dnsd/dns_view.h"
+#include "dnsd/dns_zone.h"
 
 #define BENCH_CONF_SERVICES 4096
+#define BENCH_REPS          7
 
 static double now_s(clockid_t clk)
 {
@@ -33,6 +52,154 @@ static double now_s(clockid_t clk)
 
     clock_gettime(clk, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static void report(const char *what, double *v, size_t n, const char *extra)
+{
+    qsort(v, n, sizeof(*v), cmp_double);
+    printf("%-28s cpu median %9.3f ms  max %9.3f ms  (%zu runs)%s\n", what, v[n / 2] * 1e3,
+           v[n - 1] * 1e3, n, extra);
+}
+
+/* A zone file with the apex records only, for the precompiled responses. */
+static struct dns_zone *bench_zone(const char *origin)
+{
+    char path[] = "/tmp/fed_build_bench.XXXXXX";
+    char err[256];
+    struct dns_zone *zone = NULL;
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+
+    if (f == NULL)
+        return NULL;
+    fprintf(f,
+            "$ORIGIN %s.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 30\n"
+            "@ IN NS ns1\nns1 IN A 192.0.2.53\n",
+            origin);
+    fclose(f);
+    if (dns_zone_load(path, origin, &zone, err, sizeof(err)) != CM_OK)
+        fprintf(stderr, "zone: %s\n", err);
+    unlink(path);
+    return zone;
+}
+
+/* Points the first IPv4 address of service @k of @doc elsewhere (and back). */
+static void touch_service(struct cm_state *doc, size_t k)
+{
+    struct cm_state_endpoint *ep = &doc->services[k % doc->service_count].members[0];
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ep->addresses[0].ss;
+    uint8_t *b = (uint8_t *)&sin->sin_addr;
+
+    b[3] ^= 0x80;
+}
+
+/* One view after @prev (NULL: full), its CPU seconds in *cpu. */
+static int view_after(struct dns_view *prev, struct cm_conf *conf, struct dns_zone *zone,
+                      struct dns_geo *geo, const struct cm_merged *merged, struct dns_view **out,
+                      double *cpu)
+{
+    char err[CM_CONF_ERR_MAX];
+    double c0 = now_s(CLOCK_THREAD_CPUTIME_ID);
+    int rc = dns_view_next(prev, conf, zone, geo, merged, NULL, 1, out, err, sizeof(err));
+
+    *cpu = now_s(CLOCK_THREAD_CPUTIME_ID) - c0;
+    if (rc != CM_OK)
+        fprintf(stderr, "view: %s\n", err);
+    return rc;
+}
+
+/* The views after a push: merged, zone, geo and the view in service. */
+struct bench_run {
+    struct cm_conf *conf;
+    struct cm_state **docs;
+    size_t ndocs;
+    struct dns_zone *zone;
+    struct dns_geo *geo;
+    struct cm_merged *merged;
+    struct dns_view *view;
+};
+
+/*
+ * BENCH_REPS pushes: each merges the documents again (after changing one
+ * service's address when @touch) and builds a view after the one in
+ * service; their CPU in @cpu, the merges' in @merge; reported as @what.
+ */
+static int rounds(struct bench_run *r, bool touch, double *cpu, double *merge, const char *what)
+{
+    struct dns_view *next = NULL;
+    struct cm_merged *m2 = NULL;
+    struct dns_fed_stats st;
+    size_t built = 0, shared = 0;
+    char extra[128];
+    int rc = CM_OK;
+
+    for (size_t i = 0; i < BENCH_REPS && rc == CM_OK; i++) {
+        double c0;
+        if (touch)
+            touch_service(r->docs[0], 97 * i + 5);
+        c0 = now_s(CLOCK_THREAD_CPUTIME_ID);
+        rc = cm_merged_build((const struct cm_state *const *)r->docs, r->ndocs, r->conf, &m2);
+        merge[i] = now_s(CLOCK_THREAD_CPUTIME_ID) - c0;
+        if (rc == CM_OK)
+            rc = view_after(r->view, r->conf, r->zone, r->geo, m2, &next, &cpu[i]);
+        if (rc == CM_OK) {
+            dns_view_unref(r->view);
+            r->view = next;
+        }
+        cm_merged_free(r->merged);
+        r->merged = m2;
+        m2 = NULL;
+    }
+    if (rc != CM_OK)
+        return rc;
+    dns_fed_stats(r->view->fed, &st);
+    dns_pre_counts(r->view->pre, &built, &shared);
+    snprintf(extra, sizeof(extra), "  services built %zu shared %zu, parts built %zu shared %zu",
+             st.services_built, st.services_shared, built, shared);
+    report(what, cpu, BENCH_REPS, extra);
+    return CM_OK;
+}
+
+static int bench_views(struct cm_conf *conf, struct cm_state **docs, size_t ndocs)
+{
+    struct bench_run r = {.conf = conf, .docs = docs, .ndocs = ndocs};
+    struct dns_view *next = NULL;
+    double full[BENCH_REPS], same[BENCH_REPS], one[BENCH_REPS], merge[BENCH_REPS];
+    char err[CM_CONF_ERR_MAX];
+    int rc = CM_ENOMEM;
+
+    r.zone = bench_zone(conf->zone);
+    if (r.zone == NULL || dns_geo_build(conf, NULL, &r.geo, err, sizeof(err)) != CM_OK ||
+        cm_merged_build((const struct cm_state *const *)docs, ndocs, conf, &r.merged) != CM_OK)
+        goto out;
+    for (size_t i = 0; i < BENCH_REPS; i++) {
+        rc = view_after(NULL, conf, r.zone, r.geo, r.merged, &next, &full[i]);
+        if (rc != CM_OK)
+            goto out;
+        dns_view_unref(r.view);
+        r.view = next;
+    }
+    report("view, full build", full, BENCH_REPS, "");
+    rc = rounds(&r, false, same, merge, "view, nothing changed");
+    if (rc == CM_OK)
+        rc = rounds(&r, true, one, merge, "view, one service changed");
+    if (rc != CM_OK)
+        goto out;
+    report("merge (context, not above)", merge, BENCH_REPS, "");
+    printf("precompiled parts: %zu KiB\n", dns_pre_memory(r.view->pre) / 1024);
+out:
+    dns_view_unref(r.view);
+    cm_merged_free(r.merged);
+    dns_geo_unref(r.geo);
+    dns_zone_unref(r.zone);
+    return rc;
 }
 
 static bool arg_count(const char *s, uint64_t max, size_t *out)
@@ -144,6 +311,18 @@ int main(int argc, char **argv)
     }
     for (size_t v = 0; v < 3 && v < nreg; v++) {
         json_t *sj = make_state(conf, nsvc, v);
+        if (v == 0) {
+            /* For context: what parsing one vantage's document costs. */
+            char *doc = json_dumps(sj, JSON_COMPACT);
+            struct cm_state *st = NULL;
+            double p0 = now_s(CLOCK_THREAD_CPUTIME_ID);
+            if (doc != NULL &&
+                cm_state_parse(doc, strlen(doc), NULL, &st, err, sizeof(err)) == CM_OK)
+                printf("state document parse (context): %zu KiB, cpu %.3f ms\n", strlen(doc) / 1024,
+                       (now_s(CLOCK_THREAD_CPUTIME_ID) - p0) * 1e3);
+            cm_state_free(st);
+            free(doc);
+        }
         if (cm_state_from_json(sj, NULL, &docs[v], err, sizeof(err)) != CM_OK) {
             fprintf(stderr, "state: %s\n", err);
             json_decref(sj);
@@ -185,6 +364,8 @@ int main(int argc, char **argv)
         printf("dns_fed_lookup: %.1f ns per lookup (%" PRIu64 " hits)\n",
                (t1 - t0) * 1e9 / (double)iters, hits);
     }
+    if (bench_views(conf, docs, nreg < 3 ? nreg : 3) != CM_OK)
+        goto out;
     rc = 0;
 out:
     free(text);

@@ -5,13 +5,19 @@ in the same run (not part of the test suite; asserts nothing).
 
     FEDGSLB_BUILD_DIR=build python3 tests/bench/geo_bench.py [--networks N] [--rounds R]
 
-Two dnsd (one worker each, both pinned to the same core): A with dnsd.geoip
-on a database of N IPv4 /24s + N/8 IPv6 /48s (tests/geoip/write_mmdb.pl
---bench), B with client_networks only. The same precomputed queries for the
-federated name, each with an ECS /24 drawn at random inside the database's
-networks (so A walks a cold 65 MiB trie, as on the Internet), go to A and B
-in alternating rounds; the CPU each daemon used (utime + stime from
-/proc/PID/stat) divided by the answers it sent is the figure.
+Three dnsd (one worker each, all pinned to one core, --cpu): "geoip" with
+dnsd.geoip on a database of N IPv4 /24s + N/8 IPv6 /48s
+(tests/geoip/write_mmdb.pl --bench), "none" with client_networks only, and
+"none2", the same as "none": the A/A control, whose difference from "none"
+is what the harness cannot resolve on this machine in this run. The same
+queries for the federated name, each with an ECS /24 drawn at random inside
+the database's networks (so "geoip" walks a cold table, as on the
+Internet), are sent by dnsperf (-B, raw queries, pinned to the other core)
+at saturation for --seconds to each daemon in turn, in rounds that rotate
+the order. The CPU each daemon used (the scheduler's nanoseconds, summed
+over its threads from /proc/PID/task/*/schedstat) divided by the answers
+dnsperf received is the figure; the median of the per-round ratios against
+"none" and their range are reported.
 
 With --callgrind both daemons run under valgrind's callgrind with its cache
 simulation (instrumentation switched on only while the queries are sent, at
@@ -37,6 +43,9 @@ import dns.message  # noqa: E402
 
 import fedtest  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchproc import proc_cpu_ns, run_captured  # noqa: E402
+
 HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -50,12 +59,6 @@ def kib(pid, file, key):
     except OSError:
         pass
     return 0
-
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / HZ
 
 
 def blast(port, packets, seconds, qps):
@@ -96,6 +99,30 @@ def blast(port, packets, seconds, qps):
         pass
     s.close()
     return got, i
+
+
+def write_raw(path, packets):
+    """dnsperf's -B data file: each query as a 2-byte length and its wire form."""
+    with open(path, "wb") as f:
+        for p in packets:
+            f.write(len(p).to_bytes(2, "big") + p)
+
+
+def saturate(port, qfile, seconds, cpu):
+    """dnsperf at saturation for @seconds; (answers received, queries sent)."""
+    rc, out = run_captured(["dnsperf", "-B", "-d", qfile, "-s", "127.0.0.1", "-p", str(port),
+                            "-t", "2", "-l", str(seconds), "-c", "4", "-q", "500"],
+                           cpu, seconds + 30, "dnsperf")
+    if rc != 0:
+        raise RuntimeError("dnsperf exited %d: %s" % (rc, out[-500:]))
+    got = re.search(r"Queries completed:\s+(\d+)", out)
+    sent = re.search(r"Queries sent:\s+(\d+)", out)
+    return int(got.group(1)), int(sent.group(1))
+
+
+def median(v):
+    v = sorted(v)
+    return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
 
 
 def start_callgrind(d_tmp, conf, dport, cport, ll):
@@ -158,9 +185,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--networks", type=int, default=1000000)
     ap.add_argument("--rounds", type=int, default=6)
-    ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--cpu", type=int, default=1, help="core both daemons are pinned to")
-    ap.add_argument("--qps", type=int, default=15000)
+    ap.add_argument("--seconds", type=int, default=4, help="dnsperf run per daemon and round")
+    ap.add_argument("--cpu", type=int, default=0, help="core the daemons are pinned to")
+    ap.add_argument("--client-cpu", type=int, default=1, help="core of dnsperf")
     ap.add_argument("--subnets", type=int, default=20000,
                     help="distinct ECS /24s (20000: every query its own, cold; a few "
                          "thousand: a resolver population, warm)")
@@ -179,7 +206,7 @@ def main():
     print(f"database: {a.networks} /24s + {a.networks // 8} /48s written in "
           f"{time.time() - t0:.1f} s, {os.path.getsize(db) / 1048576:.1f} MiB")
     daemons = {}
-    for name in ("geoip", "none"):
+    for name in (("geoip", "none") if a.callgrind else ("geoip", "none", "none2")):
         d_tmp = os.path.join(tmp, name)
         os.mkdir(d_tmp)
         dport, cport = fedtest.free_port(), fedtest.free_port(ipv6=False)
@@ -223,19 +250,28 @@ def main():
         for d in daemons.values():
             fedtest.finish(d)
         return
-    totals = {n: [0.0, 0, 0] for n in daemons}
+    qfile = os.path.join(tmp, "queries.raw")
+    write_raw(qfile, packets)
+    names = list(daemons)
+    per = {n: [] for n in names}  # CPU us per answer, one per round
     for r in range(a.rounds):
-        for n, d in (list(daemons.items()) if r % 2 == 0 else list(daemons.items())[::-1]):
-            c0 = cpu_s(d.proc.pid)
-            got, sent = blast(d.dns_port, packets, a.seconds, a.qps)
-            totals[n][0] += cpu_s(d.proc.pid) - c0
-            totals[n][1] += got
-            totals[n][2] += sent
-    for n, (cpu, got, sent) in totals.items():
-        print(f"{n:6}: {sent} sent, {got} answers, {cpu:.2f} s CPU, "
-              f"{cpu / got * 1e6:.2f} us CPU per query")
-    g, z = (totals["geoip"][0] / totals["geoip"][1], totals["none"][0] / totals["none"][1])
-    print(f"difference: {100 * (g - z) / z:+.1f}%")
+        for n in names[r % len(names):] + names[:r % len(names)]:
+            d = daemons[n]
+            c0 = proc_cpu_ns(d.proc.pid)
+            got, sent = saturate(d.dns_port, qfile, a.seconds, a.client_cpu)
+            cpu_ns = proc_cpu_ns(d.proc.pid) - c0
+            if got == 0:
+                raise RuntimeError(f"{n}: no answers")
+            per[n].append(cpu_ns / got / 1000.0)
+            print(f"round {r + 1} {n:6}: {sent} sent, {got} answers, {cpu_ns / 1e9:.2f} s CPU, "
+                  f"{per[n][-1]:.3f} us CPU per answer", flush=True)
+    for n in names:
+        print(f"{n:6}: median {median(per[n]):.3f} us CPU per answer "
+              f"({min(per[n]):.3f}..{max(per[n]):.3f})")
+    for n in ("geoip", "none2"):
+        ratios = [100.0 * (x / z - 1.0) for x, z in zip(per[n], per["none"])]
+        print(f"{n} vs none: median {median(ratios):+.1f}% "
+              f"(rounds {', '.join(f'{x:+.1f}' for x in ratios)})")
     for d in daemons.values():
         fedtest.finish(d)
 

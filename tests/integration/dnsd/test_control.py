@@ -224,3 +224,34 @@ def test_metrics_is_prometheus_text(dnsd, ctl):
     # the accepted generation of every vantage is exported
     gens = {lab.get("vantage") for n, lab, _ in samples if n == "fedgslb_state_generation"}
     assert gens == set(REGIONS), gens
+
+
+def _table_counters(dnsd):
+    st, text = fedtest.http(dnsd.ctl_port, "GET", "/metrics")
+    assert st == 200
+    got = {n: v for n, _, v in fedtest.parse_metrics(text)}
+    return (got["fedgslb_dns_table_builds_total"],
+            got["fedgslb_dns_table_incremental_builds_total"],
+            got["fedgslb_dns_table_services_built_total"])
+
+
+def test_a_push_builds_only_the_services_it_changes(dnsd, ctl):
+    def two(down):
+        s = svcs(down)
+        s["other/stable"] = {"usa": endpoint(["192.0.2.40"])}
+        return s
+
+    g = next_gen()
+    for v in REGIONS:
+        st, body = ctl.put_state(state_doc(v, two([]), generation=g))
+        assert 200 <= st < 300, (st, body)
+    builds0, inc0, built0 = _table_counters(dnsd)
+    g = next_gen()
+    for v in REGIONS:  # web's usa goes down; other/stable stays as it was
+        st, body = ctl.put_state(state_doc(v, two(["usa"]), generation=g))
+        assert 200 <= st < 300, (st, body)
+    builds1, inc1, built1 = _table_counters(dnsd)
+    assert builds1 - builds0 == 3
+    assert inc1 - inc0 == 3
+    assert built1 - built0 == 3  # web once per push, never other/stable
+    assert us_answer(dnsd) == {V4["eur"]}
