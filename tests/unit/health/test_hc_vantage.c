@@ -559,12 +559,15 @@ static void test_state_file_written_at_most_once_an_interval(void **state)
     /* A write that failed leaves nothing pending; the flush still catches up. */
     {
         char moved[160], inside[192];
+        FILE *fp;
 
         snprintf(moved, sizeof(moved), "%s.away", f->state_file);
         snprintf(inside, sizeof(inside), "%s/x", f->state_file);
         assert_int_equal(rename(f->state_file, moved), 0);
         assert_int_equal(mkdir(f->state_file, 0700), 0); /* PATH cannot be replaced */
-        fclose(fopen(inside, "w"));
+        fp = fopen(inside, "w");
+        assert_non_null(fp);
+        fclose(fp);
         f->now_ms += HC_VANTAGE_STATE_WRITE_MS;
         new_document(f);
         assert_int_equal(stats(f).write_errors, 1);
