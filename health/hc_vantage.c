@@ -54,6 +54,7 @@ struct hc_vantage {
     struct hc_etcdpub *etcd;             /* owned; NULL outside the distributed mode */
     struct hc_report *report;            /* owned */
     struct event *ev_tick, *ev_debounce; /* owned */
+    struct event *ev_write;              /* owned: the pending state file write */
     hc_vantage_clock_fn *clock;
     hc_vantage_clock_fn *cpu_clock;
     void *clock_arg;
@@ -67,6 +68,12 @@ struct hc_vantage {
     uint64_t budget_at_ms; /* when budget_us was last refilled */
     uint64_t rebuilds, documents, offers, writes, write_errors;
     uint64_t rebuild_cpu_us, postponed, bursts;
+    uint64_t changes;     /* hc_vantage_changed() calls */
+    bool written_once;    /* health.state_file written since the start */
+    uint64_t written_gen; /* the generation there (or resumed from) */
+    uint64_t written_ms;  /* when it was written */
+    bool write_pending;   /* the file is behind; written at write_due_ms */
+    uint64_t write_due_ms;
 };
 
 static uint64_t mono_clock(void *arg)
@@ -255,6 +262,91 @@ static uint64_t rebuild_delay_ms(struct hc_vantage *v, uint64_t now)
 
 static void rebuild(struct hc_vantage *v);
 
+/* Writes the current document to the state file (hc_vantage.h: the rule). */
+static void write_state(struct hc_vantage *v)
+{
+    char err[ERR_MAX] = "";
+    int rc;
+
+    v->write_pending = false;
+    if (v->conf->health.state_file == NULL)
+        return;
+    rc = hc_report_write(v->report, v->conf->health.state_file, err, sizeof(err));
+    v->written_ms = now_ms(v);
+    if (rc != CM_OK) {
+        /* Retried with the next document, or after the interval. */
+        v->write_errors++;
+        cm_log_error("state file: %s", err);
+        return;
+    }
+    v->writes++;
+    v->written_once = true;
+    v->written_gen = hc_report_generation(v->report);
+}
+
+/* A write of its own (not a rebuild's): its CPU counts as rebuilds' does. */
+static void write_state_charged(struct hc_vantage *v)
+{
+    uint64_t c0 = v->cpu_clock(v->clock_arg);
+
+    write_state(v);
+    budget_charge(v, v->cpu_clock(v->clock_arg) - c0);
+}
+
+static void arm_write(struct hc_vantage *v, uint64_t in_ms)
+{
+    struct timeval tv = {(time_t)(in_ms / 1000), (suseconds_t)(in_ms % 1000) * 1000};
+
+    evtimer_add(v->ev_write, &tv);
+}
+
+/*
+ * A new document: the state file now, when its last write is old enough or
+ * the file would fall too many generations behind what consumers get (a
+ * restart resumes HC_VANTAGE_STATE_LAG_MAX past the file's generation);
+ * otherwise once the interval has passed, with the latest document then.
+ */
+static void state_file_due(struct hc_vantage *v)
+{
+    uint64_t now = now_ms(v);
+
+    if (v->conf->health.state_file == NULL)
+        return;
+    if (!v->written_once || now - v->written_ms >= HC_VANTAGE_STATE_WRITE_MS ||
+        hc_report_generation(v->report) - v->written_gen >= HC_VANTAGE_STATE_LAG_MAX) {
+        write_state(v);
+        return;
+    }
+    if (v->write_pending)
+        return;
+    v->write_pending = true;
+    v->write_due_ms = v->written_ms + HC_VANTAGE_STATE_WRITE_MS;
+    arm_write(v, v->write_due_ms - now);
+}
+
+uint64_t hc_vantage_change_count(const struct hc_vantage *v)
+{
+    return v->changes;
+}
+
+void hc_vantage_flush(struct hc_vantage *v)
+{
+    if (v->write_pending || hc_report_generation(v->report) != v->written_gen) {
+        if (v->ev_write != NULL)
+            evtimer_del(v->ev_write);
+        write_state_charged(v);
+    }
+}
+
+uint64_t hc_vantage_resume_generation(uint64_t file_gen)
+{
+    if (file_gen == 0)
+        return 0;
+    return file_gen < (uint64_t)INT64_MAX - HC_VANTAGE_STATE_LAG_MAX
+               ? file_gen + HC_VANTAGE_STATE_LAG_MAX
+               : (uint64_t)INT64_MAX;
+}
+
 void hc_vantage_rebuild(struct hc_vantage *v)
 {
     uint64_t c0;
@@ -268,7 +360,6 @@ void hc_vantage_rebuild(struct hc_vantage *v)
 
 static void rebuild(struct hc_vantage *v)
 {
-    char err[ERR_MAX] = "";
     bool changed = false;
     int rc;
 
@@ -278,17 +369,7 @@ static void rebuild(struct hc_vantage *v)
         return;
     v->documents++;
     cm_log_debug("state document generation=%" PRIu64, hc_report_generation(v->report));
-    /* The state file first: a restart must never resume below a generation
-     * that a consumer has already seen. */
-    if (v->conf->health.state_file != NULL) {
-        rc = hc_report_write(v->report, v->conf->health.state_file, err, sizeof(err));
-        if (rc != CM_OK) {
-            v->write_errors++;
-            cm_log_error("state file: %s", err);
-        } else {
-            v->writes++;
-        }
-    }
+    state_file_due(v);
     offer(v);
 }
 
@@ -303,6 +384,7 @@ void hc_vantage_changed(struct hc_vantage *v)
 {
     uint64_t now, delay;
 
+    v->changes++;
     v->gathered++;
     if (v->armed)
         return;
@@ -316,11 +398,16 @@ void hc_vantage_changed(struct hc_vantage *v)
 
 void hc_vantage_poll(struct hc_vantage *v)
 {
-    uint64_t now;
+    uint64_t now = now_ms(v);
 
+    if (v->write_pending) {
+        if (now >= v->write_due_ms)
+            write_state_charged(v);
+        else
+            arm_write(v, v->write_due_ms - now); /* the timer may round down */
+    }
     if (!v->armed)
         return;
-    now = now_ms(v);
     /* A burst (many changes in the debounce) gathers longer: one document for all of it. */
     if (now >= v->due_ms && v->gathered >= HC_VANTAGE_BURST_CHANGES &&
         v->due_ms < v->first_ms + HC_VANTAGE_BURST_GATHER_MS) {
@@ -393,6 +480,9 @@ void hc_vantage_get_stats(const struct hc_vantage *v, struct hc_vantage_stats *o
                                      .offers = v->offers,
                                      .writes = v->writes,
                                      .write_errors = v->write_errors,
+                                     .written_generation = v->written_gen,
+                                     .write_pending = v->write_pending,
+                                     .write_due_ms = v->write_due_ms,
                                      .synced = v->synced,
                                      .armed = v->armed,
                                      .due_ms = v->due_ms,
@@ -967,8 +1057,11 @@ struct hc_vantage *hc_vantage_new(struct event_base *base, struct hc_http *http,
     v->etcd = conf->etcd.present ? hc_etcdpub_new(base, http, conf) : NULL;
     v->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, v);
     v->ev_debounce = evtimer_new(base, on_debounce, v);
+    v->ev_write = evtimer_new(base, on_debounce, v);
+    v->written_gen = hc_report_generation(report);
     if (v->probes == NULL || (conf->health.publish_to_count > 0 && v->publish == NULL) ||
-        (conf->etcd.present && v->etcd == NULL) || v->ev_tick == NULL || v->ev_debounce == NULL) {
+        (conf->etcd.present && v->etcd == NULL) || v->ev_tick == NULL || v->ev_debounce == NULL ||
+        v->ev_write == NULL) {
         hc_vantage_free(v);
         return NULL;
     }
@@ -988,6 +1081,8 @@ void hc_vantage_free(struct hc_vantage *v)
         event_free(v->ev_tick);
     if (v->ev_debounce != NULL)
         event_free(v->ev_debounce);
+    if (v->ev_write != NULL)
+        event_free(v->ev_write);
     for (size_t i = 0; i < v->reg_count; i++)
         reg_member_fini(&v->reg[i]);
     free(v->reg);

@@ -29,9 +29,21 @@
  *   has passed since hc_vantage_new(): a document built earlier would claim
  *   that services vanished. Consumers keep the previous document meanwhile
  *   (the state file's, offered by hc_vantage_start()).
- * - A rebuild that changes the content takes the next generation (hc_report),
- *   writes the state file first (a restart never resumes below a generation
- *   a consumer saw), then offers the document to the publisher.
+ * - A rebuild that changes the content takes the next generation (hc_report)
+ *   and offers the document to the publisher at once. The state file is a
+ *   warm-start copy: it is written at once when the last write is at least
+ *   HC_VANTAGE_STATE_WRITE_MS old, otherwise once that much time has passed
+ *   since the last write (the latest document then; the ones between are
+ *   never written), and always before a document would be offered
+ *   HC_VANTAGE_STATE_LAG_MAX generations past the file's. A stream of
+ *   changes costs one write + fdatasync a second instead of one a document.
+ *   hc_vantage_flush() writes what is pending (at shutdown). After a crash
+ *   the file may be up to HC_VANTAGE_STATE_WRITE_MS (and fewer than
+ *   HC_VANTAGE_STATE_LAG_MAX documents) behind what consumers saw: the
+ *   restart serves that older document until the members have listed, and
+ *   continues its generations HC_VANTAGE_STATE_LAG_MAX past the file's
+ *   (hc_vantage_resume_generation()), so it never resumes below a
+ *   generation a consumer saw.
  *
  * The monotonic clock can be injected (struct hc_vantage_params) so that a
  * test drives the debounce and the grace with hc_vantage_poll() and
@@ -63,6 +75,8 @@ struct hc_vantage;
 #define HC_VANTAGE_REBUILD_CPU_US_PER_S 20000  /* 2 % of a core */
 #define HC_VANTAGE_REBUILD_BURST_US     200000 /* the budget's ceiling */
 #define HC_VANTAGE_THROTTLE_MAX_MS      2000
+#define HC_VANTAGE_STATE_WRITE_MS       1000 /* state file writes at least this far apart */
+#define HC_VANTAGE_STATE_LAG_MAX        64   /* documents offered past the file's generation */
 
 /** Monotonic milliseconds (cm_mono_ms() unless a test supplies its own). */
 typedef uint64_t hc_vantage_clock_fn(void *arg);
@@ -81,6 +95,9 @@ struct hc_vantage_stats {
     uint64_t documents;            /* rebuilds that gave a new generation */
     uint64_t offers;               /* documents offered to the publisher */
     uint64_t writes, write_errors; /* health.state_file */
+    uint64_t written_generation;   /* the last written to health.state_file (or resumed from) */
+    bool write_pending;            /* a state file write is due at write_due_ms */
+    uint64_t write_due_ms;         /* on the vantage's clock */
     bool synced;                   /* publishing: every member listed once, or the grace ran out */
     bool armed;                    /* a debounced rebuild is due at due_ms */
     uint64_t due_ms;               /* on the vantage's clock */
@@ -160,7 +177,9 @@ void hc_vantage_set_services(struct hc_vantage *v, const struct hc_fedsvcs *s);
 
 /** Something the document depends on changed: arms the debounced rebuild. */
 void hc_vantage_changed(struct hc_vantage *v);
-/** Runs the armed rebuild when it is due (the debounce timer calls this). */
+/** hc_vantage_changed() calls so far (the event loop gathers while they come fast). */
+uint64_t hc_vantage_change_count(const struct hc_vantage *v);
+/** Runs the armed rebuild and the pending state file write when due (their timers call this). */
 void hc_vantage_poll(struct hc_vantage *v);
 /**
  * The 1 s tick: rebuilds while some member's API is not ok (its "for N min"
@@ -169,6 +188,14 @@ void hc_vantage_poll(struct hc_vantage *v);
 void hc_vantage_tick(struct hc_vantage *v);
 /** Rebuilds now (if the members synced); writes and offers a changed document. */
 void hc_vantage_rebuild(struct hc_vantage *v);
+/** Writes the current document to health.state_file now if the file is behind it (shutdown). */
+void hc_vantage_flush(struct hc_vantage *v);
+/**
+ * The generation to continue from after a state file of generation @file_gen
+ * (0: none): far enough past it that no document a consumer may have seen
+ * before the file was last written is ever taken again.
+ */
+uint64_t hc_vantage_resume_generation(uint64_t file_gen);
 
 /**
  * The current document serialized (borrowed, valid until the loop runs

@@ -28,6 +28,7 @@
 #include "common/cm_nofile.h"
 #include "common/cm_opts.h"
 #include "common/cm_state.h"
+#include "common/cm_time.h"
 #include "common/cm_ui.h"
 #include "health/hc_exec.h"
 #include "health/hc_http.h"
@@ -42,7 +43,9 @@
 #define FEDGSLB_VERSION "0.1.0"
 #endif
 
-#define ERR_MAX 2048
+#define ERR_MAX        2048
+#define LOOP_BUSY_US   5000 /* wakeups closer than this: under load */
+#define LOOP_GATHER_US 2000 /* the pause after such a wakeup */
 
 struct health {
     const char *config_path;
@@ -486,9 +489,38 @@ static int prepare(struct health *h, bool check, struct hc_kube_target ***target
         json_decref(previous);
         return rc;
     }
-    h->report = hc_report_new(gen, previous);
+    h->report = hc_report_new(hc_vantage_resume_generation(gen), previous);
     json_decref(previous);
     return h->report != NULL ? CM_OK : CM_ENOMEM;
+}
+
+/*
+ * The event loop, gathering under load: a wakeup that brought changes (watch
+ * events, probe results) within LOOP_BUSY_US of the previous such wakeup is
+ * followed by a pause of LOOP_GATHER_US before the next poll, so that what
+ * arrives meanwhile (watch events of 20 members, each in its own TLS record)
+ * is read with one wakeup, one recv per socket and one ACK instead of one
+ * each. A quiet daemon answers at once, a busy one adds at most
+ * LOOP_GATHER_US to a change, and wakeups that change nothing (a large
+ * GET /v1/state reply written in pieces) never pause.
+ */
+static void run_loop(struct event_base *base, const struct hc_vantage *v)
+{
+    const struct timespec gather = {0, LOOP_GATHER_US * 1000L};
+    uint64_t last = 0, now, changes = hc_vantage_change_count(v);
+
+    for (;;) {
+        if (event_base_loop(base, EVLOOP_ONCE) != 0 || event_base_got_break(base) ||
+            event_base_got_exit(base))
+            return;
+        if (hc_vantage_change_count(v) == changes)
+            continue;
+        changes = hc_vantage_change_count(v);
+        now = cm_mono_us();
+        if (now - last < LOOP_BUSY_US)
+            nanosleep(&gather, NULL);
+        last = now;
+    }
 }
 
 int main(int argc, char **argv)
@@ -558,9 +590,11 @@ int main(int argc, char **argv)
         "fedgslb-health %s started: vantage=%s members=%zu services=%zu generation=%" PRIu64,
         FEDGSLB_VERSION, h.conf->regions[h.conf->health.vantage].name, h.conf->member_count,
         h.conf->service_count, st.generation);
-    event_base_dispatch(h.base);
-    if (h.conf->health.state_file != NULL)
+    run_loop(h.base, h.vantage);
+    if (h.conf->health.state_file != NULL) {
         hc_vantage_rebuild(h.vantage);
+        hc_vantage_flush(h.vantage); /* the latest document, whatever the interval */
+    }
     fini(&h);
     curl_global_cleanup();
     cm_log_info("stopped");

@@ -16,15 +16,19 @@ context per member), watched by build/fedgslb-health. Reports:
              events fedgslb-health applied in it (its /metrics counter)
   latency    change-to-state: the ready count of a Service's EndpointSlices is
              changed in one member, then the new state is awaited; --samples
-             samples, p50 / p99 / max. --poll get: GET /v1/state every
-             --poll-ms until it shows the new count. --poll file (default):
-             the state file (health.state_file, written right after each
-             rebuild that changed the document, before it is served) is
-             watched by inode/mtime, read when replaced, and the sample ends
-             when it shows the new count; one GET /v1/state then confirms it.
-             At 40,000 entries one GET costs fedgslb-health a noticeable slice
-             of CPU (serializing ~10 MB), so tight GET polling would measure
-             the poller's own load.
+             samples, p50 / p99 / max. --poll gen (default): the generation
+             gauge (fedgslb_health_generation on /metrics, a few KB) every
+             2 ms, and GET /v1/state each time it moved, until the state
+             shows the new count: the time a document is published. --poll
+             get: GET /v1/state every --poll-ms until it shows the new count.
+             --poll file: the state file (health.state_file) is watched by
+             inode/mtime, read when replaced, and the sample ends when it
+             shows the new count; one GET /v1/state then confirms it. The
+             file is a warm-start copy written at most once a second, so
+             this measures that rule as much as the document. At 40,000
+             entries one GET costs fedgslb-health a noticeable slice of CPU
+             (a ~10 MB reply), so tight GET polling would measure the
+             poller's own load.
 
 The fake servers run in --procs worker processes (members spread round-robin;
 Python's GIL makes one process too slow for 20 x 8,000 objects). The run is
@@ -432,6 +436,21 @@ def wait_file(path, svc, member, want, t0, timeout):
     return None, n
 
 
+def wait_gen(port, svc, member, want, t0, timeout):
+    """Polls the generation gauge every 2 ms; reads the state when it moved."""
+    seen = None
+    n = 0
+    while time.monotonic() - t0 < timeout:
+        gen = metric_sum(port, "fedgslb_health_generation")
+        if gen != seen:
+            seen = gen
+            n += 1
+            if ready_in(http_get(port, "/v1/state")[1], svc, member) == want:
+                return time.monotonic(), n
+        time.sleep(0.002)
+    return None, n
+
+
 def wait_get(port, svc, member, want, t0, timeout, poll_s):
     n = 0
     while time.monotonic() - t0 < timeout:
@@ -456,6 +475,8 @@ def phase_latency(port, fakes, members, nsvc, ready, samples, mode, state_file, 
         fakes.bump([(m, s, r)])
         if mode == "file":
             t1, n = wait_file(state_file, s, m, r, t0, timeout)
+        elif mode == "gen":
+            t1, n = wait_gen(port, s, m, r, t0, timeout)
         else:
             t1, n = wait_get(port, s, m, r, t0, timeout, poll_ms / 1000.0)
         if t1 is None:
@@ -495,7 +516,7 @@ def parse_args(argv):
     ap.add_argument("--changes", type=int, help="endpoint changes in the CPU phase [2000]")
     ap.add_argument("--rate", type=float, default=200.0, help="changes per second offered")
     ap.add_argument("--samples", type=int, help="latency samples [50]")
-    ap.add_argument("--poll", choices=("file", "get"), default="file",
+    ap.add_argument("--poll", choices=("gen", "file", "get"), default="gen",
                     help="how the latency phase sees the new state (see above)")
     ap.add_argument("--poll-ms", type=float, default=20.0,
                     help="pause between GET /v1/state polls with --poll get")

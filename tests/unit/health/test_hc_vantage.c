@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +61,7 @@ struct fx {
     uint64_t cpu_us, cpu_step; /* the CPU clock: each reading adds cpu_step */
     char dir[64];
     char state_file[128];
+    int k1_zone; /* new_document() moves registry member k1 between zone 0 and none */
 };
 
 static uint64_t fx_cpu_clock(void *arg)
@@ -454,6 +456,137 @@ static struct hc_kube_target *target(const struct fx *f)
     return t;
 }
 
+/* The generation of the state file on disk (0: none). */
+static uint64_t file_generation(const struct fx *f)
+{
+    uint64_t gen = 0;
+    json_t *doc = NULL;
+    char err[256];
+
+    assert_int_equal(hc_report_load(f->state_file, false, &gen, &doc, err, sizeof(err)), CM_OK);
+    json_decref(doc);
+    return gen;
+}
+
+/* A new document now, without moving the clock: registry member k1 joins or
+ * moves to the other zone (0 or none), and the vantage rebuilds at once. */
+static void new_document(struct fx *f)
+{
+    char k1[] = "k1";
+    struct cm_conf_member m = {.name = k1, .region = 0, .zone = f->k1_zone};
+    uint64_t gen = stats(f).generation;
+
+    f->k1_zone = f->k1_zone == 0 ? -1 : 0;
+    assert_int_equal(hc_vantage_add_member(f->v, &m, target(f)), CM_OK);
+    hc_vantage_rebuild(f->v);
+    assert_int_equal(stats(f).generation, gen + 1);
+}
+
+/*
+ * The state file is written at once when its last write is at least
+ * HC_VANTAGE_STATE_WRITE_MS old, else that long after the last write (the
+ * latest document then), and at once when a document would be offered
+ * HC_VANTAGE_STATE_LAG_MAX generations past the file's; documents are
+ * offered at once either way. hc_vantage_flush() writes what is pending; a
+ * restart resumes HC_VANTAGE_STATE_LAG_MAX past the file's generation.
+ */
+static void test_state_file_written_at_most_once_an_interval(void **state)
+{
+    struct fx *f = *state;
+    uint64_t offers, last, gen;
+
+    load_conf(f, 0);
+    start(f, hc_report_new(0, NULL));
+    assert_int_equal(stats(f).writes, 1); /* the first document: at once */
+    assert_int_equal(file_generation(f), 1);
+    offers = stats(f).offers;
+
+    /* Within the interval: offered at once, written at its end. */
+    f->now_ms += 10;
+    new_document(f);
+    new_document(f);
+    assert_int_equal(stats(f).offers, offers + 2);
+    assert_int_equal(stats(f).writes, 1);
+    assert_int_equal(file_generation(f), 1);
+    assert_true(stats(f).write_pending);
+    assert_int_equal(stats(f).write_due_ms, 1000 + HC_VANTAGE_STATE_WRITE_MS);
+    f->now_ms = 1000 + HC_VANTAGE_STATE_WRITE_MS - 1;
+    hc_vantage_poll(f->v);
+    assert_int_equal(stats(f).writes, 1);
+    f->now_ms++;
+    hc_vantage_poll(f->v);
+    assert_int_equal(stats(f).writes, 2);
+    assert_false(stats(f).write_pending);
+    assert_int_equal(file_generation(f), 3); /* the latest, not the one that armed it */
+    assert_int_equal(stats(f).written_generation, 3);
+    hc_vantage_poll(f->v); /* nothing pending: nothing written */
+    assert_int_equal(stats(f).writes, 2);
+
+    /* A document a whole interval after the last write: at once. */
+    f->now_ms += HC_VANTAGE_STATE_WRITE_MS - 1;
+    new_document(f);
+    assert_int_equal(stats(f).writes, 2);
+    f->now_ms++;
+    hc_vantage_poll(f->v);
+    assert_int_equal(stats(f).writes, 3);
+    f->now_ms += HC_VANTAGE_STATE_WRITE_MS;
+    new_document(f);
+    assert_int_equal(stats(f).writes, 4);
+    assert_false(stats(f).write_pending);
+    assert_int_equal(file_generation(f), 5);
+
+    /* The clock standing still: the file falls at most LAG_MAX - 1 behind. */
+    last = stats(f).generation;
+    for (int i = 1; i < HC_VANTAGE_STATE_LAG_MAX; i++)
+        new_document(f);
+    assert_int_equal(stats(f).writes, 4);
+    assert_int_equal(stats(f).generation, last + HC_VANTAGE_STATE_LAG_MAX - 1);
+    new_document(f);
+    assert_int_equal(stats(f).writes, 5);
+    assert_int_equal(file_generation(f), last + HC_VANTAGE_STATE_LAG_MAX);
+
+    /* Shutdown: the latest, whatever the interval. */
+    new_document(f);
+    gen = stats(f).generation;
+    assert_true(stats(f).write_pending);
+    hc_vantage_flush(f->v);
+    assert_int_equal(stats(f).writes, 6);
+    assert_false(stats(f).write_pending);
+    assert_int_equal(file_generation(f), gen);
+    hc_vantage_flush(f->v); /* nothing behind: nothing written */
+    assert_int_equal(stats(f).writes, 6);
+
+    /* A write that failed leaves nothing pending; the flush still catches up. */
+    {
+        char moved[160], inside[192];
+        FILE *fp;
+
+        snprintf(moved, sizeof(moved), "%s.away", f->state_file);
+        snprintf(inside, sizeof(inside), "%s/x", f->state_file);
+        assert_int_equal(rename(f->state_file, moved), 0);
+        assert_int_equal(mkdir(f->state_file, 0700), 0); /* PATH cannot be replaced */
+        fp = fopen(inside, "w");
+        assert_non_null(fp);
+        fclose(fp);
+        f->now_ms += HC_VANTAGE_STATE_WRITE_MS;
+        new_document(f);
+        assert_int_equal(stats(f).write_errors, 1);
+        assert_false(stats(f).write_pending);
+        assert_int_equal(unlink(inside), 0);
+        assert_int_equal(rmdir(f->state_file), 0);
+        assert_int_equal(rename(moved, f->state_file), 0);
+        gen = stats(f).generation;
+        hc_vantage_flush(f->v);
+        assert_int_equal(stats(f).writes, 7);
+        assert_int_equal(file_generation(f), gen);
+    }
+
+    /* A restart continues past anything offered before the file was written. */
+    assert_int_equal(hc_vantage_resume_generation(0), 0);
+    assert_int_equal(hc_vantage_resume_generation(gen), gen + HC_VANTAGE_STATE_LAG_MAX);
+    assert_int_equal(hc_vantage_resume_generation((uint64_t)INT64_MAX - 1), INT64_MAX);
+}
+
 /* Registry members join the documents and leave them again; a configured
  * name or a place the configuration lacks is refused. */
 static void test_registry_members_join_and_leave(void **state)
@@ -599,6 +732,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_registry_members_through_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hold_until_the_registry_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hold_until_the_grace_ends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_file_written_at_most_once_an_interval, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
