@@ -716,6 +716,19 @@ struct hc_report *hc_report_new(uint64_t generation, json_t *previous)
         r->generation = generation;
         r->previous = json_incref(previous);
         r->full = true;
+        /* A restart resumes past the file's generation: the document offered
+         * until the first one is built says the generation it is offered as
+         * (a consumer holds it under that number, the base of later deltas). */
+        if (previous != NULL &&
+            json_integer_value(json_object_get(previous, "generation")) != (json_int_t)generation) {
+            json_decref(r->previous);
+            r->previous = json_copy(previous);
+            if (r->previous == NULL || json_object_set_new(r->previous, "generation",
+                                                           json_integer((json_int_t)generation))) {
+                hc_report_free(r);
+                return NULL;
+            }
+        }
     }
     return r;
 }

@@ -681,6 +681,26 @@ static void test_generation(void **state)
         assert_int_equal(hc_report_generation(r2), 44);
         hc_report_free(r2);
     }
+    /* A restart resumed past the file's generation offers that document
+     * under the generation it resumed at, and says so in its text. */
+    {
+        struct hc_report *r2 = hc_report_new(43 + 64, hc_report_doc(r));
+        const char *text;
+        json_t *sent;
+        size_t len = 0;
+
+        assert_non_null(r2);
+        assert_int_equal(json_integer_value(json_object_get(hc_report_doc(r2), "generation")),
+                         43 + 64);
+        text = hc_report_text(r2, &len);
+        assert_non_null(text);
+        sent = json_loadb(text, len, 0, NULL);
+        assert_int_equal(json_integer_value(json_object_get(sent, "generation")), 43 + 64);
+        json_decref(sent);
+        /* the file's document itself is left alone */
+        assert_int_equal(json_integer_value(json_object_get(hc_report_doc(r), "generation")), 43);
+        hc_report_free(r2);
+    }
     hc_report_free(r);
 }
 
