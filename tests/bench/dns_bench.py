@@ -48,8 +48,8 @@ import time
 import urllib.error
 import urllib.request
 
-from benchproc import (CLK_TCK, fmt, loadavg, log, proc_table, run_captured, spawn, stop,  # noqa: E402
-                       stop_all, tree, tree_cpu, tree_rss_kib)
+from benchproc import (CLK_TCK, fmt, loadavg, log, proc_cpu_ns, proc_table, run_captured,  # noqa: E402
+                       spawn, stop, stop_all, tree, tree_cpu, tree_rss_kib)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -747,9 +747,62 @@ def bench(order, a, tmp, qfile, cookie_qfile=None):
                     s.run_round(qfile)
                 except Exception as e:
                     s.fail(e)
+        together(servers, a, qfile)
     finally:
         results = {s.name: s.finish() for s in servers}
     return results
+
+
+def tree_cpu_ns(root):
+    return sum(proc_cpu_ns(pid) for pid in tree(root, proc_table()))
+
+
+def together(servers, a, qfile):
+    """--together rounds: every live server saturated at once, by its own
+    dnsperf (all on the client core), sharing the server core, so that
+    whatever slows the machine in that window slows them all alike. CPU per
+    answer in scheduler nanoseconds; the per-round ratios are the figure."""
+    live = [s for s in servers if "error" not in s.res]
+    for rnd in range(a.together):
+        log("-- together %d/%d" % (rnd + 1, a.together))
+        for s in live:
+            if s.state_docs:
+                put_state(s.control_port, s.state_docs, s.proc)
+        c0 = {s.name: tree_cpu_ns(s.proc.pid) for s in live}
+        res = {}
+
+        def one(s):
+            try:
+                res[s.name] = run_saturation(s, s.qfile or qfile, a)
+            except Exception as e:  # reported below, the others still count
+                res[s.name] = {"error": str(e)}
+
+        threads = [threading.Thread(target=one, args=(s,)) for s in live]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for s in live:
+            got = res[s.name].get("completed", 0)
+            if got:
+                us = (tree_cpu_ns(s.proc.pid) - c0[s.name]) / 1000.0 / got
+                s.res.setdefault("together_us", []).append(us)
+                log("   %-13s %8d answers  cpu %5.2f us/resp" % (LABELS[s.name], got, us))
+
+
+def print_together(results, order):
+    rows = [n for n in order if results.get(n, {}).get("together_us")]
+    if not rows or "fedgslb" not in rows:
+        return
+    base = results["fedgslb"]["together_us"]
+    print("\nall servers loaded at once (--together %d rounds; sharing the server core):" % len(base))
+    print("  %-22s %10s  %s" % ("server", "CPU us/ans", "fedgslb-dnsd / server, each round (median)"))
+    for n in rows:
+        v = results[n]["together_us"]
+        r = sorted(b / x for b, x in zip(base, v))
+        med = (r[(len(r) - 1) // 2] + r[len(r) // 2]) / 2
+        print("  %-22s %10.3f  %s  (%.3f)" % (LABELS[n], sorted(v)[len(v) // 2],
+                                             " ".join("%.3f" % (b / x) for b, x in zip(base, v)), med))
 
 
 # ---------------------------------------------------------------- report
@@ -920,6 +973,8 @@ def parse_args(argv):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cookies", action="store_true",
                     help="fedgslb rows get queries with a client cookie (RFC 7873)")
+    ap.add_argument("--together", type=int, default=0,
+                    help="after the rounds, N rounds with every server loaded at once (default 0)")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory")
     # handled by dns_bench.sh; accepted here so the same arguments can be passed through
     ap.add_argument("--no-install", action="store_true", help=argparse.SUPPRESS)
@@ -1007,6 +1062,7 @@ def main(argv):
     report(results, order)
     rat = ratios(results)
     print_ratios(rat, results)
+    print_together(results, order)
     tgt = target(results)
     if tgt:
         print(

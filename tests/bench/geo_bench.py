@@ -35,6 +35,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
@@ -188,6 +189,9 @@ def main():
     ap.add_argument("--seconds", type=int, default=4, help="dnsperf run per daemon and round")
     ap.add_argument("--cpu", type=int, default=0, help="core the daemons are pinned to")
     ap.add_argument("--client-cpu", type=int, default=1, help="core of dnsperf")
+    ap.add_argument("--together", action="store_true",
+                    help="load all daemons at once in each round (they share the core) instead "
+                         "of one after the other")
     ap.add_argument("--subnets", type=int, default=20000,
                     help="distinct ECS /24s (20000: every query its own, cold; a few "
                          "thousand: a resolver population, warm)")
@@ -255,11 +259,25 @@ def main():
     names = list(daemons)
     per = {n: [] for n in names}  # CPU us per answer, one per round
     for r in range(a.rounds):
-        for n in names[r % len(names):] + names[:r % len(names)]:
-            d = daemons[n]
-            c0 = proc_cpu_ns(d.proc.pid)
-            got, sent = saturate(d.dns_port, qfile, a.seconds, a.client_cpu)
-            cpu_ns = proc_cpu_ns(d.proc.pid) - c0
+        if a.together:
+            # All daemons loaded at once, sharing the core: whatever slows
+            # the machine in this window slows each of them alike.
+            c0 = {n: proc_cpu_ns(daemons[n].proc.pid) for n in names}
+            res = {}
+            threads = [threading.Thread(target=lambda n=n: res.__setitem__(
+                n, saturate(daemons[n].dns_port, qfile, a.seconds, a.client_cpu))) for n in names]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            runs = [(n, res[n], proc_cpu_ns(daemons[n].proc.pid) - c0[n]) for n in names]
+        else:
+            runs = []
+            for n in names[r % len(names):] + names[:r % len(names)]:
+                c0 = proc_cpu_ns(daemons[n].proc.pid)
+                got_sent = saturate(daemons[n].dns_port, qfile, a.seconds, a.client_cpu)
+                runs.append((n, got_sent, proc_cpu_ns(daemons[n].proc.pid) - c0))
+        for n, (got, sent), cpu_ns in runs:
             if got == 0:
                 raise RuntimeError(f"{n}: no answers")
             per[n].append(cpu_ns / got / 1000.0)
