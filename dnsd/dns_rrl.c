@@ -29,8 +29,25 @@ struct rrl_bucket {
     uint32_t limited; /* limited responses since the bucket was taken, for slip */
 };
 
+/*
+ * The worker's memo of the bucket keys it hashed lately: a resolver's stream
+ * asks the same names from the same prefix, and SipHash is the largest part
+ * of the limiter's cost. The slot is chosen by an unkeyed mix, which only
+ * decides what is remembered: an entry is used only when its whole tuple
+ * matches, so a flood of distinct tuples costs the hash it costs without it.
+ */
+#define RRL_MEMO_SLOTS 512
+
+struct rrl_memo {
+    uint64_t key; /* 0: empty */
+    uint32_t name_hash;
+    uint8_t cls;
+    uint8_t prefix[17];
+};
+
 struct dns_rrl {
     struct dns_rrl_params p;
+    struct rrl_memo memo[RRL_MEMO_SLOTS];
     uint8_t key[CM_SIPHASH_KEY_LEN];
     int64_t floor;    /* -rate x window */
     size_t mask;      /* p.table_size - 1, a power of two minus one */
@@ -140,14 +157,20 @@ static size_t source_prefix(const struct dns_rrl *rrl, const struct sockaddr *sa
     return 1u + out[0];
 }
 
-static uint64_t bucket_key(const struct dns_rrl *rrl, const uint8_t prefix[17], size_t plen,
+static uint64_t bucket_key(struct dns_rrl *rrl, const uint8_t prefix[17], size_t plen,
                            enum dns_rrl_class cls, uint32_t name_hash)
 {
+    struct rrl_memo *m;
     uint8_t buf[5 + 17];
     uint64_t h;
 
     if (cls == DNS_RRL_ERROR)
         name_hash = 0;
+    m = &rrl->memo[(name_hash ^ (name_hash >> 16) ^ prefix[plen - 1] ^ (unsigned)cls * 37u) &
+                   (RRL_MEMO_SLOTS - 1)];
+    if (m->key != 0 && m->name_hash == name_hash && m->cls == (uint8_t)cls &&
+        memcmp(m->prefix, prefix, sizeof(m->prefix)) == 0)
+        return m->key;
     buf[0] = (uint8_t)cls;
     buf[1] = (uint8_t)(name_hash >> 24);
     buf[2] = (uint8_t)(name_hash >> 16);
@@ -155,7 +178,12 @@ static uint64_t bucket_key(const struct dns_rrl *rrl, const uint8_t prefix[17], 
     buf[4] = (uint8_t)name_hash;
     memcpy(buf + 5, prefix, 17); /* plen bytes, the rest zero */
     h = cm_siphash13(rrl->key, buf, 5 + plen);
-    return h != 0 ? h : 1;
+    h = h != 0 ? h : 1;
+    m->key = h;
+    m->name_hash = name_hash;
+    m->cls = (uint8_t)cls;
+    memcpy(m->prefix, prefix, sizeof(m->prefix));
+    return h;
 }
 
 /* The bucket of @key: found among the probe slots, else the free or least recently used one. */
