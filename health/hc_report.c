@@ -867,14 +867,110 @@ int hc_report_load(const char *path, bool check, uint64_t *gen, json_t **out, ch
     return CM_OK;
 }
 
-/* Appends @len bytes at @p and spaces up to @cap to @iov (room checked by the caller). */
-static size_t slot_iov(const struct hc_report *r, struct iovec *iov, const char *p, size_t len,
-                       size_t cap)
+/* Bytes @a and @b (@n each) have in common from the start. */
+static size_t common_prefix(const char *a, const char *b, size_t n)
 {
-    size_t n = 0, pad = cap - len;
+    size_t i = 0;
 
-    iov[n++] = (struct iovec){.iov_base = (void *)(uintptr_t)p, .iov_len = len};
-    for (; pad > 0; n++) {
+    while (i + 64 <= n && memcmp(a + i, b + i, 64) == 0)
+        i += 64;
+    while (i < n && a[i] == b[i])
+        i++;
+    return i;
+}
+
+/* Bytes @a and @b (@n each) have in common at the end. */
+static size_t common_suffix(const char *a, const char *b, size_t n)
+{
+    size_t i = 0;
+
+    while (i + 64 <= n && memcmp(a + n - i - 64, b + n - i - 64, 64) == 0)
+        i += 64;
+    while (i < n && a[n - i - 1] == b[n - i - 1])
+        i++;
+    return i;
+}
+
+/* Adds [@lo, @hi) to the range *@rlo, *@rhi (empty when lo >= hi). */
+static void range_add(size_t *rlo, size_t *rhi, size_t lo, size_t hi)
+{
+    if (lo >= hi)
+        return;
+    if (*rlo >= *rhi) {
+        *rlo = lo;
+        *rhi = hi;
+        return;
+    }
+    *rlo = lo < *rlo ? lo : *rlo;
+    *rhi = hi > *rhi ? hi : *rhi;
+}
+
+void rep_note_change(struct hc_report *r, struct svc *s, const char *old, size_t old_len,
+                     const char *text, size_t len)
+{
+    uint64_t epoch = r->patches + r->wholes;
+    size_t n = old_len < len ? old_len : len, lo, hi;
+
+    if (s->d_epoch != epoch) {
+        bool last = s->d_epoch + 1 == epoch;
+
+        s->d_lo[0] = last ? s->d_lo[1] : 0;
+        s->d_hi[0] = last ? s->d_hi[1] : 0;
+        s->d_lo[1] = s->d_hi[1] = 0;
+        s->d_epoch = epoch;
+    }
+    /*
+     * In the file the last fragment has no comma (a space there), so when
+     * the length changes its final byte is not compared and everything up
+     * to the longer end counts; at one length the comma sits at one place.
+     */
+    if (old == NULL || text == NULL) {
+        lo = 0;
+        hi = old_len > len ? old_len : len;
+    } else if (old_len != len) {
+        lo = common_prefix(old, text, n > 0 ? n - 1 : 0);
+        hi = old_len > len ? old_len : len;
+    } else {
+        lo = common_prefix(old, text, n);
+        hi = len - common_suffix(old + lo, text + lo, len - lo);
+    }
+    range_add(&s->d_lo[1], &s->d_hi[1], lo, hi);
+}
+
+/* The bytes of @s's slot changed since the file written before the last one
+ * (PATH.prev, which holds generation @gen) as [*lo, *hi); empty: none. */
+static void slot_changed(const struct hc_report *r, const struct svc *s, uint64_t gen, size_t *lo,
+                         size_t *hi)
+{
+    uint64_t epoch = r->patches + r->wholes;
+
+    *lo = *hi = 0;
+    if (s->text_gen <= gen)
+        return;
+    if (s->d_epoch == epoch) {
+        range_add(lo, hi, s->d_lo[0], s->d_hi[0]);
+        range_add(lo, hi, s->d_lo[1], s->d_hi[1]);
+    } else if (s->d_epoch + 1 == epoch) {
+        range_add(lo, hi, s->d_lo[1], s->d_hi[1]);
+    } else {
+        *hi = s->slot_cap; /* not noted (cannot happen): the whole slot */
+    }
+    *hi = *hi < s->slot_cap ? *hi : s->slot_cap;
+}
+
+/* Appends bytes [@lo, @hi) of a slot holding the @len bytes at @p padded
+ * with spaces to @iov (room checked by the caller: slot_parts()). */
+static size_t range_iov(const struct hc_report *r, struct iovec *iov, const char *p, size_t len,
+                        size_t lo, size_t hi)
+{
+    size_t n = 0, pad;
+
+    if (lo < len) {
+        iov[n++] = (struct iovec){.iov_base = (void *)(uintptr_t)(p + lo),
+                                  .iov_len = (hi < len ? hi : len) - lo};
+        lo = len;
+    }
+    for (pad = hi > lo ? hi - lo : 0; pad > 0; n++) {
         size_t k = pad < REP_PAD_CHUNK ? pad : REP_PAD_CHUNK;
 
         iov[n] = (struct iovec){.iov_base = r->spaces, .iov_len = k};
@@ -883,21 +979,29 @@ static size_t slot_iov(const struct hc_report *r, struct iovec *iov, const char 
     return n;
 }
 
+/* Appends @len bytes at @p and spaces up to @cap to @iov (room checked by the caller). */
+static size_t slot_iov(const struct hc_report *r, struct iovec *iov, const char *p, size_t len,
+                       size_t cap)
+{
+    return range_iov(r, iov, p, len, 0, cap);
+}
+
 /* Parts one slot may take: its text and its padding in chunks. */
 static size_t slot_parts(size_t len, size_t cap)
 {
     return 1 + (cap - len + REP_PAD_CHUNK - 1) / REP_PAD_CHUNK;
 }
 
-/* The slots changed since the copy at PATH.prev, written in place (CM_ENOTSUP:
- * that copy cannot be patched; the caller writes the whole file). */
+/* The bytes of the slots changed since the copy at PATH.prev, written in
+ * place (CM_ENOTSUP: that copy cannot be patched; the caller writes the
+ * whole file). */
 static int write_patch(struct hc_report *r, const char *path, struct cm_file_id *id, char *err,
                        size_t errlen)
 {
     const struct file_copy *pv = &r->file[1];
     struct cm_file_patch *patch;
     struct iovec *iov;
-    size_t np = 0, ni = 0, need;
+    size_t np = 0, ni = 0, need, bytes;
     int rc;
 
     if (!pv->known || pv->layout != r->layout || pv->gen >= r->generation)
@@ -919,16 +1023,22 @@ static int write_patch(struct hc_report *r, const char *path, struct cm_file_id 
     patch[np++] = (struct cm_file_patch){.off = 0, .iov = iov, .n = 0};
     patch[0].n = slot_iov(r, iov, r->head, r->head_len, r->head_cap);
     ni = patch[0].n;
+    bytes = 0;
     for (size_t i = 0; i < r->norder; i++) {
         const struct svc *s = r->order[i];
+        size_t lo, hi;
 
-        if (s->text_gen <= pv->gen)
+        slot_changed(r, s, pv->gen, &lo, &hi);
+        if (lo >= hi)
             continue;
-        patch[np] = (struct cm_file_patch){.off = (off_t)s->slot_off, .iov = iov + ni};
-        patch[np].n = slot_iov(r, iov + ni, s->text, rep_file_len(r, i), s->slot_cap);
+        patch[np] = (struct cm_file_patch){.off = (off_t)(s->slot_off + lo), .iov = iov + ni};
+        patch[np].n = range_iov(r, iov + ni, s->text, rep_file_len(r, i), lo, hi);
         ni += patch[np++].n;
+        bytes += hi - lo;
     }
     rc = cm_file_patch_atomic(path, &pv->id, patch, np, id, err, errlen);
+    if (rc == CM_OK)
+        r->patch_bytes += bytes;
     free(patch);
     free(iov);
     return rc;
@@ -1002,4 +1112,9 @@ void hc_report_write_counts(const struct hc_report *r, uint64_t *patches, uint64
 {
     *patches = r->patches;
     *wholes = r->wholes;
+}
+
+uint64_t hc_report_patch_bytes(const struct hc_report *r)
+{
+    return r->patch_bytes;
 }

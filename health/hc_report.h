@@ -131,6 +131,8 @@ int hc_report_load(const char *path, bool check, uint64_t *gen, json_t **doc, ch
 int hc_report_write(struct hc_report *r, const char *path, char *err, size_t errlen);
 /** State file writes so far: patches of PATH.prev and whole files. */
 void hc_report_write_counts(const struct hc_report *r, uint64_t *patches, uint64_t *wholes);
+/** Bytes of the services' slots the patches of the state file wrote (the head aside). */
+uint64_t hc_report_patch_bytes(const struct hc_report *r);
 
 /** RFC 3339 UTC ("2026-11-21T07:00:00Z") into @buf (>= 21 bytes). */
 void hc_report_time(time_t t, char *buf, size_t cap);

@@ -540,6 +540,7 @@ static void stage_commit(struct hc_report *r, struct stage *st)
     /* The same text stays: the document's parts point into it. */
     if (st->changed) {
         s->text_gen = r->generation + 1; /* a change makes the next generation */
+        rep_note_change(r, s, s->text, s->text_len, st->text, st->text_len);
         free(s->text);
         s->text = st->text;
         s->text_len = st->text_len;

@@ -19,9 +19,10 @@
  *    +- file     the state file's layout: the head and every fragment in a
  *                slot padded with spaces (JSON whitespace), so that the file
  *                written before the last one (PATH.prev) is brought up to date
- *                by writing the slots changed since, in place, before it
- *                swaps with PATH (cm_file_patch_atomic); a new layout when a
- *                part outgrows its slot or the services change
+ *                by writing the head and, of each slot changed since, the
+ *                bytes from the first to the last that changed, in place,
+ *                before it swaps with PATH (cm_file_patch_atomic); a new
+ *                layout when a part outgrows its slot or the services change
  */
 #ifndef HEALTH_HC_REPORT_INT_H
 #define HEALTH_HC_REPORT_INT_H
@@ -80,7 +81,12 @@ struct svc {
     uint16_t port;             /* "port"; 0: none */
     uint64_t text_gen;         /* generation in which text last changed */
     size_t slot_off, slot_cap; /* its slot in the state file's layout */
-    size_t ns_len;             /* key[ns_len] is the '/' */
+    /* The bytes of its slot the changes to text touched, as [lo, hi) (empty
+     * when lo >= hi): [1] while r's writes were d_epoch, [0] the write before
+     * (rep_note_change); a patch writes only those since PATH.prev. */
+    uint64_t d_epoch;
+    size_t d_lo[2], d_hi[2];
+    size_t ns_len; /* key[ns_len] is the '/' */
     size_t key_len;
     char key[]; /* "ns/name" */
 };
@@ -155,6 +161,7 @@ struct hc_report {
         struct cm_file_id id;
     } file[2];                /* [0] at PATH, [1] at PATH.prev */
     uint64_t patches, wholes; /* writes of either kind */
+    uint64_t patch_bytes;     /* bytes the patches wrote */
     char *spaces;             /* owned: REP_PAD_CHUNK spaces, for padding */
 };
 
@@ -211,6 +218,9 @@ struct build {
 
 /* hc_report.c */
 bool rep_marked(const struct svc *s, size_t m);
+/** Notes that @s's text changes from @old (@old_len bytes, NULL: none) to @text. */
+void rep_note_change(struct hc_report *r, struct svc *s, const char *old, size_t old_len,
+                     const char *text, size_t len);
 void rep_svc_remove(struct hc_report *r, struct svc *s);
 void rep_clear_marks(struct hc_report *r);
 

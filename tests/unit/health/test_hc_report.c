@@ -602,6 +602,66 @@ static void test_policy_annotations(void **state)
     hc_report_free(r);
 }
 
+/* A patch of the state file writes the bytes of a slot that changed, not the slot. */
+static void test_patch_bytes(void **state)
+{
+    struct fx *f = *state;
+    struct hc_report *r = hc_report_new(0, NULL);
+    bool changed;
+    char dir[] = "/tmp/hc-report-XXXXXX", path[64], prev[80], err[256];
+    uint64_t patches, wholes;
+
+    memset(f->api, 0, sizeof(f->api));
+    f->api[0] = (struct api){WEB(IP("192.0.2.10")),
+                             SLICE("w1", "web", "IPv4", READY("10.0.0.1") "," READY("10.0.0.2")),
+                             NULL, 200};
+    f->api[1] = (struct api){NULL, NULL, NULL, 200};
+    start_clusters(f);
+    assert_int_equal(hc_report_update(r, f->conf, f->clusters, NULL, 1000, &changed), CM_OK);
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/health-state.json", dir);
+    snprintf(prev, sizeof(prev), "%s.prev", path);
+    assert_int_equal(hc_report_write(r, path, err, sizeof(err)), CM_OK);
+    hc_report_write_counts(r, &patches, &wholes);
+    assert_true(patches == 0 && wholes == 2);
+    /* Ready counts changed by one digit (2 <-> 3) patch the bytes from the
+     * first to the last changed in the service's slot, not the slot; also
+     * when PATH.prev (two writes ago) misses two changes. */
+    for (int i = 0; i < 3; i++) {
+        uint64_t bytes = hc_report_patch_bytes(r);
+        const char *text, *d1, *d2;
+        json_t *on_disk;
+        size_t len;
+
+        f->api[0].slices = SLICE("w1", "web", "IPv4", READY("10.0.0.1") "," READY("10.0.0.2"));
+        if (i % 2 == 0)
+            f->api[0].slices = SLICE("w1", "web", "IPv4",
+                                     READY("10.0.0.1") "," READY("10.0.0.2") "," READY("10.0.0.3"));
+        start_clusters(f);
+        assert_int_equal(hc_report_update(r, f->conf, f->clusters, NULL, 2000 + i, &changed),
+                         CM_OK);
+        assert_true(changed);
+        assert_int_equal(hc_report_write(r, path, err, sizeof(err)), CM_OK);
+        hc_report_write_counts(r, &patches, &wholes);
+        assert_true(patches == 1 + (uint64_t)i && wholes == 2);
+        /* From the count's digit to the reason's ("3 ready endpoints; ..."). */
+        text = hc_report_text(r, &len);
+        d1 = strstr(text, "\"ready_endpoints\":");
+        d2 = strstr(text, "\"reason\":\"");
+        assert_true(d1 != NULL && d2 != NULL && d2 > d1);
+        assert_int_equal(hc_report_patch_bytes(r) - bytes, (size_t)(d2 - d1) +
+                                                               strlen("\"reason\":\"") -
+                                                               strlen("\"ready_endpoints\":") + 1);
+        on_disk = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+        assert_true(json_equal(on_disk, hc_report_doc(r)));
+        json_decref(on_disk);
+    }
+    unlink(path);
+    unlink(prev);
+    rmdir(dir);
+    hc_report_free(r);
+}
+
 /* The generation moves only with the content, and continues the last one. */
 static void test_generation(void **state)
 {
@@ -1357,6 +1417,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_services, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_annotations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_patch_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_outage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_verdicts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_seeded, setup, teardown),
