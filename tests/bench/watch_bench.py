@@ -256,7 +256,8 @@ def rebuild_metrics(port):
             "postponed": metric_sum(port, "fedgslb_health_rebuilds_postponed_total"),
             "cpu_s": metric_sum(port, "fedgslb_health_rebuild_cpu_seconds_total"),
             "writes": metric_sum(port, "fedgslb_health_state_writes_total"),
-            "whole_writes": metric_sum(port, "fedgslb_health_state_whole_writes_total")}
+            "whole_writes": metric_sum(port, "fedgslb_health_state_whole_writes_total"),
+            "patch_bytes": metric_sum(port, "fedgslb_health_state_patch_bytes_total")}
 
 
 def entries(doc):
@@ -396,6 +397,7 @@ def phase_events(h, port, fakes, members, nsvc, ready, changes, rate, idle_util)
             "documents": int(rb["documents"]), "rebuilds": int(rb["rebuilds"]),
             "rebuilds_postponed": int(rb["postponed"]),
             "state_writes": int(rb["writes"]), "state_whole_writes": int(rb["whole_writes"]),
+            "state_patch_bytes": int(rb["patch_bytes"]),
             "rebuild_cpu_s": round(rb["cpu_s"], 3),
             "rebuild_cpu_ms_per_document": (round(rb["cpu_s"] / rb["documents"] * 1000, 2)
                                             if rb["documents"] else None),
@@ -591,10 +593,13 @@ def main(argv):
               % (e["changes"], e["events"], e["phase_s"], e["cpu_us_per_event"] or -1,
                  e["cpu_us_per_event_net_of_idle"] or -1), flush=True)
         print("  %d documents (%d postponed by the CPU budget), %.2f ms CPU each; "
-              "%.1f us/event outside document updates; state file %d writes, %d whole"
+              "%.1f us/event outside document updates; state file %d writes, %d whole, "
+              "%.0f KB of slots per patch"
               % (e["documents"], e["rebuilds_postponed"], e["rebuild_cpu_ms_per_document"] or -1,
                  e["cpu_us_per_event_outside_rebuilds"] or -1, e["state_writes"],
-                 e["state_whole_writes"]), flush=True)
+                 e["state_whole_writes"],
+                 e["state_patch_bytes"] / 1024.0
+                 / max(1, e["state_writes"] - e["state_whole_writes"])), flush=True)
         res["latency"] = phase_latency(port, fakes, members, a.services, ready, a.samples,
                                        a.poll, os.path.join(tmp, "health-state.json"),
                                        a.poll_ms)
