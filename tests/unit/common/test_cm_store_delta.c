@@ -807,6 +807,33 @@ static void test_rule_loaded_and_ties(void **state)
             assert_ptr_equal(m->services[0].members[usa].src, want);
             cm_merged_free(m);
         }
+        /* a newer document of US sharing its services (a delta without
+         * changes): unstamped, the order counts, and the update follows it */
+        {
+            json_t *d = json_pack("{s:s,s:I,s:I,s:s}", "vantage", US, "base_generation",
+                                  (json_int_t)1, "generation", (json_int_t)2, "generated_at",
+                                  "2026-11-21T07:59:00Z");
+            struct cm_state *a2 = NULL;
+            struct cm_merged *inc = NULL, *full = NULL;
+
+            assert_non_null(d);
+            assert_int_equal(cm_state_delta_apply(a, d, &opts, &a2, err, sizeof(err)), CM_OK);
+            json_decref(d);
+            docs[0] = a;
+            docs[1] = b;
+            assert_int_equal(cm_merged_build(docs, 2, f->conf, &m), CM_OK);
+            docs[0] = a2;
+            assert_int_equal(cm_merged_update(m, docs, 2, f->conf, &inc), CM_OK);
+            assert_int_equal(cm_merged_build(docs, 2, f->conf, &full), CM_OK);
+            assert_same_merge(inc, full);
+            assert_ptr_equal(full->services[0].members[usa].src,
+                             cm_state_endpoint_find(cm_state_service_find(a2, "default/web"),
+                                                    "usa"));
+            cm_merged_free(inc);
+            cm_merged_free(full);
+            cm_merged_free(m);
+            cm_state_free(a2);
+        }
         cm_state_free(a);
         cm_state_free(b);
     }
