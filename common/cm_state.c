@@ -1320,15 +1320,9 @@ static int collect_keys(const struct used_doc *used, size_t nused, const struct 
     return CM_OK;
 }
 
-/*
- * The merge rule for what one vantage supplies (a member's addresses, a
- * service's port and rules): the entry with the highest change stamp
- * (cm_state_stamp): the vantage that saw the latest change. Of equal stamps
- * (unstamped documents, not from a cm_store), the newest document, then the
- * vantage name that sorts first.
- */
-static bool better_src(uint64_t stamp, const struct cm_state *doc, uint64_t cur_stamp,
-                       const struct cm_state *cur_doc)
+/* The merge rule for what one vantage supplies (cm_state.h). */
+bool cm_state_src_better(uint64_t stamp, const struct cm_state *doc, uint64_t cur_stamp,
+                         const struct cm_state *cur_doc)
 {
     if (stamp != cur_stamp)
         return stamp > cur_stamp;
@@ -1357,7 +1351,7 @@ static void merge_votes(struct cm_merged_service *ms, const struct used_doc *use
         if (s == NULL)
             continue;
         if (ms->conf_index < 0 && s->port != 0 &&
-            (port_doc == NULL || better_src(s->changed, doc, port_stamp, port_doc))) {
+            (port_doc == NULL || cm_state_src_better(s->changed, doc, port_stamp, port_doc))) {
             ms->port = s->port;
             port_doc = doc;
             port_stamp = s->changed;
@@ -1376,7 +1370,7 @@ static void merge_votes(struct cm_merged_service *ms, const struct used_doc *use
             else
                 me->votes_down++;
             me->pending = me->pending || ep->pending;
-            if (me->src == NULL || better_src(ep->changed, doc, me->src->changed, src_doc[idx])) {
+            if (me->src == NULL || cm_state_src_better(ep->changed, doc, me->src->changed, src_doc[idx])) {
                 me->src = ep;
                 src_doc[idx] = doc;
             }
@@ -1452,7 +1446,7 @@ static bool placed(const struct cm_state_service *s, const char *member)
 }
 
 /* Placement, TTL and the endpoint rule: from the document whose entry for
- * the service changed them last (better_src; found[d] from merge_votes). */
+ * the service changed them last (cm_state_src_better; found[d] from merge_votes). */
 static void merge_rules(struct cm_merged_service *ms, const struct used_doc *used, size_t nused,
                         const struct cm_conf *conf, const struct cm_state_service *const *found)
 {
@@ -1462,7 +1456,7 @@ static void merge_rules(struct cm_merged_service *ms, const struct used_doc *use
     for (size_t d = 0; d < nused; d++) {
         if (found[d] != NULL &&
             (rules_doc == NULL ||
-             better_src(found[d]->changed, used[d].doc, rules->changed, rules_doc))) {
+             cm_state_src_better(found[d]->changed, used[d].doc, rules->changed, rules_doc))) {
             rules = found[d];
             rules_doc = used[d].doc;
         }
@@ -1736,7 +1730,7 @@ static int dirty_keys(const struct cm_state *p, const struct cm_state *n, const 
 /*
  * Whether a merge of @used can reuse @prev's entries (@b): the same regions
  * counted, in the same places. An entry's sources are chosen by change stamp
- * (better_src), which a service's entry carries with it: an entry whose
+ * (cm_state_src_better), which a service's entry carries with it: an entry whose
  * documents did not change is what a merge would make again. Unstamped
  * documents fall back to document order, so with one of them the
  * newest-first order must stay as well.

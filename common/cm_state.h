@@ -212,6 +212,18 @@ int cm_state_delta_apply(const struct cm_state *base, json_t *delta,
 void cm_state_stamp(struct cm_state *st, const struct cm_state *prev, uint64_t stamp);
 
 /**
+ * The merge rule for what one vantage supplies (a member's addresses,
+ * hostname, backends; a service's port and rules): whether the entry
+ * stamped @stamp in @doc beats the one stamped @cur_stamp in @cur_doc. The
+ * higher change stamp wins (the vantage that saw the latest change); of
+ * equal stamps (unstamped documents, outside a cm_store), the newer
+ * document (generated_at, then generation), then the vantage name that
+ * sorts first.
+ */
+bool cm_state_src_better(uint64_t stamp, const struct cm_state *doc, uint64_t cur_stamp,
+                         const struct cm_state *cur_doc);
+
+/**
  * Checks a parsed document against the configuration: the vantage must be a
  * configured region and every member a configured member, and every address
  * and backend must pass the address rule under @conf's allow_addresses (a
