@@ -1053,11 +1053,19 @@ static bool same_observed(const struct cm_state_endpoint *a, const struct cm_sta
 
 void cm_state_stamp(struct cm_state *st, const struct cm_state *prev, uint64_t stamp)
 {
-    st->changed = stamp;
-    for (size_t i = 0; i < st->service_count; i++) {
-        struct cm_state_service *s = &st->services[i];
-        const struct cm_state_service *p = cm_state_service_find(prev, s->key);
+    size_t at = 0, np = prev != NULL ? prev->service_count : 0;
 
+    st->changed = stamp;
+    for (size_t i = 0; i < st->service_count; i++) { /* both sorted by key: one walk */
+        struct cm_state_service *s = &st->services[i];
+        const struct cm_state_service *p = NULL;
+
+        while (at < np && prev->services[at].key != s->key &&
+               strcmp(prev->services[at].key, s->key) < 0)
+            at++;
+        if (at < np &&
+            (prev->services[at].key == s->key || strcmp(prev->services[at].key, s->key) == 0))
+            p = &prev->services[at];
         if (p != NULL && p->shared == s->shared)
             continue; /* shared with @prev: its stamps already */
         s->changed = p != NULL && same_rules(p, s) ? p->changed : stamp;
@@ -1370,7 +1378,8 @@ static void merge_votes(struct cm_merged_service *ms, const struct used_doc *use
             else
                 me->votes_down++;
             me->pending = me->pending || ep->pending;
-            if (me->src == NULL || cm_state_src_better(ep->changed, doc, me->src->changed, src_doc[idx])) {
+            if (me->src == NULL ||
+                cm_state_src_better(ep->changed, doc, me->src->changed, src_doc[idx])) {
                 me->src = ep;
                 src_doc[idx] = doc;
             }

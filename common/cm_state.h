@@ -110,7 +110,7 @@ struct cm_state {
     size_t member_count;
     struct cm_state_service *services; /* owned, sorted by key */
     size_t service_count;
-    json_t *json; /* owned reference to the document as received */
+    json_t *json;     /* owned reference to the document as received */
     uint64_t changed; /* the stamp cm_state_stamp gave it; 0: unstamped */
 };
 

@@ -222,8 +222,8 @@ static char *delta_for(const struct cm_state *base, size_t k, bool change)
     char *text;
 
     pushes++;
-    snprintf(at, sizeof(at), "2026-11-21T%02u:%02u:%02uZ", 8 + pushes / 3600 % 12,
-             pushes / 60 % 60, pushes % 60);
+    snprintf(at, sizeof(at), "2026-11-21T%02u:%02u:%02uZ", 8 + pushes / 3600 % 12, pushes / 60 % 60,
+             pushes % 60);
     d = json_pack("{s:i,s:s,s:I,s:I,s:s}", "version", 1, "vantage", base->vantage,
                   "base_generation", (json_int_t)base->generation, "generation",
                   (json_int_t)base->generation + 1, "generated_at", at);
@@ -344,8 +344,7 @@ static int bench_delta(struct cm_conf *conf, struct cm_state **docs, size_t ndoc
     if (rc == CM_OK)
         rc = delta_rounds(&r, store, false, 1, "delta push, nothing changed");
     if (rc == CM_OK)
-        rc = delta_rounds(&r, store, true, ndocs,
-                          "delta push, one service, the vantages in turn");
+        rc = delta_rounds(&r, store, true, ndocs, "delta push, one service, the vantages in turn");
 out:
     dns_view_unref(r.view);
     cm_merged_free(r.merged);

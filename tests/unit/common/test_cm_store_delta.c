@@ -568,7 +568,6 @@ static void test_merge_update_equals_build(void **state)
     json_decref(cur[1]);
 }
 
-
 /*
  * Vantages pushing in turn, each document newer than the last (the normal
  * case: the newest document changes on every push), with now and then a
@@ -678,10 +677,10 @@ static int put_web(struct fixture *f, const char *vantage, uint64_t gen, unsigne
     int rc;
 
     json_object_set_new(doc, "vantage", json_string(vantage));
-    json_object_set_new(
-        doc, "services",
-        json_pack("{s:{s:i,s:{s:{s:[s],s:i,s:b}}}}", "default/web", "port", 80, "members", "usa",
-                  "addresses", addr, "ready_endpoints", 1, "healthy", 1));
+    json_object_set_new(doc, "services",
+                        json_pack("{s:{s:i,s:{s:{s:[s],s:i,s:b}}}}", "default/web", "port", 80,
+                                  "members", "usa", "addresses", addr, "ready_endpoints", 1,
+                                  "healthy", 1));
     rc = put_json(f, doc, err, sizeof(err));
     json_decref(doc);
     return rc;
@@ -810,9 +809,9 @@ static void test_rule_loaded_and_ties(void **state)
         /* a newer document of US sharing its services (a delta without
          * changes): unstamped, the order counts, and the update follows it */
         {
-            json_t *d = json_pack("{s:s,s:I,s:I,s:s}", "vantage", US, "base_generation",
-                                  (json_int_t)1, "generation", (json_int_t)2, "generated_at",
-                                  "2026-11-21T07:59:00Z");
+            json_t *d =
+                json_pack("{s:s,s:I,s:I,s:s}", "vantage", US, "base_generation", (json_int_t)1,
+                          "generation", (json_int_t)2, "generated_at", "2026-11-21T07:59:00Z");
             struct cm_state *a2 = NULL;
             struct cm_merged *inc = NULL, *full = NULL;
 
@@ -826,9 +825,9 @@ static void test_rule_loaded_and_ties(void **state)
             assert_int_equal(cm_merged_update(m, docs, 2, f->conf, &inc), CM_OK);
             assert_int_equal(cm_merged_build(docs, 2, f->conf, &full), CM_OK);
             assert_same_merge(inc, full);
-            assert_ptr_equal(full->services[0].members[usa].src,
-                             cm_state_endpoint_find(cm_state_service_find(a2, "default/web"),
-                                                    "usa"));
+            assert_ptr_equal(
+                full->services[0].members[usa].src,
+                cm_state_endpoint_find(cm_state_service_find(a2, "default/web"), "usa"));
             cm_merged_free(inc);
             cm_merged_free(full);
             cm_merged_free(m);
