@@ -2,8 +2,8 @@
 /*
  * test_lbp_proxy.c -- which state documents the proxy accepts and where its
  * pools' backends come from (lbproxy/lbp_proxy.h): the newest document per
- * vantage (generated_at, then generation), backends from the newest
- * document that lists some for the listener's (member, service), the static
+ * vantage (generated_at, then generation), backends from the vantage whose
+ * entry listing some for the listener's (member, service) changed last, the static
  * backends when none does, writer scoping, and rejections that change
  * nothing; and the operator's intents: a member forced down gets no backend
  * (503), its expiry gives them back, drains keep serving.
