@@ -1013,6 +1013,71 @@ out:
     return rc;
 }
 
+/* Whether @a and @b carry the same port, placement, TTL and endpoint rule. */
+static bool same_rules(const struct cm_state_service *a, const struct cm_state_service *b)
+{
+    if (a->port != b->port || a->ttl_s != b->ttl_s ||
+        a->allow_without_endpoints != b->allow_without_endpoints ||
+        a->has_placement != b->has_placement || a->placement_count != b->placement_count)
+        return false;
+    for (size_t i = 0; i < a->placement_count; i++)
+        if (strcmp(a->placement[i], b->placement[i]) != 0)
+            return false;
+    return true;
+}
+
+static bool same_opt_str(const char *a, const char *b)
+{
+    return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
+/* Whether @a and @b say the same of what their vantages observed of the
+ * member's Service (the fields the merge takes from one vantage). */
+static bool same_observed(const struct cm_state_endpoint *a, const struct cm_state_endpoint *b)
+{
+    if (a->via_proxy != b->via_proxy || a->ready_endpoints != b->ready_endpoints ||
+        a->has_weight != b->has_weight || a->weight != b->weight ||
+        a->has_priority != b->has_priority || a->priority != b->priority ||
+        a->address_count != b->address_count || a->backend_count != b->backend_count ||
+        !same_opt_str(a->hostname, b->hostname))
+        return false;
+    for (size_t i = 0; i < a->address_count; i++)
+        if (a->addresses[i].len != b->addresses[i].len ||
+            memcmp(&a->addresses[i].ss, &b->addresses[i].ss, a->addresses[i].len) != 0)
+            return false;
+    for (size_t i = 0; i < a->backend_count; i++)
+        if (strcmp(a->backends[i], b->backends[i]) != 0)
+            return false;
+    return true;
+}
+
+void cm_state_stamp(struct cm_state *st, const struct cm_state *prev, uint64_t stamp)
+{
+    size_t at = 0, np = prev != NULL ? prev->service_count : 0;
+
+    st->changed = stamp;
+    for (size_t i = 0; i < st->service_count; i++) { /* both sorted by key: one walk */
+        struct cm_state_service *s = &st->services[i];
+        const struct cm_state_service *p = NULL;
+
+        while (at < np && prev->services[at].key != s->key &&
+               strcmp(prev->services[at].key, s->key) < 0)
+            at++;
+        if (at < np &&
+            (prev->services[at].key == s->key || strcmp(prev->services[at].key, s->key) == 0))
+            p = &prev->services[at];
+        if (p != NULL && p->shared == s->shared)
+            continue; /* shared with @prev: its stamps already */
+        s->changed = p != NULL && same_rules(p, s) ? p->changed : stamp;
+        for (size_t j = 0; j < s->member_count; j++) {
+            struct cm_state_endpoint *e = &s->members[j];
+            const struct cm_state_endpoint *pe = cm_state_endpoint_find(p, e->member);
+
+            e->changed = pe != NULL && same_observed(pe, e) ? pe->changed : stamp;
+        }
+    }
+}
+
 char *cm_state_dump(const struct cm_state *st)
 {
     return json_dumps(st->json, JSON_SORT_KEYS | JSON_COMPACT);
@@ -1263,6 +1328,17 @@ static int collect_keys(const struct used_doc *used, size_t nused, const struct 
     return CM_OK;
 }
 
+/* The merge rule for what one vantage supplies (cm_state.h). */
+bool cm_state_src_better(uint64_t stamp, const struct cm_state *doc, uint64_t cur_stamp,
+                         const struct cm_state *cur_doc)
+{
+    if (stamp != cur_stamp)
+        return stamp > cur_stamp;
+    if (doc_newer(doc, cur_doc) || doc_newer(cur_doc, doc))
+        return doc_newer(doc, cur_doc);
+    return strcmp(doc->vantage, cur_doc->vantage) < 0;
+}
+
 /*
  * Counts the votes for one service. found[d] receives the service as document
  * d reports it (or NULL); src_doc (member_count entries, zeroed) tracks which
@@ -1273,6 +1349,7 @@ static void merge_votes(struct cm_merged_service *ms, const struct used_doc *use
                         const struct cm_state **src_doc)
 {
     const struct cm_state *port_doc = NULL;
+    uint64_t port_stamp = 0;
 
     for (size_t d = 0; d < nused; d++) {
         const struct cm_state *doc = used[d].doc;
@@ -1281,9 +1358,11 @@ static void merge_votes(struct cm_merged_service *ms, const struct used_doc *use
         found[d] = s;
         if (s == NULL)
             continue;
-        if (ms->conf_index < 0 && s->port != 0 && (port_doc == NULL || doc_newer(doc, port_doc))) {
+        if (ms->conf_index < 0 && s->port != 0 &&
+            (port_doc == NULL || cm_state_src_better(s->changed, doc, port_stamp, port_doc))) {
             ms->port = s->port;
             port_doc = doc;
+            port_stamp = s->changed;
         }
         for (size_t i = 0; i < s->member_count; i++) {
             const struct cm_state_endpoint *ep = &s->members[i];
@@ -1299,7 +1378,8 @@ static void merge_votes(struct cm_merged_service *ms, const struct used_doc *use
             else
                 me->votes_down++;
             me->pending = me->pending || ep->pending;
-            if (me->src == NULL || doc_newer(doc, src_doc[idx])) {
+            if (me->src == NULL ||
+                cm_state_src_better(ep->changed, doc, me->src->changed, src_doc[idx])) {
                 me->src = ep;
                 src_doc[idx] = doc;
             }
@@ -1374,8 +1454,8 @@ static bool placed(const struct cm_state_service *s, const char *member)
             bsearch(&k, s->placement, s->placement_count, sizeof(*s->placement), cmp_str) != NULL);
 }
 
-/* Placement, TTL and the endpoint rule: from the newest document that
- * reports the service (found[d] from merge_votes). */
+/* Placement, TTL and the endpoint rule: from the document whose entry for
+ * the service changed them last (cm_state_src_better; found[d] from merge_votes). */
 static void merge_rules(struct cm_merged_service *ms, const struct used_doc *used, size_t nused,
                         const struct cm_conf *conf, const struct cm_state_service *const *found)
 {
@@ -1383,7 +1463,9 @@ static void merge_rules(struct cm_merged_service *ms, const struct used_doc *use
     const struct cm_state *rules_doc = NULL;
 
     for (size_t d = 0; d < nused; d++) {
-        if (found[d] != NULL && (rules_doc == NULL || doc_newer(used[d].doc, rules_doc))) {
+        if (found[d] != NULL &&
+            (rules_doc == NULL ||
+             cm_state_src_better(found[d]->changed, used[d].doc, rules->changed, rules_doc))) {
             rules = found[d];
             rules_doc = used[d].doc;
         }
@@ -1655,20 +1737,26 @@ static int dirty_keys(const struct cm_state *p, const struct cm_state *n, const 
 }
 
 /*
- * Whether a merge of @used can reuse @prev's entries: the same regions
- * counted, in the same places, in the same newest-first order (the newest
- * document reporting a member supplies it; when the order stays, an entry
- * whose documents did not change is what a merge would make again).
+ * Whether a merge of @used can reuse @prev's entries (@b): the same regions
+ * counted, in the same places. An entry's sources are chosen by change stamp
+ * (cm_state_src_better), which a service's entry carries with it: an entry whose
+ * documents did not change is what a merge would make again. Unstamped
+ * documents fall back to document order, so with one of them the
+ * newest-first order must stay as well.
  */
 static bool same_order(const struct used_doc *a, const struct used_doc *b, size_t n)
 {
+    bool stamped = true;
+
     for (size_t i = 0; i < n; i++) {
         if (a[i].region != b[i].region)
             return false;
+        stamped = stamped && a[i].doc->changed != 0 && b[i].doc->changed != 0;
+    }
+    for (size_t i = 0; !stamped && i < n; i++)
         for (size_t j = 0; j < n; j++)
             if (i != j && doc_newer(a[i].doc, a[j].doc) != doc_newer(b[i].doc, b[j].doc))
                 return false;
-    }
     return true;
 }
 

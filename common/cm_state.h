@@ -78,6 +78,8 @@ struct cm_state_endpoint {
     uint32_t weight;
     bool has_priority;
     uint32_t priority;
+    /* The change stamp of this entry (cm_state_stamp): 0 when unstamped. */
+    uint64_t changed;
 };
 
 struct cm_state_service {
@@ -92,6 +94,7 @@ struct cm_state_service {
     size_t placement_count;
     uint32_t ttl_s;               /* "ttl_s": the answers' TTL (1..86400); 0 = dnsd.ttl_s */
     bool allow_without_endpoints; /* members with 0 ready endpoints may be answered */
+    uint64_t changed; /* change stamp of port, placement, ttl_s, allow_without_endpoints */
     /* private to cm_state.c: how many documents hold this service's allocations
      * (a delta's document shares the services it leaves alone with its base). */
     unsigned *shared;
@@ -107,7 +110,8 @@ struct cm_state {
     size_t member_count;
     struct cm_state_service *services; /* owned, sorted by key */
     size_t service_count;
-    json_t *json; /* owned reference to the document as received */
+    json_t *json;     /* owned reference to the document as received */
+    uint64_t changed; /* the stamp cm_state_stamp gave it; 0: unstamped */
 };
 
 /* What a parse may accept beyond the contract's defaults. */
@@ -190,6 +194,34 @@ bool cm_state_delta_is_refresh(const struct cm_state *base, json_t *delta);
 int cm_state_delta_apply(const struct cm_state *base, json_t *delta,
                          const struct cm_state_opts *opts, struct cm_state **out, char *err,
                          size_t errlen);
+
+/**
+ * Change stamps: which vantage's entry the merge takes a member's addresses
+ * and a service's port and rules from (cm_merged_build). Stamps @st, a
+ * document of the vantage whose previous document is @prev (NULL: none):
+ * every service whose port, placement, ttl_s or allow_without_endpoints
+ * differ from @prev's entry for it (or that @prev lacks), and every member
+ * entry whose observed fields (addresses, hostname, backends, via_proxy,
+ * ready_endpoints, weight, priority) differ from @prev's, get @stamp; the
+ * others keep @prev's stamps (the vantage re-sent what it said before).
+ * Health verdicts, reasons and RTTs are the vantage's own and stamp nothing.
+ * Entries @st shares with @prev (cm_state_delta_apply) are left as they are.
+ * @stamp must be greater than every stamp given before (cm_store keeps the
+ * counter) and nonzero.
+ */
+void cm_state_stamp(struct cm_state *st, const struct cm_state *prev, uint64_t stamp);
+
+/**
+ * The merge rule for what one vantage supplies (a member's addresses,
+ * hostname, backends; a service's port and rules): whether the entry
+ * stamped @stamp in @doc beats the one stamped @cur_stamp in @cur_doc. The
+ * higher change stamp wins (the vantage that saw the latest change); of
+ * equal stamps (unstamped documents, outside a cm_store), the newer
+ * document (generated_at, then generation), then the vantage name that
+ * sorts first.
+ */
+bool cm_state_src_better(uint64_t stamp, const struct cm_state *doc, uint64_t cur_stamp,
+                         const struct cm_state *cur_doc);
 
 /**
  * Checks a parsed document against the configuration: the vantage must be a

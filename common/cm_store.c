@@ -36,6 +36,7 @@ struct cm_store {
     struct set set;
     bool all_silent; /* every vantage is past expiry; warned once */
     struct cm_store_delta_counts deltas;
+    uint64_t stamp; /* the last change stamp given (cm_state_stamp) */
 };
 
 struct cm_store_cand {
@@ -226,6 +227,9 @@ void cm_store_commit(struct cm_store *s, struct cm_store_cand *c)
     assert(c->from == NULL || c->from == s);
     set_fini(&s->set, &c->set);
     s->set = c->set;
+    for (size_t i = 0; i < s->set.count; i++) /* a loaded set brings its own stamps */
+        if (s->set.docs[i]->changed > s->stamp)
+            s->stamp = s->set.docs[i]->changed;
     if (c->delta)
         s->deltas.applied++;
     free(c);
@@ -404,6 +408,9 @@ static int put_doc(struct cm_store *s, const char *text, size_t len, const char 
             goto out;
         }
     }
+    /* A fresh stamp for what changed, even if the candidate is not committed:
+     * stamps only need to grow. */
+    cm_state_stamp(doc, held >= 0 ? s->set.docs[held] : NULL, ++s->stamp);
     rc = cand_with(s, doc, now_ms, out);
     doc = NULL; /* taken by cand_with */
     if (rc == CM_OK)
@@ -645,6 +652,39 @@ static void loaded_add(struct set *set, struct cm_state *doc, uint64_t now_ms)
     }
 }
 
+static int cmp_oldest_first(const void *a, const void *b)
+{
+    const struct cm_state *x = *(struct cm_state *const *)a, *y = *(struct cm_state *const *)b;
+
+    if (x->generated_at_unix != y->generated_at_unix)
+        return x->generated_at_unix < y->generated_at_unix ? -1 : 1;
+    if (x->generation != y->generation)
+        return x->generation < y->generation ? -1 : 1;
+    return -strcmp(x->vantage, y->vantage);
+}
+
+/*
+ * The change stamps of a loaded set (the file does not keep them): one a
+ * document, the oldest document first (generated_at, generation, then the
+ * vantage that sorts last), so right after a load every entry comes from the
+ * newest document reporting it, and the vantage that sorts first wins a tie.
+ */
+static void stamp_loaded(struct set *set)
+{
+    struct cm_state **order = malloc((set->count + 1) * sizeof(*order));
+
+    if (order == NULL) { /* still deterministic: in the file's order */
+        for (size_t i = 0; i < set->count; i++)
+            cm_state_stamp(set->docs[i], NULL, i + 1);
+        return;
+    }
+    memcpy(order, set->docs, set->count * sizeof(*order));
+    qsort(order, set->count, sizeof(*order), cmp_oldest_first);
+    for (size_t i = 0; i < set->count; i++)
+        cm_state_stamp(order[i], NULL, i + 1);
+    free(order);
+}
+
 static int load_documents(const char *path, json_t *docs, const struct cm_conf *conf,
                           uint64_t now_ms, struct cm_store_cand *c)
 {
@@ -669,6 +709,7 @@ static int load_documents(const char *path, json_t *docs, const struct cm_conf *
         }
         loaded_add(&c->set, doc, now_ms);
     }
+    stamp_loaded(&c->set);
     return CM_OK;
 }
 

@@ -67,7 +67,8 @@ static struct lbp_poolref *pool_new(struct lbp_proxy *px, const struct cm_conf *
     return pr;
 }
 
-/* Backends of (member, service) from the newest document that lists some. */
+/* Backends of (member, service) from the document whose entry listing some
+ * changed last (cm_state_src_better: the merge's rule). */
 static const struct cm_state_endpoint *state_backends(const struct lbp_proxy *px,
                                                       const char *member, const char *service)
 {
@@ -81,9 +82,7 @@ static const struct cm_state_endpoint *state_backends(const struct lbp_proxy *px
 
         if (ep == NULL || ep->backend_count == 0)
             continue;
-        if (best_doc == NULL || d->generated_at_unix > best_doc->generated_at_unix ||
-            (d->generated_at_unix == best_doc->generated_at_unix &&
-             d->generation > best_doc->generation)) {
+        if (best_doc == NULL || cm_state_src_better(ep->changed, d, best->changed, best_doc)) {
             best = ep;
             best_doc = d;
         }

@@ -22,10 +22,10 @@
  *
  * Last, a delta push end to end as dnsd does it (cm_store_put of a delta,
  * cm_merged_update, view; CPU per phase and in all): one service changed,
- * and nothing changed but the generation. Vantage 0 pushes every time: its
- * first delta makes it the newest document, which changes the merge order
- * (a full merge: the max); after that the order stays and the merge is
- * incremental.
+ * and nothing changed but the generation, vantage 0 pushing every time; then
+ * one service changed with the vantages pushing in turn (each push the newest
+ * document: the merge takes entries from the vantage that changed them last,
+ * so it stays incremental).
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -216,10 +216,17 @@ out:
  */
 static char *delta_for(const struct cm_state *base, size_t k, bool change)
 {
-    json_t *d = json_pack("{s:i,s:s,s:I,s:I,s:s}", "version", 1, "vantage", base->vantage,
-                          "base_generation", (json_int_t)base->generation, "generation",
-                          (json_int_t)base->generation + 1, "generated_at", "2026-11-21T07:00:01Z");
+    static unsigned pushes; /* every push newer than the last */
+    char at[32];
+    json_t *d;
     char *text;
+
+    pushes++;
+    snprintf(at, sizeof(at), "2026-11-21T%02u:%02u:%02uZ", 8 + pushes / 3600 % 12, pushes / 60 % 60,
+             pushes % 60);
+    d = json_pack("{s:i,s:s,s:I,s:I,s:s}", "version", 1, "vantage", base->vantage,
+                  "base_generation", (json_int_t)base->generation, "generation",
+                  (json_int_t)base->generation + 1, "generated_at", at);
 
     if (change) {
         const struct cm_state_service *svc = &base->services[k % base->service_count];
@@ -243,16 +250,18 @@ static char *delta_for(const struct cm_state *base, size_t k, bool change)
  * applies the delta to the held document, the documents are merged again
  * where they changed (cm_merged_update) and a view is built after the one in
  * service. CPU of the thread, per phase and
- * in all, over BENCH_REPS pushes.
+ * in all, over BENCH_REPS pushes; push i comes from vantage i % @nvant.
  */
-static int delta_rounds(struct bench_run *r, struct cm_store *store, bool change, const char *what)
+static int delta_rounds(struct bench_run *r, struct cm_store *store, bool change, size_t nvant,
+                        const char *what)
 {
     double apply[BENCH_REPS], merge[BENCH_REPS], view[BENCH_REPS], total[BENCH_REPS];
     char err[CM_STATE_ERR_MAX], line[160];
     int rc = CM_OK;
 
     for (size_t i = 0; i < BENCH_REPS && rc == CM_OK; i++) {
-        char *text = delta_for(cm_store_find(store, r->conf->regions[0].name), 131 * i + 7, change);
+        char *text =
+            delta_for(cm_store_find(store, r->conf->regions[i % nvant].name), 131 * i + 7, change);
         struct cm_store_cand *c = NULL;
         struct cm_merged *m2 = NULL;
         struct dns_view *next = NULL;
@@ -331,9 +340,11 @@ static int bench_delta(struct cm_conf *conf, struct cm_state **docs, size_t ndoc
     if (rc == CM_OK)
         rc = view_after(NULL, conf, r.zone, r.geo, r.merged, &r.view, &(double){0});
     if (rc == CM_OK)
-        rc = delta_rounds(&r, store, true, "delta push, one service");
+        rc = delta_rounds(&r, store, true, 1, "delta push, one service");
     if (rc == CM_OK)
-        rc = delta_rounds(&r, store, false, "delta push, nothing changed");
+        rc = delta_rounds(&r, store, false, 1, "delta push, nothing changed");
+    if (rc == CM_OK)
+        rc = delta_rounds(&r, store, true, ndocs, "delta push, one service, the vantages in turn");
 out:
     dns_view_unref(r.view);
     cm_merged_free(r.merged);

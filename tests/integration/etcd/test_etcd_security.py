@@ -122,7 +122,15 @@ def test_user_and_password(tmp_path):
         d, ctl = extra_dnsd(c, "badpw", lambda e: e.update(password_file=bad))
         try:
             wait_log(d, "authenticate as %s: etcdserver: authentication failed" % USER)
-            st = fedtest.http(ctl, "GET", "/v1/state", timeout=2)[1]["etcd"]
+            # The log line may come from the consumer's registration (its
+            # lease) before the watch's own list has failed: the status
+            # says it once the watch has.
+            deadline = time.monotonic() + 10 * fedtest.SLOW
+            while True:
+                st = fedtest.http(ctl, "GET", "/v1/state", timeout=2)[1]["etcd"]
+                if "authenticate" in st["last_error"] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
             assert st["up"] is False and "authenticate" in st["last_error"], st
             assert "not-the-password" not in d.log_text()
         finally:

@@ -5,6 +5,8 @@
  * (random changes, compared byte for byte), and a bad one is refused with
  * the previous state kept.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -19,6 +21,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_net.h"
 #include "common/cm_rand.h"
 #include "common/cm_state.h"
 #include "common/cm_store.h"
@@ -565,12 +568,285 @@ static void test_merge_update_equals_build(void **state)
     json_decref(cur[1]);
 }
 
+/*
+ * Vantages pushing in turn, each document newer than the last (the normal
+ * case: the newest document changes on every push), with now and then a
+ * vantage re-sending the other's older entry (a lagging watch) and a whole
+ * document: cm_merged_update is what cm_merged_build makes, and a delta
+ * push re-merges only the services it changed.
+ */
+static void test_merge_in_turn(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const vantages[] = {US, "eu-west-1"};
+    json_t *cur[2];
+    struct cm_merged *m = NULL;
+    size_t shared = 0;
+    char err[CM_STATE_ERR_MAX] = "", key[32];
+
+    for (size_t v = 0; v < 2; v++) {
+        json_t *services = json_object();
+
+        cur[v] = header(1, (unsigned)v);
+        json_object_set_new(cur[v], "vantage", json_string(vantages[v]));
+        for (unsigned i = 0; i < KEYS; i++) {
+            key_name(key, sizeof(key), i);
+            json_object_set_new(services, key, random_service(f));
+        }
+        json_object_set_new(cur[v], "services", services);
+        if (put_json(f, cur[v], err, sizeof(err)) != CM_OK)
+            fail_msg("first document: %s", err);
+    }
+    assert_int_equal(cm_merged_build(cm_store_docs(f->s), cm_store_count(f->s), f->conf, &m),
+                     CM_OK);
+    for (unsigned round = 0; round < 600; round++) {
+        size_t v = round % 2;
+        uint64_t gen = (uint64_t)json_integer_value(json_object_get(cur[v], "generation")) + 1;
+        bool whole = round % 25 == 24;
+        json_t *doc = header(gen, 2 + round / 60 % 57), *changed = json_object();
+        json_t *services = json_object_get(cur[v], "services");
+        struct cm_store_cand *c = NULL;
+        struct cm_merged *inc = NULL, *full = NULL;
+        const struct cm_state *const *docs;
+        size_t n, rebuilt = 0;
+        char *text;
+
+        json_object_set_new(doc, "vantage", json_string(vantages[v]));
+        for (unsigned e = 0, edits = 1 + pick(f, 2); e < edits; e++) {
+            json_t *other;
+
+            key_name(key, sizeof(key), pick(f, KEYS));
+            other = json_object_get(json_object_get(cur[1 - v], "services"), key);
+            if (pick(f, 3) == 0 && other != NULL) /* re-sends what the other one said */
+                json_object_set(changed, key, other);
+            else if (pick(f, 4) == 0 && json_object_get(services, key) != NULL)
+                json_object_set(changed, key, json_object_get(services, key)); /* unchanged */
+            else
+                json_object_set_new(changed, key, random_service(f));
+        }
+        if (whole) {
+            json_t *all = json_copy(services);
+
+            json_object_update(all, changed);
+            json_object_set_new(doc, "services", all);
+            json_decref(changed);
+        } else {
+            json_object_set_new(doc, "base_generation", json_integer((json_int_t)gen - 1));
+            json_object_set_new(doc, "services", changed);
+        }
+        text = dump(doc);
+        if (cm_store_put(f->s, text, strlen(text), NULL, f->conf, 1, &c, err, sizeof(err)) != CM_OK)
+            fail_msg("round %u: %s", round, err);
+        free(text);
+        assert_non_null(c);
+        docs = cm_store_cand_docs(c, &n);
+        assert_int_equal(cm_merged_update(m, docs, n, f->conf, &inc), CM_OK);
+        assert_int_equal(cm_merged_build(docs, n, f->conf, &full), CM_OK);
+        assert_same_merge(inc, full);
+        for (size_t i = 0; i < inc->service_count; i++) {
+            if (inc->services[i].members == m->services[i].members)
+                shared++;
+            else
+                rebuilt++;
+        }
+        if (!whole) /* only what the delta brought was merged again */
+            assert_true(rebuilt <= json_object_size(json_object_get(doc, "services")));
+        cm_store_commit(f->s, c);
+        cm_merged_free(m);
+        cm_merged_free(full);
+        m = inc;
+        json_decref(cur[v]);
+        text = cm_state_dump(cm_store_find(f->s, vantages[v]));
+        cur[v] = json_loads(text, 0, NULL);
+        free(text);
+        json_decref(doc);
+    }
+    assert_true(shared > 0);
+    cm_merged_free(m);
+    json_decref(cur[0]);
+    json_decref(cur[1]);
+}
+
+/* A whole document of @vantage: generation @gen, generated_at second @sec,
+ * service default/web with member usa at @addr. */
+static int put_web(struct fixture *f, const char *vantage, uint64_t gen, unsigned sec,
+                   const char *addr)
+{
+    json_t *doc = header(gen, sec);
+    char err[CM_STATE_ERR_MAX] = "";
+    int rc;
+
+    json_object_set_new(doc, "vantage", json_string(vantage));
+    json_object_set_new(doc, "services",
+                        json_pack("{s:{s:i,s:{s:{s:[s],s:i,s:b}}}}", "default/web", "port", 80,
+                                  "members", "usa", "addresses", addr, "ready_endpoints", 1,
+                                  "healthy", 1));
+    rc = put_json(f, doc, err, sizeof(err));
+    json_decref(doc);
+    return rc;
+}
+
+/* The address member usa of default/web is answered with, merged from the store. */
+static void assert_web_addr(struct fixture *f, const char *want)
+{
+    struct cm_merged *m = NULL;
+    char got[CM_ADDR_STRLEN];
+    const struct cm_merged_endpoint *me;
+    int usa = cm_conf_member_index(f->conf, "usa");
+
+    assert_int_equal(cm_merged_build(cm_store_docs(f->s), cm_store_count(f->s), f->conf, &m),
+                     CM_OK);
+    assert_int_equal(m->service_count, 1);
+    me = &m->services[0].members[usa];
+    assert_non_null(me->src);
+    assert_int_equal(me->src->address_count, 1);
+    assert_true(inet_ntop(AF_INET, &((struct sockaddr_in *)&me->src->addresses[0].ss)->sin_addr,
+                          got, sizeof(got)) != NULL);
+    assert_string_equal(got, want);
+    cm_merged_free(m);
+}
+
+/*
+ * The merge rule: a member's addresses come from the vantage whose entry
+ * changed last, not from the newest document. A vantage whose watch lags
+ * re-sends the old address in newer documents without changing it; it does
+ * not take the answer back.
+ */
+static void test_rule_changed_last(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(put_web(f, US, 1, 1, "192.0.2.1"), CM_OK);
+    assert_int_equal(put_web(f, "eu-west-1", 1, 2, "192.0.2.1"), CM_OK);
+    assert_web_addr(f, "192.0.2.1");
+    assert_int_equal(put_web(f, US, 2, 3, "192.0.2.2"), CM_OK); /* US sees the change */
+    assert_web_addr(f, "192.0.2.2");
+    /* eu-west-1 lags: newer documents, the old address */
+    assert_int_equal(put_web(f, "eu-west-1", 2, 4, "192.0.2.1"), CM_OK);
+    assert_web_addr(f, "192.0.2.2");
+    assert_int_equal(put_web(f, "eu-west-1", 3, 5, "192.0.2.1"), CM_OK);
+    assert_web_addr(f, "192.0.2.2");
+    /* US re-sends its address (newer document, same entry): still its */
+    assert_int_equal(put_web(f, US, 3, 6, "192.0.2.2"), CM_OK);
+    assert_web_addr(f, "192.0.2.2");
+    /* eu-west-1 catches up with yet another change: it changed last */
+    assert_int_equal(put_web(f, "eu-west-1", 4, 7, "192.0.2.3"), CM_OK);
+    assert_web_addr(f, "192.0.2.3");
+    /* an older generated_at does not matter: the change does */
+    assert_int_equal(put_web(f, US, 4, 0, "192.0.2.4"), CM_OK);
+    assert_web_addr(f, "192.0.2.4");
+}
+
+/*
+ * Stamps are not in the state file: a loaded set is stamped oldest document
+ * first, so after a load the newest document supplies every entry; of two
+ * equally new documents, the vantage that sorts first. Unstamped documents
+ * (a merge outside a store) follow the same order.
+ */
+static void test_rule_loaded_and_ties(void **state)
+{
+    struct fixture *f = *state;
+    struct cm_store_cand *c = NULL;
+    char err[CM_STATE_ERR_MAX] = "", *file;
+
+    assert_int_equal(put_web(f, US, 1, 9, "192.0.2.1"), CM_OK);
+    assert_int_equal(put_web(f, "eu-west-1", 1, 2, "192.0.2.2"), CM_OK);
+    assert_web_addr(f, "192.0.2.2"); /* changed last, though older */
+    file = cm_store_file_text(f->s, NULL);
+    assert_non_null(file);
+    assert_int_equal(cm_store_file_parse("state.json", file, strlen(file), f->conf, 1, &c, NULL,
+                                         err, sizeof(err)),
+                     CM_OK);
+    free(file);
+    cm_store_free(f->s); /* a restart */
+    f->s = cm_store_new();
+    assert_non_null(f->s);
+    cm_store_commit(f->s, c);
+    assert_web_addr(f, "192.0.2.1"); /* loaded: the newest document */
+    /* the counter continues above the loaded stamps: a change still wins */
+    assert_int_equal(put_web(f, "eu-west-1", 2, 3, "192.0.2.5"), CM_OK);
+    assert_web_addr(f, "192.0.2.5");
+
+    /* a tie (same generated_at and generation): the vantage sorting first */
+    cm_store_free(f->s);
+    f->s = cm_store_new();
+    assert_non_null(f->s);
+    assert_int_equal(put_web(f, US, 1, 5, "192.0.2.1"), CM_OK);
+    assert_int_equal(put_web(f, "eu-west-1", 1, 5, "192.0.2.2"), CM_OK);
+    file = cm_store_file_text(f->s, NULL);
+    assert_non_null(file);
+    assert_int_equal(cm_store_file_parse("state.json", file, strlen(file), f->conf, 1, &c, NULL,
+                                         err, sizeof(err)),
+                     CM_OK);
+    free(file);
+    cm_store_commit(f->s, c);
+    assert_web_addr(f, "192.0.2.2"); /* "eu-west-1" < "us-east-1" */
+    {
+        const struct cm_state *docs[2];
+        struct cm_state *a = NULL, *b = NULL;
+        struct cm_merged *m = NULL;
+        int usa = cm_conf_member_index(f->conf, "usa");
+
+        struct cm_state_opts opts;
+        char *ta = cm_state_dump(cm_store_find(f->s, US));
+        char *tb = cm_state_dump(cm_store_find(f->s, "eu-west-1"));
+        const struct cm_state_endpoint *want;
+
+        /* unstamped copies, in both orders */
+        cm_state_opts_from_conf(&opts, f->conf);
+        assert_int_equal(cm_state_parse(ta, strlen(ta), &opts, &a, err, sizeof(err)), CM_OK);
+        assert_int_equal(cm_state_parse(tb, strlen(tb), &opts, &b, err, sizeof(err)), CM_OK);
+        free(ta);
+        free(tb);
+        want = cm_state_endpoint_find(cm_state_service_find(b, "default/web"), "usa");
+        for (int order = 0; order < 2; order++) {
+            docs[order] = a;
+            docs[1 - order] = b;
+            assert_int_equal(cm_merged_build(docs, 2, f->conf, &m), CM_OK);
+            assert_ptr_equal(m->services[0].members[usa].src, want);
+            cm_merged_free(m);
+        }
+        /* a newer document of US sharing its services (a delta without
+         * changes): unstamped, the order counts, and the update follows it */
+        {
+            json_t *d =
+                json_pack("{s:s,s:I,s:I,s:s}", "vantage", US, "base_generation", (json_int_t)1,
+                          "generation", (json_int_t)2, "generated_at", "2026-11-21T07:59:00Z");
+            struct cm_state *a2 = NULL;
+            struct cm_merged *inc = NULL, *full = NULL;
+
+            assert_non_null(d);
+            assert_int_equal(cm_state_delta_apply(a, d, &opts, &a2, err, sizeof(err)), CM_OK);
+            json_decref(d);
+            docs[0] = a;
+            docs[1] = b;
+            assert_int_equal(cm_merged_build(docs, 2, f->conf, &m), CM_OK);
+            docs[0] = a2;
+            assert_int_equal(cm_merged_update(m, docs, 2, f->conf, &inc), CM_OK);
+            assert_int_equal(cm_merged_build(docs, 2, f->conf, &full), CM_OK);
+            assert_same_merge(inc, full);
+            assert_ptr_equal(
+                full->services[0].members[usa].src,
+                cm_state_endpoint_find(cm_state_service_find(a2, "default/web"), "usa"));
+            cm_merged_free(inc);
+            cm_merged_free(full);
+            cm_merged_free(m);
+            cm_state_free(a2);
+        }
+        cm_state_free(a);
+        cm_state_free(b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_delta_equals_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delta_hostile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_update_equals_build, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_in_turn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rule_changed_last, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rule_loaded_and_ties, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -612,7 +612,8 @@ static uint64_t digest_of(struct fx *f, size_t s)
 
 /* Every field a merged entry is made of changes its digest (dns_fed_update
  * shares a service's answers while the digest stays). Addresses, hostname
- * and ready endpoints come from the newest document (the last vantage's);
+ * and ready endpoints come from the newest document (the last vantage's:
+ * these documents are unstamped, cm_state_src_better);
  * votes, pending and RTTs from every vantage. */
 static void test_digest_covers(void **state)
 {

@@ -2,8 +2,8 @@
 /*
  * test_lbp_proxy.c -- which state documents the proxy accepts and where its
  * pools' backends come from (lbproxy/lbp_proxy.h): the newest document per
- * vantage (generated_at, then generation), backends from the newest
- * document that lists some for the listener's (member, service), the static
+ * vantage (generated_at, then generation), backends from the vantage whose
+ * entry listing some for the listener's (member, service) changed last, the static
  * backends when none does, writer scoping, and rejections that change
  * nothing; and the operator's intents: a member forced down gets no backend
  * (503), its expiry gives them back, drains keep serving.
@@ -246,23 +246,28 @@ static void test_newest_per_vantage(void **state)
     run_steps(*state, steps, sizeof(steps) / sizeof(steps[0]));
 }
 
-/* Backends of a listener: the newest document (across vantages) that lists some. */
+/* Backends of a listener: from the vantage whose entry listing some changed
+ * last (cm_state_src_better), not from the newest document. */
 static void test_backends_from_newest_listing(void **state)
 {
     static const struct step steps[] = {
         {NULL, NULL, US, 1, "10", B1, NULL, CM_OK, S1, STATIC_API, "us-east-1:1"},
-        /* An older document from another vantage is held but does not win. */
-        {NULL, NULL, EU, 50, "05", B2, B2, CM_OK, S1, S2, "us-east-1:1 eu-west-1:50"},
-        /* Equal times across vantages: the higher generation. */
+        /* Another vantage's new entry is the latest change, whatever its time. */
+        {NULL, NULL, EU, 50, "05", B2, B2, CM_OK, S2, S2, "us-east-1:1 eu-west-1:50"},
+        /* Re-sent unchanged: it keeps its place. */
         {NULL, NULL, EU, 51, "10", B2, B2, CM_OK, S2, S2, "us-east-1:1 eu-west-1:51"},
-        {NULL, NULL, AP, 1, "10", B3, NULL, CM_OK, S2, S2,
+        {NULL, NULL, AP, 1, "10", B3, NULL, CM_OK, S3, S2,
          "us-east-1:1 eu-west-1:51 ap-northeast-1:1"},
+        /* A lagging vantage re-sending its old backends in a newer document
+         * does not take them back. */
+        {NULL, NULL, EU, 52, "20", B2, B2, CM_OK, S3, S2,
+         "us-east-1:1 eu-west-1:52 ap-northeast-1:1"},
         {NULL, NULL, AP, 2, "11", B3, NULL, CM_OK, S3, S2,
-         "us-east-1:1 eu-west-1:51 ap-northeast-1:2"},
-        /* The newest document stops listing web backends (and an empty list
-         * counts as none): the next newest that lists some. */
+         "us-east-1:1 eu-west-1:52 ap-northeast-1:2"},
+        /* The vantage that changed last stops listing web backends (and an
+         * empty list counts as none): the one that changed them before. */
         {NULL, NULL, AP, 3, "12", NULL, "[]", CM_OK, S2, S2,
-         "us-east-1:1 eu-west-1:51 ap-northeast-1:3"},
+         "us-east-1:1 eu-west-1:52 ap-northeast-1:3"},
         /* Forgetting a vantage falls back the same way ... */
         {EU, NULL, NULL, 0, NULL, NULL, NULL, CM_OK, S1, STATIC_API,
          "us-east-1:1 ap-northeast-1:3"},
