@@ -1641,6 +1641,28 @@ static int merge_service(struct cm_merged *m, const struct key_ref *kr, const st
     return rc;
 }
 
+/* An empty merge of @docs (@count, borrowed) under @conf: its header and document list. */
+static struct cm_merged *merged_new(const struct cm_state *const *docs, size_t count,
+                                    const struct cm_conf *conf)
+{
+    struct cm_merged *m = calloc(1, sizeof(*m));
+
+    if (m == NULL)
+        return NULL;
+    m->conf = conf;
+    m->region_count = conf->region_count;
+    m->member_count = conf->member_count;
+    m->docs = calloc(at_least_one(count), sizeof(*m->docs));
+    if (m->docs == NULL) {
+        cm_merged_free(m);
+        return NULL;
+    }
+    if (count > 0)
+        memcpy(m->docs, docs, count * sizeof(*m->docs));
+    m->doc_count = count;
+    return m;
+}
+
 int cm_merged_build(const struct cm_state *const *docs, size_t count, const struct cm_conf *conf,
                     struct cm_merged **out)
 {
@@ -1653,19 +1675,10 @@ int cm_merged_build(const struct cm_state *const *docs, size_t count, const stru
     size_t nused = 0, nkeys = 0;
     int rc = CM_ENOMEM;
 
-    m = calloc(1, sizeof(*m));
+    m = merged_new(docs, count, conf);
     order = conf_service_order(conf);
     if (m == NULL || order == NULL)
         goto out;
-    m->conf = conf;
-    m->region_count = conf->region_count;
-    m->member_count = conf->member_count;
-    m->docs = calloc(at_least_one(count), sizeof(*m->docs));
-    if (m->docs == NULL)
-        goto out;
-    for (size_t i = 0; i < count; i++)
-        m->docs[i] = docs[i];
-    m->doc_count = count;
     rc = select_docs(docs, count, conf, &used, &nused);
     if (rc == CM_OK)
         rc = merge_matrix(m, used, nused, conf);
@@ -1843,17 +1856,9 @@ int cm_merged_update(const struct cm_merged *prev, const struct cm_state *const 
         if (k == 0 || strcmp(dirty[k - 1], dirty[i]) != 0)
             dirty[k++] = dirty[i];
     rc = CM_ENOMEM;
-    m = calloc(1, sizeof(*m));
+    m = merged_new(docs, count, conf);
     if (m == NULL)
         goto out;
-    m->conf = conf;
-    m->region_count = conf->region_count;
-    m->member_count = conf->member_count;
-    m->docs = calloc(at_least_one(count), sizeof(*m->docs));
-    if (m->docs == NULL)
-        goto out;
-    memcpy(m->docs, docs, count * sizeof(*m->docs));
-    m->doc_count = count;
     rc = merge_matrix(m, used, nused, conf);
     if (rc == CM_OK)
         rc = update_services(m, prev, dirty, k, used, nused, conf);
