@@ -256,13 +256,14 @@ static void refs_release(struct cm_state_refs *r)
         free(r);
 }
 
-/* A service's first holder: a counter of @r (which has room for it). */
-static void service_count_first(struct cm_state_refs *r, struct cm_state_service *svc)
+/* A new counter of @r (which has room for it) for a first holder. */
+static unsigned *refs_take(struct cm_state_refs *r)
 {
-    svc->shared = &r->count[r->used++];
-    *svc->shared = 1;
-    svc->refs = r;
+    unsigned *n = &r->count[r->used++];
+
+    *n = 1;
     r->alive++;
+    return n;
 }
 
 /* Drops one holder of @svc: whether that was the last (its allocations are to be freed). */
@@ -517,7 +518,8 @@ static int parse_service(struct pctx *c, const char *key, json_t *obj, const cha
     json_t *members, *v;
     int rc;
 
-    service_count_first(refs, svc);
+    svc->shared = refs_take(refs);
+    svc->refs = refs;
     svc->json = json_incref(obj);
     svc->key = dup_str(key);
     if (svc->key == NULL)
@@ -1507,9 +1509,12 @@ void cm_merged_free(struct cm_merged *m)
     if (m == NULL)
         return;
     for (size_t i = 0; i < m->service_count; i++) {
-        if (m->services[i].shared != NULL && --*m->services[i].shared > 0)
+        struct cm_merged_service *ms = &m->services[i];
+
+        if (ms->shared != NULL && --*ms->shared > 0)
             continue; /* a later merge holds it too (cm_merged_update) */
-        free(m->services[i].shared);
+        if (ms->shared != NULL)
+            refs_release(ms->refs);
         free(m->services[i].members);
         free(m->services[i].rtt_block);
         free(m->services[i].key_owned);
@@ -1517,6 +1522,7 @@ void cm_merged_free(struct cm_merged *m)
     free(m->services);
     free(m->rtt_ms);
     free(m->docs);
+    refs_release(m->refs);
     free(m);
 }
 
@@ -1854,10 +1860,8 @@ static int merge_service(struct cm_merged *m, const struct key_ref *kr, const st
 {
     struct cm_merged_service *ms = &m->services[m->service_count++];
 
-    ms->shared = malloc(sizeof(*ms->shared));
-    if (ms->shared == NULL)
-        return CM_ENOMEM;
-    *ms->shared = 1;
+    ms->shared = refs_take(m->refs); /* made with room for every entry merged */
+    ms->refs = m->refs;
     if (kr->from_doc) {
         ms->key = kr->key;
     } else {
@@ -1933,9 +1937,10 @@ int cm_merged_build(const struct cm_state *const *docs, size_t count, const stru
         goto out;
     rc = CM_ENOMEM;
     m->services = calloc(at_least_one(nkeys), sizeof(*m->services));
+    m->refs = refs_new(nkeys);
     found = calloc(at_least_one(nused), sizeof(*found));
     src_doc = calloc(at_least_one(conf->member_count), sizeof(*src_doc));
-    if (m->services == NULL || found == NULL || src_doc == NULL)
+    if (m->services == NULL || m->refs == NULL || found == NULL || src_doc == NULL)
         goto out;
     for (size_t k = 0; k < nkeys; k++) {
         rc = merge_service(m, &keys[k], used, nused, conf, order, found, src_doc);
@@ -2049,8 +2054,9 @@ static int update_services(struct cm_merged *m, const struct cm_merged *prev, co
     int rc = CM_ENOMEM;
 
     m->services = calloc(prev->service_count + ndirty + 1, sizeof(*m->services));
+    m->refs = refs_new(ndirty);
     if (found == NULL || src_doc == NULL || (order == NULL && ndirty > UPDATE_SCAN_MAX) ||
-        m->services == NULL)
+        m->services == NULL || m->refs == NULL)
         goto out;
     rc = CM_OK;
     while (rc == CM_OK && (i < prev->service_count || k < ndirty)) {

@@ -331,6 +331,7 @@ struct cm_merged_service {
     char *key_owned;   /* owned copy of a configured key, NULL when borrowed */
     double *rtt_block; /* owned: region_count doubles per present member */
     unsigned *shared;  /* how many merges hold this entry (cm_merged_update) */
+    struct cm_state_refs *refs; /* the block of counters @shared is in */
 };
 
 struct cm_merged {
@@ -346,6 +347,7 @@ struct cm_merged {
     const struct cm_state **docs; /* owned array of borrowed pointers: all the inputs, as
                                      given (the documents must outlive the merge) */
     size_t doc_count;
+    struct cm_state_refs *refs; /* private: the counters of the entries it merged */
 };
 
 /**
