@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -68,6 +69,14 @@ static double now_s(clockid_t clk)
 
     clock_gettime(clk, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Minor page faults of the calling thread so far. */
+static long thread_faults(void)
+{
+    struct rusage ru;
+
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_minflt : 0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -280,6 +289,7 @@ static int delta_rounds(struct bench_run *r, struct cm_store *store, bool change
         const struct cm_state *const *docs;
         size_t n;
         double c0, c1, c2, c3;
+        long f0 = thread_faults();
 
         if (text == NULL) {
             rc = CM_ENOMEM;
@@ -315,8 +325,10 @@ static int delta_rounds(struct bench_run *r, struct cm_store *store, bool change
         merge[i] = c2 - c1;
         total[i] = apply[i] + merge[i] + view[i];
         if (bench_each)
-            printf("  push %3zu: apply %7.3f merge %7.3f view %7.3f total %7.3f commit %7.3f ms\n",
-                   i, apply[i] * 1e3, merge[i] * 1e3, view[i] * 1e3, total[i] * 1e3, gc[i] * 1e3);
+            printf("  push %3zu: apply %7.3f merge %7.3f view %7.3f total %7.3f commit %7.3f ms, "
+                   "%ld page faults\n",
+                   i, apply[i] * 1e3, merge[i] * 1e3, view[i] * 1e3, total[i] * 1e3, gc[i] * 1e3,
+                   thread_faults() - f0);
     }
     if (rc == CM_OK) {
         snprintf(line, sizeof(line), "%s: total", what);
