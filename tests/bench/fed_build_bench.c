@@ -5,7 +5,7 @@
  * vantages reporting every member with measured RTTs. The configuration loader
  * accepts at most 4096 services; the others are discovered (state only).
  *
- *   fed_build_bench [--pushes N] [--delta-only] [services [members [regions]]]
+ *   fed_build_bench [--pushes N] [--delta-only] [--each] [services [members [regions]]]
  *
  * Prints the build time in seconds and the table size, then a lookup rate,
  * then what a view (answer table + precompiled responses, dns_view_next)
@@ -29,7 +29,9 @@
  * "commit" is what making the candidate live costs on the same thread
  * (cm_store_commit freeing the superseded document, the old merge and view),
  * after the new answer is served and outside the total. --delta-only skips
- * everything before the delta pushes (the full builds), for profiling them.
+ * everything before the delta pushes (the full builds), for profiling them;
+ * --each prints every push's figures and the minor page faults it took (the
+ * first pushes after a full build grow the heap).
  */
 #include <inttypes.h>
 #include <stdbool.h>
