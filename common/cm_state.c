@@ -284,6 +284,13 @@ static uint64_t next_serial(void)
     return (uint64_t)atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed) + 1;
 }
 
+/* Whether @st was made from @base (cm_state_delta_apply): its services but
+ * st->fresh are @base's, and st->removed are keys of @base. */
+static bool made_from(const struct cm_state *st, const struct cm_state *base)
+{
+    return base != NULL && st->base_serial != 0 && st->base_serial == base->serial;
+}
+
 void cm_state_free(struct cm_state *st)
 {
     if (st == NULL)
@@ -701,7 +708,7 @@ static int check_addresses(struct pctx *c, const struct cm_state *st, const stru
 {
     static const struct cm_state_opts none = {0};
 
-    bool since = base != NULL && st->base_serial == base->serial;
+    bool since = made_from(st, base);
     size_t n = since ? st->fresh_count : st->service_count;
 
     if (o == NULL)
@@ -1251,7 +1258,7 @@ void cm_state_stamp(struct cm_state *st, const struct cm_state *prev, uint64_t s
     size_t at = 0, np = prev != NULL ? prev->service_count : 0;
 
     st->changed = stamp;
-    if (prev != NULL && st->base_serial == prev->serial) { /* made from @prev: what it parsed */
+    if (made_from(st, prev)) { /* what it parsed */
         for (size_t i = 0; i < st->fresh_count; i++) {
             struct cm_state_service *s = &st->services[st->fresh[i]];
 
@@ -1308,11 +1315,11 @@ char *cm_state_dump(const struct cm_state *st)
 
 bool cm_state_equal(const struct cm_state *a, const struct cm_state *b, bool ignore_generation)
 {
-    if (b->base_serial == a->serial) /* made from @a: what the delta changed */
+    if (made_from(b, a)) /* what the delta changed */
         return b->same_as_base && (ignore_generation || (a->generation == b->generation &&
                                                          strcmp(a->generated_at,
                                                                 b->generated_at) == 0));
-    if (a->base_serial == b->serial)
+    if (made_from(a, b))
         return cm_state_equal(b, a, ignore_generation);
     if (a->service_count != b->service_count)
         return false;
@@ -1445,7 +1452,7 @@ int cm_state_check_conf_since(const struct cm_state *st, const struct cm_state *
         if (rc != CM_OK)
             return rc;
     }
-    since = base != NULL && st->base_serial == base->serial;
+    since = made_from(st, base);
     n = since ? st->fresh_count : st->service_count;
     for (size_t i = 0; i < n; i++) { /* made from @base: only what it parsed */
         const struct cm_state_service *svc = &st->services[since ? st->fresh[i] : i];
@@ -1991,7 +1998,7 @@ static int dirty_keys(const struct cm_state *p, const struct cm_state *n, const 
     size_t i = 0, j = 0;
     int rc = CM_OK;
 
-    if (n->base_serial == p->serial) { /* made from @p: what the delta parsed or removed */
+    if (made_from(n, p)) { /* what the delta parsed or removed */
         for (i = 0; rc == CM_OK && i < n->fresh_count; i++)
             rc = dirty_add(dirty, count, cap, n->services[n->fresh[i]].key);
         for (i = 0; rc == CM_OK && i < n->removed_count; i++)
