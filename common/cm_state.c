@@ -707,7 +707,6 @@ static int check_addresses(struct pctx *c, const struct cm_state *st, const stru
                            const struct cm_state_opts *o)
 {
     static const struct cm_state_opts none = {0};
-
     bool since = made_from(st, base);
     size_t n = since ? st->fresh_count : st->service_count;
 
@@ -1315,10 +1314,8 @@ char *cm_state_dump(const struct cm_state *st)
 
 bool cm_state_equal(const struct cm_state *a, const struct cm_state *b, bool ignore_generation)
 {
-    if (made_from(b, a)) /* what the delta changed */
-        return b->same_as_base && (ignore_generation || (a->generation == b->generation &&
-                                                         strcmp(a->generated_at,
-                                                                b->generated_at) == 0));
+    if (made_from(b, a)) /* what the delta changed; its generation is above @a's */
+        return b->same_as_base && ignore_generation;
     if (made_from(a, b))
         return cm_state_equal(b, a, ignore_generation);
     if (a->service_count != b->service_count)

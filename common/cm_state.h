@@ -328,9 +328,9 @@ struct cm_merged_service {
      * while its digest stays (dns_fed_update). */
     uint64_t digest;
     /* private to cm_state.c */
-    char *key_owned;   /* owned copy of a configured key, NULL when borrowed */
-    double *rtt_block; /* owned: region_count doubles per present member */
-    unsigned *shared;  /* how many merges hold this entry (cm_merged_update) */
+    char *key_owned;            /* owned copy of a configured key, NULL when borrowed */
+    double *rtt_block;          /* owned: region_count doubles per present member */
+    unsigned *shared;           /* how many merges hold this entry (cm_merged_update) */
     struct cm_state_refs *refs; /* the block of counters @shared is in */
 };
 

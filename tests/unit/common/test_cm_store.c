@@ -351,7 +351,8 @@ static void test_file_round_trip(void **state)
     held_text(back, a, sizeof(a));
     assert_string_equal(a, "us-east-1:7@50 eu-west-1:9@50");
     for (size_t i = 0; i < cm_store_count(back); i++)
-        assert_true(cm_state_equal(cm_store_get(back, i, NULL), cm_store_get(f->s, i, NULL), false));
+        assert_true(
+            cm_state_equal(cm_store_get(back, i, NULL), cm_store_get(f->s, i, NULL), false));
     /* Saving what was loaded gives the same bytes. */
     {
         char *t1 = cm_store_file_text(f->s, extra);
