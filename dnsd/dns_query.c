@@ -66,6 +66,11 @@ struct qctx {
     uint8_t cookie[DNS_COOKIE_CLIENT_LEN + DNS_COOKIE_OURS_LEN]; /* COOKIE to send */
     uint8_t cookie_len;                                          /* 0: none */
     bool nsid;                                                   /* send our NSID */
+    /* The question's zone lookup, made by the precompiled path when the
+     * table does not hold the name; step() at hop 0 takes it from here. */
+    bool zone0_known;
+    enum dns_zone_match zone0;
+    const struct dns_node *zone0_node;
 };
 
 static uint16_t max_udp(const struct dns_view *view)
@@ -400,19 +405,26 @@ static enum step_result step(struct qctx *q, const uint8_t *owner, const uint8_t
     const struct dns_view *v = q->view;
     const struct dns_node *node = NULL;
     uint16_t qtype = q->qtype;
+    enum dns_zone_match zm;
 
-    if (v->fed != NULL) {
-        struct dns_fed_answer fa;
-        memset(&fa, 0, sizeof(fa));
-        uint16_t ftype = qtype == DNS_TYPE_ANY ? DNS_TYPE_A : qtype;
-        enum dns_fed_match m =
-            dns_fed_lookup(v->fed, lc, len, ftype, q->loc.region, q->loc.client_hash, &fa);
-        if (m == DNS_FED_NAME)
-            return fed_answer(q, &fa, owner, len);
-        if (m == DNS_FED_ENT)
-            return negative(q, DNS_RCODE_NOERROR, dns_zone_negative_ttl(v->zone));
+    if (hop == 0 && q->zone0_known) { /* not in the table: precompiled_response() looked */
+        zm = q->zone0;
+        node = q->zone0_node;
+    } else {
+        if (v->fed != NULL) {
+            struct dns_fed_answer fa;
+            uint16_t ftype = qtype == DNS_TYPE_ANY ? DNS_TYPE_A : qtype;
+            uint32_t h = hop == 0 ? q->req->qname_hash : dns_name_hash(lc, len);
+            enum dns_fed_match m = dns_fed_lookup_hashed(v->fed, lc, len, h, ftype, q->loc.region,
+                                                         q->loc.client_hash, &fa);
+            if (m == DNS_FED_NAME)
+                return fed_answer(q, &fa, owner, len);
+            if (m == DNS_FED_ENT)
+                return negative(q, DNS_RCODE_NOERROR, dns_zone_negative_ttl(v->zone));
+        }
+        zm = dns_zone_find(v->zone, lc, len, &node);
     }
-    switch (dns_zone_find(v->zone, lc, len, &node)) {
+    switch (zm) {
     case DNS_ZONE_OUTSIDE:
         if (hop == 0)
             q->rcode = DNS_RCODE_REFUSED;
@@ -439,11 +451,11 @@ static enum step_result resolve(struct qctx *q)
 {
     const uint8_t *seen[MAX_CNAME_HOPS + 1];
     size_t seen_len[MAX_CNAME_HOPS + 1];
-    uint8_t lc[DNS_NAME_MAX];
+    uint8_t buf[DNS_NAME_MAX];
     const uint8_t *owner = q->req->qname;
+    const uint8_t *lc = q->req->qname_lc;
     size_t len = q->req->qname_len;
 
-    memcpy(lc, q->req->qname_lc, len);
     for (unsigned hop = 0; hop <= MAX_CNAME_HOPS; hop++) {
         seen[hop] = owner;
         seen_len[hop] = len;
@@ -456,7 +468,8 @@ static enum step_result resolve(struct qctx *q)
         }
         owner = q->next;
         len = q->next_len;
-        dns_name_lower(lc, owner, len);
+        dns_name_lower(buf, owner, len);
+        lc = buf;
     }
     return STEP_DONE;
 }
@@ -612,18 +625,25 @@ static size_t error_response(struct qctx *q, uint8_t *resp, size_t limit, uint8_
     return dns_writer_finish(&q->w);
 }
 
+/* An NXDOMAIN's RRL class and bucket: the apex (dns_rrl.h). */
+static void rrl_nxdomain(struct qctx *q)
+{
+    const struct dns_node *apex = dns_zone_apex(q->view->zone);
+    struct dns_query_info *info = q->info;
+
+    info->rrl_class = DNS_RRL_NXDOMAIN;
+    info->rrl_name = apex->name;
+    info->rrl_name_len = apex->name_len;
+    info->rrl_name_hash = dns_name_hash(apex->name, apex->name_len);
+}
+
 /* The response's RRL class and bucket name, once it is written (dns_rrl.h). */
 static void rrl_classify(struct qctx *q, const uint8_t *resp, size_t len)
 {
     struct dns_query_info *info = q->info;
-    const struct dns_node *apex;
 
     if (q->rcode == DNS_RCODE_NXDOMAIN) {
-        apex = dns_zone_apex(q->view->zone);
-        info->rrl_class = DNS_RRL_NXDOMAIN;
-        info->rrl_name = apex->name;
-        info->rrl_name_len = apex->name_len;
-        info->rrl_name_hash = dns_name_hash(apex->name, apex->name_len);
+        rrl_nxdomain(q);
         return;
     }
     if (q->rcode != DNS_RCODE_NOERROR) {
@@ -640,11 +660,27 @@ static void rrl_classify(struct qctx *q, const uint8_t *resp, size_t len)
 }
 
 /*
+ * A question the table does not hold: its zone lookup (kept for step() at
+ * hop 0) and, when the zone has nothing there either, the NXDOMAIN part.
+ */
+static const struct dns_pre_part *nxdomain_part(struct qctx *q)
+{
+    const struct dns_request *req = q->req;
+
+    q->zone0 = dns_zone_find(q->view->zone, req->qname_lc, req->qname_len, &q->zone0_node);
+    q->zone0_known = true;
+    if (q->zone0 != DNS_ZONE_NXDOMAIN)
+        return NULL;
+    return dns_pre_nxdomain(q->view->pre, req->qname_lc, req->qname_len);
+}
+
+/*
  * The precompiled path (dns_pre.h): a federated name whose answer for this
- * client is a precompiled part is answered by copying the query's header
- * and question, the part and the OPT, exactly as the writer would have
- * written them. Returns 0 to leave the query to the writer: no part (CNAME
- * chains, names outside the table), or not room for all of it (TC).
+ * client is a precompiled part, or a name the zone does not have, is
+ * answered by copying the query's header and question, the part and the
+ * OPT, exactly as the writer would have written them. Returns 0 to leave
+ * the query to the writer: no part (CNAME chains, static names), or not
+ * room for all of it (TC).
  */
 static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
 {
@@ -671,6 +707,9 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
             part = dns_pre_ent(pre);
         break;
     case DNS_FED_NONE:
+        part = nxdomain_part(q);
+        if (part != NULL)
+            q->rcode = DNS_RCODE_NXDOMAIN;
         break;
     }
     if (part == NULL)
@@ -688,7 +727,7 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
     if (base + part->len + opt_len > limit)
         return 0;               /* the writer truncates */
     memcpy(resp, q->pkt, base); /* ID, QDCOUNT, the question as asked */
-    uint16_t flags = (uint16_t)(base_flags(req) | DNS_FLAG_AA);
+    uint16_t flags = (uint16_t)(base_flags(req) | DNS_FLAG_AA | q->rcode);
     resp[2] = (uint8_t)(flags >> 8);
     resp[3] = (uint8_t)flags;
     resp[6] = (uint8_t)(part->an >> 8);
@@ -710,7 +749,11 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
         info->member = fa.member;
     }
     info->precompiled = true;
-    info->rcode = DNS_RCODE_NOERROR;
+    info->rcode = q->rcode;
+    if (q->rcode == DNS_RCODE_NXDOMAIN) {
+        rrl_nxdomain(q);
+        return len;
+    }
     info->rrl_class = part->an > 0 ? DNS_RRL_POSITIVE : DNS_RRL_NODATA;
     info->rrl_name = req->qname;
     info->rrl_name_len = req->qname_len;
@@ -730,6 +773,7 @@ static size_t answer_response(struct qctx *q, uint8_t *resp, size_t limit,
         size_t n = precompiled_response(q, resp, limit);
         if (n > 0)
             return n;
+        q->rcode = 0;
         q->region_dependent = false;
         q->subnet_dependent = false;
     }
@@ -799,6 +843,7 @@ size_t dns_query_process_memo(const struct dns_view *view, struct dns_cookie_mem
     q.added_count = 0;
     q.cookie_len = 0;
     q.nsid = false;
+    q.zone0_known = false;
     memset(&q.loc, 0, sizeof(q.loc));
     if (r.has_question)
         info->qtype = r.qtype;

@@ -202,7 +202,7 @@ static void assert_same_info(const struct dns_query_info *a, const struct dns_qu
 }
 
 struct counts {
-    unsigned queries, precompiled, nodata_parts;
+    unsigned queries, precompiled, nodata_parts, nxdomain_parts;
 };
 
 /* One query both ways: the same bytes and the same info. */
@@ -230,6 +230,8 @@ static void compare_one(struct fixture *f, const struct pkt *p, const struct soc
         c->precompiled++;
         if (fi.rrl_class == DNS_RRL_NODATA)
             c->nodata_parts++;
+        if (fi.rcode == DNS_RCODE_NXDOMAIN)
+            c->nxdomain_parts++;
     }
 }
 
@@ -274,6 +276,12 @@ static void test_differential(void **state)
         "x.sub." ORIGIN,
         "a.b.nx." ORIGIN,
         "svc9.default.myfed.svc." ORIGIN,
+        /* NXDOMAIN below MNAME's and RNAME's labels: the writer compresses
+         * MNAME / RNAME into the question, the part would not */
+        "zz.ns1." ORIGIN,
+        "q.HostMaster." ORIGIN,
+        /* more labels than the writer's compression table keeps */
+        "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q." ORIGIN,
         "www.example.org",
     };
 
@@ -290,10 +298,11 @@ static void test_differential(void **state)
     }
     /* the comparison means something only if parts answered a fair share,
      * NODATA parts included */
-    print_message("%u queries, %u precompiled, %u from NODATA parts\n", c.queries, c.precompiled,
-                  c.nodata_parts);
+    print_message("%u queries, %u precompiled, %u from NODATA parts, %u NXDOMAIN\n", c.queries,
+                  c.precompiled, c.nodata_parts, c.nxdomain_parts);
     assert_true(c.precompiled > c.queries / 4);
     assert_true(c.nodata_parts > c.queries / 20);
+    assert_true(c.nxdomain_parts > 0);
 }
 
 /* The regional name of region "ns1" shares MNAME's label above the apex: its
@@ -316,6 +325,11 @@ static void test_nodata_exactness(void **state)
     assert_int_equal(dns_fed_lookup(fed, wire, len, DNS_TYPE_MX, 0, 0, &fa), DNS_FED_NAME);
     assert_false(dns_pre_nodata_ok(f->view->pre, fa.name_id));
     assert_true(dns_pre_memory(f->view->pre) > 0);
+    /* the same rule for names outside the table (NXDOMAIN) */
+    len = dns_name_from_text("zz.ns1." ORIGIN, true, wire);
+    assert_null(dns_pre_nxdomain(f->view->pre, wire, len));
+    len = dns_name_from_text("zz.nx1." ORIGIN, true, wire);
+    assert_ptr_equal(dns_pre_nxdomain(f->view->pre, wire, len), dns_pre_ent(f->view->pre));
 }
 
 /* A part is relocated to where the question ends: the SOA's names point
