@@ -9,21 +9,21 @@
 
 size_t dns_name_check(const uint8_t *p, size_t avail)
 {
+    /* One bound for both limits: the bytes there are, and the 255 the name
+     * may take (a label that ends at 255 leaves no room for the root). */
+    size_t end = avail < DNS_NAME_MAX ? avail : DNS_NAME_MAX;
     size_t off = 0;
 
-    for (;;) {
-        if (off >= avail)
-            return 0;
+    while (off < end) {
         uint8_t l = p[off];
         if (l == 0)
             return off + 1;
         /* 11 = pointer, 01 and 10 = extended/obsolete label types: all invalid here */
-        if ((l & 0xC0) != 0)
+        if (l > DNS_LABEL_MAX)
             return 0;
         off += 1u + l;
-        if (off >= DNS_NAME_MAX) /* the root label must still fit in 255 */
-            return 0;
     }
+    return 0;
 }
 
 /*

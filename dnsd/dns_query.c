@@ -51,7 +51,9 @@ struct qctx {
     struct dns_cookie_memo *memo; /* the worker's, or NULL */
     const uint8_t *pkt;           /* the query as received (borrowed) */
     const struct dns_request *req;
-    uint16_t qtype; /* the question's type; A once ANY meets a federated name */
+    uint16_t max_udp; /* max_udp(view), read once */
+    bool ecs_on;      /* ecs_enabled(view), read once */
+    uint16_t qtype;   /* the question's type; A once ANY meets a federated name */
     struct dns_query_info *info;
     struct dns_writer w;
     struct dns_client_loc loc;
@@ -89,15 +91,15 @@ static bool ecs_enabled(const struct dns_view *view)
     return view->conf == NULL || view->conf->dnsd.ecs;
 }
 
-static size_t response_limit(const struct dns_view *view, const struct dns_request *req,
-                             size_t resp_cap, bool tcp)
+static size_t response_limit(uint16_t our_max, const struct dns_request *req, size_t resp_cap,
+                             bool tcp)
 {
     size_t limit;
 
     if (tcp) {
         limit = TCP_MAX;
     } else if (req->edns.present) {
-        limit = req->edns.udp_size < max_udp(view) ? req->edns.udp_size : max_udp(view);
+        limit = req->edns.udp_size < our_max ? req->edns.udp_size : our_max;
         if (limit < DNS_UDP_MIN)
             limit = DNS_UDP_MIN;
     } else {
@@ -189,12 +191,12 @@ void dns_query_locate(const struct dns_view *view, int family, const uint8_t *ad
  * locate_client() will use, so that on a large (GeoIP) table its cache miss
  * overlaps the checks that come before.
  */
-static void prefetch_location(const struct dns_view *view, const struct dns_request *r,
-                              const struct sockaddr *client)
+static void prefetch_location(const struct dns_view *view, bool ecs_on,
+                              const struct dns_request *r, const struct sockaddr *client)
 {
     const struct dns_ecs *ecs = &r->edns.ecs;
 
-    if (ecs->present && ecs_enabled(view) && ecs->source_len > 0 && ecs->family == 1)
+    if (ecs->present && ecs_on && ecs->source_len > 0 && ecs->family == 1)
         cm_lpm_prefetch(view->lpm, AF_INET, ecs->addr, ecs->source_len);
     else if (!ecs->present && client != NULL && client->sa_family == AF_INET)
         cm_lpm_prefetch(
@@ -206,7 +208,7 @@ static void locate_client(struct qctx *q, const struct sockaddr *client)
 {
     const struct dns_ecs *ecs = &q->req->edns.ecs;
 
-    if (ecs->present && ecs_enabled(q->view) && ecs->source_len > 0) {
+    if (ecs->present && q->ecs_on && ecs->source_len > 0) {
         dns_query_locate(q->view, ecs->family == 1 ? AF_INET : AF_INET6, ecs->addr, ecs->source_len,
                          true, &q->loc);
         q->info->ecs = true;
@@ -510,7 +512,7 @@ static struct dns_opt_out opt_out(const struct qctx *q, uint8_t scope)
 {
     const struct dns_edns *e = &q->req->edns;
     const struct cm_conf *conf = q->view->conf;
-    struct dns_opt_out o = {.udp_size = max_udp(q->view),
+    struct dns_opt_out o = {.udp_size = q->max_udp,
                             .ext_rcode = q->rcode,
                             .do_bit = e->do_bit,
                             .ecs = &e->ecs,
@@ -716,15 +718,7 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
         return 0;
 
     size_t base = DNS_HEADER_LEN + req->qname_len + 4u; /* where the part goes */
-    struct dns_opt_out o;
-    size_t opt_len = 0;
-    if (req->edns.present) {
-        q->region_dependent = records && fa.region_dependent;
-        q->subnet_dependent = records && fa.subnet_dependent;
-        o = opt_out(q, ecs_scope(q));
-        opt_len = dns_writer_opt_len(&o);
-    }
-    if (base + part->len + opt_len > limit)
+    if (base + part->len > limit)
         return 0;               /* the writer truncates */
     memcpy(resp, q->pkt, base); /* ID, QDCOUNT, the question as asked */
     uint16_t flags = (uint16_t)(base_flags(req) | DNS_FLAG_AA | q->rcode);
@@ -735,10 +729,17 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
     resp[8] = (uint8_t)(part->ns >> 8);
     resp[9] = (uint8_t)part->ns;
     resp[10] = 0;
-    resp[11] = opt_len > 0 ? 1 : 0;
+    resp[11] = req->edns.present ? 1 : 0;
     size_t len = base + dns_pre_copy(part, resp + base, base);
-    if (opt_len > 0)
-        len += dns_wire_put_opt(resp + len, limit - len, &o);
+    if (req->edns.present) {
+        q->region_dependent = records && fa.region_dependent;
+        q->subnet_dependent = records && fa.subnet_dependent;
+        struct dns_opt_out o = opt_out(q, ecs_scope(q));
+        size_t opt_len = dns_wire_put_opt(resp + len, limit - len, &o);
+        if (opt_len == 0)
+            return 0; /* the writer truncates */
+        len += opt_len;
+    }
 
     struct dns_query_info *info = q->info;
     if (fa.name_id != DNS_FED_NO_ID && fa.answer_id != DNS_FED_NO_ID) {
@@ -823,7 +824,8 @@ size_t dns_query_process_memo(const struct dns_view *view, struct dns_cookie_mem
     if (req_len < DNS_HEADER_LEN || resp_cap < DNS_UDP_MIN || (req[2] & 0x80) != 0)
         return 0;
     enum dns_parse_status st = dns_wire_parse(req, req_len, &r);
-    prefetch_location(view, &r, client);
+    q.ecs_on = ecs_enabled(view);
+    prefetch_location(view, q.ecs_on, &r, client);
     if (st == DNS_PARSE_SHORT)
         return 0;
     /* Field by field: the writer, the additional-section list and the cookie
@@ -832,6 +834,7 @@ size_t dns_query_process_memo(const struct dns_view *view, struct dns_cookie_mem
     q.memo = memo;
     q.pkt = req;
     q.req = &r;
+    q.max_udp = max_udp(view);
     q.qtype = r.qtype;
     q.info = info;
     q.flags = 0;
@@ -847,7 +850,7 @@ size_t dns_query_process_memo(const struct dns_view *view, struct dns_cookie_mem
     memset(&q.loc, 0, sizeof(q.loc));
     if (r.has_question)
         info->qtype = r.qtype;
-    size_t limit = response_limit(view, &r, resp_cap, tcp);
+    size_t limit = response_limit(q.max_udp, &r, resp_cap, tcp);
 
     if (r.opcode != DNS_OPCODE_QUERY)
         return error_response(&q, resp, limit, DNS_RCODE_NOTIMP);
