@@ -170,6 +170,15 @@ static enum dns_parse_status parse_additional(const uint8_t *pkt, size_t len, si
 {
     bool seen_opt = false;
 
+    /* The usual query's additional section, one OPT RR at root, read
+     * directly: what the loop below does with it, without the general walk. */
+    if (req->arcount == 1 && len - off >= 11 && pkt[off] == 0 &&
+        rd16(pkt + off + 1) == DNS_TYPE_OPT) {
+        size_t end = off + 11 + rd16(pkt + off + 9);
+        if (end > len || !parse_opt(pkt, off + 1, end, &req->edns))
+            return DNS_PARSE_FORMERR;
+        return DNS_PARSE_OK;
+    }
     for (unsigned i = 0; i < req->arcount; i++) {
         size_t owner, fixed;
         uint16_t type;
@@ -206,12 +215,11 @@ enum dns_parse_status dns_wire_parse(const uint8_t *pkt, size_t len, struct dns_
     if (req->qdcount != 1)
         return DNS_PARSE_FORMERR;
 
-    size_t n = dns_name_check(pkt + off, len - off);
+    size_t n = dns_name_check_lower_hash(req->qname_lc, pkt + off, len - off, &req->qname_hash);
     if (n == 0 || len - off - n < 4)
         return DNS_PARSE_FORMERR;
     req->qname = pkt + off;
     req->qname_len = (uint8_t)n;
-    req->qname_hash = dns_name_lower_hash(req->qname_lc, req->qname, n);
     off += n;
     req->qtype = rd16(pkt + off);
     req->qclass = rd16(pkt + off + 2);
