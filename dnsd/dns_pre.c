@@ -61,6 +61,7 @@ struct pre_blk {
 struct pre_exact {
     const uint8_t *apex; /* borrowed from the zone */
     size_t apex_len;
+    unsigned apex_labels;
     uint8_t above[PRE_MAX_ABOVE][DNS_LABEL_MAX + 1];
     unsigned above_count;
 };
@@ -323,19 +324,26 @@ static void soa_labels(struct pre_build *b)
 }
 
 /* The NODATA parts are exact for @name (lowercased wire) when it is at or
- * below the apex and its label above the apex is none of the SOA's. */
+ * below the apex and its label above the apex is none of the SOA's. One
+ * walk: the query path asks this for every NXDOMAIN. */
 static bool nodata_exact(const struct pre_exact *ex, const uint8_t *name, size_t len)
 {
-    uint8_t label[DNS_LABEL_MAX + 1];
+    size_t o = 0, above = 0;
+    unsigned labels = ex->apex_labels;
 
-    if (dns_name_label_count(name) > DNS_COMP_MAX / 4)
+    while (len - o > ex->apex_len && name[o] != 0) {
+        above = o;
+        o += 1u + name[o];
+        labels++;
+    }
+    if (len - o != ex->apex_len || memcmp(name + o, ex->apex, ex->apex_len) != 0)
+        return false; /* not at or below the apex */
+    if (labels > DNS_COMP_MAX / 4)
         return false; /* the writer's compression table could run out */
-    if (len == ex->apex_len && memcmp(name, ex->apex, len) == 0)
-        return true;
-    if (!label_above(ex, name, len, label))
-        return false;
+    if (o == 0)
+        return true; /* the apex */
     for (unsigned i = 0; i < ex->above_count; i++) {
-        if (memcmp(label, ex->above[i], 1u + label[0]) == 0)
+        if (memcmp(name + above, ex->above[i], 1u + name[above]) == 0)
             return false;
     }
     return true;
@@ -547,6 +555,7 @@ int dns_pre_update(const struct dns_pre *prev, const struct dns_fed *prev_fed,
     b.ex = &pre->ex;
     pre->ex.apex = apex->name;
     pre->ex.apex_len = apex->name_len;
+    pre->ex.apex_labels = dns_name_label_count(apex->name);
     b.qname[0] = 1;
     b.qname[1] = PRE_STANDIN;
     memcpy(b.qname + 2, b.apex, b.apex_len);
