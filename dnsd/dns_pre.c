@@ -84,7 +84,7 @@ struct dns_pre {
     struct pre_blk *ent; /* the ENT part */
     uint32_t ent_part;
     struct pre_ok *ok;
-    struct pre_exact ex; /* for names outside the table (dns_pre_nxdomain) */
+    struct pre_exact ex;  /* for names outside the table (dns_pre_nxdomain) */
     size_t built, shared; /* service parts compiled and taken from the previous */
 };
 
@@ -97,7 +97,7 @@ struct pre_build {
     size_t qname_len;
     const uint8_t *apex;
     size_t apex_len;
-    struct pre_exact *ex; /* the dns_pre's, filled by soa_labels() */
+    struct pre_exact *ex;   /* the dns_pre's, filled by soa_labels() */
     uint32_t ttl[PRE_TTLS]; /* NODATA parts made so far, by TTL */
     uint32_t ttl_part[PRE_TTLS];
     unsigned ttl_count;

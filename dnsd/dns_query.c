@@ -191,8 +191,8 @@ void dns_query_locate(const struct dns_view *view, int family, const uint8_t *ad
  * locate_client() will use, so that on a large (GeoIP) table its cache miss
  * overlaps the checks that come before.
  */
-static void prefetch_location(const struct dns_view *view, bool ecs_on,
-                              const struct dns_request *r, const struct sockaddr *client)
+static void prefetch_location(const struct dns_view *view, bool ecs_on, const struct dns_request *r,
+                              const struct sockaddr *client)
 {
     const struct dns_ecs *ecs = &r->edns.ecs;
 

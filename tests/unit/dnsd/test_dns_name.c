@@ -145,8 +145,8 @@ static void test_check(void **state)
             fail_msg("row %zu: check_lower_hash %zu, want %zu", i, got, rows[i].want);
         if (got == 0 && h != 7)
             fail_msg("row %zu: check_lower_hash set a hash for an invalid name", i);
-        if (got > 0 && (h != dns_name_lower_hash(want_lc, rows[i].wire, got) ||
-                        memcmp(lc, want_lc, got) != 0))
+        if (got > 0 &&
+            (h != dns_name_lower_hash(want_lc, rows[i].wire, got) || memcmp(lc, want_lc, got) != 0))
             fail_msg("row %zu: check_lower_hash folded or hashed differently", i);
     }
 }

@@ -367,8 +367,8 @@ static void test_truncation(void **state)
         len += apex_len;
         build_query(&p, name, len, 0x5a5a, DNS_TYPE_A, E_ALL, client);
         struct dns_query_info info;
-        (void)dns_query_process(f->view, p.b, p.len, f->fast, 4096,
-                                (const struct sockaddr *)&sin, false, &info, NOW);
+        (void)dns_query_process(f->view, p.b, p.len, f->fast, 4096, (const struct sockaddr *)&sin,
+                                false, &info, NOW);
         assert_int_equal(info.rcode, DNS_RCODE_NXDOMAIN);
         tc += info.tc;
         snprintf(what, sizeof(what), "NXDOMAIN, %zu-byte name", len);
