@@ -66,14 +66,15 @@ bool dns_cookie_young(const uint8_t server[DNS_COOKIE_OURS_LEN], uint32_t now_s)
 #define DNS_COOKIE_MEMO_SLOTS 64
 
 struct dns_cookie_memo_slot {
-    uint8_t client[8];
-    uint8_t ip[16];
-    uint8_t ip_len; /* 0: empty */
+    uint64_t client; /* the client cookie's 8 bytes */
+    uint64_t ip[2];  /* the address, zero beyond ip_len bytes */
+    uint32_t ip_len; /* 4 or 16; 0: empty */
+    uint32_t ts;     /* the server cookie's timestamp */
     uint8_t server[DNS_COOKIE_OURS_LEN];
 };
 
 struct dns_cookie_memo {
-    uint8_t secret[DNS_COOKIE_SECRET_LEN]; /* the secret of the slots */
+    uint64_t secret[2]; /* the secret of the slots */
     struct dns_cookie_memo_slot slot[DNS_COOKIE_MEMO_SLOTS];
 };
 

@@ -569,10 +569,10 @@ static bool cookie_process(struct qctx *q, const struct sockaddr *client, bool t
     const struct dns_cookie *c = &q->req->edns.cookie;
     const struct cm_conf *conf = q->view->conf;
     const uint8_t *ip;
-    size_t ip_len = client_ip(client, &ip);
 
     if (!c->present || conf == NULL || !conf->dnsd.cookies.enabled)
         return true;
+    size_t ip_len = client_ip(client, &ip);
     const struct cm_conf_cookies *cf = &conf->dnsd.cookies;
     const uint8_t *server = c->data + DNS_COOKIE_CLIENT_LEN;
     size_t server_len = c->len - DNS_COOKIE_CLIENT_LEN;
