@@ -111,6 +111,14 @@ static inline void memo_addr(const uint8_t *ip, size_t ip_len, uint64_t a[2])
  * The slot of (@client, @a) in a memo bound to @secret (emptied on a new
  * secret); *@hit when it holds them.
  */
+/* The memo was bound to another secret: forget everything, bind it to @secret. */
+__attribute__((noinline)) static void memo_rebind(struct dns_cookie_memo *memo,
+                                                  const uint8_t *secret)
+{
+    memset(memo, 0, sizeof(*memo));
+    memcpy(memo->secret, secret, DNS_COOKIE_SECRET_LEN);
+}
+
 static inline struct dns_cookie_memo_slot *memo_slot(struct dns_cookie_memo *memo,
                                                      const uint8_t *secret, const uint8_t *client,
                                                      const uint64_t a[2], size_t ip_len, bool *hit)
@@ -119,10 +127,8 @@ static inline struct dns_cookie_memo_slot *memo_slot(struct dns_cookie_memo *mem
     uint64_t n[2], c;
 
     memcpy(n, secret, sizeof(n));
-    if (((memo->secret[0] ^ n[0]) | (memo->secret[1] ^ n[1])) != 0) {
-        memset(memo, 0, sizeof(*memo));
-        memcpy(memo->secret, secret, DNS_COOKIE_SECRET_LEN);
-    }
+    if (((memo->secret[0] ^ n[0]) | (memo->secret[1] ^ n[1])) != 0)
+        memo_rebind(memo, secret);
     memcpy(&c, client, 8);
     s = &memo->slot[((c ^ a[0] ^ a[1]) * 0x9e3779b97f4a7c15ull) >> 58]; /* 64 slots */
     *hit = ((s->client ^ c) | (s->ip[0] ^ a[0]) | (s->ip[1] ^ a[1]) | (s->ip_len ^ ip_len)) == 0;
@@ -138,6 +144,17 @@ static void slot_set(struct dns_cookie_memo_slot *s, const uint8_t *client, cons
     s->ip_len = (uint32_t)ip_len;
     s->ts = cookie_ts(server);
     memcpy(s->server, server, DNS_COOKIE_OURS_LEN);
+}
+
+/* A cookie not in the memo: made, and put in slot @s. Out of line, so that
+ * the common path (a hit) keeps to few registers. */
+__attribute__((noinline)) static void make_new(struct dns_cookie_memo_slot *s,
+                                               const uint8_t *secret, const uint8_t *client,
+                                               const uint8_t *ip, size_t ip_len,
+                                               const uint64_t a[2], uint32_t now_s, uint8_t *out)
+{
+    dns_cookie_make(secret, client, ip, ip_len, now_s, out);
+    slot_set(s, client, a, ip_len, out);
 }
 
 void dns_cookie_make_memo(struct dns_cookie_memo *memo, const uint8_t secret[DNS_COOKIE_SECRET_LEN],
@@ -159,8 +176,7 @@ void dns_cookie_make_memo(struct dns_cookie_memo *memo, const uint8_t secret[DNS
         memcpy(out, s->server, DNS_COOKIE_OURS_LEN);
         return;
     }
-    dns_cookie_make(secret, client, ip, ip_len, now_s, out);
-    slot_set(s, client, a, ip_len, out);
+    make_new(s, secret, client, ip, ip_len, a, now_s, out);
 }
 
 bool dns_cookie_check_memo(struct dns_cookie_memo *memo,

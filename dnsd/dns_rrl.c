@@ -32,12 +32,14 @@ struct rrl_bucket {
 /*
  * The worker's memo of the bucket keys it hashed lately: a resolver's stream
  * asks the same names from the same prefix, and SipHash is the largest part
- * of the limiter's cost. The slot is chosen by an unkeyed mix, which only
+ * of the limiter's cost. The set is chosen by an unkeyed mix, which only
  * decides what is remembered: an entry is used only when its whole tuple
  * matches, so a flood of distinct tuples costs the hash it costs without it.
+ * Two entries a set (one cache line), the newer first, so that two busy
+ * tuples meeting in a set do not push each other out.
  */
-#define RRL_MEMO_BITS  9
-#define RRL_MEMO_SLOTS (1u << RRL_MEMO_BITS)
+#define RRL_MEMO_SET_BITS 8
+#define RRL_MEMO_WAYS     2
 
 struct rrl_memo {
     uint64_t key;    /* the bucket key of the tuple */
@@ -54,7 +56,7 @@ static inline uint32_t rrl_tag(enum dns_rrl_class cls, unsigned addr_len)
 
 struct dns_rrl {
     struct dns_rrl_params p;
-    struct rrl_memo memo[RRL_MEMO_SLOTS];
+    struct rrl_memo memo[RRL_MEMO_WAYS << RRL_MEMO_SET_BITS];
     uint8_t key[CM_SIPHASH_KEY_LEN];
     int64_t floor;    /* -rate x window */
     size_t mask;       /* p.table_size - 1, a power of two minus one */
@@ -141,24 +143,26 @@ void dns_rrl_free(struct dns_rrl *rrl)
     free(rrl);
 }
 
-/*
- * The bucket key of (@cls, @name_hash, the masked address @pfx of @addr_len
- * bytes): SipHash-1-3 of class | name hash | address length | address,
- * remembered in the memo. Never 0 (0 marks a free bucket).
- */
-static uint64_t bucket_key(struct dns_rrl *rrl, const uint64_t pfx[2], unsigned addr_len,
-                           enum dns_rrl_class cls, uint32_t name_hash)
+static inline bool memo_is(const struct rrl_memo *m, const uint64_t pfx[2], uint32_t name_hash,
+                           uint32_t tag)
 {
-    uint32_t tag = rrl_tag(cls, addr_len);
-    uint64_t mix = (pfx[0] ^ pfx[1] ^ (uint64_t)name_hash << 24 ^ tag) * 0x9e3779b97f4a7c15ull;
-    struct rrl_memo *m = &rrl->memo[mix >> (64 - RRL_MEMO_BITS)];
+    return ((m->pfx[0] ^ pfx[0]) | (m->pfx[1] ^ pfx[1]) | (m->name_hash ^ name_hash) |
+            (m->tag ^ tag)) == 0;
+}
+
+/*
+ * A tuple not in its memo set @set: its key, SipHash-1-3 of class | name
+ * hash | address length | address, put first in the set. Out of line (as
+ * bucket_get and limited) so that the common path keeps to few registers.
+ */
+__attribute__((noinline)) static uint64_t key_new(struct dns_rrl *rrl, struct rrl_memo *set,
+                                                  const uint64_t pfx[2], unsigned addr_len,
+                                                  uint32_t tag, uint32_t name_hash)
+{
     uint8_t buf[6 + 16];
     uint64_t h;
 
-    if (((m->pfx[0] ^ pfx[0]) | (m->pfx[1] ^ pfx[1]) | (m->name_hash ^ name_hash) |
-         (m->tag ^ tag)) == 0)
-        return m->key;
-    buf[0] = (uint8_t)cls;
+    buf[0] = (uint8_t)(tag >> 8); /* the class */
     buf[1] = (uint8_t)(name_hash >> 24);
     buf[2] = (uint8_t)(name_hash >> 16);
     buf[3] = (uint8_t)(name_hash >> 8);
@@ -167,12 +171,31 @@ static uint64_t bucket_key(struct dns_rrl *rrl, const uint64_t pfx[2], unsigned 
     memcpy(buf + 6, pfx, 16); /* addr_len bytes count */
     h = cm_siphash13(rrl->key, buf, 6 + addr_len);
     h = h != 0 ? h : 1;
-    m->key = h;
-    m->pfx[0] = pfx[0];
-    m->pfx[1] = pfx[1];
-    m->name_hash = name_hash;
-    m->tag = tag;
+    set[1] = set[0];
+    set[0].key = h;
+    set[0].pfx[0] = pfx[0];
+    set[0].pfx[1] = pfx[1];
+    set[0].name_hash = name_hash;
+    set[0].tag = tag;
     return h;
+}
+
+/*
+ * The bucket key of (@cls, @name_hash, the masked address @pfx of @addr_len
+ * bytes), from the memo when it is there. Never 0 (0 marks a free bucket).
+ */
+static inline uint64_t bucket_key(struct dns_rrl *rrl, const uint64_t pfx[2], unsigned addr_len,
+                                  enum dns_rrl_class cls, uint32_t name_hash)
+{
+    uint32_t tag = rrl_tag(cls, addr_len);
+    uint64_t mix = (pfx[0] ^ pfx[1] ^ (uint64_t)name_hash << 24 ^ tag) * 0x9e3779b97f4a7c15ull;
+    struct rrl_memo *set = &rrl->memo[(mix >> (64 - RRL_MEMO_SET_BITS)) * RRL_MEMO_WAYS];
+
+    if (memo_is(&set[0], pfx, name_hash, tag))
+        return set[0].key;
+    if (memo_is(&set[1], pfx, name_hash, tag))
+        return set[1].key;
+    return key_new(rrl, set, pfx, addr_len, tag, name_hash);
 }
 
 /*
@@ -181,7 +204,8 @@ static uint64_t bucket_key(struct dns_rrl *rrl, const uint64_t pfx[2], unsigned 
  * are never freed, so a free slot ends the search: the key is not further
  * on, and a table that is not full finds most keys at the first probe.
  */
-static struct rrl_bucket *bucket_get(struct dns_rrl *rrl, uint64_t key, uint32_t now_s)
+__attribute__((noinline)) static struct rrl_bucket *bucket_get(struct dns_rrl *rrl, uint64_t key,
+                                                               uint32_t now_s)
 {
     size_t start = (size_t)key & rrl->mask;
     struct rrl_bucket *victim = NULL;
@@ -203,6 +227,16 @@ static struct rrl_bucket *bucket_get(struct dns_rrl *rrl, uint64_t key, uint32_t
     victim->balance = (int32_t)rrl->p.rate;
     victim->limited = 0;
     return victim;
+}
+
+/* A limited response of bucket @b: slipped every p.slip-th time, else dropped. */
+__attribute__((noinline)) static enum dns_rrl_action limited(const struct dns_rrl *rrl,
+                                                             struct rrl_bucket *b)
+{
+    b->limited++;
+    if (rrl->p.slip != 0 && b->limited % rrl->p.slip == 0)
+        return DNS_RRL_SLIP;
+    return DNS_RRL_DROP;
 }
 
 enum dns_rrl_action dns_rrl_check(struct dns_rrl *rrl, const struct sockaddr *client,
@@ -276,10 +310,7 @@ enum dns_rrl_action dns_rrl_check_hashed(struct dns_rrl *rrl, const struct socka
     b->balance = (int32_t)bal;
     if (bal >= 0)
         return DNS_RRL_PASS;
-    b->limited++;
-    if (rrl->p.slip != 0 && b->limited % rrl->p.slip == 0)
-        return DNS_RRL_SLIP;
-    return DNS_RRL_DROP;
+    return limited(rrl, b);
 }
 
 size_t dns_rrl_slip(uint8_t *resp, size_t len)
