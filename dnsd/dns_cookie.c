@@ -202,3 +202,53 @@ bool dns_cookie_check_memo(struct dns_cookie_memo *memo,
     slot_set(s, client, a, ip_len, server);
     return true;
 }
+
+/* dns_cookie_reply() the long way: each step on its own. */
+__attribute__((noinline)) static bool reply_slow(struct dns_cookie_memo *memo,
+                                                 const uint8_t *secret, const uint8_t *previous,
+                                                 const uint8_t *opt, size_t len,
+                                                 const uint8_t *ip, size_t ip_len, uint32_t now_s,
+                                                 uint8_t *out)
+{
+    const uint8_t *server = opt + 8;
+    size_t server_len = len - 8;
+    bool current = server_len > 0 && dns_cookie_check_memo(memo, secret, opt, server, server_len,
+                                                           ip, ip_len, now_s);
+    bool valid = current || (previous != NULL && server_len > 0 &&
+                             dns_cookie_check(previous, opt, server, server_len, ip, ip_len, now_s));
+
+    memcpy(out, opt, 8);
+    if (current && dns_cookie_young(server, now_s))
+        memcpy(out + 8, server, DNS_COOKIE_OURS_LEN);
+    else
+        dns_cookie_make_memo(memo, secret, opt, ip, ip_len, now_s, out + 8);
+    return valid;
+}
+
+bool dns_cookie_reply(struct dns_cookie_memo *memo, const uint8_t secret[DNS_COOKIE_SECRET_LEN],
+                      const uint8_t *previous, const uint8_t *opt, size_t len, const uint8_t *ip,
+                      size_t ip_len, uint32_t now_s, uint8_t out[8 + DNS_COOKIE_OURS_LEN])
+{
+    struct dns_cookie_memo_slot *s;
+    uint64_t a[2];
+    bool hit;
+
+    if (memo == NULL || (ip_len != 4 && ip_len != 16) || (len != 8 && len != 8 + 16))
+        return reply_slow(memo, secret, previous, opt, len, ip, ip_len, now_s, out);
+    memo_addr(ip, ip_len, a);
+    s = memo_slot(memo, secret, opt, a, ip_len, &hit);
+    /* The slot holds a cookie of ours for this client: one it made, or one
+     * it verified under the current secret. Sent back while young; the
+     * client's own is valid when it is that one, and fresh. */
+    if (!hit || (now_s - s->ts > DNS_COOKIE_REUSE_S && s->ts - now_s > DNS_COOKIE_MAX_SKEW_S))
+        return reply_slow(memo, secret, previous, opt, len, ip, ip_len, now_s, out);
+    if (len == 8) {
+        memcpy(out, opt, 8);
+        memcpy(out + 8, s->server, DNS_COOKIE_OURS_LEN);
+        return false;
+    }
+    if (!same16(s->server, opt + 8)) /* another one: checked the long way */
+        return reply_slow(memo, secret, previous, opt, len, ip, ip_len, now_s, out);
+    memcpy(out, opt, 8 + DNS_COOKIE_OURS_LEN); /* young, so fresh: valid */
+    return true;
+}

@@ -96,4 +96,19 @@ bool dns_cookie_check_memo(struct dns_cookie_memo *memo,
                            const uint8_t *server, size_t server_len, const uint8_t *ip,
                            size_t ip_len, uint32_t now_s);
 
+/**
+ * A server's whole answer to a COOKIE option @opt (@len bytes: the client
+ * cookie, then possibly a server cookie; as parsed, 8 or 16..40 bytes) from
+ * @ip at @now_s, through @memo (NULL: none): writes the option to send back
+ * into @out (the client cookie, then the server cookie: the received one
+ * when it is ours under @secret and young, else the one dns_cookie_make_memo()
+ * gives), and returns whether the received server cookie is valid under
+ * @secret or under @previous (NULL: no previous secret). The same as
+ * dns_cookie_check_memo(), dns_cookie_check() and dns_cookie_make_memo()
+ * called in turn, in one memo lookup when the memo knows the client.
+ */
+bool dns_cookie_reply(struct dns_cookie_memo *memo, const uint8_t secret[DNS_COOKIE_SECRET_LEN],
+                      const uint8_t *previous, const uint8_t *opt, size_t len, const uint8_t *ip,
+                      size_t ip_len, uint32_t now_s, uint8_t out[8 + DNS_COOKIE_OURS_LEN]);
+
 #endif /* DNSD_DNS_COOKIE_H */
