@@ -86,53 +86,10 @@ bool dns_cookie_check(const uint8_t secret[DNS_COOKIE_SECRET_LEN], const uint8_t
 
 /* ---- the memo ---- */
 
-/* Constant time, as the hash comparison: no early exit on the first byte. */
-static bool same16(const uint8_t *a, const uint8_t *b)
-{
-    uint64_t x[2], y[2];
-
-    memcpy(x, a, 16);
-    memcpy(y, b, 16);
-    return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
-}
-
-/* @ip (@ip_len: 4 or 16 bytes) zero-padded to 16 bytes. */
-static inline void memo_addr(const uint8_t *ip, size_t ip_len, uint64_t a[2])
-{
-    a[0] = 0;
-    a[1] = 0;
-    if (ip_len == 4)
-        memcpy(a, ip, 4);
-    else
-        memcpy(a, ip, 16);
-}
-
-/*
- * The slot of (@client, @a) in a memo bound to @secret (emptied on a new
- * secret); *@hit when it holds them.
- */
-/* The memo was bound to another secret: forget everything, bind it to @secret. */
-__attribute__((noinline)) static void memo_rebind(struct dns_cookie_memo *memo,
-                                                  const uint8_t *secret)
+void dns_cookie_memo_bind(struct dns_cookie_memo *memo, const uint8_t secret[DNS_COOKIE_SECRET_LEN])
 {
     memset(memo, 0, sizeof(*memo));
     memcpy(memo->secret, secret, DNS_COOKIE_SECRET_LEN);
-}
-
-static inline struct dns_cookie_memo_slot *memo_slot(struct dns_cookie_memo *memo,
-                                                     const uint8_t *secret, const uint8_t *client,
-                                                     const uint64_t a[2], size_t ip_len, bool *hit)
-{
-    struct dns_cookie_memo_slot *s;
-    uint64_t n[2], c;
-
-    memcpy(n, secret, sizeof(n));
-    if (((memo->secret[0] ^ n[0]) | (memo->secret[1] ^ n[1])) != 0)
-        memo_rebind(memo, secret);
-    memcpy(&c, client, 8);
-    s = &memo->slot[((c ^ a[0] ^ a[1]) * 0x9e3779b97f4a7c15ull) >> 58]; /* 64 slots */
-    *hit = ((s->client ^ c) | (s->ip[0] ^ a[0]) | (s->ip[1] ^ a[1]) | (s->ip_len ^ ip_len)) == 0;
-    return s;
 }
 
 static void slot_set(struct dns_cookie_memo_slot *s, const uint8_t *client, const uint64_t a[2],
@@ -169,8 +126,8 @@ void dns_cookie_make_memo(struct dns_cookie_memo *memo, const uint8_t secret[DNS
         dns_cookie_make(secret, client, ip, ip_len, now_s, out);
         return;
     }
-    memo_addr(ip, ip_len, a);
-    s = memo_slot(memo, secret, client, a, ip_len, &hit);
+    dns_cookie_memo_addr(ip, ip_len, a);
+    s = dns_cookie_memo_find(memo, secret, client, a, ip_len, &hit);
     /* dns_cookie_young() on the slot's timestamp */
     if (hit && (now_s - s->ts <= DNS_COOKIE_REUSE_S || s->ts - now_s <= DNS_COOKIE_MAX_SKEW_S)) {
         memcpy(out, s->server, DNS_COOKIE_OURS_LEN);
@@ -193,9 +150,9 @@ bool dns_cookie_check_memo(struct dns_cookie_memo *memo,
     if (server_len != DNS_COOKIE_OURS_LEN || server[0] != DNS_COOKIE_VERSION ||
         !cookie_fresh(server, now_s))
         return false;
-    memo_addr(ip, ip_len, a);
-    s = memo_slot(memo, secret, client, a, ip_len, &hit);
-    if (hit && same16(s->server, server))
+    dns_cookie_memo_addr(ip, ip_len, a);
+    s = dns_cookie_memo_find(memo, secret, client, a, ip_len, &hit);
+    if (hit && dns_cookie_same16(s->server, server))
         return true;
     if (!dns_cookie_check(secret, client, server, server_len, ip, ip_len, now_s))
         return false;
@@ -203,12 +160,10 @@ bool dns_cookie_check_memo(struct dns_cookie_memo *memo,
     return true;
 }
 
-/* dns_cookie_reply() the long way: each step on its own. */
-__attribute__((noinline)) static bool reply_slow(struct dns_cookie_memo *memo,
-                                                 const uint8_t *secret, const uint8_t *previous,
-                                                 const uint8_t *opt, size_t len,
-                                                 const uint8_t *ip, size_t ip_len, uint32_t now_s,
-                                                 uint8_t *out)
+bool dns_cookie_reply_steps(struct dns_cookie_memo *memo,
+                            const uint8_t secret[DNS_COOKIE_SECRET_LEN], const uint8_t *previous,
+                            const uint8_t *opt, size_t len, const uint8_t *ip, size_t ip_len,
+                            uint32_t now_s, uint8_t out[8 + DNS_COOKIE_OURS_LEN])
 {
     const uint8_t *server = opt + 8;
     size_t server_len = len - 8;
@@ -223,32 +178,4 @@ __attribute__((noinline)) static bool reply_slow(struct dns_cookie_memo *memo,
     else
         dns_cookie_make_memo(memo, secret, opt, ip, ip_len, now_s, out + 8);
     return valid;
-}
-
-bool dns_cookie_reply(struct dns_cookie_memo *memo, const uint8_t secret[DNS_COOKIE_SECRET_LEN],
-                      const uint8_t *previous, const uint8_t *opt, size_t len, const uint8_t *ip,
-                      size_t ip_len, uint32_t now_s, uint8_t out[8 + DNS_COOKIE_OURS_LEN])
-{
-    struct dns_cookie_memo_slot *s;
-    uint64_t a[2];
-    bool hit;
-
-    if (memo == NULL || (ip_len != 4 && ip_len != 16) || (len != 8 && len != 8 + 16))
-        return reply_slow(memo, secret, previous, opt, len, ip, ip_len, now_s, out);
-    memo_addr(ip, ip_len, a);
-    s = memo_slot(memo, secret, opt, a, ip_len, &hit);
-    /* The slot holds a cookie of ours for this client: one it made, or one
-     * it verified under the current secret. Sent back while young; the
-     * client's own is valid when it is that one, and fresh. */
-    if (!hit || (now_s - s->ts > DNS_COOKIE_REUSE_S && s->ts - now_s > DNS_COOKIE_MAX_SKEW_S))
-        return reply_slow(memo, secret, previous, opt, len, ip, ip_len, now_s, out);
-    if (len == 8) {
-        memcpy(out, opt, 8);
-        memcpy(out + 8, s->server, DNS_COOKIE_OURS_LEN);
-        return false;
-    }
-    if (!same16(s->server, opt + 8)) /* another one: checked the long way */
-        return reply_slow(memo, secret, previous, opt, len, ip, ip_len, now_s, out);
-    memcpy(out, opt, 8 + DNS_COOKIE_OURS_LEN); /* young, so fresh: valid */
-    return true;
 }

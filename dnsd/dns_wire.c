@@ -534,9 +534,10 @@ size_t dns_wire_put_opt(uint8_t *o, size_t avail, const struct dns_opt_out *opt)
         off += 8 + (size_t)ecs_addr;
     }
     if (clen == DNS_COOKIE_CLIENT_LEN + 16) {
-        /* the usual one, client cookie and one of ours: a fixed-size copy */
-        wr16(o + off, DNS_EDNS_OPT_COOKIE);
-        wr16(o + off + 2, DNS_COOKIE_CLIENT_LEN + 16);
+        /* the usual one, client cookie and one of ours: fixed-size copies */
+        static const uint8_t head[4] = {DNS_EDNS_OPT_COOKIE >> 8, DNS_EDNS_OPT_COOKIE & 0xFF, 0,
+                                        DNS_COOKIE_CLIENT_LEN + 16};
+        memcpy(o + off, head, 4);
         memcpy(o + off + 4, opt->cookie, DNS_COOKIE_CLIENT_LEN + 16);
         off += 4 + DNS_COOKIE_CLIENT_LEN + 16;
     } else if (clen > 0) {
