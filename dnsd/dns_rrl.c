@@ -254,9 +254,12 @@ enum dns_rrl_action dns_rrl_check(struct dns_rrl *rrl, const struct sockaddr *cl
     return dns_rrl_check_hashed(rrl, client, cls, h, cookie_valid, now_s);
 }
 
-enum dns_rrl_action dns_rrl_check_hashed(struct dns_rrl *rrl, const struct sockaddr *client,
-                                         enum dns_rrl_class cls, uint32_t name_hash,
-                                         bool cookie_valid, uint32_t now_s)
+/* dns_rrl_check_hashed() past the cookie: out of line, so that an answer
+ * the cookie exempts costs no stack frame. */
+__attribute__((noinline)) static enum dns_rrl_action count(struct dns_rrl *rrl,
+                                                           const struct sockaddr *client,
+                                                           enum dns_rrl_class cls,
+                                                           uint32_t name_hash, uint32_t now_s)
 {
     uint64_t pfx[2] = {0, 0};
     const uint8_t *raw;
@@ -267,8 +270,6 @@ enum dns_rrl_action dns_rrl_check_hashed(struct dns_rrl *rrl, const struct socka
     int64_t bal;
     uint32_t elapsed;
 
-    if (cookie_valid)
-        return DNS_RRL_EXEMPT;
     if (client->sa_family == AF_INET) {
         uint32_t a;
 
@@ -311,6 +312,15 @@ enum dns_rrl_action dns_rrl_check_hashed(struct dns_rrl *rrl, const struct socka
     if (bal >= 0)
         return DNS_RRL_PASS;
     return limited(rrl, b);
+}
+
+enum dns_rrl_action dns_rrl_check_hashed(struct dns_rrl *rrl, const struct sockaddr *client,
+                                         enum dns_rrl_class cls, uint32_t name_hash,
+                                         bool cookie_valid, uint32_t now_s)
+{
+    if (cookie_valid)
+        return DNS_RRL_EXEMPT;
+    return count(rrl, client, cls, name_hash, now_s);
 }
 
 size_t dns_rrl_slip(uint8_t *resp, size_t len)

@@ -88,16 +88,17 @@ QUERY_PATH = ("dns_query_process_memo", "dns_rrl_check_hashed", "count_query")
 
 
 def inclusive(path, names):
-    """Inclusive Ir of the functions whose name is one of @names."""
+    """Inclusive Ir of the functions whose name is one of @names (every part
+    of one: code inlined from a header is listed under the header's name)."""
     out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--auto=no", path],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                          timeout=120).stdout.decode("utf-8", "replace")
     total = 0
     seen = set()
     for line in out.splitlines():
-        mt = re.match(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+\S*?:(\w+)(?:\.part\.\d+)?\s", line)
-        if mt and mt.group(2) in names and mt.group(2) not in seen:
-            seen.add(mt.group(2))
+        mt = re.match(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(\S*?):(\w+)(?:\.part\.\d+)?\s", line)
+        if mt and mt.group(3) in names and mt.group(2, 3) not in seen:
+            seen.add(mt.group(2, 3))
             total += int(mt.group(1).replace(",", ""))
     return total
 
