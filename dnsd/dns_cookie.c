@@ -167,10 +167,11 @@ bool dns_cookie_reply_steps(struct dns_cookie_memo *memo,
 {
     const uint8_t *server = opt + 8;
     size_t server_len = len - 8;
-    bool current = server_len > 0 && dns_cookie_check_memo(memo, secret, opt, server, server_len,
-                                                           ip, ip_len, now_s);
-    bool valid = current || (previous != NULL && server_len > 0 &&
-                             dns_cookie_check(previous, opt, server, server_len, ip, ip_len, now_s));
+    bool current = server_len > 0 &&
+                   dns_cookie_check_memo(memo, secret, opt, server, server_len, ip, ip_len, now_s);
+    bool valid =
+        current || (previous != NULL && server_len > 0 &&
+                    dns_cookie_check(previous, opt, server, server_len, ip, ip_len, now_s));
 
     memcpy(out, opt, 8);
     if (current && dns_cookie_young(server, now_s))

@@ -58,9 +58,9 @@ struct dns_rrl {
     struct dns_rrl_params p;
     struct rrl_memo memo[RRL_MEMO_WAYS << RRL_MEMO_SET_BITS];
     uint8_t key[CM_SIPHASH_KEY_LEN];
-    int64_t floor;    /* -rate x window */
-    size_t mask;       /* p.table_size - 1, a power of two minus one */
-    uint32_t mask4;    /* the ipv4_prefix and ipv6_prefix netmasks, in address byte order */
+    int64_t floor;  /* -rate x window */
+    size_t mask;    /* p.table_size - 1, a power of two minus one */
+    uint32_t mask4; /* the ipv4_prefix and ipv6_prefix netmasks, in address byte order */
     uint64_t mask6[2];
     struct rrl_bucket *table; /* owned, p.table_size entries */
 };
@@ -114,12 +114,8 @@ struct dns_rrl *dns_rrl_new(const struct dns_rrl_params *params,
     for (unsigned i = 0; i < 16; i++) {
         unsigned b4 = rrl->p.ipv4_prefix, b6 = rrl->p.ipv6_prefix;
         if (i < 4)
-            m4[i] = (uint8_t)(b4 >= 8 * (i + 1) ? 0xFF
-                              : b4 > 8 * i      ? 0xFF00u >> (b4 - 8 * i)
-                                                : 0);
-        m6[i] = (uint8_t)(b6 >= 8 * (i + 1) ? 0xFF
-                          : b6 > 8 * i      ? 0xFF00u >> (b6 - 8 * i)
-                                            : 0);
+            m4[i] = (uint8_t)(b4 >= 8 * (i + 1) ? 0xFF : b4 > 8 * i ? 0xFF00u >> (b4 - 8 * i) : 0);
+        m6[i] = (uint8_t)(b6 >= 8 * (i + 1) ? 0xFF : b6 > 8 * i ? 0xFF00u >> (b6 - 8 * i) : 0);
     }
     memcpy(&rrl->mask4, m4, sizeof(m4));
     memcpy(rrl->mask6, m6, sizeof(m6));

@@ -264,7 +264,7 @@ static void test_reply(void **state)
     memset(other, 5, sizeof(other));
     for (unsigned k = 0; k < 12; k++) {
         uint32_t now = t0 + k * 700; /* past REUSE_S and MAX_AGE_S in turn */
-        if (k == 8) {                 /* rotation: the current secret becomes the previous */
+        if (k == 8) {                /* rotation: the current secret becomes the previous */
             memcpy(previous, secret, 16);
             memset(secret, 4, sizeof(secret));
         }
@@ -300,11 +300,13 @@ static void test_reply(void **state)
                         break;
                     }
                     bool v1 = dns_cookie_reply(&m1, secret, previous, opt, len, a, al, now, o1);
-                    bool v2 = dns_cookie_reply_steps(&m2, secret, previous, opt, len, a, al, now, o2);
+                    bool v2 =
+                        dns_cookie_reply_steps(&m2, secret, previous, opt, len, a, al, now, o2);
                     assert_int_equal(v1, v2);
                     assert_memory_equal(o1, o2, 24);
                     bool v3 = dns_cookie_reply(NULL, secret, previous, opt, len, a, al, now, o3);
-                    bool v4 = dns_cookie_reply_steps(NULL, secret, previous, opt, len, a, al, now, o4);
+                    bool v4 =
+                        dns_cookie_reply_steps(NULL, secret, previous, opt, len, a, al, now, o4);
                     assert_int_equal(v3, v4);
                     assert_int_equal(v1, v3);
                     assert_memory_equal(o3, o4, 24);

@@ -122,8 +122,8 @@ static void test_prefix_v6(void **state)
  */
 static void test_prefix_families(void **state)
 {
-    struct dns_rrl_params p = {.rate = 1, .window_s = 2, .ipv4_prefix = 24, .ipv6_prefix = 128,
-                               .table_size = 1024};
+    struct dns_rrl_params p = {
+        .rate = 1, .window_s = 2, .ipv4_prefix = 24, .ipv6_prefix = 128, .table_size = 1024};
     struct dns_rrl *rrl = dns_rrl_new(&p, KEY);
 
     (void)state;
@@ -151,9 +151,8 @@ static void test_prefix_families(void **state)
  */
 static void test_memo_tuples(void **state)
 {
-    static const enum dns_rrl_class classes[] = {DNS_RRL_POSITIVE, DNS_RRL_NODATA,
-                                                 DNS_RRL_NXDOMAIN, DNS_RRL_REFERRAL,
-                                                 DNS_RRL_WILDCARD};
+    static const enum dns_rrl_class classes[] = {DNS_RRL_POSITIVE, DNS_RRL_NODATA, DNS_RRL_NXDOMAIN,
+                                                 DNS_RRL_REFERRAL, DNS_RRL_WILDCARD};
     struct dns_rrl *rrl = rrl_make(1, 0, 2, 1 << 16, NULL);
     struct addr a4, a6;
     const struct sockaddr *v4 = sa(&a4, "10.0.0.1"), *v6 = sa(&a6, "a00::1");
