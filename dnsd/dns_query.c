@@ -584,26 +584,15 @@ static bool cookie_process(struct qctx *q, const struct sockaddr *client, bool t
     const struct dns_cookie *c = &q->req->edns.cookie;
     const struct cm_conf *conf = q->view->conf;
     const uint8_t *ip;
-    size_t ip_len = client_ip(client, &ip);
 
     if (!c->present || conf == NULL || !conf->dnsd.cookies.enabled)
         return true;
+    size_t ip_len = client_ip(client, &ip);
     const struct cm_conf_cookies *cf = &conf->dnsd.cookies;
-    const uint8_t *server = c->data + DNS_COOKIE_CLIENT_LEN;
-    size_t server_len = c->len - DNS_COOKIE_CLIENT_LEN;
-    bool current = server_len > 0 && dns_cookie_check_memo(q->memo, cf->secret, c->data, server,
-                                                           server_len, ip, ip_len, now_s);
-    bool valid =
-        current || (cf->has_previous && server_len > 0 &&
-                    dns_cookie_check(cf->previous, c->data, server, server_len, ip, ip_len, now_s));
+    bool valid = dns_cookie_reply(q->memo, cf->secret, cf->has_previous ? cf->previous : NULL,
+                                  c->data, c->len, ip, ip_len, now_s, q->cookie);
 
     q->info->cookie_valid = valid;
-    memcpy(q->cookie, c->data, DNS_COOKIE_CLIENT_LEN);
-    if (current && dns_cookie_young(server, now_s))
-        memcpy(q->cookie + DNS_COOKIE_CLIENT_LEN, server, DNS_COOKIE_OURS_LEN);
-    else
-        dns_cookie_make_memo(q->memo, cf->secret, c->data, ip, ip_len, now_s,
-                             q->cookie + DNS_COOKIE_CLIENT_LEN);
     q->cookie_len = DNS_COOKIE_CLIENT_LEN + DNS_COOKIE_OURS_LEN;
     return valid || tcp || !cf->require;
 }
