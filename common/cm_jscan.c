@@ -174,13 +174,50 @@ static size_t utf8_len(const unsigned char *q, const unsigned char *end)
     return n;
 }
 
+/* SWAR: the bytes of @w that scan_string() has to look at (control
+ * characters, '"', '\\', not ASCII) flagged by their high bit. The usual
+ * has-zero-byte tests: the lowest flag is exact (a borrow only rises from a
+ * byte flagged rightly), flags above it may be false. */
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+static inline uint64_t special_bytes(uint64_t w)
+{
+    uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+
+    return (((w - ONES * 0x20) & ~w) | ((q - ONES) & ~q) | ((b - ONES) & ~b) | w) & HIGHS;
+}
+
+/* Past the plain bytes at @q (printable ASCII but '"' and '\\'), eight at a time. */
+static const char *skip_plain(const char *q, const char *end)
+{
+    while (end - q >= 8) {
+        uint64_t w, hit;
+
+        memcpy(&w, q, sizeof(w));
+        hit = special_bytes(w);
+        if (hit != 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            q += __builtin_ctzll(hit) / 8; /* the first flag is exact */
+#endif
+            return q;
+        }
+        q += 8;
+    }
+    return q;
+}
+
 static bool scan_string(struct cm_jscan *s, struct cm_jstr *out)
 {
     const char *q = s->p + 1;
     bool escaped = false;
 
     while (q < s->end) {
-        unsigned char c = (unsigned char)*q;
+        unsigned char c;
+
+        q = skip_plain(q, s->end);
+        if (q >= s->end)
+            break;
+        c = (unsigned char)*q;
 
         if (c == '"') {
             *out =

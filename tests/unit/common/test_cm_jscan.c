@@ -253,6 +253,57 @@ static void test_mutations_agree_with_jansson(void **state)
     assert_true(agreed - accepted > 1000);
 }
 
+/* Strings read eight bytes at a time: one byte of each kind at every place
+ * of a long string, at every alignment, accepted exactly as jansson does and
+ * ending where the closing quote is. */
+static void test_byte_at_every_place(void **state)
+{
+    static const char *const bytes[] = {
+        "\x01", "\x1f", " ",  "!",  "#",  "[",   "]",       "~",  "\x7f", "\x80",  "\xff",
+        "\\",  "\\n", "\\q", "\"", "\\u00e9", "\xc3\xa9", "\xc3", "\t", "\\\"", "\xe2\x82\xac",
+    };
+    char buf[64];
+
+    (void)state;
+    for (size_t b = 0; b < sizeof(bytes) / sizeof(bytes[0]); b++) {
+        for (size_t align = 0; align < 8; align++) {
+            for (size_t at = 0; at < 20; at++) {
+                size_t blen = strlen(bytes[b]), len = 0, str = 0;
+                struct cm_jscan s;
+                struct cm_jstr v;
+                bool ok;
+
+                /* [ "aa..X zz..." ] (jansson takes no bare string) */
+                memset(buf, ' ', align);
+                len = align;
+                buf[len++] = '[';
+                str = len;
+                buf[len++] = '"';
+                memset(buf + len, 'a', at);
+                len += at;
+                memcpy(buf + len, bytes[b], blen);
+                len += blen;
+                memset(buf + len, 'z', 19);
+                len += 19;
+                buf[len++] = '"';
+                buf[len++] = ']';
+                if (skips(buf, len) != jansson_takes(buf, len))
+                    fail_msg("byte %zu at %zu (align %zu): reader %d, jansson %d", b, at, align,
+                             skips(buf, len), jansson_takes(buf, len));
+                cm_jscan_init(&s, buf, len);
+                ok = cm_jscan_enter(&s, CM_JARRAY) && cm_jscan_item(&s) &&
+                     cm_jscan_string(&s, &v) && v.p == buf + str + 1;
+                if (ok != (bytes[b][0] == '"' || jansson_takes(buf, len)))
+                    fail_msg("byte %zu at %zu (align %zu): string read %d", b, at, align, ok);
+                if (ok && strcmp(bytes[b], "\"") != 0)
+                    assert_int_equal(v.len, at + blen + 19);
+                if (ok && strcmp(bytes[b], "\"") == 0)
+                    assert_int_equal(v.len, at); /* ends at the first quote */
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_accepts_as_jansson),
         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_mutations_agree_with_jansson),
+        cmocka_unit_test(test_byte_at_every_place),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
