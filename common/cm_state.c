@@ -70,12 +70,23 @@ static void quote(char *buf, size_t cap, const char *s)
 }
 
 /* JSON paths, for messages: cm_errf() cuts one longer than the buffer short. */
+/* "parent.key" (or "key" at the top) into @buf, truncated as snprintf() would:
+ * every value read joins a path, so no format string is interpreted. */
 static void path_join(char *buf, size_t cap, const char *parent, const char *key)
 {
-    if (parent[0] == '\0')
-        cm_errf(buf, cap, "%s", key);
-    else
-        cm_errf(buf, cap, "%s.%s", parent, key);
+    size_t o = 0;
+
+    if (cap == 0)
+        return;
+    if (parent[0] != '\0') {
+        o = cm_strlcpy(buf, parent, cap);
+        if (o + 1 < cap) {
+            buf[o++] = '.';
+            buf[o] = '\0';
+        }
+    }
+    if (o < cap)
+        cm_strlcpy(buf + o, key, cap - o);
 }
 
 static char *dup_str(const char *s)
