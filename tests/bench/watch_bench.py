@@ -286,10 +286,15 @@ def pct(xs, p):
 
 
 class Health:
-    def __init__(self, exe, conf, tmp, env):
+    def __init__(self, exe, conf, tmp, env, callgrind=None):
         self.log = os.path.join(tmp, "health.log")
         self.f = open(self.log, "w")
-        self.p = subprocess.Popen([exe, "--config", conf, "--log-level", "info"],
+        self.callgrind = callgrind
+        wrap = []
+        if callgrind:
+            wrap = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                    "--callgrind-out-file=" + callgrind]
+        self.p = subprocess.Popen(wrap + [exe, "--config", conf, "--log-level", "info"],
                                   stdout=self.f, stderr=subprocess.STDOUT, cwd=tmp, env=env,
                                   start_new_session=True)
 
@@ -358,6 +363,8 @@ def phase_events(h, port, fakes, members, nsvc, ready, changes, rate, idle_util)
     rng = random.Random(1)
     ev0 = metric_sum(port, "fedgslb_health_watch_events_total")
     rb0 = rebuild_metrics(port)
+    if h.callgrind:
+        callgrind_control(["-i", "on"], h.p.pid)
     c0, t0 = proc_cpu_s(h.p.pid), time.monotonic()
     batch_every = 0.05
     per_batch = max(1, int(rate * batch_every))
@@ -389,8 +396,13 @@ def phase_events(h, port, fakes, members, nsvc, ready, changes, rate, idle_util)
     t_applied = time.monotonic()
     time.sleep(0.5)  # the debounced rebuild of the last change
     c1, t1 = proc_cpu_s(h.p.pid), time.monotonic()
-    rb = {k: v - rb0[k] for k, v in rebuild_metrics(port).items()}
     events = ev - ev0
+    instr = None
+    if h.callgrind:
+        callgrind_control(["-i", "off"], h.p.pid)
+        callgrind_control(["--dump"], h.p.pid)
+        instr = callgrind_totals(h.callgrind, events)
+    rb = {k: v - rb0[k] for k, v in rebuild_metrics(port).items()}
     cpu = c1 - c0
     net = max(0.0, cpu - idle_util * (t1 - t0))
     return {"changes": changes, "events": int(events), "expected_events": int(want - ev0),
@@ -407,7 +419,27 @@ def phase_events(h, port, fakes, members, nsvc, ready, changes, rate, idle_util)
             "all_applied_s": round(t_applied - t0, 2), "phase_s": round(t1 - t0, 2),
             "cpu_s": round(cpu, 3), "cpu_util": round(cpu / (t1 - t0), 3),
             "cpu_us_per_event": round(cpu / events * 1e6, 1) if events else None,
-            "cpu_us_per_event_net_of_idle": round(net / events * 1e6, 1) if events else None}
+            "cpu_us_per_event_net_of_idle": round(net / events * 1e6, 1) if events else None,
+            "callgrind": instr}
+
+
+def callgrind_control(args, pid, timeout=120):
+    subprocess.run(["callgrind_control"] + args + [str(pid)], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=timeout, check=True)
+
+
+def callgrind_totals(base, events):
+    """Instructions of the change phase: the --dump file (base.1) holds it."""
+    d = os.path.dirname(base)
+    dumps = sorted(f for f in os.listdir(d) if f.startswith(os.path.basename(base) + "."))
+    path = os.path.join(d, dumps[-1])
+    ir = None
+    with open(path) as f:
+        for line in f:
+            if line.startswith("totals:") or line.startswith("summary:"):
+                ir = int(line.split()[1])
+    return {"file": path, "instructions": ir,
+            "instructions_per_event": round(ir / events) if ir and events else None}
 
 
 def file_id(path):
@@ -529,6 +561,10 @@ def parse_args(argv):
     ap.add_argument("--binary", default=os.path.join(SRC, "build", "fedgslb-health"))
     ap.add_argument("--out", default=os.path.join(SRC, "build", "bench", "watch.json"))
     ap.add_argument("--keep-tmp", action="store_true")
+    ap.add_argument("--callgrind", metavar="FILE",
+                    help="run fedgslb-health under callgrind (--instr-atstart=no) and count "
+                    "its instructions over the change phase only (the dump is FILE.1; "
+                    "use small --services/--changes and a low --rate: it runs ~50x slower)")
     a = ap.parse_args(argv)
     a.binary = os.path.abspath(a.binary)
     q = a.quick
@@ -569,7 +605,8 @@ def main(argv):
         port = free_port(ipv6=False)
         conf = write_config(tmp, members, fakes.kubeconfig, port)
         env = dict(os.environ)
-        h = Health(a.binary, conf, tmp, env)
+        h = Health(a.binary, conf, tmp, env,
+                   os.path.abspath(a.callgrind) if a.callgrind else None)
         print("fedgslb-health pid %d" % h.p.pid, flush=True)
         res["sync"] = phase_sync(h, port, want, a.sync_timeout)
         res["sync"]["health_cpu_s"] = round(proc_cpu_s(h.p.pid), 2)
@@ -600,6 +637,10 @@ def main(argv):
                  e["state_whole_writes"],
                  e["state_patch_bytes"] / 1024.0
                  / max(1, e["state_writes"] - e["state_whole_writes"])), flush=True)
+        if e["callgrind"]:
+            print("  callgrind: %d instructions, %d per event (%s)"
+                  % (e["callgrind"]["instructions"], e["callgrind"]["instructions_per_event"],
+                     e["callgrind"]["file"]), flush=True)
         res["latency"] = phase_latency(port, fakes, members, a.services, ready, a.samples,
                                        a.poll, os.path.join(tmp, "health-state.json"),
                                        a.poll_ms)
