@@ -538,12 +538,10 @@ static bool put_cmp(void *arg, char c)
     return true;
 }
 
-bool cm_jstr_is(const struct cm_jstr *j, const char *lit)
+bool cm_jstr_is_escaped(const struct cm_jstr *j, const char *lit)
 {
     struct cmp_arg a = {lit, 0};
 
-    if (!j->escaped)
-        return strlen(lit) == j->len && memcmp(j->p, lit, j->len) == 0;
     return decode(j, put_cmp, &a) && lit[a.i] == '\0';
 }
 

@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define CM_JSCAN_DEPTH_MAX 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
 
@@ -97,8 +98,17 @@ bool cm_jscan_end(struct cm_jscan *s);
 /** Makes @s fail with @why at the cursor (a value of the wrong kind for the caller). */
 bool cm_jscan_fail(struct cm_jscan *s, const char *why);
 
-/** Whether @j, decoded, is the NUL-free string @lit. */
-bool cm_jstr_is(const struct cm_jstr *j, const char *lit);
+/** cm_jstr_is() for a string with escapes. */
+bool cm_jstr_is_escaped(const struct cm_jstr *j, const char *lit);
+
+/** Whether @j, decoded, is the NUL-free string @lit (inline: with a literal
+ * @lit the length is a constant and the compare a few instructions). */
+static inline bool cm_jstr_is(const struct cm_jstr *j, const char *lit)
+{
+    if (j->escaped)
+        return cm_jstr_is_escaped(j, lit);
+    return strlen(lit) == j->len && memcmp(j->p, lit, j->len) == 0;
+}
 /** @j decoded (UTF-8) into a new NUL-terminated string; NULL on ENOMEM. */
 char *cm_jstr_dup(const struct cm_jstr *j);
 /** @j decoded into @buf, which holds j->len + 1 bytes (decoding never
