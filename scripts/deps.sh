@@ -24,6 +24,9 @@ PACKAGES=(
     # tests/bench/http_bench.sh: the peers and the load generator (their
     # system services are not started, see below)
     haproxy nginx-light wrk
+    # instruction and system call counts of the benchmarks (dns_callgrind.py,
+    # watch_bench.py --callgrind/--strace)
+    valgrind strace
 )
 
 # Debian's kubectl (package kubernetes-client) for tests/integration/health/

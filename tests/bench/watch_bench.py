@@ -365,6 +365,11 @@ def phase_events(h, port, fakes, members, nsvc, ready, changes, rate, idle_util)
     rb0 = rebuild_metrics(port)
     if h.callgrind:
         callgrind_control(["-i", "on"], h.p.pid)
+    tracer = None
+    if ARGS.strace:
+        tracer = subprocess.Popen(["strace", "-c", "-f", "-o", ARGS.strace, "-p", str(h.p.pid)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # attached to every thread
     c0, t0 = proc_cpu_s(h.p.pid), time.monotonic()
     batch_every = 0.05
     per_batch = max(1, int(rate * batch_every))
@@ -397,6 +402,9 @@ def phase_events(h, port, fakes, members, nsvc, ready, changes, rate, idle_util)
     time.sleep(0.5)  # the debounced rebuild of the last change
     c1, t1 = proc_cpu_s(h.p.pid), time.monotonic()
     events = ev - ev0
+    if tracer is not None:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(30)
     instr = None
     if h.callgrind:
         callgrind_control(["-i", "off"], h.p.pid)
@@ -420,7 +428,19 @@ def phase_events(h, port, fakes, members, nsvc, ready, changes, rate, idle_util)
             "cpu_s": round(cpu, 3), "cpu_util": round(cpu / (t1 - t0), 3),
             "cpu_us_per_event": round(cpu / events * 1e6, 1) if events else None,
             "cpu_us_per_event_net_of_idle": round(net / events * 1e6, 1) if events else None,
-            "callgrind": instr}
+            "callgrind": instr, "syscalls_per_event": strace_per_event(ARGS.strace, events)}
+
+
+def strace_per_event(path, events):
+    """strace -c's total calls over the change phase, per event."""
+    if not path or not events:
+        return None
+    with open(path) as f:
+        for line in f:
+            w = line.split()
+            if len(w) >= 4 and w[-1] == "total":
+                return round(int(w[3]) / events, 2)
+    return None
 
 
 def callgrind_control(args, pid, timeout=120):
@@ -565,6 +585,9 @@ def parse_args(argv):
                     help="run fedgslb-health under callgrind (--instr-atstart=no) and count "
                     "its instructions over the change phase only (the dump is FILE.1; "
                     "use small --services/--changes and a low --rate: it runs ~50x slower)")
+    ap.add_argument("--strace", metavar="FILE",
+                    help="count fedgslb-health's system calls over the change phase "
+                    "(strace -c -f attached; the table goes to FILE; strace slows it down)")
     a = ap.parse_args(argv)
     a.binary = os.path.abspath(a.binary)
     q = a.quick
@@ -637,6 +660,9 @@ def main(argv):
                  e["state_whole_writes"],
                  e["state_patch_bytes"] / 1024.0
                  / max(1, e["state_writes"] - e["state_whole_writes"])), flush=True)
+        if e["syscalls_per_event"] is not None:
+            print("  strace: %.2f system calls per event (%s)" % (e["syscalls_per_event"],
+                                                                 a.strace), flush=True)
         if e["callgrind"]:
             print("  callgrind: %d instructions, %d per event (%s)"
                   % (e["callgrind"]["instructions"], e["callgrind"]["instructions_per_event"],
