@@ -259,8 +259,9 @@ static void test_mutations_agree_with_jansson(void **state)
 static void test_byte_at_every_place(void **state)
 {
     static const char *const bytes[] = {
-        "\x01", "\x1f", " ",  "!",  "#",  "[",   "]",       "~",  "\x7f", "\x80",  "\xff",
-        "\\",  "\\n", "\\q", "\"", "\\u00e9", "\xc3\xa9", "\xc3", "\t", "\\\"", "\xe2\x82\xac",
+        "\x01", "\x1f",    " ",        "!",    "#",  "[",    "]",
+        "~",    "\x7f",    "\x80",     "\xff", "\\", "\\n",  "\\q",
+        "\"",   "\\u00e9", "\xc3\xa9", "\xc3", "\t", "\\\"", "\xe2\x82\xac",
     };
     char buf[64];
 
