@@ -76,7 +76,8 @@ bool cm_lpm_lookup_trie(const struct cm_lpm *lpm, int family, const uint8_t *add
 /** Bytes held by the table (nodes allocated, plus the direct table if any). */
 size_t cm_lpm_memory(const struct cm_lpm *lpm);
 
-/** IPv4 prefixes from which cm_lpm_compact() builds the direct table (64 MiB). */
+/** IPv4 prefixes from which cm_lpm_compact() builds the direct table
+ * (32 MiB, or 64 MiB with 2^15 distinct results or blocks or more). */
 #define CM_LPM_DIRECT_MIN 65536u
 /** Second-level blocks (1 KiB each: /24s holding longer prefixes) at most;
  * the /24s beyond are answered by the trie. */
@@ -85,21 +86,24 @@ size_t cm_lpm_memory(const struct cm_lpm *lpm);
 /**
  * Call once all inserts are done: gives back the unused tail of the node
  * array, and, with CM_LPM_DIRECT_MIN IPv4 prefixes or more, builds the IPv4
- * direct table. Without memory for it (or with more than 2^20 distinct
- * values among IPv4 prefixes) the table stays a trie: answers never change,
- * only their cost. A later insert drops the direct table.
+ * direct table. Without memory for it the table stays a trie: answers never
+ * change, only their cost. A later insert drops the direct table.
  */
 void cm_lpm_compact(struct cm_lpm *lpm);
 
 /**
- * cm_lpm_compact() with its two limits given: the direct table is built from
+ * cm_lpm_compact() with its limits given: the direct table is built from
  * @direct_min IPv4 prefixes (0: always), with at most @max_blocks
- * second-level blocks. For tests and benches.
+ * second-level blocks, and with 16-bit entries where they fit if @narrow
+ * (else always 32-bit). For tests and benches.
  */
-void cm_lpm_compact_with(struct cm_lpm *lpm, size_t direct_min, size_t max_blocks);
+void cm_lpm_compact_with(struct cm_lpm *lpm, size_t direct_min, size_t max_blocks, bool narrow);
 
 /** Whether lookups use a direct table (built by the last compact). */
 bool cm_lpm_has_direct(const struct cm_lpm *lpm);
+
+/** Bits per entry of the direct table's first level: 16, 32, or 0 without one. */
+unsigned cm_lpm_direct_bits(const struct cm_lpm *lpm);
 
 /**
  * Stride tables (8 bits per step, 1 KiB per node) are built by

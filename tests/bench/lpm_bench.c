@@ -120,8 +120,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    printf("table: %.1f MiB, direct table: %s\n", (double)cm_lpm_memory(geo->lpm) / 1048576.0,
-           cm_lpm_has_direct(geo->lpm) ? "yes" : "no");
+    printf("table: %.1f MiB, direct table: %u-bit entries (0: none)\n",
+           (double)cm_lpm_memory(geo->lpm) / 1048576.0, cm_lpm_direct_bits(geo->lpm));
     addrs = malloc(4 * cold);
     if (addrs == NULL)
         return 1;
