@@ -129,6 +129,8 @@ struct cm_lpm {
     uint32_t v4_prefixes;         /* IPv4 prefixes inserted (distinct) */
     struct lpm_direct *direct;    /* owned, NULL for a trie alone */
     struct lpm_stride *stride[2]; /* owned: IPv4, IPv6; NULL when not compiled */
+    cm_lpm_fold_fn *fold;         /* NULL: lookups give the values inserted */
+    const void *fold_ctx;         /* borrowed */
 };
 
 static void direct_free(struct lpm_direct *d);
@@ -182,6 +184,29 @@ static unsigned addr_bit(const uint8_t *addr, unsigned i)
     return (addr[i / 8] >> (7 - i % 8)) & 1u;
 }
 
+/* A node's value as the compiled forms store it (folded). */
+static uint32_t node_value(const struct cm_lpm *lpm, const struct lpm_node *n)
+{
+    return lpm->fold != NULL ? lpm->fold(lpm->fold_ctx, n->value) : n->value;
+}
+
+/* Drops the compiled forms (they would give stale answers). */
+static void compiled_free(struct cm_lpm *lpm)
+{
+    direct_free(lpm->direct);
+    lpm->direct = NULL;
+    stride_free(lpm->stride[0]);
+    stride_free(lpm->stride[1]);
+    lpm->stride[0] = lpm->stride[1] = NULL;
+}
+
+void cm_lpm_set_fold(struct cm_lpm *lpm, cm_lpm_fold_fn *fold, const void *ctx)
+{
+    compiled_free(lpm);
+    lpm->fold = fold;
+    lpm->fold_ctx = ctx;
+}
+
 /* Appends a zeroed node; CM_ENOMEM / CM_ETOOBIG. */
 static int node_add(struct cm_lpm *lpm, uint32_t *out)
 {
@@ -211,11 +236,7 @@ int cm_lpm_insert(struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned 
 
     if (lpm == NULL || addr == NULL || !family_info(family, &node, &bits) || prefix_len > bits)
         return CM_EINVAL;
-    direct_free(lpm->direct); /* it would miss this prefix */
-    lpm->direct = NULL;
-    stride_free(lpm->stride[0]);
-    stride_free(lpm->stride[1]);
-    lpm->stride[0] = lpm->stride[1] = NULL;
+    compiled_free(lpm); /* they would miss this prefix */
     for (unsigned d = 0; d < prefix_len; d++) {
         unsigned b = addr_bit(addr, d);
 
@@ -333,6 +354,18 @@ static uint32_t addr_24(const uint8_t *addr)
     return (uint32_t)addr[0] << 16 | (uint32_t)addr[1] << 8 | addr[2];
 }
 
+/* The trie's answer as cm_lpm_lookup() gives it: its value folded. Kept out
+ * of line (the rare path), so that the direct table's path saves no registers. */
+__attribute__((noinline)) static bool trie_folded(const struct cm_lpm *lpm, int family, const uint8_t *addr,
+                        unsigned addr_bits, struct cm_lpm_result *res)
+{
+    if (!cm_lpm_lookup_trie(lpm, family, addr, addr_bits, res))
+        return false;
+    if (lpm->fold != NULL)
+        res->value = lpm->fold(lpm->fold_ctx, res->value);
+    return true;
+}
+
 bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned addr_bits,
                    struct cm_lpm_result *res)
 {
@@ -350,7 +383,7 @@ bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, un
             addr_bits = max;
         if (st != NULL && addr_bits % 8 == 0)
             return stride_lookup(st, addr, addr_bits, res);
-        return cm_lpm_lookup_trie(lpm, family, addr, addr_bits, res);
+        return trie_folded(lpm, family, addr, addr_bits, res);
     }
     d = lpm->direct;
     if (d->tbl16 != NULL) {
@@ -364,7 +397,7 @@ bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, un
         uint32_t blk = e & ~DIR_TAG;
 
         if (blk == DIR_TRIE || (addr_bits > 24 && addr_bits < 32))
-            return cm_lpm_lookup_trie(lpm, family, addr, addr_bits, res);
+            return trie_folded(lpm, family, addr, addr_bits, res);
         e = addr_bits == 24 ? d->heads[blk] : d->tbl8[blk << 8 | addr[3]];
     }
     return result_get(&d->results[e], res);
@@ -525,7 +558,7 @@ static void dir_block(struct dir_build *b, uint32_t *blk, uint32_t node, unsigne
     const struct lpm_node *n = &b->lpm->nodes[node];
 
     if (n->has_value)
-        best = (struct dir_best){true, n->value, depth};
+        best = (struct dir_best){true, node_value(b->lpm, n), depth};
     if (depth == 32) {
         blk[pfx] = dir_leaf(b, best, 32);
         return;
@@ -550,7 +583,7 @@ static void dir_top(struct dir_build *b, uint32_t node, unsigned depth, uint32_t
     struct lpm_direct *d = b->d;
 
     if (n->has_value)
-        best = (struct dir_best){true, n->value, depth};
+        best = (struct dir_best){true, node_value(b->lpm, n), depth};
     if (depth == 24) {
         if (n->child[0] == LPM_NONE && n->child[1] == LPM_NONE) {
             d->tbl32[pfx] = dir_leaf(b, best, 24);
@@ -716,7 +749,7 @@ static uint32_t stride_entry(struct stride_build *b, uint32_t node, unsigned dep
         }
         node = n->child[bit];
         if (nodes[node].has_value)
-            best = (struct dir_best){true, nodes[node].value, depth + k + 1};
+            best = (struct dir_best){true, node_value(b->lpm, &nodes[node]), depth + k + 1};
     }
     if (nodes[node].child[0] == LPM_NONE && nodes[node].child[1] == LPM_NONE)
         return stride_result(b, best.found, best.value, best.len, depth + 8);
@@ -782,7 +815,7 @@ static struct lpm_stride *stride_build(const struct cm_lpm *lpm, uint32_t root, 
     if (st->ent == NULL || st->head == NULL) {
         b.rc = CM_ENOMEM;
     } else {
-        struct dir_best best = {r->has_value, r->value, 0};
+        struct dir_best best = {r->has_value, r->has_value ? node_value(lpm, r) : 0, 0};
         (void)stride_node(&b, root, 0, best);
     }
     if (b.rc == CM_OK)

@@ -36,6 +36,12 @@ struct cm_lpm_result {
                             exceed the bits given (see above) */
 };
 
+/**
+ * A fold: what a lookup returns for a stored @value (@ctx given to
+ * cm_lpm_set_fold()). Must be pure: the compiled forms store its results.
+ */
+typedef uint32_t cm_lpm_fold_fn(const void *ctx, uint32_t value);
+
 /** A new empty table; NULL on allocation failure. */
 struct cm_lpm *cm_lpm_new(void);
 /** Accepts NULL. */
@@ -48,6 +54,17 @@ void cm_lpm_free(struct cm_lpm *lpm);
  */
 int cm_lpm_insert(struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned prefix_len,
                   uint32_t value);
+
+/**
+ * From now on cm_lpm_lookup() gives @fold(@ctx, value) instead of the value
+ * inserted (NULL @fold: the value itself); cm_lpm_lookup_trie() still gives
+ * the value inserted. Prefixes whose values fold alike make one result in
+ * the compiled forms: a caller that only needs a class of the value (a
+ * region, not why) gets narrower entries and fewer cache lines per lookup.
+ * Call before cm_lpm_compact() (this drops the compiled forms). @ctx is
+ * borrowed: it must outlive the table.
+ */
+void cm_lpm_set_fold(struct cm_lpm *lpm, cm_lpm_fold_fn *fold, const void *ctx);
 
 /**
  * Finds the longest prefix containing the first @addr_bits bits of @addr
@@ -67,8 +84,10 @@ bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, un
 void cm_lpm_prefetch(const struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned addr_bits);
 
 /**
- * The same lookup by walking the trie only, whatever cm_lpm_compact() built:
- * the reference the direct table is checked against (tests, benches).
+ * The same lookup by walking the trie only, whatever cm_lpm_compact() built,
+ * and with the values inserted (never folded): the reference the compiled
+ * forms are checked against (tests, benches), and the way back from a folded
+ * value to the inserted one (a lookup of the matched prefix's own length).
  */
 bool cm_lpm_lookup_trie(const struct cm_lpm *lpm, int family, const uint8_t *addr,
                         unsigned addr_bits, struct cm_lpm_result *res);

@@ -623,6 +623,88 @@ static void test_direct_many_values(void **state)
     cm_lpm_free(lpm);
 }
 
+static uint32_t fold_mod7(const void *ctx, uint32_t value)
+{
+    assert_ptr_equal(ctx, &fold_mod7);
+    return value % 7;
+}
+
+/* cm_lpm_lookup() agrees with the trie walk, the value folded. */
+static void check_folded(const struct cm_lpm *lpm, int family, const uint8_t *addr,
+                         unsigned addr_bits)
+{
+    struct cm_lpm_result d, t;
+    bool fd = cm_lpm_lookup(lpm, family, addr, addr_bits, &d);
+    bool ft = cm_lpm_lookup_trie(lpm, family, addr, addr_bits, &t);
+
+    assert_int_equal(fd, ft);
+    assert_int_equal(d.found, t.found);
+    assert_int_equal(d.matched_len, t.matched_len);
+    assert_int_equal(d.scope_len, t.scope_len);
+    if (t.found)
+        assert_int_equal(d.value, t.value % 7);
+}
+
+/*
+ * A fold: the direct table (its blocks, and the /24s beyond its blocks that
+ * ask the trie), the stride tables and the IPv6 trie all give fold(value);
+ * the trie walk alone gives the values inserted. 40,000 distinct values
+ * folding into 7 fit 16-bit entries, which they do not unfolded.
+ */
+static void test_fold(void **state)
+{
+    struct cm_lpm *lpm = cm_lpm_new();
+    uint64_t seed = 0xbb67ae8584caa73bull;
+    uint8_t a[16] = {0};
+
+    (void)state;
+    assert_non_null(lpm);
+    add(lpm, "0.0.0.0", 0, 5);
+    for (uint32_t i = 0; i < 40000; i++) { /* /24s from 16.0.0.0, /28s in the first 100 */
+        uint32_t v = (16u << 24) + i * 256;
+        a[0] = (uint8_t)(v >> 24);
+        a[1] = (uint8_t)(v >> 16);
+        a[2] = (uint8_t)(v >> 8);
+        a[3] = 0;
+        assert_int_equal(cm_lpm_insert(lpm, AF_INET, a, 24, 100000 + i), CM_OK);
+        a[3] = 32;
+        if (i < 100)
+            assert_int_equal(cm_lpm_insert(lpm, AF_INET, a, 28, 200000 + i), CM_OK);
+    }
+    for (uint32_t i = 0; i < 300; i++) {
+        uint8_t a6[16] = {0x20, 0x01, 0x0d, 0xb8, (uint8_t)(i >> 8), (uint8_t)i};
+        assert_int_equal(cm_lpm_insert(lpm, AF_INET6, a6, 48 - i % 3, 300000 + i), CM_OK);
+    }
+    cm_lpm_compact_with(lpm, 0, CM_LPM_DIRECT_MAX_BLOCKS, true);
+    assert_int_equal(cm_lpm_direct_bits(lpm), 32);
+    cm_lpm_set_fold(lpm, fold_mod7, &fold_mod7);
+    assert_false(cm_lpm_has_direct(lpm));
+    for (unsigned round = 0; round < 2; round++) {
+        if (round == 0) { /* 50 blocks: the other 50 /24s with /28s ask the trie */
+            cm_lpm_compact_with(lpm, 0, 50, true);
+            assert_int_equal(cm_lpm_direct_bits(lpm), 16);
+        } else {
+            cm_lpm_compact_with(lpm, SIZE_MAX, 0, true);
+            assert_true(cm_lpm_has_stride(lpm, AF_INET));
+        }
+        for (unsigned i = 0; i < 60000; i++) {
+            uint64_t r = rng_next(&seed);
+            uint32_t v = (16u << 24) + (uint32_t)(r % 40100) * 256 + (uint32_t)(r >> 56);
+            unsigned bits = (r >> 40) & 1 ? 24 + (unsigned)((r >> 41) % 9)
+                                          : (unsigned)((r >> 41) % 33);
+            a[0] = (uint8_t)(v >> 24);
+            a[1] = (uint8_t)(v >> 16);
+            a[2] = (uint8_t)(v >> 8);
+            a[3] = (uint8_t)v;
+            check_folded(lpm, AF_INET, a, bits);
+            uint8_t a6[16] = {0x20, 0x01, 0x0d, 0xb8, (uint8_t)(r >> 16), (uint8_t)(r >> 8),
+                              (uint8_t)r};
+            check_folded(lpm, AF_INET6, a6, (unsigned)((r >> 24) % 129));
+        }
+    }
+    cm_lpm_free(lpm);
+}
+
 static void test_direct_dropped_by_insert(void **state)
 {
     struct cm_lpm *lpm = cm_lpm_new();
@@ -662,6 +744,7 @@ int main(void)
         cmocka_unit_test(test_direct_threshold),
         cmocka_unit_test(test_direct_many_values),
         cmocka_unit_test(test_direct_dropped_by_insert),
+        cmocka_unit_test(test_fold),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
