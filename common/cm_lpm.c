@@ -24,9 +24,10 @@
  *          |             heads[b]                  (a /24 source) --r--> results[r]
  *          +--TRIE-----> the trie (more blocks than allowed)
  *
- * tbl24 has 2^24 entries of 16 bits (32 MiB) when at most 2^15 distinct
- * results and blocks are needed (a country database, or a city database
- * whose networks go to a few places), else of 32 bits (64 MiB): a lookup
+ * tbl24 has 2^24 entries of 16 bits (32 MiB) when every entry fits (result
+ * indexes below 2^15, block numbers below 2^15 - 1: a country database, or
+ * one whose values fold into a few classes, cm_lpm_set_fold), else of 32
+ * bits (64 MiB; the build tries 16 bits first, then walks again): a lookup
  * reads one entry at random in it, so half the bytes is half the cache
  * lines a client population keeps warm. The results array is small and
  * shared by all entries (its lines stay cached).
@@ -84,10 +85,10 @@ struct lpm_result_packed {
 
 /*
  * A direct-table entry is a result index, or with DIR_TAG (tbl24 only) a
- * block number or DIR_TRIE. It is 16 bits wide (tbl16) when the table has
- * at most 2^15 results (indexes 0..0x7fff) and 2^15 - 1 blocks (numbers
- * 0..0x7ffe), which halves the table a lookup touches at random (32 MiB),
- * else 32 bits wide (tbl32). A 16-bit entry with DIR16_TAG holds the block
+ * block number or DIR_TRIE. The first level is 16 bits wide (tbl16) when
+ * every entry fits (result indexes 0..0x7fff, block numbers 0..0x7ffe),
+ * which halves the table a lookup touches at random (32 MiB), else 32 bits
+ * wide (tbl32). A 16-bit entry with DIR16_TAG holds the block
  * number in its low 15 bits, all ones standing for DIR_TRIE.
  */
 #define DIR_TAG    0x80000000u
@@ -534,6 +535,7 @@ struct dir_build {
     struct lpm_direct *d;
     struct result_set rs;
     uint32_t max_blocks;
+    bool wide; /* an entry did not fit in tbl16: walk again into tbl32 */
 };
 
 static uint32_t dir_leaf(struct dir_build *b, struct dir_best best, unsigned scope_len)
@@ -545,6 +547,28 @@ static void dir_fill(uint32_t *tbl, uint32_t from, uint32_t count, uint32_t e)
 {
     for (uint32_t i = 0; i < count; i++)
         tbl[from + i] = e;
+}
+
+/* Sets @count first-level entries from @from to @e (a result index, or
+ * DIR_TAG with a block number or DIR_TRIE), in whichever table is being
+ * filled; one that does not fit in 16 bits makes the build wide. */
+static void top_fill(struct dir_build *b, uint32_t from, uint32_t count, uint32_t e)
+{
+    struct lpm_direct *d = b->d;
+    uint32_t blk = e & ~DIR_TAG;
+    uint16_t e16;
+
+    if (d->tbl32 != NULL) {
+        dir_fill(d->tbl32, from, count, e);
+        return;
+    }
+    if ((e & DIR_TAG) == 0 ? e >= DIR16_TAG : blk != DIR_TRIE && blk >= DIR16_TRIE) {
+        b->wide = true;
+        return;
+    }
+    e16 = (uint16_t)((e & DIR_TAG) == 0 ? e : DIR16_TAG | (blk == DIR_TRIE ? DIR16_TRIE : blk));
+    for (uint32_t i = 0; i < count; i++)
+        d->tbl16[from + i] = e16;
 }
 
 /*
@@ -575,24 +599,26 @@ static void dir_block(struct dir_build *b, uint32_t *blk, uint32_t node, unsigne
     }
 }
 
-/* The same down to depth 24, @pfx the first @depth bits: fills tbl32. */
+/* The same down to depth 24, @pfx the first @depth bits: fills tbl16 or tbl32. */
 static void dir_top(struct dir_build *b, uint32_t node, unsigned depth, uint32_t pfx,
                     struct dir_best best)
 {
     const struct lpm_node *n = &b->lpm->nodes[node];
     struct lpm_direct *d = b->d;
 
+    if (b->wide && d->tbl32 == NULL)
+        return; /* this 16-bit walk is lost: the 32-bit one follows */
     if (n->has_value)
         best = (struct dir_best){true, node_value(b->lpm, n), depth};
     if (depth == 24) {
         if (n->child[0] == LPM_NONE && n->child[1] == LPM_NONE) {
-            d->tbl32[pfx] = dir_leaf(b, best, 24);
+            top_fill(b, pfx, 1, dir_leaf(b, best, 24));
         } else if (d->blocks < b->max_blocks) {
             d->heads[d->blocks] = dir_leaf(b, best, n->max_len);
             dir_block(b, d->tbl8 + ((size_t)d->blocks << 8), node, 24, 0, best);
-            d->tbl32[pfx] = DIR_TAG | d->blocks++;
+            top_fill(b, pfx, 1, DIR_TAG | d->blocks++);
         } else {
-            d->tbl32[pfx] = DIR_TAG | DIR_TRIE;
+            top_fill(b, pfx, 1, DIR_TAG | DIR_TRIE);
         }
         return;
     }
@@ -603,7 +629,7 @@ static void dir_top(struct dir_build *b, uint32_t node, unsigned depth, uint32_t
         if (n->child[bit] != LPM_NONE)
             dir_top(b, n->child[bit], depth + 1, sub, best);
         else
-            dir_fill(d->tbl32, sub << shift, 1u << shift,
+            top_fill(b, sub << shift, 1u << shift,
                      dir_leaf(b, best, n->child[bit ^ 1u] != LPM_NONE ? depth + 1 : depth));
     }
 }
@@ -642,27 +668,6 @@ static void *huge_alloc(size_t bytes)
     return p;
 }
 
-/* tbl32 -> tbl16, when both the results and the blocks fit in 15 bits (the
- * caller checked); without memory, tbl32 stays. */
-static void dir_narrow(struct lpm_direct *d)
-{
-    uint16_t *t = huge_alloc((size_t)DIR_TBL24 * sizeof(*t));
-
-    if (t == NULL)
-        return;
-    for (uint32_t i = 0; i < DIR_TBL24; i++) {
-        uint32_t e = d->tbl32[i];
-
-        if ((e & DIR_TAG) == 0)
-            t[i] = (uint16_t)e;
-        else
-            t[i] = (uint16_t)(DIR16_TAG | (e == (DIR_TAG | DIR_TRIE) ? DIR16_TRIE : e & DIR16_TRIE));
-    }
-    free(d->tbl32);
-    d->tbl32 = NULL;
-    d->tbl16 = t;
-}
-
 static int direct_build(struct cm_lpm *lpm, size_t max_blocks, bool narrow)
 {
     struct dir_build b = {.lpm = lpm};
@@ -676,18 +681,28 @@ static int direct_build(struct cm_lpm *lpm, size_t max_blocks, bool narrow)
     if (d == NULL)
         goto out;
     b.d = d;
-    d->tbl32 = huge_alloc((size_t)DIR_TBL24 * sizeof(uint32_t));
+    /* 16-bit entries first when allowed: most tables fit, and then the
+     * 64 MiB of 32-bit ones are never touched */
+    d->tbl16 = narrow ? huge_alloc((size_t)DIR_TBL24 * sizeof(uint16_t)) : NULL;
     d->tbl8 = huge_alloc((size_t)blocks * 256 * sizeof(uint32_t));
     d->heads = malloc((blocks != 0 ? blocks : 1) * sizeof(uint32_t));
-    if (d->tbl32 == NULL || d->tbl8 == NULL || d->heads == NULL)
+    if (d->tbl8 == NULL || d->heads == NULL)
         goto out;
-    dir_top(&b, LPM_ROOT_V4, 0, 0, (struct dir_best){false, 0, 0});
+    if (d->tbl16 != NULL)
+        dir_top(&b, LPM_ROOT_V4, 0, 0, (struct dir_best){false, 0, 0});
+    if (d->tbl16 == NULL || b.wide) { /* again, 32-bit (the results set stays) */
+        free(d->tbl16);
+        d->tbl16 = NULL;
+        d->blocks = 0;
+        d->tbl32 = huge_alloc((size_t)DIR_TBL24 * sizeof(uint32_t));
+        if (d->tbl32 == NULL)
+            goto out;
+        dir_top(&b, LPM_ROOT_V4, 0, 0, (struct dir_best){false, 0, 0});
+    }
     rc = b.rs.rc;
     if (rc != CM_OK)
         goto out;
     d->results = rs_take(&b.rs, &d->nresults);
-    if (narrow && d->nresults <= DIR16_TAG && d->blocks <= DIR16_TRIE)
-        dir_narrow(d);
     d->bytes = sizeof(*d) + (size_t)DIR_TBL24 * (d->tbl16 != NULL ? 2 : 4) +
                (size_t)blocks * 257 * sizeof(uint32_t) + (size_t)d->nresults * sizeof(d->results[0]);
     lpm->direct = d;

@@ -96,7 +96,7 @@ bool cm_lpm_lookup_trie(const struct cm_lpm *lpm, int family, const uint8_t *add
 size_t cm_lpm_memory(const struct cm_lpm *lpm);
 
 /** IPv4 prefixes from which cm_lpm_compact() builds the direct table
- * (32 MiB, or 64 MiB with 2^15 distinct results or blocks or more). */
+ * (32 MiB; 64 MiB with 2^15 distinct results or blocks or more). */
 #define CM_LPM_DIRECT_MIN 65536u
 /** Second-level blocks (1 KiB each: /24s holding longer prefixes) at most;
  * the /24s beyond are answered by the trie. */
