@@ -98,10 +98,10 @@ struct lpm_result_packed {
 #define DIR_TBL24  (1u << 24)
 
 struct lpm_direct {
-    uint16_t *tbl16; /* owned, DIR_TBL24 entries; NULL when tbl32 is used */
-    uint32_t *tbl32; /* owned, DIR_TBL24 entries; NULL when tbl16 is used */
-    uint32_t *tbl8;  /* owned, 256 result indexes per block */
-    uint32_t *heads; /* owned, one per block: the answer for a /24 source */
+    uint16_t *tbl16;                   /* owned, DIR_TBL24 entries; NULL when tbl32 is used */
+    uint32_t *tbl32;                   /* owned, DIR_TBL24 entries; NULL when tbl16 is used */
+    uint32_t *tbl8;                    /* owned, 256 result indexes per block */
+    uint32_t *heads;                   /* owned, one per block: the answer for a /24 source */
     struct lpm_result_packed *results; /* owned, nresults */
     uint32_t blocks;                   /* blocks in tbl8 */
     uint32_t nresults;                 /* distinct results */
@@ -357,8 +357,9 @@ static uint32_t addr_24(const uint8_t *addr)
 
 /* The trie's answer as cm_lpm_lookup() gives it: its value folded. Kept out
  * of line (the rare path), so that the direct table's path saves no registers. */
-__attribute__((noinline)) static bool trie_folded(const struct cm_lpm *lpm, int family, const uint8_t *addr,
-                        unsigned addr_bits, struct cm_lpm_result *res)
+__attribute__((noinline)) static bool trie_folded(const struct cm_lpm *lpm, int family,
+                                                  const uint8_t *addr, unsigned addr_bits,
+                                                  struct cm_lpm_result *res)
 {
     if (!cm_lpm_lookup_trie(lpm, family, addr, addr_bits, res))
         return false;
@@ -704,7 +705,8 @@ static int direct_build(struct cm_lpm *lpm, size_t max_blocks, bool narrow)
         goto out;
     d->results = rs_take(&b.rs, &d->nresults);
     d->bytes = sizeof(*d) + (size_t)DIR_TBL24 * (d->tbl16 != NULL ? 2 : 4) +
-               (size_t)blocks * 257 * sizeof(uint32_t) + (size_t)d->nresults * sizeof(d->results[0]);
+               (size_t)blocks * 257 * sizeof(uint32_t) +
+               (size_t)d->nresults * sizeof(d->results[0]);
     lpm->direct = d;
     d = NULL; /* the table's now */
 out:

@@ -690,14 +690,14 @@ static void test_fold(void **state)
         for (unsigned i = 0; i < 60000; i++) {
             uint64_t r = rng_next(&seed);
             uint32_t v = (16u << 24) + (uint32_t)(r % 40100) * 256 + (uint32_t)(r >> 56);
-            unsigned bits = (r >> 40) & 1 ? 24 + (unsigned)((r >> 41) % 9)
-                                          : (unsigned)((r >> 41) % 33);
+            unsigned bits =
+                (r >> 40) & 1 ? 24 + (unsigned)((r >> 41) % 9) : (unsigned)((r >> 41) % 33);
             a[0] = (uint8_t)(v >> 24);
             a[1] = (uint8_t)(v >> 16);
             a[2] = (uint8_t)(v >> 8);
             a[3] = (uint8_t)v;
             check_folded(lpm, AF_INET, a, bits);
-            uint8_t a6[16] = {0x20, 0x01, 0x0d, 0xb8, (uint8_t)(r >> 16), (uint8_t)(r >> 8),
+            uint8_t a6[16] = {0x20,      0x01, 0x0d, 0xb8, (uint8_t)(r >> 16), (uint8_t)(r >> 8),
                               (uint8_t)r};
             check_folded(lpm, AF_INET6, a6, (unsigned)((r >> 24) % 129));
         }
