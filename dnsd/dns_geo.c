@@ -701,7 +701,8 @@ out:
         return rc;
     }
     /* place indexes must not reach the fold's bit, regions fit in 16 bits */
-    if (geo->place_count < DNS_GEO_REGION_BIT && conf->region_count <= DNS_GEO_REGION_MAX)
+    if (db != NULL && geo->place_count < DNS_GEO_REGION_BIT &&
+        conf->region_count <= DNS_GEO_REGION_MAX)
         cm_lpm_set_fold(geo->lpm, place_fold, geo);
     cm_lpm_compact(geo->lpm);
     geo->build_us = now_us() - t0;
