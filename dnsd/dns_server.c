@@ -5,7 +5,9 @@
  *
  * Each worker owns its event_base, sockets, buffers, connection pool and
  * counters; the only thing shared with the main thread is the mailbox (a
- * mutex-protected pending view and stop flag, signalled with event_active).
+ * mutex-protected pending view and stop flag, signalled through an eventfd
+ * the worker's loop reads). No other thread touches a worker's event_base
+ * once the worker runs, so it is created without locks.
  */
 #include "dnsd/dns_server.h"
 
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -133,7 +136,8 @@ struct dns_worker {
     pthread_mutex_t lock;       /* protects the mailbox */
     struct dns_view *mbox_view; /* pending view (one reference), NULL if none */
     bool mbox_stop;
-    struct event *mbox_ev;  /* owned; activated by the main thread */
+    int mbox_fd;            /* eventfd: written by the main thread after it fills the mailbox */
+    struct event *mbox_ev;  /* owned; reads mbox_fd */
     struct event *grace_ev; /* owned; stop deadline */
     bool stopping;
 
@@ -873,14 +877,33 @@ static void worker_begin_stop(struct dns_worker *w)
         grace_cb(-1, 0, w);
 }
 
+/* Resets the eventfd: one read takes every signal written since the last. */
+static void mbox_drain(int fd)
+{
+    uint64_t count;
+
+    while (read(fd, &count, sizeof(count)) == -1 && errno == EINTR) {
+    }
+}
+
+/* Main thread: wakes the worker to look at its mailbox. */
+static void mbox_signal(struct dns_worker *w)
+{
+    uint64_t one = 1;
+
+    /* EAGAIN means the counter is full: the worker has a wakeup pending anyway. */
+    while (write(w->mbox_fd, &one, sizeof(one)) == -1 && errno == EINTR) {
+    }
+}
+
 static void mbox_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct dns_worker *w = arg;
     struct dns_view *view;
     bool stop;
 
-    (void)fd;
     (void)what;
+    mbox_drain(fd);
     pthread_mutex_lock(&w->lock);
     view = w->mbox_view;
     w->mbox_view = NULL;
@@ -1053,6 +1076,23 @@ static int query_log_new(struct dns_server *srv, const struct cm_conf *conf, cha
     return CM_OK;
 }
 
+/*
+ * The worker's loop, without locks: once the worker runs, only its own
+ * thread touches the base (the main thread signals through mbox_fd).
+ */
+static struct event_base *worker_base_new(void)
+{
+    struct event_config *cfg = event_config_new();
+    struct event_base *base = NULL;
+
+    if (cfg == NULL)
+        return NULL;
+    if (event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK) == 0)
+        base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
+}
+
 static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id,
                        const struct cm_conf *conf, struct dns_view *view, char *err, size_t errlen)
 {
@@ -1060,6 +1100,7 @@ static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id
 
     w->srv = srv;
     w->id = id;
+    w->mbox_fd = -1;
     pthread_mutex_init(&w->lock, NULL);
     TAILQ_INIT(&w->active);
     TAILQ_INIT(&w->free);
@@ -1085,7 +1126,7 @@ static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id
     w->tcp = calloc(srv->listen_count + 1, sizeof(*w->tcp));
     w->rbufs = malloc((size_t)UDP_BATCH * UDP_REQ_MAX);
     w->sbufs = malloc((size_t)UDP_BATCH * w->resp_cap);
-    w->base = event_base_new();
+    w->base = worker_base_new();
     if (w->udp == NULL || w->tcp == NULL || w->rbufs == NULL || w->sbufs == NULL ||
         w->base == NULL) {
         snprintf(err, errlen, "worker %u: out of memory", id);
@@ -1104,8 +1145,15 @@ static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id
         if (rc != CM_OK)
             return rc;
     }
-    w->mbox_ev = event_new(w->base, -1, 0, mbox_cb, w);
-    if (w->mbox_ev == NULL) {
+    w->mbox_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->mbox_fd == -1) {
+        int rc = cm_err_from_errno(errno);
+
+        snprintf(err, errlen, "worker %u: cannot create an eventfd: %s", id, cm_strerror(rc));
+        return rc;
+    }
+    w->mbox_ev = event_new(w->base, w->mbox_fd, EV_READ | EV_PERSIST, mbox_cb, w);
+    if (w->mbox_ev == NULL || event_add(w->mbox_ev, NULL) != 0) {
         snprintf(err, errlen, "worker %u: out of memory", id);
         return CM_ENOMEM;
     }
@@ -1134,6 +1182,8 @@ static void worker_fini(struct dns_worker *w)
         event_free(w->grace_ev);
     if (w->mbox_ev != NULL)
         event_free(w->mbox_ev);
+    if (w->mbox_fd >= 0)
+        close(w->mbox_fd);
     if (w->base != NULL)
         event_base_free(w->base);
     free(w->rbufs);
@@ -1230,7 +1280,7 @@ void dns_server_set_view(struct dns_server *srv, struct dns_view *view)
         w->mbox_view = view;
         pthread_mutex_unlock(&w->lock);
         dns_view_unref(old); /* superseded before the worker took it */
-        event_active(w->mbox_ev, EV_READ, 0);
+        mbox_signal(w);
     }
 }
 
@@ -1347,7 +1397,7 @@ void dns_server_stop(struct dns_server *srv)
         pthread_mutex_lock(&w->lock);
         w->mbox_stop = true;
         pthread_mutex_unlock(&w->lock);
-        event_active(w->mbox_ev, EV_READ, 0);
+        mbox_signal(w);
     }
     for (size_t i = 0; i < srv->worker_count; i++) {
         struct dns_worker *w = &srv->workers[i];
