@@ -15,6 +15,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +226,71 @@ static void endpoint_fini(struct cm_state_endpoint *ep)
     free(ep->reason);
 }
 
+/*
+ * The share counters of the services one parse gave (a document's or a
+ * delta's): one block, so that sharing every service of a document touches
+ * adjacent counters. alive counts the counters above 0 and the document that
+ * parsed them; the block goes with the last.
+ */
+struct cm_state_refs {
+    size_t alive;
+    size_t used;
+    size_t cap;
+    unsigned count[];
+};
+
+static struct cm_state_refs *refs_new(size_t cap)
+{
+    struct cm_state_refs *r = calloc(1, sizeof(*r) + cap * sizeof(r->count[0]));
+
+    if (r == NULL)
+        return NULL;
+    r->alive = 1;
+    r->cap = cap;
+    return r;
+}
+
+static void refs_release(struct cm_state_refs *r)
+{
+    if (r != NULL && --r->alive == 0)
+        free(r);
+}
+
+/* A new counter of @r (which has room for it) for a first holder. */
+static unsigned *refs_take(struct cm_state_refs *r)
+{
+    unsigned *n = &r->count[r->used++];
+
+    *n = 1;
+    r->alive++;
+    return n;
+}
+
+/* Drops one holder of @svc: whether that was the last (its allocations are to be freed). */
+static bool service_release(struct cm_state_service *svc)
+{
+    if (svc->shared == NULL)
+        return true; /* failed before it was counted */
+    if (--*svc->shared > 0)
+        return false; /* another document holds it too */
+    refs_release(svc->refs);
+    return true;
+}
+
+static uint64_t next_serial(void)
+{
+    static atomic_uint_fast64_t serials;
+
+    return (uint64_t)atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed) + 1;
+}
+
+/* Whether @st was made from @base (cm_state_delta_apply): its services but
+ * st->fresh are @base's, and st->removed are keys of @base. */
+static bool made_from(const struct cm_state *st, const struct cm_state *base)
+{
+    return base != NULL && st->base_serial != 0 && st->base_serial == base->serial;
+}
+
 void cm_state_free(struct cm_state *st)
 {
     if (st == NULL)
@@ -241,9 +307,8 @@ void cm_state_free(struct cm_state *st)
     for (size_t i = 0; i < st->service_count; i++) {
         struct cm_state_service *svc = &st->services[i];
 
-        if (svc->shared != NULL && --*svc->shared > 0)
-            continue; /* another document holds it too */
-        free(svc->shared);
+        if (!service_release(svc))
+            continue;
         for (size_t j = 0; j < svc->member_count; j++)
             endpoint_fini(&svc->members[j]);
         free(svc->members);
@@ -251,8 +316,12 @@ void cm_state_free(struct cm_state *st)
         for (size_t j = 0; j < svc->placement_count; j++)
             free(svc->placement[j]);
         free(svc->placement);
+        json_decref(svc->json);
     }
     free(st->services);
+    free(st->fresh);
+    free(st->removed);
+    refs_release(st->refs);
     json_decref(st->json);
     free(st);
 }
@@ -447,19 +516,21 @@ static int parse_service_rules(struct pctx *c, json_t *obj, const char *path,
     return get_bool(c, obj, path, "allow_without_endpoints", false, &svc->allow_without_endpoints);
 }
 
+/* Service @key from @obj into @svc, counted in @refs (which has room). */
 static int parse_service(struct pctx *c, const char *key, json_t *obj, const char *path,
-                         struct cm_state_service *svc)
+                         struct cm_state_refs *refs, struct cm_state_service *svc)
 {
     char p[PATH_MAX_LEN], mpath[PATH_MAX_LEN];
     const char *name;
     json_t *members, *v;
     int rc;
 
+    svc->shared = refs_take(refs);
+    svc->refs = refs;
+    svc->json = json_incref(obj);
     svc->key = dup_str(key);
-    svc->shared = malloc(sizeof(*svc->shared));
-    if (svc->key == NULL || svc->shared == NULL)
+    if (svc->key == NULL)
         return CM_ENOMEM;
-    *svc->shared = 1;
     if (!json_is_object(obj))
         return fail(c, path, "must be an object");
     v = json_object_get(obj, "port");
@@ -564,7 +635,8 @@ static int parse_services(struct pctx *c, json_t *doc, struct cm_state *st)
         return fail(c, "services", "too many services (%zu, max %u)", json_object_size(services),
                     CM_STATE_MAX_SERVICES);
     st->services = calloc(json_object_size(services), sizeof(*st->services));
-    if (st->services == NULL)
+    st->refs = refs_new(json_object_size(services));
+    if (st->services == NULL || st->refs == NULL)
         return CM_ENOMEM;
     json_object_foreach(services, key, v)
     {
@@ -573,7 +645,7 @@ static int parse_services(struct pctx *c, json_t *doc, struct cm_state *st)
             return fail(c, "services", "key \"%s\" is not \"namespace/name\"", q);
         }
         path_join(p, sizeof(p), "services", key);
-        rc = parse_service(c, key, v, p, &st->services[st->service_count++]);
+        rc = parse_service(c, key, v, p, st->refs, &st->services[st->service_count++]);
         if (rc != CM_OK)
             return rc;
     }
@@ -635,11 +707,13 @@ static int check_addresses(struct pctx *c, const struct cm_state *st, const stru
                            const struct cm_state_opts *o)
 {
     static const struct cm_state_opts none = {0};
+    bool since = made_from(st, base);
+    size_t n = since ? st->fresh_count : st->service_count;
 
     if (o == NULL)
         o = &none;
-    for (size_t i = 0; i < st->service_count; i++) {
-        const struct cm_state_service *svc = &st->services[i];
+    for (size_t i = 0; i < n; i++) { /* made from @base: only what it parsed */
+        const struct cm_state_service *svc = &st->services[since ? st->fresh[i] : i];
 
         if (base != NULL && svc->shared != NULL && *svc->shared > 1)
             continue;
@@ -680,6 +754,23 @@ static int parse_header(struct pctx *c, json_t *doc, struct cm_state *st)
     return rc;
 }
 
+/*
+ * What a document keeps of @doc as its "json": all but the services (each
+ * service keeps its own object), their presence marked by an empty object.
+ */
+static int doc_header_json(json_t *doc, json_t **out)
+{
+    json_t *h = json_copy(doc); /* shallow: the values are shared, not changed */
+
+    *out = h;
+    if (h == NULL)
+        return CM_ENOMEM;
+    if (json_object_get(h, "services") != NULL &&
+        json_object_set_new(h, "services", json_object()) != 0)
+        return CM_ENOMEM;
+    return CM_OK;
+}
+
 int cm_state_from_json(json_t *doc, const struct cm_state_opts *opts, struct cm_state **out,
                        char *err, size_t errlen)
 {
@@ -694,8 +785,10 @@ int cm_state_from_json(json_t *doc, const struct cm_state_opts *opts, struct cm_
     st = calloc(1, sizeof(*st));
     if (st == NULL)
         return CM_ENOMEM;
-    st->json = json_incref(doc);
-    rc = parse_header(&c, doc, st);
+    st->serial = next_serial();
+    rc = doc_header_json(doc, &st->json);
+    if (rc == CM_OK)
+        rc = parse_header(&c, doc, st);
     if (rc == CM_OK)
         rc = parse_members(&c, doc, st);
     if (rc == CM_OK)
@@ -823,33 +916,95 @@ static int delta_header(struct pctx *c, const struct cm_state *base, json_t *del
     return CM_OK;
 }
 
-/* @services (a copy of the base's) with the delta's changes: set, then removed. */
-static int delta_services(struct pctx *c, json_t *delta, json_t *services)
+static int cmp_key_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A "removed" entry and its place in the array. */
+struct removed_ref {
+    const char *key;
+    size_t at;
+};
+
+static int cmp_removed_ref(const void *a, const void *b)
+{
+    const struct removed_ref *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+
+    return c != 0 ? c : x->at < y->at ? -1 : x->at > y->at;
+}
+
+static bool removed_is_key(json_t *v)
+{
+    return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
+}
+
+/*
+ * The delta's "removed", checked against @base and the changed services in
+ * order (the first bad entry is the one reported): each a service key the
+ * base has, not also changed, listed once. *out: the base's keys (borrowed),
+ * sorted.
+ */
+static int delta_removed(struct pctx *c, const struct cm_state *base, json_t *delta,
+                         const char ***out, size_t *count)
 {
     char p[PATH_MAX_LEN], q[QUOTE_MAX_LEN + 8];
     json_t *changed = json_object_get(delta, "services");
     json_t *removed = json_object_get(delta, "removed");
-    const char *key;
+    size_t n = json_array_size(removed), nref = 0, i;
+    struct removed_ref *refs = calloc(n + 1, sizeof(*refs));
+    bool *twice = calloc(n + 1, sizeof(*twice));
+    const char **keys = calloc(n + 1, sizeof(*keys));
     json_t *v;
-    size_t i;
+    int rc = CM_ENOMEM;
 
-    json_object_foreach(changed, key, v)
-    {
-        if (json_object_set(services, key, v) != 0)
-            return CM_ENOMEM;
-    }
+    *out = NULL;
+    *count = 0;
+    if (refs == NULL || twice == NULL || keys == NULL)
+        goto out;
     json_array_foreach(removed, i, v)
     {
-        cm_errf(p, sizeof(p), "removed[%zu]", i);
-        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
-            return fail(c, p, "must be a service key (a string)");
-        quote(q, sizeof(q), json_string_value(v));
-        if (json_object_get(changed, json_string_value(v)) != NULL)
-            return fail(c, p, "\"%s\" is both removed and in services", q);
-        if (json_object_del(services, json_string_value(v)) != 0)
-            return fail(c, p, "\"%s\" is not a service of the base document (or listed twice)", q);
+        if (removed_is_key(v))
+            refs[nref++] = (struct removed_ref){.key = json_string_value(v), .at = i};
     }
-    return CM_OK;
+    qsort(refs, nref, sizeof(*refs), cmp_removed_ref);
+    for (i = 1; i < nref; i++)
+        twice[refs[i].at] = strcmp(refs[i - 1].key, refs[i].key) == 0;
+    rc = CM_OK;
+    json_array_foreach(removed, i, v)
+    {
+        const struct cm_state_service *svc;
+
+        cm_errf(p, sizeof(p), "removed[%zu]", i);
+        if (!removed_is_key(v)) {
+            rc = fail(c, p, "must be a service key (a string)");
+            break;
+        }
+        quote(q, sizeof(q), json_string_value(v));
+        if (json_object_get(changed, json_string_value(v)) != NULL) {
+            rc = fail(c, p, "\"%s\" is both removed and in services", q);
+            break;
+        }
+        svc = cm_state_service_find(base, json_string_value(v));
+        if (svc == NULL || twice[i]) {
+            rc = fail(c, p, "\"%s\" is not a service of the base document (or listed twice)", q);
+            break;
+        }
+        keys[(*count)++] = svc->key;
+    }
+    if (rc == CM_OK) {
+        qsort(keys, *count, sizeof(*keys), cmp_key_str);
+        *out = keys;
+        keys = NULL;
+    } else {
+        *count = 0;
+    }
+out:
+    free(keys);
+    free(twice);
+    free(refs);
+    return rc;
 }
 
 /* Service @from (of a base document) shared by the document @to is built into: only
@@ -863,25 +1018,20 @@ static int share_service(const struct cm_state_service *from, struct cm_state_se
     return CM_OK;
 }
 
-static int cmp_key_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /*
- * The services of the document @next (@base's with @delta's changes, as
- * delta_services made its JSON): the changed ones parsed and checked as a
- * whole document's are, the others shared with @base (not parsed again).
+ * The services of @st, @base's with @delta's changes: the changed ones parsed
+ * and checked as a whole document's are (their indexes in st->fresh), the
+ * others shared with @base (not parsed again), the removed ones
+ * (st->removed, from delta_removed) left out.
  */
 static int delta_build_services(struct pctx *c, const struct cm_state *base, json_t *delta,
                                 const struct cm_state_opts *o, struct cm_state *st)
 {
     static const struct cm_state_opts none = {0};
     json_t *changed = json_object_get(delta, "services");
-    json_t *removed = json_object_get(delta, "removed");
-    size_t nchg = json_object_size(changed), nrem = json_array_size(removed), k = 0, r = 0;
+    size_t nchg = json_object_size(changed), nrem = st->removed_count, k = 0, r = 0;
     const char **keys = calloc(nchg + 1, sizeof(*keys));
-    const char **gone = calloc(nrem + 1, sizeof(*gone));
+    const char **gone = st->removed;
     char p[PATH_MAX_LEN], q[QUOTE_MAX_LEN + 8];
     const char *key;
     json_t *v;
@@ -889,12 +1039,12 @@ static int delta_build_services(struct pctx *c, const struct cm_state *base, jso
     int rc = CM_ENOMEM;
 
     st->services = calloc(base->service_count + nchg + 1, sizeof(*st->services));
-    if (keys == NULL || gone == NULL || st->services == NULL)
+    st->fresh = calloc(nchg + 1, sizeof(*st->fresh));
+    st->refs = refs_new(nchg);
+    if (keys == NULL || st->services == NULL || st->fresh == NULL || st->refs == NULL)
         goto out;
     json_object_foreach(changed, key, v) keys[k++] = key;
-    json_array_foreach(removed, i, v) gone[i] = json_string_value(v);
     qsort(keys, nchg, sizeof(*keys), cmp_key_str);
-    qsort(gone, nrem, sizeof(*gone), cmp_key_str);
     if (o == NULL)
         o = &none;
     k = 0;
@@ -904,10 +1054,10 @@ static int delta_build_services(struct pctx *c, const struct cm_state *base, jso
         int cmp = b == NULL ? 1 : k == nchg ? -1 : strcmp(b->key, keys[k]);
         struct cm_state_service *out = &st->services[st->service_count];
 
-        if (cmp < 0 && r < nrem && strcmp(b->key, gone[r]) == 0) {
+        if (cmp < 0 && r < nrem && b->key == gone[r]) {
             i++;
             r++;
-            continue; /* removed (delta_services checked the base has it) */
+            continue; /* removed (delta_removed checked the base has it) */
         }
         if (cmp < 0) {
             rc = share_service(b, out);
@@ -923,8 +1073,9 @@ static int delta_build_services(struct pctx *c, const struct cm_state *base, jso
             break;
         }
         path_join(p, sizeof(p), "services", key);
+        st->fresh[st->fresh_count++] = st->service_count;
         st->service_count++; /* counted first: cm_state_free frees what a failure leaves */
-        rc = parse_service(c, key, json_object_get(changed, key), p, out);
+        rc = parse_service(c, key, json_object_get(changed, key), p, st->refs, out);
         for (size_t j = 0; rc == CM_OK && j < out->member_count; j++)
             rc = check_endpoint_addresses(c, key, &out->members[j], o);
     }
@@ -933,11 +1084,50 @@ static int delta_build_services(struct pctx *c, const struct cm_state *base, jso
                   CM_STATE_MAX_SERVICES);
 out:
     free(keys);
-    free(gone);
     return rc;
 }
 
-/* The document @next from @base and @delta without parsing what the delta leaves alone. */
+/* Whether the headers (all but the services) @a and @b are equal, but
+ * generation and generated_at when @ignore_generation. */
+static bool same_header(json_t *a, json_t *b, bool ignore_generation)
+{
+    json_t *ca, *cb;
+    bool same = false;
+
+    if (!ignore_generation)
+        return json_equal(a, b);
+    ca = json_copy(a);
+    cb = json_copy(b);
+    if (ca != NULL && cb != NULL) {
+        json_object_del(ca, "generation");
+        json_object_del(ca, "generated_at");
+        json_object_del(cb, "generation");
+        json_object_del(cb, "generated_at");
+        same = json_equal(ca, cb);
+    }
+    json_decref(ca);
+    json_decref(cb);
+    return same;
+}
+
+/* Whether @st (made from @base) says what @base says (but its generation):
+ * nothing removed, every service it parsed the base's as it was. */
+static bool delta_same_as_base(const struct cm_state *st, const struct cm_state *base)
+{
+    if (st->removed_count > 0 || !same_header(st->json, base->json, true))
+        return false;
+    for (size_t i = 0; i < st->fresh_count; i++) {
+        const struct cm_state_service *s = &st->services[st->fresh[i]];
+        const struct cm_state_service *b = cm_state_service_find(base, s->key);
+
+        if (b == NULL || !json_equal(s->json, b->json))
+            return false;
+    }
+    return true;
+}
+
+/* The document from @base and @delta (its header @next) without parsing what the
+ * delta leaves alone. */
 static int delta_build(struct pctx *c, const struct cm_state *base, json_t *delta, json_t *next,
                        const struct cm_state_opts *opts, struct cm_state **out)
 {
@@ -946,8 +1136,12 @@ static int delta_build(struct pctx *c, const struct cm_state *base, json_t *delt
 
     if (st == NULL)
         return CM_ENOMEM;
+    st->serial = next_serial();
+    st->base_serial = base->serial;
     st->json = json_incref(next);
-    rc = parse_header(c, next, st);
+    rc = delta_removed(c, base, delta, &st->removed, &st->removed_count);
+    if (rc == CM_OK)
+        rc = parse_header(c, next, st);
     if (rc == CM_OK)
         rc = parse_members(c, next, st);
     if (rc == CM_OK)
@@ -956,6 +1150,7 @@ static int delta_build(struct pctx *c, const struct cm_state *base, json_t *delt
         cm_state_free(st);
         return rc;
     }
+    st->same_as_base = delta_same_as_base(st, base);
     *out = st;
     return CM_OK;
 }
@@ -965,7 +1160,7 @@ int cm_state_delta_apply(const struct cm_state *base, json_t *delta,
                          size_t errlen)
 {
     struct pctx c = {.err = err, .errlen = errlen};
-    json_t *next = NULL, *services = NULL, *v;
+    json_t *next = NULL, *v;
     const char *key;
     int rc;
 
@@ -977,7 +1172,7 @@ int cm_state_delta_apply(const struct cm_state *base, json_t *delta,
     rc = delta_header(&c, base, delta);
     if (rc != CM_OK)
         return rc;
-    next = json_copy(base->json); /* shallow: the base's values are shared, not changed */
+    next = json_copy(base->json); /* shallow, and without the services: a few members */
     if (next == NULL)
         return CM_ENOMEM;
     json_object_foreach(delta, key, v)
@@ -990,25 +1185,18 @@ int cm_state_delta_apply(const struct cm_state *base, json_t *delta,
             goto out;
         }
     }
-    if (json_object_size(json_object_get(delta, "services")) > 0 ||
-        json_array_size(json_object_get(delta, "removed")) > 0) {
-        v = json_object_get(base->json, "services");
-        services = json_is_object(v) ? json_copy(v) : json_object();
-        if (services == NULL) {
-            rc = CM_ENOMEM;
-            goto out;
-        }
-        rc = delta_services(&c, delta, services);
-        if (rc == CM_OK && json_object_set(next, "services", services) != 0)
-            rc = CM_ENOMEM;
-        if (rc != CM_OK)
-            goto out;
+    /* A delta that changes services leaves the document with "services". */
+    if ((json_object_size(json_object_get(delta, "services")) > 0 ||
+         json_array_size(json_object_get(delta, "removed")) > 0) &&
+        json_object_get(next, "services") == NULL &&
+        json_object_set_new(next, "services", json_object()) != 0) {
+        rc = CM_ENOMEM;
+        goto out;
     }
     rc = delta_build(&c, base, delta, next, opts, out);
 out:
     if (rc == CM_ENOMEM)
         fail(&c, "document", "out of memory");
-    json_decref(services);
     json_decref(next);
     return rc;
 }
@@ -1051,11 +1239,32 @@ static bool same_observed(const struct cm_state_endpoint *a, const struct cm_sta
     return true;
 }
 
+/* Stamps service @s of a document from @p, the previous document's entry for it (NULL: none). */
+static void stamp_service(struct cm_state_service *s, const struct cm_state_service *p,
+                          uint64_t stamp)
+{
+    s->changed = p != NULL && same_rules(p, s) ? p->changed : stamp;
+    for (size_t j = 0; j < s->member_count; j++) {
+        struct cm_state_endpoint *e = &s->members[j];
+        const struct cm_state_endpoint *pe = cm_state_endpoint_find(p, e->member);
+
+        e->changed = pe != NULL && same_observed(pe, e) ? pe->changed : stamp;
+    }
+}
+
 void cm_state_stamp(struct cm_state *st, const struct cm_state *prev, uint64_t stamp)
 {
     size_t at = 0, np = prev != NULL ? prev->service_count : 0;
 
     st->changed = stamp;
+    if (made_from(st, prev)) { /* what it parsed */
+        for (size_t i = 0; i < st->fresh_count; i++) {
+            struct cm_state_service *s = &st->services[st->fresh[i]];
+
+            stamp_service(s, cm_state_service_find(prev, s->key), stamp);
+        }
+        return;
+    }
     for (size_t i = 0; i < st->service_count; i++) { /* both sorted by key: one walk */
         struct cm_state_service *s = &st->services[i];
         const struct cm_state_service *p = NULL;
@@ -1068,19 +1277,57 @@ void cm_state_stamp(struct cm_state *st, const struct cm_state *prev, uint64_t s
             p = &prev->services[at];
         if (p != NULL && p->shared == s->shared)
             continue; /* shared with @prev: its stamps already */
-        s->changed = p != NULL && same_rules(p, s) ? p->changed : stamp;
-        for (size_t j = 0; j < s->member_count; j++) {
-            struct cm_state_endpoint *e = &s->members[j];
-            const struct cm_state_endpoint *pe = cm_state_endpoint_find(p, e->member);
+        stamp_service(s, p, stamp);
+    }
+}
 
-            e->changed = pe != NULL && same_observed(pe, e) ? pe->changed : stamp;
+json_t *cm_state_json(const struct cm_state *st)
+{
+    json_t *doc = json_copy(st->json), *services = NULL; /* shallow */
+
+    if (doc == NULL)
+        return NULL;
+    if (json_object_get(doc, "services") == NULL && st->service_count == 0)
+        return doc; /* it had none */
+    services = json_object();
+    for (size_t i = 0; services != NULL && i < st->service_count; i++) {
+        if (json_object_set(services, st->services[i].key, st->services[i].json) != 0) {
+            json_decref(services);
+            services = NULL;
         }
     }
+    if (services == NULL || json_object_set_new(doc, "services", services) != 0) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
 }
 
 char *cm_state_dump(const struct cm_state *st)
 {
-    return json_dumps(st->json, JSON_SORT_KEYS | JSON_COMPACT);
+    json_t *doc = cm_state_json(st);
+    char *text = doc != NULL ? json_dumps(doc, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+
+    json_decref(doc);
+    return text;
+}
+
+bool cm_state_equal(const struct cm_state *a, const struct cm_state *b, bool ignore_generation)
+{
+    if (made_from(b, a)) /* what the delta changed; its generation is above @a's */
+        return b->same_as_base && ignore_generation;
+    if (made_from(a, b))
+        return cm_state_equal(b, a, ignore_generation);
+    if (a->service_count != b->service_count)
+        return false;
+    for (size_t i = 0; i < a->service_count; i++) {
+        const struct cm_state_service *x = &a->services[i], *y = &b->services[i];
+
+        if ((x->key != y->key && strcmp(x->key, y->key) != 0) ||
+            (x->json != y->json && !json_equal(x->json, y->json)))
+            return false;
+    }
+    return same_header(a->json, b->json, ignore_generation); /* "services" presence included */
 }
 
 const struct cm_state_service *cm_state_service_find(const struct cm_state *st, const char *key)
@@ -1182,6 +1429,8 @@ int cm_state_check_conf_since(const struct cm_state *st, const struct cm_state *
     struct pctx c = {.err = err, .errlen = errlen};
     char p[PATH_MAX_LEN], q[QUOTE_MAX_LEN + 8];
     struct cm_state_opts o;
+    bool since;
+    size_t n;
     int rc;
 
     /* A registry member's place comes from the members section: when that
@@ -1200,8 +1449,10 @@ int cm_state_check_conf_since(const struct cm_state *st, const struct cm_state *
         if (rc != CM_OK)
             return rc;
     }
-    for (size_t i = 0; i < st->service_count; i++) {
-        const struct cm_state_service *svc = &st->services[i];
+    since = made_from(st, base);
+    n = since ? st->fresh_count : st->service_count;
+    for (size_t i = 0; i < n; i++) { /* made from @base: only what it parsed */
+        const struct cm_state_service *svc = &st->services[since ? st->fresh[i] : i];
 
         if (base != NULL && svc->shared != NULL && *svc->shared > 1)
             continue; /* shared with @base, which passed */
@@ -1262,9 +1513,12 @@ void cm_merged_free(struct cm_merged *m)
     if (m == NULL)
         return;
     for (size_t i = 0; i < m->service_count; i++) {
-        if (m->services[i].shared != NULL && --*m->services[i].shared > 0)
+        struct cm_merged_service *ms = &m->services[i];
+
+        if (ms->shared != NULL && --*ms->shared > 0)
             continue; /* a later merge holds it too (cm_merged_update) */
-        free(m->services[i].shared);
+        if (ms->shared != NULL)
+            refs_release(ms->refs);
         free(m->services[i].members);
         free(m->services[i].rtt_block);
         free(m->services[i].key_owned);
@@ -1272,6 +1526,7 @@ void cm_merged_free(struct cm_merged *m)
     free(m->services);
     free(m->rtt_ms);
     free(m->docs);
+    refs_release(m->refs);
     free(m);
 }
 
@@ -1609,10 +1864,8 @@ static int merge_service(struct cm_merged *m, const struct key_ref *kr, const st
 {
     struct cm_merged_service *ms = &m->services[m->service_count++];
 
-    ms->shared = malloc(sizeof(*ms->shared));
-    if (ms->shared == NULL)
-        return CM_ENOMEM;
-    *ms->shared = 1;
+    ms->shared = refs_take(m->refs); /* made with room for every entry merged */
+    ms->refs = m->refs;
     if (kr->from_doc) {
         ms->key = kr->key;
     } else {
@@ -1688,9 +1941,10 @@ int cm_merged_build(const struct cm_state *const *docs, size_t count, const stru
         goto out;
     rc = CM_ENOMEM;
     m->services = calloc(at_least_one(nkeys), sizeof(*m->services));
+    m->refs = refs_new(nkeys);
     found = calloc(at_least_one(nused), sizeof(*found));
     src_doc = calloc(at_least_one(conf->member_count), sizeof(*src_doc));
-    if (m->services == NULL || found == NULL || src_doc == NULL)
+    if (m->services == NULL || m->refs == NULL || found == NULL || src_doc == NULL)
         goto out;
     for (size_t k = 0; k < nkeys; k++) {
         rc = merge_service(m, &keys[k], used, nused, conf, order, found, src_doc);
@@ -1718,12 +1972,36 @@ static bool same_service(const struct cm_state_service *x, const struct cm_state
     return x != NULL && y != NULL && x->shared != NULL && x->shared == y->shared;
 }
 
+/* Appends @key to @dirty. */
+static int dirty_add(const char ***dirty, size_t *count, size_t *cap, const char *key)
+{
+    if (*count == *cap) {
+        size_t ncap = *cap != 0 ? 2 * *cap : 16;
+        const char **a = realloc(*dirty, ncap * sizeof(*a));
+
+        if (a == NULL)
+            return CM_ENOMEM;
+        *dirty = a;
+        *cap = ncap;
+    }
+    (*dirty)[(*count)++] = key;
+    return CM_OK;
+}
+
 /* Adds to @dirty (sorted later) every key whose service differs between @p and @n. */
 static int dirty_keys(const struct cm_state *p, const struct cm_state *n, const char ***dirty,
                       size_t *count, size_t *cap)
 {
     size_t i = 0, j = 0;
+    int rc = CM_OK;
 
+    if (made_from(n, p)) { /* what the delta parsed or removed */
+        for (i = 0; rc == CM_OK && i < n->fresh_count; i++)
+            rc = dirty_add(dirty, count, cap, n->services[n->fresh[i]].key);
+        for (i = 0; rc == CM_OK && i < n->removed_count; i++)
+            rc = dirty_add(dirty, count, cap, n->removed[i]);
+        return rc;
+    }
     while (i < p->service_count || j < n->service_count) {
         const struct cm_state_service *x = i < p->service_count ? &p->services[i] : NULL;
         const struct cm_state_service *y = j < n->service_count ? &n->services[j] : NULL;
@@ -1735,16 +2013,8 @@ static int dirty_keys(const struct cm_state *p, const struct cm_state *n, const 
         if (c == 0 && same_service(x, y))
             continue;
         key = c > 0 ? y->key : x->key;
-        if (*count == *cap) {
-            size_t ncap = *cap != 0 ? 2 * *cap : 16;
-            const char **a = realloc(*dirty, ncap * sizeof(*a));
-
-            if (a == NULL)
-                return CM_ENOMEM;
-            *dirty = a;
-            *cap = ncap;
-        }
-        (*dirty)[(*count)++] = key;
+        if (dirty_add(dirty, count, cap, key) != CM_OK)
+            return CM_ENOMEM;
     }
     return CM_OK;
 }
@@ -1788,8 +2058,9 @@ static int update_services(struct cm_merged *m, const struct cm_merged *prev, co
     int rc = CM_ENOMEM;
 
     m->services = calloc(prev->service_count + ndirty + 1, sizeof(*m->services));
+    m->refs = refs_new(ndirty);
     if (found == NULL || src_doc == NULL || (order == NULL && ndirty > UPDATE_SCAN_MAX) ||
-        m->services == NULL)
+        m->services == NULL || m->refs == NULL)
         goto out;
     rc = CM_OK;
     while (rc == CM_OK && (i < prev->service_count || k < ndirty)) {

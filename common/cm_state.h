@@ -95,9 +95,12 @@ struct cm_state_service {
     uint32_t ttl_s;               /* "ttl_s": the answers' TTL (1..86400); 0 = dnsd.ttl_s */
     bool allow_without_endpoints; /* members with 0 ready endpoints may be answered */
     uint64_t changed; /* change stamp of port, placement, ttl_s, allow_without_endpoints */
+    json_t *json;     /* owned reference to the service's object as received */
     /* private to cm_state.c: how many documents hold this service's allocations
-     * (a delta's document shares the services it leaves alone with its base). */
+     * (a delta's document shares the services it leaves alone with its base),
+     * one of a block of counters (struct cm_state_refs) freed with its last. */
     unsigned *shared;
+    struct cm_state_refs *refs;
 };
 
 struct cm_state {
@@ -110,8 +113,24 @@ struct cm_state {
     size_t member_count;
     struct cm_state_service *services; /* owned, sorted by key */
     size_t service_count;
-    json_t *json;     /* owned reference to the document as received */
+    /* owned: the document as received but its "services" (each service has
+     * its own object; cm_state_json gives the whole document) */
+    json_t *json;
     uint64_t changed; /* the stamp cm_state_stamp gave it; 0: unstamped */
+    /* Made by cm_state_delta_apply: says nothing its base did not (but
+     * generation and generated_at). */
+    bool same_as_base;
+    /* private to cm_state.c: a number no other document has; for a delta's
+     * document, its base's, and the indexes into services of the services it
+     * parsed (sorted; the others are its base's) and the keys of the base's
+     * services it removed (borrowed from the base, sorted). */
+    uint64_t serial;
+    uint64_t base_serial;
+    size_t *fresh;
+    size_t fresh_count;
+    const char **removed;
+    size_t removed_count;
+    struct cm_state_refs *refs; /* the counters of the services it parsed */
 };
 
 /* What a parse may accept beyond the contract's defaults. */
@@ -254,6 +273,16 @@ int cm_state_check_writer(const struct cm_state *st, const char *vantage, char *
 /** Serializes (compact, sorted keys); caller frees with free(). NULL on ENOMEM. */
 char *cm_state_dump(const struct cm_state *st);
 
+/** The whole document as JSON (a new reference; its values shared with @st). NULL on ENOMEM. */
+json_t *cm_state_json(const struct cm_state *st);
+
+/**
+ * Whether @a and @b say the same: equal documents, but generation and
+ * generated_at when @ignore_generation. A document made from @a by
+ * cm_state_delta_apply is compared in what the delta changed only.
+ */
+bool cm_state_equal(const struct cm_state *a, const struct cm_state *b, bool ignore_generation);
+
 /** Accepts NULL. */
 void cm_state_free(struct cm_state *st);
 
@@ -299,9 +328,10 @@ struct cm_merged_service {
      * while its digest stays (dns_fed_update). */
     uint64_t digest;
     /* private to cm_state.c */
-    char *key_owned;   /* owned copy of a configured key, NULL when borrowed */
-    double *rtt_block; /* owned: region_count doubles per present member */
-    unsigned *shared;  /* how many merges hold this entry (cm_merged_update) */
+    char *key_owned;            /* owned copy of a configured key, NULL when borrowed */
+    double *rtt_block;          /* owned: region_count doubles per present member */
+    unsigned *shared;           /* how many merges hold this entry (cm_merged_update) */
+    struct cm_state_refs *refs; /* the block of counters @shared is in */
 };
 
 struct cm_merged {
@@ -317,6 +347,7 @@ struct cm_merged {
     const struct cm_state **docs; /* owned array of borrowed pointers: all the inputs, as
                                      given (the documents must outlive the merge) */
     size_t doc_count;
+    struct cm_state_refs *refs; /* private: the counters of the entries it merged */
 };
 
 /**

@@ -256,25 +256,6 @@ const struct cm_state *cm_store_cand_new_doc(const struct cm_store_cand *c)
     return c->new_doc;
 }
 
-/* Whether @a and @b differ only in generation and generated_at. */
-static bool same_content(const struct cm_state *a, const struct cm_state *b)
-{
-    json_t *ca = json_copy(a->json);
-    json_t *cb = json_copy(b->json);
-    bool same = false;
-
-    if (ca != NULL && cb != NULL) {
-        json_object_del(ca, "generation");
-        json_object_del(ca, "generated_at");
-        json_object_del(cb, "generation");
-        json_object_del(cb, "generated_at");
-        same = json_equal(ca, cb);
-    }
-    json_decref(ca);
-    json_decref(cb);
-    return same;
-}
-
 /* The candidate: the store with @doc (taken) in place of its vantage's. */
 static int cand_with(const struct cm_store *s, struct cm_state *doc, uint64_t now_ms,
                      struct cm_store_cand **out)
@@ -295,7 +276,7 @@ static int cand_with(const struct cm_store *s, struct cm_state *doc, uint64_t no
     if (held < 0)
         set_add(&c->set, doc, now_ms);
     c->new_doc = doc;
-    c->quiet = held >= 0 && same_content(s->set.docs[held], doc);
+    c->quiet = held >= 0 && cm_state_equal(s->set.docs[held], doc, true);
     *out = c;
     return CM_OK;
 }
@@ -389,7 +370,7 @@ static int put_doc(struct cm_store *s, const char *text, size_t len, const char 
     if (held >= 0) {
         const struct cm_state *old = s->set.docs[held];
 
-        if (doc->generation == old->generation && json_equal(doc->json, old->json)) {
+        if (doc->generation == old->generation && cm_state_equal(doc, old, false)) {
             s->set.accepted_ms[held] = now_ms; /* idempotent re-push: the vantage is alive */
             s->all_silent = false;
             goto out;
@@ -608,8 +589,16 @@ char *cm_store_file_text(const struct cm_store *s, json_t *extra)
     json_t *root;
     char *text;
 
-    for (size_t i = 0; docs != NULL && i < s->set.count; i++)
-        json_array_append(docs, s->set.docs[i]->json);
+    for (size_t i = 0; docs != NULL && i < s->set.count; i++) {
+        json_t *doc = cm_state_json(s->set.docs[i]);
+
+        if (doc == NULL || json_array_append_new(docs, doc) != 0) {
+            json_decref(docs); /* json_array_append_new took @doc either way */
+            docs = NULL;
+        }
+    }
+    if (docs == NULL)
+        return NULL;
     root = json_pack("{s:i,s:o*}", "version", CM_STORE_FILE_VERSION, "documents", docs);
     if (root == NULL)
         return NULL;

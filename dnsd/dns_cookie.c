@@ -86,56 +86,32 @@ bool dns_cookie_check(const uint8_t secret[DNS_COOKIE_SECRET_LEN], const uint8_t
 
 /* ---- the memo ---- */
 
-/* Constant time, as the hash comparison: no early exit on the first byte. */
-static bool same(const uint8_t *a, const uint8_t *b, size_t n)
+void dns_cookie_memo_bind(struct dns_cookie_memo *memo, const uint8_t secret[DNS_COOKIE_SECRET_LEN])
 {
-    uint8_t diff = 0;
-
-    for (size_t i = 0; i < n; i++)
-        diff |= (uint8_t)(a[i] ^ b[i]);
-    return diff == 0;
+    memset(memo, 0, sizeof(*memo));
+    memcpy(memo->secret, secret, DNS_COOKIE_SECRET_LEN);
 }
 
-/* The slot of (@client, @ip) in a memo bound to @secret (emptied on a new secret). */
-static struct dns_cookie_memo_slot *memo_slot(struct dns_cookie_memo *memo, const uint8_t *secret,
-                                              const uint8_t *client, const uint8_t *ip,
-                                              size_t ip_len)
-{
-    uint64_t k;
-    uint32_t a;
-
-    uint64_t m[2], n[2];
-
-    (void)ip_len; /* 4 or 16: the first 4 bytes pick the slot */
-    memcpy(m, memo->secret, sizeof(m));
-    memcpy(n, secret, sizeof(n));
-    if (((m[0] ^ n[0]) | (m[1] ^ n[1])) != 0) {
-        memset(memo, 0, sizeof(*memo));
-        memcpy(memo->secret, secret, DNS_COOKIE_SECRET_LEN);
-    }
-    memcpy(&k, client, 8);
-    memcpy(&a, ip, 4);
-    k = (k ^ a) * 0x9e3779b97f4a7c15ull;
-    return &memo->slot[k >> 58]; /* DNS_COOKIE_MEMO_SLOTS == 64 */
-}
-
-static bool slot_is(const struct dns_cookie_memo_slot *s, const uint8_t *client, const uint8_t *ip,
-                    size_t ip_len)
-{
-    uint8_t a[16] = {0};
-
-    memcpy(a, ip, ip_len == 4 ? 4 : 16);
-    return s->ip_len == ip_len && memcmp(s->client, client, 8) == 0 && memcmp(s->ip, a, 16) == 0;
-}
-
-static void slot_set(struct dns_cookie_memo_slot *s, const uint8_t *client, const uint8_t *ip,
+static void slot_set(struct dns_cookie_memo_slot *s, const uint8_t *client, const uint64_t a[2],
                      size_t ip_len, const uint8_t *server)
 {
-    memcpy(s->client, client, 8);
-    memset(s->ip, 0, sizeof(s->ip));
-    memcpy(s->ip, ip, ip_len == 4 ? 4 : 16);
-    s->ip_len = (uint8_t)ip_len;
+    memcpy(&s->client, client, 8);
+    s->ip[0] = a[0];
+    s->ip[1] = a[1];
+    s->ip_len = (uint32_t)ip_len;
+    s->ts = cookie_ts(server);
     memcpy(s->server, server, DNS_COOKIE_OURS_LEN);
+}
+
+/* A cookie not in the memo: made, and put in slot @s. Out of line, so that
+ * the common path (a hit) keeps to few registers. */
+__attribute__((noinline)) static void make_new(struct dns_cookie_memo_slot *s,
+                                               const uint8_t *secret, const uint8_t *client,
+                                               const uint8_t *ip, size_t ip_len,
+                                               const uint64_t a[2], uint32_t now_s, uint8_t *out)
+{
+    dns_cookie_make(secret, client, ip, ip_len, now_s, out);
+    slot_set(s, client, a, ip_len, out);
 }
 
 void dns_cookie_make_memo(struct dns_cookie_memo *memo, const uint8_t secret[DNS_COOKIE_SECRET_LEN],
@@ -143,18 +119,21 @@ void dns_cookie_make_memo(struct dns_cookie_memo *memo, const uint8_t secret[DNS
                           uint8_t out[DNS_COOKIE_OURS_LEN])
 {
     struct dns_cookie_memo_slot *s;
+    uint64_t a[2];
+    bool hit;
 
     if (memo == NULL || (ip_len != 4 && ip_len != 16)) {
         dns_cookie_make(secret, client, ip, ip_len, now_s, out);
         return;
     }
-    s = memo_slot(memo, secret, client, ip, ip_len);
-    if (slot_is(s, client, ip, ip_len) && dns_cookie_young(s->server, now_s)) {
+    dns_cookie_memo_addr(ip, ip_len, a);
+    s = dns_cookie_memo_find(memo, secret, client, a, ip_len, &hit);
+    /* dns_cookie_young() on the slot's timestamp */
+    if (hit && (now_s - s->ts <= DNS_COOKIE_REUSE_S || s->ts - now_s <= DNS_COOKIE_MAX_SKEW_S)) {
         memcpy(out, s->server, DNS_COOKIE_OURS_LEN);
         return;
     }
-    dns_cookie_make(secret, client, ip, ip_len, now_s, out);
-    slot_set(s, client, ip, ip_len, out);
+    make_new(s, secret, client, ip, ip_len, a, now_s, out);
 }
 
 bool dns_cookie_check_memo(struct dns_cookie_memo *memo,
@@ -163,17 +142,41 @@ bool dns_cookie_check_memo(struct dns_cookie_memo *memo,
                            size_t ip_len, uint32_t now_s)
 {
     struct dns_cookie_memo_slot *s;
+    uint64_t a[2];
+    bool hit;
 
     if (memo == NULL || (ip_len != 4 && ip_len != 16))
         return dns_cookie_check(secret, client, server, server_len, ip, ip_len, now_s);
     if (server_len != DNS_COOKIE_OURS_LEN || server[0] != DNS_COOKIE_VERSION ||
         !cookie_fresh(server, now_s))
         return false;
-    s = memo_slot(memo, secret, client, ip, ip_len);
-    if (slot_is(s, client, ip, ip_len) && same(s->server, server, DNS_COOKIE_OURS_LEN))
+    dns_cookie_memo_addr(ip, ip_len, a);
+    s = dns_cookie_memo_find(memo, secret, client, a, ip_len, &hit);
+    if (hit && dns_cookie_same16(s->server, server))
         return true;
     if (!dns_cookie_check(secret, client, server, server_len, ip, ip_len, now_s))
         return false;
-    slot_set(s, client, ip, ip_len, server);
+    slot_set(s, client, a, ip_len, server);
     return true;
+}
+
+bool dns_cookie_reply_steps(struct dns_cookie_memo *memo,
+                            const uint8_t secret[DNS_COOKIE_SECRET_LEN], const uint8_t *previous,
+                            const uint8_t *opt, size_t len, const uint8_t *ip, size_t ip_len,
+                            uint32_t now_s, uint8_t out[8 + DNS_COOKIE_OURS_LEN])
+{
+    const uint8_t *server = opt + 8;
+    size_t server_len = len - 8;
+    bool current = server_len > 0 &&
+                   dns_cookie_check_memo(memo, secret, opt, server, server_len, ip, ip_len, now_s);
+    bool valid =
+        current || (previous != NULL && server_len > 0 &&
+                    dns_cookie_check(previous, opt, server, server_len, ip, ip_len, now_s));
+
+    memcpy(out, opt, 8);
+    if (current && dns_cookie_young(server, now_s))
+        memcpy(out + 8, server, DNS_COOKIE_OURS_LEN);
+    else
+        dns_cookie_make_memo(memo, secret, opt, ip, ip_len, now_s, out + 8);
+    return valid;
 }

@@ -7,23 +7,28 @@
 
 #include "common/cm_hash.h"
 
-size_t dns_name_check(const uint8_t *p, size_t avail)
+static inline size_t name_check(const uint8_t *p, size_t avail)
 {
+    /* One bound for both limits: the bytes there are, and the 255 the name
+     * may take (a label that ends at 255 leaves no room for the root). */
+    size_t end = avail < DNS_NAME_MAX ? avail : DNS_NAME_MAX;
     size_t off = 0;
 
-    for (;;) {
-        if (off >= avail)
-            return 0;
+    while (off < end) {
         uint8_t l = p[off];
         if (l == 0)
             return off + 1;
         /* 11 = pointer, 01 and 10 = extended/obsolete label types: all invalid here */
-        if ((l & 0xC0) != 0)
+        if (l > DNS_LABEL_MAX)
             return 0;
         off += 1u + l;
-        if (off >= DNS_NAME_MAX) /* the root label must still fit in 255 */
-            return 0;
     }
+    return 0;
+}
+
+size_t dns_name_check(const uint8_t *p, size_t avail)
+{
+    return name_check(p, avail);
 }
 
 /*
@@ -113,7 +118,7 @@ uint32_t dns_name_hash(const uint8_t *p, size_t len)
     return hash_final(h, tail_word(p, len));
 }
 
-uint32_t dns_name_lower_hash(uint8_t *dst, const uint8_t *src, size_t len)
+static inline uint32_t lower_hash(uint8_t *dst, const uint8_t *src, size_t len)
 {
     uint64_t h = hash_init(len), v;
     size_t i = 0;
@@ -135,6 +140,20 @@ uint32_t dns_name_lower_hash(uint8_t *dst, const uint8_t *src, size_t len)
     }
     dns_name_lower(dst, src, len);
     return hash_final(h, tail_word(dst, len));
+}
+
+uint32_t dns_name_lower_hash(uint8_t *dst, const uint8_t *src, size_t len)
+{
+    return lower_hash(dst, src, len);
+}
+
+size_t dns_name_check_lower_hash(uint8_t *dst, const uint8_t *src, size_t avail, uint32_t *hash)
+{
+    size_t n = name_check(src, avail);
+
+    if (n != 0)
+        *hash = lower_hash(dst, src, n);
+    return n;
 }
 
 bool dns_name_equal_nocase(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)

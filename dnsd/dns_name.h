@@ -46,6 +46,13 @@ uint32_t dns_name_hash(const uint8_t *p, size_t len);
 /** dns_name_lower() and dns_name_hash() of the result, in one pass. */
 uint32_t dns_name_lower_hash(uint8_t *dst, const uint8_t *src, size_t len);
 
+/**
+ * dns_name_check(@src, @avail), then for a valid name of n bytes
+ * dns_name_lower_hash(@dst, @src, n) into *@hash: a query's question in one
+ * call. Returns n, or 0 (*@hash and @dst untouched) if invalid.
+ */
+size_t dns_name_check_lower_hash(uint8_t *dst, const uint8_t *src, size_t avail, uint32_t *hash);
+
 /** True if @a and @b (valid wire names) are the same name, ignoring ASCII case. */
 bool dns_name_equal_nocase(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 

@@ -56,6 +56,16 @@ struct pre_blk {
     size_t answer_count;
 };
 
+/* What decides whether the NODATA parts are exact for a name: the apex and
+ * the labels just above it of the names the SOA part writes (MNAME, RNAME). */
+struct pre_exact {
+    const uint8_t *apex; /* borrowed from the zone */
+    size_t apex_len;
+    unsigned apex_labels;
+    uint8_t above[PRE_MAX_ABOVE][DNS_LABEL_MAX + 1];
+    unsigned above_count;
+};
+
 /* Per name, 1 when the NODATA parts are exact for it: shared while the names are. */
 struct pre_ok {
     _Atomic int refs;
@@ -74,6 +84,7 @@ struct dns_pre {
     struct pre_blk *ent; /* the ENT part */
     uint32_t ent_part;
     struct pre_ok *ok;
+    struct pre_exact ex;  /* for names outside the table (dns_pre_nxdomain) */
     size_t built, shared; /* service parts compiled and taken from the previous */
 };
 
@@ -86,9 +97,7 @@ struct pre_build {
     size_t qname_len;
     const uint8_t *apex;
     size_t apex_len;
-    /* labels just above the apex of the names the SOA part writes */
-    uint8_t above[PRE_MAX_ABOVE][DNS_LABEL_MAX + 1];
-    unsigned above_count;
+    struct pre_exact *ex;   /* the dns_pre's, filled by soa_labels() */
     uint32_t ttl[PRE_TTLS]; /* NODATA parts made so far, by TTL */
     uint32_t ttl_part[PRE_TTLS];
     unsigned ttl_count;
@@ -280,10 +289,10 @@ static int nodata_part(struct pre_build *b, uint32_t ttl, uint32_t *out)
 
 /* The label just above the apex of @name (lowercased into @label, length
  * byte first); false when @name is not strictly below the apex. */
-static bool label_above(const struct pre_build *b, const uint8_t *name, size_t len,
+static bool label_above(const struct pre_exact *ex, const uint8_t *name, size_t len,
                         uint8_t label[DNS_LABEL_MAX + 1])
 {
-    size_t pos = dns_name_under_offset(name, len, b->apex, b->apex_len);
+    size_t pos = dns_name_under_offset(name, len, ex->apex, ex->apex_len);
     size_t o = 0;
 
     if (pos == 0 || pos == SIZE_MAX)
@@ -308,26 +317,33 @@ static void soa_labels(struct pre_build *b)
         if (n == 0)
             return;
         dns_name_lower(lc, soa->rdata + off, n);
-        if (label_above(b, lc, n, b->above[b->above_count]))
-            b->above_count++;
+        if (label_above(b->ex, lc, n, b->ex->above[b->ex->above_count]))
+            b->ex->above_count++;
         off += n;
     }
 }
 
 /* The NODATA parts are exact for @name (lowercased wire) when it is at or
- * below the apex and its label above the apex is none of the SOA's. */
-static bool nodata_exact(const struct pre_build *b, const uint8_t *name, size_t len)
+ * below the apex and its label above the apex is none of the SOA's. One
+ * walk: the query path asks this for every NXDOMAIN. */
+static bool nodata_exact(const struct pre_exact *ex, const uint8_t *name, size_t len)
 {
-    uint8_t label[DNS_LABEL_MAX + 1];
+    size_t o = 0, above = 0;
+    unsigned labels = ex->apex_labels;
 
-    if (dns_name_label_count(name) > DNS_COMP_MAX / 4)
+    while (len - o > ex->apex_len && name[o] != 0) {
+        above = o;
+        o += 1u + name[o];
+        labels++;
+    }
+    if (len - o != ex->apex_len || memcmp(name + o, ex->apex, ex->apex_len) != 0)
+        return false; /* not at or below the apex */
+    if (labels > DNS_COMP_MAX / 4)
         return false; /* the writer's compression table could run out */
-    if (len == b->apex_len && memcmp(name, b->apex, len) == 0)
-        return true;
-    if (!label_above(b, name, len, label))
-        return false;
-    for (unsigned i = 0; i < b->above_count; i++) {
-        if (memcmp(label, b->above[i], 1u + label[0]) == 0)
+    if (o == 0)
+        return true; /* the apex */
+    for (unsigned i = 0; i < ex->above_count; i++) {
+        if (memcmp(name + above, ex->above[i], 1u + name[above]) == 0)
             return false;
     }
     return true;
@@ -435,7 +451,7 @@ static int build_ok(struct pre_build *b, const struct dns_fed *fed, struct pre_o
     for (size_t i = 0; i < n; i++) {
         size_t len;
         const uint8_t *name = dns_fed_name_wire(fed, i, &len);
-        ok->ok[i] = nodata_exact(b, name, len);
+        ok->ok[i] = nodata_exact(b->ex, name, len);
     }
     *out = ok;
     return CM_OK;
@@ -536,6 +552,10 @@ int dns_pre_update(const struct dns_pre *prev, const struct dns_fed *prev_fed,
     pre->ent_part = DNS_PRE_NONE;
     b.apex = apex->name;
     b.apex_len = apex->name_len;
+    b.ex = &pre->ex;
+    pre->ex.apex = apex->name;
+    pre->ex.apex_len = apex->name_len;
+    pre->ex.apex_labels = dns_name_label_count(apex->name);
     b.qname[0] = 1;
     b.qname[1] = PRE_STANDIN;
     memcpy(b.qname + 2, b.apex, b.apex_len);
@@ -608,6 +628,12 @@ const struct dns_pre_part *dns_pre_nodata(const struct dns_pre *pre, size_t serv
 const struct dns_pre_part *dns_pre_ent(const struct dns_pre *pre)
 {
     return part_at(pre->ent, pre->ent_part);
+}
+
+const struct dns_pre_part *dns_pre_nxdomain(const struct dns_pre *pre, const uint8_t *name,
+                                            size_t len)
+{
+    return nodata_exact(&pre->ex, name, len) ? dns_pre_ent(pre) : NULL;
 }
 
 bool dns_pre_nodata_ok(const struct dns_pre *pre, uint32_t name_id)

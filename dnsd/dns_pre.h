@@ -21,15 +21,17 @@
  *
  *   A part per variant and type:   A / AAAA records of a member (or of a
  *                                  fail-open set), owner 0xC00C
- *   A NODATA part per TTL:         the apex SOA in authority (RFC 2308)
+ *   A NODATA part per TTL:         the apex SOA in authority (RFC 2308);
+ *                                  the zone's negative TTL's also answers
+ *                                  NXDOMAIN for names outside the table
  *
  * A part is exact: the bytes the writer would produce for any name that may
  * use it (dns_pre_nodata_ok tells, per name, whether the SOA part compresses
  * as the writer would for that name). CNAME variants (chased within the
  * zone), answers that do not fit the client's size (TC), and names outside
- * the federated table take the writer's path: dns_pre only makes the common
- * answers cheaper, never different (the unit tests compare the two paths
- * byte for byte).
+ * the federated table other than NXDOMAIN take the writer's path: dns_pre
+ * only makes the common answers cheaper, never different (the unit tests
+ * compare the two paths byte for byte).
  *
  * Built with the view (dns_view_new), immutable, read by every worker
  * without locks. The parts are kept per service of the table: a view built
@@ -100,6 +102,16 @@ const struct dns_pre_part *dns_pre_nodata(const struct dns_pre *pre, size_t serv
 
 /** The NODATA part of an empty non-terminal (the zone's negative TTL). */
 const struct dns_pre_part *dns_pre_ent(const struct dns_pre *pre);
+
+/**
+ * The authority section of an NXDOMAIN for @name (lowercased wire, @len
+ * bytes), a name below the apex that the table does not hold and the zone
+ * has nothing at: the apex SOA with the zone's negative TTL, as the ENT
+ * part. NULL when that part would not compress as the writer does for
+ * @name (the rule of dns_pre_nodata_ok, applied at query time).
+ */
+const struct dns_pre_part *dns_pre_nxdomain(const struct dns_pre *pre, const uint8_t *name,
+                                            size_t len);
 
 /** Whether the NODATA parts are exact for the federated name @name_id. */
 bool dns_pre_nodata_ok(const struct dns_pre *pre, uint32_t name_id);

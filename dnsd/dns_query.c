@@ -51,7 +51,9 @@ struct qctx {
     struct dns_cookie_memo *memo; /* the worker's, or NULL */
     const uint8_t *pkt;           /* the query as received (borrowed) */
     const struct dns_request *req;
-    uint16_t qtype; /* the question's type; A once ANY meets a federated name */
+    uint16_t max_udp; /* max_udp(view), read once */
+    bool ecs_on;      /* ecs_enabled(view), read once */
+    uint16_t qtype;   /* the question's type; A once ANY meets a federated name */
     struct dns_query_info *info;
     struct dns_writer w;
     struct dns_client_loc loc;
@@ -66,6 +68,11 @@ struct qctx {
     uint8_t cookie[DNS_COOKIE_CLIENT_LEN + DNS_COOKIE_OURS_LEN]; /* COOKIE to send */
     uint8_t cookie_len;                                          /* 0: none */
     bool nsid;                                                   /* send our NSID */
+    /* The question's zone lookup, made by the precompiled path when the
+     * table does not hold the name; step() at hop 0 takes it from here. */
+    bool zone0_known;
+    enum dns_zone_match zone0;
+    const struct dns_node *zone0_node;
 };
 
 static uint16_t max_udp(const struct dns_view *view)
@@ -84,15 +91,15 @@ static bool ecs_enabled(const struct dns_view *view)
     return view->conf == NULL || view->conf->dnsd.ecs;
 }
 
-static size_t response_limit(const struct dns_view *view, const struct dns_request *req,
-                             size_t resp_cap, bool tcp)
+static size_t response_limit(uint16_t our_max, const struct dns_request *req, size_t resp_cap,
+                             bool tcp)
 {
     size_t limit;
 
     if (tcp) {
         limit = TCP_MAX;
     } else if (req->edns.present) {
-        limit = req->edns.udp_size < max_udp(view) ? req->edns.udp_size : max_udp(view);
+        limit = req->edns.udp_size < our_max ? req->edns.udp_size : our_max;
         if (limit < DNS_UDP_MIN)
             limit = DNS_UDP_MIN;
     } else {
@@ -184,12 +191,12 @@ void dns_query_locate(const struct dns_view *view, int family, const uint8_t *ad
  * locate_client() will use, so that on a large (GeoIP) table its cache miss
  * overlaps the checks that come before.
  */
-static void prefetch_location(const struct dns_view *view, const struct dns_request *r,
+static void prefetch_location(const struct dns_view *view, bool ecs_on, const struct dns_request *r,
                               const struct sockaddr *client)
 {
     const struct dns_ecs *ecs = &r->edns.ecs;
 
-    if (ecs->present && ecs_enabled(view) && ecs->source_len > 0 && ecs->family == 1)
+    if (ecs->present && ecs_on && ecs->source_len > 0 && ecs->family == 1)
         cm_lpm_prefetch(view->lpm, AF_INET, ecs->addr, ecs->source_len);
     else if (!ecs->present && client != NULL && client->sa_family == AF_INET)
         cm_lpm_prefetch(
@@ -201,7 +208,7 @@ static void locate_client(struct qctx *q, const struct sockaddr *client)
 {
     const struct dns_ecs *ecs = &q->req->edns.ecs;
 
-    if (ecs->present && ecs_enabled(q->view) && ecs->source_len > 0) {
+    if (ecs->present && q->ecs_on && ecs->source_len > 0) {
         dns_query_locate(q->view, ecs->family == 1 ? AF_INET : AF_INET6, ecs->addr, ecs->source_len,
                          true, &q->loc);
         q->info->ecs = true;
@@ -400,19 +407,26 @@ static enum step_result step(struct qctx *q, const uint8_t *owner, const uint8_t
     const struct dns_view *v = q->view;
     const struct dns_node *node = NULL;
     uint16_t qtype = q->qtype;
+    enum dns_zone_match zm;
 
-    if (v->fed != NULL) {
-        struct dns_fed_answer fa;
-        memset(&fa, 0, sizeof(fa));
-        uint16_t ftype = qtype == DNS_TYPE_ANY ? DNS_TYPE_A : qtype;
-        enum dns_fed_match m =
-            dns_fed_lookup(v->fed, lc, len, ftype, q->loc.region, q->loc.client_hash, &fa);
-        if (m == DNS_FED_NAME)
-            return fed_answer(q, &fa, owner, len);
-        if (m == DNS_FED_ENT)
-            return negative(q, DNS_RCODE_NOERROR, dns_zone_negative_ttl(v->zone));
+    if (hop == 0 && q->zone0_known) { /* not in the table: precompiled_response() looked */
+        zm = q->zone0;
+        node = q->zone0_node;
+    } else {
+        if (v->fed != NULL) {
+            struct dns_fed_answer fa;
+            uint16_t ftype = qtype == DNS_TYPE_ANY ? DNS_TYPE_A : qtype;
+            uint32_t h = hop == 0 ? q->req->qname_hash : dns_name_hash(lc, len);
+            enum dns_fed_match m = dns_fed_lookup_hashed(v->fed, lc, len, h, ftype, q->loc.region,
+                                                         q->loc.client_hash, &fa);
+            if (m == DNS_FED_NAME)
+                return fed_answer(q, &fa, owner, len);
+            if (m == DNS_FED_ENT)
+                return negative(q, DNS_RCODE_NOERROR, dns_zone_negative_ttl(v->zone));
+        }
+        zm = dns_zone_find(v->zone, lc, len, &node);
     }
-    switch (dns_zone_find(v->zone, lc, len, &node)) {
+    switch (zm) {
     case DNS_ZONE_OUTSIDE:
         if (hop == 0)
             q->rcode = DNS_RCODE_REFUSED;
@@ -439,11 +453,11 @@ static enum step_result resolve(struct qctx *q)
 {
     const uint8_t *seen[MAX_CNAME_HOPS + 1];
     size_t seen_len[MAX_CNAME_HOPS + 1];
-    uint8_t lc[DNS_NAME_MAX];
+    uint8_t buf[DNS_NAME_MAX];
     const uint8_t *owner = q->req->qname;
+    const uint8_t *lc = q->req->qname_lc;
     size_t len = q->req->qname_len;
 
-    memcpy(lc, q->req->qname_lc, len);
     for (unsigned hop = 0; hop <= MAX_CNAME_HOPS; hop++) {
         seen[hop] = owner;
         seen_len[hop] = len;
@@ -456,7 +470,8 @@ static enum step_result resolve(struct qctx *q)
         }
         owner = q->next;
         len = q->next_len;
-        dns_name_lower(lc, owner, len);
+        dns_name_lower(buf, owner, len);
+        lc = buf;
     }
     return STEP_DONE;
 }
@@ -497,7 +512,7 @@ static struct dns_opt_out opt_out(const struct qctx *q, uint8_t scope)
 {
     const struct dns_edns *e = &q->req->edns;
     const struct cm_conf *conf = q->view->conf;
-    struct dns_opt_out o = {.udp_size = max_udp(q->view),
+    struct dns_opt_out o = {.udp_size = q->max_udp,
                             .ext_rcode = q->rcode,
                             .do_bit = e->do_bit,
                             .ecs = &e->ecs,
@@ -569,26 +584,15 @@ static bool cookie_process(struct qctx *q, const struct sockaddr *client, bool t
     const struct dns_cookie *c = &q->req->edns.cookie;
     const struct cm_conf *conf = q->view->conf;
     const uint8_t *ip;
-    size_t ip_len = client_ip(client, &ip);
 
     if (!c->present || conf == NULL || !conf->dnsd.cookies.enabled)
         return true;
+    size_t ip_len = client_ip(client, &ip);
     const struct cm_conf_cookies *cf = &conf->dnsd.cookies;
-    const uint8_t *server = c->data + DNS_COOKIE_CLIENT_LEN;
-    size_t server_len = c->len - DNS_COOKIE_CLIENT_LEN;
-    bool current = server_len > 0 && dns_cookie_check_memo(q->memo, cf->secret, c->data, server,
-                                                           server_len, ip, ip_len, now_s);
-    bool valid =
-        current || (cf->has_previous && server_len > 0 &&
-                    dns_cookie_check(cf->previous, c->data, server, server_len, ip, ip_len, now_s));
+    bool valid = dns_cookie_reply(q->memo, cf->secret, cf->has_previous ? cf->previous : NULL,
+                                  c->data, c->len, ip, ip_len, now_s, q->cookie);
 
     q->info->cookie_valid = valid;
-    memcpy(q->cookie, c->data, DNS_COOKIE_CLIENT_LEN);
-    if (current && dns_cookie_young(server, now_s))
-        memcpy(q->cookie + DNS_COOKIE_CLIENT_LEN, server, DNS_COOKIE_OURS_LEN);
-    else
-        dns_cookie_make_memo(q->memo, cf->secret, c->data, ip, ip_len, now_s,
-                             q->cookie + DNS_COOKIE_CLIENT_LEN);
     q->cookie_len = DNS_COOKIE_CLIENT_LEN + DNS_COOKIE_OURS_LEN;
     return valid || tcp || !cf->require;
 }
@@ -612,18 +616,25 @@ static size_t error_response(struct qctx *q, uint8_t *resp, size_t limit, uint8_
     return dns_writer_finish(&q->w);
 }
 
+/* An NXDOMAIN's RRL class and bucket: the apex (dns_rrl.h). */
+static void rrl_nxdomain(struct qctx *q)
+{
+    const struct dns_node *apex = dns_zone_apex(q->view->zone);
+    struct dns_query_info *info = q->info;
+
+    info->rrl_class = DNS_RRL_NXDOMAIN;
+    info->rrl_name = apex->name;
+    info->rrl_name_len = apex->name_len;
+    info->rrl_name_hash = dns_name_hash(apex->name, apex->name_len);
+}
+
 /* The response's RRL class and bucket name, once it is written (dns_rrl.h). */
 static void rrl_classify(struct qctx *q, const uint8_t *resp, size_t len)
 {
     struct dns_query_info *info = q->info;
-    const struct dns_node *apex;
 
     if (q->rcode == DNS_RCODE_NXDOMAIN) {
-        apex = dns_zone_apex(q->view->zone);
-        info->rrl_class = DNS_RRL_NXDOMAIN;
-        info->rrl_name = apex->name;
-        info->rrl_name_len = apex->name_len;
-        info->rrl_name_hash = dns_name_hash(apex->name, apex->name_len);
+        rrl_nxdomain(q);
         return;
     }
     if (q->rcode != DNS_RCODE_NOERROR) {
@@ -640,11 +651,27 @@ static void rrl_classify(struct qctx *q, const uint8_t *resp, size_t len)
 }
 
 /*
+ * A question the table does not hold: its zone lookup (kept for step() at
+ * hop 0) and, when the zone has nothing there either, the NXDOMAIN part.
+ */
+static const struct dns_pre_part *nxdomain_part(struct qctx *q)
+{
+    const struct dns_request *req = q->req;
+
+    q->zone0 = dns_zone_find(q->view->zone, req->qname_lc, req->qname_len, &q->zone0_node);
+    q->zone0_known = true;
+    if (q->zone0 != DNS_ZONE_NXDOMAIN)
+        return NULL;
+    return dns_pre_nxdomain(q->view->pre, req->qname_lc, req->qname_len);
+}
+
+/*
  * The precompiled path (dns_pre.h): a federated name whose answer for this
- * client is a precompiled part is answered by copying the query's header
- * and question, the part and the OPT, exactly as the writer would have
- * written them. Returns 0 to leave the query to the writer: no part (CNAME
- * chains, names outside the table), or not room for all of it (TC).
+ * client is a precompiled part, or a name the zone does not have, is
+ * answered by copying the query's header and question, the part and the
+ * OPT, exactly as the writer would have written them. Returns 0 to leave
+ * the query to the writer: no part (CNAME chains, static names), or not
+ * room for all of it (TC).
  */
 static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
 {
@@ -671,24 +698,19 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
             part = dns_pre_ent(pre);
         break;
     case DNS_FED_NONE:
+        part = nxdomain_part(q);
+        if (part != NULL)
+            q->rcode = DNS_RCODE_NXDOMAIN;
         break;
     }
     if (part == NULL)
         return 0;
 
     size_t base = DNS_HEADER_LEN + req->qname_len + 4u; /* where the part goes */
-    struct dns_opt_out o;
-    size_t opt_len = 0;
-    if (req->edns.present) {
-        q->region_dependent = records && fa.region_dependent;
-        q->subnet_dependent = records && fa.subnet_dependent;
-        o = opt_out(q, ecs_scope(q));
-        opt_len = dns_writer_opt_len(&o);
-    }
-    if (base + part->len + opt_len > limit)
+    if (base + part->len > limit)
         return 0;               /* the writer truncates */
     memcpy(resp, q->pkt, base); /* ID, QDCOUNT, the question as asked */
-    uint16_t flags = (uint16_t)(base_flags(req) | DNS_FLAG_AA);
+    uint16_t flags = (uint16_t)(base_flags(req) | DNS_FLAG_AA | q->rcode);
     resp[2] = (uint8_t)(flags >> 8);
     resp[3] = (uint8_t)flags;
     resp[6] = (uint8_t)(part->an >> 8);
@@ -696,10 +718,17 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
     resp[8] = (uint8_t)(part->ns >> 8);
     resp[9] = (uint8_t)part->ns;
     resp[10] = 0;
-    resp[11] = opt_len > 0 ? 1 : 0;
+    resp[11] = req->edns.present ? 1 : 0;
     size_t len = base + dns_pre_copy(part, resp + base, base);
-    if (opt_len > 0)
-        len += dns_wire_put_opt(resp + len, limit - len, &o);
+    if (req->edns.present) {
+        q->region_dependent = records && fa.region_dependent;
+        q->subnet_dependent = records && fa.subnet_dependent;
+        struct dns_opt_out o = opt_out(q, ecs_scope(q));
+        size_t opt_len = dns_wire_put_opt(resp + len, limit - len, &o);
+        if (opt_len == 0)
+            return 0; /* the writer truncates */
+        len += opt_len;
+    }
 
     struct dns_query_info *info = q->info;
     if (fa.name_id != DNS_FED_NO_ID && fa.answer_id != DNS_FED_NO_ID) {
@@ -710,7 +739,11 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
         info->member = fa.member;
     }
     info->precompiled = true;
-    info->rcode = DNS_RCODE_NOERROR;
+    info->rcode = q->rcode;
+    if (q->rcode == DNS_RCODE_NXDOMAIN) {
+        rrl_nxdomain(q);
+        return len;
+    }
     info->rrl_class = part->an > 0 ? DNS_RRL_POSITIVE : DNS_RRL_NODATA;
     info->rrl_name = req->qname;
     info->rrl_name_len = req->qname_len;
@@ -730,6 +763,7 @@ static size_t answer_response(struct qctx *q, uint8_t *resp, size_t limit,
         size_t n = precompiled_response(q, resp, limit);
         if (n > 0)
             return n;
+        q->rcode = 0;
         q->region_dependent = false;
         q->subnet_dependent = false;
     }
@@ -779,7 +813,8 @@ size_t dns_query_process_memo(const struct dns_view *view, struct dns_cookie_mem
     if (req_len < DNS_HEADER_LEN || resp_cap < DNS_UDP_MIN || (req[2] & 0x80) != 0)
         return 0;
     enum dns_parse_status st = dns_wire_parse(req, req_len, &r);
-    prefetch_location(view, &r, client);
+    q.ecs_on = ecs_enabled(view);
+    prefetch_location(view, q.ecs_on, &r, client);
     if (st == DNS_PARSE_SHORT)
         return 0;
     /* Field by field: the writer, the additional-section list and the cookie
@@ -788,6 +823,7 @@ size_t dns_query_process_memo(const struct dns_view *view, struct dns_cookie_mem
     q.memo = memo;
     q.pkt = req;
     q.req = &r;
+    q.max_udp = max_udp(view);
     q.qtype = r.qtype;
     q.info = info;
     q.flags = 0;
@@ -799,10 +835,11 @@ size_t dns_query_process_memo(const struct dns_view *view, struct dns_cookie_mem
     q.added_count = 0;
     q.cookie_len = 0;
     q.nsid = false;
+    q.zone0_known = false;
     memset(&q.loc, 0, sizeof(q.loc));
     if (r.has_question)
         info->qtype = r.qtype;
-    size_t limit = response_limit(view, &r, resp_cap, tcp);
+    size_t limit = response_limit(q.max_udp, &r, resp_cap, tcp);
 
     if (r.opcode != DNS_OPCODE_QUERY)
         return error_response(&q, resp, limit, DNS_RCODE_NOTIMP);

@@ -32,27 +32,36 @@ struct rrl_bucket {
 /*
  * The worker's memo of the bucket keys it hashed lately: a resolver's stream
  * asks the same names from the same prefix, and SipHash is the largest part
- * of the limiter's cost. The slot is chosen by an unkeyed mix, which only
+ * of the limiter's cost. The set is chosen by an unkeyed mix, which only
  * decides what is remembered: an entry is used only when its whole tuple
  * matches, so a flood of distinct tuples costs the hash it costs without it.
+ * Two entries a set (one cache line), the newer first, so that two busy
+ * tuples meeting in a set do not push each other out.
  */
-#define RRL_MEMO_SLOTS 512
+#define RRL_MEMO_SET_BITS 8
+#define RRL_MEMO_WAYS     2
 
 struct rrl_memo {
-    uint64_t key; /* 0: empty */
+    uint64_t key;    /* the bucket key of the tuple */
+    uint64_t pfx[2]; /* the masked address, zero beyond it */
     uint32_t name_hash;
-    uint8_t cls;
-    uint8_t prefix[17];
+    uint32_t tag; /* rrl_tag(): class and family; 0 = empty */
 };
+
+/* Class and address length of a tuple, never 0. */
+static inline uint32_t rrl_tag(enum dns_rrl_class cls, unsigned addr_len)
+{
+    return 1u << 16 | (uint32_t)(uint8_t)cls << 8 | addr_len;
+}
 
 struct dns_rrl {
     struct dns_rrl_params p;
-    struct rrl_memo memo[RRL_MEMO_SLOTS];
+    struct rrl_memo memo[RRL_MEMO_WAYS << RRL_MEMO_SET_BITS];
     uint8_t key[CM_SIPHASH_KEY_LEN];
-    int64_t floor;    /* -rate x window */
-    size_t mask;      /* p.table_size - 1, a power of two minus one */
-    uint8_t mask4[4]; /* the ipv4_prefix and ipv6_prefix netmasks */
-    uint8_t mask6[16];
+    int64_t floor;  /* -rate x window */
+    size_t mask;    /* p.table_size - 1, a power of two minus one */
+    uint32_t mask4; /* the ipv4_prefix and ipv6_prefix netmasks, in address byte order */
+    uint64_t mask6[2];
     struct rrl_bucket *table; /* owned, p.table_size entries */
 };
 
@@ -101,16 +110,15 @@ struct dns_rrl *dns_rrl_new(const struct dns_rrl_params *params,
     }
     rrl->p.table_size = n;
     rrl->mask = n - 1;
+    uint8_t m4[4], m6[16];
     for (unsigned i = 0; i < 16; i++) {
         unsigned b4 = rrl->p.ipv4_prefix, b6 = rrl->p.ipv6_prefix;
         if (i < 4)
-            rrl->mask4[i] = (uint8_t)(b4 >= 8 * (i + 1) ? 0xFF
-                                      : b4 > 8 * i      ? 0xFF00u >> (b4 - 8 * i)
-                                                        : 0);
-        rrl->mask6[i] = (uint8_t)(b6 >= 8 * (i + 1) ? 0xFF
-                                  : b6 > 8 * i      ? 0xFF00u >> (b6 - 8 * i)
-                                                    : 0);
+            m4[i] = (uint8_t)(b4 >= 8 * (i + 1) ? 0xFF : b4 > 8 * i ? 0xFF00u >> (b4 - 8 * i) : 0);
+        m6[i] = (uint8_t)(b6 >= 8 * (i + 1) ? 0xFF : b6 > 8 * i ? 0xFF00u >> (b6 - 8 * i) : 0);
     }
+    memcpy(&rrl->mask4, m4, sizeof(m4));
+    memcpy(rrl->mask6, m6, sizeof(m6));
     rrl->floor = -(int64_t)rrl->p.rate * rrl->p.window_s;
     if (rrl->floor < INT32_MIN)
         rrl->floor = INT32_MIN;
@@ -131,63 +139,69 @@ void dns_rrl_free(struct dns_rrl *rrl)
     free(rrl);
 }
 
-/* Family and masked prefix bytes into @out (17 bytes, zero beyond the
- * prefix); returns the bytes that count, 0 if not IP. */
-static size_t source_prefix(const struct dns_rrl *rrl, const struct sockaddr *sa, uint8_t *out,
-                            int *family, const uint8_t **raw)
+static inline bool memo_is(const struct rrl_memo *m, const uint64_t pfx[2], uint32_t name_hash,
+                           uint32_t tag)
 {
-    const uint8_t *addr;
-
-    if (sa->sa_family == AF_INET) {
-        addr = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
-        out[0] = 4;
-        for (unsigned i = 0; i < 4; i++)
-            out[1 + i] = addr[i] & rrl->mask4[i];
-        memset(out + 5, 0, 12);
-    } else if (sa->sa_family == AF_INET6) {
-        addr = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-        out[0] = 16;
-        for (unsigned i = 0; i < 16; i++)
-            out[1 + i] = addr[i] & rrl->mask6[i];
-    } else {
-        return 0;
-    }
-    *family = sa->sa_family;
-    *raw = addr;
-    return 1u + out[0];
+    return ((m->pfx[0] ^ pfx[0]) | (m->pfx[1] ^ pfx[1]) | (m->name_hash ^ name_hash) |
+            (m->tag ^ tag)) == 0;
 }
 
-static uint64_t bucket_key(struct dns_rrl *rrl, const uint8_t prefix[17], size_t plen,
-                           enum dns_rrl_class cls, uint32_t name_hash)
+/*
+ * A tuple not in its memo set @set: its key, SipHash-1-3 of class | name
+ * hash | address length | address, put first in the set. Out of line (as
+ * bucket_get and limited) so that the common path keeps to few registers.
+ */
+__attribute__((noinline)) static uint64_t key_new(struct dns_rrl *rrl, struct rrl_memo *set,
+                                                  const uint64_t pfx[2], unsigned addr_len,
+                                                  uint32_t tag, uint32_t name_hash)
 {
-    struct rrl_memo *m;
-    uint8_t buf[5 + 17];
+    uint8_t buf[6 + 16];
     uint64_t h;
 
-    if (cls == DNS_RRL_ERROR)
-        name_hash = 0;
-    m = &rrl->memo[(name_hash ^ (name_hash >> 16) ^ prefix[plen - 1] ^ (unsigned)cls * 37u) &
-                   (RRL_MEMO_SLOTS - 1)];
-    if (m->key != 0 && m->name_hash == name_hash && m->cls == (uint8_t)cls &&
-        memcmp(m->prefix, prefix, sizeof(m->prefix)) == 0)
-        return m->key;
-    buf[0] = (uint8_t)cls;
+    buf[0] = (uint8_t)(tag >> 8); /* the class */
     buf[1] = (uint8_t)(name_hash >> 24);
     buf[2] = (uint8_t)(name_hash >> 16);
     buf[3] = (uint8_t)(name_hash >> 8);
     buf[4] = (uint8_t)name_hash;
-    memcpy(buf + 5, prefix, 17); /* plen bytes, the rest zero */
-    h = cm_siphash13(rrl->key, buf, 5 + plen);
+    buf[5] = (uint8_t)addr_len;
+    memcpy(buf + 6, pfx, 16); /* addr_len bytes count */
+    h = cm_siphash13(rrl->key, buf, 6 + addr_len);
     h = h != 0 ? h : 1;
-    m->key = h;
-    m->name_hash = name_hash;
-    m->cls = (uint8_t)cls;
-    memcpy(m->prefix, prefix, sizeof(m->prefix));
+    set[1] = set[0];
+    set[0].key = h;
+    set[0].pfx[0] = pfx[0];
+    set[0].pfx[1] = pfx[1];
+    set[0].name_hash = name_hash;
+    set[0].tag = tag;
     return h;
 }
 
-/* The bucket of @key: found among the probe slots, else the free or least recently used one. */
-static struct rrl_bucket *bucket_get(struct dns_rrl *rrl, uint64_t key, uint32_t now_s)
+/*
+ * The bucket key of (@cls, @name_hash, the masked address @pfx of @addr_len
+ * bytes), from the memo when it is there. Never 0 (0 marks a free bucket).
+ */
+static inline uint64_t bucket_key(struct dns_rrl *rrl, const uint64_t pfx[2], unsigned addr_len,
+                                  enum dns_rrl_class cls, uint32_t name_hash)
+{
+    uint32_t tag = rrl_tag(cls, addr_len);
+    uint64_t mix = (pfx[0] ^ pfx[1] ^ (uint64_t)name_hash << 24 ^ tag) * 0x9e3779b97f4a7c15ull;
+    struct rrl_memo *set = &rrl->memo[(mix >> (64 - RRL_MEMO_SET_BITS)) * RRL_MEMO_WAYS];
+
+    if (memo_is(&set[0], pfx, name_hash, tag))
+        return set[0].key;
+    if (memo_is(&set[1], pfx, name_hash, tag))
+        return set[1].key;
+    return key_new(rrl, set, pfx, addr_len, tag, name_hash);
+}
+
+/*
+ * The bucket of @key: found among the probe slots, else the first free or
+ * the least recently used one. A key takes the first free slot and buckets
+ * are never freed, so a free slot ends the search: the key is not further
+ * on, and a table that is not full finds most keys at the first probe.
+ */
+__attribute__((noinline)) static struct rrl_bucket *bucket_get(struct dns_rrl *rrl, uint64_t key,
+                                                               uint32_t now_s)
 {
     size_t start = (size_t)key & rrl->mask;
     struct rrl_bucket *victim = NULL;
@@ -197,9 +211,11 @@ static struct rrl_bucket *bucket_get(struct dns_rrl *rrl, uint64_t key, uint32_t
 
         if (b->key == key)
             return b;
-        if (victim == NULL || b->key == 0 ||
-            (victim->key != 0 &&
-             (uint32_t)(now_s - b->stamp_s) > (uint32_t)(now_s - victim->stamp_s)))
+        if (b->key == 0) {
+            victim = b;
+            break;
+        }
+        if (victim == NULL || (uint32_t)(now_s - b->stamp_s) > (uint32_t)(now_s - victim->stamp_s))
             victim = b;
     }
     victim->key = key;
@@ -207,6 +223,16 @@ static struct rrl_bucket *bucket_get(struct dns_rrl *rrl, uint64_t key, uint32_t
     victim->balance = (int32_t)rrl->p.rate;
     victim->limited = 0;
     return victim;
+}
+
+/* A limited response of bucket @b: slipped every p.slip-th time, else dropped. */
+__attribute__((noinline)) static enum dns_rrl_action limited(const struct dns_rrl *rrl,
+                                                             struct rrl_bucket *b)
+{
+    b->limited++;
+    if (rrl->p.slip != 0 && b->limited % rrl->p.slip == 0)
+        return DNS_RRL_SLIP;
+    return DNS_RRL_DROP;
 }
 
 enum dns_rrl_action dns_rrl_check(struct dns_rrl *rrl, const struct sockaddr *client,
@@ -224,28 +250,46 @@ enum dns_rrl_action dns_rrl_check(struct dns_rrl *rrl, const struct sockaddr *cl
     return dns_rrl_check_hashed(rrl, client, cls, h, cookie_valid, now_s);
 }
 
-enum dns_rrl_action dns_rrl_check_hashed(struct dns_rrl *rrl, const struct sockaddr *client,
-                                         enum dns_rrl_class cls, uint32_t name_hash,
-                                         bool cookie_valid, uint32_t now_s)
+/* dns_rrl_check_hashed() past the cookie: out of line, so that an answer
+ * the cookie exempts costs no stack frame. */
+__attribute__((noinline)) static enum dns_rrl_action count(struct dns_rrl *rrl,
+                                                           const struct sockaddr *client,
+                                                           enum dns_rrl_class cls,
+                                                           uint32_t name_hash, uint32_t now_s)
 {
-    uint8_t prefix[17];
-    const uint8_t *raw = NULL;
+    uint64_t pfx[2] = {0, 0};
+    const uint8_t *raw;
     struct cm_lpm_result res;
     struct rrl_bucket *b;
-    int family = 0;
-    size_t plen;
+    unsigned addr_len;
+    uint64_t key;
     int64_t bal;
     uint32_t elapsed;
 
-    if (cookie_valid)
+    if (client->sa_family == AF_INET) {
+        uint32_t a;
+
+        raw = (const uint8_t *)&((const struct sockaddr_in *)(const void *)client)->sin_addr;
+        memcpy(&a, raw, 4);
+        a &= rrl->mask4;
+        memcpy(pfx, &a, 4);
+        addr_len = 4;
+    } else if (client->sa_family == AF_INET6) {
+        raw = ((const struct sockaddr_in6 *)(const void *)client)->sin6_addr.s6_addr;
+        memcpy(pfx, raw, 16);
+        pfx[0] &= rrl->mask6[0];
+        pfx[1] &= rrl->mask6[1];
+        addr_len = 16;
+    } else {
         return DNS_RRL_EXEMPT;
-    plen = source_prefix(rrl, client, prefix, &family, &raw);
-    if (plen == 0)
-        return DNS_RRL_EXEMPT;
+    }
     if (rrl->p.exempt != NULL &&
-        cm_lpm_lookup(rrl->p.exempt, family, raw, family == AF_INET ? 32 : 128, &res))
+        cm_lpm_lookup(rrl->p.exempt, client->sa_family, raw, addr_len * 8, &res))
         return DNS_RRL_EXEMPT;
-    b = bucket_get(rrl, bucket_key(rrl, prefix, plen, cls, name_hash), now_s);
+    key = bucket_key(rrl, pfx, addr_len, cls, cls == DNS_RRL_ERROR ? 0 : name_hash);
+    b = &rrl->table[(size_t)key & rrl->mask];
+    if (b->key != key) /* the first probe slot holds most keys */
+        b = bucket_get(rrl, key, now_s);
     elapsed = now_s - b->stamp_s;
     bal = b->balance;
     if (elapsed > 0) {
@@ -263,10 +307,16 @@ enum dns_rrl_action dns_rrl_check_hashed(struct dns_rrl *rrl, const struct socka
     b->balance = (int32_t)bal;
     if (bal >= 0)
         return DNS_RRL_PASS;
-    b->limited++;
-    if (rrl->p.slip != 0 && b->limited % rrl->p.slip == 0)
-        return DNS_RRL_SLIP;
-    return DNS_RRL_DROP;
+    return limited(rrl, b);
+}
+
+enum dns_rrl_action dns_rrl_check_hashed(struct dns_rrl *rrl, const struct sockaddr *client,
+                                         enum dns_rrl_class cls, uint32_t name_hash,
+                                         bool cookie_valid, uint32_t now_s)
+{
+    if (cookie_valid)
+        return DNS_RRL_EXEMPT;
+    return count(rrl, client, cls, name_hash, now_s);
 }
 
 size_t dns_rrl_slip(uint8_t *resp, size_t len)

@@ -27,7 +27,8 @@
  * to a power of two, allocated at start): no allocation and no lock on the
  * query path. A key hashes (SipHash-1-3 under a random per-table key, so
  * attackers cannot aim collisions) to a slot; DNS_RRL_PROBE neighbours are
- * searched, and a new key replaces the one seen longest ago.
+ * searched, and a new key takes the first free one, else replaces the one
+ * seen longest ago.
  *
  * Exempt: sources in the exempt table, answers to queries with a valid server
  * cookie (the caller's flag), and TCP (the caller does not ask).

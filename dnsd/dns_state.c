@@ -563,7 +563,10 @@ json_t *dns_state_to_json(const struct dns_state *st, uint64_t view_serial, int6
     for (size_t i = 0; vantages != NULL && i < cm_store_count(st->store); i++) {
         const struct cm_state *doc = cm_store_get(st->store, i, NULL);
 
-        json_object_set(vantages, doc->vantage, doc->json);
+        if (json_object_set_new(vantages, doc->vantage, cm_state_json(doc)) != 0) {
+            json_decref(vantages);
+            vantages = NULL;
+        }
     }
     return json_pack("{s:i,s:o*,s:o*,s:o*,s:o*,s:o*,s:I}", "version", DNS_STATE_FILE_VERSION,
                      "vantages", vantages, "merged", merged_json(st), "drained", drained_json(st),

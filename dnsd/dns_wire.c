@@ -170,6 +170,15 @@ static enum dns_parse_status parse_additional(const uint8_t *pkt, size_t len, si
 {
     bool seen_opt = false;
 
+    /* The usual query's additional section, one OPT RR at root, read
+     * directly: what the loop below does with it, without the general walk. */
+    if (req->arcount == 1 && len - off >= 11 && pkt[off] == 0 &&
+        rd16(pkt + off + 1) == DNS_TYPE_OPT) {
+        size_t end = off + 11 + rd16(pkt + off + 9);
+        if (end > len || !parse_opt(pkt, off + 1, end, &req->edns))
+            return DNS_PARSE_FORMERR;
+        return DNS_PARSE_OK;
+    }
     for (unsigned i = 0; i < req->arcount; i++) {
         size_t owner, fixed;
         uint16_t type;
@@ -206,12 +215,11 @@ enum dns_parse_status dns_wire_parse(const uint8_t *pkt, size_t len, struct dns_
     if (req->qdcount != 1)
         return DNS_PARSE_FORMERR;
 
-    size_t n = dns_name_check(pkt + off, len - off);
+    size_t n = dns_name_check_lower_hash(req->qname_lc, pkt + off, len - off, &req->qname_hash);
     if (n == 0 || len - off - n < 4)
         return DNS_PARSE_FORMERR;
     req->qname = pkt + off;
     req->qname_len = (uint8_t)n;
-    req->qname_hash = dns_name_lower_hash(req->qname_lc, req->qname, n);
     off += n;
     req->qtype = rd16(pkt + off);
     req->qclass = rd16(pkt + off + 2);
@@ -481,17 +489,22 @@ static size_t nsid_len(const struct dns_opt_out *o)
     return o->nsid != NULL && o->nsid_len <= DNS_NSID_MAX ? o->nsid_len : 0;
 }
 
+/* ECS address bytes echoed, or -1 for no ECS option. */
+static int ecs_addr_len(const struct dns_opt_out *o)
+{
+    return o->ecs != NULL && o->ecs->present ? (int)((o->ecs->source_len + 7u) / 8u) : -1;
+}
+
+/* The OPT RR's length from its options' data lengths (-1 / 0: absent). */
+static size_t opt_len(int ecs_addr, size_t cookie, size_t nsid)
+{
+    return 11 + (ecs_addr >= 0 ? 8u + (size_t)ecs_addr : 0) + (cookie > 0 ? 4 + cookie : 0) +
+           (nsid > 0 ? 4 + nsid : 0);
+}
+
 size_t dns_writer_opt_len(const struct dns_opt_out *o)
 {
-    size_t n = 11;
-
-    if (o->ecs != NULL && o->ecs->present)
-        n += 4 + 4 + (o->ecs->source_len + 7u) / 8u;
-    if (cookie_len(o) > 0)
-        n += 4 + cookie_len(o);
-    if (nsid_len(o) > 0)
-        n += 4 + nsid_len(o);
-    return n;
+    return opt_len(ecs_addr_len(o), cookie_len(o), nsid_len(o));
 }
 
 /* One option: code, length, data; returns the bytes written. */
@@ -506,7 +519,9 @@ static size_t put_option(uint8_t *p, uint16_t code, const uint8_t *data, size_t 
 
 size_t dns_wire_put_opt(uint8_t *o, size_t avail, const struct dns_opt_out *opt)
 {
-    size_t n = dns_writer_opt_len(opt);
+    int ecs_addr = ecs_addr_len(opt);
+    size_t clen = cookie_len(opt), nlen = nsid_len(opt);
+    size_t n = opt_len(ecs_addr, clen, nlen);
     size_t off = 11;
 
     if (n > avail)
@@ -516,21 +531,28 @@ size_t dns_wire_put_opt(uint8_t *o, size_t avail, const struct dns_opt_out *opt)
     wr16(o + 3, opt->udp_size);
     wr32(o + 5, (uint32_t)((opt->ext_rcode >> 4) & 0xFF) << 24 | (opt->do_bit ? OPT_DO_BIT : 0));
     wr16(o + 9, (uint16_t)(n - 11));
-    if (opt->ecs != NULL && opt->ecs->present) {
+    if (ecs_addr >= 0) {
         const struct dns_ecs *ecs = opt->ecs;
-        size_t addr_len = (ecs->source_len + 7u) / 8u;
         wr16(o + off, DNS_EDNS_OPT_ECS);
-        wr16(o + off + 2, (uint16_t)(4 + addr_len));
+        wr16(o + off + 2, (uint16_t)(4 + ecs_addr));
         wr16(o + off + 4, ecs->family);
         o[off + 6] = ecs->source_len;
         o[off + 7] = opt->ecs_scope;
-        memcpy(o + off + 8, ecs->addr, addr_len);
-        off += 8 + addr_len;
+        memcpy(o + off + 8, ecs->addr, (size_t)ecs_addr);
+        off += 8 + (size_t)ecs_addr;
     }
-    if (cookie_len(opt) > 0)
-        off += put_option(o + off, DNS_EDNS_OPT_COOKIE, opt->cookie, cookie_len(opt));
-    if (nsid_len(opt) > 0)
-        off += put_option(o + off, DNS_EDNS_OPT_NSID, opt->nsid, nsid_len(opt));
+    if (clen == DNS_COOKIE_CLIENT_LEN + 16) {
+        /* the usual one, client cookie and one of ours: fixed-size copies */
+        static const uint8_t head[4] = {DNS_EDNS_OPT_COOKIE >> 8, DNS_EDNS_OPT_COOKIE & 0xFF, 0,
+                                        DNS_COOKIE_CLIENT_LEN + 16};
+        memcpy(o + off, head, 4);
+        memcpy(o + off + 4, opt->cookie, DNS_COOKIE_CLIENT_LEN + 16);
+        off += 4 + DNS_COOKIE_CLIENT_LEN + 16;
+    } else if (clen > 0) {
+        off += put_option(o + off, DNS_EDNS_OPT_COOKIE, opt->cookie, clen);
+    }
+    if (nlen > 0)
+        off += put_option(o + off, DNS_EDNS_OPT_NSID, opt->nsid, nlen);
     return off;
 }
 

@@ -25,6 +25,7 @@ static const char FED_FIXTURE_ZONE[] = "$TTL 300\n"
                                        "ns1 IN A 192.0.2.1\n"
                                        "mail IN A 192.0.2.25\n"
                                        "www IN A 192.0.2.80\n"
+                                       "alias IN CNAME www\n"
                                        "sorry IN A 192.0.2.99\n"
                                        "sub IN NS ns.sub\n"
                                        "ns.sub IN A 192.0.2.53\n";

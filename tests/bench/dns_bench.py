@@ -96,10 +96,68 @@ ANSWER_KIND = {
 # reaches (every answer still goes through the limiter's table), and DNS
 # cookies on. With --cookies both fedgslb rows get queries carrying a client
 # cookie, so the plain row only checks the option while the hardened one
-# computes a server cookie for every answer.
+# computes a server cookie for every answer. With --cookies=valid the queries
+# also carry a server cookie valid for COOKIE_SECRET and 127.0.0.1, as a
+# resolver sends once it has learnt ours (BIND, unbound): the hardened row
+# then checks it, and RRL exempts the answer.
 RRL_ALL_PASS = {"enabled": True, "responses_per_second": 1000000, "slip": 2, "window_s": 15}
-COOKIE_SECRET = "e5e973e5a6b2a43f48e7dc849e37bfcf"
+COOKIE_SECRET = "e5e973e5a6b2a43f48e7dc849e37bfcf"  # RFC 9018 appendix A's
 CLIENT_COOKIE = bytes.fromhex("2464c4abcf10c957")
+COOKIE_MODES = ("client", "valid")
+
+
+def siphash24(key, msg):
+    """SipHash-2-4 of @msg under the 16-byte @key, as an integer (its
+    little-endian bytes are the reference output)."""
+    mask = (1 << 64) - 1
+
+    def rotl(x, b):
+        return ((x << b) | (x >> (64 - b))) & mask
+
+    def rounds(v, n):
+        for _ in range(n):
+            v[0] = (v[0] + v[1]) & mask
+            v[1] = rotl(v[1], 13) ^ v[0]
+            v[0] = rotl(v[0], 32)
+            v[2] = (v[2] + v[3]) & mask
+            v[3] = rotl(v[3], 16) ^ v[2]
+            v[0] = (v[0] + v[3]) & mask
+            v[3] = rotl(v[3], 21) ^ v[0]
+            v[2] = (v[2] + v[1]) & mask
+            v[1] = rotl(v[1], 17) ^ v[2]
+            v[2] = rotl(v[2], 32)
+
+    k0, k1 = struct.unpack("<QQ", key)
+    v = [k0 ^ 0x736F6D6570736575, k1 ^ 0x646F72616E646F6D, k0 ^ 0x6C7967656E657261, k1 ^ 0x7465646279746573]
+    tail = len(msg) % 8
+    blocks = [struct.unpack("<Q", msg[i:i + 8])[0] for i in range(0, len(msg) - tail, 8)]
+    blocks.append(int.from_bytes(msg[len(msg) - tail:], "little") | (len(msg) & 0xFF) << 56)
+    for m in blocks:
+        v[3] ^= m
+        rounds(v, 2)
+        v[0] ^= m
+    v[2] ^= 0xFF
+    rounds(v, 4)
+    return v[0] ^ v[1] ^ v[2] ^ v[3]
+
+
+def server_cookie(secret_hex, client, address, now_s):
+    """The RFC 9018 server cookie dnsd gives @client (8 bytes) seen from the
+    IPv4 @address at @now_s: version 1, reserved, timestamp, SipHash-2-4 of
+    client cookie | those 8 bytes | address."""
+    head = bytes([1, 0, 0, 0]) + struct.pack("!I", now_s & 0xFFFFFFFF)
+    h = siphash24(bytes.fromhex(secret_hex), client + head + socket.inet_aton(address))
+    return head + struct.pack("<Q", h)
+
+
+def bench_cookie(mode, now_s=None):
+    """The COOKIE option data the fedgslb rows' queries carry in @mode:
+    the client cookie, and for "valid" a server cookie made now (valid for
+    an hour, RFC 9018 §4.3: write the query file when the run starts)."""
+    if mode == "valid":
+        now = int(time.time()) if now_s is None else now_s
+        return CLIENT_COOKIE + server_cookie(COOKIE_SECRET, CLIENT_COOKIE, "127.0.0.1", now)
+    return CLIENT_COOKIE
 
 
 
@@ -971,8 +1029,11 @@ def parse_args(argv):
     ap.add_argument("--client-cpu", type=int, default=1)
     ap.add_argument("--port-base", type=int, default=25300, help="servers on base+1..+4, fedgslb control on +5, gdnsd check targets on +6")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--cookies", action="store_true",
-                    help="fedgslb rows get queries with a client cookie (RFC 7873)")
+    ap.add_argument("--cookies", nargs="?", const="client", choices=COOKIE_MODES,
+                    help="fedgslb rows get queries with a client cookie (RFC 7873); "
+                    "--cookies=valid: and a valid server cookie, as resolvers send once they "
+                    "know ours (exempts the hardened row's answers from RRL; made at start, "
+                    "valid for an hour)")
     ap.add_argument("--together", type=int, default=0,
                     help="after the rounds, N rounds with every server loaded at once (default 0)")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory")
@@ -1041,7 +1102,7 @@ def main(argv):
         cookie_qfile = None
         if a.cookies:
             cookie_qfile = os.path.join(tmp, "queries-cookie.bin")
-            write_query_file(cookie_qfile, queries, CLIENT_COOKIE)
+            write_query_file(cookie_qfile, queries, bench_cookie(a.cookies))
         log(
             "query mix: %d queries (90%% A federated, 5%% AAAA, 5%% NXDOMAIN), ECS from %d subnets, %d services"
             % (len(queries), len(MEMBERS), a.services)

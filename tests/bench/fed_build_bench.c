@@ -5,7 +5,7 @@
  * vantages reporting every member with measured RTTs. The configuration loader
  * accepts at most 4096 services; the others are discovered (state only).
  *
- *   fed_build_bench [services [members [regions]]]
+ *   fed_build_bench [--pushes N] [--delta-only] [--each] [services [members [regions]]]
  *
  * Prints the build time in seconds and the table size, then a lookup rate,
  * then what a view (answer table + precompiled responses, dns_view_next)
@@ -25,7 +25,13 @@
  * and nothing changed but the generation, vantage 0 pushing every time; then
  * one service changed with the vantages pushing in turn (each push the newest
  * document: the merge takes entries from the vantage that changed them last,
- * so it stays incremental).
+ * so it stays incremental). Each series is --pushes pushes (default 50);
+ * "commit" is what making the candidate live costs on the same thread
+ * (cm_store_commit freeing the superseded document, the old merge and view),
+ * after the new answer is served and outside the total. --delta-only skips
+ * everything before the delta pushes (the full builds), for profiling them;
+ * --each prints every push's figures and the minor page faults it took (the
+ * first pushes after a full build grow the heap).
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -33,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,6 +60,10 @@
 
 #define BENCH_CONF_SERVICES 4096
 #define BENCH_REPS          7
+#define BENCH_PUSHES        50
+
+static size_t bench_pushes = BENCH_PUSHES; /* delta pushes per series (--pushes) */
+static bool bench_each;                    /* --each: every push's figures too */
 
 static double now_s(clockid_t clk)
 {
@@ -60,6 +71,14 @@ static double now_s(clockid_t clk)
 
     clock_gettime(clk, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Minor page faults of the calling thread so far. */
+static long thread_faults(void)
+{
+    struct rusage ru;
+
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_minflt : 0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -72,8 +91,8 @@ static int cmp_double(const void *a, const void *b)
 static void report(const char *what, double *v, size_t n, const char *extra)
 {
     qsort(v, n, sizeof(*v), cmp_double);
-    printf("%-28s cpu median %9.3f ms  max %9.3f ms  (%zu runs)%s\n", what, v[n / 2] * 1e3,
-           v[n - 1] * 1e3, n, extra);
+    printf("%-28s cpu median %9.3f ms  p90 %9.3f ms  max %9.3f ms  (%zu runs)%s\n", what,
+           v[n / 2] * 1e3, v[n * 9 / 10] * 1e3, v[n - 1] * 1e3, n, extra);
 }
 
 /* A zone file with the apex records only, for the precompiled responses. */
@@ -230,8 +249,7 @@ static char *delta_for(const struct cm_state *base, size_t k, bool change)
 
     if (change) {
         const struct cm_state_service *svc = &base->services[k % base->service_count];
-        json_t *sj =
-            json_deep_copy(json_object_get(json_object_get(base->json, "services"), svc->key));
+        json_t *sj = json_deep_copy(svc->json);
         json_t *ep = json_object_iter_value(json_object_iter(json_object_get(sj, "members")));
         json_t *addrs = json_object_get(ep, "addresses");
         char addr[64];
@@ -255,11 +273,16 @@ static char *delta_for(const struct cm_state *base, size_t k, bool change)
 static int delta_rounds(struct bench_run *r, struct cm_store *store, bool change, size_t nvant,
                         const char *what)
 {
-    double apply[BENCH_REPS], merge[BENCH_REPS], view[BENCH_REPS], total[BENCH_REPS];
+    size_t np = bench_pushes;
+    double *apply = calloc(np, sizeof(*apply)), *merge = calloc(np, sizeof(*merge));
+    double *view = calloc(np, sizeof(*view)), *total = calloc(np, sizeof(*total));
+    double *gc = calloc(np, sizeof(*gc));
     char err[CM_STATE_ERR_MAX], line[160];
-    int rc = CM_OK;
+    int rc = apply == NULL || merge == NULL || view == NULL || total == NULL || gc == NULL
+                 ? CM_ENOMEM
+                 : CM_OK;
 
-    for (size_t i = 0; i < BENCH_REPS && rc == CM_OK; i++) {
+    for (size_t i = 0; i < np && rc == CM_OK; i++) {
         char *text =
             delta_for(cm_store_find(store, r->conf->regions[i % nvant].name), 131 * i + 7, change);
         struct cm_store_cand *c = NULL;
@@ -267,10 +290,13 @@ static int delta_rounds(struct bench_run *r, struct cm_store *store, bool change
         struct dns_view *next = NULL;
         const struct cm_state *const *docs;
         size_t n;
-        double c0, c1, c2;
+        double c0, c1, c2, c3;
+        long f0 = thread_faults();
 
-        if (text == NULL)
-            return CM_ENOMEM;
+        if (text == NULL) {
+            rc = CM_ENOMEM;
+            break;
+        }
         c0 = now_s(CLOCK_THREAD_CPUTIME_ID);
         rc = cm_store_put(store, text, strlen(text), NULL, r->conf, 1, &c, err, sizeof(err));
         c1 = now_s(CLOCK_THREAD_CPUTIME_ID);
@@ -281,6 +307,7 @@ static int delta_rounds(struct bench_run *r, struct cm_store *store, bool change
         c2 = now_s(CLOCK_THREAD_CPUTIME_ID);
         if (rc == CM_OK)
             rc = view_after(r->view, r->conf, r->zone, r->geo, m2, &next, &view[i]);
+        c3 = now_s(CLOCK_THREAD_CPUTIME_ID);
         if (rc == CM_OK) {
             cm_store_commit(store, c);
             c = NULL;
@@ -292,21 +319,33 @@ static int delta_rounds(struct bench_run *r, struct cm_store *store, bool change
         } else {
             fprintf(stderr, "delta: %s\n", err);
         }
+        gc[i] = now_s(CLOCK_THREAD_CPUTIME_ID) - c3;
         cm_store_cand_free(c);
         cm_merged_free(m2);
         free(text);
         apply[i] = c1 - c0;
         merge[i] = c2 - c1;
         total[i] = apply[i] + merge[i] + view[i];
+        if (bench_each)
+            printf("  push %3zu: apply %7.3f merge %7.3f view %7.3f total %7.3f commit %7.3f ms, "
+                   "%ld page faults\n",
+                   i, apply[i] * 1e3, merge[i] * 1e3, view[i] * 1e3, total[i] * 1e3, gc[i] * 1e3,
+                   thread_faults() - f0);
     }
-    if (rc != CM_OK)
-        return rc;
-    snprintf(line, sizeof(line), "%s: total", what);
-    report(line, total, BENCH_REPS, "");
-    report("  delta apply", apply, BENCH_REPS, "");
-    report("  merge", merge, BENCH_REPS, "");
-    report("  view", view, BENCH_REPS, "");
-    return CM_OK;
+    if (rc == CM_OK) {
+        snprintf(line, sizeof(line), "%s: total", what);
+        report(line, total, np, "");
+        report("  delta apply", apply, np, "");
+        report("  merge", merge, np, "");
+        report("  view", view, np, "");
+        report("  commit (after, not in total)", gc, np, "");
+    }
+    free(apply);
+    free(merge);
+    free(view);
+    free(total);
+    free(gc);
+    return rc;
 }
 
 static int bench_delta(struct cm_conf *conf, struct cm_state **docs, size_t ndocs)
@@ -448,10 +487,28 @@ int main(int argc, char **argv)
     double t0, t1, c0, c1;
     int rc = 1;
 
-    if ((argc > 1 && !arg_count(argv[1], 1000000, &nsvc)) ||
-        (argc > 2 && !arg_count(argv[2], 1000, &nmem)) ||
-        (argc > 3 && !arg_count(argv[3], 200, &nreg))) {
-        fprintf(stderr, "usage: %s [services [members [regions]]]\n", argv[0]);
+    int a = 1;
+    bool delta_only = false;
+
+    for (; a < argc && strncmp(argv[a], "--", 2) == 0; a++) {
+        if (strcmp(argv[a], "--pushes") == 0 && a + 1 < argc &&
+            arg_count(argv[a + 1], 100000, &bench_pushes))
+            a++;
+        else if (strcmp(argv[a], "--delta-only") == 0)
+            delta_only = true;
+        else if (strcmp(argv[a], "--each") == 0)
+            bench_each = true;
+        else
+            break;
+    }
+    if (a < argc && strncmp(argv[a], "--", 2) == 0)
+        argc = -1; /* an unknown option */
+    if (argc < 0 || (a < argc && !arg_count(argv[a], 1000000, &nsvc)) ||
+        (a + 1 < argc && !arg_count(argv[a + 1], 1000, &nmem)) ||
+        (a + 2 < argc && !arg_count(argv[a + 2], 200, &nreg))) {
+        fprintf(stderr,
+                "usage: %s [--pushes N] [--delta-only] [--each] [services [members [regions]]]\n",
+                argv[0] != NULL ? argv[0] : "fed_build_bench");
         return 2;
     }
     cj = make_conf(nsvc, nmem, nreg);
@@ -482,6 +539,8 @@ int main(int argc, char **argv)
         }
         json_decref(sj);
     }
+    if (delta_only)
+        goto delta;
     if (cm_merged_build((const struct cm_state *const *)docs, nreg < 3 ? nreg : 3, conf, &merged) !=
         CM_OK)
         goto out;
@@ -518,6 +577,7 @@ int main(int argc, char **argv)
     }
     if (bench_views(conf, docs, nreg < 3 ? nreg : 3) != CM_OK)
         goto out;
+delta:
     if (bench_delta(conf, docs, nreg < 3 ? nreg : 3) != CM_OK)
         goto out;
     rc = 0;

@@ -146,6 +146,47 @@ static void test_valid_and_round_trip(void **state)
     cm_state_free(NULL);
 }
 
+/* A document keeps "services" as received: absent, empty or not, in its JSON
+ * and in what cm_state_equal compares. */
+static void test_services_presence(void **state)
+{
+    static const char head[] = "{\"version\":1,\"vantage\":\"us-east-1\",\"generation\":3,"
+                               "\"generated_at\":\"2026-11-21T07:00:00Z\"";
+    char none[256], empty[256], later[256];
+    struct cm_state *a, *b, *c, *d;
+    char *text;
+
+    (void)state;
+    snprintf(none, sizeof(none), "%s}", head);
+    snprintf(empty, sizeof(empty), "%s,\"services\":{}}", head);
+    a = parse_ok(none);
+    b = parse_ok(empty);
+    c = parse_ok(valid_doc);
+    d = parse_ok(valid_doc);
+    text = cm_state_dump(a);
+    assert_null(strstr(text, "services"));
+    free(text);
+    text = cm_state_dump(b);
+    assert_non_null(strstr(text, "\"services\":{}"));
+    free(text);
+    assert_false(cm_state_equal(a, b, false));
+    assert_false(cm_state_equal(b, a, true));
+    assert_true(cm_state_equal(a, a, false));
+    assert_true(cm_state_equal(c, d, false));
+    assert_false(cm_state_equal(a, c, true));
+    cm_state_free(d);
+    /* the same but generation and generated_at */
+    snprintf(later, sizeof(later), "%s,\"services\":{}}", head);
+    memcpy(strstr(later, "\"generation\":3"), "\"generation\":4", strlen("\"generation\":4"));
+    d = parse_ok(later);
+    assert_false(cm_state_equal(b, d, false));
+    assert_true(cm_state_equal(b, d, true));
+    cm_state_free(a);
+    cm_state_free(b);
+    cm_state_free(c);
+    cm_state_free(d);
+}
+
 static void test_from_json(void **state)
 {
     char err[CM_STATE_ERR_MAX];
@@ -888,6 +929,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_and_round_trip),
+        cmocka_unit_test(test_services_presence),
         cmocka_unit_test(test_from_json),
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_bad_documents),

@@ -205,12 +205,128 @@ static void test_memo(void **state)
     assert_false(dns_cookie_check_memo(&memo, secret, c2, plain, 8, b, bl, t + 6));
 }
 
+/* The memo tells apart addresses that differ only in their last bytes, and an
+ * IPv4 address from the IPv6 address that starts with its bytes. */
+static void test_memo_addresses(void **state)
+{
+    static struct dns_cookie_memo memo;
+    static const char *const addrs[] = {"2001:db8::53", "2001:db8::54", "198.51.100.100",
+                                        "c633:6464::", "2001:db8::53"};
+    uint8_t secret[16], c[8], a[16], got[16], plain[16];
+
+    (void)state;
+    memset(secret, 7, sizeof(secret));
+    memset(c, 9, sizeof(c));
+    for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+        size_t al = ip(addrs[i], a);
+
+        print_message("%s\n", addrs[i]);
+        dns_cookie_make_memo(&memo, secret, c, a, al, 1559731985u, got);
+        dns_cookie_make(secret, c, a, al, 1559731985u, plain);
+        assert_memory_equal(got, plain, 16);
+        assert_true(dns_cookie_check_memo(&memo, secret, c, got, 16, a, al, 1559731986u));
+    }
+    for (int i = 0; i < 300; i++) { /* enough that some meet in a memo slot */
+        char name[64];
+
+        snprintf(name, sizeof(name), "2001:db8::%x", i);
+        size_t al = ip(name, a);
+        dns_cookie_make_memo(&memo, secret, c, a, al, 1559731985u, got);
+        dns_cookie_make(secret, c, a, al, 1559731985u, plain);
+        assert_memory_equal(got, plain, 16);
+    }
+    /* one checked for an address is not taken for its neighbour's */
+    size_t al = ip("2001:db8::54", a);
+    dns_cookie_make(secret, c, a, al, 1559731985u, plain);
+    assert_true(dns_cookie_check_memo(&memo, secret, c, plain, 16, a, al, 1559731986u));
+    al = ip("2001:db8::55", a);
+    assert_false(dns_cookie_check_memo(&memo, secret, c, plain, 16, a, al, 1559731986u));
+}
+
+/*
+ * The inline common case gives what the steps give, in every case: a client cookie
+ * alone, our cookie echoed (young, old, stale), one of the previous secret,
+ * a forged one, one of another length; IPv4 and IPv6; with and without a
+ * memo; across renewals and a secret rotation.
+ */
+static void test_reply(void **state)
+{
+    static struct dns_cookie_memo m1, m2;
+    uint8_t secret[16], previous[16], other[16], a4[16], a6[16];
+    size_t l4 = ip("198.51.100.100", a4), l6 = ip("2001:db8::53", a6);
+    uint8_t last[2][2][24] = {{{0}}}; /* the last answer per client and address */
+    const uint32_t t0 = 1559731985u;
+    int valid_seen = 0;
+
+    (void)state;
+    memset(secret, 7, sizeof(secret));
+    memset(previous, 6, sizeof(previous));
+    memset(other, 5, sizeof(other));
+    for (unsigned k = 0; k < 12; k++) {
+        uint32_t now = t0 + k * 700; /* past REUSE_S and MAX_AGE_S in turn */
+        if (k == 8) {                /* rotation: the current secret becomes the previous */
+            memcpy(previous, secret, 16);
+            memset(secret, 4, sizeof(secret));
+        }
+        for (unsigned c = 0; c < 2; c++) {
+            for (unsigned ai = 0; ai < 2; ai++) {
+                const uint8_t *a = ai == 0 ? a4 : a6;
+                size_t al = ai == 0 ? l4 : l6;
+                for (unsigned form = 0; form < 6; form++) {
+                    uint8_t opt[40], o1[24], o2[24], o3[24], o4[24];
+                    size_t len = 24;
+
+                    memset(opt, 0x30 + c, 8);
+                    switch (form) {
+                    case 0: /* client cookie alone */
+                        len = 8;
+                        break;
+                    case 1: /* what we answered last (before any answer: zeros) */
+                        memcpy(opt + 8, last[c][ai] + 8, 16);
+                        break;
+                    case 2: /* made under the previous secret */
+                        dns_cookie_make(previous, opt, a, al, now - 10, opt + 8);
+                        break;
+                    case 3: /* forged */
+                        memcpy(opt + 8, last[c][ai] + 8, 16);
+                        opt[23] ^= 0x80;
+                        break;
+                    case 4: /* under another secret */
+                        dns_cookie_make(other, opt, a, al, now, opt + 8);
+                        break;
+                    default: /* another length */
+                        memset(opt + 8, 1, 32);
+                        len = 40;
+                        break;
+                    }
+                    bool v1 = dns_cookie_reply(&m1, secret, previous, opt, len, a, al, now, o1);
+                    bool v2 =
+                        dns_cookie_reply_steps(&m2, secret, previous, opt, len, a, al, now, o2);
+                    assert_int_equal(v1, v2);
+                    assert_memory_equal(o1, o2, 24);
+                    bool v3 = dns_cookie_reply(NULL, secret, previous, opt, len, a, al, now, o3);
+                    bool v4 =
+                        dns_cookie_reply_steps(NULL, secret, previous, opt, len, a, al, now, o4);
+                    assert_int_equal(v3, v4);
+                    assert_int_equal(v1, v3);
+                    assert_memory_equal(o3, o4, 24);
+                    valid_seen += v1;
+                    if (form <= 1)
+                        memcpy(last[c][ai], o1, 24);
+                }
+            }
+        }
+    }
+    assert_true(valid_seen > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_answers), cmocka_unit_test(test_returned_cookies),
         cmocka_unit_test(test_window),        cmocka_unit_test(test_young),
-        cmocka_unit_test(test_memo),
+        cmocka_unit_test(test_memo),          cmocka_unit_test(test_memo_addresses),
+        cmocka_unit_test(test_reply),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

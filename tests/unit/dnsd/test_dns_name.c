@@ -137,6 +137,17 @@ static void test_check(void **state)
         size_t got = dns_name_check(rows[i].wire, rows[i].avail);
         if (got != rows[i].want)
             fail_msg("row %zu: %zu, want %zu", i, got, rows[i].want);
+        /* the question's one call: the same check, then the fold and hash */
+        uint8_t lc[DNS_NAME_MAX], want_lc[DNS_NAME_MAX];
+        uint32_t h = 7;
+        got = dns_name_check_lower_hash(lc, rows[i].wire, rows[i].avail, &h);
+        if (got != rows[i].want)
+            fail_msg("row %zu: check_lower_hash %zu, want %zu", i, got, rows[i].want);
+        if (got == 0 && h != 7)
+            fail_msg("row %zu: check_lower_hash set a hash for an invalid name", i);
+        if (got > 0 &&
+            (h != dns_name_lower_hash(want_lc, rows[i].wire, got) || memcmp(lc, want_lc, got) != 0))
+            fail_msg("row %zu: check_lower_hash folded or hashed differently", i);
     }
 }
 

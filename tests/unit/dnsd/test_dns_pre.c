@@ -127,6 +127,7 @@ enum edns_kind {
     E_ECS6,    /* ECS 2001:db8:2::/56 */
     E_COOKIE,  /* a client cookie and an NSID request */
     E_COOKIE2, /* a client cookie with our valid server cookie */
+    E_ALL,     /* ECS 2001:db8:2::5a/128, a client cookie, an NSID request: the longest OPT */
     E_KINDS,
 };
 
@@ -160,6 +161,17 @@ static void build_query(struct pkt *p, const uint8_t *name, size_t nlen, unsigne
         opts[ol++] = 0, opts[ol++] = 2, opts[ol++] = 56, opts[ol++] = 0;
         memcpy(opts + ol, v6, 7);
         ol += 7;
+    } else if (e == E_ALL) {
+        static const uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 2, [15] = 0x5a};
+        static const uint8_t cc[8] = {0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57};
+        opts[ol++] = 0, opts[ol++] = 8, opts[ol++] = 0, opts[ol++] = 20;
+        opts[ol++] = 0, opts[ol++] = 2, opts[ol++] = 128, opts[ol++] = 0;
+        memcpy(opts + ol, v6, 16);
+        ol += 16;
+        opts[ol++] = 0, opts[ol++] = 10, opts[ol++] = 0, opts[ol++] = 8;
+        memcpy(opts + ol, cc, 8);
+        ol += 8;
+        opts[ol++] = 0, opts[ol++] = 3, opts[ol++] = 0, opts[ol++] = 0;
     } else if (e == E_COOKIE || e == E_COOKIE2) {
         static const uint8_t cc[8] = {0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57};
         opts[ol++] = 0, opts[ol++] = 10, opts[ol++] = 0, opts[ol++] = e == E_COOKIE ? 8 : 24;
@@ -202,7 +214,7 @@ static void assert_same_info(const struct dns_query_info *a, const struct dns_qu
 }
 
 struct counts {
-    unsigned queries, precompiled, nodata_parts;
+    unsigned queries, precompiled, nodata_parts, nxdomain_parts;
 };
 
 /* One query both ways: the same bytes and the same info. */
@@ -230,6 +242,8 @@ static void compare_one(struct fixture *f, const struct pkt *p, const struct soc
         c->precompiled++;
         if (fi.rrl_class == DNS_RRL_NODATA)
             c->nodata_parts++;
+        if (fi.rcode == DNS_RCODE_NXDOMAIN)
+            c->nxdomain_parts++;
     }
 }
 
@@ -268,12 +282,19 @@ static void test_differential(void **state)
     static const char *const statics[] = {
         ORIGIN,
         "www." ORIGIN,
+        "Alias." ORIGIN, /* a CNAME in the zone, chased to www */
         "nx." ORIGIN,
         "ns1." ORIGIN,
         "sorry." ORIGIN,
         "x.sub." ORIGIN,
         "a.b.nx." ORIGIN,
         "svc9.default.myfed.svc." ORIGIN,
+        /* NXDOMAIN below MNAME's and RNAME's labels: the writer compresses
+         * MNAME / RNAME into the question, the part would not */
+        "zz.ns1." ORIGIN,
+        "q.HostMaster." ORIGIN,
+        /* more labels than the writer's compression table keeps */
+        "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q." ORIGIN,
         "www.example.org",
     };
 
@@ -288,12 +309,74 @@ static void test_differential(void **state)
         assert_true(len > 0);
         compare_name(f, wire, len, &c);
     }
+    /* 100 labels: the writer's compression table (DNS_COMP_MAX) runs out
+     * in the question, so it writes the SOA's names in full */
+    char deep[DNS_NAME_MAX * 2] = "";
+    for (unsigned i = 0; i < 100; i++)
+        strcat(deep, "d.");
+    strcat(deep, ORIGIN);
+    uint8_t wire[DNS_NAME_MAX];
+    size_t len = dns_name_from_text(deep, true, wire);
+    assert_true(len > 0);
+    compare_name(f, wire, len, &c);
     /* the comparison means something only if parts answered a fair share,
      * NODATA parts included */
-    print_message("%u queries, %u precompiled, %u from NODATA parts\n", c.queries, c.precompiled,
-                  c.nodata_parts);
+    print_message("%u queries, %u precompiled, %u from NODATA parts, %u NXDOMAIN\n", c.queries,
+                  c.precompiled, c.nodata_parts, c.nxdomain_parts);
     assert_true(c.precompiled > c.queries / 4);
     assert_true(c.nodata_parts > c.queries / 20);
+    assert_true(c.nxdomain_parts > 0);
+}
+
+/*
+ * 512-byte responses (dnsd.max_udp_size) and the longest OPT (ECS /128, a
+ * cookie, a 128-byte NSID): NXDOMAIN for long names does not fit from some
+ * length on, where the precompiled path must leave the query to the writer
+ * (TC) instead of sending the response without its OPT.
+ */
+static void test_truncation(void **state)
+{
+    struct fixture *f = *state;
+    static const uint8_t client[4] = {192, 0, 2, 200};
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    struct counts c = {0};
+    unsigned tc = 0;
+    struct pkt p;
+    char what[96];
+
+    memcpy(&sin.sin_addr, client, 4);
+    f->conf->dnsd.max_udp_size = 512;
+    memset(f->conf->dnsd.nsid_data, 'n', 128);
+    f->conf->dnsd.nsid_len = 128;
+    /* 63-byte labels, then one of 1..63 bytes above the apex: names of 211..255 bytes */
+    for (unsigned last = 1; last <= 44; last++) {
+        uint8_t name[DNS_NAME_MAX];
+        size_t len = 0;
+        for (unsigned l = 0; l < 3; l++) {
+            name[len++] = 63;
+            memset(name + len, 'a' + l, 63);
+            len += 63;
+        }
+        name[len++] = (uint8_t)last;
+        memset(name + len, 'z', last);
+        len += last;
+        uint8_t apex[DNS_NAME_MAX];
+        size_t apex_len = dns_name_from_text(ORIGIN, true, apex);
+        assert_true(apex_len > 0 && len + apex_len <= DNS_NAME_MAX);
+        memcpy(name + len, apex, apex_len);
+        len += apex_len;
+        build_query(&p, name, len, 0x5a5a, DNS_TYPE_A, E_ALL, client);
+        struct dns_query_info info;
+        (void)dns_query_process(f->view, p.b, p.len, f->fast, 4096, (const struct sockaddr *)&sin,
+                                false, &info, NOW);
+        assert_int_equal(info.rcode, DNS_RCODE_NXDOMAIN);
+        tc += info.tc;
+        snprintf(what, sizeof(what), "NXDOMAIN, %zu-byte name", len);
+        compare_one(f, &p, (const struct sockaddr *)&sin, false, &c, what);
+    }
+    /* both sides of the limit were met */
+    assert_true(tc > 0);
+    assert_true(c.nxdomain_parts > 0);
 }
 
 /* The regional name of region "ns1" shares MNAME's label above the apex: its
@@ -316,6 +399,11 @@ static void test_nodata_exactness(void **state)
     assert_int_equal(dns_fed_lookup(fed, wire, len, DNS_TYPE_MX, 0, 0, &fa), DNS_FED_NAME);
     assert_false(dns_pre_nodata_ok(f->view->pre, fa.name_id));
     assert_true(dns_pre_memory(f->view->pre) > 0);
+    /* the same rule for names outside the table (NXDOMAIN) */
+    len = dns_name_from_text("zz.ns1." ORIGIN, true, wire);
+    assert_null(dns_pre_nxdomain(f->view->pre, wire, len));
+    len = dns_name_from_text("zz.nx1." ORIGIN, true, wire);
+    assert_ptr_equal(dns_pre_nxdomain(f->view->pre, wire, len), dns_pre_ent(f->view->pre));
 }
 
 /* A part is relocated to where the question ends: the SOA's names point
@@ -343,6 +431,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_differential, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nodata_exactness, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy_relocates, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

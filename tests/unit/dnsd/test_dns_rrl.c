@@ -114,6 +114,61 @@ static void test_prefix_v6(void **state)
     dns_rrl_free(rrl);
 }
 
+/*
+ * Sources whose masked bytes are equal but not their family, or that differ
+ * only past the first 8 bytes of a long IPv6 prefix, are counted apart (and
+ * so are remembered apart by the worker's memo of bucket keys: enough of
+ * them that some meet in a memo set).
+ */
+static void test_prefix_families(void **state)
+{
+    struct dns_rrl_params p = {
+        .rate = 1, .window_s = 2, .ipv4_prefix = 24, .ipv6_prefix = 128, .table_size = 1024};
+    struct dns_rrl *rrl = dns_rrl_new(&p, KEY);
+
+    (void)state;
+    assert_non_null(rrl);
+    assert_int_equal(www(rrl, "192.0.2.1", 10), DNS_RRL_PASS);
+    assert_int_equal(www(rrl, "192.0.2.1", 10), DNS_RRL_DROP);
+    assert_int_equal(www(rrl, "c000:200::", 10), DNS_RRL_PASS); /* the same first bytes */
+    assert_int_equal(www(rrl, "c000:200::", 10), DNS_RRL_DROP);
+    assert_int_equal(www(rrl, "2001:db8::1", 10), DNS_RRL_PASS);
+    assert_int_equal(www(rrl, "2001:db8::1", 10), DNS_RRL_DROP);
+    for (int i = 2; i < 1000; i++) { /* each differs from the others in its last bytes */
+        char ip[64];
+
+        snprintf(ip, sizeof(ip), "2001:db8::%x", i);
+        assert_int_equal(www(rrl, ip, 10), DNS_RRL_PASS);
+        assert_int_equal(www(rrl, ip, 10), DNS_RRL_DROP);
+    }
+    dns_rrl_free(rrl);
+}
+
+/*
+ * Tuples that differ in the class alone, or in the family alone (10.0.0.0/24
+ * and a00::/56 mask to the same bytes), are counted apart, for enough names
+ * that some meet in a set of the memo of bucket keys.
+ */
+static void test_memo_tuples(void **state)
+{
+    static const enum dns_rrl_class classes[] = {DNS_RRL_POSITIVE, DNS_RRL_NODATA, DNS_RRL_NXDOMAIN,
+                                                 DNS_RRL_REFERRAL, DNS_RRL_WILDCARD};
+    struct dns_rrl *rrl = rrl_make(1, 0, 2, 1 << 16, NULL);
+    struct addr a4, a6;
+    const struct sockaddr *v4 = sa(&a4, "10.0.0.1"), *v6 = sa(&a6, "a00::1");
+
+    (void)state;
+    for (uint32_t h = 1; h <= 1000; h++) {
+        for (size_t c = 0; c < sizeof(classes) / sizeof(classes[0]); c++) {
+            assert_int_equal(dns_rrl_check_hashed(rrl, v4, classes[c], h, false, 10), DNS_RRL_PASS);
+            assert_int_equal(dns_rrl_check_hashed(rrl, v6, classes[c], h, false, 10), DNS_RRL_PASS);
+        }
+    }
+    for (size_t c = 0; c < sizeof(classes) / sizeof(classes[0]); c++)
+        assert_int_equal(dns_rrl_check_hashed(rrl, v6, classes[c], 1000, false, 10), DNS_RRL_DROP);
+    dns_rrl_free(rrl);
+}
+
 /* Buckets are per class and name; names compare case-insensitively; ERROR ignores the name. */
 static void test_class_and_name(void **state)
 {
@@ -320,6 +375,8 @@ int main(void)
         cmocka_unit_test(test_rate_exact),
         cmocka_unit_test(test_prefix_v4),
         cmocka_unit_test(test_prefix_v6),
+        cmocka_unit_test(test_prefix_families),
+        cmocka_unit_test(test_memo_tuples),
         cmocka_unit_test(test_class_and_name),
         cmocka_unit_test(test_hashed_same_bucket),
         cmocka_unit_test(test_table_rounded_up),
