@@ -1102,8 +1102,9 @@ static int query_log_new(struct dns_server *srv, const struct cm_conf *conf, cha
 /*
  * The worker's loop, without locks: once the worker runs, only its own
  * thread touches the base (the main thread signals through mbox_fd). Nor
- * does it read the clock after every wait: only the TCP timers need the
- * time, and they read it when they are due (UDP batches read their own).
+ * does it read the clock after every wait: only its timers (TCP idle,
+ * accept backoff, stop grace) need the time, and libevent then reads it
+ * when it adds or runs one (UDP batches read their own).
  */
 static struct event_base *worker_base_new(void)
 {
