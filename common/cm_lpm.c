@@ -18,12 +18,19 @@
  * where each level below the cached top is a cache miss. cm_lpm_compact()
  * then compiles it into a direct table (DIR-24-8, as DPDK's rte_lpm):
  *
- *   tbl24[top 24 bits] --leaf--> (found, value id, matched_len, scope_len)
- *          |                         |
- *          +--block b--> tbl8[b * 256 + last byte] (a /32 source)
- *          |             heads[b]                  (a /24 source)
+ *   tbl24[top 24 bits] --result r--> results[r] (found, value, matched_len, scope_len)
+ *          |
+ *          +--block b--> tbl8[b * 256 + last byte] (a /32 source) --r--> results[r]
+ *          |             heads[b]                  (a /24 source) --r--> results[r]
  *          +--TRIE-----> the trie (more blocks than allowed)
- *                                    values[value id] -> value
+ *
+ * tbl24 has 2^24 entries of 16 bits (32 MiB) when every entry fits (result
+ * indexes below 2^15, block numbers below 2^15 - 1: a country database, or
+ * one whose values fold into a few classes, cm_lpm_set_fold), else of 32
+ * bits (64 MiB; the build tries 16 bits first, then walks again): a lookup
+ * reads one entry at random in it, so half the bytes is half the cache
+ * lines a client population keeps warm. The results array is small and
+ * shared by all entries (its lines stay cached).
  *
  * Every entry is precomputed from the trie walk itself, so for 24 to 32
  * address bits it holds exactly what the walk returns, scope included. A
@@ -65,28 +72,40 @@ struct lpm_node {
 };
 
 /*
- * A direct-table entry, 32 bits. Bit 31 set (tbl24 only): bits 0..30 are a
- * block number, or DIR_TRIE. Clear: a leaf, bits 20..30 the shape, bits
- * 0..19 the value id (index into values). The shape packs the rest of the
- * result: (found ? matched_len + 1 : 0) * 33 + scope_len, at most
- * 33 * 33 + 32 = 1121 < 2^11.
+ * A compiled table (direct or stride) stores results by index into an array
+ * of the distinct results it holds: 8 bytes each, and far fewer of them than
+ * entries (one per value and prefix shape).
  */
-#define DIR_TAG        0x80000000u
-#define DIR_TRIE       0x7fffffffu /* with DIR_TAG: ask the trie */
-#define DIR_VID_BITS   20u
-#define DIR_VID_MASK   ((1u << DIR_VID_BITS) - 1u)
-#define DIR_SHAPE_MASK 0x7ffu
-#define DIR_MAX_VALUES (1u << DIR_VID_BITS)
-#define DIR_TBL24      (1u << 24)
+struct lpm_result_packed {
+    uint32_t value;
+    uint8_t found;
+    uint8_t matched_len;
+    uint8_t scope_len;
+};
+
+/*
+ * A direct-table entry is a result index, or with DIR_TAG (tbl24 only) a
+ * block number or DIR_TRIE. The first level is 16 bits wide (tbl16) when
+ * every entry fits (result indexes 0..0x7fff, block numbers 0..0x7ffe),
+ * which halves the table a lookup touches at random (32 MiB), else 32 bits
+ * wide (tbl32). A 16-bit entry with DIR16_TAG holds the block
+ * number in its low 15 bits, all ones standing for DIR_TRIE.
+ */
+#define DIR_TAG    0x80000000u
+#define DIR_TRIE   0x7fffffffu /* with DIR_TAG: ask the trie */
+#define DIR16_TAG  0x8000u
+#define DIR16_TRIE 0x7fffu
+#define DIR_TBL24  (1u << 24)
 
 struct lpm_direct {
-    uint32_t *tbl24;  /* owned, DIR_TBL24 entries */
-    uint32_t *tbl8;   /* owned, 256 entries per block (NULL without blocks) */
-    uint32_t *heads;  /* owned, one per block: the answer for a /24 source */
-    uint32_t *values; /* owned, value id -> value */
-    uint32_t blocks;  /* blocks in tbl8 */
-    uint32_t nvalues; /* distinct values */
-    size_t bytes;     /* all of the above */
+    uint16_t *tbl16;                   /* owned, DIR_TBL24 entries; NULL when tbl32 is used */
+    uint32_t *tbl32;                   /* owned, DIR_TBL24 entries; NULL when tbl16 is used */
+    uint32_t *tbl8;                    /* owned, 256 result indexes per block */
+    uint32_t *heads;                   /* owned, one per block: the answer for a /24 source */
+    struct lpm_result_packed *results; /* owned, nresults */
+    uint32_t blocks;                   /* blocks in tbl8 */
+    uint32_t nresults;                 /* distinct results */
+    size_t bytes;                      /* all of the above */
 };
 
 /*
@@ -96,19 +115,12 @@ struct lpm_direct {
  */
 #define STRIDE_NODE 0x80000000u
 
-struct lpm_result_packed {
-    uint32_t value;
-    uint8_t found;
-    uint8_t matched_len;
-    uint8_t scope_len;
-};
-
 struct lpm_stride {
     uint32_t *ent;  /* owned, nodes x 256 */
     uint32_t *head; /* owned, per node */
     uint32_t nodes, cap;
-    struct lpm_result_packed *results; /* owned, distinct results */
-    uint32_t nresults, rcap;
+    struct lpm_result_packed *results; /* owned, nresults */
+    uint32_t nresults;
 };
 
 struct cm_lpm {
@@ -118,6 +130,8 @@ struct cm_lpm {
     uint32_t v4_prefixes;         /* IPv4 prefixes inserted (distinct) */
     struct lpm_direct *direct;    /* owned, NULL for a trie alone */
     struct lpm_stride *stride[2]; /* owned: IPv4, IPv6; NULL when not compiled */
+    cm_lpm_fold_fn *fold;         /* NULL: lookups give the values inserted */
+    const void *fold_ctx;         /* borrowed */
 };
 
 static void direct_free(struct lpm_direct *d);
@@ -171,6 +185,29 @@ static unsigned addr_bit(const uint8_t *addr, unsigned i)
     return (addr[i / 8] >> (7 - i % 8)) & 1u;
 }
 
+/* A node's value as the compiled forms store it (folded). */
+static uint32_t node_value(const struct cm_lpm *lpm, const struct lpm_node *n)
+{
+    return lpm->fold != NULL ? lpm->fold(lpm->fold_ctx, n->value) : n->value;
+}
+
+/* Drops the compiled forms (they would give stale answers). */
+static void compiled_free(struct cm_lpm *lpm)
+{
+    direct_free(lpm->direct);
+    lpm->direct = NULL;
+    stride_free(lpm->stride[0]);
+    stride_free(lpm->stride[1]);
+    lpm->stride[0] = lpm->stride[1] = NULL;
+}
+
+void cm_lpm_set_fold(struct cm_lpm *lpm, cm_lpm_fold_fn *fold, const void *ctx)
+{
+    compiled_free(lpm);
+    lpm->fold = fold;
+    lpm->fold_ctx = ctx;
+}
+
 /* Appends a zeroed node; CM_ENOMEM / CM_ETOOBIG. */
 static int node_add(struct cm_lpm *lpm, uint32_t *out)
 {
@@ -200,11 +237,7 @@ int cm_lpm_insert(struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned 
 
     if (lpm == NULL || addr == NULL || !family_info(family, &node, &bits) || prefix_len > bits)
         return CM_EINVAL;
-    direct_free(lpm->direct); /* it would miss this prefix */
-    lpm->direct = NULL;
-    stride_free(lpm->stride[0]);
-    stride_free(lpm->stride[1]);
-    lpm->stride[0] = lpm->stride[1] = NULL;
+    compiled_free(lpm); /* they would miss this prefix */
     for (unsigned d = 0; d < prefix_len; d++) {
         unsigned b = addr_bit(addr, d);
 
@@ -289,24 +322,12 @@ bool cm_lpm_lookup_trie(const struct cm_lpm *lpm, int family, const uint8_t *add
 
 /* ---- the IPv4 direct table ----------------------------------------------- */
 
-static uint32_t dir_leaf(bool found, uint32_t vid, unsigned matched_len, unsigned scope_len)
+static bool result_get(const struct lpm_result_packed *r, struct cm_lpm_result *res)
 {
-    uint32_t shape = (found ? matched_len + 1u : 0u) * 33u + scope_len;
-
-    return shape << DIR_VID_BITS | (found ? vid : 0u);
-}
-
-static bool dir_decode(const struct lpm_direct *d, uint32_t e, struct cm_lpm_result *res)
-{
-    uint32_t shape = (e >> DIR_VID_BITS) & DIR_SHAPE_MASK;
-    uint32_t m = shape / 33u;
-
-    res->found = m != 0;
-    res->scope_len = (uint8_t)(shape % 33u);
-    if (m != 0) {
-        res->matched_len = (uint8_t)(m - 1u);
-        res->value = d->values[e & DIR_VID_MASK];
-    }
+    res->found = r->found != 0;
+    res->value = r->value;
+    res->matched_len = r->matched_len;
+    res->scope_len = r->scope_len;
     return res->found;
 }
 
@@ -314,7 +335,6 @@ static bool dir_decode(const struct lpm_direct *d, uint32_t e, struct cm_lpm_res
 static bool stride_lookup(const struct lpm_stride *st, const uint8_t *addr, unsigned addr_bits,
                           struct cm_lpm_result *res)
 {
-    const struct lpm_result_packed *r;
     uint32_t node = 0, e;
 
     for (unsigned byte = 0;; byte++) {
@@ -327,12 +347,25 @@ static bool stride_lookup(const struct lpm_stride *st, const uint8_t *addr, unsi
             break;
         node = e & ~STRIDE_NODE;
     }
-    r = &st->results[e];
-    res->found = r->found != 0;
-    res->value = r->value;
-    res->matched_len = r->matched_len;
-    res->scope_len = r->scope_len;
-    return res->found;
+    return result_get(&st->results[e], res);
+}
+
+static uint32_t addr_24(const uint8_t *addr)
+{
+    return (uint32_t)addr[0] << 16 | (uint32_t)addr[1] << 8 | addr[2];
+}
+
+/* The trie's answer as cm_lpm_lookup() gives it: its value folded. Kept out
+ * of line (the rare path), so that the direct table's path saves no registers. */
+__attribute__((noinline)) static bool trie_folded(const struct cm_lpm *lpm, int family,
+                                                  const uint8_t *addr, unsigned addr_bits,
+                                                  struct cm_lpm_result *res)
+{
+    if (!cm_lpm_lookup_trie(lpm, family, addr, addr_bits, res))
+        return false;
+    if (lpm->fold != NULL)
+        res->value = lpm->fold(lpm->fold_ctx, res->value);
+    return true;
 }
 
 bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned addr_bits,
@@ -352,82 +385,191 @@ bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, un
             addr_bits = max;
         if (st != NULL && addr_bits % 8 == 0)
             return stride_lookup(st, addr, addr_bits, res);
-        return cm_lpm_lookup_trie(lpm, family, addr, addr_bits, res);
+        return trie_folded(lpm, family, addr, addr_bits, res);
     }
     d = lpm->direct;
-    e = d->tbl24[(uint32_t)addr[0] << 16 | (uint32_t)addr[1] << 8 | addr[2]];
+    if (d->tbl16 != NULL) {
+        e = d->tbl16[addr_24(addr)];
+        if ((e & DIR16_TAG) != 0)
+            e = DIR_TAG | ((e & DIR16_TRIE) == DIR16_TRIE ? DIR_TRIE : e & DIR16_TRIE);
+    } else {
+        e = d->tbl32[addr_24(addr)];
+    }
     if ((e & DIR_TAG) != 0) {
         uint32_t blk = e & ~DIR_TAG;
 
         if (blk == DIR_TRIE || (addr_bits > 24 && addr_bits < 32))
-            return cm_lpm_lookup_trie(lpm, family, addr, addr_bits, res);
+            return trie_folded(lpm, family, addr, addr_bits, res);
         e = addr_bits == 24 ? d->heads[blk] : d->tbl8[blk << 8 | addr[3]];
     }
-    memset(res, 0, sizeof(*res));
-    return dir_decode(d, e, res);
+    return result_get(&d->results[e], res);
 }
 
 void cm_lpm_prefetch(const struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned addr_bits)
 {
+    const struct lpm_direct *d;
+
     if (lpm == NULL || lpm->direct == NULL || family != AF_INET || addr_bits < 24 || addr == NULL)
         return;
-    __builtin_prefetch(
-        &lpm->direct->tbl24[(uint32_t)addr[0] << 16 | (uint32_t)addr[1] << 8 | addr[2]]);
+    d = lpm->direct;
+    if (d->tbl16 != NULL)
+        __builtin_prefetch(&d->tbl16[addr_24(addr)]);
+    else
+        __builtin_prefetch(&d->tbl32[addr_24(addr)]);
 }
 
 static void direct_free(struct lpm_direct *d)
 {
     if (d == NULL)
         return;
-    free(d->tbl24);
+    free(d->tbl16);
+    free(d->tbl32);
     free(d->tbl8);
     free(d->heads);
-    free(d->values);
+    free(d->results);
     free(d);
 }
+
+/* ---- distinct results ------------------------------------------------------ */
+
+#define RESULTS_MAX (1u << 30) /* indexes stay clear of DIR_TAG and STRIDE_NODE */
+
+/* The distinct results of a table being compiled, each stored once. */
+struct result_set {
+    struct lpm_result_packed *r; /* owned, n used of cap */
+    uint32_t n, cap;
+    uint32_t *keys; /* owned, open addressing over r: index + 1, 0 = empty; 2 * cap slots */
+    int rc;         /* CM_OK until the set could not grow */
+};
+
+static uint32_t result_hash(const struct lpm_result_packed *r)
+{
+    uint32_t h = r->value * 0x9E3779B1u;
+
+    h ^= ((uint32_t)r->found << 16 | (uint32_t)r->matched_len << 8 | r->scope_len) * 0x85EBCA6Bu;
+    return h ^ (h >> 15);
+}
+
+static bool rs_grow(struct result_set *s)
+{
+    uint32_t cap = s->cap != 0 ? s->cap * 2 : 64, mask = 2 * cap - 1;
+    struct lpm_result_packed *r;
+    uint32_t *keys;
+
+    if (cap > RESULTS_MAX) {
+        s->rc = CM_ETOOBIG;
+        return false;
+    }
+    r = realloc(s->r, (size_t)cap * sizeof(*r));
+    if (r != NULL)
+        s->r = r;
+    keys = r != NULL ? calloc((size_t)mask + 1, sizeof(*keys)) : NULL;
+    if (keys == NULL) {
+        s->rc = CM_ENOMEM;
+        return false;
+    }
+    for (uint32_t i = 0; i < s->n; i++) {
+        uint32_t h = result_hash(&r[i]) & mask;
+        while (keys[h] != 0)
+            h = (h + 1) & mask;
+        keys[h] = i + 1;
+    }
+    free(s->keys);
+    s->keys = keys;
+    s->cap = cap;
+    return true;
+}
+
+/* The index of a result (found, value, matched_len, scope_len), interned; 0
+ * once s->rc says the set could not grow (the table is then dropped). */
+static uint32_t rs_index(struct result_set *s, bool found, uint32_t value, unsigned matched_len,
+                         unsigned scope_len)
+{
+    struct lpm_result_packed r = {found ? value : 0, found, (uint8_t)(found ? matched_len : 0),
+                                  (uint8_t)scope_len};
+    uint32_t mask, h;
+
+    if (s->rc != CM_OK || (s->n == s->cap && !rs_grow(s)))
+        return 0;
+    mask = 2 * s->cap - 1;
+    for (h = result_hash(&r) & mask; s->keys[h] != 0; h = (h + 1) & mask) {
+        const struct lpm_result_packed *o = &s->r[s->keys[h] - 1];
+        if (o->value == r.value && o->found == r.found && o->matched_len == r.matched_len &&
+            o->scope_len == r.scope_len)
+            return s->keys[h] - 1;
+    }
+    s->r[s->n] = r;
+    s->keys[h] = s->n + 1;
+    return s->n++;
+}
+
+/* The results array, trimmed to size, for the compiled table; the set is left empty. */
+static struct lpm_result_packed *rs_take(struct result_set *s, uint32_t *count)
+{
+    struct lpm_result_packed *r = s->n != 0 ? realloc(s->r, s->n * sizeof(*r)) : NULL;
+
+    if (r == NULL) /* the larger array stays valid */
+        r = s->r;
+    *count = s->n;
+    free(s->keys);
+    *s = (struct result_set){.rc = s->rc};
+    return r;
+}
+
+static void rs_fini(struct result_set *s)
+{
+    free(s->r);
+    free(s->keys);
+}
+
+/* ---- building the direct table ------------------------------------------- */
 
 /* What the walk has found so far on its way down. */
 struct dir_best {
     bool found;
-    uint32_t vid;
+    uint32_t value;
     unsigned len;
 };
 
 struct dir_build {
     const struct cm_lpm *lpm;
     struct lpm_direct *d;
-    uint32_t *keys; /* value -> id, open addressing; used[] marks a slot taken */
-    uint32_t *ids;
-    uint8_t *used;
-    uint32_t hcap; /* power of two, >= 2 * distinct values possible */
+    struct result_set rs;
     uint32_t max_blocks;
-    int rc;
+    bool wide; /* an entry did not fit in tbl16: walk again into tbl32 */
 };
 
-/* Value -> id, assigned in walk order; CM_ETOOBIG past DIR_MAX_VALUES. */
-static uint32_t dir_value_id(struct dir_build *b, uint32_t value)
+static uint32_t dir_leaf(struct dir_build *b, struct dir_best best, unsigned scope_len)
 {
-    uint32_t h = (value * 0x9E3779B1u) & (b->hcap - 1u);
-
-    while (b->used[h] && b->keys[h] != value)
-        h = (h + 1u) & (b->hcap - 1u);
-    if (b->used[h])
-        return b->ids[h];
-    if (b->d->nvalues == DIR_MAX_VALUES) {
-        b->rc = CM_ETOOBIG;
-        return 0;
-    }
-    b->used[h] = 1;
-    b->keys[h] = value;
-    b->ids[h] = b->d->nvalues;
-    b->d->values[b->d->nvalues] = value;
-    return b->d->nvalues++;
+    return rs_index(&b->rs, best.found, best.value, best.len, scope_len);
 }
 
 static void dir_fill(uint32_t *tbl, uint32_t from, uint32_t count, uint32_t e)
 {
     for (uint32_t i = 0; i < count; i++)
         tbl[from + i] = e;
+}
+
+/* Sets @count first-level entries from @from to @e (a result index, or
+ * DIR_TAG with a block number or DIR_TRIE), in whichever table is being
+ * filled; one that does not fit in 16 bits makes the build wide. */
+static void top_fill(struct dir_build *b, uint32_t from, uint32_t count, uint32_t e)
+{
+    struct lpm_direct *d = b->d;
+    uint32_t blk = e & ~DIR_TAG;
+    uint16_t e16;
+
+    if (d->tbl32 != NULL) {
+        dir_fill(d->tbl32, from, count, e);
+        return;
+    }
+    if ((e & DIR_TAG) == 0 ? e >= DIR16_TAG : blk != DIR_TRIE && blk >= DIR16_TRIE) {
+        b->wide = true;
+        return;
+    }
+    e16 = (uint16_t)((e & DIR_TAG) == 0 ? e : DIR16_TAG | (blk == DIR_TRIE ? DIR16_TRIE : blk));
+    for (uint32_t i = 0; i < count; i++)
+        d->tbl16[from + i] = e16;
 }
 
 /*
@@ -441,9 +583,9 @@ static void dir_block(struct dir_build *b, uint32_t *blk, uint32_t node, unsigne
     const struct lpm_node *n = &b->lpm->nodes[node];
 
     if (n->has_value)
-        best = (struct dir_best){true, dir_value_id(b, n->value), depth};
+        best = (struct dir_best){true, node_value(b->lpm, n), depth};
     if (depth == 32) {
-        blk[pfx] = dir_leaf(best.found, best.vid, best.len, 32);
+        blk[pfx] = dir_leaf(b, best, 32);
         return;
     }
     for (unsigned bit = 0; bit < 2; bit++) {
@@ -454,29 +596,30 @@ static void dir_block(struct dir_build *b, uint32_t *blk, uint32_t node, unsigne
             dir_block(b, blk, n->child[bit], depth + 1, sub, best);
         else
             dir_fill(blk, sub << shift, 1u << shift,
-                     dir_leaf(best.found, best.vid, best.len,
-                              n->child[bit ^ 1u] != LPM_NONE ? depth + 1 : depth));
+                     dir_leaf(b, best, n->child[bit ^ 1u] != LPM_NONE ? depth + 1 : depth));
     }
 }
 
-/* The same down to depth 24, @pfx the first @depth bits: fills tbl24. */
+/* The same down to depth 24, @pfx the first @depth bits: fills tbl16 or tbl32. */
 static void dir_top(struct dir_build *b, uint32_t node, unsigned depth, uint32_t pfx,
                     struct dir_best best)
 {
     const struct lpm_node *n = &b->lpm->nodes[node];
     struct lpm_direct *d = b->d;
 
+    if (b->wide && d->tbl32 == NULL)
+        return; /* this 16-bit walk is lost: the 32-bit one follows */
     if (n->has_value)
-        best = (struct dir_best){true, dir_value_id(b, n->value), depth};
+        best = (struct dir_best){true, node_value(b->lpm, n), depth};
     if (depth == 24) {
         if (n->child[0] == LPM_NONE && n->child[1] == LPM_NONE) {
-            d->tbl24[pfx] = dir_leaf(best.found, best.vid, best.len, 24);
+            top_fill(b, pfx, 1, dir_leaf(b, best, 24));
         } else if (d->blocks < b->max_blocks) {
-            d->heads[d->blocks] = dir_leaf(best.found, best.vid, best.len, n->max_len);
+            d->heads[d->blocks] = dir_leaf(b, best, n->max_len);
             dir_block(b, d->tbl8 + ((size_t)d->blocks << 8), node, 24, 0, best);
-            d->tbl24[pfx] = DIR_TAG | d->blocks++;
+            top_fill(b, pfx, 1, DIR_TAG | d->blocks++);
         } else {
-            d->tbl24[pfx] = DIR_TAG | DIR_TRIE;
+            top_fill(b, pfx, 1, DIR_TAG | DIR_TRIE);
         }
         return;
     }
@@ -487,9 +630,8 @@ static void dir_top(struct dir_build *b, uint32_t node, unsigned depth, uint32_t
         if (n->child[bit] != LPM_NONE)
             dir_top(b, n->child[bit], depth + 1, sub, best);
         else
-            dir_fill(d->tbl24, sub << shift, 1u << shift,
-                     dir_leaf(best.found, best.vid, best.len,
-                              n->child[bit ^ 1u] != LPM_NONE ? depth + 1 : depth));
+            top_fill(b, sub << shift, 1u << shift,
+                     dir_leaf(b, best, n->child[bit ^ 1u] != LPM_NONE ? depth + 1 : depth));
     }
 }
 
@@ -509,8 +651,8 @@ static uint32_t dir_count_blocks(const struct cm_lpm *lpm, uint32_t node, unsign
 
 /*
  * Large arrays go to memory aligned to 2 MiB and marked for transparent huge
- * pages: a lookup touches one random entry of 64 MiB, and with 4 KiB pages
- * that is a TLB miss as well as a cache miss. Small ones are plain malloc.
+ * pages: a lookup touches one random entry of 32 or 64 MiB, and with 4 KiB
+ * pages that is a TLB miss as well as a cache miss. Small ones are plain malloc.
  */
 #define LPM_HUGE (2u << 20)
 
@@ -527,47 +669,50 @@ static void *huge_alloc(size_t bytes)
     return p;
 }
 
-static int direct_build(struct cm_lpm *lpm, size_t max_blocks)
+static int direct_build(struct cm_lpm *lpm, size_t max_blocks, bool narrow)
 {
-    struct dir_build b = {.lpm = lpm, .rc = CM_OK};
+    struct dir_build b = {.lpm = lpm};
     uint32_t blocks = dir_count_blocks(lpm, LPM_ROOT_V4, 0);
-    uint32_t maxv = lpm->v4_prefixes < DIR_MAX_VALUES ? lpm->v4_prefixes : DIR_MAX_VALUES;
     struct lpm_direct *d = calloc(1, sizeof(*d));
+    int rc = CM_ENOMEM;
 
     b.max_blocks = max_blocks < DIR_TRIE ? (uint32_t)max_blocks : DIR_TRIE;
     if (blocks > b.max_blocks)
         blocks = b.max_blocks;
-    for (b.hcap = 16; b.hcap < 2 * maxv; b.hcap *= 2)
-        ;
-    b.d = d;
-    b.keys = malloc(b.hcap * sizeof(*b.keys));
-    b.ids = malloc(b.hcap * sizeof(*b.ids));
-    b.used = calloc(b.hcap, 1);
-    if (d == NULL || b.keys == NULL || b.ids == NULL || b.used == NULL) {
-        b.rc = CM_ENOMEM;
+    if (d == NULL)
         goto out;
-    }
-    d->tbl24 = huge_alloc((size_t)DIR_TBL24 * sizeof(uint32_t));
+    b.d = d;
+    /* 16-bit entries first when allowed: most tables fit, and then the
+     * 64 MiB of 32-bit ones are never touched */
+    d->tbl16 = narrow ? huge_alloc((size_t)DIR_TBL24 * sizeof(uint16_t)) : NULL;
     d->tbl8 = huge_alloc((size_t)blocks * 256 * sizeof(uint32_t));
     d->heads = malloc((blocks != 0 ? blocks : 1) * sizeof(uint32_t));
-    d->values = malloc((maxv != 0 ? maxv : 1) * sizeof(uint32_t));
-    if (d->tbl24 == NULL || d->tbl8 == NULL || d->heads == NULL || d->values == NULL) {
-        b.rc = CM_ENOMEM;
+    if (d->tbl8 == NULL || d->heads == NULL)
         goto out;
+    if (d->tbl16 != NULL)
+        dir_top(&b, LPM_ROOT_V4, 0, 0, (struct dir_best){false, 0, 0});
+    if (d->tbl16 == NULL || b.wide) { /* again, 32-bit (the results set stays) */
+        free(d->tbl16);
+        d->tbl16 = NULL;
+        d->blocks = 0;
+        d->tbl32 = huge_alloc((size_t)DIR_TBL24 * sizeof(uint32_t));
+        if (d->tbl32 == NULL)
+            goto out;
+        dir_top(&b, LPM_ROOT_V4, 0, 0, (struct dir_best){false, 0, 0});
     }
-    dir_top(&b, LPM_ROOT_V4, 0, 0, (struct dir_best){false, 0, 0});
-    d->bytes = sizeof(*d) + (size_t)DIR_TBL24 * sizeof(uint32_t) +
-               (size_t)blocks * 257 * sizeof(uint32_t) + (size_t)maxv * sizeof(uint32_t);
-out:
-    free(b.keys);
-    free(b.ids);
-    free(b.used);
-    if (b.rc != CM_OK) {
-        direct_free(d);
-        return b.rc;
-    }
+    rc = b.rs.rc;
+    if (rc != CM_OK)
+        goto out;
+    d->results = rs_take(&b.rs, &d->nresults);
+    d->bytes = sizeof(*d) + (size_t)DIR_TBL24 * (d->tbl16 != NULL ? 2 : 4) +
+               (size_t)blocks * 257 * sizeof(uint32_t) +
+               (size_t)d->nresults * sizeof(d->results[0]);
     lpm->direct = d;
-    return CM_OK;
+    d = NULL; /* the table's now */
+out:
+    rs_fini(&b.rs);
+    direct_free(d);
+    return rc;
 }
 
 /* ---- the stride tables --------------------------------------------------- */
@@ -586,42 +731,14 @@ struct stride_build {
     const struct cm_lpm *lpm;
     struct lpm_stride *st;
     uint32_t max_nodes;
-    uint32_t *rkeys; /* open addressing over results: index + 1, 0 = empty */
-    uint32_t rmask;
+    struct result_set rs;
     int rc;
 };
 
-static uint32_t result_hash(const struct lpm_result_packed *r)
-{
-    uint32_t h = r->value * 0x9E3779B1u;
-
-    h ^= ((uint32_t)r->found << 16 | (uint32_t)r->matched_len << 8 | r->scope_len) * 0x85EBCA6Bu;
-    return h ^ (h >> 15);
-}
-
-/* The index of a result (found, value, matched_len, scope_len), interned. */
 static uint32_t stride_result(struct stride_build *b, bool found, uint32_t value,
                               unsigned matched_len, unsigned scope_len)
 {
-    struct lpm_stride *st = b->st;
-    struct lpm_result_packed r = {found ? value : 0, found, (uint8_t)(found ? matched_len : 0),
-                                  (uint8_t)scope_len};
-    uint32_t h = result_hash(&r) & b->rmask;
-
-    while (b->rkeys[h] != 0) {
-        const struct lpm_result_packed *o = &st->results[b->rkeys[h] - 1];
-        if (o->value == r.value && o->found == r.found && o->matched_len == r.matched_len &&
-            o->scope_len == r.scope_len)
-            return b->rkeys[h] - 1;
-        h = (h + 1) & b->rmask;
-    }
-    if (st->nresults == st->rcap || 2 * (st->nresults + 1) > b->rmask + 1) {
-        b->rc = CM_ETOOBIG; /* more distinct results than the table was sized for */
-        return 0;
-    }
-    st->results[st->nresults] = r;
-    b->rkeys[h] = st->nresults + 1;
-    return st->nresults++;
+    return rs_index(&b->rs, found, value, matched_len, scope_len);
 }
 
 static uint32_t stride_node(struct stride_build *b, uint32_t node, unsigned depth,
@@ -644,15 +761,15 @@ static uint32_t stride_entry(struct stride_build *b, uint32_t node, unsigned dep
 
         if (n->child[bit] == LPM_NONE) {
             unsigned d = depth + k;
-            return stride_result(b, best.found, best.vid, best.len,
+            return stride_result(b, best.found, best.value, best.len,
                                  n->child[bit ^ 1u] != LPM_NONE ? d + 1 : d);
         }
         node = n->child[bit];
         if (nodes[node].has_value)
-            best = (struct dir_best){true, nodes[node].value, depth + k + 1};
+            best = (struct dir_best){true, node_value(b->lpm, &nodes[node]), depth + k + 1};
     }
     if (nodes[node].child[0] == LPM_NONE && nodes[node].child[1] == LPM_NONE)
-        return stride_result(b, best.found, best.vid, best.len, depth + 8);
+        return stride_result(b, best.found, best.value, best.len, depth + 8);
     return STRIDE_NODE | stride_node(b, node, depth + 8, best);
 }
 
@@ -671,7 +788,7 @@ static uint32_t stride_node(struct stride_build *b, uint32_t node, unsigned dept
     }
     idx = st->nodes++;
     /* best already counts this node's own value (the caller's walk took it) */
-    st->head[idx] = stride_result(b, best.found, best.vid, best.len, below ? n->max_len : depth);
+    st->head[idx] = stride_result(b, best.found, best.value, best.len, below ? n->max_len : depth);
     for (unsigned byte = 0; byte < 256 && b->rc == CM_OK; byte++)
         st->ent[(size_t)idx << 8 | byte] = stride_entry(b, node, depth, byte, best);
     return idx;
@@ -708,23 +825,20 @@ static struct lpm_stride *stride_build(const struct cm_lpm *lpm, uint32_t root, 
     st = calloc(1, sizeof(*st));
     if (st == NULL)
         return NULL;
-    /* results: at most one per entry and head, and far fewer in practice */
-    st->rcap = nodes * 257u;
-    for (b.rmask = 63; b.rmask + 1 < 2 * st->rcap; b.rmask = b.rmask * 2 + 1)
-        ;
     st->ent = malloc((size_t)nodes * 256 * sizeof(*st->ent));
     st->head = malloc((size_t)nodes * sizeof(*st->head));
-    st->results = malloc((size_t)st->rcap * sizeof(*st->results));
-    b.rkeys = calloc((size_t)b.rmask + 1, sizeof(*b.rkeys));
     b.st = st;
     b.max_nodes = nodes;
-    if (st->ent == NULL || st->head == NULL || st->results == NULL || b.rkeys == NULL) {
+    if (st->ent == NULL || st->head == NULL) {
         b.rc = CM_ENOMEM;
     } else {
-        struct dir_best best = {r->has_value, r->value, 0};
+        struct dir_best best = {r->has_value, r->has_value ? node_value(lpm, r) : 0, 0};
         (void)stride_node(&b, root, 0, best);
     }
-    free(b.rkeys);
+    if (b.rc == CM_OK)
+        b.rc = b.rs.rc;
+    st->results = rs_take(&b.rs, &st->nresults);
+    rs_fini(&b.rs);
     if (b.rc != CM_OK) {
         stride_free(st);
         return NULL;
@@ -733,11 +847,6 @@ static struct lpm_stride *stride_build(const struct cm_lpm *lpm, uint32_t root, 
     uint32_t *ent = realloc(st->ent, (size_t)st->nodes * 256 * sizeof(*ent));
     if (ent != NULL)
         st->ent = ent;
-    struct lpm_result_packed *fit = realloc(st->results, st->nresults * sizeof(*fit));
-    if (fit != NULL) { /* else the larger array stays valid */
-        st->results = fit;
-        st->rcap = st->nresults;
-    }
     return st;
 }
 
@@ -753,7 +862,7 @@ size_t cm_lpm_memory(const struct cm_lpm *lpm)
         const struct lpm_stride *st = lpm->stride[f];
         if (st != NULL)
             n += sizeof(*st) + (size_t)st->cap * 257 * sizeof(uint32_t) +
-                 (size_t)st->rcap * sizeof(st->results[0]);
+                 (size_t)st->nresults * sizeof(st->results[0]);
     }
     return n;
 }
@@ -761,6 +870,13 @@ size_t cm_lpm_memory(const struct cm_lpm *lpm)
 bool cm_lpm_has_direct(const struct cm_lpm *lpm)
 {
     return lpm != NULL && lpm->direct != NULL;
+}
+
+unsigned cm_lpm_direct_bits(const struct cm_lpm *lpm)
+{
+    if (lpm == NULL || lpm->direct == NULL)
+        return 0;
+    return lpm->direct->tbl16 != NULL ? 16 : 32;
 }
 
 bool cm_lpm_has_stride(const struct cm_lpm *lpm, int family)
@@ -800,7 +916,7 @@ static void nodes_trim(struct cm_lpm *lpm)
     lpm->cap = lpm->count;
 }
 
-void cm_lpm_compact_with(struct cm_lpm *lpm, size_t direct_min, size_t max_blocks)
+void cm_lpm_compact_with(struct cm_lpm *lpm, size_t direct_min, size_t max_blocks, bool narrow)
 {
     if (lpm == NULL)
         return;
@@ -808,7 +924,7 @@ void cm_lpm_compact_with(struct cm_lpm *lpm, size_t direct_min, size_t max_block
     direct_free(lpm->direct);
     lpm->direct = NULL;
     if (lpm->v4_prefixes >= direct_min)
-        (void)direct_build(lpm, max_blocks); /* without it, the trie answers */
+        (void)direct_build(lpm, max_blocks, narrow); /* without it, the trie answers */
     for (unsigned f = 0; f < 2; f++) {
         stride_free(lpm->stride[f]);
         lpm->stride[f] = NULL;
@@ -821,5 +937,5 @@ void cm_lpm_compact_with(struct cm_lpm *lpm, size_t direct_min, size_t max_block
 
 void cm_lpm_compact(struct cm_lpm *lpm)
 {
-    cm_lpm_compact_with(lpm, CM_LPM_DIRECT_MIN, CM_LPM_DIRECT_MAX_BLOCKS);
+    cm_lpm_compact_with(lpm, CM_LPM_DIRECT_MIN, CM_LPM_DIRECT_MAX_BLOCKS, true);
 }

@@ -36,6 +36,12 @@ struct cm_lpm_result {
                             exceed the bits given (see above) */
 };
 
+/**
+ * A fold: what a lookup returns for a stored @value (@ctx given to
+ * cm_lpm_set_fold()). Must be pure: the compiled forms store its results.
+ */
+typedef uint32_t cm_lpm_fold_fn(const void *ctx, uint32_t value);
+
 /** A new empty table; NULL on allocation failure. */
 struct cm_lpm *cm_lpm_new(void);
 /** Accepts NULL. */
@@ -48,6 +54,17 @@ void cm_lpm_free(struct cm_lpm *lpm);
  */
 int cm_lpm_insert(struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned prefix_len,
                   uint32_t value);
+
+/**
+ * From now on cm_lpm_lookup() gives @fold(@ctx, value) instead of the value
+ * inserted (NULL @fold: the value itself); cm_lpm_lookup_trie() still gives
+ * the value inserted. Prefixes whose values fold alike make one result in
+ * the compiled forms: a caller that only needs a class of the value (a
+ * region, not why) gets narrower entries and fewer cache lines per lookup.
+ * Call before cm_lpm_compact() (this drops the compiled forms). @ctx is
+ * borrowed: it must outlive the table.
+ */
+void cm_lpm_set_fold(struct cm_lpm *lpm, cm_lpm_fold_fn *fold, const void *ctx);
 
 /**
  * Finds the longest prefix containing the first @addr_bits bits of @addr
@@ -67,8 +84,10 @@ bool cm_lpm_lookup(const struct cm_lpm *lpm, int family, const uint8_t *addr, un
 void cm_lpm_prefetch(const struct cm_lpm *lpm, int family, const uint8_t *addr, unsigned addr_bits);
 
 /**
- * The same lookup by walking the trie only, whatever cm_lpm_compact() built:
- * the reference the direct table is checked against (tests, benches).
+ * The same lookup by walking the trie only, whatever cm_lpm_compact() built,
+ * and with the values inserted (never folded): the reference the compiled
+ * forms are checked against (tests, benches), and the way back from a folded
+ * value to the inserted one (a lookup of the matched prefix's own length).
  */
 bool cm_lpm_lookup_trie(const struct cm_lpm *lpm, int family, const uint8_t *addr,
                         unsigned addr_bits, struct cm_lpm_result *res);
@@ -76,7 +95,8 @@ bool cm_lpm_lookup_trie(const struct cm_lpm *lpm, int family, const uint8_t *add
 /** Bytes held by the table (nodes allocated, plus the direct table if any). */
 size_t cm_lpm_memory(const struct cm_lpm *lpm);
 
-/** IPv4 prefixes from which cm_lpm_compact() builds the direct table (64 MiB). */
+/** IPv4 prefixes from which cm_lpm_compact() builds the direct table
+ * (32 MiB; 64 MiB with 2^15 distinct results or blocks or more). */
 #define CM_LPM_DIRECT_MIN 65536u
 /** Second-level blocks (1 KiB each: /24s holding longer prefixes) at most;
  * the /24s beyond are answered by the trie. */
@@ -85,21 +105,24 @@ size_t cm_lpm_memory(const struct cm_lpm *lpm);
 /**
  * Call once all inserts are done: gives back the unused tail of the node
  * array, and, with CM_LPM_DIRECT_MIN IPv4 prefixes or more, builds the IPv4
- * direct table. Without memory for it (or with more than 2^20 distinct
- * values among IPv4 prefixes) the table stays a trie: answers never change,
- * only their cost. A later insert drops the direct table.
+ * direct table. Without memory for it the table stays a trie: answers never
+ * change, only their cost. A later insert drops the direct table.
  */
 void cm_lpm_compact(struct cm_lpm *lpm);
 
 /**
- * cm_lpm_compact() with its two limits given: the direct table is built from
+ * cm_lpm_compact() with its limits given: the direct table is built from
  * @direct_min IPv4 prefixes (0: always), with at most @max_blocks
- * second-level blocks. For tests and benches.
+ * second-level blocks, and with 16-bit entries where they fit if @narrow
+ * (else always 32-bit). For tests and benches.
  */
-void cm_lpm_compact_with(struct cm_lpm *lpm, size_t direct_min, size_t max_blocks);
+void cm_lpm_compact_with(struct cm_lpm *lpm, size_t direct_min, size_t max_blocks, bool narrow);
 
 /** Whether lookups use a direct table (built by the last compact). */
 bool cm_lpm_has_direct(const struct cm_lpm *lpm);
+
+/** Bits per entry of the direct table's first level: 16, 32, or 0 without one. */
+unsigned cm_lpm_direct_bits(const struct cm_lpm *lpm);
 
 /**
  * Stride tables (8 bits per step, 1 KiB per node) are built by

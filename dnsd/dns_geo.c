@@ -635,6 +635,18 @@ static int db_insert(struct dns_geo *geo, const struct dns_geodb *db, const uint
     return CM_OK;
 }
 
+/* cm_lpm_fold_fn: a place index -> its region and source (see dns_geo.h). */
+static uint32_t place_fold(const void *ctx, uint32_t value)
+{
+    const struct dns_geo *geo = ctx;
+    uint32_t i = value & ~DNS_GEO_PLACE_BIT;
+
+    if ((value & DNS_GEO_PLACE_BIT) == 0 || i >= geo->place_count)
+        return value;
+    return DNS_GEO_PLACE_BIT | DNS_GEO_REGION_BIT | (uint32_t)geo->places[i].source << 16 |
+           geo->places[i].region;
+}
+
 /* One place per database record (NO_PLACE: dnsd.region). */
 static int places_build(struct dns_geo *geo, const struct dns_geodb *db, uint32_t **rec_place)
 {
@@ -688,6 +700,10 @@ out:
         dns_geo_unref(geo);
         return rc;
     }
+    /* place indexes must not reach the fold's bit, regions fit in 16 bits */
+    if (db != NULL && geo->place_count < DNS_GEO_REGION_BIT &&
+        conf->region_count <= DNS_GEO_REGION_MAX)
+        cm_lpm_set_fold(geo->lpm, place_fold, geo);
     cm_lpm_compact(geo->lpm);
     geo->build_us = now_us() - t0;
     *out = geo;
@@ -729,6 +745,11 @@ void dns_geo_describe(const struct dns_geo *geo, int family, const uint8_t *addr
         set_bit(net, i, 0);
     if (inet_ntop(family, net, ip, sizeof(ip)) == NULL)
         snprintf(ip, sizeof(ip), "?");
+    if ((value & DNS_GEO_REGION_BIT) != 0) { /* folded: the matched prefix's own place */
+        struct cm_lpm_result r;
+        if (cm_lpm_lookup_trie(geo->lpm, family, addr, matched_len, &r))
+            value = r.value;
+    }
     if ((value & DNS_GEO_PLACE_BIT) == 0) {
         snprintf(buf, cap, "client_networks %s/%u", ip, matched_len);
         return;

@@ -37,8 +37,15 @@ struct cm_lpm;
 struct dns_geodb;
 
 /* LPM values: a region index for client_networks; this bit + a place index
- * for a database network. */
-#define DNS_GEO_PLACE_BIT 0x80000000u
+ * for a database network. Lookups (cm_lpm_lookup) give the latter folded
+ * (cm_lpm_set_fold) into DNS_GEO_PLACE_BIT | DNS_GEO_REGION_BIT |
+ * source << 16 | region: the networks of a region and source then make one
+ * result whatever their place, so a city database's table needs as few
+ * results as a country database's (16-bit direct-table entries, and no read
+ * of places[] per query). dns_geo_describe() finds the place again. */
+#define DNS_GEO_PLACE_BIT  0x80000000u
+#define DNS_GEO_REGION_BIT 0x40000000u
+#define DNS_GEO_REGION_MAX 0xffffu /* regions a folded value holds */
 
 enum dns_place_source {
     DNS_PLACE_DEFAULT = 0,         /* dnsd.region */

@@ -152,7 +152,10 @@ void dns_query_locate(const struct dns_view *view, int family, const uint8_t *ad
         uint32_t region = res.value;
         uint8_t source = DNS_PLACE_CLIENT_NETWORKS;
 
-        if ((res.value & DNS_GEO_PLACE_BIT) != 0) {
+        if ((res.value & DNS_GEO_REGION_BIT) != 0) { /* folded (dns_geo.h) */
+            region = res.value & DNS_GEO_REGION_MAX;
+            source = (uint8_t)(res.value >> 16);
+        } else if ((res.value & DNS_GEO_PLACE_BIT) != 0) {
             uint32_t i = res.value & ~DNS_GEO_PLACE_BIT;
             bool ok = view->geo != NULL && i < view->geo->place_count;
             region = ok ? view->geo->places[i].region : UINT32_MAX;

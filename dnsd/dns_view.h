@@ -40,7 +40,8 @@ struct dns_view {
                                 query path writes every answer itself */
     struct dns_geo *geo;     /* reference held: where clients are (dns_geo.h) */
     struct cm_lpm *lpm;      /* borrowed from geo (geo->lpm); values: a region index, or
-                                DNS_GEO_PLACE_BIT | an index into geo->places */
+                                DNS_GEO_PLACE_BIT | an index into geo->places, which
+                                lookups give folded (dns_geo.h) */
     unsigned default_region; /* conf->dnsd.region */
     uint64_t serial;         /* increases with every view built */
 };

@@ -118,7 +118,9 @@ int main(int argc, char **argv)
            now_s(CLOCK_MONOTONIC) - t0, geo->inserted, geo->place_count,
            (double)dns_geo_memory(geo) / 1048576.0, (double)(rss2 - rss1) / 1024.0);
     printf("compiled forms: IPv4 direct table %s, stride tables IPv4 %s, IPv6 %s\n",
-           cm_lpm_has_direct(geo->lpm) ? "yes" : "no",
+           cm_lpm_direct_bits(geo->lpm) == 16   ? "yes (16-bit entries)"
+           : cm_lpm_direct_bits(geo->lpm) == 32 ? "yes (32-bit entries)"
+                                                : "no",
            cm_lpm_has_stride(geo->lpm, AF_INET) ? "yes" : "no",
            cm_lpm_has_stride(geo->lpm, AF_INET6) ? "yes" : "no");
 

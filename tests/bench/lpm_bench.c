@@ -11,10 +11,10 @@
  * Cold: a client from a random /24 of the database each time (4 M clients
  * over the database's 1 M /24s: the table is far larger than L2). Warm: the same 1,000 /24s over
  * and over. Each lookup's address depends on the previous result, so the figure is latency (one
- * query's wait), not throughput. Cache misses per lookup come from cachegrind, one run function at
+ * query's wait), not throughput. Cache misses per lookup come from callgrind, one run function at
  * a time:
  *
- *   valgrind --tool=cachegrind --cache-sim=yes --toggle-collect=run_trie_cold \
+ *   valgrind --tool=callgrind --cache-sim=yes --toggle-collect=run_trie_cold \
  *       lpm_bench FILE 200000
  */
 #include <stdint.h>
@@ -62,7 +62,7 @@ static unsigned run(lookup_fn *fn, const struct cm_lpm *lpm, const uint8_t *addr
     return sink;
 }
 
-/* Separate functions so that cachegrind can count each alone. */
+/* Separate functions so that callgrind can count each alone. */
 __attribute__((noinline)) static unsigned run_trie_cold(const struct cm_lpm *lpm, const uint8_t *a,
                                                         size_t m, size_t n)
 {
@@ -120,8 +120,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    printf("table: %.1f MiB, direct table: %s\n", (double)cm_lpm_memory(geo->lpm) / 1048576.0,
-           cm_lpm_has_direct(geo->lpm) ? "yes" : "no");
+    printf("table: %.1f MiB, direct table: %u-bit entries (0: none)\n",
+           (double)cm_lpm_memory(geo->lpm) / 1048576.0, cm_lpm_direct_bits(geo->lpm));
     addrs = malloc(4 * cold);
     if (addrs == NULL)
         return 1;

@@ -164,6 +164,30 @@ def test_sighup_reloads_zone(tmp_path):
         fedtest.finish(d)
 
 
+IDLE_S = 3.0
+IDLE_CPU_SHARE_MAX = 0.10  # of the idle wall time; a spinning worker takes far more
+
+
+def test_idle_after_reloads_uses_no_cpu(tmp_path):
+    """Each reload hands every worker a new view and wakes it: the worker
+    takes the view and sleeps again, so an idle dnsd uses next to no CPU
+    afterwards (a wakeup left pending would keep its worker spinning)."""
+    d = fedtest.start_dnsd(tmp_path)
+    try:
+        for i in range(3):
+            with open(_zone_file(d), "w") as f:
+                f.write(fedtest.zone_text(serial=2024010102 + i, extra=f'reload IN TXT "v{i}"\n'))
+            d.signal(signal.SIGHUP)
+            assert _wait_for(lambda: _txt(d, "reload." + Z) == f"v{i}"), d.log_text()
+        cpu0, t0 = fedtest.cpu_seconds(d.proc.pid), time.monotonic()
+        time.sleep(IDLE_S)
+        cpu, wall = fedtest.cpu_seconds(d.proc.pid) - cpu0, time.monotonic() - t0
+        assert cpu < IDLE_CPU_SHARE_MAX * wall, f"idle dnsd used {cpu:.2f} CPU-s in {wall:.2f} s"
+        assert d.alive()
+    finally:
+        fedtest.finish(d)
+
+
 def test_sighup_bad_config_keeps_old(tmp_path):
     d = fedtest.start_dnsd(tmp_path)
     try:

@@ -291,10 +291,12 @@ static void check_both(const struct cm_lpm *lpm, int family, const uint8_t *addr
 /*
  * @max_blocks: 0 for a trie alone; otherwise (IPv4) the direct table is
  * built with that many second-level blocks at most, and every lookup also
- * goes through the trie alone and must agree. @stride: compacted without a
+ * goes through the trie alone and must agree (16-bit entries if @narrow, the
+ * table's few distinct results allowing them; else 32-bit). @stride: compacted without a
  * direct table, so that whole-byte sources go through the stride table.
  */
-static void random_family(int family, unsigned bits, uint64_t seed, size_t max_blocks, bool stride)
+static void random_family(int family, unsigned bits, uint64_t seed, size_t max_blocks, bool stride,
+                          bool narrow)
 {
     enum { NPREFIX = 300, NLOOKUP = 10000 };
     struct ref_prefix *p = calloc(NPREFIX, sizeof(*p));
@@ -330,11 +332,11 @@ static void random_family(int family, unsigned bits, uint64_t seed, size_t max_b
             n++;
     }
     if (max_blocks != 0) {
-        cm_lpm_compact_with(lpm, 0, max_blocks);
-        assert_true(cm_lpm_has_direct(lpm));
+        cm_lpm_compact_with(lpm, 0, max_blocks, narrow);
+        assert_int_equal(cm_lpm_direct_bits(lpm), narrow ? 16 : 32);
     }
     if (stride) {
-        cm_lpm_compact_with(lpm, SIZE_MAX, 0);
+        cm_lpm_compact_with(lpm, SIZE_MAX, 0, true);
         assert_false(cm_lpm_has_direct(lpm));
         assert_true(cm_lpm_has_stride(lpm, family));
     }
@@ -393,33 +395,36 @@ static void random_family(int family, unsigned bits, uint64_t seed, size_t max_b
 static void test_random_v4(void **state)
 {
     (void)state;
-    random_family(AF_INET, 32, 0x9e3779b97f4a7c15ull, 0, false);
+    random_family(AF_INET, 32, 0x9e3779b97f4a7c15ull, 0, false, true);
 }
 
 /* The same tables through the stride tables, both families. */
 static void test_random_stride(void **state)
 {
     (void)state;
-    random_family(AF_INET, 32, 0x9e3779b97f4a7c15ull, 0, true);
-    random_family(AF_INET, 32, 0xd1b54a32d192ed03ull, 0, true);
-    random_family(AF_INET6, 128, 0x2545f4914f6cdd1dull, 0, true);
-    random_family(AF_INET6, 128, 0x9e3779b97f4a7c15ull, 0, true);
+    random_family(AF_INET, 32, 0x9e3779b97f4a7c15ull, 0, true, true);
+    random_family(AF_INET, 32, 0xd1b54a32d192ed03ull, 0, true, true);
+    random_family(AF_INET6, 128, 0x2545f4914f6cdd1dull, 0, true, true);
+    random_family(AF_INET6, 128, 0x9e3779b97f4a7c15ull, 0, true, true);
 }
 
 /* The same tables through the direct table: blocks for every /24 holding
- * longer prefixes, then few enough that most of them ask the trie. */
+ * longer prefixes, then few enough that most of them ask the trie; with
+ * 16-bit entries, then 32-bit ones. */
 static void test_random_v4_direct(void **state)
 {
     (void)state;
-    random_family(AF_INET, 32, 0x9e3779b97f4a7c15ull, CM_LPM_DIRECT_MAX_BLOCKS, false);
-    random_family(AF_INET, 32, 0xd1b54a32d192ed03ull, CM_LPM_DIRECT_MAX_BLOCKS, false);
-    random_family(AF_INET, 32, 0xd1b54a32d192ed03ull, 3, false);
+    random_family(AF_INET, 32, 0x9e3779b97f4a7c15ull, CM_LPM_DIRECT_MAX_BLOCKS, false, true);
+    random_family(AF_INET, 32, 0xd1b54a32d192ed03ull, CM_LPM_DIRECT_MAX_BLOCKS, false, true);
+    random_family(AF_INET, 32, 0xd1b54a32d192ed03ull, 3, false, true);
+    random_family(AF_INET, 32, 0x9e3779b97f4a7c15ull, CM_LPM_DIRECT_MAX_BLOCKS, false, false);
+    random_family(AF_INET, 32, 0xd1b54a32d192ed03ull, 3, false, false);
 }
 
 static void test_random_v6(void **state)
 {
     (void)state;
-    random_family(AF_INET6, 128, 0x2545f4914f6cdd1dull, 0, false);
+    random_family(AF_INET6, 128, 0x2545f4914f6cdd1dull, 0, false, true);
 }
 
 /* Every address of @net/24 with every source length, both paths. */
@@ -436,7 +441,7 @@ static void check_whole_24(const struct cm_lpm *lpm, const uint8_t net[4])
 
 /* Adversarial: all 256 /32s of one /24 with /25../31 and a /0 around them,
  * a /24 with a single /32 inside, a /24 of its own, and an empty one. */
-static void test_direct_dense_block(void **state)
+static void dense_block(bool narrow)
 {
     struct cm_lpm *lpm = cm_lpm_new();
     const uint8_t dense[4] = {192, 0, 2, 0}, sparse[4] = {198, 51, 100, 0};
@@ -444,7 +449,6 @@ static void test_direct_dense_block(void **state)
     uint8_t a[4] = {192, 0, 2, 0};
     struct cm_lpm_result r;
 
-    (void)state;
     assert_non_null(lpm);
     add(lpm, "0.0.0.0", 0, 1000);
     add(lpm, "192.0.0.0", 16, 1001);
@@ -458,8 +462,8 @@ static void test_direct_dense_block(void **state)
     }
     add(lpm, "198.51.100.77", 32, 4000);
     add(lpm, "203.0.113.0", 24, 4001);
-    cm_lpm_compact_with(lpm, 0, CM_LPM_DIRECT_MAX_BLOCKS);
-    assert_true(cm_lpm_has_direct(lpm));
+    cm_lpm_compact_with(lpm, 0, CM_LPM_DIRECT_MAX_BLOCKS, narrow);
+    assert_int_equal(cm_lpm_direct_bits(lpm), narrow ? 16 : 32);
     check_whole_24(lpm, dense);
     check_whole_24(lpm, sparse);
     check_whole_24(lpm, plain);
@@ -481,13 +485,63 @@ static void test_direct_dense_block(void **state)
     assert_int_equal(r.matched_len, 0);
     assert_int_equal(r.scope_len, 32);
     /* one block allowed: the other /24s with longer prefixes ask the trie */
-    cm_lpm_compact_with(lpm, 0, 1);
+    cm_lpm_compact_with(lpm, 0, 1, narrow);
     check_whole_24(lpm, dense);
     check_whole_24(lpm, sparse);
-    cm_lpm_compact_with(lpm, 0, 0);
+    cm_lpm_compact_with(lpm, 0, 0, narrow);
     check_whole_24(lpm, dense);
     check_whole_24(lpm, sparse);
     cm_lpm_free(lpm);
+}
+
+static void test_direct_dense_block(void **state)
+{
+    (void)state;
+    dense_block(true);
+    dense_block(false);
+}
+
+/*
+ * The /24s of 16.0.0.0/9, @values distinct values among them, the first
+ * @blocks of them with a /25 inside (a block each): the table needs 9
+ * results for "not found" (scopes 1..9, on the way to the /9) besides the
+ * /24s'. Checks the entry width and every /24 with /24 and /32 sources.
+ */
+static void narrow_limit(unsigned values, unsigned blocks, unsigned want_bits)
+{
+    struct cm_lpm *lpm = cm_lpm_new();
+    uint8_t a[4] = {16, 0, 0, 0};
+
+    assert_non_null(lpm);
+    for (unsigned i = 0; i < 32768; i++) {
+        a[1] = (uint8_t)(i >> 8);
+        a[2] = (uint8_t)i;
+        assert_int_equal(cm_lpm_insert(lpm, AF_INET, a, 24, 1000 + (i < values ? i : values - 1)),
+                         CM_OK);
+        if (i < blocks)
+            assert_int_equal(cm_lpm_insert(lpm, AF_INET, a, 25, 7), CM_OK);
+    }
+    cm_lpm_compact_with(lpm, 0, CM_LPM_DIRECT_MAX_BLOCKS, true);
+    assert_int_equal(cm_lpm_direct_bits(lpm), want_bits);
+    for (unsigned i = 0; i < 32768 + 64; i++) {
+        a[1] = (uint8_t)(i >> 8);
+        a[2] = (uint8_t)i;
+        a[3] = (uint8_t)(i * 37);
+        check_both(lpm, AF_INET, a, 24);
+        check_both(lpm, AF_INET, a, 32);
+    }
+    cm_lpm_free(lpm);
+}
+
+/* 16-bit entries hold result indexes up to 0x7fff and block numbers up to
+ * 0x7ffe (0x7fff stands for the trie); one more of either: 32-bit entries. */
+static void test_direct_narrow_limits(void **state)
+{
+    (void)state;
+    narrow_limit(32768 - 9, 0, 16);
+    narrow_limit(32768 - 8, 0, 32);
+    narrow_limit(1, 32767, 16);
+    narrow_limit(1, 32768, 32);
 }
 
 /* cm_lpm_compact() builds the direct table from CM_LPM_DIRECT_MIN IPv4
@@ -538,7 +592,7 @@ static void test_direct_threshold(void **state)
     cm_lpm_free(lpm);
 }
 
-/* More than 2^19 distinct values: value ids use all their 20 bits. */
+/* More than 2^19 distinct values (results): 32-bit entries. */
 static void test_direct_many_values(void **state)
 {
     enum { NVALUES = (1 << 19) + 4096 };
@@ -556,7 +610,7 @@ static void test_direct_many_values(void **state)
         assert_int_equal(cm_lpm_insert(lpm, AF_INET, a, 24, 100000 + i), CM_OK);
     }
     cm_lpm_compact(lpm);
-    assert_true(cm_lpm_has_direct(lpm));
+    assert_int_equal(cm_lpm_direct_bits(lpm), 32);
     for (uint32_t i = 0; i < 100000; i++) {
         uint64_t r = rng_next(&seed);
         uint32_t v = (16u << 24) + (uint32_t)(r % (NVALUES + 1000)) * 256 + (uint32_t)(r >> 56);
@@ -565,6 +619,88 @@ static void test_direct_many_values(void **state)
         a[2] = (uint8_t)(v >> 8);
         a[3] = (uint8_t)v;
         check_both(lpm, AF_INET, a, (r >> 40) & 1 ? 32 : 24);
+    }
+    cm_lpm_free(lpm);
+}
+
+static uint32_t fold_mod7(const void *ctx, uint32_t value)
+{
+    assert_ptr_equal(ctx, &fold_mod7);
+    return value % 7;
+}
+
+/* cm_lpm_lookup() agrees with the trie walk, the value folded. */
+static void check_folded(const struct cm_lpm *lpm, int family, const uint8_t *addr,
+                         unsigned addr_bits)
+{
+    struct cm_lpm_result d, t;
+    bool fd = cm_lpm_lookup(lpm, family, addr, addr_bits, &d);
+    bool ft = cm_lpm_lookup_trie(lpm, family, addr, addr_bits, &t);
+
+    assert_int_equal(fd, ft);
+    assert_int_equal(d.found, t.found);
+    assert_int_equal(d.matched_len, t.matched_len);
+    assert_int_equal(d.scope_len, t.scope_len);
+    if (t.found)
+        assert_int_equal(d.value, t.value % 7);
+}
+
+/*
+ * A fold: the direct table (its blocks, and the /24s beyond its blocks that
+ * ask the trie), the stride tables and the IPv6 trie all give fold(value);
+ * the trie walk alone gives the values inserted. 40,000 distinct values
+ * folding into 7 fit 16-bit entries, which they do not unfolded.
+ */
+static void test_fold(void **state)
+{
+    struct cm_lpm *lpm = cm_lpm_new();
+    uint64_t seed = 0xbb67ae8584caa73bull;
+    uint8_t a[16] = {0};
+
+    (void)state;
+    assert_non_null(lpm);
+    add(lpm, "0.0.0.0", 0, 5);
+    for (uint32_t i = 0; i < 40000; i++) { /* /24s from 16.0.0.0, /28s in the first 100 */
+        uint32_t v = (16u << 24) + i * 256;
+        a[0] = (uint8_t)(v >> 24);
+        a[1] = (uint8_t)(v >> 16);
+        a[2] = (uint8_t)(v >> 8);
+        a[3] = 0;
+        assert_int_equal(cm_lpm_insert(lpm, AF_INET, a, 24, 100000 + i), CM_OK);
+        a[3] = 32;
+        if (i < 100)
+            assert_int_equal(cm_lpm_insert(lpm, AF_INET, a, 28, 200000 + i), CM_OK);
+    }
+    for (uint32_t i = 0; i < 300; i++) {
+        uint8_t a6[16] = {0x20, 0x01, 0x0d, 0xb8, (uint8_t)(i >> 8), (uint8_t)i};
+        assert_int_equal(cm_lpm_insert(lpm, AF_INET6, a6, 48 - i % 3, 300000 + i), CM_OK);
+    }
+    cm_lpm_compact_with(lpm, 0, CM_LPM_DIRECT_MAX_BLOCKS, true);
+    assert_int_equal(cm_lpm_direct_bits(lpm), 32);
+    cm_lpm_set_fold(lpm, fold_mod7, &fold_mod7);
+    assert_false(cm_lpm_has_direct(lpm));
+    for (unsigned round = 0; round < 2; round++) {
+        if (round == 0) { /* 50 blocks: the other 50 /24s with /28s ask the trie */
+            cm_lpm_compact_with(lpm, 0, 50, true);
+            assert_int_equal(cm_lpm_direct_bits(lpm), 16);
+        } else {
+            cm_lpm_compact_with(lpm, SIZE_MAX, 0, true);
+            assert_true(cm_lpm_has_stride(lpm, AF_INET));
+        }
+        for (unsigned i = 0; i < 60000; i++) {
+            uint64_t r = rng_next(&seed);
+            uint32_t v = (16u << 24) + (uint32_t)(r % 40100) * 256 + (uint32_t)(r >> 56);
+            unsigned bits =
+                (r >> 40) & 1 ? 24 + (unsigned)((r >> 41) % 9) : (unsigned)((r >> 41) % 33);
+            a[0] = (uint8_t)(v >> 24);
+            a[1] = (uint8_t)(v >> 16);
+            a[2] = (uint8_t)(v >> 8);
+            a[3] = (uint8_t)v;
+            check_folded(lpm, AF_INET, a, bits);
+            uint8_t a6[16] = {0x20,      0x01, 0x0d, 0xb8, (uint8_t)(r >> 16), (uint8_t)(r >> 8),
+                              (uint8_t)r};
+            check_folded(lpm, AF_INET6, a6, (unsigned)((r >> 24) % 129));
+        }
     }
     cm_lpm_free(lpm);
 }
@@ -578,7 +714,7 @@ static void test_direct_dropped_by_insert(void **state)
     (void)state;
     assert_non_null(lpm);
     add(lpm, "10.0.0.0", 8, 1);
-    cm_lpm_compact_with(lpm, 0, CM_LPM_DIRECT_MAX_BLOCKS);
+    cm_lpm_compact_with(lpm, 0, CM_LPM_DIRECT_MAX_BLOCKS, true);
     assert_true(cm_lpm_has_direct(lpm));
     assert_true(cm_lpm_lookup(lpm, AF_INET, a, 32, &r));
     assert_int_equal(r.value, 1);
@@ -604,9 +740,11 @@ int main(void)
         cmocka_unit_test(test_random_stride),
         cmocka_unit_test(test_random_v4_direct),
         cmocka_unit_test(test_direct_dense_block),
+        cmocka_unit_test(test_direct_narrow_limits),
         cmocka_unit_test(test_direct_threshold),
         cmocka_unit_test(test_direct_many_values),
         cmocka_unit_test(test_direct_dropped_by_insert),
+        cmocka_unit_test(test_fold),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -310,6 +310,29 @@ static void test_compile_placement(void **state)
     assert_int_equal(f->geo->covered, 9);
 }
 
+/* The same placements, scopes and explanations through the compiled forms a
+ * full-size database gets: the IPv4 direct table (16-bit entries: the
+ * places fold into their regions), with blocks, then without any (the /24s
+ * holding longer networks ask the trie). */
+static void test_compile_placement_direct(void **state)
+{
+    struct gfix *f = *state;
+
+    uint8_t a[4] = {203, 0, 113, 7};
+    struct dns_client_loc loc;
+
+    cm_lpm_compact_with(f->geo->lpm, 0, CM_LPM_DIRECT_MAX_BLOCKS, true);
+    assert_int_equal(cm_lpm_direct_bits(f->geo->lpm), 16);
+    test_compile_placement(state);
+    /* the table holds regions, not places: one result per region and source */
+    dns_query_locate(&f->view, AF_INET, a, 32, true, &loc);
+    assert_int_equal(loc.value, DNS_GEO_PLACE_BIT | DNS_GEO_REGION_BIT |
+                                    (uint32_t)DNS_PLACE_GEO_MAP << 16 | loc.region);
+    cm_lpm_compact_with(f->geo->lpm, 0, 0, true);
+    assert_int_equal(cm_lpm_direct_bits(f->geo->lpm), 16);
+    test_compile_placement(state);
+}
+
 /* A database that does not open: the reason names the file. */
 static void test_open_errors(void **state)
 {
@@ -468,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_nearest_table),
         cmocka_unit_test(test_conf_equal),
         cmocka_unit_test_setup_teardown(test_compile_placement, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compile_placement_direct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aliases_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_files, setup, teardown),
