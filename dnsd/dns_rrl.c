@@ -2,19 +2,28 @@
 /*
  * dns_rrl.c -- response rate limiting (see dns_rrl.h).
  *
- * A bucket is identified by the 64-bit keyed hash of (class, family, masked
- * prefix, the name's hash) alone: two keys share a bucket only if their
- * SipHash-1-3 values are equal, which an attacker without the key cannot
- * arrange for different prefixes or classes. The name enters as the
- * table's 32-bit name hash (dns_name_hash of the lowercased name, which
- * the query path has computed already): two names of one prefix and class
- * whose hashes collide share a bucket, which gives an attacker nothing he
- * could not get by asking for the other name from the same prefix. The
- * table size is a power of two, so a slot is a mask of the key.
+ * A bucket holds its whole tuple (masked prefix, family, class, the name's
+ * hash) and a lookup compares all of it, so two tuples never share a bucket
+ * whatever their slots: a collision costs a probe, never a wrong limit. The
+ * slot is a cheap keyed mix of the tuple (two 64x64->128-bit multiplies
+ * under the table's random 128-bit seed), enough that an attacker without
+ * the seed cannot aim at slots. The name enters as its 32-bit hash
+ * (dns_name_hash of the lowercased name, which the query path has computed
+ * already): two names of one prefix and class whose hashes collide share a
+ * bucket, which gives an attacker nothing he could not get by asking for
+ * the other name from the same prefix.
+ *
+ * Buckets are 32 bytes in a 64-byte aligned array, so a bucket never
+ * straddles two cache lines, and the DNS_RRL_PROBE slots of a key are the
+ * aligned group its first slot is in (two adjacent lines): a query whose
+ * tuple sits at its first slot, as most do, touches one line of the table
+ * and the first line of struct dns_rrl, which holds everything the pass
+ * path reads.
  */
 #include "dnsd/dns_rrl.h"
 
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,48 +31,41 @@
 #include "dnsd/dns_name.h"
 #include "dnsd/dns_wire.h"
 
+#define RRL_LINE 64
+
 struct rrl_bucket {
-    uint64_t key;     /* keyed hash; 0 = free slot */
-    uint32_t stamp_s; /* last update */
-    int32_t balance;  /* in [-rate x window, rate] */
-    uint32_t limited; /* limited responses since the bucket was taken, for slip */
+    uint64_t pfx[2];    /* the masked address, zero beyond it */
+    uint32_t name_hash; /* 0 for none (ERROR) */
+    uint16_t tag;       /* rrl_tag(): class and family; 0 = free slot */
+    uint16_t limited;   /* limited responses since the last slip, < p.slip */
+    uint32_t stamp_s;   /* last update */
+    int32_t balance;    /* in [-rate x window, rate] */
 };
 
-/*
- * The worker's memo of the bucket keys it hashed lately: a resolver's stream
- * asks the same names from the same prefix, and SipHash is the largest part
- * of the limiter's cost. The set is chosen by an unkeyed mix, which only
- * decides what is remembered: an entry is used only when its whole tuple
- * matches, so a flood of distinct tuples costs the hash it costs without it.
- * Two entries a set (one cache line), the newer first, so that two busy
- * tuples meeting in a set do not push each other out.
- */
-#define RRL_MEMO_SET_BITS 8
-#define RRL_MEMO_WAYS     2
-
-struct rrl_memo {
-    uint64_t key;    /* the bucket key of the tuple */
-    uint64_t pfx[2]; /* the masked address, zero beyond it */
-    uint32_t name_hash;
-    uint32_t tag; /* rrl_tag(): class and family; 0 = empty */
-};
+_Static_assert(sizeof(struct rrl_bucket) == 32, "a bucket is half a cache line");
+_Static_assert(RRL_LINE % sizeof(struct rrl_bucket) == 0, "buckets never straddle lines");
 
 /* Class and address length of a tuple, never 0. */
-static inline uint32_t rrl_tag(enum dns_rrl_class cls, unsigned addr_len)
+static inline uint16_t rrl_tag(enum dns_rrl_class cls, unsigned addr_len)
 {
-    return 1u << 16 | (uint32_t)(uint8_t)cls << 8 | addr_len;
+    return (uint16_t)(1u << 15 | (uint32_t)(uint8_t)cls << 8 | addr_len);
 }
 
+/* The first line holds what the pass path reads; the rest after it. */
 struct dns_rrl {
-    struct dns_rrl_params p;
-    struct rrl_memo memo[RRL_MEMO_WAYS << RRL_MEMO_SET_BITS];
-    uint8_t key[CM_SIPHASH_KEY_LEN];
-    int64_t floor;  /* -rate x window */
-    size_t mask;    /* p.table_size - 1, a power of two minus one */
-    uint32_t mask4; /* the ipv4_prefix and ipv6_prefix netmasks, in address byte order */
-    uint64_t mask6[2];
-    struct rrl_bucket *table; /* owned, p.table_size entries */
+    struct rrl_bucket *table; /* owned, p.table_size entries, RRL_LINE aligned */
+    const struct cm_lpm *exempt;
+    uint64_t seed[2];   /* random, keys the slot mix */
+    uint64_t mask6[2];  /* the ipv6_prefix netmask, in address byte order */
+    uint32_t mask4;     /* the ipv4_prefix netmask, in address byte order */
+    uint32_t mask;      /* p.table_size - 1, a power of two minus one */
+    uint32_t rate;      /* p.rate */
+    int32_t floor;      /* -rate x window, clamped */
+    struct dns_rrl_params p __attribute__((aligned(RRL_LINE)));
 };
+
+_Static_assert(offsetof(struct dns_rrl, floor) + sizeof(int32_t) <= RRL_LINE,
+               "the pass path reads one line of struct dns_rrl");
 
 static const char *const class_names[DNS_RRL_CLASS_COUNT] = {
     "positive", "nodata", "nxdomain", "referral", "wildcard", "error",
@@ -89,27 +91,28 @@ const char *dns_rrl_action_name(enum dns_rrl_action a)
 struct dns_rrl *dns_rrl_new(const struct dns_rrl_params *params,
                             const uint8_t key[CM_SIPHASH_KEY_LEN])
 {
-    struct dns_rrl *rrl = calloc(1, sizeof(*rrl));
+    struct dns_rrl *rrl = aligned_alloc(RRL_LINE, sizeof(*rrl));
+    size_t n = DNS_RRL_PROBE; /* a power of two: slots are masks, not divisions */
 
     if (rrl == NULL)
         return NULL;
+    memset(rrl, 0, sizeof(*rrl));
     rrl->p = *params;
     if (rrl->p.rate == 0)
         rrl->p.rate = 1;
     if (rrl->p.window_s == 0)
         rrl->p.window_s = 1;
-    if (rrl->p.table_size < DNS_RRL_PROBE)
-        rrl->p.table_size = DNS_RRL_PROBE;
-    size_t n = DNS_RRL_PROBE; /* a power of two: slots are masks, not divisions */
+    if (rrl->p.slip > UINT16_MAX) /* the bucket counts up to it in 16 bits */
+        rrl->p.slip = UINT16_MAX;
     while (n < rrl->p.table_size) {
-        if (n > SIZE_MAX / 2 / sizeof(*rrl->table)) {
+        if (n > UINT32_MAX / 2) {
             free(rrl);
             return NULL;
         }
         n *= 2;
     }
     rrl->p.table_size = n;
-    rrl->mask = n - 1;
+    rrl->mask = (uint32_t)(n - 1);
     uint8_t m4[4], m6[16];
     for (unsigned i = 0; i < 16; i++) {
         unsigned b4 = rrl->p.ipv4_prefix, b6 = rrl->p.ipv6_prefix;
@@ -119,15 +122,18 @@ struct dns_rrl *dns_rrl_new(const struct dns_rrl_params *params,
     }
     memcpy(&rrl->mask4, m4, sizeof(m4));
     memcpy(rrl->mask6, m6, sizeof(m6));
-    rrl->floor = -(int64_t)rrl->p.rate * rrl->p.window_s;
-    if (rrl->floor < INT32_MIN)
-        rrl->floor = INT32_MIN;
-    memcpy(rrl->key, key, CM_SIPHASH_KEY_LEN);
-    rrl->table = calloc(rrl->p.table_size, sizeof(*rrl->table));
+    int64_t floor = -(int64_t)rrl->p.rate * rrl->p.window_s;
+    rrl->floor = floor < INT32_MIN ? INT32_MIN : (int32_t)floor;
+    rrl->rate = rrl->p.rate;
+    rrl->exempt = rrl->p.exempt;
+    memcpy(rrl->seed, key, sizeof(rrl->seed));
+    _Static_assert(CM_SIPHASH_KEY_LEN == sizeof(rrl->seed), "the key is the seed");
+    rrl->table = aligned_alloc(RRL_LINE, n * sizeof(*rrl->table)); /* n >= 4: whole lines */
     if (rrl->table == NULL) {
         free(rrl);
         return NULL;
     }
+    memset(rrl->table, 0, n * sizeof(*rrl->table));
     return rrl;
 }
 
@@ -139,89 +145,64 @@ void dns_rrl_free(struct dns_rrl *rrl)
     free(rrl);
 }
 
-static inline bool memo_is(const struct rrl_memo *m, const uint64_t pfx[2], uint32_t name_hash,
-                           uint32_t tag)
+static inline bool bucket_is(const struct rrl_bucket *b, const uint64_t pfx[2], uint32_t name_hash,
+                             uint16_t tag)
 {
-    return ((m->pfx[0] ^ pfx[0]) | (m->pfx[1] ^ pfx[1]) | (m->name_hash ^ name_hash) |
-            (m->tag ^ tag)) == 0;
+    return ((b->pfx[0] ^ pfx[0]) | (b->pfx[1] ^ pfx[1]) | (b->name_hash ^ name_hash) |
+            (uint32_t)(b->tag ^ tag)) == 0;
+}
+
+/* The high and low halves of the 128-bit product, folded (wyhash's mum). */
+static inline uint64_t mum(uint64_t a, uint64_t b)
+{
+    unsigned __int128 r = (unsigned __int128)a * b;
+
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+/* The first slot of a tuple: a keyed mix, so a flood cannot aim at slots. */
+static inline uint32_t slot_of(const struct dns_rrl *rrl, const uint64_t pfx[2],
+                               uint32_t name_hash, uint16_t tag)
+{
+    uint64_t h = mum(pfx[0] ^ rrl->seed[0], pfx[1] ^ rrl->seed[1]);
+
+    h = mum(h ^ ((uint64_t)name_hash << 16 | tag), rrl->seed[0] ^ 0x9e3779b97f4a7c15ull);
+    return (uint32_t)(h ^ h >> 32) & rrl->mask;
 }
 
 /*
- * A tuple not in its memo set @set: its key, SipHash-1-3 of class | name
- * hash | address length | address, put first in the set. Out of line (as
- * bucket_get and limited) so that the common path keeps to few registers.
+ * The bucket of a tuple not at its first slot @start: found among the other
+ * slots of its aligned group of DNS_RRL_PROBE, else the first free one or
+ * the least recently used one, reset for the tuple. A tuple takes the first
+ * free slot and buckets are never freed, so a free slot ends the search:
+ * the tuple is not further on.
  */
-__attribute__((noinline)) static uint64_t key_new(struct dns_rrl *rrl, struct rrl_memo *set,
-                                                  const uint64_t pfx[2], unsigned addr_len,
-                                                  uint32_t tag, uint32_t name_hash)
+__attribute__((noinline)) static struct rrl_bucket *
+bucket_get(struct dns_rrl *rrl, uint32_t start, const uint64_t pfx[2], uint32_t name_hash,
+           uint16_t tag, uint32_t now_s)
 {
-    uint8_t buf[6 + 16];
-    uint64_t h;
-
-    buf[0] = (uint8_t)(tag >> 8); /* the class */
-    buf[1] = (uint8_t)(name_hash >> 24);
-    buf[2] = (uint8_t)(name_hash >> 16);
-    buf[3] = (uint8_t)(name_hash >> 8);
-    buf[4] = (uint8_t)name_hash;
-    buf[5] = (uint8_t)addr_len;
-    memcpy(buf + 6, pfx, 16); /* addr_len bytes count */
-    h = cm_siphash13(rrl->key, buf, 6 + addr_len);
-    h = h != 0 ? h : 1;
-    set[1] = set[0];
-    set[0].key = h;
-    set[0].pfx[0] = pfx[0];
-    set[0].pfx[1] = pfx[1];
-    set[0].name_hash = name_hash;
-    set[0].tag = tag;
-    return h;
-}
-
-/*
- * The bucket key of (@cls, @name_hash, the masked address @pfx of @addr_len
- * bytes), from the memo when it is there. Never 0 (0 marks a free bucket).
- */
-static inline uint64_t bucket_key(struct dns_rrl *rrl, const uint64_t pfx[2], unsigned addr_len,
-                                  enum dns_rrl_class cls, uint32_t name_hash)
-{
-    uint32_t tag = rrl_tag(cls, addr_len);
-    uint64_t mix = (pfx[0] ^ pfx[1] ^ (uint64_t)name_hash << 24 ^ tag) * 0x9e3779b97f4a7c15ull;
-    struct rrl_memo *set = &rrl->memo[(mix >> (64 - RRL_MEMO_SET_BITS)) * RRL_MEMO_WAYS];
-
-    if (memo_is(&set[0], pfx, name_hash, tag))
-        return set[0].key;
-    if (memo_is(&set[1], pfx, name_hash, tag))
-        return set[1].key;
-    return key_new(rrl, set, pfx, addr_len, tag, name_hash);
-}
-
-/*
- * The bucket of @key: found among the probe slots, else the first free or
- * the least recently used one. A key takes the first free slot and buckets
- * are never freed, so a free slot ends the search: the key is not further
- * on, and a table that is not full finds most keys at the first probe.
- */
-__attribute__((noinline)) static struct rrl_bucket *bucket_get(struct dns_rrl *rrl, uint64_t key,
-                                                               uint32_t now_s)
-{
-    size_t start = (size_t)key & rrl->mask;
+    struct rrl_bucket *group = &rrl->table[start & ~(uint32_t)(DNS_RRL_PROBE - 1)];
     struct rrl_bucket *victim = NULL;
 
-    for (size_t i = 0; i < DNS_RRL_PROBE; i++) {
-        struct rrl_bucket *b = &rrl->table[(start + i) & rrl->mask];
+    for (uint32_t i = 0; i < DNS_RRL_PROBE; i++) {
+        struct rrl_bucket *b = &group[(start + i) & (DNS_RRL_PROBE - 1)];
 
-        if (b->key == key)
+        if (bucket_is(b, pfx, name_hash, tag))
             return b;
-        if (b->key == 0) {
+        if (b->tag == 0) {
             victim = b;
             break;
         }
         if (victim == NULL || (uint32_t)(now_s - b->stamp_s) > (uint32_t)(now_s - victim->stamp_s))
             victim = b;
     }
-    victim->key = key;
-    victim->stamp_s = now_s;
-    victim->balance = (int32_t)rrl->p.rate;
+    victim->pfx[0] = pfx[0];
+    victim->pfx[1] = pfx[1];
+    victim->name_hash = name_hash;
+    victim->tag = tag;
     victim->limited = 0;
+    victim->stamp_s = now_s;
+    victim->balance = (int32_t)rrl->rate;
     return victim;
 }
 
@@ -229,9 +210,15 @@ __attribute__((noinline)) static struct rrl_bucket *bucket_get(struct dns_rrl *r
 __attribute__((noinline)) static enum dns_rrl_action limited(const struct dns_rrl *rrl,
                                                              struct rrl_bucket *b)
 {
-    b->limited++;
-    if (rrl->p.slip != 0 && b->limited % rrl->p.slip == 0)
+    uint32_t n = (uint32_t)b->limited + 1;
+
+    if (rrl->p.slip == 0)
+        return DNS_RRL_DROP;
+    if (n >= rrl->p.slip) {
+        b->limited = 0;
         return DNS_RRL_SLIP;
+    }
+    b->limited = (uint16_t)n;
     return DNS_RRL_DROP;
 }
 
@@ -262,9 +249,9 @@ __attribute__((noinline)) static enum dns_rrl_action count(struct dns_rrl *rrl,
     struct cm_lpm_result res;
     struct rrl_bucket *b;
     unsigned addr_len;
-    uint64_t key;
+    uint32_t slot, elapsed;
+    uint16_t tag;
     int64_t bal;
-    uint32_t elapsed;
 
     if (client->sa_family == AF_INET) {
         uint32_t a;
@@ -283,22 +270,24 @@ __attribute__((noinline)) static enum dns_rrl_action count(struct dns_rrl *rrl,
     } else {
         return DNS_RRL_EXEMPT;
     }
-    if (rrl->p.exempt != NULL &&
-        cm_lpm_lookup(rrl->p.exempt, client->sa_family, raw, addr_len * 8, &res))
+    if (rrl->exempt != NULL &&
+        cm_lpm_lookup(rrl->exempt, client->sa_family, raw, addr_len * 8, &res))
         return DNS_RRL_EXEMPT;
-    key = bucket_key(rrl, pfx, addr_len, cls, cls == DNS_RRL_ERROR ? 0 : name_hash);
-    b = &rrl->table[(size_t)key & rrl->mask];
-    if (b->key != key) /* the first probe slot holds most keys */
-        b = bucket_get(rrl, key, now_s);
+    if (cls == DNS_RRL_ERROR)
+        name_hash = 0;
+    tag = rrl_tag(cls, addr_len);
+    slot = slot_of(rrl, pfx, name_hash, tag);
+    b = &rrl->table[slot];
+    if (!bucket_is(b, pfx, name_hash, tag)) /* the first slot holds most tuples */
+        b = bucket_get(rrl, slot, pfx, name_hash, tag, now_s);
     elapsed = now_s - b->stamp_s;
     bal = b->balance;
     if (elapsed > 0) {
-        /* Past a window everything is forgiven anyway: avoids overflow on long gaps. */
-        if (elapsed > rrl->p.window_s + 1)
-            elapsed = rrl->p.window_s + 1;
-        bal += (int64_t)elapsed * rrl->p.rate;
-        if (bal > (int64_t)rrl->p.rate)
-            bal = rrl->p.rate;
+        /* Earns rate a second up to rate; in 64 bits unsigned, a long gap cannot overflow. */
+        uint64_t earned = (uint64_t)elapsed * rrl->rate;
+
+        bal = earned >= (uint64_t)((int64_t)rrl->rate - bal) ? (int64_t)rrl->rate
+                                                              : bal + (int64_t)earned;
         b->stamp_s = now_s;
     }
     bal--;
