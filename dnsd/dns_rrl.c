@@ -55,12 +55,12 @@ static inline uint16_t rrl_tag(enum dns_rrl_class cls, unsigned addr_len)
 struct dns_rrl {
     struct rrl_bucket *table; /* owned, p.table_size entries, RRL_LINE aligned */
     const struct cm_lpm *exempt;
-    uint64_t seed[2];   /* random, keys the slot mix */
-    uint64_t mask6[2];  /* the ipv6_prefix netmask, in address byte order */
-    uint32_t mask4;     /* the ipv4_prefix netmask, in address byte order */
-    uint32_t mask;      /* p.table_size - 1, a power of two minus one */
-    uint32_t rate;      /* p.rate */
-    int32_t floor;      /* -rate x window, clamped */
+    uint64_t seed[2];  /* random, keys the slot mix */
+    uint64_t mask6[2]; /* the ipv6_prefix netmask, in address byte order */
+    uint32_t mask4;    /* the ipv4_prefix netmask, in address byte order */
+    uint32_t mask;     /* p.table_size - 1, a power of two minus one */
+    uint32_t rate;     /* p.rate */
+    int32_t floor;     /* -rate x window, clamped */
     struct dns_rrl_params p __attribute__((aligned(RRL_LINE)));
 };
 
@@ -161,8 +161,8 @@ static inline uint64_t mum(uint64_t a, uint64_t b)
 }
 
 /* The first slot of a tuple: a keyed mix, so a flood cannot aim at slots. */
-static inline uint32_t slot_of(const struct dns_rrl *rrl, const uint64_t pfx[2],
-                               uint32_t name_hash, uint16_t tag)
+static inline uint32_t slot_of(const struct dns_rrl *rrl, const uint64_t pfx[2], uint32_t name_hash,
+                               uint16_t tag)
 {
     uint64_t h = mum(pfx[0] ^ rrl->seed[0], pfx[1] ^ rrl->seed[1]);
 
@@ -177,9 +177,10 @@ static inline uint32_t slot_of(const struct dns_rrl *rrl, const uint64_t pfx[2],
  * free slot and buckets are never freed, so a free slot ends the search:
  * the tuple is not further on.
  */
-__attribute__((noinline)) static struct rrl_bucket *
-bucket_get(struct dns_rrl *rrl, uint32_t start, const uint64_t pfx[2], uint32_t name_hash,
-           uint16_t tag, uint32_t now_s)
+__attribute__((noinline)) static struct rrl_bucket *bucket_get(struct dns_rrl *rrl, uint32_t start,
+                                                               const uint64_t pfx[2],
+                                                               uint32_t name_hash, uint16_t tag,
+                                                               uint32_t now_s)
 {
     struct rrl_bucket *group = &rrl->table[start & ~(uint32_t)(DNS_RRL_PROBE - 1)];
     struct rrl_bucket *victim = NULL;
@@ -287,7 +288,7 @@ __attribute__((noinline)) static enum dns_rrl_action count(struct dns_rrl *rrl,
         uint64_t earned = (uint64_t)elapsed * rrl->rate;
 
         bal = earned >= (uint64_t)((int64_t)rrl->rate - bal) ? (int64_t)rrl->rate
-                                                              : bal + (int64_t)earned;
+                                                             : bal + (int64_t)earned;
         b->stamp_s = now_s;
     }
     bal--;

@@ -75,7 +75,8 @@ static enum dns_rrl_action www(struct dns_rrl *rrl, const char *ip, uint32_t now
     return dns_rrl_check(rrl, sa(&a, ip), DNS_RRL_POSITIVE, WWW, sizeof(WWW), false, now);
 }
 
-/* Exactly `rate` responses pass in a fresh second, the next one is limited. */
+/* Exactly `rate` responses pass in a fresh second, the next one is limited; a
+ * second that follows a long gap is fresh too. */
 static void test_rate_exact(void **state)
 {
     struct dns_rrl *rrl = rrl_make(5, 0, 2, 1024, NULL);
@@ -85,6 +86,9 @@ static void test_rate_exact(void **state)
         assert_int_equal(www(rrl, "192.0.2.1", 100), DNS_RRL_PASS);
     assert_int_equal(www(rrl, "192.0.2.1", 100), DNS_RRL_DROP);
     assert_int_equal(www(rrl, "192.0.2.1", 100), DNS_RRL_DROP);
+    for (int i = 0; i < 5; i++) /* a long quiet spell saves no more than the rate */
+        assert_int_equal(www(rrl, "192.0.2.1", 200), DNS_RRL_PASS);
+    assert_int_equal(www(rrl, "192.0.2.1", 200), DNS_RRL_DROP);
     dns_rrl_free(rrl);
 }
 
@@ -116,9 +120,9 @@ static void test_prefix_v6(void **state)
 
 /*
  * Sources whose masked bytes are equal but not their family, or that differ
- * only past the first 8 bytes of a long IPv6 prefix, are counted apart (and
- * so are remembered apart by the worker's memo of bucket keys: enough of
- * them that some meet in a memo set).
+ * only past the first 8 bytes of a long IPv6 prefix, are counted apart: a
+ * bucket compares the whole tuple (enough of them that many share a probe
+ * group).
  */
 static void test_prefix_families(void **state)
 {
@@ -147,9 +151,9 @@ static void test_prefix_families(void **state)
 /*
  * Tuples that differ in the class alone, or in the family alone (10.0.0.0/24
  * and a00::/56 mask to the same bytes), are counted apart, for enough names
- * that some meet in a set of the memo of bucket keys.
+ * that many share a probe group.
  */
-static void test_memo_tuples(void **state)
+static void test_tuples_apart(void **state)
 {
     static const enum dns_rrl_class classes[] = {DNS_RRL_POSITIVE, DNS_RRL_NODATA, DNS_RRL_NXDOMAIN,
                                                  DNS_RRL_REFERRAL, DNS_RRL_WILDCARD};
@@ -166,6 +170,53 @@ static void test_memo_tuples(void **state)
     }
     for (size_t c = 0; c < sizeof(classes) / sizeof(classes[0]); c++)
         assert_int_equal(dns_rrl_check_hashed(rrl, v6, classes[c], 1000, false, 10), DNS_RRL_DROP);
+    dns_rrl_free(rrl);
+}
+
+/*
+ * A table of 4 buckets is one probe group, so every tuple collides with
+ * every other: four that differ in one field each (the family with equal
+ * bytes, the class, the name, an IPv6 /128 past byte 8) still keep four
+ * buckets, each with its own balance; newcomers take the least recently
+ * used ones, and the others keep their debt.
+ */
+static void test_tuples_collide(void **state)
+{
+    struct dns_rrl_params p = {
+        .rate = 1, .window_s = 2, .ipv4_prefix = 24, .ipv6_prefix = 128, .table_size = 4};
+    struct dns_rrl *rrl = dns_rrl_new(&p, KEY);
+    struct addr a[4];
+    const struct sockaddr *v4 = sa(&a[0], "10.0.0.1"), *v6 = sa(&a[1], "a00::");
+    const struct sockaddr *x1 = sa(&a[2], "2001:db8::1:0:0:1"),
+                          *x2 = sa(&a[3], "2001:db8::1:0:0:2");
+    const struct {
+        const struct sockaddr *sa;
+        enum dns_rrl_class cls;
+        uint32_t h;
+    } t[] = {
+        {v4, DNS_RRL_POSITIVE, 7}, {v6, DNS_RRL_POSITIVE, 7}, {v4, DNS_RRL_NODATA, 7},
+        {v4, DNS_RRL_POSITIVE, 8}, {x1, DNS_RRL_POSITIVE, 7}, {x2, DNS_RRL_POSITIVE, 7},
+    };
+    static const struct {
+        size_t first, last;
+        uint32_t now;
+    } rounds[] = {{0, 2, 10}, {2, 4, 12}, {4, 6, 12}}; /* 4 and 5 evict 0 and 1, seen before */
+
+    (void)state;
+    assert_non_null(rrl);
+    for (size_t r = 0; r < sizeof(rounds) / sizeof(rounds[0]); r++) {
+        for (size_t i = rounds[r].first; i < rounds[r].last; i++)
+            assert_int_equal(
+                dns_rrl_check_hashed(rrl, t[i].sa, t[i].cls, t[i].h, false, rounds[r].now),
+                DNS_RRL_PASS);
+        for (size_t i = rounds[r].first; i < rounds[r].last; i++)
+            assert_int_equal(
+                dns_rrl_check_hashed(rrl, t[i].sa, t[i].cls, t[i].h, false, rounds[r].now),
+                DNS_RRL_DROP);
+    }
+    for (size_t i = 2; i < 6; i++) /* still known, still limited */
+        assert_int_equal(dns_rrl_check_hashed(rrl, t[i].sa, t[i].cls, t[i].h, false, 12),
+                         DNS_RRL_DROP);
     dns_rrl_free(rrl);
 }
 
@@ -282,6 +333,25 @@ static void test_window_recovery(void **state)
     dns_rrl_free(rrl);
 }
 
+/*
+ * rate 1, window 2: a flood sinks both sources to the floor, -2, exactly.
+ * Two seconds later one is still limited (-2 + 2 - 1 = -1), three seconds
+ * later the other passes (-2 + 3, capped at 1, - 1 = 0).
+ */
+static void test_floor_exact(void **state)
+{
+    struct dns_rrl *rrl = rrl_make(1, 0, 2, 1024, NULL);
+
+    (void)state;
+    for (int i = 0; i < 50; i++) {
+        (void)www(rrl, "192.0.2.1", 10);
+        (void)www(rrl, "198.51.100.1", 10);
+    }
+    assert_int_equal(www(rrl, "192.0.2.1", 12), DNS_RRL_DROP);
+    assert_int_equal(www(rrl, "198.51.100.1", 13), DNS_RRL_PASS);
+    dns_rrl_free(rrl);
+}
+
 /* A steady client at exactly the rate is never limited. */
 static void test_steady_at_rate(void **state)
 {
@@ -372,20 +442,14 @@ static void test_slip_rewrite(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rate_exact),
-        cmocka_unit_test(test_prefix_v4),
-        cmocka_unit_test(test_prefix_v6),
-        cmocka_unit_test(test_prefix_families),
-        cmocka_unit_test(test_memo_tuples),
-        cmocka_unit_test(test_class_and_name),
-        cmocka_unit_test(test_hashed_same_bucket),
-        cmocka_unit_test(test_table_rounded_up),
-        cmocka_unit_test(test_slip),
-        cmocka_unit_test(test_window_recovery),
-        cmocka_unit_test(test_steady_at_rate),
-        cmocka_unit_test(test_exempt),
-        cmocka_unit_test(test_table_bounded),
-        cmocka_unit_test(test_slip_rewrite),
+        cmocka_unit_test(test_rate_exact),       cmocka_unit_test(test_prefix_v4),
+        cmocka_unit_test(test_prefix_v6),        cmocka_unit_test(test_prefix_families),
+        cmocka_unit_test(test_tuples_apart),     cmocka_unit_test(test_tuples_collide),
+        cmocka_unit_test(test_class_and_name),   cmocka_unit_test(test_hashed_same_bucket),
+        cmocka_unit_test(test_table_rounded_up), cmocka_unit_test(test_slip),
+        cmocka_unit_test(test_window_recovery),  cmocka_unit_test(test_floor_exact),
+        cmocka_unit_test(test_steady_at_rate),   cmocka_unit_test(test_exempt),
+        cmocka_unit_test(test_table_bounded),    cmocka_unit_test(test_slip_rewrite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
