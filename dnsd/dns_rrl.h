@@ -25,10 +25,13 @@
  *
  * The table is one fixed array per worker (`table_size` entries rounded up
  * to a power of two, allocated at start): no allocation and no lock on the
- * query path. A key hashes (SipHash-1-3 under a random per-table key, so
- * attackers cannot aim collisions) to a slot; DNS_RRL_PROBE neighbours are
- * searched, and a new key takes the first free one, else replaces the one
- * seen longest ago.
+ * query path. A bucket (32 bytes, never across two cache lines) holds its
+ * whole key, which a lookup compares, so keys never share a bucket. A key
+ * hashes to a slot by a cheap mix keyed with a random per-table seed, so
+ * attackers cannot aim at slots; the DNS_RRL_PROBE slots of its aligned
+ * group are searched, and a new key takes the first free one, else replaces
+ * the one seen longest ago. A query whose key is at its first slot reads
+ * one cache line of the table.
  *
  * Exempt: sources in the exempt table, answers to queries with a valid server
  * cookie (the caller's flag), and TCP (the caller does not ask).
@@ -81,8 +84,8 @@ const char *dns_rrl_class_name(enum dns_rrl_class c);
 const char *dns_rrl_action_name(enum dns_rrl_action a);
 
 /**
- * A table for one worker, hashing under @key (CM_SIPHASH_KEY_LEN random
- * bytes). NULL on allocation failure only. Free with dns_rrl_free().
+ * A table for one worker, its slots keyed by @key (CM_SIPHASH_KEY_LEN random
+ * bytes, the seed). NULL on allocation failure only. Free with dns_rrl_free().
  */
 struct dns_rrl *dns_rrl_new(const struct dns_rrl_params *params,
                             const uint8_t key[CM_SIPHASH_KEY_LEN]);
