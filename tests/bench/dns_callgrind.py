@@ -25,6 +25,11 @@ of dns_bench.py.
 
   FEDGSLB_BUILD_DIR=build tests/bench/dns_callgrind.py [--rows fedgslb,fedgslb-hard,echo]
       [--cookies[=valid]] [--services 50] [--queries 20000] [--passes 1] [--rate 3000] [--top 15]
+      [--cache-sim]
+
+--cache-sim adds valgrind's simulated caches (a private D1 and LL per
+process, so it shows what a query touches cold, not the thrash of servers
+sharing a core): data misses per answer, in all and in dnsd/dns_rrl.c.
 """
 
 import argparse
@@ -65,6 +70,9 @@ def parse_args(argv):
     ap.add_argument("--client-cpu", type=int, default=1)
     ap.add_argument("--out", default=None, help="JSON results file")
     ap.add_argument("--keep-tmp", action="store_true")
+    ap.add_argument("--cache-sim", action="store_true",
+                    help="also simulate the caches (valgrind --cache-sim=yes): D1 and LL data "
+                    "misses per answer, in all and in the rate limiter (dnsd/dns_rrl.c, self)")
     return ap.parse_args(argv)
 
 
@@ -73,16 +81,40 @@ def callgrind_control(args, pid, timeout=60):
                    stderr=subprocess.DEVNULL, timeout=timeout, check=True)
 
 
-def totals(path):
-    """The last totals line (the summary line at the top may say 0)."""
+def totals(path, event="Ir"):
+    """The last totals line's @event (the summary line at the top may say 0)."""
     found = None
+    names = ["Ir"]
     with open(path) as f:
         for line in f:
-            if line.startswith("totals:"):
-                found = int(line.split()[1])
+            if line.startswith("events:"):
+                names = line.split()[1:]
+            elif line.startswith("totals:"):
+                vals = line.split()[1:]
+                found = int(vals[names.index(event)]) if event in names[: len(vals)] else 0
     if found is None:
         raise RuntimeError("%s: no totals line" % path)
     return found
+
+
+# Simulated data-cache misses (--cache-sim): first level and last level, reads + writes.
+MISS_EVENTS = {"d1": ("D1mr", "D1mw"), "ll": ("DLmr", "DLmw")}
+
+
+def file_misses(path, source):
+    """Self D1 and LL data misses of the functions of @source (e.g. dnsd/dns_rrl.c)."""
+    out = subprocess.run(["callgrind_annotate", "--inclusive=no", "--auto=no",
+                          "--show=D1mr,D1mw,DLmr,DLmw", path], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, timeout=120).stdout.decode("utf-8", "replace")
+    d1 = ll = 0
+    for line in out.splitlines():
+        mt = re.match(r"^\s*([\d,]+) \([^)]*\)\s+([\d,]+) \([^)]*\)\s+([\d,]+) \([^)]*\)\s+"
+                      r"([\d,]+) \([^)]*\)\s+(\S+):", line)
+        if mt and mt.group(5).endswith(source):
+            v = [int(mt.group(i).replace(",", "")) for i in range(1, 5)]
+            d1 += v[0] + v[1]
+            ll += v[2] + v[3]
+    return d1, ll
 
 
 # The per-query work, whatever the batch sizes: these functions' inclusive
@@ -123,6 +155,8 @@ def start_row(row, a, d):
     os.makedirs(d, exist_ok=True)
     dump = os.path.join(d, "callgrind.out")
     vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + dump]
+    if a.cache_sim:
+        vg.append("--cache-sim=yes")
     listener = None
     if row == "echo":
         argv = vg + [a.echo, "127.0.0.1", str(a.port)]
@@ -179,6 +213,13 @@ def measure(row, a, tmp, qfile):
         "instructions_per_answer": ir / completed if completed else None,
         "query_path_per_answer": qp / completed if completed else None,
     }
+    if a.cache_sim and completed:
+        for level, evs in MISS_EVENTS.items():
+            n = sum(totals(os.path.join(d, f), e) for f in dumps for e in evs)
+            r[level + "_misses_per_answer"] = n / completed
+        rrl = [file_misses(os.path.join(d, f), "dnsd/dns_rrl.c") for f in dumps]
+        r["rrl_d1_misses_per_answer"] = sum(x[0] for x in rrl) / completed
+        r["rrl_ll_misses_per_answer"] = sum(x[1] for x in rrl) / completed
     top = []
     for f in dumps:
         top.extend(top_functions(os.path.join(d, f), a.top))
@@ -227,6 +268,15 @@ def main(argv):
             continue
         print("%-14s %10d %14.0f %16.0f" % (row, r["responses"], r["instructions_per_answer"] or 0,
                                             r["query_path_per_answer"] or 0))
+    if a.cache_sim:
+        print("\n%-14s %10s %10s %14s %14s" % ("row", "D1 miss/a", "LL miss/a", "RRL D1 miss/a",
+                                               "RRL LL miss/a"))
+        for row in rows:
+            r = results[row]
+            if "d1_misses_per_answer" in r:
+                print("%-14s %10.2f %10.3f %14.3f %14.4f" % (
+                    row, r["d1_misses_per_answer"], r["ll_misses_per_answer"],
+                    r["rrl_d1_misses_per_answer"], r["rrl_ll_misses_per_answer"]))
     for row in rows:
         r = results[row]
         if r.get("top"):
