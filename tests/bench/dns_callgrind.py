@@ -108,10 +108,12 @@ def file_misses(path, source):
                          stderr=subprocess.DEVNULL, timeout=120).stdout.decode("utf-8", "replace")
     d1 = ll = 0
     for line in out.splitlines():
-        mt = re.match(r"^\s*([\d,]+) \([^)]*\)\s+([\d,]+) \([^)]*\)\s+([\d,]+) \([^)]*\)\s+"
-                      r"([\d,]+) \([^)]*\)\s+(\S+):", line)
-        if mt and mt.group(5).endswith(source):
-            v = [int(mt.group(i).replace(",", "")) for i in range(1, 5)]
+        # four columns ("12,218 (3.1%)", "0" or "."), then file:function
+        f = re.sub(r"\(\s*[\d.]+%\)", " ", line).split()
+        if len(f) < 5 or not all(re.fullmatch(r"[\d,]+|\.", x) for x in f[:4]):
+            continue
+        if f[4].split(":")[0].endswith(source):
+            v = [0 if x == "." else int(x.replace(",", "")) for x in f[:4]]
             d1 += v[0] + v[1]
             ll += v[2] + v[3]
     return d1, ll
@@ -124,7 +126,7 @@ QUERY_PATH = ("dns_query_process_memo", "dns_rrl_check_hashed", "count_query")
 
 def inclusive(path, names):
     """Inclusive Ir of the functions whose name is one of @names."""
-    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--auto=no", path],
+    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--auto=no", "--show=Ir", path],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                          timeout=120).stdout.decode("utf-8", "replace")
     total = 0
@@ -140,7 +142,7 @@ def inclusive(path, names):
 def top_functions(path, n):
     if n <= 0:
         return []
-    out = subprocess.run(["callgrind_annotate", "--inclusive=no", "--auto=no", path], stdout=subprocess.PIPE,
+    out = subprocess.run(["callgrind_annotate", "--inclusive=no", "--auto=no", "--show=Ir", path], stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, timeout=120).stdout.decode("utf-8", "replace")
     rows = []
     for line in out.splitlines():
