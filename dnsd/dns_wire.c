@@ -550,7 +550,12 @@ size_t dns_wire_put_opt(uint8_t *o, size_t avail, const struct dns_opt_out *opt)
         wr16(o + off + 4, ecs->family);
         o[off + 6] = ecs->source_len;
         o[off + 7] = opt->ecs_scope;
-        memcpy(o + off + 8, ecs->addr, (size_t)ecs_addr);
+        /* The whole zero-padded address when there is room: one fixed copy;
+         * what lands past the option is overwritten next or past the end. */
+        if (avail - off - 8 >= sizeof(ecs->addr))
+            memcpy(o + off + 8, ecs->addr, sizeof(ecs->addr));
+        else
+            memcpy(o + off + 8, ecs->addr, (size_t)ecs_addr);
         off += 8 + (size_t)ecs_addr;
     }
     if (clen == DNS_COOKIE_CLIENT_LEN + 16) {
