@@ -15,13 +15,13 @@ static inline size_t name_check(const uint8_t *p, size_t avail)
     size_t off = 0;
 
     while (off < end) {
-        uint8_t l = p[off];
-        if (l == 0)
-            return off + 1;
-        /* 11 = pointer, 01 and 10 = extended/obsolete label types: all invalid here */
-        if (l > DNS_LABEL_MAX)
-            return 0;
-        off += 1u + l;
+        size_t l = p[off];
+        /* One test per label for both ends (0 wraps to SIZE_MAX): the root
+         * label, or 11 = pointer, 01 and 10 = extended/obsolete label types,
+         * all invalid here. */
+        if (l - 1 >= DNS_LABEL_MAX)
+            return l == 0 ? off + 1 : 0;
+        off += 1 + l;
     }
     return 0;
 }
@@ -142,9 +142,12 @@ static inline uint32_t lower_hash(uint8_t *dst, const uint8_t *src, size_t len)
     return hash_final(h, tail_word(dst, len));
 }
 
+/* Two passes: lower_hash() has one caller, dns_name_check_lower_hash() (a
+ * query's question), which then takes it inline. */
 uint32_t dns_name_lower_hash(uint8_t *dst, const uint8_t *src, size_t len)
 {
-    return lower_hash(dst, src, len);
+    dns_name_lower(dst, src, len);
+    return dns_name_hash(dst, len);
 }
 
 size_t dns_name_check_lower_hash(uint8_t *dst, const uint8_t *src, size_t avail, uint32_t *hash)

@@ -13,6 +13,7 @@
  */
 #include "dnsd/dns_query.h"
 
+#include <endian.h>
 #include <netinet/in.h>
 #include <string.h>
 
@@ -117,8 +118,22 @@ static uint32_t subnet_hash(int family, const uint8_t *addr, unsigned bits)
     unsigned bytes = (bits + 7) / 8;
     uint64_t v = 0;
 
-    for (unsigned i = 0; i < bytes; i++)
-        v = v << 8 | addr[i];
+    /* The first bytes as one big-endian load: an IPv4 address has 4 bytes,
+     * an IPv6 one 16, wherever it comes from (ECS, socket, v4-mapped tail). */
+    if (bytes == 0) {
+        v = 0;
+    } else if (family == AF_INET && bytes <= 4) {
+        uint32_t w;
+        memcpy(&w, addr, 4);
+        v = be32toh(w) >> (32 - 8 * bytes);
+    } else if (family != AF_INET && bytes <= 8) {
+        uint64_t w;
+        memcpy(&w, addr, 8);
+        v = be64toh(w) >> (64 - 8 * bytes);
+    } else {
+        for (unsigned i = 0; i < bytes; i++)
+            v = v << 8 | addr[i];
+    }
     if (bits % 8 != 0)
         v &= ~(uint64_t)0 << (8 - bits % 8);
     v |= (uint64_t)((family == AF_INET ? 0x80u : 0u) | bits) << 56;

@@ -235,7 +235,10 @@ static void count_query(struct dns_worker *w, enum dns_stat_transport t,
 {
     struct worker_stats *s = &w->stats;
 
-    bump(&s->queries[t][qtype_bucket(info->qtype)]);
+    /* A and AAAA, most queries, without the switch */
+    bump(&s->queries[t][info->qtype == DNS_TYPE_A      ? DNS_STAT_QTYPE_A
+                        : info->qtype == DNS_TYPE_AAAA ? DNS_STAT_QTYPE_AAAA
+                                                       : qtype_bucket(info->qtype)]);
     if (resp_len == 0) {
         bump(&s->dropped);
         return;
@@ -245,18 +248,20 @@ static void count_query(struct dns_worker *w, enum dns_stat_transport t,
         bump(&s->truncated);
     if (info->ecs)
         bump(&s->ecs);
-    if (info->federated && info->service >= 0 && info->service < DNS_STAT_SERVICES) {
+    if (!info->federated)
+        return;
+    if (info->service >= 0 && info->service < DNS_STAT_SERVICES) {
         bump(&s->answers[info->service]);
         if (info->fail_open)
             bump(&s->fail_open[info->service]);
         if (info->fail_closed)
             bump(&s->fail_closed[info->service]);
     }
-    if (info->federated && info->member >= 0 && info->member < DNS_STAT_MEMBERS)
+    if (info->member >= 0 && info->member < DNS_STAT_MEMBERS)
         bump(&s->member_answers[info->member]);
-    if (info->federated && info->placement < DNS_PLACE_COUNT)
+    if (info->placement < DNS_PLACE_COUNT)
         bump(&s->placement[info->placement]);
-    if (info->federated && info->region < DNS_STAT_REGIONS)
+    if (info->region < DNS_STAT_REGIONS)
         bump(&s->region_answers[info->region]);
 }
 

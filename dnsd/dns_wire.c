@@ -8,6 +8,7 @@
  */
 #include "dnsd/dns_wire.h"
 
+#include <endian.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -112,7 +113,18 @@ static bool parse_ecs(const uint8_t *d, size_t olen, struct dns_ecs *ecs)
     if (source % 8 != 0 && (d[4 + addr_len - 1] & (0xFFu >> (source % 8))) != 0)
         return false; /* RFC 7871 §6: no bits set beyond SOURCE PREFIX-LENGTH */
     memset(ecs->addr, 0, sizeof(ecs->addr));
-    memcpy(ecs->addr, d + 4, addr_len);
+    if (addr_len <= 4) {
+        /* An IPv4 prefix: the 4 bytes that end with it (the option's
+         * family, source and scope come before, so they are all inside),
+         * shifted to the front. No copy of variable length. */
+        uint32_t w;
+        memcpy(&w, d + addr_len, 4);
+        w = (uint32_t)((uint64_t)be32toh(w) << (32 - 8 * addr_len));
+        w = htobe32(w);
+        memcpy(ecs->addr, &w, 4);
+    } else {
+        memcpy(ecs->addr, d + 4, addr_len);
+    }
     ecs->family = family;
     ecs->source_len = source;
     ecs->scope_len = 0;
@@ -538,7 +550,12 @@ size_t dns_wire_put_opt(uint8_t *o, size_t avail, const struct dns_opt_out *opt)
         wr16(o + off + 4, ecs->family);
         o[off + 6] = ecs->source_len;
         o[off + 7] = opt->ecs_scope;
-        memcpy(o + off + 8, ecs->addr, (size_t)ecs_addr);
+        /* The whole zero-padded address when there is room: one fixed copy;
+         * what lands past the option is overwritten next or past the end. */
+        if (avail - off - 8 >= sizeof(ecs->addr))
+            memcpy(o + off + 8, ecs->addr, sizeof(ecs->addr));
+        else
+            memcpy(o + off + 8, ecs->addr, (size_t)ecs_addr);
         off += 8 + (size_t)ecs_addr;
     }
     if (clen == DNS_COOKIE_CLIENT_LEN + 16) {

@@ -204,6 +204,27 @@ static void test_case(void **state)
                 fail_msg("len %u: lower_hash wrote past the name", len);
         }
     }
+    /* The question's one pass (check, fold, hash) against the two passes,
+     * the root and one label of every length to 63 (name lengths 3 to 65:
+     * all tail lengths of the word loop), byte v in every label position. */
+    for (unsigned len = 1; len <= 65; len += len == 1 ? 2 : 1) {
+        for (unsigned v = 0; v < 256; v += 3) {
+            uint8_t src[65], got[66], want[65];
+            uint32_t h = 0;
+            src[0] = (uint8_t)(len - 1 > 0 ? len - 2 : 0);
+            for (unsigned i = 1; i + 1 < len; i++)
+                src[i] = (uint8_t)((i + v) % 3 == 0 ? v : 'A' + (i + v) % 26);
+            src[len - 1] = 0;
+            dns_name_lower(want, src, len);
+            memset(got, 0xAA, sizeof(got));
+            if (dns_name_check_lower_hash(got, src, len, &h) != len)
+                fail_msg("len %u byte 0x%02x: not a name", len, v);
+            if (memcmp(got, want, len) != 0 || h != dns_name_hash(want, len))
+                fail_msg("len %u byte 0x%02x: check_lower_hash differs", len, v);
+            if (got[len] != 0xAA)
+                fail_msg("len %u: check_lower_hash wrote past the name", len);
+        }
+    }
     /* the hash reads every byte, the length included */
     assert_int_not_equal(dns_name_hash(W("\3www\4test\0")), dns_name_hash(W("\3wwx\4test\0")));
     assert_int_not_equal(dns_name_hash((const uint8_t *)"\0\0\0\0\0\0\0\0\0", 8),

@@ -725,6 +725,9 @@ static void test_locate(void **state)
     assert_int_equal(loc2.region, 1);
     assert_string_equal(loc2.how, "source address client_networks");
     assert_int_equal(loc2.client_hash, loc.client_hash); /* same /24 */
+    inet_pton(AF_INET, "10.1.2.200", a);                 /* the host byte's top bit set */
+    dns_query_locate(&f->view, AF_INET, a, 32, false, &loc2);
+    assert_int_equal(loc2.client_hash, loc.client_hash);
     inet_pton(AF_INET, "10.1.3.77", a);
     dns_query_locate(&f->view, AF_INET, a, 32, false, &loc2);
     assert_int_not_equal(loc2.client_hash, loc.client_hash);
@@ -743,6 +746,12 @@ static void test_locate(void **state)
     inet_pton(AF_INET6, "2001:db8:1:2:ffff::1", a);
     dns_query_locate(&f->view, AF_INET6, a, 128, false, &loc2);
     assert_int_equal(loc2.client_hash, loc.client_hash); /* same /56 */
+    inet_pton(AF_INET6, "2001:db8:1:ff::1", a);          /* differs in the 8th byte only */
+    dns_query_locate(&f->view, AF_INET6, a, 128, false, &loc2);
+    assert_int_equal(loc2.client_hash, loc.client_hash);
+    inet_pton(AF_INET6, "2001:db8:1:102::1", a); /* differs in the 7th byte */
+    dns_query_locate(&f->view, AF_INET6, a, 128, false, &loc2);
+    assert_int_not_equal(loc2.client_hash, loc.client_hash);
     inet_pton(AF_INET6, "2001:db8:2::1", a);
     dns_query_locate(&f->view, AF_INET6, a, 128, false, &loc);
     assert_int_equal(loc.region, 0);
