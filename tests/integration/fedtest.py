@@ -85,8 +85,14 @@ def have_ipv6():
         return False
 
 
+HANDED_OUT_PORTS = set()  # every port free_port and quiet_port gave
+
+
 def free_port(ipv6=True):
-    """A port free for both UDP and TCP on 127.0.0.1 (and ::1 when usable)."""
+    """A port free for both UDP and TCP on 127.0.0.1 (and ::1 when usable),
+    never one this process was given before: the kernel may hand a port back
+    once its probe socket is closed, and a test that asks for several ports
+    before starting anything on them would get two roles on one port."""
     v6 = ipv6 and have_ipv6()
     for _ in range(200):
         socks = []
@@ -95,6 +101,8 @@ def free_port(ipv6=True):
             socks.append(t4)
             t4.bind(("127.0.0.1", 0))
             port = t4.getsockname()[1]
+            if port in HANDED_OUT_PORTS:
+                continue
             u4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             socks.append(u4)
             u4.bind(("127.0.0.1", port))
@@ -104,6 +112,7 @@ def free_port(ipv6=True):
                     socks.append(s6)
                     s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                     s6.bind(("::1", port))
+            HANDED_OUT_PORTS.add(port)
             return port
         except OSError:
             continue

@@ -40,7 +40,7 @@ PREFIX = "/fedgslb/"
 ROOT_PASSWORD = "root-pa55word-0123"
 
 
-_HANDED_OUT = set()
+_HANDED_OUT = fedtest.HANDED_OUT_PORTS  # one record with free_port()
 
 
 def quiet_port():
