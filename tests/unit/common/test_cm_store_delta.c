@@ -533,21 +533,23 @@ static void assert_same_merge(const struct cm_merged *a, const struct cm_merged 
  * cm_merged_update after each is what cm_merged_build makes, field by field
  * and src pointer by pointer, and it does share entries when it may.
  */
-static void test_merge_update_equals_build(void **state)
+/*
+ * The first documents of @vantages into @cur and the store, and their merge:
+ * vantage v's is generated at second v * @sec_step and holds every
+ * (1 + v * @key_step)-th of KEYS services.
+ */
+static struct cm_merged *first_documents(struct fixture *f, const char *const vantages[2],
+                                         json_t *cur[2], unsigned sec_step, unsigned key_step)
 {
-    struct fixture *f = *state;
-    static const char *const vantages[] = {US, "eu-west-1"};
-    json_t *cur[2];
-    struct cm_merged *m = NULL;
-    size_t shared = 0, rebuilt = 0;
     char err[CM_STATE_ERR_MAX] = "", key[32];
+    struct cm_merged *m = NULL;
 
-    for (size_t v = 0; v < 2; v++) {
+    for (unsigned v = 0; v < 2; v++) {
         json_t *services = json_object();
 
-        cur[v] = header(1, 0);
+        cur[v] = header(1, v * sec_step);
         json_object_set_new(cur[v], "vantage", json_string(vantages[v]));
-        for (unsigned i = 0; i < KEYS; i += 1 + v) {
+        for (unsigned i = 0; i < KEYS; i += 1 + v * key_step) {
             key_name(key, sizeof(key), i);
             json_object_set_new(services, key, random_service(f));
         }
@@ -557,6 +559,57 @@ static void test_merge_update_equals_build(void **state)
     }
     assert_int_equal(cm_merged_build(cm_store_docs(f->s), cm_store_count(f->s), f->conf, &m),
                      CM_OK);
+    return m;
+}
+
+/*
+ * Stores @text (freed) for candidate *@c and merges its documents both
+ * ways: *@inc from @m incrementally, checked against a build from nothing.
+ */
+static void put_and_merge(struct fixture *f, char *text, unsigned round, struct cm_store_cand **c,
+                          struct cm_merged *m, struct cm_merged **inc)
+{
+    struct cm_merged *full = NULL;
+    const struct cm_state *const *docs;
+    char err[CM_STATE_ERR_MAX];
+    size_t n;
+
+    if (cm_store_put(f->s, text, strlen(text), NULL, f->conf, 1, c, err, sizeof(err)) != CM_OK)
+        fail_msg("round %u: %s", round, err);
+    free(text);
+    assert_non_null(*c);
+    docs = cm_store_cand_docs(*c, &n);
+    assert_int_equal(cm_merged_update(m, docs, n, f->conf, inc), CM_OK);
+    assert_int_equal(cm_merged_build(docs, n, f->conf, &full), CM_OK);
+    assert_same_merge(*inc, full);
+    cm_merged_free(full);
+}
+
+/* Commits @c (which frees the replaced document: @m is done with it) and
+ * keeps *@cur in step with what the store now holds for @vantage. */
+static void commit_and_reload(struct fixture *f, struct cm_store_cand *c, struct cm_merged *m,
+                              json_t **cur, const char *vantage)
+{
+    char *text;
+
+    cm_store_commit(f->s, c);
+    cm_merged_free(m);
+    json_decref(*cur);
+    text = cm_state_dump(cm_store_find(f->s, vantage));
+    *cur = json_loads(text, 0, NULL);
+    free(text);
+}
+
+static void test_merge_update_equals_build(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const vantages[] = {US, "eu-west-1"};
+    json_t *cur[2];
+    struct cm_merged *m = NULL;
+    size_t shared = 0, rebuilt = 0;
+    char key[32];
+
+    m = first_documents(f, vantages, cur, 0, 1);
     for (unsigned round = 0; round < 400; round++) {
         size_t v = pick(f, 4) == 0; /* mostly the same vantage: its order stays */
         uint64_t gen = (uint64_t)json_integer_value(json_object_get(cur[v], "generation")) + 1;
@@ -564,10 +617,7 @@ static void test_merge_update_equals_build(void **state)
         json_t *delta = header(gen, sec), *changed = json_object(), *removed = json_array();
         json_t *services = json_object_get(cur[v], "services");
         struct cm_store_cand *c = NULL;
-        struct cm_merged *inc = NULL, *full = NULL;
-        const struct cm_state *const *docs;
-        size_t n;
-        char *text;
+        struct cm_merged *inc = NULL;
 
         json_object_set_new(delta, "vantage", json_string(vantages[v]));
         json_object_set_new(delta, "base_generation", json_integer((json_int_t)gen - 1));
@@ -593,15 +643,7 @@ static void test_merge_update_equals_build(void **state)
         }
         json_object_set_new(delta, "services", changed);
         json_object_set_new(delta, "removed", removed);
-        text = dump(delta);
-        if (cm_store_put(f->s, text, strlen(text), NULL, f->conf, 1, &c, err, sizeof(err)) != CM_OK)
-            fail_msg("round %u: %s", round, err);
-        free(text);
-        assert_non_null(c);
-        docs = cm_store_cand_docs(c, &n);
-        assert_int_equal(cm_merged_update(m, docs, n, f->conf, &inc), CM_OK);
-        assert_int_equal(cm_merged_build(docs, n, f->conf, &full), CM_OK);
-        assert_same_merge(inc, full);
+        put_and_merge(f, dump(delta), round, &c, m, &inc);
         for (size_t i = 0, j = 0; i < inc->service_count && j < m->service_count;) {
             int cmp = strcmp(inc->services[i].key, m->services[j].key);
 
@@ -612,15 +654,8 @@ static void test_merge_update_equals_build(void **state)
             i += cmp <= 0;
             j += cmp >= 0;
         }
-        cm_store_commit(f->s, c); /* frees the replaced document: @m is done with it */
-        cm_merged_free(m);
-        cm_merged_free(full);
+        commit_and_reload(f, c, m, &cur[v], vantages[v]);
         m = inc;
-        /* Keep cur[v] in step: what the store holds now. */
-        json_decref(cur[v]);
-        text = cm_state_dump(cm_store_find(f->s, vantages[v]));
-        cur[v] = json_loads(text, 0, NULL);
-        free(text);
         json_decref(delta);
     }
     assert_true(shared > 0);  /* the incremental path ran */
@@ -644,23 +679,9 @@ static void test_merge_in_turn(void **state)
     json_t *cur[2];
     struct cm_merged *m = NULL;
     size_t shared = 0;
-    char err[CM_STATE_ERR_MAX] = "", key[32];
+    char key[32];
 
-    for (size_t v = 0; v < 2; v++) {
-        json_t *services = json_object();
-
-        cur[v] = header(1, (unsigned)v);
-        json_object_set_new(cur[v], "vantage", json_string(vantages[v]));
-        for (unsigned i = 0; i < KEYS; i++) {
-            key_name(key, sizeof(key), i);
-            json_object_set_new(services, key, random_service(f));
-        }
-        json_object_set_new(cur[v], "services", services);
-        if (put_json(f, cur[v], err, sizeof(err)) != CM_OK)
-            fail_msg("first document: %s", err);
-    }
-    assert_int_equal(cm_merged_build(cm_store_docs(f->s), cm_store_count(f->s), f->conf, &m),
-                     CM_OK);
+    m = first_documents(f, vantages, cur, 1, 0);
     for (unsigned round = 0; round < 600; round++) {
         size_t v = round % 2;
         uint64_t gen = (uint64_t)json_integer_value(json_object_get(cur[v], "generation")) + 1;
@@ -668,10 +689,8 @@ static void test_merge_in_turn(void **state)
         json_t *doc = header(gen, 2 + round / 60 % 57), *changed = json_object();
         json_t *services = json_object_get(cur[v], "services");
         struct cm_store_cand *c = NULL;
-        struct cm_merged *inc = NULL, *full = NULL;
-        const struct cm_state *const *docs;
-        size_t n, rebuilt = 0;
-        char *text;
+        struct cm_merged *inc = NULL;
+        size_t rebuilt = 0;
 
         json_object_set_new(doc, "vantage", json_string(vantages[v]));
         for (unsigned e = 0, edits = 1 + pick(f, 2); e < edits; e++) {
@@ -696,15 +715,7 @@ static void test_merge_in_turn(void **state)
             json_object_set_new(doc, "base_generation", json_integer((json_int_t)gen - 1));
             json_object_set_new(doc, "services", changed);
         }
-        text = dump(doc);
-        if (cm_store_put(f->s, text, strlen(text), NULL, f->conf, 1, &c, err, sizeof(err)) != CM_OK)
-            fail_msg("round %u: %s", round, err);
-        free(text);
-        assert_non_null(c);
-        docs = cm_store_cand_docs(c, &n);
-        assert_int_equal(cm_merged_update(m, docs, n, f->conf, &inc), CM_OK);
-        assert_int_equal(cm_merged_build(docs, n, f->conf, &full), CM_OK);
-        assert_same_merge(inc, full);
+        put_and_merge(f, dump(doc), round, &c, m, &inc);
         for (size_t i = 0; i < inc->service_count; i++) {
             if (inc->services[i].members == m->services[i].members)
                 shared++;
@@ -713,14 +724,8 @@ static void test_merge_in_turn(void **state)
         }
         if (!whole) /* only what the delta brought was merged again */
             assert_true(rebuilt <= json_object_size(json_object_get(doc, "services")));
-        cm_store_commit(f->s, c);
-        cm_merged_free(m);
-        cm_merged_free(full);
+        commit_and_reload(f, c, m, &cur[v], vantages[v]);
         m = inc;
-        json_decref(cur[v]);
-        text = cm_state_dump(cm_store_find(f->s, vantages[v]));
-        cur[v] = json_loads(text, 0, NULL);
-        free(text);
         json_decref(doc);
     }
     assert_true(shared > 0);
@@ -805,21 +810,30 @@ static void test_rule_changed_last(void **state)
  * equally new documents, the vantage that sorts first. Unstamped documents
  * (a merge outside a store) follow the same order.
  */
+/* The store's state file text, parsed back into a candidate to commit. */
+static struct cm_store_cand *own_file_parsed(struct fixture *f)
+{
+    char err[CM_STATE_ERR_MAX] = "", *file = cm_store_file_text(f->s, NULL);
+    struct cm_store_cand *c = NULL;
+
+    assert_non_null(file);
+    if (cm_store_file_parse("state.json", file, strlen(file), f->conf, 1, &c, NULL, err,
+                            sizeof(err)) != CM_OK)
+        fail_msg("state file: %s", err);
+    free(file);
+    return c;
+}
+
 static void test_rule_loaded_and_ties(void **state)
 {
     struct fixture *f = *state;
-    struct cm_store_cand *c = NULL;
-    char err[CM_STATE_ERR_MAX] = "", *file;
+    struct cm_store_cand *c;
+    char err[CM_STATE_ERR_MAX] = "";
 
     assert_int_equal(put_web(f, US, 1, 9, "192.0.2.1"), CM_OK);
     assert_int_equal(put_web(f, "eu-west-1", 1, 2, "192.0.2.2"), CM_OK);
     assert_web_addr(f, "192.0.2.2"); /* changed last, though older */
-    file = cm_store_file_text(f->s, NULL);
-    assert_non_null(file);
-    assert_int_equal(cm_store_file_parse("state.json", file, strlen(file), f->conf, 1, &c, NULL,
-                                         err, sizeof(err)),
-                     CM_OK);
-    free(file);
+    c = own_file_parsed(f);
     cm_store_free(f->s); /* a restart */
     f->s = cm_store_new();
     assert_non_null(f->s);
@@ -835,12 +849,7 @@ static void test_rule_loaded_and_ties(void **state)
     assert_non_null(f->s);
     assert_int_equal(put_web(f, US, 1, 5, "192.0.2.1"), CM_OK);
     assert_int_equal(put_web(f, "eu-west-1", 1, 5, "192.0.2.2"), CM_OK);
-    file = cm_store_file_text(f->s, NULL);
-    assert_non_null(file);
-    assert_int_equal(cm_store_file_parse("state.json", file, strlen(file), f->conf, 1, &c, NULL,
-                                         err, sizeof(err)),
-                     CM_OK);
-    free(file);
+    c = own_file_parsed(f);
     cm_store_commit(f->s, c);
     assert_web_addr(f, "192.0.2.2"); /* "eu-west-1" < "us-east-1" */
     {
