@@ -602,6 +602,24 @@ static void test_policy_annotations(void **state)
     hc_report_free(r);
 }
 
+/*
+ * Writes @r's first state file into the new directory @dir (a mkdtemp
+ * template): PATH (into @path) and PATH.prev (into @prev), both whole.
+ */
+static void first_write(struct hc_report *r, char *dir, char *path, size_t path_cap, char *prev,
+                        size_t prev_cap)
+{
+    char err[256];
+    uint64_t patches, wholes;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, path_cap, "%s/health-state.json", dir);
+    snprintf(prev, prev_cap, "%s.prev", path);
+    assert_int_equal(hc_report_write(r, path, err, sizeof(err)), CM_OK);
+    hc_report_write_counts(r, &patches, &wholes);
+    assert_true(patches == 0 && wholes == 2);
+}
+
 /* A patch of the state file writes the bytes of a slot that changed, not the slot. */
 static void test_patch_bytes(void **state)
 {
@@ -618,12 +636,7 @@ static void test_patch_bytes(void **state)
     f->api[1] = (struct api){NULL, NULL, NULL, 200};
     start_clusters(f);
     assert_int_equal(hc_report_update(r, f->conf, f->clusters, NULL, 1000, &changed), CM_OK);
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/health-state.json", dir);
-    snprintf(prev, sizeof(prev), "%s.prev", path);
-    assert_int_equal(hc_report_write(r, path, err, sizeof(err)), CM_OK);
-    hc_report_write_counts(r, &patches, &wholes);
-    assert_true(patches == 0 && wholes == 2);
+    first_write(r, dir, path, sizeof(path), prev, sizeof(prev));
     /* Ready counts changed by one digit (2 <-> 3) patch the bytes from the
      * first to the last changed in the service's slot, not the slot; also
      * when PATH.prev (two writes ago) misses two changes. */
@@ -699,12 +712,7 @@ static void test_generation(void **state)
     assert_string_equal(json_string_value(json_object_get(hc_report_doc(r), "generated_at")), ts);
     /* The first state file is written whole, twice (PATH.prev in the same
      * layout): the next document patches PATH.prev in place and swaps the two. */
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/health-state.json", dir);
-    snprintf(prev, sizeof(prev), "%s.prev", path);
-    assert_int_equal(hc_report_write(r, path, err, sizeof(err)), CM_OK);
-    hc_report_write_counts(r, &patches, &wholes);
-    assert_true(patches == 0 && wholes == 2);
+    first_write(r, dir, path, sizeof(path), prev, sizeof(prev));
     assert_int_equal(stat(prev, &sb), 0);
     /* New content: the next generation, the new time. */
     f->api[0].slices = SLICE("w1", "web", "IPv4", READY("10.0.0.1") "," READY("10.0.0.2"));
