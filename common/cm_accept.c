@@ -67,16 +67,20 @@ static void event_resume(void *arg)
         cm_log_error("accept: cannot watch the listener again");
 }
 
-static void resume_cb(evutil_socket_t fd, short what, void *arg)
+static void resume_now(struct cm_accept_guard *g)
 {
-    struct cm_accept_guard *g = arg;
-
-    (void)fd;
-    (void)what;
     cm_log_debug("accept: listener=\"%s\" resuming", g->name);
     /* Cleared before the callback, which may look at it to decide. */
     g->paused = false;
+    g->resume_at_ms = 0;
     g->resume(g->arg);
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    resume_now(arg);
 }
 
 int cm_accept_guard_init(struct cm_accept_guard *g, struct event_base *base, const char *name,
@@ -89,6 +93,8 @@ int cm_accept_guard_init(struct cm_accept_guard *g, struct event_base *base, con
     g->backoff_ms = CM_ACCEPT_BACKOFF_MIN_MS;
     cm_strlcpy(g->name, name, sizeof(g->name));
     atomic_init(&g->exhausted, 0);
+    if (base == NULL)
+        return CM_OK; /* the caller's loop polls */
     g->timer = evtimer_new(base, resume_cb, g);
     return g->timer != NULL ? CM_OK : CM_ENOMEM;
 }
@@ -105,6 +111,7 @@ void cm_accept_guard_fini(struct cm_accept_guard *g)
         event_free(g->timer); /* also deletes it if pending */
     g->timer = NULL;
     g->paused = false;
+    g->resume_at_ms = 0;
 }
 
 /*
@@ -141,7 +148,9 @@ static void pause_listener(struct cm_accept_guard *g, int errnum)
         g->paused = true;
         g->pause(g->arg);
     }
-    if (evtimer_add(g->timer, &tv) != 0)
+    if (g->timer == NULL)
+        g->resume_at_ms = now + g->backoff_ms; /* never 0: the back-off is >= 100 ms */
+    else if (evtimer_add(g->timer, &tv) != 0)
         cm_log_error("accept: listener=\"%s\" cannot arm the resume timer", g->name);
     g->backoff_ms *= 2;
     if (g->backoff_ms > CM_ACCEPT_BACKOFF_MAX_MS)
@@ -172,6 +181,19 @@ bool cm_accept_guard_error(struct cm_accept_guard *g, int errnum)
 void cm_accept_guard_ok(struct cm_accept_guard *g)
 {
     g->backoff_ms = CM_ACCEPT_BACKOFF_MIN_MS;
+}
+
+uint64_t cm_accept_guard_resume_at(const struct cm_accept_guard *g)
+{
+    return g->resume_at_ms;
+}
+
+bool cm_accept_guard_poll(struct cm_accept_guard *g, uint64_t now_ms)
+{
+    if (g->resume_at_ms == 0 || now_ms < g->resume_at_ms)
+        return false;
+    resume_now(g);
+    return true;
 }
 
 bool cm_accept_guard_paused(const struct cm_accept_guard *g)

@@ -46,6 +46,15 @@
  * evconnlistener_set_error_cb() callback with EVUTIL_SOCKET_ERROR() (its
  * return value does not matter there: libevent has left its accept loop),
  * and cm_accept_guard_ok() from its accept callback.
+ *
+ * A loop of the caller's own (dnsd's workers on epoll) passes base NULL to
+ * cm_accept_guard_init(): the guard then keeps the resume time instead of a
+ * timer, and the loop waits no longer than cm_accept_guard_resume_at() and
+ * calls cm_accept_guard_poll() when it wakes:
+ *
+ *     due = cm_accept_guard_resume_at(&l->guard);   (0: nothing to wait for)
+ *     ...wait at most until due...
+ *     cm_accept_guard_poll(&l->guard, cm_mono_ms()); (resumes when due)
  */
 #ifndef COMMON_CM_ACCEPT_H
 #define COMMON_CM_ACCEPT_H
@@ -73,7 +82,8 @@ typedef void cm_accept_resume_fn(void *arg);
 
 /* Embedded by the caller; the fields are private (read in tests only). */
 struct cm_accept_guard {
-    struct event *timer;       /* owned; fires the resume */
+    struct event *timer;       /* owned; fires the resume; NULL in the loop-less form */
+    uint64_t resume_at_ms;     /* loop-less form: cm_mono_ms() of the resume, 0 = none */
     cm_accept_pause_fn *pause; /* the caller's, or event_del of the listener's event */
     cm_accept_resume_fn *resume;
     void *arg;
@@ -87,7 +97,8 @@ struct cm_accept_guard {
 
 /**
  * Initializes @g for a listener whose pause and resume are @pause and
- * @resume (with @arg). @base (borrowed) runs the timer and must outlive @g.
+ * @resume (with @arg). @base (borrowed) runs the timer and must outlive @g;
+ * NULL when the caller's own loop runs the resume (cm_accept_guard_poll()).
  * @name (copied, cut to fit) names the listener in log lines, e.g.
  * "proxy 127.0.0.1:8080". Returns CM_OK or CM_ENOMEM.
  */
@@ -119,6 +130,18 @@ bool cm_accept_guard_error(struct cm_accept_guard *g, int errnum);
  * CM_ACCEPT_BACKOFF_MIN_MS again. Cheap (one store); call it on every accept.
  */
 void cm_accept_guard_ok(struct cm_accept_guard *g);
+
+/**
+ * Loop-less form (base NULL): the cm_mono_ms() time at which the paused
+ * listener is due to resume, 0 when the guard waits for nothing. Loop thread.
+ */
+uint64_t cm_accept_guard_resume_at(const struct cm_accept_guard *g);
+
+/**
+ * Loop-less form: resumes the listener (the resume callback) when @now_ms
+ * (cm_mono_ms()) has reached the resume time. True when it did. Loop thread.
+ */
+bool cm_accept_guard_poll(struct cm_accept_guard *g, uint64_t now_ms);
 
 /** True while the guard holds the listener paused. Loop thread. */
 bool cm_accept_guard_paused(const struct cm_accept_guard *g);
