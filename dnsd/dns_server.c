@@ -3,23 +3,41 @@
  * dns_server.c -- worker threads, UDP (recvmmsg/sendmmsg batches) and TCP
  * (RFC 7766: framing, pipelining, idle timeout, bounded buffers).
  *
- * Each worker owns its event_base, sockets, buffers, connection pool and
+ * Each worker owns its epoll loop, sockets, buffers, connection pool and
  * counters; the only thing shared with the main thread is the mailbox (a
  * mutex-protected pending view and stop flag, signalled through an eventfd
- * the worker's loop reads). No other thread touches a worker's event_base
- * once the worker runs, so it is created without locks.
+ * the worker's loop watches).
+ *
+ * The loop is epoll itself, not libevent: under load a wakeup carries one or
+ * two queries, so what a wakeup costs besides them is paid almost per query.
+ * Each registered descriptor carries a tagged pointer (what it is, and its
+ * listener or connection), so dispatch is one switch. Timers are deadlines
+ * the loop compares with the clock, read only while one exists:
+ *
+ *   TCP idle      conn->idle_at, armed at accept and at each answered query,
+ *                 which also move the connection to the tail of w->active:
+ *                 the head holds the earliest deadline
+ *   accept guard  cm_accept_guard_resume_at() of a paused TCP listener
+ *   stop grace    w->grace_at while stopping
+ *
+ * epoll_wait waits until the earliest (forever when there is none), or not
+ * at all while a TCP connection that spent its query budget waits on
+ * w->ready for its next round.
  */
 #include "dnsd/dns_server.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/queue.h>
 #include <sys/random.h>
@@ -27,10 +45,6 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <event2/event.h>
-#include <event2/event_struct.h>
-#include <event2/thread.h>
 
 #include "common/cm_accept.h"
 #include "common/cm_conf.h"
@@ -60,6 +74,7 @@
 #define TCP_WBUF          (TCP_WBUF_MARK + TCP_MSG_MAX + 2)
 #define TCP_BACKLOG       256
 #define WORKER_LOOP_FDS   3 /* epoll, the cross-thread notification, one spare */
+#define WORKER_EVENTS     64 /* epoll events taken per wakeup */
 
 /* At most this many least recently used connections are looked at for one to close. */
 #define TCP_EVICT_SCAN 16
@@ -89,12 +104,23 @@ struct worker_stats {
 
 struct dns_worker;
 
+/*
+ * What an epoll event is about: the low bits of its data, the rest points to
+ * the listener or connection (both aligned to 8) or the worker (mailbox).
+ */
+enum ep_kind {
+    EP_UDP = 0,
+    EP_ACCEPT = 1,
+    EP_CONN = 2,
+    EP_MBOX = 3,
+};
+#define EP_KIND_MASK 3u
+
 struct listener {
     struct dns_worker *w;
     int fd;
-    bool pktinfo;     /* UDP on a wildcard address: replies leave from the query's destination */
-    struct event *ev; /* owned */
-    struct cm_accept_guard guard; /* TCP only: pauses ev when accept runs out of descriptors */
+    bool pktinfo; /* UDP on a wildcard address: replies leave from the query's destination */
+    struct cm_accept_guard guard; /* TCP only: takes fd out of epoll when accept runs out of descriptors */
 };
 
 enum conn_state {
@@ -107,11 +133,12 @@ struct tcp_conn {
     struct dns_worker *w;
     enum conn_state state;
     int fd;
-    bool reading; /* ev_read is added */
-    bool writing; /* ev_write is added */
-    struct event ev_read;
-    struct event ev_write;
-    struct event ev_idle;
+    bool reading;     /* wants EPOLLIN */
+    bool writing;     /* wants EPOLLOUT */
+    bool ready;       /* in w->ready */
+    uint32_t watched; /* the events fd is registered for in epoll, 0 = not registered */
+    uint64_t idle_at; /* cm_mono_ms() deadline of this cycle (see the active list) */
+    uint32_t ready_round; /* w->round when it joined w->ready */
     struct sockaddr_storage peer;
     size_t rlen; /* bytes in rbuf: zero or more length-prefixed queries */
     size_t wpos; /* wbuf[wpos, wlen) is still to be sent */
@@ -119,6 +146,7 @@ struct tcp_conn {
     /* Active list, least recently used first (a cycle starts at accept and at
      * each answered query; reads alone are no use), or the freelist. */
     TAILQ_ENTRY(tcp_conn) link;
+    TAILQ_ENTRY(tcp_conn) ready_link; /* in w->ready */
     struct dns_src_node src; /* in w->src when the per-source cap is on */
     uint8_t rbuf[TCP_RBUF];
     uint8_t wbuf[TCP_WBUF];
@@ -131,16 +159,16 @@ struct dns_worker {
     unsigned id;
     pthread_t thread;
     bool started;
-    struct event_base *base; /* owned */
-    struct dns_view *view;   /* one reference; touched only by the worker once started */
+    int epfd;              /* the worker's loop */
+    struct dns_view *view; /* one reference; touched only by the worker once started */
 
     pthread_mutex_t lock;       /* protects the mailbox */
     struct dns_view *mbox_view; /* pending view (one reference), NULL if none */
     bool mbox_stop;
-    int mbox_fd;            /* eventfd: written by the main thread after it fills the mailbox */
-    struct event *mbox_ev;  /* owned; reads mbox_fd */
-    struct event *grace_ev; /* owned; stop deadline */
+    int mbox_fd; /* eventfd: written by the main thread after it fills the mailbox */
     bool stopping;
+    bool done;         /* the loop returns */
+    uint64_t grace_at; /* while stopping: cm_mono_ms() at which the last connections close */
 
     struct listener *udp; /* owned, one per listen address */
     struct listener *tcp;
@@ -162,14 +190,19 @@ struct dns_worker {
     struct dns_qlog *qlog; /* borrowed from the server; NULL when the query log is off */
     struct dns_cookie_memo cookie_memo; /* cookies made and checked lately (dns_cookie.h) */
 
+    /* Least recently used first, which is also earliest idle deadline first. */
     struct conn_list active;
     struct conn_list free;
+    struct conn_list ready; /* spent their query budget with queries left */
+    size_t ready_count;
+    uint32_t round; /* loop iterations, for w->ready */
     size_t conn_count; /* allocated, <= max_conns */
     size_t active_count;
     size_t max_conns;
     size_t max_per_source;     /* 0 = no per-source cap */
     struct dns_src_table *src; /* owned; NULL without a per-source cap */
-    struct timeval idle_tv;
+    uint64_t idle_ms;
+    unsigned paused_count; /* TCP listeners the accept guard holds paused */
 
     struct cm_log_ratelimit rl;
     struct worker_stats stats;
@@ -318,6 +351,27 @@ static void query_info_init(struct dns_query_info *info)
 {
     memset(info, 0, sizeof(*info));
     info->service = -1;
+}
+
+/* ---- epoll ---- */
+
+static uint64_t ep_tag(void *p, enum ep_kind k)
+{
+    assert(((uintptr_t)p & EP_KIND_MASK) == 0);
+    return (uint64_t)(uintptr_t)p | k;
+}
+
+static int ep_ctl(struct dns_worker *w, int op, int fd, uint32_t events, uint64_t data)
+{
+    struct epoll_event ev = {.events = events, .data.u64 = data};
+
+    return epoll_ctl(w->epfd, op, fd, &ev) == 0 ? CM_OK : cm_err_from_errno(errno);
+}
+
+/* epoll_wait as a bare system call, for the reason given at udp_recvmmsg(). */
+static int ep_wait(int epfd, struct epoll_event *ev, int n, int timeout_ms)
+{
+    return (int)syscall(SYS_epoll_pwait, epfd, ev, n, timeout_ms, NULL, _NSIG / 8);
 }
 
 /* ---- UDP ---- */
@@ -488,12 +542,9 @@ static int udp_batch(struct dns_worker *w, const struct listener *l)
     return n;
 }
 
-static void udp_cb(evutil_socket_t fd, short what, void *arg)
+/* A UDP listener is readable: up to UDP_BUDGET batches, then back to the loop. */
+static void udp_ready(struct listener *l)
 {
-    struct listener *l = arg;
-
-    (void)fd;
-    (void)what;
     for (int b = 0; b < UDP_BUDGET; b++) {
         if (udp_batch(l->w, l) < UDP_BATCH)
             break;
@@ -502,35 +553,87 @@ static void udp_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- TCP ---- */
 
+static void ready_remove(struct tcp_conn *c);
+
 static void conn_close(struct tcp_conn *c)
 {
     struct dns_worker *w = c->w;
 
     assert(c->state != CONN_FREE);
-    event_del(&c->ev_read);
-    event_del(&c->ev_write);
-    event_del(&c->ev_idle);
-    close(c->fd);
+    close(c->fd); /* takes it out of epoll too: nobody else holds it */
     c->fd = -1;
     c->state = CONN_FREE;
+    c->watched = 0;
+    if (c->ready)
+        ready_remove(c);
     if (w->src != NULL)
         dns_src_remove(w->src, &c->src);
     TAILQ_REMOVE(&w->active, c, link);
     TAILQ_INSERT_HEAD(&w->free, c, link);
     w->active_count--;
     if (w->stopping && w->active_count == 0)
-        event_base_loopbreak(w->base);
+        w->done = true;
+}
+
+/*
+ * Brings the epoll registration of @c in line with reading and writing (a
+ * system call only when they changed). Level-triggered: a connection that
+ * wants neither is taken out, so that a hang-up cannot wake the loop in vain.
+ */
+static void conn_watch(struct tcp_conn *c)
+{
+    uint32_t want = (c->reading ? (uint32_t)EPOLLIN : 0u) | (c->writing ? (uint32_t)EPOLLOUT : 0u);
+    int op = c->watched == 0 ? EPOLL_CTL_ADD : want == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
+    int rc;
+
+    if (want == c->watched)
+        return;
+    rc = ep_ctl(c->w, op, c->fd, want, ep_tag(c, EP_CONN));
+    if (rc != CM_OK) {
+        /* The idle deadline still closes it. */
+        cm_log_ratelimited(&c->w->rl, CM_LOG_WARN, "worker=%u tcp: epoll_ctl: %s", c->w->id,
+                           cm_strerror(rc));
+        return;
+    }
+    c->watched = want;
 }
 
 static void conn_set_reading(struct tcp_conn *c, bool on)
 {
     if (on == c->reading)
         return;
-    if (on)
-        event_add(&c->ev_read, NULL);
-    else
-        event_del(&c->ev_read);
     c->reading = on;
+    if (!on && c->ready) /* no round to come back to */
+        ready_remove(c);
+    conn_watch(c);
+}
+
+static void conn_set_writing(struct tcp_conn *c, bool on)
+{
+    if (on == c->writing)
+        return;
+    c->writing = on;
+    conn_watch(c);
+}
+
+/* Budget spent with queries left: the next round reads and answers again. */
+static void ready_add(struct tcp_conn *c)
+{
+    struct dns_worker *w = c->w;
+
+    if (c->ready)
+        return;
+    c->ready = true;
+    c->ready_round = w->round;
+    TAILQ_INSERT_TAIL(&w->ready, c, ready_link);
+    w->ready_count++;
+}
+
+static void ready_remove(struct tcp_conn *c)
+{
+    TAILQ_REMOVE(&c->w->ready, c, ready_link);
+    c->ready = false;
+    c->w->ready_count--;
 }
 
 /* Reading goes on while open, the output is below the mark and rbuf has room. */
@@ -550,10 +653,7 @@ static void conn_flush(struct tcp_conn *c)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if (!c->writing) {
-                    event_add(&c->ev_write, NULL);
-                    c->writing = true;
-                }
+                conn_set_writing(c, true);
                 return;
             }
             conn_close(c);
@@ -563,12 +663,11 @@ static void conn_flush(struct tcp_conn *c)
     }
     c->wpos = 0;
     c->wlen = 0;
-    if (c->writing) {
-        event_del(&c->ev_write);
-        c->writing = false;
-    }
-    if (c->state == CONN_CLOSING)
+    if (c->state == CONN_CLOSING) {
         conn_close(c);
+        return;
+    }
+    conn_set_writing(c, false);
 }
 
 /* True when one more maximal answer fits in wbuf (compacting it if needed). */
@@ -634,8 +733,9 @@ static void conn_process(struct tcp_conn *c)
     }
     if (answered) {
         /* A new cycle: the deadline is armed here and at accept only, never
-         * moved by a read, so a peer trickling bytes cannot keep its slot. */
-        evtimer_add(&c->ev_idle, &w->idle_tv);
+         * moved by a read, so a peer trickling bytes cannot keep its slot;
+         * with the move to the tail, the active list stays in deadline order. */
+        c->idle_at = cm_mono_ms() + w->idle_ms;
         TAILQ_REMOVE(&w->active, c, link);
         TAILQ_INSERT_TAIL(&w->active, c, link);
         if (w->src != NULL)
@@ -646,19 +746,18 @@ static void conn_process(struct tcp_conn *c)
         return;
     conn_update_reading(c);
     if (more && c->reading) /* budget spent with queries left: come back next round */
-        event_active(&c->ev_read, EV_READ, 0);
+        ready_add(c);
 }
 
-static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
+/* Readable (or its turn on the ready list): reads what fits, answers. May close @c. */
+static void conn_readable(struct tcp_conn *c)
 {
-    struct tcp_conn *c = arg;
     ssize_t n;
 
-    (void)what;
     if (c->state != CONN_OPEN)
         return;
     if (c->rlen < TCP_RBUF) {
-        n = read(fd, c->rbuf + c->rlen, TCP_RBUF - c->rlen);
+        n = read(c->fd, c->rbuf + c->rlen, TCP_RBUF - c->rlen);
         if (n == 0) {
             /* The peer is done sending: answer what is complete, flush, close. */
             conn_process(c);
@@ -681,12 +780,8 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
     conn_process(c);
 }
 
-static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
+static void conn_writable(struct tcp_conn *c)
 {
-    struct tcp_conn *c = arg;
-
-    (void)fd;
-    (void)what;
     assert(c->state == CONN_OPEN || c->state == CONN_CLOSING);
     conn_flush(c);
     if (c->state == CONN_OPEN && c->wpos == c->wlen && c->rlen > 0)
@@ -695,15 +790,38 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
         conn_update_reading(c);
 }
 
-static void conn_idle_cb(evutil_socket_t fd, short what, void *arg)
+/*
+ * An epoll event for @c. A hang-up or error is reported whatever @c asked
+ * for: the read (or the write) that asked finds it out.
+ */
+static void conn_event(struct tcp_conn *c, uint32_t events)
 {
-    struct tcp_conn *c = arg;
+    if (c->state == CONN_FREE) /* closed earlier in this wakeup */
+        return;
+    if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0 && c->reading) {
+        if (c->ready) /* this is its round */
+            ready_remove(c);
+        conn_readable(c);
+        if (c->state == CONN_FREE)
+            return;
+    }
+    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0 && c->writing)
+        conn_writable(c);
+}
 
-    (void)fd;
-    (void)what;
-    assert(c->state != CONN_FREE);
-    bump(&c->w->stats.tcp_closed_idle);
-    conn_close(c);
+/*
+ * The connections that spent their budget in an earlier round, once each;
+ * those that spend it again wait for the next one, after the other sockets.
+ */
+static void ready_round(struct dns_worker *w)
+{
+    struct tcp_conn *c;
+
+    while ((c = TAILQ_FIRST(&w->ready)) != NULL && c->ready_round != w->round) {
+        ready_remove(c);
+        if (c->reading)
+            conn_readable(c);
+    }
 }
 
 /*
@@ -801,26 +919,23 @@ static void conn_open(struct dns_worker *w, struct tcp_conn *c, int fd,
     c->wlen = 0;
     c->reading = false;
     c->writing = false;
-    event_assign(&c->ev_read, w->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
-    event_assign(&c->ev_write, w->base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
-    evtimer_assign(&c->ev_idle, w->base, conn_idle_cb, c);
+    c->ready = false;
+    c->watched = 0;
+    c->idle_at = cm_mono_ms() + w->idle_ms; /* see conn_process() */
     TAILQ_INSERT_TAIL(&w->active, c, link);
     w->active_count++;
-    evtimer_add(&c->ev_idle, &w->idle_tv);
     conn_set_reading(c, true);
 }
 
-static void accept_cb(evutil_socket_t lfd, short what, void *arg)
+static void accept_ready(struct listener *l)
 {
-    struct listener *l = arg;
     struct dns_worker *w = l->w;
 
-    (void)what;
     for (int i = 0; i < TCP_ACCEPT_BUDGET; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         struct tcp_conn *c;
-        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd == -1) {
             int e = errno;
@@ -844,46 +959,30 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 
 /* ---- mailbox, stop ---- */
 
+/* Closing a socket takes it out of epoll as well (nobody else holds it). */
 static void listeners_close(struct dns_worker *w)
 {
     for (size_t i = 0; i < w->sock_count; i++) {
-        if (w->udp[i].ev != NULL)
-            event_free(w->udp[i].ev);
-        w->udp[i].ev = NULL;
         if (w->udp[i].fd >= 0)
             close(w->udp[i].fd);
         w->udp[i].fd = -1;
-        cm_accept_guard_fini(&w->tcp[i].guard); /* before its event goes */
-        if (w->tcp[i].ev != NULL)
-            event_free(w->tcp[i].ev);
-        w->tcp[i].ev = NULL;
+        cm_accept_guard_fini(&w->tcp[i].guard); /* no resume after this */
         if (w->tcp[i].fd >= 0)
             close(w->tcp[i].fd);
         w->tcp[i].fd = -1;
     }
-}
-
-static void grace_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct dns_worker *w = arg;
-
-    (void)fd;
-    (void)what;
-    while (!TAILQ_EMPTY(&w->active))
-        conn_close(TAILQ_FIRST(&w->active));
-    event_base_loopbreak(w->base);
+    w->paused_count = 0;
 }
 
 static void worker_begin_stop(struct dns_worker *w)
 {
-    struct timeval grace = cm_ms_to_timeval(DNS_SERVER_STOP_GRACE_MS);
     struct tcp_conn *c, *next;
 
     w->stopping = true;
     /* Answer what already sits in the UDP receive queues (one budget), then close. */
     for (size_t i = 0; i < w->sock_count; i++) {
         if (w->udp[i].fd >= 0)
-            udp_cb(w->udp[i].fd, EV_READ, &w->udp[i]);
+            udp_ready(&w->udp[i]);
     }
     listeners_close(w);
     for (c = TAILQ_FIRST(&w->active); c != NULL; c = next) {
@@ -896,13 +995,9 @@ static void worker_begin_stop(struct dns_worker *w)
         conn_set_reading(c, false);
         conn_flush(c);
     }
-    if (w->active_count == 0) {
-        event_base_loopbreak(w->base);
-        return;
-    }
-    w->grace_ev = evtimer_new(w->base, grace_cb, w);
-    if (w->grace_ev == NULL || evtimer_add(w->grace_ev, &grace) != 0)
-        grace_cb(-1, 0, w);
+    if (w->active_count == 0)
+        w->done = true;
+    w->grace_at = cm_mono_ms() + DNS_SERVER_STOP_GRACE_MS;
 }
 
 /* Resets the eventfd: one read takes every signal written since the last. */
@@ -924,14 +1019,12 @@ static void mbox_signal(struct dns_worker *w)
     }
 }
 
-static void mbox_cb(evutil_socket_t fd, short what, void *arg)
+static void mbox_ready(struct dns_worker *w)
 {
-    struct dns_worker *w = arg;
     struct dns_view *view;
     bool stop;
 
-    (void)what;
-    mbox_drain(fd);
+    mbox_drain(w->mbox_fd);
     pthread_mutex_lock(&w->lock);
     view = w->mbox_view;
     w->mbox_view = NULL;
@@ -945,11 +1038,126 @@ static void mbox_cb(evutil_socket_t fd, short what, void *arg)
         worker_begin_stop(w);
 }
 
+/* ---- the loop ---- */
+
+/* The TCP listener's guard: out of descriptors, it is taken out of epoll a while. */
+static void accept_pause(void *arg)
+{
+    struct listener *l = arg;
+    int rc = ep_ctl(l->w, EPOLL_CTL_DEL, l->fd, 0, 0);
+
+    l->w->paused_count++;
+    if (rc != CM_OK)
+        cm_log_error("worker=%u accept: cannot stop watching the listener: %s", l->w->id,
+                     cm_strerror(rc));
+}
+
+static void accept_resume(void *arg)
+{
+    struct listener *l = arg;
+    int rc = ep_ctl(l->w, EPOLL_CTL_ADD, l->fd, EPOLLIN, ep_tag(l, EP_ACCEPT));
+
+    l->w->paused_count--;
+    if (rc != CM_OK)
+        cm_log_error("worker=%u accept: cannot watch the listener again: %s", l->w->id,
+                     cm_strerror(rc));
+}
+
+/*
+ * Fires the timers that are due and returns how long epoll_wait may wait:
+ * until the next deadline, 0 while connections wait on the ready list, -1
+ * (forever) when there is no timer. The clock is read only when one exists.
+ */
+static int worker_timers(struct dns_worker *w)
+{
+    uint64_t now, due = UINT64_MAX;
+    struct tcp_conn *c;
+
+    if (TAILQ_EMPTY(&w->active) && w->paused_count == 0 && !w->stopping)
+        return w->ready_count > 0 ? 0 : -1;
+    now = cm_mono_ms();
+    /* The active list is in deadline order: only its head can be due next. */
+    while ((c = TAILQ_FIRST(&w->active)) != NULL && c->idle_at <= now) {
+        bump(&w->stats.tcp_closed_idle);
+        conn_close(c);
+    }
+    if (c != NULL)
+        due = c->idle_at;
+    for (size_t i = 0; w->paused_count > 0 && i < w->sock_count; i++) {
+        struct cm_accept_guard *g = &w->tcp[i].guard;
+        uint64_t at;
+
+        if (cm_accept_guard_poll(g, now))
+            continue;
+        at = cm_accept_guard_resume_at(g);
+        if (at != 0 && at < due)
+            due = at;
+    }
+    if (w->stopping) {
+        if (now >= w->grace_at) { /* the grace is over: close what is left */
+            while ((c = TAILQ_FIRST(&w->active)) != NULL)
+                conn_close(c);
+            w->done = true;
+            return 0;
+        }
+        if (w->grace_at < due)
+            due = w->grace_at;
+    }
+    if (w->ready_count > 0)
+        return 0;
+    if (due == UINT64_MAX)
+        return -1;
+    return due - now > INT_MAX ? INT_MAX : (int)(due - now);
+}
+
+static void worker_dispatch(struct dns_worker *w, const struct epoll_event *e)
+{
+    void *p = (void *)(uintptr_t)(e->data.u64 & ~(uint64_t)EP_KIND_MASK);
+    struct listener *l = p;
+
+    switch ((enum ep_kind)(e->data.u64 & EP_KIND_MASK)) {
+    case EP_UDP:
+        if (l->fd >= 0) /* not closed earlier in this wakeup */
+            udp_ready(l);
+        break;
+    case EP_ACCEPT:
+        if (l->fd >= 0 && !cm_accept_guard_paused(&l->guard))
+            accept_ready(l);
+        break;
+    case EP_CONN:
+        conn_event(p, e->events);
+        break;
+    case EP_MBOX:
+        mbox_ready(w);
+        break;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct dns_worker *w = arg;
+    struct epoll_event ev[WORKER_EVENTS];
 
-    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    for (;;) {
+        int timeout = worker_timers(w);
+        int n;
+
+        if (w->done)
+            break;
+        n = ep_wait(w->epfd, ev, WORKER_EVENTS, timeout);
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            cm_log_error("worker=%u epoll_wait: %s; the worker stops", w->id,
+                         cm_strerror(cm_err_from_errno(errno)));
+            break;
+        }
+        w->round++;
+        for (int i = 0; i < n; i++)
+            worker_dispatch(w, &ev[i]);
+        if (w->ready_count > 0)
+            ready_round(w);
+    }
     return NULL;
 }
 
@@ -960,7 +1168,7 @@ static int listener_guard_init(struct dns_worker *w, struct listener *l, const c
     char name[CM_ACCEPT_NAME_MAX];
 
     snprintf(name, sizeof(name), "dns tcp %s worker=%u", addr, w->id);
-    return cm_accept_guard_init_event(&l->guard, w->base, name, l->ev);
+    return cm_accept_guard_init(&l->guard, NULL, name, accept_pause, accept_resume, l);
 }
 
 static int worker_open_sockets(struct dns_server *srv, struct dns_worker *w, char *err,
@@ -969,7 +1177,7 @@ static int worker_open_sockets(struct dns_server *srv, struct dns_worker *w, cha
     for (size_t i = 0; i < srv->listen_count; i++) {
         const struct cm_addr *a = &srv->listen[i];
         char name[CM_ADDR_STRLEN];
-        int ufd, tfd;
+        int ufd, tfd, rc;
 
         cm_addr_format((const struct sockaddr *)&a->ss, name, sizeof(name));
         ufd = cm_net_listen(a, SOCK_DGRAM, true, 0);
@@ -980,7 +1188,7 @@ static int worker_open_sockets(struct dns_server *srv, struct dns_worker *w, cha
         w->udp[i].fd = ufd;
         w->udp[i].pktinfo = dns_pktinfo_wildcard(a);
         if (w->udp[i].pktinfo) {
-            int rc = dns_pktinfo_enable(ufd, a->ss.ss_family);
+            rc = dns_pktinfo_enable(ufd, a->ss.ss_family);
 
             if (rc != CM_OK) {
                 snprintf(err, errlen, "dnsd.listen %s: cannot ask for destination addresses: %s",
@@ -995,12 +1203,12 @@ static int worker_open_sockets(struct dns_server *srv, struct dns_worker *w, cha
             return tfd;
         }
         w->tcp[i].fd = tfd;
-        w->udp[i].ev = event_new(w->base, ufd, EV_READ | EV_PERSIST, udp_cb, &w->udp[i]);
-        w->tcp[i].ev = event_new(w->base, tfd, EV_READ | EV_PERSIST, accept_cb, &w->tcp[i]);
-        if (w->udp[i].ev == NULL || w->tcp[i].ev == NULL || event_add(w->udp[i].ev, NULL) != 0 ||
-            event_add(w->tcp[i].ev, NULL) != 0) {
-            snprintf(err, errlen, "dnsd.listen %s: cannot register events", name);
-            return CM_ENOMEM;
+        rc = ep_ctl(w, EPOLL_CTL_ADD, ufd, EPOLLIN, ep_tag(&w->udp[i], EP_UDP));
+        if (rc == CM_OK)
+            rc = ep_ctl(w, EPOLL_CTL_ADD, tfd, EPOLLIN, ep_tag(&w->tcp[i], EP_ACCEPT));
+        if (rc != CM_OK) {
+            snprintf(err, errlen, "dnsd.listen %s: epoll_ctl: %s", name, cm_strerror(rc));
+            return rc;
         }
         if (listener_guard_init(w, &w->tcp[i], name) != CM_OK) {
             snprintf(err, errlen, "dnsd.listen %s: out of memory", name);
@@ -1104,27 +1312,6 @@ static int query_log_new(struct dns_server *srv, const struct cm_conf *conf, cha
     return CM_OK;
 }
 
-/*
- * The worker's loop, without locks: once the worker runs, only its own
- * thread touches the base (the main thread signals through mbox_fd). Nor
- * does it read the clock after every wait: only its timers (TCP idle,
- * accept backoff, stop grace) need the time, and libevent then reads it
- * when it adds or runs one (UDP batches read their own).
- */
-static struct event_base *worker_base_new(void)
-{
-    struct event_config *cfg = event_config_new();
-    struct event_base *base = NULL;
-
-    if (cfg == NULL)
-        return NULL;
-    if (event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK) == 0 &&
-        event_config_set_flag(cfg, EVENT_BASE_FLAG_NO_CACHE_TIME) == 0)
-        base = event_base_new_with_config(cfg);
-    event_config_free(cfg);
-    return base;
-}
-
 static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id,
                        const struct cm_conf *conf, struct dns_view *view, char *err, size_t errlen)
 {
@@ -1133,9 +1320,11 @@ static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id
     w->srv = srv;
     w->id = id;
     w->mbox_fd = -1;
+    w->epfd = -1;
     pthread_mutex_init(&w->lock, NULL);
     TAILQ_INIT(&w->active);
     TAILQ_INIT(&w->free);
+    TAILQ_INIT(&w->ready);
     w->max_conns = conf->dnsd.tcp_max_conns > 0 ? conf->dnsd.tcp_max_conns : 1;
     /* A cap at or above the table size never binds: no table then. */
     if (conf->dnsd.tcp_max_conns_per_source > 0 &&
@@ -1147,7 +1336,7 @@ static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id
             return CM_ENOMEM;
         }
     }
-    w->idle_tv = cm_ms_to_timeval(conf->dnsd.tcp_idle_timeout_ms);
+    w->idle_ms = conf->dnsd.tcp_idle_timeout_ms;
     w->rl.burst = 10;
     w->rl.period_s = 60;
     w->resp_cap = udp_max < 512 ? 512 : udp_max > TCP_MSG_MAX ? TCP_MSG_MAX : udp_max;
@@ -1157,9 +1346,7 @@ static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id
     w->tcp = calloc(srv->listen_count + 1, sizeof(*w->tcp));
     w->rbufs = malloc((size_t)UDP_BATCH * UDP_REQ_MAX);
     w->sbufs = malloc((size_t)UDP_BATCH * w->resp_cap);
-    w->base = worker_base_new();
-    if (w->udp == NULL || w->tcp == NULL || w->rbufs == NULL || w->sbufs == NULL ||
-        w->base == NULL) {
+    if (w->udp == NULL || w->tcp == NULL || w->rbufs == NULL || w->sbufs == NULL) {
         snprintf(err, errlen, "worker %u: out of memory", id);
         return CM_ENOMEM;
     }
@@ -1177,15 +1364,16 @@ static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id
         if (rc != CM_OK)
             return rc;
     }
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->mbox_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (w->mbox_fd == -1) {
+    if (w->epfd == -1 || w->mbox_fd == -1) {
         int rc = cm_err_from_errno(errno);
 
-        snprintf(err, errlen, "worker %u: cannot create an eventfd: %s", id, cm_strerror(rc));
+        snprintf(err, errlen, "worker %u: cannot create %s: %s", id,
+                 w->epfd == -1 ? "an epoll instance" : "an eventfd", cm_strerror(rc));
         return rc;
     }
-    w->mbox_ev = event_new(w->base, w->mbox_fd, EV_READ | EV_PERSIST, mbox_cb, w);
-    if (w->mbox_ev == NULL || event_add(w->mbox_ev, NULL) != 0) {
+    if (ep_ctl(w, EPOLL_CTL_ADD, w->mbox_fd, EPOLLIN, ep_tag(w, EP_MBOX)) != CM_OK) {
         snprintf(err, errlen, "worker %u: out of memory", id);
         return CM_ENOMEM;
     }
@@ -1196,7 +1384,7 @@ static void worker_fini(struct dns_worker *w)
 {
     struct tcp_conn *c;
 
-    if (w->base == NULL && w->view == NULL)
+    if (w->srv == NULL) /* never initialized */
         return;
     while ((c = TAILQ_FIRST(&w->active)) != NULL)
         conn_close(c);
@@ -1210,14 +1398,10 @@ static void worker_fini(struct dns_worker *w)
         listeners_close(w);
     free(w->udp);
     free(w->tcp);
-    if (w->grace_ev != NULL)
-        event_free(w->grace_ev);
-    if (w->mbox_ev != NULL)
-        event_free(w->mbox_ev);
     if (w->mbox_fd >= 0)
         close(w->mbox_fd);
-    if (w->base != NULL)
-        event_base_free(w->base);
+    if (w->epfd >= 0)
+        close(w->epfd);
     free(w->rbufs);
     free(w->sbufs);
     dns_rrl_free(w->rrl);
@@ -1232,10 +1416,6 @@ int dns_server_new(const struct cm_conf *conf, struct dns_view *view, struct dns
     struct dns_server *srv;
     int rc = CM_OK;
 
-    if (evthread_use_pthreads() != 0) {
-        snprintf(err, errlen, "libevent: cannot enable threads");
-        return CM_ENOMEM;
-    }
     if (conf->dnsd.listen_count == 0 || conf->dnsd.workers == 0) {
         snprintf(err, errlen, "dnsd: no listen address or no worker");
         return CM_ECONFIG;

@@ -111,7 +111,6 @@ const char *dns_stat_qtype_name(enum dns_stat_qtype q);
  * Opens every socket for @conf->dnsd (workers x listen addresses x UDP+TCP)
  * and prepares the workers with a reference to @view each; no thread runs
  * yet. On failure returns a CM_* code with the address and reason in @err.
- * Calls evthread_use_pthreads().
  */
 int dns_server_new(const struct cm_conf *conf, struct dns_view *view, struct dns_server **out,
                    char *err, size_t errlen);
