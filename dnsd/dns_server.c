@@ -708,7 +708,9 @@ static void conn_process(struct tcp_conn *c)
         if (c->rlen - pos < 2 + mlen)
             break;
         if (budget == 0 || !conn_wbuf_room(c)) {
-            more = budget == 0;
+            /* Out of budget or of output room: the next round goes on (when
+             * the output leaves at once, no write readiness would call it). */
+            more = true;
             break;
         }
         query_info_init(&info);
@@ -745,7 +747,7 @@ static void conn_process(struct tcp_conn *c)
     if (c->state == CONN_FREE)
         return;
     conn_update_reading(c);
-    if (more && c->reading) /* budget spent with queries left: come back next round */
+    if (more && c->reading) /* queries left: come back next round */
         ready_add(c);
 }
 

@@ -5,7 +5,8 @@
  * makes accept() fail with EMFILE; the guard must pause the listener (no
  * second callback until its timer), and accept the connection once
  * descriptors are free again. Transient errors must not pause. No timing is
- * asserted: the loop is run event by event.
+ * asserted: the loop is run event by event, and the loop-less form (dnsd's
+ * epoll workers) is given the time its owner would pass.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -41,6 +43,9 @@ struct fixture {
     int client;
     unsigned wakeups;  /* accept callbacks run */
     unsigned accepted; /* connections accepted (and closed) */
+    int epfd;         /* loop-less form: the owner's epoll */
+    unsigned pauses;  /* loop-less form: pause / resume callbacks run */
+    unsigned resumes;
     int fill[FILL_MAX];
     size_t fill_count;
     struct rlimit saved;
@@ -112,6 +117,7 @@ static int setup(void **state)
     assert_non_null(f->base);
     f->lfd = listen_loopback(&port);
     f->client = connect_loopback(port);
+    f->epfd = -1;
     *state = f;
     return 0;
 }
@@ -137,6 +143,8 @@ static int teardown(void **state)
     if (f->ev != NULL)
         event_free(f->ev);
     close(f->client);
+    if (f->epfd >= 0)
+        close(f->epfd);
     event_base_free(f->base);
     free(f);
     return 0;
@@ -364,6 +372,107 @@ static void test_evconnlistener_pauses_then_resumes(void **state)
     assert_false(cm_accept_guard_paused(&f->guard));
 }
 
+/* ---- without an event_base: the owner's epoll loop, as dnsd's workers ---- */
+
+static void ep_pause(void *arg)
+{
+    struct fixture *f = arg;
+
+    f->pauses++;
+    assert_int_equal(epoll_ctl(f->epfd, EPOLL_CTL_DEL, f->lfd, NULL), 0);
+}
+
+static void ep_resume(void *arg)
+{
+    struct fixture *f = arg;
+    struct epoll_event ev = {.events = EPOLLIN};
+
+    f->resumes++;
+    assert_int_equal(epoll_ctl(f->epfd, EPOLL_CTL_ADD, f->lfd, &ev), 0);
+}
+
+static void with_epoll(struct fixture *f)
+{
+    struct epoll_event ev = {.events = EPOLLIN};
+
+    f->epfd = epoll_create1(EPOLL_CLOEXEC);
+    assert_true(f->epfd >= 0);
+    assert_int_equal(epoll_ctl(f->epfd, EPOLL_CTL_ADD, f->lfd, &ev), 0);
+    assert_int_equal(cm_accept_guard_init(&f->guard, NULL, "ep", ep_pause, ep_resume, f), CM_OK);
+    assert_null(f->guard.timer);
+}
+
+/* One round of the owner's loop: the accept loop when epoll reports the listener. */
+static bool ep_round(struct fixture *f)
+{
+    struct epoll_event ev;
+
+    if (epoll_wait(f->epfd, &ev, 1, 0) != 1)
+        return false;
+    accept_cb(f->lfd, EV_READ, f);
+    return true;
+}
+
+static void test_loopless_pauses_then_resumes_when_polled(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t at, at2;
+
+    with_epoll(f);
+    assert_int_equal(cm_accept_guard_resume_at(&f->guard), 0);
+    assert_false(cm_accept_guard_poll(&f->guard, UINT64_MAX)); /* nothing to resume */
+    fds_exhaust(f);
+    assert_true(ep_round(f));
+    assert_int_equal(f->wakeups, 1);
+    assert_true(cm_accept_guard_paused(&f->guard));
+    assert_int_equal(f->pauses, 1);
+    assert_int_equal(cm_accept_guard_exhausted(&f->guard), 1);
+    at = cm_accept_guard_resume_at(&f->guard);
+    assert_true(at >= CM_ACCEPT_BACKOFF_MIN_MS);
+    /* Paused: epoll no longer reports the pending connection. */
+    assert_false(ep_round(f));
+    /* Not due yet: nothing happens. */
+    assert_false(cm_accept_guard_poll(&f->guard, at - 1));
+    assert_true(cm_accept_guard_paused(&f->guard));
+    assert_int_equal(f->resumes, 0);
+    /* Due: resumed once, nothing left to wait for. */
+    assert_true(cm_accept_guard_poll(&f->guard, at));
+    assert_false(cm_accept_guard_paused(&f->guard));
+    assert_int_equal(f->resumes, 1);
+    assert_int_equal(cm_accept_guard_resume_at(&f->guard), 0);
+    assert_false(cm_accept_guard_poll(&f->guard, at + 1));
+    assert_int_equal(f->resumes, 1);
+
+    /* Still exhausted: the next failure pauses for twice as long (from its
+     * own clock read, no earlier than the first's: at - 100 + 200). */
+    assert_true(ep_round(f));
+    assert_int_equal(f->pauses, 2);
+    at2 = cm_accept_guard_resume_at(&f->guard);
+    assert_true(at2 >= at + CM_ACCEPT_BACKOFF_MIN_MS);
+    assert_int_equal(f->guard.backoff_ms, 4 * CM_ACCEPT_BACKOFF_MIN_MS);
+
+    /* Descriptors back: resumed, the connection left in the backlog is accepted. */
+    fds_release(f);
+    assert_true(cm_accept_guard_poll(&f->guard, at2));
+    assert_true(ep_round(f));
+    assert_int_equal(f->accepted, 1);
+    assert_int_equal(f->guard.backoff_ms, CM_ACCEPT_BACKOFF_MIN_MS);
+    assert_int_equal(cm_accept_guard_exhausted(&f->guard), 2);
+}
+
+static void test_loopless_fini_cancels_the_resume(void **state)
+{
+    struct fixture *f = *state;
+
+    with_epoll(f);
+    assert_false(cm_accept_guard_error(&f->guard, ENFILE));
+    assert_true(cm_accept_guard_resume_at(&f->guard) != 0);
+    cm_accept_guard_fini(&f->guard);
+    assert_int_equal(cm_accept_guard_resume_at(&f->guard), 0);
+    assert_false(cm_accept_guard_poll(&f->guard, UINT64_MAX));
+    assert_int_equal(f->resumes, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +482,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_every_exhaustion_errno_pauses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_once_per_interval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_evconnlistener_pauses_then_resumes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loopless_pauses_then_resumes_when_polled, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_loopless_fini_cancels_the_resume, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
