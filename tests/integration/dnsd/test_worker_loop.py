@@ -9,13 +9,17 @@ events is that worker's:
   its queries (the order is read from the query log, sample 1);
 - the idle deadline is armed at accept and at each answer and kept in the
   order of the active list: a connection that asked later outlives one
-  that asked earlier, and each closes at its own deadline.
+  that asked earlier, and each closes at its own deadline;
+- a worker without a timer (no TCP connection, no paused listener) sleeps
+  in epoll_wait until a socket or the mailbox wakes it: its thread does not
+  switch in or out at all while the server is idle.
 
 The first test stops the server (SIGSTOP) while it queues the TCP queries
 and the UDP one, so both wait in the kernel for the same wakeup.
 """
 
 import json
+import os
 import signal
 import socket
 import struct
@@ -175,4 +179,39 @@ def test_pipelined_large_answers_all_come(tmp_path):
         assert sorted(dns.message.from_wire(m).id for m in got) == list(range(n))
     finally:
         s.close()
+        fedtest.finish(d)
+
+
+def _switches(pid):
+    """{thread id: voluntary + involuntary context switches} of process @pid."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        n = 0
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    key, _, value = line.partition(":")
+                    if key.endswith("ctxt_switches"):
+                        n += int(value)
+        except FileNotFoundError:
+            continue
+        out[tid] = n
+    return out
+
+
+def test_idle_workers_do_not_wake(tmp_path):
+    d = fedtest.start_dnsd(tmp_path, workers=2, tcp_idle_timeout_ms=200)
+    try:
+        s = _connect(d.dns_port)
+        _ask(s, 1)
+        s.close()  # the server closes its side at the EOF
+        fedtest.query(d, "host." + Z, "A")
+        time.sleep(0.5)  # past the idle deadline of any connection left
+        before = _switches(d.proc.pid)
+        time.sleep(1.5)
+        after = _switches(d.proc.pid)
+        woke = [t for t in before if t in after and after[t] != before[t]]
+        # Only the main thread has timers of its own while idle.
+        assert len(before) >= 3 and len(woke) <= 1, (before, after)
+    finally:
         fedtest.finish(d)
