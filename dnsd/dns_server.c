@@ -512,7 +512,7 @@ static int udp_batch(struct dns_worker *w, const struct listener *l)
 {
     uint32_t wall_s, mono_s = 0;
     unsigned out = 0;
-    uint64_t t0;
+    struct timespec t0, t1;
     int n;
 
     udp_batch_prepare(w, l);
@@ -527,16 +527,21 @@ static int udp_batch(struct dns_worker *w, const struct listener *l)
         return 0;
     }
     /* One clock read per batch each: wall seconds for cookie timestamps, a
-     * monotonic one for the rate limiter's buckets and the processing time. */
+     * monotonic one for the rate limiter's buckets and the processing time
+     * (clock_gettime itself: its seconds are the buckets', no division). */
     wall_s = (uint32_t)time(NULL);
-    t0 = cm_mono_us();
-    mono_s = (uint32_t)(t0 / 1000000);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    mono_s = (uint32_t)t0.tv_sec;
     for (int i = 0; i < n; i++) {
         if (udp_answer(w, l, (unsigned)i, out, wall_s, mono_s))
             out++;
     }
-    if (n > 0)
-        count_batch_time(w, (unsigned)n, cm_mono_us() - t0);
+    if (n > 0) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        count_batch_time(w, (unsigned)n,
+                         (uint64_t)((int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 +
+                                    (t1.tv_nsec - t0.tv_nsec) / 1000));
+    }
     if (out > 0)
         udp_send(w, l->fd, out);
     return n;
