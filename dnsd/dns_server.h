@@ -2,7 +2,7 @@
 /*
  * dns_server.h -- the network side of dnsd: worker threads, UDP and TCP.
  *
- *   main thread                         worker 0..N-1 (own event_base each)
+ *   main thread                         worker 0..N-1 (own epoll loop each)
  *   -----------                         -----------------------------------
  *   dns_server_new: opens, per worker   UDP: recvmmsg batch -> dns_query_process
  *     and per listen address, one UDP        -> sendmmsg, 4 batches per wakeup
@@ -14,7 +14,7 @@
  *                                            queries answered in order, one
  *                                            deadline per query cycle
  *   dns_server_set_view(view) --------->
- *     mailbox + event_active per worker  view swap between two callbacks
+ *     mailbox + eventfd per worker       view swap between two events
  *   dns_server_stats: sums the workers'  single-writer counters
  *
  * Nothing on the query path allocates: each worker preallocates its UDP batch
@@ -22,7 +22,7 @@
  * (allocated on first use, then recycled), each with a fixed read buffer (one
  * 65535-byte message) and write buffer. Queries never wait on the main
  * thread: a new view is delivered through a mailbox and taken between two
- * callbacks; the worker drops its old view's reference itself. With the
+ * events; the worker drops its old view's reference itself. With the
  * query log on (dns_qlog.h), a sampled query is copied into the worker's own
  * ring, which the main thread drains; a full ring drops the record.
  *
