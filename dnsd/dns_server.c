@@ -73,7 +73,7 @@
 #define TCP_WBUF_MARK     16384 /* stop reading while more output than this is queued */
 #define TCP_WBUF          (TCP_WBUF_MARK + TCP_MSG_MAX + 2)
 #define TCP_BACKLOG       256
-#define WORKER_LOOP_FDS   3 /* epoll, the cross-thread notification, one spare */
+#define WORKER_LOOP_FDS   3  /* epoll, the cross-thread notification, one spare */
 #define WORKER_EVENTS     64 /* epoll events taken per wakeup */
 
 /* At most this many least recently used connections are looked at for one to close. */
@@ -120,7 +120,7 @@ struct listener {
     struct dns_worker *w;
     int fd;
     bool pktinfo; /* UDP on a wildcard address: replies leave from the query's destination */
-    struct cm_accept_guard guard; /* TCP only: takes fd out of epoll when accept runs out of descriptors */
+    struct cm_accept_guard guard; /* TCP only: unwatches fd while accept lacks descriptors */
 };
 
 enum conn_state {
@@ -133,12 +133,12 @@ struct tcp_conn {
     struct dns_worker *w;
     enum conn_state state;
     int fd;
-    bool reading;     /* wants EPOLLIN */
-    bool writing;     /* wants EPOLLOUT */
-    bool ready;       /* in w->ready */
-    uint32_t watched; /* the events fd is registered for in epoll, 0 = not registered */
-    uint64_t idle_at; /* cm_mono_ms() deadline of this cycle (see the active list) */
+    bool reading;         /* wants EPOLLIN */
+    bool writing;         /* wants EPOLLOUT */
+    bool ready;           /* in w->ready */
+    uint32_t watched;     /* the events fd is registered for in epoll, 0 = not registered */
     uint32_t ready_round; /* w->round when it joined w->ready */
+    uint64_t idle_at;     /* cm_mono_ms() deadline of this cycle (see the active list) */
     struct sockaddr_storage peer;
     size_t rlen; /* bytes in rbuf: zero or more length-prefixed queries */
     size_t wpos; /* wbuf[wpos, wlen) is still to be sent */
@@ -147,7 +147,7 @@ struct tcp_conn {
      * each answered query; reads alone are no use), or the freelist. */
     TAILQ_ENTRY(tcp_conn) link;
     TAILQ_ENTRY(tcp_conn) ready_link; /* in w->ready */
-    struct dns_src_node src; /* in w->src when the per-source cap is on */
+    struct dns_src_node src;          /* in w->src when the per-source cap is on */
     uint8_t rbuf[TCP_RBUF];
     uint8_t wbuf[TCP_WBUF];
 };
@@ -195,7 +195,7 @@ struct dns_worker {
     struct conn_list free;
     struct conn_list ready; /* spent their query budget with queries left */
     size_t ready_count;
-    uint32_t round; /* loop iterations, for w->ready */
+    uint32_t round;    /* loop iterations, for w->ready */
     size_t conn_count; /* allocated, <= max_conns */
     size_t active_count;
     size_t max_conns;

@@ -44,8 +44,8 @@ struct fixture {
     int client;
     unsigned wakeups;  /* accept callbacks run */
     unsigned accepted; /* connections accepted (and closed) */
-    int epfd;         /* loop-less form: the owner's epoll */
-    unsigned pauses;  /* loop-less form: pause / resume callbacks run */
+    int epfd;          /* loop-less form: the owner's epoll */
+    unsigned pauses;   /* loop-less form: pause / resume callbacks run */
     unsigned resumes;
     int fill[FILL_MAX];
     size_t fill_count;
