@@ -136,6 +136,7 @@ struct tcp_conn {
     bool reading;         /* wants EPOLLIN */
     bool writing;         /* wants EPOLLOUT */
     bool ready;           /* in w->ready */
+    bool eof;             /* the peer closed its side: answer what rbuf holds, then close */
     uint32_t watched;     /* the events fd is registered for in epoll, 0 = not registered */
     uint32_t ready_round; /* w->round when it joined w->ready */
     uint64_t idle_at;     /* cm_mono_ms() deadline of this cycle (see the active list) */
@@ -644,7 +645,7 @@ static void ready_remove(struct tcp_conn *c)
 /* Reading goes on while open, the output is below the mark and rbuf has room. */
 static void conn_update_reading(struct tcp_conn *c)
 {
-    conn_set_reading(c, c->state == CONN_OPEN && c->wlen - c->wpos <= TCP_WBUF_MARK &&
+    conn_set_reading(c, c->state == CONN_OPEN && !c->eof && c->wlen - c->wpos <= TCP_WBUF_MARK &&
                             c->rlen < TCP_RBUF);
 }
 
@@ -673,6 +674,16 @@ static void conn_flush(struct tcp_conn *c)
         return;
     }
     conn_set_writing(c, false);
+}
+
+/* No more queries: flushes what is queued, then closes. May close @c. */
+static void conn_finish(struct tcp_conn *c)
+{
+    c->state = CONN_CLOSING;
+    conn_set_reading(c, false);
+    if (c->ready)
+        ready_remove(c);
+    conn_flush(c);
 }
 
 /* True when one more maximal answer fits in wbuf (compacting it if needed). */
@@ -751,8 +762,13 @@ static void conn_process(struct tcp_conn *c)
     conn_flush(c);
     if (c->state == CONN_FREE)
         return;
+    if (c->eof && !more) {
+        conn_finish(c);
+        return;
+    }
     conn_update_reading(c);
-    if (more && c->reading) /* queries left: come back next round */
+    /* Queries left: come back next round (above the mark, the write side calls). */
+    if (more && (c->reading || (c->eof && c->wlen - c->wpos <= TCP_WBUF_MARK)))
         ready_add(c);
 }
 
@@ -766,16 +782,12 @@ static void conn_readable(struct tcp_conn *c)
     if (c->rlen < TCP_RBUF) {
         n = read(c->fd, c->rbuf + c->rlen, TCP_RBUF - c->rlen);
         if (n == 0) {
-            /* The peer is done sending: answer what is complete, flush, close. */
-            conn_process(c);
-            if (c->state == CONN_FREE)
-                return;
-            c->state = CONN_CLOSING;
+            /* The peer is done sending (RFC 7766 6.2.1): what rbuf holds is
+             * answered over as many rounds as the budget takes, then flushed
+             * and closed. */
+            c->eof = true;
             conn_set_reading(c, false);
-            conn_flush(c);
-            return;
-        }
-        if (n == -1) {
+        } else if (n == -1) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
                 conn_close(c);
                 return;
@@ -826,7 +838,9 @@ static void ready_round(struct dns_worker *w)
 
     while ((c = TAILQ_FIRST(&w->ready)) != NULL && c->ready_round != w->round) {
         ready_remove(c);
-        if (c->reading)
+        if (c->eof)
+            conn_process(c);
+        else if (c->reading)
             conn_readable(c);
     }
 }
@@ -927,6 +941,7 @@ static void conn_open(struct dns_worker *w, struct tcp_conn *c, int fd,
     c->reading = false;
     c->writing = false;
     c->ready = false;
+    c->eof = false;
     c->watched = 0;
     c->idle_at = cm_mono_ms() + w->idle_ms; /* see conn_process() */
     TAILQ_INSERT_TAIL(&w->active, c, link);
@@ -996,11 +1011,8 @@ static void worker_begin_stop(struct dns_worker *w)
         next = TAILQ_NEXT(c, link);
         if (c->state == CONN_OPEN)
             conn_process(c);
-        if (c->state == CONN_FREE)
-            continue;
-        c->state = CONN_CLOSING;
-        conn_set_reading(c, false);
-        conn_flush(c);
+        if (c->state != CONN_FREE)
+            conn_finish(c);
     }
     if (w->active_count == 0)
         w->done = true;

@@ -10,12 +10,16 @@ events is that worker's:
 - the idle deadline is armed at accept and at each answer and kept in the
   order of the active list: a connection that asked later outlives one
   that asked earlier, and each closes at its own deadline;
+- pipelined queries are all answered when their answers fill the output
+  buffer, and when the client closes its side after sending them (RFC 7766
+  6.2.1), beyond one round's budget;
 - a worker without a timer (no TCP connection, no paused listener) sleeps
   in epoll_wait until a socket or the mailbox wakes it: its thread does not
   switch in or out at all while the server is idle.
 
-The first test stops the server (SIGSTOP) while it queues the TCP queries
-and the UDP one, so both wait in the kernel for the same wakeup.
+Where the order of arrival matters, the server is stopped (SIGSTOP) while
+the client queues its data, so that all of it waits in the kernel for the
+same wakeup.
 """
 
 import json
@@ -214,4 +218,32 @@ def test_idle_workers_do_not_wake(tmp_path):
         # Only the main thread has timers of its own while idle.
         assert len(before) >= 3 and len(woke) <= 1, (before, after)
     finally:
+        fedtest.finish(d)
+
+
+def test_pipeline_then_eof_all_answered(tmp_path):
+    """RFC 7766 6.2.1: a client may send its queries and close its side; each
+    one is answered before the server closes, beyond one round's budget too."""
+    n = 5 * BUDGET
+    d = fedtest.start_dnsd(tmp_path, workers=1)
+    s = _connect(d.dns_port)
+    got = []
+    try:
+        _ask(s, n)  # accepted and watched before the worker stops
+        # Queries and end of stream wait together for the worker: it reads
+        # the queries in one round, the end in the next, with answers left.
+        d.signal(signal.SIGSTOP)
+        try:
+            s.sendall(b"".join(_framed("host." + Z, "A", i) for i in range(n)))
+            s.shutdown(socket.SHUT_WR)
+        finally:
+            d.signal(signal.SIGCONT)
+        try:
+            while True:
+                got.append(dns.message.from_wire(tcp_read_msg(s)).id)
+        except EOFError:
+            pass
+        assert sorted(got) == list(range(n)), len(got)
+    finally:
+        s.close()
         fedtest.finish(d)
