@@ -148,7 +148,7 @@ def test_tcp_budget_does_not_starve_udp(tmp_path):
 
 
 def test_idle_deadlines_in_order(tmp_path):
-    idle_ms = 1500
+    idle_ms = 2000
     d = fedtest.start_dnsd(tmp_path, workers=1, tcp_idle_timeout_ms=idle_ms)
     a = _connect(d.dns_port)
     b = _connect(d.dns_port)
