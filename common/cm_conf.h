@@ -269,6 +269,11 @@ struct cm_conf_dnsd_query_log {
     uint32_t ring_size; /* records per worker between two drains: default 1024, 1..1048576 */
 };
 
+/* dnsd.packet_cache: each worker's UDP packet cache (dnsd/dns_pcache.h). */
+struct cm_conf_dnsd_packet_cache {
+    uint32_t entries; /* per worker, default 8192, 0 = off, at most 262144 */
+};
+
 struct cm_conf_dnsd {
     bool present;           /* the "dnsd" section exists */
     struct cm_addr *listen; /* owned array */
@@ -297,6 +302,7 @@ struct cm_conf_dnsd {
     struct cm_conf_geo_map *geo_map; /* owned array */
     size_t geo_map_count;
     struct cm_conf_dnsd_query_log query_log;
+    struct cm_conf_dnsd_packet_cache packet_cache;
 };
 
 /* health.api: how fedgslb-health watches and checks each member's API server. */

@@ -1070,6 +1070,19 @@ static const struct cm_conf_schema query_log_schema = {
     .count = COUNT(query_log_items),
 };
 
+static const struct cm_conf_item packet_cache_items[] = {
+    {.key = "entries",
+     .type = CM_CONF_UINT,
+     .offset = offsetof(struct cm_conf_dnsd_packet_cache, entries),
+     .min = 0,
+     .max = 262144,
+     .def_uint = 8192},
+};
+static const struct cm_conf_schema packet_cache_schema = {
+    .items = packet_cache_items,
+    .count = COUNT(packet_cache_items),
+};
+
 /* ---- dnsd.geo_map ---------------------------------------------------------- */
 
 static bool all_upper_alnum(const char *s, size_t len, bool digits)
@@ -1307,6 +1320,10 @@ static const struct cm_conf_item dnsd_items[] = {
      .type = CM_CONF_OBJECT,
      .offset = offsetof(struct cm_conf_dnsd, query_log),
      .sub = &query_log_schema},
+    {.key = "packet_cache",
+     .type = CM_CONF_OBJECT,
+     .offset = offsetof(struct cm_conf_dnsd, packet_cache),
+     .sub = &packet_cache_schema},
 };
 static const struct cm_conf_schema dnsd_schema = {
     .items = dnsd_items,

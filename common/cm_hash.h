@@ -79,6 +79,17 @@ static inline uint64_t cm_fmix64(uint64_t h)
     return h;
 }
 
+/**
+ * The high and low halves of the 128-bit product of @a and @b, folded
+ * (wyhash's "mum"): a keyed mix when one operand holds a secret.
+ */
+static inline uint64_t cm_mum64(uint64_t a, uint64_t b)
+{
+    unsigned __int128 r = (unsigned __int128)a * b;
+
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
 /*
  * Moves every entry of a chained hash table into new buckets: from @old
  * (@nold buckets) into @nb (@n buckets, a power of two, zeroed); entries are

@@ -42,6 +42,7 @@
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_geo.h"
 #include "dnsd/dns_name.h"
+#include "dnsd/dns_pcache.h"
 #include "dnsd/dns_peers.h"
 #include "dnsd/dns_qlog.h"
 #include "dnsd/dns_query.h"
@@ -818,6 +819,24 @@ static void metrics_query_log(const struct dns_server *srv, struct cm_buf *out)
                       ql != NULL ? (double)dns_qlog_dropped(ql) : 0);
 }
 
+/* The workers' UDP packet caches (dnsd.packet_cache), summed. */
+static void metrics_pcache(const struct dns_server *srv, struct cm_buf *out)
+{
+    static const char name[] = "fedgslb_dns_packet_cache_total";
+    struct dns_pcache_stats st = {0};
+
+    if (srv != NULL)
+        dns_server_pcache_stats(srv, &st);
+    cm_metrics_family(out, name, "counter",
+                      "UDP queries through the packet cache (dnsd.packet_cache), by result: hit "
+                      "(answered from the cache), miss (answered by the query path), insert (a "
+                      "miss stored), uncacheable (a miss not stored: cookie, size, no response).");
+    sample_label(out, name, "result", "hit", (double)st.hits);
+    sample_label(out, name, "result", "miss", (double)st.misses);
+    sample_label(out, name, "result", "insert", (double)st.inserts);
+    sample_label(out, name, "result", "uncacheable", (double)st.uncacheable);
+}
+
 /* Per listen address, summed over the workers' TCP listeners. */
 static void metrics_accept(const struct dns_server *srv, struct cm_buf *out)
 {
@@ -890,6 +909,7 @@ static void metrics(void *arg, struct cm_buf *out)
     }
     metrics_accept(env->server, out);
     metrics_query_log(env->server, out);
+    metrics_pcache(env->server, out);
     if (env->etcd != NULL)
         cm_etcd_consumer_metrics(env->etcd, out);
     cm_metrics_family(out, "fedgslb_dns_table_builds_total", "counter",

@@ -605,6 +605,7 @@ static bool cookie_process(struct qctx *q, const struct sockaddr *client, bool t
 
     if (!c->present || conf == NULL || !conf->dnsd.cookies.enabled)
         return true;
+    q->info->uncacheable = true;
     size_t ip_len = client_ip(client, &ip);
     const struct cm_conf_cookies *cf = &conf->dnsd.cookies;
     bool valid = dns_cookie_reply(q->memo, cf->secret, cf->has_previous ? cf->previous : NULL,

@@ -68,6 +68,9 @@ struct dns_query_info {
     uint32_t rrl_name_hash; /* dns_name_hash() of rrl_name lowercased (dns_rrl_check_hashed) */
     uint8_t placement;      /* enum dns_place_source that placed the client (answers only) */
     bool precompiled;       /* the sections were copied from precompiled parts (dns_pre.h) */
+    bool uncacheable;       /* the response depends on more than the view, the client's
+                               address and the query's bytes after its ID: a DNS cookie was
+                               checked or made (the clock, the memo); dns_pcache.h */
 };
 
 /**

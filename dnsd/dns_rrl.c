@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cm_hash.h"
 #include "common/cm_lpm.h"
 #include "dnsd/dns_name.h"
 #include "dnsd/dns_wire.h"
@@ -152,21 +153,13 @@ static inline bool bucket_is(const struct rrl_bucket *b, const uint64_t pfx[2], 
             (uint32_t)(b->tag ^ tag)) == 0;
 }
 
-/* The high and low halves of the 128-bit product, folded (wyhash's mum). */
-static inline uint64_t mum(uint64_t a, uint64_t b)
-{
-    unsigned __int128 r = (unsigned __int128)a * b;
-
-    return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
-
 /* The first slot of a tuple: a keyed mix, so a flood cannot aim at slots. */
 static inline uint32_t slot_of(const struct dns_rrl *rrl, const uint64_t pfx[2], uint32_t name_hash,
                                uint16_t tag)
 {
-    uint64_t h = mum(pfx[0] ^ rrl->seed[0], pfx[1] ^ rrl->seed[1]);
+    uint64_t h = cm_mum64(pfx[0] ^ rrl->seed[0], pfx[1] ^ rrl->seed[1]);
 
-    h = mum(h ^ ((uint64_t)name_hash << 16 | tag), rrl->seed[0] ^ 0x9e3779b97f4a7c15ull);
+    h = cm_mum64(h ^ ((uint64_t)name_hash << 16 | tag), rrl->seed[0] ^ 0x9e3779b97f4a7c15ull);
     return (uint32_t)(h ^ h >> 32) & rrl->mask;
 }
 

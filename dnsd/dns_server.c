@@ -55,6 +55,7 @@
 #include "common/cm_nofile.h"
 #include "common/cm_time.h"
 #include "dnsd/dns_cookie.h"
+#include "dnsd/dns_pcache.h"
 #include "dnsd/dns_pktinfo.h"
 #include "dnsd/dns_qlog.h"
 #include "dnsd/dns_query.h"
@@ -190,6 +191,7 @@ struct dns_worker {
     struct dns_rrl *rrl;   /* owned; NULL when dnsd.rrl is disabled */
     struct dns_qlog *qlog; /* borrowed from the server; NULL when the query log is off */
     struct dns_cookie_memo cookie_memo; /* cookies made and checked lately (dns_cookie.h) */
+    struct dns_pcache *pcache; /* owned UDP packet cache (its own counters); NULL when off */
 
     /* Least recently used first, which is also earliest idle deadline first. */
     struct conn_list active;
@@ -490,9 +492,14 @@ static bool udp_answer(struct dns_worker *w, const struct listener *l, unsigned 
             return false;
         }
     }
-    built =
-        dns_query_process_memo(w->view, &w->cookie_memo, w->riov[i].iov_base, w->rmsg[i].msg_len,
-                               resp, w->resp_cap, client, false, &info, wall_s);
+    if (w->pcache != NULL)
+        built = dns_pcache_process(w->pcache, w->view, &w->cookie_memo, (unsigned)(l - w->udp),
+                                   w->riov[i].iov_base, w->rmsg[i].msg_len, resp, w->resp_cap,
+                                   client, &info, wall_s);
+    else
+        built = dns_query_process_memo(w->view, &w->cookie_memo, w->riov[i].iov_base,
+                                       w->rmsg[i].msg_len, resp, w->resp_cap, client, false, &info,
+                                       wall_s);
     len = udp_rrl(w, client, &info, resp, built, mono_s);
     count_query(w, DNS_STAT_UDP, &info, len);
     if (w->qlog != NULL)
@@ -1293,6 +1300,25 @@ static int worker_rrl_new(const struct dns_server *srv, struct dns_worker *w,
     return CM_OK;
 }
 
+/* The worker's UDP packet cache (dnsd.packet_cache), keyed with its own random bytes. */
+static int worker_pcache_new(struct dns_worker *w, uint32_t entries, char *err, size_t errlen)
+{
+    uint8_t seed[DNS_PCACHE_SEED_LEN];
+
+    if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
+        snprintf(err, errlen,
+                 "worker %u: dnsd.packet_cache: cannot read random bytes for the hash key", w->id);
+        return CM_EIO;
+    }
+    w->pcache = dns_pcache_new(entries, seed);
+    if (w->pcache == NULL) {
+        snprintf(err, errlen, "worker %u: dnsd.packet_cache: out of memory for %u entries", w->id,
+                 entries);
+        return CM_ENOMEM;
+    }
+    return CM_OK;
+}
+
 /* dnsd.rrl.exempt as a prefix table shared (read-only) by the workers. */
 static int rrl_exempt_new(struct dns_server *srv, const struct cm_conf_dnsd_rrl *rc, char *err,
                           size_t errlen)
@@ -1383,6 +1409,12 @@ static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id
         if (rc != CM_OK)
             return rc;
     }
+    if (conf->dnsd.packet_cache.entries > 0) {
+        int rc = worker_pcache_new(w, conf->dnsd.packet_cache.entries, err, errlen);
+
+        if (rc != CM_OK)
+            return rc;
+    }
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->mbox_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->epfd == -1 || w->mbox_fd == -1) {
@@ -1424,6 +1456,7 @@ static void worker_fini(struct dns_worker *w)
     free(w->rbufs);
     free(w->sbufs);
     dns_rrl_free(w->rrl);
+    dns_pcache_free(w->pcache);
     dns_view_unref(w->mbox_view);
     dns_view_unref(w->view);
     pthread_mutex_destroy(&w->lock);
@@ -1573,6 +1606,13 @@ void dns_server_stats(const struct dns_server *srv, struct dns_server_stats *out
         out->tcp_evicted += ld(&s->tcp_evicted);
         out->tcp_source_cap += ld(&s->tcp_source_cap);
     }
+}
+
+void dns_server_pcache_stats(const struct dns_server *srv, struct dns_pcache_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < srv->worker_count; i++)
+        dns_pcache_stats_add(srv->workers[i].pcache, out);
 }
 
 uint64_t dns_server_nofile_need(const struct cm_conf *conf, char *why, size_t cap)

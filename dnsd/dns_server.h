@@ -26,9 +26,13 @@
  * query log on (dns_qlog.h), a sampled query is copied into the worker's own
  * ring, which the main thread drains; a full ring drops the record.
  *
- * Listen addresses and the worker count are fixed at start: a reload that
- * changes them is logged as needing a restart (dns_server_conf_matches) and
- * the old sockets stay open.
+ * With dnsd.packet_cache, each worker answers a UDP query it answered before
+ * (same bytes after the ID, same client address, same view) from its own
+ * packet cache (dns_pcache.h) instead of dns_query_process.
+ *
+ * Listen addresses and the worker count (dns_server_conf_matches) and the
+ * packet cache size are fixed at start: a reload that changes them is
+ * logged as needing a restart; the old sockets and caches stay.
  */
 #ifndef DNSD_DNS_SERVER_H
 #define DNSD_DNS_SERVER_H
@@ -41,6 +45,7 @@
 #include "dnsd/dns_rrl.h"
 
 struct cm_conf;
+struct dns_pcache_stats;
 struct dns_qlog;
 struct dns_server;
 struct dns_view;
@@ -132,6 +137,9 @@ bool dns_server_conf_matches(const struct dns_server *srv, const struct cm_conf 
 
 /** Sums the workers' counters into @out. Any thread. */
 void dns_server_stats(const struct dns_server *srv, struct dns_server_stats *out);
+
+/** Sums the workers' packet cache counters (dns_pcache.h) into @out. Any thread. */
+void dns_server_pcache_stats(const struct dns_server *srv, struct dns_pcache_stats *out);
 
 /**
  * The descriptors dnsd may hold with @conf: per worker its TCP connections

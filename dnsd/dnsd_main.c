@@ -356,6 +356,10 @@ static void reload_warn_fixed(const struct dnsd *d, const struct cm_conf *nconf)
           o->rrl.ipv4_prefix != n->rrl.ipv4_prefix || o->rrl.ipv6_prefix != n->rrl.ipv6_prefix ||
           o->rrl.table_size != n->rrl.table_size || !exempt_equal(&o->rrl, &n->rrl))))
         cm_log_warn("reload: dnsd.rrl changed; this needs a restart");
+    if (o->packet_cache.entries != n->packet_cache.entries)
+        cm_log_warn("reload: dnsd.packet_cache.entries changed; this needs a restart (the "
+                    "workers keep their caches of %u entries)",
+                    o->packet_cache.entries);
 }
 
 /* Counted for fedgslb_reloads_total and fedgslb_reload_last_success. */
