@@ -46,6 +46,7 @@ struct dns_pcache {
     struct pc_set *sets; /* owned, set_mask + 1 */
     uint8_t *entries;    /* owned, (set_mask + 1) x WAYS x ENTRY_SIZE, written before read */
     uint32_t set_mask;
+    uint32_t tag_mask; /* all ones; 0 for dns_pcache_collide() */
     uint32_t hand; /* the way the next eviction takes */
     uint64_t seed[2];
     /* Apart from the table's read-mostly fields above. */
@@ -79,6 +80,7 @@ struct dns_pcache *dns_pcache_new(uint32_t entries, const uint8_t seed[DNS_PCACH
     pc = p;
     memset(pc, 0, sizeof(*pc));
     pc->set_mask = sets - 1;
+    pc->tag_mask = UINT32_MAX;
     memcpy(pc->seed, seed, sizeof(pc->seed));
     if (posix_memalign(&p, 64, (size_t)sets * sizeof(struct pc_set)) != 0) {
         free(pc);
@@ -111,6 +113,11 @@ uint32_t dns_pcache_capacity(const struct dns_pcache *pc)
     return (pc->set_mask + 1) * DNS_PCACHE_WAYS;
 }
 
+void dns_pcache_collide(struct dns_pcache *pc)
+{
+    pc->tag_mask = 0;
+}
+
 static inline struct pc_entry *entry_at(const struct dns_pcache *pc, uint32_t set, unsigned way)
 {
     return (struct pc_entry *)(void *)(pc->entries +
@@ -138,15 +145,16 @@ static bool key_words(uint64_t key[4], uint64_t serial, unsigned listener,
     return true;
 }
 
-/* A keyed hash of the key words and the @len query bytes at @q, 16 bytes a round. */
+/* A keyed hash of the key words but the serial and the @len query bytes at @q, 16 bytes a round. */
 static uint64_t key_hash(const struct dns_pcache *pc, const uint64_t key[4], const uint8_t *q,
                          size_t len)
 {
-    uint64_t h = cm_mum64(key[0] ^ pc->seed[0], key[1] ^ pc->seed[1]);
+    /* not the serial: a new view's entry for a query takes its old one's place */
+    uint64_t h = cm_mum64(key[1] ^ pc->seed[0], key[2] ^ pc->seed[1]);
     uint64_t w[2];
     size_t i = 0;
 
-    h = cm_mum64(key[2] ^ pc->seed[0], key[3] ^ h);
+    h = cm_mum64(key[3] ^ pc->seed[0], h);
     for (; len - i >= 16; i += 16) {
         memcpy(w, q + i, 16);
         h = cm_mum64(w[0] ^ pc->seed[1], w[1] ^ h);
@@ -186,7 +194,7 @@ size_t dns_pcache_lookup(struct dns_pcache *pc, struct dns_pcache_probe *probe, 
     const uint8_t *q = req + 2;
     size_t qlen = req_len - 2;
     uint64_t h = key_hash(pc, probe->key, q, qlen);
-    uint32_t set = (uint32_t)h & pc->set_mask, tag = (uint32_t)(h >> 32) | 1u;
+    uint32_t set = (uint32_t)h & pc->set_mask, tag = ((uint32_t)(h >> 32) & pc->tag_mask) | 1u;
     const struct pc_set *s = &pc->sets[set];
     int victim = -1;
 

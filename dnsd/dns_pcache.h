@@ -15,7 +15,8 @@
  * dns_query_process() reads for a UDP query, except DNS cookies: a response
  * that checked or made one depends on the clock and the worker's memo
  * (dns_query_info.uncacheable) and is not stored. A new view invalidates
- * every entry lazily (its serial no longer matches). Hostile clients cannot
+ * every entry lazily: its serial no longer matches, and since the serial is
+ * not hashed, the new answer to a query replaces the old one in its way. Hostile clients cannot
  * aim at a set: the hash is keyed with random bytes per worker; a collision
  * costs a miss, never a wrong answer.
  *
@@ -76,6 +77,12 @@ struct dns_pcache *dns_pcache_new(uint32_t entries, const uint8_t seed[DNS_PCACH
 
 /** Accepts NULL. */
 void dns_pcache_free(struct dns_pcache *pc);
+
+/**
+ * Tests only: every key gets the same tag, so that in a one-set table every
+ * lookup relies on the full key comparison alone.
+ */
+void dns_pcache_collide(struct dns_pcache *pc);
 
 /** Entries the table holds (after rounding). */
 uint32_t dns_pcache_capacity(const struct dns_pcache *pc);
