@@ -72,16 +72,19 @@ LATENCY = {
 DEFAULT_MEMBER = 1  # dnsd.region / the static zones answer us-east-1's member
 ECS_PREFIX = 24  # client subnets are 198.18.<m>.0/24 (RFC 2544 benchmark range)
 
-SERVER_ORDER = ["echo", "nsd", "knot", "gdnsd", "fedgslb", "fedgslb-hard"]
-# DNS port of each server: base + this (base+5 and +8 are fedgslb's control
-# APIs, base+6 gdnsd's check targets).
-PORT_OFFSET = {"nsd": 1, "knot": 2, "gdnsd": 3, "fedgslb": 4, "fedgslb-hard": 7, "echo": 9}
+SERVER_ORDER = ["echo", "nsd", "knot", "gdnsd", "fedgslb", "fedgslb-nocache", "fedgslb-hard"]
+# DNS port of each server: base + this (base+5, +8 and +11 are fedgslb's
+# control APIs, base+6 gdnsd's check targets).
+PORT_OFFSET = {"nsd": 1, "knot": 2, "gdnsd": 3, "fedgslb": 4, "fedgslb-hard": 7, "echo": 9,
+               "fedgslb-nocache": 10}
+CONTROL_OFFSET = {"fedgslb": 5, "fedgslb-hard": 8, "fedgslb-nocache": 11}
 LABELS = {
     "echo": "echo (floor)",
     "nsd": "NSD",
     "knot": "Knot DNS",
     "gdnsd": "gdnsd",
     "fedgslb": "fedgslb-dnsd",
+    "fedgslb-nocache": "fedgslb no cache",
     "fedgslb-hard": "fedgslb +RRL+cookies",
 }
 ANSWER_KIND = {
@@ -90,6 +93,7 @@ ANSWER_KIND = {
     "knot": "static",
     "gdnsd": "health-checked dynamic (geoip+multifo)",
     "fedgslb": "latency-routed federated",
+    "fedgslb-nocache": "latency-routed federated (packet cache off)",
     "fedgslb-hard": "latency-routed federated (RRL on, server cookies)",
 }
 # The hardened fedgslb row: response rate limiting on with a rate no flood here
@@ -326,8 +330,10 @@ def gdnsd_files(d, port, check_port, n):
     write(os.path.join(d, "zones", ZONE), fill("gdnsd.zone.in", {"RECORDS": "\n".join(recs)}))
 
 
-def fedgslb_files(d, port, control_port, n, hardened=False):
+def fedgslb_files(d, port, control_port, n, hardened=False, packet_cache=True):
     conf = json.loads(fill("fedgslb.json.in", {"PORT": port, "CONTROL_PORT": control_port, "DIR": d}))
+    if not packet_cache:  # the fedgslb-nocache row: the same binary, dnsd.packet_cache off
+        conf["dnsd"]["packet_cache"] = {"entries": 0}
     if hardened:
         secret = os.path.join(d, "cookie.secret")
         write(secret, COOKIE_SECRET + "\n")
@@ -679,7 +685,7 @@ class Server:
         self.proc = None
         self.listener = None
         self.state_docs = None
-        self.control_port = a.port_base + (5 if name == "fedgslb" else 8)
+        self.control_port = a.port_base + CONTROL_OFFSET.get(name, 8)
         self.res = {"label": LABELS[name], "answers": ANSWER_KIND[name], "port": self.port, "log": self.logpath}
         self.sats, self.fixeds, self.lats = [], [], []
         self.qfile = None  # a query file of its own (--cookies), else the shared one
@@ -716,7 +722,8 @@ class Server:
             argv = [a.echo, "127.0.0.1", str(port)]
         else:
             self.state_docs = fedgslb_files(d, port, self.control_port, a.services,
-                                            hardened=name == "fedgslb-hard")
+                                            hardened=name == "fedgslb-hard",
+                                            packet_cache=name != "fedgslb-nocache")
             argv = [a.fedgslb, "--config", os.path.join(d, "federation.json")]
         self.res["argv"] = argv
         log("== %s (%s answers) on 127.0.0.1:%d, cpu %d" % (LABELS[name], ANSWER_KIND[name], port, a.server_cpu))

@@ -28,8 +28,8 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     --no-build) build=0 ;;
     --fedgslb) fedgslb="${args[$((i + 1))]:-}" ;;
     --fedgslb=*) fedgslb="${args[$i]#--fedgslb=}" ;;
-    --servers) [[ ",${args[$((i + 1))]:-}," == *,fedgslb,* ]] || want_fedgslb=0 ;;
-    --servers=*) [[ ",${args[$i]#--servers=}," == *,fedgslb,* ]] || want_fedgslb=0 ;;
+    --servers) [[ ",${args[$((i + 1))]:-}," == *,fedgslb* ]] || want_fedgslb=0 ;;
+    --servers=*) [[ ",${args[$i]#--servers=}," == *,fedgslb* ]] || want_fedgslb=0 ;;
     -h | --help) exec /usr/bin/python3 tests/bench/dns_bench.py --help ;;
     esac
 done

@@ -48,7 +48,7 @@ sys.path.insert(0, HERE)
 import dns_bench as db  # noqa: E402
 from benchproc import log, run_captured, spawn, stop, stop_all  # noqa: E402
 
-ROWS = ["fedgslb", "fedgslb-hard", "echo", "gdnsd"]
+ROWS = ["fedgslb", "fedgslb-nocache", "fedgslb-hard", "echo", "gdnsd"]
 
 
 def parse_args(argv):
@@ -120,8 +120,11 @@ def file_misses(path, source):
 
 
 # The per-query work, whatever the batch sizes: these functions' inclusive
-# cost (the answer, the rate limiter, the counters).
+# cost (the answer, the rate limiter, the counters). With the packet cache
+# the answer is dns_pcache_process (which calls dns_query_process_memo on a
+# miss) instead.
 QUERY_PATH = ("dns_query_process_memo", "dns_rrl_check_hashed", "count_query")
+QUERY_PATH_CACHED = ("dns_pcache_process", "dns_rrl_check_hashed", "count_query")
 
 
 def inclusive(path, names):
@@ -170,7 +173,8 @@ def start_row(row, a, d):
         argv = vg + [shutil.which("gdnsd") or "/usr/sbin/gdnsd", "-c", d, "start"]
         docs = None
     else:
-        docs = db.fedgslb_files(d, a.port, a.port + 1, a.services, hardened=row == "fedgslb-hard")
+        docs = db.fedgslb_files(d, a.port, a.port + 1, a.services, hardened=row == "fedgslb-hard",
+                                packet_cache=row != "fedgslb-nocache")
         argv = vg + [a.fedgslb, "--config", os.path.join(d, "federation.json")]
     p = spawn(argv, os.path.join(d, "server.log"), a.cpu)
     p.listener = listener
@@ -207,7 +211,9 @@ def measure(row, a, tmp, qfile):
     # the --dump file holds the instrumented window; the one written at exit the rest (zeroed)
     ir = sum(totals(os.path.join(d, f)) for f in dumps)
     completed = res.get("completed", 0)
-    qp = sum(inclusive(os.path.join(d, f), QUERY_PATH) for f in dumps)
+    cached = sum(inclusive(os.path.join(d, f), ("dns_pcache_process",)) for f in dumps) > 0
+    qp = sum(inclusive(os.path.join(d, f), QUERY_PATH_CACHED if cached else QUERY_PATH)
+             for f in dumps)
     r = {
         "responses": completed,
         "lost": res.get("lost"),
