@@ -25,10 +25,10 @@ struct pc_set {
 };
 
 struct pc_entry {
-    uint64_t key[4];   /* dns_pcache_probe.key */
-    uint16_t qlen;     /* query bytes after its ID, at data[0] */
-    uint16_t rlen;     /* response bytes, at data[qlen] */
-    uint16_t rrl_off;  /* offset of info.rrl_name in the query (ID included), or NO_OFFSET */
+    uint64_t key[4];  /* dns_pcache_probe.key */
+    uint16_t qlen;    /* query bytes after its ID, at data[0] */
+    uint16_t rlen;    /* response bytes, at data[qlen] */
+    uint16_t rrl_off; /* offset of info.rrl_name in the query (ID included), or NO_OFFSET */
     struct dns_query_info info;
     uint8_t data[];
 };
@@ -47,7 +47,7 @@ struct dns_pcache {
     uint8_t *entries;    /* owned, (set_mask + 1) x WAYS x ENTRY_SIZE, written before read */
     uint32_t set_mask;
     uint32_t tag_mask; /* all ones; 0 for dns_pcache_collide() */
-    uint32_t hand; /* the way the next eviction takes */
+    uint32_t hand;     /* the way the next eviction takes */
     uint64_t seed[2];
     /* Apart from the table's read-mostly fields above. */
     _Alignas(64) _Atomic uint64_t hits;
@@ -120,9 +120,8 @@ void dns_pcache_collide(struct dns_pcache *pc)
 
 static inline struct pc_entry *entry_at(const struct dns_pcache *pc, uint32_t set, unsigned way)
 {
-    return (struct pc_entry *)(void *)(pc->entries +
-                                       ((size_t)set * DNS_PCACHE_WAYS + way) *
-                                           DNS_PCACHE_ENTRY_SIZE);
+    return (struct pc_entry *)(void *)(pc->entries + ((size_t)set * DNS_PCACHE_WAYS + way) *
+                                                         DNS_PCACHE_ENTRY_SIZE);
 }
 
 /* The key words but the query: false for a client of another family. */
@@ -140,8 +139,8 @@ static bool key_words(uint64_t key[4], uint64_t serial, unsigned listener,
     } else {
         return false;
     }
-    key[3] = (uint64_t)(listener & 0xFFFFu) | (uint64_t)client->sa_family << 16 |
-             (uint64_t)qlen << 32;
+    key[3] =
+        (uint64_t)(listener & 0xFFFFu) | (uint64_t)client->sa_family << 16 | (uint64_t)qlen << 32;
     return true;
 }
 

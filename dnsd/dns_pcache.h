@@ -40,11 +40,11 @@
 
 #include "dnsd/dns_query.h"
 
-#define DNS_PCACHE_WAYS       4
-#define DNS_PCACHE_ENTRY_SIZE 768 /* bytes per entry: the memory per worker is entries x this */
-#define DNS_PCACHE_QUERY_MAX  254 /* longest query cached, its 2-byte ID not counted */
+#define DNS_PCACHE_WAYS        4
+#define DNS_PCACHE_ENTRY_SIZE  768 /* bytes per entry: the memory per worker is entries x this */
+#define DNS_PCACHE_QUERY_MAX   254 /* longest query cached, its 2-byte ID not counted */
 #define DNS_PCACHE_ENTRIES_MAX 262144
-#define DNS_PCACHE_SEED_LEN   16
+#define DNS_PCACHE_SEED_LEN    16
 
 struct dns_cookie_memo;
 struct dns_pcache;

@@ -97,9 +97,10 @@ static void same(const struct dns_query_info *a, const struct dns_query_info *b)
         a->cookie_valid != b->cookie_valid || a->federated != b->federated ||
         a->fail_open != b->fail_open || a->fail_closed != b->fail_closed ||
         a->service != b->service || a->member != b->member || a->region != b->region ||
-        a->rrl_class != b->rrl_class || a->rrl_name != b->rrl_name || a->rrl_name_len != b->rrl_name_len ||
-        a->rrl_name_hash != b->rrl_name_hash || a->placement != b->placement ||
-        a->precompiled != b->precompiled || a->uncacheable != b->uncacheable)
+        a->rrl_class != b->rrl_class || a->rrl_name != b->rrl_name ||
+        a->rrl_name_len != b->rrl_name_len || a->rrl_name_hash != b->rrl_name_hash ||
+        a->placement != b->placement || a->precompiled != b->precompiled ||
+        a->uncacheable != b->uncacheable)
         abort();
 }
 

@@ -294,8 +294,8 @@ static void compare_one(struct fixture *f, struct pkt *p, const struct sockaddr 
             size_t at = 0;
             while (at < wl && at < gl && f->got[at] == f->want[at])
                 at++;
-            fail_msg("%s round %d: cached response differs (%zu vs %zu bytes, first at %zu)",
-                     what, round, gl, wl, at);
+            fail_msg("%s round %d: cached response differs (%zu vs %zu bytes, first at %zu)", what,
+                     round, gl, wl, at);
         }
         if (wl > 0)
             assert_memory_equal(f->got, p->b, 2); /* the query's ID */
@@ -305,8 +305,8 @@ static void compare_one(struct fixture *f, struct pkt *p, const struct sockaddr 
     /* the same bytes from a neighbour (another /24 or /56, another tie
      * slot): its own answer, never this client's */
     struct sockaddr_storage other;
-    memcpy(&other, client, client->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-                                                         : sizeof(struct sockaddr_in6));
+    memcpy(&other, client,
+           client->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
     if (other.ss_family == AF_INET)
         ((uint8_t *)&((struct sockaddr_in *)&other)->sin_addr)[2] ^= (uint8_t)(1 + rnd(f) % 255);
     else
@@ -416,9 +416,9 @@ static void test_twins(void **state)
             size_t wl = dns_query_process(f->view, p.b, p.len, f->want, sizeof(f->want),
                                           (const struct sockaddr *)&ss, false, &want, NOW);
             for (int twice = 0; twice < 2; twice++) { /* a miss, then a hit */
-                size_t gl = dns_pcache_process(f->pc, f->view, NULL, 0, p.b, p.len, f->got,
-                                               sizeof(f->got), (const struct sockaddr *)&ss, &got,
-                                               NOW);
+                size_t gl =
+                    dns_pcache_process(f->pc, f->view, NULL, 0, p.b, p.len, f->got, sizeof(f->got),
+                                       (const struct sockaddr *)&ss, &got, NOW);
                 assert_int_equal(gl, wl);
                 assert_memory_equal(f->got, f->want, wl);
                 assert_same_info(&got, &want, p.b, p.len, "twin client");
@@ -443,9 +443,9 @@ static void test_twins(void **state)
             wl = dns_query_process(f->view, p.b, p.len, f->want, sizeof(f->want),
                                    (const struct sockaddr *)&s4, false, &want, NOW);
             for (int twice = 0; twice < 2; twice++) {
-                size_t gl = dns_pcache_process(f->pc, f->view, NULL, 0, p.b, p.len, f->got,
-                                               sizeof(f->got), (const struct sockaddr *)&s4, &got,
-                                               NOW);
+                size_t gl =
+                    dns_pcache_process(f->pc, f->view, NULL, 0, p.b, p.len, f->got, sizeof(f->got),
+                                       (const struct sockaddr *)&s4, &got, NOW);
                 assert_int_equal(gl, wl);
                 assert_memory_equal(f->got, f->want, wl);
                 assert_same_info(&got, &want, p.b, p.len, "twin ECS");
@@ -462,7 +462,7 @@ static void run_names(struct fixture *f, struct counts *c, unsigned per_name)
 {
     const struct dns_fed *fed = f->view->fed;
     static const char *const statics[] = {
-        ORIGIN,          "www." ORIGIN, "Alias." ORIGIN,  "nx." ORIGIN,
+        ORIGIN,           "www." ORIGIN,   "Alias." ORIGIN, "nx." ORIGIN,
         "a.b.nx." ORIGIN, "x.sub." ORIGIN, "sorry." ORIGIN, "www.example.org",
     };
     size_t nfed = dns_fed_name_total(fed), total = nfed + sizeof(statics) / sizeof(statics[0]);
