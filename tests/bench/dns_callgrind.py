@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -155,6 +156,18 @@ def top_functions(path, n):
     return rows[:n]
 
 
+def packet_cache(control_port):
+    """dnsd's fedgslb_dns_packet_cache_total by result (hit, miss, insert, uncacheable)."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % control_port, timeout=30) as f:
+        text = f.read().decode()
+    out = {}
+    for line in text.splitlines():
+        mt = re.match(r'^fedgslb_dns_packet_cache_total\{result="(\w+)"\} (\S+)$', line)
+        if mt:
+            out[mt.group(1)] = int(float(mt.group(2)))
+    return out
+
+
 def start_row(row, a, d):
     """Starts the server of @row under callgrind; returns (process, dump file)."""
     os.makedirs(d, exist_ok=True)
@@ -203,6 +216,7 @@ def measure(row, a, tmp, qfile):
         if rc != 0:
             raise RuntimeError("dnsperf exited %d: %s" % (rc, out[-400:]))
         res = db.parse_dnsperf(out)
+        pcache = packet_cache(a.port + 1) if row.startswith("fedgslb") else None
     finally:
         stop(p)
         if p.listener is not None:
@@ -228,6 +242,8 @@ def measure(row, a, tmp, qfile):
         rrl = [file_misses(os.path.join(d, f), "dnsd/dns_rrl.c") for f in dumps]
         r["rrl_d1_misses_per_answer"] = sum(x[0] for x in rrl) / completed
         r["rrl_ll_misses_per_answer"] = sum(x[1] for x in rrl) / completed
+    if pcache:
+        r["packet_cache"] = pcache
     top = []
     for f in dumps:
         top.extend(top_functions(os.path.join(d, f), a.top))
@@ -276,6 +292,12 @@ def main(argv):
             continue
         print("%-14s %10d %14.0f %16.0f" % (row, r["responses"], r["instructions_per_answer"] or 0,
                                             r["query_path_per_answer"] or 0))
+    for row in rows:
+        pc = results[row].get("packet_cache")
+        if pc and pc.get("hit", 0) + pc.get("miss", 0) > 0:
+            print("%-14s packet cache: %d hits, %d misses (hit rate %.1f %%), %d inserts, %d uncacheable"
+                  % (row, pc["hit"], pc["miss"], 100.0 * pc["hit"] / (pc["hit"] + pc["miss"]),
+                     pc.get("insert", 0), pc.get("uncacheable", 0)))
     if a.cache_sim:
         print("\n%-14s %10s %10s %14s %14s" % ("row", "D1 miss/a", "LL miss/a", "RRL D1 miss/a",
                                                "RRL LL miss/a"))

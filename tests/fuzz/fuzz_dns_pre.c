@@ -21,7 +21,7 @@
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_view.h"
 #include "dnsd/dns_zone.h"
-#include "tests/dnsd_fed_fixture.h"
+#include "tests/dnsd_fed_view.h"
 
 #define FUZZ_NOW 1559731985u
 
@@ -37,43 +37,10 @@ static struct {
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     char path[] = "/tmp/fuzz_dns_pre.XXXXXX";
-    char err[512], doc[8192];
-    struct dns_zone *zone = NULL;
-    struct cm_conf *conf = NULL;
-    struct cm_state *st = NULL;
-    struct cm_merged *merged = NULL;
 
     (void)argc;
     (void)argv;
-    int fd = mkstemp(path);
-    if (fd == -1 || write(fd, FED_FIXTURE_ZONE, sizeof(FED_FIXTURE_ZONE) - 1) !=
-                        (ssize_t)(sizeof(FED_FIXTURE_ZONE) - 1))
-        abort();
-    close(fd);
-    fed_fixture_state(doc, sizeof(doc));
-    if (dns_zone_load(path, FED_FIXTURE_ORIGIN, &zone, err, sizeof(err)) != CM_OK ||
-        cm_conf_load_string("fuzz.json", FED_FIXTURE_CONF, &conf, err, sizeof(err)) != CM_OK ||
-        cm_state_parse(doc, strlen(doc), NULL, &st, err, sizeof(err)) != CM_OK) {
-        fprintf(stderr, "%s\n", err);
-        abort();
-    }
-    unlink(path);
-    conf->dnsd.cookies.enabled = true;
-    memset(conf->dnsd.cookies.secret, 0x5a, 16);
-    memcpy(conf->dnsd.nsid_data, "ns-a", 4);
-    conf->dnsd.nsid_len = 4;
-    const struct cm_state *docs[] = {st};
-    if (cm_merged_build(docs, 1, conf, &merged) != CM_OK ||
-        dns_view_new(conf, zone, merged, NULL, 1, &fz.view, err, sizeof(err)) != CM_OK ||
-        fz.view->pre == NULL) {
-        fprintf(stderr, "view: %s\n", err);
-        abort();
-    }
-    /* the view holds what it needs */
-    cm_merged_free(merged);
-    cm_state_free(st);
-    dns_zone_unref(zone);
-    cm_conf_unref(conf);
+    fz.view = fed_fixture_view(path);
     fz.ready = true;
     return 0;
 }
