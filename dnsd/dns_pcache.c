@@ -144,30 +144,46 @@ static bool key_words(uint64_t key[4], uint64_t serial, unsigned listener,
     return true;
 }
 
-/* A keyed hash of the key words but the serial and the @len query bytes at @q, 16 bytes a round. */
+/* A keyed hash of the key words but the serial and the @len query bytes at
+ * @q, 32 bytes a round in two lanes (no array: no stack canary). */
 static uint64_t key_hash(const struct dns_pcache *pc, const uint64_t key[4], const uint8_t *q,
                          size_t len)
 {
     /* not the serial: a new view's entry for a query takes its old one's place */
     uint64_t h = cm_mum64(key[1] ^ pc->seed[0], key[2] ^ pc->seed[1]);
-    uint64_t w[2];
+    uint64_t g = cm_mum64(key[3] ^ pc->seed[0], pc->seed[1]);
+    uint64_t a, b, c, d;
     size_t i = 0;
 
-    h = cm_mum64(key[3] ^ pc->seed[0], h);
-    for (; len - i >= 16; i += 16) {
-        memcpy(w, q + i, 16);
-        h = cm_mum64(w[0] ^ pc->seed[1], w[1] ^ h);
+    for (; len - i >= 32; i += 32) {
+        memcpy(&a, q + i, 8);
+        memcpy(&b, q + i + 8, 8);
+        memcpy(&c, q + i + 16, 8);
+        memcpy(&d, q + i + 24, 8);
+        h = cm_mum64(a ^ pc->seed[1], b ^ h);
+        g = cm_mum64(c ^ pc->seed[0], d ^ g);
+    }
+    if (len - i >= 16) {
+        memcpy(&a, q + i, 8);
+        memcpy(&b, q + i + 8, 8);
+        h = cm_mum64(a ^ pc->seed[1], b ^ h);
+        i += 16;
     }
     if (i < len) {
         /* the last 16 bytes again (overlapping), or the short query zero-padded */
-        w[0] = w[1] = 0;
-        if (len >= 16)
-            memcpy(w, q + len - 16, 16);
-        else
-            memcpy(w, q, len);
-        h = cm_mum64(w[0] ^ pc->seed[1], w[1] ^ h);
+        a = b = 0;
+        if (len >= 16) {
+            memcpy(&a, q + len - 16, 8);
+            memcpy(&b, q + len - 8, 8);
+        } else if (len > 8) {
+            memcpy(&a, q, 8);
+            memcpy(&b, q + 8, len - 8);
+        } else {
+            memcpy(&a, q, len);
+        }
+        g = cm_mum64(a ^ pc->seed[1], b ^ g);
     }
-    return cm_fmix64(h);
+    return cm_fmix64(h ^ g);
 }
 
 static inline bool same_key(const struct pc_entry *e, const uint64_t key[4], const uint8_t *q,
