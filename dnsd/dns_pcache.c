@@ -195,10 +195,11 @@ static inline bool same_key(const struct pc_entry *e, const uint64_t key[4], con
            memcmp(e->data, q, qlen) == 0;
 }
 
-size_t dns_pcache_lookup(struct dns_pcache *pc, struct dns_pcache_probe *probe, uint64_t serial,
-                         unsigned listener, const struct sockaddr *client, const uint8_t *req,
-                         size_t req_len, uint8_t *resp, size_t resp_cap,
-                         struct dns_query_info *info)
+/* dns_pcache_lookup(), inline in dns_pcache_process() (the worker's path). */
+static inline size_t lookup(struct dns_pcache *pc, struct dns_pcache_probe *probe, uint64_t serial,
+                            unsigned listener, const struct sockaddr *client, const uint8_t *req,
+                            size_t req_len, uint8_t *resp, size_t resp_cap,
+                            struct dns_query_info *info)
 {
     probe->cacheable = false;
     if (req_len < DNS_HEADER_LEN || req_len - 2 > DNS_PCACHE_QUERY_MAX ||
@@ -246,6 +247,14 @@ size_t dns_pcache_lookup(struct dns_pcache *pc, struct dns_pcache_probe *probe, 
     return 0;
 }
 
+size_t dns_pcache_lookup(struct dns_pcache *pc, struct dns_pcache_probe *probe, uint64_t serial,
+                         unsigned listener, const struct sockaddr *client, const uint8_t *req,
+                         size_t req_len, uint8_t *resp, size_t resp_cap,
+                         struct dns_query_info *info)
+{
+    return lookup(pc, probe, serial, listener, client, req, req_len, resp, resp_cap, info);
+}
+
 void dns_pcache_insert(struct dns_pcache *pc, const struct dns_pcache_probe *probe,
                        const uint8_t *req, size_t req_len, const uint8_t *resp, size_t resp_len,
                        const struct dns_query_info *info)
@@ -283,8 +292,8 @@ size_t dns_pcache_process(struct dns_pcache *pc, const struct dns_view *view,
                           uint32_t now_s)
 {
     struct dns_pcache_probe probe;
-    size_t n = dns_pcache_lookup(pc, &probe, view->serial, listener, client, req, req_len, resp,
-                                 resp_cap, info);
+    size_t n =
+        lookup(pc, &probe, view->serial, listener, client, req, req_len, resp, resp_cap, info);
 
     if (n > 0)
         return n;
