@@ -33,10 +33,13 @@ struct cm_conf_service;
 
 #define FED_NONE UINT32_MAX
 
-/* The hash sits beside the index so that most misses touch one cache line. */
+/* The hash, the key's place and length sit beside the index, so that a miss
+ * touches one cache line and a hit two: the slot and the key's bytes. */
 struct itab_slot {
     uint32_t hash;
     uint32_t idx; /* 0 = empty, else key index + 1 */
+    uint32_t off; /* the key's offset in data */
+    uint32_t len; /* and its length */
 };
 
 /* Interned byte strings: names (kept for lookups) and answer keys (build only). */

@@ -54,7 +54,19 @@ struct pre_blk {
     size_t variant_count;
     uint32_t *answer_nodata; /* owned: per answer, a part index or DNS_PRE_NONE */
     size_t answer_count;
+    /* owned (64-byte aligned): per slot of the service, the index of its first
+     * dns_pre_hot (HOT_UNIFORM: one for every region, else one per region;
+     * HOT_UNUSED: none), padded to HOT_HEAD(slots) entries, then the records */
+    uint32_t *hot;
+    size_t hot_slots; /* slots (entries before the padding) */
+    size_t hot_len;   /* records */
 };
+
+#define HOT_UNUSED  UINT32_MAX
+#define HOT_UNIFORM 0x80000000u
+/* Entries before the records: a multiple of 8, so that 32-byte records never
+ * straddle a cache line. */
+#define HOT_HEAD(slots) (((slots) + 7) / 8 * 8)
 
 /* What decides whether the NODATA parts are exact for a name: the apex and
  * the labels just above it of the names the SOA part writes (MNAME, RNAME). */
@@ -85,6 +97,10 @@ struct dns_pre {
     uint32_t ent_part;
     struct pre_ok *ok;
     struct pre_exact ex;  /* for names outside the table (dns_pre_nxdomain) */
+    const uint32_t **hot; /* owned array, per service: its block's hot (NULL: none) */
+    size_t slot_count;    /* the table's slots per service, regions, default region */
+    size_t region_count;
+    unsigned default_region;
     size_t built, shared; /* service parts compiled and taken from the previous */
 };
 
@@ -369,6 +385,7 @@ static void blk_unref(struct pre_blk *blk)
     free(blk->parts);
     free(blk->variant_part);
     free(blk->answer_nodata);
+    free(blk->hot);
     free(blk);
 }
 
@@ -394,6 +411,82 @@ static void blk_unref_part(void *p)
 }
 
 static const struct dns_chunk_ops blk_ops = {blk_ref_part, blk_unref_part};
+
+static const struct dns_pre_part *part_at(const struct pre_blk *blk, uint32_t i)
+{
+    return i < blk->part_count ? &blk->parts[i] : NULL;
+}
+
+static const struct dns_pre_part *blk_variant(const struct pre_blk *blk, uint32_t variant_id,
+                                              bool aaaa)
+{
+    if (variant_id >= blk->variant_count)
+        return NULL;
+    return part_at(blk, blk->variant_part[2 * (size_t)variant_id + (aaaa ? 1 : 0)]);
+}
+
+static const struct dns_pre_part *blk_nodata(const struct pre_blk *blk, uint32_t answer_id)
+{
+    if (answer_id >= blk->answer_count)
+        return NULL;
+    return part_at(blk, blk->answer_nodata[answer_id]);
+}
+
+/* The hot record of @slot of service @s for clients of @region: what
+ * dns_query's precompiled path would take from dns_fed_lookup and the parts. */
+static void hot_record(const struct pre_blk *blk, const struct dns_fed *fed, size_t s, size_t slot,
+                       unsigned region, struct dns_pre_hot *h)
+{
+    static const uint16_t types[3] = {DNS_TYPE_A, DNS_TYPE_AAAA, DNS_TYPE_MX};
+
+    memset(h, 0, sizeof(*h));
+    for (unsigned k = 0; k < 3; k++) {
+        struct dns_fed_answer fa;
+        dns_fed_slot_answer(fed, s, slot, region, types[k], &fa);
+        if (fa.cname != NULL || fa.subnet_dependent) {
+            memset(h, 0, sizeof(*h));
+            h->flags = DNS_PRE_HOT_FULL;
+            return;
+        }
+        h->member = fa.member;
+        h->flags |= (fa.fail_open ? DNS_PRE_HOT_FAIL_OPEN : 0) |
+                    (fa.fail_closed ? DNS_PRE_HOT_FAIL_CLOSED : 0) |
+                    (fa.region_dependent ? DNS_PRE_HOT_REGION_DEP : 0);
+        if (fa.rrset != NULL) {
+            h->part[k] = blk_variant(blk, fa.variant_id, k == 1);
+            h->flags |= DNS_PRE_HOT_REC(k);
+        } else {
+            h->part[k] = blk_nodata(blk, fa.answer_id);
+        }
+    }
+}
+
+/* The hot records of service @s, once its parts are sealed. */
+static int build_hot(struct pre_blk *blk, const struct dns_fed *fed, size_t s)
+{
+    size_t slots = dns_fed_slot_total(fed, s);
+    size_t n = 0, k = 0;
+    struct dns_pre_hot *rec;
+    void *mem;
+
+    for (size_t i = 0; i < slots; i++)
+        n += (size_t)dns_fed_slot_regions(fed, s, i);
+    if (slots == 0 || n >= HOT_UNIFORM)
+        return CM_OK; /* none: the query path looks the answers up */
+    if (posix_memalign(&mem, 64, HOT_HEAD(slots) * sizeof(uint32_t) + n * sizeof(*rec)) != 0)
+        return CM_ENOMEM;
+    blk->hot = mem;
+    blk->hot_slots = slots;
+    blk->hot_len = n;
+    rec = (struct dns_pre_hot *)(void *)(blk->hot + HOT_HEAD(slots));
+    for (size_t i = 0; i < slots; i++) {
+        int r = dns_fed_slot_regions(fed, s, i);
+        blk->hot[i] = r == 0 ? HOT_UNUSED : (uint32_t)k | (r == 1 ? HOT_UNIFORM : 0);
+        for (int reg = 0; reg < r; reg++)
+            hot_record(blk, fed, s, i, (unsigned)reg, &rec[k++]);
+    }
+    return CM_OK;
+}
 
 static int build_variants(struct pre_build *b, const struct dns_fed *fed, size_t s)
 {
@@ -436,6 +529,8 @@ static int build_service(struct pre_build *b, const struct dns_fed *fed, size_t 
     for (size_t a = 0; a < pre->answer_count && rc == CM_OK; a++)
         rc = nodata_part(b, dns_fed_answer_negative_ttl(fed, s, a), &pre->answer_nodata[a]);
     blk_seal(pre);
+    if (rc == CM_OK)
+        rc = build_hot(pre, fed, s);
     return rc;
 }
 
@@ -487,6 +582,23 @@ static bool take_shared(struct dns_pre *pre, const struct dns_pre *prev,
     return true;
 }
 
+/* Every service's hot records, in one array the query path reads. */
+static int index_hot(struct dns_pre *pre, const struct dns_fed *fed)
+{
+    pre->hot = calloc(pre->service_count + 1, sizeof(*pre->hot));
+    if (pre->hot == NULL)
+        return CM_ENOMEM;
+    pre->slot_count = 0;
+    for (size_t s = 0; s < pre->service_count; s++) {
+        pre->hot[s] = pre->blk[s] != NULL ? pre->blk[s]->hot : NULL;
+        if (dns_fed_slot_total(fed, s) > 0)
+            pre->slot_count = dns_fed_slot_total(fed, s);
+    }
+    pre->region_count = dns_fed_region_total(fed);
+    pre->default_region = dns_fed_default_region(fed);
+    return CM_OK;
+}
+
 static int build_all(struct pre_build *b, struct dns_pre *pre, const struct dns_pre *prev,
                      const struct dns_fed *prev_fed, const struct dns_fed *fed)
 {
@@ -520,6 +632,8 @@ static int build_all(struct pre_build *b, struct dns_pre *pre, const struct dns_
     if (rc == CM_OK)
         rc = dns_chunks_assemble(&pre->own, prev != NULL && pre->shared > 0 ? &prev->own : NULL,
                                  &blk_ops, (void *const *)pre->blk, pre->src, pre->service_count);
+    if (rc == CM_OK)
+        rc = index_hot(pre, fed);
     if (rc == CM_OK) {
         free(pre->src);
         pre->src = NULL;
@@ -587,6 +701,7 @@ void dns_pre_free(struct dns_pre *pre)
     dns_chunks_fini(&pre->own);
     free(pre->src);
     free(pre->blk);
+    free(pre->hot);
     blk_unref(pre->ent);
     ok_unref(pre->ok);
     free(pre);
@@ -600,19 +715,12 @@ void dns_pre_counts(const struct dns_pre *pre, size_t *built, size_t *shared)
 
 /* ---- query path ---- */
 
-static const struct dns_pre_part *part_at(const struct pre_blk *blk, uint32_t i)
-{
-    return i < blk->part_count ? &blk->parts[i] : NULL;
-}
-
 const struct dns_pre_part *dns_pre_variant(const struct dns_pre *pre, size_t service,
                                            uint32_t variant_id, bool aaaa)
 {
     const struct pre_blk *blk = service < pre->service_count ? pre->blk[service] : NULL;
 
-    if (blk == NULL || variant_id >= blk->variant_count)
-        return NULL;
-    return part_at(blk, blk->variant_part[2 * (size_t)variant_id + (aaaa ? 1 : 0)]);
+    return blk != NULL ? blk_variant(blk, variant_id, aaaa) : NULL;
 }
 
 const struct dns_pre_part *dns_pre_nodata(const struct dns_pre *pre, size_t service,
@@ -620,9 +728,25 @@ const struct dns_pre_part *dns_pre_nodata(const struct dns_pre *pre, size_t serv
 {
     const struct pre_blk *blk = service < pre->service_count ? pre->blk[service] : NULL;
 
-    if (blk == NULL || answer_id >= blk->answer_count)
+    return blk != NULL ? blk_nodata(blk, answer_id) : NULL;
+}
+
+const struct dns_pre_hot *dns_pre_hot(const struct dns_pre *pre, int service, uint32_t slot,
+                                      unsigned region)
+{
+    const uint32_t *first;
+    uint32_t f;
+
+    if (service < 0 || (size_t)service >= pre->service_count || slot >= pre->slot_count)
         return NULL;
-    return part_at(blk, blk->answer_nodata[answer_id]);
+    first = pre->hot[service];
+    if (first == NULL || (f = first[slot]) == HOT_UNUSED)
+        return NULL;
+    if ((f & HOT_UNIFORM) != 0)
+        f &= ~HOT_UNIFORM;
+    else
+        f += region < pre->region_count ? region : pre->default_region;
+    return (const struct dns_pre_hot *)(const void *)(first + HOT_HEAD(pre->slot_count)) + f;
 }
 
 const struct dns_pre_part *dns_pre_ent(const struct dns_pre *pre)
@@ -660,7 +784,10 @@ static size_t blk_memory(const struct pre_blk *blk)
         return 0;
     return sizeof(*blk) + blk->bytes_cap + blk->reloc_cap * sizeof(*blk->relocs) +
            blk->part_cap * sizeof(*blk->parts) + 2 * blk->variant_count * sizeof(uint32_t) +
-           blk->answer_count * sizeof(uint32_t);
+           blk->answer_count * sizeof(uint32_t) +
+           (blk->hot != NULL ? HOT_HEAD(blk->hot_slots) * sizeof(uint32_t) +
+                                   blk->hot_len * sizeof(struct dns_pre_hot)
+                             : 0);
 }
 
 size_t dns_pre_memory(const struct dns_pre *pre)
@@ -669,7 +796,8 @@ size_t dns_pre_memory(const struct dns_pre *pre)
 
     if (pre == NULL)
         return 0;
-    n = sizeof(*pre) + pre->service_count * sizeof(*pre->blk) + blk_memory(pre->ent) +
+    n = sizeof(*pre) + pre->service_count * (sizeof(*pre->blk) + sizeof(*pre->hot)) +
+        blk_memory(pre->ent) +
         sizeof(*pre->ok) + pre->ok->count;
     for (size_t s = 0; s < pre->service_count; s++)
         n += blk_memory(pre->blk[s]);

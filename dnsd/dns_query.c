@@ -683,6 +683,63 @@ static const struct dns_pre_part *nxdomain_part(struct qctx *q)
     return dns_pre_nxdomain(q->view->pre, req->qname_lc, req->qname_len);
 }
 
+/* What the precompiled path copies, and what the table said of it. */
+struct pre_pick {
+    const struct dns_pre_part *part; /* NULL: the writer's path */
+    bool records;                    /* the answer holds records (not NODATA) */
+    bool federated;                  /* a federated name's answer (info->federated) */
+    bool fail_open, fail_closed, region_dependent, subnet_dependent;
+    int service, member;
+};
+
+/* The pick from the table's answer @fa (the rare case: no hot record). */
+static void pick_answer(const struct qctx *q, const struct dns_fed_answer *fa, uint16_t ftype,
+                        struct pre_pick *pk)
+{
+    const struct dns_pre *pre = q->view->pre;
+
+    if (fa->cname != NULL)
+        return;
+    pk->records = fa->rrset != NULL;
+    if (pk->records)
+        pk->part = dns_pre_variant(pre, (size_t)fa->service, fa->variant_id, ftype == DNS_TYPE_AAAA);
+    else if (dns_pre_nodata_ok(pre, fa->name_id))
+        pk->part = dns_pre_nodata(pre, (size_t)fa->service, fa->answer_id);
+    pk->federated = fa->name_id != DNS_FED_NO_ID && fa->answer_id != DNS_FED_NO_ID;
+    pk->service = fa->service;
+    pk->member = fa->member;
+    pk->fail_open = fa->fail_open;
+    pk->fail_closed = fa->fail_closed;
+    pk->region_dependent = fa->region_dependent;
+    pk->subnet_dependent = fa->subnet_dependent;
+}
+
+/* The pick of a federated name at @p: from its hot record (dns_pre.h), or
+ * looked up when it has none. */
+static void pick_name(struct qctx *q, const struct dns_fed_place *p, uint16_t ftype,
+                      struct pre_pick *pk)
+{
+    const struct dns_pre *pre = q->view->pre;
+    const struct dns_pre_hot *h = dns_pre_hot(pre, p->service, p->slot, q->loc.region);
+
+    if (h == NULL || (h->flags & DNS_PRE_HOT_FULL) != 0) {
+        struct dns_fed_answer fa;
+        dns_fed_place_answer(q->view->fed, p, ftype, q->loc.region, q->loc.client_hash, &fa);
+        pick_answer(q, &fa, ftype, pk);
+        return;
+    }
+    unsigned k = ftype == DNS_TYPE_A ? 0 : ftype == DNS_TYPE_AAAA ? 1 : 2;
+    pk->records = (h->flags & DNS_PRE_HOT_REC(k)) != 0;
+    if (pk->records || dns_pre_nodata_ok(pre, p->name_id))
+        pk->part = h->part[k];
+    pk->federated = true;
+    pk->service = p->service;
+    pk->member = h->member;
+    pk->fail_open = (h->flags & DNS_PRE_HOT_FAIL_OPEN) != 0;
+    pk->fail_closed = (h->flags & DNS_PRE_HOT_FAIL_CLOSED) != 0;
+    pk->region_dependent = (h->flags & DNS_PRE_HOT_REGION_DEP) != 0;
+}
+
 /*
  * The precompiled path (dns_pre.h): a federated name whose answer for this
  * client is a precompiled part, or a name the zone does not have, is
@@ -696,31 +753,25 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
     const struct dns_request *req = q->req;
     const struct dns_pre *pre = q->view->pre;
     uint16_t ftype = req->qtype == DNS_TYPE_ANY ? DNS_TYPE_A : req->qtype;
-    const struct dns_pre_part *part = NULL;
-    struct dns_fed_answer fa;
-    bool records = false;
+    struct pre_pick pk = {.part = NULL, .service = -1, .member = -1};
+    struct dns_fed_place p;
 
-    switch (dns_fed_lookup_hashed(q->view->fed, req->qname_lc, req->qname_len, req->qname_hash,
-                                  ftype, q->loc.region, q->loc.client_hash, &fa)) {
+    switch (dns_fed_find_hashed(q->view->fed, req->qname_lc, req->qname_len, req->qname_hash,
+                                &p)) {
     case DNS_FED_NAME:
-        if (fa.cname != NULL)
-            return 0;
-        records = fa.rrset != NULL;
-        if (records)
-            part = dns_pre_variant(pre, (size_t)fa.service, fa.variant_id, ftype == DNS_TYPE_AAAA);
-        else if (dns_pre_nodata_ok(pre, fa.name_id))
-            part = dns_pre_nodata(pre, (size_t)fa.service, fa.answer_id);
+        pick_name(q, &p, ftype, &pk);
         break;
     case DNS_FED_ENT:
-        if (dns_pre_nodata_ok(pre, fa.name_id))
-            part = dns_pre_ent(pre);
+        if (dns_pre_nodata_ok(pre, p.name_id))
+            pk.part = dns_pre_ent(pre);
         break;
     case DNS_FED_NONE:
-        part = nxdomain_part(q);
-        if (part != NULL)
+        pk.part = nxdomain_part(q);
+        if (pk.part != NULL)
             q->rcode = DNS_RCODE_NXDOMAIN;
         break;
     }
+    const struct dns_pre_part *part = pk.part;
     if (part == NULL)
         return 0;
 
@@ -739,8 +790,8 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
     resp[11] = req->edns.present ? 1 : 0;
     size_t len = base + dns_pre_copy(part, resp + base, base);
     if (req->edns.present) {
-        q->region_dependent = records && fa.region_dependent;
-        q->subnet_dependent = records && fa.subnet_dependent;
+        q->region_dependent = pk.records && pk.region_dependent;
+        q->subnet_dependent = pk.records && pk.subnet_dependent;
         struct dns_opt_out o = opt_out(q, ecs_scope(q));
         size_t opt_len = dns_wire_put_opt(resp + len, limit - len, &o);
         if (opt_len == 0)
@@ -749,12 +800,12 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
     }
 
     struct dns_query_info *info = q->info;
-    if (fa.name_id != DNS_FED_NO_ID && fa.answer_id != DNS_FED_NO_ID) {
+    if (pk.federated) {
         info->federated = true;
-        info->service = fa.service;
-        info->fail_open = fa.fail_open;
-        info->fail_closed = fa.fail_closed;
-        info->member = fa.member;
+        info->service = pk.service;
+        info->fail_open = pk.fail_open;
+        info->fail_closed = pk.fail_closed;
+        info->member = pk.member;
     }
     info->precompiled = true;
     info->rcode = q->rcode;
