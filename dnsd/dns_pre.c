@@ -48,8 +48,14 @@ struct pre_blk {
     size_t bytes_len, bytes_cap;
     struct dns_pre_reloc *relocs; /* owned */
     size_t reloc_len, reloc_cap;
-    struct dns_pre_part *parts; /* owned */
+    struct dns_pre_part *parts; /* owned; build only, like bytes and relocs */
     size_t part_count, part_cap;
+    /* owned (64-byte aligned), once sealed: each part's header followed by
+     * its bytes and relocations, from a line's start, so that a part of up to
+     * 32 bytes is one cache line; part_ptr[i] is part i in it */
+    uint8_t *sealed;
+    size_t sealed_len;
+    const struct dns_pre_part **part_ptr; /* owned, part_count */
     uint32_t *variant_part; /* owned: 2 per variant (A, AAAA), a part index or DNS_PRE_NONE */
     size_t variant_count;
     uint32_t *answer_nodata; /* owned: per answer, a part index or DNS_PRE_NONE */
@@ -383,19 +389,62 @@ static void blk_unref(struct pre_blk *blk)
     free(blk->bytes);
     free(blk->relocs);
     free(blk->parts);
+    free(blk->sealed);
+    free(blk->part_ptr);
     free(blk->variant_part);
     free(blk->answer_nodata);
     free(blk->hot);
     free(blk);
 }
 
-/* The parts point into the block's arrays, which stop growing here. */
-static void blk_seal(struct pre_blk *blk)
+/* Bytes part @p takes once sealed: header, bytes, relocations (4-byte
+ * aligned), to the next line. */
+static size_t sealed_size(const struct dns_pre_part *p)
 {
+    size_t n = sizeof(*p) + ((size_t)p->len + 3) / 4 * 4 +
+               (size_t)p->reloc_count * sizeof(struct dns_pre_reloc);
+
+    return (n + 63) / 64 * 64;
+}
+
+/* The block stops growing: its parts move, each with its bytes and
+ * relocations, to the sealed memory the query path reads. */
+static int blk_seal(struct pre_blk *blk)
+{
+    size_t total = 0, o = 0;
+    void *mem;
+
+    for (size_t i = 0; i < blk->part_count; i++)
+        total += sealed_size(&blk->parts[i]);
+    blk->part_ptr = calloc(blk->part_count + 1, sizeof(*blk->part_ptr));
+    if (blk->part_ptr == NULL || posix_memalign(&mem, 64, total + 64) != 0)
+        return CM_ENOMEM;
+    blk->sealed = mem;
+    blk->sealed_len = total;
     for (size_t i = 0; i < blk->part_count; i++) {
-        blk->parts[i].bytes = blk->bytes + blk->parts[i].off;
-        blk->parts[i].relocs = blk->relocs + blk->parts[i].reloc;
+        struct dns_pre_part *h = (struct dns_pre_part *)(void *)(blk->sealed + o);
+        uint8_t *bytes = (uint8_t *)(h + 1);
+        struct dns_pre_reloc *rel =
+            (struct dns_pre_reloc *)(void *)(bytes + ((size_t)blk->parts[i].len + 3) / 4 * 4);
+
+        *h = blk->parts[i];
+        memcpy(bytes, blk->bytes + h->off, h->len);
+        if (h->reloc_count > 0)
+            memcpy(rel, blk->relocs + h->reloc, h->reloc_count * sizeof(*rel));
+        h->bytes = bytes;
+        h->relocs = rel;
+        blk->part_ptr[i] = h;
+        o += sealed_size(h);
     }
+    /* what was built is now in the sealed memory */
+    free(blk->bytes);
+    free(blk->relocs);
+    free(blk->parts);
+    blk->bytes = NULL;
+    blk->relocs = NULL;
+    blk->parts = NULL;
+    blk->bytes_cap = blk->reloc_cap = blk->part_cap = 0;
+    return CM_OK;
 }
 
 static void blk_ref_part(void *p)
@@ -414,7 +463,7 @@ static const struct dns_chunk_ops blk_ops = {blk_ref_part, blk_unref_part};
 
 static const struct dns_pre_part *part_at(const struct pre_blk *blk, uint32_t i)
 {
-    return i < blk->part_count ? &blk->parts[i] : NULL;
+    return i < blk->part_count ? blk->part_ptr[i] : NULL;
 }
 
 static const struct dns_pre_part *blk_variant(const struct pre_blk *blk, uint32_t variant_id,
@@ -528,7 +577,8 @@ static int build_service(struct pre_build *b, const struct dns_fed *fed, size_t 
     rc = build_variants(b, fed, s);
     for (size_t a = 0; a < pre->answer_count && rc == CM_OK; a++)
         rc = nodata_part(b, dns_fed_answer_negative_ttl(fed, s, a), &pre->answer_nodata[a]);
-    blk_seal(pre);
+    if (rc == CM_OK)
+        rc = blk_seal(pre);
     if (rc == CM_OK)
         rc = build_hot(pre, fed, s);
     return rc;
@@ -615,7 +665,8 @@ static int build_all(struct pre_build *b, struct dns_pre *pre, const struct dns_
             return CM_ENOMEM;
         b->ttl_count = 0;
         rc = nodata_part(b, dns_zone_negative_ttl(b->zone), &pre->ent_part);
-        blk_seal(pre->ent);
+        if (rc == CM_OK)
+            rc = blk_seal(pre->ent);
     }
     if (rc == CM_OK && pre->ok == NULL)
         rc = build_ok(b, fed, &pre->ok);
@@ -782,8 +833,8 @@ static size_t blk_memory(const struct pre_blk *blk)
 {
     if (blk == NULL)
         return 0;
-    return sizeof(*blk) + blk->bytes_cap + blk->reloc_cap * sizeof(*blk->relocs) +
-           blk->part_cap * sizeof(*blk->parts) + 2 * blk->variant_count * sizeof(uint32_t) +
+    return sizeof(*blk) + blk->sealed_len + blk->part_count * sizeof(*blk->part_ptr) +
+           2 * blk->variant_count * sizeof(uint32_t) +
            blk->answer_count * sizeof(uint32_t) +
            (blk->hot != NULL ? HOT_HEAD(blk->hot_slots) * sizeof(uint32_t) +
                                    blk->hot_len * sizeof(struct dns_pre_hot)
