@@ -69,7 +69,8 @@ static uint32_t fed_hash(const uint8_t *p, size_t len)
     return dns_name_hash(p, len); /* one hash for the names here and the query's */
 }
 
-long fed_itab_find(const struct itab *t, const void *key, size_t len, uint32_t h)
+long fed_itab_find_val(const struct itab *t, const void *key, size_t len, uint32_t h,
+                       const uint8_t **val)
 {
     size_t i;
 
@@ -79,9 +80,23 @@ long fed_itab_find(const struct itab *t, const void *key, size_t len, uint32_t h
         const struct itab_slot *sl = &t->slots[i];
         if (sl->idx == 0)
             return -1;
-        if (sl->hash == h && sl->len == len && memcmp(t->data + sl->off, key, len) == 0)
+        if (sl->hash == h && sl->len == len && memcmp(t->data + sl->off, key, len) == 0) {
+            *val = t->data + sl->off + len;
             return (long)sl->idx - 1;
+        }
     }
+}
+
+long fed_itab_find(const struct itab *t, const void *key, size_t len, uint32_t h)
+{
+    const uint8_t *val;
+
+    return fed_itab_find_val(t, key, len, h, &val);
+}
+
+uint8_t *fed_itab_val(struct itab *t, uint32_t k)
+{
+    return t->data + t->off[k] + t->len[k];
 }
 
 static void itab_place(struct itab *t, uint32_t k)
@@ -119,7 +134,7 @@ int fed_itab_add(struct itab *t, const void *key, size_t len, uint32_t h)
 {
     int rc = CM_OK;
 
-    if (t->data_len + len > UINT32_MAX || t->count >= UINT32_MAX - 1)
+    if (t->data_len + len + t->val_size > UINT32_MAX || t->count >= UINT32_MAX - 1)
         return CM_ENOMEM;
     if (t->count + 1 > t->cap) {
         size_t c = t->cap;
@@ -136,7 +151,7 @@ int fed_itab_add(struct itab *t, const void *key, size_t len, uint32_t h)
             return rc;
         t->cap = c;
     }
-    rc = grow(&t->data, &t->data_cap, t->data_len + len, 1);
+    rc = grow(&t->data, &t->data_cap, t->data_len + len + t->val_size, 1);
     if (rc != CM_OK)
         return rc;
     if (t->slots == NULL || (t->count + 1) * 2 > t->mask + 1) {
@@ -148,7 +163,8 @@ int fed_itab_add(struct itab *t, const void *key, size_t len, uint32_t h)
     t->off[t->count] = (uint32_t)t->data_len;
     t->len[t->count] = (uint32_t)len;
     t->hash[t->count] = h;
-    t->data_len += len;
+    memset(t->data + t->data_len + len, 0, t->val_size);
+    t->data_len += len + t->val_size;
     itab_place(t, (uint32_t)t->count);
     t->count++;
     return CM_OK;
@@ -410,6 +426,9 @@ static int name_add(struct fed_names *nm, const uint8_t *wire, size_t len,
         *out = (uint32_t)nm->names.count - 1;
     }
     nm->info[*out] = *what;
+    struct fed_name_val v = {.service = what->match == DNS_FED_NAME ? what->service : -1,
+                             .slot = what->slot};
+    memcpy(fed_itab_val(&nm->names, *out), &v, sizeof(v));
     if (what->match == DNS_FED_NAME)
         nm->fed_name_count++;
     return CM_OK;
@@ -580,7 +599,9 @@ static int names_reserve(struct fed_names *nm, const struct cm_conf *conf,
         return CM_ENOMEM;
     names = services * sh->slot_count + aliases;
     /* Empty non-terminals: a few per namespace and level; 1/8 more is plenty. */
-    rc = fed_itab_reserve(&nm->names, names + names / 8 + 64, (names + names / 8) * 48);
+    nm->names.val_size = sizeof(struct fed_name_val);
+    rc = fed_itab_reserve(&nm->names, names + names / 8 + 64,
+                          (names + names / 8) * (48 + sizeof(struct fed_name_val)));
     if (rc == CM_OK)
         rc = grow(&nm->info, &nm->info_cap, names + names / 8 + 64, sizeof(*nm->info));
     return rc;
@@ -1050,19 +1071,20 @@ enum dns_fed_match dns_fed_find_hashed(const struct dns_fed *fed, const uint8_t 
                                        size_t qname_len, uint32_t qname_hash,
                                        struct dns_fed_place *out)
 {
-    const struct fed_name *ni;
+    struct fed_name_val v;
+    const uint8_t *val;
     long idx;
 
     if (fed == NULL || qname_len == 0 || qname_len > DNS_NAME_MAX)
         return DNS_FED_NONE;
-    idx = fed_itab_find(&fed->nm->names, qname, qname_len, qname_hash);
+    idx = fed_itab_find_val(&fed->nm->names, qname, qname_len, qname_hash, &val);
     if (idx < 0)
         return DNS_FED_NONE;
-    ni = &fed->nm->info[idx];
+    memcpy(&v, val, sizeof(v));
     out->name_id = (uint32_t)idx;
-    out->service = ni->service;
-    out->slot = ni->slot;
-    return ni->match == DNS_FED_ENT ? DNS_FED_ENT : DNS_FED_NAME;
+    out->service = v.service;
+    out->slot = v.slot;
+    return v.service < 0 ? DNS_FED_ENT : DNS_FED_NAME;
 }
 
 void dns_fed_place_answer(const struct dns_fed *fed, const struct dns_fed_place *p, uint16_t qtype,
