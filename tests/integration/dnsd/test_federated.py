@@ -547,6 +547,29 @@ def test_metrics_queries_by_transport_qtype_and_rcode(dnsd, ctl):
                    "NOERROR": 8, "NXDOMAIN": 1, "ecs": 6}, got
 
 
+def test_metrics_region_and_member_apart(dnsd, ctl):
+    """An answer counts under its client's region and under the member that
+    answered, each by its own index: US clients answered by eur while usa
+    is drained."""
+    def lab_is(name, key, value):
+        return lambda n, lab: n == name and lab.get(key) == value
+
+    preds = {"region US": lab_is("fedgslb_dns_region_answers_total", "region", US),
+             "region EU": lab_is("fedgslb_dns_region_answers_total", "region", EU),
+             "member usa": lab_is("fedgslb_dns_member_answers_total", "member", "usa"),
+             "member eur": lab_is("fedgslb_dns_member_answers_total", "member", "eur")}
+    st, body = ctl.drain("usa")
+    assert 200 <= st < 300, (st, body)
+    samples = ctl.metrics()
+    before = {k: _sum(samples, p) for k, p in preds.items()}
+    for _ in range(3):
+        assert members_of(q_ecs(dnsd, US)) == {"eur"}
+    _wait_metric(ctl, preds["member eur"], before["member eur"] + 3)
+    samples = ctl.metrics()
+    got = {k: _sum(samples, p) - before[k] for k, p in preds.items()}
+    assert got == {"region US": 3, "region EU": 0, "member usa": 0, "member eur": 3}, got
+
+
 def test_metrics_fail_open(dnsd, ctl):
     def is_fo(n, lab):
         return "fail_open" in n and not n.endswith("_created")
