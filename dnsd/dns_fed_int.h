@@ -46,15 +46,16 @@ struct itab_slot {
  * Each key may carry val_size bytes of value right after it in data, so that
  * a lookup that compares the key reads its value from the same line. */
 struct itab {
-    uint8_t *data; /* owned: the keys (each followed by its value), back to back */
+    /* what a lookup reads, first */
+    struct itab_slot *slots; /* owned, mask + 1 entries */
+    size_t mask;
+    uint8_t *data;   /* owned: the keys (each followed by its value), back to back */
     size_t val_size; /* set before the first add; 0: no values */
     size_t data_len, data_cap;
     uint32_t *off; /* owned, per key */
     uint32_t *len;
     uint32_t *hash;
     size_t count, cap;
-    struct itab_slot *slots; /* owned, mask + 1 entries */
-    size_t mask;
 };
 
 long fed_itab_find(const struct itab *t, const void *key, size_t len, uint32_t h);

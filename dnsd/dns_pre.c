@@ -92,21 +92,22 @@ struct pre_ok {
 };
 
 struct dns_pre {
+    /* What the query path reads of every federated answer first, together */
+    const uint32_t **hot; /* owned array, per service: its block's hot (NULL: none) */
+    size_t service_count;
+    size_t slot_count; /* the table's slots per service, regions, default region */
+    size_t region_count;
+    unsigned default_region;
+    struct pre_ok *ok;
     const struct dns_fed *fed;   /* identity only: compiled from */
     const struct dns_zone *zone; /* identity only */
     struct pre_blk **blk;        /* owned array, per service of fed; NULL: none. The
                                     blocks are owned through `own` */
     struct dns_chunks own;
-    uint8_t *src; /* build only: per service, enum dns_chunk_src */
-    size_t service_count;
+    uint8_t *src;        /* build only: per service, enum dns_chunk_src */
     struct pre_blk *ent; /* the ENT part */
     uint32_t ent_part;
-    struct pre_ok *ok;
     struct pre_exact ex;  /* for names outside the table (dns_pre_nxdomain) */
-    const uint32_t **hot; /* owned array, per service: its block's hot (NULL: none) */
-    size_t slot_count;    /* the table's slots per service, regions, default region */
-    size_t region_count;
-    unsigned default_region;
     size_t built, shared; /* service parts compiled and taken from the previous */
 };
 
