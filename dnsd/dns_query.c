@@ -47,6 +47,14 @@ enum step_result {
     STEP_FULL = 2,  /* answer or authority did not fit: truncate */
 };
 
+/* What subnet_hash() reads for a client: kept by locate(), so that the query
+ * path hashes only for an answer that depends on the hash (tied members). */
+struct hash_src {
+    int family;
+    const uint8_t *addr; /* borrowed: the query's ECS or the client's address */
+    unsigned bits;
+};
+
 struct qctx {
     const struct dns_view *view;
     struct dns_cookie_memo *memo; /* the worker's, or NULL */
@@ -57,7 +65,9 @@ struct qctx {
     uint16_t qtype;   /* the question's type; A once ANY meets a federated name */
     struct dns_query_info *info;
     struct dns_writer w;
-    struct dns_client_loc loc;
+    struct dns_client_loc loc; /* client_hash: see hash_known */
+    struct hash_src hash_src;
+    bool hash_known;       /* loc.client_hash is set; else client_hash() makes it */
     uint16_t flags;        /* flags to set in the header at the end */
     uint8_t rcode;         /* extended rcode */
     bool region_dependent; /* a record written depends on the client's region */
@@ -140,8 +150,10 @@ static uint32_t subnet_hash(int family, const uint8_t *addr, unsigned bits)
     return (uint32_t)cm_fmix64(v);
 }
 
-void dns_query_locate(const struct dns_view *view, int family, const uint8_t *addr,
-                      unsigned addr_bits, bool from_ecs, struct dns_client_loc *loc)
+/* dns_query_locate() but for the hash, whose input goes to @hs. */
+static inline void locate(const struct dns_view *view, int family, const uint8_t *addr,
+                          unsigned addr_bits, bool from_ecs, struct dns_client_loc *loc,
+                          struct hash_src *hs)
 {
     static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     struct cm_lpm_result res;
@@ -195,13 +207,24 @@ void dns_query_locate(const struct dns_view *view, int family, const uint8_t *ad
      * clients who send as few bits (RFC 7871 §7.3.1) and do not hand it to
      * other subnets, which would hash elsewhere. */
     loc->subnet_scope = (uint8_t)hash_bits;
-    loc->client_hash = subnet_hash(family, addr, hash_bits < addr_bits ? hash_bits : addr_bits);
+    hs->family = family;
+    hs->addr = addr;
+    hs->bits = hash_bits < addr_bits ? hash_bits : addr_bits;
     loc->scope_len = loc->region_scope > loc->subnet_scope ? loc->region_scope : loc->subnet_scope;
     if (extra != 0) {
         loc->region_scope = (uint8_t)(loc->region_scope + extra);
         loc->subnet_scope = (uint8_t)(loc->subnet_scope + extra);
         loc->scope_len = (uint8_t)(loc->scope_len + extra);
     }
+}
+
+void dns_query_locate(const struct dns_view *view, int family, const uint8_t *addr,
+                      unsigned addr_bits, bool from_ecs, struct dns_client_loc *loc)
+{
+    struct hash_src hs;
+
+    locate(view, family, addr, addr_bits, from_ecs, loc, &hs);
+    loc->client_hash = subnet_hash(hs.family, hs.addr, hs.bits);
 }
 
 /*
@@ -226,33 +249,46 @@ static void locate_client(struct qctx *q, const struct sockaddr *client)
 {
     const struct dns_ecs *ecs = &q->req->edns.ecs;
 
+    q->hash_known = false;
     if (ecs->present && q->ecs_on && ecs->source_len > 0) {
-        dns_query_locate(q->view, ecs->family == 1 ? AF_INET : AF_INET6, ecs->addr, ecs->source_len,
-                         true, &q->loc);
+        locate(q->view, ecs->family == 1 ? AF_INET : AF_INET6, ecs->addr, ecs->source_len, true,
+               &q->loc, &q->hash_src);
         q->info->ecs = true;
         return;
     }
     if (client != NULL && client->sa_family == AF_INET) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)client;
-        dns_query_locate(q->view, AF_INET, (const uint8_t *)&sin->sin_addr, 32, false, &q->loc);
+        locate(q->view, AF_INET, (const uint8_t *)&sin->sin_addr, 32, false, &q->loc,
+               &q->hash_src);
         return;
     }
     if (client != NULL && client->sa_family == AF_INET6) {
         const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)client;
         const uint8_t *a = sin6->sin6_addr.s6_addr;
         if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
-            dns_query_locate(q->view, AF_INET, a + 12, 32, false, &q->loc);
+            locate(q->view, AF_INET, a + 12, 32, false, &q->loc, &q->hash_src);
         else
-            dns_query_locate(q->view, AF_INET6, a, 128, false, &q->loc);
+            locate(q->view, AF_INET6, a, 128, false, &q->loc, &q->hash_src);
         return;
     }
     q->loc.region = q->view->default_region;
     q->loc.client_hash = 0;
+    q->hash_known = true;
     q->loc.scope_len = 0;
     q->loc.region_scope = 0;
     q->loc.subnet_scope = 0;
     q->loc.how = "dnsd.region default";
     q->loc.source = DNS_PLACE_DEFAULT;
+}
+
+/* The client's subnet hash (dns_client_loc.client_hash), made when first asked. */
+static uint32_t client_hash(struct qctx *q)
+{
+    if (!q->hash_known) {
+        q->loc.client_hash = subnet_hash(q->hash_src.family, q->hash_src.addr, q->hash_src.bits);
+        q->hash_known = true;
+    }
+    return q->loc.client_hash;
 }
 
 /* ---- answer pieces ---- */
@@ -436,7 +472,7 @@ static enum step_result step(struct qctx *q, const uint8_t *owner, const uint8_t
             uint16_t ftype = qtype == DNS_TYPE_ANY ? DNS_TYPE_A : qtype;
             uint32_t h = hop == 0 ? q->req->qname_hash : dns_name_hash(lc, len);
             enum dns_fed_match m = dns_fed_lookup_hashed(v->fed, lc, len, h, ftype, q->loc.region,
-                                                         q->loc.client_hash, &fa);
+                                                         client_hash(q), &fa);
             if (m == DNS_FED_NAME)
                 return fed_answer(q, &fa, owner, len);
             if (m == DNS_FED_ENT)
@@ -724,7 +760,7 @@ static void pick_name(struct qctx *q, const struct dns_fed_place *p, uint16_t ft
 
     if (h == NULL || (h->flags & DNS_PRE_HOT_FULL) != 0) {
         struct dns_fed_answer fa;
-        dns_fed_place_answer(q->view->fed, p, ftype, q->loc.region, q->loc.client_hash, &fa);
+        dns_fed_place_answer(q->view->fed, p, ftype, q->loc.region, client_hash(q), &fa);
         pick_answer(q, &fa, ftype, pk);
         return;
     }
@@ -905,6 +941,7 @@ size_t dns_query_process_memo(const struct dns_view *view, struct dns_cookie_mem
     q.cookie_len = 0;
     q.nsid = false;
     q.zone0_known = false;
+    q.hash_known = true; /* 0 until located */
     memset(&q.loc, 0, sizeof(q.loc));
     if (r.has_question)
         info->qtype = r.qtype;
