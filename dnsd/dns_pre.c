@@ -835,8 +835,7 @@ static size_t blk_memory(const struct pre_blk *blk)
     if (blk == NULL)
         return 0;
     return sizeof(*blk) + blk->sealed_len + blk->part_count * sizeof(*blk->part_ptr) +
-           2 * blk->variant_count * sizeof(uint32_t) +
-           blk->answer_count * sizeof(uint32_t) +
+           2 * blk->variant_count * sizeof(uint32_t) + blk->answer_count * sizeof(uint32_t) +
            (blk->hot != NULL ? HOT_HEAD(blk->hot_slots) * sizeof(uint32_t) +
                                    blk->hot_len * sizeof(struct dns_pre_hot)
                              : 0);
@@ -849,8 +848,7 @@ size_t dns_pre_memory(const struct dns_pre *pre)
     if (pre == NULL)
         return 0;
     n = sizeof(*pre) + pre->service_count * (sizeof(*pre->blk) + sizeof(*pre->hot)) +
-        blk_memory(pre->ent) +
-        sizeof(*pre->ok) + pre->ok->count;
+        blk_memory(pre->ent) + sizeof(*pre->ok) + pre->ok->count;
     for (size_t s = 0; s < pre->service_count; s++)
         n += blk_memory(pre->blk[s]);
     return n;

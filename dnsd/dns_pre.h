@@ -81,11 +81,11 @@ struct dns_pre_hot {
     uint8_t flags;                      /* DNS_PRE_HOT_* */
 };
 
-#define DNS_PRE_HOT_REC(k)       (1u << (k)) /* part[k] holds records, not NODATA */
-#define DNS_PRE_HOT_FAIL_OPEN    0x08u
-#define DNS_PRE_HOT_FAIL_CLOSED  0x10u
-#define DNS_PRE_HOT_REGION_DEP   0x20u /* dns_fed_answer.region_dependent */
-#define DNS_PRE_HOT_FULL         0x40u /* a CNAME or tied members: look the answer up */
+#define DNS_PRE_HOT_REC(k)      (1u << (k)) /* part[k] holds records, not NODATA */
+#define DNS_PRE_HOT_FAIL_OPEN   0x08u
+#define DNS_PRE_HOT_FAIL_CLOSED 0x10u
+#define DNS_PRE_HOT_REGION_DEP  0x20u /* dns_fed_answer.region_dependent */
+#define DNS_PRE_HOT_FULL        0x40u /* a CNAME or tied members: look the answer up */
 
 /**
  * Compiles the parts of every answer in @fed, with the SOA of @zone for

@@ -258,8 +258,7 @@ static void locate_client(struct qctx *q, const struct sockaddr *client)
     }
     if (client != NULL && client->sa_family == AF_INET) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)client;
-        locate(q->view, AF_INET, (const uint8_t *)&sin->sin_addr, 32, false, &q->loc,
-               &q->hash_src);
+        locate(q->view, AF_INET, (const uint8_t *)&sin->sin_addr, 32, false, &q->loc, &q->hash_src);
         return;
     }
     if (client != NULL && client->sa_family == AF_INET6) {
@@ -738,7 +737,8 @@ static void pick_answer(const struct qctx *q, const struct dns_fed_answer *fa, u
         return;
     pk->records = fa->rrset != NULL;
     if (pk->records)
-        pk->part = dns_pre_variant(pre, (size_t)fa->service, fa->variant_id, ftype == DNS_TYPE_AAAA);
+        pk->part =
+            dns_pre_variant(pre, (size_t)fa->service, fa->variant_id, ftype == DNS_TYPE_AAAA);
     else if (dns_pre_nodata_ok(pre, fa->name_id))
         pk->part = dns_pre_nodata(pre, (size_t)fa->service, fa->answer_id);
     pk->federated = fa->name_id != DNS_FED_NO_ID && fa->answer_id != DNS_FED_NO_ID;
@@ -792,8 +792,7 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
     struct pre_pick pk = {.part = NULL, .service = -1, .member = -1};
     struct dns_fed_place p;
 
-    switch (dns_fed_find_hashed(q->view->fed, req->qname_lc, req->qname_len, req->qname_hash,
-                                &p)) {
+    switch (dns_fed_find_hashed(q->view->fed, req->qname_lc, req->qname_len, req->qname_hash, &p)) {
     case DNS_FED_NAME:
         pick_name(q, &p, ftype, &pk);
         break;
