@@ -51,8 +51,8 @@ struct pre_blk {
     struct dns_pre_part *parts; /* owned; build only, like bytes and relocs */
     size_t part_count, part_cap;
     /* owned (64-byte aligned), once sealed: each part's header followed by
-     * its bytes and relocations, from a line's start, so that a part of up to
-     * 32 bytes is one cache line; part_ptr[i] is part i in it */
+     * its bytes and relocations, within one cache line when they take a line
+     * or less (sealed_place); part_ptr[i] is part i in it */
     uint8_t *sealed;
     size_t sealed_len;
     const struct dns_pre_part **part_ptr; /* owned, part_count */
@@ -399,13 +399,24 @@ static void blk_unref(struct pre_blk *blk)
 }
 
 /* Bytes part @p takes once sealed: header, bytes, relocations (4-byte
- * aligned), to the next line. */
+ * aligned), rounded to 8. */
 static size_t sealed_size(const struct dns_pre_part *p)
 {
     size_t n = sizeof(*p) + ((size_t)p->len + 3) / 4 * 4 +
                (size_t)p->reloc_count * sizeof(struct dns_pre_reloc);
 
-    return (n + 63) / 64 * 64;
+    return (n + 7) / 8 * 8;
+}
+
+/* Where a part of @size bytes goes at or after offset @o: packed behind the
+ * one before when it fits in the rest of the line, else from the next
+ * line's start (a part of a line or less then takes one line, a longer one
+ * as few as it can). */
+static size_t sealed_place(size_t o, size_t size)
+{
+    if (o % 64 != 0 && o % 64 + size > 64)
+        return (o + 63) / 64 * 64;
+    return o;
 }
 
 /* The block stops growing: its parts move, each with its bytes and
@@ -416,13 +427,14 @@ static int blk_seal(struct pre_blk *blk)
     void *mem;
 
     for (size_t i = 0; i < blk->part_count; i++)
-        total += sealed_size(&blk->parts[i]);
+        total = sealed_place(total, sealed_size(&blk->parts[i])) + sealed_size(&blk->parts[i]);
     blk->part_ptr = calloc(blk->part_count + 1, sizeof(*blk->part_ptr));
     if (blk->part_ptr == NULL || posix_memalign(&mem, 64, total + 64) != 0)
         return CM_ENOMEM;
     blk->sealed = mem;
     blk->sealed_len = total;
     for (size_t i = 0; i < blk->part_count; i++) {
+        o = sealed_place(o, sealed_size(&blk->parts[i]));
         struct dns_pre_part *h = (struct dns_pre_part *)(void *)(blk->sealed + o);
         uint8_t *bytes = (uint8_t *)(h + 1);
         struct dns_pre_reloc *rel =
@@ -627,27 +639,22 @@ static bool take_shared(struct dns_pre *pre, const struct dns_pre *prev,
         if (o < 0 || (size_t)o >= prev->service_count || prev->blk[o] == NULL)
             continue;
         pre->blk[s] = prev->blk[o];
+        pre->hot[s] = prev->hot[o];
         pre->src[s] = DNS_CHUNK_LENT;
         pre->shared++;
     }
     return true;
 }
 
-/* Every service's hot records, in one array the query path reads. */
-static int index_hot(struct dns_pre *pre, const struct dns_fed *fed)
+/* What the query path needs beside the blocks' hot records (pre->hot, set
+ * as the blocks are taken or built): the table's shape. */
+static void hot_shape(struct dns_pre *pre, const struct dns_fed *fed)
 {
-    pre->hot = calloc(pre->service_count + 1, sizeof(*pre->hot));
-    if (pre->hot == NULL)
-        return CM_ENOMEM;
     pre->slot_count = 0;
-    for (size_t s = 0; s < pre->service_count; s++) {
-        pre->hot[s] = pre->blk[s] != NULL ? pre->blk[s]->hot : NULL;
-        if (dns_fed_slot_total(fed, s) > 0)
-            pre->slot_count = dns_fed_slot_total(fed, s);
-    }
+    for (size_t s = 0; s < pre->service_count && pre->slot_count == 0; s++)
+        pre->slot_count = dns_fed_slot_total(fed, s);
     pre->region_count = dns_fed_region_total(fed);
     pre->default_region = dns_fed_default_region(fed);
-    return CM_OK;
 }
 
 static int build_all(struct pre_build *b, struct dns_pre *pre, const struct dns_pre *prev,
@@ -658,7 +665,8 @@ static int build_all(struct pre_build *b, struct dns_pre *pre, const struct dns_
     pre->service_count = dns_fed_service_count(fed);
     pre->blk = calloc(pre->service_count + 1, sizeof(*pre->blk));
     pre->src = calloc(pre->service_count + 1, 1);
-    if (pre->blk == NULL || pre->src == NULL)
+    pre->hot = calloc(pre->service_count + 1, sizeof(*pre->hot));
+    if (pre->blk == NULL || pre->src == NULL || pre->hot == NULL)
         return CM_ENOMEM;
     if (!take_shared(pre, prev, prev_fed, fed)) {
         pre->ent = b->pre = blk_new();
@@ -679,13 +687,13 @@ static int build_all(struct pre_build *b, struct dns_pre *pre, const struct dns_
             return CM_ENOMEM;
         pre->src[s] = DNS_CHUNK_NEW;
         rc = build_service(b, fed, s);
+        pre->hot[s] = pre->blk[s]->hot;
         pre->built++;
     }
     if (rc == CM_OK)
         rc = dns_chunks_assemble(&pre->own, prev != NULL && pre->shared > 0 ? &prev->own : NULL,
                                  &blk_ops, (void *const *)pre->blk, pre->src, pre->service_count);
-    if (rc == CM_OK)
-        rc = index_hot(pre, fed);
+    hot_shape(pre, fed);
     if (rc == CM_OK) {
         free(pre->src);
         pre->src = NULL;
