@@ -69,20 +69,34 @@ static uint32_t fed_hash(const uint8_t *p, size_t len)
     return dns_name_hash(p, len); /* one hash for the names here and the query's */
 }
 
-long fed_itab_find(const struct itab *t, const void *key, size_t len, uint32_t h)
+long fed_itab_find_val(const struct itab *t, const void *key, size_t len, uint32_t h,
+                       const uint8_t **val)
 {
     size_t i;
 
     if (t->slots == NULL)
         return -1;
     for (i = h & t->mask;; i = (i + 1) & t->mask) {
-        uint32_t s = t->slots[i].idx;
-        if (s == 0)
+        const struct itab_slot *sl = &t->slots[i];
+        if (sl->idx == 0)
             return -1;
-        s--;
-        if (t->slots[i].hash == h && t->len[s] == len && memcmp(t->data + t->off[s], key, len) == 0)
-            return (long)s;
+        if (sl->hash == h && sl->len == len && memcmp(t->data + sl->off, key, len) == 0) {
+            *val = t->data + sl->off + len;
+            return (long)sl->idx - 1;
+        }
     }
+}
+
+long fed_itab_find(const struct itab *t, const void *key, size_t len, uint32_t h)
+{
+    const uint8_t *val;
+
+    return fed_itab_find_val(t, key, len, h, &val);
+}
+
+uint8_t *fed_itab_val(struct itab *t, uint32_t k)
+{
+    return t->data + t->off[k] + t->len[k];
 }
 
 static void itab_place(struct itab *t, uint32_t k)
@@ -91,7 +105,7 @@ static void itab_place(struct itab *t, uint32_t k)
 
     for (i = t->hash[k] & t->mask; t->slots[i].idx != 0; i = (i + 1) & t->mask)
         ;
-    t->slots[i] = (struct itab_slot){t->hash[k], k + 1};
+    t->slots[i] = (struct itab_slot){t->hash[k], k + 1, t->off[k], t->len[k]};
 }
 
 /* Makes room for @keys keys in all without rehashing. */
@@ -120,7 +134,7 @@ int fed_itab_add(struct itab *t, const void *key, size_t len, uint32_t h)
 {
     int rc = CM_OK;
 
-    if (t->data_len + len > UINT32_MAX || t->count >= UINT32_MAX - 1)
+    if (t->data_len + len + t->val_size > UINT32_MAX || t->count >= UINT32_MAX - 1)
         return CM_ENOMEM;
     if (t->count + 1 > t->cap) {
         size_t c = t->cap;
@@ -137,7 +151,7 @@ int fed_itab_add(struct itab *t, const void *key, size_t len, uint32_t h)
             return rc;
         t->cap = c;
     }
-    rc = grow(&t->data, &t->data_cap, t->data_len + len, 1);
+    rc = grow(&t->data, &t->data_cap, t->data_len + len + t->val_size, 1);
     if (rc != CM_OK)
         return rc;
     if (t->slots == NULL || (t->count + 1) * 2 > t->mask + 1) {
@@ -149,7 +163,8 @@ int fed_itab_add(struct itab *t, const void *key, size_t len, uint32_t h)
     t->off[t->count] = (uint32_t)t->data_len;
     t->len[t->count] = (uint32_t)len;
     t->hash[t->count] = h;
-    t->data_len += len;
+    memset(t->data + t->data_len + len, 0, t->val_size);
+    t->data_len += len + t->val_size;
     itab_place(t, (uint32_t)t->count);
     t->count++;
     return CM_OK;
@@ -411,6 +426,9 @@ static int name_add(struct fed_names *nm, const uint8_t *wire, size_t len,
         *out = (uint32_t)nm->names.count - 1;
     }
     nm->info[*out] = *what;
+    struct fed_name_val v = {.service = what->match == DNS_FED_NAME ? what->service : -1,
+                             .slot = what->slot};
+    memcpy(fed_itab_val(&nm->names, *out), &v, sizeof(v));
     if (what->match == DNS_FED_NAME)
         nm->fed_name_count++;
     return CM_OK;
@@ -581,7 +599,9 @@ static int names_reserve(struct fed_names *nm, const struct cm_conf *conf,
         return CM_ENOMEM;
     names = services * sh->slot_count + aliases;
     /* Empty non-terminals: a few per namespace and level; 1/8 more is plenty. */
-    rc = fed_itab_reserve(&nm->names, names + names / 8 + 64, (names + names / 8) * 48);
+    nm->names.val_size = sizeof(struct fed_name_val);
+    rc = fed_itab_reserve(&nm->names, names + names / 8 + 64,
+                          (names + names / 8) * (48 + sizeof(struct fed_name_val)));
     if (rc == CM_OK)
         rc = grow(&nm->info, &nm->info_cap, names + names / 8 + 64, sizeof(*nm->info));
     return rc;
@@ -1002,43 +1022,29 @@ enum dns_fed_match dns_fed_lookup(const struct dns_fed *fed, const uint8_t *qnam
     return dns_fed_lookup_hashed(fed, qname, qname_len, h, qtype, region, client_hash, out);
 }
 
-enum dns_fed_match dns_fed_lookup_hashed(const struct dns_fed *fed, const uint8_t *qname,
-                                         size_t qname_len, uint32_t qname_hash, uint16_t qtype,
-                                         unsigned region, uint32_t client_hash,
-                                         struct dns_fed_answer *out)
+static void answer_init(struct dns_fed_answer *out)
 {
-    const struct fed_name *ni;
-    const struct fed_blk *blk;
-    const struct fed_lname *ln;
-    const struct fed_answer *ans;
-    const struct fed_variant *v;
-    uint32_t vi;
-    long idx;
-
     memset(out, 0, sizeof(*out));
     out->service = -1;
     out->member = -1;
     out->name_id = DNS_FED_NO_ID;
     out->answer_id = DNS_FED_NO_ID;
     out->variant_id = DNS_FED_NO_ID;
-    if (fed == NULL || qname_len == 0 || qname_len > DNS_NAME_MAX)
-        return DNS_FED_NONE;
-    idx = fed_itab_find(&fed->nm->names, qname, qname_len, qname_hash);
-    if (idx < 0)
-        return DNS_FED_NONE;
-    ni = &fed->nm->info[idx];
-    out->name_id = (uint32_t)idx;
-    if (ni->match == DNS_FED_ENT) {
-        out->negative_ttl = fed->ent_ttl;
-        return DNS_FED_ENT;
-    }
-    if (region >= fed->region_count)
-        region = fed->default_region;
-    blk = fed->blk[ni->service];
-    ln = &blk->lname[ni->slot];
+}
+
+/* The answer of slot @ln of service @service (block @blk) for @qtype, a
+ * client in @region (< region_count) with @client_hash. */
+static void slot_answer(const struct fed_blk *blk, int service, const struct fed_lname *ln,
+                        unsigned region, uint16_t qtype, uint32_t client_hash,
+                        struct dns_fed_answer *out)
+{
+    const struct fed_answer *ans;
+    const struct fed_variant *v;
+    uint32_t vi;
+
     out->answer_id = ln->uniform ? ln->answers : blk->amap[ln->answers + region];
     ans = &blk->answers[out->answer_id];
-    out->service = ni->service;
+    out->service = service;
     out->negative_ttl = ans->ttl;
     out->fail_open = ans->fail_open;
     out->fail_closed = ans->fail_closed;
@@ -1046,7 +1052,7 @@ enum dns_fed_match dns_fed_lookup_hashed(const struct dns_fed *fed, const uint8_
     out->subnet_dependent = ans->slots != FED_NONE;
     out->client_dependent = out->region_dependent || out->subnet_dependent;
     if (ans->variant_count == 0)
-        return DNS_FED_NAME;
+        return;
     vi = ans->variant;
     if (ans->slots != FED_NONE)
         vi += blk->slots[ans->slots + client_hash % DNS_FED_SLOTS];
@@ -1059,7 +1065,94 @@ enum dns_fed_match dns_fed_lookup_hashed(const struct dns_fed *fed, const uint8_
         out->rrset = &blk->rrsets[v->a];
     else if (qtype == DNS_TYPE_AAAA && v->aaaa != FED_NONE)
         out->rrset = &blk->rrsets[v->aaaa];
+}
+
+enum dns_fed_match dns_fed_find_hashed(const struct dns_fed *fed, const uint8_t *qname,
+                                       size_t qname_len, uint32_t qname_hash,
+                                       struct dns_fed_place *out)
+{
+    struct fed_name_val v;
+    const uint8_t *val;
+    long idx;
+
+    if (fed == NULL || qname_len == 0 || qname_len > DNS_NAME_MAX)
+        return DNS_FED_NONE;
+    idx = fed_itab_find_val(&fed->nm->names, qname, qname_len, qname_hash, &val);
+    if (idx < 0)
+        return DNS_FED_NONE;
+    memcpy(&v, val, sizeof(v));
+    out->name_id = (uint32_t)idx;
+    out->service = v.service;
+    out->slot = v.slot;
+    return v.service < 0 ? DNS_FED_ENT : DNS_FED_NAME;
+}
+
+void dns_fed_place_answer(const struct dns_fed *fed, const struct dns_fed_place *p, uint16_t qtype,
+                          unsigned region, uint32_t client_hash, struct dns_fed_answer *out)
+{
+    const struct fed_blk *blk = fed->blk[p->service];
+
+    answer_init(out);
+    out->name_id = p->name_id;
+    if (region >= fed->region_count)
+        region = fed->default_region;
+    slot_answer(blk, p->service, &blk->lname[p->slot], region, qtype, client_hash, out);
+}
+
+enum dns_fed_match dns_fed_lookup_hashed(const struct dns_fed *fed, const uint8_t *qname,
+                                         size_t qname_len, uint32_t qname_hash, uint16_t qtype,
+                                         unsigned region, uint32_t client_hash,
+                                         struct dns_fed_answer *out)
+{
+    struct dns_fed_place p;
+
+    switch (dns_fed_find_hashed(fed, qname, qname_len, qname_hash, &p)) {
+    case DNS_FED_NONE:
+        answer_init(out);
+        return DNS_FED_NONE;
+    case DNS_FED_ENT:
+        answer_init(out);
+        out->name_id = p.name_id;
+        out->negative_ttl = fed->ent_ttl;
+        return DNS_FED_ENT;
+    case DNS_FED_NAME:
+        break;
+    }
+    dns_fed_place_answer(fed, &p, qtype, region, client_hash, out);
     return DNS_FED_NAME;
+}
+
+size_t dns_fed_slot_total(const struct dns_fed *fed, size_t service)
+{
+    return fed->blk[service] != NULL ? fed->slot_count : 0;
+}
+
+size_t dns_fed_region_total(const struct dns_fed *fed)
+{
+    return fed->region_count;
+}
+
+unsigned dns_fed_default_region(const struct dns_fed *fed)
+{
+    return fed->default_region;
+}
+
+int dns_fed_slot_regions(const struct dns_fed *fed, size_t service, size_t slot)
+{
+    const struct fed_blk *blk = fed->blk[service];
+
+    if (blk == NULL || slot >= fed->slot_count || blk->lname[slot].answers == FED_NONE)
+        return 0;
+    return blk->lname[slot].uniform ? 1 : (int)fed->region_count;
+}
+
+void dns_fed_slot_answer(const struct dns_fed *fed, size_t service, size_t slot, unsigned region,
+                         uint16_t qtype, struct dns_fed_answer *out)
+{
+    const struct fed_blk *blk = fed->blk[service];
+
+    answer_init(out);
+    slot_answer(blk, (int)service, &blk->lname[slot], region, qtype, 0, out);
 }
 
 size_t dns_fed_name_total(const struct dns_fed *fed)

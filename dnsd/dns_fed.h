@@ -133,6 +133,45 @@ enum dns_fed_match dns_fed_lookup_hashed(const struct dns_fed *fed, const uint8_
                                          unsigned region, uint32_t client_hash,
                                          struct dns_fed_answer *out);
 
+/* Where a name sits in the table: its id, and for a NAME its service and slot
+ * (the place of its answers in the service's block). */
+struct dns_fed_place {
+    uint32_t name_id;
+    int service; /* -1 for an ENT */
+    uint32_t slot;
+};
+
+/**
+ * The first half of dns_fed_lookup_hashed: finds @qname, without reading its
+ * answers (dns_pre keeps what they compile to per service and slot).
+ * *out is set unless DNS_FED_NONE is returned.
+ */
+enum dns_fed_match dns_fed_find_hashed(const struct dns_fed *fed, const uint8_t *qname,
+                                       size_t qname_len, uint32_t qname_hash,
+                                       struct dns_fed_place *out);
+
+/** The second half: the answer of the NAME at @p (from dns_fed_find_hashed). */
+void dns_fed_place_answer(const struct dns_fed *fed, const struct dns_fed_place *p, uint16_t qtype,
+                          unsigned region, uint32_t client_hash, struct dns_fed_answer *out);
+
+/** Slots of @service's block (the same for every service), 0 when it has none. */
+size_t dns_fed_slot_total(const struct dns_fed *fed, size_t service);
+/** The table's region count and default region (dns_fed_lookup's fallback for others). */
+size_t dns_fed_region_total(const struct dns_fed *fed);
+unsigned dns_fed_default_region(const struct dns_fed *fed);
+/**
+ * How many answers @slot of @service has: 1 when it answers every region
+ * alike, the region count when it answers per region, 0 when no name uses it.
+ */
+int dns_fed_slot_regions(const struct dns_fed *fed, size_t service, size_t slot);
+/**
+ * The answer dns_fed_lookup gives a name at @slot of @service for @qtype,
+ * clients in @region (< region total) and client hash 0 (name_id unset).
+ * @slot must be used (dns_fed_slot_regions > 0).
+ */
+void dns_fed_slot_answer(const struct dns_fed *fed, size_t service, size_t slot, unsigned region,
+                         uint16_t qtype, struct dns_fed_answer *out);
+
 /* The table as data, for what is compiled from it (dns_pre): names (ENTs
  * included) by name_id; per service (dns_fed_service_count), variants by
  * variant_id and answers by answer_id. */

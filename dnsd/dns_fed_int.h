@@ -33,25 +33,37 @@ struct cm_conf_service;
 
 #define FED_NONE UINT32_MAX
 
-/* The hash sits beside the index so that most misses touch one cache line. */
+/* The hash, the key's place and length sit beside the index, so that a miss
+ * touches one cache line and a hit two: the slot and the key's bytes. */
 struct itab_slot {
     uint32_t hash;
     uint32_t idx; /* 0 = empty, else key index + 1 */
+    uint32_t off; /* the key's offset in data */
+    uint32_t len; /* and its length */
 };
 
-/* Interned byte strings: names (kept for lookups) and answer keys (build only). */
+/* Interned byte strings: names (kept for lookups) and answer keys (build only).
+ * Each key may carry val_size bytes of value right after it in data, so that
+ * a lookup that compares the key reads its value from the same line. */
 struct itab {
-    uint8_t *data; /* owned: the keys, back to back */
+    /* what a lookup reads, first */
+    struct itab_slot *slots; /* owned, mask + 1 entries */
+    size_t mask;
+    uint8_t *data;   /* owned: the keys (each followed by its value), back to back */
+    size_t val_size; /* set before the first add; 0: no values */
     size_t data_len, data_cap;
     uint32_t *off; /* owned, per key */
     uint32_t *len;
     uint32_t *hash;
     size_t count, cap;
-    struct itab_slot *slots; /* owned, mask + 1 entries */
-    size_t mask;
 };
 
 long fed_itab_find(const struct itab *t, const void *key, size_t len, uint32_t h);
+/* The same, and *val: the key's value (val_size bytes, unaligned). */
+long fed_itab_find_val(const struct itab *t, const void *key, size_t len, uint32_t h,
+                       const uint8_t **val);
+/* Key @k's value, val_size bytes (unaligned); valid until the next add. */
+uint8_t *fed_itab_val(struct itab *t, uint32_t k);
 /* Adds a key known to be absent; its index is t->count before the call. */
 int fed_itab_add(struct itab *t, const void *key, size_t len, uint32_t h);
 /* Preallocates for about @keys keys of @bytes bytes in all. */
@@ -67,6 +79,13 @@ struct fed_name {
     int32_t zone;    /* ZONAL: index in the region's zones, else -1 */
     uint8_t match;   /* enum dns_fed_match */
     uint8_t level;   /* enum dns_fed_level */
+};
+
+/* A name's value in the names table: what the query path needs of its
+ * fed_name (an ENT has service -1), read beside the name's bytes. */
+struct fed_name_val {
+    int32_t service;
+    uint32_t slot;
 };
 
 /* The names: made from the configuration and the list of services only. */

@@ -48,13 +48,31 @@ struct pre_blk {
     size_t bytes_len, bytes_cap;
     struct dns_pre_reloc *relocs; /* owned */
     size_t reloc_len, reloc_cap;
-    struct dns_pre_part *parts; /* owned */
+    struct dns_pre_part *parts; /* owned; build only, like bytes and relocs */
     size_t part_count, part_cap;
+    /* owned (64-byte aligned), once sealed: each part's header followed by
+     * its bytes and relocations, within one cache line when they take a line
+     * or less (sealed_place); part_ptr[i] is part i in it */
+    uint8_t *sealed;
+    size_t sealed_len;
+    const struct dns_pre_part **part_ptr; /* owned, part_count */
     uint32_t *variant_part; /* owned: 2 per variant (A, AAAA), a part index or DNS_PRE_NONE */
     size_t variant_count;
     uint32_t *answer_nodata; /* owned: per answer, a part index or DNS_PRE_NONE */
     size_t answer_count;
+    /* owned (64-byte aligned): per slot of the service, the index of its first
+     * dns_pre_hot (HOT_UNIFORM: one for every region, else one per region;
+     * HOT_UNUSED: none), padded to HOT_HEAD(slots) entries, then the records */
+    uint32_t *hot;
+    size_t hot_slots; /* slots (entries before the padding) */
+    size_t hot_len;   /* records */
 };
+
+#define HOT_UNUSED  UINT32_MAX
+#define HOT_UNIFORM 0x80000000u
+/* Entries before the records: a multiple of 8, so that 32-byte records never
+ * straddle a cache line. */
+#define HOT_HEAD(slots) (((slots) + 7) / 8 * 8)
 
 /* What decides whether the NODATA parts are exact for a name: the apex and
  * the labels just above it of the names the SOA part writes (MNAME, RNAME). */
@@ -74,16 +92,21 @@ struct pre_ok {
 };
 
 struct dns_pre {
+    /* What the query path reads of every federated answer first, together */
+    const uint32_t **hot; /* owned array, per service: its block's hot (NULL: none) */
+    size_t service_count;
+    size_t slot_count; /* the table's slots per service, regions, default region */
+    size_t region_count;
+    unsigned default_region;
+    struct pre_ok *ok;
     const struct dns_fed *fed;   /* identity only: compiled from */
     const struct dns_zone *zone; /* identity only */
     struct pre_blk **blk;        /* owned array, per service of fed; NULL: none. The
                                     blocks are owned through `own` */
     struct dns_chunks own;
-    uint8_t *src; /* build only: per service, enum dns_chunk_src */
-    size_t service_count;
+    uint8_t *src;        /* build only: per service, enum dns_chunk_src */
     struct pre_blk *ent; /* the ENT part */
     uint32_t ent_part;
-    struct pre_ok *ok;
     struct pre_exact ex;  /* for names outside the table (dns_pre_nxdomain) */
     size_t built, shared; /* service parts compiled and taken from the previous */
 };
@@ -367,18 +390,74 @@ static void blk_unref(struct pre_blk *blk)
     free(blk->bytes);
     free(blk->relocs);
     free(blk->parts);
+    free(blk->sealed);
+    free(blk->part_ptr);
     free(blk->variant_part);
     free(blk->answer_nodata);
+    free(blk->hot);
     free(blk);
 }
 
-/* The parts point into the block's arrays, which stop growing here. */
-static void blk_seal(struct pre_blk *blk)
+/* Bytes part @p takes once sealed: header, bytes, relocations (4-byte
+ * aligned), rounded to 8. */
+static size_t sealed_size(const struct dns_pre_part *p)
 {
+    size_t n = sizeof(*p) + ((size_t)p->len + 3) / 4 * 4 +
+               (size_t)p->reloc_count * sizeof(struct dns_pre_reloc);
+
+    return (n + 7) / 8 * 8;
+}
+
+/* Where a part of @size bytes goes at or after offset @o: packed behind the
+ * one before when it fits in the rest of the line, else from the next
+ * line's start (a part of a line or less then takes one line, a longer one
+ * as few as it can). */
+static size_t sealed_place(size_t o, size_t size)
+{
+    if (o % 64 != 0 && o % 64 + size > 64)
+        return (o + 63) / 64 * 64;
+    return o;
+}
+
+/* The block stops growing: its parts move, each with its bytes and
+ * relocations, to the sealed memory the query path reads. */
+static int blk_seal(struct pre_blk *blk)
+{
+    size_t total = 0, o = 0;
+    void *mem;
+
+    for (size_t i = 0; i < blk->part_count; i++)
+        total = sealed_place(total, sealed_size(&blk->parts[i])) + sealed_size(&blk->parts[i]);
+    blk->part_ptr = calloc(blk->part_count + 1, sizeof(*blk->part_ptr));
+    if (blk->part_ptr == NULL || posix_memalign(&mem, 64, total + 64) != 0)
+        return CM_ENOMEM;
+    blk->sealed = mem;
+    blk->sealed_len = total;
     for (size_t i = 0; i < blk->part_count; i++) {
-        blk->parts[i].bytes = blk->bytes + blk->parts[i].off;
-        blk->parts[i].relocs = blk->relocs + blk->parts[i].reloc;
+        o = sealed_place(o, sealed_size(&blk->parts[i]));
+        struct dns_pre_part *h = (struct dns_pre_part *)(void *)(blk->sealed + o);
+        uint8_t *bytes = (uint8_t *)(h + 1);
+        struct dns_pre_reloc *rel =
+            (struct dns_pre_reloc *)(void *)(bytes + ((size_t)blk->parts[i].len + 3) / 4 * 4);
+
+        *h = blk->parts[i];
+        memcpy(bytes, blk->bytes + h->off, h->len);
+        if (h->reloc_count > 0)
+            memcpy(rel, blk->relocs + h->reloc, h->reloc_count * sizeof(*rel));
+        h->bytes = bytes;
+        h->relocs = rel;
+        blk->part_ptr[i] = h;
+        o += sealed_size(h);
     }
+    /* what was built is now in the sealed memory */
+    free(blk->bytes);
+    free(blk->relocs);
+    free(blk->parts);
+    blk->bytes = NULL;
+    blk->relocs = NULL;
+    blk->parts = NULL;
+    blk->bytes_cap = blk->reloc_cap = blk->part_cap = 0;
+    return CM_OK;
 }
 
 static void blk_ref_part(void *p)
@@ -394,6 +473,82 @@ static void blk_unref_part(void *p)
 }
 
 static const struct dns_chunk_ops blk_ops = {blk_ref_part, blk_unref_part};
+
+static const struct dns_pre_part *part_at(const struct pre_blk *blk, uint32_t i)
+{
+    return i < blk->part_count ? blk->part_ptr[i] : NULL;
+}
+
+static const struct dns_pre_part *blk_variant(const struct pre_blk *blk, uint32_t variant_id,
+                                              bool aaaa)
+{
+    if (variant_id >= blk->variant_count)
+        return NULL;
+    return part_at(blk, blk->variant_part[2 * (size_t)variant_id + (aaaa ? 1 : 0)]);
+}
+
+static const struct dns_pre_part *blk_nodata(const struct pre_blk *blk, uint32_t answer_id)
+{
+    if (answer_id >= blk->answer_count)
+        return NULL;
+    return part_at(blk, blk->answer_nodata[answer_id]);
+}
+
+/* The hot record of @slot of service @s for clients of @region: what
+ * dns_query's precompiled path would take from dns_fed_lookup and the parts. */
+static void hot_record(const struct pre_blk *blk, const struct dns_fed *fed, size_t s, size_t slot,
+                       unsigned region, struct dns_pre_hot *h)
+{
+    static const uint16_t types[3] = {DNS_TYPE_A, DNS_TYPE_AAAA, DNS_TYPE_MX};
+
+    memset(h, 0, sizeof(*h));
+    for (unsigned k = 0; k < 3; k++) {
+        struct dns_fed_answer fa;
+        dns_fed_slot_answer(fed, s, slot, region, types[k], &fa);
+        if (fa.cname != NULL || fa.subnet_dependent) {
+            memset(h, 0, sizeof(*h));
+            h->flags = DNS_PRE_HOT_FULL;
+            return;
+        }
+        h->member = fa.member;
+        h->flags |= (fa.fail_open ? DNS_PRE_HOT_FAIL_OPEN : 0) |
+                    (fa.fail_closed ? DNS_PRE_HOT_FAIL_CLOSED : 0) |
+                    (fa.region_dependent ? DNS_PRE_HOT_REGION_DEP : 0);
+        if (fa.rrset != NULL) {
+            h->part[k] = blk_variant(blk, fa.variant_id, k == 1);
+            h->flags |= DNS_PRE_HOT_REC(k);
+        } else {
+            h->part[k] = blk_nodata(blk, fa.answer_id);
+        }
+    }
+}
+
+/* The hot records of service @s, once its parts are sealed. */
+static int build_hot(struct pre_blk *blk, const struct dns_fed *fed, size_t s)
+{
+    size_t slots = dns_fed_slot_total(fed, s);
+    size_t n = 0, k = 0;
+    struct dns_pre_hot *rec;
+    void *mem;
+
+    for (size_t i = 0; i < slots; i++)
+        n += (size_t)dns_fed_slot_regions(fed, s, i);
+    if (slots == 0 || n >= HOT_UNIFORM)
+        return CM_OK; /* none: the query path looks the answers up */
+    if (posix_memalign(&mem, 64, HOT_HEAD(slots) * sizeof(uint32_t) + n * sizeof(*rec)) != 0)
+        return CM_ENOMEM;
+    blk->hot = mem;
+    blk->hot_slots = slots;
+    blk->hot_len = n;
+    rec = (struct dns_pre_hot *)(void *)(blk->hot + HOT_HEAD(slots));
+    for (size_t i = 0; i < slots; i++) {
+        int r = dns_fed_slot_regions(fed, s, i);
+        blk->hot[i] = r == 0 ? HOT_UNUSED : (uint32_t)k | (r == 1 ? HOT_UNIFORM : 0);
+        for (int reg = 0; reg < r; reg++)
+            hot_record(blk, fed, s, i, (unsigned)reg, &rec[k++]);
+    }
+    return CM_OK;
+}
 
 static int build_variants(struct pre_build *b, const struct dns_fed *fed, size_t s)
 {
@@ -435,7 +590,10 @@ static int build_service(struct pre_build *b, const struct dns_fed *fed, size_t 
     rc = build_variants(b, fed, s);
     for (size_t a = 0; a < pre->answer_count && rc == CM_OK; a++)
         rc = nodata_part(b, dns_fed_answer_negative_ttl(fed, s, a), &pre->answer_nodata[a]);
-    blk_seal(pre);
+    if (rc == CM_OK)
+        rc = blk_seal(pre);
+    if (rc == CM_OK)
+        rc = build_hot(pre, fed, s);
     return rc;
 }
 
@@ -481,10 +639,22 @@ static bool take_shared(struct dns_pre *pre, const struct dns_pre *prev,
         if (o < 0 || (size_t)o >= prev->service_count || prev->blk[o] == NULL)
             continue;
         pre->blk[s] = prev->blk[o];
+        pre->hot[s] = prev->hot[o];
         pre->src[s] = DNS_CHUNK_LENT;
         pre->shared++;
     }
     return true;
+}
+
+/* What the query path needs beside the blocks' hot records (pre->hot, set
+ * as the blocks are taken or built): the table's shape. */
+static void hot_shape(struct dns_pre *pre, const struct dns_fed *fed)
+{
+    pre->slot_count = 0;
+    for (size_t s = 0; s < pre->service_count && pre->slot_count == 0; s++)
+        pre->slot_count = dns_fed_slot_total(fed, s);
+    pre->region_count = dns_fed_region_total(fed);
+    pre->default_region = dns_fed_default_region(fed);
 }
 
 static int build_all(struct pre_build *b, struct dns_pre *pre, const struct dns_pre *prev,
@@ -495,7 +665,8 @@ static int build_all(struct pre_build *b, struct dns_pre *pre, const struct dns_
     pre->service_count = dns_fed_service_count(fed);
     pre->blk = calloc(pre->service_count + 1, sizeof(*pre->blk));
     pre->src = calloc(pre->service_count + 1, 1);
-    if (pre->blk == NULL || pre->src == NULL)
+    pre->hot = calloc(pre->service_count + 1, sizeof(*pre->hot));
+    if (pre->blk == NULL || pre->src == NULL || pre->hot == NULL)
         return CM_ENOMEM;
     if (!take_shared(pre, prev, prev_fed, fed)) {
         pre->ent = b->pre = blk_new();
@@ -503,7 +674,8 @@ static int build_all(struct pre_build *b, struct dns_pre *pre, const struct dns_
             return CM_ENOMEM;
         b->ttl_count = 0;
         rc = nodata_part(b, dns_zone_negative_ttl(b->zone), &pre->ent_part);
-        blk_seal(pre->ent);
+        if (rc == CM_OK)
+            rc = blk_seal(pre->ent);
     }
     if (rc == CM_OK && pre->ok == NULL)
         rc = build_ok(b, fed, &pre->ok);
@@ -515,11 +687,13 @@ static int build_all(struct pre_build *b, struct dns_pre *pre, const struct dns_
             return CM_ENOMEM;
         pre->src[s] = DNS_CHUNK_NEW;
         rc = build_service(b, fed, s);
+        pre->hot[s] = pre->blk[s]->hot;
         pre->built++;
     }
     if (rc == CM_OK)
         rc = dns_chunks_assemble(&pre->own, prev != NULL && pre->shared > 0 ? &prev->own : NULL,
                                  &blk_ops, (void *const *)pre->blk, pre->src, pre->service_count);
+    hot_shape(pre, fed);
     if (rc == CM_OK) {
         free(pre->src);
         pre->src = NULL;
@@ -587,6 +761,7 @@ void dns_pre_free(struct dns_pre *pre)
     dns_chunks_fini(&pre->own);
     free(pre->src);
     free(pre->blk);
+    free(pre->hot);
     blk_unref(pre->ent);
     ok_unref(pre->ok);
     free(pre);
@@ -600,19 +775,12 @@ void dns_pre_counts(const struct dns_pre *pre, size_t *built, size_t *shared)
 
 /* ---- query path ---- */
 
-static const struct dns_pre_part *part_at(const struct pre_blk *blk, uint32_t i)
-{
-    return i < blk->part_count ? &blk->parts[i] : NULL;
-}
-
 const struct dns_pre_part *dns_pre_variant(const struct dns_pre *pre, size_t service,
                                            uint32_t variant_id, bool aaaa)
 {
     const struct pre_blk *blk = service < pre->service_count ? pre->blk[service] : NULL;
 
-    if (blk == NULL || variant_id >= blk->variant_count)
-        return NULL;
-    return part_at(blk, blk->variant_part[2 * (size_t)variant_id + (aaaa ? 1 : 0)]);
+    return blk != NULL ? blk_variant(blk, variant_id, aaaa) : NULL;
 }
 
 const struct dns_pre_part *dns_pre_nodata(const struct dns_pre *pre, size_t service,
@@ -620,9 +788,25 @@ const struct dns_pre_part *dns_pre_nodata(const struct dns_pre *pre, size_t serv
 {
     const struct pre_blk *blk = service < pre->service_count ? pre->blk[service] : NULL;
 
-    if (blk == NULL || answer_id >= blk->answer_count)
+    return blk != NULL ? blk_nodata(blk, answer_id) : NULL;
+}
+
+const struct dns_pre_hot *dns_pre_hot(const struct dns_pre *pre, int service, uint32_t slot,
+                                      unsigned region)
+{
+    const uint32_t *first;
+    uint32_t f;
+
+    if (service < 0 || (size_t)service >= pre->service_count || slot >= pre->slot_count)
         return NULL;
-    return part_at(blk, blk->answer_nodata[answer_id]);
+    first = pre->hot[service];
+    if (first == NULL || (f = first[slot]) == HOT_UNUSED)
+        return NULL;
+    if ((f & HOT_UNIFORM) != 0)
+        f &= ~HOT_UNIFORM;
+    else
+        f += region < pre->region_count ? region : pre->default_region;
+    return (const struct dns_pre_hot *)(const void *)(first + HOT_HEAD(pre->slot_count)) + f;
 }
 
 const struct dns_pre_part *dns_pre_ent(const struct dns_pre *pre)
@@ -658,9 +842,11 @@ static size_t blk_memory(const struct pre_blk *blk)
 {
     if (blk == NULL)
         return 0;
-    return sizeof(*blk) + blk->bytes_cap + blk->reloc_cap * sizeof(*blk->relocs) +
-           blk->part_cap * sizeof(*blk->parts) + 2 * blk->variant_count * sizeof(uint32_t) +
-           blk->answer_count * sizeof(uint32_t);
+    return sizeof(*blk) + blk->sealed_len + blk->part_count * sizeof(*blk->part_ptr) +
+           2 * blk->variant_count * sizeof(uint32_t) + blk->answer_count * sizeof(uint32_t) +
+           (blk->hot != NULL ? HOT_HEAD(blk->hot_slots) * sizeof(uint32_t) +
+                                   blk->hot_len * sizeof(struct dns_pre_hot)
+                             : 0);
 }
 
 size_t dns_pre_memory(const struct dns_pre *pre)
@@ -669,8 +855,8 @@ size_t dns_pre_memory(const struct dns_pre *pre)
 
     if (pre == NULL)
         return 0;
-    n = sizeof(*pre) + pre->service_count * sizeof(*pre->blk) + blk_memory(pre->ent) +
-        sizeof(*pre->ok) + pre->ok->count;
+    n = sizeof(*pre) + pre->service_count * (sizeof(*pre->blk) + sizeof(*pre->hot)) +
+        blk_memory(pre->ent) + sizeof(*pre->ok) + pre->ok->count;
     for (size_t s = 0; s < pre->service_count; s++)
         n += blk_memory(pre->blk[s]);
     return n;

@@ -66,6 +66,27 @@ struct dns_pre_part {
 
 #define DNS_PRE_NONE UINT32_MAX
 
+/*
+ * What the precompiled path needs of a federated name's answer for clients
+ * of one region, kept per service, slot (dns_fed_place) and region in one
+ * 32-byte record, so that a query reads one line for it instead of the
+ * table's chain (block, slot, region map, answer, variant) and the part's
+ * index. Built from dns_fed_slot_answer with the parts: the same decision.
+ */
+struct dns_pre_hot {
+    const struct dns_pre_part *part[3]; /* A, AAAA, any other type: the variant's
+                                           records (DNS_PRE_HOT_REC) or the answer's
+                                           NODATA part; NULL: the writer's path */
+    int32_t member;                     /* dns_fed_answer.member */
+    uint8_t flags;                      /* DNS_PRE_HOT_* */
+};
+
+#define DNS_PRE_HOT_REC(k)      (1u << (k)) /* part[k] holds records, not NODATA */
+#define DNS_PRE_HOT_FAIL_OPEN   0x08u
+#define DNS_PRE_HOT_FAIL_CLOSED 0x10u
+#define DNS_PRE_HOT_REGION_DEP  0x20u /* dns_fed_answer.region_dependent */
+#define DNS_PRE_HOT_FULL        0x40u /* a CNAME or tied members: look the answer up */
+
 /**
  * Compiles the parts of every answer in @fed, with the SOA of @zone for
  * negative answers. @fed and @zone must outlive the result (the view holds
@@ -95,6 +116,14 @@ void dns_pre_free(struct dns_pre *pre);
  */
 const struct dns_pre_part *dns_pre_variant(const struct dns_pre *pre, size_t service,
                                            uint32_t variant_id, bool aaaa);
+
+/**
+ * The record of the name at @slot of @service (dns_fed_find_hashed) for
+ * clients of @region (another than the table's: its default region); NULL
+ * when there is none (the caller looks the answer up).
+ */
+const struct dns_pre_hot *dns_pre_hot(const struct dns_pre *pre, int service, uint32_t slot,
+                                      unsigned region);
 
 /** The NODATA part of @answer_id of @service; NULL when it could not be compiled. */
 const struct dns_pre_part *dns_pre_nodata(const struct dns_pre *pre, size_t service,

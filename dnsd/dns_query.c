@@ -47,6 +47,14 @@ enum step_result {
     STEP_FULL = 2,  /* answer or authority did not fit: truncate */
 };
 
+/* What subnet_hash() reads for a client: kept by locate(), so that the query
+ * path hashes only for an answer that depends on the hash (tied members). */
+struct hash_src {
+    int family;
+    const uint8_t *addr; /* borrowed: the query's ECS or the client's address */
+    unsigned bits;
+};
+
 struct qctx {
     const struct dns_view *view;
     struct dns_cookie_memo *memo; /* the worker's, or NULL */
@@ -57,7 +65,9 @@ struct qctx {
     uint16_t qtype;   /* the question's type; A once ANY meets a federated name */
     struct dns_query_info *info;
     struct dns_writer w;
-    struct dns_client_loc loc;
+    struct dns_client_loc loc; /* client_hash: see hash_known */
+    struct hash_src hash_src;
+    bool hash_known;       /* loc.client_hash is set; else client_hash() makes it */
     uint16_t flags;        /* flags to set in the header at the end */
     uint8_t rcode;         /* extended rcode */
     bool region_dependent; /* a record written depends on the client's region */
@@ -140,8 +150,10 @@ static uint32_t subnet_hash(int family, const uint8_t *addr, unsigned bits)
     return (uint32_t)cm_fmix64(v);
 }
 
-void dns_query_locate(const struct dns_view *view, int family, const uint8_t *addr,
-                      unsigned addr_bits, bool from_ecs, struct dns_client_loc *loc)
+/* dns_query_locate() but for the hash, whose input goes to @hs. */
+static inline void locate(const struct dns_view *view, int family, const uint8_t *addr,
+                          unsigned addr_bits, bool from_ecs, struct dns_client_loc *loc,
+                          struct hash_src *hs)
 {
     static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     struct cm_lpm_result res;
@@ -195,13 +207,24 @@ void dns_query_locate(const struct dns_view *view, int family, const uint8_t *ad
      * clients who send as few bits (RFC 7871 §7.3.1) and do not hand it to
      * other subnets, which would hash elsewhere. */
     loc->subnet_scope = (uint8_t)hash_bits;
-    loc->client_hash = subnet_hash(family, addr, hash_bits < addr_bits ? hash_bits : addr_bits);
+    hs->family = family;
+    hs->addr = addr;
+    hs->bits = hash_bits < addr_bits ? hash_bits : addr_bits;
     loc->scope_len = loc->region_scope > loc->subnet_scope ? loc->region_scope : loc->subnet_scope;
     if (extra != 0) {
         loc->region_scope = (uint8_t)(loc->region_scope + extra);
         loc->subnet_scope = (uint8_t)(loc->subnet_scope + extra);
         loc->scope_len = (uint8_t)(loc->scope_len + extra);
     }
+}
+
+void dns_query_locate(const struct dns_view *view, int family, const uint8_t *addr,
+                      unsigned addr_bits, bool from_ecs, struct dns_client_loc *loc)
+{
+    struct hash_src hs;
+
+    locate(view, family, addr, addr_bits, from_ecs, loc, &hs);
+    loc->client_hash = subnet_hash(hs.family, hs.addr, hs.bits);
 }
 
 /*
@@ -226,33 +249,45 @@ static void locate_client(struct qctx *q, const struct sockaddr *client)
 {
     const struct dns_ecs *ecs = &q->req->edns.ecs;
 
+    q->hash_known = false;
     if (ecs->present && q->ecs_on && ecs->source_len > 0) {
-        dns_query_locate(q->view, ecs->family == 1 ? AF_INET : AF_INET6, ecs->addr, ecs->source_len,
-                         true, &q->loc);
+        locate(q->view, ecs->family == 1 ? AF_INET : AF_INET6, ecs->addr, ecs->source_len, true,
+               &q->loc, &q->hash_src);
         q->info->ecs = true;
         return;
     }
     if (client != NULL && client->sa_family == AF_INET) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)client;
-        dns_query_locate(q->view, AF_INET, (const uint8_t *)&sin->sin_addr, 32, false, &q->loc);
+        locate(q->view, AF_INET, (const uint8_t *)&sin->sin_addr, 32, false, &q->loc, &q->hash_src);
         return;
     }
     if (client != NULL && client->sa_family == AF_INET6) {
         const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)client;
         const uint8_t *a = sin6->sin6_addr.s6_addr;
         if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
-            dns_query_locate(q->view, AF_INET, a + 12, 32, false, &q->loc);
+            locate(q->view, AF_INET, a + 12, 32, false, &q->loc, &q->hash_src);
         else
-            dns_query_locate(q->view, AF_INET6, a, 128, false, &q->loc);
+            locate(q->view, AF_INET6, a, 128, false, &q->loc, &q->hash_src);
         return;
     }
     q->loc.region = q->view->default_region;
     q->loc.client_hash = 0;
+    q->hash_known = true;
     q->loc.scope_len = 0;
     q->loc.region_scope = 0;
     q->loc.subnet_scope = 0;
     q->loc.how = "dnsd.region default";
     q->loc.source = DNS_PLACE_DEFAULT;
+}
+
+/* The client's subnet hash (dns_client_loc.client_hash), made when first asked. */
+static uint32_t client_hash(struct qctx *q)
+{
+    if (!q->hash_known) {
+        q->loc.client_hash = subnet_hash(q->hash_src.family, q->hash_src.addr, q->hash_src.bits);
+        q->hash_known = true;
+    }
+    return q->loc.client_hash;
 }
 
 /* ---- answer pieces ---- */
@@ -436,7 +471,7 @@ static enum step_result step(struct qctx *q, const uint8_t *owner, const uint8_t
             uint16_t ftype = qtype == DNS_TYPE_ANY ? DNS_TYPE_A : qtype;
             uint32_t h = hop == 0 ? q->req->qname_hash : dns_name_hash(lc, len);
             enum dns_fed_match m = dns_fed_lookup_hashed(v->fed, lc, len, h, ftype, q->loc.region,
-                                                         q->loc.client_hash, &fa);
+                                                         client_hash(q), &fa);
             if (m == DNS_FED_NAME)
                 return fed_answer(q, &fa, owner, len);
             if (m == DNS_FED_ENT)
@@ -684,6 +719,64 @@ static const struct dns_pre_part *nxdomain_part(struct qctx *q)
     return dns_pre_nxdomain(q->view->pre, req->qname_lc, req->qname_len);
 }
 
+/* What the precompiled path copies, and what the table said of it. */
+struct pre_pick {
+    const struct dns_pre_part *part; /* NULL: the writer's path */
+    bool records;                    /* the answer holds records (not NODATA) */
+    bool federated;                  /* a federated name's answer (info->federated) */
+    bool fail_open, fail_closed, region_dependent, subnet_dependent;
+    int service, member;
+};
+
+/* The pick from the table's answer @fa (the rare case: no hot record). */
+static void pick_answer(const struct qctx *q, const struct dns_fed_answer *fa, uint16_t ftype,
+                        struct pre_pick *pk)
+{
+    const struct dns_pre *pre = q->view->pre;
+
+    if (fa->cname != NULL)
+        return;
+    pk->records = fa->rrset != NULL;
+    if (pk->records)
+        pk->part =
+            dns_pre_variant(pre, (size_t)fa->service, fa->variant_id, ftype == DNS_TYPE_AAAA);
+    else if (dns_pre_nodata_ok(pre, fa->name_id))
+        pk->part = dns_pre_nodata(pre, (size_t)fa->service, fa->answer_id);
+    pk->federated = fa->name_id != DNS_FED_NO_ID && fa->answer_id != DNS_FED_NO_ID;
+    pk->service = fa->service;
+    pk->member = fa->member;
+    pk->fail_open = fa->fail_open;
+    pk->fail_closed = fa->fail_closed;
+    pk->region_dependent = fa->region_dependent;
+    pk->subnet_dependent = fa->subnet_dependent;
+}
+
+/* The pick of a federated name at @p: from its hot record (dns_pre.h), or
+ * looked up when it has none. */
+static void pick_name(struct qctx *q, const struct dns_fed_place *p, uint16_t ftype,
+                      struct pre_pick *pk)
+{
+    const struct dns_pre *pre = q->view->pre;
+    const struct dns_pre_hot *h = dns_pre_hot(pre, p->service, p->slot, q->loc.region);
+
+    if (h == NULL || (h->flags & DNS_PRE_HOT_FULL) != 0) {
+        struct dns_fed_answer fa;
+        dns_fed_place_answer(q->view->fed, p, ftype, q->loc.region, client_hash(q), &fa);
+        pick_answer(q, &fa, ftype, pk);
+        return;
+    }
+    unsigned k = ftype == DNS_TYPE_A ? 0 : ftype == DNS_TYPE_AAAA ? 1 : 2;
+    pk->records = (h->flags & DNS_PRE_HOT_REC(k)) != 0;
+    if (pk->records || dns_pre_nodata_ok(pre, p->name_id))
+        pk->part = h->part[k];
+    pk->federated = true;
+    pk->service = p->service;
+    pk->member = h->member;
+    pk->fail_open = (h->flags & DNS_PRE_HOT_FAIL_OPEN) != 0;
+    pk->fail_closed = (h->flags & DNS_PRE_HOT_FAIL_CLOSED) != 0;
+    pk->region_dependent = (h->flags & DNS_PRE_HOT_REGION_DEP) != 0;
+}
+
 /*
  * The precompiled path (dns_pre.h): a federated name whose answer for this
  * client is a precompiled part, or a name the zone does not have, is
@@ -697,31 +790,24 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
     const struct dns_request *req = q->req;
     const struct dns_pre *pre = q->view->pre;
     uint16_t ftype = req->qtype == DNS_TYPE_ANY ? DNS_TYPE_A : req->qtype;
-    const struct dns_pre_part *part = NULL;
-    struct dns_fed_answer fa;
-    bool records = false;
+    struct pre_pick pk = {.part = NULL, .service = -1, .member = -1};
+    struct dns_fed_place p;
 
-    switch (dns_fed_lookup_hashed(q->view->fed, req->qname_lc, req->qname_len, req->qname_hash,
-                                  ftype, q->loc.region, q->loc.client_hash, &fa)) {
+    switch (dns_fed_find_hashed(q->view->fed, req->qname_lc, req->qname_len, req->qname_hash, &p)) {
     case DNS_FED_NAME:
-        if (fa.cname != NULL)
-            return 0;
-        records = fa.rrset != NULL;
-        if (records)
-            part = dns_pre_variant(pre, (size_t)fa.service, fa.variant_id, ftype == DNS_TYPE_AAAA);
-        else if (dns_pre_nodata_ok(pre, fa.name_id))
-            part = dns_pre_nodata(pre, (size_t)fa.service, fa.answer_id);
+        pick_name(q, &p, ftype, &pk);
         break;
     case DNS_FED_ENT:
-        if (dns_pre_nodata_ok(pre, fa.name_id))
-            part = dns_pre_ent(pre);
+        if (dns_pre_nodata_ok(pre, p.name_id))
+            pk.part = dns_pre_ent(pre);
         break;
     case DNS_FED_NONE:
-        part = nxdomain_part(q);
-        if (part != NULL)
+        pk.part = nxdomain_part(q);
+        if (pk.part != NULL)
             q->rcode = DNS_RCODE_NXDOMAIN;
         break;
     }
+    const struct dns_pre_part *part = pk.part;
     if (part == NULL)
         return 0;
 
@@ -740,8 +826,8 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
     resp[11] = req->edns.present ? 1 : 0;
     size_t len = base + dns_pre_copy(part, resp + base, base);
     if (req->edns.present) {
-        q->region_dependent = records && fa.region_dependent;
-        q->subnet_dependent = records && fa.subnet_dependent;
+        q->region_dependent = pk.records && pk.region_dependent;
+        q->subnet_dependent = pk.records && pk.subnet_dependent;
         struct dns_opt_out o = opt_out(q, ecs_scope(q));
         size_t opt_len = dns_wire_put_opt(resp + len, limit - len, &o);
         if (opt_len == 0)
@@ -750,12 +836,12 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
     }
 
     struct dns_query_info *info = q->info;
-    if (fa.name_id != DNS_FED_NO_ID && fa.answer_id != DNS_FED_NO_ID) {
+    if (pk.federated) {
         info->federated = true;
-        info->service = fa.service;
-        info->fail_open = fa.fail_open;
-        info->fail_closed = fa.fail_closed;
-        info->member = fa.member;
+        info->service = pk.service;
+        info->fail_open = pk.fail_open;
+        info->fail_closed = pk.fail_closed;
+        info->member = pk.member;
     }
     info->precompiled = true;
     info->rcode = q->rcode;
@@ -855,6 +941,7 @@ size_t dns_query_process_memo(const struct dns_view *view, struct dns_cookie_mem
     q.cookie_len = 0;
     q.nsid = false;
     q.zone0_known = false;
+    q.hash_known = true; /* 0 until located */
     memset(&q.loc, 0, sizeof(q.loc));
     if (r.has_question)
         info->qtype = r.qtype;

@@ -80,27 +80,43 @@
 /* At most this many least recently used connections are looked at for one to close. */
 #define TCP_EVICT_SCAN 16
 
+_Static_assert(DNS_STAT_MEMBERS == DNS_STAT_REGIONS, "member and region counters interleave");
+
+/*
+ * Laid out so that an answer touches few cache lines: what a usual UDP
+ * answer bumps (its A or AAAA query, NOERROR, ECS, placement) is one
+ * 64-byte run, the latency and RRL counters follow it, and a member's and
+ * a region's answers of the same index share 16 bytes (small federations:
+ * one line for both). udp_a, udp_aaaa and noerror are kept apart from
+ * queries[UDP][A], queries[UDP][AAAA] and responses[NOERROR] (which stay 0
+ * for count_query) and added to them by dns_server_stats.
+ */
 struct worker_stats {
+    _Atomic uint64_t udp_a;
+    _Atomic uint64_t udp_aaaa;
+    _Atomic uint64_t noerror;
+    _Atomic uint64_t ecs;
+    _Atomic uint64_t placement[DNS_PLACE_COUNT];
+    _Atomic uint64_t lat_sum_us;
+    _Atomic uint64_t lat_buckets[DNS_STAT_LAT_BUCKETS];
+    _Atomic uint64_t rrl[DNS_RRL_ACTION_COUNT];
     _Atomic uint64_t queries[DNS_STAT_TRANSPORT_COUNT][DNS_STAT_QTYPE_COUNT];
     _Atomic uint64_t responses[DNS_STAT_RCODES];
     _Atomic uint64_t truncated;
-    _Atomic uint64_t ecs;
     _Atomic uint64_t dropped;
     _Atomic uint64_t tcp_accepted;
     _Atomic uint64_t tcp_refused;
     _Atomic uint64_t tcp_closed_idle;
     _Atomic uint64_t tcp_evicted;
     _Atomic uint64_t tcp_source_cap;
+    _Atomic uint64_t rrl_limited[DNS_RRL_CLASS_COUNT];
     _Atomic uint64_t answers[DNS_STAT_SERVICES];
     _Atomic uint64_t fail_open[DNS_STAT_SERVICES];
     _Atomic uint64_t fail_closed[DNS_STAT_SERVICES];
-    _Atomic uint64_t member_answers[DNS_STAT_MEMBERS];
-    _Atomic uint64_t rrl[DNS_RRL_ACTION_COUNT];
-    _Atomic uint64_t rrl_limited[DNS_RRL_CLASS_COUNT];
-    _Atomic uint64_t placement[DNS_PLACE_COUNT];
-    _Atomic uint64_t region_answers[DNS_STAT_REGIONS];
-    _Atomic uint64_t lat_buckets[DNS_STAT_LAT_BUCKETS];
-    _Atomic uint64_t lat_sum_us;
+    struct {
+        _Atomic uint64_t member_answers; /* by member index */
+        _Atomic uint64_t region_answers; /* by client region index */
+    } by_index[DNS_STAT_MEMBERS];
 };
 
 struct dns_worker;
@@ -271,15 +287,22 @@ static void count_query(struct dns_worker *w, enum dns_stat_transport t,
 {
     struct worker_stats *s = &w->stats;
 
-    /* A and AAAA, most queries, without the switch */
-    bump(&s->queries[t][info->qtype == DNS_TYPE_A      ? DNS_STAT_QTYPE_A
-                        : info->qtype == DNS_TYPE_AAAA ? DNS_STAT_QTYPE_AAAA
-                                                       : qtype_bucket(info->qtype)]);
+    /* A and AAAA over UDP, most queries, without the switch and beside the
+     * other counters of a usual answer */
+    if (t == DNS_STAT_UDP && info->qtype == DNS_TYPE_A)
+        bump(&s->udp_a);
+    else if (t == DNS_STAT_UDP && info->qtype == DNS_TYPE_AAAA)
+        bump(&s->udp_aaaa);
+    else
+        bump(&s->queries[t][qtype_bucket(info->qtype)]);
     if (resp_len == 0) {
         bump(&s->dropped);
         return;
     }
-    bump(&s->responses[info->rcode < DNS_STAT_RCODES ? info->rcode : DNS_STAT_RCODES - 1]);
+    if (info->rcode == 0) /* NOERROR */
+        bump(&s->noerror);
+    else
+        bump(&s->responses[info->rcode < DNS_STAT_RCODES ? info->rcode : DNS_STAT_RCODES - 1]);
     if (info->tc)
         bump(&s->truncated);
     if (info->ecs)
@@ -294,11 +317,11 @@ static void count_query(struct dns_worker *w, enum dns_stat_transport t,
             bump(&s->fail_closed[info->service]);
     }
     if (info->member >= 0 && info->member < DNS_STAT_MEMBERS)
-        bump(&s->member_answers[info->member]);
+        bump(&s->by_index[info->member].member_answers);
     if (info->placement < DNS_PLACE_COUNT)
         bump(&s->placement[info->placement]);
     if (info->region < DNS_STAT_REGIONS)
-        bump(&s->region_answers[info->region]);
+        bump(&s->by_index[info->region].region_answers);
 }
 
 const uint32_t dns_stat_lat_bounds_us[DNS_STAT_LAT_BUCKETS - 1] = {1,   2,   5,   10,   20,  50,
@@ -1577,23 +1600,26 @@ void dns_server_stats(const struct dns_server *srv, struct dns_server_stats *out
             for (int q = 0; q < DNS_STAT_QTYPE_COUNT; q++)
                 out->queries[t][q] += ld(&s->queries[t][q]);
         }
+        out->queries[DNS_STAT_UDP][DNS_STAT_QTYPE_A] += ld(&s->udp_a);
+        out->queries[DNS_STAT_UDP][DNS_STAT_QTYPE_AAAA] += ld(&s->udp_aaaa);
         for (int r = 0; r < DNS_STAT_RCODES; r++)
             out->responses[r] += ld(&s->responses[r]);
+        out->responses[0] += ld(&s->noerror); /* NOERROR */
         for (int k = 0; k < DNS_STAT_SERVICES; k++) {
             out->answers[k] += ld(&s->answers[k]);
             out->fail_open[k] += ld(&s->fail_open[k]);
             out->fail_closed[k] += ld(&s->fail_closed[k]);
         }
-        for (int k = 0; k < DNS_STAT_MEMBERS; k++)
-            out->member_answers[k] += ld(&s->member_answers[k]);
+        for (int k = 0; k < DNS_STAT_MEMBERS; k++) {
+            out->member_answers[k] += ld(&s->by_index[k].member_answers);
+            out->region_answers[k] += ld(&s->by_index[k].region_answers);
+        }
         for (int k = 0; k < DNS_RRL_ACTION_COUNT; k++)
             out->rrl[k] += ld(&s->rrl[k]);
         for (int k = 0; k < DNS_RRL_CLASS_COUNT; k++)
             out->rrl_limited[k] += ld(&s->rrl_limited[k]);
         for (int k = 0; k < DNS_PLACE_COUNT; k++)
             out->placement[k] += ld(&s->placement[k]);
-        for (int k = 0; k < DNS_STAT_REGIONS; k++)
-            out->region_answers[k] += ld(&s->region_answers[k]);
         for (int k = 0; k < DNS_STAT_LAT_BUCKETS; k++)
             out->lat_buckets[k] += ld(&s->lat_buckets[k]);
         out->lat_sum_us += ld(&s->lat_sum_us);

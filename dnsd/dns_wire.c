@@ -139,7 +139,7 @@ static bool parse_cookie(const uint8_t *d, size_t olen, struct dns_cookie *c)
     if (olen != DNS_COOKIE_CLIENT_LEN &&
         (olen < DNS_COOKIE_CLIENT_LEN + DNS_COOKIE_SERVER_MIN || olen > DNS_COOKIE_MAX))
         return false; /* RFC 7873 §5.2.2: FORMERR */
-    memcpy(c->data, d, olen);
+    c->data = d;
     c->len = (uint8_t)olen;
     c->present = true;
     return true;

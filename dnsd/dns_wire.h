@@ -96,8 +96,8 @@ struct dns_ecs {
  * a server cookie (8..32 bytes); any other length is FORMERR. */
 struct dns_cookie {
     bool present;
-    uint8_t len;                  /* 8, or 16..40 */
-    uint8_t data[DNS_COOKIE_MAX]; /* client cookie, then server cookie */
+    uint8_t len;         /* 8, or 16..40 */
+    const uint8_t *data; /* client cookie, then server cookie: in the packet (borrowed) */
 };
 
 struct dns_edns {

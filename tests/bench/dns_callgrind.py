@@ -30,6 +30,9 @@ of dns_bench.py.
 --cache-sim adds valgrind's simulated caches (a private D1 and LL per
 process, so it shows what a query touches cold, not the thrash of servers
 sharing a core): data misses per answer, in all and in dnsd/dns_rrl.c.
+--d1 1024,16,64 shrinks the simulated D1 to 16 lines: its misses per
+answer then count about the distinct lines an answer touches, what the
+answer costs when other servers on the core evict everything in between.
 """
 
 import argparse
@@ -74,6 +77,11 @@ def parse_args(argv):
     ap.add_argument("--cache-sim", action="store_true",
                     help="also simulate the caches (valgrind --cache-sim=yes): D1 and LL data "
                     "misses per answer, in all and in the rate limiter (dnsd/dns_rrl.c, self)")
+    ap.add_argument("--d1", default=None, metavar="SIZE,ASSOC,LINE",
+                    help="with --cache-sim: the simulated D1 (valgrind --D1), e.g. 1024,16,64: "
+                    "16 lines, so that nearly every line a query touches misses again at the "
+                    "next query and D1 misses per answer count the lines an answer touches "
+                    "(its footprint when other servers share the core's caches)")
     return ap.parse_args(argv)
 
 
@@ -175,6 +183,8 @@ def start_row(row, a, d):
     vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + dump]
     if a.cache_sim:
         vg.append("--cache-sim=yes")
+        if a.d1:
+            vg.append("--D1=" + a.d1)
     listener = None
     if row == "echo":
         argv = vg + [a.echo, "127.0.0.1", str(a.port)]

@@ -516,6 +516,60 @@ def test_metrics_queries_by_rcode(dnsd, ctl):
     assert _sum(ctl.metrics(), is_rcode("NOERROR")) > 0
 
 
+def test_metrics_queries_by_transport_qtype_and_rcode(dnsd, ctl):
+    """Each query counts once, under its transport and qtype; each answer
+    once under its rcode, and once as ECS-located when ECS placed it."""
+    def q(transport, qtype):
+        return lambda n, lab: (n == "fedgslb_dns_queries_total" and
+                               lab.get("transport") == transport and lab.get("qtype") == qtype)
+
+    preds = {
+        "udp A": q("udp", "A"), "udp AAAA": q("udp", "AAAA"), "udp MX": q("udp", "MX"),
+        "tcp A": q("tcp", "A"), "tcp AAAA": q("tcp", "AAAA"),
+        "NOERROR": lambda n, lab: n == "fedgslb_dns_responses_total" and lab.get("rcode") == "NOERROR",
+        "NXDOMAIN": lambda n, lab: n == "fedgslb_dns_responses_total" and lab.get("rcode") == "NXDOMAIN",
+        "ecs": lambda n, lab: n == "fedgslb_dns_ecs_queries_total",
+    }
+    samples = ctl.metrics()
+    before = {k: _sum(samples, p) for k, p in preds.items()}
+    for _ in range(4):
+        q_ecs(dnsd, EU)
+    for _ in range(2):
+        q_ecs(dnsd, EU, rdtype="AAAA")
+    q_src(dnsd, US, rdtype="MX")
+    assert query(dnsd, WEB, "A", tcp=True).rcode() == dns.rcode.NOERROR
+    assert query(dnsd, "nope-tcp." + Z, "AAAA", tcp=True).rcode() == dns.rcode.NXDOMAIN
+    _wait_metric(ctl, preds["NXDOMAIN"], before["NXDOMAIN"] + 1)
+    _wait_metric(ctl, preds["NOERROR"], before["NOERROR"] + 8)
+    samples = ctl.metrics()
+    got = {k: _sum(samples, p) - before[k] for k, p in preds.items()}
+    assert got == {"udp A": 4, "udp AAAA": 2, "udp MX": 1, "tcp A": 1, "tcp AAAA": 1,
+                   "NOERROR": 8, "NXDOMAIN": 1, "ecs": 6}, got
+
+
+def test_metrics_region_and_member_apart(dnsd, ctl):
+    """An answer counts under its client's region and under the member that
+    answered, each by its own index: US clients answered by eur while usa
+    is drained."""
+    def lab_is(name, key, value):
+        return lambda n, lab: n == name and lab.get(key) == value
+
+    preds = {"region US": lab_is("fedgslb_dns_region_answers_total", "region", US),
+             "region EU": lab_is("fedgslb_dns_region_answers_total", "region", EU),
+             "member usa": lab_is("fedgslb_dns_member_answers_total", "member", "usa"),
+             "member eur": lab_is("fedgslb_dns_member_answers_total", "member", "eur")}
+    st, body = ctl.drain("usa")
+    assert 200 <= st < 300, (st, body)
+    samples = ctl.metrics()
+    before = {k: _sum(samples, p) for k, p in preds.items()}
+    for _ in range(3):
+        assert members_of(q_ecs(dnsd, US)) == {"eur"}
+    _wait_metric(ctl, preds["member eur"], before["member eur"] + 3)
+    samples = ctl.metrics()
+    got = {k: _sum(samples, p) - before[k] for k, p in preds.items()}
+    assert got == {"region US": 3, "region EU": 0, "member usa": 0, "member eur": 3}, got
+
+
 def test_metrics_fail_open(dnsd, ctl):
     def is_fo(n, lab):
         return "fail_open" in n and not n.endswith("_created")

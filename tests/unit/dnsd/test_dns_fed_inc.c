@@ -515,6 +515,20 @@ static size_t with_member(const struct fx *f, size_t k)
     return n;
 }
 
+/* Every used slot of every service has its hot records (dns_pre_hot), taken
+ * with the parts when they are shared: none is left to the slower lookup. */
+static void assert_all_hot(const struct fx *f)
+{
+    const struct dns_fed *fed = f->view->fed;
+
+    for (size_t s = 0; s < dns_fed_service_count(fed); s++) {
+        for (size_t slot = 0; slot < dns_fed_slot_total(fed, s); slot++) {
+            if (dns_fed_slot_regions(fed, s, slot) > 0)
+                assert_non_null(dns_pre_hot(f->view->pre, (int)s, (uint32_t)slot, 0));
+        }
+    }
+}
+
 /* What is shared and what is built, change by change. */
 static void test_sharing(void **state)
 {
@@ -537,6 +551,7 @@ static void test_sharing(void **state)
     assert_true(st.names_shared);
     assert_int_equal(built, 0);
     assert_int_equal(shared, NSC);
+    assert_all_hot(f);
     /* One service's address: that service only. */
     f->m.ep[0][1][3].present = true;
     f->m.ep[0][1][3].host = false;
@@ -546,6 +561,7 @@ static void test_sharing(void **state)
     dns_pre_counts(f->view->pre, &built, &shared);
     assert_int_equal(st.services_built, 1);
     assert_int_equal(built, 1);
+    assert_all_hot(f);
     /* A weight intent on one service: that service only. */
     f->m.weight[2][0] = 3;
     step(f, "one weight");
@@ -558,6 +574,7 @@ static void test_sharing(void **state)
     assert_false(st.names_shared);
     assert_int_equal(st.services_built, 1);
     assert_int_equal(st.services_shared, NSC);
+    assert_all_hot(f);
     /* A drain changes the services the member is in, and only those; so
      * does a change of its member-level RTT. */
     for (size_t v = 0; v < NV; v++)

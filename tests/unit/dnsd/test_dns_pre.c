@@ -426,6 +426,66 @@ static void test_copy_relocates(void **state)
     }
 }
 
+/*
+ * The hot records say what dns_fed_place_answer and the parts say, for
+ * every federated name and region; a region the table does not have gets
+ * the default region's; tied members and CNAMEs are left to the lookup
+ * (DNS_PRE_HOT_FULL), and both kinds occur in the fixture.
+ */
+static void test_hot_records(void **state)
+{
+    static const uint16_t types[3] = {DNS_TYPE_A, DNS_TYPE_AAAA, DNS_TYPE_MX};
+    struct fixture *f = *state;
+    const struct dns_fed *fed = f->view->fed;
+    const struct dns_pre *pre = f->view->pre;
+    size_t regions = dns_fed_region_total(fed), fast = 0, full = 0;
+
+    for (size_t i = 0; i < dns_fed_name_total(fed); i++) {
+        struct dns_fed_place p;
+        size_t len;
+        const uint8_t *name = dns_fed_name_wire(fed, i, &len);
+
+        if (dns_fed_find_hashed(fed, name, len, dns_name_hash(name, len), &p) != DNS_FED_NAME)
+            continue;
+        assert_int_equal(p.name_id, i);
+        for (unsigned other = (unsigned)regions; other < 1000; other += 997 - (unsigned)regions)
+            assert_ptr_equal(dns_pre_hot(pre, p.service, p.slot, other),
+                             dns_pre_hot(pre, p.service, p.slot, dns_fed_default_region(fed)));
+        for (unsigned r = 0; r < regions; r++) {
+            const struct dns_pre_hot *h = dns_pre_hot(pre, p.service, p.slot, r);
+            assert_non_null(h);
+            if ((h->flags & DNS_PRE_HOT_FULL) != 0) {
+                full++;
+                continue;
+            }
+            fast++;
+            for (unsigned k = 0; k < 3; k++) {
+                struct dns_fed_answer fa;
+                dns_fed_place_answer(fed, &p, types[k], r, 0, &fa);
+                assert_null(fa.cname);
+                assert_false(fa.subnet_dependent);
+                assert_int_equal(h->member, fa.member);
+                assert_int_equal((h->flags & DNS_PRE_HOT_FAIL_OPEN) != 0, fa.fail_open);
+                assert_int_equal((h->flags & DNS_PRE_HOT_FAIL_CLOSED) != 0, fa.fail_closed);
+                assert_int_equal((h->flags & DNS_PRE_HOT_REGION_DEP) != 0, fa.region_dependent);
+                assert_int_equal((h->flags & DNS_PRE_HOT_REC(k)) != 0, fa.rrset != NULL);
+                if (fa.rrset != NULL)
+                    assert_ptr_equal(h->part[k], dns_pre_variant(pre, (size_t)fa.service,
+                                                                 fa.variant_id, k == 1));
+                else
+                    assert_ptr_equal(h->part[k],
+                                     dns_pre_nodata(pre, (size_t)fa.service, fa.answer_id));
+            }
+        }
+    }
+    print_message("%zu hot records, %zu left to the lookup\n", fast, full);
+    assert_true(fast > 0);
+    assert_true(full > 0);
+    assert_null(dns_pre_hot(pre, -1, 0, 0));
+    assert_null(dns_pre_hot(pre, (int)dns_fed_service_count(fed), 0, 0));
+    assert_null(dns_pre_hot(pre, 0, (uint32_t)dns_fed_slot_total(fed, 0), 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +493,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nodata_exactness, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy_relocates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hot_records, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
