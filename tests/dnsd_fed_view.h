@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * dnsd_fed_view.h -- the view of tests/dnsd_fed_fixture.h for fuzz targets
- * (fuzz_dns_pre, fuzz_dns_pcache): its zone, configuration (with DNS
- * cookies and an NSID) and state document, built once; aborts on failure.
+ * dnsd_fed_view.h -- the view of tests/dnsd_fed_fixture.h for tests and fuzz
+ * targets (fuzz_dns_pre, fuzz_dns_pcache, test_dns_pcache): its zone,
+ * configuration (with DNS cookies and an NSID) and state document, built
+ * once; aborts on failure. The view holds the zone and the configuration
+ * (view->zone, view->conf), which a test may change through it.
  */
 #ifndef TESTS_DNSD_FED_VIEW_H
 #define TESTS_DNSD_FED_VIEW_H
@@ -19,8 +21,9 @@
 #include "dnsd/dns_zone.h"
 #include "tests/dnsd_fed_fixture.h"
 
-/* @tmpl: a mkstemp template for the zone file, e.g. "/tmp/fuzz_x.XXXXXX". */
-static inline struct dns_view *fed_fixture_view(char *tmpl)
+/* @tmpl: a mkstemp template for the zone file, e.g. "/tmp/fuzz_x.XXXXXX";
+ * @conf_text: FED_FIXTURE_CONF or a variant of it. */
+static inline struct dns_view *fed_fixture_view_conf(char *tmpl, const char *conf_text)
 {
     char err[512], doc[8192];
     struct dns_zone *zone = NULL;
@@ -36,7 +39,7 @@ static inline struct dns_view *fed_fixture_view(char *tmpl)
     close(fd);
     fed_fixture_state(doc, sizeof(doc));
     if (dns_zone_load(tmpl, FED_FIXTURE_ORIGIN, &zone, err, sizeof(err)) != CM_OK ||
-        cm_conf_load_string("fuzz.json", FED_FIXTURE_CONF, &conf, err, sizeof(err)) != CM_OK ||
+        cm_conf_load_string("fuzz.json", conf_text, &conf, err, sizeof(err)) != CM_OK ||
         cm_state_parse(doc, strlen(doc), NULL, &st, err, sizeof(err)) != CM_OK) {
         fprintf(stderr, "%s\n", err);
         abort();
@@ -59,6 +62,11 @@ static inline struct dns_view *fed_fixture_view(char *tmpl)
     dns_zone_unref(zone);
     cm_conf_unref(conf);
     return view;
+}
+
+static inline struct dns_view *fed_fixture_view(char *tmpl)
+{
+    return fed_fixture_view_conf(tmpl, FED_FIXTURE_CONF);
 }
 
 #endif /* TESTS_DNSD_FED_VIEW_H */

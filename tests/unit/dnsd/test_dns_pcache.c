@@ -28,7 +28,7 @@
 #include "dnsd/dns_view.h"
 #include "dnsd/dns_wire.h"
 #include "dnsd/dns_zone.h"
-#include "tests/dnsd_fed_fixture.h"
+#include "tests/dnsd_fed_view.h"
 
 #define ORIGIN FED_FIXTURE_ORIGIN
 #define NOW    1559731985u
@@ -38,10 +38,8 @@ static const uint8_t SECRET[16] = {0xe5, 0xe9, 0x73, 0xe5, 0xa6, 0xb2, 0xa4, 0x3
 static const uint8_t SEED[DNS_PCACHE_SEED_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
 
 struct fixture {
-    struct cm_conf *conf;
-    struct dns_zone *zone;
-    struct cm_state *st;
-    struct cm_merged *merged;
+    struct cm_conf *conf;  /* the view's */
+    struct dns_zone *zone; /* the view's */
     struct dns_view *view;
     struct dns_pcache *pc;
     uint64_t rng;
@@ -69,27 +67,14 @@ static struct dns_view *build_view(struct fixture *f, const char *doc, uint64_t 
 static int setup_conf(void **state, const char *conf_text)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    char dir[] = "/tmp/test_dns_pcache.XXXXXX";
-    char path[64], err[512], doc[8192];
+    char path[] = "/tmp/test_dns_pcache.XXXXXX";
 
     assert_non_null(f);
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/zone", dir);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(FED_FIXTURE_ZONE, fp);
-    fclose(fp);
-    if (dns_zone_load(path, ORIGIN, &f->zone, err, sizeof(err)) != CM_OK)
-        fail_msg("zone: %s", err);
-    unlink(path);
-    rmdir(dir);
-    if (cm_conf_load_string("test.json", conf_text, &f->conf, err, sizeof(err)) != CM_OK)
-        fail_msg("conf: %s", err);
+    f->view = fed_fixture_view_conf(path, conf_text);
+    f->conf = f->view->conf; /* borrowed from the view, as is the zone */
+    f->zone = f->view->zone;
+    f->conf->dnsd.cookies.enabled = false;
     memcpy(f->conf->dnsd.cookies.secret, SECRET, 16);
-    memcpy(f->conf->dnsd.nsid_data, "ns-a", 4);
-    f->conf->dnsd.nsid_len = 4;
-    fed_fixture_state(doc, sizeof(doc));
-    f->view = build_view(f, doc, 1);
     f->pc = dns_pcache_new(8192, SEED);
     assert_non_null(f->pc);
     f->rng = 0x9e3779b97f4a7c15ull;
@@ -120,8 +105,6 @@ static int teardown(void **state)
 
     dns_pcache_free(f->pc);
     dns_view_unref(f->view);
-    dns_zone_unref(f->zone);
-    cm_conf_unref(f->conf);
     free(f);
     return 0;
 }
