@@ -1076,7 +1076,7 @@ static const struct cm_conf_item packet_cache_items[] = {
      .offset = offsetof(struct cm_conf_dnsd_packet_cache, entries),
      .min = 0,
      .max = 262144,
-     .def_uint = 8192},
+     .def_uint = 0},
 };
 static const struct cm_conf_schema packet_cache_schema = {
     .items = packet_cache_items,

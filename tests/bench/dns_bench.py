@@ -70,21 +70,22 @@ LATENCY = {
     ("eu-west-1", "ap-northeast-1"): 220,
 }
 DEFAULT_MEMBER = 1  # dnsd.region / the static zones answer us-east-1's member
+PACKET_CACHE_ENTRIES = 8192  # the fedgslb-cache row
 ECS_PREFIX = 24  # client subnets are 198.18.<m>.0/24 (RFC 2544 benchmark range)
 
-SERVER_ORDER = ["echo", "nsd", "knot", "gdnsd", "fedgslb", "fedgslb-nocache", "fedgslb-hard"]
+SERVER_ORDER = ["echo", "nsd", "knot", "gdnsd", "fedgslb", "fedgslb-cache", "fedgslb-hard"]
 # DNS port of each server: base + this (base+5, +8 and +11 are fedgslb's
 # control APIs, base+6 gdnsd's check targets).
 PORT_OFFSET = {"nsd": 1, "knot": 2, "gdnsd": 3, "fedgslb": 4, "fedgslb-hard": 7, "echo": 9,
-               "fedgslb-nocache": 10}
-CONTROL_OFFSET = {"fedgslb": 5, "fedgslb-hard": 8, "fedgslb-nocache": 11}
+               "fedgslb-cache": 10}
+CONTROL_OFFSET = {"fedgslb": 5, "fedgslb-hard": 8, "fedgslb-cache": 11}
 LABELS = {
     "echo": "echo (floor)",
     "nsd": "NSD",
     "knot": "Knot DNS",
     "gdnsd": "gdnsd",
     "fedgslb": "fedgslb-dnsd",
-    "fedgslb-nocache": "fedgslb no cache",
+    "fedgslb-cache": "fedgslb +packet cache",
     "fedgslb-hard": "fedgslb +RRL+cookies",
 }
 ANSWER_KIND = {
@@ -93,7 +94,7 @@ ANSWER_KIND = {
     "knot": "static",
     "gdnsd": "health-checked dynamic (geoip+multifo)",
     "fedgslb": "latency-routed federated",
-    "fedgslb-nocache": "latency-routed federated (packet cache off)",
+    "fedgslb-cache": "latency-routed federated (packet cache on)",
     "fedgslb-hard": "latency-routed federated (RRL on, server cookies)",
 }
 # The hardened fedgslb row: response rate limiting on with a rate no flood here
@@ -330,10 +331,10 @@ def gdnsd_files(d, port, check_port, n):
     write(os.path.join(d, "zones", ZONE), fill("gdnsd.zone.in", {"RECORDS": "\n".join(recs)}))
 
 
-def fedgslb_files(d, port, control_port, n, hardened=False, packet_cache=True):
+def fedgslb_files(d, port, control_port, n, hardened=False, packet_cache=False):
     conf = json.loads(fill("fedgslb.json.in", {"PORT": port, "CONTROL_PORT": control_port, "DIR": d}))
-    if not packet_cache:  # the fedgslb-nocache row: the same binary, dnsd.packet_cache off
-        conf["dnsd"]["packet_cache"] = {"entries": 0}
+    if packet_cache:  # the fedgslb-cache row: the same binary, dnsd.packet_cache on (off by default)
+        conf["dnsd"]["packet_cache"] = {"entries": PACKET_CACHE_ENTRIES}
     if hardened:
         secret = os.path.join(d, "cookie.secret")
         write(secret, COOKIE_SECRET + "\n")
@@ -723,7 +724,7 @@ class Server:
         else:
             self.state_docs = fedgslb_files(d, port, self.control_port, a.services,
                                             hardened=name == "fedgslb-hard",
-                                            packet_cache=name != "fedgslb-nocache")
+                                            packet_cache=name == "fedgslb-cache")
             argv = [a.fedgslb, "--config", os.path.join(d, "federation.json")]
         self.res["argv"] = argv
         log("== %s (%s answers) on 127.0.0.1:%d, cpu %d" % (LABELS[name], ANSWER_KIND[name], port, a.server_cpu))

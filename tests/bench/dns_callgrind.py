@@ -52,7 +52,7 @@ sys.path.insert(0, HERE)
 import dns_bench as db  # noqa: E402
 from benchproc import log, run_captured, spawn, stop, stop_all  # noqa: E402
 
-ROWS = ["fedgslb", "fedgslb-nocache", "fedgslb-hard", "echo", "gdnsd"]
+ROWS = ["fedgslb", "fedgslb-cache", "fedgslb-hard", "echo", "gdnsd"]
 
 
 def parse_args(argv):
@@ -197,7 +197,7 @@ def start_row(row, a, d):
         docs = None
     else:
         docs = db.fedgslb_files(d, a.port, a.port + 1, a.services, hardened=row == "fedgslb-hard",
-                                packet_cache=row != "fedgslb-nocache")
+                                packet_cache=row == "fedgslb-cache")
         argv = vg + [a.fedgslb, "--config", os.path.join(d, "federation.json")]
     p = spawn(argv, os.path.join(d, "server.log"), a.cpu)
     p.listener = listener
