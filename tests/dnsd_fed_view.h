@@ -5,6 +5,7 @@
  * configuration (with DNS cookies and an NSID) and state document, built
  * once; aborts on failure. The view holds the zone and the configuration
  * (view->zone, view->conf), which a test may change through it.
+ * fed_info_same() compares two query infos.
  */
 #ifndef TESTS_DNSD_FED_VIEW_H
 #define TESTS_DNSD_FED_VIEW_H
@@ -17,6 +18,7 @@
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
 #include "common/cm_state.h"
+#include "dnsd/dns_query.h"
 #include "dnsd/dns_view.h"
 #include "dnsd/dns_zone.h"
 #include "tests/dnsd_fed_fixture.h"
@@ -67,6 +69,20 @@ static inline struct dns_view *fed_fixture_view_conf(char *tmpl, const char *con
 static inline struct dns_view *fed_fixture_view(char *tmpl)
 {
     return fed_fixture_view_conf(tmpl, FED_FIXTURE_CONF);
+}
+
+/* Field by field; rrl_name is the same pointer: into the request both
+ * answered (a hit's is rebased on it), or into the view. */
+static inline bool fed_info_same(const struct dns_query_info *a, const struct dns_query_info *b)
+{
+    return a->qtype == b->qtype && a->rcode == b->rcode && a->tc == b->tc && a->ecs == b->ecs &&
+           a->cookie_valid == b->cookie_valid && a->federated == b->federated &&
+           a->fail_open == b->fail_open && a->fail_closed == b->fail_closed &&
+           a->service == b->service && a->member == b->member && a->region == b->region &&
+           a->rrl_class == b->rrl_class && a->rrl_name == b->rrl_name &&
+           a->rrl_name_len == b->rrl_name_len && a->rrl_name_hash == b->rrl_name_hash &&
+           a->placement == b->placement && a->precompiled == b->precompiled &&
+           a->uncacheable == b->uncacheable;
 }
 
 #endif /* TESTS_DNSD_FED_VIEW_H */

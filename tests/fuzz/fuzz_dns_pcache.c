@@ -56,18 +56,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* Field by field; rrl_name is the same pointer: into the request both
- * answered (a hit's is rebased on it), or into the view. */
 static void same(const struct dns_query_info *a, const struct dns_query_info *b)
 {
-    if (a->qtype != b->qtype || a->rcode != b->rcode || a->tc != b->tc || a->ecs != b->ecs ||
-        a->cookie_valid != b->cookie_valid || a->federated != b->federated ||
-        a->fail_open != b->fail_open || a->fail_closed != b->fail_closed ||
-        a->service != b->service || a->member != b->member || a->region != b->region ||
-        a->rrl_class != b->rrl_class || a->rrl_name != b->rrl_name ||
-        a->rrl_name_len != b->rrl_name_len || a->rrl_name_hash != b->rrl_name_hash ||
-        a->placement != b->placement || a->precompiled != b->precompiled ||
-        a->uncacheable != b->uncacheable)
+    if (!fed_info_same(a, b))
         abort();
 }
 

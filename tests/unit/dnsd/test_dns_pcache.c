@@ -88,14 +88,18 @@ static int setup(void **state)
 }
 
 /* One set, one tag: every lookup compares every way's full key. */
-static int setup_collide(void **state)
+static void fixture_collide(struct fixture *f)
 {
-    setup(state);
-    struct fixture *f = *state;
     dns_pcache_free(f->pc);
     f->pc = dns_pcache_new(DNS_PCACHE_WAYS, SEED);
     assert_non_null(f->pc);
     dns_pcache_collide(f->pc);
+}
+
+static int setup_collide(void **state)
+{
+    setup(state);
+    fixture_collide(*state);
     return 0;
 }
 
@@ -232,14 +236,7 @@ static void build_query(struct fixture *f, struct pkt *p, const uint8_t *name, s
 static void assert_same_info(const struct dns_query_info *a, const struct dns_query_info *b,
                              const uint8_t *req, size_t req_len, const char *what)
 {
-    if (a->qtype != b->qtype || a->rcode != b->rcode || a->tc != b->tc || a->ecs != b->ecs ||
-        a->cookie_valid != b->cookie_valid || a->federated != b->federated ||
-        a->fail_open != b->fail_open || a->fail_closed != b->fail_closed ||
-        a->service != b->service || a->member != b->member || a->region != b->region ||
-        a->rrl_class != b->rrl_class || a->rrl_name != b->rrl_name ||
-        a->rrl_name_len != b->rrl_name_len || a->rrl_name_hash != b->rrl_name_hash ||
-        a->placement != b->placement || a->precompiled != b->precompiled ||
-        a->uncacheable != b->uncacheable)
+    if (!fed_info_same(a, b))
         fail_msg("%s: query info differs", what);
     /* the name of the bucket is the request's own when it is in the request */
     uintptr_t n = (uintptr_t)a->rrl_name, r = (uintptr_t)req;
@@ -362,11 +359,7 @@ static int setup_twins(void **state)
     snprintf(text, sizeof(text), "%.*s%s%s", (int)head, FED_FIXTURE_CONF, extra,
              FED_FIXTURE_CONF + head + skip);
     setup_conf(state, text);
-    struct fixture *f = *state;
-    dns_pcache_free(f->pc);
-    f->pc = dns_pcache_new(DNS_PCACHE_WAYS, SEED);
-    assert_non_null(f->pc);
-    dns_pcache_collide(f->pc);
+    fixture_collide(*state);
     return 0;
 }
 
