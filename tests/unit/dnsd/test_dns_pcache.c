@@ -123,6 +123,20 @@ static uint32_t rnd(struct fixture *f)
 
 /* ---- queries ---- */
 
+/* An ECS option (RFC 7871) for family @fam (1, 2) at @opts + @ol: @a cut to
+ * @bits, its bytes past them left out. Returns the new length. */
+static size_t put_ecs(uint8_t *opts, size_t ol, unsigned fam, const uint8_t *a, unsigned bits)
+{
+    size_t al = (bits + 7) / 8;
+    uint8_t h[8] = {0, 8, 0, (uint8_t)(4 + al), 0, (uint8_t)fam, (uint8_t)bits, 0};
+
+    memcpy(opts + ol, h, 8);
+    memcpy(opts + ol + 8, a, al);
+    if (bits % 8 != 0)
+        opts[ol + 8 + al - 1] &= (uint8_t)(0xFF << (8 - bits % 8));
+    return ol + 8 + al;
+}
+
 struct pkt {
     uint8_t b[1024];
     size_t len;
@@ -178,31 +192,13 @@ static void build_query(struct fixture *f, struct pkt *p, const uint8_t *name, s
     if (e == E_ECS4) {
         unsigned bits = rnd(f) % 33;
         uint8_t a[4] = {10, (uint8_t)(1 + rnd(f) % 3), (uint8_t)rnd(f), (uint8_t)rnd(f)};
-        size_t al = (bits + 7) / 8;
-        if (bits % 8 != 0)
-            a[al - 1] &= (uint8_t)(0xFF << (8 - bits % 8));
-        for (size_t i = al; i < 4; i++)
-            a[i] = 0;
-        uint8_t h[8] = {0, 8, 0, (uint8_t)(4 + al), 0, 1, (uint8_t)bits, 0};
-        memcpy(opts + ol, h, 8);
-        ol += 8;
-        memcpy(opts + ol, a, al);
-        ol += al;
+        ol = put_ecs(opts, ol, 1, a, bits);
     } else if (e == E_ECS6) {
         unsigned bits = 32 + rnd(f) % 97;
         uint8_t a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, (uint8_t)(1 + rnd(f) % 3)};
         for (size_t i = 6; i < 16; i++)
             a[i] = (uint8_t)rnd(f);
-        size_t al = (bits + 7) / 8;
-        if (bits % 8 != 0)
-            a[al - 1] &= (uint8_t)(0xFF << (8 - bits % 8));
-        for (size_t i = al; i < 16; i++)
-            a[i] = 0;
-        uint8_t h[8] = {0, 8, 0, (uint8_t)(4 + al), 0, 2, (uint8_t)bits, 0};
-        memcpy(opts + ol, h, 8);
-        ol += 8;
-        memcpy(opts + ol, a, al);
-        ol += al;
+        ol = put_ecs(opts, ol, 2, a, bits);
     } else if (e == E_COOKIE || e == E_VALID) {
         static const uint8_t cc[8] = {0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57};
         uint8_t h[4] = {0, 10, 0, e == E_COOKIE ? 8 : 24};
