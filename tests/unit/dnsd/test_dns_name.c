@@ -235,6 +235,122 @@ static void test_case(void **state)
     assert_int_equal(dns_name_lower_char(0xC4), 0xC4);
 }
 
+/* ---- the fold and the hash against byte-by-byte references ---- */
+
+/* The hash's definition, a byte at a time: 8-byte little-endian words
+ * (the last one zero-padded), a multiply-rotate round each, the length in
+ * the seed, murmur3's finalizer. The name tables are built with it. */
+static uint32_t ref_hash(const uint8_t *p, size_t len)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len * 0xff51afd7ed558ccdULL), tail = 0;
+    size_t i = 0;
+
+    for (; len - i >= 8; i += 8) {
+        uint64_t v = 0;
+        for (unsigned k = 8; k-- > 0;)
+            v = v << 8 | p[i + k];
+        h ^= v * 0x87c37b91114253d5ULL;
+        h = ((h << 31) | (h >> 33)) * 0x4cf5ad432745937fULL;
+    }
+    for (size_t k = len; k-- > i;)
+        tail = tail << 8 | p[k];
+    h ^= tail * 0x87c37b91114253d5ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return (uint32_t)h;
+}
+
+static uint8_t ref_lower(uint8_t c)
+{
+    return c >= 'A' && c <= 'Z' ? (uint8_t)(c + ('a' - 'A')) : c;
+}
+
+static uint32_t rng_next(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+/* A byte from the letters' edges ('@', 'A', 'Z', '[', '`', 'a', 'z', '{'),
+ * letters, the high half, or anything. */
+static uint8_t rng_byte(uint32_t *s)
+{
+    static const uint8_t edges[] = {'@', 'A', 'Z', '[', '`', 'a', 'z', '{', 0x80, 0xC1, 0xDA, 0xFF, 0};
+    uint32_t r = rng_next(s);
+
+    switch (r % 4) {
+    case 0:
+        return edges[(r >> 8) % sizeof(edges)];
+    case 1:
+        return (uint8_t)('A' + (r >> 8) % 26);
+    case 2:
+        return (uint8_t)(0x80 | r >> 8);
+    default:
+        return (uint8_t)(r >> 8);
+    }
+}
+
+/* Every length 1..255, random bytes: dns_name_lower(), dns_name_hash(),
+ * dns_name_lower_hash() and (on the same bytes shaped as labels)
+ * dns_name_check_lower_hash() against the references; nothing written past
+ * the name. The buffers end where the name ends, so ASan sees a read past. */
+static void test_fold_hash_reference(void **state)
+{
+    uint32_t seed = 0x2545F491u;
+    (void)state;
+
+    for (unsigned round = 0; round < 8; round++) {
+        for (size_t len = 1; len <= DNS_NAME_MAX; len++) {
+            uint8_t src[DNS_NAME_MAX], want[DNS_NAME_MAX], got[DNS_NAME_MAX + 1];
+            uint8_t *exact = src + DNS_NAME_MAX - len; /* ends at the end of src */
+            uint32_t h = 0;
+
+            for (size_t i = 0; i < len; i++)
+                exact[i] = rng_byte(&seed);
+            if (round % 2 == 1) {
+                /* a valid name: labels of random length 1..63, the root last */
+                size_t o = 0;
+                while (o + 1 < len) {
+                    size_t l = 1 + rng_next(&seed) % 63;
+                    if (l > len - o - 2)
+                        l = len - o - 2;
+                    if (l == 0)
+                        break;
+                    exact[o] = (uint8_t)l;
+                    o += 1 + l;
+                }
+                if (o + 1 != len)
+                    continue; /* one byte left over: no label fits */
+                exact[len - 1] = 0;
+            }
+            for (size_t i = 0; i < len; i++)
+                want[i] = ref_lower(exact[i]);
+            memset(got, 0xAA, sizeof(got));
+            dns_name_lower(got, exact, len);
+            if (memcmp(got, want, len) != 0 || got[len] != 0xAA)
+                fail_msg("len %zu: dns_name_lower differs", len);
+            if (dns_name_hash(want, len) != ref_hash(want, len))
+                fail_msg("len %zu: dns_name_hash differs", len);
+            memset(got, 0xAA, sizeof(got));
+            if (dns_name_lower_hash(got, exact, len) != ref_hash(want, len) ||
+                memcmp(got, want, len) != 0 || got[len] != 0xAA)
+                fail_msg("len %zu: dns_name_lower_hash differs", len);
+            if (round % 2 == 0)
+                continue;
+            memset(got, 0xAA, sizeof(got));
+            if (dns_name_check_lower_hash(got, exact, len, &h) != len)
+                fail_msg("len %zu: not a name", len);
+            if (h != ref_hash(want, len) || memcmp(got, want, len) != 0 || got[len] != 0xAA)
+                fail_msg("len %zu: dns_name_check_lower_hash differs", len);
+        }
+    }
+}
+
 /* ---- dns_name_is_under(), dns_name_under_offset() ---- */
 
 struct under_case {
@@ -311,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_from_text), cmocka_unit_test(test_text_normalize),
         cmocka_unit_test(test_check),     cmocka_unit_test(test_case),
         cmocka_unit_test(test_under),     cmocka_unit_test(test_labels),
+        cmocka_unit_test(test_fold_hash_reference),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
