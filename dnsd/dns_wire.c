@@ -177,53 +177,77 @@ static bool parse_opt(const uint8_t *pkt, size_t fixed, size_t end, struct dns_e
     return true;
 }
 
+/*
+ * The additional section: skipped but for the OPT RR, read once the section
+ * has been walked, so that parse_opt() has one caller and is inlined (the
+ * usual query's one OPT at root is read without the walk).
+ */
 static enum dns_parse_status parse_additional(const uint8_t *pkt, size_t len, size_t off,
                                               struct dns_request *req)
 {
-    bool seen_opt = false;
+    enum dns_parse_status st = DNS_PARSE_OK;
+    size_t opt_fixed = 0, opt_end = 0; /* 0: no OPT */
+    bool drop_opt = false;
 
-    /* The usual query's additional section, one OPT RR at root, read
-     * directly: what the loop below does with it, without the general walk. */
     if (req->arcount == 1 && len - off >= 11 && pkt[off] == 0 &&
         rd16(pkt + off + 1) == DNS_TYPE_OPT) {
-        size_t end = off + 11 + rd16(pkt + off + 9);
-        if (end > len || !parse_opt(pkt, off + 1, end, &req->edns))
+        opt_fixed = off + 1;
+        opt_end = off + 11 + rd16(pkt + off + 9);
+        if (opt_end > len)
             return DNS_PARSE_FORMERR;
-        return DNS_PARSE_OK;
-    }
-    for (unsigned i = 0; i < req->arcount; i++) {
-        size_t owner, fixed;
-        uint16_t type;
-        if (!skip_rr(pkt, len, &off, &owner, &type, &fixed))
-            return DNS_PARSE_FORMERR;
-        if (type != DNS_TYPE_OPT)
-            continue; /* TSIG, SIG(0)...: not supported, ignored */
-        if (seen_opt || fixed != owner + 1 || pkt[owner] != 0) {
-            /* RFC 6891 §6.1.1: more than one OPT, or an owner other than root */
-            memset(&req->edns, 0, sizeof(req->edns));
-            return DNS_PARSE_FORMERR;
+    } else {
+        for (unsigned i = 0; i < req->arcount; i++) {
+            size_t owner, fixed;
+            uint16_t type;
+            if (!skip_rr(pkt, len, &off, &owner, &type, &fixed)) {
+                st = DNS_PARSE_FORMERR; /* an OPT before still goes into the FORMERR */
+                break;
+            }
+            if (type != DNS_TYPE_OPT)
+                continue; /* TSIG, SIG(0)...: not supported, ignored */
+            if (opt_fixed != 0 || fixed != owner + 1 || pkt[owner] != 0) {
+                /* RFC 6891 §6.1.1: a second OPT, or an owner other than root */
+                st = DNS_PARSE_FORMERR;
+                drop_opt = true;
+                break;
+            }
+            opt_fixed = fixed;
+            opt_end = off;
         }
-        seen_opt = true;
-        if (!parse_opt(pkt, fixed, off, &req->edns))
-            return DNS_PARSE_FORMERR;
     }
-    return DNS_PARSE_OK;
+    /* As if read where it stands: a malformed OPT is FORMERR with what it
+     * gave, before anything after it; else a second OPT leaves none. */
+    if (opt_fixed != 0 && !parse_opt(pkt, opt_fixed, opt_end, &req->edns))
+        return DNS_PARSE_FORMERR;
+    if (drop_opt)
+        memset(&req->edns, 0, sizeof(req->edns));
+    return st;
 }
 
 enum dns_parse_status dns_wire_parse(const uint8_t *pkt, size_t len, struct dns_request *req)
 {
     size_t off = DNS_HEADER_LEN;
 
-    memset(req, 0, offsetof(struct dns_request, qname_lc));
+    /* Two clears of fixed size, each a few stores, where one of the whole
+     * head (88 bytes) is a rep stos. */
+    memset(req, 0, offsetof(struct dns_request, edns));
+    memset(&req->edns, 0, sizeof(req->edns));
     if (len < DNS_HEADER_LEN)
         return DNS_PARSE_SHORT;
-    req->id = rd16(pkt);
-    req->flags = rd16(pkt + 2);
+    /* The header as two big-endian loads, not six 16-bit ones. */
+    uint64_t h;
+    uint32_t h2;
+    memcpy(&h, pkt, 8);
+    memcpy(&h2, pkt + 8, 4);
+    h = be64toh(h);
+    h2 = be32toh(h2);
+    req->id = (uint16_t)(h >> 48);
+    req->flags = (uint16_t)(h >> 32);
     req->opcode = (uint8_t)((req->flags >> 11) & 0x0F);
-    req->qdcount = rd16(pkt + 4);
-    req->ancount = rd16(pkt + 6);
-    req->nscount = rd16(pkt + 8);
-    req->arcount = rd16(pkt + 10);
+    req->qdcount = (uint16_t)(h >> 16);
+    req->ancount = (uint16_t)h;
+    req->nscount = (uint16_t)(h2 >> 16);
+    req->arcount = (uint16_t)h2;
     if (req->qdcount != 1)
         return DNS_PARSE_FORMERR;
 

@@ -328,6 +328,54 @@ static void test_parse_opt_not_root(void **state)
     assert_false(req.edns.present);
 }
 
+/* The additional section walked whole, the OPT read as if where it stands:
+ * a malformed OPT is FORMERR with its EDNS (echoed), whatever follows; a
+ * valid one before a malformed RR too; a second OPT leaves none. */
+static void test_parse_opt_order(void **state)
+{
+    struct pkt p;
+    struct dns_request req;
+    uint8_t opt[64];
+    size_t bad = ecs_opt(opt, 1, 24, 0, (const uint8_t *)"\x0a\x01", 2); /* too few bytes */
+
+    (void)state;
+    p_query(&p, "a.test", 1, 2);
+    p_opt(&p, 1232, 0, 0, opt, bad);
+    p_opt(&p, 4096, 0, 0, NULL, 0);
+    assert_int_equal(parse(&p, &req), DNS_PARSE_FORMERR);
+    assert_true(req.edns.present);
+    assert_int_equal(req.edns.udp_size, 1232);
+
+    p_query(&p, "a.test", 1, 2);
+    p_opt(&p, 1232, 0, 0, NULL, 0);
+    p_u8(&p, 0); /* a root owner and no more: a truncated RR */
+    assert_int_equal(parse(&p, &req), DNS_PARSE_FORMERR);
+    assert_true(req.edns.present);
+    assert_int_equal(req.edns.udp_size, 1232);
+
+    p_query(&p, "a.test", 1, 2);
+    p_opt(&p, 1232, 0, 0, NULL, 0);
+    p_name(&p, "a.test"); /* an OPT not at root after a valid one */
+    p_u16(&p, DNS_TYPE_OPT);
+    p_u16(&p, 4096);
+    p_u32(&p, 0);
+    p_u16(&p, 0);
+    assert_int_equal(parse(&p, &req), DNS_PARSE_FORMERR);
+    assert_false(req.edns.present);
+
+    p_query(&p, "a.test", 1, 2);
+    p_name(&p, "key.test"); /* a TSIG-like RR first: skipped */
+    p_u16(&p, 250);
+    p_u16(&p, 255);
+    p_u32(&p, 0);
+    p_u16(&p, 0);
+    p_opt(&p, 1400, 0, 0x8000, NULL, 0);
+    assert_int_equal(parse(&p, &req), DNS_PARSE_OK);
+    assert_true(req.edns.present);
+    assert_true(req.edns.do_bit);
+    assert_int_equal(req.edns.udp_size, 1400);
+}
+
 static void expect_bad_ecs(unsigned family, unsigned source, unsigned scope, const char *addr,
                            size_t addr_len)
 {
@@ -813,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_parse_edns),
         cmocka_unit_test(test_parse_two_opts),
         cmocka_unit_test(test_parse_opt_not_root),
+        cmocka_unit_test(test_parse_opt_order),
         cmocka_unit_test(test_parse_bad_ecs),
         cmocka_unit_test(test_parse_truncated_opt),
         cmocka_unit_test(test_parse_skips_answer_and_authority),
