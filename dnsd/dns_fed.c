@@ -69,8 +69,9 @@ static uint32_t fed_hash(const uint8_t *p, size_t len)
     return dns_name_hash(p, len); /* one hash for the names here and the query's */
 }
 
-long fed_itab_find_val(const struct itab *t, const void *key, size_t len, uint32_t h,
-                       const uint8_t **val)
+/* fed_itab_find_val(), inline in the query's lookup (dns_fed_find_hashed()). */
+static inline long itab_find(const struct itab *t, const void *key, size_t len, uint32_t h,
+                             const uint8_t **val)
 {
     size_t i;
 
@@ -85,6 +86,12 @@ long fed_itab_find_val(const struct itab *t, const void *key, size_t len, uint32
             return (long)sl->idx - 1;
         }
     }
+}
+
+long fed_itab_find_val(const struct itab *t, const void *key, size_t len, uint32_t h,
+                       const uint8_t **val)
+{
+    return itab_find(t, key, len, h, val);
 }
 
 long fed_itab_find(const struct itab *t, const void *key, size_t len, uint32_t h)
@@ -1077,7 +1084,7 @@ enum dns_fed_match dns_fed_find_hashed(const struct dns_fed *fed, const uint8_t 
 
     if (fed == NULL || qname_len == 0 || qname_len > DNS_NAME_MAX)
         return DNS_FED_NONE;
-    idx = fed_itab_find_val(&fed->nm->names, qname, qname_len, qname_hash, &val);
+    idx = itab_find(&fed->nm->names, qname, qname_len, qname_hash, &val);
     if (idx < 0)
         return DNS_FED_NONE;
     memcpy(&v, val, sizeof(v));
