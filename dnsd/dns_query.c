@@ -65,7 +65,7 @@ struct qctx {
     uint16_t qtype;   /* the question's type; A once ANY meets a federated name */
     struct dns_query_info *info;
     struct dns_writer w;
-    struct dns_client_loc loc; /* client_hash: see hash_known */
+    struct dns_client_loc loc; /* client_hash: see hash_known; how unset (NULL) */
     struct hash_src hash_src;
     bool hash_known;       /* loc.client_hash is set; else client_hash() makes it */
     uint16_t flags;        /* flags to set in the header at the end */
@@ -150,14 +150,21 @@ static uint32_t subnet_hash(int family, const uint8_t *addr, unsigned bits)
     return (uint32_t)cm_fmix64(v);
 }
 
-/* dns_query_locate() but for the hash, whose input goes to @hs. */
-static inline void locate(const struct dns_view *view, int family, const uint8_t *addr,
-                          unsigned addr_bits, bool from_ecs, struct dns_client_loc *loc,
-                          struct hash_src *hs)
+/*
+ * dns_query_locate() but for the hash, whose input goes to @hs, and for
+ * loc->how (left alone: only the explanation reads it). True when the
+ * client lookup placed the client. Always inlined: in the query path its
+ * call and saved registers cost ~30 instructions, a fifth of what it does.
+ */
+static inline __attribute__((always_inline)) bool locate(const struct dns_view *view, int family,
+                                                         const uint8_t *addr, unsigned addr_bits,
+                                                         struct dns_client_loc *loc,
+                                                         struct hash_src *hs)
 {
     static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     struct cm_lpm_result res;
     unsigned max_bits, hash_bits, extra = 0;
+    bool placed = false;
 
     memset(&res, 0, sizeof(res));
     if (family == AF_INET6 && addr_bits >= 96 && memcmp(addr, v4mapped, 12) == 0) {
@@ -171,7 +178,6 @@ static inline void locate(const struct dns_view *view, int family, const uint8_t
     if (addr_bits > max_bits)
         addr_bits = max_bits;
     loc->region = view->default_region;
-    loc->how = "dnsd.region default";
     loc->source = DNS_PLACE_DEFAULT;
     loc->matched_len = 0;
     loc->value = 0;
@@ -193,10 +199,7 @@ static inline void locate(const struct dns_view *view, int family, const uint8_t
             loc->source = source;
             loc->matched_len = res.matched_len;
             loc->value = res.value;
-            if (source == DNS_PLACE_CLIENT_NETWORKS)
-                loc->how = from_ecs ? "ecs client_networks" : "source address client_networks";
-            else
-                loc->how = from_ecs ? "ecs geoip" : "source address geoip";
+            placed = true;
         }
     }
     /* lpm scope: how many bits decide the region; more than addr_bits when
@@ -216,6 +219,7 @@ static inline void locate(const struct dns_view *view, int family, const uint8_t
         loc->subnet_scope = (uint8_t)(loc->subnet_scope + extra);
         loc->scope_len = (uint8_t)(loc->scope_len + extra);
     }
+    return placed;
 }
 
 void dns_query_locate(const struct dns_view *view, int family, const uint8_t *addr,
@@ -223,7 +227,12 @@ void dns_query_locate(const struct dns_view *view, int family, const uint8_t *ad
 {
     struct hash_src hs;
 
-    locate(view, family, addr, addr_bits, from_ecs, loc, &hs);
+    if (!locate(view, family, addr, addr_bits, loc, &hs))
+        loc->how = "dnsd.region default";
+    else if (loc->source == DNS_PLACE_CLIENT_NETWORKS)
+        loc->how = from_ecs ? "ecs client_networks" : "source address client_networks";
+    else
+        loc->how = from_ecs ? "ecs geoip" : "source address geoip";
     loc->client_hash = subnet_hash(hs.family, hs.addr, hs.bits);
 }
 
@@ -248,36 +257,40 @@ static void prefetch_location(const struct dns_view *view, bool ecs_on, const st
 static void locate_client(struct qctx *q, const struct sockaddr *client)
 {
     const struct dns_ecs *ecs = &q->req->edns.ecs;
+    int family;
+    const uint8_t *addr;
+    unsigned bits;
 
     q->hash_known = false;
+    /* One call of locate(), so that it is inlined here. */
     if (ecs->present && q->ecs_on && ecs->source_len > 0) {
-        locate(q->view, ecs->family == 1 ? AF_INET : AF_INET6, ecs->addr, ecs->source_len, true,
-               &q->loc, &q->hash_src);
+        family = ecs->family == 1 ? AF_INET : AF_INET6;
+        addr = ecs->addr;
+        bits = ecs->source_len;
         q->info->ecs = true;
-        return;
-    }
-    if (client != NULL && client->sa_family == AF_INET) {
+    } else if (client != NULL && client->sa_family == AF_INET) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)client;
-        locate(q->view, AF_INET, (const uint8_t *)&sin->sin_addr, 32, false, &q->loc, &q->hash_src);
-        return;
-    }
-    if (client != NULL && client->sa_family == AF_INET6) {
+        family = AF_INET;
+        addr = (const uint8_t *)&sin->sin_addr;
+        bits = 32;
+    } else if (client != NULL && client->sa_family == AF_INET6) {
         const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)client;
-        const uint8_t *a = sin6->sin6_addr.s6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
-            locate(q->view, AF_INET, a + 12, 32, false, &q->loc, &q->hash_src);
-        else
-            locate(q->view, AF_INET6, a, 128, false, &q->loc, &q->hash_src);
+        /* an IPv4-mapped source is the IPv4 address, its scopes in IPv4 bits */
+        bool mapped = IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr);
+        family = mapped ? AF_INET : AF_INET6;
+        addr = sin6->sin6_addr.s6_addr + (mapped ? 12 : 0);
+        bits = mapped ? 32 : 128;
+    } else {
+        q->loc.region = q->view->default_region;
+        q->loc.client_hash = 0;
+        q->hash_known = true;
+        q->loc.scope_len = 0;
+        q->loc.region_scope = 0;
+        q->loc.subnet_scope = 0;
+        q->loc.source = DNS_PLACE_DEFAULT;
         return;
     }
-    q->loc.region = q->view->default_region;
-    q->loc.client_hash = 0;
-    q->hash_known = true;
-    q->loc.scope_len = 0;
-    q->loc.region_scope = 0;
-    q->loc.subnet_scope = 0;
-    q->loc.how = "dnsd.region default";
-    q->loc.source = DNS_PLACE_DEFAULT;
+    (void)locate(q->view, family, addr, bits, &q->loc, &q->hash_src);
 }
 
 /* The client's subnet hash (dns_client_loc.client_hash), made when first asked. */
