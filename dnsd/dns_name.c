@@ -66,56 +66,76 @@ void dns_name_lower(uint8_t *dst, const uint8_t *src, size_t len)
 }
 
 #define HASH_K1 0x87c37b91114253d5ULL
-#define HASH_K2 0x4cf5ad432745937fULL
 
 static uint64_t hash_init(size_t len)
 {
     return 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len * 0xff51afd7ed558ccdULL);
 }
 
-static uint64_t hash_word(uint64_t h, uint64_t v)
+static uint64_t le64_at(const uint8_t *p)
 {
-    h ^= v * HASH_K1;
-    return ((h << 31) | (h >> 33)) * HASH_K2;
+    uint64_t v;
+
+    memcpy(&v, p, 8);
+    return le64toh(v);
 }
 
-/* The last, zero-padded partial word, and murmur3's 64-bit finalizer. */
-static uint32_t hash_final(uint64_t h, uint64_t tail)
+static uint64_t le32_at(const uint8_t *p)
 {
-    return (uint32_t)cm_fmix64(h ^ tail * HASH_K1);
+    uint32_t v;
+
+    memcpy(&v, p, 4);
+    return le32toh(v);
 }
 
 /*
- * The last len % 8 bytes of @p (len bytes) as a little-endian word, zero
- * above them. With 8 bytes or more, one load of the last 8 bytes and a
- * shift, instead of a copy of variable length.
+ * One round per 16 bytes, the block's two little-endian words @a and @b:
+ * their 64x64->128-bit product folded (wyhash's round: one multiply where
+ * murmur-style rounds take four), the state in one operand.
  */
-static uint64_t tail_word(const uint8_t *p, size_t len)
+static uint64_t hash_block(uint64_t h, uint64_t a, uint64_t b)
 {
-    size_t rem = len % 8;
-    uint64_t t = 0;
+    return cm_mum64(a ^ HASH_K1, b ^ h);
+}
 
-    if (rem == 0)
-        return 0;
+/* The state through murmur3's 64-bit finalizer. */
+static uint32_t hash_final(uint64_t h)
+{
+    return (uint32_t)cm_fmix64(h);
+}
+
+/*
+ * A name of at most 16 bytes as one block, every byte read (the length is
+ * in the seed): 8..16 bytes as the first and the last 8 (overlapping), 4..7
+ * as the first and the last 4, 1..3 as the first, middle and last byte.
+ */
+static void short_block(const uint8_t *p, size_t len, uint64_t *a, uint64_t *b)
+{
+    *b = 0;
     if (len >= 8) {
-        memcpy(&t, p + len - 8, 8);
-        return le64toh(t) >> (8 * (8 - rem));
+        *a = le64_at(p);
+        *b = le64_at(p + len - 8);
+    } else if (len >= 4) {
+        *a = le32_at(p) | le32_at(p + len - 4) << 32;
+    } else if (len > 0) {
+        *a = (uint64_t)p[0] << 16 | (uint64_t)p[len / 2] << 8 | p[len - 1];
+    } else {
+        *a = 0;
     }
-    for (size_t i = rem; i-- > 0;)
-        t = t << 8 | p[i];
-    return t;
 }
 
 uint32_t dns_name_hash(const uint8_t *p, size_t len)
 {
-    uint64_t h = hash_init(len), v;
-    size_t i = 0;
+    uint64_t h = hash_init(len), a, b;
 
-    for (; len - i >= 8; i += 8) {
-        memcpy(&v, p + i, 8);
-        h = hash_word(h, le64toh(v));
+    if (len <= 16) {
+        short_block(p, len, &a, &b);
+        return hash_final(hash_block(h, a, b));
     }
-    return hash_final(h, tail_word(p, len));
+    /* 16-byte blocks, the last one the last 16 bytes (overlapping) */
+    for (size_t i = 0; len - i > 16; i += 16)
+        h = hash_block(h, le64_at(p + i), le64_at(p + i + 8));
+    return hash_final(hash_block(h, le64_at(p + len - 16), le64_at(p + len - 8)));
 }
 
 /*
@@ -125,69 +145,47 @@ uint32_t dns_name_hash(const uint8_t *p, size_t len)
  */
 typedef uint8_t v16u8 __attribute__((vector_size(16)));
 
-static inline v16u8 lower16(const uint8_t *src)
+static inline void lower16(uint8_t *dst, const uint8_t *src)
 {
     v16u8 v;
 
     memcpy(&v, src, 16);
-    return v | ((v16u8)(v - 'A' < 26) & 0x20);
-}
-
-/* The two little-endian words of the 16 lowered bytes at @p (written there
- * just before), through hash_word(). */
-static inline uint64_t hash_words16(uint64_t h, const uint8_t *p)
-{
-    uint64_t a, b;
-
-    memcpy(&a, p, 8);
-    memcpy(&b, p + 8, 8);
-    return hash_word(hash_word(h, le64toh(a)), le64toh(b));
+    v |= (v16u8)(v - 'A' < 26) & 0x20;
+    memcpy(dst, &v, 16);
 }
 
 /*
- * dns_name_lower() and dns_name_hash() in one pass: 16 bytes folded per
- * step, and the last 16 bytes folded again instead of a byte loop (folding
- * twice gives the same bytes). Names under 16 bytes (the root, short ones)
- * take the 8-byte fold.
+ * dns_name_lower() and dns_name_hash() of the result in one pass, block by
+ * block as dns_name_hash() reads them: 16 bytes folded per step, the last
+ * 16 folded again instead of a byte loop (folding twice gives the same
+ * bytes). Names of up to 16 bytes take the 8-byte fold or a byte loop (not
+ * a call: without one the function saves no registers).
  */
 static inline uint32_t lower_hash(uint8_t *dst, const uint8_t *src, size_t len)
 {
-    uint64_t h = hash_init(len), v;
-    size_t i = 0;
+    uint64_t h = hash_init(len), a, b, v;
 
-    if (len >= 16) {
-        for (; len - i >= 16; i += 16) {
-            v16u8 l = lower16(src + i);
-            memcpy(dst + i, &l, 16);
-            h = hash_words16(h, dst + i);
+    if (len > 16) {
+        for (size_t i = 0; len - i > 16; i += 16) {
+            lower16(dst + i, src + i);
+            h = hash_block(h, le64_at(dst + i), le64_at(dst + i + 8));
         }
-        if (i == len)
-            return hash_final(h, 0);
-        v16u8 l = lower16(src + len - 16);
-        memcpy(dst + len - 16, &l, 16);
-        if (len - i >= 8) {
-            memcpy(&v, dst + i, 8);
-            h = hash_word(h, le64toh(v));
-        }
-        return hash_final(h, tail_word(dst, len));
+        lower16(dst + len - 16, src + len - 16);
+        return hash_final(hash_block(h, le64_at(dst + len - 16), le64_at(dst + len - 8)));
     }
     if (len >= 8) {
         memcpy(&v, src, 8);
         v = lower8(v);
         memcpy(dst, &v, 8);
-        h = hash_word(h, le64toh(v));
-        if (len == 8)
-            return hash_final(h, 0);
-        /* the last 8 bytes folded again: the overlap gets the same bytes */
         memcpy(&v, src + len - 8, 8);
         v = lower8(v);
         memcpy(dst + len - 8, &v, 8);
-        return hash_final(h, le64toh(v) >> (8 * (8 - len % 8)));
+    } else {
+        for (size_t k = 0; k < len; k++)
+            dst[k] = dns_name_lower_char(src[k]);
     }
-    /* a byte loop, not a call: without one the function saves no registers */
-    for (size_t k = 0; k < len; k++)
-        dst[k] = dns_name_lower_char(src[k]);
-    return hash_final(h, tail_word(dst, len));
+    short_block(dst, len, &a, &b);
+    return hash_final(hash_block(h, a, b));
 }
 
 /* Two passes: lower_hash() has one caller, dns_name_check_lower_hash() (a

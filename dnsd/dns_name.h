@@ -37,8 +37,8 @@ size_t dns_name_check(const uint8_t *p, size_t avail);
 void dns_name_lower(uint8_t *dst, const uint8_t *src, size_t len);
 
 /**
- * A 32-bit hash of @len bytes (64-bit multiply-rotate rounds over 8-byte
- * words, murmur3's finalizer): the hash of the federated table's names.
+ * A 32-bit hash of @len bytes (a 64x64->128-bit multiply per 16-byte block,
+ * murmur3's finalizer): the hash of the federated table's names.
  * Not keyed: for tables whose keys the operator chose.
  */
 uint32_t dns_name_hash(const uint8_t *p, size_t len);

@@ -237,24 +237,46 @@ static void test_case(void **state)
 
 /* ---- the fold and the hash against byte-by-byte references ---- */
 
-/* The hash's definition, a byte at a time: 8-byte little-endian words
- * (the last one zero-padded), a multiply-rotate round each, the length in
- * the seed, murmur3's finalizer. The name tables are built with it. */
+/* @n bytes at @p as a little-endian number, a byte at a time. */
+static uint64_t ref_le(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+
+    while (n-- > 0)
+        v = v << 8 | p[n];
+    return v;
+}
+
+static uint64_t ref_round(uint64_t h, uint64_t a, uint64_t b)
+{
+    unsigned __int128 r = (unsigned __int128)(a ^ 0x87c37b91114253d5ULL) * (b ^ h);
+
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+/* The hash's definition, written apart: the length in the seed; 16-byte
+ * blocks (the last one the last 16 bytes), a folded 128-bit product each;
+ * up to 16 bytes one block of the first and last 8 (or 4, or the first,
+ * middle and last byte); murmur3's finalizer. The name tables are built
+ * with it. */
 static uint32_t ref_hash(const uint8_t *p, size_t len)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len * 0xff51afd7ed558ccdULL), tail = 0;
-    size_t i = 0;
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len * 0xff51afd7ed558ccdULL), a = 0, b = 0;
 
-    for (; len - i >= 8; i += 8) {
-        uint64_t v = 0;
-        for (unsigned k = 8; k-- > 0;)
-            v = v << 8 | p[i + k];
-        h ^= v * 0x87c37b91114253d5ULL;
-        h = ((h << 31) | (h >> 33)) * 0x4cf5ad432745937fULL;
+    if (len > 16) {
+        for (size_t i = 0; i + 16 < len; i += 16)
+            h = ref_round(h, ref_le(p + i, 8), ref_le(p + i + 8, 8));
+        a = ref_le(p + len - 16, 8);
+        b = ref_le(p + len - 8, 8);
+    } else if (len >= 8) {
+        a = ref_le(p, 8);
+        b = ref_le(p + len - 8, 8);
+    } else if (len >= 4) {
+        a = ref_le(p, 4) | ref_le(p + len - 4, 4) << 32;
+    } else if (len > 0) {
+        a = (uint64_t)p[0] << 16 | (uint64_t)p[len / 2] << 8 | p[len - 1];
     }
-    for (size_t k = len; k-- > i;)
-        tail = tail << 8 | p[k];
-    h ^= tail * 0x87c37b91114253d5ULL;
+    h = ref_round(h, a, b);
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
@@ -347,6 +369,19 @@ static void test_fold_hash_reference(void **state)
                 fail_msg("len %zu: not a name", len);
             if (h != ref_hash(want, len) || memcmp(got, want, len) != 0 || got[len] != 0xAA)
                 fail_msg("len %zu: dns_name_check_lower_hash differs", len);
+        }
+    }
+    /* the hash reads every byte: one bit flipped anywhere changes it */
+    for (size_t len = 1; len <= 48; len++) {
+        uint8_t name[48];
+        for (size_t i = 0; i < len; i++)
+            name[i] = (uint8_t)('a' + i % 26);
+        uint32_t base = dns_name_hash(name, len);
+        for (size_t i = 0; i < len; i++) {
+            name[i] ^= 0x01;
+            if (dns_name_hash(name, len) == base)
+                fail_msg("len %zu: byte %zu not hashed", len, i);
+            name[i] ^= 0x01;
         }
     }
 }
