@@ -234,20 +234,13 @@ enum dns_parse_status dns_wire_parse(const uint8_t *pkt, size_t len, struct dns_
     memset(&req->edns, 0, sizeof(req->edns));
     if (len < DNS_HEADER_LEN)
         return DNS_PARSE_SHORT;
-    /* The header as two big-endian loads, not six 16-bit ones. */
-    uint64_t h;
-    uint32_t h2;
-    memcpy(&h, pkt, 8);
-    memcpy(&h2, pkt + 8, 4);
-    h = be64toh(h);
-    h2 = be32toh(h2);
-    req->id = (uint16_t)(h >> 48);
-    req->flags = (uint16_t)(h >> 32);
+    req->id = rd16(pkt);
+    req->flags = rd16(pkt + 2);
     req->opcode = (uint8_t)((req->flags >> 11) & 0x0F);
-    req->qdcount = (uint16_t)(h >> 16);
-    req->ancount = (uint16_t)h;
-    req->nscount = (uint16_t)(h2 >> 16);
-    req->arcount = (uint16_t)h2;
+    req->qdcount = rd16(pkt + 4);
+    req->ancount = rd16(pkt + 6);
+    req->nscount = rd16(pkt + 8);
+    req->arcount = rd16(pkt + 10);
     if (req->qdcount != 1)
         return DNS_PARSE_FORMERR;
 
