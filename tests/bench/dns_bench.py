@@ -889,8 +889,8 @@ def pairs(servers, a, qfile):
         log("note: --pairs needs fedgslb-dnsd and another server measured: no pairs")
         return
     for rnd in range(a.pairs):
-        log("-- pairs %d/%d" % (rnd + 1, a.pairs))
         for p in peers if rnd % 2 == 0 else peers[::-1]:
+            log("-- pairs %d/%d: fedgslb-dnsd + %s" % (rnd + 1, a.pairs, LABELS[p.name]))
             us = load_at_once([fed[0], p], a, qfile)
             if us[p.name] is not None and us["fedgslb"] is not None:  # both or neither: rounds stay aligned
                 p.res.setdefault("pairs_us", []).append(us[p.name])
