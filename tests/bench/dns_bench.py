@@ -870,9 +870,11 @@ def together(servers, a, qfile):
     for rnd in range(a.together):
         log("-- together %d/%d" % (rnd + 1, a.together))
         us = load_at_once(live, a, qfile)
+        # a server whose run failed sits out the rounds left, so that every
+        # list stays aligned round by round with fedgslb-dnsd's
+        live = [s for s in live if us[s.name] is not None]
         for s in live:
-            if us[s.name] is not None:
-                s.res.setdefault("together_us", []).append(us[s.name])
+            s.res.setdefault("together_us", []).append(us[s.name])
 
 
 def pairs(servers, a, qfile):
