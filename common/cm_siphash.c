@@ -2,8 +2,8 @@
 /*
  * cm_siphash.c -- SipHash-c-d, written from the paper's description: four
  * 64-bit words of state, c SipRounds per 8-byte block, the length in the
- * top byte of the last block, d SipRounds to finish. One body serves 2-4
- * (cookies) and 1-3 (table keys); the state stays in registers.
+ * top byte of the last block, d SipRounds to finish; dnsd's cookies use
+ * 2-4. The state stays in registers.
  */
 #include "common/cm_siphash.h"
 
@@ -82,9 +82,4 @@ static inline uint64_t siphash(const uint8_t key[CM_SIPHASH_KEY_LEN], const uint
 uint64_t cm_siphash24(const uint8_t key[CM_SIPHASH_KEY_LEN], const uint8_t *msg, size_t len)
 {
     return siphash(key, msg, len, 2, 4);
-}
-
-uint64_t cm_siphash13(const uint8_t key[CM_SIPHASH_KEY_LEN], const uint8_t *msg, size_t len)
-{
-    return siphash(key, msg, len, 1, 3);
 }

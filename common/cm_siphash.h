@@ -2,8 +2,7 @@
 /*
  * cm_siphash.h -- SipHash-2-4 (Aumasson and Bernstein, 2012): a keyed 64-bit
  * pseudorandom function for short inputs, as DNS server cookies use it
- * (RFC 9018 §4.4), and its faster SipHash-1-3 variant. Pure code: no
- * allocation, no state, any thread.
+ * (RFC 9018 §4.4). Pure code: no allocation, no state, any thread.
  */
 #ifndef COMMON_CM_SIPHASH_H
 #define COMMON_CM_SIPHASH_H
@@ -19,12 +18,5 @@
  * output (and what RFC 9018 puts in a cookie).
  */
 uint64_t cm_siphash24(const uint8_t key[CM_SIPHASH_KEY_LEN], const uint8_t *msg, size_t len);
-
-/**
- * SipHash-1-3 (one round per block, three to finish): the same function
- * with fewer rounds, for keyed tables where speed matters more than the
- * margin (a rate limiter's buckets), never for cookies.
- */
-uint64_t cm_siphash13(const uint8_t key[CM_SIPHASH_KEY_LEN], const uint8_t *msg, size_t len);
 
 #endif /* COMMON_CM_SIPHASH_H */

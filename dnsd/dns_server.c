@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * dns_server.c -- worker threads, UDP (recvmmsg/sendmmsg batches) and TCP
- * (RFC 7766: framing, pipelining, idle timeout, bounded buffers).
+ * dns_server.c -- worker threads: their epoll loop, UDP (recvmmsg/sendmmsg
+ * batches), the mailbox, setup and counters. TCP connections (RFC 7766) are
+ * in dns_tcp.c; what both files share of a worker is in dns_worker.h.
  *
  * Each worker owns its epoll loop, sockets, buffers, connection pool and
  * counters; the only thing shared with the main thread is the mailbox (a
@@ -16,7 +17,7 @@
  *
  *   TCP idle      conn->idle_at, armed at accept and at each answered query,
  *                 which also move the connection to the tail of w->active:
- *                 the head holds the earliest deadline
+ *                 the head holds the earliest deadline (dns_tcp_timers)
  *   accept guard  cm_accept_guard_resume_at() of a paused TCP listener
  *   stop grace    w->grace_at while stopping
  *
@@ -26,7 +27,6 @@
  */
 #include "dnsd/dns_server.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -61,171 +61,14 @@
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_rrl.h"
 #include "dnsd/dns_rrset.h"
-#include "dnsd/dns_tcp_src.h"
 #include "dnsd/dns_view.h"
+#include "dnsd/dns_worker.h"
 
-#define UDP_BATCH         32   /* messages per recvmmsg */
-#define UDP_REQ_MAX       4096 /* a larger UDP query is dropped */
-#define UDP_BUDGET        4    /* batches per wakeup, then back to the loop */
-#define TCP_ACCEPT_BUDGET 16   /* accepts per wakeup */
-#define TCP_QUERY_BUDGET  32   /* queries per connection per wakeup */
-#define TCP_MSG_MAX       65535
-#define TCP_RBUF          (TCP_MSG_MAX + 2)
-#define TCP_WBUF_MARK     16384 /* stop reading while more output than this is queued */
-#define TCP_WBUF          (TCP_WBUF_MARK + TCP_MSG_MAX + 2)
-#define TCP_BACKLOG       256
-#define WORKER_LOOP_FDS   3  /* epoll, the cross-thread notification, one spare */
-#define WORKER_EVENTS     64 /* epoll events taken per wakeup */
-
-/* At most this many least recently used connections are looked at for one to close. */
-#define TCP_EVICT_SCAN 16
-
-_Static_assert(DNS_STAT_MEMBERS == DNS_STAT_REGIONS, "member and region counters interleave");
-
-/*
- * Laid out so that an answer touches few cache lines: what a usual UDP
- * answer bumps (its A or AAAA query, NOERROR, ECS, placement) is one
- * 64-byte run, the latency and RRL counters follow it, and a member's and
- * a region's answers of the same index share 16 bytes (small federations:
- * one line for both). udp_a, udp_aaaa and noerror are kept apart from
- * queries[UDP][A], queries[UDP][AAAA] and responses[NOERROR] (which stay 0
- * for count_query) and added to them by dns_server_stats.
- */
-struct worker_stats {
-    _Atomic uint64_t udp_a;
-    _Atomic uint64_t udp_aaaa;
-    _Atomic uint64_t noerror;
-    _Atomic uint64_t ecs;
-    _Atomic uint64_t placement[DNS_PLACE_COUNT];
-    _Atomic uint64_t lat_sum_us;
-    _Atomic uint64_t lat_buckets[DNS_STAT_LAT_BUCKETS];
-    _Atomic uint64_t rrl[DNS_RRL_ACTION_COUNT];
-    _Atomic uint64_t queries[DNS_STAT_TRANSPORT_COUNT][DNS_STAT_QTYPE_COUNT];
-    _Atomic uint64_t responses[DNS_STAT_RCODES];
-    _Atomic uint64_t truncated;
-    _Atomic uint64_t dropped;
-    _Atomic uint64_t tcp_accepted;
-    _Atomic uint64_t tcp_refused;
-    _Atomic uint64_t tcp_closed_idle;
-    _Atomic uint64_t tcp_evicted;
-    _Atomic uint64_t tcp_source_cap;
-    _Atomic uint64_t rrl_limited[DNS_RRL_CLASS_COUNT];
-    _Atomic uint64_t answers[DNS_STAT_SERVICES];
-    _Atomic uint64_t fail_open[DNS_STAT_SERVICES];
-    _Atomic uint64_t fail_closed[DNS_STAT_SERVICES];
-    struct {
-        _Atomic uint64_t member_answers; /* by member index */
-        _Atomic uint64_t region_answers; /* by client region index */
-    } by_index[DNS_STAT_MEMBERS];
-};
-
-struct dns_worker;
-
-/*
- * What an epoll event is about: the low bits of its data, the rest points to
- * the listener or connection (both aligned to 8) or the worker (mailbox).
- */
-enum ep_kind {
-    EP_UDP = 0,
-    EP_ACCEPT = 1,
-    EP_CONN = 2,
-    EP_MBOX = 3,
-};
-#define EP_KIND_MASK 3u
-
-struct listener {
-    struct dns_worker *w;
-    int fd;
-    bool pktinfo; /* UDP on a wildcard address: replies leave from the query's destination */
-    struct cm_accept_guard guard; /* TCP only: unwatches fd while accept lacks descriptors */
-};
-
-enum conn_state {
-    CONN_FREE = 0,    /* in the worker's freelist */
-    CONN_OPEN = 1,    /* reading queries and answering them */
-    CONN_CLOSING = 2, /* no more reading: flush the answers, then close */
-};
-
-struct tcp_conn {
-    struct dns_worker *w;
-    enum conn_state state;
-    int fd;
-    bool reading;         /* wants EPOLLIN */
-    bool writing;         /* wants EPOLLOUT */
-    bool ready;           /* in w->ready */
-    bool eof;             /* the peer closed its side: answer what rbuf holds, then close */
-    uint32_t watched;     /* the events fd is registered for in epoll, 0 = not registered */
-    uint32_t ready_round; /* w->round when it joined w->ready */
-    uint64_t idle_at;     /* cm_mono_ms() deadline of this cycle (see the active list) */
-    struct sockaddr_storage peer;
-    size_t rlen; /* bytes in rbuf: zero or more length-prefixed queries */
-    size_t wpos; /* wbuf[wpos, wlen) is still to be sent */
-    size_t wlen;
-    /* Active list, least recently used first (a cycle starts at accept and at
-     * each answered query; reads alone are no use), or the freelist. */
-    TAILQ_ENTRY(tcp_conn) link;
-    TAILQ_ENTRY(tcp_conn) ready_link; /* in w->ready */
-    struct dns_src_node src;          /* in w->src when the per-source cap is on */
-    uint8_t rbuf[TCP_RBUF];
-    uint8_t wbuf[TCP_WBUF];
-};
-
-TAILQ_HEAD(conn_list, tcp_conn);
-
-struct dns_worker {
-    struct dns_server *srv;
-    unsigned id;
-    pthread_t thread;
-    bool started;
-    int epfd;              /* the worker's loop */
-    struct dns_view *view; /* one reference; touched only by the worker once started */
-
-    pthread_mutex_t lock;       /* protects the mailbox */
-    struct dns_view *mbox_view; /* pending view (one reference), NULL if none */
-    bool mbox_stop;
-    int mbox_fd; /* eventfd: written by the main thread after it fills the mailbox */
-    bool stopping;
-    bool done;         /* the loop returns */
-    uint64_t grace_at; /* while stopping: cm_mono_ms() at which the last connections close */
-
-    struct listener *udp; /* owned, one per listen address */
-    struct listener *tcp;
-    size_t sock_count;
-
-    struct mmsghdr rmsg[UDP_BATCH];
-    struct mmsghdr smsg[UDP_BATCH];
-    struct iovec riov[UDP_BATCH];
-    struct iovec siov[UDP_BATCH];
-    struct sockaddr_storage names[UDP_BATCH];
-    union dns_pktinfo_ctl rctl[UDP_BATCH]; /* destination address of each query (wildcard) */
-    union dns_pktinfo_ctl sctl[UDP_BATCH]; /* source address of each reply (wildcard) */
-    unsigned rdirty;                       /* rmsg slots the last recvmmsg filled */
-    int rmode;                             /* -1, or the pktinfo mode rmsg is set for */
-    uint8_t *rbufs;                        /* owned, UDP_BATCH x UDP_REQ_MAX */
-    uint8_t *sbufs;                        /* owned, UDP_BATCH x resp_cap */
-    size_t resp_cap;
-    struct dns_rrl *rrl;   /* owned; NULL when dnsd.rrl is disabled */
-    struct dns_qlog *qlog; /* borrowed from the server; NULL when the query log is off */
-    struct dns_cookie_memo cookie_memo; /* cookies made and checked lately (dns_cookie.h) */
-    struct dns_pcache *pcache; /* owned UDP packet cache (its own counters); NULL when off */
-
-    /* Least recently used first, which is also earliest idle deadline first. */
-    struct conn_list active;
-    struct conn_list free;
-    struct conn_list ready; /* spent their query budget with queries left */
-    size_t ready_count;
-    uint32_t round;    /* loop iterations, for w->ready */
-    size_t conn_count; /* allocated, <= max_conns */
-    size_t active_count;
-    size_t max_conns;
-    size_t max_per_source;     /* 0 = no per-source cap */
-    struct dns_src_table *src; /* owned; NULL without a per-source cap */
-    uint64_t idle_ms;
-    unsigned paused_count; /* TCP listeners the accept guard holds paused */
-
-    struct cm_log_ratelimit rl;
-    struct worker_stats stats;
-};
+#define UDP_REQ_MAX     4096 /* a larger UDP query is dropped */
+#define UDP_BUDGET      4    /* batches per wakeup, then back to the loop */
+#define TCP_BACKLOG     256
+#define WORKER_LOOP_FDS 3  /* epoll, the cross-thread notification, one spare */
+#define WORKER_EVENTS   64 /* epoll events taken per wakeup */
 
 struct dns_server {
     struct dns_worker *workers; /* owned array */
@@ -245,13 +88,6 @@ static const char *const qtype_names[DNS_STAT_QTYPE_COUNT] = {
 const char *dns_stat_qtype_name(enum dns_stat_qtype q)
 {
     return q < DNS_STAT_QTYPE_COUNT ? qtype_names[q] : "other";
-}
-
-/* Single writer per counter: a relaxed load + store is enough and avoids a locked add. */
-static inline void bump(_Atomic uint64_t *c)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
 }
 
 static enum dns_stat_qtype qtype_bucket(uint16_t qtype)
@@ -324,6 +160,12 @@ static void count_query(struct dns_worker *w, enum dns_stat_transport t,
         bump(&s->by_index[info->region].region_answers);
 }
 
+void dns_worker_count_query(struct dns_worker *w, enum dns_stat_transport t,
+                            const struct dns_query_info *info, size_t resp_len)
+{
+    count_query(w, t, info, resp_len);
+}
+
 const uint32_t dns_stat_lat_bounds_us[DNS_STAT_LAT_BUCKETS - 1] = {1,   2,   5,   10,   20,  50,
                                                                    100, 200, 500, 1000, 5000};
 
@@ -373,26 +215,7 @@ static size_t udp_rrl(struct dns_worker *w, const struct sockaddr *client,
     return dns_rrl_slip(resp, len);
 }
 
-static void query_info_init(struct dns_query_info *info)
-{
-    memset(info, 0, sizeof(*info));
-    info->service = -1;
-}
-
 /* ---- epoll ---- */
-
-static uint64_t ep_tag(void *p, enum ep_kind k)
-{
-    assert(((uintptr_t)p & EP_KIND_MASK) == 0);
-    return (uint64_t)(uintptr_t)p | k;
-}
-
-static int ep_ctl(struct dns_worker *w, int op, int fd, uint32_t events, uint64_t data)
-{
-    struct epoll_event ev = {.events = events, .data.u64 = data};
-
-    return epoll_ctl(w->epfd, op, fd, &ev) == 0 ? CM_OK : cm_err_from_errno(errno);
-}
 
 /* epoll_wait as a bare system call, for the reason given at udp_recvmmsg(). */
 static int ep_wait(int epfd, struct epoll_event *ev, int n, int timeout_ms)
@@ -587,428 +410,6 @@ static void udp_ready(struct listener *l)
     }
 }
 
-/* ---- TCP ---- */
-
-static void ready_remove(struct tcp_conn *c);
-
-static void conn_close(struct tcp_conn *c)
-{
-    struct dns_worker *w = c->w;
-
-    assert(c->state != CONN_FREE);
-    close(c->fd); /* takes it out of epoll too: nobody else holds it */
-    c->fd = -1;
-    c->state = CONN_FREE;
-    c->watched = 0;
-    if (c->ready)
-        ready_remove(c);
-    if (w->src != NULL)
-        dns_src_remove(w->src, &c->src);
-    TAILQ_REMOVE(&w->active, c, link);
-    TAILQ_INSERT_HEAD(&w->free, c, link);
-    w->active_count--;
-    if (w->stopping && w->active_count == 0)
-        w->done = true;
-}
-
-/*
- * Brings the epoll registration of @c in line with reading and writing (a
- * system call only when they changed). Level-triggered: a connection that
- * wants neither is taken out, so that a hang-up cannot wake the loop in vain.
- */
-static void conn_watch(struct tcp_conn *c)
-{
-    uint32_t want = (c->reading ? (uint32_t)EPOLLIN : 0u) | (c->writing ? (uint32_t)EPOLLOUT : 0u);
-    int op = c->watched == 0 ? EPOLL_CTL_ADD : want == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
-    int rc;
-
-    if (want == c->watched)
-        return;
-    rc = ep_ctl(c->w, op, c->fd, want, ep_tag(c, EP_CONN));
-    if (rc != CM_OK) {
-        /* The idle deadline still closes it. */
-        cm_log_ratelimited(&c->w->rl, CM_LOG_WARN, "worker=%u tcp: epoll_ctl: %s", c->w->id,
-                           cm_strerror(rc));
-        return;
-    }
-    c->watched = want;
-}
-
-static void conn_set_reading(struct tcp_conn *c, bool on)
-{
-    if (on == c->reading)
-        return;
-    c->reading = on;
-    if (!on && c->ready) /* no round to come back to */
-        ready_remove(c);
-    conn_watch(c);
-}
-
-static void conn_set_writing(struct tcp_conn *c, bool on)
-{
-    if (on == c->writing)
-        return;
-    c->writing = on;
-    conn_watch(c);
-}
-
-/* Budget spent with queries left: the next round reads and answers again. */
-static void ready_add(struct tcp_conn *c)
-{
-    struct dns_worker *w = c->w;
-
-    if (c->ready)
-        return;
-    c->ready = true;
-    c->ready_round = w->round;
-    TAILQ_INSERT_TAIL(&w->ready, c, ready_link);
-    w->ready_count++;
-}
-
-static void ready_remove(struct tcp_conn *c)
-{
-    TAILQ_REMOVE(&c->w->ready, c, ready_link);
-    c->ready = false;
-    c->w->ready_count--;
-}
-
-/* Reading goes on while open, the output is below the mark and rbuf has room. */
-static void conn_update_reading(struct tcp_conn *c)
-{
-    conn_set_reading(c, c->state == CONN_OPEN && !c->eof && c->wlen - c->wpos <= TCP_WBUF_MARK &&
-                            c->rlen < TCP_RBUF);
-}
-
-/* Writes what it can. May close @c (check c->state afterwards). */
-static void conn_flush(struct tcp_conn *c)
-{
-    while (c->wpos < c->wlen) {
-        ssize_t n = write(c->fd, c->wbuf + c->wpos, c->wlen - c->wpos);
-
-        if (n == -1) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                conn_set_writing(c, true);
-                return;
-            }
-            conn_close(c);
-            return;
-        }
-        c->wpos += (size_t)n;
-    }
-    c->wpos = 0;
-    c->wlen = 0;
-    if (c->state == CONN_CLOSING) {
-        conn_close(c);
-        return;
-    }
-    conn_set_writing(c, false);
-}
-
-/* No more queries: flushes what is queued, then closes. May close @c. */
-static void conn_finish(struct tcp_conn *c)
-{
-    c->state = CONN_CLOSING;
-    conn_set_reading(c, false);
-    if (c->ready)
-        ready_remove(c);
-    conn_flush(c);
-}
-
-/* True when one more maximal answer fits in wbuf (compacting it if needed). */
-static bool conn_wbuf_room(struct tcp_conn *c)
-{
-    if (TCP_WBUF - c->wlen >= TCP_MSG_MAX + 2)
-        return true;
-    if (c->wpos > 0) {
-        memmove(c->wbuf, c->wbuf + c->wpos, c->wlen - c->wpos);
-        c->wlen -= c->wpos;
-        c->wpos = 0;
-    }
-    return TCP_WBUF - c->wlen >= TCP_MSG_MAX + 2;
-}
-
-/*
- * Answers the complete queries in rbuf, in order, up to the budget, then
- * flushes. May close @c.
- */
-static void conn_process(struct tcp_conn *c)
-{
-    struct dns_worker *w = c->w;
-    size_t pos = 0;
-    bool answered = false;
-    bool more = false;
-
-    for (int budget = TCP_QUERY_BUDGET; c->rlen - pos >= 2; budget--) {
-        size_t mlen = ((size_t)c->rbuf[pos] << 8) | c->rbuf[pos + 1];
-        struct dns_query_info info;
-        size_t len;
-
-        if (mlen < 12) {
-            cm_log_debug("worker=%u tcp: message length %zu < 12; closing", w->id, mlen);
-            bump(&w->stats.dropped);
-            conn_close(c);
-            return;
-        }
-        if (c->rlen - pos < 2 + mlen)
-            break;
-        if (budget == 0 || !conn_wbuf_room(c)) {
-            /* Out of budget or of output room: the next round goes on (when
-             * the output leaves at once, no write readiness would call it). */
-            more = true;
-            break;
-        }
-        query_info_init(&info);
-        len = dns_query_process_memo(
-            w->view, &w->cookie_memo, c->rbuf + pos + 2, mlen, c->wbuf + c->wlen + 2, TCP_MSG_MAX,
-            (const struct sockaddr *)&c->peer, true, &info, (uint32_t)time(NULL));
-        count_query(w, DNS_STAT_TCP, &info, len);
-        if (w->qlog != NULL)
-            dns_qlog_query(w->qlog, w->id, w->view, (const struct sockaddr *)&c->peer, true, &info,
-                           c->wbuf + c->wlen + 2, len, len);
-        if (len > 0) {
-            c->wbuf[c->wlen] = (uint8_t)(len >> 8);
-            c->wbuf[c->wlen + 1] = (uint8_t)len;
-            c->wlen += 2 + len;
-        }
-        pos += 2 + mlen;
-        answered = true;
-    }
-    if (pos > 0) {
-        memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
-        c->rlen -= pos;
-    }
-    if (answered) {
-        /* A new cycle: the deadline is armed here and at accept only, never
-         * moved by a read, so a peer trickling bytes cannot keep its slot;
-         * with the move to the tail, the active list stays in deadline order. */
-        c->idle_at = cm_mono_ms() + w->idle_ms;
-        TAILQ_REMOVE(&w->active, c, link);
-        TAILQ_INSERT_TAIL(&w->active, c, link);
-        if (w->src != NULL)
-            dns_src_touch(w->src, &c->src);
-    }
-    conn_flush(c);
-    if (c->state == CONN_FREE)
-        return;
-    if (c->eof && !more) {
-        conn_finish(c);
-        return;
-    }
-    conn_update_reading(c);
-    /* Queries left: come back next round (above the mark, the write side calls). */
-    if (more && (c->reading || (c->eof && c->wlen - c->wpos <= TCP_WBUF_MARK)))
-        ready_add(c);
-}
-
-/* Readable (or its turn on the ready list): reads what fits, answers. May close @c. */
-static void conn_readable(struct tcp_conn *c)
-{
-    ssize_t n;
-
-    if (c->state != CONN_OPEN)
-        return;
-    if (c->rlen < TCP_RBUF) {
-        n = read(c->fd, c->rbuf + c->rlen, TCP_RBUF - c->rlen);
-        if (n == 0) {
-            /* The peer is done sending (RFC 7766 6.2.1): what rbuf holds is
-             * answered over as many rounds as the budget takes, then flushed
-             * and closed. */
-            c->eof = true;
-            conn_set_reading(c, false);
-        } else if (n == -1) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                conn_close(c);
-                return;
-            }
-        } else {
-            c->rlen += (size_t)n;
-        }
-    }
-    conn_process(c);
-}
-
-static void conn_writable(struct tcp_conn *c)
-{
-    assert(c->state == CONN_OPEN || c->state == CONN_CLOSING);
-    conn_flush(c);
-    if (c->state == CONN_OPEN && c->wpos == c->wlen && c->rlen > 0)
-        conn_process(c); /* queries waiting for output room */
-    else if (c->state == CONN_OPEN)
-        conn_update_reading(c);
-}
-
-/*
- * An epoll event for @c. A hang-up or error is reported whatever @c asked
- * for: the read (or the write) that asked finds it out.
- */
-static void conn_event(struct tcp_conn *c, uint32_t events)
-{
-    if (c->state == CONN_FREE) /* closed earlier in this wakeup */
-        return;
-    if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0 && c->reading) {
-        if (c->ready) /* this is its round */
-            ready_remove(c);
-        conn_readable(c);
-        if (c->state == CONN_FREE)
-            return;
-    }
-    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0 && c->writing)
-        conn_writable(c);
-}
-
-/*
- * The connections that spent their budget in an earlier round, once each;
- * those that spend it again wait for the next one, after the other sockets.
- */
-static void ready_round(struct dns_worker *w)
-{
-    struct tcp_conn *c;
-
-    while ((c = TAILQ_FIRST(&w->ready)) != NULL && c->ready_round != w->round) {
-        ready_remove(c);
-        if (c->eof)
-            conn_process(c);
-        else if (c->reading)
-            conn_readable(c);
-    }
-}
-
-/*
- * Idle (between queries) or partial (holding part of a query): may be closed
- * to make room. A connection with an answer still being written is kept.
- */
-static bool conn_evictable(const struct tcp_conn *c)
-{
-    return c->state == CONN_OPEN && c->wpos == c->wlen;
-}
-
-/*
- * Closes the least recently used evictable connection among the first
- * TCP_EVICT_SCAN of the active list; false when they are all busy.
- */
-static bool conn_evict_oldest(struct dns_worker *w)
-{
-    struct tcp_conn *c = TAILQ_FIRST(&w->active);
-
-    for (int i = 0; c != NULL && i < TCP_EVICT_SCAN; i++, c = TAILQ_NEXT(c, link)) {
-        if (conn_evictable(c)) {
-            bump(&w->stats.tcp_evicted);
-            conn_close(c);
-            return true;
-        }
-    }
-    return false;
-}
-
-/* A connection from the pool; NULL when the pool is full of busy connections. */
-static struct tcp_conn *conn_get(struct dns_worker *w)
-{
-    struct tcp_conn *c = TAILQ_FIRST(&w->free);
-
-    if (c == NULL && w->conn_count < w->max_conns) {
-        c = calloc(1, sizeof(*c));
-        if (c != NULL) {
-            w->conn_count++;
-            c->w = w;
-            c->fd = -1;
-            return c;
-        }
-    }
-    if (c == NULL && conn_evict_oldest(w))
-        c = TAILQ_FIRST(&w->free);
-    if (c != NULL)
-        TAILQ_REMOVE(&w->free, c, link);
-    return c;
-}
-
-static struct tcp_conn *conn_of_src(struct dns_src_node *n)
-{
-    return (struct tcp_conn *)(void *)((char *)n - offsetof(struct tcp_conn, src));
-}
-
-/*
- * The per-source cap: a newcomer whose source already holds max_per_source
- * connections on this worker takes the place of that source's least recently
- * used evictable one, so a source only ever competes with itself. False when
- * all of them are busy (the newcomer is then refused).
- */
-static bool source_make_room(struct dns_worker *w, const struct sockaddr_storage *peer)
-{
-    struct dns_src_node *n;
-    size_t count;
-
-    if (w->src == NULL)
-        return true;
-    n = dns_src_lookup(w->src, (const struct sockaddr *)peer, &count);
-    if (count < w->max_per_source)
-        return true;
-    bump(&w->stats.tcp_source_cap);
-    for (int i = 0; n != NULL && i < TCP_EVICT_SCAN; i++, n = n->next) {
-        struct tcp_conn *c = conn_of_src(n);
-
-        if (conn_evictable(c)) {
-            conn_close(c);
-            return true;
-        }
-    }
-    return false;
-}
-
-static void conn_open(struct dns_worker *w, struct tcp_conn *c, int fd,
-                      const struct sockaddr_storage *peer)
-{
-    c->state = CONN_OPEN;
-    c->fd = fd;
-    c->peer = *peer;
-    memset(&c->src, 0, sizeof(c->src));
-    if (w->src != NULL)
-        dns_src_add(w->src, &c->src, (const struct sockaddr *)peer); /* sized: never full */
-    c->rlen = 0;
-    c->wpos = 0;
-    c->wlen = 0;
-    c->reading = false;
-    c->writing = false;
-    c->ready = false;
-    c->eof = false;
-    c->watched = 0;
-    c->idle_at = cm_mono_ms() + w->idle_ms; /* see conn_process() */
-    TAILQ_INSERT_TAIL(&w->active, c, link);
-    w->active_count++;
-    conn_set_reading(c, true);
-}
-
-static void accept_ready(struct listener *l)
-{
-    struct dns_worker *w = l->w;
-
-    for (int i = 0; i < TCP_ACCEPT_BUDGET; i++) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        struct tcp_conn *c;
-        int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-        if (fd == -1) {
-            int e = errno;
-
-            /* Out of descriptors: the guard pauses this listener (no spinning). */
-            if (cm_accept_guard_error(&l->guard, e))
-                continue;
-            return;
-        }
-        cm_accept_guard_ok(&l->guard);
-        c = source_make_room(w, &ss) ? conn_get(w) : NULL;
-        if (c == NULL) {
-            bump(&w->stats.tcp_refused);
-            close(fd);
-            continue;
-        }
-        bump(&w->stats.tcp_accepted);
-        conn_open(w, c, fd, &ss);
-    }
-}
-
 /* ---- mailbox, stop ---- */
 
 /* Closing a socket takes it out of epoll as well (nobody else holds it). */
@@ -1028,8 +429,6 @@ static void listeners_close(struct dns_worker *w)
 
 static void worker_begin_stop(struct dns_worker *w)
 {
-    struct tcp_conn *c, *next;
-
     w->stopping = true;
     /* Answer what already sits in the UDP receive queues (one budget), then close. */
     for (size_t i = 0; i < w->sock_count; i++) {
@@ -1037,13 +436,7 @@ static void worker_begin_stop(struct dns_worker *w)
             udp_ready(&w->udp[i]);
     }
     listeners_close(w);
-    for (c = TAILQ_FIRST(&w->active); c != NULL; c = next) {
-        next = TAILQ_NEXT(c, link);
-        if (c->state == CONN_OPEN)
-            conn_process(c);
-        if (c->state != CONN_FREE)
-            conn_finish(c);
-    }
+    dns_tcp_stop(w);
     if (w->active_count == 0)
         w->done = true;
     w->grace_at = cm_mono_ms() + DNS_SERVER_STOP_GRACE_MS;
@@ -1089,29 +482,6 @@ static void mbox_ready(struct dns_worker *w)
 
 /* ---- the loop ---- */
 
-/* The TCP listener's guard: out of descriptors, it is taken out of epoll a while. */
-static void accept_pause(void *arg)
-{
-    struct listener *l = arg;
-    int rc = ep_ctl(l->w, EPOLL_CTL_DEL, l->fd, 0, 0);
-
-    l->w->paused_count++;
-    if (rc != CM_OK)
-        cm_log_error("worker=%u accept: cannot stop watching the listener: %s", l->w->id,
-                     cm_strerror(rc));
-}
-
-static void accept_resume(void *arg)
-{
-    struct listener *l = arg;
-    int rc = ep_ctl(l->w, EPOLL_CTL_ADD, l->fd, EPOLLIN, ep_tag(l, EP_ACCEPT));
-
-    l->w->paused_count--;
-    if (rc != CM_OK)
-        cm_log_error("worker=%u accept: cannot watch the listener again: %s", l->w->id,
-                     cm_strerror(rc));
-}
-
 /*
  * Fires the timers that are due and returns how long epoll_wait may wait:
  * until the next deadline, 0 while connections wait on the ready list, -1
@@ -1119,33 +489,15 @@ static void accept_resume(void *arg)
  */
 static int worker_timers(struct dns_worker *w)
 {
-    uint64_t now, due = UINT64_MAX;
-    struct tcp_conn *c;
+    uint64_t now, due;
 
     if (TAILQ_EMPTY(&w->active) && w->paused_count == 0 && !w->stopping)
         return w->ready_count > 0 ? 0 : -1;
     now = cm_mono_ms();
-    /* The active list is in deadline order: only its head can be due next. */
-    while ((c = TAILQ_FIRST(&w->active)) != NULL && c->idle_at <= now) {
-        bump(&w->stats.tcp_closed_idle);
-        conn_close(c);
-    }
-    if (c != NULL)
-        due = c->idle_at;
-    for (size_t i = 0; w->paused_count > 0 && i < w->sock_count; i++) {
-        struct cm_accept_guard *g = &w->tcp[i].guard;
-        uint64_t at;
-
-        if (cm_accept_guard_poll(g, now))
-            continue;
-        at = cm_accept_guard_resume_at(g);
-        if (at != 0 && at < due)
-            due = at;
-    }
+    due = dns_tcp_timers(w, now);
     if (w->stopping) {
         if (now >= w->grace_at) { /* the grace is over: close what is left */
-            while ((c = TAILQ_FIRST(&w->active)) != NULL)
-                conn_close(c);
+            dns_tcp_close_all(w);
             w->done = true;
             return 0;
         }
@@ -1171,10 +523,10 @@ static void worker_dispatch(struct dns_worker *w, const struct epoll_event *e)
         break;
     case EP_ACCEPT:
         if (l->fd >= 0 && !cm_accept_guard_paused(&l->guard))
-            accept_ready(l);
+            dns_tcp_accept(l);
         break;
     case EP_CONN:
-        conn_event(p, e->events);
+        dns_tcp_event(p, e->events);
         break;
     case EP_MBOX:
         mbox_ready(w);
@@ -1205,20 +557,12 @@ static void *worker_main(void *arg)
         for (int i = 0; i < n; i++)
             worker_dispatch(w, &ev[i]);
         if (w->ready_count > 0)
-            ready_round(w);
+            dns_tcp_ready_round(w);
     }
     return NULL;
 }
 
 /* ---- setup ---- */
-
-static int listener_guard_init(struct dns_worker *w, struct listener *l, const char *addr)
-{
-    char name[CM_ACCEPT_NAME_MAX];
-
-    snprintf(name, sizeof(name), "dns tcp %s worker=%u", addr, w->id);
-    return cm_accept_guard_init(&l->guard, NULL, name, accept_pause, accept_resume, l);
-}
 
 static int worker_open_sockets(struct dns_server *srv, struct dns_worker *w, char *err,
                                size_t errlen)
@@ -1259,7 +603,7 @@ static int worker_open_sockets(struct dns_server *srv, struct dns_worker *w, cha
             snprintf(err, errlen, "dnsd.listen %s: epoll_ctl: %s", name, cm_strerror(rc));
             return rc;
         }
-        if (listener_guard_init(w, &w->tcp[i], name) != CM_OK) {
+        if (dns_tcp_guard_init(w, &w->tcp[i], name) != CM_OK) {
             snprintf(err, errlen, "dnsd.listen %s: out of memory", name);
             return CM_ENOMEM;
         }
@@ -1390,21 +734,8 @@ static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id
     w->mbox_fd = -1;
     w->epfd = -1;
     pthread_mutex_init(&w->lock, NULL);
-    TAILQ_INIT(&w->active);
-    TAILQ_INIT(&w->free);
-    TAILQ_INIT(&w->ready);
-    w->max_conns = conf->dnsd.tcp_max_conns > 0 ? conf->dnsd.tcp_max_conns : 1;
-    /* A cap at or above the table size never binds: no table then. */
-    if (conf->dnsd.tcp_max_conns_per_source > 0 &&
-        conf->dnsd.tcp_max_conns_per_source < w->max_conns) {
-        w->max_per_source = conf->dnsd.tcp_max_conns_per_source;
-        w->src = dns_src_table_new(w->max_conns);
-        if (w->src == NULL) {
-            snprintf(err, errlen, "worker %u: out of memory", id);
-            return CM_ENOMEM;
-        }
-    }
-    w->idle_ms = conf->dnsd.tcp_idle_timeout_ms;
+    if (dns_tcp_init(w, conf, err, errlen) != CM_OK)
+        return CM_ENOMEM; /* its only failure */
     w->rl.burst = 10;
     w->rl.period_s = 60;
     w->resp_cap = udp_max < 512 ? 512 : udp_max > TCP_MSG_MAX ? TCP_MSG_MAX : udp_max;
@@ -1456,18 +787,9 @@ static int worker_init(struct dns_server *srv, struct dns_worker *w, unsigned id
 
 static void worker_fini(struct dns_worker *w)
 {
-    struct tcp_conn *c;
-
     if (w->srv == NULL) /* never initialized */
         return;
-    while ((c = TAILQ_FIRST(&w->active)) != NULL)
-        conn_close(c);
-    while ((c = TAILQ_FIRST(&w->free)) != NULL) {
-        TAILQ_REMOVE(&w->free, c, link);
-        free(c);
-    }
-    dns_src_table_free(w->src);
-    w->src = NULL;
+    dns_tcp_fini(w);
     if (w->udp != NULL && w->tcp != NULL)
         listeners_close(w);
     free(w->udp);

@@ -814,6 +814,7 @@ def bench(order, a, tmp, qfile, cookie_qfile=None):
                 except Exception as e:
                     s.fail(e)
         together(servers, a, qfile)
+        pairs(servers, a, qfile)
     finally:
         results = {s.name: s.finish() for s in servers}
     return results
@@ -823,52 +824,130 @@ def tree_cpu_ns(root):
     return sum(proc_cpu_ns(pid) for pid in tree(root, proc_table()))
 
 
+def median(vals):
+    s = sorted(vals)
+    return (s[(len(s) - 1) // 2] + s[len(s) // 2]) / 2 if s else None
+
+
+def load_at_once(group, a, qfile):
+    """Saturates every server of @group at once, each by its own dnsperf (all
+    on the client core), sharing the server core, so that whatever slows the
+    machine in that window slows them all alike. Returns {name: CPU us per
+    answer, in scheduler nanoseconds; None when its run failed}."""
+    for s in group:
+        if s.state_docs:
+            put_state(s.control_port, s.state_docs, s.proc)
+    c0 = {s.name: tree_cpu_ns(s.proc.pid) for s in group}
+    res = {}
+
+    def one(s):
+        try:
+            res[s.name] = run_saturation(s, s.qfile or qfile, a)
+        except Exception as e:  # reported below, the others still count
+            res[s.name] = {"error": str(e)}
+
+    threads = [threading.Thread(target=one, args=(s,)) for s in group]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out = {}
+    for s in group:
+        got = res[s.name].get("completed", 0)
+        out[s.name] = None
+        if got:
+            out[s.name] = (tree_cpu_ns(s.proc.pid) - c0[s.name]) / 1000.0 / got
+            log("   %-13s %8d answers  cpu %5.2f us/resp" % (LABELS[s.name], got, out[s.name]))
+        else:
+            log("   %-13s FAILED: %s" % (LABELS[s.name], res[s.name].get("error", "no answer")))
+    return out
+
+
 def together(servers, a, qfile):
-    """--together rounds: every live server saturated at once, by its own
-    dnsperf (all on the client core), sharing the server core, so that
-    whatever slows the machine in that window slows them all alike. CPU per
-    answer in scheduler nanoseconds; the per-round ratios are the figure."""
+    """--together rounds: every live server saturated at once (load_at_once).
+    The per-round ratios are the figure."""
     live = [s for s in servers if "error" not in s.res]
     for rnd in range(a.together):
         log("-- together %d/%d" % (rnd + 1, a.together))
+        us = load_at_once(live, a, qfile)
+        # a server whose run failed sits out the rounds left, so that every
+        # list stays aligned round by round with fedgslb-dnsd's
+        live = [s for s in live if us[s.name] is not None]
         for s in live:
-            if s.state_docs:
-                put_state(s.control_port, s.state_docs, s.proc)
-        c0 = {s.name: tree_cpu_ns(s.proc.pid) for s in live}
-        res = {}
+            s.res.setdefault("together_us", []).append(us[s.name])
 
-        def one(s):
-            try:
-                res[s.name] = run_saturation(s, s.qfile or qfile, a)
-            except Exception as e:  # reported below, the others still count
-                res[s.name] = {"error": str(e)}
 
-        threads = [threading.Thread(target=one, args=(s,)) for s in live]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        for s in live:
-            got = res[s.name].get("completed", 0)
-            if got:
-                us = (tree_cpu_ns(s.proc.pid) - c0[s.name]) / 1000.0 / got
-                s.res.setdefault("together_us", []).append(us)
-                log("   %-13s %8d answers  cpu %5.2f us/resp" % (LABELS[s.name], got, us))
+def pairs(servers, a, qfile):
+    """--pairs rounds: fedgslb-dnsd and one other server saturated at once
+    (load_at_once), for each other server in turn, in an order reversed every
+    other round (over two rounds every peer has the same mean position, so
+    drift hits all alike). Two programs on the core evict each other's code
+    and data less than four do: the per-round ratio fedgslb / peer is the
+    closest to the one-at-a-time ratio that still cancels the machine's drift."""
+    live = [s for s in servers if "error" not in s.res]
+    fed = [s for s in live if s.name == "fedgslb"]
+    peers = [s for s in live if s.name != "fedgslb"]
+    if a.pairs and (not fed or not peers):
+        log("note: --pairs needs fedgslb-dnsd and another server measured: no pairs")
+        return
+    for rnd in range(a.pairs):
+        for p in peers if rnd % 2 == 0 else peers[::-1]:
+            log("-- pairs %d/%d: fedgslb-dnsd + %s" % (rnd + 1, a.pairs, LABELS[p.name]))
+            us = load_at_once([fed[0], p], a, qfile)
+            if us[p.name] is not None and us["fedgslb"] is not None:  # both or neither: rounds stay aligned
+                p.res.setdefault("pairs_us", []).append(us[p.name])
+                p.res.setdefault("pairs_fedgslb_us", []).append(us["fedgslb"])
+
+
+def together_ratios(results):
+    """fedgslb-dnsd's CPU per answer over each server's in the --together
+    rounds: {name: {"rounds": [...], "median": m}} (fedgslb itself included)."""
+    base = results.get("fedgslb", {}).get("together_us")
+    out = {}
+    for n, r in results.items():
+        if base and r.get("together_us"):
+            rr = [b / x for b, x in zip(base, r["together_us"])]
+            out[n] = {"rounds": rr, "median": median(rr)}
+    return out
+
+
+def pair_ratios(results):
+    """fedgslb-dnsd's CPU per answer over each peer's in the --pairs rounds,
+    each round's fedgslb against the peer it ran with: {peer: {"rounds":
+    [...], "median": m}}."""
+    out = {}
+    for n, r in results.items():
+        if r.get("pairs_us"):
+            rr = [f / x for f, x in zip(r["pairs_fedgslb_us"], r["pairs_us"])]
+            out[n] = {"rounds": rr, "median": median(rr)}
+    return out
 
 
 def print_together(results, order):
-    rows = [n for n in order if results.get(n, {}).get("together_us")]
-    if not rows or "fedgslb" not in rows:
+    rat = together_ratios(results)
+    rows = [n for n in order if n in rat]
+    if not rows:
         return
-    base = results["fedgslb"]["together_us"]
-    print("\nall servers loaded at once (--together %d rounds; sharing the server core):" % len(base))
+    print("\nall servers loaded at once (--together %d rounds; sharing the server core):"
+          % len(results["fedgslb"]["together_us"]))
     print("  %-22s %10s  %s" % ("server", "CPU us/ans", "fedgslb-dnsd / server, each round (median)"))
     for n in rows:
-        v = results[n]["together_us"]
-        r = sorted(b / x for b, x in zip(base, v))
-        med = (r[(len(r) - 1) // 2] + r[len(r) // 2]) / 2
-        print("  %-22s %10.3f  %s  (%.3f)" % (LABELS[n], sorted(v)[len(v) // 2],
-                                             " ".join("%.3f" % (b / x) for b, x in zip(base, v)), med))
+        print("  %-22s %10.3f  %s  (%.3f)" % (LABELS[n], median(results[n]["together_us"]),
+                                             " ".join("%.3f" % x for x in rat[n]["rounds"]), rat[n]["median"]))
+
+
+def print_pairs(results, order):
+    rat = pair_ratios(results)
+    rows = [n for n in order if n in rat]
+    if not rows:
+        return
+    print("\nfedgslb-dnsd and one server loaded at once (--pairs; the pair shares the server core):")
+    print("  %-22s %10s %10s  %s" % ("server", "CPU us/ans", "fedgslb", "fedgslb-dnsd / server, each round (median)"))
+    for n in rows:
+        print("  %-22s %10.3f %10.3f  %s  (%.3f)" % (LABELS[n], median(results[n]["pairs_us"]),
+                                                    median(results[n]["pairs_fedgslb_us"]),
+                                                    " ".join("%.3f" % x for x in rat[n]["rounds"]),
+                                                    rat[n]["median"]))
 
 
 # ---------------------------------------------------------------- report
@@ -989,19 +1068,46 @@ def print_ratios(rat, results):
         )
 
 
+# (peer, key in "target", fedgslb / peer at most, how the line says it)
+TARGETS = [
+    ("knot", "cpu_per_answer_le_knot", 1.0, "<= Knot's"),
+    ("gdnsd", "cpu_per_answer_le_gdnsd", 1.0, "<= gdnsd's"),
+    ("echo", "cpu_per_answer_le_1.07_echo", 1.07, "<= 1.07 x echo"),
+]
+
+
+def target_by_measurement(results):
+    """Each target's verdict from every measurement that has the ratio, best
+    first: [(measurement, ratio, met)] per key. The pairs come first (the
+    noise cancelled, the least co-runner bias), then together (noise
+    cancelled, biased by as many co-runners as were selected), then the
+    one-at-a-time rounds (unbiased, noisy on a shared machine)."""
+    ntog = sum(1 for r in results.values() if r.get("together_us"))
+    by = [("pairs", {n: r["median"] for n, r in pair_ratios(results).items()}),
+          ("together of %d" % ntog, {n: r["median"] for n, r in together_ratios(results).items()}),
+          ("rounds", {n: r["cpu_us_per_response"] for n, r in ratios(results).items()
+                      if r.get("cpu_us_per_response") is not None})]
+    out = {}
+    for peer, key, limit, _ in TARGETS:
+        out[key] = [(m, rat[peer], rat[peer] <= limit) for m, rat in by if peer in rat]
+    return out
+
+
 def target(results):
-    fed = results.get("fedgslb")
-    t = {}
-    for peer in ("knot", "gdnsd"):
-        p = results.get(peer)
-        if fed and p and "error" not in fed and "error" not in p and fed.get("cpu_us_per_response") and p.get(
-            "cpu_us_per_response"
-        ):
-            t["cpu_per_answer_le_" + peer] = fed["cpu_us_per_response"] <= p["cpu_us_per_response"]
-    ve = echo_ratios(results).get("fedgslb")
-    if ve:
-        t["cpu_per_answer_le_1.07_echo"] = ve["cpu_us_per_response"] <= 1.07
-    return t
+    """{key: met} from the first measurement that has it (pairs, together,
+    rounds); keys as before --pairs, absent when no measurement has one."""
+    return {k: v[0][2] for k, v in target_by_measurement(results).items() if v}
+
+
+def print_target(results):
+    by = target_by_measurement(results)
+    if not any(by.values()):
+        return
+    print("\ntarget (informational; the first verdict from the pairs, else together, else the one-at-a-time rounds):")
+    for _, key, _, what in TARGETS:
+        said = ["%s (%s%s %.3f)" % ("met" if met else "NOT met", m, ":" if m.startswith("together") else "", r)
+                for m, r, met in by[key]]
+        print("  CPU per answer %-15s %s" % (what + ":", ", ".join(said) or "-"))
 
 
 # ---------------------------------------------------------------- main
@@ -1042,8 +1148,11 @@ def parse_args(argv):
                     "--cookies=valid: and a valid server cookie, as resolvers send once they "
                     "know ours (exempts the hardened row's answers from RRL; made at start, "
                     "valid for an hour)")
-    ap.add_argument("--together", type=int, default=0,
+    ap.add_argument("--together", type=int, default=0, metavar="N",
                     help="after the rounds, N rounds with every server loaded at once (default 0)")
+    ap.add_argument("--pairs", type=int, default=0, metavar="N",
+                    help="after those, N rounds in which fedgslb-dnsd and each other server in turn "
+                    "are loaded at once, two at a time (default 0)")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory")
     # handled by dns_bench.sh; accepted here so the same arguments can be passed through
     ap.add_argument("--no-install", action="store_true", help=argparse.SUPPRESS)
@@ -1057,6 +1166,8 @@ def parse_args(argv):
         a.lat_duration = 1 if a.quick else 2
     if a.rounds < 1 or a.duration < 1 or a.lat_duration < 1:
         ap.error("--rounds, --duration and --lat-duration must be >= 1")
+    if a.together < 0 or a.pairs < 0:
+        ap.error("--together and --pairs must be >= 0")
     if a.rate is None:
         a.rate = 5000 if a.quick else 20000
     if not 1 <= a.services <= 250:
@@ -1132,16 +1243,9 @@ def main(argv):
     rat = ratios(results)
     print_ratios(rat, results)
     print_together(results, order)
+    print_pairs(results, order)
     tgt = target(results)
-    if tgt:
-        print(
-            "\ntarget (informational): CPU per answer <= Knot's: %s; <= gdnsd's: %s; <= 1.07 x echo: %s"
-            % (
-                {True: "met", False: "NOT met", None: "-"}[tgt.get("cpu_per_answer_le_knot")],
-                {True: "met", False: "NOT met", None: "-"}[tgt.get("cpu_per_answer_le_gdnsd")],
-                {True: "met", False: "NOT met", None: "-"}[tgt.get("cpu_per_answer_le_1.07_echo")],
-            )
-        )
+    print_target(results)
     load1 = loadavg()
     if max((load0 or [0])[0], (load1 or [0])[0]) > 0.5:
         print("note: load average %s -> %s: other work was running, figures are noisy" % (load0, load1))
@@ -1170,6 +1274,8 @@ def main(argv):
             "dnsperf_outstanding": a.outstanding,
             "server_cpu": a.server_cpu,
             "client_cpu": a.client_cpu,
+            "together_rounds": a.together,
+            "pairs_rounds": a.pairs,
         },
         "versions": {
             "dnsperf": tool_version(["dnsperf", "-h"]),
@@ -1181,7 +1287,11 @@ def main(argv):
         "servers": results,
         "fedgslb_ratio": rat,
         "vs_echo": echo_ratios(results),
+        "together_ratio": together_ratios(results),
+        "pairs_ratio": pair_ratios(results),
         "target": tgt,
+        "target_by_measurement": {k: [{"measurement": m, "ratio": r, "met": met} for m, r, met in v]
+                                  for k, v in target_by_measurement(results).items()},
     }
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The rules of fedgslb-dnsd's worker loop (dns_server.c, epoll) that no
-other test guards, on real sockets, with one worker so that the order of
-events is that worker's:
+"""The rules of fedgslb-dnsd's worker loop (dns_server.c, epoll; its TCP
+connections in dns_tcp.c) that no other test guards, on real sockets, with
+one worker so that the order of events is that worker's:
 
 - a TCP connection that pipelines more than its query budget per wakeup
   (TCP_QUERY_BUDGET, 32) comes back in a later round: UDP queries waiting
@@ -36,7 +36,7 @@ import fedtest
 from fedtest import ZONE, tcp_read_msg
 
 Z = ZONE + "."
-BUDGET = 32  # TCP_QUERY_BUDGET in dnsd/dns_server.c
+BUDGET = 32  # TCP_QUERY_BUDGET in dnsd/dns_tcp.c
 
 
 def _framed(name, qtype, qid):
