@@ -302,7 +302,8 @@ static uint32_t rng_next(uint32_t *s)
  * letters, the high half, or anything. */
 static uint8_t rng_byte(uint32_t *s)
 {
-    static const uint8_t edges[] = {'@', 'A', 'Z', '[', '`', 'a', 'z', '{', 0x80, 0xC1, 0xDA, 0xFF, 0};
+    static const uint8_t edges[] = {'@', 'A',  'Z',  '[',  '`',  'a', 'z',
+                                    '{', 0x80, 0xC1, 0xDA, 0xFF, 0};
     uint32_t r = rng_next(s);
 
     switch (r % 4) {
@@ -459,9 +460,12 @@ static void test_labels(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_from_text), cmocka_unit_test(test_text_normalize),
-        cmocka_unit_test(test_check),     cmocka_unit_test(test_case),
-        cmocka_unit_test(test_under),     cmocka_unit_test(test_labels),
+        cmocka_unit_test(test_from_text),
+        cmocka_unit_test(test_text_normalize),
+        cmocka_unit_test(test_check),
+        cmocka_unit_test(test_case),
+        cmocka_unit_test(test_under),
+        cmocka_unit_test(test_labels),
         cmocka_unit_test(test_fold_hash_reference),
     };
 
