@@ -178,55 +178,47 @@ static bool parse_opt(const uint8_t *pkt, size_t fixed, size_t end, struct dns_e
 }
 
 /*
- * The additional section: skipped but for the OPT RR, read once the section
- * has been walked, so that parse_opt() has one caller and is inlined (the
- * usual query's one OPT at root is read without the walk).
+ * The sections after the question when they are not the usual lone OPT RR at
+ * root: records in the answer and authority sections skipped (allowed in a
+ * query and ignored, as BIND does, but they must be well-formed), the
+ * additional section walked for its OPT RR, whose place goes to *@opt_fixed
+ * and *@opt_end (0: none); *@drop_opt when a second OPT or one not at root
+ * makes it FORMERR without EDNS. Out of line (the rare path), so that
+ * dns_wire_parse() saves fewer registers.
  */
-static enum dns_parse_status parse_additional(const uint8_t *pkt, size_t len, size_t off,
-                                              struct dns_request *req)
+__attribute__((noinline)) static enum dns_parse_status
+walk_sections(const uint8_t *pkt, size_t len, size_t off, const struct dns_request *req,
+              size_t *opt_fixed, size_t *opt_end, bool *drop_opt)
 {
-    enum dns_parse_status st = DNS_PARSE_OK;
-    size_t opt_fixed = 0, opt_end = 0; /* 0: no OPT */
-    bool drop_opt = false;
+    unsigned skip = (unsigned)req->ancount + req->nscount;
+    size_t owner, fixed;
+    uint16_t type;
 
-    if (req->arcount == 1 && len - off >= 11 && pkt[off] == 0 &&
-        rd16(pkt + off + 1) == DNS_TYPE_OPT) {
-        opt_fixed = off + 1;
-        opt_end = off + 11 + rd16(pkt + off + 9);
-        if (opt_end > len)
+    for (unsigned i = 0; i < skip; i++) {
+        if (!skip_rr(pkt, len, &off, &owner, &type, &fixed))
             return DNS_PARSE_FORMERR;
-    } else {
-        for (unsigned i = 0; i < req->arcount; i++) {
-            size_t owner, fixed;
-            uint16_t type;
-            if (!skip_rr(pkt, len, &off, &owner, &type, &fixed)) {
-                st = DNS_PARSE_FORMERR; /* an OPT before still goes into the FORMERR */
-                break;
-            }
-            if (type != DNS_TYPE_OPT)
-                continue; /* TSIG, SIG(0)...: not supported, ignored */
-            if (opt_fixed != 0 || fixed != owner + 1 || pkt[owner] != 0) {
-                /* RFC 6891 §6.1.1: a second OPT, or an owner other than root */
-                st = DNS_PARSE_FORMERR;
-                drop_opt = true;
-                break;
-            }
-            opt_fixed = fixed;
-            opt_end = off;
-        }
     }
-    /* As if read where it stands: a malformed OPT is FORMERR with what it
-     * gave, before anything after it; else a second OPT leaves none. */
-    if (opt_fixed != 0 && !parse_opt(pkt, opt_fixed, opt_end, &req->edns))
-        return DNS_PARSE_FORMERR;
-    if (drop_opt)
-        memset(&req->edns, 0, sizeof(req->edns));
-    return st;
+    for (unsigned i = 0; i < req->arcount; i++) {
+        if (!skip_rr(pkt, len, &off, &owner, &type, &fixed))
+            return DNS_PARSE_FORMERR; /* an OPT before still goes into the FORMERR */
+        if (type != DNS_TYPE_OPT)
+            continue; /* TSIG, SIG(0)...: not supported, ignored */
+        if (*opt_fixed != 0 || fixed != owner + 1 || pkt[owner] != 0) {
+            /* RFC 6891 §6.1.1: a second OPT, or an owner other than root */
+            *drop_opt = true;
+            return DNS_PARSE_FORMERR;
+        }
+        *opt_fixed = fixed;
+        *opt_end = off;
+    }
+    return DNS_PARSE_OK;
 }
 
 enum dns_parse_status dns_wire_parse(const uint8_t *pkt, size_t len, struct dns_request *req)
 {
-    size_t off = DNS_HEADER_LEN;
+    enum dns_parse_status st = DNS_PARSE_OK;
+    size_t off = DNS_HEADER_LEN, opt_fixed = 0, opt_end = 0; /* 0: no OPT */
+    bool drop_opt = false;
 
     /* Two clears of fixed size, each a few stores, where one of the whole
      * head (88 bytes) is a rep stos. */
@@ -255,16 +247,24 @@ enum dns_parse_status dns_wire_parse(const uint8_t *pkt, size_t len, struct dns_
     off += 4;
     req->has_question = true;
 
-    /* Records in the answer and authority sections of a query are allowed
-     * and ignored (as BIND does), but must be well-formed. */
-    unsigned skip = (unsigned)req->ancount + req->nscount;
-    for (unsigned i = 0; i < skip; i++) {
-        size_t owner, fixed;
-        uint16_t type;
-        if (!skip_rr(pkt, len, &off, &owner, &type, &fixed))
+    /* The usual query: nothing but one OPT RR at root after the question. */
+    if (req->ancount == 0 && req->nscount == 0 && req->arcount == 1 && len - off >= 11 &&
+        pkt[off] == 0 && rd16(pkt + off + 1) == DNS_TYPE_OPT) {
+        opt_fixed = off + 1;
+        opt_end = off + 11 + rd16(pkt + off + 9);
+        if (opt_end > len)
             return DNS_PARSE_FORMERR;
+    } else {
+        st = walk_sections(pkt, len, off, req, &opt_fixed, &opt_end, &drop_opt);
     }
-    return parse_additional(pkt, len, off, req);
+    /* The OPT read once the walk is done, so that parse_opt() has one caller
+     * and is inlined; as if read where it stands: a malformed OPT is FORMERR
+     * with what it gave, before anything after it; a second OPT leaves none. */
+    if (opt_fixed != 0 && !parse_opt(pkt, opt_fixed, opt_end, &req->edns))
+        return DNS_PARSE_FORMERR;
+    if (drop_opt)
+        memset(&req->edns, 0, sizeof(req->edns));
+    return st;
 }
 
 /* ---- writer ---- */

@@ -374,6 +374,17 @@ static void test_parse_opt_order(void **state)
     assert_true(req.edns.present);
     assert_true(req.edns.do_bit);
     assert_int_equal(req.edns.udp_size, 1400);
+
+    /* an OPT-shaped record in the authority section is skipped, not read */
+    p_header(&p, 0x1234, 0x0100, 1, 0, 1, 1);
+    p_name(&p, "a.test");
+    p_u16(&p, 1);
+    p_u16(&p, 1);
+    p_opt(&p, 4096, 0, 0, NULL, 0);
+    p_opt(&p, 1400, 0, 0, NULL, 0);
+    assert_int_equal(parse(&p, &req), DNS_PARSE_OK);
+    assert_true(req.edns.present);
+    assert_int_equal(req.edns.udp_size, 1400);
 }
 
 static void expect_bad_ecs(unsigned family, unsigned source, unsigned scope, const char *addr,
