@@ -405,10 +405,14 @@ static int udp_batch(struct dns_worker *w, const struct listener *l)
     return n;
 }
 
+static void mbox_check(struct dns_worker *w);
+
 /* A UDP listener is readable: up to UDP_BUDGET batches, then back to the loop. */
 static void udp_ready(struct listener *l)
 {
     for (int b = 0; b < UDP_BUDGET; b++) {
+        if (b > 0)
+            mbox_check(l->w); /* a view published meanwhile answers this batch */
         if (udp_batch(l->w, l) < UDP_BATCH)
             break;
     }
