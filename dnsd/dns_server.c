@@ -57,6 +57,7 @@
 #include "dnsd/dns_cookie.h"
 #include "dnsd/dns_pcache.h"
 #include "dnsd/dns_pktinfo.h"
+#include "dnsd/dns_pmtu.h"
 #include "dnsd/dns_qlog.h"
 #include "dnsd/dns_query.h"
 #include "dnsd/dns_rrl.h"
@@ -629,6 +630,11 @@ static int worker_open_sockets(struct dns_server *srv, struct dns_worker *w, cha
                 return rc;
             }
         }
+        rc = dns_pmtu_omit(ufd, a->ss.ss_family);
+        if (rc != CM_OK && w->id == 0) /* once per listener, not per worker */
+            cm_log_warn("dnsd.listen %s: cannot ignore path MTU updates (needs Linux >= 3.16): %s; "
+                        "a forged ICMP can make the kernel fragment UDP answers",
+                        name, cm_strerror(rc));
         tfd = cm_net_listen(a, SOCK_STREAM, true, TCP_BACKLOG);
         if (tfd < 0) {
             snprintf(err, errlen, "dnsd.listen %s: cannot listen on TCP: %s", name,
