@@ -120,6 +120,7 @@ def test_ipv6_wildcard_several_addresses(tmp_path):
                 time.sleep(0.1)
             assert out == [dst, "5353", "1"], (dst, out, d.log_text())
     finally:
-        if d is not None:
-            assert d.stop() == 0
+        # the namespace goes even when the server does not stop cleanly
+        code = d.stop() if d is not None else 0
         subprocess.run(["ip", "netns", "del", ns], check=False)
+    assert code == 0, d.log_text()
