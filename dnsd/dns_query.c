@@ -841,8 +841,15 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
     if (req->edns.present) {
         q->region_dependent = pk.records && pk.region_dependent;
         q->subnet_dependent = pk.records && pk.subnet_dependent;
-        struct dns_opt_out o = opt_out(q, ecs_scope(q));
-        size_t opt_len = dns_wire_put_opt(resp + len, limit - len, &o);
+        size_t opt_len;
+        if (q->cookie_len == 0 && !q->nsid) {
+            /* the usual OPT (ext RCODE 0: NXDOMAIN at most here), written straight */
+            opt_len = dns_wire_put_opt_usual(resp + len, limit - len, q->max_udp, req->edns.do_bit,
+                                             &req->edns.ecs, ecs_scope(q));
+        } else {
+            struct dns_opt_out o = opt_out(q, ecs_scope(q));
+            opt_len = dns_wire_put_opt(resp + len, limit - len, &o);
+        }
         if (opt_len == 0)
             return 0; /* the writer truncates */
         len += opt_len;
