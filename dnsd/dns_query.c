@@ -30,16 +30,15 @@
 #include "dnsd/dns_wire.h"
 #include "dnsd/dns_zone.h"
 
-#define MAX_CNAME_HOPS  8
-#define HASH_BITS_V4    24
-#define HASH_BITS_V6    56
-#define DEFAULT_MAX_UDP 1232
-#define TCP_MAX         65535
-#define TYPE_TKEY       249
-#define TYPE_TSIG       250
-#define MAX_ADDITIONAL  16
-#define OPCODE_MASK     0x7800u
-#define REQ_FLAGS_KEPT  (OPCODE_MASK | DNS_FLAG_RD | DNS_FLAG_CD) /* opcode, RD, CD */
+#define MAX_CNAME_HOPS 8
+#define HASH_BITS_V4   24
+#define HASH_BITS_V6   56
+#define TCP_MAX        65535
+#define TYPE_TKEY      249
+#define TYPE_TSIG      250
+#define MAX_ADDITIONAL 16
+#define OPCODE_MASK    0x7800u
+#define REQ_FLAGS_KEPT (OPCODE_MASK | DNS_FLAG_RD | DNS_FLAG_CD) /* opcode, RD, CD */
 
 enum step_result {
     STEP_DONE = 0,  /* the answer is complete */
@@ -60,8 +59,8 @@ struct qctx {
     struct dns_cookie_memo *memo; /* the worker's, or NULL */
     const uint8_t *pkt;           /* the query as received (borrowed) */
     const struct dns_request *req;
-    uint16_t max_udp; /* max_udp(view), read once */
-    bool ecs_on;      /* ecs_enabled(view), read once */
+    uint16_t max_udp; /* view->max_udp */
+    bool ecs_on;      /* view->ecs */
     uint16_t qtype;   /* the question's type; A once ANY meets a federated name */
     struct dns_query_info *info;
     struct dns_writer w;
@@ -85,22 +84,6 @@ struct qctx {
     enum dns_zone_match zone0;
     const struct dns_node *zone0_node;
 };
-
-static uint16_t max_udp(const struct dns_view *view)
-{
-    uint32_t m = view->conf != NULL ? view->conf->dnsd.max_udp_size : 0;
-
-    if (m == 0)
-        m = DEFAULT_MAX_UDP;
-    if (m < DNS_UDP_MIN)
-        m = DNS_UDP_MIN;
-    return m > TCP_MAX ? TCP_MAX : (uint16_t)m;
-}
-
-static bool ecs_enabled(const struct dns_view *view)
-{
-    return view->conf == NULL || view->conf->dnsd.ecs;
-}
 
 static size_t response_limit(uint16_t our_max, const struct dns_request *req, size_t resp_cap,
                              bool tcp)
@@ -938,7 +921,7 @@ size_t dns_query_process_memo(const struct dns_view *view, struct dns_cookie_mem
     if (req_len < DNS_HEADER_LEN || resp_cap < DNS_UDP_MIN || (req[2] & 0x80) != 0)
         return 0;
     enum dns_parse_status st = dns_wire_parse(req, req_len, &r);
-    q.ecs_on = ecs_enabled(view);
+    q.ecs_on = view->ecs;
     prefetch_location(view, q.ecs_on, &r, client);
     if (st == DNS_PARSE_SHORT)
         return 0;
@@ -948,7 +931,7 @@ size_t dns_query_process_memo(const struct dns_view *view, struct dns_cookie_mem
     q.memo = memo;
     q.pkt = req;
     q.req = &r;
-    q.max_udp = max_udp(view);
+    q.max_udp = view->max_udp;
     q.qtype = r.qtype;
     q.info = info;
     q.flags = 0;

@@ -175,6 +175,7 @@ static int setup(void **state)
     f->conf.dnsd.max_udp_size = 1232;
     f->conf.dnsd.region = 0;
     f->view.conf = &f->conf;
+    dns_view_read_conf(&f->view);
     f->view.default_region = 0;
     f->view.fed = NULL; /* static behaviour only */
     f->view.lpm = cm_lpm_new();
@@ -686,11 +687,13 @@ static void test_ecs_echo(void **state)
 
     /* ECS disabled: echoed with scope 0, location from the source address */
     f->conf.dnsd.ecs = false;
+    dns_view_read_conf(&f->view);
     n = run(f, &p, false);
     assert_memory_equal(f->resp + n - sizeof(tail), tail, sizeof(tail));
     assert_false(f->info.ecs);
     assert_int_equal(f->info.region, 0);
     f->conf.dnsd.ecs = true;
+    dns_view_read_conf(&f->view);
 
     /* source prefix 0: not used for location */
     p_query_full(&p, 1, 0, "www." ORIGIN, DNS_TYPE_A, DNS_CLASS_IN, 1);
@@ -1341,6 +1344,35 @@ static void test_precompiled_opt(void **state)
     cm_conf_unref(conf);
 }
 
+/* What the query path reads of the conf, read once into the view. */
+static void test_view_read_conf(void **state)
+{
+    static const struct {
+        uint32_t conf; /* dnsd.max_udp_size */
+        uint16_t view; /* in effect */
+    } sizes[] = {{0, 1232},    {1, 512},       {511, 512},    {512, 512},
+                 {4096, 4096}, {65535, 65535}, {65536, 65535}};
+    struct fixture *f = *state;
+    struct dns_view v = {.conf = NULL};
+
+    dns_view_read_conf(&v);
+    assert_int_equal(v.max_udp, 1232);
+    assert_true(v.ecs);
+    v.conf = &f->conf;
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        f->conf.dnsd.max_udp_size = sizes[i].conf;
+        dns_view_read_conf(&v);
+        assert_int_equal(v.max_udp, sizes[i].view);
+    }
+    f->conf.dnsd.ecs = false;
+    dns_view_read_conf(&v);
+    assert_false(v.ecs);
+    f->conf.dnsd.ecs = true;
+    dns_view_read_conf(&v);
+    assert_true(v.ecs);
+    f->conf.dnsd.max_udp_size = 1232;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1363,6 +1395,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cookies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nsid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_precompiled_opt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_view_read_conf, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
