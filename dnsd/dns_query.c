@@ -222,13 +222,17 @@ void dns_query_locate(const struct dns_view *view, int family, const uint8_t *ad
 /*
  * Starts loading the client lookup's table entry for the address
  * locate_client() will use, so that on a large (GeoIP) table its cache miss
- * overlaps the checks that come before.
+ * overlaps the checks that come before. Only a table with a direct table is
+ * large; for a small one the checks and the call would cost ~20 instructions
+ * per query for nothing.
  */
 static void prefetch_location(const struct dns_view *view, bool ecs_on, const struct dns_request *r,
                               const struct sockaddr *client)
 {
     const struct dns_ecs *ecs = &r->edns.ecs;
 
+    if (!view->lpm_direct)
+        return;
     if (ecs->present && ecs_on && ecs->source_len > 0 && ecs->family == 1)
         cm_lpm_prefetch(view->lpm, AF_INET, ecs->addr, ecs->source_len);
     else if (!ecs->present && client != NULL && client->sa_family == AF_INET)

@@ -7,6 +7,7 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_lpm.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_geo.h"
 #include "dnsd/dns_pre.h"
@@ -40,6 +41,7 @@ int dns_view_next(const struct dns_view *prev, struct cm_conf *conf, struct dns_
             goto out;
     }
     view->lpm = view->geo->lpm;
+    view->lpm_direct = cm_lpm_has_direct(view->lpm);
     rc = dns_fed_update(prev != NULL ? prev->fed : NULL, conf, merged, intents, &view->fed, err,
                         errlen);
     if (rc != CM_OK)

@@ -43,6 +43,8 @@ struct dns_view {
     struct cm_lpm *lpm;      /* borrowed from geo (geo->lpm); values: a region index, or
                                 DNS_GEO_PLACE_BIT | an index into geo->places, which
                                 lookups give folded (dns_geo.h) */
+    bool lpm_direct;         /* lpm has a direct table (cm_lpm_has_direct()): the query
+                                path prefetches its entry; a small table is cached */
     unsigned default_region; /* conf->dnsd.region */
     uint16_t max_udp;        /* dnsd.max_udp_size in effect: dns_view_read_conf() */
     bool ecs;                /* dnsd.ecs (true without a conf): dns_view_read_conf() */
