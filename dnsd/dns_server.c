@@ -77,6 +77,10 @@ struct dns_server {
     size_t listen_count;
     struct cm_lpm *rrl_exempt; /* owned, read by every worker; NULL without RRL */
     struct dns_qlog *qlog;     /* owned, one ring per worker; NULL when the query log is off */
+    /* View generations (dns_server_set_view): the last one handed out (main
+     * thread only), and the last one every worker's mailbox holds. */
+    uint64_t view_next;
+    _Atomic uint64_t view_gen;
     bool started;
     bool stopped;
 };
@@ -401,10 +405,14 @@ static int udp_batch(struct dns_worker *w, const struct listener *l)
     return n;
 }
 
+static void mbox_check(struct dns_worker *w);
+
 /* A UDP listener is readable: up to UDP_BUDGET batches, then back to the loop. */
 static void udp_ready(struct listener *l)
 {
     for (int b = 0; b < UDP_BUDGET; b++) {
+        if (b > 0)
+            mbox_check(l->w); /* a view published meanwhile answers this batch */
         if (udp_batch(l->w, l) < UDP_BATCH)
             break;
     }
@@ -461,21 +469,52 @@ static void mbox_signal(struct dns_worker *w)
     }
 }
 
-static void mbox_ready(struct dns_worker *w)
+/*
+ * Takes the mailbox's view if its generation is published (@published, read
+ * from the server). A view sitting in some mailboxes but not yet in all is
+ * left there: no worker answers from a new view while another could still
+ * answer from an older one for want of it.
+ */
+static void mbox_take_view(struct dns_worker *w, uint64_t published)
 {
-    struct dns_view *view;
-    bool stop;
+    struct dns_view *view = NULL;
 
-    mbox_drain(w->mbox_fd);
     pthread_mutex_lock(&w->lock);
-    view = w->mbox_view;
-    w->mbox_view = NULL;
-    stop = w->mbox_stop;
+    if (w->mbox_view != NULL && w->mbox_gen <= published) {
+        view = w->mbox_view;
+        w->mbox_view = NULL;
+    }
     pthread_mutex_unlock(&w->lock);
+    w->view_gen = published;
     if (view != NULL) {
         dns_view_unref(w->view);
         w->view = view;
     }
+}
+
+/*
+ * Called after every wakeup, before its events: a view published while the
+ * worker slept is taken before the queries that woke it are answered, even
+ * when epoll lists them ahead of the mailbox's signal. One load of a line
+ * the main thread writes only when it publishes.
+ */
+static void mbox_check(struct dns_worker *w)
+{
+    uint64_t g = atomic_load_explicit(&w->srv->view_gen, memory_order_acquire);
+
+    if (g != w->view_gen)
+        mbox_take_view(w, g);
+}
+
+static void mbox_ready(struct dns_worker *w)
+{
+    bool stop;
+
+    mbox_drain(w->mbox_fd);
+    pthread_mutex_lock(&w->lock);
+    stop = w->mbox_stop;
+    pthread_mutex_unlock(&w->lock);
+    mbox_take_view(w, atomic_load_explicit(&w->srv->view_gen, memory_order_acquire));
     if (stop && !w->stopping)
         worker_begin_stop(w);
 }
@@ -554,6 +593,7 @@ static void *worker_main(void *arg)
             break;
         }
         w->round++;
+        mbox_check(w);
         for (int i = 0; i < n; i++)
             worker_dispatch(w, &ev[i]);
         if (w->ready_count > 0)
@@ -877,8 +917,17 @@ int dns_server_start(struct dns_server *srv, char *err, size_t errlen)
     return rc;
 }
 
+/*
+ * Every mailbox first, then the generation, then the signals: a worker takes
+ * the view only once its generation is published (mbox_take_view), and every
+ * worker looks at the generation when it wakes (mbox_check). So once any
+ * worker has answered from the new view, every query another worker reads
+ * afterwards is answered from it too.
+ */
 void dns_server_set_view(struct dns_server *srv, struct dns_view *view)
 {
+    uint64_t gen = ++srv->view_next;
+
     for (size_t i = 0; i < srv->worker_count; i++) {
         struct dns_worker *w = &srv->workers[i];
         struct dns_view *old;
@@ -887,10 +936,13 @@ void dns_server_set_view(struct dns_server *srv, struct dns_view *view)
         pthread_mutex_lock(&w->lock);
         old = w->mbox_view;
         w->mbox_view = view;
+        w->mbox_gen = gen;
         pthread_mutex_unlock(&w->lock);
         dns_view_unref(old); /* superseded before the worker took it */
-        mbox_signal(w);
     }
+    atomic_store_explicit(&srv->view_gen, gen, memory_order_release);
+    for (size_t i = 0; i < srv->worker_count; i++)
+        mbox_signal(&srv->workers[i]);
 }
 
 bool dns_server_conf_matches(const struct dns_server *srv, const struct cm_conf *conf)

@@ -125,7 +125,10 @@ int dns_server_start(struct dns_server *srv, char *err, size_t errlen);
 
 /**
  * Hands @view to every worker (one reference taken per worker; the caller
- * keeps its own). Main thread only; never blocks on the workers.
+ * keeps its own). Main thread only; never blocks on the workers. Once it
+ * returns, each worker answers from @view from its next UDP batch or
+ * wakeup on; before, no worker answers from @view while another could
+ * still answer from an older one (it is published to all mailboxes at once).
  */
 void dns_server_set_view(struct dns_server *srv, struct dns_view *view);
 

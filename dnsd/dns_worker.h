@@ -111,9 +111,11 @@ struct dns_worker {
     bool started;
     int epfd;              /* the worker's loop */
     struct dns_view *view; /* one reference; touched only by the worker once started */
+    uint64_t view_gen;     /* the last published generation the worker looked at */
 
     pthread_mutex_t lock;       /* protects the mailbox */
     struct dns_view *mbox_view; /* pending view (one reference), NULL if none */
+    uint64_t mbox_gen;          /* the generation mbox_view was handed out as */
     bool mbox_stop;
     int mbox_fd; /* eventfd: written by the main thread after it fills the mailbox */
     bool stopping;
