@@ -30,16 +30,15 @@
 #include "dnsd/dns_wire.h"
 #include "dnsd/dns_zone.h"
 
-#define MAX_CNAME_HOPS  8
-#define HASH_BITS_V4    24
-#define HASH_BITS_V6    56
-#define DEFAULT_MAX_UDP 1232
-#define TCP_MAX         65535
-#define TYPE_TKEY       249
-#define TYPE_TSIG       250
-#define MAX_ADDITIONAL  16
-#define OPCODE_MASK     0x7800u
-#define REQ_FLAGS_KEPT  (OPCODE_MASK | DNS_FLAG_RD | DNS_FLAG_CD) /* opcode, RD, CD */
+#define MAX_CNAME_HOPS 8
+#define HASH_BITS_V4   24
+#define HASH_BITS_V6   56
+#define TCP_MAX        65535
+#define TYPE_TKEY      249
+#define TYPE_TSIG      250
+#define MAX_ADDITIONAL 16
+#define OPCODE_MASK    0x7800u
+#define REQ_FLAGS_KEPT (OPCODE_MASK | DNS_FLAG_RD | DNS_FLAG_CD) /* opcode, RD, CD */
 
 enum step_result {
     STEP_DONE = 0,  /* the answer is complete */
@@ -60,8 +59,8 @@ struct qctx {
     struct dns_cookie_memo *memo; /* the worker's, or NULL */
     const uint8_t *pkt;           /* the query as received (borrowed) */
     const struct dns_request *req;
-    uint16_t max_udp; /* max_udp(view), read once */
-    bool ecs_on;      /* ecs_enabled(view), read once */
+    uint16_t max_udp; /* view->max_udp */
+    bool ecs_on;      /* view->ecs */
     uint16_t qtype;   /* the question's type; A once ANY meets a federated name */
     struct dns_query_info *info;
     struct dns_writer w;
@@ -85,22 +84,6 @@ struct qctx {
     enum dns_zone_match zone0;
     const struct dns_node *zone0_node;
 };
-
-static uint16_t max_udp(const struct dns_view *view)
-{
-    uint32_t m = view->conf != NULL ? view->conf->dnsd.max_udp_size : 0;
-
-    if (m == 0)
-        m = DEFAULT_MAX_UDP;
-    if (m < DNS_UDP_MIN)
-        m = DNS_UDP_MIN;
-    return m > TCP_MAX ? TCP_MAX : (uint16_t)m;
-}
-
-static bool ecs_enabled(const struct dns_view *view)
-{
-    return view->conf == NULL || view->conf->dnsd.ecs;
-}
 
 static size_t response_limit(uint16_t our_max, const struct dns_request *req, size_t resp_cap,
                              bool tcp)
@@ -239,13 +222,17 @@ void dns_query_locate(const struct dns_view *view, int family, const uint8_t *ad
 /*
  * Starts loading the client lookup's table entry for the address
  * locate_client() will use, so that on a large (GeoIP) table its cache miss
- * overlaps the checks that come before.
+ * overlaps the checks that come before. Only a table with a direct table is
+ * large; for a small one the checks and the call would cost ~20 instructions
+ * per query for nothing.
  */
 static void prefetch_location(const struct dns_view *view, bool ecs_on, const struct dns_request *r,
                               const struct sockaddr *client)
 {
     const struct dns_ecs *ecs = &r->edns.ecs;
 
+    if (!view->lpm_direct)
+        return;
     if (ecs->present && ecs_on && ecs->source_len > 0 && ecs->family == 1)
         cm_lpm_prefetch(view->lpm, AF_INET, ecs->addr, ecs->source_len);
     else if (!ecs->present && client != NULL && client->sa_family == AF_INET)
@@ -841,8 +828,15 @@ static size_t precompiled_response(struct qctx *q, uint8_t *resp, size_t limit)
     if (req->edns.present) {
         q->region_dependent = pk.records && pk.region_dependent;
         q->subnet_dependent = pk.records && pk.subnet_dependent;
-        struct dns_opt_out o = opt_out(q, ecs_scope(q));
-        size_t opt_len = dns_wire_put_opt(resp + len, limit - len, &o);
+        size_t opt_len;
+        if (q->cookie_len == 0 && !q->nsid) {
+            /* the usual OPT (ext RCODE 0: NXDOMAIN at most here), written straight */
+            opt_len = dns_wire_put_opt_usual(resp + len, limit - len, q->max_udp, req->edns.do_bit,
+                                             &req->edns.ecs, ecs_scope(q));
+        } else {
+            struct dns_opt_out o = opt_out(q, ecs_scope(q));
+            opt_len = dns_wire_put_opt(resp + len, limit - len, &o);
+        }
         if (opt_len == 0)
             return 0; /* the writer truncates */
         len += opt_len;
@@ -931,7 +925,7 @@ size_t dns_query_process_memo(const struct dns_view *view, struct dns_cookie_mem
     if (req_len < DNS_HEADER_LEN || resp_cap < DNS_UDP_MIN || (req[2] & 0x80) != 0)
         return 0;
     enum dns_parse_status st = dns_wire_parse(req, req_len, &r);
-    q.ecs_on = ecs_enabled(view);
+    q.ecs_on = view->ecs;
     prefetch_location(view, q.ecs_on, &r, client);
     if (st == DNS_PARSE_SHORT)
         return 0;
@@ -941,7 +935,7 @@ size_t dns_query_process_memo(const struct dns_view *view, struct dns_cookie_mem
     q.memo = memo;
     q.pkt = req;
     q.req = &r;
-    q.max_udp = max_udp(view);
+    q.max_udp = view->max_udp;
     q.qtype = r.qtype;
     q.info = info;
     q.flags = 0;

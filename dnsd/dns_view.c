@@ -7,10 +7,14 @@
 
 #include "common/cm_conf.h"
 #include "common/cm_err.h"
+#include "common/cm_lpm.h"
 #include "dnsd/dns_fed.h"
 #include "dnsd/dns_geo.h"
 #include "dnsd/dns_pre.h"
+#include "dnsd/dns_wire.h"
 #include "dnsd/dns_zone.h"
+
+#define DNS_VIEW_DEFAULT_MAX_UDP 1232 /* dnsd.max_udp_size 0: unset */
 
 int dns_view_next(const struct dns_view *prev, struct cm_conf *conf, struct dns_zone *zone,
                   struct dns_geo *geo, const struct cm_merged *merged,
@@ -27,6 +31,7 @@ int dns_view_next(const struct dns_view *prev, struct cm_conf *conf, struct dns_
     view->conf = cm_conf_ref(conf);
     view->zone = dns_zone_ref(zone);
     view->default_region = (unsigned)conf->dnsd.region;
+    dns_view_read_conf(view);
     view->serial = serial;
     if (geo != NULL) {
         view->geo = dns_geo_ref(geo);
@@ -36,6 +41,7 @@ int dns_view_next(const struct dns_view *prev, struct cm_conf *conf, struct dns_
             goto out;
     }
     view->lpm = view->geo->lpm;
+    view->lpm_direct = cm_lpm_has_direct(view->lpm);
     rc = dns_fed_update(prev != NULL ? prev->fed : NULL, conf, merged, intents, &view->fed, err,
                         errlen);
     if (rc != CM_OK)
@@ -65,6 +71,18 @@ int dns_view_new(struct cm_conf *conf, struct dns_zone *zone, const struct cm_me
                  char *err, size_t errlen)
 {
     return dns_view_new_geo(conf, zone, NULL, merged, intents, serial, out, err, errlen);
+}
+
+void dns_view_read_conf(struct dns_view *view)
+{
+    uint32_t m = view->conf != NULL ? view->conf->dnsd.max_udp_size : 0;
+
+    if (m == 0)
+        m = DNS_VIEW_DEFAULT_MAX_UDP;
+    if (m < DNS_UDP_MIN)
+        m = DNS_UDP_MIN;
+    view->max_udp = m > UINT16_MAX ? UINT16_MAX : (uint16_t)m;
+    view->ecs = view->conf == NULL || view->conf->dnsd.ecs;
 }
 
 struct dns_view *dns_view_ref(struct dns_view *view)

@@ -19,6 +19,7 @@
 #define DNSD_DNS_VIEW_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,7 +43,11 @@ struct dns_view {
     struct cm_lpm *lpm;      /* borrowed from geo (geo->lpm); values: a region index, or
                                 DNS_GEO_PLACE_BIT | an index into geo->places, which
                                 lookups give folded (dns_geo.h) */
+    bool lpm_direct;         /* lpm has a direct table (cm_lpm_has_direct()): the query
+                                path prefetches its entry; a small table is cached */
     unsigned default_region; /* conf->dnsd.region */
+    uint16_t max_udp;        /* dnsd.max_udp_size in effect: dns_view_read_conf() */
+    bool ecs;                /* dnsd.ecs (true without a conf): dns_view_read_conf() */
     uint64_t serial;         /* increases with every view built */
 };
 
@@ -74,6 +79,14 @@ int dns_view_next(const struct dns_view *prev, struct cm_conf *conf, struct dns_
                   struct dns_geo *geo, const struct cm_merged *merged,
                   const struct cm_intent_view *intents, uint64_t serial, struct dns_view **out,
                   char *err, size_t errlen);
+
+/**
+ * Sets what a query reads of @view->conf from it (max_udp, ecs), once, so
+ * that the query path neither tests nor clamps them per query. The
+ * dns_view_* constructors call it; a view made by hand, or one whose conf a
+ * test changes, calls it after.
+ */
+void dns_view_read_conf(struct dns_view *view);
 
 struct dns_view *dns_view_ref(struct dns_view *view);
 /** Atomic; frees on the last reference. Accepts NULL. */

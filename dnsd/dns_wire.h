@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "dnsd/dns_name.h"
 #include "dnsd/dns_rrset.h"
@@ -209,6 +210,54 @@ int dns_writer_opt(struct dns_writer *w, const struct dns_opt_out *o);
  * @room bytes. The caller counts it in ARCOUNT.
  */
 size_t dns_wire_put_opt(uint8_t *p, size_t room, const struct dns_opt_out *o);
+
+/**
+ * dns_wire_put_opt() for the usual response OPT: the query's ECS option
+ * echoed with @scope when @ecs is present, no COOKIE, no NSID, extended
+ * RCODE 0. The same bytes (test_dns_wire checks every prefix length), written
+ * without a struct dns_opt_out and the general length arithmetic: inline
+ * because the precompiled path writes one per answer, where the general
+ * writer and its setup cost about 100 instructions. @ecs->source_len must be
+ * a parsed one (<= 128). Its length, or 0 when it needs more than @room bytes.
+ */
+static inline size_t dns_wire_put_opt_usual(uint8_t *p, size_t room, uint16_t udp_size, bool do_bit,
+                                            const struct dns_ecs *ecs, uint8_t scope)
+{
+    /* root owner, TYPE OPT, CLASS (patched), TTL 0 (DO patched), RDLENGTH
+     * (patched), then the ECS option's code, length (patched) and family */
+    static const uint8_t head[19] = {0, 0, DNS_TYPE_OPT,     0, 0, 0, 0, 0, 0, 0,
+                                     0, 0, DNS_EDNS_OPT_ECS, 0, 0, 0, 0, 0, 0};
+
+    if (!ecs->present) {
+        if (room < 11)
+            return 0;
+        memcpy(p, head, 11);
+        p[3] = (uint8_t)(udp_size >> 8);
+        p[4] = (uint8_t)udp_size;
+        p[7] = do_bit ? 0x80 : 0;
+        return 11;
+    }
+    size_t addr_len = (ecs->source_len + 7u) / 8u;
+    if (19 + addr_len > room)
+        return 0;
+    memcpy(p, head, sizeof(head));
+    p[3] = (uint8_t)(udp_size >> 8);
+    p[4] = (uint8_t)udp_size;
+    p[7] = do_bit ? 0x80 : 0;
+    p[10] = (uint8_t)(8 + addr_len);
+    p[14] = (uint8_t)(4 + addr_len);
+    p[15] = (uint8_t)(ecs->family >> 8);
+    p[16] = (uint8_t)ecs->family;
+    p[17] = ecs->source_len;
+    p[18] = scope;
+    /* The whole zero-padded address when there is room: one fixed copy; what
+     * lands past the option is overwritten next or lies past the message. */
+    if (room - 19 >= sizeof(ecs->addr))
+        memcpy(p + 19, ecs->addr, sizeof(ecs->addr));
+    else
+        memcpy(p + 19, ecs->addr, addr_len);
+    return 19 + addr_len;
+}
 
 /** Bytes dns_writer_opt() needs for @o. */
 size_t dns_writer_opt_len(const struct dns_opt_out *o);

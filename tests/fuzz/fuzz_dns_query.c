@@ -91,6 +91,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     memset(fz.conf.dnsd.nsid_data, 'n', sizeof(fz.conf.dnsd.nsid_data));
     fz.conf.dnsd.nsid_len = sizeof(fz.conf.dnsd.nsid_data);
     fz.view.conf = &fz.conf;
+    dns_view_read_conf(&fz.view);
     fz.view.lpm = cm_lpm_new();
     if (fz.view.lpm == NULL || cm_lpm_insert(fz.view.lpm, AF_INET, net4, 16, 1) != CM_OK ||
         cm_lpm_insert(fz.view.lpm, AF_INET6, net6, 48, 2) != CM_OK)

@@ -346,6 +346,7 @@ static void test_truncation(void **state)
 
     memcpy(&sin.sin_addr, client, 4);
     f->conf->dnsd.max_udp_size = 512;
+    dns_view_read_conf(f->view);
     memset(f->conf->dnsd.nsid_data, 'n', 128);
     f->conf->dnsd.nsid_len = 128;
     /* 63-byte labels, then one of 1..63 bytes above the apex: names of 211..255 bytes */

@@ -175,6 +175,7 @@ static int setup(void **state)
     f->conf.dnsd.max_udp_size = 1232;
     f->conf.dnsd.region = 0;
     f->view.conf = &f->conf;
+    dns_view_read_conf(&f->view);
     f->view.default_region = 0;
     f->view.fed = NULL; /* static behaviour only */
     f->view.lpm = cm_lpm_new();
@@ -686,11 +687,13 @@ static void test_ecs_echo(void **state)
 
     /* ECS disabled: echoed with scope 0, location from the source address */
     f->conf.dnsd.ecs = false;
+    dns_view_read_conf(&f->view);
     n = run(f, &p, false);
     assert_memory_equal(f->resp + n - sizeof(tail), tail, sizeof(tail));
     assert_false(f->info.ecs);
     assert_int_equal(f->info.region, 0);
     f->conf.dnsd.ecs = true;
+    dns_view_read_conf(&f->view);
 
     /* source prefix 0: not used for location */
     p_query_full(&p, 1, 0, "www." ORIGIN, DNS_TYPE_A, DNS_CLASS_IN, 1);
@@ -1295,6 +1298,81 @@ static void test_nsid(void **state)
     f->conf.dnsd.nsid_len = 0;
 }
 
+/* The precompiled path writes the usual OPT (ECS, no COOKIE, no NSID)
+ * straight: a federated answer with a COOKIE or NSID asked for still gets
+ * them, beside the ECS option echoed with its scope. */
+static void test_precompiled_opt(void **state)
+{
+    struct fixture *f = *state;
+    struct cm_conf *conf = NULL;
+    struct cm_state *st = NULL;
+    struct cm_merged *merged = NULL;
+    struct dns_view *view = scope_view(f, &conf, &merged, &st);
+    static const uint8_t client[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    static const uint8_t eu[3] = {10, 3, 1};
+    uint8_t got[64];
+    struct pkt p;
+
+    memcpy(conf->dnsd.nsid_data, "ns1", 3);
+    conf->dnsd.nsid_len = 3;
+    conf->dnsd.cookies.enabled = true;
+    memset(conf->dnsd.cookies.secret, 0x5a, sizeof(conf->dnsd.cookies.secret));
+    for (unsigned ask = 0; ask < 4; ask++) { /* bit 0: COOKIE, bit 1: NSID */
+        p_query_full(&p, 1, 0, "web.default.myfed.svc." ORIGIN, DNS_TYPE_A, DNS_CLASS_IN, 1);
+        size_t start = p.len;
+        p_opt(&p, 1232, 0, 1, 24, eu);
+        if (ask & 1)
+            p_option(&p, start, DNS_EDNS_OPT_COOKIE, client, sizeof(client));
+        if (ask & 2)
+            p_option(&p, start, DNS_EDNS_OPT_NSID, NULL, 0);
+        size_t n = dns_query_process(view, p.b, p.len, f->resp, 4096,
+                                     (const struct sockaddr *)&f->client4, false, &f->info, NOW);
+        print_message("cookie %u nsid %u\n", ask & 1, ask >> 1);
+        assert_true(f->info.precompiled);
+        assert_int_equal(resp_option(f, n, DNS_EDNS_OPT_ECS, got), 7);
+        const uint8_t ecs[7] = {0, 1, 24, 17, 10, 3, 1}; /* scope: 10.3.128/24 is ap */
+        assert_memory_equal(got, ecs, sizeof(ecs));
+        assert_int_equal(resp_option(f, n, DNS_EDNS_OPT_COOKIE, got), ask & 1 ? 24 : -1);
+        if (ask & 1)
+            assert_memory_equal(got, client, sizeof(client));
+        assert_int_equal(resp_option(f, n, DNS_EDNS_OPT_NSID, got), ask & 2 ? 3 : -1);
+    }
+
+    dns_view_unref(view);
+    cm_merged_free(merged);
+    cm_state_free(st);
+    cm_conf_unref(conf);
+}
+
+/* What the query path reads of the conf, read once into the view. */
+static void test_view_read_conf(void **state)
+{
+    static const struct {
+        uint32_t conf; /* dnsd.max_udp_size */
+        uint16_t view; /* in effect */
+    } sizes[] = {{0, 1232},    {1, 512},       {511, 512},    {512, 512},
+                 {4096, 4096}, {65535, 65535}, {65536, 65535}};
+    struct fixture *f = *state;
+    struct dns_view v = {.conf = NULL};
+
+    dns_view_read_conf(&v);
+    assert_int_equal(v.max_udp, 1232);
+    assert_true(v.ecs);
+    v.conf = &f->conf;
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        f->conf.dnsd.max_udp_size = sizes[i].conf;
+        dns_view_read_conf(&v);
+        assert_int_equal(v.max_udp, sizes[i].view);
+    }
+    f->conf.dnsd.ecs = false;
+    dns_view_read_conf(&v);
+    assert_false(v.ecs);
+    f->conf.dnsd.ecs = true;
+    dns_view_read_conf(&v);
+    assert_true(v.ecs);
+    f->conf.dnsd.max_udp_size = 1232;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1316,6 +1394,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ecs_scope, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cookies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nsid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_precompiled_opt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_view_read_conf, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -783,6 +783,61 @@ static size_t opt_query(uint8_t *pkt, const uint8_t *opts, size_t opts_len)
 }
 
 /* COOKIE lengths (RFC 7873 §5.2.2) and NSID. */
+/* One OPT written by dns_wire_put_opt_usual() and by dns_wire_put_opt() into
+ * buffers filled alike, with @room bytes: the same length and every byte. */
+static void check_opt_usual(const struct dns_ecs *ecs, uint8_t scope, bool do_bit,
+                            uint16_t udp_size, size_t room)
+{
+    struct dns_opt_out o = {.udp_size = udp_size, .do_bit = do_bit, .ecs = ecs, .ecs_scope = scope};
+    uint8_t general[64], usual[64];
+
+    memset(general, 0xA5, sizeof(general));
+    memset(usual, 0xA5, sizeof(usual));
+    size_t n = dns_wire_put_opt(general, room, &o);
+    assert_int_equal(dns_wire_put_opt_usual(usual, room, udp_size, do_bit, ecs, scope), n);
+    assert_memory_equal(usual, general, sizeof(usual));
+}
+
+static void test_put_opt_usual(void **state)
+{
+    static const uint16_t sizes[] = {512, 1232, 0xFFFF};
+    struct dns_ecs ecs = {.present = false};
+
+    (void)state;
+    for (unsigned s = 0; s < 3; s++) {
+        for (int do_bit = 0; do_bit <= 1; do_bit++) {
+            check_opt_usual(&ecs, 0, do_bit, sizes[s], 11);
+            check_opt_usual(&ecs, 0, do_bit, sizes[s], 10);
+            check_opt_usual(&ecs, 0, do_bit, sizes[s], 64);
+        }
+    }
+    for (uint16_t family = 1; family <= 2; family++) {
+        unsigned max = family == 1 ? 32 : 128;
+        for (unsigned src = 0; src <= max; src++) {
+            /* as parsed: the address zero-padded beyond the prefix */
+            memset(&ecs, 0, sizeof(ecs));
+            ecs.present = true;
+            ecs.family = family;
+            ecs.source_len = (uint8_t)src;
+            for (unsigned i = 0; i < src / 8; i++)
+                ecs.addr[i] = (uint8_t)(0x81 + 37 * i);
+            if (src % 8 != 0)
+                ecs.addr[src / 8] = (uint8_t)(0xFF00u >> (src % 8));
+            size_t len = 19 + (src + 7) / 8;
+            const uint8_t scopes[] = {0, (uint8_t)src, 24, (uint8_t)max};
+            for (unsigned k = 0; k < sizeof(scopes); k++) {
+                for (int do_bit = 0; do_bit <= 1; do_bit++) {
+                    uint16_t udp = sizes[(src + k) % 3];
+                    check_opt_usual(&ecs, scopes[k], do_bit, udp, len - 1); /* no room */
+                    check_opt_usual(&ecs, scopes[k], do_bit, udp, len);     /* exact */
+                    check_opt_usual(&ecs, scopes[k], do_bit, udp, len + 15);
+                    check_opt_usual(&ecs, scopes[k], do_bit, udp, 64); /* the fixed copy */
+                }
+            }
+        }
+    }
+}
+
 static void test_parse_cookie_nsid(void **state)
 {
     static const struct {
@@ -880,6 +935,7 @@ int main(void)
         cmocka_unit_test(test_writer_soa_compression),
         cmocka_unit_test(test_writer_rollback),
         cmocka_unit_test(test_writer_opt_ecs),
+        cmocka_unit_test(test_put_opt_usual),
         cmocka_unit_test(test_parse_cookie_nsid),
         cmocka_unit_test(test_rrset_helpers),
     };
